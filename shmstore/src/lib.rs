@@ -1,13 +1,62 @@
 //! Typed shared memory between processes on one host.
+//!
+//! [`Shm<T>`](Shm) is `std::sync::Mutex<T>` across processes: a named value that any process
+//! can open, lock, read and watch; whose updates are all-or-nothing even when the writer is
+//! killed halfway; and that refuses to attach when two binaries disagree about `T`'s layout.
+//!
+//! ```
+//! use shmstore::{Shm, ShmType};
+//!
+//! #[derive(ShmType, Clone, Copy, Debug, PartialEq)]
+//! #[repr(C)]
+//! struct Position { x: f64, y: f64, seq: u64 }
+//!
+//! # let name = format!("doc-crate-{}", std::process::id());
+//! // Any number of processes run this; exactly one runs the initialiser.
+//! let pos = Shm::<Position>::open_or_create(&name, || Position { x: 0.0, y: 0.0, seq: 0 })?;
+//! {
+//!     let mut p = pos.lock().unwrap();
+//!     p.x = 1.5;
+//!     p.y = -2.0;
+//!     p.seq += 1;
+//! } // committed as one update; readers never see x without y
+//! assert_eq!(pos.read(), Position { x: 1.5, y: -2.0, seq: 1 });
+//! # shmstore::unlink(&name)?;
+//! # Ok::<(), shmstore::Error>(())
+//! ```
+//!
+//! # Modules, inside
+//!
+//! `layout` (the `ShmType` trait and layouts), `name` (name rules), `sys` (every libc and nix
+//! call), `header` (the region format, `FORMAT.md`), `region` (create/open protocol and
+//! mapping), `lock` (the lock protocol: latch, rollback, poisoning), `snapshot` (lock-free
+//! reads), `shm` and `guard` (the typed API), `info` (listing), `error`.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
+#![warn(missing_docs)]
 
 // The derive names `::shmstore::…`; this lets the crate use it on its own types too.
 extern crate self as shmstore;
 
+mod error;
+mod guard;
+mod header;
+mod info;
 mod layout;
+mod lock;
+mod name;
+mod region;
+mod shm;
+mod snapshot;
+mod sys;
 
+pub use error::{Error, Result};
+pub use guard::ShmGuard;
+pub use info::{list, RegionInfo};
 pub use layout::{Field, Leaf, Primitive, Shape, ShmType, TypeLayout};
+pub use name::{validate_name, MAX_NAME_LEN};
+pub use region::unlink;
+pub use shm::{Shm, ShmOptions};
 /// Derives [`ShmType`](trait@ShmType) for a `#[repr(C)]` struct: see the trait's documentation.
 pub use shmstore_derive::ShmType;
 

@@ -1,0 +1,169 @@
+//! The one error type of the crate.
+
+use std::io;
+use std::time::Duration;
+
+/// Everything that can go wrong when creating, opening or removing a region.
+///
+/// Every message says what happened and what to do about it. Locking does not use this type:
+/// like `std::sync::Mutex`, [`Shm::lock`](crate::Shm::lock) returns std's
+/// [`LockResult`](std::sync::LockResult).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The name is not 1 to 200 of `[A-Za-z0-9._-]`, or is `.` or `..`. Checked before any
+    /// system call.
+    #[error(
+        "invalid region name {name:?}: {reason}; a name is 1 to 200 characters of A-Z a-z 0-9 . _ - \
+         and is not \".\" or \"..\""
+    )]
+    InvalidName {
+        /// The name as given.
+        name: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+
+    /// No region has this name.
+    #[error(
+        "region `{name}` does not exist; create it first (Shm::create or Shm::open_or_create), or \
+         check the name with `shmstore list`"
+    )]
+    NotFound {
+        /// The region name.
+        name: String,
+    },
+
+    /// [`Shm::create`](crate::Shm::create) found the name taken.
+    #[error(
+        "region `{name}` already exists; open it with Shm::open or Shm::open_or_create, or remove it \
+         first with shmstore::unlink(\"{name}\")"
+    )]
+    AlreadyExists {
+        /// The region name.
+        name: String,
+    },
+
+    /// The region holds another type (or another version of this type) than the one asked for.
+    #[error(
+        "region `{name}` holds `{found}` (fingerprint {found_fingerprint:#018x}), not `{expected}` \
+         (fingerprint {expected_fingerprint:#018x}){}; build both programs from the same type \
+         definition, or use another region name",
+        render_differences(differences)
+    )]
+    LayoutMismatch {
+        /// The region name.
+        name: String,
+        /// The type this process asked for.
+        expected: String,
+        /// The type stored in the region's descriptor.
+        found: String,
+        /// The fingerprint of the type this process asked for.
+        expected_fingerprint: u64,
+        /// The fingerprint stored in the region.
+        found_fingerprint: u64,
+        /// One line per difference, read from the descriptor stored in the region, such as
+        /// ``field `burst`: u64 at offset 8 here, u32 at offset 8 in the region``.
+        differences: Vec<String>,
+    },
+
+    /// The object under this name is not a valid region: wrong magic or format version, a size
+    /// too short for its own header, or inconsistent header fields.
+    #[error(
+        "region `{name}` is corrupt or not a shmstore region: {reason}; if nothing else uses it, \
+         remove it with shmstore::unlink(\"{name}\") (or `shmstore rm {name}`) and create it again"
+    )]
+    Corrupt {
+        /// The region name.
+        name: String,
+        /// What validation found.
+        reason: String,
+    },
+
+    /// The region's creator died before finishing it (or the object is empty).
+    #[error(
+        "region `{name}` was never finished: its creator died before initialising it; \
+         Shm::open_or_create re-initialises it, or remove it with shmstore::unlink(\"{name}\")"
+    )]
+    Incomplete {
+        /// The region name.
+        name: String,
+    },
+
+    /// The object's permissions refuse this process, or it belongs to another user and
+    /// `allow_other_owner(true)` was not given.
+    #[error("permission denied for region `{name}`: {detail}")]
+    PermissionDenied {
+        /// The region name.
+        name: String,
+        /// Why, and what to change.
+        detail: String,
+    },
+
+    /// A bounded wait ran out.
+    #[error(
+        "timed out after {after:?} waiting for region `{name}`: {waiting_for}; raise the timeout \
+         (ShmOptions::open_timeout) or find the process that holds it (`shmstore list`)"
+    )]
+    Timeout {
+        /// The region name.
+        name: String,
+        /// What was being waited for.
+        waiting_for: &'static str,
+        /// How long was waited.
+        after: Duration,
+    },
+
+    /// A system call failed for a reason not covered above.
+    #[error("{operation} for region `{name}` failed: {source}")]
+    Io {
+        /// The region name.
+        name: String,
+        /// What was being done.
+        operation: &'static str,
+        /// The operating system's error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+fn render_differences(differences: &[String]) -> String {
+    if differences.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", differences.join("; "))
+    }
+}
+
+/// `Result<T, shmstore::Error>`.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Maps an I/O error from `operation` on `name` to the variant that explains it best.
+    pub(crate) fn io(name: &str, operation: &'static str, source: io::Error) -> Error {
+        let name = name.to_string();
+        match source.kind() {
+            io::ErrorKind::NotFound => Error::NotFound { name },
+            io::ErrorKind::AlreadyExists => Error::AlreadyExists { name },
+            io::ErrorKind::PermissionDenied => Error::PermissionDenied {
+                detail: format!(
+                    "{operation}: {source}; the region's mode does not grant this user access \
+                     (see `shmstore list` for its owner and mode)"
+                ),
+                name,
+            },
+            _ => Error::Io {
+                name,
+                operation,
+                source,
+            },
+        }
+    }
+
+    pub(crate) fn corrupt(name: &str, reason: impl Into<String>) -> Error {
+        Error::Corrupt {
+            name: name.to_string(),
+            reason: reason.into(),
+        }
+    }
+}

@@ -1,0 +1,685 @@
+//! The region format, version 1: the header at offset 0, the type descriptor after it, and
+//! where the payload copies go. `FORMAT.md` documents the same thing byte for byte; the tests
+//! at the bottom of this file keep the two in step.
+//!
+//! Every header field is an atomic of the field's width, so a `&Header` over memory that other
+//! processes write concurrently is sound; the fields fixed at creation are read once, validated,
+//! and kept in a [`HeaderInfo`].
+
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8};
+
+use crate::error::{Error, Result};
+use crate::layout::{Primitive, TypeLayout};
+use crate::sys::mutex::{RobustMutex, PTHREAD_MUTEX_SIZE};
+
+/// Bytes 0..8 of every region.
+pub(crate) const MAGIC: [u8; 8] = *b"SHMSTORE";
+/// The format this build writes and reads.
+pub(crate) const FORMAT_VERSION: u32 = 1;
+/// Size of [`Header`]; the descriptor starts here.
+pub(crate) const HEADER_SIZE: usize = 256;
+/// Payload copies start on a multiple of `max(PAYLOAD_MIN_ALIGN, align_of::<T>())`: a cache
+/// line, so that the copies never share a line with the header or with each other.
+pub(crate) const PAYLOAD_MIN_ALIGN: usize = 64;
+/// The largest payload alignment a mapping (page-aligned) can honour.
+pub(crate) const MAX_PAYLOAD_ALIGN: usize = 4096;
+/// Refuse descriptors larger than this (a sanity bound against corrupt headers).
+pub(crate) const MAX_DESCRIPTOR_LEN: usize = 16 << 20;
+
+/// `state`: the creator is still writing the header or running `init`.
+pub(crate) const STATE_INITIALISING: u32 = 1;
+/// `state`: the region is complete; published with a release store.
+pub(crate) const STATE_READY: u32 = 2;
+
+/// `flags`: one payload copy, seqlock readers, poisoning (DESIGN §6 `in_place`).
+pub(crate) const FLAG_IN_PLACE: u32 = 1 << 0;
+/// `flags`: every publish wakes sleepers, so read-only handles need not poll.
+pub(crate) const FLAG_NOTIFY_READERS: u32 = 1 << 1;
+const KNOWN_FLAGS: u32 = FLAG_IN_PLACE | FLAG_NOTIFY_READERS;
+
+/// `kind`: a single value of one type ([`Shm`](crate::Shm)).
+pub(crate) const KIND_VALUE: u32 = 1;
+
+/// The region header, at offset 0 of every region. Native endianness.
+#[repr(C)]
+pub(crate) struct Header {
+    // Line 0 and 1: fixed at creation.
+    pub(crate) magic: AtomicU64,
+    pub(crate) format_version: AtomicU32,
+    pub(crate) header_size: AtomicU32,
+    pub(crate) state: AtomicU32,
+    pub(crate) flags: AtomicU32,
+    pub(crate) fingerprint: AtomicU64,
+    pub(crate) payload_offset: AtomicU64,
+    pub(crate) payload_size: AtomicU64,
+    pub(crate) payload_align: AtomicU64,
+    pub(crate) region_size: AtomicU64,
+    pub(crate) descriptor_offset: AtomicU64,
+    pub(crate) descriptor_len: AtomicU64,
+    pub(crate) creator_pid: AtomicU32,
+    pub(crate) mutex_size: AtomicU32,
+    pub(crate) boot_id: [AtomicU8; 16],
+    pub(crate) kind: AtomicU32,
+    _reserved0: [AtomicU32; 5],
+    // Line 2: what readers and writers touch on every operation.
+    pub(crate) version: AtomicU64,
+    pub(crate) waiters: AtomicU32,
+    pub(crate) poisoned: AtomicU32,
+    pub(crate) commit_in_progress: AtomicU32,
+    _reserved1: [AtomicU32; 11],
+    // Line 3: the lock, away from the version that readers poll.
+    pub(crate) mutex: RobustMutex,
+}
+
+const _: () = assert!(std::mem::size_of::<Header>() == HEADER_SIZE);
+const _: () = assert!(std::mem::align_of::<Header>() <= PAYLOAD_MIN_ALIGN);
+
+/// The header fields fixed at creation, read once and validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct HeaderInfo {
+    pub(crate) flags: u32,
+    pub(crate) fingerprint: u64,
+    pub(crate) layout: RegionLayout,
+    pub(crate) creator_pid: u32,
+    pub(crate) boot_id: [u8; 16],
+}
+
+impl HeaderInfo {
+    pub(crate) fn in_place(&self) -> bool {
+        self.flags & FLAG_IN_PLACE != 0
+    }
+}
+
+/// Where everything goes in a region of a given type and mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RegionLayout {
+    pub(crate) descriptor_len: usize,
+    pub(crate) payload_size: usize,
+    pub(crate) payload_align: usize,
+    /// The working copy (the only one in `in_place` mode).
+    pub(crate) payload_offset: usize,
+    /// The second copy in the default (crash-atomic) mode.
+    pub(crate) second_copy_offset: Option<usize>,
+    pub(crate) region_size: usize,
+}
+
+impl RegionLayout {
+    /// Lays out a region; `None` if the sizes overflow or the alignment is unusable.
+    pub(crate) fn new(
+        descriptor_len: usize,
+        payload_size: usize,
+        payload_align: usize,
+        in_place: bool,
+    ) -> Option<RegionLayout> {
+        if !payload_align.is_power_of_two() || payload_align > MAX_PAYLOAD_ALIGN {
+            return None;
+        }
+        let align = payload_align.max(PAYLOAD_MIN_ALIGN);
+        let payload_offset = align_up(HEADER_SIZE.checked_add(descriptor_len)?, align)?;
+        let first_end = payload_offset.checked_add(payload_size)?;
+        let (second_copy_offset, region_size) = if in_place {
+            (None, first_end)
+        } else {
+            let second = align_up(first_end, align)?;
+            (Some(second), second.checked_add(payload_size)?)
+        };
+        Some(RegionLayout {
+            descriptor_len,
+            payload_size,
+            payload_align,
+            payload_offset,
+            second_copy_offset,
+            region_size,
+        })
+    }
+}
+
+fn align_up(n: usize, align: usize) -> Option<usize> {
+    Some(n.checked_add(align - 1)? & !(align - 1))
+}
+
+/// Why a header is not usable, before anything about the type is compared.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum HeaderState {
+    /// Never written: the object is empty or its header is all zeros.
+    Blank,
+    /// Written, but the creator has not published it yet.
+    Initialising,
+    /// Complete and valid.
+    Ready(HeaderInfo),
+}
+
+impl Header {
+    /// Reads the state of a header over an object of `object_size` bytes, validating every
+    /// fixed field of a ready region. Errors describe corruption (for [`Error::Corrupt`]).
+    pub(crate) fn check(&self, object_size: u64) -> std::result::Result<HeaderState, String> {
+        let magic = self.magic.load(Relaxed);
+        if magic == 0 && self.state.load(Relaxed) == 0 {
+            return Ok(HeaderState::Blank);
+        }
+        if magic != u64::from_ne_bytes(MAGIC) {
+            return Err(format!(
+                "it does not start with the magic bytes \"SHMSTORE\" (found {:02x?})",
+                magic.to_ne_bytes()
+            ));
+        }
+        let version = self.format_version.load(Relaxed);
+        if version != FORMAT_VERSION {
+            return Err(format!(
+                "it has format version {version}, and this build reads version {FORMAT_VERSION}"
+            ));
+        }
+        let header_size = self.header_size.load(Relaxed);
+        if header_size as usize != HEADER_SIZE {
+            return Err(format!(
+                "its header size is {header_size}, not {HEADER_SIZE}"
+            ));
+        }
+        let mutex_size = self.mutex_size.load(Relaxed);
+        if mutex_size as usize != PTHREAD_MUTEX_SIZE {
+            return Err(format!(
+                "it was made with a {mutex_size}-byte pthread_mutex_t and this process uses \
+                 {PTHREAD_MUTEX_SIZE} bytes (another C library or architecture)"
+            ));
+        }
+        match self.state.load(Acquire) {
+            STATE_INITIALISING => return Ok(HeaderState::Initialising),
+            STATE_READY => {}
+            other => return Err(format!("its state word is {other}, which means nothing")),
+        }
+        if self.kind.load(Relaxed) != KIND_VALUE {
+            return Err(format!(
+                "it holds an object of kind {}, not a single value",
+                self.kind.load(Relaxed)
+            ));
+        }
+        let flags = self.flags.load(Relaxed);
+        if flags & !KNOWN_FLAGS != 0 {
+            return Err(format!("it has unknown mode flags {flags:#x}"));
+        }
+        let field = |a: &AtomicU64| usize::try_from(a.load(Relaxed)).ok();
+        let (Some(descriptor_offset), Some(descriptor_len)) =
+            (field(&self.descriptor_offset), field(&self.descriptor_len))
+        else {
+            return Err("its descriptor location does not fit this process's address space".into());
+        };
+        if descriptor_offset != HEADER_SIZE || descriptor_len > MAX_DESCRIPTOR_LEN {
+            return Err(format!(
+                "its type descriptor is at {descriptor_offset} with length {descriptor_len}; \
+                 expected offset {HEADER_SIZE} and at most {MAX_DESCRIPTOR_LEN} bytes"
+            ));
+        }
+        let (Some(size), Some(align)) = (field(&self.payload_size), field(&self.payload_align))
+        else {
+            return Err("its payload size does not fit this process's address space".into());
+        };
+        let Some(layout) =
+            RegionLayout::new(descriptor_len, size, align, flags & FLAG_IN_PLACE != 0)
+        else {
+            return Err(format!(
+                "its payload size {size} and alignment {align} cannot be laid out"
+            ));
+        };
+        if field(&self.payload_offset) != Some(layout.payload_offset)
+            || field(&self.region_size) != Some(layout.region_size)
+        {
+            return Err(format!(
+                "its payload offset ({}) or region size ({}) disagree with its own layout \
+                 (expected {} and {})",
+                self.payload_offset.load(Relaxed),
+                self.region_size.load(Relaxed),
+                layout.payload_offset,
+                layout.region_size
+            ));
+        }
+        if object_size < layout.region_size as u64 {
+            return Err(format!(
+                "it is {object_size} bytes long but its header describes {} bytes (truncated)",
+                layout.region_size
+            ));
+        }
+        let mut boot_id = [0u8; 16];
+        for (b, a) in boot_id.iter_mut().zip(&self.boot_id) {
+            *b = a.load(Relaxed);
+        }
+        Ok(HeaderState::Ready(HeaderInfo {
+            flags,
+            fingerprint: self.fingerprint.load(Relaxed),
+            layout,
+            creator_pid: self.creator_pid.load(Relaxed),
+            boot_id,
+        }))
+    }
+
+    /// Writes every fixed field with state "initialising" and a fresh lock. The version and
+    /// the flags of the lock protocol start at zero.
+    ///
+    /// # Safety
+    ///
+    /// No other process may use the region's lock meanwhile: either the object is unnamed, or
+    /// the caller holds its exclusive `flock` and the state is not "ready".
+    pub(crate) unsafe fn initialise(&self, info: &HeaderInfo, kind: u32) -> std::io::Result<()> {
+        let layout = &info.layout;
+        self.state.store(STATE_INITIALISING, Relaxed);
+        self.magic.store(u64::from_ne_bytes(MAGIC), Relaxed);
+        self.format_version.store(FORMAT_VERSION, Relaxed);
+        self.header_size.store(HEADER_SIZE as u32, Relaxed);
+        self.flags.store(info.flags, Relaxed);
+        self.fingerprint.store(info.fingerprint, Relaxed);
+        self.payload_offset
+            .store(layout.payload_offset as u64, Relaxed);
+        self.payload_size.store(layout.payload_size as u64, Relaxed);
+        self.payload_align
+            .store(layout.payload_align as u64, Relaxed);
+        self.region_size.store(layout.region_size as u64, Relaxed);
+        self.descriptor_offset.store(HEADER_SIZE as u64, Relaxed);
+        self.descriptor_len
+            .store(layout.descriptor_len as u64, Relaxed);
+        self.creator_pid.store(info.creator_pid, Relaxed);
+        self.mutex_size.store(PTHREAD_MUTEX_SIZE as u32, Relaxed);
+        for (a, b) in self.boot_id.iter().zip(info.boot_id) {
+            a.store(b, Relaxed);
+        }
+        self.kind.store(kind, Relaxed);
+        self.version.store(0, Relaxed);
+        self.waiters.store(0, Relaxed);
+        self.poisoned.store(0, Relaxed);
+        self.commit_in_progress.store(0, Relaxed);
+        // SAFETY: the caller guarantees nobody else uses the lock meanwhile.
+        unsafe { self.mutex.init() }
+    }
+
+    /// Publishes the region: everything written before becomes visible to any process that
+    /// sees the state "ready" (it loads it with acquire ordering).
+    pub(crate) fn publish_ready(&self) {
+        self.state.store(STATE_READY, Release);
+    }
+}
+
+/// A decoded type descriptor: the stored type's name and flattened field table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Descriptor {
+    pub(crate) type_name: String,
+    pub(crate) fields: Vec<DescriptorField>,
+}
+
+/// One row of the descriptor's field table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct DescriptorField {
+    pub(crate) path: String,
+    pub(crate) offset: u64,
+    /// The primitive's code (see [`Primitive::code`]); unknown codes are kept for reporting.
+    pub(crate) primitive: u32,
+    pub(crate) count: u64,
+}
+
+impl DescriptorField {
+    /// `u32`, `[f32; 4]`, or `kind 99` for a code this build does not know.
+    pub(crate) fn type_text(&self) -> String {
+        let base = Primitive::from_code(self.primitive.min(255) as u8)
+            .filter(|_| self.primitive <= 255)
+            .map_or_else(
+                || format!("kind {}", self.primitive),
+                |p| p.name().to_string(),
+            );
+        if self.count == 1 {
+            base
+        } else {
+            format!("[{base}; {}]", self.count)
+        }
+    }
+}
+
+impl Descriptor {
+    /// The descriptor of a Rust type.
+    pub(crate) fn of(layout: &TypeLayout) -> Descriptor {
+        Descriptor {
+            type_name: layout.type_name(),
+            fields: layout
+                .leaves()
+                .into_iter()
+                .map(|leaf| DescriptorField {
+                    path: leaf.path,
+                    offset: leaf.offset as u64,
+                    primitive: u32::from(leaf.primitive.code()),
+                    count: leaf.count as u64,
+                })
+                .collect(),
+        }
+    }
+
+    /// The byte encoding stored after the header (see `FORMAT.md`): `u32` name length, name,
+    /// `u32` field count, then per field `u32` path length, path, `u32` primitive code,
+    /// `u64` offset, `u64` count. Native endianness, no padding.
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        put_str(&mut out, &self.type_name);
+        out.extend_from_slice(&(self.fields.len() as u32).to_ne_bytes());
+        for field in &self.fields {
+            put_str(&mut out, &field.path);
+            out.extend_from_slice(&field.primitive.to_ne_bytes());
+            out.extend_from_slice(&field.offset.to_ne_bytes());
+            out.extend_from_slice(&field.count.to_ne_bytes());
+        }
+        out
+    }
+
+    /// Decodes [`encode`](Self::encode)'s format, refusing anything truncated, oversized,
+    /// non-UTF-8 or followed by trailing bytes.
+    pub(crate) fn decode(bytes: &[u8]) -> std::result::Result<Descriptor, String> {
+        let mut r = Reader { bytes, at: 0 };
+        let type_name = r.str()?;
+        let count = r.u32()? as usize;
+        // Each field takes at least 24 bytes, so a huge count cannot make us allocate.
+        if count > r.remaining() / 24 {
+            return Err(format!(
+                "its descriptor claims {count} fields, more than it holds"
+            ));
+        }
+        let mut fields = Vec::with_capacity(count);
+        for _ in 0..count {
+            let path = r.str()?;
+            let primitive = r.u32()?;
+            let offset = r.u64()?;
+            let count = r.u64()?;
+            fields.push(DescriptorField {
+                path,
+                offset,
+                primitive,
+                count,
+            });
+        }
+        if r.remaining() != 0 {
+            return Err(format!(
+                "its descriptor has {} unexpected trailing bytes",
+                r.remaining()
+            ));
+        }
+        Ok(Descriptor { type_name, fields })
+    }
+
+    /// What differs between `self` (this process's type) and `stored` (the region's), one
+    /// line each, for [`Error::LayoutMismatch`].
+    pub(crate) fn differences(&self, stored: &Descriptor) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.type_name != stored.type_name {
+            out.push(format!(
+                "type name `{}` here, `{}` in the region",
+                self.type_name, stored.type_name
+            ));
+        }
+        for mine in &self.fields {
+            match stored.fields.iter().find(|f| f.path == mine.path) {
+                Some(theirs) if theirs == mine => {}
+                Some(theirs) => out.push(format!(
+                    "field `{}`: {} at offset {} here, {} at offset {} in the region",
+                    mine.path,
+                    mine.type_text(),
+                    mine.offset,
+                    theirs.type_text(),
+                    theirs.offset
+                )),
+                None => out.push(format!(
+                    "field `{}` ({} at offset {}) is not in the region",
+                    mine.path,
+                    mine.type_text(),
+                    mine.offset
+                )),
+            }
+        }
+        for theirs in &stored.fields {
+            if !self.fields.iter().any(|f| f.path == theirs.path) {
+                out.push(format!(
+                    "field `{}` ({} at offset {}) is in the region but not in this type",
+                    theirs.path,
+                    theirs.type_text(),
+                    theirs.offset
+                ));
+            }
+        }
+        out
+    }
+}
+
+/// Checks that a ready region holds `layout`'s type, reading the stored descriptor to explain
+/// any difference.
+pub(crate) fn check_type(
+    name: &str,
+    info: &HeaderInfo,
+    descriptor_bytes: &[u8],
+    layout: &TypeLayout,
+) -> Result<()> {
+    let matches = info.fingerprint == layout.fingerprint()
+        && info.layout.payload_size == layout.size()
+        && info.layout.payload_align == layout.align();
+    if matches {
+        return Ok(());
+    }
+    let stored = Descriptor::decode(descriptor_bytes).map_err(|why| Error::corrupt(name, why))?;
+    let mine = Descriptor::of(layout);
+    let mut differences = mine.differences(&stored);
+    if info.layout.payload_size != layout.size() {
+        differences.push(format!(
+            "size {} here, {} in the region",
+            layout.size(),
+            info.layout.payload_size
+        ));
+    }
+    if info.layout.payload_align != layout.align() {
+        differences.push(format!(
+            "alignment {} here, {} in the region",
+            layout.align(),
+            info.layout.payload_align
+        ));
+    }
+    if differences.is_empty() {
+        differences.push(
+            "the field tables agree, so a nested type's name or a field name inside an array of \
+             structs differs"
+                .to_string(),
+        );
+    }
+    Err(Error::LayoutMismatch {
+        name: name.to_string(),
+        expected: mine.type_name,
+        found: stored.type_name,
+        expected_fingerprint: layout.fingerprint(),
+        found_fingerprint: info.fingerprint,
+        differences,
+    })
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    out.extend_from_slice(&(s.len() as u32).to_ne_bytes());
+    out.extend_from_slice(s.as_bytes());
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl Reader<'_> {
+    fn remaining(&self) -> usize {
+        self.bytes.len() - self.at
+    }
+
+    fn take(&mut self, n: usize) -> std::result::Result<&[u8], String> {
+        if n > self.remaining() {
+            return Err(format!(
+                "its descriptor is truncated (needs {n} more bytes at offset {}, has {})",
+                self.at,
+                self.remaining()
+            ));
+        }
+        let out = &self.bytes[self.at..self.at + n];
+        self.at += n;
+        Ok(out)
+    }
+
+    fn u32(&mut self) -> std::result::Result<u32, String> {
+        let b = self.take(4)?;
+        Ok(u32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    fn u64(&mut self) -> std::result::Result<u64, String> {
+        let b = self.take(8)?;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(b);
+        Ok(u64::from_ne_bytes(a))
+    }
+
+    fn str(&mut self) -> std::result::Result<String, String> {
+        let len = self.u32()? as usize;
+        let b = self.take(len)?;
+        String::from_utf8(b.to_vec())
+            .map_err(|_| "its descriptor holds a name that is not UTF-8".into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::mem::offset_of;
+
+    /// The offsets FORMAT.md documents. If this fails, update FORMAT.md with the change.
+    #[test]
+    fn header_offsets_match_format_md() {
+        let expected: &[(&str, usize, usize)] = &[
+            ("magic", offset_of!(Header, magic), 0),
+            ("format_version", offset_of!(Header, format_version), 8),
+            ("header_size", offset_of!(Header, header_size), 12),
+            ("state", offset_of!(Header, state), 16),
+            ("flags", offset_of!(Header, flags), 20),
+            ("fingerprint", offset_of!(Header, fingerprint), 24),
+            ("payload_offset", offset_of!(Header, payload_offset), 32),
+            ("payload_size", offset_of!(Header, payload_size), 40),
+            ("payload_align", offset_of!(Header, payload_align), 48),
+            ("region_size", offset_of!(Header, region_size), 56),
+            (
+                "descriptor_offset",
+                offset_of!(Header, descriptor_offset),
+                64,
+            ),
+            ("descriptor_len", offset_of!(Header, descriptor_len), 72),
+            ("creator_pid", offset_of!(Header, creator_pid), 80),
+            ("mutex_size", offset_of!(Header, mutex_size), 84),
+            ("boot_id", offset_of!(Header, boot_id), 88),
+            ("kind", offset_of!(Header, kind), 104),
+            ("version", offset_of!(Header, version), 128),
+            ("waiters", offset_of!(Header, waiters), 136),
+            ("poisoned", offset_of!(Header, poisoned), 140),
+            (
+                "commit_in_progress",
+                offset_of!(Header, commit_in_progress),
+                144,
+            ),
+            ("mutex", offset_of!(Header, mutex), 192),
+        ];
+        let doc = include_str!("../../FORMAT.md");
+        for &(name, actual, documented) in expected {
+            assert_eq!(actual, documented, "offset of `{name}`");
+            let row = format!("| {documented} | ");
+            assert!(
+                doc.lines()
+                    .any(|l| l.starts_with(&row) && l.contains(&format!("`{name}`"))),
+                "FORMAT.md has no row `| {documented} | ... `{name}` ...`"
+            );
+        }
+        assert_eq!(std::mem::size_of::<Header>(), 256);
+        assert!(doc.contains("`HEADER_SIZE` = 256"));
+        assert!(doc.contains(&format!("\"{}\"", std::str::from_utf8(&MAGIC).unwrap())));
+    }
+
+    #[test]
+    fn layout_aligns_copies_to_cache_lines_or_the_type() {
+        let l = RegionLayout::new(10, 100, 8, false).unwrap();
+        assert_eq!(l.payload_offset, 320);
+        assert_eq!(l.second_copy_offset, Some(448));
+        assert_eq!(l.region_size, 548);
+        let l = RegionLayout::new(10, 100, 256, true).unwrap();
+        assert_eq!(l.payload_offset, 512);
+        assert_eq!(l.second_copy_offset, None);
+        assert_eq!(l.region_size, 612);
+        assert!(RegionLayout::new(0, 8, 3, false).is_none());
+        assert!(RegionLayout::new(0, 8, 8192, false).is_none());
+        assert!(RegionLayout::new(usize::MAX - 10, 8, 8, false).is_none());
+    }
+
+    #[test]
+    fn descriptor_round_trips_and_refuses_truncation() {
+        let d = Descriptor {
+            type_name: "Limits".into(),
+            fields: vec![
+                DescriptorField {
+                    path: "a".into(),
+                    offset: 0,
+                    primitive: 3,
+                    count: 1,
+                },
+                DescriptorField {
+                    path: "b.c".into(),
+                    offset: 8,
+                    primitive: 12,
+                    count: 4,
+                },
+            ],
+        };
+        let bytes = d.encode();
+        assert_eq!(Descriptor::decode(&bytes).unwrap(), d);
+        for cut in 0..bytes.len() {
+            assert!(Descriptor::decode(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(Descriptor::decode(&longer).is_err());
+    }
+
+    #[test]
+    fn differences_name_each_field() {
+        let mine = Descriptor {
+            type_name: "S".into(),
+            fields: vec![
+                DescriptorField {
+                    path: "a".into(),
+                    offset: 0,
+                    primitive: 4,
+                    count: 1,
+                },
+                DescriptorField {
+                    path: "b".into(),
+                    offset: 8,
+                    primitive: 3,
+                    count: 1,
+                },
+            ],
+        };
+        let theirs = Descriptor {
+            type_name: "S".into(),
+            fields: vec![
+                DescriptorField {
+                    path: "a".into(),
+                    offset: 0,
+                    primitive: 3,
+                    count: 1,
+                },
+                DescriptorField {
+                    path: "c".into(),
+                    offset: 4,
+                    primitive: 3,
+                    count: 2,
+                },
+            ],
+        };
+        let diff = mine.differences(&theirs);
+        assert_eq!(
+            diff,
+            [
+                "field `a`: u64 at offset 0 here, u32 at offset 0 in the region",
+                "field `b` (u32 at offset 8) is not in the region",
+                "field `c` ([u32; 2] at offset 4) is in the region but not in this type",
+            ]
+        );
+    }
+}

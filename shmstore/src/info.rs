@@ -1,0 +1,79 @@
+//! Listing the regions on this host.
+
+use std::sync::atomic::Ordering::Acquire;
+
+use crate::error::{Error, Result};
+use crate::header::{Descriptor, Header, HeaderState, HEADER_SIZE};
+use crate::sys::object::{self, Access, Mapping};
+
+/// What [`list`] reports about one region.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RegionInfo {
+    /// The region's name (without the leading `/`).
+    pub name: String,
+    /// The stored type's name, from the region's descriptor.
+    pub type_name: String,
+    /// Payload bytes (the size of the type).
+    pub size: usize,
+    /// The last published version.
+    pub version: u64,
+    /// The pid of the process that created (or last re-initialised) it.
+    pub creator_pid: u32,
+    /// Whether an in-place region is poisoned.
+    pub poisoned: bool,
+    /// Whether it was created with `in_place(true)`.
+    pub in_place: bool,
+}
+
+/// The shmstore regions on this host that this user can read, sorted by name. Objects of
+/// other programs in `/dev/shm`, unfinished regions and unreadable ones are skipped.
+///
+/// ```
+/// # use shmstore::Shm;
+/// # let name = format!("doc-list-{}", std::process::id());
+/// let shm = Shm::<[u32; 4]>::options().unlink_on_drop(true).create(&name, [1, 2, 3, 4])?;
+/// let info = shmstore::list()?.into_iter().find(|r| r.name == name).unwrap();
+/// assert_eq!((info.type_name.as_str(), info.size), ("[u32; 4]", 16));
+/// # Ok::<(), shmstore::Error>(())
+/// ```
+///
+/// # Errors
+///
+/// [`Error::Io`] if the shared-memory directory cannot be read.
+pub fn list() -> Result<Vec<RegionInfo>> {
+    let names = object::names().map_err(|e| Error::io("*", "read /dev/shm", e))?;
+    Ok(names.iter().filter_map(|name| describe(name)).collect())
+}
+
+/// Reads one object's header and descriptor without taking any lock; `None` if it is not a
+/// ready shmstore region.
+fn describe(name: &str) -> Option<RegionInfo> {
+    crate::name::validate_name(name).ok()?;
+    let file = object::open(name, Access::ReadOnly).ok()?;
+    let stat = object::stat(&file).ok()?;
+    if stat.size < HEADER_SIZE as u64 {
+        return None;
+    }
+    let map = Mapping::new(&file, usize::try_from(stat.size).ok()?, Access::ReadOnly).ok()?;
+    // SAFETY: page-aligned, at least HEADER_SIZE bytes, alive for this function; every field
+    // of `Header` is atomic.
+    let header = unsafe { &*map.ptr().cast::<Header>() };
+    let HeaderState::Ready(info) = header.check(stat.size).ok()? else {
+        return None;
+    };
+    // SAFETY: the descriptor lies within the validated region, inside the mapping.
+    let bytes = unsafe {
+        std::slice::from_raw_parts(map.ptr().add(HEADER_SIZE), info.layout.descriptor_len)
+    };
+    let descriptor = Descriptor::decode(bytes).ok()?;
+    Some(RegionInfo {
+        name: name.to_string(),
+        type_name: descriptor.type_name,
+        size: info.layout.payload_size,
+        version: header.version.load(Acquire) & !1,
+        creator_pid: info.creator_pid,
+        poisoned: info.in_place() && header.poisoned.load(Acquire) != 0,
+        in_place: info.in_place(),
+    })
+}

@@ -1,0 +1,400 @@
+//! `Shm<T>`: a named value in shared memory, and its options builder.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::{LockResult, PoisonError, TryLockError, TryLockResult};
+use std::time::Duration;
+
+use crate::error::Result;
+use crate::guard::ShmGuard;
+use crate::header::MAX_PAYLOAD_ALIGN;
+use crate::layout::ShmType;
+use crate::lock::Wait;
+use crate::region::{Region, RegionSpec};
+use crate::snapshot::snapshot;
+use crate::sys::mutex::LockFailure;
+use crate::sys::object::Access;
+
+/// A named value of type `T` in shared memory: `std::sync::Mutex<T>` across processes.
+///
+/// Any process that knows the name can open it, [`lock`](Self::lock) it, [`read`](Self::read) a
+/// consistent snapshot without locking, and ask for its [`version`](Self::version). Updates are
+/// all-or-nothing even when the writer is killed halfway (see [`ShmGuard`]), and opening checks
+/// that both processes agree on `T`'s layout ([`Error::LayoutMismatch`](crate::Error)).
+///
+/// ```
+/// use shmstore::{Shm, ShmType};
+///
+/// #[derive(ShmType, Clone, Copy, Debug, PartialEq)]
+/// #[repr(C)]
+/// struct Limits { version: u64, rate_per_s: u32, burst: u32, name: [u8; 32] }
+///
+/// # let name = format!("doc-shm-{}", std::process::id());
+/// let limits = Shm::<Limits>::open_or_create(&name, || Limits {
+///     version: 1, rate_per_s: 100, burst: 10, name: *b"gateway                         ",
+/// })?;
+/// let seen = limits.version();
+/// {
+///     let mut g = limits.lock().unwrap(); // robust, process-shared lock
+///     g.rate_per_s = 500;                  // if this process dies here, the write is rolled back
+///     g.burst = 50;
+/// }                                        // dropping the guard commits both fields at once
+/// let now: Limits = limits.read();         // consistent snapshot, never half a write
+/// assert_eq!((now.rate_per_s, now.burst), (500, 50));
+/// assert!(limits.version() > seen);
+/// # shmstore::unlink(&name)?;
+/// # Ok::<(), shmstore::Error>(())
+/// ```
+///
+/// A handle is `Send + Sync`: share it between threads with an `Arc`. Dropping it unmaps the
+/// region; the name stays (other processes may use it) unless
+/// [`unlink_on_drop`](ShmOptions::unlink_on_drop) was set or [`unlink`](crate::unlink) is called.
+pub struct Shm<T: ShmType> {
+    region: Region,
+    _type: PhantomData<fn() -> T>,
+}
+
+impl<T: ShmType> Shm<T> {
+    /// Creates a new region holding `value`; [`Error::AlreadyExists`](crate::Error) if the name
+    /// is taken. The region is complete before its name appears. Uses the default
+    /// [`options`](Self::options).
+    ///
+    /// # Errors
+    ///
+    /// `InvalidName`, `AlreadyExists`, `PermissionDenied`, `Io`.
+    pub fn create(name: &str, value: T) -> Result<Self> {
+        Self::options().create(name, value)
+    }
+
+    /// Opens an existing region, checking that it holds a `T`.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidName`; `NotFound`; `LayoutMismatch` (another type: the message lists the
+    /// differing fields); `Corrupt` (not a region, or truncated); `Incomplete` (its creator died
+    /// before initialising it); `Timeout` (its creator is still initialising it after
+    /// `open_timeout`); `PermissionDenied` (mode, or another owner); `Io`.
+    pub fn open(name: &str) -> Result<Self> {
+        Self::options().open(name)
+    }
+
+    /// Opens the region, or creates it with the value `init` returns. However many processes
+    /// race, exactly one runs `init` and the others open what it made; an object left behind
+    /// by a creator that died is initialised again.
+    ///
+    /// # Errors
+    ///
+    /// As [`open`](Self::open) and [`create`](Self::create), except `NotFound`, `AlreadyExists`
+    /// and `Incomplete`.
+    pub fn open_or_create(name: &str, init: impl FnOnce() -> T) -> Result<Self> {
+        Self::options().open_or_create(name, init)
+    }
+
+    /// A builder for the less common settings: mode, timeouts, ownership, cleanup and the
+    /// in-place mode.
+    pub fn options() -> ShmOptions<T> {
+        ShmOptions::new()
+    }
+
+    fn from_region(region: Region) -> Self {
+        Shm {
+            region,
+            _type: PhantomData,
+        }
+    }
+
+    pub(crate) fn region(&self) -> &Region {
+        &self.region
+    }
+
+    /// The region's name.
+    pub fn name(&self) -> &str {
+        self.region.name()
+    }
+
+    /// Whether the region keeps one copy and poisons on a dead writer (created with
+    /// [`in_place(true)`](ShmOptions::in_place)) rather than rolling back.
+    pub fn is_in_place(&self) -> bool {
+        self.region.in_place()
+    }
+
+    /// Blocks until this thread holds the region's lock, across every process.
+    ///
+    /// If the previous holder died (or panicked) in the middle of a write, its write is rolled
+    /// back first and this returns `Ok` — in the default mode a region is never poisoned. In an
+    /// [`in_place`](ShmOptions::in_place) region the dead holder's partial write stays, the
+    /// region is poisoned for every process, and this returns `Err(PoisonError)` carrying the
+    /// guard until [`clear_poison`](Self::clear_poison).
+    ///
+    /// # Panics
+    ///
+    /// If this thread already holds the lock (it would deadlock), or if the mutex in the
+    /// header was overwritten with garbage by another process.
+    pub fn lock(&self) -> LockResult<ShmGuard<'_, T>> {
+        match self.region.acquire(Wait::Forever) {
+            Ok(poisoned) => self.guard(poisoned),
+            Err(failure) => self.lock_failed(failure),
+        }
+    }
+
+    /// Takes the lock if no thread of any process holds it; `Err(WouldBlock)` otherwise
+    /// (including when this thread holds it).
+    pub fn try_lock(&self) -> TryLockResult<ShmGuard<'_, T>> {
+        self.try_acquire(Wait::No)
+    }
+
+    /// Like [`lock`](Self::lock), but gives up with `Err(WouldBlock)` after `timeout` on the
+    /// monotonic clock.
+    ///
+    /// # Panics
+    ///
+    /// As [`lock`](Self::lock).
+    pub fn lock_timeout(&self, timeout: Duration) -> TryLockResult<ShmGuard<'_, T>> {
+        self.try_acquire(Wait::For(timeout))
+    }
+
+    fn try_acquire(&self, wait: Wait) -> TryLockResult<ShmGuard<'_, T>> {
+        match self.region.acquire(wait) {
+            Ok(poisoned) => self.guard(poisoned).map_err(TryLockError::Poisoned),
+            Err(LockFailure::WouldBlock | LockFailure::TimedOut) => Err(TryLockError::WouldBlock),
+            Err(failure) => self.lock_failed(failure),
+        }
+    }
+
+    fn guard(&self, poisoned: bool) -> LockResult<ShmGuard<'_, T>> {
+        // SAFETY: `acquire` succeeded, so this thread holds the lock through this region.
+        let guard = unsafe { ShmGuard::new(self) };
+        if poisoned {
+            Err(PoisonError::new(guard))
+        } else {
+            Ok(guard)
+        }
+    }
+
+    #[cold]
+    fn lock_failed(&self, failure: LockFailure) -> ! {
+        match failure {
+            LockFailure::Deadlock => panic!(
+                "lock() on region `{}` from the thread that already holds its lock would deadlock",
+                self.name()
+            ),
+            other => panic!(
+                "the lock of region `{}` is unusable ({other:?}): another process overwrote \
+                 its header; remove the region and create it again",
+                self.name()
+            ),
+        }
+    }
+
+    /// Whether the region is poisoned: an `in_place` region whose writer died or panicked
+    /// mid-write. Visible to every process until [`clear_poison`](Self::clear_poison). Always
+    /// `false` in the default mode, which rolls such writes back instead.
+    pub fn is_poisoned(&self) -> bool {
+        self.region.in_place()
+            && self
+                .region
+                .header()
+                .poisoned
+                .load(std::sync::atomic::Ordering::Acquire)
+                != 0
+    }
+
+    /// Clears the poison flag for every process, after the value was checked or repaired.
+    pub fn clear_poison(&self) {
+        if self.region.in_place() {
+            self.region
+                .header()
+                .poisoned
+                .store(0, std::sync::atomic::Ordering::Release);
+        }
+    }
+
+    /// A consistent snapshot of the value, without taking the lock: never half of a write.
+    ///
+    /// In the default mode a reader never waits for a writer, however long the writer holds
+    /// the lock: it reads the last committed value. In an `in_place` region a reader that
+    /// meets a write in progress retries, then waits for it (recovering a dead writer itself).
+    ///
+    /// # Panics
+    ///
+    /// In an `in_place` region, if this thread holds a guard that has written (the read would
+    /// wait for itself). Read through the guard instead.
+    pub fn read(&self) -> T {
+        snapshot(&self.region)
+    }
+
+    /// The last published version. Every committed write (and every rollback) publishes a
+    /// higher one; it never returns the odd value of a write in progress.
+    pub fn version(&self) -> u64 {
+        self.region.published_version()
+    }
+
+    /// The pid of the process that created (or last re-initialised) the region.
+    pub fn creator_pid(&self) -> u32 {
+        self.region.info().creator_pid
+    }
+}
+
+impl<T: ShmType + fmt::Debug> fmt::Debug for Shm<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Shm")
+            .field("name", &self.name())
+            .field("version", &self.version())
+            .field("in_place", &self.is_in_place())
+            .field("value", &self.read())
+            .finish()
+    }
+}
+
+/// How to create or open a [`Shm`]: `Shm::<T>::options()`, then the settings, then
+/// [`create`](Self::create), [`open`](Self::open) or [`open_or_create`](Self::open_or_create).
+///
+/// ```
+/// # use shmstore::Shm;
+/// # use std::time::Duration;
+/// # let name = format!("doc-options-{}", std::process::id());
+/// let counter = Shm::<u64>::options()
+///     .mode(0o640)                          // owner writes, group reads
+///     .open_timeout(Duration::from_millis(200))
+///     .unlink_on_drop(true)                 // remove the name when this handle goes
+///     .open_or_create(&name, || 0)?;
+/// *counter.lock().unwrap() += 1;
+/// assert_eq!(counter.read(), 1);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
+#[must_use = "options do nothing until create, open or open_or_create is called"]
+pub struct ShmOptions<T: ShmType> {
+    mode: u32,
+    open_timeout: Duration,
+    unlink_on_drop: bool,
+    allow_other_owner: bool,
+    in_place: bool,
+    notify_readers: bool,
+    _type: PhantomData<fn() -> T>,
+}
+
+impl<T: ShmType> Clone for ShmOptions<T> {
+    fn clone(&self) -> Self {
+        ShmOptions { ..*self }
+    }
+}
+
+impl<T: ShmType> fmt::Debug for ShmOptions<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ShmOptions")
+            .field("mode", &format_args!("{:#o}", self.mode))
+            .field("open_timeout", &self.open_timeout)
+            .field("unlink_on_drop", &self.unlink_on_drop)
+            .field("allow_other_owner", &self.allow_other_owner)
+            .field("in_place", &self.in_place)
+            .field("notify_readers", &self.notify_readers)
+            .finish()
+    }
+}
+
+impl<T: ShmType> Default for ShmOptions<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T: ShmType> ShmOptions<T> {
+    const ALIGN_OK: () = assert!(
+        std::mem::align_of::<T>() <= MAX_PAYLOAD_ALIGN,
+        "a ShmType aligned to more than 4096 bytes cannot be placed in a page-aligned mapping"
+    );
+
+    /// The defaults: mode `0o600`, `open_timeout` 1 s, no unlink on drop, only regions of this
+    /// user, crash-atomic (not in place), readers not notified.
+    pub fn new() -> Self {
+        #[allow(clippy::let_unit_value)]
+        let () = Self::ALIGN_OK;
+        ShmOptions {
+            mode: 0o600,
+            open_timeout: Duration::from_secs(1),
+            unlink_on_drop: false,
+            allow_other_owner: false,
+            in_place: false,
+            notify_readers: false,
+            _type: PhantomData,
+        }
+    }
+
+    /// Permission bits of a created region (default `0o600`), applied with `fchmod` so the
+    /// umask cannot change them. Use `0o640` or `0o644` to let others open it read-only.
+    pub fn mode(mut self, mode: u32) -> Self {
+        self.mode = mode & 0o777;
+        self
+    }
+
+    /// How long `open` waits for a live creator that is still initialising the region
+    /// (default 1 s) before [`Error::Timeout`](crate::Error).
+    pub fn open_timeout(mut self, timeout: Duration) -> Self {
+        self.open_timeout = timeout;
+        self
+    }
+
+    /// Remove the name when this handle is dropped — only if the name still refers to this
+    /// handle's region (default `false`).
+    pub fn unlink_on_drop(mut self, unlink: bool) -> Self {
+        self.unlink_on_drop = unlink;
+        self
+    }
+
+    /// Accept a region owned by another user (default `false`: anyone could plant a region
+    /// under a name this process uses, so trusting another owner must be explicit).
+    pub fn allow_other_owner(mut self, allow: bool) -> Self {
+        self.allow_other_owner = allow;
+        self
+    }
+
+    /// Create the region in place mode (default `false`): one copy of the value instead of
+    /// two, a seqlock for readers, and std-style poisoning when a writer dies mid-write
+    /// instead of a rollback. For values too large to copy on every write. Openers follow
+    /// whatever mode the region was created with.
+    pub fn in_place(mut self, in_place: bool) -> Self {
+        self.in_place = in_place;
+        self
+    }
+
+    /// Create the region so that every publish wakes sleeping readers, including read-only
+    /// ones that cannot register themselves (default `false`).
+    pub fn notify_readers(mut self, notify: bool) -> Self {
+        self.notify_readers = notify;
+        self
+    }
+
+    fn spec(&self) -> RegionSpec {
+        RegionSpec {
+            layout: &T::LAYOUT,
+            in_place: self.in_place,
+            notify_readers: self.notify_readers,
+            mode: self.mode,
+            open_timeout: self.open_timeout,
+            allow_other_owner: self.allow_other_owner,
+            unlink_on_drop: self.unlink_on_drop,
+        }
+    }
+
+    /// [`Shm::create`] with these options.
+    pub fn create(self, name: &str, value: T) -> Result<Shm<T>> {
+        let mut write = |bytes: &mut [u8]| bytes.copy_from_slice(bytemuck::bytes_of(&value));
+        Region::create(name, &self.spec(), &mut write).map(Shm::from_region)
+    }
+
+    /// [`Shm::open`] with these options.
+    pub fn open(self, name: &str) -> Result<Shm<T>> {
+        Region::open(name, &self.spec(), Access::ReadWrite).map(Shm::from_region)
+    }
+
+    /// [`Shm::open_or_create`] with these options.
+    pub fn open_or_create(self, name: &str, init: impl FnOnce() -> T) -> Result<Shm<T>> {
+        let mut init = Some(init);
+        let mut write = |bytes: &mut [u8]| {
+            if let Some(init) = init.take() {
+                bytes.copy_from_slice(bytemuck::bytes_of(&init()));
+            }
+        };
+        Region::open_or_create(name, &self.spec(), &mut write).map(Shm::from_region)
+    }
+}
