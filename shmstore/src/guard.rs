@@ -79,8 +79,13 @@ impl<T: ShmType> DerefMut for ShmGuard<'_, T> {
 
 impl<T: ShmType> Drop for ShmGuard<'_, T> {
     fn drop(&mut self) {
-        // SAFETY: the guard exists only while this thread holds the lock (see `new`).
-        unsafe { self.shm.region().release(self.wrote) };
+        // SAFETY: the guard exists only while this thread holds the lock (see `new`), and the
+        // region was validated to hold a `T`, so its payload is `size_of::<T>()` bytes.
+        unsafe {
+            self.shm
+                .region()
+                .release(self.wrote, std::mem::size_of::<T>())
+        };
     }
 }
 

@@ -169,14 +169,17 @@ impl Region {
     }
 
     /// The validated fixed fields of the header.
+    #[inline]
     pub(crate) fn info(&self) -> &HeaderInfo {
         &self.info
     }
 
+    #[inline]
     pub(crate) fn in_place(&self) -> bool {
         self.info.in_place()
     }
 
+    #[inline]
     fn base(&self) -> *mut u8 {
         match &self.map {
             Some(map) => map.ptr(),
@@ -185,6 +188,7 @@ impl Region {
     }
 
     /// The header at offset 0.
+    #[inline]
     pub(crate) fn header(&self) -> &Header {
         // SAFETY: the mapping is page-aligned (≥ the header's alignment) and at least
         // HEADER_SIZE bytes long (checked before mapping); it lives as long as `self`; every
@@ -195,6 +199,7 @@ impl Region {
 
     /// The working copy: the payload the lock holder writes in place (the only copy in
     /// `in_place` mode). Aligned to `max(64, align_of::<T>())`, `payload_size` bytes long.
+    #[inline]
     pub(crate) fn working_copy(&self) -> *mut u8 {
         // SAFETY: `payload_offset + payload_size ≤ region_size ≤` the mapped length (validated
         // by `Header::check` or computed by us), so the offset stays within the mapping.
@@ -202,6 +207,7 @@ impl Region {
     }
 
     /// The untouched copy readers use while the working copy is being written (default mode).
+    #[inline]
     pub(crate) fn second_copy(&self) -> Option<*mut u8> {
         self.info.layout.second_copy_offset.map(|offset| {
             // SAFETY: as in `working_copy`; the second copy ends at `region_size`.

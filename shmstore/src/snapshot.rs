@@ -81,8 +81,9 @@ impl Region {
         }
         match self.acquire(Wait::No) {
             // Free: whoever made the version odd is gone, and acquiring repaired it.
-            // SAFETY: just acquired by this thread.
-            Ok(_) => unsafe { self.release(false) },
+            // SAFETY: just acquired by this thread; nothing was written, so the size is unused
+            // but correct.
+            Ok(_) => unsafe { self.release(false, self.info().layout.payload_size) },
             Err(LockFailure::WouldBlock) => futex::wait_low_half(
                 &self.header().version,
                 odd as u32,

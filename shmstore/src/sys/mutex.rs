@@ -70,6 +70,7 @@ pub(crate) enum LockFailure {
 }
 
 impl RobustMutex {
+    #[inline]
     fn raw(&self) -> *mut libc::pthread_mutex_t {
         self.storage.get().cast()
     }
@@ -108,6 +109,7 @@ impl RobustMutex {
     }
 
     /// Blocks until the calling thread holds the mutex.
+    #[inline]
     pub(crate) fn lock(&self) -> Result<Acquired, LockFailure> {
         // SAFETY: the mutex lives in a mapping that outlives `&self`; it was initialised by the
         // region's creator before the region was published (the header validation proved it).
@@ -115,6 +117,7 @@ impl RobustMutex {
     }
 
     /// Takes the mutex if no other thread holds it.
+    #[inline]
     pub(crate) fn try_lock(&self) -> Result<Acquired, LockFailure> {
         // SAFETY: as in `lock`.
         match classify(unsafe { libc::pthread_mutex_trylock(self.raw()) }) {
@@ -147,12 +150,14 @@ impl RobustMutex {
     ///
     /// The calling thread must hold the mutex (the error-checking kind would refuse otherwise,
     /// but the callers' own state — guards, latches — assumes a held lock).
+    #[inline]
     pub(crate) unsafe fn unlock(&self) {
         // SAFETY: the caller holds the mutex, as required; the mapping outlives `&self`.
         unsafe { libc::pthread_mutex_unlock(self.raw()) };
     }
 }
 
+#[inline]
 fn classify(code: libc::c_int) -> Result<Acquired, LockFailure> {
     match code {
         0 => Ok(Acquired::Clean),

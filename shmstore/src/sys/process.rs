@@ -14,6 +14,7 @@ pub(crate) fn effective_uid() -> u32 {
 
 /// A nonzero token unique to the calling thread among the live threads of this process: the
 /// address of a thread-local, which no two live threads share. Cheaper than `gettid`.
+#[inline]
 pub(crate) fn thread_token() -> usize {
     thread_local!(static TOKEN: u8 = const { 0 });
     TOKEN.with(|t| t as *const u8 as usize)

@@ -1,0 +1,135 @@
+//! Lock and read costs against their raw baselines (DESIGN §11), measured in one run:
+//! `cargo bench -p shmstore --bench lock`.
+//!
+//! Baselines: a robust, process-shared, error-checking pthread mutex in a shared mapping
+//! (what `lock()` is built on), and a race-free copy with relaxed `u64` loads (what `read()`
+//! is built on) next to a plain `memcpy`.
+
+use std::hint::black_box;
+use std::mem::MaybeUninit;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use nix::libc;
+use shmstore::{Shm, ShmType};
+
+#[derive(ShmType, Clone, Copy)]
+#[repr(C)]
+struct Small {
+    a: u64,
+    b: u64,
+}
+
+#[derive(ShmType, Clone, Copy)]
+#[repr(C)]
+struct Page {
+    words: [u64; 512],
+}
+
+/// Removes the benchmark's regions even if a benchmark panics.
+struct Names(Vec<String>);
+impl Drop for Names {
+    fn drop(&mut self) {
+        for n in &self.0 {
+            let _ = shmstore::unlink(n);
+        }
+    }
+}
+
+/// A raw robust pthread mutex in a shared anonymous mapping: the floor for `lock()`.
+struct RawMutex {
+    ptr: *mut libc::pthread_mutex_t,
+}
+
+impl RawMutex {
+    fn new() -> RawMutex {
+        // SAFETY: an anonymous shared mapping of one page, checked for failure; the mutex is
+        // initialised with standard attribute calls before use and never moved.
+        unsafe {
+            let p = libc::mmap(
+                std::ptr::null_mut(),
+                4096,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            );
+            assert_ne!(p, libc::MAP_FAILED);
+            let mut attr = MaybeUninit::<libc::pthread_mutexattr_t>::uninit();
+            libc::pthread_mutexattr_init(attr.as_mut_ptr());
+            libc::pthread_mutexattr_setpshared(attr.as_mut_ptr(), libc::PTHREAD_PROCESS_SHARED);
+            libc::pthread_mutexattr_setrobust(attr.as_mut_ptr(), libc::PTHREAD_MUTEX_ROBUST);
+            libc::pthread_mutexattr_settype(attr.as_mut_ptr(), libc::PTHREAD_MUTEX_ERRORCHECK);
+            let m = p.cast::<libc::pthread_mutex_t>();
+            assert_eq!(libc::pthread_mutex_init(m, attr.as_ptr()), 0);
+            RawMutex { ptr: m }
+        }
+    }
+
+    fn lock_write_unlock(&self, slot: &AtomicU64) {
+        // SAFETY: the mutex was initialised in `new` and its mapping is never unmapped.
+        unsafe { libc::pthread_mutex_lock(self.ptr) };
+        slot.store(slot.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        // SAFETY: locked just above by this thread.
+        unsafe { libc::pthread_mutex_unlock(self.ptr) };
+    }
+}
+
+fn copy_relaxed(src: &[AtomicU64], dst: &mut [u64]) {
+    for (d, s) in dst.iter_mut().zip(src) {
+        *d = s.load(Ordering::Relaxed);
+    }
+}
+
+fn benches(c: &mut Criterion) {
+    let pid = std::process::id();
+    let names = Names(vec![
+        format!("shmstore-bench-small-{pid}"),
+        format!("shmstore-bench-small-inplace-{pid}"),
+        format!("shmstore-bench-page-{pid}"),
+    ]);
+    let small = Shm::<Small>::create(&names.0[0], Small { a: 0, b: 0 }).unwrap();
+    let small_in_place = Shm::<Small>::options()
+        .in_place(true)
+        .create(&names.0[1], Small { a: 0, b: 0 })
+        .unwrap();
+    let page = Shm::<Page>::create(&names.0[2], Page { words: [7; 512] }).unwrap();
+
+    let mut g = c.benchmark_group("lock+write 8 B+unlock, 16 B value");
+    let raw = RawMutex::new();
+    let slot = AtomicU64::new(0);
+    g.bench_function("raw robust pthread mutex", |b| {
+        b.iter(|| raw.lock_write_unlock(&slot))
+    });
+    g.bench_function("Shm default (crash-atomic)", |b| {
+        b.iter(|| small.lock().unwrap().a += 1)
+    });
+    g.bench_function("Shm in_place", |b| {
+        b.iter(|| small_in_place.lock().unwrap().a += 1)
+    });
+    g.bench_function("Shm default, read-only guard", |b| {
+        b.iter(|| black_box(small.lock().unwrap().a))
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("read 4 KiB");
+    let words: Vec<AtomicU64> = (0..512).map(AtomicU64::new).collect();
+    let mut out = vec![0u64; 512];
+    g.bench_function("memcpy", |b| {
+        let src = vec![1u64; 512];
+        b.iter(|| out.copy_from_slice(black_box(&src)))
+    });
+    g.bench_function("race-free copy (relaxed u64 loads)", |b| {
+        b.iter(|| copy_relaxed(black_box(&words), &mut out))
+    });
+    g.bench_function("Shm::read", |b| b.iter(|| black_box(page.read())));
+    g.finish();
+
+    let mut g = c.benchmark_group("read 16 B");
+    g.bench_function("Shm::read", |b| b.iter(|| black_box(small.read())));
+    g.finish();
+    drop(names);
+}
+
+criterion_group!(lock, benches);
+criterion_main!(lock);
