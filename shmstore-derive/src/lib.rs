@@ -8,22 +8,31 @@
 //! **Syntax** (here, with spans on the offending token): the item is a struct (not an enum or
 //! union) with at least one field; its `repr` is `C` (optionally with `align(N)` or
 //! `packed`/`packed(N)`) or `transparent`; generic parameters appear only with
-//! `repr(transparent)`; no field's type is spelled as something that can never be shared (a
-//! reference, pointer, heap type, `bool`, `char`, `usize`, `Option`, atomic, cell, tuple …).
-//! These checks exist for their messages: they tell the user *why* and *what to use instead*.
+//! `repr(transparent)`; no lifetimes; no field's type is spelled as something that can never be
+//! shared whatever the names in scope mean (a reference, pointer, function pointer, tuple,
+//! slice, `bool`, `char`, `usize`, `isize`). These checks exist for their messages: they tell
+//! the user *why* and *what to use instead*. A field type *named* like a standard type that is
+//! not `ShmType` (`Box`, `Vec`, `Option`, `Cell`, `AtomicU32`, `NonZeroU32`…) is not refused
+//! here, because the name may be the user's own `ShmType` struct: its layout is read through
+//! a `__private::hint` function whose bound carries a message for that kind of type.
 //!
 //! **Semantics** (in the generated code, checked by the compiler): every field type implements
-//! `ShmType` (the layout refers to `<F as ShmType>::LAYOUT`), and, for every pair of adjacent
-//! fields and for the end of the struct, a constant computed from `offset_of!` and `size_of`
-//! proves that no padding byte exists. Because these read the compiler's own numbers, a type
-//! alias, an associated-type projection or a macro-produced type cannot hide padding, and
-//! `align(N)` padding at the end is caught. Generic structs are accepted only with
-//! `repr(transparent)`, whose layout is its single field's, because a proof that runs only
-//! when a generic type is instantiated would let an unsound `unsafe impl` exist unchecked.
+//! `ShmType` (the layout refers to `<F as ShmType>::LAYOUT`), the struct is `Copy`, and, for
+//! every pair of adjacent fields and for the end of the struct, a constant computed from
+//! `offset_of!` and `size_of` proves that no padding byte exists; another proves the struct is
+//! not zero-sized. Because these read the compiler's own numbers, a type alias, an
+//! associated-type projection or a macro-produced type cannot hide padding, and `align(N)`
+//! padding at the end is caught. A `repr(transparent)` struct needs no padding proof: it has
+//! the layout of its one non-zero-sized field. Generic structs are accepted only with
+//! `repr(transparent)`, because a proof that runs only when a generic type is instantiated
+//! would let an unsound `unsafe impl` exist unchecked (and `cargo check` never instantiates).
+//!
+//! Every check is a type-checking error or the evaluation of a `const _` item, so each one
+//! fails `cargo check` as well as `cargo build`.
 
 use proc_macro::TokenStream;
 use proc_macro2::{Span, TokenStream as TokenStream2};
-use quote::{format_ident, quote, quote_spanned};
+use quote::{format_ident, quote, quote_spanned, ToTokens};
 use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 use syn::{Data, DeriveInput, Fields, LitStr, Member, Type};
@@ -69,8 +78,14 @@ impl Errors {
 struct Repr {
     c: Option<Span>,
     transparent: Option<Span>,
-    align: Option<Span>,
-    packed: Option<Span>,
+    align: Option<ReprToken>,
+    packed: Option<ReprToken>,
+}
+
+/// `align(16)` or `packed`: where it is and how it was written (for the advice in messages).
+struct ReprToken {
+    span: Span,
+    text: String,
 }
 
 fn parse_repr(input: &DeriveInput, errors: &mut Errors) -> Repr {
@@ -93,35 +108,43 @@ fn parse_repr(input: &DeriveInput, errors: &mut Errors) -> Repr {
                 "C" => repr.c = Some(span),
                 "transparent" => repr.transparent = Some(span),
                 "align" => {
-                    skip_parenthesized(&meta)?;
-                    repr.align = Some(span);
+                    let text = format!("align({})", parenthesized(&meta)?);
+                    repr.align = Some(ReprToken { span, text });
                 }
                 "packed" => {
-                    if meta.input.peek(syn::token::Paren) {
-                        skip_parenthesized(&meta)?;
-                    }
-                    repr.packed = Some(span);
+                    let text = if meta.input.peek(syn::token::Paren) {
+                        format!("packed({})", parenthesized(&meta)?)
+                    } else {
+                        "packed".to_string()
+                    };
+                    repr.packed = Some(ReprToken { span, text });
                 }
                 "Rust" => errors.push(
                     span,
-                    "`#[repr(Rust)]` leaves field order and padding to the compiler, so two builds may \
-                     disagree on the layout; use `#[repr(C)]`",
+                    "`#[repr(Rust)]` leaves field order and padding to the compiler, so two builds \
+                     may disagree on the layout; use `#[repr(C)]`",
                 ),
                 "u8" | "u16" | "u32" | "u64" | "u128" | "usize" | "i8" | "i16" | "i32" | "i64"
                 | "i128" | "isize" => errors.push(
                     span,
                     format!(
-                        "`#[repr({word})]` is an enum representation; a struct in shared memory needs \
-                         `#[repr(C)]`"
+                        "`#[repr({word})]` is an enum representation; a struct in shared memory \
+                         needs `#[repr(C)]`"
                     ),
                 ),
-                other => errors.push(
-                    span,
-                    format!(
-                        "`#[repr({other})]` is not supported for shared memory; use `#[repr(C)]`, \
-                         `#[repr(C, align(N))]`, `#[repr(C, packed)]` or `#[repr(transparent)]`"
-                    ),
-                ),
+                other => {
+                    if meta.input.peek(syn::token::Paren) {
+                        parenthesized(&meta)?;
+                    }
+                    errors.push(
+                        span,
+                        format!(
+                            "`#[repr({other})]` is not supported for shared memory; use \
+                             `#[repr(C)]`, `#[repr(C, align(N))]`, `#[repr(C, packed)]` or \
+                             `#[repr(transparent)]`"
+                        ),
+                    )
+                }
             }
             Ok(())
         });
@@ -133,40 +156,46 @@ fn parse_repr(input: &DeriveInput, errors: &mut Errors) -> Repr {
         errors.push(
             input.ident.span(),
             format!(
-                "`{}` has no `#[repr(...)]`: without one, the compiler may reorder its fields and two \
-                 builds may disagree on its layout; add `#[repr(C)]`",
+                "`{}` has no `#[repr(...)]`: without one, the compiler may reorder its fields and \
+                 two builds may disagree on its layout; add `#[repr(C)]`",
                 input.ident.unraw()
             ),
         );
     } else if repr.c.is_none() && repr.transparent.is_none() {
-        for (token, span) in [("align", repr.align), ("packed", repr.packed)] {
-            if let Some(span) = span {
-                errors.push(
-                    span,
-                    format!(
-                        "`{token}` without `C` leaves the field order to the compiler; write \
-                         `#[repr(C, {token}(N))]`"
-                    ),
-                );
-            }
+        for token in [&repr.align, &repr.packed].into_iter().flatten() {
+            errors.push(
+                token.span,
+                format!(
+                    "`{0}` without `C` leaves the field order to the compiler; write \
+                     `#[repr(C, {0})]`",
+                    token.text
+                ),
+            );
         }
     }
     repr
 }
 
-fn skip_parenthesized(meta: &syn::meta::ParseNestedMeta<'_>) -> syn::Result<()> {
+/// Consumes `( ... )` after a `repr` word and returns its contents as written.
+fn parenthesized(meta: &syn::meta::ParseNestedMeta<'_>) -> syn::Result<String> {
     let content;
     syn::parenthesized!(content in meta.input);
-    content.parse::<TokenStream2>()?;
-    Ok(())
+    Ok(content.parse::<TokenStream2>()?.to_string())
 }
 
 /// `#[shm(name = "...")]`: the name stored in the layout, for a name that stays stable when the
 /// type moves or is renamed.
 fn parse_shm_name(input: &DeriveInput, errors: &mut Errors) -> Option<LitStr> {
-    let mut name = None;
+    let mut name: Option<LitStr> = None;
     for attr in &input.attrs {
         if attr.path().get_ident().is_none_or(|i| i.unraw() != "shm") {
+            continue;
+        }
+        if !matches!(attr.meta, syn::Meta::List(_)) {
+            errors.push_error(syn::Error::new_spanned(
+                attr,
+                "`#[shm]` takes an option in parentheses; the only one is `#[shm(name = \"...\")]`",
+            ));
             continue;
         }
         let parsed = attr.parse_nested_meta(|meta| {
@@ -175,7 +204,15 @@ fn parse_shm_name(input: &DeriveInput, errors: &mut Errors) -> Option<LitStr> {
                 if lit.value().is_empty() {
                     return Err(syn::Error::new(
                         lit.span(),
-                        "`#[shm(name)]` cannot be empty",
+                        "`#[shm(name = \"\")]`: the layout name cannot be empty; write the name \
+                         other binaries know this type by, or remove the attribute to use the \
+                         struct's own name",
+                    ));
+                }
+                if name.is_some() {
+                    return Err(syn::Error::new(
+                        lit.span(),
+                        "`#[shm(name = ...)]` is given twice; keep one",
                     ));
                 }
                 name = Some(lit);
@@ -191,91 +228,165 @@ fn parse_shm_name(input: &DeriveInput, errors: &mut Errors) -> Option<LitStr> {
     name
 }
 
-/// Why a field's type, as spelled, can never be shared — or `None` when only the compiler can
-/// tell (the generated `ShmType` bound then decides).
-fn refusal(ty: &Type) -> Option<(Span, String)> {
-    let span = ty.span();
-    let text = match ty {
-        Type::Array(array) => return refusal(&array.elem),
-        Type::Paren(inner) => return refusal(&inner.elem),
-        Type::Group(inner) => return refusal(&inner.elem),
-        Type::Reference(_) => {
-            "a reference cannot live in shared memory: its address means nothing in another process; \
-             store the value itself, or an index or offset"
-        }
-        Type::Ptr(_) => {
-            "a raw pointer cannot live in shared memory: its address means nothing in another process; \
-             store an index or offset instead"
-        }
-        Type::BareFn(_) => {
-            "a function pointer cannot live in shared memory: code addresses differ between processes"
-        }
-        Type::Tuple(t) if t.elems.is_empty() => {
-            "`()` is zero-sized and carries no data; remove the field"
-        }
-        Type::Tuple(_) => {
-            "a tuple has no stable layout; use a `#[repr(C)]` struct that derives `ShmType`"
-        }
-        Type::Slice(_) => "a slice has no fixed size; use an array `[T; N]`",
-        Type::TraitObject(_) | Type::ImplTrait(_) => {
-            "a trait object has no fixed layout and holds a vtable pointer; use a concrete type"
-        }
-        Type::Never(_) => "`!` has no values and cannot be stored",
-        Type::Path(path) => {
-            let last = path.path.segments.last()?;
-            let name = last.ident.unraw().to_string();
-            return refusal_by_name(&name).map(|text| (span, text));
-        }
-        _ => return None,
-    };
-    Some((span, text.to_string()))
+/// What the derive knows about a field's type from its spelling alone.
+enum Verdict {
+    /// The type can never be shared, whatever the names in scope resolve to: a reference, a
+    /// pointer, a tuple, `bool`, `usize`… The derive refuses it with this error.
+    Refuse(syn::Error),
+    /// The last path segment names a standard type that is not `ShmType` (`Box`, `Cell`,
+    /// `Option`…). The name may also be a user's own `ShmType` struct, so the compiler decides:
+    /// the field's layout is read through `__private::hint::<this>::<T>()`, whose bound fails
+    /// with a message written for that kind of type.
+    Hint(&'static str),
+    /// Only the `ShmType` bound can tell.
+    Plain,
 }
 
-fn refusal_by_name(name: &str) -> Option<String> {
+fn classify(ty: &Type) -> Verdict {
+    let refuse = |text: &str| Verdict::Refuse(syn::Error::new_spanned(ty, text));
+    match ty {
+        // `[T; N]` is `ShmType` when `T` is: refuse what `T` can never be, and let the bound
+        // judge the rest (a hint on the array would report the element anyway).
+        Type::Array(array) => match classify(&array.elem) {
+            Verdict::Refuse(error) => Verdict::Refuse(error),
+            Verdict::Hint(_) | Verdict::Plain => Verdict::Plain,
+        },
+        Type::Paren(inner) => classify(&inner.elem),
+        Type::Group(inner) => classify(&inner.elem),
+        Type::Reference(r) => match &*r.elem {
+            Type::Path(p) if primitive_name(p).as_deref() == Some("str") => refuse(
+                "`&str` cannot live in shared memory: it points into this process's memory; store \
+                 the bytes in a fixed-size array such as `[u8; N]` with a length field",
+            ),
+            _ => refuse(
+                "a reference cannot live in shared memory: its address means nothing in another \
+                 process; store the value itself, or an index or offset",
+            ),
+        },
+        Type::Ptr(_) => refuse(
+            "a raw pointer cannot live in shared memory: its address means nothing in another \
+             process; store an index or offset instead",
+        ),
+        Type::BareFn(_) => refuse(
+            "a function pointer cannot live in shared memory: code addresses differ between \
+             processes; store a `u32` code and match on it",
+        ),
+        Type::Tuple(t) if t.elems.is_empty() => {
+            refuse("`()` is zero-sized and carries no data; remove the field")
+        }
+        Type::Tuple(_) => refuse(
+            "a tuple has no stable layout (the compiler may reorder and pad it); use a \
+             `#[repr(C)]` struct that derives `ShmType`",
+        ),
+        Type::Slice(_) => refuse("a slice has no fixed size; use an array `[T; N]`"),
+        Type::TraitObject(_) | Type::ImplTrait(_) => refuse(
+            "a trait object has no fixed layout and holds a vtable pointer; use a concrete type",
+        ),
+        Type::Never(_) => refuse("`!` has no values and cannot be stored; remove the field"),
+        Type::Path(path) => {
+            if let Some(name) = primitive_name(path) {
+                return match primitive_refusal(&name) {
+                    Some(text) => refuse(&text),
+                    None => Verdict::Plain,
+                };
+            }
+            match path.path.segments.last() {
+                Some(last) => {
+                    hint_for(&last.ident.unraw().to_string()).map_or(Verdict::Plain, Verdict::Hint)
+                }
+                None => Verdict::Plain,
+            }
+        }
+        _ => Verdict::Plain,
+    }
+}
+
+/// `bool`, `core::primitive::bool` or `::std::primitive::bool` → `"bool"`: a path that can only
+/// mean a primitive type (nobody names a struct `bool`).
+fn primitive_name(path: &syn::TypePath) -> Option<String> {
+    if path.qself.is_some() {
+        return None;
+    }
+    let segments: Vec<_> = path.path.segments.iter().collect();
+    let last = segments.last()?;
+    if !last.arguments.is_none() {
+        return None;
+    }
+    let prefix_ok = match segments.as_slice() {
+        [_] => path.path.leading_colon.is_none(),
+        [krate, module, _] => {
+            let krate = krate.ident.unraw();
+            (krate == "core" || krate == "std") && module.ident.unraw() == "primitive"
+        }
+        _ => false,
+    };
+    let name = last.ident.unraw().to_string();
+    let primitive = matches!(
+        name.as_str(),
+        "bool"
+            | "char"
+            | "usize"
+            | "isize"
+            | "str"
+            | "u8"
+            | "u16"
+            | "u32"
+            | "u64"
+            | "u128"
+            | "i8"
+            | "i16"
+            | "i32"
+            | "i64"
+            | "i128"
+            | "f32"
+            | "f64"
+    );
+    (prefix_ok && primitive).then_some(name)
+}
+
+fn primitive_refusal(name: &str) -> Option<String> {
     let text = match name {
-        "bool" => "`bool` is not plain data: any byte other than 0 or 1 is undefined behaviour, and \
-                   another process can write one; use `u8` (0 or 1)"
+        "bool" => "`bool` cannot live in shared memory: any byte other than 0 or 1 is undefined \
+                   behaviour, and another process can write one; use `u8` (0 or 1)"
             .to_string(),
-        "char" => "`char` is not plain data: most `u32` values are invalid chars, and another process \
-                   can write one; use `u32` or `[u8; N]`"
+        "char" => "`char` cannot live in shared memory: most `u32` values are invalid chars, and \
+                   another process can write one; use `u32` or `[u8; 4]`"
             .to_string(),
         "usize" | "isize" => format!(
-            "`{name}` has a different size in 32- and 64-bit processes, which can map the same region; \
-             use `{}64` or `{}32`",
-            &name[..1],
+            "`{name}` cannot live in shared memory: it has a different size in 32- and 64-bit \
+             processes, which can map the same region; use `{0}64` or `{0}32`",
             &name[..1]
         ),
-        "Box" | "Vec" | "String" | "str" | "Rc" | "Arc" | "HashMap" | "BTreeMap" | "VecDeque"
-        | "CString" | "OsString" | "PathBuf" => format!(
-            "`{name}` points into this process's heap, which other processes cannot see; use a \
-             fixed-size array such as `[u8; N]` with a length field"
-        ),
-        "Option" => "`Option` is not plain data (not every bit pattern is a valid value); use a \
-                     sentinel value or a separate `u8` flag"
+        "str" => "`str` has no fixed size; use a fixed-size array such as `[u8; N]` with a length \
+                  field"
             .to_string(),
-        "Cell" | "RefCell" | "UnsafeCell" | "SyncUnsafeCell" | "OnceCell" | "Mutex" | "RwLock" => {
-            format!(
-                "`{name}` has interior mutability; the region's lock already guards every access, so \
-                 store the plain value"
-            )
-        }
-        "MaybeUninit" => "`MaybeUninit` may hold uninitialised bytes, which cannot be shared; store \
-                          the value itself"
-            .to_string(),
-        "PhantomData" | "PhantomPinned" => format!(
-            "`{name}` is zero-sized and has no place in a shared-memory layout; remove the field"
-        ),
-        _ if name.starts_with("NonZero") => format!(
-            "`{name}` is not plain data (zero is invalid, and another process can write it); use the \
-             plain integer"
-        ),
-        _ if name.starts_with("Atomic") => format!(
-            "`{name}` is not plain data for this crate: the region's lock and snapshots already make \
-             access safe; use the plain integer"
-        ),
         _ => return None,
     };
     Some(text)
+}
+
+/// The `__private::hint` function whose bound explains why a standard type named `name` is not
+/// `ShmType` (see `Verdict::Hint`).
+fn hint_for(name: &str) -> Option<&'static str> {
+    let hint = match name {
+        "Box" | "Vec" | "String" | "Rc" | "Arc" | "Weak" | "Cow" | "HashMap" | "HashSet"
+        | "BTreeMap" | "BTreeSet" | "VecDeque" | "BinaryHeap" | "LinkedList" | "CString"
+        | "OsString" | "PathBuf" => "heap",
+        "Option" | "Result" => "enumeration",
+        "Cell" | "RefCell" | "UnsafeCell" | "SyncUnsafeCell" | "OnceCell" | "OnceLock"
+        | "LazyCell" | "LazyLock" | "Mutex" | "RwLock" => "interior_mutability",
+        "MaybeUninit" => "maybe_uninit",
+        "PhantomData" | "PhantomPinned" => "zero_sized",
+        "NonZero" | "NonZeroU8" | "NonZeroU16" | "NonZeroU32" | "NonZeroU64" | "NonZeroU128"
+        | "NonZeroUsize" | "NonZeroI8" | "NonZeroI16" | "NonZeroI32" | "NonZeroI64"
+        | "NonZeroI128" | "NonZeroIsize" => "nonzero",
+        "AtomicBool" | "AtomicU8" | "AtomicU16" | "AtomicU32" | "AtomicU64" | "AtomicUsize"
+        | "AtomicI8" | "AtomicI16" | "AtomicI32" | "AtomicI64" | "AtomicIsize" | "AtomicPtr" => {
+            "atomic"
+        }
+        _ => return None,
+    };
+    Some(hint)
 }
 
 struct FieldInfo<'a> {
@@ -283,8 +394,22 @@ struct FieldInfo<'a> {
     member: Member,
     /// The name stored in the layout: `a`, `type`, `0`.
     display: String,
+    /// Whether the struct has named fields (`_pad: [u8; N]`) or is a tuple struct.
+    named: bool,
     ty: &'a Type,
+    /// Where errors about this field point: its name, or its type in a tuple struct.
     span: Span,
+}
+
+impl FieldInfo<'_> {
+    /// How messages name the field: `` `a` `` or `` field `0` ``.
+    fn label(&self) -> String {
+        if self.named {
+            format!("`{}`", self.display)
+        } else {
+            format!("field `{}`", self.display)
+        }
+    }
 }
 
 fn expand(input: &DeriveInput) -> Result<TokenStream2, syn::Error> {
@@ -295,11 +420,13 @@ fn expand(input: &DeriveInput) -> Result<TokenStream2, syn::Error> {
     let data =
         match &input.data {
             Data::Struct(data) => data,
-            Data::Enum(e) => return Err(syn::Error::new(
-                e.enum_token.span,
-                "an enum cannot derive `ShmType`: another process could write a discriminant that \
-                 names no variant; use a `#[repr(C)]` struct with an integer tag field",
-            )),
+            Data::Enum(e) => {
+                return Err(syn::Error::new(
+                    e.enum_token.span,
+                    "an enum cannot derive `ShmType`: another process could write a discriminant \
+                 that names no variant; use a `#[repr(C)]` struct with an integer tag field",
+                ))
+            }
             Data::Union(u) => return Err(syn::Error::new(
                 u.union_token.span,
                 "a union cannot derive `ShmType`: which field is valid is unknown to the other \
@@ -310,54 +437,57 @@ fn expand(input: &DeriveInput) -> Result<TokenStream2, syn::Error> {
     let repr = parse_repr(input, &mut errors);
     let shm_name = parse_shm_name(input, &mut errors);
 
-    let generic = !input.generics.params.is_empty();
-    if generic && repr.transparent.is_none() {
-        errors.push(
-            input.generics.span(),
+    let has_type_or_const_params = input
+        .generics
+        .params
+        .iter()
+        .any(|p| !matches!(p, syn::GenericParam::Lifetime(_)));
+    if has_type_or_const_params && repr.transparent.is_none() {
+        errors.push_error(syn::Error::new_spanned(
+            &input.generics,
             format!(
                 "generic structs can derive `ShmType` only with `#[repr(transparent)]`: the padding \
                  proof for `{type_name}` would run only when it is instantiated; make a concrete \
                  struct, or wrap a single field in `#[repr(transparent)]`"
             ),
-        );
+        ));
     }
     for lifetime in input.generics.lifetimes() {
-        errors.push(
-            lifetime.span(),
-            "a shared-memory type cannot borrow: references mean nothing in another process",
-        );
+        errors.push_error(syn::Error::new_spanned(
+            lifetime,
+            "a shared-memory type cannot borrow: a reference means nothing in another process; \
+             remove the lifetime and store the value itself",
+        ));
     }
 
-    let fields: Vec<FieldInfo<'_>> = match &data.fields {
-        Fields::Named(named) => named
-            .named
-            .iter()
-            .map(|f| {
-                let name = f.ident.clone().expect("named field");
-                FieldInfo {
-                    display: name.unraw().to_string(),
-                    member: Member::Named(name),
-                    ty: &f.ty,
-                    span: f.span(),
-                }
-            })
-            .collect(),
-        Fields::Unnamed(unnamed) => unnamed
-            .unnamed
-            .iter()
-            .enumerate()
-            .map(|(i, f)| FieldInfo {
-                display: i.to_string(),
-                member: Member::Unnamed(syn::Index {
-                    index: i as u32,
-                    span: f.span(),
-                }),
+    let named = matches!(data.fields, Fields::Named(_));
+    let fields: Vec<FieldInfo<'_>> = data
+        .fields
+        .iter()
+        .enumerate()
+        .map(|(i, f)| match &f.ident {
+            Some(name) => FieldInfo {
+                display: name.unraw().to_string(),
+                member: Member::Named(name.clone()),
+                named,
                 ty: &f.ty,
-                span: f.span(),
-            })
-            .collect(),
-        Fields::Unit => Vec::new(),
-    };
+                span: name.span(),
+            },
+            None => {
+                let span = first_span(&f.ty);
+                FieldInfo {
+                    display: i.to_string(),
+                    member: Member::Unnamed(syn::Index {
+                        index: i as u32,
+                        span,
+                    }),
+                    named,
+                    ty: &f.ty,
+                    span,
+                }
+            }
+        })
+        .collect();
     if fields.is_empty() {
         errors.push(
             ident.span(),
@@ -367,18 +497,36 @@ fn expand(input: &DeriveInput) -> Result<TokenStream2, syn::Error> {
             ),
         );
     }
+    for field in &data.fields {
+        for attr in &field.attrs {
+            if attr.path().get_ident().is_some_and(|i| i.unraw() == "shm") {
+                errors.push_error(syn::Error::new_spanned(
+                    attr,
+                    "`#[shm(...)]` belongs on the struct, not on a field: field names in the \
+                     layout are the Rust names; remove this attribute",
+                ));
+            }
+        }
+    }
+    let mut hints = Vec::with_capacity(fields.len());
     for field in &fields {
-        if let Some((span, message)) = refusal(field.ty) {
-            errors.push(span, message);
+        match classify(field.ty) {
+            Verdict::Refuse(error) => errors.push_error(error),
+            Verdict::Hint(hint) => hints.push(Some(hint)),
+            Verdict::Plain => hints.push(None),
         }
     }
     errors.finish()?;
 
     let layout_name = shm_name.map_or_else(|| type_name.clone(), |lit| lit.value());
     let (impl_generics, ty_generics, where_clause) = input.generics.split_for_impl();
-    let mut where_clause = where_clause.cloned();
-    if generic {
-        let predicates = &mut where_clause
+    let this = quote!(#ident #ty_generics);
+    let private = quote!(::shmstore::__private);
+
+    // `T: ShmType` for every type parameter (only transparent structs have any).
+    let mut generic_where = where_clause.cloned();
+    if has_type_or_const_params {
+        let predicates = &mut generic_where
             .get_or_insert_with(|| syn::parse_quote!(where))
             .predicates;
         for param in input.generics.type_params() {
@@ -386,29 +534,74 @@ fn expand(input: &DeriveInput) -> Result<TokenStream2, syn::Error> {
             predicates.push(syn::parse_quote!(#name: ::shmstore::ShmType));
         }
     }
-    let this = quote!(#ident #ty_generics);
-    let private = quote!(::shmstore::__private);
+    // The impls also require `Self: Copy + Sync` (what `Pod` and `ShmType` need beyond the
+    // fields). Behind `for<'__shm>` the compiler does not check these bounds eagerly, so a
+    // missing `#[derive(Clone, Copy)]` or a non-`Sync` field is reported once, by the checks
+    // below that explain it, instead of also as "`Pod` requires `Copy`". When the bounds do
+    // not hold, the impls simply do not apply — and those checks fail the build.
+    let mut impl_where = generic_where.clone();
+    impl_where
+        .get_or_insert_with(|| syn::parse_quote!(where))
+        .predicates
+        .push(syn::parse_quote!(
+            for<'__shm> #this: ::shmstore::__private::Copy + ::shmstore::__private::Sync
+        ));
 
-    let field_layouts = fields.iter().map(|f| {
+    let field_layouts = fields.iter().zip(&hints).map(|(f, hint)| {
         let FieldInfo {
             member,
             display,
             ty,
             ..
         } = f;
-        quote_spanned! {ty.span()=>
-            ::shmstore::Field::new(
-                #display,
-                #private::offset_of!(#this, #member),
-                &<#ty as ::shmstore::ShmType>::LAYOUT,
-            )
+        // Every token of the expression that names the field type spans that type, so a type
+        // that is not `ShmType` is underlined whole.
+        let (first, last) = (first_span(ty), last_span(ty));
+        let layout = match hint {
+            Some(hint) => {
+                let function = format_ident!("{}", hint, span = first);
+                let open = quote_spanned!(first=> ::shmstore::__private::hint::#function::<);
+                let close = quote_spanned!(last=> >());
+                quote!(#open #ty #close)
+            }
+            None => {
+                let open = quote_spanned!(first=> &<);
+                let close = quote_spanned!(last=> as ::shmstore::ShmType>::LAYOUT);
+                quote!(#open #ty #close)
+            }
+        };
+        quote! {
+            ::shmstore::Field::new(#display, #private::offset_of!(#this, #member), #layout)
         }
     });
 
-    // Padding proofs: one constant per gap, each pointing at the field after it, and one for the
-    // end. Generic (transparent) structs need none: their layout is their one field's.
-    let mut proofs = Vec::new();
-    if !generic {
+    let mut checks = Vec::new();
+
+    // `Copy`, reported by a bound whose message says to derive it (the impls above only require
+    // it behind `for<'__shm>`). A generic struct is checked in a generic function, under the
+    // bounds its own `Copy` impl will see; that function is never called.
+    let private_here = quote_spanned!(ident.span()=> ::shmstore::__private);
+    checks.push(if has_type_or_const_params {
+        quote_spanned! {ident.span()=>
+            const _: () = {
+                #[allow(dead_code)]
+                fn __shm_must_be_copy #impl_generics () #generic_where {
+                    #private_here::must_be_copy::<#this>();
+                }
+            };
+        }
+    } else {
+        quote_spanned! {ident.span()=>
+            const _: fn() = || {
+                #private_here::must_be_copy::<#this>();
+            };
+        }
+    });
+
+    // Padding proofs: one constant per gap, each pointing at the field after it, and one for
+    // the end. A transparent struct needs none: it has the layout of its one non-zero-sized
+    // field (and its zero-sized fields may sit at any offset, so pairwise gaps mean nothing).
+    if repr.transparent.is_none() {
         for pair in fields.windows(2) {
             let (before, after) = (&pair[0], &pair[1]);
             let (bm, bt, am) = (&before.member, before.ty, &after.member);
@@ -417,14 +610,16 @@ fn expand(input: &DeriveInput) -> Result<TokenStream2, syn::Error> {
                     - (#private::offset_of!(#this, #bm) + #private::size_of::<#bt>())
             };
             let prefix = format!(
-                "padding between `{}` and `{}` in `{type_name}`: add `_pad: [u8; ",
-                before.display, after.display
+                "padding between {} and {} in `{type_name}`: add {}",
+                before.label(),
+                after.label(),
+                pad_field_start(after.named)
             );
             let suffix = format!(
-                "]` before `{}`, or reorder the fields so that none is needed",
-                after.display
+                "]` before {}, or reorder the fields so that none is needed",
+                after.label()
             );
-            proofs.push(padding_proof(after.span, &gap, &prefix, &suffix));
+            checks.push(padding_proof(after.span, &gap, &prefix, &suffix));
         }
         if let Some(last) = fields.last() {
             let (lm, lt) = (&last.member, last.ty);
@@ -433,60 +628,56 @@ fn expand(input: &DeriveInput) -> Result<TokenStream2, syn::Error> {
                     - (#private::offset_of!(#this, #lm) + #private::size_of::<#lt>())
             };
             let prefix = format!(
-                "padding at the end of `{type_name}`, after `{}`: add `_pad: [u8; ",
-                last.display
+                "padding at the end of `{type_name}`, after {}: add {}",
+                last.label(),
+                pad_field_start(last.named)
             );
-            let suffix = if repr.align.is_some() {
-                "]` as the last field (`align(N)` rounds the size up to a multiple of N)"
-            } else {
-                "]` as the last field, or reorder the fields so that none is needed"
+            let suffix = match &repr.align {
+                Some(align) => format!(
+                    "]` as the last field (`{}` rounds the size up to a multiple of the \
+                     alignment), or lower the alignment",
+                    align.text
+                ),
+                None => {
+                    "]` as the last field, or reorder the fields so that none is needed".to_string()
+                }
             };
-            let span = repr.align.unwrap_or(last.span);
-            proofs.push(padding_proof(span, &gap, &prefix, suffix));
+            let span = repr.align.as_ref().map_or(last.span, |align| align.span);
+            checks.push(padding_proof(span, &gap, &prefix, &suffix));
         }
+    }
+    // A generic (transparent) struct is zero-sized only for a zero-sized argument, which is
+    // known only once it is instantiated; `[T; 0]` arguments are the only such `ShmType`s.
+    if !has_type_or_const_params {
         let message = format!(
             "`{type_name}` is zero-sized: a zero-sized type has nothing to share; add the fields \
              it should hold"
         );
-        let private_here = quote_spanned!(ident.span()=> ::shmstore::__private);
-        proofs.push(quote_spanned! {ident.span()=>
+        checks.push(quote_spanned! {ident.span()=>
             const _: () = if #private_here::size_of::<#this>() == 0 {
-                #private_here::panic!(#message)
+                #private_here::panic!("{}", #message)
             };
         });
     }
 
-    let private_here = quote_spanned!(ident.span()=> ::shmstore::__private);
-    let copy_check = quote_spanned! {ident.span()=>
-        const _: fn() = || {
-            #private_here::must_be_copy::<#this>();
-        };
-    };
-    // Generic (transparent) structs get `Copy` from the user's derive with bounds the check
-    // cannot name outside the impl; `Pod`'s own `Copy` bound reports a missing one there.
-    let type_check = if generic {
-        TokenStream2::new()
-    } else {
-        copy_check
-    };
-
     Ok(quote! {
-        #type_check
-
         // SAFETY: every field type implements `ShmType` (so is `Pod`), so the all-zero bit
         // pattern is a valid value of each field and hence of the struct.
-        unsafe impl #impl_generics #private::Zeroable for #this #where_clause {}
+        unsafe impl #impl_generics #private::Zeroable for #this #generic_where {}
 
-        // SAFETY: the struct is `repr(C)` or `repr(transparent)` (checked by the derive), every
-        // field is `Pod` (it implements `ShmType`, whose supertrait is `Pod`), and the padding
-        // proofs below fail to compile if any byte between or after the fields is padding.
-        // `Copy` and `'static` are required by `Pod` itself.
-        unsafe impl #impl_generics #private::Pod for #this #where_clause {}
+        // SAFETY: the struct is `repr(C)` or `repr(transparent)` (checked by the derive) and
+        // every field is `Pod` (it implements `ShmType`, whose supertrait is `Pod`). A `repr(C)`
+        // struct has no padding: the proofs below fail to compile if any byte between or after
+        // the fields is padding. A `repr(transparent)` struct has the layout of its one field
+        // that is not a 1-aligned zero-sized type, which is `Pod` and so has no padding.
+        // `Copy` is a bound of this impl; `'static` holds because the struct has no lifetime
+        // and its type parameters are `ShmType: 'static`.
+        unsafe impl #impl_generics #private::Pod for #this #impl_where {}
 
         // SAFETY: `Pod` holds (above); the fields are `ShmType`, so none is a pointer, reference
         // or pointer-sized integer; the layout is read from the compiler (`size_of`,
         // `align_of`, `offset_of!`) and each field's layout is that field type's own.
-        unsafe impl #impl_generics ::shmstore::ShmType for #this #where_clause {
+        unsafe impl #impl_generics ::shmstore::ShmType for #this #impl_where {
             const LAYOUT: ::shmstore::TypeLayout = ::shmstore::TypeLayout::structure(
                 #layout_name,
                 #private::size_of::<#this>(),
@@ -495,8 +686,33 @@ fn expand(input: &DeriveInput) -> Result<TokenStream2, syn::Error> {
             );
         }
 
-        #(#proofs)*
+        #(#checks)*
     })
+}
+
+/// How the padding advice names the filler: a named field, or a tuple-struct element.
+fn pad_field_start(named: bool) -> &'static str {
+    if named {
+        "`_pad: [u8; "
+    } else {
+        "a field of type `[u8; "
+    }
+}
+
+/// The span of a type's first token.
+fn first_span(ty: &Type) -> Span {
+    ty.to_token_stream()
+        .into_iter()
+        .next()
+        .map_or_else(Span::call_site, |t| t.span())
+}
+
+/// The span of a type's last token.
+fn last_span(ty: &Type) -> Span {
+    ty.to_token_stream()
+        .into_iter()
+        .last()
+        .map_or_else(Span::call_site, |t| t.span())
 }
 
 /// A constant that fails to compile, at `span`, with `prefix`N`suffix` when `gap` (the number of
@@ -505,14 +721,14 @@ fn padding_proof(span: Span, gap: &TokenStream2, prefix: &str, suffix: &str) -> 
     // Every token of the failing expression carries `span`, so the error points at the field.
     let private = quote_spanned!(span=> ::shmstore::__private);
     let capacity = prefix.len() + suffix.len() + 20;
-    let gap_ident = format_ident!("GAP", span = span);
+    // No local bindings: a binding named `gap` would become a constant pattern if the user has
+    // a constant of that name in scope (hygiene does not protect a binding from items).
     quote_spanned! {span=>
-        const _: () = {
-            const #gap_ident: usize = #gap;
-            if #gap_ident != 0 {
-                let message = #private::Message::<#capacity>::new(#prefix, #gap_ident, #suffix);
-                #private::panic!("{}", message.as_str())
-            }
+        const _: () = if #gap != 0 {
+            #private::panic!(
+                "{}",
+                #private::Message::<#capacity>::new(#prefix, #gap, #suffix).as_str()
+            )
         };
     }
 }

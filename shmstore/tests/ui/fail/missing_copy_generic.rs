@@ -1,0 +1,7 @@
+use shmstore::ShmType;
+
+#[derive(ShmType, Clone)]
+#[repr(transparent)]
+struct Wrapper<T>(T);
+
+fn main() {}

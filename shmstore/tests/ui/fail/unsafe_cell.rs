@@ -1,0 +1,9 @@
+use shmstore::ShmType;
+
+#[derive(ShmType, Clone, Copy)]
+#[repr(C)]
+struct Sample {
+    value: core::cell::UnsafeCell<u64>,
+}
+
+fn main() {}
