@@ -261,12 +261,21 @@ impl TypeLayout {
 
     /// The layout of `[element; len]`, whose size and alignment the compiler gives as `size`
     /// and `align`.
+    ///
+    /// # Panics
+    ///
+    /// At compile time, when `len` is 0: a zero-sized array has nothing to share.
     pub const fn array(
         element: &'static TypeLayout,
         len: usize,
         size: usize,
         align: usize,
     ) -> TypeLayout {
+        assert!(
+            len > 0,
+            "a zero-length array cannot live in shared memory: it has no bytes to share; remove \
+             the field"
+        );
         let h = Fnv::new()
             .str("array")
             .usize(len)
