@@ -398,3 +398,16 @@ impl<T: ShmType> ShmOptions<T> {
         Region::open_or_create(name, &self.spec(), &mut write).map(Shm::from_region)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handles_are_send_and_sync_guards_are_neither() {
+        fn send_sync<X: Send + Sync>() {}
+        send_sync::<Shm<u64>>();
+        send_sync::<ShmOptions<[u8; 4]>>();
+        // `ShmGuard: !Send` is checked by the compile-fail test `guard_is_not_send`.
+    }
+}
