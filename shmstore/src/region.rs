@@ -477,6 +477,12 @@ fn reinitialise(
             return Ok(None);
         }
     }
+    // This process creates the region now: give it the mode asked for, as a new object gets
+    // (an abandoned object may have come with any mode). Another user's object (accepted with
+    // `allow_other_owner`) keeps its owner's mode.
+    if now.uid == process::effective_uid() {
+        object::set_mode(&file, spec.mode).map_err(|e| Error::io(name, "fchmod", e))?;
+    }
     let (map, info) = write_fresh(name, spec, &file)?;
     let object = object::stat(&file).map_err(|e| Error::io(name, "fstat", e))?;
     let region = Region::assemble(name, file, object, map, info, spec);

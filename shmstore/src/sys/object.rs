@@ -71,8 +71,18 @@ pub(crate) fn create_unnamed(mode: u32) -> io::Result<File> {
         OFlag::O_TMPFILE | OFlag::O_RDWR | OFlag::O_CLOEXEC,
         Mode::from_bits_truncate(0o600),
     )?;
-    nix::sys::stat::fchmod(&fd, Mode::from_bits_truncate(mode as libc::mode_t & 0o7777))?;
-    Ok(File::from(fd))
+    let file = File::from(fd);
+    set_mode(&file, mode)?;
+    Ok(file)
+}
+
+/// `fchmod`: sets the object's permission bits to exactly `mode` (the umask does not apply).
+pub(crate) fn set_mode(file: &File, mode: u32) -> io::Result<()> {
+    nix::sys::stat::fchmod(
+        file,
+        Mode::from_bits_truncate(mode as libc::mode_t & 0o7777),
+    )?;
+    Ok(())
 }
 
 /// Gives an unnamed object its name. Fails with `AlreadyExists` if the name is taken: exactly

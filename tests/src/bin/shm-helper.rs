@@ -1,0 +1,294 @@
+//! The other process of shmstore's cross-process tests. The first argument picks a role; the
+//! tests read what it prints on stdout (one line per event) and write lines to its stdin to
+//! make it go on. It never removes a region: the test that started it does.
+//!
+//! Roles:
+//!
+//! - `increment NAME N`: opens a `Counter`, prints `ready`, waits for a line on stdin, then
+//!   does N locked read-modify-write increments (yielding inside some of them) and prints
+//!   `done`.
+//! - `open-or-create NAME VALUE IN_PLACE`: prints `ready`, waits for a line, races
+//!   `open_or_create` (its init sleeps briefly, then returns `Counter::at(VALUE)`), prints
+//!   `init=yes|no count=C mirror=M creator=PID`.
+//! - `hold-and-die NAME A|none`: locks a `Pair`, sets `a = A` (or writes nothing), prints
+//!   `written`, sleeps until killed.
+//! - `hold NAME`: locks a `Pair`, prints `locked`, waits for a line, unlocks, prints
+//!   `released`.
+//! - `lock-and-print NAME`: prints `locking`, locks a `Pair`, prints `ok A B` or
+//!   `poisoned A B`.
+//! - `is-poisoned NAME`: opens a `Pair`, prints `true` or `false`.
+//! - `setuid-open NAME [allow-other-owner]`: drops to uid/gid 65534, opens a `Counter`,
+//!   prints `ok COUNT` or `err VARIANT MESSAGE`.
+//! - `create-and-die-in-init NAME`: `open_or_create` of a `Counter` whose init prints `in-init`
+//!   and sleeps until killed.
+//! - `create-with-umask NAME UMASK MODE HOW`: sets the umask, creates a `Counter` with `mode`
+//!   (HOW: `create`, `open-or-create` or `in-place`), prints `created`.
+//! - `hold-shm-and-exec NAME1 NAME2 [control]`: creates, opens and open-or-creates regions
+//!   (keeping the handles), lists regions, optionally opens a descriptor on NAME1 without
+//!   close-on-exec, then runs `list-shm-fds` and exits when it does.
+//! - `list-shm-fds`: prints `fd N -> TARGET` for every descriptor on the shared-memory
+//!   filesystem, then `end`.
+//! - `create-retyped NAME`: creates this binary's `Limits` (field `burst` is an `f32`), prints
+//!   `created`.
+//! - `open-retyped NAME`: opens this binary's `Limits`, prints `ok` or `err VARIANT MESSAGE`.
+//! - `writer-loop NAME N`: prints `started`, then N times (forever if N is 0) locks a `Pair`
+//!   and sets `a` then `b` to the next number; prints `done`.
+
+use std::io::{BufRead, Write};
+use std::os::unix::fs::MetadataExt;
+use std::time::Duration;
+
+use shmstore::{Shm, ShmType};
+use shmstore_tests::{variant, Counter, Pair, SHM_DIR};
+
+/// The helper's own `Limits`: same name and field names as the test's, `burst` retyped.
+mod other_binary {
+    use super::ShmType;
+
+    #[derive(ShmType, Clone, Copy, Debug, PartialEq)]
+    #[repr(C)]
+    pub struct Limits {
+        pub rate: u32,
+        pub burst: f32,
+        pub seq: u64,
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    match args.as_slice() {
+        ["increment", name, n] => increment(name, n.parse().expect("N")),
+        ["open-or-create", name, value, in_place] => {
+            open_or_create(name, value.parse().expect("VALUE"), *in_place == "1")
+        }
+        ["hold-and-die", name, a] => hold_and_die(name, a.parse().ok()),
+        ["hold", name] => hold(name),
+        ["lock-and-print", name] => lock_and_print(name),
+        ["is-poisoned", name] => {
+            let shm = Shm::<Pair>::open(name).expect("open");
+            say(&shm.is_poisoned().to_string());
+        }
+        ["setuid-open", name, rest @ ..] => setuid_open(name, rest == ["allow-other-owner"]),
+        ["create-and-die-in-init", name] => create_and_die_in_init(name),
+        ["create-with-umask", name, umask, mode, how] => create_with_umask(
+            name,
+            u32::from_str_radix(umask, 8).expect("octal umask"),
+            u32::from_str_radix(mode, 8).expect("octal mode"),
+            how,
+        ),
+        ["hold-shm-and-exec", name1, name2, rest @ ..] => {
+            hold_shm_and_exec(name1, name2, rest == ["control"])
+        }
+        ["list-shm-fds"] => list_shm_fds(),
+        ["create-retyped", name] => {
+            let limits = other_binary::Limits {
+                rate: 1,
+                burst: 2.5,
+                seq: 3,
+            };
+            let _shm = Shm::create(name, limits).expect("create");
+            say("created");
+        }
+        ["open-retyped", name] => match Shm::<other_binary::Limits>::open(name) {
+            Ok(_) => say("ok"),
+            Err(e) => say(&format!("err {} {e}", variant(&e))),
+        },
+        ["writer-loop", name, n] => writer_loop(name, n.parse().expect("N")),
+        _ => {
+            eprintln!("shm-helper: unknown arguments {args:?}");
+            std::process::exit(2);
+        }
+    }
+}
+
+/// Prints one line and flushes it to the test.
+fn say(line: &str) {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{line}").expect("stdout");
+    out.flush().expect("stdout");
+}
+
+/// Waits for one line (or end of input) on stdin: the test's "go".
+fn wait_for_go() {
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line).expect("stdin");
+}
+
+fn sleep_forever() -> ! {
+    loop {
+        std::thread::sleep(Duration::from_secs(3600));
+    }
+}
+
+fn increment(name: &str, n: u64) {
+    let shm = Shm::<Counter>::open(name).expect("open");
+    say("ready");
+    wait_for_go();
+    for i in 0..n {
+        let mut g = shm.lock().expect("lock");
+        let c = g.count;
+        if i % 64 == 0 {
+            // Now and then, give the others the processor inside the critical section: they
+            // must block on the lock, not increment the value read above.
+            std::thread::yield_now();
+        }
+        g.count = c + 1;
+        g.mirror = c + 1;
+    }
+    say("done");
+}
+
+fn open_or_create(name: &str, value: u64, in_place: bool) {
+    say("ready");
+    wait_for_go();
+    let mut ran = false;
+    let shm = Shm::<Counter>::options()
+        .in_place(in_place)
+        .open_timeout(Duration::from_secs(30))
+        .open_or_create(name, || {
+            ran = true;
+            // Long enough for the others to find the region still initialising.
+            std::thread::sleep(Duration::from_millis(20));
+            Counter::at(value)
+        })
+        .expect("open_or_create");
+    let c = shm.read();
+    say(&format!(
+        "init={} count={} mirror={} creator={}",
+        if ran { "yes" } else { "no" },
+        c.count,
+        c.mirror,
+        shm.creator_pid()
+    ));
+}
+
+fn hold_and_die(name: &str, a: Option<u64>) {
+    let shm = Shm::<Pair>::open(name).expect("open");
+    let mut g = shm.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(a) = a {
+        g.a = a; // half of an update: `b` is never written
+    }
+    say("written");
+    sleep_forever();
+}
+
+fn hold(name: &str) {
+    let shm = Shm::<Pair>::open(name).expect("open");
+    let g = shm.lock().expect("lock");
+    say("locked");
+    wait_for_go();
+    drop(g);
+    say("released");
+}
+
+fn lock_and_print(name: &str) {
+    let shm = Shm::<Pair>::open(name).expect("open");
+    say("locking");
+    let line = match shm.lock() {
+        Ok(g) => format!("ok {} {}", g.a, g.b),
+        Err(poisoned) => {
+            let g = poisoned.into_inner();
+            format!("poisoned {} {}", g.a, g.b)
+        }
+    };
+    say(&line);
+}
+
+fn setuid_open(name: &str, allow_other_owner: bool) {
+    use nix::unistd::{setgid, setgroups, setuid, Gid, Uid};
+    setgroups(&[]).expect("setgroups");
+    setgid(Gid::from_raw(65534)).expect("setgid");
+    setuid(Uid::from_raw(65534)).expect("setuid");
+    match Shm::<Counter>::options()
+        .allow_other_owner(allow_other_owner)
+        .open(name)
+    {
+        Ok(shm) => say(&format!("ok {}", shm.read().count)),
+        Err(e) => say(&format!("err {} {e}", variant(&e))),
+    }
+}
+
+fn create_and_die_in_init(name: &str) {
+    let _shm = Shm::<Counter>::open_or_create(name, || {
+        say("in-init");
+        sleep_forever()
+    });
+    unreachable!("init never returns");
+}
+
+fn create_with_umask(name: &str, umask: u32, mode: u32, how: &str) {
+    use nix::sys::stat::Mode;
+    nix::sys::stat::umask(Mode::from_bits_truncate(umask));
+    let options = Shm::<Counter>::options().mode(mode);
+    let result = match how {
+        "create" => options.create(name, Counter::at(1)),
+        "open-or-create" => options.open_or_create(name, || Counter::at(1)),
+        "in-place" => options.in_place(true).create(name, Counter::at(1)),
+        other => panic!("unknown HOW {other}"),
+    };
+    result.expect("create");
+    say("created");
+}
+
+fn hold_shm_and_exec(name1: &str, name2: &str, control: bool) {
+    let created = Shm::<Counter>::create(name1, Counter::at(1)).expect("create");
+    let opened = Shm::<Counter>::open(name1).expect("open");
+    let either = Shm::<Counter>::open_or_create(name2, || Counter::at(2)).expect("open_or_create");
+    let in_place = Shm::<Counter>::options()
+        .in_place(true)
+        .open_or_create(&format!("{name2}.in-place"), || Counter::at(3))
+        .expect("open_or_create in place");
+    shmstore::list().expect("list");
+    // A descriptor without O_CLOEXEC, to show that the checker sees one when there is one.
+    let leaked = control.then(|| {
+        use nix::fcntl::{open, OFlag};
+        use nix::sys::stat::Mode;
+        open(
+            format!("{SHM_DIR}/{name1}").as_str(),
+            OFlag::O_RDONLY,
+            Mode::empty(),
+        )
+        .expect("open without O_CLOEXEC")
+    });
+    let status = std::process::Command::new(std::env::current_exe().expect("current_exe"))
+        .arg("list-shm-fds")
+        .status()
+        .expect("exec list-shm-fds");
+    assert!(status.success());
+    drop((created, opened, either, in_place, leaked));
+}
+
+fn list_shm_fds() {
+    let shm_dev = std::fs::metadata(SHM_DIR).expect("stat /dev/shm").dev();
+    let mut fds: Vec<i32> = std::fs::read_dir("/proc/self/fd")
+        .expect("read /proc/self/fd")
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    fds.sort();
+    for fd in fds {
+        let link = format!("/proc/self/fd/{fd}");
+        let Ok(target) = std::fs::read_link(&link) else {
+            continue; // the directory iterator's own descriptor, closed meanwhile
+        };
+        let on_shm = std::fs::metadata(&link).is_ok_and(|m| m.dev() == shm_dev);
+        if on_shm || target.starts_with(SHM_DIR) {
+            say(&format!("fd {fd} -> {}", target.display()));
+        }
+    }
+    say("end");
+}
+
+fn writer_loop(name: &str, n: u64) {
+    let shm = Shm::<Pair>::open(name).expect("open");
+    say("started");
+    let mut i = 0u64;
+    while n == 0 || i < n {
+        i += 1;
+        let mut g = shm.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let next = g.a.max(g.b) + 1;
+        g.a = next;
+        g.b = next;
+    }
+    say("done");
+}

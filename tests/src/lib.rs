@@ -1,0 +1,321 @@
+//! Shared pieces of shmstore's cross-process integration tests: the payload types (used by the
+//! tests and by the `shm-helper` binary they spawn), unique region names, a cleanup guard that
+//! removes regions even when a test panics, and a handle on a spawned helper process that the
+//! tests synchronise with through its stdin and stdout lines (never through sleeps).
+//!
+//! Every region name starts with `shmstore-test` so that CI can check `/dev/shm` for leftovers.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use shmstore::ShmType;
+
+/// The directory behind `shm_open` on Linux.
+pub const SHM_DIR: &str = "/dev/shm";
+
+/// A counter that every increment writes twice, so a torn read shows as `count != mirror`.
+#[derive(ShmType, Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C)]
+pub struct Counter {
+    /// The count.
+    pub count: u64,
+    /// Always equal to `count` in a committed value.
+    pub mirror: u64,
+}
+
+impl Counter {
+    /// A counter at `n`.
+    pub fn at(n: u64) -> Counter {
+        Counter {
+            count: n,
+            mirror: n,
+        }
+    }
+}
+
+/// Two fields a writer updates one after the other: a holder that dies between the two leaves
+/// a visibly partial write.
+#[derive(ShmType, Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C)]
+pub struct Pair {
+    /// Written first.
+    pub a: u64,
+    /// Written second.
+    pub b: u64,
+}
+
+/// The test process's version of a type that the helper binary also defines, under the same
+/// name, with the field `burst` retyped (`f32` there): "two binaries" that disagree.
+#[derive(ShmType, Clone, Copy, Debug, PartialEq)]
+#[repr(C)]
+pub struct Limits {
+    /// Same in both binaries.
+    pub rate: u32,
+    /// `u32` here, `f32` in the helper.
+    pub burst: u32,
+    /// Same in both binaries.
+    pub seq: u64,
+}
+
+/// A fresh region name: `shmstore-test-<tag>-<pid>-<counter>`, unique among the tests of every
+/// test binary running at the same time.
+pub fn unique_name(tag: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("shmstore-test-{tag}-{}-{n}", std::process::id())
+}
+
+/// `/dev/shm/<name>`.
+pub fn shm_path(name: &str) -> PathBuf {
+    Path::new(SHM_DIR).join(name)
+}
+
+/// Whether `/dev/shm/<name>` exists (as anything, a dangling symbolic link included).
+pub fn exists(name: &str) -> bool {
+    shm_path(name).symlink_metadata().is_ok()
+}
+
+/// Removes `/dev/shm/<name>` when dropped — also when the test panics. Removes files,
+/// symbolic links and empty directories, whatever the name (valid region names or not), and
+/// ignores a name that is already gone.
+#[must_use = "the region is removed when the guard is dropped"]
+#[derive(Debug)]
+pub struct Cleanup {
+    names: Vec<String>,
+}
+
+impl Cleanup {
+    /// A guard for one name.
+    pub fn new(name: &str) -> Cleanup {
+        Cleanup {
+            names: vec![name.to_string()],
+        }
+    }
+
+    /// A guard with no name yet (see [`add`](Self::add)).
+    pub fn empty() -> Cleanup {
+        Cleanup { names: Vec::new() }
+    }
+
+    /// Also removes `name`.
+    pub fn add(&mut self, name: &str) {
+        self.names.push(name.to_string());
+    }
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for name in &self.names {
+            // Never let a name escape the directory (a test may register an invalid name).
+            if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+                continue;
+            }
+            let path = shm_path(name);
+            if std::fs::remove_file(&path).is_err() {
+                let _ = std::fs::remove_dir(&path);
+            }
+        }
+    }
+}
+
+/// A fresh unique name and the guard that removes it.
+pub fn region(tag: &str) -> (String, Cleanup) {
+    let name = unique_name(tag);
+    let cleanup = Cleanup::new(&name);
+    (name, cleanup)
+}
+
+/// Spawns the package's `shm-helper` binary with the given arguments (see [`Helper`]).
+///
+/// A macro because only integration tests know the binary's path (`CARGO_BIN_EXE_shm-helper`).
+#[macro_export]
+macro_rules! helper {
+    ($($arg:expr),* $(,)?) => {
+        $crate::Helper::spawn(
+            env!("CARGO_BIN_EXE_shm-helper"),
+            &[$(::std::string::ToString::to_string(&$arg)),*],
+        )
+    };
+}
+
+/// A running `shm-helper` process, with its stdin and stdout piped to the test (stderr is
+/// inherited, so its panics show in the test's output). Killed with SIGKILL and reaped when
+/// dropped, so a failing test never leaves a child behind.
+#[derive(Debug)]
+pub struct Helper {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: BufReader<ChildStdout>,
+    what: String,
+    reaped: bool,
+}
+
+impl Helper {
+    /// Starts `exe` with `args`.
+    pub fn spawn(exe: &str, args: &[String]) -> Helper {
+        let what = format!("shm-helper {}", args.join(" "));
+        let mut child = Command::new(exe)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+        let stdin = child.stdin.take();
+        let stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+        Helper {
+            child,
+            stdin,
+            stdout,
+            what,
+            reaped: false,
+        }
+    }
+
+    /// The child's pid.
+    pub fn pid(&self) -> Pid {
+        Pid::from_raw(self.child.id() as i32)
+    }
+
+    /// The next line the child prints, without its newline. Panics if the child exits first.
+    pub fn line(&mut self) -> String {
+        let mut line = String::new();
+        let n = self
+            .stdout
+            .read_line(&mut line)
+            .unwrap_or_else(|e| panic!("reading from {}: {e}", self.what));
+        if n == 0 {
+            let status = self.child.wait();
+            self.reaped = true;
+            panic!(
+                "{} exited ({status:?}) instead of printing a line",
+                self.what
+            );
+        }
+        line.truncate(line.trim_end_matches('\n').len());
+        line
+    }
+
+    /// Reads the next line and checks that it is `expected`.
+    pub fn expect(&mut self, expected: &str) {
+        let line = self.line();
+        assert_eq!(line, expected, "unexpected output from {}", self.what);
+    }
+
+    /// Sends one line to the child's stdin.
+    pub fn send(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin still open");
+        writeln!(stdin, "{line}")
+            .and_then(|()| stdin.flush())
+            .unwrap_or_else(|e| panic!("writing to {}: {e}", self.what));
+    }
+
+    /// Closes stdin, reads the rest of stdout, waits for the child and returns its exit status
+    /// and the lines it printed meanwhile.
+    pub fn finish(mut self) -> (ExitStatus, Vec<String>) {
+        self.stdin = None;
+        let mut lines = Vec::new();
+        loop {
+            let mut line = String::new();
+            match self.stdout.read_line(&mut line) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => lines.push(line.trim_end_matches('\n').to_string()),
+            }
+        }
+        let status = self
+            .child
+            .wait()
+            .unwrap_or_else(|e| panic!("waiting for {}: {e}", self.what));
+        self.reaped = true;
+        (status, lines)
+    }
+
+    /// [`finish`](Self::finish), asserting that the child exited with status 0.
+    pub fn finish_ok(self) -> Vec<String> {
+        let what = self.what.clone();
+        let (status, lines) = self.finish();
+        assert!(
+            status.success(),
+            "{what} failed: {status}; output {lines:?}"
+        );
+        lines
+    }
+
+    /// Kills the child with SIGKILL and waits until it is gone: when this returns, the kernel
+    /// has released its locks (robust mutexes, `flock`s) and closed its descriptors.
+    pub fn kill(mut self) {
+        self.kill_and_reap();
+    }
+
+    fn kill_and_reap(&mut self) {
+        if !self.reaped {
+            let _ = kill(self.pid(), Signal::SIGKILL);
+            let _ = self.child.wait();
+            self.reaped = true;
+        }
+    }
+
+    /// Waits until the child's main thread sleeps in a futex wait (blocked in `lock()`).
+    pub fn wait_until_blocked(&self) {
+        wait_until_blocked(&Path::new("/proc").join(self.child.id().to_string()));
+    }
+}
+
+impl Drop for Helper {
+    fn drop(&mut self) {
+        self.kill_and_reap();
+    }
+}
+
+/// Waits until the task whose `/proc` directory is `task` sleeps in a futex wait, the way a
+/// thread blocked in `pthread_mutex_lock` does. Used to make sure a locker is really blocked
+/// before the lock holder is killed. Gives up (panics) only after a minute.
+pub fn wait_until_blocked(task: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let wchan = std::fs::read_to_string(task.join("wchan")).unwrap_or_default();
+        let syscall = std::fs::read_to_string(task.join("syscall")).unwrap_or_default();
+        let in_futex = syscall
+            .split_whitespace()
+            .next()
+            .and_then(|n| n.parse::<i64>().ok())
+            == Some(nix::libc::SYS_futex);
+        if wchan.contains("futex") || in_futex {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} never blocked in a futex wait (wchan {wchan:?}, syscall {syscall:?})",
+            task.display()
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// The name of an error's variant, for the helper to print and the tests to compare.
+pub fn variant(error: &shmstore::Error) -> &'static str {
+    use shmstore::Error;
+    match error {
+        Error::InvalidName { .. } => "InvalidName",
+        Error::NotFound { .. } => "NotFound",
+        Error::AlreadyExists { .. } => "AlreadyExists",
+        Error::LayoutMismatch { .. } => "LayoutMismatch",
+        Error::Corrupt { .. } => "Corrupt",
+        Error::Incomplete { .. } => "Incomplete",
+        Error::PermissionDenied { .. } => "PermissionDenied",
+        Error::Timeout { .. } => "Timeout",
+        Error::Io { .. } => "Io",
+        _ => "unknown",
+    }
+}
+
+/// Whether this process may `setuid`, `chown` to another user (is root). Tests that need it
+/// say so and pass vacuously otherwise.
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}

@@ -1,0 +1,221 @@
+//! Many processes at once: locked increments, the `open_or_create` race, and readers that
+//! never see half a write — all with real processes.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use shmstore::Shm;
+use shmstore_tests::{helper, region, Counter, Helper, Pair};
+
+const PROCESSES: usize = 4;
+const INCREMENTS: u64 = 20_000;
+
+/// PROCESSES helpers each do INCREMENTS locked read-modify-write increments, all released at
+/// once; meanwhile this process reads and checks that it never sees a torn value.
+fn increments_add_up(in_place: bool) {
+    let (name, _cleanup) = region(if in_place { "inc-inplace" } else { "inc" });
+    let shm = Shm::<Counter>::options()
+        .in_place(in_place)
+        .create(&name, Counter::at(0))
+        .unwrap();
+    let v0 = shm.version();
+
+    let mut helpers: Vec<Helper> = (0..PROCESSES)
+        .map(|_| helper!("increment", name, INCREMENTS))
+        .collect();
+    for h in &mut helpers {
+        h.expect("ready");
+    }
+    for h in &mut helpers {
+        h.send("go");
+    }
+
+    // Read while they write: every snapshot is a committed value, and values only grow.
+    let done = AtomicBool::new(false);
+    let reads = std::thread::scope(|s| {
+        let reader = s.spawn(|| {
+            let mut last = 0;
+            let mut reads = 0u64;
+            while !done.load(Ordering::Relaxed) {
+                let c = shm.read();
+                assert_eq!(c.count, c.mirror, "torn read: {c:?}");
+                assert!(c.count >= last, "went backwards: {} after {last}", c.count);
+                last = c.count;
+                reads += 1;
+            }
+            reads
+        });
+        for h in helpers {
+            assert_eq!(h.finish_ok(), ["done"]);
+        }
+        done.store(true, Ordering::Relaxed);
+        reader.join().unwrap()
+    });
+    assert!(reads > 0);
+
+    let total = PROCESSES as u64 * INCREMENTS;
+    assert_eq!(shm.read(), Counter::at(total));
+    assert_eq!(*shm.lock().unwrap(), Counter::at(total));
+    // Every increment published a version of its own.
+    assert_eq!(shm.version(), v0 + 2 * total);
+    assert!(!shm.is_poisoned());
+}
+
+#[test]
+fn four_processes_times_20000_locked_increments_give_80000() {
+    increments_add_up(false);
+}
+
+#[test]
+fn four_processes_times_20000_locked_increments_give_80000_in_place() {
+    increments_add_up(true);
+}
+
+/// 12 processes race `open_or_create` on one name: exactly one runs its init, and every one
+/// sees the value that init returned.
+fn open_or_create_race(in_place: bool) {
+    const RACERS: usize = 12;
+    let (name, _cleanup) = region(if in_place { "race-inplace" } else { "race" });
+    let mut helpers: Vec<Helper> = (0..RACERS)
+        .map(|i| helper!("open-or-create", name, 1000 + i, u8::from(in_place)))
+        .collect();
+    for h in &mut helpers {
+        h.expect("ready");
+    }
+    for h in &mut helpers {
+        h.send("go");
+    }
+    let reports: Vec<(u32, String)> = helpers
+        .into_iter()
+        .map(|h| {
+            let pid = h.pid().as_raw() as u32;
+            let lines = h.finish_ok();
+            assert_eq!(lines.len(), 1, "{lines:?}");
+            (pid, lines[0].clone())
+        })
+        .collect();
+
+    let winners: Vec<usize> = (0..RACERS)
+        .filter(|&i| reports[i].1.starts_with("init=yes"))
+        .collect();
+    assert_eq!(winners.len(), 1, "init ran in {winners:?}: {reports:?}");
+    let (winner_pid, _) = reports[winners[0]];
+    let value = 1000 + winners[0] as u64;
+    for (i, (_, report)) in reports.iter().enumerate() {
+        let init = if i == winners[0] { "yes" } else { "no" };
+        assert_eq!(
+            report,
+            &format!("init={init} count={value} mirror={value} creator={winner_pid}"),
+            "racer {i}"
+        );
+    }
+
+    let shm = Shm::<Counter>::open(&name).unwrap();
+    assert_eq!(shm.read(), Counter::at(value));
+    assert_eq!(shm.creator_pid(), winner_pid);
+    assert_eq!(shm.is_in_place(), in_place);
+}
+
+#[test]
+fn twelve_processes_racing_open_or_create_run_init_exactly_once() {
+    open_or_create_race(false);
+}
+
+#[test]
+fn twelve_processes_racing_open_or_create_run_init_exactly_once_in_place() {
+    open_or_create_race(true);
+}
+
+/// Writers in other processes update both fields of a `Pair` under the lock; a reader here
+/// never sees them differ.
+fn readers_never_see_half_a_write(in_place: bool) {
+    const WRITES: u64 = 20_000;
+    let (name, _cleanup) = region(if in_place { "torn-inplace" } else { "torn" });
+    let shm = Shm::<Pair>::options()
+        .in_place(in_place)
+        .create(&name, Pair { a: 0, b: 0 })
+        .unwrap();
+    let mut writers: Vec<Helper> = (0..2)
+        .map(|_| helper!("writer-loop", name, WRITES))
+        .collect();
+    for w in &mut writers {
+        w.expect("started");
+    }
+    let mut last = 0;
+    loop {
+        let p = shm.read();
+        assert_eq!(p.a, p.b, "half a write: {p:?}");
+        assert!(p.a >= last);
+        last = p.a;
+        if p.a == 2 * WRITES {
+            break;
+        }
+    }
+    for w in writers {
+        assert_eq!(w.finish_ok(), ["done"]);
+    }
+}
+
+#[test]
+fn readers_never_see_half_a_write_from_another_process() {
+    readers_never_see_half_a_write(false);
+}
+
+#[test]
+fn readers_never_see_half_a_write_from_another_process_in_place() {
+    readers_never_see_half_a_write(true);
+}
+
+/// A writer is SIGKILLed at arbitrary points of its loop, many times: in the default mode the
+/// next lock always succeeds with a complete value; in place it is complete or poisoned.
+fn writer_killed_anywhere(in_place: bool) {
+    const ROUNDS: u32 = 15;
+    let (name, _cleanup) = region(if in_place {
+        "killloop-inplace"
+    } else {
+        "killloop"
+    });
+    let shm = Shm::<Pair>::options()
+        .in_place(in_place)
+        .create(&name, Pair { a: 0, b: 0 })
+        .unwrap();
+    let mut poisoned_rounds = 0;
+    for round in 0..ROUNDS {
+        let mut writer = helper!("writer-loop", name, 0);
+        writer.expect("started");
+        // Let it run for a varying while, so the kill lands at varying points of the loop.
+        std::thread::sleep(std::time::Duration::from_micros(u64::from(round % 5) * 300));
+        let before = shm.version();
+        writer.kill();
+        let r = shm.read();
+        match shm.lock() {
+            Ok(g) => {
+                assert_eq!(g.a, g.b, "round {round}: {:?}", *g);
+                assert_eq!(r.a, r.b, "round {round}: read {r:?}");
+            }
+            Err(poisoned) => {
+                assert!(in_place, "round {round}: the default mode never poisons");
+                let mut g = poisoned.into_inner();
+                // Repair: make both fields agree again.
+                let m = g.a.max(g.b);
+                g.a = m;
+                g.b = m;
+                drop(g);
+                shm.clear_poison();
+                poisoned_rounds += 1;
+            }
+        }
+        assert!(shm.version() >= before);
+        assert!(!shm.is_poisoned());
+    }
+    eprintln!("{poisoned_rounds} of {ROUNDS} kills landed mid-write");
+}
+
+#[test]
+fn a_writer_killed_at_any_point_leaves_a_complete_value() {
+    writer_killed_anywhere(false);
+}
+
+#[test]
+fn a_writer_killed_at_any_point_in_place_leaves_a_complete_or_poisoned_value() {
+    writer_killed_anywhere(true);
+}

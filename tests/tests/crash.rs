@@ -1,0 +1,320 @@
+//! Processes that die at the worst moment: a lock holder SIGKILLed after writing half a value,
+//! a thread that panics inside a guard, a creator killed inside `init`.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::Path;
+use std::sync::mpsc;
+use std::sync::TryLockError;
+use std::time::Duration;
+
+use shmstore::{Error, Shm};
+use shmstore_tests::{helper, region, wait_until_blocked, Counter, Pair};
+
+const OLD: Pair = Pair { a: 1, b: 2 };
+
+// ---- default mode: a dead or panicking holder is rolled back ----
+
+#[test]
+fn a_holder_killed_before_committing_is_rolled_back() {
+    let (name, _cleanup) = region("rollback");
+    let shm = Shm::<Pair>::create(&name, OLD).unwrap();
+    let v0 = shm.version();
+
+    let mut holder = helper!("hold-and-die", name, 100);
+    holder.expect("written");
+    // The holder has written `a` and sleeps holding the lock: readers see the old value and
+    // the old version, never the write in progress.
+    assert_eq!(shm.read(), OLD);
+    assert_eq!(shm.version(), v0);
+    assert!(matches!(shm.try_lock(), Err(TryLockError::WouldBlock)));
+
+    holder.kill();
+    assert_eq!(shm.read(), OLD, "a reader saw the dead holder's write");
+    assert_eq!(shm.version(), v0);
+    {
+        let g = shm.lock().expect("the default mode is never poisoned");
+        assert_eq!(*g, OLD);
+    }
+    // The rollback published a new version with the old value.
+    let v1 = shm.version();
+    assert!(v1 > v0, "version {v1} after the rollback, {v0} before");
+    assert_eq!(shm.read(), OLD);
+    assert!(!shm.is_poisoned());
+
+    // The region works as before, for this process and for another one.
+    {
+        let mut g = shm.lock().unwrap();
+        g.a = 5;
+        g.b = 6;
+    }
+    assert_eq!(shm.read(), Pair { a: 5, b: 6 });
+    assert!(shm.version() > v1);
+    assert_eq!(
+        helper!("lock-and-print", name).finish_ok(),
+        ["locking", "ok 5 6"]
+    );
+}
+
+#[test]
+fn lockers_already_blocked_when_the_holder_dies_get_the_old_value() {
+    let (name, _cleanup) = region("blocked");
+    let shm = Shm::<Pair>::create(&name, OLD).unwrap();
+    let v0 = shm.version();
+
+    let mut holder = helper!("hold-and-die", name, 100);
+    holder.expect("written");
+
+    // A locker in another process, blocked in lock().
+    let mut locker = helper!("lock-and-print", name);
+    locker.expect("locking");
+    locker.wait_until_blocked();
+
+    std::thread::scope(|s| {
+        // And a thread of this process, blocked in lock() too.
+        let (tid_tx, tid_rx) = mpsc::channel();
+        let shm = &shm;
+        let thread = s.spawn(move || {
+            tid_tx.send(nix::unistd::gettid()).unwrap();
+            let g = shm.lock().expect("Ok after the owner died");
+            *g
+        });
+        let tid = tid_rx.recv().unwrap();
+        let blocked = catch_unwind(|| {
+            wait_until_blocked(&Path::new("/proc/self/task").join(tid.to_string()))
+        });
+        // Kill the holder in any case: the scope cannot end while the thread is blocked.
+        holder.kill();
+        let value = thread.join().unwrap();
+        blocked.unwrap();
+        assert_eq!(value, OLD);
+    });
+    assert_eq!(locker.finish_ok(), ["ok 1 2"]);
+    assert_eq!(shm.read(), OLD);
+    assert!(shm.version() > v0);
+}
+
+#[test]
+fn a_panic_inside_a_guard_rolls_back() {
+    let (name, _cleanup) = region("panic-rollback");
+    let shm = Shm::<Pair>::create(&name, OLD).unwrap();
+    let v0 = shm.version();
+
+    // In another thread, seen through join().
+    let joined = std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut g = shm.lock().unwrap();
+            g.a = 100;
+            panic!("deliberate panic while writing");
+        })
+        .join()
+    });
+    assert!(joined.is_err());
+    assert_eq!(shm.read(), OLD);
+    let v1 = shm.version();
+    assert!(v1 > v0, "the rollback publishes a new version");
+    assert_eq!(*shm.lock().expect("not poisoned"), OLD);
+
+    // In this thread, caught with catch_unwind.
+    let mut during = None;
+    let caught = catch_unwind(AssertUnwindSafe(|| {
+        let mut g = shm.lock().unwrap();
+        g.b = 200;
+        during = Some(shm.read());
+        panic!("deliberate panic while writing");
+    }));
+    assert!(caught.is_err());
+    assert_eq!(during, Some(OLD), "a reader saw a write in progress");
+    assert_eq!(*shm.lock().expect("not poisoned"), OLD);
+    assert!(shm.version() > v1);
+    assert!(!shm.is_poisoned());
+    // Another process sees the rolled-back value.
+    assert_eq!(
+        helper!("lock-and-print", name).finish_ok(),
+        ["locking", "ok 1 2"]
+    );
+}
+
+#[test]
+fn a_holder_that_dies_without_writing_changes_nothing() {
+    for in_place in [false, true] {
+        let (name, _cleanup) = region("die-unwritten");
+        let shm = Shm::<Pair>::options()
+            .in_place(in_place)
+            .create(&name, OLD)
+            .unwrap();
+        let v0 = shm.version();
+        let mut holder = helper!("hold-and-die", name, "none");
+        holder.expect("written");
+        holder.kill();
+        let g = shm
+            .lock()
+            .expect("a holder that never wrote poisons nothing");
+        assert_eq!(*g, OLD);
+        drop(g);
+        assert!(!shm.is_poisoned());
+        assert_eq!(shm.version(), v0);
+    }
+}
+
+// ---- in place: a dead or panicking writer poisons ----
+
+#[test]
+fn in_place_a_holder_killed_mid_write_poisons_for_every_process() {
+    let (name, _cleanup) = region("poison");
+    let shm = Shm::<Pair>::options()
+        .in_place(true)
+        .create(&name, OLD)
+        .unwrap();
+    let v0 = shm.version();
+
+    let mut holder = helper!("hold-and-die", name, 100);
+    holder.expect("written");
+    holder.kill();
+
+    let poisoned = shm.lock().expect_err("the dead holder wrote: poisoned");
+    let g = poisoned.into_inner();
+    // In place there is nothing to roll back to: the partial write is what is there.
+    assert_eq!(*g, Pair { a: 100, b: 2 });
+    drop(g);
+    assert!(shm.is_poisoned());
+    assert!(shm.version() > v0);
+
+    // Another process sees the poison, and so does the listing.
+    assert_eq!(helper!("is-poisoned", name).finish_ok(), ["true"]);
+    let info = shmstore::list()
+        .unwrap()
+        .into_iter()
+        .find(|r| r.name == name)
+        .expect("listed");
+    assert!(info.poisoned && info.in_place);
+    // It stays poisoned across lock and unlock, in every process.
+    assert!(shm.lock().is_err());
+    assert_eq!(
+        helper!("lock-and-print", name).finish_ok(),
+        ["locking", "poisoned 100 2"]
+    );
+    assert!(matches!(shm.try_lock(), Err(TryLockError::Poisoned(_))));
+
+    shm.clear_poison();
+    assert!(!shm.is_poisoned());
+    assert_eq!(helper!("is-poisoned", name).finish_ok(), ["false"]);
+    assert_eq!(*shm.lock().expect("cleared"), Pair { a: 100, b: 2 });
+}
+
+#[test]
+fn in_place_read_recovers_a_dead_writer_instead_of_waiting_forever() {
+    let (name, _cleanup) = region("poison-read");
+    let shm = Shm::<Pair>::options()
+        .in_place(true)
+        .create(&name, OLD)
+        .unwrap();
+    let mut holder = helper!("hold-and-die", name, 100);
+    holder.expect("written");
+    holder.kill();
+    // The version is odd and nobody will ever make it even: read() must find out the writer
+    // is dead, and then the (poisoned) value is what is there.
+    assert_eq!(shm.read(), Pair { a: 100, b: 2 });
+    assert!(shm.is_poisoned());
+    assert!(shm.lock().is_err());
+}
+
+#[test]
+fn in_place_a_panic_after_writing_poisons_and_a_panic_after_reading_does_not() {
+    let (name, _cleanup) = region("poison-panic");
+    let shm = Shm::<Pair>::options()
+        .in_place(true)
+        .create(&name, OLD)
+        .unwrap();
+
+    // A guard that was only read: its panic poisons nothing.
+    let joined = std::thread::scope(|s| {
+        s.spawn(|| {
+            let g = shm.lock().unwrap();
+            assert_eq!(g.a, 1);
+            panic!("deliberate panic while reading");
+        })
+        .join()
+    });
+    assert!(joined.is_err());
+    assert!(!shm.is_poisoned());
+    assert_eq!(*shm.lock().expect("not poisoned"), OLD);
+    let caught = catch_unwind(AssertUnwindSafe(|| {
+        let g = shm.lock().unwrap();
+        let _ = g.b;
+        panic!("deliberate panic while reading");
+    }));
+    assert!(caught.is_err());
+    assert!(!shm.is_poisoned());
+
+    // A guard that wrote: its panic poisons, and the write stays.
+    let joined = std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut g = shm.lock().unwrap();
+            g.a = 100;
+            panic!("deliberate panic while writing");
+        })
+        .join()
+    });
+    assert!(joined.is_err());
+    assert!(shm.is_poisoned());
+    assert_eq!(helper!("is-poisoned", name).finish_ok(), ["true"]);
+    let g = shm.lock().expect_err("poisoned").into_inner();
+    assert_eq!(*g, Pair { a: 100, b: 2 });
+    drop(g);
+    assert_eq!(shm.read(), Pair { a: 100, b: 2 });
+    shm.clear_poison();
+    assert!(shm.lock().is_ok());
+}
+
+// ---- a creator killed inside init ----
+
+#[test]
+fn a_creator_killed_inside_init_leaves_an_incomplete_region_that_open_or_create_repairs() {
+    let (name, _cleanup) = region("die-in-init");
+    let mut creator = helper!("create-and-die-in-init", name);
+    creator.expect("in-init");
+
+    // The creator is alive and busy: openers wait for it, up to their timeout.
+    let short = Duration::from_millis(100);
+    let e = Shm::<Counter>::options()
+        .open_timeout(short)
+        .open(&name)
+        .expect_err("still initialising");
+    assert!(
+        matches!(e, Error::Timeout { after, .. } if after == short),
+        "{e:?}"
+    );
+    let msg = e.to_string();
+    assert!(msg.contains(&name) && msg.contains("open_timeout"), "{msg}");
+    let mut ran = false;
+    let e = Shm::<Counter>::options()
+        .open_timeout(short)
+        .open_or_create(&name, || {
+            ran = true;
+            Counter::at(7)
+        })
+        .expect_err("still initialising");
+    assert!(matches!(e, Error::Timeout { .. }), "{e:?}");
+    assert!(!ran, "init ran while the creator was alive");
+
+    creator.kill();
+
+    let e = Shm::<Counter>::open(&name).expect_err("never finished");
+    assert!(matches!(e, Error::Incomplete { .. }), "{e:?}");
+    let msg = e.to_string();
+    assert!(
+        msg.contains(&name) && msg.contains("open_or_create"),
+        "{msg}"
+    );
+
+    let mut ran = false;
+    let shm = Shm::<Counter>::open_or_create(&name, || {
+        ran = true;
+        Counter::at(42)
+    })
+    .expect("re-initialised");
+    assert!(ran);
+    assert_eq!(shm.read(), Counter::at(42));
+    assert_eq!(shm.creator_pid(), std::process::id());
+    assert_eq!(Shm::<Counter>::open(&name).unwrap().read(), Counter::at(42));
+}
