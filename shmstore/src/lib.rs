@@ -45,6 +45,7 @@ mod info;
 mod layout;
 mod lock;
 mod name;
+mod reader;
 mod region;
 mod shm;
 mod snapshot;
@@ -55,6 +56,7 @@ pub use guard::ShmGuard;
 pub use info::{list, RegionInfo};
 pub use layout::{Field, Leaf, Primitive, Shape, ShmType, TypeLayout};
 pub use name::{validate_name, MAX_NAME_LEN};
+pub use reader::ShmReader;
 pub use region::unlink;
 pub use shm::{Shm, ShmOptions};
 /// Derives [`ShmType`](trait@ShmType) for a `#[repr(C)]` struct: see the trait's documentation.

@@ -54,6 +54,8 @@ pub(crate) struct Region {
     name: String,
     object: ObjectStat,
     map: Option<Mapping>,
+    /// Whether the mapping is writable: a read-only region never locks or registers.
+    access: Access,
     info: HeaderInfo,
     unlink_on_drop: bool,
     /// The [`process::thread_token`] of the thread of this process that holds the lock through
@@ -76,7 +78,7 @@ impl Region {
         validate_name(name)?;
         let (file, map, info) = build_unnamed(name, spec)?;
         let object = object::stat(&file).map_err(|e| Error::io(name, "fstat", e))?;
-        let region = Region::assemble(name, file, object, map, info, spec);
+        let region = Region::assemble(name, file, object, (map, Access::ReadWrite), info, spec);
         region.fill(init);
         region.header().publish_ready();
         object::link(&region._file, name).map_err(|e| Error::io(name, "link the new object", e))?;
@@ -131,7 +133,7 @@ impl Region {
         name: &str,
         file: File,
         object: ObjectStat,
-        map: Mapping,
+        (map, access): (Mapping, Access),
         info: HeaderInfo,
         spec: &RegionSpec,
     ) -> Region {
@@ -139,6 +141,7 @@ impl Region {
             name: name.to_string(),
             object,
             map: Some(map),
+            access,
             info,
             unlink_on_drop: spec.unlink_on_drop,
             holder: AtomicUsize::new(0),
@@ -172,6 +175,22 @@ impl Region {
     #[inline]
     pub(crate) fn info(&self) -> &HeaderInfo {
         &self.info
+    }
+
+    /// Whether an in-place region is poisoned (never in the default mode).
+    pub(crate) fn poisoned(&self) -> bool {
+        self.in_place()
+            && self
+                .header()
+                .poisoned
+                .load(std::sync::atomic::Ordering::Acquire)
+                != 0
+    }
+
+    /// Whether this handle may write the header (lock, register as a waiter).
+    #[inline]
+    pub(crate) fn writable(&self) -> bool {
+        self.access == Access::ReadWrite
     }
 
     #[inline]
@@ -300,7 +319,7 @@ fn find(name: &str, spec: &RegionSpec, access: Access) -> Result<Found> {
             match header.check(stat.size) {
                 Err(reason) => return Err(Error::corrupt(name, reason)),
                 Ok(HeaderState::Ready(info)) => {
-                    let region = Region::assemble(name, file, stat, map, info, spec);
+                    let region = Region::assemble(name, file, stat, (map, access), info, spec);
                     check_type(name, &region.info, region.descriptor_bytes(), spec.layout)?;
                     return Ok(Found::Ready(region));
                 }
@@ -434,7 +453,7 @@ fn create_linked_then_init(
         Err(e) => return Err(Error::io(name, "link the new object", e)),
     }
     let object = object::stat(&file).map_err(|e| Error::io(name, "fstat", e))?;
-    let region = Region::assemble(name, file, object, map, info, spec);
+    let region = Region::assemble(name, file, object, (map, Access::ReadWrite), info, spec);
     finish(&region, init);
     Ok(Some(region))
 }
@@ -485,7 +504,7 @@ fn reinitialise(
     }
     let (map, info) = write_fresh(name, spec, &file)?;
     let object = object::stat(&file).map_err(|e| Error::io(name, "fstat", e))?;
-    let region = Region::assemble(name, file, object, map, info, spec);
+    let region = Region::assemble(name, file, object, (map, Access::ReadWrite), info, spec);
     finish(&region, init);
     Ok(Some(region))
 }

@@ -10,6 +10,7 @@ use crate::guard::ShmGuard;
 use crate::header::MAX_PAYLOAD_ALIGN;
 use crate::layout::ShmType;
 use crate::lock::Wait;
+use crate::reader::{wait_for_change, ShmReader};
 use crate::region::{Region, RegionSpec};
 use crate::snapshot::snapshot;
 use crate::sys::mutex::LockFailure;
@@ -190,13 +191,7 @@ impl<T: ShmType> Shm<T> {
     /// mid-write. Visible to every process until [`clear_poison`](Self::clear_poison). Always
     /// `false` in the default mode, which rolls such writes back instead.
     pub fn is_poisoned(&self) -> bool {
-        self.region.in_place()
-            && self
-                .region
-                .header()
-                .poisoned
-                .load(std::sync::atomic::Ordering::Acquire)
-                != 0
+        self.region.poisoned()
     }
 
     /// Clears the poison flag for every process, after the value was checked or repaired.
@@ -221,6 +216,49 @@ impl<T: ShmType> Shm<T> {
     /// wait for itself). Read through the guard instead.
     pub fn read(&self) -> T {
         snapshot(&self.region)
+    }
+
+    /// Sleeps until a version other than `since` is published, and returns it.
+    ///
+    /// It spins for a few microseconds first, then sleeps on a futex in the region: no
+    /// polling. One publish wakes every waiter in every process. Pass the last version you
+    /// handled (from [`version`](Self::version) or a previous call); if the region already moved
+    /// past it, this returns at once. `None` waits forever.
+    ///
+    /// ```
+    /// # use shmstore::Shm;
+    /// # use std::time::Duration;
+    /// # let name = format!("doc-wait-{}", std::process::id());
+    /// let config = Shm::<[u32; 4]>::options().unlink_on_drop(true).create(&name, [0; 4])?;
+    /// let seen = config.version();
+    /// std::thread::scope(|s| {
+    ///     s.spawn(|| config.lock().unwrap()[0] = 42);
+    ///     let now = config.wait_for_change(seen, Some(Duration::from_secs(5)))?;
+    ///     assert!(now > seen);
+    ///     assert_eq!(config.read()[0], 42);
+    ///     Ok::<(), shmstore::Error>(())
+    /// })?;
+    /// // Nothing changes now:
+    /// let last = config.version();
+    /// let waited = config.wait_for_change(last, Some(Duration::from_millis(10)));
+    /// assert!(matches!(waited, Err(shmstore::Error::Timeout { .. })));
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`](crate::Error::Timeout) when `timeout` passes first.
+    pub fn wait_for_change(&self, since: u64, timeout: Option<Duration>) -> Result<u64> {
+        wait_for_change(&self.region, since, timeout)
+    }
+
+    /// Opens a read-only handle to an existing region: see [`ShmReader`].
+    ///
+    /// # Errors
+    ///
+    /// As [`open`](Self::open).
+    pub fn open_reader(name: &str) -> Result<ShmReader<T>> {
+        Self::options().open_reader(name)
     }
 
     /// The last published version. Every committed write (and every rollback) publishes a
@@ -385,6 +423,12 @@ impl<T: ShmType> ShmOptions<T> {
     /// [`Shm::open`] with these options.
     pub fn open(self, name: &str) -> Result<Shm<T>> {
         Region::open(name, &self.spec(), Access::ReadWrite).map(Shm::from_region)
+    }
+
+    /// [`Shm::open_reader`] with these options: `allow_other_owner` and `open_timeout` apply;
+    /// the creation settings do not.
+    pub fn open_reader(self, name: &str) -> Result<ShmReader<T>> {
+        Region::open(name, &self.spec(), Access::ReadOnly).map(ShmReader::from_region)
     }
 
     /// [`Shm::open_or_create`] with these options.

@@ -1,4 +1,6 @@
-//! Lock-free snapshot reads and published versions.
+//! Lock-free snapshot reads, published versions and waiting for a change.
+//!
+//! # Reading
 //!
 //! A reader copies the payload with word-sized relaxed atomic loads between two loads of the
 //! version, and keeps the copy only if the version did not move (a seqlock read; in the default
@@ -11,86 +13,249 @@
 //! and the version check throws such a mix away. The writer's side lives in another process or
 //! writes through a guard with ordinary stores; the reader's process never performs a
 //! non-atomic read of bytes a writer may be storing into. A loop of relaxed `u64` loads
-//! compiles to plain `mov`s on x86-64 and measured faster here than `atomic-memcpy` (DESIGN §7).
+//! compiles to plain `mov`s on x86-64 and measured faster here than `atomic-memcpy`
+//! (DESIGN §7).
+//!
+//! # Never starving, never spinning unbounded
+//!
+//! A writer that commits back to back can move the version during every copy of a large value.
+//! After [`LOCK_FREE_ATTEMPTS`] failed attempts a writable handle falls back to `try_lock`: if
+//! the lock is free it copies under the lock (its guard never writes, so it can neither poison
+//! nor roll back anything, and a reader killed there leaves nothing to repair); if not, it tries
+//! lock-free again, and after more failures sleeps on the version between attempts. It never
+//! blocks on the lock, so in the default mode a reader still never waits for a writer that holds
+//! the lock: while the lock is held and the version does not move, the lock-free read succeeds.
+//! The same `try_lock` recovers an `in_place` writer that died with the version odd.
+//!
+//! A read-only handle cannot lock: after its attempts it sleeps on the version in slices of at
+//! most 1 ms between attempts, which bounds its spinning; an `in_place` region whose writer died
+//! leaves it waiting until a writable handle repairs it (bounded by `read_timeout`).
+//!
+//! # Waiting for a change
+//!
+//! [`Region::wait_for_change`] spins briefly, then sleeps on the futex word (the low half of the
+//! version) until a version other than the one given is published. A writable handle registers
+//! in `waiters` first, so publishers know to wake it, and a publish with no registered waiter
+//! makes no system call. A read-only handle cannot register: it is woken at once when the region
+//! was created with `notify_readers(true)`, and otherwise re-checks every 10 ms.
 
-use std::mem::MaybeUninit;
-use std::sync::atomic::Ordering::{Acquire, Relaxed};
+use std::sync::atomic::Ordering::{Acquire, Relaxed, SeqCst};
 use std::sync::atomic::{fence, AtomicU64, AtomicU8};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use crate::header::FLAG_NOTIFY_READERS;
 use crate::lock::Wait;
 use crate::region::Region;
 use crate::sys::futex;
-use crate::sys::mutex::LockFailure;
 use crate::sys::process::thread_token;
 
-/// Spins on an odd in-place version this many times before trying to recover or sleeping.
-const SPINS_BEFORE_SLEEP: u32 = 200;
+/// Lock-free copies tried before a writable handle falls back to `try_lock`.
+const LOCK_FREE_ATTEMPTS: u32 = 8;
+/// Failed attempts after which a reader sleeps between attempts instead of spinning.
+const ATTEMPTS_BEFORE_SLEEP: u32 = 64;
+/// How long a waiter spins on the version before it sleeps: a cross-core futex wake costs tens
+/// of microseconds on a virtual machine, more than most waits between close writes.
+const SPIN_BEFORE_SLEEP: Duration = Duration::from_micros(20);
+/// How often a read-only waiter re-checks when publishers do not wake it.
+const UNNOTIFIED_SLICE: Duration = Duration::from_millis(10);
+
+/// A bounded wait ran out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TimedOut;
 
 impl Region {
     /// The last published version: never the odd value of a write in progress.
+    #[inline]
     pub(crate) fn published_version(&self) -> u64 {
         self.header().version.load(Acquire) & !1
     }
 
-    /// A consistent copy of the payload into `out` (`payload_size` bytes), without the lock.
-    ///
-    /// # Safety
-    ///
-    /// `out` must be valid for writes of `payload_size` bytes.
-    pub(crate) unsafe fn snapshot_into(&self, out: *mut u8) {
-        let h = self.header();
-        let size = self.info().layout.payload_size;
-        let mut odd_seen = 0u32;
-        loop {
-            let before = h.version.load(Acquire);
-            let source = match (before & 1 == 1, self.second_copy()) {
-                (false, _) => self.working_copy(),
-                (true, Some(second)) => second,
-                (true, None) => {
-                    odd_seen += 1;
-                    self.wait_for_writer(odd_seen, before);
-                    continue;
-                }
-            };
-            // SAFETY: `source` is one of the payload copies, `size` bytes inside the mapping and
-            // aligned to at least 64; `out` is valid for `size` bytes (caller).
-            unsafe { copy_atomic(source, out, size) };
-            fence(Acquire);
-            if h.version.load(Relaxed) == before {
-                return;
-            }
-            std::hint::spin_loop();
+    /// The copy readers use at `version`: the working copy when it is even, the second copy
+    /// when it is odd, none (wait) when it is odd in place.
+    #[inline]
+    fn readable_copy(&self, version: u64) -> Option<*const u8> {
+        if version & 1 == 0 {
+            Some(self.working_copy())
+        } else {
+            self.second_copy().map(<*mut u8>::cast_const)
         }
     }
 
-    /// In place, the version is odd: a writer is busy, or died. Spin briefly, then recover a
-    /// dead writer (the lock says whether one is alive) or sleep until the version moves.
+    /// A consistent copy of the payload into `out`, without blocking on the lock. `size` is the
+    /// payload size, passed by the typed caller as `size_of::<T>()` so the copy is unrolled.
+    ///
+    /// # Safety
+    ///
+    /// `out` must be valid for writes of `size` bytes, and `size` must be the payload size.
+    #[inline]
+    pub(crate) unsafe fn snapshot_into(
+        &self,
+        out: *mut u8,
+        size: usize,
+        deadline: Option<Instant>,
+    ) -> Result<(), TimedOut> {
+        debug_assert_eq!(size, self.info().layout.payload_size);
+        let version = &self.header().version;
+        let before = version.load(Acquire);
+        if let Some(source) = self.readable_copy(before) {
+            // SAFETY: `source` is a payload copy: `size` bytes inside the mapping, aligned to
+            // at least 64; `out` is valid for `size` bytes (caller).
+            unsafe { copy_atomic(source, out, size) };
+            fence(Acquire);
+            if version.load(Relaxed) == before {
+                return Ok(());
+            }
+        }
+        // SAFETY: the caller's contract, passed on.
+        unsafe { self.snapshot_slow(out, size, deadline) }
+    }
+
+    /// # Safety
+    ///
+    /// As [`snapshot_into`](Self::snapshot_into).
     #[cold]
-    fn wait_for_writer(&self, odd_seen: u32, odd: u64) {
-        if odd_seen < SPINS_BEFORE_SLEEP {
+    #[inline(never)]
+    unsafe fn snapshot_slow(
+        &self,
+        out: *mut u8,
+        size: usize,
+        deadline: Option<Instant>,
+    ) -> Result<(), TimedOut> {
+        let version = &self.header().version;
+        let mut failures = 1u32;
+        loop {
+            let before = version.load(Acquire);
+            if before & 1 == 1 && self.in_place() && self.holder.load(Relaxed) == thread_token() {
+                panic!(
+                    "read() on in-place region `{}` from the thread whose guard is writing it \
+                     would wait for itself; read through the guard instead",
+                    self.name()
+                );
+            }
+            if let Some(source) = self.readable_copy(before) {
+                // SAFETY: as in `snapshot_into`.
+                unsafe { copy_atomic(source, out, size) };
+                fence(Acquire);
+                if version.load(Relaxed) == before {
+                    return Ok(());
+                }
+            }
+            failures += 1;
+            if failures >= LOCK_FREE_ATTEMPTS && self.writable() {
+                // SAFETY: the caller's contract, passed on.
+                if unsafe { self.copy_under_lock(out, size) } {
+                    return Ok(());
+                }
+            }
+            if failures < ATTEMPTS_BEFORE_SLEEP {
+                std::hint::spin_loop();
+                continue;
+            }
+            let slice = Duration::from_millis(1);
+            let slice = match deadline {
+                Some(deadline) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Err(TimedOut);
+                    }
+                    left.min(slice)
+                }
+                None => slice,
+            };
+            futex::wait_low_half(version, before as u32, Some(slice));
+        }
+    }
+
+    /// The fallback: `try_lock`, copy the committed value, unlock. `false` if the lock is
+    /// taken (or unusable), so the caller goes on lock-free.
+    ///
+    /// # Safety
+    ///
+    /// As [`snapshot_into`](Self::snapshot_into); the region is writable.
+    unsafe fn copy_under_lock(&self, out: *mut u8, size: usize) -> bool {
+        if self.acquire(Wait::No).is_err() {
+            return false;
+        }
+        // Holding the lock, after `acquire` repaired anything a dead holder left: nobody
+        // writes, and the working copy is the committed value.
+        // SAFETY: as in `snapshot_into`.
+        unsafe { copy_atomic(self.working_copy(), out, size) };
+        // SAFETY: acquired above by this thread; nothing was written; `size` is the payload
+        // size (caller).
+        unsafe { self.release(false, size) };
+        true
+    }
+
+    /// Waits until a version other than `since` is published and returns it.
+    pub(crate) fn wait_for_change(
+        &self,
+        since: u64,
+        timeout: Option<Duration>,
+    ) -> Result<u64, TimedOut> {
+        let version = &self.header().version;
+        let start = Instant::now();
+        let deadline = timeout.map(|t| start + t);
+        // Spin first: most changes between cooperating processes come soon.
+        let mut spins = 0u32;
+        loop {
+            let now = version.load(Acquire) & !1;
+            if now != since {
+                return Ok(now);
+            }
+            spins += 1;
+            if spins % 64 == 0
+                && start.elapsed() >= SPIN_BEFORE_SLEEP.min(timeout.unwrap_or(Duration::MAX))
+            {
+                break;
+            }
             std::hint::spin_loop();
-            return;
         }
-        if self.holder.load(Relaxed) == thread_token() {
-            panic!(
-                "read() on in-place region `{}` from the thread whose guard is writing it would \
-                 wait for itself; read through the guard instead",
-                self.name()
-            );
+        let registration = Registration::new(self);
+        let notified = registration.is_some() || self.info().flags & FLAG_NOTIFY_READERS != 0;
+        loop {
+            // SeqCst: pairs with the publisher's SeqCst swap and load of `waiters` (lock.rs),
+            // so either this load sees the new version or the publisher sees us registered.
+            let current = version.load(SeqCst);
+            if current & !1 != since {
+                return Ok(current & !1);
+            }
+            let left = match deadline {
+                Some(deadline) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Err(TimedOut);
+                    }
+                    Some(left)
+                }
+                None => None,
+            };
+            let slice = if notified {
+                left
+            } else {
+                Some(left.map_or(UNNOTIFIED_SLICE, |l| l.min(UNNOTIFIED_SLICE)))
+            };
+            futex::wait_low_half(version, current as u32, slice);
         }
-        match self.acquire(Wait::No) {
-            // Free: whoever made the version odd is gone, and acquiring repaired it.
-            // SAFETY: just acquired by this thread; nothing was written, so the size is unused
-            // but correct.
-            Ok(_) => unsafe { self.release(false, self.info().layout.payload_size) },
-            Err(LockFailure::WouldBlock) => futex::wait_low_half(
-                &self.header().version,
-                odd as u32,
-                Some(Duration::from_millis(1)),
-            ),
-            Err(_) => std::thread::sleep(Duration::from_millis(1)),
+    }
+}
+
+/// A writable handle's entry in the region's `waiters` count while it sleeps; removed on drop,
+/// also when the wait unwinds.
+struct Registration<'a>(&'a Region);
+
+impl<'a> Registration<'a> {
+    fn new(region: &'a Region) -> Option<Self> {
+        if !region.writable() {
+            return None;
         }
+        region.header().waiters.fetch_add(1, SeqCst);
+        Some(Registration(region))
+    }
+}
+
+impl Drop for Registration<'_> {
+    fn drop(&mut self) {
+        self.0.header().waiters.fetch_sub(1, SeqCst);
     }
 }
 
@@ -121,13 +286,32 @@ pub(crate) unsafe fn copy_atomic(src: *const u8, dst: *mut u8, len: usize) {
     }
 }
 
-/// A `T` read from the region with [`Region::snapshot_into`].
+/// A `T` read from the region, however long it takes.
+#[inline]
 pub(crate) fn snapshot<T: bytemuck::Pod>(region: &Region) -> T {
-    debug_assert_eq!(region.info().layout.payload_size, std::mem::size_of::<T>());
-    let mut out = MaybeUninit::<T>::uninit();
+    match snapshot_until(region, None) {
+        Ok(value) => value,
+        Err(TimedOut) => unreachable!("a read without a deadline cannot time out"),
+    }
+}
+
+/// A `T` read from the region; `Err` only when `deadline` passes first (a read-only handle
+/// facing a dead `in_place` writer).
+#[inline]
+pub(crate) fn snapshot_until<T: bytemuck::Pod>(
+    region: &Region,
+    deadline: Option<Instant>,
+) -> Result<T, TimedOut> {
+    let mut out = std::mem::MaybeUninit::<T>::uninit();
     // SAFETY: `out` has room for `size_of::<T>()` bytes, which is the payload size (the region
     // was validated for `T`).
-    unsafe { region.snapshot_into(out.as_mut_ptr().cast::<u8>()) };
+    unsafe {
+        region.snapshot_into(
+            out.as_mut_ptr().cast::<u8>(),
+            std::mem::size_of::<T>(),
+            deadline,
+        )?
+    };
     // SAFETY: every byte was written by the copy, and `T: Pod` accepts any bytes.
-    unsafe { out.assume_init() }
+    Ok(unsafe { out.assume_init() })
 }

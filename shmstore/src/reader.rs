@@ -1,0 +1,127 @@
+//! `ShmReader<T>`: a read-only handle.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+use crate::layout::ShmType;
+use crate::region::Region;
+use crate::snapshot::{snapshot, snapshot_until, TimedOut};
+
+/// A read-only handle to a region: the object opened `O_RDONLY` and mapped read-only, so this
+/// process cannot write it, lock it, or poison it — for consumers that must not be able to
+/// (a region of mode `0o640` read by a group, a monitoring tool).
+///
+/// It reads snapshots, versions and waits for changes like a [`Shm`](crate::Shm). Because it
+/// cannot write the header it cannot register as a waiter: it is woken at once only when the
+/// region was created with [`notify_readers(true)`](crate::ShmOptions::notify_readers), and
+/// otherwise re-checks the version every 10 ms while it waits.
+///
+/// ```
+/// # use shmstore::Shm;
+/// # let name = format!("doc-reader-{}", std::process::id());
+/// let writer = Shm::<u64>::options().mode(0o640).unlink_on_drop(true).create(&name, 1)?;
+/// let reader = Shm::<u64>::open_reader(&name)?;
+/// *writer.lock().unwrap() = 2;
+/// assert_eq!(reader.read(), 2);
+/// assert_eq!(reader.version(), writer.version());
+/// # Ok::<(), shmstore::Error>(())
+/// ```
+pub struct ShmReader<T: ShmType> {
+    region: Region,
+    _type: PhantomData<fn() -> T>,
+}
+
+impl<T: ShmType> ShmReader<T> {
+    pub(crate) fn from_region(region: Region) -> Self {
+        ShmReader {
+            region,
+            _type: PhantomData,
+        }
+    }
+
+    /// The region's name.
+    pub fn name(&self) -> &str {
+        self.region.name()
+    }
+
+    /// A consistent snapshot, as [`Shm::read`](crate::Shm::read). In an `in_place` region
+    /// whose writer died mid-write, it waits until a writable handle repairs the region; use
+    /// [`read_timeout`](Self::read_timeout) to bound that.
+    pub fn read(&self) -> T {
+        snapshot(&self.region)
+    }
+
+    /// A consistent snapshot, waiting at most `timeout` for a write in progress (or a dead
+    /// `in_place` writer) to be resolved.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] when the timeout passes first.
+    pub fn read_timeout(&self, timeout: Duration) -> Result<T> {
+        snapshot_until(&self.region, Some(Instant::now() + timeout)).map_err(|TimedOut| {
+            Error::Timeout {
+                name: self.name().to_string(),
+                waiting_for: "a consistent value (an in-place write in progress, or a dead \
+                              writer that no writable handle has repaired yet)",
+                after: timeout,
+            }
+        })
+    }
+
+    /// The last published version, as [`Shm::version`](crate::Shm::version).
+    pub fn version(&self) -> u64 {
+        self.region.published_version()
+    }
+
+    /// Sleeps until a version other than `since` is published, as
+    /// [`Shm::wait_for_change`](crate::Shm::wait_for_change) — woken at once if the region
+    /// notifies readers, otherwise within 10 ms of the change.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] when `timeout` passes first.
+    pub fn wait_for_change(&self, since: u64, timeout: Option<Duration>) -> Result<u64> {
+        wait_for_change(&self.region, since, timeout)
+    }
+
+    /// Whether the region is poisoned (an `in_place` region whose writer died mid-write).
+    pub fn is_poisoned(&self) -> bool {
+        self.region.poisoned()
+    }
+
+    /// Whether the region was created in place mode.
+    pub fn is_in_place(&self) -> bool {
+        self.region.in_place()
+    }
+
+    /// The pid of the process that created (or last re-initialised) the region.
+    pub fn creator_pid(&self) -> u32 {
+        self.region.info().creator_pid
+    }
+}
+
+impl<T: ShmType + fmt::Debug> fmt::Debug for ShmReader<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ShmReader")
+            .field("name", &self.name())
+            .field("version", &self.version())
+            .finish_non_exhaustive()
+    }
+}
+
+/// `Region::wait_for_change` with the public error.
+pub(crate) fn wait_for_change(
+    region: &Region,
+    since: u64,
+    timeout: Option<Duration>,
+) -> Result<u64> {
+    region
+        .wait_for_change(since, timeout)
+        .map_err(|TimedOut| Error::Timeout {
+            name: region.name().to_string(),
+            waiting_for: "a new version",
+            after: timeout.unwrap_or_default(),
+        })
+}
