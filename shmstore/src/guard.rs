@@ -43,6 +43,7 @@ impl<'a, T: ShmType> ShmGuard<'a, T> {
     /// # Safety
     ///
     /// The calling thread holds `shm`'s lock, acquired through `shm`'s region.
+    #[inline]
     pub(crate) unsafe fn new(shm: &'a Shm<T>) -> Self {
         ShmGuard {
             shm,
@@ -55,6 +56,7 @@ impl<'a, T: ShmType> ShmGuard<'a, T> {
 impl<T: ShmType> Deref for ShmGuard<'_, T> {
     type Target = T;
 
+    #[inline]
     fn deref(&self) -> &T {
         // SAFETY: the working copy is `size_of::<T>()` bytes aligned to at least
         // `align_of::<T>()` (the region was validated for `T`), any bytes are a valid `T`
@@ -65,6 +67,7 @@ impl<T: ShmType> Deref for ShmGuard<'_, T> {
 }
 
 impl<T: ShmType> DerefMut for ShmGuard<'_, T> {
+    #[inline]
     fn deref_mut(&mut self) -> &mut T {
         if !self.wrote {
             self.shm.region().begin_write();
@@ -78,6 +81,7 @@ impl<T: ShmType> DerefMut for ShmGuard<'_, T> {
 }
 
 impl<T: ShmType> Drop for ShmGuard<'_, T> {
+    #[inline]
     fn drop(&mut self) {
         // SAFETY: the guard exists only while this thread holds the lock (see `new`), and the
         // region was validated to hold a `T`, so its payload is `size_of::<T>()` bytes.

@@ -67,7 +67,9 @@ pub(crate) struct Header {
     pub(crate) waiters: AtomicU32,
     pub(crate) poisoned: AtomicU32,
     pub(crate) commit_in_progress: AtomicU32,
-    _reserved1: [AtomicU32; 11],
+    pub(crate) read_requests: AtomicU32,
+    pub(crate) reads_served: AtomicU32,
+    _reserved1: [AtomicU32; 9],
     // Line 3: the lock, away from the version that readers poll.
     pub(crate) mutex: RobustMutex,
 }
@@ -286,6 +288,8 @@ impl Header {
         self.waiters.store(0, Relaxed);
         self.poisoned.store(0, Relaxed);
         self.commit_in_progress.store(0, Relaxed);
+        self.read_requests.store(0, Relaxed);
+        self.reads_served.store(0, Relaxed);
         // SAFETY: the caller guarantees nobody else uses the lock meanwhile.
         unsafe { self.mutex.init() }
     }

@@ -28,13 +28,16 @@
 
 use std::sync::atomic::fence;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::header::FLAG_NOTIFY_READERS;
 use crate::region::Region;
 use crate::sys::futex;
 use crate::sys::mutex::{Acquired, LockFailure};
 use crate::sys::process::thread_token;
+
+/// The longest a writer waits for a starving reader before it locks anyway.
+const BACK_OFF: Duration = Duration::from_micros(10);
 
 /// How long to wait for the lock.
 #[derive(Debug, Clone, Copy)]
@@ -50,6 +53,9 @@ impl Region {
     #[inline]
     pub(crate) fn acquire(&self, wait: Wait) -> Result<bool, LockFailure> {
         let mutex = &self.header().mutex;
+        if !matches!(wait, Wait::No) {
+            self.yield_to_starving_reader();
+        }
         let acquired = match wait {
             Wait::Forever => mutex.lock(),
             Wait::No => mutex.try_lock(),
@@ -63,6 +69,34 @@ impl Region {
         }
         self.repair();
         Ok(self.in_place() && self.header().poisoned.load(Acquire) != 0)
+    }
+
+    /// Lets a reader that keeps losing the race with back-to-back commits in: with a new,
+    /// unserved read request, wait (at most [`BACK_OFF`]) before locking. One load and a compare
+    /// when nobody asks.
+    #[inline]
+    fn yield_to_starving_reader(&self) {
+        let h = self.header();
+        let requests = h.read_requests.load(Relaxed);
+        if requests != h.reads_served.load(Relaxed) && requests != self.backed_off_for.load(Relaxed)
+        {
+            self.back_off(requests);
+        }
+    }
+
+    #[cold]
+    fn back_off(&self, requests: u32) {
+        self.backed_off_for.store(requests, Relaxed);
+        let h = self.header();
+        let start = Instant::now();
+        let mut spins = 0u32;
+        while h.reads_served.load(Acquire) != h.read_requests.load(Relaxed) {
+            spins += 1;
+            if spins % 32 == 0 && start.elapsed() >= BACK_OFF {
+                return;
+            }
+            std::hint::spin_loop();
+        }
     }
 
     /// Finishes or undoes what the previous holder left. Runs on every acquisition; with
@@ -140,14 +174,14 @@ impl Region {
             let odd = h.version.load(Relaxed);
             let panicking = std::thread::panicking();
             match (self.second_copy(), panicking) {
-                (None, false) => self.publish(odd + 1),
+                (None, false) => h.version.store(odd + 1, Release),
                 (None, true) => {
                     h.poisoned.store(1, Release);
-                    self.publish(odd + 1);
+                    h.version.store(odd + 1, Release);
                 }
                 (Some(second), false) => {
                     h.commit_in_progress.store(1, Relaxed);
-                    self.publish(odd + 1);
+                    h.version.store(odd + 1, Release);
                     fence(Release);
                     // SAFETY: the two copies of this region, `payload_size` bytes each
                     // (caller); the working copy is complete and no longer written.
@@ -157,27 +191,61 @@ impl Region {
                 (Some(second), true) => {
                     // SAFETY: as above; the second copy is untouched while the version is odd.
                     unsafe { copy_payload(second, self.working_copy(), payload_size) };
-                    self.publish(odd + 1);
+                    h.version.store(odd + 1, Release);
                 }
             }
         }
         self.holder.store(0, Relaxed);
         // SAFETY: the caller holds the lock, as required.
         unsafe { self.header().mutex.unlock() };
+        if wrote {
+            // After the unlock: the unlock orders the version store before the load of
+            // `waiters` (see `barrier_after_unlock`), and the wake's system call, when one is
+            // needed, no longer delays the next locker.
+            barrier_after_unlock();
+            self.wake_if_waited();
+        }
     }
 
-    /// Stores a new even version and wakes sleepers if any are registered.
-    #[inline]
+    /// Stores a new even version while holding the lock, and wakes sleepers if any are
+    /// registered (the repair paths; the common release publishes in `release`).
     fn publish(&self, version: u64) {
         let h = self.header();
         // A SeqCst swap rather than a store and a SeqCst fence: the same guarantee (a waiter's
-        // SeqCst registration and this load of `waiters` cannot both miss each other), and a
+        // SeqCst registration and the load of `waiters` cannot both miss each other), and a
         // locked `xchg` costs less than `mfence` on x86-64.
         h.version.swap(version, SeqCst);
+        self.wake_if_waited();
+    }
+
+    /// Wakes every sleeper on the version if any is registered, or if the region notifies
+    /// read-only handles (which cannot register). Must follow a version store by a full
+    /// barrier: a waiter registers with a SeqCst increment and then re-reads the version, so
+    /// either it sees the new version or this load sees it.
+    #[inline]
+    fn wake_if_waited(&self) {
+        let h = self.header();
         if h.waiters.load(SeqCst) != 0 || self.info().flags & FLAG_NOTIFY_READERS != 0 {
             futex::wake_low_half(&h.version);
         }
     }
+}
+
+/// A full (StoreLoad) barrier between the version store before `pthread_mutex_unlock` and the
+/// load of `waiters` after it.
+///
+/// On x86-64, glibc's robust-mutex unlock is an atomic exchange on the lock word (a `lock`ed
+/// instruction, required by the robust-futex protocol to hand the word back), and every locked
+/// instruction is a full barrier there; the compiler cannot move our accesses across the
+/// opaque call, whose argument points into the same mapping. That saves the `xchg` or `mfence`
+/// a SeqCst publish would add to every write. Elsewhere (release-ordered exchanges on
+/// AArch64, for one), an explicit SeqCst fence provides it.
+#[inline(always)]
+fn barrier_after_unlock() {
+    #[cfg(target_arch = "x86_64")]
+    std::sync::atomic::compiler_fence(SeqCst);
+    #[cfg(not(target_arch = "x86_64"))]
+    fence(SeqCst);
 }
 
 /// Copies the payload between the two copies. Only the lock holder calls it, at a moment when
@@ -190,6 +258,19 @@ impl Region {
 /// not overlap.
 #[inline]
 unsafe fn copy_payload(from: *const u8, to: *mut u8, size: usize) {
-    // SAFETY: the caller's contract.
-    unsafe { std::ptr::copy_nonoverlapping(from, to, size) };
+    if size <= 64 && size % 8 == 0 {
+        // Word moves: the holder has usually just stored into the working copy, and a wider
+        // vector load of bytes still in the store buffer stalls on store forwarding.
+        for i in 0..size / 8 {
+            // SAFETY: within both copies (caller), which are 8-byte aligned (64-aligned).
+            unsafe {
+                to.add(i * 8)
+                    .cast::<u64>()
+                    .write(from.add(i * 8).cast::<u64>().read())
+            };
+        }
+    } else {
+        // SAFETY: the caller's contract.
+        unsafe { std::ptr::copy_nonoverlapping(from, to, size) };
+    }
 }

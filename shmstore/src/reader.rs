@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use crate::error::{Error, Result};
 use crate::layout::ShmType;
 use crate::region::Region;
-use crate::snapshot::{snapshot, snapshot_until, TimedOut};
+use crate::snapshot::{snapshot, snapshot_to, snapshot_until, TimedOut};
 
 /// A read-only handle to a region: the object opened `O_RDONLY` and mapped read-only, so this
 /// process cannot write it, lock it, or poison it — for consumers that must not be able to
@@ -49,8 +49,15 @@ impl<T: ShmType> ShmReader<T> {
     /// A consistent snapshot, as [`Shm::read`](crate::Shm::read). In an `in_place` region
     /// whose writer died mid-write, it waits until a writable handle repairs the region; use
     /// [`read_timeout`](Self::read_timeout) to bound that.
+    #[inline]
     pub fn read(&self) -> T {
         snapshot(&self.region)
+    }
+
+    /// Like [`read`](Self::read), but into `out` (saves a copy for large values).
+    #[inline]
+    pub fn read_into(&self, out: &mut T) {
+        snapshot_to(&self.region, out)
     }
 
     /// A consistent snapshot, waiting at most `timeout` for a write in progress (or a dead

@@ -20,8 +20,8 @@
 
 use std::fs::File;
 use std::io;
-use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicU32, AtomicUsize};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
@@ -61,6 +61,9 @@ pub(crate) struct Region {
     /// The [`process::thread_token`] of the thread of this process that holds the lock through
     /// this handle, or 0. Written only by the holder (the mutex orders the writes).
     pub(crate) holder: AtomicUsize,
+    /// The `read_requests` value this handle last backed off for (lock.rs), so that a reader
+    /// that died mid-request costs it one back-off, not one per lock.
+    pub(crate) backed_off_for: AtomicU32,
     // Kept open so the object cannot be replaced under us between checks; closed on drop.
     _file: File,
 }
@@ -145,6 +148,7 @@ impl Region {
             info,
             unlink_on_drop: spec.unlink_on_drop,
             holder: AtomicUsize::new(0),
+            backed_off_for: AtomicU32::new(0),
             _file: file,
         }
     }
@@ -167,6 +171,7 @@ impl Region {
     }
 
     /// The region's name.
+    #[inline]
     pub(crate) fn name(&self) -> &str {
         &self.name
     }

@@ -12,7 +12,7 @@ use crate::layout::ShmType;
 use crate::lock::Wait;
 use crate::reader::{wait_for_change, ShmReader};
 use crate::region::{Region, RegionSpec};
-use crate::snapshot::snapshot;
+use crate::snapshot::{snapshot, snapshot_to};
 use crate::sys::mutex::LockFailure;
 use crate::sys::object::Access;
 
@@ -131,6 +131,7 @@ impl<T: ShmType> Shm<T> {
     ///
     /// If this thread already holds the lock (it would deadlock), or if the mutex in the
     /// header was overwritten with garbage by another process.
+    #[inline]
     pub fn lock(&self) -> LockResult<ShmGuard<'_, T>> {
         match self.region.acquire(Wait::Forever) {
             Ok(poisoned) => self.guard(poisoned),
@@ -140,6 +141,7 @@ impl<T: ShmType> Shm<T> {
 
     /// Takes the lock if no thread of any process holds it; `Err(WouldBlock)` otherwise
     /// (including when this thread holds it).
+    #[inline]
     pub fn try_lock(&self) -> TryLockResult<ShmGuard<'_, T>> {
         self.try_acquire(Wait::No)
     }
@@ -154,6 +156,7 @@ impl<T: ShmType> Shm<T> {
         self.try_acquire(Wait::For(timeout))
     }
 
+    #[inline]
     fn try_acquire(&self, wait: Wait) -> TryLockResult<ShmGuard<'_, T>> {
         match self.region.acquire(wait) {
             Ok(poisoned) => self.guard(poisoned).map_err(TryLockError::Poisoned),
@@ -162,6 +165,7 @@ impl<T: ShmType> Shm<T> {
         }
     }
 
+    #[inline]
     fn guard(&self, poisoned: bool) -> LockResult<ShmGuard<'_, T>> {
         // SAFETY: `acquire` succeeded, so this thread holds the lock through this region.
         let guard = unsafe { ShmGuard::new(self) };
@@ -214,8 +218,30 @@ impl<T: ShmType> Shm<T> {
     ///
     /// In an `in_place` region, if this thread holds a guard that has written (the read would
     /// wait for itself). Read through the guard instead.
+    #[inline]
     pub fn read(&self) -> T {
         snapshot(&self.region)
+    }
+
+    /// Like [`read`](Self::read), but into `out`: for large values, this saves the copy a
+    /// return by value may cost.
+    ///
+    /// ```
+    /// # use shmstore::Shm;
+    /// # let name = format!("doc-read-into-{}", std::process::id());
+    /// let table = Shm::<[u64; 512]>::options().unlink_on_drop(true).create(&name, [7; 512])?;
+    /// let mut mine = [0u64; 512];
+    /// table.read_into(&mut mine);
+    /// assert_eq!(mine, [7; 512]);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// As [`read`](Self::read).
+    #[inline]
+    pub fn read_into(&self, out: &mut T) {
+        snapshot_to(&self.region, out)
     }
 
     /// Sleeps until a version other than `since` is published, and returns it.
@@ -263,6 +289,7 @@ impl<T: ShmType> Shm<T> {
 
     /// The last published version. Every committed write (and every rollback) publishes a
     /// higher one; it never returns the odd value of a write in progress.
+    #[inline]
     pub fn version(&self) -> u64 {
         self.region.published_version()
     }

@@ -18,14 +18,19 @@
 //!
 //! # Never starving, never spinning unbounded
 //!
-//! A writer that commits back to back can move the version during every copy of a large value.
-//! After [`LOCK_FREE_ATTEMPTS`] failed attempts a writable handle falls back to `try_lock`: if
-//! the lock is free it copies under the lock (its guard never writes, so it can neither poison
-//! nor roll back anything, and a reader killed there leaves nothing to repair); if not, it tries
-//! lock-free again, and after more failures sleeps on the version between attempts. It never
-//! blocks on the lock, so in the default mode a reader still never waits for a writer that holds
-//! the lock: while the lock is held and the version does not move, the lock-free read succeeds.
-//! The same `try_lock` recovers an `in_place` writer that died with the version odd.
+//! A writer that commits back to back can move the version during every copy of a large value,
+//! and a robust mutex is not fair: a writer that unlocks and locks again always beats a reader
+//! that was woken to take it. So after [`LOCK_FREE_ATTEMPTS`] failed attempts a writable handle
+//! *asks for help*: it increments `read_requests` in the header, and a writer about to lock that
+//! sees an unserved request spins (at most 10 µs, once per request) before it locks. Meanwhile
+//! the reader alternates `try_lock` — copying under the lock when it gets it (its guard never
+//! writes, so it can neither poison nor roll back anything, and a reader killed there leaves
+//! nothing to repair) — and lock-free attempts, for up to [`HELP_WINDOW`]. After that it keeps
+//! trying with `try_lock` and sleeps on the version between attempts. It never blocks on the
+//! lock, so in the default mode a reader still never waits for a writer that holds the lock:
+//! while the lock is held and the version does not move, the lock-free read succeeds. The same
+//! `try_lock` recovers an `in_place` writer that died with the version odd. Writers wait for
+//! readers only in this bounded way, and only when a reader could not otherwise make progress.
 //!
 //! A read-only handle cannot lock: after its attempts it sleeps on the version in slices of at
 //! most 1 ms between attempts, which bounds its spinning; an `in_place` region whose writer died
@@ -39,7 +44,7 @@
 //! makes no system call. A read-only handle cannot register: it is woken at once when the region
 //! was created with `notify_readers(true)`, and otherwise re-checks every 10 ms.
 
-use std::sync::atomic::Ordering::{Acquire, Relaxed, SeqCst};
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
 use std::sync::atomic::{fence, AtomicU64, AtomicU8};
 use std::time::{Duration, Instant};
 
@@ -51,6 +56,9 @@ use crate::sys::process::thread_token;
 
 /// Lock-free copies tried before a writable handle falls back to `try_lock`.
 const LOCK_FREE_ATTEMPTS: u32 = 8;
+/// How long a starving reader keeps trying with writers backing off before it goes back to
+/// the slower retry loop.
+const HELP_WINDOW: Duration = Duration::from_micros(100);
 /// Failed attempts after which a reader sleeps between attempts instead of spinning.
 const ATTEMPTS_BEFORE_SLEEP: u32 = 64;
 /// How long a waiter spins on the version before it sleeps: a cross-core futex wake costs tens
@@ -141,7 +149,12 @@ impl Region {
                 }
             }
             failures += 1;
-            if failures >= LOCK_FREE_ATTEMPTS && self.writable() {
+            if failures == LOCK_FREE_ATTEMPTS && self.writable() {
+                // SAFETY: the caller's contract, passed on.
+                if unsafe { self.request_help(out, size) } {
+                    return Ok(());
+                }
+            } else if failures > LOCK_FREE_ATTEMPTS && self.writable() {
                 // SAFETY: the caller's contract, passed on.
                 if unsafe { self.copy_under_lock(out, size) } {
                     return Ok(());
@@ -163,6 +176,42 @@ impl Region {
                 None => slice,
             };
             futex::wait_low_half(version, before as u32, Some(slice));
+        }
+    }
+
+    /// Asks writers to back off (`read_requests`, see lock.rs) and, for up to [`HELP_WINDOW`],
+    /// alternates `try_lock` copies and lock-free copies. `true` once `out` holds a value.
+    ///
+    /// # Safety
+    ///
+    /// As [`snapshot_into`](Self::snapshot_into); the region is writable.
+    unsafe fn request_help(&self, out: *mut u8, size: usize) -> bool {
+        let h = self.header();
+        h.read_requests.fetch_add(1, Relaxed);
+        // Served however this ends, unwinding included, so writers stop backing off.
+        let _served = Served(self);
+        let version = &h.version;
+        let start = Instant::now();
+        let mut tries = 0u32;
+        loop {
+            // SAFETY: the caller's contract, passed on.
+            if unsafe { self.copy_under_lock(out, size) } {
+                return true;
+            }
+            let before = version.load(Acquire);
+            if let Some(source) = self.readable_copy(before) {
+                // SAFETY: as in `snapshot_into`.
+                unsafe { copy_atomic(source, out, size) };
+                fence(Acquire);
+                if version.load(Relaxed) == before {
+                    return true;
+                }
+            }
+            tries += 1;
+            if tries % 16 == 0 && start.elapsed() >= HELP_WINDOW {
+                return false;
+            }
+            std::hint::spin_loop();
         }
     }
 
@@ -239,6 +288,15 @@ impl Region {
     }
 }
 
+/// Counts a read request as served when dropped.
+struct Served<'a>(&'a Region);
+
+impl Drop for Served<'_> {
+    fn drop(&mut self) {
+        self.0.header().reads_served.fetch_add(1, Release);
+    }
+}
+
 /// A writable handle's entry in the region's `waiters` count while it sleeps; removed on drop,
 /// also when the wait unwinds.
 struct Registration<'a>(&'a Region);
@@ -283,6 +341,19 @@ pub(crate) unsafe fn copy_atomic(src: *const u8, dst: *mut u8, len: usize) {
         let byte = unsafe { AtomicU8::from_ptr(src.add(i).cast_mut()) }.load(Relaxed);
         // SAFETY: within the `len` writable bytes.
         unsafe { dst.add(i).write(byte) };
+    }
+}
+
+/// Reads the region into `out`, however long it takes.
+#[inline]
+pub(crate) fn snapshot_to<T: bytemuck::Pod>(region: &Region, out: &mut T) {
+    // SAFETY: `out` is a valid `T`, so `size_of::<T>()` writable bytes, which is the payload
+    // size (the region was validated for `T`); any bytes written are a valid `T` (`Pod`).
+    let done = unsafe {
+        region.snapshot_into((out as *mut T).cast::<u8>(), std::mem::size_of::<T>(), None)
+    };
+    if done.is_err() {
+        unreachable!("a read without a deadline cannot time out");
     }
 }
 
