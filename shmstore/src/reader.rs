@@ -67,7 +67,8 @@ impl<T: ShmType> ShmReader<T> {
     ///
     /// [`Error::Timeout`] when the timeout passes first.
     pub fn read_timeout(&self, timeout: Duration) -> Result<T> {
-        snapshot_until(&self.region, Some(Instant::now() + timeout)).map_err(|TimedOut| {
+        // A timeout too large to represent as a deadline means no deadline.
+        snapshot_until(&self.region, Instant::now().checked_add(timeout)).map_err(|TimedOut| {
             Error::Timeout {
                 name: self.name().to_string(),
                 waiting_for: "a consistent value (an in-place write in progress, or a dead \

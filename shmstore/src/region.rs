@@ -103,7 +103,8 @@ impl Region {
     /// racing for the same name.
     pub(crate) fn open_or_create(name: &str, spec: &RegionSpec, init: Init<'_>) -> Result<Region> {
         validate_name(name)?;
-        let deadline = Instant::now() + spec.open_timeout;
+        // A timeout too large to represent as a deadline means none.
+        let deadline = Instant::now().checked_add(spec.open_timeout);
         loop {
             match find(name, spec, Access::ReadWrite) {
                 Ok(Found::Ready(region)) => return Ok(region),
@@ -120,7 +121,7 @@ impl Region {
                 Err(other) => return Err(other),
             }
             // Another process is creating or repairing it right now; look again.
-            if Instant::now() >= deadline {
+            if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
                 return Err(Error::Timeout {
                     name: name.to_string(),
                     waiting_for: "its creation to settle (other processes kept creating or \

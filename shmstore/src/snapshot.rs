@@ -243,7 +243,8 @@ impl Region {
     ) -> Result<u64, TimedOut> {
         let version = &self.header().version;
         let start = Instant::now();
-        let deadline = timeout.map(|t| start + t);
+        // A timeout too large to represent as a deadline means none.
+        let deadline = timeout.and_then(|t| start.checked_add(t));
         // Spin first: most changes between cooperating processes come soon.
         let mut spins = 0u32;
         loop {

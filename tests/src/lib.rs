@@ -49,6 +49,28 @@ pub struct Pair {
     pub b: u64,
 }
 
+/// A 4 KiB value that writers fill with one number in every word: a snapshot whose words
+/// differ is a torn read.
+#[derive(ShmType, Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C)]
+pub struct Page {
+    /// All equal in a committed value.
+    pub words: [u64; 512],
+}
+
+impl Page {
+    /// A page with every word `n`.
+    pub fn filled(n: u64) -> Page {
+        Page { words: [n; 512] }
+    }
+
+    /// The number in every word, or `None` if the words differ (a torn read).
+    pub fn uniform(&self) -> Option<u64> {
+        let first = self.words[0];
+        self.words.iter().all(|&w| w == first).then_some(first)
+    }
+}
+
 /// The test process's version of a type that the helper binary also defines, under the same
 /// name, with the field `burst` retyped (`f32` there): "two binaries" that disagree.
 #[derive(ShmType, Clone, Copy, Debug, PartialEq)]

@@ -33,13 +33,34 @@
 //! - `open-retyped NAME`: opens this binary's `Limits`, prints `ok` or `err VARIANT MESSAGE`.
 //! - `writer-loop NAME N`: prints `started`, then N times (forever if N is 0) locks a `Pair`
 //!   and sets `a` then `b` to the next number; prints `done`.
+//! - `page-writer NAME` and `pair-writer NAME`: open a `Page` (a `Pair`), print `started`, then
+//!   until a line (or end of input) on stdin lock it and set every word (both fields) to the
+//!   next number, back to back; print `done COUNT poisoned=P sleeps=S` (P: how many of its locks
+//!   found the region poisoned; S: the voluntary context switches of the writing thread during
+//!   the loop, that is how often it had to sleep for the lock).
+//! - `write-and-hold NAME VALUE`: locks a `Counter`, sets both fields to VALUE, prints
+//!   `holding`, waits for a line, unlocks, prints `released`.
+//! - `wait-change NAME shm|reader`: opens a `Counter` (read-write, or with `open_reader`), prints
+//!   `waiting SINCE` (its version), waits for a change without timeout, prints
+//!   `changed VERSION COUNT`.
+//! - `read-loop NAME`: opens a `Page` read-write, reads it once, prints `reading`, then reads it
+//!   until killed (exits with status 3 on a torn read).
+//! - `ping-pong NAME ROUNDS shm|reader`: opens a `Counter` (and, with `reader`, a `ShmReader` to
+//!   wait with), prints `ready`, then ROUNDS times waits (`wait_for_change`, 60 s at most) for
+//!   an odd count and writes the next even one; prints `done`, or `timeout COUNT` if a wait ran
+//!   out.
+//! - `setuid-reader NAME`: drops to uid/gid 65534 and opens a `Counter`: prints
+//!   `reader-plain ok|err VARIANT` (`open_reader` without `allow_other_owner`),
+//!   `read-write ok|err VARIANT` (`open` with it), then with `open_reader` and
+//!   `allow_other_owner(true)`: `reader COUNT VERSION IN_PLACE`, and after the next change
+//!   `changed COUNT VERSION`.
 
 use std::io::{BufRead, Write};
 use std::os::unix::fs::MetadataExt;
 use std::time::Duration;
 
 use shmstore::{Shm, ShmType};
-use shmstore_tests::{variant, Counter, Pair, SHM_DIR};
+use shmstore_tests::{variant, Counter, Page, Pair, SHM_DIR};
 
 /// The helper's own `Limits`: same name and field names as the test's, `burst` retyped.
 mod other_binary {
@@ -95,6 +116,17 @@ fn main() {
             Err(e) => say(&format!("err {} {e}", variant(&e))),
         },
         ["writer-loop", name, n] => writer_loop(name, n.parse().expect("N")),
+        ["page-writer", name] => {
+            write_until_told::<Page>(name, |p| p.words[0], |p, n| p.words = [n; 512])
+        }
+        ["pair-writer", name] => {
+            write_until_told::<Pair>(name, |p| p.a, |p, n| *p = Pair { a: n, b: n })
+        }
+        ["write-and-hold", name, value] => write_and_hold(name, value.parse().expect("VALUE")),
+        ["wait-change", name, how] => wait_change(name, how),
+        ["read-loop", name] => read_loop(name),
+        ["setuid-reader", name] => setuid_reader(name),
+        ["ping-pong", name, rounds, how] => ping_pong(name, rounds.parse().expect("ROUNDS"), how),
         _ => {
             eprintln!("shm-helper: unknown arguments {args:?}");
             std::process::exit(2);
@@ -289,6 +321,167 @@ fn writer_loop(name: &str, n: u64) {
         let next = g.a.max(g.b) + 1;
         g.a = next;
         g.b = next;
+    }
+    say("done");
+}
+
+/// The calling thread's voluntary context switches (how often it went to sleep).
+fn voluntary_switches() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/status")
+        .expect("/proc/thread-self/status")
+        .lines()
+        .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+        .expect("voluntary_ctxt_switches")
+        .trim()
+        .parse()
+        .expect("a number")
+}
+
+fn write_until_told<T: ShmType>(name: &str, get: fn(&T) -> u64, set: fn(&mut T, u64)) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static STOP: AtomicBool = AtomicBool::new(false);
+    let shm = Shm::<T>::open(name).expect("open");
+    std::thread::spawn(|| {
+        wait_for_go();
+        STOP.store(true, Ordering::Relaxed);
+    });
+    let mut next = get(&shm.read());
+    let (mut count, mut poisoned) = (0u64, 0u64);
+    say("started");
+    let sleeps_before = voluntary_switches();
+    while !STOP.load(Ordering::Relaxed) {
+        let mut g = shm.lock().unwrap_or_else(|p| {
+            poisoned += 1;
+            p.into_inner()
+        });
+        next += 1;
+        set(&mut g, next);
+        drop(g);
+        count += 1;
+    }
+    let sleeps = voluntary_switches() - sleeps_before;
+    say(&format!("done {count} poisoned={poisoned} sleeps={sleeps}"));
+}
+
+fn write_and_hold(name: &str, value: u64) {
+    let shm = Shm::<Counter>::open(name).expect("open");
+    let mut g = shm.lock().expect("lock");
+    *g = Counter::at(value);
+    say("holding");
+    wait_for_go();
+    drop(g);
+    say("released");
+}
+
+fn wait_change(name: &str, how: &str) {
+    let (since, changed, count) = match how {
+        "shm" => {
+            let shm = Shm::<Counter>::open(name).expect("open");
+            let since = shm.version();
+            say(&format!("waiting {since}"));
+            let v = shm.wait_for_change(since, None).expect("wait_for_change");
+            (since, v, shm.read().count)
+        }
+        "reader" => {
+            let reader = Shm::<Counter>::open_reader(name).expect("open_reader");
+            let since = reader.version();
+            say(&format!("waiting {since}"));
+            let v = reader
+                .wait_for_change(since, None)
+                .expect("wait_for_change");
+            (since, v, reader.read().count)
+        }
+        other => panic!("unknown HOW {other}"),
+    };
+    assert_ne!(since, changed);
+    say(&format!("changed {changed} {count}"));
+}
+
+fn read_loop(name: &str) -> ! {
+    let shm = Shm::<Page>::open(name).expect("open");
+    shm.read();
+    say("reading");
+    loop {
+        if shm.read().uniform().is_none() {
+            eprintln!("shm-helper read-loop: torn read");
+            std::process::exit(3);
+        }
+    }
+}
+
+fn setuid_reader(name: &str) {
+    use nix::unistd::{setgid, setgroups, setuid, Gid, Uid};
+    setgroups(&[]).expect("setgroups");
+    setgid(Gid::from_raw(65534)).expect("setgid");
+    setuid(Uid::from_raw(65534)).expect("setuid");
+    let outcome = |r: Result<(), shmstore::Error>| match r {
+        Ok(()) => "ok".to_string(),
+        Err(e) => format!("err {}", variant(&e)),
+    };
+    say(&format!(
+        "reader-plain {}",
+        outcome(Shm::<Counter>::open_reader(name).map(drop))
+    ));
+    say(&format!(
+        "read-write {}",
+        outcome(
+            Shm::<Counter>::options()
+                .allow_other_owner(true)
+                .open(name)
+                .map(drop)
+        )
+    ));
+    let reader = Shm::<Counter>::options()
+        .allow_other_owner(true)
+        .open_reader(name)
+        .expect("open_reader with allow_other_owner");
+    let c = reader.read();
+    assert_eq!(c.count, c.mirror);
+    let since = reader.version();
+    say(&format!(
+        "reader {} {since} {}",
+        c.count,
+        reader.is_in_place()
+    ));
+    let now = reader
+        .wait_for_change(since, None)
+        .expect("wait_for_change");
+    let c = reader.read();
+    assert_eq!(c.count, c.mirror);
+    say(&format!("changed {} {now}", c.count));
+}
+
+fn ping_pong(name: &str, rounds: u64, how: &str) {
+    let shm = Shm::<Counter>::open(name).expect("open");
+    let reader = match how {
+        "shm" => None,
+        "reader" => Some(Shm::<Counter>::open_reader(name).expect("open_reader")),
+        other => panic!("unknown HOW {other}"),
+    };
+    let version = || {
+        reader
+            .as_ref()
+            .map_or_else(|| shm.version(), |r| r.version())
+    };
+    let read = || reader.as_ref().map_or_else(|| shm.read(), |r| r.read());
+    let wait = |since| match &reader {
+        None => shm.wait_for_change(since, Some(Duration::from_secs(60))),
+        Some(r) => r.wait_for_change(since, Some(Duration::from_secs(60))),
+    };
+    say("ready");
+    for _ in 0..rounds {
+        let count = loop {
+            let since = version();
+            let c = read().count;
+            if c % 2 == 1 {
+                break c;
+            }
+            if wait(since).is_err() {
+                say(&format!("timeout {c}"));
+                std::process::exit(1);
+            }
+        };
+        *shm.lock().expect("lock") = Counter::at(count + 1);
     }
     say("done");
 }
