@@ -5,10 +5,11 @@
 //! changes. Then a process is SIGKILLed halfway through a transfer: its half-done write never
 //! becomes visible, and the next locker finds the old balances (the default, crash-atomic mode).
 //! The same crash in an `in_place` region poisons it instead: every process sees the poison
-//! until someone repairs the value and clears it.
+//! until someone repairs the value and clears it. Finally a read-only process watches the value
+//! change, sleeping until each update is published.
 //!
 //! The program re-runs itself for the child roles (`tour worker NAME N`, `tour crasher NAME`,
-//! `tour observer NAME`) and removes the regions it created.
+//! `tour observer NAME`, `tour watcher NAME N`) and removes the regions it created.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -44,8 +45,11 @@ fn main() -> Result {
         ["worker", name, n] => worker(name, n.parse()?),
         ["crasher", name] => crasher(name),
         ["observer", name] => observer(name),
+        ["watcher", name, n] => watcher(name, n.parse()?),
         [] => tour(),
-        _ => Err("usage: tour [worker NAME N | crasher NAME | observer NAME]".into()),
+        _ => Err(
+            "usage: tour [worker NAME N | crasher NAME | observer NAME | watcher NAME N]".into(),
+        ),
     }
 }
 
@@ -62,8 +66,10 @@ fn tour() -> Result {
         bob: TOTAL / 2,
         transfers: 0,
     };
+    // notify_readers: read-only watchers (act 4) are woken by every publish.
     let accounts = Shm::<Accounts>::options()
         .unlink_on_drop(true)
+        .notify_readers(true)
         .create(&name, start)?;
     say(
         "parent",
@@ -189,6 +195,26 @@ fn tour() -> Result {
     say("parent", "cleared the poison");
     observe(&in_place_name)?;
 
+    say(
+        "parent",
+        "== 4. another process watches the value change, sleeping in between ==",
+    );
+    let watcher = spawn_and_wait_for(&["watcher", &name, "3"], "watching")?;
+    for (alice, bob) in [(1200, 800), (300, 1700), (1000, 1000)] {
+        std::thread::sleep(Duration::from_millis(200));
+        let mut g = accounts
+            .lock()
+            .map_err(|_| "the default mode is never poisoned")?;
+        g.alice = alice;
+        g.bob = bob;
+        drop(g);
+        say("parent", &format!("set alice = {alice}, bob = {bob}"));
+    }
+    let mut watcher = watcher;
+    if !watcher.wait()?.success() {
+        return Err("the watcher failed".into());
+    }
+
     drop(accounts);
     drop(ledger);
     say(
@@ -244,6 +270,26 @@ fn observer(name: &str) -> Result {
     Ok(())
 }
 
+/// Child: a read-only handle that prints each new version, sleeping on the region's futex in
+/// between (no polling), until it has seen `changes` of them.
+fn watcher(name: &str, changes: u32) -> Result {
+    let accounts = Shm::<Accounts>::open_reader(name)?;
+    let mut seen = accounts.version();
+    say("watcher", &format!("watching from version {seen}"));
+    for _ in 0..changes {
+        seen = accounts.wait_for_change(seen, Some(Duration::from_secs(10)))?;
+        let now = accounts.read();
+        say(
+            "watcher",
+            &format!(
+                "woke for version {seen}: alice = {}, bob = {}",
+                now.alice, now.bob
+            ),
+        );
+    }
+    Ok(())
+}
+
 fn observe(name: &str) -> Result {
     let status = spawn(&["observer", name])?.wait()?;
     if status.success() {
@@ -257,21 +303,31 @@ fn spawn(args: &[&str]) -> std::io::Result<Child> {
     Command::new(std::env::current_exe()?).args(args).spawn()
 }
 
-/// Spawns a child and returns once it has printed a line containing `marker`.
+/// Spawns a child and returns once it has printed a line containing `marker`; its output keeps
+/// flowing to ours.
 fn spawn_and_wait_for(args: &[&str], marker: &str) -> Result<Child> {
     let mut child = Command::new(std::env::current_exe()?)
         .args(args)
         .stdout(Stdio::piped())
         .spawn()?;
     let stdout = child.stdout.take().ok_or("no stdout")?;
-    for line in BufReader::new(stdout).lines() {
-        let line = line?;
-        println!("{line}");
-        if line.contains(marker) {
-            return Ok(child);
+    let (found, seen) = std::sync::mpsc::channel();
+    let marker = marker.to_string();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout)
+            .lines()
+            .map_while(std::io::Result::ok)
+        {
+            println!("{line}");
+            if line.contains(&marker) {
+                let _ = found.send(());
+            }
         }
+    });
+    match seen.recv() {
+        Ok(()) => Ok(child),
+        Err(_) => Err("the child exited before reaching its mark".into()),
     }
-    Err("the child exited before reaching its mark".into())
 }
 
 fn say(role: &str, text: &str) {
