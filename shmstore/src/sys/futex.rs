@@ -1,4 +1,7 @@
 //! Sleeping on, and waking, a 32-bit word in shared memory (Linux futexes, process-shared).
+//!
+//! The shared (not `_PRIVATE`) operations are used throughout: they key on the physical page,
+//! which is what lets processes with different mappings of a region meet on the same word.
 
 use std::sync::atomic::{AtomicU32, AtomicU64};
 use std::time::Duration;
@@ -8,33 +11,27 @@ use nix::libc;
 /// Sleeps while `*word == expected`, for at most `timeout` (forever if `None`). Returns early on
 /// a wake, a signal, a spurious wake-up or when the word already differs: callers re-check.
 pub(crate) fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
-    let ts = timeout.map(to_timespec);
-    let ts_ptr = ts
-        .as_ref()
-        .map_or(std::ptr::null(), |t| t as *const libc::timespec);
-    // SAFETY: `word` is a valid, aligned `AtomicU32` for the duration of the call (the borrow
-    // keeps its mapping alive); FUTEX_WAIT (not _PRIVATE) is the shared-memory form keyed on the
-    // physical page, which is what every process mapping the region must use; `ts_ptr` is null
-    // or points at a live `timespec` holding a relative timeout, as FUTEX_WAIT expects. The call
-    // only reads the word; every result (0, EAGAIN, EINTR, ETIMEDOUT) means "re-check".
-    unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            word.as_ptr(),
-            libc::FUTEX_WAIT,
-            expected,
-            ts_ptr,
-        );
-    }
+    // SAFETY: the pointer comes from a live `AtomicU32`, which the borrow keeps mapped.
+    unsafe { futex_wait(word.as_ptr().cast_const(), expected, timeout) }
 }
 
 /// Wakes every thread of every process sleeping on `word`.
 pub(crate) fn wake_all(word: &AtomicU32) {
-    // SAFETY: `word` is a valid, aligned `AtomicU32`; FUTEX_WAKE only uses its address as a key
-    // and never dereferences anything else.
-    unsafe {
-        libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, i32::MAX);
-    }
+    // SAFETY: as in `wait`.
+    unsafe { futex_wake_all(word.as_ptr().cast_const()) }
+}
+
+/// Sleeps while the low 32 bits of `counter` equal `expected_low`, for at most `timeout`.
+/// Returns early on wakes, signals and spurious wake-ups: callers re-check.
+pub(crate) fn wait_low_half(counter: &AtomicU64, expected_low: u32, timeout: Option<Duration>) {
+    // SAFETY: `low_half` points at 4 aligned bytes inside the live, 8-byte-aligned `counter`.
+    unsafe { futex_wait(low_half(counter), expected_low, timeout) }
+}
+
+/// Wakes every sleeper of [`wait_low_half`] on `counter`, in every process.
+pub(crate) fn wake_low_half(counter: &AtomicU64) {
+    // SAFETY: as in `wait_low_half`.
+    unsafe { futex_wake_all(low_half(counter)) }
 }
 
 /// The 32-bit futex word inside a 64-bit counter: its low-order half (FORMAT.md). Only its
@@ -48,43 +45,35 @@ fn low_half(counter: &AtomicU64) -> *const u32 {
     }
 }
 
-/// Sleeps while the low 32 bits of `counter` equal `expected_low`, for at most `timeout`.
-/// Returns early on wakes, signals and spurious wake-ups: callers re-check.
-pub(crate) fn wait_low_half(counter: &AtomicU64, expected_low: u32, timeout: Option<Duration>) {
-    let ts = timeout.map(to_timespec);
+/// `FUTEX_WAIT`.
+///
+/// # Safety
+///
+/// `word` must point at a 4-byte-aligned word that stays mapped for the duration of the call.
+unsafe fn futex_wait(word: *const u32, expected: u32, timeout: Option<Duration>) {
+    let ts = timeout.map(|d| libc::timespec {
+        tv_sec: d.as_secs().min(i64::MAX as u64) as libc::time_t,
+        tv_nsec: d.subsec_nanos() as libc::c_long,
+    });
     let ts_ptr = ts
         .as_ref()
         .map_or(std::ptr::null(), |t| t as *const libc::timespec);
-    // SAFETY: `low_half` points at 4 aligned bytes inside the live, 8-byte-aligned `counter`;
-    // the shared (not _PRIVATE) FUTEX_WAIT only reads that word atomically in the kernel;
-    // `ts_ptr` is null or a live relative timeout.
+    // SAFETY: `word` is valid and aligned (caller); FUTEX_WAIT only reads it, atomically, in
+    // the kernel; `ts_ptr` is null or points at a live relative timeout. Every result (0,
+    // EAGAIN, EINTR, ETIMEDOUT) means "re-check", so it is not inspected.
     unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            low_half(counter),
-            libc::FUTEX_WAIT,
-            expected_low,
-            ts_ptr,
-        );
+        libc::syscall(libc::SYS_futex, word, libc::FUTEX_WAIT, expected, ts_ptr);
     }
 }
 
-/// Wakes every sleeper of [`wait_low_half`] on `counter`, in every process.
-pub(crate) fn wake_low_half(counter: &AtomicU64) {
-    // SAFETY: FUTEX_WAKE only uses the address of the live word as a key.
+/// `FUTEX_WAKE` of every waiter.
+///
+/// # Safety
+///
+/// `word` must point at a 4-byte-aligned word that stays mapped for the duration of the call.
+unsafe fn futex_wake_all(word: *const u32) {
+    // SAFETY: FUTEX_WAKE only uses the address of the valid word (caller) as a key.
     unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            low_half(counter),
-            libc::FUTEX_WAKE,
-            i32::MAX,
-        );
-    }
-}
-
-fn to_timespec(d: Duration) -> libc::timespec {
-    libc::timespec {
-        tv_sec: d.as_secs().min(i64::MAX as u64) as libc::time_t,
-        tv_nsec: d.subsec_nanos() as libc::c_long,
+        libc::syscall(libc::SYS_futex, word, libc::FUTEX_WAKE, i32::MAX);
     }
 }

@@ -104,26 +104,24 @@ pub(crate) fn link(file: &File, name: &str) -> io::Result<()> {
 
 /// `fstat` of an open object.
 pub(crate) fn stat(file: &File) -> io::Result<ObjectStat> {
-    let meta = file.metadata()?;
-    Ok(ObjectStat {
-        size: meta.size(),
-        uid: meta.uid(),
-        mode: meta.mode() & 0o7777,
-        dev: meta.dev(),
-        ino: meta.ino(),
-    })
+    file.metadata().map(|meta| ObjectStat::from(&meta))
 }
 
 /// `lstat` of a name, without opening it.
 pub(crate) fn stat_name(name: &str) -> io::Result<ObjectStat> {
-    let meta = std::fs::symlink_metadata(format!("{SHM_DIR}/{name}"))?;
-    Ok(ObjectStat {
-        size: meta.size(),
-        uid: meta.uid(),
-        mode: meta.mode() & 0o7777,
-        dev: meta.dev(),
-        ino: meta.ino(),
-    })
+    std::fs::symlink_metadata(format!("{SHM_DIR}/{name}")).map(|meta| ObjectStat::from(&meta))
+}
+
+impl From<&std::fs::Metadata> for ObjectStat {
+    fn from(meta: &std::fs::Metadata) -> Self {
+        ObjectStat {
+            size: meta.size(),
+            uid: meta.uid(),
+            mode: meta.mode() & 0o7777,
+            dev: meta.dev(),
+            ino: meta.ino(),
+        }
+    }
 }
 
 /// `ftruncate`: sets the object's size; new bytes read as zero.
