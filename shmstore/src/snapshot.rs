@@ -33,7 +33,7 @@
 //! readers only in this bounded way, and only when a reader could not otherwise make progress.
 //!
 //! A read-only handle cannot lock: after its attempts it sleeps on the version in slices of at
-//! most 1 ms between attempts, which bounds its spinning; an `in_place` region whose writer died
+//! most 50 µs between attempts, which bounds its spinning; an `in_place` region whose writer died
 //! leaves it waiting until a writable handle repairs it (bounded by `read_timeout`).
 //!
 //! # Waiting for a change
@@ -55,7 +55,10 @@ use crate::sys::futex;
 use crate::sys::process::thread_token;
 
 /// Lock-free copies tried before a writable handle falls back to `try_lock`.
-const LOCK_FREE_ATTEMPTS: u32 = 8;
+const LOCK_FREE_ATTEMPTS: u32 = 3;
+/// How long a reader of an `in_place` region keeps failing lock-free before it asks writers
+/// for help.
+const HELP_AFTER: Duration = Duration::from_micros(1);
 /// How long a starving reader keeps trying with writers backing off before it goes back to
 /// the slower retry loop.
 const HELP_WINDOW: Duration = Duration::from_micros(100);
@@ -64,6 +67,10 @@ const ATTEMPTS_BEFORE_SLEEP: u32 = 64;
 /// How long a waiter spins on the version before it sleeps: a cross-core futex wake costs tens
 /// of microseconds on a virtual machine, more than most waits between close writes.
 const SPIN_BEFORE_SLEEP: Duration = Duration::from_micros(20);
+/// The longest a reader sleeps between attempts once it stopped spinning: long enough to let
+/// a busy writer run, short enough that a read-only handle (which cannot ask writers for help)
+/// is not held up for long by a writer that is already done.
+const RETRY_SLEEP: Duration = Duration::from_micros(50);
 /// How often a read-only waiter re-checks when publishers do not wake it.
 const UNNOTIFIED_SLICE: Duration = Duration::from_millis(10);
 
@@ -131,6 +138,8 @@ impl Region {
     ) -> Result<(), TimedOut> {
         let version = &self.header().version;
         let mut failures = 1u32;
+        let mut started: Option<Instant> = None;
+        let mut helped = false;
         loop {
             let before = version.load(Acquire);
             if before & 1 == 1 && self.in_place() && self.holder.load(Relaxed) == thread_token() {
@@ -142,19 +151,25 @@ impl Region {
             }
             if let Some(source) = self.readable_copy(before) {
                 // SAFETY: as in `snapshot_into`.
-                unsafe { copy_atomic(source, out, size) };
-                fence(Acquire);
-                if version.load(Relaxed) == before {
+                if unsafe { copy_validated(source, out, size, version, before) } {
                     return Ok(());
                 }
             }
             failures += 1;
-            if failures == LOCK_FREE_ATTEMPTS && self.writable() {
-                // SAFETY: the caller's contract, passed on.
-                if unsafe { self.request_help(out, size) } {
-                    return Ok(());
+            if !helped && failures >= LOCK_FREE_ATTEMPTS && self.writable() {
+                // In place, a failure can cost no copy at all (the version is odd): ask only
+                // once the attempts have also taken a while. In the default mode each failure
+                // was a copy attempt already.
+                let waited_enough = !self.in_place()
+                    || started.get_or_insert_with(Instant::now).elapsed() >= HELP_AFTER;
+                if waited_enough {
+                    helped = true;
+                    // SAFETY: the caller's contract, passed on.
+                    if unsafe { self.request_help(out, size) } {
+                        return Ok(());
+                    }
                 }
-            } else if failures > LOCK_FREE_ATTEMPTS && self.writable() {
+            } else if helped {
                 // SAFETY: the caller's contract, passed on.
                 if unsafe { self.copy_under_lock(out, size) } {
                     return Ok(());
@@ -164,7 +179,7 @@ impl Region {
                 std::hint::spin_loop();
                 continue;
             }
-            let slice = Duration::from_millis(1);
+            let slice = RETRY_SLEEP;
             let slice = match deadline {
                 Some(deadline) => {
                     let left = deadline.saturating_duration_since(Instant::now());
@@ -201,9 +216,7 @@ impl Region {
             let before = version.load(Acquire);
             if let Some(source) = self.readable_copy(before) {
                 // SAFETY: as in `snapshot_into`.
-                unsafe { copy_atomic(source, out, size) };
-                fence(Acquire);
-                if version.load(Relaxed) == before {
+                if unsafe { copy_validated(source, out, size, version, before) } {
                     return true;
                 }
             }
@@ -316,6 +329,36 @@ impl Drop for Registration<'_> {
     fn drop(&mut self) {
         self.0.header().waiters.fetch_sub(1, SeqCst);
     }
+}
+
+/// A seqlock copy that gives up as soon as the version moves: `true` if `dst` holds a copy made
+/// entirely at version `before`. The slow path uses it so that a failed attempt on a large value
+/// costs a chunk, not the whole value.
+///
+/// # Safety
+///
+/// As [`copy_atomic`], for `src`, `dst` and `len`.
+unsafe fn copy_validated(
+    src: *const u8,
+    dst: *mut u8,
+    len: usize,
+    version: &AtomicU64,
+    before: u64,
+) -> bool {
+    const CHUNK: usize = 512;
+    let mut done = 0;
+    while done < len {
+        let n = CHUNK.min(len - done);
+        // SAFETY: `done + n ≤ len`, so both ranges stay within the caller's `len` bytes, and
+        // `src + done` stays 8-byte aligned (CHUNK is a multiple of 8).
+        unsafe { copy_atomic(src.add(done), dst.add(done), n) };
+        done += n;
+        fence(Acquire);
+        if version.load(Relaxed) != before {
+            return false;
+        }
+    }
+    true
 }
 
 /// Copies `len` bytes from shared memory with relaxed atomic loads (8 bytes at a time, then
