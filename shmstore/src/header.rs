@@ -315,22 +315,38 @@ pub(crate) struct DescriptorField {
     pub(crate) offset: u64,
     /// The primitive's code (see [`Primitive::code`]); unknown codes are kept for reporting.
     pub(crate) primitive: u32,
-    pub(crate) count: u64,
+    /// `(count, stride)` per dimension, outermost first; empty for a scalar.
+    pub(crate) dims: Vec<(u64, u64)>,
 }
 
+/// The most dimensions a descriptor row may have (a sanity bound against corrupt regions).
+const MAX_DIMS: usize = 32;
+/// The smallest encoded row: empty path, no dimensions.
+const MIN_ROW_BYTES: usize = 4 + 4 + 8 + 4;
+
 impl DescriptorField {
-    /// `u32`, `[f32; 4]`, or `kind 99` for a code this build does not know.
+    /// `u32`; `[f32; 4]` for one contiguous dimension; `f32 ×4 (stride 8)` otherwise; `kind 99`
+    /// for a code this build does not know.
     pub(crate) fn type_text(&self) -> String {
-        let base = Primitive::from_code(self.primitive.min(255) as u8)
-            .filter(|_| self.primitive <= 255)
-            .map_or_else(
-                || format!("kind {}", self.primitive),
-                |p| p.name().to_string(),
-            );
-        if self.count == 1 {
-            base
-        } else {
-            format!("[{base}; {}]", self.count)
+        let primitive = u8::try_from(self.primitive)
+            .ok()
+            .and_then(Primitive::from_code);
+        let base = primitive.map_or_else(
+            || format!("kind {}", self.primitive),
+            |p| p.name().to_string(),
+        );
+        match (self.dims.as_slice(), primitive) {
+            ([], _) => base,
+            ([(count, stride)], Some(p)) if *stride == p.size() as u64 => {
+                format!("[{base}; {count}]")
+            }
+            (dims, _) => {
+                let mut text = base;
+                for (count, stride) in dims {
+                    text.push_str(&format!(" ×{count} (stride {stride})"));
+                }
+                text
+            }
         }
     }
 }
@@ -347,7 +363,11 @@ impl Descriptor {
                     path: leaf.path,
                     offset: leaf.offset as u64,
                     primitive: u32::from(leaf.primitive.code()),
-                    count: leaf.count as u64,
+                    dims: leaf
+                        .dims
+                        .iter()
+                        .map(|d| (d.count as u64, d.stride as u64))
+                        .collect(),
                 })
                 .collect(),
         }
@@ -355,7 +375,8 @@ impl Descriptor {
 
     /// The byte encoding stored after the header (see `FORMAT.md`): `u32` name length, name,
     /// `u32` field count, then per field `u32` path length, path, `u32` primitive code,
-    /// `u64` offset, `u64` count. Native endianness, no padding.
+    /// `u64` offset, `u32` dimension count, and per dimension `u64` count and `u64` stride.
+    /// Native endianness, no padding.
     pub(crate) fn encode(&self) -> Vec<u8> {
         let mut out = Vec::new();
         put_str(&mut out, &self.type_name);
@@ -364,7 +385,11 @@ impl Descriptor {
             put_str(&mut out, &field.path);
             out.extend_from_slice(&field.primitive.to_ne_bytes());
             out.extend_from_slice(&field.offset.to_ne_bytes());
-            out.extend_from_slice(&field.count.to_ne_bytes());
+            out.extend_from_slice(&(field.dims.len() as u32).to_ne_bytes());
+            for (count, stride) in &field.dims {
+                out.extend_from_slice(&count.to_ne_bytes());
+                out.extend_from_slice(&stride.to_ne_bytes());
+            }
         }
         out
     }
@@ -375,8 +400,8 @@ impl Descriptor {
         let mut r = Reader { bytes, at: 0 };
         let type_name = r.str()?;
         let count = r.u32()? as usize;
-        // Each field takes at least 24 bytes, so a huge count cannot make us allocate.
-        if count > r.remaining() / 24 {
+        // Each field takes at least MIN_ROW_BYTES, so a huge count cannot make us allocate.
+        if count > r.remaining() / MIN_ROW_BYTES {
             return Err(format!(
                 "its descriptor claims {count} fields, more than it holds"
             ));
@@ -386,12 +411,21 @@ impl Descriptor {
             let path = r.str()?;
             let primitive = r.u32()?;
             let offset = r.u64()?;
-            let count = r.u64()?;
+            let ndims = r.u32()? as usize;
+            if ndims > MAX_DIMS {
+                return Err(format!(
+                    "its descriptor has a field with {ndims} dimensions (at most {MAX_DIMS})"
+                ));
+            }
+            let mut dims = Vec::with_capacity(ndims);
+            for _ in 0..ndims {
+                dims.push((r.u64()?, r.u64()?));
+            }
             fields.push(DescriptorField {
                 path,
                 offset,
                 primitive,
-                count,
+                dims,
             });
         }
         if r.remaining() != 0 {
@@ -620,13 +654,13 @@ mod tests {
                     path: "a".into(),
                     offset: 0,
                     primitive: 3,
-                    count: 1,
+                    dims: vec![],
                 },
                 DescriptorField {
                     path: "b.c".into(),
                     offset: 8,
                     primitive: 12,
-                    count: 4,
+                    dims: vec![(4, 4)],
                 },
             ],
         };
@@ -649,13 +683,13 @@ mod tests {
                     path: "a".into(),
                     offset: 0,
                     primitive: 4,
-                    count: 1,
+                    dims: vec![],
                 },
                 DescriptorField {
                     path: "b".into(),
                     offset: 8,
                     primitive: 3,
-                    count: 1,
+                    dims: vec![],
                 },
             ],
         };
@@ -666,13 +700,13 @@ mod tests {
                     path: "a".into(),
                     offset: 0,
                     primitive: 3,
-                    count: 1,
+                    dims: vec![],
                 },
                 DescriptorField {
                     path: "c".into(),
                     offset: 4,
                     primitive: 3,
-                    count: 2,
+                    dims: vec![(2, 4)],
                 },
             ],
         };
@@ -684,6 +718,51 @@ mod tests {
                 "field `b` (u32 at offset 8) is not in the region",
                 "field `c` ([u32; 2] at offset 4) is in the region but not in this type",
             ]
+        );
+    }
+
+    #[test]
+    fn strided_rows_render_and_decode_bounds_hold() {
+        let row = |dims: Vec<(u64, u64)>| DescriptorField {
+            path: "wheels[].x".into(),
+            offset: 16,
+            primitive: 11,
+            dims,
+        };
+        assert_eq!(row(vec![]).type_text(), "f32");
+        assert_eq!(row(vec![(4, 4)]).type_text(), "[f32; 4]");
+        assert_eq!(row(vec![(2, 8)]).type_text(), "f32 ×2 (stride 8)");
+        let unknown = DescriptorField {
+            primitive: 99,
+            ..row(vec![])
+        };
+        assert_eq!(unknown.type_text(), "kind 99");
+
+        let mut d = Descriptor {
+            type_name: "Robot".into(),
+            fields: vec![row(vec![(200, 2400), (300, 8)])],
+        };
+        assert_eq!(Descriptor::decode(&d.encode()).unwrap(), d);
+        d.fields[0].dims = vec![(1, 1); MAX_DIMS + 1];
+        let err = Descriptor::decode(&d.encode()).unwrap_err();
+        assert!(err.contains("dimensions"), "{err}");
+    }
+
+    #[test]
+    fn descriptor_size_does_not_grow_with_array_lengths() {
+        use crate::ShmType;
+        #[derive(crate::ShmType, Clone, Copy)]
+        #[repr(C)]
+        struct Pos {
+            x: f32,
+            y: f32,
+        }
+        let small = Descriptor::of(&<[Pos; 2]>::LAYOUT).encode().len();
+        let large = Descriptor::of(&<[Pos; 1_000_000]>::LAYOUT).encode().len();
+        // Only the type name's digits differ (`[Pos; 2]` against `[Pos; 1000000]`).
+        assert!(
+            large < small + 16,
+            "{small} bytes for 2 elements, {large} for a million"
         );
     }
 }

@@ -381,42 +381,66 @@ impl TypeLayout {
         }
     }
 
-    /// Every primitive leaf of the type, flattened: a dotted path (`pos.x`, `samples[3]` is not
-    /// expanded: arrays of primitives are one leaf with a count), its offset from the start of
-    /// the type, its primitive and its element count. Arrays of structs are expanded per
-    /// element (`wheels[0].pressure`). This is the field table stored in every region.
+    /// Every primitive leaf of the type, flattened: a dotted path (`pos.x`), its offset from the
+    /// start of the type, its primitive and how it repeats. An array of primitives (to any
+    /// depth) is one leaf with one contiguous dimension; an array of structs adds a dimension
+    /// to each leaf of the struct and `[]` to its path (`wheels[].pressure`). So the table's
+    /// length depends on the type's shape, never on its array lengths. This is the field table
+    /// stored in every region.
+    ///
+    /// ```
+    /// use shmstore::{Dim, ShmType};
+    ///
+    /// #[derive(ShmType, Clone, Copy)]
+    /// #[repr(C)]
+    /// struct Wheel { pressure: f32, rpm: u32 }
+    ///
+    /// #[derive(ShmType, Clone, Copy)]
+    /// #[repr(C)]
+    /// struct Robot { id: u64, wheels: [Wheel; 4], samples: [[u16; 2]; 3], _pad: [u8; 4] }
+    ///
+    /// let leaves = Robot::LAYOUT.leaves();
+    /// assert_eq!(leaves[1].path, "wheels[].pressure");
+    /// assert_eq!(leaves[1].dims, [Dim { count: 4, stride: 8 }]);
+    /// assert_eq!(leaves[3].path, "samples");
+    /// assert_eq!(leaves[3].dims, [Dim { count: 6, stride: 2 }]);
+    /// ```
     pub fn leaves(&self) -> Vec<Leaf> {
         let mut out = Vec::new();
-        self.collect_leaves(String::new(), 0, &mut out);
+        self.collect_leaves(String::new(), 0, &[], &mut out);
         out
     }
 
-    fn collect_leaves(&self, path: String, base: usize, out: &mut Vec<Leaf>) {
+    fn collect_leaves(&self, path: String, base: usize, dims: &[Dim], out: &mut Vec<Leaf>) {
         match self.shape {
             Shape::Primitive(primitive) => out.push(Leaf {
                 path,
                 offset: base,
                 primitive,
-                count: 1,
+                dims: dims.to_vec(),
             }),
             Shape::Array { element, len } => {
-                let (primitive, per_element) = element.primitive_run();
-                match primitive {
-                    // Arrays of primitives (to any depth) are one leaf with a count.
-                    Some(primitive) => out.push(Leaf {
-                        path,
-                        offset: base,
-                        primitive,
-                        count: len * per_element,
-                    }),
-                    None => {
-                        for i in 0..len {
-                            element.collect_leaves(
-                                format!("{path}[{i}]"),
-                                base + i * element.size,
-                                out,
-                            );
-                        }
+                let mut dims = dims.to_vec();
+                match element.primitive_run() {
+                    // Arrays of primitives (to any depth) are contiguous: one dimension.
+                    (Some(primitive), per_element) => {
+                        dims.push(Dim {
+                            count: len * per_element,
+                            stride: primitive.size(),
+                        });
+                        out.push(Leaf {
+                            path,
+                            offset: base,
+                            primitive,
+                            dims,
+                        });
+                    }
+                    (None, _) => {
+                        dims.push(Dim {
+                            count: len,
+                            stride: element.size,
+                        });
+                        element.collect_leaves(format!("{path}[]"), base, &dims, out);
                     }
                 }
             }
@@ -427,7 +451,9 @@ impl TypeLayout {
                     } else {
                         format!("{path}.{}", field.name)
                     };
-                    field.layout.collect_leaves(path, base + field.offset, out);
+                    field
+                        .layout
+                        .collect_leaves(path, base + field.offset, dims, out);
                 }
             }
         }
@@ -447,18 +473,35 @@ impl TypeLayout {
     }
 }
 
-/// One primitive run of a flattened [`TypeLayout`]: see [`TypeLayout::leaves`].
+/// One primitive field of a flattened [`TypeLayout`]: see [`TypeLayout::leaves`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Leaf {
-    /// Dotted path from the top-level type, such as `pos.x` or `wheels[1].pressure`; empty for
-    /// a top-level primitive.
+    /// Dotted path from the top-level type, such as `pos.x` or `wheels[].pressure`; empty for
+    /// a top-level primitive or array of primitives.
     pub path: String,
     /// Offset of the first element from the start of the top-level type.
     pub offset: usize,
     /// The primitive type.
     pub primitive: Primitive,
-    /// How many consecutive primitives the leaf holds (1 unless it is an array).
+    /// How the primitive repeats, outermost first: none for a scalar. Element `(i, j, …)` is at
+    /// `offset + i * dims[0].stride + j * dims[1].stride + …`.
+    pub dims: Vec<Dim>,
+}
+
+impl Leaf {
+    /// How many primitives the leaf covers (the product of its dimensions' counts).
+    pub fn count(&self) -> usize {
+        self.dims.iter().map(|d| d.count).product()
+    }
+}
+
+/// One dimension of a [`Leaf`]: `count` elements, `stride` bytes apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Dim {
+    /// Number of elements.
     pub count: usize,
+    /// Bytes from one element to the next.
+    pub stride: usize,
 }
 
 impl fmt::Display for TypeLayout {
@@ -726,22 +769,56 @@ mod tests {
         let leaves = Robot::LAYOUT.leaves();
         let rendered: Vec<_> = leaves
             .iter()
-            .map(|l| format!("{}@{}:{}x{}", l.path, l.offset, l.primitive.name(), l.count))
+            .map(|l| {
+                let dims: Vec<_> = l
+                    .dims
+                    .iter()
+                    .map(|d| format!("{}/{}", d.count, d.stride))
+                    .collect();
+                format!("{}@{}:{}{:?}", l.path, l.offset, l.primitive.name(), dims)
+            })
             .collect();
         assert_eq!(
             rendered,
             [
-                "id@0:u64x1",
-                "pos.x@8:f32x1",
-                "pos.y@12:f32x1",
-                "wheels[0].x@16:f32x1",
-                "wheels[0].y@20:f32x1",
-                "wheels[1].x@24:f32x1",
-                "wheels[1].y@28:f32x1",
-                "samples@32:u16x6",
-                "_pad@44:u8x4",
+                "id@0:u64[]",
+                "pos.x@8:f32[]",
+                "pos.y@12:f32[]",
+                "wheels[].x@16:f32[\"2/8\"]",
+                "wheels[].y@20:f32[\"2/8\"]",
+                "samples@32:u16[\"6/2\"]",
+                "_pad@44:u8[\"4/1\"]",
             ]
         );
+        assert_eq!(leaves[3].count(), 2);
+        assert_eq!(leaves[0].count(), 1);
+    }
+
+    #[test]
+    fn leaves_do_not_grow_with_array_lengths() {
+        #[derive(ShmType, Clone, Copy)]
+        #[repr(C)]
+        struct Grid {
+            cells: [[Pos; 300]; 200],
+        }
+        let leaves = Grid::LAYOUT.leaves();
+        assert_eq!(leaves.len(), 2);
+        assert_eq!(leaves[0].path, "cells[][].x");
+        assert_eq!(
+            leaves[0].dims,
+            [
+                Dim {
+                    count: 200,
+                    stride: 2400
+                },
+                Dim {
+                    count: 300,
+                    stride: 8
+                }
+            ]
+        );
+        assert_eq!(leaves[1].offset, 4);
+        assert_eq!(leaves[1].count(), 60_000);
     }
 
     #[test]

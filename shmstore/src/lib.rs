@@ -54,7 +54,7 @@ mod sys;
 pub use error::{Error, Result};
 pub use guard::ShmGuard;
 pub use info::{list, RegionInfo};
-pub use layout::{Field, Leaf, Primitive, Shape, ShmType, TypeLayout};
+pub use layout::{Dim, Field, Leaf, Primitive, Shape, ShmType, TypeLayout};
 pub use name::{validate_name, MAX_NAME_LEN};
 pub use reader::ShmReader;
 pub use region::unlink;
