@@ -58,7 +58,8 @@ pub struct Shm<T: ShmType> {
 impl<T: ShmType> Shm<T> {
     /// Creates a new region holding `value`; [`Error::AlreadyExists`](crate::Error) if the name
     /// is taken. The region is complete before its name appears. Uses the default
-    /// [`options`](Self::options).
+    /// [`options`](Self::options). For a value too large for the stack, use
+    /// [`ShmOptions::create_with`].
     ///
     /// # Errors
     ///
@@ -467,6 +468,54 @@ impl<T: ShmType> ShmOptions<T> {
             }
         };
         Region::open_or_create(name, &self.spec(), &mut write).map(Shm::from_region)
+    }
+
+    /// Like [`create`](Self::create), but `init` fills in the value where it lives: it receives
+    /// the region's payload as a zeroed `T` (valid, since `T: Pod`). For values too large to
+    /// build on the stack.
+    ///
+    /// ```
+    /// # use shmstore::Shm;
+    /// # let name = format!("doc-create-with-{}", std::process::id());
+    /// // 16 MiB: far too large to pass by value on a thread's stack.
+    /// let table = Shm::<[[u64; 1024]; 2048]>::options()
+    ///     .in_place(true)
+    ///     .unlink_on_drop(true)
+    ///     .create_with(&name, |rows| rows[2047][1023] = 42)?;
+    /// assert_eq!(table.lock().unwrap()[2047][1023], 42);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`Shm::create`].
+    pub fn create_with(self, name: &str, init: impl FnOnce(&mut T)) -> Result<Shm<T>> {
+        let mut init = Some(init);
+        let mut write = |bytes: &mut [u8]| fill_in_place(bytes, &mut init);
+        Region::create(name, &self.spec(), &mut write).map(Shm::from_region)
+    }
+
+    /// Like [`open_or_create`](Self::open_or_create), but `init` fills in a zeroed `T` where it
+    /// lives (see [`create_with`](Self::create_with)). Exactly one process runs it.
+    ///
+    /// # Errors
+    ///
+    /// As [`Shm::open_or_create`].
+    pub fn open_or_create_with(self, name: &str, init: impl FnOnce(&mut T)) -> Result<Shm<T>> {
+        let mut init = Some(init);
+        let mut write = |bytes: &mut [u8]| fill_in_place(bytes, &mut init);
+        Region::open_or_create(name, &self.spec(), &mut write).map(Shm::from_region)
+    }
+}
+
+/// Zeroes the payload bytes (an abandoned object being re-initialised may hold old ones) and
+/// runs `init` on them as a `T`, once.
+fn fill_in_place<T: ShmType>(bytes: &mut [u8], init: &mut Option<impl FnOnce(&mut T)>) {
+    if let Some(init) = init.take() {
+        bytes.fill(0);
+        // The region hands over exactly `size_of::<T>()` bytes aligned to at least
+        // `align_of::<T>()` (its layout was computed for `T`), so this cast cannot fail.
+        init(bytemuck::from_bytes_mut(bytes));
     }
 }
 

@@ -39,3 +39,26 @@ fn a_large_array_of_structs_round_trips_through_open() {
         .join()
         .unwrap();
 }
+
+/// `open_or_create_with` hands `init` a zeroed value even when it re-initialises an abandoned
+/// object whose payload bytes still hold someone else's data.
+#[test]
+fn open_or_create_with_zeroes_a_reinitialised_payload() {
+    let (name, _cleanup) = region("create-with-stale");
+    // A blank header (all zeros: a creator that died before writing it) over stale bytes.
+    let mut stale = vec![0u8; 256];
+    stale.extend(std::iter::repeat_n(0xAB, 64 << 10));
+    std::fs::write(format!("/dev/shm/{name}"), &stale).unwrap();
+
+    let mut saw_only_zeros = false;
+    let shm = Shm::<[u64; 1000]>::options()
+        .open_or_create_with(&name, |value| {
+            saw_only_zeros = value.iter().all(|&w| w == 0);
+            value[999] = 7;
+        })
+        .unwrap();
+    assert!(saw_only_zeros, "init saw stale bytes");
+    let read = shm.read();
+    assert_eq!(read[999], 7);
+    assert!(read[..999].iter().all(|&w| w == 0));
+}
