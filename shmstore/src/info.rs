@@ -4,6 +4,7 @@ use std::sync::atomic::Ordering::Acquire;
 
 use crate::error::{Error, Result};
 use crate::header::{Descriptor, Header, HeaderState, HEADER_SIZE};
+use crate::region::descriptor_copy;
 use crate::sys::object::{self, Access, Mapping};
 
 /// What [`list`] reports about one region.
@@ -52,7 +53,7 @@ fn describe(name: &str) -> Option<RegionInfo> {
     crate::name::validate_name(name).ok()?;
     let file = object::open(name, Access::ReadOnly).ok()?;
     let stat = object::stat(&file).ok()?;
-    if stat.size < HEADER_SIZE as u64 {
+    if !stat.regular || stat.size < HEADER_SIZE as u64 {
         return None;
     }
     let map = Mapping::new(&file, usize::try_from(stat.size).ok()?, Access::ReadOnly).ok()?;
@@ -62,11 +63,8 @@ fn describe(name: &str) -> Option<RegionInfo> {
     let HeaderState::Ready(info) = header.check(stat.size).ok()? else {
         return None;
     };
-    // SAFETY: the descriptor lies within the validated region, inside the mapping.
-    let bytes = unsafe {
-        std::slice::from_raw_parts(map.ptr().add(HEADER_SIZE), info.layout.descriptor_len)
-    };
-    let descriptor = Descriptor::decode(bytes).ok()?;
+    let bytes = descriptor_copy(map.ptr(), info.layout.descriptor_len);
+    let descriptor = Descriptor::decode(&bytes).ok()?;
     Some(RegionInfo {
         name: name.to_string(),
         type_name: descriptor.type_name,

@@ -149,7 +149,9 @@ impl Region {
     pub(crate) fn begin_write(&self) {
         let h = self.header();
         let v = h.version.load(Relaxed);
-        h.version.store(v + 1, Relaxed);
+        // Release: a reader that acquires the odd version also sees the previous commit's copy
+        // into the second copy, which it is about to read (free on x86-64).
+        h.version.store(v + 1, Release);
         // Orders the odd version before the payload writes that follow, for readers that
         // fence(Acquire) after copying (the seqlock protocol).
         fence(Release);

@@ -31,6 +31,7 @@ use crate::header::{
 };
 use crate::layout::TypeLayout;
 use crate::name::validate_name;
+use crate::snapshot::copy_atomic;
 use crate::sys::object::{self, Access, FileLock, Mapping, ObjectStat};
 use crate::sys::{futex, process};
 
@@ -240,17 +241,10 @@ impl Region {
         })
     }
 
-    /// The stored type descriptor's bytes.
-    pub(crate) fn descriptor_bytes(&self) -> &[u8] {
-        // SAFETY: the descriptor lies within the mapping (validated), and it is written only
-        // before the region is published; a peer that rewrites it later can only make it
-        // garbage, which every reader of these bytes (the decoder) tolerates.
-        unsafe {
-            std::slice::from_raw_parts(
-                self.base().add(HEADER_SIZE),
-                self.info.layout.descriptor_len,
-            )
-        }
+    /// A copy of the stored type descriptor's bytes, taken with atomic loads: a peer may
+    /// rewrite them while we read (the decoder tolerates any bytes).
+    pub(crate) fn descriptor_copy(&self) -> Vec<u8> {
+        descriptor_copy(self.base(), self.info.layout.descriptor_len)
     }
 }
 
@@ -273,6 +267,17 @@ impl Drop for Region {
             }
         }
     }
+}
+
+/// Copies `len` descriptor bytes from a mapping whose header was validated for them.
+pub(crate) fn descriptor_copy(base: *const u8, len: usize) -> Vec<u8> {
+    let mut out = vec![0u8; len];
+    // SAFETY: the descriptor starts at HEADER_SIZE (8-byte aligned in the page-aligned
+    // mapping) and its `len` bytes lie within the mapping (validated by `Header::check`); the
+    // loads are atomic, so a peer writing them concurrently is no data race; `out` has `len`
+    // bytes.
+    unsafe { copy_atomic(base.add(HEADER_SIZE), out.as_mut_ptr(), len) };
+    out
 }
 
 /// Removes the region's name. Processes that have it open keep using it; the memory is freed
@@ -298,47 +303,42 @@ pub fn unlink(name: &str) -> Result<()> {
 }
 
 /// Opens `name`, checks owner and size, maps it and classifies it.
+///
+/// Only a look taken while no (re)initialiser is at work decides that an object is corrupt or
+/// abandoned: a re-initialiser holds the exclusive `flock` while it writes the header, so an
+/// opener that sees a bad or unfinished header probes with a shared `flock` and, if it gets
+/// it, looks again before it decides.
 fn find(name: &str, spec: &RegionSpec, access: Access) -> Result<Found> {
     let started = Instant::now();
     loop {
         let file = object::open(name, access).map_err(|e| Error::io(name, "shm_open", e))?;
         let stat = object::stat(&file).map_err(|e| Error::io(name, "fstat", e))?;
         check_owner(name, spec, &stat)?;
-        let state = if stat.size == 0 {
-            None
-        } else if stat.size < HEADER_SIZE as u64 {
-            return Err(Error::corrupt(
-                name,
-                format!(
-                    "it is {} bytes long, shorter than its own {HEADER_SIZE}-byte header",
-                    stat.size
-                ),
-            ));
-        } else {
-            let len = usize::try_from(stat.size).map_err(|_| {
-                Error::corrupt(name, "it is larger than this process's address space")
-            })?;
-            let map = Mapping::new(&file, len, access).map_err(|e| Error::io(name, "mmap", e))?;
-            // SAFETY: the mapping is page-aligned and at least HEADER_SIZE bytes (checked
-            // above); `map` outlives this borrow; every `Header` field is atomic.
-            let header = unsafe { &*map.ptr().cast::<Header>() };
-            match header.check(stat.size) {
-                Err(reason) => return Err(Error::corrupt(name, reason)),
-                Ok(HeaderState::Ready(info)) => {
-                    let region = Region::assemble(name, file, stat, (map, access), info, spec);
-                    check_type(name, &region.info, region.descriptor_bytes(), spec.layout)?;
-                    return Ok(Found::Ready(region));
-                }
-                Ok(HeaderState::Blank) => None,
-                Ok(HeaderState::Initialising) => Some(map),
+        let (look, map) = look_at(name, &file, &stat, access)?;
+        let look = match look {
+            Look::Ready(info) => {
+                let map = map.ok_or_else(|| Error::corrupt(name, "it could not be mapped"))?;
+                let region = Region::assemble(name, file, stat, (map, access), info, spec);
+                check_type(name, &region.info, &region.descriptor_copy(), spec.layout)?;
+                return Ok(Found::Ready(region));
             }
+            other => other,
         };
-        // Not ready. A live creator holds the exclusive flock; a dead one's was released.
+        // Not ready, or apparently corrupt. A live (re)initialiser holds the exclusive flock.
         if object::try_file_lock(&file, FileLock::Shared)
             .map_err(|e| Error::io(name, "flock", e))?
         {
+            // Nobody can start initialising while we hold this: look again, then decide.
+            let fresh = object::stat(&file).map_err(|e| Error::io(name, "fstat", e));
+            let verdict = fresh.and_then(|now| Ok((look_at(name, &file, &now, access)?.0, now)));
             object::file_unlock(&file);
-            return Ok(Found::Abandoned(file, stat));
+            match verdict? {
+                (Look::Ready(_), _) => continue,
+                (Look::Corrupt(reason), _) => return Err(Error::corrupt(name, reason)),
+                (Look::NotReady, now) if now == stat => return Ok(Found::Abandoned(file, now)),
+                // It changed between the two looks: start over.
+                (Look::NotReady, _) => continue,
+            }
         }
         let elapsed = started.elapsed();
         if elapsed >= spec.open_timeout {
@@ -349,16 +349,61 @@ fn find(name: &str, spec: &RegionSpec, access: Access) -> Result<Found> {
             });
         }
         let slice = (spec.open_timeout - elapsed).min(Duration::from_millis(10));
-        match state {
-            Some(map) => {
-                // SAFETY: as above; the mapping is alive in this arm.
+        match (&look, map) {
+            (Look::NotReady, Some(map)) => {
+                // SAFETY: the mapping is page-aligned, at least HEADER_SIZE bytes (`look_at`
+                // maps nothing smaller) and alive in this arm; every `Header` field is atomic.
                 let header = unsafe { &*map.ptr().cast::<Header>() };
                 futex::wait(&header.state, STATE_INITIALISING, Some(slice));
             }
-            None => std::thread::sleep(slice.min(Duration::from_millis(1))),
+            _ => std::thread::sleep(slice.min(Duration::from_millis(1))),
         }
         // Start over: the creator may have resized the object.
     }
+}
+
+/// What one look at an object's header found.
+enum Look {
+    Ready(HeaderInfo),
+    /// Empty, blank or initialising.
+    NotReady,
+    Corrupt(String),
+}
+
+/// Classifies the object as it is now, mapping it when it is large enough to hold a header.
+fn look_at(
+    name: &str,
+    file: &File,
+    stat: &ObjectStat,
+    access: Access,
+) -> Result<(Look, Option<Mapping>)> {
+    if !stat.regular {
+        return Ok((Look::Corrupt("it is not a regular file".into()), None));
+    }
+    if stat.size == 0 {
+        return Ok((Look::NotReady, None));
+    }
+    if stat.size < HEADER_SIZE as u64 {
+        let reason = format!(
+            "it is {} bytes long, shorter than its own {HEADER_SIZE}-byte header",
+            stat.size
+        );
+        return Ok((Look::Corrupt(reason), None));
+    }
+    let Ok(len) = usize::try_from(stat.size) else {
+        let reason = "it is larger than this process's address space".to_string();
+        return Ok((Look::Corrupt(reason), None));
+    };
+    let map = Mapping::new(file, len, access).map_err(|e| Error::io(name, "mmap", e))?;
+    // SAFETY: the mapping is page-aligned and at least HEADER_SIZE bytes (checked above); `map`
+    // outlives this borrow; every `Header` field is atomic.
+    let header = unsafe { &*map.ptr().cast::<Header>() };
+    let look = match header.check(stat.size) {
+        Ok(HeaderState::Ready(info)) => Look::Ready(info),
+        Ok(HeaderState::Blank | HeaderState::Initialising) => Look::NotReady,
+        Err(reason) => Look::Corrupt(reason),
+    };
+    Ok((look, Some(map)))
 }
 
 fn check_owner(name: &str, spec: &RegionSpec, stat: &ObjectStat) -> Result<()> {
@@ -493,14 +538,12 @@ fn reinitialise(
         _ => return Ok(None),
     }
     let now = object::stat(&file).map_err(|e| Error::io(name, "fstat", e))?;
-    if now.size >= HEADER_SIZE as u64 {
-        let map = Mapping::new(&file, HEADER_SIZE, Access::ReadWrite)
-            .map_err(|e| Error::io(name, "mmap", e))?;
-        // SAFETY: page-aligned, HEADER_SIZE bytes, outlives the borrow, atomic fields.
-        let header = unsafe { &*map.ptr().cast::<Header>() };
-        if matches!(header.check(now.size), Ok(HeaderState::Ready(_))) {
-            return Ok(None);
-        }
+    // Under the lock nobody else writes the header: only an empty, blank or unfinished object
+    // is ours to take over; anything else is left alone.
+    match look_at(name, &file, &now, Access::ReadWrite)?.0 {
+        Look::NotReady => {}
+        Look::Ready(_) => return Ok(None),
+        Look::Corrupt(reason) => return Err(Error::corrupt(name, reason)),
     }
     // This process creates the region now: give it the mode asked for, as a new object gets
     // (an abandoned object may have come with any mode). Another user's object (accepted with

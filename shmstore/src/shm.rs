@@ -142,6 +142,11 @@ impl<T: ShmType> Shm<T> {
 
     /// Takes the lock if no thread of any process holds it; `Err(WouldBlock)` otherwise
     /// (including when this thread holds it).
+    ///
+    /// # Panics
+    ///
+    /// If another process overwrote the mutex in the region's header with garbage (the lock
+    /// is then unusable; remove the region and create it again).
     #[inline]
     pub fn try_lock(&self) -> TryLockResult<ShmGuard<'_, T>> {
         self.try_acquire(Wait::No)
@@ -152,7 +157,8 @@ impl<T: ShmType> Shm<T> {
     ///
     /// # Panics
     ///
-    /// As [`lock`](Self::lock).
+    /// As [`lock`](Self::lock): from the thread that holds the lock, or on a mutex another
+    /// process overwrote.
     pub fn lock_timeout(&self, timeout: Duration) -> TryLockResult<ShmGuard<'_, T>> {
         self.try_acquire(Wait::For(timeout))
     }
@@ -162,6 +168,9 @@ impl<T: ShmType> Shm<T> {
         match self.region.acquire(wait) {
             Ok(poisoned) => self.guard(poisoned).map_err(TryLockError::Poisoned),
             Err(LockFailure::WouldBlock | LockFailure::TimedOut) => Err(TryLockError::WouldBlock),
+            // `try_lock` from the holding thread is "not now", as std's is; a blocking wait
+            // there would deadlock, and panics below.
+            Err(LockFailure::Deadlock) if matches!(wait, Wait::No) => Err(TryLockError::WouldBlock),
             Err(failure) => self.lock_failed(failure),
         }
     }
@@ -409,6 +418,11 @@ impl<T: ShmType> ShmOptions<T> {
 
     /// Accept a region owned by another user (default `false`: anyone could plant a region
     /// under a name this process uses, so trusting another owner must be explicit).
+    ///
+    /// Trusting a region means trusting every process that can write it: a writer can hold the
+    /// lock forever, shrink the object (a later access then faults), or forge the robust-list
+    /// links inside the mutex, which glibc in this process follows when it locks and unlocks.
+    /// A read-only handle ([`open_reader`](Self::open_reader)) never touches the mutex.
     pub fn allow_other_owner(mut self, allow: bool) -> Self {
         self.allow_other_owner = allow;
         self

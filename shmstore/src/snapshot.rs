@@ -10,9 +10,12 @@
 //! version check detects). A plain `memcpy` racing with a write is a data race, which Rust
 //! treats as undefined behaviour in the reading process even if the result is discarded;
 //! relaxed atomic loads cannot race in that sense, may observe any mix of old and new words,
-//! and the version check throws such a mix away. The writer's side lives in another process or
-//! writes through a guard with ordinary stores; the reader's process never performs a
-//! non-atomic read of bytes a writer may be storing into. A loop of relaxed `u64` loads
+//! and the version check throws such a mix away. The reader never performs a non-atomic read
+//! of bytes a writer may be storing into. The writer stores through its guard with ordinary
+//! writes: when the writer is a thread of the reader's own process, Rust's memory model still
+//! calls that overlap a data race, even though the bytes read are discarded; the same holds for
+//! every seqlock written in Rust today, and nothing a compiler can do with it changes the
+//! validated result. Across processes, the model does not reach the other side at all. A loop of relaxed `u64` loads
 //! compiles to plain `mov`s on x86-64 and measured faster here than `atomic-memcpy`
 //! (DESIGN §7).
 //!
@@ -52,6 +55,7 @@ use crate::header::FLAG_NOTIFY_READERS;
 use crate::lock::Wait;
 use crate::region::Region;
 use crate::sys::futex;
+use crate::sys::mutex::LockFailure;
 use crate::sys::process::thread_token;
 
 /// Lock-free copies tried before a writable handle falls back to `try_lock`.
@@ -143,11 +147,7 @@ impl Region {
         loop {
             let before = version.load(Acquire);
             if before & 1 == 1 && self.in_place() && self.holder.load(Relaxed) == thread_token() {
-                panic!(
-                    "read() on in-place region `{}` from the thread whose guard is writing it \
-                     would wait for itself; read through the guard instead",
-                    self.name()
-                );
+                self.panic_reading_own_write();
             }
             if let Some(source) = self.readable_copy(before) {
                 // SAFETY: as in `snapshot_into`.
@@ -194,6 +194,15 @@ impl Region {
         }
     }
 
+    #[cold]
+    fn panic_reading_own_write(&self) -> ! {
+        panic!(
+            "read() on in-place region `{}` from the thread whose guard is writing it would wait \
+             for itself; read through the guard instead",
+            self.name()
+        )
+    }
+
     /// Asks writers to back off (`read_requests`, see lock.rs) and, for up to [`HELP_WINDOW`],
     /// alternates `try_lock` copies and lock-free copies. `true` once `out` holds a value.
     ///
@@ -235,8 +244,16 @@ impl Region {
     ///
     /// As [`snapshot_into`](Self::snapshot_into); the region is writable.
     unsafe fn copy_under_lock(&self, out: *mut u8, size: usize) -> bool {
-        if self.acquire(Wait::No).is_err() {
-            return false;
+        match self.acquire(Wait::No) {
+            Ok(_) => {}
+            // This thread holds the lock through another handle and is writing in place: the
+            // version stays odd until it releases, which it cannot do while it waits here.
+            Err(LockFailure::Deadlock)
+                if self.in_place() && self.header().version.load(Relaxed) & 1 == 1 =>
+            {
+                self.panic_reading_own_write()
+            }
+            Err(_) => return false,
         }
         // Holding the lock, after `acquire` repaired anything a dead holder left: nobody
         // writes, and the working copy is the committed value.

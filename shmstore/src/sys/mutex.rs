@@ -116,16 +116,14 @@ impl RobustMutex {
         classify(unsafe { libc::pthread_mutex_lock(self.raw()) })
     }
 
-    /// Takes the mutex if no other thread holds it.
+    /// Takes the mutex if no thread holds it: `WouldBlock` if another thread does, `Deadlock`
+    /// if the calling thread does.
     #[inline]
     pub(crate) fn try_lock(&self) -> Result<Acquired, LockFailure> {
         // SAFETY: as in `lock`.
-        match classify(unsafe { libc::pthread_mutex_trylock(self.raw()) }) {
-            // glibc's robust error-checking trylock answers EDEADLK to its owner; a plain
-            // error-checking one answers EBUSY. Both mean "not now" to the caller.
-            Err(LockFailure::Deadlock) => Err(LockFailure::WouldBlock),
-            other => other,
-        }
+        // glibc's robust error-checking trylock answers EDEADLK to its owner (kept as
+        // `Deadlock`, so callers can tell "I hold it" from "someone else holds it").
+        classify(unsafe { libc::pthread_mutex_trylock(self.raw()) })
     }
 
     /// Blocks until the calling thread holds the mutex or `timeout` has passed on the

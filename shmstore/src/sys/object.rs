@@ -34,6 +34,8 @@ pub(crate) struct ObjectStat {
     pub(crate) mode: u32,
     pub(crate) dev: u64,
     pub(crate) ino: u64,
+    /// A regular file: never a FIFO, socket, device or directory someone put under the name.
+    pub(crate) regular: bool,
 }
 
 impl ObjectStat {
@@ -52,13 +54,15 @@ fn dir_path(name: &str) -> io::Result<CString> {
 }
 
 /// Opens an existing object by name (`shm_open` without `O_CREAT`, close-on-exec, never
-/// following a symbolic link).
+/// following a symbolic link, never blocking: a FIFO planted under the name would otherwise
+/// block a read-only open until some writer opened it).
 pub(crate) fn open(name: &str, access: Access) -> io::Result<File> {
     let flags = match access {
         Access::ReadWrite => OFlag::O_RDWR,
         Access::ReadOnly => OFlag::O_RDONLY,
     } | OFlag::O_CLOEXEC
-        | OFlag::O_NOFOLLOW;
+        | OFlag::O_NOFOLLOW
+        | OFlag::O_NONBLOCK;
     let fd: OwnedFd = nix::sys::mman::shm_open(os_name(name)?.as_c_str(), flags, Mode::empty())?;
     Ok(File::from(fd))
 }
@@ -120,6 +124,7 @@ impl From<&std::fs::Metadata> for ObjectStat {
             mode: meta.mode() & 0o7777,
             dev: meta.dev(),
             ino: meta.ino(),
+            regular: meta.file_type().is_file(),
         }
     }
 }
