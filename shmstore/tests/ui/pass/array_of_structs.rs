@@ -22,8 +22,16 @@ fn main() {
     let wheels = layout.fields()[0].layout();
     assert_eq!(wheels.size(), size_of::<[Wheel; 4]>());
     assert_eq!(wheels.type_name(), "[Wheel; 4]");
+    // One row per field of the element, with a dimension: not one per element.
     let leaves = layout.leaves();
-    assert_eq!(leaves.len(), 9);
-    assert_eq!(leaves[6].path, "wheels[3].pressure");
-    assert_eq!(leaves[6].offset, 3 * size_of::<Wheel>());
+    assert_eq!(leaves.len(), 3);
+    assert_eq!(leaves[0].path, "wheels[].pressure");
+    assert_eq!(leaves[0].offset, 0);
+    assert_eq!(
+        leaves[1].dims,
+        [shmstore::Dim { count: 4, stride: size_of::<Wheel>() }]
+    );
+    assert_eq!(leaves[1].offset, offset_of!(Wheel, rpm));
+    assert_eq!(leaves[2].path, "odometer");
+    assert!(leaves[2].dims.is_empty());
 }

@@ -16,8 +16,8 @@ fn main() {
     assert_eq!(layout.fields()[0].layout().type_name(), "[[[u8; 3]; 4]; 2]");
     let leaves = layout.leaves();
     assert_eq!(leaves.len(), 2);
-    assert_eq!(leaves[0].count, 24);
-    assert_eq!(leaves[1].count, 4);
+    assert_eq!(leaves[0].count(), 24);
+    assert_eq!(leaves[1].count(), 4);
     assert_ne!(
         <[[u8; 3]; 4]>::LAYOUT.fingerprint(),
         <[[u8; 4]; 3]>::LAYOUT.fingerprint()
