@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use shmstore::{Shm, ShmType};
+use shmstore::{Shm, ShmType, Store};
 
 /// The shared value: two balances that must always add up to `TOTAL`.
 #[derive(ShmType, Clone, Copy, Debug, PartialEq)]
@@ -54,11 +54,11 @@ fn main() -> Result {
 }
 
 fn tour() -> Result {
-    let pid = std::process::id();
-    let name = format!("shmstore-tour-{pid}");
-    let in_place_name = format!("shmstore-tour-inplace-{pid}");
-    // Remove the names however the tour ends (the handles also unlink on drop).
-    let _cleanup = Cleanup(vec![name.clone(), in_place_name.clone()]);
+    // The tour's regions live in one namespace, removed together however the tour ends.
+    let store = Store::new(&format!("shmstore-tour-{}", std::process::id()))?;
+    let _cleanup = Cleanup(store.clone());
+    let name = store.name_of("accounts")?;
+    let in_place_name = store.name_of("ledger")?;
 
     say("parent", "== 1. several processes share one value ==");
     let start = Accounts {
@@ -215,6 +215,14 @@ fn tour() -> Result {
         return Err("the watcher failed".into());
     }
 
+    say(
+        "parent",
+        &format!(
+            "the tour's namespace `{}` holds {} regions",
+            store.prefix(),
+            store.list()?.len()
+        ),
+    );
     drop(accounts);
     drop(ledger);
     say(
@@ -334,13 +342,11 @@ fn say(role: &str, text: &str) {
     println!("[{role:>8} {:>6}] {text}", std::process::id());
 }
 
-/// Unlinks the names on drop, so a failed tour leaves nothing in /dev/shm.
-struct Cleanup(Vec<String>);
+/// Removes the tour's namespace on drop, so a failed tour leaves nothing in /dev/shm.
+struct Cleanup(Store);
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
-        for name in &self.0 {
-            let _ = shmstore::unlink(name);
-        }
+        let _ = self.0.remove_all();
     }
 }

@@ -30,7 +30,8 @@
 //! `layout` (the `ShmType` trait and layouts), `name` (name rules), `sys` (every libc and nix
 //! call), `header` (the region format, `FORMAT.md`), `region` (create/open protocol and
 //! mapping), `lock` (the lock protocol: latch, rollback, poisoning), `snapshot` (lock-free
-//! reads), `shm` and `guard` (the typed API), `info` (listing), `error`.
+//! reads), `shm`, `guard` and `reader` (the typed API), `store` (namespaces), `info`
+//! (listing), `error`.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 #![warn(missing_docs)]
@@ -49,6 +50,7 @@ mod reader;
 mod region;
 mod shm;
 mod snapshot;
+mod store;
 mod sys;
 
 pub use error::{Error, Result};
@@ -61,6 +63,7 @@ pub use region::unlink;
 pub use shm::{Shm, ShmOptions};
 /// Derives [`ShmType`](trait@ShmType) for a `#[repr(C)]` struct: see the trait's documentation.
 pub use shmstore_derive::ShmType;
+pub use store::Store;
 
 /// Items the derive's generated code names. Not part of the public API.
 #[doc(hidden)]

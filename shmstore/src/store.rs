@@ -1,0 +1,157 @@
+//! `Store`: one application's regions under one prefix.
+
+use crate::error::{Error, Result};
+use crate::info::{list, RegionInfo};
+use crate::layout::ShmType;
+use crate::name::{validate_name, MAX_NAME_LEN};
+use crate::reader::ShmReader;
+use crate::shm::Shm;
+use crate::sys::object;
+
+/// A namespace: the regions of one application under a common prefix, opened by short name and
+/// listed or removed together.
+///
+/// `store.open_or_create::<T>("limits", init)` uses the region `PREFIX.limits`. For settings
+/// other than the defaults, take the full name from [`name_of`](Self::name_of) and use
+/// [`Shm::options`].
+///
+/// ```
+/// use shmstore::{Shm, Store};
+///
+/// # let prefix = format!("doc-store-{}", std::process::id());
+/// let gateway = Store::new(&prefix)?;
+/// let limits = gateway.open_or_create::<[u32; 2]>("limits", || [100, 10])?;
+/// let hits = gateway.create::<u64>("hits", 0)?;
+/// assert_eq!(gateway.name_of("limits")?, format!("{prefix}.limits"));
+/// assert_eq!(gateway.list()?.len(), 2);
+///
+/// // Another process opens the same region by its short name.
+/// let same = Store::new(&prefix)?.open::<[u32; 2]>("limits")?;
+/// assert_eq!(same.read(), [100, 10]);
+///
+/// drop((limits, hits, same));
+/// assert_eq!(gateway.remove_all()?, 2);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Store {
+    prefix: String,
+}
+
+impl Store {
+    /// A namespace for regions named `prefix.NAME`. The prefix follows the region-name rules
+    /// and leaves room for a short name.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidName`] for a prefix that breaks the name rules or is longer than 198
+    /// bytes.
+    pub fn new(prefix: &str) -> Result<Store> {
+        validate_name(prefix)?;
+        if prefix.len() + 2 > MAX_NAME_LEN {
+            return Err(Error::InvalidName {
+                name: prefix.to_string(),
+                reason: "a store prefix leaves no room for a short name past 198 bytes",
+            });
+        }
+        Ok(Store {
+            prefix: prefix.to_string(),
+        })
+    }
+
+    /// The prefix.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The full region name of `short`: `prefix.short`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidName`] if `short`, or the full name, breaks the name rules.
+    pub fn name_of(&self, short: &str) -> Result<String> {
+        validate_name(short)?;
+        let full = format!("{}.{short}", self.prefix);
+        validate_name(&full)?;
+        Ok(full)
+    }
+
+    /// [`Shm::create`] of `prefix.short`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Shm::create`].
+    pub fn create<T: ShmType>(&self, short: &str, value: T) -> Result<Shm<T>> {
+        Shm::create(&self.name_of(short)?, value)
+    }
+
+    /// [`Shm::open`] of `prefix.short`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Shm::open`].
+    pub fn open<T: ShmType>(&self, short: &str) -> Result<Shm<T>> {
+        Shm::open(&self.name_of(short)?)
+    }
+
+    /// [`Shm::open_or_create`] of `prefix.short`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Shm::open_or_create`].
+    pub fn open_or_create<T: ShmType>(
+        &self,
+        short: &str,
+        init: impl FnOnce() -> T,
+    ) -> Result<Shm<T>> {
+        Shm::open_or_create(&self.name_of(short)?, init)
+    }
+
+    /// [`Shm::open_reader`] of `prefix.short`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Shm::open_reader`].
+    pub fn open_reader<T: ShmType>(&self, short: &str) -> Result<ShmReader<T>> {
+        Shm::open_reader(&self.name_of(short)?)
+    }
+
+    /// The regions of this namespace (those [`shmstore::list`](crate::list) reports whose name
+    /// starts with `prefix.`), sorted by name; `RegionInfo::name` is the full name.
+    ///
+    /// # Errors
+    ///
+    /// As [`shmstore::list`](crate::list).
+    pub fn list(&self) -> Result<Vec<RegionInfo>> {
+        let mine = format!("{}.", self.prefix);
+        Ok(list()?
+            .into_iter()
+            .filter(|r| r.name.starts_with(&mine))
+            .collect())
+    }
+
+    /// Removes every object named `prefix.…`: regions, and also objects a creator left
+    /// unfinished (the namespace belongs to the application). Processes that have them open
+    /// keep using them until they drop them. Returns how many names were removed.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] if the shared-memory directory cannot be read; the first removal that
+    /// fails for another reason than the name being already gone.
+    pub fn remove_all(&self) -> Result<usize> {
+        let mine = format!("{}.", self.prefix);
+        let names = object::names().map_err(|e| Error::io(&self.prefix, "read /dev/shm", e))?;
+        let mut removed = 0;
+        for name in names.iter().filter(|n| n.starts_with(&mine)) {
+            if validate_name(name).is_err() {
+                continue;
+            }
+            match object::unlink(name) {
+                Ok(()) => removed += 1,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io(name, "shm_unlink", e)),
+            }
+        }
+        Ok(removed)
+    }
+}
