@@ -480,12 +480,12 @@ impl Descriptor {
     }
 }
 
-/// Checks that a ready region holds `layout`'s type, reading the stored descriptor to explain
-/// any difference.
+/// Checks that a ready region holds `layout`'s type, reading the stored descriptor (only then)
+/// to explain any difference.
 pub(crate) fn check_type(
     name: &str,
     info: &HeaderInfo,
-    descriptor_bytes: &[u8],
+    descriptor_bytes: impl FnOnce() -> Vec<u8>,
     layout: &TypeLayout,
 ) -> Result<()> {
     let matches = info.fingerprint == layout.fingerprint()
@@ -494,7 +494,8 @@ pub(crate) fn check_type(
     if matches {
         return Ok(());
     }
-    let stored = Descriptor::decode(descriptor_bytes).map_err(|why| Error::corrupt(name, why))?;
+    let stored =
+        Descriptor::decode(&descriptor_bytes()).map_err(|why| Error::corrupt(name, why))?;
     let mine = Descriptor::of(layout);
     let mut differences = mine.differences(&stored);
     if info.layout.payload_size != layout.size() {

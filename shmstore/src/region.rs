@@ -319,7 +319,7 @@ fn find(name: &str, spec: &RegionSpec, access: Access) -> Result<Found> {
             Look::Ready(info) => {
                 let map = map.ok_or_else(|| Error::corrupt(name, "it could not be mapped"))?;
                 let region = Region::assemble(name, file, stat, (map, access), info, spec);
-                check_type(name, &region.info, &region.descriptor_copy(), spec.layout)?;
+                check_type(name, &region.info, || region.descriptor_copy(), spec.layout)?;
                 return Ok(Found::Ready(region));
             }
             other => other,
