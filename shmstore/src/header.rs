@@ -614,6 +614,8 @@ mod tests {
                 offset_of!(Header, commit_in_progress),
                 144,
             ),
+            ("read_requests", offset_of!(Header, read_requests), 148),
+            ("reads_served", offset_of!(Header, reads_served), 152),
             ("mutex", offset_of!(Header, mutex), 192),
         ];
         let doc = include_str!("../../FORMAT.md");
