@@ -93,6 +93,20 @@ fn lockers_already_blocked_when_the_holder_dies_get_the_old_value() {
     assert!(shm.version() > v0);
 }
 
+/// Locks `shm` on another thread, writes `a = 100` and panics with the guard held; `true` if
+/// that thread panicked (seen through `join`).
+fn panics_in_a_thread_after_writing(shm: &Shm<Pair>) -> bool {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut g = shm.lock().unwrap();
+            g.a = 100;
+            panic!("deliberate panic while writing");
+        })
+        .join()
+        .is_err()
+    })
+}
+
 #[test]
 fn a_panic_inside_a_guard_rolls_back() {
     let (name, _cleanup) = region("panic-rollback");
@@ -100,15 +114,7 @@ fn a_panic_inside_a_guard_rolls_back() {
     let v0 = shm.version();
 
     // In another thread, seen through join().
-    let joined = std::thread::scope(|s| {
-        s.spawn(|| {
-            let mut g = shm.lock().unwrap();
-            g.a = 100;
-            panic!("deliberate panic while writing");
-        })
-        .join()
-    });
-    assert!(joined.is_err());
+    assert!(panics_in_a_thread_after_writing(&shm));
     assert_eq!(shm.read(), OLD);
     let v1 = shm.version();
     assert!(v1 > v0, "the rollback publishes a new version");
@@ -247,15 +253,7 @@ fn in_place_a_panic_after_writing_poisons_and_a_panic_after_reading_does_not() {
     assert!(!shm.is_poisoned());
 
     // A guard that wrote: its panic poisons, and the write stays.
-    let joined = std::thread::scope(|s| {
-        s.spawn(|| {
-            let mut g = shm.lock().unwrap();
-            g.a = 100;
-            panic!("deliberate panic while writing");
-        })
-        .join()
-    });
-    assert!(joined.is_err());
+    assert!(panics_in_a_thread_after_writing(&shm));
     assert!(shm.is_poisoned());
     assert_eq!(helper!("is-poisoned", name).finish_ok(), ["true"]);
     let g = shm.lock().expect_err("poisoned").into_inner();
