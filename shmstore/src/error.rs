@@ -67,6 +67,73 @@ pub enum Error {
         differences: Vec<String>,
     },
 
+    /// The region is a queue and a single value was asked for, or the other way round.
+    #[error(
+        "region `{name}` is {found}, not {expected}; open it with {}, or use another name",
+        if *found == "a queue" { "ShmQueue" } else { "Shm" }
+    )]
+    WrongKind {
+        /// The region name.
+        name: String,
+        /// What this process asked for: `"a single value"` or `"a queue"`.
+        expected: &'static str,
+        /// What the region is.
+        found: &'static str,
+    },
+
+    /// The queue holds the right element type but was created with another capacity.
+    #[error(
+        "queue `{name}` was created with capacity {found}, and this process asked for \
+         {expected}; use ShmQueue<T, {found}> here, or remove the queue and create it again"
+    )]
+    CapacityMismatch {
+        /// The region name.
+        name: String,
+        /// The capacity this process asked for (`N` in `ShmQueue<T, N>`).
+        expected: usize,
+        /// The capacity the queue was created with.
+        found: usize,
+    },
+
+    /// [`ShmQueue::try_push`](crate::ShmQueue::try_push) found the queue full.
+    #[error(
+        "queue `{name}` is full ({capacity} elements); pop from it, or wait with \
+         ShmQueue::push or push_timeout"
+    )]
+    QueueFull {
+        /// The region name.
+        name: String,
+        /// Its capacity.
+        capacity: usize,
+    },
+
+    /// The queue was closed with [`ShmQueue::close`](crate::ShmQueue::close): nothing more
+    /// can be pushed.
+    #[error(
+        "queue `{name}` is closed, so nothing more can be pushed; consumers drain what it holds. \
+         To use the name again, remove it (shmstore::unlink) and create a new queue"
+    )]
+    QueueClosed {
+        /// The region name.
+        name: String,
+    },
+
+    /// A single-producer single-consumer queue already has a live producer (or consumer) in
+    /// another handle.
+    #[error(
+        "queue `{name}` is single-producer single-consumer and another live handle{} is its \
+         {role}; use one handle per role, or create the queue with QueueMode::Mpmc",
+        match holder_pid { Some(pid) => format!(" (pid {pid})"), None => String::new() }
+    )]
+    RoleTaken {
+        /// The region name.
+        name: String,
+        /// `"producer"` or `"consumer"`.
+        role: &'static str,
+        /// The pid that holds the role, as its holder recorded it.
+        holder_pid: Option<u32>,
+    },
+
     /// The object under this name is not a valid region: wrong magic or format version, a size
     /// too short for its own header, or inconsistent header fields.
     #[error(
@@ -102,8 +169,9 @@ pub enum Error {
 
     /// A bounded wait ran out.
     #[error(
-        "timed out after {after:?} waiting for region `{name}`: {waiting_for}; raise the timeout \
-         (ShmOptions::open_timeout) or find the process that holds it (`shmstore list`)"
+        "timed out after {after:?} waiting for region `{name}`: {waiting_for}; wait longer (a \
+         larger timeout, or ShmOptions::open_timeout when opening), or find the process that \
+         should have acted (`shmstore list`)"
     )]
     Timeout {
         /// The region name.

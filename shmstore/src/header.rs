@@ -40,6 +40,16 @@ const KNOWN_FLAGS: u32 = FLAG_IN_PLACE | FLAG_NOTIFY_READERS;
 
 /// `kind`: a single value of one type ([`Shm`](crate::Shm)).
 pub(crate) const KIND_VALUE: u32 = 1;
+/// `kind`: a bounded queue of elements of one type ([`ShmQueue`](crate::ShmQueue)).
+pub(crate) const KIND_QUEUE: u32 = 2;
+
+/// `queue_mode`: one producer and one consumer, lock-free.
+pub(crate) const QUEUE_SPSC: u32 = 1;
+/// `queue_mode`: any number of producers and consumers, under the region's mutex.
+pub(crate) const QUEUE_MPMC: u32 = 2;
+/// A queue's control block (its indices and wake-up words) takes the first 256 bytes of the
+/// payload; the slots follow, aligned to the element type.
+pub(crate) const QUEUE_CONTROL_SIZE: usize = 256;
 
 /// The region header, at offset 0 of every region. Native endianness.
 #[repr(C)]
@@ -61,7 +71,10 @@ pub(crate) struct Header {
     pub(crate) mutex_size: AtomicU32,
     pub(crate) boot_id: [AtomicU8; 16],
     pub(crate) kind: AtomicU32,
-    _reserved0: [AtomicU32; 5],
+    // For a queue: its mode, capacity and element size. Zero for a value.
+    pub(crate) queue_mode: AtomicU32,
+    pub(crate) queue_capacity: AtomicU64,
+    pub(crate) queue_element_size: AtomicU64,
     // Line 2: what readers and writers touch on every operation.
     pub(crate) version: AtomicU64,
     pub(crate) waiters: AtomicU32,
@@ -81,6 +94,8 @@ const _: () = assert!(std::mem::align_of::<Header>() <= PAYLOAD_MIN_ALIGN);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct HeaderInfo {
     pub(crate) flags: u32,
+    /// `None` for a single value.
+    pub(crate) queue: Option<QueueShape>,
     pub(crate) fingerprint: u64,
     pub(crate) layout: RegionLayout,
     pub(crate) creator_pid: u32,
@@ -90,6 +105,39 @@ pub(crate) struct HeaderInfo {
 impl HeaderInfo {
     pub(crate) fn in_place(&self) -> bool {
         self.flags & FLAG_IN_PLACE != 0
+    }
+
+    /// The size of the stored type: the value's, or one queue element's.
+    pub(crate) fn type_size(&self) -> usize {
+        self.queue
+            .map_or(self.layout.payload_size, |queue| queue.element_size)
+    }
+}
+
+/// What a queue's header fixes at creation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct QueueShape {
+    /// [`QUEUE_SPSC`] or [`QUEUE_MPMC`].
+    pub(crate) mode: u32,
+    pub(crate) capacity: usize,
+    pub(crate) element_size: usize,
+}
+
+impl QueueShape {
+    /// Where the slots start in the payload: after the control block, aligned for the element.
+    pub(crate) const fn slots_offset(element_align: usize) -> usize {
+        if element_align > QUEUE_CONTROL_SIZE {
+            element_align
+        } else {
+            QUEUE_CONTROL_SIZE
+        }
+    }
+
+    /// The payload size of such a queue; `None` if it overflows.
+    pub(crate) fn payload_size(&self, element_align: usize) -> Option<usize> {
+        self.capacity
+            .checked_mul(self.element_size)?
+            .checked_add(Self::slots_offset(element_align))
     }
 }
 
@@ -107,12 +155,13 @@ pub(crate) struct RegionLayout {
 }
 
 impl RegionLayout {
-    /// Lays out a region; `None` if the sizes overflow or the alignment is unusable.
+    /// Lays out a region with one payload copy (`in_place` values, queues) or two; `None` if
+    /// the sizes overflow or the alignment is unusable.
     pub(crate) fn new(
         descriptor_len: usize,
         payload_size: usize,
         payload_align: usize,
-        in_place: bool,
+        single_copy: bool,
     ) -> Option<RegionLayout> {
         if !payload_align.is_power_of_two() || payload_align > MAX_PAYLOAD_ALIGN {
             return None;
@@ -120,7 +169,7 @@ impl RegionLayout {
         let align = payload_align.max(PAYLOAD_MIN_ALIGN);
         let payload_offset = align_up(HEADER_SIZE.checked_add(descriptor_len)?, align)?;
         let first_end = payload_offset.checked_add(payload_size)?;
-        let (second_copy_offset, region_size) = if in_place {
+        let (second_copy_offset, region_size) = if single_copy {
             (None, first_end)
         } else {
             let second = align_up(first_end, align)?;
@@ -190,17 +239,40 @@ impl Header {
             STATE_READY => {}
             other => return Err(format!("its state word is {other}, which means nothing")),
         }
-        if self.kind.load(Relaxed) != KIND_VALUE {
-            return Err(format!(
-                "it holds an object of kind {}, not a single value",
-                self.kind.load(Relaxed)
-            ));
-        }
         let flags = self.flags.load(Relaxed);
         if flags & !KNOWN_FLAGS != 0 {
             return Err(format!("it has unknown mode flags {flags:#x}"));
         }
         let field = |a: &AtomicU64| usize::try_from(a.load(Relaxed)).ok();
+        let queue = match self.kind.load(Relaxed) {
+            KIND_VALUE => None,
+            KIND_QUEUE => {
+                let mode = self.queue_mode.load(Relaxed);
+                let (Some(capacity), Some(element_size)) =
+                    (field(&self.queue_capacity), field(&self.queue_element_size))
+                else {
+                    return Err(
+                        "its queue capacity does not fit this process's address space".into(),
+                    );
+                };
+                if flags != 0
+                    || !matches!(mode, QUEUE_SPSC | QUEUE_MPMC)
+                    || capacity == 0
+                    || element_size == 0
+                {
+                    return Err(format!(
+                        "its queue fields make no sense (flags {flags:#x}, mode {mode}, capacity \
+                         {capacity}, element size {element_size})"
+                    ));
+                }
+                Some(QueueShape {
+                    mode,
+                    capacity,
+                    element_size,
+                })
+            }
+            other => return Err(format!("it holds an object of unknown kind {other}")),
+        };
         let (Some(descriptor_offset), Some(descriptor_len)) =
             (field(&self.descriptor_offset), field(&self.descriptor_len))
         else {
@@ -216,13 +288,21 @@ impl Header {
         else {
             return Err("its payload size does not fit this process's address space".into());
         };
-        let Some(layout) =
-            RegionLayout::new(descriptor_len, size, align, flags & FLAG_IN_PLACE != 0)
-        else {
+        let single_copy = queue.is_some() || flags & FLAG_IN_PLACE != 0;
+        let Some(layout) = RegionLayout::new(descriptor_len, size, align, single_copy) else {
             return Err(format!(
                 "its payload size {size} and alignment {align} cannot be laid out"
             ));
         };
+        if let Some(queue) = queue {
+            if queue.element_size % align != 0 || queue.payload_size(align) != Some(size) {
+                return Err(format!(
+                    "its queue of {} elements of {} bytes (alignment {align}) does not fill its \
+                     {size}-byte payload",
+                    queue.capacity, queue.element_size
+                ));
+            }
+        }
         if field(&self.payload_offset) != Some(layout.payload_offset)
             || field(&self.region_size) != Some(layout.region_size)
         {
@@ -247,6 +327,7 @@ impl Header {
         }
         Ok(HeaderState::Ready(HeaderInfo {
             flags,
+            queue,
             fingerprint: self.fingerprint.load(Relaxed),
             layout,
             creator_pid: self.creator_pid.load(Relaxed),
@@ -261,7 +342,7 @@ impl Header {
     ///
     /// No other process may use the region's lock meanwhile: either the object is unnamed, or
     /// the caller holds its exclusive `flock` and the state is not "ready".
-    pub(crate) unsafe fn initialise(&self, info: &HeaderInfo, kind: u32) -> std::io::Result<()> {
+    pub(crate) unsafe fn initialise(&self, info: &HeaderInfo) -> std::io::Result<()> {
         let layout = &info.layout;
         self.state.store(STATE_INITIALISING, Relaxed);
         self.magic.store(u64::from_ne_bytes(MAGIC), Relaxed);
@@ -283,7 +364,17 @@ impl Header {
         for (a, b) in self.boot_id.iter().zip(info.boot_id) {
             a.store(b, Relaxed);
         }
+        let (kind, queue) = match info.queue {
+            None => (KIND_VALUE, (0, 0, 0)),
+            Some(q) => (
+                KIND_QUEUE,
+                (q.mode, q.capacity as u64, q.element_size as u64),
+            ),
+        };
         self.kind.store(kind, Relaxed);
+        self.queue_mode.store(queue.0, Relaxed);
+        self.queue_capacity.store(queue.1, Relaxed);
+        self.queue_element_size.store(queue.2, Relaxed);
         self.version.store(0, Relaxed);
         self.waiters.store(0, Relaxed);
         self.poisoned.store(0, Relaxed);
@@ -489,7 +580,7 @@ pub(crate) fn check_type(
     layout: &TypeLayout,
 ) -> Result<()> {
     let matches = info.fingerprint == layout.fingerprint()
-        && info.layout.payload_size == layout.size()
+        && info.type_size() == layout.size()
         && info.layout.payload_align == layout.align();
     if matches {
         return Ok(());
@@ -498,11 +589,11 @@ pub(crate) fn check_type(
         Descriptor::decode(&descriptor_bytes()).map_err(|why| Error::corrupt(name, why))?;
     let mine = Descriptor::of(layout);
     let mut differences = mine.differences(&stored);
-    if info.layout.payload_size != layout.size() {
+    if info.type_size() != layout.size() {
         differences.push(format!(
             "size {} here, {} in the region",
             layout.size(),
-            info.layout.payload_size
+            info.type_size()
         ));
     }
     if info.layout.payload_align != layout.align() {
@@ -606,6 +697,13 @@ mod tests {
             ("mutex_size", offset_of!(Header, mutex_size), 84),
             ("boot_id", offset_of!(Header, boot_id), 88),
             ("kind", offset_of!(Header, kind), 104),
+            ("queue_mode", offset_of!(Header, queue_mode), 108),
+            ("queue_capacity", offset_of!(Header, queue_capacity), 112),
+            (
+                "queue_element_size",
+                offset_of!(Header, queue_element_size),
+                120,
+            ),
             ("version", offset_of!(Header, version), 128),
             ("waiters", offset_of!(Header, waiters), 136),
             ("poisoned", offset_of!(Header, poisoned), 140),

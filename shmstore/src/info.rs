@@ -3,7 +3,8 @@
 use std::sync::atomic::Ordering::Acquire;
 
 use crate::error::{Error, Result};
-use crate::header::{Descriptor, Header, HeaderState, HEADER_SIZE};
+use crate::header::{Descriptor, Header, HeaderState, HEADER_SIZE, QUEUE_SPSC};
+use crate::queue::{self, QueueMode};
 use crate::region::descriptor_copy;
 use crate::sys::object::{self, Access, Mapping};
 
@@ -15,7 +16,7 @@ pub struct RegionInfo {
     pub name: String,
     /// The stored type's name, from the region's descriptor.
     pub type_name: String,
-    /// Payload bytes (the size of the type).
+    /// The size of the stored type: the value's, or one queue element's.
     pub size: usize,
     /// The last published version.
     pub version: u64,
@@ -25,6 +26,22 @@ pub struct RegionInfo {
     pub poisoned: bool,
     /// Whether it was created with `in_place(true)`.
     pub in_place: bool,
+    /// `Some` for a [`ShmQueue`](crate::ShmQueue).
+    pub queue: Option<QueueInfo>,
+}
+
+/// What [`list`] reports about a queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct QueueInfo {
+    /// Its mode.
+    pub mode: QueueMode,
+    /// Its capacity.
+    pub capacity: usize,
+    /// How many elements it held when it was looked at.
+    pub len: usize,
+    /// Whether it is closed.
+    pub closed: bool,
 }
 
 /// The shmstore regions on this host that this user can read, sorted by name. Objects of
@@ -65,13 +82,31 @@ fn describe(name: &str) -> Option<RegionInfo> {
     };
     let bytes = descriptor_copy(map.ptr(), info.layout.descriptor_len);
     let descriptor = Descriptor::decode(&bytes).ok()?;
+    let queue = info.queue.map(|shape| {
+        // SAFETY: the header was validated against the mapped size: the payload (64-byte
+        // aligned) holds a queue of `shape.capacity` elements, starting with its control block;
+        // `map` lives until the end of this function.
+        let (len, closed) =
+            unsafe { queue::peek(map.ptr().add(info.layout.payload_offset), shape.capacity) };
+        QueueInfo {
+            mode: if shape.mode == QUEUE_SPSC {
+                QueueMode::Spsc
+            } else {
+                QueueMode::Mpmc
+            },
+            capacity: shape.capacity,
+            len,
+            closed,
+        }
+    });
     Some(RegionInfo {
         name: name.to_string(),
         type_name: descriptor.type_name,
-        size: info.layout.payload_size,
+        size: info.type_size(),
         version: header.version.load(Acquire) & !1,
         creator_pid: info.creator_pid,
         poisoned: info.in_place() && header.poisoned.load(Acquire) != 0,
         in_place: info.in_place(),
+        queue,
     })
 }

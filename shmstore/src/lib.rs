@@ -30,7 +30,7 @@
 //! `layout` (the `ShmType` trait and layouts), `name` (name rules), `sys` (every libc and nix
 //! call), `header` (the region format, `FORMAT.md`), `region` (create/open protocol and
 //! mapping), `lock` (the lock protocol: latch, rollback, poisoning), `snapshot` (lock-free
-//! reads), `shm`, `guard` and `reader` (the typed API), `store` (namespaces), `info`
+//! reads), `shm`, `guard` and `reader` (the typed API), `queue` (`ShmQueue`), `store` (namespaces), `info`
 //! (listing), `error`.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
@@ -46,6 +46,7 @@ mod info;
 mod layout;
 mod lock;
 mod name;
+mod queue;
 mod reader;
 mod region;
 mod shm;
@@ -55,9 +56,10 @@ mod sys;
 
 pub use error::{Error, Result};
 pub use guard::ShmGuard;
-pub use info::{list, RegionInfo};
+pub use info::{list, QueueInfo, RegionInfo};
 pub use layout::{Dim, Field, Leaf, Primitive, Shape, ShmType, TypeLayout};
 pub use name::{validate_name, MAX_NAME_LEN};
+pub use queue::{QueueMode, ShmQueue, ShmQueueOptions};
 pub use reader::ShmReader;
 pub use region::unlink;
 pub use shm::{Shm, ShmOptions};

@@ -26,8 +26,8 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::header::{
-    check_type, Descriptor, Header, HeaderInfo, HeaderState, RegionLayout, FLAG_IN_PLACE,
-    FLAG_NOTIFY_READERS, HEADER_SIZE, KIND_VALUE, STATE_INITIALISING,
+    check_type, Descriptor, Header, HeaderInfo, HeaderState, QueueShape, RegionLayout,
+    FLAG_IN_PLACE, FLAG_NOTIFY_READERS, HEADER_SIZE, STATE_INITIALISING,
 };
 use crate::layout::TypeLayout;
 use crate::name::validate_name;
@@ -45,6 +45,16 @@ pub(crate) struct RegionSpec {
     pub(crate) open_timeout: Duration,
     pub(crate) allow_other_owner: bool,
     pub(crate) unlink_on_drop: bool,
+    /// `Some` for a queue: its mode and capacity (the element size is `layout`'s).
+    pub(crate) queue: Option<QueueSpec>,
+}
+
+/// The creation settings of a queue region.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct QueueSpec {
+    /// `QUEUE_SPSC` or `QUEUE_MPMC`: used when creating, not checked when opening.
+    pub(crate) mode: u32,
+    pub(crate) capacity: usize,
 }
 
 /// Writes the initial payload into the bytes it is given (the working copy).
@@ -241,6 +251,20 @@ impl Region {
         })
     }
 
+    /// Takes the exclusive byte lock at `offset` of the object for this handle (see
+    /// [`object::try_byte_lock`]); `Ok(false)` if another live handle holds it. Released when
+    /// the handle is dropped or its process dies.
+    pub(crate) fn try_claim_byte(&self, offset: u64) -> Result<bool> {
+        object::try_byte_lock(&self._file, offset)
+            .map_err(|e| Error::io(&self.name, "fcntl(F_OFD_SETLK)", e))
+    }
+
+    /// Whether another handle holds the byte lock at `offset`.
+    pub(crate) fn byte_claimed_elsewhere(&self, offset: u64) -> Result<bool> {
+        object::byte_locked_elsewhere(&self._file, offset)
+            .map_err(|e| Error::io(&self.name, "fcntl(F_OFD_GETLK)", e))
+    }
+
     /// A copy of the stored type descriptor's bytes, taken with atomic loads: a peer may
     /// rewrite them while we read (the decoder tolerates any bytes).
     pub(crate) fn descriptor_copy(&self) -> Vec<u8> {
@@ -319,7 +343,9 @@ fn find(name: &str, spec: &RegionSpec, access: Access) -> Result<Found> {
             Look::Ready(info) => {
                 let map = map.ok_or_else(|| Error::corrupt(name, "it could not be mapped"))?;
                 let region = Region::assemble(name, file, stat, (map, access), info, spec);
+                check_kind(name, &region.info, spec)?;
                 check_type(name, &region.info, || region.descriptor_copy(), spec.layout)?;
+                check_capacity(name, &region.info, spec)?;
                 return Ok(Found::Ready(region));
             }
             other => other,
@@ -422,12 +448,48 @@ fn check_owner(name: &str, spec: &RegionSpec, stat: &ObjectStat) -> Result<()> {
     Ok(())
 }
 
+/// Whether the region is the kind of object asked for: a value or a queue.
+fn check_kind(name: &str, info: &HeaderInfo, spec: &RegionSpec) -> Result<()> {
+    let kind = |queue: bool| if queue { "a queue" } else { "a single value" };
+    if info.queue.is_some() != spec.queue.is_some() {
+        return Err(Error::WrongKind {
+            name: name.to_string(),
+            expected: kind(spec.queue.is_some()),
+            found: kind(info.queue.is_some()),
+        });
+    }
+    Ok(())
+}
+
+/// Whether a queue has the capacity asked for (after its element type matched).
+fn check_capacity(name: &str, info: &HeaderInfo, spec: &RegionSpec) -> Result<()> {
+    match (info.queue, spec.queue) {
+        (Some(stored), Some(wanted)) if stored.capacity != wanted.capacity => {
+            Err(Error::CapacityMismatch {
+                name: name.to_string(),
+                expected: wanted.capacity,
+                found: stored.capacity,
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
 fn header_info(spec: &RegionSpec, descriptor_len: usize) -> Option<HeaderInfo> {
+    let queue = spec.queue.map(|queue| QueueShape {
+        mode: queue.mode,
+        capacity: queue.capacity,
+        element_size: spec.layout.size(),
+    });
+    let payload_size = match queue {
+        None => spec.layout.size(),
+        Some(queue) => queue.payload_size(spec.layout.align())?,
+    };
     let layout = RegionLayout::new(
         descriptor_len,
-        spec.layout.size(),
+        payload_size,
         spec.layout.align(),
-        spec.in_place,
+        spec.in_place || queue.is_some(),
     )?;
     let mut flags = 0;
     if spec.in_place {
@@ -438,6 +500,7 @@ fn header_info(spec: &RegionSpec, descriptor_len: usize) -> Option<HeaderInfo> {
     }
     Some(HeaderInfo {
         flags,
+        queue,
         fingerprint: spec.layout.fingerprint(),
         layout,
         creator_pid: process::current_pid(),
@@ -464,8 +527,7 @@ fn write_fresh(name: &str, spec: &RegionSpec, file: &File) -> Result<(Mapping, H
     // this borrow; every field of `Header` is atomic.
     let header = unsafe { &*map.ptr().cast::<Header>() };
     // SAFETY: the caller guarantees nobody else uses the lock (see above).
-    unsafe { header.initialise(&info, KIND_VALUE) }
-        .map_err(|e| Error::io(name, "pthread_mutex_init", e))?;
+    unsafe { header.initialise(&info) }.map_err(|e| Error::io(name, "pthread_mutex_init", e))?;
     // SAFETY: the descriptor's bytes lie between HEADER_SIZE and the payload offset, inside the
     // mapping; no other process reads them before the region is ready.
     unsafe {

@@ -453,6 +453,7 @@ impl<T: ShmType> ShmOptions<T> {
             open_timeout: self.open_timeout,
             allow_other_owner: self.allow_other_owner,
             unlink_on_drop: self.unlink_on_drop,
+            queue: None,
         }
     }
 

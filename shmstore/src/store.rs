@@ -4,6 +4,7 @@ use crate::error::{Error, Result};
 use crate::info::{list, RegionInfo};
 use crate::layout::ShmType;
 use crate::name::{validate_name, MAX_NAME_LEN};
+use crate::queue::{QueueMode, ShmQueue};
 use crate::reader::ShmReader;
 use crate::shm::Shm;
 use crate::sys::object;
@@ -114,6 +115,34 @@ impl Store {
     /// As [`Shm::open_reader`].
     pub fn open_reader<T: ShmType>(&self, short: &str) -> Result<ShmReader<T>> {
         Shm::open_reader(&self.name_of(short)?)
+    }
+
+    /// [`ShmQueue::open_or_create`] of `prefix.short`, created in `mode` if it does not exist
+    /// (an existing queue keeps the mode it was created with).
+    ///
+    /// ```
+    /// # use shmstore::{QueueMode, Store};
+    /// # let prefix = format!("doc-store-queue-{}", std::process::id());
+    /// let app = Store::new(&prefix)?;
+    /// let jobs = app.queue::<u64, 256>("jobs", QueueMode::Mpmc)?;
+    /// jobs.push(7)?;
+    /// assert_eq!(app.queue::<u64, 256>("jobs", QueueMode::Mpmc)?.pop()?, Some(7));
+    /// # drop(jobs);
+    /// # app.remove_all()?;
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`ShmQueue::open_or_create`].
+    pub fn queue<T: ShmType, const N: usize>(
+        &self,
+        short: &str,
+        mode: QueueMode,
+    ) -> Result<ShmQueue<T, N>> {
+        ShmQueue::options()
+            .queue_mode(mode)
+            .open_or_create(&self.name_of(short)?)
     }
 
     /// The regions of this namespace (those [`shmstore::list`](crate::list) reports whose name

@@ -185,6 +185,55 @@ pub(crate) fn try_file_lock(file: &File, kind: FileLock) -> io::Result<bool> {
     }
 }
 
+/// Takes an exclusive open-file-description lock (`F_OFD_SETLK`) on the single byte at
+/// `offset`, without blocking. `Ok(false)` means another open file description holds it.
+///
+/// These locks belong to the descriptor (not the process, unlike classic POSIX record
+/// locks): two handles in one process conflict, and the kernel releases the lock when the
+/// descriptor is closed, including when its process dies. They are independent of `flock`.
+pub(crate) fn try_byte_lock(file: &File, offset: u64) -> io::Result<bool> {
+    let mut lock = byte_range(offset)?;
+    loop {
+        // SAFETY: `F_OFD_SETLK` reads the `flock` struct we pass and nothing else; `file` keeps
+        // the descriptor open for the duration of the call.
+        let rc = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_SETLK, &mut lock) };
+        if rc == 0 {
+            return Ok(true);
+        }
+        let err = io::Error::last_os_error();
+        match err.raw_os_error() {
+            Some(libc::EAGAIN | libc::EACCES) => return Ok(false),
+            Some(libc::EINTR) => continue,
+            _ => return Err(err),
+        }
+    }
+}
+
+/// Whether another open file description holds the byte lock of [`try_byte_lock`] at `offset`
+/// (`F_OFD_GETLK`: a snapshot; the holder may die or release it right after).
+pub(crate) fn byte_locked_elsewhere(file: &File, offset: u64) -> io::Result<bool> {
+    let mut lock = byte_range(offset)?;
+    // SAFETY: `F_OFD_GETLK` reads and writes the `flock` struct we pass, nothing else; `file`
+    // keeps the descriptor open for the duration of the call.
+    let rc = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_GETLK, &mut lock) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(lock.l_type != libc::F_UNLCK as libc::c_short)
+}
+
+fn byte_range(offset: u64) -> io::Result<libc::flock> {
+    let start = libc::off_t::try_from(offset).map_err(|_| io::ErrorKind::InvalidInput)?;
+    // SAFETY: `flock` is a plain C struct of integers, for which all zeros is a valid value.
+    let mut lock: libc::flock = unsafe { std::mem::zeroed() };
+    lock.l_type = libc::F_WRLCK as libc::c_short;
+    lock.l_whence = libc::SEEK_SET as libc::c_short;
+    lock.l_start = start;
+    lock.l_len = 1;
+    // `l_pid` must be 0 for the OFD commands (it is, from the zeroing).
+    Ok(lock)
+}
+
 /// Releases this descriptor's `flock` (closing the descriptor does it too).
 pub(crate) fn file_unlock(file: &File) {
     // SAFETY: as in `try_file_lock`; LOCK_UN on a descriptor without a lock is a no-op.

@@ -1,0 +1,1044 @@
+//! `ShmQueue<T, N>`: a named, bounded queue of `T` between processes, and its options.
+//!
+//! # Protocol
+//!
+//! The payload of a queue region is a 256-byte control block followed by `N` slots of `T`
+//! (`FORMAT.md`). Two monotonic 64-bit counters say what the slots hold: `tail` counts the
+//! elements ever pushed, `head` the elements ever popped; element `i` lives in slot `i % N`.
+//! Bit 63 of `tail` is the *closed* flag.
+//!
+//! - A push writes the slot at `tail`, then publishes it by advancing `tail` with a
+//!   compare-and-swap that fails if the queue was closed meanwhile. A producer killed before
+//!   the swap leaves a half-written slot that no consumer can see: the next push overwrites it.
+//! - A pop copies the slot at `head` out, then frees it by advancing `head`. A consumer killed
+//!   before that leaves the element in the queue (the next pop takes it again); killed after
+//!   it, before `pop` returned, the element is gone with it. That is the only loss.
+//! - In [`QueueMode::Spsc`] the one producer owns `tail` and the one consumer owns `head`, so
+//!   neither takes a lock; each keeps a private copy of the other's counter and reads the
+//!   shared one only when its copy says full (or empty). The roles are exclusive byte locks on
+//!   the object (`F_OFD_SETLK` on byte 0 for the producer, byte 1 for the consumer): the kernel
+//!   drops them when the holder's handle closes or its process dies, so a second producer gets
+//!   [`Error::RoleTaken`] and a replacement for a dead one attaches.
+//! - In [`QueueMode::Mpmc`] every push and pop runs under the region's robust mutex. A holder
+//!   killed at any point leaves the counters consistent (each changes in one store, after the
+//!   copy), so the next locker only marks the mutex consistent: nothing to roll back, nothing
+//!   poisoned.
+//!
+//! # Sleeping and waking
+//!
+//! A blocked `pop` (or `push`) spins for a few microseconds, then sleeps on an *event*: a
+//! futex word (`epoch`) and a count of sleepers. It reads the epoch, counts itself in with a
+//! sequentially consistent increment, re-checks the counters, and sleeps only if the epoch has
+//! not moved. The other side publishes its counter with a sequentially consistent operation
+//! and then reads the sleeper count: by that total order, either it sees the sleeper (and bumps
+//! the epoch and wakes it) or the sleeper sees the new counter. With nobody asleep, a push or
+//! pop makes no system call.
+
+use std::cell::Cell;
+use std::fmt;
+use std::marker::PhantomData;
+use std::mem::{align_of, size_of};
+use std::sync::atomic::Ordering::{Acquire, Relaxed, SeqCst};
+use std::sync::atomic::{AtomicU32, AtomicU64};
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+use crate::header::{QueueShape, MAX_PAYLOAD_ALIGN, QUEUE_CONTROL_SIZE, QUEUE_MPMC, QUEUE_SPSC};
+use crate::layout::ShmType;
+use crate::region::{QueueSpec, Region, RegionSpec};
+use crate::sys::mutex::{Acquired, LockFailure};
+use crate::sys::object::Access;
+use crate::sys::{futex, process};
+
+/// Bit 63 of `tail`: the queue was closed.
+const CLOSED: u64 = 1 << 63;
+/// The byte of the object whose lock is the SPSC producer role.
+const PRODUCER_BYTE: u64 = 0;
+/// The byte of the object whose lock is the SPSC consumer role.
+const CONSUMER_BYTE: u64 = 1;
+/// How long a blocked push or pop polls before it sleeps: long enough to catch a peer that is
+/// about to act without paying for a wake-up, short against a scheduler tick.
+const SPIN_FOR: Duration = Duration::from_micros(20);
+
+/// Whether a queue serves one producer and one consumer, or any number of each. Fixed when the
+/// queue is created and stored in its header; openers follow it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum QueueMode {
+    /// Single producer, single consumer: lock-free, the fastest. At most one live handle
+    /// pushes and one pops; another gets [`Error::RoleTaken`]. A handle takes its role at its
+    /// first push (or pop) and keeps it until dropped; a replacement can take over the role
+    /// of a process that died.
+    Spsc,
+    /// Multiple producers, multiple consumers: every push and pop takes the region's robust
+    /// mutex for the length of one copy. Any handle may push and pop.
+    Mpmc,
+}
+
+impl QueueMode {
+    fn code(self) -> u32 {
+        match self {
+            QueueMode::Spsc => QUEUE_SPSC,
+            QueueMode::Mpmc => QUEUE_MPMC,
+        }
+    }
+}
+
+/// One 64-byte line of the control block: a word, a second word and padding. Every field is
+/// atomic, since other processes write the line.
+#[repr(C, align(64))]
+struct Line {
+    word: AtomicU64,
+    pid: AtomicU32,
+    _unused: [AtomicU32; 13],
+}
+
+/// Something a blocked side sleeps on: a futex word bumped on each wake-up, and how many
+/// sleep on it.
+#[repr(C, align(64))]
+struct Event {
+    epoch: AtomicU32,
+    sleepers: AtomicU32,
+    _unused: [AtomicU32; 14],
+}
+
+/// The control block at the start of a queue's payload (`FORMAT.md`). The producer's counter,
+/// the consumer's counter and the two events each have their own cache line, so that pushing
+/// and popping do not invalidate each other's lines.
+#[repr(C)]
+struct Control {
+    /// `tail` (elements pushed; bit 63: closed) and the SPSC producer's pid.
+    tail: Line,
+    /// `head` (elements popped) and the SPSC consumer's pid.
+    head: Line,
+    /// Consumers sleep here while the queue is empty.
+    not_empty: Event,
+    /// Producers sleep here while the queue is full.
+    not_full: Event,
+}
+
+const _: () = assert!(size_of::<Control>() == QUEUE_CONTROL_SIZE);
+
+/// How many elements a queue holds and whether it is closed, read from the control block at
+/// the start of its payload, without any lock (for [`list`](crate::list)).
+///
+/// # Safety
+///
+/// `payload` must point at a queue's payload of capacity `capacity` in a live mapping (64-byte
+/// aligned, at least [`QUEUE_CONTROL_SIZE`] bytes), which stays mapped during the call.
+pub(crate) unsafe fn peek(payload: *const u8, capacity: usize) -> (usize, bool) {
+    // SAFETY: the caller's contract; every field of `Control` is atomic.
+    let c = unsafe { &*payload.cast::<Control>() };
+    let head = c.head.word.load(Acquire);
+    let tail = c.tail.word.load(Acquire);
+    let len = (tail & !CLOSED).saturating_sub(head).min(capacity as u64) as usize;
+    (len, tail & CLOSED != 0)
+}
+
+/// A named, bounded queue of `T` in shared memory, between any number of processes.
+///
+/// `N` is the capacity, part of the queue's identity like `T`: opening checks both. Elements
+/// are copied in and out whole; a consumer never sees half of one, even when the producer was
+/// killed while writing it.
+///
+/// ```
+/// use shmstore::{ShmQueue, ShmType};
+///
+/// #[derive(ShmType, Clone, Copy, Debug, PartialEq)]
+/// #[repr(C)]
+/// struct Order { id: u64, price: f64, qty: u32, side: u32 }
+///
+/// # let name = format!("doc-queue-{}", std::process::id());
+/// // In the producer process:
+/// let orders = ShmQueue::<Order, 1024>::open_or_create(&name)?;
+/// orders.push(Order { id: 1, price: 101.5, qty: 10, side: 0 })?;
+///
+/// // In the consumer process (here, the same one):
+/// let inbox = ShmQueue::<Order, 1024>::open(&name)?;
+/// assert_eq!(inbox.pop()?, Some(Order { id: 1, price: 101.5, qty: 10, side: 0 }));
+///
+/// orders.close();               // consumers drain what is left, then pop() returns None
+/// assert_eq!(inbox.pop()?, None);
+/// # shmstore::unlink(&name)?;
+/// # Ok::<(), shmstore::Error>(())
+/// ```
+///
+/// # Crash safety
+///
+/// - A producer killed in the middle of a push never exposes the half-written element;
+///   everything it pushed before is delivered.
+/// - A consumer killed in the middle of a pop loses at most the element it was taking, and
+///   only if it died after freeing the slot and before `pop` returned; killed earlier, the
+///   element stays at the front for the next pop.
+/// - Survivors never block forever on a dead peer: a lock a dead process held is recovered
+///   (MPMC), a dead SPSC producer's or consumer's role can be taken over by a new handle, and
+///   `push_timeout`/`pop_timeout` bound every wait.
+///
+/// # Handles and threads
+///
+/// A handle is `Send` but not `Sync`: it keeps private copies of the counters (that is what
+/// makes SPSC lock-free). Give each thread its own handle; opening one takes a few
+/// microseconds. In SPSC mode each handle counts as its own producer or consumer.
+pub struct ShmQueue<T: ShmType, const N: usize> {
+    region: Region,
+    spsc: bool,
+    /// Which SPSC roles this handle holds (bit 0 producer, bit 1 consumer).
+    roles: Cell<u8>,
+    /// The producer's next `tail` (SPSC): it alone advances the shared one.
+    next_tail: Cell<u64>,
+    /// The producer's last look at `head`: a lower bound of the real one.
+    seen_head: Cell<u64>,
+    /// The consumer's next `head` (SPSC): it alone advances the shared one.
+    next_head: Cell<u64>,
+    /// The consumer's last look at `tail` (without the closed bit): a lower bound.
+    seen_tail: Cell<u64>,
+    _type: PhantomData<fn() -> T>,
+}
+
+/// What one attempt to push did.
+enum Pushed {
+    Done,
+    Full,
+    Closed,
+    /// MPMC: the deadline passed while another handle held the lock.
+    LockTimedOut,
+}
+
+/// What one attempt to pop found.
+enum Popped<T> {
+    Value(T),
+    Empty,
+    /// Closed, and nothing left.
+    Closed,
+    /// MPMC: the deadline passed while another handle held the lock.
+    LockTimedOut,
+}
+
+const LOCK_HELD: &str = "its lock, which another handle kept holding";
+
+#[derive(Clone, Copy)]
+enum Role {
+    Producer,
+    Consumer,
+}
+
+impl Role {
+    fn bit(self) -> u8 {
+        match self {
+            Role::Producer => 1,
+            Role::Consumer => 2,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Role::Producer => "producer",
+            Role::Consumer => "consumer",
+        }
+    }
+}
+
+impl<T: ShmType, const N: usize> ShmQueue<T, N> {
+    const VALID: () = {
+        assert!(N > 0, "a ShmQueue needs a capacity N of at least 1");
+        assert!(
+            size_of::<T>() > 0,
+            "a ShmQueue of a zero-sized type would carry no data"
+        );
+        assert!(
+            align_of::<T>() <= MAX_PAYLOAD_ALIGN,
+            "a ShmType aligned to more than 4096 bytes cannot be placed in a page-aligned mapping"
+        );
+    };
+    const SLOTS_OFFSET: usize = QueueShape::slots_offset(align_of::<T>());
+
+    /// Creates a new, empty queue in the default mode ([`QueueMode::Mpmc`]);
+    /// [`Error::AlreadyExists`] if the name is taken. See [`options`](Self::options) for the
+    /// mode and permissions.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidName`], [`Error::AlreadyExists`], [`Error::Io`].
+    pub fn create(name: &str) -> Result<Self> {
+        Self::options().create(name)
+    }
+
+    /// Opens an existing queue, checking that it is a queue of `T` with capacity `N`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`], [`Error::WrongKind`] (it is a single value),
+    /// [`Error::LayoutMismatch`] (another element type), [`Error::CapacityMismatch`], and those
+    /// of [`Shm::open`](crate::Shm::open).
+    pub fn open(name: &str) -> Result<Self> {
+        Self::options().open(name)
+    }
+
+    /// Opens the queue, or creates it empty if it does not exist: safe to race from any number
+    /// of processes.
+    ///
+    /// # Errors
+    ///
+    /// As [`open`](Self::open) and [`create`](Self::create).
+    pub fn open_or_create(name: &str) -> Result<Self> {
+        Self::options().open_or_create(name)
+    }
+
+    /// Options for creating or opening a queue: mode, permissions, timeouts, cleanup.
+    pub fn options() -> ShmQueueOptions<T, N> {
+        ShmQueueOptions::new()
+    }
+
+    fn from_region(region: Region) -> Self {
+        let spsc = region
+            .info()
+            .queue
+            .is_some_and(|queue| queue.mode == QUEUE_SPSC);
+        ShmQueue {
+            region,
+            spsc,
+            roles: Cell::new(0),
+            next_tail: Cell::new(0),
+            seen_head: Cell::new(0),
+            next_head: Cell::new(0),
+            seen_tail: Cell::new(0),
+            _type: PhantomData,
+        }
+    }
+
+    /// The queue's name.
+    pub fn name(&self) -> &str {
+        self.region.name()
+    }
+
+    /// The capacity, `N`.
+    pub const fn capacity(&self) -> usize {
+        N
+    }
+
+    /// The mode the queue was created with.
+    pub fn mode(&self) -> QueueMode {
+        if self.spsc {
+            QueueMode::Spsc
+        } else {
+            QueueMode::Mpmc
+        }
+    }
+
+    /// How many elements the queue holds now (a snapshot: others may push or pop meanwhile).
+    pub fn len(&self) -> usize {
+        let c = self.control();
+        let head = c.head.word.load(Acquire);
+        let tail = c.tail.word.load(Acquire) & !CLOSED;
+        tail.saturating_sub(head).min(N as u64) as usize
+    }
+
+    /// Whether the queue holds no element now.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether [`close`](Self::close) was called, by any process.
+    pub fn is_closed(&self) -> bool {
+        self.control().tail.word.load(Acquire) & CLOSED != 0
+    }
+
+    /// Closes the queue for every process: pushes fail with [`Error::QueueClosed`] from now
+    /// on, and consumers first receive everything pushed before, then `None`. Every sleeping
+    /// producer and consumer is woken. Closing twice does nothing more; a closed queue stays
+    /// closed (remove it and create a new one to reuse the name).
+    pub fn close(&self) {
+        let c = self.control();
+        c.tail.word.fetch_or(CLOSED, SeqCst);
+        wake(&c.not_empty);
+        wake(&c.not_full);
+    }
+
+    /// Whether a live handle other than this one holds the producer role of an SPSC queue.
+    /// `None` for an MPMC queue, whose producers are not tracked.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] if the lock cannot be queried.
+    pub fn has_other_producer(&self) -> Result<Option<bool>> {
+        self.has_other(Role::Producer)
+    }
+
+    /// Whether a live handle other than this one holds the consumer role of an SPSC queue.
+    /// `None` for an MPMC queue.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] if the lock cannot be queried.
+    pub fn has_other_consumer(&self) -> Result<Option<bool>> {
+        self.has_other(Role::Consumer)
+    }
+
+    fn has_other(&self, role: Role) -> Result<Option<bool>> {
+        if !self.spsc {
+            return Ok(None);
+        }
+        let byte = match role {
+            Role::Producer => PRODUCER_BYTE,
+            Role::Consumer => CONSUMER_BYTE,
+        };
+        self.region.byte_claimed_elsewhere(byte).map(Some)
+    }
+
+    /// Appends `value` if there is room, without waiting for space.
+    ///
+    /// ```
+    /// # use shmstore::{Error, ShmQueue};
+    /// # let name = format!("doc-try-push-{}", std::process::id());
+    /// let q = ShmQueue::<u64, 2>::options().unlink_on_drop(true).create(&name)?;
+    /// q.try_push(1)?;
+    /// q.try_push(2)?;
+    /// assert!(matches!(q.try_push(3), Err(Error::QueueFull { capacity: 2, .. })));
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::QueueFull`], [`Error::QueueClosed`], [`Error::RoleTaken`] (SPSC: another
+    /// handle is the producer), [`Error::Corrupt`] (a peer broke the counters).
+    #[inline]
+    pub fn try_push(&self, value: T) -> Result<()> {
+        match self.push_once(&value, None)? {
+            Pushed::Done => Ok(()),
+            Pushed::Full => Err(Error::QueueFull {
+                name: self.name().to_string(),
+                capacity: N,
+            }),
+            Pushed::Closed => Err(self.closed()),
+            Pushed::LockTimedOut => unreachable!("no deadline was given"),
+        }
+    }
+
+    /// Appends `value`, waiting for room as long as it takes.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::QueueClosed`] (also when the queue is closed while this waits), and those of
+    /// [`try_push`](Self::try_push) except `QueueFull`.
+    #[inline]
+    pub fn push(&self, value: T) -> Result<()> {
+        self.push_until(&value, None, Duration::MAX)
+    }
+
+    /// Appends `value`, waiting at most `timeout` for room.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] when no room appeared in time, and those of [`push`](Self::push).
+    pub fn push_timeout(&self, value: T, timeout: Duration) -> Result<()> {
+        // A timeout too large to represent as a deadline means none.
+        self.push_until(&value, Instant::now().checked_add(timeout), timeout)
+    }
+
+    /// Removes and returns the oldest element, or `None` if the queue is empty now (open or
+    /// closed: see [`is_closed`](Self::is_closed)).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::RoleTaken`] (SPSC: another handle is the consumer), [`Error::Corrupt`].
+    #[inline]
+    pub fn try_pop(&self) -> Result<Option<T>> {
+        Ok(match self.pop_once(None)? {
+            Popped::Value(value) => Some(value),
+            Popped::Empty | Popped::Closed => None,
+            Popped::LockTimedOut => unreachable!("no deadline was given"),
+        })
+    }
+
+    /// Removes and returns the oldest element, waiting for one as long as it takes. `None`
+    /// once the queue is closed and empty, so a consumer loop reads
+    /// `while let Some(x) = queue.pop()? { … }`.
+    ///
+    /// # Errors
+    ///
+    /// As [`try_pop`](Self::try_pop).
+    #[inline]
+    pub fn pop(&self) -> Result<Option<T>> {
+        self.pop_until(None, Duration::MAX)
+    }
+
+    /// Like [`pop`](Self::pop), waiting at most `timeout` for an element.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] when nothing arrived in time, and those of [`pop`](Self::pop).
+    pub fn pop_timeout(&self, timeout: Duration) -> Result<Option<T>> {
+        self.pop_until(Instant::now().checked_add(timeout), timeout)
+    }
+
+    fn push_until(&self, value: &T, deadline: Option<Instant>, timeout: Duration) -> Result<()> {
+        // The clock is read only once the queue has been found full.
+        let mut start = None;
+        let mut polls = 0u32;
+        loop {
+            match self.push_once(value, deadline)? {
+                Pushed::Done => return Ok(()),
+                Pushed::Closed => return Err(self.closed()),
+                Pushed::LockTimedOut => return Err(self.timeout(LOCK_HELD, timeout)),
+                Pushed::Full => {}
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(self.timeout("free space (the queue stayed full)", timeout));
+            }
+            if keep_spinning(&mut polls, &mut start) {
+                continue;
+            }
+            let c = self.control();
+            sleep_until(&c.not_full, deadline, || {
+                let head = c.head.word.load(SeqCst);
+                let tail = c.tail.word.load(SeqCst);
+                // Room, closed, or corrupt counters (the next attempt reports those).
+                tail & CLOSED != 0 || (tail.wrapping_sub(head)) < N as u64
+            });
+        }
+    }
+
+    fn pop_until(&self, deadline: Option<Instant>, timeout: Duration) -> Result<Option<T>> {
+        let mut start = None;
+        let mut polls = 0u32;
+        loop {
+            match self.pop_once(deadline)? {
+                Popped::Value(value) => return Ok(Some(value)),
+                Popped::Closed => return Ok(None),
+                Popped::LockTimedOut => return Err(self.timeout(LOCK_HELD, timeout)),
+                Popped::Empty => {}
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(self.timeout("an element (the queue stayed empty)", timeout));
+            }
+            if keep_spinning(&mut polls, &mut start) {
+                continue;
+            }
+            let c = self.control();
+            // Any difference means an element or the closed bit.
+            sleep_until(&c.not_empty, deadline, || {
+                c.tail.word.load(SeqCst) != c.head.word.load(SeqCst)
+            });
+        }
+    }
+
+    #[inline]
+    fn push_once(&self, value: &T, deadline: Option<Instant>) -> Result<Pushed> {
+        if self.spsc {
+            self.spsc_push(value)
+        } else {
+            self.mpmc_push(value, deadline)
+        }
+    }
+
+    #[inline]
+    fn pop_once(&self, deadline: Option<Instant>) -> Result<Popped<T>> {
+        if self.spsc {
+            self.spsc_pop()
+        } else {
+            self.mpmc_pop(deadline)
+        }
+    }
+
+    #[inline]
+    fn spsc_push(&self, value: &T) -> Result<Pushed> {
+        self.claim(Role::Producer)?;
+        let c = self.control();
+        let tail = self.next_tail.get();
+        if tail - self.seen_head.get() >= N as u64 {
+            let head = c.head.word.load(Acquire);
+            self.check_counters(tail, head)?;
+            self.seen_head.set(head);
+            if tail - head >= N as u64 {
+                let closed = c.tail.word.load(Relaxed) & CLOSED != 0;
+                return Ok(if closed { Pushed::Closed } else { Pushed::Full });
+            }
+        }
+        // SAFETY: `tail - head < N`, so slot `tail % N` holds no published element and the
+        // consumer does not read it until `tail` advances past it; this handle is the only
+        // producer (it holds the role), so nobody else writes it.
+        unsafe { self.slot(tail).write(*value) };
+        match c
+            .tail
+            .word
+            .compare_exchange(tail, tail + 1, SeqCst, Relaxed)
+        {
+            Ok(_) => {}
+            Err(now) if now == tail | CLOSED => return Ok(Pushed::Closed),
+            Err(now) => {
+                return Err(self.corrupt(format!(
+                    "its tail moved from {tail} to {now} under its only producer"
+                )))
+            }
+        }
+        self.next_tail.set(tail + 1);
+        notify(&c.not_empty);
+        Ok(Pushed::Done)
+    }
+
+    #[inline]
+    fn spsc_pop(&self) -> Result<Popped<T>> {
+        self.claim(Role::Consumer)?;
+        let c = self.control();
+        let head = self.next_head.get();
+        if head == self.seen_tail.get() {
+            let tail = c.tail.word.load(Acquire);
+            self.check_counters(tail & !CLOSED, head)?;
+            self.seen_tail.set(tail & !CLOSED);
+            if tail & !CLOSED == head {
+                return Ok(if tail & CLOSED != 0 {
+                    Popped::Closed
+                } else {
+                    Popped::Empty
+                });
+            }
+        }
+        // SAFETY: `head < tail` (acquired above, or earlier by this handle): slot `head % N`
+        // holds a complete element, which the producer does not overwrite until `head`
+        // advances past it; this handle is the only consumer.
+        let value = unsafe { self.slot(head).read() };
+        c.head.word.store(head + 1, SeqCst);
+        self.next_head.set(head + 1);
+        notify(&c.not_full);
+        Ok(Popped::Value(value))
+    }
+
+    fn mpmc_push(&self, value: &T, deadline: Option<Instant>) -> Result<Pushed> {
+        let c = self.control();
+        let tail = c.tail.word.load(Relaxed);
+        // Full or closed needs no lock: report it at once.
+        if tail & CLOSED != 0 {
+            return Ok(Pushed::Closed);
+        }
+        if tail.wrapping_sub(c.head.word.load(Relaxed)) == N as u64 {
+            return Ok(Pushed::Full);
+        }
+        let Some(locked) = self.lock(deadline)? else {
+            return Ok(Pushed::LockTimedOut);
+        };
+        // Under the lock only `close` changes `tail` (its closed bit) and nobody else `head`.
+        let tail = c.tail.word.load(Relaxed);
+        let head = c.head.word.load(Relaxed);
+        if tail & CLOSED != 0 {
+            return Ok(Pushed::Closed);
+        }
+        self.check_counters(tail, head)?;
+        if tail - head == N as u64 {
+            return Ok(Pushed::Full);
+        }
+        // SAFETY: `tail - head < N`, so slot `tail % N` holds no published element; the lock
+        // keeps every other producer and consumer away from it until `tail` advances.
+        unsafe { self.slot(tail).write(*value) };
+        let published = c
+            .tail
+            .word
+            .compare_exchange(tail, tail + 1, SeqCst, Relaxed)
+            .is_ok();
+        drop(locked);
+        if !published {
+            // Closed after our look: the element was never visible.
+            return Ok(Pushed::Closed);
+        }
+        notify(&c.not_empty);
+        Ok(Pushed::Done)
+    }
+
+    fn mpmc_pop(&self, deadline: Option<Instant>) -> Result<Popped<T>> {
+        let c = self.control();
+        let tail = c.tail.word.load(Acquire);
+        if tail & !CLOSED == c.head.word.load(Relaxed) {
+            return Ok(if tail & CLOSED != 0 {
+                Popped::Closed
+            } else {
+                Popped::Empty
+            });
+        }
+        let Some(locked) = self.lock(deadline)? else {
+            return Ok(Popped::LockTimedOut);
+        };
+        let tail = c.tail.word.load(Acquire) & !CLOSED;
+        let head = c.head.word.load(Relaxed);
+        self.check_counters(tail, head)?;
+        if tail == head {
+            // Another consumer took it; whether closed is for the caller's next look.
+            return Ok(Popped::Empty);
+        }
+        // SAFETY: `head < tail`: slot `head % N` holds a complete, published element, and the
+        // lock keeps other consumers (and the producer that would reuse the slot) away.
+        let value = unsafe { self.slot(head).read() };
+        c.head.word.store(head + 1, SeqCst);
+        drop(locked);
+        notify(&c.not_full);
+        Ok(Popped::Value(value))
+    }
+
+    /// Takes the SPSC role at this handle's first push or pop.
+    #[inline]
+    fn claim(&self, role: Role) -> Result<()> {
+        if self.roles.get() & role.bit() != 0 {
+            return Ok(());
+        }
+        self.claim_slow(role)
+    }
+
+    #[cold]
+    fn claim_slow(&self, role: Role) -> Result<()> {
+        let c = self.control();
+        let (byte, line) = match role {
+            Role::Producer => (PRODUCER_BYTE, &c.tail),
+            Role::Consumer => (CONSUMER_BYTE, &c.head),
+        };
+        if !self.region.try_claim_byte(byte)? {
+            let pid = line.pid.load(Relaxed);
+            return Err(Error::RoleTaken {
+                name: self.name().to_string(),
+                role: role.name(),
+                holder_pid: (pid != 0).then_some(pid),
+            });
+        }
+        line.pid.store(process::current_pid(), Relaxed);
+        let tail = c.tail.word.load(Acquire) & !CLOSED;
+        let head = c.head.word.load(Acquire);
+        self.check_counters(tail, head)?;
+        match role {
+            Role::Producer => {
+                // Only the producer sleeps on "not full": a count left by a dead predecessor
+                // would cost every pop a wake-up call.
+                c.not_full.sleepers.store(0, SeqCst);
+                self.next_tail.set(tail);
+                self.seen_head.set(head);
+            }
+            Role::Consumer => {
+                c.not_empty.sleepers.store(0, SeqCst);
+                self.next_head.set(head);
+                self.seen_tail.set(head);
+            }
+        }
+        self.roles.set(self.roles.get() | role.bit());
+        Ok(())
+    }
+
+    /// Takes the region's mutex for one MPMC operation; `None` if the deadline passed first.
+    fn lock(&self, deadline: Option<Instant>) -> Result<Option<Locked<'_>>> {
+        let mutex = &self.region.header().mutex;
+        let acquired = match deadline {
+            None => mutex.lock(),
+            Some(deadline) => {
+                mutex.lock_timeout(deadline.saturating_duration_since(Instant::now()))
+            }
+        };
+        match acquired {
+            Ok(Acquired::Clean) => {}
+            // Every step of a push or pop leaves the counters consistent: nothing to repair.
+            Ok(Acquired::OwnerDied) => mutex.mark_consistent(),
+            Err(LockFailure::TimedOut | LockFailure::WouldBlock) => return Ok(None),
+            Err(LockFailure::NotRecoverable) => {
+                return Err(self.corrupt(
+                    "its lock is unrecoverable (a process unlocked it after its owner died \
+                     without marking it consistent)"
+                        .to_string(),
+                ))
+            }
+            Err(LockFailure::Deadlock) => {
+                return Err(self.corrupt("its lock is already held by this thread".to_string()))
+            }
+            Err(LockFailure::Other(code)) => {
+                return Err(Error::io(
+                    self.name(),
+                    "pthread_mutex_lock",
+                    std::io::Error::from_raw_os_error(code),
+                ))
+            }
+        }
+        Ok(Some(Locked {
+            region: &self.region,
+        }))
+    }
+
+    /// A peer that wrote nonsense into the counters is reported, never trusted.
+    #[inline]
+    fn check_counters(&self, tail: u64, head: u64) -> Result<()> {
+        match tail.checked_sub(head) {
+            Some(len) if len <= N as u64 => Ok(()),
+            _ => Err(self.corrupt(format!(
+                "its counters say {tail} pushed and {head} popped, which a queue of {N} cannot hold"
+            ))),
+        }
+    }
+
+    /// The slot of element number `index`.
+    #[inline]
+    fn slot(&self, index: u64) -> *mut T {
+        let at = Self::SLOTS_OFFSET + (index % N as u64) as usize * size_of::<T>();
+        // SAFETY: the payload holds the control block and `N` slots of `T` from SLOTS_OFFSET
+        // (the header was validated against this `T` and `N`), and `index % N < N`.
+        unsafe { self.region.working_copy().add(at).cast::<T>() }
+    }
+
+    #[inline]
+    fn control(&self) -> &Control {
+        // SAFETY: the payload starts with the control block: 64-byte aligned (payload
+        // alignment is at least 64), 256 bytes, within the mapping, alive as long as
+        // `self.region`; every field is atomic, so other processes' writes are no data race.
+        unsafe { &*self.region.working_copy().cast::<Control>() }
+    }
+
+    fn closed(&self) -> Error {
+        Error::QueueClosed {
+            name: self.name().to_string(),
+        }
+    }
+
+    fn timeout(&self, waiting_for: &'static str, after: Duration) -> Error {
+        Error::Timeout {
+            name: self.name().to_string(),
+            waiting_for,
+            after,
+        }
+    }
+
+    fn corrupt(&self, reason: String) -> Error {
+        Error::corrupt(self.name(), reason)
+    }
+}
+
+/// The MPMC lock, released on drop.
+struct Locked<'a> {
+    region: &'a Region,
+}
+
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        // SAFETY: a `Locked` exists only while this thread holds the mutex (`ShmQueue::lock`).
+        unsafe { self.region.header().mutex.unlock() }
+    }
+}
+
+/// Polls for [`SPIN_FOR`] after the first failed attempt; `false` when it is time to sleep.
+#[inline]
+fn keep_spinning(polls: &mut u32, start: &mut Option<Instant>) -> bool {
+    *polls += 1;
+    if *polls % 16 == 0 && start.get_or_insert_with(Instant::now).elapsed() >= SPIN_FOR {
+        return false;
+    }
+    std::hint::spin_loop();
+    true
+}
+
+/// Sleeps on `event` unless `ready()` after counting in (see the module's protocol), at most
+/// until `deadline`. Returns on any wake-up: the caller re-checks.
+fn sleep_until(event: &Event, deadline: Option<Instant>, ready: impl FnOnce() -> bool) {
+    let epoch = event.epoch.load(SeqCst);
+    event.sleepers.fetch_add(1, SeqCst);
+    if !ready() {
+        let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        if timeout != Some(Duration::ZERO) {
+            futex::wait(&event.epoch, epoch, timeout);
+        }
+    }
+    // Never below zero, even if a new SPSC role holder reset the count meanwhile.
+    let _ = event
+        .sleepers
+        .fetch_update(Relaxed, Relaxed, |n| Some(n.saturating_sub(1)));
+}
+
+/// Called after publishing a counter with a sequentially consistent operation: wakes the
+/// other side if it sleeps. One load when nobody does.
+#[inline]
+fn notify(event: &Event) {
+    if event.sleepers.load(SeqCst) != 0 {
+        wake(event);
+    }
+}
+
+#[cold]
+fn wake(event: &Event) {
+    event.epoch.fetch_add(1, SeqCst);
+    futex::wake_all(&event.epoch);
+}
+
+impl<T: ShmType, const N: usize> fmt::Debug for ShmQueue<T, N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ShmQueue")
+            .field("name", &self.name())
+            .field("type", &T::LAYOUT.type_name())
+            .field("capacity", &N)
+            .field("mode", &self.mode())
+            .field("len", &self.len())
+            .field("closed", &self.is_closed())
+            .finish()
+    }
+}
+
+/// How to create or open a [`ShmQueue`]: the mode, permissions, timeouts and cleanup.
+///
+/// ```
+/// use shmstore::{QueueMode, ShmQueue};
+/// # let name = format!("doc-queue-options-{}", std::process::id());
+/// let q = ShmQueue::<[u8; 64], 4096>::options()
+///     .queue_mode(QueueMode::Spsc)   // one producer, one consumer, lock-free
+///     .mode(0o600)
+///     .unlink_on_drop(true)
+///     .open_or_create(&name)?;
+/// assert_eq!(q.mode(), QueueMode::Spsc);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
+#[must_use = "options do nothing until create, open or open_or_create is called"]
+pub struct ShmQueueOptions<T: ShmType, const N: usize> {
+    queue_mode: QueueMode,
+    mode: u32,
+    open_timeout: Duration,
+    unlink_on_drop: bool,
+    allow_other_owner: bool,
+    _type: PhantomData<fn() -> T>,
+}
+
+impl<T: ShmType, const N: usize> Clone for ShmQueueOptions<T, N> {
+    fn clone(&self) -> Self {
+        ShmQueueOptions { ..*self }
+    }
+}
+
+impl<T: ShmType, const N: usize> fmt::Debug for ShmQueueOptions<T, N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ShmQueueOptions")
+            .field("queue_mode", &self.queue_mode)
+            .field("mode", &format_args!("{:#o}", self.mode))
+            .field("open_timeout", &self.open_timeout)
+            .field("unlink_on_drop", &self.unlink_on_drop)
+            .field("allow_other_owner", &self.allow_other_owner)
+            .finish()
+    }
+}
+
+impl<T: ShmType, const N: usize> Default for ShmQueueOptions<T, N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T: ShmType, const N: usize> ShmQueueOptions<T, N> {
+    /// The defaults: [`QueueMode::Mpmc`], mode `0o600`, `open_timeout` 1 s, no unlink on drop,
+    /// only queues of this user.
+    pub fn new() -> Self {
+        #[allow(clippy::let_unit_value)]
+        let () = ShmQueue::<T, N>::VALID;
+        ShmQueueOptions {
+            queue_mode: QueueMode::Mpmc,
+            mode: 0o600,
+            open_timeout: Duration::from_secs(1),
+            unlink_on_drop: false,
+            allow_other_owner: false,
+            _type: PhantomData,
+        }
+    }
+
+    /// The mode of a created queue (default [`QueueMode::Mpmc`]). Openers follow the mode the
+    /// queue was created with.
+    pub fn queue_mode(mut self, queue_mode: QueueMode) -> Self {
+        self.queue_mode = queue_mode;
+        self
+    }
+
+    /// Permission bits of a created queue (default `0o600`), applied with `fchmod`. A queue
+    /// is always opened for writing (popping writes `head`), so others need write permission.
+    pub fn mode(mut self, mode: u32) -> Self {
+        self.mode = mode & 0o777;
+        self
+    }
+
+    /// How long `open` waits for a live creator to finish (default 1 s).
+    pub fn open_timeout(mut self, timeout: Duration) -> Self {
+        self.open_timeout = timeout;
+        self
+    }
+
+    /// Remove the name when this handle is dropped, if it still refers to this queue (default
+    /// `false`).
+    pub fn unlink_on_drop(mut self, unlink: bool) -> Self {
+        self.unlink_on_drop = unlink;
+        self
+    }
+
+    /// Accept a queue owned by another user (default `false`); see
+    /// [`ShmOptions::allow_other_owner`](crate::ShmOptions::allow_other_owner) for what that
+    /// trusts.
+    pub fn allow_other_owner(mut self, allow: bool) -> Self {
+        self.allow_other_owner = allow;
+        self
+    }
+
+    fn spec(&self) -> RegionSpec {
+        RegionSpec {
+            layout: &T::LAYOUT,
+            in_place: false,
+            notify_readers: false,
+            mode: self.mode,
+            open_timeout: self.open_timeout,
+            allow_other_owner: self.allow_other_owner,
+            unlink_on_drop: self.unlink_on_drop,
+            queue: Some(QueueSpec {
+                mode: self.queue_mode.code(),
+                capacity: N,
+            }),
+        }
+    }
+
+    /// [`ShmQueue::create`] with these options.
+    ///
+    /// # Errors
+    ///
+    /// As [`ShmQueue::create`].
+    pub fn create(self, name: &str) -> Result<ShmQueue<T, N>> {
+        Region::create(name, &self.spec(), &mut clear_control).map(ShmQueue::from_region)
+    }
+
+    /// [`ShmQueue::open`] with these options.
+    ///
+    /// # Errors
+    ///
+    /// As [`ShmQueue::open`].
+    pub fn open(self, name: &str) -> Result<ShmQueue<T, N>> {
+        Region::open(name, &self.spec(), Access::ReadWrite).map(ShmQueue::from_region)
+    }
+
+    /// [`ShmQueue::open_or_create`] with these options.
+    ///
+    /// # Errors
+    ///
+    /// As [`ShmQueue::open_or_create`].
+    pub fn open_or_create(self, name: &str) -> Result<ShmQueue<T, N>> {
+        Region::open_or_create(name, &self.spec(), &mut clear_control).map(ShmQueue::from_region)
+    }
+}
+
+/// A new queue is empty and open: a zeroed control block (a re-initialised abandoned object
+/// may hold old bytes). The slots need no initialising: nothing reads a slot before it is
+/// written.
+fn clear_control(payload: &mut [u8]) {
+    payload[..QUEUE_CONTROL_SIZE].fill(0);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::mem::offset_of;
+
+    /// The control block offsets FORMAT.md documents.
+    #[test]
+    fn control_offsets_match_format_md() {
+        assert_eq!(offset_of!(Control, tail), 0);
+        assert_eq!(offset_of!(Control, head), 64);
+        assert_eq!(offset_of!(Control, not_empty), 128);
+        assert_eq!(offset_of!(Control, not_full), 192);
+        assert_eq!(offset_of!(Line, pid), 8);
+        assert_eq!(offset_of!(Event, sleepers), 4);
+    }
+
+    #[test]
+    fn handles_are_send_but_not_sync() {
+        fn send<X: Send>() {}
+        send::<ShmQueue<u64, 4>>();
+        // Not `Sync`: the `Cell`s. A compile-fail test would need trybuild; the `Cell` fields
+        // make it structural.
+    }
+}
