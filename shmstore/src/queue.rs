@@ -32,7 +32,9 @@
 //! not moved. The other side publishes its counter with a sequentially consistent operation
 //! and then reads the sleeper count: by that total order, either it sees the sleeper (and bumps
 //! the epoch and wakes it) or the sleeper sees the new counter. With nobody asleep, a push or
-//! pop makes no system call.
+//! pop makes no system call. (A process killed while asleep stays counted: in MPMC mode every
+//! later push or pop on that side then makes one wake call; in SPSC mode the next holder of the
+//! role resets the count.)
 
 use std::cell::Cell;
 use std::fmt;
@@ -68,6 +70,11 @@ pub enum QueueMode {
     /// pushes and one pops; another gets [`Error::RoleTaken`]. A handle takes its role at its
     /// first push (or pop) and keeps it until dropped; a replacement can take over the role
     /// of a process that died.
+    ///
+    /// The role is a lock on the handle's open file description, which a child created with
+    /// `fork` shares: until that child execs or exits, it keeps the role too, even after the
+    /// handle is dropped or its process dies (`std::process::Command` execs at once, so this
+    /// matters only for children that run on without exec).
     Spsc,
     /// Multiple producers, multiple consumers: every push and pop takes the region's robust
     /// mutex for the length of one copy. Any handle may push and pop.
@@ -604,8 +611,9 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
 
     fn mpmc_push(&self, value: &T, deadline: Option<Instant>) -> Result<Pushed> {
         let c = self.control();
-        let tail = c.tail.word.load(Relaxed);
-        // Full or closed needs no lock: report it at once.
+        // Full or closed needs no lock: report it at once. Tail first: if the head read after
+        // it is a capacity behind, the queue was full at that moment.
+        let tail = c.tail.word.load(Acquire);
         if tail & CLOSED != 0 {
             return Ok(Pushed::Closed);
         }
@@ -644,8 +652,11 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
 
     fn mpmc_pop(&self, deadline: Option<Instant>) -> Result<Popped<T>> {
         let c = self.control();
+        // Head first: if the tail read after it equals it, the queue was empty at that moment
+        // (acquire keeps the two loads in that order on weakly ordered processors).
+        let head = c.head.word.load(Acquire);
         let tail = c.tail.word.load(Acquire);
-        if tail & !CLOSED == c.head.word.load(Relaxed) {
+        if tail & !CLOSED == head {
             return Ok(if tail & CLOSED != 0 {
                 Popped::Closed
             } else {

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use shmstore::ShmType;
+use shmstore::{ShmQueue, ShmType};
 
 /// The directory behind `shm_open` on Linux.
 pub const SHM_DIR: &str = "/dev/shm";
@@ -84,6 +84,69 @@ pub struct Limits {
     pub seq: u64,
 }
 
+/// A 64-byte queue element whose every word is derived from `(producer, seq)` and whose last
+/// word is a checksum of the others: an element mixed from two pushes, or half-written, fails
+/// [`is_intact`](Self::is_intact).
+#[derive(ShmType, Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C)]
+pub struct Msg {
+    /// Which producer pushed it.
+    pub producer: u64,
+    /// Its number in that producer's stream.
+    pub seq: u64,
+    /// Filler derived from `producer` and `seq`, so that two elements never share a word.
+    pub words: [u64; 5],
+    /// A checksum of the seven words above.
+    pub check: u64,
+}
+
+impl Msg {
+    /// Element `seq` of `producer`'s stream.
+    pub fn new(producer: u64, seq: u64) -> Msg {
+        let mut words = [0u64; 5];
+        let mut state = producer.rotate_left(32) ^ seq;
+        for w in &mut words {
+            state = splitmix64(state);
+            *w = state;
+        }
+        let mut msg = Msg {
+            producer,
+            seq,
+            words,
+            check: 0,
+        };
+        msg.check = msg.checksum();
+        msg
+    }
+
+    fn checksum(&self) -> u64 {
+        [self.producer, self.seq]
+            .iter()
+            .chain(&self.words)
+            .fold(0x9e37_79b9_7f4a_7c15, |sum, &w| splitmix64(sum ^ w))
+    }
+
+    /// Whether every word is the one [`new`](Self::new) writes for this producer and number.
+    pub fn is_intact(&self) -> bool {
+        *self == Msg::new(self.producer, self.seq)
+    }
+}
+
+/// One step of the SplitMix64 generator: a cheap, well-mixing bijection on `u64`.
+fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// The capacity of the queues that the tests share with the helper. Small enough that tests
+/// fill it in a moment, large enough that a stream does not stall on every element.
+pub const QUEUE_CAPACITY: usize = 256;
+
+/// The queue type the tests and the helper both open.
+pub type MsgQueue = ShmQueue<Msg, QUEUE_CAPACITY>;
+
 /// A fresh region name: `shmstore-test-<tag>-<pid>-<counter>`, unique among the tests of every
 /// test binary running at the same time.
 pub fn unique_name(tag: &str) -> String {
@@ -150,6 +213,35 @@ pub fn region(tag: &str) -> (String, Cleanup) {
     let name = unique_name(tag);
     let cleanup = Cleanup::new(&name);
     (name, cleanup)
+}
+
+/// A fresh directory under the system's temporary directory, removed with its contents when
+/// dropped (also when the test panics): where helpers write what they cannot print.
+#[must_use = "the directory is removed when the guard is dropped"]
+#[derive(Debug)]
+pub struct TempDir {
+    path: PathBuf,
+}
+
+impl TempDir {
+    /// Creates `<tmp>/shmstore-test-<tag>-<pid>-<counter>`.
+    pub fn new(tag: &str) -> TempDir {
+        let path = std::env::temp_dir().join(unique_name(tag));
+        std::fs::create_dir(&path)
+            .unwrap_or_else(|e| panic!("cannot create {}: {e}", path.display()));
+        TempDir { path }
+    }
+
+    /// `<dir>/<file>`.
+    pub fn join(&self, file: &str) -> PathBuf {
+        self.path.join(file)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
 }
 
 /// Spawns the package's `shm-helper` binary with the given arguments (see [`Helper`]).
@@ -274,6 +366,27 @@ impl Helper {
         self.kill_and_reap();
     }
 
+    /// Sends SIGKILL without waiting for the child to die: to kill several children at the same
+    /// moment, before reaping any of them (with [`kill`](Self::kill) or
+    /// [`kill_and_finish`](Self::kill_and_finish)).
+    pub fn send_kill(&self) {
+        if !self.reaped {
+            // Not reaped yet, so the pid cannot have been reused.
+            let _ = kill(self.pid(), Signal::SIGKILL);
+        }
+    }
+
+    /// Kills the child with SIGKILL, then returns its exit status and every line it printed
+    /// that was not read yet: what it reported right up to its death. A child that had already
+    /// exited shows its own status instead of the signal.
+    pub fn kill_and_finish(self) -> (ExitStatus, Vec<String>) {
+        if !self.reaped {
+            // Not reaped yet, so the pid cannot have been reused.
+            let _ = kill(self.pid(), Signal::SIGKILL);
+        }
+        self.finish()
+    }
+
     fn kill_and_reap(&mut self) {
         if !self.reaped {
             let _ = kill(self.pid(), Signal::SIGKILL);
@@ -332,6 +445,11 @@ pub fn variant(error: &shmstore::Error) -> &'static str {
         Error::PermissionDenied { .. } => "PermissionDenied",
         Error::Timeout { .. } => "Timeout",
         Error::Io { .. } => "Io",
+        Error::WrongKind { .. } => "WrongKind",
+        Error::CapacityMismatch { .. } => "CapacityMismatch",
+        Error::QueueFull { .. } => "QueueFull",
+        Error::QueueClosed { .. } => "QueueClosed",
+        Error::RoleTaken { .. } => "RoleTaken",
         _ => "unknown",
     }
 }

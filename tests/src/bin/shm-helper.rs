@@ -54,13 +54,42 @@
 //!   `read-write ok|err VARIANT` (`open` with it), then with `open_reader` and
 //!   `allow_other_owner(true)`: `reader COUNT VERSION IN_PLACE`, and after the next change
 //!   `changed COUNT VERSION`.
+//!
+//! Queue roles, all on a `MsgQueue` (`ShmQueue<Msg, QUEUE_CAPACITY>`) that the test created:
+//!
+//! - `queue-push NAME PRODUCER FROM COUNT [close]`: prints `pushing`, pushes
+//!   `Msg::new(PRODUCER, FROM + i)` for i in 0..COUNT with `push` (waiting for room), prints
+//!   `pushed COUNT`, or `err VARIANT K` at the first error (K: how many it pushed before). With
+//!   `close`, then closes the queue and prints `closed`.
+//! - `queue-push-forever NAME PRODUCER FROM EVERY`: prints `started`, then pushes elements
+//!   FROM, FROM + 1, … of PRODUCER until killed; after every EVERY pushes prints `pushed S`:
+//!   every element numbered below S was published.
+//! - `queue-pop NAME COUNT`: prints `popping`, then pops with `pop` COUNT times (until killed
+//!   if COUNT is 0), printing `got PRODUCER SEQ` as soon as each `pop` returns, or `none` when
+//!   the queue is closed and empty (and stops popping); exits with status 3 on a damaged
+//!   element. Then prints `done` and waits for a line, keeping its handle (and role).
+//! - `queue-pop-forever NAME EVERY`: prints `started`, then pops until killed, checking that
+//!   every element is intact and that each producer's elements come in increasing order (exit
+//!   status 3 otherwise); after every EVERY pops prints `popped K`.
+//! - `queue-churn NAME EVERY`: prints `started`, then until killed pops an element and pushes
+//!   it straight back (so the queue's elements circulate, and it holds at most one at a time);
+//!   after every EVERY round trips prints `churned K`.
+//! - `queue-drain NAME FILE`: pops with `pop` until the queue is closed and empty, writing
+//!   `PRODUCER SEQ` for each element to FILE (exit status 3 on a damaged one); prints
+//!   `got COUNT`.
+//! - `queue-hold-role NAME producer|consumer`: takes the role (pushes `Msg::new(1, 0)`, or
+//!   `try_pop`s), prints `holding`, waits for a line, exits.
+//! - `queue-close NAME`: closes the queue, prints `closed`.
+//! - `queue-open-as NAME queue|value|capacity|element`: opens NAME as a `MsgQueue`, as a
+//!   `Shm<Msg>`, as a `Msg` queue of twice the capacity, or as a queue of `[u64; 8]`; prints
+//!   `ok` or `err VARIANT`.
 
 use std::io::{BufRead, Write};
 use std::os::unix::fs::MetadataExt;
 use std::time::Duration;
 
-use shmstore::{Shm, ShmType};
-use shmstore_tests::{variant, Counter, Page, Pair, SHM_DIR};
+use shmstore::{Shm, ShmQueue, ShmType};
+use shmstore_tests::{variant, Counter, Msg, MsgQueue, Page, Pair, QUEUE_CAPACITY, SHM_DIR};
 
 /// The helper's own `Limits`: same name and field names as the test's, `burst` retyped.
 mod other_binary {
@@ -127,6 +156,31 @@ fn main() {
         ["read-loop", name] => read_loop(name),
         ["setuid-reader", name] => setuid_reader(name),
         ["ping-pong", name, rounds, how] => ping_pong(name, rounds.parse().expect("ROUNDS"), how),
+        ["queue-push", name, producer, from, count, rest @ ..] => queue_push(
+            name,
+            producer.parse().expect("PRODUCER"),
+            from.parse().expect("FROM"),
+            count.parse().expect("COUNT"),
+            rest == ["close"],
+        ),
+        ["queue-push-forever", name, producer, from, every] => queue_push_forever(
+            name,
+            producer.parse().expect("PRODUCER"),
+            from.parse().expect("FROM"),
+            every.parse().expect("EVERY"),
+        ),
+        ["queue-pop", name, count] => queue_pop(name, count.parse().expect("COUNT")),
+        ["queue-pop-forever", name, every] => {
+            queue_pop_forever(name, every.parse().expect("EVERY"))
+        }
+        ["queue-churn", name, every] => queue_churn(name, every.parse().expect("EVERY")),
+        ["queue-drain", name, file] => queue_drain(name, file),
+        ["queue-hold-role", name, role] => queue_hold_role(name, role),
+        ["queue-close", name] => {
+            MsgQueue::open(name).expect("open queue").close();
+            say("closed");
+        }
+        ["queue-open-as", name, how] => queue_open_as(name, how),
         _ => {
             eprintln!("shm-helper: unknown arguments {args:?}");
             std::process::exit(2);
@@ -484,4 +538,149 @@ fn ping_pong(name: &str, rounds: u64, how: &str) {
         *shm.lock().expect("lock") = Counter::at(count + 1);
     }
     say("done");
+}
+
+fn queue_push(name: &str, producer: u64, from: u64, count: u64, close: bool) {
+    let queue = MsgQueue::open(name).expect("open queue");
+    say("pushing");
+    for i in 0..count {
+        if let Err(e) = queue.push(Msg::new(producer, from + i)) {
+            say(&format!("err {} {i}", variant(&e)));
+            return;
+        }
+    }
+    say(&format!("pushed {count}"));
+    if close {
+        queue.close();
+        say("closed");
+    }
+}
+
+fn queue_push_forever(name: &str, producer: u64, from: u64, every: u64) -> ! {
+    let queue = MsgQueue::open(name).expect("open queue");
+    say("started");
+    let mut next = from;
+    loop {
+        queue.push(Msg::new(producer, next)).expect("push");
+        next += 1;
+        if (next - from) % every == 0 {
+            say(&format!("pushed {next}"));
+        }
+    }
+}
+
+/// Exits with status 3 if `msg` is not an element some producer pushed.
+fn check_intact(msg: &Msg) {
+    if !msg.is_intact() {
+        eprintln!("shm-helper: damaged queue element {msg:?}");
+        std::process::exit(3);
+    }
+}
+
+fn queue_pop(name: &str, count: u64) {
+    let queue = MsgQueue::open(name).expect("open queue");
+    say("popping");
+    let mut popped = 0u64;
+    while count == 0 || popped < count {
+        match queue.pop() {
+            Ok(Some(msg)) => {
+                check_intact(&msg);
+                say(&format!("got {} {}", msg.producer, msg.seq));
+            }
+            Ok(None) => {
+                say("none");
+                break;
+            }
+            Err(e) => {
+                say(&format!("err {}", variant(&e)));
+                break;
+            }
+        }
+        popped += 1;
+    }
+    say("done");
+    wait_for_go();
+    drop(queue);
+}
+
+fn queue_pop_forever(name: &str, every: u64) -> ! {
+    let queue = MsgQueue::open(name).expect("open queue");
+    let mut last = std::collections::HashMap::<u64, u64>::new();
+    say("started");
+    let mut popped = 0u64;
+    loop {
+        let msg = queue
+            .pop()
+            .expect("pop")
+            .expect("the queue is never closed here");
+        check_intact(&msg);
+        if let Some(previous) = last.insert(msg.producer, msg.seq) {
+            if msg.seq <= previous {
+                eprintln!("shm-helper: {msg:?} came after element {previous} of its producer");
+                std::process::exit(3);
+            }
+        }
+        popped += 1;
+        if popped % every == 0 {
+            say(&format!("popped {popped}"));
+        }
+    }
+}
+
+fn queue_churn(name: &str, every: u64) -> ! {
+    let queue = MsgQueue::open(name).expect("open queue");
+    say("started");
+    let mut churned = 0u64;
+    loop {
+        // No check here: as little work as possible outside the queue's lock. The test checks
+        // every element once the churners are dead.
+        let msg = queue
+            .pop()
+            .expect("pop")
+            .expect("the queue is never closed here");
+        queue.push(msg).expect("push");
+        churned += 1;
+        if churned % every == 0 {
+            say(&format!("churned {churned}"));
+        }
+    }
+}
+
+fn queue_drain(name: &str, file: &str) {
+    let queue = MsgQueue::open(name).expect("open queue");
+    let mut out = std::io::BufWriter::new(std::fs::File::create(file).expect("create FILE"));
+    let mut count = 0u64;
+    while let Some(msg) = queue.pop().expect("pop") {
+        check_intact(&msg);
+        writeln!(out, "{} {}", msg.producer, msg.seq).expect("write FILE");
+        count += 1;
+    }
+    out.flush().expect("write FILE");
+    say(&format!("got {count}"));
+}
+
+fn queue_hold_role(name: &str, role: &str) {
+    let queue = MsgQueue::open(name).expect("open queue");
+    match role {
+        "producer" => queue.push(Msg::new(1, 0)).expect("push"),
+        "consumer" => assert_eq!(queue.try_pop().expect("try_pop"), None),
+        other => panic!("unknown role {other}"),
+    }
+    say("holding");
+    wait_for_go();
+    drop(queue);
+}
+
+fn queue_open_as(name: &str, how: &str) {
+    let result = match how {
+        "queue" => MsgQueue::open(name).map(drop),
+        "value" => Shm::<Msg>::open(name).map(drop),
+        "capacity" => ShmQueue::<Msg, { 2 * QUEUE_CAPACITY }>::open(name).map(drop),
+        "element" => ShmQueue::<[u64; 8], QUEUE_CAPACITY>::open(name).map(drop),
+        other => panic!("unknown HOW {other}"),
+    };
+    match result {
+        Ok(()) => say("ok"),
+        Err(e) => say(&format!("err {}", variant(&e))),
+    }
 }
