@@ -1049,7 +1049,6 @@ mod tests {
     fn handles_are_send_but_not_sync() {
         fn send<X: Send>() {}
         send::<ShmQueue<u64, 4>>();
-        // Not `Sync`: the `Cell`s. A compile-fail test would need trybuild; the `Cell` fields
-        // make it structural.
+        // Not `Sync`: the compile-fail test `tests/ui/fail/queue_is_not_sync.rs`.
     }
 }

@@ -1,4 +1,5 @@
-//! Compile tests for `#[derive(ShmType)]`: every case is one file, built fully.
+//! Compile tests for `#[derive(ShmType)]`, and for the thread-safety markers of the handles
+//! (`ShmGuard` is not `Send`, `ShmQueue` is not `Sync`): every case is one file, built fully.
 //!
 //! `pass/` cases must build and run (each asserts something about `T::LAYOUT`); `fail/` cases
 //! must fail with exactly the `.stderr` beside them, which shows what a user sees. One case per
