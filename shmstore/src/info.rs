@@ -3,7 +3,7 @@
 use std::sync::atomic::Ordering::Acquire;
 
 use crate::error::{Error, Result};
-use crate::header::{Descriptor, Header, HeaderState, HEADER_SIZE, QUEUE_SPSC};
+use crate::header::{Descriptor, Header, HeaderInfo, HeaderState, HEADER_SIZE, QUEUE_SPSC};
 use crate::queue::{self, QueueMode};
 use crate::region::descriptor_copy;
 use crate::sys::object::{self, Access, Mapping};
@@ -86,9 +86,23 @@ fn describe(name: &str) -> Option<RegionInfo> {
         // SAFETY: the header was validated against the mapped size: the payload (64-byte
         // aligned) holds a queue of `shape.capacity` elements, starting with its control block;
         // `map` lives until the end of this function.
-        let (len, closed) =
-            unsafe { queue::peek(map.ptr().add(info.layout.payload_offset), shape.capacity) };
-        QueueInfo {
+        unsafe { queue::peek(map.ptr().add(info.layout.payload_offset), shape.capacity) }
+    });
+    Some(summarize(name, descriptor.type_name, header, &info, queue))
+}
+
+/// A [`RegionInfo`] from a validated header; `queue` is a queue's `(len, closed)`.
+pub(crate) fn summarize(
+    name: &str,
+    type_name: String,
+    header: &Header,
+    info: &HeaderInfo,
+    queue: Option<(usize, bool)>,
+) -> RegionInfo {
+    let queue = info
+        .queue
+        .zip(queue)
+        .map(|(shape, (len, closed))| QueueInfo {
             mode: if shape.mode == QUEUE_SPSC {
                 QueueMode::Spsc
             } else {
@@ -97,16 +111,15 @@ fn describe(name: &str) -> Option<RegionInfo> {
             capacity: shape.capacity,
             len,
             closed,
-        }
-    });
-    Some(RegionInfo {
+        });
+    RegionInfo {
         name: name.to_string(),
-        type_name: descriptor.type_name,
+        type_name,
         size: info.type_size(),
         version: header.version.load(Acquire) & !1,
         creator_pid: info.creator_pid,
         poisoned: info.in_place() && header.poisoned.load(Acquire) != 0,
         in_place: info.in_place(),
         queue,
-    })
+    }
 }

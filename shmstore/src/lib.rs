@@ -31,7 +31,7 @@
 //! call), `header` (the region format, `FORMAT.md`), `region` (create/open protocol and
 //! mapping), `lock` (the lock protocol: latch, rollback, poisoning), `snapshot` (lock-free
 //! reads), `shm`, `guard` and `reader` (the typed API), `queue` (`ShmQueue`), `store` (namespaces), `info`
-//! (listing), `error`.
+//! (listing), `inspect` (untyped views), `error`.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 #![warn(missing_docs)]
@@ -43,6 +43,7 @@ mod error;
 mod guard;
 mod header;
 mod info;
+mod inspect;
 mod layout;
 mod lock;
 mod name;
@@ -57,6 +58,7 @@ mod sys;
 pub use error::{Error, Result};
 pub use guard::ShmGuard;
 pub use info::{list, QueueInfo, RegionInfo};
+pub use inspect::{FieldInfo, HeaderFields, Inspector, Scalar};
 pub use layout::{Dim, Field, Leaf, Primitive, Shape, ShmType, TypeLayout};
 pub use name::{validate_name, MAX_NAME_LEN};
 pub use queue::{QueueMode, ShmQueue, ShmQueueOptions};

@@ -41,7 +41,7 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::mem::{align_of, size_of};
 use std::sync::atomic::Ordering::{Acquire, Relaxed, SeqCst};
-use std::sync::atomic::{AtomicU32, AtomicU64};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
@@ -139,6 +139,38 @@ pub(crate) unsafe fn peek(payload: *const u8, capacity: usize) -> (usize, bool) 
     let tail = c.tail.word.load(Acquire);
     let len = (tail & !CLOSED).saturating_sub(head).min(capacity as u64) as usize;
     (len, tail & CLOSED != 0)
+}
+
+/// [`peek`] through a region known to be a queue; `None` for a value.
+pub(crate) fn peek_region(region: &Region) -> Option<(usize, bool)> {
+    let shape = region.info().queue?;
+    // SAFETY: the region was validated as a queue of `shape.capacity` elements: its payload
+    // (64-byte aligned, inside the mapping `region` keeps alive) starts with the control block.
+    Some(unsafe { peek(region.working_copy(), shape.capacity) })
+}
+
+/// A copy of the bytes of a queue's oldest element, taken with atomic loads and without the
+/// queue's protocol (a consumer may be taking it meanwhile: for display only). `None` if the
+/// queue is empty or the region is a value.
+pub(crate) fn front_copy(region: &Region) -> Option<Vec<u8>> {
+    let shape = region.info().queue?;
+    // SAFETY: as in `peek_region`.
+    let c = unsafe { &*region.working_copy().cast::<Control>() };
+    let head = c.head.word.load(Acquire);
+    let tail = c.tail.word.load(Acquire) & !CLOSED;
+    if tail <= head || tail - head > shape.capacity as u64 {
+        return None;
+    }
+    let index = (head % shape.capacity as u64) as usize;
+    let start =
+        QueueShape::slots_offset(region.info().layout.payload_align) + index * shape.element_size;
+    let mut out = vec![0u8; shape.element_size];
+    for (i, byte) in out.iter_mut().enumerate() {
+        // SAFETY: slot `index < capacity` lies within the payload the header was validated
+        // for; byte-sized atomic loads need no alignment and race with nothing.
+        *byte = unsafe { AtomicU8::from_ptr(region.working_copy().add(start + i)) }.load(Relaxed);
+    }
+    Some(out)
 }
 
 /// A named, bounded queue of `T` in shared memory, between any number of processes.

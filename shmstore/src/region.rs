@@ -102,7 +102,19 @@ impl Region {
     /// Opens an existing region, waiting up to `open_timeout` for a live creator to finish.
     pub(crate) fn open(name: &str, spec: &RegionSpec, access: Access) -> Result<Region> {
         validate_name(name)?;
-        match find(name, spec, access)? {
+        match find(name, spec, access, Typed::Yes)? {
+            Found::Ready(region) => Ok(region),
+            Found::Abandoned(..) => Err(Error::Incomplete {
+                name: name.to_string(),
+            }),
+        }
+    }
+
+    /// Opens an existing region read-only whatever its kind and type (`spec.layout` is not
+    /// compared): for inspection.
+    pub(crate) fn open_untyped(name: &str, spec: &RegionSpec) -> Result<Region> {
+        validate_name(name)?;
+        match find(name, spec, Access::ReadOnly, Typed::No)? {
             Found::Ready(region) => Ok(region),
             Found::Abandoned(..) => Err(Error::Incomplete {
                 name: name.to_string(),
@@ -117,7 +129,7 @@ impl Region {
         // A timeout too large to represent as a deadline means none.
         let deadline = Instant::now().checked_add(spec.open_timeout);
         loop {
-            match find(name, spec, Access::ReadWrite) {
+            match find(name, spec, Access::ReadWrite, Typed::Yes) {
                 Ok(Found::Ready(region)) => return Ok(region),
                 Ok(Found::Abandoned(file, stat)) => {
                     if let Some(region) = reinitialise(name, spec, file, stat, init)? {
@@ -332,7 +344,7 @@ pub fn unlink(name: &str) -> Result<()> {
 /// abandoned: a re-initialiser holds the exclusive `flock` while it writes the header, so an
 /// opener that sees a bad or unfinished header probes with a shared `flock` and, if it gets
 /// it, looks again before it decides.
-fn find(name: &str, spec: &RegionSpec, access: Access) -> Result<Found> {
+fn find(name: &str, spec: &RegionSpec, access: Access, typed: Typed) -> Result<Found> {
     let started = Instant::now();
     loop {
         let file = object::open(name, access).map_err(|e| Error::io(name, "shm_open", e))?;
@@ -343,9 +355,11 @@ fn find(name: &str, spec: &RegionSpec, access: Access) -> Result<Found> {
             Look::Ready(info) => {
                 let map = map.ok_or_else(|| Error::corrupt(name, "it could not be mapped"))?;
                 let region = Region::assemble(name, file, stat, (map, access), info, spec);
-                check_kind(name, &region.info, spec)?;
-                check_type(name, &region.info, || region.descriptor_copy(), spec.layout)?;
-                check_capacity(name, &region.info, spec)?;
+                if typed == Typed::Yes {
+                    check_kind(name, &region.info, spec)?;
+                    check_type(name, &region.info, || region.descriptor_copy(), spec.layout)?;
+                    check_capacity(name, &region.info, spec)?;
+                }
                 return Ok(Found::Ready(region));
             }
             other => other,
@@ -386,6 +400,13 @@ fn find(name: &str, spec: &RegionSpec, access: Access) -> Result<Found> {
         }
         // Start over: the creator may have resized the object.
     }
+}
+
+/// Whether `find` checks that the region holds the spec's kind and type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Typed {
+    Yes,
+    No,
 }
 
 /// What one look at an object's header found.

@@ -1,0 +1,498 @@
+//! Looking into any region without knowing its Rust type: the header, the stored field table,
+//! and values decoded from a consistent snapshot. This is what the `shmstore` command shows.
+
+use std::fmt;
+use std::sync::atomic::Ordering::{Acquire, Relaxed};
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::header::{Descriptor, DescriptorField, Header, KIND_QUEUE, KIND_VALUE};
+use crate::info::{summarize, RegionInfo};
+use crate::layout::{Primitive, ShmType};
+use crate::queue;
+use crate::reader::wait_for_change;
+use crate::region::{Region, RegionSpec};
+
+/// A read-only, untyped view of a region (a value or a queue) of any type and any owner.
+///
+/// It maps the region read-only and never locks it, so it cannot disturb the processes that
+/// use it; it opens regions of other users too (reading them is what their mode allows).
+///
+/// ```
+/// use shmstore::{Inspector, Shm, ShmType};
+///
+/// #[derive(ShmType, Clone, Copy)]
+/// #[repr(C)]
+/// struct Limits { rate_per_s: u32, burst: u32, weights: [u16; 4] }
+///
+/// # let name = format!("doc-inspect-{}", std::process::id());
+/// let shm = Shm::<Limits>::options().unlink_on_drop(true).create(
+///     &name,
+///     Limits { rate_per_s: 500, burst: 50, weights: [1, 2, 3, 4] },
+/// )?;
+///
+/// let view = Inspector::open(&name)?;
+/// assert_eq!(view.type_name(), "Limits");
+/// let lines: Vec<String> = view
+///     .fields()
+///     .iter()
+///     .map(|f| format!("{} = {}", f.path, f.render(&view.read(), 8)))
+///     .collect();
+/// assert_eq!(lines, ["rate_per_s = 500", "burst = 50", "weights = [1, 2, 3, 4]"]);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
+pub struct Inspector {
+    region: Region,
+    type_name: String,
+    fields: Vec<FieldInfo>,
+}
+
+/// One row of a region's stored field table: a primitive leaf of the type, or an array of them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FieldInfo {
+    /// The dotted path (`limits.rate_per_s`, `wheels[].pressure`); empty for a type that is
+    /// itself a primitive or an array of primitives.
+    pub path: String,
+    /// The primitive, or `None` for a code this build does not know.
+    pub primitive: Option<Primitive>,
+    /// The byte offset of the first element within the value.
+    pub offset: u64,
+    /// `(count, stride in bytes)` per dimension, outermost first; empty for a scalar.
+    pub dims: Vec<(u64, u64)>,
+    type_text: String,
+}
+
+impl FieldInfo {
+    fn from_descriptor(field: &DescriptorField) -> FieldInfo {
+        FieldInfo {
+            path: field.path.clone(),
+            primitive: u8::try_from(field.primitive)
+                .ok()
+                .and_then(Primitive::from_code),
+            offset: field.offset,
+            dims: field.dims.clone(),
+            type_text: field.type_text(),
+        }
+    }
+
+    /// The field's type as text: `u32`, `[f32; 4]`, or `f32 ×4 (stride 8)` for an array
+    /// whose elements are spread out (a field inside an array of structs).
+    pub fn type_text(&self) -> &str {
+        &self.type_text
+    }
+
+    /// How many primitive elements the field has (1 for a scalar).
+    pub fn element_count(&self) -> u64 {
+        self.dims
+            .iter()
+            .fold(1u64, |n, (count, _)| n.saturating_mul(*count))
+    }
+
+    /// The field's elements decoded from `value` (the bytes of a whole value, as
+    /// [`Inspector::read`] returns them), in order, at most `limit` of them. Elements that
+    /// would lie outside `value`, and fields of an unknown primitive, give nothing.
+    pub fn values(&self, value: &[u8], limit: usize) -> Vec<Scalar> {
+        let Some(primitive) = self.primitive else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        let mut index = vec![0u64; self.dims.len()];
+        while out.len() < limit {
+            let mut at = Some(self.offset);
+            for (i, (_, stride)) in index.iter().zip(&self.dims) {
+                at = at.and_then(|a| a.checked_add(i.checked_mul(*stride)?));
+            }
+            match at.and_then(|a| Scalar::decode(primitive, value, a)) {
+                Some(scalar) => out.push(scalar),
+                None => break,
+            }
+            // Next index, last dimension fastest.
+            let mut d = self.dims.len();
+            loop {
+                if d == 0 {
+                    return out;
+                }
+                d -= 1;
+                index[d] += 1;
+                if index[d] < self.dims[d].0 {
+                    break;
+                }
+                index[d] = 0;
+            }
+        }
+        out
+    }
+
+    /// The field's value as text: `500`, or `[1, 2, 3, 4]` for an array, or
+    /// `[0, 0, 0, … (1021 more)]` when it has more than `max_elements` elements.
+    pub fn render(&self, value: &[u8], max_elements: usize) -> String {
+        let values = self.values(value, max_elements.max(1));
+        if self.dims.is_empty() {
+            return values
+                .first()
+                .map_or_else(|| "?".to_string(), |v| v.to_string());
+        }
+        let total = self.element_count();
+        let mut text: Vec<String> = values.iter().map(|v| v.to_string()).collect();
+        if (values.len() as u64) < total {
+            text.push(format!("… ({} more)", total - values.len() as u64));
+        }
+        format!("[{}]", text.join(", "))
+    }
+}
+
+/// One decoded primitive.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Scalar {
+    /// `u8` to `u128`.
+    Unsigned(u128),
+    /// `i8` to `i128`.
+    Signed(i128),
+    /// `f32` or `f64`.
+    Float(f64),
+}
+
+impl Scalar {
+    fn decode(primitive: Primitive, bytes: &[u8], at: u64) -> Option<Scalar> {
+        let at = usize::try_from(at).ok()?;
+        let size = primitive.size();
+        let raw = bytes.get(at..at.checked_add(size)?)?;
+        // Native byte order, widened to 128 bits.
+        let mut wide = [0u8; 16];
+        let unsigned = if cfg!(target_endian = "little") {
+            wide[..size].copy_from_slice(raw);
+            u128::from_le_bytes(wide)
+        } else {
+            wide[16 - size..].copy_from_slice(raw);
+            u128::from_be_bytes(wide)
+        };
+        let unused_bits = 128 - 8 * size as u32;
+        Some(match primitive {
+            Primitive::U8 | Primitive::U16 | Primitive::U32 | Primitive::U64 | Primitive::U128 => {
+                Scalar::Unsigned(unsigned)
+            }
+            Primitive::I8 | Primitive::I16 | Primitive::I32 | Primitive::I64 | Primitive::I128 => {
+                // Sign-extend from the primitive's width.
+                Scalar::Signed(((unsigned << unused_bits) as i128) >> unused_bits)
+            }
+            Primitive::F32 => Scalar::Float(f64::from(f32::from_bits(unsigned as u32))),
+            Primitive::F64 => Scalar::Float(f64::from_bits(unsigned as u64)),
+        })
+    }
+}
+
+impl fmt::Display for Scalar {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Scalar::Unsigned(v) => write!(f, "{v}"),
+            Scalar::Signed(v) => write!(f, "{v}"),
+            Scalar::Float(v) => write!(f, "{v:?}"),
+        }
+    }
+}
+
+/// Every header field of a region, as stored (`FORMAT.md`), read without a lock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+#[allow(missing_docs)] // each field is the `FORMAT.md` header field of the same name
+pub struct HeaderFields {
+    pub format_version: u32,
+    pub header_size: u32,
+    pub state: u32,
+    pub flags: u32,
+    pub fingerprint: u64,
+    pub payload_offset: u64,
+    pub payload_size: u64,
+    pub payload_align: u64,
+    pub region_size: u64,
+    pub descriptor_offset: u64,
+    pub descriptor_len: u64,
+    pub creator_pid: u32,
+    pub mutex_size: u32,
+    pub boot_id: [u8; 16],
+    pub kind: u32,
+    pub queue_mode: u32,
+    pub queue_capacity: u64,
+    pub queue_element_size: u64,
+    pub version: u64,
+    pub waiters: u32,
+    pub poisoned: u32,
+    pub commit_in_progress: u32,
+    pub read_requests: u32,
+    pub reads_served: u32,
+}
+
+impl Inspector {
+    /// Opens `name` read-only, whatever its type, kind or owner.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidName`], [`Error::NotFound`], [`Error::Corrupt`] (not a shmstore
+    /// region), [`Error::Incomplete`], [`Error::PermissionDenied`] (its mode refuses reading),
+    /// [`Error::Timeout`] (its creator is still initialising it), [`Error::Io`].
+    pub fn open(name: &str) -> Result<Inspector> {
+        let spec = RegionSpec {
+            layout: &<u8 as ShmType>::LAYOUT,
+            in_place: false,
+            notify_readers: false,
+            mode: 0,
+            open_timeout: Duration::from_secs(1),
+            allow_other_owner: true,
+            unlink_on_drop: false,
+            queue: None,
+        };
+        let region = Region::open_untyped(name, &spec)?;
+        let descriptor = Descriptor::decode(&region.descriptor_copy())
+            .map_err(|why| Error::corrupt(name, why))?;
+        Ok(Inspector {
+            fields: descriptor
+                .fields
+                .iter()
+                .map(FieldInfo::from_descriptor)
+                .collect(),
+            type_name: descriptor.type_name,
+            region,
+        })
+    }
+
+    /// The region's name.
+    pub fn name(&self) -> &str {
+        self.region.name()
+    }
+
+    /// The stored type's name (of the value, or of one queue element).
+    pub fn type_name(&self) -> &str {
+        &self.type_name
+    }
+
+    /// The stored field table.
+    pub fn fields(&self) -> &[FieldInfo] {
+        &self.fields
+    }
+
+    /// Whether the region is a queue ([`ShmQueue`](crate::ShmQueue)).
+    pub fn is_queue(&self) -> bool {
+        self.region.info().queue.is_some()
+    }
+
+    /// What [`list`](crate::list) reports about it, as of now.
+    pub fn info(&self) -> RegionInfo {
+        summarize(
+            self.name(),
+            self.type_name.clone(),
+            self.header(),
+            self.region.info(),
+            queue::peek_region(&self.region),
+        )
+    }
+
+    /// Every header field, as of now.
+    pub fn header_fields(&self) -> HeaderFields {
+        let h = self.header();
+        let mut boot_id = [0u8; 16];
+        for (b, a) in boot_id.iter_mut().zip(&h.boot_id) {
+            *b = a.load(Relaxed);
+        }
+        HeaderFields {
+            format_version: h.format_version.load(Relaxed),
+            header_size: h.header_size.load(Relaxed),
+            state: h.state.load(Acquire),
+            flags: h.flags.load(Relaxed),
+            fingerprint: h.fingerprint.load(Relaxed),
+            payload_offset: h.payload_offset.load(Relaxed),
+            payload_size: h.payload_size.load(Relaxed),
+            payload_align: h.payload_align.load(Relaxed),
+            region_size: h.region_size.load(Relaxed),
+            descriptor_offset: h.descriptor_offset.load(Relaxed),
+            descriptor_len: h.descriptor_len.load(Relaxed),
+            creator_pid: h.creator_pid.load(Relaxed),
+            mutex_size: h.mutex_size.load(Relaxed),
+            boot_id,
+            kind: h.kind.load(Relaxed),
+            queue_mode: h.queue_mode.load(Relaxed),
+            queue_capacity: h.queue_capacity.load(Relaxed),
+            queue_element_size: h.queue_element_size.load(Relaxed),
+            version: h.version.load(Acquire),
+            waiters: h.waiters.load(Relaxed),
+            poisoned: h.poisoned.load(Relaxed),
+            commit_in_progress: h.commit_in_progress.load(Relaxed),
+            read_requests: h.read_requests.load(Relaxed),
+            reads_served: h.reads_served.load(Relaxed),
+        }
+    }
+
+    /// A consistent snapshot of the value's bytes (never half a write), to decode with
+    /// [`FieldInfo::values`]. For a queue, the bytes of its oldest element, if it has one
+    /// (a copy taken without the queue's protocol: a consumer may be taking it meanwhile).
+    pub fn read(&self) -> Vec<u8> {
+        match self.region.info().queue {
+            None => {
+                let size = self.region.info().layout.payload_size;
+                let mut out = vec![0u8; size];
+                // SAFETY: `out` has `size` bytes, the payload size of this region.
+                let done = unsafe { self.region.snapshot_into(out.as_mut_ptr(), size, None) };
+                debug_assert!(done.is_ok(), "no deadline, no timeout");
+                out
+            }
+            Some(_) => queue::front_copy(&self.region).unwrap_or_default(),
+        }
+    }
+
+    /// The last published version (0 for a queue).
+    pub fn version(&self) -> u64 {
+        self.region.published_version()
+    }
+
+    /// Waits until a version other than `since` is published, at most `timeout` (forever if
+    /// `None`). Read-only: woken at once in `notify_readers` regions, otherwise within 10 ms.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] when the timeout passes first.
+    pub fn wait_for_change(&self, since: u64, timeout: Option<Duration>) -> Result<u64> {
+        wait_for_change(&self.region, since, timeout)
+    }
+
+    fn header(&self) -> &Header {
+        self.region.header()
+    }
+}
+
+impl fmt::Debug for Inspector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Inspector")
+            .field("name", &self.name())
+            .field("type_name", &self.type_name)
+            .field(
+                "kind",
+                &if self.is_queue() {
+                    KIND_QUEUE
+                } else {
+                    KIND_VALUE
+                },
+            )
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{QueueMode, Shm, ShmQueue};
+
+    #[derive(crate::ShmType, Clone, Copy)]
+    #[repr(C)]
+    struct Wheel {
+        pressure: f32,
+        rpm: i32,
+    }
+
+    #[derive(crate::ShmType, Clone, Copy)]
+    #[repr(C)]
+    struct Robot {
+        id: u64,
+        offset: i16,
+        tilt: i8,
+        flags: u8,
+        heading: f32,
+        big: i128,
+        wheels: [Wheel; 3],
+        grid: [[u16; 2]; 3],
+        spare: [u8; 12],
+    }
+
+    fn rendered(view: &Inspector, max: usize) -> Vec<String> {
+        let bytes = view.read();
+        view.fields()
+            .iter()
+            .map(|f| format!("{} = {}", f.path, f.render(&bytes, max)))
+            .collect()
+    }
+
+    #[test]
+    fn decodes_every_kind_of_field_from_the_stored_descriptor() {
+        let name = format!("shmstore-test-inspect-{}", std::process::id());
+        let robot = Robot {
+            id: u64::MAX,
+            offset: -300,
+            tilt: -1,
+            flags: 0x81,
+            heading: 1.5,
+            big: i128::MIN,
+            wheels: [
+                Wheel {
+                    pressure: 2.25,
+                    rpm: -10,
+                },
+                Wheel {
+                    pressure: 2.5,
+                    rpm: 20,
+                },
+                Wheel {
+                    pressure: 2.75,
+                    rpm: -30,
+                },
+            ],
+            grid: [[1, 2], [3, 4], [5, 6]],
+            spare: [0; 12],
+        };
+        let _shm = Shm::<Robot>::options()
+            .unlink_on_drop(true)
+            .create(&name, robot)
+            .unwrap();
+        let view = Inspector::open(&name).unwrap();
+        assert_eq!(view.type_name(), "Robot");
+        assert!(!view.is_queue());
+        assert_eq!(
+            rendered(&view, 8),
+            [
+                format!("id = {}", u64::MAX),
+                "offset = -300".to_string(),
+                "tilt = -1".to_string(),
+                "flags = 129".to_string(),
+                "heading = 1.5".to_string(),
+                format!("big = {}", i128::MIN),
+                "wheels[].pressure = [2.25, 2.5, 2.75]".to_string(),
+                "wheels[].rpm = [-10, 20, -30]".to_string(),
+                "grid = [1, 2, 3, 4, 5, 6]".to_string(),
+                "spare = [0, 0, 0, 0, 0, 0, 0, 0, … (4 more)]".to_string(),
+            ]
+        );
+        // Long arrays are cut short, saying how much is left out.
+        assert_eq!(rendered(&view, 2)[8], "grid = [1, 2, … (4 more)]");
+        assert_eq!(view.header_fields().payload_size, 80);
+        assert_eq!(view.info().type_name, "Robot");
+    }
+
+    #[test]
+    fn shows_a_queue_and_its_oldest_element() {
+        let name = format!("shmstore-test-inspect-queue-{}", std::process::id());
+        let queue = ShmQueue::<[u32; 3], 4>::options()
+            .queue_mode(QueueMode::Spsc)
+            .unlink_on_drop(true)
+            .create(&name)
+            .unwrap();
+        let view = Inspector::open(&name).unwrap();
+        assert!(view.is_queue());
+        assert!(
+            view.read().is_empty(),
+            "an empty queue has no element to show"
+        );
+        queue.push([7, 8, 9]).unwrap();
+        queue.push([1, 1, 1]).unwrap();
+        let bytes = view.read();
+        assert_eq!(view.fields()[0].render(&bytes, 8), "[7, 8, 9]");
+        let info = view.info();
+        let q = info.queue.unwrap();
+        assert_eq!(
+            (q.mode, q.capacity, q.len, q.closed),
+            (QueueMode::Spsc, 4, 2, false)
+        );
+        let header = view.header_fields();
+        assert_eq!(
+            (header.kind, header.queue_mode, header.queue_capacity),
+            (2, 1, 4)
+        );
+    }
+}
