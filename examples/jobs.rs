@@ -67,7 +67,10 @@ pub fn queue() -> shmstore::Result<ShmQueue<Job, CAPACITY>> {
 /// the queue (a closed queue stays closed; the next run starts a new one).
 pub fn consume(who: &str) -> shmstore::Result<()> {
     let jobs = queue()?;
-    println!("[{who}] waiting for jobs on `{APP}.jobs` (pid {})", std::process::id());
+    println!(
+        "[{who}] waiting for jobs on `{APP}.jobs` (pid {})",
+        std::process::id()
+    );
     let mut expected = 0u64;
     let mut total = 0u64;
     let mut started = None;
@@ -78,7 +81,10 @@ pub fn consume(who: &str) -> shmstore::Result<()> {
         expected += 1;
         total += job.amount;
         if expected % 250_000 == 0 {
-            println!("[{who}] {expected} jobs so far (queue holds {})", jobs.len());
+            println!(
+                "[{who}] {expected} jobs so far (queue holds {})",
+                jobs.len()
+            );
         }
     }
     let secs = started.map_or(0.0, |s| s.elapsed().as_secs_f64());
