@@ -1,0 +1,47 @@
+//! How a subcommand fails, and the exit code each failure maps to.
+
+use std::io;
+
+/// Why a subcommand did not succeed.
+#[derive(Debug)]
+pub enum Failure {
+    /// One line for stderr (without the `shmstore: ` prefix); exit code 1.
+    Message(String),
+    /// The errors were already printed one per item (`rm` goes on after a failed name); exit
+    /// code 1.
+    Reported,
+    /// Whoever reads our output went away (`shmstore list | head -1`): not an error, exit 0
+    /// quietly, as other Unix tools do.
+    BrokenPipe,
+}
+
+/// The result of a subcommand.
+pub type Outcome<T = ()> = Result<T, Failure>;
+
+impl From<shmstore::Error> for Failure {
+    fn from(e: shmstore::Error) -> Failure {
+        // The library's messages already say what happened and what to do, on one line.
+        Failure::Message(e.to_string())
+    }
+}
+
+/// For writes to stdout only: other I/O errors are mapped with their context where they occur.
+impl From<io::Error> for Failure {
+    fn from(e: io::Error) -> Failure {
+        if e.kind() == io::ErrorKind::BrokenPipe {
+            Failure::BrokenPipe
+        } else {
+            Failure::Message(format!("cannot write the output: {e}"))
+        }
+    }
+}
+
+impl From<serde_json::Error> for Failure {
+    fn from(e: serde_json::Error) -> Failure {
+        if e.io_error_kind() == Some(io::ErrorKind::BrokenPipe) {
+            Failure::BrokenPipe
+        } else {
+            Failure::Message(format!("cannot write the JSON output: {e}"))
+        }
+    }
+}

@@ -1,0 +1,215 @@
+//! `shmstore inspect NAME`: the header, every field of the stored descriptor and its value.
+
+use std::io::Write;
+
+use serde_json::{json, Value};
+use shmstore::{HeaderFields, Inspector};
+
+use crate::failure::Outcome;
+use crate::fields::{display_path, snapshot_within, table, value_lines, IN_PLACE_PATIENCE};
+use crate::format::{
+    boot_id_text, flags_text, kind_text, queue_mode_text, state_text, FLAG_IN_PLACE,
+};
+use crate::scan::{self, mode_text, Entry, Users};
+use crate::{json, procs};
+
+/// Prints the region `name`, as text or JSON.
+pub fn run(name: &str, as_json: bool, max_elements: usize, out: &mut dyn Write) -> Outcome {
+    let entry = scan::region(name)?;
+    let Some(view) = entry.view.as_ref() else {
+        unreachable!("scan::region returns only values and queues, which have a view")
+    };
+    if as_json {
+        serde_json::to_writer_pretty(&mut *out, &to_json(&entry, view, max_elements))?;
+        writeln!(out)?;
+    } else {
+        out.write_all(text(&entry, view, max_elements).as_bytes())?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+fn text(entry: &Entry, view: &Inspector, max_elements: usize) -> String {
+    let h = view.header_fields();
+    let info = view.info();
+    let users = Users::load();
+    let alive = procs::creator_alive(h.creator_pid, Some(h.boot_id));
+    let this_boot = procs::boot_id() == Some(h.boot_id);
+    let mode = match &info.queue {
+        Some(q) => format!(
+            "queue, {}, capacity {}, {} queued, {}",
+            json::queue_mode(q.mode),
+            q.capacity,
+            q.len,
+            if q.closed { "closed" } else { "open" }
+        ),
+        None if h.flags & FLAG_IN_PLACE != 0 => {
+            format!(
+                "value, in place (one copy, seqlock, poisoning){}",
+                if info.poisoned { ", POISONED" } else { "" }
+            )
+        }
+        None => "value, default mode (two copies, crash-atomic)".to_string(),
+    };
+    let mut s = String::new();
+    let summary = vec![
+        vec!["region".to_string(), entry.name.clone()],
+        vec!["kind".to_string(), mode],
+        vec![
+            "type".to_string(),
+            format!(
+                "{} ({} bytes, align {})",
+                view.type_name(),
+                info.size,
+                h.payload_align
+            ),
+        ],
+        vec![
+            "creator".to_string(),
+            format!(
+                "pid {} ({})",
+                h.creator_pid,
+                if alive { "alive" } else { "dead" }
+            ),
+        ],
+        vec![
+            "object".to_string(),
+            format!(
+                "{} bytes, mode {}, owner {}",
+                entry.object.size,
+                mode_text(entry.object.mode),
+                users.name(entry.object.uid)
+            ),
+        ],
+    ];
+    s.push_str(&table(&summary));
+
+    s.push_str("\nheader\n");
+    let row = |k: &str, v: String| vec![format!("  {k}"), v];
+    let header = vec![
+        row("magic", "SHMSTORE".into()),
+        row("format_version", h.format_version.to_string()),
+        row("header_size", h.header_size.to_string()),
+        row("state", format!("{} ({})", h.state, state_text(h.state))),
+        row("flags", format!("{:#x} ({})", h.flags, flags_text(h.flags))),
+        row("fingerprint", format!("{:#018x}", h.fingerprint)),
+        row("payload_offset", h.payload_offset.to_string()),
+        row("payload_size", h.payload_size.to_string()),
+        row("payload_align", h.payload_align.to_string()),
+        row("region_size", h.region_size.to_string()),
+        row("descriptor_offset", h.descriptor_offset.to_string()),
+        row("descriptor_len", h.descriptor_len.to_string()),
+        row("creator_pid", h.creator_pid.to_string()),
+        row("mutex_size", h.mutex_size.to_string()),
+        row(
+            "boot_id",
+            format!(
+                "{} ({})",
+                boot_id_text(&h.boot_id),
+                if this_boot {
+                    "this boot"
+                } else {
+                    "another boot"
+                }
+            ),
+        ),
+        row("kind", format!("{} ({})", h.kind, kind_text(h.kind))),
+        row(
+            "queue_mode",
+            format!("{} ({})", h.queue_mode, queue_mode_text(h.queue_mode)),
+        ),
+        row("queue_capacity", h.queue_capacity.to_string()),
+        row("queue_element_size", h.queue_element_size.to_string()),
+        row("version", h.version.to_string()),
+        row("waiters", h.waiters.to_string()),
+        row("poisoned", h.poisoned.to_string()),
+        row("commit_in_progress", h.commit_in_progress.to_string()),
+        row("read_requests", h.read_requests.to_string()),
+        row("reads_served", h.reads_served.to_string()),
+    ];
+    s.push_str(&table(&header));
+
+    match &info.queue {
+        None => match snapshot_within(view, IN_PLACE_PATIENCE) {
+            Some((version, bytes)) => {
+                s.push_str(&format!("\nvalue at version {version}\n"));
+                for line in value_lines(view, &bytes, max_elements) {
+                    s.push_str(&format!("  {line}\n"));
+                }
+            }
+            None => {
+                s.push_str(&format!("\nvalue: {}\n", unfinished_write(&h)));
+            }
+        },
+        Some(q) => {
+            let bytes = view.read();
+            if bytes.is_empty() {
+                s.push_str("\noldest element: none, the queue is empty\n");
+                s.push_str("element fields\n");
+                for field in view.fields() {
+                    s.push_str(&format!(
+                        "  {}: {} at offset {}\n",
+                        display_path(field),
+                        field.type_text(),
+                        field.offset
+                    ));
+                }
+            } else {
+                s.push_str(&format!("\noldest element (of {})\n", q.len));
+                for line in value_lines(view, &bytes, max_elements) {
+                    s.push_str(&format!("  {line}\n"));
+                }
+            }
+        }
+    }
+    s
+}
+
+fn to_json(entry: &Entry, view: &Inspector, max_elements: usize) -> Value {
+    let h = view.header_fields();
+    let info = view.info();
+    let users = Users::load();
+    let (version, bytes, note) = match info.queue {
+        None => match snapshot_within(view, IN_PLACE_PATIENCE) {
+            Some((v, b)) => (Some(v), b, None),
+            None => (None, Vec::new(), Some(unfinished_write(&h))),
+        },
+        Some(_) => (None, view.read(), None),
+    };
+    let fields: Vec<Value> = view
+        .fields()
+        .iter()
+        .map(|f| json::field(f, &bytes, max_elements))
+        .collect();
+    json!({
+        "name": entry.name,
+        "kind": entry.kind.as_str(),
+        "type": view.type_name(),
+        "size": info.size,
+        "in_place": info.in_place,
+        "poisoned": info.poisoned,
+        "version": version,
+        "creator_pid": h.creator_pid,
+        "creator_alive": procs::creator_alive(h.creator_pid, Some(h.boot_id)),
+        "object_size": entry.object.size,
+        "mode": mode_text(entry.object.mode),
+        "uid": entry.object.uid,
+        "owner": users.name(entry.object.uid),
+        "queue": info.queue.as_ref().map(json::queue),
+        "header": json::header(view),
+        // For a queue: the fields of its oldest element, without values when it is empty.
+        "fields": fields,
+        // Why there are no values: an in-place write that does not finish.
+        "note": note,
+    })
+}
+
+/// Why an in-place value cannot be shown.
+fn unfinished_write(h: &HeaderFields) -> String {
+    format!(
+        "not shown: an in-place write has been under way for over {IN_PLACE_PATIENCE:?} \
+         (version {} is odd); if its writer died, the next lock() poisons the region and \
+         publishes it",
+        h.version
+    )
+}

@@ -1,0 +1,202 @@
+//! `shmstore`: look after the shared-memory regions of this host.
+//!
+//! `list`, `inspect`, `watch`, `rm`, `gc` and `header` (DESIGN §9). Every subcommand reads
+//! regions through the library's read-only [`shmstore::Inspector`]: it never locks a region,
+//! so it cannot disturb the processes that use it. Exit codes: 0 success, 1 error (one line
+//! on stderr starting with `shmstore: `), 2 usage.
+
+mod cheader;
+mod cstruct;
+mod failure;
+mod fields;
+mod format;
+mod gc;
+mod inspect;
+mod json;
+mod list;
+mod procs;
+mod rm;
+mod scan;
+mod watch;
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::failure::{Failure, Outcome};
+use crate::fields::DEFAULT_MAX_ELEMENTS;
+
+#[derive(Parser)]
+#[command(
+    name = "shmstore",
+    version,
+    about = "List, inspect, watch, remove and garbage-collect shmstore regions; write C headers for them",
+    after_help = "Examples:\n  shmstore list\n  shmstore inspect gateway.limits\n  \
+                  shmstore header gateway.limits -o limits.h"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List every object in /dev/shm: regions, queues, and other programs' objects (foreign).
+    #[command(after_help = "Example:\n  shmstore list\n  shmstore list --json")]
+    List {
+        /// Print a JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a region's header and every field of its value, decoded from its stored descriptor.
+    #[command(after_help = "Example:\n  shmstore inspect gateway.limits\n  \
+                            shmstore inspect gateway.limits --json --max-elements 1000")]
+    Inspect {
+        /// The region's name (as given to Shm::open, without /dev/shm/).
+        name: String,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Show at most this many elements of each array.
+        #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_ELEMENTS)]
+        max_elements: usize,
+    },
+    /// Print each new version of a value and the fields it changed, until interrupted.
+    #[command(after_help = "Example:\n  shmstore watch gateway.limits\n  \
+                            shmstore watch gateway.limits --count 1   # wait for the next update")]
+    Watch {
+        /// The region's name.
+        name: String,
+        /// Stop after this many new versions.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        count: Option<u64>,
+        /// Show at most this many elements of an array that changed in many places.
+        #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_ELEMENTS)]
+        max_elements: usize,
+    },
+    /// Remove regions by name (processes that have them open keep using them).
+    #[command(
+        after_help = "Example:\n  shmstore rm gateway.limits gateway.routes\n  \
+                            shmstore rm --force some-other-programs-segment"
+    )]
+    Rm {
+        /// The names to remove; every name is tried even if one fails.
+        #[arg(required = true, value_name = "NAME")]
+        names: Vec<String>,
+        /// Also remove objects that are not shmstore regions.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Remove regions whose creator is dead and that no live process uses.
+    #[command(
+        after_help = "Example:\n  shmstore gc --dry-run\n  shmstore gc gateway.   \
+                            # only regions whose name starts with `gateway.`"
+    )]
+    Gc {
+        /// Only regions whose name starts with this prefix.
+        prefix: Option<String>,
+        /// Say what would be removed, remove nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Also say why each region was kept.
+        #[arg(long, short)]
+        verbose: bool,
+        /// Count processes whose memory maps this user cannot read (other users', or more
+        /// privileged ones) as using no region. Without it, any such process keeps every region.
+        #[arg(long)]
+        ignore_unreadable: bool,
+    },
+    /// Write a C header for the region: its type, the region header, helpers to open, lock and read.
+    #[command(
+        after_help = "Example:\n  shmstore header gateway.limits -o limits.h\n  \
+                            cc -std=c11 -Wall app.c -o app -lpthread   # app.c includes \"limits.h\""
+    )]
+    Header {
+        /// The region's name.
+        name: String,
+        /// Write to this file instead of stdout.
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    // Usage errors exit with 2 and --help/--version with 0: clap's defaults.
+    let cli = Cli::parse();
+    let stdout = io::stdout();
+    let mut out = stdout.lock();
+    match run(cli.command, &mut out) {
+        Ok(()) | Err(Failure::BrokenPipe) => ExitCode::SUCCESS,
+        Err(Failure::Reported) => ExitCode::FAILURE,
+        Err(Failure::Message(message)) => {
+            let _ = out.flush();
+            eprintln!("shmstore: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: Command, out: &mut dyn Write) -> Outcome {
+    match command {
+        Command::List { json } => list::run(json, out),
+        Command::Inspect {
+            name,
+            json,
+            max_elements,
+        } => inspect::run(&name, json, max_elements, out),
+        Command::Watch {
+            name,
+            count,
+            max_elements,
+        } => watch::run(&name, count, max_elements, out),
+        Command::Rm { names, force } => rm::run(&names, force, out),
+        Command::Gc {
+            prefix,
+            dry_run,
+            verbose,
+            ignore_unreadable,
+        } => {
+            let options = gc::Options {
+                prefix: prefix.as_deref(),
+                dry_run,
+                verbose,
+                ignore_unreadable,
+            };
+            gc::run(&options, out)
+        }
+        Command::Header { name, output } => cheader::run(&name, output.as_deref(), out),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn every_subcommand_has_a_description_and_an_example() {
+        for sub in Cli::command().get_subcommands() {
+            assert!(
+                sub.get_about().is_some(),
+                "{} has no description",
+                sub.get_name()
+            );
+            let after = sub
+                .get_after_help()
+                .map(|h| h.to_string())
+                .unwrap_or_default();
+            assert!(
+                after.contains(&format!("shmstore {}", sub.get_name())),
+                "{} has no example",
+                sub.get_name()
+            );
+        }
+    }
+}

@@ -1,0 +1,68 @@
+//! `shmstore watch NAME`: prints each new version of a value and the fields it changed.
+//!
+//! It sleeps in [`Inspector::wait_for_change`](shmstore::Inspector::wait_for_change), the
+//! library's futex wait, between versions: no polling loop here. Versions published faster
+//! than it prints are shown together, as the change from the last version it printed.
+
+use std::io::Write;
+
+use crate::failure::{Failure, Outcome};
+use crate::fields::{changes, snapshot_within, IN_PLACE_PATIENCE};
+use crate::scan::{self, Kind};
+
+/// Watches `name` until interrupted, or until `count` new versions were printed.
+pub fn run(name: &str, count: Option<u64>, max_elements: usize, out: &mut dyn Write) -> Outcome {
+    let entry = scan::region(name)?;
+    if entry.kind == Kind::Queue {
+        return Err(Failure::Message(format!(
+            "`{name}` is a queue, and watch follows values: a queue has no versions; \
+             `shmstore inspect {name}` shows its length and its oldest element"
+        )));
+    }
+    let Some(view) = entry.view.as_ref() else {
+        unreachable!("scan::region returns only values and queues, which have a view")
+    };
+    let (mut version, mut old) = loop {
+        if let Some(first) = snapshot_within(view, IN_PLACE_PATIENCE) {
+            break first;
+        }
+        writeln!(
+            out,
+            "{name}: an in-place write has been under way for over {IN_PLACE_PATIENCE:?}; \
+             waiting for it to be published"
+        )?;
+        out.flush()?;
+        view.wait_for_change(view.version(), None)?;
+    };
+    writeln!(
+        out,
+        "watching {name} ({}) from version {version}; Ctrl-C stops",
+        view.type_name()
+    )?;
+    out.flush()?;
+    let mut seen = 0u64;
+    while count.is_none_or(|count| seen < count) {
+        view.wait_for_change(version, None)?;
+        let Some((now, new)) = snapshot_within(view, IN_PLACE_PATIENCE) else {
+            // A new in-place write began right after the publish and is not finishing: sleep
+            // until it is published (`version` is still the last one printed).
+            view.wait_for_change(view.version(), None)?;
+            continue;
+        };
+        if now == version {
+            continue;
+        }
+        writeln!(out, "version {now}")?;
+        let lines = changes(view, &old, &new, max_elements);
+        if lines.is_empty() {
+            writeln!(out, "  (no field changed)")?;
+        }
+        for line in lines {
+            writeln!(out, "  {line}")?;
+        }
+        out.flush()?;
+        (version, old) = (now, new);
+        seen += 1;
+    }
+    Ok(())
+}

@@ -1,0 +1,702 @@
+//! Every subcommand of the built `shmstore` binary against real regions: `list`, `inspect`,
+//! `watch`, `rm`, `gc`, `header`, and the exit codes.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use common::*;
+use serde_json::Value;
+use shmstore::{QueueMode, Shm, ShmQueue, ShmType};
+
+#[test]
+fn child_process_entry() {
+    child_action();
+}
+
+fn json(ran: &Ran) -> Value {
+    serde_json::from_str(&ran.stdout)
+        .unwrap_or_else(|e| panic!("`{}` printed no JSON ({e}):\n{}", ran.what, ran.stdout))
+}
+
+fn row<'a>(table: &'a str, name: &str) -> &'a str {
+    table
+        .lines()
+        .find(|line| line.split_whitespace().next() == Some(name))
+        .unwrap_or_else(|| panic!("no row for {name} in\n{table}"))
+}
+
+fn a_queue(name: &str) -> ShmQueue<Wheel, 8> {
+    let queue = ShmQueue::<Wheel, 8>::options()
+        .queue_mode(QueueMode::Mpmc)
+        .create(name)
+        .unwrap();
+    queue
+        .push(Wheel {
+            pressure: 1.5,
+            rpm: 10,
+        })
+        .unwrap();
+    queue
+        .push(Wheel {
+            pressure: 2.5,
+            rpm: 20,
+        })
+        .unwrap();
+    queue
+}
+
+/// A region whose creator wrote the start of the header and died before finishing it: what
+/// FORMAT.md's "States" leaves behind (state 1, no `flock` held).
+fn an_incomplete_region(name: &str) -> u32 {
+    let mut dead = std::process::Command::new("true").spawn().unwrap();
+    let pid = dead.id();
+    dead.wait().unwrap();
+    let mut header = vec![0u8; 4096];
+    header[..8].copy_from_slice(b"SHMSTORE");
+    header[8..12].copy_from_slice(&1u32.to_ne_bytes()); // format_version
+    header[12..16].copy_from_slice(&256u32.to_ne_bytes()); // header_size
+    header[16..20].copy_from_slice(&1u32.to_ne_bytes()); // state: initialising
+    header[80..84].copy_from_slice(&pid.to_ne_bytes()); // creator_pid
+    header[84..88].copy_from_slice(&40u32.to_ne_bytes()); // mutex_size (64-bit glibc)
+    std::fs::write(std::path::Path::new(SHM_DIR).join(name), header).unwrap();
+    pid
+}
+
+// ---- list ----
+
+#[test]
+fn list_shows_values_queues_incomplete_regions_and_foreign_objects() {
+    let _scan = whole_shm_lock();
+    let (value, mut cleanup) = Cleanup::new("list-value");
+    let queue = cleanup.add("list-queue");
+    let incomplete = cleanup.add("list-incomplete");
+    let _shm = Shm::<Sample>::create(&value, sample()).unwrap();
+    let _queue = a_queue(&queue);
+    let dead_pid = an_incomplete_region(&incomplete);
+    let foreign = foreign_object(&mut cleanup, b"another program's bytes");
+    let empty = foreign_object(&mut cleanup, b"");
+
+    let ran = run(&["list"]);
+    ran.ok();
+    let header = ran.stdout.lines().next().unwrap();
+    for column in [
+        "NAME", "KIND", "TYPE", "SIZE", "LEN", "VERSION", "CREATOR", "POISONED", "MODE", "OWNER",
+    ] {
+        assert!(header.contains(column), "no {column} column: {header}");
+    }
+    let me = std::process::id();
+    let v = row(&ran.stdout, &value);
+    for cell in [
+        "value",
+        "Sample",
+        "80 B",
+        &format!("{me} alive"),
+        "no",
+        "0600",
+    ] {
+        assert!(v.contains(cell), "no `{cell}` in {v}");
+    }
+    let q = row(&ran.stdout, &queue);
+    for cell in ["queue", "Wheel", "8 B x 8", " 2 ", &format!("{me} alive")] {
+        assert!(q.contains(cell), "no `{cell}` in {q}");
+    }
+    let i = row(&ran.stdout, &incomplete);
+    assert!(i.contains("incomplete"), "{i}");
+    assert!(i.contains(&format!("{dead_pid} dead")), "{i}");
+    let f = row(&ran.stdout, &foreign);
+    assert!(f.contains("foreign"), "{f}");
+    assert!(f.contains("(23 B)"), "{f}");
+    // An empty object could be any program's segment before it is sized: foreign, not an
+    // incomplete region.
+    assert!(row(&ran.stdout, &empty).contains("foreign"));
+}
+
+#[test]
+fn list_json_describes_every_object() {
+    let _scan = whole_shm_lock();
+    let (value, mut cleanup) = Cleanup::new("listjson-value");
+    let queue = cleanup.add("listjson-queue");
+    let shm = Shm::<Sample>::options()
+        .in_place(true)
+        .create(&value, sample())
+        .unwrap();
+    shm.lock().unwrap().counter += 1;
+    let _queue = a_queue(&queue);
+    let foreign = foreign_object(&mut cleanup, b"not a region");
+
+    let ran = run(&["list", "--json"]);
+    ran.ok();
+    let all = json(&ran);
+    let find = |name: &str| -> &Value {
+        all.as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["name"] == name)
+            .unwrap_or_else(|| panic!("{name} is not in the list"))
+    };
+    let v = find(&value);
+    assert_eq!(v["kind"], "value");
+    assert_eq!(v["type"], "Sample");
+    assert_eq!(v["size"], 80);
+    assert_eq!(v["version"], shm.version());
+    assert_eq!(v["in_place"], true);
+    assert_eq!(v["poisoned"], false);
+    assert_eq!(v["creator_pid"], std::process::id());
+    assert_eq!(v["creator_alive"], true);
+    assert_eq!(v["mode"], "0600");
+    assert!(v["owner"].is_string());
+
+    let q = find(&queue);
+    assert_eq!(q["kind"], "queue");
+    assert_eq!(q["type"], "Wheel");
+    assert_eq!(q["size"], 8);
+    assert_eq!(q["version"], Value::Null);
+    assert_eq!(q["queue"]["mode"], "mpmc");
+    assert_eq!(q["queue"]["capacity"], 8);
+    assert_eq!(q["queue"]["len"], 2);
+    assert_eq!(q["queue"]["closed"], false);
+
+    let f = find(&foreign);
+    assert_eq!(f["kind"], "foreign");
+    assert_eq!(f["type"], Value::Null);
+    assert_eq!(f["object_size"], 12);
+    assert!(f["note"].as_str().unwrap().contains("magic"), "{f}");
+}
+
+// ---- inspect ----
+
+#[test]
+fn inspect_prints_the_header_and_every_field() {
+    let (name, _cleanup) = Cleanup::new("inspect");
+    let shm = Shm::<Sample>::create(&name, sample()).unwrap();
+    let ran = run(&["inspect", &name]);
+    ran.ok();
+    let out = &ran.stdout;
+    for line in [
+        format!("region   {name}"),
+        "kind     value, default mode (two copies, crash-atomic)".to_string(),
+        "type     Sample (80 bytes, align 16)".to_string(),
+        format!("creator  pid {} (alive)", std::process::id()),
+        "  magic               SHMSTORE".to_string(),
+        "  format_version      1".to_string(),
+        "  state               2 (ready)".to_string(),
+        "  flags               0x0 (in_place: no, notify_readers: no)".to_string(),
+        format!(
+            "  fingerprint         {:#018x}",
+            <Sample as ShmType>::LAYOUT.fingerprint()
+        ),
+        "  payload_size        80".to_string(),
+        "  payload_align       16".to_string(),
+        "  kind                1 (value)".to_string(),
+        "  queue_mode          0 (none)".to_string(),
+        format!("value at version {}", shm.version()),
+    ] {
+        assert!(out.lines().any(|l| l == line), "no line `{line}` in\n{out}");
+    }
+    for field in [
+        "payload_offset",
+        "region_size",
+        "descriptor_offset",
+        "descriptor_len",
+        "creator_pid",
+        "mutex_size",
+        "boot_id",
+        "queue_capacity",
+        "queue_element_size",
+        "version",
+        "waiters",
+        "poisoned",
+        "commit_in_progress",
+        "read_requests",
+        "reads_served",
+    ] {
+        assert!(
+            out.lines().any(|l| l.starts_with(&format!("  {field} "))),
+            "header field {field} missing in\n{out}"
+        );
+    }
+    let fields: Vec<&str> = out
+        .lines()
+        .filter(|l| l.contains(" = "))
+        .map(str::trim)
+        .collect();
+    assert_eq!(fields, SAMPLE_LINES);
+
+    // Long arrays are cut short, saying how much is left out.
+    let short = run(&["inspect", &name, "--max-elements", "2"]);
+    short.ok();
+    assert!(
+        short.stdout.contains("  samples = [1, 2, … (4 more)]\n"),
+        "{}",
+        short.stdout
+    );
+}
+
+#[test]
+fn inspect_json_has_the_header_and_typed_values() {
+    let (name, _cleanup) = Cleanup::new("inspect-json");
+    let _shm = Shm::<Sample>::options()
+        .notify_readers(true)
+        .create(&name, sample())
+        .unwrap();
+    let ran = run(&["inspect", &name, "--json"]);
+    ran.ok();
+    let v = json(&ran);
+    assert_eq!(v["name"], name.as_str());
+    assert_eq!(v["kind"], "value");
+    assert_eq!(v["type"], "Sample");
+    assert_eq!(v["version"], 0);
+    let h = &v["header"];
+    assert_eq!(h["magic"], "SHMSTORE");
+    assert_eq!(h["format_version"], 1);
+    assert_eq!(h["flags"]["in_place"], false);
+    assert_eq!(h["flags"]["notify_readers"], true);
+    assert_eq!(h["kind"], 1);
+    assert_eq!(h["payload_size"], 80);
+    assert_eq!(
+        h["fingerprint"],
+        format!("{:#018x}", <Sample as ShmType>::LAYOUT.fingerprint())
+    );
+    let field = |path: &str| -> &Value {
+        v["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["path"] == path)
+            .unwrap_or_else(|| panic!("no field {path}"))
+    };
+    assert_eq!(field("counter")["value"], 7);
+    assert_eq!(field("counter")["type"], "u64");
+    assert_eq!(field("counter")["offset"], 0);
+    assert_eq!(field("tail")["value"], u64::MAX);
+    // Outside the 64-bit range: a string, so that no reader rounds it.
+    assert_eq!(
+        field("big")["value"],
+        "-170141183460469231731687303715884105728"
+    );
+    assert_eq!(field("pos.x")["value"], 1.5);
+    assert_eq!(
+        field("wheels[].rpm")["value"],
+        serde_json::json!([100, 200])
+    );
+    assert_eq!(field("wheels[].rpm")["dims"], serde_json::json!([[2, 8]]));
+    assert_eq!(field("samples")["count"], 6);
+}
+
+#[test]
+fn inspect_shows_a_queue_and_its_oldest_element() {
+    let (name, _cleanup) = Cleanup::new("inspect-queue");
+    let _queue = a_queue(&name);
+    let ran = run(&["inspect", &name]);
+    ran.ok();
+    let out = &ran.stdout;
+    for line in [
+        "kind     queue, mpmc, capacity 8, 2 queued, open",
+        "  kind                2 (queue)",
+        "  queue_mode          2 (mpmc)",
+        "  queue_capacity      8",
+        "  queue_element_size  8",
+        "oldest element (of 2)",
+        "  pressure = 1.5",
+        "  rpm = 10",
+    ] {
+        assert!(out.lines().any(|l| l == line), "no line `{line}` in\n{out}");
+    }
+}
+
+#[test]
+fn inspect_explains_what_is_not_a_region() {
+    let (missing, mut cleanup) = Cleanup::new("inspect-missing");
+    let ran = run(&["inspect", &missing]);
+    ran.expect_code(1);
+    assert!(
+        ran.stderr
+            .starts_with(&format!("shmstore: region `{missing}` does not exist")),
+        "{}",
+        ran.stderr
+    );
+    assert_eq!(ran.stderr.lines().count(), 1, "one line: {}", ran.stderr);
+
+    let foreign = foreign_object(&mut cleanup, b"xyz");
+    let ran = run(&["inspect", &foreign]);
+    ran.expect_code(1);
+    assert!(
+        ran.stderr.starts_with("shmstore: ") && ran.stderr.contains("not a shmstore region"),
+        "{}",
+        ran.stderr
+    );
+
+    let ran = run(&["inspect", "../etc/passwd"]);
+    ran.expect_code(1);
+    assert!(
+        ran.stderr.starts_with("shmstore: invalid region name"),
+        "{}",
+        ran.stderr
+    );
+}
+
+// ---- watch ----
+
+#[test]
+fn watch_prints_two_versions_and_what_changed_while_another_thread_writes() {
+    let (name, _cleanup) = Cleanup::new("watch");
+    let _shm = Shm::<Sample>::create(&name, sample()).unwrap();
+    let mut child = shmstore()
+        .args(["watch", &name, "--count", "2"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    assert!(
+        first.starts_with(&format!(
+            "watching {name} (Sample) from version 0; Ctrl-C stops"
+        )),
+        "{first:?}"
+    );
+
+    // It is waiting now: write until it has seen two versions (bounded).
+    let done = AtomicBool::new(false);
+    let status = std::thread::scope(|s| {
+        s.spawn(|| {
+            let writer = Shm::<Sample>::open(&name).unwrap();
+            for _ in 0..500 {
+                if done.load(Ordering::Relaxed) {
+                    break;
+                }
+                {
+                    let mut g = writer.lock().unwrap();
+                    g.counter += 1;
+                    g.wheels[1].rpm += 5;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+        let status = wait_status(&mut child, Duration::from_secs(30), "shmstore watch");
+        done.store(true, Ordering::Relaxed);
+        status
+    });
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    assert!(status.success(), "watch failed: {status:?}\n{rest}");
+
+    let versions: Vec<u64> = rest
+        .lines()
+        .filter_map(|l| l.strip_prefix("version "))
+        .map(|v| v.parse().unwrap())
+        .collect();
+    assert_eq!(versions.len(), 2, "two versions, then it stops:\n{rest}");
+    assert!(0 < versions[0] && versions[0] < versions[1], "{versions:?}");
+    let counter_lines: Vec<&str> = rest
+        .lines()
+        .filter(|l| l.starts_with("  counter: "))
+        .collect();
+    assert_eq!(counter_lines.len(), 2, "{rest}");
+    assert!(counter_lines[0].starts_with("  counter: 7 -> "), "{rest}");
+    assert!(
+        rest.lines()
+            .any(|l| l.starts_with("  wheels[1].rpm: 200 -> ")),
+        "an element of an array of structs is named by its index:\n{rest}"
+    );
+}
+
+#[test]
+fn watch_refuses_a_queue() {
+    let (name, _cleanup) = Cleanup::new("watch-queue");
+    let _queue = a_queue(&name);
+    let ran = run(&["watch", &name]);
+    ran.expect_code(1);
+    assert!(
+        ran.stderr.starts_with("shmstore: ") && ran.stderr.contains("watch follows values"),
+        "{}",
+        ran.stderr
+    );
+}
+
+// ---- rm ----
+
+#[test]
+fn rm_removes_regions_and_goes_on_after_a_missing_name() {
+    let (first, mut cleanup) = Cleanup::new("rm-a");
+    let second = cleanup.add("rm-b");
+    let missing = cleanup.add("rm-missing");
+    let shm = Shm::<Sample>::create(&first, sample()).unwrap();
+    let _queue = a_queue(&second);
+
+    let ran = run(&["rm", &missing, &first, &second]);
+    ran.expect_code(1);
+    assert!(
+        ran.stderr
+            .starts_with(&format!("shmstore: region `{missing}` does not exist")),
+        "{}",
+        ran.stderr
+    );
+    assert!(ran
+        .stdout
+        .contains(&format!("removed {first} (value Sample)")));
+    assert!(ran
+        .stdout
+        .contains(&format!("removed {second} (queue Wheel)")));
+    assert!(!exists(&first) && !exists(&second));
+    // Removing the name does not disturb a process that has the region open.
+    shm.lock().unwrap().counter = 1;
+    assert_eq!(shm.read().counter, 1);
+
+    run(&["rm", &missing]).expect_code(1);
+}
+
+#[test]
+fn rm_refuses_a_foreign_object_unless_forced() {
+    let mut cleanup = Cleanup::default();
+    let foreign = foreign_object(&mut cleanup, b"someone else's");
+    let ran = run(&["rm", &foreign]);
+    ran.expect_code(1);
+    assert!(
+        ran.stderr
+            .starts_with(&format!("shmstore: refusing to remove `{foreign}`")),
+        "{}",
+        ran.stderr
+    );
+    assert!(ran.stderr.contains("--force"), "{}", ran.stderr);
+    assert!(
+        exists(&foreign),
+        "a foreign object was removed without --force"
+    );
+
+    let ran = run(&["rm", "--force", &foreign]);
+    ran.ok();
+    assert!(ran.stdout.contains(&format!("removed {foreign} (foreign)")));
+    assert!(!exists(&foreign));
+}
+
+// ---- gc ----
+
+#[test]
+fn gc_removes_only_regions_whose_creator_died_and_that_nobody_uses() {
+    let _scan = whole_shm_lock();
+    let mut cleanup = Cleanup::default();
+    let prefix = format!("{}-", unique_name("gc"));
+    let dead = cleanup.named(format!("{prefix}dead"));
+    let mapped = cleanup.named(format!("{prefix}mapped"));
+    let live = cleanup.named(format!("{prefix}live"));
+    let incomplete = cleanup.named(format!("{prefix}incomplete"));
+    let foreign = cleanup.named(format!("{prefix}foreign"));
+
+    run_child(&format!("create {dead}"));
+    run_child(&format!("create {mapped}"));
+    let _mapping = Shm::<Sample>::open(&mapped).unwrap(); // this live process maps it
+    let _live = Shm::<Sample>::create(&live, sample()).unwrap(); // its creator is alive
+    an_incomplete_region(&incomplete);
+    std::fs::write(std::path::Path::new(SHM_DIR).join(&foreign), b"x").unwrap();
+
+    // Some processes may be impossible to look into (other users' processes, or more
+    // privileged ones even for root, such as a sandbox's init): then gc keeps everything
+    // unless told to ignore them.
+    let first = run(&["gc", "--dry-run", &prefix]);
+    first.ok();
+    let mut flags = vec![];
+    if first.stdout.contains("cannot be read") {
+        assert!(
+            first.stdout.contains("gc: would remove 0 regions, kept 4"),
+            "{}",
+            first.stdout
+        );
+        assert!(
+            first
+                .stdout
+                .contains("gc: kept 2 abandoned-looking regions because the memory maps of"),
+            "{}",
+            first.stdout
+        );
+        assert!(first.stdout.contains("--ignore-unreadable"));
+        flags.push("--ignore-unreadable");
+    }
+
+    let dry = run(&[&["gc", "--dry-run"], &flags[..], &[&prefix]].concat());
+    dry.ok();
+    assert!(
+        dry.stdout.contains(&format!("would remove {dead}: ")),
+        "{}",
+        dry.stdout
+    );
+    assert!(dry.stdout.contains(&format!("would remove {incomplete}: ")));
+    for name in [&dead, &mapped, &live, &incomplete, &foreign] {
+        assert!(exists(name), "--dry-run removed {name}");
+    }
+
+    let ran = run(&[&["gc", "--verbose"], &flags[..], &[&prefix]].concat());
+    ran.ok();
+    let out = &ran.stdout;
+    let me = std::process::id();
+    assert!(
+        out.contains(&format!("removed {dead}: its creator, pid ")),
+        "{out}"
+    );
+    assert!(out.contains("is dead and no process uses it"), "{out}");
+    assert!(out.contains(&format!("removed {incomplete}: it is incomplete")));
+    assert!(
+        out.contains(&format!("kept {mapped}: in use by pid {me}")),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("kept {live}: its creator, pid {me}, is alive")),
+        "{out}"
+    );
+    assert!(
+        !out.contains(&foreign),
+        "gc looked at a foreign object:\n{out}"
+    );
+    assert!(out.contains("gc: removed 2 regions, kept 2"), "{out}");
+    assert!(!exists(&dead) && !exists(&incomplete));
+    assert!(exists(&mapped) && exists(&live) && exists(&foreign));
+}
+
+// ---- header ----
+
+/// Types whose C spelling needs care: a reserved word, a tuple struct, a packed struct.
+#[derive(ShmType, Clone, Copy)]
+#[repr(C)]
+struct Pair(u32, u32);
+
+#[derive(ShmType, Clone, Copy)]
+#[repr(C)]
+struct Odd {
+    int: u32,
+    default: u16,
+    flags: [u8; 2],
+    pair: Pair,
+    unsigned_big: u128,
+}
+
+#[derive(ShmType, Clone, Copy)]
+#[repr(C, packed)]
+struct Packed {
+    a: u8,
+    b: u32,
+}
+
+#[test]
+fn header_compiles_and_opens_values_queues_and_primitives() {
+    let mut cleanup = Cleanup::default();
+    let sample_name = cleanup.add("header-sample");
+    let in_place = cleanup.add("header-inplace");
+    let queue = cleanup.add("header-queue");
+    let primitive = cleanup.add("header-u64");
+    let array = cleanup.add("header-array");
+    let odd = cleanup.add("header-odd");
+    let packed = cleanup.add("header-packed");
+    let packed_queue = cleanup.add("header-packed-queue");
+    let _a = Shm::<Sample>::create(&sample_name, sample()).unwrap();
+    let _b = Shm::<Sample>::options()
+        .in_place(true)
+        .create(&in_place, sample())
+        .unwrap();
+    let _c = a_queue(&queue);
+    let _d = Shm::<u64>::create(&primitive, 42).unwrap();
+    let _e = Shm::<[u32; 4]>::create(&array, [1, 2, 3, 4]).unwrap();
+    let _f = Shm::<Odd>::create(
+        &odd,
+        Odd {
+            int: 1,
+            default: 2,
+            flags: [3, 4],
+            pair: Pair(5, 6),
+            unsigned_big: u128::MAX,
+        },
+    )
+    .unwrap();
+    let _g = Shm::<Packed>::create(&packed, Packed { a: 1, b: 2 }).unwrap();
+    let _h = ShmQueue::<Packed, 3>::create(&packed_queue).unwrap();
+
+    let source = c_dir().join("open_and_check.c");
+    for (name, expect) in [
+        (&sample_name, "value of Sample at version 0"),
+        (&in_place, "value of Sample at version 0"),
+        (&queue, "queue of Wheel: 2 of 8 queued"),
+        (&primitive, "value of u64 at version 0"),
+        (&array, "value of [u32; 4] at version 0"),
+        (&odd, "value of Odd at version 0"),
+        (&packed, "value of Packed at version 0"),
+        (&packed_queue, "queue of Packed: 0 of 3 queued"),
+    ] {
+        let dir = TempDir::new("header");
+        let header = dir.path.join("region.h");
+        run(&["header", name, "-o", header.to_str().unwrap()]).ok();
+        let program = compile_c(&source, &dir.path, &dir.path.join("open_and_check"))
+            .unwrap_or_else(|e| panic!("the header of {name} does not compile:\n{e}"));
+        let output = std::process::Command::new(&program).output().unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success() && stdout.trim() == expect,
+            "{name}: {stdout}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    // The same header on stdout; its reserved and tuple names are spelled for C.
+    let ran = run(&["header", &odd]);
+    ran.ok();
+    for text in [
+        "uint32_t int_; /* offset 0 */",
+        "uint16_t default_; /* offset 4 */",
+        "Odd_pair pair; /* offset 8 */",
+        "uint32_t _0; /* offset 0 */",
+        "unsigned __int128 unsigned_big; /* offset 16 */",
+        "#define SHMSTORE_FINGERPRINT UINT64_C(0x",
+        "static inline int shmstore_lock(shmstore_region_t *h)",
+    ] {
+        assert!(ran.stdout.contains(text), "no `{text}` in the header");
+    }
+    let packed_header = run(&["header", &packed]);
+    assert!(
+        packed_header
+            .stdout
+            .contains("typedef struct __attribute__((packed)) Packed {"),
+        "{}",
+        packed_header.stdout
+    );
+
+    // A header refuses a region of another type at open.
+    let dir = TempDir::new("header-wrong");
+    let header = dir.path.join("region.h");
+    run(&["header", &sample_name, "-o", header.to_str().unwrap()]).ok();
+    let program = compile_c(&source, &dir.path, &dir.path.join("open_and_check")).unwrap();
+    let output = std::process::Command::new(&program)
+        .arg(&primitive)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("holds another type"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+// ---- usage ----
+
+#[test]
+fn usage_errors_exit_with_2_and_help_shows_an_example() {
+    run(&[]).expect_code(2);
+    run(&["frobnicate"]).expect_code(2);
+    run(&["inspect"]).expect_code(2);
+    run(&["rm"]).expect_code(2);
+    run(&["watch", "x", "--count", "0"]).expect_code(2);
+    run(&["list", "--jsonn"]).expect_code(2);
+    for sub in ["list", "inspect", "watch", "rm", "gc", "header"] {
+        let ran = run(&[sub, "--help"]);
+        ran.ok();
+        assert!(
+            ran.stdout.contains(&format!("Example:\n  shmstore {sub}")),
+            "`{sub} --help` has no example:\n{}",
+            ran.stdout
+        );
+    }
+}

@@ -1,0 +1,386 @@
+//! What the `shmstore` command's tests share: unique names that are removed even when a test
+//! fails, the payload types, running the built binary with bounded waits, child processes,
+//! and compiling C.
+//!
+//! Every object a test makes in `/dev/shm` is named `shmstore-test-…` and removed by a
+//! [`Cleanup`] guard, so CI's leftover check sees nothing.
+
+#![allow(dead_code)] // each test binary uses its own part of this module
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use shmstore::ShmType;
+
+/// The directory behind `shm_open`.
+pub const SHM_DIR: &str = "/dev/shm";
+
+/// The environment variable that turns a re-executed test binary into a helper process.
+pub const CHILD_ENV: &str = "SHMSTORE_CLI_TEST_CHILD";
+
+/// A nested struct.
+#[derive(ShmType, Clone, Copy, Debug, PartialEq)]
+#[repr(C)]
+pub struct Pos {
+    /// Across.
+    pub x: f32,
+    /// Up.
+    pub y: f32,
+}
+
+/// An element of an array of structs.
+#[derive(ShmType, Clone, Copy, Debug, PartialEq)]
+#[repr(C)]
+pub struct Wheel {
+    /// Bar.
+    pub pressure: f32,
+    /// Turns per minute.
+    pub rpm: u32,
+}
+
+/// Every kind of field the descriptor has: scalars of several widths (128-bit too), a nested
+/// struct, an array of structs, a two-dimensional array of primitives and a byte array.
+/// 80 bytes, align 16, no padding.
+#[derive(ShmType, Clone, Copy, Debug, PartialEq)]
+#[repr(C)]
+pub struct Sample {
+    /// Offset 0.
+    pub counter: u64,
+    /// Offset 8.
+    pub scale: f64,
+    /// Offset 16.
+    pub big: i128,
+    /// Offset 32.
+    pub pos: Pos,
+    /// Offset 40.
+    pub wheels: [Wheel; 2],
+    /// Offset 56.
+    pub samples: [[u16; 2]; 3],
+    /// Offset 68.
+    pub tag: [u8; 4],
+    /// Offset 72.
+    pub tail: u64,
+}
+
+/// A recognisable value.
+pub fn sample() -> Sample {
+    Sample {
+        counter: 7,
+        scale: 0.25,
+        big: i128::MIN,
+        pos: Pos { x: 1.5, y: 0.1 },
+        wheels: [
+            Wheel {
+                pressure: 2.25,
+                rpm: 100,
+            },
+            Wheel {
+                pressure: 2.5,
+                rpm: 200,
+            },
+        ],
+        samples: [[1, 2], [3, 4], [5, 6]],
+        tag: *b"abcd",
+        tail: u64::MAX,
+    }
+}
+
+/// The `path = value` lines `inspect` prints for [`sample()`].
+pub const SAMPLE_LINES: &[&str] = &[
+    "counter = 7",
+    "scale = 0.25",
+    "big = -170141183460469231731687303715884105728",
+    "pos.x = 1.5",
+    "pos.y = 0.10000000149011612",
+    "wheels[].pressure = [2.25, 2.5]",
+    "wheels[].rpm = [100, 200]",
+    "samples = [1, 2, 3, 4, 5, 6]",
+    "tag = [97, 98, 99, 100]",
+    "tail = 18446744073709551615",
+];
+
+/// A unique region name for this test: `shmstore-test-cli-<tag>-<pid>-<n>`.
+pub fn unique_name(tag: &str) -> String {
+    format!("shmstore-test-cli-{tag}-{}-{}", std::process::id(), next())
+}
+
+fn next() -> u32 {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Removes its objects from `/dev/shm` when dropped, also when the test panics.
+#[derive(Default)]
+pub struct Cleanup {
+    names: Vec<String>,
+}
+
+impl Cleanup {
+    /// A guard for `name`, and the name.
+    pub fn new(tag: &str) -> (String, Cleanup) {
+        let name = unique_name(tag);
+        (name.clone(), Cleanup { names: vec![name] })
+    }
+
+    /// Also removes `name`, a name the test chose.
+    pub fn named(&mut self, name: String) -> String {
+        self.names.push(name.clone());
+        name
+    }
+
+    /// Also removes a new unique name.
+    pub fn add(&mut self, tag: &str) -> String {
+        let name = unique_name(tag);
+        self.names.push(name.clone());
+        name
+    }
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for name in &self.names {
+            // Regions and foreign files alike: a plain unlink of the object.
+            let _ = std::fs::remove_file(Path::new(SHM_DIR).join(name));
+        }
+    }
+}
+
+/// Creates a plain file in `/dev/shm` that is not a region (another program's object).
+pub fn foreign_object(cleanup: &mut Cleanup, contents: &[u8]) -> String {
+    let name = cleanup.named(format!(
+        "shmstore-test-foreign-{}-{}",
+        std::process::id(),
+        next()
+    ));
+    std::fs::write(Path::new(SHM_DIR).join(&name), contents).unwrap();
+    name
+}
+
+/// Whether `/dev/shm/NAME` exists.
+pub fn exists(name: &str) -> bool {
+    Path::new(SHM_DIR).join(name).exists()
+}
+
+/// The built `shmstore` binary.
+pub fn shmstore() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_shmstore"))
+}
+
+/// What a finished command printed, for assertions with useful messages.
+pub struct Ran {
+    /// Its exit code (`None` if a signal ended it).
+    pub code: Option<i32>,
+    /// Its stdout.
+    pub stdout: String,
+    /// Its stderr.
+    pub stderr: String,
+    /// The command line, for messages.
+    pub what: String,
+}
+
+impl Ran {
+    /// Panics unless the command exited with `code`.
+    pub fn expect_code(&self, code: i32) -> &Ran {
+        assert_eq!(
+            self.code,
+            Some(code),
+            "`{}` exited with {:?}\n--- stdout\n{}--- stderr\n{}",
+            self.what,
+            self.code,
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+
+    /// Panics unless the command succeeded.
+    pub fn ok(&self) -> &Ran {
+        self.expect_code(0)
+    }
+}
+
+impl From<(String, Output)> for Ran {
+    fn from((what, output): (String, Output)) -> Ran {
+        Ran {
+            code: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            what,
+        }
+    }
+}
+
+/// Runs `shmstore ARGS…` to completion, at most 30 seconds.
+pub fn run(args: &[&str]) -> Ran {
+    let what = format!("shmstore {}", args.join(" "));
+    let child = shmstore()
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let output = wait_with_timeout(child, Duration::from_secs(30), &what);
+    Ran::from((what, output))
+}
+
+/// Waits for `child` and collects its output; kills it and panics after `timeout`.
+pub fn wait_with_timeout(mut child: Child, timeout: Duration, what: &str) -> Output {
+    // Read the pipes on threads so that a chatty child never blocks on a full pipe.
+    let mut stdout = child.stdout.take();
+    let mut stderr = child.stderr.take();
+    let out = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        if let Some(s) = stdout.as_mut() {
+            let _ = s.read_to_end(&mut buf);
+        }
+        buf
+    });
+    let err = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        if let Some(s) = stderr.as_mut() {
+            let _ = s.read_to_end(&mut buf);
+        }
+        buf
+    });
+    let status = wait_status(&mut child, timeout, what);
+    Output {
+        status,
+        stdout: out.join().unwrap(),
+        stderr: err.join().unwrap(),
+    }
+}
+
+/// Waits for `child` to exit; kills it and panics after `timeout`.
+pub fn wait_status(child: &mut Child, timeout: Duration, what: &str) -> ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if start.elapsed() > timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("`{what}` did not finish within {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Tests that run a command over every object in `/dev/shm` (`list`, `gc`) hold this: `list`
+/// maps every region for a moment, and `gc` must not see another test's `list` as a user.
+pub fn whole_shm_lock() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Runs this test binary again as a helper process doing `action` (see each test file's
+/// `child_process_entry`), and waits for it to exit successfully.
+pub fn run_child(action: &str) {
+    let what = format!("helper process `{action}`");
+    let child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "child_process_entry",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_ENV, action)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let output = wait_with_timeout(child, Duration::from_secs(30), &what);
+    assert!(
+        output.status.success(),
+        "{what} failed: {}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// In a helper process: does the action it was started for. `create NAME` creates a
+/// [`Sample`] region and exits (so its creator is dead afterwards).
+pub fn child_action() {
+    let Ok(action) = std::env::var(CHILD_ENV) else {
+        return; // an ordinary test run: nothing to do
+    };
+    let mut words = action.split_whitespace();
+    match (words.next(), words.next()) {
+        (Some("create"), Some(name)) => {
+            shmstore::Shm::<Sample>::create(name, sample()).unwrap();
+        }
+        _ => panic!("unknown helper action {action:?}"),
+    }
+}
+
+/// A directory under the system's temporary directory, removed on drop.
+pub struct TempDir {
+    /// Its path.
+    pub path: PathBuf,
+}
+
+impl TempDir {
+    /// A new, empty directory.
+    pub fn new(tag: &str) -> TempDir {
+        let path = std::env::temp_dir().join(unique_name(tag));
+        std::fs::create_dir_all(&path).unwrap();
+        TempDir { path }
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// The C compiler, or a panic that says how to get one: these tests must not pass silently
+/// on a machine that cannot run them (CI installs `cc`).
+pub fn cc() -> &'static str {
+    let found = Command::new("cc")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        found,
+        "the C compiler `cc` is missing: the C interop tests need it (Debian/Ubuntu: \
+         `apt-get install gcc`; CI installs it in .ci/run)"
+    );
+    "cc"
+}
+
+/// Compiles `source` (with `include_dir` on the include path) into `dir/name` with
+/// `cc -std=c11 -O2 -Wall -Werror … -lpthread`; `Err` carries the compiler's output.
+pub fn compile_c(source: &Path, include_dir: &Path, out: &Path) -> Result<PathBuf, String> {
+    let output = Command::new(cc())
+        .args(["-std=c11", "-O2", "-Wall", "-Werror", "-I"])
+        .arg(include_dir)
+        .arg(source)
+        .arg("-o")
+        .arg(out)
+        .arg("-lpthread")
+        .output()
+        .unwrap();
+    if output.status.success() {
+        Ok(out.to_path_buf())
+    } else {
+        Err(format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        ))
+    }
+}
+
+/// Where the C programs of the interop tests are.
+pub fn c_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/c")
+}

@@ -1,0 +1,214 @@
+//! C and Python programs using regions that Rust created: through the header `shmstore
+//! header` writes (compiled with the machine's `cc`, every `_Static_assert` included), and
+//! through `examples/python/read_region.py` (standard library only).
+
+mod common;
+
+use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+use shmstore::Shm;
+
+#[test]
+fn child_process_entry() {
+    child_action();
+}
+
+/// Writes the header for `name` into `dir/region.h`.
+fn header_into(name: &str, dir: &Path) {
+    let path = dir.join("region.h");
+    run(&["header", name, "-o", path.to_str().unwrap()]).ok();
+    assert!(path.exists(), "`shmstore header -o` wrote nothing");
+}
+
+/// Compiles `tests/c/<program>.c` against `dir/region.h`.
+fn build(program: &str, dir: &Path) -> std::path::PathBuf {
+    let source = c_dir().join(format!("{program}.c"));
+    compile_c(&source, dir, &dir.join(program))
+        .unwrap_or_else(|errors| panic!("{program}.c does not compile:\n{errors}"))
+}
+
+#[test]
+fn a_c_program_locks_writes_and_commits_and_rust_sees_it() {
+    let (name, _cleanup) = Cleanup::new("c-bump");
+    let shm = Shm::<Sample>::create(&name, sample()).unwrap();
+    let dir = TempDir::new("c-bump");
+    header_into(&name, &dir.path);
+    let program = build("lock_and_bump", &dir.path);
+
+    let v0 = shm.version();
+    let output = Command::new(&program).arg(&name).output().unwrap();
+    assert!(
+        output.status.success(),
+        "lock_and_bump failed: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    let now = shm.read();
+    let mut expected = sample();
+    expected.counter += 1;
+    expected.pos.y = 2.5;
+    expected.wheels[1].rpm = 1234;
+    assert_eq!(now, expected, "Rust sees the C program's commit, whole");
+    assert!(shm.version() > v0, "the C commit published a newer version");
+    assert!(!shm.is_poisoned());
+    // The commit copied the working copy to the second copy: a Rust write that dies now would
+    // roll back to the C program's value, not to an older one. A lock and an unchanged read
+    // show the copies agree as far as the API can tell.
+    drop(shm.lock().unwrap());
+    assert_eq!(shm.read(), expected);
+}
+
+#[test]
+fn a_c_writer_killed_mid_write_poisons_an_in_place_region() {
+    let (name, _cleanup) = Cleanup::new("c-poison");
+    let shm = Shm::<Sample>::options()
+        .in_place(true)
+        .create(&name, sample())
+        .unwrap();
+    let dir = TempDir::new("c-poison");
+    header_into(&name, &dir.path);
+    let program = build("poison_and_die", &dir.path);
+
+    let mut child = Command::new(&program)
+        .arg(&name)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = wait_status(&mut child, Duration::from_secs(30), "poison_and_die");
+    assert_eq!(
+        status.signal(),
+        Some(9),
+        "poison_and_die should die of SIGKILL holding the lock, it ended with {status:?}"
+    );
+
+    // The read-only inspector cannot repair the region: it says so instead of waiting for a
+    // write that will never be published.
+    let ran = run(&["inspect", &name]);
+    ran.ok();
+    assert!(
+        ran.stdout
+            .contains("value: not shown: an in-place write has been under way"),
+        "{}",
+        ran.stdout
+    );
+
+    let err = shm
+        .lock()
+        .expect_err("a writer died mid-write in place: lock() must report the poison");
+    assert!(shm.is_poisoned());
+    let guard = err.into_inner();
+    assert_eq!(guard.counter, 99, "the partial write stays visible");
+    assert_eq!(guard.tail, u64::MAX);
+    drop(guard);
+    shm.clear_poison();
+    assert!(!shm.is_poisoned());
+}
+
+#[test]
+fn a_header_whose_layout_is_wrong_does_not_compile() {
+    let (name, _cleanup) = Cleanup::new("c-asserts");
+    let _shm = Shm::<Sample>::create(&name, sample()).unwrap();
+    let dir = TempDir::new("c-asserts");
+    header_into(&name, &dir.path);
+    let header = std::fs::read_to_string(dir.path.join("region.h")).unwrap();
+
+    // The header as written compiles, with every assertion in it.
+    build("lock_and_bump", &dir.path);
+    for assertion in [
+        "_Static_assert(offsetof(Sample, big) == 16",
+        "_Static_assert(offsetof(Sample, wheels[0].rpm) == 44",
+        "_Static_assert(sizeof(Sample) == 80",
+        "_Static_assert(offsetof(shmstore_header_t, mutex) == 192",
+        "_Static_assert(sizeof(shmstore_header_t) == 256",
+    ] {
+        assert!(header.contains(assertion), "no `{assertion}` in the header");
+    }
+
+    // A member of the wrong width (as a generator bug would write it) moves the next member
+    // and grows the struct: the assertions stop the build.
+    let right = "    float pressure; /* offset 0 */\n";
+    let broken = header.replacen(right, "    double pressure; /* offset 0 */\n", 1);
+    assert_ne!(broken, header, "the header declares `{right}`");
+    let bad_dir = TempDir::new("c-asserts-bad");
+    std::fs::write(bad_dir.path.join("region.h"), broken).unwrap();
+    let errors = compile_c(
+        &c_dir().join("lock_and_bump.c"),
+        &bad_dir.path,
+        &bad_dir.path.join("lock_and_bump"),
+    )
+    .expect_err("a header with a wrong offset compiled");
+    assert!(
+        errors.contains("static assertion failed"),
+        "the compiler refused it for another reason:\n{errors}"
+    );
+}
+
+#[test]
+fn the_python_example_reads_a_region_like_inspect() {
+    if Command::new("python3")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_err()
+    {
+        eprintln!("note: python3 is not installed; skipping the Python interop test");
+        return;
+    }
+    let (name, _cleanup) = Cleanup::new("python");
+    let shm = Shm::<Sample>::create(&name, sample()).unwrap();
+    {
+        // A committed write, so that the version is not 0.
+        shm.lock().unwrap().counter = 8;
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/python/read_region.py");
+    let child = Command::new("python3")
+        .arg(&script)
+        .arg(&name)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let output = wait_with_timeout(child, Duration::from_secs(30), "read_region.py");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "read_region.py failed:\n{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("type     Sample (80 bytes, align 16)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("value at version {}", shm.version())),
+        "{stdout}"
+    );
+
+    // Its lines are exactly those of `shmstore inspect`.
+    let fields = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|l| l.contains(" = "))
+            .map(|l| l.trim().to_string())
+            .collect()
+    };
+    let inspect = run(&["inspect", &name]);
+    inspect.ok();
+    // Nothing changes the region meanwhile: the whole output is the same, header included.
+    assert_eq!(stdout, inspect.stdout);
+    let python_fields = fields(&stdout);
+    assert_eq!(python_fields, fields(&inspect.stdout));
+    let mut expected: Vec<String> = SAMPLE_LINES.iter().map(|s| s.to_string()).collect();
+    expected[0] = "counter = 8".to_string();
+    assert_eq!(python_fields, expected);
+
+    // Reading did not remove or change the region (Python's resource tracker is kept out).
+    assert!(exists(&name), "read_region.py removed the region");
+    assert_eq!(shm.read().counter, 8);
+}
