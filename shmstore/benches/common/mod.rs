@@ -62,13 +62,20 @@ pub struct Helper(std::process::Child);
 impl Helper {
     /// Starts `current_exe()` as a helper with `role` and `arg`.
     pub fn spawn(role: &str, arg: &str) -> Helper {
+        Helper::spawn_with_stdio(role, arg, Stdio::null(), Stdio::null())
+    }
+
+    /// Starts `current_exe()` as a helper with `role` and `arg`, its standard input and output
+    /// connected to `stdin` and `stdout` (e.g. the ends of a pipe or socket handed over to it:
+    /// the parent's copies are closed once the child is started).
+    pub fn spawn_with_stdio(role: &str, arg: &str, stdin: Stdio, stdout: Stdio) -> Helper {
         let exe = std::env::current_exe().expect("current_exe");
         let child = Command::new(exe)
             .env(ROLE_VAR, role)
             .env(ARG_VAR, arg)
             .env(PARENT_VAR, std::process::id().to_string())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdin(stdin)
+            .stdout(stdout)
             .stderr(Stdio::inherit())
             .spawn()
             .expect("spawn helper process");

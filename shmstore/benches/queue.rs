@@ -1,0 +1,803 @@
+//! `ShmQueue` against a pipe and a Unix stream socket between two processes (DESIGN §11),
+//! measured in one run: `cargo bench -p shmstore --bench queue`.
+//!
+//! The bench process is pinned to CPU 0; its peer is a helper process (this binary re-executed
+//! with a role, pinned to CPU 1). A pipe or socket is handed to the helper as its standard
+//! input or output, so a helper that dies shows up as end-of-file instead of a hang.
+//!
+//! - Throughput, 64 B and 4 KiB messages: the helper produces numbered messages back to back
+//!   (`push`, or one `write` per message); the bench process consumes `iters` of them (`pop`,
+//!   or one `read_exact` per message), checks their order and is timed from the first to the
+//!   last. Queues: SPSC (and MPMC for 64 B) with 256 KiB of slots; pipe and socket with their
+//!   default buffers.
+//! - Round trip, busy-polling echo: the bench process sends a `u64` and spins until it comes
+//!   back; the helper spins on `try_pop` and pushes it back on a second queue. Baselines: a
+//!   pipe ping-pong with both ends spinning on non-blocking reads, the same with blocking
+//!   reads, and the floor of any shared-memory transport: two processes bouncing a counter
+//!   through two cache lines. Also the queue's blocking `pop`/`push` back to back.
+//! - Round trip, sleeping echo: the same after a pause of `GAP` (the echo's `pop` spins ~20 µs,
+//!   so it is asleep in the futex), against a pipe ping-pong with the same pause; only the
+//!   round trips are timed. Then `TIMED_SLEEPING` of each, interleaved, as distributions.
+//!
+//! Each figure is also kept as the median of criterion's samples (robust against the samples a
+//! noisy machine spoils), and a summary of the ratios against the targets is printed at the end.
+//! On a virtual machine the two CPUs may sit close together or far apart in the host, and that
+//! can change between runs: the "raw cache-line ping-pong" figure says which case a run met.
+
+mod common;
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use common::{
+    bench_name, helper_role, pin_to_cpu, spin_until, Helper, Percentiles, RawShm, Regions,
+};
+use criterion::{BenchmarkGroup, Criterion, SamplingMode, Throughput};
+use nix::fcntl::{fcntl, FcntlArg, OFlag};
+use nix::unistd::pipe2;
+use shmstore::{Error, QueueMode, ShmQueue};
+
+/// Slots of the 64-byte queue: 256 KiB.
+const SMALL_CAP: usize = 4096;
+/// Slots of the 4 KiB queue: 256 KiB.
+const PAGE_CAP: usize = 64;
+/// Slots of the round-trip queues (one message is in flight at a time).
+const PING_CAP: usize = 16;
+
+type PingQueue = ShmQueue<u64, PING_CAP>;
+
+/// How long the bench process waits after each answer before the next message, in the
+/// sleeping case: well past the ~20 µs a blocked `pop` spins before it sleeps.
+const GAP: Duration = Duration::from_micros(200);
+/// A helper that does not answer within this has died: fail instead of hanging.
+const PATIENCE: Duration = Duration::from_secs(10);
+/// Round trips of each kind measured for the printed sleeping distributions.
+const TIMED_SLEEPING: usize = 2_000;
+/// Criterion's samples per benchmark (the summary takes the median of the last this many).
+const SAMPLES: usize = 10;
+
+// Keys of the figures kept for the summary.
+const TP64_SPSC: &str = "tp64 spsc";
+const TP64_MPMC: &str = "tp64 mpmc";
+const TP64_PIPE: &str = "tp64 pipe";
+const TP64_SOCKET: &str = "tp64 socket";
+const TP4K_SPSC: &str = "tp4k spsc";
+const TP4K_PIPE: &str = "tp4k pipe";
+const TP4K_SOCKET: &str = "tp4k socket";
+const RT_SPIN_QUEUE: &str = "rt spin queue";
+const RT_SPIN_ATOMIC: &str = "rt spin atomic";
+const RT_BLOCK_QUEUE: &str = "rt block queue";
+const RT_PIPE: &str = "rt pipe";
+const RT_PIPE_SPIN: &str = "rt pipe spin";
+const RT_SLEEP_QUEUE: &str = "rt sleep queue";
+const RT_SLEEP_PIPE: &str = "rt sleep pipe";
+
+/// Writes message number `seq` into its first 8 bytes.
+#[inline]
+fn stamp<const S: usize>(msg: &mut [u8; S], seq: u64) {
+    msg[..8].copy_from_slice(&seq.to_le_bytes());
+}
+
+/// The number of a message.
+#[inline]
+fn seq_of(msg: &[u8]) -> u64 {
+    u64::from_le_bytes(msg[..8].try_into().expect("8 bytes"))
+}
+
+/// A helper's standard input or output as a `File` (unbuffered: one system call per message).
+fn stdio_file(fd: impl AsFd) -> File {
+    File::from(fd.as_fd().try_clone_to_owned().expect("dup stdio"))
+}
+
+/// Spins until `ready` returns something; panics after `PATIENCE` (the helper died).
+#[inline]
+fn spin_for<R>(mut ready: impl FnMut() -> Option<R>) -> R {
+    let mut spins = 0u32;
+    let mut since = None;
+    loop {
+        if let Some(r) = ready() {
+            return r;
+        }
+        spins = spins.wrapping_add(1);
+        if spins % 65_536 == 0 && since.get_or_insert_with(Instant::now).elapsed() > PATIENCE {
+            panic!("no answer within {PATIENCE:?}: did the helper process die?");
+        }
+        std::hint::spin_loop();
+    }
+}
+
+/// The figures of this run, for the summary: per benchmark, `(iters, time)` of every call of
+/// the measured routine (warm-up first, then criterion's samples).
+#[derive(Default)]
+struct Figures(RefCell<BTreeMap<&'static str, Vec<(u64, Duration)>>>);
+
+impl Figures {
+    fn record(&self, key: &'static str, iters: u64, time: Duration) -> Duration {
+        self.0
+            .borrow_mut()
+            .entry(key)
+            .or_default()
+            .push((iters, time));
+        time
+    }
+
+    /// The median time per iteration of the last `SAMPLES` calls (criterion's samples), in
+    /// nanoseconds; `None` if the benchmark did not run or ran in test mode.
+    fn ns(&self, key: &str) -> Option<f64> {
+        let map = self.0.borrow();
+        let calls = map.get(key)?;
+        if calls.len() < SAMPLES || calls.iter().rev().take(SAMPLES).any(|&(i, _)| i < 2) {
+            return None;
+        }
+        let mut per: Vec<f64> = calls[calls.len() - SAMPLES..]
+            .iter()
+            .map(|&(iters, time)| time.as_nanos() as f64 / iters as f64)
+            .collect();
+        per.sort_by(f64::total_cmp);
+        Some((per[SAMPLES / 2 - 1] + per[SAMPLES / 2]) / 2.0)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Throughput
+
+/// Where the bench process receives numbered messages from.
+trait Source {
+    /// The next message's number.
+    fn recv(&mut self) -> u64;
+}
+
+impl<const S: usize, const CAP: usize> Source for ShmQueue<[u8; S], CAP> {
+    #[inline]
+    fn recv(&mut self) -> u64 {
+        let msg = self.pop().expect("pop").expect("queue closed");
+        seq_of(&msg)
+    }
+}
+
+/// A pipe or socket, one `read_exact` of `S` bytes per message.
+struct FdSource<const S: usize> {
+    file: File,
+    buf: Box<[u8; S]>,
+}
+
+impl<const S: usize> FdSource<S> {
+    fn new(fd: OwnedFd) -> Self {
+        FdSource {
+            file: File::from(fd),
+            buf: Box::new([0; S]),
+        }
+    }
+}
+
+impl<const S: usize> Source for FdSource<S> {
+    #[inline]
+    fn recv(&mut self) -> u64 {
+        self.file
+            .read_exact(&mut self.buf[..])
+            .expect("read (did the helper process die?)");
+        seq_of(&self.buf[..])
+    }
+}
+
+/// Receives one message, then times `iters` more, checking that none is lost or reordered.
+fn drain(src: &mut impl Source, next: &mut u64, iters: u64) -> Duration {
+    let mut check = |got: u64| {
+        assert_eq!(got, *next, "message lost or reordered");
+        *next += 1;
+    };
+    check(src.recv());
+    let start = Instant::now();
+    for _ in 0..iters {
+        check(src.recv());
+    }
+    start.elapsed()
+}
+
+/// Helper role `produce-queue-*` (argument: the queue): pushes numbered messages until the
+/// queue is closed.
+fn produce_queue<const S: usize, const CAP: usize>(name: &str) {
+    let q = ShmQueue::<[u8; S], CAP>::open(name).expect("producer: open");
+    let mut msg = [0u8; S];
+    for seq in 0u64.. {
+        stamp(&mut msg, seq);
+        match q.push(msg) {
+            Ok(()) => {}
+            Err(Error::QueueClosed { .. }) => return,
+            Err(e) => panic!("producer: {e}"),
+        }
+    }
+}
+
+/// Helper role `produce-fd-*`: writes numbered messages to its standard output (a pipe or a
+/// socket), one `write` each, until the reader goes away.
+fn produce_fd<const S: usize>() {
+    let mut out = stdio_file(std::io::stdout());
+    let mut msg = [0u8; S];
+    for seq in 0u64.. {
+        stamp(&mut msg, seq);
+        if out.write_all(&msg).is_err() {
+            return;
+        }
+    }
+}
+
+type Group<'a> = BenchmarkGroup<'a, criterion::measurement::WallTime>;
+
+/// One throughput benchmark: consume from `src` while `_helper` produces.
+fn bench_source(
+    g: &mut Group<'_>,
+    figs: &Figures,
+    key: &'static str,
+    label: &str,
+    mut src: impl Source,
+    _helper: Helper,
+) {
+    let mut next = 0;
+    g.bench_function(label, |b| {
+        b.iter_custom(|iters| figs.record(key, iters, drain(&mut src, &mut next, iters)))
+    });
+}
+
+/// The queue, pipe and socket throughput benchmarks for messages of `S` bytes.
+fn throughput<const S: usize, const CAP: usize>(
+    g: &mut Group<'_>,
+    figs: &Figures,
+    keys: [&'static str; 4],
+) {
+    let size = if S == 64 { "64" } else { "4k" };
+    let role = format!("produce-queue-{size}");
+    let modes = [(QueueMode::Spsc, keys[0]), (QueueMode::Mpmc, keys[1])];
+    for (mode, key) in modes.into_iter().filter(|&(_, key)| !key.is_empty()) {
+        let names = Regions(vec![bench_name(&format!("queue-tp{size}"))]);
+        let q = ShmQueue::<[u8; S], CAP>::options()
+            .queue_mode(mode)
+            .create(&names.0[0])
+            .expect("create");
+        let helper = Helper::spawn(&role, &names.0[0]);
+        bench_source(g, figs, key, &format!("ShmQueue {mode:?}"), q, helper);
+    }
+    let role = format!("produce-fd-{size}");
+    let (r, w) = pipe2(OFlag::O_CLOEXEC).expect("pipe2");
+    let helper = Helper::spawn_with_stdio(&role, "", Stdio::null(), Stdio::from(w));
+    bench_source(g, figs, keys[2], "pipe", FdSource::<S>::new(r), helper);
+    let (mine, theirs) = UnixStream::pair().expect("socketpair");
+    let helper =
+        Helper::spawn_with_stdio(&role, "", Stdio::null(), Stdio::from(OwnedFd::from(theirs)));
+    bench_source(
+        g,
+        figs,
+        keys[3],
+        "Unix stream socket",
+        FdSource::<S>::new(mine.into()),
+        helper,
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Round trips
+
+/// One side of a ping-pong, seen from the bench process.
+trait Echo {
+    /// Sends `seq` and waits until it comes back.
+    fn round(&mut self, seq: u64);
+}
+
+/// Two SPSC queues; the bench process spins on `try_pop` (the echo does too).
+struct QueueSpin {
+    ping: PingQueue,
+    pong: PingQueue,
+}
+
+impl Echo for QueueSpin {
+    #[inline]
+    fn round(&mut self, seq: u64) {
+        self.ping.try_push(seq).expect("push");
+        let back = spin_for(|| self.pong.try_pop().expect("pop"));
+        assert_eq!(back, seq);
+    }
+}
+
+/// Two SPSC queues, the blocking calls (spin, then futex).
+struct QueueBlocking {
+    ping: PingQueue,
+    pong: PingQueue,
+}
+
+impl Echo for QueueBlocking {
+    #[inline]
+    fn round(&mut self, seq: u64) {
+        self.ping.push(seq).expect("push");
+        let back = self.pong.pop_timeout(PATIENCE).expect("pop");
+        assert_eq!(back, Some(seq));
+    }
+}
+
+/// Two pipes: `write`, then a blocking `read`, or (`spin`) a non-blocking one in a busy loop.
+struct PipeEcho {
+    ping: File,
+    pong: File,
+    spin: bool,
+}
+
+impl Echo for PipeEcho {
+    #[inline]
+    fn round(&mut self, seq: u64) {
+        self.ping.write_all(&seq.to_le_bytes()).expect("write");
+        let mut buf = [0u8; 8];
+        read_full(&mut self.pong, &mut buf, self.spin).expect("read (did the helper process die?)");
+        assert_eq!(u64::from_le_bytes(buf), seq);
+    }
+}
+
+/// Fills `buf` from `file`; with `spin`, the descriptor is non-blocking and this spins while it
+/// has nothing to read. End of file (the peer died) is an error.
+#[inline]
+fn read_full(file: &mut File, buf: &mut [u8], spin: bool) -> std::io::Result<()> {
+    if !spin {
+        return file.read_exact(buf);
+    }
+    let mut got = 0;
+    while got < buf.len() {
+        match file.read(&mut buf[got..]) {
+            Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::hint::spin_loop(),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Makes reads of `file` non-blocking.
+fn set_nonblocking(file: &File) {
+    let flags = fcntl(file, FcntlArg::F_GETFL).expect("F_GETFL");
+    let flags = OFlag::from_bits_truncate(flags) | OFlag::O_NONBLOCK;
+    fcntl(file, FcntlArg::F_SETFL(flags)).expect("F_SETFL");
+}
+
+/// The raw floor: a counter bounced between two processes through two cache lines.
+struct AtomicEcho<'a>(&'a Words);
+
+#[repr(C, align(64))]
+struct Line(AtomicU64);
+
+#[repr(C)]
+struct Words {
+    ping: Line,
+    pong: Line,
+}
+
+fn words(shm: &RawShm) -> &Words {
+    const { assert!(std::mem::size_of::<Words>() <= 4096) };
+    // SAFETY: the mapping is at least 4096 bytes, page-aligned and zero-filled at creation;
+    // atomics accept any bytes and are shared through `&` only; the reference is tied to `shm`.
+    unsafe { &*shm.ptr().cast::<Words>() }
+}
+
+impl Echo for AtomicEcho<'_> {
+    #[inline]
+    fn round(&mut self, seq: u64) {
+        self.0.ping.0.store(seq, Ordering::Release);
+        spin_for(|| (self.0.pong.0.load(Ordering::Acquire) == seq).then_some(()));
+    }
+}
+
+/// Helper role `echo-queue-spin` / `echo-queue-sleep` (argument `PING,PONG`): pushes back on
+/// PONG every number popped from PING, with `try_pop` in a busy loop or with `pop`.
+fn echo_queue(arg: &str, spin: bool) {
+    let (ping, pong) = arg.split_once(',').expect("two names");
+    let ping = PingQueue::open(ping).expect("echo: open ping");
+    let pong = PingQueue::open(pong).expect("echo: open pong");
+    if spin {
+        loop {
+            match ping.try_pop().expect("echo: pop") {
+                Some(v) => pong.try_push(v).expect("echo: push"),
+                None => std::hint::spin_loop(),
+            }
+        }
+    }
+    while let Some(v) = ping.pop().expect("echo: pop") {
+        pong.push(v).expect("echo: push");
+    }
+}
+
+/// Helper role `echo-fd` / `echo-fd-spin`: writes back to its standard output every 8 bytes
+/// read from its standard input (blocking, or non-blocking in a busy loop), until either end
+/// goes away.
+fn echo_fd(spin: bool) {
+    let mut input = stdio_file(std::io::stdin());
+    if spin {
+        set_nonblocking(&input);
+    }
+    let mut output = stdio_file(std::io::stdout());
+    let mut buf = [0u8; 8];
+    while read_full(&mut input, &mut buf, spin).is_ok() {
+        if output.write_all(&buf).is_err() {
+            return;
+        }
+    }
+}
+
+/// Helper role `echo-atomic` (argument: the raw object): copies `ping` to `pong`, spinning.
+fn echo_atomic(name: &str) {
+    let shm = RawShm::open(name, 4096);
+    let w = words(&shm);
+    let mut seen = 0;
+    loop {
+        let v = w.ping.0.load(Ordering::Acquire);
+        if v != seen {
+            seen = v;
+            w.pong.0.store(v, Ordering::Release);
+        } else {
+            std::hint::spin_loop();
+        }
+    }
+}
+
+/// Runs `f` with a queue ping-pong whose helper has role `role`.
+fn with_queues<R>(role: &str, f: impl FnOnce(PingQueue, PingQueue) -> R) -> R {
+    let names = Regions(vec![bench_name("queue-ping"), bench_name("queue-pong")]);
+    let spsc = || PingQueue::options().queue_mode(QueueMode::Spsc);
+    let ping = spsc().create(&names.0[0]).expect("create ping");
+    let pong = spsc().create(&names.0[1]).expect("create pong");
+    let _helper = Helper::spawn(role, &names.0.join(","));
+    // The first answer also waits for the helper to start.
+    ping.push(0).expect("push");
+    assert_eq!(pong.pop_timeout(PATIENCE).expect("first answer"), Some(0));
+    f(ping, pong)
+}
+
+/// Runs `f` with a pipe ping-pong; with `spin`, both ends busy-poll non-blocking reads.
+fn with_pipes<R>(spin: bool, f: impl FnOnce(&mut PipeEcho) -> R) -> R {
+    let (ping_r, ping_w) = pipe2(OFlag::O_CLOEXEC).expect("pipe2");
+    let (pong_r, pong_w) = pipe2(OFlag::O_CLOEXEC).expect("pipe2");
+    let role = if spin { "echo-fd-spin" } else { "echo-fd" };
+    let _helper = Helper::spawn_with_stdio(role, "", ping_r.into(), pong_w.into());
+    let pong = File::from(pong_r);
+    if spin {
+        set_nonblocking(&pong);
+    }
+    let mut e = PipeEcho {
+        ping: ping_w.into(),
+        pong,
+        spin,
+    };
+    e.round(0);
+    f(&mut e)
+}
+
+/// Back to back: the time of `iters` round trips.
+fn back_to_back(e: &mut impl Echo, seq: &mut u64, iters: u64) -> Duration {
+    let start = Instant::now();
+    for _ in 0..iters {
+        *seq += 1;
+        e.round(*seq);
+    }
+    start.elapsed()
+}
+
+/// After a pause: the sum of `iters` round trips, each `GAP` after the previous one.
+fn after_pause(e: &mut impl Echo, seq: &mut u64, iters: u64) -> Duration {
+    let mut total = Duration::ZERO;
+    for _ in 0..iters {
+        spin_until(Instant::now() + GAP);
+        *seq += 1;
+        let t = Instant::now();
+        e.round(*seq);
+        total += t.elapsed();
+    }
+    total
+}
+
+fn benches(c: &mut Criterion, figs: &Figures) {
+    pin_to_cpu(0);
+
+    let mut g: Group<'_> = c.benchmark_group("queue throughput, 64 B messages");
+    g.throughput(Throughput::Elements(1))
+        .sample_size(SAMPLES)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3));
+    throughput::<64, SMALL_CAP>(&mut g, figs, [TP64_SPSC, TP64_MPMC, TP64_PIPE, TP64_SOCKET]);
+    g.finish();
+
+    let mut g: Group<'_> = c.benchmark_group("queue throughput, 4 KiB messages");
+    g.throughput(Throughput::Bytes(4096))
+        .sample_size(SAMPLES)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3));
+    throughput::<4096, PAGE_CAP>(&mut g, figs, [TP4K_SPSC, "", TP4K_PIPE, TP4K_SOCKET]);
+    g.finish();
+
+    let mut g: Group<'_> = c.benchmark_group("round trip, busy-polling echo");
+    g.sample_size(SAMPLES)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
+    let mut seq = 0;
+    with_queues("echo-queue-spin", |ping, pong| {
+        let mut e = QueueSpin { ping, pong };
+        g.bench_function("ShmQueue SPSC, try_pop spin", |b| {
+            b.iter_custom(|iters| {
+                figs.record(RT_SPIN_QUEUE, iters, back_to_back(&mut e, &mut seq, iters))
+            })
+        });
+    });
+    with_queues("echo-queue-sleep", |ping, pong| {
+        let mut e = QueueBlocking { ping, pong };
+        let mut seq = 0;
+        g.bench_function("ShmQueue SPSC, pop/push (blocking calls)", |b| {
+            b.iter_custom(|iters| {
+                figs.record(RT_BLOCK_QUEUE, iters, back_to_back(&mut e, &mut seq, iters))
+            })
+        });
+    });
+    {
+        let raw = RawShm::create(&bench_name("queue-atomic"), 4096);
+        let _helper = Helper::spawn("echo-atomic", raw.name());
+        let mut e = AtomicEcho(words(&raw));
+        e.round(u64::MAX);
+        let mut seq = 0;
+        g.bench_function("raw cache-line ping-pong", |b| {
+            b.iter_custom(|iters| {
+                figs.record(RT_SPIN_ATOMIC, iters, back_to_back(&mut e, &mut seq, iters))
+            })
+        });
+    }
+    with_pipes(true, |e| {
+        let mut seq = 0;
+        g.bench_function("pipe, non-blocking read spin", |b| {
+            b.iter_custom(|iters| {
+                figs.record(RT_PIPE_SPIN, iters, back_to_back(e, &mut seq, iters))
+            })
+        });
+    });
+    with_pipes(false, |e| {
+        let mut seq = 0;
+        g.bench_function("pipe, blocking read", |b| {
+            b.iter_custom(|iters| figs.record(RT_PIPE, iters, back_to_back(e, &mut seq, iters)))
+        });
+    });
+    g.finish();
+
+    // Only the round trips are timed, so the wall time is ~GAP / round trip longer than
+    // criterion's measurement time.
+    let mut g: Group<'_> = c.benchmark_group("round trip, sleeping echo (200 us apart)");
+    g.sampling_mode(SamplingMode::Flat)
+        .sample_size(SAMPLES)
+        .warm_up_time(Duration::from_millis(50))
+        .measurement_time(Duration::from_millis(200));
+    with_queues("echo-queue-sleep", |ping, pong| {
+        let mut e = QueueBlocking { ping, pong };
+        let mut seq = 0;
+        g.bench_function("ShmQueue SPSC, pop/push", |b| {
+            b.iter_custom(|iters| {
+                figs.record(RT_SLEEP_QUEUE, iters, after_pause(&mut e, &mut seq, iters))
+            })
+        });
+    });
+    with_pipes(false, |e| {
+        let mut seq = 0;
+        g.bench_function("pipe", |b| {
+            b.iter_custom(|iters| {
+                figs.record(RT_SLEEP_PIPE, iters, after_pause(e, &mut seq, iters))
+            })
+        });
+    });
+    g.finish();
+
+    let [queue, pipe] = with_queues("echo-queue-sleep", |ping, pong| {
+        let mut q = QueueBlocking { ping, pong };
+        with_pipes(false, |p| sleeping_distributions(&mut q, p))
+    });
+    println!("round trip, sleeping echo, {TIMED_SLEEPING} of each interleaved:");
+    println!("    ShmQueue SPSC: {queue}");
+    println!("    pipe:          {pipe}");
+    summary(figs);
+}
+
+/// `TIMED_SLEEPING` round trips of each kind after a pause, interleaved (queue, pipe, queue,
+/// ...) so that both see the same machine at the same time.
+fn sleeping_distributions(q: &mut QueueBlocking, p: &mut PipeEcho) -> [Percentiles; 2] {
+    let (mut qs, mut ps) = (Vec::new(), Vec::new());
+    let mut seq = 1 << 32;
+    for _ in 0..TIMED_SLEEPING {
+        for (e, out) in [(q as &mut dyn Echo, &mut qs), (p as &mut dyn Echo, &mut ps)] {
+            seq += 1;
+            spin_until(Instant::now() + GAP);
+            let t = Instant::now();
+            e.round(seq);
+            out.push(t.elapsed().as_nanos() as u64);
+        }
+    }
+    [Percentiles::of(qs), Percentiles::of(ps)]
+}
+
+/// What a summary row measures: messages or bytes per second (higher is better), or a round
+/// trip in nanoseconds (lower is better).
+#[derive(Clone, Copy)]
+enum Unit {
+    Msgs,
+    Bytes(f64),
+    Nanos,
+}
+
+impl Unit {
+    fn show(self, ns: f64) -> String {
+        match self {
+            Unit::Msgs => format!("{:.2} M msg/s", 1e3 / ns),
+            Unit::Bytes(size) => format!("{:.2} GB/s", size / ns),
+            Unit::Nanos if ns < 10_000.0 => format!("{ns:.0} ns"),
+            Unit::Nanos => format!("{:.1} us", ns / 1e3),
+        }
+    }
+
+    /// ShmQueue's figure over the baseline's (throughput) or the baseline's over ShmQueue's
+    /// (latency): above 1 means ShmQueue is better, for both.
+    fn gain(self, ours: f64, base: f64) -> f64 {
+        match self {
+            Unit::Nanos => ours / base,
+            _ => base / ours,
+        }
+    }
+}
+
+/// One summary row; `target` says whether the row meets its target (`None`: no target).
+fn row(
+    what: &str,
+    unit: Unit,
+    ours: Option<f64>,
+    base: (&str, Option<f64>),
+    target: (&str, &dyn Fn(f64, f64) -> bool),
+) {
+    let (Some(ours), Some(base_ns)) = (ours, base.1) else {
+        println!("  {what:<30} not measured in this run");
+        return;
+    };
+    let ratio = unit.gain(ours, base_ns);
+    let verdict = if target.0.is_empty() {
+        ""
+    } else if (target.1)(ours, ratio) {
+        "  met"
+    } else {
+        "  MISSED"
+    };
+    let ratio = match unit {
+        Unit::Nanos => format!("{ratio:.3}x"),
+        _ => format!("{ratio:.1}x"),
+    };
+    println!(
+        "  {what:<30} {:>14}   {:<9} {:>14}   {ratio:>8}   {}{verdict}",
+        unit.show(ours),
+        base.0,
+        unit.show(base_ns),
+        target.0,
+    );
+}
+
+/// The ratios against the targets, from the figures of this run.
+fn summary(figs: &Figures) {
+    let f = |key| figs.ns(key);
+    let none: (&str, &dyn Fn(f64, f64) -> bool) = ("", &|_, _| true);
+    println!();
+    println!(
+        "ShmQueue against its targets (DESIGN \u{a7}11), medians of criterion's samples in this \
+         run. Ratio: throughput ShmQueue / baseline (higher is better), round trip ShmQueue / \
+         baseline (lower is better)."
+    );
+    println!(
+        "  {:<30} {:>14}   {:<9} {:>14}   {:>8}   target",
+        "", "ShmQueue", "vs", "baseline", "ratio"
+    );
+    let tp64 = |ns: f64, ratio: f64| ratio >= 20.0 && 1e9 / ns >= 50e6;
+    row(
+        "SPSC throughput, 64 B",
+        Unit::Msgs,
+        f(TP64_SPSC),
+        ("pipe", f(TP64_PIPE)),
+        (">= 20x pipe and >= 50 M msg/s", &tp64),
+    );
+    row(
+        "SPSC throughput, 64 B",
+        Unit::Msgs,
+        f(TP64_SPSC),
+        ("socket", f(TP64_SOCKET)),
+        none,
+    );
+    row(
+        "MPMC throughput, 64 B",
+        Unit::Msgs,
+        f(TP64_MPMC),
+        ("pipe", f(TP64_PIPE)),
+        none,
+    );
+    let tp4k = |ns: f64, ratio: f64| ratio >= 10.0 && 4096.0 / ns >= 35.0;
+    let page = Unit::Bytes(4096.0);
+    row(
+        "SPSC throughput, 4 KiB",
+        page,
+        f(TP4K_SPSC),
+        ("pipe", f(TP4K_PIPE)),
+        (">= 10x pipe and >= 35 GB/s", &tp4k),
+    );
+    row(
+        "SPSC throughput, 4 KiB",
+        page,
+        f(TP4K_SPSC),
+        ("socket", f(TP4K_SOCKET)),
+        none,
+    );
+    let busy = |ns: f64, _: f64| ns <= 150.0;
+    row(
+        "round trip, busy-polling echo",
+        Unit::Nanos,
+        f(RT_SPIN_QUEUE),
+        ("pipe spin", f(RT_PIPE_SPIN)),
+        ("<= 150 ns (iceoryx2: 551 ns)", &busy),
+    );
+    row(
+        "round trip, busy-polling echo",
+        Unit::Nanos,
+        f(RT_SPIN_QUEUE),
+        ("pipe blk", f(RT_PIPE)),
+        none,
+    );
+    row(
+        "round trip, busy-polling echo",
+        Unit::Nanos,
+        f(RT_SPIN_QUEUE),
+        ("atomic", f(RT_SPIN_ATOMIC)),
+        none,
+    );
+    row(
+        "round trip, blocking pop/push",
+        Unit::Nanos,
+        f(RT_BLOCK_QUEUE),
+        ("atomic", f(RT_SPIN_ATOMIC)),
+        none,
+    );
+    let sleeping = |_: f64, ratio: f64| ratio <= 1.0;
+    row(
+        "round trip, sleeping echo",
+        Unit::Nanos,
+        f(RT_SLEEP_QUEUE),
+        ("pipe", f(RT_SLEEP_PIPE)),
+        ("<= 1.0x pipe", &sleeping),
+    );
+    if let Some(floor) = f(RT_SPIN_ATOMIC) {
+        println!(
+            "  (\"atomic\" is two processes bouncing a counter through two cache lines: the floor \
+             of any shared-memory round trip on this machine now, {floor:.0} ns)"
+        );
+    }
+}
+
+fn main() {
+    if let Some((role, arg)) = helper_role() {
+        pin_to_cpu(1);
+        match role.as_str() {
+            "produce-queue-64" => produce_queue::<64, SMALL_CAP>(&arg),
+            "produce-queue-4k" => produce_queue::<4096, PAGE_CAP>(&arg),
+            "produce-fd-64" => produce_fd::<64>(),
+            "produce-fd-4k" => produce_fd::<4096>(),
+            "echo-queue-spin" => echo_queue(&arg, true),
+            "echo-queue-sleep" => echo_queue(&arg, false),
+            "echo-fd" => echo_fd(false),
+            "echo-fd-spin" => echo_fd(true),
+            "echo-atomic" => echo_atomic(&arg),
+            other => panic!("unknown helper role {other}"),
+        }
+        return;
+    }
+    let figs = Figures::default();
+    let mut c = Criterion::default().configure_from_args();
+    benches(&mut c, &figs);
+    c.final_summary();
+}
