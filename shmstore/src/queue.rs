@@ -61,6 +61,14 @@ const CONSUMER_BYTE: u64 = 1;
 /// How long a blocked push or pop polls before it sleeps: long enough to catch a peer that is
 /// about to act without paying for a wake-up, short against a scheduler tick.
 const SPIN_FOR: Duration = Duration::from_micros(20);
+/// How many spin-loop hints a blocking SPSC pop waits before it looks at `tail` again while
+/// elements are streaming in (its last look found more than one). Each look takes the line
+/// `tail` lives on away from the producer, whose next push then waits for it (its publishing
+/// compare-and-swap drains its store buffer): looking once per element caps a streaming queue
+/// at one cross-core line transfer per element. Letting a few pushes land first makes it one
+/// per batch. A queue with one element in flight at a time (ping-pong, request and reply) or
+/// an idle one never waits: every look there finds at most one.
+const REFRESH_PAUSES: u32 = 16;
 
 /// Whether a queue serves one producer and one consumer, or any number of each. Fixed when the
 /// queue is created and stored in its header; openers follow it.
@@ -230,6 +238,8 @@ pub struct ShmQueue<T: ShmType, const N: usize> {
     next_head: Cell<u64>,
     /// The consumer's last look at `tail` (without the closed bit): a lower bound.
     seen_tail: Cell<u64>,
+    /// How many new elements the consumer's last look at `tail` found (SPSC).
+    last_batch: Cell<u64>,
     _type: PhantomData<fn() -> T>,
 }
 
@@ -340,6 +350,7 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
             seen_head: Cell::new(0),
             next_head: Cell::new(0),
             seen_tail: Cell::new(0),
+            last_batch: Cell::new(0),
             _type: PhantomData,
         }
     }
@@ -481,7 +492,7 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
     /// [`Error::RoleTaken`] (SPSC: another handle is the consumer), [`Error::Corrupt`].
     #[inline]
     pub fn try_pop(&self) -> Result<Option<T>> {
-        Ok(match self.pop_once(None)? {
+        Ok(match self.pop_once(None, false)? {
             Popped::Value(value) => Some(value),
             Popped::Empty | Popped::Closed => None,
             Popped::LockTimedOut => unreachable!("no deadline was given"),
@@ -540,7 +551,7 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
         let mut start = None;
         let mut polls = 0u32;
         loop {
-            match self.pop_once(deadline)? {
+            match self.pop_once(deadline, true)? {
                 Popped::Value(value) => return Ok(Some(value)),
                 Popped::Closed => return Ok(None),
                 Popped::LockTimedOut => return Err(self.timeout(LOCK_HELD, timeout)),
@@ -569,10 +580,11 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
         }
     }
 
+    /// One attempt to pop; `patient` for the blocking calls (see [`REFRESH_PAUSES`]).
     #[inline]
-    fn pop_once(&self, deadline: Option<Instant>) -> Result<Popped<T>> {
+    fn pop_once(&self, deadline: Option<Instant>, patient: bool) -> Result<Popped<T>> {
         if self.spsc {
-            self.spsc_pop()
+            self.spsc_pop(patient)
         } else {
             self.mpmc_pop(deadline)
         }
@@ -615,14 +627,20 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
     }
 
     #[inline]
-    fn spsc_pop(&self) -> Result<Popped<T>> {
+    fn spsc_pop(&self, patient: bool) -> Result<Popped<T>> {
         self.claim(Role::Consumer)?;
         let c = self.control();
         let head = self.next_head.get();
         if head == self.seen_tail.get() {
+            if patient && self.last_batch.get() > 1 {
+                for _ in 0..REFRESH_PAUSES {
+                    std::hint::spin_loop();
+                }
+            }
             let tail = c.tail.word.load(Acquire);
             self.check_counters(tail & !CLOSED, head)?;
             self.seen_tail.set(tail & !CLOSED);
+            self.last_batch.set((tail & !CLOSED) - head);
             if tail & !CLOSED == head {
                 return Ok(if tail & CLOSED != 0 {
                     Popped::Closed
