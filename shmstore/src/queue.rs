@@ -32,7 +32,8 @@
 //! not moved. The other side publishes its counter with a sequentially consistent operation
 //! and then reads the sleeper count: by that total order, either it sees the sleeper (and bumps
 //! the epoch and wakes it) or the sleeper sees the new counter. With nobody asleep, a push or
-//! pop makes no system call. (A process killed while asleep stays counted: in MPMC mode every
+//! pop makes no system call. In SPSC mode the count is a flag that the waker clears, so a sleep
+//! costs one wake call however many pushes (or pops) land before the sleeper runs. (A process killed while asleep stays counted: in MPMC mode every
 //! later push or pop on that side then makes one wake call; in SPSC mode the next holder of the
 //! role resets the count.)
 
@@ -399,8 +400,8 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
     pub fn close(&self) {
         let c = self.control();
         c.tail.word.fetch_or(CLOSED, SeqCst);
-        wake(&c.not_empty);
-        wake(&c.not_full);
+        wake_unconditionally(&c.not_empty, self.spsc);
+        wake_unconditionally(&c.not_full, self.spsc);
     }
 
     /// Whether a live handle other than this one holds the producer role of an SPSC queue.
@@ -538,7 +539,7 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
                 continue;
             }
             let c = self.control();
-            sleep_until(&c.not_full, deadline, || {
+            sleep_until(&c.not_full, self.spsc, deadline, || {
                 let head = c.head.word.load(SeqCst);
                 let tail = c.tail.word.load(SeqCst);
                 // Room, closed, or corrupt counters (the next attempt reports those).
@@ -565,7 +566,7 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
             }
             let c = self.control();
             // Any difference means an element or the closed bit.
-            sleep_until(&c.not_empty, deadline, || {
+            sleep_until(&c.not_empty, self.spsc, deadline, || {
                 c.tail.word.load(SeqCst) != c.head.word.load(SeqCst)
             });
         }
@@ -622,7 +623,7 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
             }
         }
         self.next_tail.set(tail + 1);
-        notify(&c.not_empty);
+        notify(&c.not_empty, self.spsc);
         Ok(Pushed::Done)
     }
 
@@ -655,7 +656,7 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
         let value = unsafe { self.slot(head).read() };
         c.head.word.store(head + 1, SeqCst);
         self.next_head.set(head + 1);
-        notify(&c.not_full);
+        notify(&c.not_full, self.spsc);
         Ok(Popped::Value(value))
     }
 
@@ -696,7 +697,7 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
             // Closed after our look: the element was never visible.
             return Ok(Pushed::Closed);
         }
-        notify(&c.not_empty);
+        notify(&c.not_empty, self.spsc);
         Ok(Pushed::Done)
     }
 
@@ -728,7 +729,7 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
         let value = unsafe { self.slot(head).read() };
         c.head.word.store(head + 1, SeqCst);
         drop(locked);
-        notify(&c.not_full);
+        notify(&c.not_full, self.spsc);
         Ok(Popped::Value(value))
     }
 
@@ -887,32 +888,66 @@ fn keep_spinning(polls: &mut u32, start: &mut Option<Instant>) -> bool {
 
 /// Sleeps on `event` unless `ready()` after counting in (see the module's protocol), at most
 /// until `deadline`. Returns on any wake-up: the caller re-checks.
-fn sleep_until(event: &Event, deadline: Option<Instant>, ready: impl FnOnce() -> bool) {
+///
+/// `single`: SPSC, where only the role holder sleeps on this event. Then the count is a flag
+/// the waker clears when it wakes us (so exactly one wake call per sleep), and we clear it
+/// ourselves only if nobody did, that is, if the epoch did not move.
+fn sleep_until(
+    event: &Event,
+    single: bool,
+    deadline: Option<Instant>,
+    ready: impl FnOnce() -> bool,
+) {
     let epoch = event.epoch.load(SeqCst);
-    event.sleepers.fetch_add(1, SeqCst);
+    if single {
+        event.sleepers.store(1, SeqCst);
+    } else {
+        event.sleepers.fetch_add(1, SeqCst);
+    }
     if !ready() {
         let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
         if timeout != Some(Duration::ZERO) {
             futex::wait(&event.epoch, epoch, timeout);
         }
     }
-    // Never below zero, even if a new SPSC role holder reset the count meanwhile.
-    let _ = event
-        .sleepers
-        .fetch_update(Relaxed, Relaxed, |n| Some(n.saturating_sub(1)));
+    if single {
+        if event.epoch.load(SeqCst) == epoch {
+            event.sleepers.store(0, SeqCst);
+        }
+    } else {
+        // Never below zero.
+        let _ = event
+            .sleepers
+            .fetch_update(Relaxed, Relaxed, |n| Some(n.saturating_sub(1)));
+    }
 }
 
 /// Called after publishing a counter with a sequentially consistent operation: wakes the
 /// other side if it sleeps. One load when nobody does.
 #[inline]
-fn notify(event: &Event) {
+fn notify(event: &Event, single: bool) {
     if event.sleepers.load(SeqCst) != 0 {
-        wake(event);
+        wake(event, single);
     }
 }
 
+/// Bumps the epoch and wakes every sleeper. With a `single` sleeper (SPSC), only if this call
+/// is the one that clears its flag: the pushes (or pops) that follow, before it runs, make no
+/// further wake call.
 #[cold]
-fn wake(event: &Event) {
+fn wake(event: &Event, single: bool) {
+    if single && event.sleepers.swap(0, SeqCst) == 0 {
+        return;
+    }
+    event.epoch.fetch_add(1, SeqCst);
+    futex::wake_all(&event.epoch);
+}
+
+/// Wakes every sleeper whatever the count says (for `close`).
+fn wake_unconditionally(event: &Event, single: bool) {
+    if single {
+        event.sleepers.store(0, SeqCst);
+    }
     event.epoch.fetch_add(1, SeqCst);
     futex::wake_all(&event.epoch);
 }
