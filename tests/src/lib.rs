@@ -140,6 +140,33 @@ fn splitmix64(x: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// How many worker slots a [`Tally`] has: the torture test runs one worker process per slot.
+pub const TALLY_WORKERS: usize = 6;
+
+/// The torture test's payload. Every update adds 1 to `total`, then (after a pause, so that a
+/// kill often lands in between) 1 to the updating worker's own slot: in a committed value,
+/// `total == sum(per_worker)`.
+#[derive(ShmType, Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C)]
+pub struct Tally {
+    /// Written first by every update.
+    pub total: u64,
+    /// Slot `i` is written second by worker `i`'s updates.
+    pub per_worker: [u64; TALLY_WORKERS],
+}
+
+impl Tally {
+    /// The sum of the per-worker slots (wrapping, since creators store arbitrary tokens).
+    pub fn sum(&self) -> u64 {
+        self.per_worker.iter().fold(0u64, |s, &w| s.wrapping_add(w))
+    }
+
+    /// Whether `total == sum(per_worker)`: true of every committed value.
+    pub fn is_consistent(&self) -> bool {
+        self.total == self.sum()
+    }
+}
+
 /// The capacity of the queues that the tests share with the helper. Small enough that tests
 /// fill it in a moment, large enough that a stream does not stall on every element.
 pub const QUEUE_CAPACITY: usize = 256;

@@ -55,6 +55,25 @@
 //!   `allow_other_owner(true)`: `reader COUNT VERSION IN_PLACE`, and after the next change
 //!   `changed COUNT VERSION`.
 //!
+//! Torture roles, on a `Tally` (see `tests/torture.rs`):
+//!
+//! - `tally-worker NAME INDEX`: until a line (or end of input) on stdin, locks the region
+//!   (`lock_timeout`, 10 s at most: prints `stuck` and exits with status 4 otherwise), adds 1 to
+//!   `total`, pauses, adds 1 to `per_worker[INDEX]`, unlocks. A lock that finds the value
+//!   inconsistent, or poisoned in the default mode, prints `violation …` and exits with
+//!   status 3. In an `in_place` region, a poisoned lock checks that the dead holder left
+//!   `total - sum(per_worker)` at 0 or 1, repairs with `total = sum(per_worker)`, clears the
+//!   poison while still holding the lock and prints `repaired DIFF`. Prints `done UPDATES` at
+//!   the end.
+//! - `tally-reader NAME`: until a line (or end of input) on stdin, snapshots with `read()` and
+//!   checks `total == sum(per_worker)` (in an `in_place` region, only snapshots that no poison
+//!   or repair can explain: see the torture test); prints `violation …` and exits with status 3
+//!   on a failed check, else `done SNAPSHOTS CHECKED EXCUSED`.
+//! - `tally-create NAME`: prints `ready`, waits for a line, then `open_or_create`s a `Tally`
+//!   (open timeout 10 s) whose init prints `init`, spins about 1 ms and returns a value made of
+//!   a token unique to this process (`total` and `per_worker[0]`); prints
+//!   `ok TOKEN ran=yes|no` with the token of the value it opened.
+//!
 //! Queue roles, all on a `MsgQueue` (`ShmQueue<Msg, QUEUE_CAPACITY>`) that the test created:
 //!
 //! - `queue-push NAME PRODUCER FROM COUNT [close]`: prints `pushing`, pushes
@@ -89,7 +108,9 @@ use std::os::unix::fs::MetadataExt;
 use std::time::Duration;
 
 use shmstore::{Shm, ShmQueue, ShmType};
-use shmstore_tests::{variant, Counter, Msg, MsgQueue, Page, Pair, QUEUE_CAPACITY, SHM_DIR};
+use shmstore_tests::{
+    variant, Counter, Msg, MsgQueue, Page, Pair, Tally, QUEUE_CAPACITY, SHM_DIR, TALLY_WORKERS,
+};
 
 /// The helper's own `Limits`: same name and field names as the test's, `burst` retyped.
 mod other_binary {
@@ -181,6 +202,9 @@ fn main() {
             say("closed");
         }
         ["queue-open-as", name, how] => queue_open_as(name, how),
+        ["tally-worker", name, index] => tally_worker(name, index.parse().expect("INDEX")),
+        ["tally-reader", name] => tally_reader(name),
+        ["tally-create", name] => tally_create(name),
         _ => {
             eprintln!("shm-helper: unknown arguments {args:?}");
             std::process::exit(2);
@@ -683,4 +707,149 @@ fn queue_open_as(name: &str, how: &str) {
         Ok(()) => say("ok"),
         Err(e) => say(&format!("err {}", variant(&e))),
     }
+}
+
+/// A flag that a thread sets on the first line (or end of input) on stdin.
+fn stop_on_input() -> &'static std::sync::atomic::AtomicBool {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static STOP: AtomicBool = AtomicBool::new(false);
+    std::thread::spawn(|| {
+        wait_for_go();
+        STOP.store(true, Ordering::Relaxed);
+    });
+    &STOP
+}
+
+/// Prints `violation WHAT` and exits with status 3.
+fn violation(what: &str) -> ! {
+    say(&format!("violation {what}"));
+    eprintln!("shm-helper: violation {what}");
+    std::process::exit(3);
+}
+
+/// The longest a torture role waits for a lock: beyond it, the test counts a deadlock.
+const TORTURE_LOCK_BOUND: Duration = Duration::from_secs(10);
+
+fn tally_worker(name: &str, index: usize) {
+    use std::sync::atomic::Ordering;
+    use std::sync::TryLockError;
+    assert!(index < TALLY_WORKERS, "INDEX out of range");
+    let stop = stop_on_input();
+    let shm = Shm::<Tally>::open(name).expect("open");
+    let in_place = shm.is_in_place();
+    let mut updates = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        let mut g = match shm.lock_timeout(TORTURE_LOCK_BOUND) {
+            Ok(g) => {
+                if !g.is_consistent() {
+                    violation(&format!("locked an inconsistent value {:?}", *g));
+                }
+                g
+            }
+            Err(TryLockError::WouldBlock) => {
+                say("stuck");
+                eprintln!("shm-helper tally-worker: no lock after {TORTURE_LOCK_BOUND:?}");
+                std::process::exit(4);
+            }
+            Err(TryLockError::Poisoned(poisoned)) => {
+                let mut g = poisoned.into_inner();
+                if !in_place {
+                    violation("poisoned in the default mode");
+                }
+                // The dead holder wrote `total` first and its slot second: it left the value
+                // consistent (died before the first write or after the second) or `total` one
+                // ahead (died in between). Its slot is the commit record of its update, so the
+                // repair drops the half-done update: `total = sum(per_worker)`.
+                let sum = g.sum();
+                let diff = g.total.wrapping_sub(sum);
+                if diff > 1 {
+                    violation(&format!("poisoned value off by {diff}: {:?}", *g));
+                }
+                g.total = sum;
+                // Still holding the lock: no other locker sees this poison a second time.
+                shm.clear_poison();
+                say(&format!("repaired {diff}"));
+                g
+            }
+        };
+        let total = g.total + 1;
+        // SAFETY: a valid, aligned `&mut u64` into the locked value. Volatile so that the
+        // first write really reaches the shared memory before the pause.
+        unsafe { std::ptr::write_volatile(&mut g.total, total) };
+        for i in 0..400u32 {
+            std::hint::spin_loop();
+            if i % 128 == 0 && updates % 8 == 0 {
+                std::thread::yield_now();
+            }
+        }
+        g.per_worker[index] += 1;
+        drop(g);
+        updates += 1;
+    }
+    say(&format!("done {updates}"));
+}
+
+fn tally_reader(name: &str) {
+    use std::sync::atomic::Ordering;
+    let stop = stop_on_input();
+    let shm = Shm::<Tally>::open(name).expect("open");
+    let in_place = shm.is_in_place();
+    let (mut snapshots, mut checked, mut excused) = (0u64, 0u64, 0u64);
+    while !stop.load(Ordering::Relaxed) {
+        let (v1, p1) = (shm.version(), shm.is_poisoned());
+        let t = shm.read();
+        let (p2, v2) = (shm.is_poisoned(), shm.version());
+        snapshots += 1;
+        if in_place && (p1 || p2) {
+            continue; // a poisoned value may be a dead writer's half-done update
+        }
+        if t.is_consistent() {
+            checked += 1;
+        } else if in_place && v1 != v2 {
+            // The snapshot may be a poisoned value published by its recovery, repaired and
+            // un-poisoned before `p2` was read: only a publish in between explains it.
+            excused += 1;
+        } else {
+            violation(&format!(
+                "inconsistent snapshot {t:?} (versions {v1}..{v2})"
+            ));
+        }
+    }
+    say(&format!("done {snapshots} {checked} {excused}"));
+}
+
+fn tally_create(name: &str) {
+    say("ready");
+    wait_for_go();
+    let pid = u64::from(std::process::id());
+    let mut token = 0u64;
+    let shm = Shm::<Tally>::options()
+        .open_timeout(TORTURE_LOCK_BOUND)
+        .open_or_create(name, || {
+            say("init");
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.subsec_nanos());
+            token = (pid << 32) | u64::from(nanos) | 1;
+            let start = std::time::Instant::now();
+            while start.elapsed() < Duration::from_millis(1) {
+                std::hint::spin_loop();
+            }
+            let mut per_worker = [0; TALLY_WORKERS];
+            per_worker[0] = token;
+            Tally {
+                total: token,
+                per_worker,
+            }
+        })
+        .expect("open_or_create");
+    let t = shm.read();
+    if !t.is_consistent() {
+        violation(&format!("opened an inconsistent value {t:?}"));
+    }
+    let ran = if token != 0 { "yes" } else { "no" };
+    if token != 0 && t.total != token {
+        violation(&format!("init ran with token {token}, opened {}", t.total));
+    }
+    say(&format!("ok {} ran={ran}", t.total));
 }
