@@ -116,15 +116,22 @@ impl Region {
         let h = self.header();
         match self.second_copy() {
             None => {
-                // In place: a holder died or panicked mid-write. Poison, then publish so that
-                // readers stop waiting for an even version.
-                h.poisoned.store(1, Release);
-                self.publish(version + 1);
+                // `commit_in_progress` means nothing in place: only a peer's stray write sets
+                // it. Clear it, or every lock would come back here (and, below, poison).
+                if committing {
+                    h.commit_in_progress.store(0, Relaxed);
+                }
+                if version & 1 == 1 {
+                    // A holder died or panicked mid-write. Poison, then publish so that
+                    // readers stop waiting for an even version.
+                    h.poisoned.store(1, Release);
+                    self.publish(version.wrapping_add(1));
+                }
             }
             Some(second) if committing => {
                 // The working copy was complete when the commit began: finish it.
                 if version & 1 == 1 {
-                    self.publish(version + 1);
+                    self.publish(version.wrapping_add(1));
                 }
                 fence(Release);
                 // SAFETY: the region's two copies, `payload_size` bytes each.
@@ -139,7 +146,7 @@ impl Region {
                 unsafe {
                     copy_payload(second, self.working_copy(), self.info().layout.payload_size)
                 };
-                self.publish(version + 1);
+                self.publish(version.wrapping_add(1));
             }
         }
     }
@@ -151,7 +158,7 @@ impl Region {
         let v = h.version.load(Relaxed);
         // Release: a reader that acquires the odd version also sees the previous commit's copy
         // into the second copy, which it is about to read (free on x86-64).
-        h.version.store(v + 1, Release);
+        h.version.store(v.wrapping_add(1), Release);
         // Orders the odd version before the payload writes that follow, for readers that
         // fence(Acquire) after copying (the seqlock protocol).
         fence(Release);
@@ -176,14 +183,14 @@ impl Region {
             let odd = h.version.load(Relaxed);
             let panicking = std::thread::panicking();
             match (self.second_copy(), panicking) {
-                (None, false) => h.version.store(odd + 1, Release),
+                (None, false) => h.version.store(odd.wrapping_add(1), Release),
                 (None, true) => {
                     h.poisoned.store(1, Release);
-                    h.version.store(odd + 1, Release);
+                    h.version.store(odd.wrapping_add(1), Release);
                 }
                 (Some(second), false) => {
                     h.commit_in_progress.store(1, Relaxed);
-                    h.version.store(odd + 1, Release);
+                    h.version.store(odd.wrapping_add(1), Release);
                     fence(Release);
                     // SAFETY: the two copies of this region, `payload_size` bytes each
                     // (caller); the working copy is complete and no longer written.
@@ -193,7 +200,7 @@ impl Region {
                 (Some(second), true) => {
                     // SAFETY: as above; the second copy is untouched while the version is odd.
                     unsafe { copy_payload(second, self.working_copy(), payload_size) };
-                    h.version.store(odd + 1, Release);
+                    h.version.store(odd.wrapping_add(1), Release);
                 }
             }
         }
