@@ -3,7 +3,7 @@
 
 use std::fmt;
 use std::sync::atomic::Ordering::{Acquire, Relaxed};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::header::{Descriptor, DescriptorField, Header, KIND_QUEUE, KIND_VALUE};
@@ -12,6 +12,7 @@ use crate::layout::{Primitive, ShmType};
 use crate::queue;
 use crate::reader::wait_for_change;
 use crate::region::{Region, RegionSpec};
+use crate::snapshot::TimedOut;
 
 /// A read-only, untyped view of a region (a value or a queue) of any type and any owner.
 ///
@@ -325,17 +326,48 @@ impl Inspector {
     /// A consistent snapshot of the value's bytes (never half a write), to decode with
     /// [`FieldInfo::values`]. For a queue, the bytes of its oldest element, if it has one
     /// (a copy taken without the queue's protocol: a consumer may be taking it meanwhile).
+    ///
+    /// Like [`ShmReader::read`](crate::ShmReader::read), it waits while an `in_place` write is
+    /// in progress, and for as long as a writer that died mid-write stays unrepaired (a
+    /// writable handle's next lock repairs it): use [`read_timeout`](Self::read_timeout) to
+    /// bound that.
     pub fn read(&self) -> Vec<u8> {
+        match self.read_until(None) {
+            Ok(bytes) => bytes,
+            Err(TimedOut) => unreachable!("a read without a deadline cannot time out"),
+        }
+    }
+
+    /// [`read`](Self::read), waiting at most `timeout` for a consistent value.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] when an `in_place` write stayed in progress (or a dead writer stayed
+    /// unrepaired) for the whole `timeout`.
+    pub fn read_timeout(&self, timeout: Duration) -> Result<Vec<u8>> {
+        // A timeout too large to represent as a deadline means none.
+        self.read_until(Instant::now().checked_add(timeout))
+            .map_err(|TimedOut| Error::Timeout {
+                name: self.name().to_string(),
+                waiting_for: "a consistent value (an in-place write in progress, or a dead \
+                              writer that no writable handle has repaired yet)",
+                after: timeout,
+            })
+    }
+
+    fn read_until(&self, deadline: Option<Instant>) -> std::result::Result<Vec<u8>, TimedOut> {
         match self.region.info().queue {
             None => {
                 let size = self.region.info().layout.payload_size;
                 let mut out = vec![0u8; size];
                 // SAFETY: `out` has `size` bytes, the payload size of this region.
-                let done = unsafe { self.region.snapshot_into(out.as_mut_ptr(), size, None) };
-                debug_assert!(done.is_ok(), "no deadline, no timeout");
-                out
+                unsafe {
+                    self.region
+                        .snapshot_into(out.as_mut_ptr(), size, deadline)?
+                };
+                Ok(out)
             }
-            Some(_) => queue::front_copy(&self.region).unwrap_or_default(),
+            Some(_) => Ok(queue::front_copy(&self.region).unwrap_or_default()),
         }
     }
 
