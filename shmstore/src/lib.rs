@@ -69,6 +69,11 @@ pub use shm::{Shm, ShmOptions};
 pub use shmstore_derive::ShmType;
 pub use store::Store;
 
+/// Fuzzing entry points for the targets in `fuzz/` and for users' own targets (feature
+/// `fuzzing`).
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
+
 /// Items the derive's generated code names. Not part of the public API.
 #[doc(hidden)]
 #[path = "private.rs"]

@@ -1,0 +1,404 @@
+//! Fuzzing entry points (feature `fuzzing`): the functions the targets in `fuzz/` call, also
+//! called by the corpus replay test (`shmstore/tests/fuzz_corpus.rs`, run with
+//! `cargo test -p shmstore --features fuzzing --test fuzz_corpus`) so that every saved input
+//! is checked on stable, without libFuzzer.
+//!
+//! Each function takes arbitrary bytes and panics only when the library misbehaves: a panic
+//! inside the library, an accepted header whose layout does not fit, a decoder that does not
+//! round-trip, a value that does not read back as written, a queue that disagrees with a
+//! `VecDeque`.
+//!
+//! [`roundtrip`](crate::fuzzing::roundtrip) is for users: call it from your own cargo-fuzz
+//! target to check that your derived [`ShmType`] goes through a region byte for byte.
+//!
+//! Every region these functions make has a unique name `shmstore-fuzz-<pid>-<n>` and is
+//! removed before they return, also when they panic and unwind (libFuzzer aborts on a panic
+//! instead: after a crash, `rm -f /dev/shm/shmstore-fuzz-*`).
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::time::Duration;
+
+use crate::header::{check_type, Descriptor, Header, HeaderState, HEADER_SIZE};
+use crate::{Error, Inspector, QueueMode, Shm, ShmQueue, ShmType};
+
+/// How long the opens in [`open_arbitrary_object`] wait for a creator that is still
+/// initialising (none is: nobody holds the object's `flock`).
+const OPEN_TIMEOUT: Duration = Duration::from_millis(20);
+
+/// Where the mutex lives in the header (`FORMAT.md`).
+const MUTEX_RANGE: std::ops::Range<usize> = 192..256;
+
+/// A fresh name `shmstore-fuzz-<pid>-<n>`, unique within this process.
+fn unique_name() -> String {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "shmstore-fuzz-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Relaxed)
+    )
+}
+
+/// Removes the object named `.0` from `/dev/shm` when dropped, also while unwinding.
+struct Unlink(String);
+
+impl Drop for Unlink {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(format!("/dev/shm/{}", self.0));
+    }
+}
+
+/// Treats `bytes` as the start of a region object of `bytes.len()` bytes and validates its
+/// header as an opener does: `Header::check`, then, for a ready header, the descriptor
+/// decoder and the type comparison against a few Rust types.
+///
+/// An object shorter than the header is refused by the opener before it reads the header
+/// (`region.rs`, `look_at`), so such inputs check nothing.
+///
+/// # Panics
+///
+/// If the library panics, or if an accepted header describes a layout that does not fit in
+/// the object: `payload_offset + payload_size ≤ region_size ≤ len`, the descriptor before the
+/// payload, the second copy (if any) after the first.
+pub fn check_header_bytes(bytes: &[u8]) {
+    let len = bytes.len();
+    if len < HEADER_SIZE {
+        return;
+    }
+    // An 8-byte-aligned copy, as the page-aligned mapping is.
+    let mut words = vec![0u64; len.div_ceil(8)];
+    let buffer: &mut [u8] = bytemuck::cast_slice_mut(&mut words);
+    buffer[..len].copy_from_slice(bytes);
+    // SAFETY: `buffer` is 8-byte aligned (it is a `[u64]`), at least HEADER_SIZE =
+    // size_of::<Header>() bytes long, and mutably borrowed (so not aliased) for as long as
+    // `header` lives; every field of `Header` is an atomic or the mutex's byte storage, for
+    // which any bytes are valid.
+    let header = unsafe { &*buffer.as_mut_ptr().cast::<Header>() };
+    let info = match header.check(len as u64) {
+        Ok(HeaderState::Ready(info)) => info,
+        Ok(HeaderState::Blank | HeaderState::Initialising) | Err(_) => return,
+    };
+    let layout = &info.layout;
+    let first_end = layout
+        .payload_offset
+        .checked_add(layout.payload_size)
+        .expect("accepted payload end overflows");
+    assert!(
+        first_end <= layout.region_size,
+        "payload ends at {first_end}, past the region size {}",
+        layout.region_size
+    );
+    assert!(
+        layout.region_size <= len,
+        "accepted region size {} is larger than the {len}-byte object",
+        layout.region_size
+    );
+    let descriptor_end = HEADER_SIZE + layout.descriptor_len;
+    assert!(
+        descriptor_end <= layout.payload_offset,
+        "descriptor ends at {descriptor_end}, after the payload offset {}",
+        layout.payload_offset
+    );
+    assert_eq!(
+        layout.payload_offset % layout.payload_align.max(1),
+        0,
+        "misaligned payload"
+    );
+    if let Some(second) = layout.second_copy_offset {
+        assert!(second >= first_end, "the copies overlap");
+        assert_eq!(second + layout.payload_size, layout.region_size);
+    }
+    if let Some(queue) = info.queue {
+        assert_eq!(info.type_size(), queue.element_size);
+    }
+    // The same bytes as the buffer's (`check` only loads).
+    let descriptor = &bytes[HEADER_SIZE..descriptor_end];
+    let _ = Descriptor::decode(descriptor);
+    // The type comparison decodes the descriptor to explain a mismatch: it must not panic.
+    let _ = check_type("fuzz", &info, || descriptor.to_vec(), &<[u64; 4]>::LAYOUT);
+    let _ = check_type("fuzz", &info, || descriptor.to_vec(), &<u8>::LAYOUT);
+}
+
+/// Decodes `bytes` as a stored type descriptor (`FORMAT.md`).
+///
+/// # Panics
+///
+/// If the decoder panics, or if a descriptor it accepts does not encode back to one that
+/// decodes equal (and to the same bytes), or if describing it panics.
+pub fn decode_descriptor(bytes: &[u8]) {
+    let Ok(descriptor) = Descriptor::decode(bytes) else {
+        return;
+    };
+    let encoded = descriptor.encode();
+    assert_eq!(Descriptor::decode(&encoded), Ok(descriptor.clone()));
+    // The decoder refuses trailing bytes, so an accepted input is exactly one encoding.
+    assert_eq!(encoded, bytes, "decode then encode changed the bytes");
+    for field in &descriptor.fields {
+        let _ = field.type_text();
+    }
+    // `differences` matches fields by path; real descriptors never repeat one.
+    let mut paths: Vec<&str> = descriptor.fields.iter().map(|f| f.path.as_str()).collect();
+    paths.sort_unstable();
+    paths.dedup();
+    if paths.len() == descriptor.fields.len() {
+        assert!(descriptor.differences(&descriptor).is_empty());
+    }
+    let _ = Descriptor::of(&<[u64; 4]>::LAYOUT).differences(&descriptor);
+}
+
+/// Writes `bytes` as a shared-memory object under a fresh name and opens it every way the API
+/// offers: [`Shm::open`], [`Shm::open_reader`], [`ShmQueue::open`] and [`Inspector::open`],
+/// with a short `open_timeout`. Each must fail cleanly or give a handle that can be used:
+/// `read`, `try_pop`, `len`, the inspector's views. The object is removed afterwards.
+///
+/// The header's mutex bytes (offsets 192 to 256) are zeroed before writing, which is an
+/// unlocked `pthread_mutex_t`. A `pthread_mutex_t` is opaque to its users: glibc gives no way
+/// to validate one, and locking garbage is undefined behaviour inside the C library (a lock
+/// word naming some thread blocks forever), which no opener can detect. Every other byte is
+/// taken as given.
+///
+/// A read-only handle reads with a timeout ([`ShmReader::read_timeout`]): its `read` of an
+/// in-place region left mid-write waits, by design, for a writable handle to repair it.
+///
+/// [`ShmReader::read_timeout`]: crate::ShmReader::read_timeout
+///
+/// # Panics
+///
+/// If the library panics while opening or using the object.
+pub fn open_arbitrary_object(bytes: &[u8]) {
+    let name = unique_name();
+    let _unlink = Unlink(name.clone());
+    let mut object = bytes.to_vec();
+    if object.len() >= MUTEX_RANGE.end {
+        object[MUTEX_RANGE].fill(0);
+    }
+    if std::fs::write(format!("/dev/shm/{name}"), &object).is_err() {
+        return;
+    }
+
+    if let Ok(shm) = Shm::<[u64; 4]>::options()
+        .open_timeout(OPEN_TIMEOUT)
+        .open(&name)
+    {
+        let _ = shm.read();
+        let _ = shm.version();
+        let _ = shm.is_poisoned();
+        if let Ok(guard) = shm.lock_timeout(OPEN_TIMEOUT) {
+            let _ = *guard;
+        }
+    }
+    if let Ok(reader) = Shm::<[u64; 4]>::options()
+        .open_timeout(OPEN_TIMEOUT)
+        .open_reader(&name)
+    {
+        let _ = reader.read_timeout(OPEN_TIMEOUT);
+        let _ = reader.version();
+    }
+    if let Ok(queue) = ShmQueue::<u64, 8>::options()
+        .open_timeout(OPEN_TIMEOUT)
+        .open(&name)
+    {
+        let len = queue.len();
+        assert!(len <= 8, "len {len} exceeds the capacity");
+        let _ = queue.is_closed();
+        for _ in 0..10 {
+            match queue.try_pop() {
+                Ok(Some(_)) => {}
+                Ok(None) | Err(_) => break,
+            }
+        }
+        let _ = queue.try_push(7);
+    }
+    if let Ok(inspector) = Inspector::open(&name) {
+        let _ = inspector.header_fields();
+        let _ = inspector.info();
+        // An in-place region left mid-write (an odd version) waits for a writable handle's
+        // repair: bounded, as every caller that cannot repair it should.
+        let value = inspector
+            .read_timeout(Duration::from_millis(20))
+            .unwrap_or_default();
+        for field in inspector.fields() {
+            let _ = field.type_text();
+            let _ = field.element_count();
+            let _ = field.render(&value, 4);
+        }
+    }
+}
+
+/// Checks that a value of `T` goes through a region byte for byte.
+///
+/// Takes `size_of::<T>()` bytes of `data` (padded with zeros) as a `T`, then, in the default
+/// mode and in place: creates a region under a fresh name, writes the value through a guard,
+/// and reads it back with [`Shm::read`], [`Shm::read_into`], [`Shm::lock`], a
+/// [`Shm::open_reader`] snapshot and [`Inspector::read`], comparing each with the input's
+/// bytes. It also checks that the region records `T`'s layout fingerprint. The region is
+/// removed afterwards.
+///
+/// Call it from a cargo-fuzz target of your own to fuzz your derived types (with `shmstore`'s
+/// `fuzzing` feature enabled in `fuzz/Cargo.toml`):
+///
+/// ```ignore
+/// #![no_main]
+/// use libfuzzer_sys::fuzz_target;
+/// use shmstore::ShmType;
+///
+/// #[derive(ShmType, Clone, Copy)]
+/// #[repr(C)]
+/// struct MyType { a: u64, b: [f32; 4] }
+///
+/// fuzz_target!(|data: &[u8]| shmstore::fuzzing::roundtrip::<MyType>(data));
+/// ```
+///
+/// It runs as a plain test too:
+///
+/// ```
+/// #[derive(shmstore::ShmType, Clone, Copy)]
+/// #[repr(C)]
+/// struct MyType { a: u64, b: [f32; 4] }
+///
+/// shmstore::fuzzing::roundtrip::<MyType>(b"any bytes at all");
+/// ```
+///
+/// # Panics
+///
+/// If the region cannot be created (`/dev/shm` full or unwritable), or if any read gives other
+/// bytes than were written.
+pub fn roundtrip<T: ShmType>(data: &[u8]) {
+    let size = size_of::<T>();
+    let mut input = vec![0u8; size];
+    let n = data.len().min(size);
+    input[..n].copy_from_slice(&data[..n]);
+    let value: T = bytemuck::pod_read_unaligned(&input);
+    let expected = bytemuck::bytes_of(&value);
+
+    for in_place in [false, true] {
+        let name = unique_name();
+        let _unlink = Unlink(name.clone());
+        let shm = Shm::<T>::options()
+            .in_place(in_place)
+            .unlink_on_drop(true)
+            .create(&name, T::zeroed())
+            .unwrap_or_else(|e| panic!("creating `{name}`: {e}"));
+        {
+            let mut guard = shm.lock().expect("a fresh region is not poisoned");
+            *guard = value;
+        }
+        let mode = if in_place { "in place" } else { "default" };
+        assert_eq!(
+            bytemuck::bytes_of(&shm.read()),
+            expected,
+            "read() ({mode} mode)"
+        );
+        let mut out = T::zeroed();
+        shm.read_into(&mut out);
+        assert_eq!(
+            bytemuck::bytes_of(&out),
+            expected,
+            "read_into ({mode} mode)"
+        );
+        {
+            let guard = shm.lock().expect("not poisoned");
+            assert_eq!(
+                bytemuck::bytes_of(&*guard),
+                expected,
+                "lock() ({mode} mode)"
+            );
+        }
+        let reader = Shm::<T>::open_reader(&name).expect("open_reader");
+        assert_eq!(
+            bytemuck::bytes_of(&reader.read()),
+            expected,
+            "open_reader snapshot ({mode} mode)"
+        );
+        let inspector = Inspector::open(&name).expect("Inspector::open");
+        assert_eq!(
+            inspector.header_fields().fingerprint,
+            T::LAYOUT.fingerprint(),
+            "stored fingerprint ({mode} mode)"
+        );
+        assert_eq!(inspector.read(), expected, "Inspector::read ({mode} mode)");
+    }
+}
+
+/// Runs a sequence of operations decoded from `bytes` on a fresh `ShmQueue<u32, 5>` and checks
+/// each result against a `VecDeque` model: FIFO order, `QueueFull` at capacity,
+/// `QueueClosed` after `close`, consumers draining a closed queue, `len`.
+///
+/// The first byte chooses the mode (even: MPMC, odd: SPSC). Each following byte is one
+/// operation, by its value modulo 6: push (the byte and a running counter make the value), pop,
+/// len, close, reopen (drop the handle and open the queue again by name), is_empty. The queue
+/// is removed afterwards.
+///
+/// # Panics
+///
+/// If the queue and the model disagree, or the library panics.
+pub fn queue_ops(bytes: &[u8]) {
+    const N: usize = 5;
+    let Some((&mode, ops)) = bytes.split_first() else {
+        return;
+    };
+    let mode = if mode & 1 == 0 {
+        QueueMode::Mpmc
+    } else {
+        QueueMode::Spsc
+    };
+    let name = unique_name();
+    let _unlink = Unlink(name.clone());
+    let mut queue = Some(
+        ShmQueue::<u32, N>::options()
+            .queue_mode(mode)
+            .create(&name)
+            .unwrap_or_else(|e| panic!("creating `{name}`: {e}")),
+    );
+    let mut model = VecDeque::new();
+    let mut closed = false;
+    for (i, &op) in ops.iter().enumerate() {
+        let q = queue.as_ref().expect("reopen puts it back");
+        match op % 6 {
+            0 => {
+                let value = (i as u32) << 8 | u32::from(op);
+                match q.try_push(value) {
+                    Ok(()) => {
+                        assert!(!closed, "push succeeded on a closed queue");
+                        assert!(model.len() < N, "push succeeded on a full queue");
+                        model.push_back(value);
+                    }
+                    Err(Error::QueueClosed { .. }) => assert!(closed, "QueueClosed while open"),
+                    Err(Error::QueueFull { capacity, .. }) => {
+                        assert_eq!(capacity, N);
+                        assert!(!closed, "QueueFull instead of QueueClosed");
+                        assert_eq!(model.len(), N, "QueueFull below capacity");
+                    }
+                    Err(e) => panic!("try_push: {e}"),
+                }
+            }
+            1 => {
+                let popped = q.try_pop().unwrap_or_else(|e| panic!("try_pop: {e}"));
+                assert_eq!(popped, model.pop_front(), "try_pop");
+            }
+            2 => assert_eq!(q.len(), model.len(), "len"),
+            3 => {
+                q.close();
+                closed = true;
+                assert!(q.is_closed());
+            }
+            4 => {
+                drop(queue.take());
+                let reopened = ShmQueue::<u32, N>::open(&name)
+                    .unwrap_or_else(|e| panic!("reopening `{name}`: {e}"));
+                assert_eq!(reopened.mode(), mode, "mode after reopening");
+                queue = Some(reopened);
+            }
+            _ => {
+                assert_eq!(q.is_empty(), model.is_empty(), "is_empty");
+                assert_eq!(q.is_closed(), closed, "is_closed");
+            }
+        }
+    }
+    let q = queue.as_ref().expect("present");
+    assert_eq!(q.len(), model.len(), "final len");
+    while let Some(expected) = model.pop_front() {
+        assert_eq!(q.try_pop().expect("try_pop"), Some(expected), "draining");
+    }
+    assert_eq!(q.try_pop().expect("try_pop"), None, "drained");
+}
