@@ -23,11 +23,8 @@ use crate::scan;
 
 /// Writes the header for region `name` to `output`, or to stdout.
 pub fn run(name: &str, output: Option<&Path>, out: &mut dyn Write) -> Outcome {
-    let entry = scan::region(name)?;
-    let Some(view) = entry.view.as_ref() else {
-        unreachable!("scan::region returns only values and queues, which have a view")
-    };
-    let text = generate(name, view)?;
+    let (_, view) = scan::region(name)?;
+    let text = generate(name, &view)?;
     match output {
         Some(path) => std::fs::write(path, text)
             .map_err(|e| Failure::Message(format!("cannot write {}: {e}", path.display())))?,

@@ -15,15 +15,12 @@ use crate::{json, procs};
 
 /// Prints the region `name`, as text or JSON.
 pub fn run(name: &str, as_json: bool, max_elements: usize, out: &mut dyn Write) -> Outcome {
-    let entry = scan::region(name)?;
-    let Some(view) = entry.view.as_ref() else {
-        unreachable!("scan::region returns only values and queues, which have a view")
-    };
+    let (entry, view) = scan::region(name)?;
     if as_json {
-        serde_json::to_writer_pretty(&mut *out, &to_json(&entry, view, max_elements))?;
+        serde_json::to_writer_pretty(&mut *out, &to_json(&entry, &view, max_elements))?;
         writeln!(out)?;
     } else {
-        out.write_all(text(&entry, view, max_elements).as_bytes())?;
+        out.write_all(text(&entry, &view, max_elements).as_bytes())?;
     }
     out.flush()?;
     Ok(())

@@ -221,19 +221,21 @@ pub fn classify(name: &str) -> Option<Entry> {
 }
 
 /// The region a command was given by name, or an error that says what is there instead.
-pub fn region(name: &str) -> Outcome<Entry> {
+pub fn region(name: &str) -> Outcome<(Entry, Inspector)> {
     shmstore::validate_name(name)?;
-    let Some(entry) = classify(name) else {
+    let Some(mut entry) = classify(name) else {
         return Err(Error::NotFound {
             name: name.to_string(),
         }
         .into());
     };
-    match entry.kind {
-        Kind::Value | Kind::Queue => Ok(entry),
-        _ => Err(Failure::Message(entry.note.unwrap_or_else(|| {
-            format!("`{name}` is {}", entry.kind.as_str())
-        }))),
+    match (entry.kind, entry.view.take()) {
+        (Kind::Value | Kind::Queue, Some(view)) => Ok((entry, view)),
+        (kind, _) => {
+            Err(Failure::Message(entry.note.unwrap_or_else(|| {
+                format!("`{name}` is {}", kind.as_str())
+            })))
+        }
     }
 }
 

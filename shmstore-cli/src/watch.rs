@@ -12,16 +12,14 @@ use crate::scan::{self, Kind};
 
 /// Watches `name` until interrupted, or until `count` new versions were printed.
 pub fn run(name: &str, count: Option<u64>, max_elements: usize, out: &mut dyn Write) -> Outcome {
-    let entry = scan::region(name)?;
+    let (entry, view) = scan::region(name)?;
     if entry.kind == Kind::Queue {
         return Err(Failure::Message(format!(
             "`{name}` is a queue, and watch follows values: a queue has no versions; \
              `shmstore inspect {name}` shows its length and its oldest element"
         )));
     }
-    let Some(view) = entry.view.as_ref() else {
-        unreachable!("scan::region returns only values and queues, which have a view")
-    };
+    let view = &view;
     let (mut version, mut old) = loop {
         if let Some(first) = snapshot_within(view, IN_PLACE_PATIENCE) {
             break first;

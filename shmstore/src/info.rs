@@ -3,7 +3,7 @@
 use std::sync::atomic::Ordering::Acquire;
 
 use crate::error::{Error, Result};
-use crate::header::{Descriptor, Header, HeaderInfo, HeaderState, HEADER_SIZE, QUEUE_SPSC};
+use crate::header::{Descriptor, Header, HeaderInfo, HeaderState, HEADER_SIZE};
 use crate::queue::{self, QueueMode};
 use crate::region::descriptor_copy;
 use crate::sys::object::{self, Access, Mapping};
@@ -103,11 +103,7 @@ pub(crate) fn summarize(
         .queue
         .zip(queue)
         .map(|(shape, (len, closed))| QueueInfo {
-            mode: if shape.mode == QUEUE_SPSC {
-                QueueMode::Spsc
-            } else {
-                QueueMode::Mpmc
-            },
+            mode: QueueMode::from_code(shape.mode),
             capacity: shape.capacity,
             len,
             closed,

@@ -6,11 +6,11 @@ use std::sync::atomic::Ordering::{Acquire, Relaxed};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
-use crate::header::{Descriptor, DescriptorField, Header, KIND_QUEUE, KIND_VALUE};
+use crate::header::{Descriptor, DescriptorField, Header};
 use crate::info::{summarize, RegionInfo};
 use crate::layout::{Primitive, ShmType};
 use crate::queue;
-use crate::reader::wait_for_change;
+use crate::reader::{read_timed_out, wait_for_change};
 use crate::region::{Region, RegionSpec};
 use crate::snapshot::TimedOut;
 
@@ -347,12 +347,7 @@ impl Inspector {
     pub fn read_timeout(&self, timeout: Duration) -> Result<Vec<u8>> {
         // A timeout too large to represent as a deadline means none.
         self.read_until(Instant::now().checked_add(timeout))
-            .map_err(|TimedOut| Error::Timeout {
-                name: self.name().to_string(),
-                waiting_for: "a consistent value (an in-place write in progress, or a dead \
-                              writer that no writable handle has repaired yet)",
-                after: timeout,
-            })
+            .map_err(|TimedOut| read_timed_out(self.name(), timeout))
     }
 
     fn read_until(&self, deadline: Option<Instant>) -> std::result::Result<Vec<u8>, TimedOut> {
@@ -396,14 +391,7 @@ impl fmt::Debug for Inspector {
         f.debug_struct("Inspector")
             .field("name", &self.name())
             .field("type_name", &self.type_name)
-            .field(
-                "kind",
-                &if self.is_queue() {
-                    KIND_QUEUE
-                } else {
-                    KIND_VALUE
-                },
-            )
+            .field("queue", &self.is_queue())
             .finish()
     }
 }

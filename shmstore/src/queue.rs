@@ -97,6 +97,15 @@ impl QueueMode {
             QueueMode::Mpmc => QUEUE_MPMC,
         }
     }
+
+    /// The mode of a validated header's `queue_mode` (`Header::check` accepts only the two).
+    pub(crate) fn from_code(code: u32) -> QueueMode {
+        if code == QUEUE_SPSC {
+            QueueMode::Spsc
+        } else {
+            QueueMode::Mpmc
+        }
+    }
 }
 
 /// One 64-byte line of the control block: a word, a second word and padding. Every field is
@@ -143,11 +152,18 @@ const _: () = assert!(size_of::<Control>() == QUEUE_CONTROL_SIZE);
 /// aligned, at least [`QUEUE_CONTROL_SIZE`] bytes), which stays mapped during the call.
 pub(crate) unsafe fn peek(payload: *const u8, capacity: usize) -> (usize, bool) {
     // SAFETY: the caller's contract; every field of `Control` is atomic.
-    let c = unsafe { &*payload.cast::<Control>() };
-    let head = c.head.word.load(Acquire);
-    let tail = c.tail.word.load(Acquire);
-    let len = (tail & !CLOSED).saturating_sub(head).min(capacity as u64) as usize;
-    (len, tail & CLOSED != 0)
+    unsafe { &*payload.cast::<Control>() }.len_and_closed(capacity)
+}
+
+impl Control {
+    /// How many elements the queue holds (a snapshot, clamped to `capacity` in case a peer
+    /// broke the counters) and whether it is closed.
+    fn len_and_closed(&self, capacity: usize) -> (usize, bool) {
+        let head = self.head.word.load(Acquire);
+        let tail = self.tail.word.load(Acquire);
+        let len = (tail & !CLOSED).saturating_sub(head).min(capacity as u64) as usize;
+        (len, tail & CLOSED != 0)
+    }
 }
 
 /// [`peek`] through a region known to be a queue; `None` for a value.
@@ -342,7 +358,7 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
         let spsc = region
             .info()
             .queue
-            .is_some_and(|queue| queue.mode == QUEUE_SPSC);
+            .is_some_and(|queue| QueueMode::from_code(queue.mode) == QueueMode::Spsc);
         ShmQueue {
             region,
             spsc,
@@ -377,10 +393,7 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
 
     /// How many elements the queue holds now (a snapshot: others may push or pop meanwhile).
     pub fn len(&self) -> usize {
-        let c = self.control();
-        let head = c.head.word.load(Acquire);
-        let tail = c.tail.word.load(Acquire) & !CLOSED;
-        tail.saturating_sub(head).min(N as u64) as usize
+        self.control().len_and_closed(N).0
     }
 
     /// Whether the queue holds no element now.
@@ -792,7 +805,15 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
             Ok(Acquired::Clean) => {}
             // Every step of a push or pop leaves the counters consistent: nothing to repair.
             Ok(Acquired::OwnerDied) => mutex.mark_consistent(),
-            Err(LockFailure::TimedOut | LockFailure::WouldBlock) => return Ok(None),
+            // Only a bounded wait can time out; without a deadline it would be a broken mutex.
+            Err(LockFailure::TimedOut | LockFailure::WouldBlock) if deadline.is_some() => {
+                return Ok(None)
+            }
+            Err(failure @ (LockFailure::TimedOut | LockFailure::WouldBlock)) => {
+                return Err(
+                    self.corrupt(format!("its lock failed without a deadline ({failure:?})"))
+                )
+            }
             Err(LockFailure::NotRecoverable) => {
                 return Err(self.corrupt(
                     "its lock is unrecoverable (a process unlocked it after its owner died \

@@ -68,14 +68,8 @@ impl<T: ShmType> ShmReader<T> {
     /// [`Error::Timeout`] when the timeout passes first.
     pub fn read_timeout(&self, timeout: Duration) -> Result<T> {
         // A timeout too large to represent as a deadline means no deadline.
-        snapshot_until(&self.region, Instant::now().checked_add(timeout)).map_err(|TimedOut| {
-            Error::Timeout {
-                name: self.name().to_string(),
-                waiting_for: "a consistent value (an in-place write in progress, or a dead \
-                              writer that no writable handle has repaired yet)",
-                after: timeout,
-            }
-        })
+        snapshot_until(&self.region, Instant::now().checked_add(timeout))
+            .map_err(|TimedOut| read_timed_out(self.name(), timeout))
     }
 
     /// The last published version, as [`Shm::version`](crate::Shm::version).
@@ -116,6 +110,16 @@ impl<T: ShmType + fmt::Debug> fmt::Debug for ShmReader<T> {
             .field("name", &self.name())
             .field("version", &self.version())
             .finish_non_exhaustive()
+    }
+}
+
+/// The error of a read-only snapshot that found no consistent value within `timeout`.
+pub(crate) fn read_timed_out(name: &str, timeout: Duration) -> Error {
+    Error::Timeout {
+        name: name.to_string(),
+        waiting_for: "a consistent value (an in-place write in progress, or a dead writer that \
+                      no writable handle has repaired yet)",
+        after: timeout,
     }
 }
 
