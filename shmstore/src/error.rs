@@ -24,6 +24,18 @@ pub enum Error {
         reason: &'static str,
     },
 
+    /// A file path that names no file (empty, or ending in `/` or `..`), a System V key of 0
+    /// (`IPC_PRIVATE`), or an `ftok` project id of 0. Checked before any system call.
+    #[error(
+        "invalid region location {location:?}: {reason}; a file region needs a path ending in a          file name, and a System V region a nonzero key (see shmstore::ftok)"
+    )]
+    InvalidLocation {
+        /// The location as written (see [`Location`](crate::Location)).
+        location: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+
     /// No region has this name.
     #[error(
         "region `{name}` does not exist; create it first (Shm::create or Shm::open_or_create), or \
@@ -37,7 +49,7 @@ pub enum Error {
     /// [`Shm::create`](crate::Shm::create) found the name taken.
     #[error(
         "region `{name}` already exists; open it with Shm::open or Shm::open_or_create, or remove it \
-         first with shmstore::unlink(\"{name}\")"
+         first with shmstore::unlink (or `shmstore rm {name}`)"
     )]
     AlreadyExists {
         /// The region name.
@@ -138,7 +150,7 @@ pub enum Error {
     /// too short for its own header, or inconsistent header fields.
     #[error(
         "region `{name}` is corrupt or not a shmstore region: {reason}; if nothing else uses it, \
-         remove it with shmstore::unlink(\"{name}\") (or `shmstore rm {name}`) and create it again"
+         remove it with shmstore::unlink (or `shmstore rm {name}`) and create it again"
     )]
     Corrupt {
         /// The region name.
@@ -150,7 +162,7 @@ pub enum Error {
     /// The region's creator died before finishing it (or the object is empty).
     #[error(
         "region `{name}` was never finished: its creator died before initialising it; \
-         Shm::open_or_create re-initialises it, or remove it with shmstore::unlink(\"{name}\")"
+         Shm::open_or_create re-initialises it, or remove it with shmstore::unlink (or `shmstore rm {name}`)"
     )]
     Incomplete {
         /// The region name.

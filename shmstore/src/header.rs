@@ -321,10 +321,7 @@ impl Header {
                 layout.region_size
             ));
         }
-        let mut boot_id = [0u8; 16];
-        for (b, a) in boot_id.iter_mut().zip(&self.boot_id) {
-            *b = a.load(Relaxed);
-        }
+        let boot_id = self.boot_id();
         Ok(HeaderState::Ready(HeaderInfo {
             flags,
             queue,
@@ -382,6 +379,40 @@ impl Header {
         self.read_requests.store(0, Relaxed);
         self.reads_served.store(0, Relaxed);
         // SAFETY: the caller guarantees nobody else uses the lock meanwhile.
+        unsafe { self.mutex.init() }
+    }
+
+    /// The boot id stored at creation or at the last reset after a reboot.
+    pub(crate) fn boot_id(&self) -> [u8; 16] {
+        let mut boot_id = [0u8; 16];
+        for (b, a) in boot_id.iter_mut().zip(&self.boot_id) {
+            *b = a.load(Acquire);
+        }
+        boot_id
+    }
+
+    /// Records the boot the region's lock state belongs to, after [`reset_after_reboot`].
+    ///
+    /// [`reset_after_reboot`]: Header::reset_after_reboot
+    pub(crate) fn set_boot_id(&self, boot_id: [u8; 16]) {
+        for (a, b) in self.boot_id.iter().zip(boot_id) {
+            a.store(b, Release);
+        }
+    }
+
+    /// Makes the lock and the sleeper counts valid again in a region kept across a reboot: a
+    /// lock word or a count of sleepers from before it describes threads that no longer exist.
+    /// The version, the poison flag, the commit flag and the payload stay: the next locker
+    /// repairs an interrupted write from them as after any dead holder.
+    ///
+    /// # Safety
+    ///
+    /// No thread of any process may use the lock during the call.
+    pub(crate) unsafe fn reset_after_reboot(&self) -> std::io::Result<()> {
+        self.waiters.store(0, Relaxed);
+        self.read_requests.store(0, Relaxed);
+        self.reads_served.store(0, Relaxed);
+        // SAFETY: the caller guarantees nobody uses the lock.
         unsafe { self.mutex.init() }
     }
 

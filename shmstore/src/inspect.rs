@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 use crate::header::{Descriptor, DescriptorField, Header};
 use crate::info::{summarize, RegionInfo};
 use crate::layout::{Primitive, ShmType};
+use crate::location::Location;
 use crate::queue;
 use crate::reader::{read_timed_out, wait_for_change};
 use crate::region::{Region, RegionSpec};
@@ -225,14 +226,17 @@ pub struct HeaderFields {
 }
 
 impl Inspector {
-    /// Opens `name` read-only, whatever its type, kind or owner.
+    /// Opens a region read-only, whatever its type, kind or owner: a name, a file path or a
+    /// System V key. A `&str` is a name; the `shmstore` command reads its argument with
+    /// [`Location::parse`](crate::Location::parse) (`limits`, `./state.shm`, `sysv:0x5eed0001`).
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidName`], [`Error::NotFound`], [`Error::Corrupt`] (not a shmstore
+    /// [`Error::InvalidName`] or [`Error::InvalidLocation`], [`Error::NotFound`], [`Error::Corrupt`] (not a shmstore
     /// region), [`Error::Incomplete`], [`Error::PermissionDenied`] (its mode refuses reading),
     /// [`Error::Timeout`] (its creator is still initialising it), [`Error::Io`].
-    pub fn open(name: &str) -> Result<Inspector> {
+    pub fn open(location: impl Into<Location>) -> Result<Inspector> {
+        let location = location.into();
         let spec = RegionSpec {
             layout: &<u8 as ShmType>::LAYOUT,
             in_place: false,
@@ -243,9 +247,9 @@ impl Inspector {
             unlink_on_drop: false,
             queue: None,
         };
-        let region = Region::open_untyped(name, &spec)?;
+        let region = Region::open_untyped(&location, &spec)?;
         let descriptor = Descriptor::decode(&region.descriptor_copy())
-            .map_err(|why| Error::corrupt(name, why))?;
+            .map_err(|why| Error::corrupt(region.name(), why))?;
         Ok(Inspector {
             fields: descriptor
                 .fields
@@ -280,7 +284,7 @@ impl Inspector {
     /// What [`list`](crate::list) reports about it, as of now.
     pub fn info(&self) -> RegionInfo {
         summarize(
-            self.name(),
+            self.region.location(),
             self.type_name.clone(),
             self.header(),
             self.region.info(),

@@ -27,9 +27,9 @@
 //!
 //! # Modules, inside
 //!
-//! `layout` (the `ShmType` trait and layouts), `name` (name rules), `sys` (every libc and nix
-//! call), `header` (the region format, `FORMAT.md`), `region` (create/open protocol and
-//! mapping), `lock` (the lock protocol: latch, rollback, poisoning), `snapshot` (lock-free
+//! `layout` (the `ShmType` trait and layouts), `name` and `location` (where regions live: names,
+//! files, System V keys), `sys` (every libc and nix call), `header` (the region format,
+//! `FORMAT.md`), `region` (create/open protocols per backend, and mapping), `lock` (the lock protocol: latch, rollback, poisoning), `snapshot` (lock-free
 //! reads), `shm`, `guard` and `reader` (the typed API), `queue` (`ShmQueue`), `store` (namespaces), `info`
 //! (listing), `inspect` (untyped views), `error`.
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -45,6 +45,7 @@ mod header;
 mod info;
 mod inspect;
 mod layout;
+mod location;
 mod lock;
 mod name;
 mod queue;
@@ -60,11 +61,12 @@ pub use guard::ShmGuard;
 pub use info::{list, QueueInfo, RegionInfo};
 pub use inspect::{FieldInfo, HeaderFields, Inspector, Scalar};
 pub use layout::{Dim, Field, Leaf, Primitive, Shape, ShmType, TypeLayout};
+pub use location::{ftok, Location};
 pub use name::{validate_name, MAX_NAME_LEN};
-pub use queue::{QueueMode, ShmQueue, ShmQueueOptions};
+pub use queue::{QueueMode, ShmQueue, ShmQueueOptions, ShmQueueOptionsAt};
 pub use reader::ShmReader;
 pub use region::unlink;
-pub use shm::{Shm, ShmOptions};
+pub use shm::{Shm, ShmOptions, ShmOptionsAt};
 /// Derives [`ShmType`](trait@ShmType) for a `#[repr(C)]` struct: see the trait's documentation.
 pub use shmstore_derive::ShmType;
 pub use store::Store;

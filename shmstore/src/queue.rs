@@ -48,6 +48,7 @@ use std::time::{Duration, Instant};
 use crate::error::{Error, Result};
 use crate::header::{QueueShape, MAX_PAYLOAD_ALIGN, QUEUE_CONTROL_SIZE, QUEUE_MPMC, QUEUE_SPSC};
 use crate::layout::ShmType;
+use crate::location::Location;
 use crate::region::{QueueSpec, Region, RegionSpec};
 use crate::sys::mutex::{Acquired, LockFailure};
 use crate::sys::object::Access;
@@ -372,9 +373,23 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
         }
     }
 
-    /// The queue's name.
+    /// The queue's name (for a file or System V queue, its location as text).
     pub fn name(&self) -> &str {
         self.region.name()
+    }
+
+    /// Where the queue lives.
+    pub fn location(&self) -> &Location {
+        self.region.location()
+    }
+
+    /// For a file-backed queue, writes it to disk and waits (see [`Shm::flush`](crate::Shm::flush)).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] on a write error.
+    pub fn flush(&self) -> Result<()> {
+        self.region.flush()
     }
 
     /// The capacity, `N`.
@@ -441,11 +456,25 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
         if !self.spsc {
             return Ok(None);
         }
-        let byte = match role {
-            Role::Producer => PRODUCER_BYTE,
-            Role::Consumer => CONSUMER_BYTE,
-        };
-        self.region.byte_claimed_elsewhere(byte).map(Some)
+        let (byte, line) = self.role_place(role);
+        match self.region.byte_claimed_elsewhere(byte)? {
+            Some(claimed) => Ok(Some(claimed)),
+            // A System V queue: the pid claim (see `claim_slow`).
+            None if self.roles.get() & role.bit() != 0 => Ok(Some(false)),
+            None => {
+                let pid = line.pid.load(Acquire);
+                Ok(Some(pid != 0 && process::is_alive(pid)))
+            }
+        }
+    }
+
+    /// The byte lock and the control line of a role.
+    fn role_place(&self, role: Role) -> (u64, &Line) {
+        let c = self.control();
+        match role {
+            Role::Producer => (PRODUCER_BYTE, &c.tail),
+            Role::Consumer => (CONSUMER_BYTE, &c.head),
+        }
     }
 
     /// Appends `value` if there is room, without waiting for space.
@@ -758,11 +787,17 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
     #[cold]
     fn claim_slow(&self, role: Role) -> Result<()> {
         let c = self.control();
-        let (byte, line) = match role {
-            Role::Producer => (PRODUCER_BYTE, &c.tail),
-            Role::Consumer => (CONSUMER_BYTE, &c.head),
+        let (byte, line) = self.role_place(role);
+        let claimed = match self.region.try_claim_byte(byte)? {
+            Some(true) => {
+                line.pid.store(process::current_pid(), Relaxed);
+                true
+            }
+            Some(false) => false,
+            // A System V segment has no descriptor to lock: the role is the pid in the line.
+            None => claim_by_pid(&line.pid),
         };
-        if !self.region.try_claim_byte(byte)? {
+        if !claimed {
             let pid = line.pid.load(Relaxed);
             return Err(Error::RoleTaken {
                 name: self.name().to_string(),
@@ -770,7 +805,6 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
                 holder_pid: (pid != 0).then_some(pid),
             });
         }
-        line.pid.store(process::current_pid(), Relaxed);
         let tail = c.tail.word.load(Acquire) & !CLOSED;
         let head = c.head.word.load(Acquire);
         self.check_counters(tail, head)?;
@@ -887,6 +921,48 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
 /// The MPMC lock, released on drop.
 struct Locked<'a> {
     region: &'a Region,
+}
+
+impl<T: ShmType, const N: usize> Drop for ShmQueue<T, N> {
+    fn drop(&mut self) {
+        // Byte locks go with the descriptor; a pid claim (System V) is handed back here.
+        for role in [Role::Producer, Role::Consumer] {
+            if self.roles.get() & role.bit() != 0 {
+                let (byte, line) = self.role_place(role);
+                if matches!(self.region.byte_claimed_elsewhere(byte), Ok(None)) {
+                    let me = process::current_pid();
+                    let _ = line.pid.compare_exchange(me, 0, SeqCst, SeqCst);
+                }
+            }
+        }
+    }
+}
+
+/// Takes an SPSC role recorded only as a pid: from nobody (0) or from a process that is gone.
+/// A live holder — another process, or another handle of this one — keeps it.
+fn claim_by_pid(pid: &AtomicU32) -> bool {
+    let me = process::current_pid();
+    loop {
+        let holder = pid.load(SeqCst);
+        if holder != 0 && process::is_alive(holder) {
+            return false;
+        }
+        if pid.compare_exchange(holder, me, SeqCst, SeqCst).is_ok() {
+            return true;
+        }
+    }
+}
+
+/// After a reboot (see `region`): nobody sleeps on the queue's events and nobody holds a role.
+pub(crate) fn reset_after_reboot(region: &Region) {
+    // SAFETY: a queue's payload starts with the control block (see `ShmQueue::control`).
+    let c = unsafe { &*region.working_copy().cast::<Control>() };
+    for line in [&c.tail, &c.head] {
+        line.pid.store(0, Relaxed);
+    }
+    for event in [&c.not_empty, &c.not_full] {
+        event.sleepers.store(0, Relaxed);
+    }
 }
 
 impl Drop for Locked<'_> {
@@ -1100,13 +1176,41 @@ impl<T: ShmType, const N: usize> ShmQueueOptions<T, N> {
         }
     }
 
+    /// Places the queue in the file at `path` (see
+    /// [`ShmOptions::path`](crate::ShmOptions::path)). Set the other options first.
+    pub fn path(self, path: impl AsRef<std::path::Path>) -> ShmQueueOptionsAt<T, N> {
+        self.at(Location::File(path.as_ref().to_path_buf()))
+    }
+
+    /// Places the queue in the System V segment with `key` (see
+    /// [`ShmOptions::sysv_key`](crate::ShmOptions::sysv_key)). Set the other options first.
+    ///
+    /// An SPSC role in a segment is recorded as the holder's pid, since a segment has no
+    /// descriptor to lock: a replacement takes it over once that process is gone, and until a
+    /// reused pid exits, it may wrongly see the role as taken.
+    pub fn sysv_key(self, key: i32) -> ShmQueueOptionsAt<T, N> {
+        self.at(Location::SysV(key))
+    }
+
+    /// Places the queue at any [`Location`]. Set the other options first.
+    pub fn at(self, location: impl Into<Location>) -> ShmQueueOptionsAt<T, N> {
+        ShmQueueOptionsAt {
+            options: self,
+            location: location.into(),
+        }
+    }
+
+    fn named(self, name: &str) -> ShmQueueOptionsAt<T, N> {
+        self.at(Location::Named(name.to_string()))
+    }
+
     /// [`ShmQueue::create`] with these options.
     ///
     /// # Errors
     ///
     /// As [`ShmQueue::create`].
     pub fn create(self, name: &str) -> Result<ShmQueue<T, N>> {
-        Region::create(name, &self.spec(), &mut clear_control).map(ShmQueue::from_region)
+        self.named(name).create()
     }
 
     /// [`ShmQueue::open`] with these options.
@@ -1115,7 +1219,7 @@ impl<T: ShmType, const N: usize> ShmQueueOptions<T, N> {
     ///
     /// As [`ShmQueue::open`].
     pub fn open(self, name: &str) -> Result<ShmQueue<T, N>> {
-        Region::open(name, &self.spec(), Access::ReadWrite).map(ShmQueue::from_region)
+        self.named(name).open()
     }
 
     /// [`ShmQueue::open_or_create`] with these options.
@@ -1124,7 +1228,56 @@ impl<T: ShmType, const N: usize> ShmQueueOptions<T, N> {
     ///
     /// As [`ShmQueue::open_or_create`].
     pub fn open_or_create(self, name: &str) -> Result<ShmQueue<T, N>> {
-        Region::open_or_create(name, &self.spec(), &mut clear_control).map(ShmQueue::from_region)
+        self.named(name).open_or_create()
+    }
+}
+
+/// [`ShmQueueOptions`] with a [`Location`]: from [`path`](ShmQueueOptions::path),
+/// [`sysv_key`](ShmQueueOptions::sysv_key) or [`at`](ShmQueueOptions::at).
+#[must_use = "options do nothing until create, open or open_or_create is called"]
+pub struct ShmQueueOptionsAt<T: ShmType, const N: usize> {
+    options: ShmQueueOptions<T, N>,
+    location: Location,
+}
+
+impl<T: ShmType, const N: usize> fmt::Debug for ShmQueueOptionsAt<T, N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ShmQueueOptionsAt")
+            .field("options", &self.options)
+            .field("location", &self.location)
+            .finish()
+    }
+}
+
+impl<T: ShmType, const N: usize> ShmQueueOptionsAt<T, N> {
+    /// Creates a new queue, as [`ShmQueue::create`].
+    ///
+    /// # Errors
+    ///
+    /// As [`ShmQueue::create`].
+    pub fn create(self) -> Result<ShmQueue<T, N>> {
+        Region::create(&self.location, &self.options.spec(), &mut clear_control)
+            .map(ShmQueue::from_region)
+    }
+
+    /// Opens an existing queue, as [`ShmQueue::open`].
+    ///
+    /// # Errors
+    ///
+    /// As [`ShmQueue::open`].
+    pub fn open(self) -> Result<ShmQueue<T, N>> {
+        Region::open(&self.location, &self.options.spec(), Access::ReadWrite)
+            .map(ShmQueue::from_region)
+    }
+
+    /// Opens the queue or creates it, as [`ShmQueue::open_or_create`].
+    ///
+    /// # Errors
+    ///
+    /// As [`ShmQueue::open_or_create`].
+    pub fn open_or_create(self) -> Result<ShmQueue<T, N>> {
+        Region::open_or_create(&self.location, &self.options.spec(), &mut clear_control)
+            .map(ShmQueue::from_region)
     }
 }
 

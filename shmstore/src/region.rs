@@ -1,39 +1,32 @@
-//! The untyped region: how a named object is created, opened, validated, mapped and removed.
+//! The untyped region: how an object is created, opened, validated, mapped and removed, on
+//! any backend ([`Location`]). Nothing here knows the payload's Rust type.
 //!
-//! # Creation protocol
-//!
-//! A creator makes an unnamed object (`O_TMPFILE` in `/dev/shm`), sizes it, writes the header
-//! with state "initialising" and a fresh lock, takes `flock(LOCK_EX)` on it and only then links
-//! it to its name. If the name is taken (`EEXIST`) another process won the race: the loser drops
-//! its object and opens the winner's, so `init` runs exactly once. The winner runs `init`,
-//! publishes state "ready" with a release store, wakes waiters and drops the `flock`.
-//!
-//! An opener that finds "initialising" (or an empty, all-zero object) probes with
-//! `flock(LOCK_SH | LOCK_NB)`: refused means a live creator, so it sleeps on the state word and
-//! re-checks, up to `open_timeout`; granted means the creator died (the kernel dropped its
-//! lock). `open` then reports [`Error::Incomplete`]; `open_or_create` takes the exclusive lock,
-//! re-checks that the state is still not ready and that the name still refers to the same
-//! object, and initialises it in place.
-//!
-//! Every object is checked with `fstat` before it is mapped, and the header describes no byte
-//! beyond the object's size, so no access can raise SIGBUS.
+//! The create/open protocols live in [`fd`] (POSIX objects and files: unnamed creation, then a
+//! link; `flock` to tell a live creator from a dead one; the reset after a reboot) and [`sysv`]
+//! (System V segments: exclusive `shmget`, then a claim on the header). Both check every object
+//! before mapping it, and the header describes no byte beyond the object's size, so no access
+//! can raise SIGBUS.
+
+mod fd;
+mod sysv;
 
 use std::fs::File;
 use std::io;
+use std::path::PathBuf;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::atomic::{AtomicU32, AtomicUsize};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::header::{
-    check_type, Descriptor, Header, HeaderInfo, HeaderState, QueueShape, RegionLayout,
-    FLAG_IN_PLACE, FLAG_NOTIFY_READERS, HEADER_SIZE, STATE_INITIALISING,
+    Descriptor, Header, HeaderInfo, HeaderState, QueueShape, RegionLayout, FLAG_IN_PLACE,
+    FLAG_NOTIFY_READERS, HEADER_SIZE,
 };
 use crate::layout::TypeLayout;
-use crate::name::validate_name;
+use crate::location::Location;
 use crate::snapshot::copy_atomic;
-use crate::sys::object::{self, Access, FileLock, Mapping, ObjectStat};
-use crate::sys::{futex, process};
+use crate::sys::object::{self, Access, Mapping, ObjectStat};
+use crate::sys::{futex, process, sysv as segment};
 
 /// How a region is to be created or opened: the type, the mode, and the opener's policies.
 #[derive(Clone, Copy, Debug)]
@@ -60,8 +53,10 @@ pub(crate) struct QueueSpec {
 /// Writes the initial payload into the bytes it is given (the working copy).
 pub(crate) type Init<'a> = &'a mut dyn FnMut(&mut [u8]);
 
-/// A mapped, validated region. Nothing here knows the payload's Rust type.
+/// A mapped, validated region.
 pub(crate) struct Region {
+    location: Location,
+    /// `location` as text, for messages.
     name: String,
     object: ObjectStat,
     map: Option<Mapping>,
@@ -75,97 +70,72 @@ pub(crate) struct Region {
     /// The `read_requests` value this handle last backed off for (lock.rs), so that a reader
     /// that died mid-request costs it one back-off, not one per lock.
     pub(crate) backed_off_for: AtomicU32,
-    // Kept open so the object cannot be replaced under us between checks; closed on drop.
-    _file: File,
+    handle: Handle,
 }
 
-enum Found {
-    Ready(Region),
-    /// Empty, blank or initialising, and no live creator holds its `flock`.
-    Abandoned(File, ObjectStat),
+/// What keeps the object open.
+enum Handle {
+    /// Kept open so the object cannot be replaced under us between checks; closed on drop.
+    File { file: File, path: PathBuf },
+    /// A System V segment: its key (the id is `object.ino`).
+    SysV { key: i32 },
 }
 
 impl Region {
-    /// Creates the region fully (value included) before naming it: `AlreadyExists` if the name
-    /// is taken.
-    pub(crate) fn create(name: &str, spec: &RegionSpec, init: Init<'_>) -> Result<Region> {
-        validate_name(name)?;
-        let (file, map, info) = build_unnamed(name, spec)?;
-        let object = object::stat(&file).map_err(|e| Error::io(name, "fstat", e))?;
-        let region = Region::assemble(name, file, object, (map, Access::ReadWrite), info, spec);
-        region.fill(init);
-        region.header().publish_ready();
-        object::link(&region._file, name).map_err(|e| Error::io(name, "link the new object", e))?;
-        Ok(region)
+    /// Creates the region fully (value included) before other processes can use it:
+    /// `AlreadyExists` if the location is taken.
+    pub(crate) fn create(location: &Location, spec: &RegionSpec, init: Init<'_>) -> Result<Region> {
+        location.validate()?;
+        match location {
+            Location::SysV(key) => sysv::create(*key, location, spec, init),
+            _ => fd::create(&fd::Target::of(location), spec, init),
+        }
     }
 
     /// Opens an existing region, waiting up to `open_timeout` for a live creator to finish.
-    pub(crate) fn open(name: &str, spec: &RegionSpec, access: Access) -> Result<Region> {
-        validate_name(name)?;
-        match find(name, spec, access, Typed::Yes)? {
-            Found::Ready(region) => Ok(region),
-            Found::Abandoned(..) => Err(Error::Incomplete {
-                name: name.to_string(),
-            }),
+    pub(crate) fn open(location: &Location, spec: &RegionSpec, access: Access) -> Result<Region> {
+        location.validate()?;
+        match location {
+            Location::SysV(key) => sysv::open(*key, location, spec, access, Typed::Yes),
+            _ => fd::open(&fd::Target::of(location), spec, access, Typed::Yes),
         }
     }
 
     /// Opens an existing region read-only whatever its kind and type (`spec.layout` is not
     /// compared): for inspection.
-    pub(crate) fn open_untyped(name: &str, spec: &RegionSpec) -> Result<Region> {
-        validate_name(name)?;
-        match find(name, spec, Access::ReadOnly, Typed::No)? {
-            Found::Ready(region) => Ok(region),
-            Found::Abandoned(..) => Err(Error::Incomplete {
-                name: name.to_string(),
-            }),
+    pub(crate) fn open_untyped(location: &Location, spec: &RegionSpec) -> Result<Region> {
+        location.validate()?;
+        match location {
+            Location::SysV(key) => sysv::open(*key, location, spec, Access::ReadOnly, Typed::No),
+            _ => fd::open(&fd::Target::of(location), spec, Access::ReadOnly, Typed::No),
         }
     }
 
     /// Opens the region, or creates it running `init` — in exactly one process of any number
-    /// racing for the same name.
-    pub(crate) fn open_or_create(name: &str, spec: &RegionSpec, init: Init<'_>) -> Result<Region> {
-        validate_name(name)?;
-        // A timeout too large to represent as a deadline means none.
-        let deadline = Instant::now().checked_add(spec.open_timeout);
-        loop {
-            match find(name, spec, Access::ReadWrite, Typed::Yes) {
-                Ok(Found::Ready(region)) => return Ok(region),
-                Ok(Found::Abandoned(file, stat)) => {
-                    if let Some(region) = reinitialise(name, spec, file, stat, init)? {
-                        return Ok(region);
-                    }
-                }
-                Err(Error::NotFound { .. }) => {
-                    if let Some(region) = create_linked_then_init(name, spec, init)? {
-                        return Ok(region);
-                    }
-                }
-                Err(other) => return Err(other),
-            }
-            // Another process is creating or repairing it right now; look again.
-            if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
-                return Err(Error::Timeout {
-                    name: name.to_string(),
-                    waiting_for: "its creation to settle (other processes kept creating or \
-                                  repairing it)",
-                    after: spec.open_timeout,
-                });
-            }
-            std::thread::yield_now();
+    /// racing for the same location.
+    pub(crate) fn open_or_create(
+        location: &Location,
+        spec: &RegionSpec,
+        init: Init<'_>,
+    ) -> Result<Region> {
+        location.validate()?;
+        match location {
+            Location::SysV(key) => sysv::open_or_create(*key, location, spec, init),
+            _ => fd::open_or_create(&fd::Target::of(location), spec, init),
         }
     }
 
     fn assemble(
-        name: &str,
-        file: File,
+        location: &Location,
+        handle: Handle,
         object: ObjectStat,
         (map, access): (Mapping, Access),
         info: HeaderInfo,
         spec: &RegionSpec,
     ) -> Region {
         Region {
-            name: name.to_string(),
+            location: location.clone(),
+            name: location.to_string(),
             object,
             map: Some(map),
             access,
@@ -173,7 +143,7 @@ impl Region {
             unlink_on_drop: spec.unlink_on_drop,
             holder: AtomicUsize::new(0),
             backed_off_for: AtomicU32::new(0),
-            _file: file,
+            handle,
         }
     }
 
@@ -194,10 +164,15 @@ impl Region {
         }
     }
 
-    /// The region's name.
+    /// The region's location as text (the name of a POSIX region).
     #[inline]
     pub(crate) fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Where the region lives.
+    pub(crate) fn location(&self) -> &Location {
+        &self.location
     }
 
     /// The validated fixed fields of the header.
@@ -265,16 +240,25 @@ impl Region {
 
     /// Takes the exclusive byte lock at `offset` of the object for this handle (see
     /// [`object::try_byte_lock`]); `Ok(false)` if another live handle holds it. Released when
-    /// the handle is dropped or its process dies.
-    pub(crate) fn try_claim_byte(&self, offset: u64) -> Result<bool> {
-        object::try_byte_lock(&self._file, offset)
-            .map_err(|e| Error::io(&self.name, "fcntl(F_OFD_SETLK)", e))
+    /// the handle is dropped or its process dies. `None` for a System V segment, which has no
+    /// descriptor to lock (see [`Region::claims_by_pid`]).
+    pub(crate) fn try_claim_byte(&self, offset: u64) -> Result<Option<bool>> {
+        match &self.handle {
+            Handle::File { file, .. } => object::try_byte_lock(file, offset)
+                .map(Some)
+                .map_err(|e| Error::io(&self.name, "fcntl(F_OFD_SETLK)", e)),
+            Handle::SysV { .. } => Ok(None),
+        }
     }
 
-    /// Whether another handle holds the byte lock at `offset`.
-    pub(crate) fn byte_claimed_elsewhere(&self, offset: u64) -> Result<bool> {
-        object::byte_locked_elsewhere(&self._file, offset)
-            .map_err(|e| Error::io(&self.name, "fcntl(F_OFD_GETLK)", e))
+    /// Whether another handle holds the byte lock at `offset`; `None` for a System V segment.
+    pub(crate) fn byte_claimed_elsewhere(&self, offset: u64) -> Result<Option<bool>> {
+        match &self.handle {
+            Handle::File { file, .. } => object::byte_locked_elsewhere(file, offset)
+                .map(Some)
+                .map_err(|e| Error::io(&self.name, "fcntl(F_OFD_GETLK)", e)),
+            Handle::SysV { .. } => Ok(None),
+        }
     }
 
     /// A copy of the stored type descriptor's bytes, taken with atomic loads: a peer may
@@ -282,16 +266,34 @@ impl Region {
     pub(crate) fn descriptor_copy(&self) -> Vec<u8> {
         descriptor_copy(self.base(), self.info.layout.descriptor_len)
     }
+
+    /// Writes the region's pages to its file and waits for the disk (`msync(MS_SYNC)`); does
+    /// nothing for POSIX objects and System V segments, which live in memory only.
+    pub(crate) fn flush(&self) -> Result<()> {
+        match &self.map {
+            Some(map) => map.flush().map_err(|e| Error::io(&self.name, "msync", e)),
+            None => Ok(()),
+        }
+    }
 }
 
 impl Drop for Region {
     fn drop(&mut self) {
         if self.unlink_on_drop {
-            // Only if the name still refers to this handle's object: another process may have
-            // removed it and created a new one meanwhile.
-            if let Ok(now) = object::stat_name(&self.name) {
-                if now.same_object(&self.object) {
-                    let _ = object::unlink(&self.name);
+            // Only if the location still refers to this handle's object: another process may
+            // have removed it and created a new one meanwhile.
+            match &self.handle {
+                Handle::File { path, .. } => {
+                    if let Ok(now) = object::stat_path(path) {
+                        if now.same_object(&self.object) {
+                            let _ = object::unlink(path);
+                        }
+                    }
+                }
+                Handle::SysV { key } => {
+                    if segment::get(*key).is_ok_and(|id| id as u64 == self.object.ino) {
+                        let _ = segment::remove(id_of(&self.object));
+                    }
                 }
             }
         }
@@ -305,6 +307,11 @@ impl Drop for Region {
     }
 }
 
+/// The System V id recorded in a segment's [`ObjectStat`].
+fn id_of(object: &ObjectStat) -> i32 {
+    object.ino as i32
+}
+
 /// Copies `len` descriptor bytes from a mapping whose header was validated for them.
 pub(crate) fn descriptor_copy(base: *const u8, len: usize) -> Vec<u8> {
     let mut out = vec![0u8; len];
@@ -316,8 +323,12 @@ pub(crate) fn descriptor_copy(base: *const u8, len: usize) -> Vec<u8> {
     out
 }
 
-/// Removes the region's name. Processes that have it open keep using it; the memory is freed
-/// when the last one unmaps it.
+/// Removes a region: the name of a POSIX region, the file of a file region (`unlink`), or the
+/// key of a System V segment (`IPC_RMID`). Processes that have it open keep using it; the
+/// memory is freed when the last one unmaps it (a file's data when the last one closes it).
+///
+/// A `&str` is a region name; pass a [`Location`] (or a `Path`) for a file or a System V
+/// segment.
 ///
 /// ```
 /// # use shmstore::{Shm, ShmType};
@@ -331,78 +342,26 @@ pub(crate) fn descriptor_copy(base: *const u8, len: usize) -> Vec<u8> {
 ///
 /// # Errors
 ///
-/// [`Error::InvalidName`], [`Error::NotFound`], [`Error::PermissionDenied`] (the directory's
-/// sticky bit: only the owner may remove it), [`Error::Io`].
-pub fn unlink(name: &str) -> Result<()> {
-    validate_name(name)?;
-    object::unlink(name).map_err(|e| Error::io(name, "shm_unlink", e))
-}
-
-/// Opens `name`, checks owner and size, maps it and classifies it.
-///
-/// Only a look taken while no (re)initialiser is at work decides that an object is corrupt or
-/// abandoned: a re-initialiser holds the exclusive `flock` while it writes the header, so an
-/// opener that sees a bad or unfinished header probes with a shared `flock` and, if it gets
-/// it, looks again before it decides.
-fn find(name: &str, spec: &RegionSpec, access: Access, typed: Typed) -> Result<Found> {
-    let started = Instant::now();
-    loop {
-        let file = object::open(name, access).map_err(|e| Error::io(name, "shm_open", e))?;
-        let stat = object::stat(&file).map_err(|e| Error::io(name, "fstat", e))?;
-        check_owner(name, spec, &stat)?;
-        let (look, map) = look_at(name, &file, &stat, access)?;
-        let look = match look {
-            Look::Ready(info) => {
-                let map = map.ok_or_else(|| Error::corrupt(name, "it could not be mapped"))?;
-                let region = Region::assemble(name, file, stat, (map, access), info, spec);
-                if typed == Typed::Yes {
-                    check_kind(name, &region.info, spec)?;
-                    check_type(name, &region.info, || region.descriptor_copy(), spec.layout)?;
-                    check_capacity(name, &region.info, spec)?;
-                }
-                return Ok(Found::Ready(region));
-            }
-            other => other,
-        };
-        // Not ready, or apparently corrupt. A live (re)initialiser holds the exclusive flock.
-        if object::try_file_lock(&file, FileLock::Shared)
-            .map_err(|e| Error::io(name, "flock", e))?
-        {
-            // Nobody can start initialising while we hold this: look again, then decide.
-            let fresh = object::stat(&file).map_err(|e| Error::io(name, "fstat", e));
-            let verdict = fresh.and_then(|now| Ok((look_at(name, &file, &now, access)?.0, now)));
-            object::file_unlock(&file);
-            match verdict? {
-                (Look::Ready(_), _) => continue,
-                (Look::Corrupt(reason), _) => return Err(Error::corrupt(name, reason)),
-                (Look::NotReady, now) if now == stat => return Ok(Found::Abandoned(file, now)),
-                // It changed between the two looks: start over.
-                (Look::NotReady, _) => continue,
-            }
+/// [`Error::InvalidName`] or [`Error::InvalidLocation`], [`Error::NotFound`],
+/// [`Error::PermissionDenied`] (the directory's sticky bit, or a segment of another user: only
+/// its owner may remove it), [`Error::Io`].
+pub fn unlink(location: impl Into<Location>) -> Result<()> {
+    let location = location.into();
+    location.validate()?;
+    let name = location.to_string();
+    match &location {
+        Location::SysV(key) => {
+            let id = segment::get(*key).map_err(|e| Error::io(&name, "shmget", e))?;
+            segment::remove(id).map_err(|e| Error::io(&name, "shmctl(IPC_RMID)", e))
         }
-        let elapsed = started.elapsed();
-        if elapsed >= spec.open_timeout {
-            return Err(Error::Timeout {
-                name: name.to_string(),
-                waiting_for: "its creator to finish initialising it",
-                after: spec.open_timeout,
-            });
+        _ => {
+            let target = fd::Target::of(&location);
+            object::unlink(&target.path).map_err(|e| Error::io(&name, "unlink", e))
         }
-        let slice = (spec.open_timeout - elapsed).min(Duration::from_millis(10));
-        match (&look, map) {
-            (Look::NotReady, Some(map)) => {
-                // SAFETY: the mapping is page-aligned, at least HEADER_SIZE bytes (`look_at`
-                // maps nothing smaller) and alive in this arm; every `Header` field is atomic.
-                let header = unsafe { &*map.ptr().cast::<Header>() };
-                futex::wait(&header.state, STATE_INITIALISING, Some(slice));
-            }
-            _ => std::thread::sleep(slice.min(Duration::from_millis(1))),
-        }
-        // Start over: the creator may have resized the object.
     }
 }
 
-/// Whether `find` checks that the region holds the spec's kind and type.
+/// Whether a protocol checks that the region holds the spec's kind and type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Typed {
     Yes,
@@ -417,40 +376,37 @@ enum Look {
     Corrupt(String),
 }
 
-/// Classifies the object as it is now, mapping it when it is large enough to hold a header.
-fn look_at(
-    name: &str,
-    file: &File,
-    stat: &ObjectStat,
-    access: Access,
-) -> Result<(Look, Option<Mapping>)> {
-    if !stat.regular {
-        return Ok((Look::Corrupt("it is not a regular file".into()), None));
-    }
-    if stat.size == 0 {
-        return Ok((Look::NotReady, None));
-    }
-    if stat.size < HEADER_SIZE as u64 {
-        let reason = format!(
-            "it is {} bytes long, shorter than its own {HEADER_SIZE}-byte header",
-            stat.size
-        );
-        return Ok((Look::Corrupt(reason), None));
-    }
-    let Ok(len) = usize::try_from(stat.size) else {
-        let reason = "it is larger than this process's address space".to_string();
-        return Ok((Look::Corrupt(reason), None));
-    };
-    let map = Mapping::new(file, len, access).map_err(|e| Error::io(name, "mmap", e))?;
-    // SAFETY: the mapping is page-aligned and at least HEADER_SIZE bytes (checked above); `map`
-    // outlives this borrow; every `Header` field is atomic.
-    let header = unsafe { &*map.ptr().cast::<Header>() };
-    let look = match header.check(stat.size) {
+/// The header at the start of a mapping.
+///
+/// # Safety
+///
+/// The mapping is at least [`HEADER_SIZE`] bytes long, and the returned reference is not used
+/// after the mapping is dropped.
+unsafe fn header_of<'a>(map: &Mapping) -> &'a Header {
+    // SAFETY: the mapping is page-aligned (≥ the header's alignment) and at least HEADER_SIZE
+    // bytes (caller); every `Header` field is an atomic or the mutex's `UnsafeCell`, so sharing
+    // it with other processes' writes is sound; the caller bounds the lifetime.
+    unsafe { &*map.ptr().cast::<Header>() }
+}
+
+/// Classifies a header over an object of `size` bytes.
+fn classify(header: &Header, size: u64) -> Look {
+    match header.check(size) {
         Ok(HeaderState::Ready(info)) => Look::Ready(info),
         Ok(HeaderState::Blank | HeaderState::Initialising) => Look::NotReady,
         Err(reason) => Look::Corrupt(reason),
-    };
-    Ok((look, Some(map)))
+    }
+}
+
+/// The typed checks of an opened region: kind, type and capacity.
+fn check_typed(region: &Region, spec: &RegionSpec, typed: Typed) -> Result<()> {
+    if typed == Typed::Yes {
+        let name = region.name();
+        check_kind(name, &region.info, spec)?;
+        crate::header::check_type(name, &region.info, || region.descriptor_copy(), spec.layout)?;
+        check_capacity(name, &region.info, spec)?;
+    }
+    Ok(())
 }
 
 fn check_owner(name: &str, spec: &RegionSpec, stat: &ObjectStat) -> Result<()> {
@@ -529,28 +485,38 @@ fn header_info(spec: &RegionSpec, descriptor_len: usize) -> Option<HeaderInfo> {
     })
 }
 
-/// Sizes, maps and writes the header and descriptor of `file` (state "initialising").
-///
-/// The caller guarantees nobody else uses the object's lock: it is unnamed, or the caller holds
-/// its exclusive `flock` and it is not ready.
-fn write_fresh(name: &str, spec: &RegionSpec, file: &File) -> Result<(Mapping, HeaderInfo)> {
+/// The header fields and encoded descriptor a new region of `spec` gets.
+fn fresh_layout(name: &str, spec: &RegionSpec) -> Result<(HeaderInfo, Vec<u8>)> {
     let descriptor = Descriptor::of(spec.layout).encode();
     let info = header_info(spec, descriptor.len()).ok_or_else(|| Error::Io {
         name: name.to_string(),
         operation: "lay out the region",
         source: io::Error::new(io::ErrorKind::InvalidInput, "the type is too large to map"),
     })?;
-    let size = info.layout.region_size;
-    object::set_len(file, size as u64).map_err(|e| Error::io(name, "ftruncate", e))?;
-    let map =
-        Mapping::new(file, size, Access::ReadWrite).map_err(|e| Error::io(name, "mmap", e))?;
-    // SAFETY: the mapping is page-aligned and `size ≥ HEADER_SIZE` bytes long; it outlives
-    // this borrow; every field of `Header` is atomic.
-    let header = unsafe { &*map.ptr().cast::<Header>() };
-    // SAFETY: the caller guarantees nobody else uses the lock (see above).
-    unsafe { header.initialise(&info) }.map_err(|e| Error::io(name, "pthread_mutex_init", e))?;
+    Ok((info, descriptor))
+}
+
+/// Writes the header (state "initialising", a fresh lock) and the descriptor into a mapping of
+/// at least `info.layout.region_size` bytes.
+///
+/// # Safety
+///
+/// Nobody else uses the region's lock meanwhile, and no other process reads the descriptor
+/// before the region is ready: the object is unnamed, or the caller holds its exclusive `flock`
+/// (or a System V claim) and it is not ready.
+unsafe fn write_header(
+    name: &str,
+    map: &Mapping,
+    info: &HeaderInfo,
+    descriptor: &[u8],
+) -> Result<()> {
+    // SAFETY: the mapping holds at least `region_size ≥ HEADER_SIZE` bytes (caller) and
+    // outlives this borrow.
+    let header = unsafe { header_of(map) };
+    // SAFETY: the caller guarantees nobody else uses the lock.
+    unsafe { header.initialise(info) }.map_err(|e| Error::io(name, "pthread_mutex_init", e))?;
     // SAFETY: the descriptor's bytes lie between HEADER_SIZE and the payload offset, inside the
-    // mapping; no other process reads them before the region is ready.
+    // mapping; no other process reads them before the region is ready (caller).
     unsafe {
         std::ptr::copy_nonoverlapping(
             descriptor.as_ptr(),
@@ -558,98 +524,13 @@ fn write_fresh(name: &str, spec: &RegionSpec, file: &File) -> Result<(Mapping, H
             descriptor.len(),
         )
     };
-    Ok((map, info))
+    Ok(())
 }
 
-/// A new unnamed object with its header written, with the spec's mode.
-fn build_unnamed(name: &str, spec: &RegionSpec) -> Result<(File, Mapping, HeaderInfo)> {
-    let file = object::create_unnamed(spec.mode).map_err(|e| Error::io(name, "create", e))?;
-    let (map, info) = write_fresh(name, spec, &file)?;
-    Ok((file, map, info))
-}
-
-/// Creates and names an object in state "initialising" under our `flock`, then runs `init`.
-/// `None` if another process took the name first.
-fn create_linked_then_init(
-    name: &str,
-    spec: &RegionSpec,
-    init: Init<'_>,
-) -> Result<Option<Region>> {
-    let (file, map, info) = build_unnamed(name, spec)?;
-    if !object::try_file_lock(&file, FileLock::Exclusive)
-        .map_err(|e| Error::io(name, "flock", e))?
-    {
-        unreachable_lock(name)?;
-    }
-    match object::link(&file, name) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(None),
-        Err(e) => return Err(Error::io(name, "link the new object", e)),
-    }
-    let object = object::stat(&file).map_err(|e| Error::io(name, "fstat", e))?;
-    let region = Region::assemble(name, file, object, (map, Access::ReadWrite), info, spec);
-    finish(&region, init);
-    Ok(Some(region))
-}
-
-/// Runs `init`, publishes "ready", wakes openers waiting on the state and drops the `flock`.
-fn finish(region: &Region, init: Init<'_>) {
+/// Runs `init`, publishes "ready" and wakes openers waiting on the state.
+fn publish(region: &Region, init: Init<'_>) {
     region.fill(init);
     let header = region.header();
     header.publish_ready();
     futex::wake_all(&header.state);
-    object::file_unlock(&region._file);
-}
-
-/// Initialises an abandoned object in place, under its exclusive `flock`. `None` if another
-/// process got there first or the name now refers to something else.
-fn reinitialise(
-    name: &str,
-    spec: &RegionSpec,
-    file: File,
-    seen: ObjectStat,
-    init: Init<'_>,
-) -> Result<Option<Region>> {
-    if !object::try_file_lock(&file, FileLock::Exclusive)
-        .map_err(|e| Error::io(name, "flock", e))?
-    {
-        return Ok(None);
-    }
-    // Under the lock: is it still the object under the name, and still not ready?
-    match object::stat_name(name) {
-        Ok(now) if now.same_object(&seen) => {}
-        _ => return Ok(None),
-    }
-    let now = object::stat(&file).map_err(|e| Error::io(name, "fstat", e))?;
-    // Under the lock nobody else writes the header: only an empty, blank or unfinished object
-    // is ours to take over; anything else is left alone.
-    match look_at(name, &file, &now, Access::ReadWrite)?.0 {
-        Look::NotReady => {}
-        Look::Ready(_) => return Ok(None),
-        Look::Corrupt(reason) => return Err(Error::corrupt(name, reason)),
-    }
-    // This process creates the region now: give it the mode asked for, as a new object gets
-    // (an abandoned object may have come with any mode). Another user's object (accepted with
-    // `allow_other_owner`) keeps its owner's mode.
-    if now.uid == process::effective_uid() {
-        object::set_mode(&file, spec.mode).map_err(|e| Error::io(name, "fchmod", e))?;
-    }
-    let (map, info) = write_fresh(name, spec, &file)?;
-    let object = object::stat(&file).map_err(|e| Error::io(name, "fstat", e))?;
-    let region = Region::assemble(name, file, object, (map, Access::ReadWrite), info, spec);
-    finish(&region, init);
-    Ok(Some(region))
-}
-
-/// A fresh unnamed file cannot be locked by anyone else; report it as an error rather than
-/// proceed without the lock if the kernel ever says otherwise.
-fn unreachable_lock(name: &str) -> Result<()> {
-    Err(Error::Io {
-        name: name.to_string(),
-        operation: "flock a new object",
-        source: io::Error::new(
-            io::ErrorKind::WouldBlock,
-            "a new unnamed object was already locked",
-        ),
-    })
 }

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::marker::PhantomData;
+use std::path::Path;
 use std::sync::{LockResult, PoisonError, TryLockError, TryLockResult};
 use std::time::Duration;
 
@@ -9,6 +10,7 @@ use crate::error::Result;
 use crate::guard::ShmGuard;
 use crate::header::MAX_PAYLOAD_ALIGN;
 use crate::layout::ShmType;
+use crate::location::Location;
 use crate::lock::Wait;
 use crate::reader::{wait_for_change, ShmReader};
 use crate::region::{Region, RegionSpec};
@@ -109,9 +111,33 @@ impl<T: ShmType> Shm<T> {
         &self.region
     }
 
-    /// The region's name.
+    /// The region's name; for a file or System V region, its [`location`](Self::location) as
+    /// text (`/path/to/file`, `sysv:0x…`).
     pub fn name(&self) -> &str {
         self.region.name()
+    }
+
+    /// Where the region lives: a POSIX name, a file or a System V key.
+    pub fn location(&self) -> &Location {
+        self.region.location()
+    }
+
+    /// For a file region, writes the value and header to the file and waits for the disk
+    /// (`msync(MS_SYNC)`): what was committed before the call survives a power loss or a kernel
+    /// crash. Without it the kernel writes dirty pages back on its own schedule; a process crash
+    /// loses nothing either way (the page cache is shared). Does nothing for POSIX and System
+    /// V regions, which live in memory only.
+    ///
+    /// The kernel may write pages back at any moment, so after a power loss a file region that
+    /// was written after its last `flush` can hold any mix of older and newer pages: call
+    /// `flush` after the commits that must be durable, and treat the file as a cache, not a
+    /// database, if every write must be.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`](crate::Error::Io) if the file system reports a write error.
+    pub fn flush(&self) -> Result<()> {
+        self.region.flush()
     }
 
     /// Whether the region keeps one copy and poisons on a dead writer (created with
@@ -457,32 +483,79 @@ impl<T: ShmType> ShmOptions<T> {
         }
     }
 
+    /// Places the region in the file at `path` instead of a POSIX object: it persists across
+    /// reboots (see [`Location::File`]). Set the other options first; the create and open
+    /// methods of the result take no name.
+    ///
+    /// ```
+    /// # use shmstore::Shm;
+    /// # let dir = std::env::temp_dir().join(format!("doc-path-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir).unwrap();
+    /// let path = dir.join("counter.shm");
+    /// let counter = Shm::<u64>::options().path(&path).open_or_create(|| 0)?;
+    /// *counter.lock().unwrap() += 1;
+    /// counter.flush()?; // on disk now, not only in the page cache
+    /// drop(counter);
+    /// assert_eq!(Shm::<u64>::options().path(&path).open()?.read(), 1);
+    /// shmstore::unlink(shmstore::Location::File(path))?;
+    /// # std::fs::remove_dir(&dir).unwrap();
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
+    pub fn path(self, path: impl AsRef<Path>) -> ShmOptionsAt<T> {
+        self.at(Location::File(path.as_ref().to_path_buf()))
+    }
+
+    /// Places the region in the System V segment with `key` (from [`ftok`](crate::ftok), or a
+    /// constant both programs know) instead of a POSIX object: for sharing with programs that
+    /// use `shmget` and `shmat`. Set the other options first.
+    ///
+    /// ```
+    /// # use shmstore::Shm;
+    /// # let key = 0x5d00_0000 | (std::process::id() as i32 & 0xffff);
+    /// let shared = Shm::<[u32; 4]>::options()
+    ///     .unlink_on_drop(true) // IPC_RMID when this handle goes
+    ///     .sysv_key(key)
+    ///     .create([1, 2, 3, 4])?;
+    /// assert_eq!(shared.name(), format!("sysv:{:#010x}", key));
+    /// assert_eq!(Shm::<[u32; 4]>::options().sysv_key(key).open()?.read(), [1, 2, 3, 4]);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
+    pub fn sysv_key(self, key: i32) -> ShmOptionsAt<T> {
+        self.at(Location::SysV(key))
+    }
+
+    /// Places the region at any [`Location`]: a name, a file or a System V key. Set the other
+    /// options first.
+    pub fn at(self, location: impl Into<Location>) -> ShmOptionsAt<T> {
+        ShmOptionsAt {
+            options: self,
+            location: location.into(),
+        }
+    }
+
+    fn named(self, name: &str) -> ShmOptionsAt<T> {
+        self.at(Location::Named(name.to_string()))
+    }
+
     /// [`Shm::create`] with these options.
     pub fn create(self, name: &str, value: T) -> Result<Shm<T>> {
-        let mut write = |bytes: &mut [u8]| bytes.copy_from_slice(bytemuck::bytes_of(&value));
-        Region::create(name, &self.spec(), &mut write).map(Shm::from_region)
+        self.named(name).create(value)
     }
 
     /// [`Shm::open`] with these options.
     pub fn open(self, name: &str) -> Result<Shm<T>> {
-        Region::open(name, &self.spec(), Access::ReadWrite).map(Shm::from_region)
+        self.named(name).open()
     }
 
     /// [`Shm::open_reader`] with these options: `allow_other_owner` and `open_timeout` apply;
     /// the creation settings do not.
     pub fn open_reader(self, name: &str) -> Result<ShmReader<T>> {
-        Region::open(name, &self.spec(), Access::ReadOnly).map(ShmReader::from_region)
+        self.named(name).open_reader()
     }
 
     /// [`Shm::open_or_create`] with these options.
     pub fn open_or_create(self, name: &str, init: impl FnOnce() -> T) -> Result<Shm<T>> {
-        let mut init = Some(init);
-        let mut write = |bytes: &mut [u8]| {
-            if let Some(init) = init.take() {
-                bytes.copy_from_slice(bytemuck::bytes_of(&init()));
-            }
-        };
-        Region::open_or_create(name, &self.spec(), &mut write).map(Shm::from_region)
+        self.named(name).open_or_create(init)
     }
 
     /// Like [`create`](Self::create), but `init` fills in the value where it lives: it receives
@@ -505,9 +578,7 @@ impl<T: ShmType> ShmOptions<T> {
     ///
     /// As [`Shm::create`].
     pub fn create_with(self, name: &str, init: impl FnOnce(&mut T)) -> Result<Shm<T>> {
-        let mut init = Some(init);
-        let mut write = |bytes: &mut [u8]| fill_in_place(bytes, &mut init);
-        Region::create(name, &self.spec(), &mut write).map(Shm::from_region)
+        self.named(name).create_with(init)
     }
 
     /// Like [`open_or_create`](Self::open_or_create), but `init` fills in a zeroed `T` where it
@@ -517,9 +588,111 @@ impl<T: ShmType> ShmOptions<T> {
     ///
     /// As [`Shm::open_or_create`].
     pub fn open_or_create_with(self, name: &str, init: impl FnOnce(&mut T)) -> Result<Shm<T>> {
+        self.named(name).open_or_create_with(init)
+    }
+}
+
+/// [`ShmOptions`] with a [`Location`]: from [`path`](ShmOptions::path),
+/// [`sysv_key`](ShmOptions::sysv_key) or [`at`](ShmOptions::at). The same methods as
+/// `ShmOptions`, without the name, with the same behaviour and errors; an `InvalidLocation`
+/// error reports a bad path or key.
+#[must_use = "options do nothing until create, open or open_or_create is called"]
+pub struct ShmOptionsAt<T: ShmType> {
+    options: ShmOptions<T>,
+    location: Location,
+}
+
+impl<T: ShmType> Clone for ShmOptionsAt<T> {
+    fn clone(&self) -> Self {
+        ShmOptionsAt {
+            options: self.options.clone(),
+            location: self.location.clone(),
+        }
+    }
+}
+
+impl<T: ShmType> fmt::Debug for ShmOptionsAt<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ShmOptionsAt")
+            .field("options", &self.options)
+            .field("location", &self.location)
+            .finish()
+    }
+}
+
+impl<T: ShmType> ShmOptionsAt<T> {
+    /// Where the region will be created or opened.
+    pub fn location(&self) -> &Location {
+        &self.location
+    }
+
+    /// Creates a new region holding `value`, as [`Shm::create`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Shm::create`].
+    pub fn create(self, value: T) -> Result<Shm<T>> {
+        let mut write = |bytes: &mut [u8]| bytes.copy_from_slice(bytemuck::bytes_of(&value));
+        Region::create(&self.location, &self.options.spec(), &mut write).map(Shm::from_region)
+    }
+
+    /// Opens an existing region, as [`Shm::open`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Shm::open`].
+    pub fn open(self) -> Result<Shm<T>> {
+        Region::open(&self.location, &self.options.spec(), Access::ReadWrite).map(Shm::from_region)
+    }
+
+    /// Opens a read-only handle, as [`Shm::open_reader`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Shm::open`].
+    pub fn open_reader(self) -> Result<ShmReader<T>> {
+        Region::open(&self.location, &self.options.spec(), Access::ReadOnly)
+            .map(ShmReader::from_region)
+    }
+
+    /// Opens the region or creates it, as [`Shm::open_or_create`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Shm::open_or_create`].
+    pub fn open_or_create(self, init: impl FnOnce() -> T) -> Result<Shm<T>> {
+        let mut init = Some(init);
+        let mut write = |bytes: &mut [u8]| {
+            if let Some(init) = init.take() {
+                bytes.copy_from_slice(bytemuck::bytes_of(&init()));
+            }
+        };
+        Region::open_or_create(&self.location, &self.options.spec(), &mut write)
+            .map(Shm::from_region)
+    }
+
+    /// Creates a region filled in where it lives, as [`ShmOptions::create_with`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Shm::create`].
+    pub fn create_with(self, init: impl FnOnce(&mut T)) -> Result<Shm<T>> {
         let mut init = Some(init);
         let mut write = |bytes: &mut [u8]| fill_in_place(bytes, &mut init);
-        Region::open_or_create(name, &self.spec(), &mut write).map(Shm::from_region)
+        Region::create(&self.location, &self.options.spec(), &mut write).map(Shm::from_region)
+    }
+
+    /// Opens the region or creates it filled in where it lives, as
+    /// [`ShmOptions::open_or_create_with`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Shm::open_or_create`].
+    pub fn open_or_create_with(self, init: impl FnOnce(&mut T)) -> Result<Shm<T>> {
+        let mut init = Some(init);
+        let mut write = |bytes: &mut [u8]| fill_in_place(bytes, &mut init);
+        Region::open_or_create(&self.location, &self.options.spec(), &mut write)
+            .map(Shm::from_region)
     }
 }
 

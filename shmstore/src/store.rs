@@ -175,7 +175,7 @@ impl Store {
             if validate_name(name).is_err() {
                 continue;
             }
-            match object::unlink(name) {
+            match object::unlink(&object::shm_path(name)) {
                 Ok(()) => removed += 1,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(Error::io(name, "shm_unlink", e)),

@@ -1,7 +1,8 @@
 //! The operating-system layer: the only code in the crate that calls libc or nix.
 //!
-//! Everything above this module reads as plain Rust over four small surfaces:
-//! [`object`] (named shared-memory objects, their metadata, advisory locks and mappings),
+//! Everything above this module reads as plain Rust over five small surfaces:
+//! [`object`] (shared-memory objects and files, their metadata, advisory locks and mappings),
+//! [`sysv`] (System V segments),
 //! [`mutex`] (the robust process-shared pthread mutex), [`futex`] (sleeping on a 32-bit word in
 //! shared memory) and [`process`] (pids, uids, threads).
 
@@ -9,3 +10,4 @@ pub(crate) mod futex;
 pub(crate) mod mutex;
 pub(crate) mod object;
 pub(crate) mod process;
+pub(crate) mod sysv;

@@ -1,15 +1,18 @@
-//! Named POSIX shared-memory objects: create (unnamed, then linked), open, inspect, lock,
-//! map and unlink.
+//! Objects behind a file descriptor — POSIX shared-memory objects and regular files: create
+//! (unnamed, then linked), open, inspect, lock, map and unlink.
 //!
-//! On Linux, `shm_open("/name")` opens `/dev/shm/name` on a tmpfs. Creating through the
-//! directory instead (`O_TMPFILE`, then `linkat`) lets a creator build and lock an object
-//! before any other process can see it under its name.
+//! On Linux, `shm_open("/name")` is `open("/dev/shm/name", O_NOFOLLOW | O_CLOEXEC)` on a
+//! tmpfs, so both backends are files named by a path here. Creating through the directory
+//! (`O_TMPFILE`, then `linkat`) lets a creator build and lock an object before any other
+//! process can see it under its name.
 
 use std::ffi::CString;
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 
 use memmap2::{MmapOptions, MmapRaw};
 use nix::fcntl::{AtFlags, OFlag};
@@ -45,39 +48,100 @@ impl ObjectStat {
     }
 }
 
-fn os_name(name: &str) -> io::Result<CString> {
-    CString::new(format!("/{name}")).map_err(|_| io::ErrorKind::InvalidInput.into())
+/// The path `shm_open` uses for a POSIX object name (already validated: one component).
+pub(crate) fn shm_path(name: &str) -> PathBuf {
+    Path::new(SHM_DIR).join(name)
 }
 
-fn dir_path(name: &str) -> io::Result<CString> {
-    CString::new(format!("{SHM_DIR}/{name}")).map_err(|_| io::ErrorKind::InvalidInput.into())
+fn c_path(path: &Path) -> io::Result<CString> {
+    CString::new(path.as_os_str().as_bytes()).map_err(|_| io::ErrorKind::InvalidInput.into())
 }
 
-/// Opens an existing object by name (`shm_open` without `O_CREAT`, close-on-exec, never
-/// following a symbolic link, never blocking: a FIFO planted under the name would otherwise
-/// block a read-only open until some writer opened it).
-pub(crate) fn open(name: &str, access: Access) -> io::Result<File> {
+/// Opens an existing object (no `O_CREAT`, close-on-exec, never following a symbolic link,
+/// never blocking: a FIFO planted under the name would otherwise block a read-only open until
+/// some writer opened it).
+pub(crate) fn open(path: &Path, access: Access) -> io::Result<File> {
     let flags = match access {
         Access::ReadWrite => OFlag::O_RDWR,
         Access::ReadOnly => OFlag::O_RDONLY,
     } | OFlag::O_CLOEXEC
         | OFlag::O_NOFOLLOW
         | OFlag::O_NONBLOCK;
-    let fd: OwnedFd = nix::sys::mman::shm_open(os_name(name)?.as_c_str(), flags, Mode::empty())?;
+    let fd: OwnedFd = nix::fcntl::open(c_path(path)?.as_c_str(), flags, Mode::empty())?;
     Ok(File::from(fd))
 }
 
-/// Creates an unnamed object in the shared-memory directory with exactly `mode` (applied with
-/// `fchmod`, so the umask cannot change it). Nobody else can open it until [`link`] names it.
-pub(crate) fn create_unnamed(mode: u32) -> io::Result<File> {
-    let fd = nix::fcntl::open(
-        SHM_DIR,
+/// An object that has no name yet.
+pub(crate) struct Unnamed {
+    pub(crate) file: File,
+    /// On a file system without `O_TMPFILE`, the hidden temporary name it was created under;
+    /// removed once [`link`] has run.
+    temporary: Option<PathBuf>,
+}
+
+impl Drop for Unnamed {
+    fn drop(&mut self) {
+        if let Some(path) = self.temporary.take() {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// Creates an unnamed object in `dir` with exactly `mode` (applied with `fchmod`, so the umask
+/// cannot change it). Nobody else can open it under the region's name until [`link`] names it.
+///
+/// `O_TMPFILE` where the file system has it (tmpfs, ext4, xfs, btrfs); elsewhere a hidden,
+/// exclusively created temporary name next to the target, removed after linking.
+pub(crate) fn create_unnamed(dir: &Path, target: &Path, mode: u32) -> io::Result<Unnamed> {
+    let tmpfile = nix::fcntl::open(
+        c_path(dir)?.as_c_str(),
         OFlag::O_TMPFILE | OFlag::O_RDWR | OFlag::O_CLOEXEC,
         Mode::from_bits_truncate(0o600),
-    )?;
-    let file = File::from(fd);
-    set_mode(&file, mode)?;
-    Ok(file)
+    );
+    let unnamed = match tmpfile {
+        Ok(fd) => Unnamed {
+            file: File::from(fd),
+            temporary: None,
+        },
+        Err(nix::errno::Errno::EOPNOTSUPP | nix::errno::Errno::EISDIR) => {
+            create_hidden(dir, target)?
+        }
+        Err(e) => return Err(e.into()),
+    };
+    set_mode(&unnamed.file, mode)?;
+    Ok(unnamed)
+}
+
+fn create_hidden(dir: &Path, target: &Path) -> io::Result<Unnamed> {
+    let stem = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    for attempt in 0u32.. {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let path = dir.join(format!(
+            ".{stem}.shmstore-{}-{nanos:x}-{attempt}",
+            std::process::id()
+        ));
+        let opened = nix::fcntl::open(
+            c_path(&path)?.as_c_str(),
+            OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_RDWR | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
+            Mode::from_bits_truncate(0o600),
+        );
+        match opened {
+            Ok(fd) => {
+                return Ok(Unnamed {
+                    file: File::from(fd),
+                    temporary: Some(path),
+                })
+            }
+            Err(nix::errno::Errno::EEXIST) if attempt < 100 => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    unreachable!("the loop returns")
 }
 
 /// `fchmod`: sets the object's permission bits to exactly `mode` (the umask does not apply).
@@ -90,19 +154,23 @@ pub(crate) fn set_mode(file: &File, mode: u32) -> io::Result<()> {
 }
 
 /// Gives an unnamed object its name. Fails with `AlreadyExists` if the name is taken: exactly
-/// one of several racing creators wins.
-pub(crate) fn link(file: &File, name: &str) -> io::Result<()> {
+/// one of several racing creators wins. A hidden temporary name goes away either way.
+pub(crate) fn link(unnamed: &mut Unnamed, path: &Path) -> io::Result<()> {
     // `linkat(fd, "", .., AT_EMPTY_PATH)` needs CAP_DAC_READ_SEARCH; the /proc form needs none.
-    let source = CString::new(format!("/proc/self/fd/{}", file.as_raw_fd()))
+    let source = CString::new(format!("/proc/self/fd/{}", unnamed.file.as_raw_fd()))
         .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
     let cwd = nix::fcntl::AT_FDCWD;
-    nix::unistd::linkat(
+    let linked = nix::unistd::linkat(
         cwd,
         source.as_c_str(),
         cwd,
-        dir_path(name)?.as_c_str(),
+        c_path(path)?.as_c_str(),
         AtFlags::AT_SYMLINK_FOLLOW,
-    )?;
+    );
+    if let Some(temporary) = unnamed.temporary.take() {
+        let _ = std::fs::remove_file(temporary);
+    }
+    linked?;
     Ok(())
 }
 
@@ -111,9 +179,9 @@ pub(crate) fn stat(file: &File) -> io::Result<ObjectStat> {
     file.metadata().map(|meta| ObjectStat::from(&meta))
 }
 
-/// `lstat` of a name, without opening it.
-pub(crate) fn stat_name(name: &str) -> io::Result<ObjectStat> {
-    std::fs::symlink_metadata(format!("{SHM_DIR}/{name}")).map(|meta| ObjectStat::from(&meta))
+/// `lstat` of a path, without opening it.
+pub(crate) fn stat_path(path: &Path) -> io::Result<ObjectStat> {
+    std::fs::symlink_metadata(path).map(|meta| ObjectStat::from(&meta))
 }
 
 impl From<&std::fs::Metadata> for ObjectStat {
@@ -134,9 +202,10 @@ pub(crate) fn set_len(file: &File, len: u64) -> io::Result<()> {
     file.set_len(len)
 }
 
-/// `shm_unlink`: removes the name. Existing mappings stay valid.
-pub(crate) fn unlink(name: &str) -> io::Result<()> {
-    nix::sys::mman::shm_unlink(os_name(name)?.as_c_str())?;
+/// `unlink` (what `shm_unlink` does in `/dev/shm`): removes the name. Existing mappings stay
+/// valid.
+pub(crate) fn unlink(path: &Path) -> io::Result<()> {
+    nix::unistd::unlink(c_path(path)?.as_c_str())?;
     Ok(())
 }
 
@@ -240,9 +309,15 @@ pub(crate) fn file_unlock(file: &File) {
     unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_UN) };
 }
 
-/// A shared mapping of the first `len` bytes of an object. Unmapped on drop.
+/// A shared mapping of the first `len` bytes of an object, or an attached System V segment.
+/// Unmapped (detached) on drop.
 pub(crate) struct Mapping {
-    raw: MmapRaw,
+    inner: MappingKind,
+}
+
+enum MappingKind {
+    File(MmapRaw),
+    SysV(super::sysv::Attachment),
 }
 
 impl Mapping {
@@ -256,18 +331,38 @@ impl Mapping {
             Access::ReadWrite => options.map_raw(file)?,
             Access::ReadOnly => options.map_raw_read_only(file)?,
         };
-        Ok(Mapping { raw })
+        Ok(Mapping {
+            inner: MappingKind::File(raw),
+        })
+    }
+
+    pub(crate) fn from_attachment(attachment: super::sysv::Attachment) -> Mapping {
+        Mapping {
+            inner: MappingKind::SysV(attachment),
+        }
     }
 
     /// The first byte of the mapping (page-aligned).
     pub(crate) fn ptr(&self) -> *mut u8 {
-        self.raw.as_mut_ptr()
+        match &self.inner {
+            MappingKind::File(raw) => raw.as_mut_ptr(),
+            MappingKind::SysV(attachment) => attachment.ptr(),
+        }
+    }
+
+    /// Writes the mapping's dirty pages to the file and waits (`msync(MS_SYNC)`). Nothing to do
+    /// for memory that no file backs on disk.
+    pub(crate) fn flush(&self) -> io::Result<()> {
+        match &self.inner {
+            MappingKind::File(raw) => raw.flush(),
+            MappingKind::SysV(_) => Ok(()),
+        }
     }
 
     /// Keeps the pages mapped for the rest of the process's life. Used when a lock inside
     /// them may still be held (a forgotten guard): glibc keeps held robust mutexes on a
     /// per-thread list it walks later, so their memory must never disappear.
     pub(crate) fn leak(self) {
-        std::mem::forget(self.raw);
+        std::mem::forget(self);
     }
 }

@@ -32,3 +32,18 @@ pub(crate) fn boot_id() -> [u8; 16] {
     }
     out
 }
+
+/// Whether a process with this pid exists (`kill(pid, 0)`; a process of another user counts).
+/// A pid can be reused after its process exits, so `true` may name a different process.
+pub(crate) fn is_alive(pid: u32) -> bool {
+    let Ok(pid) = i32::try_from(pid) else {
+        return false;
+    };
+    if pid <= 0 {
+        return false;
+    }
+    !matches!(
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
+        Err(nix::errno::Errno::ESRCH)
+    )
+}

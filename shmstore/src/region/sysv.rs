@@ -1,0 +1,326 @@
+//! The create/open protocol of System V segments.
+//!
+//! A segment is visible under its key from the moment `shmget(IPC_CREAT | IPC_EXCL)` returns,
+//! zero-filled, and there is no descriptor to `flock`. So:
+//!
+//! - **Claim.** Whoever initialises a segment first claims it by a compare-and-swap of the
+//!   header's `creator_pid` from the value it saw (0 in a fresh segment) to its own pid, and only
+//!   then writes the header (state "initialising"), the descriptor and the value, and publishes
+//!   "ready" with a release store. Exactly one of several racing creators gets `IPC_EXCL`;
+//!   exactly one of several re-initialisers wins the swap.
+//! - **Waiting.** An opener that finds a segment not yet ready waits (on the state word, up to
+//!   `open_timeout`) while its initialiser is alive: the claimant in the header, or the
+//!   segment's creator (`shm_cpid`) before anyone claimed it.
+//! - **Abandoned.** If that process is gone, the segment is abandoned: `open` reports
+//!   [`Error::Incomplete`]; `open_or_create` claims it from the dead pid and initialises it.
+//!   A header another program wrote (any magic but ours or zero) is never taken over.
+//!
+//! Liveness is a pid check: a reused pid makes a dead initialiser look alive, and the opener
+//! then times out instead of taking over — a safe failure. The segment's size is fixed at
+//! creation and checked with `IPC_STAT` before `shmat`, and nobody can shrink it afterwards, so
+//! no access can fault.
+
+use std::sync::atomic::Ordering::{Acquire, SeqCst};
+use std::time::{Duration, Instant};
+
+use super::{
+    check_owner, check_typed, classify, fresh_layout, header_of, publish, write_header, Handle,
+    Init, Look, Region, RegionSpec, Typed,
+};
+use crate::error::{Error, Result};
+use crate::header::{Header, HEADER_SIZE, MAGIC, STATE_INITIALISING, STATE_READY};
+use crate::location::Location;
+use crate::sys::object::{Access, Mapping};
+use crate::sys::sysv::{self as segment, SegmentStat};
+use crate::sys::{futex, process};
+
+// Returned once per open and unpacked at once: boxing the region would only add an allocation.
+#[allow(clippy::large_enum_variant)]
+enum Found {
+    Ready(Region),
+    /// Not ready, and its initialiser (`claimant`, or the segment's creator if 0) is gone.
+    Abandoned {
+        map: Mapping,
+        stat: SegmentStat,
+        claimant: u32,
+    },
+}
+
+pub(super) fn create(
+    key: i32,
+    location: &Location,
+    spec: &RegionSpec,
+    init: Init<'_>,
+) -> Result<Region> {
+    let name = location.to_string();
+    let (info, _) = fresh_layout(&name, spec)?;
+    let id = segment::create(key, info.layout.region_size, spec.mode)
+        .map_err(|e| Error::io(&name, "shmget(IPC_CREAT | IPC_EXCL)", e))?;
+    initialise_new(key, id, location, spec, init).inspect_err(|_| {
+        // Nobody can have used a segment that never became ready: take it back.
+        let _ = segment::remove(id);
+    })
+}
+
+pub(super) fn open(
+    key: i32,
+    location: &Location,
+    spec: &RegionSpec,
+    access: Access,
+    typed: Typed,
+) -> Result<Region> {
+    match find(key, location, spec, access, typed)? {
+        Found::Ready(region) => Ok(region),
+        Found::Abandoned { .. } => Err(Error::Incomplete {
+            name: location.to_string(),
+        }),
+    }
+}
+
+pub(super) fn open_or_create(
+    key: i32,
+    location: &Location,
+    spec: &RegionSpec,
+    init: Init<'_>,
+) -> Result<Region> {
+    let name = location.to_string();
+    let deadline = Instant::now().checked_add(spec.open_timeout);
+    loop {
+        match find(key, location, spec, Access::ReadWrite, Typed::Yes) {
+            Ok(Found::Ready(region)) => return Ok(region),
+            Ok(Found::Abandoned {
+                map,
+                stat,
+                claimant,
+            }) => {
+                if let Some(region) = take_over(key, location, spec, (map, stat), claimant, init)? {
+                    return Ok(region);
+                }
+            }
+            Err(Error::NotFound { .. }) => {
+                let (info, _) = fresh_layout(&name, spec)?;
+                match segment::create(key, info.layout.region_size, spec.mode) {
+                    Ok(id) => {
+                        return initialise_new(key, id, location, spec, init).inspect_err(|_| {
+                            let _ = segment::remove(id);
+                        })
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                    Err(e) => return Err(Error::io(&name, "shmget(IPC_CREAT)", e)),
+                }
+            }
+            Err(other) => return Err(other),
+        }
+        if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+            return Err(Error::Timeout {
+                name,
+                waiting_for: "its creation to settle (other processes kept creating or \
+                              repairing it)",
+                after: spec.open_timeout,
+            });
+        }
+        std::thread::yield_now();
+    }
+}
+
+/// Attaches the segment with `key` read-write or read-only, and checks its owner and size.
+fn attach(
+    key: i32,
+    name: &str,
+    spec: &RegionSpec,
+    access: Access,
+) -> Result<(i32, SegmentStat, Mapping)> {
+    let id = segment::get(key).map_err(|e| Error::io(name, "shmget", e))?;
+    let stat = segment::stat(id).map_err(|e| match e.raw_os_error() {
+        // Removed between the two calls.
+        Some(nix::libc::EINVAL | nix::libc::EIDRM) => Error::NotFound {
+            name: name.to_string(),
+        },
+        _ => Error::io(name, "shmctl(IPC_STAT)", e),
+    })?;
+    check_owner(name, spec, &stat.object)?;
+    if stat.object.size < HEADER_SIZE as u64 {
+        return Err(Error::corrupt(
+            name,
+            format!(
+                "it is {} bytes long, shorter than its own {HEADER_SIZE}-byte header",
+                stat.object.size
+            ),
+        ));
+    }
+    let map = segment::attach(id, access).map_err(|e| Error::io(name, "shmat", e))?;
+    Ok((id, stat, map))
+}
+
+fn find(
+    key: i32,
+    location: &Location,
+    spec: &RegionSpec,
+    access: Access,
+    typed: Typed,
+) -> Result<Found> {
+    let name = location.to_string();
+    let started = Instant::now();
+    loop {
+        let (_, stat, map) = attach(key, &name, spec, access)?;
+        // SAFETY: `attach` checked that the segment holds at least HEADER_SIZE bytes; `map`
+        // outlives every use of `header` below (it moves only after the last one).
+        let header = unsafe { header_of(&map) };
+        let claimant = header.creator_pid.load(SeqCst);
+        if header.state.load(Acquire) == STATE_READY {
+            return match classify(header, stat.object.size) {
+                Look::Ready(info) => {
+                    let handle = Handle::SysV { key };
+                    let region =
+                        Region::assemble(location, handle, stat.object, (map, access), info, spec);
+                    check_typed(&region, spec, typed)?;
+                    Ok(Found::Ready(region))
+                }
+                Look::Corrupt(reason) => Err(Error::corrupt(&name, reason)),
+                Look::NotReady => continue,
+            };
+        }
+        if !ours_or_blank(header) {
+            return Err(Error::corrupt(&name, foreign_reason(header)));
+        }
+        let initialiser = if claimant != 0 {
+            claimant
+        } else {
+            stat.creator_pid
+        };
+        if !process::is_alive(initialiser) {
+            // Nobody writes the header unless a re-initialiser claimed it since we looked.
+            match classify(header, stat.object.size) {
+                _ if header.creator_pid.load(SeqCst) != claimant => continue,
+                Look::NotReady => {
+                    return Ok(Found::Abandoned {
+                        map,
+                        stat,
+                        claimant,
+                    })
+                }
+                Look::Ready(_) => continue,
+                Look::Corrupt(reason) => return Err(Error::corrupt(&name, reason)),
+            }
+        }
+        let elapsed = started.elapsed();
+        if elapsed >= spec.open_timeout {
+            return Err(Error::Timeout {
+                name,
+                waiting_for: "its creator to finish initialising it",
+                after: spec.open_timeout,
+            });
+        }
+        let slice = (spec.open_timeout - elapsed).min(Duration::from_millis(10));
+        if header.state.load(Acquire) == STATE_INITIALISING {
+            futex::wait(&header.state, STATE_INITIALISING, Some(slice));
+        } else {
+            std::thread::sleep(slice.min(Duration::from_millis(1)));
+        }
+    }
+}
+
+/// A header this crate may be writing: blank (zero magic) or with our magic.
+fn ours_or_blank(header: &Header) -> bool {
+    let magic = header.magic.load(SeqCst);
+    magic == 0 || magic == u64::from_ne_bytes(MAGIC)
+}
+
+fn foreign_reason(header: &Header) -> String {
+    format!(
+        "it does not start with the magic bytes \"SHMSTORE\" (found {:02x?}): another program's \
+         segment uses this key",
+        header.magic.load(SeqCst).to_ne_bytes()
+    )
+}
+
+/// Claims a fresh segment from `IPC_EXCL`, writes its header and value and publishes it.
+fn initialise_new(
+    key: i32,
+    id: i32,
+    location: &Location,
+    spec: &RegionSpec,
+    init: Init<'_>,
+) -> Result<Region> {
+    let name = location.to_string();
+    let stat = segment::stat(id).map_err(|e| Error::io(&name, "shmctl(IPC_STAT)", e))?;
+    let map = segment::attach(id, Access::ReadWrite).map_err(|e| Error::io(&name, "shmat", e))?;
+    // SAFETY: the segment was created with `region_size ≥ HEADER_SIZE` bytes; `map` outlives
+    // the borrow.
+    let header = unsafe { header_of(&map) };
+    // Openers wait for us while we live (we are `shm_cpid`), so nobody else claims it first.
+    if header
+        .creator_pid
+        .compare_exchange(0, process::current_pid(), SeqCst, SeqCst)
+        .is_err()
+    {
+        return Err(Error::corrupt(
+            &name,
+            "another process claimed the segment this one had just created",
+        ));
+    }
+    initialise_claimed(key, location, spec, (map, stat), init)
+}
+
+/// Initialises an abandoned segment, after winning the claim from the dead `claimant`. `None`
+/// if another process claimed it first.
+fn take_over(
+    key: i32,
+    location: &Location,
+    spec: &RegionSpec,
+    (map, stat): (Mapping, SegmentStat),
+    claimant: u32,
+    init: Init<'_>,
+) -> Result<Option<Region>> {
+    let name = location.to_string();
+    // SAFETY: `find` checked the segment holds at least HEADER_SIZE bytes; `map` outlives the
+    // borrow.
+    let header = unsafe { header_of(&map) };
+    if header
+        .creator_pid
+        .compare_exchange(claimant, process::current_pid(), SeqCst, SeqCst)
+        .is_err()
+    {
+        return Ok(None);
+    }
+    let (info, _) = fresh_layout(&name, spec)?;
+    if stat.object.size < info.layout.region_size as u64 {
+        // Too small to hold this type: give the claim back for whoever removes it.
+        header.creator_pid.store(claimant, SeqCst);
+        return Err(Error::corrupt(
+            &name,
+            format!(
+                "it was left unfinished by its creator, and its {} bytes are too few for this \
+                 type ({} needed)",
+                stat.object.size, info.layout.region_size
+            ),
+        ));
+    }
+    initialise_claimed(key, location, spec, (map, stat), init).map(Some)
+}
+
+fn initialise_claimed(
+    key: i32,
+    location: &Location,
+    spec: &RegionSpec,
+    (map, stat): (Mapping, SegmentStat),
+    init: Init<'_>,
+) -> Result<Region> {
+    let name = location.to_string();
+    let (info, descriptor) = fresh_layout(&name, spec)?;
+    // SAFETY: the segment holds at least `region_size` bytes (created so, or checked by the
+    // caller); we hold the claim, so nobody else writes the header or uses the lock, and
+    // openers wait for "ready" before reading the descriptor.
+    unsafe { write_header(&name, &map, &info, &descriptor) }?;
+    let handle = Handle::SysV { key };
+    let region = Region::assemble(
+        location,
+        handle,
+        stat.object,
+        (map, Access::ReadWrite),
+        info,
+        spec,
+    );
+    publish(&region, init);
+    Ok(region)
+}
