@@ -84,7 +84,9 @@ pub enum QueueMode {
     /// The role is a lock on the handle's open file description, which a child created with
     /// `fork` shares: until that child execs or exits, it keeps the role too, even after the
     /// handle is dropped or its process dies (`std::process::Command` execs at once, so this
-    /// matters only for children that run on without exec).
+    /// matters only for children that run on without exec). In a System V segment, which has
+    /// no descriptor, the role is the holder's pid instead: a forked child does not share it,
+    /// and a replacement takes it over once no process has that pid.
     Spsc,
     /// Multiple producers, multiple consumers: every push and pop takes the region's robust
     /// mutex for the length of one copy. Any handle may push and pop.
@@ -927,12 +929,10 @@ impl<T: ShmType, const N: usize> Drop for ShmQueue<T, N> {
     fn drop(&mut self) {
         // Byte locks go with the descriptor; a pid claim (System V) is handed back here.
         for role in [Role::Producer, Role::Consumer] {
-            if self.roles.get() & role.bit() != 0 {
-                let (byte, line) = self.role_place(role);
-                if matches!(self.region.byte_claimed_elsewhere(byte), Ok(None)) {
-                    let me = process::current_pid();
-                    let _ = line.pid.compare_exchange(me, 0, SeqCst, SeqCst);
-                }
+            if self.roles.get() & role.bit() != 0 && self.region.is_segment() {
+                let (_, line) = self.role_place(role);
+                let me = process::current_pid();
+                let _ = line.pid.compare_exchange(me, 0, SeqCst, SeqCst);
             }
         }
     }

@@ -241,7 +241,7 @@ impl Region {
     /// Takes the exclusive byte lock at `offset` of the object for this handle (see
     /// [`object::try_byte_lock`]); `Ok(false)` if another live handle holds it. Released when
     /// the handle is dropped or its process dies. `None` for a System V segment, which has no
-    /// descriptor to lock (see [`Region::claims_by_pid`]).
+    /// descriptor to lock (see [`Region::is_segment`]).
     pub(crate) fn try_claim_byte(&self, offset: u64) -> Result<Option<bool>> {
         match &self.handle {
             Handle::File { file, .. } => object::try_byte_lock(file, offset)
@@ -249,6 +249,11 @@ impl Region {
                 .map_err(|e| Error::io(&self.name, "fcntl(F_OFD_SETLK)", e)),
             Handle::SysV { .. } => Ok(None),
         }
+    }
+
+    /// Whether the region is a System V segment: no descriptor, so no byte locks.
+    pub(crate) fn is_segment(&self) -> bool {
+        matches!(self.handle, Handle::SysV { .. })
     }
 
     /// Whether another handle holds the byte lock at `offset`; `None` for a System V segment.

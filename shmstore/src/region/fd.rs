@@ -391,9 +391,15 @@ fn unreachable_lock(name: &str) -> Result<()> {
 
 /// After a reboot, makes the lock and sleeper state of a ready region valid again (see the
 /// module docs of `region`): once, in the first read-write opener, under the exclusive `flock`.
-/// Nothing to do when the stored boot id is the current one (always so for a POSIX object,
-/// which lives in memory) or the current one cannot be read.
+/// Nothing to do for a POSIX object (it lives in memory), or when the stored boot id is the
+/// current one, or either cannot be known.
 fn reset_after_reboot(region: &mut Region, spec: &RegionSpec) -> Result<()> {
+    // Only a file outlives a boot. A boot id that could not be read (zeros, stored or current)
+    // proves nothing: resetting a lock that is in use would be far worse than not resetting a
+    // stale one.
+    if !matches!(region.location, Location::File(_)) || region.info.boot_id == [0; 16] {
+        return Ok(());
+    }
     let current = process::boot_id();
     if current == [0; 16] || region.info.boot_id == current {
         return Ok(());
