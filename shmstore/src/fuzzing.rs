@@ -20,11 +20,16 @@ use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::time::Duration;
 
 use crate::header::{check_type, Descriptor, Header, HeaderState, HEADER_SIZE};
-use crate::{Error, Inspector, QueueMode, Shm, ShmQueue, ShmType};
+use crate::sys::object::Access;
+use crate::sys::sysv;
+use crate::{Error, Inspector, Location, QueueMode, Shm, ShmQueue, ShmType};
 
 /// How long the opens in [`open_arbitrary_object`] wait for a creator that is still
 /// initialising (none is: nobody holds the object's `flock`).
 const OPEN_TIMEOUT: Duration = Duration::from_millis(20);
+
+/// Where `creator_pid` lives in the header (`FORMAT.md`).
+const CREATOR_PID_RANGE: std::ops::Range<usize> = 80..84;
 
 /// Where the mutex lives in the header (`FORMAT.md`).
 const MUTEX_RANGE: std::ops::Range<usize> = 192..256;
@@ -40,11 +45,12 @@ fn unique_name() -> String {
 }
 
 /// Removes the object named `.0` from `/dev/shm` when dropped, also while unwinding.
+/// Removes the file at this path when dropped.
 struct Unlink(String);
 
 impl Drop for Unlink {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(format!("/dev/shm/{}", self.0));
+        let _ = std::fs::remove_file(&self.0);
     }
 }
 
@@ -146,10 +152,14 @@ pub fn decode_descriptor(bytes: &[u8]) {
     let _ = Descriptor::of(&<[u64; 4]>::LAYOUT).differences(&descriptor);
 }
 
-/// Writes `bytes` as a shared-memory object under a fresh name and opens it every way the API
+/// Writes `bytes` as a region in each backend — a shared-memory object under a fresh name, a
+/// file, and a System V segment of exactly that size — and opens each every way the API
 /// offers: [`Shm::open`], [`Shm::open_reader`], [`ShmQueue::open`] and [`Inspector::open`],
 /// with a short `open_timeout`. Each must fail cleanly or give a handle that can be used:
-/// `read`, `try_pop`, `len`, the inspector's views. The object is removed afterwards.
+/// `read`, `try_pop`, `len`, the inspector's views. The objects are removed afterwards.
+///
+/// A file whose stored boot id is not this boot's (most inputs) also goes through the reset
+/// after a reboot, which re-initialises the mutex and repairs the value.
 ///
 /// The header's mutex bytes (offsets 192 to 256) are zeroed before writing, which is an
 /// unlocked `pthread_mutex_t`. A `pthread_mutex_t` is opaque to its users: glibc gives no way
@@ -166,19 +176,71 @@ pub fn decode_descriptor(bytes: &[u8]) {
 ///
 /// If the library panics while opening or using the object.
 pub fn open_arbitrary_object(bytes: &[u8]) {
-    let name = unique_name();
-    let _unlink = Unlink(name.clone());
     let mut object = bytes.to_vec();
     if object.len() >= MUTEX_RANGE.end {
         object[MUTEX_RANGE].fill(0);
     }
-    if std::fs::write(format!("/dev/shm/{name}"), &object).is_err() {
-        return;
+
+    let name = unique_name();
+    let _unlink = Unlink(format!("/dev/shm/{name}"));
+    if std::fs::write(format!("/dev/shm/{name}"), &object).is_ok() {
+        open_every_way(&Location::Named(name.clone()));
     }
 
+    let path = std::env::temp_dir().join(format!("{name}.shm"));
+    let _remove = Unlink(path.display().to_string());
+    if std::fs::write(&path, &object).is_ok() {
+        open_every_way(&Location::File(path.clone()));
+    }
+
+    // An unready segment whose initialiser lives (the `creator_pid` in the header, or, if that
+    // is 0, the segment's creator: this process) is waited for until the open times out, a
+    // second for the inspector. Correct, and slow for a fuzzer: name a pid that cannot exist
+    // instead, so the segment counts as abandoned at once.
+    if object.len() >= CREATOR_PID_RANGE.end {
+        let pid = u32::from_ne_bytes(object[CREATOR_PID_RANGE].try_into().unwrap_or_default());
+        if pid == 0 || crate::sys::process::is_alive(pid) {
+            object[CREATOR_PID_RANGE].copy_from_slice(&u32::MAX.to_ne_bytes());
+        }
+    }
+    if let Some((key, id)) = raw_segment(&object) {
+        open_every_way(&Location::SysV(key));
+        let _ = sysv::remove(id);
+    }
+}
+
+/// A new System V segment holding exactly `bytes`, under a key unused until now; `None` for
+/// no bytes (a segment has at least one) or if the system refuses.
+fn raw_segment(bytes: &[u8]) -> Option<(i32, i32)> {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    if bytes.is_empty() {
+        return None;
+    }
+    for _ in 0..64 {
+        let n = NEXT.fetch_add(1, Relaxed) as i32 & 0xfff;
+        let key = 0x5f00_0000 | ((std::process::id() as i32 & 0xfff) << 12) | n;
+        let id = match sysv::create(key, bytes.len(), 0o600) {
+            Ok(id) => id,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(_) => return None,
+        };
+        let Ok(map) = sysv::attach(id, Access::ReadWrite) else {
+            let _ = sysv::remove(id);
+            return None;
+        };
+        // SAFETY: the segment was created with `bytes.len()` bytes and is attached writable at
+        // `map.ptr()`; nobody else knows its key yet; `map` lives until the end of the block.
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), map.ptr(), bytes.len()) };
+        return Some((key, id));
+    }
+    None
+}
+
+fn open_every_way(location: &Location) {
     if let Ok(shm) = Shm::<[u64; 4]>::options()
         .open_timeout(OPEN_TIMEOUT)
-        .open(&name)
+        .at(location.clone())
+        .open()
     {
         let _ = shm.read();
         let _ = shm.version();
@@ -189,14 +251,16 @@ pub fn open_arbitrary_object(bytes: &[u8]) {
     }
     if let Ok(reader) = Shm::<[u64; 4]>::options()
         .open_timeout(OPEN_TIMEOUT)
-        .open_reader(&name)
+        .at(location.clone())
+        .open_reader()
     {
         let _ = reader.read_timeout(OPEN_TIMEOUT);
         let _ = reader.version();
     }
     if let Ok(queue) = ShmQueue::<u64, 8>::options()
         .open_timeout(OPEN_TIMEOUT)
-        .open(&name)
+        .at(location.clone())
+        .open()
     {
         let len = queue.len();
         assert!(len <= 8, "len {len} exceeds the capacity");
@@ -209,7 +273,7 @@ pub fn open_arbitrary_object(bytes: &[u8]) {
         }
         let _ = queue.try_push(7);
     }
-    if let Ok(inspector) = Inspector::open(&name) {
+    if let Ok(inspector) = Inspector::open(location.clone()) {
         let _ = inspector.header_fields();
         let _ = inspector.info();
         // An in-place region left mid-write (an odd version) waits for a writable handle's
@@ -273,7 +337,7 @@ pub fn roundtrip<T: ShmType>(data: &[u8]) {
 
     for in_place in [false, true] {
         let name = unique_name();
-        let _unlink = Unlink(name.clone());
+        let _unlink = Unlink(format!("/dev/shm/{name}"));
         let shm = Shm::<T>::options()
             .in_place(in_place)
             .unlink_on_drop(true)
@@ -343,7 +407,7 @@ pub fn queue_ops(bytes: &[u8]) {
         QueueMode::Spsc
     };
     let name = unique_name();
-    let _unlink = Unlink(name.clone());
+    let _unlink = Unlink(format!("/dev/shm/{name}"));
     let mut queue = Some(
         ShmQueue::<u32, N>::options()
             .queue_mode(mode)

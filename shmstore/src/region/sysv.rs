@@ -183,6 +183,13 @@ fn find(
         if !ours_or_blank(header) {
             return Err(Error::corrupt(&name, foreign_reason(header)));
         }
+        if !matches!(header.state.load(Acquire), 0 | STATE_INITIALISING) {
+            // No initialiser ever writes another state: corrupt, whoever is alive.
+            if let Look::Corrupt(reason) = classify(header, stat.object.size) {
+                return Err(Error::corrupt(&name, reason));
+            }
+            continue;
+        }
         let initialiser = if claimant != 0 {
             claimant
         } else {
