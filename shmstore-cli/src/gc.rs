@@ -7,6 +7,10 @@
 //! counts as one with a dead creator. Foreign objects and regions still being initialised
 //! are never touched.
 //!
+//! It covers POSIX regions (`/dev/shm`) only. A System V segment or a file region is never
+//! collected: files are not searched for, and a region in a file is usually meant to outlive
+//! its processes; `shmstore rm` removes either by its location.
+//!
 //! Some processes cannot be looked into: other users' processes unless gc runs as root, and
 //! processes more privileged than gc even then. Any of them could map any region, so by
 //! default gc then removes nothing and says which processes it could not see;
@@ -47,7 +51,7 @@ pub fn run(options: &Options<'_>, out: &mut dyn Write) -> Outcome {
     for entry in entries {
         let verdict = judge(&entry, &users, options.ignore_unreadable);
         let name = entry.name.clone();
-        let inode = entry.object.inode;
+        let identity = entry.object.identity;
         // Drop our read-only view before removing the name.
         drop(entry);
         match verdict {
@@ -70,7 +74,7 @@ pub fn run(options: &Options<'_>, out: &mut dyn Write) -> Outcome {
                 writeln!(out, "would remove {name}: {why}")?;
             }
             Verdict::Remove(why) => {
-                if scan::classify(&name).map(|e| e.object.inode) != Some(inode) {
+                if scan::classify(&name).map(|e| e.object.identity) != Some(identity) {
                     kept += 1;
                     if options.verbose {
                         writeln!(out, "kept {name}: it was removed or replaced meanwhile")?;

@@ -1,4 +1,5 @@
-//! `shmstore inspect NAME`: the header, every field of the stored descriptor and its value.
+//! `shmstore inspect LOCATION`: the header, every field of the stored descriptor and its value,
+//! for a region given by name, file path or System V key.
 
 use std::io::Write;
 
@@ -13,7 +14,7 @@ use crate::format::{
 use crate::scan::{self, mode_text, Entry, Users};
 use crate::{json, procs};
 
-/// Prints the region `name`, as text or JSON.
+/// Prints the region at `name` (a location as `Location::parse` reads it), as text or JSON.
 pub fn run(name: &str, as_json: bool, max_elements: usize, out: &mut dyn Write) -> Outcome {
     let (entry, view) = scan::region(name)?;
     if as_json {
@@ -180,6 +181,7 @@ fn to_json(entry: &Entry, view: &Inspector, max_elements: usize) -> Value {
         .collect();
     json!({
         "name": entry.name,
+        "backend": entry.backend().as_str(),
         "kind": entry.kind.as_str(),
         "type": view.type_name(),
         "size": info.size,

@@ -1,4 +1,5 @@
-//! `shmstore list`: one row per object in `/dev/shm`, regions or not.
+//! `shmstore list`: one row per object in `/dev/shm`, regions or not, then one per System V
+//! segment that is a shmstore region. File regions can be anywhere: they are not searched for.
 
 use std::io::Write;
 
@@ -6,12 +7,13 @@ use serde_json::{json, Value};
 
 use crate::failure::Outcome;
 use crate::fields::table;
-use crate::scan::{self, mode_text, Entry, Kind, Users};
+use crate::scan::{self, mode_text, Backend, Entry, Kind, Users};
 use crate::{json, procs};
 
-/// Prints every object in `/dev/shm`, as a table or a JSON array.
+/// Prints every object in `/dev/shm` and every System V region, as a table or a JSON array.
 pub fn run(as_json: bool, out: &mut dyn Write) -> Outcome {
-    let entries = scan::all()?;
+    let mut entries = scan::all()?;
+    entries.extend(scan::segment_regions()?);
     let users = Users::load();
     let rows: Vec<Row> = entries.iter().map(|e| Row::of(e, &users)).collect();
     if as_json {
@@ -19,11 +21,16 @@ pub fn run(as_json: bool, out: &mut dyn Write) -> Outcome {
         serde_json::to_writer_pretty(&mut *out, &array)?;
         writeln!(out)?;
     } else if rows.is_empty() {
-        writeln!(out, "no objects in {}", scan::SHM_DIR)?;
+        writeln!(
+            out,
+            "no objects in {} and no System V regions (file regions are not searched for: \
+             pass a path to `shmstore inspect`)",
+            scan::SHM_DIR
+        )?;
     } else {
         let mut cells = vec![[
-            "NAME", "KIND", "TYPE", "SIZE", "LEN", "VERSION", "CREATOR", "POISONED", "MODE",
-            "OWNER",
+            "NAME", "BACKEND", "KIND", "TYPE", "SIZE", "LEN", "VERSION", "CREATOR", "POISONED",
+            "MODE", "OWNER",
         ]
         .map(String::from)
         .to_vec()];
@@ -37,6 +44,7 @@ pub fn run(as_json: bool, out: &mut dyn Write) -> Outcome {
 /// What one row says, shared by the table and the JSON.
 struct Row {
     name: String,
+    backend: Backend,
     kind: Kind,
     type_name: Option<String>,
     /// The type's size: the value's, or one queue element's.
@@ -63,6 +71,7 @@ impl Row {
             .map(|pid| procs::creator_alive(pid, boot_id));
         Row {
             name: entry.name.clone(),
+            backend: entry.backend(),
             kind: entry.kind,
             type_name: info.as_ref().map(|i| i.type_name.clone()),
             size: info.as_ref().map(|i| i.size),
@@ -106,6 +115,7 @@ impl Row {
         };
         vec![
             self.name.clone(),
+            self.backend.as_str().to_string(),
             self.kind.as_str().to_string(),
             self.type_name.clone().unwrap_or_else(dash),
             size,
@@ -121,6 +131,7 @@ impl Row {
     fn to_json(&self) -> Value {
         json!({
             "name": self.name,
+            "backend": self.backend.as_str(),
             "kind": self.kind.as_str(),
             "type": self.type_name,
             "size": self.size,

@@ -2,7 +2,9 @@
 //!
 //! `list`, `inspect`, `watch`, `rm`, `gc` and `header` (DESIGN §9). Every subcommand reads
 //! regions through the library's read-only [`shmstore::Inspector`]: it never locks a region,
-//! so it cannot disturb the processes that use it. Exit codes: 0 success, 1 error (one line
+//! so it cannot disturb the processes that use it. A region is given by its location as
+//! [`shmstore::Location::parse`] reads it: a POSIX name, a file path (any text with a `/`), or
+//! a System V key (`sysv:0x5eed0001`). Exit codes: 0 success, 1 error (one line
 //! on stderr starting with `shmstore: `), 2 usage.
 
 mod cheader;
@@ -33,7 +35,12 @@ use crate::fields::DEFAULT_MAX_ELEMENTS;
     name = "shmstore",
     version,
     about = "List, inspect, watch, remove and garbage-collect shmstore regions; write C headers for them",
-    after_help = "Examples:\n  shmstore list\n  shmstore inspect gateway.limits\n  \
+    after_help = "A region is given by its location: a POSIX name (gateway.limits, in \
+                  /dev/shm), a file path (any text with a `/`: ./state.shm, \
+                  /var/lib/app/state.shm), or a System V key (sysv:0x5eed0001, or decimal \
+                  sysv:1592590337).\n\n\
+                  Examples:\n  shmstore list\n  shmstore inspect gateway.limits\n  \
+                  shmstore inspect ./state.shm\n  shmstore watch sysv:0x5eed0001\n  \
                   shmstore header gateway.limits -o limits.h"
 )]
 struct Cli {
@@ -43,8 +50,16 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// List every object in /dev/shm: regions, queues, and other programs' objects (foreign).
-    #[command(after_help = "Example:\n  shmstore list\n  shmstore list --json")]
+    /// List every object in /dev/shm (regions, queues, and other programs' objects: foreign), and
+    /// the System V segments that are regions.
+    #[command(
+        after_help = "The BACKEND column (\"backend\" in JSON) says posix for /dev/shm and sysv for \
+                      a System V segment, named sysv:0x<key>. Other programs' System V segments \
+                      are not listed (`ipcs -m` shows them). File regions can be anywhere and are \
+                      not searched for: pass the path to inspect (shmstore inspect \
+                      ./state.shm).\n\n\
+                      Example:\n  shmstore list\n  shmstore list --json"
+    )]
     List {
         /// Print a JSON array instead of a table.
         #[arg(long)]
@@ -52,9 +67,14 @@ enum Command {
     },
     /// Show a region's header and every field of its value, decoded from its stored descriptor.
     #[command(after_help = "Example:\n  shmstore inspect gateway.limits\n  \
-                            shmstore inspect gateway.limits --json --max-elements 1000")]
+                            shmstore inspect gateway.limits --json --max-elements 1000\n  \
+                            shmstore inspect ./state.shm\n  \
+                            shmstore inspect /var/lib/app/state.shm\n  \
+                            shmstore inspect sysv:0x5eed0001")]
     Inspect {
-        /// The region's name (as given to Shm::open, without /dev/shm/).
+        /// The region: a name (as given to Shm::open, without /dev/shm/), a file path (text
+        /// with a `/`), or sysv:KEY.
+        #[arg(value_name = "LOCATION")]
         name: String,
         /// Print JSON instead of text.
         #[arg(long)]
@@ -65,9 +85,12 @@ enum Command {
     },
     /// Print each new version of a value and the fields it changed, until interrupted.
     #[command(after_help = "Example:\n  shmstore watch gateway.limits\n  \
-                            shmstore watch gateway.limits --count 1   # wait for the next update")]
+                            shmstore watch gateway.limits --count 1   # wait for the next update\n  \
+                            shmstore watch ./state.shm\n  \
+                            shmstore watch sysv:0x5eed0001")]
     Watch {
-        /// The region's name.
+        /// The region: a name, a file path (text with a `/`), or sysv:KEY.
+        #[arg(value_name = "LOCATION")]
         name: String,
         /// Stop after this many new versions.
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
@@ -76,23 +99,33 @@ enum Command {
         #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_ELEMENTS)]
         max_elements: usize,
     },
-    /// Remove regions by name (processes that have them open keep using them).
+    /// Remove regions by name, file path or System V key (processes that have them open keep
+    /// using them).
     #[command(
-        after_help = "Example:\n  shmstore rm gateway.limits gateway.routes\n  \
-                            shmstore rm --force some-other-programs-segment"
+        after_help = "A file is removed only if it starts with the shmstore magic, and a System V \
+                      segment only if it is a shmstore region (ready, or abandoned by a creator \
+                      that died), unless --force.\n\n\
+                      Example:\n  shmstore rm gateway.limits gateway.routes\n  \
+                      shmstore rm ./state.shm\n  \
+                      shmstore rm sysv:0x5eed0001\n  \
+                      shmstore rm --force some-other-programs-segment"
     )]
     Rm {
-        /// The names to remove; every name is tried even if one fails.
-        #[arg(required = true, value_name = "NAME")]
+        /// The regions to remove: names, file paths (text with a `/`) or sysv:KEY; every one
+        /// is tried even if one fails.
+        #[arg(required = true, value_name = "LOCATION")]
         names: Vec<String>,
-        /// Also remove objects that are not shmstore regions.
+        /// Also remove objects that are not shmstore regions (any file given by its path).
         #[arg(long)]
         force: bool,
     },
-    /// Remove regions whose creator is dead and that no live process uses.
+    /// Remove regions in /dev/shm whose creator is dead and that no live process uses.
     #[command(
-        after_help = "Example:\n  shmstore gc --dry-run\n  shmstore gc gateway.   \
-                            # only regions whose name starts with `gateway.`"
+        after_help = "gc covers POSIX regions (/dev/shm) only: it never removes a System V \
+                      segment or a file region; remove those with `shmstore rm sysv:KEY` or \
+                      `shmstore rm PATH`.\n\n\
+                      Example:\n  shmstore gc --dry-run\n  shmstore gc gateway.   \
+                      # only regions whose name starts with `gateway.`"
     )]
     Gc {
         /// Only regions whose name starts with this prefix.
@@ -110,11 +143,15 @@ enum Command {
     },
     /// Write a C header for the region: its type, the region header, helpers to open, lock and read.
     #[command(
-        after_help = "Example:\n  shmstore header gateway.limits -o limits.h\n  \
-                            cc -std=c11 -Wall app.c -o app -lpthread   # app.c includes \"limits.h\""
+        after_help = "For a region in a file or a System V segment, map it yourself (mmap, or \
+                      shmget + shmat) and pass the mapping to shmstore_from_base.\n\n\
+                      Example:\n  shmstore header gateway.limits -o limits.h\n  \
+                      cc -std=c11 -Wall app.c -o app -lpthread   # app.c includes \"limits.h\"\n  \
+                      shmstore header sysv:0x5eed0001 -o state.h"
     )]
     Header {
-        /// The region's name.
+        /// The region: a name, a file path (text with a `/`), or sysv:KEY.
+        #[arg(value_name = "LOCATION")]
         name: String,
         /// Write to this file instead of stdout.
         #[arg(short, long, value_name = "FILE")]

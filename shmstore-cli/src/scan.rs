@@ -1,31 +1,43 @@
-//! Finding the objects in `/dev/shm` and telling shmstore regions from everything else.
+//! Finding regions and telling shmstore regions from everything else, in the three places a
+//! region can live: `/dev/shm` (POSIX names), regular files, and System V segments.
 //!
 //! Only an object that starts with the magic `SHMSTORE` is handed to [`Inspector::open`]. The
 //! library treats an empty or all-zero object as a region whose creator died before writing
 //! it (`Error::Incomplete`), which is right for a name it was asked to open, but `list`, `rm`
 //! and `gc` walk objects that other programs own: an empty object there is as likely another
 //! program's segment that has not been sized yet. Checking the magic first keeps such objects
-//! `foreign`, never probed with `flock`, never mapped, never removed without `--force`.
+//! `foreign`, never probed with `flock`, never mapped, never removed without `--force`. The
+//! same holds for a file given by its path.
+//!
+//! A System V segment cannot be read without attaching it, which only the library does: a
+//! segment is classified by what [`Inspector::open`] says (another program's header is
+//! `Error::Corrupt`, so foreign). A segment that is not ready yet is `incomplete` when the
+//! process that should initialise it is gone and `initialising` while it lives; `rm` removes
+//! the first (the library's verdict: an abandoned region) and refuses the second without
+//! `--force`, since a live program's freshly created, still all-zero segment looks the same.
 
 use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{self, Read};
 use std::os::unix::fs::MetadataExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use shmstore::{Error, Inspector};
+use shmstore::{Error, Inspector, Location};
 
 use crate::failure::{Failure, Outcome};
 
 /// Where POSIX shared-memory objects live on Linux: `shm_open("/NAME")` is `/dev/shm/NAME`.
 pub const SHM_DIR: &str = "/dev/shm";
 
+/// The kernel's table of System V shared-memory segments.
+const SYSV_TABLE: &str = "/proc/sysvipc/shm";
+
 /// The first 8 bytes of every region (FORMAT.md, header offset 0).
 const MAGIC: &[u8; 8] = b"SHMSTORE";
 /// FORMAT.md: `creator_pid`, 4 bytes at header offset 80, native byte order.
 const CREATOR_PID_OFFSET: usize = 80;
 
-/// What an object in `/dev/shm` is.
+/// What an object is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     /// A single value (`Shm`).
@@ -64,8 +76,39 @@ impl Kind {
     }
 }
 
-/// What `stat` says about the object.
-#[derive(Debug, Clone, Copy)]
+/// Which kind of shared memory a region lives in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// A POSIX shared-memory object, `/dev/shm/NAME`.
+    Posix,
+    /// A regular file.
+    File,
+    /// A System V segment.
+    SysV,
+}
+
+impl Backend {
+    /// The backend of a location.
+    pub fn of(location: &Location) -> Backend {
+        match location {
+            Location::Named(_) => Backend::Posix,
+            Location::File(_) => Backend::File,
+            Location::SysV(_) => Backend::SysV,
+        }
+    }
+
+    /// The word `list` prints.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Posix => "posix",
+            Backend::File => "file",
+            Backend::SysV => "sysv",
+        }
+    }
+}
+
+/// What `stat` (or, for a segment, the kernel's segment table) says about the object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Object {
     /// Its size in bytes.
     pub size: u64,
@@ -73,21 +116,36 @@ pub struct Object {
     pub mode: u32,
     /// Owner.
     pub uid: u32,
-    /// Identifies this object, not just its name: `gc` matches mappings by it.
-    pub inode: u64,
+    /// Identifies this object, not just its name (`gc` and `rm` check it has not been
+    /// replaced): the device and inode of a file, the id of a System V segment.
+    pub identity: (u64, u64),
 }
 
-/// One object in `/dev/shm`, classified.
+impl Object {
+    /// What is shown for an object that could not even be looked at.
+    const UNKNOWN: Object = Object {
+        size: 0,
+        mode: 0,
+        uid: 0,
+        identity: (0, 0),
+    };
+}
+
+/// One object, classified.
 pub struct Entry {
-    /// The name, without `/dev/shm/`.
+    /// The location as the command writes it: the name (without `/dev/shm/`), the path, or
+    /// `sysv:0x…`.
     pub name: String,
+    /// Where it is.
+    pub location: Location,
     /// What it is.
     pub kind: Kind,
     /// What `stat` said.
     pub object: Object,
     /// An open read-only view, for values and queues.
     pub view: Option<Inspector>,
-    /// From the header: for values, queues and incomplete regions.
+    /// From the header: for values, queues and incomplete regions (for a segment that is not
+    /// ready, the process that created the segment).
     pub creator_pid: Option<u32>,
     /// Why it is foreign, incomplete, initialising or unreadable, in a few words.
     pub reason: Option<String>,
@@ -113,25 +171,45 @@ pub fn all() -> Outcome<Vec<Entry>> {
     Ok(names.iter().filter_map(|name| classify(name)).collect())
 }
 
-/// Classifies one object; `None` if there is no object of that name.
+/// The System V segments that are ready shmstore regions (those [`shmstore::list`] reports),
+/// sorted by key. Segments of other programs and unfinished ones are not listed: unlike a
+/// file in `/dev/shm`, a segment cannot be told apart without attaching it.
+pub fn segment_regions() -> Outcome<Vec<Entry>> {
+    let found = shmstore::list()?;
+    Ok(found
+        .iter()
+        .filter(|info| matches!(info.location, Location::SysV(_)))
+        .filter_map(|info| classify_at(&info.location))
+        .filter(|entry| entry.kind.is_region())
+        .collect())
+}
+
+/// Classifies the object at any location; `None` if there is none.
+pub fn classify_at(location: &Location) -> Option<Entry> {
+    match location {
+        Location::Named(name) => classify(name),
+        Location::File(path) => classify_object(location, path),
+        Location::SysV(key) => classify_segment(location, *key),
+    }
+}
+
+/// Classifies the object `/dev/shm/NAME`; `None` if there is no object of that name.
 pub fn classify(name: &str) -> Option<Entry> {
-    let path = path_of(name);
-    let meta = match fs::symlink_metadata(&path) {
+    classify_object(&Location::Named(name.to_string()), &path_of(name))
+}
+
+/// Classifies a POSIX object or a file at `path`.
+fn classify_object(location: &Location, path: &Path) -> Option<Entry> {
+    let meta = match fs::symlink_metadata(path) {
         Ok(meta) => meta,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return None,
         Err(e) => {
             // Not even `stat` works: report what we can, touch nothing.
-            let object = Object {
-                size: 0,
-                mode: 0,
-                uid: 0,
-                inode: 0,
-            };
             let note = format!("cannot stat {}: {e}", path.display());
             return Some(Entry::other(
-                name,
+                location,
                 Kind::Unreadable,
-                object,
+                Object::UNKNOWN,
                 e.to_string(),
                 note,
             ));
@@ -141,34 +219,32 @@ pub fn classify(name: &str) -> Option<Entry> {
         size: meta.len(),
         mode: meta.mode() & 0o7777,
         uid: meta.uid(),
-        inode: meta.ino(),
+        identity: (meta.dev(), meta.ino()),
     };
     let foreign = |why: &str| {
-        let note = format!(
-            "`{name}` in {SHM_DIR} is not a shmstore region: {why}; `shmstore list` shows it as \
-             foreign, and `shmstore rm --force {name}` removes it if no program uses it"
-        );
         Some(Entry::other(
-            name,
+            location,
             Kind::Foreign,
             object,
             why.to_string(),
-            note,
+            foreign_note(location, why),
         ))
     };
     if !meta.file_type().is_file() {
         return foreign("it is not a regular file");
     }
-    if shmstore::validate_name(name).is_err() {
-        return foreign("its name is not a shmstore region name");
+    if let Location::Named(name) = location {
+        if shmstore::validate_name(name).is_err() {
+            return foreign("its name is not a shmstore region name");
+        }
     }
-    let head = match read_head(&path) {
+    let head = match read_head(path) {
         Ok(head) => head,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return None,
         Err(e) => {
             let note = format!("cannot read {}: {e}", path.display());
             return Some(Entry::other(
-                name,
+                location,
                 Kind::Unreadable,
                 object,
                 e.to_string(),
@@ -179,11 +255,36 @@ pub fn classify(name: &str) -> Option<Entry> {
     if head.get(..MAGIC.len()) != Some(MAGIC.as_slice()) {
         return foreign("it does not start with the magic SHMSTORE");
     }
-    let mut entry = match Inspector::open(name) {
+    let mut entry = opened(location, object)?;
+    if entry.kind == Kind::Incomplete || entry.kind == Kind::Initialising {
+        // The library does not say who the creator was; the header we read does.
+        entry.creator_pid = creator_pid_from(&head);
+    }
+    Some(entry)
+}
+
+/// Classifies the System V segment with `key`; `None` if there is none.
+fn classify_segment(location: &Location, key: i32) -> Option<Entry> {
+    // The table may hide segments this user cannot read: the library then says why.
+    let segment = segments().into_iter().find(|s| s.key == key);
+    let object = segment.as_ref().map_or(Object::UNKNOWN, |s| s.object);
+    let mut entry = opened(location, object)?;
+    if entry.kind == Kind::Incomplete || entry.kind == Kind::Initialising {
+        // Its header is not readable here: the segment's creator is the best guess.
+        entry.creator_pid = segment.map(|s| s.creator_pid).filter(|&pid| pid != 0);
+    }
+    Some(entry)
+}
+
+/// Opens a location read-only with the library and classifies it by what that says; `None`
+/// if it does not exist (any more).
+fn opened(location: &Location, object: Object) -> Option<Entry> {
+    match Inspector::open(location) {
         Ok(view) => {
             let info = view.info();
-            Entry {
-                name: name.to_string(),
+            Some(Entry {
+                name: location.to_string(),
+                location: location.clone(),
                 kind: if info.queue.is_some() {
                     Kind::Queue
                 } else {
@@ -194,9 +295,9 @@ pub fn classify(name: &str) -> Option<Entry> {
                 view: Some(view),
                 reason: None,
                 note: None,
-            }
+            })
         }
-        Err(Error::NotFound { .. }) => return None,
+        Err(Error::NotFound { .. }) => None,
         Err(e) => {
             let (kind, reason) = match &e {
                 Error::Corrupt { reason, .. } => (Kind::Foreign, reason.clone()),
@@ -210,22 +311,40 @@ pub fn classify(name: &str) -> Option<Entry> {
                 ),
                 _ => (Kind::Unreadable, e.to_string()),
             };
-            Entry::other(name, kind, object, reason, e.to_string())
+            let note = match (&e, location) {
+                // The library's message suggests `shmstore rm`, which refuses a foreign
+                // segment without --force: say what does remove it.
+                (Error::Corrupt { .. }, Location::SysV(_)) => foreign_note(location, &reason),
+                _ => e.to_string(),
+            };
+            Some(Entry::other(location, kind, object, reason, note))
         }
-    };
-    if entry.kind == Kind::Incomplete || entry.kind == Kind::Initialising {
-        // The library does not say who the creator was; the header we read does.
-        entry.creator_pid = creator_pid_from(&head);
     }
-    Some(entry)
 }
 
-/// The region a command was given by name, or an error that says what is there instead.
-pub fn region(name: &str) -> Outcome<(Entry, Inspector)> {
-    shmstore::validate_name(name)?;
-    let Some(mut entry) = classify(name) else {
+/// What to tell the user about an object that is not a region.
+fn foreign_note(location: &Location, why: &str) -> String {
+    match location {
+        Location::Named(name) => format!(
+            "`{name}` in {SHM_DIR} is not a shmstore region: {why}; `shmstore list` shows it as \
+             foreign, and `shmstore rm --force {name}` removes it if no program uses it"
+        ),
+        Location::SysV(_) => format!(
+            "`{location}` is not a shmstore region: {why}; `shmstore rm --force {location}` \
+             removes the segment if no program uses it"
+        ),
+        Location::File(_) => format!("`{location}` is not a shmstore region: {why}"),
+    }
+}
+
+/// The region a command was given (a location as [`Location::parse`] reads it), or an
+/// error that says what is there instead.
+pub fn region(text: &str) -> Outcome<(Entry, Inspector)> {
+    let location = Location::parse(text);
+    location.validate()?;
+    let Some(mut entry) = classify_at(&location) else {
         return Err(Error::NotFound {
-            name: name.to_string(),
+            name: location.to_string(),
         }
         .into());
     };
@@ -233,16 +352,23 @@ pub fn region(name: &str) -> Outcome<(Entry, Inspector)> {
         (Kind::Value | Kind::Queue, Some(view)) => Ok((entry, view)),
         (kind, _) => {
             Err(Failure::Message(entry.note.unwrap_or_else(|| {
-                format!("`{name}` is {}", kind.as_str())
+                format!("`{location}` is {}", kind.as_str())
             })))
         }
     }
 }
 
 impl Entry {
-    fn other(name: &str, kind: Kind, object: Object, reason: String, note: String) -> Entry {
+    fn other(
+        location: &Location,
+        kind: Kind,
+        object: Object,
+        reason: String,
+        note: String,
+    ) -> Entry {
         Entry {
-            name: name.to_string(),
+            name: location.to_string(),
+            location: location.clone(),
             kind,
             object,
             view: None,
@@ -251,11 +377,39 @@ impl Entry {
             note: Some(note),
         }
     }
+
+    /// Which kind of shared memory it is in.
+    pub fn backend(&self) -> Backend {
+        Backend::of(&self.location)
+    }
+}
+
+/// What identifies the object at `location` now (see [`Object::identity`]); `None` if there
+/// is none.
+pub fn identity_of(location: &Location) -> Option<(u64, u64)> {
+    match location {
+        Location::Named(name) => metadata_identity(&path_of(name)),
+        Location::File(path) => metadata_identity(path),
+        Location::SysV(key) => Some(
+            segments()
+                .into_iter()
+                .find(|s| s.key == *key)
+                .map_or(Object::UNKNOWN.identity, |s| s.object.identity),
+        ),
+    }
+}
+
+fn metadata_identity(path: &Path) -> Option<(u64, u64)> {
+    match fs::symlink_metadata(path) {
+        Ok(meta) => Some((meta.dev(), meta.ino())),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        Err(_) => Some(Object::UNKNOWN.identity),
+    }
 }
 
 /// The first bytes of the object (up to the 256-byte header), with a plain `read`: it neither
 /// maps nor locks anything.
-fn read_head(path: &PathBuf) -> io::Result<Vec<u8>> {
+fn read_head(path: &Path) -> io::Result<Vec<u8>> {
     let mut head = Vec::with_capacity(256);
     File::open(path)?.take(256).read_to_end(&mut head)?;
     Ok(head)
@@ -265,6 +419,57 @@ fn creator_pid_from(head: &[u8]) -> Option<u32> {
     let bytes = head.get(CREATOR_PID_OFFSET..CREATOR_PID_OFFSET + 4)?;
     let pid = u32::from_ne_bytes(bytes.try_into().ok()?);
     (pid != 0).then_some(pid)
+}
+
+/// One row of the kernel's System V segment table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Segment {
+    /// Its key (`sysv:0x…`).
+    pub key: i32,
+    /// Its size, mode, owner and id.
+    pub object: Object,
+    /// The process that created the segment (`shm_cpid`).
+    pub creator_pid: u32,
+    /// How many attachments it has (`shm_nattch`).
+    pub attached: u64,
+}
+
+/// Every System V segment the kernel shows this user in `/proc/sysvipc/shm`; none if the
+/// table cannot be read (a kernel without System V IPC).
+pub fn segments() -> Vec<Segment> {
+    fs::read_to_string(SYSV_TABLE)
+        .map(|text| parse_segments(&text))
+        .unwrap_or_default()
+}
+
+/// Parses `/proc/sysvipc/shm`: a title line, then `key shmid perms size cpid lpid nattch uid
+/// …` per segment, the key and ids in decimal and the permissions in octal.
+fn parse_segments(text: &str) -> Vec<Segment> {
+    text.lines()
+        .skip(1)
+        .filter_map(|line| {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            let key = cols.first()?.parse::<i32>().ok()?;
+            let id = cols.get(1)?.parse::<u64>().ok()?;
+            let perms = u32::from_str_radix(cols.get(2)?, 8).ok()?;
+            let size = cols.get(3)?.parse::<u64>().ok()?;
+            let creator_pid = cols.get(4)?.parse::<u32>().ok()?;
+            let attached = cols.get(6)?.parse::<u64>().ok()?;
+            let uid = cols.get(7)?.parse::<u32>().ok()?;
+            Some(Segment {
+                key,
+                object: Object {
+                    size,
+                    // Beside the permission bits the kernel shows SHM_DEST and SHM_LOCKED.
+                    mode: perms & 0o777,
+                    uid,
+                    identity: (u64::MAX, id),
+                },
+                creator_pid,
+                attached,
+            })
+        })
+        .collect()
 }
 
 /// User names from `/etc/passwd`, looked up once.
@@ -300,4 +505,40 @@ impl Users {
 /// `0600`.
 pub fn mode_text(mode: u32) -> String {
     format!("{mode:04o}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_kernels_segment_table() {
+        // As Linux 6.x prints it: key and ids in decimal, permissions in octal.
+        let text = "       key      shmid perms                  size  cpid  lpid nattch   uid   \
+                    gid  cuid  cgid      atime      dtime      ctime                   rss       \
+                    swap\n 1592590337         12  1600                  4096   811   812      1  \
+                    1000  1000  1000  1000 1700000000          0 1700000000                  4096 \
+                    0\n-559038737 13 644 712 900 0 0 0 0 0 0 0 0 0 0 0\nnot a row\n";
+        let segments = parse_segments(text);
+        assert_eq!(segments.len(), 2);
+        assert_eq!(segments[0].key, 0x5eed0001);
+        assert_eq!(segments[0].object.identity, (u64::MAX, 12));
+        // SHM_DEST (01000) is not a permission bit.
+        assert_eq!(segments[0].object.mode, 0o600);
+        assert_eq!(segments[0].object.size, 4096);
+        assert_eq!(segments[0].object.uid, 1000);
+        assert_eq!((segments[0].creator_pid, segments[0].attached), (811, 1));
+        assert_eq!(segments[1].key, 0xdeadbeef_u32 as i32);
+        assert_eq!(segments[1].object.mode, 0o644);
+    }
+
+    #[test]
+    fn every_location_has_its_backend() {
+        assert_eq!(Backend::of(&Location::parse("a.b")).as_str(), "posix");
+        assert_eq!(Backend::of(&Location::parse("./a")).as_str(), "file");
+        assert_eq!(
+            Backend::of(&Location::parse("sysv:0x5eed0001")).as_str(),
+            "sysv"
+        );
+    }
 }

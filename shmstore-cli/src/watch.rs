@@ -1,4 +1,4 @@
-//! `shmstore watch NAME`: prints each new version of a value and the fields it changed.
+//! `shmstore watch LOCATION`: prints each new version of a value and the fields it changed.
 //!
 //! It sleeps in [`Inspector::wait_for_change`](shmstore::Inspector::wait_for_change), the
 //! library's futex wait, between versions: no polling loop here. Versions published faster
@@ -10,9 +10,11 @@ use crate::failure::{Failure, Outcome};
 use crate::fields::{changes, snapshot_within, IN_PLACE_PATIENCE};
 use crate::scan::{self, Kind};
 
-/// Watches `name` until interrupted, or until `count` new versions were printed.
+/// Watches the region at `name` (a location as `Location::parse` reads it) until interrupted,
+/// or until `count` new versions were printed.
 pub fn run(name: &str, count: Option<u64>, max_elements: usize, out: &mut dyn Write) -> Outcome {
     let (entry, view) = scan::region(name)?;
+    let name = entry.name.as_str();
     if entry.kind == Kind::Queue {
         return Err(Failure::Message(format!(
             "`{name}` is a queue, and watch follows values: a queue has no versions; \

@@ -1,5 +1,6 @@
 //! Every subcommand of the built `shmstore` binary against real regions: `list`, `inspect`,
-//! `watch`, `rm`, `gc`, `header`, and the exit codes.
+//! `watch`, `rm`, `gc`, `header`, and the exit codes; regions in `/dev/shm`, in files and in
+//! System V segments.
 
 mod common;
 
@@ -10,7 +11,7 @@ use std::time::Duration;
 
 use common::*;
 use serde_json::Value;
-use shmstore::{QueueMode, Shm, ShmQueue, ShmType};
+use shmstore::{Error, Inspector, Location, QueueMode, Shm, ShmQueue, ShmType};
 
 #[test]
 fn child_process_entry() {
@@ -84,13 +85,15 @@ fn list_shows_values_queues_incomplete_regions_and_foreign_objects() {
     ran.ok();
     let header = ran.stdout.lines().next().unwrap();
     for column in [
-        "NAME", "KIND", "TYPE", "SIZE", "LEN", "VERSION", "CREATOR", "POISONED", "MODE", "OWNER",
+        "NAME", "BACKEND", "KIND", "TYPE", "SIZE", "LEN", "VERSION", "CREATOR", "POISONED", "MODE",
+        "OWNER",
     ] {
         assert!(header.contains(column), "no {column} column: {header}");
     }
     let me = std::process::id();
     let v = row(&ran.stdout, &value);
     for cell in [
+        " posix ",
         "value",
         "Sample",
         "80 B",
@@ -139,6 +142,7 @@ fn list_json_describes_every_object() {
             .unwrap_or_else(|| panic!("{name} is not in the list"))
     };
     let v = find(&value);
+    assert_eq!(v["backend"], "posix");
     assert_eq!(v["kind"], "value");
     assert_eq!(v["type"], "Sample");
     assert_eq!(v["size"], 80);
@@ -330,13 +334,362 @@ fn inspect_explains_what_is_not_a_region() {
         ran.stderr
     );
 
-    let ran = run(&["inspect", "../etc/passwd"]);
+    let ran = run(&["inspect", "no such:name"]);
     ran.expect_code(1);
     assert!(
         ran.stderr.starts_with("shmstore: invalid region name"),
         "{}",
         ran.stderr
     );
+
+    // Text with a `/` is a file: read (its magic), never opened as a region unless it is one.
+    let ran = run(&["inspect", "/etc/passwd"]);
+    ran.expect_code(1);
+    assert!(
+        ran.stderr.starts_with(
+            "shmstore: `/etc/passwd` is not a shmstore region: it does not start with the magic"
+        ),
+        "{}",
+        ran.stderr
+    );
+    let ran = run(&["inspect", "/no/such/dir/state.shm"]);
+    ran.expect_code(1);
+    assert!(
+        ran.stderr
+            .starts_with("shmstore: region `/no/such/dir/state.shm` does not exist"),
+        "{}",
+        ran.stderr
+    );
+
+    // Key 0 is IPC_PRIVATE: no region can be there.
+    let ran = run(&["inspect", "sysv:0"]);
+    ran.expect_code(1);
+    assert!(
+        ran.stderr.starts_with("shmstore: invalid region location"),
+        "{}",
+        ran.stderr
+    );
+}
+
+// ---- regions in files and System V segments ----
+
+/// The `path = value` lines of an `inspect` output.
+fn value_lines(out: &str) -> Vec<&str> {
+    out.lines()
+        .filter(|l| l.contains(" = "))
+        .map(str::trim)
+        .collect()
+}
+
+#[test]
+fn inspect_reads_a_region_in_a_file_by_relative_and_absolute_path() {
+    let dir = TempDir::new("inspect-file");
+    let path = dir.path.join("state.shm");
+    let shm = Shm::<Sample>::options()
+        .path(&path)
+        .create(sample())
+        .unwrap();
+
+    let ran = run_in(&dir.path, &["inspect", "./state.shm"]);
+    ran.ok();
+    let out = &ran.stdout;
+    for line in [
+        "region   ./state.shm",
+        "kind     value, default mode (two copies, crash-atomic)",
+        "type     Sample (80 bytes, align 16)",
+        &format!("creator  pid {} (alive)", std::process::id()),
+        "  state               2 (ready)",
+        &format!("value at version {}", shm.version()),
+    ] {
+        assert!(out.lines().any(|l| l == line), "no line `{line}` in\n{out}");
+    }
+    assert_eq!(value_lines(out), SAMPLE_LINES);
+
+    let absolute = path.to_str().unwrap();
+    let ran = run(&["inspect", absolute, "--json"]);
+    ran.ok();
+    let v = json(&ran);
+    assert_eq!(v["name"], absolute);
+    assert_eq!(v["backend"], "file");
+    assert_eq!(v["type"], "Sample");
+    assert_eq!(v["mode"], "0600");
+}
+
+#[test]
+fn inspect_reads_a_region_in_a_system_v_segment() {
+    let (shm, segment) = sysv_region(sample());
+    shm.lock().unwrap().counter = 8;
+    let location = segment.location();
+    assert_eq!(location, format!("sysv:{:#010x}", segment.key as u32));
+
+    let ran = run(&["inspect", &location]);
+    ran.ok();
+    let out = &ran.stdout;
+    for line in [
+        format!("region   {location}"),
+        "type     Sample (80 bytes, align 16)".to_string(),
+        format!("creator  pid {} (alive)", std::process::id()),
+        format!("value at version {}", shm.version()),
+    ] {
+        assert!(out.lines().any(|l| l == line), "no line `{line}` in\n{out}");
+    }
+    let mut expected = SAMPLE_LINES.to_vec();
+    expected[0] = "counter = 8";
+    assert_eq!(value_lines(out), expected);
+    // The object line comes from the kernel's segment table.
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("object   ") && l.contains("mode 0600")),
+        "{out}"
+    );
+
+    // The key in decimal is the same segment.
+    let decimal = run(&["inspect", &format!("sysv:{}", segment.key), "--json"]);
+    decimal.ok();
+    let v = json(&decimal);
+    assert_eq!(v["name"], location.as_str());
+    assert_eq!(v["backend"], "sysv");
+    assert_eq!(v["version"], shm.version());
+}
+
+#[test]
+fn list_shows_system_v_regions_but_not_other_programs_segments() {
+    let _scan = whole_shm_lock();
+    let dir = TempDir::new("list-sysv");
+    let (shm, segment) = sysv_region(sample());
+    let foreign = foreign_segment(&dir.path);
+    let location = segment.location();
+
+    let ran = run(&["list"]);
+    ran.ok();
+    let header = ran.stdout.lines().next().unwrap();
+    assert!(header.starts_with("NAME"), "{header}");
+    assert!(header.contains(" BACKEND "), "{header}");
+    let me = std::process::id();
+    let r = row(&ran.stdout, &location);
+    for cell in [
+        " sysv ",
+        " value ",
+        "Sample",
+        "80 B",
+        &format!(" {} ", shm.version()),
+        &format!("{me} alive"),
+        "0600",
+    ] {
+        assert!(r.contains(cell), "no `{cell}` in {r}");
+    }
+    assert!(
+        !ran.stdout.contains(&foreign.location()),
+        "another program's segment is listed:\n{}",
+        ran.stdout
+    );
+
+    let ran = run(&["list", "--json"]);
+    ran.ok();
+    let all = json(&ran);
+    let v = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["name"] == location.as_str())
+        .unwrap_or_else(|| panic!("{location} is not in the list:\n{}", ran.stdout));
+    assert_eq!(v["backend"], "sysv");
+    assert_eq!(v["kind"], "value");
+    assert_eq!(v["type"], "Sample");
+    assert_eq!(v["size"], 80);
+    assert_eq!(v["version"], shm.version());
+    assert_eq!(v["creator_pid"], me);
+    assert_eq!(v["creator_alive"], true);
+    assert_eq!(v["mode"], "0600");
+    assert!(v["object_size"].as_u64().unwrap() >= 80);
+}
+
+#[test]
+fn rm_removes_a_system_v_region() {
+    let (shm, segment) = sysv_region(sample());
+    let location = segment.location();
+    let ran = run(&["rm", &location]);
+    ran.ok();
+    assert_eq!(ran.stdout, format!("removed {location} (value Sample)\n"));
+    assert!(matches!(
+        Inspector::open(Location::SysV(segment.key)),
+        Err(Error::NotFound { .. })
+    ));
+    // As with a name: a process that has the region attached keeps using it.
+    shm.lock().unwrap().counter = 1;
+    assert_eq!(shm.read().counter, 1);
+    drop(shm);
+    assert!(
+        !segment_exists(segment.key),
+        "the segment outlived its last attachment"
+    );
+
+    run(&["rm", &location]).expect_code(1);
+}
+
+#[test]
+fn rm_refuses_another_programs_segment_unless_forced() {
+    let dir = TempDir::new("rm-foreign-segment");
+    let foreign = foreign_segment(&dir.path);
+    let location = foreign.location();
+    let ran = run(&["rm", &location]);
+    ran.expect_code(1);
+    assert!(
+        ran.stderr.starts_with(&format!(
+            "shmstore: refusing to remove `{location}`: it is not a shmstore region"
+        )),
+        "{}",
+        ran.stderr
+    );
+    assert!(ran.stderr.contains("--force"), "{}", ran.stderr);
+    assert!(
+        segment_exists(foreign.key),
+        "a foreign segment was removed without --force"
+    );
+    // Nor does anything else touch it.
+    let ran = run(&["inspect", &location]);
+    ran.expect_code(1);
+    assert!(
+        ran.stderr.starts_with(&format!(
+            "shmstore: `{location}` is not a shmstore region: "
+        )),
+        "{}",
+        ran.stderr
+    );
+    assert!(
+        ran.stderr.contains(&format!(
+            "`shmstore rm --force {location}` removes the segment"
+        )),
+        "{}",
+        ran.stderr
+    );
+    run(&["watch", &location]).expect_code(1);
+
+    let ran = run(&["rm", "--force", &location]);
+    ran.ok();
+    assert_eq!(ran.stdout, format!("removed {location} (foreign)\n"));
+    assert!(!segment_exists(foreign.key));
+}
+
+#[test]
+fn rm_removes_a_region_file_and_refuses_any_other_file_unless_forced() {
+    let dir = TempDir::new("rm-file");
+    std::fs::write(dir.path.join("notes.txt"), "a file of the user's\n").unwrap();
+    std::fs::write(dir.path.join("empty"), "").unwrap();
+    std::fs::create_dir(dir.path.join("sub")).unwrap();
+    let shm = Shm::<Sample>::options()
+        .path(dir.path.join("state.shm"))
+        .create(sample())
+        .unwrap();
+
+    let ran = run_in(
+        &dir.path,
+        &[
+            "rm",
+            "./notes.txt",
+            "./empty",
+            "./sub",
+            "./missing.shm",
+            "./state.shm",
+        ],
+    );
+    ran.expect_code(1);
+    for refused in ["./notes.txt", "./empty"] {
+        assert!(
+            ran.stderr.contains(&format!(
+                "shmstore: refusing to remove `{refused}`: it is not a shmstore region (it does \
+                 not start with the magic SHMSTORE); add --force to remove it anyway"
+            )),
+            "{}",
+            ran.stderr
+        );
+    }
+    assert!(
+        ran.stderr.contains(
+            "refusing to remove `./sub`: it is not a shmstore region (it is not a regular file)"
+        ),
+        "{}",
+        ran.stderr
+    );
+    assert!(
+        ran.stderr
+            .contains("shmstore: region `./missing.shm` does not exist"),
+        "{}",
+        ran.stderr
+    );
+    assert_eq!(ran.stdout, "removed ./state.shm (value Sample)\n");
+    assert!(dir.path.join("notes.txt").exists() && dir.path.join("empty").exists());
+    assert!(dir.path.join("sub").is_dir());
+    assert!(!dir.path.join("state.shm").exists());
+    // The process that has it open keeps using it.
+    shm.lock().unwrap().counter = 1;
+    assert_eq!(shm.read().counter, 1);
+
+    let notes = dir.path.join("notes.txt");
+    let ran = run(&["rm", "--force", notes.to_str().unwrap()]);
+    ran.ok();
+    assert_eq!(
+        ran.stdout,
+        format!("removed {} (foreign)\n", notes.display())
+    );
+    assert!(!notes.exists());
+}
+
+#[test]
+fn watch_follows_a_region_in_a_file() {
+    let dir = TempDir::new("watch-file");
+    let path = dir.path.join("state.shm");
+    let shm = Shm::<Sample>::options()
+        .path(&path)
+        .create(sample())
+        .unwrap();
+    let text = path.to_str().unwrap();
+    let mut child = shmstore()
+        .args(["watch", text, "--count", "1"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    assert_eq!(
+        first,
+        format!("watching {text} (Sample) from version 0; Ctrl-C stops\n")
+    );
+
+    // It is waiting now: write until it has seen a version (bounded).
+    let done = AtomicBool::new(false);
+    let status = std::thread::scope(|s| {
+        s.spawn(|| {
+            for _ in 0..500 {
+                if done.load(Ordering::Relaxed) {
+                    break;
+                }
+                {
+                    let mut g = shm.lock().unwrap();
+                    g.counter += 1;
+                    g.tag = *b"wxyz";
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+        let status = wait_status(&mut child, Duration::from_secs(30), "shmstore watch");
+        done.store(true, Ordering::Relaxed);
+        status
+    });
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    assert!(status.success(), "watch failed: {status:?}\n{rest}");
+    let mut lines = rest.lines();
+    assert!(
+        lines.next().is_some_and(|l| l.starts_with("version ")),
+        "{rest}"
+    );
+    assert!(rest.contains("  counter: 7 -> "), "{rest}");
+    assert!(rest.contains("  tag[0]: 97 -> 119\n"), "{rest}");
+    assert!(rest.contains("  tag[3]: 100 -> 122\n"), "{rest}");
 }
 
 // ---- watch ----
@@ -677,6 +1030,53 @@ fn header_compiles_and_opens_values_queues_and_primitives() {
         String::from_utf8_lossy(&output.stderr).contains("holds another type"),
         "{}",
         String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn header_of_a_file_region_names_its_path_and_maps_it_with_from_base() {
+    let dir = TempDir::new("header-file");
+    // A directory name C must escape: a quote, a backslash, a `?` (trigraphs) and a `*/`.
+    let odd = dir.path.join("we\"ird\\?*/");
+    std::fs::create_dir_all(&odd).unwrap();
+    let path = odd.join("state.shm");
+    let shm = Shm::<Sample>::options()
+        .path(&path)
+        .create(sample())
+        .unwrap();
+    shm.lock().unwrap().counter = 9;
+    let header = dir.path.join("region.h");
+    run(&[
+        "header",
+        path.to_str().unwrap(),
+        "-o",
+        header.to_str().unwrap(),
+    ])
+    .ok();
+    let text = std::fs::read_to_string(&header).unwrap();
+    assert!(text.contains("#define SHMSTORE_REGION_PATH \""), "{text}");
+    assert!(!text.contains("SHMSTORE_REGION_NAME"), "{text}");
+    let program = compile_c_with(
+        &c_dir().join("map_file.c"),
+        &dir.path,
+        &dir.path.join("map_file"),
+        &["-Wextra"],
+    )
+    .unwrap_or_else(|e| panic!("the header of a file region does not compile:\n{e}"));
+    let output = std::process::Command::new(&program).output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        stdout,
+        format!(
+            "value of Sample at version {} in {}\n",
+            shm.version(),
+            path.display()
+        )
     );
 }
 

@@ -1,6 +1,7 @@
 //! C and Python programs using regions that Rust created: through the header `shmstore
 //! header` writes (compiled with the machine's `cc`, every `_Static_assert` included), and
-//! through `examples/python/read_region.py` (standard library only).
+//! through `examples/python/read_region.py` (standard library only). A region in a System V
+//! segment is read by a C program written in the classic `ftok` + `shmget` + `shmat` style.
 
 mod common;
 
@@ -10,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::*;
-use shmstore::Shm;
+use shmstore::{Location, Shm};
 
 #[test]
 fn child_process_entry() {
@@ -108,6 +109,107 @@ fn a_c_writer_killed_mid_write_poisons_an_in_place_region() {
     drop(guard);
     shm.clear_poison();
     assert!(!shm.is_poisoned());
+}
+
+/// The lines `tests/c/read_sysv.c` prints for a [`Sample`] at `version`.
+fn read_sysv_lines(value: &Sample, version: u64) -> String {
+    let f32_text = |v: f32| -> String {
+        // `%.9g` of the values these tests use.
+        match v {
+            0.1 => "0.100000001".to_string(),
+            v => format!("{v}"),
+        }
+    };
+    let samples: Vec<String> = value.samples.iter().flatten().map(u16::to_string).collect();
+    format!(
+        "version {version}\ncounter {}\nscale {}\nbig {:#034x}\npos {} {}\nwheel 0 {} {}\n\
+         wheel 1 {} {}\nsamples {}\ntag {}\ntail {}\n",
+        value.counter,
+        value.scale,
+        value.big as u128,
+        f32_text(value.pos.x),
+        f32_text(value.pos.y),
+        f32_text(value.wheels[0].pressure),
+        value.wheels[0].rpm,
+        f32_text(value.wheels[1].pressure),
+        value.wheels[1].rpm,
+        samples.join(" "),
+        String::from_utf8_lossy(&value.tag),
+        value.tail,
+    )
+}
+
+#[test]
+fn a_classic_ftok_shmget_shmat_c_program_reads_what_rust_wrote() {
+    let dir = TempDir::new("c-sysv");
+    // The file both sides give to ftok, with the same project id.
+    let token = dir.path.join("app.token");
+    std::fs::write(&token, b"").unwrap();
+    let id = b'C';
+    let key = shmstore::ftok(&token, id).unwrap();
+    let created = Shm::<Sample>::options().sysv_key(key).create(sample());
+    // From here on the segment is removed however the test ends.
+    let _segment = created.is_ok().then(|| SegmentCleanup { key });
+    let shm = created
+        .unwrap_or_else(|e| panic!("cannot create the region at {}: {e}", Location::SysV(key)));
+
+    let location = Location::SysV(key).to_string();
+    header_into(&location, &dir.path);
+    let header = std::fs::read_to_string(dir.path.join("region.h")).unwrap();
+    assert!(
+        header.contains(&format!(
+            "#define SHMSTORE_REGION_SYSV_KEY ((int32_t){:#010x}u)",
+            key as u32
+        )),
+        "{header}"
+    );
+    assert!(
+        header.contains("static inline int shmstore_from_base(void *base, size_t size"),
+        "{header}"
+    );
+    let program = compile_c_with(
+        &c_dir().join("read_sysv.c"),
+        &dir.path,
+        &dir.path.join("read_sysv"),
+        &["-Wextra"],
+    )
+    .unwrap_or_else(|errors| panic!("read_sysv.c does not compile:\n{errors}"));
+    let read = || -> String {
+        let child = Command::new(&program)
+            .arg(&token)
+            .arg(id.to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let output = wait_with_timeout(child, Duration::from_secs(30), "read_sysv");
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        assert!(
+            output.status.success(),
+            "read_sysv failed: {stdout}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        stdout
+    };
+
+    assert_eq!(read(), read_sysv_lines(&sample(), shm.version()));
+
+    // Rust writes under the lock; the C program, run again, sees the new value whole.
+    {
+        let mut g = shm.lock().unwrap();
+        g.counter = 8;
+        g.scale = -3.5;
+        g.big = 0x0123_4567_89ab_cdef_fedc_ba98_7654_3210;
+        g.pos.y = 2.5;
+        g.wheels[1].rpm = 1234;
+        g.samples[2] = [60, 70];
+        g.tag = *b"wxyz";
+        g.tail = 42;
+    }
+    let now = shm.read();
+    assert_eq!(now.counter, 8);
+    assert!(shm.version() > 0);
+    assert_eq!(read(), read_sysv_lines(&now, shm.version()));
 }
 
 #[test]

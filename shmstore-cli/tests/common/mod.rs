@@ -3,7 +3,8 @@
 //! and compiling C.
 //!
 //! Every object a test makes in `/dev/shm` is named `shmstore-test-…` and removed by a
-//! [`Cleanup`] guard, so CI's leftover check sees nothing.
+//! [`Cleanup`] guard, every System V segment by a [`SegmentCleanup`] guard, and every file by
+//! the [`TempDir`] it is in, so CI's leftover check sees nothing.
 
 #![allow(dead_code)] // each test binary uses its own part of this module
 
@@ -14,7 +15,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use shmstore::ShmType;
+use shmstore::{Location, Shm, ShmType};
 
 /// The directory behind `shm_open`.
 pub const SHM_DIR: &str = "/dev/shm";
@@ -149,6 +150,82 @@ impl Drop for Cleanup {
     }
 }
 
+/// Removes a System V segment (`IPC_RMID`) when dropped, also when the test panics. Made only
+/// once the segment exists, so it never removes a segment the test did not create.
+pub struct SegmentCleanup {
+    /// The segment's key.
+    pub key: i32,
+}
+
+impl SegmentCleanup {
+    /// The segment as the command writes it: `sysv:0x…`.
+    pub fn location(&self) -> String {
+        Location::SysV(self.key).to_string()
+    }
+}
+
+impl Drop for SegmentCleanup {
+    fn drop(&mut self) {
+        let _ = shmstore::unlink(Location::SysV(self.key));
+    }
+}
+
+/// A System V key for this test process to try: `0x5e` in the top byte, then bits of the pid
+/// and a counter. Another program may hold it: creators retry with the next one.
+pub fn candidate_key() -> i32 {
+    let key = 0x5e00_0000 | ((std::process::id() & 0x3fff) << 10) | (next() & 0x3ff);
+    key as i32
+}
+
+/// Creates a [`Sample`] region in a new System V segment, at the first free candidate key.
+pub fn sysv_region(value: Sample) -> (Shm<Sample>, SegmentCleanup) {
+    for _ in 0..64 {
+        let key = candidate_key();
+        match Shm::<Sample>::options().sysv_key(key).create(value) {
+            Ok(shm) => return (shm, SegmentCleanup { key }),
+            Err(shmstore::Error::AlreadyExists { .. }) => continue,
+            Err(e) => panic!("cannot create a System V region at key {key:#x}: {e}"),
+        }
+    }
+    panic!("64 candidate System V keys were all taken");
+}
+
+/// Creates a System V segment as another program would (`tests/c/make_segment.c`, compiled
+/// into `dir`): 4096 bytes that do not start with a shmstore header.
+pub fn foreign_segment(dir: &Path) -> SegmentCleanup {
+    let program = compile_c(
+        &c_dir().join("make_segment.c"),
+        dir,
+        &dir.join("make_segment"),
+    )
+    .unwrap_or_else(|errors| panic!("make_segment.c does not compile:\n{errors}"));
+    for _ in 0..64 {
+        let key = candidate_key();
+        let output = Command::new(&program)
+            .arg(format!("{:#x}", key as u32))
+            .output()
+            .unwrap();
+        match output.status.code() {
+            Some(0) => return SegmentCleanup { key },
+            Some(3) => continue, // the key is taken
+            _ => panic!(
+                "make_segment failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            ),
+        }
+    }
+    panic!("64 candidate System V keys were all taken");
+}
+
+/// Whether a System V segment with this key exists (`/proc/sysvipc/shm`).
+pub fn segment_exists(key: i32) -> bool {
+    std::fs::read_to_string("/proc/sysvipc/shm")
+        .unwrap()
+        .lines()
+        .skip(1)
+        .any(|line| line.split_whitespace().next() == Some(&key.to_string()))
+}
+
 /// Creates a plain file in `/dev/shm` that is not a region (another program's object).
 pub fn foreign_object(cleanup: &mut Cleanup, contents: &[u8]) -> String {
     let name = cleanup.named(format!(
@@ -216,8 +293,14 @@ impl From<(String, Output)> for Ran {
 
 /// Runs `shmstore ARGS…` to completion, at most 30 seconds.
 pub fn run(args: &[&str]) -> Ran {
+    run_in(Path::new("."), args)
+}
+
+/// Runs `shmstore ARGS…` in the directory `dir` to completion, at most 30 seconds.
+pub fn run_in(dir: &Path, args: &[&str]) -> Ran {
     let what = format!("shmstore {}", args.join(" "));
     let child = shmstore()
+        .current_dir(dir)
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -360,8 +443,20 @@ pub fn cc() -> &'static str {
 /// Compiles `source` (with `include_dir` on the include path) into `dir/name` with
 /// `cc -std=c11 -O2 -Wall -Werror … -lpthread`; `Err` carries the compiler's output.
 pub fn compile_c(source: &Path, include_dir: &Path, out: &Path) -> Result<PathBuf, String> {
+    compile_c_with(source, include_dir, out, &[])
+}
+
+/// [`compile_c`] with more compiler flags (`-Wextra`).
+pub fn compile_c_with(
+    source: &Path,
+    include_dir: &Path,
+    out: &Path,
+    flags: &[&str],
+) -> Result<PathBuf, String> {
     let output = Command::new(cc())
-        .args(["-std=c11", "-O2", "-Wall", "-Werror", "-I"])
+        .args(["-std=c11", "-O2", "-Wall", "-Werror"])
+        .args(flags)
+        .arg("-I")
         .arg(include_dir)
         .arg(source)
         .arg("-o")
