@@ -25,6 +25,13 @@
 //! # Ok::<(), shmstore::Error>(())
 //! ```
 //!
+//! # Where regions live
+//!
+//! A name is a POSIX shared-memory object (`/dev/shm/NAME`), the default. The same API works on
+//! a file that persists across reboots ([`ShmOptions::path`]) and on a System V segment that C
+//! programs open with `ftok` and `shmget` ([`ShmOptions::sysv_key`], [`ftok`]); see
+//! [`Location`].
+//!
 //! # Modules, inside
 //!
 //! `layout` (the `ShmType` trait and layouts), `name` and `location` (where regions live: names,
