@@ -82,9 +82,9 @@ pub enum QueueMode {
     /// of a process that died.
     ///
     /// The role is a lock on the handle's open file description, which a child created with
-    /// `fork` shares: until that child execs or exits, it keeps the role too, even after the
-    /// handle is dropped or its process dies (`std::process::Command` execs at once, so this
-    /// matters only for children that run on without exec). In a System V segment, which has
+    /// `fork` shares: until that child execs or exits, it keeps the role too, even after its
+    /// parent dies (`std::process::Command` execs at once, so this matters only for children
+    /// that run on without exec). Dropping the handle releases the role at once. In a System V segment, which has
     /// no descriptor, the role is the holder's pid instead: a forked child does not share it,
     /// and a replacement takes it over once no process has that pid.
     Spsc,
@@ -927,12 +927,19 @@ struct Locked<'a> {
 
 impl<T: ShmType, const N: usize> Drop for ShmQueue<T, N> {
     fn drop(&mut self) {
-        // Byte locks go with the descriptor; a pid claim (System V) is handed back here.
+        // Hand the roles back now. A byte lock would go with the descriptor, but not while a
+        // child that another thread is spawning shares it (until that child execs); a pid claim
+        // (System V) has nothing else to release it.
         for role in [Role::Producer, Role::Consumer] {
-            if self.roles.get() & role.bit() != 0 && self.region.is_segment() {
-                let (_, line) = self.role_place(role);
+            if self.roles.get() & role.bit() == 0 {
+                continue;
+            }
+            let (byte, line) = self.role_place(role);
+            if self.region.is_segment() {
                 let me = process::current_pid();
                 let _ = line.pid.compare_exchange(me, 0, SeqCst, SeqCst);
+            } else {
+                self.region.release_byte(byte);
             }
         }
     }

@@ -251,6 +251,13 @@ impl Region {
         }
     }
 
+    /// Releases this handle's byte lock at `offset`, if it holds it (nothing for a segment).
+    pub(crate) fn release_byte(&self, offset: u64) {
+        if let Handle::File { file, .. } = &self.handle {
+            let _ = object::byte_unlock(file, offset);
+        }
+    }
+
     /// Whether the region is a System V segment: no descriptor, so no byte locks.
     pub(crate) fn is_segment(&self) -> bool {
         matches!(self.handle, Handle::SysV { .. })

@@ -291,6 +291,22 @@ pub(crate) fn byte_locked_elsewhere(file: &File, offset: u64) -> io::Result<bool
     Ok(lock.l_type != libc::F_UNLCK as libc::c_short)
 }
 
+/// Releases this descriptor's byte lock at `offset` (`F_OFD_SETLK` with `F_UNLCK`).
+///
+/// Closing the descriptor releases it too, but only once no process shares the open file
+/// description: a child forked by another thread (`Command::spawn`) holds it until it execs.
+pub(crate) fn byte_unlock(file: &File, offset: u64) -> io::Result<()> {
+    let mut lock = byte_range(offset)?;
+    lock.l_type = libc::F_UNLCK as libc::c_short;
+    // SAFETY: `F_OFD_SETLK` reads the `flock` struct we pass and nothing else; `file` keeps
+    // the descriptor open for the duration of the call.
+    let rc = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_SETLK, &mut lock) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 fn byte_range(offset: u64) -> io::Result<libc::flock> {
     let start = libc::off_t::try_from(offset).map_err(|_| io::ErrorKind::InvalidInput)?;
     // SAFETY: `flock` is a plain C struct of integers, for which all zeros is a valid value.
