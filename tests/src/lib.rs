@@ -4,6 +4,9 @@
 //! tests synchronise with through its stdin and stdout lines (never through sleeps).
 //!
 //! Every region name starts with `shmstore-test` so that CI can check `/dev/shm` for leftovers.
+//! The same holds for the temporary directories of file regions (under the system's temporary
+//! directory), and System V regions use keys `0x5e......` (see [`Place`]), so a leftover segment
+//! shows in `ipcs -m` under a recognisable key.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -13,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use shmstore::{ShmQueue, ShmType};
+use shmstore::{Location, ShmQueue, ShmType};
 
 /// The directory behind `shm_open` on Linux.
 pub const SHM_DIR: &str = "/dev/shm";
@@ -263,11 +266,173 @@ impl TempDir {
     pub fn join(&self, file: &str) -> PathBuf {
         self.path.join(file)
     }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
 }
 
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// Where a region lives: the three backends of [`Location`]. The behavioural tests of
+/// `tests/backends.rs` run each scenario once per backend.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Backend {
+    /// A POSIX shared-memory object, `/dev/shm/NAME` ([`Location::Named`]).
+    Posix,
+    /// A regular file ([`Location::File`]).
+    File,
+    /// A System V segment ([`Location::SysV`]).
+    SysV,
+}
+
+impl Backend {
+    /// Every backend.
+    pub const ALL: [Backend; 3] = [Backend::Posix, Backend::File, Backend::SysV];
+}
+
+/// The first System V key of this process's range: `0x5e` in the top byte, then the low 12 bits
+/// of the pid, then a 12-bit counter.
+const SYSV_KEY_BASE: u32 = 0x5e00_0000;
+
+/// A fresh System V key, `0x5e00_0000 | (pid & 0xfff) << 12 | counter`, that no segment uses
+/// right now (a key that another process's segment holds — a test binary whose pid has the
+/// same low 12 bits — is skipped).
+fn fresh_sysv_key() -> i32 {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let pid_bits = (std::process::id() & 0xfff) << 12;
+    loop {
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        assert!(
+            n < 0x1000,
+            "this process used up its 4096 System V test keys"
+        );
+        let key = (SYSV_KEY_BASE | pid_bits | n) as i32;
+        // SAFETY: shmget with size 0 and no flags only looks the key up; it creates nothing
+        // and touches no memory of this process.
+        let id = unsafe { nix::libc::shmget(key, 0, 0) };
+        if id < 0 && std::io::Error::last_os_error().raw_os_error() == Some(nix::libc::ENOENT) {
+            return key;
+        }
+    }
+}
+
+/// A fresh, unique [`Location`] of one [`Backend`], and the guard that removes what lives
+/// there when dropped — also when the test panics:
+///
+/// - [`Backend::Posix`]: the region name [`unique_name`]`(tag)`;
+/// - [`Backend::File`]: `<tag>.shm` in a fresh directory `<tmp>/shmstore-test-<tag>-…` (mode
+///   0755, so that a test process dropped to another user can reach the file), removed with
+///   everything in it;
+/// - [`Backend::SysV`]: a key unique to this process and call (see [`Place::key`]), removed
+///   with `IPC_RMID`.
+///
+/// It displays as the location's text ([`Location::parse`] reads it back), which is how the
+/// tests pass it to `shm-helper`.
+#[must_use = "the region is removed when the guard is dropped"]
+#[derive(Debug)]
+pub struct Place {
+    backend: Backend,
+    location: Location,
+    /// The directory of a file region.
+    dir: Option<TempDir>,
+}
+
+impl Place {
+    /// A fresh location of `backend`; `tag` goes into its name.
+    pub fn new(backend: Backend, tag: &str) -> Place {
+        let (location, dir) = match backend {
+            Backend::Posix => (Location::Named(unique_name(tag)), None),
+            Backend::File => {
+                use std::os::unix::fs::PermissionsExt;
+                let dir = TempDir::new(tag);
+                std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
+                    .unwrap_or_else(|e| panic!("cannot chmod {}: {e}", dir.path().display()));
+                (Location::File(dir.join(&format!("{tag}.shm"))), Some(dir))
+            }
+            Backend::SysV => (Location::SysV(fresh_sysv_key()), None),
+        };
+        Place {
+            backend,
+            location,
+            dir,
+        }
+    }
+
+    /// Its backend.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Its location.
+    pub fn location(&self) -> &Location {
+        &self.location
+    }
+
+    /// The file that holds the region: `/dev/shm/NAME` or the file region's path; `None` for
+    /// a System V segment.
+    pub fn path(&self) -> Option<PathBuf> {
+        match &self.location {
+            Location::Named(name) => Some(shm_path(name)),
+            Location::File(path) => Some(path.clone()),
+            _ => None,
+        }
+    }
+
+    /// The directory of a file place (removed with the place); `None` for the others.
+    pub fn dir(&self) -> Option<&Path> {
+        self.dir.as_ref().map(TempDir::path)
+    }
+
+    /// The key of a System V place; `None` for the others.
+    pub fn key(&self) -> Option<i32> {
+        match self.location {
+            Location::SysV(key) => Some(key),
+            _ => None,
+        }
+    }
+
+    /// Whether something lives at the location now: a file (of any kind) under the path, or
+    /// a segment under the key.
+    pub fn exists(&self) -> bool {
+        match (&self.location, self.path()) {
+            (_, Some(path)) => path.symlink_metadata().is_ok(),
+            (Location::SysV(key), None) => {
+                // SAFETY: a look-up only, as in `fresh_sysv_key`.
+                let id = unsafe { nix::libc::shmget(*key, 0, 0) };
+                id >= 0 || std::io::Error::last_os_error().raw_os_error() != Some(nix::libc::ENOENT)
+            }
+            (_, None) => unreachable!("only System V places have no path"),
+        }
+    }
+}
+
+impl std::fmt::Display for Place {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.location.fmt(f)
+    }
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        match shmstore::unlink(&self.location) {
+            Ok(()) | Err(shmstore::Error::NotFound { .. }) => {}
+            Err(e) => {
+                // A POSIX name may hold what a test planted there (a directory, say).
+                let removed = self.path().is_some_and(|p| {
+                    std::fs::remove_file(&p).is_ok() || std::fs::remove_dir(&p).is_ok()
+                });
+                if !removed {
+                    eprintln!("warning: cannot remove {}: {e}", self.location);
+                }
+            }
+        }
+        // `dir`, dropped next, removes a file region's directory with whatever is left in it.
     }
 }
 
@@ -464,6 +629,7 @@ pub fn variant(error: &shmstore::Error) -> &'static str {
     use shmstore::Error;
     match error {
         Error::InvalidName { .. } => "InvalidName",
+        Error::InvalidLocation { .. } => "InvalidLocation",
         Error::NotFound { .. } => "NotFound",
         Error::AlreadyExists { .. } => "AlreadyExists",
         Error::LayoutMismatch { .. } => "LayoutMismatch",

@@ -2,6 +2,13 @@
 //! tests read what it prints on stdout (one line per event) and write lines to its stdin to
 //! make it go on. It never removes a region: the test that started it does.
 //!
+//! Every NAME below is a location as text, read with `shmstore::Location::parse`: a POSIX
+//! region name, a file path (any text containing `/`), or `sysv:KEY` for a System V segment
+//! (`sysv:0x5e001001` or decimal). Every role opens and creates through
+//! `options().at(location)`, so each runs unchanged over all three backends (see
+//! `tests/backends.rs`) — except `hold-shm-and-exec` and `list-shm-fds`, which are about
+//! descriptors on `/dev/shm` and take POSIX names only.
+//!
 //! Roles:
 //!
 //! - `increment NAME N`: opens a `Counter`, prints `ready`, waits for a line on stdin, then
@@ -23,11 +30,11 @@
 //!   and sleeps until killed.
 //! - `create-with-umask NAME UMASK MODE HOW`: sets the umask, creates a `Counter` with `mode`
 //!   (HOW: `create`, `open-or-create` or `in-place`), prints `created`.
-//! - `hold-shm-and-exec NAME1 NAME2 [control]`: creates, opens and open-or-creates regions
-//!   (keeping the handles), lists regions, optionally opens a descriptor on NAME1 without
-//!   close-on-exec, then runs `list-shm-fds` and exits when it does.
-//! - `list-shm-fds`: prints `fd N -> TARGET` for every descriptor on the shared-memory
-//!   filesystem, then `end`.
+//! - `hold-shm-and-exec NAME1 NAME2 [control]` (POSIX names only): creates, opens and
+//!   open-or-creates regions (keeping the handles), lists regions, optionally opens a
+//!   descriptor on NAME1 without close-on-exec, then runs `list-shm-fds` and exits when it does.
+//! - `list-shm-fds` (POSIX only): prints `fd N -> TARGET` for every descriptor on the
+//!   shared-memory filesystem, then `end`.
 //! - `create-retyped NAME`: creates this binary's `Limits` (field `burst` is an `f32`), prints
 //!   `created`.
 //! - `open-retyped NAME`: opens this binary's `Limits`, prints `ok` or `err VARIANT MESSAGE`.
@@ -107,7 +114,7 @@ use std::io::{BufRead, Write};
 use std::os::unix::fs::MetadataExt;
 use std::time::Duration;
 
-use shmstore::{Shm, ShmQueue, ShmType};
+use shmstore::{Location, Shm, ShmQueue, ShmType};
 use shmstore_tests::{
     variant, Counter, Msg, MsgQueue, Page, Pair, Tally, QUEUE_CAPACITY, SHM_DIR, TALLY_WORKERS,
 };
@@ -137,7 +144,7 @@ fn main() {
         ["hold", name] => hold(name),
         ["lock-and-print", name] => lock_and_print(name),
         ["is-poisoned", name] => {
-            let shm = Shm::<Pair>::open(name).expect("open");
+            let shm = open::<Pair>(name);
             say(&shm.is_poisoned().to_string());
         }
         ["setuid-open", name, rest @ ..] => setuid_open(name, rest == ["allow-other-owner"]),
@@ -158,13 +165,15 @@ fn main() {
                 burst: 2.5,
                 seq: 3,
             };
-            let _shm = Shm::create(name, limits).expect("create");
+            let _shm = Shm::options().at(at(name)).create(limits).expect("create");
             say("created");
         }
-        ["open-retyped", name] => match Shm::<other_binary::Limits>::open(name) {
-            Ok(_) => say("ok"),
-            Err(e) => say(&format!("err {} {e}", variant(&e))),
-        },
+        ["open-retyped", name] => {
+            match Shm::<other_binary::Limits>::options().at(at(name)).open() {
+                Ok(_) => say("ok"),
+                Err(e) => say(&format!("err {} {e}", variant(&e))),
+            }
+        }
         ["writer-loop", name, n] => writer_loop(name, n.parse().expect("N")),
         ["page-writer", name] => {
             write_until_told::<Page>(name, |p| p.words[0], |p, n| p.words = [n; 512])
@@ -198,7 +207,7 @@ fn main() {
         ["queue-drain", name, file] => queue_drain(name, file),
         ["queue-hold-role", name, role] => queue_hold_role(name, role),
         ["queue-close", name] => {
-            MsgQueue::open(name).expect("open queue").close();
+            open_queue(name).close();
             say("closed");
         }
         ["queue-open-as", name, how] => queue_open_as(name, how),
@@ -225,6 +234,22 @@ fn wait_for_go() {
     std::io::stdin().lock().read_line(&mut line).expect("stdin");
 }
 
+/// The location a role's NAME argument names: a region name, a file path (any text with a
+/// `/`) or `sysv:KEY` (see `Location::parse`).
+fn at(name: &str) -> Location {
+    Location::parse(name)
+}
+
+/// Opens the `T` region at NAME read-write, with the default options.
+fn open<T: ShmType>(name: &str) -> Shm<T> {
+    Shm::<T>::options().at(at(name)).open().expect("open")
+}
+
+/// Opens the `MsgQueue` at NAME, with the default options.
+fn open_queue(name: &str) -> MsgQueue {
+    MsgQueue::options().at(at(name)).open().expect("open queue")
+}
+
 fn sleep_forever() -> ! {
     loop {
         std::thread::sleep(Duration::from_secs(3600));
@@ -232,7 +257,7 @@ fn sleep_forever() -> ! {
 }
 
 fn increment(name: &str, n: u64) {
-    let shm = Shm::<Counter>::open(name).expect("open");
+    let shm = open::<Counter>(name);
     say("ready");
     wait_for_go();
     for i in 0..n {
@@ -256,7 +281,8 @@ fn open_or_create(name: &str, value: u64, in_place: bool) {
     let shm = Shm::<Counter>::options()
         .in_place(in_place)
         .open_timeout(Duration::from_secs(30))
-        .open_or_create(name, || {
+        .at(at(name))
+        .open_or_create(|| {
             ran = true;
             // Long enough for the others to find the region still initialising.
             std::thread::sleep(Duration::from_millis(20));
@@ -274,7 +300,7 @@ fn open_or_create(name: &str, value: u64, in_place: bool) {
 }
 
 fn hold_and_die(name: &str, a: Option<u64>) {
-    let shm = Shm::<Pair>::open(name).expect("open");
+    let shm = open::<Pair>(name);
     let mut g = shm.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     if let Some(a) = a {
         g.a = a; // half of an update: `b` is never written
@@ -284,7 +310,7 @@ fn hold_and_die(name: &str, a: Option<u64>) {
 }
 
 fn hold(name: &str) {
-    let shm = Shm::<Pair>::open(name).expect("open");
+    let shm = open::<Pair>(name);
     let g = shm.lock().expect("lock");
     say("locked");
     wait_for_go();
@@ -293,7 +319,7 @@ fn hold(name: &str) {
 }
 
 fn lock_and_print(name: &str) {
-    let shm = Shm::<Pair>::open(name).expect("open");
+    let shm = open::<Pair>(name);
     say("locking");
     let line = match shm.lock() {
         Ok(g) => format!("ok {} {}", g.a, g.b),
@@ -312,7 +338,8 @@ fn setuid_open(name: &str, allow_other_owner: bool) {
     setuid(Uid::from_raw(65534)).expect("setuid");
     match Shm::<Counter>::options()
         .allow_other_owner(allow_other_owner)
-        .open(name)
+        .at(at(name))
+        .open()
     {
         Ok(shm) => say(&format!("ok {}", shm.read().count)),
         Err(e) => say(&format!("err {} {e}", variant(&e))),
@@ -320,7 +347,7 @@ fn setuid_open(name: &str, allow_other_owner: bool) {
 }
 
 fn create_and_die_in_init(name: &str) {
-    let _shm = Shm::<Counter>::open_or_create(name, || {
+    let _shm = Shm::<Counter>::options().at(at(name)).open_or_create(|| {
         say("in-init");
         sleep_forever()
     });
@@ -332,9 +359,9 @@ fn create_with_umask(name: &str, umask: u32, mode: u32, how: &str) {
     nix::sys::stat::umask(Mode::from_bits_truncate(umask));
     let options = Shm::<Counter>::options().mode(mode);
     let result = match how {
-        "create" => options.create(name, Counter::at(1)),
-        "open-or-create" => options.open_or_create(name, || Counter::at(1)),
-        "in-place" => options.in_place(true).create(name, Counter::at(1)),
+        "create" => options.at(at(name)).create(Counter::at(1)),
+        "open-or-create" => options.at(at(name)).open_or_create(|| Counter::at(1)),
+        "in-place" => options.in_place(true).at(at(name)).create(Counter::at(1)),
         other => panic!("unknown HOW {other}"),
     };
     result.expect("create");
@@ -390,7 +417,7 @@ fn list_shm_fds() {
 }
 
 fn writer_loop(name: &str, n: u64) {
-    let shm = Shm::<Pair>::open(name).expect("open");
+    let shm = open::<Pair>(name);
     say("started");
     let mut i = 0u64;
     while n == 0 || i < n {
@@ -418,7 +445,7 @@ fn voluntary_switches() -> u64 {
 fn write_until_told<T: ShmType>(name: &str, get: fn(&T) -> u64, set: fn(&mut T, u64)) {
     use std::sync::atomic::{AtomicBool, Ordering};
     static STOP: AtomicBool = AtomicBool::new(false);
-    let shm = Shm::<T>::open(name).expect("open");
+    let shm = open::<T>(name);
     std::thread::spawn(|| {
         wait_for_go();
         STOP.store(true, Ordering::Relaxed);
@@ -442,7 +469,7 @@ fn write_until_told<T: ShmType>(name: &str, get: fn(&T) -> u64, set: fn(&mut T, 
 }
 
 fn write_and_hold(name: &str, value: u64) {
-    let shm = Shm::<Counter>::open(name).expect("open");
+    let shm = open::<Counter>(name);
     let mut g = shm.lock().expect("lock");
     *g = Counter::at(value);
     say("holding");
@@ -454,14 +481,17 @@ fn write_and_hold(name: &str, value: u64) {
 fn wait_change(name: &str, how: &str) {
     let (since, changed, count) = match how {
         "shm" => {
-            let shm = Shm::<Counter>::open(name).expect("open");
+            let shm = open::<Counter>(name);
             let since = shm.version();
             say(&format!("waiting {since}"));
             let v = shm.wait_for_change(since, None).expect("wait_for_change");
             (since, v, shm.read().count)
         }
         "reader" => {
-            let reader = Shm::<Counter>::open_reader(name).expect("open_reader");
+            let reader = Shm::<Counter>::options()
+                .at(at(name))
+                .open_reader()
+                .expect("open_reader");
             let since = reader.version();
             say(&format!("waiting {since}"));
             let v = reader
@@ -476,7 +506,7 @@ fn wait_change(name: &str, how: &str) {
 }
 
 fn read_loop(name: &str) -> ! {
-    let shm = Shm::<Page>::open(name).expect("open");
+    let shm = open::<Page>(name);
     shm.read();
     say("reading");
     loop {
@@ -498,20 +528,27 @@ fn setuid_reader(name: &str) {
     };
     say(&format!(
         "reader-plain {}",
-        outcome(Shm::<Counter>::open_reader(name).map(drop))
+        outcome(
+            Shm::<Counter>::options()
+                .at(at(name))
+                .open_reader()
+                .map(drop)
+        )
     ));
     say(&format!(
         "read-write {}",
         outcome(
             Shm::<Counter>::options()
                 .allow_other_owner(true)
-                .open(name)
+                .at(at(name))
+                .open()
                 .map(drop)
         )
     ));
     let reader = Shm::<Counter>::options()
         .allow_other_owner(true)
-        .open_reader(name)
+        .at(at(name))
+        .open_reader()
         .expect("open_reader with allow_other_owner");
     let c = reader.read();
     assert_eq!(c.count, c.mirror);
@@ -530,10 +567,15 @@ fn setuid_reader(name: &str) {
 }
 
 fn ping_pong(name: &str, rounds: u64, how: &str) {
-    let shm = Shm::<Counter>::open(name).expect("open");
+    let shm = open::<Counter>(name);
     let reader = match how {
         "shm" => None,
-        "reader" => Some(Shm::<Counter>::open_reader(name).expect("open_reader")),
+        "reader" => Some(
+            Shm::<Counter>::options()
+                .at(at(name))
+                .open_reader()
+                .expect("open_reader"),
+        ),
         other => panic!("unknown HOW {other}"),
     };
     let version = || {
@@ -565,7 +607,7 @@ fn ping_pong(name: &str, rounds: u64, how: &str) {
 }
 
 fn queue_push(name: &str, producer: u64, from: u64, count: u64, close: bool) {
-    let queue = MsgQueue::open(name).expect("open queue");
+    let queue = open_queue(name);
     say("pushing");
     for i in 0..count {
         if let Err(e) = queue.push(Msg::new(producer, from + i)) {
@@ -581,7 +623,7 @@ fn queue_push(name: &str, producer: u64, from: u64, count: u64, close: bool) {
 }
 
 fn queue_push_forever(name: &str, producer: u64, from: u64, every: u64) -> ! {
-    let queue = MsgQueue::open(name).expect("open queue");
+    let queue = open_queue(name);
     say("started");
     let mut next = from;
     loop {
@@ -602,7 +644,7 @@ fn check_intact(msg: &Msg) {
 }
 
 fn queue_pop(name: &str, count: u64) {
-    let queue = MsgQueue::open(name).expect("open queue");
+    let queue = open_queue(name);
     say("popping");
     let mut popped = 0u64;
     while count == 0 || popped < count {
@@ -628,7 +670,7 @@ fn queue_pop(name: &str, count: u64) {
 }
 
 fn queue_pop_forever(name: &str, every: u64) -> ! {
-    let queue = MsgQueue::open(name).expect("open queue");
+    let queue = open_queue(name);
     let mut last = std::collections::HashMap::<u64, u64>::new();
     say("started");
     let mut popped = 0u64;
@@ -652,7 +694,7 @@ fn queue_pop_forever(name: &str, every: u64) -> ! {
 }
 
 fn queue_churn(name: &str, every: u64) -> ! {
-    let queue = MsgQueue::open(name).expect("open queue");
+    let queue = open_queue(name);
     say("started");
     let mut churned = 0u64;
     loop {
@@ -671,7 +713,7 @@ fn queue_churn(name: &str, every: u64) -> ! {
 }
 
 fn queue_drain(name: &str, file: &str) {
-    let queue = MsgQueue::open(name).expect("open queue");
+    let queue = open_queue(name);
     let mut out = std::io::BufWriter::new(std::fs::File::create(file).expect("create FILE"));
     let mut count = 0u64;
     while let Some(msg) = queue.pop().expect("pop") {
@@ -684,7 +726,7 @@ fn queue_drain(name: &str, file: &str) {
 }
 
 fn queue_hold_role(name: &str, role: &str) {
-    let queue = MsgQueue::open(name).expect("open queue");
+    let queue = open_queue(name);
     match role {
         "producer" => queue.push(Msg::new(1, 0)).expect("push"),
         "consumer" => assert_eq!(queue.try_pop().expect("try_pop"), None),
@@ -697,10 +739,16 @@ fn queue_hold_role(name: &str, role: &str) {
 
 fn queue_open_as(name: &str, how: &str) {
     let result = match how {
-        "queue" => MsgQueue::open(name).map(drop),
-        "value" => Shm::<Msg>::open(name).map(drop),
-        "capacity" => ShmQueue::<Msg, { 2 * QUEUE_CAPACITY }>::open(name).map(drop),
-        "element" => ShmQueue::<[u64; 8], QUEUE_CAPACITY>::open(name).map(drop),
+        "queue" => MsgQueue::options().at(at(name)).open().map(drop),
+        "value" => Shm::<Msg>::options().at(at(name)).open().map(drop),
+        "capacity" => ShmQueue::<Msg, { 2 * QUEUE_CAPACITY }>::options()
+            .at(at(name))
+            .open()
+            .map(drop),
+        "element" => ShmQueue::<[u64; 8], QUEUE_CAPACITY>::options()
+            .at(at(name))
+            .open()
+            .map(drop),
         other => panic!("unknown HOW {other}"),
     };
     match result {
@@ -735,7 +783,7 @@ fn tally_worker(name: &str, index: usize) {
     use std::sync::TryLockError;
     assert!(index < TALLY_WORKERS, "INDEX out of range");
     let stop = stop_on_input();
-    let shm = Shm::<Tally>::open(name).expect("open");
+    let shm = open::<Tally>(name);
     let in_place = shm.is_in_place();
     let mut updates = 0u64;
     while !stop.load(Ordering::Relaxed) {
@@ -792,7 +840,7 @@ fn tally_worker(name: &str, index: usize) {
 fn tally_reader(name: &str) {
     use std::sync::atomic::Ordering;
     let stop = stop_on_input();
-    let shm = Shm::<Tally>::open(name).expect("open");
+    let shm = open::<Tally>(name);
     let in_place = shm.is_in_place();
     let (mut snapshots, mut checked, mut excused) = (0u64, 0u64, 0u64);
     while !stop.load(Ordering::Relaxed) {
@@ -825,7 +873,8 @@ fn tally_create(name: &str) {
     let mut token = 0u64;
     let shm = Shm::<Tally>::options()
         .open_timeout(TORTURE_LOCK_BOUND)
-        .open_or_create(name, || {
+        .at(at(name))
+        .open_or_create(|| {
             say("init");
             let nanos = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
