@@ -382,3 +382,48 @@ impl Mapping {
         std::mem::forget(self);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The path taken on file systems without `O_TMPFILE` (this machine's have it, so it is
+    /// called directly): the object gets its name by `link`, and the hidden name goes.
+    #[test]
+    fn the_hidden_temporary_name_is_linked_then_removed() {
+        /// Removes the directory when dropped, also when the test fails.
+        struct RemoveDir(PathBuf);
+        impl Drop for RemoveDir {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_dir_all(&self.0);
+            }
+        }
+        let dir = std::env::temp_dir().join(format!("shmstore-test-hidden-{}", std::process::id()));
+        std::fs::create_dir(&dir).unwrap();
+        let _remove = RemoveDir(dir.clone());
+        let target = dir.join("state.shm");
+        let listing = || {
+            let mut names: Vec<String> = std::fs::read_dir(&dir)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .collect();
+            names.sort();
+            names
+        };
+        let mut unnamed = create_hidden(&dir, &target).unwrap();
+        let hidden = listing();
+        assert_eq!(hidden.len(), 1);
+        assert!(hidden[0].starts_with(".state.shm.shmstore-"), "{hidden:?}");
+        set_len(&unnamed.file, 4096).unwrap();
+        link(&mut unnamed, &target).unwrap();
+        assert_eq!(listing(), ["state.shm"]);
+        assert_eq!(std::fs::metadata(&target).unwrap().len(), 4096);
+
+        // A second creator loses the race, and leaves nothing behind either.
+        let mut loser = create_hidden(&dir, &target).unwrap();
+        let lost = link(&mut loser, &target).unwrap_err();
+        assert_eq!(lost.kind(), io::ErrorKind::AlreadyExists);
+        drop(loser);
+        assert_eq!(listing(), ["state.shm"]);
+    }
+}
