@@ -95,19 +95,11 @@ enum Found {
 pub(super) fn create(target: &Target, spec: &RegionSpec, init: Init<'_>) -> Result<Region> {
     let name = &target.name;
     let (mut unnamed, map, info) = build_unnamed(target, spec)?;
-    let object = object::stat(&unnamed.file).map_err(|e| Error::io(name, "fstat", e))?;
     let file = unnamed
         .file
         .try_clone()
         .map_err(|e| Error::io(name, "dup", e))?;
-    let region = Region::assemble(
-        &target.location,
-        target.handle(file),
-        object,
-        (map, Access::ReadWrite),
-        info,
-        spec,
-    );
+    let region = new_region(target, file, map, info, spec)?;
     region.fill(init);
     region.header().publish_ready();
     object::link(&mut unnamed, &target.path)
@@ -303,21 +295,34 @@ fn create_linked_then_init(
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(None),
         Err(e) => return Err(Error::io(name, "link the new object", e)),
     }
-    let object = object::stat(&unnamed.file).map_err(|e| Error::io(name, "fstat", e))?;
     let file = unnamed
         .file
         .try_clone()
         .map_err(|e| Error::io(name, "dup", e))?;
-    let region = Region::assemble(
-        &target.location,
-        target.handle(file),
-        object,
-        (map, Access::ReadWrite),
-        info,
-        spec,
-    );
+    let region = new_region(target, file, map, info, spec)?;
     finish(&region, init);
     Ok(Some(region))
+}
+
+/// The read-write region of an object this process has just written the header of.
+fn new_region(
+    target: &Target,
+    file: File,
+    map: Mapping,
+    info: HeaderInfo,
+    spec: &RegionSpec,
+) -> Result<Region> {
+    let object = object::stat(&file).map_err(|e| Error::io(&target.name, "fstat", e))?;
+    let handle = target.handle(file);
+    let access = (map, Access::ReadWrite);
+    Ok(Region::assemble(
+        &target.location,
+        handle,
+        object,
+        access,
+        info,
+        spec,
+    ))
 }
 
 /// Runs `init`, publishes "ready", wakes openers waiting on the state and drops the `flock`.
@@ -363,15 +368,7 @@ fn reinitialise(
         object::set_mode(&file, spec.mode).map_err(|e| Error::io(name, "fchmod", e))?;
     }
     let (map, info) = write_fresh(name, spec, &file)?;
-    let object = object::stat(&file).map_err(|e| Error::io(name, "fstat", e))?;
-    let region = Region::assemble(
-        &target.location,
-        target.handle(file),
-        object,
-        (map, Access::ReadWrite),
-        info,
-        spec,
-    );
+    let region = new_region(target, file, map, info, spec)?;
     finish(&region, init);
     Ok(Some(region))
 }

@@ -97,18 +97,11 @@ pub(super) fn open_or_create(
                     return Ok(region);
                 }
             }
-            Err(Error::NotFound { .. }) => {
-                let (info, _) = fresh_layout(&name, spec)?;
-                match segment::create(key, info.layout.region_size, spec.mode) {
-                    Ok(id) => {
-                        return initialise_new(key, id, location, spec, init).inspect_err(|_| {
-                            let _ = segment::remove(id);
-                        })
-                    }
-                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-                    Err(e) => return Err(Error::io(&name, "shmget(IPC_CREAT)", e)),
-                }
-            }
+            Err(Error::NotFound { .. }) => match create(key, location, spec, init) {
+                // Another process created it first: open theirs.
+                Err(Error::AlreadyExists { .. }) => {}
+                created => return created,
+            },
             Err(other) => return Err(other),
         }
         if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
