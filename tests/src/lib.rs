@@ -14,9 +14,11 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use std::os::unix::process::ExitStatusExt;
+
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use shmstore::{Location, ShmQueue, ShmType};
+use shmstore::{Error, Location, ShmQueue, ShmType};
 
 /// The directory behind `shm_open` on Linux.
 pub const SHM_DIR: &str = "/dev/shm";
@@ -651,4 +653,43 @@ pub fn variant(error: &shmstore::Error) -> &'static str {
 /// say so and pass vacuously otherwise.
 pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
+}
+
+/// Checks that `e`'s message mentions every one of `needles`.
+pub fn assert_mentions(e: &Error, needles: &[&str]) {
+    let msg = e.to_string();
+    for needle in needles {
+        assert!(msg.contains(needle), "{needle:?} missing from: {msg}");
+    }
+}
+
+/// Checks that a helper was ended by our SIGKILL, not by a failure of its own before it.
+pub fn assert_killed(status: ExitStatus, lines: &[String]) {
+    assert_eq!(
+        status.signal(),
+        Some(nix::libc::SIGKILL),
+        "the helper failed before it was killed: {status}; its last lines {:?}",
+        &lines[lines.len().saturating_sub(5)..]
+    );
+}
+
+/// The number in a helper's `WORD N` progress line.
+pub fn parse_progress(line: &str, word: &str) -> u64 {
+    line.strip_prefix(word)
+        .and_then(|rest| rest.strip_prefix(' '))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("expected `{word} N`, read {line:?}"))
+}
+
+/// `len` bytes of deterministic noise (xorshift64*) from `seed`, so no `rand` dependency.
+pub fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x >> 12;
+            x ^= x << 25;
+            x ^= x >> 27;
+            (x.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 56) as u8
+        })
+        .collect()
 }

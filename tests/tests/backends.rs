@@ -9,8 +9,6 @@
 //! stdout lines, never through sleeps; the only timeouts asserted are the library's own
 //! (`open_timeout` against a creator that never finishes).
 
-use std::os::unix::process::ExitStatusExt;
-use std::process::ExitStatus;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::TryLockError;
 use std::time::Duration;
@@ -20,8 +18,8 @@ use shmstore::{
     Error, Inspector, Location, QueueMode, Shm, ShmOptionsAt, ShmQueue, ShmQueueOptionsAt, ShmType,
 };
 use shmstore_tests::{
-    helper, is_root, wait_until_blocked, Backend, Counter, Helper, Limits, Msg, MsgQueue, Page,
-    Pair, Place, TempDir, QUEUE_CAPACITY,
+    assert_killed, assert_mentions, helper, is_root, noise, parse_progress, wait_until_blocked,
+    Backend, Counter, Helper, Limits, Msg, MsgQueue, Page, Pair, Place, TempDir, QUEUE_CAPACITY,
 };
 
 /// One `#[test]` per backend for each scenario: `scenario::posix`, `scenario::file` and
@@ -101,13 +99,6 @@ fn create_queue(place: &Place, mode: QueueMode) -> MsgQueue {
         .unwrap()
 }
 
-fn assert_mentions(e: &Error, needles: &[&str]) {
-    let msg = e.to_string();
-    for needle in needles {
-        assert!(msg.contains(needle), "{needle:?} missing from: {msg}");
-    }
-}
-
 fn assert_not_found<T: std::fmt::Debug>(result: Result<T, Error>, place: &Place) {
     match result {
         Err(Error::NotFound { name }) => assert_eq!(name, place.to_string()),
@@ -120,37 +111,6 @@ fn assert_already_exists<T: std::fmt::Debug>(result: Result<T, Error>, place: &P
         Err(Error::AlreadyExists { name }) => assert_eq!(name, place.to_string()),
         other => panic!("{place}: expected AlreadyExists, got {other:?}"),
     }
-}
-
-/// Checks that a helper was ended by our SIGKILL, not by a failure of its own before it.
-fn assert_killed(status: ExitStatus, lines: &[String]) {
-    assert_eq!(
-        status.signal(),
-        Some(libc::SIGKILL),
-        "the helper failed before it was killed: {status}; its last lines {:?}",
-        &lines[lines.len().saturating_sub(5)..]
-    );
-}
-
-/// The number in a helper's `WORD N` line.
-fn parse_progress(line: &str, word: &str) -> u64 {
-    line.strip_prefix(word)
-        .and_then(|rest| rest.strip_prefix(' '))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("expected `{word} N`, read {line:?}"))
-}
-
-/// Deterministic noise (xorshift64*), so no `rand` dependency.
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x >> 12;
-            x ^= x << 25;
-            x ^= x >> 27;
-            (x.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 56) as u8
-        })
-        .collect()
 }
 
 /// The bytes of a `Counter` as the region stores them (native endianness, `#[repr(C)]`).
@@ -324,10 +284,10 @@ fn create_open_read_lock_round_trip(backend: Backend) {
     );
 }
 
-/// Several processes race `open_or_create` on one fresh location: exactly one runs its init,
+/// 12 processes race `open_or_create` on one fresh location: exactly one runs its init,
 /// and every one sees the value that init returned.
 fn open_or_create_raced_by_processes_runs_init_once(backend: Backend) {
-    const RACERS: usize = 6;
+    const RACERS: usize = 12;
     for in_place in [false, true] {
         let place = Place::new(backend, "race");
         let mut helpers: Vec<Helper> = (0..RACERS)
@@ -1092,7 +1052,7 @@ fn a_dropped_queue_handle_releases_its_role_while_children_are_spawned(backend: 
 /// Two producer and two consumer processes on an MPMC queue: the multiset popped is the
 /// multiset pushed, and each consumer sees each producer's elements in order.
 fn queue_mpmc_two_by_two_processes(backend: Backend) {
-    const PER_PRODUCER: u64 = 20_000;
+    const PER_PRODUCER: u64 = 100_000;
     let place = Place::new(backend, "q-mpmc");
     let dir = TempDir::new("q-mpmc-out");
     let q = create_queue(&place, QueueMode::Mpmc);
@@ -1138,11 +1098,19 @@ fn queue_mpmc_two_by_two_processes(backend: Backend) {
         }
         popped.extend(got);
     }
+    // The multiset popped is the multiset pushed.
     popped.sort_unstable();
+    let mut distinct = popped.clone();
+    distinct.dedup();
+    let duplicated = popped.len() - distinct.len();
     let expected: Vec<(u64, u64)> = (0..2)
         .flat_map(|p| (p * PER_PRODUCER..(p + 1) * PER_PRODUCER).map(move |s| (p, s)))
         .collect();
-    assert_eq!(popped.len(), expected.len(), "lost or duplicated elements");
+    let missing = expected
+        .iter()
+        .filter(|e| popped.binary_search(e).is_err())
+        .count();
+    assert_eq!((missing, duplicated), (0, 0), "(lost, duplicated) elements");
     assert!(
         popped == expected,
         "the multiset popped differs from the one pushed"

@@ -6,28 +6,9 @@ use std::os::unix::fs::FileExt;
 
 use shmstore::{Error, Shm};
 use shmstore_tests::{
-    exists, helper, is_root, region, shm_path, unique_name, Cleanup, Counter, Limits, Pair,
+    assert_mentions, exists, helper, is_root, noise, region, shm_path, unique_name, Cleanup,
+    Counter, Limits, Pair,
 };
-
-/// Deterministic noise (xorshift64*), so no `rand` dependency.
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x >> 12;
-            x ^= x << 25;
-            x ^= x >> 27;
-            (x.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 56) as u8
-        })
-        .collect()
-}
-
-fn assert_mentions(e: &Error, needles: &[&str]) {
-    let msg = e.to_string();
-    for needle in needles {
-        assert!(msg.contains(needle), "{needle:?} missing from: {msg}");
-    }
-}
 
 #[test]
 fn invalid_names_are_refused_before_any_system_call() {

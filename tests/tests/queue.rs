@@ -1,21 +1,21 @@
-//! `ShmQueue` between real processes: a million elements in order through an SPSC queue; two
-//! producers and two consumers that lose and duplicate nothing; producers and consumers
-//! SIGKILLed mid-stream; the SPSC roles; `close` and blocking wake-ups across processes; the
+//! `ShmQueue` between real processes: a million elements in order through an SPSC queue;
+//! producers and consumers SIGKILLed mid-stream; the SPSC roles; `close` and blocking wake-ups across processes; the
 //! errors of opening and using a queue; and a model test of the operations against a
-//! `VecDeque`.
+//! `VecDeque`. (Two producers and two consumers that lose and duplicate nothing run for every
+//! backend in `backends.rs`.)
 //!
 //! The queues the helper opens are `MsgQueue`s: 64-byte `Msg` elements that carry their
 //! producer, their number in its stream and a checksum, so that a lost, duplicated, reordered
 //! or damaged element shows.
 
 use std::collections::VecDeque;
-use std::os::unix::process::ExitStatusExt;
-use std::process::ExitStatus;
 use std::time::Duration;
 
 use proptest::prelude::*;
 use shmstore::{Error, QueueMode, Shm, ShmQueue};
-use shmstore_tests::{helper, region, Helper, Msg, MsgQueue, TempDir, QUEUE_CAPACITY};
+use shmstore_tests::{
+    assert_killed, helper, parse_progress, region, Helper, Msg, MsgQueue, QUEUE_CAPACITY,
+};
 
 const MODES: [QueueMode; 2] = [QueueMode::Spsc, QueueMode::Mpmc];
 
@@ -62,24 +62,6 @@ fn parse_got(line: &str) -> (u64, u64) {
     parsed.unwrap_or_else(|| panic!("expected `got PRODUCER SEQ`, read {line:?}"))
 }
 
-/// The number in a helper's `WORD N` progress line.
-fn parse_progress(line: &str, word: &str) -> u64 {
-    line.strip_prefix(word)
-        .and_then(|rest| rest.strip_prefix(' '))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("expected `{word} N`, read {line:?}"))
-}
-
-/// Checks that a helper was ended by our SIGKILL, not by a failure of its own before it.
-fn assert_killed(status: ExitStatus, lines: &[String]) {
-    assert_eq!(
-        status.signal(),
-        Some(nix::libc::SIGKILL),
-        "the helper failed before it was killed: {status}; its last lines {:?}",
-        &lines[lines.len().saturating_sub(5)..]
-    );
-}
-
 fn assert_timeout<T: std::fmt::Debug>(result: Result<T, Error>, wait: Duration) {
     match result {
         Err(Error::Timeout { after, .. }) => assert_eq!(after, wait),
@@ -118,74 +100,6 @@ fn spsc_a_million_elements_from_another_process_arrive_in_order_and_whole() {
     );
     assert!(q.is_closed() && q.is_empty());
     assert_eq!(q.pop().unwrap(), None, "closed and empty stays so");
-}
-
-#[test]
-fn mpmc_two_producer_and_two_consumer_processes_lose_and_duplicate_nothing() {
-    const PER_PRODUCER: u64 = 100_000;
-    let (name, _cleanup) = region("q-mpmc");
-    let dir = TempDir::new("q-mpmc");
-    let q = create(&name, QueueMode::Mpmc);
-
-    // Consumers first: they start on an empty queue and wait for the producers.
-    let files = [dir.join("consumer-0"), dir.join("consumer-1")];
-    let consumers: Vec<Helper> = files
-        .iter()
-        .map(|file| helper!("queue-drain", name, file.display()))
-        .collect();
-    // Producer p pushes the numbers p·PER_PRODUCER up to (p + 1)·PER_PRODUCER.
-    let producers: Vec<Helper> = (0..2)
-        .map(|p| helper!("queue-push", name, p, p * PER_PRODUCER, PER_PRODUCER))
-        .collect();
-    for p in producers {
-        assert_eq!(
-            p.finish_ok(),
-            ["pushing".to_string(), format!("pushed {PER_PRODUCER}")]
-        );
-    }
-    // Everything is pushed: closing lets the consumers take the rest, then stop.
-    q.close();
-
-    let mut popped: Vec<(u64, u64)> = Vec::new();
-    for (consumer, file) in consumers.into_iter().zip(&files) {
-        let lines = consumer.finish_ok();
-        let [line] = lines.as_slice() else {
-            panic!("expected one `got COUNT` line, read {lines:?}");
-        };
-        let count = parse_progress(line, "got");
-        let got: Vec<(u64, u64)> = std::fs::read_to_string(file)
-            .unwrap()
-            .lines()
-            .map(|l| parse_got(&format!("got {l}")))
-            .collect();
-        assert_eq!(got.len() as u64, count, "{}", file.display());
-        // One consumer takes each producer's elements in the order they were pushed.
-        for p in 0..2 {
-            let seqs: Vec<u64> = got.iter().filter(|e| e.0 == p).map(|e| e.1).collect();
-            assert!(
-                seqs.windows(2).all(|w| w[0] < w[1]),
-                "{} took producer {p}'s elements out of order",
-                file.display()
-            );
-        }
-        popped.extend(got);
-    }
-
-    // The multiset popped is the multiset pushed.
-    popped.sort_unstable();
-    let mut duplicates = popped.clone();
-    duplicates.dedup();
-    let duplicated = popped.len() - duplicates.len();
-    let expected: Vec<(u64, u64)> = (0..2)
-        .flat_map(|p| (p * PER_PRODUCER..(p + 1) * PER_PRODUCER).map(move |s| (p, s)))
-        .collect();
-    let missing = expected
-        .iter()
-        .filter(|e| popped.binary_search(e).is_err())
-        .count();
-    assert_eq!((missing, duplicated), (0, 0), "(lost, duplicated) elements");
-    assert_eq!(popped, expected);
-    assert!(q.is_empty());
 }
 
 // ---- producers killed mid-stream ----
