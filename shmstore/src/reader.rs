@@ -41,9 +41,14 @@ impl<T: ShmType> ShmReader<T> {
         }
     }
 
-    /// The region's name.
+    /// The region's name (for a file or System V region, its location as text).
     pub fn name(&self) -> &str {
         self.region.name()
+    }
+
+    /// Where the region lives.
+    pub fn location(&self) -> &crate::Location {
+        self.region.location()
     }
 
     /// A consistent snapshot, as [`Shm::read`](crate::Shm::read). In an `in_place` region
