@@ -147,6 +147,7 @@ fn a_read_only_opener_after_a_reboot_reads_without_resetting() {
         .path(&rebooted)
         .open_reader()
         .unwrap();
+    assert_eq!(reader.location(), &Location::File(rebooted.clone()));
     assert_eq!(reader.read(), OLD);
     // A reader writes nothing: the next read-write opener still finds the old boot id.
     assert_ne!(
