@@ -21,7 +21,14 @@ pub(crate) fn thread_token() -> usize {
 }
 
 /// The kernel's boot id (`/proc/sys/kernel/random/boot_id`) as 16 bytes, or zeros if unreadable.
+/// Read once per process: it cannot change while the process lives, and every create and
+/// every read-write open of a file region asks for it.
 pub(crate) fn boot_id() -> [u8; 16] {
+    static BOOT_ID: std::sync::OnceLock<[u8; 16]> = std::sync::OnceLock::new();
+    *BOOT_ID.get_or_init(read_boot_id)
+}
+
+fn read_boot_id() -> [u8; 16] {
     let mut out = [0u8; 16];
     if let Ok(text) = std::fs::read_to_string("/proc/sys/kernel/random/boot_id") {
         let hex: Vec<u8> = text.trim().bytes().filter(u8::is_ascii_hexdigit).collect();
