@@ -81,33 +81,50 @@ enum Handle {
     SysV { key: i32 },
 }
 
+/// Which create/open protocol serves a location.
+enum Protocol {
+    /// A POSIX object or a file: [`fd`].
+    Fd(fd::Target),
+    /// A System V segment with this key: [`sysv`].
+    SysV(i32),
+}
+
+impl Protocol {
+    /// Validates the location (before any system call) and picks its protocol.
+    fn of(location: &Location) -> Result<Protocol> {
+        location.validate()?;
+        Ok(match location {
+            Location::Named(name) => Protocol::Fd(fd::Target::named(name)),
+            Location::File(path) => Protocol::Fd(fd::Target::file(path)),
+            Location::SysV(key) => Protocol::SysV(*key),
+        })
+    }
+}
+
 impl Region {
     /// Creates the region fully (value included) before other processes can use it:
     /// `AlreadyExists` if the location is taken.
     pub(crate) fn create(location: &Location, spec: &RegionSpec, init: Init<'_>) -> Result<Region> {
-        location.validate()?;
-        match location {
-            Location::SysV(key) => sysv::create(*key, location, spec, init),
-            _ => fd::create(&fd::Target::of(location), spec, init),
+        match Protocol::of(location)? {
+            Protocol::Fd(target) => fd::create(&target, spec, init),
+            Protocol::SysV(key) => sysv::create(key, location, spec, init),
         }
     }
 
     /// Opens an existing region, waiting up to `open_timeout` for a live creator to finish.
     pub(crate) fn open(location: &Location, spec: &RegionSpec, access: Access) -> Result<Region> {
-        location.validate()?;
-        match location {
-            Location::SysV(key) => sysv::open(*key, location, spec, access, Typed::Yes),
-            _ => fd::open(&fd::Target::of(location), spec, access, Typed::Yes),
+        match Protocol::of(location)? {
+            Protocol::Fd(target) => fd::open(&target, spec, access, Typed::Yes),
+            Protocol::SysV(key) => sysv::open(key, location, spec, access, Typed::Yes),
         }
     }
 
     /// Opens an existing region read-only whatever its kind and type (`spec.layout` is not
     /// compared): for inspection.
     pub(crate) fn open_untyped(location: &Location, spec: &RegionSpec) -> Result<Region> {
-        location.validate()?;
-        match location {
-            Location::SysV(key) => sysv::open(*key, location, spec, Access::ReadOnly, Typed::No),
-            _ => fd::open(&fd::Target::of(location), spec, Access::ReadOnly, Typed::No),
+        match Protocol::of(location)? {
+            Protocol::Fd(target) => fd::open(&target, spec, Access::ReadOnly, Typed::No),
+            Protocol::SysV(key) => sysv::open(key, location, spec, Access::ReadOnly, Typed::No),
         }
     }
 
@@ -118,10 +135,9 @@ impl Region {
         spec: &RegionSpec,
         init: Init<'_>,
     ) -> Result<Region> {
-        location.validate()?;
-        match location {
-            Location::SysV(key) => sysv::open_or_create(*key, location, spec, init),
-            _ => fd::open_or_create(&fd::Target::of(location), spec, init),
+        match Protocol::of(location)? {
+            Protocol::Fd(target) => fd::open_or_create(&target, spec, init),
+            Protocol::SysV(key) => sysv::open_or_create(key, location, spec, init),
         }
     }
 
@@ -359,16 +375,14 @@ pub(crate) fn descriptor_copy(base: *const u8, len: usize) -> Vec<u8> {
 /// its owner may remove it), [`Error::Io`].
 pub fn unlink(location: impl Into<Location>) -> Result<()> {
     let location = location.into();
-    location.validate()?;
     let name = location.to_string();
-    match &location {
-        Location::SysV(key) => {
-            let id = segment::get(*key).map_err(|e| Error::io(&name, "shmget", e))?;
-            segment::remove(id).map_err(|e| Error::io(&name, "shmctl(IPC_RMID)", e))
-        }
-        _ => {
-            let target = fd::Target::of(&location);
+    match Protocol::of(&location)? {
+        Protocol::Fd(target) => {
             object::unlink(&target.path).map_err(|e| Error::io(&name, "unlink", e))
+        }
+        Protocol::SysV(key) => {
+            let id = segment::get(key).map_err(|e| Error::io(&name, "shmget", e))?;
+            segment::remove(id).map_err(|e| Error::io(&name, "shmctl(IPC_RMID)", e))
         }
     }
 }

@@ -29,7 +29,7 @@
 
 use std::fs::File;
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::{
@@ -55,22 +55,29 @@ pub(super) struct Target {
 }
 
 impl Target {
-    /// The target of a POSIX or file location (a System V key has none).
-    pub(super) fn of(location: &Location) -> Target {
-        let (path, dir) = match location {
-            Location::File(path) => {
-                let dir = match path.parent() {
-                    Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
-                    _ => PathBuf::from("."),
-                };
-                (path.clone(), dir)
-            }
-            Location::Named(name) => (object::shm_path(name), PathBuf::from(object::SHM_DIR)),
-            Location::SysV(_) => unreachable!("System V segments have no path"),
+    /// The POSIX object `/dev/shm/NAME`, created through `/dev/shm`.
+    pub(super) fn named(name: &str) -> Target {
+        let location = Location::Named(name.to_string());
+        Target::new(
+            location,
+            object::shm_path(name),
+            PathBuf::from(object::SHM_DIR),
+        )
+    }
+
+    /// The file at `path`, created through its directory.
+    pub(super) fn file(path: &Path) -> Target {
+        let dir = match path.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+            _ => PathBuf::from("."),
         };
+        Target::new(Location::File(path.to_path_buf()), path.to_path_buf(), dir)
+    }
+
+    fn new(location: Location, path: PathBuf, dir: PathBuf) -> Target {
         Target {
-            location: location.clone(),
             name: location.to_string(),
+            location,
             path,
             dir,
         }
@@ -94,7 +101,9 @@ enum Found {
 
 pub(super) fn create(target: &Target, spec: &RegionSpec, init: Init<'_>) -> Result<Region> {
     let name = &target.name;
-    let (mut unnamed, map, info) = build_unnamed(target, spec)?;
+    let (unnamed, map, info) = build_unnamed(target, spec)?;
+    // The region is complete before it gets its name, so the region (which keeps a
+    // descriptor) exists before the link, which needs one too.
     let file = unnamed
         .file
         .try_clone()
@@ -102,8 +111,9 @@ pub(super) fn create(target: &Target, spec: &RegionSpec, init: Init<'_>) -> Resu
     let region = new_region(target, file, map, info, spec)?;
     region.fill(init);
     region.header().publish_ready();
-    object::link(&mut unnamed, &target.path)
-        .map_err(|e| Error::io(name, "link the new object", e))?;
+    let linked = object::link(&unnamed.file, &target.path);
+    drop(unnamed);
+    linked.map_err(|e| Error::io(name, "link the new object", e))?;
     Ok(region)
 }
 
@@ -284,21 +294,19 @@ fn create_linked_then_init(
     init: Init<'_>,
 ) -> Result<Option<Region>> {
     let name = &target.name;
-    let (mut unnamed, map, info) = build_unnamed(target, spec)?;
-    if !object::try_file_lock(&unnamed.file, FileLock::Exclusive)
+    let (Unnamed { file, hidden }, map, info) = build_unnamed(target, spec)?;
+    if !object::try_file_lock(&file, FileLock::Exclusive)
         .map_err(|e| Error::io(name, "flock", e))?
     {
         unreachable_lock(name)?;
     }
-    match object::link(&mut unnamed, &target.path) {
+    let linked = object::link(&file, &target.path);
+    drop(hidden);
+    match linked {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(None),
         Err(e) => return Err(Error::io(name, "link the new object", e)),
     }
-    let file = unnamed
-        .file
-        .try_clone()
-        .map_err(|e| Error::io(name, "dup", e))?;
     let region = new_region(target, file, map, info, spec)?;
     finish(&region, init);
     Ok(Some(region))
@@ -461,15 +469,14 @@ fn reset_locked(region: &mut Region, current: [u8; 16]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::Path;
 
     #[test]
     fn a_file_target_is_created_in_its_own_directory() {
-        let t = Target::of(&Location::File("/var/lib/app/state.shm".into()));
+        let t = Target::file(Path::new("/var/lib/app/state.shm"));
         assert_eq!(t.dir, Path::new("/var/lib/app"));
-        let t = Target::of(&Location::File("state/x.shm".into()));
+        let t = Target::file(Path::new("state/x.shm"));
         assert_eq!(t.dir, Path::new("state"));
-        let t = Target::of(&Location::Named("limits".into()));
+        let t = Target::named("limits");
         assert_eq!(t.path, Path::new("/dev/shm/limits"));
         assert_eq!(t.dir, Path::new("/dev/shm"));
     }

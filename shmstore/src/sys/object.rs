@@ -74,16 +74,17 @@ pub(crate) fn open(path: &Path, access: Access) -> io::Result<File> {
 /// An object that has no name yet.
 pub(crate) struct Unnamed {
     pub(crate) file: File,
-    /// On a file system without `O_TMPFILE`, the hidden temporary name it was created under;
-    /// removed once [`link`] has run.
-    temporary: Option<PathBuf>,
+    /// On a file system without `O_TMPFILE`, the hidden temporary name it was created under,
+    /// removed when this is dropped: once [`link`] has run, or when it never will.
+    pub(crate) hidden: Option<HiddenName>,
 }
 
-impl Drop for Unnamed {
+/// Removes a hidden temporary name when dropped.
+pub(crate) struct HiddenName(PathBuf);
+
+impl Drop for HiddenName {
     fn drop(&mut self) {
-        if let Some(path) = self.temporary.take() {
-            let _ = std::fs::remove_file(path);
-        }
+        let _ = std::fs::remove_file(&self.0);
     }
 }
 
@@ -101,7 +102,7 @@ pub(crate) fn create_unnamed(dir: &Path, target: &Path, mode: u32) -> io::Result
     let unnamed = match tmpfile {
         Ok(fd) => Unnamed {
             file: File::from(fd),
-            temporary: None,
+            hidden: None,
         },
         Err(nix::errno::Errno::EOPNOTSUPP | nix::errno::Errno::EISDIR) => {
             create_hidden(dir, target)?
@@ -117,7 +118,8 @@ fn create_hidden(dir: &Path, target: &Path) -> io::Result<Unnamed> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    for attempt in 0u32.. {
+    let mut attempt = 0u32;
+    loop {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos());
@@ -134,14 +136,13 @@ fn create_hidden(dir: &Path, target: &Path) -> io::Result<Unnamed> {
             Ok(fd) => {
                 return Ok(Unnamed {
                     file: File::from(fd),
-                    temporary: Some(path),
+                    hidden: Some(HiddenName(path)),
                 })
             }
-            Err(nix::errno::Errno::EEXIST) if attempt < 100 => continue,
+            Err(nix::errno::Errno::EEXIST) if attempt < 100 => attempt += 1,
             Err(e) => return Err(e.into()),
         }
     }
-    unreachable!("the loop returns")
 }
 
 /// `fchmod`: sets the object's permission bits to exactly `mode` (the umask does not apply).
@@ -154,23 +155,19 @@ pub(crate) fn set_mode(file: &File, mode: u32) -> io::Result<()> {
 }
 
 /// Gives an unnamed object its name. Fails with `AlreadyExists` if the name is taken: exactly
-/// one of several racing creators wins. A hidden temporary name goes away either way.
-pub(crate) fn link(unnamed: &mut Unnamed, path: &Path) -> io::Result<()> {
+/// one of several racing creators wins.
+pub(crate) fn link(file: &File, path: &Path) -> io::Result<()> {
     // `linkat(fd, "", .., AT_EMPTY_PATH)` needs CAP_DAC_READ_SEARCH; the /proc form needs none.
-    let source = CString::new(format!("/proc/self/fd/{}", unnamed.file.as_raw_fd()))
+    let source = CString::new(format!("/proc/self/fd/{}", file.as_raw_fd()))
         .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
     let cwd = nix::fcntl::AT_FDCWD;
-    let linked = nix::unistd::linkat(
+    nix::unistd::linkat(
         cwd,
         source.as_c_str(),
         cwd,
         c_path(path)?.as_c_str(),
         AtFlags::AT_SYMLINK_FOLLOW,
-    );
-    if let Some(temporary) = unnamed.temporary.take() {
-        let _ = std::fs::remove_file(temporary);
-    }
-    linked?;
+    )?;
     Ok(())
 }
 
@@ -410,18 +407,19 @@ mod tests {
             names.sort();
             names
         };
-        let mut unnamed = create_hidden(&dir, &target).unwrap();
+        let unnamed = create_hidden(&dir, &target).unwrap();
         let hidden = listing();
         assert_eq!(hidden.len(), 1);
         assert!(hidden[0].starts_with(".state.shm.shmstore-"), "{hidden:?}");
         set_len(&unnamed.file, 4096).unwrap();
-        link(&mut unnamed, &target).unwrap();
+        link(&unnamed.file, &target).unwrap();
+        drop(unnamed.hidden);
         assert_eq!(listing(), ["state.shm"]);
         assert_eq!(std::fs::metadata(&target).unwrap().len(), 4096);
 
         // A second creator loses the race, and leaves nothing behind either.
-        let mut loser = create_hidden(&dir, &target).unwrap();
-        let lost = link(&mut loser, &target).unwrap_err();
+        let loser = create_hidden(&dir, &target).unwrap();
+        let lost = link(&loser.file, &target).unwrap_err();
         assert_eq!(lost.kind(), io::ErrorKind::AlreadyExists);
         drop(loser);
         assert_eq!(listing(), ["state.shm"]);
