@@ -316,13 +316,7 @@ fn inspect_shows_a_queue_and_its_oldest_element() {
 fn inspect_explains_what_is_not_a_region() {
     let (missing, mut cleanup) = Cleanup::new("inspect-missing");
     let ran = run(&["inspect", &missing]);
-    ran.expect_code(1);
-    assert!(
-        ran.stderr
-            .starts_with(&format!("shmstore: region `{missing}` does not exist")),
-        "{}",
-        ran.stderr
-    );
+    ran.expect_failure(&format!("shmstore: region `{missing}` does not exist"));
     assert_eq!(ran.stderr.lines().count(), 1, "one line: {}", ran.stderr);
 
     let foreign = foreign_object(&mut cleanup, b"xyz");
@@ -335,40 +329,19 @@ fn inspect_explains_what_is_not_a_region() {
     );
 
     let ran = run(&["inspect", "no such:name"]);
-    ran.expect_code(1);
-    assert!(
-        ran.stderr.starts_with("shmstore: invalid region name"),
-        "{}",
-        ran.stderr
-    );
+    ran.expect_failure("shmstore: invalid region name");
 
     // Text with a `/` is a file: read (its magic), never opened as a region unless it is one.
     let ran = run(&["inspect", "/etc/passwd"]);
-    ran.expect_code(1);
-    assert!(
-        ran.stderr.starts_with(
-            "shmstore: `/etc/passwd` is not a shmstore region: it does not start with the magic"
-        ),
-        "{}",
-        ran.stderr
+    ran.expect_failure(
+        "shmstore: `/etc/passwd` is not a shmstore region: it does not start with the magic",
     );
     let ran = run(&["inspect", "/no/such/dir/state.shm"]);
-    ran.expect_code(1);
-    assert!(
-        ran.stderr
-            .starts_with("shmstore: region `/no/such/dir/state.shm` does not exist"),
-        "{}",
-        ran.stderr
-    );
+    ran.expect_failure("shmstore: region `/no/such/dir/state.shm` does not exist");
 
     // Key 0 is IPC_PRIVATE: no region can be there.
     let ran = run(&["inspect", "sysv:0"]);
-    ran.expect_code(1);
-    assert!(
-        ran.stderr.starts_with("shmstore: invalid region location"),
-        "{}",
-        ran.stderr
-    );
+    ran.expect_failure("shmstore: invalid region location");
 }
 
 // ---- regions in files and System V segments ----
@@ -533,14 +506,9 @@ fn rm_refuses_another_programs_segment_unless_forced() {
     let foreign = foreign_segment(&dir.path);
     let location = foreign.location();
     let ran = run(&["rm", &location]);
-    ran.expect_code(1);
-    assert!(
-        ran.stderr.starts_with(&format!(
-            "shmstore: refusing to remove `{location}`: it is not a shmstore region"
-        )),
-        "{}",
-        ran.stderr
-    );
+    ran.expect_failure(&format!(
+        "shmstore: refusing to remove `{location}`: it is not a shmstore region"
+    ));
     assert!(ran.stderr.contains("--force"), "{}", ran.stderr);
     assert!(
         segment_exists(foreign.key),
@@ -548,14 +516,9 @@ fn rm_refuses_another_programs_segment_unless_forced() {
     );
     // Nor does anything else touch it.
     let ran = run(&["inspect", &location]);
-    ran.expect_code(1);
-    assert!(
-        ran.stderr.starts_with(&format!(
-            "shmstore: `{location}` is not a shmstore region: "
-        )),
-        "{}",
-        ran.stderr
-    );
+    ran.expect_failure(&format!(
+        "shmstore: `{location}` is not a shmstore region: "
+    ));
     assert!(
         ran.stderr.contains(&format!(
             "`shmstore rm --force {location}` removes the segment"
@@ -784,13 +747,7 @@ fn rm_removes_regions_and_goes_on_after_a_missing_name() {
     let _queue = a_queue(&second);
 
     let ran = run(&["rm", &missing, &first, &second]);
-    ran.expect_code(1);
-    assert!(
-        ran.stderr
-            .starts_with(&format!("shmstore: region `{missing}` does not exist")),
-        "{}",
-        ran.stderr
-    );
+    ran.expect_failure(&format!("shmstore: region `{missing}` does not exist"));
     assert!(ran
         .stdout
         .contains(&format!("removed {first} (value Sample)")));
@@ -810,13 +767,7 @@ fn rm_refuses_a_foreign_object_unless_forced() {
     let mut cleanup = Cleanup::default();
     let foreign = foreign_object(&mut cleanup, b"someone else's");
     let ran = run(&["rm", &foreign]);
-    ran.expect_code(1);
-    assert!(
-        ran.stderr
-            .starts_with(&format!("shmstore: refusing to remove `{foreign}`")),
-        "{}",
-        ran.stderr
-    );
+    ran.expect_failure(&format!("shmstore: refusing to remove `{foreign}`"));
     assert!(ran.stderr.contains("--force"), "{}", ran.stderr);
     assert!(
         exists(&foreign),

@@ -278,6 +278,18 @@ impl Ran {
     pub fn ok(&self) -> &Ran {
         self.expect_code(0)
     }
+
+    /// Panics unless the command failed with exit code 1 and a message starting with `start`.
+    pub fn expect_failure(&self, start: &str) -> &Ran {
+        self.expect_code(1);
+        assert!(
+            self.stderr.starts_with(start),
+            "`{}`: stderr does not start with {start:?}: {}",
+            self.what,
+            self.stderr
+        );
+        self
+    }
 }
 
 impl From<(String, Output)> for Ran {
