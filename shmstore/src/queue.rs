@@ -49,6 +49,7 @@ use crate::error::{Error, Result};
 use crate::header::{QueueShape, MAX_PAYLOAD_ALIGN, QUEUE_CONTROL_SIZE, QUEUE_MPMC, QUEUE_SPSC};
 use crate::layout::ShmType;
 use crate::location::Location;
+use crate::lock::Wait;
 use crate::region::{QueueSpec, Region, RegionSpec};
 use crate::sys::mutex::{Acquired, LockFailure};
 use crate::sys::object::Access;
@@ -63,6 +64,11 @@ const CONSUMER_BYTE: u64 = 1;
 /// How long a blocked push or pop polls before it sleeps: long enough to catch a peer that is
 /// about to act without paying for a wake-up, short against a scheduler tick.
 const SPIN_FOR: Duration = Duration::from_micros(20);
+/// How many times `try_push` and `try_pop` try the lock of an MPMC queue before they give up:
+/// a holder keeps it for one element copy, so a few attempts (well under a microsecond each)
+/// ride out ordinary contention, while a holder that was preempted or stopped in the middle of
+/// its copy does not make them wait.
+const TRY_LOCK_ATTEMPTS: u32 = 64;
 /// How many spin-loop hints a blocking SPSC pop waits before it looks at `tail` again while
 /// elements are streaming in (its last look found more than one). Each look takes the line
 /// `tail` lives on away from the producer, whose next push then waits for it (its publishing
@@ -268,8 +274,9 @@ enum Pushed {
     Done,
     Full,
     Closed,
-    /// MPMC: the deadline passed while another handle held the lock.
-    LockTimedOut,
+    /// MPMC: another handle held the lock until the deadline passed (for `try_push`, through
+    /// [`TRY_LOCK_ATTEMPTS`] attempts).
+    LockHeld,
 }
 
 /// What one attempt to pop found.
@@ -278,8 +285,9 @@ enum Popped<T> {
     Empty,
     /// Closed, and nothing left.
     Closed,
-    /// MPMC: the deadline passed while another handle held the lock.
-    LockTimedOut,
+    /// MPMC: another handle held the lock until the deadline passed (for `try_pop`, through
+    /// [`TRY_LOCK_ATTEMPTS`] attempts).
+    LockHeld,
 }
 
 const LOCK_HELD: &str = "its lock, which another handle kept holding";
@@ -479,7 +487,15 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
         }
     }
 
-    /// Appends `value` if there is room, without waiting for space.
+    /// Appends `value` if there is room, without waiting: neither for space nor, in MPMC
+    /// mode, for the queue's lock.
+    ///
+    /// In MPMC mode, when another handle holds the queue's lock (its push or pop is under way,
+    /// or its process was preempted or stopped in the middle of one) through
+    /// a few attempts (a few microseconds of trying at most), this returns
+    /// [`Error::QueueFull`] as if the queue were full, without appending: there is no room for
+    /// this call *now*, and the value is the caller's to push again later. It never blocks
+    /// behind that holder, whatever the holder does.
     ///
     /// ```
     /// # use shmstore::{Error, ShmQueue};
@@ -493,18 +509,18 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
     ///
     /// # Errors
     ///
-    /// [`Error::QueueFull`], [`Error::QueueClosed`], [`Error::RoleTaken`] (SPSC: another
-    /// handle is the producer), [`Error::Corrupt`] (a peer broke the counters).
+    /// [`Error::QueueFull`] (full, or the MPMC lock is held by another handle: see above),
+    /// [`Error::QueueClosed`], [`Error::RoleTaken`] (SPSC: another handle is the producer),
+    /// [`Error::Corrupt`] (a peer broke the counters).
     #[inline]
     pub fn try_push(&self, value: T) -> Result<()> {
-        match self.push_once(&value, None)? {
+        match self.push_once(&value, Wait::No)? {
             Pushed::Done => Ok(()),
-            Pushed::Full => Err(Error::QueueFull {
+            Pushed::Full | Pushed::LockHeld => Err(Error::QueueFull {
                 name: self.name().to_string(),
                 capacity: N,
             }),
             Pushed::Closed => Err(self.closed()),
-            Pushed::LockTimedOut => unreachable!("no deadline was given"),
         }
     }
 
@@ -529,18 +545,25 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
         self.push_until(&value, Instant::now().checked_add(timeout), timeout)
     }
 
-    /// Removes and returns the oldest element, or `None` if the queue is empty now (open or
-    /// closed: see [`is_closed`](Self::is_closed)).
+    /// Removes and returns the oldest element, or `None` if there is none to take now (open
+    /// or closed: see [`is_closed`](Self::is_closed)). It never waits: neither for an element
+    /// nor, in MPMC mode, for the queue's lock.
+    ///
+    /// In MPMC mode, `None` also means that another handle held the queue's lock (its push or
+    /// pop was under way, or its process was preempted or stopped in the middle of one)
+    /// through a few attempts (a few microseconds of trying at most): the queue may hold
+    /// elements that this call could not take without waiting for that holder. Nothing was
+    /// removed; call again later, or wait with [`pop`](Self::pop) or
+    /// [`pop_timeout`](Self::pop_timeout).
     ///
     /// # Errors
     ///
     /// [`Error::RoleTaken`] (SPSC: another handle is the consumer), [`Error::Corrupt`].
     #[inline]
     pub fn try_pop(&self) -> Result<Option<T>> {
-        Ok(match self.pop_once(None, false)? {
+        Ok(match self.pop_once(Wait::No, false)? {
             Popped::Value(value) => Some(value),
-            Popped::Empty | Popped::Closed => None,
-            Popped::LockTimedOut => unreachable!("no deadline was given"),
+            Popped::Empty | Popped::Closed | Popped::LockHeld => None,
         })
     }
 
@@ -570,10 +593,10 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
         let mut start = None;
         let mut polls = 0u32;
         loop {
-            match self.push_once(value, deadline)? {
+            match self.push_once(value, wait_until(deadline))? {
                 Pushed::Done => return Ok(()),
                 Pushed::Closed => return Err(self.closed()),
-                Pushed::LockTimedOut => return Err(self.timeout(LOCK_HELD, timeout)),
+                Pushed::LockHeld => return Err(self.timeout(LOCK_HELD, timeout)),
                 Pushed::Full => {}
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {
@@ -596,10 +619,10 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
         let mut start = None;
         let mut polls = 0u32;
         loop {
-            match self.pop_once(deadline, true)? {
+            match self.pop_once(wait_until(deadline), true)? {
                 Popped::Value(value) => return Ok(Some(value)),
                 Popped::Closed => return Ok(None),
-                Popped::LockTimedOut => return Err(self.timeout(LOCK_HELD, timeout)),
+                Popped::LockHeld => return Err(self.timeout(LOCK_HELD, timeout)),
                 Popped::Empty => {}
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {
@@ -616,22 +639,24 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
         }
     }
 
+    /// One attempt to push; `wait` says how long an MPMC push may wait for the lock.
     #[inline]
-    fn push_once(&self, value: &T, deadline: Option<Instant>) -> Result<Pushed> {
+    fn push_once(&self, value: &T, wait: Wait) -> Result<Pushed> {
         if self.spsc {
             self.spsc_push(value)
         } else {
-            self.mpmc_push(value, deadline)
+            self.mpmc_push(value, wait)
         }
     }
 
-    /// One attempt to pop; `patient` for the blocking calls (see [`REFRESH_PAUSES`]).
+    /// One attempt to pop; `wait` as in [`push_once`](Self::push_once), `patient` for the
+    /// blocking calls (see [`REFRESH_PAUSES`]).
     #[inline]
-    fn pop_once(&self, deadline: Option<Instant>, patient: bool) -> Result<Popped<T>> {
+    fn pop_once(&self, wait: Wait, patient: bool) -> Result<Popped<T>> {
         if self.spsc {
             self.spsc_pop(patient)
         } else {
-            self.mpmc_pop(deadline)
+            self.mpmc_pop(wait)
         }
     }
 
@@ -704,7 +729,7 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
         Ok(Popped::Value(value))
     }
 
-    fn mpmc_push(&self, value: &T, deadline: Option<Instant>) -> Result<Pushed> {
+    fn mpmc_push(&self, value: &T, wait: Wait) -> Result<Pushed> {
         let c = self.control();
         // Full or closed needs no lock: report it at once. Tail first: if the head read after
         // it is a capacity behind, the queue was full at that moment.
@@ -715,8 +740,8 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
         if tail.wrapping_sub(c.head.word.load(Relaxed)) == N as u64 {
             return Ok(Pushed::Full);
         }
-        let Some(locked) = self.lock(deadline)? else {
-            return Ok(Pushed::LockTimedOut);
+        let Some(locked) = self.lock(wait)? else {
+            return Ok(Pushed::LockHeld);
         };
         // Under the lock only `close` changes `tail` (its closed bit) and nobody else `head`.
         let tail = c.tail.word.load(Relaxed);
@@ -745,7 +770,7 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
         Ok(Pushed::Done)
     }
 
-    fn mpmc_pop(&self, deadline: Option<Instant>) -> Result<Popped<T>> {
+    fn mpmc_pop(&self, wait: Wait) -> Result<Popped<T>> {
         let c = self.control();
         // Head first: if the tail read after it equals it, the queue was empty at that moment
         // (acquire keeps the two loads in that order on weakly ordered processors).
@@ -758,8 +783,8 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
                 Popped::Empty
             });
         }
-        let Some(locked) = self.lock(deadline)? else {
-            return Ok(Popped::LockTimedOut);
+        let Some(locked) = self.lock(wait)? else {
+            return Ok(Popped::LockHeld);
         };
         let tail = c.tail.word.load(Acquire) & !CLOSED;
         let head = c.head.word.load(Relaxed);
@@ -828,13 +853,24 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
         Ok(())
     }
 
-    /// Takes the region's mutex for one MPMC operation; `None` if the deadline passed first.
-    fn lock(&self, deadline: Option<Instant>) -> Result<Option<Locked<'_>>> {
+    /// Takes the region's mutex for one MPMC operation; `None` if another handle held it for
+    /// longer than `wait` allows (with [`Wait::No`], through [`TRY_LOCK_ATTEMPTS`] attempts).
+    fn lock(&self, wait: Wait) -> Result<Option<Locked<'_>>> {
         let mutex = &self.region.header().mutex;
-        let acquired = match deadline {
-            None => mutex.lock(),
-            Some(deadline) => {
-                mutex.lock_timeout(deadline.saturating_duration_since(Instant::now()))
+        let acquired = match wait {
+            Wait::Forever => mutex.lock(),
+            Wait::For(timeout) => mutex.lock_timeout(timeout),
+            Wait::No => {
+                let mut attempts = 1;
+                loop {
+                    match mutex.try_lock() {
+                        Err(LockFailure::WouldBlock) if attempts < TRY_LOCK_ATTEMPTS => {
+                            attempts += 1;
+                            std::hint::spin_loop();
+                        }
+                        other => break other,
+                    }
+                }
             }
         };
         match acquired {
@@ -842,7 +878,9 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
             // Every step of a push or pop leaves the counters consistent: nothing to repair.
             Ok(Acquired::OwnerDied) => mutex.mark_consistent(),
             // Only a bounded wait can time out; without a deadline it would be a broken mutex.
-            Err(LockFailure::TimedOut | LockFailure::WouldBlock) if deadline.is_some() => {
+            Err(LockFailure::TimedOut | LockFailure::WouldBlock)
+                if !matches!(wait, Wait::Forever) =>
+            {
                 return Ok(None)
             }
             Err(failure @ (LockFailure::TimedOut | LockFailure::WouldBlock)) => {
@@ -977,6 +1015,13 @@ impl Drop for Locked<'_> {
         // SAFETY: a `Locked` exists only while this thread holds the mutex (`ShmQueue::lock`).
         unsafe { self.region.header().mutex.unlock() }
     }
+}
+
+/// How long one attempt may wait for an MPMC lock: until `deadline`, forever without one.
+fn wait_until(deadline: Option<Instant>) -> Wait {
+    deadline.map_or(Wait::Forever, |deadline| {
+        Wait::For(deadline.saturating_duration_since(Instant::now()))
+    })
 }
 
 /// Polls for [`SPIN_FOR`] after the first failed attempt; `false` when it is time to sleep.
