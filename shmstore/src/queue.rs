@@ -33,9 +33,22 @@
 //! and then reads the sleeper count: by that total order, either it sees the sleeper (and bumps
 //! the epoch and wakes it) or the sleeper sees the new counter. With nobody asleep, a push or
 //! pop makes no system call. In SPSC mode the count is a flag that the waker clears, so a sleep
-//! costs one wake call however many pushes (or pops) land before the sleeper runs. (A process killed while asleep stays counted: in MPMC mode every
-//! later push or pop on that side then makes one wake call; in SPSC mode the next holder of the
-//! role resets the count.)
+//! costs one wake call however many pushes (or pops) land before the sleeper runs; the sleeper
+//! clears it itself only when it wakes with the epoch unmoved (a timeout or a signal), which no
+//! waker can then be relying on.
+//!
+//! A waker can die (or be stopped) inside a wake-up: after it cleared the SPSC flag or bumped
+//! the epoch, before its futex wake. Its partner then sleeps with no flag set, so the pushes
+//! (or pops) of a replacement would never wake it. Two things bound that:
+//!
+//! - a handle that takes an SPSC role wakes the other side once, unconditionally: a replacement
+//!   for a dead peer wakes the survivor as it attaches;
+//! - no sleep lasts longer than [`SLEEP_SLICE`]: a sleeper looks at the counters at least that
+//!   often, woken or not, so even with no replacement (or a `close` whose caller died before
+//!   its wake) it sees room, an element or the closed flag within a second.
+//!
+//! A process killed while asleep stays counted: in MPMC mode every later push or pop on that
+//! side then makes one wake call; in SPSC mode the next holder of the role resets the count.
 
 use std::cell::Cell;
 use std::fmt;
@@ -64,6 +77,12 @@ const CONSUMER_BYTE: u64 = 1;
 /// How long a blocked push or pop polls before it sleeps: long enough to catch a peer that is
 /// about to act without paying for a wake-up, short against a scheduler tick.
 const SPIN_FOR: Duration = Duration::from_micros(20);
+/// The longest a blocked push or pop sleeps before it looks at the counters again, woken or
+/// not. A wake-up can be lost for good only to a peer that dies (or stops) inside it, after it
+/// cleared the sleeper flag and before its futex wake, or to one that closes the queue and dies
+/// before waking anyone: this bounds what such a death costs a survivor. A second is nothing to
+/// a thread with nothing to do, and long against any wake-up that does arrive.
+const SLEEP_SLICE: Duration = Duration::from_secs(1);
 /// How many times `try_push` and `try_pop` try the lock of an MPMC queue before they give up:
 /// a holder keeps it for one element copy, so a few attempts (well under a microsecond each)
 /// ride out ordinary contention, while a holder that was preempted or stopped in the middle of
@@ -245,6 +264,9 @@ pub(crate) fn front_copy(region: &Region) -> Option<Vec<u8>> {
 /// - Survivors never block forever on a dead peer: a lock a dead process held is recovered
 ///   (MPMC), a dead SPSC producer's or consumer's role can be taken over by a new handle, and
 ///   `push_timeout`/`pop_timeout` bound every wait.
+/// - A sleeping `push` or `pop` whose peer died (or stopped) in the middle of waking it, after
+///   it cleared the sleeper flag and before the futex wake, is woken by the handle that takes
+///   over that peer's SPSC role, and in any case looks at the queue again within a second.
 ///
 /// # Handles and threads
 ///
@@ -835,21 +857,28 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
         let tail = c.tail.word.load(Acquire) & !CLOSED;
         let head = c.head.word.load(Acquire);
         self.check_counters(tail, head)?;
-        match role {
+        let partner_sleeps_on = match role {
             Role::Producer => {
                 // Only the producer sleeps on "not full": a count left by a dead predecessor
                 // would cost every pop a wake-up call.
                 c.not_full.sleepers.store(0, SeqCst);
                 self.next_tail.set(tail);
                 self.seen_head.set(head);
+                &c.not_empty
             }
             Role::Consumer => {
                 c.not_empty.sleepers.store(0, SeqCst);
                 self.next_head.set(head);
                 self.seen_tail.set(head);
+                &c.not_full
             }
-        }
+        };
         self.roles.set(self.roles.get() | role.bit());
+        // A predecessor killed inside a wake-up (after it cleared the partner's sleeper flag,
+        // before its futex wake) left the partner asleep with no flag set, so no push or pop
+        // of ours would wake it. Wake it once, flag or not: it re-checks the counters and
+        // counts itself in again if it still has to sleep. One system call per role taken.
+        wake_unconditionally(partner_sleeps_on, true);
         Ok(())
     }
 
@@ -1036,7 +1065,7 @@ fn keep_spinning(polls: &mut u32, start: &mut Option<Instant>) -> bool {
 }
 
 /// Sleeps on `event` unless `ready()` after counting in (see the module's protocol), at most
-/// until `deadline`. Returns on any wake-up: the caller re-checks.
+/// until `deadline` and at most [`SLEEP_SLICE`]. Returns on any wake-up: the caller re-checks.
 ///
 /// `single`: SPSC, where only the role holder sleeps on this event. Then the count is a flag
 /// the waker clears when it wakes us (so exactly one wake call per sleep), and we clear it
@@ -1054,9 +1083,11 @@ fn sleep_until(
         event.sleepers.fetch_add(1, SeqCst);
     }
     if !ready() {
-        let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-        if timeout != Some(Duration::ZERO) {
-            futex::wait(&event.epoch, epoch, timeout);
+        let timeout = deadline.map_or(SLEEP_SLICE, |d| {
+            d.saturating_duration_since(Instant::now()).min(SLEEP_SLICE)
+        });
+        if timeout != Duration::ZERO {
+            futex::wait(&event.epoch, epoch, Some(timeout));
         }
     }
     if single {
@@ -1092,7 +1123,7 @@ fn wake(event: &Event, single: bool) {
     futex::wake_all(&event.epoch);
 }
 
-/// Wakes every sleeper whatever the count says (for `close`).
+/// Wakes every sleeper whatever the count says (for `close`, and for a new SPSC role holder).
 fn wake_unconditionally(event: &Event, single: bool) {
     if single {
         event.sleepers.store(0, SeqCst);

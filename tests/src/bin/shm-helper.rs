@@ -113,6 +113,11 @@
 //! Queue roles under a preloaded shim (`tests/shims/`, see `tests/queue_trust.rs`): each first
 //! runs itself again with `LD_PRELOAD=SHIM`, then arms the shim by setting its variable.
 //!
+//! - `queue-die-at-wake SHIM NAME producer|consumer|closer` (SHIM: `kill_at_wake.c` built):
+//!   takes its role first (producer: pushes `Msg::new(1, 0)`; consumer: `try_pop`s, which must
+//!   find the queue empty; closer: nothing), arms, prints `armed`, waits for a line, then
+//!   pushes `Msg::new(1, 1)` (pops one element, closes the queue), dying at its first shared
+//!   futex wake. Prints `survived` and waits for a line if it made none.
 //! - `queue-stop-at-unlock SHIM NAME` (SHIM: `stop_at_unlock.c` built): arms, pushes
 //!   `Msg::new(7, 0)`, stopping itself (SIGSTOP) while it holds the queue's lock, just before
 //!   releasing it; once continued, prints `pushed` and waits for a line.
@@ -221,6 +226,7 @@ fn main() {
         ["tally-worker", name, index] => tally_worker(name, index.parse().expect("INDEX")),
         ["tally-reader", name] => tally_reader(name),
         ["tally-create", name] => tally_create(name),
+        ["queue-die-at-wake", shim, name, role] => queue_die_at_wake(shim, name, role),
         ["queue-stop-at-unlock", shim, name] => queue_stop_at_unlock(shim, name),
         _ => {
             eprintln!("shm-helper: unknown arguments {args:?}");
@@ -929,6 +935,28 @@ fn preload(shim: &str) {
 /// thread that could read the environment meanwhile.
 fn arm(variable: &str) {
     std::env::set_var(variable, "1");
+}
+
+fn queue_die_at_wake(shim: &str, name: &str, role: &str) {
+    preload(shim);
+    let queue = open_queue(name);
+    // Take the role before arming: taking it makes a wake-up of its own.
+    match role {
+        "producer" => queue.push(Msg::new(1, 0)).expect("push"),
+        "consumer" => assert_eq!(queue.try_pop().expect("try_pop"), None),
+        "closer" => {}
+        other => panic!("unknown role {other}"),
+    }
+    arm("SHMSTORE_TEST_KILL_AT_WAKE");
+    say("armed");
+    wait_for_go();
+    match role {
+        "producer" => queue.push(Msg::new(1, 1)).expect("push"),
+        "consumer" => check_intact(&queue.pop().expect("pop").expect("an element")),
+        _ => queue.close(),
+    }
+    say("survived");
+    wait_for_go();
 }
 
 fn queue_stop_at_unlock(shim: &str, name: &str) {
