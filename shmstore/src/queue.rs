@@ -79,9 +79,10 @@ const CONSUMER_BYTE: u64 = 1;
 const SPIN_FOR: Duration = Duration::from_micros(20);
 /// The longest a blocked push or pop sleeps before it looks at the counters again, woken or
 /// not. A wake-up can be lost for good only to a peer that dies (or stops) inside it, after it
-/// cleared the sleeper flag and before its futex wake, or to one that closes the queue and dies
-/// before waking anyone: this bounds what such a death costs a survivor. A second is nothing to
-/// a thread with nothing to do, and long against any wake-up that does arrive.
+/// cleared the sleeper flag and before its futex wake, to one that closes the queue and dies
+/// before waking anyone, or to a writer that breaks the protocol (clears a flag, or shares an
+/// SPSC role with a forked child): this bounds what that costs a survivor. A second is nothing
+/// to a thread with nothing to do, and long against any wake-up that does arrive.
 const SLEEP_SLICE: Duration = Duration::from_secs(1);
 /// How many times `try_push` and `try_pop` try the lock of an MPMC queue before they give up:
 /// a holder keeps it for one element copy, so a few attempts (well under a microsecond each)
