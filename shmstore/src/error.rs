@@ -107,10 +107,11 @@ pub enum Error {
         found: usize,
     },
 
-    /// [`ShmQueue::try_push`](crate::ShmQueue::try_push) found the queue full.
+    /// [`ShmQueue::try_push`](crate::ShmQueue::try_push) found no room without waiting: the
+    /// queue was full, or (MPMC) another handle held its lock.
     #[error(
-        "queue `{name}` is full ({capacity} elements); pop from it, or wait with \
-         ShmQueue::push or push_timeout"
+        "queue `{name}` has no room now: it holds its {capacity} elements, or (MPMC) another \
+         handle holds its lock; pop from it, or wait with ShmQueue::push or push_timeout"
     )]
     QueueFull {
         /// The region name.

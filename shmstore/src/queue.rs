@@ -33,9 +33,22 @@
 //! and then reads the sleeper count: by that total order, either it sees the sleeper (and bumps
 //! the epoch and wakes it) or the sleeper sees the new counter. With nobody asleep, a push or
 //! pop makes no system call. In SPSC mode the count is a flag that the waker clears, so a sleep
-//! costs one wake call however many pushes (or pops) land before the sleeper runs. (A process killed while asleep stays counted: in MPMC mode every
-//! later push or pop on that side then makes one wake call; in SPSC mode the next holder of the
-//! role resets the count.)
+//! costs one wake call however many pushes (or pops) land before the sleeper runs; the sleeper
+//! clears it itself only when it wakes with the epoch unmoved (a timeout or a signal), which no
+//! waker can then be relying on.
+//!
+//! A waker can die (or be stopped) inside a wake-up: after it cleared the SPSC flag or bumped
+//! the epoch, before its futex wake. Its partner then sleeps with no flag set, so the pushes
+//! (or pops) of a replacement would never wake it. Two things bound that:
+//!
+//! - a handle that takes an SPSC role wakes the other side once, unconditionally: a replacement
+//!   for a dead peer wakes the survivor as it attaches;
+//! - no sleep lasts longer than [`SLEEP_SLICE`]: a sleeper looks at the counters at least that
+//!   often, woken or not, so even with no replacement (or a `close` whose caller died before
+//!   its wake) it sees room, an element or the closed flag within a second.
+//!
+//! A process killed while asleep stays counted: in MPMC mode every later push or pop on that
+//! side then makes one wake call; in SPSC mode the next holder of the role resets the count.
 
 use std::cell::Cell;
 use std::fmt;
@@ -49,6 +62,7 @@ use crate::error::{Error, Result};
 use crate::header::{QueueShape, MAX_PAYLOAD_ALIGN, QUEUE_CONTROL_SIZE, QUEUE_MPMC, QUEUE_SPSC};
 use crate::layout::ShmType;
 use crate::location::Location;
+use crate::lock::Wait;
 use crate::region::{QueueSpec, Region, RegionSpec};
 use crate::sys::mutex::{Acquired, LockFailure};
 use crate::sys::object::Access;
@@ -63,6 +77,18 @@ const CONSUMER_BYTE: u64 = 1;
 /// How long a blocked push or pop polls before it sleeps: long enough to catch a peer that is
 /// about to act without paying for a wake-up, short against a scheduler tick.
 const SPIN_FOR: Duration = Duration::from_micros(20);
+/// The longest a blocked push or pop sleeps before it looks at the counters again, woken or
+/// not. A wake-up can be lost for good only to a peer that dies (or stops) inside it, after it
+/// cleared the sleeper flag and before its futex wake, to one that closes the queue and dies
+/// before waking anyone, or to a writer that breaks the protocol (clears a flag, or shares an
+/// SPSC role with a forked child): this bounds what that costs a survivor. A second is nothing
+/// to a thread with nothing to do, and long against any wake-up that does arrive.
+const SLEEP_SLICE: Duration = Duration::from_secs(1);
+/// How many times `try_push` and `try_pop` try the lock of an MPMC queue before they give up:
+/// a holder keeps it for one element copy, so a few attempts (well under a microsecond each)
+/// ride out ordinary contention, while a holder that was preempted or stopped in the middle of
+/// its copy does not make them wait.
+const TRY_LOCK_ATTEMPTS: u32 = 64;
 /// How many spin-loop hints a blocking SPSC pop waits before it looks at `tail` again while
 /// elements are streaming in (its last look found more than one). Each look takes the line
 /// `tail` lives on away from the producer, whose next push then waits for it (its publishing
@@ -239,6 +265,9 @@ pub(crate) fn front_copy(region: &Region) -> Option<Vec<u8>> {
 /// - Survivors never block forever on a dead peer: a lock a dead process held is recovered
 ///   (MPMC), a dead SPSC producer's or consumer's role can be taken over by a new handle, and
 ///   `push_timeout`/`pop_timeout` bound every wait.
+/// - A sleeping `push` or `pop` whose peer died (or stopped) in the middle of waking it, after
+///   it cleared the sleeper flag and before the futex wake, is woken by the handle that takes
+///   over that peer's SPSC role, and in any case looks at the queue again within a second.
 ///
 /// # Handles and threads
 ///
@@ -268,8 +297,9 @@ enum Pushed {
     Done,
     Full,
     Closed,
-    /// MPMC: the deadline passed while another handle held the lock.
-    LockTimedOut,
+    /// MPMC: another handle held the lock until the deadline passed (for `try_push`, through
+    /// [`TRY_LOCK_ATTEMPTS`] attempts).
+    LockHeld,
 }
 
 /// What one attempt to pop found.
@@ -278,8 +308,9 @@ enum Popped<T> {
     Empty,
     /// Closed, and nothing left.
     Closed,
-    /// MPMC: the deadline passed while another handle held the lock.
-    LockTimedOut,
+    /// MPMC: another handle held the lock until the deadline passed (for `try_pop`, through
+    /// [`TRY_LOCK_ATTEMPTS`] attempts).
+    LockHeld,
 }
 
 const LOCK_HELD: &str = "its lock, which another handle kept holding";
@@ -479,7 +510,15 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
         }
     }
 
-    /// Appends `value` if there is room, without waiting for space.
+    /// Appends `value` if there is room, without waiting: neither for space nor, in MPMC
+    /// mode, for the queue's lock.
+    ///
+    /// In MPMC mode, when another handle holds the queue's lock (its push or pop is under way,
+    /// or its process was preempted or stopped in the middle of one) through
+    /// a few attempts (a few microseconds of trying at most), this returns
+    /// [`Error::QueueFull`] as if the queue were full, without appending: there is no room for
+    /// this call *now*, and the value is the caller's to push again later. It never blocks
+    /// behind that holder, whatever the holder does.
     ///
     /// ```
     /// # use shmstore::{Error, ShmQueue};
@@ -493,18 +532,18 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
     ///
     /// # Errors
     ///
-    /// [`Error::QueueFull`], [`Error::QueueClosed`], [`Error::RoleTaken`] (SPSC: another
-    /// handle is the producer), [`Error::Corrupt`] (a peer broke the counters).
+    /// [`Error::QueueFull`] (full, or the MPMC lock is held by another handle: see above),
+    /// [`Error::QueueClosed`], [`Error::RoleTaken`] (SPSC: another handle is the producer),
+    /// [`Error::Corrupt`] (a peer broke the counters).
     #[inline]
     pub fn try_push(&self, value: T) -> Result<()> {
-        match self.push_once(&value, None)? {
+        match self.push_once(&value, Wait::No)? {
             Pushed::Done => Ok(()),
-            Pushed::Full => Err(Error::QueueFull {
+            Pushed::Full | Pushed::LockHeld => Err(Error::QueueFull {
                 name: self.name().to_string(),
                 capacity: N,
             }),
             Pushed::Closed => Err(self.closed()),
-            Pushed::LockTimedOut => unreachable!("no deadline was given"),
         }
     }
 
@@ -529,18 +568,25 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
         self.push_until(&value, Instant::now().checked_add(timeout), timeout)
     }
 
-    /// Removes and returns the oldest element, or `None` if the queue is empty now (open or
-    /// closed: see [`is_closed`](Self::is_closed)).
+    /// Removes and returns the oldest element, or `None` if there is none to take now (open
+    /// or closed: see [`is_closed`](Self::is_closed)). It never waits: neither for an element
+    /// nor, in MPMC mode, for the queue's lock.
+    ///
+    /// In MPMC mode, `None` also means that another handle held the queue's lock (its push or
+    /// pop was under way, or its process was preempted or stopped in the middle of one)
+    /// through a few attempts (a few microseconds of trying at most): the queue may hold
+    /// elements that this call could not take without waiting for that holder. Nothing was
+    /// removed; call again later, or wait with [`pop`](Self::pop) or
+    /// [`pop_timeout`](Self::pop_timeout).
     ///
     /// # Errors
     ///
     /// [`Error::RoleTaken`] (SPSC: another handle is the consumer), [`Error::Corrupt`].
     #[inline]
     pub fn try_pop(&self) -> Result<Option<T>> {
-        Ok(match self.pop_once(None, false)? {
+        Ok(match self.pop_once(Wait::No, false)? {
             Popped::Value(value) => Some(value),
-            Popped::Empty | Popped::Closed => None,
-            Popped::LockTimedOut => unreachable!("no deadline was given"),
+            Popped::Empty | Popped::Closed | Popped::LockHeld => None,
         })
     }
 
@@ -570,10 +616,10 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
         let mut start = None;
         let mut polls = 0u32;
         loop {
-            match self.push_once(value, deadline)? {
+            match self.push_once(value, wait_until(deadline))? {
                 Pushed::Done => return Ok(()),
                 Pushed::Closed => return Err(self.closed()),
-                Pushed::LockTimedOut => return Err(self.timeout(LOCK_HELD, timeout)),
+                Pushed::LockHeld => return Err(self.timeout(LOCK_HELD, timeout)),
                 Pushed::Full => {}
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {
@@ -596,10 +642,10 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
         let mut start = None;
         let mut polls = 0u32;
         loop {
-            match self.pop_once(deadline, true)? {
+            match self.pop_once(wait_until(deadline), true)? {
                 Popped::Value(value) => return Ok(Some(value)),
                 Popped::Closed => return Ok(None),
-                Popped::LockTimedOut => return Err(self.timeout(LOCK_HELD, timeout)),
+                Popped::LockHeld => return Err(self.timeout(LOCK_HELD, timeout)),
                 Popped::Empty => {}
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {
@@ -616,22 +662,24 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
         }
     }
 
+    /// One attempt to push; `wait` says how long an MPMC push may wait for the lock.
     #[inline]
-    fn push_once(&self, value: &T, deadline: Option<Instant>) -> Result<Pushed> {
+    fn push_once(&self, value: &T, wait: Wait) -> Result<Pushed> {
         if self.spsc {
             self.spsc_push(value)
         } else {
-            self.mpmc_push(value, deadline)
+            self.mpmc_push(value, wait)
         }
     }
 
-    /// One attempt to pop; `patient` for the blocking calls (see [`REFRESH_PAUSES`]).
+    /// One attempt to pop; `wait` as in [`push_once`](Self::push_once), `patient` for the
+    /// blocking calls (see [`REFRESH_PAUSES`]).
     #[inline]
-    fn pop_once(&self, deadline: Option<Instant>, patient: bool) -> Result<Popped<T>> {
+    fn pop_once(&self, wait: Wait, patient: bool) -> Result<Popped<T>> {
         if self.spsc {
             self.spsc_pop(patient)
         } else {
-            self.mpmc_pop(deadline)
+            self.mpmc_pop(wait)
         }
     }
 
@@ -704,7 +752,7 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
         Ok(Popped::Value(value))
     }
 
-    fn mpmc_push(&self, value: &T, deadline: Option<Instant>) -> Result<Pushed> {
+    fn mpmc_push(&self, value: &T, wait: Wait) -> Result<Pushed> {
         let c = self.control();
         // Full or closed needs no lock: report it at once. Tail first: if the head read after
         // it is a capacity behind, the queue was full at that moment.
@@ -715,8 +763,8 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
         if tail.wrapping_sub(c.head.word.load(Relaxed)) == N as u64 {
             return Ok(Pushed::Full);
         }
-        let Some(locked) = self.lock(deadline)? else {
-            return Ok(Pushed::LockTimedOut);
+        let Some(locked) = self.lock(wait)? else {
+            return Ok(Pushed::LockHeld);
         };
         // Under the lock only `close` changes `tail` (its closed bit) and nobody else `head`.
         let tail = c.tail.word.load(Relaxed);
@@ -745,7 +793,7 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
         Ok(Pushed::Done)
     }
 
-    fn mpmc_pop(&self, deadline: Option<Instant>) -> Result<Popped<T>> {
+    fn mpmc_pop(&self, wait: Wait) -> Result<Popped<T>> {
         let c = self.control();
         // Head first: if the tail read after it equals it, the queue was empty at that moment
         // (acquire keeps the two loads in that order on weakly ordered processors).
@@ -758,8 +806,8 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
                 Popped::Empty
             });
         }
-        let Some(locked) = self.lock(deadline)? else {
-            return Ok(Popped::LockTimedOut);
+        let Some(locked) = self.lock(wait)? else {
+            return Ok(Popped::LockHeld);
         };
         let tail = c.tail.word.load(Acquire) & !CLOSED;
         let head = c.head.word.load(Relaxed);
@@ -810,31 +858,49 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
         let tail = c.tail.word.load(Acquire) & !CLOSED;
         let head = c.head.word.load(Acquire);
         self.check_counters(tail, head)?;
-        match role {
+        let partner_sleeps_on = match role {
             Role::Producer => {
                 // Only the producer sleeps on "not full": a count left by a dead predecessor
                 // would cost every pop a wake-up call.
                 c.not_full.sleepers.store(0, SeqCst);
                 self.next_tail.set(tail);
                 self.seen_head.set(head);
+                &c.not_empty
             }
             Role::Consumer => {
                 c.not_empty.sleepers.store(0, SeqCst);
                 self.next_head.set(head);
                 self.seen_tail.set(head);
+                &c.not_full
             }
-        }
+        };
         self.roles.set(self.roles.get() | role.bit());
+        // A predecessor killed inside a wake-up (after it cleared the partner's sleeper flag,
+        // before its futex wake) left the partner asleep with no flag set, so no push or pop
+        // of ours would wake it. Wake it once, flag or not: it re-checks the counters and
+        // counts itself in again if it still has to sleep. One system call per role taken.
+        wake_unconditionally(partner_sleeps_on, true);
         Ok(())
     }
 
-    /// Takes the region's mutex for one MPMC operation; `None` if the deadline passed first.
-    fn lock(&self, deadline: Option<Instant>) -> Result<Option<Locked<'_>>> {
+    /// Takes the region's mutex for one MPMC operation; `None` if another handle held it for
+    /// longer than `wait` allows (with [`Wait::No`], through [`TRY_LOCK_ATTEMPTS`] attempts).
+    fn lock(&self, wait: Wait) -> Result<Option<Locked<'_>>> {
         let mutex = &self.region.header().mutex;
-        let acquired = match deadline {
-            None => mutex.lock(),
-            Some(deadline) => {
-                mutex.lock_timeout(deadline.saturating_duration_since(Instant::now()))
+        let acquired = match wait {
+            Wait::Forever => mutex.lock(),
+            Wait::For(timeout) => mutex.lock_timeout(timeout),
+            Wait::No => {
+                let mut attempts = 1;
+                loop {
+                    match mutex.try_lock() {
+                        Err(LockFailure::WouldBlock) if attempts < TRY_LOCK_ATTEMPTS => {
+                            attempts += 1;
+                            std::hint::spin_loop();
+                        }
+                        other => break other,
+                    }
+                }
             }
         };
         match acquired {
@@ -842,7 +908,9 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
             // Every step of a push or pop leaves the counters consistent: nothing to repair.
             Ok(Acquired::OwnerDied) => mutex.mark_consistent(),
             // Only a bounded wait can time out; without a deadline it would be a broken mutex.
-            Err(LockFailure::TimedOut | LockFailure::WouldBlock) if deadline.is_some() => {
+            Err(LockFailure::TimedOut | LockFailure::WouldBlock)
+                if !matches!(wait, Wait::Forever) =>
+            {
                 return Ok(None)
             }
             Err(failure @ (LockFailure::TimedOut | LockFailure::WouldBlock)) => {
@@ -979,6 +1047,13 @@ impl Drop for Locked<'_> {
     }
 }
 
+/// How long one attempt may wait for an MPMC lock: until `deadline`, forever without one.
+fn wait_until(deadline: Option<Instant>) -> Wait {
+    deadline.map_or(Wait::Forever, |deadline| {
+        Wait::For(deadline.saturating_duration_since(Instant::now()))
+    })
+}
+
 /// Polls for [`SPIN_FOR`] after the first failed attempt; `false` when it is time to sleep.
 #[inline]
 fn keep_spinning(polls: &mut u32, start: &mut Option<Instant>) -> bool {
@@ -991,7 +1066,7 @@ fn keep_spinning(polls: &mut u32, start: &mut Option<Instant>) -> bool {
 }
 
 /// Sleeps on `event` unless `ready()` after counting in (see the module's protocol), at most
-/// until `deadline`. Returns on any wake-up: the caller re-checks.
+/// until `deadline` and at most [`SLEEP_SLICE`]. Returns on any wake-up: the caller re-checks.
 ///
 /// `single`: SPSC, where only the role holder sleeps on this event. Then the count is a flag
 /// the waker clears when it wakes us (so exactly one wake call per sleep), and we clear it
@@ -1009,9 +1084,11 @@ fn sleep_until(
         event.sleepers.fetch_add(1, SeqCst);
     }
     if !ready() {
-        let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-        if timeout != Some(Duration::ZERO) {
-            futex::wait(&event.epoch, epoch, timeout);
+        let timeout = deadline.map_or(SLEEP_SLICE, |d| {
+            d.saturating_duration_since(Instant::now()).min(SLEEP_SLICE)
+        });
+        if timeout != Duration::ZERO {
+            futex::wait(&event.epoch, epoch, Some(timeout));
         }
     }
     if single {
@@ -1047,7 +1124,7 @@ fn wake(event: &Event, single: bool) {
     futex::wake_all(&event.epoch);
 }
 
-/// Wakes every sleeper whatever the count says (for `close`).
+/// Wakes every sleeper whatever the count says (for `close`, and for a new SPSC role holder).
 fn wake_unconditionally(event: &Event, single: bool) {
     if single {
         event.sleepers.store(0, SeqCst);

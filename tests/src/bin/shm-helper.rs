@@ -109,6 +109,18 @@
 //! - `queue-open-as NAME queue|value|capacity|element`: opens NAME as a `MsgQueue`, as a
 //!   `Shm<Msg>`, as a `Msg` queue of twice the capacity, or as a queue of `[u64; 8]`; prints
 //!   `ok` or `err VARIANT`.
+//!
+//! Queue roles under a preloaded shim (`tests/shims/`, see `tests/queue_trust.rs`): each first
+//! runs itself again with `LD_PRELOAD=SHIM`, then arms the shim by setting its variable.
+//!
+//! - `queue-die-at-wake SHIM NAME producer|consumer|closer` (SHIM: `kill_at_wake.c` built):
+//!   takes its role first (producer: pushes `Msg::new(1, 0)`; consumer: `try_pop`s, which must
+//!   find the queue empty; closer: nothing), arms, prints `armed`, waits for a line, then
+//!   pushes `Msg::new(1, 1)` (pops one element, closes the queue), dying at its first shared
+//!   futex wake. Prints `survived` and waits for a line if it made none.
+//! - `queue-stop-at-unlock SHIM NAME` (SHIM: `stop_at_unlock.c` built): arms, pushes
+//!   `Msg::new(7, 0)`, stopping itself (SIGSTOP) while it holds the queue's lock, just before
+//!   releasing it; once continued, prints `pushed` and waits for a line.
 
 use std::io::{BufRead, Write};
 use std::os::unix::fs::MetadataExt;
@@ -214,6 +226,8 @@ fn main() {
         ["tally-worker", name, index] => tally_worker(name, index.parse().expect("INDEX")),
         ["tally-reader", name] => tally_reader(name),
         ["tally-create", name] => tally_create(name),
+        ["queue-die-at-wake", shim, name, role] => queue_die_at_wake(shim, name, role),
+        ["queue-stop-at-unlock", shim, name] => queue_stop_at_unlock(shim, name),
         _ => {
             eprintln!("shm-helper: unknown arguments {args:?}");
             std::process::exit(2);
@@ -901,4 +915,55 @@ fn tally_create(name: &str) {
         violation(&format!("init ran with token {token}, opened {}", t.total));
     }
     say(&format!("ok {} ran={ran}", t.total));
+}
+
+/// Runs this process again with `LD_PRELOAD=SHIM` (same arguments, stdin and stdout) unless it
+/// already runs under it.
+fn preload(shim: &str) {
+    use std::os::unix::process::CommandExt;
+    if std::env::var_os("LD_PRELOAD").is_some_and(|preloaded| preloaded == shim) {
+        return;
+    }
+    let error = std::process::Command::new(std::env::current_exe().expect("current_exe"))
+        .args(std::env::args_os().skip(1))
+        .env("LD_PRELOAD", shim)
+        .exec();
+    panic!("cannot run myself under LD_PRELOAD={shim}: {error}");
+}
+
+/// Arms the preloaded shim: it acts at its next chance from now on. The process has no other
+/// thread that could read the environment meanwhile.
+fn arm(variable: &str) {
+    std::env::set_var(variable, "1");
+}
+
+fn queue_die_at_wake(shim: &str, name: &str, role: &str) {
+    preload(shim);
+    let queue = open_queue(name);
+    // Take the role before arming: taking it makes a wake-up of its own.
+    match role {
+        "producer" => queue.push(Msg::new(1, 0)).expect("push"),
+        "consumer" => assert_eq!(queue.try_pop().expect("try_pop"), None),
+        "closer" => {}
+        other => panic!("unknown role {other}"),
+    }
+    arm("SHMSTORE_TEST_KILL_AT_WAKE");
+    say("armed");
+    wait_for_go();
+    match role {
+        "producer" => queue.push(Msg::new(1, 1)).expect("push"),
+        "consumer" => check_intact(&queue.pop().expect("pop").expect("an element")),
+        _ => queue.close(),
+    }
+    say("survived");
+    wait_for_go();
+}
+
+fn queue_stop_at_unlock(shim: &str, name: &str) {
+    preload(shim);
+    let queue = open_queue(name);
+    arm("SHMSTORE_TEST_STOP_AT_UNLOCK");
+    queue.push(Msg::new(7, 0)).expect("push");
+    say("pushed");
+    wait_for_go();
 }
