@@ -1,6 +1,7 @@
 //! `shmstore gc` never removes a region in use, with real processes: a worker that inherited
 //! its dead creator's mapping over `fork`, a process holding only a descriptor on the unnamed
-//! (`O_TMPFILE`) object the region was linked from, a creator that is a zombie (dead), and
+//! (`O_TMPFILE`) object the region was linked from, a process whose main thread exited (its
+//! `/proc/PID` looks like a zombie's), a creator that is a zombie (dead), and
 //! gc run where `/proc` does not show every process: inside another PID namespace
 //! (`unshare -p -f --mount-proc`) and under `hidepid` as another user.
 //!
@@ -203,6 +204,31 @@ fn a_descriptor_on_the_unnamed_object_keeps_the_region() {
         "{}",
         ran.stdout
     );
+}
+
+#[test]
+fn a_process_whose_main_thread_exited_keeps_the_region() {
+    let _scan = whole_shm_lock();
+    let mut cleanup = Cleanup::default();
+    let source = dead_region(&mut cleanup);
+    let region = cleanup.add("gc-thread");
+    let dir = TempDir::new("gc-thread");
+    // Maps the region from a thread that outlives the main thread: /proc/PID then shows a
+    // zombie with empty maps, though the process lives and maps the region.
+    let holder = Holder::start(&dir, &source, &region, "map-thread");
+    std::fs::remove_file(Path::new(SHM_DIR).join(&source)).unwrap();
+    wait_until(|| !running(holder.pid), "the main thread to exit");
+
+    let ran = gc(&region);
+    ran.ok();
+    assert!(
+        ran.stdout
+            .contains(&format!("kept {region}: in use by pid {}", holder.pid)),
+        "{}",
+        ran.stdout
+    );
+    assert!(exists(&region), "gc removed a region a live thread maps");
+    holder.stop();
 }
 
 #[test]

@@ -8,15 +8,21 @@
  *   hold_object SOURCE TARGET map-fork  becomes the creator (its pid in the header), maps the
  *                                       object, closes the descriptor, forks a worker and
  *                                       exits: the worker keeps the inherited mapping.
+ *   hold_object SOURCE TARGET map-thread  maps the object, closes the descriptor, starts a
+ *                                       thread and ends its main thread (pthread_exit): the
+ *                                       process lives on, but /proc/PID shows a zombie whose
+ *                                       maps are empty; only /proc/PID/task/TID shows them.
  *
  * The process left holding the object prints "ready PID" and exits when stdin closes.
  * Exit code 0, or 1 with a message on stderr.
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
+#include <pthread.h>
 #include <libgen.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -31,13 +37,30 @@ static int fail(const char *what) {
     return 1;
 }
 
+/* Says it is ready, then waits until stdin closes. */
+static void hold(void) {
+    char buf[256];
+    printf("ready %d\n", (int)getpid());
+    fflush(stdout);
+    while (read(STDIN_FILENO, buf, sizeof buf) > 0) {
+    }
+}
+
+static void *hold_and_exit(void *unused) {
+    (void)unused;
+    hold();
+    exit(0);
+}
+
 int main(int argc, char **argv) {
-    if (argc != 4 || (strcmp(argv[3], "fd") != 0 && strcmp(argv[3], "map-fork") != 0)) {
-        fprintf(stderr, "usage: hold_object SOURCE TARGET fd|map-fork\n");
+    int fd_only = argc == 4 && strcmp(argv[3], "fd") == 0;
+    int map_fork = argc == 4 && strcmp(argv[3], "map-fork") == 0;
+    int map_thread = argc == 4 && strcmp(argv[3], "map-thread") == 0;
+    if (!fd_only && !map_fork && !map_thread) {
+        fprintf(stderr, "usage: hold_object SOURCE TARGET fd|map-fork|map-thread\n");
         return 2;
     }
     const char *source = argv[1], *target = argv[2];
-    int map_fork = strcmp(argv[3], "map-fork") == 0;
 
     int src = open(source, O_RDONLY | O_CLOEXEC);
     if (src < 0) return fail("open SOURCE");
@@ -70,19 +93,22 @@ int main(int argc, char **argv) {
     if (linkat(AT_FDCWD, proc, AT_FDCWD, target, AT_SYMLINK_FOLLOW) != 0)
         return fail("linkat TARGET");
 
-    if (map_fork) {
-        void *base = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-        if (base == MAP_FAILED) return fail("mmap");
-        close(fd);
-        fflush(stdout);
-        pid_t worker = fork();
-        if (worker < 0) return fail("fork");
-        if (worker > 0) _exit(0); /* the creator exits; its worker maps the region */
+    if (fd_only) {
+        hold();
+        return 0;
     }
-
-    printf("ready %d\n", (int)getpid());
+    void *base = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (base == MAP_FAILED) return fail("mmap");
+    close(fd);
+    if (map_thread) {
+        pthread_t thread;
+        if (pthread_create(&thread, NULL, hold_and_exit, NULL) != 0) return fail("pthread_create");
+        pthread_exit(NULL); /* the process lives on in `thread` */
+    }
     fflush(stdout);
-    while (read(STDIN_FILENO, buf, sizeof buf) > 0) {
-    }
+    pid_t worker = fork();
+    if (worker < 0) return fail("fork");
+    if (worker > 0) _exit(0); /* the creator exits; its worker maps the region */
+    hold();
     return 0;
 }
