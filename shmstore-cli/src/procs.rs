@@ -1,10 +1,10 @@
 //! What `/proc` says about processes: whether a creator is alive, which processes use which
 //! object in `/dev/shm`, and whether `/proc` shows every process on the host at all.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs;
 use std::io;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{DirEntryExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use crate::scan::SHM_DIR;
@@ -162,8 +162,7 @@ impl ShmUsers {
     /// Scans every process but this one (which may hold read-only views of the regions it is
     /// looking at).
     pub fn scan() -> io::Result<ShmUsers> {
-        // Only objects on the file system of /dev/shm are recorded: the rest cannot be one.
-        let shm_device = fs::metadata(SHM_DIR)?.dev();
+        let shm = ShmFiles::now()?;
         let me = std::process::id();
         let mut users = ShmUsers::default();
         for entry in fs::read_dir("/proc")? {
@@ -178,7 +177,7 @@ impl ShmUsers {
             if pid == me {
                 continue;
             }
-            users.scan_process(pid, shm_device);
+            users.scan_process(pid, &shm);
         }
         Ok(users)
     }
@@ -200,7 +199,7 @@ impl ShmUsers {
             .filter(|pids| !pids.is_empty())
     }
 
-    fn scan_process(&mut self, pid: u32, shm_device: u64) {
+    fn scan_process(&mut self, pid: u32, shm: &ShmFiles) {
         // A zombie uses nothing; a process whose main thread exited is read through a live
         // thread.
         let Some(dir) = live_task(pid) else { return };
@@ -208,7 +207,7 @@ impl ShmUsers {
             Ok(maps) => {
                 for line in maps.lines() {
                     if let Some(identity) = maps_line_identity(line) {
-                        self.add(identity, shm_device, pid);
+                        self.add(identity, shm, pid);
                     }
                 }
             }
@@ -217,10 +216,17 @@ impl ShmUsers {
         match fs::read_dir(dir.join("fd")) {
             Ok(fds) => {
                 for fd in fds.filter_map(|fd| fd.ok()) {
+                    // `stat` of the link asks the open object's file system, which for a
+                    // stuck FUSE mount can hang: the inode in `fdinfo` (Linux 5.14 on) rules
+                    // out every descriptor that cannot be one of /dev/shm's objects first.
+                    let fdinfo = dir.join("fdinfo").join(fd.file_name());
+                    if fdinfo_inode(&fdinfo).is_some_and(|ino| !shm.inodes.contains(&ino)) {
+                        continue;
+                    }
                     // `stat` follows the link to the open object itself, named or not. A
                     // descriptor closed meanwhile gives an error: nothing to record.
                     if let Ok(meta) = fs::metadata(fd.path()) {
-                        self.add((meta.dev(), meta.ino()), shm_device, pid);
+                        self.add((meta.dev(), meta.ino()), shm, pid);
                     }
                 }
             }
@@ -228,8 +234,8 @@ impl ShmUsers {
         }
     }
 
-    fn add(&mut self, identity: Identity, shm_device: u64, pid: u32) {
-        if identity.0 == shm_device {
+    fn add(&mut self, identity: Identity, shm: &ShmFiles, pid: u32) {
+        if identity.0 == shm.device {
             self.by_object.entry(identity).or_default().insert(pid);
         }
     }
@@ -242,6 +248,42 @@ impl ShmUsers {
             self.unreadable.insert(pid, command.trim().to_string());
         }
     }
+}
+
+/// What identifies the objects in `/dev/shm` when the scan starts (gc judges no object that
+/// appears later): only those are recorded.
+struct ShmFiles {
+    /// The device of the file system of `/dev/shm`.
+    device: u64,
+    /// The inodes of its objects, from the directory itself (no `stat` of each).
+    inodes: HashSet<u64>,
+}
+
+impl ShmFiles {
+    fn now() -> io::Result<ShmFiles> {
+        let device = fs::metadata(SHM_DIR)?.dev();
+        let inodes = fs::read_dir(SHM_DIR)?
+            .filter_map(|entry| entry.ok())
+            .map(|entry| entry.ino())
+            .collect();
+        Ok(ShmFiles { device, inodes })
+    }
+}
+
+/// The inode of the object a descriptor refers to, from its `/proc/PID/fdinfo/FD` (`ino:`
+/// line, Linux 5.14 on); `None` if the kernel does not say or the file cannot be read.
+fn fdinfo_inode(path: &Path) -> Option<u64> {
+    let fdinfo = fs::read_to_string(path).ok()?;
+    fdinfo_inode_of(&fdinfo)
+}
+
+fn fdinfo_inode_of(fdinfo: &str) -> Option<u64> {
+    fdinfo
+        .lines()
+        .find_map(|line| line.strip_prefix("ino:"))?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// The identity of the file mapped by one line of `/proc/PID/maps`
@@ -286,6 +328,16 @@ mod tests {
         assert_eq!(
             maps_line_identity("a-b r--s 0 103:02 77 /data/x"),
             Some(((0x103 << 8) | 2, 77))
+        );
+    }
+
+    #[test]
+    fn reads_the_inode_of_a_descriptor_from_its_fdinfo() {
+        let fdinfo = "pos:\t0\nflags:\t0100002\nmnt_id:\t25\nino:\t4242\n";
+        assert_eq!(fdinfo_inode_of(fdinfo), Some(4242));
+        assert_eq!(
+            fdinfo_inode_of("pos:\t0\nflags:\t0100002\nmnt_id:\t25\n"),
+            None
         );
     }
 
