@@ -140,6 +140,13 @@ enum Command {
         /// privileged ones) as using no region. Without it, any such process keeps every region.
         #[arg(long)]
         ignore_unreadable: bool,
+        /// Remove regions even though /proc may not show every process that could use them:
+        /// gc runs in a PID namespace other than the host's (a container: processes outside
+        /// it may share /dev/shm, as the containers of a Kubernetes pod do, and creator pids
+        /// may be another namespace's), or /proc is mounted with hidepid. Without it, gc then
+        /// removes nothing. Use it only when no process outside this view can use the regions.
+        #[arg(long)]
+        ignore_hidden_processes: bool,
     },
     /// Write a C header for the region: its type, the region header, helpers to open, lock and read.
     #[command(
@@ -194,12 +201,14 @@ fn run(command: Command, out: &mut dyn Write) -> Outcome {
             dry_run,
             verbose,
             ignore_unreadable,
+            ignore_hidden_processes,
         } => {
             let options = gc::Options {
                 prefix: prefix.as_deref(),
                 dry_run,
                 verbose,
                 ignore_unreadable,
+                ignore_hidden_processes,
             };
             gc::run(&options, out)
         }
