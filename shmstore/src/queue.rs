@@ -50,7 +50,7 @@ use crate::header::{QueueShape, MAX_PAYLOAD_ALIGN, QUEUE_CONTROL_SIZE, QUEUE_MPM
 use crate::layout::ShmType;
 use crate::location::Location;
 use crate::region::{QueueSpec, Region, RegionSpec};
-use crate::sys::mutex::{Acquired, LockFailure};
+use crate::sys::mutex::{Acquired, LockFailure, Until};
 use crate::sys::object::Access;
 use crate::sys::{futex, process};
 
@@ -831,12 +831,8 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
     /// Takes the region's mutex for one MPMC operation; `None` if the deadline passed first.
     fn lock(&self, deadline: Option<Instant>) -> Result<Option<Locked<'_>>> {
         let mutex = &self.region.header().mutex;
-        let acquired = match deadline {
-            None => mutex.lock(),
-            Some(deadline) => {
-                mutex.lock_timeout(deadline.saturating_duration_since(Instant::now()))
-            }
-        };
+        let until = deadline.map_or(Until::Forever, Until::Deadline);
+        let acquired = mutex.lock(self.region.mutex_key(), until);
         match acquired {
             Ok(Acquired::Clean) => {}
             // Every step of a push or pop leaves the counters consistent: nothing to repair.
@@ -974,8 +970,9 @@ pub(crate) fn reset_after_reboot(region: &Region) {
 
 impl Drop for Locked<'_> {
     fn drop(&mut self) {
-        // SAFETY: a `Locked` exists only while this thread holds the mutex (`ShmQueue::lock`).
-        unsafe { self.region.header().mutex.unlock() }
+        // SAFETY: a `Locked` exists only while this thread holds the mutex, taken with this
+        // key (`ShmQueue::lock`).
+        unsafe { self.region.header().mutex.unlock(self.region.mutex_key()) }
     }
 }
 

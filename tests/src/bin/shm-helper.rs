@@ -109,6 +109,13 @@
 //! - `queue-open-as NAME queue|value|capacity|element`: opens NAME as a `MsgQueue`, as a
 //!   `Shm<Msg>`, as a `Msg` queue of twice the capacity, or as a queue of `[u64; 8]`; prints
 //!   `ok` or `err VARIANT`.
+//!
+//! PID namespace roles (see `tests/pid_namespaces.rs`):
+//!
+//! - `try-and-time-out NAME MS`: opens a `Pair`, prints `try_lock R` with R the outcome of
+//!   `try_lock` (`ok A B`, `would-block` or `poisoned`), then `lock_timeout R` with the outcome
+//!   of `lock_timeout(MS milliseconds)`.
+//! - `pid`: prints `pid P`, this process's pid as its own PID namespace numbers it.
 
 use std::io::{BufRead, Write};
 use std::os::unix::fs::MetadataExt;
@@ -214,6 +221,8 @@ fn main() {
         ["tally-worker", name, index] => tally_worker(name, index.parse().expect("INDEX")),
         ["tally-reader", name] => tally_reader(name),
         ["tally-create", name] => tally_create(name),
+        ["try-and-time-out", name, ms] => try_and_time_out(name, ms.parse().expect("MS")),
+        ["pid"] => say(&format!("pid {}", std::process::id())),
         _ => {
             eprintln!("shm-helper: unknown arguments {args:?}");
             std::process::exit(2);
@@ -901,4 +910,21 @@ fn tally_create(name: &str) {
         violation(&format!("init ran with token {token}, opened {}", t.total));
     }
     say(&format!("ok {} ran={ran}", t.total));
+}
+
+fn try_and_time_out(name: &str, ms: u64) {
+    fn outcome(result: std::sync::TryLockResult<shmstore::ShmGuard<'_, Pair>>) -> String {
+        match result {
+            Ok(g) => format!("ok {} {}", g.a, g.b),
+            Err(std::sync::TryLockError::WouldBlock) => "would-block".to_string(),
+            Err(std::sync::TryLockError::Poisoned(_)) => "poisoned".to_string(),
+        }
+    }
+    let shm = open::<Pair>(name);
+    say(&format!("try_lock {}", outcome(shm.try_lock())));
+    let timeout = Duration::from_millis(ms);
+    say(&format!(
+        "lock_timeout {}",
+        outcome(shm.lock_timeout(timeout))
+    ));
 }

@@ -1,0 +1,220 @@
+//! Processes in different PID namespaces sharing regions, as containers that share IPC but not
+//! pids do (two pods of one Kubernetes host). Every helper here runs as PID 1 of a namespace of
+//! its own (`unshare --pid --fork`), so the lock holders' thread ids collide: the lock, its
+//! recovery after a death and the queues must work exactly as in one namespace.
+//!
+//! Creating PID namespaces needs root (`CAP_SYS_ADMIN`): without it the tests pass vacuously.
+
+use std::path::Path;
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use shmstore::{QueueMode, Shm};
+use shmstore_tests::{
+    is_root, parse_progress, region, wait_until_blocked, Backend, Helper, MsgQueue, Pair, Place,
+    TempDir,
+};
+
+/// How long `lock_timeout` waits in the helper: any length shows the outcome.
+const SHORT_MS: u64 = 50;
+
+/// Starts `shm-helper ARGS` as PID 1 of a new PID namespace. `unshare --kill-child` kills it
+/// when `unshare` dies, so dropping the [`Helper`] (which kills `unshare`) leaves nothing
+/// behind.
+fn in_own_pid_namespace(args: &[String]) -> Helper {
+    let mut full = vec![
+        "--pid".to_string(),
+        "--kill-child".to_string(),
+        env!("CARGO_BIN_EXE_shm-helper").to_string(),
+    ];
+    full.extend_from_slice(args);
+    Helper::spawn("unshare", &full)
+}
+
+macro_rules! ns_helper {
+    ($($arg:expr),* $(,)?) => {
+        in_own_pid_namespace(&[$(::std::string::ToString::to_string(&$arg)),*])
+    };
+}
+
+/// The pid, in the test's namespace, of the helper that `unshare` forked (its only child).
+/// Call it after the helper printed something: it exists by then.
+fn namespaced_pid(helper: &Helper) -> Pid {
+    let unshare = helper.pid().as_raw();
+    let children =
+        std::fs::read_to_string(format!("/proc/{unshare}/task/{unshare}/children")).unwrap();
+    let mut pids = children
+        .split_whitespace()
+        .map(|p| p.parse::<i32>().unwrap());
+    let pid = pids.next().expect("unshare has forked its child");
+    assert_eq!(pids.next(), None, "unshare has one child");
+    Pid::from_raw(pid)
+}
+
+/// Kills the namespaced helper itself (not `unshare`) with SIGKILL, then reaps `unshare`.
+fn kill_namespaced(helper: Helper) {
+    kill(namespaced_pid(&helper), Signal::SIGKILL).unwrap();
+    let _ = helper.finish();
+}
+
+/// Checks that the helpers really are PID 1 of their namespaces: the collision under test.
+fn assert_pid_1() {
+    assert_eq!(ns_helper!("pid").finish_ok(), ["pid 1"]);
+}
+
+fn pair_region(tag: &str) -> (String, shmstore_tests::Cleanup, Shm<Pair>) {
+    let (name, cleanup) = region(tag);
+    let shm = Shm::create(&name, Pair { a: 1, b: 2 }).unwrap();
+    (name, cleanup, shm)
+}
+
+#[test]
+fn a_lock_held_in_another_namespace_makes_try_lock_and_lock_timeout_give_up() {
+    if !is_root() {
+        return;
+    }
+    assert_pid_1();
+    let (name, _cleanup, shm) = pair_region("pidns-timeout");
+    let mut holder = ns_helper!("hold", name);
+    holder.expect("locked");
+
+    let other = ns_helper!("try-and-time-out", name, SHORT_MS);
+    assert_eq!(
+        other.finish_ok(),
+        ["try_lock would-block", "lock_timeout would-block"],
+        "a holder with the same thread id in another namespace is another holder"
+    );
+
+    holder.send("go");
+    holder.expect("released");
+    assert_eq!(
+        ns_helper!("try-and-time-out", name, SHORT_MS).finish_ok(),
+        ["try_lock ok 1 2", "lock_timeout ok 1 2"]
+    );
+    assert_eq!(*shm.lock().unwrap(), Pair { a: 1, b: 2 });
+}
+
+#[test]
+fn lock_waits_for_a_holder_in_another_namespace_until_it_unlocks() {
+    if !is_root() {
+        return;
+    }
+    let (name, _cleanup, _shm) = pair_region("pidns-wait");
+    let mut holder = ns_helper!("hold", name);
+    holder.expect("locked");
+
+    let mut waiter = ns_helper!("lock-and-print", name);
+    waiter.expect("locking");
+    wait_until_blocked(&Path::new("/proc").join(namespaced_pid(&waiter).to_string()));
+
+    holder.send("go");
+    holder.expect("released");
+    assert_eq!(waiter.finish_ok(), ["ok 1 2"]);
+}
+
+#[test]
+fn a_holder_killed_in_another_namespace_is_recovered_with_its_write_rolled_back() {
+    if !is_root() {
+        return;
+    }
+    let (name, _cleanup, shm) = pair_region("pidns-death");
+    let mut holder = ns_helper!("hold-and-die", name, 7);
+    holder.expect("written");
+
+    let mut waiter = ns_helper!("lock-and-print", name);
+    waiter.expect("locking");
+    wait_until_blocked(&Path::new("/proc").join(namespaced_pid(&waiter).to_string()));
+
+    kill_namespaced(holder);
+    assert_eq!(
+        waiter.finish_ok(),
+        ["ok 1 2"],
+        "the dead holder's half write (a = 7) is rolled back"
+    );
+    assert!(!shm.is_poisoned());
+    assert_eq!(shm.read(), Pair { a: 1, b: 2 });
+}
+
+/// Two producers and a consumer, each PID 1 of its own namespace, through one MPMC queue: every
+/// push and pop contends for the region's mutex with a thread of the same id.
+#[test]
+fn an_mpmc_queue_works_between_three_namespaces() {
+    if !is_root() {
+        return;
+    }
+    // Enough that, before the fix, some lock always met the other thread 1 holding it.
+    const COUNT: u64 = 100_000;
+    let (name, _cleanup) = region("pidns-mpmc");
+    let q = MsgQueue::options()
+        .queue_mode(QueueMode::Mpmc)
+        .create(&name)
+        .unwrap();
+    let out = TempDir::new("pidns-mpmc");
+    let file = out.join("got");
+    let mut consumer = ns_helper!("queue-drain", name, file.display());
+    let producers: Vec<Helper> = (1..=2)
+        .map(|p| ns_helper!("queue-push", name, p, 0, COUNT))
+        .collect();
+    for producer in producers {
+        assert_eq!(
+            producer.finish_ok(),
+            ["pushing".to_string(), format!("pushed {COUNT}")]
+        );
+    }
+    q.close();
+    assert_eq!(parse_progress(&consumer.line(), "got"), 2 * COUNT);
+    assert!(consumer.finish_ok().is_empty());
+    assert_each_producer_in_order(&std::fs::read_to_string(&file).unwrap(), 2, COUNT);
+}
+
+/// An SPSC producer and consumer in two namespaces, for each backend.
+#[test]
+fn an_spsc_queue_works_between_two_namespaces() {
+    if !is_root() {
+        return;
+    }
+    const COUNT: u64 = 20_000;
+    for backend in Backend::ALL {
+        let place = Place::new(backend, "pidns-spsc");
+        let q = MsgQueue::options()
+            .queue_mode(QueueMode::Spsc)
+            .at(place.location().clone())
+            .create()
+            .unwrap();
+        let out = TempDir::new("pidns-spsc");
+        let file = out.join("got");
+        let mut consumer = ns_helper!("queue-drain", place, file.display());
+        let producer = ns_helper!("queue-push", place, 1, 0, COUNT, "close");
+        assert_eq!(
+            producer.finish_ok(),
+            [
+                "pushing".to_string(),
+                format!("pushed {COUNT}"),
+                "closed".to_string()
+            ],
+            "{backend:?}"
+        );
+        assert_eq!(
+            parse_progress(&consumer.line(), "got"),
+            COUNT,
+            "{backend:?}"
+        );
+        assert!(consumer.finish_ok().is_empty());
+        assert_each_producer_in_order(&std::fs::read_to_string(&file).unwrap(), 1, COUNT);
+        drop(q);
+    }
+}
+
+/// Checks a `queue-drain` file: `producers` producers numbered from 1, each with elements
+/// `0..count` in order, nothing else.
+fn assert_each_producer_in_order(got: &str, producers: u64, count: u64) {
+    let mut next = vec![0u64; producers as usize + 1];
+    for line in got.lines() {
+        let (producer, seq) = line.split_once(' ').unwrap();
+        let (producer, seq): (usize, u64) = (producer.parse().unwrap(), seq.parse().unwrap());
+        assert!((1..=producers as usize).contains(&producer), "{line}");
+        assert_eq!(seq, next[producer], "producer {producer} out of order");
+        next[producer] += 1;
+    }
+    assert!(next[1..].iter().all(|&n| n == count), "{next:?}");
+}
