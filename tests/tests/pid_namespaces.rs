@@ -37,18 +37,60 @@ macro_rules! ns_helper {
     };
 }
 
-/// The pid, in the test's namespace, of the helper that `unshare` forked (its only child).
-/// Call it after the helper printed something: it exists by then.
-fn namespaced_pid(helper: &Helper) -> Pid {
-    let unshare = helper.pid().as_raw();
-    let children =
-        std::fs::read_to_string(format!("/proc/{unshare}/task/{unshare}/children")).unwrap();
+/// Starts `shm-helper ARGS` as PID 2 of a new PID namespace, under a shell that is its PID 1:
+/// a pid that no process has in another new namespace (where only PID 1 exists).
+fn second_in_own_pid_namespace(args: &[String]) -> Helper {
+    let mut full = vec![
+        "--pid".to_string(),
+        "--kill-child".to_string(),
+        "sh".to_string(),
+        "-c".to_string(),
+        // Not the last command, so that the shell forks it instead of exec'ing it.
+        r#""$0" "$@"; exit $?"#.to_string(),
+        env!("CARGO_BIN_EXE_shm-helper").to_string(),
+    ];
+    full.extend_from_slice(args);
+    Helper::spawn("unshare", &full)
+}
+
+/// The only child of process `pid`.
+fn only_child(pid: Pid) -> Pid {
+    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap();
     let mut pids = children
         .split_whitespace()
         .map(|p| p.parse::<i32>().unwrap());
-    let pid = pids.next().expect("unshare has forked its child");
-    assert_eq!(pids.next(), None, "unshare has one child");
-    Pid::from_raw(pid)
+    let child = pids.next().expect("a child");
+    assert_eq!(pids.next(), None, "one child");
+    Pid::from_raw(child)
+}
+
+/// Waits until process `pid` sleeps in a futex wait (`true`) or has exited (`false`).
+fn futex_wait_or_exit(pid: Pid) -> bool {
+    let proc_dir = Path::new("/proc").join(pid.to_string());
+    loop {
+        let stat = std::fs::read_to_string(proc_dir.join("stat")).unwrap_or_default();
+        // The state follows the parenthesised command name; a zombie (or no entry) has exited.
+        match stat.rsplit_once(") ").map(|(_, rest)| rest.chars().next()) {
+            Some(Some('Z' | 'X')) | None => return false,
+            _ => {}
+        }
+        let syscall = std::fs::read_to_string(proc_dir.join("syscall")).unwrap_or_default();
+        if syscall
+            .split_whitespace()
+            .next()
+            .and_then(|n| n.parse::<i64>().ok())
+            == Some(nix::libc::SYS_futex)
+        {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
+/// The pid, in the test's namespace, of the helper that `unshare` forked (its only child).
+/// Call it after the helper printed something: it exists by then.
+fn namespaced_pid(helper: &Helper) -> Pid {
+    only_child(helper.pid())
 }
 
 /// Kills the namespaced helper itself (not `unshare`) with SIGKILL, then reaps `unshare`.
@@ -217,4 +259,41 @@ fn assert_each_producer_in_order(got: &str, producers: u64, count: u64) {
         next[producer] += 1;
     }
     assert!(next[1..].iter().all(|&n| n == count), "{next:?}");
+}
+
+/// A System V segment whose creator, PID 2 of another namespace, is still initialising it: an
+/// `open_or_create` from a third namespace, where no process has pid 2, must wait for it (the
+/// pid in the header means nothing there), and take over only once it is dead.
+#[test]
+fn a_live_initialiser_in_another_namespace_keeps_its_system_v_segment() {
+    if !is_root() {
+        return;
+    }
+    let place = Place::new(Backend::SysV, "pidns-sysv-init");
+    let mut initialiser =
+        second_in_own_pid_namespace(&["create-and-die-in-init".to_string(), place.to_string()]);
+    initialiser.expect("in-init");
+
+    let mut opener = ns_helper!("open-or-create", place, 5, 0);
+    opener.expect("ready");
+    opener.send("go");
+    assert!(
+        futex_wait_or_exit(namespaced_pid(&opener)),
+        "open_or_create did not wait for the live initialiser: {:?}",
+        opener.finish()
+    );
+
+    // The initialiser (the shell's child) dies: now the segment is abandoned.
+    kill(only_child(namespaced_pid(&initialiser)), Signal::SIGKILL).unwrap();
+    let _ = initialiser.finish();
+    assert_eq!(
+        opener.finish_ok(),
+        ["init=yes count=5 mirror=5 creator=1"],
+        "the opener took the abandoned segment over"
+    );
+    let shm = Shm::<shmstore_tests::Counter>::options()
+        .at(place.location().clone())
+        .open()
+        .unwrap();
+    assert_eq!(shm.read(), shmstore_tests::Counter::at(5));
 }
