@@ -9,10 +9,10 @@ use std::path::Path;
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use shmstore::{QueueMode, Shm};
+use shmstore::{Error, QueueMode, Shm};
 use shmstore_tests::{
-    is_root, parse_progress, region, wait_until_blocked, Backend, Helper, MsgQueue, Pair, Place,
-    TempDir,
+    is_root, parse_progress, region, wait_until_blocked, Backend, Helper, Msg, MsgQueue, Pair,
+    Place, TempDir,
 };
 
 /// How long `lock_timeout` waits in the helper: any length shows the outcome.
@@ -296,4 +296,48 @@ fn a_live_initialiser_in_another_namespace_keeps_its_system_v_segment() {
         .open()
         .unwrap();
     assert_eq!(shm.read(), shmstore_tests::Counter::at(5));
+}
+
+/// An SPSC role in a System V segment is a pid claim. Its holder, PID 2 of one namespace, is
+/// alive: a producer in another namespace, where no process has pid 2, must get `RoleTaken`,
+/// and not take the role over as if the holder were dead.
+#[test]
+fn an_spsc_role_held_in_another_namespace_is_not_taken_over_in_a_system_v_segment() {
+    if !is_root() {
+        return;
+    }
+    let place = Place::new(Backend::SysV, "pidns-sysv-role");
+    let q = MsgQueue::options()
+        .queue_mode(QueueMode::Spsc)
+        .at(place.location().clone())
+        .create()
+        .unwrap();
+    let mut holder = second_in_own_pid_namespace(&[
+        "queue-hold-role".to_string(),
+        place.to_string(),
+        "producer".to_string(),
+    ]);
+    holder.expect("holding");
+
+    assert_eq!(
+        ns_helper!("queue-push", place, 2, 0, 1).finish_ok(),
+        ["pushing", "err RoleTaken 0"]
+    );
+    assert_eq!(q.has_other_producer().unwrap(), Some(true));
+    match q.try_push(Msg::new(0, 0)) {
+        // Pid 2 of another namespace names nobody here: not reported.
+        Err(Error::RoleTaken { holder_pid, .. }) => assert_eq!(holder_pid, None),
+        other => panic!("expected Error::RoleTaken, got {other:?}"),
+    }
+
+    // The holder lets go: the role is free for any namespace.
+    holder.send("go");
+    let _ = holder.finish();
+    assert_eq!(q.has_other_producer().unwrap(), Some(false));
+    assert_eq!(
+        ns_helper!("queue-push", place, 2, 0, 1).finish_ok(),
+        ["pushing", "pushed 1"]
+    );
+    assert_eq!(q.try_pop().unwrap(), Some(Msg::new(1, 0)));
+    assert_eq!(q.try_pop().unwrap(), Some(Msg::new(2, 0)));
 }
