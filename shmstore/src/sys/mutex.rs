@@ -260,7 +260,18 @@ impl RobustMutex {
                 attempt = self.try_lock_once();
                 continue;
             }
-            // Ask the holder's unlock (or the kernel, at its death) to wake a sleeper.
+            let slice = match deadline {
+                None => WAIT_SLICE,
+                Some(deadline) => deadline
+                    .saturating_duration_since(Instant::now())
+                    .min(WAIT_SLICE),
+            };
+            if slice.is_zero() && !slept {
+                return Err(LockFailure::TimedOut);
+            }
+            // Ask the holder's unlock (or the kernel, at its death) to wake a sleeper. Also
+            // before giving up after a sleep: the wake-up this thread may have taken is then
+            // handed on to the other sleepers, at the holder's unlock.
             let asleep_on = seen | FUTEX_WAITERS;
             if seen != asleep_on
                 && word
@@ -270,16 +281,9 @@ impl RobustMutex {
                 attempt = self.try_lock_once();
                 continue;
             }
-            let slice = match deadline {
-                None => WAIT_SLICE,
-                Some(deadline) => {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        return Err(LockFailure::TimedOut);
-                    }
-                    left.min(WAIT_SLICE)
-                }
-            };
+            if slice.is_zero() {
+                return Err(LockFailure::TimedOut);
+            }
             futex::wait(word, asleep_on, Some(slice));
             slept = true;
             attempt = self.try_lock_once();
