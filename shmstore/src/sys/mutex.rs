@@ -352,3 +352,103 @@ fn check(code: libc::c_int) -> io::Result<()> {
         Err(io::Error::from_raw_os_error(code))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::Ordering::SeqCst;
+
+    /// A fresh, initialised mutex in this process's memory (process-shared works there too).
+    fn mutex() -> Box<RobustMutex> {
+        let m = Box::new(RobustMutex {
+            storage: UnsafeCell::new([0; MUTEX_BYTES]),
+        });
+        // SAFETY: nobody else can use the fresh mutex.
+        unsafe { m.init() }.unwrap();
+        m
+    }
+
+    fn tid() -> u32 {
+        // SAFETY: `gettid` takes nothing and cannot fail.
+        (unsafe { libc::gettid() }) as u32
+    }
+
+    const KEY: MutexKey = MutexKey::new(1, 2);
+
+    /// A holder with this thread's id in another PID namespace, as this thread sees it: the
+    /// futex word holds our id, and glibc answers `EDEADLK`.
+    #[test]
+    fn a_foreign_holder_with_our_thread_id_is_another_holder() {
+        let m = mutex();
+        m.futex_word().store(tid(), SeqCst);
+        assert_eq!(
+            m.try_lock_once(),
+            Err(LockFailure::Deadlock),
+            "glibc's view"
+        );
+
+        assert_eq!(m.lock(KEY, Until::Now), Err(LockFailure::WouldBlock));
+        let soon = Instant::now() + Duration::from_millis(20);
+        assert_eq!(
+            m.lock(KEY, Until::Deadline(soon)),
+            Err(LockFailure::TimedOut)
+        );
+
+        // The foreign holder dies: the kernel marks the word, and the next locker recovers.
+        m.futex_word().store(FUTEX_OWNER_DIED, SeqCst);
+        assert_eq!(m.lock(KEY, Until::Forever), Ok(Acquired::OwnerDied));
+        m.mark_consistent();
+        // Now this thread holds it: a relock is a deadlock, whatever the wait.
+        for until in [Until::Now, Until::Forever] {
+            assert_eq!(m.lock(KEY, until), Err(LockFailure::Deadlock));
+        }
+        // SAFETY: this thread holds it, with KEY.
+        unsafe { m.unlock(KEY) };
+        assert_eq!(m.lock(KEY, Until::Now), Ok(Acquired::Clean));
+        // SAFETY: as above.
+        unsafe { m.unlock(KEY) };
+    }
+
+    /// A blocked `lock` sleeps until the foreign holder unlocks (glibc's unlock: exchange the
+    /// word for 0, then wake one sleeper if `FUTEX_WAITERS` was set).
+    #[test]
+    fn lock_sleeps_until_a_foreign_holder_unlocks() {
+        let m: &'static RobustMutex = Box::leak(mutex());
+        let (tell, told) = std::sync::mpsc::channel();
+        let waiter = std::thread::spawn(move || {
+            // The foreign holder has the waiter's id.
+            m.futex_word().store(tid(), SeqCst);
+            tell.send(tid()).unwrap();
+            let acquired = m.lock(KEY, Until::Forever);
+            // SAFETY: acquired by this thread with KEY (checked by the caller below).
+            unsafe { m.unlock(KEY) };
+            acquired
+        });
+        let foreign_tid = told.recv().unwrap();
+        // The waiter flags the word before it sleeps.
+        while m.futex_word().load(SeqCst) != foreign_tid | FUTEX_WAITERS {
+            std::thread::yield_now();
+        }
+        let old = m.futex_word().swap(0, SeqCst);
+        assert_ne!(old & FUTEX_WAITERS, 0);
+        futex::wake_all(m.futex_word());
+        assert_eq!(waiter.join().unwrap(), Ok(Acquired::Clean));
+    }
+
+    /// Two handles (mappings) of one region share a key: a thread holding the lock through one
+    /// gets `Deadlock` through the other, while other regions' locks are unaffected.
+    #[test]
+    fn the_record_is_per_region_and_per_thread() {
+        let (a, b) = (mutex(), mutex());
+        let other_key = MutexKey::new(1, 3);
+        assert_eq!(a.lock(KEY, Until::Now), Ok(Acquired::Clean));
+        assert!(holds(KEY) && !holds(other_key));
+        assert_eq!(b.lock(other_key, Until::Now), Ok(Acquired::Clean));
+        assert!(std::thread::spawn(|| !holds(KEY)).join().unwrap());
+        // SAFETY: held by this thread with this key.
+        unsafe { a.unlock(KEY) };
+        // SAFETY: as above.
+        unsafe { b.unlock(other_key) };
+        assert!(!holds(KEY) && !holds(other_key));
+    }
+}
