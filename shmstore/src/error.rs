@@ -143,7 +143,8 @@ pub enum Error {
         name: String,
         /// `"producer"` or `"consumer"`.
         role: &'static str,
-        /// The pid that holds the role, as its holder recorded it.
+        /// The pid that holds the role, as its holder recorded it; `None` if it recorded none
+        /// or recorded it in another PID namespace (where the number names another process).
         holder_pid: Option<u32>,
     },
 

@@ -25,6 +25,7 @@ pub struct RegionInfo {
     /// The last published version.
     pub version: u64,
     /// The pid of the process that created (or last re-initialised) it.
+    /// Numbered in that process's PID namespace.
     pub creator_pid: u32,
     /// Whether an in-place region is poisoned.
     pub poisoned: bool,

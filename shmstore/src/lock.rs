@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 use crate::header::FLAG_NOTIFY_READERS;
 use crate::region::Region;
 use crate::sys::futex;
-use crate::sys::mutex::{Acquired, LockFailure};
+use crate::sys::mutex::{Acquired, LockFailure, Until};
 use crate::sys::process::thread_token;
 
 /// The longest a writer waits for a starving reader before it locks anyway.
@@ -47,6 +47,19 @@ pub(crate) enum Wait {
     For(Duration),
 }
 
+impl Wait {
+    /// The same bound, as the instant the raw mutex gives up at.
+    pub(crate) fn until(self) -> Until {
+        match self {
+            Wait::Forever => Until::Forever,
+            Wait::No => Until::Now,
+            Wait::For(timeout) => Instant::now()
+                .checked_add(timeout)
+                .map_or(Until::Forever, Until::Deadline),
+        }
+    }
+}
+
 impl Region {
     /// Takes the lock and repairs whatever a previous holder left unfinished. `Ok(true)` when
     /// the region is poisoned (in-place mode only).
@@ -56,11 +69,7 @@ impl Region {
         if !matches!(wait, Wait::No) {
             self.yield_to_starving_reader();
         }
-        let acquired = match wait {
-            Wait::Forever => mutex.lock(),
-            Wait::No => mutex.try_lock(),
-            Wait::For(timeout) => mutex.lock_timeout(timeout),
-        }?;
+        let acquired = mutex.lock(self.mutex_key(), wait.until())?;
         self.holder.store(thread_token(), Relaxed);
         if acquired == Acquired::OwnerDied {
             // First, so that a death during the repair below leaves the mutex robust again
@@ -205,8 +214,8 @@ impl Region {
             }
         }
         self.holder.store(0, Relaxed);
-        // SAFETY: the caller holds the lock, as required.
-        unsafe { self.header().mutex.unlock() };
+        // SAFETY: the caller holds the lock, taken by `acquire` with this key, as required.
+        unsafe { self.header().mutex.unlock(self.mutex_key()) };
         if wrote {
             // After the unlock: the unlock orders the version store before the load of
             // `waiters` (see `barrier_after_unlock`), and the wake's system call, when one is

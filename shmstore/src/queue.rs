@@ -64,7 +64,7 @@ use crate::layout::ShmType;
 use crate::location::Location;
 use crate::lock::Wait;
 use crate::region::{QueueSpec, Region, RegionSpec};
-use crate::sys::mutex::{Acquired, LockFailure};
+use crate::sys::mutex::{Acquired, LockFailure, Until};
 use crate::sys::object::Access;
 use crate::sys::{futex, process};
 
@@ -112,7 +112,9 @@ pub enum QueueMode {
     /// parent dies (`std::process::Command` execs at once, so this matters only for children
     /// that run on without exec). Dropping the handle releases the role at once. In a System V segment, which has
     /// no descriptor, the role is the holder's pid instead: a forked child does not share it,
-    /// and a replacement takes it over once no process has that pid.
+    /// and a replacement takes it over once no process has that pid. The pid is recorded with
+    /// the holder's PID namespace, and only a process of that namespace can tell that it is
+    /// gone: from another one (another container), a dead holder's role stays taken.
     Spsc,
     /// Multiple producers, multiple consumers: every push and pop takes the region's robust
     /// mutex for the length of one copy. Any handle may push and pop.
@@ -142,8 +144,9 @@ impl QueueMode {
 #[repr(C, align(64))]
 struct Line {
     word: AtomicU64,
-    pid: AtomicU32,
-    _unused: [AtomicU32; 13],
+    /// The SPSC role holder: see [`Owner`].
+    owner: AtomicU64,
+    _unused: [AtomicU32; 12],
 }
 
 /// Something a blocked side sleeps on: a futex word bumped on each wake-up, and how many
@@ -160,9 +163,9 @@ struct Event {
 /// and popping do not invalidate each other's lines.
 #[repr(C)]
 struct Control {
-    /// `tail` (elements pushed; bit 63: closed) and the SPSC producer's pid.
+    /// `tail` (elements pushed; bit 63: closed) and the SPSC producer's pid and namespace.
     tail: Line,
-    /// `head` (elements popped) and the SPSC consumer's pid.
+    /// `head` (elements popped) and the SPSC consumer's pid and namespace.
     head: Line,
     /// Consumers sleep here while the queue is empty.
     not_empty: Event,
@@ -495,8 +498,8 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
             // A System V queue: the pid claim (see `claim_slow`).
             None if self.roles.get() & role.bit() != 0 => Ok(Some(false)),
             None => {
-                let pid = line.pid.load(Acquire);
-                Ok(Some(pid != 0 && process::is_alive(pid)))
+                let owner = Owner::from_word(line.owner.load(Acquire));
+                Ok(Some(owner.pid != 0 && owner.may_be_alive()))
             }
         }
     }
@@ -840,15 +843,16 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
         let (byte, line) = self.role_place(role);
         let claimed = match self.region.try_claim_byte(byte)? {
             Some(true) => {
-                line.pid.store(process::current_pid(), Relaxed);
+                line.owner.store(Owner::me().word(), Relaxed);
                 true
             }
             Some(false) => false,
             // A System V segment has no descriptor to lock: the role is the pid in the line.
-            None => claim_by_pid(&line.pid),
+            None => claim_by_pid(&line.owner),
         };
         if !claimed {
-            let pid = line.pid.load(Relaxed);
+            // A pid recorded in another PID namespace names nobody here: not reported.
+            let pid = Owner::from_word(line.owner.load(Relaxed)).pid_here();
             return Err(Error::RoleTaken {
                 name: self.name().to_string(),
                 role: role.name(),
@@ -887,13 +891,12 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
     /// longer than `wait` allows (with [`Wait::No`], through [`TRY_LOCK_ATTEMPTS`] attempts).
     fn lock(&self, wait: Wait) -> Result<Option<Locked<'_>>> {
         let mutex = &self.region.header().mutex;
+        let key = self.region.mutex_key();
         let acquired = match wait {
-            Wait::Forever => mutex.lock(),
-            Wait::For(timeout) => mutex.lock_timeout(timeout),
             Wait::No => {
                 let mut attempts = 1;
                 loop {
-                    match mutex.try_lock() {
+                    match mutex.lock(key, Until::Now) {
                         Err(LockFailure::WouldBlock) if attempts < TRY_LOCK_ATTEMPTS => {
                             attempts += 1;
                             std::hint::spin_loop();
@@ -902,6 +905,7 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
                     }
                 }
             }
+            wait => mutex.lock(key, wait.until()),
         };
         match acquired {
             Ok(Acquired::Clean) => {}
@@ -1004,8 +1008,10 @@ impl<T: ShmType, const N: usize> Drop for ShmQueue<T, N> {
             }
             let (byte, line) = self.role_place(role);
             if self.region.is_segment() {
-                let me = process::current_pid();
-                let _ = line.pid.compare_exchange(me, 0, SeqCst, SeqCst);
+                let word = line.owner.load(SeqCst);
+                if Owner::from_word(word).pid == process::current_pid() {
+                    let _ = line.owner.compare_exchange(word, 0, SeqCst, SeqCst);
+                }
             } else {
                 self.region.release_byte(byte);
             }
@@ -1014,16 +1020,70 @@ impl<T: ShmType, const N: usize> Drop for ShmQueue<T, N> {
 }
 
 /// Takes an SPSC role recorded only as a pid: from nobody (0) or from a process that is gone.
-/// A live holder — another process, or another handle of this one — keeps it.
-fn claim_by_pid(pid: &AtomicU32) -> bool {
-    let me = process::current_pid();
+/// A live holder — another process, or another handle of this one — keeps it, and so does any
+/// holder in another PID namespace, whose liveness this process cannot check.
+fn claim_by_pid(owner: &AtomicU64) -> bool {
+    let me = Owner::me().word();
     loop {
-        let holder = pid.load(SeqCst);
-        if holder != 0 && process::is_alive(holder) {
+        let word = owner.load(SeqCst);
+        let holder = Owner::from_word(word);
+        if holder.pid != 0 && holder.may_be_alive() {
             return false;
         }
-        if pid.compare_exchange(holder, me, SeqCst, SeqCst).is_ok() {
+        // Pid and namespace change together, so nobody ever pairs one holder's pid with
+        // another's namespace.
+        if owner.compare_exchange(word, me, SeqCst, SeqCst).is_ok() {
             return true;
+        }
+    }
+}
+
+/// Who holds an SPSC role (FORMAT.md): a pid, and the PID namespace that numbers it, since a
+/// pid means nothing in another namespace (containers that share IPC but not pids). One 8-byte
+/// word, the pid in its first 4 bytes and the namespace in the next 4, so that both change in
+/// one compare-and-swap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Owner {
+    pid: u32,
+    /// 0: not recorded (a region written by an older version, or by a process without
+    /// `/proc`), taken as this process's namespace.
+    pid_ns: u32,
+}
+
+impl Owner {
+    fn me() -> Owner {
+        Owner {
+            pid: process::current_pid(),
+            pid_ns: process::pid_namespace(),
+        }
+    }
+
+    fn word(self) -> u64 {
+        let [a, b, c, d] = self.pid.to_ne_bytes();
+        let [e, f, g, h] = self.pid_ns.to_ne_bytes();
+        u64::from_ne_bytes([a, b, c, d, e, f, g, h])
+    }
+
+    fn from_word(word: u64) -> Owner {
+        let [a, b, c, d, e, f, g, h] = word.to_ne_bytes();
+        Owner {
+            pid: u32::from_ne_bytes([a, b, c, d]),
+            pid_ns: u32::from_ne_bytes([e, f, g, h]),
+        }
+    }
+
+    /// `false` only if the holder is certainly gone: its pid is numbered in this process's
+    /// namespace and no process has it.
+    fn may_be_alive(self) -> bool {
+        !process::numbered_here(self.pid_ns) || process::is_alive(self.pid)
+    }
+
+    /// The pid if it names a process of this namespace, else 0.
+    fn pid_here(self) -> u32 {
+        if process::numbered_here(self.pid_ns) {
+            self.pid
+        } else {
+            0
         }
     }
 }
@@ -1033,7 +1093,7 @@ pub(crate) fn reset_after_reboot(region: &Region) {
     // SAFETY: a queue's payload starts with the control block (see `ShmQueue::control`).
     let c = unsafe { &*region.working_copy().cast::<Control>() };
     for line in [&c.tail, &c.head] {
-        line.pid.store(0, Relaxed);
+        line.owner.store(0, Relaxed);
     }
     for event in [&c.not_empty, &c.not_full] {
         event.sleepers.store(0, Relaxed);
@@ -1042,8 +1102,9 @@ pub(crate) fn reset_after_reboot(region: &Region) {
 
 impl Drop for Locked<'_> {
     fn drop(&mut self) {
-        // SAFETY: a `Locked` exists only while this thread holds the mutex (`ShmQueue::lock`).
-        unsafe { self.region.header().mutex.unlock() }
+        // SAFETY: a `Locked` exists only while this thread holds the mutex, taken with this
+        // key (`ShmQueue::lock`).
+        unsafe { self.region.header().mutex.unlock(self.region.mutex_key()) }
     }
 }
 
@@ -1271,7 +1332,8 @@ impl<T: ShmType, const N: usize> ShmQueueOptions<T, N> {
     ///
     /// An SPSC role in a segment is recorded as the holder's pid, since a segment has no
     /// descriptor to lock: a replacement takes it over once that process is gone, and until a
-    /// reused pid exits, it may wrongly see the role as taken.
+    /// reused pid exits, it may wrongly see the role as taken. A replacement in another PID
+    /// namespace than the holder's never takes it over (see [`QueueMode::Spsc`]).
     pub fn sysv_key(self, key: i32) -> ShmQueueOptionsAt<T, N> {
         self.at(Location::SysV(key))
     }
@@ -1384,8 +1446,21 @@ mod tests {
         assert_eq!(offset_of!(Control, head), 64);
         assert_eq!(offset_of!(Control, not_empty), 128);
         assert_eq!(offset_of!(Control, not_full), 192);
-        assert_eq!(offset_of!(Line, pid), 8);
+        assert_eq!(offset_of!(Line, owner), 8);
         assert_eq!(offset_of!(Event, sleepers), 4);
+    }
+
+    /// FORMAT.md: the pid in the first 4 bytes of the owner word, its namespace in the next 4.
+    #[test]
+    fn an_owner_word_holds_the_pid_then_the_namespace() {
+        let owner = Owner {
+            pid: 0x0102_0304,
+            pid_ns: 0xf000_0001,
+        };
+        let bytes = owner.word().to_ne_bytes();
+        assert_eq!(bytes[..4], 0x0102_0304u32.to_ne_bytes());
+        assert_eq!(bytes[4..], 0xf000_0001u32.to_ne_bytes());
+        assert_eq!(Owner::from_word(owner.word()), owner);
     }
 
     #[test]

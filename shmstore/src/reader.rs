@@ -104,6 +104,8 @@ impl<T: ShmType> ShmReader<T> {
     }
 
     /// The pid of the process that created (or last re-initialised) the region.
+    /// Numbered in that process's PID namespace: from another one (another container) it
+    /// names another process or none.
     pub fn creator_pid(&self) -> u32 {
         self.region.info().creator_pid
     }

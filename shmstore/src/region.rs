@@ -25,6 +25,7 @@ use crate::header::{
 use crate::layout::TypeLayout;
 use crate::location::Location;
 use crate::snapshot::copy_atomic;
+use crate::sys::mutex::MutexKey;
 use crate::sys::object::{self, Access, Mapping, ObjectStat};
 use crate::sys::{futex, process, sysv as segment};
 
@@ -272,6 +273,12 @@ impl Region {
         if let Handle::File { file, .. } = &self.handle {
             let _ = object::byte_unlock(file, offset);
         }
+    }
+
+    /// The key of this region's mutex, the same through every handle of the region.
+    #[inline]
+    pub(crate) fn mutex_key(&self) -> MutexKey {
+        MutexKey::new(self.object.dev, self.object.ino)
     }
 
     /// Whether the region is a System V segment: no descriptor, so no byte locks.

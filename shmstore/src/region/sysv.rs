@@ -15,8 +15,10 @@
 //!   [`Error::Incomplete`]; `open_or_create` claims it from the dead pid and initialises it.
 //!   A header another program wrote (any magic but ours or zero) is never taken over.
 //!
-//! Liveness is a pid check: a reused pid makes a dead initialiser look alive, and the opener
-//! then times out instead of taking over — a safe failure. The segment's size is fixed at
+//! Liveness is a pid check, made safe across PID namespaces with what the kernel reports (see
+//! `initialiser_may_live`): a reused pid makes a dead initialiser look alive, and an
+//! initialiser in another PID namespace is never thought dead while it may live; the opener then
+//! times out instead of taking over — a safe failure. The segment's size is fixed at
 //! creation and checked with `IPC_STAT` before `shmat`, and nobody can shrink it afterwards, so
 //! no access can fault.
 
@@ -183,12 +185,7 @@ fn find(
             }
             continue;
         }
-        let initialiser = if claimant != 0 {
-            claimant
-        } else {
-            stat.creator_pid
-        };
-        if !process::is_alive(initialiser) {
+        if !initialiser_may_live(claimant, &stat) {
             // Nobody writes the header unless a re-initialiser claimed it since we looked.
             match classify(header, stat.object.size) {
                 _ if header.creator_pid.load(SeqCst) != claimant => continue,
@@ -218,6 +215,27 @@ fn find(
             std::thread::sleep(slice.min(Duration::from_millis(1)));
         }
     }
+}
+
+/// Whether the process initialising the segment may still be alive: `claimant` (from the
+/// header), or before anyone claimed it, the segment's creator. `false` only when it is
+/// certainly gone, in whatever PID namespace it ran.
+///
+/// The claimant wrote its pid as its own PID namespace numbers it, and a process in another
+/// namespace (a container sharing IPC, not pids) may have no pid here, or another process may
+/// have that pid here. The kernel, on the other hand, reports `shm_cpid` in our namespace (0 if
+/// the creator has no pid in it). So: the creator is checked by the kernel's number; a claimant
+/// equal to that number is the creator, numbered as we number it; any other claimant that has
+/// no pid here is gone only if nothing is attached to the segment (a live initialiser keeps it
+/// attached, and the kernel counts attachments from every namespace). The cost of this caution
+/// falls only on abandoned segments: while another opener is attached, an opener waits for a
+/// dead re-initialiser until `open_timeout` instead of taking over.
+fn initialiser_may_live(claimant: u32, stat: &SegmentStat) -> bool {
+    if claimant == 0 || claimant == stat.creator_pid {
+        // No pid here (0): the creator lives in another namespace; we cannot tell.
+        return stat.creator_pid == 0 || process::is_alive(stat.creator_pid);
+    }
+    process::is_alive(claimant) || stat.attached > 0
 }
 
 /// A header this crate may be writing: blank (zero magic) or with our magic.

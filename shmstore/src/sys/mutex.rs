@@ -4,13 +4,39 @@
 //! `EOWNERDEAD` instead of waiting forever. Error-checking: a relock by the owning thread
 //! answers `EDEADLK` instead of deadlocking, and the unlock of a mutex the thread does not own
 //! answers `EPERM`.
+//!
+//! # Across PID namespaces
+//!
+//! glibc stores the owner's thread id, as the owner's PID namespace numbers it, in the mutex's
+//! futex word, and answers `EDEADLK` whenever that number equals the caller's own thread id.
+//! Two processes in different PID namespaces (two containers sharing IPC, not pids) can have
+//! the same thread id, typically 1: then one would take the other's lock for its own. So this
+//! module never lets glibc wait, and never trusts its `EDEADLK` alone:
+//!
+//! - Every attempt is a `pthread_mutex_trylock`. A contended lock waits here, on the futex
+//!   word (the protocol glibc and the kernel use: set `FUTEX_WAITERS`, sleep while the word is
+//!   unchanged; the holder's unlock, or the kernel at the holder's death, wakes a sleeper).
+//! - Each thread records which regions' mutexes it holds (by object, so a second handle of
+//!   the same region counts). An `EDEADLK` for a mutex this thread does not hold means "held by
+//!   a thread with my number in another namespace", and is waited for like any other holder.
+//!
+//! The kernel marks a dead holder's mutex `OWNER_DIED` by comparing the word with the dying
+//! thread's id in its own namespace, so recovery after a death works across namespaces too.
+//! What remains is the kernel's `list_op_pending` check: a thread killed inside
+//! `pthread_mutex_trylock` or `pthread_mutex_unlock` (a few instructions, never while it
+//! waits, since waiting happens here) at the moment a thread with the same number in another
+//! namespace holds the mutex makes the kernel declare that live holder dead.
 
-use std::cell::UnsafeCell;
+use std::cell::{RefCell, UnsafeCell};
 use std::io;
 use std::mem::{align_of, size_of, MaybeUninit};
-use std::time::Duration;
+use std::sync::atomic::AtomicU32;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
 
 use nix::libc;
+
+use super::futex;
 
 /// Bytes reserved for the mutex in the region header (glibc's `pthread_mutex_t` is 40 bytes on
 /// 64-bit targets and 24 on 32-bit ones).
@@ -23,15 +49,17 @@ const _: () = assert!(align_of::<libc::pthread_mutex_t>() <= 8);
 /// built against another C library's mutex refuses the region instead of misreading it.
 pub(crate) const PTHREAD_MUTEX_SIZE: usize = size_of::<libc::pthread_mutex_t>();
 
-unsafe extern "C" {
-    // glibc ≥ 2.30; the `libc` crate does not declare it yet. Like `pthread_mutex_timedlock`,
-    // but the deadline is on the given clock, so a wall-clock jump cannot stretch a timeout.
-    fn pthread_mutex_clocklock(
-        mutex: *mut libc::pthread_mutex_t,
-        clockid: libc::clockid_t,
-        abstime: *const libc::timespec,
-    ) -> libc::c_int;
-}
+/// The longest a contended lock sleeps before it looks at the futex word again. The holder's
+/// unlock (or its death) wakes the sleeper at once; the slice only bounds what a lost wake-up
+/// could cost, such as a holder killed between its unlock and its wake on an old kernel (the
+/// kernel's robust-list cleanup wakes a sleeper for it only since Linux 5.5).
+const WAIT_SLICE: Duration = Duration::from_millis(100);
+
+/// The bits of glibc's `__lock` word (the kernel's robust-futex ABI, `linux/futex.h`).
+const FUTEX_WAITERS: u32 = 0x8000_0000;
+const FUTEX_OWNER_DIED: u32 = 0x4000_0000;
+
+const _: () = assert!(cfg!(target_env = "gnu"), "the mutex layout is glibc's");
 
 /// Storage for a `pthread_mutex_t` inside shared memory.
 #[repr(C, align(8))]
@@ -40,8 +68,66 @@ pub(crate) struct RobustMutex {
 }
 
 // SAFETY: a process-shared pthread mutex is designed to be operated on concurrently by any
-// thread of any process; this type only hands its address to the pthread functions.
+// thread of any process; this type only hands its address to the pthread functions and to
+// FUTEX_WAIT, and touches its futex word only with atomic operations.
 unsafe impl Sync for RobustMutex {}
+
+/// Which region a mutex belongs to, the same through every handle (mapping) of that region in
+/// this process: the object's device and inode (a System V segment's id). The record of the
+/// mutexes a thread holds is kept by key, so that `EDEADLK` can be told apart from a thread
+/// with the same id in another PID namespace (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct MutexKey {
+    dev: u64,
+    ino: u64,
+}
+
+impl MutexKey {
+    pub(crate) const fn new(dev: u64, ino: u64) -> MutexKey {
+        MutexKey { dev, ino }
+    }
+}
+
+thread_local! {
+    /// The keys of the region mutexes the calling thread holds.
+    static HELD: RefCell<Vec<MutexKey>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Records that this thread now holds `key`'s mutex. Skipped while the thread's locals are
+/// being destroyed: [`holds`] then errs towards "held".
+#[inline]
+fn record_held(key: MutexKey) {
+    let _ = HELD.try_with(|held| held.borrow_mut().push(key));
+}
+
+/// Removes one record of `key` (there is at most one: an error-checking mutex is held once).
+#[inline]
+fn forget_held(key: MutexKey) {
+    let _ = HELD.try_with(|held| {
+        let mut held = held.borrow_mut();
+        if let Some(at) = held.iter().rposition(|k| *k == key) {
+            held.swap_remove(at);
+        }
+    });
+}
+
+/// Whether this thread holds `key`'s mutex. `true` if the record is gone (thread exit), which
+/// keeps the old answer to `EDEADLK`: report a self-deadlock rather than wait for ever.
+fn holds(key: MutexKey) -> bool {
+    HELD.try_with(|held| held.borrow().contains(&key))
+        .unwrap_or(true)
+}
+
+/// How long [`RobustMutex::lock`] waits.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Until {
+    /// Not at all (`try_lock`): `WouldBlock` if another thread holds it.
+    Now,
+    /// Until this instant: `TimedOut` after it.
+    Deadline(Instant),
+    /// As long as it takes.
+    Forever,
+}
 
 /// How a lock was acquired.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,30 +194,119 @@ impl RobustMutex {
         result
     }
 
-    /// Blocks until the calling thread holds the mutex.
+    /// Takes the mutex, waiting as `until` says. `key` identifies the region (see
+    /// [`MutexKey`]); the same key must be passed to [`unlock`](Self::unlock).
+    ///
+    /// `WouldBlock` (with [`Until::Now`]) or `TimedOut` if another thread, in this or any
+    /// process, holds it; `Deadlock` only if the calling thread holds it.
     #[inline]
-    pub(crate) fn lock(&self) -> Result<Acquired, LockFailure> {
-        // SAFETY: the mutex lives in a mapping that outlives `&self`; it was initialised by the
-        // region's creator before the region was published (the header validation proved it).
-        classify(unsafe { libc::pthread_mutex_lock(self.raw()) })
+    pub(crate) fn lock(&self, key: MutexKey, until: Until) -> Result<Acquired, LockFailure> {
+        match self.try_lock_once() {
+            Ok(acquired) => {
+                record_held(key);
+                Ok(acquired)
+            }
+            Err(failure @ (LockFailure::WouldBlock | LockFailure::Deadlock)) => {
+                self.lock_slow(key, until, failure)
+            }
+            Err(failure) => Err(failure),
+        }
     }
 
-    /// Takes the mutex if no thread holds it: `WouldBlock` if another thread does, `Deadlock`
-    /// if the calling thread does.
+    /// The contended path: tells a foreign `EDEADLK` from our own, and waits on the futex
+    /// word (see the module docs).
+    #[cold]
+    #[inline(never)]
+    fn lock_slow(
+        &self,
+        key: MutexKey,
+        until: Until,
+        first: LockFailure,
+    ) -> Result<Acquired, LockFailure> {
+        let deadline = match until {
+            Until::Now => None,
+            Until::Deadline(deadline) => Some(deadline),
+            Until::Forever => None,
+        };
+        let word = self.futex_word();
+        // Whether this thread has slept: then it may have taken the wake-up that an unlock
+        // gave to one sleeper, and must leave `FUTEX_WAITERS` set for the others, as glibc's
+        // own waiters do (they take the lock as `tid | FUTEX_WAITERS`).
+        let mut slept = false;
+        let mut attempt = Err(first);
+        loop {
+            match attempt {
+                Ok(acquired) => {
+                    if slept {
+                        // We hold it: only the other waiters (adding this same bit) and the
+                        // kernel at our death write the word until our unlock.
+                        word.fetch_or(FUTEX_WAITERS, Relaxed);
+                    }
+                    record_held(key);
+                    return Ok(acquired);
+                }
+                Err(LockFailure::WouldBlock) => {}
+                // The word holds our thread id, but this thread holds no lock of this region:
+                // a thread with the same id in another PID namespace does.
+                Err(LockFailure::Deadlock) if !holds(key) => {}
+                Err(failure) => return Err(failure),
+            }
+            if matches!(until, Until::Now) {
+                return Err(LockFailure::WouldBlock);
+            }
+            let seen = word.load(Relaxed);
+            // Free, or its owner just died (the next attempt takes it and says so): try again.
+            if seen == 0 || seen & FUTEX_OWNER_DIED != 0 {
+                attempt = self.try_lock_once();
+                continue;
+            }
+            let slice = match deadline {
+                None => WAIT_SLICE,
+                Some(deadline) => deadline
+                    .saturating_duration_since(Instant::now())
+                    .min(WAIT_SLICE),
+            };
+            if slice.is_zero() && !slept {
+                return Err(LockFailure::TimedOut);
+            }
+            // Ask the holder's unlock (or the kernel, at its death) to wake a sleeper. Also
+            // before giving up after a sleep: the wake-up this thread may have taken is then
+            // handed on to the other sleepers, at the holder's unlock.
+            let asleep_on = seen | FUTEX_WAITERS;
+            if seen != asleep_on
+                && word
+                    .compare_exchange(seen, asleep_on, Relaxed, Relaxed)
+                    .is_err()
+            {
+                attempt = self.try_lock_once();
+                continue;
+            }
+            if slice.is_zero() {
+                return Err(LockFailure::TimedOut);
+            }
+            futex::wait(word, asleep_on, Some(slice));
+            slept = true;
+            attempt = self.try_lock_once();
+        }
+    }
+
+    /// One `pthread_mutex_trylock`: glibc's `EDEADLK` means only "the word holds my thread
+    /// id" (see the module docs).
     #[inline]
-    pub(crate) fn try_lock(&self) -> Result<Acquired, LockFailure> {
-        // SAFETY: as in `lock`.
-        // glibc's robust error-checking trylock answers EDEADLK to its owner (kept as
-        // `Deadlock`, so callers can tell "I hold it" from "someone else holds it").
+    fn try_lock_once(&self) -> Result<Acquired, LockFailure> {
+        // SAFETY: the mutex lives in a mapping that outlives `&self`; it was initialised by the
+        // region's creator before the region was published (the header validation proved it).
         classify(unsafe { libc::pthread_mutex_trylock(self.raw()) })
     }
 
-    /// Blocks until the calling thread holds the mutex or `timeout` has passed on the
-    /// monotonic clock.
-    pub(crate) fn lock_timeout(&self, timeout: Duration) -> Result<Acquired, LockFailure> {
-        let deadline = monotonic_deadline(timeout);
-        // SAFETY: as in `lock`; `deadline` is a valid absolute CLOCK_MONOTONIC time.
-        classify(unsafe { pthread_mutex_clocklock(self.raw(), libc::CLOCK_MONOTONIC, &deadline) })
+    /// glibc's `__lock`, the futex word of the mutex: the first field of `pthread_mutex_t` on
+    /// every glibc target.
+    fn futex_word(&self) -> &AtomicU32 {
+        // SAFETY: the storage is 8-byte aligned and at least 4 bytes long; glibc and the kernel
+        // access this word only atomically, so an `AtomicU32` view of it (same size and
+        // alignment as `u32`) races with nothing non-atomic; the borrow of `self` keeps the
+        // mapping alive.
+        unsafe { &*self.raw().cast::<AtomicU32>() }
     }
 
     /// Marks a mutex acquired with [`Acquired::OwnerDied`] as consistent again, so that later
@@ -146,12 +321,14 @@ impl RobustMutex {
     ///
     /// # Safety
     ///
-    /// The calling thread must hold the mutex (the error-checking kind would refuse otherwise,
-    /// but the callers' own state — guards, latches — assumes a held lock).
+    /// The calling thread must hold the mutex, taken with [`lock`](Self::lock) and the same
+    /// `key`. (glibc checks only that the word holds the caller's thread id, which a thread
+    /// with the same id in another PID namespace also passes.)
     #[inline]
-    pub(crate) unsafe fn unlock(&self) {
+    pub(crate) unsafe fn unlock(&self, key: MutexKey) {
         // SAFETY: the caller holds the mutex, as required; the mapping outlives `&self`.
         unsafe { libc::pthread_mutex_unlock(self.raw()) };
+        forget_held(key);
     }
 }
 
@@ -176,14 +353,102 @@ fn check(code: libc::c_int) -> io::Result<()> {
     }
 }
 
-/// `now + timeout` on CLOCK_MONOTONIC, saturating far in the future.
-fn monotonic_deadline(timeout: Duration) -> libc::timespec {
-    let now = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
-        .map(|t| Duration::new(t.tv_sec() as u64, t.tv_nsec() as u32))
-        .unwrap_or_default();
-    let at = now.saturating_add(timeout);
-    libc::timespec {
-        tv_sec: at.as_secs().min(i64::MAX as u64 / 2) as libc::time_t,
-        tv_nsec: at.subsec_nanos() as libc::c_long,
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::Ordering::SeqCst;
+
+    /// A fresh, initialised mutex in this process's memory (process-shared works there too).
+    fn mutex() -> Box<RobustMutex> {
+        let m = Box::new(RobustMutex {
+            storage: UnsafeCell::new([0; MUTEX_BYTES]),
+        });
+        // SAFETY: nobody else can use the fresh mutex.
+        unsafe { m.init() }.unwrap();
+        m
+    }
+
+    fn tid() -> u32 {
+        // SAFETY: `gettid` takes nothing and cannot fail.
+        (unsafe { libc::gettid() }) as u32
+    }
+
+    const KEY: MutexKey = MutexKey::new(1, 2);
+
+    /// A holder with this thread's id in another PID namespace, as this thread sees it: the
+    /// futex word holds our id, and glibc answers `EDEADLK`.
+    #[test]
+    fn a_foreign_holder_with_our_thread_id_is_another_holder() {
+        let m = mutex();
+        m.futex_word().store(tid(), SeqCst);
+        assert_eq!(
+            m.try_lock_once(),
+            Err(LockFailure::Deadlock),
+            "glibc's view"
+        );
+
+        assert_eq!(m.lock(KEY, Until::Now), Err(LockFailure::WouldBlock));
+        let soon = Instant::now() + Duration::from_millis(20);
+        assert_eq!(
+            m.lock(KEY, Until::Deadline(soon)),
+            Err(LockFailure::TimedOut)
+        );
+
+        // The foreign holder dies: the kernel marks the word, and the next locker recovers.
+        m.futex_word().store(FUTEX_OWNER_DIED, SeqCst);
+        assert_eq!(m.lock(KEY, Until::Forever), Ok(Acquired::OwnerDied));
+        m.mark_consistent();
+        // Now this thread holds it: a relock is a deadlock, whatever the wait.
+        for until in [Until::Now, Until::Forever] {
+            assert_eq!(m.lock(KEY, until), Err(LockFailure::Deadlock));
+        }
+        // SAFETY: this thread holds it, with KEY.
+        unsafe { m.unlock(KEY) };
+        assert_eq!(m.lock(KEY, Until::Now), Ok(Acquired::Clean));
+        // SAFETY: as above.
+        unsafe { m.unlock(KEY) };
+    }
+
+    /// A blocked `lock` sleeps until the foreign holder unlocks (glibc's unlock: exchange the
+    /// word for 0, then wake one sleeper if `FUTEX_WAITERS` was set).
+    #[test]
+    fn lock_sleeps_until_a_foreign_holder_unlocks() {
+        let m: &'static RobustMutex = Box::leak(mutex());
+        let (tell, told) = std::sync::mpsc::channel();
+        let waiter = std::thread::spawn(move || {
+            // The foreign holder has the waiter's id.
+            m.futex_word().store(tid(), SeqCst);
+            tell.send(tid()).unwrap();
+            let acquired = m.lock(KEY, Until::Forever);
+            // SAFETY: acquired by this thread with KEY (checked by the caller below).
+            unsafe { m.unlock(KEY) };
+            acquired
+        });
+        let foreign_tid = told.recv().unwrap();
+        // The waiter flags the word before it sleeps.
+        while m.futex_word().load(SeqCst) != foreign_tid | FUTEX_WAITERS {
+            std::thread::yield_now();
+        }
+        let old = m.futex_word().swap(0, SeqCst);
+        assert_ne!(old & FUTEX_WAITERS, 0);
+        futex::wake_all(m.futex_word());
+        assert_eq!(waiter.join().unwrap(), Ok(Acquired::Clean));
+    }
+
+    /// Two handles (mappings) of one region share a key: a thread holding the lock through one
+    /// gets `Deadlock` through the other, while other regions' locks are unaffected.
+    #[test]
+    fn the_record_is_per_region_and_per_thread() {
+        let (a, b) = (mutex(), mutex());
+        let other_key = MutexKey::new(1, 3);
+        assert_eq!(a.lock(KEY, Until::Now), Ok(Acquired::Clean));
+        assert!(holds(KEY) && !holds(other_key));
+        assert_eq!(b.lock(other_key, Until::Now), Ok(Acquired::Clean));
+        assert!(std::thread::spawn(|| !holds(KEY)).join().unwrap());
+        // SAFETY: held by this thread with this key.
+        unsafe { a.unlock(KEY) };
+        // SAFETY: as above.
+        unsafe { b.unlock(other_key) };
+        assert!(!holds(KEY) && !holds(other_key));
     }
 }

@@ -40,8 +40,31 @@ fn read_boot_id() -> [u8; 16] {
     out
 }
 
+/// This process's PID namespace: the inode number of `/proc/self/ns/pid` (nsfs numbers its
+/// inodes with 32-bit numbers); 0 if `/proc` cannot say. Not cached: it is asked only when a
+/// role is taken, and a child created in a new namespace must not inherit its parent's answer.
+pub(crate) fn pid_namespace() -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    match std::fs::metadata("/proc/self/ns/pid") {
+        Ok(meta) => u32::try_from(meta.ino()).unwrap_or_else(|_| {
+            // Not on Linux today; fold, and keep 0 for "unknown".
+            (meta.ino() ^ (meta.ino() >> 32)) as u32 | 1
+        }),
+        Err(_) => 0,
+    }
+}
+
+/// Whether a pid recorded together with PID namespace `pid_ns` is numbered as this process
+/// numbers pids, so that [`is_alive`] answers for it. A namespace of 0 (not recorded) counts as
+/// this one; if this process cannot tell its own namespace, only that does.
+pub(crate) fn numbered_here(pid_ns: u32) -> bool {
+    pid_ns == 0 || pid_ns == pid_namespace()
+}
+
 /// Whether a process with this pid exists (`kill(pid, 0)`; a process of another user counts).
-/// A pid can be reused after its process exits, so `true` may name a different process.
+/// A pid can be reused after its process exits, so `true` may name a different process. The
+/// pid is looked up in this process's PID namespace: a pid from another one (see
+/// [`numbered_here`]) may name nobody here, or somebody else.
 pub(crate) fn is_alive(pid: u32) -> bool {
     let Ok(pid) = i32::try_from(pid) else {
         return false;

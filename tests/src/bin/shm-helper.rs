@@ -121,6 +121,12 @@
 //! - `queue-stop-at-unlock SHIM NAME` (SHIM: `stop_at_unlock.c` built): arms, pushes
 //!   `Msg::new(7, 0)`, stopping itself (SIGSTOP) while it holds the queue's lock, just before
 //!   releasing it; once continued, prints `pushed` and waits for a line.
+//! PID namespace roles (see `tests/pid_namespaces.rs`):
+//!
+//! - `try-and-time-out NAME MS`: opens a `Pair`, prints `try_lock R` with R the outcome of
+//!   `try_lock` (`ok A B`, `would-block` or `poisoned`), then `lock_timeout R` with the outcome
+//!   of `lock_timeout(MS milliseconds)`.
+//! - `pid`: prints `pid P`, this process's pid as its own PID namespace numbers it.
 
 use std::io::{BufRead, Write};
 use std::os::unix::fs::MetadataExt;
@@ -228,6 +234,8 @@ fn main() {
         ["tally-create", name] => tally_create(name),
         ["queue-die-at-wake", shim, name, role] => queue_die_at_wake(shim, name, role),
         ["queue-stop-at-unlock", shim, name] => queue_stop_at_unlock(shim, name),
+        ["try-and-time-out", name, ms] => try_and_time_out(name, ms.parse().expect("MS")),
+        ["pid"] => say(&format!("pid {}", std::process::id())),
         _ => {
             eprintln!("shm-helper: unknown arguments {args:?}");
             std::process::exit(2);
@@ -966,4 +974,19 @@ fn queue_stop_at_unlock(shim: &str, name: &str) {
     queue.push(Msg::new(7, 0)).expect("push");
     say("pushed");
     wait_for_go();
+fn try_and_time_out(name: &str, ms: u64) {
+    fn outcome(result: std::sync::TryLockResult<shmstore::ShmGuard<'_, Pair>>) -> String {
+        match result {
+            Ok(g) => format!("ok {} {}", g.a, g.b),
+            Err(std::sync::TryLockError::WouldBlock) => "would-block".to_string(),
+            Err(std::sync::TryLockError::Poisoned(_)) => "poisoned".to_string(),
+        }
+    }
+    let shm = open::<Pair>(name);
+    say(&format!("try_lock {}", outcome(shm.try_lock())));
+    let timeout = Duration::from_millis(ms);
+    say(&format!(
+        "lock_timeout {}",
+        outcome(shm.lock_timeout(timeout))
+    ));
 }
