@@ -121,6 +121,7 @@
 //! - `queue-stop-at-unlock SHIM NAME` (SHIM: `stop_at_unlock.c` built): arms, pushes
 //!   `Msg::new(7, 0)`, stopping itself (SIGSTOP) while it holds the queue's lock, just before
 //!   releasing it; once continued, prints `pushed` and waits for a line.
+//!
 //! PID namespace roles (see `tests/pid_namespaces.rs`):
 //!
 //! - `try-and-time-out NAME MS`: opens a `Pair`, prints `try_lock R` with R the outcome of
@@ -974,6 +975,8 @@ fn queue_stop_at_unlock(shim: &str, name: &str) {
     queue.push(Msg::new(7, 0)).expect("push");
     say("pushed");
     wait_for_go();
+}
+
 fn try_and_time_out(name: &str, ms: u64) {
     fn outcome(result: std::sync::TryLockResult<shmstore::ShmGuard<'_, Pair>>) -> String {
         match result {
