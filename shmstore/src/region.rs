@@ -397,8 +397,11 @@ enum Typed {
 /// What one look at an object's header found.
 enum Look {
     Ready(HeaderInfo),
-    /// Empty, blank or initialising.
+    /// Initialising: a creator wrote the header and has not published it.
     NotReady,
+    /// Empty, or its header is zeros so far. Blank only if [`blank_problem`] says so: a
+    /// zero header may begin someone's data.
+    Blank,
     Corrupt(String),
 }
 
@@ -419,9 +422,49 @@ unsafe fn header_of<'a>(map: &Mapping) -> &'a Header {
 fn classify(header: &Header, size: u64) -> Look {
     match header.check(size) {
         Ok(HeaderState::Ready(info)) => Look::Ready(info),
-        Ok(HeaderState::Blank | HeaderState::Initialising) => Look::NotReady,
+        Ok(HeaderState::Blank) => Look::Blank,
+        Ok(HeaderState::Initialising) => Look::NotReady,
         Err(reason) => Look::Corrupt(reason),
     }
+}
+
+/// Why an object that looks blank (empty, or a zero header) is not, or `None` if it is.
+///
+/// Blank is only what an interrupted creation leaves: nothing, or `expected` bytes that are
+/// all zero (`zeros` reads them; a System V claim may have stored its pid). Anything else
+/// starting with zeros is someone's data, which nobody may take over. `expected` is `None`
+/// when the type is not known (inspection): then any size of zeros is blank.
+fn blank_problem(
+    size: u64,
+    expected: Option<u64>,
+    zeros: impl FnOnce() -> io::Result<bool>,
+) -> io::Result<Option<String>> {
+    if size == 0 {
+        return Ok(None);
+    }
+    if let Some(expected) = expected.filter(|&expected| expected != size) {
+        return Ok(Some(format!(
+            "its header is zeros, but it is {size} bytes long and an unfinished creation of \
+             this type leaves {expected}: it holds something else, which shmstore leaves alone"
+        )));
+    }
+    if !zeros()? {
+        return Ok(Some(
+            "its header is zeros, but bytes after it are not, as they are in an unfinished \
+             creation: it holds something else, which shmstore leaves alone"
+                .to_string(),
+        ));
+    }
+    Ok(None)
+}
+
+/// The size an interrupted creation of `spec` leaves (see [`blank_problem`]); `None` when the
+/// type is not compared.
+fn blank_size(name: &str, spec: &RegionSpec, typed: Typed) -> Result<Option<u64>> {
+    Ok(match typed {
+        Typed::Yes => Some(fresh_layout(name, spec)?.0.layout.region_size as u64),
+        Typed::No => None,
+    })
 }
 
 /// The typed checks of an opened region: kind, type and capacity.

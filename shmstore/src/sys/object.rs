@@ -194,9 +194,78 @@ impl From<&std::fs::Metadata> for ObjectStat {
     }
 }
 
-/// `ftruncate`: sets the object's size; new bytes read as zero.
-pub(crate) fn set_len(file: &File, len: u64) -> io::Result<()> {
-    file.set_len(len)
+// --- Creation: reserving the pages, and telling a blank object from someone's data. ---
+
+/// Makes the object at least `len` bytes long and reserves its blocks (`fallocate`), so that
+/// a full tmpfs or disk is `ENOSPC` here rather than SIGBUS when a page is first touched
+/// through a mapping. Never shrinks the object, and leaves its bytes as they are (new bytes
+/// read as zero).
+///
+/// On a file system without `fallocate` (`EOPNOTSUPP`) it only grows the object
+/// (`ftruncate`), which reserves nothing there.
+pub(crate) fn reserve(file: &File, len: u64) -> io::Result<()> {
+    let len = libc::off_t::try_from(len).map_err(|_| io::ErrorKind::InvalidInput)?;
+    loop {
+        match nix::fcntl::fallocate(file, nix::fcntl::FallocateFlags::empty(), 0, len) {
+            Ok(()) => return Ok(()),
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(nix::errno::Errno::EOPNOTSUPP) => {
+                let size = file.metadata()?.len();
+                return match u64::try_from(len) {
+                    Ok(len) if len > size => file.set_len(len),
+                    _ => Ok(()),
+                };
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Whether the object's first `len` bytes are all zero, read with `pread` (never through a
+/// mapping: another process may shrink the object meanwhile). An object shorter than `len`
+/// is not: its end read as a short read.
+pub(crate) fn all_zero(file: &File, len: u64) -> io::Result<bool> {
+    use std::os::unix::fs::FileExt;
+    let mut buffer = vec![0u8; 64 << 10];
+    let mut offset = 0u64;
+    while offset < len {
+        let want = usize::try_from(len - offset).map_or(buffer.len(), |n| n.min(buffer.len()));
+        let read = match file.read_at(&mut buffer[..want], offset) {
+            Ok(0) => return Ok(false),
+            Ok(read) => read,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if buffer[..read].iter().any(|&b| b != 0) {
+            return Ok(false);
+        }
+        offset += read as u64;
+    }
+    Ok(true)
+}
+
+/// What is under `path` if it is not a regular file ("a symbolic link", "a directory", …),
+/// without following a symbolic link; `None` for a regular file or nothing.
+pub(crate) fn non_regular_kind(path: &Path) -> Option<&'static str> {
+    use std::os::unix::fs::FileTypeExt;
+    let kind = std::fs::symlink_metadata(path).ok()?.file_type();
+    Some(if kind.is_file() {
+        return None;
+    } else if kind.is_symlink() {
+        "a symbolic link"
+    } else if kind.is_dir() {
+        "a directory"
+    } else if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_socket() {
+        "a socket"
+    } else if kind.is_char_device() {
+        "a character device"
+    } else if kind.is_block_device() {
+        "a block device"
+    } else {
+        "something other than a regular file"
+    })
 }
 
 /// `unlink` (what `shm_unlink` does in `/dev/shm`): removes the name. Existing mappings stay
@@ -411,7 +480,7 @@ mod tests {
         let hidden = listing();
         assert_eq!(hidden.len(), 1);
         assert!(hidden[0].starts_with(".state.shm.shmstore-"), "{hidden:?}");
-        set_len(&unnamed.file, 4096).unwrap();
+        reserve(&unnamed.file, 4096).unwrap();
         link(&unnamed.file, &target).unwrap();
         drop(unnamed.hidden);
         assert_eq!(listing(), ["state.shm"]);
