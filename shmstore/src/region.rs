@@ -10,9 +10,9 @@
 mod fd;
 mod sysv;
 
+use std::ffi::OsString;
 use std::fs::File;
 use std::io;
-use std::path::PathBuf;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::atomic::{AtomicU32, AtomicUsize};
 use std::time::Duration;
@@ -76,7 +76,12 @@ pub(crate) struct Region {
 /// What keeps the object open.
 enum Handle {
     /// Kept open so the object cannot be replaced under us between checks; closed on drop.
-    File { file: File, path: PathBuf },
+    /// With the directory it was found in, to remove it from there (`unlink_on_drop`).
+    File {
+        file: File,
+        dir: object::Dir,
+        file_name: OsString,
+    },
     /// A System V segment: its key (the id is `object.ino`).
     SysV { key: i32 },
 }
@@ -94,8 +99,8 @@ impl Protocol {
     fn of(location: &Location) -> Result<Protocol> {
         location.validate()?;
         Ok(match location {
-            Location::Named(name) => Protocol::Fd(fd::Target::named(name)),
-            Location::File(path) => Protocol::Fd(fd::Target::file(path)),
+            Location::Named(name) => Protocol::Fd(fd::Target::named(name)?),
+            Location::File(path) => Protocol::Fd(fd::Target::file(path)?),
             Location::SysV(key) => Protocol::SysV(*key),
         })
     }
@@ -311,10 +316,10 @@ impl Drop for Region {
             // Only if the location still refers to this handle's object: another process may
             // have removed it and created a new one meanwhile.
             match &self.handle {
-                Handle::File { path, .. } => {
-                    if let Ok(now) = object::stat_path(path) {
+                Handle::File { dir, file_name, .. } => {
+                    if let Ok(now) = dir.stat(file_name) {
                         if now.same_object(&self.object) {
-                            let _ = object::unlink(path);
+                            let _ = dir.unlink(file_name);
                         }
                     }
                 }
@@ -377,9 +382,9 @@ pub fn unlink(location: impl Into<Location>) -> Result<()> {
     let location = location.into();
     let name = location.to_string();
     match Protocol::of(&location)? {
-        Protocol::Fd(target) => {
-            object::unlink(&target.path).map_err(|e| Error::io(&name, "unlink", e))
-        }
+        Protocol::Fd(target) => (target.dir)
+            .unlink(&target.file_name)
+            .map_err(|e| Error::io(&name, "unlink", e)),
         Protocol::SysV(key) => {
             let id = segment::get(key).map_err(|e| Error::io(&name, "shmget", e))?;
             segment::remove(id).map_err(|e| Error::io(&name, "shmctl(IPC_RMID)", e))

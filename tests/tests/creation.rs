@@ -511,3 +511,47 @@ mod segment {
         })
     }
 }
+
+// ---- symbolic links among the directory components ----
+
+/// The directory part of a file region's path is resolved once, when the handle is made
+/// (symbolic links in it followed, as any program follows them); the handle's later steps use
+/// that directory. A handle with `unlink_on_drop` whose directory path was re-pointed used to
+/// look the path up again, find another file there, and leave its own file behind.
+#[test]
+fn a_directory_component_is_resolved_once() {
+    let base = TempDir::new("dir-once");
+    let (first, second, current) = (
+        base.join("first"),
+        base.join("second"),
+        base.join("current"),
+    );
+    std::fs::create_dir(&first).unwrap();
+    std::fs::create_dir(&second).unwrap();
+    std::os::unix::fs::symlink(&first, &current).unwrap();
+    let path = current.join("state.shm");
+
+    let shm = Shm::<Counter>::options()
+        .unlink_on_drop(true)
+        .at(path.clone())
+        .create(Counter::at(1))
+        .expect("a symbolic link among the directories is followed");
+    assert!(first.join("state.shm").exists());
+    let reopened = Shm::<Counter>::options().at(path.clone()).open().unwrap();
+    assert_eq!(reopened.read(), Counter::at(1));
+    drop(reopened);
+
+    // `current` now leads to `second`, where another file has the same name.
+    std::fs::remove_file(&current).unwrap();
+    std::os::unix::fs::symlink(&second, &current).unwrap();
+    std::fs::write(second.join("state.shm"), b"someone else's").unwrap();
+    drop(shm);
+    assert!(
+        !first.join("state.shm").exists(),
+        "unlink_on_drop left the handle's own file behind"
+    );
+    assert_eq!(
+        std::fs::read(second.join("state.shm")).unwrap(),
+        b"someone else's"
+    );
+}

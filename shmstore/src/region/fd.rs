@@ -34,9 +34,10 @@
 //! state, repairs an interrupted write as the next locker would (roll back, or poison in place)
 //! and stores the current boot id. The payload stays.
 
+use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::{
@@ -47,53 +48,59 @@ use crate::error::{Error, Result};
 use crate::header::{HeaderInfo, STATE_INITIALISING};
 use crate::location::Location;
 use crate::lock::Wait;
-use crate::sys::object::{self, Access, FileLock, Mapping, ObjectStat, Unnamed};
+use crate::sys::object::{self, Access, Dir, FileLock, Mapping, ObjectStat, Unnamed};
 use crate::sys::{futex, process};
 
-/// Where an object behind a descriptor lives.
+/// Where an object behind a descriptor lives: a name in a directory opened once (see
+/// [`object::Dir`]: symbolic links among the directory components are followed when the
+/// target is made, and never again).
 pub(super) struct Target {
     pub(super) location: Location,
     /// The location as text, for messages.
     pub(super) name: String,
-    /// `/dev/shm/NAME`, or the file's path.
-    pub(super) path: PathBuf,
-    /// The directory unnamed objects are created in.
-    dir: PathBuf,
+    /// `/dev/shm`, or the file's directory, opened.
+    pub(super) dir: Dir,
+    /// The object's name in `dir`: the region name, or the file's last component.
+    pub(super) file_name: OsString,
 }
 
 impl Target {
-    /// The POSIX object `/dev/shm/NAME`, created through `/dev/shm`.
-    pub(super) fn named(name: &str) -> Target {
-        let location = Location::Named(name.to_string());
+    /// The POSIX object `/dev/shm/NAME` (a name already validated: one component).
+    pub(super) fn named(name: &str) -> Result<Target> {
         Target::new(
-            location,
-            object::shm_path(name),
-            PathBuf::from(object::SHM_DIR),
+            Location::Named(name.to_string()),
+            Path::new(object::SHM_DIR),
+            OsStr::new(name),
         )
     }
 
-    /// The file at `path`, created through its directory.
-    pub(super) fn file(path: &Path) -> Target {
+    /// The file at `path` (already validated: it ends in a file name).
+    pub(super) fn file(path: &Path) -> Result<Target> {
+        let location = Location::File(path.to_path_buf());
         let dir = match path.parent() {
-            Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
-            _ => PathBuf::from("."),
+            Some(parent) if !parent.as_os_str().is_empty() => parent,
+            _ => Path::new("."),
         };
-        Target::new(Location::File(path.to_path_buf()), path.to_path_buf(), dir)
+        let file_name = path.file_name().unwrap_or(path.as_os_str());
+        Target::new(location, dir, file_name)
     }
 
-    fn new(location: Location, path: PathBuf, dir: PathBuf) -> Target {
-        Target {
-            name: location.to_string(),
+    fn new(location: Location, dir: &Path, file_name: &OsStr) -> Result<Target> {
+        let name = location.to_string();
+        let dir = Dir::open(dir).map_err(|e| Error::io(&name, "open its directory", e))?;
+        Ok(Target {
+            name,
             location,
-            path,
             dir,
-        }
+            file_name: file_name.to_os_string(),
+        })
     }
 
     fn handle(&self, file: File) -> Handle {
         Handle::File {
             file,
-            path: self.path.clone(),
+            dir: self.dir.clone(),
+            file_name: self.file_name.clone(),
         }
     }
 }
@@ -118,7 +125,7 @@ pub(super) fn create(target: &Target, spec: &RegionSpec, init: Init<'_>) -> Resu
     let region = new_region(target, file, map, info, spec)?;
     region.fill(init);
     region.header().publish_ready();
-    let linked = object::link(&unnamed.file, &target.path);
+    let linked = target.dir.link(&unnamed.file, &target.file_name);
     drop(unnamed);
     linked.map_err(|e| taken_by(target, e, "link the new object"))?;
     Ok(region)
@@ -127,7 +134,7 @@ pub(super) fn create(target: &Target, spec: &RegionSpec, init: Init<'_>) -> Resu
 /// The error for `operation` failing on the target's name: when something other than a
 /// regular file holds the name (a symbolic link, a directory, a FIFO), the error says so.
 fn taken_by(target: &Target, e: io::Error, operation: &'static str) -> Error {
-    match object::non_regular_kind(&target.path) {
+    match target.dir.non_regular_kind(&target.file_name) {
         Some(kind) if e.kind() == io::ErrorKind::AlreadyExists => Error::corrupt(
             &target.name,
             format!("{kind} is in its place, so no region can be created under this name"),
@@ -192,7 +199,9 @@ fn find(target: &Target, spec: &RegionSpec, access: Access, typed: Typed) -> Res
     let name = target.name.as_str();
     let started = Instant::now();
     loop {
-        let file = object::open(&target.path, access).map_err(|e| Error::io(name, "open", e))?;
+        let file = (target.dir)
+            .open_file(&target.file_name, access)
+            .map_err(|e| Error::io(name, "open", e))?;
         let stat = object::stat(&file).map_err(|e| Error::io(name, "fstat", e))?;
         check_owner(name, spec, &stat)?;
         let (look, map) = look_at(name, &file, &stat, access)?;
@@ -329,7 +338,8 @@ fn write_fresh(name: &str, spec: &RegionSpec, file: &File) -> Result<(Mapping, H
 /// A new unnamed object with its header written, with the spec's mode.
 fn build_unnamed(target: &Target, spec: &RegionSpec) -> Result<(Unnamed, Mapping, HeaderInfo)> {
     let name = &target.name;
-    let unnamed = object::create_unnamed(&target.dir, &target.path, spec.mode)
+    let unnamed = (target.dir)
+        .create_unnamed(&target.file_name, spec.mode)
         .map_err(|e| Error::io(name, "create", e))?;
     let (map, info) = write_fresh(name, spec, &unnamed.file)?;
     Ok((unnamed, map, info))
@@ -349,7 +359,7 @@ fn create_linked_then_init(
     {
         unreachable_lock(name)?;
     }
-    let linked = object::link(&file, &target.path);
+    let linked = target.dir.link(&file, &target.file_name);
     drop(hidden);
     match linked {
         Ok(()) => {}
@@ -406,7 +416,7 @@ fn reinitialise(
         return Ok(None);
     }
     // Under the lock: is it still the object under the name, and still not ready?
-    match object::stat_path(&target.path) {
+    match target.dir.stat(&target.file_name) {
         Ok(now) if now.same_object(&seen) => {}
         _ => return Ok(None),
     }
@@ -522,13 +532,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_file_target_is_created_in_its_own_directory() {
-        let t = Target::file(Path::new("/var/lib/app/state.shm"));
-        assert_eq!(t.dir, Path::new("/var/lib/app"));
-        let t = Target::file(Path::new("state/x.shm"));
-        assert_eq!(t.dir, Path::new("state"));
-        let t = Target::named("limits");
-        assert_eq!(t.path, Path::new("/dev/shm/limits"));
-        assert_eq!(t.dir, Path::new("/dev/shm"));
+    fn a_file_target_is_named_in_its_own_directory() {
+        let t = Target::file(Path::new("/dev/shm/state.shm")).unwrap();
+        assert_eq!(t.file_name, "state.shm");
+        let t = Target::named("limits").unwrap();
+        assert_eq!(t.file_name, "limits");
+        let e = Target::file(Path::new("/no/such/dir/x.shm")).err().unwrap();
+        assert!(matches!(e, Error::NotFound { .. }), "{e:?}");
     }
 }
