@@ -278,8 +278,9 @@ fn zero_but_claim(map: &Mapping, size: u64) -> bool {
         // SAFETY: the attachment maps the whole segment (`size` bytes, checked with IPC_STAT;
         // a segment never shrinks) at a page-aligned address, so `offset` (a multiple of the
         // 8-aligned chunk size) is 8-byte aligned and `len` bytes from it are readable while
-        // `map` lives; other processes write it only with atomics or as a claimed initialiser,
-        // and a torn read only makes this answer "not zero", which refuses the takeover.
+        // `map` lives; the loads are atomic, so a peer writing meanwhile is no data race in
+        // this process. Nobody should write: the claimant is dead, and a re-initialiser swaps
+        // `creator_pid` before it writes anything, which the caller checks after this read.
         unsafe { copy_atomic(map.ptr().add(offset), chunk.as_mut_ptr(), len) };
         let nonzero = chunk[..len]
             .iter()
