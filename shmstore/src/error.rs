@@ -27,7 +27,7 @@ pub enum Error {
     /// A file path that names no file (empty, or ending in `/` or `..`), a System V key of 0
     /// (`IPC_PRIVATE`), or an `ftok` project id of 0. Checked before any system call.
     #[error(
-        "invalid region location {location:?}: {reason}; a file region needs a path ending in a          file name, and a System V region a nonzero key (see shmstore::ftok)"
+        "invalid region location {location:?}: {reason}; a file region needs a path ending in a file name, and a System V region a nonzero key (see shmstore::ftok)"
     )]
     InvalidLocation {
         /// The location as written (see [`Location`](crate::Location)).
@@ -161,10 +161,13 @@ pub enum Error {
         reason: String,
     },
 
-    /// The region's creator died before finishing it (or the object is empty).
+    /// The region's creator died before finishing it (or the object is empty): what is there
+    /// is an unfinished region, which `open_or_create` of the type it was made for completes.
+    /// Something that is not a region is [`Error::Corrupt`] instead.
     #[error(
-        "region `{name}` was never finished: its creator died before initialising it; \
-         Shm::open_or_create re-initialises it, or remove it with shmstore::unlink (or `shmstore rm {name}`)"
+        "region `{name}` was never finished: it is empty, or its creator died before \
+         initialising it; Shm::open_or_create with the type it was made for initialises it, or \
+         remove it with shmstore::unlink (or `shmstore rm {name}`)"
     )]
     Incomplete {
         /// The region name.

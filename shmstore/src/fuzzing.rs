@@ -19,7 +19,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::time::Duration;
 
-use crate::header::{check_type, Descriptor, Header, HeaderState, HEADER_SIZE};
+use crate::header::{check_type, Descriptor, Header, HeaderState, RegionLayout, HEADER_SIZE};
 use crate::sys::object::Access;
 use crate::sys::sysv;
 use crate::{Error, Inspector, Location, QueueMode, Shm, ShmQueue, ShmType};
@@ -161,6 +161,10 @@ pub fn decode_descriptor(bytes: &[u8]) {
 /// A file whose stored boot id is not this boot's (most inputs) also goes through the reset
 /// after a reboot, which re-initialises the mutex and repairs the value.
 ///
+/// Then [`Shm::open_or_create`] runs over each object, and if the object was not blank (empty,
+/// or exactly the zeros an interrupted creation leaves), nor an unfinished or valid region, it
+/// must fail and every byte must be as planted: nothing may destroy what it did not create.
+///
 /// The header's mutex bytes (offsets 192 to 256) are zeroed before writing, which is an
 /// unlocked `pthread_mutex_t`. A `pthread_mutex_t` is opaque to its users: glibc gives no way
 /// to validate one, and locking garbage is undefined behaviour inside the C library (a lock
@@ -174,7 +178,8 @@ pub fn decode_descriptor(bytes: &[u8]) {
 ///
 /// # Panics
 ///
-/// If the library panics while opening or using the object.
+/// If the library panics while opening or using the object, or if `open_or_create` (or any
+/// open before it) changed an object that was not blank.
 pub fn open_arbitrary_object(bytes: &[u8]) {
     let mut object = bytes.to_vec();
     if object.len() >= MUTEX_RANGE.end {
@@ -185,12 +190,16 @@ pub fn open_arbitrary_object(bytes: &[u8]) {
     let _unlink = Unlink(format!("/dev/shm/{name}"));
     if std::fs::write(format!("/dev/shm/{name}"), &object).is_ok() {
         open_every_way(&Location::Named(name.clone()));
+        let stored = || std::fs::read(format!("/dev/shm/{name}")).unwrap_or_default();
+        open_or_create_leaves_alone(&Location::Named(name.clone()), &object, stored);
     }
 
     let path = std::env::temp_dir().join(format!("{name}.shm"));
     let _remove = Unlink(path.display().to_string());
     if std::fs::write(&path, &object).is_ok() {
         open_every_way(&Location::File(path.clone()));
+        let stored = || std::fs::read(&path).unwrap_or_default();
+        open_or_create_leaves_alone(&Location::File(path.clone()), &object, stored);
     }
 
     // An unready segment whose initialiser lives (the `creator_pid` in the header, or, if that
@@ -205,8 +214,88 @@ pub fn open_arbitrary_object(bytes: &[u8]) {
     }
     if let Some((key, id)) = raw_segment(&object) {
         open_every_way(&Location::SysV(key));
+        let stored = || segment_bytes(id, object.len());
+        open_or_create_leaves_alone(&Location::SysV(key), &object, stored);
         let _ = sysv::remove(id);
     }
+}
+
+/// Whether `open_or_create` may take over (and so change) an object that held `bytes`: an
+/// empty object, the exact zeros an interrupted creation of `[u64; 4]` leaves (a System V
+/// claim aside), an unfinished shmstore region, or a valid one (opening it may reset it after
+/// a reboot). Anything else — garbage, a zero header over other bytes, zeros of another size —
+/// is someone's data.
+fn may_take_over(bytes: &[u8], segment: bool) -> bool {
+    let len = bytes.len();
+    if len == 0 {
+        return true;
+    }
+    if len < HEADER_SIZE {
+        return false;
+    }
+    // An 8-byte-aligned copy, as the page-aligned mapping is.
+    let mut words = vec![0u64; len.div_ceil(8)];
+    let buffer: &mut [u8] = bytemuck::cast_slice_mut(&mut words);
+    buffer[..len].copy_from_slice(bytes);
+    // SAFETY: as in `check_header_bytes`: `buffer` is 8-byte aligned, at least HEADER_SIZE
+    // bytes long and not aliased while `header` lives; any bytes are a valid `Header`.
+    let header = unsafe { &*buffer.as_mut_ptr().cast::<Header>() };
+    match header.check(len as u64) {
+        Ok(HeaderState::Ready(_) | HeaderState::Initialising) => true,
+        Ok(HeaderState::Blank) => {
+            let layout = <[u64; 4]>::LAYOUT;
+            let descriptor = Descriptor::of(&layout).encode();
+            let blank_size =
+                RegionLayout::new(descriptor.len(), layout.size(), layout.align(), false)
+                    .map(|region| region.region_size);
+            let zero = bytes
+                .iter()
+                .enumerate()
+                .all(|(i, &byte)| byte == 0 || (segment && CREATOR_PID_RANGE.contains(&i)));
+            zero && blank_size == Some(len)
+        }
+        Err(_) => false,
+    }
+}
+
+/// `open_or_create` over the object planted at `location` with `planted` bytes (issue 13,
+/// point 4): it must not panic, and if the object was not blank (see [`may_take_over`]) it
+/// must fail and leave every byte as planted — `stored` reads them back. The opens of
+/// [`open_every_way`] ran before, so they are held to the same rule.
+fn open_or_create_leaves_alone(location: &Location, planted: &[u8], stored: impl Fn() -> Vec<u8>) {
+    let segment = matches!(location, Location::SysV(_));
+    let result = Shm::<[u64; 4]>::options()
+        .open_timeout(OPEN_TIMEOUT)
+        .at(location.clone())
+        .open_or_create(|| [1, 2, 3, 4]);
+    if let Ok(shm) = &result {
+        let _ = shm.read();
+    }
+    let succeeded = result.is_ok();
+    drop(result);
+    if !may_take_over(planted, segment) {
+        assert!(
+            !succeeded,
+            "{location}: open_or_create took over someone's data"
+        );
+        assert!(
+            stored() == planted,
+            "{location}: an object that was not blank changed"
+        );
+    }
+}
+
+/// The first `len` bytes of segment `id` (empty if it cannot be attached).
+fn segment_bytes(id: i32, len: usize) -> Vec<u8> {
+    let Ok(map) = sysv::attach(id, Access::ReadOnly) else {
+        return Vec::new();
+    };
+    let mut out = vec![0u8; len];
+    // SAFETY: the segment was created with `len` bytes (a segment never shrinks) and is
+    // attached at `map.ptr()` while `map` lives; no other process knows its key, and this
+    // thread's handles on it are dropped, so nothing writes it during the copy.
+    unsafe { std::ptr::copy_nonoverlapping(map.ptr(), out.as_mut_ptr(), len) };
+    out
 }
 
 /// A new System V segment holding exactly `bytes`, under a key unused until now; `None` for

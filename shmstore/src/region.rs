@@ -10,9 +10,9 @@
 mod fd;
 mod sysv;
 
+use std::ffi::OsString;
 use std::fs::File;
 use std::io;
-use std::path::PathBuf;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::atomic::{AtomicU32, AtomicUsize};
 use std::time::Duration;
@@ -77,7 +77,12 @@ pub(crate) struct Region {
 /// What keeps the object open.
 enum Handle {
     /// Kept open so the object cannot be replaced under us between checks; closed on drop.
-    File { file: File, path: PathBuf },
+    /// With the directory it was found in, to remove it from there (`unlink_on_drop`).
+    File {
+        file: File,
+        dir: object::Dir,
+        file_name: OsString,
+    },
     /// A System V segment: its key (the id is `object.ino`).
     SysV { key: i32 },
 }
@@ -95,8 +100,8 @@ impl Protocol {
     fn of(location: &Location) -> Result<Protocol> {
         location.validate()?;
         Ok(match location {
-            Location::Named(name) => Protocol::Fd(fd::Target::named(name)),
-            Location::File(path) => Protocol::Fd(fd::Target::file(path)),
+            Location::Named(name) => Protocol::Fd(fd::Target::named(name)?),
+            Location::File(path) => Protocol::Fd(fd::Target::file(path)?),
             Location::SysV(key) => Protocol::SysV(*key),
         })
     }
@@ -318,10 +323,10 @@ impl Drop for Region {
             // Only if the location still refers to this handle's object: another process may
             // have removed it and created a new one meanwhile.
             match &self.handle {
-                Handle::File { path, .. } => {
-                    if let Ok(now) = object::stat_path(path) {
+                Handle::File { dir, file_name, .. } => {
+                    if let Ok(now) = dir.stat(file_name) {
                         if now.same_object(&self.object) {
-                            let _ = object::unlink(path);
+                            let _ = dir.unlink(file_name);
                         }
                     }
                 }
@@ -384,9 +389,9 @@ pub fn unlink(location: impl Into<Location>) -> Result<()> {
     let location = location.into();
     let name = location.to_string();
     match Protocol::of(&location)? {
-        Protocol::Fd(target) => {
-            object::unlink(&target.path).map_err(|e| Error::io(&name, "unlink", e))
-        }
+        Protocol::Fd(target) => (target.dir)
+            .unlink(&target.file_name)
+            .map_err(|e| Error::io(&name, "unlink", e)),
         Protocol::SysV(key) => {
             let id = segment::get(key).map_err(|e| Error::io(&name, "shmget", e))?;
             segment::remove(id).map_err(|e| Error::io(&name, "shmctl(IPC_RMID)", e))
@@ -404,8 +409,11 @@ enum Typed {
 /// What one look at an object's header found.
 enum Look {
     Ready(HeaderInfo),
-    /// Empty, blank or initialising.
+    /// Initialising: a creator wrote the header and has not published it.
     NotReady,
+    /// Empty, or its header is zeros so far. Blank only if [`blank_problem`] says so: a
+    /// zero header may begin someone's data.
+    Blank,
     Corrupt(String),
 }
 
@@ -426,9 +434,49 @@ unsafe fn header_of<'a>(map: &Mapping) -> &'a Header {
 fn classify(header: &Header, size: u64) -> Look {
     match header.check(size) {
         Ok(HeaderState::Ready(info)) => Look::Ready(info),
-        Ok(HeaderState::Blank | HeaderState::Initialising) => Look::NotReady,
+        Ok(HeaderState::Blank) => Look::Blank,
+        Ok(HeaderState::Initialising) => Look::NotReady,
         Err(reason) => Look::Corrupt(reason),
     }
+}
+
+/// Why an object that looks blank (empty, or a zero header) is not, or `None` if it is.
+///
+/// Blank is only what an interrupted creation leaves: nothing, or `expected` bytes that are
+/// all zero (`zeros` reads them; a System V claim may have stored its pid). Anything else
+/// starting with zeros is someone's data, which nobody may take over. `expected` is `None`
+/// when the type is not known (inspection): then any size of zeros is blank.
+fn blank_problem(
+    size: u64,
+    expected: Option<u64>,
+    zeros: impl FnOnce() -> io::Result<bool>,
+) -> io::Result<Option<String>> {
+    if size == 0 {
+        return Ok(None);
+    }
+    if let Some(expected) = expected.filter(|&expected| expected != size) {
+        return Ok(Some(format!(
+            "its header is zeros, but it is {size} bytes long and an unfinished creation of \
+             this type leaves {expected}: it holds something else, which shmstore leaves alone"
+        )));
+    }
+    if !zeros()? {
+        return Ok(Some(
+            "its header is zeros, but bytes after it are not, as they are in an unfinished \
+             creation: it holds something else, which shmstore leaves alone"
+                .to_string(),
+        ));
+    }
+    Ok(None)
+}
+
+/// The size an interrupted creation of `spec` leaves (see [`blank_problem`]); `None` when the
+/// type is not compared.
+fn blank_size(name: &str, spec: &RegionSpec, typed: Typed) -> Result<Option<u64>> {
+    Ok(match typed {
+        Typed::Yes => Some(fresh_layout(name, spec)?.0.layout.region_size as u64),
+        Typed::No => None,
+    })
 }
 
 /// The typed checks of an opened region: kind, type and capacity.

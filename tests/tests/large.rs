@@ -45,10 +45,18 @@ fn a_large_array_of_structs_round_trips_through_open() {
 #[test]
 fn open_or_create_with_zeroes_a_reinitialised_payload() {
     let (name, _cleanup) = region("create-with-stale");
-    // A blank header (all zeros: a creator that died before writing it) over stale bytes.
-    let mut stale = vec![0u8; 256];
-    stale.extend(std::iter::repeat_n(0xAB, 64 << 10));
-    std::fs::write(format!("/dev/shm/{name}"), &stale).unwrap();
+    // An unfinished region (state 1, "initialising", and no creator holds its flock) whose
+    // payload holds stale bytes. (A zero header over other bytes is not blank: it is left
+    // alone, see tests/creation.rs.)
+    drop(
+        Shm::<[u64; 1000]>::options()
+            .create_with(&name, |value| value.fill(0xABAB_ABAB_ABAB_ABAB))
+            .unwrap(),
+    );
+    let path = format!("/dev/shm/{name}");
+    let mut stale = std::fs::read(&path).unwrap();
+    stale[16..20].copy_from_slice(&1u32.to_ne_bytes());
+    std::fs::write(&path, &stale).unwrap();
 
     let mut saw_only_zeros = false;
     let shm = Shm::<[u64; 1000]>::options()

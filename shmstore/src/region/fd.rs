@@ -3,18 +3,25 @@
 //!
 //! # Creation
 //!
-//! A creator makes an unnamed object (`O_TMPFILE` in `/dev/shm`, or in the file's directory), sizes it, writes the header
+//! A creator makes an unnamed object (`O_TMPFILE` in `/dev/shm`, or in the file's directory),
+//! sizes it with its pages reserved (`fallocate`: a full file system is an error here, never
+//! SIGBUS later), writes the header
 //! with state "initialising" and a fresh lock, takes `flock(LOCK_EX)` on it and only then links
 //! it to its name. If the name is taken (`EEXIST`) another process won the race: the loser drops
 //! its object and opens the winner's, so `init` runs exactly once. The winner runs `init`,
 //! publishes state "ready" with a release store, wakes waiters and drops the `flock`.
 //!
-//! An opener that finds "initialising" (or an empty, all-zero object) probes with
+//! An opener that finds "initialising" (or a zero header) probes with
 //! `flock(LOCK_SH | LOCK_NB)`: refused means a live creator, so it sleeps on the state word and
 //! re-checks, up to `open_timeout`; granted means the creator died (the kernel dropped its
 //! lock). `open` then reports [`Error::Incomplete`]; `open_or_create` takes the exclusive lock,
 //! re-checks that the state is still not ready and that the name still refers to the same
-//! object, and initialises it in place.
+//! object, and initialises it in place, growing it if it is too small and never shrinking it.
+//!
+//! A zero header alone proves nothing: it may begin anyone's data. Only an empty object, or
+//! one whose every byte is zero and whose size is exactly what an interrupted creation of the
+//! type leaves, is blank (read with `pread`); anything else is [`Error::Corrupt`] and is left
+//! byte for byte as it was.
 //!
 //! Every object is checked with `fstat` before it is mapped, and the header describes no byte
 //! beyond the object's size, so no access can raise SIGBUS.
@@ -27,66 +34,73 @@
 //! state, repairs an interrupted write as the next locker would (roll back, or poison in place)
 //! and stores the current boot id. The payload stays.
 
+use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::{
-    check_owner, check_typed, classify, fresh_layout, header_of, publish, write_header, Handle,
-    Init, Look, Region, RegionSpec, Typed,
+    blank_problem, blank_size, check_owner, check_typed, classify, fresh_layout, header_of,
+    publish, write_header, Handle, Init, Look, Region, RegionSpec, Typed,
 };
 use crate::error::{Error, Result};
 use crate::header::{HeaderInfo, STATE_INITIALISING};
 use crate::location::Location;
 use crate::lock::Wait;
-use crate::sys::object::{self, Access, FileLock, Mapping, ObjectStat, Unnamed};
+use crate::sys::object::{self, Access, Dir, FileLock, Mapping, ObjectStat, Unnamed};
 use crate::sys::{futex, process};
 
-/// Where an object behind a descriptor lives.
+/// Where an object behind a descriptor lives: a name in a directory opened once (see
+/// [`object::Dir`]: symbolic links among the directory components are followed when the
+/// target is made, and never again).
 pub(super) struct Target {
     pub(super) location: Location,
     /// The location as text, for messages.
     pub(super) name: String,
-    /// `/dev/shm/NAME`, or the file's path.
-    pub(super) path: PathBuf,
-    /// The directory unnamed objects are created in.
-    dir: PathBuf,
+    /// `/dev/shm`, or the file's directory, opened.
+    pub(super) dir: Dir,
+    /// The object's name in `dir`: the region name, or the file's last component.
+    pub(super) file_name: OsString,
 }
 
 impl Target {
-    /// The POSIX object `/dev/shm/NAME`, created through `/dev/shm`.
-    pub(super) fn named(name: &str) -> Target {
-        let location = Location::Named(name.to_string());
+    /// The POSIX object `/dev/shm/NAME` (a name already validated: one component).
+    pub(super) fn named(name: &str) -> Result<Target> {
         Target::new(
-            location,
-            object::shm_path(name),
-            PathBuf::from(object::SHM_DIR),
+            Location::Named(name.to_string()),
+            Path::new(object::SHM_DIR),
+            OsStr::new(name),
         )
     }
 
-    /// The file at `path`, created through its directory.
-    pub(super) fn file(path: &Path) -> Target {
+    /// The file at `path` (already validated: it ends in a file name).
+    pub(super) fn file(path: &Path) -> Result<Target> {
+        let location = Location::File(path.to_path_buf());
         let dir = match path.parent() {
-            Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
-            _ => PathBuf::from("."),
+            Some(parent) if !parent.as_os_str().is_empty() => parent,
+            _ => Path::new("."),
         };
-        Target::new(Location::File(path.to_path_buf()), path.to_path_buf(), dir)
+        let file_name = path.file_name().unwrap_or(path.as_os_str());
+        Target::new(location, dir, file_name)
     }
 
-    fn new(location: Location, path: PathBuf, dir: PathBuf) -> Target {
-        Target {
-            name: location.to_string(),
+    fn new(location: Location, dir: &Path, file_name: &OsStr) -> Result<Target> {
+        let name = location.to_string();
+        let dir = Dir::open(dir).map_err(|e| Error::io(&name, "open its directory", e))?;
+        Ok(Target {
+            name,
             location,
-            path,
             dir,
-        }
+            file_name: file_name.to_os_string(),
+        })
     }
 
     fn handle(&self, file: File) -> Handle {
         Handle::File {
             file,
-            path: self.path.clone(),
+            dir: self.dir.clone(),
+            file_name: self.file_name.clone(),
         }
     }
 }
@@ -111,10 +125,22 @@ pub(super) fn create(target: &Target, spec: &RegionSpec, init: Init<'_>) -> Resu
     let region = new_region(target, file, map, info, spec)?;
     region.fill(init);
     region.header().publish_ready();
-    let linked = object::link(&unnamed.file, &target.path);
+    let linked = target.dir.link(&unnamed.file, &target.file_name);
     drop(unnamed);
-    linked.map_err(|e| Error::io(name, "link the new object", e))?;
+    linked.map_err(|e| taken_by(target, e, "link the new object"))?;
     Ok(region)
+}
+
+/// The error for `operation` failing on the target's name: when something other than a
+/// regular file holds the name (a symbolic link, a directory, a FIFO), the error says so.
+fn taken_by(target: &Target, e: io::Error, operation: &'static str) -> Error {
+    match target.dir.non_regular_kind(&target.file_name) {
+        Some(kind) if e.kind() == io::ErrorKind::AlreadyExists => Error::corrupt(
+            &target.name,
+            format!("{kind} is in its place, so no region can be created under this name"),
+        ),
+        _ => Error::io(&target.name, operation, e),
+    }
 }
 
 pub(super) fn open(
@@ -173,7 +199,9 @@ fn find(target: &Target, spec: &RegionSpec, access: Access, typed: Typed) -> Res
     let name = target.name.as_str();
     let started = Instant::now();
     loop {
-        let file = object::open(&target.path, access).map_err(|e| Error::io(name, "open", e))?;
+        let file = (target.dir)
+            .open_file(&target.file_name, access)
+            .map_err(|e| Error::io(name, "open", e))?;
         let stat = object::stat(&file).map_err(|e| Error::io(name, "fstat", e))?;
         check_owner(name, spec, &stat)?;
         let (look, map) = look_at(name, &file, &stat, access)?;
@@ -197,14 +225,20 @@ fn find(target: &Target, spec: &RegionSpec, access: Access, typed: Typed) -> Res
         {
             // Nobody can start initialising while we hold this: look again, then decide.
             let fresh = object::stat(&file).map_err(|e| Error::io(name, "fstat", e));
-            let verdict = fresh.and_then(|now| Ok((look_at(name, &file, &now, access)?.0, now)));
+            let verdict = fresh.and_then(|now| {
+                let look = look_at(name, &file, &now, access)?.0;
+                let expected = blank_size(name, spec, typed)?;
+                Ok((confirm_blank(name, &file, &now, look, expected)?, now))
+            });
             object::file_unlock(&file);
             match verdict? {
                 (Look::Ready(_), _) => continue,
                 (Look::Corrupt(reason), _) => return Err(Error::corrupt(name, reason)),
-                (Look::NotReady, now) if now == stat => return Ok(Found::Abandoned(file, now)),
+                (Look::NotReady | Look::Blank, now) if now == stat => {
+                    return Ok(Found::Abandoned(file, now))
+                }
                 // It changed between the two looks: start over.
-                (Look::NotReady, _) => continue,
+                (Look::NotReady | Look::Blank, _) => continue,
             }
         }
         let elapsed = started.elapsed();
@@ -240,7 +274,7 @@ fn look_at(
         return Ok((Look::Corrupt("it is not a regular file".into()), None));
     }
     if stat.size == 0 {
-        return Ok((Look::NotReady, None));
+        return Ok((Look::Blank, None));
     }
     if stat.size < crate::header::HEADER_SIZE as u64 {
         let reason = format!(
@@ -261,14 +295,38 @@ fn look_at(
     Ok((look, Some(map)))
 }
 
+/// Turns a [`Look::Blank`] into [`Look::Corrupt`] unless the object really is blank (see
+/// [`blank_problem`]): empty, or `expected` bytes of zeros. Other looks pass unchanged.
+fn confirm_blank(
+    name: &str,
+    file: &File,
+    stat: &ObjectStat,
+    look: Look,
+    expected: Option<u64>,
+) -> Result<Look> {
+    if !matches!(look, Look::Blank) {
+        return Ok(look);
+    }
+    let problem = blank_problem(stat.size, expected, || object::all_zero(file, stat.size))
+        .map_err(|e| Error::io(name, "read", e))?;
+    Ok(match problem {
+        None => Look::Blank,
+        Some(reason) => Look::Corrupt(reason),
+    })
+}
+
 /// Sizes and maps `file`, then writes the header and descriptor (state "initialising").
+///
+/// The object grows to the region's size with its pages reserved (`fallocate`), so a full
+/// file system fails here with [`Error::Io`] rather than with SIGBUS on a later write. It is
+/// never shrunk: an abandoned object larger than the region keeps its size.
 ///
 /// The caller guarantees nobody else uses the object's lock: it is unnamed, or the caller holds
 /// its exclusive `flock` and it is not ready.
 fn write_fresh(name: &str, spec: &RegionSpec, file: &File) -> Result<(Mapping, HeaderInfo)> {
     let (info, descriptor) = fresh_layout(name, spec)?;
     let size = info.layout.region_size;
-    object::set_len(file, size as u64).map_err(|e| Error::io(name, "ftruncate", e))?;
+    object::reserve(file, size as u64).map_err(|e| Error::io(name, "fallocate", e))?;
     let map =
         Mapping::new(file, size, Access::ReadWrite).map_err(|e| Error::io(name, "mmap", e))?;
     // SAFETY: the mapping is `region_size` bytes; the caller guarantees nobody else uses the
@@ -280,7 +338,8 @@ fn write_fresh(name: &str, spec: &RegionSpec, file: &File) -> Result<(Mapping, H
 /// A new unnamed object with its header written, with the spec's mode.
 fn build_unnamed(target: &Target, spec: &RegionSpec) -> Result<(Unnamed, Mapping, HeaderInfo)> {
     let name = &target.name;
-    let unnamed = object::create_unnamed(&target.dir, &target.path, spec.mode)
+    let unnamed = (target.dir)
+        .create_unnamed(&target.file_name, spec.mode)
         .map_err(|e| Error::io(name, "create", e))?;
     let (map, info) = write_fresh(name, spec, &unnamed.file)?;
     Ok((unnamed, map, info))
@@ -300,7 +359,7 @@ fn create_linked_then_init(
     {
         unreachable_lock(name)?;
     }
-    let linked = object::link(&file, &target.path);
+    let linked = target.dir.link(&file, &target.file_name);
     drop(hidden);
     match linked {
         Ok(()) => {}
@@ -357,15 +416,17 @@ fn reinitialise(
         return Ok(None);
     }
     // Under the lock: is it still the object under the name, and still not ready?
-    match object::stat_path(&target.path) {
+    match target.dir.stat(&target.file_name) {
         Ok(now) if now.same_object(&seen) => {}
         _ => return Ok(None),
     }
     let now = object::stat(&file).map_err(|e| Error::io(name, "fstat", e))?;
     // Under the lock nobody else writes the header: only an empty, blank or unfinished object
-    // is ours to take over; anything else is left alone.
-    match look_at(name, &file, &now, Access::ReadWrite)?.0 {
-        Look::NotReady => {}
+    // is ours to take over; anything else is left alone, byte for byte.
+    let look = look_at(name, &file, &now, Access::ReadWrite)?.0;
+    let expected = blank_size(name, spec, Typed::Yes)?;
+    match confirm_blank(name, &file, &now, look, expected)? {
+        Look::NotReady | Look::Blank => {}
         Look::Ready(_) => return Ok(None),
         Look::Corrupt(reason) => return Err(Error::corrupt(name, reason)),
     }
@@ -471,13 +532,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_file_target_is_created_in_its_own_directory() {
-        let t = Target::file(Path::new("/var/lib/app/state.shm"));
-        assert_eq!(t.dir, Path::new("/var/lib/app"));
-        let t = Target::file(Path::new("state/x.shm"));
-        assert_eq!(t.dir, Path::new("state"));
-        let t = Target::named("limits");
-        assert_eq!(t.path, Path::new("/dev/shm/limits"));
-        assert_eq!(t.dir, Path::new("/dev/shm"));
+    fn a_file_target_is_named_in_its_own_directory() {
+        let t = Target::file(Path::new("/dev/shm/state.shm")).unwrap();
+        assert_eq!(t.file_name, "state.shm");
+        let t = Target::named("limits").unwrap();
+        assert_eq!(t.file_name, "limits");
+        let e = Target::file(Path::new("/no/such/dir/x.shm")).err().unwrap();
+        assert!(matches!(e, Error::NotFound { .. }), "{e:?}");
     }
 }

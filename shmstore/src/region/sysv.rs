@@ -13,7 +13,11 @@
 //!   segment's creator (`shm_cpid`) before anyone claimed it.
 //! - **Abandoned.** If that process is gone, the segment is abandoned: `open` reports
 //!   [`Error::Incomplete`]; `open_or_create` claims it from the dead pid and initialises it.
-//!   A header another program wrote (any magic but ours or zero) is never taken over.
+//!   Only a segment a shmstore creator claimed (a nonzero `creator_pid`) can be abandoned:
+//!   one whose creator exited with `creator_pid` still 0 may be any program's, and is
+//!   [`Error::Corrupt`]. Nor is a header another program wrote (any magic but ours or zero)
+//!   ever taken over, nor a zero header over anything but the zeros an interrupted creation of
+//!   the type leaves (exactly its size, all zero but the claim).
 //!
 //! Liveness is a pid check, made safe across PID namespaces with what the kernel reports (see
 //! `initialiser_may_live`): a reused pid makes a dead initialiser look alive, and an
@@ -26,12 +30,13 @@ use std::sync::atomic::Ordering::{Acquire, SeqCst};
 use std::time::{Duration, Instant};
 
 use super::{
-    check_owner, check_typed, classify, fresh_layout, header_of, publish, write_header, Handle,
-    Init, Look, Region, RegionSpec, Typed,
+    blank_problem, blank_size, check_owner, check_typed, classify, fresh_layout, header_of,
+    publish, write_header, Handle, Init, Look, Region, RegionSpec, Typed,
 };
 use crate::error::{Error, Result};
 use crate::header::{Header, HEADER_SIZE, MAGIC, STATE_INITIALISING, STATE_READY};
 use crate::location::Location;
+use crate::snapshot::copy_atomic;
 use crate::sys::object::{Access, Mapping};
 use crate::sys::sysv::{self as segment, SegmentStat};
 use crate::sys::{futex, process};
@@ -172,7 +177,7 @@ fn find(
                     Ok(Found::Ready(region))
                 }
                 Look::Corrupt(reason) => Err(Error::corrupt(&name, reason)),
-                Look::NotReady => continue,
+                Look::NotReady | Look::Blank => continue,
             };
         }
         if !ours_or_blank(header) {
@@ -186,10 +191,20 @@ fn find(
             continue;
         }
         if !initialiser_may_live(claimant, &stat) {
+            if claimant == 0 {
+                // A shmstore creator claims a segment before it writes anything: this one is
+                // another program's, or a creator died before its claim. Either way nothing
+                // here says it is ours to take.
+                return Err(Error::corrupt(&name, unclaimed_reason(&stat)));
+            }
             // Nobody writes the header unless a re-initialiser claimed it since we looked.
-            match classify(header, stat.object.size) {
+            let look = match classify(header, stat.object.size) {
+                Look::Blank => confirm_blank(&name, &map, &stat, spec, typed)?,
+                other => other,
+            };
+            match look {
                 _ if header.creator_pid.load(SeqCst) != claimant => continue,
-                Look::NotReady => {
+                Look::NotReady | Look::Blank => {
                     return Ok(Found::Abandoned {
                         map,
                         stat,
@@ -236,6 +251,65 @@ fn initialiser_may_live(claimant: u32, stat: &SegmentStat) -> bool {
         return stat.creator_pid == 0 || process::is_alive(stat.creator_pid);
     }
     process::is_alive(claimant) || stat.attached > 0
+}
+
+fn unclaimed_reason(stat: &SegmentStat) -> String {
+    format!(
+        "no shmstore creator ever claimed it (its `creator_pid` is 0) and the process that made \
+         it (pid {}) is gone: it may be another program's segment, which shmstore never takes \
+         over; remove it with `ipcrm -m {}` if nothing uses it",
+        stat.creator_pid, stat.object.ino
+    )
+}
+
+/// Turns a blank-looking segment into [`Look::Corrupt`] unless it is what a claimed,
+/// interrupted creation leaves: `region_size` bytes (for a typed open), all zero but the
+/// claimant's `creator_pid`. A segment never shrinks, so reading it through the mapping is safe.
+fn confirm_blank(
+    name: &str,
+    map: &Mapping,
+    stat: &SegmentStat,
+    spec: &RegionSpec,
+    typed: Typed,
+) -> Result<Look> {
+    let size = stat.object.size;
+    let zeros = || Ok(zero_but_claim(map, size));
+    let problem = blank_problem(size, blank_size(name, spec, typed)?, zeros)
+        .map_err(|e| Error::io(name, "read", e))?;
+    Ok(match problem {
+        None => Look::Blank,
+        Some(reason) => Look::Corrupt(reason),
+    })
+}
+
+/// Whether the segment's `size` bytes are zero, `creator_pid` aside.
+fn zero_but_claim(map: &Mapping, size: u64) -> bool {
+    let claim = std::mem::offset_of!(Header, creator_pid);
+    let claim = claim..claim + std::mem::size_of::<u32>();
+    let Ok(size) = usize::try_from(size) else {
+        return false;
+    };
+    let mut chunk = vec![0u8; 64 << 10];
+    let mut offset = 0;
+    while offset < size {
+        let len = (size - offset).min(chunk.len());
+        // SAFETY: the attachment maps the whole segment (`size` bytes, checked with IPC_STAT;
+        // a segment never shrinks) at a page-aligned address, so `offset` (a multiple of the
+        // 8-aligned chunk size) is 8-byte aligned and `len` bytes from it are readable while
+        // `map` lives; the loads are atomic, so a peer writing meanwhile is no data race in
+        // this process. Nobody should write: the claimant is dead, and a re-initialiser swaps
+        // `creator_pid` before it writes anything, which the caller checks after this read.
+        unsafe { copy_atomic(map.ptr().add(offset), chunk.as_mut_ptr(), len) };
+        let nonzero = chunk[..len]
+            .iter()
+            .enumerate()
+            .any(|(i, &byte)| byte != 0 && !claim.contains(&(offset + i)));
+        if nonzero {
+            return false;
+        }
+        offset += len;
+    }
+    true
 }
 
 /// A header this crate may be writing: blank (zero magic) or with our magic.

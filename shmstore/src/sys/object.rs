@@ -6,7 +6,7 @@
 //! (`O_TMPFILE`, then `linkat`) lets a creator build and lock an object before any other
 //! process can see it under its name.
 
-use std::ffi::CString;
+use std::ffi::{CString, OsStr, OsString};
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -61,87 +61,37 @@ fn c_path(path: &Path) -> io::Result<CString> {
 /// never blocking: a FIFO planted under the name would otherwise block a read-only open until
 /// some writer opened it).
 pub(crate) fn open(path: &Path, access: Access) -> io::Result<File> {
-    let flags = match access {
+    let fd: OwnedFd =
+        nix::fcntl::open(c_path(path)?.as_c_str(), open_flags(access), Mode::empty())?;
+    Ok(File::from(fd))
+}
+
+/// The flags of [`open`] and [`Dir::open_file`].
+fn open_flags(access: Access) -> OFlag {
+    let access = match access {
         Access::ReadWrite => OFlag::O_RDWR,
         Access::ReadOnly => OFlag::O_RDONLY,
-    } | OFlag::O_CLOEXEC
-        | OFlag::O_NOFOLLOW
-        | OFlag::O_NONBLOCK;
-    let fd: OwnedFd = nix::fcntl::open(c_path(path)?.as_c_str(), flags, Mode::empty())?;
-    Ok(File::from(fd))
+    };
+    access | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK
 }
 
 /// An object that has no name yet.
 pub(crate) struct Unnamed {
     pub(crate) file: File,
     /// On a file system without `O_TMPFILE`, the hidden temporary name it was created under,
-    /// removed when this is dropped: once [`link`] has run, or when it never will.
+    /// removed when this is dropped: once [`Dir::link`] has run, or when it never will.
     pub(crate) hidden: Option<HiddenName>,
 }
 
-/// Removes a hidden temporary name when dropped.
-pub(crate) struct HiddenName(PathBuf);
+/// Removes a hidden temporary name from its directory when dropped.
+pub(crate) struct HiddenName {
+    dir: Dir,
+    name: OsString,
+}
 
 impl Drop for HiddenName {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
-/// Creates an unnamed object in `dir` with exactly `mode` (applied with `fchmod`, so the umask
-/// cannot change it). Nobody else can open it under the region's name until [`link`] names it.
-///
-/// `O_TMPFILE` where the file system has it (tmpfs, ext4, xfs, btrfs); elsewhere a hidden,
-/// exclusively created temporary name next to the target, removed after linking.
-pub(crate) fn create_unnamed(dir: &Path, target: &Path, mode: u32) -> io::Result<Unnamed> {
-    let tmpfile = nix::fcntl::open(
-        c_path(dir)?.as_c_str(),
-        OFlag::O_TMPFILE | OFlag::O_RDWR | OFlag::O_CLOEXEC,
-        Mode::from_bits_truncate(0o600),
-    );
-    let unnamed = match tmpfile {
-        Ok(fd) => Unnamed {
-            file: File::from(fd),
-            hidden: None,
-        },
-        Err(nix::errno::Errno::EOPNOTSUPP | nix::errno::Errno::EISDIR) => {
-            create_hidden(dir, target)?
-        }
-        Err(e) => return Err(e.into()),
-    };
-    set_mode(&unnamed.file, mode)?;
-    Ok(unnamed)
-}
-
-fn create_hidden(dir: &Path, target: &Path) -> io::Result<Unnamed> {
-    let stem = target
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let mut attempt = 0u32;
-    loop {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        let path = dir.join(format!(
-            ".{stem}.shmstore-{}-{nanos:x}-{attempt}",
-            std::process::id()
-        ));
-        let opened = nix::fcntl::open(
-            c_path(&path)?.as_c_str(),
-            OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_RDWR | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
-            Mode::from_bits_truncate(0o600),
-        );
-        match opened {
-            Ok(fd) => {
-                return Ok(Unnamed {
-                    file: File::from(fd),
-                    hidden: Some(HiddenName(path)),
-                })
-            }
-            Err(nix::errno::Errno::EEXIST) if attempt < 100 => attempt += 1,
-            Err(e) => return Err(e.into()),
-        }
+        let _ = self.dir.unlink(&self.name);
     }
 }
 
@@ -154,31 +104,150 @@ pub(crate) fn set_mode(file: &File, mode: u32) -> io::Result<()> {
     Ok(())
 }
 
-/// Gives an unnamed object its name. Fails with `AlreadyExists` if the name is taken: exactly
-/// one of several racing creators wins.
-pub(crate) fn link(file: &File, path: &Path) -> io::Result<()> {
-    // `linkat(fd, "", .., AT_EMPTY_PATH)` needs CAP_DAC_READ_SEARCH; the /proc form needs none.
-    let source = CString::new(format!("/proc/self/fd/{}", file.as_raw_fd()))
-        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    let cwd = nix::fcntl::AT_FDCWD;
-    nix::unistd::linkat(
-        cwd,
-        source.as_c_str(),
-        cwd,
-        c_path(path)?.as_c_str(),
-        AtFlags::AT_SYMLINK_FOLLOW,
-    )?;
-    Ok(())
+/// The directory a region's object lives in, opened once (`O_PATH | O_DIRECTORY`): the
+/// directory part of its path is resolved there — symbolic links in it followed, as any
+/// program follows them — and never again. Every later step (the unnamed creation, the link,
+/// the open, the re-check that the name still refers to the object, the removal) names the
+/// object relative to this descriptor, so replacing a directory component afterwards (with
+/// a symbolic link, say) redirects none of them. The last component is never followed.
+#[derive(Clone)]
+pub(crate) struct Dir(std::sync::Arc<OwnedFd>);
+
+impl Dir {
+    /// Opens the directory at `path` (following symbolic links).
+    pub(crate) fn open(path: &Path) -> io::Result<Dir> {
+        let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+        let fd = nix::fcntl::open(c_path(path)?.as_c_str(), flags, Mode::empty())?;
+        Ok(Dir(std::sync::Arc::new(fd)))
+    }
+
+    /// Opens the existing object `name` in this directory, as [`open`] does.
+    pub(crate) fn open_file(&self, name: &OsStr, access: Access) -> io::Result<File> {
+        let fd = nix::fcntl::openat(&*self.0, name, open_flags(access), Mode::empty())?;
+        Ok(File::from(fd))
+    }
+
+    /// Creates an unnamed object in this directory with exactly `mode` (applied with `fchmod`,
+    /// so the umask cannot change it). Nobody else can open it under the region's `name` until
+    /// [`Dir::link`] names it.
+    ///
+    /// `O_TMPFILE` where the file system has it (tmpfs, ext4, xfs, btrfs); elsewhere a hidden,
+    /// exclusively created temporary name next to `name`, removed after linking.
+    pub(crate) fn create_unnamed(&self, name: &OsStr, mode: u32) -> io::Result<Unnamed> {
+        let tmpfile = nix::fcntl::openat(
+            &*self.0,
+            ".",
+            OFlag::O_TMPFILE | OFlag::O_RDWR | OFlag::O_CLOEXEC,
+            Mode::from_bits_truncate(0o600),
+        );
+        let unnamed = match tmpfile {
+            Ok(fd) => Unnamed {
+                file: File::from(fd),
+                hidden: None,
+            },
+            Err(nix::errno::Errno::EOPNOTSUPP | nix::errno::Errno::EISDIR) => {
+                self.create_hidden(name)?
+            }
+            Err(e) => return Err(e.into()),
+        };
+        set_mode(&unnamed.file, mode)?;
+        Ok(unnamed)
+    }
+
+    fn create_hidden(&self, name: &OsStr) -> io::Result<Unnamed> {
+        let stem = name.to_string_lossy();
+        let mut attempt = 0u32;
+        loop {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.subsec_nanos());
+            let hidden = OsString::from(format!(
+                ".{stem}.shmstore-{}-{nanos:x}-{attempt}",
+                std::process::id()
+            ));
+            let opened = nix::fcntl::openat(
+                &*self.0,
+                hidden.as_os_str(),
+                OFlag::O_CREAT
+                    | OFlag::O_EXCL
+                    | OFlag::O_RDWR
+                    | OFlag::O_CLOEXEC
+                    | OFlag::O_NOFOLLOW,
+                Mode::from_bits_truncate(0o600),
+            );
+            match opened {
+                Ok(fd) => {
+                    return Ok(Unnamed {
+                        file: File::from(fd),
+                        hidden: Some(HiddenName {
+                            dir: self.clone(),
+                            name: hidden,
+                        }),
+                    })
+                }
+                Err(nix::errno::Errno::EEXIST) if attempt < 100 => attempt += 1,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Gives an unnamed object the name `name` in this directory. Fails with `AlreadyExists`
+    /// if the name is taken: exactly one of several racing creators wins.
+    pub(crate) fn link(&self, file: &File, name: &OsStr) -> io::Result<()> {
+        // `linkat(fd, "", .., AT_EMPTY_PATH)` needs CAP_DAC_READ_SEARCH; the /proc form needs
+        // none.
+        let source = CString::new(format!("/proc/self/fd/{}", file.as_raw_fd()))
+            .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        nix::unistd::linkat(
+            nix::fcntl::AT_FDCWD,
+            source.as_c_str(),
+            &*self.0,
+            name,
+            AtFlags::AT_SYMLINK_FOLLOW,
+        )?;
+        Ok(())
+    }
+
+    /// `fstatat` of `name` in this directory, without following a symbolic link.
+    pub(crate) fn stat(&self, name: &OsStr) -> io::Result<ObjectStat> {
+        let stat = nix::sys::stat::fstatat(&*self.0, name, AtFlags::AT_SYMLINK_NOFOLLOW)?;
+        Ok(ObjectStat {
+            size: stat.st_size as u64,
+            uid: stat.st_uid,
+            mode: stat.st_mode & 0o7777,
+            dev: stat.st_dev,
+            ino: stat.st_ino,
+            regular: stat.st_mode & libc::S_IFMT == libc::S_IFREG,
+        })
+    }
+
+    /// Removes the name `name` from this directory (`unlinkat`); never a directory.
+    pub(crate) fn unlink(&self, name: &OsStr) -> io::Result<()> {
+        nix::unistd::unlinkat(&*self.0, name, nix::unistd::UnlinkatFlags::NoRemoveDir)?;
+        Ok(())
+    }
+
+    /// What is under `name` in this directory if it is not a regular file ("a symbolic link",
+    /// "a directory", …), without following a symbolic link; `None` for a regular file or
+    /// nothing.
+    pub(crate) fn non_regular_kind(&self, name: &OsStr) -> Option<&'static str> {
+        let stat = nix::sys::stat::fstatat(&*self.0, name, AtFlags::AT_SYMLINK_NOFOLLOW).ok()?;
+        Some(match stat.st_mode & libc::S_IFMT {
+            libc::S_IFREG => return None,
+            libc::S_IFLNK => "a symbolic link",
+            libc::S_IFDIR => "a directory",
+            libc::S_IFIFO => "a FIFO",
+            libc::S_IFSOCK => "a socket",
+            libc::S_IFCHR => "a character device",
+            libc::S_IFBLK => "a block device",
+            _ => "something other than a regular file",
+        })
+    }
 }
 
 /// `fstat` of an open object.
 pub(crate) fn stat(file: &File) -> io::Result<ObjectStat> {
     file.metadata().map(|meta| ObjectStat::from(&meta))
-}
-
-/// `lstat` of a path, without opening it.
-pub(crate) fn stat_path(path: &Path) -> io::Result<ObjectStat> {
-    std::fs::symlink_metadata(path).map(|meta| ObjectStat::from(&meta))
 }
 
 impl From<&std::fs::Metadata> for ObjectStat {
@@ -194,9 +263,54 @@ impl From<&std::fs::Metadata> for ObjectStat {
     }
 }
 
-/// `ftruncate`: sets the object's size; new bytes read as zero.
-pub(crate) fn set_len(file: &File, len: u64) -> io::Result<()> {
-    file.set_len(len)
+// --- Creation: reserving the pages, and telling a blank object from someone's data. ---
+
+/// Makes the object at least `len` bytes long and reserves its blocks (`fallocate`), so that
+/// a full tmpfs or disk is `ENOSPC` here rather than SIGBUS when a page is first touched
+/// through a mapping. Never shrinks the object, and leaves its bytes as they are (new bytes
+/// read as zero).
+///
+/// On a file system without `fallocate` (`EOPNOTSUPP`) it only grows the object
+/// (`ftruncate`), which reserves nothing there.
+pub(crate) fn reserve(file: &File, len: u64) -> io::Result<()> {
+    let len = libc::off_t::try_from(len).map_err(|_| io::ErrorKind::InvalidInput)?;
+    loop {
+        match nix::fcntl::fallocate(file, nix::fcntl::FallocateFlags::empty(), 0, len) {
+            Ok(()) => return Ok(()),
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(nix::errno::Errno::EOPNOTSUPP) => {
+                let size = file.metadata()?.len();
+                return match u64::try_from(len) {
+                    Ok(len) if len > size => file.set_len(len),
+                    _ => Ok(()),
+                };
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Whether the object's first `len` bytes are all zero, read with `pread` (never through a
+/// mapping: another process may shrink the object meanwhile). An object shorter than `len`
+/// is not: its end read as a short read.
+pub(crate) fn all_zero(file: &File, len: u64) -> io::Result<bool> {
+    use std::os::unix::fs::FileExt;
+    let mut buffer = vec![0u8; 64 << 10];
+    let mut offset = 0u64;
+    while offset < len {
+        let want = usize::try_from(len - offset).map_or(buffer.len(), |n| n.min(buffer.len()));
+        let read = match file.read_at(&mut buffer[..want], offset) {
+            Ok(0) => return Ok(false),
+            Ok(read) => read,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if buffer[..read].iter().any(|&b| b != 0) {
+            return Ok(false);
+        }
+        offset += read as u64;
+    }
+    Ok(true)
 }
 
 /// `unlink` (what `shm_unlink` does in `/dev/shm`): removes the name. Existing mappings stay
@@ -407,19 +521,21 @@ mod tests {
             names.sort();
             names
         };
-        let unnamed = create_hidden(&dir, &target).unwrap();
+        let opened = Dir::open(&dir).unwrap();
+        let name = OsStr::new("state.shm");
+        let unnamed = opened.create_hidden(name).unwrap();
         let hidden = listing();
         assert_eq!(hidden.len(), 1);
         assert!(hidden[0].starts_with(".state.shm.shmstore-"), "{hidden:?}");
-        set_len(&unnamed.file, 4096).unwrap();
-        link(&unnamed.file, &target).unwrap();
+        reserve(&unnamed.file, 4096).unwrap();
+        opened.link(&unnamed.file, name).unwrap();
         drop(unnamed.hidden);
         assert_eq!(listing(), ["state.shm"]);
         assert_eq!(std::fs::metadata(&target).unwrap().len(), 4096);
 
         // A second creator loses the race, and leaves nothing behind either.
-        let loser = create_hidden(&dir, &target).unwrap();
-        let lost = link(&loser.file, &target).unwrap_err();
+        let loser = opened.create_hidden(name).unwrap();
+        let lost = opened.link(&loser.file, name).unwrap_err();
         assert_eq!(lost.kind(), io::ErrorKind::AlreadyExists);
         drop(loser);
         assert_eq!(listing(), ["state.shm"]);

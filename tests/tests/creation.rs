@@ -1,0 +1,557 @@
+//! What creation may and may not do to what it finds (issue 13, points 4, 7 and 14):
+//!
+//! - `open_or_create` takes over only a blank object (empty, or exactly the zeros an
+//!   interrupted creation of its type leaves) or an unfinished shmstore region; anything else
+//!   is `Error::Corrupt` and stays byte for byte as it was, and nothing is ever shrunk;
+//! - a System V segment that no shmstore creator claimed is never taken over;
+//! - a full tmpfs or disk makes `create` fail with `Error::Io` (the pages are reserved with
+//!   `fallocate`) instead of killing the process with SIGBUS later;
+//! - `create` over a symbolic link, a FIFO or a directory says what is there.
+//!
+//! Some scenarios run in a child process: this test binary started again (see [`child`]), in a
+//! private mount namespace (`unshare -m`) where it mounts a small tmpfs, or so that a segment's
+//! creator is a process that has exited.
+
+use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use nix::libc;
+use shmstore::{Error, Location, Shm, ShmQueue, ShmType};
+use shmstore_tests::{assert_mentions, noise, Backend, Counter, Page, Place, TempDir};
+
+/// The environment variable that makes [`child_role`] act: a role and its arguments, separated
+/// by spaces.
+const ROLE: &str = "SHMSTORE_CREATION_CHILD_ROLE";
+
+/// How long an open waits for an initialiser that no longer exists (none of these tests has a
+/// live one).
+const SHORT: Duration = Duration::from_millis(200);
+
+/// Runs this test binary again as a child that performs `role` (see [`child_role`]), with
+/// `prefix` (a program and its arguments, such as `unshare -m`) in front of it, and returns
+/// what it printed and how it ended.
+fn child(prefix: &[&str], role: &str) -> Output {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let (program, args) = match prefix.split_first() {
+        Some((program, args)) => (*program, args.to_vec()),
+        None => (exe.to_str().expect("a UTF-8 path"), Vec::new()),
+    };
+    let mut command = Command::new(program);
+    command.args(args);
+    if !prefix.is_empty() {
+        command.arg(&exe);
+    }
+    command
+        .args(["--exact", "child_role", "--nocapture", "--test-threads=1"])
+        .env(ROLE, role);
+    command.output().expect("start the child")
+}
+
+/// What a child printed after `child-result: `.
+fn results(output: &Output) -> Vec<String> {
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        // libtest prints "test child_role ... " before the first line.
+        .filter_map(|line| line.split_once("child-result: "))
+        .map(|(_, result)| result.to_string())
+        .collect()
+}
+
+/// Not a test of its own: the body of the children [`child`] starts. Does nothing unless the
+/// [`ROLE`] variable is set.
+#[test]
+fn child_role() {
+    let Ok(role) = std::env::var(ROLE) else {
+        return;
+    };
+    let words: Vec<&str> = role.split(' ').collect();
+    match words.as_slice() {
+        ["raw-segment", key, size] => {
+            let key: i32 = key.parse().expect("KEY");
+            let size: usize = size.parse().expect("SIZE");
+            // SAFETY: plain system call; it creates a zero-filled segment and touches no
+            // memory of this process.
+            let id = unsafe { libc::shmget(key, size, libc::IPC_CREAT | libc::IPC_EXCL | 0o600) };
+            assert!(id >= 0, "shmget: {}", std::io::Error::last_os_error());
+            println!("child-result: created");
+        }
+        ["full", backend, kind, dir] => full_tmpfs(backend, kind, Path::new(dir)),
+        other => panic!("unknown role {other:?}"),
+    }
+}
+
+// ---- blank or not ----
+
+/// The size of a fresh default-mode `T` region: what an interrupted creation of it leaves.
+fn region_size<T: ShmType>() -> usize {
+    let place = Place::new(Backend::Posix, "size-probe");
+    let shm = Shm::<T>::options()
+        .at(place.location())
+        .create_with(|_| {})
+        .unwrap();
+    drop(shm);
+    std::fs::metadata(place.path().unwrap()).unwrap().len() as usize
+}
+
+/// Puts `bytes` at a file place, or in a new segment at a System V place made by a child
+/// process that has exited since (so that no live creator is waited for).
+fn plant(place: &Place, bytes: &[u8]) {
+    match (place.path(), place.key()) {
+        (Some(path), _) => std::fs::write(path, bytes).unwrap(),
+        (None, Some(key)) => {
+            let made = child(&[], &format!("raw-segment {key} {}", bytes.len()));
+            assert_eq!(results(&made), ["created"], "{made:?}");
+            segment::write(key, bytes);
+        }
+        (None, None) => unreachable!("a place has a path or a key"),
+    }
+}
+
+/// Every byte at `place`.
+fn stored(place: &Place) -> Vec<u8> {
+    match (place.path(), place.key()) {
+        (Some(path), _) => std::fs::read(path).unwrap(),
+        (None, Some(key)) => segment::read(key),
+        (None, None) => unreachable!("a place has a path or a key"),
+    }
+}
+
+fn open_or_create_counter(place: &Place) -> Result<Shm<Counter>, Error> {
+    Shm::<Counter>::options()
+        .open_timeout(SHORT)
+        .at(place.location())
+        .open_or_create(|| Counter::at(7))
+}
+
+/// `bytes` planted at a fresh place: `open_or_create` (and `open`) must call it corrupt, saying
+/// `why`, and leave every byte as it was.
+fn assert_left_alone(backend: Backend, tag: &str, bytes: &[u8], why: &str) {
+    let place = Place::new(backend, tag);
+    plant(&place, bytes);
+    for attempt in ["open_or_create", "open"] {
+        let result = match attempt {
+            "open" => Shm::<Counter>::options()
+                .open_timeout(SHORT)
+                .at(place.location())
+                .open(),
+            _ => open_or_create_counter(&place),
+        };
+        match result {
+            Err(e @ Error::Corrupt { .. }) => {
+                assert_mentions(&e, &[why]);
+                // Only an unfinished region is worth `open_or_create`.
+                assert!(!e.to_string().contains("open_or_create"), "{e}");
+            }
+            other => panic!("{tag} on {backend:?}: {attempt} gave {other:?}"),
+        }
+        assert!(
+            stored(&place) == bytes,
+            "{tag} on {backend:?}: {attempt} changed what it did not create"
+        );
+    }
+}
+
+/// `open_or_create` used to take over any object whose first 8 bytes and state word were zero,
+/// and truncate it to its own size: a 1 MiB file that merely began with zeros lost all but
+/// its first few hundred bytes.
+fn data_that_starts_with_zeros_is_never_taken_over(backend: Backend) {
+    let blank_size = region_size::<Counter>();
+    // A segment claimed by a dead creator, as an interrupted creation leaves it (an unclaimed
+    // one is never taken over at all).
+    let claimed = |bytes: Vec<u8>| match backend {
+        Backend::SysV => claimed_by_the_dead(&bytes),
+        _ => bytes,
+    };
+
+    // Zeros, then someone's data.
+    let mut data = vec![0u8; 4096];
+    data.extend(noise((1 << 20) - 4096, 0xda7a));
+    let data = claimed(data);
+    assert_left_alone(backend, "zeros-then-data", &data, "holds something else");
+    // The same at exactly the size of an unfinished region.
+    let mut data = vec![0u8; blank_size];
+    *data.last_mut().unwrap() = 1;
+    let data = claimed(data);
+    assert_left_alone(backend, "zeros-then-one", &data, "bytes after it are not");
+    // Only zeros, but not the size an unfinished creation of this type leaves: never shrunk.
+    assert_left_alone(
+        backend,
+        "zeros-1mib",
+        &claimed(vec![0u8; 1 << 20]),
+        &format!("leaves {blank_size}"),
+    );
+
+    // What an interrupted creation does leave is taken over. (A segment is never empty.)
+    let mut blanks = vec![vec![0u8; blank_size]];
+    if backend != Backend::SysV {
+        blanks.push(Vec::new());
+    }
+    for blank in blanks {
+        let place = Place::new(backend, "blank");
+        plant(&place, &claimed(blank));
+        let shm = open_or_create_counter(&place).expect("blank");
+        assert_eq!(shm.read(), Counter::at(7));
+    }
+}
+
+/// `blank` with a `creator_pid` (bytes 80..84) that names no live process.
+fn claimed_by_the_dead(blank: &[u8]) -> Vec<u8> {
+    let mut claimed = blank.to_vec();
+    claimed[80..84].copy_from_slice(&u32::MAX.to_ne_bytes());
+    claimed
+}
+
+/// An unfinished region whose creator died is taken over, but a larger one keeps its size:
+/// `open_or_create` used to truncate it to the new region's size.
+fn an_unfinished_region_is_taken_over_but_not_shrunk(backend: Backend) {
+    if backend == Backend::SysV {
+        // A segment cannot change size at all (see `unclaimed_segments_are_never_taken_over`).
+        return;
+    }
+    let place = Place::new(backend, "unfinished-large");
+    drop(
+        Shm::<Page>::options()
+            .at(place.location())
+            .create(Page::filled(3))
+            .unwrap(),
+    );
+    let mut bytes = stored(&place);
+    // State 1, "initialising", and nobody holds its flock: its creator is gone.
+    bytes[16..20].copy_from_slice(&1u32.to_ne_bytes());
+    plant(&place, &bytes);
+    let e = Shm::<Counter>::options()
+        .at(place.location())
+        .open()
+        .expect_err("unfinished");
+    assert!(matches!(e, Error::Incomplete { .. }), "{e:?}");
+
+    let shm = open_or_create_counter(&place).expect("an unfinished region is taken over");
+    assert_eq!(shm.read(), Counter::at(7));
+    let len = std::fs::metadata(place.path().unwrap()).unwrap().len() as usize;
+    assert_eq!(len, bytes.len(), "the object was resized");
+}
+
+/// A System V segment that no shmstore creator claimed (its `creator_pid` is 0) and whose
+/// creator has exited used to be taken over when its header was zero. It may be any program's.
+#[test]
+fn unclaimed_segments_are_never_taken_over() {
+    let blank_size = region_size::<Counter>();
+    let place = Place::new(Backend::SysV, "unclaimed");
+    let zeros = vec![0u8; blank_size];
+    plant(&place, &zeros);
+    let e = open_or_create_counter(&place).expect_err("unclaimed");
+    assert!(matches!(e, Error::Corrupt { .. }), "{e:?}");
+    assert_mentions(&e, &["no shmstore creator", "ipcrm -m"]);
+    assert!(stored(&place) == zeros, "changed an unclaimed segment");
+
+    // Zero header, data after it, larger than the region: also left alone.
+    let place = Place::new(Backend::SysV, "unclaimed-data");
+    let mut data = vec![0u8; 4096];
+    data.extend(noise(8192, 0x5e9));
+    plant(&place, &data);
+    let e = open_or_create_counter(&place).expect_err("unclaimed");
+    assert!(matches!(e, Error::Corrupt { .. }), "{e:?}");
+    assert!(stored(&place) == data, "changed an unclaimed segment");
+    // Even claimed (by a dead pid), it is not blank.
+    segment::write(place.key().unwrap(), &claimed_by_the_dead(&data));
+    let e = open_or_create_counter(&place).expect_err("not blank");
+    assert!(matches!(e, Error::Corrupt { .. }), "{e:?}");
+    assert!(
+        stored(&place) == claimed_by_the_dead(&data),
+        "changed someone's segment"
+    );
+}
+
+mod data_that_starts_with_zeros_is_never_taken_over {
+    use shmstore_tests::Backend;
+
+    #[test]
+    fn posix() {
+        super::data_that_starts_with_zeros_is_never_taken_over(Backend::Posix);
+    }
+
+    #[test]
+    fn file() {
+        super::data_that_starts_with_zeros_is_never_taken_over(Backend::File);
+    }
+
+    #[test]
+    fn sysv() {
+        super::data_that_starts_with_zeros_is_never_taken_over(Backend::SysV);
+    }
+}
+
+mod an_unfinished_region_is_taken_over_but_not_shrunk {
+    use shmstore_tests::Backend;
+
+    #[test]
+    fn posix() {
+        super::an_unfinished_region_is_taken_over_but_not_shrunk(Backend::Posix);
+    }
+
+    #[test]
+    fn file() {
+        super::an_unfinished_region_is_taken_over_but_not_shrunk(Backend::File);
+    }
+}
+
+// ---- a full tmpfs ----
+
+/// A value of 1 MiB: two copies of it do not fit in the children's 1 MiB tmpfs.
+type Big = [u64; 1 << 17];
+/// A queue of 2 MiB of slots.
+type BigQueue = ShmQueue<u64, { 1 << 18 }>;
+
+/// In a child, in its private mount namespace: mounts a 1 MiB tmpfs on `/dev/shm` (`posix`)
+/// or on `dir` (`file`), checks that a small region fits, then creates a region of `kind`
+/// (`value` or `queue`) too large for it and fills it, printing what `create` returned.
+fn full_tmpfs(backend: &str, kind: &str, dir: &Path) {
+    let (mount_point, location): (&Path, fn(&str, &Path) -> Location) = match backend {
+        "posix" => (Path::new("/dev/shm"), |name, _| {
+            Location::Named(name.into())
+        }),
+        "file" => (dir, |name, dir| Location::File(dir.join(name))),
+        other => panic!("unknown backend {other}"),
+    };
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "shmstore-test"])
+        .arg(mount_point)
+        .status()
+        .expect("mount");
+    assert!(mounted.success(), "mount: {mounted}");
+
+    let small = Shm::<Counter>::options()
+        .at(location("small", dir))
+        .create(Counter::at(1));
+    assert_eq!(small.expect("a small region fits").read(), Counter::at(1));
+
+    let created = match kind {
+        "value" => Shm::<Big>::options()
+            .at(location("big", dir))
+            .create_with(|value| value.fill(u64::MAX))
+            .map(drop),
+        "queue" => BigQueue::options()
+            .at(location("big", dir))
+            .create()
+            .map(|queue| while queue.try_push(u64::MAX).is_ok() {}),
+        other => panic!("unknown kind {other}"),
+    };
+    match created {
+        Ok(()) => println!("child-result: created"),
+        Err(e) => println!("child-result: {} {e}", variant(&e)),
+    }
+    let leftover = std::fs::read_dir(mount_point)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .collect::<Vec<_>>()
+        .join(" ");
+    println!("child-result: left {leftover}");
+}
+
+fn variant(e: &Error) -> &'static str {
+    match e {
+        Error::Io { .. } => "Io",
+        Error::Corrupt { .. } => "Corrupt",
+        _ => "other",
+    }
+}
+
+/// A region larger than the free space of its tmpfs (Docker's `/dev/shm` is 64 MiB) used to be
+/// created sparse, and the process died of SIGBUS when it first wrote a page the tmpfs had no
+/// room for. Now `create` reserves the pages and reports `ENOSPC` as `Error::Io`.
+fn a_full_tmpfs_is_an_error_not_a_signal(backend: &str, kind: &str) {
+    let dir = TempDir::new("full-tmpfs");
+    let role = format!("full {backend} {kind} {}", dir.path().display());
+    let output = child(&["unshare", "--mount", "--propagation", "private"], &role);
+    assert!(
+        output.status.success(),
+        "the child failed (signal {:?}): {}{}",
+        output.status.signal(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let lines = results(&output);
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(lines[0].starts_with("Io fallocate"), "{lines:?}");
+    assert!(lines[0].contains("No space left on device"), "{lines:?}");
+    // The failed creation left nothing under the name.
+    assert_eq!(lines[1], "left small", "{lines:?}");
+}
+
+mod a_full_tmpfs_is_an_error_not_a_signal {
+    #[test]
+    fn posix_value() {
+        super::a_full_tmpfs_is_an_error_not_a_signal("posix", "value");
+    }
+
+    #[test]
+    fn posix_queue() {
+        super::a_full_tmpfs_is_an_error_not_a_signal("posix", "queue");
+    }
+
+    #[test]
+    fn file_value() {
+        super::a_full_tmpfs_is_an_error_not_a_signal("file", "value");
+    }
+
+    #[test]
+    fn file_queue() {
+        super::a_full_tmpfs_is_an_error_not_a_signal("file", "queue");
+    }
+}
+
+// ---- messages ----
+
+/// `create` over a symbolic link, a FIFO or a directory used to say the region "already
+/// exists" and advise opening it.
+#[test]
+fn create_over_something_else_says_what_is_there() {
+    for (kind, plant) in [
+        ("a symbolic link", plant_symlink as fn(&Path)),
+        ("a FIFO", plant_fifo),
+        ("a directory", plant_dir),
+    ] {
+        for backend in [Backend::Posix, Backend::File] {
+            let place = Place::new(backend, "taken");
+            plant(&place.path().unwrap());
+            let e = Shm::<Counter>::options()
+                .at(place.location())
+                .create(Counter::at(1))
+                .expect_err("the name is taken");
+            assert!(matches!(e, Error::Corrupt { .. }), "{e:?}");
+            assert_mentions(&e, &[kind, &place.to_string()]);
+            assert!(!e.to_string().contains("Shm::open"), "{e}");
+        }
+    }
+}
+
+fn plant_symlink(path: &Path) {
+    std::os::unix::fs::symlink("/nonexistent/shmstore-test-target", path).unwrap();
+}
+
+fn plant_fifo(path: &Path) {
+    nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+}
+
+fn plant_dir(path: &Path) {
+    std::fs::create_dir(path).unwrap();
+}
+
+/// The `InvalidLocation` message had a run of ten spaces in the middle of a sentence.
+#[test]
+fn the_invalid_location_message_has_no_run_of_spaces() {
+    let e = Location::File("/tmp/".into()).validate().unwrap_err();
+    assert!(matches!(e, Error::InvalidLocation { .. }), "{e:?}");
+    let message = e.to_string();
+    assert!(!message.contains("  "), "{message}");
+    assert!(
+        message.contains("a path ending in a file name"),
+        "{message}"
+    );
+}
+
+/// Raw System V segments, read and written without shmstore.
+mod segment {
+    use nix::libc;
+
+    fn id(key: i32) -> i32 {
+        // SAFETY: a look-up only: no memory of this process is involved.
+        let id = unsafe { libc::shmget(key, 0, 0) };
+        assert!(id >= 0, "shmget: {}", std::io::Error::last_os_error());
+        id
+    }
+
+    fn size(id: i32) -> usize {
+        // SAFETY: `shmid_ds` is plain data, valid all zero.
+        let mut ds: libc::shmid_ds = unsafe { std::mem::zeroed() };
+        // SAFETY: IPC_STAT writes one `shmid_ds` into `ds`, which lives across the call.
+        let rc = unsafe { libc::shmctl(id, libc::IPC_STAT, &mut ds) };
+        assert_eq!(rc, 0, "IPC_STAT: {}", std::io::Error::last_os_error());
+        ds.shm_segsz
+    }
+
+    /// Calls `f` with the segment's address and size, attached for the call only.
+    fn with_attached<R>(key: i32, read_only: bool, f: impl FnOnce(*mut u8, usize) -> R) -> R {
+        let id = id(key);
+        let flags = if read_only { libc::SHM_RDONLY } else { 0 };
+        // SAFETY: the kernel picks a free address (null hint); nothing of this process is
+        // overwritten. It is detached below.
+        let addr = unsafe { libc::shmat(id, std::ptr::null(), flags) };
+        assert_ne!(
+            addr as isize,
+            -1,
+            "shmat: {}",
+            std::io::Error::last_os_error()
+        );
+        let result = f(addr.cast(), size(id));
+        // SAFETY: `addr` came from `shmat` and is not used after this.
+        unsafe { libc::shmdt(addr) };
+        result
+    }
+
+    /// Every byte of the segment (which no process writes meanwhile).
+    pub(super) fn read(key: i32) -> Vec<u8> {
+        with_attached(key, true, |addr, len| {
+            let mut out = vec![0u8; len];
+            // SAFETY: the attached segment is `len` bytes long; nobody writes it meanwhile.
+            unsafe { std::ptr::copy_nonoverlapping(addr, out.as_mut_ptr(), len) };
+            out
+        })
+    }
+
+    /// Overwrites the segment's first bytes with `bytes`.
+    pub(super) fn write(key: i32, bytes: &[u8]) {
+        with_attached(key, false, |addr, len| {
+            assert!(bytes.len() <= len);
+            // SAFETY: the attached segment is writable and at least `bytes.len()` bytes long;
+            // nobody else uses it meanwhile.
+            unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), addr, bytes.len()) };
+        })
+    }
+}
+
+// ---- symbolic links among the directory components ----
+
+/// The directory part of a file region's path is resolved once, when the handle is made
+/// (symbolic links in it followed, as any program follows them); the handle's later steps use
+/// that directory. A handle with `unlink_on_drop` whose directory path was re-pointed used to
+/// look the path up again, find another file there, and leave its own file behind.
+#[test]
+fn a_directory_component_is_resolved_once() {
+    let base = TempDir::new("dir-once");
+    let (first, second, current) = (
+        base.join("first"),
+        base.join("second"),
+        base.join("current"),
+    );
+    std::fs::create_dir(&first).unwrap();
+    std::fs::create_dir(&second).unwrap();
+    std::os::unix::fs::symlink(&first, &current).unwrap();
+    let path = current.join("state.shm");
+
+    let shm = Shm::<Counter>::options()
+        .unlink_on_drop(true)
+        .at(path.clone())
+        .create(Counter::at(1))
+        .expect("a symbolic link among the directories is followed");
+    assert!(first.join("state.shm").exists());
+    let reopened = Shm::<Counter>::options().at(path.clone()).open().unwrap();
+    assert_eq!(reopened.read(), Counter::at(1));
+    drop(reopened);
+
+    // `current` now leads to `second`, where another file has the same name.
+    std::fs::remove_file(&current).unwrap();
+    std::os::unix::fs::symlink(&second, &current).unwrap();
+    std::fs::write(second.join("state.shm"), b"someone else's").unwrap();
+    drop(shm);
+    assert!(
+        !first.join("state.shm").exists(),
+        "unlink_on_drop left the handle's own file behind"
+    );
+    assert_eq!(
+        std::fs::read(second.join("state.shm")).unwrap(),
+        b"someone else's"
+    );
+}
