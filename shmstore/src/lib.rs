@@ -53,6 +53,7 @@ mod info;
 mod inspect;
 mod layout;
 mod location;
+mod look;
 mod lock;
 mod name;
 mod queue;
