@@ -1,7 +1,6 @@
 //! Listing the regions on this host.
 
 use std::sync::atomic::Ordering::Acquire;
-use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::header::{Descriptor, Header, HeaderInfo, HeaderState, HEADER_SIZE};
@@ -111,7 +110,7 @@ const LISTED_DESCRIPTOR_BYTES: usize = 64 << 10;
 /// Reads one object's header and type name with `pread`, without waiting or locking
 /// anything; `None` if it is not a ready shmstore region (or stopped being one meanwhile).
 fn describe_named(name: &str) -> Option<RegionInfo> {
-    let looked = look::look(name, &object::shm_path(name), Duration::ZERO).ok()?;
+    let looked = look::look_if_ready(name, &object::shm_path(name)).ok()??;
     let prefix = looked.descriptor(name, LISTED_DESCRIPTOR_BYTES).ok()?;
     let type_name = Descriptor::decode_type_name(&prefix).ok()?;
     let queue = match looked.info.queue {

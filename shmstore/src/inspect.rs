@@ -284,6 +284,30 @@ impl Inspector {
         Self::open_waiting(location.into(), Duration::ZERO)
     }
 
+    /// The first bytes of the object at a name or a file path (up to its 256-byte header;
+    /// fewer if it is shorter), to tell a region from another program's object before opening
+    /// it: read with `pread` from a descriptor opened without blocking or following a link, and
+    /// never locked or mapped.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidName`] or [`Error::InvalidLocation`] (also for a System V key: a segment
+    /// cannot be read without attaching it), [`Error::NotFound`], [`Error::Corrupt`] (not a
+    /// regular file, or it shrank while being read), [`Error::PermissionDenied`],
+    /// [`Error::Io`].
+    pub fn read_head(location: &Location) -> Result<Vec<u8>> {
+        location.validate()?;
+        let name = location.to_string();
+        match location {
+            Location::Named(region) => look::head(&name, &object::shm_path(region)),
+            Location::File(path) => look::head(&name, path),
+            Location::SysV(_) => Err(Error::InvalidLocation {
+                location: name,
+                reason: "a System V segment cannot be read without attaching it",
+            }),
+        }
+    }
+
     fn open_waiting(location: Location, wait: Duration) -> Result<Inspector> {
         location.validate()?;
         let name = location.to_string();

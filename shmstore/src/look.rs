@@ -18,7 +18,7 @@ use std::sync::atomic::Ordering::Acquire;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
-use crate::header::{Header, HeaderInfo, HeaderState, HEADER_SIZE, QUEUE_CONTROL_SIZE};
+use crate::header::{Header, HeaderInfo, HeaderState, HEADER_SIZE, MAGIC, QUEUE_CONTROL_SIZE};
 use crate::sys::object::{self, FileLock, ObjectStat};
 
 /// How often a look re-reads an object: waiting for a creator, or for a new version.
@@ -71,13 +71,18 @@ pub(crate) struct Looked {
 /// What one read of an object's header found.
 enum Sight {
     Ready(Block256, HeaderInfo),
+    /// Empty, blank or initialising.
     NotReady,
+    /// Starts with the magic, but the header is bad (perhaps being rewritten right now).
     Corrupt(String),
+    /// Not a regular file, or does not start with the magic: another program's object, never
+    /// probed with `flock` (that would disturb its own use of `flock`).
+    Foreign(String),
 }
 
 fn sight(name: &str, file: &File, stat: &ObjectStat) -> Result<Sight> {
     if !stat.regular {
-        return Ok(Sight::Corrupt("it is not a regular file".into()));
+        return Ok(Sight::Foreign("it is not a regular file".into()));
     }
     if stat.size == 0 {
         return Ok(Sight::NotReady);
@@ -89,11 +94,37 @@ fn sight(name: &str, file: &File, stat: &ObjectStat) -> Result<Sight> {
         )));
     }
     let header = Block256::read(file, 0).map_err(|e| shrank(name, "its header", e))?;
+    let has_magic = header.0[..MAGIC.len()] == MAGIC;
     Ok(match header.header().check(stat.size) {
         Ok(HeaderState::Ready(info)) => Sight::Ready(header, info),
         Ok(HeaderState::Blank | HeaderState::Initialising) => Sight::NotReady,
-        Err(reason) => Sight::Corrupt(reason),
+        Err(reason) if has_magic => Sight::Corrupt(reason),
+        Err(reason) => Sight::Foreign(reason),
     })
+}
+
+/// Opens the object at `path` and reads its header once, without waiting or probing any
+/// lock: `Ok(None)` unless it is a ready region. For listings, which show ready regions only.
+pub(crate) fn look_if_ready(name: &str, path: &Path) -> Result<Option<Looked>> {
+    let (file, stat) = object::open_to_look(path).map_err(|e| Error::io(name, "open", e))?;
+    Ok(match sight(name, &file, &stat)? {
+        Sight::Ready(header, info) => Some(Looked { file, header, info }),
+        _ => None,
+    })
+}
+
+/// The first bytes of the object at `path` (up to [`HEADER_SIZE`]: fewer if it is shorter),
+/// read with `pread` from a descriptor opened without blocking or following a link, which
+/// must be a regular file.
+pub(crate) fn head(name: &str, path: &Path) -> Result<Vec<u8>> {
+    let (file, stat) = object::open_to_look(path).map_err(|e| Error::io(name, "open", e))?;
+    if !stat.regular {
+        return Err(Error::corrupt(name, "it is not a regular file"));
+    }
+    let len = stat.size.min(HEADER_SIZE as u64) as usize;
+    let mut head = vec![0u8; len];
+    object::read_exact_at(&file, 0, &mut head).map_err(|e| shrank(name, "its header", e))?;
+    Ok(head)
 }
 
 /// The error of a `pread` that failed: an object that ends too early shrank under us.
@@ -130,11 +161,9 @@ pub(crate) fn look(name: &str, path: &Path, wait: Duration) -> Result<Looked> {
             }
             other => other,
         };
-        if let Sight::Corrupt(reason) = &first {
-            if !stat.regular {
-                // Nothing to probe: a FIFO, a directory or a device is never a region.
-                return Err(Error::corrupt(name, reason.clone()));
-            }
+        if let Sight::Foreign(reason) = first {
+            // Nothing to probe: no creator of ours is at work on it.
+            return Err(Error::corrupt(name, reason));
         }
         if object::try_file_lock(&file, FileLock::Shared).map_err(|e| Error::io(name, "flock", e))?
         {
@@ -143,7 +172,9 @@ pub(crate) fn look(name: &str, path: &Path, wait: Duration) -> Result<Looked> {
             let second = now.and_then(|now| Ok((sight(name, &file, &now)?, now)));
             object::file_unlock(&file);
             match second? {
-                (Sight::Corrupt(reason), _) => return Err(Error::corrupt(name, reason)),
+                (Sight::Corrupt(reason) | Sight::Foreign(reason), _) => {
+                    return Err(Error::corrupt(name, reason))
+                }
                 (Sight::NotReady, now) if now == stat => {
                     return Err(Error::Incomplete {
                         name: name.to_string(),
