@@ -29,8 +29,18 @@ pub fn run(as_json: bool, out: &mut dyn Write) -> Outcome {
         )?;
     } else {
         let mut cells = vec![[
-            "NAME", "BACKEND", "KIND", "TYPE", "SIZE", "LEN", "VERSION", "CREATOR", "POISONED",
-            "MODE", "OWNER", "CREATED BY",
+            "NAME",
+            "BACKEND",
+            "KIND",
+            "TYPE",
+            "SIZE",
+            "LEN",
+            "VERSION",
+            "CREATOR",
+            "POISONED",
+            "MODE",
+            "OWNER",
+            "CREATED BY",
         ]
         .map(String::from)
         .to_vec()];

@@ -205,7 +205,10 @@ fn list_shows_the_creator_of_a_segment() {
     let text = run(&["list"]);
     text.ok();
     let header = text.stdout.lines().next().unwrap();
-    assert!(header.contains("OWNER") && header.contains("CREATED BY"), "{header}");
+    assert!(
+        header.contains("OWNER") && header.contains("CREATED BY"),
+        "{header}"
+    );
     let line = text
         .stdout
         .lines()

@@ -402,7 +402,14 @@ impl Inspector {
                         unsafe { queue::peek(control.as_ptr(), shape.capacity) }
                     })
                 });
-                summarize(location, type_name, header.header(), &looked.info, queue, None)
+                summarize(
+                    location,
+                    type_name,
+                    header.header(),
+                    &looked.info,
+                    queue,
+                    None,
+                )
             }
             Source::Mapped {
                 region,
@@ -465,7 +472,8 @@ impl Inspector {
                     let control = looked.queue_control(name)?;
                     // SAFETY: `control` is a private, 64-byte aligned copy of the 256-byte
                     // control block, alive for the call.
-                    let Some(index) = (unsafe { queue::front_slot(control.as_ptr(), shape.capacity) })
+                    let Some(index) =
+                        (unsafe { queue::front_slot(control.as_ptr(), shape.capacity) })
                     else {
                         return Ok(Vec::new());
                     };
@@ -495,10 +503,12 @@ impl Inspector {
     /// (another process shrank it), the version it had when it was opened.
     pub fn version(&self) -> u64 {
         match &self.source {
-            Source::Read { name, looked, .. } => looked
-                .version_now(name)
-                .unwrap_or_else(|_| looked.header.header().version.load(Relaxed))
-                & !1,
+            Source::Read { name, looked, .. } => {
+                looked
+                    .version_now(name)
+                    .unwrap_or_else(|_| looked.header.header().version.load(Relaxed))
+                    & !1
+            }
             Source::Mapped { region, .. } => region.published_version(),
         }
     }

@@ -152,20 +152,15 @@ pub(crate) fn look(name: &str, path: &Path, wait: Duration) -> Result<Looked> {
     loop {
         let (file, stat) = object::open_to_look(path).map_err(|e| Error::io(name, "open", e))?;
         let first = match sight(name, &file, &stat)? {
-            Sight::Ready(header, info) => {
-                return Ok(Looked {
-                    file,
-                    header,
-                    info,
-                })
-            }
+            Sight::Ready(header, info) => return Ok(Looked { file, header, info }),
             other => other,
         };
         if let Sight::Foreign(reason) = first {
             // Nothing to probe: no creator of ours is at work on it.
             return Err(Error::corrupt(name, reason));
         }
-        if object::try_file_lock(&file, FileLock::Shared).map_err(|e| Error::io(name, "flock", e))?
+        if object::try_file_lock(&file, FileLock::Shared)
+            .map_err(|e| Error::io(name, "flock", e))?
         {
             // Nobody can start initialising while we hold this: look again, then decide.
             let now = object::stat(&file).map_err(|e| Error::io(name, "fstat", e));
@@ -246,7 +241,11 @@ impl Looked {
     /// picks the copy to read (FORMAT.md: the working copy at an even version, the second copy
     /// at an odd one; none in place), and a version that moved during the copy throws it away.
     /// `Ok(None)` when the deadline passed first.
-    pub(crate) fn snapshot(&self, name: &str, deadline: Option<Instant>) -> Result<Option<Vec<u8>>> {
+    pub(crate) fn snapshot(
+        &self,
+        name: &str,
+        deadline: Option<Instant>,
+    ) -> Result<Option<Vec<u8>>> {
         let layout = &self.info.layout;
         loop {
             let before = self.version_now(name)?;
@@ -300,4 +299,3 @@ impl Looked {
 
 /// Where `version` lives in the header (FORMAT.md).
 const VERSION_OFFSET: u64 = std::mem::offset_of!(Header, version) as u64;
-

@@ -199,8 +199,11 @@ fn objects_that_are_not_files_are_refused_at_once() {
     for name in [&fifo, &link, &dir] {
         cleanup.add(name);
     }
-    nix::unistd::mkfifo(&shm_path(&fifo), nix::sys::stat::Mode::from_bits_truncate(0o600))
-        .unwrap();
+    nix::unistd::mkfifo(
+        &shm_path(&fifo),
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )
+    .unwrap();
     std::os::unix::fs::symlink(shm_path(&fifo), shm_path(&link)).unwrap();
     std::fs::create_dir(shm_path(&dir)).unwrap();
     assert_eq!(store.list().unwrap(), []);
@@ -261,12 +264,7 @@ fn remove_all_removes_what_it_can_then_reports_the_rest() {
     let roots = store.name_of("a-root").unwrap();
     cleanup.add(&roots);
     cleanup.add(&store.name_of("z-own").unwrap());
-    drop(
-        Shm::<u64>::options()
-            .mode(0o644)
-            .create(&roots, 1)
-            .unwrap(),
-    );
+    drop(Shm::<u64>::options().mode(0o644).create(&roots, 1).unwrap());
     std::fs::set_permissions(shm_path(&roots), std::fs::Permissions::from_mode(0o644)).unwrap();
     let mut child = spawn_child(&format!("remove-all {prefix}"));
     let mut out = String::new();
