@@ -88,6 +88,13 @@ pub(crate) fn open_to_look(path: &Path) -> io::Result<(File, ObjectStat)> {
     Ok((file, stat))
 }
 
+/// `mkfifo` with mode 0600: what a hostile peer can plant under a region's name (fuzzing).
+#[cfg(feature = "fuzzing")]
+pub(crate) fn make_fifo(path: &Path) -> io::Result<()> {
+    nix::unistd::mkfifo(c_path(path)?.as_c_str(), Mode::from_bits_truncate(0o600))?;
+    Ok(())
+}
+
 /// An object that has no name yet.
 pub(crate) struct Unnamed {
     pub(crate) file: File,
