@@ -50,7 +50,9 @@ impl Block256 {
         // SAFETY: the block is 256 bytes (= size_of::<Header>()) aligned to 64 (≥ Header's
         // alignment, asserted above); every field of `Header` is an integer atomic or the
         // mutex's byte array, for which any bytes are a valid value; the reference borrows
-        // `self`, and nothing writes through it (the looking code only loads).
+        // `self`, so the bytes stay alive and unchanged while it lives. Its atomics and the
+        // mutex cell would allow writes through a shared reference, so nothing may write
+        // through it: the only users are `Header::check` and field loads, which only load.
         unsafe { &*std::ptr::from_ref(self).cast::<Header>() }
     }
 
@@ -64,13 +66,13 @@ impl Block256 {
 pub(crate) struct Looked {
     pub(crate) file: File,
     /// The header as it was read when the region was found ready.
-    pub(crate) header: Block256,
+    pub(crate) header: Box<Block256>,
     pub(crate) info: HeaderInfo,
 }
 
 /// What one read of an object's header found.
 enum Sight {
-    Ready(Block256, HeaderInfo),
+    Ready(Box<Block256>, HeaderInfo),
     /// Empty, blank or initialising.
     NotReady,
     /// Starts with the magic, but the header is bad (perhaps being rewritten right now).
@@ -93,7 +95,7 @@ fn sight(name: &str, file: &File, stat: &ObjectStat) -> Result<Sight> {
             stat.size
         )));
     }
-    let header = Block256::read(file, 0).map_err(|e| shrank(name, "its header", e))?;
+    let header = Box::new(Block256::read(file, 0).map_err(|e| shrank(name, "its header", e))?);
     let has_magic = header.0[..MAGIC.len()] == MAGIC;
     Ok(match header.header().check(stat.size) {
         Ok(HeaderState::Ready(info)) => Sight::Ready(header, info),
