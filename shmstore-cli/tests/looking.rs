@@ -84,6 +84,55 @@ fn list_does_not_wait_for_regions_being_initialised() {
     });
 }
 
+/// The largest descriptor a header may claim (16 MiB).
+const HUGE_DESCRIPTOR: u64 = 16 << 20;
+
+/// Turns the `Shm<u64>` region `name` (default mode) into a sparse one whose header claims a
+/// 16 MiB type descriptor, consistent with the rest of its header (FORMAT.md offsets).
+fn forge_huge_descriptor(name: &str) {
+    let file = OpenOptions::new()
+        .write(true)
+        .open(Path::new(SHM_DIR).join(name))
+        .unwrap();
+    let payload_offset = 256 + HUGE_DESCRIPTOR;
+    let region_size = payload_offset + 64 + 8;
+    file.set_len(region_size).unwrap();
+    for (offset, value) in [
+        (32, payload_offset),
+        (56, region_size),
+        (72, HUGE_DESCRIPTOR),
+    ] {
+        file.write_all_at(&value.to_ne_bytes(), offset).unwrap();
+    }
+}
+
+/// Fifty regions whose headers claim 16 MiB descriptors: `list` does not read them (it used
+/// to read every one whole), and says why it shows them as unreadable.
+#[test]
+fn list_does_not_read_huge_descriptors() {
+    let _lock = whole_shm_lock();
+    let mut cleanup = Cleanup::default();
+    let names: Vec<String> = (0..50).map(|_| cleanup.add("huge")).collect();
+    for name in &names {
+        drop(Shm::<u64>::create(name, 1).unwrap());
+        forge_huge_descriptor(name);
+    }
+    let ran = run(&["list", "--json"]);
+    ran.ok();
+    let rows: Vec<Value> = serde_json::from_str(&ran.stdout).unwrap();
+    for name in &names {
+        let row = rows
+            .iter()
+            .find(|r| r["name"] == name.as_str())
+            .unwrap_or_else(|| panic!("{name} is not listed"));
+        assert_eq!(row["kind"], "unreadable", "{row}");
+        let note = row["note"].as_str().unwrap();
+        assert!(note.contains("more than a listing reads"), "{row}");
+    }
+    // `inspect` reads it whole when asked about it alone.
+    run(&["inspect", &names[0]]).expect_failure("shmstore: region");
+}
+
 /// `watch` used to map the region: once another process truncated it, the next look at the
 /// version killed `watch` with SIGBUS. It reads with `pread` now and stops with a message.
 #[test]

@@ -82,6 +82,19 @@ fn child_process_entry() {
             }
         }
         ["inspect", name] => inspect_across_a_shrink(name),
+        ["list-forged", prefix, count] => {
+            let count: usize = count.parse().unwrap();
+            let before = bytes_read();
+            let listed = Store::new(prefix).unwrap().list().unwrap();
+            let read = bytes_read() - before;
+            assert_eq!(listed.len(), count, "{listed:?}");
+            assert!(listed.iter().all(|r| r.type_name == "Forged"), "{listed:?}");
+            // The header and at most 64 KiB of descriptor per object, and the reads of
+            // /proc/self/io itself: nowhere near 16 MiB each.
+            let bound = count as u64 * (64 << 10) + 64 * 1024;
+            assert!(read <= bound, "read {read} bytes for {count} objects");
+            println!("read {read}");
+        }
         ["remove-all", prefix] => {
             use nix::unistd::{setgid, setgroups, setuid, Gid, Uid};
             setgroups(&[]).expect("setgroups");
@@ -124,6 +137,46 @@ fn inspect_across_a_shrink(name: &str) {
     println!("survived");
 }
 
+/// How many bytes this process has read with `read`-like system calls (`rchar`).
+fn bytes_read() -> u64 {
+    let io = std::fs::read_to_string("/proc/self/io").unwrap();
+    io.lines()
+        .find_map(|line| line.strip_prefix("rchar: "))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("/proc/self/io has rchar")
+}
+
+/// The largest descriptor a header may claim (16 MiB, `MAX_DESCRIPTOR_LEN`).
+const HUGE_DESCRIPTOR: u64 = 16 << 20;
+
+/// Turns the `Shm<u64>` region `name` (default mode) into one whose header claims a 16 MiB
+/// type descriptor, consistent with the rest of the header: the type name `Forged`, then a
+/// field count of 0 and zeros (so the whole descriptor does not decode). The object is sparse:
+/// it costs no memory, and reading it whole would cost time.
+fn forge_huge_descriptor(name: &str) {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(shm_path(name))
+        .unwrap();
+    // FORMAT.md: the payload starts at the next 64-byte boundary after the descriptor, the
+    // second copy at the next one after the first copy.
+    let payload_offset = 256 + HUGE_DESCRIPTOR;
+    let region_size = payload_offset + 64 + 8;
+    file.set_len(region_size).unwrap();
+    for (offset, value) in [
+        (32, payload_offset),
+        (56, region_size),
+        (72, HUGE_DESCRIPTOR),
+    ] {
+        file.write_all_at(&value.to_ne_bytes(), offset).unwrap();
+    }
+    let mut descriptor = 6u32.to_ne_bytes().to_vec();
+    descriptor.extend_from_slice(b"Forged");
+    descriptor.extend_from_slice(&0u32.to_ne_bytes());
+    file.write_all_at(&descriptor, 256).unwrap();
+}
+
 /// A peer that truncates an object and writes it back, over and over, until told to stop.
 fn churn(path: std::path::PathBuf, stop: &AtomicBool) {
     let bytes = std::fs::read(&path).unwrap();
@@ -156,6 +209,32 @@ fn listing_survives_a_peer_shrinking_an_object() {
         status
     });
     assert_exited_cleanly(status, "the lister");
+}
+
+/// Fifty regions whose headers claim 16 MiB descriptors: a listing reads only the type name
+/// (at most 64 KiB of each), so it lists them without reading 800 MiB; it used to read each
+/// descriptor whole, and then skip the region because the rest did not decode.
+#[test]
+fn listing_reads_only_the_start_of_huge_descriptors() {
+    const FORGED: usize = 50;
+    let prefix = unique_name("looking-huge");
+    let store = Store::new(&prefix).unwrap();
+    let mut cleanup = Cleanup::empty();
+    for i in 0..FORGED {
+        let name = store.name_of(&format!("r{i}")).unwrap();
+        cleanup.add(&name);
+        drop(Shm::<u64>::create(&name, 1).unwrap());
+        forge_huge_descriptor(&name);
+    }
+    let mut lister = spawn_child(&format!("list-forged {prefix} {FORGED}"));
+    let status = wait_bounded(&mut lister, Duration::from_secs(120), "the lister");
+    assert_exited_cleanly(status, "the lister");
+    // The inspector reads it whole, and says what is wrong.
+    let name = store.name_of("r0").unwrap();
+    match Inspector::open(name.as_str()) {
+        Err(e @ Error::Corrupt { .. }) => assert_mentions(&e, &["trailing"]),
+        other => panic!("{other:?}"),
+    }
 }
 
 /// An inspector that was open when another process truncated the object used to die of
