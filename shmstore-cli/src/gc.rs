@@ -93,7 +93,9 @@ pub fn run(options: &Options<'_>, out: &mut dyn Write) -> Outcome {
                 writeln!(out, "would remove {name}: {why}")?;
             }
             Verdict::Remove(why) => {
-                if scan::classify(&name).map(|e| e.object.identity) != Some(identity) {
+                if scan::classify(&name, scan::Look::Quick).map(|e| e.object.identity)
+                    != Some(identity)
+                {
                     kept += 1;
                     if options.verbose {
                         writeln!(out, "kept {name}: it was removed or replaced meanwhile")?;

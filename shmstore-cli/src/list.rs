@@ -29,8 +29,18 @@ pub fn run(as_json: bool, out: &mut dyn Write) -> Outcome {
         )?;
     } else {
         let mut cells = vec![[
-            "NAME", "BACKEND", "KIND", "TYPE", "SIZE", "LEN", "VERSION", "CREATOR", "POISONED",
-            "MODE", "OWNER",
+            "NAME",
+            "BACKEND",
+            "KIND",
+            "TYPE",
+            "SIZE",
+            "LEN",
+            "VERSION",
+            "CREATOR",
+            "POISONED",
+            "MODE",
+            "OWNER",
+            "CREATED BY",
         ]
         .map(String::from)
         .to_vec()];
@@ -59,6 +69,9 @@ struct Row {
     mode: u32,
     uid: u32,
     owner: String,
+    /// A System V segment's creator (`cuid`): the owner can be given away, the creator not.
+    creator_uid: Option<u32>,
+    creator_user: Option<String>,
     note: Option<String>,
 }
 
@@ -89,6 +102,8 @@ impl Row {
             mode: entry.object.mode,
             uid: entry.object.uid,
             owner: users.name(entry.object.uid),
+            creator_uid: entry.creator_uid,
+            creator_user: entry.creator_uid.map(|uid| users.name(uid)),
             note: entry.reason.clone(),
         }
     }
@@ -125,6 +140,7 @@ impl Row {
             poisoned,
             mode_text(self.mode),
             self.owner.clone(),
+            self.creator_user.clone().unwrap_or_else(dash),
         ]
     }
 
@@ -145,6 +161,8 @@ impl Row {
             "mode": mode_text(self.mode),
             "uid": self.uid,
             "owner": self.owner,
+            "creator_uid": self.creator_uid,
+            "created_by": self.creator_user,
             "note": self.note,
         })
     }

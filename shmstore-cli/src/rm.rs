@@ -41,7 +41,7 @@ pub fn run(names: &[String], force: bool, out: &mut dyn Write) -> Outcome {
 fn remove(text: &str, force: bool) -> Outcome<(String, String)> {
     let location = Location::parse(text);
     location.validate()?;
-    let Some(entry) = scan::classify_at(&location) else {
+    let Some(entry) = scan::classify_at(&location, scan::Look::Thorough) else {
         return Err(Error::NotFound {
             name: location.to_string(),
         }

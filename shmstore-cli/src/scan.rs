@@ -9,6 +9,14 @@
 //! `foreign`, never probed with `flock`, never mapped, never removed without `--force`. The
 //! same holds for a file given by its path.
 //!
+//! Looking never crashes or hangs, whatever other processes do to the objects: each object is
+//! opened without blocking or following a link, judged on the descriptor that was opened, and
+//! read with `pread` ([`Inspector::read_head`], then [`Inspector`], which never maps a POSIX
+//! object or a file), so one that another process shrinks, swaps for a FIFO or forges is
+//! reported, not a SIGBUS or a hang. Walking many objects ([`Look::Quick`]) bounds the work per
+//! object: no waiting for a creator that is still initialising, and no descriptor larger than
+//! [`LISTED_DESCRIPTOR_LIMIT`] is read.
+//!
 //! A System V segment cannot be read without attaching it, which only the library does: a
 //! segment is classified by what [`Inspector::open`] says (another program's header is
 //! `Error::Corrupt`, so foreign). A segment that is not ready yet is `incomplete` when the
@@ -17,8 +25,8 @@
 //! `--force`, since a live program's freshly created, still all-zero segment looks the same.
 
 use std::collections::HashMap;
-use std::fs::{self, File};
-use std::io::{self, Read};
+use std::fs;
+use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -36,6 +44,22 @@ const SYSV_TABLE: &str = "/proc/sysvipc/shm";
 const MAGIC: &[u8; 8] = b"SHMSTORE";
 /// FORMAT.md: `creator_pid`, 4 bytes at header offset 80, native byte order.
 const CREATOR_PID_OFFSET: usize = 80;
+/// FORMAT.md: `descriptor_len`, 8 bytes at header offset 72, native byte order.
+const DESCRIPTOR_LEN_OFFSET: usize = 72;
+
+/// The largest type descriptor a walk over many objects reads (a real type's is a few KiB; a
+/// forged header can claim 16 MiB, and fifty of those must not make `list` slow).
+pub const LISTED_DESCRIPTOR_LIMIT: u64 = 1 << 20;
+
+/// How much work classifying one object may take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Look {
+    /// Walking many objects (`list`, `gc`): a region whose creator is still initialising it
+    /// is reported at once, and a descriptor over [`LISTED_DESCRIPTOR_LIMIT`] is not read.
+    Quick,
+    /// One object the user named: wait up to a second for its creator, read it whole.
+    Thorough,
+}
 
 /// What an object is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,6 +171,9 @@ pub struct Entry {
     /// From the header: for values, queues and incomplete regions (for a segment that is not
     /// ready, the process that created the segment).
     pub creator_pid: Option<u32>,
+    /// For a System V segment, the user that created it (`cuid`), which `IPC_SET` cannot
+    /// change, unlike the owner; `None` for a file (its owner created it).
+    pub creator_uid: Option<u32>,
     /// Why it is foreign, incomplete, initialising or unreadable, in a few words.
     pub reason: Option<String>,
     /// The same as a whole message for stderr: what it is and what to do.
@@ -168,7 +195,10 @@ pub fn all() -> Outcome<Vec<Entry>> {
         .map(|entry| entry.file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
-    Ok(names.iter().filter_map(|name| classify(name)).collect())
+    Ok(names
+        .iter()
+        .filter_map(|name| classify(name, Look::Quick))
+        .collect())
 }
 
 /// The System V segments that are ready shmstore regions (those [`shmstore::list`] reports),
@@ -179,27 +209,27 @@ pub fn segment_regions() -> Outcome<Vec<Entry>> {
     Ok(found
         .iter()
         .filter(|info| matches!(info.location, Location::SysV(_)))
-        .filter_map(|info| classify_at(&info.location))
+        .filter_map(|info| classify_at(&info.location, Look::Quick))
         .filter(|entry| entry.kind.is_region())
         .collect())
 }
 
 /// Classifies the object at any location; `None` if there is none.
-pub fn classify_at(location: &Location) -> Option<Entry> {
+pub fn classify_at(location: &Location, look: Look) -> Option<Entry> {
     match location {
-        Location::Named(name) => classify(name),
-        Location::File(path) => classify_object(location, path),
-        Location::SysV(key) => classify_segment(location, *key),
+        Location::Named(name) => classify(name, look),
+        Location::File(path) => classify_object(location, path, look),
+        Location::SysV(key) => classify_segment(location, *key, look),
     }
 }
 
 /// Classifies the object `/dev/shm/NAME`; `None` if there is no object of that name.
-pub fn classify(name: &str) -> Option<Entry> {
-    classify_object(&Location::Named(name.to_string()), &path_of(name))
+pub fn classify(name: &str, look: Look) -> Option<Entry> {
+    classify_object(&Location::Named(name.to_string()), &path_of(name), look)
 }
 
 /// Classifies a POSIX object or a file at `path`.
-fn classify_object(location: &Location, path: &Path) -> Option<Entry> {
+fn classify_object(location: &Location, path: &Path, look: Look) -> Option<Entry> {
     let meta = match fs::symlink_metadata(path) {
         Ok(meta) => meta,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return None,
@@ -238,9 +268,11 @@ fn classify_object(location: &Location, path: &Path) -> Option<Entry> {
             return foreign("its name is not a shmstore region name");
         }
     }
-    let head = match read_head(path) {
+    // Read from the descriptor that was opened, which may no longer be what `stat` saw.
+    let head = match Inspector::read_head(location) {
         Ok(head) => head,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return None,
+        Err(Error::NotFound { .. }) => return None,
+        Err(Error::Corrupt { reason, .. }) => return foreign(&reason),
         Err(e) => {
             let note = format!("cannot read {}: {e}", path.display());
             return Some(Entry::other(
@@ -255,7 +287,17 @@ fn classify_object(location: &Location, path: &Path) -> Option<Entry> {
     if head.get(..MAGIC.len()) != Some(MAGIC.as_slice()) {
         return foreign("it does not start with the magic SHMSTORE");
     }
-    let mut entry = opened(location, object)?;
+    if look == Look::Quick {
+        if let Some(len) = descriptor_len_from(&head).filter(|&n| n > LISTED_DESCRIPTOR_LIMIT) {
+            let why = format!(
+                "its type descriptor is {len} bytes, more than a listing reads \
+                 ({LISTED_DESCRIPTOR_LIMIT})"
+            );
+            let note = format!("`{location}`: {why}; `shmstore inspect {location}` reads it");
+            return Some(Entry::other(location, Kind::Unreadable, object, why, note));
+        }
+    }
+    let mut entry = opened(location, object, look)?;
     if entry.kind == Kind::Incomplete || entry.kind == Kind::Initialising {
         // The library does not say who the creator was; the header we read does.
         entry.creator_pid = creator_pid_from(&head);
@@ -264,11 +306,12 @@ fn classify_object(location: &Location, path: &Path) -> Option<Entry> {
 }
 
 /// Classifies the System V segment with `key`; `None` if there is none.
-fn classify_segment(location: &Location, key: i32) -> Option<Entry> {
+fn classify_segment(location: &Location, key: i32, look: Look) -> Option<Entry> {
     // The table may hide segments this user cannot read: the library then says why.
     let segment = segments().into_iter().find(|s| s.key == key);
     let object = segment.as_ref().map_or(Object::UNKNOWN, |s| s.object);
-    let mut entry = opened(location, object)?;
+    let mut entry = opened(location, object, look)?;
+    entry.creator_uid = segment.as_ref().map(|s| s.creator_uid);
     if entry.kind == Kind::Incomplete || entry.kind == Kind::Initialising {
         // Its header is not readable here: the segment's creator is the best guess.
         entry.creator_pid = segment.map(|s| s.creator_pid).filter(|&pid| pid != 0);
@@ -278,8 +321,12 @@ fn classify_segment(location: &Location, key: i32) -> Option<Entry> {
 
 /// Opens a location read-only with the library and classifies it by what that says; `None`
 /// if it does not exist (any more).
-fn opened(location: &Location, object: Object) -> Option<Entry> {
-    match Inspector::open(location) {
+fn opened(location: &Location, object: Object, look: Look) -> Option<Entry> {
+    let view = match look {
+        Look::Quick => Inspector::open_now(location.clone()),
+        Look::Thorough => Inspector::open(location.clone()),
+    };
+    match view {
         Ok(view) => {
             let info = view.info();
             Some(Entry {
@@ -292,6 +339,7 @@ fn opened(location: &Location, object: Object) -> Option<Entry> {
                 },
                 object,
                 creator_pid: Some(info.creator_pid),
+                creator_uid: None,
                 view: Some(view),
                 reason: None,
                 note: None,
@@ -342,7 +390,7 @@ fn foreign_note(location: &Location, why: &str) -> String {
 pub fn region(text: &str) -> Outcome<(Entry, Inspector)> {
     let location = Location::parse(text);
     location.validate()?;
-    let Some(mut entry) = classify_at(&location) else {
+    let Some(mut entry) = classify_at(&location, Look::Thorough) else {
         return Err(Error::NotFound {
             name: location.to_string(),
         }
@@ -373,6 +421,7 @@ impl Entry {
             object,
             view: None,
             creator_pid: None,
+            creator_uid: None,
             reason: Some(reason),
             note: Some(note),
         }
@@ -407,12 +456,9 @@ fn metadata_identity(path: &Path) -> Option<(u64, u64)> {
     }
 }
 
-/// The first bytes of the object (up to the 256-byte header), with a plain `read`: it neither
-/// maps nor locks anything.
-fn read_head(path: &Path) -> io::Result<Vec<u8>> {
-    let mut head = Vec::with_capacity(256);
-    File::open(path)?.take(256).read_to_end(&mut head)?;
-    Ok(head)
+fn descriptor_len_from(head: &[u8]) -> Option<u64> {
+    let bytes = head.get(DESCRIPTOR_LEN_OFFSET..DESCRIPTOR_LEN_OFFSET + 8)?;
+    Some(u64::from_ne_bytes(bytes.try_into().ok()?))
 }
 
 fn creator_pid_from(head: &[u8]) -> Option<u32> {
@@ -430,6 +476,8 @@ pub struct Segment {
     pub object: Object,
     /// The process that created the segment (`shm_cpid`).
     pub creator_pid: u32,
+    /// The user that created the segment (`cuid`).
+    pub creator_uid: u32,
     /// How many attachments it has (`shm_nattch`).
     pub attached: u64,
 }
@@ -456,6 +504,7 @@ fn parse_segments(text: &str) -> Vec<Segment> {
             let creator_pid = cols.get(4)?.parse::<u32>().ok()?;
             let attached = cols.get(6)?.parse::<u64>().ok()?;
             let uid = cols.get(7)?.parse::<u32>().ok()?;
+            let creator_uid = cols.get(9)?.parse::<u32>().ok()?;
             Some(Segment {
                 key,
                 object: Object {
@@ -466,6 +515,7 @@ fn parse_segments(text: &str) -> Vec<Segment> {
                     identity: (u64::MAX, id),
                 },
                 creator_pid,
+                creator_uid,
                 attached,
             })
         })
@@ -527,6 +577,7 @@ mod tests {
         assert_eq!(segments[0].object.mode, 0o600);
         assert_eq!(segments[0].object.size, 4096);
         assert_eq!(segments[0].object.uid, 1000);
+        assert_eq!(segments[0].creator_uid, 1000);
         assert_eq!((segments[0].creator_pid, segments[0].attached), (811, 1));
         assert_eq!(segments[1].key, 0xdeadbeef_u32 as i32);
         assert_eq!(segments[1].object.mode, 0o644);

@@ -11,11 +11,11 @@ use std::time::Duration;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The name is not 1 to 200 of `[A-Za-z0-9._-]`, or is `.` or `..`. Checked before any
-    /// system call.
+    /// The name is not 1 to 200 of `[A-Za-z0-9._-]`, is `.` or `..`, or starts with `-` or
+    /// `sem.` (names that belong to others). Checked before any system call.
     #[error(
         "invalid region name {name:?}: {reason}; a name is 1 to 200 characters of A-Z a-z 0-9 . _ - \
-         and is not \".\" or \"..\""
+         and is not \".\" or \"..\", and does not start with \"-\" or \"sem.\""
     )]
     InvalidName {
         /// The name as given.

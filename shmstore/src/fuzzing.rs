@@ -555,3 +555,128 @@ pub fn queue_ops(bytes: &[u8]) {
     }
     assert_eq!(q.try_pop().expect("try_pop"), None, "drained");
 }
+
+/// Plants arbitrary objects under a fresh [`Store`](crate::Store) prefix, lists them with
+/// [`Store::list`](crate::Store::list), opens each with [`Inspector::open_now`], shrinks some
+/// and lists again. The objects are removed afterwards.
+///
+/// `bytes` is a sequence of objects, each a kind byte, a 16-bit little-endian length, then
+/// that many bytes of content (cut short at the end of the input), at most eight objects. The
+/// kind (modulo 8) plants: 0 to 3 a regular file with the content; 4 a FIFO; 5 a symbolic link
+/// to the previous object; 6 a directory; 7 a regular file that is cut to half its size
+/// between the two listings.
+///
+/// # Panics
+///
+/// If the library panics, if a listing fails or names an object that is not a planted regular
+/// file, or if an object the inspector opens as a ready region is missing from the listing or
+/// listed differently from what the inspector reports.
+pub fn list_arbitrary_objects(bytes: &[u8]) {
+    use std::os::unix::fs::symlink;
+    use std::path::Path;
+
+    let prefix = unique_name();
+    let store = crate::Store::new(&prefix).expect("a fresh prefix is valid");
+    let mut planted: Vec<(String, u8)> = Vec::new();
+    let mut cleanup: Vec<Unlink> = Vec::new();
+    let mut rest = bytes;
+    while planted.len() < 8 {
+        let [kind, lo, hi, tail @ ..] = rest else {
+            break;
+        };
+        let kind = kind % 8;
+        let len = usize::from(u16::from_le_bytes([*lo, *hi])).min(tail.len());
+        let (content, after) = tail.split_at(len);
+        rest = after;
+        let name = store
+            .name_of(&format!("o{}", planted.len()))
+            .expect("a short name is valid");
+        let path = format!("/dev/shm/{name}");
+        cleanup.push(Unlink(path.clone()));
+        let made = match kind {
+            4 => crate::sys::object::make_fifo(Path::new(&path)).is_ok(),
+            5 => match planted.last() {
+                Some((previous, _)) => symlink(format!("/dev/shm/{previous}"), &path).is_ok(),
+                None => false,
+            },
+            6 => std::fs::create_dir(&path).is_ok(),
+            _ => std::fs::write(&path, content).is_ok(),
+        };
+        if made {
+            planted.push((name, kind));
+        }
+    }
+    // Directories are not files: remove them last, with `remove_dir`.
+    let _dirs: Vec<RemoveDir> = planted
+        .iter()
+        .filter(|(_, kind)| *kind == 6)
+        .map(|(name, _)| RemoveDir(format!("/dev/shm/{name}")))
+        .collect();
+
+    let is_file = |name: &str| {
+        planted
+            .iter()
+            .any(|(planted, kind)| planted == name && !matches!(kind, 4..=6))
+    };
+    let listed = store
+        .list()
+        .expect("listing never fails for what is in /dev/shm");
+    for info in &listed {
+        assert!(
+            is_file(&info.name),
+            "listed {info:?}, which is not a planted file"
+        );
+    }
+    let names: Vec<&str> = listed.iter().map(|i| i.name.as_str()).collect();
+    let mut sorted = names.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    assert_eq!(names, sorted, "sorted by name, once each");
+
+    let mut views = Vec::new();
+    for (name, _) in &planted {
+        let Ok(view) = Inspector::open_now(name.as_str()) else {
+            continue;
+        };
+        let listed = listed.iter().find(|i| &i.name == name);
+        assert_eq!(
+            listed,
+            Some(&view.info()),
+            "{name}: the inspector opened it, the listing says otherwise"
+        );
+        let _ = view.read_timeout(Duration::from_millis(20));
+        views.push(view);
+    }
+
+    // Peers shrink objects; looking must still work, and views of them must not crash.
+    for (name, kind) in &planted {
+        if *kind == 7 {
+            if let Ok(file) = std::fs::OpenOptions::new()
+                .write(true)
+                .open(format!("/dev/shm/{name}"))
+            {
+                let len = file.metadata().map_or(0, |m| m.len());
+                let _ = file.set_len(len / 2);
+            }
+        }
+    }
+    store
+        .list()
+        .expect("listing never fails for what is in /dev/shm");
+    for view in &views {
+        let _ = view.header_fields();
+        let _ = view.info();
+        let _ = view.version();
+        let _ = view.read_timeout(Duration::from_millis(20));
+        let _ = view.wait_for_change(u64::MAX, Some(Duration::ZERO));
+    }
+}
+
+/// Removes the directory at this path when dropped.
+struct RemoveDir(String);
+
+impl Drop for RemoveDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}

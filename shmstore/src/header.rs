@@ -559,6 +559,16 @@ impl Descriptor {
         Ok(Descriptor { type_name, fields })
     }
 
+    /// Only the type name, from the first bytes of an encoded descriptor (the rest may be cut
+    /// off): what a listing needs, without reading a descriptor of up to 16 MiB whole.
+    pub(crate) fn decode_type_name(prefix: &[u8]) -> std::result::Result<String, String> {
+        Reader {
+            bytes: prefix,
+            at: 0,
+        }
+        .str()
+    }
+
     /// What differs between `self` (this process's type) and `stored` (the region's), one
     /// line each, for [`Error::LayoutMismatch`].
     pub(crate) fn differences(&self, stored: &Descriptor) -> Vec<String> {

@@ -5,6 +5,8 @@ use std::sync::atomic::Ordering::Acquire;
 use crate::error::{Error, Result};
 use crate::header::{Descriptor, Header, HeaderInfo, HeaderState, HEADER_SIZE};
 use crate::location::Location;
+use crate::look;
+use crate::name::validate_name;
 use crate::queue::{self, QueueMode};
 use crate::region::descriptor_copy;
 use crate::sys::object::{self, Access, Mapping};
@@ -27,6 +29,10 @@ pub struct RegionInfo {
     /// The pid of the process that created (or last re-initialised) it.
     /// Numbered in that process's PID namespace.
     pub creator_pid: u32,
+    /// For a System V segment, the user that created the segment (`cuid`), which can differ
+    /// from its owner: the owner can be changed with `shmctl(IPC_SET)`, the creator cannot.
+    /// `None` for a POSIX region (a file's owner is its creator).
+    pub creator_uid: Option<u32>,
     /// Whether an in-place region is poisoned.
     pub poisoned: bool,
     /// Whether it was created with `in_place(true)`.
@@ -55,6 +61,14 @@ pub struct QueueInfo {
 /// anywhere, so they are not searched for: open one by its path with
 /// [`Inspector::open`](crate::Inspector::open).
 ///
+/// Listing never waits and never crashes, whatever other processes do to the objects it
+/// looks at: POSIX objects are opened without blocking or following links and read with
+/// `pread`, never mapped, so one that another process shrinks, swaps for a FIFO or forges is
+/// skipped, not a SIGBUS or a hang. A region whose creator is still initialising it is skipped
+/// at once, and only the type name is read from a descriptor (at most
+/// 64 KiB of it), so the work per object is bounded. System V segments cannot shrink: they are
+/// attached read-only after `IPC_STAT` checked their size.
+///
 /// ```
 /// # use shmstore::Shm;
 /// # let name = format!("doc-list-{}", std::process::id());
@@ -68,11 +82,7 @@ pub struct QueueInfo {
 ///
 /// [`Error::Io`] if the shared-memory directory cannot be read.
 pub fn list() -> Result<Vec<RegionInfo>> {
-    let names = object::names().map_err(|e| Error::io("*", "read /dev/shm", e))?;
-    let mut found: Vec<RegionInfo> = names
-        .iter()
-        .filter_map(|name| describe_named(name))
-        .collect();
+    let mut found = list_named(|_| true)?;
     // A kernel without System V IPC has no table: nothing to add.
     let mut segments = sysv::segments().unwrap_or_default();
     segments.sort_by_key(|segment| segment.key as u32);
@@ -84,26 +94,57 @@ pub fn list() -> Result<Vec<RegionInfo>> {
     Ok(found)
 }
 
-/// Reads one object's header and descriptor without taking any lock; `None` if it is not a
-/// ready shmstore region.
-fn describe_named(name: &str) -> Option<RegionInfo> {
-    crate::name::validate_name(name).ok()?;
-    let file = object::open(&object::shm_path(name), Access::ReadOnly).ok()?;
-    let stat = object::stat(&file).ok()?;
-    if !stat.regular || stat.size < HEADER_SIZE as u64 {
-        return None;
-    }
-    let map = Mapping::new(&file, usize::try_from(stat.size).ok()?, Access::ReadOnly).ok()?;
-    describe(&Location::Named(name.to_string()), &map, stat.size)
+/// The POSIX regions whose name `wanted` accepts, sorted by name. The name is checked before
+/// anything is opened: objects of other names are never touched.
+pub(crate) fn list_named(wanted: impl Fn(&str) -> bool) -> Result<Vec<RegionInfo>> {
+    let names = object::names().map_err(|e| Error::io("*", "read /dev/shm", e))?;
+    Ok(names
+        .iter()
+        .filter(|name| wanted(name) && validate_name(name).is_ok())
+        .filter_map(|name| describe_named(name))
+        .collect())
 }
 
+/// How much of a descriptor a listing reads: only the type name is needed, which comes first.
+const LISTED_DESCRIPTOR_BYTES: usize = 64 << 10;
+
+/// Reads one object's header and type name with `pread`, without waiting or locking
+/// anything; `None` if it is not a ready shmstore region (or stopped being one meanwhile).
+fn describe_named(name: &str) -> Option<RegionInfo> {
+    let looked = look::look_if_ready(name, &object::shm_path(name)).ok()??;
+    let prefix = looked.descriptor(name, LISTED_DESCRIPTOR_BYTES).ok()?;
+    let type_name = Descriptor::decode_type_name(&prefix).ok()?;
+    let queue = match looked.info.queue {
+        None => None,
+        Some(shape) => {
+            let control = looked.queue_control(name).ok()?;
+            // SAFETY: `control` is a private, 64-byte aligned copy of the 256-byte control
+            // block, alive for the call.
+            Some(unsafe { queue::peek(control.as_ptr(), shape.capacity) })
+        }
+    };
+    let location = Location::Named(name.to_string());
+    Some(summarize(
+        &location,
+        type_name,
+        looked.header.header(),
+        &looked.info,
+        queue,
+        None,
+    ))
+}
+
+/// A System V segment cannot shrink (its size is fixed at creation, and checked here with
+/// `IPC_STAT` before `shmat`), so it is attached read-only and read in place.
 fn describe_segment(key: i32, id: i32) -> Option<RegionInfo> {
     let stat = sysv::stat(id).ok()?;
     if stat.object.size < HEADER_SIZE as u64 {
         return None;
     }
     let map = sysv::attach(id, Access::ReadOnly).ok()?;
-    describe(&Location::SysV(key), &map, stat.object.size)
+    let mut info = describe(&Location::SysV(key), &map, stat.object.size)?;
+    info.creator_uid = Some(stat.creator_uid);
+    Some(info)
 }
 
 /// Reads a mapped region's header and descriptor; `None` unless it is a ready region.
@@ -114,30 +155,27 @@ fn describe(location: &Location, map: &Mapping, size: u64) -> Option<RegionInfo>
     let HeaderState::Ready(info) = header.check(size).ok()? else {
         return None;
     };
-    let bytes = descriptor_copy(map.ptr(), info.layout.descriptor_len);
-    let descriptor = Descriptor::decode(&bytes).ok()?;
+    let prefix_len = info.layout.descriptor_len.min(LISTED_DESCRIPTOR_BYTES);
+    let bytes = descriptor_copy(map.ptr(), prefix_len);
+    let type_name = Descriptor::decode_type_name(&bytes).ok()?;
     let queue = info.queue.map(|shape| {
         // SAFETY: the header was validated against the mapped size: the payload (64-byte
         // aligned) holds a queue of `shape.capacity` elements, starting with its control block;
         // `map` lives until the end of this function.
         unsafe { queue::peek(map.ptr().add(info.layout.payload_offset), shape.capacity) }
     });
-    Some(summarize(
-        location,
-        descriptor.type_name,
-        header,
-        &info,
-        queue,
-    ))
+    Some(summarize(location, type_name, header, &info, queue, None))
 }
 
-/// A [`RegionInfo`] from a validated header; `queue` is a queue's `(len, closed)`.
+/// A [`RegionInfo`] from a validated header; `queue` is a queue's `(len, closed)`,
+/// `creator_uid` a System V segment's `cuid`.
 pub(crate) fn summarize(
     location: &Location,
     type_name: String,
     header: &Header,
     info: &HeaderInfo,
     queue: Option<(usize, bool)>,
+    creator_uid: Option<u32>,
 ) -> RegionInfo {
     let queue = info
         .queue
@@ -155,6 +193,7 @@ pub(crate) fn summarize(
         size: info.type_size(),
         version: header.version.load(Acquire) & !1,
         creator_pid: info.creator_pid,
+        creator_uid,
         poisoned: info.in_place() && header.poisoned.load(Acquire) != 0,
         in_place: info.in_place(),
         queue,

@@ -2,23 +2,33 @@
 //! and values decoded from a consistent snapshot. This is what the `shmstore` command shows.
 
 use std::fmt;
+use std::path::Path;
 use std::sync::atomic::Ordering::{Acquire, Relaxed};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
-use crate::header::{Descriptor, DescriptorField, Header};
+use crate::header::{
+    Descriptor, DescriptorField, Header, HeaderInfo, QueueShape, MAX_DESCRIPTOR_LEN,
+};
 use crate::info::{summarize, RegionInfo};
 use crate::layout::{Primitive, ShmType};
 use crate::location::Location;
+use crate::look::{self, Looked};
 use crate::queue;
 use crate::reader::{read_timed_out, wait_for_change};
 use crate::region::{Region, RegionSpec};
 use crate::snapshot::TimedOut;
+use crate::sys::{object, sysv};
 
 /// A read-only, untyped view of a region (a value or a queue) of any type and any owner.
 ///
-/// It maps the region read-only and never locks it, so it cannot disturb the processes that
+/// It never locks the region and never writes to it, so it cannot disturb the processes that
 /// use it; it opens regions of other users too (reading them is what their mode allows).
+///
+/// It never maps a POSIX object or a file either: it reads them with `pread`, so another
+/// process that shrinks, swaps or rewrites the object can make a read fail or show a stale
+/// value, never kill the inspecting process with SIGBUS or hang it. A System V segment, whose
+/// size nobody can change, is attached read-only.
 ///
 /// ```
 /// use shmstore::{Inspector, Shm, ShmType};
@@ -44,10 +54,32 @@ use crate::snapshot::TimedOut;
 /// # Ok::<(), shmstore::Error>(())
 /// ```
 pub struct Inspector {
-    region: Region,
+    source: Source,
     type_name: String,
     fields: Vec<FieldInfo>,
 }
+
+/// How an inspector reads its region.
+enum Source {
+    /// A POSIX object or a file, read with `pread` and never mapped: another process that
+    /// shrinks it makes a read fail, never raise SIGBUS here.
+    Read {
+        location: Location,
+        /// `location` as text, for messages.
+        name: String,
+        looked: Looked,
+    },
+    /// A System V segment, attached read-only: its size is fixed at creation and checked with
+    /// `IPC_STAT` before `shmat`, so nobody can shrink it under the mapping.
+    Mapped {
+        region: Region,
+        /// The segment's `cuid`, as `IPC_STAT` said when it was opened.
+        creator_uid: Option<u32>,
+    },
+}
+
+/// How long [`Inspector::open`] waits for a creator that is still initialising the region.
+const OPEN_WAIT: Duration = Duration::from_secs(1);
 
 /// One row of a region's stored field table: a primitive leaf of the type, or an array of them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -229,27 +261,87 @@ impl Inspector {
     /// Opens a region read-only, whatever its type, kind or owner: a name, a file path or a
     /// System V key. A `&str` is a name; the `shmstore` command reads its argument with
     /// [`Location::parse`](crate::Location::parse) (`limits`, `./state.shm`, `sysv:0x5eed0001`).
+    /// It waits up to one second for a creator that is still initialising the region.
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidName`] or [`Error::InvalidLocation`], [`Error::NotFound`], [`Error::Corrupt`] (not a shmstore
-    /// region), [`Error::Incomplete`], [`Error::PermissionDenied`] (its mode refuses reading),
+    /// [`Error::InvalidName`] or [`Error::InvalidLocation`], [`Error::NotFound`],
+    /// [`Error::Corrupt`] (not a shmstore region, or it changed under us),
+    /// [`Error::Incomplete`], [`Error::PermissionDenied`] (its mode refuses reading),
     /// [`Error::Timeout`] (its creator is still initialising it), [`Error::Io`].
     pub fn open(location: impl Into<Location>) -> Result<Inspector> {
-        let location = location.into();
-        let spec = RegionSpec {
-            layout: &<u8 as ShmType>::LAYOUT,
-            in_place: false,
-            notify_readers: false,
-            mode: 0,
-            open_timeout: Duration::from_secs(1),
-            allow_other_owner: true,
-            unlink_on_drop: false,
-            queue: None,
+        Self::open_waiting(location.into(), OPEN_WAIT)
+    }
+
+    /// [`open`](Self::open) without waiting: a region whose creator is still initialising it
+    /// is [`Error::Timeout`] at once. For tools that look at many regions, so that each one
+    /// costs a bounded amount of work whatever other processes do (`shmstore list`).
+    ///
+    /// # Errors
+    ///
+    /// As [`open`](Self::open).
+    pub fn open_now(location: impl Into<Location>) -> Result<Inspector> {
+        Self::open_waiting(location.into(), Duration::ZERO)
+    }
+
+    /// The first bytes of the object at a name or a file path (up to its 256-byte header;
+    /// fewer if it is shorter), to tell a region from another program's object before opening
+    /// it: read with `pread` from a descriptor opened without blocking or following a link, and
+    /// never locked or mapped.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidName`] or [`Error::InvalidLocation`] (also for a System V key: a segment
+    /// cannot be read without attaching it), [`Error::NotFound`], [`Error::Corrupt`] (not a
+    /// regular file, or it shrank while being read), [`Error::PermissionDenied`],
+    /// [`Error::Io`].
+    pub fn read_head(location: &Location) -> Result<Vec<u8>> {
+        location.validate()?;
+        let name = location.to_string();
+        match location {
+            Location::Named(region) => look::head(&name, &object::shm_path(region)),
+            Location::File(path) => look::head(&name, path),
+            Location::SysV(_) => Err(Error::InvalidLocation {
+                location: name,
+                reason: "a System V segment cannot be read without attaching it",
+            }),
+        }
+    }
+
+    fn open_waiting(location: Location, wait: Duration) -> Result<Inspector> {
+        location.validate()?;
+        let name = location.to_string();
+        let (source, descriptor) = match &location {
+            Location::Named(region) => read_source(&location, &object::shm_path(region), wait)?,
+            Location::File(path) => read_source(&location, path, wait)?,
+            Location::SysV(key) => {
+                let spec = RegionSpec {
+                    layout: &<u8 as ShmType>::LAYOUT,
+                    in_place: false,
+                    notify_readers: false,
+                    mode: 0,
+                    open_timeout: wait,
+                    allow_other_owner: true,
+                    unlink_on_drop: false,
+                    queue: None,
+                };
+                let region = Region::open_untyped(&location, &spec)?;
+                let descriptor = region.descriptor_copy();
+                let creator_uid = sysv::get(*key)
+                    .and_then(sysv::stat)
+                    .ok()
+                    .map(|stat| stat.creator_uid);
+                (
+                    Source::Mapped {
+                        region,
+                        creator_uid,
+                    },
+                    descriptor,
+                )
+            }
         };
-        let region = Region::open_untyped(&location, &spec)?;
-        let descriptor = Descriptor::decode(&region.descriptor_copy())
-            .map_err(|why| Error::corrupt(region.name(), why))?;
+        let descriptor =
+            Descriptor::decode(&descriptor).map_err(|why| Error::corrupt(&name, why))?;
         Ok(Inspector {
             fields: descriptor
                 .fields
@@ -257,13 +349,16 @@ impl Inspector {
                 .map(FieldInfo::from_descriptor)
                 .collect(),
             type_name: descriptor.type_name,
-            region,
+            source,
         })
     }
 
     /// The region's name.
     pub fn name(&self) -> &str {
-        self.region.name()
+        match &self.source {
+            Source::Read { name, .. } => name,
+            Source::Mapped { region, .. } => region.name(),
+        }
     }
 
     /// The stored type's name (of the value, or of one queue element).
@@ -278,52 +373,67 @@ impl Inspector {
 
     /// Whether the region is a queue ([`ShmQueue`](crate::ShmQueue)).
     pub fn is_queue(&self) -> bool {
-        self.region.info().queue.is_some()
+        self.header_info().queue.is_some()
     }
 
-    /// What [`list`](crate::list) reports about it, as of now.
-    pub fn info(&self) -> RegionInfo {
-        summarize(
-            self.region.location(),
-            self.type_name.clone(),
-            self.header(),
-            self.region.info(),
-            queue::peek_region(&self.region),
-        )
-    }
-
-    /// Every header field, as of now.
-    pub fn header_fields(&self) -> HeaderFields {
-        let h = self.header();
-        let mut boot_id = [0u8; 16];
-        for (b, a) in boot_id.iter_mut().zip(&h.boot_id) {
-            *b = a.load(Relaxed);
+    fn header_info(&self) -> &HeaderInfo {
+        match &self.source {
+            Source::Read { looked, .. } => &looked.info,
+            Source::Mapped { region, .. } => region.info(),
         }
-        HeaderFields {
-            format_version: h.format_version.load(Relaxed),
-            header_size: h.header_size.load(Relaxed),
-            state: h.state.load(Acquire),
-            flags: h.flags.load(Relaxed),
-            fingerprint: h.fingerprint.load(Relaxed),
-            payload_offset: h.payload_offset.load(Relaxed),
-            payload_size: h.payload_size.load(Relaxed),
-            payload_align: h.payload_align.load(Relaxed),
-            region_size: h.region_size.load(Relaxed),
-            descriptor_offset: h.descriptor_offset.load(Relaxed),
-            descriptor_len: h.descriptor_len.load(Relaxed),
-            creator_pid: h.creator_pid.load(Relaxed),
-            mutex_size: h.mutex_size.load(Relaxed),
-            boot_id,
-            kind: h.kind.load(Relaxed),
-            queue_mode: h.queue_mode.load(Relaxed),
-            queue_capacity: h.queue_capacity.load(Relaxed),
-            queue_element_size: h.queue_element_size.load(Relaxed),
-            version: h.version.load(Acquire),
-            waiters: h.waiters.load(Relaxed),
-            poisoned: h.poisoned.load(Relaxed),
-            commit_in_progress: h.commit_in_progress.load(Relaxed),
-            read_requests: h.read_requests.load(Relaxed),
-            reads_served: h.reads_served.load(Relaxed),
+    }
+
+    /// What [`list`](crate::list) reports about it, as of now. If the object can no longer be
+    /// read (another process shrank it), as of when it was opened, with a queue's length 0.
+    pub fn info(&self) -> RegionInfo {
+        let type_name = self.type_name.clone();
+        match &self.source {
+            Source::Read {
+                location,
+                name,
+                looked,
+            } => {
+                let header = looked.header_now(name).ok();
+                let header = header.as_ref().unwrap_or(&looked.header);
+                let queue = looked.info.queue.map(|shape| {
+                    looked.queue_control(name).map_or((0, false), |control| {
+                        // SAFETY: `control` is a private, 64-byte aligned copy of the 256-byte
+                        // control block, alive for the call.
+                        unsafe { queue::peek(control.as_ptr(), shape.capacity) }
+                    })
+                });
+                summarize(
+                    location,
+                    type_name,
+                    header.header(),
+                    &looked.info,
+                    queue,
+                    None,
+                )
+            }
+            Source::Mapped {
+                region,
+                creator_uid,
+            } => summarize(
+                region.location(),
+                type_name,
+                region.header(),
+                region.info(),
+                queue::peek_region(region),
+                *creator_uid,
+            ),
+        }
+    }
+
+    /// Every header field, as of now. If the object can no longer be read (another process
+    /// shrank it), as of when it was opened.
+    pub fn header_fields(&self) -> HeaderFields {
+        match &self.source {
+            Source::Read { name, looked, .. } => {
+                let now = looked.header_now(name).ok();
+                header_fields_of(now.as_ref().unwrap_or(&looked.header).header())
+            }
+            Source::Mapped { region, .. } => header_fields_of(region.header()),
         }
     }
 
@@ -334,12 +444,10 @@ impl Inspector {
     /// Like [`ShmReader::read`](crate::ShmReader::read), it waits while an `in_place` write is
     /// in progress, and for as long as a writer that died mid-write stays unrepaired (a
     /// writable handle's next lock repairs it): use [`read_timeout`](Self::read_timeout) to
-    /// bound that.
+    /// bound that. If the value can no longer be read (another process shrank the object),
+    /// the bytes are empty and every field renders as `?`; `read_timeout` says why.
     pub fn read(&self) -> Vec<u8> {
-        match self.read_until(None) {
-            Ok(bytes) => bytes,
-            Err(TimedOut) => unreachable!("a read without a deadline cannot time out"),
-        }
+        self.read_until(None).unwrap_or_default()
     }
 
     /// [`read`](Self::read), waiting at most `timeout` for a consistent value.
@@ -347,46 +455,134 @@ impl Inspector {
     /// # Errors
     ///
     /// [`Error::Timeout`] when an `in_place` write stayed in progress (or a dead writer stayed
-    /// unrepaired) for the whole `timeout`.
+    /// unrepaired) for the whole `timeout`; [`Error::Corrupt`] when the object no longer holds
+    /// the value (another process shrank it).
     pub fn read_timeout(&self, timeout: Duration) -> Result<Vec<u8>> {
         // A timeout too large to represent as a deadline means none.
         self.read_until(Instant::now().checked_add(timeout))
-            .map_err(|TimedOut| read_timed_out(self.name(), timeout))
+            .map_err(|e| e.unwrap_or_else(|| read_timed_out(self.name(), timeout)))
     }
 
-    fn read_until(&self, deadline: Option<Instant>) -> std::result::Result<Vec<u8>, TimedOut> {
-        match self.region.info().queue {
-            None => {
-                let size = self.region.info().layout.payload_size;
-                let mut out = vec![0u8; size];
-                // SAFETY: `out` has `size` bytes, the payload size of this region.
-                unsafe {
-                    self.region
-                        .snapshot_into(out.as_mut_ptr(), size, deadline)?
-                };
-                Ok(out)
-            }
-            Some(_) => Ok(queue::front_copy(&self.region).unwrap_or_default()),
+    /// `Err(None)` when the deadline passed first.
+    fn read_until(&self, deadline: Option<Instant>) -> std::result::Result<Vec<u8>, Option<Error>> {
+        match &self.source {
+            Source::Read { name, looked, .. } => match looked.info.queue {
+                None => looked.snapshot(name, deadline)?.ok_or(None),
+                Some(shape) => {
+                    let control = looked.queue_control(name)?;
+                    // SAFETY: `control` is a private, 64-byte aligned copy of the 256-byte
+                    // control block, alive for the call.
+                    let Some(index) =
+                        (unsafe { queue::front_slot(control.as_ptr(), shape.capacity) })
+                    else {
+                        return Ok(Vec::new());
+                    };
+                    let layout = &looked.info.layout;
+                    // In bounds of the region the header was validated for: `index < capacity`.
+                    let start = layout.payload_offset
+                        + QueueShape::slots_offset(layout.payload_align)
+                        + index * shape.element_size;
+                    Ok(looked.bytes_at(name, start, shape.element_size)?)
+                }
+            },
+            Source::Mapped { region, .. } => match region.info().queue {
+                None => {
+                    let size = region.info().layout.payload_size;
+                    let mut out = vec![0u8; size];
+                    // SAFETY: `out` has `size` bytes, the payload size of this region.
+                    unsafe { region.snapshot_into(out.as_mut_ptr(), size, deadline) }
+                        .map_err(|TimedOut| None)?;
+                    Ok(out)
+                }
+                Some(_) => Ok(queue::front_copy(region).unwrap_or_default()),
+            },
         }
     }
 
-    /// The last published version (0 for a queue).
+    /// The last published version (0 for a queue). If the object can no longer be read
+    /// (another process shrank it), the version it had when it was opened.
     pub fn version(&self) -> u64 {
-        self.region.published_version()
+        match &self.source {
+            Source::Read { name, looked, .. } => {
+                looked
+                    .version_now(name)
+                    .unwrap_or_else(|_| looked.header.header().version.load(Relaxed))
+                    & !1
+            }
+            Source::Mapped { region, .. } => region.published_version(),
+        }
     }
 
     /// Waits until a version other than `since` is published, at most `timeout` (forever if
-    /// `None`). Read-only: woken at once in `notify_readers` regions, otherwise within 10 ms.
+    /// `None`). Read-only: a System V segment wakes it at once in `notify_readers` regions, and
+    /// otherwise it re-checks every 10 ms.
     ///
     /// # Errors
     ///
-    /// [`Error::Timeout`] when the timeout passes first.
+    /// [`Error::Timeout`] when the timeout passes first; [`Error::Corrupt`] when the object can
+    /// no longer be read (another process shrank it).
     pub fn wait_for_change(&self, since: u64, timeout: Option<Duration>) -> Result<u64> {
-        wait_for_change(&self.region, since, timeout)
+        match &self.source {
+            Source::Read { name, looked, .. } => {
+                let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+                looked
+                    .wait_for_change(name, since, deadline)?
+                    .ok_or_else(|| Error::Timeout {
+                        name: name.clone(),
+                        waiting_for: "a new version",
+                        after: timeout.unwrap_or_default(),
+                    })
+            }
+            Source::Mapped { region, .. } => wait_for_change(region, since, timeout),
+        }
     }
+}
 
-    fn header(&self) -> &Header {
-        self.region.header()
+/// Looks at a POSIX object or a file at `path` (see [`look`]): the source and the whole
+/// descriptor.
+fn read_source(location: &Location, path: &Path, wait: Duration) -> Result<(Source, Vec<u8>)> {
+    let name = location.to_string();
+    let looked = look::look(&name, path, wait)?;
+    let descriptor = looked.descriptor(&name, MAX_DESCRIPTOR_LEN)?;
+    let source = Source::Read {
+        location: location.clone(),
+        name,
+        looked,
+    };
+    Ok((source, descriptor))
+}
+
+/// Every field of a header (mapped, or a private copy).
+fn header_fields_of(h: &Header) -> HeaderFields {
+    let mut boot_id = [0u8; 16];
+    for (b, a) in boot_id.iter_mut().zip(&h.boot_id) {
+        *b = a.load(Relaxed);
+    }
+    HeaderFields {
+        format_version: h.format_version.load(Relaxed),
+        header_size: h.header_size.load(Relaxed),
+        state: h.state.load(Acquire),
+        flags: h.flags.load(Relaxed),
+        fingerprint: h.fingerprint.load(Relaxed),
+        payload_offset: h.payload_offset.load(Relaxed),
+        payload_size: h.payload_size.load(Relaxed),
+        payload_align: h.payload_align.load(Relaxed),
+        region_size: h.region_size.load(Relaxed),
+        descriptor_offset: h.descriptor_offset.load(Relaxed),
+        descriptor_len: h.descriptor_len.load(Relaxed),
+        creator_pid: h.creator_pid.load(Relaxed),
+        mutex_size: h.mutex_size.load(Relaxed),
+        boot_id,
+        kind: h.kind.load(Relaxed),
+        queue_mode: h.queue_mode.load(Relaxed),
+        queue_capacity: h.queue_capacity.load(Relaxed),
+        queue_element_size: h.queue_element_size.load(Relaxed),
+        version: h.version.load(Acquire),
+        waiters: h.waiters.load(Relaxed),
+        poisoned: h.poisoned.load(Relaxed),
+        commit_in_progress: h.commit_in_progress.load(Relaxed),
+        read_requests: h.read_requests.load(Relaxed),
+        reads_served: h.reads_served.load(Relaxed),
     }
 }
 

@@ -38,7 +38,8 @@
 //! files, System V keys), `sys` (every libc and nix call), `header` (the region format,
 //! `FORMAT.md`), `region` (create/open protocols per backend, and mapping), `lock` (the lock protocol: latch, rollback, poisoning), `snapshot` (lock-free
 //! reads), `shm`, `guard` and `reader` (the typed API), `queue` (`ShmQueue`), `store` (namespaces), `info`
-//! (listing), `inspect` (untyped views), `error`.
+//! (listing), `inspect` (untyped views), `look` (reading objects with `pread`, never mapped, for
+//! listing and inspecting), `error`.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 #![warn(missing_docs)]
@@ -54,6 +55,7 @@ mod inspect;
 mod layout;
 mod location;
 mod lock;
+mod look;
 mod name;
 mod queue;
 mod reader;

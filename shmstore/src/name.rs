@@ -5,14 +5,22 @@ use crate::error::{Error, Result};
 /// The longest accepted name, in bytes (tmpfs allows 255; the rest is left for prefixes).
 pub const MAX_NAME_LEN: usize = 200;
 
-/// Checks that `name` is 1 to [`MAX_NAME_LEN`] of `[A-Za-z0-9._-]` and not `.` or `..`.
+/// glibc's `sem_open("/NAME")` creates `/dev/shm/sem.NAME`: those objects are not regions.
+pub(crate) const SEMAPHORE_PREFIX: &str = "sem.";
+
+/// Checks that `name` is 1 to [`MAX_NAME_LEN`] of `[A-Za-z0-9._-]`, not `.` or `..`, does not
+/// start with `-`, and does not start with `sem.`.
 ///
 /// Names map to `/dev/shm/<name>`; this rule keeps them to one path component that no shell
-/// needs quoting for.
+/// needs quoting for. The two prefixes belong to others: glibc keeps its named semaphores
+/// (`sem_open`) in `/dev/shm/sem.NAME`, and a name starting with `-` reads as an option to
+/// every command that is given it (`rm`, `ls`, the `shmstore` command itself).
 ///
 /// ```
 /// assert!(shmstore::validate_name("gateway.limits").is_ok());
 /// assert!(shmstore::validate_name("../etc/passwd").is_err());
+/// assert!(shmstore::validate_name("sem.gateway").is_err());
+/// assert!(shmstore::validate_name("-rf").is_err());
 /// ```
 pub fn validate_name(name: &str) -> Result<()> {
     let reason = if name.is_empty() {
@@ -21,6 +29,10 @@ pub fn validate_name(name: &str) -> Result<()> {
         Some("it is longer than 200 bytes")
     } else if name == "." || name == ".." {
         Some("`.` and `..` name directories")
+    } else if name.starts_with('-') {
+        Some("it starts with `-`, which commands read as an option")
+    } else if name.starts_with(SEMAPHORE_PREFIX) {
+        Some("names starting with `sem.` are glibc's named semaphores")
     } else if name.contains('/') {
         Some("it contains `/`")
     } else if name.contains('\0') {
@@ -54,6 +66,10 @@ mod tests {
             "A-Z_0.9",
             "..x",
             "x..",
+            "x-",
+            "sem",
+            "semaphore.x",
+            "x.sem.y",
             &"n".repeat(200),
         ] {
             assert!(validate_name(ok).is_ok(), "{ok:?}");
@@ -73,6 +89,10 @@ mod tests {
             ("a b", "character"),
             ("é", "character"),
             (long.as_str(), "longer"),
+            ("-rf", "option"),
+            ("-", "option"),
+            ("sem.x", "semaphores"),
+            ("sem.", "semaphores"),
         ] {
             match validate_name(bad) {
                 Err(Error::InvalidName { reason, .. }) => {

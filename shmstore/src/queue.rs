@@ -206,19 +206,31 @@ pub(crate) fn peek_region(region: &Region) -> Option<(usize, bool)> {
     Some(unsafe { peek(region.working_copy(), shape.capacity) })
 }
 
+/// The slot index of a queue's oldest element, read from its control block without any lock;
+/// `None` if the queue is empty (or its counters make no sense).
+///
+/// # Safety
+///
+/// As [`peek`]: `payload` points at a queue's control block (64-byte aligned, at least
+/// [`QUEUE_CONTROL_SIZE`] bytes, mapped or copied), valid during the call.
+pub(crate) unsafe fn front_slot(payload: *const u8, capacity: usize) -> Option<usize> {
+    // SAFETY: the caller's contract; every field of `Control` is atomic.
+    let c = unsafe { &*payload.cast::<Control>() };
+    let head = c.head.word.load(Acquire);
+    let tail = c.tail.word.load(Acquire) & !CLOSED;
+    if tail <= head || tail - head > capacity as u64 {
+        return None;
+    }
+    Some((head % capacity as u64) as usize)
+}
+
 /// A copy of the bytes of a queue's oldest element, taken with atomic loads and without the
 /// queue's protocol (a consumer may be taking it meanwhile: for display only). `None` if the
 /// queue is empty or the region is a value.
 pub(crate) fn front_copy(region: &Region) -> Option<Vec<u8>> {
     let shape = region.info().queue?;
     // SAFETY: as in `peek_region`.
-    let c = unsafe { &*region.working_copy().cast::<Control>() };
-    let head = c.head.word.load(Acquire);
-    let tail = c.tail.word.load(Acquire) & !CLOSED;
-    if tail <= head || tail - head > shape.capacity as u64 {
-        return None;
-    }
-    let index = (head % shape.capacity as u64) as usize;
+    let index = unsafe { front_slot(region.working_copy(), shape.capacity) }?;
     let start =
         QueueShape::slots_offset(region.info().layout.payload_align) + index * shape.element_size;
     let mut out = vec![0u8; shape.element_size];

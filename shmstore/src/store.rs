@@ -1,7 +1,7 @@
 //! `Store`: one application's regions under one prefix.
 
 use crate::error::{Error, Result};
-use crate::info::{list, RegionInfo};
+use crate::info::{list_named, RegionInfo};
 use crate::layout::ShmType;
 use crate::name::{validate_name, MAX_NAME_LEN};
 use crate::queue::{QueueMode, ShmQueue};
@@ -41,14 +41,23 @@ pub struct Store {
 
 impl Store {
     /// A namespace for regions named `prefix.NAME`. The prefix follows the region-name rules
-    /// and leaves room for a short name.
+    /// and leaves room for a short name; `sem` is refused, since `sem.NAME` is where glibc keeps
+    /// its named semaphores (see [`validate_name`]).
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidName`] for a prefix that breaks the name rules or is longer than 198
-    /// bytes.
+    /// [`Error::InvalidName`] for a prefix that breaks the name rules, makes names that break
+    /// them (`sem`), or is longer than 198 bytes.
     pub fn new(prefix: &str) -> Result<Store> {
         validate_name(prefix)?;
+        // Every name of the store starts with `prefix.`: refuse a prefix that makes them
+        // another program's names now, not at each use.
+        if let Err(Error::InvalidName { reason, .. }) = validate_name(&format!("{prefix}.")) {
+            return Err(Error::InvalidName {
+                name: prefix.to_string(),
+                reason,
+            });
+        }
         if prefix.len() + 2 > MAX_NAME_LEN {
             return Err(Error::InvalidName {
                 name: prefix.to_string(),
@@ -148,29 +157,36 @@ impl Store {
     /// The regions of this namespace (those [`shmstore::list`](crate::list) reports whose name
     /// starts with `prefix.`), sorted by name; `RegionInfo::name` is the full name.
     ///
+    /// Objects of other names are never opened: what other programs do to them cannot slow
+    /// this call down or make it fail.
+    ///
     /// # Errors
     ///
     /// As [`shmstore::list`](crate::list).
     pub fn list(&self) -> Result<Vec<RegionInfo>> {
         let mine = format!("{}.", self.prefix);
-        Ok(list()?
-            .into_iter()
-            .filter(|r| r.name.starts_with(&mine))
-            .collect())
+        list_named(|name| name.starts_with(&mine))
     }
 
     /// Removes every object named `prefix.…`: regions, and also objects a creator left
     /// unfinished (the namespace belongs to the application). Processes that have them open
     /// keep using them until they drop them. Returns how many names were removed.
     ///
+    /// A name that cannot be removed does not stop the others: every removable name is
+    /// removed first, then the failure is reported.
+    ///
     /// # Errors
     ///
-    /// [`Error::Io`] if the shared-memory directory cannot be read; the first removal that
-    /// fails for another reason than the name being already gone.
+    /// [`Error::Io`] if the shared-memory directory cannot be read. When some removals fail
+    /// for another reason than the name being already gone, the error of the first of them
+    /// (often [`Error::PermissionDenied`]: the directory's sticky bit protects other users'
+    /// objects), whose `name` lists every name left in place, separated by `, `.
     pub fn remove_all(&self) -> Result<usize> {
         let mine = format!("{}.", self.prefix);
         let names = object::names().map_err(|e| Error::io(&self.prefix, "read /dev/shm", e))?;
         let mut removed = 0;
+        let mut left: Vec<&str> = Vec::new();
+        let mut first_failure = None;
         for name in names.iter().filter(|n| n.starts_with(&mine)) {
             if validate_name(name).is_err() {
                 continue;
@@ -178,9 +194,15 @@ impl Store {
             match object::unlink(&object::shm_path(name)) {
                 Ok(()) => removed += 1,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(Error::io(name, "shm_unlink", e)),
+                Err(e) => {
+                    left.push(name);
+                    first_failure.get_or_insert(e);
+                }
             }
         }
-        Ok(removed)
+        match first_failure {
+            None => Ok(removed),
+            Some(e) => Err(Error::io(&left.join(", "), "shm_unlink", e)),
+        }
     }
 }

@@ -52,12 +52,13 @@ fn replay(target: &str, run: Target) {
 #[test]
 #[ignore = "replays unfixed crashes"]
 fn artifacts() {
-    let targets: [(&str, Target); 5] = [
+    let targets: [(&str, Target); 6] = [
         ("header", fuzzing::check_header_bytes),
         ("descriptor", fuzzing::decode_descriptor),
         ("open", fuzzing::open_arbitrary_object),
         ("queue", fuzzing::queue_ops),
         ("roundtrip", types::roundtrip_all),
+        ("list", fuzzing::list_arbitrary_objects),
     ];
     for (target, run) in targets {
         for (path, bytes) in inputs("artifacts", target) {
@@ -115,6 +116,11 @@ fn queue() {
 #[test]
 fn roundtrip() {
     replay("roundtrip", types::roundtrip_all);
+}
+
+#[test]
+fn list() {
+    replay("list", fuzzing::list_arbitrary_objects);
 }
 
 /// The headers the other targets' seeds start from are accepted ones: a real region's bytes

@@ -75,6 +75,30 @@ fn open_flags(access: Access) -> OFlag {
     access | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK
 }
 
+/// `pread`: fills `buf` from `offset` of the object, never through a mapping, so another
+/// process that shrinks the object meanwhile makes this an error, not a SIGBUS. A short read
+/// (the object ends before `offset + buf.len()`) is an error of kind `UnexpectedEof`.
+pub(crate) fn read_exact_at(file: &File, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
+}
+
+/// Opens an existing object to look at it (read-only, never blocking, never following a
+/// symbolic link, as [`open`]) and `fstat`s the descriptor it got: the caller decides with the
+/// stat of what was opened, not of what the name held a moment earlier, since another process
+/// can swap a FIFO or a directory in between.
+pub(crate) fn open_to_look(path: &Path) -> io::Result<(File, ObjectStat)> {
+    let file = open(path, Access::ReadOnly)?;
+    let stat = stat(&file)?;
+    Ok((file, stat))
+}
+
+/// `mkfifo` with mode 0600: what a hostile peer can plant under a region's name (fuzzing).
+#[cfg(feature = "fuzzing")]
+pub(crate) fn make_fifo(path: &Path) -> io::Result<()> {
+    nix::unistd::mkfifo(c_path(path)?.as_c_str(), Mode::from_bits_truncate(0o600))?;
+    Ok(())
+}
+
 /// An object that has no name yet.
 pub(crate) struct Unnamed {
     pub(crate) file: File,
