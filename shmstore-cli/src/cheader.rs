@@ -283,6 +283,10 @@ fn c_macro_name(name: &str) -> String {
         .collect()
 }
 
+/// The fixed parts of every header, written verbatim: no region text is in them (the
+/// fuzzing oracle, `crate::fuzzing::check_c_header`, checks everything else line by line).
+pub const FIXED_BLOCKS: [&str; 4] = [PRELUDE, FORMAT_COMMON, VALUE_HELPERS, QUEUE_HELPERS];
+
 const PRELUDE: &str = r#"#ifndef _GNU_SOURCE
 #define _GNU_SOURCE 1
 #endif
