@@ -12,6 +12,11 @@
 //! `shmget` + `shmat`), and handed to `shmstore_from_base`, which validates it the same way:
 //! the region starts at the attach address (FORMAT.md).
 //!
+//! The owner check is the library's: `shmstore_open` refuses an object whose owner is not the
+//! effective uid, and `shmstore_check_owner_fd` / `shmstore_check_sysv_owner` (owner and
+//! creator) do the same for what the program maps itself. `SHMSTORE_ALLOW_OTHER_OWNER`,
+//! defined before the include, turns them off, as `allow_other_owner(true)` does.
+//!
 //! The helpers are the C side of the same protocol as `shmstore/src/lock.rs` and
 //! `snapshot.rs`; the interop tests (`tests/interop.rs`) run them against Rust processes.
 
@@ -95,7 +100,9 @@ pub fn generate(location: &Location, view: &Inspector) -> Outcome<String> {
             String::new(),
             "This region is not a POSIX name: map it yourself (mmap of the file, or ftok +"
                 .to_string(),
-            "shmget + shmat of the segment) and pass the mapping to shmstore_from_base."
+            "shmget + shmat of the segment) and pass the mapping to shmstore_from_base,"
+                .to_string(),
+            "after its owner check (shmstore_check_owner_fd, shmstore_check_sysv_owner)."
                 .to_string(),
         ]);
     }
@@ -298,7 +305,9 @@ const PRELUDE: &str = r#"#ifndef _GNU_SOURCE
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/ipc.h>
 #include <sys/mman.h>
+#include <sys/shm.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -341,6 +350,12 @@ const FORMAT_COMMON: &str = r#"/* ---- Region format v1 (FORMAT.md) ------------
 #define SHMSTORE_E_WRONG_TYPE (-1007)   /* another type: fingerprint, size or alignment differ */
 #define SHMSTORE_E_CAPACITY (-1008)     /* a queue of another capacity */
 #define SHMSTORE_E_TIMEOUT (-1009)      /* a read found no consistent copy in time */
+#define SHMSTORE_E_OTHER_OWNER (-1010)  /* owned (or, System V, created) by another user */
+
+/* The owner check, as the Rust library makes it: a region another user owns is refused,
+   because whoever owns it chose its layout and can rewrite or swap it under you. Define
+   SHMSTORE_ALLOW_OTHER_OWNER before including this header to accept such regions (the
+   library's allow_other_owner(true)), when you trust that user. */
 
 /* The 256-byte header at offset 0. Every field is accessed with __atomic builtins. */
 typedef struct shmstore_header {
@@ -433,6 +448,7 @@ static inline const char *shmstore_strerror(int rc) {
     case SHMSTORE_E_WRONG_TYPE: return "holds another type: regenerate this header (shmstore header NAME)";
     case SHMSTORE_E_CAPACITY: return "a queue of another capacity";
     case SHMSTORE_E_TIMEOUT: return "no consistent copy in time (an in-place writer died mid-write?)";
+    case SHMSTORE_E_OTHER_OWNER: return "owned or created by another user: refused unless compiled with -DSHMSTORE_ALLOW_OTHER_OWNER";
     default: return rc < 0 ? strerror(-rc) : "unknown error";
     }
 }
@@ -455,6 +471,37 @@ static inline void shmstore_close(shmstore_region_t *h) {
     if (h->fd >= 0) close(h->fd);
     h->header = NULL;
     h->fd = -1;
+}
+
+/* The owner check of shmstore_open, for a region file you map yourself: call it on the
+   descriptor before mmap. Returns 0, SHMSTORE_E_OTHER_OWNER (its owner is not the effective
+   uid) or a negated errno value; always 0 with SHMSTORE_ALLOW_OTHER_OWNER. */
+static inline int shmstore_check_owner_fd(int fd) {
+#ifdef SHMSTORE_ALLOW_OTHER_OWNER
+    (void)fd;
+    return 0;
+#else
+    struct stat st;
+    if (fstat(fd, &st) != 0) return -errno;
+    return st.st_uid == geteuid() ? 0 : SHMSTORE_E_OTHER_OWNER;
+#endif
+}
+
+/* The owner check for a System V segment you attach yourself: call it on the shmid before
+   shmat. Both the owner and the creator must be the effective uid: IPC_SET lets a creator
+   give a segment away, and the creator keeps control of it. Returns 0,
+   SHMSTORE_E_OTHER_OWNER or a negated errno value; always 0 with
+   SHMSTORE_ALLOW_OTHER_OWNER. */
+static inline int shmstore_check_sysv_owner(int shmid) {
+#ifdef SHMSTORE_ALLOW_OTHER_OWNER
+    (void)shmid;
+    return 0;
+#else
+    struct shmid_ds ds;
+    if (shmctl(shmid, IPC_STAT, &ds) != 0) return -errno;
+    uid_t me = geteuid();
+    return ds.shm_perm.uid == me && ds.shm_perm.cuid == me ? 0 : SHMSTORE_E_OTHER_OWNER;
+#endif
 }
 
 /* Checks the header in FORMAT.md's order ("Validation on open"). */
@@ -527,8 +574,9 @@ static inline int shmstore_validate_(shmstore_region_t *h, uint64_t object_size)
 }
 
 /* Opens the region `name` (without the leading '/') read-write and validates it against this
-   header's type. Returns 0, a negated errno value (-ENOENT: no such region) or a
-   SHMSTORE_E_* code; shmstore_strerror says which. */
+   header's type; refuses a region another user owns (SHMSTORE_E_OTHER_OWNER, unless
+   SHMSTORE_ALLOW_OTHER_OWNER). Returns 0, a negated errno value (-ENOENT: no such region) or
+   a SHMSTORE_E_* code; shmstore_strerror says which. */
 static inline int shmstore_open(const char *name, shmstore_region_t *h) {
     char path[SHMSTORE_MAX_NAME_LEN + 2];
     size_t len = name != NULL ? strlen(name) : 0;
@@ -546,6 +594,12 @@ static inline int shmstore_open(const char *name, shmstore_region_t *h) {
         close(fd);
         return -e;
     }
+#ifndef SHMSTORE_ALLOW_OTHER_OWNER
+    if (st.st_uid != geteuid()) {
+        close(fd);
+        return SHMSTORE_E_OTHER_OWNER;
+    }
+#endif
     if (!S_ISREG(st.st_mode) || st.st_size < (off_t)SHMSTORE_HEADER_SIZE) {
         close(fd);
         return st.st_size == 0 ? SHMSTORE_E_NOT_READY : SHMSTORE_E_NOT_A_REGION;
@@ -565,7 +619,9 @@ static inline int shmstore_open(const char *name, shmstore_region_t *h) {
 }
 
 /* Uses a region the caller mapped itself: a System V segment attached with shmat (the region
-   starts at the attach address), or a region file mapped with mmap (MAP_SHARED). `size` is the
+   starts at the attach address), or a region file mapped with mmap (MAP_SHARED): check its
+   owner first, as shmstore_open does, with shmstore_check_sysv_owner (the shmid) or
+   shmstore_check_owner_fd (the file's descriptor). `size` is the
    length of the mapping: the segment's shm_segsz (shmctl IPC_STAT) or the file's size; nothing
    beyond it is touched. Validates it against this header's type as shmstore_open does, and
    returns 0, -EINVAL (a base not aligned to the payload's alignment) or a SHMSTORE_E_* code.
