@@ -23,7 +23,7 @@ pub enum Failure {
 /// `printable` (the library's messages) is not escaped twice. The last step before stderr:
 /// a message built from a region's names cannot reach the terminal raw.
 pub fn terminal(message: &str) -> Cow<'_, str> {
-    let escaped = |c: char| c != '\\' && printable(c.encode_utf8(&mut [0; 4])).len() > c.len_utf8();
+    let escaped = unsafe_for_terminals;
     if !message.chars().any(escaped) {
         return Cow::Borrowed(message);
     }
@@ -36,6 +36,12 @@ pub fn terminal(message: &str) -> Cow<'_, str> {
         }
     }
     Cow::Owned(out)
+}
+
+/// Whether [`shmstore::printable`] escapes `c` because it is a control or bidi formatting
+/// character (it also escapes `\\`, which is harmless on a terminal).
+pub fn unsafe_for_terminals(c: char) -> bool {
+    c != '\\' && printable(c.encode_utf8(&mut [0; 4])).len() > c.len_utf8()
 }
 
 /// The result of a subcommand.

@@ -97,9 +97,12 @@ pub fn publish_version(path: &str, version: u64) -> std::io::Result<()> {
     file.write_all(&version.to_ne_bytes())
 }
 
-/// An encoded descriptor (`FORMAT.md`, "Type descriptor"): the type name and, per field, its
-/// path, primitive code, offset and dimensions.
-pub fn encode_descriptor(type_name: &str, fields: &[(&str, u32, u64, &[(u64, u64)])]) -> Vec<u8> {
+/// One field of a descriptor as [`encode_descriptor`] writes it: its path, primitive code,
+/// offset, and `(count, stride)` per dimension.
+pub type ForgedField<'a> = (&'a str, u32, u64, &'a [(u64, u64)]);
+
+/// An encoded descriptor (`FORMAT.md`, "Type descriptor"): the type name and its fields.
+pub fn encode_descriptor(type_name: &str, fields: &[ForgedField<'_>]) -> Vec<u8> {
     let mut out = Vec::new();
     let put_str = |out: &mut Vec<u8>, s: &str| {
         out.extend_from_slice(&(s.len() as u32).to_ne_bytes());
@@ -132,11 +135,10 @@ impl Drop for Unlink {
 /// Panics if `text` has a control character other than a line break: the command's text
 /// output goes to terminals.
 fn assert_terminal_safe(what: &str, text: &str) {
-    if let Some(c) = text.chars().find(|&c| {
-        c != '\n'
-            && shmstore::printable(c.encode_utf8(&mut [0; 4])).len() > c.len_utf8()
-            && c != '\\'
-    }) {
+    if let Some(c) = text
+        .chars()
+        .find(|&c| c != '\n' && crate::failure::unsafe_for_terminals(c))
+    {
         panic!("{what} has the raw character {c:?}:\n{text}");
     }
 }

@@ -19,10 +19,7 @@ pub fn pretty(value: &Value) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         // The line breaks are pretty-printing's: serde_json escapes those in strings.
-        if shmstore::printable(c.encode_utf8(&mut [0; 4])).len() > c.len_utf8()
-            && c != '\\'
-            && c != '\n'
-        {
+        if c != '\n' && crate::failure::unsafe_for_terminals(c) {
             // Every such character is in the Basic Multilingual Plane: one `\u` escape.
             out.push_str(&format!("\\u{:04x}", u32::from(c)));
         } else {
