@@ -241,6 +241,11 @@ fn render_differences(differences: &[String]) -> String {
 /// one. Everything else is kept. Region names are checked, but file paths, and the type names
 /// and field paths read from a region's descriptor, are anyone's text: every message that
 /// shows them, here and in the `shmstore` command, goes through this.
+///
+/// ```
+/// assert_eq!(shmstore::printable("pos.x"), "pos.x");
+/// assert_eq!(shmstore::printable("a\nb\u{1b}[2J\\"), r"a\u{a}b\u{1b}[2J\\");
+/// ```
 pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
     fn needs_escape(c: char) -> bool {
         c == '\\'
