@@ -10,7 +10,9 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use common::*;
-use shmstore_cli::fuzzing::{check_c_header, encode_descriptor, forged_region, publish_version};
+use shmstore_cli::fuzzing::{
+    check_c_header, encode_descriptor, forged_region, publish_version, ForgedField,
+};
 
 /// Primitive code of `u32` (FORMAT.md).
 const U32: u32 = 3;
@@ -272,4 +274,25 @@ fn list_escapes_names_and_type_names() {
         "{}",
         ran.stdout
     );
+}
+
+#[test]
+fn two_hundred_thousand_fields_take_linear_work_not_quadratic() {
+    let (name, _cleanup) = Cleanup::new("forged-many");
+    // One byte each, every one at the top level under its own name: the struct tree looked
+    // each name up among all the members before it (2 × 10^10 comparisons).
+    const FIELDS: usize = 200_000;
+    let names: Vec<String> = (0..FIELDS).map(|i| format!("f{i}")).collect();
+    let fields: Vec<ForgedField<'_>> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.as_str(), U8, i as u64, &[][..]))
+        .collect();
+    plant(&name, &encode_descriptor("Many", &fields), FIELDS);
+    let ran = run(&["header", &name]);
+    ran.ok();
+    assert!(ran
+        .stdout
+        .contains("    uint8_t f199999; /* offset 199999 */"));
+    run(&["inspect", &name]).ok();
 }
