@@ -13,7 +13,7 @@
 //! the struct is declared `__attribute__((packed))` and keeps its explicit padding; the
 //! top-level type also gets `aligned(N)` to match the stored `payload_align`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 use shmstore::{FieldInfo, Primitive};
@@ -33,10 +33,18 @@ pub struct CTypes {
     pub field_asserts: String,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct Node {
     members: Vec<(String, Child)>,
+    /// Where each member's name is in `members`: a forged descriptor with a million fields
+    /// must not make the lookups quadratic.
+    index: BTreeMap<String, usize>,
 }
+
+/// The most structs a field path may pass through (`a.b.c` passes through two). Rust types
+/// nest a few levels; a forged path 20 000 levels deep would overflow the stack of the
+/// recursive tree walk below (and of the tree's drop).
+pub const MAX_NESTING: usize = 64;
 
 #[derive(Debug)]
 enum Child {
@@ -82,9 +90,10 @@ pub fn build(
     size: u64,
     align: u64,
 ) -> Result<CTypes, Unsupported> {
-    let mut root = Node {
-        members: Vec::new(),
-    };
+    for field in fields {
+        check_field(field, size)?;
+    }
+    let mut root = Node::default();
     for field in fields {
         insert(&mut root, field)?;
     }
@@ -120,6 +129,7 @@ pub fn build(
         if !designator.contains(['.', '[']) {
             continue; // a member of the top-level struct: asserted with it
         }
+        // The path is checked (`check_field`): it is an identifier path, safe in the message.
         let _ = writeln!(
             field_asserts,
             "_Static_assert(offsetof({top}, {designator}) == {}, \"field `{}` is at offset {} of `{top}`\");",
@@ -143,6 +153,77 @@ fn segments(path: &str) -> Vec<(String, usize)> {
             (name.to_string(), arrays)
         })
         .collect()
+}
+
+/// Whether `segment` of a field path is a name C can spell: an ASCII identifier, or the digits
+/// of a tuple field (`0`, spelled `_0`).
+fn is_c_name(segment: &str) -> bool {
+    let mut chars = segment.chars();
+    match chars.next() {
+        None => false,
+        Some(first) if first.is_ascii_digit() => segment.chars().all(|c| c.is_ascii_digit()),
+        Some(first) => {
+            (first.is_ascii_alphabetic() || first == '_')
+                && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        }
+    }
+}
+
+/// Refuses a field the header could not spell safely or that lies outside the type: its path
+/// must be a C identifier path (`pos.x`, `wheels[].rpm`, `[].x` or empty for a top-level
+/// array or primitive), nest at most [`MAX_NESTING`] structs, and every array of it must lie
+/// inside the type's `size` bytes. A region's descriptor is anyone's text: nothing of it
+/// reaches the header unless it passed this.
+fn check_field(field: &FieldInfo, size: u64) -> Result<(), Unsupported> {
+    let shown = shmstore::printable(&field.path);
+    let segments: Vec<&str> = field.path.split('.').collect();
+    if segments.len() > MAX_NESTING + 1 {
+        return Err(Unsupported(format!(
+            "field `{shown}` is nested {} structs deep (at most {MAX_NESTING})",
+            segments.len() - 1
+        )));
+    }
+    for (i, segment) in segments.iter().enumerate() {
+        let name = segment.trim_end_matches("[]");
+        // Only the first segment may be unnamed: the whole value (`[].x`, or empty).
+        let unnamed_top = i == 0 && name.is_empty() && (segments.len() == 1 || !segment.is_empty());
+        if !(is_c_name(name) || unnamed_top) {
+            return Err(Unsupported(format!(
+                "field `{shown}`: `{}` is not a C identifier",
+                shmstore::printable(segment)
+            )));
+        }
+    }
+    let Some(primitive) = field.primitive else {
+        return Err(Unsupported(format!(
+            "field `{shown}` has a primitive code this build does not know"
+        )));
+    };
+    // Where the field's last element ends: the offset, plus (count - 1) × stride per
+    // dimension, plus the primitive. A field with a dimension of length 0 has no element and
+    // only its offset must be inside. And each array (count × stride) lies inside the type,
+    // as the derive lays them out: that bounds every size the header declares.
+    let empty = field.dims.iter().any(|(count, _)| *count == 0);
+    let mut end = Some(field.offset);
+    if !empty {
+        end = end.and_then(|e| e.checked_add(primitive.size() as u64));
+        for (count, stride) in &field.dims {
+            end = end.and_then(|e| e.checked_add((count - 1).checked_mul(*stride)?));
+        }
+    }
+    for (count, stride) in &field.dims {
+        if count.checked_mul(*stride).is_none_or(|bytes| bytes > size) {
+            end = None;
+        }
+    }
+    if end.is_none_or(|end| end > size) {
+        return Err(Unsupported(format!(
+            "field `{shown}` at offset {} with dimensions {:?} does not lie inside the {size} \
+             bytes of the type",
+            field.offset, field.dims
+        )));
+    }
+    Ok(())
 }
 
 fn insert(root: &mut Node, field: &FieldInfo) -> Result<(), Unsupported> {
@@ -188,18 +269,17 @@ fn insert(root: &mut Node, field: &FieldInfo) -> Result<(), Unsupported> {
     }
     for (name, arrays) in inner {
         let arrays: Vec<(u64, u64)> = dims.by_ref().take(*arrays).collect();
-        let at = match node.members.iter().position(|(n, _)| n == name) {
-            Some(at) => at,
+        let at = match node.index.get(name) {
+            Some(&at) => at,
             None => {
                 node.members.push((
                     name.clone(),
                     Child::Struct {
-                        node: Node {
-                            members: Vec::new(),
-                        },
+                        node: Node::default(),
                         arrays: arrays.clone(),
                     },
                 ));
+                node.index.insert(name.clone(), node.members.len() - 1);
                 node.members.len() - 1
             }
         };
@@ -216,9 +296,10 @@ fn insert(root: &mut Node, field: &FieldInfo) -> Result<(), Unsupported> {
             }
         };
     }
-    if node.members.iter().any(|(n, _)| *n == last.0) {
+    if node.index.contains_key(&last.0) {
         return Err(Unsupported(format!("field `{}` appears twice", field.path)));
     }
+    node.index.insert(last.0.clone(), node.members.len());
     node.members.push((
         last.0.clone(),
         Child::Leaf {

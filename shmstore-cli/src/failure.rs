@@ -1,6 +1,9 @@
 //! How a subcommand fails, and the exit code each failure maps to.
 
+use std::borrow::Cow;
 use std::io;
+
+use shmstore::printable;
 
 /// Why a subcommand did not succeed.
 #[derive(Debug)]
@@ -13,6 +16,32 @@ pub enum Failure {
     /// Whoever reads our output went away (`shmstore list | head -1`): not an error, exit 0
     /// quietly, as other Unix tools do.
     BrokenPipe,
+}
+
+/// `message` with any control or bidi formatting character still in it escaped, as
+/// [`shmstore::printable`] escapes them; backslashes stay, so that text already escaped by
+/// `printable` (the library's messages) is not escaped twice. The last step before stderr:
+/// a message built from a region's names cannot reach the terminal raw.
+pub fn terminal(message: &str) -> Cow<'_, str> {
+    let escaped = unsafe_for_terminals;
+    if !message.chars().any(escaped) {
+        return Cow::Borrowed(message);
+    }
+    let mut out = String::with_capacity(message.len() + 8);
+    for c in message.chars() {
+        if escaped(c) {
+            out.push_str(&printable(c.encode_utf8(&mut [0; 4])));
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// Whether [`shmstore::printable`] escapes `c` because it is a control or bidi formatting
+/// character (it also escapes `\\`, which is harmless on a terminal).
+pub fn unsafe_for_terminals(c: char) -> bool {
+    c != '\\' && printable(c.encode_utf8(&mut [0; 4])).len() > c.len_utf8()
 }
 
 /// The result of a subcommand.

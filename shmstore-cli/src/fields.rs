@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use shmstore::{FieldInfo, Inspector, Scalar};
+use shmstore::{printable, FieldInfo, Inspector, Scalar};
 
 use crate::format::FLAG_IN_PLACE;
 
@@ -13,15 +13,28 @@ pub const DEFAULT_MAX_ELEMENTS: usize = 16;
 /// after, instead of one line per element.
 const MAX_ELEMENT_LINES: usize = 8;
 
-/// The path shown for a field. The descriptor's path is empty for a value that is itself a
-/// primitive or an array of primitives, and starts with `[]` for an array of structs: both
-/// are shown under the name `value`, so every line starts with a name.
-pub fn display_path(field: &FieldInfo) -> String {
+/// The path of a field as data (JSON). The descriptor's path is empty for a value that is
+/// itself a primitive or an array of primitives, and starts with `[]` for an array of
+/// structs: both are shown under the name `value`, so every line starts with a name.
+pub fn path_text(field: &FieldInfo) -> String {
     if field.path.is_empty() || field.path.starts_with('[') {
         format!("value{}", field.path)
     } else {
         field.path.clone()
     }
+}
+
+/// The path shown for a field in text output: [`path_text`] with control characters escaped
+/// (the descriptor is anyone's text, and this goes to a terminal).
+pub fn display_path(field: &FieldInfo) -> String {
+    printable(&path_text(field)).into_owned()
+}
+
+/// How many elements of one field to decode for output: at most `max_elements`, and never
+/// more than the value has bytes (a real field has at most one element per byte; a forged
+/// one with a stride of 0 would otherwise yield as many as asked).
+pub fn element_limit(max_elements: usize, value: &[u8]) -> usize {
+    max_elements.min(value.len()).max(1)
 }
 
 /// The path of element number `n` (counting as [`FieldInfo::values`] does, last dimension
@@ -80,7 +93,7 @@ pub fn value_lines(view: &Inspector, bytes: &[u8], max_elements: usize) -> Vec<S
             format!(
                 "{} = {}",
                 display_path(field),
-                field.render(bytes, max_elements)
+                field.render(bytes, element_limit(max_elements, bytes))
             )
         })
         .collect()
@@ -126,13 +139,21 @@ pub fn snapshot_within(view: &Inspector, patience: Duration) -> Option<(u64, Vec
 
 /// One line per change between two snapshots: `rate_per_s: 100 -> 500`, one per changed
 /// element of an array (`wheels[1].rpm: 0 -> 1200`), or the whole array when many changed.
+///
+/// The comparison visits at most one element per byte of the value over all fields, as many
+/// as a real field table has: a forged table (a dimension of 2^63 with stride 0, or a million
+/// fields over the same bytes) cannot make it loop for ever.
 pub fn changes(view: &Inspector, old: &[u8], new: &[u8], max_elements: usize) -> Vec<String> {
     let mut lines = Vec::new();
+    let max_elements = element_limit(max_elements, new);
+    let mut budget = old.len().max(new.len()) as u64;
     for field in view.fields() {
         let total = field.element_count();
         let mut changed = Vec::new();
         let mut changed_count = 0u64;
-        for n in 0..total {
+        let visits = total.min(budget);
+        budget -= visits;
+        for n in 0..visits {
             let (Some(a), Some(b)) = (
                 element_bytes(field, n, old.len()),
                 element_bytes(field, n, new.len()),
@@ -177,6 +198,7 @@ pub fn changes(view: &Inspector, old: &[u8], new: &[u8], max_elements: usize) ->
     lines
 }
 
+/// Element `n` of `field`; `n` is below the comparison's budget, so below the value's length.
 fn nth(field: &FieldInfo, bytes: &[u8], n: u64) -> String {
     let wanted = usize::try_from(n).map_or(usize::MAX, |n| n.saturating_add(1));
     field

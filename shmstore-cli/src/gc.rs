@@ -71,6 +71,7 @@ pub fn run(options: &Options<'_>, out: &mut dyn Write) -> Outcome {
         let verdict = judge(&entry, &users, &blind);
         let name = entry.name.clone();
         let identity = entry.object.identity;
+        let shown = shmstore::printable(&name);
         // Drop our read-only view before removing the name.
         drop(entry);
         match verdict {
@@ -78,19 +79,19 @@ pub fn run(options: &Options<'_>, out: &mut dyn Write) -> Outcome {
             Verdict::Keep(why) => {
                 kept += 1;
                 if options.verbose {
-                    writeln!(out, "kept {name}: {why}")?;
+                    writeln!(out, "kept {shown}: {why}")?;
                 }
             }
             Verdict::Unseen(why) => {
                 kept += 1;
                 blocked += 1;
                 if options.verbose {
-                    writeln!(out, "kept {name}: {why}")?;
+                    writeln!(out, "kept {shown}: {why}")?;
                 }
             }
             Verdict::Remove(why) if options.dry_run => {
                 removed += 1;
-                writeln!(out, "would remove {name}: {why}")?;
+                writeln!(out, "would remove {shown}: {why}")?;
             }
             Verdict::Remove(why) => {
                 if scan::classify(&name, scan::Look::Quick).map(|e| e.object.identity)
@@ -98,18 +99,18 @@ pub fn run(options: &Options<'_>, out: &mut dyn Write) -> Outcome {
                 {
                     kept += 1;
                     if options.verbose {
-                        writeln!(out, "kept {name}: it was removed or replaced meanwhile")?;
+                        writeln!(out, "kept {shown}: it was removed or replaced meanwhile")?;
                     }
                     continue;
                 }
                 if let Err(e) = shmstore::unlink(&name) {
                     // Another user's region in the sticky /dev/shm, say: go on with the rest.
-                    eprintln!("shmstore: {e}");
+                    eprintln!("shmstore: {}", crate::failure::terminal(&e.to_string()));
                     failed = true;
                     continue;
                 }
                 removed += 1;
-                writeln!(out, "removed {name}: {why}")?;
+                writeln!(out, "removed {shown}: {why}")?;
             }
         }
         out.flush()?;

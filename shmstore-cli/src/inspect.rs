@@ -4,7 +4,7 @@
 use std::io::Write;
 
 use serde_json::{json, Value};
-use shmstore::{HeaderFields, Inspector};
+use shmstore::{printable, HeaderFields, Inspector};
 
 use crate::failure::Outcome;
 use crate::fields::{display_path, snapshot_within, table, value_lines, IN_PLACE_PATIENCE};
@@ -18,8 +18,11 @@ use crate::{json, procs};
 pub fn run(name: &str, as_json: bool, max_elements: usize, out: &mut dyn Write) -> Outcome {
     let (entry, view) = scan::region(name)?;
     if as_json {
-        serde_json::to_writer_pretty(&mut *out, &to_json(&entry, &view, max_elements))?;
-        writeln!(out)?;
+        writeln!(
+            out,
+            "{}",
+            json::pretty(&to_json(&entry, &view, max_elements))
+        )?;
     } else {
         out.write_all(text(&entry, &view, max_elements).as_bytes())?;
     }
@@ -51,13 +54,13 @@ fn text(entry: &Entry, view: &Inspector, max_elements: usize) -> String {
     };
     let mut s = String::new();
     let summary = vec![
-        vec!["region".to_string(), entry.name.clone()],
+        vec!["region".to_string(), printable(&entry.name).into_owned()],
         vec!["kind".to_string(), mode],
         vec![
             "type".to_string(),
             format!(
                 "{} ({} bytes, align {})",
-                view.type_name(),
+                printable(view.type_name()),
                 info.size,
                 h.payload_align
             ),

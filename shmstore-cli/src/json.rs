@@ -8,7 +8,26 @@
 use serde_json::{json, Map, Value};
 use shmstore::{FieldInfo, Inspector, QueueInfo, QueueMode, Scalar};
 
-use crate::fields::display_path;
+use crate::fields::{element_limit, path_text};
+
+/// `value` as pretty JSON text, with every control character and bidi formatting character
+/// as a `\uXXXX` escape: the same data, but a region's names cannot reach the terminal raw
+/// (serde_json escapes only U+0000 to U+001F). Outside strings JSON text is plain ASCII, so
+/// any such character left is inside a string, where the escape means the same character.
+pub fn pretty(value: &Value) -> String {
+    let text = serde_json::to_string_pretty(value).expect("a Value always serialises");
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        // The line breaks are pretty-printing's: serde_json escapes those in strings.
+        if c != '\n' && crate::failure::unsafe_for_terminals(c) {
+            // Every such character is in the Basic Multilingual Plane: one `\u` escape.
+            out.push_str(&format!("\\u{:04x}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
 
 /// One decoded primitive.
 pub fn scalar(value: Scalar) -> Value {
@@ -24,7 +43,7 @@ pub fn scalar(value: Scalar) -> Value {
 /// `max_elements`; `count` says how many there are).
 pub fn field(field: &FieldInfo, bytes: &[u8], max_elements: usize) -> Value {
     let values: Vec<Value> = field
-        .values(bytes, max_elements.max(1))
+        .values(bytes, element_limit(max_elements, bytes))
         .into_iter()
         .map(scalar)
         .collect();
@@ -34,7 +53,7 @@ pub fn field(field: &FieldInfo, bytes: &[u8], max_elements: usize) -> Value {
         Value::Array(values)
     };
     json!({
-        "path": display_path(field),
+        "path": path_text(field),
         "type": field.type_text(),
         "primitive": field.primitive.map(|p| p.name()),
         "offset": field.offset,

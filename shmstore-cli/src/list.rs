@@ -18,8 +18,7 @@ pub fn run(as_json: bool, out: &mut dyn Write) -> Outcome {
     let rows: Vec<Row> = entries.iter().map(|e| Row::of(e, &users)).collect();
     if as_json {
         let array: Vec<Value> = rows.iter().map(Row::to_json).collect();
-        serde_json::to_writer_pretty(&mut *out, &array)?;
-        writeln!(out)?;
+        writeln!(out, "{}", crate::json::pretty(&Value::Array(array)))?;
     } else if rows.is_empty() {
         writeln!(
             out,
@@ -129,10 +128,12 @@ impl Row {
             _ => dash(),
         };
         vec![
-            self.name.clone(),
+            shmstore::printable(&self.name).into_owned(),
             self.backend.as_str().to_string(),
             self.kind.as_str().to_string(),
-            self.type_name.clone().unwrap_or_else(dash),
+            self.type_name
+                .as_deref()
+                .map_or_else(dash, |t| shmstore::printable(t).into_owned()),
             size,
             len,
             self.version.map_or_else(dash, |v| v.to_string()),

@@ -7,19 +7,8 @@
 //! a System V key (`sysv:0x5eed0001`). Exit codes: 0 success, 1 error (one line
 //! on stderr starting with `shmstore: `), 2 usage.
 
-mod cheader;
-mod cstruct;
-mod failure;
-mod fields;
-mod format;
-mod gc;
-mod inspect;
-mod json;
-mod list;
-mod procs;
-mod rm;
-mod scan;
-mod watch;
+// The subcommands live in the library (src/lib.rs), where the fuzz targets reach them too.
+use shmstore_cli::{cheader, gc, inspect, list, rm, watch};
 
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -27,8 +16,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::failure::{Failure, Outcome};
-use crate::fields::DEFAULT_MAX_ELEMENTS;
+use shmstore_cli::failure::{Failure, Outcome};
+use shmstore_cli::fields::DEFAULT_MAX_ELEMENTS;
 
 #[derive(Parser)]
 #[command(
@@ -176,7 +165,7 @@ fn main() -> ExitCode {
         Err(Failure::Reported) => ExitCode::FAILURE,
         Err(Failure::Message(message)) => {
             let _ = out.flush();
-            eprintln!("shmstore: {message}");
+            eprintln!("shmstore: {}", shmstore_cli::failure::terminal(&message));
             ExitCode::FAILURE
         }
     }

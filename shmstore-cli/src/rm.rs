@@ -20,11 +20,12 @@ pub fn run(names: &[String], force: bool, out: &mut dyn Write) -> Outcome {
     for name in names {
         match remove(name, force) {
             Ok((shown, what)) => {
+                let (shown, what) = (shmstore::printable(&shown), shmstore::printable(&what));
                 writeln!(out, "removed {shown} ({what})")?;
                 out.flush()?;
             }
             Err(Failure::Message(message)) => {
-                eprintln!("shmstore: {message}");
+                eprintln!("shmstore: {}", crate::failure::terminal(&message));
                 failed = true;
             }
             Err(other) => return Err(other),

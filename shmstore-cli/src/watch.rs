@@ -8,6 +8,8 @@
 
 use std::io::Write;
 
+use shmstore::printable;
+
 use crate::failure::{Failure, Outcome};
 use crate::fields::{changes, snapshot_within, IN_PLACE_PATIENCE};
 use crate::scan::{self, Kind};
@@ -16,7 +18,7 @@ use crate::scan::{self, Kind};
 /// or until `count` new versions were printed.
 pub fn run(name: &str, count: Option<u64>, max_elements: usize, out: &mut dyn Write) -> Outcome {
     let (entry, view) = scan::region(name)?;
-    let name = entry.name.as_str();
+    let name = &*printable(&entry.name);
     if entry.kind == Kind::Queue {
         return Err(Failure::Message(format!(
             "`{name}` is a queue, and watch follows values: a queue has no versions; \
@@ -39,7 +41,7 @@ pub fn run(name: &str, count: Option<u64>, max_elements: usize, out: &mut dyn Wr
     writeln!(
         out,
         "watching {name} ({}) from version {version}; Ctrl-C stops",
-        view.type_name()
+        printable(view.type_name())
     )?;
     out.flush()?;
     let mut seen = 0u64;

@@ -39,7 +39,8 @@ pub enum Error {
     /// No region has this name.
     #[error(
         "region `{name}` does not exist; create it first (Shm::create or Shm::open_or_create), or \
-         check the name with `shmstore list`"
+         check the name with `shmstore list`",
+        name = printable(name)
     )]
     NotFound {
         /// The region name.
@@ -49,7 +50,8 @@ pub enum Error {
     /// [`Shm::create`](crate::Shm::create) found the name taken.
     #[error(
         "region `{name}` already exists; open it with Shm::open or Shm::open_or_create, or remove it \
-         first with shmstore::unlink (or `shmstore rm {name}`)"
+         first with shmstore::unlink (or `shmstore rm {name}`)",
+        name = printable(name)
     )]
     AlreadyExists {
         /// The region name.
@@ -61,7 +63,10 @@ pub enum Error {
         "region `{name}` holds `{found}` (fingerprint {found_fingerprint:#018x}), not `{expected}` \
          (fingerprint {expected_fingerprint:#018x}){}; build both programs from the same type \
          definition, or use another region name",
-        render_differences(differences)
+        render_differences(differences),
+        name = printable(name),
+        found = printable(found),
+        expected = printable(expected)
     )]
     LayoutMismatch {
         /// The region name.
@@ -82,7 +87,8 @@ pub enum Error {
     /// The region is a queue and a single value was asked for, or the other way round.
     #[error(
         "region `{name}` is {found}, not {expected}; open it with {}, or use another name",
-        if *found == "a queue" { "ShmQueue" } else { "Shm" }
+        if *found == "a queue" { "ShmQueue" } else { "Shm" },
+        name = printable(name)
     )]
     WrongKind {
         /// The region name.
@@ -96,7 +102,8 @@ pub enum Error {
     /// The queue holds the right element type but was created with another capacity.
     #[error(
         "queue `{name}` was created with capacity {found}, and this process asked for \
-         {expected}; use ShmQueue<T, {found}> here, or remove the queue and create it again"
+         {expected}; use ShmQueue<T, {found}> here, or remove the queue and create it again",
+        name = printable(name)
     )]
     CapacityMismatch {
         /// The region name.
@@ -111,7 +118,8 @@ pub enum Error {
     /// queue was full, or (MPMC) another handle held its lock.
     #[error(
         "queue `{name}` has no room now: it holds its {capacity} elements, or (MPMC) another \
-         handle holds its lock; pop from it, or wait with ShmQueue::push or push_timeout"
+         handle holds its lock; pop from it, or wait with ShmQueue::push or push_timeout",
+        name = printable(name)
     )]
     QueueFull {
         /// The region name.
@@ -124,7 +132,8 @@ pub enum Error {
     /// can be pushed.
     #[error(
         "queue `{name}` is closed, so nothing more can be pushed; consumers drain what it holds. \
-         To use the name again, remove it (shmstore::unlink) and create a new queue"
+         To use the name again, remove it (shmstore::unlink) and create a new queue",
+        name = printable(name)
     )]
     QueueClosed {
         /// The region name.
@@ -136,7 +145,8 @@ pub enum Error {
     #[error(
         "queue `{name}` is single-producer single-consumer and another live handle{} is its \
          {role}; use one handle per role, or create the queue with QueueMode::Mpmc",
-        match holder_pid { Some(pid) => format!(" (pid {pid})"), None => String::new() }
+        match holder_pid { Some(pid) => format!(" (pid {pid})"), None => String::new() },
+        name = printable(name)
     )]
     RoleTaken {
         /// The region name.
@@ -152,7 +162,9 @@ pub enum Error {
     /// too short for its own header, or inconsistent header fields.
     #[error(
         "region `{name}` is corrupt or not a shmstore region: {reason}; if nothing else uses it, \
-         remove it with shmstore::unlink (or `shmstore rm {name}`) and create it again"
+         remove it with shmstore::unlink (or `shmstore rm {name}`) and create it again",
+        name = printable(name),
+        reason = printable(reason)
     )]
     Corrupt {
         /// The region name.
@@ -167,7 +179,8 @@ pub enum Error {
     #[error(
         "region `{name}` was never finished: it is empty, or its creator died before \
          initialising it; Shm::open_or_create with the type it was made for initialises it, or \
-         remove it with shmstore::unlink (or `shmstore rm {name}`)"
+         remove it with shmstore::unlink (or `shmstore rm {name}`)",
+        name = printable(name)
     )]
     Incomplete {
         /// The region name.
@@ -176,7 +189,11 @@ pub enum Error {
 
     /// The object's permissions refuse this process, or it belongs to another user and
     /// `allow_other_owner(true)` was not given.
-    #[error("permission denied for region `{name}`: {detail}")]
+    #[error(
+        "permission denied for region `{name}`: {detail}",
+        name = printable(name),
+        detail = printable(detail)
+    )]
     PermissionDenied {
         /// The region name.
         name: String,
@@ -188,7 +205,8 @@ pub enum Error {
     #[error(
         "timed out after {after:?} waiting for region `{name}`: {waiting_for}; wait longer (a \
          larger timeout, or ShmOptions::open_timeout when opening), or find the process that \
-         should have acted (`shmstore list`)"
+         should have acted (`shmstore list`)",
+        name = printable(name)
     )]
     Timeout {
         /// The region name.
@@ -200,7 +218,9 @@ pub enum Error {
     },
 
     /// A system call failed for a reason not covered above.
-    #[error("{operation} for region `{name}` failed: {source}")]
+    #[error("{operation} for region `{name}` failed: {source}",
+        name = printable(name)
+    )]
     Io {
         /// The region name.
         name: String,
@@ -216,8 +236,41 @@ fn render_differences(differences: &[String]) -> String {
     if differences.is_empty() {
         String::new()
     } else {
-        format!(": {}", differences.join("; "))
+        format!(": {}", printable(&differences.join("; ")))
     }
+}
+
+/// `text` safe to print on a terminal or in a log line: control characters (C0, DEL, C1) and
+/// the Unicode bidirectional formatting characters become `\u{…}` escapes, and a backslash
+/// becomes `\\`, so that an escaped character cannot be mistaken for the plain text of
+/// one. Everything else is kept. Region names are checked, but file paths, and the type names
+/// and field paths read from a region's descriptor, are anyone's text: every message that
+/// shows them, here and in the `shmstore` command, goes through this.
+///
+/// ```
+/// assert_eq!(shmstore::printable("pos.x"), "pos.x");
+/// assert_eq!(shmstore::printable("a\nb\u{1b}[2J\\"), r"a\u{a}b\u{1b}[2J\\");
+/// ```
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    fn needs_escape(c: char) -> bool {
+        c == '\\'
+            || c.is_control()
+            || matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    }
+    if !text.chars().any(needs_escape) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c == '\\' {
+            out.push_str("\\\\");
+        } else if needs_escape(c) {
+            out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// `Result<T, shmstore::Error>`.

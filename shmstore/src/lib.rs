@@ -65,6 +65,7 @@ mod snapshot;
 mod store;
 mod sys;
 
+pub use error::printable;
 pub use error::{Error, Result};
 pub use guard::ShmGuard;
 pub use info::{list, QueueInfo, RegionInfo};

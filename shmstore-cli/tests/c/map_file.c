@@ -12,6 +12,11 @@ int main(void) {
         perror("open " SHMSTORE_REGION_PATH);
         return 1;
     }
+    int owner = shmstore_check_owner_fd(fd);
+    if (owner != 0) {
+        fprintf(stderr, "shmstore_check_owner_fd: %s\n", shmstore_strerror(owner));
+        return 1;
+    }
     struct stat st;
     if (fstat(fd, &st) != 0) {
         perror("fstat");

@@ -32,6 +32,11 @@ int main(int argc, char **argv) {
         perror("shmget");
         return 1;
     }
+    int owner = shmstore_check_sysv_owner(id);
+    if (owner != 0) {
+        fprintf(stderr, "shmstore_check_sysv_owner: %s\n", shmstore_strerror(owner));
+        return 1;
+    }
     void *base = shmat(id, NULL, SHM_RDONLY);
     if (base == (void *)-1) {
         perror("shmat");

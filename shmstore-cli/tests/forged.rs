@@ -1,0 +1,298 @@
+//! The command against regions a hostile peer planted (issue 13, points 1, 10): a descriptor
+//! whose names are C code, whose paths nest 20 000 deep, whose dimensions are 2^63 or
+//! overflow, and names with control characters. Each region is forged byte for byte
+//! (`shmstore_cli::fuzzing::forged_region`: a valid header around the forged descriptor).
+
+mod common;
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::*;
+use shmstore_cli::fuzzing::{
+    check_c_header, encode_descriptor, forged_region, publish_version, ForgedField,
+};
+
+/// Primitive code of `u32` (FORMAT.md).
+const U32: u32 = 3;
+/// Primitive code of `u8`.
+const U8: u32 = 1;
+
+/// Plants a forged value region of `size` bytes (align 4) named `name` in `/dev/shm`.
+fn plant(name: &str, descriptor: &[u8], size: usize) {
+    let payload: Vec<u8> = (0..size).map(|i| i as u8).collect();
+    std::fs::write(
+        Path::new(SHM_DIR).join(name),
+        forged_region(descriptor, &payload, 4),
+    )
+    .unwrap();
+}
+
+/// `cc -fsyntax-only` on a file that includes `header`: `Err` carries the compiler's output.
+fn syntax_check(dir: &Path, header: &str) -> Result<(), String> {
+    std::fs::write(dir.join("region.h"), header).unwrap();
+    std::fs::write(
+        dir.join("use.c"),
+        "#include \"region.h\"\nint main(void) { return 0; }\n",
+    )
+    .unwrap();
+    let output = std::process::Command::new(cc())
+        .args(["-std=c11", "-Wall", "-Werror", "-fsyntax-only", "-I"])
+        .arg(dir)
+        .arg(dir.join("use.c"))
+        .output()
+        .unwrap();
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&output.stderr).into_owned())
+    }
+}
+
+#[test]
+fn a_type_name_that_is_c_code_stays_inside_the_comment_and_the_string() {
+    let (name, _cleanup) = Cleanup::new("forged-typename");
+    // Closes the header's comment and its string literal, then defines a function.
+    let evil = "Evil */ int pwned(void) { return 1; } /*\n\" int also_pwned; \"\u{1b}[2J";
+    plant(&name, &encode_descriptor(evil, &[("x", U32, 0, &[])]), 4);
+    let ran = run(&["header", &name]);
+    ran.ok();
+    check_c_header(&ran.stdout).unwrap_or_else(|why| panic!("{why}:\n{}", ran.stdout));
+    let dir = TempDir::new("forged-typename");
+    syntax_check(&dir.path, &ran.stdout).unwrap_or_else(|e| panic!("{e}\n{}", ran.stdout));
+    assert!(
+        ran.stdout
+            .contains(r#"#define SHMSTORE_TYPE_NAME "Evil */ int pwned(void) { return 1; } /*\012\" int also_pwned; \"\033[2J""#),
+        "{}",
+        ran.stdout
+    );
+}
+
+#[test]
+fn field_paths_that_are_not_identifiers_are_refused() {
+    for (tag, path) in [
+        ("string", "x\"); int pwned(void) { return 1; } //"),
+        ("newline", "x\n#include \"/etc/shadow\"\n"),
+        ("unicode", "gr\u{f6}\u{df}e"),
+        ("empty", "a..b"),
+    ] {
+        let (name, _cleanup) = Cleanup::new(&format!("forged-path-{tag}"));
+        plant(
+            &name,
+            &encode_descriptor("Evil", &[("a", U32, 0, &[]), (path, U32, 4, &[])]),
+            8,
+        );
+        let ran = run(&["header", &name]);
+        ran.expect_failure("shmstore: cannot write a C header for ");
+        assert!(
+            ran.stderr.contains("is not a C identifier"),
+            "{}",
+            ran.stderr
+        );
+        assert!(ran.stdout.is_empty(), "{}", ran.stdout);
+        assert!(
+            !ran.stderr.trim_end().contains('\n'),
+            "a raw line break: {}",
+            ran.stderr
+        );
+    }
+}
+
+#[test]
+fn a_path_twenty_thousand_levels_deep_is_refused_without_a_stack_overflow() {
+    let (name, _cleanup) = Cleanup::new("forged-deep");
+    let deep = vec!["a"; 20_000].join(".");
+    plant(
+        &name,
+        &encode_descriptor("Deep", &[(&deep, U32, 0, &[])]),
+        4,
+    );
+    let ran = run(&["header", &name]);
+    ran.expect_failure("shmstore: cannot write a C header for ");
+    assert!(
+        ran.stderr.contains("nested 19999 structs deep"),
+        "{}",
+        ran.stderr
+    );
+    // inspect shows it (the path is long, but nothing recurses over it).
+    run(&["inspect", &name]).ok();
+}
+
+#[test]
+fn dimensions_that_overflow_are_refused_not_a_panic() {
+    let (name, _cleanup) = Cleanup::new("forged-overflow");
+    // An array of structs of 2^40 elements of 2^40 bytes: their product overflows u64.
+    let huge: &[(u64, u64)] = &[(1 << 40, 1 << 40)];
+    plant(
+        &name,
+        &encode_descriptor("Big", &[("a[].x", U32, 0, huge)]),
+        4,
+    );
+    let ran = run(&["header", &name]);
+    ran.expect_failure("shmstore: cannot write a C header for ");
+    assert!(ran.stderr.contains("does not lie inside"), "{}", ran.stderr);
+    run(&["inspect", &name]).ok();
+}
+
+#[test]
+fn watch_survives_a_dimension_of_two_to_the_sixty_third() {
+    let (name, _cleanup) = Cleanup::new("forged-watch");
+    let endless: &[(u64, u64)] = &[(1 << 63, 0)];
+    plant(
+        &name,
+        &encode_descriptor("Endless", &[("x", U8, 0, endless)]),
+        64,
+    );
+    let mut child = shmstore()
+        .args(["watch", &name, "--count", "1"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait for its first line, then publish a new version with other bytes.
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut first).unwrap();
+    assert!(first.starts_with("watching "), "{first}");
+    let path = format!("{SHM_DIR}/{name}");
+    publish_version(&path, 2).unwrap();
+    let output = wait_with_timeout(child, Duration::from_secs(30), "shmstore watch");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    assert!(rest.starts_with("version 2\n"), "{rest}");
+    // `inspect` shows at most one element per byte of the value.
+    let ran = run(&["inspect", &name, "--max-elements", "1000000000"]);
+    ran.ok();
+    assert!(ran.stdout.contains("more)]"), "{}", ran.stdout);
+}
+
+#[test]
+fn control_characters_in_names_are_escaped_in_every_output() {
+    let (name, _cleanup) = Cleanup::new("forged-control");
+    let type_name = "T\u{1b}]0;owned\u{7}\u{9b}\u{202e}";
+    let field = "x\u{1b}[31m";
+    plant(
+        &name,
+        &encode_descriptor(type_name, &[(field, U32, 0, &[])]),
+        4,
+    );
+    let raw = |text: &str| {
+        text.chars()
+            .any(|c| c != '\n' && (c.is_control() || c == '\u{202e}'))
+    };
+    for args in [
+        vec!["inspect", name.as_str()],
+        vec!["inspect", name.as_str(), "--json"],
+        vec![
+            "watch",
+            name.as_str(),
+            "--count",
+            "1",
+            "--max-elements",
+            "x",
+        ],
+    ] {
+        let ran = run(&args);
+        assert!(!raw(&ran.stdout), "{args:?}: {:?}", ran.stdout);
+        assert!(!raw(&ran.stderr), "{args:?}: {:?}", ran.stderr);
+    }
+    let ran = run(&["inspect", &name]);
+    assert!(
+        ran.stdout.contains(r"T\u{1b}]0;owned\u{7}\u{9b}\u{202e}"),
+        "{}",
+        ran.stdout
+    );
+    assert!(ran.stdout.contains(r"x\u{1b}[31m = "), "{}", ran.stdout);
+    // JSON keeps the data: the escapes are JSON's.
+    let ran = run(&["inspect", &name, "--json"]);
+    let json: serde_json::Value = serde_json::from_str(&ran.stdout).unwrap();
+    assert_eq!(json["type"], type_name);
+    assert_eq!(json["fields"][0]["path"], field);
+    // rm says what it removed, and what it could not find.
+    let ran = run(&["rm", &name, "does-not-exist-\u{1b}"]);
+    ran.expect_code(1);
+    assert!(
+        ran.stdout.contains(r"(value T\u{1b}]0;owned"),
+        "{}",
+        ran.stdout
+    );
+    assert!(!raw(&ran.stdout), "{:?}", ran.stdout);
+    assert!(!raw(&ran.stderr), "{:?}", ran.stderr);
+
+    // A file path with a line break, in an error message.
+    let dir = TempDir::new("forged-control");
+    let path = dir.path.join("no\nsuch\u{1b}[2J.shm");
+    let ran = run(&["inspect", path.to_str().unwrap()]);
+    ran.expect_code(1);
+    assert!(!raw(&ran.stderr), "{:?}", ran.stderr);
+    assert!(
+        ran.stderr.contains(r"no\u{a}such\u{1b}[2J.shm"),
+        "{}",
+        ran.stderr
+    );
+    // The library's own message escapes them (the command's last net is not needed).
+    let error = shmstore::Inspector::open(shmstore::Location::File(path))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(!raw(&error), "{error:?}");
+    assert!(error.contains(r"no\u{a}such\u{1b}[2J.shm"), "{error}");
+}
+
+#[test]
+fn list_escapes_names_and_type_names() {
+    let _whole = whole_shm_lock();
+    let mut cleanup = Cleanup::default();
+    let name = cleanup.named(format!(
+        "shmstore-test-cli-list\u{1b}[2J-{}",
+        std::process::id()
+    ));
+    plant(
+        &name,
+        &encode_descriptor("T\u{1b}[31m", &[("x", U32, 0, &[])]),
+        4,
+    );
+    for args in [vec!["list"], vec!["list", "--json"]] {
+        let ran = run(&args);
+        ran.ok();
+        assert!(
+            !ran.stdout.chars().any(|c| c != '\n' && c.is_control()),
+            "{args:?}: {:?}",
+            ran.stdout
+        );
+    }
+    let ran = run(&["list"]);
+    assert!(
+        ran.stdout.contains(r"shmstore-test-cli-list\u{1b}[2J-"),
+        "{}",
+        ran.stdout
+    );
+}
+
+#[test]
+fn two_hundred_thousand_fields_take_linear_work_not_quadratic() {
+    let (name, _cleanup) = Cleanup::new("forged-many");
+    // One byte each, every one at the top level under its own name: the struct tree looked
+    // each name up among all the members before it (2 × 10^10 comparisons).
+    const FIELDS: usize = 200_000;
+    let names: Vec<String> = (0..FIELDS).map(|i| format!("f{i}")).collect();
+    let fields: Vec<ForgedField<'_>> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.as_str(), U8, i as u64, &[][..]))
+        .collect();
+    plant(&name, &encode_descriptor("Many", &fields), FIELDS);
+    let ran = run(&["header", &name]);
+    ran.ok();
+    assert!(ran
+        .stdout
+        .contains("    uint8_t f199999; /* offset 199999 */"));
+    run(&["inspect", &name]).ok();
+}
