@@ -26,6 +26,9 @@ pub(crate) struct SegmentStat {
     pub(crate) object: ObjectStat,
     /// The process that created the segment (`shm_cpid`).
     pub(crate) creator_pid: u32,
+    /// The user that created the segment (`shm_perm.cuid`). Unlike the owner (`uid`), nobody
+    /// can change it: `shmctl(IPC_SET)` lets the creator give a segment to another user.
+    pub(crate) creator_uid: u32,
     /// How many mappings of it exist (`shm_nattch`).
     pub(crate) attached: u64,
 }
@@ -77,6 +80,7 @@ pub(crate) fn stat(id: i32) -> io::Result<SegmentStat> {
             regular: true,
         },
         creator_pid: ds.shm_cpid as u32,
+        creator_uid: ds.shm_perm.cuid,
         attached: ds.shm_nattch as u64,
     })
 }
