@@ -645,6 +645,7 @@ pub fn variant(error: &shmstore::Error) -> &'static str {
         Error::QueueFull { .. } => "QueueFull",
         Error::QueueClosed { .. } => "QueueClosed",
         Error::RoleTaken { .. } => "RoleTaken",
+        Error::LockedByReader { .. } => "LockedByReader",
         _ => "unknown",
     }
 }
