@@ -182,22 +182,23 @@ fn a_read_only_lock_cannot_keep_a_writer_from_the_reset_after_a_reboot() {
     }
 }
 
-/// Makes an empty object at `place` with mode 0644, as a creator that died before sizing it
-/// leaves one: abandoned.
-fn abandoned(place: &Place) {
+/// Makes an empty object at `place` with mode 0644 (owned by uid `owner`), as a creator that
+/// died before sizing it leaves one: abandoned.
+fn abandoned(place: &Place, owner: u32) {
     use std::os::unix::fs::PermissionsExt;
     let path = place.path().unwrap();
     let file = std::fs::File::create(&path).unwrap();
     file.set_permissions(std::fs::Permissions::from_mode(0o644))
         .unwrap();
+    std::os::unix::fs::fchown(&file, Some(owner), Some(owner)).unwrap();
 }
 
 /// A reader's locks neither fake a live creator (`open` reports `Incomplete` at once, where
 /// the old code waited for the creator a reader's `flock` faked) nor keep `open_or_create`
-/// waiting for nothing: it repairs the region, or, when the reader's read lock is in the way
-/// of the initialiser lock, reports that cause after `open_timeout`.
+/// from repairing the region: its read lock keeps the repairer from the old object's
+/// initialiser lock, so the repairer swaps a new region in for it.
 #[test]
-fn a_read_only_lock_neither_fakes_a_creator_nor_blocks_the_repair_silently() {
+fn a_read_only_lock_neither_fakes_a_creator_nor_blocks_the_repair() {
     if !is_root() {
         eprintln!("skipped: setuid needs root");
         return;
@@ -205,7 +206,7 @@ fn a_read_only_lock_neither_fakes_a_creator_nor_blocks_the_repair_silently() {
     for backend in LOCKABLE {
         for flock in FLOCKS {
             let place = Place::new(backend, "ro-abandoned");
-            abandoned(&place);
+            abandoned(&place, 0);
             let mut reader = lock_as_reader(&place, flock);
 
             let opened = Shm::<Counter>::options()
@@ -218,21 +219,107 @@ fn a_read_only_lock_neither_fakes_a_creator_nor_blocks_the_repair_silently() {
                 "{backend:?} flock {flock}: {opened:?}"
             );
 
-            let repaired = Shm::<Counter>::options()
+            let shm = Shm::<Counter>::options()
                 .mode(0o644)
                 .open_timeout(OPEN_TIMEOUT)
                 .at(place.location())
-                .open_or_create(|| Counter::at(9));
-            match repaired {
-                Ok(shm) => assert_eq!(shm.read(), Counter::at(9)),
-                Err(e) => {
-                    assert!(
-                        matches!(e, Error::LockedByReader { .. }),
-                        "{backend:?} flock {flock}: {e:?}"
-                    );
-                    assert_mentions(&e, &["repair", "byte 2", "read access", "/proc/locks"]);
+                .open_or_create(|| Counter::at(9))
+                .unwrap_or_else(|e| panic!("{backend:?} flock {flock}: {e}"));
+            assert_eq!(shm.read(), Counter::at(9));
+            // The repaired region is the one under the name, for every opener.
+            let again = Shm::<Counter>::options()
+                .at(place.location())
+                .open()
+                .unwrap();
+            *again.lock().unwrap() = Counter::at(10);
+            assert_eq!(shm.read(), Counter::at(10));
+            // Nothing is left behind in the directory but the region.
+            let dir = place.path().unwrap().parent().unwrap().to_path_buf();
+            let stem = format!(
+                ".{}.shmstore-",
+                place.path().unwrap().file_name().unwrap().to_string_lossy()
+            );
+            let leftovers: Vec<_> = std::fs::read_dir(&dir)
+                .unwrap()
+                .filter_map(|e| e.ok())
+                .filter(|e| e.file_name().to_string_lossy().starts_with(&stem))
+                .collect();
+            assert!(leftovers.is_empty(), "{leftovers:?}");
+            reader.send("go");
+            reader.finish_ok();
+        }
+    }
+}
+
+/// Where the swap is impossible — another user's abandoned object, opened with
+/// `allow_other_owner` (replacing it would take it from its owner) — the reader's read lock
+/// keeps the repair from the initialiser lock, and `open_or_create` says so after
+/// `open_timeout`, instead of waiting for a creator that does not exist.
+#[test]
+fn a_repair_a_read_only_lock_holds_up_names_the_cause() {
+    if !is_root() {
+        eprintln!("skipped: setuid needs root");
+        return;
+    }
+    for backend in LOCKABLE {
+        let place = Place::new(backend, "ro-others");
+        abandoned(&place, 65534);
+        let mut reader = lock_as_reader(&place, "sh");
+        let e = Shm::<Counter>::options()
+            .allow_other_owner(true)
+            .open_timeout(OPEN_TIMEOUT)
+            .at(place.location())
+            .open_or_create(|| Counter::at(9))
+            .map(drop)
+            .expect_err("repaired in place beside a read lock");
+        assert!(
+            matches!(e, Error::LockedByReader { .. }),
+            "{backend:?}: {e:?}"
+        );
+        assert_mentions(&e, &["repair", "byte 2", "read access", "/proc/locks"]);
+        reader.send("go");
+        reader.finish_ok();
+    }
+}
+
+/// Racing repairers beside a reader's locks: each swaps a new region in, or finds another's
+/// and swaps it back, so exactly one `init` runs and every process opens the same region.
+#[test]
+fn racing_repairers_beside_a_read_only_lock_agree_on_one_region() {
+    if !is_root() {
+        eprintln!("skipped: setuid needs root");
+        return;
+    }
+    for backend in LOCKABLE {
+        for _round in 0..5 {
+            let place = Place::new(backend, "ro-race");
+            abandoned(&place, 0);
+            let mut reader = lock_as_reader(&place, "sh");
+            let mut creators: Vec<Helper> =
+                (0..6).map(|_| helper!("tally-create", place)).collect();
+            for creator in &mut creators {
+                creator.expect("ready");
+            }
+            for creator in &mut creators {
+                creator.send("go");
+            }
+            let mut tokens = Vec::new();
+            let mut ran = 0;
+            for creator in creators {
+                let lines = creator.finish_ok();
+                let last = lines.last().expect("a result line");
+                let mut words = last.split_whitespace();
+                assert_eq!(words.next(), Some("ok"), "{backend:?}: {lines:?}");
+                tokens.push(words.next().unwrap().to_string());
+                if last.ends_with("ran=yes") {
+                    ran += 1;
                 }
             }
+            assert_eq!(ran, 1, "{backend:?}: init ran {ran} times: {tokens:?}");
+            assert!(
+                tokens.windows(2).all(|w| w[0] == w[1]),
+                "{backend:?}: {tokens:?}"
+            );
             reader.send("go");
             reader.finish_ok();
         }

@@ -20,9 +20,12 @@
 //! Why a write lock on a byte and not `flock`: any process that can open the object for reading
 //! can `flock` it, shared or exclusive, and so fake a live creator or block the repair forever.
 //! Only a process with write access can hold a write lock, so a reader cannot fake one; it can
-//! still hold a read lock on the byte, which keeps a repairer (or a resetter) from taking the
-//! write lock — the kernel offers no lock a reader cannot get in the way of. The repairer then
-//! gives up after `open_timeout` with [`Error::LockedByReader`], which names the cause.
+//! still hold a read lock on the byte, which keeps a repairer from taking the write lock (the
+//! kernel offers no lock that a reader cannot get in the way of). A repairer that owns the
+//! object then builds a new region unnamed and swaps it in for the abandoned one
+//! (`RENAME_EXCHANGE`; see `replace_abandoned`): the reader's locks stay on the old object.
+//! Where that is impossible (another user's object, a file system that cannot swap names), the
+//! repairer gives up after `open_timeout` with [`Error::LockedByReader`], which names the cause.
 //!
 //! Every object is checked with `fstat` before it is mapped, and the header describes no byte
 //! beyond the object's size, so no access can raise SIGBUS.
@@ -398,7 +401,13 @@ fn reinitialise(
 ) -> Result<Repair> {
     let name = &target.name;
     if !take_initialiser_lock(name, &file)? {
-        return initialiser_lock_refused(name, &file);
+        return match initialiser_lock_refused(name, &file)? {
+            // Read locks in the way, perhaps a reader's: they do not reach a new object.
+            Repair::ReadLocked if seen.uid == process::effective_uid() => {
+                replace_abandoned(target, spec, &file, seen, init)
+            }
+            other => Ok(other),
+        };
     }
     // Under the lock: is it still the object under the name, and still not ready?
     match object::stat_path(&target.path) {
@@ -423,6 +432,78 @@ fn reinitialise(
     let region = new_region(target, file, map, info, spec)?;
     finish(&region, init);
     Ok(Repair::Done(region))
+}
+
+/// Repairs an abandoned object of this user's that read locks keep from an in-place repair (a
+/// process with only read access may hold them): builds a new region unnamed, under its own
+/// initialiser lock, and swaps it in for the abandoned one with `RENAME_EXCHANGE`. Locks on the
+/// old object do not reach the new one, so a reader cannot block this. `abandoned` is the old
+/// object, opened read-write.
+///
+/// In-place repairers need the old object's initialiser lock (a write lock): our read lock
+/// keeps them away while we look and swap, so the object we swap out is still abandoned. If
+/// another repairer swapped its new region in first, the object we swapped out is not the one
+/// we saw: we swap it back and look again.
+///
+/// [`Repair::ReadLocked`] where the file system cannot swap names (or the directory refuses it).
+fn replace_abandoned(
+    target: &Target,
+    spec: &RegionSpec,
+    abandoned: &File,
+    seen: ObjectStat,
+    init: Init<'_>,
+) -> Result<Repair> {
+    let name = &target.name;
+    if !object::try_byte_lock(abandoned, INITIALISER_BYTE, ByteLock::Read)
+        .map_err(|e| Error::io(name, "fcntl(F_OFD_SETLK)", e))?
+    {
+        // Someone took the write lock meanwhile: a repairer at work.
+        return Ok(Repair::Retry);
+    }
+    let now = object::stat(abandoned).map_err(|e| Error::io(name, "fstat", e))?;
+    if now != seen {
+        return Ok(Repair::Retry);
+    }
+    match look_at(name, abandoned, &now, Access::ReadWrite)?.0 {
+        Look::NotReady => {}
+        Look::Ready(_) => return Ok(Repair::Retry),
+        Look::Corrupt(reason) => return Err(Error::corrupt(name, reason)),
+    }
+    let (Unnamed { file, hidden }, map, info) = build_unnamed(target, spec)?;
+    if !take_initialiser_lock(name, &file)? {
+        unreachable_lock(name)?;
+    }
+    // A name in the same directory to swap with (removed with whatever it holds then).
+    let temp = match hidden {
+        Some(hidden) => hidden,
+        None => object::link_hidden(&file, &target.dir, &target.path)
+            .map_err(|e| Error::io(name, "link the new object", e))?,
+    };
+    match object::exchange(temp.path(), &target.path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Repair::Retry),
+        // This file system or directory cannot swap: the read locks stay in the way.
+        Err(_) => return Ok(Repair::ReadLocked),
+    }
+    let swapped_out = object::stat_path(temp.path());
+    if swapped_out.is_ok_and(|out| out.same_object(&seen)) {
+        let region = new_region(target, file, map, info, spec)?;
+        finish(&region, init);
+        // Removes the abandoned object's last name.
+        drop(temp);
+        return Ok(Repair::Done(region));
+    }
+    // Another process's new region was under the name: put it back; ours goes with `temp`.
+    if let Err(e) = object::exchange(temp.path(), &target.path) {
+        // Never remove what another process put under the name: keep the hidden name.
+        std::mem::forget(temp);
+        return Err(Error::io(
+            name,
+            "swap back the region another process had just put under the name",
+            e,
+        ));
+    }
+    Ok(Repair::Retry)
 }
 
 /// Takes the initialiser lock without waiting; `false` if another handle holds a lock on the

@@ -82,6 +82,13 @@ pub(crate) struct Unnamed {
 /// Removes a hidden temporary name when dropped.
 pub(crate) struct HiddenName(PathBuf);
 
+impl HiddenName {
+    /// The hidden name.
+    pub(crate) fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
 impl Drop for HiddenName {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.0);
@@ -113,20 +120,26 @@ pub(crate) fn create_unnamed(dir: &Path, target: &Path, mode: u32) -> io::Result
     Ok(unnamed)
 }
 
-fn create_hidden(dir: &Path, target: &Path) -> io::Result<Unnamed> {
+/// A hidden temporary name in `dir` for an object that will be (or was) named `target`: unique
+/// to this process and moment, `attempt` tells apart names tried one after the other.
+fn hidden_path(dir: &Path, target: &Path, attempt: u32) -> PathBuf {
     let stem = target
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    dir.join(format!(
+        ".{stem}.shmstore-{}-{nanos:x}-{attempt}",
+        std::process::id()
+    ))
+}
+
+fn create_hidden(dir: &Path, target: &Path) -> io::Result<Unnamed> {
     let mut attempt = 0u32;
     loop {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        let path = dir.join(format!(
-            ".{stem}.shmstore-{}-{nanos:x}-{attempt}",
-            std::process::id()
-        ));
+        let path = hidden_path(dir, target, attempt);
         let opened = nix::fcntl::open(
             c_path(&path)?.as_c_str(),
             OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_RDWR | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
@@ -167,6 +180,35 @@ pub(crate) fn link(file: &File, path: &Path) -> io::Result<()> {
         cwd,
         c_path(path)?.as_c_str(),
         AtFlags::AT_SYMLINK_FOLLOW,
+    )?;
+    Ok(())
+}
+
+/// Gives `file` a hidden temporary name in `dir` (see [`create_hidden`]), removed when the
+/// returned guard is dropped.
+pub(crate) fn link_hidden(file: &File, dir: &Path, target: &Path) -> io::Result<HiddenName> {
+    let mut attempt = 0u32;
+    loop {
+        let path = hidden_path(dir, target, attempt);
+        match link(file, &path) {
+            Ok(()) => return Ok(HiddenName(path)),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempt < 100 => attempt += 1,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Swaps the objects under two names of one file system, atomically (`renameat2` with
+/// `RENAME_EXCHANGE`): both names must exist. `EINVAL` where the file system cannot do it;
+/// `EPERM` in a sticky directory (`/dev/shm`) when either object is another user's.
+pub(crate) fn exchange(a: &Path, b: &Path) -> io::Result<()> {
+    let cwd = nix::fcntl::AT_FDCWD;
+    nix::fcntl::renameat2(
+        cwd,
+        c_path(a)?.as_c_str(),
+        cwd,
+        c_path(b)?.as_c_str(),
+        nix::fcntl::RenameFlags::RENAME_EXCHANGE,
     )?;
     Ok(())
 }
