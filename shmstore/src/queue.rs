@@ -963,10 +963,13 @@ impl<T: ShmType, const N: usize> Drop for ShmQueue<T, N> {
             }
             let (byte, line) = self.role_place(role);
             // This handle holds the role: the word is its pid (nobody takes a role over while
-            // its holder's liveness lock is there). Free the word first, then the lock.
+            // its holder's liveness lock is there). Free the word first, then the lock. A copy
+            // of the handle in a child forked without exec finds another pid there and leaves
+            // both alone: the lock belongs to the description it shares with its parent, whose
+            // role it is.
             let me = process::current_pid();
-            let _ = line.pid.compare_exchange(me, 0, SeqCst, SeqCst);
-            if !self.region.is_segment() {
+            let freed = line.pid.compare_exchange(me, 0, SeqCst, SeqCst).is_ok();
+            if freed && !self.region.is_segment() {
                 self.region.release_byte(byte);
             }
         }
@@ -1006,9 +1009,8 @@ const CLAIM_ATTEMPTS: u32 = 100;
 /// [`Claim::ReadLocked`] if the recorded pid is gone, and [`Claim::Held`] otherwise.
 fn claim_role(region: &Region, byte: u64, pid: &AtomicU32) -> Result<Claim> {
     let me = process::current_pid();
-    let mut holder = 0;
     for _ in 0..CLAIM_ATTEMPTS {
-        holder = pid.load(SeqCst);
+        let holder = pid.load(SeqCst);
         if holder == 0 {
             // Refused only while a writer holds the write lock to check a dead holder's role.
             if region.try_claim_byte(byte, ByteLock::Read)? == Some(true) {
@@ -1041,11 +1043,8 @@ fn claim_role(region: &Region, byte: u64, pid: &AtomicU32) -> Result<Claim> {
         }
         std::thread::yield_now();
     }
-    Ok(if holder == 0 {
-        Claim::Held
-    } else {
-        Claim::ReadLocked(holder)
-    })
+    // Other writers kept changing the role or checking it: it is in use.
+    Ok(Claim::Held)
 }
 
 /// Takes an SPSC role recorded only as a pid: from nobody (0) or from a process that is gone.
