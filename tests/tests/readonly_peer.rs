@@ -325,3 +325,63 @@ fn racing_repairers_beside_a_read_only_lock_agree_on_one_region() {
         }
     }
 }
+
+/// FORMAT.md: `creator_pid` at header offset 80; bit 31 marks a reset in progress.
+const CREATOR_PID: std::ops::Range<usize> = 80..84;
+
+/// A resetter that died in the middle of a reset leaves its claim; a reader's read lock then
+/// keeps the others from taking it over (the kernel does not say whose read lock it is), which
+/// `open` reports after `open_timeout` naming the cause. Without the reader, the next opener
+/// takes the claim over and resets.
+#[test]
+fn a_dead_resetters_claim_held_up_by_a_read_only_lock_is_reported_by_cause() {
+    if !is_root() {
+        eprintln!("skipped: setuid needs root");
+        return;
+    }
+    let place = Place::new(Backend::File, "ro-dead-reset");
+    let path = place.path().unwrap();
+    drop(
+        Shm::<Counter>::options()
+            .mode(0o644)
+            .at(place.location())
+            .create(Counter::at(5))
+            .unwrap(),
+    );
+    from_another_boot(&path);
+    // A pid that no process has: one that just exited.
+    let mut gone = std::process::Command::new("true").spawn().unwrap();
+    let gone_pid = gone.id();
+    gone.wait().unwrap();
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[CREATOR_PID].copy_from_slice(&(gone_pid | 1 << 31).to_ne_bytes());
+    std::fs::write(&path, &bytes).unwrap();
+
+    let mut reader = lock_as_reader(&place, "sh");
+    let e = Shm::<Counter>::options()
+        .open_timeout(Duration::from_millis(300))
+        .at(place.location())
+        .open()
+        .map(drop)
+        .expect_err("took over the claim beside a read lock");
+    assert!(matches!(e, Error::LockedByReader { .. }), "{e:?}");
+    assert_mentions(
+        &e,
+        &["reset", &format!("pid {gone_pid}"), "byte 2", "read access"],
+    );
+    reader.send("go");
+    reader.finish_ok();
+
+    let shm = Shm::<Counter>::options()
+        .open_timeout(OPEN_TIMEOUT)
+        .at(place.location())
+        .open()
+        .unwrap();
+    assert_eq!(*shm.lock().unwrap(), Counter::at(5));
+    let bytes = std::fs::read(&path).unwrap();
+    assert_eq!(
+        bytes[CREATOR_PID],
+        gone_pid.to_ne_bytes(),
+        "the claim was given back"
+    );
+}
