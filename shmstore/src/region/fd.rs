@@ -34,8 +34,9 @@
 //!
 //! A file outlives the processes and the boot that used it: its lock word and sleeper counts
 //! mean nothing any more. The header records the boot id; the first read-write opener that finds
-//! another one takes the initialiser lock, initialises the mutex again, clears the sleeper
-//! state, repairs an interrupted write as the next locker would (roll back, or poison in place)
+//! another one claims the reset in the header (a compare-and-swap, which a process with only
+//! read access cannot do nor block; see `reset_after_reboot`), initialises the mutex again,
+//! clears the sleeper state, repairs an interrupted write as the next locker would (roll back, or poison in place)
 //! and stores the current boot id. The payload stays.
 
 use std::fs::File;
