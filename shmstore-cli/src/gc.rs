@@ -193,8 +193,8 @@ fn judge(entry: &Entry, users: &ShmUsers, blind: &Blind<'_>) -> Verdict {
             }
             format!("its creator, pid {pid}, is dead")
         }
-        // The library reports "incomplete" only after taking the `flock` that a live creator
-        // holds: the creator is dead.
+        // The library reports "incomplete" only after probing the initialiser lock that a live
+        // creator holds: the creator is dead.
         Kind::Incomplete => match entry.creator_pid {
             Some(pid) => format!("it is incomplete and its creator, pid {pid}, is dead"),
             None => "it is incomplete and its creator is dead".to_string(),

@@ -6,7 +6,7 @@
 //! it (`Error::Incomplete`), which is right for a name it was asked to open, but `list`, `rm`
 //! and `gc` walk objects that other programs own: an empty object there is as likely another
 //! program's segment that has not been sized yet. Checking the magic first keeps such objects
-//! `foreign`, never probed with `flock`, never mapped, never removed without `--force`. The
+//! `foreign`, never probed with a lock, never mapped, never removed without `--force`. The
 //! same holds for a file given by its path.
 //!
 //! Looking never crashes or hangs, whatever other processes do to the objects: each object is

@@ -51,7 +51,7 @@ fn a_queue(name: &str) -> ShmQueue<Wheel, 8> {
 }
 
 /// A region whose creator wrote the start of the header and died before finishing it: what
-/// FORMAT.md's "States" leaves behind (state 1, no `flock` held).
+/// FORMAT.md's "States" leaves behind (state 1, no initialiser lock held).
 fn an_incomplete_region(name: &str) -> u32 {
     let mut dead = std::process::Command::new("true").spawn().unwrap();
     let pid = dead.id();

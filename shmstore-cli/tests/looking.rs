@@ -46,7 +46,7 @@ fn list_does_not_wait_for_regions_being_initialised() {
             releases.push(release);
             let entered_tx = entered_tx.clone();
             s.spawn(move || {
-                // The region stays "initialising", its flock held, until released.
+                // The region stays "initialising", its initialiser lock held, until released.
                 Shm::<u64>::open_or_create(name, || {
                     entered_tx.send(()).unwrap();
                     let _ = wait.recv();

@@ -230,6 +230,29 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+
+    /// A lock on one byte of the object keeps this process from a step that only processes
+    /// with write access take (the repair of an unfinished region, the reset after a reboot,
+    /// taking over a dead SPSC peer's role), and no live shmstore writer holds it: a process
+    /// that can only read the object holds it. Any process that can open a file for reading
+    /// can lock its bytes for reading; see README "Threat model".
+    #[error(
+        "region `{name}`: cannot {blocked}: a lock on byte {byte} of the object stands in the \
+         way, held by a process with only read access to it{}; find that process in \
+         /proc/locks (the lines with the object's inode) and stop it, or take read permission \
+         away from users you do not trust",
+        match after { Some(after) => format!(" (waited {after:?})"), None => String::new() }
+    )]
+    LockedByReader {
+        /// The region name.
+        name: String,
+        /// What the lock kept this process from doing.
+        blocked: String,
+        /// The byte of the object whose lock is in the way.
+        byte: u64,
+        /// How long this process waited for the lock to go, if it waited.
+        after: Option<Duration>,
+    },
 }
 
 fn render_differences(differences: &[String]) -> String {

@@ -25,7 +25,7 @@ use crate::sys::sysv;
 use crate::{Error, Inspector, Location, QueueMode, Shm, ShmQueue, ShmType};
 
 /// How long the opens in [`open_arbitrary_object`] wait for a creator that is still
-/// initialising (none is: nobody holds the object's `flock`).
+/// initialising (none is: nobody holds the object's initialiser lock).
 const OPEN_TIMEOUT: Duration = Duration::from_millis(20);
 
 /// Where `creator_pid` lives in the header (`FORMAT.md`).

@@ -27,6 +27,12 @@ pub(crate) const MAX_PAYLOAD_ALIGN: usize = 4096;
 /// Refuse descriptors larger than this (a sanity bound against corrupt headers).
 pub(crate) const MAX_DESCRIPTOR_LEN: usize = 16 << 20;
 
+/// The byte of the object whose open-file-description write lock (the *initialiser lock*) a
+/// process holds while it creates, repairs or resets a region behind a descriptor after a
+/// reboot; openers probe it with a read lock. Bytes 0 and 1 are a queue's SPSC roles. Locks may
+/// lie beyond the end of the object, so even an empty object has this byte.
+pub(crate) const INITIALISER_BYTE: u64 = 2;
+
 /// `state`: the creator is still writing the header or running `init`.
 pub(crate) const STATE_INITIALISING: u32 = 1;
 /// `state`: the region is complete; published with a release store.
@@ -338,7 +344,7 @@ impl Header {
     /// # Safety
     ///
     /// No other process may use the region's lock meanwhile: either the object is unnamed, or
-    /// the caller holds its exclusive `flock` and the state is not "ready".
+    /// the caller holds its initialiser lock and the state is not "ready".
     pub(crate) unsafe fn initialise(&self, info: &HeaderInfo) -> std::io::Result<()> {
         let layout = &info.layout;
         self.state.store(STATE_INITIALISING, Relaxed);

@@ -18,8 +18,10 @@ use std::sync::atomic::Ordering::Acquire;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
-use crate::header::{Header, HeaderInfo, HeaderState, HEADER_SIZE, MAGIC, QUEUE_CONTROL_SIZE};
-use crate::sys::object::{self, FileLock, ObjectStat};
+use crate::header::{
+    Header, HeaderInfo, HeaderState, HEADER_SIZE, INITIALISER_BYTE, MAGIC, QUEUE_CONTROL_SIZE,
+};
+use crate::sys::object::{self, ByteLock, ObjectStat};
 
 /// How often a look re-reads an object: waiting for a creator, or for a new version.
 const POLL: Duration = Duration::from_millis(10);
@@ -78,7 +80,7 @@ enum Sight {
     /// Starts with the magic, but the header is bad (perhaps being rewritten right now).
     Corrupt(String),
     /// Not a regular file, or does not start with the magic: another program's object, never
-    /// probed with `flock` (that would disturb its own use of `flock`).
+    /// probed with a lock (that would disturb its own use of locks).
     Foreign(String),
 }
 
@@ -145,9 +147,9 @@ pub(crate) fn shrank(name: &str, what: &str, e: io::Error) -> Error {
 /// creator that is still initialising it (none with `Duration::ZERO`: such a region is then
 /// [`Error::Timeout`] at once).
 ///
-/// A creator holds the object's exclusive `flock` while it writes the header, so a look that
-/// finds the header unfinished or bad probes with a shared `flock`: if it gets it, nobody is at
-/// work and a second look decides (abandoned: [`Error::Incomplete`]; bad: [`Error::Corrupt`]).
+/// A creator holds the object's initialiser lock (a write lock on [`INITIALISER_BYTE`]) while
+/// it writes the header, so a look that finds the header unfinished or bad probes with a read
+/// lock there: if it gets it, nobody is at work and a second look decides (abandoned: [`Error::Incomplete`]; bad: [`Error::Corrupt`]).
 pub(crate) fn look(name: &str, path: &Path, wait: Duration) -> Result<Looked> {
     let started = Instant::now();
     let mut restarts = 0u32;
@@ -161,13 +163,14 @@ pub(crate) fn look(name: &str, path: &Path, wait: Duration) -> Result<Looked> {
             // Nothing to probe: no creator of ours is at work on it.
             return Err(Error::corrupt(name, reason));
         }
-        if object::try_file_lock(&file, FileLock::Shared)
-            .map_err(|e| Error::io(name, "flock", e))?
+        // A live initialiser holds the write lock on this byte; a read lock probes for it.
+        if object::try_byte_lock(&file, INITIALISER_BYTE, ByteLock::Read)
+            .map_err(|e| Error::io(name, "fcntl(F_OFD_SETLK)", e))?
         {
             // Nobody can start initialising while we hold this: look again, then decide.
             let now = object::stat(&file).map_err(|e| Error::io(name, "fstat", e));
             let second = now.and_then(|now| Ok((sight(name, &file, &now)?, now)));
-            object::file_unlock(&file);
+            let _ = object::byte_unlock(&file, INITIALISER_BYTE);
             match second? {
                 (Sight::Corrupt(reason) | Sight::Foreign(reason), _) => {
                     return Err(Error::corrupt(name, reason))

@@ -15,10 +15,17 @@
 //!   it, before `pop` returned, the element is gone with it. That is the only loss.
 //! - In [`QueueMode::Spsc`] the one producer owns `tail` and the one consumer owns `head`, so
 //!   neither takes a lock; each keeps a private copy of the other's counter and reads the
-//!   shared one only when its copy says full (or empty). The roles are exclusive byte locks on
-//!   the object (`F_OFD_SETLK` on byte 0 for the producer, byte 1 for the consumer): the kernel
-//!   drops them when the holder's handle closes or its process dies, so a second producer gets
-//!   [`Error::RoleTaken`] and a replacement for a dead one attaches.
+//!   shared one only when its copy says full (or empty). A role is claimed in shared memory, by
+//!   a compare-and-swap of the role's `pid` word from 0 to the claimant's pid, which only a
+//!   process with write access can do; its holder proves it is alive with a *read* lock on a
+//!   byte of the object (`F_OFD_SETLK`, byte 0 for the producer, byte 1 for the consumer),
+//!   taken before the swap and kept until the word is 0 again. The kernel drops the lock when
+//!   the holder's handle closes or its process dies, so a second producer gets
+//!   [`Error::RoleTaken`] and a replacement for a dead one takes the role over: it takes the
+//!   *write* lock on the byte, which the kernel grants only when no handle holds a lock there,
+//!   swaps the dead holder's pid for its own and turns its lock into a read lock. A read lock
+//!   conflicts only with write locks, and only writers take those, so a process with read
+//!   access cannot keep anyone from a free role (see [`claim_role`]).
 //! - In [`QueueMode::Mpmc`] every push and pop runs under the region's robust mutex. A holder
 //!   killed at any point leaves the counters consistent (each changes in one store, after the
 //!   copy), so the next locker only marks the mutex consistent: nothing to roll back, nothing
@@ -65,7 +72,7 @@ use crate::location::Location;
 use crate::lock::Wait;
 use crate::region::{QueueSpec, Region, RegionSpec};
 use crate::sys::mutex::{Acquired, LockFailure, Until};
-use crate::sys::object::Access;
+use crate::sys::object::{Access, ByteLock};
 use crate::sys::{futex, process};
 
 /// Bit 63 of `tail`: the queue was closed.
@@ -107,14 +114,15 @@ pub enum QueueMode {
     /// first push (or pop) and keeps it until dropped; a replacement can take over the role
     /// of a process that died.
     ///
-    /// The role is a lock on the handle's open file description, which a child created with
-    /// `fork` shares: until that child execs or exits, it keeps the role too, even after its
-    /// parent dies (`std::process::Command` execs at once, so this matters only for children
-    /// that run on without exec). Dropping the handle releases the role at once. In a System V segment, which has
-    /// no descriptor, the role is the holder's pid instead: a forked child does not share it,
-    /// and a replacement takes it over once no process has that pid. The pid is recorded with
-    /// the holder's PID namespace, and only a process of that namespace can tell that it is
-    /// gone: from another one (another container), a dead holder's role stays taken.
+    /// The holder's liveness is a lock on the handle's open file description, which a child
+    /// created with `fork` shares: until that child execs or exits, it keeps the role too, even
+    /// after its parent dies (`std::process::Command` execs at once, so this matters only for
+    /// children that run on without exec). Dropping the handle releases the role at once. In a
+    /// System V segment, which has no descriptor, the role is the holder's pid alone: a forked
+    /// child does not share it, and a replacement takes it over once no process has that pid.
+    /// The pid is recorded with the holder's PID namespace, and only a process of that
+    /// namespace can tell that it is gone: from another one (another container), a dead
+    /// holder's role stays taken.
     Spsc,
     /// Multiple producers, multiple consumers: every push and pop takes the region's robust
     /// mutex for the length of one copy. Any handle may push and pop.
@@ -504,15 +512,19 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
         if !self.spsc {
             return Ok(None);
         }
+        if self.roles.get() & role.bit() != 0 {
+            return Ok(Some(false));
+        }
         let (byte, line) = self.role_place(role);
+        let owner = Owner::from_word(line.owner.load(Acquire));
+        if owner.pid == 0 {
+            return Ok(Some(false));
+        }
         match self.region.byte_claimed_elsewhere(byte)? {
-            Some(claimed) => Ok(Some(claimed)),
-            // A System V queue: the pid claim (see `claim_slow`).
-            None if self.roles.get() & role.bit() != 0 => Ok(Some(false)),
-            None => {
-                let owner = Owner::from_word(line.owner.load(Acquire));
-                Ok(Some(owner.pid != 0 && owner.may_be_alive()))
-            }
+            // Claimed, and its holder's liveness lock is there (see `claim_role`).
+            Some(locked) => Ok(Some(locked)),
+            // A System V queue: the pid claim (see `claim_by_pid`).
+            None => Ok(Some(owner.may_be_alive())),
         }
     }
 
@@ -853,23 +865,38 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
     fn claim_slow(&self, role: Role) -> Result<()> {
         let c = self.control();
         let (byte, line) = self.role_place(role);
-        let claimed = match self.region.try_claim_byte(byte)? {
-            Some(true) => {
-                line.owner.store(Owner::me().word(), Relaxed);
-                true
-            }
-            Some(false) => false,
+        let claimed = if self.region.is_segment() {
             // A System V segment has no descriptor to lock: the role is the pid in the line.
-            None => claim_by_pid(&line.owner),
+            if claim_by_pid(&line.owner) {
+                Claim::Taken
+            } else {
+                Claim::Held
+            }
+        } else {
+            claim_role(&self.region, byte, &line.owner)?
         };
-        if !claimed {
-            // A pid recorded in another PID namespace names nobody here: not reported.
-            let pid = Owner::from_word(line.owner.load(Relaxed)).pid_here();
-            return Err(Error::RoleTaken {
-                name: self.name().to_string(),
-                role: role.name(),
-                holder_pid: (pid != 0).then_some(pid),
-            });
+        match claimed {
+            Claim::Taken => {}
+            Claim::Held => {
+                // A pid recorded in another PID namespace names nobody here: not reported.
+                let pid = Owner::from_word(line.owner.load(Relaxed)).pid_here();
+                return Err(Error::RoleTaken {
+                    name: self.name().to_string(),
+                    role: role.name(),
+                    holder_pid: (pid != 0).then_some(pid),
+                });
+            }
+            Claim::ReadLocked(pid) => {
+                return Err(Error::LockedByReader {
+                    name: self.name().to_string(),
+                    blocked: format!(
+                        "take over the {} role from its holder (pid {pid}), which is gone",
+                        role.name()
+                    ),
+                    byte,
+                    after: None,
+                })
+            }
         }
         let tail = c.tail.word.load(Acquire) & !CLOSED;
         let head = c.head.word.load(Acquire);
@@ -1019,16 +1046,90 @@ impl<T: ShmType, const N: usize> Drop for ShmQueue<T, N> {
                 continue;
             }
             let (byte, line) = self.role_place(role);
-            if self.region.is_segment() {
-                let word = line.owner.load(SeqCst);
-                if Owner::from_word(word).pid == process::current_pid() {
-                    let _ = line.owner.compare_exchange(word, 0, SeqCst, SeqCst);
-                }
-            } else {
+            // This handle holds the role: the word is its pid (nobody takes a role over while
+            // its holder's liveness lock is there). Free the word first, then the lock. A copy
+            // of the handle in a child forked without exec finds another pid there and leaves
+            // both alone: the lock belongs to the description it shares with its parent, whose
+            // role it is.
+            let me = Owner::me().word();
+            let freed = line.owner.compare_exchange(me, 0, SeqCst, SeqCst).is_ok();
+            if freed && !self.region.is_segment() {
                 self.region.release_byte(byte);
             }
         }
     }
+}
+
+/// What one attempt to claim an SPSC role found.
+enum Claim {
+    /// This handle holds the role now.
+    Taken,
+    /// A live handle holds it (or, in a segment, a live process has the holder's pid).
+    Held,
+    /// The role's recorded holder (this pid) looks gone, but a lock on its byte keeps the
+    /// role from being taken over; no shmstore writer holds a lock there without the role.
+    ReadLocked(u32),
+}
+
+/// How many times a claim looks again when the role changed hands under it, or a writer was
+/// checking a dead holder's role at that moment (a few instructions each time) before it
+/// reports the role taken.
+const CLAIM_ATTEMPTS: u32 = 100;
+
+/// Takes an SPSC role of a queue behind a descriptor; `owner` is the role's word, `byte` the byte
+/// of its liveness lock.
+///
+/// The invariant: while the word holds a handle's pid and that handle lives, the handle holds
+/// a read lock on the byte. It takes the lock before it swaps its pid in, and gives the word
+/// back before it unlocks. So whoever gets the *write* lock on the byte (granted only when
+/// nobody holds any lock there) knows the word's holder is gone, and nobody can claim the role
+/// while it holds that lock (a claimant's read lock is refused): it swaps the dead pid for its
+/// own and turns its lock into a read lock.
+///
+/// A process that can only read the object can take read locks, which never keep anyone from a
+/// read lock: it cannot block a free role. It can keep a dead holder's role from being taken
+/// over (its read lock refuses the write lock), and the kernel tells nobody whose read lock is
+/// there (open-file-description locks record no owner). Then the claim reports
+/// [`Claim::ReadLocked`] if the recorded pid is gone, and [`Claim::Held`] otherwise.
+fn claim_role(region: &Region, byte: u64, owner: &AtomicU64) -> Result<Claim> {
+    let me = Owner::me().word();
+    for _ in 0..CLAIM_ATTEMPTS {
+        let holder = owner.load(SeqCst);
+        if holder == 0 {
+            // Refused only while a writer holds the write lock to check a dead holder's role.
+            if region.try_claim_byte(byte, ByteLock::Read)? == Some(true) {
+                if owner.compare_exchange(0, me, SeqCst, SeqCst).is_ok() {
+                    return Ok(Claim::Taken);
+                }
+                // Another handle claimed it first.
+                region.release_byte(byte);
+            }
+        } else if region.try_claim_byte(byte, ByteLock::Write)? == Some(true) {
+            // No handle holds a lock on the byte: whoever the word names is gone.
+            if owner.compare_exchange(holder, me, SeqCst, SeqCst).is_ok() {
+                // Converting our own lock conflicts with nothing: it cannot be refused.
+                region.try_claim_byte(byte, ByteLock::Read)?;
+                return Ok(Claim::Taken);
+            }
+            // Its holder gave it back meanwhile (we read the word before it did): look again.
+            region.release_byte(byte);
+        } else if region.byte_write_claimed_elsewhere(byte)? == Some(false)
+            && owner.load(SeqCst) == holder
+        {
+            // Only read locks are in the way (a writer checking the role too would hold the
+            // write lock: then we look again): the holder's, or a reader's. The pid can only
+            // hint which, and only when this namespace numbers it.
+            let holder = Owner::from_word(holder);
+            return Ok(if holder.may_be_alive() {
+                Claim::Held
+            } else {
+                Claim::ReadLocked(holder.pid)
+            });
+        }
+        std::thread::yield_now();
+    }
+    // Other writers kept changing the role or checking it: it is in use.
+    Ok(Claim::Held)
 }
 
 /// Takes an SPSC role recorded only as a pid: from nobody (0) or from a process that is gone.

@@ -2,7 +2,8 @@
 //! any backend ([`Location`]). Nothing here knows the payload's Rust type.
 //!
 //! The create/open protocols live in [`fd`] (POSIX objects and files: unnamed creation, then a
-//! link; `flock` to tell a live creator from a dead one; the reset after a reboot) and [`sysv`]
+//! link; a write lock on one byte of it to tell a live creator from a dead one; the reset
+//! after a reboot) and [`sysv`]
 //! (System V segments: exclusive `shmget`, then a claim on the header). Both check every object
 //! before mapping it, and the header describes no byte beyond the object's size, so no access
 //! can raise SIGBUS.
@@ -26,7 +27,7 @@ use crate::layout::TypeLayout;
 use crate::location::Location;
 use crate::snapshot::copy_atomic;
 use crate::sys::mutex::MutexKey;
-use crate::sys::object::{self, Access, Mapping, ObjectStat};
+use crate::sys::object::{self, Access, ByteLock, Mapping, ObjectStat};
 use crate::sys::{futex, process, sysv as segment};
 
 /// How a region is to be created or opened: the type, the mode, and the opener's policies.
@@ -170,8 +171,8 @@ impl Region {
     }
 
     /// Runs `init` on the working copy and copies it into the second copy, if any. Only for a
-    /// region no other process uses yet (unnamed, or "initialising" under our exclusive
-    /// `flock`).
+    /// region no other process uses yet (unnamed, or "initialising" under our initialiser
+    /// lock).
     fn fill(&self, init: Init<'_>) {
         let size = self.info.layout.payload_size;
         // SAFETY: the working copy lies within the mapping (the layout was validated against
@@ -260,20 +261,21 @@ impl Region {
         })
     }
 
-    /// Takes the exclusive byte lock at `offset` of the object for this handle (see
-    /// [`object::try_byte_lock`]); `Ok(false)` if another live handle holds it. Released when
-    /// the handle is dropped or its process dies. `None` for a System V segment, which has no
-    /// descriptor to lock (see [`Region::is_segment`]).
-    pub(crate) fn try_claim_byte(&self, offset: u64) -> Result<Option<bool>> {
+    /// Takes a byte lock of `kind` at `offset` of the object for this handle (see
+    /// [`object::try_byte_lock`] and [`ByteLock`] for what each kind proves); `Ok(false)` if
+    /// another handle holds a conflicting one. Released when the handle is dropped or its
+    /// process dies. `None` for a System V segment, which has no descriptor to lock (see
+    /// [`Region::is_segment`]).
+    pub(crate) fn try_claim_byte(&self, offset: u64, kind: ByteLock) -> Result<Option<bool>> {
         match &self.handle {
-            Handle::File { file, .. } => object::try_byte_lock(file, offset)
+            Handle::File { file, .. } => object::try_byte_lock(file, offset, kind)
                 .map(Some)
                 .map_err(|e| Error::io(&self.name, "fcntl(F_OFD_SETLK)", e)),
             Handle::SysV { .. } => Ok(None),
         }
     }
 
-    /// Releases this handle's byte lock at `offset`, if it holds it (nothing for a segment).
+    /// Releases this handle's byte lock at `offset`, if it holds one (nothing for a segment).
     pub(crate) fn release_byte(&self, offset: u64) {
         if let Handle::File { file, .. } = &self.handle {
             let _ = object::byte_unlock(file, offset);
@@ -291,10 +293,22 @@ impl Region {
         matches!(self.handle, Handle::SysV { .. })
     }
 
-    /// Whether another handle holds the byte lock at `offset`; `None` for a System V segment.
+    /// Whether another handle holds a byte lock of any kind at `offset`; `None` for a System V
+    /// segment.
     pub(crate) fn byte_claimed_elsewhere(&self, offset: u64) -> Result<Option<bool>> {
         match &self.handle {
             Handle::File { file, .. } => object::byte_locked_elsewhere(file, offset)
+                .map(Some)
+                .map_err(|e| Error::io(&self.name, "fcntl(F_OFD_GETLK)", e)),
+            Handle::SysV { .. } => Ok(None),
+        }
+    }
+
+    /// Whether another handle holds a *write* lock at `offset`, which only a handle with write
+    /// access can (read locks are not reported); `None` for a System V segment.
+    pub(crate) fn byte_write_claimed_elsewhere(&self, offset: u64) -> Result<Option<bool>> {
+        match &self.handle {
+            Handle::File { file, .. } => object::byte_write_locked_elsewhere(file, offset)
                 .map(Some)
                 .map_err(|e| Error::io(&self.name, "fcntl(F_OFD_GETLK)", e)),
             Handle::SysV { .. } => Ok(None),
@@ -583,7 +597,7 @@ fn fresh_layout(name: &str, spec: &RegionSpec) -> Result<(HeaderInfo, Vec<u8>)> 
 /// # Safety
 ///
 /// Nobody else uses the region's lock meanwhile, and no other process reads the descriptor
-/// before the region is ready: the object is unnamed, or the caller holds its exclusive `flock`
+/// before the region is ready: the object is unnamed, or the caller holds its initialiser lock
 /// (or a System V claim) and it is not ready.
 unsafe fn write_header(
     name: &str,

@@ -555,7 +555,7 @@ impl Helper {
     }
 
     /// Kills the child with SIGKILL and waits until it is gone: when this returns, the kernel
-    /// has released its locks (robust mutexes, `flock`s) and closed its descriptors.
+    /// has released its locks (robust mutexes, byte locks) and closed its descriptors.
     pub fn kill(mut self) {
         self.kill_and_reap();
     }
@@ -645,6 +645,7 @@ pub fn variant(error: &shmstore::Error) -> &'static str {
         Error::QueueFull { .. } => "QueueFull",
         Error::QueueClosed { .. } => "QueueClosed",
         Error::RoleTaken { .. } => "RoleTaken",
+        Error::LockedByReader { .. } => "LockedByReader",
         _ => "unknown",
     }
 }

@@ -6,22 +6,34 @@
 //! A creator makes an unnamed object (`O_TMPFILE` in `/dev/shm`, or in the file's directory),
 //! sizes it with its pages reserved (`fallocate`: a full file system is an error here, never
 //! SIGBUS later), writes the header
-//! with state "initialising" and a fresh lock, takes `flock(LOCK_EX)` on it and only then links
-//! it to its name. If the name is taken (`EEXIST`) another process won the race: the loser drops
-//! its object and opens the winner's, so `init` runs exactly once. The winner runs `init`,
-//! publishes state "ready" with a release store, wakes waiters and drops the `flock`.
+//! with state "initialising" and a fresh lock, takes the *initialiser lock* (an
+//! open-file-description write lock on byte [`INITIALISER_BYTE`]) and only then links it to its
+//! name. If the name is taken (`EEXIST`) another process won the race: the loser drops its
+//! object and opens the winner's, so `init` runs exactly once. The winner runs `init`,
+//! publishes state "ready" with a release store, wakes waiters and drops the lock.
 //!
-//! An opener that finds "initialising" (or a zero header) probes with
-//! `flock(LOCK_SH | LOCK_NB)`: refused means a live creator, so it sleeps on the state word and
-//! re-checks, up to `open_timeout`; granted means the creator died (the kernel dropped its
-//! lock). `open` then reports [`Error::Incomplete`]; `open_or_create` takes the exclusive lock,
-//! re-checks that the state is still not ready and that the name still refers to the same
-//! object, and initialises it in place, growing it if it is too small and never shrinking it.
+//! An opener that finds "initialising" (or an empty, all-zero object) probes with a read lock
+//! on the same byte: refused means a write lock, that is a live initialiser, so it sleeps on
+//! the state word and re-checks, up to `open_timeout`; granted means the initialiser died (the
+//! kernel dropped its lock). `open` then reports [`Error::Incomplete`]; `open_or_create` takes
+//! the initialiser lock, re-checks that the state is still not ready and that the name still
+//! refers to the same object, and initialises it in place, growing it if it is too small and
+//! never shrinking it.
 //!
 //! A zero header alone proves nothing: it may begin anyone's data. Only an empty object, or
 //! one whose every byte is zero and whose size is exactly what an interrupted creation of the
 //! type leaves, is blank (read with `pread`); anything else is [`Error::Corrupt`] and is left
 //! byte for byte as it was.
+//!
+//! Why a write lock on a byte and not `flock`: any process that can open the object for reading
+//! can `flock` it, shared or exclusive, and so fake a live creator or block the repair forever.
+//! Only a process with write access can hold a write lock, so a reader cannot fake one; it can
+//! still hold a read lock on the byte, which keeps a repairer from taking the write lock (the
+//! kernel offers no lock that a reader cannot get in the way of). A repairer that owns the
+//! object then builds a new region unnamed and swaps it in for the abandoned one
+//! (`RENAME_EXCHANGE`; see `replace_abandoned`): the reader's locks stay on the old object.
+//! Where that is impossible (another user's object, a file system that cannot swap names), the
+//! repairer gives up after `open_timeout` with [`Error::LockedByReader`], which names the cause.
 //!
 //! Every object is checked with `fstat` before it is mapped, and the header describes no byte
 //! beyond the object's size, so no access can raise SIGBUS.
@@ -30,14 +42,16 @@
 //!
 //! A file outlives the processes and the boot that used it: its lock word and sleeper counts
 //! mean nothing any more. The header records the boot id; the first read-write opener that finds
-//! another one takes the exclusive `flock`, initialises the mutex again, clears the sleeper
-//! state, repairs an interrupted write as the next locker would (roll back, or poison in place)
+//! another one claims the reset in the header (a compare-and-swap, which a process with only
+//! read access cannot do nor block; see `reset_after_reboot`), initialises the mutex again,
+//! clears the sleeper state, repairs an interrupted write as the next locker would (roll back, or poison in place)
 //! and stores the current boot id. The payload stays.
 
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io;
 use std::path::Path;
+use std::sync::atomic::Ordering::SeqCst;
 use std::time::{Duration, Instant};
 
 use super::{
@@ -45,11 +59,23 @@ use super::{
     publish, write_header, Handle, Init, Look, Region, RegionSpec, Typed,
 };
 use crate::error::{Error, Result};
-use crate::header::{HeaderInfo, STATE_INITIALISING};
+use crate::header::{HeaderInfo, INITIALISER_BYTE, STATE_INITIALISING};
 use crate::location::Location;
 use crate::lock::Wait;
-use crate::sys::object::{self, Access, Dir, FileLock, Mapping, ObjectStat, Unnamed};
+use crate::sys::object::{self, Access, ByteLock, Dir, Mapping, ObjectStat, Unnamed};
 use crate::sys::{futex, process};
+
+/// What one attempt to repair an abandoned object did.
+// Returned once per attempt and unpacked at once: boxing the region would only add an allocation.
+#[allow(clippy::large_enum_variant)]
+enum Repair {
+    Done(Region),
+    /// Another process got there first, or the name now refers to something else: look again.
+    Retry,
+    /// Only read locks, which no shmstore writer takes to repair, kept us from the initialiser
+    /// lock: a process with read access holds one (or an opener probing right now).
+    ReadLocked,
+}
 
 /// Where an object behind a descriptor lives: a name in a directory opened once (see
 /// [`object::Dir`]: symbolic links among the directory components are followed when the
@@ -109,7 +135,7 @@ impl Target {
 #[allow(clippy::large_enum_variant)]
 enum Found {
     Ready(Region),
-    /// Empty, blank or initialising, and no live creator holds its `flock`.
+    /// Empty, blank or initialising, and no live initialiser holds its initialiser lock.
     Abandoned(File, ObjectStat),
 }
 
@@ -161,14 +187,17 @@ pub(super) fn open_or_create(target: &Target, spec: &RegionSpec, init: Init<'_>)
     let name = &target.name;
     // A timeout too large to represent as a deadline means none.
     let deadline = Instant::now().checked_add(spec.open_timeout);
+    // Whether the last repair attempt found only read locks in its way.
+    let mut read_locked = false;
     loop {
         match find(target, spec, Access::ReadWrite, Typed::Yes) {
             Ok(Found::Ready(region)) => return Ok(region),
-            Ok(Found::Abandoned(file, stat)) => {
-                if let Some(region) = reinitialise(target, spec, file, stat, init)? {
-                    return Ok(region);
-                }
-            }
+            Ok(Found::Abandoned(file, stat)) => match reinitialise(target, spec, file, stat, init)?
+            {
+                Repair::Done(region) => return Ok(region),
+                Repair::Retry => read_locked = false,
+                Repair::ReadLocked => read_locked = true,
+            },
             Err(Error::NotFound { .. }) => {
                 if let Some(region) = create_linked_then_init(target, spec, init)? {
                     return Ok(region);
@@ -178,6 +207,14 @@ pub(super) fn open_or_create(target: &Target, spec: &RegionSpec, init: Init<'_>)
         }
         // Another process is creating or repairing it right now; look again.
         if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+            if read_locked {
+                return Err(Error::LockedByReader {
+                    name: name.to_string(),
+                    blocked: "repair it (its creator died before finishing it)".to_string(),
+                    byte: INITIALISER_BYTE,
+                    after: Some(spec.open_timeout),
+                });
+            }
             return Err(Error::Timeout {
                 name: name.to_string(),
                 waiting_for: "its creation to settle (other processes kept creating or \
@@ -185,16 +222,21 @@ pub(super) fn open_or_create(target: &Target, spec: &RegionSpec, init: Init<'_>)
                 after: spec.open_timeout,
             });
         }
-        std::thread::yield_now();
+        if read_locked {
+            // A reader's lock may stay for long: do not spin on it.
+            std::thread::sleep(Duration::from_millis(1));
+        } else {
+            std::thread::yield_now();
+        }
     }
 }
 
 /// Opens the target, checks owner and size, maps it and classifies it.
 ///
 /// Only a look taken while no (re)initialiser is at work decides that an object is corrupt or
-/// abandoned: a re-initialiser holds the exclusive `flock` while it writes the header, so an
-/// opener that sees a bad or unfinished header probes with a shared `flock` and, if it gets
-/// it, looks again before it decides.
+/// abandoned: a re-initialiser holds the initialiser lock while it writes the header, so an
+/// opener that sees a bad or unfinished header probes with a read lock on that byte and, if it
+/// gets it, looks again before it decides.
 fn find(target: &Target, spec: &RegionSpec, access: Access, typed: Typed) -> Result<Found> {
     let name = target.name.as_str();
     let started = Instant::now();
@@ -219,9 +261,11 @@ fn find(target: &Target, spec: &RegionSpec, access: Access, typed: Typed) -> Res
             }
             other => other,
         };
-        // Not ready, or apparently corrupt. A live (re)initialiser holds the exclusive flock.
-        if object::try_file_lock(&file, FileLock::Shared)
-            .map_err(|e| Error::io(name, "flock", e))?
+        // Not ready, or apparently corrupt. A live (re)initialiser holds the initialiser
+        // lock, a write lock: our read lock is refused exactly then. Read locks of others (a
+        // reader's included) do not conflict with ours, so nobody can fake a live initialiser.
+        if object::try_byte_lock(&file, INITIALISER_BYTE, ByteLock::Read)
+            .map_err(|e| Error::io(name, "fcntl(F_OFD_SETLK)", e))?
         {
             // Nobody can start initialising while we hold this: look again, then decide.
             let fresh = object::stat(&file).map_err(|e| Error::io(name, "fstat", e));
@@ -230,7 +274,7 @@ fn find(target: &Target, spec: &RegionSpec, access: Access, typed: Typed) -> Res
                 let expected = blank_size(name, spec, typed)?;
                 Ok((confirm_blank(name, &file, &now, look, expected)?, now))
             });
-            object::file_unlock(&file);
+            let _ = object::byte_unlock(&file, INITIALISER_BYTE);
             match verdict? {
                 (Look::Ready(_), _) => continue,
                 (Look::Corrupt(reason), _) => return Err(Error::corrupt(name, reason)),
@@ -322,7 +366,7 @@ fn confirm_blank(
 /// never shrunk: an abandoned object larger than the region keeps its size.
 ///
 /// The caller guarantees nobody else uses the object's lock: it is unnamed, or the caller holds
-/// its exclusive `flock` and it is not ready.
+/// its initialiser lock and it is not ready.
 fn write_fresh(name: &str, spec: &RegionSpec, file: &File) -> Result<(Mapping, HeaderInfo)> {
     let (info, descriptor) = fresh_layout(name, spec)?;
     let size = info.layout.region_size;
@@ -345,7 +389,8 @@ fn build_unnamed(target: &Target, spec: &RegionSpec) -> Result<(Unnamed, Mapping
     Ok((unnamed, map, info))
 }
 
-/// Creates and names an object in state "initialising" under our `flock`, then runs `init`.
+/// Creates and names an object in state "initialising" under our initialiser lock, then runs
+/// `init`.
 /// `None` if another process took the name first.
 fn create_linked_then_init(
     target: &Target,
@@ -354,8 +399,8 @@ fn create_linked_then_init(
 ) -> Result<Option<Region>> {
     let name = &target.name;
     let (Unnamed { file, hidden }, map, info) = build_unnamed(target, spec)?;
-    if !object::try_file_lock(&file, FileLock::Exclusive)
-        .map_err(|e| Error::io(name, "flock", e))?
+    if !object::try_byte_lock(&file, INITIALISER_BYTE, ByteLock::Write)
+        .map_err(|e| Error::io(name, "fcntl(F_OFD_SETLK)", e))?
     {
         unreachable_lock(name)?;
     }
@@ -392,33 +437,38 @@ fn new_region(
     ))
 }
 
-/// Runs `init`, publishes "ready", wakes openers waiting on the state and drops the `flock`.
+/// Runs `init`, publishes "ready", wakes openers waiting on the state and drops the
+/// initialiser lock.
 fn finish(region: &Region, init: Init<'_>) {
     publish(region, init);
     if let Handle::File { file, .. } = &region.handle {
-        object::file_unlock(file);
+        let _ = object::byte_unlock(file, INITIALISER_BYTE);
     }
 }
 
-/// Initialises an abandoned object in place, under its exclusive `flock`. `None` if another
-/// process got there first or the name now refers to something else.
+/// Initialises an abandoned object in place, under its initialiser lock. Closing `file` (when
+/// this returns without a region) releases the lock.
 fn reinitialise(
     target: &Target,
     spec: &RegionSpec,
     file: File,
     seen: ObjectStat,
     init: Init<'_>,
-) -> Result<Option<Region>> {
+) -> Result<Repair> {
     let name = &target.name;
-    if !object::try_file_lock(&file, FileLock::Exclusive)
-        .map_err(|e| Error::io(name, "flock", e))?
-    {
-        return Ok(None);
+    if !take_initialiser_lock(name, &file)? {
+        return match initialiser_lock_refused(name, &file)? {
+            // Read locks in the way, perhaps a reader's: they do not reach a new object.
+            Repair::ReadLocked if seen.uid == process::effective_uid() => {
+                replace_abandoned(target, spec, &file, seen, init)
+            }
+            other => Ok(other),
+        };
     }
     // Under the lock: is it still the object under the name, and still not ready?
     match target.dir.stat(&target.file_name) {
         Ok(now) if now.same_object(&seen) => {}
-        _ => return Ok(None),
+        _ => return Ok(Repair::Retry),
     }
     let now = object::stat(&file).map_err(|e| Error::io(name, "fstat", e))?;
     // Under the lock nobody else writes the header: only an empty, blank or unfinished object
@@ -427,7 +477,7 @@ fn reinitialise(
     let expected = blank_size(name, spec, Typed::Yes)?;
     match confirm_blank(name, &file, &now, look, expected)? {
         Look::NotReady | Look::Blank => {}
-        Look::Ready(_) => return Ok(None),
+        Look::Ready(_) => return Ok(Repair::Retry),
         Look::Corrupt(reason) => return Err(Error::corrupt(name, reason)),
     }
     // This process creates the region now: give it the mode asked for, as a new object gets
@@ -439,7 +489,103 @@ fn reinitialise(
     let (map, info) = write_fresh(name, spec, &file)?;
     let region = new_region(target, file, map, info, spec)?;
     finish(&region, init);
-    Ok(Some(region))
+    Ok(Repair::Done(region))
+}
+
+/// Repairs an abandoned object of this user's that read locks keep from an in-place repair (a
+/// process with only read access may hold them): builds a new region unnamed, under its own
+/// initialiser lock, and swaps it in for the abandoned one with `RENAME_EXCHANGE`. Locks on the
+/// old object do not reach the new one, so a reader cannot block this. `abandoned` is the old
+/// object, opened read-write.
+///
+/// In-place repairers need the old object's initialiser lock (a write lock): our read lock
+/// keeps them away while we look and swap, so the object we swap out is still abandoned. If
+/// another repairer swapped its new region in first, the object we swapped out is not the one
+/// we saw: we swap it back and look again.
+///
+/// [`Repair::ReadLocked`] where the file system cannot swap names (or the directory refuses it).
+fn replace_abandoned(
+    target: &Target,
+    spec: &RegionSpec,
+    abandoned: &File,
+    seen: ObjectStat,
+    init: Init<'_>,
+) -> Result<Repair> {
+    let name = &target.name;
+    if !object::try_byte_lock(abandoned, INITIALISER_BYTE, ByteLock::Read)
+        .map_err(|e| Error::io(name, "fcntl(F_OFD_SETLK)", e))?
+    {
+        // Someone took the write lock meanwhile: a repairer at work.
+        return Ok(Repair::Retry);
+    }
+    let now = object::stat(abandoned).map_err(|e| Error::io(name, "fstat", e))?;
+    if now != seen {
+        return Ok(Repair::Retry);
+    }
+    // Only an unfinished or blank object is ours to replace, as in `reinitialise`.
+    let look = look_at(name, abandoned, &now, Access::ReadWrite)?.0;
+    let expected = blank_size(name, spec, Typed::Yes)?;
+    match confirm_blank(name, abandoned, &now, look, expected)? {
+        Look::NotReady | Look::Blank => {}
+        Look::Ready(_) => return Ok(Repair::Retry),
+        Look::Corrupt(reason) => return Err(Error::corrupt(name, reason)),
+    }
+    let (Unnamed { file, hidden }, map, info) = build_unnamed(target, spec)?;
+    if !take_initialiser_lock(name, &file)? {
+        unreachable_lock(name)?;
+    }
+    // A name in the same directory to swap with (removed with whatever it holds then).
+    let temp = match hidden {
+        Some(hidden) => hidden,
+        None => target
+            .dir
+            .link_hidden(&file, &target.file_name)
+            .map_err(|e| Error::io(name, "link the new object", e))?,
+    };
+    match target.dir.exchange(temp.name(), &target.file_name) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Repair::Retry),
+        // This file system or directory cannot swap: the read locks stay in the way.
+        Err(_) => return Ok(Repair::ReadLocked),
+    }
+    let swapped_out = target.dir.stat(temp.name());
+    if swapped_out.is_ok_and(|out| out.same_object(&seen)) {
+        let region = new_region(target, file, map, info, spec)?;
+        finish(&region, init);
+        // Removes the abandoned object's last name.
+        drop(temp);
+        return Ok(Repair::Done(region));
+    }
+    // Another process's new region was under the name: put it back; ours goes with `temp`.
+    if let Err(e) = target.dir.exchange(temp.name(), &target.file_name) {
+        // Never remove what another process put under the name: keep the hidden name.
+        std::mem::forget(temp);
+        return Err(Error::io(
+            name,
+            "swap back the region another process had just put under the name",
+            e,
+        ));
+    }
+    Ok(Repair::Retry)
+}
+
+/// Takes the initialiser lock without waiting; `false` if another handle holds a lock on the
+/// byte.
+fn take_initialiser_lock(name: &str, file: &File) -> Result<bool> {
+    object::try_byte_lock(file, INITIALISER_BYTE, ByteLock::Write)
+        .map_err(|e| Error::io(name, "fcntl(F_OFD_SETLK)", e))
+}
+
+/// Why the initialiser lock was refused: another writer holds it (it is at work: look again),
+/// or only read locks are in the way (see [`Repair::ReadLocked`]).
+fn initialiser_lock_refused(name: &str, file: &File) -> Result<Repair> {
+    let writer = object::byte_write_locked_elsewhere(file, INITIALISER_BYTE)
+        .map_err(|e| Error::io(name, "fcntl(F_OFD_GETLK)", e))?;
+    Ok(if writer {
+        Repair::Retry
+    } else {
+        Repair::ReadLocked
+    })
 }
 
 /// A fresh unnamed file cannot be locked by anyone else; report it as an error rather than
@@ -447,7 +593,7 @@ fn reinitialise(
 fn unreachable_lock(name: &str) -> Result<()> {
     Err(Error::Io {
         name: name.to_string(),
-        operation: "flock a new object",
+        operation: "lock a new object",
         source: io::Error::new(
             io::ErrorKind::WouldBlock,
             "a new unnamed object was already locked",
@@ -455,10 +601,24 @@ fn unreachable_lock(name: &str) -> Result<()> {
     })
 }
 
+/// Bit 31 of the header's `creator_pid` while a process resets the region after a reboot (the
+/// rest of the word is its pid; pids stay below 2^22).
+const RESETTING: u32 = 1 << 31;
+
 /// After a reboot, makes the lock and sleeper state of a ready region valid again (see the
-/// module docs of `region`): once, in the first read-write opener, under the exclusive `flock`.
-/// Nothing to do for a POSIX object (it lives in memory), or when the stored boot id is the
-/// current one, or either cannot be known.
+/// module docs of `region`): once, in the first read-write opener. Nothing to do for a POSIX
+/// object (it lives in memory), or when the stored boot id is the current one, or either
+/// cannot be known.
+///
+/// The reset is claimed in shared memory, where only writers can write: a compare-and-swap sets
+/// [`RESETTING`] and the resetter's pid in `creator_pid`. The resetter proves it is alive with a
+/// *read* lock on [`INITIALISER_BYTE`], taken before the swap and kept until it is done, so a
+/// process with only read access (which can take read locks too, but no write lock) cannot keep
+/// it from resetting. Other writers wait until the boot id is current. One that gets the
+/// *write* lock on the byte while the claim is set knows the resetter died (nobody holds a lock
+/// there) and takes the claim over. A reader's read lock can refuse that write lock; the wait
+/// then ends after `open_timeout` with [`Error::LockedByReader`]: only a resetter that died in
+/// the middle of a reset lets a reader get in the way.
 fn reset_after_reboot(region: &mut Region, spec: &RegionSpec) -> Result<()> {
     // Only a file outlives a boot. A boot id that could not be read (zeros, stored or current)
     // proves nothing: resetting a lock that is in use would be far worse than not resetting a
@@ -474,11 +634,69 @@ fn reset_after_reboot(region: &mut Region, spec: &RegionSpec) -> Result<()> {
         return Ok(());
     };
     let name = region.name.clone();
+    // The same open file description (so the same locks), without borrowing the region.
+    let file = file.try_clone().map_err(|e| Error::io(&name, "dup", e))?;
+    let lock_error = |e| Error::io(&name, "fcntl(F_OFD_SETLK)", e);
     let deadline = Instant::now().checked_add(spec.open_timeout);
-    while !object::try_file_lock(file, FileLock::Exclusive)
-        .map_err(|e| Error::io(&name, "flock", e))?
-    {
+    let me = process::current_pid();
+    loop {
+        let header = region.header();
+        if header.boot_id() == current {
+            // Another opener reset it.
+            region.info.boot_id = current;
+            return Ok(());
+        }
+        let claim = header.creator_pid.load(SeqCst);
+        if claim & RESETTING == 0 {
+            // Nobody resets it: claim it, alive (read lock) before the claim shows.
+            if object::try_byte_lock(&file, INITIALISER_BYTE, ByteLock::Read).map_err(lock_error)? {
+                if header.boot_id() != current
+                    && header
+                        .creator_pid
+                        .compare_exchange(claim, me | RESETTING, SeqCst, SeqCst)
+                        .is_ok()
+                {
+                    return reset_claimed(region, &file, current, claim);
+                }
+                let _ = object::byte_unlock(&file, INITIALISER_BYTE);
+                continue;
+            }
+            // Refused only while another writer checks a resetter that looked dead: wait.
+        } else if object::try_byte_lock(&file, INITIALISER_BYTE, ByteLock::Write)
+            .map_err(lock_error)?
+        {
+            // Claimed, and nobody holds a lock on the byte: the resetter died. Take over.
+            if header
+                .creator_pid
+                .compare_exchange(claim, me | RESETTING, SeqCst, SeqCst)
+                .is_ok()
+            {
+                // Converting our own lock conflicts with nothing: it cannot be refused.
+                object::try_byte_lock(&file, INITIALISER_BYTE, ByteLock::Read)
+                    .map_err(lock_error)?;
+                return reset_claimed(region, &file, current, claim & !RESETTING);
+            }
+            let _ = object::byte_unlock(&file, INITIALISER_BYTE);
+            continue;
+        }
         if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+            let resetter = claim & !RESETTING;
+            let writer = object::byte_write_locked_elsewhere(&file, INITIALISER_BYTE)
+                .map_err(|e| Error::io(&name, "fcntl(F_OFD_GETLK)", e))?;
+            // Only read locks in the way of a resetter that looks gone (its pid is a hint
+            // only: it may be another PID namespace's).
+            if claim & RESETTING != 0 && !writer && !process::is_alive(resetter) {
+                return Err(Error::LockedByReader {
+                    name,
+                    blocked: format!(
+                        "reset its lock after a reboot: the process that began the reset \
+                         (pid {resetter}) is gone, unless it runs in another PID namespace, and \
+                         the lock that would let another take over is refused"
+                    ),
+                    byte: INITIALISER_BYTE,
+                    after: Some(spec.open_timeout),
+                });
+            }
             return Err(Error::Timeout {
                 name,
                 waiting_for: "another process to reset its lock after a reboot",
@@ -487,23 +705,33 @@ fn reset_after_reboot(region: &mut Region, spec: &RegionSpec) -> Result<()> {
         }
         std::thread::sleep(Duration::from_millis(1));
     }
+}
+
+/// Resets the region under this process's claim (see [`reset_after_reboot`]), then gives the
+/// claim back: `creator_pid` gets `displaced` again, and the read lock goes.
+fn reset_claimed(
+    region: &mut Region,
+    file: &File,
+    current: [u8; 16],
+    displaced: u32,
+) -> Result<()> {
     let result = reset_locked(region, current);
-    if let Handle::File { file, .. } = &region.handle {
-        object::file_unlock(file);
-    }
+    region.header().creator_pid.store(displaced, SeqCst);
+    let _ = object::byte_unlock(file, INITIALISER_BYTE);
     result
 }
 
 fn reset_locked(region: &mut Region, current: [u8; 16]) -> Result<()> {
     let header = region.header();
     if header.boot_id() == current {
-        // Another opener reset it while we waited for the flock.
+        // Another opener reset it before we claimed it.
         region.info.boot_id = current;
         return Ok(());
     }
     // SAFETY: no process uses the lock. Every process that used it before the reboot is gone,
     // and every read-write opener since the reboot either found the current boot id (stored
-    // below, only after the reset) or waits for the exclusive flock we hold; read-only handles
+    // below, only after the reset) or waits while our claim is set (see `reset_after_reboot`:
+    // one claim at a time, taken over only from a dead claimant); read-only handles
     // never touch the lock.
     unsafe { header.reset_after_reboot() }
         .map_err(|e| Error::io(&region.name, "pthread_mutex_init", e))?;

@@ -19,6 +19,10 @@
 //!   ever taken over, nor a zero header over anything but the zeros an interrupted creation of
 //!   the type leaves (exactly its size, all zero but the claim).
 //!
+//! - **Owner.** A segment is accepted only if both its owner (`uid`) and its creator (`cuid`)
+//!   are this process's effective uid, or `allow_other_owner` is set: a creator can hand its
+//!   segment to another user with `shmctl(IPC_SET)` and keeps control of it.
+//!
 //! Liveness is a pid check, made safe across PID namespaces with what the kernel reports (see
 //! `initialiser_may_live`): a reused pid makes a dead initialiser look alive, and an
 //! initialiser in another PID namespace is never thought dead while it may live; the opener then
@@ -139,6 +143,7 @@ fn attach(
         _ => Error::io(name, "shmctl(IPC_STAT)", e),
     })?;
     check_owner(name, spec, &stat.object)?;
+    check_creator(name, spec, &stat)?;
     if stat.object.size < HEADER_SIZE as u64 {
         return Err(Error::corrupt(
             name,
@@ -150,6 +155,26 @@ fn attach(
     }
     let map = segment::attach(id, access).map_err(|e| Error::io(name, "shmat", e))?;
     Ok((id, stat, map))
+}
+
+/// Refuses a segment another user created, even if it now belongs to this one: its creator
+/// keeps the right to change its owner and mode (`shmctl(IPC_SET)`) and chose its contents, so
+/// a segment planted by another user and handed over would otherwise pass [`check_owner`].
+fn check_creator(name: &str, spec: &RegionSpec, stat: &SegmentStat) -> Result<()> {
+    let me = process::effective_uid();
+    if stat.creator_uid != me && !spec.allow_other_owner {
+        return Err(Error::PermissionDenied {
+            name: name.to_string(),
+            detail: format!(
+                "it was created by uid {} (and now belongs to uid {}), and this process runs as \
+                 uid {me}; a segment's creator can hand it to another user with \
+                 shmctl(IPC_SET), so opening a segment another user created needs \
+                 `allow_other_owner(true)` on the options",
+                stat.creator_uid, stat.object.uid
+            ),
+        });
+    }
+    Ok(())
 }
 
 fn find(

@@ -113,6 +113,13 @@ pub(crate) struct HiddenName {
     name: OsString,
 }
 
+impl HiddenName {
+    /// The hidden name, in its directory.
+    pub(crate) fn name(&self) -> &OsStr {
+        &self.name
+    }
+}
+
 impl Drop for HiddenName {
     fn drop(&mut self) {
         let _ = self.dir.unlink(&self.name);
@@ -179,16 +186,9 @@ impl Dir {
     }
 
     fn create_hidden(&self, name: &OsStr) -> io::Result<Unnamed> {
-        let stem = name.to_string_lossy();
         let mut attempt = 0u32;
         loop {
-            let nanos = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.subsec_nanos());
-            let hidden = OsString::from(format!(
-                ".{stem}.shmstore-{}-{nanos:x}-{attempt}",
-                std::process::id()
-            ));
+            let hidden = hidden_name(name, attempt);
             let opened = nix::fcntl::openat(
                 &*self.0,
                 hidden.as_os_str(),
@@ -232,6 +232,39 @@ impl Dir {
         Ok(())
     }
 
+    /// Gives `file` a hidden temporary name in this directory, next to `name` (see
+    /// [`hidden_name`]), removed when the returned guard is dropped.
+    pub(crate) fn link_hidden(&self, file: &File, name: &OsStr) -> io::Result<HiddenName> {
+        let mut attempt = 0u32;
+        loop {
+            let hidden = hidden_name(name, attempt);
+            match self.link(file, &hidden) {
+                Ok(()) => {
+                    return Ok(HiddenName {
+                        dir: self.clone(),
+                        name: hidden,
+                    })
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempt < 100 => attempt += 1,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Swaps the objects under two names of this directory, atomically (`renameat2` with
+    /// `RENAME_EXCHANGE`): both names must exist. `EINVAL` where the file system cannot do it;
+    /// `EPERM` in a sticky directory (`/dev/shm`) when either object is another user's.
+    pub(crate) fn exchange(&self, a: &OsStr, b: &OsStr) -> io::Result<()> {
+        nix::fcntl::renameat2(
+            &*self.0,
+            a,
+            &*self.0,
+            b,
+            nix::fcntl::RenameFlags::RENAME_EXCHANGE,
+        )?;
+        Ok(())
+    }
+
     /// `fstatat` of `name` in this directory, without following a symbolic link.
     pub(crate) fn stat(&self, name: &OsStr) -> io::Result<ObjectStat> {
         let stat = nix::sys::stat::fstatat(&*self.0, name, AtFlags::AT_SYMLINK_NOFOLLOW)?;
@@ -267,6 +300,19 @@ impl Dir {
             _ => "something other than a regular file",
         })
     }
+}
+
+/// A hidden temporary name for an object that will be (or was) named `name`: unique to this
+/// process and moment; `attempt` tells apart names tried one after the other.
+fn hidden_name(name: &OsStr, attempt: u32) -> OsString {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    OsString::from(format!(
+        ".{}.shmstore-{}-{nanos:x}-{attempt}",
+        name.to_string_lossy(),
+        std::process::id()
+    ))
 }
 
 /// `fstat` of an open object.
@@ -357,46 +403,42 @@ pub(crate) fn names() -> io::Result<Vec<String>> {
     Ok(out)
 }
 
-/// The advisory whole-object lock (`flock`) that marks a creator busy initialising.
+/// The kind of an open-file-description byte lock ([`try_byte_lock`]).
+///
+/// What each kind proves decides how shmstore uses it, because a process with only read access
+/// to an object can take read locks on any of its bytes (and `flock` it, which is why shmstore
+/// does not use `flock`):
+///
+/// - a **write** lock needs a descriptor opened for writing, so only a process with write access
+///   can hold one: [`byte_write_locked_elsewhere`] cannot be fooled by a reader. But any read
+///   lock on the byte keeps others from taking it.
+/// - a **read** lock conflicts only with write locks, so a reader cannot keep a writer from
+///   taking one. But anyone may hold one: a read lock proves nothing about who holds it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum FileLock {
-    /// Held by the one process initialising the object.
-    Exclusive,
-    /// Taken briefly by an opener to learn whether the initialiser is still alive.
-    Shared,
+pub(crate) enum ByteLock {
+    Read,
+    Write,
 }
 
-/// Takes `kind` on the object without blocking. `Ok(false)` means another open file
-/// description holds a conflicting lock.
-pub(crate) fn try_file_lock(file: &File, kind: FileLock) -> io::Result<bool> {
-    let op = match kind {
-        FileLock::Exclusive => libc::LOCK_EX,
-        FileLock::Shared => libc::LOCK_SH,
-    } | libc::LOCK_NB;
-    loop {
-        // SAFETY: `flock` takes any descriptor number and only reads its arguments; `file`
-        // keeps the descriptor open for the duration of the call.
-        let rc = unsafe { libc::flock(file.as_raw_fd(), op) };
-        if rc == 0 {
-            return Ok(true);
-        }
-        let err = io::Error::last_os_error();
-        match err.raw_os_error() {
-            Some(libc::EWOULDBLOCK) => return Ok(false),
-            Some(libc::EINTR) => continue,
-            _ => return Err(err),
+impl ByteLock {
+    fn l_type(self) -> libc::c_short {
+        match self {
+            ByteLock::Read => libc::F_RDLCK as libc::c_short,
+            ByteLock::Write => libc::F_WRLCK as libc::c_short,
         }
     }
 }
 
-/// Takes an exclusive open-file-description lock (`F_OFD_SETLK`) on the single byte at
-/// `offset`, without blocking. `Ok(false)` means another open file description holds it.
+/// Takes (or converts this descriptor's lock to) an open-file-description lock of `kind`
+/// (`F_OFD_SETLK`) on the single byte at `offset`, without blocking. `Ok(false)` means another
+/// open file description holds a conflicting lock.
 ///
-/// These locks belong to the descriptor (not the process, unlike classic POSIX record
-/// locks): two handles in one process conflict, and the kernel releases the lock when the
-/// descriptor is closed, including when its process dies. They are independent of `flock`.
-pub(crate) fn try_byte_lock(file: &File, offset: u64) -> io::Result<bool> {
-    let mut lock = byte_range(offset)?;
+/// These locks belong to the open file description (not the process, unlike classic POSIX
+/// record locks): two handles in one process conflict, and the kernel releases the lock when
+/// the description is closed, including when its process dies. They are independent of
+/// `flock`. The byte may lie beyond the end of the object.
+pub(crate) fn try_byte_lock(file: &File, offset: u64, kind: ByteLock) -> io::Result<bool> {
+    let mut lock = byte_range(offset, kind.l_type())?;
     loop {
         // SAFETY: `F_OFD_SETLK` reads the `flock` struct we pass and nothing else; `file` keeps
         // the descriptor open for the duration of the call.
@@ -413,10 +455,22 @@ pub(crate) fn try_byte_lock(file: &File, offset: u64) -> io::Result<bool> {
     }
 }
 
-/// Whether another open file description holds the byte lock of [`try_byte_lock`] at `offset`
-/// (`F_OFD_GETLK`: a snapshot; the holder may die or release it right after).
+/// Whether another open file description holds a lock of any kind on the byte at `offset`
+/// (`F_OFD_GETLK`: a snapshot; the holder may release it right after).
 pub(crate) fn byte_locked_elsewhere(file: &File, offset: u64) -> io::Result<bool> {
-    let mut lock = byte_range(offset)?;
+    // A write lock conflicts with every lock: the kernel reports any.
+    conflicting_lock(file, offset, ByteLock::Write)
+}
+
+/// Whether another open file description holds a *write* lock on the byte at `offset`, which
+/// only a process with write access can (see [`ByteLock`]); read locks are not reported.
+pub(crate) fn byte_write_locked_elsewhere(file: &File, offset: u64) -> io::Result<bool> {
+    // A read lock conflicts only with write locks: the kernel reports only those.
+    conflicting_lock(file, offset, ByteLock::Read)
+}
+
+fn conflicting_lock(file: &File, offset: u64, wanted: ByteLock) -> io::Result<bool> {
+    let mut lock = byte_range(offset, wanted.l_type())?;
     // SAFETY: `F_OFD_GETLK` reads and writes the `flock` struct we pass, nothing else; `file`
     // keeps the descriptor open for the duration of the call.
     let rc = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_GETLK, &mut lock) };
@@ -426,13 +480,13 @@ pub(crate) fn byte_locked_elsewhere(file: &File, offset: u64) -> io::Result<bool
     Ok(lock.l_type != libc::F_UNLCK as libc::c_short)
 }
 
-/// Releases this descriptor's byte lock at `offset` (`F_OFD_SETLK` with `F_UNLCK`).
+/// Releases this descriptor's byte lock at `offset`, of either kind (`F_OFD_SETLK` with
+/// `F_UNLCK`; nothing if it holds none).
 ///
 /// Closing the descriptor releases it too, but only once no process shares the open file
 /// description: a child forked by another thread (`Command::spawn`) holds it until it execs.
 pub(crate) fn byte_unlock(file: &File, offset: u64) -> io::Result<()> {
-    let mut lock = byte_range(offset)?;
-    lock.l_type = libc::F_UNLCK as libc::c_short;
+    let mut lock = byte_range(offset, libc::F_UNLCK as libc::c_short)?;
     // SAFETY: `F_OFD_SETLK` reads the `flock` struct we pass and nothing else; `file` keeps
     // the descriptor open for the duration of the call.
     let rc = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_SETLK, &mut lock) };
@@ -442,22 +496,16 @@ pub(crate) fn byte_unlock(file: &File, offset: u64) -> io::Result<()> {
     Ok(())
 }
 
-fn byte_range(offset: u64) -> io::Result<libc::flock> {
+fn byte_range(offset: u64, l_type: libc::c_short) -> io::Result<libc::flock> {
     let start = libc::off_t::try_from(offset).map_err(|_| io::ErrorKind::InvalidInput)?;
     // SAFETY: `flock` is a plain C struct of integers, for which all zeros is a valid value.
     let mut lock: libc::flock = unsafe { std::mem::zeroed() };
-    lock.l_type = libc::F_WRLCK as libc::c_short;
+    lock.l_type = l_type;
     lock.l_whence = libc::SEEK_SET as libc::c_short;
     lock.l_start = start;
     lock.l_len = 1;
     // `l_pid` must be 0 for the OFD commands (it is, from the zeroing).
     Ok(lock)
-}
-
-/// Releases this descriptor's `flock` (closing the descriptor does it too).
-pub(crate) fn file_unlock(file: &File) {
-    // SAFETY: as in `try_file_lock`; LOCK_UN on a descriptor without a lock is a no-op.
-    unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_UN) };
 }
 
 /// A shared mapping of the first `len` bytes of an object, or an attached System V segment.

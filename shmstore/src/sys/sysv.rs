@@ -26,8 +26,8 @@ pub(crate) struct SegmentStat {
     pub(crate) object: ObjectStat,
     /// The process that created the segment (`shm_cpid`).
     pub(crate) creator_pid: u32,
-    /// The user that created the segment (`shm_perm.cuid`): unlike the owner, `IPC_SET`
-    /// cannot change it.
+    /// The user that created the segment (`shm_perm.cuid`). Unlike the owner (`uid`), nobody
+    /// can change it: `shmctl(IPC_SET)` lets the creator give a segment to another user.
     pub(crate) creator_uid: u32,
     /// How many mappings of it exist (`shm_nattch`).
     pub(crate) attached: u64,

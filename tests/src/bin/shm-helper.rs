@@ -128,6 +128,16 @@
 //!   `try_lock` (`ok A B`, `would-block` or `poisoned`), then `lock_timeout R` with the outcome
 //!   of `lock_timeout(MS milliseconds)`.
 //! - `pid`: prints `pid P`, this process's pid as its own PID namespace numbers it.
+//!
+//! Hostile roles (issue 13):
+//!
+//! - `setuid-give-sysv KEY`: drops to uid/gid 65534, creates a `Counter` of 7 with mode 0666
+//!   at the System V location KEY, gives the segment to uid/gid 0 with `shmctl(IPC_SET)`,
+//!   prints `given`.
+//! - `readonly-lock PATH sh|ex`: drops to uid/gid 65534 (when root), opens PATH read-only,
+//!   takes an open-file-description read lock from byte 0 to the end of any file
+//!   (`F_OFD_SETLK`, `F_RDLCK`, length 0) and `flock(LOCK_SH)` (or `LOCK_EX`), prints `locked`,
+//!   waits for a line, exits.
 
 use std::io::{BufRead, Write};
 use std::os::unix::fs::MetadataExt;
@@ -237,6 +247,8 @@ fn main() {
         ["queue-stop-at-unlock", shim, name] => queue_stop_at_unlock(shim, name),
         ["try-and-time-out", name, ms] => try_and_time_out(name, ms.parse().expect("MS")),
         ["pid"] => say(&format!("pid {}", std::process::id())),
+        ["setuid-give-sysv", name] => setuid_give_sysv(name),
+        ["readonly-lock", path, kind] => readonly_lock(path, kind),
         _ => {
             eprintln!("shm-helper: unknown arguments {args:?}");
             std::process::exit(2);
@@ -992,4 +1004,67 @@ fn try_and_time_out(name: &str, ms: u64) {
         "lock_timeout {}",
         outcome(shm.lock_timeout(timeout))
     ));
+}
+/// Becomes uid/gid 65534 (nobody), when running as root.
+fn drop_to_nobody() {
+    use nix::unistd::{setgid, setgroups, setuid, Gid, Uid};
+    if nix::unistd::geteuid().is_root() {
+        setgroups(&[]).expect("setgroups");
+        setgid(Gid::from_raw(65534)).expect("setgid");
+        setuid(Uid::from_raw(65534)).expect("setuid");
+    }
+}
+
+fn setuid_give_sysv(name: &str) {
+    use nix::libc;
+    drop_to_nobody();
+    let Location::SysV(key) = at(name) else {
+        panic!("setuid-give-sysv needs a System V location, not {name}");
+    };
+    let shm = Shm::<Counter>::options()
+        .mode(0o666)
+        .at(at(name))
+        .create(Counter::at(7))
+        .expect("create");
+    // SAFETY: plain integer arguments; looks the key up.
+    let id = unsafe { libc::shmget(key, 0, 0) };
+    assert!(id >= 0, "shmget: {}", std::io::Error::last_os_error());
+    // SAFETY: `shmid_ds` is plain integers; all zeros is valid.
+    let mut ds: libc::shmid_ds = unsafe { std::mem::zeroed() };
+    // SAFETY: IPC_STAT writes one `shmid_ds` into `ds`.
+    let rc = unsafe { libc::shmctl(id, libc::IPC_STAT, &mut ds) };
+    assert_eq!(rc, 0, "IPC_STAT: {}", std::io::Error::last_os_error());
+    ds.shm_perm.uid = 0;
+    ds.shm_perm.gid = 0;
+    // SAFETY: IPC_SET reads the owner, group and mode from `ds`.
+    let rc = unsafe { libc::shmctl(id, libc::IPC_SET, &mut ds) };
+    assert_eq!(rc, 0, "IPC_SET: {}", std::io::Error::last_os_error());
+    drop(shm);
+    say("given");
+}
+
+fn readonly_lock(path: &str, kind: &str) {
+    use nix::libc;
+    use std::os::fd::AsRawFd;
+    drop_to_nobody();
+    let file = std::fs::File::open(path).expect("open read-only");
+    // SAFETY: `flock` is plain integers; all zeros is valid.
+    let mut lock: libc::flock = unsafe { std::mem::zeroed() };
+    lock.l_type = libc::F_RDLCK as libc::c_short;
+    lock.l_whence = libc::SEEK_SET as libc::c_short;
+    lock.l_start = 0;
+    lock.l_len = 0;
+    // SAFETY: F_OFD_SETLK reads the struct we pass; `file` keeps the descriptor open.
+    let rc = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_SETLK, &mut lock) };
+    assert_eq!(rc, 0, "F_OFD_SETLK: {}", std::io::Error::last_os_error());
+    let op = match kind {
+        "sh" => libc::LOCK_SH,
+        "ex" => libc::LOCK_EX,
+        other => panic!("readonly-lock: sh or ex, not {other}"),
+    };
+    // SAFETY: `flock` takes plain integers; `file` keeps the descriptor open.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), op | libc::LOCK_NB) };
+    assert_eq!(rc, 0, "flock: {}", std::io::Error::last_os_error());
+    say("locked");
+    wait_for_go();
 }
