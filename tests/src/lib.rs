@@ -76,6 +76,23 @@ impl Page {
     }
 }
 
+/// A 1 MiB value that writers fill with one number in every word, like [`Page`]: large enough
+/// that copying it takes longer than a back-to-back writer leaves any copy unchanged.
+#[derive(ShmType, Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C)]
+pub struct BigPage {
+    /// All equal in a committed value.
+    pub words: [u64; 131_072],
+}
+
+impl BigPage {
+    /// The number in every word, or `None` if the words differ (a torn read).
+    pub fn uniform(&self) -> Option<u64> {
+        let first = self.words[0];
+        self.words.iter().all(|&w| w == first).then_some(first)
+    }
+}
+
 /// The test process's version of a type that the helper binary also defines, under the same
 /// name, with the field `burst` retyped (`f32` there): "two binaries" that disagree.
 #[derive(ShmType, Clone, Copy, Debug, PartialEq)]
