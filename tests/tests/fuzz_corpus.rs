@@ -117,6 +117,11 @@ fn roundtrip() {
     replay("roundtrip", types::roundtrip_all);
 }
 
+#[test]
+fn truncate() {
+    replay("truncate", fuzzing::truncate_while_operating);
+}
+
 /// The headers the other targets' seeds start from are accepted ones: a real region's bytes
 /// go through `check_header_bytes`' layout assertions, not only its early returns.
 #[test]
