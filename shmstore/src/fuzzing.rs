@@ -763,7 +763,9 @@ fn judge(ended: crate::sys::child::Ended, in_flight: Option<Op>, size: u64, full
         Ended::Killed(Signal::SIGALRM) => {
             panic!("the child hung in {in_flight:?} (object {size} of {full} bytes)")
         }
-        other => panic!("the child ended with {other:?} in {in_flight:?} (object {size} of {full} bytes)"),
+        other => panic!(
+            "the child ended with {other:?} in {in_flight:?} (object {size} of {full} bytes)"
+        ),
     }
 }
 
