@@ -293,7 +293,10 @@ impl<T: ShmType> Shm<T> {
     /// # use shmstore::Shm;
     /// # use std::time::Duration;
     /// # let name = format!("doc-read-timeout-{}", std::process::id());
-    /// let table = Shm::<[u32; 64]>::options().in_place(true).unlink_on_drop(true).create(&name, [1; 64])?;
+    /// let table = Shm::<[u32; 64]>::options()
+    ///     .in_place(true)
+    ///     .unlink_on_drop(true)
+    ///     .create(&name, [1; 64])?;
     /// assert_eq!(table.read_timeout(Duration::from_millis(100))?, [1; 64]);
     /// # Ok::<(), shmstore::Error>(())
     /// ```

@@ -33,7 +33,8 @@
 //! lock, so in the default mode a reader still never waits for a writer that holds the lock:
 //! while the lock is held and the version does not move, the lock-free read succeeds. The same
 //! `try_lock` recovers an `in_place` writer that died with the version odd. Writers wait for
-//! readers only in this bounded way, and only when a reader could not otherwise make progress.
+//! readers only in this bounded way and the one below for large values, and only when a
+//! reader could not otherwise make progress.
 //!
 //! A read-only handle cannot lock or write the header: after its attempts it sleeps on the
 //! version in slices of at most 50 µs between attempts, which bounds its spinning; an
