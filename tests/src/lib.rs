@@ -76,20 +76,26 @@ impl Page {
     }
 }
 
-/// A 1 MiB value that writers fill with one number in every word, like [`Page`]: large enough
-/// that copying it takes longer than a back-to-back writer leaves any copy unchanged.
+/// A 1 MiB value whose writers set its first and last words to the same number, and nothing
+/// else: each write is quick, so versions move faster than a reader can copy the value, and a
+/// snapshot whose two ends differ is torn.
 #[derive(ShmType, Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(C)]
 pub struct BigPage {
-    /// All equal in a committed value.
+    /// The first and last are equal in a committed value.
     pub words: [u64; 131_072],
 }
 
 impl BigPage {
-    /// The number in every word, or `None` if the words differ (a torn read).
-    pub fn uniform(&self) -> Option<u64> {
-        let first = self.words[0];
-        self.words.iter().all(|&w| w == first).then_some(first)
+    /// Sets both ends to `n`.
+    pub fn set_ends(&mut self, n: u64) {
+        self.words[0] = n;
+        self.words[131_071] = n;
+    }
+
+    /// The number at both ends, or `None` if they differ (a torn read).
+    pub fn ends(&self) -> Option<u64> {
+        (self.words[0] == self.words[131_071]).then_some(self.words[0])
     }
 }
 

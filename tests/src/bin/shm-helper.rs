@@ -45,9 +45,8 @@
 //!   next number, back to back; print `done COUNT poisoned=P sleeps=S` (P: how many of its locks
 //!   found the region poisoned; S: the voluntary context switches of the writing thread during
 //!   the loop, that is how often it had to sleep for the lock).
-//! - `big-page-writer NAME`: as `page-writer`, on a 1 MiB `BigPage`, whose words it sets to 1
-//!   and 2 in turn (copied from prepared pages, so that it writes as fast in a debug build as
-//!   in an optimised one).
+//! - `big-page-writer NAME`: as `page-writer`, on a 1 MiB `BigPage`, of which it sets only the
+//!   two ends (so that it commits as fast as it can).
 //! - `write-and-hold NAME VALUE`: locks a `Counter`, sets both fields to VALUE, prints
 //!   `holding`, waits for a line, unlocks, prints `released`.
 //! - `wait-change NAME shm|reader`: opens a `Counter` (read-write, or with `open_reader`), prints
@@ -182,11 +181,9 @@ fn main() {
         ["page-writer", name] => {
             write_until_told::<Page>(name, |p| p.words[0], |p, n| p.words = [n; 512])
         }
-        ["big-page-writer", name] => write_until_told::<BigPage>(
-            name,
-            |p| p.words[0],
-            |p, n| p.words.copy_from_slice(big_page_source(n)),
-        ),
+        ["big-page-writer", name] => {
+            write_until_told::<BigPage>(name, |p| p.words[0], BigPage::set_ends)
+        }
         ["pair-writer", name] => {
             write_until_told::<Pair>(name, |p| p.a, |p, n| *p = Pair { a: n, b: n })
         }
@@ -475,16 +472,6 @@ fn write_until_told<T: ShmType>(name: &str, get: fn(&T) -> u64, set: fn(&mut T, 
     }
     let sleeps = voluntary_switches() - sleeps_before;
     say(&format!("done {count} poisoned={poisoned} sleeps={sleeps}"));
-}
-
-/// The words of a `BigPage` filled with `n % 2 + 1`: copying prepared pages (a `memcpy`, fast
-/// even in a debug build) keeps the writer as quick as an optimised one, so that its versions
-/// move faster than a reader can copy the value.
-fn big_page_source(n: u64) -> &'static [u64] {
-    static PAGES: std::sync::OnceLock<[Vec<u64>; 2]> = std::sync::OnceLock::new();
-    let words = std::mem::size_of::<BigPage>() / 8;
-    let pages = PAGES.get_or_init(|| [vec![1; words], vec![2; words]]);
-    &pages[(n % 2) as usize]
 }
 
 fn write_and_hold(name: &str, value: u64) {
