@@ -680,3 +680,500 @@ impl Drop for RemoveDir {
         let _ = std::fs::remove_dir(&self.0);
     }
 }
+
+/// A peer truncating, regrowing and rewriting a region while another process uses it, run as
+/// a script from `bytes`; the other process is a forked child, judged by how it ends.
+///
+/// `bytes[0]` picks the region: bits 0–1 a `[u64; 1024]` value in the default mode or in
+/// place, or a `u64` queue of capacity 1024, MPMC or SPSC; bit 2 a file instead of a POSIX
+/// name. The
+/// child opens it (as a `Shm` and a `ShmReader`, or as a `ShmQueue`) before anything happens.
+/// Then every 3 bytes `[action, a, b]` are one step: this process (the peer) truncates the
+/// object to `u16(a, b) mod (size + 1)` bytes, grows it back to its size (the lost bytes come
+/// back as zeros), writes byte `b` at offset `a × size / 256`, or rewrites the original bytes;
+/// or the child runs operation `a` on its handles and reports back: reads, versions, waits,
+/// a lock taken and held across later steps, writes through it and its release, pushes and
+/// pops, and looks with the `pread`-based tools (`Inspector`, `list`). The peer never rewrites
+/// the mutex (a peer that forges it is trusted by design: README, "Threat model").
+///
+/// # Panics
+///
+/// When the child ends other than by exiting normally or by the one death the README allows:
+/// SIGBUS from an operation on a mapped handle while the object is shorter than the region.
+/// So a panic inside the library, a hang (the child's watchdog), a SIGBUS with the object at
+/// its full size, or a SIGBUS in a looking tool, which must read with `pread`.
+pub fn truncate_while_operating(bytes: &[u8]) {
+    use std::os::unix::fs::FileExt;
+
+    let Some((&shape, script)) = bytes.split_first() else {
+        return;
+    };
+    let kind = Kind::from(shape);
+    let name = unique_name();
+    let (location, path) = if shape & 4 == 0 {
+        let path = format!("/dev/shm/{name}");
+        (Location::Named(name), path)
+    } else {
+        let path = std::env::temp_dir().join(format!("{name}.shm"));
+        (Location::File(path.clone()), path.display().to_string())
+    };
+    let _unlink = Unlink(path.clone());
+    if let Err(e) = kind.create(&location) {
+        panic!("creating {location}: {e}");
+    }
+    let object = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .unwrap_or_else(|e| panic!("opening {path}: {e}"));
+    let original = std::fs::read(&path).unwrap_or_else(|e| panic!("reading {path}: {e}"));
+    let full = original.len() as u64;
+
+    let (mut to_child, in_child) =
+        std::os::unix::net::UnixStream::pair().expect("a socket pair for the child");
+    // SAFETY: the child only opens and uses regions, allocates and talks over its socket; it
+    // never prints (its panic hook is replaced before anything can panic), so it needs no
+    // lock another thread of this process may hold.
+    let child = unsafe {
+        crate::sys::child::fork_child(CHILD_WATCHDOG_SECS, || {
+            child_main(kind, &location, in_child)
+        })
+    }
+    .expect("fork");
+
+    let mut size = full;
+    let mut in_flight: Option<Op> = None;
+    let mut child_alive = answer(&mut to_child).is_some();
+    for step in script.chunks_exact(3) {
+        let (action, a, b) = (step[0], step[1], step[2]);
+        match action % 8 {
+            0 => {
+                size = u64::from(u16::from_le_bytes([a, b])) % (full + 1);
+                object.set_len(size).expect("ftruncate");
+            }
+            1 => {
+                size = full;
+                object.set_len(size).expect("ftruncate");
+            }
+            2 => {
+                let offset = u64::from(a) * full / 256;
+                if offset < size && !MUTEX_RANGE.contains(&(offset as usize)) {
+                    object.write_at(&[b], offset).expect("pwrite");
+                }
+            }
+            3 => {
+                for range in [0..MUTEX_RANGE.start, MUTEX_RANGE.end..original.len()] {
+                    let end = (range.end as u64).min(size) as usize;
+                    if range.start < end {
+                        object
+                            .write_at(&original[range.start..end], range.start as u64)
+                            .expect("pwrite");
+                    }
+                }
+            }
+            _ if child_alive => {
+                let op = Op::pick(kind, a);
+                in_flight = Some(op);
+                match ask(&mut to_child, op) {
+                    Some(Answer::Done) => in_flight = None,
+                    Some(Answer::Panicked(message)) => {
+                        panic!("the child panicked in {op:?} (object {size} of {full} bytes): {message}")
+                    }
+                    // It died: judged below, by its exit status.
+                    None => child_alive = false,
+                }
+            }
+            _ => {}
+        }
+        if !child_alive {
+            break;
+        }
+    }
+    if child_alive {
+        // The child holds a copy of this end too (forked), so closing ours is no end of
+        // stream for it: tell it to leave.
+        let _ = std::io::Write::write_all(&mut to_child, &[EXIT]);
+    }
+    let ended = crate::sys::child::wait_child(child).expect("waitpid");
+    judge(ended, in_flight, size, full);
+}
+
+/// The child's watchdog: no operation of the script waits more than a few milliseconds.
+const CHILD_WATCHDOG_SECS: u32 = 10;
+
+/// What the region in [`truncate_while_operating`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Value { in_place: bool },
+    Queue(QueueMode),
+}
+
+/// The value of [`truncate_while_operating`]: 8 KiB, so that its region spans several pages
+/// (a truncation faults only on the pages wholly past the new end).
+type TruncatedValue = [u64; 1024];
+/// Its queue: 8 KiB of slots, for the same reason.
+type TruncatedQueue = ShmQueue<u64, 1024>;
+
+impl Kind {
+    fn from(shape: u8) -> Kind {
+        match shape & 3 {
+            0 => Kind::Value { in_place: false },
+            1 => Kind::Value { in_place: true },
+            2 => Kind::Queue(QueueMode::Mpmc),
+            _ => Kind::Queue(QueueMode::Spsc),
+        }
+    }
+
+    fn create(self, location: &Location) -> crate::Result<()> {
+        match self {
+            Kind::Value { in_place } => Shm::<TruncatedValue>::options()
+                .in_place(in_place)
+                .at(location.clone())
+                .create([7; 1024])
+                .map(drop),
+            Kind::Queue(mode) => TruncatedQueue::options()
+                .queue_mode(mode)
+                .at(location.clone())
+                .create()
+                .map(drop),
+        }
+    }
+}
+
+/// An operation the child runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Read,
+    ReadTimeout,
+    Version,
+    WaitForChange,
+    LockWriteUnlock,
+    LockAndHold,
+    WriteHeld,
+    ReleaseHeld,
+    ReaderRead,
+    Poisoned,
+    Push,
+    Pop,
+    PushTimeout,
+    PopTimeout,
+    Len,
+    Close,
+    /// `Inspector::open`, its header, a bounded read, and `list()`: the looking tools.
+    Look,
+}
+
+impl Op {
+    fn pick(kind: Kind, a: u8) -> Op {
+        const VALUE: [Op; 11] = [
+            Op::Read,
+            Op::ReadTimeout,
+            Op::Version,
+            Op::WaitForChange,
+            Op::LockWriteUnlock,
+            Op::LockAndHold,
+            Op::WriteHeld,
+            Op::ReleaseHeld,
+            Op::ReaderRead,
+            Op::Poisoned,
+            Op::Look,
+        ];
+        const QUEUE: [Op; 7] = [
+            Op::Push,
+            Op::Pop,
+            Op::PushTimeout,
+            Op::PopTimeout,
+            Op::Len,
+            Op::Close,
+            Op::Look,
+        ];
+        match kind {
+            Kind::Value { .. } => VALUE[usize::from(a) % VALUE.len()],
+            Kind::Queue(_) => QUEUE[usize::from(a) % QUEUE.len()],
+        }
+    }
+
+    fn code(self) -> u8 {
+        self as u8
+    }
+
+    fn from_code(code: u8) -> Option<Op> {
+        const ALL: [Op; 17] = [
+            Op::Read,
+            Op::ReadTimeout,
+            Op::Version,
+            Op::WaitForChange,
+            Op::LockWriteUnlock,
+            Op::LockAndHold,
+            Op::WriteHeld,
+            Op::ReleaseHeld,
+            Op::ReaderRead,
+            Op::Poisoned,
+            Op::Push,
+            Op::Pop,
+            Op::PushTimeout,
+            Op::PopTimeout,
+            Op::Len,
+            Op::Close,
+            Op::Look,
+        ];
+        ALL.get(usize::from(code)).copied()
+    }
+}
+
+/// The child's answer to one operation.
+enum Answer {
+    Done,
+    Panicked(String),
+}
+
+/// The byte the child sends after an operation that returned.
+const DONE: u8 = 0;
+/// The byte the child sends, followed by the message, after an operation that panicked.
+const PANICKED: u8 = 1;
+/// The byte that tells the child to exit (status 0).
+const EXIT: u8 = 0xff;
+
+/// Sends `op` to the child and reads its answer; `None` if the child died first.
+fn ask(to_child: &mut std::os::unix::net::UnixStream, op: Op) -> Option<Answer> {
+    use std::io::Write;
+    to_child.write_all(&[op.code()]).ok()?;
+    answer(to_child)
+}
+
+/// Reads one answer of the child; `None` at end of stream (it died, or exited).
+fn answer(from_child: &mut std::os::unix::net::UnixStream) -> Option<Answer> {
+    use std::io::Read;
+    let mut byte = [0u8];
+    from_child.read_exact(&mut byte).ok()?;
+    if byte[0] == DONE {
+        return Some(Answer::Done);
+    }
+    let mut message = String::new();
+    let _ = from_child.read_to_string(&mut message);
+    Some(Answer::Panicked(message))
+}
+
+/// Fails unless the child ended as the README allows.
+fn judge(ended: crate::sys::child::Ended, in_flight: Option<Op>, size: u64, full: u64) {
+    use crate::sys::child::Ended;
+    use nix::sys::signal::Signal;
+    match ended {
+        Ended::Exited(0) => {}
+        Ended::Killed(Signal::SIGBUS) => match in_flight {
+            Some(Op::Look) => panic!(
+                "a looking tool (Inspector, list) died of SIGBUS on an object shrunk to {size} \
+                 of {full} bytes: they must read with pread"
+            ),
+            Some(op) if size < full => {
+                // Documented: a mapped handle faults on a page the peer truncated away.
+                let _ = op;
+            }
+            Some(op) => panic!(
+                "{op:?} died of SIGBUS with the object at its full size ({size} of {full} bytes)"
+            ),
+            None => panic!("the child died of SIGBUS outside any operation"),
+        },
+        Ended::Killed(Signal::SIGALRM) => {
+            panic!("the child hung in {in_flight:?} (object {size} of {full} bytes)")
+        }
+        other => panic!(
+            "the child ended with {other:?} in {in_flight:?} (object {size} of {full} bytes)"
+        ),
+    }
+}
+
+/// What the child holds.
+struct ChildHandles {
+    shm: Option<Shm<TruncatedValue>>,
+    reader: Option<crate::ShmReader<TruncatedValue>>,
+    queue: Option<TruncatedQueue>,
+}
+
+/// The child: opens its handles, says so, then runs the operations it is sent until told to
+/// exit. Returns its exit status.
+fn child_main(kind: Kind, location: &Location, mut stream: std::os::unix::net::UnixStream) -> i32 {
+    use std::io::{Read, Write};
+    std::panic::set_hook(Box::new(|_| {}));
+    let opened = std::panic::catch_unwind(|| match kind {
+        Kind::Value { .. } => ChildHandles {
+            shm: Shm::options().at(location.clone()).open().ok(),
+            reader: Shm::options().at(location.clone()).open_reader().ok(),
+            queue: None,
+        },
+        Kind::Queue(_) => ChildHandles {
+            shm: None,
+            reader: None,
+            queue: TruncatedQueue::options().at(location.clone()).open().ok(),
+        },
+    });
+    let Ok(handles) = opened else {
+        let _ = stream.write_all(&[PANICKED]);
+        let _ = stream.write_all(b"opening panicked");
+        return 101;
+    };
+    if stream.write_all(&[DONE]).is_err() {
+        return 0;
+    }
+    // The guard held across steps: it borrows `handles.shm`, which outlives it.
+    let mut held: Option<crate::ShmGuard<'_, TruncatedValue>> = None;
+    let mut written = 0u64;
+    let status = loop {
+        let mut code = [0u8];
+        if stream.read_exact(&mut code).is_err() || code[0] == EXIT {
+            break 0;
+        }
+        let Some(op) = Op::from_code(code[0]) else {
+            break 2;
+        };
+        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            run_op(op, location, &handles, &mut held, &mut written)
+        }));
+        match ran {
+            Ok(()) => {
+                if stream.write_all(&[DONE]).is_err() {
+                    break 0;
+                }
+            }
+            Err(payload) => {
+                let message = payload
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default();
+                let _ = stream.write_all(&[PANICKED]);
+                let _ = stream.write_all(message.as_bytes());
+                break 101;
+            }
+        }
+    };
+    // Leave without dropping the guard or the handles: their drops touch a region that may be
+    // shrunk, outside any operation the parent could blame.
+    std::mem::forget(held);
+    std::mem::forget(handles);
+    status
+}
+
+/// How long the child's bounded operations wait.
+const CHILD_WAIT: Duration = Duration::from_millis(2);
+
+fn run_op<'a>(
+    op: Op,
+    location: &Location,
+    handles: &'a ChildHandles,
+    held: &mut Option<crate::ShmGuard<'a, TruncatedValue>>,
+    written: &mut u64,
+) {
+    *written += 1;
+    let n = *written;
+    match op {
+        // Reads from the thread holding a guard are the caller's mistake in place (they panic
+        // by design): the script reads only while no guard is held.
+        Op::Read if held.is_none() => {
+            if let Some(shm) = &handles.shm {
+                if shm.is_in_place() {
+                    let _ = shm.read_timeout(CHILD_WAIT);
+                } else {
+                    let _ = shm.read();
+                }
+            }
+        }
+        Op::ReadTimeout if held.is_none() => {
+            if let Some(shm) = &handles.shm {
+                let _ = shm.read_timeout(CHILD_WAIT);
+            }
+        }
+        Op::Version => {
+            if let Some(shm) = &handles.shm {
+                let _ = shm.version();
+            }
+            if let Some(reader) = &handles.reader {
+                let _ = reader.version();
+            }
+        }
+        Op::WaitForChange => {
+            if let Some(reader) = &handles.reader {
+                let _ = reader.wait_for_change(reader.version(), Some(CHILD_WAIT));
+            }
+        }
+        Op::LockWriteUnlock if held.is_none() => {
+            if let Some(shm) = &handles.shm {
+                let guard = match shm.lock_timeout(CHILD_WAIT) {
+                    Ok(guard) => Some(guard),
+                    Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+                    Err(std::sync::TryLockError::WouldBlock) => None,
+                };
+                if let Some(mut guard) = guard {
+                    guard[0] = n;
+                }
+            }
+        }
+        Op::LockAndHold if held.is_none() => {
+            if let Some(shm) = &handles.shm {
+                *held = match shm.lock_timeout(CHILD_WAIT) {
+                    Ok(guard) => Some(guard),
+                    Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+                    Err(std::sync::TryLockError::WouldBlock) => None,
+                };
+            }
+        }
+        Op::WriteHeld => {
+            if let Some(guard) = held.as_mut() {
+                guard[1] = n;
+            }
+        }
+        Op::ReleaseHeld => drop(held.take()),
+        Op::ReaderRead => {
+            if let Some(reader) = &handles.reader {
+                let _ = reader.read_timeout(CHILD_WAIT);
+            }
+        }
+        Op::Poisoned => {
+            if let Some(shm) = &handles.shm {
+                if shm.is_poisoned() && held.is_none() {
+                    shm.clear_poison();
+                }
+            }
+        }
+        Op::Push => {
+            if let Some(queue) = &handles.queue {
+                let _ = queue.try_push(n);
+            }
+        }
+        Op::Pop => {
+            if let Some(queue) = &handles.queue {
+                let _ = queue.try_pop();
+            }
+        }
+        Op::PushTimeout => {
+            if let Some(queue) = &handles.queue {
+                let _ = queue.push_timeout(n, CHILD_WAIT);
+            }
+        }
+        Op::PopTimeout => {
+            if let Some(queue) = &handles.queue {
+                let _ = queue.pop_timeout(CHILD_WAIT);
+            }
+        }
+        Op::Len => {
+            if let Some(queue) = &handles.queue {
+                let _ = queue.len();
+                let _ = queue.is_closed();
+            }
+        }
+        Op::Close => {
+            if let Some(queue) = &handles.queue {
+                queue.close();
+            }
+        }
+        Op::Look => {
+            if let Ok(inspector) = Inspector::open(location.clone()) {
+                let _ = inspector.header_fields();
+                let _ = inspector.read_timeout(CHILD_WAIT);
+            }
+            let _ = crate::list();
+        }
+        // An operation skipped while a guard is held.
+        _ => {}
+    }
+}

@@ -32,6 +32,7 @@ use std::time::{Duration, Instant};
 
 use crate::header::FLAG_NOTIFY_READERS;
 use crate::region::Region;
+use crate::snapshot::HELP_READERS_FROM;
 use crate::sys::futex;
 use crate::sys::mutex::{Acquired, LockFailure, Until};
 use crate::sys::process::thread_token;
@@ -160,9 +161,13 @@ impl Region {
         }
     }
 
-    /// Called before the holder's first write: makes the version odd.
+    /// Called before the holder's first write: makes the version odd. A large value's writer
+    /// first lets readers that asked for help copy it (snapshot.rs).
     #[inline]
     pub(crate) fn begin_write(&self) {
+        if self.info().layout.payload_size >= HELP_READERS_FROM {
+            self.help_starving_readers();
+        }
         let h = self.header();
         let v = h.version.load(Relaxed);
         // Release: a reader that acquires the odd version also sees the previous commit's copy

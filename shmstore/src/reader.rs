@@ -18,6 +18,10 @@ use crate::snapshot::{snapshot, snapshot_to, snapshot_until, TimedOut};
 /// region was created with [`notify_readers(true)`](crate::ShmOptions::notify_readers), and
 /// otherwise re-checks the version every 10 ms while it waits.
 ///
+/// Mapping read-only does not protect it from a peer with write access that shrinks the
+/// object: a later access past the new end raises SIGBUS here as in any mapped handle (the
+/// README's threat model; `Inspector` reads with `pread` and is immune).
+///
 /// ```
 /// # use shmstore::Shm;
 /// # let name = format!("doc-reader-{}", std::process::id());
@@ -66,7 +70,9 @@ impl<T: ShmType> ShmReader<T> {
     }
 
     /// A consistent snapshot, waiting at most `timeout` for a write in progress (or a dead
-    /// `in_place` writer) to be resolved.
+    /// `in_place` writer) to be resolved. Under writers that commit a large value back to back,
+    /// the read asks them to hold the value still (see the README's "Readers never starve")
+    /// and succeeds within a few copies' time.
     ///
     /// # Errors
     ///
@@ -124,8 +130,9 @@ impl<T: ShmType + fmt::Debug> fmt::Debug for ShmReader<T> {
 pub(crate) fn read_timed_out(name: &str, timeout: Duration) -> Error {
     Error::Timeout {
         name: name.to_string(),
-        waiting_for: "a consistent value (an in-place write in progress, or a dead writer that \
-                      no writable handle has repaired yet)",
+        waiting_for: "a consistent value (an in-place write in progress, writers committing \
+                      faster than the value can be copied, or a dead in-place writer that no \
+                      writable handle has repaired yet)",
         after: timeout,
     }
 }

@@ -6,7 +6,9 @@
 //! after a reboot) and [`sysv`]
 //! (System V segments: exclusive `shmget`, then a claim on the header). Both check every object
 //! before mapping it, and the header describes no byte beyond the object's size, so no access
-//! can raise SIGBUS.
+//! raises SIGBUS while the object keeps that size. A peer with write access can still shrink a
+//! POSIX object or a file afterwards; accesses past the new end then fault (README, "Threat
+//! model"). A System V segment cannot shrink.
 
 mod fd;
 mod sysv;
@@ -16,6 +18,7 @@ use std::fs::File;
 use std::io;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::atomic::{AtomicU32, AtomicUsize};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
@@ -25,7 +28,7 @@ use crate::header::{
 };
 use crate::layout::TypeLayout;
 use crate::location::Location;
-use crate::snapshot::copy_atomic;
+use crate::snapshot::{copy_atomic, ReaderHelp};
 use crate::sys::mutex::MutexKey;
 use crate::sys::object::{self, Access, ByteLock, Mapping, ObjectStat};
 use crate::sys::{futex, process, sysv as segment};
@@ -72,6 +75,9 @@ pub(crate) struct Region {
     /// The `read_requests` value this handle last backed off for (lock.rs), so that a reader
     /// that died mid-request costs it one back-off, not one per lock.
     pub(crate) backed_off_for: AtomicU32,
+    /// When this handle, as a writer, last looked for readers asking for help
+    /// (snapshot.rs).
+    pub(crate) reader_help: Mutex<ReaderHelp>,
     handle: Handle,
 }
 
@@ -166,6 +172,7 @@ impl Region {
             unlink_on_drop: spec.unlink_on_drop,
             holder: AtomicUsize::new(0),
             backed_off_for: AtomicU32::new(0),
+            reader_help: Mutex::default(),
             handle,
         }
     }

@@ -4,7 +4,7 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::path::Path;
 use std::sync::{LockResult, PoisonError, TryLockError, TryLockResult};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::error::Result;
 use crate::guard::ShmGuard;
@@ -12,9 +12,9 @@ use crate::header::MAX_PAYLOAD_ALIGN;
 use crate::layout::ShmType;
 use crate::location::Location;
 use crate::lock::Wait;
-use crate::reader::{wait_for_change, ShmReader};
+use crate::reader::{read_timed_out, wait_for_change, ShmReader};
 use crate::region::{Region, RegionSpec};
-use crate::snapshot::{snapshot, snapshot_to};
+use crate::snapshot::{snapshot, snapshot_to, snapshot_until, TimedOut};
 use crate::sys::mutex::LockFailure;
 use crate::sys::object::Access;
 
@@ -280,6 +280,40 @@ impl<T: ShmType> Shm<T> {
         snapshot_to(&self.region, out)
     }
 
+    /// Like [`read`](Self::read), but waits at most `timeout` for a consistent value: for an
+    /// `in_place` region, where a reader meeting a write in progress waits for the writer (one
+    /// that was stopped, or is slow, holds it up for as long as it writes).
+    ///
+    /// In the default mode a read never waits for a writer, and this returns the committed
+    /// value as `read` does; the timeout only bounds the retries against writers that commit
+    /// faster than the value can be copied (rare, and helped along, see the README's
+    /// "Guarantees").
+    ///
+    /// ```
+    /// # use shmstore::Shm;
+    /// # use std::time::Duration;
+    /// # let name = format!("doc-read-timeout-{}", std::process::id());
+    /// let table = Shm::<[u32; 64]>::options()
+    ///     .in_place(true)
+    ///     .unlink_on_drop(true)
+    ///     .create(&name, [1; 64])?;
+    /// assert_eq!(table.read_timeout(Duration::from_millis(100))?, [1; 64]);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`](crate::Error::Timeout) when `timeout` passes first.
+    ///
+    /// # Panics
+    ///
+    /// As [`read`](Self::read).
+    pub fn read_timeout(&self, timeout: Duration) -> Result<T> {
+        // A timeout too large to represent as a deadline means no deadline.
+        snapshot_until(&self.region, Instant::now().checked_add(timeout))
+            .map_err(|TimedOut| read_timed_out(self.name(), timeout))
+    }
+
     /// Sleeps until a version other than `since` is published, and returns it.
     ///
     /// It spins for a few microseconds first, then sleeps on a futex in the region: no
@@ -448,9 +482,11 @@ impl<T: ShmType> ShmOptions<T> {
     /// under a name this process uses, so trusting another owner must be explicit).
     ///
     /// Trusting a region means trusting every process that can write it: a writer can hold the
-    /// lock forever, shrink the object (a later access then faults), or forge the robust-list
-    /// links inside the mutex, which glibc in this process follows when it locks and unlocks.
-    /// A read-only handle ([`open_reader`](Self::open_reader)) never touches the mutex.
+    /// lock forever, shrink the object (a later access through any handle that maps it,
+    /// read-only ones included, then dies of SIGBUS; see the README's threat model), or forge
+    /// the robust-list links inside the mutex, which glibc in this process follows when it
+    /// locks and unlocks. A read-only handle ([`open_reader`](Self::open_reader)) never touches
+    /// the mutex.
     pub fn allow_other_owner(mut self, allow: bool) -> Self {
         self.allow_other_owner = allow;
         self

@@ -33,11 +33,31 @@
 //! lock, so in the default mode a reader still never waits for a writer that holds the lock:
 //! while the lock is held and the version does not move, the lock-free read succeeds. The same
 //! `try_lock` recovers an `in_place` writer that died with the version odd. Writers wait for
-//! readers only in this bounded way, and only when a reader could not otherwise make progress.
+//! readers only in this bounded way and the one below for large values, and only when a
+//! reader could not otherwise make progress.
 //!
-//! A read-only handle cannot lock: after its attempts it sleeps on the version in slices of at
-//! most 50 µs between attempts, which bounds its spinning; an `in_place` region whose writer died
-//! leaves it waiting until a writable handle repairs it (bounded by `read_timeout`).
+//! A read-only handle cannot lock or write the header: after its attempts it sleeps on the
+//! version in slices of at most 50 µs between attempts, which bounds its spinning; an
+//! `in_place` region whose writer died leaves it waiting until a writable handle repairs it
+//! (bounded by `read_timeout`).
+//!
+//! For a payload of [`HELP_READERS_FROM`] bytes or more neither is enough: each copy stays
+//! stable only from one version change to the next (the working copy during a commit, the
+//! second copy during a write), a back-to-back writer of 1 MiB changes the version every few
+//! tens of microseconds, a reader copying with atomic loads is slower than the writer's
+//! `memcpy`, and the lock is almost never free; no attempt ever completes. A futex needs no
+//! write access, so such a reader, read-only or not, asks with one: it sleeps on
+//! `read_requests` (without changing it) in slices of [`ASK_SLICE`], trying a lock-free copy
+//! (and, when writable, `try_lock`) between them. A writer, holding the lock before the first
+//! write of a guard and at most once per [`LOOK_EVERY_BYTES`] committed, wakes that word; the
+//! kernel says how many slept there. If any did, the writer keeps holding the lock with the
+//! version even — both copies stable — until as many `FUTEX_WAKE`s on `reads_served` told it
+//! the readers are done, or [`HOLD_AT_MOST`] passed. Holding is paid from a budget that fills
+//! at a fifth of the time passing, up to [`HOLD_BUDGET`] (see [`HOLD_SHARE`]), and a writer
+//! looks only when the budget covers a whole hold: readers that ask and never answer cost a
+//! writer at most a fifth of its time in the long run, in stalls of at most [`HOLD_AT_MOST`]
+//! (the README's threat model says so). Small payloads never pay for any of it: the writer's
+//! test is one comparison of the payload size.
 //!
 //! # Waiting for a change
 //!
@@ -77,6 +97,28 @@ const SPIN_BEFORE_SLEEP: Duration = Duration::from_micros(20);
 const RETRY_SLEEP: Duration = Duration::from_micros(50);
 /// How often a read-only waiter re-checks when publishers do not wake it.
 const UNNOTIFIED_SLICE: Duration = Duration::from_millis(10);
+/// Payloads from this size on take long enough to copy that back-to-back commits can starve a
+/// reader, so their writers look for readers asking for help. Below it a copy costs little
+/// more than a commit's unlock and lock, and writers never look.
+pub(crate) const HELP_READERS_FROM: usize = 16 << 10;
+/// Bytes a writer commits between two looks for readers asking for help: about one
+/// `FUTEX_WAKE` per MiB copied by commits, a cost of the order of 1 %.
+const LOOK_EVERY_BYTES: usize = 1 << 20;
+/// How long a starving reader sleeps asking for help before it tries a copy again.
+const ASK_SLICE: Duration = Duration::from_millis(1);
+/// The longest a writer keeps the value stable for the readers it woke. Readers say when they
+/// are done, so this only matters for one that never does (killed, or hostile); it is generous
+/// because a reader on a loaded machine, or in an unoptimised build, copies 1 MiB in
+/// milliseconds.
+const HOLD_AT_MOST: Duration = Duration::from_millis(50);
+/// A writer earns one unit of holding time per `HOLD_SHARE` units of time passing (holds
+/// included), and looks for readers only while it has earned a whole [`HOLD_AT_MOST`]: however
+/// readers behave, holding takes at most 1 / HOLD_SHARE of a writer's time, after a first
+/// [`HOLD_BUDGET`].
+const HOLD_SHARE: u32 = 5;
+/// The most holding time a writer saves up, and what a new handle starts with: enough to
+/// serve a few readers in a row at once.
+const HOLD_BUDGET: Duration = Duration::from_millis(100);
 
 /// A bounded wait ran out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -144,6 +186,8 @@ impl Region {
         let mut failures = 1u32;
         let mut started: Option<Instant> = None;
         let mut helped = false;
+        let ask_writers = size >= HELP_READERS_FROM;
+        let mut asked = false;
         loop {
             let before = version.load(Acquire);
             if before & 1 == 1 && self.in_place() && self.holder.load(Relaxed) == thread_token() {
@@ -152,10 +196,38 @@ impl Region {
             if let Some(source) = self.readable_copy(before) {
                 // SAFETY: as in `snapshot_into`.
                 if unsafe { copy_validated(source, out, size, version, before) } {
+                    if asked {
+                        // A writer may be holding the value stable for us: let it go on.
+                        futex::wake_all(&self.header().reads_served);
+                    }
                     return Ok(());
                 }
             }
             failures += 1;
+            if ask_writers && failures >= LOCK_FREE_ATTEMPTS {
+                // A writable handle tries the lock first: free, it copies under it; held by a
+                // dead writer, it repairs the region.
+                // SAFETY: the caller's contract, passed on; the region is writable.
+                if self.writable() && unsafe { self.copy_under_lock(out, size) } {
+                    if asked {
+                        futex::wake_all(&self.header().reads_served);
+                    }
+                    return Ok(());
+                }
+                asked = true;
+                let slice = match deadline {
+                    Some(deadline) => {
+                        let left = deadline.saturating_duration_since(Instant::now());
+                        if left.is_zero() {
+                            return Err(TimedOut);
+                        }
+                        left.min(ASK_SLICE)
+                    }
+                    None => ASK_SLICE,
+                };
+                self.ask_writers_for_help(slice);
+                continue;
+            }
             if !helped && failures >= LOCK_FREE_ATTEMPTS && self.writable() {
                 // In place, a failure can cost no copy at all (the version is odd): ask only
                 // once the attempts have also taken a while. In the default mode each failure
@@ -201,6 +273,48 @@ impl Region {
              for itself; read through the guard instead",
             self.name()
         )
+    }
+
+    /// A starving reader's request for help: sleeps on `read_requests`, without changing it,
+    /// for at most `slice`. A writer that looks wakes it with the value held stable.
+    fn ask_writers_for_help(&self, slice: Duration) {
+        let word = &self.header().read_requests;
+        futex::wait(word, word.load(Relaxed), Some(slice));
+    }
+
+    /// Called by a writer holding the lock, before the first write of a guard (the version is
+    /// even, both copies hold the committed value): at most once per [`LOOK_EVERY_BYTES`]
+    /// committed, wakes readers asking for help and holds the value stable until they say they
+    /// are done or the hold runs out (see the module docs).
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn help_starving_readers(&self) {
+        let mut look = match self.reader_help.try_lock() {
+            Ok(look) => look,
+            Err(std::sync::TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            // Only the lock holder gets here, so this cannot happen; never wait for it.
+            Err(std::sync::TryLockError::WouldBlock) => return,
+        };
+        let now = Instant::now();
+        if !look.time_to_look(self.info().layout.payload_size, now) {
+            return;
+        }
+        let h = self.header();
+        let asking = futex::wake_all_counting(&h.read_requests);
+        if asking == 0 {
+            return;
+        }
+        let deadline = now + HOLD_AT_MOST;
+        for _ in 0..asking {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            // Any wake, a timeout or a change of `reads_served` (a writable reader finishing
+            // its own request) counts as one reader done: the loop stays bounded either way.
+            futex::wait(&h.reads_served, h.reads_served.load(Relaxed), Some(left));
+        }
+        look.spend(now.elapsed());
     }
 
     /// Asks writers to back off (`read_requests`, see lock.rs) and, for up to [`HELP_WINDOW`],
@@ -319,6 +433,42 @@ impl Region {
     }
 }
 
+/// A handle's bookkeeping for [`Region::help_starving_readers`]. Only the thread holding the
+/// region's lock through the handle touches it.
+#[derive(Debug, Default)]
+pub(crate) struct ReaderHelp {
+    /// Payload bytes committed through this handle since it last looked for readers.
+    committed_since: usize,
+    /// The holding time it may still spend (see [`HOLD_SHARE`]).
+    budget: Duration,
+    /// When `budget` was last brought up to date; `None` before the first look.
+    refilled_at: Option<Instant>,
+}
+
+impl ReaderHelp {
+    /// Counts a commit of `bytes`; `true` when it is time to look for readers: a
+    /// [`LOOK_EVERY_BYTES`] was committed since the last look, and the budget, refilled for
+    /// the time passed until `now`, covers a whole hold.
+    fn time_to_look(&mut self, bytes: usize, now: Instant) -> bool {
+        self.committed_since = self.committed_since.saturating_add(bytes);
+        if self.committed_since < LOOK_EVERY_BYTES {
+            return false;
+        }
+        self.committed_since = 0;
+        let earned = self.refilled_at.map_or(HOLD_BUDGET, |then| {
+            now.saturating_duration_since(then) / HOLD_SHARE
+        });
+        self.budget = (self.budget + earned).min(HOLD_BUDGET);
+        self.refilled_at = Some(now);
+        self.budget >= HOLD_AT_MOST
+    }
+
+    /// Pays for a hold that lasted `held`.
+    fn spend(&mut self, held: Duration) {
+        self.budget = self.budget.saturating_sub(held);
+    }
+}
+
 /// Counts a read request as served when dropped.
 struct Served<'a>(&'a Region);
 
@@ -427,8 +577,9 @@ pub(crate) fn snapshot<T: bytemuck::Pod>(region: &Region) -> T {
     }
 }
 
-/// A `T` read from the region; `Err` only when `deadline` passes first (a read-only handle
-/// facing a dead `in_place` writer).
+/// A `T` read from the region; `Err` only when `deadline` passes first (an `in_place` write
+/// that lasts, a dead `in_place` writer a read-only handle cannot repair, or writers that
+/// commit faster than the value can be copied for the whole time).
 #[inline]
 pub(crate) fn snapshot_until<T: bytemuck::Pod>(
     region: &Region,
@@ -446,4 +597,46 @@ pub(crate) fn snapshot_until<T: bytemuck::Pod>(
     };
     // SAFETY: every byte was written by the copy, and `T: Pod` accepts any bytes.
     Ok(unsafe { out.assume_init() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The threat model's bound: readers that ask for ever and never answer (every hold runs
+    /// its full length) make a writer committing 1 MiB values back to back hold for at most a
+    /// fifth of its time, plus the first budget.
+    #[test]
+    fn readers_that_never_answer_cost_a_writer_at_most_a_fifth_of_its_time() {
+        let commit = Duration::from_micros(100);
+        let start = Instant::now();
+        let mut now = start;
+        let mut help = ReaderHelp::default();
+        let mut held = Duration::ZERO;
+        while now - start < Duration::from_secs(60) {
+            if help.time_to_look(1 << 20, now) {
+                help.spend(HOLD_AT_MOST);
+                held += HOLD_AT_MOST;
+                now += HOLD_AT_MOST;
+            }
+            now += commit;
+        }
+        let total = now - start;
+        assert!(held > Duration::ZERO, "never looked");
+        assert!(
+            held <= total / HOLD_SHARE + HOLD_BUDGET,
+            "held {held:?} of {total:?}"
+        );
+    }
+
+    /// Small commits look once per LOOK_EVERY_BYTES, not on every write.
+    #[test]
+    fn writers_look_once_per_mib_committed() {
+        let now = Instant::now();
+        let mut help = ReaderHelp::default();
+        let looks = (0..1024)
+            .filter(|_| help.time_to_look(16 << 10, now))
+            .count();
+        assert_eq!(looks, 1024 * (16 << 10) / LOOK_EVERY_BYTES);
+    }
 }

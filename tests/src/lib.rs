@@ -76,6 +76,29 @@ impl Page {
     }
 }
 
+/// A 1 MiB value whose writers set its first and last words to the same number, and nothing
+/// else: each write is quick, so versions move faster than a reader can copy the value, and a
+/// snapshot whose two ends differ is torn.
+#[derive(ShmType, Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C)]
+pub struct BigPage {
+    /// The first and last are equal in a committed value.
+    pub words: [u64; 131_072],
+}
+
+impl BigPage {
+    /// Sets both ends to `n`.
+    pub fn set_ends(&mut self, n: u64) {
+        self.words[0] = n;
+        self.words[131_071] = n;
+    }
+
+    /// The number at both ends, or `None` if they differ (a torn read).
+    pub fn ends(&self) -> Option<u64> {
+        (self.words[0] == self.words[131_071]).then_some(self.words[0])
+    }
+}
+
 /// The test process's version of a type that the helper binary also defines, under the same
 /// name, with the field `burst` retyped (`f32` there): "two binaries" that disagree.
 #[derive(ShmType, Clone, Copy, Debug, PartialEq)]

@@ -123,6 +123,11 @@ fn list() {
     replay("list", fuzzing::list_arbitrary_objects);
 }
 
+#[test]
+fn truncate() {
+    replay("truncate", fuzzing::truncate_while_operating);
+}
+
 /// The headers the other targets' seeds start from are accepted ones: a real region's bytes
 /// go through `check_header_bytes`' layout assertions, not only its early returns.
 #[test]

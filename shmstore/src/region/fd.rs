@@ -36,7 +36,8 @@
 //! repairer gives up after `open_timeout` with [`Error::LockedByReader`], which names the cause.
 //!
 //! Every object is checked with `fstat` before it is mapped, and the header describes no byte
-//! beyond the object's size, so no access can raise SIGBUS.
+//! beyond the object's size, so no access raises SIGBUS unless a peer with write access shrinks
+//! the object later (README, "Threat model").
 //!
 //! # After a reboot (files)
 //!

@@ -18,6 +18,13 @@ pub(crate) fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
 /// Wakes every thread of every process sleeping on `word`.
 pub(crate) fn wake_all(word: &AtomicU32) {
     // SAFETY: as in `wait`.
+    unsafe { futex_wake_all(word.as_ptr().cast_const()) };
+}
+
+/// Wakes every sleeper on `word`, as [`wake_all`], and says how many there were (0 when the
+/// call failed): a futex is how a process with a read-only mapping makes itself known.
+pub(crate) fn wake_all_counting(word: &AtomicU32) -> usize {
+    // SAFETY: as in `wait`.
     unsafe { futex_wake_all(word.as_ptr().cast_const()) }
 }
 
@@ -31,7 +38,7 @@ pub(crate) fn wait_low_half(counter: &AtomicU64, expected_low: u32, timeout: Opt
 /// Wakes every sleeper of [`wait_low_half`] on `counter`, in every process.
 pub(crate) fn wake_low_half(counter: &AtomicU64) {
     // SAFETY: as in `wait_low_half`.
-    unsafe { futex_wake_all(low_half(counter)) }
+    unsafe { futex_wake_all(low_half(counter)) };
 }
 
 /// The 32-bit futex word inside a 64-bit counter: its low-order half (FORMAT.md). Only its
@@ -66,14 +73,13 @@ unsafe fn futex_wait(word: *const u32, expected: u32, timeout: Option<Duration>)
     }
 }
 
-/// `FUTEX_WAKE` of every waiter.
+/// `FUTEX_WAKE` of every waiter; returns how many were woken (0 on an error).
 ///
 /// # Safety
 ///
 /// `word` must point at a 4-byte-aligned word that stays mapped for the duration of the call.
-unsafe fn futex_wake_all(word: *const u32) {
+unsafe fn futex_wake_all(word: *const u32) -> usize {
     // SAFETY: FUTEX_WAKE only uses the address of the valid word (caller) as a key.
-    unsafe {
-        libc::syscall(libc::SYS_futex, word, libc::FUTEX_WAKE, i32::MAX);
-    }
+    let woken = unsafe { libc::syscall(libc::SYS_futex, word, libc::FUTEX_WAKE, i32::MAX) };
+    usize::try_from(woken).unwrap_or(0)
 }

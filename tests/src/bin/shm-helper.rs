@@ -45,6 +45,8 @@
 //!   next number, back to back; print `done COUNT poisoned=P sleeps=S` (P: how many of its locks
 //!   found the region poisoned; S: the voluntary context switches of the writing thread during
 //!   the loop, that is how often it had to sleep for the lock).
+//! - `big-page-writer NAME`: as `page-writer`, on a 1 MiB `BigPage`, of which it sets only the
+//!   two ends (so that it commits as fast as it can).
 //! - `write-and-hold NAME VALUE`: locks a `Counter`, sets both fields to VALUE, prints
 //!   `holding`, waits for a line, unlocks, prints `released`.
 //! - `wait-change NAME shm|reader`: opens a `Counter` (read-write, or with `open_reader`), prints
@@ -145,7 +147,8 @@ use std::time::Duration;
 
 use shmstore::{Location, Shm, ShmQueue, ShmType};
 use shmstore_tests::{
-    variant, Counter, Msg, MsgQueue, Page, Pair, Tally, QUEUE_CAPACITY, SHM_DIR, TALLY_WORKERS,
+    variant, BigPage, Counter, Msg, MsgQueue, Page, Pair, Tally, QUEUE_CAPACITY, SHM_DIR,
+    TALLY_WORKERS,
 };
 
 /// The helper's own `Limits`: same name and field names as the test's, `burst` retyped.
@@ -206,6 +209,9 @@ fn main() {
         ["writer-loop", name, n] => writer_loop(name, n.parse().expect("N")),
         ["page-writer", name] => {
             write_until_told::<Page>(name, |p| p.words[0], |p, n| p.words = [n; 512])
+        }
+        ["big-page-writer", name] => {
+            write_until_told::<BigPage>(name, |p| p.words[0], BigPage::set_ends)
         }
         ["pair-writer", name] => {
             write_until_told::<Pair>(name, |p| p.a, |p, n| *p = Pair { a: n, b: n })
