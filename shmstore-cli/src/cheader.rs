@@ -194,12 +194,29 @@ pub fn generate(location: &Location, view: &Inspector) -> Outcome<String> {
             "payload"
         }
     );
+    // A name from the region may be a macro where the header is included (`st_atime` after
+    // <sys/stat.h>, `EINVAL`, or the program's own): suspended around the declarations, so
+    // that the header compiles, and restored after them.
+    if !types.identifiers.is_empty() {
+        s.push_str("/* Names of this type that may be macros here are suspended until the end of it. */\n");
+    }
+    for id in &types.identifiers {
+        let _ = writeln!(s, "#pragma push_macro(\"{id}\")\n#undef {id}");
+    }
     push_types(&mut s, &types, h.payload_align);
+    let _ = writeln!(
+        s,
+        "typedef {} shmstore_{}_t;",
+        types.top,
+        if queue.is_some() { "element" } else { "payload" }
+    );
+    for id in &types.identifiers {
+        let _ = writeln!(s, "#pragma pop_macro(\"{id}\")");
+    }
+    s.push('\n');
     if queue.is_some() {
-        let _ = writeln!(s, "typedef {} shmstore_element_t;\n", types.top);
         s.push_str(QUEUE_HELPERS);
     } else {
-        let _ = writeln!(s, "typedef {} shmstore_payload_t;\n", types.top);
         s.push_str(VALUE_HELPERS);
     }
     let _ = writeln!(s, "\n#endif /* {guard} */");
@@ -221,21 +238,16 @@ fn push_types(s: &mut String, types: &CTypes, align: u64) {
     );
 }
 
-/// The payload struct's name: the stored type name when it is a struct's (an identifier),
-/// `Value` for a primitive or an array.
+/// The payload struct's name: the stored type name when it is a struct's and names no system
+/// type (`cstruct::is_own_type_name`), `Value` otherwise (a primitive, an array, or a type
+/// called `pthread_mutex_t`, `stat` or `EINVAL`, which would clash with a system header).
 fn struct_name(view: &Inspector) -> String {
     let is_struct = view
         .fields()
         .first()
         .is_some_and(|f| !f.path.is_empty() && !f.path.starts_with('['));
-    let name = cstruct::c_identifier(view.type_name());
-    if is_struct
-        && view
-            .type_name()
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_')
-    {
-        name
+    if is_struct && cstruct::is_own_type_name(view.type_name()) {
+        view.type_name().to_string()
     } else {
         "Value".to_string()
     }
