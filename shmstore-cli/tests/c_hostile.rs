@@ -87,3 +87,82 @@ fn names_of_libc_typedefs_and_macros_give_a_header_that_compiles() {
     let own = format!("#define Value 1\n#define st_atime 2\n{program}");
     syntax_check(&dir.path, header, &own).unwrap_or_else(|e| panic!("{e}\n{header}"));
 }
+
+/// `tests/c/hold_lease.c` running: uid 65534 created the object and holds a write lease on
+/// it, ignoring the signal that asks it to let go. Killed (by its pid) when dropped.
+struct LeaseHolder(std::process::Child);
+
+impl LeaseHolder {
+    fn start(dir: &Path, name: &str) -> LeaseHolder {
+        use std::io::BufRead;
+        let program = compile_c(
+            &c_dir().join("hold_lease.c"),
+            dir,
+            &dir.join("hold_lease"),
+        )
+        .unwrap_or_else(|e| panic!("hold_lease.c does not compile:\n{e}"));
+        let mut child = std::process::Command::new(program)
+            .arg(name)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let holder = LeaseHolder(child);
+        assert_eq!(line.trim(), "ready", "hold_lease did not take its lease");
+        holder
+    }
+}
+
+impl Drop for LeaseHolder {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_write_lease_on_a_squatted_name_is_named_and_never_waited_out() {
+    let mut cleanup = Cleanup::default();
+    let ours = cleanup.add("c-lease-ours");
+    let squatted = cleanup.add("c-lease-squatted");
+    let _shm = shmstore::Shm::<Sample>::create(&ours, sample()).unwrap();
+    let dir = TempDir::new("c-lease");
+    run(&["header", &ours, "-o", dir.path.join("region.h").to_str().unwrap()]).ok();
+    let check_owner = compile_c(
+        &c_dir().join("check_owner.c"),
+        &dir.path,
+        &dir.path.join("check_owner"),
+    )
+    .unwrap_or_else(|e| panic!("check_owner.c does not compile:\n{e}"));
+    let _holder = LeaseHolder::start(&dir.path, &squatted);
+
+    // The generated C: a blocking open would wait out lease-break-time (45 s) and then find
+    // another user's object; this one returns at once and says why.
+    let opened = std::process::Command::new(&check_owner)
+        .args(["posix", &squatted])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let output = wait_with_timeout(
+        opened,
+        std::time::Duration::from_secs(30),
+        "check_owner on a leased object",
+    );
+    let said = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        said.starts_with("another process holds a lease on the object"),
+        "{said}"
+    );
+
+    // The library opens without blocking already; its error names the lease and the owner.
+    let error = shmstore::Shm::<Sample>::open(&squatted).unwrap_err();
+    let message = error.to_string();
+    assert!(
+        message.contains("holds a lease on the object") && message.contains("uid 65534"),
+        "{message}"
+    );
+}
