@@ -198,7 +198,9 @@ pub fn generate(location: &Location, view: &Inspector) -> Outcome<String> {
     // <sys/stat.h>, `EINVAL`, or the program's own): suspended around the declarations, so
     // that the header compiles, and restored after them.
     if !types.identifiers.is_empty() {
-        s.push_str("/* Names of this type that may be macros here are suspended until the end of it. */\n");
+        s.push_str(
+            "/* Names of this type that may be macros here are suspended until the end of it. */\n",
+        );
     }
     for id in &types.identifiers {
         let _ = writeln!(s, "#pragma push_macro(\"{id}\")\n#undef {id}");
@@ -208,7 +210,11 @@ pub fn generate(location: &Location, view: &Inspector) -> Outcome<String> {
         s,
         "typedef {} shmstore_{}_t;",
         types.top,
-        if queue.is_some() { "element" } else { "payload" }
+        if queue.is_some() {
+            "element"
+        } else {
+            "payload"
+        }
     );
     for id in &types.identifiers {
         let _ = writeln!(s, "#pragma pop_macro(\"{id}\")");

@@ -539,6 +539,7 @@ pub fn c_type(primitive: Primitive) -> &'static str {
 /// macros the header itself uses inside its declarations or that glibc or GCC predefine:
 /// such members get a trailing `_`. Any other macro of the same name is suspended around the
 /// declarations instead (see [`CTypes::identifiers`]).
+#[rustfmt::skip]
 const C_RESERVED: &[&str] = &[
     "auto", "break", "case", "char", "const", "continue", "default", "do", "double", "else",
     "enum", "extern", "float", "for", "goto", "if", "inline", "int", "long", "register",
@@ -628,7 +629,15 @@ mod tests {
     fn only_capitalised_names_keep_their_type_name() {
         assert!(is_own_type_name("Robot"));
         assert!(is_own_type_name("Gateway_Limits2"));
-        for name in ["pthread_mutex_t", "stat", "FILE", "EINVAL", "Robot_t", "_Robot", "R"] {
+        for name in [
+            "pthread_mutex_t",
+            "stat",
+            "FILE",
+            "EINVAL",
+            "Robot_t",
+            "_Robot",
+            "R",
+        ] {
             assert!(!is_own_type_name(name), "{name}");
         }
     }

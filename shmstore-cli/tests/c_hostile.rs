@@ -95,12 +95,8 @@ struct LeaseHolder(std::process::Child);
 impl LeaseHolder {
     fn start(dir: &Path, name: &str) -> LeaseHolder {
         use std::io::BufRead;
-        let program = compile_c(
-            &c_dir().join("hold_lease.c"),
-            dir,
-            &dir.join("hold_lease"),
-        )
-        .unwrap_or_else(|e| panic!("hold_lease.c does not compile:\n{e}"));
+        let program = compile_c(&c_dir().join("hold_lease.c"), dir, &dir.join("hold_lease"))
+            .unwrap_or_else(|e| panic!("hold_lease.c does not compile:\n{e}"));
         let mut child = std::process::Command::new(program)
             .arg(name)
             .stdin(std::process::Stdio::piped())
@@ -131,7 +127,13 @@ fn a_write_lease_on_a_squatted_name_is_named_and_never_waited_out() {
     let squatted = cleanup.add("c-lease-squatted");
     let _shm = shmstore::Shm::<Sample>::create(&ours, sample()).unwrap();
     let dir = TempDir::new("c-lease");
-    run(&["header", &ours, "-o", dir.path.join("region.h").to_str().unwrap()]).ok();
+    run(&[
+        "header",
+        &ours,
+        "-o",
+        dir.path.join("region.h").to_str().unwrap(),
+    ])
+    .ok();
     let check_owner = compile_c(
         &c_dir().join("check_owner.c"),
         &dir.path,

@@ -178,8 +178,8 @@ impl Dir {
 
     /// Opens the existing object `name` in this directory, as [`open`] does.
     pub(crate) fn open_file(&self, name: &OsStr, access: Access) -> io::Result<File> {
-        let fd = nix::fcntl::openat(&*self.0, name, open_flags(access), Mode::empty())
-            .map_err(|e| {
+        let fd =
+            nix::fcntl::openat(&*self.0, name, open_flags(access), Mode::empty()).map_err(|e| {
                 open_error(e, || {
                     nix::sys::stat::fstatat(&*self.0, name, AtFlags::AT_SYMLINK_NOFOLLOW).ok()
                 })
