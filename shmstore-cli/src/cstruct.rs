@@ -553,7 +553,7 @@ const C_RESERVED: &[&str] = &[
 /// A C identifier for a Rust name: tuple fields (`0`) become `_0`, reserved words get a `_`,
 /// the empty name of a primitive type is `value`. Names C reserves for the implementation
 /// (`__x`, `_X`: `_Static_assert` is a keyword), the header's own prefix (`shmstore_`,
-/// `SHMSTORE_`) and its padding members (`_pad0`) get a `_` too, so that none can collide.
+/// `SHMSTORE_`, in any case) and its padding members (`_pad0`) get a `_` too, so that none can collide.
 pub fn c_identifier(name: &str) -> String {
     let mut id: String = name
         .chars()
@@ -567,9 +567,7 @@ pub fn c_identifier(name: &str) -> String {
     }
     let implementation = id.starts_with("__")
         || (id.starts_with('_') && id[1..].starts_with(|c: char| c.is_ascii_uppercase()));
-    let ours = ["shmstore_", "SHMSTORE_", "_pad"]
-        .iter()
-        .any(|prefix| id.starts_with(prefix));
+    let ours = id.to_ascii_lowercase().starts_with("shmstore_") || id.starts_with("_pad");
     if C_RESERVED.contains(&id.as_str()) || implementation || ours {
         id.push('_');
     }
@@ -580,12 +578,14 @@ pub fn c_identifier(name: &str) -> String {
 /// an ASCII capital and has a lower-case letter (`Robot`, `GatewayLimits`). C and POSIX name
 /// nothing that way (their types are `lower_case`, `*_t` or `FILE`, their macros upper case),
 /// so such a typedef cannot clash with what a system header declares (`pthread_mutex_t`,
-/// `stat`, `timespec`, `time`); any other name is replaced.
+/// `stat`, `timespec`, `time`); nor may it start with the header's own prefix (`Shmstore_`).
+/// Any other name is replaced.
 pub fn is_own_type_name(name: &str) -> bool {
     name.starts_with(|c: char| c.is_ascii_uppercase())
         && name.contains(|c: char| c.is_ascii_lowercase())
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
         && !name.ends_with("_t")
+        && !name.to_ascii_lowercase().starts_with("shmstore_")
 }
 
 fn unique(wanted: &str, taken: &mut BTreeSet<String>) -> String {
@@ -622,6 +622,7 @@ mod tests {
         assert_eq!(c_identifier("_Static_assert"), "_Static_assert_");
         assert_eq!(c_identifier("_pad0"), "_pad0_");
         assert_eq!(c_identifier("SHMSTORE_TYPE_SIZE"), "SHMSTORE_TYPE_SIZE_");
+        assert_eq!(c_identifier("Shmstore_x"), "Shmstore_x_");
         assert_eq!(c_identifier("_x"), "_x");
     }
 
@@ -637,6 +638,7 @@ mod tests {
             "Robot_t",
             "_Robot",
             "R",
+            "Shmstore_Region",
         ] {
             assert!(!is_own_type_name(name), "{name}");
         }
