@@ -194,12 +194,35 @@ pub fn generate(location: &Location, view: &Inspector) -> Outcome<String> {
             "payload"
         }
     );
+    // A name from the region may be a macro where the header is included (`st_atime` after
+    // <sys/stat.h>, `EINVAL`, or the program's own): suspended around the declarations, so
+    // that the header compiles, and restored after them.
+    if !types.identifiers.is_empty() {
+        s.push_str(
+            "/* Names of this type that may be macros here are suspended until the end of it. */\n",
+        );
+    }
+    for id in &types.identifiers {
+        let _ = writeln!(s, "#pragma push_macro(\"{id}\")\n#undef {id}");
+    }
     push_types(&mut s, &types, h.payload_align);
+    let _ = writeln!(
+        s,
+        "typedef {} shmstore_{}_t;",
+        types.top,
+        if queue.is_some() {
+            "element"
+        } else {
+            "payload"
+        }
+    );
+    for id in &types.identifiers {
+        let _ = writeln!(s, "#pragma pop_macro(\"{id}\")");
+    }
+    s.push('\n');
     if queue.is_some() {
-        let _ = writeln!(s, "typedef {} shmstore_element_t;\n", types.top);
         s.push_str(QUEUE_HELPERS);
     } else {
-        let _ = writeln!(s, "typedef {} shmstore_payload_t;\n", types.top);
         s.push_str(VALUE_HELPERS);
     }
     let _ = writeln!(s, "\n#endif /* {guard} */");
@@ -221,21 +244,16 @@ fn push_types(s: &mut String, types: &CTypes, align: u64) {
     );
 }
 
-/// The payload struct's name: the stored type name when it is a struct's (an identifier),
-/// `Value` for a primitive or an array.
+/// The payload struct's name: the stored type name when it is a struct's and names no system
+/// type (`cstruct::is_own_type_name`), `Value` otherwise (a primitive, an array, or a type
+/// called `pthread_mutex_t`, `stat` or `EINVAL`, which would clash with a system header).
 fn struct_name(view: &Inspector) -> String {
     let is_struct = view
         .fields()
         .first()
         .is_some_and(|f| !f.path.is_empty() && !f.path.starts_with('['));
-    let name = cstruct::c_identifier(view.type_name());
-    if is_struct
-        && view
-            .type_name()
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_')
-    {
-        name
+    if is_struct && cstruct::is_own_type_name(view.type_name()) {
+        view.type_name().to_string()
     } else {
         "Value".to_string()
     }
@@ -351,6 +369,7 @@ const FORMAT_COMMON: &str = r#"/* ---- Region format v1 (FORMAT.md) ------------
 #define SHMSTORE_E_CAPACITY (-1008)     /* a queue of another capacity */
 #define SHMSTORE_E_TIMEOUT (-1009)      /* a read found no consistent copy in time */
 #define SHMSTORE_E_OTHER_OWNER (-1010)  /* owned (or, System V, created) by another user */
+#define SHMSTORE_E_LEASED (-1011)       /* another process holds a lease on the object */
 
 /* The owner check, as the Rust library makes it: a region another user owns is refused,
    because whoever owns it chose its layout and can rewrite or swap it under you. Define
@@ -449,6 +468,7 @@ static inline const char *shmstore_strerror(int rc) {
     case SHMSTORE_E_CAPACITY: return "a queue of another capacity";
     case SHMSTORE_E_TIMEOUT: return "no consistent copy in time (an in-place writer died mid-write?)";
     case SHMSTORE_E_OTHER_OWNER: return "owned or created by another user: refused unless compiled with -DSHMSTORE_ALLOW_OTHER_OWNER";
+    case SHMSTORE_E_LEASED: return "another process holds a lease on the object (fcntl F_SETLEASE), so opening it would wait for that process: see who owns it (ls -l /dev/shm)";
     default: return rc < 0 ? strerror(-rc) : "unknown error";
     }
 }
@@ -585,8 +605,11 @@ static inline int shmstore_open(const char *name, shmstore_region_t *h) {
     if (len == 0 || len > SHMSTORE_MAX_NAME_LEN || strchr(name, '/') != NULL) return -EINVAL;
     path[0] = '/';
     memcpy(path + 1, name, len + 1);
-    int fd = shm_open(path, O_RDWR | O_CLOEXEC, 0);
-    if (fd < 0) return -errno;
+    /* Never blocking, never following a symbolic link: whoever can create the name (another
+       user, before the region exists) could otherwise make this open wait, with a FIFO in its
+       place or a write lease (F_SETLEASE) held on the object for lease-break-time (45 s). */
+    int fd = shm_open(path, O_RDWR | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW, 0);
+    if (fd < 0) return errno == EWOULDBLOCK ? SHMSTORE_E_LEASED : -errno;
     struct stat st;
     /* The size first: mapping past the end of the object would raise SIGBUS on access. */
     if (fstat(fd, &st) != 0) {
@@ -594,13 +617,18 @@ static inline int shmstore_open(const char *name, shmstore_region_t *h) {
         close(fd);
         return -e;
     }
+    /* What was opened, not what the name held a moment earlier: only a regular file. */
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return SHMSTORE_E_NOT_A_REGION;
+    }
 #ifndef SHMSTORE_ALLOW_OTHER_OWNER
     if (st.st_uid != geteuid()) {
         close(fd);
         return SHMSTORE_E_OTHER_OWNER;
     }
 #endif
-    if (!S_ISREG(st.st_mode) || st.st_size < (off_t)SHMSTORE_HEADER_SIZE) {
+    if (st.st_size < (off_t)SHMSTORE_HEADER_SIZE) {
         close(fd);
         return st.st_size == 0 ? SHMSTORE_E_NOT_READY : SHMSTORE_E_NOT_A_REGION;
     }

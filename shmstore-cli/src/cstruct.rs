@@ -31,6 +31,10 @@ pub struct CTypes {
     /// Offsets of the stored fields inside nested structs, through the top-level struct, as
     /// `_Static_assert`s (`offsetof(Robot, wheels[0].rpm) == 28`).
     pub field_asserts: String,
+    /// Every identifier the declarations take from the region (struct and member names,
+    /// not the `_padN` fillers): the header suspends any macro of that name around them
+    /// (`#pragma push_macro`), since `st_atime` or `EINVAL` may be one where it is included.
+    pub identifiers: BTreeSet<String>,
 }
 
 #[derive(Debug, Default)]
@@ -97,7 +101,7 @@ pub fn build(
     for field in fields {
         insert(&mut root, field)?;
     }
-    let mut structs = Vec::new();
+    let mut structs: Vec<CStruct> = Vec::new();
     let mut taken = BTreeSet::new();
     taken.insert(top.to_string());
     let base = node_base(&root).unwrap_or(0);
@@ -136,10 +140,18 @@ pub fn build(
             field.offset, field.path, field.offset
         );
     }
+    let identifiers = structs
+        .iter()
+        .flat_map(|s| {
+            let members = s.members.iter().filter(|m| m.real).map(|m| m.name.clone());
+            std::iter::once(s.name.clone()).chain(members)
+        })
+        .collect();
     Ok(CTypes {
         top: top.to_string(),
         definitions,
         field_asserts,
+        identifiers,
     })
 }
 
@@ -523,18 +535,25 @@ pub fn c_type(primitive: Primitive) -> &'static str {
     }
 }
 
-/// Words a Rust field may be called that C reserves (keywords, and macros glibc or GCC
-/// predefine): such members get a trailing `_`.
+/// Words a Rust field may be called that C reserves (keywords of C11, GNU C and C23), and
+/// macros the header itself uses inside its declarations or that glibc or GCC predefine:
+/// such members get a trailing `_`. Any other macro of the same name is suspended around the
+/// declarations instead (see [`CTypes::identifiers`]).
+#[rustfmt::skip]
 const C_RESERVED: &[&str] = &[
     "auto", "break", "case", "char", "const", "continue", "default", "do", "double", "else",
     "enum", "extern", "float", "for", "goto", "if", "inline", "int", "long", "register",
     "restrict", "return", "short", "signed", "sizeof", "static", "struct", "switch", "typedef",
     "union", "unsigned", "void", "volatile", "while", "bool", "true", "false", "errno", "linux",
-    "unix", "i386", "offsetof", "assert", "stdin", "stdout", "stderr", "NULL", "EOF",
+    "unix", "i386", "offsetof", "assert", "stdin", "stdout", "stderr", "NULL", "EOF", "asm",
+    "typeof", "typeof_unqual", "alignas", "alignof", "constexpr", "nullptr", "static_assert",
+    "thread_local",
 ];
 
 /// A C identifier for a Rust name: tuple fields (`0`) become `_0`, reserved words get a `_`,
-/// the empty name of a primitive type is `value`.
+/// the empty name of a primitive type is `value`. Names C reserves for the implementation
+/// (`__x`, `_X`: `_Static_assert` is a keyword), the header's own prefix (`shmstore_`,
+/// `SHMSTORE_`, in any case) and its padding members (`_pad0`) get a `_` too, so that none can collide.
 pub fn c_identifier(name: &str) -> String {
     let mut id: String = name
         .chars()
@@ -546,10 +565,27 @@ pub fn c_identifier(name: &str) -> String {
     if id.starts_with(|c: char| c.is_ascii_digit()) {
         id.insert(0, '_');
     }
-    if C_RESERVED.contains(&id.as_str()) || id.starts_with("__") {
+    let implementation = id.starts_with("__")
+        || (id.starts_with('_') && id[1..].starts_with(|c: char| c.is_ascii_uppercase()));
+    let ours = id.to_ascii_lowercase().starts_with("shmstore_") || id.starts_with("_pad");
+    if C_RESERVED.contains(&id.as_str()) || implementation || ours {
         id.push('_');
     }
     id
+}
+
+/// Whether a stored type name can name the C struct as it is: an identifier that starts with
+/// an ASCII capital and has a lower-case letter (`Robot`, `GatewayLimits`). C and POSIX name
+/// nothing that way (their types are `lower_case`, `*_t` or `FILE`, their macros upper case),
+/// so such a typedef cannot clash with what a system header declares (`pthread_mutex_t`,
+/// `stat`, `timespec`, `time`); nor may it start with the header's own prefix (`Shmstore_`).
+/// Any other name is replaced.
+pub fn is_own_type_name(name: &str) -> bool {
+    name.starts_with(|c: char| c.is_ascii_uppercase())
+        && name.contains(|c: char| c.is_ascii_lowercase())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !name.ends_with("_t")
+        && !name.to_ascii_lowercase().starts_with("shmstore_")
 }
 
 fn unique(wanted: &str, taken: &mut BTreeSet<String>) -> String {
@@ -583,5 +619,28 @@ mod tests {
         assert_eq!(c_identifier("int"), "int_");
         assert_eq!(c_identifier(""), "value");
         assert_eq!(c_identifier("r#type"), "r_type");
+        assert_eq!(c_identifier("_Static_assert"), "_Static_assert_");
+        assert_eq!(c_identifier("_pad0"), "_pad0_");
+        assert_eq!(c_identifier("SHMSTORE_TYPE_SIZE"), "SHMSTORE_TYPE_SIZE_");
+        assert_eq!(c_identifier("Shmstore_x"), "Shmstore_x_");
+        assert_eq!(c_identifier("_x"), "_x");
+    }
+
+    #[test]
+    fn only_capitalised_names_keep_their_type_name() {
+        assert!(is_own_type_name("Robot"));
+        assert!(is_own_type_name("Gateway_Limits2"));
+        for name in [
+            "pthread_mutex_t",
+            "stat",
+            "FILE",
+            "EINVAL",
+            "Robot_t",
+            "_Robot",
+            "R",
+            "Shmstore_Region",
+        ] {
+            assert!(!is_own_type_name(name), "{name}");
+        }
     }
 }

@@ -377,6 +377,9 @@ const GENERATED_SHAPES: &[&str] = &[
     "_Static_assert ( sizeof ( I ) = = I , S ) ;",
     "_Static_assert ( _Alignof ( I ) = = N , S ) ;",
     "typedef I I ;",
+    "# pragma push_macro ( S )",
+    "# pragma pop_macro ( S )",
+    "# undef I",
 ];
 
 /// The oracle of the `cli_render` target: `header` is what `shmstore header` writes, with
@@ -411,6 +414,10 @@ pub fn check_c_header(header: &str) -> Result<(), String> {
         {
             if d == "define" && !macro_name.starts_with("SHMSTORE_") {
                 return Err(format!("a macro that is not the header's: `{line}`"));
+            }
+            // Region names are suspended as macros; the header's own never are.
+            if d == "undef" && macro_name.to_ascii_uppercase().starts_with("SHMSTORE_") {
+                return Err(format!("the header's own macro undefined: `{line}`"));
             }
         }
         if !GENERATED_SHAPES.iter().any(|shape| spells(&tokens, shape)) {

@@ -14,6 +14,9 @@ use crate::shm::Shm;
 /// the next locker rolls it back (default mode) or sees the region poisoned (`in_place`).
 ///
 /// The guard is not `Send`: a pthread mutex must be unlocked by the thread that locked it.
+/// For the same reason it must not cross `fork`: a child holds none of its parent's locks, and
+/// must `std::mem::forget` an inherited guard rather than write through it or drop it
+/// (README, "Known limits").
 ///
 /// ```
 /// # use shmstore::{Shm, ShmType};

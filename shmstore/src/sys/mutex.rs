@@ -97,7 +97,37 @@ thread_local! {
 /// being destroyed: [`holds`] then errs towards "held".
 #[inline]
 fn record_held(key: MutexKey) {
+    forget_held_in_fork_children();
     let _ = HELD.try_with(|held| held.borrow_mut().push(key));
+}
+
+/// Makes every `fork` child start with an empty record (once per process, before the first
+/// record). A child is a copy of the forking thread, record included, but holds none of its
+/// mutexes: the parent's thread does, under its own id. A stale record would make the child
+/// take an `EDEADLK` meaning "a thread with my id in another PID namespace holds it" for its
+/// own relock, and fail with `Deadlock` instead of waiting.
+#[inline]
+fn forget_held_in_fork_children() {
+    static REGISTERED: std::sync::Once = std::sync::Once::new();
+    REGISTERED.call_once(|| {
+        // SAFETY: registers a handler that only empties this module's thread-local record
+        // (no lock, no allocation: `clear` keeps the capacity), which is sound in a child of a
+        // multi-threaded process; handlers stay registered for the life of the process, and
+        // `Once` registers this one once. The only error is ENOMEM, which leaves the record
+        // as it was before this fix: ignored.
+        let _ = unsafe { libc::pthread_atfork(None, None, Some(clear_held_in_child)) };
+    });
+}
+
+/// The `pthread_atfork` child handler: runs in the child, in its only thread (the copy of the
+/// one that forked).
+extern "C" fn clear_held_in_child() {
+    let _ = HELD.try_with(|held| {
+        // Not borrowed: fork is never called from inside this module's borrows.
+        if let Ok(mut held) = held.try_borrow_mut() {
+            held.clear();
+        }
+    });
 }
 
 /// Removes one record of `key` (there is at most one: an error-checking mutex is held once).
@@ -450,5 +480,40 @@ mod tests {
         // SAFETY: as above.
         unsafe { b.unlock(other_key) };
         assert!(!holds(KEY) && !holds(other_key));
+    }
+
+    /// A thread that forks while it holds a lock: the child holds nothing (the parent's thread
+    /// does), so an `EDEADLK` in the child is a holder with the child's id in another PID
+    /// namespace, to wait for, not the child's own relock.
+    #[test]
+    fn a_fork_child_does_not_inherit_the_record() {
+        let m = mutex();
+        assert_eq!(m.lock(KEY, Until::Now), Ok(Acquired::Clean));
+        // SAFETY: the child only reads this thread's record, writes the mutex's word, tries
+        // the lock once (no allocation, no lock of this process) and leaves with `_exit`.
+        let child = unsafe { libc::fork() };
+        if child == 0 {
+            // The word as a holder in another namespace with the child's id would leave it.
+            m.futex_word().store(tid(), SeqCst);
+            let code = match (holds(KEY), m.lock(KEY, Until::Now)) {
+                (false, Err(LockFailure::WouldBlock)) => 0,
+                (true, _) => 1,
+                _ => 2,
+            };
+            // SAFETY: ends the child without running the parent's exit handlers.
+            unsafe { libc::_exit(code) };
+        }
+        assert!(child > 0, "fork: {}", io::Error::last_os_error());
+        let mut status = 0;
+        // SAFETY: waits for the child this test forked.
+        let waited = unsafe { libc::waitpid(child, &mut status, 0) };
+        assert_eq!(waited, child);
+        // SAFETY: held by this thread with KEY.
+        unsafe { m.unlock(KEY) };
+        assert!(
+            libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+            "the child believed it held the lock (status {status:#x}: exit 1 = recorded, 2 = \
+             not WouldBlock)"
+        );
     }
 }

@@ -61,9 +61,33 @@ fn c_path(path: &Path) -> io::Result<CString> {
 /// never blocking: a FIFO planted under the name would otherwise block a read-only open until
 /// some writer opened it).
 pub(crate) fn open(path: &Path, access: Access) -> io::Result<File> {
-    let fd: OwnedFd =
-        nix::fcntl::open(c_path(path)?.as_c_str(), open_flags(access), Mode::empty())?;
+    let c_path = c_path(path)?;
+    let fd: OwnedFd = nix::fcntl::open(c_path.as_c_str(), open_flags(access), Mode::empty())
+        .map_err(|e| open_error(e, || nix::sys::stat::lstat(c_path.as_c_str()).ok()))?;
     Ok(File::from(fd))
+}
+
+/// The error of an open with [`open_flags`]. `EWOULDBLOCK` there means only one thing (open(2)):
+/// another process holds a lease on the object (`fcntl(F_SETLEASE)`), which a blocking open
+/// would wait out, up to the kernel's `lease-break-time` (45 s by default). The bare "Resource
+/// temporarily unavailable" says nothing of that: the message names the lease and the owner
+/// (`stat_name`: the name's `lstat`, taken after the open failed).
+fn open_error(errno: nix::Error, stat_name: impl FnOnce() -> Option<libc::stat>) -> io::Error {
+    if errno != nix::Error::EWOULDBLOCK {
+        return errno.into();
+    }
+    let owner = stat_name().map_or_else(
+        || "a user who could not be found out".to_string(),
+        |stat| format!("uid {}", stat.st_uid),
+    );
+    io::Error::new(
+        io::ErrorKind::WouldBlock,
+        format!(
+            "another process holds a lease on the object (fcntl F_SETLEASE; the object is owned \
+             by {owner}), so opening it would wait until that process gives the lease up: the \
+             holder is in /proc/locks (LEASE); remove the object if it is not yours"
+        ),
+    )
 }
 
 /// The flags of [`open`] and [`Dir::open_file`].
@@ -154,7 +178,12 @@ impl Dir {
 
     /// Opens the existing object `name` in this directory, as [`open`] does.
     pub(crate) fn open_file(&self, name: &OsStr, access: Access) -> io::Result<File> {
-        let fd = nix::fcntl::openat(&*self.0, name, open_flags(access), Mode::empty())?;
+        let fd =
+            nix::fcntl::openat(&*self.0, name, open_flags(access), Mode::empty()).map_err(|e| {
+                open_error(e, || {
+                    nix::sys::stat::fstatat(&*self.0, name, AtFlags::AT_SYMLINK_NOFOLLOW).ok()
+                })
+            })?;
         Ok(File::from(fd))
     }
 
