@@ -491,6 +491,12 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
     /// Whether a live handle other than this one holds the producer role of an SPSC queue.
     /// `None` for an MPMC queue, whose producers are not tracked.
     ///
+    /// It answers as taking the role would decide: a holder whose liveness lock is gone is
+    /// not live; when only read locks sit on the role's byte (its holder's, or those of a
+    /// process with read access only), the holder counts as live unless its pid is numbered
+    /// in this PID namespace and no process has it. A holder in another namespace whose
+    /// byte a reader locks therefore counts as live.
+    ///
     /// # Errors
     ///
     /// [`Error::Io`] if the lock cannot be queried.
@@ -499,7 +505,8 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
     }
 
     /// Whether a live handle other than this one holds the consumer role of an SPSC queue.
-    /// `None` for an MPMC queue.
+    /// `None` for an MPMC queue. Decided as in
+    /// [`has_other_producer`](Self::has_other_producer).
     ///
     /// # Errors
     ///
@@ -521,8 +528,16 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
             return Ok(Some(false));
         }
         match self.region.byte_claimed_elsewhere(byte)? {
-            // Claimed, and its holder's liveness lock is there (see `claim_role`).
-            Some(locked) => Ok(Some(locked)),
+            // Claimed, but nobody holds the liveness lock: its holder is gone.
+            Some(false) => Ok(Some(false)),
+            // A write lock: another writer is taking over a dead holder's role right now.
+            Some(true) if self.region.byte_write_claimed_elsewhere(byte)? == Some(true) => {
+                Ok(Some(true))
+            }
+            // Only read locks: the holder's liveness lock, or a reader's (a process with read
+            // access may take one). As `claim_role` does, the pid decides: only a holder that
+            // is certainly gone is not a live other.
+            Some(true) => Ok(Some(owner.may_be_alive())),
             // A System V queue: the pid claim (see `claim_by_pid`).
             None => Ok(Some(owner.may_be_alive())),
         }

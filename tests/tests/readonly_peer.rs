@@ -134,6 +134,35 @@ fn a_dead_holders_role_held_up_by_a_read_only_lock_is_reported_by_cause() {
     }
 }
 
+/// `has_other_consumer` agrees with taking the role: a consumer that was killed is not a live
+/// other, even while a reader's read lock sits on its byte (the old code counted any lock on
+/// the byte as a live holder).
+#[test]
+fn a_read_only_lock_does_not_make_a_dead_role_holder_look_alive() {
+    if !is_root() {
+        eprintln!("skipped: setuid needs root");
+        return;
+    }
+    for backend in LOCKABLE {
+        let place = Place::new(backend, "ro-has-other");
+        let _queue = readable_spsc(&place);
+        let mut holder = helper!("queue-hold-role", place, "consumer");
+        holder.expect("holding");
+        holder.kill();
+        let mut reader = lock_as_reader(&place, "sh");
+
+        let producer = open_queue(&place);
+        producer.push(Msg::new(1, 0)).unwrap();
+        assert_eq!(
+            producer.has_other_consumer().unwrap(),
+            Some(false),
+            "{backend:?}: a killed consumer counted as live beside a reader's lock"
+        );
+        reader.send("go");
+        reader.finish_ok();
+    }
+}
+
 /// FORMAT.md: the 16-byte boot id at header offset 88.
 const BOOT_ID: std::ops::Range<usize> = 88..104;
 
