@@ -1166,12 +1166,13 @@ fn claim_by_pid(owner: &AtomicU64) -> bool {
     }
 }
 
-/// Who holds an SPSC role (FORMAT.md): a pid, and the PID namespace that numbers it, since a
+/// Who holds an SPSC role, or the repair of an abandoned object by replacement (FORMAT.md): a
+/// pid, and the PID namespace that numbers it, since a
 /// pid means nothing in another namespace (containers that share IPC but not pids). One 8-byte
 /// word, the pid in its first 4 bytes and the namespace in the next 4, so that both change in
 /// one compare-and-swap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Owner {
+pub(crate) struct Owner {
     pid: u32,
     /// 0: not recorded (a region written by an older version, or by a process without
     /// `/proc`), taken as this process's namespace.
@@ -1179,20 +1180,20 @@ struct Owner {
 }
 
 impl Owner {
-    fn me() -> Owner {
+    pub(crate) fn me() -> Owner {
         Owner {
             pid: process::current_pid(),
             pid_ns: process::pid_namespace(),
         }
     }
 
-    fn word(self) -> u64 {
+    pub(crate) fn word(self) -> u64 {
         let [a, b, c, d] = self.pid.to_ne_bytes();
         let [e, f, g, h] = self.pid_ns.to_ne_bytes();
         u64::from_ne_bytes([a, b, c, d, e, f, g, h])
     }
 
-    fn from_word(word: u64) -> Owner {
+    pub(crate) fn from_word(word: u64) -> Owner {
         let [a, b, c, d, e, f, g, h] = word.to_ne_bytes();
         Owner {
             pid: u32::from_ne_bytes([a, b, c, d]),
@@ -1202,7 +1203,7 @@ impl Owner {
 
     /// `false` only if the holder is certainly gone: its pid is numbered in this process's
     /// namespace and no process has it.
-    fn may_be_alive(self) -> bool {
+    pub(crate) fn may_be_alive(self) -> bool {
         !process::numbered_here(self.pid_ns) || process::is_alive(self.pid)
     }
 

@@ -225,7 +225,7 @@ fn abandoned(place: &Place, owner: u32) {
 /// A reader's locks neither fake a live creator (`open` reports `Incomplete` at once, where
 /// the old code waited for the creator a reader's `flock` faked) nor keep `open_or_create`
 /// from repairing the region: its read lock keeps the repairer from the old object's
-/// initialiser lock, so the repairer swaps a new region in for it.
+/// initialiser lock, so the repairer renames a new region over it.
 #[test]
 fn a_read_only_lock_neither_fakes_a_creator_nor_blocks_the_repair() {
     if !is_root() {
@@ -280,7 +280,7 @@ fn a_read_only_lock_neither_fakes_a_creator_nor_blocks_the_repair() {
     }
 }
 
-/// Where the swap is impossible — another user's abandoned object, opened with
+/// Where a replacement is impossible — another user's abandoned object, opened with
 /// `allow_other_owner` (replacing it would take it from its owner) — the reader's read lock
 /// keeps the repair from the initialiser lock, and `open_or_create` says so after
 /// `open_timeout`, instead of waiting for a creator that does not exist.
@@ -311,8 +311,9 @@ fn a_repair_a_read_only_lock_holds_up_names_the_cause() {
     }
 }
 
-/// Racing repairers beside a reader's locks: each swaps a new region in, or finds another's
-/// and swaps it back, so exactly one `init` runs and every process opens the same region.
+/// Racing repairers beside a reader's locks: one claims the repair and renames a new region
+/// in, the others wait for it, so exactly one `init` runs and every process opens the same
+/// region.
 #[test]
 fn racing_repairers_beside_a_read_only_lock_agree_on_one_region() {
     if !is_root() {
