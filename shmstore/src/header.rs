@@ -88,7 +88,12 @@ pub(crate) struct Header {
     pub(crate) commit_in_progress: AtomicU32,
     pub(crate) read_requests: AtomicU32,
     pub(crate) reads_served: AtomicU32,
-    _reserved1: [AtomicU32; 9],
+    _reserved1: AtomicU32,
+    /// While an abandoned object is repaired by swapping a new region in under its name: the
+    /// repairer's claim (see `region::fd::replace_abandoned`), a pid and its PID namespace.
+    /// Zero otherwise.
+    pub(crate) repair_claim: AtomicU64,
+    _reserved2: [AtomicU32; 6],
     // Line 3: the lock, away from the version that readers poll.
     pub(crate) mutex: RobustMutex,
 }
@@ -384,6 +389,8 @@ impl Header {
         self.commit_in_progress.store(0, Relaxed);
         self.read_requests.store(0, Relaxed);
         self.reads_served.store(0, Relaxed);
+        // An in-place repair may find a dead swap repairer's claim here: it goes.
+        self.repair_claim.store(0, Relaxed);
         // SAFETY: the caller guarantees nobody else uses the lock meanwhile.
         unsafe { self.mutex.init() }
     }
@@ -761,6 +768,7 @@ mod tests {
             ),
             ("read_requests", offset_of!(Header, read_requests), 148),
             ("reads_served", offset_of!(Header, reads_served), 152),
+            ("repair_claim", offset_of!(Header, repair_claim), 160),
             ("mutex", offset_of!(Header, mutex), 192),
         ];
         let doc = include_str!("../../FORMAT.md");

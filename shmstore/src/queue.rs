@@ -491,6 +491,12 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
     /// Whether a live handle other than this one holds the producer role of an SPSC queue.
     /// `None` for an MPMC queue, whose producers are not tracked.
     ///
+    /// It answers as taking the role would decide: a holder whose liveness lock is gone is
+    /// not live; when only read locks sit on the role's byte (its holder's, or those of a
+    /// process with read access only), the holder counts as live unless its pid is numbered
+    /// in this PID namespace and no process has it. A holder in another namespace whose
+    /// byte a reader locks therefore counts as live.
+    ///
     /// # Errors
     ///
     /// [`Error::Io`] if the lock cannot be queried.
@@ -499,7 +505,8 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
     }
 
     /// Whether a live handle other than this one holds the consumer role of an SPSC queue.
-    /// `None` for an MPMC queue.
+    /// `None` for an MPMC queue. Decided as in
+    /// [`has_other_producer`](Self::has_other_producer).
     ///
     /// # Errors
     ///
@@ -521,8 +528,16 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
             return Ok(Some(false));
         }
         match self.region.byte_claimed_elsewhere(byte)? {
-            // Claimed, and its holder's liveness lock is there (see `claim_role`).
-            Some(locked) => Ok(Some(locked)),
+            // Claimed, but nobody holds the liveness lock: its holder is gone.
+            Some(false) => Ok(Some(false)),
+            // A write lock: another writer is taking over a dead holder's role right now.
+            Some(true) if self.region.byte_write_claimed_elsewhere(byte)? == Some(true) => {
+                Ok(Some(true))
+            }
+            // Only read locks: the holder's liveness lock, or a reader's (a process with read
+            // access may take one). As `claim_role` does, the pid decides: only a holder that
+            // is certainly gone is not a live other.
+            Some(true) => Ok(Some(owner.may_be_alive())),
             // A System V queue: the pid claim (see `claim_by_pid`).
             None => Ok(Some(owner.may_be_alive())),
         }
@@ -1151,12 +1166,13 @@ fn claim_by_pid(owner: &AtomicU64) -> bool {
     }
 }
 
-/// Who holds an SPSC role (FORMAT.md): a pid, and the PID namespace that numbers it, since a
+/// Who holds an SPSC role, or the repair of an abandoned object by replacement (FORMAT.md): a
+/// pid, and the PID namespace that numbers it, since a
 /// pid means nothing in another namespace (containers that share IPC but not pids). One 8-byte
 /// word, the pid in its first 4 bytes and the namespace in the next 4, so that both change in
 /// one compare-and-swap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Owner {
+pub(crate) struct Owner {
     pid: u32,
     /// 0: not recorded (a region written by an older version, or by a process without
     /// `/proc`), taken as this process's namespace.
@@ -1164,20 +1180,20 @@ struct Owner {
 }
 
 impl Owner {
-    fn me() -> Owner {
+    pub(crate) fn me() -> Owner {
         Owner {
             pid: process::current_pid(),
             pid_ns: process::pid_namespace(),
         }
     }
 
-    fn word(self) -> u64 {
+    pub(crate) fn word(self) -> u64 {
         let [a, b, c, d] = self.pid.to_ne_bytes();
         let [e, f, g, h] = self.pid_ns.to_ne_bytes();
         u64::from_ne_bytes([a, b, c, d, e, f, g, h])
     }
 
-    fn from_word(word: u64) -> Owner {
+    pub(crate) fn from_word(word: u64) -> Owner {
         let [a, b, c, d, e, f, g, h] = word.to_ne_bytes();
         Owner {
             pid: u32::from_ne_bytes([a, b, c, d]),
@@ -1187,7 +1203,7 @@ impl Owner {
 
     /// `false` only if the holder is certainly gone: its pid is numbered in this process's
     /// namespace and no process has it.
-    fn may_be_alive(self) -> bool {
+    pub(crate) fn may_be_alive(self) -> bool {
         !process::numbered_here(self.pid_ns) || process::is_alive(self.pid)
     }
 

@@ -134,6 +134,35 @@ fn a_dead_holders_role_held_up_by_a_read_only_lock_is_reported_by_cause() {
     }
 }
 
+/// `has_other_consumer` agrees with taking the role: a consumer that was killed is not a live
+/// other, even while a reader's read lock sits on its byte (the old code counted any lock on
+/// the byte as a live holder).
+#[test]
+fn a_read_only_lock_does_not_make_a_dead_role_holder_look_alive() {
+    if !is_root() {
+        eprintln!("skipped: setuid needs root");
+        return;
+    }
+    for backend in LOCKABLE {
+        let place = Place::new(backend, "ro-has-other");
+        let _queue = readable_spsc(&place);
+        let mut holder = helper!("queue-hold-role", place, "consumer");
+        holder.expect("holding");
+        holder.kill();
+        let mut reader = lock_as_reader(&place, "sh");
+
+        let producer = open_queue(&place);
+        producer.push(Msg::new(1, 0)).unwrap();
+        assert_eq!(
+            producer.has_other_consumer().unwrap(),
+            Some(false),
+            "{backend:?}: a killed consumer counted as live beside a reader's lock"
+        );
+        reader.send("go");
+        reader.finish_ok();
+    }
+}
+
 /// FORMAT.md: the 16-byte boot id at header offset 88.
 const BOOT_ID: std::ops::Range<usize> = 88..104;
 
@@ -196,7 +225,7 @@ fn abandoned(place: &Place, owner: u32) {
 /// A reader's locks neither fake a live creator (`open` reports `Incomplete` at once, where
 /// the old code waited for the creator a reader's `flock` faked) nor keep `open_or_create`
 /// from repairing the region: its read lock keeps the repairer from the old object's
-/// initialiser lock, so the repairer swaps a new region in for it.
+/// initialiser lock, so the repairer renames a new region over it.
 #[test]
 fn a_read_only_lock_neither_fakes_a_creator_nor_blocks_the_repair() {
     if !is_root() {
@@ -251,7 +280,7 @@ fn a_read_only_lock_neither_fakes_a_creator_nor_blocks_the_repair() {
     }
 }
 
-/// Where the swap is impossible — another user's abandoned object, opened with
+/// Where a replacement is impossible — another user's abandoned object, opened with
 /// `allow_other_owner` (replacing it would take it from its owner) — the reader's read lock
 /// keeps the repair from the initialiser lock, and `open_or_create` says so after
 /// `open_timeout`, instead of waiting for a creator that does not exist.
@@ -282,8 +311,9 @@ fn a_repair_a_read_only_lock_holds_up_names_the_cause() {
     }
 }
 
-/// Racing repairers beside a reader's locks: each swaps a new region in, or finds another's
-/// and swaps it back, so exactly one `init` runs and every process opens the same region.
+/// Racing repairers beside a reader's locks: one claims the repair and renames a new region
+/// in, the others wait for it, so exactly one `init` runs and every process opens the same
+/// region.
 #[test]
 fn racing_repairers_beside_a_read_only_lock_agree_on_one_region() {
     if !is_root() {

@@ -30,10 +30,10 @@
 //! Only a process with write access can hold a write lock, so a reader cannot fake one; it can
 //! still hold a read lock on the byte, which keeps a repairer from taking the write lock (the
 //! kernel offers no lock that a reader cannot get in the way of). A repairer that owns the
-//! object then builds a new region unnamed and swaps it in for the abandoned one
-//! (`RENAME_EXCHANGE`; see `replace_abandoned`): the reader's locks stay on the old object.
-//! Where that is impossible (another user's object, a file system that cannot swap names), the
-//! repairer gives up after `open_timeout` with [`Error::LockedByReader`], which names the cause.
+//! object then claims the repair in its header, builds a new region unnamed and renames it over
+//! the abandoned one (see `replace_abandoned`): the reader's locks stay on the old object.
+//! Where that is impossible (another user's object), the repairer gives up after
+//! `open_timeout` with [`Error::LockedByReader`], which names the cause.
 //!
 //! Every object is checked with `fstat` before it is mapped, and the header describes no byte
 //! beyond the object's size, so no access raises SIGBUS unless a peer with write access shrinks
@@ -60,9 +60,10 @@ use super::{
     publish, write_header, Handle, Init, Look, Region, RegionSpec, Typed,
 };
 use crate::error::{Error, Result};
-use crate::header::{HeaderInfo, INITIALISER_BYTE, STATE_INITIALISING};
+use crate::header::{Header, HeaderInfo, HEADER_SIZE, INITIALISER_BYTE, STATE_INITIALISING};
 use crate::location::Location;
 use crate::lock::Wait;
+use crate::queue::Owner;
 use crate::sys::object::{self, Access, ByteLock, Dir, Mapping, ObjectStat, Unnamed};
 use crate::sys::{futex, process};
 
@@ -76,6 +77,9 @@ enum Repair {
     /// Only read locks, which no shmstore writer takes to repair, kept us from the initialiser
     /// lock: a process with read access holds one (or an opener probing right now).
     ReadLocked,
+    /// Another repairer, which may be alive, has claimed the replacement of the object (see
+    /// `replace_abandoned`): wait for its region.
+    Claimed,
 }
 
 /// Where an object behind a descriptor lives: a name in a directory opened once (see
@@ -197,6 +201,11 @@ pub(super) fn open_or_create(target: &Target, spec: &RegionSpec, init: Init<'_>)
             {
                 Repair::Done(region) => return Ok(region),
                 Repair::Retry => read_locked = false,
+                Repair::Claimed => {
+                    // Its repairer builds the region now: give it time.
+                    read_locked = false;
+                    std::thread::sleep(Duration::from_millis(1));
+                }
                 Repair::ReadLocked => read_locked = true,
             },
             Err(Error::NotFound { .. }) => {
@@ -352,12 +361,24 @@ fn confirm_blank(
     if !matches!(look, Look::Blank) {
         return Ok(look);
     }
-    let problem = blank_problem(stat.size, expected, || object::all_zero(file, stat.size))
-        .map_err(|e| Error::io(name, "read", e))?;
+    let zeros = || zero_but_repair_claim(file, stat.size);
+    let problem =
+        blank_problem(stat.size, expected, zeros).map_err(|e| Error::io(name, "read", e))?;
     Ok(match problem {
         None => Look::Blank,
         Some(reason) => Look::Corrupt(reason),
     })
+}
+
+/// Whether the object's first `size` bytes are zero, its header's `repair_claim` aside: a
+/// repairer claims a blank object there (see [`claim_repair`]).
+fn zero_but_repair_claim(file: &File, size: u64) -> io::Result<bool> {
+    let claim = std::mem::offset_of!(Header, repair_claim) as u64;
+    let after = claim + std::mem::size_of::<u64>() as u64;
+    if size < after {
+        return object::all_zero(file, size);
+    }
+    Ok(object::all_zero(file, claim)? && object::all_zero_between(file, after, size)?)
 }
 
 /// Sizes and maps `file`, then writes the header and descriptor (state "initialising").
@@ -495,16 +516,26 @@ fn reinitialise(
 
 /// Repairs an abandoned object of this user's that read locks keep from an in-place repair (a
 /// process with only read access may hold them): builds a new region unnamed, under its own
-/// initialiser lock, and swaps it in for the abandoned one with `RENAME_EXCHANGE`. Locks on the
-/// old object do not reach the new one, so a reader cannot block this. `abandoned` is the old
-/// object, opened read-write.
+/// initialiser lock, and renames it over the abandoned one. Locks on the old object do not
+/// reach the new one, so a reader cannot block this. `abandoned` is the old object, opened
+/// read-write.
 ///
-/// In-place repairers need the old object's initialiser lock (a write lock): our read lock
-/// keeps them away while we look and swap, so the object we swap out is still abandoned. If
-/// another repairer swapped its new region in first, the object we swapped out is not the one
-/// we saw: we swap it back and look again.
+/// Only one repairer replaces a given object. It claims the repair in the object's header
+/// ([`claim_repair`]: a compare-and-swap, which only a process with write access can make)
+/// and holds a read lock on its initialiser byte, which keeps in-place repairers (they need
+/// the write lock) away, from before the claim until it is done. Under both, only this
+/// repairer changes the name while it refers to the abandoned object; it checks that it still
+/// does and renames its region over it (the name refers to one or the other at every moment,
+/// and the abandoned object loses it in the same step). So no repairer ever moves another's
+/// region away, and nothing ever has to be put back. Where it dies:
+/// - before the claim: nothing changed;
+/// - after the claim, before the rename: the object is still abandoned under the name, its
+///   claim names a dead process, and the next repairer takes the claim over (the new region,
+///   if already under a hidden temporary name, stays there: README, "Known limits");
+/// - after the rename, in `init`: its new region is under the name in state "initialising"
+///   without its initialiser lock, that is abandoned, and the next opener repairs it.
 ///
-/// [`Repair::ReadLocked`] where the file system cannot swap names (or the directory refuses it).
+/// [`Repair::Claimed`] while another repairer that may be alive holds the claim.
 fn replace_abandoned(
     target: &Target,
     spec: &RegionSpec,
@@ -531,11 +562,96 @@ fn replace_abandoned(
         Look::Ready(_) => return Ok(Repair::Retry),
         Look::Corrupt(reason) => return Err(Error::corrupt(name, reason)),
     }
+    let Some(claim) = claim_repair(name, abandoned, now, expected)? else {
+        return Ok(Repair::Claimed);
+    };
+    let replaced = rename_new_region_over(target, spec, seen, init);
+    if !matches!(replaced, Ok(Repair::Done(_))) {
+        claim.give_back();
+    }
+    replaced
+}
+
+/// This process's claim to replace an abandoned object (see [`replace_abandoned`]), in the
+/// object's header word `repair_claim`: a pid and the PID namespace that numbers it.
+struct RepairClaim {
+    /// The object's header, mapped.
+    map: Mapping,
+    me: u64,
+}
+
+impl RepairClaim {
+    fn word(&self) -> &std::sync::atomic::AtomicU64 {
+        // SAFETY: `claim_repair` maps HEADER_SIZE bytes; `self.map` is alive while `self` is.
+        &unsafe { header_of(&self.map) }.repair_claim
+    }
+
+    /// Withdraws the claim of a repair that did not happen (the object stays abandoned under
+    /// the name, or left it some other way).
+    fn give_back(&self) {
+        let _ = self.word().compare_exchange(self.me, 0, SeqCst, SeqCst);
+    }
+}
+
+/// Claims the repair of the abandoned object `file` (`stat` as it is now, blank or
+/// unfinished, under our read lock on its initialiser byte): from nobody, or from a claimant
+/// that is certainly gone (see `Owner::may_be_alive`). `None` while another claimant may be
+/// alive: it is repairing the object. An empty object first gets the size an interrupted
+/// creation of this type leaves (`expected`), so that it has a header to claim in; it stays
+/// blank, since the claim word is the one word a blank object may hold besides zeros.
+fn claim_repair(
+    name: &str,
+    file: &File,
+    stat: ObjectStat,
+    expected: Option<u64>,
+) -> Result<Option<RepairClaim>> {
+    if stat.size == 0 {
+        let Some(size) = expected else {
+            // Never: a repair knows its type. Without a size to give it, leave it alone.
+            return Ok(None);
+        };
+        object::reserve(file, size).map_err(|e| Error::io(name, "fallocate", e))?;
+    }
+    let size = object::stat(file)
+        .map_err(|e| Error::io(name, "fstat", e))?
+        .size;
+    if size < HEADER_SIZE as u64 {
+        return Err(Error::corrupt(
+            name,
+            format!("it is {size} bytes long, shorter than its own {HEADER_SIZE}-byte header"),
+        ));
+    }
+    let map = Mapping::new(file, HEADER_SIZE, Access::ReadWrite)
+        .map_err(|e| Error::io(name, "mmap", e))?;
+    let claim = RepairClaim {
+        map,
+        me: Owner::me().word(),
+    };
+    let held = claim.word().load(SeqCst);
+    if held != 0 && Owner::from_word(held).may_be_alive() {
+        return Ok(None);
+    }
+    Ok(claim
+        .word()
+        .compare_exchange(held, claim.me, SeqCst, SeqCst)
+        .is_ok()
+        .then_some(claim))
+}
+
+/// Builds a new region and renames it over the abandoned object `seen`, under the claim of
+/// [`replace_abandoned`]; then runs `init`.
+fn rename_new_region_over(
+    target: &Target,
+    spec: &RegionSpec,
+    seen: ObjectStat,
+    init: Init<'_>,
+) -> Result<Repair> {
+    let name = &target.name;
     let (Unnamed { file, hidden }, map, info) = build_unnamed(target, spec)?;
     if !take_initialiser_lock(name, &file)? {
         unreachable_lock(name)?;
     }
-    // A name in the same directory to swap with (removed with whatever it holds then).
+    // A name in the same directory to rename from (removed with what it holds if we stop).
     let temp = match hidden {
         Some(hidden) => hidden,
         None => target
@@ -543,31 +659,17 @@ fn replace_abandoned(
             .link_hidden(&file, &target.file_name)
             .map_err(|e| Error::io(name, "link the new object", e))?,
     };
-    match target.dir.exchange(temp.name(), &target.file_name) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Repair::Retry),
-        // This file system or directory cannot swap: the read locks stay in the way.
-        Err(_) => return Ok(Repair::ReadLocked),
+    // Under our claim and read lock only we change the name while it refers to the abandoned
+    // object: if it still does, it does until our rename.
+    match target.dir.stat(&target.file_name) {
+        Ok(now) if now.same_object(&seen) => {}
+        _ => return Ok(Repair::Retry),
     }
-    let swapped_out = target.dir.stat(temp.name());
-    if swapped_out.is_ok_and(|out| out.same_object(&seen)) {
-        let region = new_region(target, file, map, info, spec)?;
-        finish(&region, init);
-        // Removes the abandoned object's last name.
-        drop(temp);
-        return Ok(Repair::Done(region));
-    }
-    // Another process's new region was under the name: put it back; ours goes with `temp`.
-    if let Err(e) = target.dir.exchange(temp.name(), &target.file_name) {
-        // Never remove what another process put under the name: keep the hidden name.
-        std::mem::forget(temp);
-        return Err(Error::io(
-            name,
-            "swap back the region another process had just put under the name",
-            e,
-        ));
-    }
-    Ok(Repair::Retry)
+    temp.rename_over(&target.file_name)
+        .map_err(|e| Error::io(name, "rename the new region over the abandoned one", e))?;
+    let region = new_region(target, file, map, info, spec)?;
+    finish(&region, init);
+    Ok(Repair::Done(region))
 }
 
 /// Takes the initialiser lock without waiting; `false` if another handle holds a lock on the

@@ -138,15 +138,28 @@ pub(crate) struct HiddenName {
 }
 
 impl HiddenName {
-    /// The hidden name, in its directory.
-    pub(crate) fn name(&self) -> &OsStr {
-        &self.name
+    /// Renames the object to `name` in the same directory, replacing in the same step whatever
+    /// `name` holds (`renameat2` without flags: the name refers to the old object or to this
+    /// one at every moment, and the old one loses its name). The hidden name is gone then.
+    pub(crate) fn rename_over(mut self, name: &OsStr) -> io::Result<()> {
+        nix::fcntl::renameat2(
+            &*self.dir.0,
+            self.name.as_os_str(),
+            &*self.dir.0,
+            name,
+            nix::fcntl::RenameFlags::empty(),
+        )?;
+        // Nothing left to remove on drop.
+        self.name = OsString::new();
+        Ok(())
     }
 }
 
 impl Drop for HiddenName {
     fn drop(&mut self) {
-        let _ = self.dir.unlink(&self.name);
+        if !self.name.is_empty() {
+            let _ = self.dir.unlink(&self.name);
+        }
     }
 }
 
@@ -280,20 +293,6 @@ impl Dir {
         }
     }
 
-    /// Swaps the objects under two names of this directory, atomically (`renameat2` with
-    /// `RENAME_EXCHANGE`): both names must exist. `EINVAL` where the file system cannot do it;
-    /// `EPERM` in a sticky directory (`/dev/shm`) when either object is another user's.
-    pub(crate) fn exchange(&self, a: &OsStr, b: &OsStr) -> io::Result<()> {
-        nix::fcntl::renameat2(
-            &*self.0,
-            a,
-            &*self.0,
-            b,
-            nix::fcntl::RenameFlags::RENAME_EXCHANGE,
-        )?;
-        Ok(())
-    }
-
     /// `fstatat` of `name` in this directory, without following a symbolic link.
     pub(crate) fn stat(&self, name: &OsStr) -> io::Result<ObjectStat> {
         let stat = nix::sys::stat::fstatat(&*self.0, name, AtFlags::AT_SYMLINK_NOFOLLOW)?;
@@ -393,9 +392,15 @@ pub(crate) fn reserve(file: &File, len: u64) -> io::Result<()> {
 /// mapping: another process may shrink the object meanwhile). An object shorter than `len`
 /// is not: its end read as a short read.
 pub(crate) fn all_zero(file: &File, len: u64) -> io::Result<bool> {
+    all_zero_between(file, 0, len)
+}
+
+/// Whether the bytes from `start` to `len` of `file` are all zero, read with `pread` (as
+/// [`all_zero`]).
+pub(crate) fn all_zero_between(file: &File, start: u64, len: u64) -> io::Result<bool> {
     use std::os::unix::fs::FileExt;
     let mut buffer = vec![0u8; 64 << 10];
-    let mut offset = 0u64;
+    let mut offset = start;
     while offset < len {
         let want = usize::try_from(len - offset).map_or(buffer.len(), |n| n.min(buffer.len()));
         let read = match file.read_at(&mut buffer[..want], offset) {

@@ -140,6 +140,11 @@
 //!   takes an open-file-description read lock from byte 0 to the end of any file
 //!   (`F_OFD_SETLK`, `F_RDLCK`, length 0) and `flock(LOCK_SH)` (or `LOCK_EX`), prints `locked`,
 //!   waits for a line, exits.
+//! - `repair-at-rename SHIM NAME kill|stop-kill` (SHIM: `at_rename.c` built, see
+//!   `tests/repair_race.rs`): arms the shim with the mode given, then `open_or_create`s a
+//!   `Counter` of 1 with mode 0644 at NAME, dying at its first `renameat2` (after it with
+//!   `stop-kill`, stopped just before it). Prints `survived` and waits for a line if it made
+//!   none.
 
 use std::io::{BufRead, Write};
 use std::os::unix::fs::MetadataExt;
@@ -255,6 +260,7 @@ fn main() {
         ["pid"] => say(&format!("pid {}", std::process::id())),
         ["setuid-give-sysv", name] => setuid_give_sysv(name),
         ["readonly-lock", path, kind] => readonly_lock(path, kind),
+        ["repair-at-rename", shim, name, how] => repair_at_rename(shim, name, how),
         _ => {
             eprintln!("shm-helper: unknown arguments {args:?}");
             std::process::exit(2);
@@ -1072,5 +1078,18 @@ fn readonly_lock(path: &str, kind: &str) {
     let rc = unsafe { libc::flock(file.as_raw_fd(), op | libc::LOCK_NB) };
     assert_eq!(rc, 0, "flock: {}", std::io::Error::last_os_error());
     say("locked");
+    wait_for_go();
+}
+
+fn repair_at_rename(shim: &str, name: &str, how: &str) {
+    preload(shim);
+    std::env::set_var("SHMSTORE_TEST_AT_RENAME", how);
+    let _shm = Shm::<Counter>::options()
+        .mode(0o644)
+        .open_timeout(Duration::from_secs(10))
+        .at(at(name))
+        .open_or_create(|| Counter::at(1))
+        .expect("open_or_create");
+    say("survived");
     wait_for_go();
 }
