@@ -396,11 +396,11 @@ impl Inspector {
                 let header = looked.header_now(name).ok();
                 let header = header.as_ref().unwrap_or(&looked.header);
                 let queue = looked.info.queue.map(|shape| {
-                    looked.queue_control(name).map_or((0, false), |control| {
-                        // SAFETY: `control` is a private, 64-byte aligned copy of the 256-byte
-                        // control block, alive for the call.
-                        unsafe { queue::peek(control.as_ptr(), shape.capacity) }
-                    })
+                    looked
+                        .queue_control(name)
+                        .ok()
+                        .and_then(|control| queue::peek(control.bytes(), shape.capacity))
+                        .unwrap_or((0, false))
                 });
                 summarize(
                     location,
@@ -470,11 +470,7 @@ impl Inspector {
                 None => looked.snapshot(name, deadline)?.ok_or(None),
                 Some(shape) => {
                     let control = looked.queue_control(name)?;
-                    // SAFETY: `control` is a private, 64-byte aligned copy of the 256-byte
-                    // control block, alive for the call.
-                    let Some(index) =
-                        (unsafe { queue::front_slot(control.as_ptr(), shape.capacity) })
-                    else {
+                    let Some(index) = queue::front_slot(control.bytes(), shape.capacity) else {
                         return Ok(Vec::new());
                     };
                     let layout = &looked.info.layout;

@@ -66,7 +66,10 @@ use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
-use crate::header::{QueueShape, MAX_PAYLOAD_ALIGN, QUEUE_CONTROL_SIZE, QUEUE_MPMC, QUEUE_SPSC};
+use crate::header::{
+    QueueShape, SharedBytes, SharedView, MAX_PAYLOAD_ALIGN, QUEUE_CONTROL_SIZE, QUEUE_MPMC,
+    QUEUE_SPSC,
+};
 use crate::layout::ShmType;
 use crate::location::Location;
 use crate::lock::Wait;
@@ -183,16 +186,16 @@ struct Control {
 
 const _: () = assert!(size_of::<Control>() == QUEUE_CONTROL_SIZE);
 
+// SAFETY: `Control` is `repr(C)` and made only of `Line`s and `Event`s, themselves `repr(C)`
+// and made only of integer atomics: any bits are a valid value, every access is atomic, and
+// its size is exactly QUEUE_CONTROL_SIZE (asserted above), so no padding.
+unsafe impl SharedView for Control {}
+
 /// How many elements a queue holds and whether it is closed, read from the control block at
-/// the start of its payload, without any lock (for [`list`](crate::list)).
-///
-/// # Safety
-///
-/// `payload` must point at a queue's payload of capacity `capacity` in a live mapping (64-byte
-/// aligned, at least [`QUEUE_CONTROL_SIZE`] bytes), which stays mapped during the call.
-pub(crate) unsafe fn peek(payload: *const u8, capacity: usize) -> (usize, bool) {
-    // SAFETY: the caller's contract; every field of `Control` is atomic.
-    unsafe { &*payload.cast::<Control>() }.len_and_closed(capacity)
+/// the start of `payload` (a mapped payload, or a copy of the control block), without any lock
+/// (for [`list`](crate::list)); `None` if `payload` is too short or misaligned for it.
+pub(crate) fn peek(payload: SharedBytes<'_>, capacity: usize) -> Option<(usize, bool)> {
+    Some(payload.view::<Control>()?.len_and_closed(capacity))
 }
 
 impl Control {
@@ -209,21 +212,14 @@ impl Control {
 /// [`peek`] through a region known to be a queue; `None` for a value.
 pub(crate) fn peek_region(region: &Region) -> Option<(usize, bool)> {
     let shape = region.info().queue?;
-    // SAFETY: the region was validated as a queue of `shape.capacity` elements: its payload
-    // (64-byte aligned, inside the mapping `region` keeps alive) starts with the control block.
-    Some(unsafe { peek(region.working_copy(), shape.capacity) })
+    peek(region.payload()?, shape.capacity)
 }
 
-/// The slot index of a queue's oldest element, read from its control block without any lock;
-/// `None` if the queue is empty (or its counters make no sense).
-///
-/// # Safety
-///
-/// As [`peek`]: `payload` points at a queue's control block (64-byte aligned, at least
-/// [`QUEUE_CONTROL_SIZE`] bytes, mapped or copied), valid during the call.
-pub(crate) unsafe fn front_slot(payload: *const u8, capacity: usize) -> Option<usize> {
-    // SAFETY: the caller's contract; every field of `Control` is atomic.
-    let c = unsafe { &*payload.cast::<Control>() };
+/// The slot index of a queue's oldest element, read from the control block at the start of
+/// `payload` (mapped or copied) without any lock; `None` if the queue is empty (or its
+/// counters make no sense), or `payload` is too short or misaligned for a control block.
+pub(crate) fn front_slot(payload: SharedBytes<'_>, capacity: usize) -> Option<usize> {
+    let c = payload.view::<Control>()?;
     let head = c.head.word.load(Acquire);
     let tail = c.tail.word.load(Acquire) & !CLOSED;
     if tail <= head || tail - head > capacity as u64 {
@@ -237,8 +233,7 @@ pub(crate) unsafe fn front_slot(payload: *const u8, capacity: usize) -> Option<u
 /// queue is empty or the region is a value.
 pub(crate) fn front_copy(region: &Region) -> Option<Vec<u8>> {
     let shape = region.info().queue?;
-    // SAFETY: as in `peek_region`.
-    let index = unsafe { front_slot(region.working_copy(), shape.capacity) }?;
+    let index = front_slot(region.payload()?, shape.capacity)?;
     let start =
         QueueShape::slots_offset(region.info().layout.payload_align) + index * shape.element_size;
     let mut out = vec![0u8; shape.element_size];
@@ -1006,10 +1001,12 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
 
     #[inline]
     fn control(&self) -> &Control {
-        // SAFETY: the payload starts with the control block: 64-byte aligned (payload
-        // alignment is at least 64), 256 bytes, within the mapping, alive as long as
-        // `self.region`; every field is atomic, so other processes' writes are no data race.
-        unsafe { &*self.region.working_copy().cast::<Control>() }
+        match self.region.payload().and_then(SharedBytes::view::<Control>) {
+            Some(control) => control,
+            // The header was validated as a queue of `N` elements of `T`: its payload
+            // (64-byte aligned) starts with the control block.
+            None => unreachable!("a queue's payload holds its control block"),
+        }
     }
 
     fn closed(&self) -> Error {
@@ -1202,9 +1199,14 @@ impl Owner {
 }
 
 /// After a reboot (see `region`): nobody sleeps on the queue's events and nobody holds a role.
+/// Does nothing to a region that is not a queue (its payload has no control block).
 pub(crate) fn reset_after_reboot(region: &Region) {
-    // SAFETY: a queue's payload starts with the control block (see `ShmQueue::control`).
-    let c = unsafe { &*region.working_copy().cast::<Control>() };
+    if region.info().queue.is_none() {
+        return;
+    }
+    let Some(c) = region.payload().and_then(SharedBytes::view::<Control>) else {
+        return;
+    };
     for line in [&c.tail, &c.head] {
         line.owner.store(0, Relaxed);
     }

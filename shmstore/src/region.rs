@@ -22,6 +22,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::header::SharedBytes;
 use crate::header::{
     Descriptor, Header, HeaderInfo, HeaderState, QueueShape, RegionLayout, FLAG_IN_PLACE,
     FLAG_NOTIFY_READERS, HEADER_SIZE,
@@ -240,14 +241,33 @@ impl Region {
         }
     }
 
+    /// The mapped bytes, for as long as `self` is borrowed.
+    #[inline]
+    pub(crate) fn bytes(&self) -> SharedBytes<'_> {
+        match &self.map {
+            Some(map) => SharedBytes::of_mapping(map),
+            None => unreachable!("the mapping is only taken in drop"),
+        }
+    }
+
     /// The header at offset 0.
     #[inline]
     pub(crate) fn header(&self) -> &Header {
-        // SAFETY: the mapping is page-aligned (≥ the header's alignment) and at least
-        // HEADER_SIZE bytes long (checked before mapping); it lives as long as `self`; every
-        // field of `Header` is an atomic or the pthread mutex's `UnsafeCell`, so shared access
-        // concurrent with other processes' writes is sound.
-        unsafe { &*self.base().cast::<Header>() }
+        match self.bytes().header() {
+            Some(header) => header,
+            // A region is assembled only over a mapping of its `region_size ≥ HEADER_SIZE`
+            // bytes (checked before mapping), which it keeps until drop.
+            None => unreachable!("a region's mapping holds its header"),
+        }
+    }
+
+    /// The payload's working copy as shared bytes (`payload_size` of them), for typed views
+    /// of its start (a queue's control block).
+    #[inline]
+    pub(crate) fn payload(&self) -> Option<SharedBytes<'_>> {
+        let layout = &self.info.layout;
+        self.bytes()
+            .range(layout.payload_offset, layout.payload_size)
     }
 
     /// The working copy: the payload the lock holder writes in place (the only copy in
@@ -325,7 +345,9 @@ impl Region {
     /// A copy of the stored type descriptor's bytes, taken with atomic loads: a peer may
     /// rewrite them while we read (the decoder tolerates any bytes).
     pub(crate) fn descriptor_copy(&self) -> Vec<u8> {
-        descriptor_copy(self.base(), self.info.layout.descriptor_len)
+        // The validated layout places the descriptor inside the mapping, so this is never
+        // `None`; an empty descriptor would only fail to decode.
+        descriptor_copy(self.bytes(), self.info.layout.descriptor_len).unwrap_or_default()
     }
 
     /// Writes the region's pages to its file and waits for the disk (`msync(MS_SYNC)`); does
@@ -373,15 +395,18 @@ fn id_of(object: &ObjectStat) -> i32 {
     object.ino as i32
 }
 
-/// Copies `len` descriptor bytes from a mapping whose header was validated for them.
-pub(crate) fn descriptor_copy(base: *const u8, len: usize) -> Vec<u8> {
+/// Copies the first `len` descriptor bytes (from [`HEADER_SIZE`] on) out of a region's
+/// bytes; `None` if they do not hold that many.
+pub(crate) fn descriptor_copy(region: SharedBytes<'_>, len: usize) -> Option<Vec<u8>> {
+    let descriptor = region.range(HEADER_SIZE, len)?;
     let mut out = vec![0u8; len];
-    // SAFETY: the descriptor starts at HEADER_SIZE (8-byte aligned in the page-aligned
-    // mapping) and its `len` bytes lie within the mapping (validated by `Header::check`); the
-    // loads are atomic, so a peer writing them concurrently is no data race; `out` has `len`
-    // bytes.
-    unsafe { copy_atomic(base.add(HEADER_SIZE), out.as_mut_ptr(), len) };
-    out
+    // SAFETY:
+    // - source: `descriptor` holds `len` readable bytes for the call (checked by `range`);
+    // - alignment: `copy_atomic` loads bytes, which need none;
+    // - races: the loads are atomic, so a peer writing the bytes concurrently is no data race;
+    // - destination: `out` is `len` bytes we own, not overlapping the shared source.
+    unsafe { copy_atomic(descriptor.as_ptr(), out.as_mut_ptr(), len) };
+    Some(out)
 }
 
 /// Removes a region: the name of a POSIX region, the file of a file region (`unlink`), or the
@@ -438,17 +463,18 @@ enum Look {
     Corrupt(String),
 }
 
-/// The header at the start of a mapping.
-///
-/// # Safety
-///
-/// The mapping is at least [`HEADER_SIZE`] bytes long, and the returned reference is not used
-/// after the mapping is dropped.
-unsafe fn header_of<'a>(map: &Mapping) -> &'a Header {
-    // SAFETY: the mapping is page-aligned (≥ the header's alignment) and at least HEADER_SIZE
-    // bytes (caller); every `Header` field is an atomic or the mutex's `UnsafeCell`, so sharing
-    // it with other processes' writes is sound; the caller bounds the lifetime.
-    unsafe { &*map.ptr().cast::<Header>() }
+/// The header at the start of a mapping of the region `name`; [`Error::Corrupt`] if the
+/// mapping is shorter than a header (callers check the size before mapping, so it is not).
+fn header_of<'a>(name: &str, map: &'a Mapping) -> Result<&'a Header> {
+    SharedBytes::of_mapping(map).header().ok_or_else(|| {
+        Error::corrupt(
+            name,
+            format!(
+                "it is {} bytes long, shorter than its own {HEADER_SIZE}-byte header",
+                map.len()
+            ),
+        )
+    })
 }
 
 /// Classifies a header over an object of `size` bytes.
@@ -612,9 +638,7 @@ unsafe fn write_header(
     info: &HeaderInfo,
     descriptor: &[u8],
 ) -> Result<()> {
-    // SAFETY: the mapping holds at least `region_size ≥ HEADER_SIZE` bytes (caller) and
-    // outlives this borrow.
-    let header = unsafe { header_of(map) };
+    let header = header_of(name, map)?;
     // SAFETY: the caller guarantees nobody else uses the lock.
     unsafe { header.initialise(info) }.map_err(|e| Error::io(name, "pthread_mutex_init", e))?;
     // SAFETY: the descriptor's bytes lie between HEADER_SIZE and the payload offset, inside the

@@ -297,9 +297,7 @@ fn find(target: &Target, spec: &RegionSpec, access: Access, typed: Typed) -> Res
         let slice = (spec.open_timeout - elapsed).min(Duration::from_millis(10));
         match (&look, map) {
             (Look::NotReady, Some(map)) => {
-                // SAFETY: `look_at` maps nothing smaller than HEADER_SIZE; `map` is alive in
-                // this arm.
-                let header = unsafe { header_of(&map) };
+                let header = header_of(name, &map)?;
                 futex::wait(&header.state, STATE_INITIALISING, Some(slice));
             }
             _ => std::thread::sleep(slice.min(Duration::from_millis(1))),
@@ -334,9 +332,7 @@ fn look_at(
         return Ok((Look::Corrupt(reason), None));
     };
     let map = Mapping::new(file, len, access).map_err(|e| Error::io(name, "mmap", e))?;
-    // SAFETY: the mapping is at least HEADER_SIZE bytes (checked above); `map` outlives this
-    // borrow.
-    let look = classify(unsafe { header_of(&map) }, stat.size);
+    let look = classify(header_of(name, &map)?, stat.size);
     Ok((look, Some(map)))
 }
 

@@ -188,9 +188,7 @@ fn find(
     let started = Instant::now();
     loop {
         let (_, stat, map) = attach(key, &name, spec, access)?;
-        // SAFETY: `attach` checked that the segment holds at least HEADER_SIZE bytes; `map`
-        // outlives every use of `header` below (it moves only after the last one).
-        let header = unsafe { header_of(&map) };
+        let header = header_of(&name, &map)?;
         let claimant = header.creator_pid.load(SeqCst);
         if header.state.load(Acquire) == STATE_READY {
             return match classify(header, stat.object.size) {
@@ -362,9 +360,7 @@ fn initialise_new(
     let name = location.to_string();
     let stat = segment::stat(id).map_err(|e| Error::io(&name, "shmctl(IPC_STAT)", e))?;
     let map = segment::attach(id, Access::ReadWrite).map_err(|e| Error::io(&name, "shmat", e))?;
-    // SAFETY: the segment was created with `region_size ≥ HEADER_SIZE` bytes; `map` outlives
-    // the borrow.
-    let header = unsafe { header_of(&map) };
+    let header = header_of(&name, &map)?;
     // Openers wait for us while we live (we are `shm_cpid`), so nobody else claims it first.
     if header
         .creator_pid
@@ -390,9 +386,7 @@ fn take_over(
     init: Init<'_>,
 ) -> Result<Option<Region>> {
     let name = location.to_string();
-    // SAFETY: `find` checked the segment holds at least HEADER_SIZE bytes; `map` outlives the
-    // borrow.
-    let header = unsafe { header_of(&map) };
+    let header = header_of(&name, &map)?;
     if header
         .creator_pid
         .compare_exchange(claimant, process::current_pid(), SeqCst, SeqCst)
