@@ -1033,14 +1033,27 @@ mod tests {
         let words: Vec<AtomicU64> = (0..40).map(|_| AtomicU64::new(0)).collect();
         let bytes = SharedBytes::of_words(&words);
         assert!(bytes.header().is_some());
-        assert!(bytes.range(0, HEADER_SIZE - 1).and_then(SharedBytes::header).is_none());
-        assert!(bytes.range(4, HEADER_SIZE).and_then(SharedBytes::header).is_none());
-        assert!(bytes.range(8, HEADER_SIZE).and_then(SharedBytes::header).is_some());
+        assert!(bytes
+            .range(0, HEADER_SIZE - 1)
+            .and_then(SharedBytes::header)
+            .is_none());
+        assert!(bytes
+            .range(4, HEADER_SIZE)
+            .and_then(SharedBytes::header)
+            .is_none());
+        assert!(bytes
+            .range(8, HEADER_SIZE)
+            .and_then(SharedBytes::header)
+            .is_some());
         assert!(bytes.range(0, 321).is_none(), "past the end");
         assert!(bytes.range(usize::MAX, 2).is_none(), "overflowing offset");
         let header = bytes.header().unwrap();
         header.version.store(7, Relaxed);
-        assert_eq!(words[16].load(Relaxed), 7, "the view is over the same words");
+        assert_eq!(
+            words[16].load(Relaxed),
+            7,
+            "the view is over the same words"
+        );
     }
 
     /// A descriptor copy stays within the bytes it is given.
@@ -1048,7 +1061,10 @@ mod tests {
     fn descriptor_copy_refuses_lengths_past_the_end() {
         let words: Vec<AtomicU64> = (0..40).map(|_| AtomicU64::new(u64::MAX)).collect();
         let bytes = SharedBytes::of_words(&words);
-        assert_eq!(crate::region::descriptor_copy(bytes, 64), Some(vec![0xff; 64]));
+        assert_eq!(
+            crate::region::descriptor_copy(bytes, 64),
+            Some(vec![0xff; 64])
+        );
         assert_eq!(crate::region::descriptor_copy(bytes, 65), None);
     }
 }

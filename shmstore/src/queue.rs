@@ -1554,6 +1554,17 @@ mod tests {
     use super::*;
     use std::mem::offset_of;
 
+    /// The reset after a reboot checks that the region is a queue before it writes a control
+    /// block: a value's payload is not one, and stays as it was.
+    #[test]
+    fn reset_after_reboot_leaves_a_value_alone() {
+        let name = format!("unit-reset-value-{}", std::process::id());
+        let shm = crate::Shm::<[u64; 32]>::create(&name, [u64::MAX; 32]).unwrap();
+        let _ = crate::unlink(name.as_str());
+        reset_after_reboot(shm.region());
+        assert_eq!(*shm.lock().unwrap(), [u64::MAX; 32]);
+    }
+
     /// The control block offsets FORMAT.md documents.
     #[test]
     fn control_offsets_match_format_md() {

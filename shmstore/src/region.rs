@@ -178,19 +178,28 @@ impl Region {
         }
     }
 
-    /// Runs `init` on the working copy and copies it into the second copy, if any. Only for a
-    /// region no other process uses yet (unnamed, or "initialising" under our initialiser
-    /// lock).
-    fn fill(&self, init: Init<'_>) {
+    /// Runs `init` on the working copy and copies it into the second copy, if any.
+    ///
+    /// # Safety
+    ///
+    /// Nothing else reads or writes the payload during the call, in this process or another:
+    /// the region is unnamed, or its state is "initialising" and the caller holds its
+    /// initialiser lock (or, for a System V segment, its claim), so openers wait for "ready";
+    /// and no other handle of this process refers to its payload yet.
+    pub(crate) unsafe fn fill(&self, init: Init<'_>) {
         let size = self.info.layout.payload_size;
-        // SAFETY: the working copy lies within the mapping (the layout was validated against
-        // the mapped size) and no other process touches the payload before the region is
-        // published (see the caller's contract), so this is the only reference to those bytes.
+        // SAFETY:
+        // - in bounds: the working copy's `size` bytes lie within the mapping (the layout was
+        //   validated against the mapped size), which `self` keeps alive during the call;
+        // - initialised: mapped bytes always hold some value;
+        // - unique: nothing else accesses the payload during the call (caller's contract), so
+        //   this is the only reference to those bytes while `init` runs.
         let working = unsafe { std::slice::from_raw_parts_mut(self.working_copy(), size) };
         init(working);
         if let Some(second) = self.second_copy() {
             // SAFETY: both copies are `size` bytes within the mapping and do not overlap (the
-            // layout places the second after the first); nobody else uses them yet.
+            // layout places the second after the first); nothing else accesses them during the
+            // call (caller's contract), and `working` is no longer used.
             unsafe { std::ptr::copy_nonoverlapping(self.working_copy(), second, size) };
         }
     }
@@ -654,8 +663,13 @@ unsafe fn write_header(
 }
 
 /// Runs `init`, publishes "ready" and wakes openers waiting on the state.
-fn publish(region: &Region, init: Init<'_>) {
-    region.fill(init);
+///
+/// # Safety
+///
+/// As [`Region::fill`]: nothing else uses the payload until this publishes it.
+unsafe fn publish(region: &Region, init: Init<'_>) {
+    // SAFETY: the caller's contract is `fill`'s.
+    unsafe { region.fill(init) };
     let header = region.header();
     header.publish_ready();
     futex::wake_all(&header.state);

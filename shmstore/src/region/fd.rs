@@ -150,7 +150,9 @@ pub(super) fn create(target: &Target, spec: &RegionSpec, init: Init<'_>) -> Resu
         .try_clone()
         .map_err(|e| Error::io(name, "dup", e))?;
     let region = new_region(target, file, map, info, spec)?;
-    region.fill(init);
+    // SAFETY: the object is unnamed and `region` is the only handle to it, so nothing else
+    // can touch its payload.
+    unsafe { region.fill(init) };
     region.header().publish_ready();
     let linked = target.dir.link(&unnamed.file, &target.file_name);
     drop(unnamed);
@@ -409,7 +411,9 @@ fn create_linked_then_init(
         Err(e) => return Err(Error::io(name, "link the new object", e)),
     }
     let region = new_region(target, file, map, info, spec)?;
-    finish(&region, init);
+    // SAFETY: we hold the initialiser lock of the object we just linked, in state
+    // "initialising" (openers wait for "ready"), and `region` is its only handle here.
+    unsafe { finish(&region, init) };
     Ok(Some(region))
 }
 
@@ -436,8 +440,14 @@ fn new_region(
 
 /// Runs `init`, publishes "ready", wakes openers waiting on the state and drops the
 /// initialiser lock.
-fn finish(region: &Region, init: Init<'_>) {
-    publish(region, init);
+///
+/// # Safety
+///
+/// As [`Region::fill`]: the caller holds the initialiser lock of the object, whose state is
+/// not "ready", and `region` is its only handle in this process.
+unsafe fn finish(region: &Region, init: Init<'_>) {
+    // SAFETY: the caller's contract is `publish`'s.
+    unsafe { publish(region, init) };
     if let Handle::File { file, .. } = &region.handle {
         let _ = object::byte_unlock(file, INITIALISER_BYTE);
     }
@@ -485,7 +495,9 @@ fn reinitialise(
     }
     let (map, info) = write_fresh(name, spec, &file)?;
     let region = new_region(target, file, map, info, spec)?;
-    finish(&region, init);
+    // SAFETY: we hold the initialiser lock and wrote a fresh header in state "initialising"
+    // (openers wait for "ready"); `region` is its only handle here.
+    unsafe { finish(&region, init) };
     Ok(Repair::Done(region))
 }
 
@@ -548,7 +560,9 @@ fn replace_abandoned(
     let swapped_out = target.dir.stat(temp.name());
     if swapped_out.is_ok_and(|out| out.same_object(&seen)) {
         let region = new_region(target, file, map, info, spec)?;
-        finish(&region, init);
+        // SAFETY: we hold the initialiser lock of the new object, in state "initialising"
+        // (openers wait for "ready"); `region` is its only handle here.
+        unsafe { finish(&region, init) };
         // Removes the abandoned object's last name.
         drop(temp);
         return Ok(Repair::Done(region));

@@ -432,6 +432,8 @@ fn initialise_claimed(
         info,
         spec,
     );
-    publish(&region, init);
+    // SAFETY: we hold the claim and the header says "initialising", so openers wait for
+    // "ready" before touching the payload; `region` is its only handle here.
+    unsafe { publish(&region, init) };
     Ok(region)
 }
