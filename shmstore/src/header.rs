@@ -10,7 +10,7 @@ use std::marker::PhantomData;
 use std::mem::{size_of, size_of_val};
 use std::ptr::NonNull;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8};
+use std::sync::atomic::{fence, AtomicU32, AtomicU64, AtomicU8};
 
 use crate::error::{Error, Result};
 use crate::layout::{Primitive, TypeLayout};
@@ -99,6 +99,47 @@ pub(crate) struct Header {
 
 const _: () = assert!(std::mem::size_of::<Header>() == HEADER_SIZE);
 const _: () = assert!(std::mem::align_of::<Header>() <= PAYLOAD_MIN_ALIGN);
+
+/// Acquire loads that are sound through a read-only mapping.
+///
+/// std's rules for "Atomic accesses to read-only memory" (`std::sync::atomic`) allow only
+/// `Relaxed` loads no wider than a register there; any other atomic access, an `Acquire` or
+/// `SeqCst` load included, may be compiled to an instruction that writes (and so faults on a
+/// page mapped without write permission). Read-only handles ([`ShmReader`], `list` on a
+/// System V segment, `inspect`) map regions `PROT_READ`, so every load that can run through
+/// such a mapping is this: a `Relaxed` load followed by `fence(Acquire)`, which orders
+/// everything after it exactly as an acquire load would (a fence after a load that reads a
+/// release store synchronises with that store). On x86-64 both compile to a plain `mov`.
+///
+/// [`ShmReader`]: crate::ShmReader
+pub(crate) trait LoadAcquire {
+    /// The integer the atomic holds.
+    type Value;
+    /// The value, with acquire ordering, through a read-only mapping too.
+    fn load_acquire(&self) -> Self::Value;
+}
+
+macro_rules! load_acquire {
+    ($($atomic:ty => $value:ty),*) => {$(
+        impl LoadAcquire for $atomic {
+            type Value = $value;
+            #[inline(always)]
+            fn load_acquire(&self) -> $value {
+                let value = self.load(Relaxed);
+                fence(Acquire);
+                value
+            }
+        }
+    )*};
+}
+load_acquire!(AtomicU8 => u8, AtomicU32 => u32, AtomicU64 => u64);
+
+// A register holds every atomic loaded through a read-only mapping (`u64` at most), which is
+// what makes a relaxed load of it a plain load: not so on 32-bit targets.
+const _: () = assert!(
+    size_of::<usize>() >= size_of::<u64>(),
+    "read-only mappings need 64-bit atomic loads to be plain loads"
+);
 
 /// A type that may be viewed in place over bytes that other processes share and write: the
 /// header and a queue's control block. [`SharedBytes::view`] is the only way to get one.
@@ -353,7 +394,7 @@ impl Header {
                  {PTHREAD_MUTEX_SIZE} bytes (another C library or architecture)"
             ));
         }
-        match self.state.load(Acquire) {
+        match self.state.load_acquire() {
             STATE_INITIALISING => return Ok(HeaderState::Initialising),
             STATE_READY => {}
             other => return Err(format!("its state word is {other}, which means nothing")),
@@ -505,8 +546,10 @@ impl Header {
     pub(crate) fn boot_id(&self) -> [u8; 16] {
         let mut boot_id = [0u8; 16];
         for (b, a) in boot_id.iter_mut().zip(&self.boot_id) {
-            *b = a.load(Acquire);
+            // Relaxed, then one fence for all: see `LoadAcquire` (read-only mappings).
+            *b = a.load(Relaxed);
         }
+        fence(Acquire);
         boot_id
     }
 

@@ -1,9 +1,9 @@
 //! Listing the regions on this host.
 
-use std::sync::atomic::Ordering::Acquire;
-
 use crate::error::{Error, Result};
-use crate::header::{Descriptor, Header, HeaderInfo, HeaderState, SharedBytes, HEADER_SIZE};
+use crate::header::{
+    Descriptor, Header, HeaderInfo, HeaderState, LoadAcquire, SharedBytes, HEADER_SIZE,
+};
 use crate::location::Location;
 use crate::look;
 use crate::name::validate_name;
@@ -189,10 +189,10 @@ pub(crate) fn summarize(
         location: location.clone(),
         type_name,
         size: info.type_size(),
-        version: header.version.load(Acquire) & !1,
+        version: header.version.load_acquire() & !1,
         creator_pid: info.creator_pid,
         creator_uid,
-        poisoned: info.in_place() && header.poisoned.load(Acquire) != 0,
+        poisoned: info.in_place() && header.poisoned.load_acquire() != 0,
         in_place: info.in_place(),
         queue,
     }

@@ -67,8 +67,8 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::header::{
-    QueueShape, SharedBytes, SharedView, MAX_PAYLOAD_ALIGN, QUEUE_CONTROL_SIZE, QUEUE_MPMC,
-    QUEUE_SPSC,
+    LoadAcquire, QueueShape, SharedBytes, SharedView, MAX_PAYLOAD_ALIGN, QUEUE_CONTROL_SIZE,
+    QUEUE_MPMC, QUEUE_SPSC,
 };
 use crate::layout::ShmType;
 use crate::location::Location;
@@ -202,8 +202,9 @@ impl Control {
     /// How many elements the queue holds (a snapshot, clamped to `capacity` in case a peer
     /// broke the counters) and whether it is closed.
     fn len_and_closed(&self, capacity: usize) -> (usize, bool) {
-        let head = self.head.word.load(Acquire);
-        let tail = self.tail.word.load(Acquire);
+        // Through a read-only mapping too (`list` of a System V queue): see `LoadAcquire`.
+        let head = self.head.word.load_acquire();
+        let tail = self.tail.word.load_acquire();
         let len = (tail & !CLOSED).saturating_sub(head).min(capacity as u64) as usize;
         (len, tail & CLOSED != 0)
     }
@@ -220,8 +221,9 @@ pub(crate) fn peek_region(region: &Region) -> Option<(usize, bool)> {
 /// counters make no sense), or `payload` is too short or misaligned for a control block.
 pub(crate) fn front_slot(payload: SharedBytes<'_>, capacity: usize) -> Option<usize> {
     let c = payload.view::<Control>()?;
-    let head = c.head.word.load(Acquire);
-    let tail = c.tail.word.load(Acquire) & !CLOSED;
+    // Through a read-only mapping too (`inspect`): see `LoadAcquire`.
+    let head = c.head.word.load_acquire();
+    let tail = c.tail.word.load_acquire() & !CLOSED;
     if tail <= head || tail - head > capacity as u64 {
         return None;
     }

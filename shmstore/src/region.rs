@@ -24,8 +24,8 @@ use std::time::Duration;
 use crate::error::{Error, Result};
 use crate::header::SharedBytes;
 use crate::header::{
-    Descriptor, Header, HeaderInfo, HeaderState, QueueShape, RegionLayout, FLAG_IN_PLACE,
-    FLAG_NOTIFY_READERS, HEADER_SIZE,
+    Descriptor, Header, HeaderInfo, HeaderState, LoadAcquire, QueueShape, RegionLayout,
+    FLAG_IN_PLACE, FLAG_NOTIFY_READERS, HEADER_SIZE,
 };
 use crate::layout::TypeLayout;
 use crate::location::Location;
@@ -224,11 +224,8 @@ impl Region {
     /// Whether an in-place region is poisoned (never in the default mode).
     pub(crate) fn poisoned(&self) -> bool {
         self.in_place()
-            && self
-                .header()
-                .poisoned
-                .load(std::sync::atomic::Ordering::Acquire)
-                != 0
+            // Read-only handles ask too: see `LoadAcquire`.
+            && self.header().poisoned.load_acquire() != 0
     }
 
     /// Whether this handle may write the header (lock, register as a waiter).

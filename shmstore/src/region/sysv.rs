@@ -30,7 +30,7 @@
 //! creation and checked with `IPC_STAT` before `shmat`, and nobody can shrink it afterwards, so
 //! no access can fault.
 
-use std::sync::atomic::Ordering::{Acquire, SeqCst};
+use std::sync::atomic::Ordering::SeqCst;
 use std::time::{Duration, Instant};
 
 use super::{
@@ -38,7 +38,7 @@ use super::{
     publish, write_header, Handle, Init, Look, Region, RegionSpec, Typed,
 };
 use crate::error::{Error, Result};
-use crate::header::{Header, HEADER_SIZE, MAGIC, STATE_INITIALISING, STATE_READY};
+use crate::header::{Header, LoadAcquire, HEADER_SIZE, MAGIC, STATE_INITIALISING, STATE_READY};
 use crate::location::Location;
 use crate::snapshot::copy_atomic;
 use crate::sys::object::{Access, Mapping};
@@ -189,8 +189,11 @@ fn find(
     loop {
         let (_, stat, map) = attach(key, &name, spec, access)?;
         let header = header_of(&name, &map)?;
-        let claimant = header.creator_pid.load(SeqCst);
-        if header.state.load(Acquire) == STATE_READY {
+        // `access` may be read-only, so these are acquire loads that such a mapping allows
+        // (see `LoadAcquire`); they order what follows after whatever the claimant and the
+        // creator published, and the claim itself is settled by `compare_exchange` later.
+        let claimant = header.creator_pid.load_acquire();
+        if header.state.load_acquire() == STATE_READY {
             return match classify(header, stat.object.size) {
                 Look::Ready(info) => {
                     let handle = Handle::SysV { key };
@@ -206,7 +209,7 @@ fn find(
         if !ours_or_blank(header) {
             return Err(Error::corrupt(&name, foreign_reason(header)));
         }
-        if !matches!(header.state.load(Acquire), 0 | STATE_INITIALISING) {
+        if !matches!(header.state.load_acquire(), 0 | STATE_INITIALISING) {
             // No initialiser ever writes another state: corrupt, whoever is alive.
             if let Look::Corrupt(reason) = classify(header, stat.object.size) {
                 return Err(Error::corrupt(&name, reason));
@@ -226,7 +229,7 @@ fn find(
                 other => other,
             };
             match look {
-                _ if header.creator_pid.load(SeqCst) != claimant => continue,
+                _ if header.creator_pid.load_acquire() != claimant => continue,
                 Look::NotReady | Look::Blank => {
                     return Ok(Found::Abandoned {
                         map,
@@ -247,7 +250,7 @@ fn find(
             });
         }
         let slice = (spec.open_timeout - elapsed).min(Duration::from_millis(10));
-        if header.state.load(Acquire) == STATE_INITIALISING {
+        if header.state.load_acquire() == STATE_INITIALISING {
             futex::wait(&header.state, STATE_INITIALISING, Some(slice));
         } else {
             std::thread::sleep(slice.min(Duration::from_millis(1)));
@@ -337,7 +340,8 @@ fn zero_but_claim(map: &Mapping, size: u64) -> bool {
 
 /// A header this crate may be writing: blank (zero magic) or with our magic.
 fn ours_or_blank(header: &Header) -> bool {
-    let magic = header.magic.load(SeqCst);
+    // Through a read-only attachment too: see `LoadAcquire`.
+    let magic = header.magic.load_acquire();
     magic == 0 || magic == u64::from_ne_bytes(MAGIC)
 }
 
@@ -345,7 +349,7 @@ fn foreign_reason(header: &Header) -> String {
     format!(
         "it does not start with the magic bytes \"SHMSTORE\" (found {:02x?}): another program's \
          segment uses this key",
-        header.magic.load(SeqCst).to_ne_bytes()
+        header.magic.load_acquire().to_ne_bytes()
     )
 }
 
