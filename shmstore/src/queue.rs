@@ -239,9 +239,16 @@ pub(crate) fn front_copy(region: &Region) -> Option<Vec<u8>> {
     let start =
         QueueShape::slots_offset(region.info().layout.payload_align) + index * shape.element_size;
     let mut out = vec![0u8; shape.element_size];
+    // Not a consistent copy: without the lock, a consumer may pop this element and a producer
+    // write the next one into the slot while we load (with a plain, non-atomic copy), so the
+    // bytes may mix two elements. Such a race across processes is outside what Rust's memory
+    // model describes; what these atomic byte loads guarantee is only that each of our loads
+    // reads some byte that was in the slot. Hence "for display only".
     for (i, byte) in out.iter_mut().enumerate() {
-        // SAFETY: slot `index < capacity` lies within the payload the header was validated
-        // for; byte-sized atomic loads need no alignment and race with nothing.
+        // SAFETY: in bounds: slot `index < capacity` starts at `start` and holds
+        // `element_size` bytes, within the payload the header was validated for, mapped while
+        // `region` is borrowed; alignment: byte-sized atomics need none; the loads are atomic
+        // and relaxed, so sound through a read-only mapping (see `LoadAcquire`).
         *byte = unsafe { AtomicU8::from_ptr(region.working_copy().add(start + i)) }.load(Relaxed);
     }
     Some(out)
