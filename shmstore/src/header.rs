@@ -228,6 +228,22 @@ impl<'a> SharedBytes<'a> {
         self.ptr.as_ptr()
     }
 
+    /// A copy of the bytes, loaded one by one with relaxed atomic loads (sound through a
+    /// read-only mapping: see [`LoadAcquire`]). Not a consistent copy if someone writes them
+    /// meanwhile: each byte is one that was there.
+    pub(crate) fn load_bytes(self) -> Vec<u8> {
+        (0..self.len)
+            .map(|i| {
+                // SAFETY: `i < len`: within these bytes.
+                let at = unsafe { self.ptr.add(i) };
+                // SAFETY: readable for `'a` (contract of `SharedBytes`); a byte atomic needs no
+                // alignment; this process writes these bytes only atomically (same contract),
+                // so the atomic view races with no non-atomic access of ours.
+                unsafe { AtomicU8::from_ptr(at.as_ptr()) }.load(Relaxed)
+            })
+            .collect()
+    }
+
     /// The bytes at the start as a `T`: `None` if they are too few or misaligned for it.
     pub(crate) fn view<T: SharedView>(self) -> Option<&'a T> {
         if self.len < size_of::<T>() || !self.ptr.cast::<T>().is_aligned() {

@@ -62,7 +62,7 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::mem::{align_of, size_of};
 use std::sync::atomic::Ordering::{Acquire, Relaxed, SeqCst};
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8};
+use std::sync::atomic::{AtomicU32, AtomicU64};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
@@ -238,20 +238,13 @@ pub(crate) fn front_copy(region: &Region) -> Option<Vec<u8>> {
     let index = front_slot(region.payload()?, shape.capacity)?;
     let start =
         QueueShape::slots_offset(region.info().layout.payload_align) + index * shape.element_size;
-    let mut out = vec![0u8; shape.element_size];
+    let slot = region.payload()?.range(start, shape.element_size)?;
     // Not a consistent copy: without the lock, a consumer may pop this element and a producer
     // write the next one into the slot while we load (with a plain, non-atomic copy), so the
     // bytes may mix two elements. Such a race across processes is outside what Rust's memory
     // model describes; what these atomic byte loads guarantee is only that each of our loads
     // reads some byte that was in the slot. Hence "for display only".
-    for (i, byte) in out.iter_mut().enumerate() {
-        // SAFETY: in bounds: slot `index < capacity` starts at `start` and holds
-        // `element_size` bytes, within the payload the header was validated for, mapped while
-        // `region` is borrowed; alignment: byte-sized atomics need none; the loads are atomic
-        // and relaxed, so sound through a read-only mapping (see `LoadAcquire`).
-        *byte = unsafe { AtomicU8::from_ptr(region.working_copy().add(start + i)) }.load(Relaxed);
-    }
-    Some(out)
+    Some(slot.load_bytes())
 }
 
 /// A named, bounded queue of `T` in shared memory, between any number of processes.

@@ -647,15 +647,12 @@ unsafe fn write_header(
     let header = header_of(name, map)?;
     // SAFETY: the caller guarantees nobody else uses the lock.
     unsafe { header.initialise(info) }.map_err(|e| Error::io(name, "pthread_mutex_init", e))?;
+    // SAFETY: HEADER_SIZE < region_size ≤ the mapped length (caller): within the mapping.
+    let target = unsafe { map.ptr().add(HEADER_SIZE) };
     // SAFETY: the descriptor's bytes lie between HEADER_SIZE and the payload offset, inside the
-    // mapping; no other process reads them before the region is ready (caller).
-    unsafe {
-        std::ptr::copy_nonoverlapping(
-            descriptor.as_ptr(),
-            map.ptr().add(HEADER_SIZE),
-            descriptor.len(),
-        )
-    };
+    // mapping, so they do not overlap `descriptor` (our own memory); no other process reads
+    // them before the region is ready (caller); bytes need no alignment.
+    unsafe { std::ptr::copy_nonoverlapping(descriptor.as_ptr(), target, descriptor.len()) };
     Ok(())
 }
 

@@ -527,9 +527,13 @@ unsafe fn copy_validated(
     let mut done = 0;
     while done < len {
         let n = CHUNK.min(len - done);
+        // SAFETY: `done < len`: within the caller's `len` source bytes.
+        let from = unsafe { src.add(done) };
+        // SAFETY: as above, within the `len` destination bytes.
+        let to = unsafe { dst.add(done) };
         // SAFETY: `done + n ≤ len`, so both ranges stay within the caller's `len` bytes, and
-        // `src + done` stays 8-byte aligned (CHUNK is a multiple of 8).
-        unsafe { copy_atomic(src.add(done), dst.add(done), n) };
+        // `from` stays 8-byte aligned (CHUNK is a multiple of 8); the rest is the caller's.
+        unsafe { copy_atomic(from, to, n) };
         done += n;
         fence(Acquire);
         if version.load(Relaxed) != before {
@@ -551,18 +555,26 @@ unsafe fn copy_validated(
 pub(crate) unsafe fn copy_atomic(src: *const u8, dst: *mut u8, len: usize) {
     let words = len / 8;
     for i in 0..words {
-        // SAFETY: `src + 8i` is 8-byte aligned (src is) and within the `len` readable bytes;
-        // the caller guarantees the access pattern that makes an atomic view sound.
-        let word =
-            unsafe { AtomicU64::from_ptr(src.add(i * 8).cast::<u64>().cast_mut()) }.load(Relaxed);
-        // SAFETY: `dst + 8i .. + 8` is within the `len` writable bytes; unaligned is allowed.
-        unsafe { dst.add(i * 8).cast::<u64>().write_unaligned(word) };
+        // SAFETY: `8i + 8 ≤ len`: within the `len` readable bytes.
+        let from = unsafe { src.add(i * 8) }.cast::<u64>().cast_mut();
+        // SAFETY: as above, within the `len` writable bytes.
+        let to = unsafe { dst.add(i * 8) }.cast::<u64>();
+        // SAFETY: `from` is 8-byte aligned (src is) and readable for the call; the caller
+        // guarantees the access pattern that makes an atomic view sound. A relaxed load of a
+        // register-wide atomic, so sound through a read-only mapping (see `LoadAcquire`).
+        let word = unsafe { AtomicU64::from_ptr(from) }.load(Relaxed);
+        // SAFETY: `to .. to + 8` is within the `len` writable bytes; unaligned is allowed.
+        unsafe { to.write_unaligned(word) };
     }
     for i in words * 8..len {
-        // SAFETY: as above, for a single byte.
-        let byte = unsafe { AtomicU8::from_ptr(src.add(i).cast_mut()) }.load(Relaxed);
-        // SAFETY: within the `len` writable bytes.
-        unsafe { dst.add(i).write(byte) };
+        // SAFETY: `i < len`: within the readable bytes.
+        let from = unsafe { src.add(i) }.cast_mut();
+        // SAFETY: as above, within the writable bytes.
+        let to = unsafe { dst.add(i) };
+        // SAFETY: as for the words; a byte needs no alignment.
+        let byte = unsafe { AtomicU8::from_ptr(from) }.load(Relaxed);
+        // SAFETY: `to` is one of the `len` writable bytes.
+        unsafe { to.write(byte) };
     }
 }
 

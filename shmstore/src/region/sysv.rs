@@ -38,7 +38,9 @@ use super::{
     publish, write_header, Handle, Init, Look, Region, RegionSpec, Typed,
 };
 use crate::error::{Error, Result};
-use crate::header::{Header, LoadAcquire, HEADER_SIZE, MAGIC, STATE_INITIALISING, STATE_READY};
+use crate::header::{
+    Header, LoadAcquire, SharedBytes, HEADER_SIZE, MAGIC, STATE_INITIALISING, STATE_READY,
+};
 use crate::location::Location;
 use crate::snapshot::copy_atomic;
 use crate::sys::object::{Access, Mapping};
@@ -319,13 +321,15 @@ fn zero_but_claim(map: &Mapping, size: u64) -> bool {
     let mut offset = 0;
     while offset < size {
         let len = (size - offset).min(chunk.len());
-        // SAFETY: the attachment maps the whole segment (`size` bytes, checked with IPC_STAT;
-        // a segment never shrinks) at a page-aligned address, so `offset` (a multiple of the
-        // 8-aligned chunk size) is 8-byte aligned and `len` bytes from it are readable while
-        // `map` lives; the loads are atomic, so a peer writing meanwhile is no data race in
-        // this process. Nobody should write: the claimant is dead, and a re-initialiser swaps
+        let Some(source) = SharedBytes::of_mapping(map).range(offset, len) else {
+            return false;
+        };
+        // SAFETY: `source` holds `len` bytes readable while `map` lives (checked by `range`);
+        // the mapping is page-aligned and `offset` a multiple of the chunk size, so 8-byte
+        // aligned; the loads are atomic, so a peer writing meanwhile is no data race in this
+        // process. Nobody should write: the claimant is dead, and a re-initialiser swaps
         // `creator_pid` before it writes anything, which the caller checks after this read.
-        unsafe { copy_atomic(map.ptr().add(offset), chunk.as_mut_ptr(), len) };
+        unsafe { copy_atomic(source.as_ptr(), chunk.as_mut_ptr(), len) };
         let nonzero = chunk[..len]
             .iter()
             .enumerate()
