@@ -43,27 +43,35 @@ struct RawMutex {
 
 impl RawMutex {
     fn new() -> RawMutex {
-        // SAFETY: an anonymous shared mapping of one page, checked for failure; the mutex is
-        // initialised with standard attribute calls before use and never moved.
-        unsafe {
-            let p = libc::mmap(
+        // SAFETY: a new anonymous shared mapping of one page at an address the kernel picks,
+        // so no existing memory is replaced; the result is checked below.
+        let p = unsafe {
+            libc::mmap(
                 std::ptr::null_mut(),
                 4096,
                 libc::PROT_READ | libc::PROT_WRITE,
                 libc::MAP_SHARED | libc::MAP_ANONYMOUS,
                 -1,
                 0,
-            );
-            assert_ne!(p, libc::MAP_FAILED);
-            let mut attr = MaybeUninit::<libc::pthread_mutexattr_t>::uninit();
-            libc::pthread_mutexattr_init(attr.as_mut_ptr());
-            libc::pthread_mutexattr_setpshared(attr.as_mut_ptr(), libc::PTHREAD_PROCESS_SHARED);
-            libc::pthread_mutexattr_setrobust(attr.as_mut_ptr(), libc::PTHREAD_MUTEX_ROBUST);
-            libc::pthread_mutexattr_settype(attr.as_mut_ptr(), libc::PTHREAD_MUTEX_ERRORCHECK);
-            let m = p.cast::<libc::pthread_mutex_t>();
-            assert_eq!(libc::pthread_mutex_init(m, attr.as_ptr()), 0);
-            RawMutex { ptr: m }
-        }
+            )
+        };
+        assert_ne!(p, libc::MAP_FAILED);
+        let mut attr = MaybeUninit::<libc::pthread_mutexattr_t>::uninit();
+        let a = attr.as_mut_ptr();
+        // SAFETY: `a` is writable storage for an attribute object, initialised by this call.
+        unsafe { libc::pthread_mutexattr_init(a) };
+        // SAFETY: `a` was initialised above.
+        unsafe { libc::pthread_mutexattr_setpshared(a, libc::PTHREAD_PROCESS_SHARED) };
+        // SAFETY: as above.
+        unsafe { libc::pthread_mutexattr_setrobust(a, libc::PTHREAD_MUTEX_ROBUST) };
+        // SAFETY: as above.
+        unsafe { libc::pthread_mutexattr_settype(a, libc::PTHREAD_MUTEX_ERRORCHECK) };
+        let m = p.cast::<libc::pthread_mutex_t>();
+        // SAFETY: `m` is the start of a fresh, page-aligned 4096-byte mapping (room and
+        // alignment for a `pthread_mutex_t`) that nothing else uses; `a` is initialised. The
+        // mutex is never moved and the mapping never unmapped.
+        assert_eq!(unsafe { libc::pthread_mutex_init(m, a) }, 0);
+        RawMutex { ptr: m }
     }
 
     fn lock_write_unlock(&self, slot: &AtomicU64) {

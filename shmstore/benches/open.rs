@@ -22,37 +22,45 @@ type Page = [u8; 4096];
 /// `close`; with `touch`, reads the first word in between.
 #[inline(never)]
 fn raw_open(name: &CString, touch: bool) -> u64 {
-    // SAFETY: `name` is a valid C string; the descriptor and mapping are checked, used only
-    // here and released before returning; the object is at least `st_size` bytes long, so the
-    // read of its first word is inside the mapping.
-    unsafe {
-        let fd = libc::shm_open(
+    // SAFETY: `name` is a valid C string; the descriptor is checked below.
+    let fd = unsafe {
+        libc::shm_open(
             name.as_ptr(),
             libc::O_RDWR | libc::O_CLOEXEC | libc::O_NOFOLLOW,
             0,
-        );
-        assert!(fd >= 0);
-        let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
-        assert_eq!(libc::fstat(fd, st.as_mut_ptr()), 0);
-        let len = st.assume_init().st_size as usize;
-        let p = libc::mmap(
+        )
+    };
+    assert!(fd >= 0);
+    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: `fd` is open; fstat writes one `stat` into `st`.
+    assert_eq!(unsafe { libc::fstat(fd, st.as_mut_ptr()) }, 0);
+    // SAFETY: fstat succeeded, so it initialised `st`.
+    let len = unsafe { st.assume_init() }.st_size as usize;
+    // SAFETY: a new shared mapping of the object at an address the kernel picks (nothing is
+    // replaced); checked below.
+    let p = unsafe {
+        libc::mmap(
             std::ptr::null_mut(),
             len,
             libc::PROT_READ | libc::PROT_WRITE,
             libc::MAP_SHARED,
             fd,
             0,
-        );
-        assert_ne!(p, libc::MAP_FAILED);
-        let first = if touch {
-            std::ptr::read_volatile(p.cast::<u64>())
-        } else {
-            0
-        };
-        libc::munmap(p, len);
-        libc::close(fd);
-        first
-    }
+        )
+    };
+    assert_ne!(p, libc::MAP_FAILED);
+    let first = if touch {
+        // SAFETY: the object is `len ≥ 8` bytes long (a 4 KiB region), so its first word is
+        // inside the page-aligned mapping.
+        unsafe { std::ptr::read_volatile(p.cast::<u64>()) }
+    } else {
+        0
+    };
+    // SAFETY: `p..p + len` is the mapping made above, used by nothing after this.
+    unsafe { libc::munmap(p, len) };
+    // SAFETY: `fd` is ours and used by nothing after this.
+    unsafe { libc::close(fd) };
+    first
 }
 
 fn benches(c: &mut Criterion) {

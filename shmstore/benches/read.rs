@@ -42,8 +42,10 @@ fn copy_relaxed<const N: usize>(src: &[AtomicU64; N]) -> [u64; N] {
     let mut out = MaybeUninit::<[u64; N]>::uninit();
     let dst = out.as_mut_ptr().cast::<u64>();
     for (i, word) in src.iter().enumerate() {
-        // SAFETY: `i < N`, inside `out`.
-        unsafe { dst.add(i).write(word.load(Ordering::Relaxed)) };
+        // SAFETY: `i < N`: inside `out`.
+        let at = unsafe { dst.add(i) };
+        // SAFETY: `at` is one of `out`'s N words: writable and aligned.
+        unsafe { at.write(word.load(Ordering::Relaxed)) };
     }
     // SAFETY: all N words were written above.
     unsafe { out.assume_init() }
@@ -82,9 +84,12 @@ impl Baseline {
 
     fn plain<const N: usize>(&self) -> &[u64; N] {
         assert!(N * 8 <= 4096);
-        // SAFETY: the second page of the live mapping; only this process maps it and nothing
-        // writes it while the reference lives (it stays zero).
-        unsafe { &*self.shm.ptr().add(4096).cast::<[u64; N]>() }
+        // SAFETY: the mapping is at least two pages long: 4096 is within it.
+        let second_page = unsafe { self.shm.ptr().add(4096) };
+        // SAFETY: the second page of the live mapping, page-aligned, `N * 8 ≤ 4096` bytes
+        // (asserted); only this process maps it and nothing writes it while the reference
+        // lives (it stays zero).
+        unsafe { &*second_page.cast::<[u64; N]>() }
     }
 }
 

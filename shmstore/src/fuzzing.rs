@@ -16,10 +16,10 @@
 //! instead: after a crash, `rm -f /dev/shm/shmstore-fuzz-*`).
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::time::Duration;
 
-use crate::header::{check_type, Descriptor, Header, HeaderState, RegionLayout, HEADER_SIZE};
+use crate::header::{check_type, Descriptor, HeaderState, RegionLayout, SharedBytes, HEADER_SIZE};
 use crate::sys::object::Access;
 use crate::sys::sysv;
 use crate::{Error, Inspector, Location, QueueMode, Shm, ShmQueue, ShmType};
@@ -71,15 +71,10 @@ pub fn check_header_bytes(bytes: &[u8]) {
     if len < HEADER_SIZE {
         return;
     }
-    // An 8-byte-aligned copy, as the page-aligned mapping is.
-    let mut words = vec![0u64; len.div_ceil(8)];
-    let buffer: &mut [u8] = bytemuck::cast_slice_mut(&mut words);
-    buffer[..len].copy_from_slice(bytes);
-    // SAFETY: `buffer` is 8-byte aligned (it is a `[u64]`), at least HEADER_SIZE =
-    // size_of::<Header>() bytes long, and mutably borrowed (so not aliased) for as long as
-    // `header` lives; every field of `Header` is an atomic or the mutex's byte storage, for
-    // which any bytes are valid.
-    let header = unsafe { &*buffer.as_mut_ptr().cast::<Header>() };
+    let words = atomic_words(bytes);
+    let Some(header) = SharedBytes::of_words(&words).header() else {
+        return;
+    };
     let info = match header.check(len as u64) {
         Ok(HeaderState::Ready(info)) => info,
         Ok(HeaderState::Blank | HeaderState::Initialising) | Err(_) => return,
@@ -123,6 +118,19 @@ pub fn check_header_bytes(bytes: &[u8]) {
     // The type comparison decodes the descriptor to explain a mismatch: it must not panic.
     let _ = check_type("fuzz", &info, || descriptor.to_vec(), &<[u64; 4]>::LAYOUT);
     let _ = check_type("fuzz", &info, || descriptor.to_vec(), &<u8>::LAYOUT);
+}
+
+/// `bytes` in 8-byte-aligned atomic words (zero-padded), as a page-aligned mapping holds
+/// them, for a typed view ([`SharedBytes::of_words`]).
+fn atomic_words(bytes: &[u8]) -> Vec<AtomicU64> {
+    bytes
+        .chunks(8)
+        .map(|chunk| {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            AtomicU64::new(u64::from_ne_bytes(word))
+        })
+        .collect()
 }
 
 /// Decodes `bytes` as a stored type descriptor (`FORMAT.md`).
@@ -233,13 +241,10 @@ fn may_take_over(bytes: &[u8], segment: bool) -> bool {
     if len < HEADER_SIZE {
         return false;
     }
-    // An 8-byte-aligned copy, as the page-aligned mapping is.
-    let mut words = vec![0u64; len.div_ceil(8)];
-    let buffer: &mut [u8] = bytemuck::cast_slice_mut(&mut words);
-    buffer[..len].copy_from_slice(bytes);
-    // SAFETY: as in `check_header_bytes`: `buffer` is 8-byte aligned, at least HEADER_SIZE
-    // bytes long and not aliased while `header` lives; any bytes are a valid `Header`.
-    let header = unsafe { &*buffer.as_mut_ptr().cast::<Header>() };
+    let words = atomic_words(bytes);
+    let Some(header) = SharedBytes::of_words(&words).header() else {
+        return false;
+    };
     match header.check(len as u64) {
         Ok(HeaderState::Ready(_) | HeaderState::Initialising) => true,
         Ok(HeaderState::Blank) => {

@@ -6,12 +6,16 @@
 //! processes write concurrently is sound; the fields fixed at creation are read once, validated,
 //! and kept in a [`HeaderInfo`].
 
+use std::marker::PhantomData;
+use std::mem::{size_of, size_of_val};
+use std::ptr::NonNull;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8};
+use std::sync::atomic::{fence, AtomicU32, AtomicU64, AtomicU8};
 
 use crate::error::{Error, Result};
 use crate::layout::{Primitive, TypeLayout};
 use crate::sys::mutex::{RobustMutex, PTHREAD_MUTEX_SIZE};
+use crate::sys::object::Mapping;
 
 /// Bytes 0..8 of every region.
 pub(crate) const MAGIC: [u8; 8] = *b"SHMSTORE";
@@ -100,6 +104,172 @@ pub(crate) struct Header {
 
 const _: () = assert!(std::mem::size_of::<Header>() == HEADER_SIZE);
 const _: () = assert!(std::mem::align_of::<Header>() <= PAYLOAD_MIN_ALIGN);
+
+/// Acquire loads that are sound through a read-only mapping.
+///
+/// std's rules for "Atomic accesses to read-only memory" (`std::sync::atomic`) allow only
+/// `Relaxed` loads no wider than a register there; any other atomic access, an `Acquire` or
+/// `SeqCst` load included, may be compiled to an instruction that writes (and so faults on a
+/// page mapped without write permission). Read-only handles ([`ShmReader`], `list` on a
+/// System V segment, `inspect`) map regions `PROT_READ`, so every load that can run through
+/// such a mapping is this: a `Relaxed` load followed by `fence(Acquire)`, which orders
+/// everything after it exactly as an acquire load would (a fence after a load that reads a
+/// release store synchronises with that store). On x86-64 both compile to a plain `mov`.
+///
+/// [`ShmReader`]: crate::ShmReader
+pub(crate) trait LoadAcquire {
+    /// The integer the atomic holds.
+    type Value;
+    /// The value, with acquire ordering, through a read-only mapping too.
+    fn load_acquire(&self) -> Self::Value;
+}
+
+macro_rules! load_acquire {
+    ($($atomic:ty => $value:ty),*) => {$(
+        impl LoadAcquire for $atomic {
+            type Value = $value;
+            #[inline(always)]
+            fn load_acquire(&self) -> $value {
+                let value = self.load(Relaxed);
+                fence(Acquire);
+                value
+            }
+        }
+    )*};
+}
+load_acquire!(AtomicU8 => u8, AtomicU32 => u32, AtomicU64 => u64);
+
+// A register holds every atomic loaded through a read-only mapping (`u64` at most), which is
+// what makes a relaxed load of it a plain load: not so on 32-bit targets.
+const _: () = assert!(
+    size_of::<usize>() >= size_of::<u64>(),
+    "read-only mappings need 64-bit atomic loads to be plain loads"
+);
+
+/// A type that may be viewed in place over bytes that other processes share and write: the
+/// header and a queue's control block. [`SharedBytes::view`] is the only way to get one.
+///
+/// # Safety
+///
+/// An implementor is `repr(C)`, has no padding whose contents matter, and is made only of
+/// integer atomics and `UnsafeCell`s of bytes (the pthread mutex), so that
+/// - every bit pattern is a valid value, whatever a peer wrote;
+/// - a shared reference permits the concurrent writes of other processes and threads
+///   (interior mutability), and every access through it is atomic or goes through pthread.
+pub(crate) unsafe trait SharedView: Sized {}
+
+// SAFETY: `Header` is `repr(C)`; its fields are integer atomics (any bits are valid, every
+// access atomic) and `RobustMutex`, an `UnsafeCell<[u8; N]>` that only pthread and atomic
+// futex operations touch. Its size is exactly HEADER_SIZE with no padding (asserted above and
+// in `header_offsets_match_format_md`).
+unsafe impl SharedView for Header {}
+
+/// Bytes shared with other processes, readable (at least) and alive for `'a`: a mapping, or
+/// a private copy held in atomics. The unsafe core of the crate's typed access to shared
+/// memory: the one place that turns such bytes into a `&Header` or a `&Control`, checking
+/// their length and alignment, so no other module casts a mapped pointer.
+#[derive(Clone, Copy)]
+pub(crate) struct SharedBytes<'a> {
+    ptr: NonNull<u8>,
+    len: usize,
+    _borrow: PhantomData<&'a [AtomicU8]>,
+}
+
+impl<'a> SharedBytes<'a> {
+    /// The `len` bytes from `ptr`.
+    ///
+    /// # Safety
+    ///
+    /// `ptr..ptr + len` is readable (mapped, or owned by a borrow) for all of `'a`; nothing
+    /// in this process writes it other than atomically while `'a` lasts.
+    unsafe fn new(ptr: NonNull<u8>, len: usize) -> SharedBytes<'a> {
+        SharedBytes {
+            ptr,
+            len,
+            _borrow: PhantomData,
+        }
+    }
+
+    /// The whole of a mapping, for as long as it is borrowed.
+    pub(crate) fn of_mapping(map: &'a Mapping) -> SharedBytes<'a> {
+        let Some(ptr) = NonNull::new(map.ptr()) else {
+            return SharedBytes::empty();
+        };
+        // SAFETY: `Mapping`'s invariant: `ptr..ptr + len` stays mapped while the mapping
+        // lives, and the borrow `'a` keeps it alive; this process writes mapped shared memory
+        // only through atomics, the pthread mutex, or under the region's lock (the payload,
+        // which no view covers).
+        unsafe { SharedBytes::new(ptr, map.len()) }
+    }
+
+    /// A private copy held in atomic words (a header or control block read with `pread`).
+    pub(crate) fn of_words(words: &'a [AtomicU64]) -> SharedBytes<'a> {
+        let len = size_of_val(words);
+        let ptr = NonNull::from(words).cast::<u8>();
+        // SAFETY: the slice is borrowed for `'a`, so its `len` bytes stay alive and readable;
+        // they are atomics, so any write to them while borrowed is atomic.
+        unsafe { SharedBytes::new(ptr, len) }
+    }
+
+    fn empty() -> SharedBytes<'a> {
+        // SAFETY: zero bytes from a dangling, well-aligned pointer: nothing to read.
+        unsafe { SharedBytes::new(NonNull::dangling(), 0) }
+    }
+
+    /// The `len` bytes from `offset`; `None` unless they lie within these.
+    pub(crate) fn range(self, offset: usize, len: usize) -> Option<SharedBytes<'a>> {
+        if offset.checked_add(len)? > self.len {
+            return None;
+        }
+        // SAFETY: `offset ≤ self.len`, so the result is within (or one past) the same range.
+        let ptr = unsafe { self.ptr.add(offset) };
+        // SAFETY: `offset..offset + len` lies within these bytes (checked above), which the
+        // contract of `self` makes readable and only atomically written for `'a`.
+        Some(unsafe { SharedBytes::new(ptr, len) })
+    }
+
+    /// The first address (for atomic byte copies, which must stay within these bytes).
+    pub(crate) fn as_ptr(self) -> *const u8 {
+        self.ptr.as_ptr()
+    }
+
+    /// A copy of the bytes, loaded one by one with relaxed atomic loads (sound through a
+    /// read-only mapping: see [`LoadAcquire`]). Not a consistent copy if someone writes them
+    /// meanwhile: each byte is one that was there.
+    pub(crate) fn load_bytes(self) -> Vec<u8> {
+        (0..self.len)
+            .map(|i| {
+                // SAFETY: `i < len`: within these bytes.
+                let at = unsafe { self.ptr.add(i) };
+                // SAFETY: readable for `'a` (contract of `SharedBytes`); a byte atomic needs no
+                // alignment; this process writes these bytes only atomically (same contract),
+                // so the atomic view races with no non-atomic access of ours.
+                unsafe { AtomicU8::from_ptr(at.as_ptr()) }.load(Relaxed)
+            })
+            .collect()
+    }
+
+    /// The bytes at the start as a `T`: `None` if they are too few or misaligned for it.
+    pub(crate) fn view<T: SharedView>(self) -> Option<&'a T> {
+        if self.len < size_of::<T>() || !self.ptr.cast::<T>().is_aligned() {
+            return None;
+        }
+        // SAFETY:
+        // - in bounds and readable for `'a`: `size_of::<T>() ≤ len` (checked) and the contract
+        //   of `SharedBytes`;
+        // - aligned for `T` (checked);
+        // - a valid `T`: any bits are, by `SharedView`;
+        // - aliasing: `T` is all interior mutability and this process writes these bytes only
+        //   atomically (contract of `SharedBytes`), so a shared reference next to other
+        //   processes' and threads' writes is sound.
+        Some(unsafe { self.ptr.cast::<T>().as_ref() })
+    }
+
+    /// The header at the start: `None` if fewer than [`HEADER_SIZE`] bytes.
+    pub(crate) fn header(self) -> Option<&'a Header> {
+        self.view::<Header>()
+    }
+}
 
 /// The header fields fixed at creation, read once and validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -245,7 +415,7 @@ impl Header {
                  {PTHREAD_MUTEX_SIZE} bytes (another C library or architecture)"
             ));
         }
-        match self.state.load(Acquire) {
+        match self.state.load_acquire() {
             STATE_INITIALISING => return Ok(HeaderState::Initialising),
             STATE_READY => {}
             other => return Err(format!("its state word is {other}, which means nothing")),
@@ -399,8 +569,10 @@ impl Header {
     pub(crate) fn boot_id(&self) -> [u8; 16] {
         let mut boot_id = [0u8; 16];
         for (b, a) in boot_id.iter_mut().zip(&self.boot_id) {
-            *b = a.load(Acquire);
+            // Relaxed, then one fence for all: see `LoadAcquire` (read-only mappings).
+            *b = a.load(Relaxed);
         }
+        fence(Acquire);
         boot_id
     }
 
@@ -920,5 +1092,46 @@ mod tests {
             large < small + 16,
             "{small} bytes for 2 elements, {large} for a million"
         );
+    }
+
+    /// The typed view checks what its callers used to promise: enough bytes, aligned.
+    #[test]
+    fn shared_view_refuses_short_or_misaligned_bytes() {
+        let words: Vec<AtomicU64> = (0..40).map(|_| AtomicU64::new(0)).collect();
+        let bytes = SharedBytes::of_words(&words);
+        assert!(bytes.header().is_some());
+        assert!(bytes
+            .range(0, HEADER_SIZE - 1)
+            .and_then(SharedBytes::header)
+            .is_none());
+        assert!(bytes
+            .range(4, HEADER_SIZE)
+            .and_then(SharedBytes::header)
+            .is_none());
+        assert!(bytes
+            .range(8, HEADER_SIZE)
+            .and_then(SharedBytes::header)
+            .is_some());
+        assert!(bytes.range(0, 321).is_none(), "past the end");
+        assert!(bytes.range(usize::MAX, 2).is_none(), "overflowing offset");
+        let header = bytes.header().unwrap();
+        header.version.store(7, Relaxed);
+        assert_eq!(
+            words[16].load(Relaxed),
+            7,
+            "the view is over the same words"
+        );
+    }
+
+    /// A descriptor copy stays within the bytes it is given.
+    #[test]
+    fn descriptor_copy_refuses_lengths_past_the_end() {
+        let words: Vec<AtomicU64> = (0..40).map(|_| AtomicU64::new(u64::MAX)).collect();
+        let bytes = SharedBytes::of_words(&words);
+        assert_eq!(
+            crate::region::descriptor_copy(bytes, 64),
+            Some(vec![0xff; 64])
+        );
+        assert_eq!(crate::region::descriptor_copy(bytes, 65), None);
     }
 }

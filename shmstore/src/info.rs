@@ -1,9 +1,9 @@
 //! Listing the regions on this host.
 
-use std::sync::atomic::Ordering::Acquire;
-
 use crate::error::{Error, Result};
-use crate::header::{Descriptor, Header, HeaderInfo, HeaderState, HEADER_SIZE};
+use crate::header::{
+    Descriptor, Header, HeaderInfo, HeaderState, LoadAcquire, SharedBytes, HEADER_SIZE,
+};
 use crate::location::Location;
 use crate::look;
 use crate::name::validate_name;
@@ -118,9 +118,7 @@ fn describe_named(name: &str) -> Option<RegionInfo> {
         None => None,
         Some(shape) => {
             let control = looked.queue_control(name).ok()?;
-            // SAFETY: `control` is a private, 64-byte aligned copy of the 256-byte control
-            // block, alive for the call.
-            Some(unsafe { queue::peek(control.as_ptr(), shape.capacity) })
+            queue::peek(control.bytes(), shape.capacity)
         }
     };
     let location = Location::Named(name.to_string());
@@ -149,21 +147,21 @@ fn describe_segment(key: i32, id: i32) -> Option<RegionInfo> {
 
 /// Reads a mapped region's header and descriptor; `None` unless it is a ready region.
 fn describe(location: &Location, map: &Mapping, size: u64) -> Option<RegionInfo> {
-    // SAFETY: page-aligned, at least HEADER_SIZE bytes (callers check), alive for this
-    // function; every field of `Header` is atomic.
-    let header = unsafe { &*map.ptr().cast::<Header>() };
+    let bytes = SharedBytes::of_mapping(map);
+    let header = bytes.header()?;
     let HeaderState::Ready(info) = header.check(size).ok()? else {
         return None;
     };
     let prefix_len = info.layout.descriptor_len.min(LISTED_DESCRIPTOR_BYTES);
-    let bytes = descriptor_copy(map.ptr(), prefix_len);
-    let type_name = Descriptor::decode_type_name(&bytes).ok()?;
-    let queue = info.queue.map(|shape| {
-        // SAFETY: the header was validated against the mapped size: the payload (64-byte
-        // aligned) holds a queue of `shape.capacity` elements, starting with its control block;
-        // `map` lives until the end of this function.
-        unsafe { queue::peek(map.ptr().add(info.layout.payload_offset), shape.capacity) }
-    });
+    let prefix = descriptor_copy(bytes, prefix_len)?;
+    let type_name = Descriptor::decode_type_name(&prefix).ok()?;
+    let queue = match info.queue {
+        None => None,
+        Some(shape) => {
+            let payload = bytes.range(info.layout.payload_offset, info.layout.payload_size)?;
+            Some(queue::peek(payload, shape.capacity)?)
+        }
+    };
     Some(summarize(location, type_name, header, &info, queue, None))
 }
 
@@ -191,10 +189,10 @@ pub(crate) fn summarize(
         location: location.clone(),
         type_name,
         size: info.type_size(),
-        version: header.version.load(Acquire) & !1,
+        version: header.version.load_acquire() & !1,
         creator_pid: info.creator_pid,
         creator_uid,
-        poisoned: info.in_place() && header.poisoned.load(Acquire) != 0,
+        poisoned: info.in_place() && header.poisoned.load_acquire() != 0,
         in_place: info.in_place(),
         queue,
     }

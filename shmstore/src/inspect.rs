@@ -3,12 +3,13 @@
 
 use std::fmt;
 use std::path::Path;
-use std::sync::atomic::Ordering::{Acquire, Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
+
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::header::{
-    Descriptor, DescriptorField, Header, HeaderInfo, QueueShape, MAX_DESCRIPTOR_LEN,
+    Descriptor, DescriptorField, Header, HeaderInfo, LoadAcquire, QueueShape, MAX_DESCRIPTOR_LEN,
 };
 use crate::info::{summarize, RegionInfo};
 use crate::layout::{Primitive, ShmType};
@@ -396,11 +397,11 @@ impl Inspector {
                 let header = looked.header_now(name).ok();
                 let header = header.as_ref().unwrap_or(&looked.header);
                 let queue = looked.info.queue.map(|shape| {
-                    looked.queue_control(name).map_or((0, false), |control| {
-                        // SAFETY: `control` is a private, 64-byte aligned copy of the 256-byte
-                        // control block, alive for the call.
-                        unsafe { queue::peek(control.as_ptr(), shape.capacity) }
-                    })
+                    looked
+                        .queue_control(name)
+                        .ok()
+                        .and_then(|control| queue::peek(control.bytes(), shape.capacity))
+                        .unwrap_or((0, false))
                 });
                 summarize(
                     location,
@@ -470,11 +471,7 @@ impl Inspector {
                 None => looked.snapshot(name, deadline)?.ok_or(None),
                 Some(shape) => {
                     let control = looked.queue_control(name)?;
-                    // SAFETY: `control` is a private, 64-byte aligned copy of the 256-byte
-                    // control block, alive for the call.
-                    let Some(index) =
-                        (unsafe { queue::front_slot(control.as_ptr(), shape.capacity) })
-                    else {
+                    let Some(index) = queue::front_slot(control.bytes(), shape.capacity) else {
                         return Ok(Vec::new());
                     };
                     let layout = &looked.info.layout;
@@ -561,7 +558,7 @@ fn header_fields_of(h: &Header) -> HeaderFields {
     HeaderFields {
         format_version: h.format_version.load(Relaxed),
         header_size: h.header_size.load(Relaxed),
-        state: h.state.load(Acquire),
+        state: h.state.load_acquire(),
         flags: h.flags.load(Relaxed),
         fingerprint: h.fingerprint.load(Relaxed),
         payload_offset: h.payload_offset.load(Relaxed),
@@ -577,7 +574,7 @@ fn header_fields_of(h: &Header) -> HeaderFields {
         queue_mode: h.queue_mode.load(Relaxed),
         queue_capacity: h.queue_capacity.load(Relaxed),
         queue_element_size: h.queue_element_size.load(Relaxed),
-        version: h.version.load(Acquire),
+        version: h.version.load_acquire(),
         waiters: h.waiters.load(Relaxed),
         poisoned: h.poisoned.load(Relaxed),
         commit_in_progress: h.commit_in_progress.load(Relaxed),

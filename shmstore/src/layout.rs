@@ -580,10 +580,19 @@ impl Fnv {
 
 macro_rules! impl_primitive {
     ($($ty:ty => $p:ident),* $(,)?) => {$(
+        // The primitive's layout is size = align = width. Rust does not promise that alignment
+        // (`u64` is 4-aligned on i686, `u128` was 8-aligned on x86-64 before Rust 1.77): a
+        // target where it differs fails to build here instead of mis-describing the type.
+        const _: () = assert!(
+            core::mem::size_of::<$ty>() == Primitive::$p.size()
+                && core::mem::align_of::<$ty>() == Primitive::$p.size(),
+            concat!(stringify!($ty), " is not aligned to its width on this target")
+        );
+
         // SAFETY: a fixed-width integer or float is `Pod` (every bit pattern valid, no padding,
         // no pointers), `Sync` and `'static`, has the same size on every target, and its
-        // layout is exactly the primitive's (size = align = width on every target this crate
-        // builds for; checked by `primitive_layouts_match_the_compiler`).
+        // layout is exactly the primitive's: size = align = width, asserted at compile time
+        // just above.
         unsafe impl ShmType for $ty {
             const LAYOUT: TypeLayout = TypeLayout::primitive(Primitive::$p);
         }

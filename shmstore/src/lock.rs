@@ -285,12 +285,16 @@ unsafe fn copy_payload(from: *const u8, to: *mut u8, size: usize) {
         // Word moves: the holder has usually just stored into the working copy, and a wider
         // vector load of bytes still in the store buffer stalls on store forwarding.
         for i in 0..size / 8 {
-            // SAFETY: within both copies (caller), which are 8-byte aligned (64-aligned).
-            unsafe {
-                to.add(i * 8)
-                    .cast::<u64>()
-                    .write(from.add(i * 8).cast::<u64>().read())
-            };
+            // SAFETY: `i * 8 + 8 ≤ size`: within the source copy (caller).
+            let source = unsafe { from.add(i * 8) }.cast::<u64>();
+            // SAFETY: as above, within the destination copy.
+            let target = unsafe { to.add(i * 8) }.cast::<u64>();
+            // SAFETY: readable (caller); 8-byte aligned (the copy is 64-aligned, the offset a
+            // multiple of 8); the lock holder is the only writer of the payload.
+            let word = unsafe { source.read() };
+            // SAFETY: writable (caller), 8-byte aligned as above, and not overlapping the
+            // source copy (caller); readers load it only atomically, under the version check.
+            unsafe { target.write(word) };
         }
     } else {
         // SAFETY: the caller's contract.

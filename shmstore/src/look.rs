@@ -13,13 +13,14 @@
 use std::fs::File;
 use std::io;
 use std::path::Path;
-use std::sync::atomic::fence;
-use std::sync::atomic::Ordering::Acquire;
+use std::sync::atomic::Ordering::{Acquire, Relaxed};
+use std::sync::atomic::{fence, AtomicU64};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::header::{
-    Header, HeaderInfo, HeaderState, HEADER_SIZE, INITIALISER_BYTE, MAGIC, QUEUE_CONTROL_SIZE,
+    Header, HeaderInfo, HeaderState, SharedBytes, HEADER_SIZE, INITIALISER_BYTE, MAGIC,
+    QUEUE_CONTROL_SIZE,
 };
 use crate::sys::object::{self, ByteLock, ObjectStat};
 
@@ -32,35 +33,41 @@ const POLL: Duration = Duration::from_millis(10);
 const MAX_RESTARTS: u32 = 8;
 
 /// A private copy of 256 bytes, aligned as a mapping's start: a header, or a queue's control
-/// block, read with `pread`.
+/// block, read with `pread`. Held in atomic words so that the typed views of it
+/// ([`SharedBytes::view`]) are over memory that permits their interior mutability.
 #[repr(C, align(64))]
-pub(crate) struct Block256([u8; 256]);
+pub(crate) struct Block256 {
+    words: [AtomicU64; 32],
+}
 
 const _: () = assert!(HEADER_SIZE == 256 && QUEUE_CONTROL_SIZE == 256);
-const _: () = assert!(std::mem::align_of::<Header>() <= 64);
+const _: () = assert!(std::mem::size_of::<Block256>() == 256);
+const _: () = assert!(std::mem::align_of::<Header>() <= std::mem::align_of::<Block256>());
 
 impl Block256 {
     /// The 256 bytes at `offset` of the object; an error if it ends before.
     pub(crate) fn read(file: &File, offset: u64) -> io::Result<Block256> {
-        let mut block = Block256([0; 256]);
-        object::read_exact_at(file, offset, &mut block.0)?;
-        Ok(block)
+        let mut bytes = [0u8; 256];
+        object::read_exact_at(file, offset, &mut bytes)?;
+        let mut words = bytes
+            .chunks_exact(8)
+            .map(|word| AtomicU64::new(u64::from_ne_bytes(word.try_into().unwrap_or_default())));
+        Ok(Block256 {
+            words: std::array::from_fn(|_| words.next().unwrap_or_default()),
+        })
     }
 
     /// The copy as a header, to validate with [`Header::check`] and read field by field.
     pub(crate) fn header(&self) -> &Header {
-        // SAFETY: the block is 256 bytes (= size_of::<Header>()) aligned to 64 (≥ Header's
-        // alignment, asserted above); every field of `Header` is an integer atomic or the
-        // mutex's byte array, for which any bytes are a valid value; the reference borrows
-        // `self`, so the bytes stay alive and unchanged while it lives. Its atomics and the
-        // mutex cell would allow writes through a shared reference, so nothing may write
-        // through it: the only users are `Header::check` and field loads, which only load.
-        unsafe { &*std::ptr::from_ref(self).cast::<Header>() }
+        match self.bytes().header() {
+            Some(header) => header,
+            None => unreachable!("256 bytes aligned to 64 hold a header (asserted above)"),
+        }
     }
 
-    /// The address of the copy, for code that reads a queue's control block through a pointer.
-    pub(crate) fn as_ptr(&self) -> *const u8 {
-        self.0.as_ptr()
+    /// The copy as shared bytes, for a typed view of a queue's control block.
+    pub(crate) fn bytes(&self) -> SharedBytes<'_> {
+        SharedBytes::of_words(&self.words)
     }
 }
 
@@ -98,7 +105,7 @@ fn sight(name: &str, file: &File, stat: &ObjectStat) -> Result<Sight> {
         )));
     }
     let header = Box::new(Block256::read(file, 0).map_err(|e| shrank(name, "its header", e))?);
-    let has_magic = header.0[..MAGIC.len()] == MAGIC;
+    let has_magic = header.header().magic.load(Relaxed) == u64::from_ne_bytes(MAGIC);
     Ok(match header.header().check(stat.size) {
         Ok(HeaderState::Ready(info)) => Sight::Ready(header, info),
         Ok(HeaderState::Blank | HeaderState::Initialising) => Sight::NotReady,

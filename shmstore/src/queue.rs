@@ -62,11 +62,14 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::mem::{align_of, size_of};
 use std::sync::atomic::Ordering::{Acquire, Relaxed, SeqCst};
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8};
+use std::sync::atomic::{AtomicU32, AtomicU64};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
-use crate::header::{QueueShape, MAX_PAYLOAD_ALIGN, QUEUE_CONTROL_SIZE, QUEUE_MPMC, QUEUE_SPSC};
+use crate::header::{
+    LoadAcquire, QueueShape, SharedBytes, SharedView, MAX_PAYLOAD_ALIGN, QUEUE_CONTROL_SIZE,
+    QUEUE_MPMC, QUEUE_SPSC,
+};
 use crate::layout::ShmType;
 use crate::location::Location;
 use crate::lock::Wait;
@@ -183,24 +186,25 @@ struct Control {
 
 const _: () = assert!(size_of::<Control>() == QUEUE_CONTROL_SIZE);
 
+// SAFETY: `Control` is `repr(C)` and made only of `Line`s and `Event`s, themselves `repr(C)`
+// and made only of integer atomics: any bits are a valid value, every access is atomic, and
+// its size is exactly QUEUE_CONTROL_SIZE (asserted above), so no padding.
+unsafe impl SharedView for Control {}
+
 /// How many elements a queue holds and whether it is closed, read from the control block at
-/// the start of its payload, without any lock (for [`list`](crate::list)).
-///
-/// # Safety
-///
-/// `payload` must point at a queue's payload of capacity `capacity` in a live mapping (64-byte
-/// aligned, at least [`QUEUE_CONTROL_SIZE`] bytes), which stays mapped during the call.
-pub(crate) unsafe fn peek(payload: *const u8, capacity: usize) -> (usize, bool) {
-    // SAFETY: the caller's contract; every field of `Control` is atomic.
-    unsafe { &*payload.cast::<Control>() }.len_and_closed(capacity)
+/// the start of `payload` (a mapped payload, or a copy of the control block), without any lock
+/// (for [`list`](crate::list)); `None` if `payload` is too short or misaligned for it.
+pub(crate) fn peek(payload: SharedBytes<'_>, capacity: usize) -> Option<(usize, bool)> {
+    Some(payload.view::<Control>()?.len_and_closed(capacity))
 }
 
 impl Control {
     /// How many elements the queue holds (a snapshot, clamped to `capacity` in case a peer
     /// broke the counters) and whether it is closed.
     fn len_and_closed(&self, capacity: usize) -> (usize, bool) {
-        let head = self.head.word.load(Acquire);
-        let tail = self.tail.word.load(Acquire);
+        // Through a read-only mapping too (`list` of a System V queue): see `LoadAcquire`.
+        let head = self.head.word.load_acquire();
+        let tail = self.tail.word.load_acquire();
         let len = (tail & !CLOSED).saturating_sub(head).min(capacity as u64) as usize;
         (len, tail & CLOSED != 0)
     }
@@ -209,23 +213,17 @@ impl Control {
 /// [`peek`] through a region known to be a queue; `None` for a value.
 pub(crate) fn peek_region(region: &Region) -> Option<(usize, bool)> {
     let shape = region.info().queue?;
-    // SAFETY: the region was validated as a queue of `shape.capacity` elements: its payload
-    // (64-byte aligned, inside the mapping `region` keeps alive) starts with the control block.
-    Some(unsafe { peek(region.working_copy(), shape.capacity) })
+    peek(region.payload()?, shape.capacity)
 }
 
-/// The slot index of a queue's oldest element, read from its control block without any lock;
-/// `None` if the queue is empty (or its counters make no sense).
-///
-/// # Safety
-///
-/// As [`peek`]: `payload` points at a queue's control block (64-byte aligned, at least
-/// [`QUEUE_CONTROL_SIZE`] bytes, mapped or copied), valid during the call.
-pub(crate) unsafe fn front_slot(payload: *const u8, capacity: usize) -> Option<usize> {
-    // SAFETY: the caller's contract; every field of `Control` is atomic.
-    let c = unsafe { &*payload.cast::<Control>() };
-    let head = c.head.word.load(Acquire);
-    let tail = c.tail.word.load(Acquire) & !CLOSED;
+/// The slot index of a queue's oldest element, read from the control block at the start of
+/// `payload` (mapped or copied) without any lock; `None` if the queue is empty (or its
+/// counters make no sense), or `payload` is too short or misaligned for a control block.
+pub(crate) fn front_slot(payload: SharedBytes<'_>, capacity: usize) -> Option<usize> {
+    let c = payload.view::<Control>()?;
+    // Through a read-only mapping too (`inspect`): see `LoadAcquire`.
+    let head = c.head.word.load_acquire();
+    let tail = c.tail.word.load_acquire() & !CLOSED;
     if tail <= head || tail - head > capacity as u64 {
         return None;
     }
@@ -237,17 +235,16 @@ pub(crate) unsafe fn front_slot(payload: *const u8, capacity: usize) -> Option<u
 /// queue is empty or the region is a value.
 pub(crate) fn front_copy(region: &Region) -> Option<Vec<u8>> {
     let shape = region.info().queue?;
-    // SAFETY: as in `peek_region`.
-    let index = unsafe { front_slot(region.working_copy(), shape.capacity) }?;
+    let index = front_slot(region.payload()?, shape.capacity)?;
     let start =
         QueueShape::slots_offset(region.info().layout.payload_align) + index * shape.element_size;
-    let mut out = vec![0u8; shape.element_size];
-    for (i, byte) in out.iter_mut().enumerate() {
-        // SAFETY: slot `index < capacity` lies within the payload the header was validated
-        // for; byte-sized atomic loads need no alignment and race with nothing.
-        *byte = unsafe { AtomicU8::from_ptr(region.working_copy().add(start + i)) }.load(Relaxed);
-    }
-    Some(out)
+    let slot = region.payload()?.range(start, shape.element_size)?;
+    // Not a consistent copy: without the lock, a consumer may pop this element and a producer
+    // write the next one into the slot while we load (with a plain, non-atomic copy), so the
+    // bytes may mix two elements. Such a race across processes is outside what Rust's memory
+    // model describes; what these atomic byte loads guarantee is only that each of our loads
+    // reads some byte that was in the slot. Hence "for display only".
+    Some(slot.load_bytes())
 }
 
 /// A named, bounded queue of `T` in shared memory, between any number of processes.
@@ -1021,10 +1018,12 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
 
     #[inline]
     fn control(&self) -> &Control {
-        // SAFETY: the payload starts with the control block: 64-byte aligned (payload
-        // alignment is at least 64), 256 bytes, within the mapping, alive as long as
-        // `self.region`; every field is atomic, so other processes' writes are no data race.
-        unsafe { &*self.region.working_copy().cast::<Control>() }
+        match self.region.payload().and_then(SharedBytes::view::<Control>) {
+            Some(control) => control,
+            // The header was validated as a queue of `N` elements of `T`: its payload
+            // (64-byte aligned) starts with the control block.
+            None => unreachable!("a queue's payload holds its control block"),
+        }
     }
 
     fn closed(&self) -> Error {
@@ -1218,9 +1217,14 @@ impl Owner {
 }
 
 /// After a reboot (see `region`): nobody sleeps on the queue's events and nobody holds a role.
+/// Does nothing to a region that is not a queue (its payload has no control block).
 pub(crate) fn reset_after_reboot(region: &Region) {
-    // SAFETY: a queue's payload starts with the control block (see `ShmQueue::control`).
-    let c = unsafe { &*region.working_copy().cast::<Control>() };
+    if region.info().queue.is_none() {
+        return;
+    }
+    let Some(c) = region.payload().and_then(SharedBytes::view::<Control>) else {
+        return;
+    };
     for line in [&c.tail, &c.head] {
         line.owner.store(0, Relaxed);
     }
@@ -1567,6 +1571,17 @@ fn clear_control(payload: &mut [u8]) {
 mod tests {
     use super::*;
     use std::mem::offset_of;
+
+    /// The reset after a reboot checks that the region is a queue before it writes a control
+    /// block: a value's payload is not one, and stays as it was.
+    #[test]
+    fn reset_after_reboot_leaves_a_value_alone() {
+        let name = format!("unit-reset-value-{}", std::process::id());
+        let shm = crate::Shm::<[u64; 32]>::create(&name, [u64::MAX; 32]).unwrap();
+        let _ = crate::unlink(name.as_str());
+        reset_after_reboot(shm.region());
+        assert_eq!(*shm.lock().unwrap(), [u64::MAX; 32]);
+    }
 
     /// The control block offsets FORMAT.md documents.
     #[test]

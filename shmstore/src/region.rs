@@ -22,9 +22,10 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::header::SharedBytes;
 use crate::header::{
-    Descriptor, Header, HeaderInfo, HeaderState, QueueShape, RegionLayout, FLAG_IN_PLACE,
-    FLAG_NOTIFY_READERS, HEADER_SIZE,
+    Descriptor, Header, HeaderInfo, HeaderState, LoadAcquire, QueueShape, RegionLayout,
+    FLAG_IN_PLACE, FLAG_NOTIFY_READERS, HEADER_SIZE,
 };
 use crate::layout::TypeLayout;
 use crate::location::Location;
@@ -177,19 +178,28 @@ impl Region {
         }
     }
 
-    /// Runs `init` on the working copy and copies it into the second copy, if any. Only for a
-    /// region no other process uses yet (unnamed, or "initialising" under our initialiser
-    /// lock).
-    fn fill(&self, init: Init<'_>) {
+    /// Runs `init` on the working copy and copies it into the second copy, if any.
+    ///
+    /// # Safety
+    ///
+    /// Nothing else reads or writes the payload during the call, in this process or another:
+    /// the region is unnamed, or its state is "initialising" and the caller holds its
+    /// initialiser lock (or, for a System V segment, its claim), so openers wait for "ready";
+    /// and no other handle of this process refers to its payload yet.
+    pub(crate) unsafe fn fill(&self, init: Init<'_>) {
         let size = self.info.layout.payload_size;
-        // SAFETY: the working copy lies within the mapping (the layout was validated against
-        // the mapped size) and no other process touches the payload before the region is
-        // published (see the caller's contract), so this is the only reference to those bytes.
+        // SAFETY:
+        // - in bounds: the working copy's `size` bytes lie within the mapping (the layout was
+        //   validated against the mapped size), which `self` keeps alive during the call;
+        // - initialised: mapped bytes always hold some value;
+        // - unique: nothing else accesses the payload during the call (caller's contract), so
+        //   this is the only reference to those bytes while `init` runs.
         let working = unsafe { std::slice::from_raw_parts_mut(self.working_copy(), size) };
         init(working);
         if let Some(second) = self.second_copy() {
             // SAFETY: both copies are `size` bytes within the mapping and do not overlap (the
-            // layout places the second after the first); nobody else uses them yet.
+            // layout places the second after the first); nothing else accesses them during the
+            // call (caller's contract), and `working` is no longer used.
             unsafe { std::ptr::copy_nonoverlapping(self.working_copy(), second, size) };
         }
     }
@@ -214,11 +224,8 @@ impl Region {
     /// Whether an in-place region is poisoned (never in the default mode).
     pub(crate) fn poisoned(&self) -> bool {
         self.in_place()
-            && self
-                .header()
-                .poisoned
-                .load(std::sync::atomic::Ordering::Acquire)
-                != 0
+            // Read-only handles ask too: see `LoadAcquire`.
+            && self.header().poisoned.load_acquire() != 0
     }
 
     /// Whether this handle may write the header (lock, register as a waiter).
@@ -240,14 +247,33 @@ impl Region {
         }
     }
 
+    /// The mapped bytes, for as long as `self` is borrowed.
+    #[inline]
+    pub(crate) fn bytes(&self) -> SharedBytes<'_> {
+        match &self.map {
+            Some(map) => SharedBytes::of_mapping(map),
+            None => unreachable!("the mapping is only taken in drop"),
+        }
+    }
+
     /// The header at offset 0.
     #[inline]
     pub(crate) fn header(&self) -> &Header {
-        // SAFETY: the mapping is page-aligned (≥ the header's alignment) and at least
-        // HEADER_SIZE bytes long (checked before mapping); it lives as long as `self`; every
-        // field of `Header` is an atomic or the pthread mutex's `UnsafeCell`, so shared access
-        // concurrent with other processes' writes is sound.
-        unsafe { &*self.base().cast::<Header>() }
+        match self.bytes().header() {
+            Some(header) => header,
+            // A region is assembled only over a mapping of its `region_size ≥ HEADER_SIZE`
+            // bytes (checked before mapping), which it keeps until drop.
+            None => unreachable!("a region's mapping holds its header"),
+        }
+    }
+
+    /// The payload's working copy as shared bytes (`payload_size` of them), for typed views
+    /// of its start (a queue's control block).
+    #[inline]
+    pub(crate) fn payload(&self) -> Option<SharedBytes<'_>> {
+        let layout = &self.info.layout;
+        self.bytes()
+            .range(layout.payload_offset, layout.payload_size)
     }
 
     /// The working copy: the payload the lock holder writes in place (the only copy in
@@ -325,7 +351,9 @@ impl Region {
     /// A copy of the stored type descriptor's bytes, taken with atomic loads: a peer may
     /// rewrite them while we read (the decoder tolerates any bytes).
     pub(crate) fn descriptor_copy(&self) -> Vec<u8> {
-        descriptor_copy(self.base(), self.info.layout.descriptor_len)
+        // The validated layout places the descriptor inside the mapping, so this is never
+        // `None`; an empty descriptor would only fail to decode.
+        descriptor_copy(self.bytes(), self.info.layout.descriptor_len).unwrap_or_default()
     }
 
     /// Writes the region's pages to its file and waits for the disk (`msync(MS_SYNC)`); does
@@ -373,15 +401,18 @@ fn id_of(object: &ObjectStat) -> i32 {
     object.ino as i32
 }
 
-/// Copies `len` descriptor bytes from a mapping whose header was validated for them.
-pub(crate) fn descriptor_copy(base: *const u8, len: usize) -> Vec<u8> {
+/// Copies the first `len` descriptor bytes (from [`HEADER_SIZE`] on) out of a region's
+/// bytes; `None` if they do not hold that many.
+pub(crate) fn descriptor_copy(region: SharedBytes<'_>, len: usize) -> Option<Vec<u8>> {
+    let descriptor = region.range(HEADER_SIZE, len)?;
     let mut out = vec![0u8; len];
-    // SAFETY: the descriptor starts at HEADER_SIZE (8-byte aligned in the page-aligned
-    // mapping) and its `len` bytes lie within the mapping (validated by `Header::check`); the
-    // loads are atomic, so a peer writing them concurrently is no data race; `out` has `len`
-    // bytes.
-    unsafe { copy_atomic(base.add(HEADER_SIZE), out.as_mut_ptr(), len) };
-    out
+    // SAFETY:
+    // - source: `descriptor` holds `len` readable bytes for the call (checked by `range`);
+    // - alignment: `copy_atomic` loads bytes, which need none;
+    // - races: the loads are atomic, so a peer writing the bytes concurrently is no data race;
+    // - destination: `out` is `len` bytes we own, not overlapping the shared source.
+    unsafe { copy_atomic(descriptor.as_ptr(), out.as_mut_ptr(), len) };
+    Some(out)
 }
 
 /// Removes a region: the name of a POSIX region, the file of a file region (`unlink`), or the
@@ -438,17 +469,18 @@ enum Look {
     Corrupt(String),
 }
 
-/// The header at the start of a mapping.
-///
-/// # Safety
-///
-/// The mapping is at least [`HEADER_SIZE`] bytes long, and the returned reference is not used
-/// after the mapping is dropped.
-unsafe fn header_of<'a>(map: &Mapping) -> &'a Header {
-    // SAFETY: the mapping is page-aligned (≥ the header's alignment) and at least HEADER_SIZE
-    // bytes (caller); every `Header` field is an atomic or the mutex's `UnsafeCell`, so sharing
-    // it with other processes' writes is sound; the caller bounds the lifetime.
-    unsafe { &*map.ptr().cast::<Header>() }
+/// The header at the start of a mapping of the region `name`; [`Error::Corrupt`] if the
+/// mapping is shorter than a header (callers check the size before mapping, so it is not).
+fn header_of<'a>(name: &str, map: &'a Mapping) -> Result<&'a Header> {
+    SharedBytes::of_mapping(map).header().ok_or_else(|| {
+        Error::corrupt(
+            name,
+            format!(
+                "it is {} bytes long, shorter than its own {HEADER_SIZE}-byte header",
+                map.len()
+            ),
+        )
+    })
 }
 
 /// Classifies a header over an object of `size` bytes.
@@ -612,26 +644,26 @@ unsafe fn write_header(
     info: &HeaderInfo,
     descriptor: &[u8],
 ) -> Result<()> {
-    // SAFETY: the mapping holds at least `region_size ≥ HEADER_SIZE` bytes (caller) and
-    // outlives this borrow.
-    let header = unsafe { header_of(map) };
+    let header = header_of(name, map)?;
     // SAFETY: the caller guarantees nobody else uses the lock.
     unsafe { header.initialise(info) }.map_err(|e| Error::io(name, "pthread_mutex_init", e))?;
+    // SAFETY: HEADER_SIZE < region_size ≤ the mapped length (caller): within the mapping.
+    let target = unsafe { map.ptr().add(HEADER_SIZE) };
     // SAFETY: the descriptor's bytes lie between HEADER_SIZE and the payload offset, inside the
-    // mapping; no other process reads them before the region is ready (caller).
-    unsafe {
-        std::ptr::copy_nonoverlapping(
-            descriptor.as_ptr(),
-            map.ptr().add(HEADER_SIZE),
-            descriptor.len(),
-        )
-    };
+    // mapping, so they do not overlap `descriptor` (our own memory); no other process reads
+    // them before the region is ready (caller); bytes need no alignment.
+    unsafe { std::ptr::copy_nonoverlapping(descriptor.as_ptr(), target, descriptor.len()) };
     Ok(())
 }
 
 /// Runs `init`, publishes "ready" and wakes openers waiting on the state.
-fn publish(region: &Region, init: Init<'_>) {
-    region.fill(init);
+///
+/// # Safety
+///
+/// As [`Region::fill`]: nothing else uses the payload until this publishes it.
+unsafe fn publish(region: &Region, init: Init<'_>) {
+    // SAFETY: the caller's contract is `fill`'s.
+    unsafe { region.fill(init) };
     let header = region.header();
     header.publish_ready();
     futex::wake_all(&header.state);

@@ -71,6 +71,7 @@ use std::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
 use std::sync::atomic::{fence, AtomicU64, AtomicU8};
 use std::time::{Duration, Instant};
 
+use crate::header::LoadAcquire;
 use crate::header::FLAG_NOTIFY_READERS;
 use crate::lock::Wait;
 use crate::region::Region;
@@ -128,7 +129,8 @@ impl Region {
     /// The last published version: never the odd value of a write in progress.
     #[inline]
     pub(crate) fn published_version(&self) -> u64 {
-        self.header().version.load(Acquire) & !1
+        // Read-only handles load it too: see `LoadAcquire`.
+        self.header().version.load_acquire() & !1
     }
 
     /// The copy readers use at `version`: the working copy when it is even, the second copy
@@ -157,7 +159,9 @@ impl Region {
     ) -> Result<(), TimedOut> {
         debug_assert_eq!(size, self.info().layout.payload_size);
         let version = &self.header().version;
-        let before = version.load(Acquire);
+        // Relaxed and a fence, for read-only mappings (see `LoadAcquire`): the same code as
+        // an acquire load on x86-64, so the writable fast path pays nothing.
+        let before = version.load_acquire();
         if let Some(source) = self.readable_copy(before) {
             // SAFETY: `source` is a payload copy: `size` bytes inside the mapping, aligned to
             // at least 64; `out` is valid for `size` bytes (caller).
@@ -189,7 +193,7 @@ impl Region {
         let ask_writers = size >= HELP_READERS_FROM;
         let mut asked = false;
         loop {
-            let before = version.load(Acquire);
+            let before = version.load_acquire();
             if before & 1 == 1 && self.in_place() && self.holder.load(Relaxed) == thread_token() {
                 self.panic_reading_own_write();
             }
@@ -392,7 +396,7 @@ impl Region {
         // Spin first: most changes between cooperating processes come soon.
         let mut spins = 0u32;
         loop {
-            let now = version.load(Acquire) & !1;
+            let now = version.load_acquire() & !1;
             if now != since {
                 return Ok(now);
             }
@@ -407,9 +411,16 @@ impl Region {
         let registration = Registration::new(self);
         let notified = registration.is_some() || self.info().flags & FLAG_NOTIFY_READERS != 0;
         loop {
-            // SeqCst: pairs with the publisher's SeqCst swap and load of `waiters` (lock.rs),
-            // so either this load sees the new version or the publisher sees us registered.
-            let current = version.load(SeqCst);
+            // Registered (a writable handle): SeqCst, which pairs with the publisher's SeqCst
+            // swap and load of `waiters` (lock.rs), so either this load sees the new version or
+            // the publisher sees us registered. Unregistered (perhaps through a read-only
+            // mapping, where only relaxed loads are allowed: see `LoadAcquire`), nothing
+            // pairs with it: the futex wait below rechecks the word in the kernel.
+            let current = if registration.is_some() {
+                version.load(SeqCst)
+            } else {
+                version.load_acquire()
+            };
             if current & !1 != since {
                 return Ok(current & !1);
             }
@@ -516,9 +527,13 @@ unsafe fn copy_validated(
     let mut done = 0;
     while done < len {
         let n = CHUNK.min(len - done);
+        // SAFETY: `done < len`: within the caller's `len` source bytes.
+        let from = unsafe { src.add(done) };
+        // SAFETY: as above, within the `len` destination bytes.
+        let to = unsafe { dst.add(done) };
         // SAFETY: `done + n ≤ len`, so both ranges stay within the caller's `len` bytes, and
-        // `src + done` stays 8-byte aligned (CHUNK is a multiple of 8).
-        unsafe { copy_atomic(src.add(done), dst.add(done), n) };
+        // `from` stays 8-byte aligned (CHUNK is a multiple of 8); the rest is the caller's.
+        unsafe { copy_atomic(from, to, n) };
         done += n;
         fence(Acquire);
         if version.load(Relaxed) != before {
@@ -540,18 +555,26 @@ unsafe fn copy_validated(
 pub(crate) unsafe fn copy_atomic(src: *const u8, dst: *mut u8, len: usize) {
     let words = len / 8;
     for i in 0..words {
-        // SAFETY: `src + 8i` is 8-byte aligned (src is) and within the `len` readable bytes;
-        // the caller guarantees the access pattern that makes an atomic view sound.
-        let word =
-            unsafe { AtomicU64::from_ptr(src.add(i * 8).cast::<u64>().cast_mut()) }.load(Relaxed);
-        // SAFETY: `dst + 8i .. + 8` is within the `len` writable bytes; unaligned is allowed.
-        unsafe { dst.add(i * 8).cast::<u64>().write_unaligned(word) };
+        // SAFETY: `8i + 8 ≤ len`: within the `len` readable bytes.
+        let from = unsafe { src.add(i * 8) }.cast::<u64>().cast_mut();
+        // SAFETY: as above, within the `len` writable bytes.
+        let to = unsafe { dst.add(i * 8) }.cast::<u64>();
+        // SAFETY: `from` is 8-byte aligned (src is) and readable for the call; the caller
+        // guarantees the access pattern that makes an atomic view sound. A relaxed load of a
+        // register-wide atomic, so sound through a read-only mapping (see `LoadAcquire`).
+        let word = unsafe { AtomicU64::from_ptr(from) }.load(Relaxed);
+        // SAFETY: `to .. to + 8` is within the `len` writable bytes; unaligned is allowed.
+        unsafe { to.write_unaligned(word) };
     }
     for i in words * 8..len {
-        // SAFETY: as above, for a single byte.
-        let byte = unsafe { AtomicU8::from_ptr(src.add(i).cast_mut()) }.load(Relaxed);
-        // SAFETY: within the `len` writable bytes.
-        unsafe { dst.add(i).write(byte) };
+        // SAFETY: `i < len`: within the readable bytes.
+        let from = unsafe { src.add(i) }.cast_mut();
+        // SAFETY: as above, within the writable bytes.
+        let to = unsafe { dst.add(i) };
+        // SAFETY: as for the words; a byte needs no alignment.
+        let byte = unsafe { AtomicU8::from_ptr(from) }.load(Relaxed);
+        // SAFETY: `to` is one of the `len` writable bytes.
+        unsafe { to.write(byte) };
     }
 }
 

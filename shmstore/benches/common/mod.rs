@@ -113,17 +113,17 @@ impl Drop for Helper {
 /// Pins the calling thread to one CPU, so that two processes that ping-pong or race really
 /// run on different cores. Best effort: ignored where the CPU does not exist.
 pub fn pin_to_cpu(cpu: usize) {
-    // SAFETY: `set` is a zeroed, owned `cpu_set_t`; CPU_ZERO/CPU_SET write inside it (cpu is
-    // below CPU_SETSIZE, checked); sched_setaffinity reads `size_of` bytes of it.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_ZERO(&mut set);
-        if cpu >= libc::CPU_SETSIZE as usize {
-            return;
-        }
-        libc::CPU_SET(cpu, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    if cpu >= libc::CPU_SETSIZE as usize {
+        return;
     }
+    // SAFETY: `cpu_set_t` is a plain C bit array, for which all zeros is valid (the empty set).
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is an owned `cpu_set_t`; CPU_ZERO writes only inside it.
+    unsafe { libc::CPU_ZERO(&mut set) };
+    // SAFETY: `cpu` is below CPU_SETSIZE (checked above), so CPU_SET writes inside `set`.
+    unsafe { libc::CPU_SET(cpu, &mut set) };
+    // SAFETY: sched_setaffinity reads `size_of::<cpu_set_t>()` bytes of `set`, which it has.
+    unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
 }
 
 /// `CLOCK_MONOTONIC` in nanoseconds: the same clock in every process, so a timestamp taken in
@@ -209,21 +209,22 @@ impl RawShm {
 
 /// Maps `len` bytes of `fd` shared and read-write, then closes `fd`.
 fn map(fd: i32, len: usize) -> *mut u8 {
-    // SAFETY: a fresh shared mapping of an object at least `len` bytes long (ftruncate), checked
-    // for failure; closing the descriptor afterwards leaves the mapping valid.
-    unsafe {
-        let p = libc::mmap(
+    // SAFETY: a fresh shared mapping of an object at least `len` bytes long (ftruncate), at an
+    // address the kernel picks (nothing replaced); checked for failure below.
+    let p = unsafe {
+        libc::mmap(
             std::ptr::null_mut(),
             len,
             libc::PROT_READ | libc::PROT_WRITE,
             libc::MAP_SHARED,
             fd,
             0,
-        );
-        libc::close(fd);
-        assert_ne!(p, libc::MAP_FAILED, "mmap");
-        p.cast()
-    }
+        )
+    };
+    // SAFETY: `fd` is ours and used by nothing else; the mapping stays valid after the close.
+    unsafe { libc::close(fd) };
+    assert_ne!(p, libc::MAP_FAILED, "mmap");
+    p.cast()
 }
 
 impl Drop for RawShm {

@@ -154,7 +154,9 @@ pub(super) fn create(target: &Target, spec: &RegionSpec, init: Init<'_>) -> Resu
         .try_clone()
         .map_err(|e| Error::io(name, "dup", e))?;
     let region = new_region(target, file, map, info, spec)?;
-    region.fill(init);
+    // SAFETY: the object is unnamed and `region` is the only handle to it, so nothing else
+    // can touch its payload.
+    unsafe { region.fill(init) };
     region.header().publish_ready();
     let linked = target.dir.link(&unnamed.file, &target.file_name);
     drop(unnamed);
@@ -306,9 +308,7 @@ fn find(target: &Target, spec: &RegionSpec, access: Access, typed: Typed) -> Res
         let slice = (spec.open_timeout - elapsed).min(Duration::from_millis(10));
         match (&look, map) {
             (Look::NotReady, Some(map)) => {
-                // SAFETY: `look_at` maps nothing smaller than HEADER_SIZE; `map` is alive in
-                // this arm.
-                let header = unsafe { header_of(&map) };
+                let header = header_of(name, &map)?;
                 futex::wait(&header.state, STATE_INITIALISING, Some(slice));
             }
             _ => std::thread::sleep(slice.min(Duration::from_millis(1))),
@@ -343,9 +343,7 @@ fn look_at(
         return Ok((Look::Corrupt(reason), None));
     };
     let map = Mapping::new(file, len, access).map_err(|e| Error::io(name, "mmap", e))?;
-    // SAFETY: the mapping is at least HEADER_SIZE bytes (checked above); `map` outlives this
-    // borrow.
-    let look = classify(unsafe { header_of(&map) }, stat.size);
+    let look = classify(header_of(name, &map)?, stat.size);
     Ok((look, Some(map)))
 }
 
@@ -434,7 +432,9 @@ fn create_linked_then_init(
         Err(e) => return Err(Error::io(name, "link the new object", e)),
     }
     let region = new_region(target, file, map, info, spec)?;
-    finish(&region, init);
+    // SAFETY: we hold the initialiser lock of the object we just linked, in state
+    // "initialising" (openers wait for "ready"), and `region` is its only handle here.
+    unsafe { finish(&region, init) };
     Ok(Some(region))
 }
 
@@ -461,8 +461,14 @@ fn new_region(
 
 /// Runs `init`, publishes "ready", wakes openers waiting on the state and drops the
 /// initialiser lock.
-fn finish(region: &Region, init: Init<'_>) {
-    publish(region, init);
+///
+/// # Safety
+///
+/// As [`Region::fill`]: the caller holds the initialiser lock of the object, whose state is
+/// not "ready", and `region` is its only handle in this process.
+unsafe fn finish(region: &Region, init: Init<'_>) {
+    // SAFETY: the caller's contract is `publish`'s.
+    unsafe { publish(region, init) };
     if let Handle::File { file, .. } = &region.handle {
         let _ = object::byte_unlock(file, INITIALISER_BYTE);
     }
@@ -510,7 +516,9 @@ fn reinitialise(
     }
     let (map, info) = write_fresh(name, spec, &file)?;
     let region = new_region(target, file, map, info, spec)?;
-    finish(&region, init);
+    // SAFETY: we hold the initialiser lock and wrote a fresh header in state "initialising"
+    // (openers wait for "ready"); `region` is its only handle here.
+    unsafe { finish(&region, init) };
     Ok(Repair::Done(region))
 }
 
@@ -575,21 +583,25 @@ fn replace_abandoned(
 /// This process's claim to replace an abandoned object (see [`replace_abandoned`]), in the
 /// object's header word `repair_claim`: a pid and the PID namespace that numbers it.
 struct RepairClaim {
-    /// The object's header, mapped.
+    /// The object's header, mapped (`HEADER_SIZE` bytes).
     map: Mapping,
+    name: String,
     me: u64,
 }
 
 impl RepairClaim {
-    fn word(&self) -> &std::sync::atomic::AtomicU64 {
-        // SAFETY: `claim_repair` maps HEADER_SIZE bytes; `self.map` is alive while `self` is.
-        &unsafe { header_of(&self.map) }.repair_claim
+    /// The claim word; an error only if the mapping were shorter than a header, which
+    /// `claim_repair` never makes.
+    fn word(&self) -> Result<&std::sync::atomic::AtomicU64> {
+        Ok(&header_of(&self.name, &self.map)?.repair_claim)
     }
 
     /// Withdraws the claim of a repair that did not happen (the object stays abandoned under
     /// the name, or left it some other way).
     fn give_back(&self) {
-        let _ = self.word().compare_exchange(self.me, 0, SeqCst, SeqCst);
+        if let Ok(word) = self.word() {
+            let _ = word.compare_exchange(self.me, 0, SeqCst, SeqCst);
+        }
     }
 }
 
@@ -625,14 +637,15 @@ fn claim_repair(
         .map_err(|e| Error::io(name, "mmap", e))?;
     let claim = RepairClaim {
         map,
+        name: name.to_string(),
         me: Owner::me().word(),
     };
-    let held = claim.word().load(SeqCst);
+    let held = claim.word()?.load(SeqCst);
     if held != 0 && Owner::from_word(held).may_be_alive() {
         return Ok(None);
     }
     Ok(claim
-        .word()
+        .word()?
         .compare_exchange(held, claim.me, SeqCst, SeqCst)
         .is_ok()
         .then_some(claim))
@@ -668,7 +681,9 @@ fn rename_new_region_over(
     temp.rename_over(&target.file_name)
         .map_err(|e| Error::io(name, "rename the new region over the abandoned one", e))?;
     let region = new_region(target, file, map, info, spec)?;
-    finish(&region, init);
+    // SAFETY: we hold the initialiser lock of the new object, in state "initialising"
+    // (openers wait for "ready"); `region` is its only handle here.
+    unsafe { finish(&region, init) };
     Ok(Repair::Done(region))
 }
 

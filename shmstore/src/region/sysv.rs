@@ -30,7 +30,7 @@
 //! creation and checked with `IPC_STAT` before `shmat`, and nobody can shrink it afterwards, so
 //! no access can fault.
 
-use std::sync::atomic::Ordering::{Acquire, SeqCst};
+use std::sync::atomic::Ordering::SeqCst;
 use std::time::{Duration, Instant};
 
 use super::{
@@ -38,7 +38,9 @@ use super::{
     publish, write_header, Handle, Init, Look, Region, RegionSpec, Typed,
 };
 use crate::error::{Error, Result};
-use crate::header::{Header, HEADER_SIZE, MAGIC, STATE_INITIALISING, STATE_READY};
+use crate::header::{
+    Header, LoadAcquire, SharedBytes, HEADER_SIZE, MAGIC, STATE_INITIALISING, STATE_READY,
+};
 use crate::location::Location;
 use crate::snapshot::copy_atomic;
 use crate::sys::object::{Access, Mapping};
@@ -188,11 +190,12 @@ fn find(
     let started = Instant::now();
     loop {
         let (_, stat, map) = attach(key, &name, spec, access)?;
-        // SAFETY: `attach` checked that the segment holds at least HEADER_SIZE bytes; `map`
-        // outlives every use of `header` below (it moves only after the last one).
-        let header = unsafe { header_of(&map) };
-        let claimant = header.creator_pid.load(SeqCst);
-        if header.state.load(Acquire) == STATE_READY {
+        let header = header_of(&name, &map)?;
+        // `access` may be read-only, so these are acquire loads that such a mapping allows
+        // (see `LoadAcquire`); they order what follows after whatever the claimant and the
+        // creator published, and the claim itself is settled by `compare_exchange` later.
+        let claimant = header.creator_pid.load_acquire();
+        if header.state.load_acquire() == STATE_READY {
             return match classify(header, stat.object.size) {
                 Look::Ready(info) => {
                     let handle = Handle::SysV { key };
@@ -208,7 +211,7 @@ fn find(
         if !ours_or_blank(header) {
             return Err(Error::corrupt(&name, foreign_reason(header)));
         }
-        if !matches!(header.state.load(Acquire), 0 | STATE_INITIALISING) {
+        if !matches!(header.state.load_acquire(), 0 | STATE_INITIALISING) {
             // No initialiser ever writes another state: corrupt, whoever is alive.
             if let Look::Corrupt(reason) = classify(header, stat.object.size) {
                 return Err(Error::corrupt(&name, reason));
@@ -228,7 +231,7 @@ fn find(
                 other => other,
             };
             match look {
-                _ if header.creator_pid.load(SeqCst) != claimant => continue,
+                _ if header.creator_pid.load_acquire() != claimant => continue,
                 Look::NotReady | Look::Blank => {
                     return Ok(Found::Abandoned {
                         map,
@@ -249,7 +252,7 @@ fn find(
             });
         }
         let slice = (spec.open_timeout - elapsed).min(Duration::from_millis(10));
-        if header.state.load(Acquire) == STATE_INITIALISING {
+        if header.state.load_acquire() == STATE_INITIALISING {
             futex::wait(&header.state, STATE_INITIALISING, Some(slice));
         } else {
             std::thread::sleep(slice.min(Duration::from_millis(1)));
@@ -318,13 +321,15 @@ fn zero_but_claim(map: &Mapping, size: u64) -> bool {
     let mut offset = 0;
     while offset < size {
         let len = (size - offset).min(chunk.len());
-        // SAFETY: the attachment maps the whole segment (`size` bytes, checked with IPC_STAT;
-        // a segment never shrinks) at a page-aligned address, so `offset` (a multiple of the
-        // 8-aligned chunk size) is 8-byte aligned and `len` bytes from it are readable while
-        // `map` lives; the loads are atomic, so a peer writing meanwhile is no data race in
-        // this process. Nobody should write: the claimant is dead, and a re-initialiser swaps
+        let Some(source) = SharedBytes::of_mapping(map).range(offset, len) else {
+            return false;
+        };
+        // SAFETY: `source` holds `len` bytes readable while `map` lives (checked by `range`);
+        // the mapping is page-aligned and `offset` a multiple of the chunk size, so 8-byte
+        // aligned; the loads are atomic, so a peer writing meanwhile is no data race in this
+        // process. Nobody should write: the claimant is dead, and a re-initialiser swaps
         // `creator_pid` before it writes anything, which the caller checks after this read.
-        unsafe { copy_atomic(map.ptr().add(offset), chunk.as_mut_ptr(), len) };
+        unsafe { copy_atomic(source.as_ptr(), chunk.as_mut_ptr(), len) };
         let nonzero = chunk[..len]
             .iter()
             .enumerate()
@@ -339,7 +344,8 @@ fn zero_but_claim(map: &Mapping, size: u64) -> bool {
 
 /// A header this crate may be writing: blank (zero magic) or with our magic.
 fn ours_or_blank(header: &Header) -> bool {
-    let magic = header.magic.load(SeqCst);
+    // Through a read-only attachment too: see `LoadAcquire`.
+    let magic = header.magic.load_acquire();
     magic == 0 || magic == u64::from_ne_bytes(MAGIC)
 }
 
@@ -347,7 +353,7 @@ fn foreign_reason(header: &Header) -> String {
     format!(
         "it does not start with the magic bytes \"SHMSTORE\" (found {:02x?}): another program's \
          segment uses this key",
-        header.magic.load(SeqCst).to_ne_bytes()
+        header.magic.load_acquire().to_ne_bytes()
     )
 }
 
@@ -362,9 +368,7 @@ fn initialise_new(
     let name = location.to_string();
     let stat = segment::stat(id).map_err(|e| Error::io(&name, "shmctl(IPC_STAT)", e))?;
     let map = segment::attach(id, Access::ReadWrite).map_err(|e| Error::io(&name, "shmat", e))?;
-    // SAFETY: the segment was created with `region_size ≥ HEADER_SIZE` bytes; `map` outlives
-    // the borrow.
-    let header = unsafe { header_of(&map) };
+    let header = header_of(&name, &map)?;
     // Openers wait for us while we live (we are `shm_cpid`), so nobody else claims it first.
     if header
         .creator_pid
@@ -390,9 +394,7 @@ fn take_over(
     init: Init<'_>,
 ) -> Result<Option<Region>> {
     let name = location.to_string();
-    // SAFETY: `find` checked the segment holds at least HEADER_SIZE bytes; `map` outlives the
-    // borrow.
-    let header = unsafe { header_of(&map) };
+    let header = header_of(&name, &map)?;
     if header
         .creator_pid
         .compare_exchange(claimant, process::current_pid(), SeqCst, SeqCst)
@@ -438,6 +440,8 @@ fn initialise_claimed(
         info,
         spec,
     );
-    publish(&region, init);
+    // SAFETY: we hold the claim and the header says "initialising", so openers wait for
+    // "ready" before touching the payload; `region` is its only handle here.
+    unsafe { publish(&region, init) };
     Ok(region)
 }

@@ -324,8 +324,19 @@ impl RobustMutex {
     /// id" (see the module docs).
     #[inline]
     fn try_lock_once(&self) -> Result<Acquired, LockFailure> {
-        // SAFETY: the mutex lives in a mapping that outlives `&self`; it was initialised by the
-        // region's creator before the region was published (the header validation proved it).
+        // SAFETY:
+        // - the storage is MUTEX_BYTES ≥ size_of::<pthread_mutex_t>() bytes, 8-aligned
+        //   (asserted above), in a mapping that outlives `&self`;
+        // - initialised: the region's creator ran `init` before it published "ready". What the
+        //   header check proves is only that the mutex has this libc's size (`mutex_size`), not
+        //   what its bytes hold now: any peer with write access may have overwritten them.
+        //   POSIX calls a mutex so forged undefined; what glibc does with such bytes is read
+        //   them as a mutex of some kind and operate on this storage (inside our mapping),
+        //   make futex calls on its address (which the kernel checks), or return an error;
+        //   and while this thread holds it, the kernel follows the robust-list links stored in
+        //   it when the thread exits.
+        //   That is the threat model's trust in writers (README, "What a peer with write
+        //   access can do"): not something this call can check.
         classify(unsafe { libc::pthread_mutex_trylock(self.raw()) })
     }
 
@@ -342,8 +353,8 @@ impl RobustMutex {
     /// Marks a mutex acquired with [`Acquired::OwnerDied`] as consistent again, so that later
     /// unlocks leave it usable.
     pub(crate) fn mark_consistent(&self) {
-        // SAFETY: as in `lock`. Calling it on a mutex that is not in the owner-died state
-        // returns EINVAL and changes nothing, so a wrong call cannot corrupt it.
+        // SAFETY: as in `try_lock_once`, including what is not proved about the bytes. On a
+        // mutex that glibc sees in no owner-died state it returns EINVAL and changes nothing.
         unsafe { libc::pthread_mutex_consistent(self.raw()) };
     }
 

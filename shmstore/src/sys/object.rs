@@ -544,8 +544,13 @@ fn byte_range(offset: u64, l_type: libc::c_short) -> io::Result<libc::flock> {
 
 /// A shared mapping of the first `len` bytes of an object, or an attached System V segment.
 /// Unmapped (detached) on drop.
+///
+/// Invariant, which [`SharedBytes::of_mapping`](crate::header::SharedBytes::of_mapping) relies
+/// on: `ptr()..ptr() + len()` is mapped, page-aligned, for as long as the `Mapping` lives.
 pub(crate) struct Mapping {
     inner: MappingKind,
+    /// How many bytes are mapped (a segment's size, not rounded up to pages).
+    len: usize,
 }
 
 enum MappingKind {
@@ -565,14 +570,22 @@ impl Mapping {
             Access::ReadOnly => options.map_raw_read_only(file)?,
         };
         Ok(Mapping {
+            len: raw.len(),
             inner: MappingKind::File(raw),
         })
     }
 
-    pub(crate) fn from_attachment(attachment: super::sysv::Attachment) -> Mapping {
+    /// An attached segment of `len` bytes (its size, as `IPC_STAT` reported it after `shmat`).
+    pub(crate) fn from_attachment(attachment: super::sysv::Attachment, len: usize) -> Mapping {
         Mapping {
             inner: MappingKind::SysV(attachment),
+            len,
         }
+    }
+
+    /// How many bytes are mapped from [`ptr`](Mapping::ptr) on.
+    pub(crate) fn len(&self) -> usize {
+        self.len
     }
 
     /// The first byte of the mapping (page-aligned).

@@ -131,7 +131,12 @@ pub(crate) fn attach(id: i32, access: Access) -> io::Result<Mapping> {
     if addr as isize == -1 {
         return Err(io::Error::last_os_error());
     }
-    Ok(Mapping::from_attachment(Attachment { addr: addr.cast() }))
+    let attachment = Attachment { addr: addr.cast() };
+    // The size of the segment now attached: a segment never changes size, and the id names
+    // the attached segment until it is removed (then `stat` fails, and we detach on return).
+    let len = usize::try_from(stat(id)?.object.size)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "segment larger than memory"))?;
+    Ok(Mapping::from_attachment(attachment, len))
 }
 
 /// One line of `/proc/sysvipc/shm`.
