@@ -385,7 +385,7 @@ const GENERATED_SHAPES: &[&str] = &[
 /// The oracle of the `cli_render` target: `header` is what `shmstore header` writes, with
 /// region text only inside comments and string literals. Its first lines are one block
 /// comment; the fixed helpers appear verbatim; every other line is plain printable ASCII,
-/// closes its comments and strings, and has one of the [`GENERATED_SHAPES`] (an identifier
+/// closes its comments and strings, and has one of the `GENERATED_SHAPES` (an identifier
 /// there is any identifier: the checks of `cstruct` make region names identifiers, and
 /// nothing else a region says can reach a declaration).
 ///
