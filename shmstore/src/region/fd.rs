@@ -56,8 +56,8 @@ use std::sync::atomic::Ordering::SeqCst;
 use std::time::{Duration, Instant};
 
 use super::{
-    blank_problem, blank_size, check_owner, check_typed, classify, fresh_layout, header_of,
-    publish, write_header, Handle, Init, Look, Region, RegionSpec, Typed,
+    blank_problem, blank_size, check_owner, check_typed, classify, fill_and_publish_ready,
+    fresh_layout, header_of, write_header, Handle, Init, Look, Region, RegionSpec, Typed,
 };
 use crate::error::{Error, Result};
 use crate::header::{Header, HeaderInfo, HEADER_SIZE, INITIALISER_BYTE, STATE_INITIALISING};
@@ -467,8 +467,8 @@ fn new_region(
 /// As [`Region::fill`]: the caller holds the initialiser lock of the object, whose state is
 /// not "ready", and `region` is its only handle in this process.
 unsafe fn finish(region: &Region, init: Init<'_>) {
-    // SAFETY: the caller's contract is `publish`'s.
-    unsafe { publish(region, init) };
+    // SAFETY: the caller's contract is `fill_and_publish_ready`'s.
+    unsafe { fill_and_publish_ready(region, init) };
     if let Handle::File { file, .. } = &region.handle {
         let _ = object::byte_unlock(file, INITIALISER_BYTE);
     }
