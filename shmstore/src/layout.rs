@@ -46,8 +46,9 @@ use core::fmt;
 /// # Implementation
 ///
 /// Do not implement this trait yourself: `#[derive(ShmType)]` proves every point above at compile
-/// time (see the derive's documentation for the analysis it runs). The crate implements it for
-/// `u8`..`u128`, `i8`..`i128`, `f32`, `f64` and arrays `[T; N]` of `ShmType`.
+/// time (see the [derive's documentation](macro@crate::ShmType) for the analysis it runs). The
+/// crate implements it for `u8`..`u128`, `i8`..`i128`, `f32`, `f64` and arrays `[T; N]` of
+/// `ShmType`.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot live in shared memory: it does not implement `ShmType`",
     label = "not a `ShmType`",

@@ -77,7 +77,37 @@ pub use queue::{QueueMode, ShmQueue, ShmQueueOptions, ShmQueueOptionsAt};
 pub use reader::ShmReader;
 pub use region::unlink;
 pub use shm::{Shm, ShmOptions, ShmOptionsAt};
-/// Derives [`ShmType`](trait@ShmType) for a `#[repr(C)]` struct: see the trait's documentation.
+/// Derives [`ShmType`](trait@ShmType) for a `#[repr(C)]` struct: see the trait's documentation
+/// for what an implementor guarantees.
+///
+/// # Analysis
+///
+/// The derive proves that a struct may live in shared memory in two stages.
+///
+/// **Syntax** (by the derive, each error pointing at the offending token): the item is a
+/// struct (not an enum or union) with at least one field; its `repr` is `C` (optionally with `align(N)` or
+/// `packed`/`packed(N)`) or `transparent`; generic parameters appear only with
+/// `repr(transparent)`; no lifetimes; no field's type is spelled as something that can never be
+/// shared whatever the names in scope mean (a reference, pointer, function pointer, tuple,
+/// slice, `bool`, `char`, `usize`, `isize`). These checks exist for their messages: they tell
+/// the user *why* and *what to use instead*. A field type *named* like a standard type that is
+/// not `ShmType` (`Box`, `Vec`, `Option`, `Cell`, `AtomicU32`, `NonZeroU32`…) is not refused
+/// here, because the name may be the user's own `ShmType` struct: its layout is read through
+/// a `__private::hint` function whose bound carries a message for that kind of type.
+///
+/// **Semantics** (in the generated code, checked by the compiler): every field type implements
+/// `ShmType` (the layout refers to `<F as ShmType>::LAYOUT`), the struct is `Copy`, and, for
+/// every pair of adjacent fields and for the end of the struct, a constant computed from
+/// `offset_of!` and `size_of` proves that no padding byte exists; another proves the struct is
+/// not zero-sized. Because these read the compiler's own numbers, a type alias, an
+/// associated-type projection or a macro-produced type cannot hide padding, and `align(N)`
+/// padding at the end is caught. A `repr(transparent)` struct needs no padding proof: it has
+/// the layout of its one non-zero-sized field. Generic structs are accepted only with
+/// `repr(transparent)`, because a proof that runs only when a generic type is instantiated
+/// would let an unsound `unsafe impl` exist unchecked (and `cargo check` never instantiates).
+///
+/// Every check is a type-checking error or the evaluation of a `const _` item, so each one
+/// fails `cargo check` as well as `cargo build`.
 pub use shmstore_derive::ShmType;
 pub use store::Store;
 
