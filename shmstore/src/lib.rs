@@ -116,6 +116,23 @@ pub use store::Store;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 
+/// FORMAT.md's constants as the library writes them, so that the `shmstore` command's test can
+/// check its own copy against them. Not part of the public API.
+#[doc(hidden)]
+pub mod __format {
+    #![allow(missing_docs)]
+    use crate::header as h;
+    pub const FLAG_IN_PLACE: u32 = h::FLAG_IN_PLACE;
+    pub const FLAG_NOTIFY_READERS: u32 = h::FLAG_NOTIFY_READERS;
+    pub const STATE_INITIALISING: u32 = h::STATE_INITIALISING;
+    pub const STATE_READY: u32 = h::STATE_READY;
+    pub const KIND_VALUE: u32 = h::KIND_VALUE;
+    pub const KIND_QUEUE: u32 = h::KIND_QUEUE;
+    pub const QUEUE_SPSC: u32 = h::QUEUE_SPSC;
+    pub const QUEUE_MPMC: u32 = h::QUEUE_MPMC;
+    pub const QUEUE_CONTROL_SIZE: usize = h::QUEUE_CONTROL_SIZE;
+}
+
 /// Items the derive's generated code names. Not part of the public API.
 #[doc(hidden)]
 #[path = "private.rs"]
