@@ -723,8 +723,8 @@ fn unreachable_lock(name: &str) -> Result<()> {
 /// rest of the word is its pid; pids stay below 2^22).
 const RESETTING: u32 = 1 << 31;
 
-/// After a reboot, makes the lock and sleeper state of a ready region valid again (see the
-/// module docs of `region`): once, in the first read-write opener. Nothing to do for a POSIX
+/// After a reboot, makes the lock and sleeper state of a ready region valid again (see "After
+/// a reboot (files)" in this module's docs): once, in the first read-write opener. Nothing to do for a POSIX
 /// object (it lives in memory), or when the stored boot id is the current one, or either
 /// cannot be known.
 ///
