@@ -420,9 +420,9 @@ fn expand(input: &DeriveInput) -> Result<TokenStream2, syn::Error> {
         errors.push_error(syn::Error::new_spanned(
             &input.generics,
             format!(
-                "generic structs can derive `ShmType` only with `#[repr(transparent)]`: the padding \
-                 proof for `{type_name}` would run only when it is instantiated; make a concrete \
-                 struct, or wrap a single field in `#[repr(transparent)]`"
+                "generic structs can derive `ShmType` only with `#[repr(transparent)]`: the \
+                 padding proof for `{type_name}` would run only when it is instantiated; make a \
+                 concrete struct, or wrap a single field in `#[repr(transparent)]`"
             ),
         ));
     }
@@ -466,8 +466,8 @@ fn expand(input: &DeriveInput) -> Result<TokenStream2, syn::Error> {
         errors.push(
             ident.span(),
             format!(
-                "`{type_name}` has no fields: a zero-sized type has nothing to share; add the fields \
-                 it should hold"
+                "`{type_name}` has no fields: a zero-sized type has nothing to share; add the \
+                 fields it should hold"
             ),
         );
     }

@@ -36,10 +36,11 @@
 //!
 //! `layout` (the `ShmType` trait and layouts), `name` and `location` (where regions live: names,
 //! files, System V keys), `sys` (every libc and nix call), `header` (the region format,
-//! `FORMAT.md`), `region` (create/open protocols per backend, and mapping), `lock` (the lock protocol: latch, rollback, poisoning), `snapshot` (lock-free
-//! reads), `shm`, `guard` and `reader` (the typed API), `queue` (`ShmQueue`), `store` (namespaces), `info`
-//! (listing), `inspect` (untyped views), `look` (reading objects with `pread`, never mapped, for
-//! listing and inspecting), `error`.
+//! `FORMAT.md`), `region` (create/open protocols per backend, and mapping), `lock` (the lock
+//! protocol: latch, rollback, poisoning), `snapshot` (lock-free reads), `shm`, `guard` and
+//! `reader` (the typed API), `queue` (`ShmQueue`), `store` (namespaces), `info` (listing),
+//! `inspect` (untyped views), `look` (reading objects with `pread`, never mapped, for listing
+//! and inspecting), `error`.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 #![warn(missing_docs)]
@@ -85,10 +86,10 @@ pub use shm::{Shm, ShmOptions, ShmOptionsAt};
 /// The derive proves that a struct may live in shared memory in two stages.
 ///
 /// **Syntax** (by the derive, each error pointing at the offending token): the item is a
-/// struct (not an enum or union) with at least one field; its `repr` is `C` (optionally with `align(N)` or
-/// `packed`/`packed(N)`) or `transparent`; generic parameters appear only with
-/// `repr(transparent)`; no lifetimes; no field's type is spelled as something that can never be
-/// shared whatever the names in scope mean (a reference, pointer, function pointer, tuple,
+/// struct (not an enum or union) with at least one field; its `repr` is `C` (optionally with
+/// `align(N)` or `packed`/`packed(N)`) or `transparent`; generic parameters appear only with
+/// `repr(transparent)`; no lifetimes; no field's type is spelled as something that can never
+/// be shared whatever the names in scope mean (a reference, pointer, function pointer, tuple,
 /// slice, `bool`, `char`, `usize`, `isize`). These checks exist for their messages: they tell
 /// the user *why* and *what to use instead*. A field type *named* like a standard type that is
 /// not `ShmType` (`Box`, `Vec`, `Option`, `Cell`, `AtomicU32`, `NonZeroU32`…) is not refused

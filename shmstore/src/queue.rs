@@ -436,7 +436,8 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
         self.region.location()
     }
 
-    /// For a file-backed queue, writes it to disk and waits (see [`Shm::flush`](crate::Shm::flush)).
+    /// For a file-backed queue, writes it to disk and waits (see
+    /// [`Shm::flush`](crate::Shm::flush)).
     ///
     /// # Errors
     ///

@@ -785,6 +785,7 @@ mod tests {
         fn send_sync<X: Send + Sync>() {}
         send_sync::<Shm<u64>>();
         send_sync::<ShmOptions<[u8; 4]>>();
-        // `ShmGuard: !Send` is checked by the compile-fail test `tests/ui/fail/guard_is_not_send.rs`.
+        // `ShmGuard: !Send` is checked by the compile-fail test
+        // `tests/ui/fail/guard_is_not_send.rs`.
     }
 }

@@ -45,8 +45,8 @@
 //! mean nothing any more. The header records the boot id; the first read-write opener that finds
 //! another one claims the reset in the header (a compare-and-swap, which a process with only
 //! read access cannot do nor block; see `reset_after_reboot`), initialises the mutex again,
-//! clears the sleeper state, repairs an interrupted write as the next locker would (roll back, or poison in place)
-//! and stores the current boot id. The payload stays.
+//! clears the sleeper state, repairs an interrupted write as the next locker would (roll back,
+//! or poison in place) and stores the current boot id. The payload stays.
 
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
@@ -724,9 +724,9 @@ fn unreachable_lock(name: &str) -> Result<()> {
 const RESETTING: u32 = 1 << 31;
 
 /// After a reboot, makes the lock and sleeper state of a ready region valid again (see "After
-/// a reboot (files)" in this module's docs): once, in the first read-write opener. Nothing to do for a POSIX
-/// object (it lives in memory), or when the stored boot id is the current one, or either
-/// cannot be known.
+/// a reboot (files)" in this module's docs): once, in the first read-write opener. Nothing to
+/// do for a POSIX object (it lives in memory), or when the stored boot id is the current one,
+/// or either cannot be known.
 ///
 /// The reset is claimed in shared memory, where only writers can write: a compare-and-swap sets
 /// [`RESETTING`] and the resetter's pid in `creator_pid`. The resetter proves it is alive with a
