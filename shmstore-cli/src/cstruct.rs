@@ -136,7 +136,8 @@ pub fn build(
         // The path is checked (`check_field`): it is an identifier path, safe in the message.
         let _ = writeln!(
             field_asserts,
-            "_Static_assert(offsetof({top}, {designator}) == {}, \"field `{}` is at offset {} of `{top}`\");",
+            "_Static_assert(offsetof({top}, {designator}) == {}, \"field `{}` is at offset {} \
+             of `{top}`\");",
             field.offset, field.path, field.offset
         );
     }
@@ -553,7 +554,8 @@ const C_RESERVED: &[&str] = &[
 /// A C identifier for a Rust name: tuple fields (`0`) become `_0`, reserved words get a `_`,
 /// the empty name of a primitive type is `value`. Names C reserves for the implementation
 /// (`__x`, `_X`: `_Static_assert` is a keyword), the header's own prefix (`shmstore_`,
-/// `SHMSTORE_`, in any case) and its padding members (`_pad0`) get a `_` too, so that none can collide.
+/// `SHMSTORE_`, in any case) and its padding members (`_pad0`) get a `_` too, so that none can
+/// collide.
 pub fn c_identifier(name: &str) -> String {
     let mut id: String = name
         .chars()

@@ -1,5 +1,6 @@
 //! The FORMAT.md constants the command decodes and writes into C headers. The library keeps
-//! its own copies private; FORMAT.md is the contract both follow.
+//! its own copies private; FORMAT.md is the contract both follow, and a test below checks that
+//! these agree with the library's (exposed, hidden, as `shmstore::__format`).
 
 /// `flags` bit 0: one payload copy, seqlock, poisoning.
 pub const FLAG_IN_PLACE: u32 = 1 << 0;
@@ -79,6 +80,23 @@ pub fn flags_text(flags: u32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_constants_agree_with_the_library() {
+        use shmstore::__format as lib;
+        assert_eq!(FLAG_IN_PLACE, lib::FLAG_IN_PLACE);
+        assert_eq!(FLAG_NOTIFY_READERS, lib::FLAG_NOTIFY_READERS);
+        assert_eq!(STATE_INITIALISING, lib::STATE_INITIALISING);
+        assert_eq!(STATE_READY, lib::STATE_READY);
+        assert_eq!(KIND_VALUE, lib::KIND_VALUE);
+        assert_eq!(KIND_QUEUE, lib::KIND_QUEUE);
+        assert_eq!(QUEUE_SPSC, lib::QUEUE_SPSC);
+        assert_eq!(QUEUE_MPMC, lib::QUEUE_MPMC);
+        assert_eq!(
+            Ok(QUEUE_CONTROL_SIZE),
+            u64::try_from(lib::QUEUE_CONTROL_SIZE)
+        );
+    }
 
     #[test]
     fn boot_ids_print_like_the_kernel_prints_them() {

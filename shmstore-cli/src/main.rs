@@ -23,7 +23,8 @@ use shmstore_cli::fields::DEFAULT_MAX_ELEMENTS;
 #[command(
     name = "shmstore",
     version,
-    about = "List, inspect, watch, remove and garbage-collect shmstore regions; write C headers for them",
+    about = "List, inspect, watch, remove and garbage-collect shmstore regions; write C headers \
+             for them",
     after_help = "A region is given by its location: a POSIX name (gateway.limits, in \
                   /dev/shm), a file path (any text with a `/`: ./state.shm, \
                   /var/lib/app/state.shm), or a System V key (sysv:0x5eed0001, or decimal \
@@ -42,11 +43,11 @@ enum Command {
     /// List every object in /dev/shm (regions, queues, and other programs' objects: foreign), and
     /// the System V segments that are regions.
     #[command(
-        after_help = "The BACKEND column (\"backend\" in JSON) says posix for /dev/shm and sysv for \
-                      a System V segment, named sysv:0x<key>. Other programs' System V segments \
-                      are not listed (`ipcs -m` shows them). File regions can be anywhere and are \
-                      not searched for: pass the path to inspect (shmstore inspect \
-                      ./state.shm).\n\n\
+        after_help = "The BACKEND column (\"backend\" in JSON) says posix for /dev/shm and \
+                      sysv for a System V segment, named sysv:0x<key>. Other programs' System V \
+                      segments are not listed (`ipcs -m` shows them). File regions can be \
+                      anywhere and are not searched for: pass the path to inspect \
+                      (shmstore inspect ./state.shm).\n\n\
                       Example:\n  shmstore list\n  shmstore list --json"
     )]
     List {
@@ -74,7 +75,8 @@ enum Command {
     },
     /// Print each new version of a value and the fields it changed, until interrupted.
     #[command(after_help = "Example:\n  shmstore watch gateway.limits\n  \
-                            shmstore watch gateway.limits --count 1   # wait for the next update\n  \
+                            shmstore watch gateway.limits --count 1   \
+                            # wait for the next update\n  \
                             shmstore watch ./state.shm\n  \
                             shmstore watch sysv:0x5eed0001")]
     Watch {
@@ -137,7 +139,8 @@ enum Command {
         #[arg(long)]
         ignore_hidden_processes: bool,
     },
-    /// Write a C header for the region: its type, the region header, helpers to open, lock and read.
+    /// Write a C header for the region: its type, the region header, helpers to open, lock and
+    /// read.
     #[command(
         after_help = "For a region in a file or a System V segment, map it yourself (mmap, or \
                       shmget + shmat) and pass the mapping to shmstore_from_base.\n\n\

@@ -313,7 +313,10 @@ mod tests {
 
     #[test]
     fn reads_the_device_and_inode_of_a_maps_line() {
-        let line = "7f1c2a400000-7f1c2a401000 rw-s 00000000 00:1a 4242                       /dev/shm/app.limits";
+        let line = concat!(
+            "7f1c2a400000-7f1c2a401000 rw-s 00000000 00:1a 4242",
+            "                       /dev/shm/app.limits"
+        );
         assert_eq!(maps_line_identity(line), Some((0x1a, 4242)));
         // The path does not matter: a creator's unnamed object, or another mount namespace's.
         let deleted = "7f1c2a400000-7f1c2a401000 rw-s 00000000 00:1a 4243 /dev/shm/#4243 (deleted)";

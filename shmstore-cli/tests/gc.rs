@@ -349,7 +349,8 @@ fn gc_under_hidepid_removes_nothing() {
 
     // A /proc of its own in a private mount namespace, so the host's /proc is left as it is.
     let script = r#"mount -t proc -o hidepid=2 proc /proc &&
-        exec setpriv --reuid=65534 --regid=65534 --clear-groups "$0" gc --verbose --ignore-unreadable "$1""#;
+        exec setpriv --reuid=65534 --regid=65534 --clear-groups \
+            "$0" gc --verbose --ignore-unreadable "$1""#;
     let what = format!("unshare -m sh -c {script:?}");
     let child = Command::new("unshare")
         .args([

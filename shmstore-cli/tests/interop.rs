@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::*;
-use shmstore::{Location, Shm};
+use shmstore::{Location, Shm, ShmQueue};
 
 #[test]
 fn child_process_entry() {
@@ -30,6 +30,42 @@ fn build(program: &str, dir: &Path) -> std::path::PathBuf {
     let source = c_dir().join(format!("{program}.c"));
     compile_c(&source, dir, &dir.join(program))
         .unwrap_or_else(|errors| panic!("{program}.c does not compile:\n{errors}"))
+}
+
+/// The C templates (`shmstore-cli/c/*.h`), as the headers carry them verbatim.
+const TEMPLATES: [(&str, &str); 4] = [
+    ("prelude.h", include_str!("../c/prelude.h")),
+    ("format_common.h", include_str!("../c/format_common.h")),
+    ("value_helpers.h", include_str!("../c/value_helpers.h")),
+    ("queue_helpers.h", include_str!("../c/queue_helpers.h")),
+];
+
+#[test]
+fn every_c_template_compiles_in_the_header_of_a_value_or_of_a_queue() {
+    let (value, _value_cleanup) = Cleanup::new("c-templates-value");
+    let _shm = Shm::<Sample>::create(&value, sample()).unwrap();
+    let (queue, _queue_cleanup) = Cleanup::new("c-templates-queue");
+    let _queue = ShmQueue::<Wheel, 4>::create(&queue).unwrap();
+    let mut carried = [false; TEMPLATES.len()];
+    for name in [&value, &queue] {
+        let dir = TempDir::new("c-templates");
+        header_into(name, &dir.path);
+        let header = std::fs::read_to_string(dir.path.join("region.h")).unwrap();
+        for (seen, (_, template)) in carried.iter_mut().zip(TEMPLATES) {
+            *seen |= header.contains(template);
+        }
+        let source = dir.path.join("use.c");
+        std::fs::write(
+            &source,
+            "#include \"region.h\"\nint main(void) { return 0; }\n",
+        )
+        .unwrap();
+        compile_c(&source, &dir.path, &dir.path.join("use"))
+            .unwrap_or_else(|errors| panic!("the header of {name} does not compile:\n{errors}"));
+    }
+    for (seen, (file, _)) in carried.iter().zip(TEMPLATES) {
+        assert!(seen, "no header carries c/{file} verbatim");
+    }
 }
 
 #[test]

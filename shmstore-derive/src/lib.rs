@@ -1,34 +1,8 @@
 //! `#[derive(ShmType)]` for the `shmstore` crate. Use it through `shmstore::ShmType`; this crate is
 //! an implementation detail and its generated code names only `::shmstore` paths.
 //!
-//! # Analysis
-//!
-//! The derive proves that a struct may live in shared memory in two stages.
-//!
-//! **Syntax** (here, with spans on the offending token): the item is a struct (not an enum or
-//! union) with at least one field; its `repr` is `C` (optionally with `align(N)` or
-//! `packed`/`packed(N)`) or `transparent`; generic parameters appear only with
-//! `repr(transparent)`; no lifetimes; no field's type is spelled as something that can never be
-//! shared whatever the names in scope mean (a reference, pointer, function pointer, tuple,
-//! slice, `bool`, `char`, `usize`, `isize`). These checks exist for their messages: they tell
-//! the user *why* and *what to use instead*. A field type *named* like a standard type that is
-//! not `ShmType` (`Box`, `Vec`, `Option`, `Cell`, `AtomicU32`, `NonZeroU32`…) is not refused
-//! here, because the name may be the user's own `ShmType` struct: its layout is read through
-//! a `__private::hint` function whose bound carries a message for that kind of type.
-//!
-//! **Semantics** (in the generated code, checked by the compiler): every field type implements
-//! `ShmType` (the layout refers to `<F as ShmType>::LAYOUT`), the struct is `Copy`, and, for
-//! every pair of adjacent fields and for the end of the struct, a constant computed from
-//! `offset_of!` and `size_of` proves that no padding byte exists; another proves the struct is
-//! not zero-sized. Because these read the compiler's own numbers, a type alias, an
-//! associated-type projection or a macro-produced type cannot hide padding, and `align(N)`
-//! padding at the end is caught. A `repr(transparent)` struct needs no padding proof: it has
-//! the layout of its one non-zero-sized field. Generic structs are accepted only with
-//! `repr(transparent)`, because a proof that runs only when a generic type is instantiated
-//! would let an unsound `unsafe impl` exist unchecked (and `cargo check` never instantiates).
-//!
-//! Every check is a type-checking error or the evaluation of a `const _` item, so each one
-//! fails `cargo check` as well as `cargo build`.
+//! The analysis the derive runs is documented on the derive as `shmstore` re-exports it
+//! (`shmstore::ShmType`, in `shmstore/src/lib.rs`), where docs.rs shows it to users.
 
 use proc_macro::TokenStream;
 use proc_macro2::{Span, TokenStream as TokenStream2};
@@ -37,8 +11,8 @@ use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 use syn::{Data, DeriveInput, Fields, LitStr, Member, Type};
 
-/// Derives `shmstore::ShmType` (and `bytemuck::Pod`/`Zeroable` through `shmstore`) for a
-/// `#[repr(C)]` struct of `ShmType` fields with no padding. See the `shmstore::ShmType` docs.
+/// The derive of `shmstore::ShmType` (and of `bytemuck::Pod`/`Zeroable` through `shmstore`).
+/// `shmstore` re-exports it with its documentation, which rustdoc shows before this line.
 #[proc_macro_derive(ShmType, attributes(shm))]
 pub fn derive_shm_type(input: TokenStream) -> TokenStream {
     let input = syn::parse_macro_input!(input as DeriveInput);
@@ -446,9 +420,9 @@ fn expand(input: &DeriveInput) -> Result<TokenStream2, syn::Error> {
         errors.push_error(syn::Error::new_spanned(
             &input.generics,
             format!(
-                "generic structs can derive `ShmType` only with `#[repr(transparent)]`: the padding \
-                 proof for `{type_name}` would run only when it is instantiated; make a concrete \
-                 struct, or wrap a single field in `#[repr(transparent)]`"
+                "generic structs can derive `ShmType` only with `#[repr(transparent)]`: the \
+                 padding proof for `{type_name}` would run only when it is instantiated; make a \
+                 concrete struct, or wrap a single field in `#[repr(transparent)]`"
             ),
         ));
     }
@@ -492,8 +466,8 @@ fn expand(input: &DeriveInput) -> Result<TokenStream2, syn::Error> {
         errors.push(
             ident.span(),
             format!(
-                "`{type_name}` has no fields: a zero-sized type has nothing to share; add the fields \
-                 it should hold"
+                "`{type_name}` has no fields: a zero-sized type has nothing to share; add the \
+                 fields it should hold"
             ),
         );
     }

@@ -14,8 +14,8 @@ pub enum Error {
     /// The name is not 1 to 200 of `[A-Za-z0-9._-]`, is `.` or `..`, or starts with `-` or
     /// `sem.` (names that belong to others). Checked before any system call.
     #[error(
-        "invalid region name {name:?}: {reason}; a name is 1 to 200 characters of A-Z a-z 0-9 . _ - \
-         and is not \".\" or \"..\", and does not start with \"-\" or \"sem.\""
+        "invalid region name {name:?}: {reason}; a name is 1 to 200 characters of \
+         A-Z a-z 0-9 . _ - and is not \".\" or \"..\", and does not start with \"-\" or \"sem.\""
     )]
     InvalidName {
         /// The name as given.
@@ -27,7 +27,8 @@ pub enum Error {
     /// A file path that names no file (empty, or ending in `/` or `..`), a System V key of 0
     /// (`IPC_PRIVATE`), or an `ftok` project id of 0. Checked before any system call.
     #[error(
-        "invalid region location {location:?}: {reason}; a file region needs a path ending in a file name, and a System V region a nonzero key (see shmstore::ftok)"
+        "invalid region location {location:?}: {reason}; a file region needs a path ending in \
+         a file name, and a System V region a nonzero key (see shmstore::ftok)"
     )]
     InvalidLocation {
         /// The location as written (see [`Location`](crate::Location)).
@@ -49,8 +50,8 @@ pub enum Error {
 
     /// [`Shm::create`](crate::Shm::create) found the name taken.
     #[error(
-        "region `{name}` already exists; open it with Shm::open or Shm::open_or_create, or remove it \
-         first with shmstore::unlink (or `shmstore rm {name}`)",
+        "region `{name}` already exists; open it with Shm::open or Shm::open_or_create, or \
+         remove it first with shmstore::unlink (or `shmstore rm {name}`)",
         name = printable(name)
     )]
     AlreadyExists {
@@ -278,7 +279,14 @@ pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
     fn needs_escape(c: char) -> bool {
         c == '\\'
             || c.is_control()
-            || matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+            || matches!(
+                c,
+                '\u{061c}'
+                    | '\u{200e}'
+                    | '\u{200f}'
+                    | '\u{202a}'..='\u{202e}'
+                    | '\u{2066}'..='\u{2069}'
+            )
     }
     if !text.chars().any(needs_escape) {
         return std::borrow::Cow::Borrowed(text);

@@ -782,7 +782,10 @@ pub fn truncate_while_operating(bytes: &[u8]) {
                 match ask(&mut to_child, op) {
                     Some(Answer::Done) => in_flight = None,
                     Some(Answer::Panicked(message)) => {
-                        panic!("the child panicked in {op:?} (object {size} of {full} bytes): {message}")
+                        panic!(
+                            "the child panicked in {op:?} (object {size} of {full} bytes): \
+                             {message}"
+                        )
                     }
                     // It died: judged below, by its exit status.
                     None => child_alive = false,

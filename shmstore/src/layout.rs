@@ -46,15 +46,16 @@ use core::fmt;
 /// # Implementation
 ///
 /// Do not implement this trait yourself: `#[derive(ShmType)]` proves every point above at compile
-/// time (see the derive's documentation for the analysis it runs). The crate implements it for
-/// `u8`..`u128`, `i8`..`i128`, `f32`, `f64` and arrays `[T; N]` of `ShmType`.
+/// time (see the [derive's documentation](macro@crate::ShmType) for the analysis it runs). The
+/// crate implements it for `u8`..`u128`, `i8`..`i128`, `f32`, `f64` and arrays `[T; N]` of
+/// `ShmType`.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot live in shared memory: it does not implement `ShmType`",
     label = "not a `ShmType`",
-    note = "shared memory holds fixed-width integers (u8..u128, i8..i128), f32, f64, arrays of them, and \
-            `#[repr(C)]` structs that `#[derive(ShmType)]`",
-    note = "pointers, references, heap types, `bool`, `char`, `usize`/`isize`, `Option`, atomics and cells \
-            cannot be shared between processes safely"
+    note = "shared memory holds fixed-width integers (u8..u128, i8..i128), f32, f64, arrays of \
+            them, and `#[repr(C)]` structs that `#[derive(ShmType)]`",
+    note = "pointers, references, heap types, `bool`, `char`, `usize`/`isize`, `Option`, atomics \
+            and cells cannot be shared between processes safely"
 )]
 pub unsafe trait ShmType: bytemuck::Pod + Sync + 'static {
     /// The compile-time self-description of `Self`, stored in every region that holds a `Self`.

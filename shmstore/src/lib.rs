@@ -36,10 +36,11 @@
 //!
 //! `layout` (the `ShmType` trait and layouts), `name` and `location` (where regions live: names,
 //! files, System V keys), `sys` (every libc and nix call), `header` (the region format,
-//! `FORMAT.md`), `region` (create/open protocols per backend, and mapping), `lock` (the lock protocol: latch, rollback, poisoning), `snapshot` (lock-free
-//! reads), `shm`, `guard` and `reader` (the typed API), `queue` (`ShmQueue`), `store` (namespaces), `info`
-//! (listing), `inspect` (untyped views), `look` (reading objects with `pread`, never mapped, for
-//! listing and inspecting), `error`.
+//! `FORMAT.md`), `region` (create/open protocols per backend, and mapping), `lock` (the lock
+//! protocol: latch, rollback, poisoning), `snapshot` (lock-free reads), `shm`, `guard` and
+//! `reader` (the typed API), `queue` (`ShmQueue`), `store` (namespaces), `info` (listing),
+//! `inspect` (untyped views), `look` (reading objects with `pread`, never mapped, for listing
+//! and inspecting), `error`.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 #![warn(missing_docs)]
@@ -77,7 +78,37 @@ pub use queue::{QueueMode, ShmQueue, ShmQueueOptions, ShmQueueOptionsAt};
 pub use reader::ShmReader;
 pub use region::unlink;
 pub use shm::{Shm, ShmOptions, ShmOptionsAt};
-/// Derives [`ShmType`](trait@ShmType) for a `#[repr(C)]` struct: see the trait's documentation.
+/// Derives [`ShmType`](trait@ShmType) for a `#[repr(C)]` struct: see the trait's documentation
+/// for what an implementor guarantees.
+///
+/// # Analysis
+///
+/// The derive proves that a struct may live in shared memory in two stages.
+///
+/// **Syntax** (by the derive, each error pointing at the offending token): the item is a
+/// struct (not an enum or union) with at least one field; its `repr` is `C` (optionally with
+/// `align(N)` or `packed`/`packed(N)`) or `transparent`; generic parameters appear only with
+/// `repr(transparent)`; no lifetimes; no field's type is spelled as something that can never
+/// be shared whatever the names in scope mean (a reference, pointer, function pointer, tuple,
+/// slice, `bool`, `char`, `usize`, `isize`). These checks exist for their messages: they tell
+/// the user *why* and *what to use instead*. A field type *named* like a standard type that is
+/// not `ShmType` (`Box`, `Vec`, `Option`, `Cell`, `AtomicU32`, `NonZeroU32`…) is not refused
+/// here, because the name may be the user's own `ShmType` struct: its layout is read through
+/// a `__private::hint` function whose bound carries a message for that kind of type.
+///
+/// **Semantics** (in the generated code, checked by the compiler): every field type implements
+/// `ShmType` (the layout refers to `<F as ShmType>::LAYOUT`), the struct is `Copy`, and, for
+/// every pair of adjacent fields and for the end of the struct, a constant computed from
+/// `offset_of!` and `size_of` proves that no padding byte exists; another proves the struct is
+/// not zero-sized. Because these read the compiler's own numbers, a type alias, an
+/// associated-type projection or a macro-produced type cannot hide padding, and `align(N)`
+/// padding at the end is caught. A `repr(transparent)` struct needs no padding proof: it has
+/// the layout of its one non-zero-sized field. Generic structs are accepted only with
+/// `repr(transparent)`, because a proof that runs only when a generic type is instantiated
+/// would let an unsound `unsafe impl` exist unchecked (and `cargo check` never instantiates).
+///
+/// Every check is a type-checking error or the evaluation of a `const _` item, so each one
+/// fails `cargo check` as well as `cargo build`.
 pub use shmstore_derive::ShmType;
 pub use store::Store;
 
@@ -85,6 +116,23 @@ pub use store::Store;
 /// `fuzzing`).
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
+
+/// FORMAT.md's constants as the library writes them, so that the `shmstore` command's test can
+/// check its own copy against them. Not part of the public API.
+#[doc(hidden)]
+pub mod __format {
+    #![allow(missing_docs)]
+    use crate::header as h;
+    pub const FLAG_IN_PLACE: u32 = h::FLAG_IN_PLACE;
+    pub const FLAG_NOTIFY_READERS: u32 = h::FLAG_NOTIFY_READERS;
+    pub const STATE_INITIALISING: u32 = h::STATE_INITIALISING;
+    pub const STATE_READY: u32 = h::STATE_READY;
+    pub const KIND_VALUE: u32 = h::KIND_VALUE;
+    pub const KIND_QUEUE: u32 = h::KIND_QUEUE;
+    pub const QUEUE_SPSC: u32 = h::QUEUE_SPSC;
+    pub const QUEUE_MPMC: u32 = h::QUEUE_MPMC;
+    pub const QUEUE_CONTROL_SIZE: usize = h::QUEUE_CONTROL_SIZE;
+}
 
 /// Items the derive's generated code names. Not part of the public API.
 #[doc(hidden)]

@@ -9,11 +9,12 @@ use crate::sys::sysv;
 
 /// Where a region lives: the three ways shared memory is set up on Linux.
 ///
-/// | backend | created with | lives until | use it for |
-/// | --- | --- | --- | --- |
-/// | [`Named`](Self::Named) | `Shm::create(name, …)` | `unlink` or reboot | the default: fastest to open, listed by `shmstore list` |
-/// | [`File`](Self::File) | `options().path(p)` | the file is deleted | state that must survive reboots |
-/// | [`SysV`](Self::SysV) | `options().sysv_key(k)` | `IPC_RMID` or reboot | sharing with programs that use `shmget` |
+/// - [`Named`](Self::Named): created with `Shm::create(name, …)`, lives until `unlink` or a
+///   reboot. The default: fastest to open, listed by `shmstore list`.
+/// - [`File`](Self::File): created with `options().path(p)`, lives until the file is deleted.
+///   For state that must survive reboots.
+/// - [`SysV`](Self::SysV): created with `options().sysv_key(k)`, lives until `IPC_RMID` or a
+///   reboot. For sharing with programs that use `shmget`.
 ///
 /// Every backend has the same header, lock, snapshots and checks. As text (the `shmstore`
 /// command, error messages) a location is written as the region name, a path containing `/`

@@ -273,7 +273,7 @@ fn barrier_after_unlock() {
 
 /// Copies the payload between the two copies. Only the lock holder calls it, at a moment when
 /// the protocol forbids writes to `from`; readers of `to` discard what they read because the
-/// version changed (see the module docs).
+/// version changed (see "The latch" in the module docs).
 ///
 /// # Safety
 ///

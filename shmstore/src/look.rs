@@ -156,7 +156,8 @@ pub(crate) fn shrank(name: &str, what: &str, e: io::Error) -> Error {
 ///
 /// A creator holds the object's initialiser lock (a write lock on [`INITIALISER_BYTE`]) while
 /// it writes the header, so a look that finds the header unfinished or bad probes with a read
-/// lock there: if it gets it, nobody is at work and a second look decides (abandoned: [`Error::Incomplete`]; bad: [`Error::Corrupt`]).
+/// lock there: if it gets it, nobody is at work and a second look decides (abandoned:
+/// [`Error::Incomplete`]; bad: [`Error::Corrupt`]).
 pub(crate) fn look(name: &str, path: &Path, wait: Duration) -> Result<Looked> {
     let started = Instant::now();
     let mut restarts = 0u32;

@@ -436,7 +436,8 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
         self.region.location()
     }
 
-    /// For a file-backed queue, writes it to disk and waits (see [`Shm::flush`](crate::Shm::flush)).
+    /// For a file-backed queue, writes it to disk and waits (see
+    /// [`Shm::flush`](crate::Shm::flush)).
     ///
     /// # Errors
     ///
@@ -1259,8 +1260,9 @@ fn keep_spinning(polls: &mut u32, start: &mut Option<Instant>) -> bool {
     true
 }
 
-/// Sleeps on `event` unless `ready()` after counting in (see the module's protocol), at most
-/// until `deadline` and at most [`SLEEP_SLICE`]. Returns on any wake-up: the caller re-checks.
+/// Sleeps on `event` unless `ready()` after counting in (see "Sleeping and waking" in the
+/// module docs), at most until `deadline` and at most [`SLEEP_SLICE`]. Returns on any wake-up:
+/// the caller re-checks.
 ///
 /// `single`: SPSC, where only the role holder sleeps on this event. Then the count is a flag
 /// the waker clears when it wakes us (so exactly one wake call per sleep), and we clear it

@@ -661,7 +661,7 @@ unsafe fn write_header(
 /// # Safety
 ///
 /// As [`Region::fill`]: nothing else uses the payload until this publishes it.
-unsafe fn publish(region: &Region, init: Init<'_>) {
+unsafe fn fill_and_publish_ready(region: &Region, init: Init<'_>) {
     // SAFETY: the caller's contract is `fill`'s.
     unsafe { region.fill(init) };
     let header = region.header();

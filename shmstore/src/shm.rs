@@ -372,14 +372,45 @@ impl<T: ShmType> Shm<T> {
     }
 }
 
+/// Never panics and never waits for a writer: the value, or `<locked>` (as lock_api's
+/// mutexes print it) when no consistent value can be read at once: an `in_place` region whose
+/// lock this thread holds, or whose holder is writing.
 impl<T: ShmType + fmt::Debug> fmt::Debug for Shm<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Shm")
-            .field("name", &self.name())
+        let mut s = f.debug_struct("Shm");
+        s.field("name", &self.name())
             .field("version", &self.version())
-            .field("in_place", &self.is_in_place())
-            .field("value", &self.read())
-            .finish()
+            .field("in_place", &self.is_in_place());
+        match self.value_for_debug() {
+            Some(value) => s.field("value", &value),
+            None => s.field("value", &format_args!("<locked>")),
+        };
+        s.finish()
+    }
+}
+
+impl<T: ShmType> Shm<T> {
+    /// The value if it can be read without waiting for a writer, for `Debug`. `read` could
+    /// panic (an `in_place` write by this thread) or wait for as long as a write lasts.
+    fn value_for_debug(&self) -> Option<T> {
+        if !self.region.in_place() {
+            // The default mode's read never waits for a writer and never panics.
+            return Some(self.read());
+        }
+        match self.region.acquire(Wait::No) {
+            // Holding the lock, nobody writes: the working copy is the value (a poisoned one
+            // included: `Debug` shows what is there).
+            Ok(poisoned) => {
+                let guard = self.guard(poisoned).unwrap_or_else(PoisonError::into_inner);
+                Some(*guard)
+            }
+            // This thread holds the lock, through this handle or another: a read would wait
+            // for this thread's own write.
+            Err(LockFailure::Deadlock) => None,
+            // Another thread or process holds the lock (or it is unusable): a read succeeds at
+            // once unless the holder is writing, and then gives up instead of waiting.
+            Err(_) => self.read_timeout(Duration::ZERO).ok(),
+        }
     }
 }
 
@@ -754,6 +785,7 @@ mod tests {
         fn send_sync<X: Send + Sync>() {}
         send_sync::<Shm<u64>>();
         send_sync::<ShmOptions<[u8; 4]>>();
-        // `ShmGuard: !Send` is checked by the compile-fail test `tests/ui/fail/guard_is_not_send.rs`.
+        // `ShmGuard: !Send` is checked by the compile-fail test
+        // `tests/ui/fail/guard_is_not_send.rs`.
     }
 }

@@ -15,9 +15,9 @@
 //! writes: when the writer is a thread of the reader's own process, Rust's memory model still
 //! calls that overlap a data race, even though the bytes read are discarded; the same holds for
 //! every seqlock written in Rust today, and nothing a compiler can do with it changes the
-//! validated result. Across processes, the model does not reach the other side at all. A loop of relaxed `u64` loads
-//! compiles to plain `mov`s on x86-64 and measured faster here than `atomic-memcpy`
-//! (DESIGN §7).
+//! validated result. Across processes, the model does not reach the other side at all. A loop
+//! of relaxed `u64` loads compiles to plain `mov`s on x86-64 and measured faster here than
+//! `atomic-memcpy` (DESIGN §7).
 //!
 //! # Never starving, never spinning unbounded
 //!

@@ -166,3 +166,63 @@ fn read_from_the_thread_whose_guard_is_writing() {
     assert_eq!(shm.read(), Pair { a: 10, b: 2 });
     assert!(!shm.is_poisoned());
 }
+
+#[test]
+fn debug_of_an_in_place_region_this_thread_is_writing_prints_locked_instead_of_panicking() {
+    let (name, _cleanup) = region("debug-own-write-inplace");
+    let shm = Shm::<Pair>::options()
+        .in_place(true)
+        .create(&name, OLD)
+        .unwrap();
+    let other = Shm::<Pair>::open(&name).unwrap();
+    let value_of = |shm: &Shm<Pair>| {
+        let text = catch_unwind(AssertUnwindSafe(|| format!("{shm:?}")))
+            .unwrap_or_else(|p| panic!("Debug panicked: {}", panic_message(&*p)));
+        assert!(text.contains(&name), "{text}");
+        let (_, value) = text.split_once("value: ").expect(&text);
+        value.to_string()
+    };
+    let version = shm.version();
+    assert_eq!(value_of(&shm), "Pair { a: 1, b: 2 } }");
+    assert_eq!(
+        shm.version(),
+        version,
+        "Debug took the free lock and wrote nothing"
+    );
+
+    // This thread writes in place: through this handle and through a second one.
+    let mut g = shm.lock().unwrap();
+    g.a = 10;
+    assert_eq!(value_of(&shm), "<locked> }");
+    assert_eq!(value_of(&other), "<locked> }");
+    drop(g);
+    assert_eq!(value_of(&shm), "Pair { a: 10, b: 2 } }");
+
+    // Another thread writes in place: `<locked>` at once, rather than waiting for it.
+    let (locked_tx, locked_rx) = mpsc::channel();
+    let (release_tx, release_rx) = mpsc::channel::<()>();
+    let writer = &other;
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            let mut g = writer.lock().unwrap();
+            g.b = 20;
+            locked_tx.send(()).unwrap();
+            // Released when the main thread drops the sender, even if it panics.
+            let _ = release_rx.recv();
+        });
+        let _release = release_tx;
+        locked_rx.recv().unwrap();
+        assert_eq!(value_of(&shm), "<locked> }");
+    });
+    assert_eq!(value_of(&shm), "Pair { a: 10, b: 20 } }");
+    assert!(shm.try_lock().is_ok());
+    assert!(!shm.is_poisoned());
+
+    // The default mode shows the committed value while this thread writes.
+    let (name, _cleanup) = region("debug-own-write");
+    let shm = Shm::<Pair>::create(&name, OLD).unwrap();
+    let mut g = shm.lock().unwrap();
+    g.a = 10;
+    assert!(format!("{shm:?}").ends_with("value: Pair { a: 1, b: 2 } }"));
+    drop(g);
+}

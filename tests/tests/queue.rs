@@ -1,8 +1,8 @@
 //! `ShmQueue` between real processes: a million elements in order through an SPSC queue;
-//! producers and consumers SIGKILLed mid-stream; the SPSC roles; `close` and blocking wake-ups across processes; the
-//! errors of opening and using a queue; and a model test of the operations against a
-//! `VecDeque`. (Two producers and two consumers that lose and duplicate nothing run for every
-//! backend in `backends.rs`.)
+//! producers and consumers SIGKILLed mid-stream; the SPSC roles; `close` and blocking wake-ups
+//! across processes; the errors of opening and using a queue; and a model test of the
+//! operations against a `VecDeque`. (Two producers and two consumers that lose and duplicate
+//! nothing run for every backend in `backends.rs`.)
 //!
 //! The queues the helper opens are `MsgQueue`s: 64-byte `Msg` elements that carry their
 //! producer, their number in its stream and a checksum, so that a lost, duplicated, reordered

@@ -134,8 +134,8 @@ fn consumer_asleep_beside_a_producer_killed_at_wake(shim: &Path, name: &str) -> 
 }
 
 #[test]
-fn spsc_a_producer_asleep_in_push_wakes_when_a_replacement_for_a_consumer_killed_at_its_wake_attaches(
-) {
+fn spsc_producer_asleep_in_push_wakes_when_a_replacement_of_a_consumer_killed_at_its_wake_attaches()
+{
     let dir = TempDir::new("queue-trust");
     let shim = build_shim(&dir, "kill_at_wake.c");
     let (name, _cleanup) = region("trust-wake-consumer");
@@ -156,8 +156,8 @@ fn spsc_a_producer_asleep_in_push_wakes_when_a_replacement_for_a_consumer_killed
 }
 
 #[test]
-fn spsc_a_consumer_asleep_in_pop_wakes_when_a_replacement_for_a_producer_killed_at_its_wake_attaches(
-) {
+fn spsc_consumer_asleep_in_pop_wakes_when_a_replacement_of_a_producer_killed_at_its_wake_attaches()
+{
     let dir = TempDir::new("queue-trust");
     let shim = build_shim(&dir, "kill_at_wake.c");
     let (name, _cleanup) = region("trust-wake-producer");

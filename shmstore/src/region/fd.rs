@@ -45,8 +45,8 @@
 //! mean nothing any more. The header records the boot id; the first read-write opener that finds
 //! another one claims the reset in the header (a compare-and-swap, which a process with only
 //! read access cannot do nor block; see `reset_after_reboot`), initialises the mutex again,
-//! clears the sleeper state, repairs an interrupted write as the next locker would (roll back, or poison in place)
-//! and stores the current boot id. The payload stays.
+//! clears the sleeper state, repairs an interrupted write as the next locker would (roll back,
+//! or poison in place) and stores the current boot id. The payload stays.
 
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
@@ -56,8 +56,8 @@ use std::sync::atomic::Ordering::SeqCst;
 use std::time::{Duration, Instant};
 
 use super::{
-    blank_problem, blank_size, check_owner, check_typed, classify, fresh_layout, header_of,
-    publish, write_header, Handle, Init, Look, Region, RegionSpec, Typed,
+    blank_problem, blank_size, check_owner, check_typed, classify, fill_and_publish_ready,
+    fresh_layout, header_of, write_header, Handle, Init, Look, Region, RegionSpec, Typed,
 };
 use crate::error::{Error, Result};
 use crate::header::{Header, HeaderInfo, HEADER_SIZE, INITIALISER_BYTE, STATE_INITIALISING};
@@ -467,8 +467,8 @@ fn new_region(
 /// As [`Region::fill`]: the caller holds the initialiser lock of the object, whose state is
 /// not "ready", and `region` is its only handle in this process.
 unsafe fn finish(region: &Region, init: Init<'_>) {
-    // SAFETY: the caller's contract is `publish`'s.
-    unsafe { publish(region, init) };
+    // SAFETY: the caller's contract is `fill_and_publish_ready`'s.
+    unsafe { fill_and_publish_ready(region, init) };
     if let Handle::File { file, .. } = &region.handle {
         let _ = object::byte_unlock(file, INITIALISER_BYTE);
     }
@@ -723,10 +723,10 @@ fn unreachable_lock(name: &str) -> Result<()> {
 /// rest of the word is its pid; pids stay below 2^22).
 const RESETTING: u32 = 1 << 31;
 
-/// After a reboot, makes the lock and sleeper state of a ready region valid again (see the
-/// module docs of `region`): once, in the first read-write opener. Nothing to do for a POSIX
-/// object (it lives in memory), or when the stored boot id is the current one, or either
-/// cannot be known.
+/// After a reboot, makes the lock and sleeper state of a ready region valid again (see "After
+/// a reboot (files)" in this module's docs): once, in the first read-write opener. Nothing to
+/// do for a POSIX object (it lives in memory), or when the stored boot id is the current one,
+/// or either cannot be known.
 ///
 /// The reset is claimed in shared memory, where only writers can write: a compare-and-swap sets
 /// [`RESETTING`] and the resetter's pid in `creator_pid`. The resetter proves it is alive with a

@@ -34,8 +34,8 @@ use std::sync::atomic::Ordering::SeqCst;
 use std::time::{Duration, Instant};
 
 use super::{
-    blank_problem, blank_size, check_owner, check_typed, classify, fresh_layout, header_of,
-    publish, write_header, Handle, Init, Look, Region, RegionSpec, Typed,
+    blank_problem, blank_size, check_owner, check_typed, classify, fill_and_publish_ready,
+    fresh_layout, header_of, write_header, Handle, Init, Look, Region, RegionSpec, Typed,
 };
 use crate::error::{Error, Result};
 use crate::header::{
@@ -442,6 +442,6 @@ fn initialise_claimed(
     );
     // SAFETY: we hold the claim and the header says "initialising", so openers wait for
     // "ready" before touching the payload; `region` is its only handle here.
-    unsafe { publish(&region, init) };
+    unsafe { fill_and_publish_ready(&region, init) };
     Ok(region)
 }

@@ -75,7 +75,7 @@ unsafe impl Sync for RobustMutex {}
 /// Which region a mutex belongs to, the same through every handle (mapping) of that region in
 /// this process: the object's device and inode (a System V segment's id). The record of the
 /// mutexes a thread holds is kept by key, so that `EDEADLK` can be told apart from a thread
-/// with the same id in another PID namespace (see the module docs).
+/// with the same id in another PID namespace (see "Across PID namespaces" in the module docs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct MutexKey {
     dev: u64,
@@ -244,7 +244,7 @@ impl RobustMutex {
     }
 
     /// The contended path: tells a foreign `EDEADLK` from our own, and waits on the futex
-    /// word (see the module docs).
+    /// word (see "Across PID namespaces" in the module docs).
     #[cold]
     #[inline(never)]
     fn lock_slow(
@@ -321,7 +321,7 @@ impl RobustMutex {
     }
 
     /// One `pthread_mutex_trylock`: glibc's `EDEADLK` means only "the word holds my thread
-    /// id" (see the module docs).
+    /// id" (see "Across PID namespaces" in the module docs).
     #[inline]
     fn try_lock_once(&self) -> Result<Acquired, LockFailure> {
         // SAFETY:

@@ -173,10 +173,20 @@ mod tests {
 
     #[test]
     fn parses_the_kernel_table_and_skips_private_segments() {
-        let table = "       key      shmid perms                  size  cpid  lpid nattch   uid   gid  cuid  cgid      atime      dtime      ctime                   rss                  swap\n\
-                     1234567890          5   600                  4096   100   100      1     0     0     0     0          0          0 1700000000                  4096                     0\n\
-                              0          6   600                  4096   100   100      1     0     0     0     0          0          0 1700000000                  4096                     0\n\
-                     -559038737          7   644                  8192   100   100      0     0     0     0     0          0          0 1700000000                     0                     0\n";
+        let table = concat!(
+            "       key      shmid perms                  size  cpid  lpid nattch   uid   gid",
+            "  cuid  cgid      atime      dtime      ctime                   rss",
+            "                  swap\n",
+            "1234567890          5   600                  4096   100   100      1     0     0",
+            "     0     0          0          0 1700000000                  4096",
+            "                     0\n",
+            "0          6   600                  4096   100   100      1     0     0     0",
+            "     0          0          0 1700000000                  4096",
+            "                     0\n",
+            "-559038737          7   644                  8192   100   100      0     0     0",
+            "     0     0          0          0 1700000000                     0",
+            "                     0\n",
+        );
         assert_eq!(
             parse_segments(table),
             vec![

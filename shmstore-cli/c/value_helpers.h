@@ -1,0 +1,148 @@
+/* ---- The lock protocol (FORMAT.md "Reading and writing from another language") ---- */
+
+/* Finishes or undoes what a holder that died (or that left the version odd) left. */
+static inline void shmstore_repair_(shmstore_region_t *h) {
+    shmstore_header_t *hdr = h->header;
+    uint32_t committing = __atomic_load_n(&hdr->commit_in_progress, __ATOMIC_RELAXED);
+    uint64_t version = __atomic_load_n(&hdr->version, __ATOMIC_RELAXED);
+    if (!committing && (version & 1) == 0) return;
+    if (h->second == NULL) {
+        /* In place: the holder died mid-write. Poison, then publish so that readers stop
+           waiting for an even version. */
+        __atomic_store_n(&hdr->poisoned, 1, __ATOMIC_RELEASE);
+        shmstore_publish_(h, version + 1);
+    } else if (committing) {
+        /* The working copy was complete when the commit began: finish the commit. */
+        if (version & 1) shmstore_publish_(h, version + 1);
+        __atomic_thread_fence(__ATOMIC_RELEASE);
+        memcpy(h->second, h->working, h->payload_size);
+        __atomic_store_n(&hdr->commit_in_progress, 0, __ATOMIC_RELEASE);
+    } else {
+        /* Roll back: the second copy is untouched while the version is odd. */
+        memcpy(h->working, h->second, h->payload_size);
+        shmstore_publish_(h, version + 1);
+    }
+}
+
+/* A reader that keeps losing to back-to-back writers asked for help: wait (at most 10 us,
+   once per request) before locking. */
+static inline void shmstore_yield_to_starving_reader_(shmstore_region_t *h) {
+    shmstore_header_t *hdr = h->header;
+    uint32_t requests = __atomic_load_n(&hdr->read_requests, __ATOMIC_RELAXED);
+    if (requests == __atomic_load_n(&hdr->reads_served, __ATOMIC_RELAXED) ||
+        requests == h->backed_off_for)
+        return;
+    h->backed_off_for = requests;
+    uint64_t start = shmstore_nanos_();
+    while (__atomic_load_n(&hdr->reads_served, __ATOMIC_ACQUIRE) !=
+           __atomic_load_n(&hdr->read_requests, __ATOMIC_RELAXED)) {
+        if (shmstore_nanos_() - start >= 10000) return;
+    }
+}
+
+/* Locks the region. After a holder that died (EOWNERDEAD) it makes the mutex consistent and
+   repairs: rolls back or finishes the commit in the default mode, poisons in place.
+   Returns 1 if the region is poisoned (in place only), 0 if not, a negated errno value if the
+   lock failed. */
+static inline int shmstore_lock(shmstore_region_t *h) {
+    shmstore_header_t *hdr = h->header;
+    shmstore_yield_to_starving_reader_(h);
+    int rc = pthread_mutex_lock(&hdr->mutex);
+    if (rc == EOWNERDEAD) {
+        /* First, so that a death during the repair leaves the mutex robust for the next
+           locker, who redoes the idempotent repair. */
+        pthread_mutex_consistent(&hdr->mutex);
+    } else if (rc != 0) {
+        return -rc;
+    }
+    h->wrote = 0;
+    shmstore_repair_(h);
+    return (h->flags & SHMSTORE_FLAG_IN_PLACE) &&
+           __atomic_load_n(&hdr->poisoned, __ATOMIC_ACQUIRE) != 0;
+}
+
+/* Call while holding the lock, before writing the payload: makes the version odd, so that
+   readers use the untouched second copy (default mode) or wait (in place). */
+static inline void shmstore_begin_write(shmstore_region_t *h) {
+    if (h->wrote) return;
+    uint64_t version = __atomic_load_n(&h->header->version, __ATOMIC_RELAXED);
+    __atomic_store_n(&h->header->version, version + 1, __ATOMIC_RELEASE);
+    /* Orders the odd version before the payload writes that follow. */
+    __atomic_thread_fence(__ATOMIC_RELEASE);
+    h->wrote = 1;
+}
+
+/* The working copy: write it only between shmstore_begin_write and shmstore_unlock. */
+static inline shmstore_payload_t *shmstore_payload(shmstore_region_t *h) {
+    return (shmstore_payload_t *)(void *)h->working;
+}
+
+/* Commits what was written since shmstore_begin_write and unlocks. Default mode: set
+   commit_in_progress, publish version + 1 (even), copy the working copy over the second,
+   clear the flag. In place: publish. Then wake sleepers if any. Returns 0 or a negated errno
+   value. */
+static inline int shmstore_unlock(shmstore_region_t *h) {
+    shmstore_header_t *hdr = h->header;
+    int wrote = h->wrote;
+    h->wrote = 0;
+    if (wrote) {
+        uint64_t odd = __atomic_load_n(&hdr->version, __ATOMIC_RELAXED);
+        if (h->second == NULL) {
+            __atomic_store_n(&hdr->version, odd + 1, __ATOMIC_RELEASE);
+        } else {
+            __atomic_store_n(&hdr->commit_in_progress, 1, __ATOMIC_RELAXED);
+            __atomic_store_n(&hdr->version, odd + 1, __ATOMIC_RELEASE);
+            __atomic_thread_fence(__ATOMIC_RELEASE);
+            memcpy(h->second, h->working, h->payload_size);
+            __atomic_store_n(&hdr->commit_in_progress, 0, __ATOMIC_RELEASE);
+        }
+    }
+    int rc = pthread_mutex_unlock(&hdr->mutex);
+    if (wrote) {
+        /* The wake follows the unlock, as in the Rust library, so that its system call does not
+           delay the next locker; the full fence orders the version store before the load of
+           `waiters` (a waiter registers, then re-reads the version). */
+        __atomic_thread_fence(__ATOMIC_SEQ_CST);
+        shmstore_wake_if_waited_(h);
+    }
+    return rc == 0 ? 0 : -rc;
+}
+
+/* Copies with relaxed atomic loads: a writer may be storing into the bytes (the version check
+   then throws the copy away), and a plain memcpy racing with it would be a data race. */
+static inline void shmstore_copy_relaxed_(unsigned char *out, const unsigned char *from, size_t n) {
+    size_t i = 0;
+    if (((uintptr_t)from % 8) == 0) {
+        for (; i + 8 <= n; i += 8) {
+            uint64_t word = __atomic_load_n((const uint64_t *)(const void *)(from + i), __ATOMIC_RELAXED);
+            memcpy(out + i, &word, 8);
+        }
+    }
+    for (; i < n; i++) out[i] = __atomic_load_n(from + i, __ATOMIC_RELAXED);
+}
+
+/* A consistent snapshot of the value into `out`, without the lock (a seqlock read): load the
+   version, copy the working copy if it is even or the second copy if it is odd (in place: wait
+   while odd), and retry if the version moved. Returns 0, or SHMSTORE_E_TIMEOUT after a second
+   without a consistent copy (an in-place writer that died mid-write stays odd until the next
+   locker repairs the region). */
+static inline int shmstore_read(shmstore_region_t *h, shmstore_payload_t *out) {
+    shmstore_header_t *hdr = h->header;
+    uint64_t deadline = shmstore_nanos_() + 1000000000u;
+    for (unsigned attempt = 0;; attempt++) {
+        uint64_t before = __atomic_load_n(&hdr->version, __ATOMIC_ACQUIRE);
+        const unsigned char *from = (before & 1) == 0 ? h->working : h->second;
+        if (from != NULL) {
+            /* sizeof *out, a constant equal to payload_size (checked at open): the copy
+               unrolls, and the compiler sees it stays inside `out`. */
+            shmstore_copy_relaxed_((unsigned char *)(void *)out, from, sizeof *out);
+            __atomic_thread_fence(__ATOMIC_ACQUIRE);
+            if (__atomic_load_n(&hdr->version, __ATOMIC_RELAXED) == before) return 0;
+        }
+        if (attempt >= 64) {
+            if (shmstore_nanos_() > deadline) return SHMSTORE_E_TIMEOUT;
+            struct timespec pause = {0, 50000};
+            nanosleep(&pause, NULL);
+        }
+    }
+}
