@@ -68,9 +68,10 @@
 //! was created with `notify_readers(true)`, and otherwise re-checks every 10 ms.
 
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
-use std::sync::atomic::{fence, AtomicU64, AtomicU8};
+use std::sync::atomic::{fence, AtomicU64};
 use std::time::{Duration, Instant};
 
+pub(crate) use crate::atomic_copy::copy_atomic;
 use crate::header::LoadAcquire;
 use crate::header::FLAG_NOTIFY_READERS;
 use crate::lock::Wait;
@@ -541,41 +542,6 @@ unsafe fn copy_validated(
         }
     }
     true
-}
-
-/// Copies `len` bytes from shared memory with relaxed atomic loads (8 bytes at a time, then
-/// single bytes).
-///
-/// # Safety
-///
-/// `src` must be 8-byte aligned and valid for reads of `len` bytes for the duration of the
-/// call, every access to those bytes from this process must be atomic or made by a writer the
-/// caller's version check detects, and `dst` must be valid for writes of `len` bytes.
-#[inline]
-pub(crate) unsafe fn copy_atomic(src: *const u8, dst: *mut u8, len: usize) {
-    let words = len / 8;
-    for i in 0..words {
-        // SAFETY: `8i + 8 ≤ len`: within the `len` readable bytes.
-        let from = unsafe { src.add(i * 8) }.cast::<u64>().cast_mut();
-        // SAFETY: as above, within the `len` writable bytes.
-        let to = unsafe { dst.add(i * 8) }.cast::<u64>();
-        // SAFETY: `from` is 8-byte aligned (src is) and readable for the call; the caller
-        // guarantees the access pattern that makes an atomic view sound. A relaxed load of a
-        // register-wide atomic, so sound through a read-only mapping (see `LoadAcquire`).
-        let word = unsafe { AtomicU64::from_ptr(from) }.load(Relaxed);
-        // SAFETY: `to .. to + 8` is within the `len` writable bytes; unaligned is allowed.
-        unsafe { to.write_unaligned(word) };
-    }
-    for i in words * 8..len {
-        // SAFETY: `i < len`: within the readable bytes.
-        let from = unsafe { src.add(i) }.cast_mut();
-        // SAFETY: as above, within the writable bytes.
-        let to = unsafe { dst.add(i) };
-        // SAFETY: as for the words; a byte needs no alignment.
-        let byte = unsafe { AtomicU8::from_ptr(from) }.load(Relaxed);
-        // SAFETY: `to` is one of the `len` writable bytes.
-        unsafe { to.write(byte) };
-    }
 }
 
 /// Reads the region into `out`, however long it takes.
