@@ -2,22 +2,25 @@
 //!
 //! # Reading
 //!
-//! A reader copies the payload with word-sized relaxed atomic loads between two loads of the
-//! version, and keeps the copy only if the version did not move (a seqlock read; in the default
-//! mode the version also picks which of the two copies to read, see [`crate::lock`]).
+//! A reader copies the payload with relaxed atomic loads ([`copy_atomic`]) between two loads
+//! of the version, and keeps the copy only if the version did not move (a seqlock read; in the
+//! default mode the version also picks which of the two copies to read, see [`crate::lock`]).
 //!
 //! Why atomic loads: the writer may be storing into the bytes being copied (that is what the
 //! version check detects). A plain `memcpy` racing with a write is a data race, which Rust
 //! treats as undefined behaviour in the reading process even if the result is discarded;
-//! relaxed atomic loads cannot race in that sense, may observe any mix of old and new words,
+//! relaxed atomic loads cannot race in that sense, may observe any mix of old and new bytes,
 //! and the version check throws such a mix away. The reader never performs a non-atomic read
 //! of bytes a writer may be storing into. The writer stores through its guard with ordinary
 //! writes: when the writer is a thread of the reader's own process, Rust's memory model still
 //! calls that overlap a data race, even though the bytes read are discarded; the same holds for
 //! every seqlock written in Rust today, and nothing a compiler can do with it changes the
-//! validated result. Across processes, the model does not reach the other side at all. A loop of relaxed `u64` loads
-//! compiles to plain `mov`s on x86-64 and measured faster here than `atomic-memcpy`
-//! (DESIGN §7).
+//! validated result. Across processes, the model does not reach the other side at all.
+//!
+//! The copy is a loop of relaxed `u64` loads (plain `mov`s on x86-64, faster here than
+//! `atomic-memcpy`, DESIGN §7), and on x86-64 with AVX, from 256 bytes on, inline assembly
+//! with 32-byte loads whose effect is that of relaxed byte loads: `memcpy`'s speed (module
+//! `atomic_copy` argues why it is sound).
 //!
 //! # Never starving, never spinning unbounded
 //!
