@@ -38,14 +38,8 @@ pub(crate) const WIDE_FROM: usize = 256;
 /// accessed by anything else during the call.
 #[inline]
 pub(crate) unsafe fn copy_atomic(src: *const u8, dst: *mut u8, len: usize) {
-    let mut done = 0;
-    #[cfg(target_arch = "x86_64")]
-    if len >= WIDE_FROM && std::arch::is_x86_feature_detected!("avx") {
-        done = len / WIDE_BLOCK * WIDE_BLOCK;
-        // SAFETY: AVX is present (checked just above); `done ≤ len`, so the caller's contract
-        // covers the ranges, and `done` is a positive multiple of `WIDE_BLOCK`.
-        unsafe { copy_wide_avx(src, dst, done) };
-    }
+    // SAFETY: the caller's contract, passed on.
+    let done = unsafe { copy_wide_prefix(src, dst, len) };
     // SAFETY: `done ≤ len` and a multiple of 8, so `src + done` is 8-byte aligned and the rest
     // of both ranges is within the caller's `len` bytes.
     let rest_src = unsafe { src.add(done) };
@@ -53,6 +47,36 @@ pub(crate) unsafe fn copy_atomic(src: *const u8, dst: *mut u8, len: usize) {
     let rest_dst = unsafe { dst.add(done) };
     // SAFETY: the caller's contract, for the last `len - done` bytes.
     unsafe { copy_words(rest_src, rest_dst, len - done) };
+}
+
+/// Copies the longest prefix of `len` bytes the wide loop can (a multiple of [`WIDE_BLOCK`])
+/// when the CPU has AVX and `len ≥` [`WIDE_FROM`], and returns its length (0 otherwise).
+///
+/// # Safety
+///
+/// As [`copy_atomic`].
+#[cfg(target_arch = "x86_64")]
+#[inline]
+unsafe fn copy_wide_prefix(src: *const u8, dst: *mut u8, len: usize) -> usize {
+    if len < WIDE_FROM || !std::arch::is_x86_feature_detected!("avx") {
+        return 0;
+    }
+    let wide = len / WIDE_BLOCK * WIDE_BLOCK;
+    // SAFETY: AVX is present (checked just above); `wide ≤ len`, so the caller's contract
+    // covers the ranges, and `wide` is a positive multiple of `WIDE_BLOCK` (`len ≥ 256`).
+    unsafe { copy_wide_avx(src, dst, wide) };
+    wide
+}
+
+/// No wide copy on other targets: the word loop copies everything.
+///
+/// # Safety
+///
+/// None needed; `unsafe` to match the x86-64 version.
+#[cfg(not(target_arch = "x86_64"))]
+#[inline]
+unsafe fn copy_wide_prefix(_src: *const u8, _dst: *mut u8, _len: usize) -> usize {
+    0
 }
 
 /// Bytes the wide loop copies per iteration: four 32-byte registers.
