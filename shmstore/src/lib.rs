@@ -48,6 +48,7 @@
 // The derive names `::shmstore::…`; this lets the crate use it on its own types too.
 extern crate self as shmstore;
 
+mod atomic_copy;
 mod error;
 mod guard;
 mod header;

@@ -2,22 +2,25 @@
 //!
 //! # Reading
 //!
-//! A reader copies the payload with word-sized relaxed atomic loads between two loads of the
-//! version, and keeps the copy only if the version did not move (a seqlock read; in the default
-//! mode the version also picks which of the two copies to read, see [`crate::lock`]).
+//! A reader copies the payload with relaxed atomic loads ([`copy_atomic`]) between two loads
+//! of the version, and keeps the copy only if the version did not move (a seqlock read; in the
+//! default mode the version also picks which of the two copies to read, see [`crate::lock`]).
 //!
 //! Why atomic loads: the writer may be storing into the bytes being copied (that is what the
 //! version check detects). A plain `memcpy` racing with a write is a data race, which Rust
 //! treats as undefined behaviour in the reading process even if the result is discarded;
-//! relaxed atomic loads cannot race in that sense, may observe any mix of old and new words,
+//! relaxed atomic loads cannot race in that sense, may observe any mix of old and new bytes,
 //! and the version check throws such a mix away. The reader never performs a non-atomic read
 //! of bytes a writer may be storing into. The writer stores through its guard with ordinary
 //! writes: when the writer is a thread of the reader's own process, Rust's memory model still
 //! calls that overlap a data race, even though the bytes read are discarded; the same holds for
 //! every seqlock written in Rust today, and nothing a compiler can do with it changes the
-//! validated result. Across processes, the model does not reach the other side at all. A loop
-//! of relaxed `u64` loads compiles to plain `mov`s on x86-64 and measured faster here than
-//! `atomic-memcpy` (DESIGN §7).
+//! validated result. Across processes, the model does not reach the other side at all.
+//!
+//! The copy is a loop of relaxed `u64` loads (plain `mov`s on x86-64, faster here than
+//! `atomic-memcpy`, DESIGN §7), and on x86-64 with AVX, from 256 bytes on, inline assembly
+//! with 32-byte loads whose effect is that of relaxed byte loads: `memcpy`'s speed (module
+//! `atomic_copy` argues why it is sound).
 //!
 //! # Never starving, never spinning unbounded
 //!
@@ -68,9 +71,10 @@
 //! was created with `notify_readers(true)`, and otherwise re-checks every 10 ms.
 
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
-use std::sync::atomic::{fence, AtomicU64, AtomicU8};
+use std::sync::atomic::{fence, AtomicU64};
 use std::time::{Duration, Instant};
 
+pub(crate) use crate::atomic_copy::copy_atomic;
 use crate::header::LoadAcquire;
 use crate::header::FLAG_NOTIFY_READERS;
 use crate::lock::Wait;
@@ -541,41 +545,6 @@ unsafe fn copy_validated(
         }
     }
     true
-}
-
-/// Copies `len` bytes from shared memory with relaxed atomic loads (8 bytes at a time, then
-/// single bytes).
-///
-/// # Safety
-///
-/// `src` must be 8-byte aligned and valid for reads of `len` bytes for the duration of the
-/// call, every access to those bytes from this process must be atomic or made by a writer the
-/// caller's version check detects, and `dst` must be valid for writes of `len` bytes.
-#[inline]
-pub(crate) unsafe fn copy_atomic(src: *const u8, dst: *mut u8, len: usize) {
-    let words = len / 8;
-    for i in 0..words {
-        // SAFETY: `8i + 8 ≤ len`: within the `len` readable bytes.
-        let from = unsafe { src.add(i * 8) }.cast::<u64>().cast_mut();
-        // SAFETY: as above, within the `len` writable bytes.
-        let to = unsafe { dst.add(i * 8) }.cast::<u64>();
-        // SAFETY: `from` is 8-byte aligned (src is) and readable for the call; the caller
-        // guarantees the access pattern that makes an atomic view sound. A relaxed load of a
-        // register-wide atomic, so sound through a read-only mapping (see `LoadAcquire`).
-        let word = unsafe { AtomicU64::from_ptr(from) }.load(Relaxed);
-        // SAFETY: `to .. to + 8` is within the `len` writable bytes; unaligned is allowed.
-        unsafe { to.write_unaligned(word) };
-    }
-    for i in words * 8..len {
-        // SAFETY: `i < len`: within the readable bytes.
-        let from = unsafe { src.add(i) }.cast_mut();
-        // SAFETY: as above, within the writable bytes.
-        let to = unsafe { dst.add(i) };
-        // SAFETY: as for the words; a byte needs no alignment.
-        let byte = unsafe { AtomicU8::from_ptr(from) }.load(Relaxed);
-        // SAFETY: `to` is one of the `len` writable bytes.
-        unsafe { to.write(byte) };
-    }
 }
 
 /// Reads the region into `out`, however long it takes.
