@@ -51,7 +51,7 @@ fn derive_ui() {
         Some(release) if release == EXPECTED_RUSTC => t.compile_fail("tests/ui/fail/*.rs"),
         other => println!(
             "skipped: the compile-fail cases (tests/ui/fail) expect the messages of rustc \
-             {EXPECTED_RUSTC}; this is rustc {}. The pass cases ran. Run them with \
+             {EXPECTED_RUSTC}; this is rustc {}, so only the pass cases run. Run them all with \
              `cargo +{EXPECTED_RUSTC} test -p shmstore --test ui`.",
             other.as_deref().unwrap_or("of unknown release")
         ),
