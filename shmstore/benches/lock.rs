@@ -4,12 +4,19 @@
 //! Baselines: a robust, process-shared, error-checking pthread mutex in a shared mapping
 //! (what `lock()` is built on), and a race-free copy with relaxed `u64` loads (what `read()`
 //! is built on) next to a plain `memcpy`.
+//!
+//! The baseline mutex has shmstore's attributes (process-shared, robust, error-checking; see
+//! `shmstore/src/sys/mutex.rs`) and lives in a shared mapping, and the process has a second
+//! thread (`common::start_second_thread`), as the services shmstore serves do.
+
+mod common;
 
 use std::hint::black_box;
 use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use criterion::{criterion_group, criterion_main, Criterion};
+use common::Regions;
+use criterion::Criterion;
 use nix::libc;
 use shmstore::{Shm, ShmType};
 
@@ -24,16 +31,6 @@ struct Small {
 #[repr(C)]
 struct Page {
     words: [u64; 512],
-}
-
-/// Removes the benchmark's regions even if a benchmark panics.
-struct Names(Vec<String>);
-impl Drop for Names {
-    fn drop(&mut self) {
-        for n in &self.0 {
-            let _ = shmstore::unlink(n);
-        }
-    }
 }
 
 /// A raw robust pthread mutex in a shared anonymous mapping: the floor for `lock()`.
@@ -91,7 +88,7 @@ fn copy_relaxed(src: &[AtomicU64], dst: &mut [u64]) {
 
 fn benches(c: &mut Criterion) {
     let pid = std::process::id();
-    let names = Names(vec![
+    let names = Regions(vec![
         format!("shmstore-bench-small-{pid}"),
         format!("shmstore-bench-small-inplace-{pid}"),
         format!("shmstore-bench-page-{pid}"),
@@ -139,5 +136,9 @@ fn benches(c: &mut Criterion) {
     drop(names);
 }
 
-criterion_group!(lock, benches);
-criterion_main!(lock);
+fn main() {
+    common::start_second_thread();
+    let mut c = Criterion::default().configure_from_args();
+    benches(&mut c);
+    c.final_summary();
+}

@@ -92,6 +92,7 @@ fn benches(c: &mut Criterion) {
 }
 
 fn main() {
+    common::start_second_thread();
     let mut c = Criterion::default().configure_from_args();
     benches(&mut c);
     c.final_summary();

@@ -780,6 +780,7 @@ fn summary(figs: &Figures) {
 }
 
 fn main() {
+    common::start_second_thread();
     if let Some((role, arg)) = helper_role() {
         pin_to_cpu(1);
         match role.as_str() {

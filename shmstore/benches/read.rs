@@ -388,6 +388,7 @@ fn benches(c: &mut Criterion) {
 }
 
 fn main() {
+    common::start_second_thread();
     if let Some((role, arg)) = helper_role() {
         match role.as_str() {
             "writer" => writer(&arg),

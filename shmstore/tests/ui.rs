@@ -19,10 +19,41 @@
 //! `TestCases`: the `fail` set alone would only be checked. Every refusal of the derive is a
 //! parse error, a type-checking error or the evaluation of a `const _` item, all of which
 //! `cargo check` reports as well, so the snapshots also show what a user sees under `check`.
+//!
+//! # One compiler's text
+//!
+//! The `.stderr` files hold the exact messages of one rustc, [`EXPECTED_RUSTC`]; another
+//! release words or points its messages differently, and the comparison would fail without
+//! anything being wrong. So the `fail` cases run only on that release, and on any other the
+//! test prints why it skipped them. The `pass` cases compare no text: they run on every
+//! toolchain. Moving to a new rustc means regenerating the snapshots with it (above), reading
+//! the diff, and changing [`EXPECTED_RUSTC`] in the same commit.
+
+use std::process::Command;
+
+/// The rustc release whose messages the `fail/*.stderr` files hold (`rustc --version`'s
+/// second word).
+const EXPECTED_RUSTC: &str = "1.95.0";
+
+/// The release of the rustc that trybuild will run: the `rustc` on the `PATH`, as cargo
+/// (through rustup's `RUSTUP_TOOLCHAIN`, which this process inherits) resolves it.
+fn rustc_release() -> Option<String> {
+    let out = Command::new("rustc").arg("--version").output().ok()?;
+    let text = String::from_utf8(out.stdout).ok()?;
+    text.split_whitespace().nth(1).map(str::to_owned)
+}
 
 #[test]
 fn derive_ui() {
     let t = trybuild::TestCases::new();
     t.pass("tests/ui/pass/*.rs");
-    t.compile_fail("tests/ui/fail/*.rs");
+    match rustc_release() {
+        Some(release) if release == EXPECTED_RUSTC => t.compile_fail("tests/ui/fail/*.rs"),
+        other => println!(
+            "skipped: the compile-fail cases (tests/ui/fail) expect the messages of rustc \
+             {EXPECTED_RUSTC}; this is rustc {}, so only the pass cases run. Run them all with \
+             `cargo +{EXPECTED_RUSTC} test -p shmstore --test ui`.",
+            other.as_deref().unwrap_or("of unknown release")
+        ),
+    }
 }

@@ -12,6 +12,21 @@ use std::time::{Duration, Instant};
 
 use nix::libc;
 
+/// Puts this process in the shape of a real service before anything is measured: a second
+/// thread, parked for the rest of the run. glibc takes single-thread shortcuts while a
+/// process has only one thread (`__libc_single_threaded`: no lock prefix on some internal
+/// atomics, cheaper paths in pthread and malloc) and never takes them again once a second
+/// thread has started; shmstore's users are services with threads, so every bench binary, its
+/// baselines and its helper processes alike, calls this first thing in `main`.
+pub fn start_second_thread() {
+    std::thread::Builder::new()
+        .name("parked".into())
+        .spawn(|| loop {
+            std::thread::park();
+        })
+        .expect("start the second thread");
+}
+
 /// The environment variable that turns the bench binary into a helper process.
 pub const ROLE_VAR: &str = "SHMSTORE_BENCH_ROLE";
 /// The helper's argument (region or object names, separated by `,`).
