@@ -97,7 +97,11 @@ pub(crate) struct Header {
     /// repairer's claim (see `region::fd::replace_abandoned`), a pid and its PID namespace.
     /// Zero otherwise.
     pub(crate) repair_claim: AtomicU64,
-    _reserved2: [AtomicU32; 6],
+    /// The `CLOCK_MONOTONIC` time (ns) before which no writer holds the value for readers
+    /// asking for help again (see `snapshot`, "Never starving"): one budget for every writer
+    /// of the region. Read and written only by the lock holder.
+    pub(crate) help_resumes_at: AtomicU64,
+    _reserved2: [AtomicU32; 4],
     // Line 3: the lock, away from the version that readers poll.
     pub(crate) mutex: RobustMutex,
 }
@@ -561,6 +565,7 @@ impl Header {
         self.reads_served.store(0, Relaxed);
         // An in-place repair may find a dead swap repairer's claim here: it goes.
         self.repair_claim.store(0, Relaxed);
+        self.help_resumes_at.store(0, Relaxed);
         // SAFETY: the caller guarantees nobody else uses the lock meanwhile.
         unsafe { self.mutex.init() }
     }
@@ -597,6 +602,8 @@ impl Header {
         self.waiters.store(0, Relaxed);
         self.read_requests.store(0, Relaxed);
         self.reads_served.store(0, Relaxed);
+        // A time of the previous boot's monotonic clock, which started again at zero.
+        self.help_resumes_at.store(0, Relaxed);
         // SAFETY: the caller guarantees nobody uses the lock.
         unsafe { self.mutex.init() }
     }
@@ -941,6 +948,7 @@ mod tests {
             ("read_requests", offset_of!(Header, read_requests), 148),
             ("reads_served", offset_of!(Header, reads_served), 152),
             ("repair_claim", offset_of!(Header, repair_claim), 160),
+            ("help_resumes_at", offset_of!(Header, help_resumes_at), 168),
             ("mutex", offset_of!(Header, mutex), 192),
         ];
         let doc = include_str!("../../FORMAT.md");

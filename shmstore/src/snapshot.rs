@@ -55,11 +55,11 @@
 //! write of a guard and at most once per [`LOOK_EVERY_BYTES`] committed, wakes that word; the
 //! kernel says how many slept there. If any did, the writer keeps holding the lock with the
 //! version even — both copies stable — until as many `FUTEX_WAKE`s on `reads_served` told it
-//! the readers are done, or [`HOLD_AT_MOST`] passed. Holding is paid from a budget that fills
-//! at a fifth of the time passing, up to [`HOLD_BUDGET`] (see [`HOLD_SHARE`]), and a writer
-//! looks only when the budget covers a whole hold: readers that ask and never answer cost a
-//! writer at most a fifth of its time in the long run, in stalls of at most [`HOLD_AT_MOST`]
-//! (the README's threat model says so). Small payloads never pay for any of it: the writer's
+//! the readers are done, or [`HOLD_AT_MOST`] passed. Holding is rationed for the region, not per
+//! writer or handle: after a hold of `d`, no writer holds again for `4 d` (the header's
+//! `help_resumes_at`, see [`HOLD_SHARE`]). So readers that ask and never answer cost the
+//! region's writers together at most a fifth of the lock's time, in stalls of at most
+//! [`HOLD_AT_MOST`] (the README's threat model says so). Small payloads never pay for any of it: the writer's
 //! test is one comparison of the payload size.
 //!
 //! # Waiting for a change
@@ -81,7 +81,7 @@ use crate::lock::Wait;
 use crate::region::Region;
 use crate::sys::futex;
 use crate::sys::mutex::LockFailure;
-use crate::sys::process::thread_token;
+use crate::sys::process::{self, thread_token};
 
 /// Lock-free copies tried before a writable handle falls back to `try_lock`.
 const LOCK_FREE_ATTEMPTS: u32 = 3;
@@ -116,14 +116,12 @@ const ASK_SLICE: Duration = Duration::from_millis(1);
 /// because a reader on a loaded machine, or in an unoptimised build, copies 1 MiB in
 /// milliseconds.
 const HOLD_AT_MOST: Duration = Duration::from_millis(50);
-/// A writer earns one unit of holding time per `HOLD_SHARE` units of time passing (holds
-/// included), and looks for readers only while it has earned a whole [`HOLD_AT_MOST`]: however
-/// readers behave, holding takes at most 1 / HOLD_SHARE of a writer's time, after a first
-/// [`HOLD_BUDGET`].
+/// Holding is rationed for the region as a whole, not per handle: after a hold of `d`, no
+/// writer of the region holds again before `(HOLD_SHARE - 1) d` has passed (the header's
+/// `help_resumes_at`, which only the lock holder touches). However many writers and handles
+/// there are and however readers behave, holds take at most 1 / HOLD_SHARE of the lock's time,
+/// in stalls of at most [`HOLD_AT_MOST`].
 const HOLD_SHARE: u32 = 5;
-/// The most holding time a writer saves up, and what a new handle starts with: enough to
-/// serve a few readers in a row at once.
-const HOLD_BUDGET: Duration = Duration::from_millis(100);
 
 /// A bounded wait ran out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -303,15 +301,19 @@ impl Region {
             // Only the lock holder gets here, so this cannot happen; never wait for it.
             Err(std::sync::TryLockError::WouldBlock) => return,
         };
-        let now = Instant::now();
-        if !look.time_to_look(self.info().layout.payload_size, now) {
+        if !look.time_to_look(self.info().layout.payload_size) {
             return;
         }
         let h = self.header();
+        // Only the lock holder reads or writes `help_resumes_at`: plain relaxed accesses.
+        if !hold_allowed(process::monotonic_ns(), h.help_resumes_at.load(Relaxed)) {
+            return;
+        }
         let asking = futex::wake_all_counting(&h.read_requests);
         if asking == 0 {
             return;
         }
+        let now = Instant::now();
         let deadline = now + HOLD_AT_MOST;
         for _ in 0..asking {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -322,7 +324,9 @@ impl Region {
             // its own request) counts as one reader done: the loop stays bounded either way.
             futex::wait(&h.reads_served, h.reads_served.load(Relaxed), Some(left));
         }
-        look.spend(now.elapsed());
+        let held = now.elapsed();
+        h.help_resumes_at
+            .store(resumes_after(process::monotonic_ns(), held), Relaxed);
     }
 
     /// Asks writers to back off (`read_requests`, see lock.rs) and, for up to [`HELP_WINDOW`],
@@ -454,34 +458,34 @@ impl Region {
 pub(crate) struct ReaderHelp {
     /// Payload bytes committed through this handle since it last looked for readers.
     committed_since: usize,
-    /// The holding time it may still spend (see [`HOLD_SHARE`]).
-    budget: Duration,
-    /// When `budget` was last brought up to date; `None` before the first look.
-    refilled_at: Option<Instant>,
 }
 
 impl ReaderHelp {
-    /// Counts a commit of `bytes`; `true` when it is time to look for readers: a
-    /// [`LOOK_EVERY_BYTES`] was committed since the last look, and the budget, refilled for
-    /// the time passed until `now`, covers a whole hold.
-    fn time_to_look(&mut self, bytes: usize, now: Instant) -> bool {
+    /// Counts a commit of `bytes`; `true` when a [`LOOK_EVERY_BYTES`] was committed since the
+    /// last look.
+    fn time_to_look(&mut self, bytes: usize) -> bool {
         self.committed_since = self.committed_since.saturating_add(bytes);
         if self.committed_since < LOOK_EVERY_BYTES {
             return false;
         }
         self.committed_since = 0;
-        let earned = self.refilled_at.map_or(HOLD_BUDGET, |then| {
-            now.saturating_duration_since(then) / HOLD_SHARE
-        });
-        self.budget = (self.budget + earned).min(HOLD_BUDGET);
-        self.refilled_at = Some(now);
-        self.budget >= HOLD_AT_MOST
+        true
     }
+}
 
-    /// Pays for a hold that lasted `held`.
-    fn spend(&mut self, held: Duration) {
-        self.budget = self.budget.saturating_sub(held);
-    }
+/// Whether the region's holding budget allows a hold at `now` (ns of `CLOCK_MONOTONIC`), given
+/// its `help_resumes_at`. A value further ahead than any hold could have set comes from
+/// another clock (a forged header, or a file region from before a reboot that was not reset):
+/// it is ignored rather than obeyed for days.
+fn hold_allowed(now: u64, resumes_at: u64) -> bool {
+    let furthest = u64::try_from(HOLD_AT_MOST.as_nanos() * u128::from(HOLD_SHARE)).unwrap_or(0);
+    now >= resumes_at || resumes_at - now > furthest
+}
+
+/// The `help_resumes_at` after a hold that ended at `ended` (ns) and lasted `held`.
+fn resumes_after(ended: u64, held: Duration) -> u64 {
+    let rest = held.saturating_mul(HOLD_SHARE - 1);
+    ended.saturating_add(u64::try_from(rest.as_nanos()).unwrap_or(u64::MAX))
 }
 
 /// Counts a read request as served when dropped.
@@ -596,39 +600,50 @@ mod tests {
     use super::*;
 
     /// The threat model's bound: readers that ask for ever and never answer (every hold runs
-    /// its full length) make a writer committing 1 MiB values back to back hold for at most a
-    /// fifth of its time, plus the first budget.
+    /// its full length) make the writers of a region, however many, hold for at most a fifth
+    /// of the time, in stalls of at most HOLD_AT_MOST; a new handle gets no budget of its own.
     #[test]
-    fn readers_that_never_answer_cost_a_writer_at_most_a_fifth_of_its_time() {
-        let commit = Duration::from_micros(100);
-        let start = Instant::now();
+    fn readers_that_never_answer_cost_all_writers_at_most_a_fifth_of_the_time() {
+        let commit = 100_000u64; // ns
+        let hold = u64::try_from(HOLD_AT_MOST.as_nanos()).unwrap();
+        let start = 1_000_000_000u64;
         let mut now = start;
-        let mut help = ReaderHelp::default();
-        let mut held = Duration::ZERO;
-        while now - start < Duration::from_secs(60) {
-            if help.time_to_look(1 << 20, now) {
-                help.spend(HOLD_AT_MOST);
-                held += HOLD_AT_MOST;
-                now += HOLD_AT_MOST;
+        let mut resumes_at = 0u64;
+        let mut held = 0u64;
+        // Ten writers taking turns, each through a fresh handle every time (the worst case
+        // for a per-handle budget).
+        while now - start < 60_000_000_000 {
+            for _writer in 0..10 {
+                let mut fresh = ReaderHelp::default();
+                if fresh.time_to_look(1 << 20) && hold_allowed(now, resumes_at) {
+                    now += hold;
+                    held += hold;
+                    resumes_at = resumes_after(now, HOLD_AT_MOST);
+                }
+                now += commit;
             }
-            now += commit;
         }
         let total = now - start;
-        assert!(held > Duration::ZERO, "never looked");
+        assert!(held > 0, "never held");
         assert!(
-            held <= total / HOLD_SHARE + HOLD_BUDGET,
-            "held {held:?} of {total:?}"
+            held <= total / u64::from(HOLD_SHARE) + hold,
+            "held {held} ns of {total} ns"
         );
+    }
+
+    /// A `help_resumes_at` from another clock (far ahead) does not stop help for long.
+    #[test]
+    fn a_resume_time_from_another_clock_is_ignored() {
+        assert!(!hold_allowed(1_000, 1_000 + 1_000_000));
+        assert!(hold_allowed(1_000, u64::MAX));
+        assert!(hold_allowed(2_000, 1_000));
     }
 
     /// Small commits look once per LOOK_EVERY_BYTES, not on every write.
     #[test]
     fn writers_look_once_per_mib_committed() {
-        let now = Instant::now();
         let mut help = ReaderHelp::default();
-        let looks = (0..1024)
-            .filter(|_| help.time_to_look(16 << 10, now))
-            .count();
+        let looks = (0..1024).filter(|_| help.time_to_look(16 << 10)).count();
         assert_eq!(looks, 1024 * (16 << 10) / LOOK_EVERY_BYTES);
     }
 }

@@ -150,3 +150,113 @@ fn read_timeout_gives_up_on_a_stopped_in_place_writer() {
     assert_eq!(reader.read_timeout(wait).unwrap(), Counter::at(7));
     writer.finish_ok();
 }
+
+/// A reader that asks writers for help and never answers, as a hostile process with read
+/// access only could: it maps the region read-only and sleeps on `read_requests` (FORMAT.md,
+/// offset 148) again and again, counting how often a writer wakes it. Each wake starts a
+/// hold of up to 50 ms.
+struct NeverAnswers {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<u32>>,
+}
+
+impl NeverAnswers {
+    fn start(name: &str) -> NeverAnswers {
+        use std::os::fd::AsFd;
+        let file = std::fs::File::open(format!("/dev/shm/{name}")).expect("open read-only");
+        let len = std::num::NonZeroUsize::new(4096).expect("nonzero");
+        // SAFETY: a fresh shared read-only mapping of the object's first page (the object is
+        // larger); nothing in this process writes through it, and it is unmapped below.
+        let base = unsafe {
+            nix::sys::mman::mmap(
+                None,
+                len,
+                nix::sys::mman::ProtFlags::PROT_READ,
+                nix::sys::mman::MapFlags::MAP_SHARED,
+                file.as_fd(),
+                0,
+            )
+        }
+        .expect("mmap");
+        let address = base.as_ptr() as usize;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopping = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let word = (address + 148) as *const u32;
+            let mut woken = 0;
+            while !stopping.load(std::sync::atomic::Ordering::Relaxed) {
+                // SAFETY: `word` is 4-byte aligned inside the mapping, which lives until this
+                // thread is joined; a volatile read of shared memory nobody writes here.
+                let current = unsafe { word.read_volatile() };
+                let timeout = nix::libc::timespec {
+                    tv_sec: 0,
+                    tv_nsec: 20_000_000,
+                };
+                // SAFETY: FUTEX_WAIT (shared) only reads the word at `word` and `timeout`.
+                let rc = unsafe {
+                    nix::libc::syscall(
+                        nix::libc::SYS_futex,
+                        word,
+                        nix::libc::FUTEX_WAIT,
+                        current,
+                        &timeout as *const nix::libc::timespec,
+                    )
+                };
+                if rc == 0 {
+                    woken += 1;
+                }
+            }
+            let base = std::ptr::NonNull::new(address as *mut std::ffi::c_void).expect("mapped");
+            // SAFETY: the mapping made above, no longer used.
+            let _ = unsafe { nix::sys::mman::munmap(base, 4096) };
+            woken
+        });
+        NeverAnswers {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops it; how many times writers woke it.
+    fn woken(mut self) -> u32 {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread
+            .take()
+            .expect("joined once")
+            .join()
+            .expect("the sleeper panicked")
+    }
+}
+
+/// The help readers get is rationed for the whole region, not per writer handle: 20 writes of
+/// a 1 MiB value, each through a fresh handle, beside a reader that never answers, hold for it
+/// at most a fifth of the time (about one 50 ms hold per 250 ms). Before, every new handle
+/// brought a budget of its own, and every one of the 20 writes stalled 50 ms for it.
+#[test]
+fn a_reader_that_never_answers_gets_holds_rationed_for_the_whole_region() {
+    let _one = ONE_WRITER_AT_A_TIME
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    let (name, _cleanup) = region("never-answers");
+    on_big_stack(|| {
+        let first = Shm::<BigPage>::options()
+            .create_with(&name, |page| page.set_ends(0))
+            .expect("create");
+        let sleeper = NeverAnswers::start(&name);
+        std::thread::sleep(Duration::from_millis(20)); // let it fall asleep: fewer wakes, not more
+        let started = std::time::Instant::now();
+        for n in 1..=20u64 {
+            let shm = Shm::<BigPage>::open(&name).expect("open");
+            shm.lock().expect("lock").set_ends(n);
+        }
+        let elapsed = started.elapsed();
+        let woken = sleeper.woken();
+        assert_eq!(first.lock().expect("lock").ends(), Some(20));
+        // One hold of at most 50 ms, then none for four times its length.
+        let allowed = 1 + elapsed.as_millis() / 200;
+        assert!(
+            u128::from(woken) <= allowed,
+            "writers held for the silent reader {woken} times in {elapsed:?} (at most {allowed})"
+        );
+    });
+}

@@ -77,3 +77,14 @@ pub(crate) fn is_alive(pid: u32) -> bool {
         Err(nix::errno::Errno::ESRCH)
     )
 }
+
+/// `CLOCK_MONOTONIC` in nanoseconds: one clock for every process of the host (of one time
+/// namespace), unlike [`std::time::Instant`], whose value cannot be stored in shared memory.
+pub(crate) fn monotonic_ns() -> u64 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).map_or(0, |t| {
+        u64::try_from(t.tv_sec())
+            .unwrap_or(0)
+            .saturating_mul(1_000_000_000)
+            .saturating_add(u64::try_from(t.tv_nsec()).unwrap_or(0))
+    })
+}
