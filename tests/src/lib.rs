@@ -717,3 +717,202 @@ pub fn noise(len: usize, seed: u64) -> Vec<u8> {
         })
         .collect()
 }
+
+/// Runs a scenario written once, as a function of a [`Backend`], as one `#[test]` per
+/// backend: `scenario::posix`, `scenario::file` and `scenario::sysv`, each calling
+/// `scenario(Backend::…)` of the enclosing module. Each topic's test file runs its own matrix:
+///
+/// ```ignore
+/// for_each_backend!(rollback_after_sigkill, poison_after_sigkill_in_place);
+/// ```
+///
+/// A backend that cannot do what a scenario tests is named in the invocation with the reason,
+/// `scenario [sysv: "why"]`: its test still exists, prints the reason and runs nothing (see
+/// [`run_scenario`]), so the matrix says what each backend does not do.
+#[macro_export]
+macro_rules! for_each_backend {
+    ($($scenario:ident $([$($skip:ident: $why:literal),+ $(,)?])?),* $(,)?) => {$(
+        mod $scenario {
+            use $crate::Backend;
+
+            const SKIPS: &[(&str, &str)] = &[$($((stringify!($skip), $why)),+)?];
+
+            #[test]
+            fn posix() {
+                $crate::run_scenario(Backend::Posix, SKIPS, super::$scenario);
+            }
+
+            #[test]
+            fn file() {
+                $crate::run_scenario(Backend::File, SKIPS, super::$scenario);
+            }
+
+            #[test]
+            fn sysv() {
+                $crate::run_scenario(Backend::SysV, SKIPS, super::$scenario);
+            }
+        }
+    )*};
+}
+
+impl Backend {
+    /// The backend's name in test names and in [`for_each_backend!`]'s skip lists: `posix`,
+    /// `file` or `sysv`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Backend::Posix => "posix",
+            Backend::File => "file",
+            Backend::SysV => "sysv",
+        }
+    }
+}
+
+/// Runs `scenario(backend)` unless `skips` names the backend (`(label, reason)` pairs, from
+/// [`for_each_backend!`]); a skipped backend prints its reason instead.
+pub fn run_scenario(backend: Backend, skips: &[(&str, &str)], scenario: fn(Backend)) {
+    match skips.iter().find(|(label, _)| *label == backend.label()) {
+        Some((label, why)) => eprintln!("skipped on {label}: {why}"),
+        None => scenario(backend),
+    }
+}
+
+/// The value most tests start a `Pair` region with.
+pub const OLD: Pair = Pair { a: 1, b: 2 };
+
+/// How long any wait that should succeed may take, even on a loaded 2-core machine: a bug
+/// fails the test instead of hanging it.
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
+/// How long to wait for something that must never come.
+pub const NEVER: Duration = Duration::from_millis(20);
+
+/// The default options of a `T` region at `place`.
+pub fn at<T: ShmType>(place: &Place) -> shmstore::ShmOptionsAt<T> {
+    shmstore::Shm::<T>::options().at(place.location())
+}
+
+/// The default options of the helper's queue type at `place`.
+pub fn queue_at(place: &Place) -> shmstore::ShmQueueOptionsAt<Msg, QUEUE_CAPACITY> {
+    MsgQueue::options().at(place.location())
+}
+
+/// A queue of `mode` created at `place`.
+pub fn create_queue(place: &Place, mode: shmstore::QueueMode) -> MsgQueue {
+    MsgQueue::options()
+        .queue_mode(mode)
+        .at(place.location())
+        .create()
+        .unwrap()
+}
+
+/// Checks that `result` is `NotFound` naming `place`.
+pub fn assert_not_found<T: std::fmt::Debug>(result: Result<T, Error>, place: &Place) {
+    match result {
+        Err(Error::NotFound { name }) => assert_eq!(name, place.to_string()),
+        other => panic!("{place}: expected NotFound, got {other:?}"),
+    }
+}
+
+/// Checks that `result` is `AlreadyExists` naming `place`.
+pub fn assert_already_exists<T: std::fmt::Debug>(result: Result<T, Error>, place: &Place) {
+    match result {
+        Err(Error::AlreadyExists { name }) => assert_eq!(name, place.to_string()),
+        other => panic!("{place}: expected AlreadyExists, got {other:?}"),
+    }
+}
+
+/// Every byte stored at `place`, whatever its backend (a segment is read while no process
+/// writes it).
+pub fn stored_bytes(place: &Place) -> Vec<u8> {
+    match (place.path(), place.key()) {
+        (Some(path), _) => std::fs::read(path).unwrap(),
+        (None, Some(key)) => segment::read(key),
+        (None, None) => unreachable!("a place has a path or a key"),
+    }
+}
+
+/// Puts `bytes` at `place` without shmstore, the way another program could: a file, or a raw
+/// segment (mode 0600) that this process makes with plain `shmget`.
+pub fn plant(place: &Place, bytes: &[u8]) {
+    match (place.path(), place.key()) {
+        (Some(path), _) => std::fs::write(path, bytes).unwrap(),
+        (None, Some(key)) => segment::create(key, bytes),
+        (None, None) => unreachable!("a place has a path or a key"),
+    }
+}
+
+/// Raw System V segments, made, read and written without shmstore.
+pub mod segment {
+    use nix::libc;
+
+    /// The id of the segment with `key`; panics if there is none.
+    pub fn id(key: i32) -> i32 {
+        // SAFETY: a look-up only: no memory of this process is involved.
+        let id = unsafe { libc::shmget(key, 0, 0) };
+        assert!(
+            id >= 0,
+            "shmget({key:#x}): {}",
+            std::io::Error::last_os_error()
+        );
+        id
+    }
+
+    /// The size of segment `id`, from `IPC_STAT`.
+    pub fn size(id: i32) -> usize {
+        // SAFETY: `shmid_ds` is plain data, valid all zero.
+        let mut ds: libc::shmid_ds = unsafe { std::mem::zeroed() };
+        // SAFETY: IPC_STAT writes one `shmid_ds` into `ds`, which lives across the call.
+        let rc = unsafe { libc::shmctl(id, libc::IPC_STAT, &mut ds) };
+        assert_eq!(rc, 0, "IPC_STAT: {}", std::io::Error::last_os_error());
+        ds.shm_segsz
+    }
+
+    /// Calls `f` with the segment's address and size, attached for the call only.
+    pub fn with_attached<R>(key: i32, read_only: bool, f: impl FnOnce(*mut u8, usize) -> R) -> R {
+        let id = id(key);
+        let flags = if read_only { libc::SHM_RDONLY } else { 0 };
+        // SAFETY: the kernel picks a free address (null hint); nothing of this process is
+        // overwritten. It is detached below.
+        let addr = unsafe { libc::shmat(id, std::ptr::null(), flags) };
+        assert_ne!(
+            addr as isize,
+            -1,
+            "shmat: {}",
+            std::io::Error::last_os_error()
+        );
+        let result = f(addr.cast(), size(id));
+        // SAFETY: `addr` came from `shmat` and is not used after this.
+        let rc = unsafe { libc::shmdt(addr) };
+        assert_eq!(rc, 0, "shmdt: {}", std::io::Error::last_os_error());
+        result
+    }
+
+    /// Makes a segment under `key` with plain `shmget` (mode 0600) and fills it with `bytes`.
+    pub fn create(key: i32, bytes: &[u8]) {
+        // SAFETY: plain system call; it creates a segment and touches no memory of this process.
+        let id =
+            unsafe { libc::shmget(key, bytes.len(), libc::IPC_CREAT | libc::IPC_EXCL | 0o600) };
+        assert!(id >= 0, "shmget: {}", std::io::Error::last_os_error());
+        write(key, bytes);
+    }
+
+    /// Every byte of the segment (which no process writes meanwhile).
+    pub fn read(key: i32) -> Vec<u8> {
+        with_attached(key, true, |addr, len| {
+            let mut out = vec![0u8; len];
+            // SAFETY: the attached segment is `len` bytes long; nobody writes it meanwhile.
+            unsafe { std::ptr::copy_nonoverlapping(addr, out.as_mut_ptr(), len) };
+            out
+        })
+    }
+
+    /// Overwrites the segment's first bytes with `bytes`.
+    pub fn write(key: i32, bytes: &[u8]) {
+        with_attached(key, false, |addr, len| {
+            assert!(bytes.len() <= len);
+            // SAFETY: the attached segment is writable and at least `bytes.len()` bytes long;
+            // nobody else uses it meanwhile.
+            unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), addr, bytes.len()) };
+        })
+    }
+}

@@ -7,10 +7,9 @@ use std::sync::mpsc;
 use std::sync::TryLockError;
 use std::time::Duration;
 
-use shmstore::{Error, Shm};
-use shmstore_tests::{helper, region, wait_until_blocked, Counter, Pair};
+use shmstore::{Error, Inspector, Shm};
+use shmstore_tests::{Backend, Counter, OLD, Pair, Place, assert_mentions, at, helper, region, wait_until_blocked};
 
-const OLD: Pair = Pair { a: 1, b: 2 };
 
 // ---- default mode: a dead or panicking holder is rolled back ----
 
@@ -315,4 +314,174 @@ fn a_creator_killed_inside_init_leaves_an_incomplete_region_that_open_or_create_
     assert_eq!(shm.read(), Counter::at(42));
     assert_eq!(shm.creator_pid(), std::process::id());
     assert_eq!(Shm::<Counter>::open(&name).unwrap().read(), Counter::at(42));
+}
+
+// ---- every backend (the matrix) ----
+
+shmstore_tests::for_each_backend!(
+    rollback_after_sigkill,
+    poison_after_sigkill_in_place,
+    creator_killed_in_init,
+);
+
+/// A holder SIGKILLed after writing half a value, with a locker of another process and a
+/// thread of this one blocked behind it: both get the old value, and so does everyone after.
+fn rollback_after_sigkill(backend: Backend) {
+    let place = Place::new(backend, "rollback");
+    let shm = at::<Pair>(&place).create(OLD).unwrap();
+    let v0 = shm.version();
+
+    let mut holder = helper!("hold-and-die", place, 100);
+    holder.expect("written");
+    assert_eq!(shm.read(), OLD);
+    assert_eq!(shm.version(), v0);
+    assert!(matches!(shm.try_lock(), Err(TryLockError::WouldBlock)));
+
+    let mut locker = helper!("lock-and-print", place);
+    locker.expect("locking");
+    locker.wait_until_blocked();
+    std::thread::scope(|s| {
+        let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+        let shm = &shm;
+        let thread = s.spawn(move || {
+            tid_tx.send(nix::unistd::gettid()).unwrap();
+            let g = shm.lock().expect("the default mode is never poisoned");
+            *g
+        });
+        let tid = tid_rx.recv().unwrap();
+        let blocked = std::panic::catch_unwind(|| {
+            wait_until_blocked(&std::path::Path::new("/proc/self/task").join(tid.to_string()))
+        });
+        // Kill the holder in any case: the scope cannot end while the thread is blocked.
+        holder.kill();
+        let value = thread.join().unwrap();
+        blocked.unwrap();
+        assert_eq!(value, OLD, "a locker saw the dead holder's write");
+    });
+    assert_eq!(locker.finish_ok(), ["ok 1 2"]);
+    assert_eq!(shm.read(), OLD);
+    let v1 = shm.version();
+    assert!(
+        v1 > v0,
+        "the rollback publishes a new version ({v1} after {v0})"
+    );
+    assert!(!shm.is_poisoned());
+
+    // The region works as before, here and in another process.
+    *shm.lock().unwrap() = Pair { a: 5, b: 6 };
+    assert!(shm.version() > v1);
+    assert_eq!(
+        helper!("lock-and-print", place).finish_ok(),
+        ["locking", "ok 5 6"]
+    );
+    assert_eq!(helper!("is-poisoned", place).finish_ok(), ["false"]);
+}
+
+/// In place, a holder SIGKILLed mid-write poisons the region for every process until
+/// `clear_poison`; the partial write is what is there.
+fn poison_after_sigkill_in_place(backend: Backend) {
+    let place = Place::new(backend, "poison");
+    let shm = Shm::<Pair>::options()
+        .in_place(true)
+        .at(place.location())
+        .create(OLD)
+        .unwrap();
+    let v0 = shm.version();
+    let mut holder = helper!("hold-and-die", place, 100);
+    holder.expect("written");
+    holder.kill();
+
+    let g = shm
+        .lock()
+        .expect_err("the dead holder wrote: poisoned")
+        .into_inner();
+    assert_eq!(*g, Pair { a: 100, b: 2 });
+    drop(g);
+    assert!(shm.is_poisoned());
+    assert!(shm.version() > v0);
+    assert_eq!(helper!("is-poisoned", place).finish_ok(), ["true"]);
+    assert_eq!(
+        helper!("lock-and-print", place).finish_ok(),
+        ["locking", "poisoned 100 2"]
+    );
+    assert!(matches!(shm.try_lock(), Err(TryLockError::Poisoned(_))));
+    let info = Inspector::open(place.location()).unwrap().info();
+    assert!(info.poisoned && info.in_place, "{info:?}");
+
+    shm.clear_poison();
+    assert!(!shm.is_poisoned());
+    assert_eq!(helper!("is-poisoned", place).finish_ok(), ["false"]);
+    assert_eq!(
+        helper!("lock-and-print", place).finish_ok(),
+        ["locking", "ok 100 2"]
+    );
+}
+
+/// A creator SIGKILLed inside `init`: while it lives, openers wait (up to their timeout) and
+/// never run init; once it is dead, `open` says `Incomplete` and `open_or_create` initialises
+/// the region again, once.
+fn creator_killed_in_init(backend: Backend) {
+    let place = Place::new(backend, "die-in-init");
+    let mut creator = helper!("create-and-die-in-init", place);
+    creator.expect("in-init");
+    let creator_pid = creator.pid().as_raw() as u32;
+
+    let short = Duration::from_millis(100);
+    let e = Shm::<Counter>::options()
+        .open_timeout(short)
+        .at(place.location())
+        .open()
+        .expect_err("still initialising");
+    match &e {
+        Error::Timeout { name, after, .. } => {
+            assert_eq!((name.as_str(), *after), (place.to_string().as_str(), short));
+        }
+        other => panic!("expected Timeout, got {other:?}"),
+    }
+    assert_mentions(&e, &["open_timeout"]);
+    let e = Shm::<Counter>::options()
+        .open_timeout(short)
+        .at(place.location())
+        .open_or_create(|| panic!("init ran while the creator was alive"))
+        .expect_err("still initialising");
+    assert!(matches!(e, Error::Timeout { .. }), "{e:?}");
+
+    creator.kill();
+
+    for _ in 0..2 {
+        let e = at::<Counter>(&place).open().expect_err("never finished");
+        assert!(
+            matches!(&e, Error::Incomplete { name } if *name == place.to_string()),
+            "{e:?}"
+        );
+        assert_mentions(&e, &["open_or_create"]);
+    }
+    let e = at::<Counter>(&place)
+        .open_reader()
+        .expect_err("never finished");
+    assert!(matches!(e, Error::Incomplete { .. }), "{e:?}");
+
+    let mut ran = 0;
+    let shm = at::<Counter>(&place)
+        .open_or_create(|| {
+            ran += 1;
+            Counter::at(42)
+        })
+        .expect("re-initialised");
+    assert_eq!(ran, 1);
+    assert_eq!(shm.read(), Counter::at(42));
+    assert_eq!(shm.creator_pid(), std::process::id());
+    assert_ne!(shm.creator_pid(), creator_pid);
+    assert_eq!(
+        at::<Counter>(&place).open().unwrap().read(),
+        Counter::at(42)
+    );
+    // Another process opens what the repair made.
+    let mut waiter = helper!("wait-change", place, "shm");
+    waiter.expect(&format!("waiting {}", shm.version()));
+    *shm.lock().unwrap() = Counter::at(43);
+    assert_eq!(
+        waiter.finish_ok(),
+        [format!("changed {} 43", shm.version())]
+    );
 }

@@ -12,14 +12,15 @@
 //! private mount namespace (`unshare -m`) where it mounts a small tmpfs, or so that a segment's
 //! creator is a process that has exited.
 
+use std::sync::TryLockError;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
 use nix::libc;
-use shmstore::{Error, Location, Shm, ShmQueue, ShmType};
-use shmstore_tests::{assert_mentions, noise, Backend, Counter, Page, Place, TempDir};
+use shmstore::{Error, Inspector, Location, Shm, ShmQueue, ShmType, ShmOptionsAt};
+use shmstore_tests::{Backend, Counter, Helper, MsgQueue, OLD, Page, Pair, Place, TempDir, assert_already_exists, assert_mentions, assert_not_found, at, helper, noise, queue_at};
 
 /// The environment variable that makes [`child_role`] act: a role and its arguments, separated
 /// by spaces.
@@ -554,4 +555,244 @@ fn a_directory_component_is_resolved_once() {
         std::fs::read(second.join("state.shm")).unwrap(),
         b"someone else's"
     );
+}
+
+// ---- every backend (the matrix) ----
+
+shmstore_tests::for_each_backend!(
+    create_open_read_lock_round_trip,
+    open_or_create_raced_by_processes_runs_init_once,
+    invalid_location_is_refused,
+);
+
+fn create_open_read_lock_round_trip(backend: Backend) {
+    let place = Place::new(backend, "round-trip");
+    assert_eq!(Location::parse(&place.to_string()), *place.location());
+
+    // Nothing there yet: every way of opening says NotFound, and none creates anything.
+    assert_not_found(at::<Pair>(&place).open(), &place);
+    assert_not_found(at::<Pair>(&place).open_reader(), &place);
+    assert_not_found(queue_at(&place).open(), &place);
+    assert_not_found(Inspector::open(place.location()), &place);
+    assert_not_found(shmstore::unlink(place.location()), &place);
+    let e = at::<Pair>(&place).open().unwrap_err();
+    assert_mentions(&e, &[&place.to_string(), "create it first"]);
+    assert!(!place.exists(), "open must not create");
+    assert_eq!(
+        helper!("queue-open-as", place, "value").finish_ok(),
+        ["err NotFound"]
+    );
+
+    let shm = at::<Pair>(&place).create(OLD).unwrap();
+    assert!(place.exists());
+    assert_eq!(shm.location(), place.location());
+    assert_eq!(shm.name(), place.to_string());
+    assert_eq!(shm.creator_pid(), std::process::id());
+    assert_eq!(shm.read(), OLD);
+
+    // Taken now, whatever the type, kind or mode asked for; the loser overwrites nothing.
+    assert_already_exists(at::<Pair>(&place).create(Pair { a: 9, b: 9 }), &place);
+    assert_already_exists(
+        Shm::<Counter>::options()
+            .in_place(true)
+            .at(place.location())
+            .create(Counter::at(9)),
+        &place,
+    );
+    assert_already_exists(queue_at(&place).create(), &place);
+    assert_eq!(shm.read(), OLD);
+
+    {
+        let mut g = shm.lock().unwrap();
+        g.a = 3;
+        g.b = 4;
+    }
+    shm.flush().unwrap();
+    let v = shm.version();
+    let other = at::<Pair>(&place).open().unwrap();
+    assert_eq!((other.read(), other.version()), (Pair { a: 3, b: 4 }, v));
+    let reader = at::<Pair>(&place).open_reader().unwrap();
+    assert_eq!((reader.read(), reader.version()), (Pair { a: 3, b: 4 }, v));
+    let opened = at::<Pair>(&place)
+        .open_or_create(|| panic!("init ran over an existing region"))
+        .unwrap();
+    assert_eq!(opened.read(), Pair { a: 3, b: 4 });
+
+    // Another process reads what this one wrote, and its lock excludes this process.
+    assert_eq!(
+        helper!("lock-and-print", place).finish_ok(),
+        ["locking", "ok 3 4"]
+    );
+    let mut holder = helper!("hold", place);
+    holder.expect("locked");
+    assert!(matches!(shm.try_lock(), Err(TryLockError::WouldBlock)));
+    assert!(matches!(other.try_lock(), Err(TryLockError::WouldBlock)));
+    holder.send("go");
+    assert_eq!(holder.finish_ok(), ["released"]);
+    {
+        let mut g = shm.try_lock().expect("free again");
+        g.b = 5;
+    }
+    assert_eq!(reader.read(), Pair { a: 3, b: 5 });
+    assert_eq!(
+        helper!("lock-and-print", place).finish_ok(),
+        ["locking", "ok 3 5"]
+    );
+}
+
+/// 12 processes race `open_or_create` on one fresh location: exactly one runs its init,
+/// and every one sees the value that init returned.
+fn open_or_create_raced_by_processes_runs_init_once(backend: Backend) {
+    const RACERS: usize = 12;
+    for in_place in [false, true] {
+        let place = Place::new(backend, "race");
+        let mut helpers: Vec<Helper> = (0..RACERS)
+            .map(|i| helper!("open-or-create", place, 1000 + i, u8::from(in_place)))
+            .collect();
+        for h in &mut helpers {
+            h.expect("ready");
+        }
+        for h in &mut helpers {
+            h.send("go");
+        }
+        let reports: Vec<(u32, String)> = helpers
+            .into_iter()
+            .map(|h| {
+                let pid = h.pid().as_raw() as u32;
+                let lines = h.finish_ok();
+                assert_eq!(lines.len(), 1, "{lines:?}");
+                (pid, lines[0].clone())
+            })
+            .collect();
+        let winners: Vec<usize> = (0..RACERS)
+            .filter(|&i| reports[i].1.starts_with("init=yes"))
+            .collect();
+        assert_eq!(winners.len(), 1, "init ran in {winners:?}: {reports:?}");
+        let (winner_pid, _) = reports[winners[0]];
+        let value = 1000 + winners[0] as u64;
+        for (i, (_, report)) in reports.iter().enumerate() {
+            let init = if i == winners[0] { "yes" } else { "no" };
+            assert_eq!(
+                report,
+                &format!("init={init} count={value} mirror={value} creator={winner_pid}"),
+                "racer {i}, in_place {in_place}"
+            );
+        }
+        let shm = at::<Counter>(&place).open().unwrap();
+        assert_eq!(shm.read(), Counter::at(value));
+        assert_eq!(shm.creator_pid(), winner_pid);
+        assert_eq!(shm.is_in_place(), in_place);
+    }
+}
+
+fn at_location<T: ShmType>(location: &Location) -> ShmOptionsAt<T> {
+    Shm::<T>::options().at(location)
+}
+
+/// Locations that cannot name a region are refused before any system call, by every entry
+/// point, in this process and in another one.
+fn invalid_location_is_refused(backend: Backend) {
+    let guard = Place::new(backend, "invalid");
+    let (locations, variant): (Vec<Location>, &str) = match backend {
+        Backend::Posix => (
+            vec![
+                Location::Named(String::new()),
+                Location::Named("..".into()),
+                Location::Named("a b".into()),
+            ],
+            "InvalidName",
+        ),
+        Backend::File => {
+            let dir = guard.dir().expect("a file place has a directory");
+            (
+                vec![
+                    Location::File("".into()),
+                    Location::File(format!("{}/", dir.display()).into()),
+                    Location::File(dir.join("..")),
+                    Location::File("/".into()),
+                ],
+                "InvalidLocation",
+            )
+        }
+        Backend::SysV => (vec![Location::SysV(0)], "InvalidLocation"),
+    };
+    for location in &locations {
+        let check = |what: &str, e: Error| {
+            let text = location.to_string();
+            let ok = match (&e, backend) {
+                (Error::InvalidName { name, .. }, Backend::Posix) => *name == text,
+                (Error::InvalidLocation { location, .. }, Backend::File | Backend::SysV) => {
+                    *location == text
+                }
+                _ => false,
+            };
+            assert!(ok, "{what}({location:?}): expected {variant}, got {e:?}");
+        };
+        check(
+            "create",
+            at_location::<Counter>(location)
+                .create(Counter::at(1))
+                .unwrap_err(),
+        );
+        check("open", at_location::<Counter>(location).open().unwrap_err());
+        check(
+            "open_reader",
+            at_location::<Counter>(location).open_reader().unwrap_err(),
+        );
+        check(
+            "open_or_create",
+            at_location::<Counter>(location)
+                .open_or_create(|| panic!("init ran"))
+                .unwrap_err(),
+        );
+        check(
+            "queue create",
+            MsgQueue::options().at(location).create().unwrap_err(),
+        );
+        check("unlink", shmstore::unlink(location).unwrap_err());
+        check("Inspector::open", Inspector::open(location).unwrap_err());
+        let text = location.to_string();
+        if !text.is_empty() && Location::parse(&text) == *location {
+            assert_eq!(
+                helper!("queue-open-as", text, "value").finish_ok(),
+                [format!("err {variant}")],
+                "{location:?}"
+            );
+        }
+    }
+    // Nothing was created anywhere.
+    assert!(!guard.exists());
+    if let Some(dir) = guard.dir() {
+        assert_eq!(std::fs::read_dir(dir).unwrap().count(), 0);
+    }
+}
+
+/// A key derived with `ftok` from a file names the same segment in every process that derives
+/// it, and prints as `sysv:0x…` for the helper.
+#[test]
+fn a_key_from_ftok_names_the_same_segment_in_another_process() {
+    let dir = TempDir::new("ftok");
+    let file = dir.join("anchor");
+    std::fs::write(&file, b"").unwrap();
+    // Project id 0x5f: Place keys start with 0x5e, so the two never meet.
+    let key = shmstore::ftok(&file, 0x5f).unwrap();
+    assert_eq!(key, shmstore::ftok(&file, 0x5f).unwrap());
+    assert_ne!(key, shmstore::ftok(&file, 0x60).unwrap());
+    let shm = Shm::<Pair>::options()
+        .unlink_on_drop(true) // removed by the handle, also when an assertion fails
+        .sysv_key(key)
+        .create(OLD)
+        .unwrap();
+    let text = Location::SysV(key).to_string();
+    assert_eq!(shm.name(), text);
+    assert_eq!(Location::parse(&text), Location::SysV(key));
+    assert_eq!(
+        helper!("lock-and-print", text).finish_ok(),
+        ["locking", "ok 1 2"]
+    );
+    drop(shm);
+    assert!(matches!(
+        Shm::<Pair>::options().sysv_key(key).open(),
+        Err(Error::NotFound { .. })
+    ));
 }

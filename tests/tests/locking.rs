@@ -9,9 +9,8 @@ use std::sync::TryLockError;
 use std::time::Duration;
 
 use shmstore::Shm;
-use shmstore_tests::{helper, region, wait_until_blocked, Pair};
+use shmstore_tests::{OLD, Pair, helper, region, wait_until_blocked};
 
-const OLD: Pair = Pair { a: 1, b: 2 };
 
 fn would_block<G>(r: std::sync::TryLockResult<G>) -> bool {
     matches!(r, Err(TryLockError::WouldBlock))

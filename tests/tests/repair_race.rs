@@ -18,13 +18,10 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
 use shmstore::{Error, Shm};
-use shmstore_tests::{assert_killed, helper, is_root, Backend, Counter, Helper, Place, TempDir};
+use shmstore_tests::{Backend, Counter, Helper, PATIENCE, Place, TempDir, assert_killed, helper, is_root};
 
 /// The two backends behind a descriptor (a System V segment is repaired otherwise).
 const LOCKABLE: [Backend; 2] = [Backend::Posix, Backend::File];
-
-/// Long enough for anything that must happen, even on a loaded 2-core machine.
-const PATIENCE: Duration = Duration::from_secs(30);
 
 /// How an abandoned region came to be.
 #[derive(Debug, Clone, Copy)]
