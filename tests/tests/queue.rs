@@ -70,12 +70,13 @@ fn assert_closed<T: std::fmt::Debug>(result: Result<T, Error>, queue: &str) {
 
 // ---- streams between processes ----
 
-#[test]
-fn spsc_a_million_elements_from_another_process_arrive_in_order_and_whole() {
+/// A producer process pushes a million elements and closes the queue: they arrive in order
+/// and whole, and the closed, empty queue stays so.
+fn spsc_a_million_elements_from_another_process_arrive_in_order_and_whole(backend: Backend) {
     const COUNT: u64 = 1_000_000;
-    let (name, _cleanup) = region("q-million");
-    let q = create(&name, QueueMode::Spsc);
-    let mut producer = helper!("queue-push", name, 0, 0, COUNT, "close");
+    let place = Place::new(backend, "q-million");
+    let q = create_queue(&place, QueueMode::Spsc);
+    let mut producer = helper!("queue-push", place, 0, 0, COUNT, "close");
     producer.expect("pushing");
 
     // Comparing with the element the producer built checks order (no loss, no duplicate)
@@ -101,15 +102,15 @@ fn spsc_a_million_elements_from_another_process_arrive_in_order_and_whole() {
 /// there, whole and gap-free, up to at least the last number it reported; nothing after (the
 /// element it may have been writing never shows). Then a replacement producer attaches (in
 /// SPSC mode, it takes over the dead one's role) and its elements arrive.
-fn a_producer_killed_mid_stream_leaves_a_whole_gap_free_prefix(mode: QueueMode) {
+fn a_producer_killed_mid_stream_leaves_a_whole_gap_free_prefix(backend: Backend, mode: QueueMode) {
     const ROUNDS: u64 = 3;
     const POP_BEFORE_KILL: u64 = 20_000;
-    let (name, _cleanup) = region("q-kill-producer");
-    let q = create(&name, mode);
+    let place = Place::new(backend, "q-kill-producer");
+    let q = create_queue(&place, mode);
     // The stream goes on across rounds: each producer starts where the last one stopped.
     let mut next = 0u64;
     for round in 0..ROUNDS {
-        let mut producer = helper!("queue-push-forever", name, round, next, 1000);
+        let mut producer = helper!("queue-push-forever", place, round, next, 1000);
         producer.expect("started");
         // Popping while it pushes keeps it busy: the kill finds it pushing, not asleep on a
         // full queue (it fills the free slots within microseconds after the last pop).
@@ -139,7 +140,7 @@ fn a_producer_killed_mid_stream_leaves_a_whole_gap_free_prefix(mode: QueueMode) 
         assert_timeout(q.pop_timeout(NEVER), NEVER);
     }
 
-    let mut replacement = helper!("queue-push", name, ROUNDS, next, 1000, "close");
+    let mut replacement = helper!("queue-push", place, ROUNDS, next, 1000, "close");
     replacement.expect("pushing");
     for _ in 0..1000 {
         assert_eq!(pop_some(&q), Msg::new(ROUNDS, next));
@@ -149,14 +150,13 @@ fn a_producer_killed_mid_stream_leaves_a_whole_gap_free_prefix(mode: QueueMode) 
     assert_eq!(replacement.finish_ok(), ["pushed 1000", "closed"]);
 }
 
-#[test]
-fn spsc_a_producer_killed_mid_stream_leaves_a_whole_gap_free_prefix_and_its_role_free() {
-    a_producer_killed_mid_stream_leaves_a_whole_gap_free_prefix(QueueMode::Spsc);
-}
-
-#[test]
-fn mpmc_a_producer_killed_mid_stream_leaves_a_whole_gap_free_prefix() {
-    a_producer_killed_mid_stream_leaves_a_whole_gap_free_prefix(QueueMode::Mpmc);
+/// In both modes; in SPSC mode the replacement producer takes over the dead one's role.
+fn a_producer_killed_mid_stream_leaves_a_whole_gap_free_prefix_and_its_role_free(
+    backend: Backend,
+) {
+    for mode in MODES {
+        a_producer_killed_mid_stream_leaves_a_whole_gap_free_prefix(backend, mode);
+    }
 }
 
 // ---- consumers killed ----
@@ -654,96 +654,6 @@ fn a_producer_process_asleep_in_push_on_a_full_queue_completes_when_an_element_i
 // ---- errors ----
 
 #[test]
-fn opening_checks_the_kind_the_element_type_and_the_capacity() {
-    let (queue, _c1) = region("q-open-queue");
-    let (value, _c2) = region("q-open-value");
-    let (missing, _c3) = region("q-open-missing");
-    let q = create(&queue, QueueMode::Spsc);
-    q.try_push(Msg::new(0, 0)).unwrap();
-    let _value = Shm::<Msg>::create(&value, Msg::new(5, 5)).unwrap();
-
-    let wrong_kind = |error: Error, (expected, found): (&str, &str), region: &str| match error {
-        Error::WrongKind {
-            name,
-            expected: e,
-            found: f,
-        } => assert_eq!((name.as_str(), e, f), (region, expected, found)),
-        other => panic!("expected Error::WrongKind, got {other:?}"),
-    };
-    let as_value = ("a single value", "a queue");
-    wrong_kind(Shm::<Msg>::open(&queue).unwrap_err(), as_value, &queue);
-    // open_or_create neither opens nor overwrites it.
-    let e = Shm::<Msg>::open_or_create(&queue, || Msg::new(9, 9)).unwrap_err();
-    wrong_kind(e, as_value, &queue);
-    let as_queue = ("a queue", "a single value");
-    wrong_kind(MsgQueue::open(&value).unwrap_err(), as_queue, &value);
-    wrong_kind(
-        MsgQueue::open_or_create(&value).unwrap_err(),
-        as_queue,
-        &value,
-    );
-
-    match ShmQueue::<[u64; 8], QUEUE_CAPACITY>::open(&queue).unwrap_err() {
-        Error::LayoutMismatch {
-            expected, found, ..
-        } => assert_eq!((expected.as_str(), found.as_str()), ("[u64; 8]", "Msg")),
-        other => panic!("expected Error::LayoutMismatch, got {other:?}"),
-    }
-    match ShmQueue::<Msg, 128>::open(&queue).unwrap_err() {
-        Error::CapacityMismatch {
-            name,
-            expected,
-            found,
-        } => assert_eq!((name.as_str(), expected, found), (queue.as_str(), 128, 256)),
-        other => panic!("expected Error::CapacityMismatch, got {other:?}"),
-    }
-    assert!(matches!(
-        ShmQueue::<Msg, 512>::open_or_create(&queue).unwrap_err(),
-        Error::CapacityMismatch {
-            expected: 512,
-            found: 256,
-            ..
-        }
-    ));
-    assert!(matches!(
-        MsgQueue::open(&missing).unwrap_err(),
-        Error::NotFound { name } if name == missing
-    ));
-    assert!(matches!(
-        MsgQueue::create(&queue).unwrap_err(),
-        Error::AlreadyExists { .. }
-    ));
-
-    // Another binary gets the same answers.
-    for (how, answer) in [
-        ("queue", "ok"),
-        ("value", "err WrongKind"),
-        ("capacity", "err CapacityMismatch"),
-        ("element", "err LayoutMismatch"),
-    ] {
-        assert_eq!(
-            helper!("queue-open-as", queue, how).finish_ok(),
-            [answer],
-            "{how}"
-        );
-    }
-    assert_eq!(
-        helper!("queue-open-as", value, "queue").finish_ok(),
-        ["err WrongKind"]
-    );
-
-    // Nothing above changed either region; an opener follows the mode the queue was created
-    // with, whatever its options say.
-    let opened = MsgQueue::options()
-        .queue_mode(QueueMode::Mpmc)
-        .open(&queue)
-        .unwrap();
-    assert_eq!(opened.mode(), QueueMode::Spsc);
-    assert_eq!(opened.len(), 1);
-    assert_eq!(Shm::<Msg>::open(&value).unwrap().read(), Msg::new(5, 5));
-}
-
-#[test]
 fn full_empty_and_closed_queues_answer_with_their_errors() {
     for mode in MODES {
         let (name, _cleanup) = region("q-errors");
@@ -964,9 +874,9 @@ proptest! {
 // ---- every backend (the matrix) ----
 
 shmstore_tests::for_each_backend!(
-    queue_kind_capacity_and_element_checks,
-    queue_spsc_stream_across_processes,
-    queue_producer_killed_mid_stream,
+    opening_checks_the_kind_the_element_type_and_the_capacity,
+    spsc_a_million_elements_from_another_process_arrive_in_order_and_whole,
+    a_producer_killed_mid_stream_leaves_a_whole_gap_free_prefix_and_its_role_free,
     queue_spsc_roles_between_processes,
     a_dropped_queue_handle_releases_its_role_while_children_are_spawned,
     queue_mpmc_two_by_two_processes,
@@ -974,66 +884,76 @@ shmstore_tests::for_each_backend!(
 
 /// A queue opened as a value (and the other way round) is `WrongKind`; another capacity is
 /// `CapacityMismatch`, another element type `LayoutMismatch` — here and in another binary.
-fn queue_kind_capacity_and_element_checks(backend: Backend) {
-    let queue = Place::new(backend, "q-open");
+fn opening_checks_the_kind_the_element_type_and_the_capacity(backend: Backend) {
+    let queue = Place::new(backend, "q-open-queue");
     let value = Place::new(backend, "q-open-value");
+    let missing = Place::new(backend, "q-open-missing");
     let q = create_queue(&queue, QueueMode::Spsc);
     q.try_push(Msg::new(0, 0)).unwrap();
     let _value = at::<Msg>(&value).create(Msg::new(5, 5)).unwrap();
 
-    let wrong_kind = |e: Error, (expected, found): (&str, &str), place: &Place| match e {
+    let wrong_kind = |error: Error, (expected, found): (&str, &str), region: &Place| match error {
         Error::WrongKind {
             name,
-            expected: x,
+            expected: e,
             found: f,
         } => assert_eq!(
-            (name.as_str(), x, f),
-            (place.to_string().as_str(), expected, found)
+            (name.as_str(), e, f),
+            (region.to_string().as_str(), expected, found)
         ),
-        other => panic!("expected WrongKind, got {other:?}"),
+        other => panic!("expected Error::WrongKind, got {other:?}"),
     };
     let as_value = ("a single value", "a queue");
-    let as_queue = ("a queue", "a single value");
     wrong_kind(at::<Msg>(&queue).open().unwrap_err(), as_value, &queue);
-    wrong_kind(
-        at::<Msg>(&queue)
-            .open_or_create(|| panic!("init ran over a queue"))
-            .unwrap_err(),
-        as_value,
-        &queue,
-    );
+    // open_or_create neither opens nor overwrites it.
+    let e = at::<Msg>(&queue).open_or_create(|| Msg::new(9, 9)).unwrap_err();
+    wrong_kind(e, as_value, &queue);
+    let as_queue = ("a queue", "a single value");
     wrong_kind(queue_at(&value).open().unwrap_err(), as_queue, &value);
     wrong_kind(
         queue_at(&value).open_or_create().unwrap_err(),
         as_queue,
         &value,
     );
+
+    match ShmQueue::<[u64; 8], QUEUE_CAPACITY>::options()
+        .at(queue.location())
+        .open().unwrap_err() {
+        Error::LayoutMismatch {
+            expected, found, ..
+        } => assert_eq!((expected.as_str(), found.as_str()), ("[u64; 8]", "Msg")),
+        other => panic!("expected Error::LayoutMismatch, got {other:?}"),
+    }
     match ShmQueue::<Msg, 128>::options()
         .at(queue.location())
-        .open()
-        .unwrap_err()
-    {
+        .open().unwrap_err() {
         Error::CapacityMismatch {
             name,
             expected,
             found,
-        } => assert_eq!(
-            (name, expected, found),
-            (queue.to_string(), 128, QUEUE_CAPACITY)
-        ),
-        other => panic!("expected CapacityMismatch, got {other:?}"),
+        } => assert_eq!((name.as_str(), expected, found), (queue.to_string().as_str(), 128, 256)),
+        other => panic!("expected Error::CapacityMismatch, got {other:?}"),
     }
-    match ShmQueue::<[u64; 8], QUEUE_CAPACITY>::options()
-        .at(queue.location())
-        .open()
-        .unwrap_err()
-    {
-        Error::LayoutMismatch {
-            expected, found, ..
-        } => assert_eq!((expected.as_str(), found.as_str()), ("[u64; 8]", "Msg")),
-        other => panic!("expected LayoutMismatch, got {other:?}"),
-    }
+    assert!(matches!(
+        ShmQueue::<Msg, 512>::options()
+            .at(queue.location())
+            .open_or_create().unwrap_err(),
+        Error::CapacityMismatch {
+            expected: 512,
+            found: 256,
+            ..
+        }
+    ));
+    assert!(matches!(
+        queue_at(&missing).open().unwrap_err(),
+        Error::NotFound { name } if name == missing.to_string()
+    ));
+    assert!(matches!(
+        queue_at(&queue).create().unwrap_err(),
+        Error::AlreadyExists { .. }
+    ));
 
+    // Another binary gets the same answers.
     for (how, answer) in [
         ("queue", "ok"),
         ("value", "err WrongKind"),
@@ -1050,86 +970,17 @@ fn queue_kind_capacity_and_element_checks(backend: Backend) {
         helper!("queue-open-as", value, "queue").finish_ok(),
         ["err WrongKind"]
     );
-    // Nothing above changed either region.
-    assert_eq!(q.len(), 1);
+
+    // Nothing above changed either region; an opener follows the mode the queue was created
+    // with, whatever its options say.
+    let opened = MsgQueue::options()
+        .queue_mode(QueueMode::Mpmc)
+        .at(queue.location())
+        .open()
+        .unwrap();
+    assert_eq!(opened.mode(), QueueMode::Spsc);
+    assert_eq!(opened.len(), 1);
     assert_eq!(at::<Msg>(&value).open().unwrap().read(), Msg::new(5, 5));
-}
-
-/// A numbered stream of 100 000 elements from a producer process arrives in order and whole.
-fn queue_spsc_stream_across_processes(backend: Backend) {
-    const COUNT: u64 = 100_000;
-    let place = Place::new(backend, "q-stream");
-    let q = create_queue(&place, QueueMode::Spsc);
-    let mut producer = helper!("queue-push", place, 0, 0, COUNT, "close");
-    producer.expect("pushing");
-    let mut next = 0u64;
-    while let Some(msg) = q.pop_timeout(PATIENCE).unwrap() {
-        assert_eq!(msg, Msg::new(0, next), "element {next}");
-        next += 1;
-    }
-    assert_eq!(next, COUNT, "the queue ended early");
-    assert_eq!(
-        producer.finish_ok(),
-        [format!("pushed {COUNT}"), "closed".into()]
-    );
-    assert!(q.is_closed() && q.is_empty());
-    assert_eq!(q.pop().unwrap(), None);
-}
-
-/// Rounds of: a producer process pushes an endless stream, this process pops part of it and
-/// SIGKILLs the producer mid-stream. Everything it published is there, whole and gap-free, up
-/// to at least the last number it reported, and nothing after; then a replacement producer
-/// process takes over (the dead one's role, in SPSC mode) and its elements arrive.
-fn queue_producer_killed_mid_stream(backend: Backend) {
-    const ROUNDS: u64 = 2;
-    const POP_BEFORE_KILL: u64 = 5_000;
-    for mode in [QueueMode::Spsc, QueueMode::Mpmc] {
-        let place = Place::new(backend, "q-kill-producer");
-        let q = create_queue(&place, mode);
-        let pop = || {
-            let msg = q.pop_timeout(PATIENCE).unwrap().expect("an element");
-            assert!(msg.is_intact(), "damaged element {msg:?}");
-            msg
-        };
-        let mut next = 0u64;
-        for round in 0..ROUNDS {
-            let mut producer = helper!("queue-push-forever", place, round, next, 1000);
-            producer.expect("started");
-            let stop_at = next + POP_BEFORE_KILL;
-            while next < stop_at {
-                assert_eq!(pop(), Msg::new(round, next), "{mode:?}");
-                next += 1;
-            }
-            let (status, lines) = producer.kill_and_finish();
-            assert_killed(status, &lines);
-            let reported = lines
-                .iter()
-                .map(|l| parse_progress(l, "pushed"))
-                .max()
-                .expect("progress lines");
-            let left = q.len() as u64;
-            for _ in 0..left {
-                assert_eq!(pop(), Msg::new(round, next), "{mode:?}");
-                next += 1;
-            }
-            assert!(
-                next >= reported,
-                "the producer reported {reported} pushed, the queue delivered {next}"
-            );
-            match q.pop_timeout(NEVER) {
-                Err(Error::Timeout { .. }) => {}
-                other => panic!("expected nothing more, got {other:?}"),
-            }
-        }
-        let mut replacement = helper!("queue-push", place, ROUNDS, next, 1000, "close");
-        replacement.expect("pushing");
-        for _ in 0..1000 {
-            assert_eq!(pop(), Msg::new(ROUNDS, next));
-            next += 1;
-        }
-        assert_eq!(q.pop_timeout(PATIENCE).unwrap(), None);
-        assert_eq!(replacement.finish_ok(), ["pushed 1000", "closed"]);
-    }
 }
 
 /// The SPSC roles between processes: a live holder keeps its role against this process and
