@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use nix::libc;
 use shmstore::{Error, Inspector, Location, Shm, ShmQueue, ShmType, ShmOptionsAt};
-use shmstore_tests::{Backend, Counter, Helper, MsgQueue, OLD, Page, Pair, Place, TempDir, assert_already_exists, assert_mentions, assert_not_found, at, helper, noise, queue_at};
+use shmstore_tests::{segment, stored_bytes, Backend, Counter, Helper, MsgQueue, OLD, Page, Pair, Place, TempDir, assert_already_exists, assert_mentions, assert_not_found, at, helper, noise, queue_at};
 
 /// The environment variable that makes [`child_role`] act: a role and its arguments, separated
 /// by spaces.
@@ -110,15 +110,6 @@ fn plant(place: &Place, bytes: &[u8]) {
     }
 }
 
-/// Every byte at `place`.
-fn stored(place: &Place) -> Vec<u8> {
-    match (place.path(), place.key()) {
-        (Some(path), _) => std::fs::read(path).unwrap(),
-        (None, Some(key)) => segment::read(key),
-        (None, None) => unreachable!("a place has a path or a key"),
-    }
-}
-
 fn open_or_create_counter(place: &Place) -> Result<Shm<Counter>, Error> {
     Shm::<Counter>::options()
         .open_timeout(SHORT)
@@ -148,7 +139,7 @@ fn assert_left_alone(backend: Backend, tag: &str, bytes: &[u8], why: &str) {
             other => panic!("{tag} on {backend:?}: {attempt} gave {other:?}"),
         }
         assert!(
-            stored(&place) == bytes,
+            stored_bytes(&place) == bytes,
             "{tag} on {backend:?}: {attempt} changed what it did not create"
         );
     }
@@ -218,7 +209,7 @@ fn an_unfinished_region_is_taken_over_but_not_shrunk(backend: Backend) {
             .create(Page::filled(3))
             .unwrap(),
     );
-    let mut bytes = stored(&place);
+    let mut bytes = stored_bytes(&place);
     // State 1, "initialising", and nobody holds its flock: its creator is gone.
     bytes[16..20].copy_from_slice(&1u32.to_ne_bytes());
     plant(&place, &bytes);
@@ -245,7 +236,7 @@ fn unclaimed_segments_are_never_taken_over() {
     let e = open_or_create_counter(&place).expect_err("unclaimed");
     assert!(matches!(e, Error::Corrupt { .. }), "{e:?}");
     assert_mentions(&e, &["no shmstore creator", "ipcrm -m"]);
-    assert!(stored(&place) == zeros, "changed an unclaimed segment");
+    assert!(stored_bytes(&place) == zeros, "changed an unclaimed segment");
 
     // Zero header, data after it, larger than the region: also left alone.
     let place = Place::new(Backend::SysV, "unclaimed-data");
@@ -254,13 +245,13 @@ fn unclaimed_segments_are_never_taken_over() {
     plant(&place, &data);
     let e = open_or_create_counter(&place).expect_err("unclaimed");
     assert!(matches!(e, Error::Corrupt { .. }), "{e:?}");
-    assert!(stored(&place) == data, "changed an unclaimed segment");
+    assert!(stored_bytes(&place) == data, "changed an unclaimed segment");
     // Even claimed (by a dead pid), it is not blank.
     segment::write(place.key().unwrap(), &claimed_by_the_dead(&data));
     let e = open_or_create_counter(&place).expect_err("not blank");
     assert!(matches!(e, Error::Corrupt { .. }), "{e:?}");
     assert!(
-        stored(&place) == claimed_by_the_dead(&data),
+        stored_bytes(&place) == claimed_by_the_dead(&data),
         "changed someone's segment"
     );
 }
@@ -451,66 +442,6 @@ fn the_invalid_location_message_has_no_run_of_spaces() {
         message.contains("a path ending in a file name"),
         "{message}"
     );
-}
-
-/// Raw System V segments, read and written without shmstore.
-mod segment {
-    use nix::libc;
-
-    fn id(key: i32) -> i32 {
-        // SAFETY: a look-up only: no memory of this process is involved.
-        let id = unsafe { libc::shmget(key, 0, 0) };
-        assert!(id >= 0, "shmget: {}", std::io::Error::last_os_error());
-        id
-    }
-
-    fn size(id: i32) -> usize {
-        // SAFETY: `shmid_ds` is plain data, valid all zero.
-        let mut ds: libc::shmid_ds = unsafe { std::mem::zeroed() };
-        // SAFETY: IPC_STAT writes one `shmid_ds` into `ds`, which lives across the call.
-        let rc = unsafe { libc::shmctl(id, libc::IPC_STAT, &mut ds) };
-        assert_eq!(rc, 0, "IPC_STAT: {}", std::io::Error::last_os_error());
-        ds.shm_segsz
-    }
-
-    /// Calls `f` with the segment's address and size, attached for the call only.
-    fn with_attached<R>(key: i32, read_only: bool, f: impl FnOnce(*mut u8, usize) -> R) -> R {
-        let id = id(key);
-        let flags = if read_only { libc::SHM_RDONLY } else { 0 };
-        // SAFETY: the kernel picks a free address (null hint); nothing of this process is
-        // overwritten. It is detached below.
-        let addr = unsafe { libc::shmat(id, std::ptr::null(), flags) };
-        assert_ne!(
-            addr as isize,
-            -1,
-            "shmat: {}",
-            std::io::Error::last_os_error()
-        );
-        let result = f(addr.cast(), size(id));
-        // SAFETY: `addr` came from `shmat` and is not used after this.
-        unsafe { libc::shmdt(addr) };
-        result
-    }
-
-    /// Every byte of the segment (which no process writes meanwhile).
-    pub(super) fn read(key: i32) -> Vec<u8> {
-        with_attached(key, true, |addr, len| {
-            let mut out = vec![0u8; len];
-            // SAFETY: the attached segment is `len` bytes long; nobody writes it meanwhile.
-            unsafe { std::ptr::copy_nonoverlapping(addr, out.as_mut_ptr(), len) };
-            out
-        })
-    }
-
-    /// Overwrites the segment's first bytes with `bytes`.
-    pub(super) fn write(key: i32, bytes: &[u8]) {
-        with_attached(key, false, |addr, len| {
-            assert!(bytes.len() <= len);
-            // SAFETY: the attached segment is writable and at least `bytes.len()` bytes long;
-            // nobody else uses it meanwhile.
-            unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), addr, bytes.len()) };
-        })
-    }
 }
 
 // ---- symbolic links among the directory components ----
