@@ -1,6 +1,7 @@
 //! Shared pieces of shmstore's cross-process integration tests: the payload types (used by the
-//! tests and by the `shm-helper` binary they spawn), unique region names, a cleanup guard that
-//! removes regions even when a test panics, and a handle on a spawned helper process that the
+//! tests and by the `shm-helper` binary they spawn), unique region names, the one cleanup guard
+//! ([`Place`]) that removes regions, files and segments even when a test panics, the backend
+//! matrix ([`for_each_backend!`]), and a handle on a spawned helper process that the
 //! tests synchronise with through its stdin and stdout lines (never through sleeps).
 //!
 //! Every region name starts with `shmstore-test` so that CI can check `/dev/shm` for leftovers.
@@ -220,54 +221,11 @@ pub fn exists(name: &str) -> bool {
     shm_path(name).symlink_metadata().is_ok()
 }
 
-/// Removes `/dev/shm/<name>` when dropped — also when the test panics. Removes files,
-/// symbolic links and empty directories, whatever the name (valid region names or not), and
-/// ignores a name that is already gone.
-#[must_use = "the region is removed when the guard is dropped"]
-#[derive(Debug)]
-pub struct Cleanup {
-    names: Vec<String>,
-}
-
-impl Cleanup {
-    /// A guard for one name.
-    pub fn new(name: &str) -> Cleanup {
-        Cleanup {
-            names: vec![name.to_string()],
-        }
-    }
-
-    /// A guard with no name yet (see [`add`](Self::add)).
-    pub fn empty() -> Cleanup {
-        Cleanup { names: Vec::new() }
-    }
-
-    /// Also removes `name`.
-    pub fn add(&mut self, name: &str) {
-        self.names.push(name.to_string());
-    }
-}
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        for name in &self.names {
-            // Never let a name escape the directory (a test may register an invalid name).
-            if name.is_empty() || name.contains('/') || name == "." || name == ".." {
-                continue;
-            }
-            let path = shm_path(name);
-            if std::fs::remove_file(&path).is_err() {
-                let _ = std::fs::remove_dir(&path);
-            }
-        }
-    }
-}
-
-/// A fresh unique name and the guard that removes it.
-pub fn region(tag: &str) -> (String, Cleanup) {
-    let name = unique_name(tag);
-    let cleanup = Cleanup::new(&name);
-    (name, cleanup)
+/// A fresh unique name and the [`Place`] that removes it: the shorthand of
+/// `Place::new(Backend::Posix, tag)` for the tests that pass the name around as text.
+pub fn region(tag: &str) -> (String, Place) {
+    let place = Place::new(Backend::Posix, tag);
+    (place.to_string(), place)
 }
 
 /// A fresh directory under the system's temporary directory, removed with its contents when
@@ -359,6 +317,12 @@ fn fresh_sysv_key() -> i32 {
 ///
 /// It displays as the location's text ([`Location::parse`] reads it back), which is how the
 /// tests pass it to `shm-helper`.
+///
+/// This is the tests' one cleanup fixture (here and in `shmstore-cli`'s tests): a test that
+/// makes something under a name or key it did not draw from `Place::new` (a name a `Store`
+/// derives, an invalid name it plants, a segment a C program made) guards it with
+/// [`adopt_name`](Self::adopt_name) or [`adopt_key`](Self::adopt_key); a test with many
+/// objects keeps a `Vec<Place>`.
 #[must_use = "the region is removed when the guard is dropped"]
 #[derive(Debug)]
 pub struct Place {
@@ -386,6 +350,28 @@ impl Place {
             backend,
             location,
             dir,
+        }
+    }
+
+    /// A guard for `/dev/shm/<name>`, a name the test chose (valid as a region name or not):
+    /// removes the file, symbolic link or empty directory under it when dropped, and ignores
+    /// a name that is already gone or that would leave `/dev/shm` (`..`, a `/`).
+    pub fn adopt_name(name: &str) -> Place {
+        Place {
+            backend: Backend::Posix,
+            location: Location::Named(name.to_string()),
+            dir: None,
+        }
+    }
+
+    /// A guard for the System V segment under `key`, made by someone else (a C program, a
+    /// child): removed with `IPC_RMID` when dropped. Made only once the segment exists, so
+    /// that it never removes a segment the test did not create.
+    pub fn adopt_key(key: i32) -> Place {
+        Place {
+            backend: Backend::SysV,
+            location: Location::SysV(key),
+            dir: None,
         }
     }
 
@@ -445,17 +431,23 @@ impl std::fmt::Display for Place {
 
 impl Drop for Place {
     fn drop(&mut self) {
-        match shmstore::unlink(&self.location) {
-            Ok(()) | Err(shmstore::Error::NotFound { .. }) => {}
-            Err(e) => {
-                // A POSIX name may hold what a test planted there (a directory, say).
-                let removed = self.path().is_some_and(|p| {
-                    std::fs::remove_file(&p).is_ok() || std::fs::remove_dir(&p).is_ok()
-                });
-                if !removed {
-                    eprintln!("warning: cannot remove {}: {e}", self.location);
+        match &self.location {
+            // A plain unlink of whatever is under the name: a region, another program's file,
+            // a symbolic link or a directory a test planted.
+            Location::Named(name) => {
+                // Never let a name escape the directory (a test may adopt an invalid name).
+                if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+                    return;
+                }
+                let path = shm_path(name);
+                if std::fs::remove_file(&path).is_err() {
+                    let _ = std::fs::remove_dir(&path);
                 }
             }
+            location => match shmstore::unlink(location) {
+                Ok(()) | Err(shmstore::Error::NotFound { .. }) => {}
+                Err(e) => eprintln!("warning: cannot remove {location}: {e}"),
+            },
         }
         // `dir`, dropped next, removes a file region's directory with whatever is left in it.
     }

@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use shmstore::Shm;
-use shmstore_tests::{Backend, Counter, Helper, Pair, Place, helper, region};
+use shmstore_tests::{helper, region, Backend, Counter, Helper, Pair, Place};
 
 /// Writers in other processes update both fields of a `Pair` under the lock; a reader here
 /// never sees them differ.

@@ -6,7 +6,7 @@ use std::sync::TryLockError;
 use std::time::Duration;
 
 use shmstore::{Error, Inspector, Shm};
-use shmstore_tests::{Backend, Counter, OLD, Pair, Place, assert_mentions, at, helper, region, wait_until_blocked};
+use shmstore_tests::{assert_mentions, at, helper, region, wait_until_blocked, Backend, Counter, OLD, Pair, Place};
 
 
 // ---- default mode: a dead or panicking holder is rolled back ----

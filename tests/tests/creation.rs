@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use nix::libc;
 use shmstore::{Error, Inspector, Location, Shm, ShmQueue, ShmType, ShmOptionsAt};
-use shmstore_tests::{segment, stored_bytes, Backend, Counter, Helper, MsgQueue, OLD, Page, Pair, Place, TempDir, assert_already_exists, assert_mentions, assert_not_found, at, helper, noise, queue_at};
+use shmstore_tests::{assert_already_exists, assert_mentions, assert_not_found, at, helper, noise, queue_at, segment, stored_bytes, Backend, Counter, Helper, MsgQueue, OLD, Page, Pair, Place, TempDir};
 
 /// The environment variable that makes [`child_role`] act: a role and its arguments, separated
 /// by spaces.

@@ -4,7 +4,7 @@
 use std::fs;
 
 use shmstore::{Error, Inspector, Shm};
-use shmstore_tests::{Backend, Cleanup, Counter, Limits, Pair, Place, assert_mentions, at, exists, helper, is_root, noise, plant, queue_at, region, shm_path, stored_bytes, unique_name};
+use shmstore_tests::{assert_mentions, at, exists, helper, is_root, noise, plant, queue_at, region, shm_path, stored_bytes, unique_name, Backend, Counter, Limits, Pair, Place};
 
 #[test]
 fn invalid_names_are_refused_before_any_system_call() {
@@ -18,8 +18,7 @@ fn invalid_names_are_refused_before_any_system_call() {
     }
     // Objects exist under the names a file can have: a refusal that came after looking would
     // report them (Incomplete), and a create would collide with them.
-    let mut cleanup = Cleanup::new(&space);
-    cleanup.add(&long);
+    let _cleanup = [Place::adopt_name(&space), Place::adopt_name(&long)];
     fs::write(shm_path(&space), b"").unwrap();
     fs::write(shm_path(&long), b"").unwrap();
 
@@ -56,7 +55,7 @@ fn invalid_names_are_refused_before_any_system_call() {
     assert_eq!(fs::metadata(shm_path(&space)).unwrap().len(), 0);
     assert_eq!(fs::metadata(shm_path(&long)).unwrap().len(), 0);
     let fresh = format!("shmstore-test-fresh b-{pid}");
-    let _fresh_cleanup = Cleanup::new(&fresh);
+    let _fresh_cleanup = Place::adopt_name(&fresh);
     assert!(Shm::create(&fresh, Counter::at(1)).is_err());
     assert!(!exists(&fresh));
 
@@ -65,7 +64,7 @@ fn invalid_names_are_refused_before_any_system_call() {
     while longest.len() < 200 {
         longest.push('y');
     }
-    let _longest_cleanup = Cleanup::new(&longest);
+    let _longest_cleanup = Place::adopt_name(&longest);
     let shm = Shm::create(&longest, Counter::at(3)).unwrap();
     assert_eq!(Shm::<Counter>::open(&longest).unwrap().read(), shm.read());
 }

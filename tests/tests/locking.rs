@@ -9,7 +9,7 @@ use std::sync::TryLockError;
 use std::time::Duration;
 
 use shmstore::Shm;
-use shmstore_tests::{OLD, Pair, helper, region, wait_until_blocked};
+use shmstore_tests::{helper, region, wait_until_blocked, OLD, Pair};
 
 
 fn would_block<G>(r: std::sync::TryLockResult<G>) -> bool {

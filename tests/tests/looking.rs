@@ -197,7 +197,7 @@ fn listing_survives_a_peer_shrinking_an_object() {
     drop(Shm::<Counter>::create(&victim, Counter::at(3)).unwrap());
     let prefix = unique_name("looking-store");
     let store = Store::new(&prefix).unwrap();
-    let _mine_cleanup = Cleanup::new(&store.name_of("mine").unwrap());
+    let _mine_cleanup = Place::adopt_name(&store.name_of("mine").unwrap());
     drop(store.create::<u64>("mine", 7).unwrap());
 
     let stop = AtomicBool::new(false);
@@ -219,10 +219,10 @@ fn listing_reads_only_the_start_of_huge_descriptors() {
     const FORGED: usize = 50;
     let prefix = unique_name("looking-huge");
     let store = Store::new(&prefix).unwrap();
-    let mut cleanup = Cleanup::empty();
+    let mut cleanup = Vec::new();
     for i in 0..FORGED {
         let name = store.name_of(&format!("r{i}")).unwrap();
-        cleanup.add(&name);
+        cleanup.push(Place::adopt_name(&name));
         drop(Shm::<u64>::create(&name, 1).unwrap());
         forge_huge_descriptor(&name);
     }
@@ -271,12 +271,12 @@ fn an_inspector_survives_its_object_shrinking() {
 fn objects_that_are_not_files_are_refused_at_once() {
     let prefix = unique_name("looking-odd");
     let store = Store::new(&prefix).unwrap();
-    let mut cleanup = Cleanup::empty();
+    let mut cleanup = Vec::new();
     let fifo = store.name_of("fifo").unwrap();
     let link = store.name_of("link").unwrap();
     let dir = store.name_of("dir").unwrap();
     for name in [&fifo, &link, &dir] {
-        cleanup.add(name);
+        cleanup.push(Place::adopt_name(name));
     }
     nix::unistd::mkfifo(
         &shm_path(&fifo),
@@ -306,9 +306,9 @@ fn objects_that_are_not_files_are_refused_at_once() {
 fn names_that_belong_to_others_are_refused() {
     let names = ["sem.shmstore-test-looking", "sem.", "-rf", "-"];
     // Only if a name were wrongly accepted would there be anything to remove.
-    let mut _cleanup = Cleanup::empty();
+    let mut _cleanup = Vec::new();
     for name in names {
-        _cleanup.add(name);
+        _cleanup.push(Place::adopt_name(name));
     }
     for name in names {
         match Shm::<u64>::create(name, 1) {
@@ -337,12 +337,12 @@ fn remove_all_removes_what_it_can_then_reports_the_rest() {
     }
     let prefix = unique_name("looking-removeall");
     let store = Store::new(&prefix).unwrap();
-    let mut cleanup = Cleanup::empty();
+    let mut cleanup = Vec::new();
     // Root's, mode 0644: the sticky /dev/shm keeps uid 65534 from removing it. It sorts
     // before the child's own region, so an early return leaves the child's in place.
     let roots = store.name_of("a-root").unwrap();
-    cleanup.add(&roots);
-    cleanup.add(&store.name_of("z-own").unwrap());
+    cleanup.push(Place::adopt_name(&roots));
+    cleanup.push(Place::adopt_name(&store.name_of("z-own").unwrap()));
     drop(Shm::<u64>::options().mode(0o644).create(&roots, 1).unwrap());
     std::fs::set_permissions(shm_path(&roots), std::fs::Permissions::from_mode(0o644)).unwrap();
     let mut child = spawn_child(&format!("remove-all {prefix}"));

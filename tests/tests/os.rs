@@ -6,7 +6,7 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 
 use shmstore::{Inspector, QueueMode, Shm};
-use shmstore_tests::{Backend, Cleanup, Counter, Limits, Msg, MsgQueue, PATIENCE, Pair, Place, QUEUE_CAPACITY, assert_not_found, at, create_queue, exists, helper, region, shm_path, unique_name};
+use shmstore_tests::{assert_not_found, at, create_queue, exists, helper, region, shm_path, unique_name, Backend, Counter, Limits, Msg, MsgQueue, PATIENCE, Pair, Place, QUEUE_CAPACITY};
 
 fn mode_of(name: &str) -> u32 {
     fs::metadata(shm_path(name)).unwrap().permissions().mode() & 0o777
@@ -73,20 +73,24 @@ fn re_initialising_an_abandoned_object_applies_the_requested_mode() {
 fn no_descriptor_leaks_into_an_exec_d_program() {
     // The helper creates, opens and open-or-creates regions (default and in place), lists
     // them, and with its handles alive execs a program that lists its descriptors on /dev/shm.
-    let (name1, mut cleanup) = region("cloexec");
+    let (name1, _cleanup) = region("cloexec");
     let name2 = unique_name("cloexec");
-    cleanup.add(&name2);
-    cleanup.add(&format!("{name2}.in-place"));
+    let _cleanup2 = [
+        Place::adopt_name(&name2),
+        Place::adopt_name(&format!("{name2}.in-place")),
+    ];
     assert_eq!(
         helper!("hold-shm-and-exec", name1, name2).finish_ok(),
         ["end"]
     );
 
     // The control: a descriptor opened without O_CLOEXEC is seen by the same check.
-    let (name1, mut cleanup) = region("cloexec-control");
+    let (name1, _cleanup) = region("cloexec-control");
     let name2 = unique_name("cloexec-control");
-    cleanup.add(&name2);
-    cleanup.add(&format!("{name2}.in-place"));
+    let _cleanup2 = [
+        Place::adopt_name(&name2),
+        Place::adopt_name(&format!("{name2}.in-place")),
+    ];
     let lines = helper!("hold-shm-and-exec", name1, name2, "control").finish_ok();
     assert_eq!(lines.len(), 2, "{lines:?}");
     assert!(
@@ -183,19 +187,19 @@ fn list_shows_regions_with_their_type_and_skips_foreign_objects() {
 
     // Objects of other programs, and things that are not regions at all.
     let mut foreign = Vec::new();
-    let mut cleanup = Cleanup::empty();
+    let mut cleanup = Vec::new();
     for (tag, content) in [
         ("list-foreign", b"not a region, just some text\n".repeat(40)),
         ("list-short", b"tiny".to_vec()),
         ("list-empty", Vec::new()),
     ] {
         let name = unique_name(tag);
-        cleanup.add(&name);
+        cleanup.push(Place::adopt_name(&name));
         fs::write(shm_path(&name), content).unwrap();
         foreign.push(name);
     }
     let dir = unique_name("list-dir");
-    cleanup.add(&dir);
+    cleanup.push(Place::adopt_name(&dir));
     fs::create_dir(shm_path(&dir)).unwrap();
     foreign.push(dir);
 

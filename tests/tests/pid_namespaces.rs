@@ -10,10 +10,7 @@ use std::path::Path;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use shmstore::{Error, QueueMode, Shm};
-use shmstore_tests::{
-    is_root, parse_progress, region, wait_until_blocked, Backend, Helper, Msg, MsgQueue, Pair,
-    Place, TempDir,
-};
+use shmstore_tests::{is_root, parse_progress, region, wait_until_blocked, Backend, Helper, Msg, MsgQueue, Pair, Place, TempDir};
 
 /// How long `lock_timeout` waits in the helper: any length shows the outcome.
 const SHORT_MS: u64 = 50;
@@ -104,7 +101,7 @@ fn assert_pid_1() {
     assert_eq!(ns_helper!("pid").finish_ok(), ["pid 1"]);
 }
 
-fn pair_region(tag: &str) -> (String, shmstore_tests::Cleanup, Shm<Pair>) {
+fn pair_region(tag: &str) -> (String, Place, Shm<Pair>) {
     let (name, cleanup) = region(tag);
     let shm = Shm::create(&name, Pair { a: 1, b: 2 }).unwrap();
     (name, cleanup, shm)

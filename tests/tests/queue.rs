@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use shmstore::{Error, QueueMode, Shm, ShmQueue};
-use shmstore_tests::{Backend, Helper, Msg, MsgQueue, NEVER, PATIENCE, Place, QUEUE_CAPACITY, TempDir, assert_killed, at, create_queue, helper, parse_progress, queue_at, region};
+use shmstore_tests::{assert_killed, at, create_queue, helper, parse_progress, queue_at, region, Backend, Helper, Msg, MsgQueue, NEVER, PATIENCE, Place, QUEUE_CAPACITY, TempDir};
 
 const MODES: [QueueMode; 2] = [QueueMode::Spsc, QueueMode::Mpmc];
 

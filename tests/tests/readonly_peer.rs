@@ -12,9 +12,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use shmstore::{Error, QueueMode, Shm};
-use shmstore_tests::{
-    assert_mentions, helper, is_root, Backend, Counter, Helper, Msg, MsgQueue, Place,
-};
+use shmstore_tests::{assert_mentions, helper, is_root, Backend, Counter, Helper, Msg, MsgQueue, Place};
 
 /// The two backends behind a descriptor (a System V segment has none to lock).
 const LOCKABLE: [Backend; 2] = [Backend::Posix, Backend::File];

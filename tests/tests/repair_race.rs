@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
 use shmstore::{Error, Shm};
-use shmstore_tests::{Backend, Counter, Helper, PATIENCE, Place, TempDir, assert_killed, helper, is_root};
+use shmstore_tests::{assert_killed, helper, is_root, Backend, Counter, Helper, PATIENCE, Place, TempDir};
 
 /// The two backends behind a descriptor (a System V segment is repaired otherwise).
 const LOCKABLE: [Backend; 2] = [Backend::Posix, Backend::File];

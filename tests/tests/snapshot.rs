@@ -12,7 +12,7 @@ use std::sync::TryLockError;
 use std::time::Duration;
 
 use shmstore::{Error, Shm};
-use shmstore_tests::{Backend, Counter, Helper, OLD, Page, Pair, Place, at, helper, is_root, region, shm_path, wait_until_blocked};
+use shmstore_tests::{at, helper, is_root, region, shm_path, wait_until_blocked, Backend, Counter, Helper, OLD, Page, Pair, Place};
 
 
 fn mode_tag(tag: &str, in_place: bool) -> String {
