@@ -26,8 +26,8 @@ fn child_process_entry() {
 fn hold_object_program(dir: &TempDir) -> PathBuf {
     compile_c(
         &c_dir().join("hold_object.c"),
-        &dir.path,
-        &dir.path.join("hold_object"),
+        &dir.path(),
+        &dir.path().join("hold_object"),
     )
     .unwrap_or_else(|errors| panic!("hold_object.c does not compile:\n{errors}"))
 }
@@ -128,24 +128,17 @@ fn gc(prefix: &str) -> Ran {
 }
 
 /// A region `source` whose creator is dead, to copy from.
-fn dead_region(cleanup: &mut Cleanup) -> String {
-    let source = cleanup.add("gc-source");
+fn dead_region() -> (String, Place) {
+    let (source, place) = region("gc-source");
     run_child(&format!("create {source}"));
-    source
-}
-
-fn is_root() -> bool {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let uids = status.lines().find_map(|l| l.strip_prefix("Uid:")).unwrap();
-    uids.split_whitespace().nth(1) == Some("0")
+    (source, place)
 }
 
 #[test]
 fn a_worker_forked_by_a_dead_creator_keeps_the_region() {
     let _scan = whole_shm_lock();
-    let mut cleanup = Cleanup::default();
-    let source = dead_region(&mut cleanup);
-    let region = cleanup.add("gc-forked");
+    let (source, _source) = dead_region();
+    let (region, _region) = region("gc-forked");
     let dir = TempDir::new("gc-fork");
     let worker = Holder::start(&dir, &source, &region, "map-fork");
     std::fs::remove_file(Path::new(SHM_DIR).join(&source)).unwrap();
@@ -177,9 +170,8 @@ fn a_worker_forked_by_a_dead_creator_keeps_the_region() {
 #[test]
 fn a_descriptor_on_the_unnamed_object_keeps_the_region() {
     let _scan = whole_shm_lock();
-    let mut cleanup = Cleanup::default();
-    let source = dead_region(&mut cleanup);
-    let region = cleanup.add("gc-fd");
+    let (source, _source) = dead_region();
+    let (region, _region) = region("gc-fd");
     // Holds only the descriptor it created the object with, as a creator does before it maps;
     // the header names the dead creator of `source`.
     let dir = TempDir::new("gc-fd");
@@ -209,9 +201,8 @@ fn a_descriptor_on_the_unnamed_object_keeps_the_region() {
 #[test]
 fn a_process_whose_main_thread_exited_keeps_the_region() {
     let _scan = whole_shm_lock();
-    let mut cleanup = Cleanup::default();
-    let source = dead_region(&mut cleanup);
-    let region = cleanup.add("gc-thread");
+    let (source, _source) = dead_region();
+    let (region, _region) = region("gc-thread");
     let dir = TempDir::new("gc-thread");
     // Maps the region from a thread that outlives the main thread: /proc/PID then shows a
     // zombie with empty maps, though the process lives and maps the region.
@@ -234,8 +225,7 @@ fn a_process_whose_main_thread_exited_keeps_the_region() {
 #[test]
 fn a_zombie_creator_is_dead() {
     let _scan = whole_shm_lock();
-    let mut cleanup = Cleanup::default();
-    let region = cleanup.add("gc-zombie");
+    let (region, _region) = region("gc-zombie");
     // The creator exits but is not reaped until the end: a zombie, with no mapping left.
     let mut creator = Command::new(std::env::current_exe().unwrap())
         .args(["child_process_entry", "--exact", "--test-threads=1"])
@@ -272,8 +262,7 @@ fn gc_in_another_pid_namespace_removes_nothing_unless_told() {
         return;
     }
     let _scan = whole_shm_lock();
-    let mut cleanup = Cleanup::default();
-    let region = dead_region(&mut cleanup);
+    let (region, _region) = dead_region();
     // This process maps the region, and is not in the namespace's /proc.
     let _mapping = Shm::<Sample>::open(&region).unwrap();
 
@@ -340,8 +329,7 @@ fn gc_under_hidepid_removes_nothing() {
         return;
     }
     let _scan = whole_shm_lock();
-    let mut cleanup = Cleanup::default();
-    let region = dead_region(&mut cleanup);
+    let (region, _region) = dead_region();
     let path = Path::new(SHM_DIR).join(&region);
     std::os::unix::fs::chown(&path, Some(65534), Some(65534)).unwrap();
     // This root process holds it open, and is hidden from uid 65534 by hidepid.
@@ -405,8 +393,7 @@ fn root_is_not_told_to_run_as_root() {
         return;
     }
     let _scan = whole_shm_lock();
-    let mut cleanup = Cleanup::default();
-    let region = dead_region(&mut cleanup);
+    let (region, _region) = dead_region();
     let ran = run(&["gc", "--dry-run", &region]);
     ran.ok();
     assert!(

@@ -36,8 +36,7 @@ const HELD: usize = 20;
 #[test]
 fn list_does_not_wait_for_regions_being_initialised() {
     let _lock = whole_shm_lock();
-    let mut cleanup = Cleanup::default();
-    let names: Vec<String> = (0..HELD).map(|_| cleanup.add("initialising")).collect();
+    let (names, _places): (Vec<String>, Vec<Place>) = (0..HELD).map(|_| region("initialising")).unzip();
     let (entered_tx, entered) = mpsc::channel();
     let mut releases = Vec::new();
     std::thread::scope(|s| {
@@ -111,8 +110,7 @@ fn forge_huge_descriptor(name: &str) {
 #[test]
 fn list_does_not_read_huge_descriptors() {
     let _lock = whole_shm_lock();
-    let mut cleanup = Cleanup::default();
-    let names: Vec<String> = (0..50).map(|_| cleanup.add("huge")).collect();
+    let (names, _places): (Vec<String>, Vec<Place>) = (0..50).map(|_| region("huge")).unzip();
     for name in &names {
         drop(Shm::<u64>::create(name, 1).unwrap());
         forge_huge_descriptor(name);
@@ -137,7 +135,7 @@ fn list_does_not_read_huge_descriptors() {
 /// version killed `watch` with SIGBUS. It reads with `pread` now and stops with a message.
 #[test]
 fn watch_stops_with_a_message_when_the_region_shrinks() {
-    let (name, _cleanup) = Cleanup::new("watch-shrink");
+    let (name, _cleanup) = region("watch-shrink");
     // Made by a child that exits: this process maps nothing that the truncation could fault.
     run_child(&format!("create {name}"));
     let mut child = shmstore()
@@ -180,12 +178,11 @@ const LISTS: usize = 40;
 #[test]
 fn list_survives_objects_that_shrink_or_turn_into_fifos() {
     let _lock = whole_shm_lock();
-    let mut cleanup = Cleanup::default();
-    let shrinking = cleanup.add("shrinking");
-    let swapped = cleanup.add("swapped");
-    let staging = cleanup.add("staging");
-    let link = cleanup.add("link");
-    let fifo = cleanup.add("fifo");
+    let (shrinking, _shrinking) = region("shrinking");
+    let (swapped, _swapped) = region("swapped");
+    let (staging, _staging) = region("staging");
+    let (link, _link) = region("link");
+    let (fifo, _fifo) = region("fifo");
     run_child(&format!("create {shrinking}"));
     let shm_dir = Path::new(SHM_DIR);
     let bytes = std::fs::read(shm_dir.join(&shrinking)).unwrap();
@@ -240,7 +237,7 @@ fn list_survives_objects_that_shrink_or_turn_into_fifos() {
 fn list_shows_the_creator_of_a_segment() {
     let _lock = whole_shm_lock();
     let (_shm, segment) = sysv_region(sample());
-    let location = segment.location();
+    let location = segment.to_string();
     let ran = run(&["list", "--json"]);
     ran.ok();
     let rows: Vec<Value> = serde_json::from_str(&ran.stdout).unwrap();

@@ -285,8 +285,9 @@ const SYSV_KEY_BASE: u32 = 0x5e00_0000;
 
 /// A fresh System V key, `0x5e00_0000 | (pid & 0xfff) << 12 | counter`, that no segment uses
 /// right now (a key that another process's segment holds — a test binary whose pid has the
-/// same low 12 bits — is skipped).
-fn fresh_sysv_key() -> i32 {
+/// same low 12 bits — is skipped). For a test whose segment another program makes: guard it
+/// with [`Place::adopt_key`] once it exists; otherwise take a [`Place`].
+pub fn fresh_sysv_key() -> i32 {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
     let pid_bits = (std::process::id() & 0xfff) << 12;
     loop {
