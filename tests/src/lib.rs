@@ -909,3 +909,23 @@ pub mod segment {
         })
     }
 }
+
+/// `shm-helper readonly-lock`: a hostile reader (uid 65534, read access only) holding every
+/// lock a reader can take on the object at a [`Place`] (an open-file-description read lock
+/// over every byte, and `flock` of kind `sh` or `ex`) until [`release_reader`]. A macro for
+/// the reason [`helper!`] is one.
+#[macro_export]
+macro_rules! lock_as_reader {
+    ($place:expr, $flock:expr $(,)?) => {{
+        let path = $place.path().expect("a place behind a descriptor");
+        let mut reader = $crate::helper!("readonly-lock", path.display(), $flock);
+        reader.expect("locked");
+        reader
+    }};
+}
+
+/// Lets a [`lock_as_reader!`] reader go, and checks that it had nothing to complain about.
+pub fn release_reader(mut reader: Helper) {
+    reader.send("go");
+    reader.finish_ok();
+}
