@@ -363,7 +363,7 @@ fn inspect_reads_a_region_in_a_file_by_relative_and_absolute_path() {
         .create(sample())
         .unwrap();
 
-    let ran = run_in(&dir.path(), &["inspect", "./state.shm"]);
+    let ran = run_in(dir.path(), &["inspect", "./state.shm"]);
     ran.ok();
     let out = &ran.stdout;
     for line in [
@@ -430,7 +430,7 @@ fn list_shows_system_v_regions_but_not_other_programs_segments() {
     let _scan = whole_shm_lock();
     let dir = TempDir::new("list-sysv");
     let (shm, segment) = sysv_region(sample());
-    let foreign = foreign_segment(&dir.path());
+    let foreign = foreign_segment(dir.path());
     let location = segment.to_string();
 
     let ran = run(&["list"]);
@@ -503,7 +503,7 @@ fn rm_removes_a_system_v_region() {
 #[test]
 fn rm_refuses_another_programs_segment_unless_forced() {
     let dir = TempDir::new("rm-foreign-segment");
-    let foreign = foreign_segment(&dir.path());
+    let foreign = foreign_segment(dir.path());
     let location = foreign.to_string();
     let ran = run(&["rm", &location]);
     ran.expect_failure(&format!(
@@ -546,7 +546,7 @@ fn rm_removes_a_region_file_and_refuses_any_other_file_unless_forced() {
         .unwrap();
 
     let ran = run_in(
-        &dir.path(),
+        dir.path(),
         &[
             "rm",
             "./notes.txt",
@@ -935,7 +935,7 @@ fn header_compiles_and_opens_values_queues_and_primitives() {
         let dir = TempDir::new("header");
         let header = dir.path().join("region.h");
         run(&["header", name, "-o", header.to_str().unwrap()]).ok();
-        let program = compile_c(&source, &dir.path(), &dir.path().join("open_and_check"))
+        let program = compile_c(&source, dir.path(), &dir.path().join("open_and_check"))
             .unwrap_or_else(|e| panic!("the header of {name} does not compile:\n{e}"));
         let output = std::process::Command::new(&program).output().unwrap();
         let stdout = String::from_utf8_lossy(&output.stdout);
@@ -973,7 +973,7 @@ fn header_compiles_and_opens_values_queues_and_primitives() {
     let dir = TempDir::new("header-wrong");
     let header = dir.path().join("region.h");
     run(&["header", &sample_name, "-o", header.to_str().unwrap()]).ok();
-    let program = compile_c(&source, &dir.path(), &dir.path().join("open_and_check")).unwrap();
+    let program = compile_c(&source, dir.path(), &dir.path().join("open_and_check")).unwrap();
     let output = std::process::Command::new(&program)
         .arg(&primitive)
         .output()
@@ -1011,7 +1011,7 @@ fn header_of_a_file_region_names_its_path_and_maps_it_with_from_base() {
     assert!(!text.contains("SHMSTORE_REGION_NAME"), "{text}");
     let program = compile_c_with(
         &c_dir().join("map_file.c"),
-        &dir.path(),
+        dir.path(),
         &dir.path().join("map_file"),
         &["-Wextra"],
     )

@@ -29,27 +29,6 @@ fn plant(name: &str, descriptor: &[u8], size: usize) {
     .unwrap();
 }
 
-/// `cc -fsyntax-only` on a file that includes `header`: `Err` carries the compiler's output.
-fn syntax_check(dir: &Path, header: &str) -> Result<(), String> {
-    std::fs::write(dir.join("region.h"), header).unwrap();
-    std::fs::write(
-        dir.join("use.c"),
-        "#include \"region.h\"\nint main(void) { return 0; }\n",
-    )
-    .unwrap();
-    let output = std::process::Command::new(cc())
-        .args(["-std=c11", "-Wall", "-Werror", "-fsyntax-only", "-I"])
-        .arg(dir)
-        .arg(dir.join("use.c"))
-        .output()
-        .unwrap();
-    if output.status.success() {
-        Ok(())
-    } else {
-        Err(String::from_utf8_lossy(&output.stderr).into_owned())
-    }
-}
-
 #[test]
 fn a_type_name_that_is_c_code_stays_inside_the_comment_and_the_string() {
     let (name, _cleanup) = region("forged-typename");
@@ -60,7 +39,7 @@ fn a_type_name_that_is_c_code_stays_inside_the_comment_and_the_string() {
     ran.ok();
     check_c_header(&ran.stdout).unwrap_or_else(|why| panic!("{why}:\n{}", ran.stdout));
     let dir = TempDir::new("forged-typename");
-    syntax_check(&dir.path(), &ran.stdout).unwrap_or_else(|e| panic!("{e}\n{}", ran.stdout));
+    syntax_check(dir.path(), &ran.stdout, INCLUDES_REGION_H, &[]).unwrap_or_else(|e| panic!("{e}\n{}", ran.stdout));
     assert!(
         ran.stdout.contains(concat!(
             r#"#define SHMSTORE_TYPE_NAME "Evil */ int pwned(void) { return 1; } "#,

@@ -36,23 +36,7 @@ fn inputs(dir: &str) -> Vec<(PathBuf, Vec<u8>)> {
 /// `cc -std=c11 -Wall -Werror -fsyntax-only` on a file that includes `header`.
 fn compiles(header: &str) -> Result<(), String> {
     let dir = TempDir::new("fuzz-corpus");
-    std::fs::write(dir.path().join("region.h"), header).unwrap();
-    std::fs::write(
-        dir.path().join("use.c"),
-        "#include \"region.h\"\nint main(void) { return 0; }\n",
-    )
-    .unwrap();
-    let output = std::process::Command::new(cc())
-        .args(["-std=c11", "-Wall", "-Werror", "-fsyntax-only", "-I"])
-        .arg(&dir.path())
-        .arg(dir.path().join("use.c"))
-        .output()
-        .unwrap();
-    if output.status.success() {
-        Ok(())
-    } else {
-        Err(String::from_utf8_lossy(&output.stderr).into_owned())
-    }
+    syntax_check(dir.path(), header, INCLUDES_REGION_H, &[])
 }
 
 fn replay(inputs: Vec<(PathBuf, Vec<u8>)>) -> usize {

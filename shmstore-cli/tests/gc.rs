@@ -26,7 +26,7 @@ fn child_process_entry() {
 fn hold_object_program(dir: &TempDir) -> PathBuf {
     compile_c(
         &c_dir().join("hold_object.c"),
-        &dir.path(),
+        dir.path(),
         &dir.path().join("hold_object"),
     )
     .unwrap_or_else(|errors| panic!("hold_object.c does not compile:\n{errors}"))

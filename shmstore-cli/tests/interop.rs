@@ -49,7 +49,7 @@ fn every_c_template_compiles_in_the_header_of_a_value_or_of_a_queue() {
     let mut carried = [false; TEMPLATES.len()];
     for name in [&value, &queue] {
         let dir = TempDir::new("c-templates");
-        header_into(name, &dir.path());
+        header_into(name, dir.path());
         let header = std::fs::read_to_string(dir.path().join("region.h")).unwrap();
         for (seen, (_, template)) in carried.iter_mut().zip(TEMPLATES) {
             *seen |= header.contains(template);
@@ -60,7 +60,7 @@ fn every_c_template_compiles_in_the_header_of_a_value_or_of_a_queue() {
             "#include \"region.h\"\nint main(void) { return 0; }\n",
         )
         .unwrap();
-        compile_c(&source, &dir.path(), &dir.path().join("use"))
+        compile_c(&source, dir.path(), &dir.path().join("use"))
             .unwrap_or_else(|errors| panic!("the header of {name} does not compile:\n{errors}"));
     }
     for (seen, (file, _)) in carried.iter().zip(TEMPLATES) {
@@ -73,8 +73,8 @@ fn a_c_program_locks_writes_and_commits_and_rust_sees_it() {
     let (name, _cleanup) = region("c-bump");
     let shm = Shm::<Sample>::create(&name, sample()).unwrap();
     let dir = TempDir::new("c-bump");
-    header_into(&name, &dir.path());
-    let program = build("lock_and_bump", &dir.path());
+    header_into(&name, dir.path());
+    let program = build("lock_and_bump", dir.path());
 
     let v0 = shm.version();
     let output = Command::new(&program).arg(&name).output().unwrap();
@@ -108,8 +108,8 @@ fn a_c_writer_killed_mid_write_poisons_an_in_place_region() {
         .create(&name, sample())
         .unwrap();
     let dir = TempDir::new("c-poison");
-    header_into(&name, &dir.path());
-    let program = build("poison_and_die", &dir.path());
+    header_into(&name, dir.path());
+    let program = build("poison_and_die", dir.path());
 
     let mut child = Command::new(&program)
         .arg(&name)
@@ -190,7 +190,7 @@ fn a_classic_ftok_shmget_shmat_c_program_reads_what_rust_wrote() {
         .unwrap_or_else(|e| panic!("cannot create the region at {}: {e}", Location::SysV(key)));
 
     let location = Location::SysV(key).to_string();
-    header_into(&location, &dir.path());
+    header_into(&location, dir.path());
     let header = std::fs::read_to_string(dir.path().join("region.h")).unwrap();
     assert!(
         header.contains(&format!(
@@ -205,7 +205,7 @@ fn a_classic_ftok_shmget_shmat_c_program_reads_what_rust_wrote() {
     );
     let program = compile_c_with(
         &c_dir().join("read_sysv.c"),
-        &dir.path(),
+        dir.path(),
         &dir.path().join("read_sysv"),
         &["-Wextra"],
     )
@@ -253,11 +253,11 @@ fn a_header_whose_layout_is_wrong_does_not_compile() {
     let (name, _cleanup) = region("c-asserts");
     let _shm = Shm::<Sample>::create(&name, sample()).unwrap();
     let dir = TempDir::new("c-asserts");
-    header_into(&name, &dir.path());
+    header_into(&name, dir.path());
     let header = std::fs::read_to_string(dir.path().join("region.h")).unwrap();
 
     // The header as written compiles, with every assertion in it.
-    build("lock_and_bump", &dir.path());
+    build("lock_and_bump", dir.path());
     for assertion in [
         "_Static_assert(offsetof(Sample, big) == 16",
         "_Static_assert(offsetof(Sample, wheels[0].rpm) == 44",
@@ -277,7 +277,7 @@ fn a_header_whose_layout_is_wrong_does_not_compile() {
     std::fs::write(bad_dir.path().join("region.h"), broken).unwrap();
     let errors = compile_c(
         &c_dir().join("lock_and_bump.c"),
-        &bad_dir.path(),
+        bad_dir.path(),
         &bad_dir.path().join("lock_and_bump"),
     )
     .expect_err("a header with a wrong offset compiled");

@@ -390,6 +390,29 @@ pub fn compile_c_with(
     }
 }
 
+/// The smallest program that includes `region.h`.
+pub const INCLUDES_REGION_H: &str = "#include \"region.h\"\nint main(void) { return 0; }\n";
+
+/// `cc -std=c11 -Wall -Werror -fsyntax-only`, and `flags`, on `program` written to `use.c`
+/// in `dir`, with `header` as `region.h` beside it: `Err` carries the compiler's output.
+pub fn syntax_check(dir: &Path, header: &str, program: &str, flags: &[&str]) -> Result<(), String> {
+    std::fs::write(dir.join("region.h"), header).unwrap();
+    std::fs::write(dir.join("use.c"), program).unwrap();
+    let output = Command::new(cc())
+        .args(["-std=c11", "-Wall", "-Werror", "-fsyntax-only"])
+        .args(flags)
+        .arg("-I")
+        .arg(dir)
+        .arg(dir.join("use.c"))
+        .output()
+        .unwrap();
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&output.stderr).into_owned())
+    }
+}
+
 /// Where the C programs of the interop tests are.
 pub fn c_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/c")
