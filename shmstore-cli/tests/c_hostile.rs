@@ -51,16 +51,19 @@ fn names_of_libc_typedefs_and_macros_give_a_header_that_compiles() {
                    \x20   (void)m; (void)v;\n\
                    \x20   return (int)st.st_atime + EINVAL + PROT_WRITE;\n\
                    }\n";
-    syntax_check(dir.path(), header, program, &["-D_GNU_SOURCE"]).unwrap_or_else(|e| panic!("{e}\n{header}"));
+    syntax_check(dir.path(), header, program, &["-D_GNU_SOURCE"])
+        .unwrap_or_else(|e| panic!("{e}\n{header}"));
     // The header first, then the system headers: the macros are back after it.
     let after = program.replace(
         "#include <pthread.h>\n",
         "#include \"region.h\"\n#include <pthread.h>\n",
     );
-    syntax_check(dir.path(), header, &after, &["-D_GNU_SOURCE"]).unwrap_or_else(|e| panic!("{e}\n{header}"));
+    syntax_check(dir.path(), header, &after, &["-D_GNU_SOURCE"])
+        .unwrap_or_else(|e| panic!("{e}\n{header}"));
     // The program's own macro of a name of the type does not break it either.
     let own = format!("#define Value 1\n#define st_atime 2\n{program}");
-    syntax_check(dir.path(), header, &own, &["-D_GNU_SOURCE"]).unwrap_or_else(|e| panic!("{e}\n{header}"));
+    syntax_check(dir.path(), header, &own, &["-D_GNU_SOURCE"])
+        .unwrap_or_else(|e| panic!("{e}\n{header}"));
 }
 
 /// `tests/c/hold_lease.c` running: uid 65534 created the object and holds a write lease on

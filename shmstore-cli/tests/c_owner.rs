@@ -68,7 +68,10 @@ fn a_system_v_segment_given_away_with_ipc_set_is_refused_unless_allowed() {
     let strict = check_owner(dir.path(), &own.to_string(), false);
     let allowing = check_owner(dir.path(), &own.to_string(), true);
     let key_text = |key: i32| format!("{:#x}", key as u32);
-    assert_eq!(says(&strict, &["sysv", &key_text(own.key().unwrap())]), "ok");
+    assert_eq!(
+        says(&strict, &["sysv", &key_text(own.key().unwrap())]),
+        "ok"
+    );
 
     // Created by uid 65534 and given to root: the owner is root, the creator is not.
     let planter = compile_c(
@@ -91,6 +94,12 @@ fn a_system_v_segment_given_away_with_ipc_set_is_refused_unless_allowed() {
             }
         })
         .expect("64 candidate System V keys were all taken");
-    assert_eq!(says(&strict, &["sysv", &key_text(planted.key().unwrap())]), REFUSED);
-    assert_eq!(says(&allowing, &["sysv", &key_text(planted.key().unwrap())]), "ok");
+    assert_eq!(
+        says(&strict, &["sysv", &key_text(planted.key().unwrap())]),
+        REFUSED
+    );
+    assert_eq!(
+        says(&allowing, &["sysv", &key_text(planted.key().unwrap())]),
+        "ok"
+    );
 }

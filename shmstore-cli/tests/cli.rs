@@ -393,7 +393,10 @@ fn inspect_reads_a_region_in_a_system_v_segment() {
     let (shm, segment) = sysv_region(sample());
     shm.lock().unwrap().counter = 8;
     let location = segment.to_string();
-    assert_eq!(location, format!("sysv:{:#010x}", segment.key().unwrap() as u32));
+    assert_eq!(
+        location,
+        format!("sysv:{:#010x}", segment.key().unwrap() as u32)
+    );
 
     let ran = run(&["inspect", &location]);
     ran.ok();
@@ -417,7 +420,11 @@ fn inspect_reads_a_region_in_a_system_v_segment() {
     );
 
     // The key in decimal is the same segment.
-    let decimal = run(&["inspect", &format!("sysv:{}", segment.key().unwrap()), "--json"]);
+    let decimal = run(&[
+        "inspect",
+        &format!("sysv:{}", segment.key().unwrap()),
+        "--json",
+    ]);
     decimal.ok();
     let v = json(&decimal);
     assert_eq!(v["name"], location.as_str());

@@ -39,7 +39,8 @@ fn a_type_name_that_is_c_code_stays_inside_the_comment_and_the_string() {
     ran.ok();
     check_c_header(&ran.stdout).unwrap_or_else(|why| panic!("{why}:\n{}", ran.stdout));
     let dir = TempDir::new("forged-typename");
-    syntax_check(dir.path(), &ran.stdout, INCLUDES_REGION_H, &[]).unwrap_or_else(|e| panic!("{e}\n{}", ran.stdout));
+    syntax_check(dir.path(), &ran.stdout, INCLUDES_REGION_H, &[])
+        .unwrap_or_else(|e| panic!("{e}\n{}", ran.stdout));
     assert!(
         ran.stdout.contains(concat!(
             r#"#define SHMSTORE_TYPE_NAME "Evil */ int pwned(void) { return 1; } "#,

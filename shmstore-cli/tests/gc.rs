@@ -174,7 +174,10 @@ fn a_worker_forked_by_a_dead_creator_keeps_the_region() {
 
     // The worker's mapping shows as `/dev/shm/#INODE (deleted)`: only the inode says it is
     // this region's.
-    assert_gc_says(&region, &format!("kept {region}: in use by pid {}", worker.pid));
+    assert_gc_says(
+        &region,
+        &format!("kept {region}: in use by pid {}", worker.pid),
+    );
     assert!(exists(&region), "gc removed a region a worker maps");
 
     worker.stop();
@@ -189,7 +192,10 @@ fn a_descriptor_on_the_unnamed_object_keeps_the_region() {
     // the header names the dead creator of the source.
     let (region, holder, _guards) = held_copy_of_a_dead_region("gc-fd", "fd");
 
-    assert_gc_says(&region, &format!("kept {region}: in use by pid {}", holder.pid));
+    assert_gc_says(
+        &region,
+        &format!("kept {region}: in use by pid {}", holder.pid),
+    );
     assert!(exists(&region), "gc removed a region a process holds open");
 
     holder.stop();
@@ -204,7 +210,10 @@ fn a_process_whose_main_thread_exited_keeps_the_region() {
     let (region, holder, _guards) = held_copy_of_a_dead_region("gc-thread", "map-thread");
     wait_until(|| !running(holder.pid), "the main thread to exit");
 
-    assert_gc_says(&region, &format!("kept {region}: in use by pid {}", holder.pid));
+    assert_gc_says(
+        &region,
+        &format!("kept {region}: in use by pid {}", holder.pid),
+    );
     assert!(exists(&region), "gc removed a region a live thread maps");
     holder.stop();
 }

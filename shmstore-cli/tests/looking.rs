@@ -36,7 +36,8 @@ const HELD: usize = 20;
 #[test]
 fn list_does_not_wait_for_regions_being_initialised() {
     let _lock = whole_shm_lock();
-    let (names, _places): (Vec<String>, Vec<Place>) = (0..HELD).map(|_| region("initialising")).unzip();
+    let (names, _places): (Vec<String>, Vec<Place>) =
+        (0..HELD).map(|_| region("initialising")).unzip();
     let (entered_tx, entered) = mpsc::channel();
     let mut releases = Vec::new();
     std::thread::scope(|s| {

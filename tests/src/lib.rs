@@ -720,12 +720,16 @@ pub fn noise(len: usize, seed: u64) -> Vec<u8> {
 /// ```
 ///
 /// A backend that cannot do what a scenario tests is named in the invocation with the reason,
-/// `scenario [sysv: "why"]`: its test still exists, prints the reason and runs nothing (see
-/// [`run_scenario`]), so the matrix says what each backend does not do.
+/// `scenario [sysv: "why"]` (a string, or a constant of the test file): its test still exists,
+/// prints the reason and runs nothing (see [`run_scenario`]), so the matrix says what each
+/// backend does not do.
 #[macro_export]
 macro_rules! for_each_backend {
-    ($($scenario:ident $([$($skip:ident: $why:literal),+ $(,)?])?),* $(,)?) => {$(
+    ($($scenario:ident $([$($skip:ident: $why:expr),+ $(,)?])?),* $(,)?) => {$(
         mod $scenario {
+            // The skip reasons may name constants of the test file.
+            #[allow(unused_imports)]
+            use super::*;
             use $crate::Backend;
 
             const SKIPS: &[(&str, &str)] = &[$($((stringify!($skip), $why)),+)?];

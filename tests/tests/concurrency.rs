@@ -103,9 +103,7 @@ fn a_writer_killed_at_any_point_in_place_leaves_a_complete_or_poisoned_value() {
 
 // ---- every backend (the matrix) ----
 
-shmstore_tests::for_each_backend!(
-    four_processes_times_20000_locked_increments_give_80000,
-);
+shmstore_tests::for_each_backend!(four_processes_times_20000_locked_increments_give_80000,);
 
 /// Four processes do 20 000 locked read-modify-write increments each, all released at the
 /// same moment, while this process reads: no lost update (80 000), no torn snapshot, values

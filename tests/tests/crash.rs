@@ -6,8 +6,9 @@ use std::sync::TryLockError;
 use std::time::Duration;
 
 use shmstore::{Error, Inspector, Shm};
-use shmstore_tests::{assert_mentions, at, helper, region, wait_until_blocked, Backend, Counter, OLD, Pair, Place};
-
+use shmstore_tests::{
+    assert_mentions, at, helper, region, wait_until_blocked, Backend, Counter, Pair, Place, OLD,
+};
 
 // ---- default mode: a dead or panicking holder is rolled back ----
 
@@ -302,7 +303,9 @@ fn lockers_already_blocked_when_the_holder_dies_get_the_old_value(backend: Backe
 /// A creator SIGKILLed inside `init`: while it lives, openers wait (up to their timeout) and
 /// never run init; once it is dead, `open` says `Incomplete` and `open_or_create` initialises
 /// the region again, once.
-fn a_creator_killed_inside_init_leaves_an_incomplete_region_that_open_or_create_repairs(backend: Backend) {
+fn a_creator_killed_inside_init_leaves_an_incomplete_region_that_open_or_create_repairs(
+    backend: Backend,
+) {
     let place = Place::new(backend, "die-in-init");
     let mut creator = helper!("create-and-die-in-init", place);
     creator.expect("in-init");

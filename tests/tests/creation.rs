@@ -12,15 +12,18 @@
 //! private mount namespace (`unshare -m`) where it mounts a small tmpfs, or so that a segment's
 //! creator is a process that has exited.
 
-use std::sync::TryLockError;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::{Command, Output};
+use std::sync::TryLockError;
 use std::time::Duration;
 
 use nix::libc;
-use shmstore::{Error, Inspector, Location, Shm, ShmQueue, ShmType, ShmOptionsAt};
-use shmstore_tests::{assert_already_exists, assert_mentions, assert_not_found, at, helper, noise, queue_at, segment, stored_bytes, Backend, Counter, Helper, MsgQueue, OLD, Page, Pair, Place, TempDir};
+use shmstore::{Error, Inspector, Location, Shm, ShmOptionsAt, ShmQueue, ShmType};
+use shmstore_tests::{
+    assert_already_exists, assert_mentions, assert_not_found, at, helper, noise, queue_at, segment,
+    stored_bytes, Backend, Counter, Helper, MsgQueue, Page, Pair, Place, TempDir, OLD,
+};
 
 /// The environment variable that makes [`child_role`] act: a role and its arguments, separated
 /// by spaces.
@@ -236,7 +239,10 @@ fn unclaimed_segments_are_never_taken_over() {
     let e = open_or_create_counter(&place).expect_err("unclaimed");
     assert!(matches!(e, Error::Corrupt { .. }), "{e:?}");
     assert_mentions(&e, &["no shmstore creator", "ipcrm -m"]);
-    assert!(stored_bytes(&place) == zeros, "changed an unclaimed segment");
+    assert!(
+        stored_bytes(&place) == zeros,
+        "changed an unclaimed segment"
+    );
 
     // Zero header, data after it, larger than the region: also left alone.
     let place = Place::new(Backend::SysV, "unclaimed-data");

@@ -4,7 +4,10 @@
 use std::fs;
 
 use shmstore::{Error, Inspector, Shm};
-use shmstore_tests::{assert_mentions, at, exists, helper, is_root, noise, plant, queue_at, region, shm_path, stored_bytes, unique_name, Backend, Counter, Limits, Pair, Place};
+use shmstore_tests::{
+    assert_mentions, at, exists, helper, is_root, noise, plant, queue_at, region, shm_path,
+    stored_bytes, unique_name, Backend, Counter, Limits, Pair, Place,
+};
 
 #[test]
 fn invalid_names_are_refused_before_any_system_call() {

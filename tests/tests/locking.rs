@@ -9,8 +9,7 @@ use std::sync::TryLockError;
 use std::time::Duration;
 
 use shmstore::Shm;
-use shmstore_tests::{helper, region, wait_until_blocked, OLD, Pair};
-
+use shmstore_tests::{helper, region, wait_until_blocked, Pair, OLD};
 
 fn would_block<G>(r: std::sync::TryLockResult<G>) -> bool {
     matches!(r, Err(TryLockError::WouldBlock))

@@ -1,12 +1,15 @@
 //! What the regions look like to the operating system: their mode whatever the umask, no
 //! descriptor leaking into exec'd programs, `unlink_on_drop`, and `list()`.
 
-use std::sync::TryLockError;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
+use std::sync::TryLockError;
 
 use shmstore::{Inspector, QueueMode, Shm};
-use shmstore_tests::{assert_not_found, at, create_queue, exists, helper, region, shm_path, unique_name, Backend, Counter, Limits, Msg, MsgQueue, PATIENCE, Pair, Place, QUEUE_CAPACITY};
+use shmstore_tests::{
+    assert_not_found, at, create_queue, exists, helper, region, shm_path, unique_name, Backend,
+    Counter, Limits, Msg, MsgQueue, Pair, Place, PATIENCE, QUEUE_CAPACITY,
+};
 
 fn mode_of(name: &str) -> u32 {
     fs::metadata(shm_path(name)).unwrap().permissions().mode() & 0o777

@@ -11,11 +11,10 @@ use std::sync::TryLockError;
 use std::time::Duration;
 
 use shmstore::{Location, QueueMode, Shm, ShmQueue};
-use shmstore_tests::{OLD, Pair, TempDir};
+use shmstore_tests::{Pair, TempDir, OLD};
 
 /// FORMAT.md: the 16-byte boot id at header offset 88.
 const BOOT_ID: std::ops::Range<usize> = 88..104;
-
 
 fn current_boot_id() -> [u8; 16] {
     let text = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();

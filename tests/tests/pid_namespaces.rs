@@ -10,7 +10,10 @@ use std::path::Path;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use shmstore::{Error, QueueMode, Shm};
-use shmstore_tests::{is_root, parse_progress, region, wait_until_blocked, Backend, Helper, Msg, MsgQueue, Pair, Place, TempDir};
+use shmstore_tests::{
+    is_root, parse_progress, region, wait_until_blocked, Backend, Helper, Msg, MsgQueue, Pair,
+    Place, TempDir,
+};
 
 /// How long `lock_timeout` waits in the helper: any length shows the outcome.
 const SHORT_MS: u64 = 50;

@@ -8,14 +8,17 @@
 //! producer, their number in its stream and a checksum, so that a lost, duplicated, reordered
 //! or damaged element shows.
 
-use std::sync::atomic::Ordering;
-use std::sync::atomic::AtomicBool;
 use std::collections::VecDeque;
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use proptest::prelude::*;
 use shmstore::{Error, QueueMode, Shm, ShmQueue};
-use shmstore_tests::{assert_killed, at, create_queue, helper, parse_progress, queue_at, region, Backend, Helper, Msg, MsgQueue, NEVER, PATIENCE, Place, QUEUE_CAPACITY, TempDir};
+use shmstore_tests::{
+    assert_killed, at, create_queue, helper, parse_progress, queue_at, region, Backend, Helper,
+    Msg, MsgQueue, Place, TempDir, NEVER, PATIENCE, QUEUE_CAPACITY,
+};
 
 const MODES: [QueueMode; 2] = [QueueMode::Spsc, QueueMode::Mpmc];
 
@@ -151,9 +154,7 @@ fn a_producer_killed_mid_stream_leaves_a_whole_gap_free_prefix(backend: Backend,
 }
 
 /// In both modes; in SPSC mode the replacement producer takes over the dead one's role.
-fn a_producer_killed_mid_stream_leaves_a_whole_gap_free_prefix_and_its_role_free(
-    backend: Backend,
-) {
+fn a_producer_killed_mid_stream_leaves_a_whole_gap_free_prefix_and_its_role_free(backend: Backend) {
     for mode in MODES {
         a_producer_killed_mid_stream_leaves_a_whole_gap_free_prefix(backend, mode);
     }
@@ -906,7 +907,9 @@ fn opening_checks_the_kind_the_element_type_and_the_capacity(backend: Backend) {
     let as_value = ("a single value", "a queue");
     wrong_kind(at::<Msg>(&queue).open().unwrap_err(), as_value, &queue);
     // open_or_create neither opens nor overwrites it.
-    let e = at::<Msg>(&queue).open_or_create(|| Msg::new(9, 9)).unwrap_err();
+    let e = at::<Msg>(&queue)
+        .open_or_create(|| Msg::new(9, 9))
+        .unwrap_err();
     wrong_kind(e, as_value, &queue);
     let as_queue = ("a queue", "a single value");
     wrong_kind(queue_at(&value).open().unwrap_err(), as_queue, &value);
@@ -918,7 +921,9 @@ fn opening_checks_the_kind_the_element_type_and_the_capacity(backend: Backend) {
 
     match ShmQueue::<[u64; 8], QUEUE_CAPACITY>::options()
         .at(queue.location())
-        .open().unwrap_err() {
+        .open()
+        .unwrap_err()
+    {
         Error::LayoutMismatch {
             expected, found, ..
         } => assert_eq!((expected.as_str(), found.as_str()), ("[u64; 8]", "Msg")),
@@ -926,18 +931,24 @@ fn opening_checks_the_kind_the_element_type_and_the_capacity(backend: Backend) {
     }
     match ShmQueue::<Msg, 128>::options()
         .at(queue.location())
-        .open().unwrap_err() {
+        .open()
+        .unwrap_err()
+    {
         Error::CapacityMismatch {
             name,
             expected,
             found,
-        } => assert_eq!((name.as_str(), expected, found), (queue.to_string().as_str(), 128, 256)),
+        } => assert_eq!(
+            (name.as_str(), expected, found),
+            (queue.to_string().as_str(), 128, 256)
+        ),
         other => panic!("expected Error::CapacityMismatch, got {other:?}"),
     }
     assert!(matches!(
         ShmQueue::<Msg, 512>::options()
             .at(queue.location())
-            .open_or_create().unwrap_err(),
+            .open_or_create()
+            .unwrap_err(),
         Error::CapacityMismatch {
             expected: 512,
             found: 256,

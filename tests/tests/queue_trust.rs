@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use shmstore::{Error, QueueMode};
-use shmstore_tests::{assert_killed, helper, region, Helper, Msg, MsgQueue, PATIENCE, TempDir};
+use shmstore_tests::{assert_killed, helper, region, Helper, Msg, MsgQueue, TempDir, PATIENCE};
 
 /// The capacity as the helper's arguments use it.
 const CAP: u64 = shmstore_tests::QUEUE_CAPACITY as u64;

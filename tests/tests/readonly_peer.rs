@@ -12,7 +12,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use shmstore::{Error, QueueMode, Shm};
-use shmstore_tests::{lock_as_reader, release_reader, assert_mentions, helper, is_root, Backend, Counter, Helper, Msg, MsgQueue, Place};
+use shmstore_tests::{
+    assert_mentions, helper, is_root, lock_as_reader, release_reader, Backend, Counter, Helper,
+    Msg, MsgQueue, Place,
+};
 
 /// The reader's two `flock` kinds.
 const FLOCKS: [&str; 2] = ["sh", "ex"];
@@ -297,8 +300,7 @@ fn racing_repairers_beside_a_read_only_lock_agree_on_one_region(backend: Backend
     }
     for _round in 0..5 {
         let (place, reader) = abandoned_beside_a_reader(backend, "ro-race", 0, "sh");
-        let mut creators: Vec<Helper> =
-            (0..6).map(|_| helper!("tally-create", place)).collect();
+        let mut creators: Vec<Helper> = (0..6).map(|_| helper!("tally-create", place)).collect();
         for creator in &mut creators {
             creator.expect("ready");
         }
@@ -387,11 +389,14 @@ fn a_dead_resetters_claim_held_up_by_a_read_only_lock_is_reported_by_cause() {
 
 // ---- every backend behind a descriptor (the matrix) ----
 
+/// Why the System V backend cannot run these scenarios.
+const NO_DESCRIPTOR: &str = "a System V segment has no descriptor for a reader to lock";
+
 shmstore_tests::for_each_backend!(
-    a_read_only_lock_cannot_keep_writers_from_free_spsc_roles [sysv: "a System V segment has no descriptor for a reader to lock"],
-    a_dead_holders_role_held_up_by_a_read_only_lock_is_reported_by_cause [sysv: "a System V segment has no descriptor for a reader to lock"],
-    a_read_only_lock_does_not_make_a_dead_role_holder_look_alive [sysv: "a System V segment has no descriptor for a reader to lock"],
-    a_read_only_lock_neither_fakes_a_creator_nor_blocks_the_repair [sysv: "a System V segment has no descriptor for a reader to lock"],
-    a_repair_a_read_only_lock_holds_up_names_the_cause [sysv: "a System V segment has no descriptor for a reader to lock"],
-    racing_repairers_beside_a_read_only_lock_agree_on_one_region [sysv: "a System V segment has no descriptor for a reader to lock"],
+    a_read_only_lock_cannot_keep_writers_from_free_spsc_roles [sysv: NO_DESCRIPTOR],
+    a_dead_holders_role_held_up_by_a_read_only_lock_is_reported_by_cause [sysv: NO_DESCRIPTOR],
+    a_read_only_lock_does_not_make_a_dead_role_holder_look_alive [sysv: NO_DESCRIPTOR],
+    a_read_only_lock_neither_fakes_a_creator_nor_blocks_the_repair [sysv: NO_DESCRIPTOR],
+    a_repair_a_read_only_lock_holds_up_names_the_cause [sysv: NO_DESCRIPTOR],
+    racing_repairers_beside_a_read_only_lock_agree_on_one_region [sysv: NO_DESCRIPTOR],
 );

@@ -18,7 +18,10 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
 use shmstore::{Error, Shm};
-use shmstore_tests::{lock_as_reader, release_reader, assert_killed, helper, is_root, Backend, Counter, PATIENCE, Place, TempDir};
+use shmstore_tests::{
+    assert_killed, helper, is_root, lock_as_reader, release_reader, Backend, Counter, Place,
+    TempDir, PATIENCE,
+};
 
 /// How an abandoned region came to be.
 #[derive(Debug, Clone, Copy)]
@@ -225,7 +228,11 @@ fn a_repair_claimed_by_a_killed_repairer_is_taken_over(backend: Backend) {
 
 // ---- every backend behind a descriptor (the matrix) ----
 
+/// Why the System V backend cannot run these scenarios.
+const REPAIRED_OTHERWISE: &str =
+    "a System V segment is repaired otherwise: no reader lock, no rename";
+
 shmstore_tests::for_each_backend!(
-    a_repairer_stopped_then_killed_at_its_rename_leaves_one_region [sysv: "a System V segment is repaired otherwise: no reader lock, no rename"],
-    a_repair_claimed_by_a_killed_repairer_is_taken_over [sysv: "a System V segment is repaired otherwise: no reader lock, no rename"],
+    a_repairer_stopped_then_killed_at_its_rename_leaves_one_region [sysv: REPAIRED_OTHERWISE],
+    a_repair_claimed_by_a_killed_repairer_is_taken_over [sysv: REPAIRED_OTHERWISE],
 );

@@ -12,8 +12,10 @@ use std::sync::TryLockError;
 use std::time::Duration;
 
 use shmstore::{Error, Shm};
-use shmstore_tests::{at, helper, is_root, region, shm_path, wait_until_blocked, Backend, Counter, Helper, OLD, Page, Pair, Place};
-
+use shmstore_tests::{
+    at, helper, is_root, region, shm_path, wait_until_blocked, Backend, Counter, Helper, Page,
+    Pair, Place, OLD,
+};
 
 fn mode_tag(tag: &str, in_place: bool) -> String {
     if in_place {
@@ -135,8 +137,8 @@ fn no_torn_pages(backend: Backend, in_place: bool, via_reader: bool) {
     }
     let report = stop_writer(writer);
     eprintln!(
-        "{backend:?} in_place={in_place} via_reader={via_reader}: {distinct} distinct values in {reads} reads \
-         of {} writes; the writer slept {} times",
+        "{backend:?} in_place={in_place} via_reader={via_reader}: {distinct} distinct values \
+         in {reads} reads of {} writes; the writer slept {} times",
         report.count, report.sleeps
     );
     assert!(

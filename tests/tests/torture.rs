@@ -35,7 +35,7 @@ use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
 use shmstore::Shm;
-use shmstore_tests::{helper, region, Helper, TALLY_WORKERS, Tally};
+use shmstore_tests::{helper, region, Helper, Tally, TALLY_WORKERS};
 
 const READERS: usize = 2;
 const BOUND: Duration = Duration::from_secs(10);
