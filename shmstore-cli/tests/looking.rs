@@ -29,12 +29,14 @@ fn child_process_entry() {
 /// How many regions a test holds "initialising" at once.
 const HELD: usize = 20;
 
+/// Bug: `list` waited the one-second open timeout for each region being initialised.
+///
 /// Each region held initialising used to cost `list` the library's one-second open timeout:
 /// twenty of them took twenty seconds. `list` no longer waits for any of them, so it finishes
 /// well within ten seconds (the bound is half of what the old code needed at the very least,
 /// not a performance target).
 #[test]
-fn list_does_not_wait_for_regions_being_initialised() {
+fn regression_list_waited_a_second_for_each_region_being_initialised() {
     let _lock = whole_shm_lock();
     let (names, _places): (Vec<String>, Vec<Place>) =
         (0..HELD).map(|_| region("initialising")).unzip();
@@ -132,10 +134,12 @@ fn list_does_not_read_huge_descriptors() {
     run(&["inspect", &names[0]]).expect_failure("shmstore: region");
 }
 
+/// Bug: `watch` mapped the region and died of SIGBUS once another process truncated it.
+///
 /// `watch` used to map the region: once another process truncated it, the next look at the
 /// version killed `watch` with SIGBUS. It reads with `pread` now and stops with a message.
 #[test]
-fn watch_stops_with_a_message_when_the_region_shrinks() {
+fn regression_sigbus_in_watch_when_a_peer_truncates_the_region() {
     let (name, _cleanup) = region("watch-shrink");
     // Made by a child that exits: this process maps nothing that the truncation could fault.
     run_child(&format!("create {name}"));
@@ -171,13 +175,15 @@ fn watch_stops_with_a_message_when_the_region_shrinks() {
 /// How many times the churn test runs `list`.
 const LISTS: usize = 40;
 
+/// Bug: `list` died of SIGBUS on a shrunk region and blocked on a region swapped for a FIFO.
+///
 /// A peer that, until told to stop, truncates one region and writes it back, and replaces
 /// another region's name with a symbolic link to a FIFO and back. `list` used to die of
 /// SIGBUS in the first case (it mapped every region) and to block for ever in the second
 /// (`lstat` saw a file, then a plain `open` followed the new link to the FIFO and waited for a
 /// writer).
 #[test]
-fn list_survives_objects_that_shrink_or_turn_into_fifos() {
+fn regression_sigbus_or_hang_in_list_when_objects_shrink_or_turn_into_fifos() {
     let _lock = whole_shm_lock();
     let (shrinking, _shrinking) = region("shrinking");
     let (swapped, _swapped) = region("swapped");

@@ -148,10 +148,12 @@ fn assert_left_alone(backend: Backend, tag: &str, bytes: &[u8], why: &str) {
     }
 }
 
+/// Bug: `open_or_create` took over and truncated a file that merely began with zeros.
+///
 /// `open_or_create` used to take over any object whose first 8 bytes and state word were zero,
 /// and truncate it to its own size: a 1 MiB file that merely began with zeros lost all but
 /// its first few hundred bytes.
-fn data_that_starts_with_zeros_is_never_taken_over(backend: Backend) {
+fn regression_open_or_create_truncated_data_that_starts_with_zeros(backend: Backend) {
     let blank_size = region_size::<Counter>();
     // A segment claimed by a dead creator, as an interrupted creation leaves it (an unclaimed
     // one is never taken over at all).
@@ -198,11 +200,14 @@ fn claimed_by_the_dead(blank: &[u8]) -> Vec<u8> {
     claimed
 }
 
+/// Bug: taking over a larger unfinished region truncated it to the new size.
+///
 /// An unfinished region whose creator died is taken over, but a larger one keeps its size:
 /// `open_or_create` used to truncate it to the new region's size.
-fn an_unfinished_region_is_taken_over_but_not_shrunk(backend: Backend) {
+fn regression_taking_over_an_unfinished_region_shrank_it(backend: Backend) {
     if backend == Backend::SysV {
-        // A segment cannot change size at all (see `unclaimed_segments_are_never_taken_over`).
+        // A segment cannot change size at all (see
+        // `regression_an_unclaimed_zero_segment_was_taken_over`).
         return;
     }
     let place = Place::new(backend, "unfinished-large");
@@ -228,10 +233,12 @@ fn an_unfinished_region_is_taken_over_but_not_shrunk(backend: Backend) {
     assert_eq!(len, bytes.len(), "the object was resized");
 }
 
+/// Bug: a System V segment no shmstore creator claimed was taken over when its header was zero.
+///
 /// A System V segment that no shmstore creator claimed (its `creator_pid` is 0) and whose
 /// creator has exited used to be taken over when its header was zero. It may be any program's.
 #[test]
-fn unclaimed_segments_are_never_taken_over() {
+fn regression_an_unclaimed_zero_segment_was_taken_over() {
     let blank_size = region_size::<Counter>();
     let place = Place::new(Backend::SysV, "unclaimed");
     let zeros = vec![0u8; blank_size];
@@ -262,36 +269,36 @@ fn unclaimed_segments_are_never_taken_over() {
     );
 }
 
-mod data_that_starts_with_zeros_is_never_taken_over {
+mod regression_open_or_create_truncated_data_that_starts_with_zeros {
     use shmstore_tests::Backend;
 
     #[test]
     fn posix() {
-        super::data_that_starts_with_zeros_is_never_taken_over(Backend::Posix);
+        super::regression_open_or_create_truncated_data_that_starts_with_zeros(Backend::Posix);
     }
 
     #[test]
     fn file() {
-        super::data_that_starts_with_zeros_is_never_taken_over(Backend::File);
+        super::regression_open_or_create_truncated_data_that_starts_with_zeros(Backend::File);
     }
 
     #[test]
     fn sysv() {
-        super::data_that_starts_with_zeros_is_never_taken_over(Backend::SysV);
+        super::regression_open_or_create_truncated_data_that_starts_with_zeros(Backend::SysV);
     }
 }
 
-mod an_unfinished_region_is_taken_over_but_not_shrunk {
+mod regression_taking_over_an_unfinished_region_shrank_it {
     use shmstore_tests::Backend;
 
     #[test]
     fn posix() {
-        super::an_unfinished_region_is_taken_over_but_not_shrunk(Backend::Posix);
+        super::regression_taking_over_an_unfinished_region_shrank_it(Backend::Posix);
     }
 
     #[test]
     fn file() {
-        super::an_unfinished_region_is_taken_over_but_not_shrunk(Backend::File);
+        super::regression_taking_over_an_unfinished_region_shrank_it(Backend::File);
     }
 }
 
@@ -356,10 +363,12 @@ fn variant(e: &Error) -> &'static str {
     }
 }
 
+/// Bug: a region larger than its tmpfs's free space was created sparse, then died of SIGBUS.
+///
 /// A region larger than the free space of its tmpfs (Docker's `/dev/shm` is 64 MiB) used to be
 /// created sparse, and the process died of SIGBUS when it first wrote a page the tmpfs had no
 /// room for. Now `create` reserves the pages and reports `ENOSPC` as `Error::Io`.
-fn a_full_tmpfs_is_an_error_not_a_signal(backend: &str, kind: &str) {
+fn regression_sigbus_when_a_region_outgrows_a_full_tmpfs(backend: &str, kind: &str) {
     let dir = TempDir::new("full-tmpfs");
     let role = format!("full {backend} {kind} {}", dir.path().display());
     let output = child(&["unshare", "--mount", "--propagation", "private"], &role);
@@ -378,34 +387,36 @@ fn a_full_tmpfs_is_an_error_not_a_signal(backend: &str, kind: &str) {
     assert_eq!(lines[1], "left small", "{lines:?}");
 }
 
-mod a_full_tmpfs_is_an_error_not_a_signal {
+mod regression_sigbus_when_a_region_outgrows_a_full_tmpfs {
     #[test]
     fn posix_value() {
-        super::a_full_tmpfs_is_an_error_not_a_signal("posix", "value");
+        super::regression_sigbus_when_a_region_outgrows_a_full_tmpfs("posix", "value");
     }
 
     #[test]
     fn posix_queue() {
-        super::a_full_tmpfs_is_an_error_not_a_signal("posix", "queue");
+        super::regression_sigbus_when_a_region_outgrows_a_full_tmpfs("posix", "queue");
     }
 
     #[test]
     fn file_value() {
-        super::a_full_tmpfs_is_an_error_not_a_signal("file", "value");
+        super::regression_sigbus_when_a_region_outgrows_a_full_tmpfs("file", "value");
     }
 
     #[test]
     fn file_queue() {
-        super::a_full_tmpfs_is_an_error_not_a_signal("file", "queue");
+        super::regression_sigbus_when_a_region_outgrows_a_full_tmpfs("file", "queue");
     }
 }
 
 // ---- messages ----
 
+/// Bug: `create` over a symbolic link, FIFO or directory said the region "already exists".
+///
 /// `create` over a symbolic link, a FIFO or a directory used to say the region "already
 /// exists" and advise opening it.
 #[test]
-fn create_over_something_else_says_what_is_there() {
+fn regression_create_over_a_link_fifo_or_directory_said_already_exists() {
     for (kind, plant) in [
         ("a symbolic link", plant_symlink as fn(&Path)),
         ("a FIFO", plant_fifo),
@@ -452,12 +463,14 @@ fn the_invalid_location_message_has_no_run_of_spaces() {
 
 // ---- symbolic links among the directory components ----
 
+/// Bug: `unlink_on_drop` looked a re-pointed directory up again and left its own file behind.
+///
 /// The directory part of a file region's path is resolved once, when the handle is made
 /// (symbolic links in it followed, as any program follows them); the handle's later steps use
 /// that directory. A handle with `unlink_on_drop` whose directory path was re-pointed used to
 /// look the path up again, find another file there, and leave its own file behind.
 #[test]
-fn a_directory_component_is_resolved_once() {
+fn regression_unlink_on_drop_left_its_file_behind_a_repointed_directory() {
     let base = TempDir::new("dir-once");
     let (first, second, current) = (
         base.join("first"),

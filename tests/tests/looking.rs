@@ -211,11 +211,13 @@ fn listing_survives_a_peer_shrinking_an_object() {
     assert_exited_cleanly(status, "the lister");
 }
 
+/// Bug: `list` read each descriptor whole and skipped regions whose rest did not decode.
+///
 /// Fifty regions whose headers claim 16 MiB descriptors: a listing reads only the type name
 /// (at most 64 KiB of each), so it lists them without reading 800 MiB; it used to read each
 /// descriptor whole, and then skip the region because the rest did not decode.
 #[test]
-fn listing_reads_only_the_start_of_huge_descriptors() {
+fn regression_list_read_huge_descriptors_whole_and_skipped_their_regions() {
     const FORGED: usize = 50;
     let prefix = unique_name("looking-huge");
     let store = Store::new(&prefix).unwrap();
@@ -237,10 +239,12 @@ fn listing_reads_only_the_start_of_huge_descriptors() {
     }
 }
 
+/// Bug: an inspector died of SIGBUS once another process truncated its object.
+///
 /// An inspector that was open when another process truncated the object used to die of
 /// SIGBUS on its next read; it reads with `pread` now, and says the object shrank.
 #[test]
-fn an_inspector_survives_its_object_shrinking() {
+fn regression_sigbus_when_a_peer_truncates_an_inspected_object() {
     let (name, _cleanup) = region("looking-inspect");
     drop(Shm::<Counter>::create(&name, Counter::at(5)).unwrap());
     let mut child = spawn_child(&format!("inspect {name}"));
@@ -327,10 +331,12 @@ fn names_that_belong_to_others_are_refused() {
     assert!(shmstore::validate_name("my-sem.x").is_ok());
 }
 
+/// Bug: `remove_all` stopped at the first name it could not remove.
+///
 /// `remove_all` used to stop at the first name it could not remove; it removes every other
 /// one first now, and its error names what is left.
 #[test]
-fn remove_all_removes_what_it_can_then_reports_the_rest() {
+fn regression_remove_all_stopped_at_the_first_name_it_could_not_remove() {
     if !is_root() {
         eprintln!("skipped: setuid needs root");
         return;

@@ -116,10 +116,12 @@ fn a_dead_holders_role_held_up_by_a_read_only_lock_is_reported_by_cause(backend:
     }
 }
 
+/// Bug: any lock on a role byte, a reader's too, counted as a live holder.
+///
 /// `has_other_consumer` agrees with taking the role: a consumer that was killed is not a live
 /// other, even while a reader's read lock sits on its byte (the old code counted any lock on
 /// the byte as a live holder).
-fn a_read_only_lock_does_not_make_a_dead_role_holder_look_alive(backend: Backend) {
+fn regression_a_read_lock_on_a_role_byte_made_a_dead_consumer_look_alive(backend: Backend) {
     if !is_root() {
         eprintln!("skipped: setuid needs root");
         return;
@@ -154,10 +156,12 @@ fn from_another_boot(path: &Path) {
     std::fs::write(path, &bytes).unwrap();
 }
 
+/// Bug: the reset after a reboot waited for an exclusive `flock` a reader kept from it.
+///
 /// The first read-write opener after a reboot resets the file region beside the reader's
 /// locks (the old code waited for an exclusive `flock` the reader kept from it).
 #[test]
-fn a_read_only_lock_cannot_keep_a_writer_from_the_reset_after_a_reboot() {
+fn regression_a_readers_flock_blocked_the_reset_after_a_reboot() {
     if !is_root() {
         eprintln!("skipped: setuid needs root");
         return;
@@ -213,11 +217,13 @@ fn abandoned_beside_a_reader(
     (place, reader)
 }
 
+/// Bug: a reader's `flock` faked a live creator that `open` waited for.
+///
 /// A reader's locks neither fake a live creator (`open` reports `Incomplete` at once, where
 /// the old code waited for the creator a reader's `flock` faked) nor keep `open_or_create`
 /// from repairing the region: its read lock keeps the repairer from the old object's
 /// initialiser lock, so the repairer renames a new region over it.
-fn a_read_only_lock_neither_fakes_a_creator_nor_blocks_the_repair(backend: Backend) {
+fn regression_a_readers_flock_faked_a_live_creator(backend: Backend) {
     if !is_root() {
         eprintln!("skipped: setuid needs root");
         return;
@@ -395,8 +401,8 @@ const NO_DESCRIPTOR: &str = "a System V segment has no descriptor for a reader t
 shmstore_tests::for_each_backend!(
     a_read_only_lock_cannot_keep_writers_from_free_spsc_roles [sysv: NO_DESCRIPTOR],
     a_dead_holders_role_held_up_by_a_read_only_lock_is_reported_by_cause [sysv: NO_DESCRIPTOR],
-    a_read_only_lock_does_not_make_a_dead_role_holder_look_alive [sysv: NO_DESCRIPTOR],
-    a_read_only_lock_neither_fakes_a_creator_nor_blocks_the_repair [sysv: NO_DESCRIPTOR],
+    regression_a_read_lock_on_a_role_byte_made_a_dead_consumer_look_alive [sysv: NO_DESCRIPTOR],
+    regression_a_readers_flock_faked_a_live_creator [sysv: NO_DESCRIPTOR],
     a_repair_a_read_only_lock_holds_up_names_the_cause [sysv: NO_DESCRIPTOR],
     racing_repairers_beside_a_read_only_lock_agree_on_one_region [sysv: NO_DESCRIPTOR],
 );

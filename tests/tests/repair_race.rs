@@ -153,12 +153,14 @@ fn abandoned_beside_a_reader(
     (format!("{backend:?} {how:?}"), place, hidden, reader)
 }
 
+/// Bug: a stopped repairer's late rename hid the region another repairer had swapped in.
+///
 /// Repairer A claims the repair and stops right before its rename; repairer B (this process)
 /// comes to the same abandoned object meanwhile. Then A renames its new region in and is
 /// killed before it initialises it. B must end with the region under the name. The old code
 /// let B swap its own region in while A was stopped, and A's late swap then hid B's region
 /// (split brain: B wrote a region nobody could find).
-fn a_repairer_stopped_then_killed_at_its_rename_leaves_one_region(backend: Backend) {
+fn regression_split_brain_when_a_stopped_repairer_renamed_late(backend: Backend) {
     if !is_root() {
         eprintln!("skipped: setuid needs root");
         return;
@@ -233,6 +235,6 @@ const REPAIRED_OTHERWISE: &str =
     "a System V segment is repaired otherwise: no reader lock, no rename";
 
 shmstore_tests::for_each_backend!(
-    a_repairer_stopped_then_killed_at_its_rename_leaves_one_region [sysv: REPAIRED_OTHERWISE],
+    regression_split_brain_when_a_stopped_repairer_renamed_late [sysv: REPAIRED_OTHERWISE],
     a_repair_claimed_by_a_killed_repairer_is_taken_over [sysv: REPAIRED_OTHERWISE],
 );
