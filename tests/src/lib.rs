@@ -933,3 +933,13 @@ pub fn release_reader(mut reader: Helper) {
     reader.send("go");
     reader.finish_ok();
 }
+
+/// Where a region's header keeps the boot id of the boot that created it (FORMAT.md).
+pub const BOOT_ID: std::ops::Range<usize> = 88..104;
+
+/// Flips the bits of a boot id: the same bytes, but from another boot.
+pub fn flip_boot_id(bytes: &mut [u8]) {
+    for b in &mut bytes[BOOT_ID] {
+        *b = !*b;
+    }
+}

@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use shmstore::{Error, QueueMode, Shm};
 use shmstore_tests::{
-    assert_mentions, helper, is_root, lock_as_reader, release_reader, Backend, Counter, Helper,
-    Msg, MsgQueue, Place,
+    assert_mentions, flip_boot_id, helper, is_root, lock_as_reader, release_reader, Backend,
+    Counter, Helper, Msg, MsgQueue, Place, BOOT_ID,
 };
 
 /// The reader's two `flock` kinds.
@@ -143,17 +143,28 @@ fn regression_a_read_lock_on_a_role_byte_made_a_dead_consumer_look_alive(backend
     release_reader(reader);
 }
 
-/// FORMAT.md: the 16-byte boot id at header offset 88.
-const BOOT_ID: std::ops::Range<usize> = 88..104;
-
 /// Makes the file region at `path` look as if it came from another boot (as
 /// `tests/persistence.rs` does): its boot id's bits flipped.
 fn from_another_boot(path: &Path) {
     let mut bytes = std::fs::read(path).unwrap();
-    for b in &mut bytes[BOOT_ID] {
-        *b = !*b;
-    }
+    flip_boot_id(&mut bytes);
     std::fs::write(path, &bytes).unwrap();
+}
+
+/// A file region of `Counter::at(5)`, mode 0644 (uid 65534 may read it), with no handle left
+/// on it, from another boot: its place and path.
+fn readable_region_from_another_boot(tag: &str) -> (Place, std::path::PathBuf) {
+    let place = Place::new(Backend::File, tag);
+    let path = place.path().unwrap();
+    drop(
+        Shm::<Counter>::options()
+            .mode(0o644)
+            .at(place.location())
+            .create(Counter::at(5))
+            .unwrap(),
+    );
+    from_another_boot(&path);
+    (place, path)
 }
 
 /// Bug: the reset after a reboot waited for an exclusive `flock` a reader kept from it.
@@ -167,16 +178,7 @@ fn regression_a_readers_flock_blocked_the_reset_after_a_reboot() {
         return;
     }
     for flock in FLOCKS {
-        let place = Place::new(Backend::File, "ro-reboot");
-        let path = place.path().unwrap();
-        drop(
-            Shm::<Counter>::options()
-                .mode(0o644)
-                .at(place.location())
-                .create(Counter::at(5))
-                .unwrap(),
-        );
-        from_another_boot(&path);
+        let (place, path) = readable_region_from_another_boot("ro-reboot");
         let old_boot = std::fs::read(&path).unwrap()[BOOT_ID].to_vec();
         let reader = lock_as_reader!(&place, flock);
 
@@ -347,16 +349,7 @@ fn a_dead_resetters_claim_held_up_by_a_read_only_lock_is_reported_by_cause() {
         eprintln!("skipped: setuid needs root");
         return;
     }
-    let place = Place::new(Backend::File, "ro-dead-reset");
-    let path = place.path().unwrap();
-    drop(
-        Shm::<Counter>::options()
-            .mode(0o644)
-            .at(place.location())
-            .create(Counter::at(5))
-            .unwrap(),
-    );
-    from_another_boot(&path);
+    let (place, path) = readable_region_from_another_boot("ro-dead-reset");
     // A pid that no process has: one that just exited.
     let mut gone = std::process::Command::new("true").spawn().unwrap();
     let gone_pid = gone.id();
