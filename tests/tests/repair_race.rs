@@ -138,19 +138,29 @@ fn is_the_named_region(place: &Place, shm: &Shm<Counter>, what: &str) {
     );
 }
 
-/// A fresh place of `backend` where a region was abandoned `how`, with the hostile reader
-/// holding its locks on it: what to call the case in messages, the place, its hidden names and
-/// the reader.
-fn abandoned_beside_a_reader(
+/// Runs `case` once per way a region can be abandoned, each on a fresh place of `backend`
+/// with the hostile reader holding its locks on it (released after `case`), with the repair
+/// shim built: `case(what, place, hidden, shim)`, `what` naming the case in messages. Needs
+/// root (the reader drops to uid 65534); skipped otherwise.
+fn each_abandoned_region_beside_a_reader(
     backend: Backend,
     tag: &str,
-    how: Abandoned,
-) -> (String, Place, Hidden, shmstore_tests::Helper) {
-    let place = Place::new(backend, tag);
-    let hidden = Hidden::of(&place);
-    abandon(&place, how);
-    let reader = lock_as_reader!(&place, "sh");
-    (format!("{backend:?} {how:?}"), place, hidden, reader)
+    case: impl Fn(&str, &Place, &Hidden, &Path),
+) {
+    if !is_root() {
+        eprintln!("skipped: setuid needs root");
+        return;
+    }
+    let shims = TempDir::new("repair-shim");
+    let shim = build_shim(&shims);
+    for how in [Abandoned::Empty, Abandoned::DiedInInit] {
+        let place = Place::new(backend, tag);
+        let hidden = Hidden::of(&place);
+        abandon(&place, how);
+        let reader = lock_as_reader!(&place, "sh");
+        case(&format!("{backend:?} {how:?}"), &place, &hidden, &shim);
+        release_reader(reader);
+    }
 }
 
 /// Bug: a stopped repairer's late rename hid the region another repairer had swapped in.
@@ -161,22 +171,14 @@ fn abandoned_beside_a_reader(
 /// let B swap its own region in while A was stopped, and A's late swap then hid B's region
 /// (split brain: B wrote a region nobody could find).
 fn regression_split_brain_when_a_stopped_repairer_renamed_late(backend: Backend) {
-    if !is_root() {
-        eprintln!("skipped: setuid needs root");
-        return;
-    }
-    let shims = TempDir::new("repair-shim");
-    let shim = build_shim(&shims);
-    for how in [Abandoned::Empty, Abandoned::DiedInInit] {
-        let (what, place, hidden, reader) = abandoned_beside_a_reader(backend, "repair-race", how);
-
+    each_abandoned_region_beside_a_reader(backend, "repair-race", |what, place, hidden, shim| {
         let a = helper!("repair-at-rename", shim.display(), place, "stop-kill");
         wait_until_stopped(a.pid().as_raw() as u32);
 
         let (done, result) = mpsc::channel();
         let b = std::thread::scope(|scope| {
             scope.spawn(|| {
-                let _ = done.send(repair(&place));
+                let _ = done.send(repair(place));
             });
             // B either finishes while A is stopped (the old code) or waits for A's claim
             // (it never finishes before A goes on): either way A goes on after this.
@@ -187,25 +189,16 @@ fn regression_split_brain_when_a_stopped_repairer_renamed_late(backend: Backend)
             early.unwrap_or_else(|| result.recv().expect("B's result"))
         });
         let shm = b.unwrap_or_else(|e| panic!("{what}: B: {e}"));
-        is_the_named_region(&place, &shm, &what);
+        is_the_named_region(place, &shm, what);
         assert_eq!(hidden.list(), Vec::<PathBuf>::new(), "{what}: left behind");
-        release_reader(reader);
-    }
+    });
 }
 
 /// A repairer killed after it claimed the repair and before its rename leaves the abandoned
 /// object under the name with a dead claimant: the next repairer takes the claim over and
 /// repairs it, beside the reader's lock.
 fn a_repair_claimed_by_a_killed_repairer_is_taken_over(backend: Backend) {
-    if !is_root() {
-        eprintln!("skipped: setuid needs root");
-        return;
-    }
-    let shims = TempDir::new("repair-shim");
-    let shim = build_shim(&shims);
-    for how in [Abandoned::Empty, Abandoned::DiedInInit] {
-        let (what, place, hidden, reader) = abandoned_beside_a_reader(backend, "repair-claim", how);
-
+    each_abandoned_region_beside_a_reader(backend, "repair-claim", |what, place, hidden, shim| {
         let a = helper!("repair-at-rename", shim.display(), place, "kill");
         let (status, lines) = a.finish();
         assert_killed(status, &lines);
@@ -219,13 +212,12 @@ fn a_repair_claimed_by_a_killed_repairer_is_taken_over(backend: Backend) {
             "{what}: {opened:?}"
         );
 
-        let shm = repair(&place).unwrap_or_else(|e| panic!("{what}: {e}"));
+        let shm = repair(place).unwrap_or_else(|e| panic!("{what}: {e}"));
         assert_eq!(shm.read(), Counter::at(9));
-        is_the_named_region(&place, &shm, &what);
+        is_the_named_region(place, &shm, what);
         // The killed repairer's new region, named but never renamed, is all it left.
         assert!(hidden.list().len() <= 1, "{what}: {:?}", hidden.list());
-        release_reader(reader);
-    }
+    });
 }
 
 // ---- every backend behind a descriptor (the matrix) ----
