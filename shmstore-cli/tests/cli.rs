@@ -4,11 +4,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read};
-use std::process::Stdio;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
-
 use common::*;
 use serde_json::Value;
 use shmstore::{Error, Inspector, Location, QueueMode, Shm, ShmQueue, ShmType};
@@ -614,44 +609,18 @@ fn watch_follows_a_region_in_a_file() {
         .create(sample())
         .unwrap();
     let text = path.to_str().unwrap();
-    let mut child = shmstore()
-        .args(["watch", text, "--count", "1"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut first = String::new();
-    stdout.read_line(&mut first).unwrap();
+    let watch = start_watch(&["watch", text, "--count", "1"]);
     assert_eq!(
-        first,
+        watch.first,
         format!("watching {text} (Sample) from version 0; Ctrl-C stops\n")
     );
 
     // It is waiting now: write until it has seen a version (bounded).
-    let done = AtomicBool::new(false);
-    let status = std::thread::scope(|s| {
-        s.spawn(|| {
-            for _ in 0..500 {
-                if done.load(Ordering::Relaxed) {
-                    break;
-                }
-                {
-                    let mut g = shm.lock().unwrap();
-                    g.counter += 1;
-                    g.tag = *b"wxyz";
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        });
-        let status = wait_status(&mut child, Duration::from_secs(30), "shmstore watch");
-        done.store(true, Ordering::Relaxed);
-        status
+    let rest = watch.output_while(|| {
+        let mut g = shm.lock().unwrap();
+        g.counter += 1;
+        g.tag = *b"wxyz";
     });
-    let mut rest = String::new();
-    stdout.read_to_string(&mut rest).unwrap();
-    assert!(status.success(), "watch failed: {status:?}\n{rest}");
     let mut lines = rest.lines();
     assert!(
         lines.next().is_some_and(|l| l.starts_with("version ")),
@@ -668,47 +637,22 @@ fn watch_follows_a_region_in_a_file() {
 fn watch_prints_two_versions_and_what_changed_while_another_thread_writes() {
     let (name, _cleanup) = region("watch");
     let _shm = Shm::<Sample>::create(&name, sample()).unwrap();
-    let mut child = shmstore()
-        .args(["watch", &name, "--count", "2"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut first = String::new();
-    stdout.read_line(&mut first).unwrap();
+    let watch = start_watch(&["watch", &name, "--count", "2"]);
     assert!(
-        first.starts_with(&format!(
+        watch.first.starts_with(&format!(
             "watching {name} (Sample) from version 0; Ctrl-C stops"
         )),
-        "{first:?}"
+        "{:?}",
+        watch.first
     );
 
     // It is waiting now: write until it has seen two versions (bounded).
-    let done = AtomicBool::new(false);
-    let status = std::thread::scope(|s| {
-        s.spawn(|| {
-            let writer = Shm::<Sample>::open(&name).unwrap();
-            for _ in 0..500 {
-                if done.load(Ordering::Relaxed) {
-                    break;
-                }
-                {
-                    let mut g = writer.lock().unwrap();
-                    g.counter += 1;
-                    g.wheels[1].rpm += 5;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        });
-        let status = wait_status(&mut child, Duration::from_secs(30), "shmstore watch");
-        done.store(true, Ordering::Relaxed);
-        status
+    let writer = Shm::<Sample>::open(&name).unwrap();
+    let rest = watch.output_while(|| {
+        let mut g = writer.lock().unwrap();
+        g.counter += 1;
+        g.wheels[1].rpm += 5;
     });
-    let mut rest = String::new();
-    stdout.read_to_string(&mut rest).unwrap();
-    assert!(status.success(), "watch failed: {status:?}\n{rest}");
 
     let versions: Vec<u64> = rest
         .lines()

@@ -8,9 +8,10 @@
 
 #![allow(dead_code)] // each test binary uses its own part of this module
 
-use std::io::Read;
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::process::{Child, ChildStdout, Command, ExitStatus, Output, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -245,6 +246,61 @@ pub fn run_in(dir: &Path, args: &[&str]) -> Ran {
         .unwrap();
     let output = wait_with_timeout(child, Duration::from_secs(30), &what);
     Ran::from((what, output))
+}
+
+/// A running `shmstore watch`, with its first line (`watching …`) read.
+pub struct Watch {
+    /// The process.
+    pub child: Child,
+    /// The rest of its output.
+    pub stdout: BufReader<ChildStdout>,
+    /// Its first line, newline included.
+    pub first: String,
+}
+
+/// Starts `shmstore ARGS` (a `watch`) with stdout and stderr piped, and reads its first line.
+pub fn start_watch(args: &[&str]) -> Watch {
+    let mut child = shmstore()
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    Watch {
+        child,
+        stdout,
+        first,
+    }
+}
+
+impl Watch {
+    /// Calls `write` every 20 ms (500 times at most) until the watch exits, which it must do
+    /// with success within 30 s: what it printed after its first line.
+    pub fn output_while(mut self, write: impl Fn() + Sync) -> String {
+        let done = AtomicBool::new(false);
+        let status = std::thread::scope(|s| {
+            s.spawn(|| {
+                for _ in 0..500 {
+                    if done.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    write();
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            });
+            let status = wait_status(&mut self.child, Duration::from_secs(30), "shmstore watch");
+            done.store(true, Ordering::Relaxed);
+            status
+        });
+        let mut rest = String::new();
+        self.stdout.read_to_string(&mut rest).unwrap();
+        assert!(status.success(), "watch failed: {status:?}\n{rest}");
+        rest
+    }
 }
 
 /// Waits for `child` and collects its output; kills it and panics after `timeout`.
