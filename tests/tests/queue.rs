@@ -419,11 +419,15 @@ fn mpmc_churners_killed_while_contending_for_the_lock_lose_at_most_one_element_e
 
 // ---- SPSC roles ----
 
-#[test]
-fn spsc_a_live_producer_process_holds_the_role_until_it_exits() {
-    let (name, _cleanup) = region("q-role-producer");
-    let q = create(&name, QueueMode::Spsc);
-    let mut holder = helper!("queue-hold-role", name, "producer");
+/// A live producer process holds the SPSC producer role against every way of pushing, from
+/// this process (naming its pid) and from another one, and each handle counts as its own
+/// producer; the consumer role is another one. A holder that exits, or is SIGKILLed, leaves
+/// the role free.
+fn spsc_a_live_producer_process_holds_the_role_until_it_exits(backend: Backend) {
+    let place = Place::new(backend, "q-role-producer");
+    let name = place.to_string();
+    let q = create_queue(&place, QueueMode::Spsc);
+    let mut holder = helper!("queue-hold-role", place, "producer");
     holder.expect("holding");
     let pid = holder.pid().as_raw() as u32;
 
@@ -453,22 +457,41 @@ fn spsc_a_live_producer_process_holds_the_role_until_it_exits() {
             other => panic!("expected Error::RoleTaken, got {other:?}"),
         }
     }
-    // The consumer role is another one: this process takes it.
+    // A second live producer process is refused too, before it pushes anything.
+    assert_eq!(
+        helper!("queue-push", place, 2, 0, 1).finish_ok(),
+        ["pushing", "err RoleTaken 0"]
+    );
+    // The consumer role is another one: this process takes it, and then a consumer process
+    // is refused.
     assert_eq!(q.try_pop().unwrap(), Some(Msg::new(1, 0)));
     assert_eq!(
         q.has_other_consumer().unwrap(),
         Some(false),
         "this handle is no other"
     );
+    assert_eq!(
+        helper!("queue-pop", place, 1).finish_ok(),
+        ["popping", "err RoleTaken", "done"]
+    );
 
+    // A holder that exits hands the role back: another process takes it.
     holder.send("go");
     assert!(holder.finish_ok().is_empty());
     assert_eq!(q.has_other_producer().unwrap(), Some(false));
-    q.try_push(Msg::new(0, 1)).unwrap();
+
+    // A holder SIGKILLed while holding it leaves it free too: this process takes it.
+    let mut holder = helper!("queue-hold-role", place, "producer");
+    holder.expect("holding");
+    assert_eq!(q.has_other_producer().unwrap(), Some(true));
+    holder.kill();
+    assert_eq!(q.has_other_producer().unwrap(), Some(false));
+    q.try_push(Msg::new(0, 1)).expect("the dead holder's role");
+    assert_eq!(q.try_pop().unwrap(), Some(Msg::new(1, 0)));
     assert_eq!(q.try_pop().unwrap(), Some(Msg::new(0, 1)));
 
     // Each handle counts as its own producer, also within one process.
-    let other = MsgQueue::open(&name).unwrap();
+    let other = queue_at(&place).open().unwrap();
     assert_eq!(other.has_other_producer().unwrap(), Some(true));
     match other.try_push(Msg::new(2, 0)) {
         Err(Error::RoleTaken {
@@ -480,11 +503,14 @@ fn spsc_a_live_producer_process_holds_the_role_until_it_exits() {
     }
 }
 
-#[test]
-fn spsc_a_live_consumer_process_holds_the_role_until_it_exits() {
-    let (name, _cleanup) = region("q-role-consumer");
-    let q = create(&name, QueueMode::Spsc);
-    let mut holder = helper!("queue-hold-role", name, "consumer");
+/// A live consumer process holds the SPSC consumer role against every way of popping (a
+/// refused pop takes nothing); a holder that exits, or is SIGKILLed, leaves it free, and so
+/// does a dropped handle.
+fn spsc_a_live_consumer_process_holds_the_role_until_it_exits(backend: Backend) {
+    let place = Place::new(backend, "q-role-consumer");
+    let name = place.to_string();
+    let q = create_queue(&place, QueueMode::Spsc);
+    let mut holder = helper!("queue-hold-role", place, "consumer");
     holder.expect("holding");
     let pid = holder.pid().as_raw() as u32;
 
@@ -514,27 +540,53 @@ fn spsc_a_live_consumer_process_holds_the_role_until_it_exits() {
     assert!(holder.finish_ok().is_empty());
     assert_eq!(q.has_other_consumer().unwrap(), Some(false));
     assert_eq!(q.try_pop().unwrap(), Some(Msg::new(0, 0)));
+
+    // A holder SIGKILLed while holding it leaves it free too, on a queue whose consumer role
+    // this process never took.
+    let place = Place::new(backend, "q-role-consumer-killed");
+    let q = create_queue(&place, QueueMode::Spsc);
+    let mut holder = helper!("queue-hold-role", place, "consumer");
+    holder.expect("holding");
+    q.try_push(Msg::new(0, 2)).unwrap();
+    assert!(matches!(
+        q.try_pop(),
+        Err(Error::RoleTaken {
+            role: "consumer",
+            holder_pid: Some(p),
+            ..
+        }) if p == holder.pid().as_raw() as u32
+    ));
+    holder.kill();
+    assert_eq!(q.try_pop().unwrap(), Some(Msg::new(0, 2)));
+
+    // Dropping the handle hands its role back at once, also while other test threads are
+    // spawning children, which share this process's open file descriptions until they exec.
+    drop(q);
+    let mut holder = helper!("queue-hold-role", place, "consumer");
+    holder.expect("holding");
+    holder.kill();
 }
 
-#[test]
-fn mpmc_tracks_no_roles_and_processes_push_and_pop_side_by_side() {
-    let (name, _cleanup) = region("q-role-mpmc");
-    let q = create(&name, QueueMode::Mpmc);
-    let mut holder = helper!("queue-hold-role", name, "producer");
+/// An MPMC queue tracks no roles: processes push and pop side by side, while a handle that
+/// pushed is alive in another one.
+fn mpmc_tracks_no_roles_and_processes_push_and_pop_side_by_side(backend: Backend) {
+    let place = Place::new(backend, "q-role-mpmc");
+    let q = create_queue(&place, QueueMode::Mpmc);
+    let mut holder = helper!("queue-hold-role", place, "producer");
     holder.expect("holding");
 
     assert_eq!(q.has_other_producer().unwrap(), None);
     assert_eq!(q.has_other_consumer().unwrap(), None);
     // While the helper's handle, which pushed, is alive: this process and a third push too.
     q.try_push(Msg::new(0, 0)).unwrap();
-    fill_from_another_process(&name, 2, 1);
-    let other = MsgQueue::open(&name).unwrap();
+    fill_from_another_process(&place.to_string(), 2, 1);
+    let other = queue_at(&place).open().unwrap();
     other.try_push(Msg::new(3, 0)).unwrap();
 
     assert_eq!(other.try_pop().unwrap(), Some(Msg::new(1, 0)));
     assert_eq!(q.try_pop().unwrap(), Some(Msg::new(0, 0)));
     assert_eq!(
-        helper!("queue-pop", name, 1).finish_ok(),
+        helper!("queue-pop", place, 1).finish_ok(),
         ["popping", "got 2 0", "done"]
     );
     assert_eq!(q.try_pop().unwrap(), Some(Msg::new(3, 0)));
@@ -878,7 +930,9 @@ shmstore_tests::for_each_backend!(
     opening_checks_the_kind_the_element_type_and_the_capacity,
     spsc_a_million_elements_from_another_process_arrive_in_order_and_whole,
     a_producer_killed_mid_stream_leaves_a_whole_gap_free_prefix_and_its_role_free,
-    queue_spsc_roles_between_processes,
+    spsc_a_live_producer_process_holds_the_role_until_it_exits,
+    spsc_a_live_consumer_process_holds_the_role_until_it_exits,
+    mpmc_tracks_no_roles_and_processes_push_and_pop_side_by_side,
     a_dropped_queue_handle_releases_its_role_while_children_are_spawned,
     queue_mpmc_two_by_two_processes,
 );
@@ -992,87 +1046,6 @@ fn opening_checks_the_kind_the_element_type_and_the_capacity(backend: Backend) {
     assert_eq!(opened.mode(), QueueMode::Spsc);
     assert_eq!(opened.len(), 1);
     assert_eq!(at::<Msg>(&value).open().unwrap().read(), Msg::new(5, 5));
-}
-
-/// The SPSC roles between processes: a live holder keeps its role against this process and
-/// against a second producer process (`RoleTaken`, naming its pid); a holder that exits or is
-/// SIGKILLed leaves the role free.
-fn queue_spsc_roles_between_processes(backend: Backend) {
-    let place = Place::new(backend, "q-roles");
-    let q = create_queue(&place, QueueMode::Spsc);
-    let mut holder = helper!("queue-hold-role", place, "producer");
-    holder.expect("holding");
-    let pid = holder.pid().as_raw() as u32;
-
-    assert_eq!(q.has_other_producer().unwrap(), Some(true));
-    assert_eq!(q.has_other_consumer().unwrap(), Some(false));
-    match q.try_push(Msg::new(0, 0)) {
-        Err(
-            ref e @ Error::RoleTaken {
-                ref name,
-                role,
-                holder_pid,
-            },
-        ) => {
-            assert_eq!(
-                (name.as_str(), role, holder_pid),
-                (place.to_string().as_str(), "producer", Some(pid))
-            );
-            assert!(e.to_string().contains(&format!("pid {pid}")), "{e}");
-        }
-        other => panic!("expected RoleTaken, got {other:?}"),
-    }
-    // A second live producer process is refused too, before it pushes anything.
-    assert_eq!(
-        helper!("queue-push", place, 2, 0, 1).finish_ok(),
-        ["pushing", "err RoleTaken 0"]
-    );
-    // The consumer role is another one: this process takes it, and then a consumer process
-    // is refused.
-    assert_eq!(q.try_pop().unwrap(), Some(Msg::new(1, 0)));
-    assert_eq!(
-        helper!("queue-pop", place, 1).finish_ok(),
-        ["popping", "err RoleTaken", "done"]
-    );
-
-    // A holder that exits hands the role back.
-    holder.send("go");
-    assert!(holder.finish_ok().is_empty());
-    assert_eq!(q.has_other_producer().unwrap(), Some(false));
-
-    // A holder SIGKILLed while holding it leaves it free too.
-    let mut holder = helper!("queue-hold-role", place, "producer");
-    holder.expect("holding");
-    assert_eq!(q.has_other_producer().unwrap(), Some(true));
-    holder.kill();
-    assert_eq!(q.has_other_producer().unwrap(), Some(false));
-    q.try_push(Msg::new(0, 1)).expect("the dead holder's role");
-    assert_eq!(q.try_pop().unwrap(), Some(Msg::new(1, 0)));
-    assert_eq!(q.try_pop().unwrap(), Some(Msg::new(0, 1)));
-
-    // The same for the consumer role, on a queue whose consumer role this process never took.
-    let place = Place::new(backend, "q-roles-consumer");
-    let q = create_queue(&place, QueueMode::Spsc);
-    let mut holder = helper!("queue-hold-role", place, "consumer");
-    holder.expect("holding");
-    q.try_push(Msg::new(0, 2)).unwrap();
-    assert!(matches!(
-        q.try_pop(),
-        Err(Error::RoleTaken {
-            role: "consumer",
-            holder_pid: Some(p),
-            ..
-        }) if p == holder.pid().as_raw() as u32
-    ));
-    holder.kill();
-    assert_eq!(q.try_pop().unwrap(), Some(Msg::new(0, 2)));
-
-    // Dropping the handle hands its role back at once, also while other test threads are
-    // spawning children, which share this process's open file descriptions until they exec.
-    drop(q);
-    let mut holder = helper!("queue-hold-role", place, "consumer");
-    holder.expect("holding");
-    holder.kill();
 }
 
 /// A role is free as soon as the handle that held it is dropped, even while another thread of
