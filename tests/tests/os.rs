@@ -7,8 +7,8 @@ use std::sync::TryLockError;
 
 use shmstore::{Inspector, QueueMode, Shm};
 use shmstore_tests::{
-    assert_not_found, at, create_queue, exists, helper, region, shm_path, unique_name, Backend,
-    Counter, Limits, Msg, MsgQueue, Pair, Place, PATIENCE, QUEUE_CAPACITY,
+    assert_not_found, at, create_queue, helper, region, shm_path, unique_name, Backend, Counter,
+    Limits, Msg, MsgQueue, Pair, Place, PATIENCE, QUEUE_CAPACITY,
 };
 
 fn mode_of(name: &str) -> u32 {
@@ -104,67 +104,6 @@ fn no_descriptor_leaks_into_an_exec_d_program() {
 }
 
 #[test]
-fn unlink_on_drop_removes_the_name_only_if_it_is_still_this_handles_object() {
-    let (name, _cleanup) = region("unlink-on-drop");
-
-    // Off by default.
-    drop(Shm::create(&name, Counter::at(1)).unwrap());
-    assert!(exists(&name));
-    shmstore::unlink(&name).unwrap();
-
-    // On: the creator's handle removes it...
-    let shm = Shm::<Counter>::options()
-        .unlink_on_drop(true)
-        .create(&name, Counter::at(1))
-        .unwrap();
-    let plain = Shm::<Counter>::open(&name).unwrap();
-    drop(plain);
-    assert!(exists(&name), "a handle without unlink_on_drop removed it");
-    drop(shm);
-    assert!(!exists(&name));
-
-    // ... and so does an opener's.
-    let creator = Shm::create(&name, Counter::at(1)).unwrap();
-    drop(
-        Shm::<Counter>::options()
-            .unlink_on_drop(true)
-            .open(&name)
-            .unwrap(),
-    );
-    assert!(!exists(&name));
-    assert_eq!(
-        creator.read(),
-        Counter::at(1),
-        "the mapping outlives the name"
-    );
-    drop(creator);
-
-    // The name now refers to another process's object: dropping leaves it alone.
-    let first = Shm::<Counter>::options()
-        .unlink_on_drop(true)
-        .create(&name, Counter::at(1))
-        .unwrap();
-    shmstore::unlink(&name).unwrap();
-    assert_eq!(
-        helper!("create-with-umask", name, "022", "600", "create").finish_ok(),
-        ["created"]
-    );
-    drop(first);
-    assert!(exists(&name), "dropped another process's region");
-    let second = Shm::<Counter>::open(&name).unwrap();
-    assert_ne!(second.creator_pid(), std::process::id());
-
-    // The name was removed and not replaced: dropping does nothing (and does not panic).
-    let third = Shm::<Counter>::options()
-        .unlink_on_drop(true)
-        .open(&name)
-        .unwrap();
-    shmstore::unlink(&name).unwrap();
-    drop(third);
-    assert!(!exists(&name));
-}
-
-#[test]
 fn list_shows_regions_with_their_type_and_skips_foreign_objects() {
     let (limits_name, _c1) = region("list-limits");
     let limits = Shm::create(
@@ -257,7 +196,7 @@ fn list_shows_regions_with_their_type_and_skips_foreign_objects() {
 
 shmstore_tests::for_each_backend!(
     unlink_while_mapped,
-    unlink_on_drop_removes_only_its_own_object,
+    unlink_on_drop_removes_the_name_only_if_it_is_still_this_handles_object,
     list_and_inspect,
 );
 
@@ -306,31 +245,74 @@ fn unlink_while_mapped(backend: Backend) {
     assert_eq!(shm.read(), Counter::at(7));
 }
 
-/// A handle with `unlink_on_drop` removes the location when dropped only if it still refers to
-/// its own object, not to one created there since.
-fn unlink_on_drop_removes_only_its_own_object(backend: Backend) {
+/// A handle with `unlink_on_drop` (off by default; a creator's or an opener's) removes the
+/// location when dropped only if it still refers to its own object, not to one created there
+/// since (by another process, too); the other handles keep working.
+fn unlink_on_drop_removes_the_name_only_if_it_is_still_this_handles_object(backend: Backend) {
     let place = Place::new(backend, "unlink-on-drop");
+
+    // Off by default.
+    drop(at::<Counter>(&place).create(Counter::at(1)).unwrap());
+    assert!(place.exists());
+    shmstore::unlink(place.location()).unwrap();
+
+    // On: the creator's handle removes it...
+    let shm = Shm::<Counter>::options()
+        .unlink_on_drop(true)
+        .at(place.location())
+        .create(Counter::at(1))
+        .unwrap();
+    let plain = at::<Counter>(&place).open().unwrap();
+    drop(plain);
+    assert!(place.exists(), "a handle without unlink_on_drop removed it");
+    drop(shm);
+    assert!(!place.exists());
+
+    // ... and so does an opener's.
+    let creator = at::<Counter>(&place).create(Counter::at(1)).unwrap();
+    drop(
+        Shm::<Counter>::options()
+            .unlink_on_drop(true)
+            .at(place.location())
+            .open()
+            .unwrap(),
+    );
+    assert!(!place.exists());
+    assert_eq!(
+        creator.read(),
+        Counter::at(1),
+        "the mapping outlives the name"
+    );
+    drop(creator);
+
+    // The name now refers to another process's object: dropping leaves it alone.
     let first = Shm::<Counter>::options()
         .unlink_on_drop(true)
         .at(place.location())
         .create(Counter::at(1))
         .unwrap();
     shmstore::unlink(place.location()).unwrap();
-    let second = at::<Counter>(&place).create(Counter::at(2)).unwrap();
+    assert_eq!(
+        helper!("create-with-umask", place, "022", "600", "create").finish_ok(),
+        ["created"]
+    );
     drop(first);
-    assert!(place.exists(), "a handle removed another object");
-    assert_eq!(at::<Counter>(&place).open().unwrap().read(), Counter::at(2));
+    assert!(place.exists(), "dropped another process's region");
+    let second = at::<Counter>(&place).open().unwrap();
+    assert_ne!(second.creator_pid(), std::process::id());
+    assert_eq!(second.read(), Counter::at(1));
 
-    // A handle that opened (did not create) the region removes it too, and the others keep
-    // working.
-    let opener = Shm::<Counter>::options()
+    // The name was removed and not replaced: dropping does nothing (and does not panic).
+    let third = Shm::<Counter>::options()
         .unlink_on_drop(true)
         .at(place.location())
         .open()
         .unwrap();
-    drop(opener);
+    shmstore::unlink(place.location()).unwrap();
+    drop(third);
     assert!(!place.exists());
     assert_not_found(at::<Counter>(&place).open(), &place);
+    // The other handles keep working.
     *second.lock().unwrap() = Counter::at(3);
     assert_eq!(second.read(), Counter::at(3));
 
