@@ -541,7 +541,11 @@ fn create_open_read_lock_round_trip(backend: Backend) {
     assert_eq!(shm.read(), OLD);
 
     // Taken now, whatever the type, kind or mode asked for; the loser overwrites nothing.
-    assert_already_exists(at::<Pair>(&place).create(Pair { a: 9, b: 9 }), &place);
+    let taken = at::<Pair>(&place).create(Pair { a: 9, b: 9 });
+    if let Err(e) = &taken {
+        assert_mentions(e, &[&place.to_string(), "Shm::open"]);
+    }
+    assert_already_exists(taken, &place);
     assert_already_exists(
         Shm::<Counter>::options()
             .in_place(true)
