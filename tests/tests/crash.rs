@@ -7,25 +7,32 @@ use std::time::Duration;
 
 use shmstore::{Error, Inspector, Shm};
 use shmstore_tests::{
-    assert_mentions, at, helper, region, wait_until_blocked, Backend, Counter, Pair, Place, OLD,
+    assert_mentions, at, helper, region, wait_until_blocked, Backend, Counter, Helper, Pair, Place,
+    OLD,
 };
 
 // ---- default mode: a dead or panicking holder is rolled back ----
 
-/// A holder SIGKILLed after writing half a value: readers see the old value and version
-/// until a locker rolls the write back, which publishes a new version of the old value.
-fn a_holder_killed_before_committing_is_rolled_back(backend: Backend) {
+/// A default-mode `Pair` region of [`OLD`] at a fresh place of `backend`, and a holder in
+/// another process that has written `a = 100` and sleeps holding the lock: readers see the old
+/// value and the old version, never the write in progress (checked here). The place, the
+/// handle, the version before and the holder.
+fn a_holder_in_the_middle_of_a_write(backend: Backend) -> (Place, Shm<Pair>, u64, Helper) {
     let place = Place::new(backend, "rollback");
     let shm = at::<Pair>(&place).create(OLD).unwrap();
     let v0 = shm.version();
-
     let mut holder = helper!("hold-and-die", place, 100);
     holder.expect("written");
-    // The holder has written `a` and sleeps holding the lock: readers see the old value and
-    // the old version, never the write in progress.
     assert_eq!(shm.read(), OLD);
     assert_eq!(shm.version(), v0);
     assert!(matches!(shm.try_lock(), Err(TryLockError::WouldBlock)));
+    (place, shm, v0, holder)
+}
+
+/// A holder SIGKILLed after writing half a value: readers see the old value and version
+/// until a locker rolls the write back, which publishes a new version of the old value.
+fn a_holder_killed_before_committing_is_rolled_back(backend: Backend) {
+    let (place, shm, v0, holder) = a_holder_in_the_middle_of_a_write(backend);
 
     holder.kill();
     assert_eq!(shm.read(), OLD, "a reader saw the dead holder's write");
@@ -250,15 +257,7 @@ shmstore_tests::for_each_backend!(
 /// A holder SIGKILLed after writing half a value, with a locker of another process and a
 /// thread of this one blocked behind it: both get the old value, and so does everyone after.
 fn lockers_already_blocked_when_the_holder_dies_get_the_old_value(backend: Backend) {
-    let place = Place::new(backend, "rollback");
-    let shm = at::<Pair>(&place).create(OLD).unwrap();
-    let v0 = shm.version();
-
-    let mut holder = helper!("hold-and-die", place, 100);
-    holder.expect("written");
-    assert_eq!(shm.read(), OLD);
-    assert_eq!(shm.version(), v0);
-    assert!(matches!(shm.try_lock(), Err(TryLockError::WouldBlock)));
+    let (place, shm, v0, holder) = a_holder_in_the_middle_of_a_write(backend);
 
     let mut locker = helper!("lock-and-print", place);
     locker.expect("locking");
