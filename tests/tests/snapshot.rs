@@ -17,6 +17,22 @@ use shmstore_tests::{
     Pair, Place, OLD,
 };
 
+/// A fresh `Counter` region of 0 (in place or not), a read-write handle and a read-only one on
+/// it: its name, its guard and the two handles.
+fn counter_and_reader(
+    tag: &str,
+    in_place: bool,
+) -> (String, Place, Shm<Counter>, shmstore::ShmReader<Counter>) {
+    let (name, place) = region(tag);
+    let shm = Shm::<Counter>::options()
+        .in_place(in_place)
+        .create(&name, Counter::at(0))
+        .unwrap();
+    let reader = Shm::<Counter>::open_reader(&name).unwrap();
+    (name, place, shm, reader)
+}
+
+/// `tag`, marked `-inplace` for an in-place region.
 fn mode_tag(tag: &str, in_place: bool) -> String {
     if in_place {
         format!("{tag}-inplace")
@@ -277,12 +293,8 @@ fn one_write_wakes_every_waiting_process(backend: Backend) {
 #[test]
 fn wait_for_change_times_out_without_a_change_and_returns_at_once_for_an_old_version() {
     for in_place in [false, true] {
-        let (name, _cleanup) = region(&mode_tag("wait-timeout", in_place));
-        let shm = Shm::<Counter>::options()
-            .in_place(in_place)
-            .create(&name, Counter::at(0))
-            .unwrap();
-        let reader = Shm::<Counter>::open_reader(&name).unwrap();
+        let (name, _cleanup, shm, reader) =
+            counter_and_reader(&mode_tag("wait-timeout", in_place), in_place);
         let v0 = shm.version();
 
         // Nothing changes: both time out, with the timeout in the error.
@@ -713,12 +725,8 @@ fn versions_are_even_and_never_go_back_while_another_process_writes_in_place() {
 fn a_huge_timeout_waits_like_no_timeout() {
     let mut panicked = Vec::new();
     for in_place in [false, true] {
-        let (name, _cleanup) = region(&mode_tag("huge-timeout", in_place));
-        let shm = Shm::<Counter>::options()
-            .in_place(in_place)
-            .create(&name, Counter::at(0))
-            .unwrap();
-        let reader = Shm::<Counter>::open_reader(&name).unwrap();
+        let (name, _cleanup, shm, reader) =
+            counter_and_reader(&mode_tag("huge-timeout", in_place), in_place);
         let v0 = shm.version();
         *shm.lock().unwrap() = Counter::at(1);
         let v1 = shm.version();
