@@ -715,8 +715,11 @@ pub fn noise(len: usize, seed: u64) -> Vec<u8> {
 /// backend: `scenario::posix`, `scenario::file` and `scenario::sysv`, each calling
 /// `scenario(Backend::…)` of the enclosing module. Each topic's test file runs its own matrix:
 ///
-/// ```ignore
-/// for_each_backend!(rollback_after_sigkill, poison_after_sigkill_in_place);
+/// ```text
+/// shmstore_tests::for_each_backend!(
+///     a_holder_killed_before_committing_is_rolled_back,
+///     regression_split_brain_when_a_stopped_repairer_renamed_late [sysv: REPAIRED_OTHERWISE],
+/// );
 /// ```
 ///
 /// A backend that cannot do what a scenario tests is named in the invocation with the reason,
