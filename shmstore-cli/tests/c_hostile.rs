@@ -14,34 +14,9 @@ use shmstore_cli::fuzzing::{check_c_header, encode_descriptor, forged_region};
 const U32: u32 = 3;
 const U64: u32 = 4;
 
-/// `cc -std=c11 -D_GNU_SOURCE -Wall -Werror -fsyntax-only` on `program` with `header` as
-/// `region.h` beside it: `Err` carries the compiler's output.
-fn syntax_check(dir: &Path, header: &str, program: &str) -> Result<(), String> {
-    std::fs::write(dir.join("region.h"), header).unwrap();
-    std::fs::write(dir.join("use.c"), program).unwrap();
-    let output = std::process::Command::new(cc())
-        .args([
-            "-std=c11",
-            "-D_GNU_SOURCE",
-            "-Wall",
-            "-Werror",
-            "-fsyntax-only",
-            "-I",
-        ])
-        .arg(dir)
-        .arg(dir.join("use.c"))
-        .output()
-        .unwrap();
-    if output.status.success() {
-        Ok(())
-    } else {
-        Err(String::from_utf8_lossy(&output.stderr).into_owned())
-    }
-}
-
 #[test]
 fn names_of_libc_typedefs_and_macros_give_a_header_that_compiles() {
-    let (name, _cleanup) = Cleanup::new("c-libc-names");
+    let (name, _cleanup) = region("c-libc-names");
     // A typedef of <pthread.h>; a macro of <sys/stat.h> (`st_atim.tv_sec`), of <errno.h> and
     // of <sys/mman.h> (numbers).
     let descriptor = encode_descriptor(
@@ -76,16 +51,19 @@ fn names_of_libc_typedefs_and_macros_give_a_header_that_compiles() {
                    \x20   (void)m; (void)v;\n\
                    \x20   return (int)st.st_atime + EINVAL + PROT_WRITE;\n\
                    }\n";
-    syntax_check(&dir.path, header, program).unwrap_or_else(|e| panic!("{e}\n{header}"));
+    syntax_check(dir.path(), header, program, &["-D_GNU_SOURCE"])
+        .unwrap_or_else(|e| panic!("{e}\n{header}"));
     // The header first, then the system headers: the macros are back after it.
     let after = program.replace(
         "#include <pthread.h>\n",
         "#include \"region.h\"\n#include <pthread.h>\n",
     );
-    syntax_check(&dir.path, header, &after).unwrap_or_else(|e| panic!("{e}\n{header}"));
+    syntax_check(dir.path(), header, &after, &["-D_GNU_SOURCE"])
+        .unwrap_or_else(|e| panic!("{e}\n{header}"));
     // The program's own macro of a name of the type does not break it either.
     let own = format!("#define Value 1\n#define st_atime 2\n{program}");
-    syntax_check(&dir.path, header, &own).unwrap_or_else(|e| panic!("{e}\n{header}"));
+    syntax_check(dir.path(), header, &own, &["-D_GNU_SOURCE"])
+        .unwrap_or_else(|e| panic!("{e}\n{header}"));
 }
 
 /// `tests/c/hold_lease.c` running: uid 65534 created the object and holds a write lease on
@@ -122,25 +100,24 @@ impl Drop for LeaseHolder {
 
 #[test]
 fn a_write_lease_on_a_squatted_name_is_named_and_never_waited_out() {
-    let mut cleanup = Cleanup::default();
-    let ours = cleanup.add("c-lease-ours");
-    let squatted = cleanup.add("c-lease-squatted");
+    let (ours, _ours) = region("c-lease-ours");
+    let (squatted, _squatted) = region("c-lease-squatted");
     let _shm = shmstore::Shm::<Sample>::create(&ours, sample()).unwrap();
     let dir = TempDir::new("c-lease");
     run(&[
         "header",
         &ours,
         "-o",
-        dir.path.join("region.h").to_str().unwrap(),
+        dir.path().join("region.h").to_str().unwrap(),
     ])
     .ok();
     let check_owner = compile_c(
         &c_dir().join("check_owner.c"),
-        &dir.path,
-        &dir.path.join("check_owner"),
+        dir.path(),
+        &dir.path().join("check_owner"),
     )
     .unwrap_or_else(|e| panic!("check_owner.c does not compile:\n{e}"));
-    let _holder = LeaseHolder::start(&dir.path, &squatted);
+    let _holder = LeaseHolder::start(dir.path(), &squatted);
 
     // The generated C: a blocking open would wait out lease-break-time (45 s) and then find
     // another user's object; this one returns at once and says why.

@@ -48,11 +48,11 @@ const REFUSED: &str =
 
 #[test]
 fn shmstore_open_refuses_a_region_another_user_owns_unless_allowed() {
-    let (name, _cleanup) = Cleanup::new("c-owner");
+    let (name, _cleanup) = region("c-owner");
     let _shm = Shm::<Sample>::create(&name, sample()).unwrap();
     let dir = TempDir::new("c-owner");
-    let strict = check_owner(&dir.path, &name, false);
-    let allowing = check_owner(&dir.path, &name, true);
+    let strict = check_owner(dir.path(), &name, false);
+    let allowing = check_owner(dir.path(), &name, true);
     assert_eq!(says(&strict, &["posix", &name]), "ok");
 
     // Another user's now (as if planted by uid 65534).
@@ -65,32 +65,41 @@ fn shmstore_open_refuses_a_region_another_user_owns_unless_allowed() {
 fn a_system_v_segment_given_away_with_ipc_set_is_refused_unless_allowed() {
     let (_shm, own) = sysv_region(sample());
     let dir = TempDir::new("c-owner-sysv");
-    let strict = check_owner(&dir.path, &own.location(), false);
-    let allowing = check_owner(&dir.path, &own.location(), true);
+    let strict = check_owner(dir.path(), &own.to_string(), false);
+    let allowing = check_owner(dir.path(), &own.to_string(), true);
     let key_text = |key: i32| format!("{:#x}", key as u32);
-    assert_eq!(says(&strict, &["sysv", &key_text(own.key)]), "ok");
+    assert_eq!(
+        says(&strict, &["sysv", &key_text(own.key().unwrap())]),
+        "ok"
+    );
 
     // Created by uid 65534 and given to root: the owner is root, the creator is not.
     let planter = compile_c(
         &c_dir().join("planted_segment.c"),
-        &dir.path,
-        &dir.path.join("planted_segment"),
+        dir.path(),
+        &dir.path().join("planted_segment"),
     )
     .unwrap_or_else(|e| panic!("planted_segment.c does not compile:\n{e}"));
     let planted = (0..64)
         .find_map(|_| {
-            let key = candidate_key();
+            let key = fresh_sysv_key();
             let status = std::process::Command::new(&planter)
                 .arg(key_text(key))
                 .status()
                 .unwrap();
             match status.code() {
-                Some(0) => Some(SegmentCleanup { key }),
+                Some(0) => Some(Place::adopt_key(key)),
                 Some(3) => None, // the key is taken
                 _ => panic!("planted_segment failed: {status}"),
             }
         })
         .expect("64 candidate System V keys were all taken");
-    assert_eq!(says(&strict, &["sysv", &key_text(planted.key)]), REFUSED);
-    assert_eq!(says(&allowing, &["sysv", &key_text(planted.key)]), "ok");
+    assert_eq!(
+        says(&strict, &["sysv", &key_text(planted.key().unwrap())]),
+        REFUSED
+    );
+    assert_eq!(
+        says(&allowing, &["sysv", &key_text(planted.key().unwrap())]),
+        "ok"
+    );
 }

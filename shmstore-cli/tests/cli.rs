@@ -4,11 +4,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read};
-use std::process::Stdio;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
-
 use common::*;
 use serde_json::Value;
 use shmstore::{Error, Inspector, Location, QueueMode, Shm, ShmQueue, ShmType};
@@ -72,14 +67,14 @@ fn an_incomplete_region(name: &str) -> u32 {
 #[test]
 fn list_shows_values_queues_incomplete_regions_and_foreign_objects() {
     let _scan = whole_shm_lock();
-    let (value, mut cleanup) = Cleanup::new("list-value");
-    let queue = cleanup.add("list-queue");
-    let incomplete = cleanup.add("list-incomplete");
+    let (value, _value) = region("list-value");
+    let (queue, _queue) = region("list-queue");
+    let (incomplete, _incomplete) = region("list-incomplete");
     let _shm = Shm::<Sample>::create(&value, sample()).unwrap();
     let _queue = a_queue(&queue);
     let dead_pid = an_incomplete_region(&incomplete);
-    let foreign = foreign_object(&mut cleanup, b"another program's bytes");
-    let empty = foreign_object(&mut cleanup, b"");
+    let (foreign, _foreign) = foreign_object(b"another program's bytes");
+    let (empty, _empty) = foreign_object(b"");
 
     let ran = run(&["list"]);
     ran.ok();
@@ -121,15 +116,15 @@ fn list_shows_values_queues_incomplete_regions_and_foreign_objects() {
 #[test]
 fn list_json_describes_every_object() {
     let _scan = whole_shm_lock();
-    let (value, mut cleanup) = Cleanup::new("listjson-value");
-    let queue = cleanup.add("listjson-queue");
+    let (value, _value) = region("listjson-value");
+    let (queue, _queue) = region("listjson-queue");
     let shm = Shm::<Sample>::options()
         .in_place(true)
         .create(&value, sample())
         .unwrap();
     shm.lock().unwrap().counter += 1;
     let _queue = a_queue(&queue);
-    let foreign = foreign_object(&mut cleanup, b"not a region");
+    let (foreign, _foreign) = foreign_object(b"not a region");
 
     let ran = run(&["list", "--json"]);
     ran.ok();
@@ -175,7 +170,7 @@ fn list_json_describes_every_object() {
 
 #[test]
 fn inspect_prints_the_header_and_every_field() {
-    let (name, _cleanup) = Cleanup::new("inspect");
+    let (name, _cleanup) = region("inspect");
     let shm = Shm::<Sample>::create(&name, sample()).unwrap();
     let ran = run(&["inspect", &name]);
     ran.ok();
@@ -242,7 +237,7 @@ fn inspect_prints_the_header_and_every_field() {
 
 #[test]
 fn inspect_json_has_the_header_and_typed_values() {
-    let (name, _cleanup) = Cleanup::new("inspect-json");
+    let (name, _cleanup) = region("inspect-json");
     let _shm = Shm::<Sample>::options()
         .notify_readers(true)
         .create(&name, sample())
@@ -293,7 +288,7 @@ fn inspect_json_has_the_header_and_typed_values() {
 
 #[test]
 fn inspect_shows_a_queue_and_its_oldest_element() {
-    let (name, _cleanup) = Cleanup::new("inspect-queue");
+    let (name, _cleanup) = region("inspect-queue");
     let _queue = a_queue(&name);
     let ran = run(&["inspect", &name]);
     ran.ok();
@@ -314,12 +309,12 @@ fn inspect_shows_a_queue_and_its_oldest_element() {
 
 #[test]
 fn inspect_explains_what_is_not_a_region() {
-    let (missing, mut cleanup) = Cleanup::new("inspect-missing");
+    let (missing, _missing) = region("inspect-missing");
     let ran = run(&["inspect", &missing]);
     ran.expect_failure(&format!("shmstore: region `{missing}` does not exist"));
     assert_eq!(ran.stderr.lines().count(), 1, "one line: {}", ran.stderr);
 
-    let foreign = foreign_object(&mut cleanup, b"xyz");
+    let (foreign, _foreign) = foreign_object(b"xyz");
     let ran = run(&["inspect", &foreign]);
     ran.expect_code(1);
     assert!(
@@ -357,13 +352,13 @@ fn value_lines(out: &str) -> Vec<&str> {
 #[test]
 fn inspect_reads_a_region_in_a_file_by_relative_and_absolute_path() {
     let dir = TempDir::new("inspect-file");
-    let path = dir.path.join("state.shm");
+    let path = dir.path().join("state.shm");
     let shm = Shm::<Sample>::options()
         .path(&path)
         .create(sample())
         .unwrap();
 
-    let ran = run_in(&dir.path, &["inspect", "./state.shm"]);
+    let ran = run_in(dir.path(), &["inspect", "./state.shm"]);
     ran.ok();
     let out = &ran.stdout;
     for line in [
@@ -392,8 +387,11 @@ fn inspect_reads_a_region_in_a_file_by_relative_and_absolute_path() {
 fn inspect_reads_a_region_in_a_system_v_segment() {
     let (shm, segment) = sysv_region(sample());
     shm.lock().unwrap().counter = 8;
-    let location = segment.location();
-    assert_eq!(location, format!("sysv:{:#010x}", segment.key as u32));
+    let location = segment.to_string();
+    assert_eq!(
+        location,
+        format!("sysv:{:#010x}", segment.key().unwrap() as u32)
+    );
 
     let ran = run(&["inspect", &location]);
     ran.ok();
@@ -417,7 +415,11 @@ fn inspect_reads_a_region_in_a_system_v_segment() {
     );
 
     // The key in decimal is the same segment.
-    let decimal = run(&["inspect", &format!("sysv:{}", segment.key), "--json"]);
+    let decimal = run(&[
+        "inspect",
+        &format!("sysv:{}", segment.key().unwrap()),
+        "--json",
+    ]);
     decimal.ok();
     let v = json(&decimal);
     assert_eq!(v["name"], location.as_str());
@@ -430,8 +432,8 @@ fn list_shows_system_v_regions_but_not_other_programs_segments() {
     let _scan = whole_shm_lock();
     let dir = TempDir::new("list-sysv");
     let (shm, segment) = sysv_region(sample());
-    let foreign = foreign_segment(&dir.path);
-    let location = segment.location();
+    let foreign = foreign_segment(dir.path());
+    let location = segment.to_string();
 
     let ran = run(&["list"]);
     ran.ok();
@@ -452,7 +454,7 @@ fn list_shows_system_v_regions_but_not_other_programs_segments() {
         assert!(r.contains(cell), "no `{cell}` in {r}");
     }
     assert!(
-        !ran.stdout.contains(&foreign.location()),
+        !ran.stdout.contains(&foreign.to_string()),
         "another program's segment is listed:\n{}",
         ran.stdout
     );
@@ -480,12 +482,12 @@ fn list_shows_system_v_regions_but_not_other_programs_segments() {
 #[test]
 fn rm_removes_a_system_v_region() {
     let (shm, segment) = sysv_region(sample());
-    let location = segment.location();
+    let location = segment.to_string();
     let ran = run(&["rm", &location]);
     ran.ok();
     assert_eq!(ran.stdout, format!("removed {location} (value Sample)\n"));
     assert!(matches!(
-        Inspector::open(Location::SysV(segment.key)),
+        Inspector::open(Location::SysV(segment.key().unwrap())),
         Err(Error::NotFound { .. })
     ));
     // As with a name: a process that has the region attached keeps using it.
@@ -493,7 +495,7 @@ fn rm_removes_a_system_v_region() {
     assert_eq!(shm.read().counter, 1);
     drop(shm);
     assert!(
-        !segment_exists(segment.key),
+        !segment_exists(segment.key().unwrap()),
         "the segment outlived its last attachment"
     );
 
@@ -503,15 +505,15 @@ fn rm_removes_a_system_v_region() {
 #[test]
 fn rm_refuses_another_programs_segment_unless_forced() {
     let dir = TempDir::new("rm-foreign-segment");
-    let foreign = foreign_segment(&dir.path);
-    let location = foreign.location();
+    let foreign = foreign_segment(dir.path());
+    let location = foreign.to_string();
     let ran = run(&["rm", &location]);
     ran.expect_failure(&format!(
         "shmstore: refusing to remove `{location}`: it is not a shmstore region"
     ));
     assert!(ran.stderr.contains("--force"), "{}", ran.stderr);
     assert!(
-        segment_exists(foreign.key),
+        segment_exists(foreign.key().unwrap()),
         "a foreign segment was removed without --force"
     );
     // Nor does anything else touch it.
@@ -531,22 +533,22 @@ fn rm_refuses_another_programs_segment_unless_forced() {
     let ran = run(&["rm", "--force", &location]);
     ran.ok();
     assert_eq!(ran.stdout, format!("removed {location} (foreign)\n"));
-    assert!(!segment_exists(foreign.key));
+    assert!(!segment_exists(foreign.key().unwrap()));
 }
 
 #[test]
 fn rm_removes_a_region_file_and_refuses_any_other_file_unless_forced() {
     let dir = TempDir::new("rm-file");
-    std::fs::write(dir.path.join("notes.txt"), "a file of the user's\n").unwrap();
-    std::fs::write(dir.path.join("empty"), "").unwrap();
-    std::fs::create_dir(dir.path.join("sub")).unwrap();
+    std::fs::write(dir.path().join("notes.txt"), "a file of the user's\n").unwrap();
+    std::fs::write(dir.path().join("empty"), "").unwrap();
+    std::fs::create_dir(dir.path().join("sub")).unwrap();
     let shm = Shm::<Sample>::options()
-        .path(dir.path.join("state.shm"))
+        .path(dir.path().join("state.shm"))
         .create(sample())
         .unwrap();
 
     let ran = run_in(
-        &dir.path,
+        dir.path(),
         &[
             "rm",
             "./notes.txt",
@@ -581,14 +583,14 @@ fn rm_removes_a_region_file_and_refuses_any_other_file_unless_forced() {
         ran.stderr
     );
     assert_eq!(ran.stdout, "removed ./state.shm (value Sample)\n");
-    assert!(dir.path.join("notes.txt").exists() && dir.path.join("empty").exists());
-    assert!(dir.path.join("sub").is_dir());
-    assert!(!dir.path.join("state.shm").exists());
+    assert!(dir.path().join("notes.txt").exists() && dir.path().join("empty").exists());
+    assert!(dir.path().join("sub").is_dir());
+    assert!(!dir.path().join("state.shm").exists());
     // The process that has it open keeps using it.
     shm.lock().unwrap().counter = 1;
     assert_eq!(shm.read().counter, 1);
 
-    let notes = dir.path.join("notes.txt");
+    let notes = dir.path().join("notes.txt");
     let ran = run(&["rm", "--force", notes.to_str().unwrap()]);
     ran.ok();
     assert_eq!(
@@ -601,50 +603,24 @@ fn rm_removes_a_region_file_and_refuses_any_other_file_unless_forced() {
 #[test]
 fn watch_follows_a_region_in_a_file() {
     let dir = TempDir::new("watch-file");
-    let path = dir.path.join("state.shm");
+    let path = dir.path().join("state.shm");
     let shm = Shm::<Sample>::options()
         .path(&path)
         .create(sample())
         .unwrap();
     let text = path.to_str().unwrap();
-    let mut child = shmstore()
-        .args(["watch", text, "--count", "1"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut first = String::new();
-    stdout.read_line(&mut first).unwrap();
+    let watch = start_watch(&["watch", text, "--count", "1"]);
     assert_eq!(
-        first,
+        watch.first,
         format!("watching {text} (Sample) from version 0; Ctrl-C stops\n")
     );
 
     // It is waiting now: write until it has seen a version (bounded).
-    let done = AtomicBool::new(false);
-    let status = std::thread::scope(|s| {
-        s.spawn(|| {
-            for _ in 0..500 {
-                if done.load(Ordering::Relaxed) {
-                    break;
-                }
-                {
-                    let mut g = shm.lock().unwrap();
-                    g.counter += 1;
-                    g.tag = *b"wxyz";
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        });
-        let status = wait_status(&mut child, Duration::from_secs(30), "shmstore watch");
-        done.store(true, Ordering::Relaxed);
-        status
+    let rest = watch.output_while(|| {
+        let mut g = shm.lock().unwrap();
+        g.counter += 1;
+        g.tag = *b"wxyz";
     });
-    let mut rest = String::new();
-    stdout.read_to_string(&mut rest).unwrap();
-    assert!(status.success(), "watch failed: {status:?}\n{rest}");
     let mut lines = rest.lines();
     assert!(
         lines.next().is_some_and(|l| l.starts_with("version ")),
@@ -659,49 +635,24 @@ fn watch_follows_a_region_in_a_file() {
 
 #[test]
 fn watch_prints_two_versions_and_what_changed_while_another_thread_writes() {
-    let (name, _cleanup) = Cleanup::new("watch");
+    let (name, _cleanup) = region("watch");
     let _shm = Shm::<Sample>::create(&name, sample()).unwrap();
-    let mut child = shmstore()
-        .args(["watch", &name, "--count", "2"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut first = String::new();
-    stdout.read_line(&mut first).unwrap();
+    let watch = start_watch(&["watch", &name, "--count", "2"]);
     assert!(
-        first.starts_with(&format!(
+        watch.first.starts_with(&format!(
             "watching {name} (Sample) from version 0; Ctrl-C stops"
         )),
-        "{first:?}"
+        "{:?}",
+        watch.first
     );
 
     // It is waiting now: write until it has seen two versions (bounded).
-    let done = AtomicBool::new(false);
-    let status = std::thread::scope(|s| {
-        s.spawn(|| {
-            let writer = Shm::<Sample>::open(&name).unwrap();
-            for _ in 0..500 {
-                if done.load(Ordering::Relaxed) {
-                    break;
-                }
-                {
-                    let mut g = writer.lock().unwrap();
-                    g.counter += 1;
-                    g.wheels[1].rpm += 5;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        });
-        let status = wait_status(&mut child, Duration::from_secs(30), "shmstore watch");
-        done.store(true, Ordering::Relaxed);
-        status
+    let writer = Shm::<Sample>::open(&name).unwrap();
+    let rest = watch.output_while(|| {
+        let mut g = writer.lock().unwrap();
+        g.counter += 1;
+        g.wheels[1].rpm += 5;
     });
-    let mut rest = String::new();
-    stdout.read_to_string(&mut rest).unwrap();
-    assert!(status.success(), "watch failed: {status:?}\n{rest}");
 
     let versions: Vec<u64> = rest
         .lines()
@@ -725,7 +676,7 @@ fn watch_prints_two_versions_and_what_changed_while_another_thread_writes() {
 
 #[test]
 fn watch_refuses_a_queue() {
-    let (name, _cleanup) = Cleanup::new("watch-queue");
+    let (name, _cleanup) = region("watch-queue");
     let _queue = a_queue(&name);
     let ran = run(&["watch", &name]);
     ran.expect_code(1);
@@ -740,9 +691,9 @@ fn watch_refuses_a_queue() {
 
 #[test]
 fn rm_removes_regions_and_goes_on_after_a_missing_name() {
-    let (first, mut cleanup) = Cleanup::new("rm-a");
-    let second = cleanup.add("rm-b");
-    let missing = cleanup.add("rm-missing");
+    let (first, _first) = region("rm-a");
+    let (second, _second) = region("rm-b");
+    let (missing, _missing) = region("rm-missing");
     let shm = Shm::<Sample>::create(&first, sample()).unwrap();
     let _queue = a_queue(&second);
 
@@ -764,8 +715,7 @@ fn rm_removes_regions_and_goes_on_after_a_missing_name() {
 
 #[test]
 fn rm_refuses_a_foreign_object_unless_forced() {
-    let mut cleanup = Cleanup::default();
-    let foreign = foreign_object(&mut cleanup, b"someone else's");
+    let (foreign, _foreign) = foreign_object(b"someone else's");
     let ran = run(&["rm", &foreign]);
     ran.expect_failure(&format!("shmstore: refusing to remove `{foreign}`"));
     assert!(ran.stderr.contains("--force"), "{}", ran.stderr);
@@ -785,13 +735,17 @@ fn rm_refuses_a_foreign_object_unless_forced() {
 #[test]
 fn gc_removes_only_regions_whose_creator_died_and_that_nobody_uses() {
     let _scan = whole_shm_lock();
-    let mut cleanup = Cleanup::default();
     let prefix = format!("{}-", unique_name("gc"));
-    let dead = cleanup.named(format!("{prefix}dead"));
-    let mapped = cleanup.named(format!("{prefix}mapped"));
-    let live = cleanup.named(format!("{prefix}live"));
-    let incomplete = cleanup.named(format!("{prefix}incomplete"));
-    let foreign = cleanup.named(format!("{prefix}foreign"));
+    let dead = format!("{prefix}dead");
+    let _dead = Place::adopt_name(&dead);
+    let mapped = format!("{prefix}mapped");
+    let _mapped = Place::adopt_name(&mapped);
+    let live = format!("{prefix}live");
+    let _live = Place::adopt_name(&live);
+    let incomplete = format!("{prefix}incomplete");
+    let _incomplete = Place::adopt_name(&incomplete);
+    let foreign = format!("{prefix}foreign");
+    let _foreign = Place::adopt_name(&foreign);
 
     run_child(&format!("create {dead}"));
     run_child(&format!("create {mapped}"));
@@ -888,15 +842,14 @@ struct Packed {
 
 #[test]
 fn header_compiles_and_opens_values_queues_and_primitives() {
-    let mut cleanup = Cleanup::default();
-    let sample_name = cleanup.add("header-sample");
-    let in_place = cleanup.add("header-inplace");
-    let queue = cleanup.add("header-queue");
-    let primitive = cleanup.add("header-u64");
-    let array = cleanup.add("header-array");
-    let odd = cleanup.add("header-odd");
-    let packed = cleanup.add("header-packed");
-    let packed_queue = cleanup.add("header-packed-queue");
+    let (sample_name, _sample_name) = region("header-sample");
+    let (in_place, _in_place) = region("header-inplace");
+    let (queue, _queue) = region("header-queue");
+    let (primitive, _primitive) = region("header-u64");
+    let (array, _array) = region("header-array");
+    let (odd, _odd) = region("header-odd");
+    let (packed, _packed) = region("header-packed");
+    let (packed_queue, _packed_queue) = region("header-packed-queue");
     let _a = Shm::<Sample>::create(&sample_name, sample()).unwrap();
     let _b = Shm::<Sample>::options()
         .in_place(true)
@@ -931,9 +884,9 @@ fn header_compiles_and_opens_values_queues_and_primitives() {
         (&packed_queue, "queue of Packed: 0 of 3 queued"),
     ] {
         let dir = TempDir::new("header");
-        let header = dir.path.join("region.h");
+        let header = dir.path().join("region.h");
         run(&["header", name, "-o", header.to_str().unwrap()]).ok();
-        let program = compile_c(&source, &dir.path, &dir.path.join("open_and_check"))
+        let program = compile_c(&source, dir.path(), &dir.path().join("open_and_check"))
             .unwrap_or_else(|e| panic!("the header of {name} does not compile:\n{e}"));
         let output = std::process::Command::new(&program).output().unwrap();
         let stdout = String::from_utf8_lossy(&output.stdout);
@@ -969,9 +922,9 @@ fn header_compiles_and_opens_values_queues_and_primitives() {
 
     // A header refuses a region of another type at open.
     let dir = TempDir::new("header-wrong");
-    let header = dir.path.join("region.h");
+    let header = dir.path().join("region.h");
     run(&["header", &sample_name, "-o", header.to_str().unwrap()]).ok();
-    let program = compile_c(&source, &dir.path, &dir.path.join("open_and_check")).unwrap();
+    let program = compile_c(&source, dir.path(), &dir.path().join("open_and_check")).unwrap();
     let output = std::process::Command::new(&program)
         .arg(&primitive)
         .output()
@@ -988,7 +941,7 @@ fn header_compiles_and_opens_values_queues_and_primitives() {
 fn header_of_a_file_region_names_its_path_and_maps_it_with_from_base() {
     let dir = TempDir::new("header-file");
     // A directory name C must escape: a quote, a backslash, a `?` (trigraphs) and a `*/`.
-    let odd = dir.path.join("we\"ird\\?*/");
+    let odd = dir.path().join("we\"ird\\?*/");
     std::fs::create_dir_all(&odd).unwrap();
     let path = odd.join("state.shm");
     let shm = Shm::<Sample>::options()
@@ -996,7 +949,7 @@ fn header_of_a_file_region_names_its_path_and_maps_it_with_from_base() {
         .create(sample())
         .unwrap();
     shm.lock().unwrap().counter = 9;
-    let header = dir.path.join("region.h");
+    let header = dir.path().join("region.h");
     run(&[
         "header",
         path.to_str().unwrap(),
@@ -1009,8 +962,8 @@ fn header_of_a_file_region_names_its_path_and_maps_it_with_from_base() {
     assert!(!text.contains("SHMSTORE_REGION_NAME"), "{text}");
     let program = compile_c_with(
         &c_dir().join("map_file.c"),
-        &dir.path,
-        &dir.path.join("map_file"),
+        dir.path(),
+        &dir.path().join("map_file"),
         &["-Wextra"],
     )
     .unwrap_or_else(|e| panic!("the header of a file region does not compile:\n{e}"));

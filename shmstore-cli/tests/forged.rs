@@ -29,30 +29,9 @@ fn plant(name: &str, descriptor: &[u8], size: usize) {
     .unwrap();
 }
 
-/// `cc -fsyntax-only` on a file that includes `header`: `Err` carries the compiler's output.
-fn syntax_check(dir: &Path, header: &str) -> Result<(), String> {
-    std::fs::write(dir.join("region.h"), header).unwrap();
-    std::fs::write(
-        dir.join("use.c"),
-        "#include \"region.h\"\nint main(void) { return 0; }\n",
-    )
-    .unwrap();
-    let output = std::process::Command::new(cc())
-        .args(["-std=c11", "-Wall", "-Werror", "-fsyntax-only", "-I"])
-        .arg(dir)
-        .arg(dir.join("use.c"))
-        .output()
-        .unwrap();
-    if output.status.success() {
-        Ok(())
-    } else {
-        Err(String::from_utf8_lossy(&output.stderr).into_owned())
-    }
-}
-
 #[test]
 fn a_type_name_that_is_c_code_stays_inside_the_comment_and_the_string() {
-    let (name, _cleanup) = Cleanup::new("forged-typename");
+    let (name, _cleanup) = region("forged-typename");
     // Closes the header's comment and its string literal, then defines a function.
     let evil = "Evil */ int pwned(void) { return 1; } /*\n\" int also_pwned; \"\u{1b}[2J";
     plant(&name, &encode_descriptor(evil, &[("x", U32, 0, &[])]), 4);
@@ -60,7 +39,8 @@ fn a_type_name_that_is_c_code_stays_inside_the_comment_and_the_string() {
     ran.ok();
     check_c_header(&ran.stdout).unwrap_or_else(|why| panic!("{why}:\n{}", ran.stdout));
     let dir = TempDir::new("forged-typename");
-    syntax_check(&dir.path, &ran.stdout).unwrap_or_else(|e| panic!("{e}\n{}", ran.stdout));
+    syntax_check(dir.path(), &ran.stdout, INCLUDES_REGION_H, &[])
+        .unwrap_or_else(|e| panic!("{e}\n{}", ran.stdout));
     assert!(
         ran.stdout.contains(concat!(
             r#"#define SHMSTORE_TYPE_NAME "Evil */ int pwned(void) { return 1; } "#,
@@ -79,7 +59,7 @@ fn field_paths_that_are_not_identifiers_are_refused() {
         ("unicode", "gr\u{f6}\u{df}e"),
         ("empty", "a..b"),
     ] {
-        let (name, _cleanup) = Cleanup::new(&format!("forged-path-{tag}"));
+        let (name, _cleanup) = region(&format!("forged-path-{tag}"));
         plant(
             &name,
             &encode_descriptor("Evil", &[("a", U32, 0, &[]), (path, U32, 4, &[])]),
@@ -103,7 +83,7 @@ fn field_paths_that_are_not_identifiers_are_refused() {
 
 #[test]
 fn a_path_twenty_thousand_levels_deep_is_refused_without_a_stack_overflow() {
-    let (name, _cleanup) = Cleanup::new("forged-deep");
+    let (name, _cleanup) = region("forged-deep");
     let deep = vec!["a"; 20_000].join(".");
     plant(
         &name,
@@ -123,7 +103,7 @@ fn a_path_twenty_thousand_levels_deep_is_refused_without_a_stack_overflow() {
 
 #[test]
 fn dimensions_that_overflow_are_refused_not_a_panic() {
-    let (name, _cleanup) = Cleanup::new("forged-overflow");
+    let (name, _cleanup) = region("forged-overflow");
     // An array of structs of 2^40 elements of 2^40 bytes: their product overflows u64.
     let huge: &[(u64, u64)] = &[(1 << 40, 1 << 40)];
     plant(
@@ -139,7 +119,7 @@ fn dimensions_that_overflow_are_refused_not_a_panic() {
 
 #[test]
 fn watch_survives_a_dimension_of_two_to_the_sixty_third() {
-    let (name, _cleanup) = Cleanup::new("forged-watch");
+    let (name, _cleanup) = region("forged-watch");
     let endless: &[(u64, u64)] = &[(1 << 63, 0)];
     plant(
         &name,
@@ -177,7 +157,7 @@ fn watch_survives_a_dimension_of_two_to_the_sixty_third() {
 
 #[test]
 fn control_characters_in_names_are_escaped_in_every_output() {
-    let (name, _cleanup) = Cleanup::new("forged-control");
+    let (name, _cleanup) = region("forged-control");
     let type_name = "T\u{1b}]0;owned\u{7}\u{9b}\u{202e}";
     let field = "x\u{1b}[31m";
     plant(
@@ -230,7 +210,7 @@ fn control_characters_in_names_are_escaped_in_every_output() {
 
     // A file path with a line break, in an error message.
     let dir = TempDir::new("forged-control");
-    let path = dir.path.join("no\nsuch\u{1b}[2J.shm");
+    let path = dir.path().join("no\nsuch\u{1b}[2J.shm");
     let ran = run(&["inspect", path.to_str().unwrap()]);
     ran.expect_code(1);
     assert!(!raw(&ran.stderr), "{:?}", ran.stderr);
@@ -251,11 +231,8 @@ fn control_characters_in_names_are_escaped_in_every_output() {
 #[test]
 fn list_escapes_names_and_type_names() {
     let _whole = whole_shm_lock();
-    let mut cleanup = Cleanup::default();
-    let name = cleanup.named(format!(
-        "shmstore-test-cli-list\u{1b}[2J-{}",
-        std::process::id()
-    ));
+    let name = format!("shmstore-test-cli-list\u{1b}[2J-{}", std::process::id());
+    let _name = Place::adopt_name(&name);
     plant(
         &name,
         &encode_descriptor("T\u{1b}[31m", &[("x", U32, 0, &[])]),
@@ -280,7 +257,7 @@ fn list_escapes_names_and_type_names() {
 
 #[test]
 fn two_hundred_thousand_fields_take_linear_work_not_quadratic() {
-    let (name, _cleanup) = Cleanup::new("forged-many");
+    let (name, _cleanup) = region("forged-many");
     // One byte each, every one at the top level under its own name: the struct tree looked
     // each name up among all the members before it (2 × 10^10 comparisons).
     const FIELDS: usize = 200_000;

@@ -36,23 +36,7 @@ fn inputs(dir: &str) -> Vec<(PathBuf, Vec<u8>)> {
 /// `cc -std=c11 -Wall -Werror -fsyntax-only` on a file that includes `header`.
 fn compiles(header: &str) -> Result<(), String> {
     let dir = TempDir::new("fuzz-corpus");
-    std::fs::write(dir.path.join("region.h"), header).unwrap();
-    std::fs::write(
-        dir.path.join("use.c"),
-        "#include \"region.h\"\nint main(void) { return 0; }\n",
-    )
-    .unwrap();
-    let output = std::process::Command::new(cc())
-        .args(["-std=c11", "-Wall", "-Werror", "-fsyntax-only", "-I"])
-        .arg(&dir.path)
-        .arg(dir.path.join("use.c"))
-        .output()
-        .unwrap();
-    if output.status.success() {
-        Ok(())
-    } else {
-        Err(String::from_utf8_lossy(&output.stderr).into_owned())
-    }
+    syntax_check(dir.path(), header, INCLUDES_REGION_H, &[])
 }
 
 fn replay(inputs: Vec<(PathBuf, Vec<u8>)>) -> usize {
@@ -100,11 +84,10 @@ fn artifacts() {
 /// everything): values, in place, queues, primitives, arrays, packed structs.
 #[test]
 fn the_oracle_accepts_the_headers_of_real_regions() {
-    let mut cleanup = Cleanup::default();
-    let sample_name = cleanup.add("oracle-sample");
-    let queue = cleanup.add("oracle-queue");
-    let primitive = cleanup.add("oracle-u64");
-    let array = cleanup.add("oracle-array");
+    let (sample_name, _sample_name) = region("oracle-sample");
+    let (queue, _queue) = region("oracle-queue");
+    let (primitive, _primitive) = region("oracle-u64");
+    let (array, _array) = region("oracle-array");
     let _a = Shm::<Sample>::create(&sample_name, sample()).unwrap();
     let _b = ShmQueue::<Wheel, 8>::create(&queue).unwrap();
     let _c = Shm::<u64>::create(&primitive, 42).unwrap();

@@ -26,8 +26,8 @@ fn child_process_entry() {
 fn hold_object_program(dir: &TempDir) -> PathBuf {
     compile_c(
         &c_dir().join("hold_object.c"),
-        &dir.path,
-        &dir.path.join("hold_object"),
+        dir.path(),
+        &dir.path().join("hold_object"),
     )
     .unwrap_or_else(|errors| panic!("hold_object.c does not compile:\n{errors}"))
 }
@@ -128,104 +128,91 @@ fn gc(prefix: &str) -> Ran {
 }
 
 /// A region `source` whose creator is dead, to copy from.
-fn dead_region(cleanup: &mut Cleanup) -> String {
-    let source = cleanup.add("gc-source");
+fn dead_region() -> (String, Place) {
+    let (source, place) = region("gc-source");
     run_child(&format!("create {source}"));
-    source
+    (source, place)
 }
 
-fn is_root() -> bool {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let uids = status.lines().find_map(|l| l.strip_prefix("Uid:")).unwrap();
-    uids.split_whitespace().nth(1) == Some("0")
+/// A region made from a dead creator's region and held `how` by a [`Holder`] (the source's
+/// name is gone): its name, the holder, and the guards of the region and of the directory of
+/// `hold_object`.
+fn held_copy_of_a_dead_region(tag: &str, how: &str) -> (String, Holder, (Place, TempDir)) {
+    let (source, _source) = dead_region();
+    let (region, guard) = region(tag);
+    let dir = TempDir::new(tag);
+    let holder = Holder::start(&dir, &source, &region, how);
+    std::fs::remove_file(Path::new(SHM_DIR).join(&source)).unwrap();
+    (region, holder, (guard, dir))
+}
+
+/// Runs [`gc`] on `target` and checks that it succeeds and that its output contains `expected`.
+fn assert_gc_says(target: &str, expected: &str) {
+    let ran = gc(target);
+    ran.ok();
+    assert!(ran.stdout.contains(expected), "{}", ran.stdout);
+}
+
+/// Runs `command` (stdin closed, stdout and stderr captured) for at most 30 seconds.
+fn run_command(mut command: Command, what: &str) -> Ran {
+    let child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {what} (unshare is in util-linux): {e}"));
+    Ran::from((
+        what.to_string(),
+        wait_with_timeout(child, Duration::from_secs(30), what),
+    ))
 }
 
 #[test]
 fn a_worker_forked_by_a_dead_creator_keeps_the_region() {
     let _scan = whole_shm_lock();
-    let mut cleanup = Cleanup::default();
-    let source = dead_region(&mut cleanup);
-    let region = cleanup.add("gc-forked");
-    let dir = TempDir::new("gc-fork");
-    let worker = Holder::start(&dir, &source, &region, "map-fork");
-    std::fs::remove_file(Path::new(SHM_DIR).join(&source)).unwrap();
+    let (region, worker, _guards) = held_copy_of_a_dead_region("gc-fork", "map-fork");
 
     // The worker's mapping shows as `/dev/shm/#INODE (deleted)`: only the inode says it is
     // this region's.
-    let ran = gc(&region);
-    ran.ok();
-    assert!(
-        ran.stdout
-            .contains(&format!("kept {region}: in use by pid {}", worker.pid)),
-        "{}",
-        ran.stdout
+    assert_gc_says(
+        &region,
+        &format!("kept {region}: in use by pid {}", worker.pid),
     );
     assert!(exists(&region), "gc removed a region a worker maps");
 
     worker.stop();
-    let ran = gc(&region);
-    ran.ok();
-    assert!(
-        ran.stdout
-            .contains(&format!("removed {region}: its creator, pid ")),
-        "{}",
-        ran.stdout
-    );
+    assert_gc_says(&region, &format!("removed {region}: its creator, pid "));
     assert!(!exists(&region));
 }
 
 #[test]
 fn a_descriptor_on_the_unnamed_object_keeps_the_region() {
     let _scan = whole_shm_lock();
-    let mut cleanup = Cleanup::default();
-    let source = dead_region(&mut cleanup);
-    let region = cleanup.add("gc-fd");
     // Holds only the descriptor it created the object with, as a creator does before it maps;
-    // the header names the dead creator of `source`.
-    let dir = TempDir::new("gc-fd");
-    let holder = Holder::start(&dir, &source, &region, "fd");
-    std::fs::remove_file(Path::new(SHM_DIR).join(&source)).unwrap();
+    // the header names the dead creator of the source.
+    let (region, holder, _guards) = held_copy_of_a_dead_region("gc-fd", "fd");
 
-    let ran = gc(&region);
-    ran.ok();
-    assert!(
-        ran.stdout
-            .contains(&format!("kept {region}: in use by pid {}", holder.pid)),
-        "{}",
-        ran.stdout
+    assert_gc_says(
+        &region,
+        &format!("kept {region}: in use by pid {}", holder.pid),
     );
     assert!(exists(&region), "gc removed a region a process holds open");
 
     holder.stop();
-    let ran = gc(&region);
-    ran.ok();
-    assert!(
-        ran.stdout.contains(&format!("removed {region}: ")),
-        "{}",
-        ran.stdout
-    );
+    assert_gc_says(&region, &format!("removed {region}: "));
 }
 
 #[test]
 fn a_process_whose_main_thread_exited_keeps_the_region() {
     let _scan = whole_shm_lock();
-    let mut cleanup = Cleanup::default();
-    let source = dead_region(&mut cleanup);
-    let region = cleanup.add("gc-thread");
-    let dir = TempDir::new("gc-thread");
     // Maps the region from a thread that outlives the main thread: /proc/PID then shows a
     // zombie with empty maps, though the process lives and maps the region.
-    let holder = Holder::start(&dir, &source, &region, "map-thread");
-    std::fs::remove_file(Path::new(SHM_DIR).join(&source)).unwrap();
+    let (region, holder, _guards) = held_copy_of_a_dead_region("gc-thread", "map-thread");
     wait_until(|| !running(holder.pid), "the main thread to exit");
 
-    let ran = gc(&region);
-    ran.ok();
-    assert!(
-        ran.stdout
-            .contains(&format!("kept {region}: in use by pid {}", holder.pid)),
-        "{}",
-        ran.stdout
+    assert_gc_says(
+        &region,
+        &format!("kept {region}: in use by pid {}", holder.pid),
     );
     assert!(exists(&region), "gc removed a region a live thread maps");
     holder.stop();
@@ -234,8 +221,7 @@ fn a_process_whose_main_thread_exited_keeps_the_region() {
 #[test]
 fn a_zombie_creator_is_dead() {
     let _scan = whole_shm_lock();
-    let mut cleanup = Cleanup::default();
-    let region = cleanup.add("gc-zombie");
+    let (region, _region) = region("gc-zombie");
     // The creator exits but is not reaped until the end: a zombie, with no mapping left.
     let mut creator = Command::new(std::env::current_exe().unwrap())
         .args(["child_process_entry", "--exact", "--test-threads=1"])
@@ -252,16 +238,14 @@ fn a_zombie_creator_is_dead() {
         "the creator was reaped"
     );
 
-    let ran = gc(&region);
+    let said = std::panic::catch_unwind(|| {
+        assert_gc_says(
+            &region,
+            &format!("removed {region}: its creator, pid {pid}, is dead and no process uses it"),
+        )
+    });
     let _ = creator.wait();
-    ran.ok();
-    assert!(
-        ran.stdout.contains(&format!(
-            "removed {region}: its creator, pid {pid}, is dead and no process uses it"
-        )),
-        "{}",
-        ran.stdout
-    );
+    said.unwrap();
     assert!(!exists(&region));
 }
 
@@ -272,8 +256,7 @@ fn gc_in_another_pid_namespace_removes_nothing_unless_told() {
         return;
     }
     let _scan = whole_shm_lock();
-    let mut cleanup = Cleanup::default();
-    let region = dead_region(&mut cleanup);
+    let (region, _region) = dead_region();
     // This process maps the region, and is not in the namespace's /proc.
     let _mapping = Shm::<Sample>::open(&region).unwrap();
 
@@ -289,18 +272,9 @@ fn gc_in_another_pid_namespace_removes_nothing_unless_told() {
         ];
         args.extend_from_slice(flags);
         args.push(&region);
-        let what = format!("unshare {}", args.join(" "));
-        let child = Command::new("unshare")
-            .args(&args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("unshare (util-linux) is needed to run gc in a PID namespace");
-        Ran::from((
-            what.clone(),
-            wait_with_timeout(child, Duration::from_secs(30), &what),
-        ))
+        let mut unshare = Command::new("unshare");
+        unshare.args(&args);
+        run_command(unshare, &format!("unshare {}", args.join(" ")))
     };
 
     let ran = in_namespace(&[]);
@@ -340,8 +314,7 @@ fn gc_under_hidepid_removes_nothing() {
         return;
     }
     let _scan = whole_shm_lock();
-    let mut cleanup = Cleanup::default();
-    let region = dead_region(&mut cleanup);
+    let (region, _region) = dead_region();
     let path = Path::new(SHM_DIR).join(&region);
     std::os::unix::fs::chown(&path, Some(65534), Some(65534)).unwrap();
     // This root process holds it open, and is hidden from uid 65534 by hidepid.
@@ -351,25 +324,16 @@ fn gc_under_hidepid_removes_nothing() {
     let script = r#"mount -t proc -o hidepid=2 proc /proc &&
         exec setpriv --reuid=65534 --regid=65534 --clear-groups \
             "$0" gc --verbose --ignore-unreadable "$1""#;
-    let what = format!("unshare -m sh -c {script:?}");
-    let child = Command::new("unshare")
-        .args([
-            "-m",
-            "sh",
-            "-c",
-            script,
-            env!("CARGO_BIN_EXE_shmstore"),
-            &region,
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("unshare (util-linux) is needed to mount a /proc with hidepid");
-    let ran = Ran::from((
-        what.clone(),
-        wait_with_timeout(child, Duration::from_secs(30), &what),
-    ));
+    let mut unshare = Command::new("unshare");
+    unshare.args([
+        "-m",
+        "sh",
+        "-c",
+        script,
+        env!("CARGO_BIN_EXE_shmstore"),
+        &region,
+    ]);
+    let ran = run_command(unshare, &format!("unshare -m sh -c {script:?}"));
     ran.ok();
     assert!(
         ran.stdout.contains(
@@ -405,8 +369,7 @@ fn root_is_not_told_to_run_as_root() {
         return;
     }
     let _scan = whole_shm_lock();
-    let mut cleanup = Cleanup::default();
-    let region = dead_region(&mut cleanup);
+    let (region, _region) = dead_region();
     let ran = run(&["gc", "--dry-run", &region]);
     ran.ok();
     assert!(

@@ -42,25 +42,25 @@ const TEMPLATES: [(&str, &str); 4] = [
 
 #[test]
 fn every_c_template_compiles_in_the_header_of_a_value_or_of_a_queue() {
-    let (value, _value_cleanup) = Cleanup::new("c-templates-value");
+    let (value, _value_cleanup) = region("c-templates-value");
     let _shm = Shm::<Sample>::create(&value, sample()).unwrap();
-    let (queue, _queue_cleanup) = Cleanup::new("c-templates-queue");
+    let (queue, _queue_cleanup) = region("c-templates-queue");
     let _queue = ShmQueue::<Wheel, 4>::create(&queue).unwrap();
     let mut carried = [false; TEMPLATES.len()];
     for name in [&value, &queue] {
         let dir = TempDir::new("c-templates");
-        header_into(name, &dir.path);
-        let header = std::fs::read_to_string(dir.path.join("region.h")).unwrap();
+        header_into(name, dir.path());
+        let header = std::fs::read_to_string(dir.path().join("region.h")).unwrap();
         for (seen, (_, template)) in carried.iter_mut().zip(TEMPLATES) {
             *seen |= header.contains(template);
         }
-        let source = dir.path.join("use.c");
+        let source = dir.path().join("use.c");
         std::fs::write(
             &source,
             "#include \"region.h\"\nint main(void) { return 0; }\n",
         )
         .unwrap();
-        compile_c(&source, &dir.path, &dir.path.join("use"))
+        compile_c(&source, dir.path(), &dir.path().join("use"))
             .unwrap_or_else(|errors| panic!("the header of {name} does not compile:\n{errors}"));
     }
     for (seen, (file, _)) in carried.iter().zip(TEMPLATES) {
@@ -70,11 +70,11 @@ fn every_c_template_compiles_in_the_header_of_a_value_or_of_a_queue() {
 
 #[test]
 fn a_c_program_locks_writes_and_commits_and_rust_sees_it() {
-    let (name, _cleanup) = Cleanup::new("c-bump");
+    let (name, _cleanup) = region("c-bump");
     let shm = Shm::<Sample>::create(&name, sample()).unwrap();
     let dir = TempDir::new("c-bump");
-    header_into(&name, &dir.path);
-    let program = build("lock_and_bump", &dir.path);
+    header_into(&name, dir.path());
+    let program = build("lock_and_bump", dir.path());
 
     let v0 = shm.version();
     let output = Command::new(&program).arg(&name).output().unwrap();
@@ -102,14 +102,14 @@ fn a_c_program_locks_writes_and_commits_and_rust_sees_it() {
 
 #[test]
 fn a_c_writer_killed_mid_write_poisons_an_in_place_region() {
-    let (name, _cleanup) = Cleanup::new("c-poison");
+    let (name, _cleanup) = region("c-poison");
     let shm = Shm::<Sample>::options()
         .in_place(true)
         .create(&name, sample())
         .unwrap();
     let dir = TempDir::new("c-poison");
-    header_into(&name, &dir.path);
-    let program = build("poison_and_die", &dir.path);
+    header_into(&name, dir.path());
+    let program = build("poison_and_die", dir.path());
 
     let mut child = Command::new(&program)
         .arg(&name)
@@ -179,19 +179,19 @@ fn read_sysv_lines(value: &Sample, version: u64) -> String {
 fn a_classic_ftok_shmget_shmat_c_program_reads_what_rust_wrote() {
     let dir = TempDir::new("c-sysv");
     // The file both sides give to ftok, with the same project id.
-    let token = dir.path.join("app.token");
+    let token = dir.path().join("app.token");
     std::fs::write(&token, b"").unwrap();
     let id = b'C';
     let key = shmstore::ftok(&token, id).unwrap();
     let created = Shm::<Sample>::options().sysv_key(key).create(sample());
     // From here on the segment is removed however the test ends.
-    let _segment = created.is_ok().then(|| SegmentCleanup { key });
+    let _segment = created.is_ok().then(|| Place::adopt_key(key));
     let shm = created
         .unwrap_or_else(|e| panic!("cannot create the region at {}: {e}", Location::SysV(key)));
 
     let location = Location::SysV(key).to_string();
-    header_into(&location, &dir.path);
-    let header = std::fs::read_to_string(dir.path.join("region.h")).unwrap();
+    header_into(&location, dir.path());
+    let header = std::fs::read_to_string(dir.path().join("region.h")).unwrap();
     assert!(
         header.contains(&format!(
             "#define SHMSTORE_REGION_SYSV_KEY ((int32_t){:#010x}u)",
@@ -205,8 +205,8 @@ fn a_classic_ftok_shmget_shmat_c_program_reads_what_rust_wrote() {
     );
     let program = compile_c_with(
         &c_dir().join("read_sysv.c"),
-        &dir.path,
-        &dir.path.join("read_sysv"),
+        dir.path(),
+        &dir.path().join("read_sysv"),
         &["-Wextra"],
     )
     .unwrap_or_else(|errors| panic!("read_sysv.c does not compile:\n{errors}"));
@@ -250,14 +250,14 @@ fn a_classic_ftok_shmget_shmat_c_program_reads_what_rust_wrote() {
 
 #[test]
 fn a_header_whose_layout_is_wrong_does_not_compile() {
-    let (name, _cleanup) = Cleanup::new("c-asserts");
+    let (name, _cleanup) = region("c-asserts");
     let _shm = Shm::<Sample>::create(&name, sample()).unwrap();
     let dir = TempDir::new("c-asserts");
-    header_into(&name, &dir.path);
-    let header = std::fs::read_to_string(dir.path.join("region.h")).unwrap();
+    header_into(&name, dir.path());
+    let header = std::fs::read_to_string(dir.path().join("region.h")).unwrap();
 
     // The header as written compiles, with every assertion in it.
-    build("lock_and_bump", &dir.path);
+    build("lock_and_bump", dir.path());
     for assertion in [
         "_Static_assert(offsetof(Sample, big) == 16",
         "_Static_assert(offsetof(Sample, wheels[0].rpm) == 44",
@@ -274,11 +274,11 @@ fn a_header_whose_layout_is_wrong_does_not_compile() {
     let broken = header.replacen(right, "    double pressure; /* offset 0 */\n", 1);
     assert_ne!(broken, header, "the header declares `{right}`");
     let bad_dir = TempDir::new("c-asserts-bad");
-    std::fs::write(bad_dir.path.join("region.h"), broken).unwrap();
+    std::fs::write(bad_dir.path().join("region.h"), broken).unwrap();
     let errors = compile_c(
         &c_dir().join("lock_and_bump.c"),
-        &bad_dir.path,
-        &bad_dir.path.join("lock_and_bump"),
+        bad_dir.path(),
+        &bad_dir.path().join("lock_and_bump"),
     )
     .expect_err("a header with a wrong offset compiled");
     assert!(
@@ -299,7 +299,7 @@ fn the_python_example_reads_a_region_like_inspect() {
         eprintln!("note: python3 is not installed; skipping the Python interop test");
         return;
     }
-    let (name, _cleanup) = Cleanup::new("python");
+    let (name, _cleanup) = region("python");
     let shm = Shm::<Sample>::create(&name, sample()).unwrap();
     {
         // A committed write, so that the version is not 0.

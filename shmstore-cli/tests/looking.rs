@@ -8,7 +8,7 @@
 mod common;
 
 use std::fs::OpenOptions;
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
@@ -29,15 +29,17 @@ fn child_process_entry() {
 /// How many regions a test holds "initialising" at once.
 const HELD: usize = 20;
 
+/// Bug: `list` waited the one-second open timeout for each region being initialised.
+///
 /// Each region held initialising used to cost `list` the library's one-second open timeout:
 /// twenty of them took twenty seconds. `list` no longer waits for any of them, so it finishes
 /// well within ten seconds (the bound is half of what the old code needed at the very least,
 /// not a performance target).
 #[test]
-fn list_does_not_wait_for_regions_being_initialised() {
+fn regression_list_waited_a_second_for_each_region_being_initialised() {
     let _lock = whole_shm_lock();
-    let mut cleanup = Cleanup::default();
-    let names: Vec<String> = (0..HELD).map(|_| cleanup.add("initialising")).collect();
+    let (names, _places): (Vec<String>, Vec<Place>) =
+        (0..HELD).map(|_| region("initialising")).unzip();
     let (entered_tx, entered) = mpsc::channel();
     let mut releases = Vec::new();
     std::thread::scope(|s| {
@@ -106,13 +108,14 @@ fn forge_huge_descriptor(name: &str) {
     }
 }
 
+/// Bug: `list` read every huge descriptor whole.
+///
 /// Fifty regions whose headers claim 16 MiB descriptors: `list` does not read them (it used
 /// to read every one whole), and says why it shows them as unreadable.
 #[test]
-fn list_does_not_read_huge_descriptors() {
+fn regression_list_read_every_huge_descriptor_whole() {
     let _lock = whole_shm_lock();
-    let mut cleanup = Cleanup::default();
-    let names: Vec<String> = (0..50).map(|_| cleanup.add("huge")).collect();
+    let (names, _places): (Vec<String>, Vec<Place>) = (0..50).map(|_| region("huge")).unzip();
     for name in &names {
         drop(Shm::<u64>::create(name, 1).unwrap());
         forge_huge_descriptor(name);
@@ -133,23 +136,18 @@ fn list_does_not_read_huge_descriptors() {
     run(&["inspect", &names[0]]).expect_failure("shmstore: region");
 }
 
+/// Bug: `watch` mapped the region and died of SIGBUS once another process truncated it.
+///
 /// `watch` used to map the region: once another process truncated it, the next look at the
 /// version killed `watch` with SIGBUS. It reads with `pread` now and stops with a message.
 #[test]
-fn watch_stops_with_a_message_when_the_region_shrinks() {
-    let (name, _cleanup) = Cleanup::new("watch-shrink");
+fn regression_sigbus_in_watch_when_a_peer_truncates_the_region() {
+    let (name, _cleanup) = region("watch-shrink");
     // Made by a child that exits: this process maps nothing that the truncation could fault.
     run_child(&format!("create {name}"));
-    let mut child = shmstore()
-        .args(["watch", &name])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut first = String::new();
-    stdout.read_line(&mut first).unwrap();
+    let Watch {
+        mut child, first, ..
+    } = start_watch(&["watch", &name]);
     assert!(first.starts_with("watching "), "{first:?}");
     OpenOptions::new()
         .write(true)
@@ -172,20 +170,21 @@ fn watch_stops_with_a_message_when_the_region_shrinks() {
 /// How many times the churn test runs `list`.
 const LISTS: usize = 40;
 
+/// Bug: `list` died of SIGBUS on a shrunk region and blocked on a region swapped for a FIFO.
+///
 /// A peer that, until told to stop, truncates one region and writes it back, and replaces
 /// another region's name with a symbolic link to a FIFO and back. `list` used to die of
 /// SIGBUS in the first case (it mapped every region) and to block for ever in the second
 /// (`lstat` saw a file, then a plain `open` followed the new link to the FIFO and waited for a
 /// writer).
 #[test]
-fn list_survives_objects_that_shrink_or_turn_into_fifos() {
+fn regression_sigbus_or_hang_in_list_when_objects_shrink_or_turn_into_fifos() {
     let _lock = whole_shm_lock();
-    let mut cleanup = Cleanup::default();
-    let shrinking = cleanup.add("shrinking");
-    let swapped = cleanup.add("swapped");
-    let staging = cleanup.add("staging");
-    let link = cleanup.add("link");
-    let fifo = cleanup.add("fifo");
+    let (shrinking, _shrinking) = region("shrinking");
+    let (swapped, _swapped) = region("swapped");
+    let (staging, _staging) = region("staging");
+    let (link, _link) = region("link");
+    let (fifo, _fifo) = region("fifo");
     run_child(&format!("create {shrinking}"));
     let shm_dir = Path::new(SHM_DIR);
     let bytes = std::fs::read(shm_dir.join(&shrinking)).unwrap();
@@ -240,7 +239,7 @@ fn list_survives_objects_that_shrink_or_turn_into_fifos() {
 fn list_shows_the_creator_of_a_segment() {
     let _lock = whole_shm_lock();
     let (_shm, segment) = sysv_region(sample());
-    let location = segment.location();
+    let location = segment.to_string();
     let ran = run(&["list", "--json"]);
     ran.ok();
     let rows: Vec<Value> = serde_json::from_str(&ran.stdout).unwrap();

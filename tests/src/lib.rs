@@ -1,6 +1,7 @@
 //! Shared pieces of shmstore's cross-process integration tests: the payload types (used by the
-//! tests and by the `shm-helper` binary they spawn), unique region names, a cleanup guard that
-//! removes regions even when a test panics, and a handle on a spawned helper process that the
+//! tests and by the `shm-helper` binary they spawn), unique region names, the one cleanup guard
+//! ([`Place`]) that removes regions, files and segments even when a test panics, the backend
+//! matrix ([`for_each_backend!`]), and a handle on a spawned helper process that the
 //! tests synchronise with through its stdin and stdout lines (never through sleeps).
 //!
 //! Every region name starts with `shmstore-test` so that CI can check `/dev/shm` for leftovers.
@@ -220,54 +221,11 @@ pub fn exists(name: &str) -> bool {
     shm_path(name).symlink_metadata().is_ok()
 }
 
-/// Removes `/dev/shm/<name>` when dropped — also when the test panics. Removes files,
-/// symbolic links and empty directories, whatever the name (valid region names or not), and
-/// ignores a name that is already gone.
-#[must_use = "the region is removed when the guard is dropped"]
-#[derive(Debug)]
-pub struct Cleanup {
-    names: Vec<String>,
-}
-
-impl Cleanup {
-    /// A guard for one name.
-    pub fn new(name: &str) -> Cleanup {
-        Cleanup {
-            names: vec![name.to_string()],
-        }
-    }
-
-    /// A guard with no name yet (see [`add`](Self::add)).
-    pub fn empty() -> Cleanup {
-        Cleanup { names: Vec::new() }
-    }
-
-    /// Also removes `name`.
-    pub fn add(&mut self, name: &str) {
-        self.names.push(name.to_string());
-    }
-}
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        for name in &self.names {
-            // Never let a name escape the directory (a test may register an invalid name).
-            if name.is_empty() || name.contains('/') || name == "." || name == ".." {
-                continue;
-            }
-            let path = shm_path(name);
-            if std::fs::remove_file(&path).is_err() {
-                let _ = std::fs::remove_dir(&path);
-            }
-        }
-    }
-}
-
-/// A fresh unique name and the guard that removes it.
-pub fn region(tag: &str) -> (String, Cleanup) {
-    let name = unique_name(tag);
-    let cleanup = Cleanup::new(&name);
-    (name, cleanup)
+/// A fresh unique name and the [`Place`] that removes it: the shorthand of
+/// `Place::new(Backend::Posix, tag)` for the tests that pass the name around as text.
+pub fn region(tag: &str) -> (String, Place) {
+    let place = Place::new(Backend::Posix, tag);
+    (place.to_string(), place)
 }
 
 /// A fresh directory under the system's temporary directory, removed with its contents when
@@ -327,8 +285,9 @@ const SYSV_KEY_BASE: u32 = 0x5e00_0000;
 
 /// A fresh System V key, `0x5e00_0000 | (pid & 0xfff) << 12 | counter`, that no segment uses
 /// right now (a key that another process's segment holds — a test binary whose pid has the
-/// same low 12 bits — is skipped).
-fn fresh_sysv_key() -> i32 {
+/// same low 12 bits — is skipped). For a test whose segment another program makes: guard it
+/// with [`Place::adopt_key`] once it exists; otherwise take a [`Place`].
+pub fn fresh_sysv_key() -> i32 {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
     let pid_bits = (std::process::id() & 0xfff) << 12;
     loop {
@@ -359,6 +318,12 @@ fn fresh_sysv_key() -> i32 {
 ///
 /// It displays as the location's text ([`Location::parse`] reads it back), which is how the
 /// tests pass it to `shm-helper`.
+///
+/// This is the tests' one cleanup fixture (here and in `shmstore-cli`'s tests): a test that
+/// makes something under a name or key it did not draw from `Place::new` (a name a `Store`
+/// derives, an invalid name it plants, a segment a C program made) guards it with
+/// [`adopt_name`](Self::adopt_name) or [`adopt_key`](Self::adopt_key); a test with many
+/// objects keeps a `Vec<Place>`.
 #[must_use = "the region is removed when the guard is dropped"]
 #[derive(Debug)]
 pub struct Place {
@@ -386,6 +351,28 @@ impl Place {
             backend,
             location,
             dir,
+        }
+    }
+
+    /// A guard for `/dev/shm/<name>`, a name the test chose (valid as a region name or not):
+    /// removes the file, symbolic link or empty directory under it when dropped, and ignores
+    /// a name that is already gone or that would leave `/dev/shm` (`..`, a `/`).
+    pub fn adopt_name(name: &str) -> Place {
+        Place {
+            backend: Backend::Posix,
+            location: Location::Named(name.to_string()),
+            dir: None,
+        }
+    }
+
+    /// A guard for the System V segment under `key`, made by someone else (a C program, a
+    /// child): removed with `IPC_RMID` when dropped. Made only once the segment exists, so
+    /// that it never removes a segment the test did not create.
+    pub fn adopt_key(key: i32) -> Place {
+        Place {
+            backend: Backend::SysV,
+            location: Location::SysV(key),
+            dir: None,
         }
     }
 
@@ -445,17 +432,23 @@ impl std::fmt::Display for Place {
 
 impl Drop for Place {
     fn drop(&mut self) {
-        match shmstore::unlink(&self.location) {
-            Ok(()) | Err(shmstore::Error::NotFound { .. }) => {}
-            Err(e) => {
-                // A POSIX name may hold what a test planted there (a directory, say).
-                let removed = self.path().is_some_and(|p| {
-                    std::fs::remove_file(&p).is_ok() || std::fs::remove_dir(&p).is_ok()
-                });
-                if !removed {
-                    eprintln!("warning: cannot remove {}: {e}", self.location);
+        match &self.location {
+            // A plain unlink of whatever is under the name: a region, another program's file,
+            // a symbolic link or a directory a test planted.
+            Location::Named(name) => {
+                // Never let a name escape the directory (a test may adopt an invalid name).
+                if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+                    return;
+                }
+                let path = shm_path(name);
+                if std::fs::remove_file(&path).is_err() {
+                    let _ = std::fs::remove_dir(&path);
                 }
             }
+            location => match shmstore::unlink(location) {
+                Ok(()) | Err(shmstore::Error::NotFound { .. }) => {}
+                Err(e) => eprintln!("warning: cannot remove {location}: {e}"),
+            },
         }
         // `dir`, dropped next, removes a file region's directory with whatever is left in it.
     }
@@ -716,4 +709,240 @@ pub fn noise(len: usize, seed: u64) -> Vec<u8> {
             (x.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 56) as u8
         })
         .collect()
+}
+
+/// Runs a scenario written once, as a function of a [`Backend`], as one `#[test]` per
+/// backend: `scenario::posix`, `scenario::file` and `scenario::sysv`, each calling
+/// `scenario(Backend::…)` of the enclosing module. Each topic's test file runs its own matrix:
+///
+/// ```text
+/// shmstore_tests::for_each_backend!(
+///     a_holder_killed_before_committing_is_rolled_back,
+///     regression_split_brain_when_a_stopped_repairer_renamed_late [sysv: REPAIRED_OTHERWISE],
+/// );
+/// ```
+///
+/// A backend that cannot do what a scenario tests is named in the invocation with the reason,
+/// `scenario [sysv: "why"]` (a string, or a constant of the test file): its test still exists,
+/// prints the reason and runs nothing (see [`run_scenario`]), so the matrix says what each
+/// backend does not do.
+#[macro_export]
+macro_rules! for_each_backend {
+    ($($scenario:ident $([$($skip:ident: $why:expr),+ $(,)?])?),* $(,)?) => {$(
+        mod $scenario {
+            // The skip reasons may name constants of the test file.
+            #[allow(unused_imports)]
+            use super::*;
+            use $crate::Backend;
+
+            const SKIPS: &[(&str, &str)] = &[$($((stringify!($skip), $why)),+)?];
+
+            #[test]
+            fn posix() {
+                $crate::run_scenario(Backend::Posix, SKIPS, super::$scenario);
+            }
+
+            #[test]
+            fn file() {
+                $crate::run_scenario(Backend::File, SKIPS, super::$scenario);
+            }
+
+            #[test]
+            fn sysv() {
+                $crate::run_scenario(Backend::SysV, SKIPS, super::$scenario);
+            }
+        }
+    )*};
+}
+
+impl Backend {
+    /// The backend's name in test names and in [`for_each_backend!`]'s skip lists: `posix`,
+    /// `file` or `sysv`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Backend::Posix => "posix",
+            Backend::File => "file",
+            Backend::SysV => "sysv",
+        }
+    }
+}
+
+/// Runs `scenario(backend)` unless `skips` names the backend (`(label, reason)` pairs, from
+/// [`for_each_backend!`]); a skipped backend prints its reason instead.
+pub fn run_scenario(backend: Backend, skips: &[(&str, &str)], scenario: fn(Backend)) {
+    match skips.iter().find(|(label, _)| *label == backend.label()) {
+        Some((label, why)) => eprintln!("skipped on {label}: {why}"),
+        None => scenario(backend),
+    }
+}
+
+/// The value most tests start a `Pair` region with.
+pub const OLD: Pair = Pair { a: 1, b: 2 };
+
+/// How long any wait that should succeed may take, even on a loaded 2-core machine: a bug
+/// fails the test instead of hanging it.
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
+/// How long to wait for something that must never come.
+pub const NEVER: Duration = Duration::from_millis(20);
+
+/// The default options of a `T` region at `place`.
+pub fn at<T: ShmType>(place: &Place) -> shmstore::ShmOptionsAt<T> {
+    shmstore::Shm::<T>::options().at(place.location())
+}
+
+/// The default options of the helper's queue type at `place`.
+pub fn queue_at(place: &Place) -> shmstore::ShmQueueOptionsAt<Msg, QUEUE_CAPACITY> {
+    MsgQueue::options().at(place.location())
+}
+
+/// A queue of `mode` created at `place`.
+pub fn create_queue(place: &Place, mode: shmstore::QueueMode) -> MsgQueue {
+    MsgQueue::options()
+        .queue_mode(mode)
+        .at(place.location())
+        .create()
+        .unwrap()
+}
+
+/// Checks that `result` is `NotFound` naming `place`.
+pub fn assert_not_found<T: std::fmt::Debug>(result: Result<T, Error>, place: &Place) {
+    match result {
+        Err(Error::NotFound { name }) => assert_eq!(name, place.to_string()),
+        other => panic!("{place}: expected NotFound, got {other:?}"),
+    }
+}
+
+/// Checks that `result` is `AlreadyExists` naming `place`.
+pub fn assert_already_exists<T: std::fmt::Debug>(result: Result<T, Error>, place: &Place) {
+    match result {
+        Err(Error::AlreadyExists { name }) => assert_eq!(name, place.to_string()),
+        other => panic!("{place}: expected AlreadyExists, got {other:?}"),
+    }
+}
+
+/// Every byte stored at `place`, whatever its backend (a segment is read while no process
+/// writes it).
+pub fn stored_bytes(place: &Place) -> Vec<u8> {
+    match (place.path(), place.key()) {
+        (Some(path), _) => std::fs::read(path).unwrap(),
+        (None, Some(key)) => segment::read(key),
+        (None, None) => unreachable!("a place has a path or a key"),
+    }
+}
+
+/// Puts `bytes` at `place` without shmstore, the way another program could: a file, or a raw
+/// segment (mode 0600) that this process makes with plain `shmget`.
+pub fn plant(place: &Place, bytes: &[u8]) {
+    match (place.path(), place.key()) {
+        (Some(path), _) => std::fs::write(path, bytes).unwrap(),
+        (None, Some(key)) => segment::create(key, bytes),
+        (None, None) => unreachable!("a place has a path or a key"),
+    }
+}
+
+/// Raw System V segments, made, read and written without shmstore.
+pub mod segment {
+    use nix::libc;
+
+    /// The id of the segment with `key`; panics if there is none.
+    pub fn id(key: i32) -> i32 {
+        // SAFETY: a look-up only: no memory of this process is involved.
+        let id = unsafe { libc::shmget(key, 0, 0) };
+        assert!(
+            id >= 0,
+            "shmget({key:#x}): {}",
+            std::io::Error::last_os_error()
+        );
+        id
+    }
+
+    /// The size of segment `id`, from `IPC_STAT`.
+    pub fn size(id: i32) -> usize {
+        // SAFETY: `shmid_ds` is plain data, valid all zero.
+        let mut ds: libc::shmid_ds = unsafe { std::mem::zeroed() };
+        // SAFETY: IPC_STAT writes one `shmid_ds` into `ds`, which lives across the call.
+        let rc = unsafe { libc::shmctl(id, libc::IPC_STAT, &mut ds) };
+        assert_eq!(rc, 0, "IPC_STAT: {}", std::io::Error::last_os_error());
+        ds.shm_segsz
+    }
+
+    /// Calls `f` with the segment's address and size, attached for the call only.
+    pub fn with_attached<R>(key: i32, read_only: bool, f: impl FnOnce(*mut u8, usize) -> R) -> R {
+        let id = id(key);
+        let flags = if read_only { libc::SHM_RDONLY } else { 0 };
+        // SAFETY: the kernel picks a free address (null hint); nothing of this process is
+        // overwritten. It is detached below.
+        let addr = unsafe { libc::shmat(id, std::ptr::null(), flags) };
+        assert_ne!(
+            addr as isize,
+            -1,
+            "shmat: {}",
+            std::io::Error::last_os_error()
+        );
+        let result = f(addr.cast(), size(id));
+        // SAFETY: `addr` came from `shmat` and is not used after this.
+        let rc = unsafe { libc::shmdt(addr) };
+        assert_eq!(rc, 0, "shmdt: {}", std::io::Error::last_os_error());
+        result
+    }
+
+    /// Makes a segment under `key` with plain `shmget` (mode 0600) and fills it with `bytes`.
+    pub fn create(key: i32, bytes: &[u8]) {
+        // SAFETY: plain system call; it creates a segment and touches no memory of this process.
+        let id =
+            unsafe { libc::shmget(key, bytes.len(), libc::IPC_CREAT | libc::IPC_EXCL | 0o600) };
+        assert!(id >= 0, "shmget: {}", std::io::Error::last_os_error());
+        write(key, bytes);
+    }
+
+    /// Every byte of the segment (which no process writes meanwhile).
+    pub fn read(key: i32) -> Vec<u8> {
+        with_attached(key, true, |addr, len| {
+            let mut out = vec![0u8; len];
+            // SAFETY: the attached segment is `len` bytes long; nobody writes it meanwhile.
+            unsafe { std::ptr::copy_nonoverlapping(addr, out.as_mut_ptr(), len) };
+            out
+        })
+    }
+
+    /// Overwrites the segment's first bytes with `bytes`.
+    pub fn write(key: i32, bytes: &[u8]) {
+        with_attached(key, false, |addr, len| {
+            assert!(bytes.len() <= len);
+            // SAFETY: the attached segment is writable and at least `bytes.len()` bytes long;
+            // nobody else uses it meanwhile.
+            unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), addr, bytes.len()) };
+        })
+    }
+}
+
+/// `shm-helper readonly-lock`: a hostile reader (uid 65534, read access only) holding every
+/// lock a reader can take on the object at a [`Place`] (an open-file-description read lock
+/// over every byte, and `flock` of kind `sh` or `ex`) until [`release_reader`]. A macro for
+/// the reason [`helper!`] is one.
+#[macro_export]
+macro_rules! lock_as_reader {
+    ($place:expr, $flock:expr $(,)?) => {{
+        let path = $place.path().expect("a place behind a descriptor");
+        let mut reader = $crate::helper!("readonly-lock", path.display(), $flock);
+        reader.expect("locked");
+        reader
+    }};
+}
+
+/// Lets a [`lock_as_reader!`] reader go, and checks that it had nothing to complain about.
+pub fn release_reader(mut reader: Helper) {
+    reader.send("go");
+    reader.finish_ok();
+}
+
+/// Where a region's header keeps the boot id of the boot that created it (FORMAT.md).
+pub const BOOT_ID: std::ops::Range<usize> = 88..104;
+
+/// Flips the bits of a boot id: the same bytes, but from another boot.
+pub fn flip_boot_id(bytes: &mut [u8]) {
+    for b in &mut bytes[BOOT_ID] {
+        *b = !*b;
+    }
 }

@@ -1,74 +1,10 @@
 //! Many processes at once: locked increments, and readers that never see half a write — all
-//! with real processes. (The `open_or_create` race runs for every backend in `backends.rs`.)
+//! with real processes. (The `open_or_create` race is in `creation.rs`.)
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use shmstore::Shm;
-use shmstore_tests::{helper, region, Counter, Helper, Pair};
-
-const PROCESSES: usize = 4;
-const INCREMENTS: u64 = 20_000;
-
-/// PROCESSES helpers each do INCREMENTS locked read-modify-write increments, all released at
-/// once; meanwhile this process reads and checks that it never sees a torn value.
-fn increments_add_up(in_place: bool) {
-    let (name, _cleanup) = region(if in_place { "inc-inplace" } else { "inc" });
-    let shm = Shm::<Counter>::options()
-        .in_place(in_place)
-        .create(&name, Counter::at(0))
-        .unwrap();
-    let v0 = shm.version();
-
-    let mut helpers: Vec<Helper> = (0..PROCESSES)
-        .map(|_| helper!("increment", name, INCREMENTS))
-        .collect();
-    for h in &mut helpers {
-        h.expect("ready");
-    }
-    for h in &mut helpers {
-        h.send("go");
-    }
-
-    // Read while they write: every snapshot is a committed value, and values only grow.
-    let done = AtomicBool::new(false);
-    let reads = std::thread::scope(|s| {
-        let reader = s.spawn(|| {
-            let mut last = 0;
-            let mut reads = 0u64;
-            while !done.load(Ordering::Relaxed) {
-                let c = shm.read();
-                assert_eq!(c.count, c.mirror, "torn read: {c:?}");
-                assert!(c.count >= last, "went backwards: {} after {last}", c.count);
-                last = c.count;
-                reads += 1;
-            }
-            reads
-        });
-        for h in helpers {
-            assert_eq!(h.finish_ok(), ["done"]);
-        }
-        done.store(true, Ordering::Relaxed);
-        reader.join().unwrap()
-    });
-    assert!(reads > 0);
-
-    let total = PROCESSES as u64 * INCREMENTS;
-    assert_eq!(shm.read(), Counter::at(total));
-    assert_eq!(*shm.lock().unwrap(), Counter::at(total));
-    // Every increment published a version of its own.
-    assert_eq!(shm.version(), v0 + 2 * total);
-    assert!(!shm.is_poisoned());
-}
-
-#[test]
-fn four_processes_times_20000_locked_increments_give_80000() {
-    increments_add_up(false);
-}
-
-#[test]
-fn four_processes_times_20000_locked_increments_give_80000_in_place() {
-    increments_add_up(true);
-}
+use shmstore_tests::{helper, region, Backend, Counter, Helper, Pair, Place};
 
 /// Writers in other processes update both fields of a `Pair` under the lock; a reader here
 /// never sees them differ.
@@ -163,4 +99,65 @@ fn a_writer_killed_at_any_point_leaves_a_complete_value() {
 #[test]
 fn a_writer_killed_at_any_point_in_place_leaves_a_complete_or_poisoned_value() {
     writer_killed_anywhere(true);
+}
+
+// ---- every backend (the matrix) ----
+
+shmstore_tests::for_each_backend!(four_processes_times_20000_locked_increments_give_80000,);
+
+/// Four processes do 20 000 locked read-modify-write increments each, all released at the
+/// same moment, while this process reads: no lost update (80 000), no torn snapshot, values
+/// only grow, one version per increment.
+fn four_processes_times_20000_locked_increments_give_80000(backend: Backend) {
+    const PROCESSES: u64 = 4;
+    const INCREMENTS: u64 = 20_000;
+    for in_place in [false, true] {
+        let place = Place::new(backend, "inc");
+        let shm = Shm::<Counter>::options()
+            .in_place(in_place)
+            .at(place.location())
+            .create(Counter::at(0))
+            .unwrap();
+        let v0 = shm.version();
+        let mut helpers: Vec<Helper> = (0..PROCESSES)
+            .map(|_| helper!("increment", place, INCREMENTS))
+            .collect();
+        for h in &mut helpers {
+            h.expect("ready");
+        }
+        for h in &mut helpers {
+            h.send("go");
+        }
+        let done = AtomicBool::new(false);
+        let reads = std::thread::scope(|s| {
+            let reader = s.spawn(|| {
+                let mut last = 0;
+                let mut reads = 0u64;
+                while !done.load(Ordering::Relaxed) {
+                    let c = shm.read();
+                    assert_eq!(c.count, c.mirror, "torn read: {c:?}");
+                    assert!(c.count >= last, "went backwards: {} after {last}", c.count);
+                    last = c.count;
+                    reads += 1;
+                }
+                reads
+            });
+            let finished = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                for h in helpers {
+                    assert_eq!(h.finish_ok(), ["done"]);
+                }
+            }));
+            done.store(true, Ordering::Relaxed);
+            let reads = reader.join().unwrap();
+            finished.unwrap();
+            reads
+        });
+        assert!(reads > 0);
+        let total = PROCESSES * INCREMENTS;
+        assert_eq!(shm.read(), Counter::at(total));
+        assert_eq!(*shm.lock().unwrap(), Counter::at(total));
+        // Every increment published a version of its own.
+        assert_eq!(shm.version(), v0 + 2 * total);
+        assert!(!shm.is_poisoned());
+    }
 }

@@ -15,11 +15,15 @@
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::{Command, Output};
+use std::sync::TryLockError;
 use std::time::Duration;
 
 use nix::libc;
-use shmstore::{Error, Location, Shm, ShmQueue, ShmType};
-use shmstore_tests::{assert_mentions, noise, Backend, Counter, Page, Place, TempDir};
+use shmstore::{Error, Inspector, Location, Shm, ShmOptionsAt, ShmQueue, ShmType};
+use shmstore_tests::{
+    assert_already_exists, assert_mentions, assert_not_found, at, helper, noise, queue_at, segment,
+    stored_bytes, Backend, Counter, Helper, MsgQueue, Page, Pair, Place, TempDir, OLD,
+};
 
 /// The environment variable that makes [`child_role`] act: a role and its arguments, separated
 /// by spaces.
@@ -109,15 +113,6 @@ fn plant(place: &Place, bytes: &[u8]) {
     }
 }
 
-/// Every byte at `place`.
-fn stored(place: &Place) -> Vec<u8> {
-    match (place.path(), place.key()) {
-        (Some(path), _) => std::fs::read(path).unwrap(),
-        (None, Some(key)) => segment::read(key),
-        (None, None) => unreachable!("a place has a path or a key"),
-    }
-}
-
 fn open_or_create_counter(place: &Place) -> Result<Shm<Counter>, Error> {
     Shm::<Counter>::options()
         .open_timeout(SHORT)
@@ -147,16 +142,18 @@ fn assert_left_alone(backend: Backend, tag: &str, bytes: &[u8], why: &str) {
             other => panic!("{tag} on {backend:?}: {attempt} gave {other:?}"),
         }
         assert!(
-            stored(&place) == bytes,
+            stored_bytes(&place) == bytes,
             "{tag} on {backend:?}: {attempt} changed what it did not create"
         );
     }
 }
 
+/// Bug: `open_or_create` took over and truncated a file that merely began with zeros.
+///
 /// `open_or_create` used to take over any object whose first 8 bytes and state word were zero,
 /// and truncate it to its own size: a 1 MiB file that merely began with zeros lost all but
 /// its first few hundred bytes.
-fn data_that_starts_with_zeros_is_never_taken_over(backend: Backend) {
+fn regression_open_or_create_truncated_data_that_starts_with_zeros(backend: Backend) {
     let blank_size = region_size::<Counter>();
     // A segment claimed by a dead creator, as an interrupted creation leaves it (an unclaimed
     // one is never taken over at all).
@@ -203,11 +200,14 @@ fn claimed_by_the_dead(blank: &[u8]) -> Vec<u8> {
     claimed
 }
 
+/// Bug: taking over a larger unfinished region truncated it to the new size.
+///
 /// An unfinished region whose creator died is taken over, but a larger one keeps its size:
 /// `open_or_create` used to truncate it to the new region's size.
-fn an_unfinished_region_is_taken_over_but_not_shrunk(backend: Backend) {
+fn regression_taking_over_an_unfinished_region_shrank_it(backend: Backend) {
     if backend == Backend::SysV {
-        // A segment cannot change size at all (see `unclaimed_segments_are_never_taken_over`).
+        // A segment cannot change size at all (see
+        // `regression_an_unclaimed_zero_segment_was_taken_over`).
         return;
     }
     let place = Place::new(backend, "unfinished-large");
@@ -217,7 +217,7 @@ fn an_unfinished_region_is_taken_over_but_not_shrunk(backend: Backend) {
             .create(Page::filled(3))
             .unwrap(),
     );
-    let mut bytes = stored(&place);
+    let mut bytes = stored_bytes(&place);
     // State 1, "initialising", and nobody holds its flock: its creator is gone.
     bytes[16..20].copy_from_slice(&1u32.to_ne_bytes());
     plant(&place, &bytes);
@@ -233,10 +233,12 @@ fn an_unfinished_region_is_taken_over_but_not_shrunk(backend: Backend) {
     assert_eq!(len, bytes.len(), "the object was resized");
 }
 
+/// Bug: a System V segment no shmstore creator claimed was taken over when its header was zero.
+///
 /// A System V segment that no shmstore creator claimed (its `creator_pid` is 0) and whose
 /// creator has exited used to be taken over when its header was zero. It may be any program's.
 #[test]
-fn unclaimed_segments_are_never_taken_over() {
+fn regression_an_unclaimed_zero_segment_was_taken_over() {
     let blank_size = region_size::<Counter>();
     let place = Place::new(Backend::SysV, "unclaimed");
     let zeros = vec![0u8; blank_size];
@@ -244,7 +246,10 @@ fn unclaimed_segments_are_never_taken_over() {
     let e = open_or_create_counter(&place).expect_err("unclaimed");
     assert!(matches!(e, Error::Corrupt { .. }), "{e:?}");
     assert_mentions(&e, &["no shmstore creator", "ipcrm -m"]);
-    assert!(stored(&place) == zeros, "changed an unclaimed segment");
+    assert!(
+        stored_bytes(&place) == zeros,
+        "changed an unclaimed segment"
+    );
 
     // Zero header, data after it, larger than the region: also left alone.
     let place = Place::new(Backend::SysV, "unclaimed-data");
@@ -253,47 +258,47 @@ fn unclaimed_segments_are_never_taken_over() {
     plant(&place, &data);
     let e = open_or_create_counter(&place).expect_err("unclaimed");
     assert!(matches!(e, Error::Corrupt { .. }), "{e:?}");
-    assert!(stored(&place) == data, "changed an unclaimed segment");
+    assert!(stored_bytes(&place) == data, "changed an unclaimed segment");
     // Even claimed (by a dead pid), it is not blank.
     segment::write(place.key().unwrap(), &claimed_by_the_dead(&data));
     let e = open_or_create_counter(&place).expect_err("not blank");
     assert!(matches!(e, Error::Corrupt { .. }), "{e:?}");
     assert!(
-        stored(&place) == claimed_by_the_dead(&data),
+        stored_bytes(&place) == claimed_by_the_dead(&data),
         "changed someone's segment"
     );
 }
 
-mod data_that_starts_with_zeros_is_never_taken_over {
+mod regression_open_or_create_truncated_data_that_starts_with_zeros {
     use shmstore_tests::Backend;
 
     #[test]
     fn posix() {
-        super::data_that_starts_with_zeros_is_never_taken_over(Backend::Posix);
+        super::regression_open_or_create_truncated_data_that_starts_with_zeros(Backend::Posix);
     }
 
     #[test]
     fn file() {
-        super::data_that_starts_with_zeros_is_never_taken_over(Backend::File);
+        super::regression_open_or_create_truncated_data_that_starts_with_zeros(Backend::File);
     }
 
     #[test]
     fn sysv() {
-        super::data_that_starts_with_zeros_is_never_taken_over(Backend::SysV);
+        super::regression_open_or_create_truncated_data_that_starts_with_zeros(Backend::SysV);
     }
 }
 
-mod an_unfinished_region_is_taken_over_but_not_shrunk {
+mod regression_taking_over_an_unfinished_region_shrank_it {
     use shmstore_tests::Backend;
 
     #[test]
     fn posix() {
-        super::an_unfinished_region_is_taken_over_but_not_shrunk(Backend::Posix);
+        super::regression_taking_over_an_unfinished_region_shrank_it(Backend::Posix);
     }
 
     #[test]
     fn file() {
-        super::an_unfinished_region_is_taken_over_but_not_shrunk(Backend::File);
+        super::regression_taking_over_an_unfinished_region_shrank_it(Backend::File);
     }
 }
 
@@ -358,10 +363,12 @@ fn variant(e: &Error) -> &'static str {
     }
 }
 
+/// Bug: a region larger than its tmpfs's free space was created sparse, then died of SIGBUS.
+///
 /// A region larger than the free space of its tmpfs (Docker's `/dev/shm` is 64 MiB) used to be
 /// created sparse, and the process died of SIGBUS when it first wrote a page the tmpfs had no
 /// room for. Now `create` reserves the pages and reports `ENOSPC` as `Error::Io`.
-fn a_full_tmpfs_is_an_error_not_a_signal(backend: &str, kind: &str) {
+fn regression_sigbus_when_a_region_outgrows_a_full_tmpfs(backend: &str, kind: &str) {
     let dir = TempDir::new("full-tmpfs");
     let role = format!("full {backend} {kind} {}", dir.path().display());
     let output = child(&["unshare", "--mount", "--propagation", "private"], &role);
@@ -380,34 +387,36 @@ fn a_full_tmpfs_is_an_error_not_a_signal(backend: &str, kind: &str) {
     assert_eq!(lines[1], "left small", "{lines:?}");
 }
 
-mod a_full_tmpfs_is_an_error_not_a_signal {
+mod regression_sigbus_when_a_region_outgrows_a_full_tmpfs {
     #[test]
     fn posix_value() {
-        super::a_full_tmpfs_is_an_error_not_a_signal("posix", "value");
+        super::regression_sigbus_when_a_region_outgrows_a_full_tmpfs("posix", "value");
     }
 
     #[test]
     fn posix_queue() {
-        super::a_full_tmpfs_is_an_error_not_a_signal("posix", "queue");
+        super::regression_sigbus_when_a_region_outgrows_a_full_tmpfs("posix", "queue");
     }
 
     #[test]
     fn file_value() {
-        super::a_full_tmpfs_is_an_error_not_a_signal("file", "value");
+        super::regression_sigbus_when_a_region_outgrows_a_full_tmpfs("file", "value");
     }
 
     #[test]
     fn file_queue() {
-        super::a_full_tmpfs_is_an_error_not_a_signal("file", "queue");
+        super::regression_sigbus_when_a_region_outgrows_a_full_tmpfs("file", "queue");
     }
 }
 
 // ---- messages ----
 
+/// Bug: `create` over a symbolic link, FIFO or directory said the region "already exists".
+///
 /// `create` over a symbolic link, a FIFO or a directory used to say the region "already
 /// exists" and advise opening it.
 #[test]
-fn create_over_something_else_says_what_is_there() {
+fn regression_create_over_a_link_fifo_or_directory_said_already_exists() {
     for (kind, plant) in [
         ("a symbolic link", plant_symlink as fn(&Path)),
         ("a FIFO", plant_fifo),
@@ -452,74 +461,16 @@ fn the_invalid_location_message_has_no_run_of_spaces() {
     );
 }
 
-/// Raw System V segments, read and written without shmstore.
-mod segment {
-    use nix::libc;
-
-    fn id(key: i32) -> i32 {
-        // SAFETY: a look-up only: no memory of this process is involved.
-        let id = unsafe { libc::shmget(key, 0, 0) };
-        assert!(id >= 0, "shmget: {}", std::io::Error::last_os_error());
-        id
-    }
-
-    fn size(id: i32) -> usize {
-        // SAFETY: `shmid_ds` is plain data, valid all zero.
-        let mut ds: libc::shmid_ds = unsafe { std::mem::zeroed() };
-        // SAFETY: IPC_STAT writes one `shmid_ds` into `ds`, which lives across the call.
-        let rc = unsafe { libc::shmctl(id, libc::IPC_STAT, &mut ds) };
-        assert_eq!(rc, 0, "IPC_STAT: {}", std::io::Error::last_os_error());
-        ds.shm_segsz
-    }
-
-    /// Calls `f` with the segment's address and size, attached for the call only.
-    fn with_attached<R>(key: i32, read_only: bool, f: impl FnOnce(*mut u8, usize) -> R) -> R {
-        let id = id(key);
-        let flags = if read_only { libc::SHM_RDONLY } else { 0 };
-        // SAFETY: the kernel picks a free address (null hint); nothing of this process is
-        // overwritten. It is detached below.
-        let addr = unsafe { libc::shmat(id, std::ptr::null(), flags) };
-        assert_ne!(
-            addr as isize,
-            -1,
-            "shmat: {}",
-            std::io::Error::last_os_error()
-        );
-        let result = f(addr.cast(), size(id));
-        // SAFETY: `addr` came from `shmat` and is not used after this.
-        unsafe { libc::shmdt(addr) };
-        result
-    }
-
-    /// Every byte of the segment (which no process writes meanwhile).
-    pub(super) fn read(key: i32) -> Vec<u8> {
-        with_attached(key, true, |addr, len| {
-            let mut out = vec![0u8; len];
-            // SAFETY: the attached segment is `len` bytes long; nobody writes it meanwhile.
-            unsafe { std::ptr::copy_nonoverlapping(addr, out.as_mut_ptr(), len) };
-            out
-        })
-    }
-
-    /// Overwrites the segment's first bytes with `bytes`.
-    pub(super) fn write(key: i32, bytes: &[u8]) {
-        with_attached(key, false, |addr, len| {
-            assert!(bytes.len() <= len);
-            // SAFETY: the attached segment is writable and at least `bytes.len()` bytes long;
-            // nobody else uses it meanwhile.
-            unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), addr, bytes.len()) };
-        })
-    }
-}
-
 // ---- symbolic links among the directory components ----
 
+/// Bug: `unlink_on_drop` looked a re-pointed directory up again and left its own file behind.
+///
 /// The directory part of a file region's path is resolved once, when the handle is made
 /// (symbolic links in it followed, as any program follows them); the handle's later steps use
 /// that directory. A handle with `unlink_on_drop` whose directory path was re-pointed used to
 /// look the path up again, find another file there, and leave its own file behind.
 #[test]
-fn a_directory_component_is_resolved_once() {
+fn regression_unlink_on_drop_left_its_file_behind_a_repointed_directory() {
     let base = TempDir::new("dir-once");
     let (first, second, current) = (
         base.join("first"),
@@ -554,4 +505,248 @@ fn a_directory_component_is_resolved_once() {
         std::fs::read(second.join("state.shm")).unwrap(),
         b"someone else's"
     );
+}
+
+// ---- every backend (the matrix) ----
+
+shmstore_tests::for_each_backend!(
+    create_open_read_lock_round_trip,
+    open_or_create_raced_by_processes_runs_init_once,
+    invalid_location_is_refused,
+);
+
+fn create_open_read_lock_round_trip(backend: Backend) {
+    let place = Place::new(backend, "round-trip");
+    assert_eq!(Location::parse(&place.to_string()), *place.location());
+
+    // Nothing there yet: every way of opening says NotFound, and none creates anything.
+    assert_not_found(at::<Pair>(&place).open(), &place);
+    assert_not_found(at::<Pair>(&place).open_reader(), &place);
+    assert_not_found(queue_at(&place).open(), &place);
+    assert_not_found(Inspector::open(place.location()), &place);
+    assert_not_found(shmstore::unlink(place.location()), &place);
+    let e = at::<Pair>(&place).open().unwrap_err();
+    assert_mentions(&e, &[&place.to_string(), "create it first"]);
+    assert!(!place.exists(), "open must not create");
+    assert_eq!(
+        helper!("queue-open-as", place, "value").finish_ok(),
+        ["err NotFound"]
+    );
+
+    let shm = at::<Pair>(&place).create(OLD).unwrap();
+    assert!(place.exists());
+    assert_eq!(shm.location(), place.location());
+    assert_eq!(shm.name(), place.to_string());
+    assert_eq!(shm.creator_pid(), std::process::id());
+    assert_eq!(shm.read(), OLD);
+
+    // Taken now, whatever the type, kind or mode asked for; the loser overwrites nothing.
+    let taken = at::<Pair>(&place).create(Pair { a: 9, b: 9 });
+    if let Err(e) = &taken {
+        assert_mentions(e, &[&place.to_string(), "Shm::open"]);
+    }
+    assert_already_exists(taken, &place);
+    assert_already_exists(
+        Shm::<Counter>::options()
+            .in_place(true)
+            .at(place.location())
+            .create(Counter::at(9)),
+        &place,
+    );
+    assert_already_exists(queue_at(&place).create(), &place);
+    assert_eq!(shm.read(), OLD);
+
+    {
+        let mut g = shm.lock().unwrap();
+        g.a = 3;
+        g.b = 4;
+    }
+    shm.flush().unwrap();
+    let v = shm.version();
+    let other = at::<Pair>(&place).open().unwrap();
+    assert_eq!((other.read(), other.version()), (Pair { a: 3, b: 4 }, v));
+    let reader = at::<Pair>(&place).open_reader().unwrap();
+    assert_eq!((reader.read(), reader.version()), (Pair { a: 3, b: 4 }, v));
+    let opened = at::<Pair>(&place)
+        .open_or_create(|| panic!("init ran over an existing region"))
+        .unwrap();
+    assert_eq!(opened.read(), Pair { a: 3, b: 4 });
+
+    // Another process reads what this one wrote, and its lock excludes this process.
+    assert_eq!(
+        helper!("lock-and-print", place).finish_ok(),
+        ["locking", "ok 3 4"]
+    );
+    let mut holder = helper!("hold", place);
+    holder.expect("locked");
+    assert!(matches!(shm.try_lock(), Err(TryLockError::WouldBlock)));
+    assert!(matches!(other.try_lock(), Err(TryLockError::WouldBlock)));
+    holder.send("go");
+    assert_eq!(holder.finish_ok(), ["released"]);
+    {
+        let mut g = shm.try_lock().expect("free again");
+        g.b = 5;
+    }
+    assert_eq!(reader.read(), Pair { a: 3, b: 5 });
+    assert_eq!(
+        helper!("lock-and-print", place).finish_ok(),
+        ["locking", "ok 3 5"]
+    );
+}
+
+/// 12 processes race `open_or_create` on one fresh location: exactly one runs its init,
+/// and every one sees the value that init returned.
+fn open_or_create_raced_by_processes_runs_init_once(backend: Backend) {
+    const RACERS: usize = 12;
+    for in_place in [false, true] {
+        let place = Place::new(backend, "race");
+        let mut helpers: Vec<Helper> = (0..RACERS)
+            .map(|i| helper!("open-or-create", place, 1000 + i, u8::from(in_place)))
+            .collect();
+        for h in &mut helpers {
+            h.expect("ready");
+        }
+        for h in &mut helpers {
+            h.send("go");
+        }
+        let reports: Vec<(u32, String)> = helpers
+            .into_iter()
+            .map(|h| {
+                let pid = h.pid().as_raw() as u32;
+                let lines = h.finish_ok();
+                assert_eq!(lines.len(), 1, "{lines:?}");
+                (pid, lines[0].clone())
+            })
+            .collect();
+        let winners: Vec<usize> = (0..RACERS)
+            .filter(|&i| reports[i].1.starts_with("init=yes"))
+            .collect();
+        assert_eq!(winners.len(), 1, "init ran in {winners:?}: {reports:?}");
+        let (winner_pid, _) = reports[winners[0]];
+        let value = 1000 + winners[0] as u64;
+        for (i, (_, report)) in reports.iter().enumerate() {
+            let init = if i == winners[0] { "yes" } else { "no" };
+            assert_eq!(
+                report,
+                &format!("init={init} count={value} mirror={value} creator={winner_pid}"),
+                "racer {i}, in_place {in_place}"
+            );
+        }
+        let shm = at::<Counter>(&place).open().unwrap();
+        assert_eq!(shm.read(), Counter::at(value));
+        assert_eq!(shm.creator_pid(), winner_pid);
+        assert_eq!(shm.is_in_place(), in_place);
+    }
+}
+
+fn at_location<T: ShmType>(location: &Location) -> ShmOptionsAt<T> {
+    Shm::<T>::options().at(location)
+}
+
+/// Locations that cannot name a region are refused before any system call, by every entry
+/// point, in this process and in another one.
+fn invalid_location_is_refused(backend: Backend) {
+    let guard = Place::new(backend, "invalid");
+    let (locations, variant): (Vec<Location>, &str) = match backend {
+        Backend::Posix => (
+            vec![
+                Location::Named(String::new()),
+                Location::Named("..".into()),
+                Location::Named("a b".into()),
+            ],
+            "InvalidName",
+        ),
+        Backend::File => {
+            let dir = guard.dir().expect("a file place has a directory");
+            (
+                vec![
+                    Location::File("".into()),
+                    Location::File(format!("{}/", dir.display()).into()),
+                    Location::File(dir.join("..")),
+                    Location::File("/".into()),
+                ],
+                "InvalidLocation",
+            )
+        }
+        Backend::SysV => (vec![Location::SysV(0)], "InvalidLocation"),
+    };
+    for location in &locations {
+        let check = |what: &str, e: Error| {
+            let text = location.to_string();
+            let ok = match (&e, backend) {
+                (Error::InvalidName { name, .. }, Backend::Posix) => *name == text,
+                (Error::InvalidLocation { location, .. }, Backend::File | Backend::SysV) => {
+                    *location == text
+                }
+                _ => false,
+            };
+            assert!(ok, "{what}({location:?}): expected {variant}, got {e:?}");
+        };
+        check(
+            "create",
+            at_location::<Counter>(location)
+                .create(Counter::at(1))
+                .unwrap_err(),
+        );
+        check("open", at_location::<Counter>(location).open().unwrap_err());
+        check(
+            "open_reader",
+            at_location::<Counter>(location).open_reader().unwrap_err(),
+        );
+        check(
+            "open_or_create",
+            at_location::<Counter>(location)
+                .open_or_create(|| panic!("init ran"))
+                .unwrap_err(),
+        );
+        check(
+            "queue create",
+            MsgQueue::options().at(location).create().unwrap_err(),
+        );
+        check("unlink", shmstore::unlink(location).unwrap_err());
+        check("Inspector::open", Inspector::open(location).unwrap_err());
+        let text = location.to_string();
+        if !text.is_empty() && Location::parse(&text) == *location {
+            assert_eq!(
+                helper!("queue-open-as", text, "value").finish_ok(),
+                [format!("err {variant}")],
+                "{location:?}"
+            );
+        }
+    }
+    // Nothing was created anywhere.
+    assert!(!guard.exists());
+    if let Some(dir) = guard.dir() {
+        assert_eq!(std::fs::read_dir(dir).unwrap().count(), 0);
+    }
+}
+
+/// A key derived with `ftok` from a file names the same segment in every process that derives
+/// it, and prints as `sysv:0x…` for the helper.
+#[test]
+fn a_key_from_ftok_names_the_same_segment_in_another_process() {
+    let dir = TempDir::new("ftok");
+    let file = dir.join("anchor");
+    std::fs::write(&file, b"").unwrap();
+    // Project id 0x5f: Place keys start with 0x5e, so the two never meet.
+    let key = shmstore::ftok(&file, 0x5f).unwrap();
+    assert_eq!(key, shmstore::ftok(&file, 0x5f).unwrap());
+    assert_ne!(key, shmstore::ftok(&file, 0x60).unwrap());
+    let shm = Shm::<Pair>::options()
+        .unlink_on_drop(true) // removed by the handle, also when an assertion fails
+        .sysv_key(key)
+        .create(OLD)
+        .unwrap();
+    let text = Location::SysV(key).to_string();
+    assert_eq!(shm.name(), text);
+    assert_eq!(Location::parse(&text), Location::SysV(key));
+    assert_eq!(
+        helper!("lock-and-print", text).finish_ok(),
+        ["locking", "ok 1 2"]
+    );
+    drop(shm);
+    assert!(matches!(
+        Shm::<Pair>::options().sysv_key(key).open(),
+        Err(Error::NotFound { .. })
+    ));
 }

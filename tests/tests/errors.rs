@@ -1,13 +1,13 @@
 //! Every `Error` variant, provoked for real, and what its message tells the user.
-//! (`Error::Timeout` is provoked in `crash.rs`, against a live creator busy in `init`.)
+//! (`Error::Timeout` is provoked in `crash.rs`, against a live creator busy in `init`;
+//! `NotFound` and `AlreadyExists` in `creation.rs`, on every backend.)
 
-use std::fs::{self, OpenOptions};
-use std::os::unix::fs::FileExt;
+use std::fs;
 
-use shmstore::{Error, Shm};
+use shmstore::{Error, Inspector, Shm};
 use shmstore_tests::{
-    assert_mentions, exists, helper, is_root, noise, region, shm_path, unique_name, Cleanup,
-    Counter, Limits, Pair,
+    assert_mentions, at, exists, helper, is_root, noise, plant, queue_at, region, shm_path,
+    stored_bytes, unique_name, Backend, Counter, Limits, Pair, Place,
 };
 
 #[test]
@@ -22,8 +22,7 @@ fn invalid_names_are_refused_before_any_system_call() {
     }
     // Objects exist under the names a file can have: a refusal that came after looking would
     // report them (Incomplete), and a create would collide with them.
-    let mut cleanup = Cleanup::new(&space);
-    cleanup.add(&long);
+    let _cleanup = [Place::adopt_name(&space), Place::adopt_name(&long)];
     fs::write(shm_path(&space), b"").unwrap();
     fs::write(shm_path(&long), b"").unwrap();
 
@@ -60,7 +59,7 @@ fn invalid_names_are_refused_before_any_system_call() {
     assert_eq!(fs::metadata(shm_path(&space)).unwrap().len(), 0);
     assert_eq!(fs::metadata(shm_path(&long)).unwrap().len(), 0);
     let fresh = format!("shmstore-test-fresh b-{pid}");
-    let _fresh_cleanup = Cleanup::new(&fresh);
+    let _fresh_cleanup = Place::adopt_name(&fresh);
     assert!(Shm::create(&fresh, Counter::at(1)).is_err());
     assert!(!exists(&fresh));
 
@@ -69,117 +68,9 @@ fn invalid_names_are_refused_before_any_system_call() {
     while longest.len() < 200 {
         longest.push('y');
     }
-    let _longest_cleanup = Cleanup::new(&longest);
+    let _longest_cleanup = Place::adopt_name(&longest);
     let shm = Shm::create(&longest, Counter::at(3)).unwrap();
     assert_eq!(Shm::<Counter>::open(&longest).unwrap().read(), shm.read());
-}
-
-#[test]
-fn not_found_and_already_exists() {
-    let (name, _cleanup) = region("nf");
-    let e = Shm::<Counter>::open(&name).expect_err("nothing there");
-    assert!(
-        matches!(&e, Error::NotFound { name: n } if *n == name),
-        "{e:?}"
-    );
-    assert_mentions(&e, &[&name, "create it first"]);
-    let e = shmstore::unlink(&name).expect_err("nothing there");
-    assert!(matches!(&e, Error::NotFound { .. }), "{e:?}");
-    assert!(!exists(&name), "open must not create");
-
-    let shm = Shm::create(&name, Counter::at(1)).unwrap();
-    let e = Shm::create(&name, Counter::at(2)).expect_err("taken");
-    assert!(
-        matches!(&e, Error::AlreadyExists { name: n } if *n == name),
-        "{e:?}"
-    );
-    assert_mentions(&e, &[&name, "Shm::open"]);
-    // Whatever the type or mode asked for.
-    let e = Shm::<Pair>::options()
-        .in_place(true)
-        .create(&name, Pair { a: 0, b: 0 })
-        .expect_err("taken");
-    assert!(matches!(e, Error::AlreadyExists { .. }), "{e:?}");
-    assert_eq!(shm.read(), Counter::at(1), "the loser overwrote the region");
-}
-
-/// Opening `name` (with `open` and `open_or_create`) gives `Corrupt` whose reason mentions
-/// `why`, runs no init and leaves the object as it was.
-fn assert_corrupt(name: &str, why: &str) {
-    let before = fs::read(shm_path(name)).unwrap();
-    let e = Shm::<Counter>::open(name).expect_err("corrupt");
-    match &e {
-        Error::Corrupt { name: n, reason } => {
-            assert_eq!(n, name);
-            assert!(reason.contains(why), "{why:?} missing from {reason:?}");
-        }
-        other => panic!("{name}: expected Corrupt, got {other:?}"),
-    }
-    assert_mentions(&e, &[name, "unlink", "create it again"]);
-    let e = Shm::<Counter>::open_or_create(name, || panic!("init ran over a corrupt object"))
-        .expect_err("corrupt");
-    assert!(matches!(e, Error::Corrupt { .. }), "{e:?}");
-    assert_eq!(
-        fs::read(shm_path(name)).unwrap(),
-        before,
-        "the object changed"
-    );
-    assert!(shmstore::list().unwrap().iter().all(|r| r.name != name));
-}
-
-#[test]
-fn garbage_is_corrupt() {
-    for (len, why) in [
-        (256, "magic"),
-        (300, "magic"),
-        (4096, "magic"),
-        (100, "shorter than its own 256-byte header"),
-        (1, "shorter"),
-    ] {
-        let (name, _cleanup) = region("garbage");
-        let mut bytes = noise(len, 0x5eed + len as u64);
-        bytes[0] = 0xa5; // neither "SHMSTORE" nor a blank header
-        fs::write(shm_path(&name), &bytes).unwrap();
-        assert_corrupt(&name, why);
-    }
-}
-
-/// A valid region of `Counter`, its handle dropped, for the tests to damage.
-fn valid_region(tag: &str) -> (String, Cleanup) {
-    let (name, cleanup) = region(tag);
-    drop(Shm::create(&name, Counter::at(9)).unwrap());
-    (name, cleanup)
-}
-
-fn damage(name: &str) -> fs::File {
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(shm_path(name))
-        .unwrap()
-}
-
-#[test]
-fn truncated_regions_are_corrupt_not_sigbus() {
-    let (name, _cleanup) = valid_region("trunc300");
-    assert!(fs::metadata(shm_path(&name)).unwrap().len() > 300);
-    damage(&name).set_len(300).unwrap();
-    assert_corrupt(&name, "truncated");
-
-    let (name, _cleanup) = valid_region("trunc100");
-    damage(&name).set_len(100).unwrap();
-    assert_corrupt(&name, "shorter than its own 256-byte header");
-}
-
-#[test]
-fn wrong_magic_or_format_version_is_corrupt() {
-    let (name, _cleanup) = valid_region("magic");
-    damage(&name).write_all_at(b"X", 0).unwrap();
-    assert_corrupt(&name, "magic");
-
-    let (name, _cleanup) = valid_region("format");
-    damage(&name).write_all_at(&2u32.to_ne_bytes(), 8).unwrap();
-    assert_corrupt(&name, "format version 2");
 }
 
 #[test]
@@ -241,100 +132,6 @@ fn another_type_is_a_layout_mismatch_that_lists_the_differing_fields() {
 }
 
 #[test]
-fn a_struct_of_the_same_name_with_a_retyped_field_in_another_binary_is_a_layout_mismatch() {
-    // The helper binary's `Limits` has `burst: f32` where ours has `burst: u32`.
-    let (name, _cleanup) = region("retyped");
-    assert_eq!(helper!("create-retyped", name).finish_ok(), ["created"]);
-    let e = Shm::<Limits>::open(&name).expect_err("burst is an f32 there");
-    match &e {
-        Error::LayoutMismatch {
-            expected,
-            found,
-            expected_fingerprint,
-            found_fingerprint,
-            differences,
-            ..
-        } => {
-            assert_eq!((expected.as_str(), found.as_str()), ("Limits", "Limits"));
-            assert_ne!(expected_fingerprint, found_fingerprint);
-            assert_eq!(differences.len(), 1, "{differences:?}");
-            let d = &differences[0];
-            assert!(
-                d.contains("`burst`") && d.contains("u32") && d.contains("f32"),
-                "{d}"
-            );
-        }
-        other => panic!("expected LayoutMismatch, got {other:?}"),
-    }
-    assert_mentions(&e, &[&name, "`burst`"]);
-    let msg = e.to_string();
-    assert!(!msg.contains("`rate`") && !msg.contains("`seq`"), "{msg}");
-
-    // And the other way round: the helper refuses this binary's `Limits`.
-    let (name, _cleanup) = region("retyped-back");
-    let _shm = Shm::create(
-        &name,
-        Limits {
-            rate: 1,
-            burst: 2,
-            seq: 3,
-        },
-    )
-    .unwrap();
-    let lines = helper!("open-retyped", name).finish_ok();
-    assert_eq!(lines.len(), 1);
-    assert!(
-        lines[0].starts_with("err LayoutMismatch ") && lines[0].contains("`burst`"),
-        "{lines:?}"
-    );
-}
-
-#[test]
-fn a_user_the_mode_refuses_gets_permission_denied() {
-    if !is_root() {
-        eprintln!("skipped: setuid needs root");
-        return;
-    }
-    let (name, _cleanup) = region("perm");
-    let shm = Shm::<Counter>::create(&name, Counter::at(5)).unwrap(); // mode 0600, owner root
-
-    // uid 65534 cannot open a 0600 object of root's: the mode refuses, whatever it trusts.
-    for allow in [false, true] {
-        let h = if allow {
-            helper!("setuid-open", name, "allow-other-owner")
-        } else {
-            helper!("setuid-open", name)
-        };
-        let lines = h.finish_ok();
-        assert_eq!(lines.len(), 1);
-        assert!(
-            lines[0].starts_with("err PermissionDenied ") && lines[0].contains(&name),
-            "{lines:?}"
-        );
-        assert!(lines[0].contains("mode"), "{lines:?}");
-    }
-
-    // With the mode granting access, the other owner still needs allow_other_owner(true).
-    drop(shm);
-    nix::sys::stat::fchmodat(
-        nix::fcntl::AT_FDCWD,
-        &shm_path(&name),
-        nix::sys::stat::Mode::from_bits_truncate(0o666),
-        nix::sys::stat::FchmodatFlags::FollowSymlink,
-    )
-    .unwrap();
-    let lines = helper!("setuid-open", name).finish_ok();
-    assert!(
-        lines[0].starts_with("err PermissionDenied ") && lines[0].contains("allow_other_owner"),
-        "{lines:?}"
-    );
-    assert_eq!(
-        helper!("setuid-open", name, "allow-other-owner").finish_ok(),
-        ["ok 5"]
-    );
-}
-
-#[test]
 fn a_region_owned_by_another_user_needs_allow_other_owner() {
     if !is_root() {
         eprintln!("skipped: chown needs root");
@@ -381,4 +178,224 @@ fn a_directory_or_a_symbolic_link_under_the_name_is_an_io_error() {
     let e = Shm::<Counter>::open(&name).expect_err("a symbolic link");
     assert!(matches!(e, Error::Io { .. }), "{e:?}");
     assert_mentions(&e, &[&name]);
+}
+
+// ---- every backend (the matrix) ----
+
+shmstore_tests::for_each_backend!(
+    layout_mismatch_between_binaries,
+    permissions_of_another_user,
+    corrupt_input_is_refused,
+);
+
+/// The helper's `Limits` has `burst: f32` where this binary's has `burst: u32`: each refuses
+/// the other's region with a `LayoutMismatch` naming only `burst`.
+fn layout_mismatch_between_binaries(backend: Backend) {
+    let place = Place::new(backend, "retyped");
+    assert_eq!(helper!("create-retyped", place).finish_ok(), ["created"]);
+    let e = at::<Limits>(&place)
+        .open()
+        .expect_err("burst is an f32 there");
+    match &e {
+        Error::LayoutMismatch {
+            name,
+            expected,
+            found,
+            expected_fingerprint,
+            found_fingerprint,
+            differences,
+        } => {
+            assert_eq!(name, &place.to_string());
+            assert_eq!((expected.as_str(), found.as_str()), ("Limits", "Limits"));
+            assert_ne!(expected_fingerprint, found_fingerprint);
+            assert_eq!(differences.len(), 1, "{differences:?}");
+            let d = &differences[0];
+            assert!(
+                d.contains("`burst`") && d.contains("u32") && d.contains("f32"),
+                "{d}"
+            );
+        }
+        other => panic!("expected LayoutMismatch, got {other:?}"),
+    }
+    assert_mentions(&e, &[&place.to_string(), "`burst`"]);
+    let msg = e.to_string();
+    assert!(!msg.contains("`rate`") && !msg.contains("`seq`"), "{msg}");
+    let e = at::<Limits>(&place)
+        .open_or_create(|| panic!("init ran over another type"))
+        .expect_err("mismatch");
+    assert!(matches!(e, Error::LayoutMismatch { .. }), "{e:?}");
+    let e = at::<Limits>(&place).open_reader().expect_err("mismatch");
+    assert!(matches!(e, Error::LayoutMismatch { .. }), "{e:?}");
+
+    // And the other way round.
+    let place = Place::new(backend, "retyped-back");
+    let _shm = at::<Limits>(&place)
+        .create(Limits {
+            rate: 1,
+            burst: 2,
+            seq: 3,
+        })
+        .unwrap();
+    let lines = helper!("open-retyped", place).finish_ok();
+    assert_eq!(lines.len(), 1);
+    assert!(
+        lines[0].starts_with("err LayoutMismatch ") && lines[0].contains("`burst`"),
+        "{lines:?}"
+    );
+}
+
+/// A process dropped to uid 65534 is refused a region of root's: by the mode (0600), or by the
+/// owner check without `allow_other_owner` (0666); with mode 0644 and `allow_other_owner`, it
+/// reads through a `ShmReader`, sees changes, and cannot open read-write.
+fn permissions_of_another_user(backend: Backend) {
+    if !is_root() {
+        eprintln!("skipped: setuid needs root");
+        return;
+    }
+    let private = Place::new(backend, "perm-0600");
+    let _private = at::<Counter>(&private).create(Counter::at(5)).unwrap();
+    for allow in [false, true] {
+        let h = if allow {
+            helper!("setuid-open", private, "allow-other-owner")
+        } else {
+            helper!("setuid-open", private)
+        };
+        let lines = h.finish_ok();
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(
+            lines[0].starts_with("err PermissionDenied ")
+                && lines[0].contains(&private.to_string())
+                && lines[0].contains("mode"),
+            "allow_other_owner {allow}: {lines:?}"
+        );
+    }
+
+    let open = Place::new(backend, "perm-0666");
+    let _open = Shm::<Counter>::options()
+        .mode(0o666)
+        .at(open.location())
+        .create(Counter::at(6))
+        .unwrap();
+    let lines = helper!("setuid-open", open).finish_ok();
+    assert!(
+        lines.len() == 1
+            && lines[0].starts_with("err PermissionDenied ")
+            && lines[0].contains("allow_other_owner"),
+        "{lines:?}"
+    );
+    assert_eq!(
+        helper!("setuid-open", open, "allow-other-owner").finish_ok(),
+        ["ok 6"]
+    );
+
+    for in_place in [false, true] {
+        let readable = Place::new(backend, "perm-0644");
+        let shm = Shm::<Counter>::options()
+            .mode(0o644)
+            .in_place(in_place)
+            .at(readable.location())
+            .create(Counter::at(11))
+            .unwrap();
+        let v0 = shm.version();
+        let mut child = helper!("setuid-reader", readable);
+        child.expect("reader-plain err PermissionDenied");
+        child.expect("read-write err PermissionDenied");
+        child.expect(&format!("reader 11 {v0} {in_place}"));
+        *shm.lock().unwrap() = Counter::at(12);
+        let v1 = shm.version();
+        assert_eq!(child.finish_ok(), [format!("changed 12 {v1}")]);
+        assert!(!shm.is_poisoned());
+    }
+}
+
+/// Opening `place` in every way gives `Corrupt` whose reason mentions `why`, runs no init,
+/// never crashes (no SIGBUS), and leaves the bytes as they were.
+fn assert_corrupt(place: &Place, why: &str) {
+    let before = stored_bytes(place);
+    let check = |what: &str, e: Error| match &e {
+        Error::Corrupt { name, reason } => {
+            assert_eq!(name, &place.to_string(), "{what}");
+            assert!(
+                reason.contains(why),
+                "{what}: {why:?} missing from {reason:?}"
+            );
+        }
+        other => panic!("{what} of {place}: expected Corrupt, got {other:?}"),
+    };
+    let e = at::<Counter>(place).open().unwrap_err();
+    assert_mentions(&e, &[&place.to_string(), "unlink", "create it again"]);
+    check("open", e);
+    check(
+        "open_reader",
+        at::<Counter>(place).open_reader().unwrap_err(),
+    );
+    check(
+        "open_or_create",
+        at::<Counter>(place)
+            .open_or_create(|| panic!("init ran over a corrupt object"))
+            .unwrap_err(),
+    );
+    check("queue open", queue_at(place).open().unwrap_err());
+    check(
+        "Inspector::open",
+        Inspector::open(place.location()).unwrap_err(),
+    );
+    assert_eq!(stored_bytes(place), before, "the object changed");
+    assert!(shmstore::list()
+        .unwrap()
+        .iter()
+        .all(|r| r.location != *place.location()));
+}
+
+/// Garbage, a valid region cut short, another magic or another format version: `Corrupt`
+/// from every way of opening, in this process and another, never a crash (no SIGBUS).
+fn corrupt_input_is_refused(backend: Backend) {
+    // Garbage, long and short.
+    for (len, why) in [
+        (256, "magic"),
+        (300, "magic"),
+        (4096, "magic"),
+        (100, "shorter than its own 256-byte header"),
+        (1, "shorter"),
+    ] {
+        let place = Place::new(backend, "garbage");
+        let mut bytes = noise(len, 0x5eed + len as u64);
+        bytes[0] = 0xa5; // neither "SHMSTORE" nor a blank header
+        plant(&place, &bytes);
+        assert_corrupt(&place, why);
+        // Another process gets the same answer.
+        assert_eq!(
+            helper!("queue-open-as", place, "value").finish_ok(),
+            ["err Corrupt"]
+        );
+    }
+
+    // A valid region cut short: its header describes more bytes than there are. A segment
+    // cannot shrink, so the System V case copies the start of a valid region into a smaller
+    // segment.
+    let valid = Place::new(backend, "valid");
+    drop(at::<Counter>(&valid).create(Counter::at(9)).unwrap());
+    let whole = stored_bytes(&valid);
+    assert!(whole.len() > 300);
+    for (len, why) in [
+        (300, "truncated"),
+        (100, "shorter than its own 256-byte header"),
+    ] {
+        let place = Place::new(backend, "truncated");
+        plant(&place, &whole[..len]);
+        assert_corrupt(&place, why);
+    }
+    // A valid region with another magic, or another format version.
+    for (offset, patch, why) in [
+        (0, &b"X"[..], "magic"),
+        (8, &2u32.to_ne_bytes()[..], "format version 2"),
+    ] {
+        let place = Place::new(backend, "damaged");
+        let mut bytes = whole.clone();
+        bytes[offset..offset + patch.len()].copy_from_slice(patch);
+        plant(&place, &bytes);
+        assert_corrupt(&place, why);
+    }
+    // The valid one is fine.
+    assert_eq!(at::<Counter>(&valid).open().unwrap().read(), Counter::at(9));
 }

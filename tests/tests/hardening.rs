@@ -19,10 +19,12 @@ fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'st
         .expect("the call blocked: it should have returned at once")
 }
 
+/// Bug: a FIFO under a region name blocked `open_reader` and every `list()`.
+///
 /// A FIFO planted under a region name used to block `open_reader` (a read-only `open` of a FIFO
 /// waits for a writer) and, anywhere in /dev/shm, every `list()`.
 #[test]
-fn a_fifo_under_a_region_name_is_refused_not_waited_on() {
+fn regression_a_fifo_under_a_region_name_blocked_open_reader_and_list() {
     let (name, _cleanup) = region("fifo");
     nix::unistd::mkfifo(
         format!("/dev/shm/{name}").as_str(),
@@ -46,10 +48,13 @@ fn a_fifo_under_a_region_name_is_refused_not_waited_on() {
     assert!(matches!(created, Err(Error::Corrupt { .. })), "{created:?}");
 }
 
+/// Bug: an in-place `read()` through a second handle of the writing thread waited for itself
+/// forever.
+///
 /// An in-place `read()` on the thread that is writing through *another* handle used to wait
 /// for itself forever; like a read through the writing handle, it panics naming the region.
 #[test]
-fn an_in_place_read_through_a_second_handle_of_the_writer_panics() {
+fn regression_in_place_read_through_a_second_handle_of_the_writer_hung() {
     let (name, _cleanup) = region("second-handle");
     let writer = Shm::<Counter>::options()
         .in_place(true)
@@ -82,11 +87,13 @@ fn an_in_place_read_through_a_second_handle_of_the_writer_panics() {
     );
 }
 
+/// Bug: racing `open_or_create` on an empty object now and then reported `Corrupt`.
+///
 /// Racing `open_or_create` on an empty object: one of them initialises it in place while the
 /// others look at a header being written. They used to report `Corrupt` now and then; a header
 /// under its (re)initialiser's `flock` is never judged.
 #[test]
-fn racing_openers_of_an_empty_object_never_see_it_corrupt() {
+fn regression_racing_openers_of_an_empty_object_reported_corrupt() {
     for round in 0..60 {
         let (name, _cleanup) = region(&format!("blank-race-{round}"));
         std::fs::write(format!("/dev/shm/{name}"), b"").unwrap();

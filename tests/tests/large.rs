@@ -12,11 +12,13 @@ struct Pos {
 
 const N: usize = 300_000;
 
+/// Bug: an array of structs was described element by element, too big for `open` to accept.
+///
 /// Regression: arrays of structs were described element by element, so a 2.4 MB
 /// `[Pos; 300_000]` got a 20 MB descriptor, beyond the 16 MiB that `open` accepts, and the
 /// region its own creator made could not be opened again (`Error::Corrupt`).
 #[test]
-fn a_large_array_of_structs_round_trips_through_open() {
+fn regression_a_large_array_of_structs_got_a_descriptor_too_big_to_open() {
     let (name, _cleanup) = region("large-array");
     // The values are passed by value; give them room.
     let run = move || {

@@ -9,9 +9,7 @@ use std::sync::TryLockError;
 use std::time::Duration;
 
 use shmstore::Shm;
-use shmstore_tests::{helper, region, wait_until_blocked, Pair};
-
-const OLD: Pair = Pair { a: 1, b: 2 };
+use shmstore_tests::{helper, region, wait_until_blocked, Pair, OLD};
 
 fn would_block<G>(r: std::sync::TryLockResult<G>) -> bool {
     matches!(r, Err(TryLockError::WouldBlock))

@@ -197,7 +197,7 @@ fn listing_survives_a_peer_shrinking_an_object() {
     drop(Shm::<Counter>::create(&victim, Counter::at(3)).unwrap());
     let prefix = unique_name("looking-store");
     let store = Store::new(&prefix).unwrap();
-    let _mine_cleanup = Cleanup::new(&store.name_of("mine").unwrap());
+    let _mine_cleanup = Place::adopt_name(&store.name_of("mine").unwrap());
     drop(store.create::<u64>("mine", 7).unwrap());
 
     let stop = AtomicBool::new(false);
@@ -211,18 +211,20 @@ fn listing_survives_a_peer_shrinking_an_object() {
     assert_exited_cleanly(status, "the lister");
 }
 
+/// Bug: `list` read each descriptor whole and skipped regions whose rest did not decode.
+///
 /// Fifty regions whose headers claim 16 MiB descriptors: a listing reads only the type name
 /// (at most 64 KiB of each), so it lists them without reading 800 MiB; it used to read each
 /// descriptor whole, and then skip the region because the rest did not decode.
 #[test]
-fn listing_reads_only_the_start_of_huge_descriptors() {
+fn regression_list_read_huge_descriptors_whole_and_skipped_their_regions() {
     const FORGED: usize = 50;
     let prefix = unique_name("looking-huge");
     let store = Store::new(&prefix).unwrap();
-    let mut cleanup = Cleanup::empty();
+    let mut cleanup = Vec::new();
     for i in 0..FORGED {
         let name = store.name_of(&format!("r{i}")).unwrap();
-        cleanup.add(&name);
+        cleanup.push(Place::adopt_name(&name));
         drop(Shm::<u64>::create(&name, 1).unwrap());
         forge_huge_descriptor(&name);
     }
@@ -237,10 +239,12 @@ fn listing_reads_only_the_start_of_huge_descriptors() {
     }
 }
 
+/// Bug: an inspector died of SIGBUS once another process truncated its object.
+///
 /// An inspector that was open when another process truncated the object used to die of
 /// SIGBUS on its next read; it reads with `pread` now, and says the object shrank.
 #[test]
-fn an_inspector_survives_its_object_shrinking() {
+fn regression_sigbus_when_a_peer_truncates_an_inspected_object() {
     let (name, _cleanup) = region("looking-inspect");
     drop(Shm::<Counter>::create(&name, Counter::at(5)).unwrap());
     let mut child = spawn_child(&format!("inspect {name}"));
@@ -271,12 +275,12 @@ fn an_inspector_survives_its_object_shrinking() {
 fn objects_that_are_not_files_are_refused_at_once() {
     let prefix = unique_name("looking-odd");
     let store = Store::new(&prefix).unwrap();
-    let mut cleanup = Cleanup::empty();
+    let mut cleanup = Vec::new();
     let fifo = store.name_of("fifo").unwrap();
     let link = store.name_of("link").unwrap();
     let dir = store.name_of("dir").unwrap();
     for name in [&fifo, &link, &dir] {
-        cleanup.add(name);
+        cleanup.push(Place::adopt_name(name));
     }
     nix::unistd::mkfifo(
         &shm_path(&fifo),
@@ -306,9 +310,9 @@ fn objects_that_are_not_files_are_refused_at_once() {
 fn names_that_belong_to_others_are_refused() {
     let names = ["sem.shmstore-test-looking", "sem.", "-rf", "-"];
     // Only if a name were wrongly accepted would there be anything to remove.
-    let mut _cleanup = Cleanup::empty();
+    let mut _cleanup = Vec::new();
     for name in names {
-        _cleanup.add(name);
+        _cleanup.push(Place::adopt_name(name));
     }
     for name in names {
         match Shm::<u64>::create(name, 1) {
@@ -327,22 +331,24 @@ fn names_that_belong_to_others_are_refused() {
     assert!(shmstore::validate_name("my-sem.x").is_ok());
 }
 
+/// Bug: `remove_all` stopped at the first name it could not remove.
+///
 /// `remove_all` used to stop at the first name it could not remove; it removes every other
 /// one first now, and its error names what is left.
 #[test]
-fn remove_all_removes_what_it_can_then_reports_the_rest() {
+fn regression_remove_all_stopped_at_the_first_name_it_could_not_remove() {
     if !is_root() {
         eprintln!("skipped: setuid needs root");
         return;
     }
     let prefix = unique_name("looking-removeall");
     let store = Store::new(&prefix).unwrap();
-    let mut cleanup = Cleanup::empty();
+    let mut cleanup = Vec::new();
     // Root's, mode 0644: the sticky /dev/shm keeps uid 65534 from removing it. It sorts
     // before the child's own region, so an early return leaves the child's in place.
     let roots = store.name_of("a-root").unwrap();
-    cleanup.add(&roots);
-    cleanup.add(&store.name_of("z-own").unwrap());
+    cleanup.push(Place::adopt_name(&roots));
+    cleanup.push(Place::adopt_name(&store.name_of("z-own").unwrap()));
     drop(Shm::<u64>::options().mode(0o644).create(&roots, 1).unwrap());
     std::fs::set_permissions(shm_path(&roots), std::fs::Permissions::from_mode(0o644)).unwrap();
     let mut child = spawn_child(&format!("remove-all {prefix}"));

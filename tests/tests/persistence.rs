@@ -11,13 +11,9 @@ use std::sync::TryLockError;
 use std::time::Duration;
 
 use shmstore::{Location, QueueMode, Shm, ShmQueue};
-use shmstore_tests::{Pair, TempDir};
+use shmstore_tests::{flip_boot_id, Pair, TempDir, BOOT_ID, OLD};
 
-/// FORMAT.md: the 16-byte boot id at header offset 88.
-const BOOT_ID: std::ops::Range<usize> = 88..104;
-
-const OLD: Pair = Pair { a: 1, b: 2 };
-
+/// The boot id of the running boot, as a region's header stores it.
 fn current_boot_id() -> [u8; 16] {
     let text = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
     let hex: Vec<u8> = text.trim().bytes().filter(u8::is_ascii_hexdigit).collect();
@@ -32,9 +28,7 @@ fn current_boot_id() -> [u8; 16] {
 fn restore(image: &[u8], path: &Path, same_boot: bool) {
     let mut image = image.to_vec();
     if !same_boot {
-        for b in &mut image[BOOT_ID] {
-            *b = !*b;
-        }
+        flip_boot_id(&mut image);
     }
     std::fs::write(path, image).unwrap();
 }

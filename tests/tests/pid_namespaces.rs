@@ -104,7 +104,7 @@ fn assert_pid_1() {
     assert_eq!(ns_helper!("pid").finish_ok(), ["pid 1"]);
 }
 
-fn pair_region(tag: &str) -> (String, shmstore_tests::Cleanup, Shm<Pair>) {
+fn pair_region(tag: &str) -> (String, Place, Shm<Pair>) {
     let (name, cleanup) = region(tag);
     let shm = Shm::create(&name, Pair { a: 1, b: 2 }).unwrap();
     (name, cleanup, shm)

@@ -20,15 +20,10 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use shmstore::{Error, QueueMode};
-use shmstore_tests::{assert_killed, helper, region, Helper, Msg, MsgQueue, TempDir};
+use shmstore_tests::{assert_killed, helper, region, Helper, Msg, MsgQueue, TempDir, PATIENCE};
 
 /// The capacity as the helper's arguments use it.
 const CAP: u64 = shmstore_tests::QUEUE_CAPACITY as u64;
-
-/// How long anything that must happen may take, even on a loaded 2-core machine: long enough
-/// never to run out in a healthy run, so that a lost wake-up fails the test instead of hanging
-/// it.
-const PATIENCE: Duration = Duration::from_secs(30);
 
 /// Builds `tests/shims/<source>` into a shared object in `dir` with `cc -shared -fPIC`.
 fn build_shim(dir: &TempDir, source: &str) -> PathBuf {

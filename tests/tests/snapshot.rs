@@ -13,11 +13,26 @@ use std::time::Duration;
 
 use shmstore::{Error, Shm};
 use shmstore_tests::{
-    helper, is_root, region, shm_path, wait_until_blocked, Counter, Helper, Page, Pair,
+    at, helper, is_root, region, shm_path, wait_until_blocked, Backend, Counter, Helper, Page,
+    Pair, Place, OLD,
 };
 
-const OLD: Pair = Pair { a: 1, b: 2 };
+/// A fresh `Counter` region of 0 (in place or not), a read-write handle and a read-only one on
+/// it: its name, its guard and the two handles.
+fn counter_and_reader(
+    tag: &str,
+    in_place: bool,
+) -> (String, Place, Shm<Counter>, shmstore::ShmReader<Counter>) {
+    let (name, place) = region(tag);
+    let shm = Shm::<Counter>::options()
+        .in_place(in_place)
+        .create(&name, Counter::at(0))
+        .unwrap();
+    let reader = Shm::<Counter>::open_reader(&name).unwrap();
+    (name, place, shm, reader)
+}
 
+/// `tag`, marked `-inplace` for an in-place region.
 fn mode_tag(tag: &str, in_place: bool) -> String {
     if in_place {
         format!("{tag}-inplace")
@@ -95,14 +110,15 @@ const GIVE_UP: u64 = 5_000_000;
 /// MIN_WRITES writes and more than MIN_DISTINCT distinct values: every snapshot has all its
 /// words equal and values never go backwards. Stopping on what was seen rather than after a
 /// fixed number of writes makes the overlap certain whatever the scheduling.
-fn no_torn_pages(in_place: bool, via_reader: bool) {
+fn no_torn_pages(backend: Backend, in_place: bool, via_reader: bool) {
     let tag = if via_reader { "page-reader" } else { "page" };
-    let (name, _cleanup) = region(&mode_tag(tag, in_place));
+    let place = Place::new(backend, &mode_tag(tag, in_place));
     let shm = Shm::<Page>::options()
         .in_place(in_place)
-        .create(&name, Page::filled(0))
+        .at(place.location())
+        .create(Page::filled(0))
         .unwrap();
-    let reader = Shm::<Page>::open_reader(&name).unwrap();
+    let reader = at::<Page>(&place).open_reader().unwrap();
     let v0 = shm.version();
     let read = || {
         if via_reader {
@@ -112,7 +128,7 @@ fn no_torn_pages(in_place: bool, via_reader: bool) {
         }
     };
 
-    let mut writer = helper!("page-writer", name);
+    let mut writer = helper!("page-writer", place);
     writer.expect("started");
     let (mut last, mut distinct, mut reads) = (0u64, 0u64, 0u64);
     loop {
@@ -137,8 +153,8 @@ fn no_torn_pages(in_place: bool, via_reader: bool) {
     }
     let report = stop_writer(writer);
     eprintln!(
-        "in_place={in_place} via_reader={via_reader}: {distinct} distinct values in {reads} reads \
-         of {} writes; the writer slept {} times",
+        "{backend:?} in_place={in_place} via_reader={via_reader}: {distinct} distinct values \
+         in {reads} reads of {} writes; the writer slept {} times",
         report.count, report.sleeps
     );
     assert!(
@@ -154,24 +170,13 @@ fn no_torn_pages(in_place: bool, via_reader: bool) {
     assert!(!shm.is_poisoned());
 }
 
-#[test]
-fn no_torn_4k_snapshot_while_another_process_rewrites_it() {
-    no_torn_pages(false, false);
-}
-
-#[test]
-fn no_torn_4k_snapshot_while_another_process_rewrites_it_in_place() {
-    no_torn_pages(true, false);
-}
-
-#[test]
-fn no_torn_4k_snapshot_through_a_reader_while_another_process_rewrites_it() {
-    no_torn_pages(false, true);
-}
-
-#[test]
-fn no_torn_4k_snapshot_through_a_reader_while_another_process_rewrites_it_in_place() {
-    no_torn_pages(true, true);
+/// Through a `Shm` and through a `ShmReader`, in both modes.
+fn no_torn_4k_snapshot_while_another_process_rewrites_it(backend: Backend) {
+    for in_place in [false, true] {
+        for via_reader in [false, true] {
+            no_torn_pages(backend, in_place, via_reader);
+        }
+    }
 }
 
 // ---- 2. a holder never delays a default-mode read ----
@@ -240,22 +245,25 @@ fn in_place_a_read_only_reader_waits_for_a_live_writer_up_to_its_timeout() {
 
 // ---- 3. one publish wakes every waiter of every process ----
 
-/// Three children each print `waiting` and sleep in `wait_for_change` without timeout (`how`:
-/// through a `Shm` or a `ShmReader`); one write here wakes them all, and each reports the
-/// version this process sees.
-fn one_write_wakes_every_waiter(in_place: bool, how: &str, notify_readers: bool) {
-    let (name, _cleanup) = region(&mode_tag(&format!("wake-{how}"), in_place));
+/// Children each print `waiting` and sleep in `wait_for_change` without timeout (`hows`: one
+/// child a `how`, through a `Shm` or a `ShmReader`); one write here wakes them all, and each
+/// reports the version this process sees.
+fn one_write_wakes_every_waiter(place: &Place, in_place: bool, hows: &[&str], notify: bool) {
     let shm = Shm::<Counter>::options()
         .in_place(in_place)
-        .notify_readers(notify_readers)
-        .create(&name, Counter::at(0))
+        .notify_readers(notify)
+        .at(place.location())
+        .create(Counter::at(0))
         .unwrap();
     let v0 = shm.version();
-    let mut waiters: Vec<Helper> = (0..3).map(|_| helper!("wait-change", name, how)).collect();
+    let mut waiters: Vec<Helper> = hows
+        .iter()
+        .map(|how| helper!("wait-change", place, how))
+        .collect();
     for w in &mut waiters {
         w.expect(&format!("waiting {v0}"));
     }
-    // All three asleep in a futex before the write.
+    // All asleep in a futex before the write.
     for w in &waiters {
         w.wait_until_blocked();
     }
@@ -267,31 +275,26 @@ fn one_write_wakes_every_waiter(in_place: bool, how: &str, notify_readers: bool)
     }
 }
 
-#[test]
-fn one_write_wakes_every_waiting_process() {
-    one_write_wakes_every_waiter(false, "shm", false);
-}
-
-#[test]
-fn one_write_wakes_every_waiting_process_in_place() {
-    one_write_wakes_every_waiter(true, "shm", false);
-}
-
-#[test]
-fn one_write_wakes_every_waiting_read_only_process_when_readers_are_notified() {
-    one_write_wakes_every_waiter(false, "reader", true);
-    one_write_wakes_every_waiter(true, "reader", true);
+/// Three writable handles in other processes, in both modes; three read-only ones when the
+/// region notifies readers; and a mix of the two.
+fn one_write_wakes_every_waiting_process(backend: Backend) {
+    for in_place in [false, true] {
+        for (hows, notify) in [
+            (&["shm", "shm", "shm"][..], false),
+            (&["reader", "reader", "reader"][..], true),
+            (&["shm", "reader"][..], true),
+        ] {
+            let place = Place::new(backend, &mode_tag("wake", in_place));
+            one_write_wakes_every_waiter(&place, in_place, hows, notify);
+        }
+    }
 }
 
 #[test]
 fn wait_for_change_times_out_without_a_change_and_returns_at_once_for_an_old_version() {
     for in_place in [false, true] {
-        let (name, _cleanup) = region(&mode_tag("wait-timeout", in_place));
-        let shm = Shm::<Counter>::options()
-            .in_place(in_place)
-            .create(&name, Counter::at(0))
-            .unwrap();
-        let reader = Shm::<Counter>::open_reader(&name).unwrap();
+        let (name, _cleanup, shm, reader) =
+            counter_and_reader(&mode_tag("wait-timeout", in_place), in_place);
         let v0 = shm.version();
 
         // Nothing changes: both time out, with the timeout in the error.
@@ -722,12 +725,8 @@ fn versions_are_even_and_never_go_back_while_another_process_writes_in_place() {
 fn a_huge_timeout_waits_like_no_timeout() {
     let mut panicked = Vec::new();
     for in_place in [false, true] {
-        let (name, _cleanup) = region(&mode_tag("huge-timeout", in_place));
-        let shm = Shm::<Counter>::options()
-            .in_place(in_place)
-            .create(&name, Counter::at(0))
-            .unwrap();
-        let reader = Shm::<Counter>::open_reader(&name).unwrap();
+        let (name, _cleanup, shm, reader) =
+            counter_and_reader(&mode_tag("huge-timeout", in_place), in_place);
         let v0 = shm.version();
         *shm.lock().unwrap() = Counter::at(1);
         let v1 = shm.version();
@@ -756,3 +755,10 @@ fn a_huge_timeout_waits_like_no_timeout() {
     }
     assert!(panicked.is_empty(), "these panicked: {panicked:#?}");
 }
+
+// ---- every backend (the matrix) ----
+
+shmstore_tests::for_each_backend!(
+    no_torn_4k_snapshot_while_another_process_rewrites_it,
+    one_write_wakes_every_waiting_process,
+);

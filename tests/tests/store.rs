@@ -1,7 +1,7 @@
 //! `Store`: short names under a prefix, listing and removing one namespace only.
 
 use shmstore::{Error, Shm, Store};
-use shmstore_tests::{unique_name, Cleanup, Counter};
+use shmstore_tests::{unique_name, Counter, Place};
 
 #[test]
 fn prefixes_and_short_names_follow_the_name_rules() {
@@ -33,11 +33,11 @@ fn a_store_lists_and_removes_its_own_namespace_only() {
     let prefix = unique_name("store");
     // A neighbour whose prefix extends ours must not be taken for part of it.
     let neighbour_prefix = format!("{prefix}x");
-    let mut cleanup = Cleanup::empty();
+    let mut cleanup = Vec::new();
     for name in ["a", "b", "foreign"] {
-        cleanup.add(&format!("{prefix}.{name}"));
+        cleanup.push(Place::adopt_name(&format!("{prefix}.{name}")));
     }
-    cleanup.add(&format!("{neighbour_prefix}.c"));
+    cleanup.push(Place::adopt_name(&format!("{neighbour_prefix}.c")));
 
     let store = Store::new(&prefix).unwrap();
     let neighbour = Store::new(&neighbour_prefix).unwrap();

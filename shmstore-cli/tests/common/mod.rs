@@ -2,20 +2,23 @@
 //! fails, the payload types, running the built binary with bounded waits, child processes,
 //! and compiling C.
 //!
-//! Every object a test makes in `/dev/shm` is named `shmstore-test-…` and removed by a
-//! [`Cleanup`] guard, every System V segment by a [`SegmentCleanup`] guard, and every file by
-//! the [`TempDir`] it is in, so CI's leftover check sees nothing.
+//! Every object a test makes in `/dev/shm` is named `shmstore-test-…`, and it, every System V
+//! segment and every temporary directory is removed by the library tests' one cleanup fixture
+//! (`shmstore_tests::Place`, and its `TempDir`), so CI's leftover check sees nothing.
 
 #![allow(dead_code)] // each test binary uses its own part of this module
 
-use std::io::Read;
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::process::{Child, ChildStdout, Command, ExitStatus, Output, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use shmstore::{Location, Shm, ShmType};
+use shmstore::{Shm, ShmType};
+// Each test binary uses its own part of these, as of the rest of this module.
+#[allow(unused_imports)]
+pub use shmstore_tests::{fresh_sysv_key, is_root, region, unique_name, Backend, Place, TempDir};
 
 /// The directory behind `shm_open`.
 pub const SHM_DIR: &str = "/dev/shm";
@@ -104,95 +107,20 @@ pub const SAMPLE_LINES: &[&str] = &[
     "tail = 18446744073709551615",
 ];
 
-/// A unique region name for this test: `shmstore-test-cli-<tag>-<pid>-<n>`.
-pub fn unique_name(tag: &str) -> String {
-    format!("shmstore-test-cli-{tag}-{}-{}", std::process::id(), next())
-}
-
-fn next() -> u32 {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    NEXT.fetch_add(1, Ordering::Relaxed)
-}
-
-/// Removes its objects from `/dev/shm` when dropped, also when the test panics.
-#[derive(Default)]
-pub struct Cleanup {
-    names: Vec<String>,
-}
-
-impl Cleanup {
-    /// A guard for `name`, and the name.
-    pub fn new(tag: &str) -> (String, Cleanup) {
-        let name = unique_name(tag);
-        (name.clone(), Cleanup { names: vec![name] })
-    }
-
-    /// Also removes `name`, a name the test chose.
-    pub fn named(&mut self, name: String) -> String {
-        self.names.push(name.clone());
-        name
-    }
-
-    /// Also removes a new unique name.
-    pub fn add(&mut self, tag: &str) -> String {
-        let name = unique_name(tag);
-        self.names.push(name.clone());
-        name
-    }
-}
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        for name in &self.names {
-            // Regions and foreign files alike: a plain unlink of the object.
-            let _ = std::fs::remove_file(Path::new(SHM_DIR).join(name));
-        }
-    }
-}
-
-/// Removes a System V segment (`IPC_RMID`) when dropped, also when the test panics. Made only
-/// once the segment exists, so it never removes a segment the test did not create.
-pub struct SegmentCleanup {
-    /// The segment's key.
-    pub key: i32,
-}
-
-impl SegmentCleanup {
-    /// The segment as the command writes it: `sysv:0x…`.
-    pub fn location(&self) -> String {
-        Location::SysV(self.key).to_string()
-    }
-}
-
-impl Drop for SegmentCleanup {
-    fn drop(&mut self) {
-        let _ = shmstore::unlink(Location::SysV(self.key));
-    }
-}
-
-/// A System V key for this test process to try: `0x5e` in the top byte, then bits of the pid
-/// and a counter. Another program may hold it: creators retry with the next one.
-pub fn candidate_key() -> i32 {
-    let key = 0x5e00_0000 | ((std::process::id() & 0x3fff) << 10) | (next() & 0x3ff);
-    key as i32
-}
-
 /// Creates a [`Sample`] region in a new System V segment, at the first free candidate key.
-pub fn sysv_region(value: Sample) -> (Shm<Sample>, SegmentCleanup) {
-    for _ in 0..64 {
-        let key = candidate_key();
-        match Shm::<Sample>::options().sysv_key(key).create(value) {
-            Ok(shm) => return (shm, SegmentCleanup { key }),
-            Err(shmstore::Error::AlreadyExists { .. }) => continue,
-            Err(e) => panic!("cannot create a System V region at key {key:#x}: {e}"),
-        }
-    }
-    panic!("64 candidate System V keys were all taken");
+pub fn sysv_region(value: Sample) -> (Shm<Sample>, Place) {
+    let place = Place::new(Backend::SysV, "cli");
+    let key = place.key().expect("a System V place");
+    let shm = Shm::<Sample>::options()
+        .sysv_key(key)
+        .create(value)
+        .unwrap_or_else(|e| panic!("cannot create a System V region at key {key:#x}: {e}"));
+    (shm, place)
 }
 
 /// Creates a System V segment as another program would (`tests/c/make_segment.c`, compiled
 /// into `dir`): 4096 bytes that do not start with a shmstore header.
-pub fn foreign_segment(dir: &Path) -> SegmentCleanup {
+pub fn foreign_segment(dir: &Path) -> Place {
     let program = compile_c(
         &c_dir().join("make_segment.c"),
         dir,
@@ -200,13 +128,13 @@ pub fn foreign_segment(dir: &Path) -> SegmentCleanup {
     )
     .unwrap_or_else(|errors| panic!("make_segment.c does not compile:\n{errors}"));
     for _ in 0..64 {
-        let key = candidate_key();
+        let key = fresh_sysv_key();
         let output = Command::new(&program)
             .arg(format!("{:#x}", key as u32))
             .output()
             .unwrap();
         match output.status.code() {
-            Some(0) => return SegmentCleanup { key },
+            Some(0) => return Place::adopt_key(key),
             Some(3) => continue, // the key is taken
             _ => panic!(
                 "make_segment failed: {}",
@@ -226,15 +154,12 @@ pub fn segment_exists(key: i32) -> bool {
         .any(|line| line.split_whitespace().next() == Some(&key.to_string()))
 }
 
-/// Creates a plain file in `/dev/shm` that is not a region (another program's object).
-pub fn foreign_object(cleanup: &mut Cleanup, contents: &[u8]) -> String {
-    let name = cleanup.named(format!(
-        "shmstore-test-foreign-{}-{}",
-        std::process::id(),
-        next()
-    ));
+/// Creates a plain file in `/dev/shm` that is not a region (another program's object): its
+/// name, and the guard that removes it.
+pub fn foreign_object(contents: &[u8]) -> (String, Place) {
+    let (name, place) = region("foreign");
     std::fs::write(Path::new(SHM_DIR).join(&name), contents).unwrap();
-    name
+    (name, place)
 }
 
 /// Whether `/dev/shm/NAME` exists.
@@ -321,6 +246,61 @@ pub fn run_in(dir: &Path, args: &[&str]) -> Ran {
         .unwrap();
     let output = wait_with_timeout(child, Duration::from_secs(30), &what);
     Ran::from((what, output))
+}
+
+/// A running `shmstore watch`, with its first line (`watching …`) read.
+pub struct Watch {
+    /// The process.
+    pub child: Child,
+    /// The rest of its output.
+    pub stdout: BufReader<ChildStdout>,
+    /// Its first line, newline included.
+    pub first: String,
+}
+
+/// Starts `shmstore ARGS` (a `watch`) with stdout and stderr piped, and reads its first line.
+pub fn start_watch(args: &[&str]) -> Watch {
+    let mut child = shmstore()
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    Watch {
+        child,
+        stdout,
+        first,
+    }
+}
+
+impl Watch {
+    /// Calls `write` every 20 ms (500 times at most) until the watch exits, which it must do
+    /// with success within 30 s: what it printed after its first line.
+    pub fn output_while(mut self, write: impl Fn() + Sync) -> String {
+        let done = AtomicBool::new(false);
+        let status = std::thread::scope(|s| {
+            s.spawn(|| {
+                for _ in 0..500 {
+                    if done.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    write();
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            });
+            let status = wait_status(&mut self.child, Duration::from_secs(30), "shmstore watch");
+            done.store(true, Ordering::Relaxed);
+            status
+        });
+        let mut rest = String::new();
+        self.stdout.read_to_string(&mut rest).unwrap();
+        assert!(status.success(), "watch failed: {status:?}\n{rest}");
+        rest
+    }
 }
 
 /// Waits for `child` and collects its output; kills it and panics after `timeout`.
@@ -414,27 +394,6 @@ pub fn child_action() {
     }
 }
 
-/// A directory under the system's temporary directory, removed on drop.
-pub struct TempDir {
-    /// Its path.
-    pub path: PathBuf,
-}
-
-impl TempDir {
-    /// A new, empty directory.
-    pub fn new(tag: &str) -> TempDir {
-        let path = std::env::temp_dir().join(unique_name(tag));
-        std::fs::create_dir_all(&path).unwrap();
-        TempDir { path }
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.path);
-    }
-}
-
 /// The C compiler, or a panic that says how to get one: these tests must not pass silently
 /// on a machine that cannot run them (CI installs `cc`).
 pub fn cc() -> &'static str {
@@ -484,6 +443,29 @@ pub fn compile_c_with(
             String::from_utf8_lossy(&output.stdout),
             String::from_utf8_lossy(&output.stderr)
         ))
+    }
+}
+
+/// The smallest program that includes `region.h`.
+pub const INCLUDES_REGION_H: &str = "#include \"region.h\"\nint main(void) { return 0; }\n";
+
+/// `cc -std=c11 -Wall -Werror -fsyntax-only`, and `flags`, on `program` written to `use.c`
+/// in `dir`, with `header` as `region.h` beside it: `Err` carries the compiler's output.
+pub fn syntax_check(dir: &Path, header: &str, program: &str, flags: &[&str]) -> Result<(), String> {
+    std::fs::write(dir.join("region.h"), header).unwrap();
+    std::fs::write(dir.join("use.c"), program).unwrap();
+    let output = Command::new(cc())
+        .args(["-std=c11", "-Wall", "-Werror", "-fsyntax-only"])
+        .args(flags)
+        .arg("-I")
+        .arg(dir)
+        .arg(dir.join("use.c"))
+        .output()
+        .unwrap();
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&output.stderr).into_owned())
     }
 }
 

@@ -5,146 +5,29 @@
 //! Every NAME below is a location as text, read with `shmstore::Location::parse`: a POSIX
 //! region name, a file path (any text containing `/`), or `sysv:KEY` for a System V segment
 //! (`sysv:0x5e001001` or decimal). Every role opens and creates through
-//! `options().at(location)`, so each runs unchanged over all three backends (see
-//! `tests/backends.rs`) — except `hold-shm-and-exec` and `list-shm-fds`, which are about
+//! `options().at(location)`, so each runs unchanged over all three backends (the tests'
+//! `for_each_backend!`) — except `hold-shm-and-exec` and `list-shm-fds`, which are about
 //! descriptors on `/dev/shm` and take POSIX names only.
 //!
-//! Roles:
+//! A role that cannot do what it was asked (a region missing, an unexpected error) panics: exit
+//! status 101, with the message on stderr, which the tests inherit. Other exit statuses are
+//! documented on the roles that use them.
 //!
-//! - `increment NAME N`: opens a `Counter`, prints `ready`, waits for a line on stdin, then
-//!   does N locked read-modify-write increments (yielding inside some of them) and prints
-//!   `done`.
-//! - `open-or-create NAME VALUE IN_PLACE`: prints `ready`, waits for a line, races
-//!   `open_or_create` (its init sleeps briefly, then returns `Counter::at(VALUE)`), prints
-//!   `init=yes|no count=C mirror=M creator=PID`.
-//! - `hold-and-die NAME A|none`: locks a `Pair`, sets `a = A` (or writes nothing), prints
-//!   `written`, sleeps until killed.
-//! - `hold NAME`: locks a `Pair`, prints `locked`, waits for a line, unlocks, prints
-//!   `released`.
-//! - `lock-and-print NAME`: prints `locking`, locks a `Pair`, prints `ok A B` or
-//!   `poisoned A B`.
-//! - `is-poisoned NAME`: opens a `Pair`, prints `true` or `false`.
-//! - `setuid-open NAME [allow-other-owner]`: drops to uid/gid 65534, opens a `Counter`,
-//!   prints `ok COUNT` or `err VARIANT MESSAGE`.
-//! - `create-and-die-in-init NAME`: `open_or_create` of a `Counter` whose init prints `in-init`
-//!   and sleeps until killed.
-//! - `create-with-umask NAME UMASK MODE HOW`: sets the umask, creates a `Counter` with `mode`
-//!   (HOW: `create`, `open-or-create` or `in-place`), prints `created`.
-//! - `hold-shm-and-exec NAME1 NAME2 [control]` (POSIX names only): creates, opens and
-//!   open-or-creates regions (keeping the handles), lists regions, optionally opens a
-//!   descriptor on NAME1 without close-on-exec, then runs `list-shm-fds` and exits when it does.
-//! - `list-shm-fds` (POSIX only): prints `fd N -> TARGET` for every descriptor on the
-//!   shared-memory filesystem, then `end`.
-//! - `create-retyped NAME`: creates this binary's `Limits` (field `burst` is an `f32`), prints
-//!   `created`.
-//! - `open-retyped NAME`: opens this binary's `Limits`, prints `ok` or `err VARIANT MESSAGE`.
-//! - `writer-loop NAME N`: prints `started`, then N times (forever if N is 0) locks a `Pair`
-//!   and sets `a` then `b` to the next number; prints `done`.
-//! - `page-writer NAME` and `pair-writer NAME`: open a `Page` (a `Pair`), print `started`, then
-//!   until a line (or end of input) on stdin lock it and set every word (both fields) to the
-//!   next number, back to back; print `done COUNT poisoned=P sleeps=S` (P: how many of its locks
-//!   found the region poisoned; S: the voluntary context switches of the writing thread during
-//!   the loop, that is how often it had to sleep for the lock).
-//! - `big-page-writer NAME`: as `page-writer`, on a 1 MiB `BigPage`, of which it sets only the
-//!   two ends (so that it commits as fast as it can).
-//! - `write-and-hold NAME VALUE`: locks a `Counter`, sets both fields to VALUE, prints
-//!   `holding`, waits for a line, unlocks, prints `released`.
-//! - `wait-change NAME shm|reader`: opens a `Counter` (read-write, or with `open_reader`), prints
-//!   `waiting SINCE` (its version), waits for a change without timeout, prints
-//!   `changed VERSION COUNT`.
-//! - `read-loop NAME`: opens a `Page` read-write, reads it once, prints `reading`, then reads it
-//!   until killed (exits with status 3 on a torn read).
-//! - `ping-pong NAME ROUNDS shm|reader`: opens a `Counter` (and, with `reader`, a `ShmReader` to
-//!   wait with), prints `ready`, then ROUNDS times waits (`wait_for_change`, 60 s at most) for
-//!   an odd count and writes the next even one; prints `done`, or `timeout COUNT` if a wait ran
-//!   out.
-//! - `setuid-reader NAME`: drops to uid/gid 65534 and opens a `Counter`: prints
-//!   `reader-plain ok|err VARIANT` (`open_reader` without `allow_other_owner`),
-//!   `read-write ok|err VARIANT` (`open` with it), then with `open_reader` and
-//!   `allow_other_owner(true)`: `reader COUNT VERSION IN_PLACE`, and after the next change
-//!   `changed COUNT VERSION`.
+//! Roles, by topic (each documented on its function: what it does, its arguments, what it
+//! prints, and how it exits):
 //!
-//! Torture roles, on a `Tally` (see `tests/torture.rs`):
-//!
-//! - `tally-worker NAME INDEX`: until a line (or end of input) on stdin, locks the region
-//!   (`lock_timeout`, 10 s at most: prints `stuck` and exits with status 4 otherwise), adds 1 to
-//!   `total`, pauses, adds 1 to `per_worker[INDEX]`, unlocks. A lock that finds the value
-//!   inconsistent, or poisoned in the default mode, prints `violation …` and exits with
-//!   status 3. In an `in_place` region, a poisoned lock checks that the dead holder left
-//!   `total - sum(per_worker)` at 0 or 1, repairs with `total = sum(per_worker)`, clears the
-//!   poison while still holding the lock and prints `repaired DIFF`. Prints `done UPDATES` at
-//!   the end.
-//! - `tally-reader NAME`: until a line (or end of input) on stdin, snapshots with `read()` and
-//!   checks `total == sum(per_worker)` (in an `in_place` region, only snapshots that no poison
-//!   or repair can explain: see the torture test); prints `violation …` and exits with status 3
-//!   on a failed check, else `done SNAPSHOTS CHECKED EXCUSED`.
-//! - `tally-create NAME`: prints `ready`, waits for a line, then `open_or_create`s a `Tally`
-//!   (open timeout 10 s) whose init prints `init`, spins about 1 ms and returns a value made of
-//!   a token unique to this process (`total` and `per_worker[0]`); prints
-//!   `ok TOKEN ran=yes|no` with the token of the value it opened.
-//!
-//! Queue roles, all on a `MsgQueue` (`ShmQueue<Msg, QUEUE_CAPACITY>`) that the test created:
-//!
-//! - `queue-push NAME PRODUCER FROM COUNT [close]`: prints `pushing`, pushes
-//!   `Msg::new(PRODUCER, FROM + i)` for i in 0..COUNT with `push` (waiting for room), prints
-//!   `pushed COUNT`, or `err VARIANT K` at the first error (K: how many it pushed before). With
-//!   `close`, then closes the queue and prints `closed`.
-//! - `queue-push-forever NAME PRODUCER FROM EVERY`: prints `started`, then pushes elements
-//!   FROM, FROM + 1, … of PRODUCER until killed; after every EVERY pushes prints `pushed S`:
-//!   every element numbered below S was published.
-//! - `queue-pop NAME COUNT`: prints `popping`, then pops with `pop` COUNT times (until killed
-//!   if COUNT is 0), printing `got PRODUCER SEQ` as soon as each `pop` returns, or `none` when
-//!   the queue is closed and empty (and stops popping); exits with status 3 on a damaged
-//!   element. Then prints `done` and waits for a line, keeping its handle (and role).
-//! - `queue-pop-forever NAME EVERY`: prints `started`, then pops until killed, checking that
-//!   every element is intact and that each producer's elements come in increasing order (exit
-//!   status 3 otherwise); after every EVERY pops prints `popped K`.
-//! - `queue-churn NAME EVERY`: prints `started`, then until killed pops an element and pushes
-//!   it straight back (so the queue's elements circulate, and it holds at most one at a time);
-//!   after every EVERY round trips prints `churned K`.
-//! - `queue-drain NAME FILE`: pops with `pop` until the queue is closed and empty, writing
-//!   `PRODUCER SEQ` for each element to FILE (exit status 3 on a damaged one); prints
-//!   `got COUNT`.
-//! - `queue-hold-role NAME producer|consumer`: takes the role (pushes `Msg::new(1, 0)`, or
-//!   `try_pop`s), prints `holding`, waits for a line, exits.
-//! - `queue-close NAME`: closes the queue, prints `closed`.
-//! - `queue-open-as NAME queue|value|capacity|element`: opens NAME as a `MsgQueue`, as a
-//!   `Shm<Msg>`, as a `Msg` queue of twice the capacity, or as a queue of `[u64; 8]`; prints
-//!   `ok` or `err VARIANT`.
-//!
-//! Queue roles under a preloaded shim (`tests/shims/`, see `tests/queue_trust.rs`): each first
-//! runs itself again with `LD_PRELOAD=SHIM`, then arms the shim by setting its variable.
-//!
-//! - `queue-die-at-wake SHIM NAME producer|consumer|closer` (SHIM: `kill_at_wake.c` built):
-//!   takes its role first (producer: pushes `Msg::new(1, 0)`; consumer: `try_pop`s, which must
-//!   find the queue empty; closer: nothing), arms, prints `armed`, waits for a line, then
-//!   pushes `Msg::new(1, 1)` (pops one element, closes the queue), dying at its first shared
-//!   futex wake. Prints `survived` and waits for a line if it made none.
-//! - `queue-stop-at-unlock SHIM NAME` (SHIM: `stop_at_unlock.c` built): arms, pushes
-//!   `Msg::new(7, 0)`, stopping itself (SIGSTOP) while it holds the queue's lock, just before
-//!   releasing it; once continued, prints `pushed` and waits for a line.
-//!
-//! PID namespace roles (see `tests/pid_namespaces.rs`):
-//!
-//! - `try-and-time-out NAME MS`: opens a `Pair`, prints `try_lock R` with R the outcome of
-//!   `try_lock` (`ok A B`, `would-block` or `poisoned`), then `lock_timeout R` with the outcome
-//!   of `lock_timeout(MS milliseconds)`.
-//! - `pid`: prints `pid P`, this process's pid as its own PID namespace numbers it.
-//!
-//! Hostile roles (issue 13):
-//!
-//! - `setuid-give-sysv KEY`: drops to uid/gid 65534, creates a `Counter` of 7 with mode 0666
-//!   at the System V location KEY, gives the segment to uid/gid 0 with `shmctl(IPC_SET)`,
-//!   prints `given`.
-//! - `readonly-lock PATH sh|ex`: drops to uid/gid 65534 (when root), opens PATH read-only,
-//!   takes an open-file-description read lock from byte 0 to the end of any file
-//!   (`F_OFD_SETLK`, `F_RDLCK`, length 0) and `flock(LOCK_SH)` (or `LOCK_EX`), prints `locked`,
-//!   waits for a line, exits.
-//! - `repair-at-rename SHIM NAME kill|stop-kill` (SHIM: `at_rename.c` built, see
-//!   `tests/repair_race.rs`): arms the shim with the mode given, then `open_or_create`s a
-//!   `Counter` of 1 with mode 0644 at NAME, dying at its first `renameat2` (after it with
-//!   `stop-kill`, stopped just before it). Prints `survived` and waits for a line if it made
-//!   none.
+//! - Values and locking: `increment`, `open-or-create`, `hold-and-die`, `hold`, `lock-and-print`,
+//!   `is-poisoned`, `create-and-die-in-init`, `writer-loop`, `write-and-hold`, `create-retyped`,
+//!   `open-retyped`.
+//! - Snapshots and readers: `page-writer`, `pair-writer`, `big-page-writer`, `wait-change`,
+//!   `read-loop`, `ping-pong`.
+//! - Crash, repair and torture: `tally-worker`, `tally-reader`, `tally-create`, `repair-at-rename`.
+//! - Queues: `queue-push`, `queue-push-forever`, `queue-pop`, `queue-pop-forever`, `queue-churn`,
+//!   `queue-drain`, `queue-hold-role`, `queue-close`, `queue-open-as`, `queue-die-at-wake`,
+//!   `queue-stop-at-unlock`.
+//! - Namespaces, owners and permissions: `setuid-open`, `setuid-reader`, `setuid-give-sysv`,
+//!   `readonly-lock`, `try-and-time-out`, `pid`.
+//! - Descriptors and modes: `create-with-umask`, `hold-shm-and-exec`, `list-shm-fds`.
 
 use std::io::{BufRead, Write};
 use std::os::unix::fs::MetadataExt;
@@ -180,10 +63,7 @@ fn main() {
         ["hold-and-die", name, a] => hold_and_die(name, a.parse().ok()),
         ["hold", name] => hold(name),
         ["lock-and-print", name] => lock_and_print(name),
-        ["is-poisoned", name] => {
-            let shm = open::<Pair>(name);
-            say(&shm.is_poisoned().to_string());
-        }
+        ["is-poisoned", name] => is_poisoned(name),
         ["setuid-open", name, rest @ ..] => setuid_open(name, rest == ["allow-other-owner"]),
         ["create-and-die-in-init", name] => create_and_die_in_init(name),
         ["create-with-umask", name, umask, mode, how] => create_with_umask(
@@ -196,31 +76,12 @@ fn main() {
             hold_shm_and_exec(name1, name2, rest == ["control"])
         }
         ["list-shm-fds"] => list_shm_fds(),
-        ["create-retyped", name] => {
-            let limits = other_binary::Limits {
-                rate: 1,
-                burst: 2.5,
-                seq: 3,
-            };
-            let _shm = Shm::options().at(at(name)).create(limits).expect("create");
-            say("created");
-        }
-        ["open-retyped", name] => {
-            match Shm::<other_binary::Limits>::options().at(at(name)).open() {
-                Ok(_) => say("ok"),
-                Err(e) => say(&format!("err {} {e}", variant(&e))),
-            }
-        }
+        ["create-retyped", name] => create_retyped(name),
+        ["open-retyped", name] => open_retyped(name),
         ["writer-loop", name, n] => writer_loop(name, n.parse().expect("N")),
-        ["page-writer", name] => {
-            write_until_told::<Page>(name, |p| p.words[0], |p, n| p.words = [n; 512])
-        }
-        ["big-page-writer", name] => {
-            write_until_told::<BigPage>(name, |p| p.words[0], BigPage::set_ends)
-        }
-        ["pair-writer", name] => {
-            write_until_told::<Pair>(name, |p| p.a, |p, n| *p = Pair { a: n, b: n })
-        }
+        ["page-writer", name] => page_writer(name),
+        ["big-page-writer", name] => big_page_writer(name),
+        ["pair-writer", name] => pair_writer(name),
         ["write-and-hold", name, value] => write_and_hold(name, value.parse().expect("VALUE")),
         ["wait-change", name, how] => wait_change(name, how),
         ["read-loop", name] => read_loop(name),
@@ -246,10 +107,7 @@ fn main() {
         ["queue-churn", name, every] => queue_churn(name, every.parse().expect("EVERY")),
         ["queue-drain", name, file] => queue_drain(name, file),
         ["queue-hold-role", name, role] => queue_hold_role(name, role),
-        ["queue-close", name] => {
-            open_queue(name).close();
-            say("closed");
-        }
+        ["queue-close", name] => queue_close(name),
         ["queue-open-as", name, how] => queue_open_as(name, how),
         ["tally-worker", name, index] => tally_worker(name, index.parse().expect("INDEX")),
         ["tally-reader", name] => tally_reader(name),
@@ -257,7 +115,7 @@ fn main() {
         ["queue-die-at-wake", shim, name, role] => queue_die_at_wake(shim, name, role),
         ["queue-stop-at-unlock", shim, name] => queue_stop_at_unlock(shim, name),
         ["try-and-time-out", name, ms] => try_and_time_out(name, ms.parse().expect("MS")),
-        ["pid"] => say(&format!("pid {}", std::process::id())),
+        ["pid"] => pid(),
         ["setuid-give-sysv", name] => setuid_give_sysv(name),
         ["readonly-lock", path, kind] => readonly_lock(path, kind),
         ["repair-at-rename", shim, name, how] => repair_at_rename(shim, name, how),
@@ -267,6 +125,8 @@ fn main() {
         }
     }
 }
+
+// ==== Shared by the roles ====
 
 /// Prints one line and flushes it to the test.
 fn say(line: &str) {
@@ -297,12 +157,48 @@ fn open_queue(name: &str) -> MsgQueue {
     MsgQueue::options().at(at(name)).open().expect("open queue")
 }
 
+/// Sleeps until killed: a role that must die holding what it holds.
 fn sleep_forever() -> ! {
     loop {
         std::thread::sleep(Duration::from_secs(3600));
     }
 }
 
+/// Runs this process again with `LD_PRELOAD=SHIM` (same arguments, stdin and stdout) unless it
+/// already runs under it.
+fn preload(shim: &str) {
+    use std::os::unix::process::CommandExt;
+    if std::env::var_os("LD_PRELOAD").is_some_and(|preloaded| preloaded == shim) {
+        return;
+    }
+    let error = std::process::Command::new(std::env::current_exe().expect("current_exe"))
+        .args(std::env::args_os().skip(1))
+        .env("LD_PRELOAD", shim)
+        .exec();
+    panic!("cannot run myself under LD_PRELOAD={shim}: {error}");
+}
+
+/// Arms the preloaded shim: it acts at its next chance from now on. The process has no other
+/// thread that could read the environment meanwhile.
+fn arm(variable: &str) {
+    std::env::set_var(variable, "1");
+}
+
+/// Becomes uid/gid 65534 (nobody), when running as root.
+fn drop_to_nobody() {
+    use nix::unistd::{setgid, setgroups, setuid, Gid, Uid};
+    if nix::unistd::geteuid().is_root() {
+        setgroups(&[]).expect("setgroups");
+        setgid(Gid::from_raw(65534)).expect("setgid");
+        setuid(Uid::from_raw(65534)).expect("setuid");
+    }
+}
+
+// ==== Values and locking ====
+
+/// `increment NAME N`: opens a `Counter`, prints `ready`, waits for a line on stdin, then
+/// does N locked read-modify-write increments (yielding inside some of them) and prints
+/// `done`.
 fn increment(name: &str, n: u64) {
     let shm = open::<Counter>(name);
     say("ready");
@@ -321,6 +217,9 @@ fn increment(name: &str, n: u64) {
     say("done");
 }
 
+/// `open-or-create NAME VALUE IN_PLACE`: prints `ready`, waits for a line, races
+/// `open_or_create` (its init sleeps briefly, then returns `Counter::at(VALUE)`), prints
+/// `init=yes|no count=C mirror=M creator=PID`.
 fn open_or_create(name: &str, value: u64, in_place: bool) {
     say("ready");
     wait_for_go();
@@ -346,6 +245,8 @@ fn open_or_create(name: &str, value: u64, in_place: bool) {
     ));
 }
 
+/// `hold-and-die NAME A|none`: locks a `Pair`, sets `a = A` (or writes nothing), prints
+/// `written`, sleeps until killed.
 fn hold_and_die(name: &str, a: Option<u64>) {
     let shm = open::<Pair>(name);
     let mut g = shm.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -356,6 +257,8 @@ fn hold_and_die(name: &str, a: Option<u64>) {
     sleep_forever();
 }
 
+/// `hold NAME`: locks a `Pair`, prints `locked`, waits for a line, unlocks, prints
+/// `released`.
 fn hold(name: &str) {
     let shm = open::<Pair>(name);
     let g = shm.lock().expect("lock");
@@ -365,6 +268,8 @@ fn hold(name: &str) {
     say("released");
 }
 
+/// `lock-and-print NAME`: prints `locking`, locks a `Pair`, prints `ok A B` or
+/// `poisoned A B`.
 fn lock_and_print(name: &str) {
     let shm = open::<Pair>(name);
     say("locking");
@@ -378,21 +283,14 @@ fn lock_and_print(name: &str) {
     say(&line);
 }
 
-fn setuid_open(name: &str, allow_other_owner: bool) {
-    use nix::unistd::{setgid, setgroups, setuid, Gid, Uid};
-    setgroups(&[]).expect("setgroups");
-    setgid(Gid::from_raw(65534)).expect("setgid");
-    setuid(Uid::from_raw(65534)).expect("setuid");
-    match Shm::<Counter>::options()
-        .allow_other_owner(allow_other_owner)
-        .at(at(name))
-        .open()
-    {
-        Ok(shm) => say(&format!("ok {}", shm.read().count)),
-        Err(e) => say(&format!("err {} {e}", variant(&e))),
-    }
+/// `is-poisoned NAME`: opens a `Pair`, prints `true` or `false`.
+fn is_poisoned(name: &str) {
+    let shm = open::<Pair>(name);
+    say(&shm.is_poisoned().to_string());
 }
 
+/// `create-and-die-in-init NAME`: `open_or_create` of a `Counter` whose init prints `in-init`
+/// and sleeps until killed.
 fn create_and_die_in_init(name: &str) {
     let _shm = Shm::<Counter>::options().at(at(name)).open_or_create(|| {
         say("in-init");
@@ -401,68 +299,8 @@ fn create_and_die_in_init(name: &str) {
     unreachable!("init never returns");
 }
 
-fn create_with_umask(name: &str, umask: u32, mode: u32, how: &str) {
-    use nix::sys::stat::Mode;
-    nix::sys::stat::umask(Mode::from_bits_truncate(umask));
-    let options = Shm::<Counter>::options().mode(mode);
-    let result = match how {
-        "create" => options.at(at(name)).create(Counter::at(1)),
-        "open-or-create" => options.at(at(name)).open_or_create(|| Counter::at(1)),
-        "in-place" => options.in_place(true).at(at(name)).create(Counter::at(1)),
-        other => panic!("unknown HOW {other}"),
-    };
-    result.expect("create");
-    say("created");
-}
-
-fn hold_shm_and_exec(name1: &str, name2: &str, control: bool) {
-    let created = Shm::<Counter>::create(name1, Counter::at(1)).expect("create");
-    let opened = Shm::<Counter>::open(name1).expect("open");
-    let either = Shm::<Counter>::open_or_create(name2, || Counter::at(2)).expect("open_or_create");
-    let in_place = Shm::<Counter>::options()
-        .in_place(true)
-        .open_or_create(&format!("{name2}.in-place"), || Counter::at(3))
-        .expect("open_or_create in place");
-    shmstore::list().expect("list");
-    // A descriptor without O_CLOEXEC, to show that the checker sees one when there is one.
-    let leaked = control.then(|| {
-        use nix::fcntl::{open, OFlag};
-        use nix::sys::stat::Mode;
-        open(
-            format!("{SHM_DIR}/{name1}").as_str(),
-            OFlag::O_RDONLY,
-            Mode::empty(),
-        )
-        .expect("open without O_CLOEXEC")
-    });
-    let status = std::process::Command::new(std::env::current_exe().expect("current_exe"))
-        .arg("list-shm-fds")
-        .status()
-        .expect("exec list-shm-fds");
-    assert!(status.success());
-    drop((created, opened, either, in_place, leaked));
-}
-
-fn list_shm_fds() {
-    let shm_dev = std::fs::metadata(SHM_DIR).expect("stat /dev/shm").dev();
-    let mut fds: Vec<i32> = std::fs::read_dir("/proc/self/fd")
-        .expect("read /proc/self/fd")
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-        .collect();
-    fds.sort();
-    for fd in fds {
-        let link = format!("/proc/self/fd/{fd}");
-        let Ok(target) = std::fs::read_link(&link) else {
-            continue; // the directory iterator's own descriptor, closed meanwhile
-        };
-        let on_shm = std::fs::metadata(&link).is_ok_and(|m| m.dev() == shm_dev);
-        if on_shm || target.starts_with(SHM_DIR) {
-            say(&format!("fd {fd} -> {}", target.display()));
-        }
-    }
-    say("end");
-}
-
+/// `writer-loop NAME N`: prints `started`, then N times (forever if N is 0) locks a `Pair`
+/// and sets `a` then `b` to the next number; prints `done`.
 fn writer_loop(name: &str, n: u64) {
     let shm = open::<Pair>(name);
     say("started");
@@ -476,6 +314,40 @@ fn writer_loop(name: &str, n: u64) {
     }
     say("done");
 }
+
+/// `write-and-hold NAME VALUE`: locks a `Counter`, sets both fields to VALUE, prints
+/// `holding`, waits for a line, unlocks, prints `released`.
+fn write_and_hold(name: &str, value: u64) {
+    let shm = open::<Counter>(name);
+    let mut g = shm.lock().expect("lock");
+    *g = Counter::at(value);
+    say("holding");
+    wait_for_go();
+    drop(g);
+    say("released");
+}
+
+/// `create-retyped NAME`: creates this binary's `Limits` (field `burst` is an `f32`), prints
+/// `created`.
+fn create_retyped(name: &str) {
+    let limits = other_binary::Limits {
+        rate: 1,
+        burst: 2.5,
+        seq: 3,
+    };
+    let _shm = Shm::options().at(at(name)).create(limits).expect("create");
+    say("created");
+}
+
+/// `open-retyped NAME`: opens this binary's `Limits`, prints `ok` or `err VARIANT MESSAGE`.
+fn open_retyped(name: &str) {
+    match Shm::<other_binary::Limits>::options().at(at(name)).open() {
+        Ok(_) => say("ok"),
+        Err(e) => say(&format!("err {} {e}", variant(&e))),
+    }
+}
+
+// ==== Snapshots and readers ====
 
 /// The calling thread's voluntary context switches (how often it went to sleep).
 fn voluntary_switches() -> u64 {
@@ -515,16 +387,33 @@ fn write_until_told<T: ShmType>(name: &str, get: fn(&T) -> u64, set: fn(&mut T, 
     say(&format!("done {count} poisoned={poisoned} sleeps={sleeps}"));
 }
 
-fn write_and_hold(name: &str, value: u64) {
-    let shm = open::<Counter>(name);
-    let mut g = shm.lock().expect("lock");
-    *g = Counter::at(value);
-    say("holding");
-    wait_for_go();
-    drop(g);
-    say("released");
+/// `page-writer NAME` and `pair-writer NAME`: open a `Page` (a `Pair`), print `started`, then
+/// until a line (or end of input) on stdin lock it and set every word (both fields) to the
+/// next number, back to back; print `done COUNT poisoned=P sleeps=S` (P: how many of its locks
+/// found the region poisoned; S: the voluntary context switches of the writing thread during
+/// the loop, that is how often it had to sleep for the lock).
+fn page_writer(name: &str) {
+    write_until_told::<Page>(name, |p| p.words[0], |p, n| p.words = [n; 512]);
 }
 
+/// `page-writer NAME` and `pair-writer NAME`: open a `Page` (a `Pair`), print `started`, then
+/// until a line (or end of input) on stdin lock it and set every word (both fields) to the
+/// next number, back to back; print `done COUNT poisoned=P sleeps=S` (P: how many of its locks
+/// found the region poisoned; S: the voluntary context switches of the writing thread during
+/// the loop, that is how often it had to sleep for the lock).
+fn pair_writer(name: &str) {
+    write_until_told::<Pair>(name, |p| p.a, |p, n| *p = Pair { a: n, b: n });
+}
+
+/// `big-page-writer NAME`: as `page-writer`, on a 1 MiB `BigPage`, of which it sets only the
+/// two ends (so that it commits as fast as it can).
+fn big_page_writer(name: &str) {
+    write_until_told::<BigPage>(name, |p| p.words[0], BigPage::set_ends);
+}
+
+/// `wait-change NAME shm|reader`: opens a `Counter` (read-write, or with `open_reader`), prints
+/// `waiting SINCE` (its version), waits for a change without timeout, prints
+/// `changed VERSION COUNT`.
 fn wait_change(name: &str, how: &str) {
     let (since, changed, count) = match how {
         "shm" => {
@@ -552,6 +441,8 @@ fn wait_change(name: &str, how: &str) {
     say(&format!("changed {changed} {count}"));
 }
 
+/// `read-loop NAME`: opens a `Page` read-write, reads it once, prints `reading`, then reads it
+/// until killed (exits with status 3 on a torn read).
 fn read_loop(name: &str) -> ! {
     let shm = open::<Page>(name);
     shm.read();
@@ -564,55 +455,10 @@ fn read_loop(name: &str) -> ! {
     }
 }
 
-fn setuid_reader(name: &str) {
-    use nix::unistd::{setgid, setgroups, setuid, Gid, Uid};
-    setgroups(&[]).expect("setgroups");
-    setgid(Gid::from_raw(65534)).expect("setgid");
-    setuid(Uid::from_raw(65534)).expect("setuid");
-    let outcome = |r: Result<(), shmstore::Error>| match r {
-        Ok(()) => "ok".to_string(),
-        Err(e) => format!("err {}", variant(&e)),
-    };
-    say(&format!(
-        "reader-plain {}",
-        outcome(
-            Shm::<Counter>::options()
-                .at(at(name))
-                .open_reader()
-                .map(drop)
-        )
-    ));
-    say(&format!(
-        "read-write {}",
-        outcome(
-            Shm::<Counter>::options()
-                .allow_other_owner(true)
-                .at(at(name))
-                .open()
-                .map(drop)
-        )
-    ));
-    let reader = Shm::<Counter>::options()
-        .allow_other_owner(true)
-        .at(at(name))
-        .open_reader()
-        .expect("open_reader with allow_other_owner");
-    let c = reader.read();
-    assert_eq!(c.count, c.mirror);
-    let since = reader.version();
-    say(&format!(
-        "reader {} {since} {}",
-        c.count,
-        reader.is_in_place()
-    ));
-    let now = reader
-        .wait_for_change(since, None)
-        .expect("wait_for_change");
-    let c = reader.read();
-    assert_eq!(c.count, c.mirror);
-    say(&format!("changed {} {now}", c.count));
-}
-
+/// `ping-pong NAME ROUNDS shm|reader`: opens a `Counter` (and, with `reader`, a `ShmReader` to
+/// wait with), prints `ready`, then ROUNDS times waits (`wait_for_change`, 60 s at most) for
+/// an odd count and writes the next even one; prints `done`, or `timeout COUNT` if a wait ran
+/// out.
 fn ping_pong(name: &str, rounds: u64, how: &str) {
     let shm = open::<Counter>(name);
     let reader = match how {
@@ -653,156 +499,9 @@ fn ping_pong(name: &str, rounds: u64, how: &str) {
     say("done");
 }
 
-fn queue_push(name: &str, producer: u64, from: u64, count: u64, close: bool) {
-    let queue = open_queue(name);
-    say("pushing");
-    for i in 0..count {
-        if let Err(e) = queue.push(Msg::new(producer, from + i)) {
-            say(&format!("err {} {i}", variant(&e)));
-            return;
-        }
-    }
-    say(&format!("pushed {count}"));
-    if close {
-        queue.close();
-        say("closed");
-    }
-}
+// ==== Crash, repair and torture ====
 
-fn queue_push_forever(name: &str, producer: u64, from: u64, every: u64) -> ! {
-    let queue = open_queue(name);
-    say("started");
-    let mut next = from;
-    loop {
-        queue.push(Msg::new(producer, next)).expect("push");
-        next += 1;
-        if (next - from) % every == 0 {
-            say(&format!("pushed {next}"));
-        }
-    }
-}
-
-/// Exits with status 3 if `msg` is not an element some producer pushed.
-fn check_intact(msg: &Msg) {
-    if !msg.is_intact() {
-        eprintln!("shm-helper: damaged queue element {msg:?}");
-        std::process::exit(3);
-    }
-}
-
-fn queue_pop(name: &str, count: u64) {
-    let queue = open_queue(name);
-    say("popping");
-    let mut popped = 0u64;
-    while count == 0 || popped < count {
-        match queue.pop() {
-            Ok(Some(msg)) => {
-                check_intact(&msg);
-                say(&format!("got {} {}", msg.producer, msg.seq));
-            }
-            Ok(None) => {
-                say("none");
-                break;
-            }
-            Err(e) => {
-                say(&format!("err {}", variant(&e)));
-                break;
-            }
-        }
-        popped += 1;
-    }
-    say("done");
-    wait_for_go();
-    drop(queue);
-}
-
-fn queue_pop_forever(name: &str, every: u64) -> ! {
-    let queue = open_queue(name);
-    let mut last = std::collections::HashMap::<u64, u64>::new();
-    say("started");
-    let mut popped = 0u64;
-    loop {
-        let msg = queue
-            .pop()
-            .expect("pop")
-            .expect("the queue is never closed here");
-        check_intact(&msg);
-        if let Some(previous) = last.insert(msg.producer, msg.seq) {
-            if msg.seq <= previous {
-                eprintln!("shm-helper: {msg:?} came after element {previous} of its producer");
-                std::process::exit(3);
-            }
-        }
-        popped += 1;
-        if popped % every == 0 {
-            say(&format!("popped {popped}"));
-        }
-    }
-}
-
-fn queue_churn(name: &str, every: u64) -> ! {
-    let queue = open_queue(name);
-    say("started");
-    let mut churned = 0u64;
-    loop {
-        // No check here: as little work as possible outside the queue's lock. The test checks
-        // every element once the churners are dead.
-        let msg = queue
-            .pop()
-            .expect("pop")
-            .expect("the queue is never closed here");
-        queue.push(msg).expect("push");
-        churned += 1;
-        if churned % every == 0 {
-            say(&format!("churned {churned}"));
-        }
-    }
-}
-
-fn queue_drain(name: &str, file: &str) {
-    let queue = open_queue(name);
-    let mut out = std::io::BufWriter::new(std::fs::File::create(file).expect("create FILE"));
-    let mut count = 0u64;
-    while let Some(msg) = queue.pop().expect("pop") {
-        check_intact(&msg);
-        writeln!(out, "{} {}", msg.producer, msg.seq).expect("write FILE");
-        count += 1;
-    }
-    out.flush().expect("write FILE");
-    say(&format!("got {count}"));
-}
-
-fn queue_hold_role(name: &str, role: &str) {
-    let queue = open_queue(name);
-    match role {
-        "producer" => queue.push(Msg::new(1, 0)).expect("push"),
-        "consumer" => assert_eq!(queue.try_pop().expect("try_pop"), None),
-        other => panic!("unknown role {other}"),
-    }
-    say("holding");
-    wait_for_go();
-    drop(queue);
-}
-
-fn queue_open_as(name: &str, how: &str) {
-    let result = match how {
-        "queue" => MsgQueue::options().at(at(name)).open().map(drop),
-        "value" => Shm::<Msg>::options().at(at(name)).open().map(drop),
-        "capacity" => ShmQueue::<Msg, { 2 * QUEUE_CAPACITY }>::options()
-            .at(at(name))
-            .open()
-            .map(drop),
-        "element" => ShmQueue::<[u64; 8], QUEUE_CAPACITY>::options()
-            .at(at(name))
-            .open()
-            .map(drop),
-        other => panic!("unknown HOW {other}"),
-    };
-    match result {
-        Ok(()) => say("ok"),
-        Err(e) => say(&format!("err {}", variant(&e))),
-    }
-}
+// The torture roles work on a `Tally` (see `tests/torture.rs`).
 
 /// A flag that a thread sets on the first line (or end of input) on stdin.
 fn stop_on_input() -> &'static std::sync::atomic::AtomicBool {
@@ -825,6 +524,14 @@ fn violation(what: &str) -> ! {
 /// The longest a torture role waits for a lock: beyond it, the test counts a deadlock.
 const TORTURE_LOCK_BOUND: Duration = Duration::from_secs(10);
 
+/// `tally-worker NAME INDEX`: until a line (or end of input) on stdin, locks the region
+/// (`lock_timeout`, 10 s at most: prints `stuck` and exits with status 4 otherwise), adds 1 to
+/// `total`, pauses, adds 1 to `per_worker[INDEX]`, unlocks. A lock that finds the value
+/// inconsistent, or poisoned in the default mode, prints `violation …` and exits with
+/// status 3. In an `in_place` region, a poisoned lock checks that the dead holder left
+/// `total - sum(per_worker)` at 0 or 1, repairs with `total = sum(per_worker)`, clears the
+/// poison while still holding the lock and prints `repaired DIFF`. Prints `done UPDATES` at
+/// the end.
 fn tally_worker(name: &str, index: usize) {
     use std::sync::atomic::Ordering;
     use std::sync::TryLockError;
@@ -884,6 +591,10 @@ fn tally_worker(name: &str, index: usize) {
     say(&format!("done {updates}"));
 }
 
+/// `tally-reader NAME`: until a line (or end of input) on stdin, snapshots with `read()` and
+/// checks `total == sum(per_worker)` (in an `in_place` region, only snapshots that no poison
+/// or repair can explain: see the torture test); prints `violation …` and exits with status 3
+/// on a failed check, else `done SNAPSHOTS CHECKED EXCUSED`.
 fn tally_reader(name: &str) {
     use std::sync::atomic::Ordering;
     let stop = stop_on_input();
@@ -913,6 +624,10 @@ fn tally_reader(name: &str) {
     say(&format!("done {snapshots} {checked} {excused}"));
 }
 
+/// `tally-create NAME`: prints `ready`, waits for a line, then `open_or_create`s a `Tally`
+/// (open timeout 10 s) whose init prints `init`, spins about 1 ms and returns a value made of
+/// a token unique to this process (`total` and `per_worker[0]`); prints
+/// `ok TOKEN ran=yes|no` with the token of the value it opened.
 fn tally_create(name: &str) {
     say("ready");
     wait_for_go();
@@ -950,26 +665,217 @@ fn tally_create(name: &str) {
     say(&format!("ok {} ran={ran}", t.total));
 }
 
-/// Runs this process again with `LD_PRELOAD=SHIM` (same arguments, stdin and stdout) unless it
-/// already runs under it.
-fn preload(shim: &str) {
-    use std::os::unix::process::CommandExt;
-    if std::env::var_os("LD_PRELOAD").is_some_and(|preloaded| preloaded == shim) {
-        return;
+/// `repair-at-rename SHIM NAME kill|stop-kill` (SHIM: `at_rename.c` built, see
+/// `tests/repair_race.rs`): arms the shim with the mode given, then `open_or_create`s a
+/// `Counter` of 1 with mode 0644 at NAME, dying at its first `renameat2` (after it with
+/// `stop-kill`, stopped just before it). Prints `survived` and waits for a line if it made
+/// none.
+fn repair_at_rename(shim: &str, name: &str, how: &str) {
+    preload(shim);
+    std::env::set_var("SHMSTORE_TEST_AT_RENAME", how);
+    let _shm = Shm::<Counter>::options()
+        .mode(0o644)
+        .open_timeout(Duration::from_secs(10))
+        .at(at(name))
+        .open_or_create(|| Counter::at(1))
+        .expect("open_or_create");
+    say("survived");
+    wait_for_go();
+}
+
+// ==== Queues ====
+
+// All on a `MsgQueue` (`ShmQueue<Msg, QUEUE_CAPACITY>`) that the test created. The roles under a
+// preloaded shim (`tests/shims/`, see `tests/queue_trust.rs`) first run themselves again with
+// `LD_PRELOAD=SHIM`, then arm the shim by setting its variable.
+
+/// Exits with status 3 if `msg` is not an element some producer pushed.
+fn check_intact(msg: &Msg) {
+    if !msg.is_intact() {
+        eprintln!("shm-helper: damaged queue element {msg:?}");
+        std::process::exit(3);
     }
-    let error = std::process::Command::new(std::env::current_exe().expect("current_exe"))
-        .args(std::env::args_os().skip(1))
-        .env("LD_PRELOAD", shim)
-        .exec();
-    panic!("cannot run myself under LD_PRELOAD={shim}: {error}");
 }
 
-/// Arms the preloaded shim: it acts at its next chance from now on. The process has no other
-/// thread that could read the environment meanwhile.
-fn arm(variable: &str) {
-    std::env::set_var(variable, "1");
+/// `queue-push NAME PRODUCER FROM COUNT [close]`: prints `pushing`, pushes
+/// `Msg::new(PRODUCER, FROM + i)` for i in 0..COUNT with `push` (waiting for room), prints
+/// `pushed COUNT`, or `err VARIANT K` at the first error (K: how many it pushed before). With
+/// `close`, then closes the queue and prints `closed`.
+fn queue_push(name: &str, producer: u64, from: u64, count: u64, close: bool) {
+    let queue = open_queue(name);
+    say("pushing");
+    for i in 0..count {
+        if let Err(e) = queue.push(Msg::new(producer, from + i)) {
+            say(&format!("err {} {i}", variant(&e)));
+            return;
+        }
+    }
+    say(&format!("pushed {count}"));
+    if close {
+        queue.close();
+        say("closed");
+    }
 }
 
+/// `queue-push-forever NAME PRODUCER FROM EVERY`: prints `started`, then pushes elements
+/// FROM, FROM + 1, … of PRODUCER until killed; after every EVERY pushes prints `pushed S`:
+/// every element numbered below S was published.
+fn queue_push_forever(name: &str, producer: u64, from: u64, every: u64) -> ! {
+    let queue = open_queue(name);
+    say("started");
+    let mut next = from;
+    loop {
+        queue.push(Msg::new(producer, next)).expect("push");
+        next += 1;
+        if (next - from) % every == 0 {
+            say(&format!("pushed {next}"));
+        }
+    }
+}
+
+/// `queue-pop NAME COUNT`: prints `popping`, then pops with `pop` COUNT times (until killed
+/// if COUNT is 0), printing `got PRODUCER SEQ` as soon as each `pop` returns, or `none` when
+/// the queue is closed and empty (and stops popping); exits with status 3 on a damaged
+/// element. Then prints `done` and waits for a line, keeping its handle (and role).
+fn queue_pop(name: &str, count: u64) {
+    let queue = open_queue(name);
+    say("popping");
+    let mut popped = 0u64;
+    while count == 0 || popped < count {
+        match queue.pop() {
+            Ok(Some(msg)) => {
+                check_intact(&msg);
+                say(&format!("got {} {}", msg.producer, msg.seq));
+            }
+            Ok(None) => {
+                say("none");
+                break;
+            }
+            Err(e) => {
+                say(&format!("err {}", variant(&e)));
+                break;
+            }
+        }
+        popped += 1;
+    }
+    say("done");
+    wait_for_go();
+    drop(queue);
+}
+
+/// `queue-pop-forever NAME EVERY`: prints `started`, then pops until killed, checking that
+/// every element is intact and that each producer's elements come in increasing order (exit
+/// status 3 otherwise); after every EVERY pops prints `popped K`.
+fn queue_pop_forever(name: &str, every: u64) -> ! {
+    let queue = open_queue(name);
+    let mut last = std::collections::HashMap::<u64, u64>::new();
+    say("started");
+    let mut popped = 0u64;
+    loop {
+        let msg = queue
+            .pop()
+            .expect("pop")
+            .expect("the queue is never closed here");
+        check_intact(&msg);
+        if let Some(previous) = last.insert(msg.producer, msg.seq) {
+            if msg.seq <= previous {
+                eprintln!("shm-helper: {msg:?} came after element {previous} of its producer");
+                std::process::exit(3);
+            }
+        }
+        popped += 1;
+        if popped % every == 0 {
+            say(&format!("popped {popped}"));
+        }
+    }
+}
+
+/// `queue-churn NAME EVERY`: prints `started`, then until killed pops an element and pushes
+/// it straight back (so the queue's elements circulate, and it holds at most one at a time);
+/// after every EVERY round trips prints `churned K`.
+fn queue_churn(name: &str, every: u64) -> ! {
+    let queue = open_queue(name);
+    say("started");
+    let mut churned = 0u64;
+    loop {
+        // No check here: as little work as possible outside the queue's lock. The test checks
+        // every element once the churners are dead.
+        let msg = queue
+            .pop()
+            .expect("pop")
+            .expect("the queue is never closed here");
+        queue.push(msg).expect("push");
+        churned += 1;
+        if churned % every == 0 {
+            say(&format!("churned {churned}"));
+        }
+    }
+}
+
+/// `queue-drain NAME FILE`: pops with `pop` until the queue is closed and empty, writing
+/// `PRODUCER SEQ` for each element to FILE (exit status 3 on a damaged one); prints
+/// `got COUNT`.
+fn queue_drain(name: &str, file: &str) {
+    let queue = open_queue(name);
+    let mut out = std::io::BufWriter::new(std::fs::File::create(file).expect("create FILE"));
+    let mut count = 0u64;
+    while let Some(msg) = queue.pop().expect("pop") {
+        check_intact(&msg);
+        writeln!(out, "{} {}", msg.producer, msg.seq).expect("write FILE");
+        count += 1;
+    }
+    out.flush().expect("write FILE");
+    say(&format!("got {count}"));
+}
+
+/// `queue-hold-role NAME producer|consumer`: takes the role (pushes `Msg::new(1, 0)`, or
+/// `try_pop`s), prints `holding`, waits for a line, exits.
+fn queue_hold_role(name: &str, role: &str) {
+    let queue = open_queue(name);
+    match role {
+        "producer" => queue.push(Msg::new(1, 0)).expect("push"),
+        "consumer" => assert_eq!(queue.try_pop().expect("try_pop"), None),
+        other => panic!("unknown role {other}"),
+    }
+    say("holding");
+    wait_for_go();
+    drop(queue);
+}
+
+/// `queue-close NAME`: closes the queue, prints `closed`.
+fn queue_close(name: &str) {
+    open_queue(name).close();
+    say("closed");
+}
+
+/// `queue-open-as NAME queue|value|capacity|element`: opens NAME as a `MsgQueue`, as a
+/// `Shm<Msg>`, as a `Msg` queue of twice the capacity, or as a queue of `[u64; 8]`; prints
+/// `ok` or `err VARIANT`.
+fn queue_open_as(name: &str, how: &str) {
+    let result = match how {
+        "queue" => MsgQueue::options().at(at(name)).open().map(drop),
+        "value" => Shm::<Msg>::options().at(at(name)).open().map(drop),
+        "capacity" => ShmQueue::<Msg, { 2 * QUEUE_CAPACITY }>::options()
+            .at(at(name))
+            .open()
+            .map(drop),
+        "element" => ShmQueue::<[u64; 8], QUEUE_CAPACITY>::options()
+            .at(at(name))
+            .open()
+            .map(drop),
+        other => panic!("unknown HOW {other}"),
+    };
+    match result {
+        Ok(()) => say("ok"),
+        Err(e) => say(&format!("err {}", variant(&e))),
+    }
+}
+
+/// `queue-die-at-wake SHIM NAME producer|consumer|closer` (SHIM: `kill_at_wake.c` built):
+/// takes its role first (producer: pushes `Msg::new(1, 0)`; consumer: `try_pop`s, which must
+/// find the queue empty; closer: nothing), arms, prints `armed`, waits for a line, then
+/// pushes `Msg::new(1, 1)` (pops one element, closes the queue), dying at its first shared
+/// futex wake. Prints `survived` and waits for a line if it made none.
 fn queue_die_at_wake(shim: &str, name: &str, role: &str) {
     preload(shim);
     let queue = open_queue(name);
@@ -992,6 +898,9 @@ fn queue_die_at_wake(shim: &str, name: &str, role: &str) {
     wait_for_go();
 }
 
+/// `queue-stop-at-unlock SHIM NAME` (SHIM: `stop_at_unlock.c` built): arms, pushes
+/// `Msg::new(7, 0)`, stopping itself (SIGSTOP) while it holds the queue's lock, just before
+/// releasing it; once continued, prints `pushed` and waits for a line.
 fn queue_stop_at_unlock(shim: &str, name: &str) {
     preload(shim);
     let queue = open_queue(name);
@@ -1001,32 +910,85 @@ fn queue_stop_at_unlock(shim: &str, name: &str) {
     wait_for_go();
 }
 
-fn try_and_time_out(name: &str, ms: u64) {
-    fn outcome(result: std::sync::TryLockResult<shmstore::ShmGuard<'_, Pair>>) -> String {
-        match result {
-            Ok(g) => format!("ok {} {}", g.a, g.b),
-            Err(std::sync::TryLockError::WouldBlock) => "would-block".to_string(),
-            Err(std::sync::TryLockError::Poisoned(_)) => "poisoned".to_string(),
-        }
-    }
-    let shm = open::<Pair>(name);
-    say(&format!("try_lock {}", outcome(shm.try_lock())));
-    let timeout = Duration::from_millis(ms);
-    say(&format!(
-        "lock_timeout {}",
-        outcome(shm.lock_timeout(timeout))
-    ));
-}
-/// Becomes uid/gid 65534 (nobody), when running as root.
-fn drop_to_nobody() {
+// ==== Namespaces, owners and permissions ====
+
+// Other users (uid 65534), PID namespaces (see `tests/pid_namespaces.rs`) and the hostile peers of
+// issue 13.
+
+/// `setuid-open NAME [allow-other-owner]`: drops to uid/gid 65534, opens a `Counter`,
+/// prints `ok COUNT` or `err VARIANT MESSAGE`.
+fn setuid_open(name: &str, allow_other_owner: bool) {
     use nix::unistd::{setgid, setgroups, setuid, Gid, Uid};
-    if nix::unistd::geteuid().is_root() {
-        setgroups(&[]).expect("setgroups");
-        setgid(Gid::from_raw(65534)).expect("setgid");
-        setuid(Uid::from_raw(65534)).expect("setuid");
+    setgroups(&[]).expect("setgroups");
+    setgid(Gid::from_raw(65534)).expect("setgid");
+    setuid(Uid::from_raw(65534)).expect("setuid");
+    match Shm::<Counter>::options()
+        .allow_other_owner(allow_other_owner)
+        .at(at(name))
+        .open()
+    {
+        Ok(shm) => say(&format!("ok {}", shm.read().count)),
+        Err(e) => say(&format!("err {} {e}", variant(&e))),
     }
 }
 
+/// `setuid-reader NAME`: drops to uid/gid 65534 and opens a `Counter`: prints
+/// `reader-plain ok|err VARIANT` (`open_reader` without `allow_other_owner`),
+/// `read-write ok|err VARIANT` (`open` with it), then with `open_reader` and
+/// `allow_other_owner(true)`: `reader COUNT VERSION IN_PLACE`, and after the next change
+/// `changed COUNT VERSION`.
+fn setuid_reader(name: &str) {
+    use nix::unistd::{setgid, setgroups, setuid, Gid, Uid};
+    setgroups(&[]).expect("setgroups");
+    setgid(Gid::from_raw(65534)).expect("setgid");
+    setuid(Uid::from_raw(65534)).expect("setuid");
+    let outcome = |r: Result<(), shmstore::Error>| match r {
+        Ok(()) => "ok".to_string(),
+        Err(e) => format!("err {}", variant(&e)),
+    };
+    say(&format!(
+        "reader-plain {}",
+        outcome(
+            Shm::<Counter>::options()
+                .at(at(name))
+                .open_reader()
+                .map(drop)
+        )
+    ));
+    say(&format!(
+        "read-write {}",
+        outcome(
+            Shm::<Counter>::options()
+                .allow_other_owner(true)
+                .at(at(name))
+                .open()
+                .map(drop)
+        )
+    ));
+    let reader = Shm::<Counter>::options()
+        .allow_other_owner(true)
+        .at(at(name))
+        .open_reader()
+        .expect("open_reader with allow_other_owner");
+    let c = reader.read();
+    assert_eq!(c.count, c.mirror);
+    let since = reader.version();
+    say(&format!(
+        "reader {} {since} {}",
+        c.count,
+        reader.is_in_place()
+    ));
+    let now = reader
+        .wait_for_change(since, None)
+        .expect("wait_for_change");
+    let c = reader.read();
+    assert_eq!(c.count, c.mirror);
+    say(&format!("changed {} {now}", c.count));
+}
+
+/// `setuid-give-sysv KEY`: drops to uid/gid 65534, creates a `Counter` of 7 with mode 0666
+/// at the System V location KEY, gives the segment to uid/gid 0 with `shmctl(IPC_SET)`,
+/// prints `given`.
 fn setuid_give_sysv(name: &str) {
     use nix::libc;
     drop_to_nobody();
@@ -1055,6 +1017,10 @@ fn setuid_give_sysv(name: &str) {
     say("given");
 }
 
+/// `readonly-lock PATH sh|ex`: drops to uid/gid 65534 (when root), opens PATH read-only,
+/// takes an open-file-description read lock from byte 0 to the end of any file
+/// (`F_OFD_SETLK`, `F_RDLCK`, length 0) and `flock(LOCK_SH)` (or `LOCK_EX`), prints `locked`,
+/// waits for a line, exits.
 fn readonly_lock(path: &str, kind: &str) {
     use nix::libc;
     use std::os::fd::AsRawFd;
@@ -1081,15 +1047,101 @@ fn readonly_lock(path: &str, kind: &str) {
     wait_for_go();
 }
 
-fn repair_at_rename(shim: &str, name: &str, how: &str) {
-    preload(shim);
-    std::env::set_var("SHMSTORE_TEST_AT_RENAME", how);
-    let _shm = Shm::<Counter>::options()
-        .mode(0o644)
-        .open_timeout(Duration::from_secs(10))
-        .at(at(name))
-        .open_or_create(|| Counter::at(1))
-        .expect("open_or_create");
-    say("survived");
-    wait_for_go();
+/// `try-and-time-out NAME MS`: opens a `Pair`, prints `try_lock R` with R the outcome of
+/// `try_lock` (`ok A B`, `would-block` or `poisoned`), then `lock_timeout R` with the outcome
+/// of `lock_timeout(MS milliseconds)`.
+fn try_and_time_out(name: &str, ms: u64) {
+    fn outcome(result: std::sync::TryLockResult<shmstore::ShmGuard<'_, Pair>>) -> String {
+        match result {
+            Ok(g) => format!("ok {} {}", g.a, g.b),
+            Err(std::sync::TryLockError::WouldBlock) => "would-block".to_string(),
+            Err(std::sync::TryLockError::Poisoned(_)) => "poisoned".to_string(),
+        }
+    }
+    let shm = open::<Pair>(name);
+    say(&format!("try_lock {}", outcome(shm.try_lock())));
+    let timeout = Duration::from_millis(ms);
+    say(&format!(
+        "lock_timeout {}",
+        outcome(shm.lock_timeout(timeout))
+    ));
+}
+
+/// `pid`: prints `pid P`, this process's pid as its own PID namespace numbers it.
+fn pid() {
+    say(&format!("pid {}", std::process::id()));
+}
+
+// ==== Descriptors and modes ====
+
+// What the operating system sees (see `tests/os.rs`); `hold-shm-and-exec` and `list-shm-fds` are
+// about descriptors on `/dev/shm` and take POSIX names only.
+
+/// `create-with-umask NAME UMASK MODE HOW`: sets the umask, creates a `Counter` with `mode`
+/// (HOW: `create`, `open-or-create` or `in-place`), prints `created`.
+fn create_with_umask(name: &str, umask: u32, mode: u32, how: &str) {
+    use nix::sys::stat::Mode;
+    nix::sys::stat::umask(Mode::from_bits_truncate(umask));
+    let options = Shm::<Counter>::options().mode(mode);
+    let result = match how {
+        "create" => options.at(at(name)).create(Counter::at(1)),
+        "open-or-create" => options.at(at(name)).open_or_create(|| Counter::at(1)),
+        "in-place" => options.in_place(true).at(at(name)).create(Counter::at(1)),
+        other => panic!("unknown HOW {other}"),
+    };
+    result.expect("create");
+    say("created");
+}
+
+/// `hold-shm-and-exec NAME1 NAME2 [control]` (POSIX names only): creates, opens and
+/// open-or-creates regions (keeping the handles), lists regions, optionally opens a
+/// descriptor on NAME1 without close-on-exec, then runs `list-shm-fds` and exits when it does.
+fn hold_shm_and_exec(name1: &str, name2: &str, control: bool) {
+    let created = Shm::<Counter>::create(name1, Counter::at(1)).expect("create");
+    let opened = Shm::<Counter>::open(name1).expect("open");
+    let either = Shm::<Counter>::open_or_create(name2, || Counter::at(2)).expect("open_or_create");
+    let in_place = Shm::<Counter>::options()
+        .in_place(true)
+        .open_or_create(&format!("{name2}.in-place"), || Counter::at(3))
+        .expect("open_or_create in place");
+    shmstore::list().expect("list");
+    // A descriptor without O_CLOEXEC, to show that the checker sees one when there is one.
+    let leaked = control.then(|| {
+        use nix::fcntl::{open, OFlag};
+        use nix::sys::stat::Mode;
+        open(
+            format!("{SHM_DIR}/{name1}").as_str(),
+            OFlag::O_RDONLY,
+            Mode::empty(),
+        )
+        .expect("open without O_CLOEXEC")
+    });
+    let status = std::process::Command::new(std::env::current_exe().expect("current_exe"))
+        .arg("list-shm-fds")
+        .status()
+        .expect("exec list-shm-fds");
+    assert!(status.success());
+    drop((created, opened, either, in_place, leaked));
+}
+
+/// `list-shm-fds` (POSIX only): prints `fd N -> TARGET` for every descriptor on the
+/// shared-memory filesystem, then `end`.
+fn list_shm_fds() {
+    let shm_dev = std::fs::metadata(SHM_DIR).expect("stat /dev/shm").dev();
+    let mut fds: Vec<i32> = std::fs::read_dir("/proc/self/fd")
+        .expect("read /proc/self/fd")
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    fds.sort();
+    for fd in fds {
+        let link = format!("/proc/self/fd/{fd}");
+        let Ok(target) = std::fs::read_link(&link) else {
+            continue; // the directory iterator's own descriptor, closed meanwhile
+        };
+        let on_shm = std::fs::metadata(&link).is_ok_and(|m| m.dev() == shm_dev);
+        if on_shm || target.starts_with(SHM_DIR) {
+            say(&format!("fd {fd} -> {}", target.display()));
+        }
+    }
+    say("end");
 }
