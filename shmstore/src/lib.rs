@@ -50,8 +50,8 @@ extern crate self as shmstore;
 
 mod atomic_copy;
 mod error;
+mod format;
 mod guard;
-mod header;
 mod info;
 mod inspect;
 mod layout;
@@ -123,7 +123,7 @@ pub mod fuzzing;
 #[doc(hidden)]
 pub mod __format {
     #![allow(missing_docs)]
-    use crate::header as h;
+    use crate::format as h;
     pub const FLAG_IN_PLACE: u32 = h::FLAG_IN_PLACE;
     pub const FLAG_NOTIFY_READERS: u32 = h::FLAG_NOTIFY_READERS;
     pub const STATE_INITIALISING: u32 = h::STATE_INITIALISING;

@@ -30,7 +30,7 @@ use std::sync::atomic::fence;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
 use std::time::{Duration, Instant};
 
-use crate::header::FLAG_NOTIFY_READERS;
+use crate::format::FLAG_NOTIFY_READERS;
 use crate::region::Region;
 use crate::snapshot::HELP_READERS_FROM;
 use crate::sys::futex;

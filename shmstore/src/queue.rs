@@ -62,13 +62,14 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::mem::{align_of, size_of};
 use std::sync::atomic::Ordering::{Acquire, Relaxed, SeqCst};
-use std::sync::atomic::{AtomicU32, AtomicU64};
+use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
-use crate::header::{
-    LoadAcquire, QueueShape, SharedBytes, SharedView, MAX_PAYLOAD_ALIGN, QUEUE_CONTROL_SIZE,
-    QUEUE_MPMC, QUEUE_SPSC,
+pub use crate::format::QueueMode;
+use crate::format::{
+    Control, Event, Line, Owner, QueueShape, SharedBytes, CLOSED,
+    MAX_PAYLOAD_ALIGN, QUEUE_CONTROL_SIZE,
 };
 use crate::layout::ShmType;
 use crate::location::Location;
@@ -76,10 +77,8 @@ use crate::lock::Wait;
 use crate::region::{QueueSpec, Region, RegionSpec};
 use crate::sys::mutex::{Acquired, LockFailure, Until};
 use crate::sys::object::{Access, ByteLock};
-use crate::sys::{futex, process};
+use crate::sys::futex;
 
-/// Bit 63 of `tail`: the queue was closed.
-const CLOSED: u64 = 1 << 63;
 /// The byte of the object whose lock is the SPSC producer role.
 const PRODUCER_BYTE: u64 = 0;
 /// The byte of the object whose lock is the SPSC consumer role.
@@ -107,145 +106,6 @@ const TRY_LOCK_ATTEMPTS: u32 = 64;
 /// per batch. A queue with one element in flight at a time (ping-pong, request and reply) or
 /// an idle one never waits: every look there finds at most one.
 const REFRESH_PAUSES: u32 = 16;
-
-/// Whether a queue serves one producer and one consumer, or any number of each. Fixed when the
-/// queue is created and stored in its header; openers follow it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum QueueMode {
-    /// Single producer, single consumer: lock-free, the fastest. At most one live handle
-    /// pushes and one pops; another gets [`Error::RoleTaken`]. A handle takes its role at its
-    /// first push (or pop) and keeps it until dropped; a replacement can take over the role
-    /// of a process that died.
-    ///
-    /// The holder's liveness is a lock on the handle's open file description, which a child
-    /// created with `fork` shares: until that child execs or exits, it keeps the role too, even
-    /// after its parent dies (`std::process::Command` execs at once, so this matters only for
-    /// children that run on without exec). Dropping the handle releases the role at once. In a
-    /// System V segment, which has no descriptor, the role is the holder's pid alone: a forked
-    /// child does not share it, and a replacement takes it over once no process has that pid.
-    /// The pid is recorded with the holder's PID namespace, and only a process of that
-    /// namespace can tell that it is gone: from another one (another container), a dead
-    /// holder's role stays taken.
-    Spsc,
-    /// Multiple producers, multiple consumers: every push and pop takes the region's robust
-    /// mutex for the length of one copy. Any handle may push and pop.
-    Mpmc,
-}
-
-impl QueueMode {
-    fn code(self) -> u32 {
-        match self {
-            QueueMode::Spsc => QUEUE_SPSC,
-            QueueMode::Mpmc => QUEUE_MPMC,
-        }
-    }
-
-    /// The mode of a validated header's `queue_mode` (`Header::check` accepts only the two).
-    pub(crate) fn from_code(code: u32) -> QueueMode {
-        if code == QUEUE_SPSC {
-            QueueMode::Spsc
-        } else {
-            QueueMode::Mpmc
-        }
-    }
-}
-
-/// One 64-byte line of the control block: a word, a second word and padding. Every field is
-/// atomic, since other processes write the line.
-#[repr(C, align(64))]
-struct Line {
-    word: AtomicU64,
-    /// The SPSC role holder: see [`Owner`].
-    owner: AtomicU64,
-    _unused: [AtomicU32; 12],
-}
-
-/// Something a blocked side sleeps on: a futex word bumped on each wake-up, and how many
-/// sleep on it.
-#[repr(C, align(64))]
-struct Event {
-    epoch: AtomicU32,
-    sleepers: AtomicU32,
-    _unused: [AtomicU32; 14],
-}
-
-/// The control block at the start of a queue's payload (`FORMAT.md`). The producer's counter,
-/// the consumer's counter and the two events each have their own cache line, so that pushing
-/// and popping do not invalidate each other's lines.
-#[repr(C)]
-struct Control {
-    /// `tail` (elements pushed; bit 63: closed) and the SPSC producer's pid and namespace.
-    tail: Line,
-    /// `head` (elements popped) and the SPSC consumer's pid and namespace.
-    head: Line,
-    /// Consumers sleep here while the queue is empty.
-    not_empty: Event,
-    /// Producers sleep here while the queue is full.
-    not_full: Event,
-}
-
-const _: () = assert!(size_of::<Control>() == QUEUE_CONTROL_SIZE);
-
-// SAFETY: `Control` is `repr(C)` and made only of `Line`s and `Event`s, themselves `repr(C)`
-// and made only of integer atomics: any bits are a valid value, every access is atomic, and
-// its size is exactly QUEUE_CONTROL_SIZE (asserted above), so no padding.
-unsafe impl SharedView for Control {}
-
-/// How many elements a queue holds and whether it is closed, read from the control block at
-/// the start of `payload` (a mapped payload, or a copy of the control block), without any lock
-/// (for [`list`](crate::list)); `None` if `payload` is too short or misaligned for it.
-pub(crate) fn peek(payload: SharedBytes<'_>, capacity: usize) -> Option<(usize, bool)> {
-    Some(payload.view::<Control>()?.len_and_closed(capacity))
-}
-
-impl Control {
-    /// How many elements the queue holds (a snapshot, clamped to `capacity` in case a peer
-    /// broke the counters) and whether it is closed.
-    fn len_and_closed(&self, capacity: usize) -> (usize, bool) {
-        // Through a read-only mapping too (`list` of a System V queue): see `LoadAcquire`.
-        let head = self.head.word.load_acquire();
-        let tail = self.tail.word.load_acquire();
-        let len = (tail & !CLOSED).saturating_sub(head).min(capacity as u64) as usize;
-        (len, tail & CLOSED != 0)
-    }
-}
-
-/// [`peek`] through a region known to be a queue; `None` for a value.
-pub(crate) fn peek_region(region: &Region) -> Option<(usize, bool)> {
-    let shape = region.info().queue?;
-    peek(region.payload()?, shape.capacity)
-}
-
-/// The slot index of a queue's oldest element, read from the control block at the start of
-/// `payload` (mapped or copied) without any lock; `None` if the queue is empty (or its
-/// counters make no sense), or `payload` is too short or misaligned for a control block.
-pub(crate) fn front_slot(payload: SharedBytes<'_>, capacity: usize) -> Option<usize> {
-    let c = payload.view::<Control>()?;
-    // Through a read-only mapping too (`inspect`): see `LoadAcquire`.
-    let head = c.head.word.load_acquire();
-    let tail = c.tail.word.load_acquire() & !CLOSED;
-    if tail <= head || tail - head > capacity as u64 {
-        return None;
-    }
-    Some((head % capacity as u64) as usize)
-}
-
-/// A copy of the bytes of a queue's oldest element, taken with atomic loads and without the
-/// queue's protocol (a consumer may be taking it meanwhile: for display only). `None` if the
-/// queue is empty or the region is a value.
-pub(crate) fn front_copy(region: &Region) -> Option<Vec<u8>> {
-    let shape = region.info().queue?;
-    let index = front_slot(region.payload()?, shape.capacity)?;
-    let start =
-        QueueShape::slots_offset(region.info().layout.payload_align) + index * shape.element_size;
-    let slot = region.payload()?.range(start, shape.element_size)?;
-    // Not a consistent copy: without the lock, a consumer may pop this element and a producer
-    // write the next one into the slot while we load (with a plain, non-atomic copy), so the
-    // bytes may mix two elements. Such a race across processes is outside what Rust's memory
-    // model describes; what these atomic byte loads guarantee is only that each of our loads
-    // reads some byte that was in the slot. Hence "for display only".
-    Some(slot.load_bytes())
-}
 
 /// A named, bounded queue of `T` in shared memory, between any number of processes.
 ///
@@ -1166,57 +1026,6 @@ fn claim_by_pid(owner: &AtomicU64) -> bool {
     }
 }
 
-/// Who holds an SPSC role, or the repair of an abandoned object by replacement (FORMAT.md): a
-/// pid, and the PID namespace that numbers it, since a
-/// pid means nothing in another namespace (containers that share IPC but not pids). One 8-byte
-/// word, the pid in its first 4 bytes and the namespace in the next 4, so that both change in
-/// one compare-and-swap.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Owner {
-    pid: u32,
-    /// 0: not recorded (a region written by an older version, or by a process without
-    /// `/proc`), taken as this process's namespace.
-    pid_ns: u32,
-}
-
-impl Owner {
-    pub(crate) fn me() -> Owner {
-        Owner {
-            pid: process::current_pid(),
-            pid_ns: process::pid_namespace(),
-        }
-    }
-
-    pub(crate) fn word(self) -> u64 {
-        let [a, b, c, d] = self.pid.to_ne_bytes();
-        let [e, f, g, h] = self.pid_ns.to_ne_bytes();
-        u64::from_ne_bytes([a, b, c, d, e, f, g, h])
-    }
-
-    pub(crate) fn from_word(word: u64) -> Owner {
-        let [a, b, c, d, e, f, g, h] = word.to_ne_bytes();
-        Owner {
-            pid: u32::from_ne_bytes([a, b, c, d]),
-            pid_ns: u32::from_ne_bytes([e, f, g, h]),
-        }
-    }
-
-    /// `false` only if the holder is certainly gone: its pid is numbered in this process's
-    /// namespace and no process has it.
-    pub(crate) fn may_be_alive(self) -> bool {
-        !process::numbered_here(self.pid_ns) || process::is_alive(self.pid)
-    }
-
-    /// The pid if it names a process of this namespace, else 0.
-    fn pid_here(self) -> u32 {
-        if process::numbered_here(self.pid_ns) {
-            self.pid
-        } else {
-            0
-        }
-    }
-}
-
 /// After a reboot (see `region`): nobody sleeps on the queue's events and nobody holds a role.
 /// Does nothing to a region that is not a queue (its payload has no control block).
 pub(crate) fn reset_after_reboot(region: &Region) {
@@ -1572,7 +1381,6 @@ fn clear_control(payload: &mut [u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::mem::offset_of;
 
     /// The reset after a reboot checks that the region is a queue before it writes a control
     /// block: a value's payload is not one, and stays as it was.
@@ -1583,30 +1391,6 @@ mod tests {
         let _ = crate::unlink(name.as_str());
         reset_after_reboot(shm.region());
         assert_eq!(*shm.lock().unwrap(), [u64::MAX; 32]);
-    }
-
-    /// The control block offsets FORMAT.md documents.
-    #[test]
-    fn control_offsets_match_format_md() {
-        assert_eq!(offset_of!(Control, tail), 0);
-        assert_eq!(offset_of!(Control, head), 64);
-        assert_eq!(offset_of!(Control, not_empty), 128);
-        assert_eq!(offset_of!(Control, not_full), 192);
-        assert_eq!(offset_of!(Line, owner), 8);
-        assert_eq!(offset_of!(Event, sleepers), 4);
-    }
-
-    /// FORMAT.md: the pid in the first 4 bytes of the owner word, its namespace in the next 4.
-    #[test]
-    fn an_owner_word_holds_the_pid_then_the_namespace() {
-        let owner = Owner {
-            pid: 0x0102_0304,
-            pid_ns: 0xf000_0001,
-        };
-        let bytes = owner.word().to_ne_bytes();
-        assert_eq!(bytes[..4], 0x0102_0304u32.to_ne_bytes());
-        assert_eq!(bytes[4..], 0xf000_0001u32.to_ne_bytes());
-        assert_eq!(Owner::from_word(owner.word()), owner);
     }
 
     #[test]

@@ -22,14 +22,13 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
-use crate::header::SharedBytes;
-use crate::header::{
-    Descriptor, Header, HeaderInfo, HeaderState, LoadAcquire, QueueShape, RegionLayout,
+use crate::format::{
+    descriptor_copy, Descriptor, SharedBytes, Header, HeaderInfo, HeaderState, LoadAcquire, QueueShape, RegionLayout,
     FLAG_IN_PLACE, FLAG_NOTIFY_READERS, HEADER_SIZE,
 };
 use crate::layout::TypeLayout;
 use crate::location::Location;
-use crate::snapshot::{copy_atomic, ReaderHelp};
+use crate::snapshot::ReaderHelp;
 use crate::sys::mutex::MutexKey;
 use crate::sys::object::{self, Access, ByteLock, Mapping, ObjectStat};
 use crate::sys::{futex, process, sysv as segment};
@@ -401,20 +400,6 @@ fn id_of(object: &ObjectStat) -> i32 {
     object.ino as i32
 }
 
-/// Copies the first `len` descriptor bytes (from [`HEADER_SIZE`] on) out of a region's
-/// bytes; `None` if they do not hold that many.
-pub(crate) fn descriptor_copy(region: SharedBytes<'_>, len: usize) -> Option<Vec<u8>> {
-    let descriptor = region.range(HEADER_SIZE, len)?;
-    let mut out = vec![0u8; len];
-    // SAFETY:
-    // - source: `descriptor` holds `len` readable bytes for the call (checked by `range`);
-    // - alignment: `copy_atomic` loads bytes, which need none;
-    // - races: the loads are atomic, so a peer writing the bytes concurrently is no data race;
-    // - destination: `out` is `len` bytes we own, not overlapping the shared source.
-    unsafe { copy_atomic(descriptor.as_ptr(), out.as_mut_ptr(), len) };
-    Some(out)
-}
-
 /// Removes a region: the name of a POSIX region, the file of a file region (`unlink`), or the
 /// key of a System V segment (`IPC_RMID`). Processes that have it open keep using it; the
 /// memory is freed when the last one unmaps it (a file's data when the last one closes it).
@@ -537,7 +522,7 @@ fn check_typed(region: &Region, spec: &RegionSpec, typed: Typed) -> Result<()> {
     if typed == Typed::Yes {
         let name = region.name();
         check_kind(name, &region.info, spec)?;
-        crate::header::check_type(name, &region.info, || region.descriptor_copy(), spec.layout)?;
+        crate::format::check_type(name, &region.info, || region.descriptor_copy(), spec.layout)?;
         check_capacity(name, &region.info, spec)?;
     }
     Ok(())

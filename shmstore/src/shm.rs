@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::Result;
 use crate::guard::ShmGuard;
-use crate::header::MAX_PAYLOAD_ALIGN;
+use crate::format::MAX_PAYLOAD_ALIGN;
 use crate::layout::ShmType;
 use crate::location::Location;
 use crate::lock::Wait;

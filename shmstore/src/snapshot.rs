@@ -75,8 +75,8 @@ use std::sync::atomic::{fence, AtomicU64};
 use std::time::{Duration, Instant};
 
 pub(crate) use crate::atomic_copy::copy_atomic;
-use crate::header::LoadAcquire;
-use crate::header::FLAG_NOTIFY_READERS;
+use crate::format::LoadAcquire;
+use crate::format::FLAG_NOTIFY_READERS;
 use crate::lock::Wait;
 use crate::region::Region;
 use crate::sys::futex;

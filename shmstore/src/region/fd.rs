@@ -60,10 +60,10 @@ use super::{
     fresh_layout, header_of, write_header, Handle, Init, Look, Region, RegionSpec, Typed,
 };
 use crate::error::{Error, Result};
-use crate::header::{Header, HeaderInfo, HEADER_SIZE, INITIALISER_BYTE, STATE_INITIALISING};
+use crate::format::{Header, HeaderInfo, HEADER_SIZE, INITIALISER_BYTE, STATE_INITIALISING};
 use crate::location::Location;
 use crate::lock::Wait;
-use crate::queue::Owner;
+use crate::format::Owner;
 use crate::sys::object::{self, Access, ByteLock, Dir, Mapping, ObjectStat, Unnamed};
 use crate::sys::{futex, process};
 
@@ -330,11 +330,11 @@ fn look_at(
     if stat.size == 0 {
         return Ok((Look::Blank, None));
     }
-    if stat.size < crate::header::HEADER_SIZE as u64 {
+    if stat.size < crate::format::HEADER_SIZE as u64 {
         let reason = format!(
             "it is {} bytes long, shorter than its own {}-byte header",
             stat.size,
-            crate::header::HEADER_SIZE
+            crate::format::HEADER_SIZE
         );
         return Ok((Look::Corrupt(reason), None));
     }

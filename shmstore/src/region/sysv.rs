@@ -38,7 +38,7 @@ use super::{
     fresh_layout, header_of, write_header, Handle, Init, Look, Region, RegionSpec, Typed,
 };
 use crate::error::{Error, Result};
-use crate::header::{
+use crate::format::{
     Header, LoadAcquire, SharedBytes, HEADER_SIZE, MAGIC, STATE_INITIALISING, STATE_READY,
 };
 use crate::location::Location;
