@@ -15,9 +15,9 @@ use crate::info::{summarize, RegionInfo};
 use crate::layout::{Primitive, ShmType};
 use crate::location::Location;
 use crate::look::{self, Looked};
-use crate::reader::{read_timed_out, wait_for_change};
 use crate::region::{Region, RegionSpec};
-use crate::snapshot::TimedOut;
+use crate::snapshot::read_timed_out;
+use crate::wait::{wait_for_change, TimedOut};
 use crate::sys::{object, sysv};
 
 /// A read-only, untyped view of a region (a value or a queue) of any type and any owner.

@@ -66,6 +66,7 @@ mod shm;
 mod snapshot;
 mod store;
 mod sys;
+mod wait;
 
 pub use error::printable;
 pub use error::{Error, Result};

@@ -30,12 +30,11 @@ use std::sync::atomic::fence;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
 use std::time::{Duration, Instant};
 
-use crate::format::FLAG_NOTIFY_READERS;
 use crate::region::Region;
 use crate::snapshot::HELP_READERS_FROM;
-use crate::sys::futex;
 use crate::sys::mutex::{Acquired, LockFailure, Until};
 use crate::sys::process::thread_token;
+use crate::wait::wake_value_waiters;
 
 /// The longest a writer waits for a starving reader before it locks anyway.
 const BACK_OFF: Duration = Duration::from_micros(10);
@@ -241,16 +240,10 @@ impl Region {
         self.wake_if_waited();
     }
 
-    /// Wakes every sleeper on the version if any is registered, or if the region notifies
-    /// read-only handles (which cannot register). Must follow a version store by a full
-    /// barrier: a waiter registers with a SeqCst increment and then re-reads the version, so
-    /// either it sees the new version or this load sees it.
+    /// Wakes the version's sleepers (see [`wake_value_waiters`]).
     #[inline]
     fn wake_if_waited(&self) {
-        let h = self.header();
-        if h.waiters.load(SeqCst) != 0 || self.info().flags & FLAG_NOTIFY_READERS != 0 {
-            futex::wake_low_half(&h.version);
-        }
+        wake_value_waiters(self);
     }
 }
 

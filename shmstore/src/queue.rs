@@ -50,7 +50,7 @@
 //!
 //! - a handle that takes an SPSC role wakes the other side once, unconditionally: a replacement
 //!   for a dead peer wakes the survivor as it attaches;
-//! - no sleep lasts longer than [`SLEEP_SLICE`]: a sleeper looks at the counters at least that
+//! - no sleep lasts longer than [`SLEEP_SLICE`](crate::wait::SLEEP_SLICE): a sleeper looks at the counters at least that
 //!   often, woken or not, so even with no replacement (or a `close` whose caller died before
 //!   its wake) it sees room, an element or the closed flag within a second.
 //!
@@ -68,7 +68,7 @@ use std::time::{Duration, Instant};
 use crate::error::{Error, Result};
 pub use crate::format::QueueMode;
 use crate::format::{
-    Control, Event, Line, Owner, QueueShape, SharedBytes, CLOSED,
+    Control, Line, Owner, QueueShape, SharedBytes, CLOSED,
     MAX_PAYLOAD_ALIGN, QUEUE_CONTROL_SIZE,
 };
 use crate::layout::ShmType;
@@ -77,7 +77,7 @@ use crate::lock::Wait;
 use crate::region::{QueueSpec, Region, RegionSpec};
 use crate::sys::mutex::{Acquired, LockFailure, Until};
 use crate::sys::object::{Access, ByteLock};
-use crate::sys::futex;
+use crate::wait::{notify, sleep_until, wake_unconditionally};
 
 /// The byte of the object whose lock is the SPSC producer role.
 const PRODUCER_BYTE: u64 = 0;
@@ -86,13 +86,6 @@ const CONSUMER_BYTE: u64 = 1;
 /// How long a blocked push or pop polls before it sleeps: long enough to catch a peer that is
 /// about to act without paying for a wake-up, short against a scheduler tick.
 const SPIN_FOR: Duration = Duration::from_micros(20);
-/// The longest a blocked push or pop sleeps before it looks at the counters again, woken or
-/// not. A wake-up can be lost for good only to a peer that dies (or stops) inside it, after it
-/// cleared the sleeper flag and before its futex wake, to one that closes the queue and dies
-/// before waking anyone, or to a writer that breaks the protocol (clears a flag, or shares an
-/// SPSC role with a forked child): this bounds what that costs a survivor. A second is nothing
-/// to a thread with nothing to do, and long against any wake-up that does arrive.
-const SLEEP_SLICE: Duration = Duration::from_secs(1);
 /// How many times `try_push` and `try_pop` try the lock of an MPMC queue before they give up:
 /// a holder keeps it for one element copy, so a few attempts (well under a microsecond each)
 /// ride out ordinary contention, while a holder that was preempted or stopped in the middle of
@@ -1067,75 +1060,6 @@ fn keep_spinning(polls: &mut u32, start: &mut Option<Instant>) -> bool {
     }
     std::hint::spin_loop();
     true
-}
-
-/// Sleeps on `event` unless `ready()` after counting in (see "Sleeping and waking" in the
-/// module docs), at most until `deadline` and at most [`SLEEP_SLICE`]. Returns on any wake-up:
-/// the caller re-checks.
-///
-/// `single`: SPSC, where only the role holder sleeps on this event. Then the count is a flag
-/// the waker clears when it wakes us (so exactly one wake call per sleep), and we clear it
-/// ourselves only if nobody did, that is, if the epoch did not move.
-fn sleep_until(
-    event: &Event,
-    single: bool,
-    deadline: Option<Instant>,
-    ready: impl FnOnce() -> bool,
-) {
-    let epoch = event.epoch.load(SeqCst);
-    if single {
-        event.sleepers.store(1, SeqCst);
-    } else {
-        event.sleepers.fetch_add(1, SeqCst);
-    }
-    if !ready() {
-        let timeout = deadline.map_or(SLEEP_SLICE, |d| {
-            d.saturating_duration_since(Instant::now()).min(SLEEP_SLICE)
-        });
-        if timeout != Duration::ZERO {
-            futex::wait(&event.epoch, epoch, Some(timeout));
-        }
-    }
-    if single {
-        if event.epoch.load(SeqCst) == epoch {
-            event.sleepers.store(0, SeqCst);
-        }
-    } else {
-        // Never below zero.
-        let _ = event
-            .sleepers
-            .fetch_update(Relaxed, Relaxed, |n| Some(n.saturating_sub(1)));
-    }
-}
-
-/// Called after publishing a counter with a sequentially consistent operation: wakes the
-/// other side if it sleeps. One load when nobody does.
-#[inline]
-fn notify(event: &Event, single: bool) {
-    if event.sleepers.load(SeqCst) != 0 {
-        wake(event, single);
-    }
-}
-
-/// Bumps the epoch and wakes every sleeper. With a `single` sleeper (SPSC), only if this call
-/// is the one that clears its flag: the pushes (or pops) that follow, before it runs, make no
-/// further wake call.
-#[cold]
-fn wake(event: &Event, single: bool) {
-    if single && event.sleepers.swap(0, SeqCst) == 0 {
-        return;
-    }
-    event.epoch.fetch_add(1, SeqCst);
-    futex::wake_all(&event.epoch);
-}
-
-/// Wakes every sleeper whatever the count says (for `close`, and for a new SPSC role holder).
-fn wake_unconditionally(event: &Event, single: bool) {
-    if single {
-        event.sleepers.store(0, SeqCst);
-    }
-    event.epoch.fetch_add(1, SeqCst);
-    futex::wake_all(&event.epoch);
 }
 
 impl<T: ShmType, const N: usize> fmt::Debug for ShmQueue<T, N> {

@@ -4,10 +4,11 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::time::{Duration, Instant};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::layout::ShmType;
 use crate::region::Region;
-use crate::snapshot::{snapshot, snapshot_to, snapshot_until, TimedOut};
+use crate::snapshot::{read_timed_out, snapshot, snapshot_to, snapshot_until};
+use crate::wait::{wait_for_change, TimedOut};
 
 /// A read-only handle to a region: the object opened `O_RDONLY` and mapped read-only, so this
 /// process cannot write it, lock it, or poison it — for consumers that must not be able to
@@ -126,28 +127,3 @@ impl<T: ShmType + fmt::Debug> fmt::Debug for ShmReader<T> {
     }
 }
 
-/// The error of a read-only snapshot that found no consistent value within `timeout`.
-pub(crate) fn read_timed_out(name: &str, timeout: Duration) -> Error {
-    Error::Timeout {
-        name: name.to_string(),
-        waiting_for: "a consistent value (an in-place write in progress, writers committing \
-                      faster than the value can be copied, or a dead in-place writer that no \
-                      writable handle has repaired yet)",
-        after: timeout,
-    }
-}
-
-/// `Region::wait_for_change` with the public error.
-pub(crate) fn wait_for_change(
-    region: &Region,
-    since: u64,
-    timeout: Option<Duration>,
-) -> Result<u64> {
-    region
-        .wait_for_change(since, timeout)
-        .map_err(|TimedOut| Error::Timeout {
-            name: region.name().to_string(),
-            waiting_for: "a new version",
-            after: timeout.unwrap_or_default(),
-        })
-}

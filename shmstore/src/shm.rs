@@ -12,9 +12,10 @@ use crate::format::MAX_PAYLOAD_ALIGN;
 use crate::layout::ShmType;
 use crate::location::Location;
 use crate::lock::Wait;
-use crate::reader::{read_timed_out, wait_for_change, ShmReader};
+use crate::reader::ShmReader;
 use crate::region::{Region, RegionSpec};
-use crate::snapshot::{snapshot, snapshot_to, snapshot_until, TimedOut};
+use crate::snapshot::{read_timed_out, snapshot, snapshot_to, snapshot_until};
+use crate::wait::{wait_for_change, TimedOut};
 use crate::sys::mutex::LockFailure;
 use crate::sys::object::Access;
 
