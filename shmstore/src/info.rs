@@ -2,7 +2,8 @@
 
 use crate::error::{Error, Result};
 use crate::format::{
-    self, descriptor_copy, Descriptor, QueueMode, Header, HeaderInfo, HeaderState, LoadAcquire, SharedBytes, HEADER_SIZE,
+    self, descriptor_copy, Descriptor, Header, HeaderInfo, HeaderState, LoadAcquire, QueueMode,
+    SharedBytes, HEADER_SIZE,
 };
 use crate::location::Location;
 use crate::look;

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::format::{
-    self, Descriptor, DescriptorField, Header, HeaderInfo, LoadAcquire, QueueShape, MAX_DESCRIPTOR_LEN,
+    self, Descriptor, DescriptorField, Header, HeaderInfo, LoadAcquire, QueueShape,
+    MAX_DESCRIPTOR_LEN,
 };
 use crate::info::{summarize, RegionInfo};
 use crate::layout::{Primitive, ShmType};
@@ -17,8 +18,8 @@ use crate::location::Location;
 use crate::look::{self, Looked};
 use crate::region::{Region, RegionSpec};
 use crate::snapshot::read_timed_out;
-use crate::wait::{wait_for_change, TimedOut};
 use crate::sys::{object, sysv};
+use crate::wait::{wait_for_change, TimedOut};
 
 /// A read-only, untyped view of a region (a value or a queue) of any type and any owner.
 ///
@@ -604,8 +605,8 @@ pub(crate) fn peek_region(region: &Region) -> Option<(usize, bool)> {
 pub(crate) fn front_copy(region: &Region) -> Option<Vec<u8>> {
     let shape = region.info().queue?;
     let index = format::front_slot(region.payload()?, shape.capacity)?;
-    let start =
-        format::QueueShape::slots_offset(region.info().layout.payload_align) + index * shape.element_size;
+    let start = format::QueueShape::slots_offset(region.info().layout.payload_align)
+        + index * shape.element_size;
     let slot = region.payload()?.range(start, shape.element_size)?;
     // Not a consistent copy: without the lock, a consumer may pop this element and a producer
     // write the next one into the slot while we load (with a plain, non-atomic copy), so the

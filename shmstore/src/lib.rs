@@ -61,6 +61,7 @@ mod look;
 mod name;
 mod queue;
 mod reader;
+mod reboot;
 mod region;
 mod shm;
 mod snapshot;

@@ -61,19 +61,19 @@ use std::cell::Cell;
 use std::fmt;
 use std::marker::PhantomData;
 use std::mem::{align_of, size_of};
-use std::sync::atomic::Ordering::{Acquire, Relaxed, SeqCst};
 use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::{Acquire, Relaxed, SeqCst};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 pub use crate::format::QueueMode;
 use crate::format::{
-    Control, Line, Owner, QueueShape, SharedBytes, CLOSED,
-    MAX_PAYLOAD_ALIGN, QUEUE_CONTROL_SIZE,
+    Control, Line, Owner, QueueShape, SharedBytes, CLOSED, MAX_PAYLOAD_ALIGN, QUEUE_CONTROL_SIZE,
 };
 use crate::layout::ShmType;
 use crate::location::Location;
 use crate::lock::Wait;
+use crate::reboot;
 use crate::region::{QueueSpec, Region, RegionSpec};
 use crate::sys::mutex::{Acquired, LockFailure, Until};
 use crate::sys::object::{Access, ByteLock};
@@ -1019,23 +1019,6 @@ fn claim_by_pid(owner: &AtomicU64) -> bool {
     }
 }
 
-/// After a reboot (see `region`): nobody sleeps on the queue's events and nobody holds a role.
-/// Does nothing to a region that is not a queue (its payload has no control block).
-pub(crate) fn reset_after_reboot(region: &Region) {
-    if region.info().queue.is_none() {
-        return;
-    }
-    let Some(c) = region.payload().and_then(SharedBytes::view::<Control>) else {
-        return;
-    };
-    for line in [&c.tail, &c.head] {
-        line.owner.store(0, Relaxed);
-    }
-    for event in [&c.not_empty, &c.not_full] {
-        event.sleepers.store(0, Relaxed);
-    }
-}
-
 impl Drop for Locked<'_> {
     fn drop(&mut self) {
         // SAFETY: a `Locked` exists only while this thread holds the mutex, taken with this
@@ -1280,7 +1263,7 @@ impl<T: ShmType, const N: usize> ShmQueueOptionsAt<T, N> {
     ///
     /// As [`ShmQueue::open`].
     pub fn open(self) -> Result<ShmQueue<T, N>> {
-        Region::open(&self.location, &self.options.spec(), Access::ReadWrite)
+        reboot::open(&self.location, &self.options.spec(), Access::ReadWrite)
             .map(ShmQueue::from_region)
     }
 
@@ -1290,7 +1273,7 @@ impl<T: ShmType, const N: usize> ShmQueueOptionsAt<T, N> {
     ///
     /// As [`ShmQueue::open_or_create`].
     pub fn open_or_create(self) -> Result<ShmQueue<T, N>> {
-        Region::open_or_create(&self.location, &self.options.spec(), &mut clear_control)
+        reboot::open_or_create(&self.location, &self.options.spec(), &mut clear_control)
             .map(ShmQueue::from_region)
     }
 }
@@ -1305,17 +1288,6 @@ fn clear_control(payload: &mut [u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The reset after a reboot checks that the region is a queue before it writes a control
-    /// block: a value's payload is not one, and stays as it was.
-    #[test]
-    fn reset_after_reboot_leaves_a_value_alone() {
-        let name = format!("unit-reset-value-{}", std::process::id());
-        let shm = crate::Shm::<[u64; 32]>::create(&name, [u64::MAX; 32]).unwrap();
-        let _ = crate::unlink(name.as_str());
-        reset_after_reboot(shm.region());
-        assert_eq!(*shm.lock().unwrap(), [u64::MAX; 32]);
-    }
 
     #[test]
     fn handles_are_send_but_not_sync() {

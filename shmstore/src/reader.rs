@@ -126,4 +126,3 @@ impl<T: ShmType + fmt::Debug> fmt::Debug for ShmReader<T> {
             .finish_non_exhaustive()
     }
 }
-

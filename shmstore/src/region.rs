@@ -2,8 +2,7 @@
 //! any backend ([`Location`]). Nothing here knows the payload's Rust type.
 //!
 //! The create/open protocols live in [`fd`] (POSIX objects and files: unnamed creation, then a
-//! link; a write lock on one byte of it to tell a live creator from a dead one; the reset
-//! after a reboot) and [`sysv`]
+//! link; a write lock on one byte of it to tell a live creator from a dead one) and [`sysv`]
 //! (System V segments: exclusive `shmget`, then a claim on the header). Both check every object
 //! before mapping it, and the header describes no byte beyond the object's size, so no access
 //! raises SIGBUS while the object keeps that size. A peer with write access can still shrink a
@@ -23,8 +22,8 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::format::{
-    descriptor_copy, Descriptor, SharedBytes, Header, HeaderInfo, HeaderState, LoadAcquire, QueueShape, RegionLayout,
-    FLAG_IN_PLACE, FLAG_NOTIFY_READERS, HEADER_SIZE,
+    descriptor_copy, Descriptor, Header, HeaderInfo, HeaderState, LoadAcquire, QueueShape,
+    RegionLayout, SharedBytes, FLAG_IN_PLACE, FLAG_NOTIFY_READERS, HEADER_SIZE,
 };
 use crate::layout::TypeLayout;
 use crate::location::Location;
@@ -318,6 +317,12 @@ impl Region {
     #[inline]
     pub(crate) fn mutex_key(&self) -> MutexKey {
         MutexKey::new(self.object.dev, self.object.ino)
+    }
+
+    /// Records that the header's boot id is now `boot_id` (after the reset after a reboot, or
+    /// another process's).
+    pub(crate) fn note_boot_id(&mut self, boot_id: [u8; 16]) {
+        self.info.boot_id = boot_id;
     }
 
     /// Whether the region is a System V segment: no descriptor, so no byte locks.

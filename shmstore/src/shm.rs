@@ -7,17 +7,18 @@ use std::sync::{LockResult, PoisonError, TryLockError, TryLockResult};
 use std::time::{Duration, Instant};
 
 use crate::error::Result;
-use crate::guard::ShmGuard;
 use crate::format::MAX_PAYLOAD_ALIGN;
+use crate::guard::ShmGuard;
 use crate::layout::ShmType;
 use crate::location::Location;
 use crate::lock::Wait;
 use crate::reader::ShmReader;
+use crate::reboot;
 use crate::region::{Region, RegionSpec};
 use crate::snapshot::{read_timed_out, snapshot, snapshot_to, snapshot_until};
-use crate::wait::{wait_for_change, TimedOut};
 use crate::sys::mutex::LockFailure;
 use crate::sys::object::Access;
+use crate::wait::{wait_for_change, TimedOut};
 
 /// A named value of type `T` in shared memory: `std::sync::Mutex<T>` across processes.
 ///
@@ -712,7 +713,7 @@ impl<T: ShmType> ShmOptionsAt<T> {
     ///
     /// As [`Shm::open`].
     pub fn open(self) -> Result<Shm<T>> {
-        Region::open(&self.location, &self.options.spec(), Access::ReadWrite).map(Shm::from_region)
+        reboot::open(&self.location, &self.options.spec(), Access::ReadWrite).map(Shm::from_region)
     }
 
     /// Opens a read-only handle, as [`Shm::open_reader`].
@@ -721,7 +722,7 @@ impl<T: ShmType> ShmOptionsAt<T> {
     ///
     /// As [`Shm::open`].
     pub fn open_reader(self) -> Result<ShmReader<T>> {
-        Region::open(&self.location, &self.options.spec(), Access::ReadOnly)
+        reboot::open(&self.location, &self.options.spec(), Access::ReadOnly)
             .map(ShmReader::from_region)
     }
 
@@ -737,7 +738,7 @@ impl<T: ShmType> ShmOptionsAt<T> {
                 bytes.copy_from_slice(bytemuck::bytes_of(&init()));
             }
         };
-        Region::open_or_create(&self.location, &self.options.spec(), &mut write)
+        reboot::open_or_create(&self.location, &self.options.spec(), &mut write)
             .map(Shm::from_region)
     }
 
@@ -761,7 +762,7 @@ impl<T: ShmType> ShmOptionsAt<T> {
     pub fn open_or_create_with(self, init: impl FnOnce(&mut T)) -> Result<Shm<T>> {
         let mut init = Some(init);
         let mut write = |bytes: &mut [u8]| fill_in_place(bytes, &mut init);
-        Region::open_or_create(&self.location, &self.options.spec(), &mut write)
+        reboot::open_or_create(&self.location, &self.options.spec(), &mut write)
             .map(Shm::from_region)
     }
 }

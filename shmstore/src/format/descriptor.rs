@@ -308,7 +308,6 @@ pub(crate) fn descriptor_copy(region: SharedBytes<'_>, len: usize) -> Option<Vec
     Some(out)
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -440,10 +439,7 @@ mod tests {
     fn descriptor_copy_refuses_lengths_past_the_end() {
         let words: Vec<AtomicU64> = (0..40).map(|_| AtomicU64::new(u64::MAX)).collect();
         let bytes = SharedBytes::of_words(&words);
-        assert_eq!(
-            descriptor_copy(bytes, 64),
-            Some(vec![0xff; 64])
-        );
+        assert_eq!(descriptor_copy(bytes, 64), Some(vec![0xff; 64]));
         assert_eq!(descriptor_copy(bytes, 65), None);
     }
 }

@@ -53,7 +53,6 @@ pub(crate) const KIND_VALUE: u32 = 1;
 /// `kind`: a bounded queue of elements of one type ([`ShmQueue`](crate::ShmQueue)).
 pub(crate) const KIND_QUEUE: u32 = 2;
 
-
 /// The region header, at offset 0 of every region. Native endianness.
 #[repr(C)]
 pub(crate) struct Header {
@@ -660,7 +659,6 @@ mod tests {
         assert!(RegionLayout::new(0, 8, 8192, false).is_none());
         assert!(RegionLayout::new(usize::MAX - 10, 8, 8, false).is_none());
     }
-
 
     /// The typed view checks what its callers used to promise: enough bytes, aligned.
     #[test]

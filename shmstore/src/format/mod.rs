@@ -18,5 +18,5 @@ mod queue;
 pub(crate) use descriptor::*;
 pub(crate) use header::*;
 pub(crate) use owner::*;
-pub(crate) use queue::*;
 pub use queue::QueueMode;
+pub(crate) use queue::*;
