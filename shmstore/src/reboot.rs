@@ -178,10 +178,11 @@ fn reset_locked(region: &Region, current: [u8; 16]) -> Result<()> {
         // size is the region's own.
         Ok(_) => unsafe { region.release(false, region.info().layout.payload_size) },
         Err(failure) => {
-            return Err(Error::corrupt(
-                region.name(),
-                format!("its lock failed right after being reset ({failure:?})"),
-            ))
+            // Nobody else may use the lock yet: even "busy" means it is broken.
+            let not_locked = region.not_locked(failure, Wait::No);
+            return Err(not_locked.into_error(region).unwrap_or_else(|| {
+                Error::corrupt(region.name(), "its lock was held right after being reset")
+            }));
         }
     }
     region.header().set_boot_id(current);

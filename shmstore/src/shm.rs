@@ -11,7 +11,7 @@ use crate::format::MAX_PAYLOAD_ALIGN;
 use crate::guard::ShmGuard;
 use crate::layout::ShmType;
 use crate::location::Location;
-use crate::lock::Wait;
+use crate::lock::{NotLocked, Wait};
 use crate::reader::ShmReader;
 use crate::reboot;
 use crate::region::{Region, RegionSpec};
@@ -164,7 +164,7 @@ impl<T: ShmType> Shm<T> {
     pub fn lock(&self) -> LockResult<ShmGuard<'_, T>> {
         match self.region.acquire(Wait::Forever) {
             Ok(poisoned) => self.guard(poisoned),
-            Err(failure) => self.lock_failed(failure),
+            Err(failure) => self.lock_failed(self.region.not_locked(failure, Wait::Forever)),
         }
     }
 
@@ -195,11 +195,12 @@ impl<T: ShmType> Shm<T> {
     fn try_acquire(&self, wait: Wait) -> TryLockResult<ShmGuard<'_, T>> {
         match self.region.acquire(wait) {
             Ok(poisoned) => self.guard(poisoned).map_err(TryLockError::Poisoned),
-            Err(LockFailure::WouldBlock | LockFailure::TimedOut) => Err(TryLockError::WouldBlock),
-            // `try_lock` from the holding thread is "not now", as std's is; a blocking wait
-            // there would deadlock, and panics below.
-            Err(LockFailure::Deadlock) if matches!(wait, Wait::No) => Err(TryLockError::WouldBlock),
-            Err(failure) => self.lock_failed(failure),
+            // `try_lock` from the holding thread is "not now", as std's is (`NotLocked::Busy`);
+            // a blocking wait there would deadlock, and panics below.
+            Err(failure) => match self.region.not_locked(failure, wait) {
+                NotLocked::Busy => Err(TryLockError::WouldBlock),
+                other => self.lock_failed(other),
+            },
         }
     }
 
@@ -214,18 +215,17 @@ impl<T: ShmType> Shm<T> {
         }
     }
 
+    /// A lock that cannot be taken: `lock`'s result is std's, which has no room for an error,
+    /// so the error the lock protocol reports (the one a queue returns) becomes the panic.
     #[cold]
-    fn lock_failed(&self, failure: LockFailure) -> ! {
-        match failure {
-            LockFailure::Deadlock => panic!(
+    fn lock_failed(&self, not_locked: NotLocked) -> ! {
+        match not_locked {
+            NotLocked::HeldByThisThread => panic!(
                 "lock() on region `{}` from the thread that already holds its lock would deadlock",
                 self.name()
             ),
-            other => panic!(
-                "the lock of region `{}` is unusable ({other:?}): another process overwrote \
-                 its header; remove the region and create it again",
-                self.name()
-            ),
+            NotLocked::Busy => unreachable!("a wait without a deadline is never busy"),
+            NotLocked::Broken(error) => panic!("{error}"),
         }
     }
 

@@ -25,8 +25,9 @@
 //!   *write* lock on the byte, which the kernel grants only when no handle holds a lock there,
 //!   swaps the dead holder's pid for its own and turns its lock into a read lock. A read lock
 //!   conflicts only with write locks, and only writers take those, so a process with read
-//!   access cannot keep anyone from a free role (see [`claim_role`]).
-//! - In [`QueueMode::Mpmc`] every push and pop runs under the region's robust mutex. A holder
+//!   access cannot keep anyone from a free role (see `claim_role` in `spsc.rs`).
+//! - In [`QueueMode::Mpmc`] (`mpmc.rs`) every push and pop runs under the region's robust
+//!   mutex, taken through the same lock code as a value's (`lock`). A holder
 //!   killed at any point leaves the counters consistent (each changes in one store, after the
 //!   copy), so the next locker only marks the mutex consistent: nothing to roll back, nothing
 //!   poisoned.
@@ -34,7 +35,8 @@
 //! # Sleeping and waking
 //!
 //! A blocked `pop` (or `push`) spins for a few microseconds, then sleeps on an *event*: a
-//! futex word (`epoch`) and a count of sleepers. It reads the epoch, counts itself in with a
+//! futex word (`epoch`) and a count of sleepers, the eventcount of the `wait` module that a
+//! value's `wait_for_change` uses too. It reads the epoch, counts itself in with a
 //! sequentially consistent increment, re-checks the counters, and sleeps only if the epoch has
 //! not moved. The other side publishes its counter with a sequentially consistent operation
 //! and then reads the sleeper count: by that total order, either it sees the sleeper (and bumps
@@ -50,8 +52,8 @@
 //!
 //! - a handle that takes an SPSC role wakes the other side once, unconditionally: a replacement
 //!   for a dead peer wakes the survivor as it attaches;
-//! - no sleep lasts longer than [`SLEEP_SLICE`](crate::wait::SLEEP_SLICE): a sleeper looks at the counters at least that
-//!   often, woken or not, so even with no replacement (or a `close` whose caller died before
+//! - no sleep lasts longer than [`SLEEP_SLICE`](crate::wait::SLEEP_SLICE): a sleeper looks at
+//!   the counters at least that often, woken or not, so even with no replacement (or a `close` whose caller died before
 //!   its wake) it sees room, an element or the closed flag within a second.
 //!
 //! A process killed while asleep stays counted: in MPMC mode every later push or pop on that
@@ -61,44 +63,31 @@ use std::cell::Cell;
 use std::fmt;
 use std::marker::PhantomData;
 use std::mem::{align_of, size_of};
-use std::sync::atomic::AtomicU64;
-use std::sync::atomic::Ordering::{Acquire, Relaxed, SeqCst};
+use std::sync::atomic::Ordering::{Acquire, SeqCst};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 pub use crate::format::QueueMode;
 use crate::format::{
-    Control, Line, Owner, QueueShape, SharedBytes, CLOSED, MAX_PAYLOAD_ALIGN, QUEUE_CONTROL_SIZE,
+    Control, QueueShape, SharedBytes, CLOSED, MAX_PAYLOAD_ALIGN, QUEUE_CONTROL_SIZE,
 };
 use crate::layout::ShmType;
 use crate::location::Location;
 use crate::lock::Wait;
 use crate::reboot;
 use crate::region::{QueueSpec, Region, RegionSpec};
-use crate::sys::mutex::{Acquired, LockFailure, Until};
-use crate::sys::object::{Access, ByteLock};
-use crate::wait::{notify, sleep_until, wake_unconditionally};
+use crate::sys::object::Access;
+use crate::wait::{sleep_until, wake_unconditionally};
 
-/// The byte of the object whose lock is the SPSC producer role.
-const PRODUCER_BYTE: u64 = 0;
-/// The byte of the object whose lock is the SPSC consumer role.
-const CONSUMER_BYTE: u64 = 1;
+mod mpmc;
+mod spsc;
+
+use mpmc::wait_until;
+use spsc::Role;
+
 /// How long a blocked push or pop polls before it sleeps: long enough to catch a peer that is
 /// about to act without paying for a wake-up, short against a scheduler tick.
 const SPIN_FOR: Duration = Duration::from_micros(20);
-/// How many times `try_push` and `try_pop` try the lock of an MPMC queue before they give up:
-/// a holder keeps it for one element copy, so a few attempts (well under a microsecond each)
-/// ride out ordinary contention, while a holder that was preempted or stopped in the middle of
-/// its copy does not make them wait.
-const TRY_LOCK_ATTEMPTS: u32 = 64;
-/// How many spin-loop hints a blocking SPSC pop waits before it looks at `tail` again while
-/// elements are streaming in (its last look found more than one). Each look takes the line
-/// `tail` lives on away from the producer, whose next push then waits for it (its publishing
-/// compare-and-swap drains its store buffer): looking once per element caps a streaming queue
-/// at one cross-core line transfer per element. Letting a few pushes land first makes it one
-/// per batch. A queue with one element in flight at a time (ping-pong, request and reply) or
-/// an idle one never waits: every look there finds at most one.
-const REFRESH_PAUSES: u32 = 16;
 
 /// A named, bounded queue of `T` in shared memory, between any number of processes.
 ///
@@ -171,7 +160,7 @@ enum Pushed {
     Full,
     Closed,
     /// MPMC: another handle held the lock until the deadline passed (for `try_push`, through
-    /// [`TRY_LOCK_ATTEMPTS`] attempts).
+    /// `mpmc::TRY_LOCK_ATTEMPTS` attempts).
     LockHeld,
 }
 
@@ -182,33 +171,11 @@ enum Popped<T> {
     /// Closed, and nothing left.
     Closed,
     /// MPMC: another handle held the lock until the deadline passed (for `try_pop`, through
-    /// [`TRY_LOCK_ATTEMPTS`] attempts).
+    /// `mpmc::TRY_LOCK_ATTEMPTS` attempts).
     LockHeld,
 }
 
 const LOCK_HELD: &str = "its lock, which another handle kept holding";
-
-#[derive(Clone, Copy)]
-enum Role {
-    Producer,
-    Consumer,
-}
-
-impl Role {
-    fn bit(self) -> u8 {
-        match self {
-            Role::Producer => 1,
-            Role::Consumer => 2,
-        }
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            Role::Producer => "producer",
-            Role::Consumer => "consumer",
-        }
-    }
-}
 
 impl<T: ShmType, const N: usize> ShmQueue<T, N> {
     const VALID: () = {
@@ -364,43 +331,6 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
     /// [`Error::Io`] if the lock cannot be queried.
     pub fn has_other_consumer(&self) -> Result<Option<bool>> {
         self.has_other(Role::Consumer)
-    }
-
-    fn has_other(&self, role: Role) -> Result<Option<bool>> {
-        if !self.spsc {
-            return Ok(None);
-        }
-        if self.roles.get() & role.bit() != 0 {
-            return Ok(Some(false));
-        }
-        let (byte, line) = self.role_place(role);
-        let owner = Owner::from_word(line.owner.load(Acquire));
-        if owner.pid == 0 {
-            return Ok(Some(false));
-        }
-        match self.region.byte_claimed_elsewhere(byte)? {
-            // Claimed, but nobody holds the liveness lock: its holder is gone.
-            Some(false) => Ok(Some(false)),
-            // A write lock: another writer is taking over a dead holder's role right now.
-            Some(true) if self.region.byte_write_claimed_elsewhere(byte)? == Some(true) => {
-                Ok(Some(true))
-            }
-            // Only read locks: the holder's liveness lock, or a reader's (a process with read
-            // access may take one). As `claim_role` does, the pid decides: only a holder that
-            // is certainly gone is not a live other.
-            Some(true) => Ok(Some(owner.may_be_alive())),
-            // A System V queue: the pid claim (see `claim_by_pid`).
-            None => Ok(Some(owner.may_be_alive())),
-        }
-    }
-
-    /// The byte lock and the control line of a role.
-    fn role_place(&self, role: Role) -> (u64, &Line) {
-        let c = self.control();
-        match role {
-            Role::Producer => (PRODUCER_BYTE, &c.tail),
-            Role::Consumer => (CONSUMER_BYTE, &c.head),
-        }
     }
 
     /// Appends `value` if there is room, without waiting: neither for space nor, in MPMC
@@ -576,280 +506,6 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
         }
     }
 
-    #[inline]
-    fn spsc_push(&self, value: &T) -> Result<Pushed> {
-        self.claim(Role::Producer)?;
-        let c = self.control();
-        let tail = self.next_tail.get();
-        if tail - self.seen_head.get() >= N as u64 {
-            let head = c.head.word.load(Acquire);
-            self.check_counters(tail, head)?;
-            self.seen_head.set(head);
-            if tail - head >= N as u64 {
-                let closed = c.tail.word.load(Relaxed) & CLOSED != 0;
-                return Ok(if closed { Pushed::Closed } else { Pushed::Full });
-            }
-        }
-        // SAFETY: `tail - head < N`, so slot `tail % N` holds no published element and the
-        // consumer does not read it until `tail` advances past it; this handle is the only
-        // producer (it holds the role), so nobody else writes it.
-        unsafe { self.slot(tail).write(*value) };
-        match c
-            .tail
-            .word
-            .compare_exchange(tail, tail + 1, SeqCst, Relaxed)
-        {
-            Ok(_) => {}
-            Err(now) if now == tail | CLOSED => return Ok(Pushed::Closed),
-            Err(now) => {
-                return Err(self.corrupt(format!(
-                    "its tail moved from {tail} to {now} under its only producer"
-                )))
-            }
-        }
-        self.next_tail.set(tail + 1);
-        notify(&c.not_empty, self.spsc);
-        Ok(Pushed::Done)
-    }
-
-    #[inline]
-    fn spsc_pop(&self, patient: bool) -> Result<Popped<T>> {
-        self.claim(Role::Consumer)?;
-        let c = self.control();
-        let head = self.next_head.get();
-        if head == self.seen_tail.get() {
-            if patient && self.last_batch.get() > 1 {
-                for _ in 0..REFRESH_PAUSES {
-                    std::hint::spin_loop();
-                }
-            }
-            let tail = c.tail.word.load(Acquire);
-            self.check_counters(tail & !CLOSED, head)?;
-            self.seen_tail.set(tail & !CLOSED);
-            self.last_batch.set((tail & !CLOSED) - head);
-            if tail & !CLOSED == head {
-                return Ok(if tail & CLOSED != 0 {
-                    Popped::Closed
-                } else {
-                    Popped::Empty
-                });
-            }
-        }
-        // SAFETY: `head < tail` (acquired above, or earlier by this handle): slot `head % N`
-        // holds a complete element, which the producer does not overwrite until `head`
-        // advances past it; this handle is the only consumer.
-        let value = unsafe { self.slot(head).read() };
-        c.head.word.store(head + 1, SeqCst);
-        self.next_head.set(head + 1);
-        notify(&c.not_full, self.spsc);
-        Ok(Popped::Value(value))
-    }
-
-    fn mpmc_push(&self, value: &T, wait: Wait) -> Result<Pushed> {
-        let c = self.control();
-        // Full or closed needs no lock: report it at once. Tail first: if the head read after
-        // it is a capacity behind, the queue was full at that moment.
-        let tail = c.tail.word.load(Acquire);
-        if tail & CLOSED != 0 {
-            return Ok(Pushed::Closed);
-        }
-        if tail.wrapping_sub(c.head.word.load(Relaxed)) == N as u64 {
-            return Ok(Pushed::Full);
-        }
-        let Some(locked) = self.lock(wait)? else {
-            return Ok(Pushed::LockHeld);
-        };
-        // Under the lock only `close` changes `tail` (its closed bit) and nobody else `head`.
-        let tail = c.tail.word.load(Relaxed);
-        let head = c.head.word.load(Relaxed);
-        if tail & CLOSED != 0 {
-            return Ok(Pushed::Closed);
-        }
-        self.check_counters(tail, head)?;
-        if tail - head == N as u64 {
-            return Ok(Pushed::Full);
-        }
-        // SAFETY: `tail - head < N`, so slot `tail % N` holds no published element; the lock
-        // keeps every other producer and consumer away from it until `tail` advances.
-        unsafe { self.slot(tail).write(*value) };
-        let published = c
-            .tail
-            .word
-            .compare_exchange(tail, tail + 1, SeqCst, Relaxed)
-            .is_ok();
-        drop(locked);
-        if !published {
-            // Closed after our look: the element was never visible.
-            return Ok(Pushed::Closed);
-        }
-        notify(&c.not_empty, self.spsc);
-        Ok(Pushed::Done)
-    }
-
-    fn mpmc_pop(&self, wait: Wait) -> Result<Popped<T>> {
-        let c = self.control();
-        // Head first: if the tail read after it equals it, the queue was empty at that moment
-        // (acquire keeps the two loads in that order on weakly ordered processors).
-        let head = c.head.word.load(Acquire);
-        let tail = c.tail.word.load(Acquire);
-        if tail & !CLOSED == head {
-            return Ok(if tail & CLOSED != 0 {
-                Popped::Closed
-            } else {
-                Popped::Empty
-            });
-        }
-        let Some(locked) = self.lock(wait)? else {
-            return Ok(Popped::LockHeld);
-        };
-        let tail = c.tail.word.load(Acquire) & !CLOSED;
-        let head = c.head.word.load(Relaxed);
-        self.check_counters(tail, head)?;
-        if tail == head {
-            // Another consumer took it; whether closed is for the caller's next look.
-            return Ok(Popped::Empty);
-        }
-        // SAFETY: `head < tail`: slot `head % N` holds a complete, published element, and the
-        // lock keeps other consumers (and the producer that would reuse the slot) away.
-        let value = unsafe { self.slot(head).read() };
-        c.head.word.store(head + 1, SeqCst);
-        drop(locked);
-        notify(&c.not_full, self.spsc);
-        Ok(Popped::Value(value))
-    }
-
-    /// Takes the SPSC role at this handle's first push or pop.
-    #[inline]
-    fn claim(&self, role: Role) -> Result<()> {
-        if self.roles.get() & role.bit() != 0 {
-            return Ok(());
-        }
-        self.claim_slow(role)
-    }
-
-    #[cold]
-    fn claim_slow(&self, role: Role) -> Result<()> {
-        let c = self.control();
-        let (byte, line) = self.role_place(role);
-        let claimed = if self.region.is_segment() {
-            // A System V segment has no descriptor to lock: the role is the pid in the line.
-            if claim_by_pid(&line.owner) {
-                Claim::Taken
-            } else {
-                Claim::Held
-            }
-        } else {
-            claim_role(&self.region, byte, &line.owner)?
-        };
-        match claimed {
-            Claim::Taken => {}
-            Claim::Held => {
-                // A pid recorded in another PID namespace names nobody here: not reported.
-                let pid = Owner::from_word(line.owner.load(Relaxed)).pid_here();
-                return Err(Error::RoleTaken {
-                    name: self.name().to_string(),
-                    role: role.name(),
-                    holder_pid: (pid != 0).then_some(pid),
-                });
-            }
-            Claim::ReadLocked(pid) => {
-                return Err(Error::LockedByReader {
-                    name: self.name().to_string(),
-                    blocked: format!(
-                        "take over the {} role from its holder (pid {pid}), which is gone",
-                        role.name()
-                    ),
-                    byte,
-                    after: None,
-                })
-            }
-        }
-        let tail = c.tail.word.load(Acquire) & !CLOSED;
-        let head = c.head.word.load(Acquire);
-        self.check_counters(tail, head)?;
-        let partner_sleeps_on = match role {
-            Role::Producer => {
-                // Only the producer sleeps on "not full": a count left by a dead predecessor
-                // would cost every pop a wake-up call.
-                c.not_full.sleepers.store(0, SeqCst);
-                self.next_tail.set(tail);
-                self.seen_head.set(head);
-                &c.not_empty
-            }
-            Role::Consumer => {
-                c.not_empty.sleepers.store(0, SeqCst);
-                self.next_head.set(head);
-                self.seen_tail.set(head);
-                &c.not_full
-            }
-        };
-        self.roles.set(self.roles.get() | role.bit());
-        // A predecessor killed inside a wake-up (after it cleared the partner's sleeper flag,
-        // before its futex wake) left the partner asleep with no flag set, so no push or pop
-        // of ours would wake it. Wake it once, flag or not: it re-checks the counters and
-        // counts itself in again if it still has to sleep. One system call per role taken.
-        wake_unconditionally(partner_sleeps_on, true);
-        Ok(())
-    }
-
-    /// Takes the region's mutex for one MPMC operation; `None` if another handle held it for
-    /// longer than `wait` allows (with [`Wait::No`], through [`TRY_LOCK_ATTEMPTS`] attempts).
-    fn lock(&self, wait: Wait) -> Result<Option<Locked<'_>>> {
-        let mutex = &self.region.header().mutex;
-        let key = self.region.mutex_key();
-        let acquired = match wait {
-            Wait::No => {
-                let mut attempts = 1;
-                loop {
-                    match mutex.lock(key, Until::Now) {
-                        Err(LockFailure::WouldBlock) if attempts < TRY_LOCK_ATTEMPTS => {
-                            attempts += 1;
-                            std::hint::spin_loop();
-                        }
-                        other => break other,
-                    }
-                }
-            }
-            wait => mutex.lock(key, wait.until()),
-        };
-        match acquired {
-            Ok(Acquired::Clean) => {}
-            // Every step of a push or pop leaves the counters consistent: nothing to repair.
-            Ok(Acquired::OwnerDied) => mutex.mark_consistent(),
-            // Only a bounded wait can time out; without a deadline it would be a broken mutex.
-            Err(LockFailure::TimedOut | LockFailure::WouldBlock)
-                if !matches!(wait, Wait::Forever) =>
-            {
-                return Ok(None)
-            }
-            Err(failure @ (LockFailure::TimedOut | LockFailure::WouldBlock)) => {
-                return Err(
-                    self.corrupt(format!("its lock failed without a deadline ({failure:?})"))
-                )
-            }
-            Err(LockFailure::NotRecoverable) => {
-                return Err(self.corrupt(
-                    "its lock is unrecoverable (a process unlocked it after its owner died \
-                     without marking it consistent)"
-                        .to_string(),
-                ))
-            }
-            Err(LockFailure::Deadlock) => {
-                return Err(self.corrupt("its lock is already held by this thread".to_string()))
-            }
-            Err(LockFailure::Other(code)) => {
-                return Err(Error::io(
-                    self.name(),
-                    "pthread_mutex_lock",
-                    std::io::Error::from_raw_os_error(code),
-                ))
-            }
-        }
-        Ok(Some(Locked {
-            region: &self.region,
-        }))
-    }
-
     /// A peer that wrote nonsense into the counters is reported, never trusted.
     #[inline]
     fn check_counters(&self, tail: u64, head: u64) -> Result<()> {
@@ -897,141 +553,6 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
     fn corrupt(&self, reason: String) -> Error {
         Error::corrupt(self.name(), reason)
     }
-}
-
-/// The MPMC lock, released on drop.
-struct Locked<'a> {
-    region: &'a Region,
-}
-
-impl<T: ShmType, const N: usize> Drop for ShmQueue<T, N> {
-    fn drop(&mut self) {
-        // Hand the roles back now. A byte lock would go with the descriptor, but not while a
-        // child that another thread is spawning shares it (until that child execs); a pid claim
-        // (System V) has nothing else to release it.
-        for role in [Role::Producer, Role::Consumer] {
-            if self.roles.get() & role.bit() == 0 {
-                continue;
-            }
-            let (byte, line) = self.role_place(role);
-            // This handle holds the role: the word is its pid (nobody takes a role over while
-            // its holder's liveness lock is there). Free the word first, then the lock. A copy
-            // of the handle in a child forked without exec finds another pid there and leaves
-            // both alone: the lock belongs to the description it shares with its parent, whose
-            // role it is.
-            let me = Owner::me().word();
-            let freed = line.owner.compare_exchange(me, 0, SeqCst, SeqCst).is_ok();
-            if freed && !self.region.is_segment() {
-                self.region.release_byte(byte);
-            }
-        }
-    }
-}
-
-/// What one attempt to claim an SPSC role found.
-enum Claim {
-    /// This handle holds the role now.
-    Taken,
-    /// A live handle holds it (or, in a segment, a live process has the holder's pid).
-    Held,
-    /// The role's recorded holder (this pid) looks gone, but a lock on its byte keeps the
-    /// role from being taken over; no shmstore writer holds a lock there without the role.
-    ReadLocked(u32),
-}
-
-/// How many times a claim looks again when the role changed hands under it, or a writer was
-/// checking a dead holder's role at that moment (a few instructions each time) before it
-/// reports the role taken.
-const CLAIM_ATTEMPTS: u32 = 100;
-
-/// Takes an SPSC role of a queue behind a descriptor; `owner` is the role's word, `byte` the byte
-/// of its liveness lock.
-///
-/// The invariant: while the word holds a handle's pid and that handle lives, the handle holds
-/// a read lock on the byte. It takes the lock before it swaps its pid in, and gives the word
-/// back before it unlocks. So whoever gets the *write* lock on the byte (granted only when
-/// nobody holds any lock there) knows the word's holder is gone, and nobody can claim the role
-/// while it holds that lock (a claimant's read lock is refused): it swaps the dead pid for its
-/// own and turns its lock into a read lock.
-///
-/// A process that can only read the object can take read locks, which never keep anyone from a
-/// read lock: it cannot block a free role. It can keep a dead holder's role from being taken
-/// over (its read lock refuses the write lock), and the kernel tells nobody whose read lock is
-/// there (open-file-description locks record no owner). Then the claim reports
-/// [`Claim::ReadLocked`] if the recorded pid is gone, and [`Claim::Held`] otherwise.
-fn claim_role(region: &Region, byte: u64, owner: &AtomicU64) -> Result<Claim> {
-    let me = Owner::me().word();
-    for _ in 0..CLAIM_ATTEMPTS {
-        let holder = owner.load(SeqCst);
-        if holder == 0 {
-            // Refused only while a writer holds the write lock to check a dead holder's role.
-            if region.try_claim_byte(byte, ByteLock::Read)? == Some(true) {
-                if owner.compare_exchange(0, me, SeqCst, SeqCst).is_ok() {
-                    return Ok(Claim::Taken);
-                }
-                // Another handle claimed it first.
-                region.release_byte(byte);
-            }
-        } else if region.try_claim_byte(byte, ByteLock::Write)? == Some(true) {
-            // No handle holds a lock on the byte: whoever the word names is gone.
-            if owner.compare_exchange(holder, me, SeqCst, SeqCst).is_ok() {
-                // Converting our own lock conflicts with nothing: it cannot be refused.
-                region.try_claim_byte(byte, ByteLock::Read)?;
-                return Ok(Claim::Taken);
-            }
-            // Its holder gave it back meanwhile (we read the word before it did): look again.
-            region.release_byte(byte);
-        } else if region.byte_write_claimed_elsewhere(byte)? == Some(false)
-            && owner.load(SeqCst) == holder
-        {
-            // Only read locks are in the way (a writer checking the role too would hold the
-            // write lock: then we look again): the holder's, or a reader's. The pid can only
-            // hint which, and only when this namespace numbers it.
-            let holder = Owner::from_word(holder);
-            return Ok(if holder.may_be_alive() {
-                Claim::Held
-            } else {
-                Claim::ReadLocked(holder.pid)
-            });
-        }
-        std::thread::yield_now();
-    }
-    // Other writers kept changing the role or checking it: it is in use.
-    Ok(Claim::Held)
-}
-
-/// Takes an SPSC role recorded only as a pid: from nobody (0) or from a process that is gone.
-/// A live holder — another process, or another handle of this one — keeps it, and so does any
-/// holder in another PID namespace, whose liveness this process cannot check.
-fn claim_by_pid(owner: &AtomicU64) -> bool {
-    let me = Owner::me().word();
-    loop {
-        let word = owner.load(SeqCst);
-        let holder = Owner::from_word(word);
-        if holder.pid != 0 && holder.may_be_alive() {
-            return false;
-        }
-        // Pid and namespace change together, so nobody ever pairs one holder's pid with
-        // another's namespace.
-        if owner.compare_exchange(word, me, SeqCst, SeqCst).is_ok() {
-            return true;
-        }
-    }
-}
-
-impl Drop for Locked<'_> {
-    fn drop(&mut self) {
-        // SAFETY: a `Locked` exists only while this thread holds the mutex, taken with this
-        // key (`ShmQueue::lock`).
-        unsafe { self.region.header().mutex.unlock(self.region.mutex_key()) }
-    }
-}
-
-/// How long one attempt may wait for an MPMC lock: until `deadline`, forever without one.
-fn wait_until(deadline: Option<Instant>) -> Wait {
-    deadline.map_or(Wait::Forever, |deadline| {
-        Wait::For(deadline.saturating_duration_since(Instant::now()))
-    })
 }
 
 /// Polls for [`SPIN_FOR`] after the first failed attempt; `false` when it is time to sleep.
