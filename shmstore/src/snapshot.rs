@@ -68,7 +68,7 @@ use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::sync::atomic::{fence, AtomicU64};
 use std::time::{Duration, Instant};
 
-pub(crate) use crate::atomic_copy::copy_atomic;
+use crate::atomic_copy::copy_atomic;
 use crate::error::Error;
 use crate::format::LoadAcquire;
 use crate::lock::Wait;
@@ -281,13 +281,13 @@ impl Region {
     #[cold]
     #[inline(never)]
     pub(crate) fn help_starving_readers(&self) {
-        let mut look = match self.reader_help.try_lock() {
-            Ok(look) => look,
+        let mut committed_since = match self.reader_help.try_lock() {
+            Ok(committed_since) => committed_since,
             Err(std::sync::TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
             // Only the lock holder gets here, so this cannot happen; never wait for it.
             Err(std::sync::TryLockError::WouldBlock) => return,
         };
-        if !look.time_to_look(self.info().layout.payload_size) {
+        if !time_to_look(&mut committed_since, self.info().layout.payload_size) {
             return;
         }
         let h = self.header();
@@ -389,25 +389,16 @@ pub(crate) fn read_timed_out(name: &str, timeout: Duration) -> Error {
     }
 }
 
-/// A handle's bookkeeping for [`Region::help_starving_readers`]. Only the thread holding the
-/// region's lock through the handle touches it.
-#[derive(Debug, Default)]
-pub(crate) struct ReaderHelp {
-    /// Payload bytes committed through this handle since it last looked for readers.
-    committed_since: usize,
-}
-
-impl ReaderHelp {
-    /// Counts a commit of `bytes`; `true` when a [`LOOK_EVERY_BYTES`] was committed since the
-    /// last look.
-    fn time_to_look(&mut self, bytes: usize) -> bool {
-        self.committed_since = self.committed_since.saturating_add(bytes);
-        if self.committed_since < LOOK_EVERY_BYTES {
-            return false;
-        }
-        self.committed_since = 0;
-        true
+/// Counts a commit of `bytes` in a handle's `committed_since` (the payload bytes committed
+/// through it since it last looked for readers: [`Region::help_starving_readers`]); `true` when
+/// a [`LOOK_EVERY_BYTES`] was committed since the last look.
+fn time_to_look(committed_since: &mut usize, bytes: usize) -> bool {
+    *committed_since = committed_since.saturating_add(bytes);
+    if *committed_since < LOOK_EVERY_BYTES {
+        return false;
     }
+    *committed_since = 0;
+    true
 }
 
 /// Whether the region's holding budget allows a hold at `now` (ns of `CLOCK_MONOTONIC`), given
@@ -531,8 +522,8 @@ mod tests {
         // for a per-handle budget).
         while now - start < 60_000_000_000 {
             for _writer in 0..10 {
-                let mut fresh = ReaderHelp::default();
-                if fresh.time_to_look(1 << 20) && hold_allowed(now, resumes_at) {
+                let mut fresh = 0;
+                if time_to_look(&mut fresh, 1 << 20) && hold_allowed(now, resumes_at) {
                     now += hold;
                     held += hold;
                     resumes_at = resumes_after(now, HOLD_AT_MOST);
@@ -559,8 +550,10 @@ mod tests {
     /// Small commits look once per LOOK_EVERY_BYTES, not on every write.
     #[test]
     fn writers_look_once_per_mib_committed() {
-        let mut help = ReaderHelp::default();
-        let looks = (0..1024).filter(|_| help.time_to_look(16 << 10)).count();
+        let mut committed_since = 0;
+        let looks = (0..1024)
+            .filter(|_| time_to_look(&mut committed_since, 16 << 10))
+            .count();
         assert_eq!(looks, 1024 * (16 << 10) / LOOK_EVERY_BYTES);
     }
 }

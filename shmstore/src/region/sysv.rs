@@ -42,7 +42,7 @@ use crate::format::{
     Header, LoadAcquire, SharedBytes, HEADER_SIZE, MAGIC, STATE_INITIALISING, STATE_READY,
 };
 use crate::location::Location;
-use crate::snapshot::copy_atomic;
+use crate::atomic_copy::copy_atomic;
 use crate::sys::object::{Access, Mapping};
 use crate::sys::sysv::{self as segment, SegmentStat};
 use crate::sys::{futex, process};

@@ -27,7 +27,6 @@ use crate::format::{
 };
 use crate::layout::TypeLayout;
 use crate::location::Location;
-use crate::snapshot::ReaderHelp;
 use crate::sys::mutex::MutexKey;
 use crate::sys::object::{self, Access, ByteLock, Mapping, ObjectStat};
 use crate::sys::{futex, process, sysv as segment};
@@ -74,9 +73,9 @@ pub(crate) struct Region {
     /// The `read_requests` value this handle last backed off for (lock.rs), so that a reader
     /// that died mid-request costs it one back-off, not one per lock.
     pub(crate) backed_off_for: AtomicU32,
-    /// When this handle, as a writer, last looked for readers asking for help
-    /// (snapshot.rs).
-    pub(crate) reader_help: Mutex<ReaderHelp>,
+    /// The payload bytes committed through this handle since it last looked, as a writer, for
+    /// readers asking for help (snapshot.rs). Only the lock holder touches it.
+    pub(crate) reader_help: Mutex<usize>,
     handle: Handle,
 }
 
