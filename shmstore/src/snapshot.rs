@@ -59,8 +59,8 @@
 //! writer or handle: after a hold of `d`, no writer holds again for `4 d` (the header's
 //! `help_resumes_at`, see [`HOLD_SHARE`]). So readers that ask and never answer cost the
 //! region's writers together at most a fifth of the lock's time, in stalls of at most
-//! [`HOLD_AT_MOST`] (the README's threat model says so). Small payloads never pay for any of it: the writer's
-//! test is one comparison of the payload size.
+//! [`HOLD_AT_MOST`] (the README's threat model says so). Small payloads never pay for any of
+//! it: the writer's test is one comparison of the payload size.
 //!
 //! Waiting for a change (the version's eventcount) is in `wait`.
 

@@ -53,8 +53,9 @@
 //! - a handle that takes an SPSC role wakes the other side once, unconditionally: a replacement
 //!   for a dead peer wakes the survivor as it attaches;
 //! - no sleep lasts longer than [`SLEEP_SLICE`](crate::wait::SLEEP_SLICE): a sleeper looks at
-//!   the counters at least that often, woken or not, so even with no replacement (or a `close` whose caller died before
-//!   its wake) it sees room, an element or the closed flag within a second.
+//!   the counters at least that often, woken or not, so even with no replacement (or a
+//!   `close` whose caller died before its wake) it sees room, an element or the closed flag
+//!   within a second.
 //!
 //! A process killed while asleep stays counted: in MPMC mode every later push or pop on that
 //! side then makes one wake call; in SPSC mode the next holder of the role resets the count.
