@@ -593,7 +593,7 @@ impl fmt::Debug for Inspector {
     }
 }
 
-/// [`peek`] through a region known to be a queue; `None` for a value.
+/// [`peek`](format::peek) through a region known to be a queue; `None` for a value.
 pub(crate) fn peek_region(region: &Region) -> Option<(usize, bool)> {
     let shape = region.info().queue?;
     format::peek(region.payload()?, shape.capacity)

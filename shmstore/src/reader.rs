@@ -77,7 +77,7 @@ impl<T: ShmType> ShmReader<T> {
     ///
     /// # Errors
     ///
-    /// [`Error::Timeout`] when the timeout passes first.
+    /// [`Error::Timeout`](crate::Error::Timeout) when the timeout passes first.
     pub fn read_timeout(&self, timeout: Duration) -> Result<T> {
         // A timeout too large to represent as a deadline means no deadline.
         snapshot_until(&self.region, Instant::now().checked_add(timeout))
@@ -95,7 +95,7 @@ impl<T: ShmType> ShmReader<T> {
     ///
     /// # Errors
     ///
-    /// [`Error::Timeout`] when `timeout` passes first.
+    /// [`Error::Timeout`](crate::Error::Timeout) when `timeout` passes first.
     pub fn wait_for_change(&self, since: u64, timeout: Option<Duration>) -> Result<u64> {
         wait_for_change(&self.region, since, timeout)
     }

@@ -497,7 +497,7 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
     }
 
     /// One attempt to pop; `wait` as in [`push_once`](Self::push_once), `patient` for the
-    /// blocking calls (see [`REFRESH_PAUSES`]).
+    /// blocking calls (see `REFRESH_PAUSES` in `spsc.rs`).
     #[inline]
     fn pop_once(&self, wait: Wait, patient: bool) -> Result<Popped<T>> {
         if self.spsc {
