@@ -2,13 +2,13 @@
 
 use std::fmt;
 use std::marker::PhantomData;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::error::Result;
 use crate::layout::ShmType;
 use crate::region::Region;
-use crate::snapshot::{read_timed_out, snapshot, snapshot_to, snapshot_until};
-use crate::wait::{wait_for_change, TimedOut};
+use crate::snapshot::{snapshot, snapshot_to, snapshot_within};
+use crate::wait::wait_for_change;
 
 /// A read-only handle to a region: the object opened `O_RDONLY` and mapped read-only, so this
 /// process cannot write it, lock it, or poison it — for consumers that must not be able to
@@ -79,9 +79,7 @@ impl<T: ShmType> ShmReader<T> {
     ///
     /// [`Error::Timeout`](crate::Error::Timeout) when the timeout passes first.
     pub fn read_timeout(&self, timeout: Duration) -> Result<T> {
-        // A timeout too large to represent as a deadline means no deadline.
-        snapshot_until(&self.region, Instant::now().checked_add(timeout))
-            .map_err(|TimedOut| read_timed_out(self.name(), timeout))
+        snapshot_within(&self.region, timeout)
     }
 
     /// The last published version, as [`Shm::version`](crate::Shm::version).

@@ -4,7 +4,7 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::path::Path;
 use std::sync::{LockResult, PoisonError, TryLockError, TryLockResult};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::error::Result;
 use crate::format::MAX_PAYLOAD_ALIGN;
@@ -15,10 +15,10 @@ use crate::lock::{NotLocked, Wait};
 use crate::reader::ShmReader;
 use crate::reboot;
 use crate::region::{Region, RegionSpec};
-use crate::snapshot::{read_timed_out, snapshot, snapshot_to, snapshot_until};
+use crate::snapshot::{snapshot, snapshot_to, snapshot_within};
 use crate::sys::mutex::LockFailure;
 use crate::sys::object::Access;
-use crate::wait::{wait_for_change, TimedOut};
+use crate::wait::wait_for_change;
 
 /// A named value of type `T` in shared memory: `std::sync::Mutex<T>` across processes.
 ///
@@ -311,9 +311,7 @@ impl<T: ShmType> Shm<T> {
     ///
     /// As [`read`](Self::read).
     pub fn read_timeout(&self, timeout: Duration) -> Result<T> {
-        // A timeout too large to represent as a deadline means no deadline.
-        snapshot_until(&self.region, Instant::now().checked_add(timeout))
-            .map_err(|TimedOut| read_timed_out(self.name(), timeout))
+        snapshot_within(&self.region, timeout)
     }
 
     /// Sleeps until a version other than `since` is published, and returns it.

@@ -69,7 +69,7 @@ use std::sync::atomic::{fence, AtomicU64};
 use std::time::{Duration, Instant};
 
 use crate::atomic_copy::copy_atomic;
-use crate::error::Error;
+use crate::error::{Error, Result};
 use crate::format::LoadAcquire;
 use crate::lock::Wait;
 use crate::region::Region;
@@ -501,6 +501,14 @@ pub(crate) fn snapshot_until<T: bytemuck::Pod>(
     };
     // SAFETY: every byte was written by the copy, and `T: Pod` accepts any bytes.
     Ok(unsafe { out.assume_init() })
+}
+
+/// [`snapshot_until`] `timeout` from now, with the public error: the typed handles'
+/// `read_timeout`.
+pub(crate) fn snapshot_within<T: bytemuck::Pod>(region: &Region, timeout: Duration) -> Result<T> {
+    // A timeout too large to represent as a deadline means no deadline.
+    snapshot_until(region, Instant::now().checked_add(timeout))
+        .map_err(|TimedOut| read_timed_out(region.name(), timeout))
 }
 
 #[cfg(test)]
