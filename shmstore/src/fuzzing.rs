@@ -59,7 +59,7 @@ impl Drop for Unlink {
 /// decoder and the type comparison against a few Rust types.
 ///
 /// An object shorter than the header is refused by the opener before it reads the header
-/// (`region.rs`, `look_at`), so such inputs check nothing.
+/// (`region/fd.rs`, `look_at`), so such inputs check nothing.
 ///
 /// # Panics
 ///
