@@ -406,10 +406,7 @@ mod tests {
     /// reboot: "not now" only for a bounded wait, and a corrupt lock always an error.
     #[test]
     fn lock_failures_map_once() {
-        let name = format!("unit-not-locked-{}", std::process::id());
-        let shm = crate::Shm::<u64>::create(&name, 0).unwrap();
-        let _ = crate::unlink(name.as_str());
-        let region = shm.region();
+        let region = &crate::region::scratch_value("not-locked", 0);
         let busy = |failure, wait| matches!(region.not_locked(failure, wait), NotLocked::Busy);
         assert!(busy(LockFailure::WouldBlock, Wait::No));
         assert!(busy(LockFailure::TimedOut, Wait::For(Duration::ZERO)));

@@ -214,10 +214,8 @@ mod tests {
     /// block: a value's payload is not one, and stays as it was.
     #[test]
     fn reset_queue_leaves_a_value_alone() {
-        let name = format!("unit-reset-value-{}", std::process::id());
-        let shm = crate::Shm::<[u64; 32]>::create(&name, [u64::MAX; 32]).unwrap();
-        let _ = crate::unlink(name.as_str());
-        reset_queue(shm.region());
-        assert_eq!(*shm.lock().unwrap(), [u64::MAX; 32]);
+        let region = crate::region::scratch_value("reset-value", 0xff);
+        reset_queue(&region);
+        assert_eq!(region.payload().unwrap().load_bytes(), vec![0xff; 256]);
     }
 }

@@ -13,7 +13,7 @@ pub(crate) struct Owner {
     pub(crate) pid: u32,
     /// 0: not recorded (a region written by an older version, or by a process without
     /// `/proc`), taken as this process's namespace.
-    pub(crate) pid_ns: u32,
+    pid_ns: u32,
 }
 
 impl Owner {

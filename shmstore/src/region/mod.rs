@@ -657,3 +657,23 @@ unsafe fn fill_and_publish_ready(region: &Region, init: Init<'_>) {
     header.publish_ready();
     futex::wake_all(&header.state);
 }
+/// A fresh value region of `[u64; 32]`, every payload byte `fill`, unlinked at once: a fixture
+/// for the unit tests of the layers above, which need a mapped region but no typed handle.
+#[cfg(test)]
+pub(crate) fn scratch_value(test: &str, fill: u8) -> Region {
+    use crate::layout::ShmType;
+    let location = Location::Named(format!("unit-{test}-{}", std::process::id()));
+    let spec = RegionSpec {
+        layout: &<[u64; 32]>::LAYOUT,
+        in_place: false,
+        notify_readers: false,
+        mode: 0o600,
+        open_timeout: Duration::from_secs(1),
+        allow_other_owner: false,
+        unlink_on_drop: false,
+        queue: None,
+    };
+    let region = Region::create(&location, &spec, &mut |payload| payload.fill(fill)).unwrap();
+    unlink(&location).unwrap();
+    region
+}
