@@ -39,7 +39,7 @@ const UNNOTIFIED_SLICE: Duration = Duration::from_millis(10);
 pub(crate) const SLEEP_SLICE: Duration = Duration::from_secs(1);
 
 /// A word a futex sleeps on: a 32-bit epoch, or the low half of a 64-bit version.
-pub(crate) trait Epoch {
+trait Epoch {
     /// The 32 bits the futex compares, loaded with sequential consistency.
     fn seen(&self) -> u32;
     /// Sleeps while the word's futex half equals `seen`, at most `timeout`; returns early on
@@ -78,13 +78,13 @@ impl Epoch for AtomicU64 {
 }
 
 /// An epoch and the count of those sleeping on it (see the module docs).
-pub(crate) struct EventCount<'a, E: Epoch> {
+struct EventCount<'a, E: Epoch> {
     epoch: &'a E,
     sleepers: &'a AtomicU32,
 }
 
 impl<'a, E: Epoch> EventCount<'a, E> {
-    pub(crate) fn new(epoch: &'a E, sleepers: &'a AtomicU32) -> Self {
+    fn new(epoch: &'a E, sleepers: &'a AtomicU32) -> Self {
         EventCount { epoch, sleepers }
     }
 
@@ -98,7 +98,7 @@ impl<'a, E: Epoch> EventCount<'a, E> {
     /// Whether anyone is counted in. Must follow the event by a full barrier (a SeqCst
     /// operation), which pairs with the sleepers' SeqCst registration.
     #[inline]
-    pub(crate) fn has_sleepers(&self) -> bool {
+    fn has_sleepers(&self) -> bool {
         self.sleepers.load(SeqCst) != 0
     }
 }
@@ -120,7 +120,7 @@ impl Drop for Registration<'_> {
 pub(crate) struct TimedOut;
 
 /// A value's eventcount: its version and the header's `waiters`.
-pub(crate) fn value_changes(region: &Region) -> EventCount<'_, AtomicU64> {
+fn value_changes(region: &Region) -> EventCount<'_, AtomicU64> {
     let h = region.header();
     EventCount::new(&h.version, &h.waiters)
 }
