@@ -19,7 +19,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::time::Duration;
 
-use crate::header::{check_type, Descriptor, HeaderState, RegionLayout, SharedBytes, HEADER_SIZE};
+use crate::format::{check_type, Descriptor, HeaderState, RegionLayout, SharedBytes, HEADER_SIZE};
 use crate::sys::object::Access;
 use crate::sys::sysv;
 use crate::{Error, Inspector, Location, QueueMode, Shm, ShmQueue, ShmType};
@@ -59,7 +59,7 @@ impl Drop for Unlink {
 /// decoder and the type comparison against a few Rust types.
 ///
 /// An object shorter than the header is refused by the opener before it reads the header
-/// (`region.rs`, `look_at`), so such inputs check nothing.
+/// (`region/fd.rs`, `look_at`), so such inputs check nothing.
 ///
 /// # Panics
 ///

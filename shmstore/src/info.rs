@@ -1,14 +1,13 @@
 //! Listing the regions on this host.
 
 use crate::error::{Error, Result};
-use crate::header::{
-    Descriptor, Header, HeaderInfo, HeaderState, LoadAcquire, SharedBytes, HEADER_SIZE,
+use crate::format::{
+    self, descriptor_copy, Descriptor, Header, HeaderInfo, HeaderState, LoadAcquire, QueueMode,
+    SharedBytes, HEADER_SIZE,
 };
 use crate::location::Location;
 use crate::look;
 use crate::name::validate_name;
-use crate::queue::{self, QueueMode};
-use crate::region::descriptor_copy;
 use crate::sys::object::{self, Access, Mapping};
 use crate::sys::sysv;
 
@@ -118,7 +117,7 @@ fn describe_named(name: &str) -> Option<RegionInfo> {
         None => None,
         Some(shape) => {
             let control = looked.queue_control(name).ok()?;
-            queue::peek(control.bytes(), shape.capacity)
+            format::peek(control.bytes(), shape.capacity)
         }
     };
     let location = Location::Named(name.to_string());
@@ -159,7 +158,7 @@ fn describe(location: &Location, map: &Mapping, size: u64) -> Option<RegionInfo>
         None => None,
         Some(shape) => {
             let payload = bytes.range(info.layout.payload_offset, info.layout.payload_size)?;
-            Some(queue::peek(payload, shape.capacity)?)
+            Some(format::peek(payload, shape.capacity)?)
         }
     };
     Some(summarize(location, type_name, header, &info, queue, None))

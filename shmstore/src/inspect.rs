@@ -8,18 +8,18 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
-use crate::header::{
-    Descriptor, DescriptorField, Header, HeaderInfo, LoadAcquire, QueueShape, MAX_DESCRIPTOR_LEN,
+use crate::format::{
+    self, Descriptor, DescriptorField, Header, HeaderInfo, LoadAcquire, QueueShape,
+    MAX_DESCRIPTOR_LEN,
 };
 use crate::info::{summarize, RegionInfo};
 use crate::layout::{Primitive, ShmType};
 use crate::location::Location;
 use crate::look::{self, Looked};
-use crate::queue;
-use crate::reader::{read_timed_out, wait_for_change};
 use crate::region::{Region, RegionSpec};
-use crate::snapshot::TimedOut;
+use crate::snapshot::read_timed_out;
 use crate::sys::{object, sysv};
+use crate::wait::{wait_for_change, TimedOut};
 
 /// A read-only, untyped view of a region (a value or a queue) of any type and any owner.
 ///
@@ -400,7 +400,7 @@ impl Inspector {
                     looked
                         .queue_control(name)
                         .ok()
-                        .and_then(|control| queue::peek(control.bytes(), shape.capacity))
+                        .and_then(|control| format::peek(control.bytes(), shape.capacity))
                         .unwrap_or((0, false))
                 });
                 summarize(
@@ -420,7 +420,7 @@ impl Inspector {
                 type_name,
                 region.header(),
                 region.info(),
-                queue::peek_region(region),
+                peek_region(region),
                 *creator_uid,
             ),
         }
@@ -471,7 +471,7 @@ impl Inspector {
                 None => looked.snapshot(name, deadline)?.ok_or(None),
                 Some(shape) => {
                     let control = looked.queue_control(name)?;
-                    let Some(index) = queue::front_slot(control.bytes(), shape.capacity) else {
+                    let Some(index) = format::front_slot(control.bytes(), shape.capacity) else {
                         return Ok(Vec::new());
                     };
                     let layout = &looked.info.layout;
@@ -491,7 +491,7 @@ impl Inspector {
                         .map_err(|TimedOut| None)?;
                     Ok(out)
                 }
-                Some(_) => Ok(queue::front_copy(region).unwrap_or_default()),
+                Some(_) => Ok(front_copy(region).unwrap_or_default()),
             },
         }
     }
@@ -591,6 +591,29 @@ impl fmt::Debug for Inspector {
             .field("queue", &self.is_queue())
             .finish()
     }
+}
+
+/// [`peek`](format::peek) through a region known to be a queue; `None` for a value.
+pub(crate) fn peek_region(region: &Region) -> Option<(usize, bool)> {
+    let shape = region.info().queue?;
+    format::peek(region.payload()?, shape.capacity)
+}
+
+/// A copy of the bytes of a queue's oldest element, taken with atomic loads and without the
+/// queue's protocol (a consumer may be taking it meanwhile: for display only). `None` if the
+/// queue is empty or the region is a value.
+pub(crate) fn front_copy(region: &Region) -> Option<Vec<u8>> {
+    let shape = region.info().queue?;
+    let index = format::front_slot(region.payload()?, shape.capacity)?;
+    let start = format::QueueShape::slots_offset(region.info().layout.payload_align)
+        + index * shape.element_size;
+    let slot = region.payload()?.range(start, shape.element_size)?;
+    // Not a consistent copy: without the lock, a consumer may pop this element and a producer
+    // write the next one into the slot while we load (with a plain, non-atomic copy), so the
+    // bytes may mix two elements. Such a race across processes is outside what Rust's memory
+    // model describes; what these atomic byte loads guarantee is only that each of our loads
+    // reads some byte that was in the slot. Hence "for display only".
+    Some(slot.load_bytes())
 }
 
 #[cfg(test)]

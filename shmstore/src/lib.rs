@@ -34,13 +34,38 @@
 //!
 //! # Modules, inside
 //!
-//! `layout` (the `ShmType` trait and layouts), `name` and `location` (where regions live: names,
-//! files, System V keys), `sys` (every libc and nix call), `header` (the region format,
-//! `FORMAT.md`), `region` (create/open protocols per backend, and mapping), `lock` (the lock
-//! protocol: latch, rollback, poisoning), `snapshot` (lock-free reads), `shm`, `guard` and
-//! `reader` (the typed API), `queue` (`ShmQueue`), `store` (namespaces), `info` (listing),
-//! `inspect` (untyped views), `look` (reading objects with `pread`, never mapped, for listing
-//! and inspecting), `error`.
+//! Layers that read top to bottom: a module imports only from its own layer or the layers
+//! below it.
+//!
+//! ```text
+//! layer      modules                            holds
+//! ---------  ---------------------------------  ---------------------------------------------
+//! harness    fuzzing                            fuzzing entry points (feature `fuzzing`): they
+//!                                               drive the typed API and the tools as a user's
+//!                                               program does
+//! typed API  shm, guard, reader, store,         what users call; the only code that knows `T`
+//!            queue/ (mod, spsc, mpmc)
+//! tools      inspect, info (listing),           untyped views for the CLI
+//!            look (reads with pread, no map)
+//! protocols  lock (latch, rollback, poisoning,  how the bytes move safely
+//!              and the MPMC queue's lock),
+//!            snapshot (seqlock reads),
+//!            wait (one futex eventcount for
+//!              value changes and queue events),
+//!            reboot (the reset of a file
+//!              region after a reboot)
+//! region     region/ (mod, fd, sysv)            create, open, validate and map per backend;
+//!                                               knows payload shapes, never queues or locks
+//! format     format/ (header, descriptor,       FORMAT.md in code: the one validated view of
+//!            queue, owner)                      mapped bytes, so no other module casts raw
+//!                                               pointers into a header or a control block
+//! OS         sys/                               every libc and nix call
+//! leaves     layout, location, name, error,     pure data and helpers (`location` uses `name`,
+//!            atomic_copy                        and `sys` for `ftok`)
+//! ```
+//!
+//! Nothing below the typed API knows `T`; nothing above `sys` calls libc. Unit tests of a
+//! lower layer may build their fixtures through the typed API.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 #![warn(missing_docs)]
@@ -50,8 +75,8 @@ extern crate self as shmstore;
 
 mod atomic_copy;
 mod error;
+mod format;
 mod guard;
-mod header;
 mod info;
 mod inspect;
 mod layout;
@@ -61,11 +86,13 @@ mod look;
 mod name;
 mod queue;
 mod reader;
+mod reboot;
 mod region;
 mod shm;
 mod snapshot;
 mod store;
 mod sys;
+mod wait;
 
 pub use error::printable;
 pub use error::{Error, Result};
@@ -123,7 +150,7 @@ pub mod fuzzing;
 #[doc(hidden)]
 pub mod __format {
     #![allow(missing_docs)]
-    use crate::header as h;
+    use crate::format as h;
     pub const FLAG_IN_PLACE: u32 = h::FLAG_IN_PLACE;
     pub const FLAG_NOTIFY_READERS: u32 = h::FLAG_NOTIFY_READERS;
     pub const STATE_INITIALISING: u32 = h::STATE_INITIALISING;

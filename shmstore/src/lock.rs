@@ -30,12 +30,12 @@ use std::sync::atomic::fence;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
 use std::time::{Duration, Instant};
 
-use crate::header::FLAG_NOTIFY_READERS;
+use crate::error::Error;
 use crate::region::Region;
 use crate::snapshot::HELP_READERS_FROM;
-use crate::sys::futex;
 use crate::sys::mutex::{Acquired, LockFailure, Until};
 use crate::sys::process::thread_token;
+use crate::wait::wake_value_waiters;
 
 /// The longest a writer waits for a starving reader before it locks anyway.
 const BACK_OFF: Duration = Duration::from_micros(10);
@@ -241,16 +241,10 @@ impl Region {
         self.wake_if_waited();
     }
 
-    /// Wakes every sleeper on the version if any is registered, or if the region notifies
-    /// read-only handles (which cannot register). Must follow a version store by a full
-    /// barrier: a waiter registers with a SeqCst increment and then re-reads the version, so
-    /// either it sees the new version or this load sees it.
+    /// Wakes the version's sleepers (see [`wake_value_waiters`]).
     #[inline]
     fn wake_if_waited(&self) {
-        let h = self.header();
-        if h.waiters.load(SeqCst) != 0 || self.info().flags & FLAG_NOTIFY_READERS != 0 {
-            futex::wake_low_half(&h.version);
-        }
+        wake_value_waiters(self);
     }
 }
 
@@ -299,5 +293,138 @@ unsafe fn copy_payload(from: *const u8, to: *mut u8, size: usize) {
     } else {
         // SAFETY: the caller's contract.
         unsafe { std::ptr::copy_nonoverlapping(from, to, size) };
+    }
+}
+
+/// Why a lock was not taken, decided once for every caller: the typed value API, the MPMC
+/// queue and the reset after a reboot.
+#[derive(Debug)]
+pub(crate) enum NotLocked {
+    /// Another thread held the lock through the whole bounded wait (with [`Wait::No`], this
+    /// thread through another handle too: `try_lock` is "not now", as std's is).
+    Busy,
+    /// This thread already holds it, and a blocking wait would wait for itself.
+    HeldByThisThread,
+    /// The lock is unusable; the error says why and what to do.
+    Broken(Error),
+}
+
+impl NotLocked {
+    /// The error a caller that returns errors (a queue) reports; `None` when the lock is only
+    /// busy. A value's `lock` cannot return one (its result is std's), so it panics with it.
+    pub(crate) fn into_error(self, region: &Region) -> Option<Error> {
+        match self {
+            NotLocked::Busy => None,
+            NotLocked::HeldByThisThread => Some(Error::corrupt(
+                region.name(),
+                "its lock is already held by this thread (waiting would deadlock)",
+            )),
+            NotLocked::Broken(error) => Some(error),
+        }
+    }
+}
+
+impl Region {
+    /// What a failed [`acquire`](Region::acquire) with `wait` means (see [`NotLocked`]): the
+    /// one mapping of the raw mutex's failures to the crate's errors.
+    #[cold]
+    pub(crate) fn not_locked(&self, failure: LockFailure, wait: Wait) -> NotLocked {
+        let bounded = !matches!(wait, Wait::Forever);
+        match failure {
+            LockFailure::WouldBlock | LockFailure::TimedOut if bounded => NotLocked::Busy,
+            LockFailure::Deadlock if matches!(wait, Wait::No) => NotLocked::Busy,
+            LockFailure::Deadlock => NotLocked::HeldByThisThread,
+            // Only a bounded wait can time out; without a deadline it is a broken mutex.
+            LockFailure::WouldBlock | LockFailure::TimedOut => NotLocked::Broken(Error::corrupt(
+                self.name(),
+                format!(
+                    "its lock failed without a deadline ({failure:?}): another process \
+                     overwrote it; remove the region and create it again"
+                ),
+            )),
+            LockFailure::NotRecoverable => NotLocked::Broken(Error::corrupt(
+                self.name(),
+                "its lock is unrecoverable (a process unlocked it after its owner died without \
+                 marking it consistent); remove the region and create it again",
+            )),
+            LockFailure::Other(code) => NotLocked::Broken(Error::io(
+                self.name(),
+                "pthread_mutex_lock",
+                std::io::Error::from_raw_os_error(code),
+            )),
+        }
+    }
+
+    /// Takes the lock for one step of a protocol that leaves the shared state consistent after
+    /// every store (an MPMC queue: each counter changes in one store, after the copy), through
+    /// [`acquire`](Region::acquire) like a value's lock: after a holder that died, the next
+    /// locker only marks the mutex consistent, with nothing to roll back (such a region has no
+    /// second copy and its version never moves). With [`Wait::No`], it tries `attempts` times
+    /// before it reports the lock busy: a holder keeps it for one step, so a few attempts ride
+    /// out ordinary contention, while a holder that was preempted or stopped in the middle of
+    /// its step does not make the caller wait.
+    pub(crate) fn lock_step(
+        &self,
+        wait: Wait,
+        attempts: u32,
+    ) -> std::result::Result<StepLock<'_>, NotLocked> {
+        let mut tried = 1;
+        loop {
+            match self.acquire(wait) {
+                Ok(_) => return Ok(StepLock { region: self }),
+                Err(LockFailure::WouldBlock) if matches!(wait, Wait::No) && tried < attempts => {
+                    tried += 1;
+                    std::hint::spin_loop();
+                }
+                Err(failure) => return Err(self.not_locked(failure, wait)),
+            }
+        }
+    }
+}
+
+/// The lock of one step ([`Region::lock_step`]), released on drop with nothing written
+/// through the latch.
+pub(crate) struct StepLock<'a> {
+    region: &'a Region,
+}
+
+impl Drop for StepLock<'_> {
+    fn drop(&mut self) {
+        let region = self.region;
+        // SAFETY: a `StepLock` exists only while this thread holds the lock, taken through
+        // `acquire` on this region (`lock_step`); nothing was written through the latch, and the
+        // size is the region's own payload size.
+        unsafe { region.release(false, region.info().layout.payload_size) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One mapping of the raw mutex's failures, for values, queues and the reset after a
+    /// reboot: "not now" only for a bounded wait, and a corrupt lock always an error.
+    #[test]
+    fn lock_failures_map_once() {
+        let region = &crate::region::scratch_value("not-locked", 0);
+        let busy = |failure, wait| matches!(region.not_locked(failure, wait), NotLocked::Busy);
+        assert!(busy(LockFailure::WouldBlock, Wait::No));
+        assert!(busy(LockFailure::TimedOut, Wait::For(Duration::ZERO)));
+        assert!(busy(LockFailure::Deadlock, Wait::No));
+        assert!(matches!(
+            region.not_locked(LockFailure::Deadlock, Wait::Forever),
+            NotLocked::HeldByThisThread
+        ));
+        for (failure, wait) in [
+            (LockFailure::TimedOut, Wait::Forever),
+            (LockFailure::NotRecoverable, Wait::No),
+        ] {
+            let error = region.not_locked(failure, wait).into_error(region);
+            assert!(matches!(error, Some(Error::Corrupt { .. })), "{error:?}");
+        }
+        let error = region
+            .not_locked(LockFailure::Other(22), Wait::No)
+            .into_error(region);
+        assert!(matches!(error, Some(Error::Io { .. })), "{error:?}");
     }
 }

@@ -18,7 +18,7 @@ use std::sync::atomic::{fence, AtomicU64};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
-use crate::header::{
+use crate::format::{
     Header, HeaderInfo, HeaderState, SharedBytes, HEADER_SIZE, INITIALISER_BYTE, MAGIC,
     QUEUE_CONTROL_SIZE,
 };

@@ -2,12 +2,13 @@
 
 use std::fmt;
 use std::marker::PhantomData;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::layout::ShmType;
 use crate::region::Region;
-use crate::snapshot::{snapshot, snapshot_to, snapshot_until, TimedOut};
+use crate::snapshot::{snapshot, snapshot_to, snapshot_within};
+use crate::wait::wait_for_change;
 
 /// A read-only handle to a region: the object opened `O_RDONLY` and mapped read-only, so this
 /// process cannot write it, lock it, or poison it — for consumers that must not be able to
@@ -76,11 +77,9 @@ impl<T: ShmType> ShmReader<T> {
     ///
     /// # Errors
     ///
-    /// [`Error::Timeout`] when the timeout passes first.
+    /// [`Error::Timeout`](crate::Error::Timeout) when the timeout passes first.
     pub fn read_timeout(&self, timeout: Duration) -> Result<T> {
-        // A timeout too large to represent as a deadline means no deadline.
-        snapshot_until(&self.region, Instant::now().checked_add(timeout))
-            .map_err(|TimedOut| read_timed_out(self.name(), timeout))
+        snapshot_within(&self.region, timeout)
     }
 
     /// The last published version, as [`Shm::version`](crate::Shm::version).
@@ -94,7 +93,7 @@ impl<T: ShmType> ShmReader<T> {
     ///
     /// # Errors
     ///
-    /// [`Error::Timeout`] when `timeout` passes first.
+    /// [`Error::Timeout`](crate::Error::Timeout) when `timeout` passes first.
     pub fn wait_for_change(&self, since: u64, timeout: Option<Duration>) -> Result<u64> {
         wait_for_change(&self.region, since, timeout)
     }
@@ -124,30 +123,4 @@ impl<T: ShmType + fmt::Debug> fmt::Debug for ShmReader<T> {
             .field("version", &self.version())
             .finish_non_exhaustive()
     }
-}
-
-/// The error of a read-only snapshot that found no consistent value within `timeout`.
-pub(crate) fn read_timed_out(name: &str, timeout: Duration) -> Error {
-    Error::Timeout {
-        name: name.to_string(),
-        waiting_for: "a consistent value (an in-place write in progress, writers committing \
-                      faster than the value can be copied, or a dead in-place writer that no \
-                      writable handle has repaired yet)",
-        after: timeout,
-    }
-}
-
-/// `Region::wait_for_change` with the public error.
-pub(crate) fn wait_for_change(
-    region: &Region,
-    since: u64,
-    timeout: Option<Duration>,
-) -> Result<u64> {
-    region
-        .wait_for_change(since, timeout)
-        .map_err(|TimedOut| Error::Timeout {
-            name: region.name().to_string(),
-            waiting_for: "a new version",
-            after: timeout.unwrap_or_default(),
-        })
 }

@@ -4,19 +4,21 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::path::Path;
 use std::sync::{LockResult, PoisonError, TryLockError, TryLockResult};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::error::Result;
+use crate::format::MAX_PAYLOAD_ALIGN;
 use crate::guard::ShmGuard;
-use crate::header::MAX_PAYLOAD_ALIGN;
 use crate::layout::ShmType;
 use crate::location::Location;
-use crate::lock::Wait;
-use crate::reader::{read_timed_out, wait_for_change, ShmReader};
+use crate::lock::{NotLocked, Wait};
+use crate::reader::ShmReader;
+use crate::reboot;
 use crate::region::{Region, RegionSpec};
-use crate::snapshot::{snapshot, snapshot_to, snapshot_until, TimedOut};
+use crate::snapshot::{snapshot, snapshot_to, snapshot_within};
 use crate::sys::mutex::LockFailure;
 use crate::sys::object::Access;
+use crate::wait::wait_for_change;
 
 /// A named value of type `T` in shared memory: `std::sync::Mutex<T>` across processes.
 ///
@@ -162,7 +164,7 @@ impl<T: ShmType> Shm<T> {
     pub fn lock(&self) -> LockResult<ShmGuard<'_, T>> {
         match self.region.acquire(Wait::Forever) {
             Ok(poisoned) => self.guard(poisoned),
-            Err(failure) => self.lock_failed(failure),
+            Err(failure) => self.lock_failed(self.region.not_locked(failure, Wait::Forever)),
         }
     }
 
@@ -193,11 +195,12 @@ impl<T: ShmType> Shm<T> {
     fn try_acquire(&self, wait: Wait) -> TryLockResult<ShmGuard<'_, T>> {
         match self.region.acquire(wait) {
             Ok(poisoned) => self.guard(poisoned).map_err(TryLockError::Poisoned),
-            Err(LockFailure::WouldBlock | LockFailure::TimedOut) => Err(TryLockError::WouldBlock),
-            // `try_lock` from the holding thread is "not now", as std's is; a blocking wait
-            // there would deadlock, and panics below.
-            Err(LockFailure::Deadlock) if matches!(wait, Wait::No) => Err(TryLockError::WouldBlock),
-            Err(failure) => self.lock_failed(failure),
+            // `try_lock` from the holding thread is "not now", as std's is (`NotLocked::Busy`);
+            // a blocking wait there would deadlock, and panics below.
+            Err(failure) => match self.region.not_locked(failure, wait) {
+                NotLocked::Busy => Err(TryLockError::WouldBlock),
+                other => self.lock_failed(other),
+            },
         }
     }
 
@@ -212,18 +215,17 @@ impl<T: ShmType> Shm<T> {
         }
     }
 
+    /// A lock that cannot be taken: `lock`'s result is std's, which has no room for an error,
+    /// so the error the lock protocol reports (the one a queue returns) becomes the panic.
     #[cold]
-    fn lock_failed(&self, failure: LockFailure) -> ! {
-        match failure {
-            LockFailure::Deadlock => panic!(
+    fn lock_failed(&self, not_locked: NotLocked) -> ! {
+        match not_locked {
+            NotLocked::HeldByThisThread => panic!(
                 "lock() on region `{}` from the thread that already holds its lock would deadlock",
                 self.name()
             ),
-            other => panic!(
-                "the lock of region `{}` is unusable ({other:?}): another process overwrote \
-                 its header; remove the region and create it again",
-                self.name()
-            ),
+            NotLocked::Busy => unreachable!("a wait without a deadline is never busy"),
+            NotLocked::Broken(error) => panic!("{error}"),
         }
     }
 
@@ -309,9 +311,7 @@ impl<T: ShmType> Shm<T> {
     ///
     /// As [`read`](Self::read).
     pub fn read_timeout(&self, timeout: Duration) -> Result<T> {
-        // A timeout too large to represent as a deadline means no deadline.
-        snapshot_until(&self.region, Instant::now().checked_add(timeout))
-            .map_err(|TimedOut| read_timed_out(self.name(), timeout))
+        snapshot_within(&self.region, timeout)
     }
 
     /// Sleeps until a version other than `since` is published, and returns it.
@@ -711,7 +711,7 @@ impl<T: ShmType> ShmOptionsAt<T> {
     ///
     /// As [`Shm::open`].
     pub fn open(self) -> Result<Shm<T>> {
-        Region::open(&self.location, &self.options.spec(), Access::ReadWrite).map(Shm::from_region)
+        reboot::open(&self.location, &self.options.spec(), Access::ReadWrite).map(Shm::from_region)
     }
 
     /// Opens a read-only handle, as [`Shm::open_reader`].
@@ -720,7 +720,7 @@ impl<T: ShmType> ShmOptionsAt<T> {
     ///
     /// As [`Shm::open`].
     pub fn open_reader(self) -> Result<ShmReader<T>> {
-        Region::open(&self.location, &self.options.spec(), Access::ReadOnly)
+        reboot::open(&self.location, &self.options.spec(), Access::ReadOnly)
             .map(ShmReader::from_region)
     }
 
@@ -736,7 +736,7 @@ impl<T: ShmType> ShmOptionsAt<T> {
                 bytes.copy_from_slice(bytemuck::bytes_of(&init()));
             }
         };
-        Region::open_or_create(&self.location, &self.options.spec(), &mut write)
+        reboot::open_or_create(&self.location, &self.options.spec(), &mut write)
             .map(Shm::from_region)
     }
 
@@ -760,7 +760,7 @@ impl<T: ShmType> ShmOptionsAt<T> {
     pub fn open_or_create_with(self, init: impl FnOnce(&mut T)) -> Result<Shm<T>> {
         let mut init = Some(init);
         let mut write = |bytes: &mut [u8]| fill_in_place(bytes, &mut init);
-        Region::open_or_create(&self.location, &self.options.spec(), &mut write)
+        reboot::open_or_create(&self.location, &self.options.spec(), &mut write)
             .map(Shm::from_region)
     }
 }

@@ -59,29 +59,24 @@
 //! writer or handle: after a hold of `d`, no writer holds again for `4 d` (the header's
 //! `help_resumes_at`, see [`HOLD_SHARE`]). So readers that ask and never answer cost the
 //! region's writers together at most a fifth of the lock's time, in stalls of at most
-//! [`HOLD_AT_MOST`] (the README's threat model says so). Small payloads never pay for any of it: the writer's
-//! test is one comparison of the payload size.
+//! [`HOLD_AT_MOST`] (the README's threat model says so). Small payloads never pay for any of
+//! it: the writer's test is one comparison of the payload size.
 //!
-//! # Waiting for a change
-//!
-//! [`Region::wait_for_change`] spins briefly, then sleeps on the futex word (the low half of the
-//! version) until a version other than the one given is published. A writable handle registers
-//! in `waiters` first, so publishers know to wake it, and a publish with no registered waiter
-//! makes no system call. A read-only handle cannot register: it is woken at once when the region
-//! was created with `notify_readers(true)`, and otherwise re-checks every 10 ms.
+//! Waiting for a change (the version's eventcount) is in `wait`.
 
-use std::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::sync::atomic::{fence, AtomicU64};
 use std::time::{Duration, Instant};
 
-pub(crate) use crate::atomic_copy::copy_atomic;
-use crate::header::LoadAcquire;
-use crate::header::FLAG_NOTIFY_READERS;
+use crate::atomic_copy::copy_atomic;
+use crate::error::{Error, Result};
+use crate::format::LoadAcquire;
 use crate::lock::Wait;
 use crate::region::Region;
 use crate::sys::futex;
 use crate::sys::mutex::LockFailure;
 use crate::sys::process::{self, thread_token};
+use crate::wait::TimedOut;
 
 /// Lock-free copies tried before a writable handle falls back to `try_lock`.
 const LOCK_FREE_ATTEMPTS: u32 = 3;
@@ -93,15 +88,10 @@ const HELP_AFTER: Duration = Duration::from_micros(1);
 const HELP_WINDOW: Duration = Duration::from_micros(100);
 /// Failed attempts after which a reader sleeps between attempts instead of spinning.
 const ATTEMPTS_BEFORE_SLEEP: u32 = 64;
-/// How long a waiter spins on the version before it sleeps: a cross-core futex wake costs tens
-/// of microseconds on a virtual machine, more than most waits between close writes.
-const SPIN_BEFORE_SLEEP: Duration = Duration::from_micros(20);
 /// The longest a reader sleeps between attempts once it stopped spinning: long enough to let
 /// a busy writer run, short enough that a read-only handle (which cannot ask writers for help)
 /// is not held up for long by a writer that is already done.
 const RETRY_SLEEP: Duration = Duration::from_micros(50);
-/// How often a read-only waiter re-checks when publishers do not wake it.
-const UNNOTIFIED_SLICE: Duration = Duration::from_millis(10);
 /// Payloads from this size on take long enough to copy that back-to-back commits can starve a
 /// reader, so their writers look for readers asking for help. Below it a copy costs little
 /// more than a commit's unlock and lock, and writers never look.
@@ -122,10 +112,6 @@ const HOLD_AT_MOST: Duration = Duration::from_millis(50);
 /// there are and however readers behave, holds take at most 1 / HOLD_SHARE of the lock's time,
 /// in stalls of at most [`HOLD_AT_MOST`].
 const HOLD_SHARE: u32 = 5;
-
-/// A bounded wait ran out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct TimedOut;
 
 impl Region {
     /// The last published version: never the odd value of a write in progress.
@@ -295,13 +281,13 @@ impl Region {
     #[cold]
     #[inline(never)]
     pub(crate) fn help_starving_readers(&self) {
-        let mut look = match self.reader_help.try_lock() {
-            Ok(look) => look,
+        let mut committed_since = match self.reader_help.try_lock() {
+            Ok(committed_since) => committed_since,
             Err(std::sync::TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
             // Only the lock holder gets here, so this cannot happen; never wait for it.
             Err(std::sync::TryLockError::WouldBlock) => return,
         };
-        if !look.time_to_look(self.info().layout.payload_size) {
+        if !time_to_look(&mut committed_since, self.info().layout.payload_size) {
             return;
         }
         let h = self.header();
@@ -390,87 +376,29 @@ impl Region {
         unsafe { self.release(false, size) };
         true
     }
+}
 
-    /// Waits until a version other than `since` is published and returns it.
-    pub(crate) fn wait_for_change(
-        &self,
-        since: u64,
-        timeout: Option<Duration>,
-    ) -> Result<u64, TimedOut> {
-        let version = &self.header().version;
-        let start = Instant::now();
-        // A timeout too large to represent as a deadline means none.
-        let deadline = timeout.and_then(|t| start.checked_add(t));
-        // Spin first: most changes between cooperating processes come soon.
-        let mut spins = 0u32;
-        loop {
-            let now = version.load_acquire() & !1;
-            if now != since {
-                return Ok(now);
-            }
-            spins += 1;
-            if spins % 64 == 0
-                && start.elapsed() >= SPIN_BEFORE_SLEEP.min(timeout.unwrap_or(Duration::MAX))
-            {
-                break;
-            }
-            std::hint::spin_loop();
-        }
-        let registration = Registration::new(self);
-        let notified = registration.is_some() || self.info().flags & FLAG_NOTIFY_READERS != 0;
-        loop {
-            // Registered (a writable handle): SeqCst, which pairs with the publisher's SeqCst
-            // swap and load of `waiters` (lock.rs), so either this load sees the new version or
-            // the publisher sees us registered. Unregistered (perhaps through a read-only
-            // mapping, where only relaxed loads are allowed: see `LoadAcquire`), nothing
-            // pairs with it: the futex wait below rechecks the word in the kernel.
-            let current = if registration.is_some() {
-                version.load(SeqCst)
-            } else {
-                version.load_acquire()
-            };
-            if current & !1 != since {
-                return Ok(current & !1);
-            }
-            let left = match deadline {
-                Some(deadline) => {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        return Err(TimedOut);
-                    }
-                    Some(left)
-                }
-                None => None,
-            };
-            let slice = if notified {
-                left
-            } else {
-                Some(left.map_or(UNNOTIFIED_SLICE, |l| l.min(UNNOTIFIED_SLICE)))
-            };
-            futex::wait_low_half(version, current as u32, slice);
-        }
+/// The error of a read-only snapshot that found no consistent value within `timeout`.
+pub(crate) fn read_timed_out(name: &str, timeout: Duration) -> Error {
+    Error::Timeout {
+        name: name.to_string(),
+        waiting_for: "a consistent value (an in-place write in progress, writers committing \
+                      faster than the value can be copied, or a dead in-place writer that no \
+                      writable handle has repaired yet)",
+        after: timeout,
     }
 }
 
-/// A handle's bookkeeping for [`Region::help_starving_readers`]. Only the thread holding the
-/// region's lock through the handle touches it.
-#[derive(Debug, Default)]
-pub(crate) struct ReaderHelp {
-    /// Payload bytes committed through this handle since it last looked for readers.
-    committed_since: usize,
-}
-
-impl ReaderHelp {
-    /// Counts a commit of `bytes`; `true` when a [`LOOK_EVERY_BYTES`] was committed since the
-    /// last look.
-    fn time_to_look(&mut self, bytes: usize) -> bool {
-        self.committed_since = self.committed_since.saturating_add(bytes);
-        if self.committed_since < LOOK_EVERY_BYTES {
-            return false;
-        }
-        self.committed_since = 0;
-        true
+/// Counts a commit of `bytes` in a handle's `committed_since` (the payload bytes committed
+/// through it since it last looked for readers: [`Region::help_starving_readers`]); `true` when
+/// a [`LOOK_EVERY_BYTES`] was committed since the last look.
+fn time_to_look(committed_since: &mut usize, bytes: usize) -> bool {
+    *committed_since = committed_since.saturating_add(bytes);
+    if *committed_since < LOOK_EVERY_BYTES {
+        return false;
     }
+    *committed_since = 0;
+    true
 }
 
 /// Whether the region's holding budget allows a hold at `now` (ns of `CLOCK_MONOTONIC`), given
@@ -494,26 +422,6 @@ struct Served<'a>(&'a Region);
 impl Drop for Served<'_> {
     fn drop(&mut self) {
         self.0.header().reads_served.fetch_add(1, Release);
-    }
-}
-
-/// A writable handle's entry in the region's `waiters` count while it sleeps; removed on drop,
-/// also when the wait unwinds.
-struct Registration<'a>(&'a Region);
-
-impl<'a> Registration<'a> {
-    fn new(region: &'a Region) -> Option<Self> {
-        if !region.writable() {
-            return None;
-        }
-        region.header().waiters.fetch_add(1, SeqCst);
-        Some(Registration(region))
-    }
-}
-
-impl Drop for Registration<'_> {
-    fn drop(&mut self) {
-        self.0.header().waiters.fetch_sub(1, SeqCst);
     }
 }
 
@@ -595,6 +503,14 @@ pub(crate) fn snapshot_until<T: bytemuck::Pod>(
     Ok(unsafe { out.assume_init() })
 }
 
+/// [`snapshot_until`] `timeout` from now, with the public error: the typed handles'
+/// `read_timeout`.
+pub(crate) fn snapshot_within<T: bytemuck::Pod>(region: &Region, timeout: Duration) -> Result<T> {
+    // A timeout too large to represent as a deadline means no deadline.
+    snapshot_until(region, Instant::now().checked_add(timeout))
+        .map_err(|TimedOut| read_timed_out(region.name(), timeout))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -614,8 +530,8 @@ mod tests {
         // for a per-handle budget).
         while now - start < 60_000_000_000 {
             for _writer in 0..10 {
-                let mut fresh = ReaderHelp::default();
-                if fresh.time_to_look(1 << 20) && hold_allowed(now, resumes_at) {
+                let mut fresh = 0;
+                if time_to_look(&mut fresh, 1 << 20) && hold_allowed(now, resumes_at) {
                     now += hold;
                     held += hold;
                     resumes_at = resumes_after(now, HOLD_AT_MOST);
@@ -642,8 +558,10 @@ mod tests {
     /// Small commits look once per LOOK_EVERY_BYTES, not on every write.
     #[test]
     fn writers_look_once_per_mib_committed() {
-        let mut help = ReaderHelp::default();
-        let looks = (0..1024).filter(|_| help.time_to_look(16 << 10)).count();
+        let mut committed_since = 0;
+        let looks = (0..1024)
+            .filter(|_| time_to_look(&mut committed_since, 16 << 10))
+            .count();
         assert_eq!(looks, 1024 * (16 << 10) / LOOK_EVERY_BYTES);
     }
 }

@@ -38,15 +38,6 @@
 //! Every object is checked with `fstat` before it is mapped, and the header describes no byte
 //! beyond the object's size, so no access raises SIGBUS unless a peer with write access shrinks
 //! the object later (README, "Threat model").
-//!
-//! # After a reboot (files)
-//!
-//! A file outlives the processes and the boot that used it: its lock word and sleeper counts
-//! mean nothing any more. The header records the boot id; the first read-write opener that finds
-//! another one claims the reset in the header (a compare-and-swap, which a process with only
-//! read access cannot do nor block; see `reset_after_reboot`), initialises the mutex again,
-//! clears the sleeper state, repairs an interrupted write as the next locker would (roll back,
-//! or poison in place) and stores the current boot id. The payload stays.
 
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
@@ -60,10 +51,9 @@ use super::{
     fresh_layout, header_of, write_header, Handle, Init, Look, Region, RegionSpec, Typed,
 };
 use crate::error::{Error, Result};
-use crate::header::{Header, HeaderInfo, HEADER_SIZE, INITIALISER_BYTE, STATE_INITIALISING};
+use crate::format::Owner;
+use crate::format::{Header, HeaderInfo, HEADER_SIZE, INITIALISER_BYTE, STATE_INITIALISING};
 use crate::location::Location;
-use crate::lock::Wait;
-use crate::queue::Owner;
 use crate::sys::object::{self, Access, ByteLock, Dir, Mapping, ObjectStat, Unnamed};
 use crate::sys::{futex, process};
 
@@ -263,12 +253,9 @@ fn find(target: &Target, spec: &RegionSpec, access: Access, typed: Typed) -> Res
             Look::Ready(info) => {
                 let map = map.ok_or_else(|| Error::corrupt(name, "it could not be mapped"))?;
                 let handle = target.handle(file);
-                let mut region =
+                let region =
                     Region::assemble(&target.location, handle, stat, (map, access), info, spec);
                 check_typed(&region, spec, typed)?;
-                if access == Access::ReadWrite {
-                    reset_after_reboot(&mut region, spec)?;
-                }
                 return Ok(Found::Ready(region));
             }
             other => other,
@@ -330,11 +317,11 @@ fn look_at(
     if stat.size == 0 {
         return Ok((Look::Blank, None));
     }
-    if stat.size < crate::header::HEADER_SIZE as u64 {
+    if stat.size < crate::format::HEADER_SIZE as u64 {
         let reason = format!(
             "it is {} bytes long, shorter than its own {}-byte header",
             stat.size,
-            crate::header::HEADER_SIZE
+            crate::format::HEADER_SIZE
         );
         return Ok((Look::Corrupt(reason), None));
     }
@@ -717,160 +704,6 @@ fn unreachable_lock(name: &str) -> Result<()> {
             "a new unnamed object was already locked",
         ),
     })
-}
-
-/// Bit 31 of the header's `creator_pid` while a process resets the region after a reboot (the
-/// rest of the word is its pid; pids stay below 2^22).
-const RESETTING: u32 = 1 << 31;
-
-/// After a reboot, makes the lock and sleeper state of a ready region valid again (see "After
-/// a reboot (files)" in this module's docs): once, in the first read-write opener. Nothing to
-/// do for a POSIX object (it lives in memory), or when the stored boot id is the current one,
-/// or either cannot be known.
-///
-/// The reset is claimed in shared memory, where only writers can write: a compare-and-swap sets
-/// [`RESETTING`] and the resetter's pid in `creator_pid`. The resetter proves it is alive with a
-/// *read* lock on [`INITIALISER_BYTE`], taken before the swap and kept until it is done, so a
-/// process with only read access (which can take read locks too, but no write lock) cannot keep
-/// it from resetting. Other writers wait until the boot id is current. One that gets the
-/// *write* lock on the byte while the claim is set knows the resetter died (nobody holds a lock
-/// there) and takes the claim over. A reader's read lock can refuse that write lock; the wait
-/// then ends after `open_timeout` with [`Error::LockedByReader`]: only a resetter that died in
-/// the middle of a reset lets a reader get in the way.
-fn reset_after_reboot(region: &mut Region, spec: &RegionSpec) -> Result<()> {
-    // Only a file outlives a boot. A boot id that could not be read (zeros, stored or current)
-    // proves nothing: resetting a lock that is in use would be far worse than not resetting a
-    // stale one.
-    if !matches!(region.location, Location::File(_)) || region.info.boot_id == [0; 16] {
-        return Ok(());
-    }
-    let current = process::boot_id();
-    if current == [0; 16] || region.info.boot_id == current {
-        return Ok(());
-    }
-    let Handle::File { file, .. } = &region.handle else {
-        return Ok(());
-    };
-    let name = region.name.clone();
-    // The same open file description (so the same locks), without borrowing the region.
-    let file = file.try_clone().map_err(|e| Error::io(&name, "dup", e))?;
-    let lock_error = |e| Error::io(&name, "fcntl(F_OFD_SETLK)", e);
-    let deadline = Instant::now().checked_add(spec.open_timeout);
-    let me = process::current_pid();
-    loop {
-        let header = region.header();
-        if header.boot_id() == current {
-            // Another opener reset it.
-            region.info.boot_id = current;
-            return Ok(());
-        }
-        let claim = header.creator_pid.load(SeqCst);
-        if claim & RESETTING == 0 {
-            // Nobody resets it: claim it, alive (read lock) before the claim shows.
-            if object::try_byte_lock(&file, INITIALISER_BYTE, ByteLock::Read).map_err(lock_error)? {
-                if header.boot_id() != current
-                    && header
-                        .creator_pid
-                        .compare_exchange(claim, me | RESETTING, SeqCst, SeqCst)
-                        .is_ok()
-                {
-                    return reset_claimed(region, &file, current, claim);
-                }
-                let _ = object::byte_unlock(&file, INITIALISER_BYTE);
-                continue;
-            }
-            // Refused only while another writer checks a resetter that looked dead: wait.
-        } else if object::try_byte_lock(&file, INITIALISER_BYTE, ByteLock::Write)
-            .map_err(lock_error)?
-        {
-            // Claimed, and nobody holds a lock on the byte: the resetter died. Take over.
-            if header
-                .creator_pid
-                .compare_exchange(claim, me | RESETTING, SeqCst, SeqCst)
-                .is_ok()
-            {
-                // Converting our own lock conflicts with nothing: it cannot be refused.
-                object::try_byte_lock(&file, INITIALISER_BYTE, ByteLock::Read)
-                    .map_err(lock_error)?;
-                return reset_claimed(region, &file, current, claim & !RESETTING);
-            }
-            let _ = object::byte_unlock(&file, INITIALISER_BYTE);
-            continue;
-        }
-        if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
-            let resetter = claim & !RESETTING;
-            let writer = object::byte_write_locked_elsewhere(&file, INITIALISER_BYTE)
-                .map_err(|e| Error::io(&name, "fcntl(F_OFD_GETLK)", e))?;
-            // Only read locks in the way of a resetter that looks gone (its pid is a hint
-            // only: it may be another PID namespace's).
-            if claim & RESETTING != 0 && !writer && !process::is_alive(resetter) {
-                return Err(Error::LockedByReader {
-                    name,
-                    blocked: format!(
-                        "reset its lock after a reboot: the process that began the reset \
-                         (pid {resetter}) is gone, unless it runs in another PID namespace, and \
-                         the lock that would let another take over is refused"
-                    ),
-                    byte: INITIALISER_BYTE,
-                    after: Some(spec.open_timeout),
-                });
-            }
-            return Err(Error::Timeout {
-                name,
-                waiting_for: "another process to reset its lock after a reboot",
-                after: spec.open_timeout,
-            });
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
-}
-
-/// Resets the region under this process's claim (see [`reset_after_reboot`]), then gives the
-/// claim back: `creator_pid` gets `displaced` again, and the read lock goes.
-fn reset_claimed(
-    region: &mut Region,
-    file: &File,
-    current: [u8; 16],
-    displaced: u32,
-) -> Result<()> {
-    let result = reset_locked(region, current);
-    region.header().creator_pid.store(displaced, SeqCst);
-    let _ = object::byte_unlock(file, INITIALISER_BYTE);
-    result
-}
-
-fn reset_locked(region: &mut Region, current: [u8; 16]) -> Result<()> {
-    let header = region.header();
-    if header.boot_id() == current {
-        // Another opener reset it before we claimed it.
-        region.info.boot_id = current;
-        return Ok(());
-    }
-    // SAFETY: no process uses the lock. Every process that used it before the reboot is gone,
-    // and every read-write opener since the reboot either found the current boot id (stored
-    // below, only after the reset) or waits while our claim is set (see `reset_after_reboot`:
-    // one claim at a time, taken over only from a dead claimant); read-only handles
-    // never touch the lock.
-    unsafe { header.reset_after_reboot() }
-        .map_err(|e| Error::io(&region.name, "pthread_mutex_init", e))?;
-    if region.info.queue.is_some() {
-        crate::queue::reset_after_reboot(region);
-    }
-    // Finish or undo a write the reboot interrupted, as the next locker would.
-    match region.acquire(Wait::No) {
-        // SAFETY: `acquire` succeeded: this thread holds the lock through `region`; the payload
-        // size is the region's own.
-        Ok(_) => unsafe { region.release(false, region.info.layout.payload_size) },
-        Err(failure) => {
-            return Err(Error::corrupt(
-                &region.name,
-                format!("its lock failed right after being reset ({failure:?})"),
-            ))
-        }
-    }
-    region.header().set_boot_id(current);
-    region.info.boot_id = current;
-    Ok(())
 }
 
 #[cfg(test)]

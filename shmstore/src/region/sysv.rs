@@ -37,12 +37,12 @@ use super::{
     blank_problem, blank_size, check_owner, check_typed, classify, fill_and_publish_ready,
     fresh_layout, header_of, write_header, Handle, Init, Look, Region, RegionSpec, Typed,
 };
+use crate::atomic_copy::copy_atomic;
 use crate::error::{Error, Result};
-use crate::header::{
+use crate::format::{
     Header, LoadAcquire, SharedBytes, HEADER_SIZE, MAGIC, STATE_INITIALISING, STATE_READY,
 };
 use crate::location::Location;
-use crate::snapshot::copy_atomic;
 use crate::sys::object::{Access, Mapping};
 use crate::sys::sysv::{self as segment, SegmentStat};
 use crate::sys::{futex, process};

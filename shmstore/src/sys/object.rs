@@ -545,7 +545,7 @@ fn byte_range(offset: u64, l_type: libc::c_short) -> io::Result<libc::flock> {
 /// A shared mapping of the first `len` bytes of an object, or an attached System V segment.
 /// Unmapped (detached) on drop.
 ///
-/// Invariant, which [`SharedBytes::of_mapping`](crate::header::SharedBytes::of_mapping) relies
+/// Invariant, which [`SharedBytes::of_mapping`](crate::format::SharedBytes::of_mapping) relies
 /// on: `ptr()..ptr() + len()` is mapped, page-aligned, for as long as the `Mapping` lives.
 pub(crate) struct Mapping {
     inner: MappingKind,

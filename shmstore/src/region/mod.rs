@@ -2,8 +2,7 @@
 //! any backend ([`Location`]). Nothing here knows the payload's Rust type.
 //!
 //! The create/open protocols live in [`fd`] (POSIX objects and files: unnamed creation, then a
-//! link; a write lock on one byte of it to tell a live creator from a dead one; the reset
-//! after a reboot) and [`sysv`]
+//! link; a write lock on one byte of it to tell a live creator from a dead one) and [`sysv`]
 //! (System V segments: exclusive `shmget`, then a claim on the header). Both check every object
 //! before mapping it, and the header describes no byte beyond the object's size, so no access
 //! raises SIGBUS while the object keeps that size. A peer with write access can still shrink a
@@ -22,14 +21,12 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
-use crate::header::SharedBytes;
-use crate::header::{
-    Descriptor, Header, HeaderInfo, HeaderState, LoadAcquire, QueueShape, RegionLayout,
-    FLAG_IN_PLACE, FLAG_NOTIFY_READERS, HEADER_SIZE,
+use crate::format::{
+    descriptor_copy, Descriptor, Header, HeaderInfo, HeaderState, LoadAcquire, QueueShape,
+    RegionLayout, SharedBytes, FLAG_IN_PLACE, FLAG_NOTIFY_READERS, HEADER_SIZE,
 };
 use crate::layout::TypeLayout;
 use crate::location::Location;
-use crate::snapshot::{copy_atomic, ReaderHelp};
 use crate::sys::mutex::MutexKey;
 use crate::sys::object::{self, Access, ByteLock, Mapping, ObjectStat};
 use crate::sys::{futex, process, sysv as segment};
@@ -76,9 +73,9 @@ pub(crate) struct Region {
     /// The `read_requests` value this handle last backed off for (lock.rs), so that a reader
     /// that died mid-request costs it one back-off, not one per lock.
     pub(crate) backed_off_for: AtomicU32,
-    /// When this handle, as a writer, last looked for readers asking for help
-    /// (snapshot.rs).
-    pub(crate) reader_help: Mutex<ReaderHelp>,
+    /// The payload bytes committed through this handle since it last looked, as a writer, for
+    /// readers asking for help (snapshot.rs). Only the lock holder touches it.
+    pub(crate) reader_help: Mutex<usize>,
     handle: Handle,
 }
 
@@ -321,6 +318,12 @@ impl Region {
         MutexKey::new(self.object.dev, self.object.ino)
     }
 
+    /// Records that the header's boot id is now `boot_id` (after the reset after a reboot, or
+    /// another process's).
+    pub(crate) fn note_boot_id(&mut self, boot_id: [u8; 16]) {
+        self.info.boot_id = boot_id;
+    }
+
     /// Whether the region is a System V segment: no descriptor, so no byte locks.
     pub(crate) fn is_segment(&self) -> bool {
         matches!(self.handle, Handle::SysV { .. })
@@ -399,20 +402,6 @@ impl Drop for Region {
 /// The System V id recorded in a segment's [`ObjectStat`].
 fn id_of(object: &ObjectStat) -> i32 {
     object.ino as i32
-}
-
-/// Copies the first `len` descriptor bytes (from [`HEADER_SIZE`] on) out of a region's
-/// bytes; `None` if they do not hold that many.
-pub(crate) fn descriptor_copy(region: SharedBytes<'_>, len: usize) -> Option<Vec<u8>> {
-    let descriptor = region.range(HEADER_SIZE, len)?;
-    let mut out = vec![0u8; len];
-    // SAFETY:
-    // - source: `descriptor` holds `len` readable bytes for the call (checked by `range`);
-    // - alignment: `copy_atomic` loads bytes, which need none;
-    // - races: the loads are atomic, so a peer writing the bytes concurrently is no data race;
-    // - destination: `out` is `len` bytes we own, not overlapping the shared source.
-    unsafe { copy_atomic(descriptor.as_ptr(), out.as_mut_ptr(), len) };
-    Some(out)
 }
 
 /// Removes a region: the name of a POSIX region, the file of a file region (`unlink`), or the
@@ -537,7 +526,7 @@ fn check_typed(region: &Region, spec: &RegionSpec, typed: Typed) -> Result<()> {
     if typed == Typed::Yes {
         let name = region.name();
         check_kind(name, &region.info, spec)?;
-        crate::header::check_type(name, &region.info, || region.descriptor_copy(), spec.layout)?;
+        crate::format::check_type(name, &region.info, || region.descriptor_copy(), spec.layout)?;
         check_capacity(name, &region.info, spec)?;
     }
     Ok(())
@@ -667,4 +656,24 @@ unsafe fn fill_and_publish_ready(region: &Region, init: Init<'_>) {
     let header = region.header();
     header.publish_ready();
     futex::wake_all(&header.state);
+}
+/// A fresh value region of `[u64; 32]`, every payload byte `fill`, unlinked at once: a fixture
+/// for the unit tests of the layers above, which need a mapped region but no typed handle.
+#[cfg(test)]
+pub(crate) fn scratch_value(test: &str, fill: u8) -> Region {
+    use crate::layout::ShmType;
+    let location = Location::Named(format!("unit-{test}-{}", std::process::id()));
+    let spec = RegionSpec {
+        layout: &<[u64; 32]>::LAYOUT,
+        in_place: false,
+        notify_readers: false,
+        mode: 0o600,
+        open_timeout: Duration::from_secs(1),
+        allow_other_owner: false,
+        unlink_on_drop: false,
+        queue: None,
+    };
+    let region = Region::create(&location, &spec, &mut |payload| payload.fill(fill)).unwrap();
+    unlink(&location).unwrap();
+    region
 }

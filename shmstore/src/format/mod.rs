@@ -1,0 +1,22 @@
+//! The region format, version 1, in code: `FORMAT.md` byte for byte. The tests beside each
+//! part keep the two in step.
+//!
+//! - [`header`]: the header at offset 0, the validated view of a mapped header
+//!   ([`SharedBytes`], [`SharedView`]) and the region's geometry ([`RegionLayout`]);
+//! - [`descriptor`]: the type descriptor codec;
+//! - [`queue`]: a queue's control block, mode codes and geometry;
+//! - [`owner`]: the owner word (a pid and its namespace).
+//!
+//! No other module casts raw pointers into a header or a control block: they go through the
+//! views here.
+
+mod descriptor;
+mod header;
+mod owner;
+mod queue;
+
+pub(crate) use descriptor::*;
+pub(crate) use header::*;
+pub(crate) use owner::*;
+pub use queue::QueueMode;
+pub(crate) use queue::*;

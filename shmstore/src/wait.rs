@@ -1,0 +1,295 @@
+//! Sleeping and waking: one futex eventcount, used both for a value's changes and for a
+//! queue's events.
+//!
+//! An [`EventCount`] is a futex word that moves on every event (the *epoch*) and a count of
+//! the sleepers that want to hear about it. A sleeper reads the epoch, counts itself in with a
+//! sequentially consistent operation, re-checks its condition, and sleeps only if the epoch
+//! has not moved. The waker moves the epoch (or publishes what moves it) with a sequentially
+//! consistent operation and then reads the sleeper count: by that total order, either it sees
+//! the sleeper (and wakes it) or the sleeper sees the event. With nobody asleep, an event costs
+//! one load and no system call.
+//!
+//! - A value's eventcount is its version (the futex word is the low half, FORMAT.md) and the
+//!   header's `waiters`: publishing a version is the event ([`Region::wait_for_change`]).
+//! - A queue's are its control block's two events (`not_empty`, `not_full`): each has its own
+//!   epoch, bumped by the waker ([`sleep_until`], [`notify`], [`wake_unconditionally`]; the
+//!   protocol is in `queue/`'s module docs, "Sleeping and waking").
+
+use std::sync::atomic::Ordering::{Relaxed, SeqCst};
+use std::sync::atomic::{AtomicU32, AtomicU64};
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+use crate::format::{Event, LoadAcquire, FLAG_NOTIFY_READERS};
+use crate::region::Region;
+use crate::sys::futex;
+
+/// How long a waiter for a value's change spins on the version before it sleeps: a cross-core
+/// futex wake costs tens of microseconds on a virtual machine, more than most waits between
+/// close writes.
+const SPIN_BEFORE_SLEEP: Duration = Duration::from_micros(20);
+/// How often a read-only waiter re-checks when publishers do not wake it.
+const UNNOTIFIED_SLICE: Duration = Duration::from_millis(10);
+/// The longest a blocked queue push or pop sleeps before it looks at the counters again, woken
+/// or not. A wake-up can be lost for good only to a peer that dies (or stops) inside it, after
+/// it cleared the sleeper flag and before its futex wake, to one that closes the queue and dies
+/// before waking anyone, or to a writer that breaks the protocol (clears a flag, or shares an
+/// SPSC role with a forked child): this bounds what that costs a survivor. A second is nothing
+/// to a thread with nothing to do, and long against any wake-up that does arrive.
+pub(crate) const SLEEP_SLICE: Duration = Duration::from_secs(1);
+
+/// A word a futex sleeps on: a 32-bit epoch, or the low half of a 64-bit version.
+trait Epoch {
+    /// The 32 bits the futex compares, loaded with sequential consistency.
+    fn seen(&self) -> u32;
+    /// Sleeps while the word's futex half equals `seen`, at most `timeout`; returns early on
+    /// any wake-up (callers re-check).
+    fn sleep(&self, seen: u32, timeout: Option<Duration>);
+    /// Wakes every sleeper on the word, in every process.
+    fn wake_all(&self);
+}
+
+impl Epoch for AtomicU32 {
+    fn seen(&self) -> u32 {
+        self.load(SeqCst)
+    }
+
+    fn sleep(&self, seen: u32, timeout: Option<Duration>) {
+        futex::wait(self, seen, timeout);
+    }
+
+    fn wake_all(&self) {
+        futex::wake_all(self);
+    }
+}
+
+impl Epoch for AtomicU64 {
+    fn seen(&self) -> u32 {
+        self.load(SeqCst) as u32
+    }
+
+    fn sleep(&self, seen: u32, timeout: Option<Duration>) {
+        futex::wait_low_half(self, seen, timeout);
+    }
+
+    fn wake_all(&self) {
+        futex::wake_low_half(self);
+    }
+}
+
+/// An epoch and the count of those sleeping on it (see the module docs).
+struct EventCount<'a, E: Epoch> {
+    epoch: &'a E,
+    sleepers: &'a AtomicU32,
+}
+
+impl<'a, E: Epoch> EventCount<'a, E> {
+    fn new(epoch: &'a E, sleepers: &'a AtomicU32) -> Self {
+        EventCount { epoch, sleepers }
+    }
+
+    /// Counts one more sleeper, until the returned registration is dropped (also when the
+    /// wait unwinds).
+    fn register(&self) -> Registration<'a> {
+        self.sleepers.fetch_add(1, SeqCst);
+        Registration(self.sleepers)
+    }
+
+    /// Whether anyone is counted in. Must follow the event by a full barrier (a SeqCst
+    /// operation), which pairs with the sleepers' SeqCst registration.
+    #[inline]
+    fn has_sleepers(&self) -> bool {
+        self.sleepers.load(SeqCst) != 0
+    }
+}
+
+/// A sleeper's entry in an eventcount's count; removed on drop, never below zero (a peer may
+/// have reset the count meanwhile).
+struct Registration<'a>(&'a AtomicU32);
+
+impl Drop for Registration<'_> {
+    fn drop(&mut self) {
+        let _ = self
+            .0
+            .fetch_update(SeqCst, Relaxed, |n| Some(n.saturating_sub(1)));
+    }
+}
+
+/// A bounded wait ran out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TimedOut;
+
+/// A value's eventcount: its version and the header's `waiters`.
+fn value_changes(region: &Region) -> EventCount<'_, AtomicU64> {
+    let h = region.header();
+    EventCount::new(&h.version, &h.waiters)
+}
+
+/// Wakes every sleeper on a value's version if any is registered, or if the region notifies
+/// read-only handles (which cannot register). Must follow a version store by a full barrier:
+/// a waiter registers with a SeqCst increment and then re-reads the version, so either it sees
+/// the new version or this load sees it.
+#[inline]
+pub(crate) fn wake_value_waiters(region: &Region) {
+    let changes = value_changes(region);
+    if changes.has_sleepers() || region.info().flags & FLAG_NOTIFY_READERS != 0 {
+        changes.epoch.wake_all();
+    }
+}
+
+/// `Region::wait_for_change` with the public error.
+pub(crate) fn wait_for_change(
+    region: &Region,
+    since: u64,
+    timeout: Option<Duration>,
+) -> Result<u64> {
+    region
+        .wait_for_change(since, timeout)
+        .map_err(|TimedOut| Error::Timeout {
+            name: region.name().to_string(),
+            waiting_for: "a new version",
+            after: timeout.unwrap_or_default(),
+        })
+}
+
+impl Region {
+    /// Waits until a version other than `since` is published and returns it.
+    ///
+    /// It spins briefly, then sleeps on the version's eventcount. A writable handle registers
+    /// in `waiters` first, so publishers know to wake it, and a publish with no registered
+    /// waiter makes no system call. A read-only handle cannot register: it is woken at once
+    /// when the region was created with `notify_readers(true)`, and otherwise re-checks every
+    /// 10 ms.
+    pub(crate) fn wait_for_change(
+        &self,
+        since: u64,
+        timeout: Option<Duration>,
+    ) -> std::result::Result<u64, TimedOut> {
+        let version = &self.header().version;
+        let start = Instant::now();
+        // A timeout too large to represent as a deadline means none.
+        let deadline = timeout.and_then(|t| start.checked_add(t));
+        // Spin first: most changes between cooperating processes come soon.
+        let mut spins = 0u32;
+        loop {
+            let now = version.load_acquire() & !1;
+            if now != since {
+                return Ok(now);
+            }
+            spins += 1;
+            if spins % 64 == 0
+                && start.elapsed() >= SPIN_BEFORE_SLEEP.min(timeout.unwrap_or(Duration::MAX))
+            {
+                break;
+            }
+            std::hint::spin_loop();
+        }
+        let changes = value_changes(self);
+        let registration = self.writable().then(|| changes.register());
+        let notified = registration.is_some() || self.info().flags & FLAG_NOTIFY_READERS != 0;
+        loop {
+            // Registered (a writable handle): SeqCst, which pairs with the publisher's SeqCst
+            // swap and load of `waiters` (lock.rs), so either this load sees the new version or
+            // the publisher sees us registered. Unregistered (perhaps through a read-only
+            // mapping, where only relaxed loads are allowed: see `LoadAcquire`), nothing
+            // pairs with it: the futex wait below rechecks the word in the kernel.
+            let current = if registration.is_some() {
+                version.load(SeqCst)
+            } else {
+                version.load_acquire()
+            };
+            if current & !1 != since {
+                return Ok(current & !1);
+            }
+            let left = match deadline {
+                Some(deadline) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Err(TimedOut);
+                    }
+                    Some(left)
+                }
+                None => None,
+            };
+            let slice = if notified {
+                left
+            } else {
+                Some(left.map_or(UNNOTIFIED_SLICE, |l| l.min(UNNOTIFIED_SLICE)))
+            };
+            changes.epoch.sleep(current as u32, slice);
+        }
+    }
+}
+
+/// A queue event's eventcount.
+fn queue_event(event: &Event) -> EventCount<'_, AtomicU32> {
+    EventCount::new(&event.epoch, &event.sleepers)
+}
+
+/// Sleeps on a queue's `event` unless `ready()` after counting in (see the module docs), at
+/// most until `deadline` and at most [`SLEEP_SLICE`]. Returns on any wake-up: the caller
+/// re-checks.
+///
+/// `single`: SPSC, where only the role holder sleeps on this event. Then the count is a flag
+/// the waker clears when it wakes us (so exactly one wake call per sleep), and we clear it
+/// ourselves only if nobody did, that is, if the epoch did not move.
+pub(crate) fn sleep_until(
+    event: &Event,
+    single: bool,
+    deadline: Option<Instant>,
+    ready: impl FnOnce() -> bool,
+) {
+    let events = queue_event(event);
+    let epoch = events.epoch.seen();
+    let registration = if single {
+        event.sleepers.store(1, SeqCst);
+        None
+    } else {
+        Some(events.register())
+    };
+    if !ready() {
+        let timeout = deadline.map_or(SLEEP_SLICE, |d| {
+            d.saturating_duration_since(Instant::now()).min(SLEEP_SLICE)
+        });
+        if timeout != Duration::ZERO {
+            events.epoch.sleep(epoch, Some(timeout));
+        }
+    }
+    if single && event.epoch.load(SeqCst) == epoch {
+        event.sleepers.store(0, SeqCst);
+    }
+    drop(registration);
+}
+
+/// Called after publishing a queue counter with a sequentially consistent operation: wakes
+/// the other side if it sleeps. One load when nobody does.
+#[inline]
+pub(crate) fn notify(event: &Event, single: bool) {
+    if queue_event(event).has_sleepers() {
+        wake(event, single);
+    }
+}
+
+/// Bumps the epoch and wakes every sleeper. With a `single` sleeper (SPSC), only if this call
+/// is the one that clears its flag: the pushes (or pops) that follow, before it runs, make no
+/// further wake call.
+#[cold]
+fn wake(event: &Event, single: bool) {
+    if single && event.sleepers.swap(0, SeqCst) == 0 {
+        return;
+    }
+    bump_and_wake(event);
+}
+
+/// Wakes every sleeper whatever the count says (for `close`, and for a new SPSC role holder).
+pub(crate) fn wake_unconditionally(event: &Event, single: bool) {
+    if single {
+        event.sleepers.store(0, SeqCst);
+    }
+    bump_and_wake(event);
+}
+
+fn bump_and_wake(event: &Event) {
+    event.epoch.fetch_add(1, SeqCst);
+    event.epoch.wake_all();
+}
