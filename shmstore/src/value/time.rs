@@ -1,0 +1,155 @@
+//! [`Timestamp`]: a point in time as nanoseconds since the Unix epoch.
+
+use core::fmt;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::ValueError;
+use crate::{Field, ShmType, TypeLayout, ValueKind};
+
+/// A point in time: signed nanoseconds since 1970-01-01T00:00:00Z (the Unix epoch), which
+/// counts from 1677-09-21 to 2262-04-11.
+///
+/// Layout: `#[repr(transparent)]` over `unix_nanos: i64`. Every value is valid; it converts to
+/// and from [`SystemTime`].
+///
+/// ```
+/// use std::time::{Duration, SystemTime, UNIX_EPOCH};
+/// use shmstore::value::Timestamp;
+///
+/// let t = Timestamp::from_unix_nanos(1_500_000_000);
+/// assert_eq!(SystemTime::from(t), UNIX_EPOCH + Duration::from_millis(1_500));
+/// let now = Timestamp::now();
+/// assert!(now > t);
+/// assert_eq!(Timestamp::try_from(SystemTime::from(now))?, now);
+/// # Ok::<(), shmstore::value::ValueError>(())
+/// ```
+#[derive(Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[repr(transparent)]
+pub struct Timestamp {
+    unix_nanos: i64,
+}
+
+// SAFETY: `Timestamp` is `repr(transparent)` over an `i64`, which is `Zeroable` and `Pod`
+// (every bit pattern valid, no padding, no pointer, no drop glue); it is `Copy` and `'static`.
+unsafe impl bytemuck::Zeroable for Timestamp {}
+// SAFETY: as for `Zeroable` just above.
+unsafe impl bytemuck::Pod for Timestamp {}
+
+// SAFETY: `Pod` holds (above); the one field is an `i64` at offset 0 (`repr(transparent)`), so
+// the size and alignment are `i64`'s, which are what the layout reads from `i64::LAYOUT` (and
+// `i64::LAYOUT` asserts they are the compiler's).
+unsafe impl ShmType for Timestamp {
+    const LAYOUT: TypeLayout = TypeLayout::structure(
+        "Timestamp",
+        i64::LAYOUT.size(),
+        i64::LAYOUT.align(),
+        &[Field::new("unix_nanos", 0, &i64::LAYOUT)],
+    )
+    .with_kind(ValueKind::Timestamp);
+}
+
+impl Timestamp {
+    /// The Unix epoch, 1970-01-01T00:00:00Z (all zeroes).
+    pub const UNIX_EPOCH: Timestamp = Timestamp { unix_nanos: 0 };
+
+    /// The time `unix_nanos` nanoseconds after the epoch (before it when negative).
+    pub const fn from_unix_nanos(unix_nanos: i64) -> Timestamp {
+        Timestamp { unix_nanos }
+    }
+
+    /// Nanoseconds since the epoch (negative before it).
+    pub const fn unix_nanos(self) -> i64 {
+        self.unix_nanos
+    }
+
+    /// The current time of the system clock, saturated at the range a `Timestamp` holds.
+    pub fn now() -> Timestamp {
+        let now = SystemTime::now();
+        Timestamp::try_from(now).unwrap_or(match now.duration_since(UNIX_EPOCH) {
+            Ok(_) => Timestamp::from_unix_nanos(i64::MAX),
+            Err(_) => Timestamp::from_unix_nanos(i64::MIN),
+        })
+    }
+}
+
+impl From<Timestamp> for SystemTime {
+    /// The same instant (every `Timestamp` is within `SystemTime`'s range on Unix).
+    fn from(t: Timestamp) -> SystemTime {
+        let magnitude = Duration::from_nanos(t.unix_nanos.unsigned_abs());
+        if t.unix_nanos >= 0 {
+            UNIX_EPOCH + magnitude
+        } else {
+            UNIX_EPOCH - magnitude
+        }
+    }
+}
+
+impl TryFrom<SystemTime> for Timestamp {
+    type Error = ValueError;
+
+    /// The same instant, to the nanosecond.
+    ///
+    /// # Errors
+    ///
+    /// [`ValueError::TimeOutOfRange`] for a time outside 1677-09-21 to 2262-04-11.
+    fn try_from(time: SystemTime) -> Result<Timestamp, ValueError> {
+        let (nanos, negative) = match time.duration_since(UNIX_EPOCH) {
+            Ok(after) => (after.as_nanos(), false),
+            Err(before) => (before.duration().as_nanos(), true),
+        };
+        let signed = if negative {
+            0i128.checked_sub_unsigned(nanos)
+        } else {
+            i128::try_from(nanos).ok()
+        };
+        signed
+            .and_then(|n| i64::try_from(n).ok())
+            .map(Timestamp::from_unix_nanos)
+            .ok_or_else(|| {
+                let seconds = i64::try_from(nanos / 1_000_000_000).unwrap_or(i64::MAX);
+                ValueError::TimeOutOfRange {
+                    seconds: if negative { -seconds } else { seconds },
+                }
+            })
+    }
+}
+
+impl fmt::Debug for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Timestamp({} ns since the epoch)", self.unix_nanos)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn converts_to_and_from_system_time_on_both_sides_of_the_epoch() {
+        for nanos in [0, 1, -1, 1_796_554_822_666_698_771, i64::MAX, i64::MIN] {
+            let t = Timestamp::from_unix_nanos(nanos);
+            assert_eq!(Timestamp::try_from(SystemTime::from(t)), Ok(t), "{nanos}");
+        }
+    }
+
+    #[test]
+    fn a_time_out_of_range_is_an_error() {
+        let far = UNIX_EPOCH + Duration::from_secs(300 * 365 * 24 * 3600);
+        let error = Timestamp::try_from(far).unwrap_err();
+        assert!(matches!(error, ValueError::TimeOutOfRange { seconds } if seconds > 0));
+        assert!(error.to_string().contains("1677 to 2262"));
+        let past = UNIX_EPOCH - Duration::from_secs(300 * 365 * 24 * 3600);
+        assert!(matches!(
+            Timestamp::try_from(past),
+            Err(ValueError::TimeOutOfRange { seconds }) if seconds < 0
+        ));
+    }
+
+    #[test]
+    fn layout_is_one_i64() {
+        assert_eq!(Timestamp::LAYOUT.size(), core::mem::size_of::<Timestamp>());
+        assert_eq!(Timestamp::LAYOUT.align(), core::mem::align_of::<Timestamp>());
+        assert_eq!(Timestamp::LAYOUT.kind(), ValueKind::Timestamp);
+        assert!(Timestamp::now() > Timestamp::UNIX_EPOCH);
+    }
+}
