@@ -262,7 +262,7 @@ fn classify(ty: &Type) -> Verdict {
         Type::Reference(r) => match &*r.elem {
             Type::Path(p) if primitive_name(p).as_deref() == Some("str") => refuse(
                 "`&str` cannot live in shared memory: it points into this process's memory; store \
-                 the bytes in a fixed-size array such as `[u8; N]` with a length field",
+                 the text in place with `shmstore::value::FixedStr<N>` (at most N bytes)",
             ),
             _ => refuse(
                 "a reference cannot live in shared memory: its address means nothing in another \
@@ -353,7 +353,7 @@ fn primitive_name(path: &syn::TypePath) -> Option<String> {
 fn primitive_refusal(name: &str) -> Option<String> {
     let text = match name {
         "bool" => "`bool` cannot live in shared memory: any byte other than 0 or 1 is undefined \
-                   behaviour, and another process can write one; use `u8` (0 or 1)"
+                   behaviour, and another process can write one; use `shmstore::value::Flag`"
             .to_string(),
         "char" => "`char` cannot live in shared memory: most `u32` values are invalid chars, and \
                    another process can write one; use `u32` or `[u8; 4]`"
@@ -363,8 +363,7 @@ fn primitive_refusal(name: &str) -> Option<String> {
              processes, which can map the same region; use `{0}64` or `{0}32`",
             &name[..1]
         ),
-        "str" => "`str` has no fixed size; use a fixed-size array such as `[u8; N]` with a length \
-                  field"
+        "str" => "`str` has no fixed size; use `shmstore::value::FixedStr<N>` (at most N bytes)"
             .to_string(),
         _ => return None,
     };
@@ -430,7 +429,8 @@ fn expand(input: &DeriveInput) -> Result<TokenStream2, syn::Error> {
                 return Err(syn::Error::new(
                     e.enum_token.span,
                     "an enum cannot derive `ShmType`: another process could write a discriminant \
-                 that names no variant; use a `#[repr(C)]` struct with an integer tag field",
+                 that names no variant; derive `ShmEnum` on it (with `#[repr(u8)]` or another \
+                 integer) and store it in a `shmstore::value::EnumField`",
                 ))
             }
             Data::Union(u) => return Err(syn::Error::new(

@@ -55,7 +55,9 @@ use core::fmt;
     note = "shared memory holds fixed-width integers (u8..u128, i8..i128), f32, f64, arrays of \
             them, and `#[repr(C)]` structs that `#[derive(ShmType)]`",
     note = "pointers, references, heap types, `bool`, `char`, `usize`/`isize`, `Option`, atomics \
-            and cells cannot be shared between processes safely"
+            and cells cannot be shared between processes safely",
+    note = "`shmstore::value` has text (`FixedStr`), lists (`FixedVec`), `Flag`, `Opt`, \
+            `Timestamp` and enums (`EnumField`)"
 )]
 pub unsafe trait ShmType: bytemuck::Pod + Sync + 'static {
     /// The compile-time self-description of `Self`, stored in every region that holds a `Self`.

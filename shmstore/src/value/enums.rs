@@ -35,6 +35,12 @@ use crate::{Field, ShmType, TypeLayout, ValueKind};
 ///
 /// Derive it. A hand-written implementation must make `from_repr` the inverse of `to_repr` and
 /// list every variant in `VARIANTS`; nothing unsafe relies on it.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a `ShmEnum`, so an `EnumField` cannot store it",
+    label = "not a `ShmEnum`",
+    note = "add `#[derive(ShmEnum)]` and an integer representation such as `#[repr(u8)]` to the \
+            enum"
+)]
 pub trait ShmEnum: Sized + 'static {
     /// The discriminant's type, as in `#[repr(...)]`.
     type Repr: ShmType + Copy + PartialEq + Into<i128> + fmt::Debug;
