@@ -145,6 +145,9 @@
 //!   `Counter` of 1 with mode 0644 at NAME, dying at its first `renameat2` (after it with
 //!   `stop-kill`, stopped just before it). Prints `survived` and waits for a line if it made
 //!   none.
+//! - `values-writer NAME valid|forged`: creates a `ServiceConfig` (issue 15's realistic
+//!   configuration) holding `ServiceConfig::example()` or `ServiceConfig::forged()`, prints
+//!   `written`.
 
 use std::io::{BufRead, Write};
 use std::os::unix::fs::MetadataExt;
@@ -261,6 +264,7 @@ fn main() {
         ["setuid-give-sysv", name] => setuid_give_sysv(name),
         ["readonly-lock", path, kind] => readonly_lock(path, kind),
         ["repair-at-rename", shim, name, how] => repair_at_rename(shim, name, how),
+        ["values-writer", name, how] => values_writer(name, how),
         _ => {
             eprintln!("shm-helper: unknown arguments {args:?}");
             std::process::exit(2);
@@ -1092,4 +1096,18 @@ fn repair_at_rename(shim: &str, name: &str, how: &str) {
         .expect("open_or_create");
     say("survived");
     wait_for_go();
+}
+
+fn values_writer(name: &str, how: &str) {
+    use shmstore_tests::ServiceConfig;
+    let config = match how {
+        "valid" => ServiceConfig::example(),
+        "forged" => ServiceConfig::forged(),
+        other => panic!("values-writer: valid or forged, not {other}"),
+    };
+    Shm::<ServiceConfig>::options()
+        .at(at(name))
+        .create(config)
+        .expect("create");
+    say("written");
 }
