@@ -536,7 +536,9 @@ fn expand(input: &DeriveInput) -> Result<TokenStream2, syn::Error> {
     }
     errors.finish()?;
 
-    let layout_name = options.name.map_or_else(|| type_name.clone(), |lit| lit.value());
+    let layout_name = options
+        .name
+        .map_or_else(|| type_name.clone(), |lit| lit.value());
     let (impl_generics, ty_generics, where_clause) = input.generics.split_for_impl();
     let this = quote!(#ident #ty_generics);
     let private = quote!(::shmstore::__private);

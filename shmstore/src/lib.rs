@@ -80,6 +80,15 @@ pub use queue::{QueueMode, ShmQueue, ShmQueueOptions, ShmQueueOptionsAt};
 pub use reader::ShmReader;
 pub use region::unlink;
 pub use shm::{Shm, ShmOptions, ShmOptionsAt};
+/// Derives [`ShmEnum`](trait@ShmEnum) for a fieldless enum with `#[repr(u8)]`, `u16`, `u32`,
+/// `u64`, `i8`, `i16`, `i32` or `i64`, so that an [`EnumField`](value::EnumField) can store it:
+/// see the trait's documentation.
+///
+/// The derive refuses, each at the offending token: a variant with fields, an enum without an
+/// integer `repr` (or with `repr(C)`, `usize`, `isize`, `u128`, `i128`, whose size differs
+/// between builds or which the descriptor cannot record), an enum with no variant, and generic
+/// parameters. Duplicate discriminants are refused by the compiler itself.
+pub use shmstore_derive::ShmEnum;
 /// Derives [`ShmType`](trait@ShmType) for a `#[repr(C)]` struct: see the trait's documentation
 /// for what an implementor guarantees.
 ///
@@ -126,15 +135,6 @@ pub use shm::{Shm, ShmOptions, ShmOptionsAt};
 pub use shmstore_derive::ShmType;
 pub use store::Store;
 pub use value::{zeroed, ShmEnum};
-/// Derives [`ShmEnum`](trait@ShmEnum) for a fieldless enum with `#[repr(u8)]`, `u16`, `u32`,
-/// `u64`, `i8`, `i16`, `i32` or `i64`, so that an [`EnumField`](value::EnumField) can store it:
-/// see the trait's documentation.
-///
-/// The derive refuses, each at the offending token: a variant with fields, an enum without an
-/// integer `repr` (or with `repr(C)`, `usize`, `isize`, `u128`, `i128`, whose size differs
-/// between builds or which the descriptor cannot record), an enum with no variant, and generic
-/// parameters. Duplicate discriminants are refused by the compiler itself.
-pub use shmstore_derive::ShmEnum;
 
 /// Fuzzing entry points for the targets in `fuzz/` and for users' own targets (feature
 /// `fuzzing`).

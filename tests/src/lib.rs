@@ -761,9 +761,11 @@ pub struct ServiceConfig {
 impl ServiceConfig {
     /// The configuration the `values-writer` helper writes (`valid`).
     pub fn example() -> ServiceConfig {
-        let mut config = ServiceConfig::default();
-        config.rate = 2.5;
-        config.updated_at = shmstore::value::Timestamp::from_unix_nanos(1_796_554_822_666_698_771);
+        let mut config = ServiceConfig {
+            rate: 2.5,
+            updated_at: shmstore::value::Timestamp::from_unix_nanos(1_796_554_822_666_698_771),
+            ..ServiceConfig::default()
+        };
         config.request_limit.set(Some(500));
         config.service_name.set("billing-api").expect("fits");
         config.hostname.set("db-1.internal").expect("fits");

@@ -48,7 +48,10 @@ fn a_config_written_by_one_process_is_read_by_another() {
     assert_eq!(config, ServiceConfig::example());
     assert_eq!(config.service_name.as_str(), Ok("billing-api"));
     assert_eq!(config.hostname, "db-1.internal");
-    assert_eq!(config.upstream_ports.as_slice(), Ok(&[8080, 8081, 9090][..]));
+    assert_eq!(
+        config.upstream_ports.as_slice(),
+        Ok(&[8080, 8081, 9090][..])
+    );
     assert!(config.tls.get());
     assert!(!config.maintenance.get());
     assert_eq!(config.log_level.get(), Ok(LogLevel::Info));
@@ -99,14 +102,20 @@ fn what_a_peer_forged_is_reported_field_by_field_and_never_crashes() {
         })
     );
     assert!(config.tls.get(), "any non-zero byte is true");
-    assert_eq!(config.request_limit.get(), Some(500), "any non-zero byte is present");
+    assert_eq!(
+        config.request_limit.get(),
+        Some(500),
+        "any non-zero byte is present"
+    );
     // Printing never panics and shows what can be shown.
     let shown = format!("{config:?}");
     assert!(shown.contains("LogLevel(<unknown 99>)"), "{shown}");
     assert!(shown.contains("is above the capacity 60"), "{shown}");
     // Errors convert into the crate's error, message intact.
     let error: shmstore::Error = config.log_level.get().unwrap_err().into();
-    assert!(error.to_string().contains("99 is not a variant of enum `LogLevel`"));
+    assert!(error
+        .to_string()
+        .contains("99 is not a variant of enum `LogLevel`"));
 
     // Writing repairs each field and leaves no stale byte behind it.
     {

@@ -275,7 +275,10 @@ mod tests {
             "3 is not a variant of enum `Signed`: the writer may be a newer build with more \
              variants; update this program, or write a known variant to the field"
         );
-        assert_eq!(format!("{:?}", EnumField::<Signed>::from_raw(3)), "Signed(<unknown 3>)");
+        assert_eq!(
+            format!("{:?}", EnumField::<Signed>::from_raw(3)),
+            "Signed(<unknown 3>)"
+        );
         assert_eq!(EnumField::new(Signed::High).to_string(), "High");
     }
 
@@ -289,7 +292,9 @@ mod tests {
         let layout = EnumField::<Wide>::LAYOUT;
         assert_eq!(layout.size(), 8);
         assert_eq!(layout.name(), "Wide");
-        assert!(matches!(layout.kind(), ValueKind::Enum { name: "Wide", variants } if variants.len() == 2));
+        assert!(
+            matches!(layout.kind(), ValueKind::Enum { name: "Wide", variants } if variants.len() == 2)
+        );
         let mut field = EnumField::<Wide>::default();
         assert_eq!(field.get(), Ok(Wide::Bottom));
         field.set(Wide::Top);

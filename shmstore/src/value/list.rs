@@ -332,7 +332,11 @@ mod tests {
         );
         assert_eq!(list, *[1u8, 2].as_slice());
         let wide = FixedVec::<u64, 2>::try_from(&[u64::MAX][..]).unwrap();
-        assert_eq!(bytemuck::cast::<_, [u64; 3]>(wide)[0], 1, "length only, rest zero");
+        assert_eq!(
+            bytemuck::cast::<_, [u64; 3]>(wide)[0],
+            1,
+            "length only, rest zero"
+        );
     }
 
     proptest! {

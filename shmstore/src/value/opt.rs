@@ -53,7 +53,11 @@ unsafe impl<T: ShmType> ShmType for Opt<T> {
         size_of::<Self>(),
         core::mem::align_of::<Self>(),
         &[
-            Field::new("present", offset_of!(Self, present), &HeaderLayout::<T>::LAYOUT),
+            Field::new(
+                "present",
+                offset_of!(Self, present),
+                &HeaderLayout::<T>::LAYOUT,
+            ),
             Field::new("value", offset_of!(Self, value), &T::LAYOUT),
         ],
     )
@@ -75,7 +79,9 @@ impl<T: ShmType> Opt<T> {
 
     /// Whether a value is present (the header's first byte is not zero).
     pub fn is_some(&self) -> bool {
-        bytemuck::bytes_of(&self.present).first().is_some_and(|&b| b != 0)
+        bytemuck::bytes_of(&self.present)
+            .first()
+            .is_some_and(|&b| b != 0)
     }
 
     /// A copy of the value, if present.

@@ -265,7 +265,10 @@ mod tests {
         );
         let huge = forged::<4>(u32::MAX, b"abcd");
         let message = huge.as_str().unwrap_err().to_string();
-        assert!(message.contains("4294967295 is above the capacity 4"), "{message}");
+        assert!(
+            message.contains("4294967295 is above the capacity 4"),
+            "{message}"
+        );
         assert_eq!(huge.to_string(), "abcd", "Display shows what fits");
         assert!(format!("{huge:?}").contains("above the capacity"));
         assert!(huge != "abcd");
@@ -298,7 +301,13 @@ mod tests {
             })
         );
         assert_eq!(text, "xy");
-        assert_eq!(FixedStr::<3>::try_from("héj").map(|_| ()), Err(ValueError::TextTooLong { len: 4, capacity: 3 }));
+        assert_eq!(
+            FixedStr::<3>::try_from("héj").map(|_| ()),
+            Err(ValueError::TextTooLong {
+                len: 4,
+                capacity: 3
+            })
+        );
         text.clear();
         assert_eq!(bytemuck::bytes_of(&text), [0u8; 12]);
         assert_eq!(FixedStr::<8>::default(), "");

@@ -148,7 +148,10 @@ mod tests {
     #[test]
     fn layout_is_one_i64() {
         assert_eq!(Timestamp::LAYOUT.size(), core::mem::size_of::<Timestamp>());
-        assert_eq!(Timestamp::LAYOUT.align(), core::mem::align_of::<Timestamp>());
+        assert_eq!(
+            Timestamp::LAYOUT.align(),
+            core::mem::align_of::<Timestamp>()
+        );
         assert_eq!(Timestamp::LAYOUT.kind(), ValueKind::Timestamp);
         assert!(Timestamp::now() > Timestamp::UNIX_EPOCH);
     }
