@@ -701,11 +701,14 @@ fn expand(input: &DeriveInput) -> Result<TokenStream2, syn::Error> {
         // pattern is a valid value of each field and hence of the struct.
         unsafe impl #impl_generics #private::Zeroable for #this #generic_where {}
 
-        // SAFETY: the struct is `repr(C)` or `repr(transparent)` (checked by the derive) and
-        // every field is `Pod` (it implements `ShmType`, whose supertrait is `Pod`). A `repr(C)`
+        // SAFETY: the struct is `repr(C)` (maybe packed) or `repr(transparent)` (checked by the
+        // derive) and every field is `Pod` (it implements `ShmType`, whose supertrait is `Pod`). A `repr(C)`
         // struct has no padding: the proofs below fail to compile if any byte between or after
         // the fields is padding. A `repr(transparent)` struct has the layout of its one field
-        // that is not a 1-aligned zero-sized type, which is `Pod` and so has no padding.
+        // that is not a 1-aligned zero-sized type, which is `Pod` and so has no padding. A
+        // generic struct is `repr(transparent)` or `repr(C, packed)`/`packed(1)` (checked by
+        // the derive): packed to 1, its alignment is 1 and each field starts right where the
+        // previous one ends, so it has no padding for any argument, without a proof.
         // `Copy` is a bound of this impl; `'static` holds because the struct has no lifetime
         // and its type parameters are `ShmType: 'static`.
         unsafe impl #impl_generics #private::Pod for #this #impl_where {}
