@@ -209,8 +209,8 @@ pub enum ValueKind {
     },
     /// [`Flag`](crate::value::Flag): one byte, any non-zero value is `true`.
     Flag,
-    /// [`Opt<T>`](crate::value::Opt): fields `present` (bytes, any non-zero first byte means
-    /// present) and `value`.
+    /// [`Opt<T>`](crate::value::Opt): fields `present` (a header as large as `value`, whose
+    /// first byte, when not zero, means the value is present) and `value`.
     Optional,
     /// [`Timestamp`](crate::value::Timestamp): `i64` nanoseconds since the Unix epoch.
     Timestamp,
@@ -221,8 +221,10 @@ pub enum ValueKind {
         /// Each variant's name and discriminant, in declaration order.
         variants: &'static [(&'static str, i128)],
     },
-    /// [`FixedVec<T, N>`](crate::value::FixedVec): fields `len` (the first bytes of an
-    /// element-sized slot, native byte order) and `items` (`[T; capacity]`).
+    /// [`FixedVec<T, N>`](crate::value::FixedVec): fields `len` (a header as large as one
+    /// element whose first 1, 2 or 4 bytes, for an element of 1, of 2 or 3, or of 4 and more
+    /// bytes, hold the length as an unsigned integer in the host's byte order) and `items`
+    /// (`[T; capacity]`).
     List {
         /// `N`, the most elements the list may hold.
         capacity: usize,

@@ -153,8 +153,13 @@ impl<const N: usize> FixedStr<N> {
     /// The stored bytes, cut to the capacity, with each invalid UTF-8 sequence shown as
     /// U+FFFD: what `Display` prints.
     fn lossy(&self) -> std::borrow::Cow<'_, str> {
+        String::from_utf8_lossy(self.bytes_within_capacity())
+    }
+
+    /// The stored bytes, cut to the capacity: what `lossy` shows and `==` compares.
+    fn bytes_within_capacity(&self) -> &[u8] {
         let len = usize::try_from(self.stored_len()).map_or(N, |len| len.min(N));
-        String::from_utf8_lossy(&self.bytes[..len])
+        &self.bytes[..len]
     }
 }
 
@@ -199,18 +204,11 @@ impl<const N: usize> PartialEq for FixedStr<N> {
     /// Equal when the stored lengths and the bytes up to them are equal (the zeroed tail is
     /// not compared).
     fn eq(&self, other: &Self) -> bool {
-        self.len == other.len && self.lossy_bytes() == other.lossy_bytes()
+        self.len == other.len && self.bytes_within_capacity() == other.bytes_within_capacity()
     }
 }
 
 impl<const N: usize> Eq for FixedStr<N> {}
-
-impl<const N: usize> FixedStr<N> {
-    fn lossy_bytes(&self) -> &[u8] {
-        let len = usize::try_from(self.stored_len()).map_or(N, |len| len.min(N));
-        &self.bytes[..len]
-    }
-}
 
 impl<const N: usize> PartialEq<str> for FixedStr<N> {
     /// Equal when the stored text is valid and equals `other`.
