@@ -10,7 +10,7 @@ use crate::{Field, ShmType, TypeLayout, ValueKind};
 /// counts from 1677-09-21 to 2262-04-11.
 ///
 /// Layout: `#[repr(transparent)]` over `unix_nanos: i64`. Every value is valid; it converts to
-/// and from [`SystemTime`].
+/// and from [`SystemTime`], and displays as RFC 3339 in UTC.
 ///
 /// ```
 /// use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -18,6 +18,7 @@ use crate::{Field, ShmType, TypeLayout, ValueKind};
 ///
 /// let t = Timestamp::from_unix_nanos(1_500_000_000);
 /// assert_eq!(SystemTime::from(t), UNIX_EPOCH + Duration::from_millis(1_500));
+/// assert_eq!(t.to_string(), "1970-01-01T00:00:01.500000000Z");
 /// let now = Timestamp::now();
 /// assert!(now > t);
 /// assert_eq!(Timestamp::try_from(SystemTime::from(now))?, now);
@@ -114,9 +115,47 @@ impl TryFrom<SystemTime> for Timestamp {
     }
 }
 
+impl fmt::Display for Timestamp {
+    /// RFC 3339 in UTC with nanoseconds, as operators read it: `2026-12-06T15:36:46.123456789Z`
+    /// (`1677-09-21T00:12:43.145224192Z` to `2262-04-11T23:47:16.854775807Z`).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let seconds = self.unix_nanos.div_euclid(1_000_000_000);
+        let nanos = self.unix_nanos.rem_euclid(1_000_000_000);
+        let (days, second_of_day) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
+        let (year, month, day) = civil_from_days(days);
+        write!(
+            f,
+            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
+            second_of_day / 3600,
+            second_of_day / 60 % 60,
+            second_of_day % 60
+        )
+    }
+}
+
+/// The proleptic Gregorian date of `days` since 1970-01-01 (Howard Hinnant's
+/// `civil_from_days`, exact for every `i64` nanosecond timestamp).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z.rem_euclid(146_097);
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let shifted_month = (5 * day_of_year + 2) / 153;
+    let day = (day_of_year - (153 * shifted_month + 2) / 5 + 1) as u32;
+    let month = if shifted_month < 10 {
+        shifted_month + 3
+    } else {
+        shifted_month - 9
+    } as u32;
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
 impl fmt::Debug for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Timestamp({} ns since the epoch)", self.unix_nanos)
+        write!(f, "Timestamp({self})")
     }
 }
 
@@ -143,6 +182,21 @@ mod tests {
             Timestamp::try_from(past),
             Err(ValueError::TimeOutOfRange { seconds }) if seconds < 0
         ));
+    }
+
+    #[test]
+    fn displays_as_rfc_3339_in_utc() {
+        let cases = [
+            (0, "1970-01-01T00:00:00.000000000Z"),
+            (-1, "1969-12-31T23:59:59.999999999Z"),
+            (951_782_400_000_000_000, "2000-02-29T00:00:00.000000000Z"),
+            (1_796_554_822_666_698_771, "2026-12-06T11:00:22.666698771Z"),
+            (i64::MAX, "2262-04-11T23:47:16.854775807Z"),
+            (i64::MIN, "1677-09-21T00:12:43.145224192Z"),
+        ];
+        for (nanos, text) in cases {
+            assert_eq!(Timestamp::from_unix_nanos(nanos).to_string(), text);
+        }
     }
 
     #[test]
