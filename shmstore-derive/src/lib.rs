@@ -11,12 +11,24 @@ use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 use syn::{Data, DeriveInput, Fields, LitStr, Member, Type};
 
+mod shm_enum;
+
 /// The derive of `shmstore::ShmType` (and of `bytemuck::Pod`/`Zeroable` through `shmstore`).
 /// `shmstore` re-exports it with its documentation, which rustdoc shows before this line.
 #[proc_macro_derive(ShmType, attributes(shm))]
 pub fn derive_shm_type(input: TokenStream) -> TokenStream {
     let input = syn::parse_macro_input!(input as DeriveInput);
     match expand(&input) {
+        Ok(tokens) => tokens.into(),
+        Err(errors) => errors.to_compile_error().into(),
+    }
+}
+
+/// The derive of `shmstore::ShmEnum`, documented where `shmstore` re-exports it.
+#[proc_macro_derive(ShmEnum)]
+pub fn derive_shm_enum(input: TokenStream) -> TokenStream {
+    let input = syn::parse_macro_input!(input as DeriveInput);
+    match shm_enum::expand(&input) {
         Ok(tokens) => tokens.into(),
         Err(errors) => errors.to_compile_error().into(),
     }
@@ -157,10 +169,20 @@ fn parenthesized(meta: &syn::meta::ParseNestedMeta<'_>) -> syn::Result<String> {
     Ok(content.parse::<TokenStream2>()?.to_string())
 }
 
-/// `#[shm(name = "...")]`: the name stored in the layout, for a name that stays stable when the
-/// type moves or is renamed.
-fn parse_shm_name(input: &DeriveInput, errors: &mut Errors) -> Option<LitStr> {
-    let mut name: Option<LitStr> = None;
+/// The options of `#[shm(...)]` on a struct.
+#[derive(Default)]
+struct ShmOptions {
+    /// `name = "..."`: the name stored in the layout, for a name that stays stable when the type
+    /// moves or is renamed.
+    name: Option<LitStr>,
+    /// `default_zeroed`: also implement `Default` as the all-zero value.
+    default_zeroed: Option<Span>,
+}
+
+const SHM_OPTIONS: &str = "the options are `#[shm(name = \"...\")]` and `#[shm(default_zeroed)]`";
+
+fn parse_shm_options(input: &DeriveInput, errors: &mut Errors) -> ShmOptions {
+    let mut options = ShmOptions::default();
     for attr in &input.attrs {
         if attr.path().get_ident().is_none_or(|i| i.unraw() != "shm") {
             continue;
@@ -168,7 +190,7 @@ fn parse_shm_name(input: &DeriveInput, errors: &mut Errors) -> Option<LitStr> {
         if !matches!(attr.meta, syn::Meta::List(_)) {
             errors.push_error(syn::Error::new_spanned(
                 attr,
-                "`#[shm]` takes an option in parentheses; the only one is `#[shm(name = \"...\")]`",
+                format!("`#[shm]` takes an option in parentheses; {SHM_OPTIONS}"),
             ));
             continue;
         }
@@ -183,23 +205,33 @@ fn parse_shm_name(input: &DeriveInput, errors: &mut Errors) -> Option<LitStr> {
                          struct's own name",
                     ));
                 }
-                if name.is_some() {
+                if options.name.is_some() {
                     return Err(syn::Error::new(
                         lit.span(),
                         "`#[shm(name = ...)]` is given twice; keep one",
                     ));
                 }
-                name = Some(lit);
+                options.name = Some(lit);
+                Ok(())
+            } else if meta
+                .path
+                .get_ident()
+                .is_some_and(|i| i.unraw() == "default_zeroed")
+            {
+                if options.default_zeroed.is_some() {
+                    return Err(meta.error("`#[shm(default_zeroed)]` is given twice; keep one"));
+                }
+                options.default_zeroed = Some(meta.path.span());
                 Ok(())
             } else {
-                Err(meta.error("unknown `shm` option; the only one is `#[shm(name = \"...\")]`"))
+                Err(meta.error(format!("unknown `shm` option; {SHM_OPTIONS}")))
             }
         });
         if let Err(error) = parsed {
             errors.push_error(error);
         }
     }
-    name
+    options
 }
 
 /// What the derive knows about a field's type from its spelling alone.
@@ -230,7 +262,7 @@ fn classify(ty: &Type) -> Verdict {
         Type::Reference(r) => match &*r.elem {
             Type::Path(p) if primitive_name(p).as_deref() == Some("str") => refuse(
                 "`&str` cannot live in shared memory: it points into this process's memory; store \
-                 the bytes in a fixed-size array such as `[u8; N]` with a length field",
+                 the text in place with `shmstore::value::FixedStr<N>` (at most N bytes)",
             ),
             _ => refuse(
                 "a reference cannot live in shared memory: its address means nothing in another \
@@ -321,7 +353,7 @@ fn primitive_name(path: &syn::TypePath) -> Option<String> {
 fn primitive_refusal(name: &str) -> Option<String> {
     let text = match name {
         "bool" => "`bool` cannot live in shared memory: any byte other than 0 or 1 is undefined \
-                   behaviour, and another process can write one; use `u8` (0 or 1)"
+                   behaviour, and another process can write one; use `shmstore::value::Flag`"
             .to_string(),
         "char" => "`char` cannot live in shared memory: most `u32` values are invalid chars, and \
                    another process can write one; use `u32` or `[u8; 4]`"
@@ -331,8 +363,7 @@ fn primitive_refusal(name: &str) -> Option<String> {
              processes, which can map the same region; use `{0}64` or `{0}32`",
             &name[..1]
         ),
-        "str" => "`str` has no fixed size; use a fixed-size array such as `[u8; N]` with a length \
-                  field"
+        "str" => "`str` has no fixed size; use `shmstore::value::FixedStr<N>` (at most N bytes)"
             .to_string(),
         _ => return None,
     };
@@ -398,7 +429,8 @@ fn expand(input: &DeriveInput) -> Result<TokenStream2, syn::Error> {
                 return Err(syn::Error::new(
                     e.enum_token.span,
                     "an enum cannot derive `ShmType`: another process could write a discriminant \
-                 that names no variant; use a `#[repr(C)]` struct with an integer tag field",
+                 that names no variant; derive `ShmEnum` on it (with `#[repr(u8)]` or another \
+                 integer) and store it in a `shmstore::value::EnumField`",
                 ))
             }
             Data::Union(u) => return Err(syn::Error::new(
@@ -409,20 +441,32 @@ fn expand(input: &DeriveInput) -> Result<TokenStream2, syn::Error> {
         };
 
     let repr = parse_repr(input, &mut errors);
-    let shm_name = parse_shm_name(input, &mut errors);
+    let options = parse_shm_options(input, &mut errors);
 
     let has_type_or_const_params = input
         .generics
         .params
         .iter()
         .any(|p| !matches!(p, syn::GenericParam::Lifetime(_)));
-    if has_type_or_const_params && repr.transparent.is_none() {
+    // A generic struct is padding-free for every argument only when it cannot have padding at
+    // all: `repr(transparent)` (the layout of its one field) or `repr(C, packed)` (alignment 1,
+    // each field right after the previous one). A proof that runs per instantiation would let
+    // the `unsafe impl Pod` exist for arguments no one checked.
+    let packed_tightly = repr
+        .packed
+        .as_ref()
+        .is_some_and(|p| p.text == "packed" || p.text.replace(' ', "") == "packed(1)");
+    let generic_padding_free = repr.transparent.is_some() || (repr.c.is_some() && packed_tightly);
+    if has_type_or_const_params && !generic_padding_free {
         errors.push_error(syn::Error::new_spanned(
             &input.generics,
             format!(
-                "generic structs can derive `ShmType` only with `#[repr(transparent)]`: the \
-                 padding proof for `{type_name}` would run only when it is instantiated; make a \
-                 concrete struct, or wrap a single field in `#[repr(transparent)]`"
+                "generic structs can derive `ShmType` only with `#[repr(C, packed)]` or \
+                 `#[repr(transparent)]`: `{type_name}` may have padding for some arguments, and \
+                 a padding proof that runs only when it is instantiated would let an unchecked \
+                 `unsafe impl` exist; write `#[repr(C, packed)]` (free when every field is \
+                 1-aligned, as `u8` arrays and `FixedStr` are), make a concrete struct, or wrap \
+                 a single field in `#[repr(transparent)]`"
             ),
         ));
     }
@@ -492,7 +536,9 @@ fn expand(input: &DeriveInput) -> Result<TokenStream2, syn::Error> {
     }
     errors.finish()?;
 
-    let layout_name = shm_name.map_or_else(|| type_name.clone(), |lit| lit.value());
+    let layout_name = options
+        .name
+        .map_or_else(|| type_name.clone(), |lit| lit.value());
     let (impl_generics, ty_generics, where_clause) = input.generics.split_for_impl();
     let this = quote!(#ident #ty_generics);
     let private = quote!(::shmstore::__private);
@@ -575,7 +621,9 @@ fn expand(input: &DeriveInput) -> Result<TokenStream2, syn::Error> {
     // Padding proofs: one constant per gap, each pointing at the field after it, and one for
     // the end. A transparent struct needs none: it has the layout of its one non-zero-sized
     // field (and its zero-sized fields may sit at any offset, so pairwise gaps mean nothing).
-    if repr.transparent.is_none() {
+    // A generic packed struct needs none either (it has no padding by construction, and a
+    // `const _` item cannot name its parameters).
+    if repr.transparent.is_none() && !has_type_or_const_params {
         for pair in fields.windows(2) {
             let (before, after) = (&pair[0], &pair[1]);
             let (bm, bt, am) = (&before.member, before.ty, &after.member);
@@ -634,16 +682,33 @@ fn expand(input: &DeriveInput) -> Result<TokenStream2, syn::Error> {
         });
     }
 
+    // `#[shm(default_zeroed)]`: `Default` as the all-zero value, which every `ShmType` has,
+    // where `#[derive(Default)]` stops at arrays of more than 32 elements.
+    let default_impl = options.default_zeroed.map(|span| {
+        let default = quote_spanned!(span=> ::core::default::Default);
+        quote! {
+            impl #impl_generics #default for #this #impl_where {
+                /// Every byte zero (`#[shm(default_zeroed)]`): see `shmstore::zeroed`.
+                fn default() -> Self {
+                    ::shmstore::zeroed::<Self>()
+                }
+            }
+        }
+    });
+
     Ok(quote! {
         // SAFETY: every field type implements `ShmType` (so is `Pod`), so the all-zero bit
         // pattern is a valid value of each field and hence of the struct.
         unsafe impl #impl_generics #private::Zeroable for #this #generic_where {}
 
-        // SAFETY: the struct is `repr(C)` or `repr(transparent)` (checked by the derive) and
-        // every field is `Pod` (it implements `ShmType`, whose supertrait is `Pod`). A `repr(C)`
+        // SAFETY: the struct is `repr(C)` (maybe packed) or `repr(transparent)` (checked by the
+        // derive) and every field is `Pod` (it implements `ShmType`, whose supertrait is `Pod`). A `repr(C)`
         // struct has no padding: the proofs below fail to compile if any byte between or after
         // the fields is padding. A `repr(transparent)` struct has the layout of its one field
-        // that is not a 1-aligned zero-sized type, which is `Pod` and so has no padding.
+        // that is not a 1-aligned zero-sized type, which is `Pod` and so has no padding. A
+        // generic struct is `repr(transparent)` or `repr(C, packed)`/`packed(1)` (checked by
+        // the derive): packed to 1, its alignment is 1 and each field starts right where the
+        // previous one ends, so it has no padding for any argument, without a proof.
         // `Copy` is a bound of this impl; `'static` holds because the struct has no lifetime
         // and its type parameters are `ShmType: 'static`.
         unsafe impl #impl_generics #private::Pod for #this #impl_where {}
@@ -661,6 +726,8 @@ fn expand(input: &DeriveInput) -> Result<TokenStream2, syn::Error> {
         }
 
         #(#checks)*
+
+        #default_impl
     })
 }
 

@@ -254,6 +254,16 @@ pub enum Error {
         /// How long this process waited for the lock to go, if it waited.
         after: Option<Duration>,
     },
+
+    /// A value in a field could not be read or written (see
+    /// [`ValueError`](crate::value::ValueError)).
+    #[error(transparent)]
+    Value(#[from] crate::value::ValueError),
+
+    /// A stored enum discriminant names no variant (see
+    /// [`UnknownVariant`](crate::value::UnknownVariant)).
+    #[error(transparent)]
+    UnknownVariant(#[from] crate::value::UnknownVariant),
 }
 
 fn render_differences(differences: &[String]) -> String {

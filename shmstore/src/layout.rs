@@ -55,7 +55,9 @@ use core::fmt;
     note = "shared memory holds fixed-width integers (u8..u128, i8..i128), f32, f64, arrays of \
             them, and `#[repr(C)]` structs that `#[derive(ShmType)]`",
     note = "pointers, references, heap types, `bool`, `char`, `usize`/`isize`, `Option`, atomics \
-            and cells cannot be shared between processes safely"
+            and cells cannot be shared between processes safely",
+    note = "`shmstore::value` has text (`FixedStr`), lists (`FixedVec`), `Flag`, `Opt`, \
+            `Timestamp` and enums (`EnumField`)"
 )]
 pub unsafe trait ShmType: bytemuck::Pod + Sync + 'static {
     /// The compile-time self-description of `Self`, stored in every region that holds a `Self`.
@@ -185,6 +187,50 @@ pub enum Shape {
     },
 }
 
+/// What a value means beyond its bytes: plain data, or one of the value types of
+/// [`shmstore::value`](crate::value) (text, a flag, an optional value, a timestamp, an enum, a
+/// list).
+///
+/// Every layout carries one ([`TypeLayout::kind`]); the derive and the primitives give
+/// [`ValueKind::Plain`], and each value type sets its own with [`TypeLayout::with_kind`]. The
+/// kind is not yet part of a region's descriptor nor of the [fingerprint](TypeLayout::fingerprint):
+/// the bytes and the primitives describe the value completely, and the kind only says how to
+/// show and parse it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ValueKind {
+    /// Plain data: a primitive, an array or a struct read field by field.
+    Plain,
+    /// [`FixedStr<N>`](crate::value::FixedStr): fields `len` (4 bytes, native byte order) and
+    /// `bytes` (`[u8; capacity]`), UTF-8.
+    Text {
+        /// `N`, the most bytes the text may hold.
+        capacity: usize,
+    },
+    /// [`Flag`](crate::value::Flag): one byte, any non-zero value is `true`.
+    Flag,
+    /// [`Opt<T>`](crate::value::Opt): fields `present` (a header as large as `value`, whose
+    /// first byte, when not zero, means the value is present) and `value`.
+    Optional,
+    /// [`Timestamp`](crate::value::Timestamp): `i64` nanoseconds since the Unix epoch.
+    Timestamp,
+    /// [`EnumField<E>`](crate::value::EnumField): the raw discriminant of enum `name`.
+    Enum {
+        /// The enum's name.
+        name: &'static str,
+        /// Each variant's name and discriminant, in declaration order.
+        variants: &'static [(&'static str, i128)],
+    },
+    /// [`FixedVec<T, N>`](crate::value::FixedVec): fields `len` (a header as large as one
+    /// element whose first 1, 2 or 4 bytes, for an element of 1, of 2 or 3, or of 4 and more
+    /// bytes, hold the length as an unsigned integer in the host's byte order) and `items`
+    /// (`[T; capacity]`).
+    List {
+        /// `N`, the most elements the list may hold.
+        capacity: usize,
+    },
+}
+
 /// The compile-time description of a [`ShmType`]: name, size, alignment, fields, fingerprint.
 ///
 /// Built by `#[derive(ShmType)]` and by this crate's impls for primitives and arrays; read it
@@ -209,6 +255,7 @@ pub struct TypeLayout {
     align: usize,
     shape: Shape,
     fingerprint: u64,
+    kind: ValueKind,
 }
 
 /// One field of a struct's [`TypeLayout`].
@@ -257,6 +304,7 @@ impl TypeLayout {
             align: primitive.size(),
             shape: Shape::Primitive(primitive),
             fingerprint: h.finish(),
+            kind: ValueKind::Plain,
         }
     }
 
@@ -289,6 +337,7 @@ impl TypeLayout {
             align,
             shape: Shape::Array { element, len },
             fingerprint: h.finish(),
+            kind: ValueKind::Plain,
         }
     }
 
@@ -321,7 +370,20 @@ impl TypeLayout {
             align,
             shape: Shape::Struct { fields },
             fingerprint: h.finish(),
+            kind: ValueKind::Plain,
         }
+    }
+
+    /// This layout, marked as holding a value of `kind` (see [`ValueKind`]). The size,
+    /// alignment, fields and fingerprint are unchanged.
+    pub const fn with_kind(self, kind: ValueKind) -> TypeLayout {
+        TypeLayout { kind, ..self }
+    }
+
+    /// What the value means beyond its bytes: [`ValueKind::Plain`] unless a value type of
+    /// [`shmstore::value`](crate::value) set it.
+    pub const fn kind(&self) -> ValueKind {
+        self.kind
     }
 
     /// The type's name: the struct's name (or its `#[shm(name = "...")]`), the primitive's

@@ -44,7 +44,8 @@
 //!                                               drive the typed API and the tools as a user's
 //!                                               program does
 //! typed API  shm, guard, reader, store,         what users call; the only code that knows `T`
-//!            queue/ (mod, spsc, mpmc)
+//!            queue/ (mod, spsc, mpmc),
+//!            value/ (the field types)
 //! tools      inspect, info (listing),           untyped views for the CLI
 //!            look (reads with pread, no map)
 //! protocols  lock (latch, rollback, poisoning,  how the bytes move safely
@@ -92,6 +93,7 @@ mod shm;
 mod snapshot;
 mod store;
 mod sys;
+pub mod value;
 mod wait;
 
 pub use error::printable;
@@ -99,13 +101,22 @@ pub use error::{Error, Result};
 pub use guard::ShmGuard;
 pub use info::{list, QueueInfo, RegionInfo};
 pub use inspect::{FieldInfo, HeaderFields, Inspector, Scalar};
-pub use layout::{Dim, Field, Leaf, Primitive, Shape, ShmType, TypeLayout};
+pub use layout::{Dim, Field, Leaf, Primitive, Shape, ShmType, TypeLayout, ValueKind};
 pub use location::{ftok, Location};
 pub use name::{validate_name, MAX_NAME_LEN};
 pub use queue::{QueueMode, ShmQueue, ShmQueueOptions, ShmQueueOptionsAt};
 pub use reader::ShmReader;
 pub use region::unlink;
 pub use shm::{Shm, ShmOptions, ShmOptionsAt};
+/// Derives [`ShmEnum`](trait@ShmEnum) for a fieldless enum with `#[repr(u8)]`, `u16`, `u32`,
+/// `u64`, `i8`, `i16`, `i32` or `i64`, so that an [`EnumField`](value::EnumField) can store it:
+/// see the trait's documentation.
+///
+/// The derive refuses, each at the offending token: a variant with fields, an enum without an
+/// integer `repr` (or with `repr(C)`, `usize`, `isize`, `u128`, `i128`, whose size differs
+/// between builds or which the descriptor cannot record), an enum with no variant, and generic
+/// parameters. Duplicate discriminants are refused by the compiler itself.
+pub use shmstore_derive::ShmEnum;
 /// Derives [`ShmType`](trait@ShmType) for a `#[repr(C)]` struct: see the trait's documentation
 /// for what an implementor guarantees.
 ///
@@ -116,7 +127,7 @@ pub use shm::{Shm, ShmOptions, ShmOptionsAt};
 /// **Syntax** (by the derive, each error pointing at the offending token): the item is a
 /// struct (not an enum or union) with at least one field; its `repr` is `C` (optionally with
 /// `align(N)` or `packed`/`packed(N)`) or `transparent`; generic parameters appear only with
-/// `repr(transparent)`; no lifetimes; no field's type is spelled as something that can never
+/// `repr(transparent)` or `repr(C, packed)`; no lifetimes; no field's type is spelled as something that can never
 /// be shared whatever the names in scope mean (a reference, pointer, function pointer, tuple,
 /// slice, `bool`, `char`, `usize`, `isize`). These checks exist for their messages: they tell
 /// the user *why* and *what to use instead*. A field type *named* like a standard type that is
@@ -131,14 +142,27 @@ pub use shm::{Shm, ShmOptions, ShmOptionsAt};
 /// not zero-sized. Because these read the compiler's own numbers, a type alias, an
 /// associated-type projection or a macro-produced type cannot hide padding, and `align(N)`
 /// padding at the end is caught. A `repr(transparent)` struct needs no padding proof: it has
-/// the layout of its one non-zero-sized field. Generic structs are accepted only with
-/// `repr(transparent)`, because a proof that runs only when a generic type is instantiated
-/// would let an unsound `unsafe impl` exist unchecked (and `cargo check` never instantiates).
+/// the layout of its one non-zero-sized field. Generic structs (type parameters, which must be
+/// `ShmType`, and const parameters such as `struct Named<const N: usize> { name: FixedStr<N> }`)
+/// are accepted only with `repr(transparent)` or `repr(C, packed)` (or `packed(1)`), which have
+/// no padding for any argument: a proof that runs only when a generic type is instantiated would
+/// let an unsound `unsafe impl` exist unchecked (and `cargo check` never instantiates). A packed
+/// struct costs nothing when its fields are 1-aligned, as `u8` arrays and
+/// [`FixedStr`](value::FixedStr) are; the value types of [`value`] are generic and padding-free
+/// by their own construction.
+///
+/// # Options
+///
+/// `#[shm(name = "...")]` stores another name than the struct's in the layout.
+/// `#[shm(default_zeroed)]` also implements [`Default`] as the all-zero value
+/// ([`zeroed`]), which every `ShmType` has: `#[derive(Default)]` stops at arrays longer than
+/// 32, and gives `FixedStr` and the other value types the same empty values anyway.
 ///
 /// Every check is a type-checking error or the evaluation of a `const _` item, so each one
 /// fails `cargo check` as well as `cargo build`.
 pub use shmstore_derive::ShmType;
 pub use store::Store;
+pub use value::{zeroed, ShmEnum};
 
 /// Fuzzing entry points for the targets in `fuzz/` and for users' own targets (feature
 /// `fuzzing`).

@@ -97,8 +97,8 @@ pub mod hint {
         message = "`{Self}` cannot live in shared memory: it points into this process's heap, \
                    which other processes cannot see",
         label = "a pointer to this process's heap",
-        note = "store the data inline: a fixed-size array such as `[u8; N]` or `[T; N]` with a \
-                length field"
+        note = "store the data inline: `shmstore::value::FixedStr<N>` for text, \
+                `shmstore::value::FixedVec<T, N>` for a list, or a fixed-size array `[T; N]`"
     )]
     pub trait Heap: ShmType {}
     impl<T: ShmType> Heap for T {}
@@ -112,8 +112,8 @@ pub mod hint {
         message = "`{Self}` cannot live in shared memory: it is an enum, and another process can \
                    write a tag that names no variant",
         label = "an enum, not plain data",
-        note = "store the plain value and a separate `u8` flag (or a sentinel value such as 0 or \
-                `u32::MAX`)"
+        note = "use `shmstore::value::Opt<T>` for an optional value, or \
+                `shmstore::value::EnumField<E>` for an enum that derives `ShmEnum`"
     )]
     pub trait Enumeration: ShmType {}
     impl<T: ShmType> Enumeration for T {}

@@ -946,3 +946,91 @@ pub fn flip_boot_id(bytes: &mut [u8]) {
         *b = !*b;
     }
 }
+
+/// The log level of [`ServiceConfig`] (issue 15's realistic configuration).
+#[derive(shmstore::ShmEnum, Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum LogLevel {
+    /// Errors only.
+    Error,
+    /// Warnings and errors.
+    Warn,
+    /// The default.
+    Info,
+    /// Everything.
+    Debug,
+}
+
+/// Issue 15's realistic service configuration, with only shmstore types and no padding field:
+/// what the `values-writer` helper writes and `tests/values.rs` reads.
+#[derive(ShmType, Clone, Copy, Debug, PartialEq)]
+#[repr(C)]
+#[shm(default_zeroed)]
+pub struct ServiceConfig {
+    /// Requests per second.
+    pub rate: f64,
+    /// When the configuration last changed.
+    pub updated_at: shmstore::value::Timestamp,
+    /// A request limit, or none.
+    pub request_limit: shmstore::value::Opt<u32>,
+    /// The service's name.
+    pub service_name: shmstore::value::FixedStr<60>,
+    /// Where it runs.
+    pub hostname: shmstore::value::FixedStr<60>,
+    /// How verbose it is.
+    pub log_level: shmstore::value::EnumField<LogLevel>,
+    /// Up to 16 upstream ports.
+    pub upstream_ports: shmstore::value::FixedVec<u16, 16>,
+    /// Feature flag: TLS on.
+    pub tls: shmstore::value::Flag,
+    /// Feature flag: in maintenance.
+    pub maintenance: shmstore::value::Flag,
+}
+
+impl ServiceConfig {
+    /// The configuration the `values-writer` helper writes (`valid`).
+    pub fn example() -> ServiceConfig {
+        let mut config = ServiceConfig {
+            rate: 2.5,
+            updated_at: shmstore::value::Timestamp::from_unix_nanos(1_796_554_822_666_698_771),
+            ..ServiceConfig::default()
+        };
+        config.request_limit.set(Some(500));
+        config.service_name.set("billing-api").expect("fits");
+        config.hostname.set("db-1.internal").expect("fits");
+        config.log_level.set(LogLevel::Info);
+        config
+            .upstream_ports
+            .extend_from_slice(&[8080, 8081, 9090])
+            .expect("fits");
+        config.tls.set(true);
+        config
+    }
+
+    /// [`example`](Self::example) as a peer that another program or a newer build wrote:
+    /// `service_name`'s length is 200 (its capacity is 60), `hostname` holds `0xff` (not
+    /// UTF-8), `log_level` is 99 (no variant), `upstream_ports`' length is 40 (capacity 16),
+    /// `tls` is the byte `0x80` (true) and `request_limit`'s presence byte is `0x7f` (present).
+    pub fn forged() -> ServiceConfig {
+        use core::mem::offset_of;
+        let mut config = ServiceConfig::example();
+        config.log_level = shmstore::value::EnumField::from_raw(99);
+        let size = core::mem::size_of::<ServiceConfig>();
+        // SAFETY: `ServiceConfig` is `ShmType`, so `Pod`: it has no padding and every bit
+        // pattern is a valid value, so its `size` bytes may be viewed and written as `u8`s; the
+        // pointer comes from a live `&mut`, so it is valid, aligned for `u8` and unaliased while
+        // `bytes` lives.
+        let bytes = unsafe {
+            std::slice::from_raw_parts_mut((&mut config as *mut ServiceConfig).cast::<u8>(), size)
+        };
+        let name = offset_of!(ServiceConfig, service_name);
+        bytes[name..name + 4].copy_from_slice(&200u32.to_ne_bytes());
+        let host = offset_of!(ServiceConfig, hostname);
+        bytes[host + 4] = 0xff;
+        let ports = offset_of!(ServiceConfig, upstream_ports);
+        bytes[ports..ports + 2].copy_from_slice(&40u16.to_ne_bytes());
+        bytes[offset_of!(ServiceConfig, tls)] = 0x80;
+        bytes[offset_of!(ServiceConfig, request_limit)] = 0x7f;
+        config
+    }
+}

@@ -18,7 +18,7 @@
 //!
 //! - Values and locking: `increment`, `open-or-create`, `hold-and-die`, `hold`, `lock-and-print`,
 //!   `is-poisoned`, `create-and-die-in-init`, `writer-loop`, `write-and-hold`, `create-retyped`,
-//!   `open-retyped`.
+//!   `open-retyped`, `values-writer`.
 //! - Snapshots and readers: `page-writer`, `pair-writer`, `big-page-writer`, `wait-change`,
 //!   `read-loop`, `ping-pong`.
 //! - Crash, repair and torture: `tally-worker`, `tally-reader`, `tally-create`, `repair-at-rename`.
@@ -119,6 +119,7 @@ fn main() {
         ["setuid-give-sysv", name] => setuid_give_sysv(name),
         ["readonly-lock", path, kind] => readonly_lock(path, kind),
         ["repair-at-rename", shim, name, how] => repair_at_rename(shim, name, how),
+        ["values-writer", name, how] => values_writer(name, how),
         _ => {
             eprintln!("shm-helper: unknown arguments {args:?}");
             std::process::exit(2);
@@ -1144,4 +1145,23 @@ fn list_shm_fds() {
         }
     }
     say("end");
+}
+
+// ==== Field types ====
+
+/// `values-writer NAME valid|forged`: creates a `ServiceConfig` (issue 15's realistic
+/// configuration) holding `ServiceConfig::example()` or `ServiceConfig::forged()`, prints
+/// `written`.
+fn values_writer(name: &str, how: &str) {
+    use shmstore_tests::ServiceConfig;
+    let config = match how {
+        "valid" => ServiceConfig::example(),
+        "forged" => ServiceConfig::forged(),
+        other => panic!("values-writer: valid or forged, not {other}"),
+    };
+    Shm::<ServiceConfig>::options()
+        .at(at(name))
+        .create(config)
+        .expect("create");
+    say("written");
 }

@@ -1,0 +1,9 @@
+use shmstore::ShmEnum;
+
+#[derive(ShmEnum, Clone, Copy)]
+enum Level {
+    Low,
+    High,
+}
+
+fn main() {}

@@ -1,0 +1,10 @@
+use shmstore::ShmEnum;
+
+#[derive(ShmEnum, Clone, Copy)]
+#[repr(usize)]
+enum Level {
+    Low,
+    High,
+}
+
+fn main() {}
