@@ -163,6 +163,11 @@ impl Region {
         info: HeaderInfo,
         spec: &RegionSpec,
     ) -> Region {
+        // Checked once here, so that `header()`, several times on every lock, need not.
+        assert!(
+            SharedBytes::of_mapping(&map).header().is_some(),
+            "a region's mapping holds its header"
+        );
         Region {
             location: location.clone(),
             name: location.to_string(),
@@ -259,12 +264,10 @@ impl Region {
     /// The header at offset 0.
     #[inline]
     pub(crate) fn header(&self) -> &Header {
-        match self.bytes().header() {
-            Some(header) => header,
-            // A region is assembled only over a mapping of its `region_size ≥ HEADER_SIZE`
-            // bytes (checked before mapping), which it keeps until drop.
-            None => unreachable!("a region's mapping holds its header"),
-        }
+        // SAFETY: `assemble` asserted that the mapping holds a header (its callers map
+        // `region_size ≥ HEADER_SIZE` bytes, checked before mapping, at a page boundary), and
+        // the region keeps that mapping until drop; `bytes()` is that mapping's bytes.
+        unsafe { self.bytes().header_unchecked() }
     }
 
     /// The payload's working copy as shared bytes (`payload_size` of them), for typed views
