@@ -283,22 +283,24 @@ impl<'a> SharedBytes<'a> {
         self.view::<Header>()
     }
 
-    /// The header at the start, without the checks of [`header`](Self::header): for a region's
-    /// lock and unlock, which ask for it about six times each. Its mapping was checked once,
-    /// when the region was assembled; the per-call checks (null, length, alignment, ~7
-    /// instructions each time) were ~40 of the ~190 instructions shmstore added to a raw
-    /// lock+unlock (callgrind on benches/lock.rs).
+    /// The header at `base`, without building and checking a `SharedBytes` (null, length,
+    /// alignment): for a region's lock and unlock, which ask for it about six times each. The
+    /// region checked its mapping once, when it was assembled; the per-call checks were ~40
+    /// of the ~190 instructions shmstore added to a raw lock+unlock (callgrind on
+    /// benches/lock.rs).
     ///
     /// # Safety
     ///
-    /// [`header`](Self::header) returns `Some` for these bytes: they are at least
-    /// [`HEADER_SIZE`] long and start aligned for a `Header`.
+    /// `base` is the start of bytes that satisfy the contract of `SharedBytes` for `'a`
+    /// (readable for all of `'a`, written by this process only atomically), and
+    /// [`header`](Self::header) returns `Some` for them: at least [`HEADER_SIZE`] long and
+    /// aligned for a `Header`.
     #[inline]
-    pub(crate) unsafe fn header_unchecked(self) -> &'a Header {
-        debug_assert!(self.header().is_some());
-        // SAFETY: as in `view`: the length and alignment checks it makes hold (the caller's
-        // contract), and the rest follows from the contract of `SharedBytes` and `SharedView`.
-        unsafe { self.ptr.cast::<Header>().as_ref() }
+    pub(crate) unsafe fn header_at(base: NonNull<u8>) -> &'a Header {
+        // SAFETY: as in `view`: the length and alignment checks it makes hold, and the bytes
+        // are readable and only atomically written for `'a` (the caller's contract); any bits
+        // are a valid `Header` and its fields are all interior mutability (`SharedView`).
+        unsafe { base.cast::<Header>().as_ref() }
     }
 }
 
