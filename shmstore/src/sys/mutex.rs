@@ -525,6 +525,33 @@ mod tests {
         assert!(!holds(KEY) && !holds(other_key));
     }
 
+    /// The record keeps one key inline and the others in a list: every mix of lock and
+    /// unlock order leaves exactly the held keys recorded, whichever tier holds them.
+    #[test]
+    fn the_record_survives_any_unlock_order() {
+        let mutexes = [mutex(), mutex(), mutex()];
+        let keys = [MutexKey::new(7, 1), MutexKey::new(7, 2), MutexKey::new(7, 3)];
+        for order in [[0, 1, 2], [2, 1, 0], [1, 0, 2], [0, 2, 1]] {
+            for (m, key) in mutexes.iter().zip(keys) {
+                assert_eq!(m.lock(key, Until::Now), Ok(Acquired::Clean));
+            }
+            for (released, &at) in order.iter().enumerate() {
+                // SAFETY: held by this thread with this key (locked above, not yet released).
+                unsafe { mutexes[at].unlock(keys[at]) };
+                for (k, key) in keys.iter().enumerate() {
+                    let still_held = !order[..=released].contains(&k);
+                    assert_eq!(holds(*key), still_held, "order {order:?}, key {k}");
+                }
+            }
+            // The inline slot is reused while the list may still hold keys.
+            assert_eq!(mutexes[1].lock(keys[1], Until::Now), Ok(Acquired::Clean));
+            assert!(holds(keys[1]) && !holds(keys[0]) && !holds(keys[2]));
+            assert_eq!(mutexes[1].lock(keys[1], Until::Now), Err(LockFailure::Deadlock));
+            // SAFETY: as above.
+            unsafe { mutexes[1].unlock(keys[1]) };
+        }
+    }
+
     /// A thread that forks while it holds a lock: the child holds nothing (the parent's thread
     /// does), so an `EDEADLK` in the child is a holder with the child's id in another PID
     /// namespace, to wait for, not the child's own relock.
