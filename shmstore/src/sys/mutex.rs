@@ -530,7 +530,11 @@ mod tests {
     #[test]
     fn the_record_survives_any_unlock_order() {
         let mutexes = [mutex(), mutex(), mutex()];
-        let keys = [MutexKey::new(7, 1), MutexKey::new(7, 2), MutexKey::new(7, 3)];
+        let keys = [
+            MutexKey::new(7, 1),
+            MutexKey::new(7, 2),
+            MutexKey::new(7, 3),
+        ];
         for order in [[0, 1, 2], [2, 1, 0], [1, 0, 2], [0, 2, 1]] {
             for (m, key) in mutexes.iter().zip(keys) {
                 assert_eq!(m.lock(key, Until::Now), Ok(Acquired::Clean));
@@ -546,7 +550,10 @@ mod tests {
             // The inline slot is reused while the list may still hold keys.
             assert_eq!(mutexes[1].lock(keys[1], Until::Now), Ok(Acquired::Clean));
             assert!(holds(keys[1]) && !holds(keys[0]) && !holds(keys[2]));
-            assert_eq!(mutexes[1].lock(keys[1], Until::Now), Err(LockFailure::Deadlock));
+            assert_eq!(
+                mutexes[1].lock(keys[1], Until::Now),
+                Err(LockFailure::Deadlock)
+            );
             // SAFETY: as above.
             unsafe { mutexes[1].unlock(keys[1]) };
         }
