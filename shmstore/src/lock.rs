@@ -50,6 +50,7 @@ pub(crate) enum Wait {
 
 impl Wait {
     /// The same bound, as the instant the raw mutex gives up at.
+    #[inline]
     pub(crate) fn until(self) -> Until {
         match self {
             Wait::Forever => Until::Forever,

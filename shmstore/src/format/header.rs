@@ -178,6 +178,7 @@ impl<'a> SharedBytes<'a> {
     ///
     /// `ptr..ptr + len` is readable (mapped, or owned by a borrow) for all of `'a`; nothing
     /// in this process writes it other than atomically while `'a` lasts.
+    #[inline]
     unsafe fn new(ptr: NonNull<u8>, len: usize) -> SharedBytes<'a> {
         SharedBytes {
             ptr,
@@ -187,6 +188,7 @@ impl<'a> SharedBytes<'a> {
     }
 
     /// The whole of a mapping, for as long as it is borrowed.
+    #[inline]
     pub(crate) fn of_mapping(map: &'a Mapping) -> SharedBytes<'a> {
         let Some(ptr) = NonNull::new(map.ptr()) else {
             return SharedBytes::empty();
@@ -246,6 +248,7 @@ impl<'a> SharedBytes<'a> {
     }
 
     /// The bytes at the start as a `T`: `None` if they are too few or misaligned for it.
+    #[inline]
     pub(crate) fn view<T: SharedView>(self) -> Option<&'a T> {
         if self.len < size_of::<T>() || !self.ptr.cast::<T>().is_aligned() {
             return None;
@@ -262,8 +265,34 @@ impl<'a> SharedBytes<'a> {
     }
 
     /// The header at the start: `None` if fewer than [`HEADER_SIZE`] bytes.
+    ///
+    /// `#[inline]`, as are `of_mapping`, `new`, `view` and `Mapping::ptr`: one lock and unlock
+    /// asks a region for its header about six times, and as out-of-line calls (they were
+    /// compiled so) the checks cost ~8 ns of a ~27 ns lock+write+unlock; inlined, they fold
+    /// into a few loads and compares (benches/lock.rs).
+    #[inline]
     pub(crate) fn header(self) -> Option<&'a Header> {
         self.view::<Header>()
+    }
+
+    /// The header at `base`, without building and checking a `SharedBytes` (null, length,
+    /// alignment): for a region's lock and unlock, which ask for it about six times each. The
+    /// region checked its mapping once, when it was assembled; the per-call checks were ~40
+    /// of the ~190 instructions shmstore added to a raw lock+unlock (callgrind on
+    /// benches/lock.rs).
+    ///
+    /// # Safety
+    ///
+    /// `base` is the start of bytes that satisfy the contract of `SharedBytes` for `'a`
+    /// (readable for all of `'a`, written by this process only atomically), and
+    /// [`header`](Self::header) returns `Some` for them: at least [`HEADER_SIZE`] long and
+    /// aligned for a `Header`.
+    #[inline]
+    pub(crate) unsafe fn header_at(base: NonNull<u8>) -> &'a Header {
+        // SAFETY: as in `view`: the length and alignment checks it makes hold, and the bytes
+        // are readable and only atomically written for `'a` (the caller's contract); any bits
+        // are a valid `Header` and its fields are all interior mutability (`SharedView`).
+        unsafe { base.cast::<Header>().as_ref() }
     }
 }
 

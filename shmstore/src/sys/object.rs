@@ -584,11 +584,13 @@ impl Mapping {
     }
 
     /// How many bytes are mapped from [`ptr`](Mapping::ptr) on.
+    #[inline]
     pub(crate) fn len(&self) -> usize {
         self.len
     }
 
     /// The first byte of the mapping (page-aligned).
+    #[inline]
     pub(crate) fn ptr(&self) -> *mut u8 {
         match &self.inner {
             MappingKind::File(raw) => raw.as_mut_ptr(),

@@ -104,6 +104,7 @@ unsafe impl Send for Attachment {}
 unsafe impl Sync for Attachment {}
 
 impl Attachment {
+    #[inline]
     pub(crate) fn ptr(&self) -> *mut u8 {
         self.addr
     }
