@@ -28,9 +28,9 @@
 //! # Where regions live
 //!
 //! A name is a POSIX shared-memory object (`/dev/shm/NAME`), the default. The same API works on
-//! a file that persists across reboots ([`ShmOptions::path`]) and on a System V segment that C
-//! programs open with `ftok` and `shmget` ([`ShmOptions::sysv_key`], [`ftok`]); see
-//! [`Location`].
+//! a file that persists across reboots (pass a `Path` or [`Location::path`]) and on a System V
+//! segment that C programs open with `ftok` and `shmget` ([`Location::sysv`], [`ftok`]): every
+//! method that creates or opens a region takes `impl Into<`[`Location`]`>`.
 //!
 //! # Modules, inside
 //!
@@ -44,7 +44,8 @@
 //!                                               drive the typed API and the tools as a user's
 //!                                               program does
 //! typed API  shm, guard, reader, store,         what users call; the only code that knows `T`
-//!            queue/ (mod, spsc, mpmc)
+//!            queue/ (mod, spsc, mpmc),          (`options`: the settings and setters the
+//!            options                            value and queue builders share)
 //! tools      inspect, info (listing),           untyped views for the CLI
 //!            look (reads with pread, no map)
 //! protocols  lock (latch, rollback, poisoning,  how the bytes move safely
@@ -84,6 +85,7 @@ mod location;
 mod lock;
 mod look;
 mod name;
+mod options;
 mod queue;
 mod reader;
 mod reboot;
@@ -102,10 +104,10 @@ pub use inspect::{FieldInfo, HeaderFields, Inspector, Scalar};
 pub use layout::{Dim, Field, Leaf, Primitive, Shape, ShmType, TypeLayout};
 pub use location::{ftok, Location};
 pub use name::{validate_name, MAX_NAME_LEN};
-pub use queue::{QueueMode, ShmQueue, ShmQueueOptions, ShmQueueOptionsAt};
+pub use queue::{QueueMode, ShmQueue, ShmQueueOptions};
 pub use reader::ShmReader;
 pub use region::unlink;
-pub use shm::{Shm, ShmOptions, ShmOptionsAt};
+pub use shm::{Shm, ShmOptions};
 /// Derives [`ShmType`](trait@ShmType) for a `#[repr(C)]` struct: see the trait's documentation
 /// for what an implementor guarantees.
 ///

@@ -377,8 +377,7 @@ fn a_segment_is_listed_with_its_creator() {
     let place = Place::new(Backend::SysV, "looking-cuid");
     let _shm = Shm::<u64>::options()
         .unlink_on_drop(true)
-        .at(place.location().clone())
-        .create(9)
+        .create(place.location().clone(), 9)
         .unwrap();
     let listed = shmstore::list()
         .unwrap()
