@@ -6,7 +6,8 @@ mod common;
 
 use common::*;
 use serde_json::Value;
-use shmstore::{Error, Inspector, Location, QueueMode, Shm, ShmQueue, ShmType};
+use shmstore::inspect::Inspector;
+use shmstore::{Error, Location, QueueMode, Shm, ShmQueue, ShmType};
 
 #[test]
 fn child_process_entry() {

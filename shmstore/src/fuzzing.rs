@@ -20,9 +20,10 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::time::Duration;
 
 use crate::format::{check_type, Descriptor, HeaderState, RegionLayout, SharedBytes, HEADER_SIZE};
+use crate::inspect::Inspector;
 use crate::sys::object::Access;
 use crate::sys::sysv;
-use crate::{Error, Inspector, Location, QueueMode, Shm, ShmQueue, ShmType};
+use crate::{Error, Location, QueueMode, Shm, ShmQueue, ShmType};
 
 /// How long the opens in [`open_arbitrary_object`] wait for a creator that is still
 /// initialising (none is: nobody holds the object's initialiser lock).

@@ -5,7 +5,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::TryLockError;
 use std::time::Duration;
 
-use shmstore::{Error, Inspector, Shm};
+use shmstore::inspect::Inspector;
+use shmstore::{Error, Shm};
 use shmstore_tests::{
     assert_mentions, helper, region, wait_until_blocked, Backend, Counter, Helper, Pair, Place, OLD,
 };

@@ -19,7 +19,8 @@ use std::sync::TryLockError;
 use std::time::Duration;
 
 use nix::libc;
-use shmstore::{Error, Inspector, Location, Shm, ShmQueue, ShmType};
+use shmstore::inspect::Inspector;
+use shmstore::{Error, Location, Shm, ShmQueue, ShmType};
 use shmstore_tests::{
     assert_already_exists, assert_mentions, assert_not_found, helper, noise, segment, stored_bytes,
     Backend, Counter, Helper, MsgQueue, Page, Pair, Place, TempDir, OLD,

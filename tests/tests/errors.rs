@@ -4,7 +4,8 @@
 
 use std::fs;
 
-use shmstore::{Error, Inspector, Shm};
+use shmstore::inspect::Inspector;
+use shmstore::{Error, Shm};
 use shmstore_tests::{
     assert_mentions, exists, helper, is_root, noise, plant, region, shm_path, stored_bytes,
     unique_name, Backend, Counter, Limits, MsgQueue, Pair, Place,

@@ -15,7 +15,8 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use shmstore::{Error, Inspector, Location, Shm, Store};
+use shmstore::inspect::Inspector;
+use shmstore::{Error, Location, Shm, Store};
 use shmstore_tests::*;
 
 /// The environment variable that makes this binary a child playing a role.

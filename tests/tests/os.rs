@@ -5,7 +5,8 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::sync::TryLockError;
 
-use shmstore::{Inspector, QueueMode, Shm};
+use shmstore::inspect::Inspector;
+use shmstore::{QueueMode, Shm};
 use shmstore_tests::{
     assert_not_found, create_queue, helper, region, shm_path, unique_name, Backend, Counter,
     Limits, Msg, MsgQueue, Pair, Place, PATIENCE, QUEUE_CAPACITY,
