@@ -555,8 +555,7 @@ impl<T: ShmType> ShmOptions<T> {
     ///
     /// As [`Shm::create`].
     pub fn create(self, location: impl Into<Location>, value: T) -> Result<Shm<T>> {
-        let mut write = |bytes: &mut [u8]| bytes.copy_from_slice(bytemuck::bytes_of(&value));
-        Region::create(&location.into(), &self.spec(), &mut write).map(Shm::from_region)
+        Region::create(&location.into(), &self.spec(), &mut writing(|| value)).map(Shm::from_region)
     }
 
     /// [`Shm::open`] with these options.
@@ -588,13 +587,8 @@ impl<T: ShmType> ShmOptions<T> {
         location: impl Into<Location>,
         init: impl FnOnce() -> T,
     ) -> Result<Shm<T>> {
-        let mut init = Some(init);
-        let mut write = |bytes: &mut [u8]| {
-            if let Some(init) = init.take() {
-                bytes.copy_from_slice(bytemuck::bytes_of(&init()));
-            }
-        };
-        reboot::open_or_create(&location.into(), &self.spec(), &mut write).map(Shm::from_region)
+        reboot::open_or_create(&location.into(), &self.spec(), &mut writing(init))
+            .map(Shm::from_region)
     }
 
     /// Like [`create`](Self::create), but `init` fills in the value where it lives: it receives
@@ -621,9 +615,8 @@ impl<T: ShmType> ShmOptions<T> {
         location: impl Into<Location>,
         init: impl FnOnce(&mut T),
     ) -> Result<Shm<T>> {
-        let mut init = Some(init);
-        let mut write = |bytes: &mut [u8]| fill_in_place(bytes, &mut init);
-        Region::create(&location.into(), &self.spec(), &mut write).map(Shm::from_region)
+        Region::create(&location.into(), &self.spec(), &mut filling_in_place(init))
+            .map(Shm::from_region)
     }
 
     /// Like [`open_or_create`](Self::open_or_create), but `init` fills in a zeroed `T` where it
@@ -637,20 +630,33 @@ impl<T: ShmType> ShmOptions<T> {
         location: impl Into<Location>,
         init: impl FnOnce(&mut T),
     ) -> Result<Shm<T>> {
-        let mut init = Some(init);
-        let mut write = |bytes: &mut [u8]| fill_in_place(bytes, &mut init);
-        reboot::open_or_create(&location.into(), &self.spec(), &mut write).map(Shm::from_region)
+        reboot::open_or_create(&location.into(), &self.spec(), &mut filling_in_place(init))
+            .map(Shm::from_region)
     }
 }
 
-/// Zeroes the payload bytes (an abandoned object being re-initialised may hold old ones) and
-/// runs `init` on them as a `T`, once.
-fn fill_in_place<T: ShmType>(bytes: &mut [u8], init: &mut Option<impl FnOnce(&mut T)>) {
-    if let Some(init) = init.take() {
-        bytes.fill(0);
-        // The region hands over exactly `size_of::<T>()` bytes aligned to at least
-        // `align_of::<T>()` (its layout was computed for `T`), so this cast cannot fail.
-        init(bytemuck::from_bytes_mut(bytes));
+/// The payload initialiser of `create` and `open_or_create`: writes the value `init` returns.
+/// The region calls it at most once; `Option` lets an `FnOnce` serve as its `FnMut`.
+fn writing<T: ShmType>(init: impl FnOnce() -> T) -> impl FnMut(&mut [u8]) {
+    let mut init = Some(init);
+    move |bytes| {
+        if let Some(init) = init.take() {
+            bytes.copy_from_slice(bytemuck::bytes_of(&init()));
+        }
+    }
+}
+
+/// The payload initialiser of the `…_with` methods: zeroes the payload bytes (an abandoned
+/// object being re-initialised may hold old ones) and runs `init` on them as a `T`, once.
+fn filling_in_place<T: ShmType>(init: impl FnOnce(&mut T)) -> impl FnMut(&mut [u8]) {
+    let mut init = Some(init);
+    move |bytes| {
+        if let Some(init) = init.take() {
+            bytes.fill(0);
+            // The region hands over exactly `size_of::<T>()` bytes aligned to at least
+            // `align_of::<T>()` (its layout was computed for `T`), so this cast cannot fail.
+            init(bytemuck::from_bytes_mut(bytes));
+        }
     }
 }
 
