@@ -672,4 +672,22 @@ mod tests {
         // `ShmGuard: !Send` is checked by the compile-fail test
         // `tests/ui/fail/guard_is_not_send.rs`.
     }
+
+    #[test]
+    fn a_path_given_as_text_is_a_name_and_the_error_says_how_to_pass_a_file() {
+        let path = "/tmp/shmstore-never-created/state.shm";
+        for result in [
+            Shm::<u64>::open(path).map(drop),
+            Shm::<u64>::create(path, 1).map(drop),
+            crate::ShmQueue::<u64, 4>::open(path).map(drop),
+        ] {
+            match result {
+                Err(e @ crate::Error::InvalidName { .. }) => {
+                    assert!(e.to_string().contains("Location::path"), "{e}")
+                }
+                other => panic!("expected InvalidName, got {other:?}"),
+            }
+        }
+        assert!(!std::path::Path::new(path).exists());
+    }
 }
