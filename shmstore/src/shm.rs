@@ -79,18 +79,18 @@ impl<T: ShmType> Shm<T> {
     ///
     /// # Errors
     ///
-    /// `InvalidName` or `InvalidLocation`; `NotFound`; `LayoutMismatch` (another type: the message lists the
-    /// differing fields); `Corrupt` (not a region, or truncated); `Incomplete` (its creator died
-    /// before initialising it); `Timeout` (its creator is still initialising it after
-    /// `open_timeout`); `PermissionDenied` (mode, or another owner); `Io`.
+    /// `InvalidName` or `InvalidLocation`; `NotFound`; `LayoutMismatch` (another type: the
+    /// message lists the differing fields); `Corrupt` (not a region, or truncated); `Incomplete`
+    /// (its creator died before initialising it); `Timeout` (its creator is still initialising
+    /// it after `open_timeout`); `PermissionDenied` (mode, or another owner); `Io`.
     pub fn open(location: impl Into<Location>) -> Result<Self> {
         Self::options().open(location)
     }
 
     /// Opens the region at `location` (a name, a file or a System V key, as for
-    /// [`create`](Self::create)), or creates it with the value `init` returns. However many processes
-    /// race, exactly one runs `init` and the others open what it made; an object left behind
-    /// by a creator that died is initialised again.
+    /// [`create`](Self::create)), or creates it with the value `init` returns. However many
+    /// processes race, exactly one runs `init` and the others open what it made; an object left
+    /// behind by a creator that died is initialised again.
     ///
     /// # Errors
     ///
