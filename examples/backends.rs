@@ -31,9 +31,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // 1. A file: the value persists in the file; the first opener after a reboot resets the
     //    lock (a lock word from the previous boot means nothing) and keeps the value.
-    let visits = Shm::<Visits>::options()
-        .path(&path)
-        .open_or_create(Visits::default)?;
+    let visits = Shm::<Visits>::open_or_create(Location::path(&path), Visits::default)?;
     let now = {
         let mut v = visits
             .lock()
@@ -49,8 +47,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let key = shmstore::ftok(&path, 1)?;
     let shared = Shm::<Visits>::options()
         .unlink_on_drop(true) // IPC_RMID when this handle goes
-        .sysv_key(key)
-        .create(now)?;
+        .create(Location::sysv(key), now)?;
     println!("[sysv]  created {} (ftok of the file, id 1)", shared.name());
     let status = Command::new(std::env::current_exe()?)
         .args(["child", &key.to_string()])
@@ -79,7 +76,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
 /// Opens the parent's segment by key and adds 1000.
 fn child(key: i32) -> Result<(), Box<dyn std::error::Error>> {
-    let shared = Shm::<Visits>::options().sysv_key(key).open()?;
+    let shared = Shm::<Visits>::open(Location::sysv(key))?;
     let mut v = shared
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());

@@ -25,7 +25,8 @@ use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use shmstore::{printable, Inspector, Location};
+use shmstore::inspect::Inspector;
+use shmstore::{printable, Location};
 
 use crate::cstruct::{self, CTypes};
 use crate::failure::{Failure, Outcome};

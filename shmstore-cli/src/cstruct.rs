@@ -16,7 +16,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
-use shmstore::{FieldInfo, Primitive};
+use shmstore::inspect::FieldInfo;
+use shmstore::layout::Primitive;
 
 /// A layout this module cannot express as C structs (never produced by the derive).
 #[derive(Debug)]

@@ -2,7 +2,8 @@
 
 use std::time::Duration;
 
-use shmstore::{printable, FieldInfo, Inspector, Scalar};
+use shmstore::inspect::{FieldInfo, Inspector, Scalar};
+use shmstore::printable;
 
 use crate::format::FLAG_IN_PLACE;
 

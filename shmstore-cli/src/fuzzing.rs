@@ -11,7 +11,8 @@
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
-use shmstore::{Inspector, Location, Shm};
+use shmstore::inspect::Inspector;
+use shmstore::{Location, Shm};
 
 use crate::{cheader, fields, inspect};
 

@@ -4,7 +4,8 @@
 use std::io::Write;
 
 use serde_json::{json, Value};
-use shmstore::{printable, HeaderFields, Inspector};
+use shmstore::inspect::{HeaderFields, Inspector};
+use shmstore::printable;
 
 use crate::failure::Outcome;
 use crate::fields::{display_path, snapshot_within, table, value_lines, IN_PLACE_PATIENCE};

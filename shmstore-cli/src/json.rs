@@ -6,7 +6,8 @@
 //! `"-inf"`, which JSON has no numbers for).
 
 use serde_json::{json, Map, Value};
-use shmstore::{FieldInfo, Inspector, QueueInfo, QueueMode, Scalar};
+use shmstore::inspect::{FieldInfo, Inspector, Scalar};
+use shmstore::{QueueInfo, QueueMode};
 
 use crate::fields::{element_limit, path_text};
 

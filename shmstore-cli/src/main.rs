@@ -1,8 +1,8 @@
 //! `shmstore`: look after the shared-memory regions of this host.
 //!
 //! `list`, `inspect`, `watch`, `rm`, `gc` and `header` (DESIGN §9). Every subcommand reads
-//! regions through the library's read-only [`shmstore::Inspector`]: it never locks a region,
-//! so it cannot disturb the processes that use it. A region is given by its location as
+//! regions through the library's read-only [`shmstore::inspect::Inspector`]: it never locks a
+//! region, so it cannot disturb the processes that use it. A region is given by its location as
 //! [`shmstore::Location::parse`] reads it: a POSIX name, a file path (any text with a `/`), or
 //! a System V key (`sysv:0x5eed0001`). Exit codes: 0 success, 1 error (one line
 //! on stderr starting with `shmstore: `), 2 usage.

@@ -30,7 +30,8 @@ use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use shmstore::{Error, Inspector, Location};
+use shmstore::inspect::Inspector;
+use shmstore::{Error, Location};
 
 use crate::failure::{Failure, Outcome};
 

@@ -1,7 +1,7 @@
 //! `shmstore watch LOCATION`: prints each new version of a value and the fields it changed.
 //!
-//! It waits in [`Inspector::wait_for_change`](shmstore::Inspector::wait_for_change) between
-//! versions: no loop of its own here. The inspector re-reads a POSIX object's or a file's
+//! It waits in [`Inspector::wait_for_change`](shmstore::inspect::Inspector::wait_for_change)
+//! between versions: no loop of its own here. The inspector re-reads a POSIX object's or a file's
 //! version with `pread` every 10 ms (it never maps them, so a peer that shrinks the object
 //! ends `watch` with an error, not SIGBUS) and sleeps on a System V segment's futex. Versions
 //! published faster than it prints are shown together, as the change from the last version it

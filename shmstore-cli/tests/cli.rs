@@ -6,7 +6,8 @@ mod common;
 
 use common::*;
 use serde_json::Value;
-use shmstore::{Error, Inspector, Location, QueueMode, Shm, ShmQueue, ShmType};
+use shmstore::inspect::Inspector;
+use shmstore::{Error, Location, QueueMode, Shm, ShmQueue, ShmType};
 
 #[test]
 fn child_process_entry() {
@@ -353,10 +354,7 @@ fn value_lines(out: &str) -> Vec<&str> {
 fn inspect_reads_a_region_in_a_file_by_relative_and_absolute_path() {
     let dir = TempDir::new("inspect-file");
     let path = dir.path().join("state.shm");
-    let shm = Shm::<Sample>::options()
-        .path(&path)
-        .create(sample())
-        .unwrap();
+    let shm = Shm::<Sample>::create(Location::path(&path), sample()).unwrap();
 
     let ran = run_in(dir.path(), &["inspect", "./state.shm"]);
     ran.ok();
@@ -542,10 +540,8 @@ fn rm_removes_a_region_file_and_refuses_any_other_file_unless_forced() {
     std::fs::write(dir.path().join("notes.txt"), "a file of the user's\n").unwrap();
     std::fs::write(dir.path().join("empty"), "").unwrap();
     std::fs::create_dir(dir.path().join("sub")).unwrap();
-    let shm = Shm::<Sample>::options()
-        .path(dir.path().join("state.shm"))
-        .create(sample())
-        .unwrap();
+    let shm =
+        Shm::<Sample>::create(Location::path(dir.path().join("state.shm")), sample()).unwrap();
 
     let ran = run_in(
         dir.path(),
@@ -604,10 +600,7 @@ fn rm_removes_a_region_file_and_refuses_any_other_file_unless_forced() {
 fn watch_follows_a_region_in_a_file() {
     let dir = TempDir::new("watch-file");
     let path = dir.path().join("state.shm");
-    let shm = Shm::<Sample>::options()
-        .path(&path)
-        .create(sample())
-        .unwrap();
+    let shm = Shm::<Sample>::create(Location::path(&path), sample()).unwrap();
     let text = path.to_str().unwrap();
     let watch = start_watch(&["watch", text, "--count", "1"]);
     assert_eq!(
@@ -944,10 +937,7 @@ fn header_of_a_file_region_names_its_path_and_maps_it_with_from_base() {
     let odd = dir.path().join("we\"ird\\?*/");
     std::fs::create_dir_all(&odd).unwrap();
     let path = odd.join("state.shm");
-    let shm = Shm::<Sample>::options()
-        .path(&path)
-        .create(sample())
-        .unwrap();
+    let shm = Shm::<Sample>::create(Location::path(&path), sample()).unwrap();
     shm.lock().unwrap().counter = 9;
     let header = dir.path().join("region.h");
     run(&[

@@ -220,7 +220,7 @@ fn control_characters_in_names_are_escaped_in_every_output() {
         ran.stderr
     );
     // The library's own message escapes them (the command's last net is not needed).
-    let error = shmstore::Inspector::open(shmstore::Location::File(path))
+    let error = shmstore::inspect::Inspector::open(shmstore::Location::File(path))
         .err()
         .unwrap()
         .to_string();

@@ -183,7 +183,7 @@ fn a_classic_ftok_shmget_shmat_c_program_reads_what_rust_wrote() {
     std::fs::write(&token, b"").unwrap();
     let id = b'C';
     let key = shmstore::ftok(&token, id).unwrap();
-    let created = Shm::<Sample>::options().sysv_key(key).create(sample());
+    let created = Shm::<Sample>::create(Location::sysv(key), sample());
     // From here on the segment is removed however the test ends.
     let _segment = created.is_ok().then(|| Place::adopt_key(key));
     let shm = created

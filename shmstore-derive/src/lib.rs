@@ -591,7 +591,7 @@ fn expand(input: &DeriveInput) -> Result<TokenStream2, syn::Error> {
             }
         };
         quote! {
-            ::shmstore::Field::new(#display, #private::offset_of!(#this, #member), #layout)
+            ::shmstore::layout::Field::new(#display, #private::offset_of!(#this, #member), #layout)
         }
     });
 
@@ -717,12 +717,13 @@ fn expand(input: &DeriveInput) -> Result<TokenStream2, syn::Error> {
         // or pointer-sized integer; the layout is read from the compiler (`size_of`,
         // `align_of`, `offset_of!`) and each field's layout is that field type's own.
         unsafe impl #impl_generics ::shmstore::ShmType for #this #impl_where {
-            const LAYOUT: ::shmstore::TypeLayout = ::shmstore::TypeLayout::structure(
-                #layout_name,
-                #private::size_of::<#this>(),
-                #private::align_of::<#this>(),
-                &[#(#field_layouts),*],
-            );
+            const LAYOUT: ::shmstore::layout::TypeLayout =
+                ::shmstore::layout::TypeLayout::structure(
+                    #layout_name,
+                    #private::size_of::<#this>(),
+                    #private::align_of::<#this>(),
+                    &[#(#field_layouts),*],
+                );
         }
 
         #(#checks)*

@@ -50,16 +50,9 @@ fn benches(c: &mut Criterion) {
     let mut g = c.benchmark_group("open existing 4 KiB region + drop");
     g.measurement_time(Duration::from_secs(3)).sample_size(30);
     for (backend, location) in &pages {
-        let _keep = Shm::<Page>::options()
-            .at(location.clone())
-            .create([1; 4096])
-            .unwrap();
+        let _keep = Shm::<Page>::create(location.clone(), [1; 4096]).unwrap();
         g.bench_function(*backend, |b| {
-            b.iter(|| {
-                drop(black_box(
-                    Shm::<Page>::options().at(location.clone()).open().unwrap(),
-                ))
-            })
+            b.iter(|| drop(black_box(Shm::<Page>::open(location.clone()).unwrap())))
         });
     }
     g.finish();
@@ -67,10 +60,7 @@ fn benches(c: &mut Criterion) {
     let handles: Vec<(&str, Shm<Line>)> = lines
         .iter()
         .map(|(backend, location)| {
-            let shm = Shm::<Line>::options()
-                .at(location.clone())
-                .create([0; 8])
-                .unwrap();
+            let shm = Shm::<Line>::create(location.clone(), [0; 8]).unwrap();
             (*backend, shm)
         })
         .collect();

@@ -20,9 +20,10 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::time::Duration;
 
 use crate::format::{check_type, Descriptor, HeaderState, RegionLayout, SharedBytes, HEADER_SIZE};
+use crate::inspect::Inspector;
 use crate::sys::object::Access;
 use crate::sys::sysv;
-use crate::{Error, Inspector, Location, QueueMode, Shm, ShmQueue, ShmType};
+use crate::{Error, Location, QueueMode, Shm, ShmQueue, ShmType};
 
 /// How long the opens in [`open_arbitrary_object`] wait for a creator that is still
 /// initialising (none is: nobody holds the object's initialiser lock).
@@ -271,8 +272,7 @@ fn open_or_create_leaves_alone(location: &Location, planted: &[u8], stored: impl
     let segment = matches!(location, Location::SysV(_));
     let result = Shm::<[u64; 4]>::options()
         .open_timeout(OPEN_TIMEOUT)
-        .at(location.clone())
-        .open_or_create(|| [1, 2, 3, 4]);
+        .open_or_create(location.clone(), || [1, 2, 3, 4]);
     if let Ok(shm) = &result {
         let _ = shm.read();
     }
@@ -333,8 +333,7 @@ fn raw_segment(bytes: &[u8]) -> Option<(i32, i32)> {
 fn open_every_way(location: &Location) {
     if let Ok(shm) = Shm::<[u64; 4]>::options()
         .open_timeout(OPEN_TIMEOUT)
-        .at(location.clone())
-        .open()
+        .open(location.clone())
     {
         let _ = shm.read();
         let _ = shm.version();
@@ -345,16 +344,14 @@ fn open_every_way(location: &Location) {
     }
     if let Ok(reader) = Shm::<[u64; 4]>::options()
         .open_timeout(OPEN_TIMEOUT)
-        .at(location.clone())
-        .open_reader()
+        .open_reader(location.clone())
     {
         let _ = reader.read_timeout(OPEN_TIMEOUT);
         let _ = reader.version();
     }
     if let Ok(queue) = ShmQueue::<u64, 8>::options()
         .open_timeout(OPEN_TIMEOUT)
-        .at(location.clone())
-        .open()
+        .open(location.clone())
     {
         let len = queue.len();
         assert!(len <= 8, "len {len} exceeds the capacity");
@@ -836,13 +833,11 @@ impl Kind {
         match self {
             Kind::Value { in_place } => Shm::<TruncatedValue>::options()
                 .in_place(in_place)
-                .at(location.clone())
-                .create([7; 1024])
+                .create(location.clone(), [7; 1024])
                 .map(drop),
             Kind::Queue(mode) => TruncatedQueue::options()
                 .queue_mode(mode)
-                .at(location.clone())
-                .create()
+                .create(location.clone())
                 .map(drop),
         }
     }
@@ -1005,14 +1000,14 @@ fn child_main(kind: Kind, location: &Location, mut stream: std::os::unix::net::U
     std::panic::set_hook(Box::new(|_| {}));
     let opened = std::panic::catch_unwind(|| match kind {
         Kind::Value { .. } => ChildHandles {
-            shm: Shm::options().at(location.clone()).open().ok(),
-            reader: Shm::options().at(location.clone()).open_reader().ok(),
+            shm: Shm::open(location.clone()).ok(),
+            reader: Shm::open_reader(location.clone()).ok(),
             queue: None,
         },
         Kind::Queue(_) => ChildHandles {
             shm: None,
             reader: None,
-            queue: TruncatedQueue::options().at(location.clone()).open().ok(),
+            queue: TruncatedQueue::options().open(location.clone()).ok(),
         },
     });
     let Ok(handles) = opened else {

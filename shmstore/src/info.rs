@@ -58,7 +58,7 @@ pub struct QueueInfo {
 /// then System V segments (from `/proc/sysvipc/shm`) sorted by key. Objects and segments of
 /// other programs, unfinished regions and unreadable ones are skipped. File regions can be
 /// anywhere, so they are not searched for: open one by its path with
-/// [`Inspector::open`](crate::Inspector::open).
+/// [`Inspector::open`](crate::inspect::Inspector::open).
 ///
 /// Listing never waits and never crashes, whatever other processes do to the objects it
 /// looks at: POSIX objects are opened without blocking or following links and read with

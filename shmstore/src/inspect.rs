@@ -32,7 +32,8 @@ use crate::wait::{wait_for_change, TimedOut};
 /// size nobody can change, is attached read-only.
 ///
 /// ```
-/// use shmstore::{Inspector, Shm, ShmType};
+/// use shmstore::inspect::Inspector;
+/// use shmstore::{Shm, ShmType};
 ///
 /// #[derive(ShmType, Clone, Copy)]
 /// #[repr(C)]

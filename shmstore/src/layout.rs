@@ -452,7 +452,8 @@ impl TypeLayout {
     /// stored in every region.
     ///
     /// ```
-    /// use shmstore::{Dim, ShmType};
+    /// use shmstore::layout::Dim;
+    /// use shmstore::ShmType;
     ///
     /// #[derive(ShmType, Clone, Copy)]
     /// #[repr(C)]

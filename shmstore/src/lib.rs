@@ -28,9 +28,9 @@
 //! # Where regions live
 //!
 //! A name is a POSIX shared-memory object (`/dev/shm/NAME`), the default. The same API works on
-//! a file that persists across reboots ([`ShmOptions::path`]) and on a System V segment that C
-//! programs open with `ftok` and `shmget` ([`ShmOptions::sysv_key`], [`ftok`]); see
-//! [`Location`].
+//! a file that persists across reboots (pass a `Path` or [`Location::path`]) and on a System V
+//! segment that C programs open with `ftok` and `shmget` ([`Location::sysv`], [`ftok`]): every
+//! method that creates or opens a region takes `impl Into<`[`Location`]`>`.
 //!
 //! # Modules, inside
 //!
@@ -44,8 +44,9 @@
 //!                                               drive the typed API and the tools as a user's
 //!                                               program does
 //! typed API  shm, guard, reader, store,         what users call; the only code that knows `T`
-//!            queue/ (mod, spsc, mpmc),
-//!            value/ (the field types)
+//!            queue/ (mod, spsc, mpmc),          (`options`: the settings and setters the
+//!            options, value/ (the field         value and queue builders share;
+//!            types)                             `value/`: the field types)
 //! tools      inspect, info (listing),           untyped views for the CLI
 //!            look (reads with pread, no map)
 //! protocols  lock (latch, rollback, poisoning,  how the bytes move safely
@@ -79,12 +80,13 @@ mod error;
 mod format;
 mod guard;
 mod info;
-mod inspect;
-mod layout;
+pub mod inspect;
+pub mod layout;
 mod location;
 mod lock;
 mod look;
 mod name;
+mod options;
 mod queue;
 mod reader;
 mod reboot;
@@ -100,14 +102,14 @@ pub use error::printable;
 pub use error::{Error, Result};
 pub use guard::ShmGuard;
 pub use info::{list, QueueInfo, RegionInfo};
-pub use inspect::{FieldInfo, HeaderFields, Inspector, Scalar};
-pub use layout::{Dim, Field, Leaf, Primitive, Shape, ShmType, TypeLayout, ValueKind};
+#[doc(inline)]
+pub use layout::ShmType;
 pub use location::{ftok, Location};
 pub use name::{validate_name, MAX_NAME_LEN};
-pub use queue::{QueueMode, ShmQueue, ShmQueueOptions, ShmQueueOptionsAt};
+pub use queue::{QueueMode, ShmQueue, ShmQueueOptions};
 pub use reader::ShmReader;
 pub use region::unlink;
-pub use shm::{Shm, ShmOptions, ShmOptionsAt};
+pub use shm::{Shm, ShmOptions};
 /// Derives [`ShmEnum`](trait@ShmEnum) for a fieldless enum with `#[repr(u8)]`, `u16`, `u32`,
 /// `u64`, `i8`, `i16`, `i32` or `i64`, so that an [`EnumField`](value::EnumField) can store it:
 /// see the trait's documentation.

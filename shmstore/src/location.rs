@@ -9,12 +9,17 @@ use crate::sys::sysv;
 
 /// Where a region lives: the three ways shared memory is set up on Linux.
 ///
-/// - [`Named`](Self::Named): created with `Shm::create(name, …)`, lives until `unlink` or a
-///   reboot. The default: fastest to open, listed by `shmstore list`.
-/// - [`File`](Self::File): created with `options().path(p)`, lives until the file is deleted.
-///   For state that must survive reboots.
-/// - [`SysV`](Self::SysV): created with `options().sysv_key(k)`, lives until `IPC_RMID` or a
-///   reboot. For sharing with programs that use `shmget`.
+/// - [`Named`](Self::Named): created with `Shm::create(name, …)` (a `&str` or `String`), lives
+///   until `unlink` or a reboot. The default: fastest to open, listed by `shmstore list`.
+/// - [`File`](Self::File): created with `Shm::create(path, …)` (a `&Path` or `PathBuf`, or
+///   [`Location::path`]), lives until the file is deleted. For state that must survive
+///   reboots.
+/// - [`SysV`](Self::SysV): created with `Shm::create(Location::sysv(key), …)`, lives until
+///   `IPC_RMID` or a reboot. For sharing with programs that use `shmget`.
+///
+/// Every method that creates, opens or removes a region (of [`Shm`](crate::Shm),
+/// [`ShmQueue`](crate::ShmQueue), their options, [`unlink`](crate::unlink)) takes
+/// `impl Into<Location>`, so one spelling works everywhere.
 ///
 /// Every backend has the same header, lock, snapshots and checks. As text (the `shmstore`
 /// command, error messages) a location is written as the region name, a path containing `/`
@@ -43,6 +48,33 @@ pub enum Location {
 }
 
 impl Location {
+    /// A file region at `path` ([`Location::File`]): the same as passing a `&Path` or a
+    /// `PathBuf`, spelled out for a path held as text, which alone would be a region name.
+    ///
+    /// ```
+    /// use shmstore::Location;
+    /// assert_eq!(Location::path("/var/lib/app/state.shm"),
+    ///            Location::File("/var/lib/app/state.shm".into()));
+    /// ```
+    pub fn path(path: impl AsRef<Path>) -> Location {
+        Location::File(path.as_ref().to_path_buf())
+    }
+
+    /// A System V segment with `key` ([`Location::SysV`]): from [`ftok`], or a constant both
+    /// programs know.
+    ///
+    /// ```
+    /// # fn main() -> shmstore::Result<()> {
+    /// use shmstore::{Location, Shm};
+    /// # let key = 0x5f00_0000 | (std::process::id() as i32 & 0xffff);
+    /// let shared = Shm::<u64>::options().unlink_on_drop(true).create(Location::sysv(key), 7)?;
+    /// assert_eq!(shared.location(), &Location::SysV(key));
+    /// # Ok(()) }
+    /// ```
+    pub fn sysv(key: i32) -> Location {
+        Location::SysV(key)
+    }
+
     /// Reads a location as the `shmstore` command writes it: `sysv:KEY` (hexadecimal with
     /// `0x`, or decimal), a path if it contains `/`, and a region name otherwise. Never fails:
     /// a malformed name is reported when the location is used.
@@ -143,6 +175,13 @@ impl From<&Path> for Location {
     }
 }
 
+impl From<&PathBuf> for Location {
+    /// A file region.
+    fn from(path: &PathBuf) -> Self {
+        Location::File(path.clone())
+    }
+}
+
 impl From<PathBuf> for Location {
     /// A file region.
     fn from(path: PathBuf) -> Self {
@@ -157,8 +196,8 @@ impl From<&Location> for Location {
 }
 
 /// The System V key C programs derive with `ftok(path, id)`: from the inode and device of an
-/// existing file and a nonzero project id. Pass it to
-/// [`ShmOptions::sysv_key`](crate::ShmOptions::sysv_key) to share a segment with them.
+/// existing file and a nonzero project id. Pass it to [`Location::sysv`] to share a segment
+/// with them.
 ///
 /// ```
 /// let key = shmstore::ftok("/", 7)?;

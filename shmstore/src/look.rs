@@ -1,5 +1,5 @@
 //! Looking at a POSIX object or a file region without mapping it: what [`list`](crate::list)
-//! and [`Inspector`](crate::Inspector) do.
+//! and [`Inspector`](crate::inspect::Inspector) do.
 //!
 //! A mapping of an object that another process shrinks raises SIGBUS on the next access to a
 //! page past the new end, and no check made beforehand can rule that out. So the looking code

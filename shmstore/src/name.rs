@@ -34,7 +34,12 @@ pub fn validate_name(name: &str) -> Result<()> {
     } else if name.starts_with(SEMAPHORE_PREFIX) {
         Some("names starting with `sem.` are glibc's named semaphores")
     } else if name.contains('/') {
-        Some("it contains `/`")
+        // The likeliest cause: a path given as text, which is a name (never parsed, so a
+        // name from input cannot become a file to create or remove).
+        Some(concat!(
+            "it contains `/` (text is a region name; ",
+            "for a file, pass a `Path` or `Location::path(..)`)"
+        ))
     } else if name.contains('\0') {
         Some("it contains a NUL byte")
     } else if !name

@@ -2,7 +2,6 @@
 
 use std::fmt;
 use std::marker::PhantomData;
-use std::path::Path;
 use std::sync::{LockResult, PoisonError, TryLockError, TryLockResult};
 use std::time::Duration;
 
@@ -12,6 +11,7 @@ use crate::guard::ShmGuard;
 use crate::layout::ShmType;
 use crate::location::Location;
 use crate::lock::{NotLocked, Wait};
+use crate::options::{common_setters, CommonOptions};
 use crate::reader::ShmReader;
 use crate::reboot;
 use crate::region::{Region, RegionSpec};
@@ -60,40 +60,44 @@ pub struct Shm<T: ShmType> {
 }
 
 impl<T: ShmType> Shm<T> {
-    /// Creates a new region holding `value`; [`Error::AlreadyExists`](crate::Error) if the name
-    /// is taken. The region is complete before its name appears. Uses the default
+    /// Creates a new region holding `value` at `location`: a name (`&str`, `String`), a file
+    /// (`&Path`, `PathBuf`) or a System V key ([`Location::sysv`]); see
+    /// [`ShmOptions`](ShmOptions#where-the-region-lives). [`Error::AlreadyExists`](crate::Error)
+    /// if the name is taken. The region is complete before its name appears. Uses the default
     /// [`options`](Self::options). For a value too large for the stack, use
     /// [`ShmOptions::create_with`].
     ///
     /// # Errors
     ///
-    /// `InvalidName`, `AlreadyExists`, `PermissionDenied`, `Io`.
-    pub fn create(name: &str, value: T) -> Result<Self> {
-        Self::options().create(name, value)
+    /// `InvalidName` or `InvalidLocation`, `AlreadyExists`, `PermissionDenied`, `Io`.
+    pub fn create(location: impl Into<Location>, value: T) -> Result<Self> {
+        Self::options().create(location, value)
     }
 
-    /// Opens an existing region, checking that it holds a `T`.
+    /// Opens the existing region at `location` (a name, a file or a System V key, as for
+    /// [`create`](Self::create)), checking that it holds a `T`.
     ///
     /// # Errors
     ///
-    /// `InvalidName`; `NotFound`; `LayoutMismatch` (another type: the message lists the
-    /// differing fields); `Corrupt` (not a region, or truncated); `Incomplete` (its creator died
-    /// before initialising it); `Timeout` (its creator is still initialising it after
-    /// `open_timeout`); `PermissionDenied` (mode, or another owner); `Io`.
-    pub fn open(name: &str) -> Result<Self> {
-        Self::options().open(name)
+    /// `InvalidName` or `InvalidLocation`; `NotFound`; `LayoutMismatch` (another type: the
+    /// message lists the differing fields); `Corrupt` (not a region, or truncated); `Incomplete`
+    /// (its creator died before initialising it); `Timeout` (its creator is still initialising
+    /// it after `open_timeout`); `PermissionDenied` (mode, or another owner); `Io`.
+    pub fn open(location: impl Into<Location>) -> Result<Self> {
+        Self::options().open(location)
     }
 
-    /// Opens the region, or creates it with the value `init` returns. However many processes
-    /// race, exactly one runs `init` and the others open what it made; an object left behind
-    /// by a creator that died is initialised again.
+    /// Opens the region at `location` (a name, a file or a System V key, as for
+    /// [`create`](Self::create)), or creates it with the value `init` returns. However many
+    /// processes race, exactly one runs `init` and the others open what it made; an object left
+    /// behind by a creator that died is initialised again.
     ///
     /// # Errors
     ///
     /// As [`open`](Self::open) and [`create`](Self::create), except `NotFound`, `AlreadyExists`
     /// and `Incomplete`.
-    pub fn open_or_create(name: &str, init: impl FnOnce() -> T) -> Result<Self> {
-        Self::options().open_or_create(name, init)
+    pub fn open_or_create(location: impl Into<Location>, init: impl FnOnce() -> T) -> Result<Self> {
+        Self::options().open_or_create(location, init)
     }
 
     /// A builder for the less common settings: mode, timeouts, ownership, cleanup and the
@@ -348,13 +352,14 @@ impl<T: ShmType> Shm<T> {
         wait_for_change(&self.region, since, timeout)
     }
 
-    /// Opens a read-only handle to an existing region: see [`ShmReader`].
+    /// Opens a read-only handle to the existing region at `location` (a name, a file or a
+    /// System V key, as for [`create`](Self::create)): see [`ShmReader`].
     ///
     /// # Errors
     ///
     /// As [`open`](Self::open).
-    pub fn open_reader(name: &str) -> Result<ShmReader<T>> {
-        Self::options().open_reader(name)
+    pub fn open_reader(location: impl Into<Location>) -> Result<ShmReader<T>> {
+        Self::options().open_reader(location)
     }
 
     /// The last published version. Every committed write (and every rollback) publishes a
@@ -414,8 +419,9 @@ impl<T: ShmType> Shm<T> {
     }
 }
 
-/// How to create or open a [`Shm`]: `Shm::<T>::options()`, then the settings, then
-/// [`create`](Self::create), [`open`](Self::open) or [`open_or_create`](Self::open_or_create).
+/// How to create or open a [`Shm`]: `Shm::<T>::options()`, then the settings, then a finishing
+/// method ([`create`](Self::create), [`open`](Self::open),
+/// [`open_or_create`](Self::open_or_create), …) that takes the region's [`Location`].
 ///
 /// ```
 /// # use shmstore::Shm;
@@ -430,12 +436,46 @@ impl<T: ShmType> Shm<T> {
 /// assert_eq!(counter.read(), 1);
 /// # Ok::<(), shmstore::Error>(())
 /// ```
+///
+/// # Where the region lives
+///
+/// Every finishing method takes `impl Into<`[`Location`]`>`: a `&str` or `String` is a POSIX
+/// name (`/dev/shm/NAME`, never parsed as a path), a `&Path` or `PathBuf` (or
+/// [`Location::path`]) a file that persists across reboots, and [`Location::sysv`] a System V
+/// segment that C programs open with `shmget` (its key from [`ftok`](crate::ftok), or a
+/// constant both programs know). The options and the checks are the same for all three.
+///
+/// ```
+/// use shmstore::{Location, Shm};
+/// # let name = format!("doc-options-where-{}", std::process::id());
+/// # let dir = std::env::temp_dir().join(format!("doc-options-where-{}", std::process::id()));
+/// # std::fs::create_dir_all(&dir).unwrap();
+/// # let key = 0x5d00_0000 | (std::process::id() as i32 & 0xffff);
+/// // A POSIX name:
+/// let named = Shm::<u64>::options().unlink_on_drop(true).create(&name, 1)?;
+///
+/// // A file: the value survives a reboot.
+/// let path = dir.join("counter.shm");
+/// let counter = Shm::<u64>::options().open_or_create(&path, || 0)?;
+/// *counter.lock().unwrap() += 1;
+/// counter.flush()?; // on disk now, not only in the page cache
+/// drop(counter);
+/// assert_eq!(Shm::<u64>::options().open(Location::path(&path))?.read(), 1);
+/// shmstore::unlink(&path)?;
+///
+/// // A System V segment:
+/// let shared = Shm::<[u32; 4]>::options()
+///     .unlink_on_drop(true) // IPC_RMID when this handle goes
+///     .create(Location::sysv(key), [1, 2, 3, 4])?;
+/// assert_eq!(shared.name(), format!("sysv:{:#010x}", key));
+/// assert_eq!(Shm::<[u32; 4]>::open(Location::sysv(key))?.read(), [1, 2, 3, 4]);
+/// # drop(named);
+/// # std::fs::remove_dir(&dir).unwrap();
+/// # Ok::<(), shmstore::Error>(())
+/// ```
 #[must_use = "options do nothing until create, open or open_or_create is called"]
 pub struct ShmOptions<T: ShmType> {
-    mode: u32,
-    open_timeout: Duration,
-    unlink_on_drop: bool,
-    allow_other_owner: bool,
+    common: CommonOptions,
     in_place: bool,
     notify_readers: bool,
     _type: PhantomData<fn() -> T>,
@@ -449,12 +489,9 @@ impl<T: ShmType> Clone for ShmOptions<T> {
 
 impl<T: ShmType> fmt::Debug for ShmOptions<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ShmOptions")
-            .field("mode", &format_args!("{:#o}", self.mode))
-            .field("open_timeout", &self.open_timeout)
-            .field("unlink_on_drop", &self.unlink_on_drop)
-            .field("allow_other_owner", &self.allow_other_owner)
-            .field("in_place", &self.in_place)
+        let mut out = f.debug_struct("ShmOptions");
+        self.common.debug_fields(&mut out);
+        out.field("in_place", &self.in_place)
             .field("notify_readers", &self.notify_readers)
             .finish()
     }
@@ -478,49 +515,17 @@ impl<T: ShmType> ShmOptions<T> {
         #[allow(clippy::let_unit_value)]
         let () = Self::ALIGN_OK;
         ShmOptions {
-            mode: 0o600,
-            open_timeout: Duration::from_secs(1),
-            unlink_on_drop: false,
-            allow_other_owner: false,
+            common: CommonOptions::DEFAULT,
             in_place: false,
             notify_readers: false,
             _type: PhantomData,
         }
     }
 
-    /// Permission bits of a created region (default `0o600`), applied with `fchmod` so the
-    /// umask cannot change them. Use `0o640` or `0o644` to let others open it read-only.
-    pub fn mode(mut self, mode: u32) -> Self {
-        self.mode = mode & 0o777;
-        self
-    }
-
-    /// How long `open` waits for a live creator that is still initialising the region
-    /// (default 1 s) before [`Error::Timeout`](crate::Error).
-    pub fn open_timeout(mut self, timeout: Duration) -> Self {
-        self.open_timeout = timeout;
-        self
-    }
-
-    /// Remove the name when this handle is dropped — only if the name still refers to this
-    /// handle's region (default `false`).
-    pub fn unlink_on_drop(mut self, unlink: bool) -> Self {
-        self.unlink_on_drop = unlink;
-        self
-    }
-
-    /// Accept a region owned by another user (default `false`: anyone could plant a region
-    /// under a name this process uses, so trusting another owner must be explicit).
-    ///
-    /// Trusting a region means trusting every process that can write it: a writer can hold the
-    /// lock forever, shrink the object (a later access through any handle that maps it,
-    /// read-only ones included, then dies of SIGBUS; see the README's threat model), or forge
-    /// the robust-list links inside the mutex, which glibc in this process follows when it
-    /// locks and unlocks. A read-only handle ([`open_reader`](Self::open_reader)) never touches
-    /// the mutex.
-    pub fn allow_other_owner(mut self, allow: bool) -> Self {
-        self.allow_other_owner = allow;
-        self
+    common_setters! {
+        what: "region",
+        mode_note: "Use `0o640` or `0o644` to let others open it read-only \
+                    ([`open_reader`](Self::open_reader))."
     }
 
     /// Create the region in place mode (default `false`): one copy of the value instead of
@@ -540,91 +545,50 @@ impl<T: ShmType> ShmOptions<T> {
     }
 
     fn spec(&self) -> RegionSpec {
-        RegionSpec {
-            layout: &T::LAYOUT,
-            in_place: self.in_place,
-            notify_readers: self.notify_readers,
-            mode: self.mode,
-            open_timeout: self.open_timeout,
-            allow_other_owner: self.allow_other_owner,
-            unlink_on_drop: self.unlink_on_drop,
-            queue: None,
-        }
+        self.common
+            .spec(&T::LAYOUT, self.in_place, self.notify_readers, None)
     }
 
-    /// Places the region in the file at `path` instead of a POSIX object: it persists across
-    /// reboots (see [`Location::File`]). Set the other options first; the create and open
-    /// methods of the result take no name.
+    /// [`Shm::create`] with these options: a new region at `location` holding `value`.
     ///
-    /// ```
-    /// # use shmstore::Shm;
-    /// # let dir = std::env::temp_dir().join(format!("doc-path-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir).unwrap();
-    /// let path = dir.join("counter.shm");
-    /// let counter = Shm::<u64>::options().path(&path).open_or_create(|| 0)?;
-    /// *counter.lock().unwrap() += 1;
-    /// counter.flush()?; // on disk now, not only in the page cache
-    /// drop(counter);
-    /// assert_eq!(Shm::<u64>::options().path(&path).open()?.read(), 1);
-    /// shmstore::unlink(shmstore::Location::File(path))?;
-    /// # std::fs::remove_dir(&dir).unwrap();
-    /// # Ok::<(), shmstore::Error>(())
-    /// ```
-    pub fn path(self, path: impl AsRef<Path>) -> ShmOptionsAt<T> {
-        self.at(Location::File(path.as_ref().to_path_buf()))
-    }
-
-    /// Places the region in the System V segment with `key` (from [`ftok`](crate::ftok), or a
-    /// constant both programs know) instead of a POSIX object: for sharing with programs that
-    /// use `shmget` and `shmat`. Set the other options first.
+    /// # Errors
     ///
-    /// ```
-    /// # use shmstore::Shm;
-    /// # let key = 0x5d00_0000 | (std::process::id() as i32 & 0xffff);
-    /// let shared = Shm::<[u32; 4]>::options()
-    ///     .unlink_on_drop(true) // IPC_RMID when this handle goes
-    ///     .sysv_key(key)
-    ///     .create([1, 2, 3, 4])?;
-    /// assert_eq!(shared.name(), format!("sysv:{:#010x}", key));
-    /// assert_eq!(Shm::<[u32; 4]>::options().sysv_key(key).open()?.read(), [1, 2, 3, 4]);
-    /// # Ok::<(), shmstore::Error>(())
-    /// ```
-    pub fn sysv_key(self, key: i32) -> ShmOptionsAt<T> {
-        self.at(Location::SysV(key))
-    }
-
-    /// Places the region at any [`Location`]: a name, a file or a System V key. Set the other
-    /// options first.
-    pub fn at(self, location: impl Into<Location>) -> ShmOptionsAt<T> {
-        ShmOptionsAt {
-            options: self,
-            location: location.into(),
-        }
-    }
-
-    fn named(self, name: &str) -> ShmOptionsAt<T> {
-        self.at(Location::Named(name.to_string()))
-    }
-
-    /// [`Shm::create`] with these options.
-    pub fn create(self, name: &str, value: T) -> Result<Shm<T>> {
-        self.named(name).create(value)
+    /// As [`Shm::create`].
+    pub fn create(self, location: impl Into<Location>, value: T) -> Result<Shm<T>> {
+        Region::create(&location.into(), &self.spec(), &mut writing(|| value)).map(Shm::from_region)
     }
 
     /// [`Shm::open`] with these options.
-    pub fn open(self, name: &str) -> Result<Shm<T>> {
-        self.named(name).open()
+    ///
+    /// # Errors
+    ///
+    /// As [`Shm::open`].
+    pub fn open(self, location: impl Into<Location>) -> Result<Shm<T>> {
+        reboot::open(&location.into(), &self.spec(), Access::ReadWrite).map(Shm::from_region)
     }
 
     /// [`Shm::open_reader`] with these options: `allow_other_owner` and `open_timeout` apply;
     /// the creation settings do not.
-    pub fn open_reader(self, name: &str) -> Result<ShmReader<T>> {
-        self.named(name).open_reader()
+    ///
+    /// # Errors
+    ///
+    /// As [`Shm::open`].
+    pub fn open_reader(self, location: impl Into<Location>) -> Result<ShmReader<T>> {
+        reboot::open(&location.into(), &self.spec(), Access::ReadOnly).map(ShmReader::from_region)
     }
 
     /// [`Shm::open_or_create`] with these options.
-    pub fn open_or_create(self, name: &str, init: impl FnOnce() -> T) -> Result<Shm<T>> {
-        self.named(name).open_or_create(init)
+    ///
+    /// # Errors
+    ///
+    /// As [`Shm::open_or_create`].
+    pub fn open_or_create(
+        self,
+        location: impl Into<Location>,
+        init: impl FnOnce() -> T,
+    ) -> Result<Shm<T>> {
+        reboot::open_or_create(&location.into(), &self.spec(), &mut writing(init))
+            .map(Shm::from_region)
     }
 
     /// Like [`create`](Self::create), but `init` fills in the value where it lives: it receives
@@ -646,8 +610,13 @@ impl<T: ShmType> ShmOptions<T> {
     /// # Errors
     ///
     /// As [`Shm::create`].
-    pub fn create_with(self, name: &str, init: impl FnOnce(&mut T)) -> Result<Shm<T>> {
-        self.named(name).create_with(init)
+    pub fn create_with(
+        self,
+        location: impl Into<Location>,
+        init: impl FnOnce(&mut T),
+    ) -> Result<Shm<T>> {
+        Region::create(&location.into(), &self.spec(), &mut filling_in_place(init))
+            .map(Shm::from_region)
     }
 
     /// Like [`open_or_create`](Self::open_or_create), but `init` fills in a zeroed `T` where it
@@ -656,123 +625,38 @@ impl<T: ShmType> ShmOptions<T> {
     /// # Errors
     ///
     /// As [`Shm::open_or_create`].
-    pub fn open_or_create_with(self, name: &str, init: impl FnOnce(&mut T)) -> Result<Shm<T>> {
-        self.named(name).open_or_create_with(init)
+    pub fn open_or_create_with(
+        self,
+        location: impl Into<Location>,
+        init: impl FnOnce(&mut T),
+    ) -> Result<Shm<T>> {
+        reboot::open_or_create(&location.into(), &self.spec(), &mut filling_in_place(init))
+            .map(Shm::from_region)
     }
 }
 
-/// [`ShmOptions`] with a [`Location`]: from [`path`](ShmOptions::path),
-/// [`sysv_key`](ShmOptions::sysv_key) or [`at`](ShmOptions::at). The same methods as
-/// `ShmOptions`, without the name, with the same behaviour and errors; an `InvalidLocation`
-/// error reports a bad path or key.
-#[must_use = "options do nothing until create, open or open_or_create is called"]
-pub struct ShmOptionsAt<T: ShmType> {
-    options: ShmOptions<T>,
-    location: Location,
-}
-
-impl<T: ShmType> Clone for ShmOptionsAt<T> {
-    fn clone(&self) -> Self {
-        ShmOptionsAt {
-            options: self.options.clone(),
-            location: self.location.clone(),
+/// The payload initialiser of `create` and `open_or_create`: writes the value `init` returns.
+/// The region calls it at most once; `Option` lets an `FnOnce` serve as its `FnMut`.
+fn writing<T: ShmType>(init: impl FnOnce() -> T) -> impl FnMut(&mut [u8]) {
+    let mut init = Some(init);
+    move |bytes| {
+        if let Some(init) = init.take() {
+            bytes.copy_from_slice(bytemuck::bytes_of(&init()));
         }
     }
 }
 
-impl<T: ShmType> fmt::Debug for ShmOptionsAt<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ShmOptionsAt")
-            .field("options", &self.options)
-            .field("location", &self.location)
-            .finish()
-    }
-}
-
-impl<T: ShmType> ShmOptionsAt<T> {
-    /// Where the region will be created or opened.
-    pub fn location(&self) -> &Location {
-        &self.location
-    }
-
-    /// Creates a new region holding `value`, as [`Shm::create`].
-    ///
-    /// # Errors
-    ///
-    /// As [`Shm::create`].
-    pub fn create(self, value: T) -> Result<Shm<T>> {
-        let mut write = |bytes: &mut [u8]| bytes.copy_from_slice(bytemuck::bytes_of(&value));
-        Region::create(&self.location, &self.options.spec(), &mut write).map(Shm::from_region)
-    }
-
-    /// Opens an existing region, as [`Shm::open`].
-    ///
-    /// # Errors
-    ///
-    /// As [`Shm::open`].
-    pub fn open(self) -> Result<Shm<T>> {
-        reboot::open(&self.location, &self.options.spec(), Access::ReadWrite).map(Shm::from_region)
-    }
-
-    /// Opens a read-only handle, as [`Shm::open_reader`].
-    ///
-    /// # Errors
-    ///
-    /// As [`Shm::open`].
-    pub fn open_reader(self) -> Result<ShmReader<T>> {
-        reboot::open(&self.location, &self.options.spec(), Access::ReadOnly)
-            .map(ShmReader::from_region)
-    }
-
-    /// Opens the region or creates it, as [`Shm::open_or_create`].
-    ///
-    /// # Errors
-    ///
-    /// As [`Shm::open_or_create`].
-    pub fn open_or_create(self, init: impl FnOnce() -> T) -> Result<Shm<T>> {
-        let mut init = Some(init);
-        let mut write = |bytes: &mut [u8]| {
-            if let Some(init) = init.take() {
-                bytes.copy_from_slice(bytemuck::bytes_of(&init()));
-            }
-        };
-        reboot::open_or_create(&self.location, &self.options.spec(), &mut write)
-            .map(Shm::from_region)
-    }
-
-    /// Creates a region filled in where it lives, as [`ShmOptions::create_with`].
-    ///
-    /// # Errors
-    ///
-    /// As [`Shm::create`].
-    pub fn create_with(self, init: impl FnOnce(&mut T)) -> Result<Shm<T>> {
-        let mut init = Some(init);
-        let mut write = |bytes: &mut [u8]| fill_in_place(bytes, &mut init);
-        Region::create(&self.location, &self.options.spec(), &mut write).map(Shm::from_region)
-    }
-
-    /// Opens the region or creates it filled in where it lives, as
-    /// [`ShmOptions::open_or_create_with`].
-    ///
-    /// # Errors
-    ///
-    /// As [`Shm::open_or_create`].
-    pub fn open_or_create_with(self, init: impl FnOnce(&mut T)) -> Result<Shm<T>> {
-        let mut init = Some(init);
-        let mut write = |bytes: &mut [u8]| fill_in_place(bytes, &mut init);
-        reboot::open_or_create(&self.location, &self.options.spec(), &mut write)
-            .map(Shm::from_region)
-    }
-}
-
-/// Zeroes the payload bytes (an abandoned object being re-initialised may hold old ones) and
-/// runs `init` on them as a `T`, once.
-fn fill_in_place<T: ShmType>(bytes: &mut [u8], init: &mut Option<impl FnOnce(&mut T)>) {
-    if let Some(init) = init.take() {
-        bytes.fill(0);
-        // The region hands over exactly `size_of::<T>()` bytes aligned to at least
-        // `align_of::<T>()` (its layout was computed for `T`), so this cast cannot fail.
-        init(bytemuck::from_bytes_mut(bytes));
+/// The payload initialiser of the `…_with` methods: zeroes the payload bytes (an abandoned
+/// object being re-initialised may hold old ones) and runs `init` on them as a `T`, once.
+fn filling_in_place<T: ShmType>(init: impl FnOnce(&mut T)) -> impl FnMut(&mut [u8]) {
+    let mut init = Some(init);
+    move |bytes| {
+        if let Some(init) = init.take() {
+            bytes.fill(0);
+            // The region hands over exactly `size_of::<T>()` bytes aligned to at least
+            // `align_of::<T>()` (its layout was computed for `T`), so this cast cannot fail.
+            init(bytemuck::from_bytes_mut(bytes));
+        }
     }
 }
 
@@ -787,5 +671,23 @@ mod tests {
         send_sync::<ShmOptions<[u8; 4]>>();
         // `ShmGuard: !Send` is checked by the compile-fail test
         // `tests/ui/fail/guard_is_not_send.rs`.
+    }
+
+    #[test]
+    fn a_path_given_as_text_is_a_name_and_the_error_says_how_to_pass_a_file() {
+        let path = "/tmp/shmstore-never-created/state.shm";
+        for result in [
+            Shm::<u64>::open(path).map(drop),
+            Shm::<u64>::create(path, 1).map(drop),
+            crate::ShmQueue::<u64, 4>::open(path).map(drop),
+        ] {
+            match result {
+                Err(e @ crate::Error::InvalidName { .. }) => {
+                    assert!(e.to_string().contains("Location::path"), "{e}")
+                }
+                other => panic!("expected InvalidName, got {other:?}"),
+            }
+        }
+        assert!(!std::path::Path::new(path).exists());
     }
 }

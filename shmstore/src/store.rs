@@ -14,7 +14,9 @@ use crate::sys::object;
 ///
 /// `store.open_or_create::<T>("limits", init)` uses the region `PREFIX.limits`. For settings
 /// other than the defaults, take the full name from [`name_of`](Self::name_of) and use
-/// [`Shm::options`].
+/// [`Shm::options`]. A store's regions are POSIX names (that is how it lists and removes them
+/// together), so its methods take a short name where `Shm`'s take any
+/// [`Location`](crate::Location).
 ///
 /// ```
 /// use shmstore::{Shm, Store};

@@ -424,6 +424,14 @@ impl Place {
     }
 }
 
+/// A place is where its region lives: `Shm::open(&place)` and the like take it as they take a
+/// name, a path or a key.
+impl From<&Place> for Location {
+    fn from(place: &Place) -> Location {
+        place.location().clone()
+    }
+}
+
 impl std::fmt::Display for Place {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         self.location.fmt(f)
@@ -786,22 +794,11 @@ pub const PATIENCE: Duration = Duration::from_secs(30);
 /// How long to wait for something that must never come.
 pub const NEVER: Duration = Duration::from_millis(20);
 
-/// The default options of a `T` region at `place`.
-pub fn at<T: ShmType>(place: &Place) -> shmstore::ShmOptionsAt<T> {
-    shmstore::Shm::<T>::options().at(place.location())
-}
-
-/// The default options of the helper's queue type at `place`.
-pub fn queue_at(place: &Place) -> shmstore::ShmQueueOptionsAt<Msg, QUEUE_CAPACITY> {
-    MsgQueue::options().at(place.location())
-}
-
 /// A queue of `mode` created at `place`.
 pub fn create_queue(place: &Place, mode: shmstore::QueueMode) -> MsgQueue {
     MsgQueue::options()
         .queue_mode(mode)
-        .at(place.location())
-        .create()
+        .create(place.location())
         .unwrap()
 }
 

@@ -115,8 +115,7 @@ fn four_processes_times_20000_locked_increments_give_80000(backend: Backend) {
         let place = Place::new(backend, "inc");
         let shm = Shm::<Counter>::options()
             .in_place(in_place)
-            .at(place.location())
-            .create(Counter::at(0))
+            .create(place.location(), Counter::at(0))
             .unwrap();
         let v0 = shm.version();
         let mut helpers: Vec<Helper> = (0..PROCESSES)

@@ -5,10 +5,10 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::TryLockError;
 use std::time::Duration;
 
-use shmstore::{Error, Inspector, Shm};
+use shmstore::inspect::Inspector;
+use shmstore::{Error, Shm};
 use shmstore_tests::{
-    assert_mentions, at, helper, region, wait_until_blocked, Backend, Counter, Helper, Pair, Place,
-    OLD,
+    assert_mentions, helper, region, wait_until_blocked, Backend, Counter, Helper, Pair, Place, OLD,
 };
 
 // ---- default mode: a dead or panicking holder is rolled back ----
@@ -19,7 +19,7 @@ use shmstore_tests::{
 /// handle, the version before and the holder.
 fn a_holder_in_the_middle_of_a_write(backend: Backend) -> (Place, Shm<Pair>, u64, Helper) {
     let place = Place::new(backend, "rollback");
-    let shm = at::<Pair>(&place).create(OLD).unwrap();
+    let shm = Shm::<Pair>::create(&place, OLD).unwrap();
     let v0 = shm.version();
     let mut holder = helper!("hold-and-die", place, 100);
     holder.expect("written");
@@ -138,8 +138,7 @@ fn in_place_a_holder_killed_mid_write_poisons_for_every_process(backend: Backend
     let place = Place::new(backend, "poison");
     let shm = Shm::<Pair>::options()
         .in_place(true)
-        .at(place.location())
-        .create(OLD)
+        .create(place.location(), OLD)
         .unwrap();
     let v0 = shm.version();
 
@@ -191,8 +190,7 @@ fn in_place_read_recovers_a_dead_writer_instead_of_waiting_forever(backend: Back
     let place = Place::new(backend, "poison-read");
     let shm = Shm::<Pair>::options()
         .in_place(true)
-        .at(place.location())
-        .create(OLD)
+        .create(place.location(), OLD)
         .unwrap();
     let mut holder = helper!("hold-and-die", place, 100);
     holder.expect("written");
@@ -313,8 +311,7 @@ fn a_creator_killed_inside_init_leaves_an_incomplete_region_that_open_or_create_
     let short = Duration::from_millis(100);
     let e = Shm::<Counter>::options()
         .open_timeout(short)
-        .at(place.location())
-        .open()
+        .open(place.location())
         .expect_err("still initialising");
     match &e {
         Error::Timeout { name, after, .. } => {
@@ -325,39 +322,37 @@ fn a_creator_killed_inside_init_leaves_an_incomplete_region_that_open_or_create_
     assert_mentions(&e, &["open_timeout"]);
     let e = Shm::<Counter>::options()
         .open_timeout(short)
-        .at(place.location())
-        .open_or_create(|| panic!("init ran while the creator was alive"))
+        .open_or_create(place.location(), || {
+            panic!("init ran while the creator was alive")
+        })
         .expect_err("still initialising");
     assert!(matches!(e, Error::Timeout { .. }), "{e:?}");
 
     creator.kill();
 
     for _ in 0..2 {
-        let e = at::<Counter>(&place).open().expect_err("never finished");
+        let e = Shm::<Counter>::open(&place).expect_err("never finished");
         assert!(
             matches!(&e, Error::Incomplete { name } if *name == place.to_string()),
             "{e:?}"
         );
         assert_mentions(&e, &["open_or_create"]);
     }
-    let e = at::<Counter>(&place)
-        .open_reader()
-        .expect_err("never finished");
+    let e = Shm::<Counter>::open_reader(&place).expect_err("never finished");
     assert!(matches!(e, Error::Incomplete { .. }), "{e:?}");
 
     let mut ran = 0;
-    let shm = at::<Counter>(&place)
-        .open_or_create(|| {
-            ran += 1;
-            Counter::at(42)
-        })
-        .expect("re-initialised");
+    let shm = Shm::<Counter>::open_or_create(&place, || {
+        ran += 1;
+        Counter::at(42)
+    })
+    .expect("re-initialised");
     assert_eq!(ran, 1);
     assert_eq!(shm.read(), Counter::at(42));
     assert_eq!(shm.creator_pid(), std::process::id());
     assert_ne!(shm.creator_pid(), creator_pid);
     assert_eq!(
-        at::<Counter>(&place).open().unwrap().read(),
+        Shm::<Counter>::open(&place).unwrap().read(),
         Counter::at(42)
     );
     // Another process opens what the repair made.

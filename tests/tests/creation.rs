@@ -19,10 +19,11 @@ use std::sync::TryLockError;
 use std::time::Duration;
 
 use nix::libc;
-use shmstore::{Error, Inspector, Location, Shm, ShmOptionsAt, ShmQueue, ShmType};
+use shmstore::inspect::Inspector;
+use shmstore::{Error, Location, Shm, ShmQueue, ShmType};
 use shmstore_tests::{
-    assert_already_exists, assert_mentions, assert_not_found, at, helper, noise, queue_at, segment,
-    stored_bytes, Backend, Counter, Helper, MsgQueue, Page, Pair, Place, TempDir, OLD,
+    assert_already_exists, assert_mentions, assert_not_found, helper, noise, segment, stored_bytes,
+    Backend, Counter, Helper, MsgQueue, Page, Pair, Place, TempDir, OLD,
 };
 
 /// The environment variable that makes [`child_role`] act: a role and its arguments, separated
@@ -92,8 +93,7 @@ fn child_role() {
 fn region_size<T: ShmType>() -> usize {
     let place = Place::new(Backend::Posix, "size-probe");
     let shm = Shm::<T>::options()
-        .at(place.location())
-        .create_with(|_| {})
+        .create_with(place.location(), |_| {})
         .unwrap();
     drop(shm);
     std::fs::metadata(place.path().unwrap()).unwrap().len() as usize
@@ -116,8 +116,7 @@ fn plant(place: &Place, bytes: &[u8]) {
 fn open_or_create_counter(place: &Place) -> Result<Shm<Counter>, Error> {
     Shm::<Counter>::options()
         .open_timeout(SHORT)
-        .at(place.location())
-        .open_or_create(|| Counter::at(7))
+        .open_or_create(place.location(), || Counter::at(7))
 }
 
 /// `bytes` planted at a fresh place: `open_or_create` (and `open`) must call it corrupt, saying
@@ -129,8 +128,7 @@ fn assert_left_alone(backend: Backend, tag: &str, bytes: &[u8], why: &str) {
         let result = match attempt {
             "open" => Shm::<Counter>::options()
                 .open_timeout(SHORT)
-                .at(place.location())
-                .open(),
+                .open(place.location()),
             _ => open_or_create_counter(&place),
         };
         match result {
@@ -211,20 +209,12 @@ fn regression_taking_over_an_unfinished_region_shrank_it(backend: Backend) {
         return;
     }
     let place = Place::new(backend, "unfinished-large");
-    drop(
-        Shm::<Page>::options()
-            .at(place.location())
-            .create(Page::filled(3))
-            .unwrap(),
-    );
+    drop(Shm::<Page>::create(place.location(), Page::filled(3)).unwrap());
     let mut bytes = stored_bytes(&place);
     // State 1, "initialising", and nobody holds its flock: its creator is gone.
     bytes[16..20].copy_from_slice(&1u32.to_ne_bytes());
     plant(&place, &bytes);
-    let e = Shm::<Counter>::options()
-        .at(place.location())
-        .open()
-        .expect_err("unfinished");
+    let e = Shm::<Counter>::open(place.location()).expect_err("unfinished");
     assert!(matches!(e, Error::Incomplete { .. }), "{e:?}");
 
     let shm = open_or_create_counter(&place).expect("an unfinished region is taken over");
@@ -327,19 +317,15 @@ fn full_tmpfs(backend: &str, kind: &str, dir: &Path) {
         .expect("mount");
     assert!(mounted.success(), "mount: {mounted}");
 
-    let small = Shm::<Counter>::options()
-        .at(location("small", dir))
-        .create(Counter::at(1));
+    let small = Shm::<Counter>::create(location("small", dir), Counter::at(1));
     assert_eq!(small.expect("a small region fits").read(), Counter::at(1));
 
     let created = match kind {
         "value" => Shm::<Big>::options()
-            .at(location("big", dir))
-            .create_with(|value| value.fill(u64::MAX))
+            .create_with(location("big", dir), |value| value.fill(u64::MAX))
             .map(drop),
         "queue" => BigQueue::options()
-            .at(location("big", dir))
-            .create()
+            .create(location("big", dir))
             .map(|queue| while queue.try_push(u64::MAX).is_ok() {}),
         other => panic!("unknown kind {other}"),
     };
@@ -425,9 +411,7 @@ fn regression_create_over_a_link_fifo_or_directory_said_already_exists() {
         for backend in [Backend::Posix, Backend::File] {
             let place = Place::new(backend, "taken");
             plant(&place.path().unwrap());
-            let e = Shm::<Counter>::options()
-                .at(place.location())
-                .create(Counter::at(1))
+            let e = Shm::<Counter>::create(place.location(), Counter::at(1))
                 .expect_err("the name is taken");
             assert!(matches!(e, Error::Corrupt { .. }), "{e:?}");
             assert_mentions(&e, &[kind, &place.to_string()]);
@@ -484,11 +468,10 @@ fn regression_unlink_on_drop_left_its_file_behind_a_repointed_directory() {
 
     let shm = Shm::<Counter>::options()
         .unlink_on_drop(true)
-        .at(path.clone())
-        .create(Counter::at(1))
+        .create(path.clone(), Counter::at(1))
         .expect("a symbolic link among the directories is followed");
     assert!(first.join("state.shm").exists());
-    let reopened = Shm::<Counter>::options().at(path.clone()).open().unwrap();
+    let reopened = Shm::<Counter>::open(path.clone()).unwrap();
     assert_eq!(reopened.read(), Counter::at(1));
     drop(reopened);
 
@@ -520,12 +503,12 @@ fn create_open_read_lock_round_trip(backend: Backend) {
     assert_eq!(Location::parse(&place.to_string()), *place.location());
 
     // Nothing there yet: every way of opening says NotFound, and none creates anything.
-    assert_not_found(at::<Pair>(&place).open(), &place);
-    assert_not_found(at::<Pair>(&place).open_reader(), &place);
-    assert_not_found(queue_at(&place).open(), &place);
+    assert_not_found(Shm::<Pair>::open(&place), &place);
+    assert_not_found(Shm::<Pair>::open_reader(&place), &place);
+    assert_not_found(MsgQueue::open(&place), &place);
     assert_not_found(Inspector::open(place.location()), &place);
     assert_not_found(shmstore::unlink(place.location()), &place);
-    let e = at::<Pair>(&place).open().unwrap_err();
+    let e = Shm::<Pair>::open(&place).unwrap_err();
     assert_mentions(&e, &[&place.to_string(), "create it first"]);
     assert!(!place.exists(), "open must not create");
     assert_eq!(
@@ -533,7 +516,7 @@ fn create_open_read_lock_round_trip(backend: Backend) {
         ["err NotFound"]
     );
 
-    let shm = at::<Pair>(&place).create(OLD).unwrap();
+    let shm = Shm::<Pair>::create(&place, OLD).unwrap();
     assert!(place.exists());
     assert_eq!(shm.location(), place.location());
     assert_eq!(shm.name(), place.to_string());
@@ -541,7 +524,7 @@ fn create_open_read_lock_round_trip(backend: Backend) {
     assert_eq!(shm.read(), OLD);
 
     // Taken now, whatever the type, kind or mode asked for; the loser overwrites nothing.
-    let taken = at::<Pair>(&place).create(Pair { a: 9, b: 9 });
+    let taken = Shm::<Pair>::create(&place, Pair { a: 9, b: 9 });
     if let Err(e) = &taken {
         assert_mentions(e, &[&place.to_string(), "Shm::open"]);
     }
@@ -549,11 +532,10 @@ fn create_open_read_lock_round_trip(backend: Backend) {
     assert_already_exists(
         Shm::<Counter>::options()
             .in_place(true)
-            .at(place.location())
-            .create(Counter::at(9)),
+            .create(place.location(), Counter::at(9)),
         &place,
     );
-    assert_already_exists(queue_at(&place).create(), &place);
+    assert_already_exists(MsgQueue::create(&place), &place);
     assert_eq!(shm.read(), OLD);
 
     {
@@ -563,13 +545,12 @@ fn create_open_read_lock_round_trip(backend: Backend) {
     }
     shm.flush().unwrap();
     let v = shm.version();
-    let other = at::<Pair>(&place).open().unwrap();
+    let other = Shm::<Pair>::open(&place).unwrap();
     assert_eq!((other.read(), other.version()), (Pair { a: 3, b: 4 }, v));
-    let reader = at::<Pair>(&place).open_reader().unwrap();
+    let reader = Shm::<Pair>::open_reader(&place).unwrap();
     assert_eq!((reader.read(), reader.version()), (Pair { a: 3, b: 4 }, v));
-    let opened = at::<Pair>(&place)
-        .open_or_create(|| panic!("init ran over an existing region"))
-        .unwrap();
+    let opened =
+        Shm::<Pair>::open_or_create(&place, || panic!("init ran over an existing region")).unwrap();
     assert_eq!(opened.read(), Pair { a: 3, b: 4 });
 
     // Another process reads what this one wrote, and its lock excludes this process.
@@ -632,15 +613,11 @@ fn open_or_create_raced_by_processes_runs_init_once(backend: Backend) {
                 "racer {i}, in_place {in_place}"
             );
         }
-        let shm = at::<Counter>(&place).open().unwrap();
+        let shm = Shm::<Counter>::open(&place).unwrap();
         assert_eq!(shm.read(), Counter::at(value));
         assert_eq!(shm.creator_pid(), winner_pid);
         assert_eq!(shm.is_in_place(), in_place);
     }
-}
-
-fn at_location<T: ShmType>(location: &Location) -> ShmOptionsAt<T> {
-    Shm::<T>::options().at(location)
 }
 
 /// Locations that cannot name a region are refused before any system call, by every entry
@@ -684,25 +661,18 @@ fn invalid_location_is_refused(backend: Backend) {
         };
         check(
             "create",
-            at_location::<Counter>(location)
-                .create(Counter::at(1))
-                .unwrap_err(),
+            Shm::<Counter>::create(location, Counter::at(1)).unwrap_err(),
         );
-        check("open", at_location::<Counter>(location).open().unwrap_err());
+        check("open", Shm::<Counter>::open(location).unwrap_err());
         check(
             "open_reader",
-            at_location::<Counter>(location).open_reader().unwrap_err(),
+            Shm::<Counter>::open_reader(location).unwrap_err(),
         );
         check(
             "open_or_create",
-            at_location::<Counter>(location)
-                .open_or_create(|| panic!("init ran"))
-                .unwrap_err(),
+            Shm::<Counter>::open_or_create(location, || panic!("init ran")).unwrap_err(),
         );
-        check(
-            "queue create",
-            MsgQueue::options().at(location).create().unwrap_err(),
-        );
+        check("queue create", MsgQueue::create(location).unwrap_err());
         check("unlink", shmstore::unlink(location).unwrap_err());
         check("Inspector::open", Inspector::open(location).unwrap_err());
         let text = location.to_string();
@@ -734,8 +704,7 @@ fn a_key_from_ftok_names_the_same_segment_in_another_process() {
     assert_ne!(key, shmstore::ftok(&file, 0x60).unwrap());
     let shm = Shm::<Pair>::options()
         .unlink_on_drop(true) // removed by the handle, also when an assertion fails
-        .sysv_key(key)
-        .create(OLD)
+        .create(Location::sysv(key), OLD)
         .unwrap();
     let text = Location::SysV(key).to_string();
     assert_eq!(shm.name(), text);
@@ -746,7 +715,7 @@ fn a_key_from_ftok_names_the_same_segment_in_another_process() {
     );
     drop(shm);
     assert!(matches!(
-        Shm::<Pair>::options().sysv_key(key).open(),
+        Shm::<Pair>::open(Location::sysv(key)),
         Err(Error::NotFound { .. })
     ));
 }

@@ -4,10 +4,11 @@
 
 use std::fs;
 
-use shmstore::{Error, Inspector, Shm};
+use shmstore::inspect::Inspector;
+use shmstore::{Error, Shm};
 use shmstore_tests::{
-    assert_mentions, at, exists, helper, is_root, noise, plant, queue_at, region, shm_path,
-    stored_bytes, unique_name, Backend, Counter, Limits, Pair, Place,
+    assert_mentions, exists, helper, is_root, noise, plant, region, shm_path, stored_bytes,
+    unique_name, Backend, Counter, Limits, MsgQueue, Pair, Place,
 };
 
 #[test]
@@ -193,9 +194,7 @@ shmstore_tests::for_each_backend!(
 fn layout_mismatch_between_binaries(backend: Backend) {
     let place = Place::new(backend, "retyped");
     assert_eq!(helper!("create-retyped", place).finish_ok(), ["created"]);
-    let e = at::<Limits>(&place)
-        .open()
-        .expect_err("burst is an f32 there");
+    let e = Shm::<Limits>::open(&place).expect_err("burst is an f32 there");
     match &e {
         Error::LayoutMismatch {
             name,
@@ -220,22 +219,23 @@ fn layout_mismatch_between_binaries(backend: Backend) {
     assert_mentions(&e, &[&place.to_string(), "`burst`"]);
     let msg = e.to_string();
     assert!(!msg.contains("`rate`") && !msg.contains("`seq`"), "{msg}");
-    let e = at::<Limits>(&place)
-        .open_or_create(|| panic!("init ran over another type"))
+    let e = Shm::<Limits>::open_or_create(&place, || panic!("init ran over another type"))
         .expect_err("mismatch");
     assert!(matches!(e, Error::LayoutMismatch { .. }), "{e:?}");
-    let e = at::<Limits>(&place).open_reader().expect_err("mismatch");
+    let e = Shm::<Limits>::open_reader(&place).expect_err("mismatch");
     assert!(matches!(e, Error::LayoutMismatch { .. }), "{e:?}");
 
     // And the other way round.
     let place = Place::new(backend, "retyped-back");
-    let _shm = at::<Limits>(&place)
-        .create(Limits {
+    let _shm = Shm::<Limits>::create(
+        &place,
+        Limits {
             rate: 1,
             burst: 2,
             seq: 3,
-        })
-        .unwrap();
+        },
+    )
+    .unwrap();
     let lines = helper!("open-retyped", place).finish_ok();
     assert_eq!(lines.len(), 1);
     assert!(
@@ -253,7 +253,7 @@ fn permissions_of_another_user(backend: Backend) {
         return;
     }
     let private = Place::new(backend, "perm-0600");
-    let _private = at::<Counter>(&private).create(Counter::at(5)).unwrap();
+    let _private = Shm::<Counter>::create(&private, Counter::at(5)).unwrap();
     for allow in [false, true] {
         let h = if allow {
             helper!("setuid-open", private, "allow-other-owner")
@@ -273,8 +273,7 @@ fn permissions_of_another_user(backend: Backend) {
     let open = Place::new(backend, "perm-0666");
     let _open = Shm::<Counter>::options()
         .mode(0o666)
-        .at(open.location())
-        .create(Counter::at(6))
+        .create(open.location(), Counter::at(6))
         .unwrap();
     let lines = helper!("setuid-open", open).finish_ok();
     assert!(
@@ -293,8 +292,7 @@ fn permissions_of_another_user(backend: Backend) {
         let shm = Shm::<Counter>::options()
             .mode(0o644)
             .in_place(in_place)
-            .at(readable.location())
-            .create(Counter::at(11))
+            .create(readable.location(), Counter::at(11))
             .unwrap();
         let v0 = shm.version();
         let mut child = helper!("setuid-reader", readable);
@@ -322,20 +320,19 @@ fn assert_corrupt(place: &Place, why: &str) {
         }
         other => panic!("{what} of {place}: expected Corrupt, got {other:?}"),
     };
-    let e = at::<Counter>(place).open().unwrap_err();
+    let e = Shm::<Counter>::open(place).unwrap_err();
     assert_mentions(&e, &[&place.to_string(), "unlink", "create it again"]);
     check("open", e);
     check(
         "open_reader",
-        at::<Counter>(place).open_reader().unwrap_err(),
+        Shm::<Counter>::open_reader(place).unwrap_err(),
     );
     check(
         "open_or_create",
-        at::<Counter>(place)
-            .open_or_create(|| panic!("init ran over a corrupt object"))
+        Shm::<Counter>::open_or_create(place, || panic!("init ran over a corrupt object"))
             .unwrap_err(),
     );
-    check("queue open", queue_at(place).open().unwrap_err());
+    check("queue open", MsgQueue::open(place).unwrap_err());
     check(
         "Inspector::open",
         Inspector::open(place.location()).unwrap_err(),
@@ -374,7 +371,7 @@ fn corrupt_input_is_refused(backend: Backend) {
     // cannot shrink, so the System V case copies the start of a valid region into a smaller
     // segment.
     let valid = Place::new(backend, "valid");
-    drop(at::<Counter>(&valid).create(Counter::at(9)).unwrap());
+    drop(Shm::<Counter>::create(&valid, Counter::at(9)).unwrap());
     let whole = stored_bytes(&valid);
     assert!(whole.len() > 300);
     for (len, why) in [
@@ -397,5 +394,5 @@ fn corrupt_input_is_refused(backend: Backend) {
         assert_corrupt(&place, why);
     }
     // The valid one is fine.
-    assert_eq!(at::<Counter>(&valid).open().unwrap().read(), Counter::at(9));
+    assert_eq!(Shm::<Counter>::open(&valid).unwrap().read(), Counter::at(9));
 }

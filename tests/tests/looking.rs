@@ -15,7 +15,8 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use shmstore::{Error, Inspector, Location, Shm, Store};
+use shmstore::inspect::Inspector;
+use shmstore::{Error, Location, Shm, Store};
 use shmstore_tests::*;
 
 /// The environment variable that makes this binary a child playing a role.
@@ -377,8 +378,7 @@ fn a_segment_is_listed_with_its_creator() {
     let place = Place::new(Backend::SysV, "looking-cuid");
     let _shm = Shm::<u64>::options()
         .unlink_on_drop(true)
-        .at(place.location().clone())
-        .create(9)
+        .create(place.location().clone(), 9)
         .unwrap();
     let listed = shmstore::list()
         .unwrap()

@@ -5,9 +5,10 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::sync::TryLockError;
 
-use shmstore::{Inspector, QueueMode, Shm};
+use shmstore::inspect::Inspector;
+use shmstore::{QueueMode, Shm};
 use shmstore_tests::{
-    assert_not_found, at, create_queue, helper, region, shm_path, unique_name, Backend, Counter,
+    assert_not_found, create_queue, helper, region, shm_path, unique_name, Backend, Counter,
     Limits, Msg, MsgQueue, Pair, Place, PATIENCE, QUEUE_CAPACITY,
 };
 
@@ -205,13 +206,13 @@ shmstore_tests::for_each_backend!(
 /// makes a fresh region that the old handles never see.
 fn unlink_while_mapped(backend: Backend) {
     let place = Place::new(backend, "unlink");
-    let shm = at::<Counter>(&place).create(Counter::at(1)).unwrap();
+    let shm = Shm::<Counter>::create(&place, Counter::at(1)).unwrap();
     let mut holder = helper!("write-and-hold", place, 5);
     holder.expect("holding");
 
     shmstore::unlink(place.location()).unwrap();
     assert!(!place.exists());
-    assert_not_found(at::<Counter>(&place).open(), &place);
+    assert_not_found(Shm::<Counter>::open(&place), &place);
     assert_not_found(shmstore::unlink(place.location()), &place);
     assert_eq!(
         helper!("queue-open-as", place, "value").finish_ok(),
@@ -227,9 +228,7 @@ fn unlink_while_mapped(backend: Backend) {
     assert_eq!(shm.read(), Counter::at(6));
 
     // A fresh region at the same location, independent of the old one.
-    let fresh = at::<Counter>(&place)
-        .open_or_create(|| Counter::at(100))
-        .unwrap();
+    let fresh = Shm::<Counter>::open_or_create(&place, || Counter::at(100)).unwrap();
     assert_eq!(fresh.read(), Counter::at(100));
     assert_eq!(shm.read(), Counter::at(6));
     *shm.lock().unwrap() = Counter::at(7);
@@ -252,29 +251,27 @@ fn unlink_on_drop_removes_the_name_only_if_it_is_still_this_handles_object(backe
     let place = Place::new(backend, "unlink-on-drop");
 
     // Off by default.
-    drop(at::<Counter>(&place).create(Counter::at(1)).unwrap());
+    drop(Shm::<Counter>::create(&place, Counter::at(1)).unwrap());
     assert!(place.exists());
     shmstore::unlink(place.location()).unwrap();
 
     // On: the creator's handle removes it...
     let shm = Shm::<Counter>::options()
         .unlink_on_drop(true)
-        .at(place.location())
-        .create(Counter::at(1))
+        .create(place.location(), Counter::at(1))
         .unwrap();
-    let plain = at::<Counter>(&place).open().unwrap();
+    let plain = Shm::<Counter>::open(&place).unwrap();
     drop(plain);
     assert!(place.exists(), "a handle without unlink_on_drop removed it");
     drop(shm);
     assert!(!place.exists());
 
     // ... and so does an opener's.
-    let creator = at::<Counter>(&place).create(Counter::at(1)).unwrap();
+    let creator = Shm::<Counter>::create(&place, Counter::at(1)).unwrap();
     drop(
         Shm::<Counter>::options()
             .unlink_on_drop(true)
-            .at(place.location())
-            .open()
+            .open(place.location())
             .unwrap(),
     );
     assert!(!place.exists());
@@ -288,8 +285,7 @@ fn unlink_on_drop_removes_the_name_only_if_it_is_still_this_handles_object(backe
     // The name now refers to another process's object: dropping leaves it alone.
     let first = Shm::<Counter>::options()
         .unlink_on_drop(true)
-        .at(place.location())
-        .create(Counter::at(1))
+        .create(place.location(), Counter::at(1))
         .unwrap();
     shmstore::unlink(place.location()).unwrap();
     assert_eq!(
@@ -298,20 +294,19 @@ fn unlink_on_drop_removes_the_name_only_if_it_is_still_this_handles_object(backe
     );
     drop(first);
     assert!(place.exists(), "dropped another process's region");
-    let second = at::<Counter>(&place).open().unwrap();
+    let second = Shm::<Counter>::open(&place).unwrap();
     assert_ne!(second.creator_pid(), std::process::id());
     assert_eq!(second.read(), Counter::at(1));
 
     // The name was removed and not replaced: dropping does nothing (and does not panic).
     let third = Shm::<Counter>::options()
         .unlink_on_drop(true)
-        .at(place.location())
-        .open()
+        .open(place.location())
         .unwrap();
     shmstore::unlink(place.location()).unwrap();
     drop(third);
     assert!(!place.exists());
-    assert_not_found(at::<Counter>(&place).open(), &place);
+    assert_not_found(Shm::<Counter>::open(&place), &place);
     // The other handles keep working.
     *second.lock().unwrap() = Counter::at(3);
     assert_eq!(second.read(), Counter::at(3));
@@ -319,8 +314,7 @@ fn unlink_on_drop_removes_the_name_only_if_it_is_still_this_handles_object(backe
     // A queue too.
     let q = MsgQueue::options()
         .unlink_on_drop(true)
-        .at(place.location())
-        .create()
+        .create(place.location())
         .unwrap();
     assert_eq!(helper!("queue-open-as", place, "queue").finish_ok(), ["ok"]);
     drop(q);
@@ -338,7 +332,7 @@ fn counter_bytes(c: Counter) -> Vec<u8> {
 fn list_and_inspect(backend: Backend) {
     let place = Place::new(backend, "list");
     let queue = Place::new(backend, "list-queue");
-    let shm = at::<Counter>(&place).create(Counter::at(3)).unwrap();
+    let shm = Shm::<Counter>::create(&place, Counter::at(3)).unwrap();
     *shm.lock().unwrap() = Counter::at(4);
     let q = create_queue(&queue, QueueMode::Mpmc);
     q.try_push(Msg::new(0, 0)).unwrap();

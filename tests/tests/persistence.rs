@@ -57,8 +57,7 @@ fn file_region(dir: &TempDir, file: &str, in_place: bool) -> (PathBuf, Shm<Pair>
     let path = dir.join(file);
     let shm = Shm::<Pair>::options()
         .in_place(in_place)
-        .path(&path)
-        .create(OLD)
+        .create(Location::path(&path), OLD)
         .unwrap();
     (path, shm)
 }
@@ -74,7 +73,7 @@ fn after_a_reboot_the_first_opener_resets_the_lock_and_rolls_back_the_interrupte
     // now, and the copy is on nobody's robust list), so the lock cannot be taken.
     let same_boot = dir.join("same-boot.shm");
     restore(&image, &same_boot, true);
-    let stale = Shm::<Pair>::options().path(&same_boot).open().unwrap();
+    let stale = Shm::<Pair>::open(Location::path(&same_boot)).unwrap();
     assert!(matches!(
         stale.lock_timeout(Duration::from_millis(100)),
         Err(TryLockError::WouldBlock)
@@ -85,7 +84,7 @@ fn after_a_reboot_the_first_opener_resets_the_lock_and_rolls_back_the_interrupte
     // After a reboot: the opener resets the lock, rolls the write back, keeps the value.
     let rebooted = dir.join("rebooted.shm");
     restore(&image, &rebooted, false);
-    let shm2 = Shm::<Pair>::options().path(&rebooted).open().unwrap();
+    let shm2 = Shm::<Pair>::open(Location::path(&rebooted)).unwrap();
     assert_eq!(shm2.read(), OLD);
     let v = shm2.version();
     {
@@ -101,7 +100,7 @@ fn after_a_reboot_the_first_opener_resets_the_lock_and_rolls_back_the_interrupte
     // The current boot id is stored: the next opener resets nothing.
     let bytes = std::fs::read(&rebooted).unwrap();
     assert_eq!(bytes[BOOT_ID], current_boot_id());
-    let again = Shm::<Pair>::options().path(&rebooted).open().unwrap();
+    let again = Shm::<Pair>::open(Location::path(&rebooted)).unwrap();
     assert_eq!(again.lock().unwrap().a, 7);
 }
 
@@ -113,7 +112,7 @@ fn after_a_reboot_an_interrupted_in_place_write_poisons() {
 
     let rebooted = dir.join("rebooted.shm");
     restore(&image, &rebooted, false);
-    let shm2 = Shm::<Pair>::options().path(&rebooted).open().unwrap();
+    let shm2 = Shm::<Pair>::open(Location::path(&rebooted)).unwrap();
     assert!(
         shm2.is_poisoned(),
         "the reset repaired as the next locker would"
@@ -137,10 +136,7 @@ fn a_read_only_opener_after_a_reboot_reads_without_resetting() {
     let rebooted = dir.join("rebooted.shm");
     restore(&image, &rebooted, false);
 
-    let reader = Shm::<Pair>::options()
-        .path(&rebooted)
-        .open_reader()
-        .unwrap();
+    let reader = Shm::<Pair>::open_reader(Location::path(&rebooted)).unwrap();
     assert_eq!(reader.location(), &Location::File(rebooted.clone()));
     assert_eq!(reader.read(), OLD);
     // A reader writes nothing: the next read-write opener still finds the old boot id.
@@ -148,7 +144,7 @@ fn a_read_only_opener_after_a_reboot_reads_without_resetting() {
         std::fs::read(&rebooted).unwrap()[BOOT_ID],
         current_boot_id()
     );
-    let writer = Shm::<Pair>::options().path(&rebooted).open().unwrap();
+    let writer = Shm::<Pair>::open(Location::path(&rebooted)).unwrap();
     assert_eq!(*writer.lock_timeout(Duration::from_secs(10)).unwrap(), OLD);
     assert_eq!(reader.read(), OLD);
 }
@@ -169,8 +165,7 @@ fn a_queue_keeps_its_elements_and_forgets_its_sleepers_across_a_reboot() {
     let path = dir.join("jobs.shm");
     let q = ShmQueue::<u64, 8>::options()
         .queue_mode(QueueMode::Mpmc)
-        .path(&path)
-        .create()
+        .create(Location::path(&path))
         .unwrap();
     for i in 0..8 {
         q.try_push(i).unwrap();
@@ -179,7 +174,7 @@ fn a_queue_keeps_its_elements_and_forgets_its_sleepers_across_a_reboot() {
     // taken; a pop then lets it finish.
     let image = std::thread::scope(|s| {
         let sleeper = s.spawn(|| {
-            let q = ShmQueue::<u64, 8>::options().path(&path).open().unwrap();
+            let q = ShmQueue::<u64, 8>::open(Location::path(&path)).unwrap();
             q.push(8)
         });
         while not_full_sleepers(&path) == 0 {
@@ -199,10 +194,7 @@ fn a_queue_keeps_its_elements_and_forgets_its_sleepers_across_a_reboot() {
         1,
         "the image counts the sleeper"
     );
-    let q = ShmQueue::<u64, 8>::options()
-        .path(&rebooted)
-        .open()
-        .unwrap();
+    let q = ShmQueue::<u64, 8>::open(Location::path(&rebooted)).unwrap();
     assert_eq!(
         not_full_sleepers(&rebooted),
         0,
@@ -218,17 +210,13 @@ fn a_queue_keeps_its_elements_and_forgets_its_sleepers_across_a_reboot() {
     let spsc_path = dir.join("spsc.shm");
     let q = ShmQueue::<u64, 8>::options()
         .queue_mode(QueueMode::Spsc)
-        .path(&spsc_path)
-        .create()
+        .create(Location::path(&spsc_path))
         .unwrap();
     q.try_push(1).unwrap();
     let image = std::fs::read(&spsc_path).unwrap();
     let rebooted = dir.join("spsc-rebooted.shm");
     restore(&image, &rebooted, false);
-    let q2 = ShmQueue::<u64, 8>::options()
-        .path(&rebooted)
-        .open()
-        .unwrap();
+    let q2 = ShmQueue::<u64, 8>::open(Location::path(&rebooted)).unwrap();
     assert_eq!(q2.has_other_producer().unwrap(), Some(false));
     assert_eq!(q2.try_pop().unwrap(), Some(1));
     q2.try_push(2).unwrap();
@@ -241,7 +229,7 @@ fn a_file_region_keeps_its_value_with_no_process_attached_and_flush_writes_it_ou
     let dir = TempDir::new("persist");
     let path = dir.join("state.shm");
     {
-        let shm = Shm::<Pair>::options().path(&path).create(OLD).unwrap();
+        let shm = Shm::<Pair>::create(Location::path(&path), OLD).unwrap();
         {
             let mut g = shm.lock().unwrap();
             g.a = 40;
@@ -258,7 +246,7 @@ fn a_file_region_keeps_its_value_with_no_process_attached_and_flush_writes_it_ou
             .unwrap(),
     );
     assert_eq!(a, 40);
-    let shm = Shm::<Pair>::options().path(&path).open().unwrap();
+    let shm = Shm::<Pair>::open(Location::path(&path)).unwrap();
     assert_eq!(shm.read(), Pair { a: 40, b: 41 });
     assert_eq!(shm.location(), &Location::File(path.clone()));
     assert_eq!(shm.name(), path.display().to_string());

@@ -220,8 +220,7 @@ fn an_spsc_queue_works_between_two_namespaces() {
         let place = Place::new(backend, "pidns-spsc");
         let q = MsgQueue::options()
             .queue_mode(QueueMode::Spsc)
-            .at(place.location().clone())
-            .create()
+            .create(place.location().clone())
             .unwrap();
         let out = TempDir::new("pidns-spsc");
         let file = out.join("got");
@@ -291,10 +290,7 @@ fn a_live_initialiser_in_another_namespace_keeps_its_system_v_segment() {
         ["init=yes count=5 mirror=5 creator=1"],
         "the opener took the abandoned segment over"
     );
-    let shm = Shm::<shmstore_tests::Counter>::options()
-        .at(place.location().clone())
-        .open()
-        .unwrap();
+    let shm = Shm::<shmstore_tests::Counter>::open(place.location().clone()).unwrap();
     assert_eq!(shm.read(), shmstore_tests::Counter::at(5));
 }
 
@@ -309,8 +305,7 @@ fn an_spsc_role_held_in_another_namespace_is_not_taken_over_in_a_system_v_segmen
     let place = Place::new(Backend::SysV, "pidns-sysv-role");
     let q = MsgQueue::options()
         .queue_mode(QueueMode::Spsc)
-        .at(place.location().clone())
-        .create()
+        .create(place.location().clone())
         .unwrap();
     let mut holder = second_in_own_pid_namespace(&[
         "queue-hold-role".to_string(),

@@ -16,8 +16,8 @@ use std::time::Duration;
 use proptest::prelude::*;
 use shmstore::{Error, QueueMode, Shm, ShmQueue};
 use shmstore_tests::{
-    assert_killed, at, create_queue, helper, parse_progress, queue_at, region, Backend, Helper,
-    Msg, MsgQueue, Place, TempDir, NEVER, PATIENCE, QUEUE_CAPACITY,
+    assert_killed, create_queue, helper, parse_progress, region, Backend, Helper, Msg, MsgQueue,
+    Place, TempDir, NEVER, PATIENCE, QUEUE_CAPACITY,
 };
 
 const MODES: [QueueMode; 2] = [QueueMode::Spsc, QueueMode::Mpmc];
@@ -491,7 +491,7 @@ fn spsc_a_live_producer_process_holds_the_role_until_it_exits(backend: Backend) 
     assert_eq!(q.try_pop().unwrap(), Some(Msg::new(0, 1)));
 
     // Each handle counts as its own producer, also within one process.
-    let other = queue_at(&place).open().unwrap();
+    let other = MsgQueue::open(&place).unwrap();
     assert_eq!(other.has_other_producer().unwrap(), Some(true));
     match other.try_push(Msg::new(2, 0)) {
         Err(Error::RoleTaken {
@@ -580,7 +580,7 @@ fn mpmc_tracks_no_roles_and_processes_push_and_pop_side_by_side(backend: Backend
     // While the helper's handle, which pushed, is alive: this process and a third push too.
     q.try_push(Msg::new(0, 0)).unwrap();
     fill_from_another_process(&place.to_string(), 2, 1);
-    let other = queue_at(&place).open().unwrap();
+    let other = MsgQueue::open(&place).unwrap();
     other.try_push(Msg::new(3, 0)).unwrap();
 
     assert_eq!(other.try_pop().unwrap(), Some(Msg::new(1, 0)));
@@ -945,7 +945,7 @@ fn opening_checks_the_kind_the_element_type_and_the_capacity(backend: Backend) {
     let missing = Place::new(backend, "q-open-missing");
     let q = create_queue(&queue, QueueMode::Spsc);
     q.try_push(Msg::new(0, 0)).unwrap();
-    let _value = at::<Msg>(&value).create(Msg::new(5, 5)).unwrap();
+    let _value = Shm::<Msg>::create(&value, Msg::new(5, 5)).unwrap();
 
     let wrong_kind = |error: Error, (expected, found): (&str, &str), region: &Place| match error {
         Error::WrongKind {
@@ -959,35 +959,25 @@ fn opening_checks_the_kind_the_element_type_and_the_capacity(backend: Backend) {
         other => panic!("expected Error::WrongKind, got {other:?}"),
     };
     let as_value = ("a single value", "a queue");
-    wrong_kind(at::<Msg>(&queue).open().unwrap_err(), as_value, &queue);
+    wrong_kind(Shm::<Msg>::open(&queue).unwrap_err(), as_value, &queue);
     // open_or_create neither opens nor overwrites it.
-    let e = at::<Msg>(&queue)
-        .open_or_create(|| Msg::new(9, 9))
-        .unwrap_err();
+    let e = Shm::<Msg>::open_or_create(&queue, || Msg::new(9, 9)).unwrap_err();
     wrong_kind(e, as_value, &queue);
     let as_queue = ("a queue", "a single value");
-    wrong_kind(queue_at(&value).open().unwrap_err(), as_queue, &value);
+    wrong_kind(MsgQueue::open(&value).unwrap_err(), as_queue, &value);
     wrong_kind(
-        queue_at(&value).open_or_create().unwrap_err(),
+        MsgQueue::open_or_create(&value).unwrap_err(),
         as_queue,
         &value,
     );
 
-    match ShmQueue::<[u64; 8], QUEUE_CAPACITY>::options()
-        .at(queue.location())
-        .open()
-        .unwrap_err()
-    {
+    match ShmQueue::<[u64; 8], QUEUE_CAPACITY>::open(queue.location()).unwrap_err() {
         Error::LayoutMismatch {
             expected, found, ..
         } => assert_eq!((expected.as_str(), found.as_str()), ("[u64; 8]", "Msg")),
         other => panic!("expected Error::LayoutMismatch, got {other:?}"),
     }
-    match ShmQueue::<Msg, 128>::options()
-        .at(queue.location())
-        .open()
-        .unwrap_err()
-    {
+    match ShmQueue::<Msg, 128>::open(queue.location()).unwrap_err() {
         Error::CapacityMismatch {
             name,
             expected,
@@ -999,10 +989,7 @@ fn opening_checks_the_kind_the_element_type_and_the_capacity(backend: Backend) {
         other => panic!("expected Error::CapacityMismatch, got {other:?}"),
     }
     assert!(matches!(
-        ShmQueue::<Msg, 512>::options()
-            .at(queue.location())
-            .open_or_create()
-            .unwrap_err(),
+        ShmQueue::<Msg, 512>::open_or_create(queue.location()).unwrap_err(),
         Error::CapacityMismatch {
             expected: 512,
             found: 256,
@@ -1010,11 +997,11 @@ fn opening_checks_the_kind_the_element_type_and_the_capacity(backend: Backend) {
         }
     ));
     assert!(matches!(
-        queue_at(&missing).open().unwrap_err(),
+        MsgQueue::open(&missing).unwrap_err(),
         Error::NotFound { name } if name == missing.to_string()
     ));
     assert!(matches!(
-        queue_at(&queue).create().unwrap_err(),
+        MsgQueue::create(&queue).unwrap_err(),
         Error::AlreadyExists { .. }
     ));
 
@@ -1040,12 +1027,11 @@ fn opening_checks_the_kind_the_element_type_and_the_capacity(backend: Backend) {
     // with, whatever its options say.
     let opened = MsgQueue::options()
         .queue_mode(QueueMode::Mpmc)
-        .at(queue.location())
-        .open()
+        .open(queue.location())
         .unwrap();
     assert_eq!(opened.mode(), QueueMode::Spsc);
     assert_eq!(opened.len(), 1);
-    assert_eq!(at::<Msg>(&value).open().unwrap().read(), Msg::new(5, 5));
+    assert_eq!(Shm::<Msg>::open(&value).unwrap().read(), Msg::new(5, 5));
 }
 
 /// A role is free as soon as the handle that held it is dropped, even while another thread of
@@ -1075,7 +1061,7 @@ fn a_dropped_queue_handle_releases_its_role_while_children_are_spawned(backend: 
         });
         let mut still_taken = 0;
         for _ in 0..ROUNDS {
-            let taker = MsgQueue::options().at(place.location()).open().unwrap();
+            let taker = MsgQueue::open(place.location()).unwrap();
             // Takes the consumer role (a role still held elsewhere makes this RoleTaken).
             match taker.try_pop() {
                 Ok(None) => {}
@@ -1083,7 +1069,7 @@ fn a_dropped_queue_handle_releases_its_role_while_children_are_spawned(backend: 
                 other => panic!("try_pop: {other:?}"),
             }
             drop(taker);
-            let next = MsgQueue::options().at(place.location()).open().unwrap();
+            let next = MsgQueue::open(place.location()).unwrap();
             if next.has_other_consumer().unwrap() == Some(true) {
                 still_taken += 1;
             }

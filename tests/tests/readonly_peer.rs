@@ -29,13 +29,12 @@ fn readable_spsc(place: &Place) -> shmstore::ShmQueue<Msg, { shmstore_tests::QUE
     MsgQueue::options()
         .queue_mode(QueueMode::Spsc)
         .mode(0o644)
-        .at(place.location())
-        .create()
+        .create(place.location())
         .unwrap()
 }
 
 fn open_queue(place: &Place) -> shmstore::ShmQueue<Msg, { shmstore_tests::QUEUE_CAPACITY }> {
-    MsgQueue::options().at(place.location()).open().unwrap()
+    MsgQueue::open(place.location()).unwrap()
 }
 
 /// Read locks on the role bytes (and `flock`) do not keep a writer from a free role; the roles
@@ -159,8 +158,7 @@ fn readable_region_from_another_boot(tag: &str) -> (Place, std::path::PathBuf) {
     drop(
         Shm::<Counter>::options()
             .mode(0o644)
-            .at(place.location())
-            .create(Counter::at(5))
+            .create(place.location(), Counter::at(5))
             .unwrap(),
     );
     from_another_boot(&path);
@@ -184,8 +182,7 @@ fn regression_a_readers_flock_blocked_the_reset_after_a_reboot() {
 
         let shm = Shm::<Counter>::options()
             .open_timeout(OPEN_TIMEOUT)
-            .at(place.location())
-            .open()
+            .open(place.location())
             .unwrap_or_else(|e| panic!("flock {flock}: {e}"));
         assert_eq!(*shm.lock().unwrap(), Counter::at(5));
         let now_boot = std::fs::read(&path).unwrap()[BOOT_ID].to_vec();
@@ -235,8 +232,7 @@ fn regression_a_readers_flock_faked_a_live_creator(backend: Backend) {
 
         let opened = Shm::<Counter>::options()
             .open_timeout(OPEN_TIMEOUT)
-            .at(place.location())
-            .open()
+            .open(place.location())
             .map(drop);
         assert!(
             matches!(opened, Err(Error::Incomplete { .. })),
@@ -246,15 +242,11 @@ fn regression_a_readers_flock_faked_a_live_creator(backend: Backend) {
         let shm = Shm::<Counter>::options()
             .mode(0o644)
             .open_timeout(OPEN_TIMEOUT)
-            .at(place.location())
-            .open_or_create(|| Counter::at(9))
+            .open_or_create(place.location(), || Counter::at(9))
             .unwrap_or_else(|e| panic!("{backend:?} flock {flock}: {e}"));
         assert_eq!(shm.read(), Counter::at(9));
         // The repaired region is the one under the name, for every opener.
-        let again = Shm::<Counter>::options()
-            .at(place.location())
-            .open()
-            .unwrap();
+        let again = Shm::<Counter>::open(place.location()).unwrap();
         *again.lock().unwrap() = Counter::at(10);
         assert_eq!(shm.read(), Counter::at(10));
         // Nothing is left behind in the directory but the region.
@@ -286,8 +278,7 @@ fn a_repair_a_read_only_lock_holds_up_names_the_cause(backend: Backend) {
     let e = Shm::<Counter>::options()
         .allow_other_owner(true)
         .open_timeout(OPEN_TIMEOUT)
-        .at(place.location())
-        .open_or_create(|| Counter::at(9))
+        .open_or_create(place.location(), || Counter::at(9))
         .map(drop)
         .expect_err("repaired in place beside a read lock");
     assert!(
@@ -361,8 +352,7 @@ fn a_dead_resetters_claim_held_up_by_a_read_only_lock_is_reported_by_cause() {
     let reader = lock_as_reader!(&place, "sh");
     let e = Shm::<Counter>::options()
         .open_timeout(Duration::from_millis(300))
-        .at(place.location())
-        .open()
+        .open(place.location())
         .map(drop)
         .expect_err("took over the claim beside a read lock");
     assert!(matches!(e, Error::LockedByReader { .. }), "{e:?}");
@@ -374,8 +364,7 @@ fn a_dead_resetters_claim_held_up_by_a_read_only_lock_is_reported_by_cause() {
 
     let shm = Shm::<Counter>::options()
         .open_timeout(OPEN_TIMEOUT)
-        .at(place.location())
-        .open()
+        .open(place.location())
         .unwrap();
     assert_eq!(*shm.lock().unwrap(), Counter::at(5));
     let bytes = std::fs::read(&path).unwrap();

@@ -119,16 +119,14 @@ fn repair(place: &Place) -> shmstore::Result<Shm<Counter>> {
     Shm::<Counter>::options()
         .mode(0o644)
         .open_timeout(PATIENCE)
-        .at(place.location())
-        .open_or_create(|| Counter::at(9))
+        .open_or_create(place.location(), || Counter::at(9))
 }
 
 /// The region `shm` is the one under the name, for every opener.
 fn is_the_named_region(place: &Place, shm: &Shm<Counter>, what: &str) {
     let again = Shm::<Counter>::options()
         .open_timeout(Duration::from_secs(3))
-        .at(place.location())
-        .open()
+        .open(place.location())
         .unwrap_or_else(|e| panic!("{what}: the name holds no region: {e}"));
     *again.lock().unwrap() = Counter::at(10);
     assert_eq!(
@@ -203,10 +201,7 @@ fn a_repair_claimed_by_a_killed_repairer_is_taken_over(backend: Backend) {
         let (status, lines) = a.finish();
         assert_killed(status, &lines);
         // Still abandoned: `open` says so, and does not wait for a dead repairer.
-        let opened = Shm::<Counter>::options()
-            .at(place.location())
-            .open()
-            .map(drop);
+        let opened = Shm::<Counter>::open(place.location()).map(drop);
         assert!(
             matches!(opened, Err(Error::Incomplete { .. })),
             "{what}: {opened:?}"

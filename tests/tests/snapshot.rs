@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use shmstore::{Error, Shm};
 use shmstore_tests::{
-    at, helper, is_root, region, shm_path, wait_until_blocked, Backend, Counter, Helper, Page,
-    Pair, Place, OLD,
+    helper, is_root, region, shm_path, wait_until_blocked, Backend, Counter, Helper, Page, Pair,
+    Place, OLD,
 };
 
 /// A fresh `Counter` region of 0 (in place or not), a read-write handle and a read-only one on
@@ -115,10 +115,9 @@ fn no_torn_pages(backend: Backend, in_place: bool, via_reader: bool) {
     let place = Place::new(backend, &mode_tag(tag, in_place));
     let shm = Shm::<Page>::options()
         .in_place(in_place)
-        .at(place.location())
-        .create(Page::filled(0))
+        .create(place.location(), Page::filled(0))
         .unwrap();
-    let reader = at::<Page>(&place).open_reader().unwrap();
+    let reader = Shm::<Page>::open_reader(&place).unwrap();
     let v0 = shm.version();
     let read = || {
         if via_reader {
@@ -252,8 +251,7 @@ fn one_write_wakes_every_waiter(place: &Place, in_place: bool, hows: &[&str], no
     let shm = Shm::<Counter>::options()
         .in_place(in_place)
         .notify_readers(notify)
-        .at(place.location())
-        .create(Counter::at(0))
+        .create(place.location(), Counter::at(0))
         .unwrap();
     let v0 = shm.version();
     let mut waiters: Vec<Helper> = hows

@@ -56,7 +56,7 @@ fn a_store_lists_and_removes_its_own_namespace_only() {
         Counter::at(2)
     );
     assert_eq!(
-        Shm::<Counter>::open(&format!("{prefix}.a")).unwrap().read(),
+        Shm::<Counter>::open(format!("{prefix}.a")).unwrap().read(),
         Counter::at(1)
     );
 

@@ -17,18 +17,9 @@ fn a_segment_another_user_created_and_gave_away_is_refused() {
     assert_eq!(helper!("setuid-give-sysv", place).finish_ok(), ["given"]);
 
     for opened in [
-        Shm::<Counter>::options()
-            .at(place.location())
-            .open()
-            .map(drop),
-        Shm::<Counter>::options()
-            .at(place.location())
-            .open_or_create(|| Counter::at(1))
-            .map(drop),
-        Shm::<Counter>::options()
-            .at(place.location())
-            .open_reader()
-            .map(drop),
+        Shm::<Counter>::open(place.location()).map(drop),
+        Shm::<Counter>::open_or_create(place.location(), || Counter::at(1)).map(drop),
+        Shm::<Counter>::open_reader(place.location()).map(drop),
     ] {
         let e = opened.expect_err("a segment created by uid 65534 was accepted");
         assert!(matches!(e, Error::PermissionDenied { .. }), "{e:?}");
@@ -40,8 +31,7 @@ fn a_segment_another_user_created_and_gave_away_is_refused() {
 
     let shm = Shm::<Counter>::options()
         .allow_other_owner(true)
-        .at(place.location())
-        .open()
+        .open(place.location())
         .expect("allow_other_owner accepts it");
     assert_eq!(shm.read(), Counter::at(7));
 }

@@ -4,10 +4,11 @@
 
 use core::mem::{offset_of, size_of};
 
+use shmstore::layout::ValueKind;
 use shmstore::value::{
     EnumField, FixedStr, FixedVec, Flag, Opt, Timestamp, UnknownVariant, ValueError,
 };
-use shmstore::{Shm, ShmType, ValueKind};
+use shmstore::{Shm, ShmType};
 use shmstore_tests::{helper, region, LogLevel, ServiceConfig};
 
 #[test]

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use shmstore::{Shm, ShmType};
+use shmstore::{Location, Shm, ShmType};
 // Each test binary uses its own part of these, as of the rest of this module.
 #[allow(unused_imports)]
 pub use shmstore_tests::{fresh_sysv_key, is_root, region, unique_name, Backend, Place, TempDir};
@@ -111,9 +111,7 @@ pub const SAMPLE_LINES: &[&str] = &[
 pub fn sysv_region(value: Sample) -> (Shm<Sample>, Place) {
     let place = Place::new(Backend::SysV, "cli");
     let key = place.key().expect("a System V place");
-    let shm = Shm::<Sample>::options()
-        .sysv_key(key)
-        .create(value)
+    let shm = Shm::<Sample>::create(Location::sysv(key), value)
         .unwrap_or_else(|e| panic!("cannot create a System V region at key {key:#x}: {e}"));
     (shm, place)
 }

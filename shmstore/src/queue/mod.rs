@@ -75,6 +75,7 @@ use crate::format::{
 use crate::layout::ShmType;
 use crate::location::Location;
 use crate::lock::Wait;
+use crate::options::{common_setters, CommonOptions};
 use crate::reboot;
 use crate::region::{QueueSpec, Region, RegionSpec};
 use crate::sys::object::Access;
@@ -192,36 +193,41 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
     };
     const SLOTS_OFFSET: usize = QueueShape::slots_offset(align_of::<T>());
 
-    /// Creates a new, empty queue in the default mode ([`QueueMode::Mpmc`]);
+    /// Creates a new, empty queue in the default mode ([`QueueMode::Mpmc`]) at `location`: a
+    /// name (`&str`, `String`), a file (`&Path`, `PathBuf`) or a System V key
+    /// ([`Location::sysv`]); see [`ShmQueueOptions`](ShmQueueOptions#where-the-queue-lives).
     /// [`Error::AlreadyExists`] if the name is taken. See [`options`](Self::options) for the
     /// mode and permissions.
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidName`], [`Error::AlreadyExists`], [`Error::Io`].
-    pub fn create(name: &str) -> Result<Self> {
-        Self::options().create(name)
+    /// [`Error::InvalidName`] or [`Error::InvalidLocation`], [`Error::AlreadyExists`],
+    /// [`Error::Io`].
+    pub fn create(location: impl Into<Location>) -> Result<Self> {
+        Self::options().create(location)
     }
 
-    /// Opens an existing queue, checking that it is a queue of `T` with capacity `N`.
+    /// Opens the existing queue at `location` (a name, a file or a System V key, as for
+    /// [`create`](Self::create)), checking that it is a queue of `T` with capacity `N`.
     ///
     /// # Errors
     ///
     /// [`Error::NotFound`], [`Error::WrongKind`] (it is a single value),
     /// [`Error::LayoutMismatch`] (another element type), [`Error::CapacityMismatch`], and those
     /// of [`Shm::open`](crate::Shm::open).
-    pub fn open(name: &str) -> Result<Self> {
-        Self::options().open(name)
+    pub fn open(location: impl Into<Location>) -> Result<Self> {
+        Self::options().open(location)
     }
 
-    /// Opens the queue, or creates it empty if it does not exist: safe to race from any number
-    /// of processes.
+    /// Opens the queue at `location` (a name, a file or a System V key, as for
+    /// [`create`](Self::create)), or creates it empty if it does not exist: safe to race from
+    /// any number of processes.
     ///
     /// # Errors
     ///
     /// As [`open`](Self::open) and [`create`](Self::create).
-    pub fn open_or_create(name: &str) -> Result<Self> {
-        Self::options().open_or_create(name)
+    pub fn open_or_create(location: impl Into<Location>) -> Result<Self> {
+        Self::options().open_or_create(location)
     }
 
     /// Options for creating or opening a queue: mode, permissions, timeouts, cleanup.
@@ -580,7 +586,9 @@ impl<T: ShmType, const N: usize> fmt::Debug for ShmQueue<T, N> {
     }
 }
 
-/// How to create or open a [`ShmQueue`]: the mode, permissions, timeouts and cleanup.
+/// How to create or open a [`ShmQueue`]: `ShmQueue::<T, N>::options()`, then the mode,
+/// permissions, timeouts and cleanup, then [`create`](Self::create), [`open`](Self::open) or
+/// [`open_or_create`](Self::open_or_create) with the queue's [`Location`].
 ///
 /// ```
 /// use shmstore::{QueueMode, ShmQueue};
@@ -593,13 +601,43 @@ impl<T: ShmType, const N: usize> fmt::Debug for ShmQueue<T, N> {
 /// assert_eq!(q.mode(), QueueMode::Spsc);
 /// # Ok::<(), shmstore::Error>(())
 /// ```
+///
+/// # Where the queue lives
+///
+/// As for a value (see [`ShmOptions`](crate::ShmOptions#where-the-region-lives)): a `&str` or
+/// `String` is a POSIX name, a `&Path` or `PathBuf` (or [`Location::path`]) a file, and
+/// [`Location::sysv`] a System V segment.
+///
+/// ```
+/// use shmstore::{Location, ShmQueue};
+/// # let name = format!("doc-queue-where-{}", std::process::id());
+/// # let dir = std::env::temp_dir().join(format!("doc-queue-where-{}", std::process::id()));
+/// # std::fs::create_dir_all(&dir).unwrap();
+/// # let key = 0x5e00_0000 | (std::process::id() as i32 & 0xffff);
+/// let named = ShmQueue::<u64, 8>::options().unlink_on_drop(true).create(&name)?;
+///
+/// let path = dir.join("jobs.shm");
+/// let jobs = ShmQueue::<u64, 8>::options().unlink_on_drop(true).create(&path)?;
+/// jobs.push(7)?;
+/// assert_eq!(ShmQueue::<u64, 8>::open(&path)?.pop()?, Some(7));
+///
+/// let segment = ShmQueue::<u64, 8>::options()
+///     .unlink_on_drop(true)
+///     .create(Location::sysv(key))?;
+/// assert_eq!(segment.name(), format!("sysv:{:#010x}", key));
+/// # drop((named, jobs));
+/// # std::fs::remove_dir(&dir).unwrap();
+/// # Ok::<(), shmstore::Error>(())
+/// ```
+///
+/// An SPSC role in a System V segment is recorded as the holder's pid, since a segment has no
+/// descriptor to lock: a replacement takes it over once that process is gone, and until a
+/// reused pid exits, it may wrongly see the role as taken. A replacement in another PID
+/// namespace than the holder's never takes it over (see [`QueueMode::Spsc`]).
 #[must_use = "options do nothing until create, open or open_or_create is called"]
 pub struct ShmQueueOptions<T: ShmType, const N: usize> {
     queue_mode: QueueMode,
-    mode: u32,
-    open_timeout: Duration,
-    unlink_on_drop: bool,
-    allow_other_owner: bool,
+    common: CommonOptions,
     _type: PhantomData<fn() -> T>,
 }
 
@@ -611,13 +649,10 @@ impl<T: ShmType, const N: usize> Clone for ShmQueueOptions<T, N> {
 
 impl<T: ShmType, const N: usize> fmt::Debug for ShmQueueOptions<T, N> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ShmQueueOptions")
-            .field("queue_mode", &self.queue_mode)
-            .field("mode", &format_args!("{:#o}", self.mode))
-            .field("open_timeout", &self.open_timeout)
-            .field("unlink_on_drop", &self.unlink_on_drop)
-            .field("allow_other_owner", &self.allow_other_owner)
-            .finish()
+        let mut out = f.debug_struct("ShmQueueOptions");
+        out.field("queue_mode", &self.queue_mode);
+        self.common.debug_fields(&mut out);
+        out.finish()
     }
 }
 
@@ -635,10 +670,7 @@ impl<T: ShmType, const N: usize> ShmQueueOptions<T, N> {
         let () = ShmQueue::<T, N>::VALID;
         ShmQueueOptions {
             queue_mode: QueueMode::Mpmc,
-            mode: 0o600,
-            open_timeout: Duration::from_secs(1),
-            unlink_on_drop: false,
-            allow_other_owner: false,
+            common: CommonOptions::DEFAULT,
             _type: PhantomData,
         }
     }
@@ -650,86 +682,28 @@ impl<T: ShmType, const N: usize> ShmQueueOptions<T, N> {
         self
     }
 
-    /// Permission bits of a created queue (default `0o600`), applied with `fchmod`. A queue
-    /// is always opened for writing (popping writes `head`), so others need write permission.
-    pub fn mode(mut self, mode: u32) -> Self {
-        self.mode = mode & 0o777;
-        self
-    }
-
-    /// How long `open` waits for a live creator to finish (default 1 s).
-    pub fn open_timeout(mut self, timeout: Duration) -> Self {
-        self.open_timeout = timeout;
-        self
-    }
-
-    /// Remove the name when this handle is dropped, if it still refers to this queue (default
-    /// `false`).
-    pub fn unlink_on_drop(mut self, unlink: bool) -> Self {
-        self.unlink_on_drop = unlink;
-        self
-    }
-
-    /// Accept a queue owned by another user (default `false`); see
-    /// [`ShmOptions::allow_other_owner`](crate::ShmOptions::allow_other_owner) for what that
-    /// trusts.
-    pub fn allow_other_owner(mut self, allow: bool) -> Self {
-        self.allow_other_owner = allow;
-        self
+    common_setters! {
+        what: "queue",
+        mode_note: "A queue is always opened for writing (popping writes `head`), so others \
+                    need write permission."
     }
 
     fn spec(&self) -> RegionSpec {
-        RegionSpec {
-            layout: &T::LAYOUT,
-            in_place: false,
-            notify_readers: false,
-            mode: self.mode,
-            open_timeout: self.open_timeout,
-            allow_other_owner: self.allow_other_owner,
-            unlink_on_drop: self.unlink_on_drop,
-            queue: Some(QueueSpec {
-                mode: self.queue_mode.code(),
-                capacity: N,
-            }),
-        }
+        let queue = QueueSpec {
+            mode: self.queue_mode.code(),
+            capacity: N,
+        };
+        self.common.spec(&T::LAYOUT, false, false, Some(queue))
     }
 
-    /// Places the queue in the file at `path` (see
-    /// [`ShmOptions::path`](crate::ShmOptions::path)). Set the other options first.
-    pub fn path(self, path: impl AsRef<std::path::Path>) -> ShmQueueOptionsAt<T, N> {
-        self.at(Location::File(path.as_ref().to_path_buf()))
-    }
-
-    /// Places the queue in the System V segment with `key` (see
-    /// [`ShmOptions::sysv_key`](crate::ShmOptions::sysv_key)). Set the other options first.
-    ///
-    /// An SPSC role in a segment is recorded as the holder's pid, since a segment has no
-    /// descriptor to lock: a replacement takes it over once that process is gone, and until a
-    /// reused pid exits, it may wrongly see the role as taken. A replacement in another PID
-    /// namespace than the holder's never takes it over (see [`QueueMode::Spsc`]).
-    pub fn sysv_key(self, key: i32) -> ShmQueueOptionsAt<T, N> {
-        self.at(Location::SysV(key))
-    }
-
-    /// Places the queue at any [`Location`]. Set the other options first.
-    pub fn at(self, location: impl Into<Location>) -> ShmQueueOptionsAt<T, N> {
-        ShmQueueOptionsAt {
-            options: self,
-            location: location.into(),
-        }
-    }
-
-    fn named(self, name: &str) -> ShmQueueOptionsAt<T, N> {
-        self.at(Location::Named(name.to_string()))
-    }
-
-    /// [`ShmQueue::create`] with these options.
+    /// [`ShmQueue::create`] with these options: a new, empty queue at `location`.
     ///
     /// # Errors
     ///
     /// As [`ShmQueue::create`].
-    pub fn create(self, name: &str) -> Result<ShmQueue<T, N>> {
-        self.named(name).create()
+    pub fn create(self, location: impl Into<Location>) -> Result<ShmQueue<T, N>> {
+        Region::create(&location.into(), &self.spec(), &mut clear_control)
+            .map(ShmQueue::from_region)
     }
 
     /// [`ShmQueue::open`] with these options.
@@ -737,8 +711,8 @@ impl<T: ShmType, const N: usize> ShmQueueOptions<T, N> {
     /// # Errors
     ///
     /// As [`ShmQueue::open`].
-    pub fn open(self, name: &str) -> Result<ShmQueue<T, N>> {
-        self.named(name).open()
+    pub fn open(self, location: impl Into<Location>) -> Result<ShmQueue<T, N>> {
+        reboot::open(&location.into(), &self.spec(), Access::ReadWrite).map(ShmQueue::from_region)
     }
 
     /// [`ShmQueue::open_or_create`] with these options.
@@ -746,56 +720,8 @@ impl<T: ShmType, const N: usize> ShmQueueOptions<T, N> {
     /// # Errors
     ///
     /// As [`ShmQueue::open_or_create`].
-    pub fn open_or_create(self, name: &str) -> Result<ShmQueue<T, N>> {
-        self.named(name).open_or_create()
-    }
-}
-
-/// [`ShmQueueOptions`] with a [`Location`]: from [`path`](ShmQueueOptions::path),
-/// [`sysv_key`](ShmQueueOptions::sysv_key) or [`at`](ShmQueueOptions::at).
-#[must_use = "options do nothing until create, open or open_or_create is called"]
-pub struct ShmQueueOptionsAt<T: ShmType, const N: usize> {
-    options: ShmQueueOptions<T, N>,
-    location: Location,
-}
-
-impl<T: ShmType, const N: usize> fmt::Debug for ShmQueueOptionsAt<T, N> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ShmQueueOptionsAt")
-            .field("options", &self.options)
-            .field("location", &self.location)
-            .finish()
-    }
-}
-
-impl<T: ShmType, const N: usize> ShmQueueOptionsAt<T, N> {
-    /// Creates a new queue, as [`ShmQueue::create`].
-    ///
-    /// # Errors
-    ///
-    /// As [`ShmQueue::create`].
-    pub fn create(self) -> Result<ShmQueue<T, N>> {
-        Region::create(&self.location, &self.options.spec(), &mut clear_control)
-            .map(ShmQueue::from_region)
-    }
-
-    /// Opens an existing queue, as [`ShmQueue::open`].
-    ///
-    /// # Errors
-    ///
-    /// As [`ShmQueue::open`].
-    pub fn open(self) -> Result<ShmQueue<T, N>> {
-        reboot::open(&self.location, &self.options.spec(), Access::ReadWrite)
-            .map(ShmQueue::from_region)
-    }
-
-    /// Opens the queue or creates it, as [`ShmQueue::open_or_create`].
-    ///
-    /// # Errors
-    ///
-    /// As [`ShmQueue::open_or_create`].
-    pub fn open_or_create(self) -> Result<ShmQueue<T, N>> {
-        reboot::open_or_create(&self.location, &self.options.spec(), &mut clear_control)
+    pub fn open_or_create(self, location: impl Into<Location>) -> Result<ShmQueue<T, N>> {
+        reboot::open_or_create(&location.into(), &self.spec(), &mut clear_control)
             .map(ShmQueue::from_region)
     }
 }

@@ -5,7 +5,7 @@
 //! Every NAME below is a location as text, read with `shmstore::Location::parse`: a POSIX
 //! region name, a file path (any text containing `/`), or `sysv:KEY` for a System V segment
 //! (`sysv:0x5e001001` or decimal). Every role opens and creates through
-//! `options().at(location)`, so each runs unchanged over all three backends (the tests'
+//! a `Location`, so each runs unchanged over all three backends (the tests'
 //! `for_each_backend!`) — except `hold-shm-and-exec` and `list-shm-fds`, which are about
 //! descriptors on `/dev/shm` and take POSIX names only.
 //!
@@ -150,12 +150,12 @@ fn at(name: &str) -> Location {
 
 /// Opens the `T` region at NAME read-write, with the default options.
 fn open<T: ShmType>(name: &str) -> Shm<T> {
-    Shm::<T>::options().at(at(name)).open().expect("open")
+    Shm::<T>::open(at(name)).expect("open")
 }
 
 /// Opens the `MsgQueue` at NAME, with the default options.
 fn open_queue(name: &str) -> MsgQueue {
-    MsgQueue::options().at(at(name)).open().expect("open queue")
+    MsgQueue::open(at(name)).expect("open queue")
 }
 
 /// Sleeps until killed: a role that must die holding what it holds.
@@ -228,8 +228,7 @@ fn open_or_create(name: &str, value: u64, in_place: bool) {
     let shm = Shm::<Counter>::options()
         .in_place(in_place)
         .open_timeout(Duration::from_secs(30))
-        .at(at(name))
-        .open_or_create(|| {
+        .open_or_create(at(name), || {
             ran = true;
             // Long enough for the others to find the region still initialising.
             std::thread::sleep(Duration::from_millis(20));
@@ -293,7 +292,7 @@ fn is_poisoned(name: &str) {
 /// `create-and-die-in-init NAME`: `open_or_create` of a `Counter` whose init prints `in-init`
 /// and sleeps until killed.
 fn create_and_die_in_init(name: &str) {
-    let _shm = Shm::<Counter>::options().at(at(name)).open_or_create(|| {
+    let _shm = Shm::<Counter>::open_or_create(at(name), || {
         say("in-init");
         sleep_forever()
     });
@@ -336,13 +335,13 @@ fn create_retyped(name: &str) {
         burst: 2.5,
         seq: 3,
     };
-    let _shm = Shm::options().at(at(name)).create(limits).expect("create");
+    let _shm = Shm::create(at(name), limits).expect("create");
     say("created");
 }
 
 /// `open-retyped NAME`: opens this binary's `Limits`, prints `ok` or `err VARIANT MESSAGE`.
 fn open_retyped(name: &str) {
-    match Shm::<other_binary::Limits>::options().at(at(name)).open() {
+    match Shm::<other_binary::Limits>::open(at(name)) {
         Ok(_) => say("ok"),
         Err(e) => say(&format!("err {} {e}", variant(&e))),
     }
@@ -425,10 +424,7 @@ fn wait_change(name: &str, how: &str) {
             (since, v, shm.read().count)
         }
         "reader" => {
-            let reader = Shm::<Counter>::options()
-                .at(at(name))
-                .open_reader()
-                .expect("open_reader");
+            let reader = Shm::<Counter>::open_reader(at(name)).expect("open_reader");
             let since = reader.version();
             say(&format!("waiting {since}"));
             let v = reader
@@ -464,12 +460,7 @@ fn ping_pong(name: &str, rounds: u64, how: &str) {
     let shm = open::<Counter>(name);
     let reader = match how {
         "shm" => None,
-        "reader" => Some(
-            Shm::<Counter>::options()
-                .at(at(name))
-                .open_reader()
-                .expect("open_reader"),
-        ),
+        "reader" => Some(Shm::<Counter>::open_reader(at(name)).expect("open_reader")),
         other => panic!("unknown HOW {other}"),
     };
     let version = || {
@@ -636,8 +627,7 @@ fn tally_create(name: &str) {
     let mut token = 0u64;
     let shm = Shm::<Tally>::options()
         .open_timeout(TORTURE_LOCK_BOUND)
-        .at(at(name))
-        .open_or_create(|| {
+        .open_or_create(at(name), || {
             say("init");
             let nanos = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -677,8 +667,7 @@ fn repair_at_rename(shim: &str, name: &str, how: &str) {
     let _shm = Shm::<Counter>::options()
         .mode(0o644)
         .open_timeout(Duration::from_secs(10))
-        .at(at(name))
-        .open_or_create(|| Counter::at(1))
+        .open_or_create(at(name), || Counter::at(1))
         .expect("open_or_create");
     say("survived");
     wait_for_go();
@@ -854,16 +843,10 @@ fn queue_close(name: &str) {
 /// `ok` or `err VARIANT`.
 fn queue_open_as(name: &str, how: &str) {
     let result = match how {
-        "queue" => MsgQueue::options().at(at(name)).open().map(drop),
-        "value" => Shm::<Msg>::options().at(at(name)).open().map(drop),
-        "capacity" => ShmQueue::<Msg, { 2 * QUEUE_CAPACITY }>::options()
-            .at(at(name))
-            .open()
-            .map(drop),
-        "element" => ShmQueue::<[u64; 8], QUEUE_CAPACITY>::options()
-            .at(at(name))
-            .open()
-            .map(drop),
+        "queue" => MsgQueue::open(at(name)).map(drop),
+        "value" => Shm::<Msg>::open(at(name)).map(drop),
+        "capacity" => ShmQueue::<Msg, { 2 * QUEUE_CAPACITY }>::open(at(name)).map(drop),
+        "element" => ShmQueue::<[u64; 8], QUEUE_CAPACITY>::open(at(name)).map(drop),
         other => panic!("unknown HOW {other}"),
     };
     match result {
@@ -925,8 +908,7 @@ fn setuid_open(name: &str, allow_other_owner: bool) {
     setuid(Uid::from_raw(65534)).expect("setuid");
     match Shm::<Counter>::options()
         .allow_other_owner(allow_other_owner)
-        .at(at(name))
-        .open()
+        .open(at(name))
     {
         Ok(shm) => say(&format!("ok {}", shm.read().count)),
         Err(e) => say(&format!("err {} {e}", variant(&e))),
@@ -949,27 +931,20 @@ fn setuid_reader(name: &str) {
     };
     say(&format!(
         "reader-plain {}",
-        outcome(
-            Shm::<Counter>::options()
-                .at(at(name))
-                .open_reader()
-                .map(drop)
-        )
+        outcome(Shm::<Counter>::open_reader(at(name)).map(drop))
     ));
     say(&format!(
         "read-write {}",
         outcome(
             Shm::<Counter>::options()
                 .allow_other_owner(true)
-                .at(at(name))
-                .open()
+                .open(at(name))
                 .map(drop)
         )
     ));
     let reader = Shm::<Counter>::options()
         .allow_other_owner(true)
-        .at(at(name))
-        .open_reader()
+        .open_reader(at(name))
         .expect("open_reader with allow_other_owner");
     let c = reader.read();
     assert_eq!(c.count, c.mirror);
@@ -998,8 +973,7 @@ fn setuid_give_sysv(name: &str) {
     };
     let shm = Shm::<Counter>::options()
         .mode(0o666)
-        .at(at(name))
-        .create(Counter::at(7))
+        .create(at(name), Counter::at(7))
         .expect("create");
     // SAFETY: plain integer arguments; looks the key up.
     let id = unsafe { libc::shmget(key, 0, 0) };
@@ -1085,9 +1059,9 @@ fn create_with_umask(name: &str, umask: u32, mode: u32, how: &str) {
     nix::sys::stat::umask(Mode::from_bits_truncate(umask));
     let options = Shm::<Counter>::options().mode(mode);
     let result = match how {
-        "create" => options.at(at(name)).create(Counter::at(1)),
-        "open-or-create" => options.at(at(name)).open_or_create(|| Counter::at(1)),
-        "in-place" => options.in_place(true).at(at(name)).create(Counter::at(1)),
+        "create" => options.create(at(name), Counter::at(1)),
+        "open-or-create" => options.open_or_create(at(name), || Counter::at(1)),
+        "in-place" => options.in_place(true).create(at(name), Counter::at(1)),
         other => panic!("unknown HOW {other}"),
     };
     result.expect("create");
@@ -1159,9 +1133,6 @@ fn values_writer(name: &str, how: &str) {
         "forged" => ServiceConfig::forged(),
         other => panic!("values-writer: valid or forged, not {other}"),
     };
-    Shm::<ServiceConfig>::options()
-        .at(at(name))
-        .create(config)
-        .expect("create");
+    Shm::<ServiceConfig>::create(at(name), config).expect("create");
     say("written");
 }

@@ -29,7 +29,7 @@ fn main() {
     assert_eq!(leaves[0].offset, 0);
     assert_eq!(
         leaves[1].dims,
-        [shmstore::Dim { count: 4, stride: size_of::<Wheel>() }]
+        [shmstore::layout::Dim { count: 4, stride: size_of::<Wheel>() }]
     );
     assert_eq!(leaves[1].offset, offset_of!(Wheel, rpm));
     assert_eq!(leaves[2].path, "odometer");
