@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::format::{
-    self, Descriptor, DescriptorField, Header, HeaderInfo, LoadAcquire, QueueShape,
+    self, Descriptor, DescriptorField, Header, HeaderInfo, KindEntry, LoadAcquire, QueueShape,
     MAX_DESCRIPTOR_LEN,
 };
 use crate::info::{summarize, RegionInfo};
@@ -58,6 +58,7 @@ pub struct Inspector {
     source: Source,
     type_name: String,
     fields: Vec<FieldInfo>,
+    kinds: Vec<KindEntry>,
 }
 
 /// How an inspector reads its region.
@@ -341,9 +342,14 @@ impl Inspector {
                 )
             }
         };
-        let descriptor =
-            Descriptor::decode(&descriptor).map_err(|why| Error::corrupt(&name, why))?;
+        let format_version = match &source {
+            Source::Read { looked, .. } => looked.info.format_version,
+            Source::Mapped { region, .. } => region.info().format_version,
+        };
+        let descriptor = Descriptor::decode(&descriptor, format_version)
+            .map_err(|why| Error::corrupt(&name, why))?;
         Ok(Inspector {
+            kinds: descriptor.kinds,
             fields: descriptor
                 .fields
                 .iter()

@@ -98,6 +98,7 @@ mod wait;
 
 pub use error::printable;
 pub use error::{Error, Result};
+pub use format::{KindEntry, StoredKind};
 pub use guard::ShmGuard;
 pub use info::{list, QueueInfo, RegionInfo};
 pub use inspect::{FieldInfo, HeaderFields, Inspector, Scalar};
