@@ -100,7 +100,7 @@ pub struct FieldInfo {
 }
 
 impl FieldInfo {
-    fn from_descriptor(field: &DescriptorField) -> FieldInfo {
+    pub(crate) fn from_descriptor(field: &DescriptorField) -> FieldInfo {
         FieldInfo {
             path: field.path.clone(),
             primitive: u8::try_from(field.primitive)
@@ -190,7 +190,7 @@ pub enum Scalar {
 }
 
 impl Scalar {
-    fn decode(primitive: Primitive, bytes: &[u8], at: u64) -> Option<Scalar> {
+    pub(crate) fn decode(primitive: Primitive, bytes: &[u8], at: u64) -> Option<Scalar> {
         let at = usize::try_from(at).ok()?;
         let size = primitive.size();
         let raw = bytes.get(at..at.checked_add(size)?)?;
@@ -376,6 +376,22 @@ impl Inspector {
     /// The stored field table.
     pub fn fields(&self) -> &[FieldInfo] {
         &self.fields
+    }
+
+    /// The stored kinds table: which values are text, flags, optional values, timestamps,
+    /// enums or lists (empty for a region of format version 1). [`values`](Self::values)
+    /// decodes them.
+    pub fn kinds(&self) -> &[KindEntry] {
+        &self.kinds
+    }
+
+    /// The field and kinds tables together, to decode and encode values (values.rs).
+    pub(crate) fn schema(&self) -> crate::values::Schema<'_> {
+        crate::values::Schema {
+            name: self.name(),
+            fields: &self.fields,
+            kinds: &self.kinds,
+        }
     }
 
     /// Whether the region is a queue ([`ShmQueue`](crate::ShmQueue)).

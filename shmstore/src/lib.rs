@@ -75,6 +75,7 @@
 extern crate self as shmstore;
 
 mod atomic_copy;
+mod editor;
 mod error;
 mod format;
 mod guard;
@@ -94,8 +95,10 @@ mod snapshot;
 mod store;
 mod sys;
 pub mod value;
+mod values;
 mod wait;
 
+pub use editor::{Committed, Editor, EditorOptions};
 pub use error::printable;
 pub use error::{Error, Result};
 pub use format::{KindEntry, StoredKind};
@@ -164,6 +167,7 @@ pub use shmstore_derive::ShmEnum;
 pub use shmstore_derive::ShmType;
 pub use store::Store;
 pub use value::{zeroed, ShmEnum};
+pub use values::{ByteWrite, Value};
 
 /// Fuzzing entry points for the targets in `fuzz/` and for users' own targets (feature
 /// `fuzzing`).

@@ -154,6 +154,16 @@ impl Region {
         }
     }
 
+    /// Opens an existing region read-write whatever its kind and type (`spec.layout` is not
+    /// compared): for an untyped editor, which checks the kind and decodes the stored
+    /// descriptor itself.
+    pub(crate) fn open_untyped_writable(location: &Location, spec: &RegionSpec) -> Result<Region> {
+        match Protocol::of(location)? {
+            Protocol::Fd(target) => fd::open(&target, spec, Access::ReadWrite, Typed::No),
+            Protocol::SysV(key) => sysv::open(key, location, spec, Access::ReadWrite, Typed::No),
+        }
+    }
+
     /// Opens the region, or creates it running `init` — in exactly one process of any number
     /// racing for the same location.
     pub(crate) fn open_or_create(
