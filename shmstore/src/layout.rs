@@ -587,6 +587,17 @@ impl TypeLayout {
         out
     }
 
+    /// Whether any part of the type has a non-plain kind: whether its region is format
+    /// version 2. Without allocating, for the check on every open.
+    pub(crate) fn has_kinds(&self) -> bool {
+        self.kind != ValueKind::Plain
+            || match self.shape {
+                Shape::Primitive(_) => false,
+                Shape::Array { element, .. } => element.has_kinds(),
+                Shape::Struct { fields } => fields.iter().any(|f| f.layout.has_kinds()),
+            }
+    }
+
     fn collect_kinds(&self, path: String, out: &mut Vec<(String, ValueKind)>) {
         if self.kind != ValueKind::Plain {
             out.push((path.clone(), self.kind));

@@ -304,6 +304,13 @@ impl Descriptor {
         }
         let mut kinds = Vec::new();
         if format_version >= 2 {
+            if r.remaining() == 0 {
+                return Err(
+                    "it has format version 2, but its descriptor has no kinds table \
+                            after the field table (a format version 1 descriptor)"
+                        .into(),
+                );
+            }
             let count = r.u32()? as usize;
             if count == 0 {
                 return Err(
@@ -442,7 +449,11 @@ pub(crate) fn check_type(
     descriptor_bytes: impl FnOnce() -> Vec<u8>,
     layout: &TypeLayout,
 ) -> Result<()> {
+    // A type with kinds is stored as format version 2, any other as version 1: a region whose
+    // version disagrees has a descriptor this type would not write (decoded below to say so).
+    let version = if layout.has_kinds() { 2 } else { 1 };
     let matches = info.fingerprint == layout.fingerprint()
+        && info.format_version == version
         && info.type_size() == layout.size()
         && info.layout.payload_align == layout.align();
     if matches {
@@ -1108,7 +1119,7 @@ mod tests {
             assert_eq!(Descriptor::decode(&v1, 1).unwrap(), d);
             // A version 2 descriptor always has a kinds table.
             let err = Descriptor::decode(&v1, 2).unwrap_err();
-            assert!(err.contains("truncated"), "{err}");
+            assert!(err.contains("no kinds table"), "{err}");
             // The fingerprint of a plain type is the one format version 1 builds computed.
             assert_eq!(Limits::LAYOUT.fingerprint(), 0xefce_ed14_016b_6114);
         }
@@ -1312,6 +1323,19 @@ mod tests {
             let err = with_table(&huge);
             assert!(err.contains("claims 4294967295 variants"), "{err}");
             assert_eq!(Descriptor::decode(&good, 2).unwrap(), d);
+        }
+
+        /// The fuzz target's seeds with kinds stay valid version 2 descriptors, so that the
+        /// fuzzer starts from inputs that reach the kinds table.
+        #[test]
+        fn the_fuzz_seeds_with_kinds_decode() {
+            let every = include_bytes!("../../../fuzz/corpus/descriptor/seed-kinds-every");
+            assert_eq!(
+                Descriptor::decode(every, 2).unwrap(),
+                Descriptor::of(&Every::LAYOUT)
+            );
+            let list = include_bytes!("../../../fuzz/corpus/descriptor/seed-kinds-top-level-list");
+            assert_eq!(Descriptor::decode(list, 2).unwrap().kinds.len(), 3);
         }
     }
 }
