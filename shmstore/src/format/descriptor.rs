@@ -1120,12 +1120,17 @@ mod tests {
             // A version 2 descriptor always has a kinds table.
             let err = Descriptor::decode(&v1, 2).unwrap_err();
             assert!(err.contains("no kinds table"), "{err}");
-            // The fingerprint of a plain type is the one format version 1 builds computed.
+            // The fingerprint of a plain type is the one format version 1 builds computed:
+            // this value was computed by hand from FORMAT.md's "Fingerprint" rules for version
+            // 1 (and matches what this code computed before kinds existed).
             assert_eq!(Limits::LAYOUT.fingerprint(), 0xefce_ed14_016b_6114);
         }
 
         #[test]
         fn the_fingerprint_covers_kinds_and_enum_variants() {
+            // Computed by hand from FORMAT.md's "Fingerprint" rules, kinds included.
+            assert_eq!(Flag::LAYOUT.fingerprint(), 0xa7c6_61f2_4ad6_98dc);
+            assert_eq!(EnumField::<Level>::LAYOUT.fingerprint(), 0xfb1b_0f70_81ff_4b35);
             assert_ne!(
                 EnumField::<Level>::LAYOUT.fingerprint(),
                 EnumField::<renumbered::Level>::LAYOUT.fingerprint()
