@@ -22,9 +22,9 @@
 //! element: that is the only header that leaves no padding before an element of any alignment
 //! (a struct with `#[repr(C, align(64))]` included) and none after the last one, on stable Rust.
 //!
-//! Each type's [`TypeLayout`](crate::TypeLayout) describes it as the plain struct above, so a
+//! Each type's [`TypeLayout`](crate::layout::TypeLayout) describes it as the plain struct above, so a
 //! region's descriptor records it with today's primitives, and carries a
-//! [`ValueKind`](crate::ValueKind) that says what the bytes mean.
+//! [`ValueKind`](crate::layout::ValueKind) that says what the bytes mean.
 //!
 //! ```
 //! use shmstore::value::{EnumField, FixedStr, FixedVec, Flag, Opt, Timestamp};
