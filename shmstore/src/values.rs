@@ -93,7 +93,7 @@ impl fmt::Display for Value {
 
 /// Bytes to store at `offset` in a value (from its first byte), as
 /// [`Inspector::parse_assignment`](crate::inspect::Inspector::parse_assignment) computes them and
-/// [`Editor::commit`](crate::Editor::commit) applies them, in order.
+/// [`Editor::commit`](crate::inspect::Editor::commit) applies them, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ByteWrite {
     /// The offset from the start of the value.
@@ -929,7 +929,7 @@ impl crate::inspect::Inspector {
     /// range, text within its capacity, `true`/`false` for flags, a variant's name for an
     /// enum, RFC 3339 (or `now`) for a timestamp, `none` or the value for an optional value,
     /// `[a, b]` for a list or an array (elements in double quotes may hold commas). Apply them
-    /// in order with [`Editor::commit`](crate::Editor::commit).
+    /// in order with [`Editor::commit`](crate::inspect::Editor::commit).
     ///
     /// # Errors
     ///

@@ -215,7 +215,7 @@ fn each_value_type_sits_after_a_u8_and_before_a_u64_without_padding() {
 // ==== Issue 15, item 2: the region knows what the fields mean ====
 
 /// `name = value` for every top-level field, as `shmstore get` will print them.
-fn shown(view: &shmstore::Inspector) -> Vec<String> {
+fn shown(view: &shmstore::inspect::Inspector) -> Vec<String> {
     view.values(&view.read())
         .iter()
         .map(|(name, value)| format!("{name} = {value}"))
@@ -440,7 +440,7 @@ fn a_plain_type_stays_format_version_1_and_a_forged_version_2_is_refused() {
     bytes[8..12].copy_from_slice(&2u32.to_ne_bytes());
     plant(&place, &bytes);
     for error in [
-        at::<Counter>(&place).open().unwrap_err(),
+        Shm::<Counter>::open(&place).unwrap_err(),
         Inspector::open(place.location()).unwrap_err(),
     ] {
         assert!(
