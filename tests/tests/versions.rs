@@ -8,7 +8,8 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
 
-use shmstore::{Inspector, Shm};
+use shmstore::inspect::Inspector;
+use shmstore::Shm;
 use shmstore_tests::{helper, region, Counter, Helper, Pair};
 
 /// How long a wait for a change that is sure to come may take before the test fails.
