@@ -1,6 +1,6 @@
 //! A service that follows the configuration `config_writer` publishes: it prints each new
-//! configuration as it changes and exits when the writer says so. It sleeps between changes
-//! (a futex wait, no polling) and opens the region read-only, so it cannot corrupt it.
+//! configuration as it changes and exits when the writer removes it. It sleeps between
+//! changes (a futex wait, no polling) and opens the region read-only, so it cannot corrupt it.
 //!
 //! `cargo run --example config_reader` (it waits up to a minute for the writer to appear).
 
@@ -12,28 +12,42 @@ use shmstore::{Error, Shm, ShmReader};
 #[allow(dead_code)]
 #[path = "config.rs"]
 mod config;
-use config::{Config, REGION};
+use config::{ServiceConfig, REGION};
 
 fn main() -> Result<(), Error> {
     let config = wait_for_region(Duration::from_secs(60))?;
     let mut seen = config.version();
-    let mut current = config.read();
-    println!("[reader] following `{REGION}`: {}", describe(&current));
-    while current.shutdown == 0 {
-        // Sleeps until the writer publishes; a quiet minute ends the wait with Error::Timeout.
-        seen = config.wait_for_change(seen, Some(Duration::from_secs(60)))?;
-        current = config.read();
-        println!("[reader] version {seen}: {}", describe(&current));
+    println!(
+        "[reader] following `{REGION}` from version {seen}: {}",
+        config.read().describe()
+    );
+    loop {
+        // Sleeps until the writer publishes. Versions count commits, so a jump of more than
+        // one means updates published while this process was not looking (the value read
+        // holds the last of them), never lost ones.
+        match config.wait_for_change(seen, Some(Duration::from_secs(1))) {
+            Ok(now) => {
+                seen = now;
+                println!("[reader] version {seen}: {}", config.read().describe());
+            }
+            // A quiet second: is the configuration still published? (This handle keeps the
+            // removed region readable; the name is what the writer gives up.)
+            Err(Error::Timeout { .. }) => {
+                if !still_published()? {
+                    println!("[reader] the writer removed `{REGION}`; done");
+                    return Ok(());
+                }
+            }
+            Err(other) => return Err(other),
+        }
     }
-    println!("[reader] the writer is done");
-    Ok(())
 }
 
 /// Opens the region read-only, retrying while the writer has not created it yet.
-fn wait_for_region(patience: Duration) -> Result<ShmReader<Config>, Error> {
+fn wait_for_region(patience: Duration) -> Result<ShmReader<ServiceConfig>, Error> {
     let start = Instant::now();
     loop {
-        match Shm::<Config>::open_reader(REGION) {
+        match Shm::<ServiceConfig>::open_reader(REGION) {
             Err(Error::NotFound { .. }) if start.elapsed() < patience => {
                 std::thread::sleep(Duration::from_millis(50));
             }
@@ -42,15 +56,11 @@ fn wait_for_region(patience: Duration) -> Result<ShmReader<Config>, Error> {
     }
 }
 
-fn describe(c: &Config) -> String {
-    if c.shutdown != 0 {
-        return "shutdown".to_string();
+/// Whether the name still refers to a region.
+fn still_published() -> Result<bool, Error> {
+    match Shm::<ServiceConfig>::open_reader(REGION) {
+        Ok(_) => Ok(true),
+        Err(Error::NotFound { .. }) => Ok(false),
+        Err(other) => Err(other),
     }
-    format!(
-        "generation {}: rate_limit={} log_level={} upstream={}",
-        c.generation,
-        c.rate_limit,
-        c.log_level,
-        c.upstream()
-    )
 }

@@ -5,11 +5,13 @@
 //! changes. Then a process is SIGKILLed halfway through a transfer: its half-done write never
 //! becomes visible, and the next locker finds the old balances (the default, crash-atomic mode).
 //! The same crash in an `in_place` region poisons it instead: every process sees the poison
-//! until someone repairs the value and clears it. Finally a read-only process watches the value
-//! change, sleeping until each update is published.
+//! until someone repairs the value and clears it. Then a read-only process watches the value
+//! change, sleeping until each update is published. Finally one process writes text and an
+//! enum (shmstore's field types) that another reads back, checked.
 //!
 //! The program re-runs itself for the child roles (`tour worker NAME N`, `tour crasher NAME`,
-//! `tour observer NAME`, `tour watcher NAME N`) and removes the regions it created.
+//! `tour observer NAME`, `tour watcher NAME N`, `tour announcer NAME`) and removes the regions
+//! it created.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -17,7 +19,8 @@ use std::time::Duration;
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use shmstore::{Shm, ShmType, Store};
+use shmstore::value::{EnumField, FixedStr};
+use shmstore::{Shm, ShmEnum, ShmType, Store};
 
 /// The shared value: two balances that must always add up to `TOTAL`.
 #[derive(ShmType, Clone, Copy, Debug, PartialEq)]
@@ -26,6 +29,25 @@ struct Accounts {
     alice: i64,
     bob: i64,
     transfers: u64,
+}
+
+/// Where the bank is in its day: an enum stored as its `u8` discriminant, checked when read.
+#[derive(ShmEnum, Clone, Copy, Debug, PartialEq)]
+#[repr(u8)]
+enum Phase {
+    Open,
+    Closing,
+    Closed,
+}
+
+/// A status another process announces: text and an enum, with no hand-made encoding (and no
+/// padding: the derive checks it).
+#[derive(ShmType, Clone, Copy, Debug)]
+#[repr(C)]
+#[shm(default_zeroed)]
+struct Status {
+    note: FixedStr<60>, // UTF-8, at most 60 bytes
+    phase: EnumField<Phase>,
 }
 
 const TOTAL: i64 = 2000;
@@ -46,9 +68,12 @@ fn main() -> Result {
         ["crasher", name] => crasher(name),
         ["observer", name] => observer(name),
         ["watcher", name, n] => watcher(name, n.parse()?),
+        ["announcer", name] => announcer(name),
         [] => tour(),
         _ => Err(
-            "usage: tour [worker NAME N | crasher NAME | observer NAME | watcher NAME N]".into(),
+            "usage: tour [worker NAME N | crasher NAME | observer NAME | watcher NAME N | \
+             announcer NAME]"
+                .into(),
         ),
     }
 }
@@ -59,6 +84,7 @@ fn tour() -> Result {
     let _cleanup = Cleanup(store.clone());
     let name = store.name_of("accounts")?;
     let in_place_name = store.name_of("ledger")?;
+    let status_name = store.name_of("status")?;
 
     say("parent", "== 1. several processes share one value ==");
     let start = Accounts {
@@ -217,6 +243,38 @@ fn tour() -> Result {
 
     say(
         "parent",
+        "== 5. text and an enum, written by one process and read by another ==",
+    );
+    let status = Shm::<Status>::options()
+        .unlink_on_drop(true)
+        .create(&status_name, Status::default())?;
+    let seen = status.version();
+    if !spawn(&["announcer", &status_name])?.wait()?.success() {
+        return Err("the announcer failed".into());
+    }
+    status.wait_for_change(seen, Some(Duration::from_secs(10)))?;
+    let announced = status.read();
+    // Each read is checked: a peer that wrote a length above 60, bytes that are not UTF-8 or
+    // a phase this build does not know gets an error here, never a panic or a wild read.
+    let (note, phase) = (announced.note.as_str()?, announced.phase.get()?);
+    say(
+        "parent",
+        &format!(
+            "read phase {phase:?} and note {note:?} (version {})",
+            status.version()
+        ),
+    );
+    assert_eq!(phase, Phase::Closing);
+    let mut too_long = Status::default();
+    if let Err(refused) = too_long.note.set(&"a note far too long ".repeat(4)) {
+        say(
+            "parent",
+            &format!("text that does not fit is refused: {refused}"),
+        );
+    }
+
+    say(
+        "parent",
         &format!(
             "the tour's namespace `{}` holds {} regions",
             store.prefix(),
@@ -225,9 +283,10 @@ fn tour() -> Result {
     );
     drop(accounts);
     drop(ledger);
+    drop(status);
     say(
         "parent",
-        "== done: both regions removed (unlink_on_drop); `ls /dev/shm` shows nothing of ours ==",
+        "== done: every region removed (unlink_on_drop); `ls /dev/shm` shows nothing of ours ==",
     );
     Ok(())
 }
@@ -295,6 +354,23 @@ fn watcher(name: &str, changes: u32) -> Result {
             ),
         );
     }
+    Ok(())
+}
+
+/// Child: announces that the bank is closing, as text and an enum, in one commit.
+fn announcer(name: &str) -> Result {
+    let status = Shm::<Status>::open(name)?;
+    let mut g = status.lock().map_err(|_| "poisoned")?;
+    g.note.set("closing: every transfer settled")?; // refused if over 60 bytes
+    g.phase.set(Phase::Closing);
+    drop(g);
+    say(
+        "writer",
+        &format!(
+            "wrote phase Closing and a note (version {})",
+            status.version()
+        ),
+    );
     Ok(())
 }
 

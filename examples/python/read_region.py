@@ -167,6 +167,13 @@ def read_version(mm):
     return struct.unpack_from("=Q", mm, VERSION_OFFSET)[0]
 
 
+def version_word_text(word):
+    """The raw version word and what it means, as `shmstore inspect` shows it: it steps by two
+    per commit (FORMAT.md), and the version shown everywhere else is half of it."""
+    state = "odd: a write under way" if word % 2 else "even: published"
+    return f"{word} (version {word >> 1}, {state})"
+
+
 def snapshot(name, mm, working, second, size, timeout=1.0):
     """A consistent copy of the value and its version: load the version, copy the working
     copy if it is even or the second copy if it is odd (in place: wait while odd), and keep
@@ -179,7 +186,9 @@ def snapshot(name, mm, working, second, size, timeout=1.0):
         if source is not None:
             data = mm[source : source + size]
             if read_version(mm) == before:
-                return before & ~1, data
+                # The raw word steps by two per commit (FORMAT.md); the version shown, as
+                # the Rust API and `shmstore inspect` count it, is the number of commits.
+                return before >> 1, data
         if time.monotonic() > deadline:
             raise RegionError(
                 f"region `{name}`: no consistent copy within {timeout} s (an in-place writer "
@@ -369,7 +378,7 @@ def print_region(name, mm, h, st, type_name, fields, working, second, max_elemen
     ]
     # The hot fields, read now (the header was unpacked before the snapshot).
     hot = dict(zip(HEADER_FIELDS, HEADER.unpack_from(mm, 0)))
-    rows += [(k, hot[k]) for k in HEADER_FIELDS[19:]]
+    rows += [(k, version_word_text(hot[k]) if k == "version" else hot[k]) for k in HEADER_FIELDS[19:]]
     out.append("\nheader\n")
     out.append(table([(k, str(v)) for k, v in rows], indent="  "))
 

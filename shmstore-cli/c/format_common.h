@@ -353,8 +353,10 @@ static inline uint64_t shmstore_nanos_(void) {
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* The published version: even, never the odd value of a write in progress. */
+/* The published version, as the Rust API and the shmstore command count it: the commits since
+   the region was created (0 for a value never written). The raw word steps by two per commit,
+   odd while a write is under way (FORMAT.md): this is half of it, rounded down. */
 static inline uint64_t shmstore_version(shmstore_region_t *h) {
-    return __atomic_load_n(&h->header->version, __ATOMIC_ACQUIRE) & ~(uint64_t)1;
+    return __atomic_load_n(&h->header->version, __ATOMIC_ACQUIRE) >> 1;
 }
 

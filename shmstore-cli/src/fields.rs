@@ -130,9 +130,9 @@ pub const IN_PLACE_PATIENCE: Duration = Duration::from_secs(1);
 /// `lock()` does. Without this, `inspect` would hang on such a region.
 pub fn snapshot_within(view: &Inspector, patience: Duration) -> Option<(u64, Vec<u8>)> {
     let header = view.header_fields();
-    if header.flags & FLAG_IN_PLACE != 0 && header.version & 1 == 1 {
+    if header.flags & FLAG_IN_PLACE != 0 && header.write_under_way() {
         // Sleeps on the version's futex word until the write is published.
-        view.wait_for_change(header.version & !1, Some(patience))
+        view.wait_for_change(header.published_version(), Some(patience))
             .ok()?;
     }
     Some(snapshot(view))

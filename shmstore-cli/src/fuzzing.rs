@@ -90,12 +90,13 @@ pub fn forged_region(descriptor: &[u8], payload: &[u8], align: u64) -> Vec<u8> {
     bytes
 }
 
-/// Publishes version `version` of a region planted with [`forged_region`] at `path`, as a
-/// writer would (without its futex wake: a read-only watcher re-checks on its own).
+/// Publishes version `version` (as the API counts versions) of a region planted with
+/// [`forged_region`] at `path`, as a writer would: stores the even raw word `2 * version`
+/// (FORMAT.md), without the futex wake (a read-only watcher re-checks on its own).
 pub fn publish_version(path: &str, version: u64) -> std::io::Result<()> {
     let mut file = std::fs::OpenOptions::new().write(true).open(path)?;
     file.seek(SeekFrom::Start(at::VERSION as u64))?;
-    file.write_all(&version.to_ne_bytes())
+    file.write_all(&version.wrapping_mul(2).to_ne_bytes())
 }
 
 /// One field of a descriptor as [`encode_descriptor`] writes it: its path, primitive code,

@@ -122,7 +122,7 @@ fn text(entry: &Entry, view: &Inspector, max_elements: usize) -> String {
         ),
         row("queue_capacity", h.queue_capacity.to_string()),
         row("queue_element_size", h.queue_element_size.to_string()),
-        row("version", h.version.to_string()),
+        row("version", version_word_text(&h)),
         row("waiters", h.waiters.to_string()),
         row("poisoned", h.poisoned.to_string()),
         row("commit_in_progress", h.commit_in_progress.to_string()),
@@ -211,8 +211,24 @@ fn to_json(entry: &Entry, view: &Inspector, max_elements: usize) -> Value {
 fn unfinished_write(h: &HeaderFields) -> String {
     format!(
         "not shown: an in-place write has been under way for over {IN_PLACE_PATIENCE:?} \
-         (version {} is odd); if its writer died, the next lock() poisons the region and \
-         publishes it",
+         (after version {}: the version word {} is odd); if its writer died, the next lock() \
+         poisons the region and publishes it",
+        h.published_version(),
         h.version
+    )
+}
+
+/// The raw version word of the header and what it means: it steps by two per commit
+/// (FORMAT.md), and the version everything else shows is half of it.
+fn version_word_text(h: &HeaderFields) -> String {
+    format!(
+        "{} (version {}, {})",
+        h.version,
+        h.published_version(),
+        if h.write_under_way() {
+            "odd: a write under way"
+        } else {
+            "even: published"
+        }
     )
 }

@@ -4,8 +4,8 @@
 //! between versions: no loop of its own here. The inspector re-reads a POSIX object's or a file's
 //! version with `pread` every 10 ms (it never maps them, so a peer that shrinks the object
 //! ends `watch` with an error, not SIGBUS) and sleeps on a System V segment's futex. Versions
-//! published faster than it prints are shown together, as the change from the last version it
-//! printed.
+//! count commits (1, 2, 3 …); versions published faster than it prints are shown together, as
+//! the change from the last version it printed, with the number of commits they were.
 
 use std::io::Write;
 
@@ -57,7 +57,15 @@ pub fn run(name: &str, count: Option<u64>, max_elements: usize, out: &mut dyn Wr
         if now == version {
             continue;
         }
-        writeln!(out, "version {now}")?;
+        // Versions count commits: say so when several are shown as one change, so that a
+        // jump is not taken for lost updates.
+        match now.wrapping_sub(version) {
+            1 => writeln!(out, "version {now}")?,
+            commits => writeln!(
+                out,
+                "version {now} ({commits} commits since version {version}, shown as one change)"
+            )?,
+        }
         let lines = changes(view, &old, &new, max_elements);
         if lines.is_empty() {
             writeln!(out, "  (no field changed)")?;

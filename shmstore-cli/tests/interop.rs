@@ -91,7 +91,13 @@ fn a_c_program_locks_writes_and_commits_and_rust_sees_it() {
     expected.pos.y = 2.5;
     expected.wheels[1].rpm = 1234;
     assert_eq!(now, expected, "Rust sees the C program's commit, whole");
-    assert!(shm.version() > v0, "the C commit published a newer version");
+    assert_eq!(shm.version(), v0 + 1, "the C commit published one version");
+    // And the C program's `shmstore_version` counts as Rust does.
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        printed.contains(&format!("version {v0} -> {}", v0 + 1)),
+        "{printed}"
+    );
     assert!(!shm.is_poisoned());
     // The commit copied the working copy to the second copy: a Rust write that dies now would
     // roll back to the C program's value, not to an older one. A lock and an unchanged read
@@ -244,7 +250,7 @@ fn a_classic_ftok_shmget_shmat_c_program_reads_what_rust_wrote() {
     }
     let now = shm.read();
     assert_eq!(now.counter, 8);
-    assert!(shm.version() > 0);
+    assert_eq!(shm.version(), 1, "one commit, one version, in C too");
     assert_eq!(read(), read_sysv_lines(&now, shm.version()));
 }
 

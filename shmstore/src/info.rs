@@ -8,6 +8,7 @@ use crate::format::{
 use crate::location::Location;
 use crate::look;
 use crate::name::validate_name;
+use crate::snapshot::version_from_word;
 use crate::sys::object::{self, Access, Mapping};
 use crate::sys::sysv;
 
@@ -23,7 +24,8 @@ pub struct RegionInfo {
     pub type_name: String,
     /// The size of the stored type: the value's, or one queue element's.
     pub size: usize,
-    /// The last published version.
+    /// The last published version: the number of commits (and rollbacks) since the region
+    /// was created, as [`Shm::version`](crate::Shm::version) counts them; 0 for a queue.
     pub version: u64,
     /// The pid of the process that created (or last re-initialised) it.
     /// Numbered in that process's PID namespace.
@@ -188,7 +190,7 @@ pub(crate) fn summarize(
         location: location.clone(),
         type_name,
         size: info.type_size(),
-        version: header.version.load_acquire() & !1,
+        version: version_from_word(header.version.load_acquire()),
         creator_pid: info.creator_pid,
         creator_uid,
         poisoned: info.in_place() && header.poisoned.load_acquire() != 0,

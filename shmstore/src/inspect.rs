@@ -233,7 +233,9 @@ impl fmt::Display for Scalar {
     }
 }
 
-/// Every header field of a region, as stored (`FORMAT.md`), read without a lock.
+/// Every header field of a region, as stored (`FORMAT.md`), read without a lock. `version` is
+/// the raw word, twice the version the API reports: see
+/// [`published_version`](Self::published_version).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 #[allow(missing_docs)] // each field is the `FORMAT.md` header field of the same name
@@ -262,6 +264,21 @@ pub struct HeaderFields {
     pub commit_in_progress: u32,
     pub read_requests: u32,
     pub reads_served: u32,
+}
+
+impl HeaderFields {
+    /// The version the API reports for this header's raw `version` word, as
+    /// [`Inspector::version`] counts them: the commits (and rollbacks) published since the
+    /// region was created. The word itself moves by two per commit (FORMAT.md).
+    pub fn published_version(&self) -> u64 {
+        crate::snapshot::version_from_word(self.version)
+    }
+
+    /// Whether the raw `version` word is odd: a write is under way (or its writer died, and
+    /// the next `lock()` repairs the region).
+    pub fn write_under_way(&self) -> bool {
+        self.version & 1 == 1
+    }
 }
 
 impl Inspector {
@@ -523,22 +540,24 @@ impl Inspector {
         }
     }
 
-    /// The last published version (0 for a queue). If the object can no longer be read
-    /// (another process shrank it), the version it had when it was opened.
+    /// The last published version, counted as [`Shm::version`](crate::Shm::version) counts
+    /// them: 0 for a value never written since it was created, then one more per commit (0 for
+    /// a queue). If the object can no longer be read (another process shrank it), the version
+    /// it had when it was opened.
     pub fn version(&self) -> u64 {
         match &self.source {
-            Source::Read { name, looked, .. } => {
+            Source::Read { name, looked, .. } => crate::snapshot::version_from_word(
                 looked
                     .version_now(name)
-                    .unwrap_or_else(|_| looked.header.header().version.load(Relaxed))
-                    & !1
-            }
+                    .unwrap_or_else(|_| looked.header.header().version.load(Relaxed)),
+            ),
             Source::Mapped { region, .. } => region.published_version(),
         }
     }
 
-    /// Waits until a version other than `since` is published, at most `timeout` (forever if
-    /// `None`). Read-only: a System V segment wakes it at once in `notify_readers` regions, and
+    /// Waits until a version other than `since` (a [`version`](Self::version) or a previous
+    /// result) is published and returns it, at most `timeout` (forever if `None`); as
+    /// [`Shm::wait_for_change`](crate::Shm::wait_for_change). Read-only: a System V segment wakes it at once in `notify_readers` regions, and
     /// otherwise it re-checks every 10 ms.
     ///
     /// # Errors

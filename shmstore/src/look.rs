@@ -22,6 +22,7 @@ use crate::format::{
     Header, HeaderInfo, HeaderState, SharedBytes, HEADER_SIZE, INITIALISER_BYTE, MAGIC,
     QUEUE_CONTROL_SIZE,
 };
+use crate::snapshot::version_from_word;
 use crate::sys::object::{self, ByteLock, ObjectStat};
 
 /// How often a look re-reads an object: waiting for a creator, or for a new version.
@@ -228,7 +229,7 @@ impl Looked {
         Block256::read(&self.file, 0).map_err(|e| shrank(name, "its header", e))
     }
 
-    /// The last published version, as it is now.
+    /// The raw version word (odd while a write is under way), as it is now.
     pub(crate) fn version_now(&self, name: &str) -> Result<u64> {
         let mut word = [0u8; 8];
         object::read_exact_at(&self.file, VERSION_OFFSET, &mut word)
@@ -294,7 +295,7 @@ impl Looked {
         deadline: Option<Instant>,
     ) -> Result<Option<u64>> {
         loop {
-            let now = self.version_now(name)? & !1;
+            let now = version_from_word(self.version_now(name)?);
             if now != since {
                 return Ok(Some(now));
             }

@@ -82,12 +82,13 @@ impl<T: ShmType> ShmReader<T> {
         snapshot_within(&self.region, timeout)
     }
 
-    /// The last published version, as [`Shm::version`](crate::Shm::version).
+    /// The last published version, counted as [`Shm::version`](crate::Shm::version) counts
+    /// them: the commits since the region was created.
     pub fn version(&self) -> u64 {
         self.region.published_version()
     }
 
-    /// Sleeps until a version other than `since` is published, as
+    /// Sleeps until a version other than `since` is published and returns it, as
     /// [`Shm::wait_for_change`](crate::Shm::wait_for_change) — woken at once if the region
     /// notifies readers, otherwise within 10 ms of the change.
     ///

@@ -323,7 +323,10 @@ impl<T: ShmType> Shm<T> {
     /// It spins for a few microseconds first, then sleeps on a futex in the region: no
     /// polling. One publish wakes every waiter in every process. Pass the last version you
     /// handled (from [`version`](Self::version) or a previous call); if the region already moved
-    /// past it, this returns at once. `None` waits forever.
+    /// past it, this returns at once, so no commit is missed between two calls. It returns the
+    /// version it saw, counted as [`version`](Self::version) counts: one more than `since`
+    /// when a single commit came, more when several were published before it looked (the
+    /// value then holds the last). `None` waits forever.
     ///
     /// ```
     /// # use shmstore::Shm;
@@ -334,7 +337,7 @@ impl<T: ShmType> Shm<T> {
     /// std::thread::scope(|s| {
     ///     s.spawn(|| config.lock().unwrap()[0] = 42);
     ///     let now = config.wait_for_change(seen, Some(Duration::from_secs(5)))?;
-    ///     assert!(now > seen);
+    ///     assert_eq!(now, seen + 1); // one commit, one version
     ///     assert_eq!(config.read()[0], 42);
     ///     Ok::<(), shmstore::Error>(())
     /// })?;
@@ -362,8 +365,18 @@ impl<T: ShmType> Shm<T> {
         Self::options().open_reader(location)
     }
 
-    /// The last published version. Every committed write (and every rollback) publishes a
-    /// higher one; it never returns the odd value of a write in progress.
+    /// The last published version: the number of commits since the region was created. A
+    /// region never written since its creation is at version 0; each commit that wrote
+    /// through a guard adds exactly one (a guard that wrote nothing publishes nothing), so
+    /// `wait_for_change` returning 7 after 5 means exactly two commits came in between and
+    /// the value you read is the second's. A write rolled back (its holder died or panicked
+    /// mid-write) or poisoned (`in_place`) counts as one too: it publishes the value it left.
+    /// A write under way does not count until it is published. The same count in every
+    /// process and through every handle: [`ShmReader::version`](crate::ShmReader::version),
+    /// [`Inspector::version`](crate::inspect::Inspector::version), `shmstore inspect`/`watch`/`list`.
+    ///
+    /// (The region's raw version word steps by two per commit, odd while a write is under way,
+    /// as FORMAT.md describes; this is half of it.)
     #[inline]
     pub fn version(&self) -> u64 {
         self.region.published_version()

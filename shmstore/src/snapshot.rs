@@ -113,12 +113,26 @@ const HOLD_AT_MOST: Duration = Duration::from_millis(50);
 /// in stalls of at most [`HOLD_AT_MOST`].
 const HOLD_SHARE: u32 = 5;
 
+/// The version the API reports (`version()`, `wait_for_change`, the `shmstore` command) for a
+/// raw version word: the number of versions published since the region was created.
+///
+/// The word moves by two per publish: odd when a holder begins writing, even again when it
+/// commits (or a locker rolls the write back, or poisons an in-place region) (FORMAT.md). Half
+/// of it, rounded down, counts the publishes completed whatever its parity: a region never
+/// written is at version 0, and every commit adds exactly one, so a reader that sees version
+/// 3 and then 5 knows that exactly one commit came between the two. A write under way (an
+/// odd word) does not count until it is published.
+#[inline]
+pub(crate) const fn version_from_word(word: u64) -> u64 {
+    word >> 1
+}
+
 impl Region {
-    /// The last published version: never the odd value of a write in progress.
+    /// The last published version, as the API counts them (see [`version_from_word`]).
     #[inline]
     pub(crate) fn published_version(&self) -> u64 {
         // Read-only handles load it too: see `LoadAcquire`.
-        self.header().version.load_acquire() & !1
+        version_from_word(self.header().version.load_acquire())
     }
 
     /// The copy readers use at `version`: the working copy when it is even, the second copy

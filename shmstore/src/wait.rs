@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use crate::error::{Error, Result};
 use crate::format::{Event, LoadAcquire, FLAG_NOTIFY_READERS};
 use crate::region::Region;
+use crate::snapshot::version_from_word;
 use crate::sys::futex;
 
 /// How long a waiter for a value's change spins on the version before it sleeps: a cross-core
@@ -153,7 +154,8 @@ pub(crate) fn wait_for_change(
 }
 
 impl Region {
-    /// Waits until a version other than `since` is published and returns it.
+    /// Waits until a version other than `since` is published and returns it (versions as the
+    /// API counts them, see [`version_from_word`]; the futex sleeps on the raw word).
     ///
     /// It spins briefly, then sleeps on the version's eventcount. A writable handle registers
     /// in `waiters` first, so publishers know to wake it, and a publish with no registered
@@ -172,7 +174,7 @@ impl Region {
         // Spin first: most changes between cooperating processes come soon.
         let mut spins = 0u32;
         loop {
-            let now = version.load_acquire() & !1;
+            let now = version_from_word(version.load_acquire());
             if now != since {
                 return Ok(now);
             }
@@ -198,8 +200,8 @@ impl Region {
             } else {
                 version.load_acquire()
             };
-            if current & !1 != since {
-                return Ok(current & !1);
+            if version_from_word(current) != since {
+                return Ok(version_from_word(current));
             }
             let left = match deadline {
                 Some(deadline) => {

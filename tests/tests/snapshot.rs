@@ -3,7 +3,7 @@
 //! delays a default-mode read, one publish wakes every waiter (and thousands of turn-taking
 //! waits lose no wake-up), waiting sleeps instead of polling, readers killed mid-read poison
 //! nothing, a read-only user reads but cannot write, a read-only reader of an `in_place` region
-//! cannot repair a dead writer while a writable handle can, and versions are never odd.
+//! cannot repair a dead writer while a writable handle can, and versions count commits.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
@@ -162,7 +162,7 @@ fn no_torn_pages(backend: Backend, in_place: bool, via_reader: bool) {
     );
     assert_eq!(report.poisoned, 0);
     assert!(report.count >= last);
-    assert_eq!(shm.version(), v0 + 2 * report.count);
+    assert_eq!(shm.version(), v0 + report.count);
     assert_eq!(reader.version(), shm.version());
     assert_eq!(shm.read(), Page::filled(report.count));
     assert_eq!(reader.read(), Page::filled(report.count));
@@ -211,7 +211,7 @@ fn a_writer_holding_the_lock_after_writing_never_delays_a_default_mode_read() {
     holder.expect("released");
     assert_eq!(shm.read(), Counter::at(2));
     assert_eq!(reader.read(), Counter::at(2));
-    assert_eq!(shm.version(), v0 + 2);
+    assert_eq!(shm.version(), v0 + 1);
     assert_eq!(holder.finish_ok(), Vec::<String>::new());
 }
 
@@ -239,7 +239,7 @@ fn in_place_a_read_only_reader_waits_for_a_live_writer_up_to_its_timeout() {
     holder.expect("released");
     assert_eq!(reader.read_timeout(short).unwrap(), Counter::at(2));
     assert_eq!(shm.read(), Counter::at(2));
-    assert_eq!(reader.version(), v0 + 2);
+    assert_eq!(reader.version(), v0 + 1);
 }
 
 // ---- 3. one publish wakes every waiter of every process ----
@@ -309,15 +309,15 @@ fn wait_for_change_times_out_without_a_change_and_returns_at_once_for_an_old_ver
             *shm.lock().unwrap() = Counter::at(n);
         }
         let v2 = shm.version();
-        assert_eq!(v2, v0 + 4);
+        assert_eq!(v2, v0 + 2);
         // With no time at all to wait, it returns the current version: it did not wait.
         assert_eq!(shm.wait_for_change(v0, Some(Duration::ZERO)).unwrap(), v2);
         assert_eq!(
             reader.wait_for_change(v0, Some(Duration::ZERO)).unwrap(),
             v2
         );
-        assert_eq!(shm.wait_for_change(v0 + 2, None).unwrap(), v2);
-        assert_eq!(reader.wait_for_change(v0 + 2, None).unwrap(), v2);
+        assert_eq!(shm.wait_for_change(v0 + 1, None).unwrap(), v2);
+        assert_eq!(reader.wait_for_change(v0 + 1, None).unwrap(), v2);
         // And at the current version, even a zero timeout reports the timeout.
         let r = shm.wait_for_change(v2, Some(Duration::ZERO));
         assert!(is_timeout(&r, Duration::ZERO), "{r:?}");
@@ -366,7 +366,7 @@ fn ping_pong(in_place: bool, how: &str) {
         "in_place={in_place} child waits through {how}: {ROUNDS} rounds, {sleeps} sleeps here"
     );
     assert_eq!(shm.read(), Counter::at(2 * ROUNDS));
-    assert_eq!(shm.version(), v0 + 4 * ROUNDS);
+    assert_eq!(shm.version(), v0 + 2 * ROUNDS);
 }
 
 #[test]
@@ -553,7 +553,7 @@ fn a_reader_of_a_region_with_notify_readers_sleeps_until_woken_by_another_proces
         joined
     });
     assert_eq!(result.unwrap(), shm.version());
-    assert_eq!(shm.version(), v0 + 2);
+    assert_eq!(shm.version(), v0 + 1);
     assert_eq!(reader.read(), Pair { a: 1, b: 1 });
     eprintln!("notified reader woken by a write: {switches} switches");
     assert!(switches <= 5, "{switches} sleeps before the wake: slices?");
@@ -609,7 +609,7 @@ fn in_place_a_reader_cannot_repair_a_dead_writer_and_a_writable_read_does() {
     assert!(shm.is_poisoned());
     assert!(reader.is_poisoned());
     let v1 = reader.version();
-    assert!(v1 > v0 && v1 % 2 == 0, "{v0} then {v1}");
+    assert_eq!(v1, v0 + 1, "the poisoning publishes one version");
     assert_eq!(reader.read_timeout(Duration::ZERO).unwrap(), repaired);
     assert_eq!(reader.read(), repaired);
     assert_eq!(reader.creator_pid(), std::process::id());
@@ -637,13 +637,13 @@ fn a_reader_of_a_default_mode_region_reads_the_committed_value_of_a_dead_writer(
     assert_eq!(reader.read(), OLD);
 }
 
-// ---- 8. versions are never odd and never go back ----
+// ---- 8. versions count commits and never go back ----
 
 /// A child writes a `Pair` back to back (write k sets both fields to k and publishes version
-/// v0 + 2k); here `version()` is sampled around every read, through a `Shm` and a `ShmReader`
-/// in turn: always even, never decreasing, and the value read is the one of a version between
-/// the two samples. Sampling goes on until MIN_DISTINCT version changes were seen.
-fn versions_are_even_and_monotonic(in_place: bool) {
+/// v0 + k); here `version()` is sampled around every read, through a `Shm` and a `ShmReader`
+/// in turn: never decreasing, and the value read is the one of a version between the two
+/// samples. Sampling goes on until MIN_DISTINCT version changes were seen.
+fn versions_count_commits_and_never_go_back(in_place: bool) {
     let (name, _cleanup) = region(&mode_tag("versions", in_place));
     let shm = Shm::<Pair>::options()
         .in_place(in_place)
@@ -651,12 +651,12 @@ fn versions_are_even_and_monotonic(in_place: bool) {
         .unwrap();
     let reader = Shm::<Pair>::open_reader(&name).unwrap();
     let v0 = shm.version();
-    assert_eq!(v0 % 2, 0);
+    assert_eq!(v0, 0, "a region never written is at version 0");
 
     let mut writer = helper!("pair-writer", name);
     writer.expect("started");
     let (mut last, mut samples, mut distinct) = (v0, 0u64, 0u64);
-    while distinct <= MIN_DISTINCT && last < v0 + 2 * GIVE_UP {
+    while distinct <= MIN_DISTINCT && last < v0 + GIVE_UP {
         let through_reader = samples % 2 == 1;
         let (before, p, after) = if through_reader {
             (reader.version(), reader.read(), reader.version())
@@ -664,10 +664,6 @@ fn versions_are_even_and_monotonic(in_place: bool) {
             (shm.version(), shm.read(), shm.version())
         };
         samples += 1;
-        assert!(
-            before % 2 == 0 && after % 2 == 0,
-            "odd version: {before}, {after}"
-        );
         assert!(
             last <= before && before <= after,
             "versions went back: {last}, {before}, {after}"
@@ -677,7 +673,7 @@ fn versions_are_even_and_monotonic(in_place: bool) {
         }
         last = after;
         assert_eq!(p.a, p.b, "half a write: {p:?}");
-        let version_of_value = v0 + 2 * p.a;
+        let version_of_value = v0 + p.a;
         assert!(
             before <= version_of_value && version_of_value <= after,
             "read {p:?} (version {version_of_value}) between versions {before} and {after}"
@@ -693,8 +689,8 @@ fn versions_are_even_and_monotonic(in_place: bool) {
         "only {distinct} version changes seen"
     );
     assert_eq!(report.poisoned, 0);
-    assert_eq!(shm.version(), v0 + 2 * report.count);
-    assert_eq!(reader.version(), v0 + 2 * report.count);
+    assert_eq!(shm.version(), v0 + report.count);
+    assert_eq!(reader.version(), v0 + report.count);
     assert_eq!(
         reader.read(),
         Pair {
@@ -705,13 +701,13 @@ fn versions_are_even_and_monotonic(in_place: bool) {
 }
 
 #[test]
-fn versions_are_even_and_never_go_back_while_another_process_writes() {
-    versions_are_even_and_monotonic(false);
+fn versions_count_commits_and_never_go_back_while_another_process_writes() {
+    versions_count_commits_and_never_go_back(false);
 }
 
 #[test]
-fn versions_are_even_and_never_go_back_while_another_process_writes_in_place() {
-    versions_are_even_and_monotonic(true);
+fn versions_count_commits_and_never_go_back_while_another_process_writes_in_place() {
+    versions_count_commits_and_never_go_back(true);
 }
 
 // ---- huge timeouts ----
