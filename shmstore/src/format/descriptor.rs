@@ -1130,7 +1130,10 @@ mod tests {
         fn the_fingerprint_covers_kinds_and_enum_variants() {
             // Computed by hand from FORMAT.md's "Fingerprint" rules, kinds included.
             assert_eq!(Flag::LAYOUT.fingerprint(), 0xa7c6_61f2_4ad6_98dc);
-            assert_eq!(EnumField::<Level>::LAYOUT.fingerprint(), 0xfb1b_0f70_81ff_4b35);
+            assert_eq!(
+                EnumField::<Level>::LAYOUT.fingerprint(),
+                0xfb1b_0f70_81ff_4b35
+            );
             assert_ne!(
                 EnumField::<Level>::LAYOUT.fingerprint(),
                 EnumField::<renumbered::Level>::LAYOUT.fingerprint()
