@@ -153,6 +153,10 @@ impl Schema<'_> {
     /// A user's path (`peers[1].name`) as the table spells it (`peers[].name`) and the byte
     /// shift its indices add; an error naming the known fields when it names none.
     pub(crate) fn resolve(&self, path: &str) -> Result<(String, u64)> {
+        if path.is_empty() {
+            // The whole value.
+            return Ok((String::new(), 0));
+        }
         let mut table = String::new();
         let mut shift = 0u64;
         let mut depth = 0usize;
@@ -1234,6 +1238,27 @@ mod tests {
             assert!(message.contains(want), "{path}={text}: {message}");
             assert!(message.contains(&format!("field `{path}`")), "{message}");
         }
+    }
+
+    #[test]
+    fn a_value_type_at_the_top_level_is_the_value_with_an_empty_path() {
+        let name = unique("top-level");
+        let _shm = Shm::<FixedVec<FixedStr<4>, 3>>::options()
+            .unlink_on_drop(true)
+            .create(&name, crate::zeroed())
+            .unwrap();
+        let view = Inspector::open(&name).unwrap();
+        let writes = view.parse_assignment("", "[ab, \"c d\"]").unwrap();
+        let mut bytes = view.read();
+        assert_eq!(rendered(&view.values(&bytes)), [" = []"]);
+        apply(&mut bytes, &writes);
+        assert_eq!(
+            view.value(&bytes, "").unwrap().to_string(),
+            "[\"ab\", \"c d\"]"
+        );
+        let editor = Editor::open(&name).unwrap();
+        editor.commit(&writes).unwrap();
+        assert_eq!(editor.value("").unwrap().to_string(), "[\"ab\", \"c d\"]");
     }
 
     #[test]

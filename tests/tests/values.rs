@@ -449,3 +449,24 @@ fn a_plain_type_stays_format_version_1_and_a_forged_version_2_is_refused() {
         );
     }
 }
+
+#[test]
+fn an_editor_is_refused_where_the_mode_grants_only_reading() {
+    use shmstore_tests::is_root;
+    if !is_root() {
+        eprintln!("skipped: needs root to run a helper as uid 65534");
+        return;
+    }
+    let (name, _cleanup) = region("values-edit-readonly");
+    let _shm = Shm::<ServiceConfig>::options()
+        .mode(0o644)
+        .create(&name, ServiceConfig::example())
+        .unwrap();
+    let lines = helper!("setuid-edit", name).finish_ok();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(
+        lines[0].starts_with("edit err PermissionDenied "),
+        "{lines:?}"
+    );
+    assert_eq!(lines[1], "inspect ok ServiceConfig");
+}
