@@ -1146,14 +1146,14 @@ fn setuid_edit(name: &str) {
     setgroups(&[]).expect("setgroups");
     setgid(Gid::from_raw(65534)).expect("setgid");
     setuid(Uid::from_raw(65534)).expect("setuid");
-    match shmstore::Editor::options()
+    match shmstore::inspect::Editor::options()
         .allow_other_owner(true)
         .open(at(name))
     {
         Ok(_) => say("edit ok"),
         Err(e) => say(&format!("edit err {} {e}", variant(&e))),
     }
-    match shmstore::Inspector::open(at(name)) {
+    match shmstore::inspect::Inspector::open(at(name)) {
         Ok(view) => say(&format!("inspect ok {}", view.type_name())),
         Err(e) => say(&format!("inspect err {}", variant(&e))),
     }
