@@ -264,6 +264,23 @@ pub enum Error {
     /// [`UnknownVariant`](crate::value::UnknownVariant)).
     #[error(transparent)]
     UnknownVariant(#[from] crate::value::UnknownVariant),
+
+    /// A field path that names no field of the region's type, or text that cannot be stored
+    /// in the field it names (`shmstore get`/`set`): the reason says what to type instead.
+    #[error(
+        "region `{name}`, field `{field}`: {reason}",
+        name = printable(name),
+        field = printable(field),
+        reason = printable(reason)
+    )]
+    InvalidField {
+        /// The region name.
+        name: String,
+        /// The field path as given.
+        field: String,
+        /// What is wrong, and what to type instead.
+        reason: String,
+    },
 }
 
 fn render_differences(differences: &[String]) -> String {

@@ -115,7 +115,7 @@ pub fn check_header_bytes(bytes: &[u8]) {
     }
     // The same bytes as the buffer's (`check` only loads).
     let descriptor = &bytes[HEADER_SIZE..descriptor_end];
-    let _ = Descriptor::decode(descriptor);
+    let _ = Descriptor::decode(descriptor, info.format_version);
     // The type comparison decodes the descriptor to explain a mismatch: it must not panic.
     let _ = check_type("fuzz", &info, || descriptor.to_vec(), &<[u64; 4]>::LAYOUT);
     let _ = check_type("fuzz", &info, || descriptor.to_vec(), &<u8>::LAYOUT);
@@ -141,11 +141,22 @@ fn atomic_words(bytes: &[u8]) -> Vec<AtomicU64> {
 /// If the decoder panics, or if a descriptor it accepts does not encode back to one that
 /// decodes equal (and to the same bytes), or if describing it panics.
 pub fn decode_descriptor(bytes: &[u8]) {
-    let Ok(descriptor) = Descriptor::decode(bytes) else {
+    // Version 1 has no kinds table; version 2 must have one: each input is read both ways.
+    for version in [1, 2] {
+        decode_descriptor_version(bytes, version);
+    }
+}
+
+fn decode_descriptor_version(bytes: &[u8], version: u32) {
+    let Ok(descriptor) = Descriptor::decode(bytes, version) else {
         return;
     };
+    assert_eq!(descriptor.format_version(), version);
     let encoded = descriptor.encode();
-    assert_eq!(Descriptor::decode(&encoded), Ok(descriptor.clone()));
+    assert_eq!(
+        Descriptor::decode(&encoded, version),
+        Ok(descriptor.clone())
+    );
     // The decoder refuses trailing bytes, so an accepted input is exactly one encoding.
     assert_eq!(encoded, bytes, "decode then encode changed the bytes");
     for field in &descriptor.fields {

@@ -7,6 +7,10 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use std::time::{Duration, Instant};
 
+pub use crate::editor::{Committed, Editor, EditorOptions};
+pub use crate::format::{KindEntry, StoredKind};
+pub use crate::values::{ByteWrite, Value};
+
 use crate::error::{Error, Result};
 use crate::format::{
     self, Descriptor, DescriptorField, Header, HeaderInfo, LoadAcquire, QueueShape,
@@ -59,6 +63,7 @@ pub struct Inspector {
     source: Source,
     type_name: String,
     fields: Vec<FieldInfo>,
+    kinds: Vec<KindEntry>,
 }
 
 /// How an inspector reads its region.
@@ -100,7 +105,7 @@ pub struct FieldInfo {
 }
 
 impl FieldInfo {
-    fn from_descriptor(field: &DescriptorField) -> FieldInfo {
+    pub(crate) fn from_descriptor(field: &DescriptorField) -> FieldInfo {
         FieldInfo {
             path: field.path.clone(),
             primitive: u8::try_from(field.primitive)
@@ -190,7 +195,7 @@ pub enum Scalar {
 }
 
 impl Scalar {
-    fn decode(primitive: Primitive, bytes: &[u8], at: u64) -> Option<Scalar> {
+    pub(crate) fn decode(primitive: Primitive, bytes: &[u8], at: u64) -> Option<Scalar> {
         let at = usize::try_from(at).ok()?;
         let size = primitive.size();
         let raw = bytes.get(at..at.checked_add(size)?)?;
@@ -359,9 +364,14 @@ impl Inspector {
                 )
             }
         };
-        let descriptor =
-            Descriptor::decode(&descriptor).map_err(|why| Error::corrupt(&name, why))?;
+        let format_version = match &source {
+            Source::Read { looked, .. } => looked.info.format_version,
+            Source::Mapped { region, .. } => region.info().format_version,
+        };
+        let descriptor = Descriptor::decode(&descriptor, format_version)
+            .map_err(|why| Error::corrupt(&name, why))?;
         Ok(Inspector {
+            kinds: descriptor.kinds,
             fields: descriptor
                 .fields
                 .iter()
@@ -388,6 +398,22 @@ impl Inspector {
     /// The stored field table.
     pub fn fields(&self) -> &[FieldInfo] {
         &self.fields
+    }
+
+    /// The stored kinds table: which values are text, flags, optional values, timestamps,
+    /// enums or lists (empty for a region of format version 1). [`values`](Self::values)
+    /// decodes them.
+    pub fn kinds(&self) -> &[KindEntry] {
+        &self.kinds
+    }
+
+    /// The field and kinds tables together, to decode and encode values (values.rs).
+    pub(crate) fn schema(&self) -> crate::values::Schema<'_> {
+        crate::values::Schema {
+            name: self.name(),
+            fields: &self.fields,
+            kinds: &self.kinds,
+        }
     }
 
     /// Whether the region is a queue ([`ShmQueue`](crate::ShmQueue)).

@@ -192,10 +192,11 @@ pub enum Shape {
 /// list).
 ///
 /// Every layout carries one ([`TypeLayout::kind`]); the derive and the primitives give
-/// [`ValueKind::Plain`], and each value type sets its own with [`TypeLayout::with_kind`]. The
-/// kind is not yet part of a region's descriptor nor of the [fingerprint](TypeLayout::fingerprint):
-/// the bytes and the primitives describe the value completely, and the kind only says how to
-/// show and parse it.
+/// [`ValueKind::Plain`], and each value type sets its own with [`TypeLayout::with_kind`]. A
+/// region's descriptor records every non-plain kind in its kinds table (format version 2, see
+/// `FORMAT.md`, "Field kinds"), and the [fingerprint](TypeLayout::fingerprint) covers it: the
+/// bytes and the primitives describe the value completely, and the kind says how to show,
+/// check and parse it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ValueKind {
@@ -229,6 +230,31 @@ pub enum ValueKind {
         /// `N`, the most elements the list may hold.
         capacity: usize,
     },
+}
+
+impl ValueKind {
+    /// The kind's code in a region's kinds table (`FORMAT.md`, "Field kinds"): 0 for
+    /// [`Plain`](Self::Plain) (never stored), then 1 text, 2 flag, 3 optional, 4 timestamp,
+    /// 5 enum, 6 list.
+    pub const fn code(&self) -> u32 {
+        match self {
+            ValueKind::Plain => 0,
+            ValueKind::Text { .. } => 1,
+            ValueKind::Flag => 2,
+            ValueKind::Optional => 3,
+            ValueKind::Timestamp => 4,
+            ValueKind::Enum { .. } => 5,
+            ValueKind::List { .. } => 6,
+        }
+    }
+
+    /// The capacity of text (bytes) or of a list (elements); 0 for the other kinds.
+    pub const fn capacity(&self) -> usize {
+        match self {
+            ValueKind::Text { capacity } | ValueKind::List { capacity } => *capacity,
+            _ => 0,
+        }
+    }
 }
 
 /// The compile-time description of a [`ShmType`]: name, size, alignment, fields, fingerprint.
@@ -375,9 +401,38 @@ impl TypeLayout {
     }
 
     /// This layout, marked as holding a value of `kind` (see [`ValueKind`]). The size,
-    /// alignment, fields and fingerprint are unchanged.
+    /// alignment and fields are unchanged; the fingerprint then also covers the kind (its
+    /// code, capacity, enum name and every variant's name and value), so that two enums of the
+    /// same name and representation with other variants, for instance, do not share a region.
+    /// [`ValueKind::Plain`] leaves the fingerprint as it is.
     pub const fn with_kind(self, kind: ValueKind) -> TypeLayout {
-        TypeLayout { kind, ..self }
+        let fingerprint = match kind {
+            ValueKind::Plain => self.fingerprint,
+            _ => {
+                let (name, variants) = match kind {
+                    ValueKind::Enum { name, variants } => (name, variants),
+                    _ => ("", &[] as &[(&str, i128)]),
+                };
+                let mut h = Fnv::new()
+                    .u64(self.fingerprint)
+                    .str("kind")
+                    .u64(kind.code() as u64)
+                    .usize(kind.capacity())
+                    .str(name)
+                    .usize(variants.len());
+                let mut i = 0;
+                while i < variants.len() {
+                    h = h.str(variants[i].0).bytes(&variants[i].1.to_le_bytes());
+                    i += 1;
+                }
+                h.finish()
+            }
+        };
+        TypeLayout {
+            kind,
+            fingerprint,
+            ..self
+        }
     }
 
     /// What the value means beyond its bytes: [`ValueKind::Plain`] unless a value type of
@@ -518,6 +573,53 @@ impl TypeLayout {
                     field
                         .layout
                         .collect_leaves(path, base + field.offset, dims, out);
+                }
+            }
+        }
+    }
+
+    /// Every non-plain [`ValueKind`] inside the type, outermost first (a list before the text
+    /// of its items), with the dotted path of the value that has it, spelled as
+    /// [`leaves`](Self::leaves) spells paths (`service_name`, `peers[].name`, `ports.items[]`;
+    /// empty for the top-level type itself): the kinds table stored in a region.
+    pub(crate) fn kind_paths(&self) -> Vec<(String, ValueKind)> {
+        let mut out = Vec::new();
+        self.collect_kinds(String::new(), &mut out);
+        out
+    }
+
+    /// Whether any part of the type has a non-plain kind: whether its region is format
+    /// version 2. Without allocating, for the check on every open.
+    pub(crate) fn has_kinds(&self) -> bool {
+        self.kind != ValueKind::Plain
+            || match self.shape {
+                Shape::Primitive(_) => false,
+                Shape::Array { element, .. } => element.has_kinds(),
+                Shape::Struct { fields } => fields.iter().any(|f| f.layout.has_kinds()),
+            }
+    }
+
+    fn collect_kinds(&self, path: String, out: &mut Vec<(String, ValueKind)>) {
+        if self.kind != ValueKind::Plain {
+            out.push((path.clone(), self.kind));
+        }
+        match self.shape {
+            Shape::Primitive(_) => {}
+            // As in `collect_leaves`: arrays of primitives hold no kinds, and arrays of structs
+            // add `[]` to the path.
+            Shape::Array { element, .. } => {
+                if element.primitive_run().0.is_none() {
+                    element.collect_kinds(format!("{path}[]"), out);
+                }
+            }
+            Shape::Struct { fields } => {
+                for field in fields {
+                    let path = if path.is_empty() {
+                        field.name.to_string()
+                    } else {
+                        format!("{path}.{}", field.name)
+                    };
+                    field.layout.collect_kinds(path, out);
                 }
             }
         }

@@ -48,7 +48,10 @@
 //!            options, value/ (the field         value and queue builders share;
 //!            types)                             `value/`: the field types)
 //! tools      inspect, info (listing),           untyped views for the CLI
-//!            look (reads with pread, no map)
+//!            look (reads with pread, no map),
+//!            values (typed values by the
+//!              stored kinds), editor (untyped
+//!              commits through lock)
 //! protocols  lock (latch, rollback, poisoning,  how the bytes move safely
 //!              and the MPMC queue's lock),
 //!            snapshot (seqlock reads),
@@ -76,6 +79,7 @@
 extern crate self as shmstore;
 
 mod atomic_copy;
+mod editor;
 mod error;
 mod format;
 mod guard;
@@ -96,6 +100,7 @@ mod snapshot;
 mod store;
 mod sys;
 pub mod value;
+mod values;
 mod wait;
 
 pub use error::printable;
@@ -186,6 +191,9 @@ pub mod __format {
     pub const QUEUE_SPSC: u32 = h::QUEUE_SPSC;
     pub const QUEUE_MPMC: u32 = h::QUEUE_MPMC;
     pub const QUEUE_CONTROL_SIZE: usize = h::QUEUE_CONTROL_SIZE;
+    /// The format version of a type without field kinds, and of one with them.
+    pub const FORMAT_VERSION_PLAIN: u32 = h::OLDEST_FORMAT_VERSION;
+    pub const FORMAT_VERSION_KINDS: u32 = h::FORMAT_VERSION;
 }
 
 /// Items the derive's generated code names. Not part of the public API.

@@ -31,6 +31,21 @@ pub(crate) fn open(location: &Location, spec: &RegionSpec, access: Access) -> Re
     Ok(region)
 }
 
+/// [`Region::open_untyped_writable`], then, for a single value, the reset after a reboot (a
+/// queue is refused before anything is changed).
+pub(crate) fn open_untyped_writable(location: &Location, spec: &RegionSpec) -> Result<Region> {
+    let mut region = Region::open_untyped_writable(location, spec)?;
+    if region.info().queue.is_some() {
+        return Err(Error::WrongKind {
+            name: region.name().to_string(),
+            expected: "a single value",
+            found: "a queue",
+        });
+    }
+    reset_if_rebooted(&mut region, spec)?;
+    Ok(region)
+}
+
 /// [`Region::open_or_create`], then the reset after a reboot (a region this call created is
 /// already of this boot: nothing to do).
 pub(crate) fn open_or_create(

@@ -211,3 +211,262 @@ fn each_value_type_sits_after_a_u8_and_before_a_u64_without_padding() {
     flags.level.set(Tiny::B);
     assert_eq!(flags.level.get(), Ok(Tiny::B));
 }
+
+// ==== Issue 15, item 2: the region knows what the fields mean ====
+
+/// `name = value` for every top-level field, as `shmstore get` will print them.
+fn shown(view: &shmstore::inspect::Inspector) -> Vec<String> {
+    view.values(&view.read())
+        .iter()
+        .map(|(name, value)| format!("{name} = {value}"))
+        .collect()
+}
+
+#[test]
+fn another_process_s_region_is_inspected_as_typed_values() {
+    use shmstore::inspect::{Inspector, StoredKind, Value};
+    let (name, _cleanup) = region("values-inspect");
+    assert_eq!(
+        helper!("values-writer", name, "valid").finish_ok(),
+        ["written"]
+    );
+    let view = Inspector::open(&name).expect("inspect what the helper wrote");
+    assert_eq!(view.header_fields().format_version, 2);
+    assert!(view.kinds().iter().any(|k| k.path == "log_level"
+        && matches!(&k.kind, StoredKind::Enum { name, variants } if name == "LogLevel" && variants.len() == 4)));
+    assert_eq!(
+        shown(&view),
+        [
+            "rate = 2.5",
+            "updated_at = 2026-12-06T11:00:22.666698771Z",
+            "request_limit = 500",
+            "service_name = \"billing-api\"",
+            "hostname = \"db-1.internal\"",
+            "log_level = Info",
+            "upstream_ports = [8080, 8081, 9090]",
+            "tls = true",
+            "maintenance = false",
+        ]
+    );
+    let bytes = view.read();
+    assert_eq!(view.value(&bytes, "tls").unwrap(), Value::Flag(true));
+    assert_eq!(
+        view.value(&bytes, "updated_at").unwrap(),
+        Value::Timestamp(Timestamp::from_unix_nanos(1_796_554_822_666_698_771))
+    );
+    let error = view.value(&bytes, "log_levle").unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("no such field; the type has rate, updated_at"),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_forged_region_is_inspected_field_by_field_and_never_crashes() {
+    let (name, _cleanup) = region("values-inspect-forged");
+    assert_eq!(
+        helper!("values-writer", name, "forged").finish_ok(),
+        ["written"]
+    );
+    let view = shmstore::inspect::Inspector::open(&name).expect("inspect what the helper wrote");
+    let lines = shown(&view);
+    assert!(
+        lines[3].starts_with(
+            "service_name = <error: the stored text length 200 is above the capacity 60"
+        ),
+        "{lines:?}"
+    );
+    assert!(
+        lines[4].starts_with("hostname = <error: the stored text is not valid UTF-8"),
+        "{lines:?}"
+    );
+    assert_eq!(lines[5], "log_level = 99 (unknown variant)");
+    assert!(
+        lines[6].starts_with("upstream_ports = <error: the stored list length 40"),
+        "{lines:?}"
+    );
+    assert_eq!(lines[7], "tls = true");
+    assert_eq!(lines[2], "request_limit = 500");
+}
+
+#[test]
+fn a_set_of_several_fields_commits_atomically_and_a_typed_handle_reads_it() {
+    let (name, _cleanup) = region("values-set");
+    assert_eq!(
+        helper!("values-writer", name, "forged").finish_ok(),
+        ["written"]
+    );
+    let editor = shmstore::inspect::Editor::open(&name).expect("open for editing");
+    assert_eq!(editor.type_name(), "ServiceConfig");
+    let mut writes = Vec::new();
+    for (field, text) in [
+        ("service_name", "payments"),
+        ("hostname", "db-2.internal"),
+        ("log_level", "Debug"),
+        ("upstream_ports", "[443, 8443]"),
+        ("maintenance", "true"),
+        ("request_limit", "none"),
+        ("updated_at", "2027-01-02T03:04:05.5Z"),
+        ("rate", "10"),
+    ] {
+        writes.extend(editor.parse_assignment(field, text).expect(field));
+    }
+    // A refusal says what to type instead and writes nothing.
+    let refused = editor.parse_assignment("log_level", "Verbose").unwrap_err();
+    assert!(
+        refused
+            .to_string()
+            .contains("log_level`: it takes one of Error, Warn, Info, Debug, not `Verbose`"),
+        "{refused}"
+    );
+    let shm = Shm::<ServiceConfig>::open(&name).expect("typed open");
+    let before = shm.version();
+    let committed = editor.commit(&writes).expect("commit");
+    assert!(committed.version > before && !committed.poisoned);
+    let config = shm.read();
+    assert_eq!(config.service_name, "payments");
+    assert_eq!(config.hostname, "db-2.internal");
+    assert_eq!(config.log_level.get(), Ok(LogLevel::Debug));
+    assert_eq!(config.upstream_ports.as_slice(), Ok(&[443, 8443][..]));
+    assert!(config.maintenance.get());
+    assert!(config.tls.get());
+    assert_eq!(config.request_limit.get(), None);
+    assert_eq!(
+        config.updated_at.to_string(),
+        "2027-01-02T03:04:05.500000000Z"
+    );
+    assert_eq!(config.rate, 10.0);
+    // No stale byte of the forged values is left behind the new ones.
+    let mut expected = ServiceConfig::example();
+    expected.service_name.set("payments").unwrap();
+    expected.hostname.set("db-2.internal").unwrap();
+    expected.log_level.set(LogLevel::Debug);
+    expected.upstream_ports.clear();
+    expected
+        .upstream_ports
+        .extend_from_slice(&[443, 8443])
+        .unwrap();
+    expected.maintenance.set(true);
+    expected.request_limit.set(None);
+    expected.updated_at = config.updated_at;
+    expected.rate = 10.0;
+    expected.tls = config.tls; // the forged 0x80, which no assignment touched
+    assert_eq!(raw_bytes(&config), raw_bytes(&expected));
+}
+
+/// The bytes of a configuration, to compare what no field's `PartialEq` looks at (the unused
+/// tails of text and lists).
+fn raw_bytes(config: &ServiceConfig) -> &[u8] {
+    // SAFETY: `ServiceConfig` is `ShmType`, so `Pod`: no padding, every byte initialised; the
+    // slice borrows `config` for its lifetime and covers exactly its size.
+    unsafe {
+        std::slice::from_raw_parts(
+            (config as *const ServiceConfig).cast::<u8>(),
+            size_of::<ServiceConfig>(),
+        )
+    }
+}
+
+/// The same name, fields and representation as [`LogLevel`], one variant renamed: what a newer
+/// build might have.
+mod newer {
+    use shmstore::value::{EnumField, FixedStr, FixedVec, Flag, Opt, Timestamp};
+    use shmstore::ShmType;
+
+    #[derive(shmstore::ShmEnum, Clone, Copy, Debug, PartialEq)]
+    #[repr(u32)]
+    pub enum LogLevel {
+        Error,
+        Warn,
+        Info,
+        Trace,
+    }
+
+    #[derive(ShmType, Clone, Copy, Debug)]
+    #[repr(C)]
+    pub struct ServiceConfig {
+        pub rate: f64,
+        pub updated_at: Timestamp,
+        pub request_limit: Opt<u32>,
+        pub service_name: FixedStr<60>,
+        pub hostname: FixedStr<60>,
+        pub log_level: EnumField<LogLevel>,
+        pub upstream_ports: FixedVec<u16, 16>,
+        pub tls: Flag,
+        pub maintenance: Flag,
+    }
+}
+
+#[test]
+fn an_enum_with_other_variants_is_a_layout_mismatch_that_names_them() {
+    let (name, _cleanup) = region("values-enum-mismatch");
+    assert_eq!(
+        helper!("values-writer", name, "valid").finish_ok(),
+        ["written"]
+    );
+    let error = Shm::<newer::ServiceConfig>::open(&name).unwrap_err();
+    let shmstore::Error::LayoutMismatch { differences, .. } = &error else {
+        panic!("expected LayoutMismatch, got {error:?}");
+    };
+    assert_eq!(
+        differences,
+        &[
+            "field `log_level`: enum LogLevel { Error = 0, Warn = 1, Info = 2, Trace = 3 } here, \
+             enum LogLevel { Error = 0, Warn = 1, Info = 2, Debug = 3 } in the region; variants \
+             differ: `Trace` (3) is not in the region, `Debug` (3) is only in the region"
+        ]
+    );
+}
+
+#[test]
+fn a_plain_type_stays_format_version_1_and_a_forged_version_2_is_refused() {
+    use shmstore::inspect::{Inspector, Value};
+    use shmstore::{Error, Shm};
+    use shmstore_tests::{plant, stored_bytes, Backend, Counter, Place};
+    let place = Place::new(Backend::File, "plain-v1");
+    let shm = Shm::<Counter>::create(&place, Counter::at(5)).unwrap();
+    let view = Inspector::open(place.location()).unwrap();
+    assert_eq!(view.header_fields().format_version, 1);
+    assert!(view.kinds().is_empty());
+    let values = view.values(&view.read());
+    assert!(values
+        .iter()
+        .all(|(_, value)| matches!(value, Value::Number(_))));
+    drop((shm, view));
+    // The same region claiming format version 2 has no kinds table: refused, not misread.
+    let mut bytes = stored_bytes(&place);
+    bytes[8..12].copy_from_slice(&2u32.to_ne_bytes());
+    plant(&place, &bytes);
+    for error in [
+        Shm::<Counter>::open(&place).unwrap_err(),
+        Inspector::open(place.location()).unwrap_err(),
+    ] {
+        assert!(
+            matches!(&error, Error::Corrupt { reason, .. } if reason.contains("no kinds table")),
+            "{error:?}"
+        );
+    }
+}
+
+#[test]
+fn an_editor_is_refused_where_the_mode_grants_only_reading() {
+    use shmstore_tests::is_root;
+    if !is_root() {
+        eprintln!("skipped: needs root to run a helper as uid 65534");
+        return;
+    }
+    let (name, _cleanup) = region("values-edit-readonly");
+    let _shm = Shm::<ServiceConfig>::options()
+        .mode(0o644)
+        .create(&name, ServiceConfig::example())
+        .unwrap();
+    let lines = helper!("setuid-edit", name).finish_ok();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(
+        lines[0].starts_with("edit err PermissionDenied "),
+        "{lines:?}"
+    );
+    assert_eq!(lines[1], "inspect ok ServiceConfig");
+}

@@ -4,7 +4,7 @@
 
 use crate::atomic_copy::copy_atomic;
 use crate::error::{Error, Result};
-use crate::layout::{Primitive, TypeLayout};
+use crate::layout::{Primitive, TypeLayout, ValueKind};
 
 use super::header::{HeaderInfo, SharedBytes, HEADER_SIZE};
 
@@ -13,7 +13,128 @@ use super::header::{HeaderInfo, SharedBytes, HEADER_SIZE};
 pub(crate) struct Descriptor {
     pub(crate) type_name: String,
     pub(crate) fields: Vec<DescriptorField>,
+    /// The kinds table (format version 2); empty for a type whose every kind is plain, whose
+    /// descriptor is format version 1's.
+    pub(crate) kinds: Vec<KindEntry>,
 }
+
+/// One entry of a region's kinds table (`FORMAT.md`, "Field kinds (format version 2)"): a
+/// value whose bytes mean text, a flag, an optional value, a timestamp, an enum or a list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct KindEntry {
+    /// The dotted path of the value, spelled as the field table spells paths
+    /// (`service_name`, `peers[].name`, `ports.items[]`); empty for the top-level value.
+    pub path: String,
+    /// What its bytes mean.
+    pub kind: StoredKind,
+}
+
+/// What a value's bytes mean, as a region's kinds table records it: the stored form of a
+/// [`ValueKind`] (other than plain), owned, so that it describes regions of any build.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StoredKind {
+    /// UTF-8 text: leaves `len` (`[u8; 4]`, a native `u32`) and `bytes` (`[u8; capacity]`).
+    Text {
+        /// The most bytes the text may hold.
+        capacity: u64,
+    },
+    /// A flag: leaf `value` (`u8`, any non-zero value is `true`).
+    Flag,
+    /// An optional value: leaves `present` (`[u8; n]`, the first byte non-zero when the value
+    /// is present) and `value` (with everything under it).
+    Optional,
+    /// A timestamp: leaf `unix_nanos` (`i64` nanoseconds since the Unix epoch, UTC).
+    Timestamp,
+    /// An enum: leaf `raw` (an integer), whose known values are named.
+    Enum {
+        /// The enum's name.
+        name: String,
+        /// Each variant's name and value, in declaration order.
+        variants: Vec<(String, i128)>,
+    },
+    /// A list: leaves `len` (`[u8; w]`, one element wide, the length in its first 1, 2 or 4
+    /// bytes as a native unsigned integer for `w` = 1, 2 or 3, 4 and more) and `items`
+    /// (`capacity` elements, with everything under them).
+    List {
+        /// The most elements the list may hold.
+        capacity: u64,
+    },
+}
+
+impl StoredKind {
+    fn of(kind: ValueKind) -> Option<StoredKind> {
+        Some(match kind {
+            ValueKind::Plain => return None,
+            ValueKind::Text { capacity } => StoredKind::Text {
+                capacity: capacity as u64,
+            },
+            ValueKind::Flag => StoredKind::Flag,
+            ValueKind::Optional => StoredKind::Optional,
+            ValueKind::Timestamp => StoredKind::Timestamp,
+            ValueKind::Enum { name, variants } => StoredKind::Enum {
+                name: name.to_string(),
+                variants: variants
+                    .iter()
+                    .map(|(name, value)| (name.to_string(), *value))
+                    .collect(),
+            },
+            ValueKind::List { capacity } => StoredKind::List {
+                capacity: capacity as u64,
+            },
+            // `ValueKind` is non-exhaustive only for users: this crate names every kind.
+        })
+    }
+
+    /// The kind's code in the kinds table (as [`ValueKind::code`]).
+    pub fn code(&self) -> u32 {
+        match self {
+            StoredKind::Text { .. } => 1,
+            StoredKind::Flag => 2,
+            StoredKind::Optional => 3,
+            StoredKind::Timestamp => 4,
+            StoredKind::Enum { .. } => 5,
+            StoredKind::List { .. } => 6,
+        }
+    }
+
+    /// The capacity of text (bytes) or a list (elements); 0 otherwise.
+    pub fn capacity(&self) -> u64 {
+        match self {
+            StoredKind::Text { capacity } | StoredKind::List { capacity } => *capacity,
+            _ => 0,
+        }
+    }
+
+    /// `text (capacity 32)`, `flag`, `enum LogLevel { Error = 0, Warn = 1 }`…
+    pub fn describe(&self) -> String {
+        match self {
+            StoredKind::Text { capacity } => format!("text (capacity {capacity} bytes)"),
+            StoredKind::Flag => "flag".into(),
+            StoredKind::Optional => "optional".into(),
+            StoredKind::Timestamp => "timestamp".into(),
+            StoredKind::Enum { name, variants } => {
+                let list: Vec<String> =
+                    variants.iter().map(|(n, v)| format!("{n} = {v}")).collect();
+                format!("enum {name} {{ {} }}", list.join(", "))
+            }
+            StoredKind::List { capacity } => format!("list (capacity {capacity})"),
+        }
+    }
+}
+
+/// Kind codes, as stored.
+const KIND_TEXT: u32 = 1;
+const KIND_FLAG: u32 = 2;
+const KIND_OPTIONAL: u32 = 3;
+const KIND_TIMESTAMP: u32 = 4;
+const KIND_ENUM: u32 = 5;
+const KIND_LIST: u32 = 6;
+/// The smallest encoded kind entry: empty path, code, capacity, empty name, no variants.
+const MIN_KIND_BYTES: usize = 4 + 4 + 8 + 4 + 4;
+/// The smallest encoded variant: empty name, value.
+const MIN_VARIANT_BYTES: usize = 4 + 16;
 
 /// One row of the descriptor's field table.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,13 +198,36 @@ impl Descriptor {
                         .collect(),
                 })
                 .collect(),
+            kinds: layout
+                .kind_paths()
+                .into_iter()
+                .filter_map(|(path, kind)| {
+                    Some(KindEntry {
+                        path,
+                        kind: StoredKind::of(kind)?,
+                    })
+                })
+                .collect(),
+        }
+    }
+
+    /// The header's `format_version` for this descriptor: 1 when every kind is plain (the
+    /// descriptor is byte for byte format version 1's), 2 when it has a kinds table.
+    pub(crate) fn format_version(&self) -> u32 {
+        if self.kinds.is_empty() {
+            1
+        } else {
+            2
         }
     }
 
     /// The byte encoding stored after the header (see `FORMAT.md`): `u32` name length, name,
     /// `u32` field count, then per field `u32` path length, path, `u32` primitive code,
     /// `u64` offset, `u32` dimension count, and per dimension `u64` count and `u64` stride.
-    /// Native endianness, no padding.
+    /// Native endianness, no padding. When the type has kinds (format version 2), the kinds
+    /// table follows: `u32` count, then per entry `u32` path length, path, `u32` kind code,
+    /// `u64` capacity, `u32` name length, name, `u32` variant count, and per variant `u32`
+    /// name length, name and its value as 16 bytes of little-endian `i128`.
     pub(crate) fn encode(&self) -> Vec<u8> {
         let mut out = Vec::new();
         put_str(&mut out, &self.type_name);
@@ -98,12 +242,35 @@ impl Descriptor {
                 out.extend_from_slice(&stride.to_ne_bytes());
             }
         }
+        if !self.kinds.is_empty() {
+            out.extend_from_slice(&(self.kinds.len() as u32).to_ne_bytes());
+            for entry in &self.kinds {
+                put_str(&mut out, &entry.path);
+                out.extend_from_slice(&entry.kind.code().to_ne_bytes());
+                out.extend_from_slice(&entry.kind.capacity().to_ne_bytes());
+                let (name, variants) = match &entry.kind {
+                    StoredKind::Enum { name, variants } => (name.as_str(), variants.as_slice()),
+                    _ => ("", &[][..]),
+                };
+                put_str(&mut out, name);
+                out.extend_from_slice(&(variants.len() as u32).to_ne_bytes());
+                for (name, value) in variants {
+                    put_str(&mut out, name);
+                    out.extend_from_slice(&value.to_le_bytes());
+                }
+            }
+        }
         out
     }
 
-    /// Decodes [`encode`](Self::encode)'s format, refusing anything truncated, oversized,
-    /// non-UTF-8 or followed by trailing bytes.
-    pub(crate) fn decode(bytes: &[u8]) -> std::result::Result<Descriptor, String> {
+    /// Decodes [`encode`](Self::encode)'s format as of the header's `format_version` (1: no
+    /// kinds table; 2: a kinds table of at least one entry), refusing anything truncated,
+    /// oversized, non-UTF-8 or followed by trailing bytes, and a kinds table whose entries do
+    /// not describe the field table's leaves (see [`check_kind`]).
+    pub(crate) fn decode(
+        bytes: &[u8],
+        format_version: u32,
+    ) -> std::result::Result<Descriptor, String> {
         let mut r = Reader { bytes, at: 0 };
         let type_name = r.str()?;
         let count = r.u32()? as usize;
@@ -135,13 +302,57 @@ impl Descriptor {
                 dims,
             });
         }
+        let mut kinds = Vec::new();
+        if format_version >= 2 {
+            if r.remaining() == 0 {
+                return Err(
+                    "it has format version 2, but its descriptor has no kinds table \
+                            after the field table (a format version 1 descriptor)"
+                        .into(),
+                );
+            }
+            let count = r.u32()? as usize;
+            if count == 0 {
+                return Err(
+                    "its format version 2 descriptor has an empty kinds table (a type \
+                            without kinds is stored as format version 1)"
+                        .into(),
+                );
+            }
+            if count > r.remaining() / MIN_KIND_BYTES {
+                return Err(format!(
+                    "its descriptor claims {count} kinds, more than it holds"
+                ));
+            }
+            kinds.reserve(count);
+            for index in 0..count {
+                let entry = r
+                    .kind_entry()
+                    .map_err(|why| format!("kind entry {index}: {why}"))?;
+                if kinds.iter().any(|k: &KindEntry| k.path == entry.path) {
+                    return Err(format!("its kinds table names `{}` twice", entry.path));
+                }
+                check_kind(&entry, &fields).map_err(|why| {
+                    format!(
+                        "its kinds table entry for `{}` ({}) {why}",
+                        entry.path,
+                        entry.kind.describe()
+                    )
+                })?;
+                kinds.push(entry);
+            }
+        }
         if r.remaining() != 0 {
             return Err(format!(
                 "its descriptor has {} unexpected trailing bytes",
                 r.remaining()
             ));
         }
-        Ok(Descriptor { type_name, fields })
+        Ok(Descriptor {
+            type_name,
+            fields,
+            kinds,
+        })
     }
 
     /// Only the type name, from the first bytes of an encoded descriptor (the rest may be cut
@@ -193,6 +404,39 @@ impl Descriptor {
                 ));
             }
         }
+        let shown = |path: &str| {
+            if path.is_empty() {
+                "the value".to_string()
+            } else {
+                format!("field `{path}`")
+            }
+        };
+        for mine in &self.kinds {
+            match stored.kinds.iter().find(|k| k.path == mine.path) {
+                Some(theirs) if theirs == mine => {}
+                Some(theirs) => out.push(format!(
+                    "{}: {} here, {} in the region{}",
+                    shown(&mine.path),
+                    mine.kind.describe(),
+                    theirs.kind.describe(),
+                    variant_differences(&mine.kind, &theirs.kind)
+                )),
+                None => out.push(format!(
+                    "{}: {} here, plain data in the region",
+                    shown(&mine.path),
+                    mine.kind.describe()
+                )),
+            }
+        }
+        for theirs in &stored.kinds {
+            if !self.kinds.iter().any(|k| k.path == theirs.path) {
+                out.push(format!(
+                    "{}: plain data here, {} in the region",
+                    shown(&theirs.path),
+                    theirs.kind.describe()
+                ));
+            }
+        }
         out
     }
 }
@@ -205,14 +449,18 @@ pub(crate) fn check_type(
     descriptor_bytes: impl FnOnce() -> Vec<u8>,
     layout: &TypeLayout,
 ) -> Result<()> {
+    // A type with kinds is stored as format version 2, any other as version 1: a region whose
+    // version disagrees has a descriptor this type would not write (decoded below to say so).
+    let version = if layout.has_kinds() { 2 } else { 1 };
     let matches = info.fingerprint == layout.fingerprint()
+        && info.format_version == version
         && info.type_size() == layout.size()
         && info.layout.payload_align == layout.align();
     if matches {
         return Ok(());
     }
-    let stored =
-        Descriptor::decode(&descriptor_bytes()).map_err(|why| Error::corrupt(name, why))?;
+    let stored = Descriptor::decode(&descriptor_bytes(), info.format_version)
+        .map_err(|why| Error::corrupt(name, why))?;
     let mine = Descriptor::of(layout);
     let mut differences = mine.differences(&stored);
     if info.type_size() != layout.size() {
@@ -244,6 +492,217 @@ pub(crate) fn check_type(
         found_fingerprint: info.fingerprint,
         differences,
     })
+}
+
+/// `; variants differ: …` naming each variant only one side has or whose value differs, for
+/// two enums; empty otherwise.
+fn variant_differences(mine: &StoredKind, theirs: &StoredKind) -> String {
+    let (
+        StoredKind::Enum { variants: mine, .. },
+        StoredKind::Enum {
+            variants: theirs, ..
+        },
+    ) = (mine, theirs)
+    else {
+        return String::new();
+    };
+    let mut parts = Vec::new();
+    for (name, value) in mine {
+        match theirs.iter().find(|(n, _)| n == name) {
+            Some((_, v)) if v == value => {}
+            Some((_, v)) => parts.push(format!("`{name}` is {value} here and {v} in the region")),
+            None => parts.push(format!("`{name}` ({value}) is not in the region")),
+        }
+    }
+    for (name, value) in theirs {
+        if !mine.iter().any(|(n, _)| n == name) {
+            parts.push(format!("`{name}` ({value}) is only in the region"));
+        }
+    }
+    if parts.is_empty() {
+        "; the variants are the same, in another order or with another enum name".into()
+    } else {
+        format!("; variants differ: {}", parts.join(", "))
+    }
+}
+
+/// `prefix.name`, or `name` at the top level.
+pub(crate) fn join_path(prefix: &str, name: &str) -> String {
+    if prefix.is_empty() {
+        name.to_string()
+    } else {
+        format!("{prefix}.{name}")
+    }
+}
+
+/// Whether `path` is `prefix` itself or lies under it (`prefix.x`, `prefix[]…`).
+pub(crate) fn is_under(path: &str, prefix: &str) -> bool {
+    prefix.is_empty()
+        || path
+            .strip_prefix(prefix)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('.') || rest.starts_with('['))
+}
+
+/// How many arrays of structs enclose `path` (its `[]`s): the leading dimensions every leaf
+/// under it shares.
+pub(crate) fn outer_dims(path: &str) -> usize {
+    path.matches("[]").count()
+}
+
+/// Whether a kinds table entry describes the field table: each kind's leaves exist under its
+/// path with the shape its value type gives them (see [`StoredKind`]), so that a reader can
+/// decode it without looking outside the value. `Err` says what is wrong.
+fn check_kind(entry: &KindEntry, fields: &[DescriptorField]) -> std::result::Result<(), String> {
+    let outer = outer_dims(&entry.path);
+    let leaf = |name: &str| {
+        let path = join_path(&entry.path, name);
+        fields
+            .iter()
+            .find(|f| f.path == path)
+            .ok_or_else(|| format!("has no leaf `{path}` in the field table"))
+    };
+    // A leaf's own dimensions, after those of the arrays of structs around the kind.
+    let inner = |field: &DescriptorField| -> std::result::Result<Vec<(u64, u64)>, String> {
+        if field.dims.len() < outer {
+            return Err(format!(
+                "has a leaf `{}` with too few dimensions",
+                field.path
+            ));
+        }
+        Ok(field.dims[outer..].to_vec())
+    };
+    let is = |field: &DescriptorField, primitive: Primitive, dims: &[(u64, u64)]| {
+        if field.primitive == u32::from(primitive.code()) && inner(field)? == dims {
+            Ok(())
+        } else {
+            Err(format!(
+                "has a leaf `{}` of {}, not {}",
+                field.path,
+                field.type_text(),
+                DescriptorField {
+                    path: String::new(),
+                    offset: 0,
+                    primitive: u32::from(primitive.code()),
+                    dims: dims.to_vec(),
+                }
+                .type_text()
+            ))
+        }
+    };
+    // The byte width of a `[u8; n]` header leaf (`len`, `present`).
+    let header_width = |field: &DescriptorField| -> std::result::Result<u64, String> {
+        match inner(field)?.as_slice() {
+            [] if field.primitive == u32::from(Primitive::U8.code()) => Ok(1),
+            [(n, 1)] if field.primitive == u32::from(Primitive::U8.code()) && *n > 0 => Ok(*n),
+            _ => Err(format!(
+                "has a header `{}` of {}, not bytes",
+                field.path,
+                field.type_text()
+            )),
+        }
+    };
+    let has_leaves_under = |name: &str| {
+        let path = join_path(&entry.path, name);
+        if fields
+            .iter()
+            .any(|f| f.path == path || is_under(&f.path, &path))
+        {
+            Ok(())
+        } else {
+            Err(format!("has nothing under `{path}` in the field table"))
+        }
+    };
+    match &entry.kind {
+        StoredKind::Text { capacity } => {
+            let len = leaf("len")?;
+            is(len, Primitive::U8, &[(4, 1)])?;
+            let bytes = leaf("bytes")?;
+            if *capacity == 0 {
+                return Err("has capacity 0".into());
+            }
+            is(bytes, Primitive::U8, &[(*capacity, 1)])?;
+            if bytes.offset != len.offset.wrapping_add(4) {
+                return Err("has its bytes away from its length".into());
+            }
+        }
+        StoredKind::Flag => is(leaf("value")?, Primitive::U8, &[])?,
+        StoredKind::Timestamp => is(leaf("unix_nanos")?, Primitive::I64, &[])?,
+        StoredKind::Enum { name, variants } => {
+            let raw = leaf("raw")?;
+            let primitive = u8::try_from(raw.primitive)
+                .ok()
+                .and_then(Primitive::from_code);
+            let Some((primitive, (min, max))) =
+                primitive.and_then(|p| Some((p, integer_range(p)?)))
+            else {
+                return Err(format!(
+                    "has a leaf `{}` of {}, not an integer",
+                    raw.path,
+                    raw.type_text()
+                ));
+            };
+            is(raw, primitive, &[])?;
+            if name.is_empty() {
+                return Err("has an empty enum name".into());
+            }
+            for (variant, value) in variants {
+                if *value < min || *value > max {
+                    return Err(format!(
+                        "has variant `{variant}` = {value}, outside {}",
+                        raw.type_text()
+                    ));
+                }
+            }
+        }
+        StoredKind::Optional => {
+            header_width(leaf("present")?)?;
+            has_leaves_under("value")?;
+        }
+        StoredKind::List { capacity } => {
+            header_width(leaf("len")?)?;
+            if *capacity == 0 {
+                return Err("has capacity 0".into());
+            }
+            has_leaves_under("items")?;
+            let items = join_path(&entry.path, "items");
+            for field in fields
+                .iter()
+                .filter(|f| f.path == items || is_under(&f.path, &items))
+            {
+                let first = inner(field)?.first().map_or(0, |d| d.0);
+                // Items of structs: one dimension of `capacity`; of primitives (or arrays of
+                // them): one contiguous dimension of a multiple of `capacity`.
+                let fits = if field.path == items {
+                    first != 0 && first % capacity == 0
+                } else {
+                    first == *capacity
+                };
+                if !fits {
+                    return Err(format!(
+                        "has a leaf `{}` of {}, which does not hold {capacity} items",
+                        field.path,
+                        field.type_text()
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The values an integer primitive holds; `None` for a float.
+pub(crate) fn integer_range(primitive: Primitive) -> Option<(i128, i128)> {
+    let bits = 8 * primitive.size() as u32;
+    match primitive {
+        Primitive::U8 | Primitive::U16 | Primitive::U32 | Primitive::U64 => {
+            Some((0, (1i128 << bits) - 1))
+        }
+        Primitive::U128 => Some((0, i128::MAX)),
+        Primitive::I8 | Primitive::I16 | Primitive::I32 | Primitive::I64 | Primitive::I128 => {
+            Some((i128::MIN >> (128 - bits), i128::MAX >> (128 - bits)))
+        }
+        Primitive::F32 | Primitive::F64 => None,
+    }
 }
 
 fn put_str(out: &mut Vec<u8>, s: &str) {
@@ -284,6 +743,70 @@ impl Reader<'_> {
         let mut a = [0u8; 8];
         a.copy_from_slice(b);
         Ok(u64::from_ne_bytes(a))
+    }
+
+    fn i128(&mut self) -> std::result::Result<i128, String> {
+        let b = self.take(16)?;
+        let mut a = [0u8; 16];
+        a.copy_from_slice(b);
+        Ok(i128::from_le_bytes(a))
+    }
+
+    /// One kinds table entry, its counts bounded by the bytes left.
+    fn kind_entry(&mut self) -> std::result::Result<KindEntry, String> {
+        let path = self.str()?;
+        let code = self.u32()?;
+        let capacity = self.u64()?;
+        let name = self.str()?;
+        let count = self.u32()? as usize;
+        if count > self.remaining() / MIN_VARIANT_BYTES {
+            return Err(format!(
+                "`{path}` claims {count} variants, more than it holds"
+            ));
+        }
+        let mut variants = Vec::with_capacity(count);
+        for _ in 0..count {
+            variants.push((self.str()?, self.i128()?));
+        }
+        let plain = |kind: StoredKind| {
+            if capacity != 0 || !name.is_empty() || !variants.is_empty() {
+                Err(format!(
+                    "`{path}` has kind code {code} with a capacity, a name or variants, which \
+                     only text, lists and enums have"
+                ))
+            } else {
+                Ok(kind)
+            }
+        };
+        let kind = match code {
+            KIND_TEXT | KIND_LIST if !name.is_empty() || !variants.is_empty() => {
+                return Err(format!(
+                    "`{path}` has kind code {code} with a name or variants"
+                ))
+            }
+            KIND_TEXT => StoredKind::Text { capacity },
+            KIND_LIST => StoredKind::List { capacity },
+            KIND_FLAG => plain(StoredKind::Flag)?,
+            KIND_OPTIONAL => plain(StoredKind::Optional)?,
+            KIND_TIMESTAMP => plain(StoredKind::Timestamp)?,
+            KIND_ENUM if capacity != 0 => {
+                return Err(format!("`{path}` is an enum with capacity {capacity}"))
+            }
+            KIND_ENUM => {
+                for (i, (a, _)) in variants.iter().enumerate() {
+                    if variants[..i].iter().any(|(b, _)| a == b) {
+                        return Err(format!("`{path}` names variant `{a}` twice"));
+                    }
+                }
+                StoredKind::Enum { name, variants }
+            }
+            other => {
+                return Err(format!(
+                    "`{path}` has kind code {other}, which this build does not know"
+                ))
+            }
+        };
+        Ok(KindEntry { path, kind })
     }
 
     fn str(&mut self) -> std::result::Result<String, String> {
@@ -331,15 +854,19 @@ mod tests {
                     dims: vec![(4, 4)],
                 },
             ],
+            kinds: vec![],
         };
         let bytes = d.encode();
-        assert_eq!(Descriptor::decode(&bytes).unwrap(), d);
+        assert_eq!(Descriptor::decode(&bytes, 1).unwrap(), d);
         for cut in 0..bytes.len() {
-            assert!(Descriptor::decode(&bytes[..cut]).is_err(), "cut at {cut}");
+            assert!(
+                Descriptor::decode(&bytes[..cut], 1).is_err(),
+                "cut at {cut}"
+            );
         }
         let mut longer = bytes.clone();
         longer.push(0);
-        assert!(Descriptor::decode(&longer).is_err());
+        assert!(Descriptor::decode(&longer, 1).is_err());
     }
 
     #[test]
@@ -360,6 +887,7 @@ mod tests {
                     dims: vec![],
                 },
             ],
+            kinds: vec![],
         };
         let theirs = Descriptor {
             type_name: "S".into(),
@@ -377,6 +905,7 @@ mod tests {
                     dims: vec![(2, 4)],
                 },
             ],
+            kinds: vec![],
         };
         let diff = mine.differences(&theirs);
         assert_eq!(
@@ -409,10 +938,11 @@ mod tests {
         let mut d = Descriptor {
             type_name: "Robot".into(),
             fields: vec![row(vec![(200, 2400), (300, 8)])],
+            kinds: vec![],
         };
-        assert_eq!(Descriptor::decode(&d.encode()).unwrap(), d);
+        assert_eq!(Descriptor::decode(&d.encode(), 1).unwrap(), d);
         d.fields[0].dims = vec![(1, 1); MAX_DIMS + 1];
-        let err = Descriptor::decode(&d.encode()).unwrap_err();
+        let err = Descriptor::decode(&d.encode(), 1).unwrap_err();
         assert!(err.contains("dimensions"), "{err}");
     }
 
@@ -441,5 +971,379 @@ mod tests {
         let bytes = SharedBytes::of_words(&words);
         assert_eq!(descriptor_copy(bytes, 64), Some(vec![0xff; 64]));
         assert_eq!(descriptor_copy(bytes, 65), None);
+    }
+
+    mod kinds {
+        use super::super::*;
+        use crate::value::{EnumField, FixedStr, FixedVec, Flag, Opt, Timestamp};
+        use crate::ShmType;
+
+        #[derive(crate::ShmEnum, Clone, Copy, Debug, PartialEq)]
+        #[repr(u8)]
+        pub(crate) enum Level {
+            Error,
+            Warn,
+            Info = 7,
+        }
+
+        pub(crate) mod renumbered {
+            #[derive(crate::ShmEnum, Clone, Copy, Debug, PartialEq)]
+            #[repr(u8)]
+            pub(crate) enum Level {
+                Error,
+                Warn,
+                Debug = 7,
+            }
+        }
+
+        #[derive(crate::ShmType, Clone, Copy)]
+        #[repr(C)]
+        pub(crate) struct Peer {
+            pub(crate) name: FixedStr<8>,
+            pub(crate) up: Flag,
+        }
+
+        #[derive(crate::ShmType, Clone, Copy)]
+        #[repr(C)]
+        pub(crate) struct Every {
+            pub(crate) at: Timestamp,
+            pub(crate) when: Opt<Timestamp>,
+            pub(crate) limit: Opt<u32>,
+            pub(crate) ports: FixedVec<u16, 3>,
+            pub(crate) service: FixedStr<5>,
+            pub(crate) level: EnumField<Level>,
+            pub(crate) peers: [Peer; 2],
+            pub(crate) names: FixedVec<FixedStr<3>, 2>,
+            pub(crate) tail: [u8; 7],
+        }
+
+        #[derive(crate::ShmType, Clone, Copy)]
+        #[repr(C)]
+        #[shm(name = "Every")]
+        pub(crate) struct EveryRenumbered {
+            pub(crate) at: Timestamp,
+            pub(crate) when: Opt<Timestamp>,
+            pub(crate) limit: Opt<u32>,
+            pub(crate) ports: FixedVec<u16, 3>,
+            pub(crate) service: FixedStr<5>,
+            pub(crate) level: EnumField<renumbered::Level>,
+            pub(crate) peers: [Peer; 2],
+            pub(crate) names: FixedVec<FixedStr<3>, 2>,
+            pub(crate) tail: [u8; 7],
+        }
+
+        fn kinds_of(d: &Descriptor) -> Vec<String> {
+            d.kinds
+                .iter()
+                .map(|k| format!("{}: {}", k.path, k.kind.describe()))
+                .collect()
+        }
+
+        #[test]
+        fn every_kind_is_recorded_and_round_trips_as_version_2() {
+            let d = Descriptor::of(&Every::LAYOUT);
+            assert_eq!(d.format_version(), 2);
+            assert_eq!(
+                kinds_of(&d),
+                [
+                    "at: timestamp",
+                    "when: optional",
+                    "when.value: timestamp",
+                    "limit: optional",
+                    "ports: list (capacity 3)",
+                    "service: text (capacity 5 bytes)",
+                    "level: enum Level { Error = 0, Warn = 1, Info = 7 }",
+                    "peers[].name: text (capacity 8 bytes)",
+                    "peers[].up: flag",
+                    "names: list (capacity 2)",
+                    "names.items[]: text (capacity 3 bytes)",
+                ]
+            );
+            let bytes = d.encode();
+            assert_eq!(Descriptor::decode(&bytes, 2).unwrap(), d);
+            // A version 1 reader of these bytes finds the kinds table as trailing bytes.
+            let err = Descriptor::decode(&bytes, 1).unwrap_err();
+            assert!(err.contains("trailing bytes"), "{err}");
+            for cut in 0..bytes.len() {
+                assert!(
+                    Descriptor::decode(&bytes[..cut], 2).is_err(),
+                    "cut at {cut}"
+                );
+            }
+            // Each value type alone, at the top level: its path is empty.
+            for layout in [
+                &FixedStr::<4>::LAYOUT,
+                &Flag::LAYOUT,
+                &Timestamp::LAYOUT,
+                &Opt::<u64>::LAYOUT,
+                &EnumField::<Level>::LAYOUT,
+                &FixedVec::<Peer, 3>::LAYOUT,
+            ] {
+                let d = Descriptor::of(layout);
+                assert_eq!(d.kinds[0].path, "", "{}", layout.name());
+                assert_eq!(Descriptor::decode(&d.encode(), 2).unwrap(), d);
+            }
+        }
+
+        #[test]
+        fn a_plain_type_keeps_format_version_1_bytes_and_fingerprint() {
+            #[derive(crate::ShmType, Clone, Copy)]
+            #[repr(C)]
+            struct Limits {
+                rate: u32,
+                burst: u32,
+                name: [u8; 8],
+            }
+            let d = Descriptor::of(&Limits::LAYOUT);
+            assert_eq!(d.format_version(), 1);
+            assert!(d.kinds.is_empty());
+            // Version 1's bytes, spelled out: name, 3 rows, nothing after them.
+            let mut v1 = Vec::new();
+            put_str(&mut v1, "Limits");
+            v1.extend_from_slice(&3u32.to_ne_bytes());
+            for (path, code, offset, dims) in [
+                ("rate", 3u32, 0u64, &[][..]),
+                ("burst", 3, 4, &[][..]),
+                ("name", 1, 8, &[(8u64, 1u64)][..]),
+            ] {
+                put_str(&mut v1, path);
+                v1.extend_from_slice(&code.to_ne_bytes());
+                v1.extend_from_slice(&offset.to_ne_bytes());
+                v1.extend_from_slice(&(dims.len() as u32).to_ne_bytes());
+                for (count, stride) in dims {
+                    v1.extend_from_slice(&count.to_ne_bytes());
+                    v1.extend_from_slice(&stride.to_ne_bytes());
+                }
+            }
+            assert_eq!(d.encode(), v1);
+            assert_eq!(Descriptor::decode(&v1, 1).unwrap(), d);
+            // A version 2 descriptor always has a kinds table.
+            let err = Descriptor::decode(&v1, 2).unwrap_err();
+            assert!(err.contains("no kinds table"), "{err}");
+            // The fingerprint of a plain type is the one format version 1 builds computed:
+            // this value was computed by hand from FORMAT.md's "Fingerprint" rules for version
+            // 1 (and matches what this code computed before kinds existed).
+            assert_eq!(Limits::LAYOUT.fingerprint(), 0xefce_ed14_016b_6114);
+        }
+
+        #[test]
+        fn the_fingerprint_covers_kinds_and_enum_variants() {
+            // Computed by hand from FORMAT.md's "Fingerprint" rules, kinds included.
+            assert_eq!(Flag::LAYOUT.fingerprint(), 0xa7c6_61f2_4ad6_98dc);
+            assert_eq!(
+                EnumField::<Level>::LAYOUT.fingerprint(),
+                0xfb1b_0f70_81ff_4b35
+            );
+            assert_ne!(
+                EnumField::<Level>::LAYOUT.fingerprint(),
+                EnumField::<renumbered::Level>::LAYOUT.fingerprint()
+            );
+            assert_ne!(
+                Every::LAYOUT.fingerprint(),
+                EveryRenumbered::LAYOUT.fingerprint()
+            );
+            // Text and a plain struct of the same shape differ too.
+            #[derive(crate::ShmType, Clone, Copy)]
+            #[repr(C)]
+            #[shm(name = "FixedStr")]
+            struct LooksLikeText {
+                len: [u8; 4],
+                bytes: [u8; 4],
+            }
+            assert_ne!(
+                LooksLikeText::LAYOUT.fingerprint(),
+                FixedStr::<4>::LAYOUT.fingerprint()
+            );
+        }
+
+        #[test]
+        fn differences_name_the_enum_field_and_its_variants() {
+            let mine = Descriptor::of(&Every::LAYOUT);
+            let theirs = Descriptor::of(&EveryRenumbered::LAYOUT);
+            assert_eq!(
+                mine.differences(&theirs),
+                ["field `level`: enum Level { Error = 0, Warn = 1, Info = 7 } here, enum Level { \
+                  Error = 0, Warn = 1, Debug = 7 } in the region; variants differ: `Info` (7) is \
+                  not in the region, `Debug` (7) is only in the region"]
+            );
+            let mut plain = mine.clone();
+            plain.kinds.retain(|k| k.path != "service");
+            assert_eq!(
+                plain.differences(&mine),
+                ["field `service`: plain data here, text (capacity 5 bytes) in the region"]
+            );
+        }
+
+        /// The descriptor of `Every` with its kinds table rewritten by `edit`, decoded.
+        fn forged(edit: impl FnOnce(&mut Descriptor)) -> String {
+            let mut d = Descriptor::of(&Every::LAYOUT);
+            edit(&mut d);
+            Descriptor::decode(&d.encode(), 2).unwrap_err()
+        }
+
+        fn entry(d: &mut Descriptor, path: &str) -> usize {
+            d.kinds.iter().position(|k| k.path == path).unwrap()
+        }
+
+        #[test]
+        fn the_reader_refuses_kinds_that_do_not_fit_the_field_table() {
+            let cases: Vec<(String, &str)> = vec![
+                (
+                    forged(|d| {
+                        let i = entry(d, "service");
+                        d.kinds[i].kind = StoredKind::Text { capacity: 6 };
+                    }),
+                    "entry for `service` (text (capacity 6 bytes)) has a leaf `service.bytes` of \
+                     [u8; 5], not [u8; 6]",
+                ),
+                (
+                    forged(|d| {
+                        let i = entry(d, "service");
+                        d.kinds[i].path = "nowhere".into();
+                    }),
+                    "entry for `nowhere` (text (capacity 5 bytes)) has no leaf `nowhere.len`",
+                ),
+                (
+                    forged(|d| {
+                        let i = entry(d, "level");
+                        d.kinds[i].kind = StoredKind::Enum {
+                            name: "Level".into(),
+                            variants: vec![("Huge".into(), 256)],
+                        };
+                    }),
+                    "has variant `Huge` = 256, outside u8",
+                ),
+                (
+                    forged(|d| {
+                        let i = entry(d, "at");
+                        d.kinds[i].kind = StoredKind::Flag;
+                    }),
+                    "entry for `at` (flag) has no leaf `at.value`",
+                ),
+                (
+                    forged(|d| {
+                        let i = entry(d, "ports");
+                        d.kinds[i].kind = StoredKind::List { capacity: 4 };
+                    }),
+                    "has a leaf `ports.items` of [u16; 3], which does not hold 4 items",
+                ),
+                (
+                    forged(|d| {
+                        let i = entry(d, "names");
+                        d.kinds[i].kind = StoredKind::List { capacity: 3 };
+                    }),
+                    "has a leaf `names.items[].len` of u8 ×2 (stride 7) ×4 (stride 1), which does \
+                     not hold 3 items",
+                ),
+                (
+                    forged(|d| {
+                        let i = entry(d, "limit");
+                        d.kinds[i].path = "tail".into();
+                    }),
+                    "has no leaf `tail.present`",
+                ),
+                (
+                    forged(|d| {
+                        let k = d.kinds[0].clone();
+                        d.kinds.push(k);
+                    }),
+                    "its kinds table names `at` twice",
+                ),
+                (
+                    forged(|d| d.kinds[0].kind = StoredKind::Text { capacity: 0 }),
+                    "has no leaf `at.len`",
+                ),
+            ];
+            for (err, want) in cases {
+                assert!(err.contains(want), "{err}\n  does not contain\n{want}");
+            }
+        }
+
+        #[test]
+        fn the_reader_refuses_malformed_kind_entries() {
+            let d = Descriptor::of(&Flag::LAYOUT);
+            let v1_len = Descriptor {
+                kinds: vec![],
+                ..d.clone()
+            }
+            .encode()
+            .len();
+            let good = d.encode();
+            let with_table = |table: &[u8]| {
+                let mut bytes = good[..v1_len].to_vec();
+                bytes.extend_from_slice(table);
+                Descriptor::decode(&bytes, 2).unwrap_err()
+            };
+            let entry =
+                |path: &[u8], code: u32, capacity: u64, name: &str, variants: &[(&[u8], i128)]| {
+                    let mut t = 1u32.to_ne_bytes().to_vec();
+                    t.extend_from_slice(&(path.len() as u32).to_ne_bytes());
+                    t.extend_from_slice(path);
+                    t.extend_from_slice(&code.to_ne_bytes());
+                    t.extend_from_slice(&capacity.to_ne_bytes());
+                    put_str(&mut t, name);
+                    t.extend_from_slice(&(variants.len() as u32).to_ne_bytes());
+                    for (n, v) in variants {
+                        t.extend_from_slice(&(n.len() as u32).to_ne_bytes());
+                        t.extend_from_slice(n);
+                        t.extend_from_slice(&v.to_le_bytes());
+                    }
+                    t
+                };
+            let cases = [
+                (with_table(&0u32.to_ne_bytes()), "empty kinds table"),
+                (
+                    with_table(&u32::MAX.to_ne_bytes()),
+                    "claims 4294967295 kinds",
+                ),
+                (
+                    with_table(&entry(b"", 9, 0, "", &[])),
+                    "kind code 9, which this build does not know",
+                ),
+                (with_table(&entry(b"\xff", 2, 0, "", &[])), "not UTF-8"),
+                (
+                    with_table(&entry(b"", 2, 3, "", &[])),
+                    "with a capacity, a name or variants",
+                ),
+                (
+                    with_table(&entry(b"", 1, 1, "x", &[])),
+                    "kind code 1 with a name or variants",
+                ),
+                (
+                    with_table(&entry(b"", 5, 0, "E", &[(b"A", 0), (b"A", 1)])),
+                    "names variant `A` twice",
+                ),
+                (
+                    with_table(&entry(b"", 5, 0, "Flag", &[(b"A", 0)])),
+                    "has no leaf `raw`",
+                ),
+                (
+                    with_table(&entry(b"", 5, 2, "E", &[])),
+                    "an enum with capacity 2",
+                ),
+            ];
+            for (err, want) in cases {
+                assert!(err.contains(want), "{err}\n  does not contain\n{want}");
+            }
+            let mut huge = entry(b"", 5, 0, "E", &[]);
+            let at = huge.len() - 4;
+            huge[at..].copy_from_slice(&u32::MAX.to_ne_bytes());
+            let err = with_table(&huge);
+            assert!(err.contains("claims 4294967295 variants"), "{err}");
+            assert_eq!(Descriptor::decode(&good, 2).unwrap(), d);
+        }
+
+        /// The fuzz target's seeds with kinds stay valid version 2 descriptors, so that the
+        /// fuzzer starts from inputs that reach the kinds table.
+        #[test]
+        fn the_fuzz_seeds_with_kinds_decode() {
+            let every = include_bytes!("../../../fuzz/corpus/descriptor/seed-kinds-every");
+            assert_eq!(
+                Descriptor::decode(every, 2).unwrap(),
+                Descriptor::of(&Every::LAYOUT)
+            );
+            let list = include_bytes!("../../../fuzz/corpus/descriptor/seed-kinds-top-level-list");
+            assert_eq!(Descriptor::decode(list, 2).unwrap().kinds.len(), 3);
+        }
     }
 }

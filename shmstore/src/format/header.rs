@@ -20,7 +20,10 @@ use super::queue::{QueueShape, QUEUE_MPMC, QUEUE_SPSC};
 /// Bytes 0..8 of every region.
 pub(crate) const MAGIC: [u8; 8] = *b"SHMSTORE";
 /// The format this build writes and reads.
-pub(crate) const FORMAT_VERSION: u32 = 1;
+pub(crate) const FORMAT_VERSION: u32 = 2;
+/// The oldest format version this build reads: version 1 is version 2 without a kinds table,
+/// and every type without value kinds is still written as version 1 (`FORMAT.md`).
+pub(crate) const OLDEST_FORMAT_VERSION: u32 = 1;
 /// Size of [`Header`]; the descriptor starts here.
 pub(crate) const HEADER_SIZE: usize = 256;
 /// Payload copies start on a multiple of `max(PAYLOAD_MIN_ALIGN, align_of::<T>())`: a cache
@@ -299,6 +302,8 @@ impl<'a> SharedBytes<'a> {
 /// The header fields fixed at creation, read once and validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct HeaderInfo {
+    /// 1, or 2 when the descriptor has a kinds table.
+    pub(crate) format_version: u32,
     pub(crate) flags: u32,
     /// `None` for a single value.
     pub(crate) queue: Option<QueueShape>,
@@ -395,9 +400,10 @@ impl Header {
             ));
         }
         let version = self.format_version.load(Relaxed);
-        if version != FORMAT_VERSION {
+        if !(OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&version) {
             return Err(format!(
-                "it has format version {version}, and this build reads version {FORMAT_VERSION}"
+                "it has format version {version}, and this build reads versions \
+                 {OLDEST_FORMAT_VERSION} to {FORMAT_VERSION}"
             ));
         }
         let header_size = self.header_size.load(Relaxed);
@@ -502,6 +508,7 @@ impl Header {
         }
         let boot_id = self.boot_id();
         Ok(HeaderState::Ready(HeaderInfo {
+            format_version: version,
             flags,
             queue,
             fingerprint: self.fingerprint.load(Relaxed),
@@ -522,7 +529,7 @@ impl Header {
         let layout = &info.layout;
         self.state.store(STATE_INITIALISING, Relaxed);
         self.magic.store(u64::from_ne_bytes(MAGIC), Relaxed);
-        self.format_version.store(FORMAT_VERSION, Relaxed);
+        self.format_version.store(info.format_version, Relaxed);
         self.header_size.store(HEADER_SIZE as u32, Relaxed);
         self.flags.store(info.flags, Relaxed);
         self.fingerprint.store(info.fingerprint, Relaxed);

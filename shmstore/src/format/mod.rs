@@ -16,6 +16,7 @@ mod owner;
 mod queue;
 
 pub(crate) use descriptor::*;
+pub use descriptor::{KindEntry, StoredKind};
 pub(crate) use header::*;
 pub(crate) use owner::*;
 pub use queue::QueueMode;

@@ -154,6 +154,16 @@ impl Region {
         }
     }
 
+    /// Opens an existing region read-write whatever its kind and type (`spec.layout` is not
+    /// compared): for an untyped editor, which checks the kind and decodes the stored
+    /// descriptor itself.
+    pub(crate) fn open_untyped_writable(location: &Location, spec: &RegionSpec) -> Result<Region> {
+        match Protocol::of(location)? {
+            Protocol::Fd(target) => fd::open(&target, spec, Access::ReadWrite, Typed::No),
+            Protocol::SysV(key) => sysv::open(key, location, spec, Access::ReadWrite, Typed::No),
+        }
+    }
+
     /// Opens the region, or creates it running `init` — in exactly one process of any number
     /// racing for the same location.
     pub(crate) fn open_or_create(
@@ -595,7 +605,9 @@ fn check_capacity(name: &str, info: &HeaderInfo, spec: &RegionSpec) -> Result<()
     }
 }
 
-fn header_info(spec: &RegionSpec, descriptor_len: usize) -> Option<HeaderInfo> {
+fn header_info(spec: &RegionSpec, descriptor: &Descriptor) -> Option<(HeaderInfo, Vec<u8>)> {
+    let encoded = descriptor.encode();
+    let descriptor_len = encoded.len();
     let queue = spec.queue.map(|queue| QueueShape {
         mode: queue.mode,
         capacity: queue.capacity,
@@ -618,25 +630,25 @@ fn header_info(spec: &RegionSpec, descriptor_len: usize) -> Option<HeaderInfo> {
     if spec.notify_readers {
         flags |= FLAG_NOTIFY_READERS;
     }
-    Some(HeaderInfo {
+    let info = HeaderInfo {
+        format_version: descriptor.format_version(),
         flags,
         queue,
         fingerprint: spec.layout.fingerprint(),
         layout,
         creator_pid: process::current_pid(),
         boot_id: process::boot_id(),
-    })
+    };
+    Some((info, encoded))
 }
 
 /// The header fields and encoded descriptor a new region of `spec` gets.
 fn fresh_layout(name: &str, spec: &RegionSpec) -> Result<(HeaderInfo, Vec<u8>)> {
-    let descriptor = Descriptor::of(spec.layout).encode();
-    let info = header_info(spec, descriptor.len()).ok_or_else(|| Error::Io {
+    header_info(spec, &Descriptor::of(spec.layout)).ok_or_else(|| Error::Io {
         name: name.to_string(),
         operation: "lay out the region",
         source: io::Error::new(io::ErrorKind::InvalidInput, "the type is too large to map"),
-    })?;
-    Ok((info, descriptor))
+    })
 }
 
 /// Writes the header (state "initialising", a fresh lock) and the descriptor into a mapping of

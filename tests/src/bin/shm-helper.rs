@@ -26,7 +26,7 @@
 //!   `queue-drain`, `queue-hold-role`, `queue-close`, `queue-open-as`, `queue-die-at-wake`,
 //!   `queue-stop-at-unlock`.
 //! - Namespaces, owners and permissions: `setuid-open`, `setuid-reader`, `setuid-give-sysv`,
-//!   `readonly-lock`, `try-and-time-out`, `pid`.
+//!   `readonly-lock`, `try-and-time-out`, `pid`, `setuid-edit`.
 //! - Descriptors and modes: `create-with-umask`, `hold-shm-and-exec`, `list-shm-fds`.
 
 use std::io::{BufRead, Write};
@@ -120,6 +120,7 @@ fn main() {
         ["readonly-lock", path, kind] => readonly_lock(path, kind),
         ["repair-at-rename", shim, name, how] => repair_at_rename(shim, name, how),
         ["values-writer", name, how] => values_writer(name, how),
+        ["setuid-edit", name] => setuid_edit(name),
         _ => {
             eprintln!("shm-helper: unknown arguments {args:?}");
             std::process::exit(2);
@@ -1135,4 +1136,25 @@ fn values_writer(name: &str, how: &str) {
     };
     Shm::<ServiceConfig>::create(at(name), config).expect("create");
     say("written");
+}
+
+/// `setuid-edit NAME`: drops to uid/gid 65534 and opens the region with an untyped `Editor`
+/// (other owners allowed): prints `edit ok` or `edit err VARIANT MESSAGE`, then whether an
+/// `Inspector` reads it: `inspect ok TYPE` or `inspect err VARIANT`.
+fn setuid_edit(name: &str) {
+    use nix::unistd::{setgid, setgroups, setuid, Gid, Uid};
+    setgroups(&[]).expect("setgroups");
+    setgid(Gid::from_raw(65534)).expect("setgid");
+    setuid(Uid::from_raw(65534)).expect("setuid");
+    match shmstore::inspect::Editor::options()
+        .allow_other_owner(true)
+        .open(at(name))
+    {
+        Ok(_) => say("edit ok"),
+        Err(e) => say(&format!("edit err {} {e}", variant(&e))),
+    }
+    match shmstore::inspect::Inspector::open(at(name)) {
+        Ok(view) => say(&format!("inspect ok {}", view.type_name())),
+        Err(e) => say(&format!("inspect err {}", variant(&e))),
+    }
 }
