@@ -637,11 +637,12 @@ mod tests {
         let region = &scratch_value("busy", OLD);
         let (locked, release) = (mpsc::channel(), mpsc::channel::<()>());
         std::thread::scope(|scope| {
-            let (tell, wait) = (locked.0, release.1);
+            // Dropped also if an assertion below fails, which ends the holder's wait.
+            let (tell, wait, release) = (locked.0, release.1, release.0);
             scope.spawn(move || {
                 let _held = Held::take(region);
                 tell.send(()).unwrap();
-                wait.recv().unwrap();
+                let _ = wait.recv();
             });
             locked.1.recv().unwrap();
             for wait in [Wait::No, Wait::For(Duration::from_millis(20))] {
@@ -655,7 +656,7 @@ mod tests {
                 region.lock_step(Wait::No, 3),
                 Err(NotLocked::Busy)
             ));
-            release.0.send(()).unwrap();
+            release.send(()).unwrap();
         });
         assert!(free_for_another_thread(region));
     }

@@ -533,7 +533,7 @@ mod tests {
 
     use super::*;
     use crate::layout::ShmType;
-    use crate::region::{scratch_handles, scratch_value};
+    use crate::region::scratch_handles;
     use crate::sys::object::Access;
 
     type Value = [u64; 32];
@@ -612,6 +612,16 @@ mod tests {
         }
     }
 
+    /// Sets its flag when dropped, also while the test unwinds, so that helper threads that
+    /// wait for it end.
+    struct StopOnDrop<'a>(&'a std::sync::atomic::AtomicBool);
+
+    impl Drop for StopOnDrop<'_> {
+        fn drop(&mut self) {
+            self.0.store(true, SeqCst);
+        }
+    }
+
     /// Runs `read` on its own thread: `None` if it did not return within [`HANG`].
     fn within_hang<R: Send + 'static>(read: impl FnOnce() -> R + Send + 'static) -> Option<R> {
         let (done, result) = mpsc::channel();
@@ -621,13 +631,16 @@ mod tests {
 
     /// A writer committing back to back moves the version under the reader: every read still
     /// returns one committed value, values never go back, and a read asks for help at most once.
+    /// (4 KiB, so that a copy and a write overlap often: a missing version check shows.)
     #[test]
     fn reads_under_a_back_to_back_writer_are_consistent() {
-        let region = scratch_value("retry", 0);
+        type Mid = [u64; 512];
+        let region = scratch_handles("retry", &Mid::LAYOUT, false, Access::ReadWrite).0;
         let h = region.header();
         let stop = std::sync::atomic::AtomicBool::new(false);
-        let reads = 3000;
+        let mut reads = 0;
         std::thread::scope(|scope| {
+            let _stop = StopOnDrop(&stop);
             scope.spawn(|| {
                 let mut word = 0;
                 while !stop.load(SeqCst) {
@@ -636,14 +649,15 @@ mod tests {
                     commit(&region);
                 }
             });
-            let mut last = 0;
-            for _ in 0..reads {
-                let value: Value = snapshot_until(&region, deadline()).expect("a read timed out");
-                assert!(all_equal(&value), "a torn read: {value:?}");
+            // Reads for as long as the writer makes its first 3000 commits.
+            let (mut last, by) = (0, Instant::now() + HANG);
+            while last < 3000 && Instant::now() < by {
+                let value: Mid = snapshot_until(&region, deadline()).expect("a read timed out");
+                reads += 1;
+                assert!(all_equal(&value), "a torn read: {:?}", &value[..]);
                 assert!(value[0] >= last, "went back from {last} to {}", value[0]);
                 last = value[0];
             }
-            stop.store(true, SeqCst);
         });
         let asked = h.read_requests.load(SeqCst);
         assert!(asked <= reads, "{asked} requests for {reads} reads");
@@ -796,10 +810,11 @@ mod tests {
         let h = one.header();
         let stop = std::sync::atomic::AtomicBool::new(false);
         std::thread::scope(|scope| {
+            let _stop = StopOnDrop(&stop);
             // A reader that asks for help and never answers: every hold runs its full length.
             let asking = scope.spawn(|| {
                 while !stop.load(SeqCst) {
-                    two.ask_writers_for_help(HANG);
+                    two.ask_writers_for_help(Duration::from_millis(100));
                 }
             });
             let look = |region: &Region| {
