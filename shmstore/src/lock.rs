@@ -405,32 +405,49 @@ mod tests {
     //! `EOWNERDEAD` to the next locker, as after a killed process), leaving the header and the
     //! two copies as the step of the protocol it died in leaves them.
     //!
-    //! | branch                                                | test                           |
-    //! |-------------------------------------------------------|--------------------------------|
-    //! | acquire: nothing to repair (even, no commit flag)     | `a_clean_lock_repairs_nothing` |
-    //! | acquire: owner died, the mutex marked consistent      | `a_dead_holders_mutex_is_marked_consistent` |
-    //! | acquire: relock by the holding thread, either handle  | `a_relock_by_the_holding_thread_is_held_by_this_thread` |
-    //! | acquire: another live holder, try_lock / bounded wait | `another_holder_makes_a_bounded_wait_busy` |
-    //! | acquire: unrecoverable mutex (`ENOTRECOVERABLE`)      | `an_unrecoverable_mutex_is_a_corrupt_error` |
-    //! | acquire: unserved read request (not for try_lock)     | `a_writer_backs_off_for_an_unserved_read_request` |
-    //! | repair, two copies: died mid-write (odd, no flag)     | `died_mid_write_the_write_is_rolled_back` |
-    //! | repair, two copies: died in the latch's first write   | `died_mid_write_the_write_is_rolled_back` |
-    //! | repair, two copies: died rolling back (odd, no flag)  | `died_mid_write_the_write_is_rolled_back` |
-    //! | repair, two copies: died after the flag (odd, flag)   | `died_after_setting_the_commit_flag_the_commit_is_finished` |
-    //! | repair, two copies: died in the copy (even, flag)     | `died_in_the_commit_copy_the_copy_is_redone` |
-    //! | repair, two copies: died after the copy (even, flag)  | `died_in_the_commit_copy_the_copy_is_redone` |
-    //! | repair, two copies: died after clearing the flag      | `a_clean_lock_repairs_nothing` |
-    //! | repair, in place: died mid-write (odd)                | `in_place_died_mid_write_the_value_is_poisoned` |
-    //! | repair, in place: a stray commit flag                 | `regression_a_stray_commit_flag_in_place_poisoned_every_lock` |
-    //! | repair: an odd version of `u64::MAX` wraps to 0       | `regression_a_version_of_u64_max_overflowed_in_the_repair` |
-    //! | release: nothing written                              | `a_release_without_a_write_publishes_nothing` |
-    //! | release: commit, two copies                           | `a_commit_publishes_the_working_copy_and_copies_it` |
-    //! | release: commit in place                              | `an_in_place_commit_publishes_without_poison` |
-    //! | release unwinding, two copies: rolled back, unlocked  | `a_guard_dropped_while_unwinding_rolls_back_and_unlocks` |
-    //! | release unwinding, in place: poisoned, unlocked       | `an_in_place_guard_dropped_while_unwinding_poisons_and_unlocks` |
-    //! | lock_step after a dead holder: nothing to repair      | `a_dead_holders_mutex_is_marked_consistent` |
-    //! | one mapping of the mutex's failures (`not_locked`)    | `lock_failures_map_once` |
-    //! | the `repair_claim` word: none, live, dead claimant    | `region::fd`'s `claim_repair_*` tests |
+    //! - acquire: nothing to repair (even, no commit flag) → `a_clean_lock_repairs_nothing`
+    //! - acquire: owner died, the mutex marked consistent →
+    //!   `a_dead_holders_mutex_is_marked_consistent`
+    //! - acquire: relock by the holding thread, either handle →
+    //!   `a_relock_by_the_holding_thread_is_held_by_this_thread`
+    //! - acquire: another live holder, try_lock / bounded wait →
+    //!   `another_holder_makes_a_bounded_wait_busy`
+    //! - acquire: unrecoverable mutex (`ENOTRECOVERABLE`) →
+    //!   `an_unrecoverable_mutex_is_a_corrupt_error`
+    //! - acquire: unserved read request (not for try_lock) →
+    //!   `a_writer_backs_off_for_an_unserved_read_request`
+    //! - repair, two copies: died mid-write (odd, no flag) →
+    //!   `died_mid_write_the_write_is_rolled_back`
+    //! - repair, two copies: died in the latch's first write →
+    //!   `died_mid_write_the_write_is_rolled_back`
+    //! - repair, two copies: died rolling back (odd, no flag) →
+    //!   `died_mid_write_the_write_is_rolled_back`
+    //! - repair, two copies: died after the flag (odd, flag) →
+    //!   `died_after_setting_the_commit_flag_the_commit_is_finished`
+    //! - repair, two copies: died in the copy (even, flag) →
+    //!   `died_in_the_commit_copy_the_copy_is_redone`
+    //! - repair, two copies: died after the copy (even, flag) →
+    //!   `died_in_the_commit_copy_the_copy_is_redone`
+    //! - repair, two copies: died after clearing the flag → `a_clean_lock_repairs_nothing`
+    //! - repair, in place: died mid-write (odd) → `in_place_died_mid_write_the_value_is_poisoned`
+    //! - repair, in place: a stray commit flag →
+    //!   `regression_a_stray_commit_flag_in_place_poisoned_every_lock`
+    //! - repair: an odd version of `u64::MAX` wraps to 0 →
+    //!   `regression_a_version_of_u64_max_overflowed_in_the_repair`
+    //! - release: nothing written → `a_release_without_a_write_publishes_nothing`
+    //! - release: commit, two copies → `a_commit_publishes_the_working_copy_and_copies_it`
+    //! - release: commit in place → `an_in_place_commit_publishes_without_poison`
+    //! - release unwinding, two copies: rolled back, unlocked →
+    //!   `a_guard_dropped_while_unwinding_rolls_back_and_unlocks`
+    //! - release unwinding, in place: poisoned, unlocked →
+    //!   `an_in_place_guard_dropped_while_unwinding_poisons_and_unlocks`
+    //! - lock_step after a dead holder: nothing to repair →
+    //!   `a_dead_holders_mutex_is_marked_consistent`
+    //! - one mapping of the mutex's failures (`not_locked`) → `lock_failures_map_once`
+    //! - the `repair_claim` word: none, live, dead claimant →
+    //!   `region::fd`'s `claim_repair_*` tests
+    //! - an unrecoverable mutex, every later locker (open bug, ignored) →
+    //!   `regression_an_unrecoverable_mutex_answered_only_its_first_locker`
 
     use std::panic::{catch_unwind, AssertUnwindSafe};
     use std::sync::mpsc;
@@ -590,14 +607,13 @@ mod tests {
         let start = version(&region);
         std::thread::scope(|scope| {
             scope
-                .spawn(|| std::mem::forget(region.lock_step(Wait::Forever, 1).ok().unwrap()))
+                .spawn(|| std::mem::forget(region.lock_step(Wait::Forever, 1).unwrap()))
                 .join()
                 .unwrap();
         });
         drop(
             region
                 .lock_step(Wait::Forever, 1)
-                .ok()
                 .expect("step lock after a death"),
         );
         assert!(free_for_another_thread(&region));
@@ -729,7 +745,7 @@ mod tests {
         let h = region.header();
         h.read_requests.store(5, SeqCst);
         h.reads_served.store(4, SeqCst);
-        drop(region.lock_step(Wait::No, 1).ok().unwrap());
+        drop(region.lock_step(Wait::No, 1).unwrap());
         assert_eq!(region.backed_off_for.load(SeqCst), 0, "try_lock backed off");
         drop(Held::take(&region));
         assert_eq!(region.backed_off_for.load(SeqCst), 5);

@@ -516,16 +516,21 @@ mod tests {
     //! The reading paths, each with its test (states, counts and returned values; deadlines
     //! only bound a failure, they are never what a test measures):
     //!
-    //! | path                                                  | test                           |
-    //! |-------------------------------------------------------|--------------------------------|
-    //! | retry under a moving version, one request per read    | `reads_under_a_back_to_back_writer_are_consistent` |
-    //! | a failed attempt gives up at the first moved chunk    | `regression_a_failed_copy_of_a_large_value_went_on_to_the_end` |
-    //! | try_lock after LOCK_FREE_ATTEMPTS: repairs a dead writer | `a_writable_reader_repairs_a_dead_in_place_writer_under_try_lock` |
-    //! | starvation: the reader asks for help, once, served    | `a_starving_reader_asks_once_and_gets_the_committed_value` |
-    //! | timeouts: writable, read-only and large-value readers | `a_reader_with_a_deadline_behind_a_stuck_writer_times_out` |
-    //! | read of one's own in-place write through another handle | `regression_an_in_place_read_through_a_second_handle_of_the_writer_hung` |
-    //! | the hold budget in the header, for every handle       | `regression_a_fresh_handle_held_for_readers_again_within_the_budget` |
-    //! | the hold budget's arithmetic                          | the three tests that follow these |
+    //! - retry under a moving version, one request per read →
+    //!   `reads_under_a_back_to_back_writer_are_consistent`
+    //! - a failed attempt gives up at the first moved chunk →
+    //!   `regression_a_failed_copy_of_a_large_value_went_on_to_the_end`
+    //! - try_lock after LOCK_FREE_ATTEMPTS: repairs a dead writer →
+    //!   `a_writable_reader_repairs_a_dead_in_place_writer_under_try_lock`
+    //! - starvation: the reader asks for help, once, served →
+    //!   `a_starving_reader_asks_once_and_gets_the_committed_value`
+    //! - timeouts: writable, read-only and large-value readers →
+    //!   `a_reader_with_a_deadline_behind_a_stuck_writer_times_out`
+    //! - read of one's own in-place write through another handle →
+    //!   `regression_an_in_place_read_through_a_second_handle_of_the_writer_hung`
+    //! - the hold budget in the header, for every handle →
+    //!   `regression_a_fresh_handle_held_for_readers_again_within_the_budget`
+    //! - the hold budget's arithmetic → the three tests that follow these
 
     use std::sync::atomic::Ordering::SeqCst;
     use std::sync::mpsc;
@@ -558,15 +563,11 @@ mod tests {
     fn write(region: &Region, word: u64) {
         let words = region.info().layout.payload_size / 8;
         for i in 0..words {
-            // SAFETY: the caller holds the lock with the latch open: the only writer of the
-            // working copy, whose `payload_size` bytes (64-aligned) hold `words` u64s.
-            unsafe {
-                region
-                    .working_copy()
-                    .cast::<u64>()
-                    .add(i)
-                    .write_volatile(word)
-            };
+            // SAFETY: `i < words`: within the working copy's `payload_size` bytes.
+            let at = unsafe { region.working_copy().cast::<u64>().add(i) };
+            // SAFETY: the caller holds the lock with the latch open, so this thread is the
+            // only writer of the working copy; `at` is 8-aligned (the copy is 64-aligned).
+            unsafe { at.write_volatile(word) };
         }
     }
 
