@@ -233,4 +233,33 @@ mod tests {
         reset_queue(&region);
         assert_eq!(region.payload().unwrap().load_bytes(), vec![0xff; 256]);
     }
+
+    /// The reset repairs a write the reboot interrupted, as the next locker would: the lock of
+    /// a thread that no longer exists (here one that exited holding it) is made new, the
+    /// half-written value rolled back and the boot id recorded.
+    #[test]
+    fn the_reset_rolls_back_a_write_the_reboot_interrupted() {
+        let region = crate::region::scratch_value("reset-rollback", 0xaa);
+        let start = region.header().version.load(SeqCst);
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    region.acquire(Wait::Forever).expect("lock");
+                    region.begin_write();
+                    // SAFETY: this thread holds the lock and opened the latch: the only
+                    // writer of the working copy, 256 bytes inside the mapping.
+                    unsafe { std::ptr::write_bytes(region.working_copy(), 0xbb, 100) };
+                })
+                .join()
+                .unwrap();
+        });
+        let other_boot = [7; 16];
+        reset_locked(&region, other_boot).unwrap();
+        assert_eq!(region.header().boot_id(), other_boot);
+        assert_eq!(region.header().version.load(SeqCst), start + 2);
+        assert_eq!(region.payload().unwrap().load_bytes(), vec![0xaa; 256]);
+        assert!(region.acquire(Wait::No).is_ok_and(|poisoned| !poisoned));
+        // SAFETY: acquired just above; nothing written; the region's own payload size.
+        unsafe { region.release(false, region.info().layout.payload_size) };
+    }
 }

@@ -527,7 +527,356 @@ pub(crate) fn snapshot_within<T: bytemuck::Pod>(region: &Region, timeout: Durati
 
 #[cfg(test)]
 mod tests {
+    //! The reading paths, each with its test (states, counts and returned values; deadlines
+    //! only bound a failure, they are never what a test measures):
+    //!
+    //! - retry under a moving version, one request per read →
+    //!   `reads_under_a_back_to_back_writer_are_consistent`
+    //! - a failed attempt gives up at the first moved chunk →
+    //!   `regression_a_failed_copy_of_a_large_value_went_on_to_the_end`
+    //! - try_lock after LOCK_FREE_ATTEMPTS: repairs a dead writer →
+    //!   `a_writable_reader_repairs_a_dead_in_place_writer_under_try_lock`
+    //! - starvation: the reader asks for help, once, served →
+    //!   `a_starving_reader_asks_once_and_gets_the_committed_value`
+    //! - timeouts: writable, read-only and large-value readers →
+    //!   `a_reader_with_a_deadline_behind_a_stuck_writer_times_out`
+    //! - read of one's own in-place write through another handle →
+    //!   `regression_an_in_place_read_through_a_second_handle_of_the_writer_hung`
+    //! - the hold budget in the header, for every handle →
+    //!   `regression_a_fresh_handle_held_for_readers_again_within_the_budget`
+    //! - the hold budget's arithmetic → the three tests that follow these
+
+    use std::sync::atomic::Ordering::SeqCst;
+    use std::sync::mpsc;
+    use std::sync::Arc;
+
     use super::*;
+    use crate::layout::ShmType;
+    use crate::region::scratch_handles;
+    use crate::sys::object::Access;
+
+    type Value = [u64; 32];
+    /// A payload of HELP_READERS_FROM bytes: its writers look for readers asking for help.
+    type Large = [u64; HELP_READERS_FROM / 8];
+
+    /// Generous: only a broken path gets near it, and then the test fails instead of hanging.
+    const HANG: Duration = Duration::from_secs(20);
+
+    fn deadline() -> Option<Instant> {
+        Some(Instant::now() + HANG)
+    }
+
+    /// Takes the lock and opens the latch, then writes `word` into every word of the working
+    /// copy.
+    fn lock_and_write(region: &Region, word: u64) {
+        region.acquire(Wait::Forever).expect("lock");
+        region.begin_write();
+        write(region, word);
+    }
+
+    fn write(region: &Region, word: u64) {
+        let words = region.info().layout.payload_size / 8;
+        for i in 0..words {
+            // SAFETY: `i < words`: within the working copy's `payload_size` bytes.
+            let at = unsafe { region.working_copy().cast::<u64>().add(i) };
+            // SAFETY: the caller holds the lock with the latch open, so this thread is the
+            // only writer of the working copy; `at` is 8-aligned (the copy is 64-aligned).
+            unsafe { at.write_volatile(word) };
+        }
+    }
+
+    /// Commits and unlocks (see `lock_and_write`).
+    fn commit(region: &Region) {
+        let size = region.info().layout.payload_size;
+        // SAFETY: held by this thread (`lock_and_write`), written; `size` is the payload size.
+        unsafe { region.release(true, size) };
+    }
+
+    fn all_equal(value: &[u64]) -> bool {
+        value.iter().all(|w| *w == value[0])
+    }
+
+    /// A holder that stays mid-write on its own thread until told to commit `word`.
+    struct StuckWriter {
+        commit: mpsc::Sender<u64>,
+        thread: std::thread::JoinHandle<()>,
+    }
+
+    impl StuckWriter {
+        fn start(region: &Arc<Region>) -> StuckWriter {
+            let (locked, is_locked) = mpsc::channel();
+            let (tell, to_commit) = mpsc::channel();
+            let region = Arc::clone(region);
+            let thread = std::thread::spawn(move || {
+                lock_and_write(&region, 1);
+                locked.send(()).unwrap();
+                let word = to_commit.recv().unwrap_or(2);
+                write(&region, word);
+                commit(&region);
+            });
+            is_locked.recv().unwrap();
+            StuckWriter {
+                commit: tell,
+                thread,
+            }
+        }
+
+        fn finish(self, word: u64) {
+            self.commit.send(word).unwrap();
+            self.thread.join().unwrap();
+        }
+    }
+
+    /// Sets its flag when dropped, also while the test unwinds, so that helper threads that
+    /// wait for it end.
+    struct StopOnDrop<'a>(&'a std::sync::atomic::AtomicBool);
+
+    impl Drop for StopOnDrop<'_> {
+        fn drop(&mut self) {
+            self.0.store(true, SeqCst);
+        }
+    }
+
+    /// Runs `read` on its own thread: `None` if it did not return within [`HANG`].
+    fn within_hang<R: Send + 'static>(read: impl FnOnce() -> R + Send + 'static) -> Option<R> {
+        let (done, result) = mpsc::channel();
+        std::thread::spawn(move || done.send(read()));
+        result.recv_timeout(HANG).ok()
+    }
+
+    /// A writer committing back to back moves the version under the reader: every read still
+    /// returns one committed value, values never go back, and a read asks for help at most once.
+    /// (4 KiB, so that a copy and a write overlap often: a missing version check shows.)
+    #[test]
+    fn reads_under_a_back_to_back_writer_are_consistent() {
+        type Mid = [u64; 512];
+        let region = scratch_handles("retry", &Mid::LAYOUT, false, Access::ReadWrite).0;
+        let h = region.header();
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        let mut reads = 0;
+        std::thread::scope(|scope| {
+            let _stop = StopOnDrop(&stop);
+            scope.spawn(|| {
+                let mut word = 0;
+                while !stop.load(SeqCst) {
+                    word += 1;
+                    lock_and_write(&region, word);
+                    commit(&region);
+                }
+            });
+            // Reads for as long as the writer makes its first 3000 commits.
+            let (mut last, by) = (0, Instant::now() + HANG);
+            while last < 3000 && Instant::now() < by {
+                let value: Mid = snapshot_until(&region, deadline()).expect("a read timed out");
+                reads += 1;
+                assert!(all_equal(&value), "a torn read: {:?}", &value[..]);
+                assert!(value[0] >= last, "went back from {last} to {}", value[0]);
+                last = value[0];
+            }
+        });
+        let asked = h.read_requests.load(SeqCst);
+        assert!(asked <= reads, "{asked} requests for {reads} reads");
+        assert_eq!(
+            h.reads_served.load(SeqCst),
+            asked,
+            "a request left unserved"
+        );
+    }
+
+    /// Bug: a failed attempt copied the whole value before it looked at the version again, so
+    /// a reader of a large value under a busy writer never finished one (commit f2e1d21). A
+    /// failed attempt now stops at the first chunk after the version moved.
+    #[test]
+    fn regression_a_failed_copy_of_a_large_value_went_on_to_the_end() {
+        let source = vec![7u64; 1024];
+        let mut out = vec![0u64; 1024];
+        let version = AtomicU64::new(4);
+        // SAFETY: both buffers hold 8 KiB, 8-aligned, and do not overlap.
+        let copied = unsafe {
+            copy_validated(
+                source.as_ptr().cast(),
+                out.as_mut_ptr().cast(),
+                8192,
+                &version,
+                2,
+            )
+        };
+        assert!(!copied);
+        let done = out.iter().filter(|w| **w == 7).count();
+        assert_eq!(
+            done,
+            512 / 8,
+            "copied past the first chunk after the version moved"
+        );
+        // SAFETY: as above.
+        let copied = unsafe {
+            copy_validated(
+                source.as_ptr().cast(),
+                out.as_mut_ptr().cast(),
+                8192,
+                &version,
+                4,
+            )
+        };
+        assert!(copied && out == source);
+    }
+
+    /// In place, a writer that died mid-write leaves the version odd: lock-free attempts
+    /// cannot succeed, so after LOCK_FREE_ATTEMPTS a writable reader asks once and takes the
+    /// lock with `try_lock`, which repairs (poisons) the region; it returns the value as left.
+    #[test]
+    fn a_writable_reader_repairs_a_dead_in_place_writer_under_try_lock() {
+        let region = scratch_handles("dead-in-place", &Value::LAYOUT, true, Access::ReadWrite).0;
+        let start = region.header().version.load(SeqCst);
+        std::thread::scope(|scope| {
+            scope.spawn(|| lock_and_write(&region, 9)).join().unwrap();
+        });
+        assert_eq!(region.header().version.load(SeqCst), start + 1);
+        let value: Value = snapshot_until(&region, deadline()).expect("never repaired");
+        assert_eq!(value, [9; 32]);
+        assert!(region.poisoned());
+        assert_eq!(region.header().version.load(SeqCst), start + 2);
+        let h = region.header();
+        assert_eq!(
+            (h.read_requests.load(SeqCst), h.reads_served.load(SeqCst)),
+            (1, 1)
+        );
+    }
+
+    /// A reader that keeps failing (a live writer stays mid-write in place) asks writers for
+    /// help once, and gets the value the writer commits, whole.
+    #[test]
+    fn a_starving_reader_asks_once_and_gets_the_committed_value() {
+        let (region, reader) = scratch_handles("starving", &Value::LAYOUT, true, Access::ReadWrite);
+        let (region, reader) = (Arc::new(region), Arc::new(reader));
+        let writer = StuckWriter::start(&region);
+        let read = {
+            let reader = Arc::clone(&reader);
+            std::thread::spawn(move || snapshot_until::<Value>(&reader, deadline()))
+        };
+        let h = region.header();
+        let asked_by = Instant::now() + HANG;
+        while h.read_requests.load(SeqCst) == 0 && Instant::now() < asked_by {
+            std::thread::yield_now();
+        }
+        assert_eq!(
+            h.read_requests.load(SeqCst),
+            1,
+            "the reader never asked for help"
+        );
+        writer.finish(5);
+        assert_eq!(read.join().unwrap(), Ok([5; 32]));
+        assert_eq!(h.read_requests.load(SeqCst), 1, "asked more than once");
+        assert_eq!(h.reads_served.load(SeqCst), 1, "the request was not served");
+    }
+
+    /// A deadline bounds every reader behind a writer stuck mid-write in place: a writable
+    /// handle (whose try_lock keeps failing), a read-only one (which cannot lock) and a reader
+    /// of a large value (which sleeps asking for help). Each returns `TimedOut`, not a hang.
+    #[test]
+    fn a_reader_with_a_deadline_behind_a_stuck_writer_times_out() {
+        let soon = || Some(Instant::now() + Duration::from_millis(30));
+        for access in [Access::ReadWrite, Access::ReadOnly] {
+            let (region, reader) = scratch_handles("stuck-writer", &Value::LAYOUT, true, access);
+            let (region, reader) = (Arc::new(region), Arc::new(reader));
+            let writer = StuckWriter::start(&region);
+            let read = within_hang(move || snapshot_until::<Value>(&reader, soon()));
+            writer.finish(2);
+            assert_eq!(read, Some(Err(TimedOut)), "{access:?}");
+        }
+        let (region, reader) =
+            scratch_handles("stuck-large", &Large::LAYOUT, true, Access::ReadWrite);
+        let (region, reader) = (Arc::new(region), Arc::new(reader));
+        let writer = StuckWriter::start(&region);
+        let read = within_hang(move || snapshot_until::<Large>(&reader, soon()).map(|_| ()));
+        writer.finish(2);
+        assert_eq!(read, Some(Err(TimedOut)), "large value");
+    }
+
+    /// Bug: an in-place `read()` on the thread writing through another handle waited for
+    /// itself for ever (commit 74db7f6): `try_lock` keeps `EDEADLK` apart, and that read
+    /// panics naming the region.
+    #[test]
+    fn regression_an_in_place_read_through_a_second_handle_of_the_writer_hung() {
+        let (writing, reading) =
+            scratch_handles("own-write", &Value::LAYOUT, true, Access::ReadWrite);
+        let (writing, reading) = (Arc::new(writing), Arc::new(reading));
+        let read = within_hang(move || {
+            lock_and_write(&writing, 3);
+            let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                snapshot_until::<Value>(&reading, Some(Instant::now() + HANG))
+            }));
+            commit(&writing);
+            read.map_err(|panic| panic.downcast_ref::<String>().cloned())
+        });
+        let Some(Err(Some(message))) = read else {
+            panic!("the read did not panic: {read:?}");
+        };
+        assert!(message.contains("would wait for itself"), "{message}");
+    }
+
+    /// Bug: the budget for holding the value for readers was per handle and a new handle
+    /// started with a full one, so a reader that asked and never answered stalled every fresh
+    /// writer handle (commit aacfcfc). The budget is the header's `help_resumes_at`: after a
+    /// hold of `d`, no writer holds again, through any handle, for `4 d`.
+    #[test]
+    fn regression_a_fresh_handle_held_for_readers_again_within_the_budget() {
+        let (one, two) = scratch_handles("hold-budget", &Large::LAYOUT, false, Access::ReadWrite);
+        let h = one.header();
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            let _stop = StopOnDrop(&stop);
+            // A reader that asks for help and never answers: every hold runs its full length.
+            let asking = scope.spawn(|| {
+                while !stop.load(SeqCst) {
+                    two.ask_writers_for_help(Duration::from_millis(100));
+                }
+            });
+            let look = |region: &Region| {
+                region.acquire(Wait::Forever).expect("lock");
+                // Due to look: a MiB committed through this handle.
+                *region.reader_help.lock().unwrap() = LOOK_EVERY_BYTES;
+                region.help_starving_readers();
+                // SAFETY: acquired above; nothing written; the region's own payload size.
+                unsafe { region.release(false, region.info().layout.payload_size) };
+            };
+            let (mut before, mut after) = (0, 0);
+            let held_by = Instant::now() + HANG;
+            while h.help_resumes_at.load(SeqCst) == 0 && Instant::now() < held_by {
+                before = process::monotonic_ns();
+                look(&one);
+                after = process::monotonic_ns();
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            let resumes_at = h.help_resumes_at.load(SeqCst);
+            assert_ne!(resumes_at, 0, "the writer never held for the asking reader");
+            // Nobody answered: the hold lasted HOLD_AT_MOST at least, and then the budget
+            // forbids four times as long.
+            let at_least = u64::try_from((HOLD_AT_MOST * HOLD_SHARE).as_nanos()).unwrap();
+            assert!(
+                resumes_at >= before + at_least,
+                "{resumes_at} < {before} + {at_least}"
+            );
+            assert!(
+                resumes_at <= after + 4 * (after - before),
+                "{resumes_at} {before} {after}"
+            );
+            // Within the budget no writer holds, through this handle or a fresh one.
+            for region in [&one, &two, &one, &two] {
+                std::thread::sleep(Duration::from_millis(2));
+                if process::monotonic_ns() >= resumes_at {
+                    break;
+                }
+                look(region);
+                assert_eq!(h.help_resumes_at.load(SeqCst), resumes_at, "held again");
+            }
+            stop.store(true, SeqCst);
+            while !asking.is_finished() {
+                futex::wake_all(&h.read_requests);
+                std::thread::yield_now();
+            }
+        });
+    }
 
     /// The threat model's bound: readers that ask for ever and never answer (every hold runs
     /// its full length) make the writers of a region, however many, hold for at most a fifth

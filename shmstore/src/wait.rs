@@ -295,3 +295,90 @@ fn bump_and_wake(event: &Event) {
     event.epoch.fetch_add(1, SeqCst);
     event.epoch.wake_all();
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering::SeqCst;
+
+    use super::*;
+    use crate::layout::ShmType;
+    use crate::lock::Wait;
+    use crate::region::{scratch_handles, scratch_value};
+    use crate::sys::mutex::Until;
+    use crate::sys::object::Access;
+
+    /// Generous: only a broken path gets near it.
+    const HANG: Duration = Duration::from_secs(20);
+
+    /// Publishes one write (lock, open the latch, commit).
+    fn publish_a_write(region: &Region) {
+        region.acquire(Wait::Forever).expect("lock");
+        region.begin_write();
+        // SAFETY: acquired above by this thread; the region's own payload size.
+        unsafe { region.release(true, region.info().layout.payload_size) };
+    }
+
+    /// A waiter gets the next version, through a writable handle (registered in `waiters`,
+    /// woken by the publisher) or a read-only one (re-checking), and a bounded wait with no
+    /// change times out; neither leaves a registration behind.
+    #[test]
+    fn a_waiter_gets_the_next_version_or_times_out() {
+        let (region, reader) =
+            scratch_handles("wait-change", &<[u64; 32]>::LAYOUT, false, Access::ReadOnly);
+        let waiters = &region.header().waiters;
+        let since = region.published_version();
+        for waiter in [&region, &reader] {
+            let short = Some(Duration::from_millis(20));
+            assert_eq!(waiter.wait_for_change(since, short), Err(TimedOut));
+        }
+        assert_eq!(
+            waiters.load(SeqCst),
+            0,
+            "a timed-out waiter stayed registered"
+        );
+        for (waiter, registers) in [(&region, true), (&reader, false)] {
+            let since = region.published_version();
+            std::thread::scope(|scope| {
+                let waiting = scope.spawn(move || waiter.wait_for_change(since, Some(HANG)));
+                let by = Instant::now() + HANG;
+                while registers && waiters.load(SeqCst) == 0 && Instant::now() < by {
+                    std::thread::yield_now();
+                }
+                assert_eq!(waiters.load(SeqCst), u32::from(registers));
+                publish_a_write(&region);
+                assert_eq!(waiting.join().unwrap(), Ok(since + 2));
+            });
+            assert_eq!(waiters.load(SeqCst), 0);
+        }
+    }
+
+    /// Bug: `wait_for_change(_, Some(Duration::MAX))` (and `read_timeout`, `lock_timeout`,
+    /// `open_timeout` of `Duration::MAX`) panicked computing the deadline (commit 17dde9a). A
+    /// deadline that cannot be represented means none.
+    #[test]
+    fn regression_a_timeout_of_duration_max_panicked_computing_the_deadline() {
+        let region = scratch_value("wait-max", 0);
+        let since = region.published_version();
+        publish_a_write(&region);
+        assert_eq!(
+            region.wait_for_change(since, Some(Duration::MAX)),
+            Ok(since + 2)
+        );
+        assert!(matches!(Wait::For(Duration::MAX).until(), Until::Forever));
+    }
+
+    /// Bug: a value waiter's deregistration wrapped the count below zero when a peer had reset
+    /// it meanwhile, so every later publish made a wake-up call for nobody (fixed when the
+    /// value's and the queue's eventcounts became one, commit 7dfc35a).
+    #[test]
+    fn regression_a_waiter_wrapped_the_count_below_zero_after_a_reset() {
+        let (epoch, sleepers) = (AtomicU32::new(0), AtomicU32::new(0));
+        let events = EventCount::new(&epoch, &sleepers);
+        let registration = events.register();
+        assert!(events.has_sleepers());
+        sleepers.store(0, SeqCst);
+        drop(registration);
+        assert_eq!(sleepers.load(SeqCst), 0);
+        assert!(!events.has_sleepers());
+    }
+}

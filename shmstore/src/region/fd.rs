@@ -719,4 +719,56 @@ mod tests {
         let e = Target::file(Path::new("/no/such/dir/x.shm")).err().unwrap();
         assert!(matches!(e, Error::NotFound { .. }), "{e:?}");
     }
+
+    /// An abandoned object to claim: a file of two headers' size, zeros, already unlinked.
+    fn abandoned(test: &str) -> (File, ObjectStat) {
+        let path = format!("/dev/shm/unit-claim-{test}-{}", std::process::id());
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path);
+        let _ = std::fs::remove_file(&path);
+        let file = file.unwrap();
+        file.set_len(2 * HEADER_SIZE as u64).unwrap();
+        let stat = object::stat(&file).unwrap();
+        (file, stat)
+    }
+
+    /// The `repair_claim` word: nobody's claim is taken; a live claimant's (this process) is
+    /// respected; a claim given back is nobody's again.
+    #[test]
+    fn claim_repair_takes_no_ones_claim_and_respects_a_live_claimant() {
+        let (file, stat) = abandoned("live");
+        let claim = claim_repair("live", &file, stat, None)
+            .unwrap()
+            .expect("unclaimed");
+        assert_eq!(claim.word().unwrap().load(SeqCst), Owner::me().word());
+        assert!(
+            claim_repair("live", &file, stat, None).unwrap().is_none(),
+            "claimed twice"
+        );
+        claim.give_back();
+        assert_eq!(claim.word().unwrap().load(SeqCst), 0);
+        assert!(claim_repair("live", &file, stat, None).unwrap().is_some());
+    }
+
+    /// A claim whose claimant died (a stale claim) is taken over.
+    #[test]
+    fn claim_repair_takes_over_a_dead_claimants_claim() {
+        let (file, stat) = abandoned("dead");
+        // A process of this namespace that has exited and been reaped.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        child.wait().unwrap();
+        let mut dead = Owner::me();
+        dead.pid = child.id();
+        let map = Mapping::new(&file, HEADER_SIZE, Access::ReadWrite).unwrap();
+        let word = &header_of("dead", &map).unwrap().repair_claim;
+        word.store(dead.word(), SeqCst);
+        let claim = claim_repair("dead", &file, stat, None)
+            .unwrap()
+            .expect("stale claim kept");
+        assert_eq!(word.load(SeqCst), Owner::me().word());
+        drop(claim);
+    }
 }

@@ -709,3 +709,31 @@ pub(crate) fn scratch_value(test: &str, fill: u8) -> Region {
     unlink(&location).unwrap();
     region
 }
+
+/// Two handles (two mappings, one lock) of a fresh region of `layout`, in place or not, every
+/// payload byte zero, unlinked at once (also when the second open fails): a read-write one and
+/// one with `second` access. For the protocol tests that need a large payload, the in-place
+/// mode, a read-only reader, or a second handle of the lock held by the same thread.
+#[cfg(test)]
+pub(crate) fn scratch_handles(
+    test: &str,
+    layout: &'static TypeLayout,
+    in_place: bool,
+    second: Access,
+) -> (Region, Region) {
+    let location = Location::Named(format!("unit-{test}-{}", std::process::id()));
+    let spec = RegionSpec {
+        layout,
+        in_place,
+        notify_readers: false,
+        mode: 0o600,
+        open_timeout: Duration::from_secs(1),
+        allow_other_owner: false,
+        unlink_on_drop: false,
+        queue: None,
+    };
+    let region = Region::create(&location, &spec, &mut |payload| payload.fill(0)).unwrap();
+    let opened = Region::open(&location, &spec, second);
+    unlink(&location).unwrap();
+    (region, opened.unwrap())
+}
