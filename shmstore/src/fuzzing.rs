@@ -878,32 +878,35 @@ enum Op {
 }
 
 impl Op {
+    /// The operations on a value region, in the order a fuzz byte picks them.
+    const VALUE: [Op; 11] = [
+        Op::Read,
+        Op::ReadTimeout,
+        Op::Version,
+        Op::WaitForChange,
+        Op::LockWriteUnlock,
+        Op::LockAndHold,
+        Op::WriteHeld,
+        Op::ReleaseHeld,
+        Op::ReaderRead,
+        Op::Poisoned,
+        Op::Look,
+    ];
+    /// The operations on a queue, in the order a fuzz byte picks them.
+    const QUEUE: [Op; 7] = [
+        Op::Push,
+        Op::Pop,
+        Op::PushTimeout,
+        Op::PopTimeout,
+        Op::Len,
+        Op::Close,
+        Op::Look,
+    ];
+
     fn pick(kind: Kind, a: u8) -> Op {
-        const VALUE: [Op; 11] = [
-            Op::Read,
-            Op::ReadTimeout,
-            Op::Version,
-            Op::WaitForChange,
-            Op::LockWriteUnlock,
-            Op::LockAndHold,
-            Op::WriteHeld,
-            Op::ReleaseHeld,
-            Op::ReaderRead,
-            Op::Poisoned,
-            Op::Look,
-        ];
-        const QUEUE: [Op; 7] = [
-            Op::Push,
-            Op::Pop,
-            Op::PushTimeout,
-            Op::PopTimeout,
-            Op::Len,
-            Op::Close,
-            Op::Look,
-        ];
         match kind {
-            Kind::Value { .. } => VALUE[usize::from(a) % VALUE.len()],
-            Kind::Queue(_) => QUEUE[usize::from(a) % QUEUE.len()],
+            Kind::Value { .. } => Self::VALUE[usize::from(a) % Self::VALUE.len()],
+            Kind::Queue(_) => Self::QUEUE[usize::from(a) % Self::QUEUE.len()],
         }
     }
 
@@ -911,27 +914,13 @@ impl Op {
         self as u8
     }
 
+    /// The operation whose [`code`](Self::code) is `code`: every operation is a value or a
+    /// queue operation (`Look` is both), so the two lists hold them all.
     fn from_code(code: u8) -> Option<Op> {
-        const ALL: [Op; 17] = [
-            Op::Read,
-            Op::ReadTimeout,
-            Op::Version,
-            Op::WaitForChange,
-            Op::LockWriteUnlock,
-            Op::LockAndHold,
-            Op::WriteHeld,
-            Op::ReleaseHeld,
-            Op::ReaderRead,
-            Op::Poisoned,
-            Op::Push,
-            Op::Pop,
-            Op::PushTimeout,
-            Op::PopTimeout,
-            Op::Len,
-            Op::Close,
-            Op::Look,
-        ];
-        ALL.get(usize::from(code)).copied()
+        Self::VALUE
+            .into_iter()
+            .chain(Self::QUEUE)
+            .find(|op| op.code() == code)
     }
 }
 
@@ -1189,5 +1178,20 @@ fn run_op<'a>(
         }
         // An operation skipped while a guard is held.
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Op;
+
+    /// The child decodes every operation the parent can send: each is in `Op::VALUE` or
+    /// `Op::QUEUE`. (`Look` is declared last, so its code is the largest.)
+    #[test]
+    fn every_operation_code_decodes() {
+        for code in 0..=Op::Look.code() {
+            assert_eq!(Op::from_code(code).map(Op::code), Some(code));
+        }
+        assert_eq!(Op::from_code(Op::Look.code() + 1), None);
     }
 }

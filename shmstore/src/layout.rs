@@ -565,14 +565,12 @@ impl TypeLayout {
             }
             Shape::Struct { fields } => {
                 for field in fields {
-                    let path = if path.is_empty() {
-                        field.name.to_string()
-                    } else {
-                        format!("{path}.{}", field.name)
-                    };
-                    field
-                        .layout
-                        .collect_leaves(path, base + field.offset, dims, out);
+                    field.layout.collect_leaves(
+                        field_path(&path, field.name),
+                        base + field.offset,
+                        dims,
+                        out,
+                    );
                 }
             }
         }
@@ -614,12 +612,9 @@ impl TypeLayout {
             }
             Shape::Struct { fields } => {
                 for field in fields {
-                    let path = if path.is_empty() {
-                        field.name.to_string()
-                    } else {
-                        format!("{path}.{}", field.name)
-                    };
-                    field.layout.collect_kinds(path, out);
+                    field
+                        .layout
+                        .collect_kinds(field_path(&path, field.name), out);
                 }
             }
         }
@@ -636,6 +631,16 @@ impl TypeLayout {
             }
             Shape::Struct { .. } => (None, 0),
         }
+    }
+}
+
+/// The dotted path of the field `name` inside the value at `path` (`peers[].name`); a field of
+/// the top-level type (empty `path`) is its bare name.
+fn field_path(path: &str, name: &str) -> String {
+    if path.is_empty() {
+        name.to_string()
+    } else {
+        format!("{path}.{name}")
     }
 }
 

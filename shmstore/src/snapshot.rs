@@ -76,7 +76,7 @@ use crate::region::Region;
 use crate::sys::futex;
 use crate::sys::mutex::LockFailure;
 use crate::sys::process::{self, thread_token};
-use crate::wait::TimedOut;
+use crate::wait::{time_left, TimedOut};
 
 /// Lock-free copies tried before a writable handle falls back to `try_lock`.
 const LOCK_FREE_ATTEMPTS: u32 = 3;
@@ -221,16 +221,7 @@ impl Region {
                     return Ok(());
                 }
                 asked = true;
-                let slice = match deadline {
-                    Some(deadline) => {
-                        let left = deadline.saturating_duration_since(Instant::now());
-                        if left.is_zero() {
-                            return Err(TimedOut);
-                        }
-                        left.min(ASK_SLICE)
-                    }
-                    None => ASK_SLICE,
-                };
+                let slice = time_left(deadline)?.map_or(ASK_SLICE, |left| left.min(ASK_SLICE));
                 self.ask_writers_for_help(slice);
                 continue;
             }
@@ -257,17 +248,7 @@ impl Region {
                 std::hint::spin_loop();
                 continue;
             }
-            let slice = RETRY_SLEEP;
-            let slice = match deadline {
-                Some(deadline) => {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        return Err(TimedOut);
-                    }
-                    left.min(slice)
-                }
-                None => slice,
-            };
+            let slice = time_left(deadline)?.map_or(RETRY_SLEEP, |left| left.min(RETRY_SLEEP));
             futex::wait_low_half(version, before as u32, Some(slice));
         }
     }

@@ -120,6 +120,24 @@ impl Drop for Registration<'_> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct TimedOut;
 
+/// The time left until `deadline`: `None` without a deadline, [`TimedOut`] once it has passed
+/// (never a zero duration, which would make a bounded sleep return at once).
+pub(crate) fn time_left(
+    deadline: Option<Instant>,
+) -> std::result::Result<Option<Duration>, TimedOut> {
+    match deadline {
+        None => Ok(None),
+        Some(deadline) => {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                Err(TimedOut)
+            } else {
+                Ok(Some(left))
+            }
+        }
+    }
+}
+
 /// A value's eventcount: its version and the header's `waiters`.
 fn value_changes(region: &Region) -> EventCount<'_, AtomicU64> {
     let h = region.header();
@@ -203,16 +221,7 @@ impl Region {
             if version_from_word(current) != since {
                 return Ok(version_from_word(current));
             }
-            let left = match deadline {
-                Some(deadline) => {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        return Err(TimedOut);
-                    }
-                    Some(left)
-                }
-                None => None,
-            };
+            let left = time_left(deadline)?;
             let slice = if notified {
                 left
             } else {
@@ -250,11 +259,10 @@ pub(crate) fn sleep_until(
         Some(events.register())
     };
     if !ready() {
-        let timeout = deadline.map_or(SLEEP_SLICE, |d| {
-            d.saturating_duration_since(Instant::now()).min(SLEEP_SLICE)
-        });
-        if timeout != Duration::ZERO {
-            events.epoch.sleep(epoch, Some(timeout));
+        // Past the deadline it does not sleep: the caller's next check reports the timeout.
+        if let Ok(left) = time_left(deadline) {
+            let slice = left.map_or(SLEEP_SLICE, |left| left.min(SLEEP_SLICE));
+            events.epoch.sleep(epoch, Some(slice));
         }
     }
     if single && event.epoch.load(SeqCst) == epoch {

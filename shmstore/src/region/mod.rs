@@ -362,19 +362,24 @@ impl Region {
     /// Whether another handle holds a byte lock of any kind at `offset`; `None` for a System V
     /// segment.
     pub(crate) fn byte_claimed_elsewhere(&self, offset: u64) -> Result<Option<bool>> {
-        match &self.handle {
-            Handle::File { file, .. } => object::byte_locked_elsewhere(file, offset)
-                .map(Some)
-                .map_err(|e| Error::io(&self.name, "fcntl(F_OFD_GETLK)", e)),
-            Handle::SysV { .. } => Ok(None),
-        }
+        self.ask_byte_lock(offset, object::byte_locked_elsewhere)
     }
 
     /// Whether another handle holds a *write* lock at `offset`, which only a handle with write
     /// access can (read locks are not reported); `None` for a System V segment.
     pub(crate) fn byte_write_claimed_elsewhere(&self, offset: u64) -> Result<Option<bool>> {
+        self.ask_byte_lock(offset, object::byte_write_locked_elsewhere)
+    }
+
+    /// Asks `query` (one of the `sys::object` lock tests) about the byte lock at `offset`
+    /// through this handle's descriptor; `None` for a System V segment, which has none.
+    fn ask_byte_lock(
+        &self,
+        offset: u64,
+        query: fn(&File, u64) -> io::Result<bool>,
+    ) -> Result<Option<bool>> {
         match &self.handle {
-            Handle::File { file, .. } => object::byte_write_locked_elsewhere(file, offset)
+            Handle::File { file, .. } => query(file, offset)
                 .map(Some)
                 .map_err(|e| Error::io(&self.name, "fcntl(F_OFD_GETLK)", e)),
             Handle::SysV { .. } => Ok(None),
@@ -563,16 +568,29 @@ fn check_typed(region: &Region, spec: &RegionSpec, typed: Typed) -> Result<()> {
 }
 
 fn check_owner(name: &str, spec: &RegionSpec, stat: &ObjectStat) -> Result<()> {
+    refuse_other_user(name, spec, stat.uid, |me| {
+        format!(
+            "it belongs to uid {} and this process runs as uid {me}; anyone could plant a \
+             region under a name you use, so opening another user's region needs \
+             `allow_other_owner(true)` on the options",
+            stat.uid
+        )
+    })
+}
+
+/// [`Error::PermissionDenied`] if `uid` is not this process's user and the options do not
+/// allow other owners; `detail`, given this process's uid, says why and what to change.
+fn refuse_other_user(
+    name: &str,
+    spec: &RegionSpec,
+    uid: u32,
+    detail: impl FnOnce(u32) -> String,
+) -> Result<()> {
     let me = process::effective_uid();
-    if stat.uid != me && !spec.allow_other_owner {
+    if uid != me && !spec.allow_other_owner {
         return Err(Error::PermissionDenied {
             name: name.to_string(),
-            detail: format!(
-                "it belongs to uid {} and this process runs as uid {me}; anyone could plant a \
-                 region under a name you use, so opening another user's region needs \
-                 `allow_other_owner(true)` on the options",
-                stat.uid
-            ),
+            detail: detail(me),
         });
     }
     Ok(())

@@ -35,7 +35,8 @@ use std::time::{Duration, Instant};
 
 use super::{
     blank_problem, blank_size, check_owner, check_typed, classify, fill_and_publish_ready,
-    fresh_layout, header_of, write_header, Handle, Init, Look, Region, RegionSpec, Typed,
+    fresh_layout, header_of, refuse_other_user, write_header, Handle, Init, Look, Region,
+    RegionSpec, Typed,
 };
 use crate::atomic_copy::copy_atomic;
 use crate::error::{Error, Result};
@@ -163,20 +164,15 @@ fn attach(
 /// keeps the right to change its owner and mode (`shmctl(IPC_SET)`) and chose its contents, so
 /// a segment planted by another user and handed over would otherwise pass [`check_owner`].
 fn check_creator(name: &str, spec: &RegionSpec, stat: &SegmentStat) -> Result<()> {
-    let me = process::effective_uid();
-    if stat.creator_uid != me && !spec.allow_other_owner {
-        return Err(Error::PermissionDenied {
-            name: name.to_string(),
-            detail: format!(
-                "it was created by uid {} (and now belongs to uid {}), and this process runs as \
-                 uid {me}; a segment's creator can hand it to another user with \
-                 shmctl(IPC_SET), so opening a segment another user created needs \
-                 `allow_other_owner(true)` on the options",
-                stat.creator_uid, stat.object.uid
-            ),
-        });
-    }
-    Ok(())
+    refuse_other_user(name, spec, stat.creator_uid, |me| {
+        format!(
+            "it was created by uid {} (and now belongs to uid {}), and this process runs as \
+             uid {me}; a segment's creator can hand it to another user with \
+             shmctl(IPC_SET), so opening a segment another user created needs \
+             `allow_other_owner(true)` on the options",
+            stat.creator_uid, stat.object.uid
+        )
+    })
 }
 
 fn find(
