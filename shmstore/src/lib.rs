@@ -45,8 +45,7 @@
 //!                                               program does
 //! typed API  shm, guard, reader, store,         what users call; the only code that knows `T`
 //!            queue/ (mod, spsc, mpmc),          (`options`: the settings and setters the
-//!            options, value/ (the field         value and queue builders share;
-//!            types)                             `value/`: the field types)
+//!            options                            value and queue builders share)
 //! tools      inspect, info (listing),           untyped views for the CLI
 //!            look (reads with pread, no map),
 //!            values (typed values by the
@@ -65,8 +64,9 @@
 //!            queue, owner)                      mapped bytes, so no other module casts raw
 //!                                               pointers into a header or a control block
 //! OS         sys/                               every libc and nix call
-//! leaves     layout, location, name, error,     pure data and helpers (`location` uses `name`,
-//!            atomic_copy                        and `sys` for `ftok`)
+//! leaves     layout, location, name, error,     pure data and helpers (`location` uses `name`;
+//!            atomic_copy, value/ (the field     the field types sit here, not in the typed
+//!            types)                             API, because the tools decode them too)
 //! ```
 //!
 //! Nothing below the typed API knows `T`; nothing above `sys` calls libc. Unit tests of a
@@ -109,11 +109,11 @@ pub use guard::ShmGuard;
 pub use info::{list, QueueInfo, RegionInfo};
 #[doc(inline)]
 pub use layout::ShmType;
-pub use location::{ftok, Location};
+pub use location::Location;
 pub use name::{validate_name, MAX_NAME_LEN};
 pub use queue::{QueueMode, ShmQueue, ShmQueueOptions};
 pub use reader::ShmReader;
-pub use region::unlink;
+pub use region::{ftok, unlink};
 pub use shm::{Shm, ShmOptions};
 /// Derives [`ShmEnum`](trait@ShmEnum) for a fieldless enum with `#[repr(u8)]`, `u16`, `u32`,
 /// `u64`, `i8`, `i16`, `i32` or `i64`, so that an [`EnumField`](value::EnumField) can store it:

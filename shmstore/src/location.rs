@@ -5,7 +5,6 @@ use std::path::{Component, Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::name::validate_name;
-use crate::sys::sysv;
 
 /// Where a region lives: the three ways shared memory is set up on Linux.
 ///
@@ -43,7 +42,7 @@ pub enum Location {
     /// opener after a reboot resets the lock and the sleepers' state, which meant nothing
     /// after the reboot, and keeps the value.
     File(PathBuf),
-    /// A System V segment (`shmget`) with this key (see [`ftok`]); never 0, `IPC_PRIVATE`.
+    /// A System V segment (`shmget`) with this key (see [`ftok`](crate::ftok)); never 0, `IPC_PRIVATE`.
     SysV(i32),
 }
 
@@ -60,7 +59,7 @@ impl Location {
         Location::File(path.as_ref().to_path_buf())
     }
 
-    /// A System V segment with `key` ([`Location::SysV`]): from [`ftok`], or a constant both
+    /// A System V segment with `key` ([`Location::SysV`]): from [`ftok`](crate::ftok), or a constant both
     /// programs know.
     ///
     /// ```
@@ -195,36 +194,10 @@ impl From<&Location> for Location {
     }
 }
 
-/// The System V key C programs derive with `ftok(path, id)`: from the inode and device of an
-/// existing file and a nonzero project id. Pass it to [`Location::sysv`] to share a segment
-/// with them.
-///
-/// ```
-/// let key = shmstore::ftok("/", 7)?;
-/// assert_eq!(key, shmstore::ftok("/", 7)?); // the same file and id give the same key
-/// assert_ne!(key, 0);
-/// # Ok::<(), shmstore::Error>(())
-/// ```
-///
-/// # Errors
-///
-/// [`Error::InvalidLocation`] for id 0 (an unspecified key); [`Error::NotFound`] if the path
-/// does not exist; [`Error::Io`] otherwise.
-pub fn ftok(path: impl AsRef<Path>, id: u8) -> Result<i32> {
-    let path = path.as_ref();
-    let shown = path.display().to_string();
-    if id == 0 {
-        return Err(Error::InvalidLocation {
-            location: shown,
-            reason: "ftok's project id must not be 0",
-        });
-    }
-    sysv::ftok(path, id).map_err(|e| Error::io(&shown, "ftok", e))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ftok;
 
     #[test]
     fn parses_every_written_form_and_prints_it_back() {

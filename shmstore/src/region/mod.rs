@@ -12,6 +12,8 @@
 mod fd;
 mod sysv;
 
+pub use sysv::ftok;
+
 use std::ffi::OsString;
 use std::fs::File;
 use std::io;

@@ -30,6 +30,7 @@
 //! creation and checked with `IPC_STAT` before `shmat`, and nobody can shrink it afterwards, so
 //! no access can fault.
 
+use std::path::Path;
 use std::sync::atomic::Ordering::SeqCst;
 use std::time::{Duration, Instant};
 
@@ -440,4 +441,31 @@ fn initialise_claimed(
     // "ready" before touching the payload; `region` is its only handle here.
     unsafe { fill_and_publish_ready(&region, init) };
     Ok(region)
+}
+
+/// The System V key C programs derive with `ftok(path, id)`: from the inode and device of an
+/// existing file and a nonzero project id. Pass it to [`Location::sysv`](crate::Location::sysv) to share a segment
+/// with them.
+///
+/// ```
+/// let key = shmstore::ftok("/", 7)?;
+/// assert_eq!(key, shmstore::ftok("/", 7)?); // the same file and id give the same key
+/// assert_ne!(key, 0);
+/// # Ok::<(), shmstore::Error>(())
+/// ```
+///
+/// # Errors
+///
+/// [`Error::InvalidLocation`] for id 0 (an unspecified key); [`Error::NotFound`] if the path
+/// does not exist; [`Error::Io`] otherwise.
+pub fn ftok(path: impl AsRef<Path>, id: u8) -> Result<i32> {
+    let path = path.as_ref();
+    let shown = path.display().to_string();
+    if id == 0 {
+        return Err(Error::InvalidLocation {
+            location: shown,
+            reason: "ftok's project id must not be 0",
+        });
+    }
+    segment::ftok(path, id).map_err(|e| Error::io(&shown, "ftok", e))
 }
