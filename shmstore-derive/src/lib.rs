@@ -702,7 +702,8 @@ fn expand(input: &DeriveInput) -> Result<TokenStream2, syn::Error> {
         unsafe impl #impl_generics #private::Zeroable for #this #generic_where {}
 
         // SAFETY: the struct is `repr(C)` (maybe packed) or `repr(transparent)` (checked by the
-        // derive) and every field is `Pod` (it implements `ShmType`, whose supertrait is `Pod`). A `repr(C)`
+        // derive) and every field is `Pod` (it implements `ShmType`, whose supertrait is `Pod`). A
+        // `repr(C)`
         // struct has no padding: the proofs below fail to compile if any byte between or after
         // the fields is padding. A `repr(transparent)` struct has the layout of its one field
         // that is not a 1-aligned zero-sized type, which is `Pod` and so has no padding. A

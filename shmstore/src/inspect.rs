@@ -557,7 +557,8 @@ impl Inspector {
 
     /// Waits until a version other than `since` (a [`version`](Self::version) or a previous
     /// result) is published and returns it, at most `timeout` (forever if `None`); as
-    /// [`Shm::wait_for_change`](crate::Shm::wait_for_change). Read-only: a System V segment wakes it at once in `notify_readers` regions, and
+    /// [`Shm::wait_for_change`](crate::Shm::wait_for_change). Read-only: a System V segment wakes
+    /// it at once in `notify_readers` regions, and
     /// otherwise it re-checks every 10 ms.
     ///
     /// # Errors

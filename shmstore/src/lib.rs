@@ -134,7 +134,8 @@ pub use shmstore_derive::ShmEnum;
 /// **Syntax** (by the derive, each error pointing at the offending token): the item is a
 /// struct (not an enum or union) with at least one field; its `repr` is `C` (optionally with
 /// `align(N)` or `packed`/`packed(N)`) or `transparent`; generic parameters appear only with
-/// `repr(transparent)` or `repr(C, packed)`; no lifetimes; no field's type is spelled as something that can never
+/// `repr(transparent)` or `repr(C, packed)`; no lifetimes; no field's type is spelled as something
+/// that can never
 /// be shared whatever the names in scope mean (a reference, pointer, function pointer, tuple,
 /// slice, `bool`, `char`, `usize`, `isize`). These checks exist for their messages: they tell
 /// the user *why* and *what to use instead*. A field type *named* like a standard type that is

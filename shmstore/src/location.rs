@@ -42,7 +42,8 @@ pub enum Location {
     /// opener after a reboot resets the lock and the sleepers' state, which meant nothing
     /// after the reboot, and keeps the value.
     File(PathBuf),
-    /// A System V segment (`shmget`) with this key (see [`ftok`](crate::ftok)); never 0, `IPC_PRIVATE`.
+    /// A System V segment (`shmget`) with this key (see [`ftok`](crate::ftok)); never 0,
+    /// `IPC_PRIVATE`.
     SysV(i32),
 }
 
@@ -59,7 +60,8 @@ impl Location {
         Location::File(path.as_ref().to_path_buf())
     }
 
-    /// A System V segment with `key` ([`Location::SysV`]): from [`ftok`](crate::ftok), or a constant both
+    /// A System V segment with `key` ([`Location::SysV`]): from [`ftok`](crate::ftok), or a
+    /// constant both
     /// programs know.
     ///
     /// ```

@@ -373,7 +373,8 @@ impl<T: ShmType> Shm<T> {
     /// mid-write) or poisoned (`in_place`) counts as one too: it publishes the value it left.
     /// A write under way does not count until it is published. The same count in every
     /// process and through every handle: [`ShmReader::version`](crate::ShmReader::version),
-    /// [`Inspector::version`](crate::inspect::Inspector::version), `shmstore inspect`/`watch`/`list`.
+    /// [`Inspector::version`](crate::inspect::Inspector::version),
+    /// `shmstore inspect`/`watch`/`list`.
     ///
     /// (The region's raw version word steps by two per commit, odd while a write is under way,
     /// as FORMAT.md describes; this is half of it.)

@@ -232,8 +232,11 @@ fn another_process_s_region_is_inspected_as_typed_values() {
     );
     let view = Inspector::open(&name).expect("inspect what the helper wrote");
     assert_eq!(view.header_fields().format_version, 2);
-    assert!(view.kinds().iter().any(|k| k.path == "log_level"
-        && matches!(&k.kind, StoredKind::Enum { name, variants } if name == "LogLevel" && variants.len() == 4)));
+    let log_level = view.kinds().iter().find(|k| k.path == "log_level");
+    assert!(matches!(
+        log_level.map(|k| &k.kind),
+        Some(StoredKind::Enum { name, variants }) if name == "LogLevel" && variants.len() == 4
+    ));
     assert_eq!(
         shown(&view),
         [

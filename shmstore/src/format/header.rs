@@ -387,7 +387,8 @@ pub(crate) enum HeaderState {
 
 impl Header {
     /// Reads the state of a header over an object of `object_size` bytes, validating every
-    /// fixed field of a ready region. Errors describe corruption (for [`Error::Corrupt`](crate::Error::Corrupt)).
+    /// fixed field of a ready region. Errors describe corruption (for
+    /// [`Error::Corrupt`](crate::Error::Corrupt)).
     pub(crate) fn check(&self, object_size: u64) -> std::result::Result<HeaderState, String> {
         let magic = self.magic.load(Relaxed);
         if magic == 0 && self.state.load(Relaxed) == 0 {

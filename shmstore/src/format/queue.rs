@@ -24,7 +24,8 @@ pub(crate) const CLOSED: u64 = 1 << 63;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum QueueMode {
     /// Single producer, single consumer: lock-free, the fastest. At most one live handle
-    /// pushes and one pops; another gets [`Error::RoleTaken`](crate::Error::RoleTaken). A handle takes its role at its
+    /// pushes and one pops; another gets [`Error::RoleTaken`](crate::Error::RoleTaken). A handle
+    /// takes its role at its
     /// first push (or pop) and keeps it until dropped; a replacement can take over the role
     /// of a process that died.
     ///

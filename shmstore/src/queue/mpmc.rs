@@ -95,7 +95,8 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
     }
 
     /// Takes the region's mutex for one MPMC operation, through the same lock code as a value
-    /// ([`Region::lock_step`](crate::region::Region::lock_step)); `None` if another handle held it for longer than `wait` allows
+    /// ([`Region::lock_step`](crate::region::Region::lock_step)); `None` if another handle held it
+    /// for longer than `wait` allows
     /// (with [`Wait::No`], through [`TRY_LOCK_ATTEMPTS`] attempts).
     fn lock(&self, wait: Wait) -> Result<Option<StepLock<'_>>> {
         match self.region.lock_step(wait, TRY_LOCK_ATTEMPTS) {

@@ -444,7 +444,8 @@ fn initialise_claimed(
 }
 
 /// The System V key C programs derive with `ftok(path, id)`: from the inode and device of an
-/// existing file and a nonzero project id. Pass it to [`Location::sysv`](crate::Location::sysv) to share a segment
+/// existing file and a nonzero project id. Pass it to [`Location::sysv`](crate::Location::sysv) to
+/// share a segment
 /// with them.
 ///
 /// ```
