@@ -1217,7 +1217,9 @@ fn lock_every_way(name: &str) {
     // The panics are the answers, printed on stdout: no backtrace noise on stderr.
     std::panic::set_hook(Box::new(|_| {}));
     let shm: &'static Shm<Pair> = Box::leak(Box::new(open::<Pair>(name)));
-    let ways: [(&str, fn(&Shm<Pair>) -> &'static str); 3] = [
+    /// One way to lock, answering how it went.
+    type Way = fn(&Shm<Pair>) -> &'static str;
+    let ways: [(&str, Way); 3] = [
         ("lock", |shm| match shm.lock() {
             Ok(_) => "ok",
             Err(_) => "poisoned",
