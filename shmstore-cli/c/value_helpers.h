@@ -52,6 +52,14 @@ static inline int shmstore_lock(shmstore_region_t *h) {
         /* First, so that a death during the repair leaves the mutex robust for the next
            locker, who redoes the idempotent repair. */
         pthread_mutex_consistent(&hdr->mutex);
+    } else if (rc == ENOTRECOVERABLE) {
+        /* A process unlocked it after its owner died without marking it consistent. glibc's
+           lock took the word and freed it again without waking the next sleeper when others
+           wait (its lll_unlock wakes only for a word > 1 as an int, and FUTEX_WAITERS makes
+           it negative): wake them all, so that each gets this answer instead of sleeping on.
+           The futex word is the mutex's first field, `__lock`. */
+        syscall(SYS_futex, (uint32_t *)(void *)&hdr->mutex, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+        return -rc;
     } else if (rc != 0) {
         return -rc;
     }

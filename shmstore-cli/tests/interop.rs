@@ -356,3 +356,55 @@ fn the_python_example_reads_a_region_like_inspect() {
     assert!(exists(&name), "read_region.py removed the region");
     assert_eq!(shm.read().counter, 8);
 }
+
+/// A C program unlocks the mutex after its holder died without `pthread_mutex_consistent`,
+/// which makes it unrecoverable. Two C lockers asleep in `shmstore_lock` at that moment both
+/// get `-ENOTRECOVERABLE`: glibc's unlock wakes one of them, whose lock then frees the word
+/// without waking the other (`lll_unlock` wakes only for a word > 1 as an `int`, and a word
+/// with `FUTEX_WAITERS` is negative), so `shmstore_lock` wakes every sleeper after that answer.
+/// Then Rust lockers get the typed error, and a C locker after them `-ENOTRECOVERABLE` again:
+/// glibc's trylock under the Rust locker used to leave its thread id in the word, where the C
+/// locker waited for ever.
+#[test]
+fn every_c_and_rust_locker_of_an_unrecoverable_mutex_gets_the_error() {
+    let (name, _cleanup) = region("c-unrecoverable");
+    let shm = Shm::<Sample>::create(&name, sample()).unwrap();
+    let dir = TempDir::new("c-unrecoverable");
+    header_into(&name, dir.path());
+    let program = build("unrecoverable", dir.path());
+    let spawn = |role: &str| {
+        shmstore_tests::Helper::spawn(program.to_str().unwrap(), &[role.to_string(), name.clone()])
+    };
+
+    let mut dead = spawn("hold");
+    dead.expect("locked ok");
+    dead.kill();
+    let mut careless = spawn("hold");
+    careless.expect("locked owner-died");
+    let mut asleep = [spawn("lock"), spawn("lock")];
+    for locker in &mut asleep {
+        locker.expect("locking");
+        locker.wait_until_blocked();
+    }
+    careless.send("unlock");
+    careless.expect("unlocked ok");
+    for locker in &mut asleep {
+        // A hung locker is killed by its alarm: `expect` then fails on the missing line.
+        locker.expect("rc not-recoverable");
+    }
+
+    for _ in 0..2 {
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            drop(shm.try_lock());
+        }))
+        .expect_err("try_lock of an unrecoverable mutex panics with the error");
+        let message = panicked
+            .downcast_ref::<String>()
+            .cloned()
+            .unwrap_or_default();
+        assert!(message.contains("unrecoverable"), "{message}");
+    }
+    let mut after = spawn("lock");
+    after.expect("locking");
+    after.expect("rc not-recoverable");
+}

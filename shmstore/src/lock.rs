@@ -447,10 +447,12 @@ mod tests {
     //! - one mapping of the mutex's failures (`not_locked`) → `lock_failures_map_once`
     //! - the `repair_claim` word: none, live, dead claimant →
     //!   `region::fd`'s `claim_repair_*` tests
-    //! - an unrecoverable mutex, every later locker (open bug, ignored) →
+    //! - an unrecoverable mutex, every later locker (this thread, another thread; try,
+    //!   bounded, blocking) →
     //!   `regression_an_unrecoverable_mutex_answered_only_its_first_locker`
 
     use std::panic::{catch_unwind, AssertUnwindSafe};
+    use std::sync::atomic::AtomicU32;
     use std::sync::mpsc;
 
     use super::*;
@@ -707,32 +709,71 @@ mod tests {
         assert!(is_unrecoverable_error(error.as_ref()), "{error:?}");
     }
 
-    /// Bug (open, in `sys/mutex.rs`; found writing these tests): glibc's trylock answers the
-    /// first locker of an unrecoverable mutex `ENOTRECOVERABLE` but leaves that thread's id in
-    /// the lock word, so every later locker sees a held lock: "busy" for a bounded wait, a
-    /// wait for ever without one (and `EDEADLK`, taken for a holder in another PID namespace,
-    /// on the first locker's thread). Only the first locker gets the typed error.
+    /// Runs `locker` under a watchdog and says whether the watchdog fired: if `locker` has not
+    /// returned after 10 s (it waits for ever on the lock word of an unrecoverable mutex), the
+    /// watchdog frees that word every 100 ms, so that the wait ends and the test fails instead
+    /// of hanging.
+    fn with_watchdog<R>(region: &Region, locker: impl FnOnce() -> R) -> (R, bool) {
+        let (done, finished) = mpsc::channel::<()>();
+        // SAFETY: a `RobustMutex` is glibc's `pthread_mutex_t`, whose first field is the 4-byte
+        // futex word (`__lock`), 8-aligned in the header; glibc and the kernel access it only
+        // atomically; the borrow of `region` keeps the mapping alive.
+        let word = unsafe { &*std::ptr::from_ref(&region.header().mutex).cast::<AtomicU32>() };
+        std::thread::scope(|scope| {
+            let watchdog = scope.spawn(move || {
+                let mut fired = false;
+                let mut patience = Duration::from_secs(10);
+                // Ends when `done` is dropped: `locker` returned or panicked.
+                while finished.recv_timeout(patience) == Err(mpsc::RecvTimeoutError::Timeout) {
+                    fired = true;
+                    patience = Duration::from_millis(100);
+                    word.store(0, SeqCst);
+                }
+                fired
+            });
+            let result = locker();
+            drop(done);
+            (result, watchdog.join().unwrap())
+        })
+    }
+
+    /// Bug (fixed in `sys/mutex.rs`, "An unrecoverable mutex"; found writing these tests):
+    /// glibc's trylock answers the first locker of an unrecoverable mutex `ENOTRECOVERABLE` but
+    /// leaves that thread's id in the lock word, so every later locker saw a held lock: "busy"
+    /// for a bounded wait, a wait for ever without one (and `EDEADLK`, taken for a holder in
+    /// another PID namespace, on the first locker's thread). Now every locker gets the typed
+    /// error: the first, the same thread again, other threads; try, bounded wait, blocking.
     #[test]
-    #[ignore = "open bug: an unrecoverable mutex answers only its first locker (sys/mutex.rs)"]
     fn regression_an_unrecoverable_mutex_answered_only_its_first_locker() {
         let region = &unrecoverable("not-recoverable-twice");
-        assert!(region.acquire(Wait::No).is_err());
-        for _ in 0..2 {
-            for wait in [Wait::No, Wait::For(Duration::from_millis(20))] {
-                let locked = std::thread::scope(|scope| {
-                    scope
-                        .spawn(|| {
-                            region
-                                .lock_step(wait, 1)
-                                .err()
-                                .map(|n| n.into_error(region))
-                        })
-                        .join()
-                        .unwrap()
+        assert_eq!(
+            region.acquire(Wait::No),
+            Err(LockFailure::NotRecoverable),
+            "the first locker"
+        );
+        let answer = |wait| {
+            region
+                .lock_step(wait, 1)
+                .err()
+                .map(|n| n.into_error(region))
+        };
+        for round in 0..2 {
+            for wait in [
+                Wait::No,
+                Wait::For(Duration::from_millis(20)),
+                Wait::Forever,
+            ] {
+                let (here, hung) = with_watchdog(region, || answer(wait));
+                assert!(
+                    !hung && is_unrecoverable_error(here.as_ref().and_then(Option::as_ref)),
+                    "round {round}, this thread, {wait:?}: {here:?} (hung: {hung})"
+                );
+                let (there, hung) = with_watchdog(region, || {
+                    std::thread::scope(|scope| scope.spawn(|| answer(wait)).join().unwrap())
                 });
                 assert!(
-                    is_unrecoverable_error(locked.as_ref().and_then(Option::as_ref)),
-                    "{wait:?}: {locked:?}"
+                    !hung && is_unrecoverable_error(there.as_ref().and_then(Option::as_ref)),
+                    "round {round}, another thread, {wait:?}: {there:?} (hung: {hung})"
                 );
             }
         }

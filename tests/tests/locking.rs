@@ -224,3 +224,36 @@ fn debug_of_an_in_place_region_this_thread_is_writing_prints_locked_instead_of_p
     assert!(format!("{shm:?}").ends_with("value: Pair { a: 1, b: 2 } }"));
     drop(g);
 }
+
+/// A process makes the region's mutex unrecoverable (its holder died; the next owner unlocked
+/// it without `pthread_mutex_consistent`). Then every locker of two other processes, running
+/// at the same time, gets the typed answer "unrecoverable" from `lock()`, `try_lock()` and
+/// `lock_timeout()` alike. Before the fix only the first locker did: glibc's trylock left its
+/// thread id in the lock word, so later lockers were "busy" and `lock()` waited for ever.
+#[test]
+fn every_locker_of_every_process_gets_the_unrecoverable_error() {
+    let (name, _cleanup) = region("unrecoverable");
+    drop(Shm::<Pair>::create(&name, OLD).unwrap());
+    let mut holder = helper!("hold-and-die", name, "none");
+    holder.expect("written");
+    holder.kill();
+    helper!("make-unrecoverable", name).expect("unrecoverable");
+
+    let lockers = [
+        helper!("lock-every-way", name),
+        helper!("lock-every-way", name),
+    ];
+    for (n, mut locker) in lockers.into_iter().enumerate() {
+        for way in ["lock", "try_lock", "lock_timeout"] {
+            let line = locker.line();
+            assert!(
+                line.starts_with(&format!("{way} panic "))
+                    && line.contains("region `")
+                    && line.contains("unrecoverable")
+                    && line.contains("create it again"),
+                "locker {n}, {way}: {line}"
+            );
+        }
+        locker.finish_ok();
+    }
+}

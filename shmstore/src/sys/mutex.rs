@@ -26,12 +26,32 @@
 //! `pthread_mutex_trylock` or `pthread_mutex_unlock` (a few instructions, never while it
 //! waits, since waiting happens here) at the moment a thread with the same number in another
 //! namespace holds the mutex makes the kernel declare that live holder dead.
+//!
+//! # An unrecoverable mutex
+//!
+//! A mutex whose owner unlocked it after `EOWNERDEAD` without `pthread_mutex_consistent` is
+//! unrecoverable for good: glibc's unlock stores `PTHREAD_MUTEX_NOTRECOVERABLE` (`INT_MAX - 1`,
+//! `sysdeps/nptl/pthreadP.h`) in `__data.__owner`, which only `pthread_mutex_init` resets, and
+//! frees the word. Every locker is then meant to take the word, see that mark and answer
+//! `ENOTRECOVERABLE`. glibc's blocking and timed locks (`nptl/pthread_mutex_lock.c` and
+//! `nptl/pthread_mutex_timedlock.c`, "This mutex is now not recoverable") free the word again
+//! before they answer; its trylock does not: in glibc 2.36 (and still on master),
+//! `nptl/pthread_mutex_trylock.c` takes the word with `oldval = CAS(__lock, 0 → id)`, which
+//! leaves `oldval == 0` on success, and then frees it only `if (oldval == id)`, which is
+//! therefore never true. The word keeps the first locker's thread id: every later trylock
+//! answers `EBUSY` (`EDEADLK` on that thread), and nobody's unlock or death ever frees it.
+//!
+//! So after an `ENOTRECOVERABLE` this module frees the word itself (CAS back to 0, wake every
+//! sleeper): the next trylock then takes it, sees the mark and answers `ENOTRECOVERABLE`
+//! again. And a contended attempt looks at the mark before it answers "busy" or waits: the
+//! word of an unrecoverable mutex is never a lock anyone holds, only a locker on its way to
+//! the same answer (or a word an older build, or another program's trylock, left behind).
 
 use std::cell::{Cell, RefCell, UnsafeCell};
 use std::io;
 use std::mem::{align_of, size_of, MaybeUninit};
-use std::sync::atomic::AtomicU32;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::Ordering::{Relaxed, Release};
+use std::sync::atomic::{AtomicI32, AtomicU32};
 use std::time::{Duration, Instant};
 
 use nix::libc;
@@ -58,6 +78,16 @@ const WAIT_SLICE: Duration = Duration::from_millis(100);
 /// The bits of glibc's `__lock` word (the kernel's robust-futex ABI, `linux/futex.h`).
 const FUTEX_WAITERS: u32 = 0x8000_0000;
 const FUTEX_OWNER_DIED: u32 = 0x4000_0000;
+
+/// glibc's `__data.__owner` of a mutex unlocked in the owner-died state without
+/// `pthread_mutex_consistent` (`PTHREAD_MUTEX_NOTRECOVERABLE`, `sysdeps/nptl/pthreadP.h`).
+const PTHREAD_MUTEX_NOTRECOVERABLE: i32 = i32::MAX - 1;
+
+/// Where `__data.__owner` is in glibc's `pthread_mutex_t`: after the `int __lock` and the
+/// `unsigned int __count`, on every glibc target (`bits/struct_mutex.h`).
+const OWNER_OFFSET: usize = 2 * size_of::<u32>();
+
+const _: () = assert!(OWNER_OFFSET + size_of::<i32>() <= size_of::<libc::pthread_mutex_t>());
 
 const _: () = assert!(cfg!(target_env = "gnu"), "the mutex layout is glibc's");
 
@@ -313,6 +343,12 @@ impl RobustMutex {
                 Err(LockFailure::Deadlock) if !holds(key) => {}
                 Err(failure) => return Err(failure),
             }
+            // Whoever has the word of an unrecoverable mutex holds no lock: it is a locker on
+            // its way to the same answer, or glibc's trylock left it (see "An unrecoverable
+            // mutex" in the module docs). Neither is worth a wait, or a "busy".
+            if self.is_unrecoverable() {
+                return Err(self.free_unrecoverable());
+            }
             if matches!(until, Until::Now) {
                 return Err(LockFailure::WouldBlock);
             }
@@ -369,7 +405,57 @@ impl RobustMutex {
         //   it when the thread exits.
         //   That is the threat model's trust in writers (README, "What a peer with write
         //   access can do"): not something this call can check.
-        classify(unsafe { libc::pthread_mutex_trylock(self.raw()) })
+        let code = unsafe { libc::pthread_mutex_trylock(self.raw()) };
+        match classify(code) {
+            // glibc's trylock left our thread id in the word (see "An unrecoverable mutex").
+            Err(LockFailure::NotRecoverable) => Err(self.free_unrecoverable()),
+            result => result,
+        }
+    }
+
+    /// Whether the mutex is unrecoverable: glibc's mark in `__data.__owner`, which stays until
+    /// the mutex is initialised again (see "An unrecoverable mutex" in the module docs).
+    #[cold]
+    #[inline(never)]
+    fn is_unrecoverable(&self) -> bool {
+        let owner = self
+            .storage
+            .get()
+            .cast::<u8>()
+            .wrapping_add(OWNER_OFFSET)
+            .cast::<AtomicI32>();
+        // SAFETY: `owner` is OWNER_OFFSET bytes into the storage, with 4 bytes left inside it
+        // (asserted above), and 4-aligned (the storage is 8-aligned, OWNER_OFFSET is 8); the
+        // borrow of `self` keeps the mapping alive. glibc writes `__owner` with plain stores of
+        // an aligned `int`, single-copy atomic on every Linux target, and reads it plainly
+        // itself while other threads write it; this atomic load sees some value one of them
+        // stored, and answers only when it is the mark that nothing but `init` removes.
+        let owner = unsafe { &*owner };
+        owner.load(Relaxed) == PTHREAD_MUTEX_NOTRECOVERABLE
+    }
+
+    /// Frees the word of an unrecoverable mutex and wakes every sleeper, so that every later
+    /// locker (this thread, another thread, another process; trylock, timed or blocking, ours
+    /// or glibc's) takes it, sees the mark and answers `ENOTRECOVERABLE` in turn. Returns that
+    /// answer.
+    ///
+    /// Nobody holds such a word (see "An unrecoverable mutex" in the module docs), so freeing
+    /// it under another locker's feet is harmless: that locker answers `ENOTRECOVERABLE` all
+    /// the same, and its own freeing finds the word changed and leaves it. A word marked
+    /// `FUTEX_OWNER_DIED` is left for the next locker, as for any mutex.
+    #[cold]
+    #[inline(never)]
+    fn free_unrecoverable(&self) -> LockFailure {
+        let word = self.futex_word();
+        let seen = word.load(Relaxed);
+        if seen != 0 && seen & FUTEX_OWNER_DIED == 0 {
+            // Failing means another locker changed the word meanwhile: it frees it in turn.
+            let _ = word.compare_exchange(seen, 0, Release, Relaxed);
+        }
+        // Also for a word already 0: glibc's own freeing (`lll_unlock`, which wakes only when
+        // the old word is > 1 as an `int`) skips the wake when `FUTEX_WAITERS` was set.
+        futex::wake_all(word);
+        LockFailure::NotRecoverable
     }
 
     /// glibc's `__lock`, the futex word of the mutex: the first field of `pthread_mutex_t` on
@@ -480,6 +566,54 @@ mod tests {
         assert_eq!(m.lock(KEY, Until::Now), Ok(Acquired::Clean));
         // SAFETY: as above.
         unsafe { m.unlock(KEY) };
+    }
+
+    /// A mutex made unrecoverable (`EOWNERDEAD`, then an unlock without
+    /// `pthread_mutex_consistent`).
+    fn unrecoverable() -> Box<RobustMutex> {
+        let m = mutex();
+        m.futex_word().store(FUTEX_OWNER_DIED, SeqCst);
+        assert_eq!(m.lock(KEY, Until::Now), Ok(Acquired::OwnerDied));
+        // SAFETY: this thread holds it, with KEY.
+        unsafe { m.unlock(KEY) };
+        m
+    }
+
+    /// glibc's trylock answers `ENOTRECOVERABLE` and leaves the caller's id in the word; the
+    /// word is free again afterwards, so that every later attempt gets the same answer.
+    #[test]
+    fn an_unrecoverable_answer_leaves_the_word_free() {
+        let m = unrecoverable();
+        assert!(m.is_unrecoverable());
+        for until in [Until::Now, Until::Forever, Until::Now] {
+            assert_eq!(m.lock(KEY, until), Err(LockFailure::NotRecoverable));
+            assert_eq!(m.futex_word().load(SeqCst), 0, "{until:?}");
+        }
+        // A fresh mutex is not.
+        assert!(!mutex().is_unrecoverable());
+    }
+
+    /// A word an older build (or another program's trylock) left holding a thread id, ours or
+    /// a foreign one, with or without waiters: every wait answers `NotRecoverable` at once
+    /// (no `Deadlock`, no "busy", no wait), and frees the word.
+    #[test]
+    fn a_stale_word_on_an_unrecoverable_mutex_is_not_a_holder() {
+        let m = unrecoverable();
+        for stale in [tid(), tid() | FUTEX_WAITERS, 1, 1 | FUTEX_WAITERS] {
+            for until in [
+                Until::Now,
+                Until::Deadline(Instant::now() + Duration::from_secs(60)),
+                Until::Forever,
+            ] {
+                m.futex_word().store(stale, SeqCst);
+                assert_eq!(
+                    m.lock(KEY, until),
+                    Err(LockFailure::NotRecoverable),
+                    "{stale:#x} {until:?}"
+                );
+                assert_eq!(m.futex_word().load(SeqCst), 0, "{stale:#x} {until:?}");
+            }
+        }
     }
 
     /// A blocked `lock` sleeps until the foreign holder unlocks (glibc's unlock: exchange the

@@ -27,6 +27,7 @@
 //!   `queue-stop-at-unlock`.
 //! - Namespaces, owners and permissions: `setuid-open`, `setuid-reader`, `setuid-give-sysv`,
 //!   `readonly-lock`, `try-and-time-out`, `pid`, `setuid-edit`.
+//! - An unrecoverable mutex: `make-unrecoverable`, `lock-every-way`.
 //! - Descriptors and modes: `create-with-umask`, `hold-shm-and-exec`, `list-shm-fds`.
 
 use std::io::{BufRead, Write};
@@ -121,6 +122,8 @@ fn main() {
         ["repair-at-rename", shim, name, how] => repair_at_rename(shim, name, how),
         ["values-writer", name, how] => values_writer(name, how),
         ["setuid-edit", name] => setuid_edit(name),
+        ["make-unrecoverable", name] => make_unrecoverable(name),
+        ["lock-every-way", name] => lock_every_way(name),
         _ => {
             eprintln!("shm-helper: unknown arguments {args:?}");
             std::process::exit(2);
@@ -1157,4 +1160,103 @@ fn setuid_edit(name: &str) {
         Ok(view) => say(&format!("inspect ok {}", view.type_name())),
         Err(e) => say(&format!("inspect err {}", variant(&e))),
     }
+}
+
+// ==== An unrecoverable mutex ====
+
+/// `make-unrecoverable NAME` (a POSIX name): after the holder of the region's lock died, locks
+/// the header's mutex with `pthread_mutex_lock` (at offset 192, FORMAT.md), which answers
+/// `EOWNERDEAD`, and unlocks it without `pthread_mutex_consistent`, as a careless C program
+/// would: glibc marks the mutex unrecoverable. Prints `unrecoverable`.
+fn make_unrecoverable(name: &str) {
+    use nix::libc;
+    use nix::sys::mman::{mmap, MapFlags, ProtFlags};
+    use std::num::NonZeroUsize;
+    const MUTEX_OFFSET: usize = 192;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(shmstore_tests::shm_path(name))
+        .expect("open the region's file");
+    let len = NonZeroUsize::new(4096).expect("non-zero");
+    // SAFETY: a new shared mapping of the region's first page (the header, mutex included),
+    // chosen by the kernel, so it overlaps nothing of this process; it is never unmapped, and
+    // only the mutex in it is used, through the pthread functions.
+    let map = unsafe {
+        mmap(
+            None,
+            len,
+            ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
+            MapFlags::MAP_SHARED,
+            &file,
+            0,
+        )
+    }
+    .expect("mmap");
+    let mutex = map
+        .as_ptr()
+        .cast::<u8>()
+        .wrapping_add(MUTEX_OFFSET)
+        .cast::<libc::pthread_mutex_t>();
+    // SAFETY: the region's creator initialised a process-shared mutex at this offset, inside
+    // the mapping and 8-aligned (the mapping is page-aligned); the mapping stays.
+    let locked = unsafe { libc::pthread_mutex_lock(mutex) };
+    assert_eq!(locked, libc::EOWNERDEAD, "the holder was meant to be dead");
+    // SAFETY: as above; this thread holds the mutex (EOWNERDEAD gives it to the caller).
+    let unlocked = unsafe { libc::pthread_mutex_unlock(mutex) };
+    assert_eq!(unlocked, 0, "pthread_mutex_unlock");
+    say("unrecoverable");
+}
+
+/// `lock-every-way NAME`: opens a `Pair` and tries `lock()`, `try_lock()` and
+/// `lock_timeout(50 ms)` in turn, each on a thread of its own, printing one line each: `WAY
+/// ok`, `WAY poisoned`, `WAY would-block` or `WAY panic MESSAGE`, and `WAY hung` if the call has
+/// not returned after 10 s (the thread is left behind; the process exits at the end).
+fn lock_every_way(name: &str) {
+    use std::sync::{mpsc, TryLockError};
+    // The panics are the answers, printed on stdout: no backtrace noise on stderr.
+    std::panic::set_hook(Box::new(|_| {}));
+    let shm: &'static Shm<Pair> = Box::leak(Box::new(open::<Pair>(name)));
+    /// One way to lock, answering how it went.
+    type Way = fn(&Shm<Pair>) -> &'static str;
+    let ways: [(&str, Way); 3] = [
+        ("lock", |shm| match shm.lock() {
+            Ok(_) => "ok",
+            Err(_) => "poisoned",
+        }),
+        ("try_lock", |shm| match shm.try_lock() {
+            Ok(_) => "ok",
+            Err(TryLockError::Poisoned(_)) => "poisoned",
+            Err(TryLockError::WouldBlock) => "would-block",
+        }),
+        ("lock_timeout", |shm| {
+            match shm.lock_timeout(Duration::from_millis(50)) {
+                Ok(_) => "ok",
+                Err(TryLockError::Poisoned(_)) => "poisoned",
+                Err(TryLockError::WouldBlock) => "would-block",
+            }
+        }),
+    ];
+    for (way, call) in ways {
+        let (tell, answer) = mpsc::channel();
+        std::thread::spawn(move || {
+            let answered = std::panic::catch_unwind(|| call(shm));
+            let _ = tell.send(match answered {
+                Ok(answer) => answer.to_string(),
+                Err(payload) => {
+                    let message = payload
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+                        .unwrap_or_default();
+                    format!("panic {message}")
+                }
+            });
+        });
+        match answer.recv_timeout(Duration::from_secs(10)) {
+            Ok(answer) => say(&format!("{way} {answer}")),
+            Err(_) => say(&format!("{way} hung")),
+        }
+    }
+    std::process::exit(0);
 }
