@@ -16,6 +16,8 @@ pub mod fuzzing;
 #[doc(hidden)]
 pub mod gc;
 #[doc(hidden)]
+pub mod get;
+#[doc(hidden)]
 pub mod inspect;
 #[doc(hidden)]
 pub mod json;
@@ -27,5 +29,9 @@ pub mod procs;
 pub mod rm;
 #[doc(hidden)]
 pub mod scan;
+#[doc(hidden)]
+pub mod set;
+#[doc(hidden)]
+pub mod values;
 #[doc(hidden)]
 pub mod watch;

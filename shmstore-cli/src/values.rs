@@ -1,0 +1,196 @@
+//! Values decoded by their kinds (text, flags, optional values, timestamps, enums, lists) as
+//! `inspect`, `get` and `watch` print them, in text and in JSON.
+//!
+//! The library decodes ([`Inspector::values`], [`Inspector::value`]); this module only renders,
+//! cutting lists to `max_elements` and escaping what reaches a terminal. JSON shapes:
+//!
+//! | kind | JSON |
+//! |------|------|
+//! | number | a number (a string for 128-bit integers outside 64 bits and non-finite floats) |
+//! | text | a string |
+//! | flag | `true` / `false` |
+//! | timestamp | a string, RFC 3339 (`"2026-12-06T15:36:46.123456789Z"`) |
+//! | enum | the variant's name as a string; an unknown value as `{"unknown_variant": N}` |
+//! | optional | `null` when absent, else the inner value |
+//! | list, array | an array |
+//! | struct | an object |
+//! | corrupt text or list | `{"error": "why"}` |
+//! | unreadable bytes | `{"error": "cannot be read"}` |
+
+use serde_json::{json, Map};
+use shmstore::inspect::{Inspector, Value};
+
+use crate::failure::terminal;
+
+/// Whether the region's descriptor has a kinds table (format version 2): its values are shown
+/// by kind. Regions without one print their primitive fields as before.
+pub fn has_kinds(view: &Inspector) -> bool {
+    !view.kinds().is_empty()
+}
+
+/// The message for bytes the library could not decode.
+const UNREADABLE: &str = "cannot be read";
+
+/// `value` as `inspect` shows it: [`Value`]'s `Display` (text quoted, flags `true`/`false`,
+/// enums by name or `N (unknown variant)`, RFC 3339 timestamps, `none`), with lists cut to
+/// `max_elements` (`… (N more)`), escaped for a terminal.
+pub fn text(value: &Value, max_elements: usize) -> String {
+    let mut out = String::new();
+    write_text(&mut out, value, max_elements.max(1));
+    terminal(&out).into_owned()
+}
+
+fn write_text(out: &mut String, value: &Value, max_elements: usize) {
+    match value {
+        Value::List(Ok(items)) => {
+            out.push('[');
+            for (i, item) in items.iter().take(max_elements).enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                write_text(out, item, max_elements);
+            }
+            if items.len() > max_elements {
+                out.push_str(&format!(", … ({} more)", items.len() - max_elements));
+            }
+            out.push(']');
+        }
+        Value::Optional(Some(inner)) => write_text(out, inner, max_elements),
+        Value::Struct(fields) => {
+            out.push_str("{ ");
+            for (i, (name, field)) in fields.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                out.push_str(name);
+                out.push_str(": ");
+                write_text(out, field, max_elements);
+            }
+            out.push_str(" }");
+        }
+        other => out.push_str(&other.to_string()),
+    }
+}
+
+/// `value` as `get` prints it for a shell: text raw (unquoted, so that
+/// `$(shmstore get cfg service_name)` is the text itself) with control characters escaped as
+/// `inspect` escapes them, everything else as [`text`] (lists whole).
+pub fn plain(value: &Value) -> String {
+    match value {
+        Value::Text(Ok(s)) => terminal(s).into_owned(),
+        Value::Optional(Some(inner)) => plain(inner),
+        other => text(other, usize::MAX),
+    }
+}
+
+/// The first problem inside `value`: a corrupt text or list, or bytes that cannot be read
+/// (an unknown enum value is a value, not a problem: a newer writer may have stored it).
+pub fn problem(value: &Value) -> Option<String> {
+    match value {
+        Value::Text(Err(e)) | Value::List(Err(e)) => Some(e.to_string()),
+        Value::Unreadable => Some(UNREADABLE.to_string()),
+        Value::Optional(Some(inner)) => problem(inner),
+        Value::List(Ok(items)) => items.iter().find_map(problem),
+        Value::Struct(fields) => fields.iter().find_map(|(_, v)| problem(v)),
+        _ => None,
+    }
+}
+
+/// `value` as JSON (the module's table), lists cut to `max_elements`.
+pub fn to_json(value: &Value, max_elements: usize) -> serde_json::Value {
+    match value {
+        Value::Number(n) => crate::json::scalar(*n),
+        Value::Text(Ok(s)) => s.clone().into(),
+        Value::Text(Err(e)) | Value::List(Err(e)) => json!({ "error": e.to_string() }),
+        Value::Flag(b) => (*b).into(),
+        Value::Timestamp(t) => t.to_string().into(),
+        Value::Enum {
+            variant: Some(name),
+            ..
+        } => name.clone().into(),
+        Value::Enum { variant: None, raw } => {
+            json!({ "unknown_variant": crate::json::scalar(shmstore::inspect::Scalar::Signed(*raw)) })
+        }
+        Value::Optional(None) => serde_json::Value::Null,
+        Value::Optional(Some(inner)) => to_json(inner, max_elements),
+        Value::List(Ok(items)) => items
+            .iter()
+            .take(max_elements.max(1))
+            .map(|item| to_json(item, max_elements))
+            .collect(),
+        Value::Struct(fields) => object(fields, max_elements),
+        _ => json!({ "error": UNREADABLE }),
+    }
+}
+
+/// Named values as one JSON object (a struct, or the fields `get` was asked for).
+pub fn object(fields: &[(String, Value)], max_elements: usize) -> serde_json::Value {
+    let mut map = Map::new();
+    for (name, value) in fields {
+        map.insert(name.clone(), to_json(value, max_elements));
+    }
+    serde_json::Value::Object(map)
+}
+
+/// The name a top-level value is shown under: its field name, or `value` for a type that is
+/// not a struct (whose one entry has no name), as [`crate::fields::path_text`] does.
+pub fn name_text(name: &str) -> &str {
+    if name.is_empty() {
+        "value"
+    } else {
+        name
+    }
+}
+
+/// `name = value` for every top-level field, by kind: what `inspect` prints for a region with
+/// kinds.
+pub fn value_lines(view: &Inspector, bytes: &[u8], max_elements: usize) -> Vec<String> {
+    view.values(bytes)
+        .iter()
+        .map(|(name, value)| {
+            format!(
+                "{} = {}",
+                terminal(name_text(name)),
+                text(value, max_elements)
+            )
+        })
+        .collect()
+}
+
+/// One line per top-level field (or per path in `paths`) whose value differs between two
+/// snapshots: `log_level: Info -> Debug`.
+pub fn changes(
+    view: &Inspector,
+    paths: &[String],
+    old: &[u8],
+    new: &[u8],
+    max_elements: usize,
+) -> Vec<String> {
+    let pairs: Vec<(String, Value, Value)> = if paths.is_empty() {
+        view.values(old)
+            .into_iter()
+            .zip(view.values(new))
+            .map(|((name, a), (_, b))| (name, a, b))
+            .collect()
+    } else {
+        paths
+            .iter()
+            .map(|path| {
+                let read = |bytes| view.value(bytes, path).unwrap_or(Value::Unreadable);
+                (path.clone(), read(old), read(new))
+            })
+            .collect()
+    };
+    pairs
+        .into_iter()
+        .filter(|(_, a, b)| a != b)
+        .map(|(name, a, b)| {
+            format!(
+                "{}: {} -> {}",
+                terminal(name_text(&name)),
+                text(&a, max_elements),
+                text(&b, max_elements)
+            )
+        })
+        .collect()
+}
