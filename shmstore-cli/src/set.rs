@@ -8,7 +8,7 @@ use std::io::Write;
 use shmstore::inspect::Editor;
 use shmstore::{printable, Location};
 
-use crate::failure::{terminal, Outcome};
+use crate::failure::{terminal, Failure, Outcome};
 
 /// One `FIELD=VALUE` argument, split at its first `=` (field paths have none).
 pub fn parse_assignment(text: &str) -> Result<(String, String), String> {
@@ -43,7 +43,19 @@ pub fn run(
     let editor = Editor::options()
         .in_place(options.in_place)
         .allow_other_owner(options.allow_other_owner)
-        .open(location)?;
+        .open(location)
+        .map_err(|e| match e {
+            // The library names its option; say the command's flag too.
+            shmstore::Error::PermissionDenied { name, detail }
+                if detail.contains("allow_other_owner") =>
+            {
+                Failure::Message(format!(
+                    "{}; with this command: `shmstore set --allow-other-owner`",
+                    shmstore::Error::PermissionDenied { name, detail }
+                ))
+            }
+            other => other.into(),
+        })?;
     let mut writes = Vec::new();
     for (field, value) in assignments {
         writes.extend(editor.parse_assignment(field, value)?);
