@@ -27,6 +27,9 @@ pub fn run(name: &str, paths: &[String], as_json: bool, out: &mut dyn Write) -> 
              oldest element"
         )));
     }
+    if let Some(why) = values::too_deep(view.fields()) {
+        return Err(Failure::Message(format!("`{shown}`: {why}")));
+    }
     let Some((_, bytes)) = snapshot_within(&view, IN_PLACE_PATIENCE) else {
         return Err(Failure::Message(format!(
             "`{shown}`: an in-place write has been under way for over {IN_PLACE_PATIENCE:?}; \

@@ -56,6 +56,12 @@ pub fn run(
             }
             other => other.into(),
         })?;
+    if let Some(why) = crate::values::too_deep(editor.fields()) {
+        return Err(Failure::Message(format!(
+            "`{}`: {why}",
+            printable(editor.name())
+        )));
+    }
     let mut writes = Vec::new();
     for (field, value) in assignments {
         writes.extend(editor.parse_assignment(field, value)?);

@@ -18,14 +18,35 @@
 //! | unreadable bytes | `{"error": "cannot be read"}` |
 
 use serde_json::{json, Map};
-use shmstore::inspect::{Inspector, Value};
+use shmstore::inspect::{FieldInfo, Inspector, Value};
+
+use crate::cstruct::MAX_NESTING;
 
 use crate::failure::terminal;
 
-/// Whether the region's descriptor has a kinds table (format version 2): its values are shown
-/// by kind. Regions without one print their primitive fields as before.
+/// Whether `inspect` and `watch` show the region's values by kind: its descriptor has a kinds
+/// table (format version 2) and is not [`too_deep`]. Other regions print their primitive
+/// fields as before kinds existed.
 pub fn has_kinds(view: &Inspector) -> bool {
-    !view.kinds().is_empty()
+    !view.kinds().is_empty() && too_deep(view.fields()).is_none()
+}
+
+/// Why values are not decoded by kind from this field table: a field nested deeper than
+/// [`MAX_NESTING`] levels (structs and arrays of structs). The library decodes values by
+/// walking the nesting recursively, and a forged descriptor 20 000 levels deep would overflow
+/// the stack; Rust types nest a few levels.
+pub fn too_deep(fields: &[FieldInfo]) -> Option<String> {
+    let deepest = fields
+        .iter()
+        .map(|f| f.path.matches('.').count() + f.path.matches("[]").count())
+        .max()?;
+    (deepest > MAX_NESTING).then(|| {
+        format!(
+            "its descriptor nests a field {deepest} levels deep (at most {MAX_NESTING} are \
+             decoded by kind): not a type this build wrote; `shmstore inspect` shows its \
+             primitive fields"
+        )
+    })
 }
 
 /// The message for bytes the library could not decode.

@@ -46,6 +46,11 @@ pub fn run(
         out.flush()?;
         view.wait_for_change(view.version(), None)?;
     };
+    if !paths.is_empty() {
+        if let Some(why) = values::too_deep(view.fields()) {
+            return Err(Failure::Message(format!("`{name}`: {why}")));
+        }
+    }
     for path in paths {
         // A path that names no field is refused now, with the fields there are.
         view.value(&old, path)?;
