@@ -454,6 +454,16 @@ const GENERATED_SHAPES: &[&str] = &[
     "# pragma push_macro ( S )",
     "# pragma pop_macro ( S )",
     "# undef I",
+    // Typed accessors of field kinds (ckinds.rs).
+    "static inline const char * I ( const I * I , uint32_t * I ) { return I ( I - > D , I - > D , N , I ) ; }",
+    "static inline int I ( I * I , const char * I , size_t I ) { return I ( I - > D , I - > D , N , I , I ) ; }",
+    "static inline bool I ( const I * I ) { return I - > D ! = N ; }",
+    "static inline int64_t I ( const I * I ) { return I - > D ; }",
+    "static inline int64_t I ( const I * I ) { return ( int64_t ) I - > D ; }",
+    "enum I {",
+    "I = N ,",
+    "I = - N ,",
+    "} ;",
 ];
 
 /// The oracle of the `cli_render` target: `header` is what `shmstore header` writes, with

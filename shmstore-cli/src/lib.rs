@@ -5,6 +5,8 @@
 #[doc(hidden)]
 pub mod cheader;
 #[doc(hidden)]
+pub mod ckinds;
+#[doc(hidden)]
 pub mod cstruct;
 #[doc(hidden)]
 pub mod failure;

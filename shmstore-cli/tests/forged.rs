@@ -363,4 +363,20 @@ fn a_forged_kinds_table_is_decoded_by_kind() {
     let got = run(&["get", &name, "e", "f", "t"]);
     got.expect_code(1);
     assert_eq!(got.stdout, "Lo\\u{1b}[2J\ntrue\n\n");
+    // The header: accessors for the flag and the text, no C enum for a variant name that is
+    // not an identifier (its raw getter stays).
+    let ran = run(&["header", &name]);
+    ran.ok();
+    check_c_header(&ran.stdout).unwrap_or_else(|why| panic!("{why}:\n{}", ran.stdout));
+    assert!(
+        !ran.stdout.contains("enum shmstore_Level"),
+        "{}",
+        ran.stdout
+    );
+    for accessor in ["shmstore_flag_f(", "shmstore_text_t(", "shmstore_enum_e("] {
+        assert!(ran.stdout.contains(accessor), "{accessor}:\n{}", ran.stdout);
+    }
+    let dir = TempDir::new("forged-kinds");
+    syntax_check(dir.path(), &ran.stdout, INCLUDES_REGION_H, &[])
+        .unwrap_or_else(|e| panic!("{e}\n{}", ran.stdout));
 }
