@@ -455,3 +455,48 @@ fn a_c_header_for_a_plain_type_still_checks_format_version_1() {
     );
     assert!(!header.contains("shmstore_text_get"), "no kind helpers");
 }
+
+#[test]
+fn the_python_example_reads_a_region_with_kinds_like_inspect() {
+    if Command::new("python3")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_err()
+    {
+        eprintln!("note: python3 is not installed; skipping the Python interop test");
+        return;
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/python/read_region.py");
+    for (tag, forged) in [("python-kinds", false), ("python-kinds-forged", true)] {
+        let (name, _cleanup) = config_region(tag, forged);
+        let child = Command::new("python3")
+            .arg(&script)
+            .arg(&name)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let output = wait_with_timeout(child, Duration::from_secs(30), "read_region.py");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "read_region.py failed:\n{stdout}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let inspect = run(&["inspect", &name]);
+        inspect.ok();
+        assert_eq!(stdout, inspect.stdout);
+        let expected = if forged {
+            "  log_level = 99 (unknown variant)\n"
+        } else {
+            "  service_name = \"billing-api\"\n"
+        };
+        assert!(stdout.contains(expected), "{stdout}");
+        assert!(
+            stdout.contains("  updated_at = 2026-12-06T11:00:22.666698771Z\n"),
+            "{stdout}"
+        );
+    }
+}
