@@ -37,6 +37,16 @@ fn child_process_entry() {
             };
             options.create(*name, value).unwrap();
         }
+        // Dies holding the lock of an in-place region mid-write: the next locker poisons it.
+        ["die-writing", name] => {
+            let shm = Shm::<ServiceConfig>::options()
+                .in_place(true)
+                .open(*name)
+                .unwrap();
+            let mut config = shm.lock().unwrap();
+            config.rate = -1.0;
+            std::process::exit(0);
+        }
         _ => child_action(),
     }
 }
@@ -477,4 +487,27 @@ fn a_plain_region_prints_as_before() {
     let shm = Shm::<Sample>::open(&name).unwrap();
     assert_eq!(shm.read().counter, 8);
     assert_eq!(shm.read().tag, [1, 2, 3, 4]);
+}
+
+#[test]
+fn set_on_a_poisoned_region_commits_and_warns() {
+    let (name, _cleanup) = config("kinds-poisoned", "in-place");
+    run_child(&format!("die-writing {name}"));
+    let ran = run(&["set", "--in-place", &name, "log_level=Warn"]);
+    ran.ok();
+    // Version 1 is the poisoning (the repair publishes the half-written value), 2 the commit.
+    assert_eq!(ran.stdout, format!("{name}: version 2\n"));
+    assert!(
+        ran.stderr.starts_with(&format!(
+            "shmstore: warning: `{name}` was poisoned before this commit"
+        )) && ran.stderr.contains("Shm::clear_poison"),
+        "{}",
+        ran.stderr
+    );
+    let shm = Shm::<ServiceConfig>::options()
+        .in_place(true)
+        .open(&name)
+        .unwrap();
+    assert!(shm.is_poisoned(), "set does not clear the poison");
+    assert_eq!(shm.read().log_level.get(), Ok(LogLevel::Warn));
 }
