@@ -27,7 +27,7 @@ pub fn run(name: &str, paths: &[String], as_json: bool, out: &mut dyn Write) -> 
              oldest element"
         )));
     }
-    if let Some(why) = values::too_deep(view.fields()) {
+    if let Some(why) = values::too_large_to_decode_by_kind(view.fields()) {
         return Err(Failure::Message(format!("`{shown}`: {why}")));
     }
     let Some((_, bytes)) = snapshot_within(&view, IN_PLACE_PATIENCE) else {

@@ -56,7 +56,7 @@ pub fn run(
             }
             other => other.into(),
         })?;
-    if let Some(why) = crate::values::too_deep(editor.fields()) {
+    if let Some(why) = crate::values::too_large_to_decode_by_kind(editor.fields()) {
         return Err(Failure::Message(format!(
             "`{}`: {why}",
             printable(editor.name())

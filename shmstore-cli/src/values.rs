@@ -25,17 +25,31 @@ use crate::cstruct::MAX_NESTING;
 use crate::failure::terminal;
 
 /// Whether `inspect` and `watch` show the region's values by kind: its descriptor has a kinds
-/// table (format version 2) and is not [`too_deep`]. Other regions print their primitive
+/// table (format version 2) and is not [`too_large_to_decode_by_kind`]. Other regions print their primitive
 /// fields as before kinds existed.
 pub fn has_kinds(view: &Inspector) -> bool {
-    !view.kinds().is_empty() && too_deep(view.fields()).is_none()
+    !view.kinds().is_empty() && too_large_to_decode_by_kind(view.fields()).is_none()
 }
 
-/// Why values are not decoded by kind from this field table: a field nested deeper than
-/// [`MAX_NESTING`] levels (structs and arrays of structs). The library decodes values by
-/// walking the nesting recursively, and a forged descriptor 20 000 levels deep would overflow
-/// the stack; Rust types nest a few levels.
-pub fn too_deep(fields: &[FieldInfo]) -> Option<String> {
+/// The most fields a table may have for its values to be decoded by kind. The library's
+/// decoding looks each path up among all the fields, so its work grows with the square of
+/// their number: a forged table of 200 000 fields would take hours. A Rust type has one row
+/// per primitive leaf (an array is one row), far fewer than this.
+pub const MAX_FIELDS_BY_KIND: usize = 4096;
+
+/// Why values are not decoded by kind from this field table: more than
+/// [`MAX_FIELDS_BY_KIND`] fields, or a field nested deeper than [`MAX_NESTING`] levels
+/// (structs and arrays of structs: the library walks the nesting recursively, and a forged
+/// descriptor 20 000 levels deep would overflow the stack). Such tables are forged: Rust types
+/// nest a few levels.
+pub fn too_large_to_decode_by_kind(fields: &[FieldInfo]) -> Option<String> {
+    if fields.len() > MAX_FIELDS_BY_KIND {
+        return Some(format!(
+            "its descriptor has {} fields (at most {MAX_FIELDS_BY_KIND} are decoded by \
+             kind): not a type this build wrote; `shmstore inspect` shows its primitive fields",
+            fields.len()
+        ));
+    }
     let deepest = fields
         .iter()
         .map(|f| f.path.matches('.').count() + f.path.matches("[]").count())

@@ -47,7 +47,7 @@ pub fn run(
         view.wait_for_change(view.version(), None)?;
     };
     if !paths.is_empty() {
-        if let Some(why) = values::too_deep(view.fields()) {
+        if let Some(why) = values::too_large_to_decode_by_kind(view.fields()) {
             return Err(Failure::Message(format!("`{name}`: {why}")));
         }
     }

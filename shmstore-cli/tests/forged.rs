@@ -275,6 +275,33 @@ fn two_hundred_thousand_fields_take_linear_work_not_quadratic() {
         .stdout
         .contains("    uint8_t f199999; /* offset 199999 */"));
     run(&["inspect", &name]).ok();
+    // Values by kind are not decoded from so many fields: the library's decoding is
+    // quadratic in them (`get` ran for hours).
+    for args in [
+        vec!["get", name.as_str()],
+        vec!["get", name.as_str(), "f199999"],
+        vec!["set", name.as_str(), "f0=1"],
+        vec!["watch", name.as_str(), "f0"],
+    ] {
+        run(&args).expect_failure(&format!(
+            "shmstore: `{name}`: its descriptor has 200000 fields (at most 4096"
+        ));
+    }
+}
+
+#[test]
+fn four_thousand_fields_are_decoded_by_kind_quickly() {
+    let (name, _cleanup) = region("forged-4096");
+    let names: Vec<String> = (0..4096).map(|i| format!("f{i}")).collect();
+    let fields: Vec<ForgedField<'_>> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.as_str(), U8, i as u64, &[][..]))
+        .collect();
+    plant(&name, &encode_descriptor("Many", &fields), 4096);
+    let got = run(&["get", &name]);
+    got.ok();
+    assert!(got.stdout.ends_with("f4095 = 255\n"), "{}", got.stdout);
 }
 
 #[test]
