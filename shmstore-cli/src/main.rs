@@ -108,7 +108,7 @@ enum Command {
     #[command(
         after_help = "With FIELDs, one value per line: text as it is (unquoted: \
                       NAME=$(shmstore get cfg service_name) gets the text itself, control \
-                      characters escaped as \\n, \\u{1b} …), flags true/false, enums by \
+                      characters escaped as \\u{a}, \\u{1b} …), flags true/false, enums by \
                       variant name (`7 (unknown variant)` for a value no variant has), \
                       timestamps in RFC 3339, an absent optional value as none, lists as \
                       [a, b]. Without FIELDs, `field = value` for every field, as inspect \

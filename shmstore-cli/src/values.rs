@@ -108,8 +108,9 @@ fn write_text(out: &mut String, value: &Value, max_elements: usize) {
 }
 
 /// `value` as `get` prints it for a shell: text raw (unquoted, so that
-/// `$(shmstore get cfg service_name)` is the text itself) with control characters escaped as
-/// `inspect` escapes them, everything else as [`text`] (lists whole).
+/// `$(shmstore get cfg service_name)` is the text itself) with control and bidi characters
+/// escaped as `\u{a}` ([`terminal`]: a line is one value, and nothing reaches the terminal
+/// raw), everything else as [`text`] (lists whole).
 pub fn plain(value: &Value) -> String {
     match value {
         Value::Text(Ok(s)) => terminal(s).into_owned(),

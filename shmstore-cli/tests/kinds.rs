@@ -203,6 +203,21 @@ fn set_round_trips_every_kind_in_one_commit_a_typed_reader_sees() {
     let got = run(&["get", &name, "request_limit", "upstream_ports", "hostname"]);
     got.ok();
     assert_eq!(got.stdout, "7\n[]\n\"q\"\n");
+
+    // A line break in text: escaped on its line by get, quoted by inspect, kept in JSON.
+    run(&["set", &name, "service_name=a\nb\u{1b}"]).ok();
+    let got = run(&["get", &name, "service_name"]);
+    assert_eq!(got.stdout, "a\\u{a}b\\u{1b}\n");
+    let inspected = run(&["inspect", &name]);
+    assert!(
+        inspected
+            .stdout
+            .contains("  service_name = \"a\\nb\\u{1b}\"\n"),
+        "{}",
+        inspected.stdout
+    );
+    let got = run(&["get", &name, "--json", "service_name"]);
+    assert_eq!(json(&got)["service_name"], "a\nb\u{1b}");
 }
 
 #[test]
