@@ -230,3 +230,67 @@ pub fn changes(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shmstore::inspect::Scalar;
+
+    fn number(n: u128) -> Value {
+        Value::Number(Scalar::Unsigned(n))
+    }
+
+    #[test]
+    fn lists_are_cut_to_max_elements_in_text_and_json() {
+        let list = Value::List(Ok((1..=5).map(number).collect()));
+        assert_eq!(text(&list, 2), "[1, 2, … (3 more)]");
+        assert_eq!(text(&list, 5), "[1, 2, 3, 4, 5]");
+        assert_eq!(to_json(&list, 2), json!([1, 2]));
+    }
+
+    #[test]
+    fn every_kind_has_its_json_shape() {
+        let fields = vec![
+            ("name".to_string(), Value::Text(Ok("a\u{1b}".to_string()))),
+            ("on".to_string(), Value::Flag(true)),
+            ("limit".to_string(), Value::Optional(None)),
+            (
+                "level".to_string(),
+                Value::Enum {
+                    variant: None,
+                    raw: -3,
+                },
+            ),
+            (
+                "known".to_string(),
+                Value::Enum {
+                    variant: Some("Info".to_string()),
+                    raw: 2,
+                },
+            ),
+            ("gone".to_string(), Value::Unreadable),
+            (
+                "nested".to_string(),
+                Value::Struct(vec![("x".to_string(), number(1))]),
+            ),
+        ];
+        assert_eq!(
+            object(&fields, 16),
+            json!({
+                "name": "a\u{1b}",
+                "on": true,
+                "limit": null,
+                "level": {"unknown_variant": -3},
+                "known": "Info",
+                "gone": {"error": "cannot be read"},
+                "nested": {"x": 1},
+            })
+        );
+        assert_eq!(problem(&fields[5].1).as_deref(), Some("cannot be read"));
+        assert_eq!(problem(&fields[3].1), None, "an unknown variant is a value");
+        // Text is quoted with Rust's escapes; get prints it raw, escaped for the terminal.
+        assert_eq!(text(&fields[0].1, 16), "\"a\\u{1b}\"");
+        assert_eq!(plain(&fields[0].1), "a\\u{1b}");
+        assert_eq!(text(&fields[6].1, 16), "{ x: 1 }");
+    }
+}
