@@ -5,7 +5,10 @@
 
 Prints the region's header and every field of its value, decoded from the type descriptor
 stored in the region, in the same format as `shmstore inspect NAME`. It follows FORMAT.md:
-validate the header, decode the descriptor, take a seqlock-consistent snapshot.
+validate the header, decode the descriptor, take a seqlock-consistent snapshot. A region of
+format version 2 has a kinds table too: its values are shown by kind, as `inspect` shows
+them (text quoted, flags true/false, enums by variant name, timestamps in RFC 3339, lists as
+lists, an absent optional value as none).
 
 It maps /dev/shm/NAME read-only with `mmap` instead of using
 `multiprocessing.shared_memory.SharedMemory(name=...)`: on Python 3.8 to 3.12 that class
@@ -15,6 +18,7 @@ guarantees that this reader cannot disturb the writers: it never locks, never wr
 """
 
 import argparse
+import datetime
 import math
 import mmap
 import os
@@ -22,10 +26,11 @@ import pwd
 import struct
 import sys
 import time
+import unicodedata
 
 SHM_DIR = "/dev/shm"
 MAGIC = b"SHMSTORE"
-FORMAT_VERSION = 1
+FORMAT_VERSIONS = (1, 2)  # 2: the descriptor ends with a kinds table
 HEADER_SIZE = 256
 STATE_READY = 2
 FLAG_IN_PLACE = 1 << 0
@@ -85,8 +90,8 @@ def check_header(name, h, object_size):
 
     if h["magic"] != MAGIC:
         corrupt("wrong magic")
-    if h["format_version"] != FORMAT_VERSION:
-        corrupt(f"format version {h['format_version']}, this reader knows {FORMAT_VERSION}")
+    if h["format_version"] not in FORMAT_VERSIONS:
+        corrupt(f"format version {h['format_version']}, this reader knows 1 and 2")
     if h["header_size"] != HEADER_SIZE:
         corrupt(f"header size {h['header_size']}")
     # mutex_size matters to lockers only; a reader takes no lock.
@@ -126,8 +131,9 @@ def check_header(name, h, object_size):
     return payload_offset, second
 
 
-def decode_descriptor(name, data):
-    """The type name and field table stored after the header."""
+def decode_descriptor(name, data, format_version=1):
+    """The type name, the field table and (format version 2) the kinds table stored after the
+    header. Each kinds entry: path, kind code, capacity, the enum's name and its variants."""
     at = 0
 
     def take(fmt):
@@ -159,7 +165,25 @@ def decode_descriptor(name, data):
             raise RegionError(f"region `{name}`: field `{path}` has {ndims} dimensions")
         dims = [take("=QQ") for _ in range(ndims)]
         fields.append({"path": path, "code": code, "offset": offset, "dims": dims})
-    return type_name, fields
+    kinds = {}
+    if format_version == 2:
+        for _ in range(take("=I")):
+            path = text()
+            code = take("=I")
+            capacity = take("=Q")
+            enum_name = text()
+            count = take("=I")
+            if count > len(data) - at:
+                raise RegionError(f"region `{name}`: its kinds table is truncated")
+            variants = []
+            for _ in range(count):
+                variant = text()
+                if at + 16 > len(data):
+                    raise RegionError(f"region `{name}`: its kinds table is truncated")
+                variants.append((variant, int.from_bytes(data[at : at + 16], "little", signed=True)))
+                at += 16
+            kinds[path] = {"code": code, "capacity": capacity, "name": enum_name, "variants": variants}
+    return type_name, fields, kinds
 
 
 def read_version(mm):
@@ -262,6 +286,252 @@ def render(field, data, max_elements):
     return "[" + ", ".join(shown) + "]"
 
 
+# ---- Values by kind (format version 2; FORMAT.md "Field kinds") ----------------------------
+#
+# As the library decodes them (shmstore/src/values.rs): a value is ("num", text),
+# ("text", str or None, error), ("flag", bool), ("time", nanoseconds), ("enum", name or None,
+# raw), ("opt", value or None), ("list", items or None, error), ("struct", [(name, value)]) or
+# ("unreadable",).
+
+TEXT, FLAG, OPTIONAL, TIMESTAMP, ENUM, LIST = 1, 2, 3, 4, 5, 6
+REPAIR = (
+    "the region was written by another build or program, or is corrupt; write the field "
+    "again to repair it"
+)
+
+
+def join_path(prefix, name):
+    return f"{prefix}.{name}" if prefix else name
+
+
+def is_under(path, prefix):
+    if not prefix:
+        return True
+    if not path.startswith(prefix):
+        return False
+    rest = path[len(prefix) :]
+    return rest == "" or rest[0] in ".["
+
+
+def decode_int(code, data, at):
+    """An integer primitive at `at`, or None."""
+    if code not in PRIMITIVES or at < 0:
+        return None
+    name, _, size = PRIMITIVES[code]
+    if name.startswith("f") or at + size > len(data):
+        return None
+    return int.from_bytes(data[at : at + size], sys.byteorder, signed=name.startswith("i"))
+
+
+class Schema:
+    """A region's field table and kinds table, read together."""
+
+    def __init__(self, fields, kinds):
+        self.fields = fields
+        self.kinds = kinds
+        self.by_path = {}
+        for field in fields:
+            self.by_path.setdefault(field["path"], field)
+
+    def leaf(self, path):
+        return self.by_path.get(path)
+
+    def any_under(self, path):
+        return next((f for f in self.fields if is_under(f["path"], path)), None)
+
+    def values(self, data):
+        """The top-level values: each field of a struct, or the one value (named "")."""
+        if "" not in self.kinds and self.leaf("") is None and self.any_under("[]") is None:
+            value = self.node("", 0, data)
+            if value[0] == "struct":
+                return value[1]
+        return [("", self.node("", 0, data))]
+
+    def node(self, q, shift, data):
+        if q in self.kinds:
+            return self.kind(q, self.kinds[q], shift, data)
+        leaf = self.leaf(q)
+        if leaf is not None:
+            return plain_leaf(leaf, q.count("[]"), shift, data)
+        array = q + "[]"
+        leaf = self.any_under(array)
+        if leaf is not None:
+            outer = q.count("[]")
+            if outer >= len(leaf["dims"]):
+                return ("unreadable",)
+            count, stride = leaf["dims"][outer]
+            if count > len(data):
+                return ("unreadable",)
+            return ("list", [self.node(array, shift + i * stride, data) for i in range(count)], None)
+        names = []
+        for field in self.fields:
+            path = field["path"]
+            if path == q or not is_under(path, q):
+                continue
+            rest = path[len(q) :]
+            rest = rest[1:] if rest.startswith(".") else rest
+            ends = [i for i in (rest.find("."), rest.find("[")) if i >= 0]
+            name = rest[: min(ends)] if ends else rest
+            if name and name not in names:
+                names.append(name)
+        if not names:
+            return ("unreadable",)
+        return ("struct", [(name, self.node(join_path(q, name), shift, data)) for name in names])
+
+    def at(self, q, name, shift):
+        leaf = self.leaf(join_path(q, name))
+        return None if leaf is None else leaf["offset"] + shift
+
+    def kind(self, q, kind, shift, data):
+        code = kind["code"]
+        if code == TEXT:
+            len_at, bytes_at = self.at(q, "len", shift), self.at(q, "bytes", shift)
+            if len_at is None or bytes_at is None or len_at + 4 > len(data):
+                return ("unreadable",)
+            n = struct.unpack_from("=I", data, len_at)[0]
+            if n > kind["capacity"]:
+                return ("text", None, f"the stored text length {n} is above the capacity {kind['capacity']}: {REPAIR}")
+            if bytes_at + n > len(data):
+                return ("unreadable",)
+            try:
+                return ("text", data[bytes_at : bytes_at + n].decode("utf-8"), None)
+            except UnicodeDecodeError as e:
+                return (
+                    "text",
+                    None,
+                    f"the stored text is not valid UTF-8 (the first {e.start} of its {n} bytes are): "
+                    "another program wrote bytes that are not UTF-8, or the region is corrupt; "
+                    "write the field again to repair it",
+                )
+        if code == FLAG:
+            at = self.at(q, "value", shift)
+            return ("unreadable",) if at is None or at >= len(data) else ("flag", data[at] != 0)
+        if code == TIMESTAMP:
+            at = self.at(q, "unix_nanos", shift)
+            n = None if at is None else decode_int(9, data, at)  # i64
+            return ("unreadable",) if n is None else ("time", n)
+        if code == ENUM:
+            leaf = self.leaf(join_path(q, "raw"))
+            raw = None if leaf is None else decode_int(leaf["code"], data, leaf["offset"] + shift)
+            if raw is None:
+                return ("unreadable",)
+            variant = next((name for name, value in kind["variants"] if value == raw), None)
+            return ("enum", variant, raw)
+        if code == OPTIONAL:
+            at = self.at(q, "present", shift)
+            if at is None or at >= len(data):
+                return ("unreadable",)
+            return ("opt", self.node(join_path(q, "value"), shift, data) if data[at] else None)
+        if code == LIST:
+            header = self.leaf(join_path(q, "len")) or self.leaf(join_path(q, "present"))
+            if header is None:
+                return ("unreadable",)
+            outer = q.count("[]")
+            width = header["dims"][outer][0] if outer < len(header["dims"]) else 1
+            len_at = header["offset"] + shift
+            if len_at + width > len(data):
+                return ("unreadable",)
+            raw = data[len_at : len_at + width]
+            if width == 1:
+                n = raw[0]
+            elif width < 4:
+                n = struct.unpack_from("=H", raw)[0]
+            else:
+                n = struct.unpack_from("=I", raw)[0]
+            if n > kind["capacity"]:
+                return ("list", None, f"the stored list length {n} is above the capacity {kind['capacity']}: {REPAIR}")
+            items = join_path(q, "items")
+            leaf = self.leaf(items)
+            out = []
+            for i in range(n):
+                element_at = len_at + width * (i + 1)
+                if leaf is not None:
+                    if leaf["code"] not in PRIMITIVES:
+                        out.append(("unreadable",))
+                        continue
+                    size = PRIMITIVES[leaf["code"]][2]
+                    per = width // max(size, 1)
+                    one = [decode(leaf["code"], data, element_at + j * size) for j in range(per)]
+                    one = [("unreadable",) if v is None else ("num", v) for v in one]
+                    out.append(one[0] if per == 1 else ("list", one, None))
+                else:
+                    out.append(self.node(items + "[]", shift + i * width, data))
+            return ("list", out, None)
+        return ("unreadable",)
+
+
+def plain_leaf(leaf, outer, shift, data):
+    code = leaf["code"]
+    if code not in PRIMITIVES:
+        return ("unreadable",)
+    start = leaf["offset"] + shift
+    dims = leaf["dims"][outer:]
+    one = lambda at: ("unreadable",) if decode(code, data, at) is None else ("num", decode(code, data, at))
+    if not dims:
+        return one(start)
+    if len(dims) == 1 and dims[0][0] <= len(data):
+        count, stride = dims[0]
+        return ("list", [one(start + i * stride) for i in range(count)], None)
+    return ("unreadable",)
+
+
+def rust_debug_str(text):
+    """`text` quoted as Rust's `{:?}` quotes a str, as `inspect` prints text."""
+    out = ['"']
+    for c in text:
+        if c in '"\\':
+            out.append("\\" + c)
+        elif c == "\n":
+            out.append("\\n")
+        elif c == "\r":
+            out.append("\\r")
+        elif c == "\t":
+            out.append("\\t")
+        elif c == "\0":
+            out.append("\\0")
+        elif c != " " and unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp", "Zs"):
+            out.append(f"\\u{{{ord(c):x}}}")
+        else:
+            out.append(c)
+    out.append('"')
+    return "".join(out)
+
+
+def rfc3339(nanos):
+    """A timestamp as `inspect` prints it: UTC, nine digits of nanoseconds."""
+    seconds, fraction = divmod(nanos, 1_000_000_000)
+    when = datetime.datetime(1970, 1, 1) + datetime.timedelta(seconds=seconds)
+    return when.strftime("%Y-%m-%dT%H:%M:%S") + f".{fraction:09d}Z"
+
+
+def render_value(value, max_elements):
+    """A value as `shmstore inspect` prints it, lists cut to `max_elements`."""
+    tag = value[0]
+    if tag == "num":
+        return value[1]
+    if tag == "text":
+        return rust_debug_str(value[1]) if value[2] is None else f"<error: {value[2]}>"
+    if tag == "flag":
+        return "true" if value[1] else "false"
+    if tag == "time":
+        return rfc3339(value[1])
+    if tag == "enum":
+        return value[1] if value[1] is not None else f"{value[2]} (unknown variant)"
+    if tag == "opt":
+        return "none" if value[1] is None else render_value(value[1], max_elements)
+    if tag == "list":
+        if value[1] is None:
+            return f"<error: {value[2]}>"
+        limit = max(1, max_elements)
+        shown = [render_value(v, max_elements) for v in value[1][:limit]]
+        if len(value[1]) > limit:
+            shown.append(f"\u2026 ({len(value[1]) - limit} more)")
+        return "[" + ", ".join(shown) + "]"
+    if tag == "struct":
+        return "{ " + ", ".join(f"{n}: {render_value(v, max_elements)}" for n, v in value[1]) + " }"
+    return "?"
+
+
 def display_path(path):
     # As `inspect`: a primitive type (empty path) or an array of structs (`[].x`) is `value`.
     return "value" + path if path == "" or path.startswith("[") else path
@@ -318,13 +588,27 @@ def main():
         h = dict(zip(HEADER_FIELDS, HEADER.unpack_from(mm, 0)))
         working, second = check_header(name, h, st.st_size)
         descriptor = mm[HEADER_SIZE : HEADER_SIZE + h["descriptor_len"]]
-        type_name, fields = decode_descriptor(name, descriptor)
-        print_region(name, mm, h, st, type_name, fields, working, second, args.max_elements)
+        type_name, fields, kinds = decode_descriptor(name, descriptor, h["format_version"])
+        schema = Schema(fields, kinds)
+        print_region(name, mm, h, st, type_name, schema, working, second, args.max_elements)
     finally:
         mm.close()
 
 
-def print_region(name, mm, h, st, type_name, fields, working, second, max_elements):
+def value_lines(schema, data, max_elements):
+    """`path = value` for every field: by kind for a region with kinds, as `inspect`."""
+    if schema.kinds:
+        return [
+            f"{name or 'value'} = {render_value(value, max_elements)}"
+            for name, value in schema.values(data)
+        ]
+    return [
+        f"{display_path(field['path'])} = {render(field, data, max_elements)}"
+        for field in schema.fields
+    ]
+
+
+def print_region(name, mm, h, st, type_name, schema, working, second, max_elements):
     is_queue = h["kind"] == KIND_QUEUE
     type_size = h["queue_element_size"] if is_queue else h["payload_size"]
     flags = h["flags"]
@@ -393,13 +677,11 @@ def print_region(name, mm, h, st, type_name, fields, working, second, max_elemen
             # A copy taken without the queue's protocol: a consumer may be taking it meanwhile.
             data = mm[slot : slot + type_size]
             out.append(f"\noldest element (of {tail - head})\n")
-            for field in fields:
-                out.append(f"  {display_path(field['path'])} = {render(field, data, max_elements)}\n")
+            out.extend(f"  {line}\n" for line in value_lines(schema, data, max_elements))
     else:
         version, data = snapshot(name, mm, working, second, h["payload_size"])
         out.append(f"\nvalue at version {version}\n")
-        for field in fields:
-            out.append(f"  {display_path(field['path'])} = {render(field, data, max_elements)}\n")
+        out.extend(f"  {line}\n" for line in value_lines(schema, data, max_elements))
     sys.stdout.write("".join(out))
 
 

@@ -1,7 +1,8 @@
-/* ---- Region format v1 (FORMAT.md) -------------------------------- */
+/* ---- Region format v1 and v2 (FORMAT.md) ------------------------- */
 
 #define SHMSTORE_MAGIC "SHMSTORE"
-#define SHMSTORE_FORMAT_VERSION 1u
+/* The format version of this region's type: 1, or 2 for a type with field kinds. */
+#define SHMSTORE_FORMAT_VERSION SHMSTORE_REGION_FORMAT_VERSION
 #define SHMSTORE_HEADER_SIZE 256u
 #define SHMSTORE_STATE_INITIALISING 1u
 #define SHMSTORE_STATE_READY 2u

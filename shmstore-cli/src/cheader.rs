@@ -158,6 +158,12 @@ pub fn generate(location: &Location, view: &Inspector) -> Outcome<String> {
         "#define SHMSTORE_FINGERPRINT UINT64_C({:#018x})",
         h.fingerprint
     );
+    let _ = writeln!(
+        s,
+        "/* 2 for a type with field kinds, 1 otherwise: shmstore_open accepts this one only. */\n\
+         #define SHMSTORE_REGION_FORMAT_VERSION {}u",
+        h.format_version
+    );
     let _ = writeln!(s, "#define SHMSTORE_TYPE_SIZE {type_size}u");
     let _ = writeln!(s, "#define SHMSTORE_TYPE_ALIGN {}u", h.payload_align);
     let _ = writeln!(
@@ -221,6 +227,21 @@ pub fn generate(location: &Location, view: &Inspector) -> Outcome<String> {
         let _ = writeln!(s, "#pragma pop_macro(\"{id}\")");
     }
     s.push('\n');
+    if !view.kinds().is_empty() {
+        s.push_str(KIND_HELPERS);
+        let payload = if queue.is_some() {
+            "shmstore_element_t"
+        } else {
+            "shmstore_payload_t"
+        };
+        s.push_str("/* ---- Typed accessors of this type's values ---- */\n\n");
+        s.push_str(&crate::ckinds::accessors(
+            view.kinds(),
+            payload,
+            &types.definitions,
+        ));
+        s.push('\n');
+    }
     if queue.is_some() {
         s.push_str(QUEUE_HELPERS);
     } else {
@@ -312,9 +333,16 @@ fn c_macro_name(name: &str) -> String {
 /// The fixed parts of every header, written verbatim: no region text is in them (the
 /// fuzzing oracle, `crate::fuzzing::check_c_header`, checks everything else line by line).
 /// They are real C files in `shmstore-cli/c/`, so editors and `cc` see them as C; the interop
-/// test `every_c_template_compiles_in_the_header_of_a_value_or_of_a_queue` compiles each one
-/// inside a generated header.
-pub const FIXED_BLOCKS: [&str; 4] = [PRELUDE, FORMAT_COMMON, VALUE_HELPERS, QUEUE_HELPERS];
+/// test `every_c_template_compiles_in_the_header_of_a_value_a_queue_or_a_type_with_kinds`
+/// compiles each one inside a generated header. `kind_helpers.h` is in the header of a type
+/// with field kinds only.
+pub const FIXED_BLOCKS: [&str; 5] = [
+    PRELUDE,
+    FORMAT_COMMON,
+    VALUE_HELPERS,
+    QUEUE_HELPERS,
+    KIND_HELPERS,
+];
 
 const PRELUDE: &str = include_str!("../c/prelude.h");
 
@@ -323,6 +351,8 @@ const FORMAT_COMMON: &str = include_str!("../c/format_common.h");
 const VALUE_HELPERS: &str = include_str!("../c/value_helpers.h");
 
 const QUEUE_HELPERS: &str = include_str!("../c/queue_helpers.h");
+
+const KIND_HELPERS: &str = include_str!("../c/kind_helpers.h");
 
 #[cfg(test)]
 mod tests {

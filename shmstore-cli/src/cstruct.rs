@@ -171,7 +171,7 @@ fn segments(path: &str) -> Vec<(String, usize)> {
 
 /// Whether `segment` of a field path is a name C can spell: an ASCII identifier, or the digits
 /// of a tuple field (`0`, spelled `_0`).
-fn is_c_name(segment: &str) -> bool {
+pub fn is_c_name(segment: &str) -> bool {
     let mut chars = segment.chars();
     match chars.next() {
         None => false,

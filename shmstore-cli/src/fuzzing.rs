@@ -4,7 +4,8 @@
 //!
 //! [`render_arbitrary_descriptor`] plants a region in `/dev/shm` whose header is valid and
 //! whose descriptor is the fuzzer's bytes, and runs what `inspect` (text and JSON), `watch`
-//! and `header` do on it. It panics when the command misbehaves: a panic inside it, a control
+//! and `header` do on it (and `get` and `watch`'s comparison by kind, for a region of format
+//! version 2: bit 7 of the input's second byte). It panics when the command misbehaves: a panic inside it, a control
 //! character in its text output, JSON that does not parse, or a C header that is not the
 //! shape `shmstore header` writes ([`check_c_header`]). A hang is the fuzzer's timeout.
 
@@ -18,6 +19,7 @@ use crate::{cheader, fields, inspect};
 
 /// Where the header fields a forged region sets are (`FORMAT.md`, "Header").
 mod at {
+    pub const FORMAT_VERSION: usize = 8;
     pub const FLAGS: usize = 20;
     pub const PAYLOAD_OFFSET: usize = 32;
     pub const PAYLOAD_SIZE: usize = 40;
@@ -64,6 +66,17 @@ fn align_up(n: u64, align: u64) -> u64 {
 /// descriptor is `descriptor`, whatever it says: what a hostile peer can plant. `align` is
 /// the stored `payload_align` (a power of two up to 4096).
 pub fn forged_region(descriptor: &[u8], payload: &[u8], align: u64) -> Vec<u8> {
+    forged_region_of_version(descriptor, payload, align, 1)
+}
+
+/// [`forged_region`] with the header's `format_version` set to `format_version`: 2 for a
+/// descriptor that ends with a kinds table ([`encode_kinds`]).
+pub fn forged_region_of_version(
+    descriptor: &[u8],
+    payload: &[u8],
+    align: u64,
+    format_version: u32,
+) -> Vec<u8> {
     let put = |bytes: &mut Vec<u8>, at: usize, value: u64| {
         bytes[at..at + 8].copy_from_slice(&value.to_ne_bytes());
     };
@@ -73,6 +86,8 @@ pub fn forged_region(descriptor: &[u8], payload: &[u8], align: u64) -> Vec<u8> {
     let payload_offset = align_up((at::HEADER_SIZE + descriptor.len()) as u64, copy_align);
     let second = align_up(payload_offset + payload_size, copy_align);
     let region_size = second + payload_size;
+    bytes[at::FORMAT_VERSION..at::FORMAT_VERSION + 4]
+        .copy_from_slice(&format_version.to_ne_bytes());
     bytes[at::FLAGS..at::FLAGS + 4].copy_from_slice(&0u32.to_ne_bytes());
     bytes[at::KIND..at::KIND + 4].copy_from_slice(&1u32.to_ne_bytes()); // a value
     bytes[at::QUEUE_FIELDS].fill(0);
@@ -125,6 +140,34 @@ pub fn encode_descriptor(type_name: &str, fields: &[ForgedField<'_>]) -> Vec<u8>
     out
 }
 
+/// One entry of a kinds table as [`encode_kinds`] writes it: the path, the kind code (1 text,
+/// 2 flag, 3 optional, 4 timestamp, 5 enum, 6 list), the capacity, the enum's name and its
+/// variants.
+pub type ForgedKind<'a> = (&'a str, u32, u64, &'a str, &'a [(&'a str, i128)]);
+
+/// A kinds table (`FORMAT.md`, "Field kinds (format version 2)"), to append to
+/// [`encode_descriptor`]'s bytes for a format version 2 region.
+pub fn encode_kinds(kinds: &[ForgedKind<'_>]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let put_str = |out: &mut Vec<u8>, s: &str| {
+        out.extend_from_slice(&(s.len() as u32).to_ne_bytes());
+        out.extend_from_slice(s.as_bytes());
+    };
+    out.extend_from_slice(&(kinds.len() as u32).to_ne_bytes());
+    for (path, code, capacity, enum_name, variants) in kinds {
+        put_str(&mut out, path);
+        out.extend_from_slice(&code.to_ne_bytes());
+        out.extend_from_slice(&capacity.to_ne_bytes());
+        put_str(&mut out, enum_name);
+        out.extend_from_slice(&(variants.len() as u32).to_ne_bytes());
+        for (name, value) in *variants {
+            put_str(&mut out, name);
+            out.extend_from_slice(&value.to_le_bytes());
+        }
+    }
+    out
+}
+
 /// Removes the object at this path when dropped, also while unwinding.
 struct Unlink(String);
 
@@ -146,7 +189,7 @@ fn assert_terminal_safe(what: &str, text: &str) {
 }
 
 /// Plants a region whose descriptor is `data` after two bytes that choose the payload's size
-/// and alignment, and runs `inspect` (text and JSON), `watch`'s comparison and `header` on
+/// and alignment (bits 0 to 2 of the second; its bit 7 chooses format version 2), and runs `inspect` (text and JSON), `watch`'s comparison and `header` on
 /// it. Returns the C header, if the command wrote one, for the replay test to compile.
 ///
 /// # Panics
@@ -155,12 +198,18 @@ fn assert_terminal_safe(what: &str, text: &str) {
 pub fn render_arbitrary_descriptor(data: &[u8]) -> Option<String> {
     let (choice, descriptor) = data.split_at(data.len().min(2));
     let size = 1 + usize::from(choice.first().copied().unwrap_or(0));
-    let align = 1u64 << (choice.get(1).copied().unwrap_or(0) % 8);
+    let shape = choice.get(1).copied().unwrap_or(0);
+    let align = 1u64 << (shape % 8);
+    // Bit 7: format version 2, so that a descriptor with a kinds table is decoded by kind.
+    let format_version = if shape & 0x80 != 0 { 2 } else { 1 };
     let payload: Vec<u8> = (0..size).map(|i| i as u8).collect();
     let name = unique_name();
     let path = format!("/dev/shm/{name}");
-    std::fs::write(&path, forged_region(descriptor, &payload, align))
-        .expect("/dev/shm is writable");
+    std::fs::write(
+        &path,
+        forged_region_of_version(descriptor, &payload, align, format_version),
+    )
+    .expect("/dev/shm is writable");
     let _unlink = Unlink(path);
 
     for as_json in [false, true] {
@@ -180,6 +229,22 @@ pub fn render_arbitrary_descriptor(data: &[u8]) -> Option<String> {
             Err(_) => {}
         }
     }
+    for as_json in [false, true] {
+        let mut out = Vec::new();
+        match crate::get::run(&name, &[], as_json, &mut out) {
+            Ok(()) | Err(crate::failure::Failure::Reported) => {
+                let text = String::from_utf8(out).expect("get writes UTF-8");
+                assert_terminal_safe("get", &text);
+                if as_json {
+                    serde_json::from_str::<serde_json::Value>(&text).expect("get --json is JSON");
+                }
+            }
+            Err(crate::failure::Failure::Message(message)) => {
+                assert_terminal_safe("an error", &crate::failure::terminal(&message));
+            }
+            Err(_) => {}
+        }
+    }
     let view = match Inspector::open(name.as_str()) {
         Ok(view) => view,
         Err(e) => {
@@ -190,6 +255,13 @@ pub fn render_arbitrary_descriptor(data: &[u8]) -> Option<String> {
     let changed: Vec<u8> = payload.iter().map(|b| !b).collect();
     for line in fields::changes(&view, &payload, &changed, fields::DEFAULT_MAX_ELEMENTS) {
         assert_terminal_safe("watch", &line);
+    }
+    if crate::values::has_kinds(&view) {
+        for line in
+            crate::values::changes(&view, &[], &payload, &changed, fields::DEFAULT_MAX_ELEMENTS)
+        {
+            assert_terminal_safe("watch", &line);
+        }
     }
     match cheader::generate(&Location::Named(name.clone()), &view) {
         Ok(header) => {
@@ -382,6 +454,16 @@ const GENERATED_SHAPES: &[&str] = &[
     "# pragma push_macro ( S )",
     "# pragma pop_macro ( S )",
     "# undef I",
+    // Typed accessors of field kinds (ckinds.rs).
+    "static inline const char * I ( const I * I , uint32_t * I ) { return I ( I - > D , I - > D , N , I ) ; }",
+    "static inline int I ( I * I , const char * I , size_t I ) { return I ( I - > D , I - > D , N , I , I ) ; }",
+    "static inline bool I ( const I * I ) { return I - > D ! = N ; }",
+    "static inline int64_t I ( const I * I ) { return I - > D ; }",
+    "static inline int64_t I ( const I * I ) { return ( int64_t ) I - > D ; }",
+    "enum I {",
+    "I = N ,",
+    "I = - N ,",
+    "} ;",
 ];
 
 /// The oracle of the `cli_render` target: `header` is what `shmstore header` writes, with

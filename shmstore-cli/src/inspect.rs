@@ -13,7 +13,7 @@ use crate::format::{
     boot_id_text, flags_text, kind_text, queue_mode_text, state_text, FLAG_IN_PLACE,
 };
 use crate::scan::{self, mode_text, Entry, Users};
-use crate::{json, procs};
+use crate::{json, procs, values};
 
 /// Prints the region at `name` (a location as `Location::parse` reads it), as text or JSON.
 pub fn run(name: &str, as_json: bool, max_elements: usize, out: &mut dyn Write) -> Outcome {
@@ -135,7 +135,7 @@ fn text(entry: &Entry, view: &Inspector, max_elements: usize) -> String {
         None => match snapshot_within(view, IN_PLACE_PATIENCE) {
             Some((version, bytes)) => {
                 s.push_str(&format!("\nvalue at version {version}\n"));
-                for line in value_lines(view, &bytes, max_elements) {
+                for line in lines(view, &bytes, max_elements) {
                     s.push_str(&format!("  {line}\n"));
                 }
             }
@@ -158,7 +158,7 @@ fn text(entry: &Entry, view: &Inspector, max_elements: usize) -> String {
                 }
             } else {
                 s.push_str(&format!("\noldest element (of {})\n", q.len));
-                for line in value_lines(view, &bytes, max_elements) {
+                for line in lines(view, &bytes, max_elements) {
                     s.push_str(&format!("  {line}\n"));
                 }
             }
@@ -183,6 +183,9 @@ fn to_json(entry: &Entry, view: &Inspector, max_elements: usize) -> Value {
         .iter()
         .map(|f| json::field(f, &bytes, max_elements))
         .collect();
+    // Decoded by kind, for a region that has kinds and a value to show.
+    let values = (values::has_kinds(view) && !bytes.is_empty())
+        .then(|| values::object(&view.values(&bytes), max_elements));
     json!({
         "name": entry.name,
         "backend": entry.backend().as_str(),
@@ -202,9 +205,21 @@ fn to_json(entry: &Entry, view: &Inspector, max_elements: usize) -> Value {
         "header": json::header(view),
         // For a queue: the fields of its oldest element, without values when it is empty.
         "fields": fields,
+        // By kind (text as strings, flags as booleans …: src/values.rs), for a region with
+        // kinds (format version 2); null otherwise.
+        "values": values,
         // Why there are no values: an in-place write that does not finish.
         "note": note,
     })
+}
+
+/// `path = value` lines: by kind for a region with kinds, else one per primitive field.
+fn lines(view: &Inspector, bytes: &[u8], max_elements: usize) -> Vec<String> {
+    if values::has_kinds(view) {
+        values::value_lines(view, bytes, max_elements)
+    } else {
+        value_lines(view, bytes, max_elements)
+    }
 }
 
 /// Why an in-place value cannot be shown.

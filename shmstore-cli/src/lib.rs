@@ -5,6 +5,8 @@
 #[doc(hidden)]
 pub mod cheader;
 #[doc(hidden)]
+pub mod ckinds;
+#[doc(hidden)]
 pub mod cstruct;
 #[doc(hidden)]
 pub mod failure;
@@ -15,6 +17,8 @@ pub mod format;
 pub mod fuzzing;
 #[doc(hidden)]
 pub mod gc;
+#[doc(hidden)]
+pub mod get;
 #[doc(hidden)]
 pub mod inspect;
 #[doc(hidden)]
@@ -27,5 +31,9 @@ pub mod procs;
 pub mod rm;
 #[doc(hidden)]
 pub mod scan;
+#[doc(hidden)]
+pub mod set;
+#[doc(hidden)]
+pub mod values;
 #[doc(hidden)]
 pub mod watch;

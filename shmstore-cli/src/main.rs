@@ -1,6 +1,6 @@
 //! `shmstore`: look after the shared-memory regions of this host.
 //!
-//! `list`, `inspect`, `watch`, `rm`, `gc` and `header` (DESIGN §9). Every subcommand reads
+//! `list`, `inspect`, `get`, `set`, `watch`, `rm`, `gc` and `header` (DESIGN §9). Every subcommand reads
 //! regions through the library's read-only [`shmstore::inspect::Inspector`]: it never locks a
 //! region, so it cannot disturb the processes that use it. A region is given by its location as
 //! [`shmstore::Location::parse`] reads it: a POSIX name, a file path (any text with a `/`), or
@@ -8,7 +8,7 @@
 //! on stderr starting with `shmstore: `), 2 usage.
 
 // The subcommands live in the library (src/lib.rs), where the fuzz targets reach them too.
-use shmstore_cli::{cheader, gc, inspect, list, rm, watch};
+use shmstore_cli::{cheader, gc, get, inspect, list, rm, set, watch};
 
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -23,14 +23,16 @@ use shmstore_cli::fields::DEFAULT_MAX_ELEMENTS;
 #[command(
     name = "shmstore",
     version,
-    about = "List, inspect, watch, remove and garbage-collect shmstore regions; write C headers \
-             for them",
+    about = "List, inspect, watch, read, change, remove and garbage-collect shmstore regions; \
+             write C headers for them",
     after_help = "A region is given by its location: a POSIX name (gateway.limits, in \
                   /dev/shm), a file path (any text with a `/`: ./state.shm, \
                   /var/lib/app/state.shm), or a System V key (sysv:0x5eed0001, or decimal \
                   sysv:1592590337).\n\n\
                   Examples:\n  shmstore list\n  shmstore inspect gateway.limits\n  \
-                  shmstore inspect ./state.shm\n  shmstore watch sysv:0x5eed0001\n  \
+                  shmstore inspect ./state.shm\n  shmstore get gateway.config log_level\n  \
+                  shmstore set gateway.config log_level=Debug tls=true\n  \
+                  shmstore watch sysv:0x5eed0001\n  \
                   shmstore header gateway.limits -o limits.h"
 )]
 struct Cli {
@@ -74,21 +76,96 @@ enum Command {
         max_elements: usize,
     },
     /// Print each new version of a value and the fields it changed, until interrupted.
-    #[command(after_help = "Example:\n  shmstore watch gateway.limits\n  \
+    #[command(
+        after_help = "Values with kinds (text, flags, enums, timestamps, lists) are shown \
+                            as inspect shows them: `log_level: Info -> Debug`.\n\n\
+                            Example:\n  shmstore watch gateway.limits\n  \
                             shmstore watch gateway.limits --count 1   \
-                            # wait for the next update\n  \
+                            # wait for the next change\n  \
+                            shmstore watch gateway.config log_level tls   \
+                            # only these fields\n  \
                             shmstore watch ./state.shm\n  \
-                            shmstore watch sysv:0x5eed0001")]
+                            shmstore watch sysv:0x5eed0001"
+    )]
     Watch {
         /// The region: a name, a file path (text with a `/`), or sysv:KEY.
         #[arg(value_name = "LOCATION")]
         name: String,
-        /// Stop after this many new versions.
+        /// Only changes of these fields (`log_level`, `limits.rate`, `peers[1].name`); versions
+        /// that change none of them are not shown.
+        #[arg(value_name = "FIELD")]
+        fields: Vec<String>,
+        /// Stop after showing this many changes. Commits published faster than watch reads
+        /// them are shown as one change (its line says how many commits it covers), so this
+        /// counts changes shown, not commits.
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
         count: Option<u64>,
         /// Show at most this many elements of an array that changed in many places.
         #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_ELEMENTS)]
         max_elements: usize,
+    },
+    /// Print values by their kinds: the named fields, one per line, or every field.
+    #[command(
+        after_help = "With FIELDs, one value per line: text as it is (unquoted: \
+                      NAME=$(shmstore get cfg service_name) gets the text itself, control \
+                      characters escaped as \\u{a}, \\u{1b} …), flags true/false, enums by \
+                      variant name (`7 (unknown variant)` for a value no variant has), \
+                      timestamps in RFC 3339, an absent optional value as none, lists as \
+                      [a, b]. Without FIELDs, `field = value` for every field, as inspect \
+                      shows them. --json prints one object, field to value (text as strings, \
+                      flags as booleans, none as null, an unknown enum value as \
+                      {\"unknown_variant\": 7}, a corrupt text or list as {\"error\": \"why\"}). \
+                      A value stored wrongly (a length above its capacity, text that is not \
+                      UTF-8) is reported on stderr, with exit code 1.\n\n\
+                      Example:\n  shmstore get gateway.config service_name\n  \
+                      shmstore get gateway.config log_level tls upstream_ports\n  \
+                      shmstore get gateway.config 'peers[1].name'\n  \
+                      shmstore get gateway.config --json"
+    )]
+    Get {
+        /// The region: a name, a file path (text with a `/`), or sysv:KEY.
+        #[arg(value_name = "LOCATION")]
+        name: String,
+        /// The fields: `log_level`, `limits.rate`, `peers[1].name`; every top-level field
+        /// when none is given.
+        #[arg(value_name = "FIELD")]
+        fields: Vec<String>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change values, parsed by each field's kind, all in one crash-atomic update.
+    #[command(
+        after_help = "Each VALUE is parsed by its field's kind: a number within the field's \
+                      range, text within its capacity (quote it for the shell), true/false for \
+                      a flag, a variant's name for an enum, RFC 3339 or `now` for a timestamp, \
+                      `none` or the value for an optional value, [a, b] for a list (elements in \
+                      double quotes may hold commas). Every assignment is checked before any is \
+                      written; then all are committed under the region's lock, as Shm::lock \
+                      commits: readers see all of them or none, and a crash in the middle is \
+                      rolled back. Prints the new version.\n\n\
+                      Example:\n  shmstore set gateway.config log_level=Debug\n  \
+                      shmstore set gateway.config tls=true maintenance=false \
+                      'upstream_ports=[8080, 8081]'\n  \
+                      shmstore set gateway.config service_name=\"billing api\" \
+                      updated_at=now request_limit=none\n  \
+                      shmstore set --in-place gateway.fast rate=2.5"
+    )]
+    Set {
+        /// The region: a name, a file path (text with a `/`), or sysv:KEY.
+        #[arg(value_name = "LOCATION")]
+        name: String,
+        /// The assignments: FIELD=VALUE (`log_level=Debug`, `peers[1].name=db-2`).
+        #[arg(required = true, value_name = "FIELD=VALUE", value_parser = set::parse_assignment)]
+        assignments: Vec<(String, String)>,
+        /// Allow an in_place region: its readers wait for the commit, and a crash in the middle
+        /// of it poisons the region.
+        #[arg(long)]
+        in_place: bool,
+        /// Allow a region that belongs to another user (whoever owns it can change its
+        /// descriptor: trust it first).
+        #[arg(long)]
+        allow_other_owner: bool,
     },
     /// Remove regions by name, file path or System V key (processes that have them open keep
     /// using them).
@@ -184,9 +261,25 @@ fn run(command: Command, out: &mut dyn Write) -> Outcome {
         } => inspect::run(&name, json, max_elements, out),
         Command::Watch {
             name,
+            fields,
             count,
             max_elements,
-        } => watch::run(&name, count, max_elements, out),
+        } => watch::run(&name, &fields, count, max_elements, out),
+        Command::Get { name, fields, json } => get::run(&name, &fields, json, out),
+        Command::Set {
+            name,
+            assignments,
+            in_place,
+            allow_other_owner,
+        } => set::run(
+            &name,
+            &assignments,
+            set::Options {
+                in_place,
+                allow_other_owner,
+            },
+            out,
+        ),
         Command::Rm { names, force } => rm::run(&names, force, out),
         Command::Gc {
             prefix,

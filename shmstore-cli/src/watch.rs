@@ -14,10 +14,17 @@ use shmstore::printable;
 use crate::failure::{Failure, Outcome};
 use crate::fields::{changes, snapshot_within, IN_PLACE_PATIENCE};
 use crate::scan::{self, Kind};
+use crate::values::{self, has_kinds};
 
 /// Watches the region at `name` (a location as `Location::parse` reads it) until interrupted,
-/// or until `count` new versions were printed.
-pub fn run(name: &str, count: Option<u64>, max_elements: usize, out: &mut dyn Write) -> Outcome {
+/// or until `count` changes were printed; only changes of `paths` when it is not empty.
+pub fn run(
+    name: &str,
+    paths: &[String],
+    count: Option<u64>,
+    max_elements: usize,
+    out: &mut dyn Write,
+) -> Outcome {
     let (entry, view) = scan::region(name)?;
     let name = &*printable(&entry.name);
     if entry.kind == Kind::Queue {
@@ -39,6 +46,18 @@ pub fn run(name: &str, count: Option<u64>, max_elements: usize, out: &mut dyn Wr
         out.flush()?;
         view.wait_for_change(view.version(), None)?;
     };
+    if !paths.is_empty() {
+        if let Some(why) = values::too_large_to_decode_by_kind(view.fields()) {
+            return Err(Failure::Message(format!("`{name}`: {why}")));
+        }
+    }
+    for path in paths {
+        // A path that names no field is refused now, with the fields there are.
+        view.value(&old, path)?;
+    }
+    // By kind for a region with kinds or when fields are named; else one line per changed
+    // primitive element, as before kinds existed.
+    let by_value = has_kinds(view) || !paths.is_empty();
     writeln!(
         out,
         "watching {name} ({}) from version {version}; Ctrl-C stops",
@@ -57,6 +76,16 @@ pub fn run(name: &str, count: Option<u64>, max_elements: usize, out: &mut dyn Wr
         if now == version {
             continue;
         }
+        let lines = if by_value {
+            values::changes(view, paths, &old, &new, max_elements)
+        } else {
+            changes(view, &old, &new, max_elements)
+        };
+        if lines.is_empty() && !paths.is_empty() {
+            // None of the watched fields changed: nothing to show, nothing counted.
+            (version, old) = (now, new);
+            continue;
+        }
         // Versions count commits: say so when several are shown as one change, so that a
         // jump is not taken for lost updates.
         match now.wrapping_sub(version) {
@@ -66,7 +95,6 @@ pub fn run(name: &str, count: Option<u64>, max_elements: usize, out: &mut dyn Wr
                 "version {now} ({commits} commits since version {version}, shown as one change)"
             )?,
         }
-        let lines = changes(view, &old, &new, max_elements);
         if lines.is_empty() {
             writeln!(out, "  (no field changed)")?;
         }

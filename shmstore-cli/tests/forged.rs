@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use common::*;
 use shmstore_cli::fuzzing::{
-    check_c_header, encode_descriptor, forged_region, publish_version, ForgedField,
+    check_c_header, encode_descriptor, encode_kinds, forged_region, forged_region_of_version,
+    publish_version, ForgedField,
 };
 
 /// Primitive code of `u32` (FORMAT.md).
@@ -274,4 +275,135 @@ fn two_hundred_thousand_fields_take_linear_work_not_quadratic() {
         .stdout
         .contains("    uint8_t f199999; /* offset 199999 */"));
     run(&["inspect", &name]).ok();
+    // Values by kind are not decoded from so many fields: the library's decoding is
+    // quadratic in them (`get` ran for hours).
+    for args in [
+        vec!["get", name.as_str()],
+        vec!["get", name.as_str(), "f199999"],
+        vec!["set", name.as_str(), "f0=1"],
+        vec!["watch", name.as_str(), "f0"],
+    ] {
+        run(&args).expect_failure(&format!(
+            "shmstore: `{name}`: its descriptor has 200000 fields (at most 4096"
+        ));
+    }
+}
+
+#[test]
+fn four_thousand_fields_are_decoded_by_kind_quickly() {
+    let (name, _cleanup) = region("forged-4096");
+    let names: Vec<String> = (0..4096).map(|i| format!("f{i}")).collect();
+    let fields: Vec<ForgedField<'_>> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.as_str(), U8, i as u64, &[][..]))
+        .collect();
+    plant(&name, &encode_descriptor("Many", &fields), 4096);
+    let got = run(&["get", &name]);
+    got.ok();
+    assert!(got.stdout.ends_with("f4095 = 255\n"), "{}", got.stdout);
+}
+
+#[test]
+fn get_set_and_watch_refuse_a_path_twenty_thousand_levels_deep_without_a_stack_overflow() {
+    // Decoding values by kind walks the nesting recursively: without a bound, `get` on this
+    // region overflowed the stack (SIGABRT).
+    let (name, _cleanup) = region("forged-deep-get");
+    let deep = vec!["a"; 20_000].join(".");
+    plant(
+        &name,
+        &encode_descriptor("Deep", &[(&deep, U32, 0, &[])]),
+        4,
+    );
+    for args in [
+        vec!["get", name.as_str()],
+        vec!["get", name.as_str(), "a"],
+        vec!["set", name.as_str(), "a=1"],
+        vec!["watch", name.as_str(), "a"],
+    ] {
+        let ran = run(&args);
+        ran.expect_failure(&format!(
+            "shmstore: `{name}`: its descriptor nests a field 19999 levels deep"
+        ));
+    }
+    run(&["inspect", &name, "--json"]).ok();
+}
+
+#[test]
+fn a_format_version_2_region_nested_too_deep_is_shown_by_primitive_fields() {
+    let (name, _cleanup) = region("forged-deep-kinds");
+    let deep = vec!["a"; 20_000].join(".");
+    let mut descriptor = encode_descriptor("Deep", &[("f.value", U8, 0, &[]), (&deep, U8, 1, &[])]);
+    descriptor.extend(encode_kinds(&[("f", 2, 0, "", &[])]));
+    std::fs::write(
+        Path::new(SHM_DIR).join(&name),
+        forged_region_of_version(&descriptor, &[1, 2, 3, 4], 4, 2),
+    )
+    .unwrap();
+    let ran = run(&["inspect", &name]);
+    ran.ok();
+    assert!(ran.stdout.contains("  f.value = 1\n"), "{}", ran.stdout);
+    run(&["get", &name]).expect_failure(&format!("shmstore: `{name}`: its descriptor nests"));
+}
+
+#[test]
+fn a_forged_kinds_table_is_decoded_by_kind() {
+    // A flag, an enum with a control character in a variant's name, and text: shown by kind,
+    // escaped for the terminal.
+    let (name, _cleanup) = region("forged-kinds");
+    let mut descriptor = encode_descriptor(
+        "Forged",
+        &[
+            ("f.value", U8, 0, &[]),
+            ("e.raw", U8, 1, &[]),
+            ("t.len", U8, 4, &[(4, 1)]),
+            ("t.bytes", U8, 8, &[(4, 1)]),
+        ],
+    );
+    descriptor.extend(encode_kinds(&[
+        ("f", 2, 0, "", &[]),
+        ("e", 5, 0, "Level", &[("Lo\u{1b}[2J", 0), ("Hi", 1)]),
+        ("t", 1, 4, "", &[]),
+    ]));
+    let mut payload = vec![7u8, 0, 0, 0];
+    payload.extend(3u32.to_ne_bytes());
+    payload.extend(*b"ab\xffd");
+    std::fs::write(
+        Path::new(SHM_DIR).join(&name),
+        forged_region_of_version(&descriptor, &payload, 4, 2),
+    )
+    .unwrap();
+    let ran = run(&["inspect", &name]);
+    ran.ok();
+    assert!(ran.stdout.contains("  f = true\n"), "{}", ran.stdout);
+    assert!(
+        ran.stdout.contains("  e = Lo\\u{1b}[2J\n"),
+        "{}",
+        ran.stdout
+    );
+    assert!(
+        ran.stdout
+            .contains("  t = <error: the stored text is not valid UTF-8"),
+        "{}",
+        ran.stdout
+    );
+    let got = run(&["get", &name, "e", "f", "t"]);
+    got.expect_code(1);
+    assert_eq!(got.stdout, "Lo\\u{1b}[2J\ntrue\n\n");
+    // The header: accessors for the flag and the text, no C enum for a variant name that is
+    // not an identifier (its raw getter stays).
+    let ran = run(&["header", &name]);
+    ran.ok();
+    check_c_header(&ran.stdout).unwrap_or_else(|why| panic!("{why}:\n{}", ran.stdout));
+    assert!(
+        !ran.stdout.contains("enum shmstore_Level"),
+        "{}",
+        ran.stdout
+    );
+    for accessor in ["shmstore_flag_f(", "shmstore_text_t(", "shmstore_enum_e("] {
+        assert!(ran.stdout.contains(accessor), "{accessor}:\n{}", ran.stdout);
+    }
+    let dir = TempDir::new("forged-kinds");
+    syntax_check(dir.path(), &ran.stdout, INCLUDES_REGION_H, &[])
+        .unwrap_or_else(|e| panic!("{e}\n{}", ran.stdout));
 }

@@ -81,7 +81,7 @@ fn artifacts() {
 }
 
 /// The oracle accepts what the command writes for real regions (so that it is not refusing
-/// everything): values, in place, queues, primitives, arrays, packed structs.
+/// everything): values, in place, queues, primitives, arrays, packed structs, field kinds.
 #[test]
 fn the_oracle_accepts_the_headers_of_real_regions() {
     let (sample_name, _sample_name) = region("oracle-sample");
@@ -92,7 +92,14 @@ fn the_oracle_accepts_the_headers_of_real_regions() {
     let _b = ShmQueue::<Wheel, 8>::create(&queue).unwrap();
     let _c = Shm::<u64>::create(&primitive, 42).unwrap();
     let _d = Shm::<[u32; 4]>::create(&array, [1, 2, 3, 4]).unwrap();
-    for name in [&sample_name, &queue, &primitive, &array] {
+    // Field kinds: typed accessors and a C enum.
+    let (kinds, _kinds) = region("oracle-kinds");
+    let _e = Shm::<shmstore_tests::ServiceConfig>::create(
+        &kinds,
+        shmstore_tests::ServiceConfig::example(),
+    )
+    .unwrap();
+    for name in [&sample_name, &queue, &primitive, &array, &kinds] {
         let ran = run(&["header", name]);
         ran.ok();
         check_c_header(&ran.stdout).unwrap_or_else(|why| panic!("{name}: {why}"));

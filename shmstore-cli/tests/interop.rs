@@ -33,21 +33,23 @@ fn build(program: &str, dir: &Path) -> std::path::PathBuf {
 }
 
 /// The C templates (`shmstore-cli/c/*.h`), as the headers carry them verbatim.
-const TEMPLATES: [(&str, &str); 4] = [
+const TEMPLATES: [(&str, &str); 5] = [
     ("prelude.h", include_str!("../c/prelude.h")),
     ("format_common.h", include_str!("../c/format_common.h")),
     ("value_helpers.h", include_str!("../c/value_helpers.h")),
     ("queue_helpers.h", include_str!("../c/queue_helpers.h")),
+    ("kind_helpers.h", include_str!("../c/kind_helpers.h")),
 ];
 
 #[test]
-fn every_c_template_compiles_in_the_header_of_a_value_or_of_a_queue() {
+fn every_c_template_compiles_in_the_header_of_a_value_a_queue_or_a_type_with_kinds() {
     let (value, _value_cleanup) = region("c-templates-value");
     let _shm = Shm::<Sample>::create(&value, sample()).unwrap();
     let (queue, _queue_cleanup) = region("c-templates-queue");
     let _queue = ShmQueue::<Wheel, 4>::create(&queue).unwrap();
+    let (kinds, _kinds_cleanup) = config_region("c-templates-kinds", false);
     let mut carried = [false; TEMPLATES.len()];
-    for name in [&value, &queue] {
+    for name in [&value, &queue, &kinds] {
         let dir = TempDir::new("c-templates");
         header_into(name, dir.path());
         let header = std::fs::read_to_string(dir.path().join("region.h")).unwrap();
@@ -407,4 +409,146 @@ fn every_c_and_rust_locker_of_an_unrecoverable_mutex_gets_the_error() {
     let mut after = spawn("lock");
     after.expect("locking");
     after.expect("rc not-recoverable");
+}
+
+/// In a helper process: creates a `ServiceConfig` region (format version 2), valid or forged.
+fn config_region(tag: &str, forged: bool) -> (String, Place) {
+    let (name, place) = region(tag);
+    let value = if forged {
+        shmstore_tests::ServiceConfig::forged()
+    } else {
+        shmstore_tests::ServiceConfig::example()
+    };
+    Shm::<shmstore_tests::ServiceConfig>::create(&name, value).unwrap();
+    (name, place)
+}
+
+#[test]
+fn a_c_program_reads_and_writes_a_region_with_kinds_through_typed_accessors() {
+    let (name, _cleanup) = config_region("c-kinds", false);
+    let dir = TempDir::new("c-kinds");
+    header_into(&name, dir.path());
+    let header = std::fs::read_to_string(dir.path().join("region.h")).unwrap();
+    assert!(
+        header.contains("#define SHMSTORE_REGION_FORMAT_VERSION 2u"),
+        "{header}"
+    );
+    assert!(
+        header.contains("enum shmstore_LogLevel {\n    LogLevel_Error = 0,\n"),
+        "{header}"
+    );
+    let program = build("read_kinds", dir.path());
+    let output = Command::new(&program).arg(&name).output().unwrap();
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{printed}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        printed,
+        "service_name=billing-api (11 bytes)\n\
+         hostname=db-1.internal (13 bytes)\n\
+         log_level=2 (Info)\n\
+         tls=true maintenance=false\n\
+         request_limit=500\n\
+         updated_at=1796554822666698771\n"
+    );
+
+    // Written from C under the lock: Rust and the command see it.
+    let output = Command::new(&program)
+        .args([&name, "set"])
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{printed}");
+    assert!(
+        printed.starts_with("set: too long 1, invalid 1, ok 1\n"),
+        "{printed}"
+    );
+    assert!(printed.contains("hostname=c-host (6 bytes)\n"), "{printed}");
+    let shm = Shm::<shmstore_tests::ServiceConfig>::open(&name).unwrap();
+    assert_eq!(shm.read().hostname, "c-host");
+    assert_eq!(
+        shm.read().log_level.get(),
+        Ok(shmstore_tests::LogLevel::Debug)
+    );
+    let got = run(&["get", &name, "hostname", "log_level"]);
+    got.ok();
+    assert_eq!(got.stdout, "c-host\nDebug\n");
+}
+
+#[test]
+fn the_c_accessors_refuse_forged_text_and_report_unknown_enum_values() {
+    let (name, _cleanup) = config_region("c-kinds-forged", true);
+    let dir = TempDir::new("c-kinds-forged");
+    header_into(&name, dir.path());
+    let program = build("read_kinds", dir.path());
+    let output = Command::new(&program).arg(&name).output().unwrap();
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{printed}");
+    // Length 200 above the capacity 60; 0xff is not UTF-8; 99 names no variant.
+    assert!(
+        printed.starts_with("service_name=<invalid>\nhostname=<invalid>\nlog_level=99\n"),
+        "{printed}"
+    );
+}
+
+#[test]
+fn a_c_header_for_a_plain_type_still_checks_format_version_1() {
+    let (name, _cleanup) = region("c-format-v1");
+    let _shm = Shm::<Sample>::create(&name, sample()).unwrap();
+    let dir = TempDir::new("c-format-v1");
+    header_into(&name, dir.path());
+    let header = std::fs::read_to_string(dir.path().join("region.h")).unwrap();
+    assert!(
+        header.contains("#define SHMSTORE_REGION_FORMAT_VERSION 1u"),
+        "{header}"
+    );
+    assert!(!header.contains("shmstore_text_get"), "no kind helpers");
+}
+
+#[test]
+fn the_python_example_reads_a_region_with_kinds_like_inspect() {
+    if Command::new("python3")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_err()
+    {
+        eprintln!("note: python3 is not installed; skipping the Python interop test");
+        return;
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/python/read_region.py");
+    for (tag, forged) in [("python-kinds", false), ("python-kinds-forged", true)] {
+        let (name, _cleanup) = config_region(tag, forged);
+        let child = Command::new("python3")
+            .arg(&script)
+            .arg(&name)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let output = wait_with_timeout(child, Duration::from_secs(30), "read_region.py");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "read_region.py failed:\n{stdout}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let inspect = run(&["inspect", &name]);
+        inspect.ok();
+        assert_eq!(stdout, inspect.stdout);
+        let expected = if forged {
+            "  log_level = 99 (unknown variant)\n"
+        } else {
+            "  service_name = \"billing-api\"\n"
+        };
+        assert!(stdout.contains(expected), "{stdout}");
+        assert!(
+            stdout.contains("  updated_at = 2026-12-06T11:00:22.666698771Z\n"),
+            "{stdout}"
+        );
+    }
 }
