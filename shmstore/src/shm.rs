@@ -79,7 +79,10 @@ impl<T: ShmType> Shm<T> {
     ///
     /// # Errors
     ///
-    /// `InvalidName` or `InvalidLocation`; `NotFound`; `LayoutMismatch` (another type: the
+    /// `InvalidName` or `InvalidLocation`; `NotFound` (nothing there yet: `open` does not wait
+    /// for a region to appear, and `open_timeout` bounds only the wait for a creator still
+    /// initialising one; a process that may start before the creator retries on `NotFound`,
+    /// as the README's "Starting order" shows); `LayoutMismatch` (another type: the
     /// message lists the differing fields); `Corrupt` (not a region, or truncated); `Incomplete`
     /// (its creator died before initialising it); `Timeout` (its creator is still initialising
     /// it after `open_timeout`); `PermissionDenied` (mode, or another owner); `Io`.
