@@ -28,7 +28,11 @@ fn read_region_py(location: &str) -> Option<Output> {
             return None;
         }
     };
-    Some(wait_with_timeout(child, Duration::from_secs(30), "read_region.py"))
+    Some(wait_with_timeout(
+        child,
+        Duration::from_secs(30),
+        "read_region.py",
+    ))
 }
 
 #[test]
