@@ -556,6 +556,12 @@ impl<T: ShmType> ShmOptions<T> {
 
     /// Create the region so that every publish wakes sleeping readers, including read-only
     /// ones that cannot register themselves (default `false`).
+    ///
+    /// Without it, a [`ShmReader`] in `wait_for_change` notices a change within 10 ms (it
+    /// re-checks the version); with it, at once. The price is a `FUTEX_WAKE` system call on
+    /// every publish, whether or not anyone sleeps (FORMAT.md, the publish step), where a
+    /// region without it makes the call only for registered waiters. Choose it when read-only
+    /// consumers must react at once.
     pub fn notify_readers(mut self, notify: bool) -> Self {
         self.notify_readers = notify;
         self
