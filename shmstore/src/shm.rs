@@ -131,6 +131,35 @@ impl<T: ShmType> Shm<T> {
         self.region.location()
     }
 
+    /// Whether this handle's [`location`](Self::location) no longer refers to its region:
+    /// removed ([`unlink`](crate::unlink), `unlink_on_drop`, `shmstore rm` or `gc`), perhaps
+    /// with a new region created under it since. The handle keeps working on the region it
+    /// opened, where nothing changes any more once its writers are gone: a consumer that sees
+    /// [`wait_for_change`](Self::wait_for_change) time out asks this to learn whether the
+    /// writer left, and opens the location again if it wants the new region.
+    ///
+    /// ```
+    /// # use shmstore::Shm;
+    /// # let name = format!("doc-removed-{}", std::process::id());
+    /// let config = Shm::<u64>::create(&name, 1)?;
+    /// let follower = Shm::<u64>::open_reader(&name)?;
+    /// assert!(!follower.is_removed()?);
+    /// shmstore::unlink(&name)?; // the writer leaves
+    /// assert!(follower.is_removed()?);
+    /// assert_eq!(follower.read(), 1); // still readable
+    /// // A new region under the name is another region:
+    /// let _next = Shm::<u64>::options().unlink_on_drop(true).create(&name, 2)?;
+    /// assert!(config.is_removed()? && follower.is_removed()?);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// `Io` when the location cannot be looked at (`fstatat`, `shmget`), with the reason.
+    pub fn is_removed(&self) -> Result<bool> {
+        self.region.is_at_location().map(|here| !here)
+    }
+
     /// For a file region, writes the value and header to the file and waits for the disk
     /// (`msync(MS_SYNC)`): what was committed before the call survives a power loss or a kernel
     /// crash. Without it the kernel writes dirty pages back on its own schedule; a process crash
