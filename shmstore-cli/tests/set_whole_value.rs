@@ -1,6 +1,6 @@
 //! `shmstore set NAME =VALUE` changes a value that has no fields (a counter `u64`, an array),
-//! which `get` and `inspect` show as `value = …`: FIELD=VALUE with no field has no other way
-//! to name it.
+//! which `inspect` shows as `value = …`: FIELD=VALUE with no field has no other way to name
+//! it.
 
 mod common;
 
