@@ -33,7 +33,7 @@ fn main() -> Result<(), Error> {
             // A quiet second: is the configuration still published? (This handle keeps the
             // removed region readable; the name is what the writer gives up.)
             Err(Error::Timeout { .. }) => {
-                if !still_published()? {
+                if config.is_removed()? {
                     println!("[reader] the writer removed `{REGION}`; done");
                     return Ok(());
                 }
@@ -53,14 +53,5 @@ fn wait_for_region(patience: Duration) -> Result<ShmReader<ServiceConfig>, Error
             }
             other => return other,
         }
-    }
-}
-
-/// Whether the name still refers to a region.
-fn still_published() -> Result<bool, Error> {
-    match Shm::<ServiceConfig>::open_reader(REGION) {
-        Ok(_) => Ok(true),
-        Err(Error::NotFound { .. }) => Ok(false),
-        Err(other) => Err(other),
     }
 }

@@ -2,6 +2,7 @@
 """Read a shmstore region from Python, with the standard library only.
 
     python3 examples/python/read_region.py NAME [--max-elements N]
+    python3 examples/python/read_region.py ./PATH/TO/FILE.shm   (a file region: any text with a /)
 
 Prints the region's header and every field of its value, decoded from the type descriptor
 stored in the region, in the same format as `shmstore inspect NAME`. It follows FORMAT.md:
@@ -10,7 +11,7 @@ format version 2 has a kinds table too: its values are shown by kind, as `inspec
 them (text quoted, flags true/false, enums by variant name, timestamps in RFC 3339, lists as
 lists, an absent optional value as none).
 
-It maps /dev/shm/NAME read-only with `mmap` instead of using
+It maps /dev/shm/NAME (or the file) read-only with `mmap` instead of using
 `multiprocessing.shared_memory.SharedMemory(name=...)`: on Python 3.8 to 3.12 that class
 registers the segment with the resource tracker, which unlinks it when the process exits,
 so merely reading a region would delete it for everyone. A read-only mapping also
@@ -19,6 +20,7 @@ guarantees that this reader cannot disturb the writers: it never locks, never wr
 
 import argparse
 import datetime
+import errno
 import math
 import mmap
 import os
@@ -564,18 +566,37 @@ def owner_name(uid):
 
 def main():
     parser = argparse.ArgumentParser(description="Print a shmstore region like `shmstore inspect`.")
-    parser.add_argument("name", help="the region's name (without /dev/shm/)")
+    parser.add_argument(
+        "name",
+        help="the region: a name (without /dev/shm/), or a file region's path (text with a /)",
+    )
     parser.add_argument("--max-elements", type=int, default=DEFAULT_MAX_ELEMENTS, metavar="N")
     args = parser.parse_args()
     name = args.name
-    if not name or "/" in name or name in (".", ".."):
+    if name.startswith("sysv:"):
+        # The standard library has no shmat; `shmstore inspect` reads segments.
+        raise RegionError(
+            f"`{name}` is a System V segment, which this reader cannot attach "
+            f"(Python's standard library has no shmat): use `shmstore inspect {name}`"
+        )
+    if "/" in name:
+        # A file region, as `shmstore inspect ./state.shm` reads it; a symbolic link as the
+        # last component is refused, as the library refuses it.
+        path = name
+        flags = os.O_NOFOLLOW
+    elif not name or name in (".", ".."):
         raise RegionError(f"invalid region name {name!r}")
-
-    path = os.path.join(SHM_DIR, name)
+    else:
+        path = os.path.join(SHM_DIR, name)
+        flags = 0
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | flags)
     except FileNotFoundError:
         raise RegionError(f"region `{name}` does not exist")
+    except OSError as e:
+        if e.errno != errno.ELOOP:
+            raise
+        raise RegionError(f"`{name}` is a symbolic link; give the path of the region itself")
     try:
         st = os.fstat(fd)
         # The size first: touching a page past the end of the object raises SIGBUS.

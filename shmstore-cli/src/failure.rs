@@ -50,7 +50,30 @@ pub type Outcome<T = ()> = Result<T, Failure>;
 impl From<shmstore::Error> for Failure {
     fn from(e: shmstore::Error) -> Failure {
         // The library's messages already say what happened and what to do, on one line.
-        Failure::Message(e.to_string())
+        let mut message = e.to_string();
+        if let shmstore::Error::NotFound { name } = &e {
+            message.push_str(&file_hint(name));
+        }
+        Failure::Message(message)
+    }
+}
+
+/// For a region name that is not in `/dev/shm` but names something in the current directory
+/// (`shmstore get state.shm`): a location is a file only with a `/` in it, so say how to
+/// write it. Empty when the text is not a plain name or nothing of that name is here.
+fn file_hint(name: &str) -> String {
+    let is_plain_name = matches!(
+        shmstore::Location::parse(name),
+        shmstore::Location::Named(_)
+    );
+    if is_plain_name && std::fs::symlink_metadata(name).is_ok() {
+        format!(
+            "; `{shown}` in the current directory is not a region name: for a file region, \
+             write a path, `./{shown}`",
+            shown = printable(name)
+        )
+    } else {
+        String::new()
     }
 }
 

@@ -149,13 +149,15 @@ enum Command {
                       'upstream_ports=[8080, 8081]'\n  \
                       shmstore set gateway.config service_name=\"billing api\" \
                       updated_at=now request_limit=none\n  \
-                      shmstore set --in-place gateway.fast rate=2.5"
+                      shmstore set --in-place gateway.fast rate=2.5\n  \
+                      shmstore set app.hits =42   (a value without fields: a u64, an array)"
     )]
     Set {
         /// The region: a name, a file path (text with a `/`), or sysv:KEY.
         #[arg(value_name = "LOCATION")]
         name: String,
-        /// The assignments: FIELD=VALUE (`log_level=Debug`, `peers[1].name=db-2`).
+        /// The assignments: FIELD=VALUE (`log_level=Debug`, `peers[1].name=db-2`; `=VALUE`
+        /// for a value without fields).
         #[arg(required = true, value_name = "FIELD=VALUE", value_parser = set::parse_assignment)]
         assignments: Vec<(String, String)>,
         /// Allow an in_place region: its readers wait for the commit, and a crash in the middle

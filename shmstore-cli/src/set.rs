@@ -10,13 +10,16 @@ use shmstore::{printable, Location};
 
 use crate::failure::{terminal, Failure, Outcome};
 
-/// One `FIELD=VALUE` argument, split at its first `=` (field paths have none).
+/// One `FIELD=VALUE` argument, split at its first `=` (field paths have none). An empty
+/// FIELD (`=VALUE`) is the whole value, the only path of a type without fields (a `u64`, an
+/// array), as `shmstore get NAME ''` reads it.
 pub fn parse_assignment(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
-        Some((field, value)) if !field.is_empty() => Ok((field.to_string(), value.to_string())),
-        _ => Err(format!(
+        Some((field, value)) => Ok((field.to_string(), value.to_string())),
+        None => Err(format!(
             "`{}` is not FIELD=VALUE: write the field's name, `=` and the value, such as \
-             log_level=Debug or service_name=\"billing api\"",
+             log_level=Debug or service_name=\"billing api\" (`=VALUE` for a value without \
+             fields, such as a u64)",
             printable(text)
         )),
     }

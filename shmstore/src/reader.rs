@@ -56,6 +56,16 @@ impl<T: ShmType> ShmReader<T> {
         self.region.location()
     }
 
+    /// Whether the location no longer refers to this handle's region (removed, perhaps with a
+    /// new one created under it), as [`Shm::is_removed`](crate::Shm::is_removed).
+    ///
+    /// # Errors
+    ///
+    /// As [`Shm::is_removed`](crate::Shm::is_removed).
+    pub fn is_removed(&self) -> Result<bool> {
+        self.region.is_at_location().map(|here| !here)
+    }
+
     /// A consistent snapshot, as [`Shm::read`](crate::Shm::read). In an `in_place` region
     /// whose writer died mid-write, it waits until a writable handle repairs the region; use
     /// [`read_timeout`](Self::read_timeout) to bound that.

@@ -79,7 +79,10 @@ impl<T: ShmType> Shm<T> {
     ///
     /// # Errors
     ///
-    /// `InvalidName` or `InvalidLocation`; `NotFound`; `LayoutMismatch` (another type: the
+    /// `InvalidName` or `InvalidLocation`; `NotFound` (nothing there yet: `open` does not wait
+    /// for a region to appear, and `open_timeout` bounds only the wait for a creator still
+    /// initialising one; a process that may start before the creator retries on `NotFound`,
+    /// as the README's "Starting order" shows); `LayoutMismatch` (another type: the
     /// message lists the differing fields); `Corrupt` (not a region, or truncated); `Incomplete`
     /// (its creator died before initialising it); `Timeout` (its creator is still initialising
     /// it after `open_timeout`); `PermissionDenied` (mode, or another owner); `Io`.
@@ -126,6 +129,35 @@ impl<T: ShmType> Shm<T> {
     /// Where the region lives: a POSIX name, a file or a System V key.
     pub fn location(&self) -> &Location {
         self.region.location()
+    }
+
+    /// Whether this handle's [`location`](Self::location) no longer refers to its region:
+    /// removed ([`unlink`](crate::unlink), `unlink_on_drop`, `shmstore rm` or `gc`), perhaps
+    /// with a new region created under it since. The handle keeps working on the region it
+    /// opened, where nothing changes any more once its writers are gone: a consumer that sees
+    /// [`wait_for_change`](Self::wait_for_change) time out asks this to learn whether the
+    /// writer left, and opens the location again if it wants the new region.
+    ///
+    /// ```
+    /// # use shmstore::Shm;
+    /// # let name = format!("doc-removed-{}", std::process::id());
+    /// let config = Shm::<u64>::create(&name, 1)?;
+    /// let follower = Shm::<u64>::open_reader(&name)?;
+    /// assert!(!follower.is_removed()?);
+    /// shmstore::unlink(&name)?; // the writer leaves
+    /// assert!(follower.is_removed()?);
+    /// assert_eq!(follower.read(), 1); // still readable
+    /// // A new region under the name is another region:
+    /// let _next = Shm::<u64>::options().unlink_on_drop(true).create(&name, 2)?;
+    /// assert!(config.is_removed()? && follower.is_removed()?);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// `Io` when the location cannot be looked at (`fstatat`, `shmget`), with the reason.
+    pub fn is_removed(&self) -> Result<bool> {
+        self.region.is_at_location().map(|here| !here)
     }
 
     /// For a file region, writes the value and header to the file and waits for the disk
@@ -553,6 +585,12 @@ impl<T: ShmType> ShmOptions<T> {
 
     /// Create the region so that every publish wakes sleeping readers, including read-only
     /// ones that cannot register themselves (default `false`).
+    ///
+    /// Without it, a [`ShmReader`] in `wait_for_change` notices a change within 10 ms (it
+    /// re-checks the version); with it, at once. The price is a `FUTEX_WAKE` system call on
+    /// every publish, whether or not anyone sleeps (FORMAT.md, the publish step), where a
+    /// region without it makes the call only for registered waiters. Choose it when read-only
+    /// consumers must react at once.
     pub fn notify_readers(mut self, notify: bool) -> Self {
         self.notify_readers = notify;
         self

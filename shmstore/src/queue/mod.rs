@@ -263,6 +263,17 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
         self.region.location()
     }
 
+    /// Whether the location no longer refers to this handle's queue (removed, perhaps with a
+    /// new one created under it), as [`Shm::is_removed`](crate::Shm::is_removed): a producer
+    /// whose consumer removed the queue on its way out pushes into a queue nobody will pop.
+    ///
+    /// # Errors
+    ///
+    /// As [`Shm::is_removed`](crate::Shm::is_removed).
+    pub fn is_removed(&self) -> Result<bool> {
+        self.region.is_at_location().map(|here| !here)
+    }
+
     /// For a file-backed queue, writes it to disk and waits (see
     /// [`Shm::flush`](crate::Shm::flush)).
     ///

@@ -396,6 +396,26 @@ impl Region {
         descriptor_copy(self.bytes(), self.info.layout.descriptor_len).unwrap_or_default()
     }
 
+    /// Whether the location still refers to this handle's object: `false` once the name, file
+    /// or key was removed, or removed and given to another region. `fstatat` of the name in
+    /// the directory opened with the handle (no symbolic link followed), or `shmget` of the key.
+    pub(crate) fn is_at_location(&self) -> Result<bool> {
+        let found = match &self.handle {
+            Handle::File { dir, file_name, .. } => dir
+                .stat(file_name)
+                .map(|now| now.same_object(&self.object))
+                .map_err(|e| (e, "fstatat")),
+            Handle::SysV { key } => segment::get(*key)
+                .map(|id| id as u64 == self.object.ino)
+                .map_err(|e| (e, "shmget")),
+        };
+        match found {
+            Ok(same) => Ok(same),
+            Err((e, _)) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err((e, operation)) => Err(Error::io(&self.name, operation, e)),
+        }
+    }
+
     /// Writes the region's pages to its file and waits for the disk (`msync(MS_SYNC)`); does
     /// nothing for POSIX objects and System V segments, which live in memory only.
     pub(crate) fn flush(&self) -> Result<()> {
@@ -408,21 +428,15 @@ impl Region {
 
 impl Drop for Region {
     fn drop(&mut self) {
-        if self.unlink_on_drop {
-            // Only if the location still refers to this handle's object: another process may
-            // have removed it and created a new one meanwhile.
+        // Only if the location still refers to this handle's object: another process may have
+        // removed it and created a new one meanwhile.
+        if self.unlink_on_drop && matches!(self.is_at_location(), Ok(true)) {
             match &self.handle {
                 Handle::File { dir, file_name, .. } => {
-                    if let Ok(now) = dir.stat(file_name) {
-                        if now.same_object(&self.object) {
-                            let _ = dir.unlink(file_name);
-                        }
-                    }
+                    let _ = dir.unlink(file_name);
                 }
-                Handle::SysV { key } => {
-                    if segment::get(*key).is_ok_and(|id| id as u64 == self.object.ino) {
-                        let _ = segment::remove(id_of(&self.object));
-                    }
+                Handle::SysV { .. } => {
+                    let _ = segment::remove(id_of(&self.object));
                 }
             }
         }
