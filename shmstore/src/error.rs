@@ -8,7 +8,7 @@ use std::time::Duration;
 /// Every message says what happened and what to do about it. Locking does not use this type:
 /// like `std::sync::Mutex`, [`Shm::lock`](crate::Shm::lock) returns std's
 /// [`LockResult`](std::sync::LockResult).
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// The name is not 1 to 200 of `[A-Za-z0-9._-]`, is `.` or `..`, or starts with `-` or
@@ -39,8 +39,9 @@ pub enum Error {
 
     /// No region has this name.
     #[error(
-        "region `{name}` does not exist; create it first (Shm::create or Shm::open_or_create), or \
-         check the name with `shmstore list`",
+        "region `{name}` does not exist; create it first (Shm::create or Shm::open_or_create), \
+         check the name with `shmstore list`, or, in a reader that may start before its writer, \
+         retry the open until the writer has created it (README, Starting order)",
         name = printable(name)
     )]
     NotFound {
@@ -283,6 +284,45 @@ pub enum Error {
     },
 }
 
+/// `Debug` shows the variant and the whole message, advice included, the way `std::io::Error`
+/// shows its kind and message: `fn main() -> Result<(), Box<dyn std::error::Error>>` and
+/// `unwrap()` print `Debug`, and a user reading that output needs the advice more than the
+/// fields (which the message names).
+impl std::fmt::Debug for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct(self.variant_name())
+            .field("message", &self.to_string())
+            .finish()
+    }
+}
+
+impl Error {
+    /// The variant's name, for `Debug`.
+    fn variant_name(&self) -> &'static str {
+        match self {
+            Error::InvalidName { .. } => "InvalidName",
+            Error::InvalidLocation { .. } => "InvalidLocation",
+            Error::NotFound { .. } => "NotFound",
+            Error::AlreadyExists { .. } => "AlreadyExists",
+            Error::LayoutMismatch { .. } => "LayoutMismatch",
+            Error::WrongKind { .. } => "WrongKind",
+            Error::CapacityMismatch { .. } => "CapacityMismatch",
+            Error::QueueFull { .. } => "QueueFull",
+            Error::QueueClosed { .. } => "QueueClosed",
+            Error::RoleTaken { .. } => "RoleTaken",
+            Error::Corrupt { .. } => "Corrupt",
+            Error::Incomplete { .. } => "Incomplete",
+            Error::PermissionDenied { .. } => "PermissionDenied",
+            Error::Timeout { .. } => "Timeout",
+            Error::Io { .. } => "Io",
+            Error::LockedByReader { .. } => "LockedByReader",
+            Error::InvalidField { .. } => "InvalidField",
+            Error::Value(_) => "Value",
+            Error::UnknownVariant(_) => "UnknownVariant",
+        }
+    }
+}
+
 fn render_differences(differences: &[String]) -> String {
     if differences.is_empty() {
         String::new()
@@ -361,5 +401,23 @@ impl Error {
             name: name.to_string(),
             reason: reason.into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `unwrap()` and `main` returning an error print `Debug`: it must carry the advice.
+    #[test]
+    fn debug_shows_the_variant_and_the_advice() {
+        let shown = format!("{:?}", Error::NotFound { name: "cfg".into() });
+        assert!(shown.starts_with("NotFound { message: "), "{shown}");
+        assert!(shown.contains("create it first"), "{shown}");
+        let shown = format!("{:?}", Err::<(), _>(Error::corrupt("cfg", "bad magic")));
+        assert!(
+            shown.contains("Corrupt") && shown.contains("bad magic"),
+            "{shown}"
+        );
     }
 }
