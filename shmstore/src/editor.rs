@@ -188,6 +188,7 @@ impl Editor {
             name: self.region.name(),
             fields: &self.fields,
             kinds: &self.kinds,
+            size: self.region.info().layout.payload_size as u64,
         }
     }
 

@@ -108,6 +108,9 @@ pub(crate) struct Schema<'a> {
     pub(crate) name: &'a str,
     pub(crate) fields: &'a [FieldInfo],
     pub(crate) kinds: &'a [KindEntry],
+    /// The value's size in bytes: no field of a sound layout is larger, so a capacity or
+    /// width above it comes from a forged descriptor and must not size an allocation.
+    pub(crate) size: u64,
 }
 
 /// Why text cannot be set into a field: [`Error::InvalidField`].
@@ -120,6 +123,23 @@ fn invalid(name: &str, field: &str, reason: impl Into<String>) -> Error {
 }
 
 impl Schema<'_> {
+    /// `bytes`, the size a field's stored layout gives one of its parts, if the value holds
+    /// that many bytes; an error saying the region is corrupt otherwise.
+    fn room(&self, path: &str, bytes: u64) -> Result<usize> {
+        match usize::try_from(bytes) {
+            Ok(room) if bytes <= self.size => Ok(room),
+            _ => Err(invalid(
+                self.name,
+                path,
+                format!(
+                    "its stored layout gives it {bytes} bytes, more than the whole {}-byte \
+                     value: the region's descriptor is corrupt; recreate the region",
+                    self.size
+                ),
+            )),
+        }
+    }
+
     fn kind_at(&self, path: &str) -> Option<&StoredKind> {
         self.kinds.iter().find(|k| k.path == path).map(|k| &k.kind)
     }
@@ -377,6 +397,11 @@ impl Schema<'_> {
                         capacity: *capacity as usize,
                     }));
                 }
+                // Within a capacity that a forged descriptor made larger than the value: the
+                // elements are not all there, and each would be one more `Value` to allocate.
+                if len.saturating_mul(width) > bytes.len() as u64 {
+                    return Value::Unreadable;
+                }
                 let items = join_path(q, "items");
                 let element_at = |i: u64| len_at.saturating_add(width.saturating_mul(i + 1));
                 let values = (0..len).map(|i| {
@@ -457,7 +482,7 @@ impl Schema<'_> {
                     bytes: (text.len() as u32).to_ne_bytes().to_vec(),
                 });
                 let mut bytes = text.as_bytes().to_vec();
-                bytes.resize(*capacity as usize, 0);
+                bytes.resize(self.room(path, *capacity)?, 0);
                 out.push(ByteWrite {
                     offset: at("bytes")?,
                     bytes,
@@ -517,11 +542,11 @@ impl Schema<'_> {
                 let (present_at, width) = self
                     .list_header(q, shift)
                     .ok_or_else(|| invalid(self.name, path, "its stored layout is incomplete"))?;
-                let mut header = vec![0u8; width as usize];
+                let mut header = vec![0u8; self.room(path, width)?];
                 // `none` clears the value too, as `Opt::set(None)` does: no stale bytes stay.
                 out.push(ByteWrite {
                     offset: present_at.saturating_add(width),
-                    bytes: vec![0; width as usize],
+                    bytes: header.clone(),
                 });
                 if text != "none" {
                     header[0] = 1;
@@ -543,7 +568,8 @@ impl Schema<'_> {
                 let (len_at, width) = self
                     .list_header(q, shift)
                     .ok_or_else(|| invalid(self.name, path, "its stored layout is incomplete"))?;
-                let mut header = vec![0u8; width as usize];
+                let mut header = vec![0u8; self.room(path, width)?];
+                let items_room = self.room(path, width.saturating_mul(*capacity))?;
                 let len = items.len() as u32;
                 let len_bytes = len.to_ne_bytes();
                 let used = match width {
@@ -566,7 +592,7 @@ impl Schema<'_> {
                 // keeps it), then each given element written.
                 out.push(ByteWrite {
                     offset: len_at.saturating_add(width),
-                    bytes: vec![0; (width.saturating_mul(*capacity)) as usize],
+                    bytes: vec![0; items_room],
                 });
                 let items_path = join_path(q, "items");
                 for (i, item) in items.iter().enumerate() {
@@ -1343,5 +1369,89 @@ mod tests {
             .create(&queue)
             .unwrap();
         assert!(matches!(Editor::open(&queue), Err(Error::WrongKind { .. })));
+    }
+
+    /// Attacks by a peer that forged the region's descriptor, and by hostile text.
+    mod hostile {
+        use super::*;
+        use crate::format::DescriptorField;
+
+        fn leaf(path: &str, p: Primitive, offset: u64, dims: &[(u64, u64)]) -> FieldInfo {
+            FieldInfo::from_descriptor(&DescriptorField {
+                path: path.into(),
+                offset,
+                primitive: u32::from(p.code()),
+                dims: dims.to_vec(),
+            })
+        }
+
+        fn kind(path: &str, kind: StoredKind) -> KindEntry {
+            KindEntry {
+                path: path.into(),
+                kind,
+            }
+        }
+
+        fn schema<'a>(fields: &'a [FieldInfo], kinds: &'a [KindEntry], size: u64) -> Schema<'a> {
+            Schema {
+                name: "forged",
+                fields,
+                kinds,
+                size,
+            }
+        }
+
+        #[test]
+        fn a_forged_text_capacity_is_refused_not_allocated() {
+            // A terabyte of text in a 16-byte value: the descriptor decoder cannot know the
+            // value's size, so the encoder must not trust the capacity with an allocation.
+            let capacity = 1u64 << 40;
+            let fields = [
+                leaf("s.len", Primitive::U8, 0, &[(4, 1)]),
+                leaf("s.bytes", Primitive::U8, 4, &[(capacity, 1)]),
+            ];
+            let kinds = [kind("s", StoredKind::Text { capacity })];
+            let error = schema(&fields, &kinds, 16)
+                .parse_assignment("s", "x")
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains("corrupt"), "{error}");
+        }
+
+        #[test]
+        fn a_forged_list_capacity_is_refused_not_allocated() {
+            let capacity = 1u64 << 40;
+            let fields = [
+                leaf("l.len", Primitive::U8, 0, &[(4, 1)]),
+                leaf("l.items", Primitive::U32, 4, &[(capacity, 4)]),
+            ];
+            let kinds = [kind("l", StoredKind::List { capacity })];
+            let forged = schema(&fields, &kinds, 16);
+            let error = forged.parse_assignment("l", "[1]").unwrap_err().to_string();
+            assert!(error.contains("corrupt"), "{error}");
+            // A stored length of u32::MAX, within the forged capacity: not 4 billion values.
+            let bytes = [0xffu8; 16];
+            let values = forged.values(&bytes);
+            assert_eq!(values.len(), 1);
+            assert!(
+                matches!(values[0].1, Value::Unreadable | Value::List(Err(_))),
+                "{}",
+                values[0].1
+            );
+        }
+
+        #[test]
+        fn a_forged_header_width_is_refused_not_allocated() {
+            let fields = [
+                leaf("o.present", Primitive::U8, 0, &[(1 << 40, 1)]),
+                leaf("o.value", Primitive::U8, 1, &[]),
+            ];
+            let kinds = [kind("o", StoredKind::Optional)];
+            let error = schema(&fields, &kinds, 2)
+                .parse_assignment("o", "1")
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains("corrupt"), "{error}");
+        }
     }
 }
