@@ -746,22 +746,45 @@ fn integer_bytes(value: i128, size: usize) -> Vec<u8> {
 fn parse_number(p: Primitive, text: &str) -> std::result::Result<Vec<u8>, String> {
     let text = text.trim();
     match p {
-        Primitive::F32 => {
-            let v: f64 = text
-                .parse()
-                .map_err(|_| format!("it is an f32: write a number such as 1.5, not `{text}`"))?;
-            let narrow = v as f32;
-            if narrow.is_infinite() && v.is_finite() {
-                return Err(format!("{text} is outside what an f32 holds"));
+        Primitive::F32 | Primitive::F64 => {
+            let v: f64 = text.parse().map_err(|_| {
+                format!(
+                    "it is an {}: write a number such as 1.5, not `{text}`",
+                    p.name()
+                )
+            })?;
+            let is_f32 = matches!(p, Primitive::F32);
+            // Rust's parser rounds a number too large for the type to infinity; only a user
+            // who writes `inf` asks for it.
+            let rounded = if is_f32 { f64::from(v as f32) } else { v };
+            let asks_infinity = matches!(
+                text.trim_start_matches(['+', '-'])
+                    .to_ascii_lowercase()
+                    .as_str(),
+                "inf" | "infinity"
+            );
+            if rounded.is_infinite() && !asks_infinity {
+                return Err(format!(
+                    "{text} is outside what an {} holds (at most {:e}): write a smaller \
+                     number, or `inf`",
+                    p.name(),
+                    if is_f32 {
+                        f64::from(f32::MAX)
+                    } else {
+                        f64::MAX
+                    }
+                ));
             }
-            Ok(narrow.to_ne_bytes().to_vec())
+            Ok(if is_f32 {
+                (v as f32).to_ne_bytes().to_vec()
+            } else {
+                v.to_ne_bytes().to_vec()
+            })
         }
-        Primitive::F64 => text
-            .parse::<f64>()
-            .map(|v| v.to_ne_bytes().to_vec())
-            .map_err(|_| format!("it is an f64: write a number such as 1.5, not `{text}`")),
         Primitive::U128 => text
             .parse::<u128>()
+            // `-0` is 0, as for every other integer type.
+            .or_else(|e| if text == "-0" { Ok(0) } else { Err(e) })
             .map(|v| v.to_ne_bytes().to_vec())
             .map_err(|_| {
                 format!(
@@ -827,8 +850,31 @@ fn split_list(text: &str) -> std::result::Result<Vec<String>, String> {
                 }
             }
         } else {
-            while let Some(c) = chars.next_if(|c| *c != ',') {
+            // An element may itself be a list (`[[1, 2], [3, 4]]`, as a list of arrays
+            // prints): a comma inside its brackets, or inside quotes, does not end it.
+            let (mut depth, mut quoted, mut escaped) = (0usize, false, false);
+            while let Some(c) = chars.next_if(|c| *c != ',' || depth > 0 || quoted) {
+                match c {
+                    _ if escaped => escaped = false,
+                    '\\' if quoted => escaped = true,
+                    '"' => quoted = !quoted,
+                    '[' if !quoted => depth += 1,
+                    ']' if !quoted => {
+                        depth = depth.checked_sub(1).ok_or_else(|| {
+                            format!(
+                                "in `{text}`, a `]` has no `[`: put an element that holds \
+                                 brackets in double quotes"
+                            )
+                        })?;
+                    }
+                    _ => {}
+                }
                 item.push(c);
+            }
+            if depth > 0 || quoted {
+                return Err(format!(
+                    "in `{text}`, an element's `[` has no `]` or a quote is not closed"
+                ));
             }
             item = item.trim_end().to_string();
         }
@@ -1452,6 +1498,85 @@ mod tests {
                 .unwrap_err()
                 .to_string();
             assert!(error.contains("corrupt"), "{error}");
+        }
+    }
+
+    /// Hostile or unusual text given to the parsers.
+    mod text {
+        use super::*;
+
+        #[test]
+        fn a_float_too_large_for_its_type_is_refused_not_stored_as_infinity() {
+            for (p, text) in [
+                (Primitive::F64, "1e400"),
+                (Primitive::F64, "-1e309"),
+                (Primitive::F32, "1e39"),
+            ] {
+                let error = parse_number(p, text).unwrap_err();
+                assert!(error.contains("outside what an"), "{text}: {error}");
+            }
+            // Infinity and NaN written as such are what the user asked for.
+            for text in ["inf", "-inf", "Infinity", "NaN"] {
+                assert!(parse_number(Primitive::F64, text).is_ok(), "{text}");
+                assert!(parse_number(Primitive::F32, text).is_ok(), "{text}");
+            }
+            assert_eq!(
+                parse_number(Primitive::F64, "-0").unwrap(),
+                (-0.0f64).to_ne_bytes()
+            );
+            assert_eq!(parse_number(Primitive::U8, "-0").unwrap(), [0]);
+            assert_eq!(
+                parse_number(Primitive::U128, "-0").unwrap(),
+                0u128.to_ne_bytes()
+            );
+            assert!(parse_number(Primitive::U64, &"9".repeat(100)).is_err());
+            assert!(parse_number(Primitive::I8, "٣").is_err());
+        }
+
+        #[test]
+        fn a_list_of_arrays_parses_as_it_prints() {
+            assert_eq!(
+                split_list("[[1, 2], [3, 4]]").unwrap(),
+                ["[1, 2]", "[3, 4]"]
+            );
+            assert_eq!(split_list("[\"a]\", [b]]").unwrap(), ["a]", "[b]"]);
+            for unbalanced in ["[[1, 2], [3, 4]", "[1, 2]]", "[[1, 2], 3]]"] {
+                assert!(split_list(unbalanced).is_err(), "{unbalanced}");
+            }
+        }
+
+        #[derive(crate::ShmType, Clone, Copy)]
+        #[repr(C)]
+        struct Routes {
+            pairs: FixedVec<[u16; 2], 3>,
+            limit: f64,
+        }
+
+        #[test]
+        fn what_get_prints_set_accepts() {
+            let name = unique("list-of-arrays");
+            let _shm = Shm::<Routes>::options()
+                .unlink_on_drop(true)
+                .create(&name, crate::zeroed())
+                .unwrap();
+            let editor = Editor::open(&name).unwrap();
+            let mut writes = editor
+                .parse_assignment("pairs", "[[1, 2], [3, 4]]")
+                .unwrap();
+            writes.extend(editor.parse_assignment("limit", "1e300").unwrap());
+            editor.commit(&writes).unwrap();
+            for (path, printed) in [("pairs", "[[1, 2], [3, 4]]"), ("limit", "1e300")] {
+                let shown = editor.value(path).unwrap().to_string();
+                assert_eq!(shown, printed);
+                let again = editor.parse_assignment(path, &shown).unwrap();
+                editor.commit(&again).unwrap();
+                assert_eq!(editor.value(path).unwrap().to_string(), printed);
+            }
+            let error = editor
+                .parse_assignment("limit", "1e400")
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains("write a smaller number"), "{error}");
         }
     }
 }
