@@ -184,12 +184,12 @@ impl Editor {
     }
 
     fn schema(&self) -> Schema<'_> {
-        Schema {
-            name: self.region.name(),
-            fields: &self.fields,
-            kinds: &self.kinds,
-            size: self.region.info().layout.payload_size as u64,
-        }
+        Schema::new(
+            self.region.name(),
+            &self.fields,
+            &self.kinds,
+            self.region.info().layout.payload_size as u64,
+        )
     }
 
     /// As [`Inspector::parse_assignment`](crate::inspect::Inspector::parse_assignment), by this

@@ -410,16 +410,14 @@ impl Inspector {
     /// The field and kinds tables together, to decode and encode values (values.rs).
     pub(crate) fn schema(&self) -> crate::values::Schema<'_> {
         let info = self.header_info();
-        crate::values::Schema {
-            name: self.name(),
-            fields: &self.fields,
-            kinds: &self.kinds,
+        crate::values::Schema::new(
+            self.name(),
+            &self.fields,
+            &self.kinds,
             // The bytes one value takes: a queue's element, or the single value.
-            size: info
-                .queue
-                .map_or(info.layout.payload_size, |shape| shape.element_size)
-                as u64,
-        }
+            info.queue
+                .map_or(info.layout.payload_size, |shape| shape.element_size) as u64,
+        )
     }
 
     /// Whether the region is a queue ([`ShmQueue`](crate::ShmQueue)).

@@ -329,7 +329,7 @@ impl Descriptor {
             }
             kinds.reserve(count);
             // Indexed, so that a hostile table of 16 MiB is checked in `n log n`, not `n²`.
-            let index = FieldIndex::new(&fields);
+            let index = FieldIndex::new(&fields, |f| f.path.as_str());
             let mut paths = HashSet::with_capacity(count);
             for entry_index in 0..count {
                 let entry = r
@@ -541,7 +541,9 @@ pub(crate) fn join_path(prefix: &str, name: &str) -> String {
     }
 }
 
-/// Whether `path` is `prefix` itself or lies under it (`prefix.x`, `prefix[]…`).
+/// Whether `path` is `prefix` itself or lies under it (`prefix.x`, `prefix[]…`): what
+/// [`PathIndex::at_or_under`] finds, which its tests check against this definition.
+#[cfg(test)]
 pub(crate) fn is_under(path: &str, prefix: &str) -> bool {
     prefix.is_empty()
         || path
@@ -563,7 +565,7 @@ fn check_kind(entry: &KindEntry, fields: &FieldIndex<'_>) -> std::result::Result
     let leaf = |name: &str| {
         let path = join_path(&entry.path, name);
         fields
-            .leaf(&path)
+            .get(&path)
             .ok_or_else(|| format!("has no leaf `{path}` in the field table"))
     };
     // A leaf's own dimensions, after those of the arrays of structs around the kind.
@@ -689,33 +691,40 @@ fn check_kind(entry: &KindEntry, fields: &FieldIndex<'_>) -> std::result::Result
     Ok(())
 }
 
-/// A field table by path, to find a leaf and the leaves under a path in `log n` (a hostile
-/// descriptor may hold hundreds of thousands of fields and kinds). Where a path repeats, the
-/// first field counts, as a linear search would find it.
-struct FieldIndex<'a> {
-    /// Each path's first field, with its position in the table.
-    by_path: BTreeMap<&'a str, (usize, &'a DescriptorField)>,
+/// A table (of fields, or of kinds) by path, to find an entry and the entries under a path in
+/// `log n`: a hostile descriptor may hold hundreds of thousands of fields and kinds, and a
+/// scan of the table per lookup would take minutes. Where a path repeats, the first entry
+/// counts, as a scan would find it.
+pub(crate) struct PathIndex<'a, T> {
+    /// Each path's first entry, with its position in the table.
+    by_path: BTreeMap<&'a str, (usize, &'a T)>,
+    all: &'a [T],
 }
 
-impl<'a> FieldIndex<'a> {
-    fn new(fields: &'a [DescriptorField]) -> Self {
+impl<'a, T> PathIndex<'a, T> {
+    pub(crate) fn new(table: &'a [T], path: impl Fn(&'a T) -> &'a str) -> Self {
         let mut by_path = BTreeMap::new();
-        for (position, field) in fields.iter().enumerate() {
-            by_path
-                .entry(field.path.as_str())
-                .or_insert((position, field));
+        for (position, entry) in table.iter().enumerate() {
+            by_path.entry(path(entry)).or_insert((position, entry));
         }
-        FieldIndex { by_path }
+        PathIndex {
+            by_path,
+            all: table,
+        }
     }
 
-    fn leaf(&self, path: &str) -> Option<&'a DescriptorField> {
-        self.by_path.get(path).map(|(_, field)| *field)
+    /// The entry at `path`.
+    pub(crate) fn get(&self, path: &str) -> Option<&'a T> {
+        self.by_path.get(path).map(|(_, entry)| *entry)
     }
 
-    /// The field at `path` and every field under it ([`is_under`]), in table order: those
+    /// The entry at `path` and every entry under it (`path.x`, `path[]…`), in table order: those
     /// whose paths start with `path.` or `path[` are each a contiguous range of the sorted
-    /// paths.
-    fn at_or_under(&self, path: &str) -> Vec<&'a DescriptorField> {
+    /// paths. Under the empty path is the whole table.
+    pub(crate) fn at_or_under(&self, path: &str) -> Vec<&'a T> {
+        if path.is_empty() {
+            return self.all.iter().collect();
+        }
         let mut found: Vec<_> = self.by_path.get(path).copied().into_iter().collect();
         for separator in ['.', '['] {
             let prefix = format!("{path}{separator}");
@@ -723,15 +732,18 @@ impl<'a> FieldIndex<'a> {
             found.extend(
                 self.by_path
                     .range::<str, _>(from)
-                    .map(|(_, entry)| *entry)
-                    .take_while(|(_, field)| field.path.starts_with(&prefix)),
+                    .take_while(|(entry_path, _)| entry_path.starts_with(&prefix))
+                    .map(|(_, entry)| *entry),
             );
         }
         // In table order, so that the first bad leaf reported is the one a scan finds first.
         found.sort_unstable_by_key(|(position, _)| *position);
-        found.into_iter().map(|(_, field)| field).collect()
+        found.into_iter().map(|(_, entry)| entry).collect()
     }
 }
+
+/// The field table by path.
+type FieldIndex<'a> = PathIndex<'a, DescriptorField>;
 
 /// The values an integer primitive holds; `None` for a float.
 pub(crate) fn integer_range(primitive: Primitive) -> Option<(i128, i128)> {
@@ -1441,6 +1453,30 @@ mod hostile {
             &descriptor,
             std::time::Duration::from_secs(60)
         ));
+    }
+
+    #[test]
+    fn the_path_index_finds_what_a_scan_finds() {
+        let paths = [
+            "a", "a.b", "a[].c", "ab", "a0", "a.b", "b", "a[][]", "", "a.b.c", "a-", "a/",
+            "a\u{7f}",
+        ];
+        let index = PathIndex::new(&paths, |p| p);
+        for prefix in ["", "a", "a.b", "a[]", "ab", "b", "c", "a.", "a["] {
+            let scanned: Vec<_> = paths.iter().filter(|p| is_under(p, prefix)).collect();
+            let deduped: Vec<_> = scanned
+                .iter()
+                .enumerate()
+                .filter(|(i, p)| prefix.is_empty() || !scanned[..*i].contains(p))
+                .map(|(_, p)| **p)
+                .collect();
+            let found: Vec<_> = index.at_or_under(prefix).into_iter().copied().collect();
+            assert_eq!(found, deduped, "under `{prefix}`");
+        }
+        assert_eq!(
+            index.get("a.b").map(|p| p as *const _),
+            Some(&paths[1] as *const _)
+        );
     }
 
     #[test]
