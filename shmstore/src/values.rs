@@ -465,6 +465,34 @@ impl<'a> Schema<'a> {
     /// kind and primitive, checked (range, capacity, UTF-8, known variant name).
     pub(crate) fn parse_assignment(&self, path: &str, text: &str) -> Result<Vec<ByteWrite>> {
         let (table, shift) = self.resolve(path)?;
+        // The parts of a value type (a text's `len`, a list's `items`, an optional value's
+        // `value`…) are written only through it: on their own they could store a length above
+        // the capacity, bytes that are not UTF-8 or elements past the length.
+        // A value type at the top level has the empty path: every other path is inside it.
+        let top = (!path.is_empty()).then_some(0);
+        let boundaries = path.match_indices(['.', '[']).map(|(at, _)| at);
+        for at in top.into_iter().chain(boundaries) {
+            let whole = &path[..at];
+            if let Some(kind) = self.kind_at(&table_form(whole)) {
+                return Err(invalid(
+                    self.name,
+                    path,
+                    if whole.is_empty() {
+                        format!(
+                            "it is part of the value, of kind {}: set the value as a whole, \
+                             with no field name",
+                            kind.describe()
+                        )
+                    } else {
+                        format!(
+                            "it is part of a value of kind {}: set `{whole}` as a whole, such \
+                             as `{whole}=…`",
+                            kind.describe()
+                        )
+                    },
+                ));
+            }
+        }
         let mut writes = Vec::new();
         self.encode(path, &table, shift, text, &mut writes)?;
         Ok(writes)
@@ -706,6 +734,25 @@ impl<'a> Schema<'a> {
         }
         Ok(())
     }
+}
+
+/// A user's path (`peers[1].name`) as the table spells it (`peers[].name`): every index
+/// dropped from its brackets.
+fn table_form(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    let mut in_index = false;
+    for c in path.chars() {
+        match c {
+            '[' => {
+                in_index = true;
+                out.push_str("[]");
+            }
+            ']' => in_index = false,
+            _ if in_index => {}
+            _ => out.push(c),
+        }
+    }
+    out
 }
 
 /// A plain leaf's value: a number, or the list of its elements.
@@ -1021,7 +1068,9 @@ impl crate::inspect::Inspector {
     /// range, text within its capacity, `true`/`false` for flags, a variant's name for an
     /// enum, RFC 3339 (or `now`) for a timestamp, `none` or the value for an optional value,
     /// `[a, b]` for a list or an array (elements in double quotes may hold commas). Apply them
-    /// in order with [`Editor::commit`](crate::inspect::Editor::commit).
+    /// in order with [`Editor::commit`](crate::inspect::Editor::commit). The parts of a value
+    /// type (a text's `len`, a list's `items`, an optional value's `value`) are refused: set
+    /// the value as a whole, so that its checks hold.
     ///
     /// # Errors
     ///
@@ -1337,6 +1386,11 @@ mod tests {
             .unwrap();
         let view = Inspector::open(&name).unwrap();
         let writes = view.parse_assignment("", "[ab, \"c d\"]").unwrap();
+        let inside = view.parse_assignment("len", "[9, 0, 0, 0]").unwrap_err();
+        assert!(
+            inside.to_string().contains("set the value as a whole"),
+            "{inside}"
+        );
         let mut bytes = view.read();
         assert_eq!(rendered(&view.values(&bytes)), [" = []"]);
         apply(&mut bytes, &writes);
@@ -1542,6 +1596,46 @@ mod tests {
     /// Hostile or unusual text given to the parsers.
     mod text {
         use super::*;
+
+        #[test]
+        fn the_parts_of_a_value_type_are_set_only_through_it() {
+            // `service.len = 255` would store a length above the capacity, `service.bytes`
+            // bytes that are not UTF-8, `ports.items` elements past the length, `limit.value`
+            // a value without its presence flag, `level.raw` an unknown variant: all that
+            // `set` promises to check. Reading them stays possible.
+            let name = unique("inside-kinds");
+            let _shm = Shm::<Config>::options()
+                .unlink_on_drop(true)
+                .create(&name, config())
+                .unwrap();
+            let view = Inspector::open(&name).unwrap();
+            for (path, text, whole) in [
+                ("service.len", "[255, 0, 0, 0]", "service"),
+                (
+                    "service.bytes",
+                    "[255, 0, 0, 0, 0, 0, 0, 0, 0, 0]",
+                    "service",
+                ),
+                ("ports.items", "[1, 2, 3, 4]", "ports"),
+                ("ports.len", "[4, 0]", "ports"),
+                ("limit.value", "5", "limit"),
+                ("limit.present", "[1, 0, 0, 0]", "limit"),
+                ("level.raw", "99", "level"),
+                ("updated_at.unix_nanos", "1", "updated_at"),
+                ("verbose.value", "7", "verbose"),
+                ("tags.items[1]", "x", "tags"),
+                ("peers[1].name.len", "[9, 0, 0, 0]", "peers[1].name"),
+            ] {
+                let error = view.parse_assignment(path, text).unwrap_err().to_string();
+                assert!(
+                    error.contains(&format!("set `{whole}` as a whole")),
+                    "{path}: {error}"
+                );
+                assert!(view.value(&view.read(), path).is_ok(), "{path}");
+            }
+            assert!(view.parse_assignment("peers[1].name", "ok").is_ok());
+            assert!(view.parse_assignment("limit", "5").is_ok());
+        }
 
         #[test]
         fn a_float_too_large_for_its_type_is_refused_not_stored_as_infinity() {
