@@ -121,3 +121,29 @@ fn a_peer_that_inflates_a_text_capacity_in_the_descriptor_gets_an_error_not_an_a
     editor.commit(&writes).unwrap();
     assert_eq!(editor.value("tls").unwrap().to_string(), "false");
 }
+
+#[test]
+fn a_write_killed_midway_does_not_count_until_its_rollback_publishes_once() {
+    use shmstore_tests::Pair;
+    let (name, _cleanup) = region("values-version-killed");
+    let shm = Shm::<Pair>::create(&name, Pair { a: 1, b: 1 }).unwrap();
+    shm.lock().unwrap().a = 2;
+    let committed = shm.version();
+    assert_eq!(committed, 1);
+    let mut holder = helper!("hold-and-die", name, 100);
+    holder.expect("written");
+    // A write under way is not a version: readers still see version 1 and its value.
+    assert_eq!(shm.version(), committed);
+    assert_eq!(shm.read().a, 2);
+    std::thread::scope(|scope| {
+        let waiter = scope.spawn(|| shm.wait_for_change(committed, Some(Duration::from_secs(30))));
+        drop(holder); // SIGKILL mid-write
+                      // The next locker rolls the half-written value back, and that publishes once.
+        let guard = shm.lock().expect("rolled back, not poisoned");
+        assert_eq!((guard.a, guard.b), (2, 1));
+        drop(guard);
+        assert_eq!(waiter.join().unwrap().unwrap(), committed + 1);
+    });
+    assert_eq!(shm.version(), committed + 1);
+    assert_eq!(shm.read().a, 2);
+}
