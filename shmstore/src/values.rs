@@ -9,7 +9,9 @@
 use std::fmt;
 
 use crate::error::{Error, Result};
-use crate::format::{integer_range, join_path, outer_dims, KindEntry, PathIndex, StoredKind};
+use crate::format::{
+    integer_range, join_path, outer_dims, Descriptor, KindEntry, PathIndex, StoredKind,
+};
 use crate::inspect::{FieldInfo, Scalar};
 use crate::layout::Primitive;
 use crate::value::{Timestamp, ValueError};
@@ -100,6 +102,41 @@ pub struct ByteWrite {
     pub offset: u64,
     /// The bytes to store there.
     pub bytes: Vec<u8>,
+}
+
+/// A region's stored type as the untyped tools ([`Inspector`](crate::inspect::Inspector),
+/// [`Editor`](crate::inspect::Editor)) hold it: its name and its field and kinds tables,
+/// decoded from the descriptor.
+pub(crate) struct StoredType {
+    pub(crate) type_name: String,
+    pub(crate) fields: Vec<FieldInfo>,
+    pub(crate) kinds: Vec<KindEntry>,
+}
+
+impl StoredType {
+    /// The type the descriptor bytes of region `name` describe, as of `format_version`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Corrupt`] when the bytes are not a descriptor of that format version.
+    pub(crate) fn decode(name: &str, descriptor: &[u8], format_version: u32) -> Result<Self> {
+        let descriptor = Descriptor::decode(descriptor, format_version)
+            .map_err(|why| Error::corrupt(name, why))?;
+        Ok(StoredType {
+            type_name: descriptor.type_name,
+            fields: descriptor
+                .fields
+                .iter()
+                .map(FieldInfo::from_descriptor)
+                .collect(),
+            kinds: descriptor.kinds,
+        })
+    }
+
+    /// The tables, indexed, for region `name` whose values are `size` bytes.
+    pub(crate) fn schema<'a>(&'a self, name: &'a str, size: u64) -> Schema<'a> {
+        Schema::new(name, &self.fields, &self.kinds, size)
+    }
 }
 
 /// A region's stored field table and kinds table, read together, indexed by path (a forged

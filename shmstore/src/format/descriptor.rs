@@ -276,13 +276,7 @@ impl Descriptor {
     ) -> std::result::Result<Descriptor, String> {
         let mut r = Reader { bytes, at: 0 };
         let type_name = r.str()?;
-        let count = r.u32()? as usize;
-        // Each field takes at least MIN_ROW_BYTES, so a huge count cannot make us allocate.
-        if count > r.remaining() / MIN_ROW_BYTES {
-            return Err(format!(
-                "its descriptor claims {count} fields, more than it holds"
-            ));
-        }
+        let count = r.count("its descriptor", "fields", MIN_ROW_BYTES)?;
         let mut fields = Vec::with_capacity(count);
         for _ in 0..count {
             let path = r.str()?;
@@ -314,18 +308,13 @@ impl Descriptor {
                         .into(),
                 );
             }
-            let count = r.u32()? as usize;
+            let count = r.count("its descriptor", "kinds", MIN_KIND_BYTES)?;
             if count == 0 {
                 return Err(
                     "its format version 2 descriptor has an empty kinds table (a type \
                             without kinds is stored as format version 1)"
                         .into(),
                 );
-            }
-            if count > r.remaining() / MIN_KIND_BYTES {
-                return Err(format!(
-                    "its descriptor claims {count} kinds, more than it holds"
-                ));
             }
             kinds.reserve(count);
             // Indexed, so that a hostile table of 16 MiB is checked in `n log n`, not `n²`.
@@ -807,18 +796,28 @@ impl Reader<'_> {
         Ok(i128::from_le_bytes(a))
     }
 
+    /// A `u32` count of `what`, each at least `min_bytes` long: refused when the bytes left
+    /// cannot hold that many, so that a forged count never sizes an allocation.
+    fn count(
+        &mut self,
+        whose: &str,
+        what: &str,
+        min_bytes: usize,
+    ) -> std::result::Result<usize, String> {
+        let count = self.u32()? as usize;
+        if count > self.remaining() / min_bytes {
+            return Err(format!("{whose} claims {count} {what}, more than it holds"));
+        }
+        Ok(count)
+    }
+
     /// One kinds table entry, its counts bounded by the bytes left.
     fn kind_entry(&mut self) -> std::result::Result<KindEntry, String> {
         let path = self.str()?;
         let code = self.u32()?;
         let capacity = self.u64()?;
         let name = self.str()?;
-        let count = self.u32()? as usize;
-        if count > self.remaining() / MIN_VARIANT_BYTES {
-            return Err(format!(
-                "`{path}` claims {count} variants, more than it holds"
-            ));
-        }
+        let count = self.count(&format!("`{path}`"), "variants", MIN_VARIANT_BYTES)?;
         let mut variants = Vec::with_capacity(count);
         for _ in 0..count {
             variants.push((self.str()?, self.i128()?));
