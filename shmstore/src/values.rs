@@ -267,11 +267,20 @@ impl<'a> Schema<'a> {
                     .any_under(&table)
                     .and_then(|f| f.dims.get(depth).copied());
                 let Some((count, stride)) = dim else {
-                    return Err(invalid(
-                        self.name,
-                        path,
-                        format!("`{}` is not an array of structs", &table[..table.len() - 2]),
-                    ));
+                    let outer = &table[..table.len() - 2];
+                    let what = match self.kind_at(outer) {
+                        Some(StoredKind::List { .. }) => {
+                            "a list: read or set it whole, such as \
+                                                         `name=[1, 2]`"
+                        }
+                        _ => "not an array of structs: leave out the `[…]`",
+                    };
+                    let shown = if outer.is_empty() {
+                        "the value".to_string()
+                    } else {
+                        format!("`{outer}`")
+                    };
+                    return Err(invalid(self.name, path, format!("{shown} is {what}")));
                 };
                 if index >= count {
                     return Err(invalid(
@@ -1633,6 +1642,42 @@ mod tests {
     /// Hostile or unusual text given to the parsers.
     mod text {
         use super::*;
+
+        #[test]
+        fn hostile_paths_are_errors_that_say_why() {
+            let name = unique("hostile-paths");
+            let _shm = Shm::<Config>::options()
+                .unlink_on_drop(true)
+                .create(&name, config())
+                .unwrap();
+            let view = Inspector::open(&name).unwrap();
+            let bytes = view.read();
+            for (path, why) in [
+                ("peers[999999].name", "index 999999 is past the end"),
+                ("peers[18446744073709551616].name", "is not an index"),
+                ("peers[-1].name", "is not an index"),
+                ("peers[].name", "is not an index"),
+                ("peers[0", "has no `]`"),
+                ("peers[0]]", "write `.` between fields"),
+                ("peers[0]x", "write `.` between fields"),
+                ("peers[٣].name", "is not an index"),
+                ("..", "empty field name"),
+                (".", "empty field name"),
+                ("peers.", "empty field name"),
+                ("[0]", "not an array of structs: leave out the `[…]`"),
+                ("ports[0]", "`ports` is a list: read or set it whole"),
+                ("sérvice", "no such field"),
+                ("service.len.x", "no such field"),
+            ] {
+                for error in [
+                    view.value(&bytes, path).unwrap_err(),
+                    view.parse_assignment(path, "1").unwrap_err(),
+                ] {
+                    assert!(matches!(error, Error::InvalidField { .. }), "{error:?}");
+                    assert!(error.to_string().contains(why), "{path}: {error}");
+                }
+            }
+        }
 
         #[test]
         fn the_parts_of_a_value_type_are_set_only_through_it() {

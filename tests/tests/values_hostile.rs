@@ -147,3 +147,51 @@ fn a_write_killed_midway_does_not_count_until_its_rollback_publishes_once() {
     assert_eq!(shm.version(), committed + 1);
     assert_eq!(shm.read().a, 2);
 }
+
+#[test]
+fn a_path_given_as_text_is_refused_with_what_to_write_instead() {
+    // `Shm::create("/path", v)`: text is a region name, and a name cannot hold a `/`. The
+    // message must point at the file form rather than leave the user guessing.
+    let dir = shmstore_tests::TempDir::new("values-path-as-text");
+    let path = dir.join("config");
+    let text = path.to_str().unwrap();
+    let error = Shm::<u64>::create(text, 0).unwrap_err();
+    let message = error.to_string();
+    assert!(!path.exists());
+    assert!(
+        message.contains("Location::file") || message.contains("Path"),
+        "{message}"
+    );
+    let error = Editor::open(text).unwrap_err().to_string();
+    assert!(
+        error.contains("Location::file") || error.contains("Path"),
+        "{error}"
+    );
+}
+
+#[test]
+fn an_editor_refuses_a_region_another_user_owns_unless_allowed() {
+    use shmstore_tests::is_root;
+    if !is_root() {
+        eprintln!("skipped: needs root to give the region to uid 65534");
+        return;
+    }
+    let (name, place) = region("values-edit-other-owner");
+    let _shm = Shm::<ServiceConfig>::options()
+        .mode(0o666)
+        .create(&name, ServiceConfig::example())
+        .unwrap();
+    // Another user's region (which that user can rewrite at will, descriptor included).
+    std::os::unix::fs::chown(place.path().unwrap(), Some(65534), Some(65534)).unwrap();
+    let error = Editor::open(&name).unwrap_err();
+    assert!(matches!(error, Error::PermissionDenied { .. }), "{error:?}");
+    assert!(error.to_string().contains("allow_other_owner"), "{error}");
+    let editor = Editor::options()
+        .allow_other_owner(true)
+        .open(&name)
+        .unwrap();
+    editor
+        .commit(&editor.parse_assignment("maintenance", "true").unwrap())
+        .unwrap();
+    assert_eq!(editor.value("maintenance").unwrap().to_string(), "true");
+}
