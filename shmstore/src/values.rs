@@ -939,11 +939,12 @@ fn split_list(text: &str) -> std::result::Result<Vec<String>, String> {
             loop {
                 match chars.next() {
                     Some('"') => break,
-                    Some('\\') => match chars.next() {
-                        Some(c @ ('"' | '\\')) => item.push(c),
-                        _ => {
+                    Some('\\') => match unescape(&mut chars) {
+                        Some(c) => item.push(c),
+                        None => {
                             return Err(format!(
-                                "in `{text}`, write `\\\"` or `\\\\` after a backslash"
+                                "in `{text}`, write `\\\"`, `\\\\`, `\\n`, `\\t`, `\\r`, `\\0`, \
+                                 `\\'` or `\\u{{…}}` (a character's hex code) after a backslash"
                             ))
                         }
                     },
@@ -992,6 +993,33 @@ fn split_list(text: &str) -> std::result::Result<Vec<String>, String> {
             return Ok(items);
         }
     }
+}
+
+/// The character an escape in a quoted list element stands for, the backslash already read:
+/// the escapes Rust's `{:?}` writes (what `get` prints), so that what it printed sets back.
+fn unescape(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) -> Option<char> {
+    Some(match chars.next()? {
+        c @ ('"' | '\\' | '\'') => c,
+        'n' => '\n',
+        't' => '\t',
+        'r' => '\r',
+        '0' => '\0',
+        'u' => {
+            if chars.next()? != '{' {
+                return None;
+            }
+            let mut code = String::new();
+            loop {
+                match chars.next()? {
+                    '}' => break,
+                    digit if digit.is_ascii_hexdigit() && code.len() < 6 => code.push(digit),
+                    _ => return None,
+                }
+            }
+            char::from_u32(u32::from_str_radix(&code, 16).ok()?)?
+        }
+        _ => return None,
+    })
 }
 
 /// An RFC 3339 time (`2026-12-06T16:05:00Z`, `…T17:05:00.5+01:00`; `t` or a space between the
@@ -1113,8 +1141,9 @@ impl crate::inspect::Inspector {
     /// parsed by the field's kind and primitive and checked: numbers within their primitive's
     /// range, text within its capacity, `true`/`false` for flags, a variant's name for an
     /// enum, RFC 3339 (or `now`) for a timestamp, `none` or the value for an optional value,
-    /// `[a, b]` for a list or an array (elements in double quotes may hold commas). Apply them
-    /// in order with [`Editor::commit`](crate::inspect::Editor::commit). The parts of a value
+    /// `[a, b]` for a list or an array (elements in double quotes may hold commas, brackets and
+    /// the escapes `get` prints: `\"`, `\\`, `\n`, `\t`, `\r`, `\0`, `\u{1b}`; a list of arrays
+    /// is `[[1, 2], [3, 4]]`). Apply them in order with [`Editor::commit`](crate::inspect::Editor::commit). The parts of a value
     /// type (a text's `len`, a list's `items`, an optional value's `value`) are refused: set
     /// the value as a whole, so that its checks hold.
     ///
@@ -1642,6 +1671,38 @@ mod tests {
     /// Hostile or unusual text given to the parsers.
     mod text {
         use super::*;
+
+        #[test]
+        fn text_in_a_list_with_escapes_sets_back_as_get_prints_it() {
+            // `get` prints text with Rust's escapes (`\n`, `\t`, `\u{1b}`, `\"`): `set` of
+            // what it printed must store the same text.
+            let name = unique("escapes");
+            let _shm = Shm::<Config>::options()
+                .unlink_on_drop(true)
+                .create(&name, config())
+                .unwrap();
+            let editor = Editor::open(&name).unwrap();
+            let writes = editor
+                .parse_assignment("tags", "[\"\t\\\"\", \"\u{1b}\0\"]")
+                .unwrap();
+            editor.commit(&writes).unwrap();
+            let shown = editor.value("tags").unwrap().to_string();
+            assert_eq!(shown, r#"["\t\"", "\u{1b}\0"]"#);
+            let again = editor.parse_assignment("tags", &shown).unwrap();
+            assert_eq!(again, writes);
+            for bad in [
+                r#"["\x41"]"#,
+                r#"["\u{110000}"]"#,
+                r#"["\u{41"]"#,
+                r#"["\q"]"#,
+            ] {
+                let error = editor
+                    .parse_assignment("tags", bad)
+                    .unwrap_err()
+                    .to_string();
+                assert!(error.contains("after a backslash"), "{bad}: {error}");
+            }
+        }
 
         #[test]
         fn hostile_paths_are_errors_that_say_why() {
