@@ -229,6 +229,13 @@ impl<'a> Schema<'a> {
             // The whole value.
             return Ok((String::new(), 0));
         }
+        if too_deep(path) {
+            return Err(invalid(
+                self.name,
+                path,
+                format!("the path nests more than {MAX_NESTING} levels deep, as no field does"),
+            ));
+        }
         let mut table = String::new();
         let mut shift = 0u64;
         let mut depth = 0usize;
@@ -321,6 +328,9 @@ impl<'a> Schema<'a> {
     /// The value at table path `q`, its bytes shifted by `shift` (the indices of the arrays of
     /// structs around it).
     fn node(&self, q: &str, shift: u64, bytes: &[u8]) -> Value {
+        if too_deep(q) {
+            return Value::Unreadable;
+        }
         if let Some(kind) = self.kind_at(q) {
             return self.kind(q, kind, shift, bytes);
         }
@@ -558,6 +568,12 @@ impl<'a> Schema<'a> {
                 .ok_or_else(|| invalid(self.name, path, "its stored layout is incomplete"))
         };
         let fail = |reason: String| Err(invalid(self.name, path, reason));
+        if too_deep(q) {
+            return fail(format!(
+                "its stored layout nests more than {MAX_NESTING} levels deep: the region's \
+                 descriptor is corrupt; recreate the region"
+            ));
+        }
         match self.kind_at(q) {
             Some(StoredKind::Text { capacity }) => {
                 if text.len() as u64 > *capacity {
@@ -780,6 +796,17 @@ impl<'a> Schema<'a> {
         }
         Ok(())
     }
+}
+
+/// The most levels of structs, arrays and value types a value is decoded or encoded through:
+/// each level is one recursion, and a forged path (`a.a.a…`, 100 000 deep in 200 KB) must not
+/// overflow the stack (a level takes a few KiB of it in a debug build, and a thread has 2 MiB
+/// by default). Real types nest far less deep.
+const MAX_NESTING: usize = 64;
+
+/// Whether table path `q` lies more than [`MAX_NESTING`] levels deep.
+fn too_deep(q: &str) -> bool {
+    q.matches(['.', '[']).nth(MAX_NESTING).is_some()
 }
 
 /// A user's path (`peers[1].name`) as the table spells it (`peers[].name`): every index
@@ -1651,6 +1678,37 @@ mod tests {
                 .expect("decoding took more than a minute");
             assert_eq!(len, count as usize);
             assert_eq!(last.unwrap(), "true");
+        }
+
+        #[test]
+        fn a_forged_path_nested_a_hundred_thousand_deep_is_unreadable_not_a_stack_overflow() {
+            // 200 KB of `a.a.a…`: a struct in a struct 100 000 deep, and optional values in
+            // optional values 2 000 deep; decoding and encoding recursed once per level and
+            // overflowed the stack.
+            let deep = vec!["a"; 100_000].join(".");
+            let fields = [leaf(&deep, Primitive::U8, 0, &[])];
+            let forged = schema(&fields, &[], 1);
+            let shown = forged.values(&[7]).remove(0).1.to_string();
+            assert!(shown.contains("{ a: ? }"), "{}", &shown[shown.len() / 2..]);
+            assert!(forged.parse_assignment(&deep, "1").is_err());
+            let mut kinds = Vec::new();
+            let mut fields = Vec::new();
+            let mut path = "o".to_string();
+            for _ in 0..2_000 {
+                fields.push(leaf(
+                    &format!("{path}.present"),
+                    Primitive::U8,
+                    0,
+                    &[(1, 1)],
+                ));
+                kinds.push(kind(&path, StoredKind::Optional));
+                path.push_str(".value");
+            }
+            fields.push(leaf(&path, Primitive::U8, 1, &[]));
+            let forged = schema(&fields, &kinds, 2);
+            let shown = forged.values(&[1, 1]).remove(0).1.to_string();
+            assert!(shown.ends_with('?'), "{}", &shown[shown.len() - 10..]);
+            assert!(forged.parse_assignment("o", "1").is_err());
         }
 
         #[test]
