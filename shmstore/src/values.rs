@@ -149,6 +149,10 @@ pub(crate) struct Schema<'a> {
     /// The value's size in bytes: no field of a sound layout is larger, so a capacity or
     /// width above it comes from a forged descriptor and must not size an allocation.
     size: u64,
+    /// The bytes the field table's leaves take together (saturated). The leaves of a sound
+    /// layout tile the value (a `ShmType` has no padding), so more than `size` means a forged
+    /// table, whose arrays could make a 100-byte value decode as millions of values.
+    leaf_bytes: u128,
 }
 
 /// Why text cannot be set into a field: [`Error::InvalidField`].
@@ -167,12 +171,38 @@ impl<'a> Schema<'a> {
         kinds: &'a [KindEntry],
         size: u64,
     ) -> Self {
+        let leaf_bytes = fields
+            .iter()
+            .map(|field| {
+                let width = field.primitive.map_or(1, |p| p.size() as u128);
+                field
+                    .dims
+                    .iter()
+                    .fold(width, |n, (count, _)| n.saturating_mul(u128::from(*count)))
+            })
+            .fold(0u128, u128::saturating_add);
         Schema {
             name,
             fields: PathIndex::new(fields, |f| f.path.as_str()),
             kinds: PathIndex::new(kinds, |k| k.path.as_str()),
             size,
+            leaf_bytes,
         }
+    }
+
+    /// [`Error::Corrupt`] when the field table claims more bytes than the value has.
+    fn check_tiles(&self) -> Result<()> {
+        if self.leaf_bytes > u128::from(self.size) {
+            return Err(Error::corrupt(
+                self.name,
+                format!(
+                    "its descriptor's fields take {} bytes, more than the {}-byte value: the \
+                     descriptor is corrupt; recreate the region",
+                    self.leaf_bytes, self.size
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// `bytes`, the size a field's stored layout gives one of its parts, if the value holds
@@ -208,6 +238,9 @@ impl<'a> Schema<'a> {
     /// The top-level values: each field of a struct, or the one value of another type (with
     /// an empty path).
     pub(crate) fn values(&self, bytes: &[u8]) -> Vec<(String, Value)> {
+        if self.check_tiles().is_err() {
+            return vec![(String::new(), Value::Unreadable)];
+        }
         if self.kind_at("").is_none() && self.leaf("").is_none() && self.any_under("[]").is_none() {
             if let Value::Struct(fields) = self.node("", 0, bytes) {
                 return fields;
@@ -218,6 +251,7 @@ impl<'a> Schema<'a> {
 
     /// The value at a user's path (`limits.rate`, `peers[1].name`; see [`resolve`]).
     pub(crate) fn value(&self, bytes: &[u8], path: &str) -> Result<Value> {
+        self.check_tiles()?;
         let (table_path, shift) = self.resolve(path)?;
         Ok(self.node(&table_path, shift, bytes))
     }
@@ -520,6 +554,7 @@ impl<'a> Schema<'a> {
     /// The writes that store `text` in the field at the user's `path`: parsed by the field's
     /// kind and primitive, checked (range, capacity, UTF-8, known variant name).
     pub(crate) fn parse_assignment(&self, path: &str, text: &str) -> Result<Vec<ByteWrite>> {
+        self.check_tiles()?;
         let (table, shift) = self.resolve(path)?;
         // The parts of a value type (a text's `len`, a list's `items`, an optional value's
         // `value`…) are written only through it: on their own they could store a length above
@@ -1705,10 +1740,43 @@ mod tests {
                 path.push_str(".value");
             }
             fields.push(leaf(&path, Primitive::U8, 1, &[]));
-            let forged = schema(&fields, &kinds, 2);
-            let shown = forged.values(&[1, 1]).remove(0).1.to_string();
+            let forged = schema(&fields, &kinds, 2_001);
+            let shown = forged.values(&[1; 2_001]).remove(0).1.to_string();
             assert!(shown.ends_with('?'), "{}", &shown[shown.len() - 10..]);
             assert!(forged.parse_assignment("o", "1").is_err());
+        }
+
+        #[test]
+        fn a_forged_table_that_claims_more_bytes_than_the_value_is_corrupt() {
+            // Arrays of structs 100 × 100 × 100 with stride 0, in a 100-byte value: a million
+            // values decoded from 100 bytes (32 dimensions of them would never end). The leaves
+            // of a sound layout tile the value (a ShmType has no padding), so they can never
+            // take more bytes than it has.
+            let fields = [leaf(
+                "a[][][].x",
+                Primitive::U8,
+                0,
+                &[(100, 0), (100, 0), (100, 0)],
+            )];
+            let forged = schema(&fields, &[], 100);
+            let bytes = [0u8; 100];
+            let values = forged.values(&bytes);
+            assert!(
+                matches!(values.as_slice(), [(_, Value::Unreadable)]),
+                "{}",
+                values.len()
+            );
+            for error in [
+                forged.value(&bytes, "a").unwrap_err(),
+                forged.parse_assignment("a[0][0][0].x", "1").unwrap_err(),
+            ] {
+                assert!(matches!(error, Error::Corrupt { .. }), "{error:?}");
+                let message = error.to_string();
+                assert!(
+                    message.contains("1000000 bytes, more than the 100-byte value"),
+                    "{message}"
+                );
+            }
         }
 
         #[test]
