@@ -27,7 +27,8 @@ use crate::values::{ByteWrite, Schema, StoredType, Value};
 ///
 /// ```
 /// use shmstore::value::{FixedStr, Flag};
-/// use shmstore::{Editor, Shm, ShmType};
+/// use shmstore::inspect::Editor;
+/// use shmstore::{Shm, ShmType};
 ///
 /// #[derive(ShmType, Clone, Copy)]
 /// #[repr(C)]
