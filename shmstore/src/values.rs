@@ -1830,6 +1830,58 @@ mod tests {
             }
         }
 
+        #[derive(crate::ShmType, Clone, Copy)]
+        #[repr(C)]
+        struct Nested {
+            twice: Opt<Opt<u8>>,
+            maybe: FixedVec<Opt<u16>, 3>,
+            names: [FixedStr<8>; 4],
+            levels: FixedVec<EnumField<Level>, 3>,
+        }
+
+        #[test]
+        fn nested_value_types_round_trip_and_match_the_typed_view() {
+            let name = unique("nested");
+            let shm = Shm::<Nested>::options()
+                .unlink_on_drop(true)
+                .create(&name, crate::zeroed())
+                .unwrap();
+            let editor = Editor::open(&name).unwrap();
+            for (path, text, shown) in [
+                ("twice", "7", "7"),
+                ("maybe", "[1, none, 3]", "[1, none, 3]"),
+                ("names[3]", "été", "\"été\""),
+                ("levels", "[Debug, Warn]", "[Debug, Warn]"),
+            ] {
+                editor
+                    .commit(&editor.parse_assignment(path, text).unwrap())
+                    .unwrap();
+                assert_eq!(editor.value(path).unwrap().to_string(), shown, "{path}");
+            }
+            let typed = shm.read();
+            assert_eq!(typed.twice.get().and_then(|inner| inner.get()), Some(7));
+            let maybe: Vec<Option<u16>> = typed.maybe.iter().unwrap().map(|o| o.get()).collect();
+            assert_eq!(maybe, [Some(1), None, Some(3)]);
+            assert_eq!(typed.names[3], "été");
+            assert_eq!(typed.names[0], "");
+            let levels: Vec<_> = typed.levels.iter().unwrap().map(|l| l.get()).collect();
+            assert_eq!(levels, [Ok(Level::Debug), Ok(Level::Warn)]);
+            editor
+                .commit(&editor.parse_assignment("twice", "none").unwrap())
+                .unwrap();
+            assert_eq!(shm.read().twice.get().map(|inner| inner.get()), None);
+            let error = editor
+                .parse_assignment("names[4]", "x")
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains("index 4 is past the end"), "{error}");
+            let error = editor
+                .parse_assignment("names[0]", "123456789")
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains("at most 8 bytes"), "{error}");
+        }
+
         #[test]
         fn hostile_paths_are_errors_that_say_why() {
             let name = unique("hostile-paths");
