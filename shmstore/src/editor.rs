@@ -7,13 +7,13 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
-use crate::format::{Descriptor, KindEntry};
+use crate::format::KindEntry;
 use crate::inspect::FieldInfo;
 use crate::layout::ShmType;
 use crate::location::Location;
 use crate::lock::{NotLocked, Wait};
 use crate::region::{Region, RegionSpec};
-use crate::values::{ByteWrite, Schema, Value};
+use crate::values::{ByteWrite, Schema, StoredType, Value};
 
 /// A read-write, untyped handle on a single-value region: it parses text by the region's
 /// stored field kinds ([`parse_assignment`](Self::parse_assignment)) and commits byte writes
@@ -49,9 +49,7 @@ use crate::values::{ByteWrite, Schema, Value};
 /// ```
 pub struct Editor {
     region: Region,
-    type_name: String,
-    fields: Vec<FieldInfo>,
-    kinds: Vec<KindEntry>,
+    stored: StoredType,
     lock_timeout: Duration,
 }
 
@@ -128,18 +126,14 @@ impl EditorOptions {
                     .into(),
             });
         }
-        let descriptor =
-            Descriptor::decode(&region.descriptor_copy(), region.info().format_version)
-                .map_err(|why| Error::corrupt(&name, why))?;
+        let stored = StoredType::decode(
+            &name,
+            &region.descriptor_copy(),
+            region.info().format_version,
+        )?;
         Ok(Editor {
             region,
-            type_name: descriptor.type_name,
-            fields: descriptor
-                .fields
-                .iter()
-                .map(FieldInfo::from_descriptor)
-                .collect(),
-            kinds: descriptor.kinds,
+            stored,
             lock_timeout: self.timeout,
         })
     }
@@ -171,25 +165,24 @@ impl Editor {
 
     /// The stored type's name.
     pub fn type_name(&self) -> &str {
-        &self.type_name
+        &self.stored.type_name
     }
 
     /// The stored field table.
     pub fn fields(&self) -> &[FieldInfo] {
-        &self.fields
+        &self.stored.fields
     }
 
     /// The stored kinds table.
     pub fn kinds(&self) -> &[KindEntry] {
-        &self.kinds
+        &self.stored.kinds
     }
 
     fn schema(&self) -> Schema<'_> {
-        Schema {
-            name: self.region.name(),
-            fields: &self.fields,
-            kinds: &self.kinds,
-        }
+        self.stored.schema(
+            self.region.name(),
+            self.region.info().layout.payload_size as u64,
+        )
     }
 
     /// As [`Inspector::parse_assignment`](crate::inspect::Inspector::parse_assignment), by this
@@ -300,7 +293,7 @@ impl fmt::Debug for Editor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Editor")
             .field("name", &self.name())
-            .field("type_name", &self.type_name)
+            .field("type_name", &self.stored.type_name)
             .finish()
     }
 }

@@ -13,8 +13,7 @@ pub use crate::values::{ByteWrite, Value};
 
 use crate::error::{Error, Result};
 use crate::format::{
-    self, Descriptor, DescriptorField, Header, HeaderInfo, LoadAcquire, QueueShape,
-    MAX_DESCRIPTOR_LEN,
+    self, DescriptorField, Header, HeaderInfo, LoadAcquire, QueueShape, MAX_DESCRIPTOR_LEN,
 };
 use crate::info::{summarize, RegionInfo};
 use crate::layout::{Primitive, ShmType};
@@ -23,6 +22,7 @@ use crate::look::{self, Looked};
 use crate::region::{Region, RegionSpec};
 use crate::snapshot::read_timed_out;
 use crate::sys::{object, sysv};
+use crate::values::StoredType;
 use crate::wait::{wait_for_change, TimedOut};
 
 /// A read-only, untyped view of a region (a value or a queue) of any type and any owner.
@@ -61,9 +61,7 @@ use crate::wait::{wait_for_change, TimedOut};
 /// ```
 pub struct Inspector {
     source: Source,
-    type_name: String,
-    fields: Vec<FieldInfo>,
-    kinds: Vec<KindEntry>,
+    stored: StoredType,
 }
 
 /// How an inspector reads its region.
@@ -368,16 +366,8 @@ impl Inspector {
             Source::Read { looked, .. } => looked.info.format_version,
             Source::Mapped { region, .. } => region.info().format_version,
         };
-        let descriptor = Descriptor::decode(&descriptor, format_version)
-            .map_err(|why| Error::corrupt(&name, why))?;
         Ok(Inspector {
-            kinds: descriptor.kinds,
-            fields: descriptor
-                .fields
-                .iter()
-                .map(FieldInfo::from_descriptor)
-                .collect(),
-            type_name: descriptor.type_name,
+            stored: StoredType::decode(&name, &descriptor, format_version)?,
             source,
         })
     }
@@ -392,28 +382,30 @@ impl Inspector {
 
     /// The stored type's name (of the value, or of one queue element).
     pub fn type_name(&self) -> &str {
-        &self.type_name
+        &self.stored.type_name
     }
 
     /// The stored field table.
     pub fn fields(&self) -> &[FieldInfo] {
-        &self.fields
+        &self.stored.fields
     }
 
     /// The stored kinds table: which values are text, flags, optional values, timestamps,
     /// enums or lists (empty for a region of format version 1). [`values`](Self::values)
     /// decodes them.
     pub fn kinds(&self) -> &[KindEntry] {
-        &self.kinds
+        &self.stored.kinds
     }
 
     /// The field and kinds tables together, to decode and encode values (values.rs).
     pub(crate) fn schema(&self) -> crate::values::Schema<'_> {
-        crate::values::Schema {
-            name: self.name(),
-            fields: &self.fields,
-            kinds: &self.kinds,
-        }
+        let info = self.header_info();
+        self.stored.schema(
+            self.name(),
+            // The bytes one value takes: a queue's element, or the single value.
+            info.queue
+                .map_or(info.layout.payload_size, |shape| shape.element_size) as u64,
+        )
     }
 
     /// Whether the region is a queue ([`ShmQueue`](crate::ShmQueue)).
@@ -431,7 +423,7 @@ impl Inspector {
     /// What [`list`](crate::list) reports about it, as of now. If the object can no longer be
     /// read (another process shrank it), as of when it was opened, with a queue's length 0.
     pub fn info(&self) -> RegionInfo {
-        let type_name = self.type_name.clone();
+        let type_name = self.stored.type_name.clone();
         match &self.source {
             Source::Read {
                 location,
@@ -634,7 +626,7 @@ impl fmt::Debug for Inspector {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Inspector")
             .field("name", &self.name())
-            .field("type_name", &self.type_name)
+            .field("type_name", &self.stored.type_name)
             .field("queue", &self.is_queue())
             .finish()
     }

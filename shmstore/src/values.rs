@@ -9,7 +9,9 @@
 use std::fmt;
 
 use crate::error::{Error, Result};
-use crate::format::{integer_range, is_under, join_path, outer_dims, KindEntry, StoredKind};
+use crate::format::{
+    integer_range, join_path, outer_dims, Descriptor, KindEntry, PathIndex, StoredKind,
+};
 use crate::inspect::{FieldInfo, Scalar};
 use crate::layout::Primitive;
 use crate::value::{Timestamp, ValueError};
@@ -102,12 +104,55 @@ pub struct ByteWrite {
     pub bytes: Vec<u8>,
 }
 
-/// A region's stored field table and kinds table, read together.
+/// A region's stored type as the untyped tools ([`Inspector`](crate::inspect::Inspector),
+/// [`Editor`](crate::inspect::Editor)) hold it: its name and its field and kinds tables,
+/// decoded from the descriptor.
+pub(crate) struct StoredType {
+    pub(crate) type_name: String,
+    pub(crate) fields: Vec<FieldInfo>,
+    pub(crate) kinds: Vec<KindEntry>,
+}
+
+impl StoredType {
+    /// The type the descriptor bytes of region `name` describe, as of `format_version`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Corrupt`] when the bytes are not a descriptor of that format version.
+    pub(crate) fn decode(name: &str, descriptor: &[u8], format_version: u32) -> Result<Self> {
+        let descriptor = Descriptor::decode(descriptor, format_version)
+            .map_err(|why| Error::corrupt(name, why))?;
+        Ok(StoredType {
+            type_name: descriptor.type_name,
+            fields: descriptor
+                .fields
+                .iter()
+                .map(FieldInfo::from_descriptor)
+                .collect(),
+            kinds: descriptor.kinds,
+        })
+    }
+
+    /// The tables, indexed, for region `name` whose values are `size` bytes.
+    pub(crate) fn schema<'a>(&'a self, name: &'a str, size: u64) -> Schema<'a> {
+        Schema::new(name, &self.fields, &self.kinds, size)
+    }
+}
+
+/// A region's stored field table and kinds table, read together, indexed by path (a forged
+/// descriptor may hold hundreds of thousands of entries).
 pub(crate) struct Schema<'a> {
     /// The region's name, for messages.
-    pub(crate) name: &'a str,
-    pub(crate) fields: &'a [FieldInfo],
-    pub(crate) kinds: &'a [KindEntry],
+    name: &'a str,
+    fields: PathIndex<'a, FieldInfo>,
+    kinds: PathIndex<'a, KindEntry>,
+    /// The value's size in bytes: no field of a sound layout is larger, so a capacity or
+    /// width above it comes from a forged descriptor and must not size an allocation.
+    size: u64,
+    /// The bytes the field table's leaves take together (saturated). The leaves of a sound
+    /// layout tile the value (a `ShmType` has no padding), so more than `size` means a forged
+    /// table, whose arrays could make a 100-byte value decode as millions of values.
+    leaf_bytes: u128,
 }
 
 /// Why text cannot be set into a field: [`Error::InvalidField`].
@@ -119,23 +164,83 @@ fn invalid(name: &str, field: &str, reason: impl Into<String>) -> Error {
     }
 }
 
-impl Schema<'_> {
+impl<'a> Schema<'a> {
+    pub(crate) fn new(
+        name: &'a str,
+        fields: &'a [FieldInfo],
+        kinds: &'a [KindEntry],
+        size: u64,
+    ) -> Self {
+        let leaf_bytes = fields
+            .iter()
+            .map(|field| {
+                let width = field.primitive.map_or(1, |p| p.size() as u128);
+                field
+                    .dims
+                    .iter()
+                    .fold(width, |n, (count, _)| n.saturating_mul(u128::from(*count)))
+            })
+            .fold(0u128, u128::saturating_add);
+        Schema {
+            name,
+            fields: PathIndex::new(fields, |f| f.path.as_str()),
+            kinds: PathIndex::new(kinds, |k| k.path.as_str()),
+            size,
+            leaf_bytes,
+        }
+    }
+
+    /// [`Error::Corrupt`] when the field table claims more bytes than the value has.
+    fn check_tiles(&self) -> Result<()> {
+        if self.leaf_bytes > u128::from(self.size) {
+            return Err(Error::corrupt(
+                self.name,
+                format!(
+                    "its descriptor's fields take {} bytes, more than the {}-byte value: the \
+                     descriptor is corrupt; recreate the region",
+                    self.leaf_bytes, self.size
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// `bytes`, the size a field's stored layout gives one of its parts, if the value holds
+    /// that many bytes; an error saying the region is corrupt otherwise.
+    fn room(&self, path: &str, bytes: u64) -> Result<usize> {
+        match usize::try_from(bytes) {
+            Ok(room) if bytes <= self.size => Ok(room),
+            _ => Err(invalid(
+                self.name,
+                path,
+                format!(
+                    "its stored layout gives it {bytes} bytes, more than the whole {}-byte \
+                     value: the region's descriptor is corrupt; recreate the region",
+                    self.size
+                ),
+            )),
+        }
+    }
+
     fn kind_at(&self, path: &str) -> Option<&StoredKind> {
-        self.kinds.iter().find(|k| k.path == path).map(|k| &k.kind)
+        self.kinds.get(path).map(|k| &k.kind)
     }
 
     fn leaf(&self, path: &str) -> Option<&FieldInfo> {
-        self.fields.iter().find(|f| f.path == path)
+        self.fields.get(path)
     }
 
     /// Any leaf at or under `path`.
     fn any_under(&self, path: &str) -> Option<&FieldInfo> {
-        self.fields.iter().find(|f| is_under(&f.path, path))
+        self.fields.at_or_under(path).first().copied()
     }
 
     /// The top-level values: each field of a struct, or the one value of another type (with
     /// an empty path).
     pub(crate) fn values(&self, bytes: &[u8]) -> Vec<(String, Value)> {
+        if self.check_tiles().is_err() {
+            return vec![(String::new(), Value::Unreadable)];
+        }
         if self.kind_at("").is_none() && self.leaf("").is_none() && self.any_under("[]").is_none() {
             if let Value::Struct(fields) = self.node("", 0, bytes) {
                 return fields;
@@ -146,6 +251,7 @@ impl Schema<'_> {
 
     /// The value at a user's path (`limits.rate`, `peers[1].name`; see [`resolve`]).
     pub(crate) fn value(&self, bytes: &[u8], path: &str) -> Result<Value> {
+        self.check_tiles()?;
         let (table_path, shift) = self.resolve(path)?;
         Ok(self.node(&table_path, shift, bytes))
     }
@@ -156,6 +262,13 @@ impl Schema<'_> {
         if path.is_empty() {
             // The whole value.
             return Ok((String::new(), 0));
+        }
+        if too_deep(path) {
+            return Err(invalid(
+                self.name,
+                path,
+                format!("the path nests more than {MAX_NESTING} levels deep, as no field does"),
+            ));
         }
         let mut table = String::new();
         let mut shift = 0u64;
@@ -195,11 +308,20 @@ impl Schema<'_> {
                     .any_under(&table)
                     .and_then(|f| f.dims.get(depth).copied());
                 let Some((count, stride)) = dim else {
-                    return Err(invalid(
-                        self.name,
-                        path,
-                        format!("`{}` is not an array of structs", &table[..table.len() - 2]),
-                    ));
+                    let outer = &table[..table.len() - 2];
+                    let what = match self.kind_at(outer) {
+                        Some(StoredKind::List { .. }) => {
+                            "a list: read or set it whole, such as \
+                                                         `name=[1, 2]`"
+                        }
+                        _ => "not an array of structs: leave out the `[…]`",
+                    };
+                    let shown = if outer.is_empty() {
+                        "the value".to_string()
+                    } else {
+                        format!("`{outer}`")
+                    };
+                    return Err(invalid(self.name, path, format!("{shown} is {what}")));
                 };
                 if index >= count {
                     return Err(invalid(
@@ -240,6 +362,9 @@ impl Schema<'_> {
     /// The value at table path `q`, its bytes shifted by `shift` (the indices of the arrays of
     /// structs around it).
     fn node(&self, q: &str, shift: u64, bytes: &[u8]) -> Value {
+        if too_deep(q) {
+            return Value::Unreadable;
+        }
         if let Some(kind) = self.kind_at(q) {
             return self.kind(q, kind, shift, bytes);
         }
@@ -267,15 +392,16 @@ impl Schema<'_> {
                 .collect()));
         }
         let mut names: Vec<&str> = Vec::new();
-        for field in self.fields {
-            if field.path == q || !is_under(&field.path, q) {
+        let mut seen = std::collections::HashSet::new();
+        for field in self.fields.at_or_under(q) {
+            if field.path == q {
                 continue;
             }
             let rest = &field.path[q.len()..];
             let rest = rest.strip_prefix('.').unwrap_or(rest);
             let end = rest.find(['.', '[']).unwrap_or(rest.len());
             let name = &rest[..end];
-            if !name.is_empty() && !names.contains(&name) {
+            if !name.is_empty() && seen.insert(name) {
                 names.push(name);
             }
         }
@@ -377,6 +503,11 @@ impl Schema<'_> {
                         capacity: *capacity as usize,
                     }));
                 }
+                // Within a capacity that a forged descriptor made larger than the value: the
+                // elements are not all there, and each would be one more `Value` to allocate.
+                if len.saturating_mul(width) > bytes.len() as u64 {
+                    return Value::Unreadable;
+                }
                 let items = join_path(q, "items");
                 let element_at = |i: u64| len_at.saturating_add(width.saturating_mul(i + 1));
                 let values = (0..len).map(|i| {
@@ -423,7 +554,36 @@ impl Schema<'_> {
     /// The writes that store `text` in the field at the user's `path`: parsed by the field's
     /// kind and primitive, checked (range, capacity, UTF-8, known variant name).
     pub(crate) fn parse_assignment(&self, path: &str, text: &str) -> Result<Vec<ByteWrite>> {
+        self.check_tiles()?;
         let (table, shift) = self.resolve(path)?;
+        // The parts of a value type (a text's `len`, a list's `items`, an optional value's
+        // `value`…) are written only through it: on their own they could store a length above
+        // the capacity, bytes that are not UTF-8 or elements past the length.
+        // A value type at the top level has the empty path: every other path is inside it.
+        let top = (!path.is_empty()).then_some(0);
+        let boundaries = path.match_indices(['.', '[']).map(|(at, _)| at);
+        for at in top.into_iter().chain(boundaries) {
+            let whole = &path[..at];
+            if let Some(kind) = self.kind_at(&table_form(whole)) {
+                return Err(invalid(
+                    self.name,
+                    path,
+                    if whole.is_empty() {
+                        format!(
+                            "it is part of the value, of kind {}: set the value as a whole, \
+                             with no field name",
+                            kind.describe()
+                        )
+                    } else {
+                        format!(
+                            "it is part of a value of kind {}: set `{whole}` as a whole, such \
+                             as `{whole}=…`",
+                            kind.describe()
+                        )
+                    },
+                ));
+            }
+        }
         let mut writes = Vec::new();
         self.encode(path, &table, shift, text, &mut writes)?;
         Ok(writes)
@@ -443,6 +603,12 @@ impl Schema<'_> {
                 .ok_or_else(|| invalid(self.name, path, "its stored layout is incomplete"))
         };
         let fail = |reason: String| Err(invalid(self.name, path, reason));
+        if too_deep(q) {
+            return fail(format!(
+                "its stored layout nests more than {MAX_NESTING} levels deep: the region's \
+                 descriptor is corrupt; recreate the region"
+            ));
+        }
         match self.kind_at(q) {
             Some(StoredKind::Text { capacity }) => {
                 if text.len() as u64 > *capacity {
@@ -457,7 +623,7 @@ impl Schema<'_> {
                     bytes: (text.len() as u32).to_ne_bytes().to_vec(),
                 });
                 let mut bytes = text.as_bytes().to_vec();
-                bytes.resize(*capacity as usize, 0);
+                bytes.resize(self.room(path, *capacity)?, 0);
                 out.push(ByteWrite {
                     offset: at("bytes")?,
                     bytes,
@@ -517,11 +683,11 @@ impl Schema<'_> {
                 let (present_at, width) = self
                     .list_header(q, shift)
                     .ok_or_else(|| invalid(self.name, path, "its stored layout is incomplete"))?;
-                let mut header = vec![0u8; width as usize];
+                let mut header = vec![0u8; self.room(path, width)?];
                 // `none` clears the value too, as `Opt::set(None)` does: no stale bytes stay.
                 out.push(ByteWrite {
                     offset: present_at.saturating_add(width),
-                    bytes: vec![0; width as usize],
+                    bytes: header.clone(),
                 });
                 if text != "none" {
                     header[0] = 1;
@@ -543,7 +709,8 @@ impl Schema<'_> {
                 let (len_at, width) = self
                     .list_header(q, shift)
                     .ok_or_else(|| invalid(self.name, path, "its stored layout is incomplete"))?;
-                let mut header = vec![0u8; width as usize];
+                let mut header = vec![0u8; self.room(path, width)?];
+                let items_room = self.room(path, width.saturating_mul(*capacity))?;
                 let len = items.len() as u32;
                 let len_bytes = len.to_ne_bytes();
                 let used = match width {
@@ -566,7 +733,7 @@ impl Schema<'_> {
                 // keeps it), then each given element written.
                 out.push(ByteWrite {
                     offset: len_at.saturating_add(width),
-                    bytes: vec![0; (width.saturating_mul(*capacity)) as usize],
+                    bytes: vec![0; items_room],
                 });
                 let items_path = join_path(q, "items");
                 for (i, item) in items.iter().enumerate() {
@@ -666,6 +833,36 @@ impl Schema<'_> {
     }
 }
 
+/// The most levels of structs, arrays and value types a value is decoded or encoded through:
+/// each level is one recursion, and a forged path (`a.a.a…`, 100 000 deep in 200 KB) must not
+/// overflow the stack (a level takes a few KiB of it in a debug build, and a thread has 2 MiB
+/// by default). Real types nest far less deep.
+const MAX_NESTING: usize = 64;
+
+/// Whether table path `q` lies more than [`MAX_NESTING`] levels deep.
+fn too_deep(q: &str) -> bool {
+    q.matches(['.', '[']).nth(MAX_NESTING).is_some()
+}
+
+/// A user's path (`peers[1].name`) as the table spells it (`peers[].name`): every index
+/// dropped from its brackets.
+fn table_form(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    let mut in_index = false;
+    for c in path.chars() {
+        match c {
+            '[' => {
+                in_index = true;
+                out.push_str("[]");
+            }
+            ']' => in_index = false,
+            _ if in_index => {}
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
 /// A plain leaf's value: a number, or the list of its elements.
 fn plain_leaf(leaf: &FieldInfo, outer: usize, shift: u64, bytes: &[u8]) -> Value {
     let Some(p) = leaf.primitive else {
@@ -720,22 +917,45 @@ fn integer_bytes(value: i128, size: usize) -> Vec<u8> {
 fn parse_number(p: Primitive, text: &str) -> std::result::Result<Vec<u8>, String> {
     let text = text.trim();
     match p {
-        Primitive::F32 => {
-            let v: f64 = text
-                .parse()
-                .map_err(|_| format!("it is an f32: write a number such as 1.5, not `{text}`"))?;
-            let narrow = v as f32;
-            if narrow.is_infinite() && v.is_finite() {
-                return Err(format!("{text} is outside what an f32 holds"));
+        Primitive::F32 | Primitive::F64 => {
+            let v: f64 = text.parse().map_err(|_| {
+                format!(
+                    "it is an {}: write a number such as 1.5, not `{text}`",
+                    p.name()
+                )
+            })?;
+            let is_f32 = matches!(p, Primitive::F32);
+            // Rust's parser rounds a number too large for the type to infinity; only a user
+            // who writes `inf` asks for it.
+            let rounded = if is_f32 { f64::from(v as f32) } else { v };
+            let asks_infinity = matches!(
+                text.trim_start_matches(['+', '-'])
+                    .to_ascii_lowercase()
+                    .as_str(),
+                "inf" | "infinity"
+            );
+            if rounded.is_infinite() && !asks_infinity {
+                return Err(format!(
+                    "{text} is outside what an {} holds (at most {:e}): write a smaller \
+                     number, or `inf`",
+                    p.name(),
+                    if is_f32 {
+                        f64::from(f32::MAX)
+                    } else {
+                        f64::MAX
+                    }
+                ));
             }
-            Ok(narrow.to_ne_bytes().to_vec())
+            Ok(if is_f32 {
+                (v as f32).to_ne_bytes().to_vec()
+            } else {
+                v.to_ne_bytes().to_vec()
+            })
         }
-        Primitive::F64 => text
-            .parse::<f64>()
-            .map(|v| v.to_ne_bytes().to_vec())
-            .map_err(|_| format!("it is an f64: write a number such as 1.5, not `{text}`")),
         Primitive::U128 => text
             .parse::<u128>()
+            // `-0` is 0, as for every other integer type.
+            .or_else(|e| if text == "-0" { Ok(0) } else { Err(e) })
             .map(|v| v.to_ne_bytes().to_vec())
             .map_err(|_| {
                 format!(
@@ -781,11 +1001,12 @@ fn split_list(text: &str) -> std::result::Result<Vec<String>, String> {
             loop {
                 match chars.next() {
                     Some('"') => break,
-                    Some('\\') => match chars.next() {
-                        Some(c @ ('"' | '\\')) => item.push(c),
-                        _ => {
+                    Some('\\') => match unescape(&mut chars) {
+                        Some(c) => item.push(c),
+                        None => {
                             return Err(format!(
-                                "in `{text}`, write `\\\"` or `\\\\` after a backslash"
+                                "in `{text}`, write `\\\"`, `\\\\`, `\\n`, `\\t`, `\\r`, `\\0`, \
+                                 `\\'` or `\\u{{…}}` (a character's hex code) after a backslash"
                             ))
                         }
                     },
@@ -801,8 +1022,31 @@ fn split_list(text: &str) -> std::result::Result<Vec<String>, String> {
                 }
             }
         } else {
-            while let Some(c) = chars.next_if(|c| *c != ',') {
+            // An element may itself be a list (`[[1, 2], [3, 4]]`, as a list of arrays
+            // prints): a comma inside its brackets, or inside quotes, does not end it.
+            let (mut depth, mut quoted, mut escaped) = (0usize, false, false);
+            while let Some(c) = chars.next_if(|c| *c != ',' || depth > 0 || quoted) {
+                match c {
+                    _ if escaped => escaped = false,
+                    '\\' if quoted => escaped = true,
+                    '"' => quoted = !quoted,
+                    '[' if !quoted => depth += 1,
+                    ']' if !quoted => {
+                        depth = depth.checked_sub(1).ok_or_else(|| {
+                            format!(
+                                "in `{text}`, a `]` has no `[`: put an element that holds \
+                                 brackets in double quotes"
+                            )
+                        })?;
+                    }
+                    _ => {}
+                }
                 item.push(c);
+            }
+            if depth > 0 || quoted {
+                return Err(format!(
+                    "in `{text}`, an element's `[` has no `]` or a quote is not closed"
+                ));
             }
             item = item.trim_end().to_string();
         }
@@ -811,6 +1055,33 @@ fn split_list(text: &str) -> std::result::Result<Vec<String>, String> {
             return Ok(items);
         }
     }
+}
+
+/// The character an escape in a quoted list element stands for, the backslash already read:
+/// the escapes Rust's `{:?}` writes (what `get` prints), so that what it printed sets back.
+fn unescape(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) -> Option<char> {
+    Some(match chars.next()? {
+        c @ ('"' | '\\' | '\'') => c,
+        'n' => '\n',
+        't' => '\t',
+        'r' => '\r',
+        '0' => '\0',
+        'u' => {
+            if chars.next()? != '{' {
+                return None;
+            }
+            let mut code = String::new();
+            loop {
+                match chars.next()? {
+                    '}' => break,
+                    digit if digit.is_ascii_hexdigit() && code.len() < 6 => code.push(digit),
+                    _ => return None,
+                }
+            }
+            char::from_u32(u32::from_str_radix(&code, 16).ok()?)?
+        }
+        _ => return None,
+    })
 }
 
 /// An RFC 3339 time (`2026-12-06T16:05:00Z`, `…T17:05:00.5+01:00`; `t` or a space between the
@@ -932,8 +1203,11 @@ impl crate::inspect::Inspector {
     /// parsed by the field's kind and primitive and checked: numbers within their primitive's
     /// range, text within its capacity, `true`/`false` for flags, a variant's name for an
     /// enum, RFC 3339 (or `now`) for a timestamp, `none` or the value for an optional value,
-    /// `[a, b]` for a list or an array (elements in double quotes may hold commas). Apply them
-    /// in order with [`Editor::commit`](crate::inspect::Editor::commit).
+    /// `[a, b]` for a list or an array (elements in double quotes may hold commas, brackets and
+    /// the escapes `get` prints: `\"`, `\\`, `\n`, `\t`, `\r`, `\0`, `\u{1b}`; a list of arrays
+    /// is `[[1, 2], [3, 4]]`). Apply them in order with [`Editor::commit`](crate::inspect::Editor::commit). The parts of a value
+    /// type (a text's `len`, a list's `items`, an optional value's `value`) are refused: set
+    /// the value as a whole, so that its checks hold.
     ///
     /// # Errors
     ///
@@ -1249,6 +1523,11 @@ mod tests {
             .unwrap();
         let view = Inspector::open(&name).unwrap();
         let writes = view.parse_assignment("", "[ab, \"c d\"]").unwrap();
+        let inside = view.parse_assignment("len", "[9, 0, 0, 0]").unwrap_err();
+        assert!(
+            inside.to_string().contains("set the value as a whole"),
+            "{inside}"
+        );
         let mut bytes = view.read();
         assert_eq!(rendered(&view.values(&bytes)), [" = []"]);
         apply(&mut bytes, &writes);
@@ -1343,5 +1622,414 @@ mod tests {
             .create(&queue)
             .unwrap();
         assert!(matches!(Editor::open(&queue), Err(Error::WrongKind { .. })));
+    }
+
+    /// Attacks by a peer that forged the region's descriptor, and by hostile text.
+    mod hostile {
+        use super::*;
+        use crate::format::DescriptorField;
+
+        fn leaf(path: &str, p: Primitive, offset: u64, dims: &[(u64, u64)]) -> FieldInfo {
+            FieldInfo::from_descriptor(&DescriptorField {
+                path: path.into(),
+                offset,
+                primitive: u32::from(p.code()),
+                dims: dims.to_vec(),
+            })
+        }
+
+        fn kind(path: &str, kind: StoredKind) -> KindEntry {
+            KindEntry {
+                path: path.into(),
+                kind,
+            }
+        }
+
+        fn schema<'a>(fields: &'a [FieldInfo], kinds: &'a [KindEntry], size: u64) -> Schema<'a> {
+            Schema::new("forged", fields, kinds, size)
+        }
+
+        #[test]
+        fn a_forged_text_capacity_is_refused_not_allocated() {
+            // A terabyte of text in a 16-byte value: the descriptor decoder cannot know the
+            // value's size, so the encoder must not trust the capacity with an allocation.
+            let capacity = 1u64 << 40;
+            let fields = [
+                leaf("s.len", Primitive::U8, 0, &[(4, 1)]),
+                leaf("s.bytes", Primitive::U8, 4, &[(capacity, 1)]),
+            ];
+            let kinds = [kind("s", StoredKind::Text { capacity })];
+            let error = schema(&fields, &kinds, 16)
+                .parse_assignment("s", "x")
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains("corrupt"), "{error}");
+        }
+
+        #[test]
+        fn a_forged_list_capacity_is_refused_not_allocated() {
+            let capacity = 1u64 << 40;
+            let fields = [
+                leaf("l.len", Primitive::U8, 0, &[(4, 1)]),
+                leaf("l.items", Primitive::U32, 4, &[(capacity, 4)]),
+            ];
+            let kinds = [kind("l", StoredKind::List { capacity })];
+            let forged = schema(&fields, &kinds, 16);
+            let error = forged.parse_assignment("l", "[1]").unwrap_err().to_string();
+            assert!(error.contains("corrupt"), "{error}");
+            // A stored length of u32::MAX, within the forged capacity: not 4 billion values.
+            let bytes = [0xffu8; 16];
+            let values = forged.values(&bytes);
+            assert_eq!(values.len(), 1);
+            assert!(
+                matches!(values[0].1, Value::Unreadable | Value::List(Err(_))),
+                "{}",
+                values[0].1
+            );
+        }
+
+        #[test]
+        fn a_forged_table_of_many_fields_decodes_in_n_log_n() {
+            // 150 000 top-level fields and as many flags (a descriptor of a few MiB, within
+            // the 16 MiB bound): looking each up by a scan of the table is ~10^10 steps, which
+            // kept `shmstore inspect` busy for minutes.
+            let count = 150_000u64;
+            let fields: Vec<FieldInfo> = (0..count)
+                .map(|i| leaf(&format!("f{i}.value"), Primitive::U8, i, &[]))
+                .collect();
+            let kinds: Vec<KindEntry> = (0..count)
+                .map(|i| kind(&format!("f{i}"), StoredKind::Flag))
+                .collect();
+            let (done, finished) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let forged = schema(&fields, &kinds, count);
+                let bytes = vec![1u8; count as usize];
+                let values = forged.values(&bytes);
+                let last = forged.value(&bytes, &format!("f{}", count - 1));
+                let _ = done.send((values.len(), last.map(|v| v.to_string())));
+            });
+            let (len, last) = finished
+                .recv_timeout(std::time::Duration::from_secs(60))
+                .expect("decoding took more than a minute");
+            assert_eq!(len, count as usize);
+            assert_eq!(last.unwrap(), "true");
+        }
+
+        #[test]
+        fn a_forged_path_nested_a_hundred_thousand_deep_is_unreadable_not_a_stack_overflow() {
+            // 200 KB of `a.a.a…`: a struct in a struct 100 000 deep, and optional values in
+            // optional values 2 000 deep; decoding and encoding recursed once per level and
+            // overflowed the stack.
+            let deep = vec!["a"; 100_000].join(".");
+            let fields = [leaf(&deep, Primitive::U8, 0, &[])];
+            let forged = schema(&fields, &[], 1);
+            let shown = forged.values(&[7]).remove(0).1.to_string();
+            assert!(shown.contains("{ a: ? }"), "{}", &shown[shown.len() / 2..]);
+            assert!(forged.parse_assignment(&deep, "1").is_err());
+            let mut kinds = Vec::new();
+            let mut fields = Vec::new();
+            let mut path = "o".to_string();
+            for _ in 0..2_000 {
+                fields.push(leaf(
+                    &format!("{path}.present"),
+                    Primitive::U8,
+                    0,
+                    &[(1, 1)],
+                ));
+                kinds.push(kind(&path, StoredKind::Optional));
+                path.push_str(".value");
+            }
+            fields.push(leaf(&path, Primitive::U8, 1, &[]));
+            let forged = schema(&fields, &kinds, 2_001);
+            let shown = forged.values(&[1; 2_001]).remove(0).1.to_string();
+            assert!(shown.ends_with('?'), "{}", &shown[shown.len() - 10..]);
+            assert!(forged.parse_assignment("o", "1").is_err());
+        }
+
+        #[test]
+        fn a_forged_table_that_claims_more_bytes_than_the_value_is_corrupt() {
+            // Arrays of structs 100 × 100 × 100 with stride 0, in a 100-byte value: a million
+            // values decoded from 100 bytes (32 dimensions of them would never end). The leaves
+            // of a sound layout tile the value (a ShmType has no padding), so they can never
+            // take more bytes than it has.
+            let fields = [leaf(
+                "a[][][].x",
+                Primitive::U8,
+                0,
+                &[(100, 0), (100, 0), (100, 0)],
+            )];
+            let forged = schema(&fields, &[], 100);
+            let bytes = [0u8; 100];
+            let values = forged.values(&bytes);
+            assert!(
+                matches!(values.as_slice(), [(_, Value::Unreadable)]),
+                "{}",
+                values.len()
+            );
+            for error in [
+                forged.value(&bytes, "a").unwrap_err(),
+                forged.parse_assignment("a[0][0][0].x", "1").unwrap_err(),
+            ] {
+                assert!(matches!(error, Error::Corrupt { .. }), "{error:?}");
+                let message = error.to_string();
+                assert!(
+                    message.contains("1000000 bytes, more than the 100-byte value"),
+                    "{message}"
+                );
+            }
+        }
+
+        #[test]
+        fn a_forged_header_width_is_refused_not_allocated() {
+            let fields = [
+                leaf("o.present", Primitive::U8, 0, &[(1 << 40, 1)]),
+                leaf("o.value", Primitive::U8, 1, &[]),
+            ];
+            let kinds = [kind("o", StoredKind::Optional)];
+            let error = schema(&fields, &kinds, 2)
+                .parse_assignment("o", "1")
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains("corrupt"), "{error}");
+        }
+    }
+
+    /// Hostile or unusual text given to the parsers.
+    mod text {
+        use super::*;
+
+        #[test]
+        fn text_in_a_list_with_escapes_sets_back_as_get_prints_it() {
+            // `get` prints text with Rust's escapes (`\n`, `\t`, `\u{1b}`, `\"`): `set` of
+            // what it printed must store the same text.
+            let name = unique("escapes");
+            let _shm = Shm::<Config>::options()
+                .unlink_on_drop(true)
+                .create(&name, config())
+                .unwrap();
+            let editor = Editor::open(&name).unwrap();
+            let writes = editor
+                .parse_assignment("tags", "[\"\t\\\"\", \"\u{1b}\0\"]")
+                .unwrap();
+            editor.commit(&writes).unwrap();
+            let shown = editor.value("tags").unwrap().to_string();
+            assert_eq!(shown, r#"["\t\"", "\u{1b}\0"]"#);
+            let again = editor.parse_assignment("tags", &shown).unwrap();
+            assert_eq!(again, writes);
+            for bad in [
+                r#"["\x41"]"#,
+                r#"["\u{110000}"]"#,
+                r#"["\u{41"]"#,
+                r#"["\q"]"#,
+            ] {
+                let error = editor
+                    .parse_assignment("tags", bad)
+                    .unwrap_err()
+                    .to_string();
+                assert!(error.contains("after a backslash"), "{bad}: {error}");
+            }
+        }
+
+        #[derive(crate::ShmType, Clone, Copy)]
+        #[repr(C)]
+        struct Nested {
+            twice: Opt<Opt<u8>>,
+            maybe: FixedVec<Opt<u16>, 3>,
+            names: [FixedStr<8>; 4],
+            levels: FixedVec<EnumField<Level>, 3>,
+        }
+
+        #[test]
+        fn nested_value_types_round_trip_and_match_the_typed_view() {
+            let name = unique("nested");
+            let shm = Shm::<Nested>::options()
+                .unlink_on_drop(true)
+                .create(&name, crate::zeroed())
+                .unwrap();
+            let editor = Editor::open(&name).unwrap();
+            for (path, text, shown) in [
+                ("twice", "7", "7"),
+                ("maybe", "[1, none, 3]", "[1, none, 3]"),
+                ("names[3]", "été", "\"été\""),
+                ("levels", "[Debug, Warn]", "[Debug, Warn]"),
+            ] {
+                editor
+                    .commit(&editor.parse_assignment(path, text).unwrap())
+                    .unwrap();
+                assert_eq!(editor.value(path).unwrap().to_string(), shown, "{path}");
+            }
+            let typed = shm.read();
+            assert_eq!(typed.twice.get().and_then(|inner| inner.get()), Some(7));
+            let maybe: Vec<Option<u16>> = typed.maybe.iter().unwrap().map(|o| o.get()).collect();
+            assert_eq!(maybe, [Some(1), None, Some(3)]);
+            assert_eq!(typed.names[3], "été");
+            assert_eq!(typed.names[0], "");
+            let levels: Vec<_> = typed.levels.iter().unwrap().map(|l| l.get()).collect();
+            assert_eq!(levels, [Ok(Level::Debug), Ok(Level::Warn)]);
+            editor
+                .commit(&editor.parse_assignment("twice", "none").unwrap())
+                .unwrap();
+            assert_eq!(shm.read().twice.get().map(|inner| inner.get()), None);
+            let error = editor
+                .parse_assignment("names[4]", "x")
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains("index 4 is past the end"), "{error}");
+            let error = editor
+                .parse_assignment("names[0]", "123456789")
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains("at most 8 bytes"), "{error}");
+        }
+
+        #[test]
+        fn hostile_paths_are_errors_that_say_why() {
+            let name = unique("hostile-paths");
+            let _shm = Shm::<Config>::options()
+                .unlink_on_drop(true)
+                .create(&name, config())
+                .unwrap();
+            let view = Inspector::open(&name).unwrap();
+            let bytes = view.read();
+            for (path, why) in [
+                ("peers[999999].name", "index 999999 is past the end"),
+                ("peers[18446744073709551616].name", "is not an index"),
+                ("peers[-1].name", "is not an index"),
+                ("peers[].name", "is not an index"),
+                ("peers[0", "has no `]`"),
+                ("peers[0]]", "write `.` between fields"),
+                ("peers[0]x", "write `.` between fields"),
+                ("peers[٣].name", "is not an index"),
+                ("..", "empty field name"),
+                (".", "empty field name"),
+                ("peers.", "empty field name"),
+                ("[0]", "not an array of structs: leave out the `[…]`"),
+                ("ports[0]", "`ports` is a list: read or set it whole"),
+                ("sérvice", "no such field"),
+                ("service.len.x", "no such field"),
+            ] {
+                for error in [
+                    view.value(&bytes, path).unwrap_err(),
+                    view.parse_assignment(path, "1").unwrap_err(),
+                ] {
+                    assert!(matches!(error, Error::InvalidField { .. }), "{error:?}");
+                    assert!(error.to_string().contains(why), "{path}: {error}");
+                }
+            }
+        }
+
+        #[test]
+        fn the_parts_of_a_value_type_are_set_only_through_it() {
+            // `service.len = 255` would store a length above the capacity, `service.bytes`
+            // bytes that are not UTF-8, `ports.items` elements past the length, `limit.value`
+            // a value without its presence flag, `level.raw` an unknown variant: all that
+            // `set` promises to check. Reading them stays possible.
+            let name = unique("inside-kinds");
+            let _shm = Shm::<Config>::options()
+                .unlink_on_drop(true)
+                .create(&name, config())
+                .unwrap();
+            let view = Inspector::open(&name).unwrap();
+            for (path, text, whole) in [
+                ("service.len", "[255, 0, 0, 0]", "service"),
+                (
+                    "service.bytes",
+                    "[255, 0, 0, 0, 0, 0, 0, 0, 0, 0]",
+                    "service",
+                ),
+                ("ports.items", "[1, 2, 3, 4]", "ports"),
+                ("ports.len", "[4, 0]", "ports"),
+                ("limit.value", "5", "limit"),
+                ("limit.present", "[1, 0, 0, 0]", "limit"),
+                ("level.raw", "99", "level"),
+                ("updated_at.unix_nanos", "1", "updated_at"),
+                ("verbose.value", "7", "verbose"),
+                ("tags.items[1]", "x", "tags"),
+                ("peers[1].name.len", "[9, 0, 0, 0]", "peers[1].name"),
+            ] {
+                let error = view.parse_assignment(path, text).unwrap_err().to_string();
+                assert!(
+                    error.contains(&format!("set `{whole}` as a whole")),
+                    "{path}: {error}"
+                );
+                assert!(view.value(&view.read(), path).is_ok(), "{path}");
+            }
+            assert!(view.parse_assignment("peers[1].name", "ok").is_ok());
+            assert!(view.parse_assignment("limit", "5").is_ok());
+        }
+
+        #[test]
+        fn a_float_too_large_for_its_type_is_refused_not_stored_as_infinity() {
+            for (p, text) in [
+                (Primitive::F64, "1e400"),
+                (Primitive::F64, "-1e309"),
+                (Primitive::F32, "1e39"),
+            ] {
+                let error = parse_number(p, text).unwrap_err();
+                assert!(error.contains("outside what an"), "{text}: {error}");
+            }
+            // Infinity and NaN written as such are what the user asked for.
+            for text in ["inf", "-inf", "Infinity", "NaN"] {
+                assert!(parse_number(Primitive::F64, text).is_ok(), "{text}");
+                assert!(parse_number(Primitive::F32, text).is_ok(), "{text}");
+            }
+            assert_eq!(
+                parse_number(Primitive::F64, "-0").unwrap(),
+                (-0.0f64).to_ne_bytes()
+            );
+            assert_eq!(parse_number(Primitive::U8, "-0").unwrap(), [0]);
+            assert_eq!(
+                parse_number(Primitive::U128, "-0").unwrap(),
+                0u128.to_ne_bytes()
+            );
+            assert!(parse_number(Primitive::U64, &"9".repeat(100)).is_err());
+            assert!(parse_number(Primitive::I8, "٣").is_err());
+        }
+
+        #[test]
+        fn a_list_of_arrays_parses_as_it_prints() {
+            assert_eq!(
+                split_list("[[1, 2], [3, 4]]").unwrap(),
+                ["[1, 2]", "[3, 4]"]
+            );
+            assert_eq!(split_list("[\"a]\", [b]]").unwrap(), ["a]", "[b]"]);
+            for unbalanced in ["[[1, 2], [3, 4]", "[1, 2]]", "[[1, 2], 3]]"] {
+                assert!(split_list(unbalanced).is_err(), "{unbalanced}");
+            }
+        }
+
+        #[derive(crate::ShmType, Clone, Copy)]
+        #[repr(C)]
+        struct Routes {
+            pairs: FixedVec<[u16; 2], 3>,
+            limit: f64,
+        }
+
+        #[test]
+        fn what_get_prints_set_accepts() {
+            let name = unique("list-of-arrays");
+            let _shm = Shm::<Routes>::options()
+                .unlink_on_drop(true)
+                .create(&name, crate::zeroed())
+                .unwrap();
+            let editor = Editor::open(&name).unwrap();
+            let mut writes = editor
+                .parse_assignment("pairs", "[[1, 2], [3, 4]]")
+                .unwrap();
+            writes.extend(editor.parse_assignment("limit", "1e300").unwrap());
+            editor.commit(&writes).unwrap();
+            for (path, printed) in [("pairs", "[[1, 2], [3, 4]]"), ("limit", "1e300")] {
+                let shown = editor.value(path).unwrap().to_string();
+                assert_eq!(shown, printed);
+                let again = editor.parse_assignment(path, &shown).unwrap();
+                editor.commit(&again).unwrap();
+                assert_eq!(editor.value(path).unwrap().to_string(), printed);
+            }
+            let error = editor
+                .parse_assignment("limit", "1e400")
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains("write a smaller number"), "{error}");
+        }
     }
 }

@@ -2,6 +2,9 @@
 //! (`FORMAT.md`, "Type descriptor"), encoded from a [`TypeLayout`], decoded from a region's
 //! bytes (any bytes: a peer may have written them), and compared to explain a layout mismatch.
 
+use std::collections::{BTreeMap, HashSet};
+use std::ops::Bound;
+
 use crate::atomic_copy::copy_atomic;
 use crate::error::{Error, Result};
 use crate::layout::{Primitive, TypeLayout, ValueKind};
@@ -273,13 +276,7 @@ impl Descriptor {
     ) -> std::result::Result<Descriptor, String> {
         let mut r = Reader { bytes, at: 0 };
         let type_name = r.str()?;
-        let count = r.u32()? as usize;
-        // Each field takes at least MIN_ROW_BYTES, so a huge count cannot make us allocate.
-        if count > r.remaining() / MIN_ROW_BYTES {
-            return Err(format!(
-                "its descriptor claims {count} fields, more than it holds"
-            ));
-        }
+        let count = r.count("its descriptor", "fields", MIN_ROW_BYTES)?;
         let mut fields = Vec::with_capacity(count);
         for _ in 0..count {
             let path = r.str()?;
@@ -311,7 +308,7 @@ impl Descriptor {
                         .into(),
                 );
             }
-            let count = r.u32()? as usize;
+            let count = r.count("its descriptor", "kinds", MIN_KIND_BYTES)?;
             if count == 0 {
                 return Err(
                     "its format version 2 descriptor has an empty kinds table (a type \
@@ -319,20 +316,18 @@ impl Descriptor {
                         .into(),
                 );
             }
-            if count > r.remaining() / MIN_KIND_BYTES {
-                return Err(format!(
-                    "its descriptor claims {count} kinds, more than it holds"
-                ));
-            }
             kinds.reserve(count);
-            for index in 0..count {
+            // Indexed, so that a hostile table of 16 MiB is checked in `n log n`, not `n²`.
+            let index = FieldIndex::new(&fields, |f| f.path.as_str());
+            let mut paths = HashSet::with_capacity(count);
+            for entry_index in 0..count {
                 let entry = r
                     .kind_entry()
-                    .map_err(|why| format!("kind entry {index}: {why}"))?;
-                if kinds.iter().any(|k: &KindEntry| k.path == entry.path) {
+                    .map_err(|why| format!("kind entry {entry_index}: {why}"))?;
+                if !paths.insert(entry.path.clone()) {
                     return Err(format!("its kinds table names `{}` twice", entry.path));
                 }
-                check_kind(&entry, &fields).map_err(|why| {
+                check_kind(&entry, &index).map_err(|why| {
                     format!(
                         "its kinds table entry for `{}` ({}) {why}",
                         entry.path,
@@ -535,7 +530,9 @@ pub(crate) fn join_path(prefix: &str, name: &str) -> String {
     }
 }
 
-/// Whether `path` is `prefix` itself or lies under it (`prefix.x`, `prefix[]…`).
+/// Whether `path` is `prefix` itself or lies under it (`prefix.x`, `prefix[]…`): what
+/// [`PathIndex::at_or_under`] finds, which its tests check against this definition.
+#[cfg(test)]
 pub(crate) fn is_under(path: &str, prefix: &str) -> bool {
     prefix.is_empty()
         || path
@@ -552,13 +549,12 @@ pub(crate) fn outer_dims(path: &str) -> usize {
 /// Whether a kinds table entry describes the field table: each kind's leaves exist under its
 /// path with the shape its value type gives them (see [`StoredKind`]), so that a reader can
 /// decode it without looking outside the value. `Err` says what is wrong.
-fn check_kind(entry: &KindEntry, fields: &[DescriptorField]) -> std::result::Result<(), String> {
+fn check_kind(entry: &KindEntry, fields: &FieldIndex<'_>) -> std::result::Result<(), String> {
     let outer = outer_dims(&entry.path);
     let leaf = |name: &str| {
         let path = join_path(&entry.path, name);
         fields
-            .iter()
-            .find(|f| f.path == path)
+            .get(&path)
             .ok_or_else(|| format!("has no leaf `{path}` in the field table"))
     };
     // A leaf's own dimensions, after those of the arrays of structs around the kind.
@@ -603,10 +599,7 @@ fn check_kind(entry: &KindEntry, fields: &[DescriptorField]) -> std::result::Res
     };
     let has_leaves_under = |name: &str| {
         let path = join_path(&entry.path, name);
-        if fields
-            .iter()
-            .any(|f| f.path == path || is_under(&f.path, &path))
-        {
+        if !fields.at_or_under(&path).is_empty() {
             Ok(())
         } else {
             Err(format!("has nothing under `{path}` in the field table"))
@@ -665,10 +658,7 @@ fn check_kind(entry: &KindEntry, fields: &[DescriptorField]) -> std::result::Res
             }
             has_leaves_under("items")?;
             let items = join_path(&entry.path, "items");
-            for field in fields
-                .iter()
-                .filter(|f| f.path == items || is_under(&f.path, &items))
-            {
+            for field in fields.at_or_under(&items) {
                 let first = inner(field)?.first().map_or(0, |d| d.0);
                 // Items of structs: one dimension of `capacity`; of primitives (or arrays of
                 // them): one contiguous dimension of a multiple of `capacity`.
@@ -689,6 +679,60 @@ fn check_kind(entry: &KindEntry, fields: &[DescriptorField]) -> std::result::Res
     }
     Ok(())
 }
+
+/// A table (of fields, or of kinds) by path, to find an entry and the entries under a path in
+/// `log n`: a hostile descriptor may hold hundreds of thousands of fields and kinds, and a
+/// scan of the table per lookup would take minutes. Where a path repeats, the first entry
+/// counts, as a scan would find it.
+pub(crate) struct PathIndex<'a, T> {
+    /// Each path's first entry, with its position in the table.
+    by_path: BTreeMap<&'a str, (usize, &'a T)>,
+    all: &'a [T],
+}
+
+impl<'a, T> PathIndex<'a, T> {
+    pub(crate) fn new(table: &'a [T], path: impl Fn(&'a T) -> &'a str) -> Self {
+        let mut by_path = BTreeMap::new();
+        for (position, entry) in table.iter().enumerate() {
+            by_path.entry(path(entry)).or_insert((position, entry));
+        }
+        PathIndex {
+            by_path,
+            all: table,
+        }
+    }
+
+    /// The entry at `path`.
+    pub(crate) fn get(&self, path: &str) -> Option<&'a T> {
+        self.by_path.get(path).map(|(_, entry)| *entry)
+    }
+
+    /// The entry at `path` and every entry under it (`path.x`, `path[]…`), in table order: those
+    /// whose paths start with `path.` or `path[` are each a contiguous range of the sorted
+    /// paths. Under the empty path is the whole table.
+    pub(crate) fn at_or_under(&self, path: &str) -> Vec<&'a T> {
+        if path.is_empty() {
+            return self.all.iter().collect();
+        }
+        let mut found: Vec<_> = self.by_path.get(path).copied().into_iter().collect();
+        for separator in ['.', '['] {
+            let prefix = format!("{path}{separator}");
+            let from = (Bound::Included(prefix.as_str()), Bound::Unbounded);
+            found.extend(
+                self.by_path
+                    .range::<str, _>(from)
+                    .take_while(|(entry_path, _)| entry_path.starts_with(&prefix))
+                    .map(|(_, entry)| *entry),
+            );
+        }
+        // In table order, so that the first bad leaf reported is the one a scan finds first.
+        found.sort_unstable_by_key(|(position, _)| *position);
+        found.into_iter().map(|(_, entry)| entry).collect()
+    }
+}
+
+/// The field table by path.
+type FieldIndex<'a> = PathIndex<'a, DescriptorField>;
 
 /// The values an integer primitive holds; `None` for a float.
 pub(crate) fn integer_range(primitive: Primitive) -> Option<(i128, i128)> {
@@ -752,18 +796,28 @@ impl Reader<'_> {
         Ok(i128::from_le_bytes(a))
     }
 
+    /// A `u32` count of `what`, each at least `min_bytes` long: refused when the bytes left
+    /// cannot hold that many, so that a forged count never sizes an allocation.
+    fn count(
+        &mut self,
+        whose: &str,
+        what: &str,
+        min_bytes: usize,
+    ) -> std::result::Result<usize, String> {
+        let count = self.u32()? as usize;
+        if count > self.remaining() / min_bytes {
+            return Err(format!("{whose} claims {count} {what}, more than it holds"));
+        }
+        Ok(count)
+    }
+
     /// One kinds table entry, its counts bounded by the bytes left.
     fn kind_entry(&mut self) -> std::result::Result<KindEntry, String> {
         let path = self.str()?;
         let code = self.u32()?;
         let capacity = self.u64()?;
         let name = self.str()?;
-        let count = self.u32()? as usize;
-        if count > self.remaining() / MIN_VARIANT_BYTES {
-            return Err(format!(
-                "`{path}` claims {count} variants, more than it holds"
-            ));
-        }
+        let count = self.count(&format!("`{path}`"), "variants", MIN_VARIANT_BYTES)?;
         let mut variants = Vec::with_capacity(count);
         for _ in 0..count {
             variants.push((self.str()?, self.i128()?));
@@ -793,8 +847,9 @@ impl Reader<'_> {
                 return Err(format!("`{path}` is an enum with capacity {capacity}"))
             }
             KIND_ENUM => {
-                for (i, (a, _)) in variants.iter().enumerate() {
-                    if variants[..i].iter().any(|(b, _)| a == b) {
+                let mut names = HashSet::with_capacity(variants.len());
+                for (a, _) in &variants {
+                    if !names.insert(a.as_str()) {
                         return Err(format!("`{path}` names variant `{a}` twice"));
                     }
                 }
@@ -1345,5 +1400,103 @@ mod tests {
             let list = include_bytes!("../../../fuzz/corpus/descriptor/seed-kinds-top-level-list");
             assert_eq!(Descriptor::decode(list, 2).unwrap().kinds.len(), 3);
         }
+    }
+}
+
+#[cfg(test)]
+mod hostile {
+    use super::*;
+
+    fn field(
+        path: &str,
+        primitive: Primitive,
+        offset: u64,
+        dims: &[(u64, u64)],
+    ) -> DescriptorField {
+        DescriptorField {
+            path: path.into(),
+            offset,
+            primitive: u32::from(primitive.code()),
+            dims: dims.to_vec(),
+        }
+    }
+
+    /// How long decoding `descriptor` takes, bounded: the decoder runs on a thread, and the
+    /// test fails (rather than hangs) when it has not finished after `limit`.
+    fn decodes_within(descriptor: &Descriptor, limit: std::time::Duration) -> bool {
+        let bytes = descriptor.encode();
+        assert!(bytes.len() <= super::super::header::MAX_DESCRIPTOR_LEN);
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = done.send(Descriptor::decode(&bytes, 2).map(|_| ()));
+        });
+        finished.recv_timeout(limit).is_ok()
+    }
+
+    #[test]
+    fn an_enum_with_a_million_distinct_variants_decodes_in_linear_time() {
+        // 16 MiB of distinct variant names: a pairwise duplicate check is ~10^11 comparisons.
+        let variants = (0..600_000u32).map(|i| (format!("{i:x}"), 0)).collect();
+        let descriptor = Descriptor {
+            type_name: "E".into(),
+            fields: vec![field("raw", Primitive::U8, 0, &[])],
+            kinds: vec![KindEntry {
+                path: String::new(),
+                kind: StoredKind::Enum {
+                    name: "E".into(),
+                    variants,
+                },
+            }],
+        };
+        assert!(decodes_within(
+            &descriptor,
+            std::time::Duration::from_secs(60)
+        ));
+    }
+
+    #[test]
+    fn the_path_index_finds_what_a_scan_finds() {
+        let paths = [
+            "a", "a.b", "a[].c", "ab", "a0", "a.b", "b", "a[][]", "", "a.b.c", "a-", "a/",
+            "a\u{7f}",
+        ];
+        let index = PathIndex::new(&paths, |p| p);
+        for prefix in ["", "a", "a.b", "a[]", "ab", "b", "c", "a.", "a["] {
+            let scanned: Vec<_> = paths.iter().filter(|p| is_under(p, prefix)).collect();
+            let deduped: Vec<_> = scanned
+                .iter()
+                .enumerate()
+                .filter(|(i, p)| prefix.is_empty() || !scanned[..*i].contains(p))
+                .map(|(_, p)| **p)
+                .collect();
+            let found: Vec<_> = index.at_or_under(prefix).into_iter().copied().collect();
+            assert_eq!(found, deduped, "under `{prefix}`");
+        }
+        assert_eq!(
+            index.get("a.b").map(|p| p as *const _),
+            Some(&paths[1] as *const _)
+        );
+    }
+
+    #[test]
+    fn a_quarter_million_kinds_decode_in_linear_time() {
+        // Distinct flags, each with its leaf: pairwise path checks are ~10^11 comparisons.
+        let count = 200_000u32;
+        let descriptor = Descriptor {
+            type_name: "T".into(),
+            fields: (0..count)
+                .map(|i| field(&format!("{i:x}.value"), Primitive::U8, u64::from(i), &[]))
+                .collect(),
+            kinds: (0..count)
+                .map(|i| KindEntry {
+                    path: format!("{i:x}"),
+                    kind: StoredKind::Flag,
+                })
+                .collect(),
+        };
+        assert!(decodes_within(
+            &descriptor,
+            std::time::Duration::from_secs(60)
+        ));
     }
 }

@@ -339,6 +339,53 @@ mod tests {
         );
     }
 
+    #[test]
+    fn garbage_after_the_count_in_the_header_is_ignored_and_then_zeroed() {
+        // A peer may write anything in the header's bytes after the count: the count alone
+        // is the length (as FORMAT.md says, and as the untyped decoder reads it).
+        let mut raw = [0u8; 32];
+        raw[..4].copy_from_slice(&2u32.to_ne_bytes());
+        raw[4..8].fill(0xff);
+        raw[8..16].copy_from_slice(&7u64.to_ne_bytes());
+        raw[16..24].copy_from_slice(&8u64.to_ne_bytes());
+        let mut wide: FixedVec<u64, 3> = bytemuck::pod_read_unaligned(&raw);
+        assert_eq!(wide.as_slice(), Ok(&[7, 8][..]));
+        wide.push(9).unwrap();
+        assert_eq!(
+            bytemuck::cast::<_, [u64; 4]>(wide)[0],
+            3,
+            "the garbage is zeroed"
+        );
+
+        let mut narrow: FixedVec<[u8; 3], 2> = bytemuck::cast([[1u8, 0, 0xee], [5, 6, 7], [0; 3]]);
+        assert_eq!(narrow.as_slice(), Ok(&[[5, 6, 7]][..]));
+        narrow.pop().unwrap();
+        assert_eq!(bytemuck::bytes_of(&narrow), [0u8; 9]);
+    }
+
+    #[test]
+    fn the_largest_capacity_a_one_byte_element_counts_to_is_usable() {
+        let mut full = FixedVec::<u8, 255>::new();
+        full.extend_from_slice(&[1; 255]).unwrap();
+        assert_eq!(full.len(), 255);
+        assert_eq!(
+            full.push(1),
+            Err(ValueError::ListFull {
+                capacity: 255,
+                wanted: 256
+            })
+        );
+        let mut texts = FixedVec::<crate::value::FixedStr<2>, 3>::new();
+        texts
+            .push(crate::value::FixedStr::new("ab").unwrap())
+            .unwrap();
+        assert_eq!(texts.as_slice().unwrap()[0], "ab");
+        assert_eq!(
+            FixedVec::<crate::value::FixedStr<2>, 3>::LAYOUT.size(),
+            4 * 6
+        );
+    }
+
     proptest! {
         #[test]
         fn every_bit_pattern_reads_without_panicking(raw in proptest::collection::vec(any::<u16>(), 4)) {

@@ -28,6 +28,7 @@
 //! - Namespaces, owners and permissions: `setuid-open`, `setuid-reader`, `setuid-give-sysv`,
 //!   `readonly-lock`, `try-and-time-out`, `pid`, `setuid-edit`.
 //! - An unrecoverable mutex: `make-unrecoverable`, `lock-every-way`.
+//! - Editing: `edit-loop`.
 //! - Descriptors and modes: `create-with-umask`, `hold-shm-and-exec`, `list-shm-fds`.
 
 use std::io::{BufRead, Write};
@@ -124,6 +125,7 @@ fn main() {
         ["setuid-edit", name] => setuid_edit(name),
         ["make-unrecoverable", name] => make_unrecoverable(name),
         ["lock-every-way", name] => lock_every_way(name),
+        ["edit-loop", name] => edit_loop(name),
         _ => {
             eprintln!("shm-helper: unknown arguments {args:?}");
             std::process::exit(2);
@@ -1259,4 +1261,34 @@ fn lock_every_way(name: &str) {
         }
     }
     std::process::exit(0);
+}
+
+/// `edit-loop NAME`: opens the `ServiceConfig` region with an untyped `Editor` and commits,
+/// for n = the stored `rate` + 1, + 2 …, one update of several fields that agree with each
+/// other: `rate` = n,
+/// `service_name` and `hostname` = `gen-n` (a longer text every tenfold), `upstream_ports` =
+/// n % 17 copies of n % 65536. Prints `committed` after the first commit, then loops until
+/// killed: the test kills it at any point of a commit.
+fn edit_loop(name: &str) {
+    let editor = shmstore::inspect::Editor::open(at(name)).expect("open editor");
+    let rate = editor.value("rate").expect("rate").to_string();
+    let first = rate.parse::<f64>().expect("a number") as u64 + 1;
+    for n in first.. {
+        let text = format!("gen-{n}");
+        let port = (n % 65_536).to_string();
+        let ports = vec![port.as_str(); (n % 17) as usize].join(", ");
+        let mut writes = Vec::new();
+        for (path, value) in [
+            ("rate", n.to_string()),
+            ("service_name", text.clone()),
+            ("upstream_ports", format!("[{ports}]")),
+            ("hostname", text),
+        ] {
+            writes.extend(editor.parse_assignment(path, &value).expect("parse"));
+        }
+        editor.commit(&writes).expect("commit");
+        if n == first {
+            say("committed");
+        }
+    }
 }
