@@ -711,6 +711,24 @@ unsafe fn write_header(
     Ok(())
 }
 
+/// The location and settings of a unit test's scratch region: a name unique to the test and
+/// this process, mode 0600, no queue.
+#[cfg(test)]
+fn scratch_spec(test: &str, layout: &'static TypeLayout, in_place: bool) -> (Location, RegionSpec) {
+    let location = Location::Named(format!("unit-{test}-{}", std::process::id()));
+    let spec = RegionSpec {
+        layout,
+        in_place,
+        notify_readers: false,
+        mode: 0o600,
+        open_timeout: Duration::from_secs(1),
+        allow_other_owner: false,
+        unlink_on_drop: false,
+        queue: None,
+    };
+    (location, spec)
+}
+
 /// Runs `init`, publishes "ready" and wakes openers waiting on the state.
 ///
 /// # Safety
@@ -728,17 +746,7 @@ unsafe fn fill_and_publish_ready(region: &Region, init: Init<'_>) {
 #[cfg(test)]
 pub(crate) fn scratch_value(test: &str, fill: u8) -> Region {
     use crate::layout::ShmType;
-    let location = Location::Named(format!("unit-{test}-{}", std::process::id()));
-    let spec = RegionSpec {
-        layout: &<[u64; 32]>::LAYOUT,
-        in_place: false,
-        notify_readers: false,
-        mode: 0o600,
-        open_timeout: Duration::from_secs(1),
-        allow_other_owner: false,
-        unlink_on_drop: false,
-        queue: None,
-    };
+    let (location, spec) = scratch_spec(test, &<[u64; 32]>::LAYOUT, false);
     let region = Region::create(&location, &spec, &mut |payload| payload.fill(fill)).unwrap();
     unlink(&location).unwrap();
     region
@@ -755,17 +763,7 @@ pub(crate) fn scratch_handles(
     in_place: bool,
     second: Access,
 ) -> (Region, Region) {
-    let location = Location::Named(format!("unit-{test}-{}", std::process::id()));
-    let spec = RegionSpec {
-        layout,
-        in_place,
-        notify_readers: false,
-        mode: 0o600,
-        open_timeout: Duration::from_secs(1),
-        allow_other_owner: false,
-        unlink_on_drop: false,
-        queue: None,
-    };
+    let (location, spec) = scratch_spec(test, layout, in_place);
     let region = Region::create(&location, &spec, &mut |payload| payload.fill(0)).unwrap();
     let opened = Region::open(&location, &spec, second);
     unlink(&location).unwrap();
