@@ -123,14 +123,21 @@ static inline const char *shmstore_strerror(int rc) {
     case SHMSTORE_E_NOT_A_REGION: return "not a shmstore region (wrong magic)";
     case SHMSTORE_E_FORMAT: return "another shmstore format version or header size";
     case SHMSTORE_E_MUTEX_SIZE: return "created by a program with another sizeof(pthread_mutex_t)";
-    case SHMSTORE_E_NOT_READY: return "not ready: its creator is initialising it or died before finishing";
+    case SHMSTORE_E_NOT_READY:
+        return "not ready: its creator is initialising it or died before finishing";
     case SHMSTORE_E_CORRUPT: return "corrupt: inconsistent header fields";
     case SHMSTORE_E_WRONG_KIND: return "a queue opened as a value, or a value opened as a queue";
-    case SHMSTORE_E_WRONG_TYPE: return "holds another type: regenerate this header (shmstore header NAME)";
+    case SHMSTORE_E_WRONG_TYPE:
+        return "holds another type: regenerate this header (shmstore header NAME)";
     case SHMSTORE_E_CAPACITY: return "a queue of another capacity";
-    case SHMSTORE_E_TIMEOUT: return "no consistent copy in time (an in-place writer died mid-write?)";
-    case SHMSTORE_E_OTHER_OWNER: return "owned or created by another user: refused unless compiled with -DSHMSTORE_ALLOW_OTHER_OWNER";
-    case SHMSTORE_E_LEASED: return "another process holds a lease on the object (fcntl F_SETLEASE), so opening it would wait for that process: see who owns it (ls -l /dev/shm)";
+    case SHMSTORE_E_TIMEOUT:
+        return "no consistent copy in time (an in-place writer died mid-write?)";
+    case SHMSTORE_E_OTHER_OWNER:
+        return "owned or created by another user: refused unless compiled with "
+               "-DSHMSTORE_ALLOW_OTHER_OWNER";
+    case SHMSTORE_E_LEASED:
+        return "another process holds a lease on the object (fcntl F_SETLEASE), so opening it "
+               "would wait for that process: see who owns it (ls -l /dev/shm)";
     default: return rc < 0 ? strerror(-rc) : "unknown error";
     }
 }
@@ -324,7 +331,8 @@ static inline int shmstore_from_base(void *base, size_t size, shmstore_region_t 
     uintptr_t align = SHMSTORE_TYPE_ALIGN > SHMSTORE_PAYLOAD_MIN_ALIGN ? SHMSTORE_TYPE_ALIGN
                                                                        : SHMSTORE_PAYLOAD_MIN_ALIGN;
     if (base == NULL || (uintptr_t)base % align != 0) return -EINVAL;
-    if (size < SHMSTORE_HEADER_SIZE) return size == 0 ? SHMSTORE_E_NOT_READY : SHMSTORE_E_NOT_A_REGION;
+    if (size < SHMSTORE_HEADER_SIZE)
+        return size == 0 ? SHMSTORE_E_NOT_READY : SHMSTORE_E_NOT_A_REGION;
     h->header = (shmstore_header_t *)base;
     h->map_size = size;
     h->borrowed = 1;

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #if defined(__GLIBC__) && !defined(__USE_XOPEN2K8)
-#error "shm_open and pthread_mutex_consistent are hidden: include this header first, or compile with -D_GNU_SOURCE"
+#error "shm_open and pthread_mutex_consistent are hidden: include this header first, " \
+    "or compile with -D_GNU_SOURCE"
 #endif
 

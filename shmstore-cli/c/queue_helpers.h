@@ -20,11 +20,15 @@ _Static_assert(offsetof(shmstore_queue_control_t, tail) == 0, "tail at 0");
 _Static_assert(offsetof(shmstore_queue_control_t, producer_pid) == 8, "producer_pid at 8");
 _Static_assert(offsetof(shmstore_queue_control_t, head) == 64, "head at 64");
 _Static_assert(offsetof(shmstore_queue_control_t, consumer_pid) == 72, "consumer_pid at 72");
-_Static_assert(offsetof(shmstore_queue_control_t, not_empty_epoch) == 128, "not_empty_epoch at 128");
-_Static_assert(offsetof(shmstore_queue_control_t, not_empty_sleepers) == 132, "not_empty_sleepers at 132");
+_Static_assert(offsetof(shmstore_queue_control_t, not_empty_epoch) == 128,
+               "not_empty_epoch at 128");
+_Static_assert(offsetof(shmstore_queue_control_t, not_empty_sleepers) == 132,
+               "not_empty_sleepers at 132");
 _Static_assert(offsetof(shmstore_queue_control_t, not_full_epoch) == 192, "not_full_epoch at 192");
-_Static_assert(offsetof(shmstore_queue_control_t, not_full_sleepers) == 196, "not_full_sleepers at 196");
-_Static_assert(sizeof(shmstore_queue_control_t) == SHMSTORE_QUEUE_CONTROL_SIZE, "the control block is 256 bytes");
+_Static_assert(offsetof(shmstore_queue_control_t, not_full_sleepers) == 196,
+               "not_full_sleepers at 196");
+_Static_assert(sizeof(shmstore_queue_control_t) == SHMSTORE_QUEUE_CONTROL_SIZE,
+               "the control block is 256 bytes");
 
 static inline shmstore_queue_control_t *shmstore_queue_control(shmstore_region_t *h) {
     return (shmstore_queue_control_t *)(void *)h->working;

@@ -122,7 +122,8 @@ static inline void shmstore_copy_relaxed_(unsigned char *out, const unsigned cha
     size_t i = 0;
     if (((uintptr_t)from % 8) == 0) {
         for (; i + 8 <= n; i += 8) {
-            uint64_t word = __atomic_load_n((const uint64_t *)(const void *)(from + i), __ATOMIC_RELAXED);
+            uint64_t word =
+                __atomic_load_n((const uint64_t *)(const void *)(from + i), __ATOMIC_RELAXED);
             memcpy(out + i, &word, 8);
         }
     }
