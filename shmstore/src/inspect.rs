@@ -127,12 +127,12 @@ impl TypeDescriptor {
 /// #[derive(ShmType, Clone, Copy)]
 /// #[repr(C)]
 /// #[shm(name = "Limits")]
-/// struct LimitsV1 { rate: u16, burst: u32 }
+/// struct LimitsV1 { rate: u32, burst: u32 }
 ///
 /// #[derive(ShmType, Clone, Copy)]
 /// #[repr(C)]
 /// #[shm(name = "Limits")]
-/// struct LimitsV2 { rate: u32, burst: u32, window_ms: u64 }
+/// struct LimitsV2 { rate: u64, burst: u32, window_ms: u32 }
 ///
 /// let old = TypeDescriptor::of::<LimitsV1>();
 /// let new = TypeDescriptor::of::<LimitsV2>();
@@ -145,7 +145,7 @@ impl TypeDescriptor {
 ///     .collect();
 /// assert_eq!(lines, ["rate widened", "burst same", "window_ms added"]);
 ///
-/// // The other way round, `rate` would be cut from u32 to u16.
+/// // The other way round, `rate` would be cut from u64 to u32.
 /// let back = compatibility(&new, &old);
 /// assert_eq!(back.overall, Overall::Incompatible);
 /// assert!(matches!(back.fields[0].verdict, FieldVerdict::Incompatible { .. }));
@@ -521,12 +521,12 @@ impl Inspector {
     /// #[derive(ShmType, Clone, Copy)]
     /// #[repr(C)]
     /// #[shm(name = "Config")]
-    /// struct ConfigV1 { workers: u16 }
+    /// struct ConfigV1 { workers: u32 }
     ///
     /// #[derive(ShmType, Clone, Copy)]
     /// #[repr(C)]
     /// #[shm(name = "Config")]
-    /// struct ConfigV2 { workers: u16, timeout_ms: u32 }
+    /// struct ConfigV2 { workers: u32, timeout_ms: u32 }
     ///
     /// # let name = format!("doc-compat-{}", std::process::id());
     /// let _v1 = Shm::<ConfigV1>::options()
