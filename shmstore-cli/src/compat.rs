@@ -168,10 +168,7 @@ fn write_text(
                 "{}, only in the region: kept untouched by writes",
                 field.region.as_deref().unwrap_or("")
             ),
-            FieldVerdict::Widened { from, to } => format!(
-                "{from} -> {to}: reads lose nothing; write only what the region's type holds \
-                 while its programs run"
-            ),
+            FieldVerdict::Widened { from, to } => format!("{from} -> {to}: reads lose nothing"),
             FieldVerdict::Incompatible { reason } => reason.clone(),
             _ => String::new(),
         };
