@@ -15,7 +15,7 @@ use crate::layout::Primitive;
 use super::descriptor::{join_path, outer_dims, Descriptor, KindEntry, StoredKind};
 
 /// Whether a region's type and another type may share the region, field by field: what
-/// [`compare`] finds.
+/// [`compatibility`](crate::inspect::compatibility) finds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Compatibility {
