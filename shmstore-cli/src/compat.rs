@@ -32,17 +32,38 @@ pub fn run(name: &str, other: Other<'_>, as_json: bool, out: &mut dyn Write) -> 
     let (entry, view) = scan::region(name)?;
     let region = view.descriptor();
     let shown = printable(&entry.name).into_owned();
+    let mut same_header = true;
     let (other_shown, other_descriptor) = match other {
         Other::Region(text) => {
-            let (entry, view) = scan::region(text)?;
-            (printable(&entry.name).into_owned(), view.descriptor())
+            let (entry, other_view) = scan::region(text)?;
+            let (mine, theirs) = (view.header_fields(), other_view.header_fields());
+            // Equal descriptors of types that `open` tells apart (a nested struct's name,
+            // `packed`): the fingerprint and the alignment say so.
+            same_header = mine.fingerprint == theirs.fingerprint
+                && mine.payload_align == theirs.payload_align;
+            (printable(&entry.name).into_owned(), other_view.descriptor())
         }
-        Other::Dump(path) => (
-            printable(&path.display().to_string()).into_owned(),
-            from_dump(path)?,
-        ),
+        Other::Dump(path) => {
+            let (descriptor, header) = from_dump(path)?;
+            let mine = view.header_fields();
+            // A dump says its fingerprint and alignment in its header; one without them is
+            // taken at its descriptor's word.
+            same_header = header["fingerprint"]
+                .as_str()
+                .is_none_or(|f| f == format!("{:#018x}", mine.fingerprint))
+                && header["payload_align"]
+                    .as_u64()
+                    .is_none_or(|a| a == mine.payload_align);
+            (
+                printable(&path.display().to_string()).into_owned(),
+                descriptor,
+            )
+        }
     };
-    let verdict = compatibility(&region, &other_descriptor);
+    let mut verdict = compatibility(&region, &other_descriptor);
+    if verdict.overall == Overall::Identical && !same_header {
+        verdict.overall = Overall::Compatible;
+    }
     if as_json {
         let value = to_json(&shown, &region, &other_shown, &other_descriptor, &verdict);
         writeln!(out, "{}", json::pretty(&value))?;
@@ -71,8 +92,9 @@ pub fn run(name: &str, other: Other<'_>, as_json: bool, out: &mut dyn Write) -> 
     )))
 }
 
-/// The `descriptor` of a `shmstore inspect --json` dump, decoded and checked as a region's.
-fn from_dump(path: &Path) -> Outcome<TypeDescriptor> {
+/// The `descriptor` of a `shmstore inspect --json` dump, decoded and checked as a region's,
+/// and the dump's `header`.
+fn from_dump(path: &Path) -> Outcome<(TypeDescriptor, Value)> {
     use std::io::Read;
     let shown = printable(&path.display().to_string()).into_owned();
     let file = std::fs::File::open(path)
@@ -102,7 +124,8 @@ fn from_dump(path: &Path) -> Outcome<TypeDescriptor> {
         ))
     })?;
     let version = u32::try_from(version).unwrap_or(u32::MAX);
-    Ok(TypeDescriptor::decode(&shown, &bytes, version)?)
+    let decoded = TypeDescriptor::decode(&shown, &bytes, version)?;
+    Ok((decoded, dump["header"].clone()))
 }
 
 /// The bytes a descriptor's `bytes` in a dump spell (two hex digits each).

@@ -540,7 +540,18 @@ impl Inspector {
     /// # Ok::<(), shmstore::Error>(())
     /// ```
     pub fn compatibility_with<T: ShmType>(&self) -> Compatibility {
-        format::compare(&self.descriptor, &Descriptor::of(&T::LAYOUT))
+        let mut verdict = format::compare(&self.descriptor, &Descriptor::of(&T::LAYOUT));
+        // Equal descriptors can still belong to types that `open` tells apart: the fingerprint
+        // also covers nested struct names and the alignment (`packed` or not), which the
+        // descriptor does not store. Identical means that `open` accepts `T` today.
+        let info = self.header_info();
+        if verdict.overall == Overall::Identical
+            && (info.fingerprint != T::LAYOUT.fingerprint()
+                || info.queue.is_none() && info.layout.payload_align != T::LAYOUT.align())
+        {
+            verdict.overall = Overall::Compatible;
+        }
+        verdict
     }
 
     /// Whether the region is a queue ([`ShmQueue`](crate::ShmQueue)).
@@ -877,6 +888,43 @@ mod tests {
         assert_eq!(rendered(&view, 2)[8], "grid = [1, 2, … (4 more)]");
         assert_eq!(view.header_fields().payload_size, 80);
         assert_eq!(view.info().type_name, "Robot");
+    }
+
+    #[test]
+    fn identical_means_that_open_accepts_the_type() {
+        #[derive(crate::ShmType, Clone, Copy)]
+        #[repr(C)]
+        struct Pair {
+            a: u32,
+            b: u32,
+        }
+        mod packed {
+            #[derive(crate::ShmType, Clone, Copy)]
+            #[repr(C, packed)]
+            pub(super) struct Pair {
+                a: u32,
+                b: u32,
+            }
+        }
+        let name = format!("shmstore-test-inspect-compat-{}", std::process::id());
+        let _shm = Shm::<Pair>::options()
+            .unlink_on_drop(true)
+            .create(&name, Pair { a: 1, b: 2 })
+            .unwrap();
+        let view = Inspector::open(&name).unwrap();
+        assert_eq!(
+            view.compatibility_with::<Pair>().overall,
+            Overall::Identical
+        );
+        // The same descriptor, another alignment: `open` refuses it, so not identical.
+        assert_eq!(view.descriptor(), TypeDescriptor::of::<packed::Pair>());
+        assert!(Shm::<packed::Pair>::open(&name).is_err());
+        let verdict = view.compatibility_with::<packed::Pair>();
+        assert_eq!(verdict.overall, Overall::Compatible);
+        assert!(verdict
+            .fields
+            .iter()
+            .all(|f| f.verdict == FieldVerdict::Same));
     }
 
     #[test]

@@ -30,7 +30,11 @@ pub struct Compatibility {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Overall {
-    /// The same descriptor (the same fingerprint): the direct path, at today's cost.
+    /// The same descriptor: type name, field table and kinds table. For
+    /// [`Inspector::compatibility_with`](crate::inspect::Inspector::compatibility_with), also
+    /// the same fingerprint and alignment (which cover nested struct names and `packed`, which
+    /// the descriptor does not store): the region opens for the type today, on the direct
+    /// path at today's cost.
     Identical,
     /// Different, and every field is [`Same`](FieldVerdict::Same),
     /// [`Added`](FieldVerdict::Added), [`Kept`](FieldVerdict::Kept) or
