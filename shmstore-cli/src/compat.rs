@@ -32,7 +32,7 @@ pub fn run(name: &str, other: Other<'_>, as_json: bool, out: &mut dyn Write) -> 
     let (entry, view) = scan::region(name)?;
     let region = view.descriptor();
     let shown = printable(&entry.name).into_owned();
-    let mut same_header = true;
+    let same_header;
     let (other_shown, other_descriptor) = match other {
         Other::Region(text) => {
             let (entry, other_view) = scan::region(text)?;
