@@ -174,10 +174,12 @@ fn decode_descriptor_version(bytes: &[u8], version: u32) {
     let _ = Descriptor::of(&<[u64; 4]>::LAYOUT).differences(&descriptor);
     // The compatibility verdict is total: itself is identical, and against another type it
     // gives a verdict both ways, consistent with its entries.
-    assert_eq!(
-        crate::format::compare(&descriptor, &descriptor).overall,
-        crate::format::Overall::Identical
-    );
+    let itself = crate::format::compare(&descriptor, &descriptor);
+    assert_eq!(itself.overall, crate::format::Overall::Identical);
+    assert!(itself
+        .fields
+        .iter()
+        .all(|f| f.verdict == crate::format::FieldVerdict::Same));
     let other = Descriptor::of(&<[u64; 4]>::LAYOUT);
     for verdict in [
         crate::format::compare(&descriptor, &other),

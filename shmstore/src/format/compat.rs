@@ -479,16 +479,24 @@ fn last_name(path: &str) -> &str {
     name.trim_end_matches("[]")
 }
 
+/// Each path's first node: where a forged descriptor repeats a path, the first counts on both
+/// sides, so that a descriptor compared with itself matches each node with itself.
+fn first_by_path<'n, 'a>(nodes: &'n [(String, Node<'a>)]) -> HashMap<&'n str, &'n Node<'a>> {
+    let mut by_path = HashMap::with_capacity(nodes.len());
+    for (path, node) in nodes {
+        by_path.entry(path.as_str()).or_insert(node);
+    }
+    by_path
+}
+
 /// Compares `region` (a region's stored descriptor) with `other` (the descriptor of the type
 /// that would open it), field by field: see `FORMAT.md`, "Comparing two descriptors".
 pub fn compare(region: &Descriptor, other: &Descriptor) -> Compatibility {
     let theirs = nodes(region);
     let mine = nodes(other);
     let identical = region == other;
-    let theirs_by_path: HashMap<&str, &Node<'_>> =
-        theirs.iter().map(|(p, n)| (p.as_str(), n)).collect();
-    let mine_by_path: HashMap<&str, &Node<'_>> =
-        mine.iter().map(|(p, n)| (p.as_str(), n)).collect();
+    let theirs_by_path = first_by_path(&theirs);
+    let mine_by_path = first_by_path(&mine);
     let mut fields = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for (path, node) in &theirs {
@@ -496,6 +504,9 @@ pub fn compare(region: &Descriptor, other: &Descriptor) -> Compatibility {
             continue;
         }
         let verdict = match mine_by_path.get(path.as_str()) {
+            // Byte-equal descriptors: every field is the same, even one of a primitive this
+            // build does not know (which it could not compare otherwise).
+            Some(_) if identical => FieldVerdict::Same,
             Some(other) => compare_nodes(node, other),
             None => FieldVerdict::Kept,
         };
@@ -1186,6 +1197,11 @@ mod tests {
             fn a_descriptor_is_identical_to_itself(d in descriptor()) {
                 let c = compare(&d, &d);
                 prop_assert_eq!(c.overall, Overall::Identical);
+                prop_assert!(
+                    c.fields.iter().all(|f| f.verdict == FieldVerdict::Same),
+                    "{:?}",
+                    c.fields
+                );
             }
 
             #[test]
