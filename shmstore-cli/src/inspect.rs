@@ -210,6 +210,9 @@ fn to_json(entry: &Entry, view: &Inspector, max_elements: usize) -> Value {
         "values": values,
         // Why there are no values: an in-place write that does not finish.
         "note": note,
+        // The stored descriptor, whole (format version and bytes in hex): what
+        // `shmstore compat REGION --descriptor FILE` compares.
+        "descriptor": crate::compat::descriptor_json(&view.descriptor()),
     })
 }
 

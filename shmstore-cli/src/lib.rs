@@ -7,6 +7,8 @@ pub mod cheader;
 #[doc(hidden)]
 pub mod ckinds;
 #[doc(hidden)]
+pub mod compat;
+#[doc(hidden)]
 pub mod cstruct;
 #[doc(hidden)]
 pub mod failure;

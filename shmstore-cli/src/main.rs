@@ -1,6 +1,6 @@
 //! `shmstore`: look after the shared-memory regions of this host.
 //!
-//! `list`, `inspect`, `get`, `set`, `watch`, `rm`, `gc` and `header` (DESIGN §9). Every subcommand reads
+//! `list`, `inspect`, `get`, `set`, `watch`, `rm`, `gc`, `header` (DESIGN §9) and `compat`. Every subcommand reads
 //! regions through the library's read-only [`shmstore::inspect::Inspector`]: it never locks a
 //! region, so it cannot disturb the processes that use it. A region is given by its location as
 //! [`shmstore::Location::parse`] reads it: a POSIX name, a file path (any text with a `/`), or
@@ -8,7 +8,7 @@
 //! on stderr starting with `shmstore: `), 2 usage.
 
 // The subcommands live in the library (src/lib.rs), where the fuzz targets reach them too.
-use shmstore_cli::{cheader, gc, get, inspect, list, rm, set, watch};
+use shmstore_cli::{cheader, compat, gc, get, inspect, list, rm, set, watch};
 
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -235,6 +235,38 @@ enum Command {
         #[arg(short, long, value_name = "FILE")]
         output: Option<PathBuf>,
     },
+    /// Dry-run whether another type may share a region: field by field, from another region or
+    /// an `inspect --json` dump; exit 0 when compatible, 1 when not.
+    #[command(
+        after_help = "Fields match by path. Each line says: same; added (only the other type \
+                      has it: it reads as its zero value); kept (only the region has it: \
+                      writes keep it untouched); widened (a wider integer or float, a longer \
+                      text or list capacity, new enum variants: reads lose nothing); or \
+                      incompatible, with the reason (\"here\" is the other type). Opening a region still needs its identical \
+                      type; README, \"Changing a region's type\", gives the rules.\n\n\
+                      Example:\n  shmstore compat gateway.config --with gateway.config-next\n  \
+                      shmstore inspect gateway.config-next --json > next.json\n  \
+                      shmstore compat gateway.config --descriptor next.json --json"
+    )]
+    Compat {
+        /// The region: a name, a file path (text with a `/`), or sysv:KEY.
+        #[arg(value_name = "LOCATION")]
+        name: String,
+        /// The other type: another region's (a name, a file path or sysv:KEY).
+        #[arg(
+            long,
+            value_name = "OTHER",
+            conflicts_with = "descriptor",
+            required_unless_present = "descriptor"
+        )]
+        with: Option<String>,
+        /// The other type: the descriptor in a `shmstore inspect --json` dump.
+        #[arg(long, value_name = "FILE")]
+        descriptor: Option<PathBuf>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -300,6 +332,24 @@ fn run(command: Command, out: &mut dyn Write) -> Outcome {
             gc::run(&options, out)
         }
         Command::Header { name, output } => cheader::run(&name, output.as_deref(), out),
+        Command::Compat {
+            name,
+            with,
+            descriptor,
+            json,
+        } => {
+            let other = match (&with, &descriptor) {
+                (Some(region), _) => compat::Other::Region(region),
+                (None, Some(file)) => compat::Other::Dump(file),
+                // clap requires one of the two.
+                (None, None) => {
+                    return Err(shmstore_cli::failure::Failure::Message(
+                        "give --with OTHER or --descriptor FILE".into(),
+                    ))
+                }
+            };
+            compat::run(&name, other, json, out)
+        }
     }
 }
 

@@ -139,7 +139,9 @@ fn atomic_words(bytes: &[u8]) -> Vec<AtomicU64> {
 /// # Panics
 ///
 /// If the decoder panics, or if a descriptor it accepts does not encode back to one that
-/// decodes equal (and to the same bytes), or if describing it panics.
+/// decodes equal (and to the same bytes), or if describing it panics, or if comparing it for
+/// compatibility (with itself: identical; with another type, both ways) panics or gives a
+/// verdict its entries contradict.
 pub fn decode_descriptor(bytes: &[u8]) {
     // Version 1 has no kinds table; version 2 must have one: each input is read both ways.
     for version in [1, 2] {
@@ -170,6 +172,24 @@ fn decode_descriptor_version(bytes: &[u8], version: u32) {
         assert!(descriptor.differences(&descriptor).is_empty());
     }
     let _ = Descriptor::of(&<[u64; 4]>::LAYOUT).differences(&descriptor);
+    // The compatibility verdict is total: itself is identical, and against another type it
+    // gives a verdict both ways, consistent with its entries.
+    let itself = crate::format::compare(&descriptor, &descriptor);
+    assert_eq!(itself.overall, crate::format::Overall::Identical);
+    assert!(itself
+        .fields
+        .iter()
+        .all(|f| f.verdict == crate::format::FieldVerdict::Same));
+    let other = Descriptor::of(&<[u64; 4]>::LAYOUT);
+    for verdict in [
+        crate::format::compare(&descriptor, &other),
+        crate::format::compare(&other, &descriptor),
+    ] {
+        assert_eq!(
+            verdict.is_compatible(),
+            verdict.fields.iter().all(|f| f.verdict.is_compatible())
+        );
+    }
 }
 
 /// Writes `bytes` as a region in each backend — a shared-memory object under a fresh name, a

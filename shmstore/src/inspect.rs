@@ -8,12 +8,15 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 pub use crate::editor::{Committed, Editor, EditorOptions};
-pub use crate::format::{KindEntry, StoredKind};
+pub use crate::format::{
+    Compatibility, FieldCompatibility, FieldVerdict, KindEntry, Overall, StoredKind,
+};
 pub use crate::values::{ByteWrite, Value};
 
 use crate::error::{Error, Result};
 use crate::format::{
-    self, DescriptorField, Header, HeaderInfo, LoadAcquire, QueueShape, MAX_DESCRIPTOR_LEN,
+    self, Descriptor, DescriptorField, Header, HeaderInfo, LoadAcquire, QueueShape,
+    MAX_DESCRIPTOR_LEN,
 };
 use crate::info::{summarize, RegionInfo};
 use crate::layout::{Primitive, ShmType};
@@ -62,6 +65,94 @@ use crate::wait::{wait_for_change, TimedOut};
 pub struct Inspector {
     source: Source,
     stored: StoredType,
+    /// The stored descriptor as decoded, for comparisons ([`Inspector::descriptor`]).
+    descriptor: Descriptor,
+}
+
+/// A type descriptor (`FORMAT.md`, "Type descriptor"): a type's name, its field table and its
+/// kinds table, as a region stores them. A region's comes from
+/// [`Inspector::descriptor`], a Rust type's from [`TypeDescriptor::of`], and any stored
+/// bytes (a `shmstore inspect --json` dump's `descriptor`) through
+/// [`TypeDescriptor::decode`]; [`compatibility`] compares two of them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TypeDescriptor(Descriptor);
+
+impl TypeDescriptor {
+    /// The descriptor a region of `T` stores.
+    pub fn of<T: ShmType>() -> TypeDescriptor {
+        TypeDescriptor(Descriptor::of(&T::LAYOUT))
+    }
+
+    /// Decodes the stored bytes of a descriptor of `format_version` (1: no kinds table, 2: with
+    /// one), checked as opening a region checks them.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Corrupt`] (naming `source`, which says where the bytes come from) when the
+    /// bytes are not a descriptor of that version.
+    pub fn decode(source: &str, bytes: &[u8], format_version: u32) -> Result<TypeDescriptor> {
+        Descriptor::decode(bytes, format_version)
+            .map(TypeDescriptor)
+            .map_err(|why| Error::corrupt(source, why))
+    }
+
+    /// The stored bytes, which [`decode`](Self::decode) reads back.
+    pub fn encode(&self) -> Vec<u8> {
+        self.0.encode()
+    }
+
+    /// The header's `format_version` for this descriptor: 1 without kinds, 2 with them.
+    pub fn format_version(&self) -> u32 {
+        self.0.format_version()
+    }
+
+    /// The type's name.
+    pub fn type_name(&self) -> &str {
+        &self.0.type_name
+    }
+}
+
+/// Whether a type described by `other` may share a region whose stored type is `region`,
+/// field by field (`FORMAT.md`, "Comparing two descriptors"; the README's "Changing a region's
+/// type" gives the rules). A pure comparison: it never reads a region.
+///
+/// Today a region opens only for its identical type ([`Overall::Identical`]); the verdict
+/// tells an operator, before a deploy, whether a new version of the type keeps to the rules
+/// that let the two share the region.
+///
+/// ```
+/// use shmstore::inspect::{compatibility, FieldVerdict, Overall, TypeDescriptor};
+/// use shmstore::ShmType;
+///
+/// #[derive(ShmType, Clone, Copy)]
+/// #[repr(C)]
+/// #[shm(name = "Limits")]
+/// struct LimitsV1 { rate: u32, burst: u32 }
+///
+/// #[derive(ShmType, Clone, Copy)]
+/// #[repr(C)]
+/// #[shm(name = "Limits")]
+/// struct LimitsV2 { rate: u64, burst: u32, window_ms: u32 }
+///
+/// let old = TypeDescriptor::of::<LimitsV1>();
+/// let new = TypeDescriptor::of::<LimitsV2>();
+/// let verdict = compatibility(&old, &new);
+/// assert_eq!(verdict.overall, Overall::Compatible);
+/// let lines: Vec<String> = verdict
+///     .fields
+///     .iter()
+///     .map(|f| format!("{} {}", f.path, f.verdict.name()))
+///     .collect();
+/// assert_eq!(lines, ["rate widened", "burst same", "window_ms added"]);
+///
+/// // The other way round, `rate` would be cut from u64 to u32.
+/// let back = compatibility(&new, &old);
+/// assert_eq!(back.overall, Overall::Incompatible);
+/// assert!(matches!(back.fields[0].verdict, FieldVerdict::Incompatible { .. }));
+/// assert_eq!(compatibility(&old, &old).overall, Overall::Identical);
+/// ```
+pub fn compatibility(region: &TypeDescriptor, other: &TypeDescriptor) -> Compatibility {
+    format::compare(&region.0, &other.0)
 }
 
 /// How an inspector reads its region.
@@ -366,9 +457,14 @@ impl Inspector {
             Source::Read { looked, .. } => looked.info.format_version,
             Source::Mapped { region, .. } => region.info().format_version,
         };
+        let stored = StoredType::decode(&name, &descriptor, format_version)?;
+        // The decoder accepted these bytes just above.
+        let descriptor = Descriptor::decode(&descriptor, format_version)
+            .map_err(|why| Error::corrupt(&name, why))?;
         Ok(Inspector {
-            stored: StoredType::decode(&name, &descriptor, format_version)?,
+            stored,
             source,
+            descriptor,
         })
     }
 
@@ -406,6 +502,56 @@ impl Inspector {
             info.queue
                 .map_or(info.layout.payload_size, |shape| shape.element_size) as u64,
         )
+    }
+
+    /// The region's stored type descriptor (of one element, for a queue).
+    pub fn descriptor(&self) -> TypeDescriptor {
+        TypeDescriptor(self.descriptor.clone())
+    }
+
+    /// Whether a program whose type is `T` may share this region with the programs of its
+    /// stored type, field by field: [`compatibility`] of the stored descriptor and `T`'s.
+    /// Opening a region still needs its identical type ([`Overall::Identical`]); this is the
+    /// check to run before a deploy.
+    ///
+    /// ```
+    /// use shmstore::inspect::{Inspector, Overall};
+    /// use shmstore::{Shm, ShmType};
+    ///
+    /// #[derive(ShmType, Clone, Copy)]
+    /// #[repr(C)]
+    /// #[shm(name = "Config")]
+    /// struct ConfigV1 { workers: u32 }
+    ///
+    /// #[derive(ShmType, Clone, Copy)]
+    /// #[repr(C)]
+    /// #[shm(name = "Config")]
+    /// struct ConfigV2 { workers: u32, timeout_ms: u32 }
+    ///
+    /// # let name = format!("doc-compat-{}", std::process::id());
+    /// let _v1 = Shm::<ConfigV1>::options()
+    ///     .unlink_on_drop(true)
+    ///     .create(&name, ConfigV1 { workers: 4 })?;
+    /// let view = Inspector::open(&name)?;
+    /// assert_eq!(view.compatibility_with::<ConfigV1>().overall, Overall::Identical);
+    /// let v2 = view.compatibility_with::<ConfigV2>();
+    /// assert_eq!(v2.overall, Overall::Compatible);
+    /// assert_eq!(v2.fields[1].path, "timeout_ms");
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
+    pub fn compatibility_with<T: ShmType>(&self) -> Compatibility {
+        let mut verdict = format::compare(&self.descriptor, &Descriptor::of(&T::LAYOUT));
+        // Equal descriptors can still belong to types that `open` tells apart: the fingerprint
+        // also covers nested struct names and the alignment (`packed` or not), which the
+        // descriptor does not store. Identical means that `open` accepts `T` today.
+        let info = self.header_info();
+        if verdict.overall == Overall::Identical
+            && (info.fingerprint != T::LAYOUT.fingerprint()
+                || info.queue.is_none() && info.layout.payload_align != T::LAYOUT.align())
+        {
+            verdict.overall = Overall::Compatible;
+        }
+        verdict
     }
 
     /// Whether the region is a queue ([`ShmQueue`](crate::ShmQueue)).
@@ -742,6 +888,43 @@ mod tests {
         assert_eq!(rendered(&view, 2)[8], "grid = [1, 2, … (4 more)]");
         assert_eq!(view.header_fields().payload_size, 80);
         assert_eq!(view.info().type_name, "Robot");
+    }
+
+    #[test]
+    fn identical_means_that_open_accepts_the_type() {
+        #[derive(crate::ShmType, Clone, Copy)]
+        #[repr(C)]
+        struct Pair {
+            a: u32,
+            b: u32,
+        }
+        mod packed {
+            #[derive(crate::ShmType, Clone, Copy)]
+            #[repr(C, packed)]
+            pub(super) struct Pair {
+                a: u32,
+                b: u32,
+            }
+        }
+        let name = format!("shmstore-test-inspect-compat-{}", std::process::id());
+        let _shm = Shm::<Pair>::options()
+            .unlink_on_drop(true)
+            .create(&name, Pair { a: 1, b: 2 })
+            .unwrap();
+        let view = Inspector::open(&name).unwrap();
+        assert_eq!(
+            view.compatibility_with::<Pair>().overall,
+            Overall::Identical
+        );
+        // The same descriptor, another alignment: `open` refuses it, so not identical.
+        assert_eq!(view.descriptor(), TypeDescriptor::of::<packed::Pair>());
+        assert!(Shm::<packed::Pair>::open(&name).is_err());
+        let verdict = view.compatibility_with::<packed::Pair>();
+        assert_eq!(verdict.overall, Overall::Compatible);
+        assert!(verdict
+            .fields
+            .iter()
+            .all(|f| f.verdict == FieldVerdict::Same));
     }
 
     #[test]

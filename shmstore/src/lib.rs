@@ -61,8 +61,9 @@
 //! region     region/ (mod, fd, sysv)            create, open, validate and map per backend;
 //!                                               knows payload shapes, never queues or locks
 //! format     format/ (header, descriptor,       FORMAT.md in code: the one validated view of
-//!            queue, owner)                      mapped bytes, so no other module casts raw
-//!                                               pointers into a header or a control block
+//!            queue, owner, compat: two          mapped bytes, so no other module casts raw
+//!              descriptors compared field by    pointers into a header or a control block
+//!              field)
 //! OS         sys/                               every libc and nix call
 //! leaves     layout, location, name, error,     pure data and helpers (`location` uses `name`;
 //!            atomic_copy, value/ (the field     the field types sit here, not in the typed

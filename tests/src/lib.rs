@@ -1031,3 +1031,91 @@ impl ServiceConfig {
         config
     }
 }
+
+/// Two versions of a service's config type, as two releases of one program define it (issue
+/// 16, rolling upgrades), and a third whose change is refused: the compatibility checks and
+/// the rolling-deploy tests build regions of each.
+pub mod config_versions {
+    use shmstore::value::{EnumField, FixedStr};
+    use shmstore::{ShmEnum, ShmType};
+
+    /// Version 1's log levels.
+    #[derive(ShmEnum, Clone, Copy, Debug, PartialEq, Eq)]
+    #[repr(u8)]
+    pub enum LevelV1 {
+        /// Errors only.
+        Error,
+        /// Warnings too.
+        Warn,
+        /// Everything.
+        Info,
+    }
+
+    /// Version 2's log levels: one more, with a new value.
+    #[derive(ShmEnum, Clone, Copy, Debug, PartialEq, Eq)]
+    #[repr(u8)]
+    pub enum LevelV2 {
+        /// Errors only.
+        Error,
+        /// Warnings too.
+        Warn,
+        /// Everything.
+        Info,
+        /// Even more.
+        Debug,
+    }
+
+    /// Release 1 of the config.
+    #[derive(ShmType, Clone, Copy, Debug, PartialEq)]
+    #[repr(C)]
+    #[shm(name = "Config")]
+    pub struct ConfigV1 {
+        /// Worker threads.
+        pub workers: u32,
+        /// A request's time limit.
+        pub timeout_ms: u32,
+        /// The service's name.
+        pub service: FixedStr<16>,
+        /// How much to log.
+        pub level: EnumField<LevelV1>,
+        /// Unused; makes the size a multiple of the alignment.
+        pub _pad: [u8; 3],
+    }
+
+    /// Release 2: `timeout_ms` widened to `u64`, a longer `service`, a new log level, and a new
+    /// field `retries`. Compatible with release 1 in the direction that loses nothing.
+    #[derive(ShmType, Clone, Copy, Debug, PartialEq)]
+    #[repr(C)]
+    #[shm(name = "Config")]
+    pub struct ConfigV2 {
+        /// Worker threads.
+        pub workers: u32,
+        /// The new field.
+        pub retries: u32,
+        /// A request's time limit, widened.
+        pub timeout_ms: u64,
+        /// The service's name, longer.
+        pub service: FixedStr<32>,
+        /// How much to log, with a new level.
+        pub level: EnumField<LevelV2>,
+        /// Unused; makes the size a multiple of the alignment.
+        pub _pad: [u8; 3],
+    }
+
+    /// A refused change: `workers` became a float.
+    #[derive(ShmType, Clone, Copy, Debug, PartialEq)]
+    #[repr(C)]
+    #[shm(name = "Config")]
+    pub struct ConfigFloatWorkers {
+        /// Worker threads, as a float: not the values the region holds.
+        pub workers: f32,
+        /// A request's time limit.
+        pub timeout_ms: u32,
+        /// The service's name.
+        pub service: FixedStr<16>,
+        /// How much to log.
+        pub level: EnumField<LevelV1>,
+        /// Unused; makes the size a multiple of the alignment.
+        pub _pad: [u8; 3],
+    }
+}

@@ -4,17 +4,21 @@
 //! - [`header`]: the header at offset 0, the validated view of a mapped header
 //!   ([`SharedBytes`], [`SharedView`]) and the region's geometry ([`RegionLayout`]);
 //! - [`descriptor`]: the type descriptor codec;
+//! - [`compat`]: whether two descriptors may share a region, field by field;
 //! - [`queue`]: a queue's control block, mode codes and geometry;
 //! - [`owner`]: the owner word (a pid and its namespace).
 //!
 //! No other module casts raw pointers into a header or a control block: they go through the
 //! views here.
 
+mod compat;
 mod descriptor;
 mod header;
 mod owner;
 mod queue;
 
+pub(crate) use compat::compare;
+pub use compat::{Compatibility, FieldCompatibility, FieldVerdict, Overall};
 pub(crate) use descriptor::*;
 pub use descriptor::{KindEntry, StoredKind};
 pub(crate) use header::*;
