@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::format::{
-    descriptor_copy, Descriptor, Header, HeaderInfo, HeaderState, LoadAcquire, QueueShape,
+    descriptor_copy, Control, Descriptor, Header, HeaderInfo, HeaderState, LoadAcquire, QueueShape,
     RegionLayout, SharedBytes, FLAG_IN_PLACE, FLAG_NOTIFY_READERS, HEADER_SIZE,
 };
 use crate::layout::TypeLayout;
@@ -416,6 +416,22 @@ impl Region {
         }
     }
 
+    /// Wakes every thread of every process asleep on one of the region's futexes for an event:
+    /// a change of the value (its version), a queue's `not_empty` and `not_full`. Called by
+    /// shmstore's own removals, right after the location stopped referring to the region: a
+    /// sleeper woken without its event looks at the location and ends its wait with
+    /// `Error::Removed` (wait.rs). Only wakes, writes nothing, so a read-only handle can do it.
+    /// Lock waiters are not woken: a lock on a removed region still works.
+    pub(crate) fn wake_every_sleeper(&self) {
+        futex::wake_low_half(&self.header().version);
+        if self.info.queue.is_some() {
+            if let Some(control) = self.payload().and_then(SharedBytes::view::<Control>) {
+                futex::wake_all(&control.not_empty.epoch);
+                futex::wake_all(&control.not_full.epoch);
+            }
+        }
+    }
+
     /// Writes the region's pages to its file and waits for the disk (`msync(MS_SYNC)`); does
     /// nothing for POSIX objects and System V segments, which live in memory only.
     pub(crate) fn flush(&self) -> Result<()> {
@@ -431,13 +447,12 @@ impl Drop for Region {
         // Only if the location still refers to this handle's object: another process may have
         // removed it and created a new one meanwhile.
         if self.unlink_on_drop && matches!(self.is_at_location(), Ok(true)) {
-            match &self.handle {
-                Handle::File { dir, file_name, .. } => {
-                    let _ = dir.unlink(file_name);
-                }
-                Handle::SysV { .. } => {
-                    let _ = segment::remove(id_of(&self.object));
-                }
+            let removed = match &self.handle {
+                Handle::File { dir, file_name, .. } => dir.unlink(file_name),
+                Handle::SysV { .. } => segment::remove(id_of(&self.object)),
+            };
+            if removed.is_ok() {
+                self.wake_every_sleeper();
             }
         }
         if let Some(map) = self.map.take() {
@@ -458,6 +473,11 @@ fn id_of(object: &ObjectStat) -> i32 {
 /// Removes a region: the name of a POSIX region, the file of a file region (`unlink`), or the
 /// key of a System V segment (`IPC_RMID`). Processes that have it open keep using it; the
 /// memory is freed when the last one unmaps it (a file's data when the last one closes it).
+///
+/// Handles waiting on it (`wait_for_change`, a blocked queue `push` or `pop`) are woken and
+/// get [`Error::Removed`]: when the location holds a valid region, it is opened read-only
+/// before its removal (no type check, no wait for a creator) and its futexes are woken after.
+/// Locks keep working on the removed region.
 ///
 /// A `&str` is a region name; pass a [`Location`] (or a `Path`) for a file or a System V
 /// segment.
@@ -480,7 +500,10 @@ fn id_of(object: &ObjectStat) -> i32 {
 pub fn unlink(location: impl Into<Location>) -> Result<()> {
     let location = location.into();
     let name = location.to_string();
-    match Protocol::of(&location)? {
+    let protocol = Protocol::of(&location)?;
+    // Best effort: what cannot be opened as a region has no shmstore sleepers to wake.
+    let sleepers = Region::open_untyped(&location, &to_wake_sleepers()).ok();
+    match protocol {
         Protocol::Fd(target) => (target.dir)
             .unlink(&target.file_name)
             .map_err(|e| Error::io(&name, "unlink", e)),
@@ -488,6 +511,26 @@ pub fn unlink(location: impl Into<Location>) -> Result<()> {
             let id = segment::get(key).map_err(|e| Error::io(&name, "shmget", e))?;
             segment::remove(id).map_err(|e| Error::io(&name, "shmctl(IPC_RMID)", e))
         }
+    }?;
+    if let Some(region) = sleepers {
+        region.wake_every_sleeper();
+    }
+    Ok(())
+}
+
+/// How [`unlink`] opens a region to wake its sleepers: any kind and type, read-only, another
+/// user's too, and without waiting for a creator still initialising it (it has no sleepers).
+fn to_wake_sleepers() -> RegionSpec {
+    use crate::layout::ShmType;
+    RegionSpec {
+        layout: &<u8 as ShmType>::LAYOUT,
+        in_place: false,
+        notify_readers: false,
+        mode: 0,
+        open_timeout: Duration::ZERO,
+        allow_other_owner: true,
+        unlink_on_drop: false,
+        queue: None,
     }
 }
 

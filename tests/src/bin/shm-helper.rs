@@ -29,6 +29,7 @@
 //!   `readonly-lock`, `try-and-time-out`, `pid`, `setuid-edit`.
 //! - An unrecoverable mutex: `make-unrecoverable`, `lock-every-way`.
 //! - Editing: `edit-loop`.
+//! - Lifecycle: `wait-removed`.
 //! - Descriptors and modes: `create-with-umask`, `hold-shm-and-exec`, `list-shm-fds`.
 
 use std::io::{BufRead, Write};
@@ -126,6 +127,7 @@ fn main() {
         ["make-unrecoverable", name] => make_unrecoverable(name),
         ["lock-every-way", name] => lock_every_way(name),
         ["edit-loop", name] => edit_loop(name),
+        ["wait-removed", name, how] => wait_removed(name, how),
         _ => {
             eprintln!("shm-helper: unknown arguments {args:?}");
             std::process::exit(2);
@@ -1290,5 +1292,38 @@ fn edit_loop(name: &str) {
         if n == first {
             say("committed");
         }
+    }
+}
+
+/// `wait-removed NAME shm|reader|pop`: opens the `Counter` region at NAME read-write (`shm`) or
+/// with `open_reader` (`reader`), or the `MsgQueue` there (`pop`, an empty queue), prints
+/// `waiting`, then waits at most 30 s for a change (or an element) that never comes, and
+/// prints how the wait ended: `ended VARIANT` (`Removed`, or `Timeout` when nothing woke it),
+/// or `ended changed`/`ended popped`/`ended closed`.
+fn wait_removed(name: &str, how: &str) {
+    let bound = Some(Duration::from_secs(30));
+    let ended = match how {
+        "shm" => {
+            let shm = open::<Counter>(name);
+            say("waiting");
+            shm.wait_for_change(shm.version(), bound).map(|_| "changed")
+        }
+        "reader" => {
+            let reader = Shm::<Counter>::open_reader(at(name)).expect("open_reader");
+            say("waiting");
+            reader.wait_for_change(reader.version(), bound).map(|_| "changed")
+        }
+        "pop" => {
+            let queue = MsgQueue::open(at(name)).expect("open queue");
+            say("waiting");
+            queue
+                .pop_timeout(Duration::from_secs(30))
+                .map(|popped| if popped.is_some() { "popped" } else { "closed" })
+        }
+        other => panic!("unknown HOW {other}"),
+    };
+    match ended {
+        Ok(what) => say(&format!("ended {what}")),
+        Err(e) => say(&format!("ended {}", variant(&e))),
     }
 }
