@@ -345,6 +345,7 @@ impl Inspector {
                     open_timeout: wait,
                     allow_other_owner: true,
                     unlink_on_drop: false,
+                    wait_for_creation: None,
                     queue: None,
                 };
                 let region = Region::open_untyped(&location, &spec)?;

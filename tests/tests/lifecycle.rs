@@ -5,11 +5,18 @@
 //! the object, `ipcrm`), in every backend. Each helper waits at most 30 s and prints how its
 //! wait ended, so a waiter left asleep on the orphan fails the test (`ended Timeout`) instead
 //! of hanging it.
+//!
+//! And a reader may start first: `wait_for_creation` makes its `open` wait until the writer
+//! creates the region (or time out when nobody does).
 
 use std::process::Command;
 
 use shmstore::{QueueMode, Shm};
-use shmstore_tests::{create_queue, for_each_backend, helper, Backend, Counter, Helper, Place};
+use std::time::{Duration, Instant};
+
+use shmstore_tests::{
+    create_queue, for_each_backend, helper, Backend, Counter, Helper, Msg, Place,
+};
 
 /// The waiters, as `shm-helper wait-removed` names them.
 const WAITERS: [&str; 3] = ["shm", "reader", "pop"];
@@ -127,7 +134,59 @@ fn unlink_on_drop_wakes_the_waiters(backend: Backend) {
     assert!(!place.exists());
 }
 
+/// Waits until `helper` sleeps in a system call that waits for a creation: `poll` on its
+/// inotify watch, or the sleep between two looks at a System V key. A minute at most.
+fn wait_until_sleeping(helper: &Helper) {
+    use nix::libc::{SYS_clock_nanosleep, SYS_nanosleep, SYS_poll, SYS_ppoll};
+    let task = format!("/proc/{}/syscall", helper.pid());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let syscall = std::fs::read_to_string(&task).unwrap_or_default();
+        let number = syscall
+            .split_whitespace()
+            .next()
+            .and_then(|n| n.parse::<i64>().ok());
+        if matches!(number, Some(n) if [SYS_poll, SYS_ppoll, SYS_nanosleep, SYS_clock_nanosleep].contains(&n))
+        {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the reader never slept: {syscall:?}");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// A reader started before its writer: `open` with `wait_for_creation` sleeps until the
+/// region is created, then opens it and sees the initial value (a `Shm`, a `ShmReader`, a
+/// queue's consumer).
+fn a_reader_started_first_opens_once_created(backend: Backend) {
+    for how in WAITERS {
+        let place = Place::new(backend, "created");
+        let mut reader = helper!("open-when-created", place, how, 30_000);
+        reader.expect("opening");
+        wait_until_sleeping(&reader);
+        if how == "pop" {
+            let queue = create_queue(&place, QueueMode::Mpmc);
+            queue.push(Msg::new(1, 41)).unwrap();
+        } else {
+            drop(Shm::<Counter>::create(place.location().clone(), Counter::at(41)).unwrap());
+        }
+        assert_eq!(reader.finish_ok(), ["opened 41"], "{place}: {how}");
+    }
+}
+
+/// Nobody creates the region: the wait ends in `Timeout`, and leaves nothing.
+fn waiting_for_a_creation_that_never_comes_times_out(backend: Backend) {
+    for how in WAITERS {
+        let place = Place::new(backend, "never");
+        let reader = helper!("open-when-created", place, how, 300);
+        assert_eq!(reader.finish_ok(), ["opening", "error Timeout"], "{place}: {how}");
+        assert!(!place.exists());
+    }
+}
+
 for_each_backend!(
+    a_reader_started_first_opens_once_created,
+    waiting_for_a_creation_that_never_comes_times_out,
     unlink_by_shmstore_wakes_the_waiters,
     replaced_region_ends_the_waits,
     removal_behind_shmstores_back_ends_the_waits,

@@ -44,6 +44,9 @@ pub(crate) struct RegionSpec {
     pub(crate) open_timeout: Duration,
     pub(crate) allow_other_owner: bool,
     pub(crate) unlink_on_drop: bool,
+    /// `Some(patience)`: an open that finds no region waits up to `patience` for its creation
+    /// ([`Region::open`]).
+    pub(crate) wait_for_creation: Option<Duration>,
     /// `Some` for a queue: its mode and capacity (the element size is `layout`'s).
     pub(crate) queue: Option<QueueSpec>,
 }
@@ -140,10 +143,62 @@ impl Region {
     }
 
     /// Opens an existing region, waiting up to `open_timeout` for a live creator to finish.
+    ///
+    /// With `spec.wait_for_creation`, a location where no region exists yet is waited on
+    /// until one is created there (then opened as usual), at most that long
+    /// ([`Error::Timeout`] after): a POSIX name or a file by an inotify watch on its directory
+    /// (made before each look, so a creation between the look and the sleep wakes it), a
+    /// System V key by looking again after sleeps that grow from 1 ms to 100 ms (System V has
+    /// no notification).
     pub(crate) fn open(location: &Location, spec: &RegionSpec, access: Access) -> Result<Region> {
-        match Protocol::of(location)? {
-            Protocol::Fd(target) => fd::open(&target, spec, access, Typed::Yes),
-            Protocol::SysV(key) => sysv::open(key, location, spec, access, Typed::Yes),
+        let protocol = Protocol::of(location)?;
+        let open_once = || match &protocol {
+            Protocol::Fd(target) => fd::open(target, spec, access, Typed::Yes),
+            Protocol::SysV(key) => sysv::open(*key, location, spec, access, Typed::Yes),
+        };
+        let Some(patience) = spec.wait_for_creation else {
+            return open_once();
+        };
+        let deadline = std::time::Instant::now().checked_add(patience);
+        let timed_out = || Error::Timeout {
+            name: location.to_string(),
+            waiting_for: "its creation (wait_for_creation): no region was created there",
+            after: patience,
+        };
+        let mut backoff = Duration::from_millis(1);
+        loop {
+            let watch = match &protocol {
+                Protocol::Fd(target) => Some(
+                    target
+                        .dir
+                        .watch_for_entries()
+                        .map_err(|e| Error::io(&location.to_string(), "inotify_add_watch", e))?,
+                ),
+                Protocol::SysV(_) => None,
+            };
+            match open_once() {
+                Err(Error::NotFound { .. }) => {}
+                other => return other,
+            }
+            let left = match deadline {
+                None => None,
+                Some(deadline) => {
+                    let left = deadline.saturating_duration_since(std::time::Instant::now());
+                    if left.is_zero() {
+                        return Err(timed_out());
+                    }
+                    Some(left)
+                }
+            };
+            match watch {
+                Some(watch) => watch
+                    .wait(left)
+                    .map_err(|e| Error::io(&location.to_string(), "poll(inotify)", e))?,
+                None => {
+                    std::thread::sleep(left.map_or(backoff, |left| left.min(backoff)));
+                    backoff = (backoff * 2).min(Duration::from_millis(100));
+                }
+            }
         }
     }
 
@@ -530,6 +585,7 @@ fn to_wake_sleepers() -> RegionSpec {
         open_timeout: Duration::ZERO,
         allow_other_owner: true,
         unlink_on_drop: false,
+        wait_for_creation: None,
         queue: None,
     }
 }
@@ -780,6 +836,7 @@ pub(crate) fn scratch_value(test: &str, fill: u8) -> Region {
         open_timeout: Duration::from_secs(1),
         allow_other_owner: false,
         unlink_on_drop: false,
+        wait_for_creation: None,
         queue: None,
     };
     let region = Region::create(&location, &spec, &mut |payload| payload.fill(fill)).unwrap();
@@ -807,6 +864,7 @@ pub(crate) fn scratch_handles(
         open_timeout: Duration::from_secs(1),
         allow_other_owner: false,
         unlink_on_drop: false,
+        wait_for_creation: None,
         queue: None,
     };
     let region = Region::create(&location, &spec, &mut |payload| payload.fill(0)).unwrap();

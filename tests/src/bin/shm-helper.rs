@@ -29,7 +29,7 @@
 //!   `readonly-lock`, `try-and-time-out`, `pid`, `setuid-edit`.
 //! - An unrecoverable mutex: `make-unrecoverable`, `lock-every-way`.
 //! - Editing: `edit-loop`.
-//! - Lifecycle: `wait-removed`.
+//! - Lifecycle: `wait-removed`, `open-when-created`.
 //! - Descriptors and modes: `create-with-umask`, `hold-shm-and-exec`, `list-shm-fds`.
 
 use std::io::{BufRead, Write};
@@ -128,6 +128,9 @@ fn main() {
         ["lock-every-way", name] => lock_every_way(name),
         ["edit-loop", name] => edit_loop(name),
         ["wait-removed", name, how] => wait_removed(name, how),
+        ["open-when-created", name, how, ms] => {
+            open_when_created(name, how, Duration::from_millis(ms.parse().expect("MS")))
+        }
         _ => {
             eprintln!("shm-helper: unknown arguments {args:?}");
             std::process::exit(2);
@@ -1325,5 +1328,35 @@ fn wait_removed(name: &str, how: &str) {
     match ended {
         Ok(what) => say(&format!("ended {what}")),
         Err(e) => say(&format!("ended {}", variant(&e))),
+    }
+}
+
+/// `open-when-created NAME shm|reader|pop MS`: prints `opening`, then opens the `Counter` at NAME
+/// read-write (`shm`) or with `open_reader` (`reader`), or the `MsgQueue` there (`pop`), with
+/// `wait_for_creation(MS ms)`, and prints `opened COUNT` (the counter's count; for a queue,
+/// the `seq` of the element it pops, waiting at most 30 s) or `error VARIANT`.
+fn open_when_created(name: &str, how: &str, patience: Duration) {
+    say("opening");
+    let opened = match how {
+        "shm" => Shm::<Counter>::options()
+            .wait_for_creation(patience)
+            .open(at(name))
+            .map(|shm| shm.read().count),
+        "reader" => Shm::<Counter>::options()
+            .wait_for_creation(patience)
+            .open_reader(at(name))
+            .map(|reader| reader.read().count),
+        "pop" => MsgQueue::options()
+            .wait_for_creation(patience)
+            .open(at(name))
+            .map(|queue| {
+                let popped = queue.pop_timeout(Duration::from_secs(30)).expect("pop");
+                popped.expect("an element").seq
+            }),
+        other => panic!("unknown HOW {other}"),
+    };
+    match opened {
+        Ok(n) => say(&format!("opened {n}")),
+        Err(e) => say(&format!("error {}", variant(&e))),
     }
 }
