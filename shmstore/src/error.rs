@@ -41,7 +41,8 @@ pub enum Error {
     #[error(
         "region `{name}` does not exist; create it first (Shm::create or Shm::open_or_create), \
          check the name with `shmstore list`, or, in a reader that may start before its writer, \
-         retry the open until the writer has created it (README, Starting order)",
+         open with wait_for_creation to wait until the writer has created it (README, Starting \
+         order)",
         name = printable(name)
     )]
     NotFound {
