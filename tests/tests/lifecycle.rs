@@ -150,7 +150,10 @@ fn wait_until_sleeping(helper: &Helper) {
         {
             return;
         }
-        assert!(Instant::now() < deadline, "the reader never slept: {syscall:?}");
+        assert!(
+            Instant::now() < deadline,
+            "the reader never slept: {syscall:?}"
+        );
         std::thread::sleep(Duration::from_millis(1));
     }
 }
@@ -179,7 +182,11 @@ fn waiting_for_a_creation_that_never_comes_times_out(backend: Backend) {
     for how in WAITERS {
         let place = Place::new(backend, "never");
         let reader = helper!("open-when-created", place, how, 300);
-        assert_eq!(reader.finish_ok(), ["opening", "error Timeout"], "{place}: {how}");
+        assert_eq!(
+            reader.finish_ok(),
+            ["opening", "error Timeout"],
+            "{place}: {how}"
+        );
         assert!(!place.exists());
     }
 }

@@ -19,14 +19,14 @@ use std::fs::File;
 use std::io;
 use std::ptr::NonNull;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::atomic::{AtomicU32, AtomicUsize};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize};
 use std::sync::Mutex;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::format::{
     descriptor_copy, Control, Descriptor, Header, HeaderInfo, HeaderState, LoadAcquire, QueueShape,
-    RegionLayout, SharedBytes, FLAG_IN_PLACE, FLAG_NOTIFY_READERS, HEADER_SIZE,
+    RegionLayout, SharedBytes, FLAG_IN_PLACE, FLAG_NOTIFY_READERS, HEADER_SIZE, QUEUE_CONTROL_SIZE,
 };
 use crate::layout::TypeLayout;
 use crate::location::Location;
@@ -530,9 +530,11 @@ fn id_of(object: &ObjectStat) -> i32 {
 /// memory is freed when the last one unmaps it (a file's data when the last one closes it).
 ///
 /// Handles waiting on it (`wait_for_change`, a blocked queue `push` or `pop`) are woken and
-/// get [`Error::Removed`]: when the location holds a valid region, it is opened read-only
-/// before its removal (no type check, no wait for a creator) and its futexes are woken after.
-/// Locks keep working on the removed region.
+/// get [`Error::Removed`]: when the location holds a ready region, its futex words are found
+/// before its removal and woken after. A POSIX object or a file is read with `pread` and
+/// mapped read-only only to name the words to the kernel, never loaded or stored through the
+/// mapping, so a peer that shrinks it meanwhile cannot raise SIGBUS here; a System V segment
+/// (which cannot shrink) is opened read-only. Locks keep working on the removed region.
 ///
 /// A `&str` is a region name; pass a [`Location`] (or a `Path`) for a file or a System V
 /// segment.
@@ -556,19 +558,26 @@ pub fn unlink(location: impl Into<Location>) -> Result<()> {
     let location = location.into();
     let name = location.to_string();
     let protocol = Protocol::of(&location)?;
-    // Best effort: what cannot be opened as a region has no shmstore sleepers to wake.
-    let sleepers = Region::open_untyped(&location, &to_wake_sleepers()).ok();
+    // Best effort: what is not a ready region has no shmstore sleepers to wake.
     match protocol {
-        Protocol::Fd(target) => (target.dir)
-            .unlink(&target.file_name)
-            .map_err(|e| Error::io(&name, "unlink", e)),
-        Protocol::SysV(key) => {
-            let id = segment::get(key).map_err(|e| Error::io(&name, "shmget", e))?;
-            segment::remove(id).map_err(|e| Error::io(&name, "shmctl(IPC_RMID)", e))
+        Protocol::Fd(target) => {
+            let sleepers = fd::sleepers(&target);
+            (target.dir)
+                .unlink(&target.file_name)
+                .map_err(|e| Error::io(&name, "unlink", e))?;
+            if let Some(sleepers) = sleepers {
+                sleepers.wake();
+            }
         }
-    }?;
-    if let Some(region) = sleepers {
-        region.wake_every_sleeper();
+        Protocol::SysV(key) => {
+            // A segment cannot shrink: a read-only handle of it is safe to read.
+            let sleepers = Region::open_untyped(&location, &to_wake_sleepers()).ok();
+            let id = segment::get(key).map_err(|e| Error::io(&name, "shmget", e))?;
+            segment::remove(id).map_err(|e| Error::io(&name, "shmctl(IPC_RMID)", e))?;
+            if let Some(region) = sleepers {
+                region.wake_every_sleeper();
+            }
+        }
     }
     Ok(())
 }
@@ -587,6 +596,45 @@ fn to_wake_sleepers() -> RegionSpec {
         unlink_on_drop: false,
         wait_for_creation: None,
         queue: None,
+    }
+}
+
+/// A private copy of 256 bytes, aligned as a mapping's start: a header, or a queue's control
+/// block, read with `pread`. Held in atomic words so that the typed views of it
+/// ([`SharedBytes::view`]). Also how [`unlink`] reads the header of the region it wakes. are over memory that permits their interior mutability.
+#[repr(C, align(64))]
+pub(crate) struct Block256 {
+    words: [AtomicU64; 32],
+}
+
+const _: () = assert!(HEADER_SIZE == 256 && QUEUE_CONTROL_SIZE == 256);
+const _: () = assert!(std::mem::size_of::<Block256>() == 256);
+const _: () = assert!(std::mem::align_of::<Header>() <= std::mem::align_of::<Block256>());
+
+impl Block256 {
+    /// The 256 bytes at `offset` of the object; an error if it ends before.
+    pub(crate) fn read(file: &File, offset: u64) -> io::Result<Block256> {
+        let mut bytes = [0u8; 256];
+        object::read_exact_at(file, offset, &mut bytes)?;
+        let mut words = bytes
+            .chunks_exact(8)
+            .map(|word| AtomicU64::new(u64::from_ne_bytes(word.try_into().unwrap_or_default())));
+        Ok(Block256 {
+            words: std::array::from_fn(|_| words.next().unwrap_or_default()),
+        })
+    }
+
+    /// The copy as a header, to validate with [`Header::check`] and read field by field.
+    pub(crate) fn header(&self) -> &Header {
+        match self.bytes().header() {
+            Some(header) => header,
+            None => unreachable!("256 bytes aligned to 64 hold a header (asserted above)"),
+        }
+    }
+
+    /// The copy as shared bytes, for a typed view of a queue's control block.
+    pub(crate) fn bytes(&self) -> SharedBytes<'_> {
+        SharedBytes::of_words(&self.words)
     }
 }
 

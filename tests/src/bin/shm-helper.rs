@@ -1314,14 +1314,20 @@ fn wait_removed(name: &str, how: &str) {
         "reader" => {
             let reader = Shm::<Counter>::open_reader(at(name)).expect("open_reader");
             say("waiting");
-            reader.wait_for_change(reader.version(), bound).map(|_| "changed")
+            reader
+                .wait_for_change(reader.version(), bound)
+                .map(|_| "changed")
         }
         "pop" => {
             let queue = MsgQueue::open(at(name)).expect("open queue");
             say("waiting");
-            queue
-                .pop_timeout(Duration::from_secs(30))
-                .map(|popped| if popped.is_some() { "popped" } else { "closed" })
+            queue.pop_timeout(Duration::from_secs(30)).map(|popped| {
+                if popped.is_some() {
+                    "popped"
+                } else {
+                    "closed"
+                }
+            })
         }
         other => panic!("unknown HOW {other}"),
     };
