@@ -39,11 +39,13 @@ pub(crate) fn wake_all_at(map: &Mapping, offset: usize) {
     if !inside || offset % 4 != 0 {
         return;
     }
-    // SAFETY: `offset + 4 <= map.len()` (checked), so the pointer stays within the live
-    // mapping, which the borrow of `map` keeps mapped during the call; the mapping starts on a
-    // page boundary, so a 4-aligned offset gives a 4-aligned word. FUTEX_WAKE only uses it as
-    // a key.
-    unsafe { futex_wake_all(map.ptr().add(offset).cast::<u32>().cast_const()) };
+    // The address only (no access): `offset + 4 <= map.len()` (checked), so it stays within
+    // the mapping.
+    let word = map.ptr().wrapping_add(offset).cast::<u32>().cast_const();
+    // SAFETY: `word` lies within the live mapping (above), which the borrow of `map` keeps
+    // mapped during the call; the mapping starts on a page boundary, so a 4-aligned offset
+    // gives a 4-aligned word. FUTEX_WAKE only uses the address as a key.
+    unsafe { futex_wake_all(word) };
 }
 
 /// Sleeps while the low 32 bits of `counter` equal `expected_low`, for at most `timeout`.
