@@ -1,5 +1,5 @@
 //! Lifecycle events reach the handles (issue 16, item 4): a waiter in another process —
-//! `wait_for_change` on a `Shm` and on a `ShmReader`, a blocked queue `pop` — gets
+//! `wait_for_change` on a `Shm` and on a `ShmReader`, a blocked queue `pop` or `push` — gets
 //! `Error::Removed` when its region is removed by shmstore (`shmstore::unlink`), replaced by
 //! another region under its location, or removed by something that is not shmstore (`rm` of
 //! the object, `ipcrm`), in every backend. Each helper waits at most 30 s and prints how its
@@ -19,12 +19,12 @@ use shmstore_tests::{
 };
 
 /// The waiters, as `shm-helper wait-removed` names them.
-const WAITERS: [&str; 3] = ["shm", "reader", "pop"];
+const WAITERS: [&str; 4] = ["shm", "reader", "pop", "push"];
 
 /// Makes the region a waiter of kind `how` waits on: a `Counter`, or an empty MPMC queue.
 /// Dropping what it returns leaves the region in place.
 fn make_region(place: &Place, how: &str) {
-    if how == "pop" {
+    if how == "pop" || how == "push" {
         drop(create_queue(place, QueueMode::Mpmc));
     } else {
         drop(Shm::<Counter>::create(place.location().clone(), Counter::at(1)).unwrap());
@@ -162,7 +162,7 @@ fn wait_until_sleeping(helper: &Helper) {
 /// region is created, then opens it and sees the initial value (a `Shm`, a `ShmReader`, a
 /// queue's consumer).
 fn a_reader_started_first_opens_once_created(backend: Backend) {
-    for how in WAITERS {
+    for how in ["shm", "reader", "pop"] {
         let place = Place::new(backend, "created");
         let mut reader = helper!("open-when-created", place, how, 30_000);
         reader.expect("opening");
@@ -179,7 +179,7 @@ fn a_reader_started_first_opens_once_created(backend: Backend) {
 
 /// Nobody creates the region: the wait ends in `Timeout`, and leaves nothing.
 fn waiting_for_a_creation_that_never_comes_times_out(backend: Backend) {
-    for how in WAITERS {
+    for how in ["shm", "reader", "pop"] {
         let place = Place::new(backend, "never");
         let reader = helper!("open-when-created", place, how, 300);
         assert_eq!(

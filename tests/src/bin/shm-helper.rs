@@ -1298,11 +1298,12 @@ fn edit_loop(name: &str) {
     }
 }
 
-/// `wait-removed NAME shm|reader|pop`: opens the `Counter` region at NAME read-write (`shm`) or
-/// with `open_reader` (`reader`), or the `MsgQueue` there (`pop`, an empty queue), prints
-/// `waiting`, then waits at most 30 s for a change (or an element) that never comes, and
-/// prints how the wait ended: `ended VARIANT` (`Removed`, or `Timeout` when nothing woke it),
-/// or `ended changed`/`ended popped`/`ended closed`.
+/// `wait-removed NAME shm|reader|pop|push`: opens the `Counter` region at NAME read-write
+/// (`shm`) or with `open_reader` (`reader`), or the `MsgQueue` there (`pop`: an empty queue;
+/// `push`: it fills the queue first), prints `waiting`, then waits at most 30 s for a change
+/// (an element, room) that never comes, and prints how the wait ended: `ended VARIANT`
+/// (`Removed`, or `Timeout` when nothing woke it), or `ended changed`/`popped`/`closed`/
+/// `pushed`.
 fn wait_removed(name: &str, how: &str) {
     let bound = Some(Duration::from_secs(30));
     let ended = match how {
@@ -1328,6 +1329,17 @@ fn wait_removed(name: &str, how: &str) {
                     "closed"
                 }
             })
+        }
+        "push" => {
+            let queue = MsgQueue::open(at(name)).expect("open queue");
+            let mut seq = 0;
+            while queue.try_push(Msg::new(0, seq)).is_ok() {
+                seq += 1;
+            }
+            say("waiting");
+            queue
+                .push_timeout(Msg::new(0, seq), Duration::from_secs(30))
+                .map(|()| "pushed")
         }
         other => panic!("unknown HOW {other}"),
     };
