@@ -134,6 +134,19 @@ fn unlink_on_drop_wakes_the_waiters(backend: Backend) {
     assert!(!place.exists());
 }
 
+/// `Store::remove_all` is a removal by shmstore too (names only).
+#[test]
+fn store_remove_all_wakes_the_waiters() {
+    let prefix = shmstore_tests::unique_name("store-removed");
+    let store = shmstore::Store::new(&prefix).unwrap();
+    let place = Place::adopt_name(&format!("{prefix}.config"));
+    drop(store.create::<Counter>("config", Counter::at(1)).unwrap());
+    let waiter = start_waiter(&place, "shm");
+    assert_eq!(store.remove_all().unwrap(), 1);
+    assert_removed(waiter, &place, "shm", "removed by Store::remove_all");
+    assert!(!place.exists());
+}
+
 /// Waits until `helper` sleeps in a system call that waits for a creation: `poll` on its
 /// inotify watch, or the sleep between two looks at a System V key. A minute at most.
 fn wait_until_sleeping(helper: &Helper) {

@@ -561,13 +561,7 @@ pub fn unlink(location: impl Into<Location>) -> Result<()> {
     // Best effort: what is not a ready region has no shmstore sleepers to wake.
     match protocol {
         Protocol::Fd(target) => {
-            let sleepers = fd::sleepers(&target);
-            (target.dir)
-                .unlink(&target.file_name)
-                .map_err(|e| Error::io(&name, "unlink", e))?;
-            if let Some(sleepers) = sleepers {
-                sleepers.wake();
-            }
+            unlink_waking(&target).map_err(|e| Error::io(&name, "unlink", e))?
         }
         Protocol::SysV(key) => {
             // A segment cannot shrink: a read-only handle of it is safe to read.
@@ -580,6 +574,25 @@ pub fn unlink(location: impl Into<Location>) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Removes the object of a POSIX or file region from its directory and wakes the sleepers of
+/// the region it held, if it was a ready one (see [`unlink`]).
+fn unlink_waking(target: &fd::Target) -> io::Result<()> {
+    let sleepers = fd::sleepers(target);
+    target.dir.unlink(&target.file_name)?;
+    if let Some(sleepers) = sleepers {
+        sleepers.wake();
+    }
+    Ok(())
+}
+
+/// Removes the POSIX object `name` (a valid region name) as [`unlink`] does, waking the
+/// sleepers of the region it held, with the system's error: for removals that report their
+/// own ([`Store::remove_all`](crate::Store::remove_all)).
+pub(crate) fn unlink_named(name: &str) -> io::Result<()> {
+    let target = fd::Target::named(name).map_err(|e| io::Error::other(e.to_string()))?;
+    unlink_waking(&target)
 }
 
 /// How [`unlink`] opens a region to wake its sleepers: any kind and type, read-only, another

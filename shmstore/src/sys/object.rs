@@ -461,13 +461,6 @@ pub(crate) fn all_zero_between(file: &File, start: u64, len: u64) -> io::Result<
     Ok(true)
 }
 
-/// `unlink` (what `shm_unlink` does in `/dev/shm`): removes the name. Existing mappings stay
-/// valid.
-pub(crate) fn unlink(path: &Path) -> io::Result<()> {
-    nix::unistd::unlink(c_path(path)?.as_c_str())?;
-    Ok(())
-}
-
 /// The names in the shared-memory directory (objects of every program, not only ours).
 pub(crate) fn names() -> io::Result<Vec<String>> {
     let mut out = Vec::new();
