@@ -113,6 +113,7 @@ impl EditorOptions {
             open_timeout: self.timeout,
             allow_other_owner: self.allow_other_owner,
             unlink_on_drop: false,
+            wait_for_creation: None,
             queue: None,
         };
         let region = crate::reboot::open_untyped_writable(&location, &spec)?;

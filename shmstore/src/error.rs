@@ -41,7 +41,8 @@ pub enum Error {
     #[error(
         "region `{name}` does not exist; create it first (Shm::create or Shm::open_or_create), \
          check the name with `shmstore list`, or, in a reader that may start before its writer, \
-         retry the open until the writer has created it (README, Starting order)",
+         open with wait_for_creation to wait until the writer has created it (README, Starting \
+         order)",
         name = printable(name)
     )]
     NotFound {
@@ -219,6 +220,21 @@ pub enum Error {
         after: Duration,
     },
 
+    /// The region a handle was waiting on was removed from its location (`shmstore::unlink`,
+    /// `shmstore rm`, `unlink_on_drop`, or anything that removes the name, file or segment), or
+    /// another region was put there: nothing will be published to this handle's region again.
+    #[error(
+        "region `{name}` was removed (or replaced by another region under its location) while \
+         this handle waited on it, so nothing will be published to it again; open the location \
+         again to follow the region there now, or wait for a new one to be created \
+         (ShmOptions::wait_for_creation)",
+        name = printable(name)
+    )]
+    Removed {
+        /// The region name.
+        name: String,
+    },
+
     /// A system call failed for a reason not covered above.
     #[error("{operation} for region `{name}` failed: {source}",
         name = printable(name)
@@ -314,6 +330,7 @@ impl Error {
             Error::Incomplete { .. } => "Incomplete",
             Error::PermissionDenied { .. } => "PermissionDenied",
             Error::Timeout { .. } => "Timeout",
+            Error::Removed { .. } => "Removed",
             Error::Io { .. } => "Io",
             Error::LockedByReader { .. } => "LockedByReader",
             Error::InvalidField { .. } => "InvalidField",

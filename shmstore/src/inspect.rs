@@ -436,6 +436,7 @@ impl Inspector {
                     open_timeout: wait,
                     allow_other_owner: true,
                     unlink_on_drop: false,
+                    wait_for_creation: None,
                     queue: None,
                 };
                 let region = Region::open_untyped(&location, &spec)?;
@@ -702,7 +703,9 @@ impl Inspector {
     /// # Errors
     ///
     /// [`Error::Timeout`] when the timeout passes first; [`Error::Corrupt`] when the object can
-    /// no longer be read (another process shrank it).
+    /// no longer be read (another process shrank it); for a System V segment,
+    /// [`Error::Removed`] when it is removed (or its key given to another segment) while this
+    /// waits. (A POSIX object or a file is followed through its descriptor, as before.)
     pub fn wait_for_change(&self, since: u64, timeout: Option<Duration>) -> Result<u64> {
         match &self.source {
             Source::Read { name, looked, .. } => {

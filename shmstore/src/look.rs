@@ -13,15 +13,12 @@
 use std::fs::File;
 use std::io;
 use std::path::Path;
+use std::sync::atomic::fence;
 use std::sync::atomic::Ordering::{Acquire, Relaxed};
-use std::sync::atomic::{fence, AtomicU64};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
-use crate::format::{
-    Header, HeaderInfo, HeaderState, SharedBytes, HEADER_SIZE, INITIALISER_BYTE, MAGIC,
-    QUEUE_CONTROL_SIZE,
-};
+use crate::format::{Header, HeaderInfo, HeaderState, HEADER_SIZE, INITIALISER_BYTE, MAGIC};
 use crate::snapshot::version_from_word;
 use crate::sys::object::{self, ByteLock, ObjectStat};
 
@@ -33,44 +30,7 @@ const POLL: Duration = Duration::from_millis(10);
 /// look-only caller busy for ever.
 const MAX_RESTARTS: u32 = 8;
 
-/// A private copy of 256 bytes, aligned as a mapping's start: a header, or a queue's control
-/// block, read with `pread`. Held in atomic words so that the typed views of it
-/// ([`SharedBytes::view`]) are over memory that permits their interior mutability.
-#[repr(C, align(64))]
-pub(crate) struct Block256 {
-    words: [AtomicU64; 32],
-}
-
-const _: () = assert!(HEADER_SIZE == 256 && QUEUE_CONTROL_SIZE == 256);
-const _: () = assert!(std::mem::size_of::<Block256>() == 256);
-const _: () = assert!(std::mem::align_of::<Header>() <= std::mem::align_of::<Block256>());
-
-impl Block256 {
-    /// The 256 bytes at `offset` of the object; an error if it ends before.
-    pub(crate) fn read(file: &File, offset: u64) -> io::Result<Block256> {
-        let mut bytes = [0u8; 256];
-        object::read_exact_at(file, offset, &mut bytes)?;
-        let mut words = bytes
-            .chunks_exact(8)
-            .map(|word| AtomicU64::new(u64::from_ne_bytes(word.try_into().unwrap_or_default())));
-        Ok(Block256 {
-            words: std::array::from_fn(|_| words.next().unwrap_or_default()),
-        })
-    }
-
-    /// The copy as a header, to validate with [`Header::check`] and read field by field.
-    pub(crate) fn header(&self) -> &Header {
-        match self.bytes().header() {
-            Some(header) => header,
-            None => unreachable!("256 bytes aligned to 64 hold a header (asserted above)"),
-        }
-    }
-
-    /// The copy as shared bytes, for a typed view of a queue's control block.
-    pub(crate) fn bytes(&self) -> SharedBytes<'_> {
-        SharedBytes::of_words(&self.words)
-    }
-}
+pub(crate) use crate::region::Block256;
 
 /// A ready region, looked at through a read-only descriptor.
 pub(crate) struct Looked {

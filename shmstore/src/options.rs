@@ -16,6 +16,7 @@ pub(crate) struct CommonOptions {
     open_timeout: Duration,
     unlink_on_drop: bool,
     allow_other_owner: bool,
+    wait_for_creation: Option<Duration>,
 }
 
 impl CommonOptions {
@@ -25,6 +26,7 @@ impl CommonOptions {
         open_timeout: Duration::from_secs(1),
         unlink_on_drop: false,
         allow_other_owner: false,
+        wait_for_creation: None,
     };
 
     pub(crate) fn set_mode(&mut self, mode: u32) {
@@ -43,6 +45,10 @@ impl CommonOptions {
         self.allow_other_owner = allow;
     }
 
+    pub(crate) fn set_wait_for_creation(&mut self, patience: Duration) {
+        self.wait_for_creation = Some(patience);
+    }
+
     /// The region layer's settings: these, and what the builder adds for its kind.
     pub(crate) fn spec(
         &self,
@@ -59,6 +65,7 @@ impl CommonOptions {
             open_timeout: self.open_timeout,
             allow_other_owner: self.allow_other_owner,
             unlink_on_drop: self.unlink_on_drop,
+            wait_for_creation: self.wait_for_creation,
             queue,
         }
     }
@@ -68,7 +75,8 @@ impl CommonOptions {
         out.field("mode", &format_args!("{:#o}", self.mode))
             .field("open_timeout", &self.open_timeout)
             .field("unlink_on_drop", &self.unlink_on_drop)
-            .field("allow_other_owner", &self.allow_other_owner);
+            .field("allow_other_owner", &self.allow_other_owner)
+            .field("wait_for_creation", &self.wait_for_creation);
     }
 }
 
@@ -93,6 +101,20 @@ macro_rules! common_setters {
         )]
         pub fn open_timeout(mut self, timeout: std::time::Duration) -> Self {
             self.common.set_open_timeout(timeout);
+            self
+        }
+
+        #[doc = concat!(
+            "Make `open` wait, at most `patience`, for the ", $what, " to be created when ",
+            "none exists yet (default: `open` returns [`Error::NotFound`](crate::Error::NotFound) ",
+            "at once), then open it: for a process that may start before the one that creates ",
+            "the ", $what, ". It sleeps until an entry appears in the ", $what, "'s directory ",
+            "(inotify on `/dev/shm`, or on a file's directory), or, for a System V segment, ",
+            "looks again after sleeps growing to 100 ms; [`Error::Timeout`](crate::Error::Timeout) ",
+            "when `patience` runs out. `open_or_create` and `create` ignore it."
+        )]
+        pub fn wait_for_creation(mut self, patience: std::time::Duration) -> Self {
+            self.common.set_wait_for_creation(patience);
             self
         }
 

@@ -104,7 +104,11 @@ impl<T: ShmType> ShmReader<T> {
     ///
     /// # Errors
     ///
-    /// [`Error::Timeout`](crate::Error::Timeout) when `timeout` passes first.
+    /// [`Error::Timeout`](crate::Error::Timeout) when `timeout` passes first;
+    /// [`Error::Removed`](crate::Error::Removed) when the region is removed from its location
+    /// (or replaced there) while this waits: at once when shmstore removes it
+    /// (`shmstore::unlink`, `shmstore rm`, `unlink_on_drop`), within a second when anything
+    /// else does (`rm /dev/shm/NAME`, `ipcrm`).
     pub fn wait_for_change(&self, since: u64, timeout: Option<Duration>) -> Result<u64> {
         wait_for_change(&self.region, since, timeout)
     }

@@ -193,7 +193,8 @@ impl Store {
             if validate_name(name).is_err() {
                 continue;
             }
-            match object::unlink(&object::shm_path(name)) {
+            // As `shmstore::unlink`: the region's waiters are woken with `Error::Removed`.
+            match crate::region::unlink_named(name) {
                 Ok(()) => removed += 1,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => {

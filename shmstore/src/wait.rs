@@ -120,6 +120,37 @@ impl Drop for Registration<'_> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct TimedOut;
 
+/// Why a wait for a value's change ended without one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Unchanged {
+    /// The timeout ran out.
+    TimedOut,
+    /// The location no longer refers to the region ([`Region::is_at_location`]): it was
+    /// removed, or replaced, and nothing will publish to it again.
+    Removed,
+}
+
+impl From<TimedOut> for Unchanged {
+    fn from(TimedOut: TimedOut) -> Self {
+        Unchanged::TimedOut
+    }
+}
+
+/// Whether a sleeper that woke without its event should look at its region's location: when
+/// it was woken before its slice ran out (the region's removal by shmstore wakes every
+/// sleeper, see `Region::wake_every_sleeper`), or when it last looked [`SLEEP_SLICE`] ago or
+/// more (a removal by anything else wakes nobody: this bounds how late it is noticed). Only
+/// sleepers pay for the look (one `fstatat` or `shmget`); publishers never do.
+fn time_to_look(slept: Instant, slice: Option<Duration>, last_look: Instant) -> bool {
+    slice.is_none_or(|slice| slept.elapsed() < slice) || last_look.elapsed() >= SLEEP_SLICE
+}
+
+/// Whether the region's location refers to another object or none. An error looking (the
+/// directory became unreadable, say) is no proof of removal: the wait goes on.
+pub(crate) fn region_removed(region: &Region) -> bool {
+    matches!(region.is_at_location(), Ok(false))
+}
+
 /// The time left until `deadline`: `None` without a deadline, [`TimedOut`] once it has passed
 /// (never a zero duration, which would make a bounded sleep return at once).
 pub(crate) fn time_left(
@@ -164,10 +195,15 @@ pub(crate) fn wait_for_change(
 ) -> Result<u64> {
     region
         .wait_for_change(since, timeout)
-        .map_err(|TimedOut| Error::Timeout {
-            name: region.name().to_string(),
-            waiting_for: "a new version",
-            after: timeout.unwrap_or_default(),
+        .map_err(|unchanged| match unchanged {
+            Unchanged::TimedOut => Error::Timeout {
+                name: region.name().to_string(),
+                waiting_for: "a new version",
+                after: timeout.unwrap_or_default(),
+            },
+            Unchanged::Removed => Error::Removed {
+                name: region.name().to_string(),
+            },
         })
 }
 
@@ -180,11 +216,16 @@ impl Region {
     /// waiter makes no system call. A read-only handle cannot register: it is woken at once
     /// when the region was created with `notify_readers(true)`, and otherwise re-checks every
     /// 10 ms.
+    ///
+    /// A region removed from its location (or replaced there) ends the wait with
+    /// [`Unchanged::Removed`]: at once when shmstore removed it (its remover wakes every
+    /// sleeper), within [`SLEEP_SLICE`] otherwise (no sleep lasts longer, and a sleeper that
+    /// wakes without a new version looks at the location; see [`time_to_look`]).
     pub(crate) fn wait_for_change(
         &self,
         since: u64,
         timeout: Option<Duration>,
-    ) -> std::result::Result<u64, TimedOut> {
+    ) -> std::result::Result<u64, Unchanged> {
         let version = &self.header().version;
         let start = Instant::now();
         // A timeout too large to represent as a deadline means none.
@@ -207,6 +248,7 @@ impl Region {
         let changes = value_changes(self);
         let registration = self.writable().then(|| changes.register());
         let notified = registration.is_some() || self.info().flags & FLAG_NOTIFY_READERS != 0;
+        let mut last_look = Instant::now();
         loop {
             // Registered (a writable handle): SeqCst, which pairs with the publisher's SeqCst
             // swap and load of `waiters` (lock.rs), so either this load sees the new version or
@@ -222,12 +264,22 @@ impl Region {
                 return Ok(version_from_word(current));
             }
             let left = time_left(deadline)?;
-            let slice = if notified {
-                left
+            let slice_for = if notified {
+                SLEEP_SLICE
             } else {
-                Some(left.map_or(UNNOTIFIED_SLICE, |l| l.min(UNNOTIFIED_SLICE)))
+                UNNOTIFIED_SLICE
             };
+            let slice = Some(left.map_or(slice_for, |l| l.min(slice_for)));
+            let slept = Instant::now();
             changes.epoch.sleep(current as u32, slice);
+            if version_from_word(version.load_acquire()) == since
+                && time_to_look(slept, slice, last_look)
+            {
+                last_look = Instant::now();
+                if region_removed(self) {
+                    return Err(Unchanged::Removed);
+                }
+            }
         }
     }
 }
@@ -239,7 +291,9 @@ fn queue_event(event: &Event) -> EventCount<'_, AtomicU32> {
 
 /// Sleeps on a queue's `event` unless `ready()` after counting in (see the module docs), at
 /// most until `deadline` and at most [`SLEEP_SLICE`]. Returns on any wake-up: the caller
-/// re-checks.
+/// re-checks. Returns whether it slept and woke without the event (the epoch did not move):
+/// the slice ran out, or the region's remover woke it; the caller then asks
+/// [`region_removed`] if its condition still does not hold.
 ///
 /// `single`: SPSC, where only the role holder sleeps on this event. Then the count is a flag
 /// the waker clears when it wakes us (so exactly one wake call per sleep), and we clear it
@@ -249,7 +303,7 @@ pub(crate) fn sleep_until(
     single: bool,
     deadline: Option<Instant>,
     ready: impl FnOnce() -> bool,
-) {
+) -> bool {
     let events = queue_event(event);
     let epoch = events.epoch.seen();
     let registration = if single {
@@ -258,17 +312,21 @@ pub(crate) fn sleep_until(
     } else {
         Some(events.register())
     };
+    let mut slept = false;
     if !ready() {
         // Past the deadline it does not sleep: the caller's next check reports the timeout.
         if let Ok(left) = time_left(deadline) {
             let slice = left.map_or(SLEEP_SLICE, |left| left.min(SLEEP_SLICE));
             events.epoch.sleep(epoch, Some(slice));
+            slept = true;
         }
     }
-    if single && event.epoch.load(SeqCst) == epoch {
+    let quiet = event.epoch.load(SeqCst) == epoch;
+    if single && quiet {
         event.sleepers.store(0, SeqCst);
     }
     drop(registration);
+    slept && quiet
 }
 
 /// Called after publishing a queue counter with a sequentially consistent operation: wakes
@@ -337,7 +395,10 @@ mod tests {
         let since = region.published_version();
         for waiter in [&region, &reader] {
             let short = Some(Duration::from_millis(20));
-            assert_eq!(waiter.wait_for_change(since, short), Err(TimedOut));
+            assert_eq!(
+                waiter.wait_for_change(since, short),
+                Err(Unchanged::TimedOut)
+            );
         }
         assert_eq!(
             waiters.load(SeqCst),

@@ -670,6 +670,7 @@ pub fn variant(error: &shmstore::Error) -> &'static str {
         Error::QueueClosed { .. } => "QueueClosed",
         Error::RoleTaken { .. } => "RoleTaken",
         Error::LockedByReader { .. } => "LockedByReader",
+        Error::Removed { .. } => "Removed",
         _ => "unknown",
     }
 }

@@ -79,7 +79,7 @@ use crate::options::{common_setters, CommonOptions};
 use crate::reboot;
 use crate::region::{QueueSpec, Region, RegionSpec};
 use crate::sys::object::Access;
-use crate::wait::{sleep_until, wake_unconditionally};
+use crate::wait::{region_removed, sleep_until, wake_unconditionally};
 
 mod mpmc;
 mod spsc;
@@ -392,8 +392,10 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
     ///
     /// # Errors
     ///
-    /// [`Error::QueueClosed`] (also when the queue is closed while this waits), and those of
-    /// [`try_push`](Self::try_push) except `QueueFull`.
+    /// [`Error::QueueClosed`] (also when the queue is closed while this waits),
+    /// [`Error::Removed`] when the queue is removed from its location (or replaced) while this
+    /// waits for room (nobody will pop from it again), and those of [`try_push`](Self::try_push)
+    /// except `QueueFull`.
     #[inline]
     pub fn push(&self, value: T) -> Result<()> {
         self.push_until(&value, None, Duration::MAX)
@@ -437,7 +439,9 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
     ///
     /// # Errors
     ///
-    /// As [`try_pop`](Self::try_pop).
+    /// [`Error::Removed`] when the queue is removed from its location (or replaced) while this
+    /// waits on it empty (nobody will push to it again), and those of
+    /// [`try_pop`](Self::try_pop).
     #[inline]
     pub fn pop(&self) -> Result<Option<T>> {
         self.pop_until(None, Duration::MAX)
@@ -456,12 +460,17 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
         // The clock is read only once the queue has been found full.
         let mut start = None;
         let mut polls = 0u32;
+        // Set when a sleep ended without the event: then, if still full, look for a removal.
+        let mut quiet = false;
         loop {
             match self.push_once(value, wait_until(deadline))? {
                 Pushed::Done => return Ok(()),
                 Pushed::Closed => return Err(self.closed()),
                 Pushed::LockHeld => return Err(self.timeout(LOCK_HELD, timeout)),
                 Pushed::Full => {}
+            }
+            if std::mem::take(&mut quiet) && region_removed(&self.region) {
+                return Err(self.removed());
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return Err(self.timeout("free space (the queue stayed full)", timeout));
@@ -470,7 +479,7 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
                 continue;
             }
             let c = self.control();
-            sleep_until(&c.not_full, self.spsc, deadline, || {
+            quiet = sleep_until(&c.not_full, self.spsc, deadline, || {
                 let head = c.head.word.load(SeqCst);
                 let tail = c.tail.word.load(SeqCst);
                 // Room, closed, or corrupt counters (the next attempt reports those).
@@ -482,12 +491,17 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
     fn pop_until(&self, deadline: Option<Instant>, timeout: Duration) -> Result<Option<T>> {
         let mut start = None;
         let mut polls = 0u32;
+        // As in `push_until`: whatever is still queued is popped before a removal is reported.
+        let mut quiet = false;
         loop {
             match self.pop_once(wait_until(deadline), true)? {
                 Popped::Value(value) => return Ok(Some(value)),
                 Popped::Closed => return Ok(None),
                 Popped::LockHeld => return Err(self.timeout(LOCK_HELD, timeout)),
                 Popped::Empty => {}
+            }
+            if std::mem::take(&mut quiet) && region_removed(&self.region) {
+                return Err(self.removed());
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return Err(self.timeout("an element (the queue stayed empty)", timeout));
@@ -497,7 +511,7 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
             }
             let c = self.control();
             // Any difference means an element or the closed bit.
-            sleep_until(&c.not_empty, self.spsc, deadline, || {
+            quiet = sleep_until(&c.not_empty, self.spsc, deadline, || {
                 c.tail.word.load(SeqCst) != c.head.word.load(SeqCst)
             });
         }
@@ -551,6 +565,12 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
             // The header was validated as a queue of `N` elements of `T`: its payload
             // (64-byte aligned) starts with the control block.
             None => unreachable!("a queue's payload holds its control block"),
+        }
+    }
+
+    fn removed(&self) -> Error {
+        Error::Removed {
+            name: self.name().to_string(),
         }
     }
 

@@ -48,11 +48,14 @@ use std::time::{Duration, Instant};
 
 use super::{
     blank_problem, blank_size, check_owner, check_typed, classify, fill_and_publish_ready,
-    fresh_layout, header_of, write_header, Handle, Init, Look, Region, RegionSpec, Typed,
+    fresh_layout, header_of, write_header, Block256, Handle, Init, Look, Region, RegionSpec, Typed,
 };
 use crate::error::{Error, Result};
 use crate::format::Owner;
-use crate::format::{Header, HeaderInfo, HEADER_SIZE, INITIALISER_BYTE, STATE_INITIALISING};
+use crate::format::{
+    Control, Event, Header, HeaderInfo, HeaderState, HEADER_SIZE, INITIALISER_BYTE,
+    STATE_INITIALISING,
+};
 use crate::location::Location;
 use crate::sys::object::{self, Access, ByteLock, Dir, Mapping, ObjectStat, Unnamed};
 use crate::sys::{futex, process};
@@ -164,6 +167,60 @@ fn taken_by(target: &Target, e: io::Error, operation: &'static str) -> Error {
         ),
         _ => Error::io(&target.name, operation, e),
     }
+}
+
+/// The futex words of a ready region, found for [`unlink`](super::unlink) to wake once it
+/// removed the region: the version's futex half, and a queue's two event epochs.
+pub(super) struct Sleepers {
+    /// A read-only mapping of the object up to the last word, used only to name the words to
+    /// the kernel ([`futex::wake_all_at`]): nothing is loaded or stored through it.
+    map: Mapping,
+    /// Byte offsets of the words in the object.
+    words: Vec<usize>,
+}
+
+impl Sleepers {
+    /// Wakes every sleeper on every word, in every process.
+    pub(super) fn wake(&self) {
+        for &word in &self.words {
+            futex::wake_all_at(&self.map, word);
+        }
+    }
+}
+
+/// The futex words of the ready region at `target`, or `None` when there is none (nothing
+/// there, not a regular file, not a ready region, unreadable). The header is read with
+/// `pread`, so a peer that shrinks or rewrites the object meanwhile makes this `None` or
+/// names words that wake nobody, never a SIGBUS.
+pub(super) fn sleepers(target: &Target) -> Option<Sleepers> {
+    let file = target
+        .dir
+        .open_file(&target.file_name, Access::ReadOnly)
+        .ok()?;
+    let stat = object::stat(&file).ok()?;
+    if !stat.regular {
+        return None;
+    }
+    let copy = Block256::read(&file, 0).ok()?;
+    let HeaderState::Ready(info) = copy.header().check(stat.size).ok()? else {
+        return None;
+    };
+    let mut words = vec![std::mem::offset_of!(Header, version) + futex::LOW_HALF_OFFSET];
+    if info.queue.is_some() {
+        let control = info.layout.payload_offset;
+        for event in [
+            std::mem::offset_of!(Control, not_empty),
+            std::mem::offset_of!(Control, not_full),
+        ] {
+            words.push(control + event + std::mem::offset_of!(Event, epoch));
+        }
+    }
+    let len = words.iter().max()? + 4;
+    if len as u64 > stat.size {
+        return None;
+    }
+    let map = Mapping::new(&file, len, Access::ReadOnly).ok()?;
+    Some(Sleepers { map, words })
 }
 
 pub(super) fn open(

@@ -19,14 +19,14 @@ use std::fs::File;
 use std::io;
 use std::ptr::NonNull;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::atomic::{AtomicU32, AtomicUsize};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize};
 use std::sync::Mutex;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::format::{
-    descriptor_copy, Descriptor, Header, HeaderInfo, HeaderState, LoadAcquire, QueueShape,
-    RegionLayout, SharedBytes, FLAG_IN_PLACE, FLAG_NOTIFY_READERS, HEADER_SIZE,
+    descriptor_copy, Control, Descriptor, Header, HeaderInfo, HeaderState, LoadAcquire, QueueShape,
+    RegionLayout, SharedBytes, FLAG_IN_PLACE, FLAG_NOTIFY_READERS, HEADER_SIZE, QUEUE_CONTROL_SIZE,
 };
 use crate::layout::TypeLayout;
 use crate::location::Location;
@@ -44,6 +44,9 @@ pub(crate) struct RegionSpec {
     pub(crate) open_timeout: Duration,
     pub(crate) allow_other_owner: bool,
     pub(crate) unlink_on_drop: bool,
+    /// `Some(patience)`: an open that finds no region waits up to `patience` for its creation
+    /// ([`Region::open`]).
+    pub(crate) wait_for_creation: Option<Duration>,
     /// `Some` for a queue: its mode and capacity (the element size is `layout`'s).
     pub(crate) queue: Option<QueueSpec>,
 }
@@ -140,10 +143,62 @@ impl Region {
     }
 
     /// Opens an existing region, waiting up to `open_timeout` for a live creator to finish.
+    ///
+    /// With `spec.wait_for_creation`, a location where no region exists yet is waited on
+    /// until one is created there (then opened as usual), at most that long
+    /// ([`Error::Timeout`] after): a POSIX name or a file by an inotify watch on its directory
+    /// (made before each look, so a creation between the look and the sleep wakes it), a
+    /// System V key by looking again after sleeps that grow from 1 ms to 100 ms (System V has
+    /// no notification).
     pub(crate) fn open(location: &Location, spec: &RegionSpec, access: Access) -> Result<Region> {
-        match Protocol::of(location)? {
-            Protocol::Fd(target) => fd::open(&target, spec, access, Typed::Yes),
-            Protocol::SysV(key) => sysv::open(key, location, spec, access, Typed::Yes),
+        let protocol = Protocol::of(location)?;
+        let open_once = || match &protocol {
+            Protocol::Fd(target) => fd::open(target, spec, access, Typed::Yes),
+            Protocol::SysV(key) => sysv::open(*key, location, spec, access, Typed::Yes),
+        };
+        let Some(patience) = spec.wait_for_creation else {
+            return open_once();
+        };
+        let deadline = std::time::Instant::now().checked_add(patience);
+        let timed_out = || Error::Timeout {
+            name: location.to_string(),
+            waiting_for: "its creation (wait_for_creation): no region was created there",
+            after: patience,
+        };
+        let mut backoff = Duration::from_millis(1);
+        loop {
+            let watch = match &protocol {
+                Protocol::Fd(target) => Some(
+                    target
+                        .dir
+                        .watch_for_entries()
+                        .map_err(|e| Error::io(&location.to_string(), "inotify_add_watch", e))?,
+                ),
+                Protocol::SysV(_) => None,
+            };
+            match open_once() {
+                Err(Error::NotFound { .. }) => {}
+                other => return other,
+            }
+            let left = match deadline {
+                None => None,
+                Some(deadline) => {
+                    let left = deadline.saturating_duration_since(std::time::Instant::now());
+                    if left.is_zero() {
+                        return Err(timed_out());
+                    }
+                    Some(left)
+                }
+            };
+            match watch {
+                Some(watch) => watch
+                    .wait(left)
+                    .map_err(|e| Error::io(&location.to_string(), "poll(inotify)", e))?,
+                None => {
+                    std::thread::sleep(left.map_or(backoff, |left| left.min(backoff)));
+                    backoff = (backoff * 2).min(Duration::from_millis(100));
+                }
+            }
         }
     }
 
@@ -416,6 +471,22 @@ impl Region {
         }
     }
 
+    /// Wakes every thread of every process asleep on one of the region's futexes for an event:
+    /// a change of the value (its version), a queue's `not_empty` and `not_full`. Called by
+    /// shmstore's own removals, right after the location stopped referring to the region: a
+    /// sleeper woken without its event looks at the location and ends its wait with
+    /// `Error::Removed` (wait.rs). Only wakes, writes nothing, so a read-only handle can do it.
+    /// Lock waiters are not woken: a lock on a removed region still works.
+    pub(crate) fn wake_every_sleeper(&self) {
+        futex::wake_low_half(&self.header().version);
+        if self.info.queue.is_some() {
+            if let Some(control) = self.payload().and_then(SharedBytes::view::<Control>) {
+                futex::wake_all(&control.not_empty.epoch);
+                futex::wake_all(&control.not_full.epoch);
+            }
+        }
+    }
+
     /// Writes the region's pages to its file and waits for the disk (`msync(MS_SYNC)`); does
     /// nothing for POSIX objects and System V segments, which live in memory only.
     pub(crate) fn flush(&self) -> Result<()> {
@@ -431,13 +502,12 @@ impl Drop for Region {
         // Only if the location still refers to this handle's object: another process may have
         // removed it and created a new one meanwhile.
         if self.unlink_on_drop && matches!(self.is_at_location(), Ok(true)) {
-            match &self.handle {
-                Handle::File { dir, file_name, .. } => {
-                    let _ = dir.unlink(file_name);
-                }
-                Handle::SysV { .. } => {
-                    let _ = segment::remove(id_of(&self.object));
-                }
+            let removed = match &self.handle {
+                Handle::File { dir, file_name, .. } => dir.unlink(file_name),
+                Handle::SysV { .. } => segment::remove(id_of(&self.object)),
+            };
+            if removed.is_ok() {
+                self.wake_every_sleeper();
             }
         }
         if let Some(map) = self.map.take() {
@@ -458,6 +528,13 @@ fn id_of(object: &ObjectStat) -> i32 {
 /// Removes a region: the name of a POSIX region, the file of a file region (`unlink`), or the
 /// key of a System V segment (`IPC_RMID`). Processes that have it open keep using it; the
 /// memory is freed when the last one unmaps it (a file's data when the last one closes it).
+///
+/// Handles waiting on it (`wait_for_change`, a blocked queue `push` or `pop`) are woken and
+/// get [`Error::Removed`]: when the location holds a ready region, its futex words are found
+/// before its removal and woken after. A POSIX object or a file is read with `pread` and
+/// mapped read-only only to name the words to the kernel, never loaded or stored through the
+/// mapping, so a peer that shrinks it meanwhile cannot raise SIGBUS here; a System V segment
+/// (which cannot shrink) is opened read-only. Locks keep working on the removed region.
 ///
 /// A `&str` is a region name; pass a [`Location`] (or a `Path`) for a file or a System V
 /// segment.
@@ -480,14 +557,97 @@ fn id_of(object: &ObjectStat) -> i32 {
 pub fn unlink(location: impl Into<Location>) -> Result<()> {
     let location = location.into();
     let name = location.to_string();
-    match Protocol::of(&location)? {
-        Protocol::Fd(target) => (target.dir)
-            .unlink(&target.file_name)
-            .map_err(|e| Error::io(&name, "unlink", e)),
-        Protocol::SysV(key) => {
-            let id = segment::get(key).map_err(|e| Error::io(&name, "shmget", e))?;
-            segment::remove(id).map_err(|e| Error::io(&name, "shmctl(IPC_RMID)", e))
+    let protocol = Protocol::of(&location)?;
+    // Best effort: what is not a ready region has no shmstore sleepers to wake.
+    match protocol {
+        Protocol::Fd(target) => {
+            unlink_waking(&target).map_err(|e| Error::io(&name, "unlink", e))?
         }
+        Protocol::SysV(key) => {
+            // A segment cannot shrink: a read-only handle of it is safe to read.
+            let sleepers = Region::open_untyped(&location, &to_wake_sleepers()).ok();
+            let id = segment::get(key).map_err(|e| Error::io(&name, "shmget", e))?;
+            segment::remove(id).map_err(|e| Error::io(&name, "shmctl(IPC_RMID)", e))?;
+            if let Some(region) = sleepers {
+                region.wake_every_sleeper();
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Removes the object of a POSIX or file region from its directory and wakes the sleepers of
+/// the region it held, if it was a ready one (see [`unlink`]).
+fn unlink_waking(target: &fd::Target) -> io::Result<()> {
+    let sleepers = fd::sleepers(target);
+    target.dir.unlink(&target.file_name)?;
+    if let Some(sleepers) = sleepers {
+        sleepers.wake();
+    }
+    Ok(())
+}
+
+/// Removes the POSIX object `name` (a valid region name) as [`unlink`] does, waking the
+/// sleepers of the region it held, with the system's error: for removals that report their
+/// own ([`Store::remove_all`](crate::Store::remove_all)).
+pub(crate) fn unlink_named(name: &str) -> io::Result<()> {
+    let target = fd::Target::named(name).map_err(|e| io::Error::other(e.to_string()))?;
+    unlink_waking(&target)
+}
+
+/// How [`unlink`] opens a region to wake its sleepers: any kind and type, read-only, another
+/// user's too, and without waiting for a creator still initialising it (it has no sleepers).
+fn to_wake_sleepers() -> RegionSpec {
+    use crate::layout::ShmType;
+    RegionSpec {
+        layout: &<u8 as ShmType>::LAYOUT,
+        in_place: false,
+        notify_readers: false,
+        mode: 0,
+        open_timeout: Duration::ZERO,
+        allow_other_owner: true,
+        unlink_on_drop: false,
+        wait_for_creation: None,
+        queue: None,
+    }
+}
+
+/// A private copy of 256 bytes, aligned as a mapping's start: a header, or a queue's control
+/// block, read with `pread`. Held in atomic words so that the typed views of it
+/// ([`SharedBytes::view`]). Also how [`unlink`] reads the header of the region it wakes. are over memory that permits their interior mutability.
+#[repr(C, align(64))]
+pub(crate) struct Block256 {
+    words: [AtomicU64; 32],
+}
+
+const _: () = assert!(HEADER_SIZE == 256 && QUEUE_CONTROL_SIZE == 256);
+const _: () = assert!(std::mem::size_of::<Block256>() == 256);
+const _: () = assert!(std::mem::align_of::<Header>() <= std::mem::align_of::<Block256>());
+
+impl Block256 {
+    /// The 256 bytes at `offset` of the object; an error if it ends before.
+    pub(crate) fn read(file: &File, offset: u64) -> io::Result<Block256> {
+        let mut bytes = [0u8; 256];
+        object::read_exact_at(file, offset, &mut bytes)?;
+        let mut words = bytes
+            .chunks_exact(8)
+            .map(|word| AtomicU64::new(u64::from_ne_bytes(word.try_into().unwrap_or_default())));
+        Ok(Block256 {
+            words: std::array::from_fn(|_| words.next().unwrap_or_default()),
+        })
+    }
+
+    /// The copy as a header, to validate with [`Header::check`] and read field by field.
+    pub(crate) fn header(&self) -> &Header {
+        match self.bytes().header() {
+            Some(header) => header,
+            None => unreachable!("256 bytes aligned to 64 hold a header (asserted above)"),
+        }
+    }
+
+    /// The copy as shared bytes, for a typed view of a queue's control block.
+    pub(crate) fn bytes(&self) -> SharedBytes<'_> {
+        SharedBytes::of_words(&self.words)
     }
 }
 
@@ -724,6 +884,7 @@ fn scratch_spec(test: &str, layout: &'static TypeLayout, in_place: bool) -> (Loc
         open_timeout: Duration::from_secs(1),
         allow_other_owner: false,
         unlink_on_drop: false,
+        wait_for_creation: None,
         queue: None,
     };
     (location, spec)
@@ -741,6 +902,7 @@ unsafe fn fill_and_publish_ready(region: &Region, init: Init<'_>) {
     header.publish_ready();
     futex::wake_all(&header.state);
 }
+
 /// A fresh value region of `[u64; 32]`, every payload byte `fill`, unlinked at once: a fixture
 /// for the unit tests of the layers above, which need a mapped region but no typed handle.
 #[cfg(test)]

@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use nix::libc;
 
+use super::object::Mapping;
+
 /// Sleeps while `*word == expected`, for at most `timeout` (forever if `None`). Returns early on
 /// a wake, a signal, a spurious wake-up or when the word already differs: callers re-check.
 pub(crate) fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
@@ -28,6 +30,24 @@ pub(crate) fn wake_all_counting(word: &AtomicU32) -> usize {
     unsafe { futex_wake_all(word.as_ptr().cast_const()) }
 }
 
+/// Wakes every sleeper on the 32-bit word at `offset` of `map`, in every process, without this
+/// process loading or storing it: `FUTEX_WAKE` only uses the address as a key, and when a peer
+/// shrank the object so that the page is gone the kernel answers `EFAULT` (ignored), never a
+/// signal. Nothing happens for an offset that is misaligned or outside the mapping.
+pub(crate) fn wake_all_at(map: &Mapping, offset: usize) {
+    let inside = offset.checked_add(4).is_some_and(|end| end <= map.len());
+    if !inside || offset % 4 != 0 {
+        return;
+    }
+    // The address only (no access): `offset + 4 <= map.len()` (checked), so it stays within
+    // the mapping.
+    let word = map.ptr().wrapping_add(offset).cast::<u32>().cast_const();
+    // SAFETY: `word` lies within the live mapping (above), which the borrow of `map` keeps
+    // mapped during the call; the mapping starts on a page boundary, so a 4-aligned offset
+    // gives a 4-aligned word. FUTEX_WAKE only uses the address as a key.
+    unsafe { futex_wake_all(word) };
+}
+
 /// Sleeps while the low 32 bits of `counter` equal `expected_low`, for at most `timeout`.
 /// Returns early on wakes, signals and spurious wake-ups: callers re-check.
 pub(crate) fn wait_low_half(counter: &AtomicU64, expected_low: u32, timeout: Option<Duration>) {
@@ -45,12 +65,12 @@ pub(crate) fn wake_low_half(counter: &AtomicU64) {
 /// address is used, by the kernel; Rust code never accesses the counter with mixed sizes.
 fn low_half(counter: &AtomicU64) -> *const u32 {
     let base = counter.as_ptr().cast::<u32>().cast_const();
-    if cfg!(target_endian = "little") {
-        base
-    } else {
-        base.wrapping_add(1)
-    }
+    base.wrapping_add(LOW_HALF_OFFSET / 4)
 }
+
+/// Where the futex half of a 64-bit counter sits in it, in bytes: 0 on a little-endian host,
+/// 4 on a big-endian one.
+pub(crate) const LOW_HALF_OFFSET: usize = if cfg!(target_endian = "little") { 0 } else { 4 };
 
 /// `FUTEX_WAIT`.
 ///

@@ -181,7 +181,51 @@ pub(crate) fn set_mode(file: &File, mode: u32) -> io::Result<()> {
 #[derive(Clone)]
 pub(crate) struct Dir(std::sync::Arc<OwnedFd>);
 
+/// A watch on a [`Dir`] for new entries (inotify: `IN_CREATE`, which a link of an unnamed
+/// object or a new file raises, and `IN_MOVED_TO`, which a rename into it raises), for a
+/// reader that waits for a region's creation. It sleeps in `poll` until an event or its
+/// timeout: no polling of the name.
+pub(crate) struct DirWatch(nix::sys::inotify::Inotify);
+
+impl DirWatch {
+    /// Sleeps until an entry was created in (or moved into) the directory since the watch was
+    /// made or last woke, at most `timeout` (forever if `None`); returns early on a signal.
+    /// Callers look again whatever woke them.
+    pub(crate) fn wait(&self, timeout: Option<std::time::Duration>) -> io::Result<()> {
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        use std::os::fd::AsFd;
+        let timeout = match timeout {
+            None => PollTimeout::NONE,
+            // Longer than `i32::MAX` ms (24 days): the caller's next look finds it not over.
+            Some(t) => PollTimeout::try_from(t).unwrap_or(PollTimeout::MAX),
+        };
+        let mut fds = [PollFd::new(self.0.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, timeout) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+        // Drain what arrived (non-blocking): the caller looks at the name itself.
+        while matches!(self.0.read_events(), Ok(events) if !events.is_empty()) {}
+        Ok(())
+    }
+}
+
 impl Dir {
+    /// Starts watching the directory for new entries (see [`DirWatch`]). Entries created from
+    /// now on wake [`DirWatch::wait`], so a caller makes the watch first and then looks.
+    pub(crate) fn watch_for_entries(&self) -> io::Result<DirWatch> {
+        use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+        let inotify = Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK)?;
+        // The directory as this handle opened it (an `O_PATH` descriptor), not its path again:
+        // `/proc/self/fd/N` resolves to the opened directory itself.
+        let path = format!("/proc/self/fd/{}", self.0.as_raw_fd());
+        inotify.add_watch(
+            path.as_str(),
+            AddWatchFlags::IN_CREATE | AddWatchFlags::IN_MOVED_TO | AddWatchFlags::IN_ONLYDIR,
+        )?;
+        Ok(DirWatch(inotify))
+    }
+
     /// Opens the directory at `path` (following symbolic links).
     pub(crate) fn open(path: &Path) -> io::Result<Dir> {
         let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
@@ -415,13 +459,6 @@ pub(crate) fn all_zero_between(file: &File, start: u64, len: u64) -> io::Result<
         offset += read as u64;
     }
     Ok(true)
-}
-
-/// `unlink` (what `shm_unlink` does in `/dev/shm`): removes the name. Existing mappings stay
-/// valid.
-pub(crate) fn unlink(path: &Path) -> io::Result<()> {
-    nix::unistd::unlink(c_path(path)?.as_c_str())?;
-    Ok(())
 }
 
 /// The names in the shared-memory directory (objects of every program, not only ours).

@@ -29,6 +29,7 @@
 //!   `readonly-lock`, `try-and-time-out`, `pid`, `setuid-edit`.
 //! - An unrecoverable mutex: `make-unrecoverable`, `lock-every-way`.
 //! - Editing: `edit-loop`.
+//! - Lifecycle: `wait-removed`, `open-when-created`.
 //! - Descriptors and modes: `create-with-umask`, `hold-shm-and-exec`, `list-shm-fds`.
 
 use std::io::{BufRead, Write};
@@ -126,6 +127,10 @@ fn main() {
         ["make-unrecoverable", name] => make_unrecoverable(name),
         ["lock-every-way", name] => lock_every_way(name),
         ["edit-loop", name] => edit_loop(name),
+        ["wait-removed", name, how] => wait_removed(name, how),
+        ["open-when-created", name, how, ms] => {
+            open_when_created(name, how, Duration::from_millis(ms.parse().expect("MS")))
+        }
         _ => {
             eprintln!("shm-helper: unknown arguments {args:?}");
             std::process::exit(2);
@@ -1290,5 +1295,86 @@ fn edit_loop(name: &str) {
         if n == first {
             say("committed");
         }
+    }
+}
+
+/// `wait-removed NAME shm|reader|pop|push`: opens the `Counter` region at NAME read-write
+/// (`shm`) or with `open_reader` (`reader`), or the `MsgQueue` there (`pop`: an empty queue;
+/// `push`: it fills the queue first), prints `waiting`, then waits at most 30 s for a change
+/// (an element, room) that never comes, and prints how the wait ended: `ended VARIANT`
+/// (`Removed`, or `Timeout` when nothing woke it), or `ended changed`/`popped`/`closed`/
+/// `pushed`.
+fn wait_removed(name: &str, how: &str) {
+    let bound = Some(Duration::from_secs(30));
+    let ended = match how {
+        "shm" => {
+            let shm = open::<Counter>(name);
+            say("waiting");
+            shm.wait_for_change(shm.version(), bound).map(|_| "changed")
+        }
+        "reader" => {
+            let reader = Shm::<Counter>::open_reader(at(name)).expect("open_reader");
+            say("waiting");
+            reader
+                .wait_for_change(reader.version(), bound)
+                .map(|_| "changed")
+        }
+        "pop" => {
+            let queue = MsgQueue::open(at(name)).expect("open queue");
+            say("waiting");
+            queue.pop_timeout(Duration::from_secs(30)).map(|popped| {
+                if popped.is_some() {
+                    "popped"
+                } else {
+                    "closed"
+                }
+            })
+        }
+        "push" => {
+            let queue = MsgQueue::open(at(name)).expect("open queue");
+            let mut seq = 0;
+            while queue.try_push(Msg::new(0, seq)).is_ok() {
+                seq += 1;
+            }
+            say("waiting");
+            queue
+                .push_timeout(Msg::new(0, seq), Duration::from_secs(30))
+                .map(|()| "pushed")
+        }
+        other => panic!("unknown HOW {other}"),
+    };
+    match ended {
+        Ok(what) => say(&format!("ended {what}")),
+        Err(e) => say(&format!("ended {}", variant(&e))),
+    }
+}
+
+/// `open-when-created NAME shm|reader|pop MS`: prints `opening`, then opens the `Counter` at NAME
+/// read-write (`shm`) or with `open_reader` (`reader`), or the `MsgQueue` there (`pop`), with
+/// `wait_for_creation(MS ms)`, and prints `opened COUNT` (the counter's count; for a queue,
+/// the `seq` of the element it pops, waiting at most 30 s) or `error VARIANT`.
+fn open_when_created(name: &str, how: &str, patience: Duration) {
+    say("opening");
+    let opened = match how {
+        "shm" => Shm::<Counter>::options()
+            .wait_for_creation(patience)
+            .open(at(name))
+            .map(|shm| shm.read().count),
+        "reader" => Shm::<Counter>::options()
+            .wait_for_creation(patience)
+            .open_reader(at(name))
+            .map(|reader| reader.read().count),
+        "pop" => MsgQueue::options()
+            .wait_for_creation(patience)
+            .open(at(name))
+            .map(|queue| {
+                let popped = queue.pop_timeout(Duration::from_secs(30)).expect("pop");
+                popped.expect("an element").seq
+            }),
+        other => panic!("unknown HOW {other}"),
+    };
+    match opened {
+        Ok(n) => say(&format!("opened {n}")),
+        Err(e) => say(&format!("error {}", variant(&e))),
     }
 }
