@@ -112,6 +112,16 @@ impl Compatibility {
         self.overall != Overall::Incompatible
     }
 
+    /// Whether at least one field is in both types ([`Same`](FieldVerdict::Same) or
+    /// [`Widened`](FieldVerdict::Widened)). Two types without one are two different types,
+    /// even when every field is added or kept: reading one through the other reads only zeros,
+    /// so opening refuses them.
+    pub fn shares_a_field(&self) -> bool {
+        self.fields
+            .iter()
+            .any(|f| matches!(f.verdict, FieldVerdict::Same | FieldVerdict::Widened { .. }))
+    }
+
     /// The fields that are [`Incompatible`](FieldVerdict::Incompatible), each with its reason.
     pub fn incompatible(&self) -> impl Iterator<Item = &FieldCompatibility> {
         self.fields.iter().filter(|f| !f.verdict.is_compatible())
