@@ -5,7 +5,7 @@ use std::marker::PhantomData;
 use std::sync::{LockResult, PoisonError, TryLockError, TryLockResult};
 use std::time::Duration;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::format::MAX_PAYLOAD_ALIGN;
 use crate::guard::ShmGuard;
 use crate::layout::ShmType;
@@ -626,7 +626,17 @@ impl<T: ShmType> ShmOptions<T> {
     ///
     /// As [`Shm::open`].
     pub fn open_reader(self, location: impl Into<Location>) -> Result<ShmReader<T>> {
-        reboot::open(&location.into(), &self.spec(), Access::ReadOnly).map(ShmReader::from_region)
+        let location = location.into();
+        let spec = self.spec();
+        match reboot::open(&location, &spec, Access::ReadOnly) {
+            Ok(region) => Ok(ShmReader::from_region(region)),
+            // Another stored type: read through it if it is compatible with `T` (opened again,
+            // untyped, and compared with whatever the location holds now).
+            Err(Error::LayoutMismatch { .. }) => {
+                ShmReader::through_compatible_layout(Region::open_untyped(&location, &spec)?, &spec)
+            }
+            Err(other) => Err(other),
+        }
     }
 
     /// [`Shm::open_or_create`] with these options.

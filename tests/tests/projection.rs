@@ -1,8 +1,34 @@
 //! Issue 16, item 2 (reading half): a region opened for reading through a compatible layout,
 //! and the `LayoutMismatch` that lists the incompatible fields.
 
+use std::time::Duration;
+
 use shmstore::{Error, Shm, ShmType};
-use shmstore_tests::region;
+use shmstore_tests::config_versions::{ConfigFloatWorkers, ConfigV1, ConfigV2, LevelV2};
+use shmstore_tests::{helper, region};
+
+/// The release-2 view of what `config-v1-writer` commits at `n`: the shared fields widened,
+/// `retries` zero.
+fn v2_at(n: u32) -> (u32, u32, u64, String, Option<LevelV2>) {
+    let level = [LevelV2::Error, LevelV2::Warn, LevelV2::Info][n as usize % 3];
+    (
+        n,
+        0,
+        u64::from(u32::MAX - n),
+        format!("svc-{n}"),
+        Some(level),
+    )
+}
+
+fn seen(c: &ConfigV2) -> (u32, u32, u64, String, Option<LevelV2>) {
+    (
+        c.workers,
+        c.retries,
+        c.timeout_ms,
+        c.service.as_str().expect("text").to_string(),
+        c.level.get().ok(),
+    )
+}
 
 /// Ten `u32` fields.
 #[derive(ShmType, Clone, Copy, Debug, PartialEq, Default)]
@@ -49,7 +75,9 @@ fn a_layout_mismatch_lists_at_most_eight_incompatible_fields_and_how_many_more()
     assert_eq!(differences.len(), 9, "{differences:?}");
     for (i, line) in differences.iter().take(8).enumerate() {
         assert!(
-            line.starts_with(&format!("field `f{i}`: u32 in the region, f32 here: an integer")),
+            line.starts_with(&format!(
+                "field `f{i}`: u32 in the region, f32 here: an integer"
+            )),
             "{line}"
         );
     }
@@ -58,4 +86,102 @@ fn a_layout_mismatch_lists_at_most_eight_incompatible_fields_and_how_many_more()
     assert!(text.contains("Changing a region's type"), "{text}");
     let e = Shm::<Floats>::open_reader(&name).expect_err("not for reading either");
     assert!(matches!(e, Error::LayoutMismatch { .. }), "{e:?}");
+}
+
+/// A release-1 process creates and commits; a release-2 reader in this process opens the
+/// region through `open_reader`, reads the shared fields (widened ones converted), zero for
+/// the added field, wakes on each commit and never sees a torn value.
+#[test]
+fn a_newer_reader_reads_an_older_writer_s_region_through_its_own_type() {
+    let (name, _cleanup) = region("proj-v1-writer");
+    let steps = 5;
+    let mut writer = helper!("config-v1-writer", name, steps);
+    assert_eq!(writer.line(), "created");
+    let reader = Shm::<ConfigV2>::open_reader(&name).expect("compatible for reading");
+    assert!(reader.is_projected());
+    assert_eq!(seen(&reader.read()), v2_at(0));
+    let mut version = reader.version();
+    for n in 1..=steps {
+        writer.send("go");
+        assert_eq!(writer.line(), format!("committed {n}"));
+        version = reader
+            .wait_for_change(version, Some(Duration::from_secs(30)))
+            .expect("woken by the commit");
+        assert_eq!(version, u64::from(n));
+        assert_eq!(seen(&reader.read()), v2_at(n));
+        let mut into = reader.read();
+        into.retries = 99;
+        reader.read_into(&mut into);
+        assert_eq!(seen(&into), v2_at(n));
+        let timed = reader.read_timeout(Duration::from_secs(30)).expect("read");
+        assert_eq!(seen(&timed), v2_at(n));
+    }
+    writer.send("go");
+    assert_eq!(writer.line(), "running");
+    // Back-to-back commits: every projected snapshot is one committed value.
+    let mut last = 0;
+    for _ in 0..20_000 {
+        let value = reader.read();
+        let n = value.workers;
+        assert_eq!(seen(&value), v2_at(n), "torn");
+        assert!(n >= last, "went back from {last} to {n}");
+        last = n;
+    }
+    // Writing through the other layout is refused, saying what works.
+    let e = Shm::<ConfigV2>::open(&name).expect_err("writing needs the migration step");
+    let Error::LayoutMismatch { differences, .. } = &e else {
+        panic!("expected LayoutMismatch, got {e:?}");
+    };
+    assert_eq!(differences.len(), 1, "{differences:?}");
+    assert!(
+        differences[0].contains("compatible for reading") && differences[0].contains("open_reader"),
+        "{differences:?}"
+    );
+    let e = Shm::<ConfigV2>::open_or_create(&name, || panic!("init ran")).expect_err("refused");
+    assert!(matches!(e, Error::LayoutMismatch { .. }), "{e:?}");
+    writer.kill();
+}
+
+/// The identical type keeps the direct path; an older reader of a newer region, and a reader
+/// whose field changed type, are refused naming the fields.
+#[test]
+fn incompatible_readers_are_refused_naming_the_fields() {
+    let (name, _cleanup) = region("proj-v2-region");
+    let mut creator = helper!("config-v2-create", name);
+    assert_eq!(creator.line(), "created");
+    let direct = Shm::<ConfigV2>::open_reader(&name).expect("its own type");
+    assert!(!direct.is_projected());
+    assert_eq!(direct.read().retries, 3);
+    let e = Shm::<ConfigV1>::open_reader(&name).expect_err("v2 narrowed to v1");
+    let Error::LayoutMismatch { differences, .. } = &e else {
+        panic!("expected LayoutMismatch, got {e:?}");
+    };
+    let all = differences.join("\n");
+    for field in [
+        "field `timeout_ms`: u64 in the region, u32 here: narrowing",
+        "field `service`",
+        "field `level`",
+    ] {
+        assert!(all.contains(field), "{field} missing from {all}");
+    }
+    assert!(
+        !all.contains("`workers`") && !all.contains("`retries`"),
+        "{all}"
+    );
+    creator.kill();
+
+    let (name, _cleanup) = region("proj-float");
+    let mut writer = helper!("config-v1-writer", name, 0);
+    // Never sent its go: it holds the value it created.
+    assert_eq!(writer.line(), "created");
+    let e = Shm::<ConfigFloatWorkers>::open_reader(&name).expect_err("workers changed type");
+    let Error::LayoutMismatch { differences, .. } = &e else {
+        panic!("expected LayoutMismatch, got {e:?}");
+    };
+    assert_eq!(differences.len(), 1, "{differences:?}");
+    assert!(
+        differences[0].starts_with("field `workers`: u32 in the region, f32 here"),
+        "{differences:?}"
+    );
+    writer.kill();
 }

@@ -12,7 +12,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use crate::layout::Primitive;
 
-use super::descriptor::{join_path, outer_dims, Descriptor, KindEntry, StoredKind};
+use super::descriptor::{
+    join_path, outer_dims, Descriptor, DescriptorField, KindEntry, StoredKind,
+};
 
 /// Whether a region's type and another type may share the region, field by field: what
 /// [`compatibility`](crate::inspect::compatibility) finds.
@@ -497,6 +499,27 @@ fn first_by_path<'n, 'a>(nodes: &'n [(String, Node<'a>)]) -> HashMap<&'n str, &'
         by_path.entry(path.as_str()).or_insert(node);
     }
     by_path
+}
+
+/// The leaves (field-table rows, with their offsets and dimensions) at the same path in both
+/// descriptors, `(region's, other's)`, in the region's table order; where a forged table repeats
+/// a path the first row counts, as in [`compare`]. What a projection copies: the leaves of every
+/// node both sides have (added and kept nodes have leaves on one side only).
+pub(crate) fn paired_leaves<'a>(
+    region: &'a Descriptor,
+    other: &'a Descriptor,
+) -> Vec<(&'a DescriptorField, &'a DescriptorField)> {
+    let mut mine: HashMap<&str, &DescriptorField> = HashMap::with_capacity(other.fields.len());
+    for field in &other.fields {
+        mine.entry(field.path.as_str()).or_insert(field);
+    }
+    let mut seen = std::collections::HashSet::new();
+    region
+        .fields
+        .iter()
+        .filter(|f| seen.insert(f.path.as_str()))
+        .filter_map(|theirs| Some((theirs, *mine.get(theirs.path.as_str())?)))
+        .collect()
 }
 
 /// Compares `region` (a region's stored descriptor) with `other` (the descriptor of the type
