@@ -25,6 +25,11 @@ use crate::wait::TimedOut;
 /// region was created with [`notify_readers(true)`](crate::ShmOptions::notify_readers), and
 /// otherwise re-checks the version every 10 ms while it waits.
 ///
+/// It also reads a region whose stored type is another, compatible version of `T` (README,
+/// "Changing a region's type"): each read projects one consistent snapshot of the stored
+/// value onto `T` — shared fields copied, widened ones converted, fields the region lacks
+/// zero ([`is_projected`](Self::is_projected)).
+///
 /// Mapping read-only does not protect it from a peer with write access that shrinks the
 /// object: a later access past the new end raises SIGBUS here as in any mapped handle (the
 /// README's threat model; `Inspector` reads with `pread` and is immune).
@@ -95,18 +100,31 @@ impl<T: ShmType> ShmReader<T> {
         self.projection.is_some()
     }
 
-    /// A `T` projected from one consistent snapshot of the stored value.
+    /// A `T` projected from one consistent snapshot of the stored value, copied into a
+    /// per-thread buffer (no allocation once it has grown to the stored size).
     #[cold]
     fn read_projected(
         &self,
         projection: &Projection,
         deadline: Option<Instant>,
     ) -> Result<T, TimedOut> {
-        let mut stored = Vec::new();
-        snapshot_bytes_until(&self.region, &mut stored, deadline)?;
-        let mut out = T::zeroed();
-        projection.apply(&stored, bytemuck::bytes_of_mut(&mut out));
-        Ok(out)
+        thread_local! {
+            static STORED: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        let project = |stored: &mut Vec<u8>| {
+            snapshot_bytes_until(&self.region, stored, deadline)?;
+            let mut out = T::zeroed();
+            projection.apply(stored, bytemuck::bytes_of_mut(&mut out));
+            Ok(out)
+        };
+        // The buffer is only borrowed here, around a copy that calls nothing else: never
+        // borrowed twice; a fresh buffer all the same if it were (or during thread exit).
+        STORED
+            .try_with(|buffer| match buffer.try_borrow_mut() {
+                Ok(mut stored) => project(&mut stored),
+                Err(_) => project(&mut Vec::new()),
+            })
+            .unwrap_or_else(|_| project(&mut Vec::new()))
     }
 
     /// The region's name (for a file or System V region, its location as text).

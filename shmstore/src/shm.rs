@@ -388,11 +388,15 @@ impl<T: ShmType> Shm<T> {
     }
 
     /// Opens a read-only handle to the existing region at `location` (a name, a file or a
-    /// System V key, as for [`create`](Self::create)): see [`ShmReader`].
+    /// System V key, as for [`create`](Self::create)): see [`ShmReader`]. Unlike
+    /// [`open`](Self::open), it also opens a region whose stored type differs from `T` but is
+    /// compatible with it (README, "Changing a region's type"): its reads then project the
+    /// stored value onto `T` ([`ShmReader::is_projected`]).
     ///
     /// # Errors
     ///
-    /// As [`open`](Self::open).
+    /// As [`open`](Self::open); `LayoutMismatch` only for a stored type incompatible with `T`
+    /// (or with no field in common).
     pub fn open_reader(location: impl Into<Location>) -> Result<ShmReader<T>> {
         Self::options().open_reader(location)
     }

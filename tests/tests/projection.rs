@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use shmstore::{Error, Shm, ShmType};
-use shmstore_tests::config_versions::{ConfigFloatWorkers, ConfigV1, ConfigV2, LevelV2};
+use shmstore_tests::config_versions::{ConfigFloatWorkers, ConfigV1, ConfigV2, LevelV1, LevelV2};
 use shmstore_tests::{helper, region};
 
 /// The release-2 view of what `config-v1-writer` commits at `n`: the shared fields widened,
@@ -184,4 +184,26 @@ fn incompatible_readers_are_refused_naming_the_fields() {
         "{differences:?}"
     );
     writer.kill();
+}
+
+/// The reverse direction where the rules allow it: a release-1 reader of a region whose type
+/// has one more field reads the shared fields and does not see the other.
+#[test]
+fn an_older_reader_reads_a_region_with_a_field_it_lacks() {
+    let (name, _cleanup) = region("proj-v1-plus");
+    let mut creator = helper!("config-v1-plus-create", name);
+    assert_eq!(creator.line(), "created");
+    let reader = Shm::<ConfigV1>::open_reader(&name).expect("retries is kept");
+    assert!(reader.is_projected());
+    let seen = reader.read();
+    assert_eq!(
+        (
+            seen.workers,
+            seen.timeout_ms,
+            seen.service.as_str().unwrap()
+        ),
+        (6, 700, "svc-plus")
+    );
+    assert_eq!(seen.level.get().ok(), Some(LevelV1::Warn));
+    creator.kill();
 }

@@ -147,42 +147,53 @@ fn convert(conversion: Conversion, from: &[u8], to: &mut [u8]) {
     }
 }
 
-/// An integer of primitive `p` from its native-endian bytes, sign- or zero-extended.
+/// An integer of primitive `p` from its native-endian bytes, sign- or zero-extended by its
+/// type (0 for bytes of another length, which a plan never passes).
 fn read_integer(p: Primitive, bytes: &[u8]) -> i128 {
-    let mut wide = [0u8; 16];
-    let n = bytes.len().min(16);
-    wide[..n].copy_from_slice(&bytes[..n]);
-    // Native-endian: the value's bytes as they lie, then extended by its signedness.
-    let raw = if cfg!(target_endian = "little") {
-        u128::from_le_bytes(wide)
-    } else {
-        let mut be = [0u8; 16];
-        be[16 - n..].copy_from_slice(&bytes[..n]);
-        u128::from_be_bytes(be)
-    };
-    let bits = (n * 8) as u32;
-    let signed = matches!(
-        p,
-        Primitive::I8 | Primitive::I16 | Primitive::I32 | Primitive::I64 | Primitive::I128
-    );
-    if bits == 0 || bits >= 128 {
-        raw as i128
-    } else if signed {
-        // Shift the sign bit to the top and back: sign extension.
-        ((raw << (128 - bits)) as i128) >> (128 - bits)
-    } else {
-        raw as i128
+    macro_rules! read {
+        ($t:ty) => {
+            bytes
+                .try_into()
+                .map_or(0, |b| <$t>::from_ne_bytes(b) as i128)
+        };
+    }
+    match p {
+        Primitive::U8 => read!(u8),
+        Primitive::U16 => read!(u16),
+        Primitive::U32 => read!(u32),
+        Primitive::U64 => read!(u64),
+        Primitive::U128 => read!(u128),
+        Primitive::I8 => read!(i8),
+        Primitive::I16 => read!(i16),
+        Primitive::I32 => read!(i32),
+        Primitive::I64 => read!(i64),
+        Primitive::I128 => read!(i128),
+        _ => 0,
     }
 }
 
-/// `value` as primitive `p`'s native-endian bytes (its low bytes: the plan only widens, so
-/// the value fits).
+/// `value` as primitive `p`'s native-endian bytes (the plan only widens, so the value
+/// fits); nothing written into a slice of another length.
 fn write_integer(p: Primitive, value: i128, to: &mut [u8]) {
-    let n = p.size().min(to.len()).min(16);
-    if cfg!(target_endian = "little") {
-        to[..n].copy_from_slice(&value.to_le_bytes()[..n]);
-    } else {
-        to[..n].copy_from_slice(&value.to_be_bytes()[16 - n..]);
+    macro_rules! write {
+        ($t:ty) => {
+            if to.len() == std::mem::size_of::<$t>() {
+                to.copy_from_slice(&(value as $t).to_ne_bytes())
+            }
+        };
+    }
+    match p {
+        Primitive::U8 => write!(u8),
+        Primitive::U16 => write!(u16),
+        Primitive::U32 => write!(u32),
+        Primitive::U64 => write!(u64),
+        Primitive::U128 => write!(u128),
+        Primitive::I8 => write!(i8),
+        Primitive::I16 => write!(i16),
+        Primitive::I32 => write!(i32),
+        Primitive::I64 => write!(i64),
+        Primitive::I128 => write!(i128),
+        _ => {}
     }
 }
 
@@ -368,8 +379,6 @@ mod tests {
             assert_eq!(c, Conversion::Integer { from, to });
             let mut out = vec![0u8; to.size()];
             convert(c, bytes, &mut out);
-            let mut wide = [0u8; 16];
-            wide[..out.len()].copy_from_slice(&out);
             let got = read_integer(to, &out);
             assert_eq!(got, expected, "{} -> {}", from.name(), to.name());
         }

@@ -128,6 +128,7 @@ fn main() {
         ["edit-loop", name] => edit_loop(name),
         ["config-v1-writer", name, steps] => config_v1_writer(name, steps.parse().expect("STEPS")),
         ["config-v2-create", name] => config_v2_create(name),
+        ["config-v1-plus-create", name] => config_v1_plus_create(name),
         _ => {
             eprintln!("shm-helper: unknown arguments {args:?}");
             std::process::exit(2);
@@ -1341,6 +1342,25 @@ fn config_v2_create(name: &str) {
         timeout_ms: 5_000_000_000,
         service: shmstore::value::FixedStr::new("svc-v2").expect("fits"),
         level: shmstore::value::EnumField::new(LevelV2::Debug),
+        _pad: [0; 3],
+    };
+    let _shm = Shm::create(at(name), value).expect("create");
+    say("created");
+    sleep_forever();
+}
+
+/// `config-v1-plus-create NAME`: a binary of release 1 plus `retries`. Creates NAME holding a
+/// `ConfigV1Plus` (workers 6, retries 2, `timeout_ms` 700, service `svc-plus`, level `Warn`),
+/// prints `created` and sleeps until killed.
+fn config_v1_plus_create(name: &str) {
+    use shmstore_tests::config_versions::LevelV1;
+    use shmstore_tests::config_versions_plus::ConfigV1Plus;
+    let value = ConfigV1Plus {
+        workers: 6,
+        retries: 2,
+        timeout_ms: 700,
+        service: shmstore::value::FixedStr::new("svc-plus").expect("fits"),
+        level: shmstore::value::EnumField::new(LevelV1::Warn),
         _pad: [0; 3],
     };
     let _shm = Shm::create(at(name), value).expect("create");
