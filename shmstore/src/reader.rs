@@ -7,7 +7,7 @@ use std::time::Duration;
 use std::time::Instant;
 
 use crate::error::{Error, Result};
-use crate::format::{check_type, Descriptor, Projection};
+use crate::format::{check_type, Descriptor, Projection, Refusal};
 use crate::layout::ShmType;
 use crate::region::{Region, RegionSpec};
 use crate::snapshot::{
@@ -86,7 +86,11 @@ impl<T: ShmType> ShmReader<T> {
             &Descriptor::of(spec.layout),
             std::mem::size_of::<T>(),
         )
-        .map_err(|_| mismatch)?;
+        .map_err(|refusal| match refusal {
+            Refusal::Incompatible(_) => mismatch,
+            // The stored table does not fit the stored value: a forged region.
+            Refusal::Forged(why) => Error::corrupt(name, why),
+        })?;
         Ok(ShmReader {
             region,
             projection: Some(Box::new(plan)),

@@ -207,3 +207,54 @@ fn an_older_reader_reads_a_region_with_a_field_it_lacks() {
     assert_eq!(seen.level.get().ok(), Some(LevelV1::Warn));
     creator.kill();
 }
+
+/// Two `u32`s.
+#[derive(ShmType, Clone, Copy, Debug, PartialEq, Default)]
+#[repr(C)]
+#[shm(name = "Two")]
+struct Two {
+    a: u32,
+    b: u32,
+}
+
+/// The same two and one more: a compatible reader of `Two`.
+#[derive(ShmType, Clone, Copy, Debug, PartialEq, Default)]
+#[repr(C)]
+#[shm(name = "Two")]
+struct Three {
+    a: u32,
+    b: u32,
+    c: u32,
+}
+
+/// A stored field table whose row for `b` points past the value (forged) is refused as
+/// corrupt when a compatible type would project it, never read out of bounds.
+#[test]
+fn a_forged_row_outside_the_value_refuses_the_projection_as_corrupt() {
+    use std::os::unix::fs::FileExt;
+    let (name, _cleanup) = region("proj-forged");
+    let _shm = Shm::create(&name, Two { a: 1, b: 2 }).unwrap();
+    assert_eq!(
+        Shm::<Three>::open_reader(&name).unwrap().read(),
+        Three { a: 1, b: 2, c: 0 }
+    );
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(shmstore_tests::shm_path(&name))
+        .unwrap();
+    let mut descriptor = vec![0u8; 64];
+    file.read_exact_at(&mut descriptor, 256).unwrap();
+    // The row of `b`: its path's length and text, its primitive, then its offset.
+    let row = descriptor
+        .windows(5)
+        .position(|w| w == [1, 0, 0, 0, b'b'])
+        .expect("the row of b");
+    file.write_all_at(&1000u64.to_ne_bytes(), 256 + row as u64 + 5 + 4)
+        .unwrap();
+    let e = Shm::<Three>::open_reader(&name).expect_err("b lies outside the value");
+    assert!(
+        matches!(&e, Error::Corrupt { reason, .. } if reason.contains("`b` lies outside")),
+        "{e:?}"
+    );
+}

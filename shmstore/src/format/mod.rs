@@ -24,6 +24,6 @@ pub(crate) use descriptor::*;
 pub use descriptor::{KindEntry, StoredKind};
 pub(crate) use header::*;
 pub(crate) use owner::*;
-pub(crate) use projection::Projection;
+pub(crate) use projection::{Projection, Refusal};
 pub use queue::QueueMode;
 pub(crate) use queue::*;

@@ -62,6 +62,16 @@ pub(crate) struct Step {
     pub(crate) conversion: Conversion,
 }
 
+/// Why a region cannot be read through another type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// The types are incompatible, or have no field in common (the `LayoutMismatch` of
+    /// opening for writing says which fields).
+    Incompatible(&'static str),
+    /// The stored field table contradicts the stored value's size (forged): why.
+    Forged(String),
+}
+
 /// The steps that project a `src_size`-byte value of the region's type onto a zeroed
 /// `dst_size`-byte value of a compatible type. Bytes no step writes stay zero: the added
 /// fields (and list items or text bytes past the region's capacity) read as zero; the kept
@@ -83,22 +93,26 @@ impl Projection {
         src_size: usize,
         other: &Descriptor,
         dst_size: usize,
-    ) -> Result<Projection, String> {
+    ) -> Result<Projection, Refusal> {
         let verdict = compare(region, other);
         if verdict.overall == Overall::Incompatible {
-            return Err("the layouts are incompatible".into());
+            return Err(Refusal::Incompatible("the layouts are incompatible"));
         }
         if !verdict.shares_a_field() {
-            return Err("the two types have no field in common".into());
+            return Err(Refusal::Incompatible(
+                "the two types have no field in common",
+            ));
         }
         let mut steps = Vec::new();
         // Each step writes at least one distinct element of `other`'s value, a real type: more
         // steps than its bytes is a forged table.
         let budget = dst_size.max(1);
         for (theirs, mine) in paired_leaves(region, other) {
-            leaf_steps(theirs, mine, src_size, dst_size, &mut steps)?;
+            leaf_steps(theirs, mine, src_size, dst_size, &mut steps).map_err(Refusal::Forged)?;
             if steps.len() > budget {
-                return Err("the stored field table has more elements than the value".into());
+                return Err(Refusal::Forged(
+                    "the stored field table has more elements than the value".into(),
+                ));
             }
         }
         Ok(Projection {
@@ -497,14 +511,17 @@ mod tests {
             &d,
             size,
         );
-        assert_eq!(back.unwrap_err(), "the layouts are incompatible");
+        assert_eq!(
+            back.unwrap_err(),
+            Refusal::Incompatible("the layouts are incompatible")
+        );
         let none = Projection::plan(
             &Descriptor::of(&<u16>::LAYOUT),
             2,
             &Descriptor::of(&V1::LAYOUT),
             size,
         );
-        assert!(none.is_err());
+        assert!(matches!(none, Err(Refusal::Incompatible(_))), "{none:?}");
     }
 
     mod properties {
