@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use shmstore::{Error, Shm, ShmType};
 use shmstore_tests::config_versions::{ConfigFloatWorkers, ConfigV1, ConfigV2, LevelV1, LevelV2};
-use shmstore_tests::{helper, region};
+use shmstore_tests::{helper, region, Backend, Place};
 
 /// The release-2 view of what `config-v1-writer` commits at `n`: the shared fields widened,
 /// `retries` zero.
@@ -88,16 +88,20 @@ fn a_layout_mismatch_lists_at_most_eight_incompatible_fields_and_how_many_more()
     assert!(matches!(e, Error::LayoutMismatch { .. }), "{e:?}");
 }
 
+shmstore_tests::for_each_backend!(
+    a_newer_reader_reads_an_older_writer_s_region_through_its_own_type
+);
+
 /// A release-1 process creates and commits; a release-2 reader in this process opens the
 /// region through `open_reader`, reads the shared fields (widened ones converted), zero for
-/// the added field, wakes on each commit and never sees a torn value.
-#[test]
-fn a_newer_reader_reads_an_older_writer_s_region_through_its_own_type() {
-    let (name, _cleanup) = region("proj-v1-writer");
+/// the added field (each backend), wakes on each commit and never sees a torn value.
+fn a_newer_reader_reads_an_older_writer_s_region_through_its_own_type(backend: Backend) {
+    let place = Place::new(backend, "proj-v1-writer");
+    let name = &place;
     let steps = 5;
     let mut writer = helper!("config-v1-writer", name, steps);
     assert_eq!(writer.line(), "created");
-    let reader = Shm::<ConfigV2>::open_reader(&name).expect("compatible for reading");
+    let reader = Shm::<ConfigV2>::open_reader(name).expect("compatible for reading");
     assert!(reader.is_projected());
     assert_eq!(seen(&reader.read()), v2_at(0));
     let mut version = reader.version();
@@ -128,7 +132,7 @@ fn a_newer_reader_reads_an_older_writer_s_region_through_its_own_type() {
         last = n;
     }
     // Writing through the other layout is refused, saying what works.
-    let e = Shm::<ConfigV2>::open(&name).expect_err("writing needs the migration step");
+    let e = Shm::<ConfigV2>::open(name).expect_err("writing needs the migration step");
     let Error::LayoutMismatch { differences, .. } = &e else {
         panic!("expected LayoutMismatch, got {e:?}");
     };
@@ -137,7 +141,7 @@ fn a_newer_reader_reads_an_older_writer_s_region_through_its_own_type() {
         differences[0].contains("compatible for reading") && differences[0].contains("open_reader"),
         "{differences:?}"
     );
-    let e = Shm::<ConfigV2>::open_or_create(&name, || panic!("init ran")).expect_err("refused");
+    let e = Shm::<ConfigV2>::open_or_create(name, || panic!("init ran")).expect_err("refused");
     assert!(matches!(e, Error::LayoutMismatch { .. }), "{e:?}");
     writer.kill();
 }
