@@ -5,7 +5,8 @@
 //! [`render_arbitrary_descriptor`] plants a region in `/dev/shm` whose header is valid and
 //! whose descriptor is the fuzzer's bytes, and runs what `inspect` (text and JSON), `watch`
 //! and `header` do on it (and `get` and `watch`'s comparison by kind, for a region of format
-//! version 2: bit 7 of the input's second byte). It panics when the command misbehaves: a panic inside it, a control
+//! version 2: bit 7 of the input's second byte). It panics when the command misbehaves: a panic
+//! inside it, a control
 //! character in its text output, JSON that does not parse, or a C header that is not the
 //! shape `shmstore header` writes ([`check_c_header`]). A hang is the fuzzer's timeout.
 
@@ -189,7 +190,8 @@ fn assert_terminal_safe(what: &str, text: &str) {
 }
 
 /// Plants a region whose descriptor is `data` after two bytes that choose the payload's size
-/// and alignment (bits 0 to 2 of the second; its bit 7 chooses format version 2), and runs `inspect` (text and JSON), `watch`'s comparison and `header` on
+/// and alignment (bits 0 to 2 of the second; its bit 7 chooses format version 2), and runs
+/// `inspect` (text and JSON), `watch`'s comparison and `header` on
 /// it. Returns the C header, if the command wrote one, for the replay test to compile.
 ///
 /// # Panics
@@ -455,8 +457,14 @@ const GENERATED_SHAPES: &[&str] = &[
     "# pragma pop_macro ( S )",
     "# undef I",
     // Typed accessors of field kinds (ckinds.rs).
-    "static inline const char * I ( const I * I , uint32_t * I ) { return I ( I - > D , I - > D , N , I ) ; }",
-    "static inline int I ( I * I , const char * I , size_t I ) { return I ( I - > D , I - > D , N , I , I ) ; }",
+    concat!(
+        "static inline const char * I ( const I * I , uint32_t * I ) ",
+        "{ return I ( I - > D , I - > D , N , I ) ; }"
+    ),
+    concat!(
+        "static inline int I ( I * I , const char * I , size_t I ) ",
+        "{ return I ( I - > D , I - > D , N , I , I ) ; }"
+    ),
     "static inline bool I ( const I * I ) { return I - > D ! = N ; }",
     "static inline int64_t I ( const I * I ) { return I - > D ; }",
     "static inline int64_t I ( const I * I ) { return ( int64_t ) I - > D ; }",

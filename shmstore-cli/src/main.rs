@@ -1,6 +1,7 @@
 //! `shmstore`: look after the shared-memory regions of this host.
 //!
-//! `list`, `inspect`, `get`, `set`, `watch`, `rm`, `gc`, `header` (DESIGN §9) and `compat`. Every subcommand reads
+//! `list`, `inspect`, `get`, `set`, `watch`, `rm`, `gc`, `header` (DESIGN §9) and `compat`. Every
+//! subcommand reads
 //! regions through the library's read-only [`shmstore::inspect::Inspector`]: it never locks a
 //! region, so it cannot disturb the processes that use it. A region is given by its location as
 //! [`shmstore::Location::parse`] reads it: a POSIX name, a file path (any text with a `/`), or
@@ -242,8 +243,10 @@ enum Command {
                       has it: it reads as its zero value); kept (only the region has it: \
                       writes keep it untouched); widened (a wider integer or float, a longer \
                       text or list capacity, new enum variants: reads lose nothing); or \
-                      incompatible, with the reason (\"here\" is the other type). Opening a region still needs its identical \
-                      type; README, \"Changing a region's type\", gives the rules.\n\n\
+                      incompatible, with the reason (\"here\" is the other type). A compatible \
+                      type reads the region through `Shm::open_reader`; writing still needs \
+                      the identical type. README, \"Changing a region's type\", gives the \
+                      rules.\n\n\
                       Example:\n  shmstore compat gateway.config --with gateway.config-next\n  \
                       shmstore inspect gateway.config-next --json > next.json\n  \
                       shmstore compat gateway.config --descriptor next.json --json"

@@ -25,7 +25,8 @@ use crate::cstruct::MAX_NESTING;
 use crate::failure::terminal;
 
 /// Whether `inspect` and `watch` show the region's values by kind: its descriptor has a kinds
-/// table (format version 2) and is not [`too_large_to_decode_by_kind`]. Other regions print their primitive
+/// table (format version 2) and is not [`too_large_to_decode_by_kind`]. Other regions print their
+/// primitive
 /// fields as before kinds existed.
 pub fn has_kinds(view: &Inspector) -> bool {
     !view.kinds().is_empty() && too_large_to_decode_by_kind(view.fields()).is_none()
@@ -145,7 +146,8 @@ pub fn to_json(value: &Value, max_elements: usize) -> serde_json::Value {
             ..
         } => name.clone().into(),
         Value::Enum { variant: None, raw } => {
-            json!({ "unknown_variant": crate::json::scalar(shmstore::inspect::Scalar::Signed(*raw)) })
+            let raw = crate::json::scalar(shmstore::inspect::Scalar::Signed(*raw));
+            json!({ "unknown_variant": raw })
         }
         Value::Optional(None) => serde_json::Value::Null,
         Value::Optional(Some(inner)) => to_json(inner, max_elements),

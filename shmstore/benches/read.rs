@@ -5,6 +5,8 @@
 //!   `ShmReader::read`, next to a race-free copy of the same size with relaxed `AtomicU64` loads
 //!   (the floor `read()` is built on; returned by value and into a buffer) and a plain
 //!   `memcpy`, all from shared mappings.
+//! - `ShmReader::read` of a 64 B region through its own type and through two compatible types
+//!   (a field added; 16 `u32` widened to `u64`): the projected path beside the direct one.
 //! - `read()` of 4 KiB while a writer process (this binary re-executed as a helper) rewrites the
 //!   value back to back: the mean (criterion, `iter_custom`) and the latency distribution of
 //!   100 000 individually timed reads, printed as p50/p99/p99.9/max (target: p99 ≤ 2 µs). Each
@@ -27,6 +29,72 @@ use shmstore::{Shm, ShmReader};
 
 type Small = [u64; 8];
 type Page = [u64; 512];
+
+/// Release 1 of a 64-byte config, for the projected read.
+#[derive(shmstore::ShmType, Clone, Copy)]
+#[repr(C)]
+#[shm(name = "BenchConfig")]
+struct ConfigV1 {
+    a: [u64; 8],
+}
+
+/// Release 2: one field added (read as zero); the shared fields are one copy.
+#[derive(shmstore::ShmType, Clone, Copy)]
+#[repr(C)]
+#[shm(name = "BenchConfig")]
+struct ConfigAdded {
+    a: [u64; 8],
+    added: u64,
+}
+
+/// Release 1 with 16 `u32`s (64 bytes)…
+#[derive(shmstore::ShmType, Clone, Copy)]
+#[repr(C)]
+#[shm(name = "BenchConfig")]
+struct ConfigNarrow {
+    a: [u32; 16],
+}
+
+/// …read as 16 `u64`s: 16 conversions.
+#[derive(shmstore::ShmType, Clone, Copy)]
+#[repr(C)]
+#[shm(name = "BenchConfig")]
+struct ConfigWidened {
+    a: [u64; 16],
+}
+
+/// `ShmReader::read` of a 64-byte region through its own type (the direct path) and through
+/// two compatible types (a projection), in one group of one run.
+fn projected(c: &mut Criterion, names: &Regions) {
+    let v1 = Shm::create(&names.0[4], ConfigV1 { a: [3; 8] }).unwrap();
+    let narrow = Shm::create(&names.0[5], ConfigNarrow { a: [3; 16] }).unwrap();
+    let direct = Shm::<ConfigV1>::open_reader(&names.0[4]).unwrap();
+    let added = Shm::<ConfigAdded>::open_reader(&names.0[4]).unwrap();
+    let widened = Shm::<ConfigWidened>::open_reader(&names.0[5]).unwrap();
+    assert!(!direct.is_projected() && added.is_projected() && widened.is_projected());
+    let mut g = c.benchmark_group("read 64 B through a compatible layout");
+    g.measurement_time(Duration::from_secs(3)).sample_size(30);
+    g.bench_function("ShmReader::read, direct (same type)", |b| {
+        b.iter(|| {
+            let v = black_box(&direct).read();
+            black_box(&v);
+        })
+    });
+    g.bench_function("ShmReader::read, projected (a field added)", |b| {
+        b.iter(|| {
+            let v = black_box(&added).read();
+            black_box(&v);
+        })
+    });
+    g.bench_function("ShmReader::read, projected (16 u32 -> u64)", |b| {
+        b.iter(|| {
+            let v = black_box(&widened).read();
+            black_box(&v);
+        })
+    });
+    g.finish();
+    drop((v1, narrow));
+}
 
 /// Timed reads per distribution.
 const TIMED_READS: usize = 100_000;
@@ -317,6 +385,8 @@ fn benches(c: &mut Criterion) {
         bench_name("read-small-inplace"),
         bench_name("read-page"),
         bench_name("read-page-inplace"),
+        bench_name("read-projected-v1"),
+        bench_name("read-projected-narrow"),
     ]);
     let base = Baseline::new();
     let ctl = RawShm::create(&bench_name("read-writer-control"), 4096);
@@ -344,6 +414,8 @@ fn benches(c: &mut Criterion) {
     g.measurement_time(Duration::from_secs(3)).sample_size(30);
     bench_size(&mut g, &base, (&page, &page_r), (&page_ip, &page_ip_r));
     g.finish();
+
+    projected(c, &names);
 
     println!(
         "timer overhead (Instant::now + elapsed, p50): {} ns",

@@ -65,7 +65,8 @@ pub enum Error {
     #[error(
         "region `{name}` holds `{found}` (fingerprint {found_fingerprint:#018x}), not `{expected}` \
          (fingerprint {expected_fingerprint:#018x}){}; build both programs from the same type \
-         definition, or use another region name",
+         definition (or change it only as README \"Changing a region's type\" allows), or use \
+         another region name",
         render_differences(differences),
         name = printable(name),
         found = printable(found),

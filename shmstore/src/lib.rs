@@ -63,7 +63,9 @@
 //! format     format/ (header, descriptor,       FORMAT.md in code: the one validated view of
 //!            queue, owner, compat: two          mapped bytes, so no other module casts raw
 //!              descriptors compared field by    pointers into a header or a control block
-//!              field)
+//!              field; projection: the plan
+//!              that reads a snapshot of one
+//!              layout as another, as bytes)
 //! OS         sys/                               every libc and nix call
 //! leaves     layout, location, name, error,     pure data and helpers (`location` uses `name`;
 //!            atomic_copy, value/ (the field     the field types sit here, not in the typed

@@ -110,7 +110,8 @@ macro_rules! common_setters {
             "at once), then open it: for a process that may start before the one that creates ",
             "the ", $what, ". It sleeps until an entry appears in the ", $what, "'s directory ",
             "(inotify on `/dev/shm`, or on a file's directory), or, for a System V segment, ",
-            "looks again after sleeps growing to 100 ms; [`Error::Timeout`](crate::Error::Timeout) ",
+            "looks again after sleeps growing to 100 ms; ",
+            "[`Error::Timeout`](crate::Error::Timeout) ",
             "when `patience` runs out. `open_or_create` and `create` ignore it."
         )]
         pub fn wait_for_creation(mut self, patience: std::time::Duration) -> Self {

@@ -4,11 +4,17 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::time::Duration;
 
-use crate::error::Result;
+use std::time::Instant;
+
+use crate::error::{Error, Result};
+use crate::format::{check_type, Descriptor, Projection, Refusal};
 use crate::layout::ShmType;
-use crate::region::Region;
-use crate::snapshot::{snapshot, snapshot_to, snapshot_within};
+use crate::region::{Region, RegionSpec};
+use crate::snapshot::{
+    read_timed_out, snapshot, snapshot_bytes_until, snapshot_to, snapshot_within,
+};
 use crate::wait::wait_for_change;
+use crate::wait::TimedOut;
 
 /// A read-only handle to a region: the object opened `O_RDONLY` and mapped read-only, so this
 /// process cannot write it, lock it, or poison it — for consumers that must not be able to
@@ -18,6 +24,11 @@ use crate::wait::wait_for_change;
 /// cannot write the header it cannot register as a waiter: it is woken at once only when the
 /// region was created with [`notify_readers(true)`](crate::ShmOptions::notify_readers), and
 /// otherwise re-checks the version every 10 ms while it waits.
+///
+/// It also reads a region whose stored type is another, compatible version of `T` (README,
+/// "Changing a region's type"): each read projects one consistent snapshot of the stored
+/// value onto `T` — shared fields copied, widened ones converted, fields the region lacks
+/// zero ([`is_projected`](Self::is_projected)).
 ///
 /// Mapping read-only does not protect it from a peer with write access that shrinks the
 /// object: a later access past the new end raises SIGBUS here as in any mapped handle (the
@@ -35,6 +46,9 @@ use crate::wait::wait_for_change;
 /// ```
 pub struct ShmReader<T: ShmType> {
     region: Region,
+    /// `None` for a region of `T` itself (the direct path); the plan that projects the stored
+    /// value onto a `T` for a region of a compatible type (README, "Changing a region's type").
+    projection: Option<Box<Projection>>,
     _type: PhantomData<fn() -> T>,
 }
 
@@ -42,8 +56,80 @@ impl<T: ShmType> ShmReader<T> {
     pub(crate) fn from_region(region: Region) -> Self {
         ShmReader {
             region,
+            projection: None,
             _type: PhantomData,
         }
+    }
+
+    /// A reader of `region` (opened without comparing its type) through `T`: the direct path
+    /// when the region holds `T`, a projection when its stored type is compatible with `T`,
+    /// and the `LayoutMismatch` of `Shm::open` otherwise.
+    pub(crate) fn through_compatible_layout(region: Region, spec: &RegionSpec) -> Result<Self> {
+        let name = region.name();
+        if region.info().queue.is_some() {
+            return Err(Error::WrongKind {
+                name: name.to_string(),
+                expected: "a single value",
+                found: "a queue",
+            });
+        }
+        let descriptor = region.descriptor_copy();
+        let mismatch = match check_type(name, region.info(), || descriptor.clone(), spec.layout) {
+            Ok(()) => return Ok(ShmReader::from_region(region)),
+            Err(mismatch) => mismatch,
+        };
+        let stored = Descriptor::decode(&descriptor, region.info().format_version)
+            .map_err(|why| Error::corrupt(name, why))?;
+        let plan = Projection::plan(
+            &stored,
+            region.info().layout.payload_size,
+            &Descriptor::of(spec.layout),
+            std::mem::size_of::<T>(),
+        )
+        .map_err(|refusal| match refusal {
+            Refusal::Incompatible(_) => mismatch,
+            // The stored table does not fit the stored value: a forged region.
+            Refusal::Forged(why) => Error::corrupt(name, why),
+        })?;
+        Ok(ShmReader {
+            region,
+            projection: Some(Box::new(plan)),
+            _type: PhantomData,
+        })
+    }
+
+    /// Whether this reader projects a region of another, compatible type onto `T` (see the
+    /// README's "Changing a region's type"); `false` for a region of `T` itself.
+    pub fn is_projected(&self) -> bool {
+        self.projection.is_some()
+    }
+
+    /// A `T` projected from one consistent snapshot of the stored value, copied into a
+    /// per-thread buffer (no allocation once it has grown to the stored size).
+    #[cold]
+    fn read_projected(
+        &self,
+        projection: &Projection,
+        deadline: Option<Instant>,
+    ) -> Result<T, TimedOut> {
+        thread_local! {
+            static STORED: std::cell::RefCell<Vec<u8>> =
+                const { std::cell::RefCell::new(Vec::new()) };
+        }
+        let project = |stored: &mut Vec<u8>| {
+            snapshot_bytes_until(&self.region, stored, deadline)?;
+            let mut out = T::zeroed();
+            projection.apply(stored, bytemuck::bytes_of_mut(&mut out));
+            Ok(out)
+        };
+        // The buffer is only borrowed here, around a copy that calls nothing else: never
+        // borrowed twice; a fresh buffer all the same if it were (or during thread exit).
+        STORED
+            .try_with(|buffer| match buffer.try_borrow_mut() {
+                Ok(mut stored) => project(&mut stored),
+                Err(_) => project(&mut Vec::new()),
+            })
+            .unwrap_or_else(|_| project(&mut Vec::new()))
     }
 
     /// The region's name (for a file or System V region, its location as text).
@@ -71,13 +157,22 @@ impl<T: ShmType> ShmReader<T> {
     /// [`read_timeout`](Self::read_timeout) to bound that.
     #[inline]
     pub fn read(&self) -> T {
-        snapshot(&self.region)
+        match &self.projection {
+            None => snapshot(&self.region),
+            Some(projection) => match self.read_projected(projection, None) {
+                Ok(value) => value,
+                Err(TimedOut) => unreachable!("a read without a deadline cannot time out"),
+            },
+        }
     }
 
     /// Like [`read`](Self::read), but into `out` (saves a copy for large values).
     #[inline]
     pub fn read_into(&self, out: &mut T) {
-        snapshot_to(&self.region, out)
+        match &self.projection {
+            None => snapshot_to(&self.region, out),
+            Some(_) => *out = self.read(),
+        }
     }
 
     /// A consistent snapshot, waiting at most `timeout` for a write in progress (or a dead
@@ -89,7 +184,12 @@ impl<T: ShmType> ShmReader<T> {
     ///
     /// [`Error::Timeout`](crate::Error::Timeout) when the timeout passes first.
     pub fn read_timeout(&self, timeout: Duration) -> Result<T> {
-        snapshot_within(&self.region, timeout)
+        match &self.projection {
+            None => snapshot_within(&self.region, timeout),
+            Some(projection) => self
+                .read_projected(projection, Instant::now().checked_add(timeout))
+                .map_err(|TimedOut| read_timed_out(self.region.name(), timeout)),
+        }
     }
 
     /// The last published version, counted as [`Shm::version`](crate::Shm::version) counts

@@ -5,7 +5,7 @@ use std::marker::PhantomData;
 use std::sync::{LockResult, PoisonError, TryLockError, TryLockResult};
 use std::time::Duration;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::format::MAX_PAYLOAD_ALIGN;
 use crate::guard::ShmGuard;
 use crate::layout::ShmType;
@@ -392,11 +392,15 @@ impl<T: ShmType> Shm<T> {
     }
 
     /// Opens a read-only handle to the existing region at `location` (a name, a file or a
-    /// System V key, as for [`create`](Self::create)): see [`ShmReader`].
+    /// System V key, as for [`create`](Self::create)): see [`ShmReader`]. Unlike
+    /// [`open`](Self::open), it also opens a region whose stored type differs from `T` but is
+    /// compatible with it (README, "Changing a region's type"): its reads then project the
+    /// stored value onto `T` ([`ShmReader::is_projected`]).
     ///
     /// # Errors
     ///
-    /// As [`open`](Self::open).
+    /// As [`open`](Self::open); `LayoutMismatch` only for a stored type incompatible with `T`
+    /// (or with no field in common).
     pub fn open_reader(location: impl Into<Location>) -> Result<ShmReader<T>> {
         Self::options().open_reader(location)
     }
@@ -630,7 +634,17 @@ impl<T: ShmType> ShmOptions<T> {
     ///
     /// As [`Shm::open`].
     pub fn open_reader(self, location: impl Into<Location>) -> Result<ShmReader<T>> {
-        reboot::open(&location.into(), &self.spec(), Access::ReadOnly).map(ShmReader::from_region)
+        let location = location.into();
+        let spec = self.spec();
+        match reboot::open(&location, &spec, Access::ReadOnly) {
+            Ok(region) => Ok(ShmReader::from_region(region)),
+            // Another stored type: read through it if it is compatible with `T` (opened again,
+            // untyped, and compared with whatever the location holds now).
+            Err(Error::LayoutMismatch { .. }) => {
+                ShmReader::through_compatible_layout(Region::open_untyped(&location, &spec)?, &spec)
+            }
+            Err(other) => Err(other),
+        }
     }
 
     /// [`Shm::open_or_create`] with these options.

@@ -498,6 +498,19 @@ pub(crate) fn snapshot_until<T: bytemuck::Pod>(
     Ok(unsafe { out.assume_init() })
 }
 
+/// The region's value as bytes (whatever its stored type), read into `out` (resized to the
+/// payload size): what a projection reads from. `Err` only when `deadline` passes first.
+pub(crate) fn snapshot_bytes_until(
+    region: &Region,
+    out: &mut Vec<u8>,
+    deadline: Option<Instant>,
+) -> Result<(), TimedOut> {
+    let size = region.info().layout.payload_size;
+    out.resize(size, 0);
+    // SAFETY: `out` holds exactly `size` writable bytes, and `size` is the payload size.
+    unsafe { region.snapshot_into(out.as_mut_ptr(), size, deadline) }
+}
+
 /// [`snapshot_until`] `timeout` from now, with the public error: the typed handles'
 /// `read_timeout`.
 pub(crate) fn snapshot_within<T: bytemuck::Pod>(region: &Region, timeout: Duration) -> Result<T> {

@@ -1205,7 +1205,8 @@ impl crate::inspect::Inspector {
     /// enum, RFC 3339 (or `now`) for a timestamp, `none` or the value for an optional value,
     /// `[a, b]` for a list or an array (elements in double quotes may hold commas, brackets and
     /// the escapes `get` prints: `\"`, `\\`, `\n`, `\t`, `\r`, `\0`, `\u{1b}`; a list of arrays
-    /// is `[[1, 2], [3, 4]]`). Apply them in order with [`Editor::commit`](crate::inspect::Editor::commit). The parts of a value
+    /// is `[[1, 2], [3, 4]]`). Apply them in order with
+    /// [`Editor::commit`](crate::inspect::Editor::commit). The parts of a value
     /// type (a text's `len`, a list's `items`, an optional value's `value`) are refused: set
     /// the value as a whole, so that its checks hold.
     ///

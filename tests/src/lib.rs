@@ -1120,3 +1120,31 @@ pub mod config_versions {
         pub _pad: [u8; 3],
     }
 }
+
+/// A release between 1 and 2 of the config in [`config_versions`]: release 1 plus one field,
+/// so that release 1 reads a region of it (the new field kept) while the reverse of release 2
+/// is refused.
+pub mod config_versions_plus {
+    use super::config_versions::LevelV1;
+    use shmstore::value::{EnumField, FixedStr};
+    use shmstore::ShmType;
+
+    /// Release 1 with `retries` added: every other field the same.
+    #[derive(ShmType, Clone, Copy, Debug, PartialEq)]
+    #[repr(C)]
+    #[shm(name = "Config")]
+    pub struct ConfigV1Plus {
+        /// Worker threads.
+        pub workers: u32,
+        /// The new field, which release 1 does not see.
+        pub retries: u32,
+        /// A request's time limit.
+        pub timeout_ms: u32,
+        /// The service's name.
+        pub service: FixedStr<16>,
+        /// How much to log.
+        pub level: EnumField<LevelV1>,
+        /// Unused; makes the size a multiple of the alignment.
+        pub _pad: [u8; 3],
+    }
+}

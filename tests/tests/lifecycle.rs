@@ -159,8 +159,8 @@ fn wait_until_sleeping(helper: &Helper) {
             .split_whitespace()
             .next()
             .and_then(|n| n.parse::<i64>().ok());
-        if matches!(number, Some(n) if [SYS_poll, SYS_ppoll, SYS_nanosleep, SYS_clock_nanosleep].contains(&n))
-        {
+        const SLEEPS: [i64; 4] = [SYS_poll, SYS_ppoll, SYS_nanosleep, SYS_clock_nanosleep];
+        if matches!(number, Some(n) if SLEEPS.contains(&n)) {
             return;
         }
         assert!(

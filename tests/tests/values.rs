@@ -416,9 +416,9 @@ fn an_enum_with_other_variants_is_a_layout_mismatch_that_names_them() {
     assert_eq!(
         differences,
         &[
-            "field `log_level`: enum LogLevel { Error = 0, Warn = 1, Info = 2, Trace = 3 } here, \
-             enum LogLevel { Error = 0, Warn = 1, Info = 2, Debug = 3 } in the region; variants \
-             differ: `Trace` (3) is not in the region, `Debug` (3) is only in the region"
+            "field `log_level`: `Debug` (3) is in the region but not here (removed or renamed): \
+             a stored value would be misread or name no variant; keep every variant with its \
+             value, and add new ones with new values"
         ]
     );
 }

@@ -12,7 +12,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use crate::layout::Primitive;
 
-use super::descriptor::{join_path, outer_dims, Descriptor, KindEntry, StoredKind};
+use super::descriptor::{
+    join_path, outer_dims, Descriptor, DescriptorField, KindEntry, StoredKind,
+};
 
 /// Whether a region's type and another type may share the region, field by field: what
 /// [`compatibility`](crate::inspect::compatibility) finds.
@@ -110,6 +112,16 @@ impl Compatibility {
     /// [`Overall::Compatible`]).
     pub fn is_compatible(&self) -> bool {
         self.overall != Overall::Incompatible
+    }
+
+    /// Whether at least one field is in both types ([`Same`](FieldVerdict::Same) or
+    /// [`Widened`](FieldVerdict::Widened)). Two types without one are two different types,
+    /// even when every field is added or kept: reading one through the other reads only zeros,
+    /// so opening refuses them.
+    pub fn shares_a_field(&self) -> bool {
+        self.fields
+            .iter()
+            .any(|f| matches!(f.verdict, FieldVerdict::Same | FieldVerdict::Widened { .. }))
     }
 
     /// The fields that are [`Incompatible`](FieldVerdict::Incompatible), each with its reason.
@@ -487,6 +499,27 @@ fn first_by_path<'n, 'a>(nodes: &'n [(String, Node<'a>)]) -> HashMap<&'n str, &'
         by_path.entry(path.as_str()).or_insert(node);
     }
     by_path
+}
+
+/// The leaves (field-table rows, with their offsets and dimensions) at the same path in both
+/// descriptors, `(region's, other's)`, in the region's table order; where a forged table repeats
+/// a path the first row counts, as in [`compare`]. What a projection copies: the leaves of every
+/// node both sides have (added and kept nodes have leaves on one side only).
+pub(crate) fn paired_leaves<'a>(
+    region: &'a Descriptor,
+    other: &'a Descriptor,
+) -> Vec<(&'a DescriptorField, &'a DescriptorField)> {
+    let mut mine: HashMap<&str, &DescriptorField> = HashMap::with_capacity(other.fields.len());
+    for field in &other.fields {
+        mine.entry(field.path.as_str()).or_insert(field);
+    }
+    let mut seen = std::collections::HashSet::new();
+    region
+        .fields
+        .iter()
+        .filter(|f| seen.insert(f.path.as_str()))
+        .filter_map(|theirs| Some((theirs, *mine.get(theirs.path.as_str())?)))
+        .collect()
 }
 
 /// Compares `region` (a region's stored descriptor) with `other` (the descriptor of the type
@@ -998,14 +1031,65 @@ mod tests {
     }
 
     versions! {
-        Kinds { name: FixedStr<16>, ports: FixedVec<u16, 4>, level: EnumField<Level>, on: Flag, at: Timestamp, limit: Opt<u16> }
-        KindsWider { name: FixedStr<32>, ports: FixedVec<u32, 8>, level: EnumField<levels::More>, on: Flag, at: Timestamp, limit: Opt<u32> }
-        KindsShorter { name: FixedStr<8>, ports: FixedVec<u16, 2>, level: EnumField<levels::Fewer>, on: Flag, at: Timestamp, limit: Opt<u16> }
-        KindsRenumbered { name: FixedStr<16>, ports: FixedVec<u16, 4>, level: EnumField<levels::Renumbered>, on: Flag, at: Timestamp, limit: Opt<u16> }
-        KindsRawWider { name: FixedStr<16>, ports: FixedVec<u16, 4>, level: EnumField<levels::Wider>, on: Flag, at: Timestamp, limit: Opt<u16> }
-        KindsRawSigned { name: FixedStr<16>, ports: FixedVec<u16, 4>, level: EnumField<levels::SignedRaw>, on: Flag, at: Timestamp, limit: Opt<u16> }
+        Kinds {
+            name: FixedStr<16>,
+            ports: FixedVec<u16, 4>,
+            level: EnumField<Level>,
+            on: Flag,
+            at: Timestamp,
+            limit: Opt<u16>,
+        }
+        KindsWider {
+            name: FixedStr<32>,
+            ports: FixedVec<u32, 8>,
+            level: EnumField<levels::More>,
+            on: Flag,
+            at: Timestamp,
+            limit: Opt<u32>,
+        }
+        KindsShorter {
+            name: FixedStr<8>,
+            ports: FixedVec<u16, 2>,
+            level: EnumField<levels::Fewer>,
+            on: Flag,
+            at: Timestamp,
+            limit: Opt<u16>,
+        }
+        KindsRenumbered {
+            name: FixedStr<16>,
+            ports: FixedVec<u16, 4>,
+            level: EnumField<levels::Renumbered>,
+            on: Flag,
+            at: Timestamp,
+            limit: Opt<u16>,
+        }
+        KindsRawWider {
+            name: FixedStr<16>,
+            ports: FixedVec<u16, 4>,
+            level: EnumField<levels::Wider>,
+            on: Flag,
+            at: Timestamp,
+            limit: Opt<u16>,
+        }
+        KindsRawSigned {
+            name: FixedStr<16>,
+            ports: FixedVec<u16, 4>,
+            level: EnumField<levels::SignedRaw>,
+            on: Flag,
+            at: Timestamp,
+            limit: Opt<u16>,
+        }
         KindsChanged { name: [u8; 20], ports: FixedStr<10>, level: u8, on: u8, at: i64, limit: u16 }
-        KindsAdded { name: FixedStr<16>, ports: FixedVec<u16, 4>, level: EnumField<Level>, on: Flag, at: Timestamp, limit: Opt<u16>, peers: FixedVec<FixedStr<8>, 2>, since: Opt<Timestamp> }
+        KindsAdded {
+            name: FixedStr<16>,
+            ports: FixedVec<u16, 4>,
+            level: EnumField<Level>,
+            on: Flag,
+            at: Timestamp,
+            limit: Opt<u16>,
+            peers: FixedVec<FixedStr<8>, 2>,
+            since: Opt<Timestamp>,
+        }
     }
 
     #[test]

@@ -457,7 +457,40 @@ pub(crate) fn check_type(
     let stored = Descriptor::decode(&descriptor_bytes(), info.format_version)
         .map_err(|why| Error::corrupt(name, why))?;
     let mine = Descriptor::of(layout);
+    let verdict = super::compat::compare(&stored, &mine);
+    let mut differences = incompatible_lines(&verdict);
+    let unrelated =
+        verdict.overall == super::compat::Overall::Compatible && !verdict.shares_a_field();
+    if differences.is_empty() && verdict.overall == super::compat::Overall::Compatible && !unrelated
+    {
+        differences.push(if info.queue.is_some() {
+            "every field is compatible (README, \"Changing a region's type\"), but a queue's \
+             element type cannot change yet: use the same element type"
+                .to_string()
+        } else {
+            "the layouts are compatible for reading (README, \"Changing a region's type\"): \
+             `Shm::open_reader` reads this region through this type; writing through another \
+             layout comes with the region migration step, so write with the region's own type \
+             until then"
+                .to_string()
+        });
+    }
+    if !differences.is_empty() {
+        return Err(Error::LayoutMismatch {
+            name: name.to_string(),
+            expected: mine.type_name,
+            found: stored.type_name,
+            expected_fingerprint: layout.fingerprint(),
+            found_fingerprint: info.fingerprint,
+            differences,
+        });
+    }
+    // Identical field tables: the difference is elsewhere (nested names, packing, alignment);
+    // or no field in common: another type altogether, whose every field is listed.
     let mut differences = mine.differences(&stored);
+    if unrelated {
+        differences.insert(0, "no field in common with the region's type".to_string());
+    }
     if info.type_size() != layout.size() {
         differences.push(format!(
             "size {} here, {} in the region",
@@ -487,6 +520,37 @@ pub(crate) fn check_type(
         found_fingerprint: info.fingerprint,
         differences,
     })
+}
+
+/// How many incompatible fields a [`Error::LayoutMismatch`] lists before "and N more".
+const SHOWN_INCOMPATIBLE: usize = 8;
+
+/// One line per incompatible field of `verdict` (`field `burst`: u32 in the region, f32 here:
+/// …`), at most [`SHOWN_INCOMPATIBLE`] of them and then how many more.
+fn incompatible_lines(verdict: &super::compat::Compatibility) -> Vec<String> {
+    let all: Vec<_> = verdict.incompatible().collect();
+    let mut lines: Vec<String> = all
+        .iter()
+        .take(SHOWN_INCOMPATIBLE)
+        .map(|field| {
+            let reason = match &field.verdict {
+                super::compat::FieldVerdict::Incompatible { reason } => reason.as_str(),
+                _ => "",
+            };
+            if field.path.is_empty() {
+                format!("the whole value: {reason}")
+            } else {
+                format!("field `{}`: {reason}", field.path)
+            }
+        })
+        .collect();
+    if all.len() > SHOWN_INCOMPATIBLE {
+        lines.push(format!(
+            "and {} more incompatible fields",
+            all.len() - SHOWN_INCOMPATIBLE
+        ));
+    }
+    lines
 }
 
 /// `; variants differ: …` naming each variant only one side has or whose value differs, for

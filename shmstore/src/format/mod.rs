@@ -15,6 +15,7 @@ mod compat;
 mod descriptor;
 mod header;
 mod owner;
+mod projection;
 mod queue;
 
 pub(crate) use compat::compare;
@@ -23,5 +24,6 @@ pub(crate) use descriptor::*;
 pub use descriptor::{KindEntry, StoredKind};
 pub(crate) use header::*;
 pub(crate) use owner::*;
+pub(crate) use projection::{Projection, Refusal};
 pub use queue::QueueMode;
 pub(crate) use queue::*;

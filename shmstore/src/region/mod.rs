@@ -614,7 +614,8 @@ fn to_wake_sleepers() -> RegionSpec {
 
 /// A private copy of 256 bytes, aligned as a mapping's start: a header, or a queue's control
 /// block, read with `pread`. Held in atomic words so that the typed views of it
-/// ([`SharedBytes::view`]). Also how [`unlink`] reads the header of the region it wakes. are over memory that permits their interior mutability.
+/// ([`SharedBytes::view`]) are over memory that permits their interior mutability. Also how
+/// [`unlink`] reads the header of the region it wakes.
 #[repr(C, align(64))]
 pub(crate) struct Block256 {
     words: [AtomicU64; 32],

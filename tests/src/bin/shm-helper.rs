@@ -30,6 +30,7 @@
 //! - An unrecoverable mutex: `make-unrecoverable`, `lock-every-way`.
 //! - Editing: `edit-loop`.
 //! - Lifecycle: `wait-removed`, `open-when-created`.
+//! - Changing a region's type: `config-v1-writer`, `config-v2-create`, `config-v1-plus-create`.
 //! - Descriptors and modes: `create-with-umask`, `hold-shm-and-exec`, `list-shm-fds`.
 
 use std::io::{BufRead, Write};
@@ -131,6 +132,10 @@ fn main() {
         ["open-when-created", name, how, ms] => {
             open_when_created(name, how, Duration::from_millis(ms.parse().expect("MS")))
         }
+
+        ["config-v1-writer", name, steps] => config_v1_writer(name, steps.parse().expect("STEPS")),
+        ["config-v2-create", name] => config_v2_create(name),
+        ["config-v1-plus-create", name] => config_v1_plus_create(name),
         _ => {
             eprintln!("shm-helper: unknown arguments {args:?}");
             std::process::exit(2);
@@ -1377,4 +1382,77 @@ fn open_when_created(name: &str, how: &str, patience: Duration) {
         Ok(n) => say(&format!("opened {n}")),
         Err(e) => say(&format!("error {}", variant(&e))),
     }
+}
+
+/// The release-1 config whose every field follows from `n`, so a reader of any version can
+/// tell a torn value: `workers` = n, `timeout_ms` = `u32::MAX - n`, `service` = `svc-n`,
+/// `level` = the (n % 3)th level.
+fn config_v1_at(n: u32) -> shmstore_tests::config_versions::ConfigV1 {
+    use shmstore_tests::config_versions::{ConfigV1, LevelV1};
+    ConfigV1 {
+        workers: n,
+        timeout_ms: u32::MAX - n,
+        service: shmstore::value::FixedStr::new(&format!("svc-{n}")).expect("fits"),
+        level: shmstore::value::EnumField::new(
+            [LevelV1::Error, LevelV1::Warn, LevelV1::Info][n as usize % 3],
+        ),
+        _pad: [0; 3],
+    }
+}
+
+/// `config-v1-writer NAME STEPS`: a release-1 binary. Creates NAME holding `ConfigV1` at 0
+/// (see `config_v1_at`), prints `created`; then STEPS times waits for a line, commits the next
+/// n and prints `committed N`; then, after one more line, prints `running` and commits n + 1, n + 2
+/// … as fast as it
+/// can until killed.
+fn config_v1_writer(name: &str, steps: u32) {
+    let shm = Shm::create(at(name), config_v1_at(0)).expect("create");
+    say("created");
+    for n in 1..=steps {
+        wait_for_go();
+        *shm.lock().expect("lock") = config_v1_at(n);
+        say(&format!("committed {n}"));
+    }
+    wait_for_go();
+    say("running");
+    for n in steps + 1.. {
+        *shm.lock().expect("lock") = config_v1_at(n);
+    }
+}
+
+/// `config-v2-create NAME`: a release-2 binary. Creates NAME holding a `ConfigV2` (workers 4,
+/// retries 3, `timeout_ms` 5 000 000 000, which no `u32` holds, service `svc-v2`, level
+/// `Debug`), prints `created` and sleeps until killed.
+fn config_v2_create(name: &str) {
+    use shmstore_tests::config_versions::{ConfigV2, LevelV2};
+    let value = ConfigV2 {
+        workers: 4,
+        retries: 3,
+        timeout_ms: 5_000_000_000,
+        service: shmstore::value::FixedStr::new("svc-v2").expect("fits"),
+        level: shmstore::value::EnumField::new(LevelV2::Debug),
+        _pad: [0; 3],
+    };
+    let _shm = Shm::create(at(name), value).expect("create");
+    say("created");
+    sleep_forever();
+}
+
+/// `config-v1-plus-create NAME`: a binary of release 1 plus `retries`. Creates NAME holding a
+/// `ConfigV1Plus` (workers 6, retries 2, `timeout_ms` 700, service `svc-plus`, level `Warn`),
+/// prints `created` and sleeps until killed.
+fn config_v1_plus_create(name: &str) {
+    use shmstore_tests::config_versions::LevelV1;
+    use shmstore_tests::config_versions_plus::ConfigV1Plus;
+    let value = ConfigV1Plus {
+        workers: 6,
+        retries: 2,
+        timeout_ms: 700,
+        service: shmstore::value::FixedStr::new("svc-plus").expect("fits"),
+        level: shmstore::value::EnumField::new(LevelV1::Warn),
+        _pad: [0; 3],
+    };
+    let _shm = Shm::create(at(name), value).expect("create");
+    say("created");
+    sleep_forever();
 }
