@@ -11,7 +11,7 @@ use crate::format::KindEntry;
 use crate::inspect::FieldInfo;
 use crate::layout::ShmType;
 use crate::location::Location;
-use crate::lock::{NotLocked, Wait};
+use crate::lock::Wait;
 use crate::region::{Region, RegionSpec};
 use crate::values::{ByteWrite, Schema, StoredType, Value};
 
@@ -248,16 +248,15 @@ impl Editor {
         let poisoned = match region.acquire(wait) {
             Ok(poisoned) => poisoned,
             Err(failure) => {
-                return Err(match region.not_locked(failure, wait) {
-                    NotLocked::Busy => Error::Timeout {
+                // `into_error` is `None` only for a busy lock: here, a timeout.
+                let not_locked = region.not_locked(failure, wait);
+                return Err(not_locked
+                    .into_error(region)
+                    .unwrap_or_else(|| Error::Timeout {
                         name: region.name().to_string(),
                         waiting_for: "its lock (another process holds it)",
                         after: self.lock_timeout,
-                    },
-                    other => other.into_error(region).unwrap_or_else(|| {
-                        Error::corrupt(region.name(), "its lock could not be taken")
-                    }),
-                })
+                    }));
             }
         };
         let wrote = !writes.is_empty();

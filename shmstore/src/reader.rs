@@ -149,7 +149,7 @@ impl<T: ShmType> ShmReader<T> {
     ///
     /// As [`Shm::is_removed`](crate::Shm::is_removed).
     pub fn is_removed(&self) -> Result<bool> {
-        self.region.is_at_location().map(|here| !here)
+        self.region.is_removed()
     }
 
     /// A consistent snapshot, as [`Shm::read`](crate::Shm::read). In an `in_place` region

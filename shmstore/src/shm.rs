@@ -157,7 +157,7 @@ impl<T: ShmType> Shm<T> {
     ///
     /// `Io` when the location cannot be looked at (`fstatat`, `shmget`), with the reason.
     pub fn is_removed(&self) -> Result<bool> {
-        self.region.is_at_location().map(|here| !here)
+        self.region.is_removed()
     }
 
     /// For a file region, writes the value and header to the file and waits for the disk

@@ -125,7 +125,7 @@ pub(crate) struct TimedOut;
 pub(crate) enum Unchanged {
     /// The timeout ran out.
     TimedOut,
-    /// The location no longer refers to the region ([`Region::is_at_location`]): it was
+    /// The location no longer refers to the region ([`Region::is_removed`]): it was
     /// removed, or replaced, and nothing will publish to it again.
     Removed,
 }
@@ -148,7 +148,7 @@ fn time_to_look(slept: Instant, slice: Option<Duration>, last_look: Instant) -> 
 /// Whether the region's location refers to another object or none. An error looking (the
 /// directory became unreadable, say) is no proof of removal: the wait goes on.
 pub(crate) fn region_removed(region: &Region) -> bool {
-    matches!(region.is_at_location(), Ok(false))
+    matches!(region.is_removed(), Ok(true))
 }
 
 /// The time left until `deadline`: `None` without a deadline, [`TimedOut`] once it has passed

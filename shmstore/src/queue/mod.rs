@@ -271,7 +271,7 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
     ///
     /// As [`Shm::is_removed`](crate::Shm::is_removed).
     pub fn is_removed(&self) -> Result<bool> {
-        self.region.is_at_location().map(|here| !here)
+        self.region.is_removed()
     }
 
     /// For a file-backed queue, writes it to disk and waits (see

@@ -451,10 +451,10 @@ impl Region {
         descriptor_copy(self.bytes(), self.info.layout.descriptor_len).unwrap_or_default()
     }
 
-    /// Whether the location still refers to this handle's object: `false` once the name, file
-    /// or key was removed, or removed and given to another region. `fstatat` of the name in
-    /// the directory opened with the handle (no symbolic link followed), or `shmget` of the key.
-    pub(crate) fn is_at_location(&self) -> Result<bool> {
+    /// Whether the location no longer refers to this handle's object: the name, file or key
+    /// was removed, or removed and given to another region. `fstatat` of the name in the
+    /// directory opened with the handle (no symbolic link followed), or `shmget` of the key.
+    pub(crate) fn is_removed(&self) -> Result<bool> {
         let found = match &self.handle {
             Handle::File { dir, file_name, .. } => dir
                 .stat(file_name)
@@ -465,8 +465,8 @@ impl Region {
                 .map_err(|e| (e, "shmget")),
         };
         match found {
-            Ok(same) => Ok(same),
-            Err((e, _)) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Ok(same) => Ok(!same),
+            Err((e, _)) if e.kind() == io::ErrorKind::NotFound => Ok(true),
             Err((e, operation)) => Err(Error::io(&self.name, operation, e)),
         }
     }
@@ -501,7 +501,7 @@ impl Drop for Region {
     fn drop(&mut self) {
         // Only if the location still refers to this handle's object: another process may have
         // removed it and created a new one meanwhile.
-        if self.unlink_on_drop && matches!(self.is_at_location(), Ok(true)) {
+        if self.unlink_on_drop && matches!(self.is_removed(), Ok(false)) {
             let removed = match &self.handle {
                 Handle::File { dir, file_name, .. } => dir.unlink(file_name),
                 Handle::SysV { .. } => segment::remove(id_of(&self.object)),
