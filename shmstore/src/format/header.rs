@@ -45,6 +45,18 @@ pub(crate) const STATE_INITIALISING: u32 = 1;
 /// `state`: the region is complete; published with a release store.
 pub(crate) const STATE_READY: u32 = 2;
 
+/// `lifecycle`: the object its name refers to (as far as its lock holders know).
+#[allow(dead_code)] // read by the migration, which lands next
+pub(crate) const LIFECYCLE_CURRENT: u32 = 0;
+/// `lifecycle`: the lock holder is replacing the object under its name by a migrated region;
+/// if it died meanwhile, whether the name already refers to the new object tells.
+#[allow(dead_code)] // read by the migration, which lands next
+pub(crate) const LIFECYCLE_MIGRATING: u32 = 1;
+/// `lifecycle`: the object was replaced under its name by a migrated region, complete and
+/// holding every committed write: handles reopen the name and go on there.
+#[allow(dead_code)] // read by the migration, which lands next
+pub(crate) const LIFECYCLE_MOVED: u32 = 2;
+
 /// `flags`: one payload copy, seqlock readers, poisoning (DESIGN §6 `in_place`).
 pub(crate) const FLAG_IN_PLACE: u32 = 1 << 0;
 /// `flags`: every publish wakes sleepers, so read-only handles need not poll.
@@ -87,7 +99,11 @@ pub(crate) struct Header {
     pub(crate) commit_in_progress: AtomicU32,
     pub(crate) read_requests: AtomicU32,
     pub(crate) reads_served: AtomicU32,
-    _reserved1: AtomicU32,
+    /// Where the region stands in a migration (`LIFECYCLE_*`): `LIFECYCLE_CURRENT` (0) for
+    /// the object its name refers to, `LIFECYCLE_MIGRATING` while the lock holder replaces it
+    /// under its name by a region of a wider type, `LIFECYCLE_MOVED` once it did. Written
+    /// only by the lock holder (or whoever repairs after it died).
+    pub(crate) lifecycle: AtomicU32,
     /// While an abandoned object is repaired by swapping a new region in under its name: the
     /// repairer's claim (see `region::fd::replace_abandoned`), a pid and its PID namespace.
     /// Zero otherwise.
@@ -96,7 +112,11 @@ pub(crate) struct Header {
     /// asking for help again (see `snapshot`, "Never starving"): one budget for every writer
     /// of the region. Read and written only by the lock holder.
     pub(crate) help_resumes_at: AtomicU64,
-    _reserved2: [AtomicU32; 4],
+    /// Where the versions table lies (`FORMAT.md`, "Versions table"): the byte offset and
+    /// length of the list of every type that shaped the region through a migration; both 0
+    /// for a region never migrated (its only version is the stored type). Fixed at creation.
+    pub(crate) versions_offset: AtomicU64,
+    pub(crate) versions_len: AtomicU64,
     // Line 3: the lock, away from the version that readers poll.
     pub(crate) mutex: RobustMutex,
 }

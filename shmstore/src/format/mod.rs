@@ -6,7 +6,9 @@
 //! - [`descriptor`]: the type descriptor codec;
 //! - [`compat`]: whether two descriptors may share a region, field by field;
 //! - [`queue`]: a queue's control block, mode codes and geometry;
-//! - [`owner`]: the owner word (a pid and its namespace).
+//! - [`owner`]: the owner word (a pid and its namespace);
+//! - [`projection`]: reading a value through a compatible type;
+//! - [`union`]: the stored type a region migrates to.
 //!
 //! No other module casts raw pointers into a header or a control block: they go through the
 //! views here.
@@ -17,6 +19,7 @@ mod header;
 mod owner;
 mod projection;
 mod queue;
+mod union;
 
 pub(crate) use compat::compare;
 pub use compat::{Compatibility, FieldCompatibility, FieldVerdict, Overall};
@@ -27,3 +30,5 @@ pub(crate) use owner::*;
 pub(crate) use projection::{Projection, Refusal};
 pub use queue::QueueMode;
 pub(crate) use queue::*;
+#[allow(unused_imports)] // used by the migration, which lands next
+pub(crate) use union::StoredType;
