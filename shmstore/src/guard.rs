@@ -4,8 +4,8 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 
+use crate::attach::Attached;
 use crate::layout::ShmType;
-use crate::shm::Shm;
 
 /// Exclusive access to a region's value, across every process, until dropped.
 ///
@@ -37,20 +37,24 @@ use crate::shm::Shm;
 /// ```
 #[must_use = "if unused the lock is released immediately"]
 pub struct ShmGuard<'a, T: ShmType> {
-    shm: &'a Shm<T>,
+    /// The attachment whose region's lock this thread holds.
+    attached: &'a Attached,
     wrote: bool,
+    _type: PhantomData<fn() -> T>,
     _not_send: PhantomData<*const ()>,
 }
 
 impl<'a, T: ShmType> ShmGuard<'a, T> {
     /// # Safety
     ///
-    /// The calling thread holds `shm`'s lock, acquired through `shm`'s region.
+    /// The calling thread holds the lock of `attached.region`, acquired through it, and the
+    /// region holds a `T` (it was opened and validated for `T`).
     #[inline]
-    pub(crate) unsafe fn new(shm: &'a Shm<T>) -> Self {
+    pub(crate) unsafe fn new(attached: &'a Attached) -> Self {
         ShmGuard {
-            shm,
+            attached,
             wrote: false,
+            _type: PhantomData,
             _not_send: PhantomData,
         }
     }
@@ -65,7 +69,7 @@ impl<T: ShmType> Deref for ShmGuard<'_, T> {
         // `align_of::<T>()` (the region was validated for `T`), any bytes are a valid `T`
         // (`Pod`), and while this thread holds the lock no process writes it (the protocol:
         // only the holder writes the working copy).
-        unsafe { &*self.shm.region().working_copy().cast::<T>() }
+        unsafe { &*self.attached.region.working_copy().cast::<T>() }
     }
 }
 
@@ -73,13 +77,13 @@ impl<T: ShmType> DerefMut for ShmGuard<'_, T> {
     #[inline]
     fn deref_mut(&mut self) -> &mut T {
         if !self.wrote {
-            self.shm.region().begin_write();
+            self.attached.region.begin_write();
             self.wrote = true;
         }
         // SAFETY: as in `deref`; the holder is the only writer, and `&mut self` makes this the
         // only reference in this process. Concurrent lock-free readers only ever load these
         // bytes atomically and discard what they read (the version is odd).
-        unsafe { &mut *self.shm.region().working_copy().cast::<T>() }
+        unsafe { &mut *self.attached.region.working_copy().cast::<T>() }
     }
 }
 
@@ -89,8 +93,8 @@ impl<T: ShmType> Drop for ShmGuard<'_, T> {
         // SAFETY: the guard exists only while this thread holds the lock (see `new`), and the
         // region was validated to hold a `T`, so its payload is `size_of::<T>()` bytes.
         unsafe {
-            self.shm
-                .region()
+            self.attached
+                .region
                 .release(self.wrote, std::mem::size_of::<T>())
         };
     }

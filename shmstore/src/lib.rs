@@ -82,8 +82,10 @@
 extern crate self as shmstore;
 
 mod atomic_copy;
+mod attach;
 mod editor;
 mod error;
+mod follow;
 mod format;
 mod guard;
 mod info;

@@ -128,6 +128,8 @@ pub(crate) enum Unchanged {
     /// The location no longer refers to the region ([`Region::is_removed`]): it was
     /// removed, or replaced, and nothing will publish to it again.
     Removed,
+    /// The region was migrated: its location holds its successor, which the handle follows.
+    Moved,
 }
 
 impl From<TimedOut> for Unchanged {
@@ -195,16 +197,26 @@ pub(crate) fn wait_for_change(
 ) -> Result<u64> {
     region
         .wait_for_change(since, timeout)
-        .map_err(|unchanged| match unchanged {
-            Unchanged::TimedOut => Error::Timeout {
-                name: region.name().to_string(),
-                waiting_for: "a new version",
-                after: timeout.unwrap_or_default(),
-            },
-            Unchanged::Removed => Error::Removed {
-                name: region.name().to_string(),
-            },
-        })
+        .map_err(|unchanged| unchanged_error(region, unchanged, timeout))
+}
+
+/// The public error for a wait of `timeout` on `region` that ended without a change. A
+/// migrated region is `Removed` for a caller that does not follow it.
+pub(crate) fn unchanged_error(
+    region: &Region,
+    unchanged: Unchanged,
+    timeout: Option<Duration>,
+) -> Error {
+    match unchanged {
+        Unchanged::TimedOut => Error::Timeout {
+            name: region.name().to_string(),
+            waiting_for: "a new version",
+            after: timeout.unwrap_or_default(),
+        },
+        Unchanged::Removed | Unchanged::Moved => Error::Removed {
+            name: region.name().to_string(),
+        },
+    }
 }
 
 impl Region {
@@ -272,6 +284,9 @@ impl Region {
             let slice = Some(left.map_or(slice_for, |l| l.min(slice_for)));
             let slept = Instant::now();
             changes.epoch.sleep(current as u32, slice);
+            if self.has_moved() {
+                return Err(Unchanged::Moved);
+            }
             if version_from_word(version.load_acquire()) == since
                 && time_to_look(slept, slice, last_look)
             {

@@ -471,6 +471,12 @@ impl Region {
         }
     }
 
+    /// Whether the region was migrated: its location now holds the region that replaced it.
+    #[inline]
+    pub(crate) fn has_moved(&self) -> bool {
+        self.header().lifecycle.load_acquire() == crate::format::LIFECYCLE_MOVED
+    }
+
     /// Wakes every thread of every process asleep on one of the region's futexes for an event:
     /// a change of the value (its version), a queue's `not_empty` and `not_full`. Called by
     /// shmstore's own removals, right after the location stopped referring to the region: a

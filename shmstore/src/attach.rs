@@ -1,0 +1,265 @@
+//! What a typed handle is attached to: a region, and how the handle's type `T` reaches its
+//! value there — directly when the region holds `T`, through a projection (and, for writing,
+//! a writeback) when it holds another, compatible version of `T` (README, "Changing a region's
+//! type"). Opening finds out which; [`Chain`](crate::follow::Chain) keeps the attachments a
+//! handle followed through migrations.
+
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+use crate::format::{check_type, Descriptor, Projection, Refusal};
+use crate::layout::ShmType;
+use crate::location::Location;
+use crate::reboot;
+use crate::region::{Region, RegionSpec};
+use crate::snapshot::{
+    read_timed_out, snapshot, snapshot_bytes_until, snapshot_to, snapshot_within,
+};
+use crate::sys::object::Access;
+use crate::wait::{unchanged_error, TimedOut, Unchanged};
+
+/// A region, and how a handle's type reaches its value there.
+pub(crate) struct Attached {
+    pub(crate) region: Region,
+    /// `None` when the region holds the handle's type (the direct path); the plan that
+    /// projects the stored value onto it otherwise.
+    pub(crate) read: Option<Box<Projection>>,
+}
+
+impl Attached {
+    /// The direct path: `region` holds the handle's type.
+    pub(crate) fn direct(region: Region) -> Self {
+        Attached { region, read: None }
+    }
+
+    /// Whether the handle reads the region through a projection.
+    #[inline]
+    pub(crate) fn is_projected(&self) -> bool {
+        self.read.is_some()
+    }
+
+    /// A `T` projected from one consistent snapshot of the stored value, copied into a
+    /// per-thread buffer (no allocation once it has grown to the stored size).
+    #[cold]
+    pub(crate) fn read_projected<T: ShmType>(
+        &self,
+        projection: &Projection,
+        deadline: Option<Instant>,
+    ) -> std::result::Result<T, TimedOut> {
+        thread_local! {
+            static STORED: std::cell::RefCell<Vec<u8>> =
+                const { std::cell::RefCell::new(Vec::new()) };
+        }
+        let project = |stored: &mut Vec<u8>| {
+            snapshot_bytes_until(&self.region, stored, deadline)?;
+            let mut out = T::zeroed();
+            projection.apply(stored, bytemuck::bytes_of_mut(&mut out));
+            Ok(out)
+        };
+        // The buffer is only borrowed here, around a copy that calls nothing else: never
+        // borrowed twice; a fresh buffer all the same if it were (or during thread exit).
+        STORED
+            .try_with(|buffer| match buffer.try_borrow_mut() {
+                Ok(mut stored) => project(&mut stored),
+                Err(_) => project(&mut Vec::new()),
+            })
+            .unwrap_or_else(|_| project(&mut Vec::new()))
+    }
+}
+
+/// Opens `location` read-only for a reader of `T` (`spec.layout`): directly when it holds `T`,
+/// through a projection when it holds a compatible type, and the `LayoutMismatch` of
+/// `Shm::open` otherwise.
+pub(crate) fn attach_reader<T: ShmType>(
+    location: &Location,
+    spec: &RegionSpec,
+) -> Result<Attached> {
+    match reboot::open(location, spec, Access::ReadOnly) {
+        Ok(region) => Ok(Attached::direct(region)),
+        // Another stored type: read through it if it is compatible with `T` (opened again,
+        // untyped, and compared with whatever the location holds now).
+        Err(Error::LayoutMismatch { .. }) => {
+            through_compatible_layout::<T>(Region::open_untyped(location, spec)?, spec)
+        }
+        Err(other) => Err(other),
+    }
+}
+
+/// An attachment to `region` (opened without comparing its type) for a reader of `T`.
+fn through_compatible_layout<T: ShmType>(region: Region, spec: &RegionSpec) -> Result<Attached> {
+    let name = region.name();
+    if region.info().queue.is_some() {
+        return Err(Error::WrongKind {
+            name: name.to_string(),
+            expected: "a single value",
+            found: "a queue",
+        });
+    }
+    let descriptor = region.descriptor_copy();
+    let mismatch = match check_type(name, region.info(), || descriptor.clone(), spec.layout) {
+        Ok(()) => return Ok(Attached::direct(region)),
+        Err(mismatch) => mismatch,
+    };
+    let stored = Descriptor::decode(&descriptor, region.info().format_version)
+        .map_err(|why| Error::corrupt(name, why))?;
+    let plan = Projection::plan(
+        &stored,
+        region.info().layout.payload_size,
+        &Descriptor::of(spec.layout),
+        std::mem::size_of::<T>(),
+    )
+    .map_err(|refusal| match refusal {
+        Refusal::Incompatible(_) => mismatch,
+        // The stored table does not fit the stored value: a forged region.
+        Refusal::Forged(why) => Error::corrupt(name, why),
+    })?;
+    Ok(Attached {
+        region,
+        read: Some(Box::new(plan)),
+    })
+}
+
+/// Opens `location` read-write for a handle of `T`.
+pub(crate) fn attach_writer<T: ShmType>(
+    location: &Location,
+    spec: &RegionSpec,
+) -> Result<Attached> {
+    reboot::open(location, spec, Access::ReadWrite).map(Attached::direct)
+}
+
+/// One consistent value of `T` from `attached`: its snapshot, or the projection of one.
+#[inline]
+pub(crate) fn read_from<T: ShmType>(attached: &Attached) -> T {
+    match &attached.read {
+        None => snapshot(&attached.region),
+        Some(projection) => match attached.read_projected(projection, None) {
+            Ok(value) => value,
+            Err(TimedOut) => unreachable!("a read without a deadline cannot time out"),
+        },
+    }
+}
+
+/// [`read_from`], waiting at most `timeout` for a consistent value (`read_timeout`).
+pub(crate) fn read_within<T: ShmType>(attached: &Attached, timeout: Duration) -> Result<T> {
+    match &attached.read {
+        None => snapshot_within(&attached.region, timeout),
+        Some(projection) => attached
+            .read_projected(projection, Instant::now().checked_add(timeout))
+            .map_err(|TimedOut| read_timed_out(attached.region.name(), timeout)),
+    }
+}
+
+/// `wait_for_change` of a handle: waits on `attached`'s region and, when it is migrated,
+/// goes on waiting on the region `follow` attaches to (its versions continue the old ones,
+/// so `since` keeps its meaning) within the same `timeout`.
+pub(crate) fn wait_following<'a>(
+    mut attached: &'a Attached,
+    since: u64,
+    timeout: Option<Duration>,
+    follow: impl Fn(&'a Attached) -> Result<&'a Attached>,
+) -> Result<u64> {
+    // A timeout too large to represent as a deadline means none.
+    let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+    loop {
+        let left = match deadline {
+            Some(deadline) => Some(deadline.saturating_duration_since(Instant::now())),
+            None => timeout,
+        };
+        match attached.region.wait_for_change(since, left) {
+            Ok(version) => return Ok(version),
+            Err(Unchanged::Moved) => attached = follow(attached)?,
+            Err(unchanged) => return Err(unchanged_error(&attached.region, unchanged, timeout)),
+        }
+    }
+}
+
+/// `read` of a handle: a consistent `T` from `attached`, or, when it was migrated, from the
+/// region `follow` attaches to (following each migration; the value read from the old region
+/// if no successor opens: removed meanwhile, it is the last value committed there).
+#[inline]
+pub(crate) fn read_following<'a, T: ShmType>(
+    attached: &'a Attached,
+    follow: impl Fn(&'a Attached) -> Result<&'a Attached>,
+) -> T {
+    let value = read_from(attached);
+    if !attached.region.has_moved() {
+        return value;
+    }
+    read_after_move(attached, value, follow)
+}
+
+#[cold]
+fn read_after_move<'a, T: ShmType>(
+    mut moved: &'a Attached,
+    mut value: T,
+    follow: impl Fn(&'a Attached) -> Result<&'a Attached>,
+) -> T {
+    loop {
+        let Ok(next) = follow(moved) else {
+            return value;
+        };
+        value = read_from(next);
+        if !next.region.has_moved() {
+            return value;
+        }
+        moved = next;
+    }
+}
+
+/// `read_into` of a handle: [`read_following`] into `out`.
+#[inline]
+pub(crate) fn read_into_following<'a, T: ShmType>(
+    attached: &'a Attached,
+    out: &mut T,
+    follow: impl Fn(&'a Attached) -> Result<&'a Attached>,
+) {
+    match &attached.read {
+        None => snapshot_to(&attached.region, out),
+        Some(_) => *out = read_from(attached),
+    }
+    if attached.region.has_moved() {
+        *out = read_after_move(attached, *out, follow);
+    }
+}
+
+/// `read_timeout` of a handle: [`read_within`], following a migration found after the read
+/// once (each read within `timeout`).
+pub(crate) fn read_within_following<'a, T: ShmType>(
+    attached: &'a Attached,
+    timeout: Duration,
+    follow: impl Fn(&'a Attached) -> Result<&'a Attached>,
+) -> Result<T> {
+    let value = read_within(attached, timeout)?;
+    if !attached.region.has_moved() {
+        return Ok(value);
+    }
+    match follow(attached) {
+        Ok(next) => read_within(next, timeout),
+        Err(_) => Ok(value),
+    }
+}
+
+/// `version` of a handle: the published version of `attached`, or of the region that
+/// replaced it (versions continue across a migration).
+#[inline]
+pub(crate) fn version_following<'a>(
+    attached: &'a Attached,
+    follow: impl Fn(&'a Attached) -> Result<&'a Attached>,
+) -> u64 {
+    let version = attached.region.published_version();
+    if !attached.region.has_moved() {
+        return version;
+    }
+    follow(attached).map_or(version, |next| next.region.published_version())
+}
+
+/// `is_removed` of a handle: a migrated region is not removed, its successor is asked.
+pub(crate) fn is_removed_following<'a>(
+    attached: &'a Attached,
+    follow: impl Fn(&'a Attached) -> Result<&'a Attached>,
+) -> Result<bool> {
+    if attached.region.has_moved() {
+        return follow(attached)?.region.is_removed();
+    }
+    attached.region.is_removed()
+}
