@@ -5,6 +5,7 @@ use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 
 use crate::attach::Attached;
+use crate::error::{Error, Result};
 use crate::layout::ShmType;
 
 /// Exclusive access to a region's value, across every process, until dropped.
@@ -39,6 +40,10 @@ use crate::layout::ShmType;
 pub struct ShmGuard<'a, T: ShmType> {
     /// The attachment whose region's lock this thread holds.
     attached: &'a Attached,
+    /// For a region of another, compatible type (README, "Changing a region's type"): `T`
+    /// projected from the value when the lock was taken, written back into the region's
+    /// type when the guard commits. `None` on the direct path, which works in the region.
+    projected: Option<Box<T>>,
     wrote: bool,
     _type: PhantomData<fn() -> T>,
     _not_send: PhantomData<*const ()>,
@@ -48,11 +53,12 @@ impl<'a, T: ShmType> ShmGuard<'a, T> {
     /// # Safety
     ///
     /// The calling thread holds the lock of `attached.region`, acquired through it, and the
-    /// region holds a `T` (it was opened and validated for `T`).
+    /// region holds a `T` (it was opened and validated for `T`) or `attached` projects it.
     #[inline]
     pub(crate) unsafe fn new(attached: &'a Attached) -> Self {
         ShmGuard {
             attached,
+            projected: attached.is_projected().then(|| attached.project_boxed()),
             wrote: false,
             _type: PhantomData,
             _not_send: PhantomData,
@@ -65,6 +71,9 @@ impl<T: ShmType> Deref for ShmGuard<'_, T> {
 
     #[inline]
     fn deref(&self) -> &T {
+        if let Some(value) = &self.projected {
+            return value;
+        }
         // SAFETY: the working copy is `size_of::<T>()` bytes aligned to at least
         // `align_of::<T>()` (the region was validated for `T`), any bytes are a valid `T`
         // (`Pod`), and while this thread holds the lock no process writes it (the protocol:
@@ -76,6 +85,10 @@ impl<T: ShmType> Deref for ShmGuard<'_, T> {
 impl<T: ShmType> DerefMut for ShmGuard<'_, T> {
     #[inline]
     fn deref_mut(&mut self) -> &mut T {
+        if let Some(value) = &mut self.projected {
+            self.wrote = true;
+            return value;
+        }
         if !self.wrote {
             self.attached.region.begin_write();
             self.wrote = true;
@@ -87,16 +100,79 @@ impl<T: ShmType> DerefMut for ShmGuard<'_, T> {
     }
 }
 
+impl<T: ShmType> ShmGuard<'_, T> {
+    /// Commits now, like dropping the guard, and says whether the value could be written.
+    ///
+    /// On a region of `T` itself this is always `Ok`. Through a compatible layout (README,
+    /// "Changing a region's type"), a value that a field of the region's type cannot hold
+    /// (a `u64` above `u32::MAX` for a region whose field is still a `u32`, a new enum
+    /// variant, text longer than the region's capacity) is refused whole: nothing is
+    /// committed, and the error names the field. Dropping such a guard panics instead, with
+    /// the same message; call `commit` where a wider value may be written while a binary of
+    /// the narrower type still shares the region.
+    ///
+    /// ```
+    /// # use shmstore::Shm;
+    /// # let name = format!("doc-commit-{}", std::process::id());
+    /// let counter = Shm::<u64>::options().unlink_on_drop(true).create(&name, 1)?;
+    /// let mut guard = counter.lock().unwrap();
+    /// *guard += 1;
+    /// guard.commit()?;
+    /// assert_eq!(counter.read(), 2);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidField`] naming the field whose value the region's type cannot hold.
+    pub fn commit(self) -> Result<()> {
+        let mut this = std::mem::ManuallyDrop::new(self);
+        let projected = this.projected.take();
+        this.finish(projected.as_deref())
+    }
+
+    /// Publishes what was written (the projected value written back, if any) and unlocks.
+    #[inline]
+    fn finish(&mut self, projected: Option<&T>) -> Result<()> {
+        let region = &self.attached.region;
+        let Some(value) = projected else {
+            // SAFETY: the guard exists only while this thread holds the lock (see `new`), and
+            // the region was validated to hold a `T`, so its payload is `size_of::<T>()` bytes.
+            unsafe { region.release(self.wrote, std::mem::size_of::<T>()) };
+            return Ok(());
+        };
+        let stored = if self.wrote && !std::thread::panicking() {
+            self.attached.write_back(value).map(Some)
+        } else {
+            // Nothing written, or a panic mid-write: the region was never touched, so there is
+            // nothing to roll back (nor to poison, in place).
+            Ok(None)
+        };
+        let payload_size = region.info().layout.payload_size;
+        match &stored {
+            Ok(Some(stored)) => {
+                region.begin_write();
+                // SAFETY: this thread holds the lock (see `new`) and began the write; `stored`
+                // is the region's whole value.
+                unsafe { region.overwrite_working_copy(stored) };
+                // SAFETY: as above; the size is the region's own payload size.
+                unsafe { region.release(true, payload_size) };
+            }
+            // SAFETY: as above; nothing was written.
+            _ => unsafe { region.release(false, payload_size) },
+        }
+        stored.map(drop)
+    }
+}
+
 impl<T: ShmType> Drop for ShmGuard<'_, T> {
     #[inline]
     fn drop(&mut self) {
-        // SAFETY: the guard exists only while this thread holds the lock (see `new`), and the
-        // region was validated to hold a `T`, so its payload is `size_of::<T>()` bytes.
-        unsafe {
-            self.attached
-                .region
-                .release(self.wrote, std::mem::size_of::<T>())
-        };
+        let projected = self.projected.take();
+        if let Err(refused) = self.finish(projected.as_deref()) {
+            // `Drop` has no room for the error; `commit` returns it.
+            panic!("{refused} (use ShmGuard::commit to handle this as an error)");
+        }
     }
 }
 

@@ -231,6 +231,27 @@ impl Region {
         }
     }
 
+    /// Overwrites the working copy with `value`, the region's whole value: how a writer
+    /// through a compatible layout commits the value it wrote back into the region's type.
+    /// Does nothing when `value` is not the payload's size.
+    ///
+    /// # Safety
+    ///
+    /// The calling thread holds the lock through this region, taken with [`acquire`], and
+    /// called [`begin_write`](Region::begin_write) since.
+    ///
+    /// [`acquire`]: Region::acquire
+    pub(crate) unsafe fn overwrite_working_copy(&self, value: &[u8]) {
+        let size = self.info().layout.payload_size;
+        if value.len() == size {
+            // SAFETY: `value` is `size` readable bytes of this process, not shared memory, so
+            // they overlap no payload copy; the working copy is `size` bytes, and only the
+            // holder, this thread, writes it (readers discard what they read: the version is
+            // odd).
+            unsafe { std::ptr::copy_nonoverlapping(value.as_ptr(), self.working_copy(), size) };
+        }
+    }
+
     /// Stores a new even version while holding the lock, and wakes sleepers if any are
     /// registered (the repair paths; the common release publishes in `release`).
     fn publish(&self, version: u64) {
