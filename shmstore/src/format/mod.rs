@@ -8,6 +8,7 @@
 //! - [`queue`]: a queue's control block, mode codes and geometry;
 //! - [`owner`]: the owner word (a pid and its namespace);
 //! - [`projection`]: reading a value through a compatible type;
+//! - [`writeback`]: writing a value of a compatible type back into a region;
 //! - [`union`]: the stored type a region migrates to.
 //!
 //! No other module casts raw pointers into a header or a control block: they go through the
@@ -20,6 +21,7 @@ mod owner;
 mod projection;
 mod queue;
 mod union;
+mod writeback;
 
 pub(crate) use compat::compare;
 pub use compat::{Compatibility, FieldCompatibility, FieldVerdict, Overall};
@@ -30,5 +32,7 @@ pub(crate) use owner::*;
 pub(crate) use projection::{Projection, Refusal};
 pub use queue::QueueMode;
 pub(crate) use queue::*;
-#[allow(unused_imports)] // used by the migration, which lands next
-pub(crate) use union::StoredType;
+#[allow(unused_imports)] // used by `Shm::open` and the region migration, which land next
+pub(crate) use union::{migration, Migration, StoredType};
+#[allow(unused_imports)] // used by `Shm::open`'s guard, which lands next
+pub(crate) use writeback::{Unfit, Writeback};
