@@ -30,5 +30,4 @@ pub(crate) use owner::*;
 pub(crate) use projection::{Projection, Refusal};
 pub use queue::QueueMode;
 pub(crate) use queue::*;
-#[allow(unused_imports)] // used by the migration, which lands next
 pub(crate) use union::StoredType;
