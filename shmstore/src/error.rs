@@ -299,6 +299,22 @@ pub enum Error {
         /// What is wrong, and what to type instead.
         reason: String,
     },
+
+    /// The region cannot be migrated to a type with more fields (README "Changing a region's
+    /// type"): it is a queue, whose slots are laid out for one element size, or a System V
+    /// segment, whose key cannot be handed to another segment in one step. Nothing changed.
+    #[error(
+        "region `{name}` cannot be migrated to another type: {reason}; stop every process \
+         that uses it, remove it (shmstore::unlink or `shmstore rm {name}`) and create it again \
+         with the new type, or use another region name",
+        name = printable(name)
+    )]
+    NotMigratable {
+        /// The region name.
+        name: String,
+        /// Why this region cannot move.
+        reason: &'static str,
+    },
 }
 
 /// `Debug` shows the variant and the whole message, advice included, the way `std::io::Error`
@@ -337,6 +353,7 @@ impl Error {
             Error::InvalidField { .. } => "InvalidField",
             Error::Value(_) => "Value",
             Error::UnknownVariant(_) => "UnknownVariant",
+            Error::NotMigratable { .. } => "NotMigratable",
         }
     }
 }

@@ -430,6 +430,7 @@ impl Inspector {
             Location::SysV(key) => {
                 let spec = RegionSpec {
                     layout: &<u8 as ShmType>::LAYOUT,
+                    stored: None,
                     in_place: false,
                     notify_readers: false,
                     mode: 0,

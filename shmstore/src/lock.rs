@@ -77,6 +77,8 @@ impl Region {
             // First, so that a death during the repair below leaves the mutex robust again
             // for the next locker (who redoes the idempotent repair).
             mutex.mark_consistent();
+            // SAFETY: this thread holds the lock, taken through `self` just above.
+            unsafe { self.settle_dead_migration() };
         }
         self.repair();
         Ok(self.in_place() && self.header().poisoned.load(Acquire) != 0)

@@ -59,6 +59,7 @@ impl CommonOptions {
     ) -> RegionSpec {
         RegionSpec {
             layout,
+            stored: None,
             in_place,
             notify_readers,
             mode: self.mode,

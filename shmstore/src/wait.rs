@@ -128,7 +128,9 @@ pub(crate) enum Unchanged {
     /// The location no longer refers to the region ([`Region::is_removed`]): it was
     /// removed, or replaced, and nothing will publish to it again.
     Removed,
-    /// The region was migrated: its location holds its successor, which the handle follows.
+    /// A migration replaced the region under its location by one of a wider type, which
+    /// holds every committed write and continues its versions ([`Region::has_moved`]): a
+    /// handle that follows it reopens the location and waits there with the same `since`.
     Moved,
 }
 
@@ -233,6 +235,13 @@ impl Region {
     /// [`Unchanged::Removed`]: at once when shmstore removed it (its remover wakes every
     /// sleeper), within [`SLEEP_SLICE`] otherwise (no sleep lasts longer, and a sleeper that
     /// wakes without a new version looks at the location; see [`time_to_look`]).
+    ///
+    /// A region that moved (a migration replaced it, [`Region::has_moved`]) ends the wait
+    /// with [`Unchanged::Moved`]: before each sleep and after each wake-up or slice it looks
+    /// at the header's `lifecycle` word (one load, no system call while the region is
+    /// current). The migrator wakes every sleeper once the word says so; a sleeper that
+    /// looked just before that store and slept just after the wake-up notices at the end of
+    /// its slice, as after a removal by another program.
     pub(crate) fn wait_for_change(
         &self,
         since: u64,
@@ -274,6 +283,9 @@ impl Region {
             };
             if version_from_word(current) != since {
                 return Ok(version_from_word(current));
+            }
+            if self.has_moved() {
+                return Err(Unchanged::Moved);
             }
             let left = time_left(deadline)?;
             let slice_for = if notified {

@@ -46,15 +46,12 @@ pub(crate) const STATE_INITIALISING: u32 = 1;
 pub(crate) const STATE_READY: u32 = 2;
 
 /// `lifecycle`: the object its name refers to (as far as its lock holders know).
-#[allow(dead_code)] // read by the migration, which lands next
 pub(crate) const LIFECYCLE_CURRENT: u32 = 0;
 /// `lifecycle`: the lock holder is replacing the object under its name by a migrated region;
 /// if it died meanwhile, whether the name already refers to the new object tells.
-#[allow(dead_code)] // read by the migration, which lands next
 pub(crate) const LIFECYCLE_MIGRATING: u32 = 1;
 /// `lifecycle`: the object was replaced under its name by a migrated region, complete and
 /// holding every committed write: handles reopen the name and go on there.
-#[allow(dead_code)] // read by the migration, which lands next
 pub(crate) const LIFECYCLE_MOVED: u32 = 2;
 
 /// `flags`: one payload copy, seqlock readers, poisoning (DESIGN §6 `in_place`).
@@ -585,6 +582,9 @@ impl Header {
         self.commit_in_progress.store(0, Relaxed);
         self.read_requests.store(0, Relaxed);
         self.reads_served.store(0, Relaxed);
+        // A new object is the one its name refers to (an in-place repair takes over only an
+        // object that was never ready, so never migrated; this clears a peer's stray word).
+        self.lifecycle.store(LIFECYCLE_CURRENT, Relaxed);
         // An in-place repair may find a dead swap repairer's claim here: it goes.
         self.repair_claim.store(0, Relaxed);
         self.help_resumes_at.store(0, Relaxed);

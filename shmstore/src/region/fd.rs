@@ -444,7 +444,10 @@ fn write_fresh(name: &str, spec: &RegionSpec, file: &File) -> Result<(Mapping, H
 }
 
 /// A new unnamed object with its header written, with the spec's mode.
-fn build_unnamed(target: &Target, spec: &RegionSpec) -> Result<(Unnamed, Mapping, HeaderInfo)> {
+pub(super) fn build_unnamed(
+    target: &Target,
+    spec: &RegionSpec,
+) -> Result<(Unnamed, Mapping, HeaderInfo)> {
     let name = &target.name;
     let unnamed = (target.dir)
         .create_unnamed(&target.file_name, spec.mode)
@@ -483,7 +486,7 @@ fn create_linked_then_init(
 }
 
 /// The read-write region of an object this process has just written the header of.
-fn new_region(
+pub(super) fn new_region(
     target: &Target,
     file: File,
     map: Mapping,

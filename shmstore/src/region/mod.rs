@@ -10,6 +10,7 @@
 //! model"). A System V segment cannot shrink.
 
 mod fd;
+mod migrate;
 mod sysv;
 
 pub use sysv::ftok;
@@ -18,7 +19,7 @@ use std::ffi::OsString;
 use std::fs::File;
 use std::io;
 use std::ptr::NonNull;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::Ordering::{Relaxed, Release, SeqCst};
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -26,7 +27,8 @@ use std::time::Duration;
 use crate::error::{Error, Result};
 use crate::format::{
     descriptor_copy, Control, Descriptor, Header, HeaderInfo, HeaderState, LoadAcquire, QueueShape,
-    RegionLayout, SharedBytes, FLAG_IN_PLACE, FLAG_NOTIFY_READERS, HEADER_SIZE, QUEUE_CONTROL_SIZE,
+    RegionLayout, SharedBytes, StoredType, FLAG_IN_PLACE, FLAG_NOTIFY_READERS, HEADER_SIZE,
+    LIFECYCLE_CURRENT, LIFECYCLE_MIGRATING, LIFECYCLE_MOVED, QUEUE_CONTROL_SIZE,
 };
 use crate::layout::TypeLayout;
 use crate::location::Location;
@@ -35,9 +37,13 @@ use crate::sys::object::{self, Access, ByteLock, Mapping, ObjectStat};
 use crate::sys::{futex, process, sysv as segment};
 
 /// How a region is to be created or opened: the type, the mode, and the opener's policies.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct RegionSpec {
     pub(crate) layout: &'static TypeLayout,
+    /// `Some`: a region created with this spec stores this type, known at run time (a
+    /// migration's target: [`Region::migrate`]), instead of `layout`'s: its descriptor, size,
+    /// alignment and fingerprint. Opening compares `layout` as always.
+    pub(crate) stored: Option<std::sync::Arc<StoredType>>,
     pub(crate) in_place: bool,
     pub(crate) notify_readers: bool,
     pub(crate) mode: u32,
@@ -49,6 +55,21 @@ pub(crate) struct RegionSpec {
     pub(crate) wait_for_creation: Option<Duration>,
     /// `Some` for a queue: its mode and capacity (the element size is `layout`'s).
     pub(crate) queue: Option<QueueSpec>,
+}
+
+impl RegionSpec {
+    /// The size, alignment and fingerprint of the type a region created with this spec
+    /// stores: `stored`'s when set, `layout`'s otherwise.
+    fn stored_shape(&self) -> (usize, usize, u64) {
+        match &self.stored {
+            Some(stored) => (stored.size, stored.align, stored.fingerprint),
+            None => (
+                self.layout.size(),
+                self.layout.align(),
+                self.layout.fingerprint(),
+            ),
+        }
+    }
 }
 
 /// The creation settings of a queue region.
@@ -493,6 +514,70 @@ impl Region {
         }
     }
 
+    /// Whether the region moved: a migration ([`Region::migrate`]) replaced it under its
+    /// location by a region of a wider type, which holds every write committed here; handles
+    /// reopen the location and go on there. Asked by handles on every operation: one load of
+    /// the header's `lifecycle` word (sound through a read-only mapping) while it is
+    /// `LIFECYCLE_CURRENT`, no system call.
+    #[inline]
+    pub(crate) fn has_moved(&self) -> bool {
+        let lifecycle = self.header().lifecycle.load_acquire();
+        lifecycle != LIFECYCLE_CURRENT && self.has_moved_slow(lifecycle)
+    }
+
+    /// [`has_moved`](Self::has_moved) past the fast path. `LIFECYCLE_MIGRATING`: a migrator
+    /// is at work, or died; the region moved exactly when the location now refers to another
+    /// object (its rename happened), and then a writable handle records it
+    /// (`LIFECYCLE_MOVED`, by a compare-and-swap) so that the next look is fast again. Any
+    /// other value is no state of the protocol (a peer's stray write): the location decides
+    /// too, and nothing is written.
+    #[cold]
+    fn has_moved_slow(&self, lifecycle: u32) -> bool {
+        match lifecycle {
+            LIFECYCLE_MOVED => true,
+            LIFECYCLE_MIGRATING => {
+                let moved = matches!(self.is_removed(), Ok(true));
+                if moved && self.writable() {
+                    let _ = self.header().lifecycle.compare_exchange(
+                        LIFECYCLE_MIGRATING,
+                        LIFECYCLE_MOVED,
+                        SeqCst,
+                        Relaxed,
+                    );
+                }
+                moved
+            }
+            _ => matches!(self.is_removed(), Ok(true)),
+        }
+    }
+
+    /// Settles a migration whose migrator died holding the lock (called by the next locker,
+    /// which got `EOWNERDEAD`): a `LIFECYCLE_MIGRATING` region becomes `LIFECYCLE_MOVED` if the
+    /// migrator's rename happened (the location refers to another object; its sleepers are
+    /// woken to follow it), `LIFECYCLE_CURRENT` otherwise (the region stays what its name
+    /// refers to), and the migrator's temporary name, if it left one, is removed. Left as it
+    /// is if the location cannot be looked at: handles keep asking it.
+    ///
+    /// # Safety
+    ///
+    /// This thread holds the region's lock (taken through `self`), so no migrator is at work.
+    #[cold]
+    pub(crate) unsafe fn settle_dead_migration(&self) {
+        let lifecycle = &self.header().lifecycle;
+        if lifecycle.load(Relaxed) != LIFECYCLE_MIGRATING {
+            return;
+        }
+        migrate::remove_temporary_name(self);
+        match self.is_removed() {
+            Ok(true) => {
+                lifecycle.store(LIFECYCLE_MOVED, Release);
+                self.wake_every_sleeper();
+            }
+            Ok(false) => lifecycle.store(LIFECYCLE_CURRENT, Release),
+            Err(_) => {}
+        }
+    }
+
     /// Writes the region's pages to its file and waits for the disk (`msync(MS_SYNC)`); does
     /// nothing for POSIX objects and System V segments, which live in memory only.
     pub(crate) fn flush(&self) -> Result<()> {
@@ -607,6 +692,7 @@ fn to_wake_sleepers() -> RegionSpec {
     use crate::layout::ShmType;
     RegionSpec {
         layout: &<u8 as ShmType>::LAYOUT,
+        stored: None,
         in_place: false,
         notify_readers: false,
         mode: 0,
@@ -809,19 +895,20 @@ fn check_capacity(name: &str, info: &HeaderInfo, spec: &RegionSpec) -> Result<()
 fn header_info(spec: &RegionSpec, descriptor: &Descriptor) -> Option<(HeaderInfo, Vec<u8>)> {
     let encoded = descriptor.encode();
     let descriptor_len = encoded.len();
+    let (size, align, fingerprint) = spec.stored_shape();
     let queue = spec.queue.map(|queue| QueueShape {
         mode: queue.mode,
         capacity: queue.capacity,
-        element_size: spec.layout.size(),
+        element_size: size,
     });
     let payload_size = match queue {
-        None => spec.layout.size(),
-        Some(queue) => queue.payload_size(spec.layout.align())?,
+        None => size,
+        Some(queue) => queue.payload_size(align)?,
     };
     let layout = RegionLayout::new(
         descriptor_len,
         payload_size,
-        spec.layout.align(),
+        align,
         spec.in_place || queue.is_some(),
     )?;
     let mut flags = 0;
@@ -835,7 +922,7 @@ fn header_info(spec: &RegionSpec, descriptor: &Descriptor) -> Option<(HeaderInfo
         format_version: descriptor.format_version(),
         flags,
         queue,
-        fingerprint: spec.layout.fingerprint(),
+        fingerprint,
         layout,
         creator_pid: process::current_pid(),
         boot_id: process::boot_id(),
@@ -843,9 +930,14 @@ fn header_info(spec: &RegionSpec, descriptor: &Descriptor) -> Option<(HeaderInfo
     Some((info, encoded))
 }
 
-/// The header fields and encoded descriptor a new region of `spec` gets.
+/// The header fields and encoded descriptor a new region of `spec` gets (of `spec.stored`
+/// when set, else of `spec.layout`).
 fn fresh_layout(name: &str, spec: &RegionSpec) -> Result<(HeaderInfo, Vec<u8>)> {
-    header_info(spec, &Descriptor::of(spec.layout)).ok_or_else(|| Error::Io {
+    let info = match &spec.stored {
+        Some(stored) => header_info(spec, &stored.descriptor),
+        None => header_info(spec, &Descriptor::of(spec.layout)),
+    };
+    info.ok_or_else(|| Error::Io {
         name: name.to_string(),
         operation: "lay out the region",
         source: io::Error::new(io::ErrorKind::InvalidInput, "the type is too large to map"),
@@ -885,6 +977,7 @@ fn scratch_spec(test: &str, layout: &'static TypeLayout, in_place: bool) -> (Loc
     let location = Location::Named(format!("unit-{test}-{}", std::process::id()));
     let spec = RegionSpec {
         layout,
+        stored: None,
         in_place,
         notify_readers: false,
         mode: 0o600,
