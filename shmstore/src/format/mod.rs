@@ -8,7 +8,8 @@
 //! - [`queue`]: a queue's control block, mode codes and geometry;
 //! - [`owner`]: the owner word (a pid and its namespace);
 //! - [`projection`]: reading a value through a compatible type;
-//! - [`union`]: the stored type a region migrates to.
+//! - [`union`]: the stored type a region migrates to;
+//! - [`versions`]: the versions table, every type that shaped a migrated region.
 //!
 //! No other module casts raw pointers into a header or a control block: they go through the
 //! views here.
@@ -20,6 +21,7 @@ mod owner;
 mod projection;
 mod queue;
 mod union;
+pub(crate) mod versions;
 
 pub(crate) use compat::compare;
 pub use compat::{Compatibility, FieldCompatibility, FieldVerdict, Overall};
@@ -32,3 +34,5 @@ pub use queue::QueueMode;
 pub(crate) use queue::*;
 #[allow(unused_imports)] // used by the migration, which lands next
 pub(crate) use union::StoredType;
+#[allow(unused_imports)] // written by the migration, which lands next
+pub(crate) use versions::KnownVersion;
