@@ -372,6 +372,8 @@ pub struct HeaderFields {
     pub commit_in_progress: u32,
     pub read_requests: u32,
     pub reads_served: u32,
+    pub versions_offset: u64,
+    pub versions_len: u64,
 }
 
 impl HeaderFields {
@@ -885,6 +887,8 @@ fn header_fields_of(h: &Header) -> HeaderFields {
         commit_in_progress: h.commit_in_progress.load(Relaxed),
         read_requests: h.read_requests.load(Relaxed),
         reads_served: h.reads_served.load(Relaxed),
+        versions_offset: h.versions_offset.load(Relaxed),
+        versions_len: h.versions_len.load(Relaxed),
     }
 }
 
