@@ -4,12 +4,17 @@
 //! type"). Opening finds out which; [`Chain`](crate::follow::Chain) keeps the attachments a
 //! handle followed through migrations.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
-use crate::format::{check_type, Descriptor, Projection, Refusal};
+use crate::format::{
+    check_type, compare, migration, versions, Descriptor, KnownVersion, Migration, Projection,
+    Refusal, Writeback,
+};
 use crate::layout::ShmType;
 use crate::location::Location;
+use crate::lock::Wait;
 use crate::reboot;
 use crate::region::{Region, RegionSpec};
 use crate::snapshot::{
@@ -24,12 +29,19 @@ pub(crate) struct Attached {
     /// `None` when the region holds the handle's type (the direct path); the plan that
     /// projects the stored value onto it otherwise.
     pub(crate) read: Option<Box<Projection>>,
+    /// For a writable handle of another, compatible type: how its guard's value is written
+    /// back into the region's type. `None` on the direct path and for readers.
+    pub(crate) write: Option<Box<Writeback>>,
 }
 
 impl Attached {
     /// The direct path: `region` holds the handle's type.
     pub(crate) fn direct(region: Region) -> Self {
-        Attached { region, read: None }
+        Attached {
+            region,
+            read: None,
+            write: None,
+        }
     }
 
     /// Whether the handle reads the region through a projection.
@@ -38,23 +50,69 @@ impl Attached {
         self.read.is_some()
     }
 
-    /// A `T` projected from one consistent snapshot of the stored value, copied into a
-    /// per-thread buffer (no allocation once it has grown to the stored size).
+    /// A `T` projected from one consistent snapshot of the stored value.
     #[cold]
     pub(crate) fn read_projected<T: ShmType>(
         &self,
         projection: &Projection,
         deadline: Option<Instant>,
     ) -> std::result::Result<T, TimedOut> {
+        let mut out = T::zeroed();
+        self.project_into(projection, bytemuck::bytes_of_mut(&mut out), deadline)?;
+        Ok(out)
+    }
+
+    /// The value a guard of a projected handle starts from: the committed value projected
+    /// onto a `T` on the heap (a guard's value may be too large for the stack). The caller
+    /// holds the lock, so the read never waits.
+    #[cold]
+    pub(crate) fn project_boxed<T: ShmType>(&self) -> Box<T> {
+        let mut out: Box<T> = bytemuck::zeroed_box();
+        if let Some(projection) = &self.read {
+            // No deadline: never times out.
+            let _ = self.project_into(projection, bytemuck::bytes_of_mut(&mut *out), None);
+        }
+        out
+    }
+
+    /// The region's whole value with `value`'s fields written back into it (the fields only
+    /// the region has kept as committed): what a projected guard commits. The caller holds
+    /// the lock. `InvalidField` names the first field the region's type cannot hold.
+    #[cold]
+    pub(crate) fn write_back<T: ShmType>(&self, value: &T) -> Result<Vec<u8>> {
+        let mut stored = Vec::new();
+        // No deadline: never times out.
+        let _ = snapshot_bytes_until(&self.region, &mut stored, None);
+        let Some(write) = &self.write else {
+            return Ok(stored);
+        };
+        write
+            .apply(bytemuck::bytes_of(value), &mut stored)
+            .map_err(|unfit| Error::InvalidField {
+                name: self.region.name().to_string(),
+                field: unfit.path,
+                reason: format!("{}; nothing was committed", unfit.reason),
+            })?;
+        Ok(stored)
+    }
+
+    /// Projects one consistent snapshot of the stored value into `out` (a zeroed value of the
+    /// handle's type), through a per-thread buffer (no allocation once it has grown to the
+    /// stored size).
+    fn project_into(
+        &self,
+        projection: &Projection,
+        out: &mut [u8],
+        deadline: Option<Instant>,
+    ) -> std::result::Result<(), TimedOut> {
         thread_local! {
             static STORED: std::cell::RefCell<Vec<u8>> =
                 const { std::cell::RefCell::new(Vec::new()) };
         }
-        let project = |stored: &mut Vec<u8>| {
+        let mut project = |stored: &mut Vec<u8>| {
             snapshot_bytes_until(&self.region, stored, deadline)?;
-            let mut out = T::zeroed();
-            projection.apply(stored, bytemuck::bytes_of_mut(&mut out));
-            Ok(out)
+            projection.apply(stored, out);
+            Ok(())
         };
         // The buffer is only borrowed here, around a copy that calls nothing else: never
         // borrowed twice; a fresh buffer all the same if it were (or during thread exit).
@@ -116,15 +174,161 @@ fn through_compatible_layout<T: ShmType>(region: Region, spec: &RegionSpec) -> R
     Ok(Attached {
         region,
         read: Some(Box::new(plan)),
+        write: None,
     })
 }
 
-/// Opens `location` read-write for a handle of `T`.
+/// How many times opening for writing looks at the location again after a migration (its
+/// own, or another writer's that came first) before it gives up: each migration adds fields,
+/// so the second look normally finds a region it writes through.
+const MIGRATIONS_PER_OPEN: usize = 8;
+
+/// Opens `location` read-write for a handle of `T` (`spec.layout`): directly when it holds
+/// `T`; through a projection and a writeback when it holds a compatible type that has every
+/// field of `T`; after migrating it (README, "Changing a region's type") when `T` has fields
+/// it lacks; `LayoutMismatch` for an incompatible type.
 pub(crate) fn attach_writer<T: ShmType>(
     location: &Location,
     spec: &RegionSpec,
 ) -> Result<Attached> {
-    reboot::open(location, spec, Access::ReadWrite).map(Attached::direct)
+    for _ in 0..MIGRATIONS_PER_OPEN {
+        let mismatch = match reboot::open(location, spec, Access::ReadWrite) {
+            Ok(region) => return Ok(Attached::direct(region)),
+            Err(mismatch @ Error::LayoutMismatch { .. }) => mismatch,
+            Err(other) => return Err(other),
+        };
+        // Another stored type: opened again, untyped, and compared with whatever the location
+        // holds now.
+        let region = Region::open_untyped_writable(location, spec)?;
+        match plan_writer::<T>(&region, spec, mismatch)? {
+            WriterPlan::Direct => return Ok(Attached::direct(region)),
+            WriterPlan::Through { read, write } => {
+                return Ok(Attached {
+                    region,
+                    read: Some(read),
+                    write: Some(write),
+                })
+            }
+            WriterPlan::Migrate(migration) => migrate(&region, spec, &migration)?,
+        }
+    }
+    Err(Error::Timeout {
+        name: location.to_string(),
+        waiting_for: "a region it can write through (other writers migrated it again each time)",
+        after: Duration::ZERO,
+    })
+}
+
+/// What a writer of `T` does with a region of another stored type.
+enum WriterPlan {
+    /// It holds `T` after all (it was replaced meanwhile).
+    Direct,
+    /// It holds every field of `T`: read and write through these plans.
+    Through {
+        read: Box<Projection>,
+        write: Box<Writeback>,
+    },
+    /// `T` has fields it lacks: migrate it, then look again.
+    Migrate(Migration),
+}
+
+/// Compares `region`'s stored type with `T`; `mismatch` is the error of an incompatible one.
+fn plan_writer<T: ShmType>(
+    region: &Region,
+    spec: &RegionSpec,
+    mismatch: Error,
+) -> Result<WriterPlan> {
+    let name = region.name();
+    if region.info().queue.is_some() {
+        return Err(Error::WrongKind {
+            name: name.to_string(),
+            expected: "a single value",
+            found: "a queue",
+        });
+    }
+    let descriptor = region.descriptor_copy();
+    if check_type(name, region.info(), || descriptor.clone(), spec.layout).is_ok() {
+        return Ok(WriterPlan::Direct);
+    }
+    let stored = Descriptor::decode(&descriptor, region.info().format_version)
+        .map_err(|why| Error::corrupt(name, why))?;
+    let mine = Descriptor::of(spec.layout);
+    let verdict = compare(&stored, &mine);
+    if !verdict.is_compatible() || !verdict.shares_a_field() {
+        return Err(mismatch);
+    }
+    let (size, align) = (
+        region.info().layout.payload_size,
+        region.info().layout.payload_align,
+    );
+    let forged = |refusal| match refusal {
+        Refusal::Forged(why) => Error::corrupt(name, why),
+        Refusal::Incompatible(why) => Error::NotMigratable {
+            name: name.to_string(),
+            reason: why,
+        },
+    };
+    if let Some(migration) = migration(&stored, size, align, spec.layout).map_err(forged)? {
+        return Ok(WriterPlan::Migrate(migration));
+    }
+    let read = Projection::plan(&stored, size, &mine, std::mem::size_of::<T>()).map_err(forged)?;
+    let write = Writeback::plan(&stored, size, &mine, std::mem::size_of::<T>()).map_err(forged)?;
+    Ok(WriterPlan::Through {
+        read: Box::new(read),
+        write: Box::new(write),
+    })
+}
+
+/// Migrates `region` to `migration`'s target under its lock (the caller then opens the
+/// location again): unless another writer migrated or replaced it first, which the lock
+/// holder sees.
+fn migrate(region: &Region, spec: &RegionSpec, migration: &Migration) -> Result<()> {
+    let wait = Wait::For(spec.open_timeout);
+    let held = region.lock_step(wait, 1).map_err(|not_locked| {
+        not_locked
+            .into_error(region)
+            .unwrap_or_else(|| Error::Timeout {
+                name: region.name().to_string(),
+                waiting_for: "its lock, to migrate it (another process holds it)",
+                after: spec.open_timeout,
+            })
+    })?;
+    if region.has_moved() || region.is_removed()? {
+        // Another writer came first: look at what the location holds now.
+        return Ok(());
+    }
+    let target = RegionSpec {
+        stored: Some(Arc::new(migration.target.clone())),
+        versions: Some(versions_after(region, spec).into()),
+        ..spec.clone()
+    };
+    // SAFETY: `held` is this thread's lock of `region`, taken through it, and nothing was
+    // written under it.
+    let migrated = unsafe { region.migrate(&target, &|old, new| migration.carry.apply(old, new)) };
+    drop(held);
+    migrated
+}
+
+/// The versions table of the region that replaces `region`: its own table (or, without one,
+/// its stored type as the first version), then the type of `spec`, the writer that migrates.
+fn versions_after(region: &Region, spec: &RegionSpec) -> Vec<u8> {
+    let mut known = versions::decode(&region.versions_copy()).unwrap_or_default();
+    if known.is_empty() {
+        known.push(KnownVersion {
+            fingerprint: region.info().fingerprint,
+            format_version: region.info().format_version,
+            descriptor: region.descriptor_copy(),
+        });
+    }
+    let mine = Descriptor::of(spec.layout);
+    let fingerprint = spec.layout.fingerprint();
+    known.retain(|version| version.fingerprint != fingerprint);
+    known.push(KnownVersion {
+        fingerprint,
+        format_version: mine.format_version(),
+        descriptor: mine.encode(),
+    });
+    versions::encode(&known)
 }
 
 /// One consistent value of `T` from `attached`: its snapshot, or the projection of one.

@@ -116,6 +116,7 @@ impl EditorOptions {
             unlink_on_drop: false,
             wait_for_creation: None,
             queue: None,
+            versions: None,
         };
         let region = crate::reboot::open_untyped_writable(&location, &spec)?;
         let name = region.name().to_string();

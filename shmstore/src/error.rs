@@ -313,7 +313,7 @@ pub enum Error {
         /// The region name.
         name: String,
         /// Why this region cannot move.
-        reason: &'static str,
+        reason: String,
     },
 }
 

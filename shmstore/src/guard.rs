@@ -5,7 +5,7 @@ use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 
 use crate::attach::Attached;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::layout::ShmType;
 
 /// Exclusive access to a region's value, across every process, until dropped.
@@ -124,7 +124,7 @@ impl<T: ShmType> ShmGuard<'_, T> {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidField`] naming the field whose value the region's type cannot hold.
+    /// [`Error::InvalidField`](crate::Error::InvalidField) naming the field whose value the region's type cannot hold.
     pub fn commit(self) -> Result<()> {
         let mut this = std::mem::ManuallyDrop::new(self);
         let projected = this.projected.take();

@@ -184,6 +184,18 @@ impl Looked {
         Ok(bytes)
     }
 
+    /// The versions table's bytes (empty for a region without one), as they are now.
+    pub(crate) fn versions(&self, name: &str) -> Result<Vec<u8>> {
+        let Some((offset, len)) = self.info.layout.versions() else {
+            return Ok(Vec::new());
+        };
+        // The validated header bounds `len` (at most 16 MiB) and places it in the object.
+        let mut bytes = vec![0u8; len];
+        object::read_exact_at(&self.file, offset as u64, &mut bytes)
+            .map_err(|e| shrank(name, "its versions table", e))?;
+        Ok(bytes)
+    }
+
     /// The header as it is now.
     pub(crate) fn header_now(&self, name: &str) -> Result<Block256> {
         Block256::read(&self.file, 0).map_err(|e| shrank(name, "its header", e))

@@ -68,6 +68,7 @@ impl CommonOptions {
             unlink_on_drop: self.unlink_on_drop,
             wait_for_creation: self.wait_for_creation,
             queue,
+            versions: None,
         }
     }
 

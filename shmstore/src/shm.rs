@@ -201,6 +201,14 @@ impl<T: ShmType> Shm<T> {
         self.region().flush()
     }
 
+    /// Whether this handle works through a compatible layout (README, "Changing a region's
+    /// type"): the region holds another version of `T`, and reads project its value onto `T`
+    /// while commits write `T`'s fields back into it. `false` for a region of `T` itself,
+    /// the direct path. It can change when the region is migrated.
+    pub fn is_projected(&self) -> bool {
+        self.attached().is_projected()
+    }
+
     /// Whether the region keeps one copy and poisons on a dead writer (created with
     /// [`in_place(true)`](ShmOptions::in_place)) rather than rolling back.
     pub fn is_in_place(&self) -> bool {

@@ -296,9 +296,6 @@ impl Region {
             let slice = Some(left.map_or(slice_for, |l| l.min(slice_for)));
             let slept = Instant::now();
             changes.epoch.sleep(current as u32, slice);
-            if self.has_moved() {
-                return Err(Unchanged::Moved);
-            }
             if version_from_word(version.load_acquire()) == since
                 && time_to_look(slept, slice, last_look)
             {

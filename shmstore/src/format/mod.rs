@@ -9,7 +9,8 @@
 //! - [`owner`]: the owner word (a pid and its namespace);
 //! - [`projection`]: reading a value through a compatible type;
 //! - [`writeback`]: writing a value of a compatible type back into a region;
-//! - [`union`]: the stored type a region migrates to.
+//! - [`union`]: the stored type a region migrates to;
+//! - [`versions`]: the versions table, every type that shaped a migrated region.
 //!
 //! No other module casts raw pointers into a header or a control block: they go through the
 //! views here.
@@ -21,6 +22,7 @@ mod owner;
 mod projection;
 mod queue;
 mod union;
+pub(crate) mod versions;
 mod writeback;
 
 pub(crate) use compat::compare;
@@ -32,7 +34,6 @@ pub(crate) use owner::*;
 pub(crate) use projection::{Projection, Refusal};
 pub use queue::QueueMode;
 pub(crate) use queue::*;
-#[allow(unused_imports)] // used by `Shm::open` and the region migration, which land next
 pub(crate) use union::{migration, Migration, StoredType};
-#[allow(unused_imports)] // used by `Shm::open`'s guard, which lands next
-pub(crate) use writeback::{Unfit, Writeback};
+pub(crate) use versions::KnownVersion;
+pub(crate) use writeback::Writeback;

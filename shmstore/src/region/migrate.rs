@@ -117,7 +117,8 @@ impl Region {
                 name: name.to_string(),
                 reason: "it is a queue, and a queue's element type cannot change: its slots \
                          are laid out for one element size while producers and consumers use \
-                         them",
+                         them"
+                    .into(),
             });
         }
         let Handle::File {
@@ -129,7 +130,8 @@ impl Region {
             return Err(Error::NotMigratable {
                 name: name.to_string(),
                 reason: "it is a System V segment, and a key cannot be given to another \
-                         segment in one step, so the handles of the old one could not follow it",
+                         segment in one step, so the handles of the old one could not follow it"
+                    .into(),
             });
         };
         if self.is_removed()? {

@@ -55,6 +55,10 @@ pub(crate) struct RegionSpec {
     pub(crate) wait_for_creation: Option<Duration>,
     /// `Some` for a queue: its mode and capacity (the element size is `layout`'s).
     pub(crate) queue: Option<QueueSpec>,
+    /// A new region's versions table, encoded (`format::versions`): every type that shaped
+    /// it, for a region made by a migration; `None` (no table) otherwise. Not compared when
+    /// opening.
+    pub(crate) versions: Option<std::sync::Arc<[u8]>>,
 }
 
 impl RegionSpec {
@@ -472,6 +476,19 @@ impl Region {
         descriptor_copy(self.bytes(), self.info.layout.descriptor_len).unwrap_or_default()
     }
 
+    /// A copy of the versions table's bytes (empty for a region without one), taken with
+    /// atomic loads: a peer may rewrite them while we read (the decoder tolerates any bytes).
+    pub(crate) fn versions_copy(&self) -> Vec<u8> {
+        // The validated layout places the table inside the mapping, so this is never `None`.
+        let Some((offset, len)) = self.info.layout.versions() else {
+            return Vec::new();
+        };
+        self.bytes()
+            .range(offset, len)
+            .map(SharedBytes::load_bytes)
+            .unwrap_or_default()
+    }
+
     /// Whether the location no longer refers to this handle's object: the name, file or key
     /// was removed, or removed and given to another region. `fstatat` of the name in the
     /// directory opened with the handle (no symbolic link followed), or `shmget` of the key.
@@ -490,12 +507,6 @@ impl Region {
             Err((e, _)) if e.kind() == io::ErrorKind::NotFound => Ok(true),
             Err((e, operation)) => Err(Error::io(&self.name, operation, e)),
         }
-    }
-
-    /// Whether the region was migrated: its location now holds the region that replaced it.
-    #[inline]
-    pub(crate) fn has_moved(&self) -> bool {
-        self.header().lifecycle.load_acquire() == crate::format::LIFECYCLE_MOVED
     }
 
     /// Wakes every thread of every process asleep on one of the region's futexes for an event:
@@ -701,6 +712,7 @@ fn to_wake_sleepers() -> RegionSpec {
         unlink_on_drop: false,
         wait_for_creation: None,
         queue: None,
+        versions: None,
     }
 }
 
@@ -892,10 +904,14 @@ fn check_capacity(name: &str, info: &HeaderInfo, spec: &RegionSpec) -> Result<()
     }
 }
 
+/// The header fields of a new region of `spec` and the bytes that follow its header: the
+/// encoded descriptor and, if `spec` has one, the versions table after it (where the layout
+/// puts it, the gap zero).
 fn header_info(spec: &RegionSpec, descriptor: &Descriptor) -> Option<(HeaderInfo, Vec<u8>)> {
-    let encoded = descriptor.encode();
+    let mut encoded = descriptor.encode();
     let descriptor_len = encoded.len();
     let (size, align, fingerprint) = spec.stored_shape();
+    let versions = spec.versions.as_deref().unwrap_or_default();
     let queue = spec.queue.map(|queue| QueueShape {
         mode: queue.mode,
         capacity: queue.capacity,
@@ -905,8 +921,9 @@ fn header_info(spec: &RegionSpec, descriptor: &Descriptor) -> Option<(HeaderInfo
         None => size,
         Some(queue) => queue.payload_size(align)?,
     };
-    let layout = RegionLayout::new(
+    let layout = RegionLayout::with_versions(
         descriptor_len,
+        versions.len(),
         payload_size,
         align,
         spec.in_place || queue.is_some(),
@@ -927,11 +944,15 @@ fn header_info(spec: &RegionSpec, descriptor: &Descriptor) -> Option<(HeaderInfo
         creator_pid: process::current_pid(),
         boot_id: process::boot_id(),
     };
+    if let Some((offset, _)) = layout.versions() {
+        encoded.resize(offset - HEADER_SIZE, 0);
+        encoded.extend_from_slice(versions);
+    }
     Some((info, encoded))
 }
 
-/// The header fields and encoded descriptor a new region of `spec` gets (of `spec.stored`
-/// when set, else of `spec.layout`).
+/// The header fields a new region of `spec` gets, and the bytes after its header (the encoded
+/// descriptor, then the versions table if any: see [`header_info`]).
 fn fresh_layout(name: &str, spec: &RegionSpec) -> Result<(HeaderInfo, Vec<u8>)> {
     let info = match &spec.stored {
         Some(stored) => header_info(spec, &stored.descriptor),
@@ -944,8 +965,9 @@ fn fresh_layout(name: &str, spec: &RegionSpec) -> Result<(HeaderInfo, Vec<u8>)> 
     })
 }
 
-/// Writes the header (state "initialising", a fresh lock) and the descriptor into a mapping of
-/// at least `info.layout.region_size` bytes.
+/// Writes the header (state "initialising", a fresh lock) and the descriptor (with the versions
+/// table after it, if any: `descriptor` is [`fresh_layout`]'s bytes) into a mapping of at least
+/// `info.layout.region_size` bytes.
 ///
 /// # Safety
 ///
@@ -963,8 +985,8 @@ unsafe fn write_header(
     unsafe { header.initialise(info) }.map_err(|e| Error::io(name, "pthread_mutex_init", e))?;
     // SAFETY: HEADER_SIZE < region_size ≤ the mapped length (caller): within the mapping.
     let target = unsafe { map.ptr().add(HEADER_SIZE) };
-    // SAFETY: the descriptor's bytes lie between HEADER_SIZE and the payload offset, inside the
-    // mapping, so they do not overlap `descriptor` (our own memory); no other process reads
+    // SAFETY: the descriptor's bytes (and the versions table's after them) lie between
+    // HEADER_SIZE and the payload offset, inside the mapping, so they do not overlap `descriptor` (our own memory); no other process reads
     // them before the region is ready (caller); bytes need no alignment.
     unsafe { std::ptr::copy_nonoverlapping(descriptor.as_ptr(), target, descriptor.len()) };
     Ok(())
@@ -986,6 +1008,7 @@ fn scratch_spec(test: &str, layout: &'static TypeLayout, in_place: bool) -> (Loc
         unlink_on_drop: false,
         wait_for_creation: None,
         queue: None,
+        versions: None,
     };
     (location, spec)
 }
@@ -1012,6 +1035,21 @@ pub(crate) fn scratch_value(test: &str, fill: u8) -> Region {
     let region = Region::create(&location, &spec, &mut |payload| payload.fill(fill)).unwrap();
     unlink(&location).unwrap();
     region
+}
+
+/// A fresh value region of `layout` whose versions table is `table` (encoded, or any bytes: a
+/// forged table), every payload byte zero, named uniquely for the test and removed when the
+/// handle is dropped: what a migration makes, for the tests of what reads the table.
+#[cfg(test)]
+pub(crate) fn scratch_with_versions(
+    test: &str,
+    layout: &'static TypeLayout,
+    table: &[u8],
+) -> Region {
+    let (location, mut spec) = scratch_spec(test, layout, false);
+    spec.unlink_on_drop = true;
+    spec.versions = Some(table.into());
+    Region::create(&location, &spec, &mut |payload| payload.fill(0)).unwrap()
 }
 
 /// Two handles (two mappings, one lock) of a fresh region of `layout`, in place or not, every

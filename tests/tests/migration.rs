@@ -1,0 +1,77 @@
+//! Issue 16, items 2 and 3: writing through a compatible layout, and migrating a region to a
+//! type that holds every live version, with every handle following.
+
+use shmstore::value::FixedStr;
+use shmstore::{Error, Shm};
+use shmstore_tests::config_versions::{ConfigV1, LevelV1};
+use shmstore_tests::config_versions_plus::ConfigV1Plus;
+use shmstore_tests::{Backend, Place};
+
+fn v1(workers: u32) -> ConfigV1 {
+    ConfigV1 {
+        workers,
+        timeout_ms: 500,
+        service: FixedStr::new("gateway").expect("fits"),
+        level: LevelV1::Warn.into(),
+        _pad: [0; 3],
+    }
+}
+
+#[test]
+fn a_writer_with_a_new_field_migrates_and_an_old_handle_follows() {
+    let place = Place::new(Backend::Posix, "migrate-smoke");
+    let old = Shm::<ConfigV1>::create(place.location().clone(), v1(4)).expect("create");
+    let old_reader = Shm::<ConfigV1>::open_reader(place.location().clone()).expect("reader");
+    let new = Shm::<ConfigV1Plus>::open(place.location().clone()).expect("the new writer migrates");
+    assert_eq!(new.read().workers, 4);
+    assert_eq!(new.read().retries, 0);
+    new.lock().expect("lock").retries = 3;
+    // The old handle follows on its next operation and keeps the new field's value.
+    old.lock().expect("lock").workers = 8;
+    let now = new.read();
+    assert_eq!((now.workers, now.retries), (8, 3));
+    assert_eq!(old_reader.read().workers, 8);
+    assert_eq!(old.read().workers, 8);
+}
+
+#[test]
+fn a_wider_writer_migrates_to_the_union_and_narrows_with_checks() {
+    use shmstore_tests::config_versions::{ConfigV2, LevelV2};
+    let place = Place::new(Backend::Posix, "migrate-union");
+    let old = Shm::<ConfigV1>::create(place.location().clone(), v1(4)).expect("create");
+    let new = Shm::<ConfigV2>::open(place.location().clone()).expect("the new writer migrates");
+    assert!(
+        new.is_projected(),
+        "V2 widens fields, so the region keeps V1's and V2 projects"
+    );
+    {
+        let mut g = new.lock().expect("lock");
+        g.retries = 5;
+        g.timeout_ms = 1_000;
+        g.level = LevelV2::Info.into();
+    }
+    let seen = old.read();
+    assert_eq!((seen.workers, seen.timeout_ms), (4, 1_000));
+    assert!(
+        old.is_projected(),
+        "the old handle followed to the union, which it projects"
+    );
+    // A value the old type cannot hold is refused whole, naming the field.
+    let mut g = new.lock().expect("lock");
+    g.timeout_ms = u64::from(u32::MAX) + 1;
+    g.retries = 6;
+    match g.commit() {
+        Err(Error::InvalidField { field, .. }) => assert_eq!(field, "timeout_ms"),
+        other => panic!("expected InvalidField, got {other:?}"),
+    }
+    let now = new.read();
+    assert_eq!(
+        (now.timeout_ms, now.retries),
+        (1_000, 5),
+        "nothing was committed"
+    );
+    // The old writer keeps the new field's value.
+    old.lock().expect("lock").workers = 9;
+    let now = new.read();
+    assert_eq!((now.workers, now.retries), (9, 5));
+}
