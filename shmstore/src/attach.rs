@@ -62,38 +62,38 @@ impl Attached {
         Ok(out)
     }
 
-    /// The value a guard of a projected handle starts from: the committed value projected
-    /// onto a `T` on the heap (a guard's value may be too large for the stack). The caller
-    /// holds the lock, so the read never waits.
+    /// What a guard of a projected handle starts from: the committed value (the region's
+    /// type) and its projection onto a `T` on the heap (a guard's value may be too large for
+    /// the stack). The caller holds the lock, so the read never waits and nobody writes the
+    /// value until the guard commits.
     #[cold]
-    pub(crate) fn project_boxed<T: ShmType>(&self) -> Box<T> {
-        let mut out: Box<T> = bytemuck::zeroed_box();
-        if let Some(projection) = &self.read {
-            // No deadline: never times out.
-            let _ = self.project_into(projection, bytemuck::bytes_of_mut(&mut *out), None);
-        }
-        out
-    }
-
-    /// The region's whole value with `value`'s fields written back into it (the fields only
-    /// the region has kept as committed): what a projected guard commits. The caller holds
-    /// the lock. `InvalidField` names the first field the region's type cannot hold.
-    #[cold]
-    pub(crate) fn write_back<T: ShmType>(&self, value: &T) -> Result<Vec<u8>> {
+    pub(crate) fn begin_projected<T: ShmType>(&self) -> (Box<T>, Vec<u8>) {
+        let mut value: Box<T> = bytemuck::zeroed_box();
         let mut stored = Vec::new();
         // No deadline: never times out.
         let _ = snapshot_bytes_until(&self.region, &mut stored, None);
+        if let Some(projection) = &self.read {
+            projection.apply(&stored, bytemuck::bytes_of_mut(&mut *value));
+        }
+        (value, stored)
+    }
+
+    /// Writes `value`'s fields back into `stored` (the committed value the guard started
+    /// from, whose other fields stay as they are): what a projected guard commits. All or
+    /// nothing: `InvalidField` names the first field the region's type cannot hold, and then
+    /// `stored` is unchanged.
+    #[cold]
+    pub(crate) fn write_back<T: ShmType>(&self, value: &T, stored: &mut [u8]) -> Result<()> {
         let Some(write) = &self.write else {
-            return Ok(stored);
+            return Ok(());
         };
         write
-            .apply(bytemuck::bytes_of(value), &mut stored)
+            .apply(bytemuck::bytes_of(value), stored)
             .map_err(|unfit| Error::InvalidField {
                 name: self.region.name().to_string(),
                 field: unfit.path,
                 reason: format!("{}; nothing was committed", unfit.reason),
-            })?;
-        Ok(stored)
+            })
     }
 
     /// Projects one consistent snapshot of the stored value into `out` (a zeroed value of the

@@ -41,9 +41,10 @@ pub struct ShmGuard<'a, T: ShmType> {
     /// The attachment whose region's lock this thread holds.
     attached: &'a Attached,
     /// For a region of another, compatible type (README, "Changing a region's type"): `T`
-    /// projected from the value when the lock was taken, written back into the region's
-    /// type when the guard commits. `None` on the direct path, which works in the region.
-    projected: Option<Box<T>>,
+    /// projected from the value when the lock was taken, and that value (the region's type),
+    /// into which the guard's commit writes `T`'s fields back. `None` on the direct path,
+    /// which works in the region.
+    projected: Option<(Box<T>, Vec<u8>)>,
     wrote: bool,
     _type: PhantomData<fn() -> T>,
     _not_send: PhantomData<*const ()>,
@@ -58,7 +59,7 @@ impl<'a, T: ShmType> ShmGuard<'a, T> {
     pub(crate) unsafe fn new(attached: &'a Attached) -> Self {
         ShmGuard {
             attached,
-            projected: attached.is_projected().then(|| attached.project_boxed()),
+            projected: attached.is_projected().then(|| attached.begin_projected()),
             wrote: false,
             _type: PhantomData,
             _not_send: PhantomData,
@@ -71,7 +72,7 @@ impl<T: ShmType> Deref for ShmGuard<'_, T> {
 
     #[inline]
     fn deref(&self) -> &T {
-        if let Some(value) = &self.projected {
+        if let Some((value, _)) = &self.projected {
             return value;
         }
         // SAFETY: the working copy is `size_of::<T>()` bytes aligned to at least
@@ -85,7 +86,7 @@ impl<T: ShmType> Deref for ShmGuard<'_, T> {
 impl<T: ShmType> DerefMut for ShmGuard<'_, T> {
     #[inline]
     fn deref_mut(&mut self) -> &mut T {
-        if let Some(value) = &mut self.projected {
+        if let Some((value, _)) = &mut self.projected {
             self.wrote = true;
             return value;
         }
@@ -128,40 +129,40 @@ impl<T: ShmType> ShmGuard<'_, T> {
     pub fn commit(self) -> Result<()> {
         let mut this = std::mem::ManuallyDrop::new(self);
         let projected = this.projected.take();
-        this.finish(projected.as_deref())
+        this.finish(projected)
     }
 
     /// Publishes what was written (the projected value written back, if any) and unlocks.
     #[inline]
-    fn finish(&mut self, projected: Option<&T>) -> Result<()> {
+    fn finish(&mut self, projected: Option<(Box<T>, Vec<u8>)>) -> Result<()> {
         let region = &self.attached.region;
-        let Some(value) = projected else {
+        let Some((value, mut stored)) = projected else {
             // SAFETY: the guard exists only while this thread holds the lock (see `new`), and
             // the region was validated to hold a `T`, so its payload is `size_of::<T>()` bytes.
             unsafe { region.release(self.wrote, std::mem::size_of::<T>()) };
             return Ok(());
         };
-        let stored = if self.wrote && !std::thread::panicking() {
-            self.attached.write_back(value).map(Some)
+        // Nothing written, or a panic mid-write: the region was never touched, so there is
+        // nothing to roll back (nor to poison, in place).
+        let commit = self.wrote && !std::thread::panicking();
+        let written = if commit {
+            self.attached.write_back(&*value, &mut stored)
         } else {
-            // Nothing written, or a panic mid-write: the region was never touched, so there is
-            // nothing to roll back (nor to poison, in place).
-            Ok(None)
+            Ok(())
         };
         let payload_size = region.info().layout.payload_size;
-        match &stored {
-            Ok(Some(stored)) => {
-                region.begin_write();
-                // SAFETY: this thread holds the lock (see `new`) and began the write; `stored`
-                // is the region's whole value.
-                unsafe { region.overwrite_working_copy(stored) };
-                // SAFETY: as above; the size is the region's own payload size.
-                unsafe { region.release(true, payload_size) };
-            }
+        if commit && written.is_ok() {
+            region.begin_write();
+            // SAFETY: this thread holds the lock (see `new`) and began the write; `stored` is
+            // the region's whole value.
+            unsafe { region.overwrite_working_copy(&stored) };
+            // SAFETY: as above; the size is the region's own payload size.
+            unsafe { region.release(true, payload_size) };
+        } else {
             // SAFETY: as above; nothing was written.
-            _ => unsafe { region.release(false, payload_size) },
+            unsafe { region.release(false, payload_size) };
         }
-        stored.map(drop)
+        written
     }
 }
 
@@ -169,7 +170,7 @@ impl<T: ShmType> Drop for ShmGuard<'_, T> {
     #[inline]
     fn drop(&mut self) {
         let projected = self.projected.take();
-        if let Err(refused) = self.finish(projected.as_deref()) {
+        if let Err(refused) = self.finish(projected) {
             // `Drop` has no room for the error; `commit` returns it.
             panic!("{refused} (use ShmGuard::commit to handle this as an error)");
         }
