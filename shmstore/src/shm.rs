@@ -53,6 +53,12 @@ use crate::sys::mutex::LockFailure;
 /// # Ok::<(), shmstore::Error>(())
 /// ```
 ///
+/// Another release of the program may use another, compatible version of `T` on the same
+/// region (README, "Changing a region's type"): `open` of such a region reads and writes
+/// through the region's type ([`is_projected`](Self::is_projected)), and a writer whose `T`
+/// has fields the region lacks migrates it to a type that holds both. Every handle of the old
+/// region, in every process, follows on its next operation (lock, read, version, wait).
+///
 /// A handle is `Send + Sync`: share it between threads with an `Arc`. Dropping it unmaps the
 /// region; the name stays (other processes may use it) unless
 /// [`unlink_on_drop`](ShmOptions::unlink_on_drop) was set or [`unlink`](crate::unlink) is called.
@@ -225,8 +231,11 @@ impl<T: ShmType> Shm<T> {
     ///
     /// # Panics
     ///
-    /// If this thread already holds the lock (it would deadlock), or if the mutex in the
-    /// header was overwritten with garbage by another process.
+    /// If this thread already holds the lock (it would deadlock), if the mutex in the
+    /// header was overwritten with garbage by another process, or if the region was migrated
+    /// and the region that replaced it cannot be opened (removed meanwhile, or refused: the
+    /// message says why). Through a compatible layout, dropping a guard whose value the
+    /// region's type cannot hold panics too: see [`ShmGuard::commit`].
     #[inline]
     pub fn lock(&self) -> LockResult<ShmGuard<'_, T>> {
         let mut attached = self.attached();
