@@ -5,12 +5,13 @@
 //! Pure: a target is computed from the region's descriptor and the writer's layout, never from
 //! a region's bytes; a forged stored descriptor makes [`migration`] refuse, never panic.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::ops::Bound;
 
 use crate::layout::{Fnv, Primitive, TypeLayout};
 
 use super::compat::{compare, FieldVerdict, Overall};
-use super::descriptor::{Descriptor, DescriptorField, PathIndex};
+use super::descriptor::{Descriptor, DescriptorField};
 use super::projection::{Conversion, Projection, Refusal, Step};
 
 /// A stored type known at run time rather than from a Rust type of this program: what a
@@ -158,12 +159,12 @@ fn appended(
     // An added field under `LIST.items[]` or `ARRAY[]` of the region would have to repeat in
     // each item: the items cannot grow where they are, and appending it elsewhere breaks the
     // stride the readers walk.
-    let regions_rows = PathIndex::new(&region.fields, |f| f.path.as_str());
+    let regions_rows: BTreeSet<&str> = region.fields.iter().map(|f| f.path.as_str()).collect();
     let inside: Vec<String> = added
         .iter()
         .filter_map(|path| {
             let array = &path[..path.find("[]")?];
-            (!regions_rows.at_or_under(array).is_empty())
+            has_rows_at_or_under(&regions_rows, array)
                 .then(|| format!("`{path}` (inside `{array}`)"))
         })
         .collect();
@@ -260,6 +261,21 @@ fn appended(
         kinds,
     };
     Ok(StoredType::synthesized(descriptor, size, align))
+}
+
+/// Whether a row lies at `path` or under it (`path.x`, `path[]…`), in `log n` whatever a forged
+/// table holds.
+fn has_rows_at_or_under(rows: &BTreeSet<&str>, path: &str) -> bool {
+    if path.is_empty() {
+        return !rows.is_empty();
+    }
+    rows.contains(path)
+        || ['.', '['].into_iter().any(|separator| {
+            let prefix = format!("{path}{separator}");
+            rows.range::<str, _>((Bound::Included(prefix.as_str()), Bound::Unbounded))
+                .next()
+                .is_some_and(|row| row.starts_with(&prefix))
+        })
 }
 
 /// The first byte past a row's last element (`None` past `u128`, which no row reaches).
@@ -544,6 +560,27 @@ mod tests {
         }
     }
 
+    #[test]
+    fn rows_under_a_path_are_found_by_whole_names_only() {
+        let rows: BTreeSet<&str> = ["wheels2.x", "id", "peers.items[].rpm", "w[].a"]
+            .into_iter()
+            .collect();
+        for (path, found) in [
+            ("wheels", false),
+            ("wheels2", true),
+            ("peers", true),
+            ("peers.items", true),
+            ("peers.item", false),
+            ("w", true),
+            ("i", false),
+            ("id", true),
+            ("", true),
+        ] {
+            assert_eq!(has_rows_at_or_under(&rows, path), found, "{path}");
+        }
+        assert!(!has_rows_at_or_under(&BTreeSet::new(), ""));
+    }
+
     #[derive(crate::ShmEnum, Clone, Copy, Debug, PartialEq)]
     #[repr(u8)]
     enum Level {
@@ -634,9 +671,44 @@ mod tests {
     mod properties {
         use super::*;
         use crate::format::compat::tests::properties::descriptor;
+        use crate::format::writeback::tests::properties::mutated;
         use proptest::prelude::*;
 
         proptest! {
+            /// Forged versions of real region descriptors (with forged sizes and alignments)
+            /// migrate or are refused without panicking; a migration's carry applies, and its
+            /// target decodes as itself and holds its fields within its size.
+            #[test]
+            fn mutated_regions_never_panic(
+                region in mutated(vec![
+                    Descriptor::of(&Base::LAYOUT),
+                    Descriptor::of(&Named::LAYOUT),
+                    Descriptor::of(&Robot::LAYOUT),
+                ]),
+                size in 0usize..80,
+                align in 0usize..17,
+                fill in any::<u8>(),
+            ) {
+                for layout in [
+                    &NamedMore::LAYOUT,
+                    &BaseWidenedAdded::LAYOUT,
+                    &BaseDroppedAdded::LAYOUT,
+                    &RobotTemperature::LAYOUT,
+                    &RobotDroppedTemperature::LAYOUT,
+                ] {
+                    if let Ok(Some(m)) = migration(&region, size, align, layout) {
+                        let mut out = vec![0u8; m.target.size];
+                        m.carry.apply(&vec![fill; size], &mut out);
+                        let d = &m.target.descriptor;
+                        let decoded = Descriptor::decode(&d.encode(), d.format_version());
+                        prop_assert_eq!(decoded.as_ref(), Ok(d));
+                        for field in &d.fields {
+                            prop_assert!(extent(field).is_some_and(|end| end <= m.target.size as u128));
+                        }
+                    }
+                }
+            }
+
             /// Forged region descriptors, sizes and alignments migrate or are refused without
             /// panicking; a migration's carry applies, and its target holds both types.
             #[test]
