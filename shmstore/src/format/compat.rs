@@ -690,7 +690,7 @@ fn drop_parts_of_added_and_kept(fields: &mut Vec<FieldCompatibility>) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::value::{EnumField, FixedStr, FixedVec, Flag, Opt, Timestamp};
     use crate::ShmType;
@@ -1207,7 +1207,8 @@ mod tests {
         assert_eq!(verdict::<u16, u16>().overall, Overall::Identical);
     }
 
-    mod properties {
+    /// Also the generators of the write-back's and the migration's properties.
+    pub(crate) mod properties {
         use super::*;
         use crate::format::{DescriptorField, KindEntry};
         use proptest::prelude::*;
@@ -1251,7 +1252,7 @@ mod tests {
         }
 
         /// Arbitrary descriptors, as a forged region could hold: nothing here is checked.
-        fn descriptor() -> impl Strategy<Value = Descriptor> {
+        pub(crate) fn descriptor() -> impl Strategy<Value = Descriptor> {
             let field = (
                 path(),
                 0u64..64,

@@ -3,6 +3,9 @@
 //! region's type"). Built once, when a handle opens, from the leaves both descriptors have
 //! ([`paired_leaves`](super::compat::paired_leaves)); applied to each snapshot.
 //!
+//! The reverse, writing a value of the compatible type back into the region, is a
+//! [`Writeback`](super::writeback::Writeback), which walks the same pairs of rows ([`runs`]).
+//!
 //! Pure data and a pure function over byte slices: no region, no `unsafe`. A forged stored
 //! descriptor can make [`Projection::plan`] refuse, never make it or [`Projection::apply`]
 //! panic or touch a byte outside the two slices.

@@ -5,12 +5,13 @@
 //! Pure: a target is computed from the region's descriptor and the writer's layout, never from
 //! a region's bytes; a forged stored descriptor makes [`migration`] refuse, never panic.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::ops::Bound;
 
 use crate::layout::{Fnv, Primitive, TypeLayout};
 
 use super::compat::{compare, FieldVerdict, Overall};
-use super::descriptor::{Descriptor, DescriptorField, PathIndex};
+use super::descriptor::{Descriptor, DescriptorField};
 use super::projection::{Conversion, Projection, Refusal, Step};
 
 /// A stored type known at run time rather than from a Rust type of this program: what a
@@ -158,12 +159,12 @@ fn appended(
     // An added field under `LIST.items[]` or `ARRAY[]` of the region would have to repeat in
     // each item: the items cannot grow where they are, and appending it elsewhere breaks the
     // stride the readers walk.
-    let regions_rows = PathIndex::new(&region.fields, |f| f.path.as_str());
+    let regions_rows: BTreeSet<&str> = region.fields.iter().map(|f| f.path.as_str()).collect();
     let inside: Vec<String> = added
         .iter()
         .filter_map(|path| {
             let array = &path[..path.find("[]")?];
-            (!regions_rows.at_or_under(array).is_empty())
+            has_rows_at_or_under(&regions_rows, array)
                 .then(|| format!("`{path}` (inside `{array}`)"))
         })
         .collect();
@@ -262,6 +263,21 @@ fn appended(
     Ok(StoredType::synthesized(descriptor, size, align))
 }
 
+/// Whether a row lies at `path` or under it (`path.x`, `path[]…`), in `log n` whatever a forged
+/// table holds.
+fn has_rows_at_or_under(rows: &BTreeSet<&str>, path: &str) -> bool {
+    if path.is_empty() {
+        return !rows.is_empty();
+    }
+    rows.contains(path)
+        || ['.', '['].into_iter().any(|separator| {
+            let prefix = format!("{path}{separator}");
+            rows.range::<str, _>((Bound::Included(prefix.as_str()), Bound::Unbounded))
+                .next()
+                .is_some_and(|row| row.starts_with(&prefix))
+        })
+}
+
 /// The first byte past a row's last element (`None` past `u128`, which no row reaches).
 fn extent(field: &DescriptorField) -> Option<u128> {
     let len = u8::try_from(field.primitive)
@@ -322,4 +338,396 @@ fn serves_both(
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::Writeback;
+    use crate::layout::ShmType;
+    use crate::value::{EnumField, FixedStr, FixedVec, Flag};
+
+    fn target<R: ShmType, O: ShmType>() -> Result<Option<Migration>, Refusal> {
+        migration(
+            &Descriptor::of(&R::LAYOUT),
+            R::LAYOUT.size(),
+            R::LAYOUT.align(),
+            &O::LAYOUT,
+        )
+    }
+
+    fn migrated<R: ShmType, O: ShmType>() -> Migration {
+        target::<R, O>().expect("migrates").expect("a migration")
+    }
+
+    /// `path verdict` per field of `compare(region, other)`.
+    fn verdicts(region: &Descriptor, other: &Descriptor) -> Vec<String> {
+        compare(region, other)
+            .fields
+            .iter()
+            .map(|f| format!("{} {}", f.path, f.verdict.name()))
+            .collect()
+    }
+
+    /// What a migration target promises, checked from the outside: it decodes as itself, the
+    /// new type finds every field (none added), the region's type finds its own fields the
+    /// same (the rest kept).
+    fn holds_both<R: ShmType, O: ShmType>(m: &Migration) {
+        let d = &m.target.descriptor;
+        assert_eq!(
+            Descriptor::decode(&d.encode(), d.format_version()).as_ref(),
+            Ok(d)
+        );
+        let new = verdicts(d, &Descriptor::of(&O::LAYOUT));
+        assert!(!new.iter().any(|v| v.ends_with(" added")), "{new:?}");
+        assert!(compare(d, &Descriptor::of(&O::LAYOUT)).is_compatible());
+        let old = verdicts(d, &Descriptor::of(&R::LAYOUT));
+        assert!(
+            old.iter()
+                .all(|v| v.ends_with(" same") || v.ends_with(" kept")),
+            "{old:?}"
+        );
+        assert!(m.target.size >= R::LAYOUT.size());
+        assert_eq!(m.target.size % m.target.align, 0);
+    }
+
+    macro_rules! versions {
+        ($($name:ident { $($field:ident : $ty:ty),* $(,)? })*) => {$(
+            #[derive(crate::ShmType, Clone, Copy)]
+            #[repr(C)]
+            #[shm(name = "Config")]
+            #[allow(dead_code)]
+            struct $name { $($field: $ty),* }
+        )*};
+    }
+
+    versions! {
+        Base { a: u32, b: i32 }
+        BaseAdded { b: i32, a: u32, c: u64 }
+        BaseWidened { a: u64, b: i64 }
+        BaseWidenedAdded { a: u64, b: i32, c: u32 }
+        BaseDroppedAdded { b: i32, c: u32 }
+        BaseText { a: u64, b: i32, t: FixedStr<4>, u: [u8; 4] }
+    }
+
+    #[test]
+    fn a_type_that_adds_fields_and_keeps_every_other_is_the_target() {
+        let m = migrated::<Base, BaseAdded>();
+        assert_eq!(m.target, StoredType::of(&BaseAdded::LAYOUT));
+        holds_both::<Base, BaseAdded>(&m);
+        // The carry moves the region's fields to the new type's offsets; `c` is zero.
+        let mut out = BaseAdded {
+            b: 0,
+            a: 0,
+            c: u64::MAX,
+        };
+        bytemuck::bytes_of_mut(&mut out).fill(0);
+        m.carry.apply(
+            bytemuck::bytes_of(&Base { a: 7, b: -1 }),
+            bytemuck::bytes_of_mut(&mut out),
+        );
+        assert_eq!((out.a, out.b, out.c), (7, -1, 0));
+    }
+
+    #[test]
+    fn nothing_added_needs_no_migration() {
+        assert_eq!(target::<Base, Base>(), Ok(None));
+        assert_eq!(target::<BaseAdded, Base>(), Ok(None), "only kept fields");
+        assert_eq!(target::<Base, BaseWidened>(), Ok(None), "only widened");
+    }
+
+    #[test]
+    fn a_type_that_widens_and_adds_gets_the_region_layout_with_its_fields_appended() {
+        let region = Descriptor::of(&Base::LAYOUT);
+        let m = migrated::<Base, BaseWidenedAdded>();
+        holds_both::<Base, BaseWidenedAdded>(&m);
+        let d = &m.target.descriptor;
+        assert_eq!(d.fields[..2], region.fields[..], "every field where it was");
+        assert_eq!(
+            (d.fields[2].path.as_str(), d.fields[2].offset),
+            ("c", 8),
+            "appended after the end"
+        );
+        assert_eq!((m.target.size, m.target.align), (12, 4));
+        assert_eq!(
+            verdicts(d, &Descriptor::of(&BaseWidenedAdded::LAYOUT)),
+            ["a widened", "b same", "c same"]
+        );
+        assert_ne!(m.target.fingerprint, Base::LAYOUT.fingerprint());
+        assert_ne!(m.target.fingerprint, BaseWidenedAdded::LAYOUT.fingerprint());
+        assert_eq!(migrated::<Base, BaseWidenedAdded>(), m, "deterministic");
+        // The carry is the identity on the old bytes.
+        let old = Base { a: 7, b: -1 };
+        let mut new = vec![0xffu8; m.target.size];
+        m.carry.apply(bytemuck::bytes_of(&old), &mut new);
+        assert_eq!(&new[..8], bytemuck::bytes_of(&old));
+        assert_eq!(m.carry.steps.len(), 1);
+        // Both versions then read and write it: the new one through a write-back (`a` in
+        // the region's range), the old one through its own.
+        let new_type = Descriptor::of(&BaseWidenedAdded::LAYOUT);
+        let mut target = vec![0u8; m.target.size];
+        m.carry.apply(bytemuck::bytes_of(&old), &mut target);
+        let writer = Writeback::plan(d, m.target.size, &new_type, 16).expect("no field added");
+        writer
+            .apply(
+                bytemuck::bytes_of(&BaseWidenedAdded { a: 9, b: -1, c: 5 }),
+                &mut target,
+            )
+            .unwrap();
+        let reader = Projection::plan(d, m.target.size, &region, 8).unwrap();
+        let mut seen = Base { a: 0, b: 0 };
+        reader.apply(&target, bytemuck::bytes_of_mut(&mut seen));
+        assert_eq!((seen.a, seen.b), (9, -1));
+        let old_writer = Writeback::plan(d, m.target.size, &region, 8).unwrap();
+        old_writer
+            .apply(bytemuck::bytes_of(&Base { a: 1, b: 2 }), &mut target)
+            .unwrap();
+        let mut back = BaseWidenedAdded { a: 0, b: 0, c: 0 };
+        Projection::plan(d, m.target.size, &new_type, 16)
+            .unwrap()
+            .apply(&target, bytemuck::bytes_of_mut(&mut back));
+        assert_eq!(
+            (back.a, back.b, back.c),
+            (1, 2, 5),
+            "the old writer keeps `c`"
+        );
+    }
+
+    #[test]
+    fn a_type_that_drops_a_field_and_adds_one_keeps_the_dropped_one() {
+        let m = migrated::<Base, BaseDroppedAdded>();
+        holds_both::<Base, BaseDroppedAdded>(&m);
+        let d = &m.target.descriptor;
+        let fields: Vec<(&str, u64)> = d
+            .fields
+            .iter()
+            .map(|f| (f.path.as_str(), f.offset))
+            .collect();
+        assert_eq!(fields, [("a", 0), ("b", 4), ("c", 8)]);
+        assert_eq!(
+            verdicts(d, &Descriptor::of(&BaseDroppedAdded::LAYOUT)),
+            ["a kept", "b same", "c same"]
+        );
+    }
+
+    #[derive(crate::ShmType, Clone, Copy)]
+    #[repr(C)]
+    struct Wheel {
+        pressure: f32,
+        rpm: i32,
+    }
+
+    #[derive(crate::ShmType, Clone, Copy)]
+    #[repr(C)]
+    #[shm(name = "Wheel")]
+    struct WheelT {
+        pressure: f32,
+        rpm: i32,
+        temperature: f32,
+    }
+
+    versions! {
+        Robot { id: u32, gone: u32, wheels: [Wheel; 2], peers: FixedVec<Wheel, 2> }
+        RobotTemperature { id: u32, gone: u32, wheels: [WheelT; 2], peers: FixedVec<Wheel, 2> }
+        RobotDroppedTemperature { id: u32, wheels: [WheelT; 2], peers: FixedVec<Wheel, 2> }
+        RobotDroppedPeerTemperature { id: u32, wheels: [Wheel; 2], peers: FixedVec<WheelT, 2> }
+    }
+
+    #[test]
+    fn a_field_added_inside_an_existing_array_or_list_is_refused_when_appending() {
+        // Every other field the same: the new type is the target, its arrays laid out anew.
+        let m = migrated::<Robot, RobotTemperature>();
+        assert_eq!(m.target, StoredType::of(&RobotTemperature::LAYOUT));
+        // With a field dropped the layout is kept, and the items cannot grow.
+        for (refusal, path, inside) in [
+            (
+                target::<Robot, RobotDroppedTemperature>(),
+                "`wheels[].temperature`",
+                "inside `wheels`",
+            ),
+            (
+                target::<Robot, RobotDroppedPeerTemperature>(),
+                "`peers.items[].temperature`",
+                "inside `peers.items`",
+            ),
+        ] {
+            let Err(Refusal::Incompatible(why)) = refusal else {
+                panic!("{refusal:?}")
+            };
+            assert!(why.contains(path), "{why}");
+            assert!(why.contains(inside), "{why}");
+            assert!(why.contains("add a new top-level field"), "{why}");
+        }
+    }
+
+    #[test]
+    fn rows_under_a_path_are_found_by_whole_names_only() {
+        let rows: BTreeSet<&str> = ["wheels2.x", "id", "peers.items[].rpm", "w[].a"]
+            .into_iter()
+            .collect();
+        for (path, found) in [
+            ("wheels", false),
+            ("wheels2", true),
+            ("peers", true),
+            ("peers.items", true),
+            ("peers.item", false),
+            ("w", true),
+            ("i", false),
+            ("id", true),
+            ("", true),
+        ] {
+            assert_eq!(has_rows_at_or_under(&rows, path), found, "{path}");
+        }
+        assert!(!has_rows_at_or_under(&BTreeSet::new(), ""));
+    }
+
+    #[derive(crate::ShmEnum, Clone, Copy, Debug, PartialEq)]
+    #[repr(u8)]
+    enum Level {
+        Error,
+        Warn,
+    }
+
+    #[derive(crate::ShmType, Clone, Copy)]
+    #[repr(C)]
+    struct Spot {
+        label: FixedStr<3>,
+        up: Flag,
+    }
+
+    versions! {
+        Named { id: u32, name: FixedStr<8> }
+        NamedMore {
+            id: u64,
+            ports: FixedVec<u16, 3>,
+            name: FixedStr<8>,
+            tag: FixedStr<5>,
+            level: EnumField<Level>,
+            on: Flag,
+            spots: [Spot; 2],
+            extra: u8,
+        }
+    }
+
+    #[test]
+    fn added_values_with_kinds_carry_their_kinds_table_entries() {
+        let m = migrated::<Named, NamedMore>();
+        holds_both::<Named, NamedMore>(&m);
+        let d = &m.target.descriptor;
+        assert_eq!(d.format_version(), 2);
+        let kinds: Vec<String> = d
+            .kinds
+            .iter()
+            .map(|k| format!("{} {}", k.path, k.kind.describe()))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "name text (capacity 8 bytes)",
+                "ports list (capacity 3)",
+                "tag text (capacity 5 bytes)",
+                "level enum Level { Error = 0, Warn = 1 }",
+                "on flag",
+                "spots[].label text (capacity 3 bytes)",
+                "spots[].up flag",
+            ]
+        );
+        // The array of structs moved as one block: its rows keep their strides and relative
+        // offsets, so each text's bytes still follow its length.
+        let row = |path: &str| d.fields.iter().find(|f| f.path == path).unwrap();
+        assert_eq!(
+            row("spots[].label.bytes").offset,
+            row("spots[].label.len").offset + 4
+        );
+        assert_eq!(
+            row("spots[].up.value").offset,
+            row("spots[].label.len").offset + 7
+        );
+        assert_eq!(row("spots[].up.value").dims, [(2, 8)]);
+        assert_eq!(row("tag.bytes").offset, row("tag.len").offset + 4);
+        assert_eq!(row("ports.items").offset % 2, 0, "natural alignment");
+        for field in &d.fields[Descriptor::of(&Named::LAYOUT).fields.len()..] {
+            assert!(field.offset >= Named::LAYOUT.size() as u64, "{field:?}");
+        }
+        // A region without kinds (format version 1) whose new type adds a text.
+        let m = migrated::<Base, BaseText>();
+        holds_both::<Base, BaseText>(&m);
+        assert_eq!(m.target.descriptor.format_version(), 2);
+        assert_eq!(Descriptor::of(&Base::LAYOUT).format_version(), 1);
+    }
+
+    #[test]
+    fn a_region_table_that_leaves_its_value_is_refused_as_forged() {
+        let region = Descriptor::of(&Base::LAYOUT);
+        let refusal = migration(&region, 6, 4, &BaseWidenedAdded::LAYOUT);
+        assert!(matches!(refusal, Err(Refusal::Forged(_))), "{refusal:?}");
+        let refusal = migration(&region, 8, 4, &Named::LAYOUT);
+        assert!(
+            matches!(refusal, Err(Refusal::Incompatible(_))),
+            "{refusal:?}"
+        );
+    }
+
+    mod properties {
+        use super::*;
+        use crate::format::compat::tests::properties::descriptor;
+        use crate::format::writeback::tests::properties::mutated;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// Forged versions of real region descriptors (with forged sizes and alignments)
+            /// migrate or are refused without panicking; a migration's carry applies, and its
+            /// target decodes as itself and holds its fields within its size.
+            #[test]
+            fn mutated_regions_never_panic(
+                region in mutated(vec![
+                    Descriptor::of(&Base::LAYOUT),
+                    Descriptor::of(&Named::LAYOUT),
+                    Descriptor::of(&Robot::LAYOUT),
+                ]),
+                size in 0usize..80,
+                align in 0usize..17,
+                fill in any::<u8>(),
+            ) {
+                for layout in [
+                    &NamedMore::LAYOUT,
+                    &BaseWidenedAdded::LAYOUT,
+                    &BaseDroppedAdded::LAYOUT,
+                    &RobotTemperature::LAYOUT,
+                    &RobotDroppedTemperature::LAYOUT,
+                ] {
+                    if let Ok(Some(m)) = migration(&region, size, align, layout) {
+                        let mut out = vec![0u8; m.target.size];
+                        m.carry.apply(&vec![fill; size], &mut out);
+                        let d = &m.target.descriptor;
+                        let decoded = Descriptor::decode(&d.encode(), d.format_version());
+                        prop_assert_eq!(decoded.as_ref(), Ok(d));
+                        for field in &d.fields {
+                            prop_assert!(extent(field).is_some_and(|end| end <= m.target.size as u128));
+                        }
+                    }
+                }
+            }
+
+            /// Forged region descriptors, sizes and alignments migrate or are refused without
+            /// panicking; a migration's carry applies, and its target holds both types.
+            #[test]
+            fn forged_regions_never_panic(
+                region in descriptor(),
+                size in 0usize..128,
+                align in 0usize..17,
+                fill in any::<u8>(),
+            ) {
+                for layout in [&NamedMore::LAYOUT, &BaseWidenedAdded::LAYOUT, &RobotTemperature::LAYOUT] {
+                    if let Ok(Some(m)) = migration(&region, size, align, layout) {
+                        let mut out = vec![0u8; m.target.size];
+                        m.carry.apply(&vec![fill; size], &mut out);
+                        let d = &m.target.descriptor;
+                        let decoded = Descriptor::decode(&d.encode(), d.format_version());
+                        prop_assert_eq!(decoded.as_ref(), Ok(d));
+                    }
+                }
+            }
+        }
+    }
 }
