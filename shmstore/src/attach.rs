@@ -44,6 +44,13 @@ impl Attached {
         }
     }
 
+    /// The attachment of a handle made with `spec`: dropping it removes the location if
+    /// `spec` asks for it ([`Region::arm_unlink_on_drop`]).
+    pub(crate) fn armed(mut self, spec: &RegionSpec) -> Self {
+        self.region.arm_unlink_on_drop(spec);
+        self
+    }
+
     /// Whether the handle reads the region through a projection.
     #[inline]
     pub(crate) fn is_projected(&self) -> bool {

@@ -51,7 +51,7 @@ pub struct ShmReader<T: ShmType> {
 impl<T: ShmType> ShmReader<T> {
     pub(crate) fn new(attached: Attached, spec: RegionSpec) -> Self {
         ShmReader {
-            chain: Chain::new(attached),
+            chain: Chain::new(attached.armed(&spec)),
             spec,
             _type: PhantomData,
         }
@@ -74,6 +74,7 @@ impl<T: ShmType> ShmReader<T> {
     fn follow(&self, moved: &Attached) -> Result<&Attached> {
         self.chain.follow(moved, || {
             attach_reader::<T>(moved.region.location(), &self.spec)
+                .map(|next| next.armed(&self.spec))
         })
     }
 

@@ -121,7 +121,7 @@ impl<T: ShmType> Shm<T> {
 
     fn new(attached: Attached, spec: RegionSpec) -> Self {
         Shm {
-            chain: Chain::new(attached),
+            chain: Chain::new(attached.armed(&spec)),
             spec,
             _type: PhantomData,
         }
@@ -146,6 +146,7 @@ impl<T: ShmType> Shm<T> {
     fn follow(&self, moved: &Attached) -> Result<&Attached> {
         self.chain.follow(moved, || {
             attach_writer::<T>(moved.region.location(), &self.spec)
+                .map(|next| next.armed(&self.spec))
         })
     }
 

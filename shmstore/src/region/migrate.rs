@@ -182,7 +182,7 @@ impl Region {
             .file
             .try_clone()
             .map_err(|e| Error::io(name, "dup", e))?;
-        let new = fd::new_region(&beside, file_of_new, map, info, &spec)?;
+        let new = fd::new_region(&beside, file_of_new, map, info)?;
         // Atomic byte loads: sound whatever a peer does meanwhile; under the lock, with
         // nothing written by us, the working copy is the committed value.
         let old_value = self

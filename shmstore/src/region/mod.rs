@@ -161,10 +161,20 @@ impl Region {
     /// Creates the region fully (value included) before other processes can use it:
     /// `AlreadyExists` if the location is taken.
     pub(crate) fn create(location: &Location, spec: &RegionSpec, init: Init<'_>) -> Result<Region> {
-        match Protocol::of(location)? {
+        let mut region = match Protocol::of(location)? {
             Protocol::Fd(target) => fd::create(&target, spec, init),
             Protocol::SysV(key) => sysv::create(key, location, spec, init),
-        }
+        }?;
+        region.arm_unlink_on_drop(spec);
+        Ok(region)
+    }
+
+    /// Makes dropping this region remove its location (while it still refers to it) if `spec`
+    /// asks for it. Called only once the region is what its handle asked for: a region an
+    /// open refuses (another type, kind or capacity, a reset after a reboot that failed, …)
+    /// is dropped without removing anything, since the name belongs to whoever created it.
+    pub(crate) fn arm_unlink_on_drop(&mut self, spec: &RegionSpec) {
+        self.unlink_on_drop = spec.unlink_on_drop;
     }
 
     /// Opens an existing region, waiting up to `open_timeout` for a live creator to finish.
@@ -265,7 +275,6 @@ impl Region {
         object: ObjectStat,
         (map, access): (Mapping, Access),
         info: HeaderInfo,
-        spec: &RegionSpec,
     ) -> Region {
         // Checked once here, so that `header()`, several times on every lock, need not.
         assert!(
@@ -284,7 +293,8 @@ impl Region {
             base,
             access,
             info,
-            unlink_on_drop: spec.unlink_on_drop,
+            // Armed by `arm_unlink_on_drop` once the region is accepted.
+            unlink_on_drop: false,
             holder: AtomicUsize::new(0),
             backed_off_for: AtomicU32::new(0),
             reader_help: Mutex::default(),
