@@ -967,7 +967,11 @@ unsafe fn write_header(
 /// The location and settings of a unit test's scratch region: a name unique to the test and
 /// this process, mode 0600, no queue.
 #[cfg(test)]
-fn scratch_spec(test: &str, layout: &'static TypeLayout, in_place: bool) -> (Location, RegionSpec) {
+pub(crate) fn scratch_spec(
+    test: &str,
+    layout: &'static TypeLayout,
+    in_place: bool,
+) -> (Location, RegionSpec) {
     let location = Location::Named(format!("unit-{test}-{}", std::process::id()));
     let spec = RegionSpec {
         layout,

@@ -9,6 +9,8 @@
 //! - a full tmpfs: `a_full_tmpfs_fails_the_migration_and_leaves_the_region_current`
 //! - another user: `only_the_owner_migrates_a_region`
 //! - a stray lifecycle word: `a_stray_lifecycle_word_is_checked_never_trusted`
+//! - the `Editor` after a migration: `an_editor_of_a_moved_region_writes_nothing`
+//! - the reset after a reboot: `reboot`'s `the_reset_settles_a_migration_the_reboot_interrupted`
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -379,6 +381,32 @@ fn queues_and_system_v_segments_are_not_migrated() {
         "{refused}"
     );
     assert_eq!(region.lifecycle(), LIFECYCLE_CURRENT);
+}
+
+/// The `Editor` (`shmstore set`) of a region that a migration replaced since it opened it
+/// refuses with `Removed` and writes nothing, in the old region or the new one: its byte
+/// writes were parsed by the old descriptor.
+#[test]
+fn an_editor_of_a_moved_region_writes_nothing() {
+    let place = Place::posix("editor");
+    let old = old_region(&place, 0o600);
+    let editor = crate::inspect::Editor::open(place.location.clone()).unwrap();
+    migrate_now(&old, &target(&Wide::LAYOUT)).unwrap();
+    let writes = [crate::values::ByteWrite {
+        offset: 0,
+        bytes: vec![1; 8],
+    }];
+    let refused = editor.commit(&writes).unwrap_err();
+    assert!(matches!(refused, Error::Removed { .. }), "{refused}");
+    let committed = vec![COMMITTED; Old::LAYOUT.size()];
+    assert_eq!(copies(&old), vec![committed.clone(), committed]);
+    let new = Region::open(
+        &place.location,
+        &place.spec(&Wide::LAYOUT, 0),
+        Access::ReadOnly,
+    )
+    .unwrap();
+    assert_eq!(copies(&new), vec![carried(), carried()]);
 }
 
 /// A hostile peer's lifecycle word (no state of the protocol) is never trusted: the location
