@@ -10,6 +10,8 @@
 //! - another user: `only_the_owner_migrates_a_region`
 //! - a stray lifecycle word: `a_stray_lifecycle_word_is_checked_never_trusted`
 //! - the `Editor` after a migration: `an_editor_of_a_moved_region_writes_nothing`
+//! - in place, poisoned: `an_in_place_region_migrates_in_place_with_its_poison`
+//! - a removed name; the public wait: `a_removed_region_is_not_migrated_and_a_moved_one_ends_public_waits`
 //! - the reset after a reboot: `reboot`'s `the_reset_settles_a_migration_the_reboot_interrupted`
 
 use std::path::{Path, PathBuf};
@@ -387,6 +389,55 @@ fn queues_and_system_v_segments_are_not_migrated() {
         "{refused}"
     );
     assert_eq!(region.lifecycle(), LIFECYCLE_CURRENT);
+}
+
+/// An in-place region migrates in place, its poison (a writer died mid-write) carried over:
+/// the value is no more trustworthy in the new region than in the old one.
+#[test]
+fn an_in_place_region_migrates_in_place_with_its_poison() {
+    let place = Place::posix("in-place");
+    let (_, mut spec) = scratch_spec("unused", &Old::LAYOUT, true);
+    spec.notify_readers = true;
+    let old = Region::create(&place.location, &spec, &mut |value| value.fill(COMMITTED)).unwrap();
+    old.header().poisoned.store(1, SeqCst);
+    migrate_now(&old, &target(&Wide::LAYOUT)).unwrap();
+    let new = Region::open(
+        &place.location,
+        &place.spec(&Wide::LAYOUT, 0),
+        Access::ReadOnly,
+    )
+    .unwrap();
+    assert!(new.in_place() && new.poisoned());
+    assert_eq!(new.info().flags, old.info().flags, "notify_readers kept");
+    assert_eq!(copies(&new), vec![carried()]);
+}
+
+/// A region whose name was removed (or given to another region) is not migrated: `Removed`,
+/// nothing renamed over the name, nothing left beside it, the region current. A waiter that
+/// does not follow migrations (the public `wait_for_change`) gets `Removed` for a moved
+/// region too.
+#[test]
+fn a_removed_region_is_not_migrated_and_a_moved_one_ends_public_waits() {
+    let place = Place::posix("removed");
+    let old = old_region(&place, 0o600);
+    unlink(&place.location).unwrap();
+    let refused = migrate_now(&old, &target(&Wide::LAYOUT)).unwrap_err();
+    assert!(matches!(refused, Error::Removed { .. }), "{refused}");
+    assert_eq!(old.lifecycle(), LIFECYCLE_CURRENT);
+    assert!(place.leftovers().is_empty());
+    assert!(Region::open(
+        &place.location,
+        &place.spec(&Old::LAYOUT, 0),
+        Access::ReadOnly
+    )
+    .is_err());
+
+    let place = Place::posix("public-wait");
+    let old = old_region(&place, 0o600);
+    migrate_now(&old, &target(&Wide::LAYOUT)).unwrap();
+    let since = old.published_version();
+    let ended = crate::wait::wait_for_change(&old, since, Some(HANG)).unwrap_err();
+    assert!(matches!(ended, Error::Removed { .. }), "{ended}");
 }
 
 /// The `Editor` (`shmstore set`) of a region that a migration replaced since it opened it
