@@ -549,8 +549,10 @@ impl Region {
     /// which got `EOWNERDEAD`): a `LIFECYCLE_MIGRATING` region becomes `LIFECYCLE_MOVED` if the
     /// migrator's rename happened (the location refers to another object; its sleepers are
     /// woken to follow it), `LIFECYCLE_CURRENT` otherwise (the region stays what its name
-    /// refers to), and the migrator's temporary name, if it left one, is removed. Left as it
-    /// is if the location cannot be looked at: handles keep asking it.
+    /// refers to). Left as it is if the location cannot be looked at: handles keep asking it.
+    /// Whenever the word is not `LIFECYCLE_CURRENT`, the migrator's temporary name, if it left
+    /// one, is removed: a handle may have recorded `LIFECYCLE_MOVED` already (the name was
+    /// removed under a migrator that died before its rename).
     ///
     /// # Safety
     ///
@@ -558,10 +560,14 @@ impl Region {
     #[cold]
     pub(crate) unsafe fn settle_dead_migration(&self) {
         let lifecycle = &self.header().lifecycle;
-        if lifecycle.load(Relaxed) != LIFECYCLE_MIGRATING {
+        let word = lifecycle.load(Relaxed);
+        if word == LIFECYCLE_CURRENT {
             return;
         }
         migrate::remove_temporary_name(self);
+        if word != LIFECYCLE_MIGRATING {
+            return;
+        }
         match self.is_removed() {
             Ok(true) => {
                 lifecycle.store(LIFECYCLE_MOVED, Release);

@@ -12,6 +12,8 @@
 //! - the `Editor` after a migration: `an_editor_of_a_moved_region_writes_nothing`
 //! - in place, poisoned: `an_in_place_region_migrates_in_place_with_its_poison`
 //! - a removed name; the public wait: `a_removed_region_is_not_migrated_and_a_moved_one_ends_public_waits`
+//! - a temporary name after a handle recorded the move:
+//!   `a_temporary_name_is_removed_after_a_handle_recorded_the_move`
 //! - the reset after a reboot: `reboot`'s `the_reset_settles_a_migration_the_reboot_interrupted`
 
 use std::path::{Path, PathBuf};
@@ -351,6 +353,26 @@ fn a_migrator_killed_at_any_step_leaves_one_complete_region() {
             }
         });
     }
+}
+
+/// A migrator died after linking its temporary name, and the name was then removed (by
+/// `unlink`, which takes no lock): a writable handle that looks records the move
+/// (`LIFECYCLE_MOVED`, since the name no longer refers to the region), and the next locker
+/// still removes the temporary name.
+#[test]
+fn a_temporary_name_is_removed_after_a_handle_recorded_the_move() {
+    let place = Place::posix("recorded");
+    let old = old_region(&place, 0o600);
+    die_migrating_at(&place, Step::AfterTemporaryName);
+    unlink(&place.location).unwrap();
+    assert!(old.has_moved());
+    assert_eq!(old.lifecycle(), LIFECYCLE_MOVED);
+    assert_eq!(place.leftovers().len(), 1);
+    old.acquire(Wait::Forever)
+        .expect("lock after the migrator died");
+    // SAFETY: locked just above; nothing written.
+    unsafe { old.release(false, old.info().layout.payload_size) };
+    assert!(place.leftovers().is_empty(), "{:?}", place.leftovers());
 }
 
 /// A queue (its element type cannot change) and a System V segment (its key cannot move to
