@@ -432,6 +432,8 @@ mod tests {
     //! - acquire: nothing to repair (even, no commit flag) → `a_clean_lock_repairs_nothing`
     //! - acquire: owner died, the mutex marked consistent →
     //!   `a_dead_holders_mutex_is_marked_consistent`
+    //! - acquire: owner died migrating the region, the lifecycle settled →
+    //!   `region::migrate`'s `a_migrator_killed_at_any_step_leaves_one_complete_region`
     //! - acquire: relock by the holding thread, either handle →
     //!   `a_relock_by_the_holding_thread_is_held_by_this_thread`
     //! - acquire: another live holder, try_lock / bounded wait →

@@ -300,6 +300,10 @@ impl Region {
                 && time_to_look(slept, slice, last_look)
             {
                 last_look = Instant::now();
+                // A moved region's location refers to another object too: `Moved` first.
+                if self.has_moved() {
+                    return Err(Unchanged::Moved);
+                }
                 if region_removed(self) {
                     return Err(Unchanged::Removed);
                 }

@@ -101,8 +101,10 @@ pub(crate) struct Header {
     pub(crate) reads_served: AtomicU32,
     /// Where the region stands in a migration (`LIFECYCLE_*`): `LIFECYCLE_CURRENT` (0) for
     /// the object its name refers to, `LIFECYCLE_MIGRATING` while the lock holder replaces it
-    /// under its name by a region of a wider type, `LIFECYCLE_MOVED` once it did. Written
-    /// only by the lock holder (or whoever repairs after it died).
+    /// under its name by a region of a wider type, `LIFECYCLE_MOVED` once it did. Written by
+    /// the lock holder (or the next locker after it died), and by a writable handle that finds
+    /// `LIFECYCLE_MIGRATING` with the name taken by another object (a compare-and-swap to
+    /// `LIFECYCLE_MOVED`, which the migrator stores next anyway).
     pub(crate) lifecycle: AtomicU32,
     /// While an abandoned object is repaired by swapping a new region in under its name: the
     /// repairer's claim (see `region::fd::replace_abandoned`), a pid and its PID namespace.

@@ -31,12 +31,11 @@ use super::{fd, Handle, Region, RegionSpec};
 use crate::error::{Error, Result};
 use crate::format::{FLAG_NOTIFY_READERS, LIFECYCLE_CURRENT, LIFECYCLE_MIGRATING, LIFECYCLE_MOVED};
 use crate::location::Location;
-use crate::sys::object::{self, HiddenName};
+use crate::sys::object::{self, Dir, HiddenName};
 use crate::sys::process;
 
 /// The steps of [`Region::migrate`] a test can stop the migrator at (see [`reached`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-#[cfg_attr(not(test), allow(dead_code))]
 pub(super) enum Step {
     BeforeBuild = 1,
     AfterBuild,
@@ -208,7 +207,7 @@ impl Region {
         reached(Step::AfterBuild);
         old_header.lifecycle.store(LIFECYCLE_MIGRATING, SeqCst);
         reached(Step::AfterMigrating);
-        let renamed = self.rename_over_name(&unnamed.file, unnamed.hidden, file_name);
+        let renamed = self.rename_over_name(dir, &unnamed.file, unnamed.hidden, file_name);
         if let Err(e) = renamed {
             // Nothing was renamed: the region stays what its name refers to.
             old_header.lifecycle.store(LIFECYCLE_CURRENT, Release);
@@ -222,20 +221,19 @@ impl Region {
         Ok(())
     }
 
-    /// Gives the new object `file` a temporary name beside the region's (its creation name
-    /// `hidden` where the file system has no `O_TMPFILE`, otherwise [`temporary_name`]),
-    /// checks that the location still refers to this region, and renames the new object over
-    /// it. The temporary name is removed on any failure.
+    /// Gives the new object `file` a temporary name in the region's directory `dir`, beside
+    /// the region's `file_name` (its creation name `hidden` where the file system has no
+    /// `O_TMPFILE`, otherwise [`temporary_name`]), checks that the location still refers to
+    /// this region, and renames the new object over it. The temporary name is removed on any
+    /// failure.
     fn rename_over_name(
         &self,
+        dir: &Dir,
         file: &std::fs::File,
         hidden: Option<HiddenName>,
         file_name: &std::ffi::OsStr,
     ) -> Result<()> {
         let name = self.name();
-        let Handle::File { dir, .. } = &self.handle else {
-            unreachable!("only a region behind a descriptor migrates (checked by `migrate`)")
-        };
         let temporary = match hidden {
             Some(hidden) => hidden,
             None => {

@@ -576,8 +576,10 @@ impl Region {
     /// which got `EOWNERDEAD`): a `LIFECYCLE_MIGRATING` region becomes `LIFECYCLE_MOVED` if the
     /// migrator's rename happened (the location refers to another object; its sleepers are
     /// woken to follow it), `LIFECYCLE_CURRENT` otherwise (the region stays what its name
-    /// refers to), and the migrator's temporary name, if it left one, is removed. Left as it
-    /// is if the location cannot be looked at: handles keep asking it.
+    /// refers to). Left as it is if the location cannot be looked at: handles keep asking it.
+    /// Whenever the word is not `LIFECYCLE_CURRENT`, the migrator's temporary name, if it left
+    /// one, is removed: a handle may have recorded `LIFECYCLE_MOVED` already (the name was
+    /// removed under a migrator that died before its rename).
     ///
     /// # Safety
     ///
@@ -585,10 +587,14 @@ impl Region {
     #[cold]
     pub(crate) unsafe fn settle_dead_migration(&self) {
         let lifecycle = &self.header().lifecycle;
-        if lifecycle.load(Relaxed) != LIFECYCLE_MIGRATING {
+        let word = lifecycle.load(Relaxed);
+        if word == LIFECYCLE_CURRENT {
             return;
         }
         migrate::remove_temporary_name(self);
+        if word != LIFECYCLE_MIGRATING {
+            return;
+        }
         match self.is_removed() {
             Ok(true) => {
                 lifecycle.store(LIFECYCLE_MOVED, Release);
@@ -1005,7 +1011,11 @@ unsafe fn write_header(
 /// The location and settings of a unit test's scratch region: a name unique to the test and
 /// this process, mode 0600, no queue.
 #[cfg(test)]
-fn scratch_spec(test: &str, layout: &'static TypeLayout, in_place: bool) -> (Location, RegionSpec) {
+pub(crate) fn scratch_spec(
+    test: &str,
+    layout: &'static TypeLayout,
+    in_place: bool,
+) -> (Location, RegionSpec) {
     let location = Location::Named(format!("unit-{test}-{}", std::process::id()));
     let spec = RegionSpec {
         layout,
