@@ -88,8 +88,6 @@ pub(crate) struct Migration {
 /// `Err`: the types are incompatible or share no field, or an added field cannot be appended
 /// ([`Refusal::Incompatible`], saying why and what to do); the region's rows leave its value or
 /// the target would not decode ([`Refusal::Forged`]).
-// Called by the region migration, which the lead wires next.
-#[allow(dead_code)]
 pub(crate) fn migration(
     region: &Descriptor,
     region_size: usize,

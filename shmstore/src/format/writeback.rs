@@ -136,8 +136,6 @@ pub(crate) struct Writeback {
     enums: Vec<RegionEnum>,
 }
 
-// Used by `Shm::open`'s guard, which the lead wires next.
-#[allow(dead_code)]
 impl Writeback {
     /// The plan from `other` (the opener's descriptor, values of `other_size` bytes) back into
     /// `region` (the stored descriptor, `region_size` bytes). `Err` says why a value of `other`

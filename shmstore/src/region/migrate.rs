@@ -103,8 +103,6 @@ impl Region {
     ///
     /// This thread holds the region's lock, acquired through `self`, and wrote nothing under
     /// it.
-    // Called by the typed handles' migration (`Shm`), which lands with them.
-    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) unsafe fn migrate(
         &self,
         target: &RegionSpec,
