@@ -385,35 +385,34 @@ pub(crate) fn wait_following<'a>(
 }
 
 /// `read` of a handle: a consistent `T` from `attached`, or, when it was migrated, from the
-/// region `follow` attaches to (following each migration; the value read from the old region
-/// if no successor opens: removed meanwhile, it is the last value committed there).
+/// region `follow` attaches to (following each migration; from the old region if no
+/// successor opens: removed meanwhile, its value is the last one committed there). A move
+/// found after the read is found by the next operation: the value read was committed before.
+/// No frame holds more than one `T`, for values too large for several copies on a stack.
 #[inline]
 pub(crate) fn read_following<'a, T: ShmType>(
     attached: &'a Attached,
     follow: impl Fn(&'a Attached) -> Result<&'a Attached>,
 ) -> T {
-    let value = read_from(attached);
-    if !attached.region.has_moved() {
-        return value;
+    if attached.region.has_moved() {
+        return read_from(after_move(attached, follow));
     }
-    read_after_move(attached, value, follow)
+    read_from(attached)
 }
 
+/// The attachment to read after finding `moved` migrated: the last one `follow` reaches, or
+/// the last that was still current when following failed.
 #[cold]
-fn read_after_move<'a, T: ShmType>(
+fn after_move<'a>(
     mut moved: &'a Attached,
-    mut value: T,
     follow: impl Fn(&'a Attached) -> Result<&'a Attached>,
-) -> T {
+) -> &'a Attached {
     loop {
-        let Ok(next) = follow(moved) else {
-            return value;
-        };
-        value = read_from(next);
-        if !next.region.has_moved() {
-            return value;
+        match follow(moved) {
+            Ok(next) if next.region.has_moved() => moved = next,
+            Ok(next) => return next,
+            Err(_) => return moved,
         }
-        moved = next;
     }
 }
 
@@ -424,30 +423,33 @@ pub(crate) fn read_into_following<'a, T: ShmType>(
     out: &mut T,
     follow: impl Fn(&'a Attached) -> Result<&'a Attached>,
 ) {
+    let attached = if attached.region.has_moved() {
+        after_move(attached, follow)
+    } else {
+        attached
+    };
     match &attached.read {
         None => snapshot_to(&attached.region, out),
-        Some(_) => *out = read_from(attached),
-    }
-    if attached.region.has_moved() {
-        *out = read_after_move(attached, *out, follow);
+        Some(projection) => {
+            let out = bytemuck::bytes_of_mut(out);
+            out.fill(0);
+            // No deadline: never times out.
+            let _ = attached.project_into(projection, out, None);
+        }
     }
 }
 
-/// `read_timeout` of a handle: [`read_within`], following a migration found after the read
-/// once (each read within `timeout`).
+/// `read_timeout` of a handle: [`read_within`], from the region that replaced `attached` if
+/// it was migrated.
 pub(crate) fn read_within_following<'a, T: ShmType>(
     attached: &'a Attached,
     timeout: Duration,
     follow: impl Fn(&'a Attached) -> Result<&'a Attached>,
 ) -> Result<T> {
-    let value = read_within(attached, timeout)?;
-    if !attached.region.has_moved() {
-        return Ok(value);
+    if attached.region.has_moved() {
+        return read_within(after_move(attached, follow), timeout);
     }
-    match follow(attached) {
-        Ok(next) => read_within(next, timeout),
-        Err(_) => Ok(value),
-    }
+    read_within(attached, timeout)
 }
 
 /// `version` of a handle: the published version of `attached`, or of the region that
