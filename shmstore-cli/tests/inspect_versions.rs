@@ -7,6 +7,8 @@
 mod common;
 
 use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use common::*;
 use serde_json::{json, Value};
@@ -227,4 +229,42 @@ fn header_words_that_misplace_the_table_are_refused_as_corrupt() {
             ran.stderr
         );
     }
+}
+
+/// The Python example reads a region with a versions table as `inspect` shows it: it finds
+/// the payload after the table and prints the same versions block.
+#[test]
+fn the_python_example_shows_the_versions_like_inspect() {
+    if Command::new("python3")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_err()
+    {
+        eprintln!("note: python3 is not installed; skipping the Python versions test");
+        return;
+    }
+    let (name, _cleanup) = region("versions-python");
+    plant(&name, &config_region(&two_versions()));
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/python/read_region.py");
+    let child = Command::new("python3")
+        .arg(&script)
+        .arg(&name)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let output = wait_with_timeout(child, Duration::from_secs(30), "read_region.py");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "read_region.py failed:\n{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let inspect = run(&["inspect", &name]);
+    inspect.ok();
+    // "creator" says whether the planting process is alive: the same for both.
+    assert_eq!(stdout, inspect.stdout);
+    assert!(stdout.contains("  #2 Config (fingerprint 0x0000000000002222, newest, held)"));
 }
