@@ -268,3 +268,49 @@ fn the_python_example_shows_the_versions_like_inspect() {
     assert_eq!(stdout, inspect.stdout);
     assert!(stdout.contains("  #2 Config (fingerprint 0x0000000000002222, newest, held)"));
 }
+
+/// A C program built from `shmstore header` of a migrated region finds its payload after the
+/// versions table, and refuses the region when the table's header words are misplaced.
+#[test]
+fn a_c_program_opens_a_region_with_a_versions_table() {
+    let (name, _cleanup) = region("versions-c");
+    let good = config_region(&two_versions());
+    plant(&name, &good);
+    let dir = TempDir::new("versions-c");
+    let header = dir.path().join("region.h");
+    run(&["header", &name, "-o", header.to_str().unwrap()]).ok();
+    let program = compile_c(
+        &c_dir().join("open_and_check.c"),
+        dir.path(),
+        &dir.path().join("open_and_check"),
+    )
+    .unwrap_or_else(|errors| panic!("open_and_check.c does not compile:\n{errors}"));
+
+    let opened = Command::new(&program).arg(&name).output().unwrap();
+    assert!(
+        opened.status.success(),
+        "open_and_check failed: {}",
+        String::from_utf8_lossy(&opened.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&opened.stdout),
+        "value of Config at version 0\n"
+    );
+
+    let mut shifted = good;
+    let offset = u64::from_ne_bytes(
+        shifted[VERSIONS_OFFSET_AT..VERSIONS_OFFSET_AT + 8]
+            .try_into()
+            .unwrap(),
+    );
+    shifted[VERSIONS_OFFSET_AT..VERSIONS_OFFSET_AT + 8]
+        .copy_from_slice(&(offset + 8).to_ne_bytes());
+    plant(&name, &shifted);
+    let refused = Command::new(&program).arg(&name).output().unwrap();
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("corrupt"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+}
