@@ -702,6 +702,7 @@ def print_region(name, mm, h, st, type_name, schema, working, second, max_elemen
     rows += [("versions_offset", h["versions_offset"]), ("versions_len", h["versions_len"])]
     out.append("\nheader\n")
     out.append(table([(k, str(v)) for k, v in rows], indent="  "))
+    out.append(versions_text(name, mm, h, type_name, schema))
 
     if is_queue:
         tail = struct.unpack_from("=Q", mm, working)[0] & ~QUEUE_CLOSED
@@ -719,7 +720,6 @@ def print_region(name, mm, h, st, type_name, schema, working, second, max_elemen
         version, data = snapshot(name, mm, working, second, h["payload_size"])
         out.append(f"\nvalue at version {version}\n")
         out.extend(f"  {line}\n" for line in value_lines(schema, data, max_elements))
-    out.append(versions_text(name, mm, h, type_name, schema))
     sys.stdout.write("".join(out))
 
 
