@@ -57,6 +57,12 @@ HEADER_FIELDS = (
     "commit_in_progress read_requests reads_served"
 ).split()
 VERSION_OFFSET = 128
+# The versions table's place (FORMAT.md, "Versions table"): offset and length, both 0 for a
+# region never migrated.
+VERSIONS_WORDS = struct.Struct("=QQ")
+VERSIONS_WORDS_OFFSET = 176
+VERSIONS_ALIGN = 8
+MAX_VERSIONS_LEN = 16 << 20
 
 # Descriptor primitive codes: (name, struct format, size).
 PRIMITIVES = {
@@ -117,7 +123,15 @@ def check_header(name, h, object_size):
     if align < 1 or align & (align - 1) or align > MAX_PAYLOAD_ALIGN:
         corrupt(f"payload alignment {align}")
     copy_align = max(PAYLOAD_MIN_ALIGN, align)
-    payload_offset = align_up(HEADER_SIZE + h["descriptor_len"], copy_align)
+    descriptor_end = HEADER_SIZE + h["descriptor_len"]
+    versions_offset, versions_len = h["versions_offset"], h["versions_len"]
+    if versions_offset == 0 and versions_len == 0:
+        versions_end = descriptor_end
+    elif versions_offset == align_up(descriptor_end, VERSIONS_ALIGN) and 1 <= versions_len <= MAX_VERSIONS_LEN:
+        versions_end = versions_offset + versions_len
+    else:
+        corrupt("versions table out of place")
+    payload_offset = align_up(versions_end, copy_align)
     single = bool(flags & FLAG_IN_PLACE) or kind == KIND_QUEUE
     first_end = payload_offset + h["payload_size"]
     second = None if single else align_up(first_end, copy_align)
@@ -607,6 +621,7 @@ def main():
         os.close(fd)
     try:
         h = dict(zip(HEADER_FIELDS, HEADER.unpack_from(mm, 0)))
+        h["versions_offset"], h["versions_len"] = VERSIONS_WORDS.unpack_from(mm, VERSIONS_WORDS_OFFSET)
         working, second = check_header(name, h, st.st_size)
         descriptor = mm[HEADER_SIZE : HEADER_SIZE + h["descriptor_len"]]
         type_name, fields, kinds = decode_descriptor(name, descriptor, h["format_version"])
@@ -684,8 +699,10 @@ def print_region(name, mm, h, st, type_name, schema, working, second, max_elemen
     # The hot fields, read now (the header was unpacked before the snapshot).
     hot = dict(zip(HEADER_FIELDS, HEADER.unpack_from(mm, 0)))
     rows += [(k, version_word_text(hot[k]) if k == "version" else hot[k]) for k in HEADER_FIELDS[19:]]
+    rows += [("versions_offset", h["versions_offset"]), ("versions_len", h["versions_len"])]
     out.append("\nheader\n")
     out.append(table([(k, str(v)) for k, v in rows], indent="  "))
+    out.append(versions_text(name, mm, h, type_name, schema))
 
     if is_queue:
         tail = struct.unpack_from("=Q", mm, working)[0] & ~QUEUE_CLOSED
@@ -704,6 +721,64 @@ def print_region(name, mm, h, st, type_name, schema, working, second, max_elemen
         out.append(f"\nvalue at version {version}\n")
         out.extend(f"  {line}\n" for line in value_lines(schema, data, max_elements))
     sys.stdout.write("".join(out))
+
+
+def decode_versions(name, data):
+    """The versions table (FORMAT.md, "Versions table"): per version its fingerprint, type
+    name and field paths, oldest first."""
+    at = 0
+
+    def take(fmt):
+        nonlocal at
+        size = struct.calcsize(fmt)
+        if at + size > len(data):
+            raise RegionError("it is truncated")
+        value = struct.unpack_from(fmt, data, at)
+        at += size
+        return value
+
+    (count,) = take("=I")
+    if count == 0:
+        raise RegionError("it lists no version")
+    versions = []
+    for number in range(1, count + 1):
+        fingerprint, format_version, length = take("=QII")
+        if format_version not in FORMAT_VERSIONS or at + length > len(data):
+            raise RegionError(f"entry {number} is truncated or of an unknown format version")
+        type_name, fields, _ = decode_descriptor(name, data[at : at + length], format_version)
+        at += length
+        versions.append((fingerprint, type_name, [field["path"] for field in fields]))
+    if at != len(data):
+        raise RegionError(f"{len(data) - at} unexpected bytes follow its last entry")
+    return versions
+
+
+def versions_text(name, mm, h, type_name, schema):
+    """The "versions" block of `inspect`: the held layout, every version that shaped the region
+    (newest last) and which versions know each field of the held layout."""
+    out = f"\nversions\n  holds {type_name} (fingerprint {h['fingerprint']:#018x})\n"
+    if h["versions_len"] == 0:
+        # Never migrated: the stored type is the one version.
+        versions = [(h["fingerprint"], type_name, [field["path"] for field in schema.fields])]
+    else:
+        start = h["versions_offset"]
+        try:
+            versions = decode_versions(name, mm[start : start + h["versions_len"]])
+        except (RegionError, UnicodeDecodeError, struct.error) as e:
+            return out + f"  unreadable: its versions table is unreadable: {e}\n"
+    for number, (fingerprint, version_type, paths) in enumerate(versions, start=1):
+        notes = [f"fingerprint {fingerprint:#018x}"]
+        if number == len(versions):
+            notes.append("newest")
+        if fingerprint == h["fingerprint"]:
+            notes.append("held")
+        shown = ", ".join(display_path(path) for path in paths)
+        out += f"  #{number} {version_type} ({', '.join(notes)}): {shown}\n"
+    rows = [("field", "known by")]
+    for field in schema.fields:
+        known = [f"#{n}" for n, (_, _, paths) in enumerate(versions, start=1) if field["path"] in paths]
+        rows.append((display_path(field["path"]), " ".join(known) or "none"))
+    return out + table(rows, indent="  ")
 
 
 if __name__ == "__main__":

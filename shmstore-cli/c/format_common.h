@@ -18,6 +18,7 @@
 #define SHMSTORE_PAYLOAD_MIN_ALIGN 64u
 #define SHMSTORE_MAX_PAYLOAD_ALIGN 4096u
 #define SHMSTORE_MAX_DESCRIPTOR_LEN (16u << 20)
+#define SHMSTORE_MAX_VERSIONS_LEN (16u << 20)
 #define SHMSTORE_MAX_NAME_LEN 200u
 
 /* Errors of these helpers, beside negated errno values. */
@@ -65,7 +66,9 @@ typedef struct shmstore_header {
     uint32_t commit_in_progress;
     uint32_t read_requests;
     uint32_t reads_served;
-    uint32_t reserved[9];
+    uint32_t reserved[5];        /* lifecycle, repair_claim, help_resumes_at: not read here */
+    uint64_t versions_offset;    /* the versions table ("Versions table"), or 0 */
+    uint64_t versions_len;       /* its length, or 0 */
     union {
         pthread_mutex_t mutex;   /* PROCESS_SHARED, ROBUST, ERRORCHECK */
         uint8_t mutex_bytes[64];
@@ -98,6 +101,8 @@ _Static_assert(offsetof(shmstore_header_t, commit_in_progress) == 144, "commit_i
 _Static_assert(offsetof(shmstore_header_t, read_requests) == 148, "read_requests at 148");
 _Static_assert(offsetof(shmstore_header_t, reads_served) == 152, "reads_served at 152");
 _Static_assert(offsetof(shmstore_header_t, reserved) == 156, "reserved at 156");
+_Static_assert(offsetof(shmstore_header_t, versions_offset) == 176, "versions_offset at 176");
+_Static_assert(offsetof(shmstore_header_t, versions_len) == 184, "versions_len at 184");
 _Static_assert(offsetof(shmstore_header_t, mutex) == 192, "mutex at 192");
 _Static_assert(sizeof(pthread_mutex_t) <= 64, "pthread_mutex_t fits the header's 64 bytes");
 _Static_assert(sizeof(shmstore_header_t) == 256, "the header is 256 bytes");
@@ -232,7 +237,18 @@ static inline int shmstore_validate_(shmstore_region_t *h, uint64_t object_size)
        so that nothing below overflows. */
     if (payload_size > object_size) return SHMSTORE_E_CORRUPT;
     uint64_t copy_align = align > SHMSTORE_PAYLOAD_MIN_ALIGN ? align : SHMSTORE_PAYLOAD_MIN_ALIGN;
-    uint64_t payload_offset = shmstore_align_up_(SHMSTORE_HEADER_SIZE + descriptor_len, copy_align);
+    /* A migrated region's versions table lies between the descriptor and the payload: right
+       after the descriptor, aligned to 8, at most 16 MiB; both words 0 without one. */
+    uint64_t versions_offset = __atomic_load_n(&hdr->versions_offset, __ATOMIC_RELAXED);
+    uint64_t versions_len = __atomic_load_n(&hdr->versions_len, __ATOMIC_RELAXED);
+    uint64_t versions_end = SHMSTORE_HEADER_SIZE + descriptor_len;
+    if (versions_offset != 0 || versions_len != 0) {
+        if (versions_offset != shmstore_align_up_(versions_end, 8) || versions_len == 0 ||
+            versions_len > SHMSTORE_MAX_VERSIONS_LEN)
+            return SHMSTORE_E_CORRUPT;
+        versions_end = versions_offset + versions_len;
+    }
+    uint64_t payload_offset = shmstore_align_up_(versions_end, copy_align);
     int single = (flags & SHMSTORE_FLAG_IN_PLACE) || kind == SHMSTORE_KIND_QUEUE;
     uint64_t first_end = payload_offset + payload_size;
     uint64_t second = single ? 0 : shmstore_align_up_(first_end, copy_align);

@@ -134,6 +134,8 @@ fn text(entry: &Entry, view: &Inspector, max_elements: usize) -> String {
         row("versions_len", h.versions_len.to_string()),
     ];
     s.push_str(&table(&header));
+    // Before the value, which stays the last section.
+    s.push_str(&versions_text(view, h.fingerprint));
 
     match &info.queue {
         None => match snapshot_within(view, IN_PLACE_PATIENCE) {
@@ -168,7 +170,6 @@ fn text(entry: &Entry, view: &Inspector, max_elements: usize) -> String {
             }
         }
     }
-    s.push_str(&versions_text(view, h.fingerprint));
     s
 }
 

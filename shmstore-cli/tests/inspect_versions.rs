@@ -7,6 +7,8 @@
 mod common;
 
 use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use common::*;
 use serde_json::{json, Value};
@@ -227,4 +229,88 @@ fn header_words_that_misplace_the_table_are_refused_as_corrupt() {
             ran.stderr
         );
     }
+}
+
+/// The Python example reads a region with a versions table as `inspect` shows it: it finds
+/// the payload after the table and prints the same versions block.
+#[test]
+fn the_python_example_shows_the_versions_like_inspect() {
+    if Command::new("python3")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_err()
+    {
+        eprintln!("note: python3 is not installed; skipping the Python versions test");
+        return;
+    }
+    let (name, _cleanup) = region("versions-python");
+    plant(&name, &config_region(&two_versions()));
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/python/read_region.py");
+    let child = Command::new("python3")
+        .arg(&script)
+        .arg(&name)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let output = wait_with_timeout(child, Duration::from_secs(30), "read_region.py");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "read_region.py failed:\n{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let inspect = run(&["inspect", &name]);
+    inspect.ok();
+    // "creator" says whether the planting process is alive: the same for both.
+    assert_eq!(stdout, inspect.stdout);
+    assert!(stdout.contains("  #2 Config (fingerprint 0x0000000000002222, newest, held)"));
+}
+
+/// A C program built from `shmstore header` of a migrated region finds its payload after the
+/// versions table, and refuses the region when the table's header words are misplaced.
+#[test]
+fn a_c_program_opens_a_region_with_a_versions_table() {
+    let (name, _cleanup) = region("versions-c");
+    let good = config_region(&two_versions());
+    plant(&name, &good);
+    let dir = TempDir::new("versions-c");
+    let header = dir.path().join("region.h");
+    run(&["header", &name, "-o", header.to_str().unwrap()]).ok();
+    let program = compile_c(
+        &c_dir().join("open_and_check.c"),
+        dir.path(),
+        &dir.path().join("open_and_check"),
+    )
+    .unwrap_or_else(|errors| panic!("open_and_check.c does not compile:\n{errors}"));
+
+    let opened = Command::new(&program).arg(&name).output().unwrap();
+    assert!(
+        opened.status.success(),
+        "open_and_check failed: {}",
+        String::from_utf8_lossy(&opened.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&opened.stdout),
+        "value of Config at version 0\n"
+    );
+
+    let mut shifted = good;
+    let offset = u64::from_ne_bytes(
+        shifted[VERSIONS_OFFSET_AT..VERSIONS_OFFSET_AT + 8]
+            .try_into()
+            .unwrap(),
+    );
+    shifted[VERSIONS_OFFSET_AT..VERSIONS_OFFSET_AT + 8]
+        .copy_from_slice(&(offset + 8).to_ne_bytes());
+    plant(&name, &shifted);
+    let refused = Command::new(&program).arg(&name).output().unwrap();
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("corrupt"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
 }

@@ -417,9 +417,7 @@ impl RegionLayout {
             region_size,
         })
     }
-}
 
-impl RegionLayout {
     /// The versions table's offset and length, if the region has one.
     pub(crate) fn versions(&self) -> Option<(usize, usize)> {
         (self.versions_len != 0).then_some((self.versions_offset, self.versions_len))

@@ -56,8 +56,9 @@ pub(crate) struct RegionSpec {
     /// `Some` for a queue: its mode and capacity (the element size is `layout`'s).
     pub(crate) queue: Option<QueueSpec>,
     /// A new region's versions table, encoded (`format::versions`): every type that shaped
-    /// it, for a region made by a migration; `None` (no table) otherwise. Not compared when
-    /// opening.
+    /// it, for a region made by a migration; `None` (no table) otherwise. At most
+    /// `format::versions::MAX_VERSIONS_LEN` bytes (opening refuses a longer one as corrupt).
+    /// Not compared when opening.
     pub(crate) versions: Option<std::sync::Arc<[u8]>>,
 }
 
