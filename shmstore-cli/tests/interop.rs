@@ -738,3 +738,89 @@ impl Drop for RemoveOnDrop {
         let _ = std::fs::remove_file(&self.0);
     }
 }
+
+/// `examples/python/read_region.py` on `name`: its exit status, stdout and stderr. `None`
+/// when python3 is not installed.
+fn python_read(name: &str) -> Option<(bool, String, String)> {
+    if Command::new("python3")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_err()
+    {
+        eprintln!("note: python3 is not installed; skipping the Python interop test");
+        return None;
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/python/read_region.py");
+    let child = Command::new("python3")
+        .arg(&script)
+        .arg(name)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let output = wait_with_timeout(child, Duration::from_secs(30), "read_region.py");
+    Some((
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    ))
+}
+
+/// A region Rust migrated has a versions table between its descriptor and its payload: the
+/// Python reader places the payload after it, and prints the versions block as `inspect`
+/// does (both releases, the newest held, which release knows each field).
+#[test]
+fn the_python_example_reads_a_migrated_region_and_its_versions_like_inspect() {
+    use shmstore_tests::config_versions::ConfigV1;
+    use shmstore_tests::config_versions_plus::ConfigV1Plus;
+    let (name, _cleanup) = region("python-migrated");
+    let _old = Shm::<ConfigV1>::create(&name, config_v1(4)).unwrap();
+    let new = Shm::<ConfigV1Plus>::open(&name).expect("the wider writer migrates the region");
+    new.lock().unwrap().retries = 3;
+    let Some((ok, stdout, stderr)) = python_read(&name) else {
+        return;
+    };
+    assert!(ok, "read_region.py failed:\n{stdout}{stderr}");
+    let inspect = run(&["inspect", &name]);
+    inspect.ok();
+    assert_eq!(stdout, inspect.stdout);
+    assert!(
+        stdout.contains("  workers = 4\n  retries = 3\n"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("\n  #1 Config (fingerprint "), "{stdout}");
+    assert!(
+        stdout.contains(", newest, held): workers, retries, "),
+        "{stdout}"
+    );
+    assert!(stdout.contains("\n  retries        #2\n"), "{stdout}");
+}
+
+/// The header's `lifecycle` word decides whether the Python reader follows the name: 1
+/// (a migrator at work, or dead before its rename) while the name still refers to the object
+/// is read as usual; 2 (moved) is said, and the name read again, once.
+#[test]
+fn the_python_example_follows_a_moved_region_once() {
+    let (name, _cleanup) = region("python-follow");
+    let _shm = Shm::<Sample>::create(&name, sample()).unwrap();
+    let object = open_object(&name);
+    set_lifecycle(&object, 1);
+    let Some((ok, stdout, stderr)) = python_read(&name) else {
+        return;
+    };
+    assert!(ok, "read_region.py failed:\n{stdout}{stderr}");
+    assert!(!stdout.contains("reading its successor"), "{stdout}");
+    assert!(stdout.contains("value at version 0"), "{stdout}");
+
+    // Moved, yet the name still refers to it (no successor to read): said, then refused.
+    set_lifecycle(&object, 2);
+    let (ok, stdout, stderr) = python_read(&name).unwrap();
+    assert!(!ok, "{stdout}");
+    assert_eq!(
+        stdout,
+        format!("region `{name}` moved: migrated to a wider type; reading its successor\n")
+    );
+    assert!(stderr.contains("moved again while it was read"), "{stderr}");
+}
