@@ -94,21 +94,24 @@ static inline int shmstore_has_moved(shmstore_region_t *h) {
 }
 
 /* Under the lock, after the repair: whether the region moved (SHMSTORE_E_MOVED) or is this
-   locker's to use (0). No migrator is at work while we hold the lock, so MIGRATING means that
-   the one that stored it died (or a stray write): its temporary name is removed, and the word
-   becomes MOVED (its sleepers woken, to follow) if its rename happened, CURRENT if the name
-   still refers to this object; it is left as it is when the name cannot be looked at. */
+   locker's to use (0). No migrator is at work while we hold the lock, so a `lifecycle` other
+   than CURRENT was left by one that died (or by a handle that recorded its move, or a stray
+   write): the temporary name it may have left is removed. MIGRATING becomes MOVED (its
+   sleepers woken, to follow) if the name refers to another object (its rename happened, or
+   the name was removed), CURRENT if the name still refers to this object, and is left as it
+   is when the name cannot be looked at. Any other value is no state: the name decides. */
 static inline int shmstore_settle_lifecycle_(shmstore_region_t *h) {
     shmstore_header_t *hdr = h->header;
     uint32_t lifecycle = __atomic_load_n(&hdr->lifecycle, __ATOMIC_ACQUIRE);
     if (lifecycle == SHMSTORE_LIFECYCLE_CURRENT) return 0;
-    if (lifecycle == SHMSTORE_LIFECYCLE_MOVED) return SHMSTORE_E_MOVED;
     if (h->name[0] == '\0')
-        return lifecycle == SHMSTORE_LIFECYCLE_MIGRATING ? SHMSTORE_E_MOVED : 0;
-    if (lifecycle != SHMSTORE_LIFECYCLE_MIGRATING)
-        return shmstore_name_is_ours_(h) == 0 ? SHMSTORE_E_MOVED : 0;
+        return lifecycle == SHMSTORE_LIFECYCLE_MIGRATING || lifecycle == SHMSTORE_LIFECYCLE_MOVED
+                   ? SHMSTORE_E_MOVED
+                   : 0;
     shmstore_remove_temporary_name_(h);
+    if (lifecycle == SHMSTORE_LIFECYCLE_MOVED) return SHMSTORE_E_MOVED;
     int ours = shmstore_name_is_ours_(h);
+    if (lifecycle != SHMSTORE_LIFECYCLE_MIGRATING) return ours == 0 ? SHMSTORE_E_MOVED : 0;
     if (ours == 0) {
         __atomic_store_n(&hdr->lifecycle, SHMSTORE_LIFECYCLE_MOVED, __ATOMIC_SEQ_CST);
         syscall(SYS_futex, shmstore_version_word_(hdr), FUTEX_WAKE, INT_MAX, NULL, NULL, 0);

@@ -730,6 +730,37 @@ fn a_c_locker_of_a_dead_migration_whose_name_moved_on_gets_moved() {
     assert_eq!(Shm::<Sample>::open(&name).unwrap().read().counter, 78);
 }
 
+/// A migrator that died before its rename while the name was removed, and a handle that then
+/// recorded the move (`lifecycle = 2`): the temporary name it left is removed by the next C
+/// locker, which gets `SHMSTORE_E_MOVED`; reopened, the name is gone.
+#[test]
+fn a_c_locker_of_a_moved_region_removes_a_dead_migrators_temporary_name() {
+    use std::os::unix::fs::MetadataExt;
+    let (name, _cleanup) = region("c-moved-leftover");
+    let _shm = Shm::<Sample>::create(&name, sample()).unwrap();
+    let object = open_object(&name);
+    let temporary = format!(
+        ".{name}.shmstore-migrating-{}",
+        object.metadata().unwrap().ino()
+    );
+    let planted = RemoveOnDrop(Path::new(SHM_DIR).join(&temporary));
+    let dir = TempDir::new("c-moved-leftover");
+    let mut c = follower(&name, dir.path());
+    c.expect("open ok");
+    std::fs::write(&planted.0, b"half-built").unwrap();
+    std::fs::remove_file(Path::new(SHM_DIR).join(&name)).unwrap();
+    set_lifecycle(&object, 2);
+
+    c.send("lock");
+    c.expect("lock moved");
+    assert!(
+        !exists(&temporary),
+        "the C locker removed the migrator's temporary name"
+    );
+    c.send("reopen");
+    c.expect("open -2"); // -ENOENT: no region under the name
+}
+
 /// Removes a path when dropped (a test's planted file), whether the test passes or not.
 struct RemoveOnDrop(std::path::PathBuf);
 
