@@ -822,6 +822,7 @@ def region_text(name, mm, h, st, type_name, schema, working, second, max_element
     rows += [(k, version_word_text(hot[k]) if k == "version" else hot[k]) for k in HOT_FIELDS]
     out.append("\nheader\n")
     out.append(table([(k, str(v)) for k, v in rows], indent="  "))
+    out.extend(versions_lines(name, mm, h, type_name, schema))
 
     if is_queue:
         tail = struct.unpack_from("=Q", mm, working)[0] & ~QUEUE_CLOSED
@@ -839,7 +840,6 @@ def region_text(name, mm, h, st, type_name, schema, working, second, max_element
         version, data = snapshot(name, mm, working, second, h["payload_size"])
         out.append(f"\nvalue at version {version}\n")
         out.extend(f"  {line}\n" for line in value_lines(schema, data, max_elements))
-    out.extend(versions_lines(name, mm, h, type_name, schema))
     return "".join(out)
 
 
