@@ -378,7 +378,15 @@ pub(crate) fn wait_following<'a>(
         };
         match attached.region.wait_for_change(since, left) {
             Ok(version) => return Ok(version),
-            Err(Unchanged::Moved) => attached = follow(attached)?,
+            Err(Unchanged::Moved) => {
+                attached = follow(attached).map_err(|error| match error {
+                    // Its successor was removed too: as for a removal while waiting.
+                    Error::NotFound { .. } => Error::Removed {
+                        name: attached.region.name().to_string(),
+                    },
+                    other => other,
+                })?
+            }
             Err(unchanged) => return Err(unchanged_error(&attached.region, unchanged, timeout)),
         }
     }
