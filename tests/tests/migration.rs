@@ -75,3 +75,46 @@ fn a_wider_writer_migrates_to_the_union_and_narrows_with_checks() {
     let now = new.read();
     assert_eq!((now.workers, now.retries), (9, 5));
 }
+
+/// Regression: a waiter asleep in `wait_for_change` when the region migrates is woken by the
+/// migrator (which wakes every sleeper) before its slice ran out, looked at the location,
+/// found it referring to another object and ended with `Removed` instead of following it
+/// (`Region::wait_for_change` asked `region_removed` before `has_moved`). Both kinds of
+/// handle: a writable one (registered waiter) and a reader.
+#[test]
+fn regression_a_waiter_asleep_during_the_migration_follows_instead_of_ending_removed() {
+    use std::sync::mpsc;
+    use std::time::Duration;
+    let place = Place::new(Backend::Posix, "migrate-waiter");
+    let old = Shm::<ConfigV1>::create(place.location().clone(), v1(4)).expect("create");
+    let old_reader = Shm::<ConfigV1>::open_reader(place.location().clone()).expect("reader");
+    let since = old.version();
+    let (tids, asleep) = mpsc::channel();
+    std::thread::scope(|s| {
+        let waiting_writer = s.spawn(|| {
+            tids.send(nix::unistd::gettid()).unwrap();
+            old.wait_for_change(since, Some(Duration::from_secs(30)))
+        });
+        let waiting_reader = s.spawn(|| {
+            tids.send(nix::unistd::gettid()).unwrap();
+            old_reader.wait_for_change(since, Some(Duration::from_secs(30)))
+        });
+        for _ in 0..2 {
+            let tid = asleep.recv().unwrap();
+            shmstore_tests::wait_until_blocked(
+                &std::path::Path::new("/proc/self/task").join(tid.to_string()),
+            );
+        }
+        let new = Shm::<ConfigV1Plus>::open(place.location().clone()).expect("migrates");
+        new.lock().expect("lock").retries = 3;
+        for (who, waited) in [("writer", waiting_writer), ("reader", waiting_reader)] {
+            let waited = waited.join().expect("no panic");
+            assert!(
+                waited.is_ok(),
+                "the {who} asleep during the migration must follow it, got {waited:?}"
+            );
+        }
+    });
+    assert_eq!(old_reader.read().workers, 4);
+    assert!(old_reader.is_projected() && old.is_projected());
+}
