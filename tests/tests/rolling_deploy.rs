@@ -280,6 +280,10 @@ fn kill_during_migration(backend: Backend, iterations: u32, seed: u64) {
         let retries = 1000 + i;
         let mut old_writer = helper!("config-v1-committer", place);
         old_writer.expect("created");
+        // An old reader process, asleep in `wait_for_change` whenever no commit is new: it
+        // must follow whatever the kill left, never see its wait end.
+        let mut old_reader = helper!("config-reader", place, "v1");
+        assert!(Seen::parse(&old_reader.line()).is_v1_at(0), "{context}");
         old_writer.send("go");
         let mut acknowledged = last_committed(&[old_writer.line()], 0);
 
@@ -430,6 +434,20 @@ fn kill_during_migration(backend: Backend, iterations: u32, seed: u64) {
             .read();
         assert_eq!((seen.workers, seen.retries), (n + 1, 5), "{context}");
         assert!(leftovers(&place).is_empty(), "{context}");
+        // The old reader followed (or stayed on the region that was not migrated) and sees the
+        // last commit, without a restart.
+        loop {
+            let line = old_reader.line();
+            assert!(
+                !line.starts_with("ended"),
+                "{context}: the old reader: {line}"
+            );
+            let seen = Seen::parse(&line);
+            if seen.workers == n + 1 {
+                assert!(seen.projected, "{context}: the old reader followed: {line}");
+                break;
+            }
+        }
     }
     eprintln!(
         "{backend:?}: {iterations} iterations in {:?} (seed {seed:#x}); the first \
