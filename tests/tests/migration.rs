@@ -118,3 +118,35 @@ fn regression_a_waiter_asleep_during_the_migration_follows_instead_of_ending_rem
     assert_eq!(old_reader.read().workers, 4);
     assert!(old_reader.is_projected() && old.is_projected());
 }
+
+/// Regression: a handle that had not followed the migration yet when the region that
+/// replaced its own was unlinked asked its successor and passed on the error of opening the
+/// location: `is_removed()` was `Err(NotFound)` instead of `Ok(true)`, and `wait_for_change`
+/// `Err(NotFound)` ("does not exist; create it first") instead of `Err(Removed)`, which a
+/// handle that followed gets.
+#[test]
+fn regression_a_handle_that_did_not_follow_sees_the_successor_removed() {
+    use std::time::Duration;
+    let place = Place::new(Backend::Posix, "migrate-unlinked");
+    let old = Shm::<ConfigV1>::create(place.location().clone(), v1(4)).expect("create");
+    let old_reader = Shm::<ConfigV1>::open_reader(place.location().clone()).expect("reader");
+    drop(Shm::<ConfigV1Plus>::open(place.location().clone()).expect("migrates"));
+    shmstore::unlink(place.location().clone()).expect("unlink");
+    assert!(
+        matches!(old.is_removed(), Ok(true)),
+        "{:?}",
+        old.is_removed()
+    );
+    assert!(
+        matches!(old_reader.is_removed(), Ok(true)),
+        "{:?}",
+        old_reader.is_removed()
+    );
+    let bound = Some(Duration::from_secs(30));
+    let waited = old.wait_for_change(old.version(), bound);
+    assert!(matches!(waited, Err(Error::Removed { .. })), "{waited:?}");
+    let waited = old_reader.wait_for_change(old_reader.version(), bound);
+    assert!(matches!(waited, Err(Error::Removed { .. })), "{waited:?}");
+    // Reads still give the last value committed before the migration.
+    assert_eq!((old.read().workers, old_reader.read().workers), (4, 4));
+}
