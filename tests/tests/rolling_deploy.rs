@@ -575,6 +575,7 @@ shmstore_tests::for_each_backend!(
     threads_follow_together_to_v1_plus[sysv: SYSV_CANNOT_MIGRATE],
     threads_follow_together_to_v2[sysv: SYSV_CANNOT_MIGRATE],
     an_unlink_wakes_a_waiter_that_followed_with_removed[sysv: SYSV_CANNOT_MIGRATE],
+    a_migration_waits_for_a_dead_old_writers_rollback[sysv: SYSV_CANNOT_MIGRATE],
 );
 
 /// A field that changed type (`workers`: `u32` to `f32`) is refused for writing and reading,
@@ -678,4 +679,88 @@ fn a_queue_with_another_element_type_is_still_refused() {
         let again = ShmQueue::<ConfigV1, 8>::open(place.location().clone()).expect("reopen");
         assert_eq!(again.try_pop().expect("pop"), Some(v1(1)), "{backend:?}");
     }
+}
+
+/// Two new releases start at once on a release-1 region that an old writer keeps committing
+/// to: one migrates, the other finds it migrated when it gets the lock and looks again
+/// (writing through the result, or migrating once more). Both open, both writes land, nothing
+/// committed is lost. Repeated, since which one wins varies.
+#[test]
+fn two_new_releases_starting_at_once_both_open() {
+    for i in 0..30 {
+        let backend = if i % 2 == 0 {
+            Backend::Posix
+        } else {
+            Backend::File
+        };
+        let place = Place::new(backend, "two-new");
+        let mut old_writer = helper!("config-v1-committer", place);
+        old_writer.expect("created");
+        old_writer.send("go");
+        let mut plus = helper!("config-new-writer", place, "plus", 11);
+        let mut v2 = helper!("config-new-writer", place, "v2", 22);
+        for new in [&mut plus, &mut v2] {
+            new.expect("opening");
+            let opened = new.line();
+            assert!(opened.starts_with("opened"), "{backend:?} {i}: {opened}");
+        }
+        plus.expect("wrote 11");
+        v2.expect("wrote 22");
+        let (_, lines) = old_writer.kill_and_finish();
+        let acknowledged = last_committed(&lines, 0);
+        let plus_value = Shm::<ConfigV1Plus>::open_reader(place.location().clone())
+            .unwrap()
+            .read();
+        let v2_value = Shm::<ConfigV2>::open_reader(place.location().clone())
+            .unwrap()
+            .read();
+        let v1_value = Shm::<ConfigV1>::open_reader(place.location().clone())
+            .unwrap()
+            .read();
+        let n = v1_value.workers;
+        assert!(
+            n == acknowledged || n == acknowledged + 1,
+            "{backend:?} {i}: workers {n}, last acknowledged {acknowledged}"
+        );
+        assert_eq!(v1_value.service.as_str().unwrap(), format!("svc-{n}"));
+        assert_eq!((plus_value.workers, v2_value.workers), (n, n));
+        assert!(
+            plus_value.retries == v2_value.retries && [11, 22].contains(&plus_value.retries),
+            "{backend:?} {i}: {plus_value:?} {v2_value:?}"
+        );
+        // Each new writer writes again, and the other release reads it.
+        plus.send("workers 500");
+        plus.expect("committed 500");
+        v2.send("value");
+        assert_eq!(Seen::parse(&v2.line()).workers, 500);
+        v2.send("workers 600");
+        v2.expect("committed 600");
+        plus.send("value");
+        assert_eq!(Seen::parse(&plus.line()).workers, 600);
+        assert!(leftovers(&place).is_empty());
+    }
+}
+
+fn a_migration_waits_for_a_dead_old_writers_rollback(backend: Backend) {
+    let place = Place::new(backend, "migrate-after-death");
+    let old = Shm::<ConfigV1>::create(place.location().clone(), v1(7)).expect("create");
+    let mut holder = helper!("config-v1-hold-and-die", place);
+    holder.expect("holding");
+    let mut new_writer = helper!("config-new-writer", place, "plus", 3);
+    new_writer.expect("opening");
+    // The migrator waits for the old region's lock, which the old writer holds mid-commit.
+    new_writer.wait_until_blocked();
+    holder.kill();
+    new_writer.expect("opened projected=false");
+    new_writer.expect("wrote 3");
+    // The dead writer's half-done commit was rolled back before the value was carried over.
+    assert_eq!(old.read(), v1(7));
+    assert!(old.is_projected(), "the old handle followed");
+    let seen = Shm::<ConfigV1Plus>::open_reader(place.location().clone())
+        .unwrap()
+        .read();
+    assert_eq!(
+        (seen.workers, seen.retries, seen.service.as_str().unwrap()),
+        (7, 3, "gateway")
+    );
 }

@@ -31,7 +31,7 @@
 //! - Editing: `edit-loop`.
 //! - Lifecycle: `wait-removed`, `open-when-created`.
 //! - Changing a region's type: `config-v1-writer`, `config-v2-create`, `config-v1-plus-create`,
-//!   `config-v1-committer`, `config-reader`, `config-new-writer`.
+//!   `config-v1-committer`, `config-reader`, `config-new-writer`, `config-v1-hold-and-die`.
 //! - Descriptors and modes: `create-with-umask`, `hold-shm-and-exec`, `list-shm-fds`.
 
 use std::io::{BufRead, Write};
@@ -139,6 +139,7 @@ fn main() {
         ["config-v1-plus-create", name] => config_v1_plus_create(name),
         ["config-v1-committer", name] => config_v1_committer(name),
         ["config-reader", name, version] => config_reader(name, version),
+        ["config-v1-hold-and-die", name] => config_v1_hold_and_die(name),
         ["config-new-writer", name, version, retries] => {
             config_new_writer(name, version, retries.parse().expect("RETRIES"))
         }
@@ -1658,4 +1659,16 @@ fn write_new_config<T: ConfigLine>(name: &str, retries: u32, field: fn(&mut T) -
             other => panic!("unknown command {other:?}"),
         }
     }
+}
+
+/// `config-v1-hold-and-die NAME`: a release-1 writer that dies mid-commit. Opens the config at
+/// NAME as `ConfigV1`, locks it, writes `workers` = 999 and `service` = `torn` into the guard
+/// without committing, prints `holding` and sleeps until killed, holding the lock.
+fn config_v1_hold_and_die(name: &str) {
+    let shm = open::<shmstore_tests::config_versions::ConfigV1>(name);
+    let mut guard = shm.lock().expect("lock");
+    guard.workers = 999;
+    guard.service.set("torn").expect("fits");
+    say("holding");
+    sleep_forever();
 }
