@@ -576,6 +576,7 @@ shmstore_tests::for_each_backend!(
     threads_follow_together_to_v2[sysv: SYSV_CANNOT_MIGRATE],
     an_unlink_wakes_a_waiter_that_followed_with_removed[sysv: SYSV_CANNOT_MIGRATE],
     a_migration_waits_for_a_dead_old_writers_rollback[sysv: SYSV_CANNOT_MIGRATE],
+    old_handles_follow_two_migrations[sysv: SYSV_CANNOT_MIGRATE],
 );
 
 /// A field that changed type (`workers`: `u32` to `f32`) is refused for writing and reading,
@@ -763,4 +764,56 @@ fn a_migration_waits_for_a_dead_old_writers_rollback(backend: Backend) {
         (seen.workers, seen.retries, seen.service.as_str().unwrap()),
         (7, 3, "gateway")
     );
+}
+
+/// Two rolling deploys in a row (release 1, then `ConfigV1Plus`, then `ConfigV3`): old
+/// processes follow two migrations, their waits included, and every version's commits reach
+/// every other version.
+fn old_handles_follow_two_migrations(backend: Backend) {
+    use shmstore_tests::config_versions_three::ConfigV3;
+    let place = Place::new(backend, "two-migrations");
+    let mut old_writer = helper!("config-v1-writer", place, 100);
+    old_writer.expect("created");
+    let mut old_reader = helper!("config-reader", place, "v1");
+    assert!(Seen::parse(&old_reader.line()).is_v1_at(0));
+    old_reader.wait_until_blocked();
+    let mut plus = helper!("config-new-writer", place, "plus", 7);
+    plus.expect("opening");
+    plus.expect("opened projected=false");
+    plus.expect("wrote 7");
+    assert!(read_until(&mut old_reader, &[], 0).projected);
+    old_reader.wait_until_blocked();
+    let mut plus_reader = helper!("config-reader", place, "plus");
+    assert_eq!(Seen::parse(&plus_reader.line()).retries, Some(7));
+    plus_reader.wait_until_blocked();
+
+    let mut three = helper!("config-new-writer", place, "v3", 40);
+    three.expect("opening");
+    three.expect("opened projected=false");
+    three.expect("wrote 40");
+    // Both readers woke on the second migration's write and followed again.
+    let seen = read_until(&mut old_reader, &[], 0);
+    assert!(seen.projected, "{seen:?}");
+    let seen = read_until(&mut plus_reader, &[], 0);
+    assert!(seen.projected && seen.retries == Some(7), "{seen:?}");
+
+    // The old writer and the first new writer follow too; everything they commit is kept.
+    commit_old(&mut old_writer, 1);
+    assert!(read_until(&mut old_reader, &[0], 1).is_v1_at(1));
+    assert_eq!(read_until(&mut plus_reader, &[0], 1).retries, Some(7));
+    plus.send("workers 77");
+    plus.expect("committed 77");
+    assert_eq!(read_until(&mut old_reader, &[1], 77).workers, 77);
+    let value = Shm::<ConfigV3>::open_reader(place.location().clone())
+        .unwrap()
+        .read();
+    assert_eq!((value.workers, value.retries, value.max_conns), (77, 7, 40));
+    assert_eq!(value.service.as_str().unwrap(), "svc-1");
+    for reader in [old_reader, plus_reader] {
+        let (_, lines) = reader.kill_and_finish();
+        assert!(
+            lines.iter().all(|line| line.starts_with("value ")),
+            "{lines:?}"
+        );
+    }
 }

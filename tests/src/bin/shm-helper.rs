@@ -1568,6 +1568,26 @@ impl ConfigLine for shmstore_tests::config_versions::ConfigV2 {
     }
 }
 
+impl ConfigLine for shmstore_tests::config_versions_three::ConfigV3 {
+    fn line(&self, projected: bool) -> String {
+        let service = self.service.as_str().unwrap_or("?");
+        let level = level_name(&self.level);
+        let retries = Some(self.retries);
+        config_line(
+            self.workers,
+            retries,
+            self.timeout_ms.into(),
+            service,
+            level,
+            projected,
+        )
+    }
+
+    fn workers_mut(&mut self) -> &mut u32 {
+        &mut self.workers
+    }
+}
+
 impl ConfigLine for shmstore_tests::config_versions_plus::ConfigV1Plus {
     fn line(&self, projected: bool) -> String {
         let service = self.service.as_str().unwrap_or("?");
@@ -1588,8 +1608,9 @@ impl ConfigLine for shmstore_tests::config_versions_plus::ConfigV1Plus {
     }
 }
 
-/// `config-reader NAME v1|v2|plus`: a reader of release 1 (`ConfigV1`), release 2
-/// (`ConfigV2`) or release 1 plus `retries` (`ConfigV1Plus`). Opens NAME with `open_reader`
+/// `config-reader NAME v1|v2|plus|v3`: a reader of release 1 (`ConfigV1`), release 2
+/// (`ConfigV2`), release 1 plus `retries` (`ConfigV1Plus`) or that plus `max_conns`
+/// (`ConfigV3`, whose `max_conns` is not printed). Opens NAME with `open_reader`
 /// (prints `error VARIANT MESSAGE` and exits 0 if that fails), prints the value (see
 /// `config_line`), then loops: waits at most 30 s in `wait_for_change` for the next version
 /// and prints the value again; a failed wait prints `ended VARIANT` and exits 0. Never restarts
@@ -1601,6 +1622,7 @@ fn config_reader(name: &str, version: &str) {
         "v1" => read_config_changes::<ConfigV1>(name),
         "v2" => read_config_changes::<ConfigV2>(name),
         "plus" => read_config_changes::<ConfigV1Plus>(name),
+        "v3" => read_config_changes::<shmstore_tests::config_versions_three::ConfigV3>(name),
         other => panic!("unknown VERSION {other}"),
     }
 }
@@ -1621,19 +1643,22 @@ fn read_config_changes<T: ConfigLine>(name: &str) {
     }
 }
 
-/// `config-new-writer NAME v2|plus RETRIES`: a writer of release 2 (`ConfigV2`) or of release
-/// 1 plus `retries` (`ConfigV1Plus`) joining a region that an older release made. Prints
-/// `opening`, opens NAME read-write (migrating it when the region lacks `retries`); if that
-/// fails prints `error VARIANT MESSAGE` and exits 0. Otherwise prints `opened projected=B`,
-/// commits `retries = RETRIES` (the other fields as they are) and prints `wrote RETRIES`;
+/// `config-new-writer NAME v2|plus|v3 RETRIES`: a writer of release 2 (`ConfigV2`), of
+/// release 1 plus `retries` (`ConfigV1Plus`) or of that plus `max_conns` (`ConfigV3`) joining
+/// a region that an older release made. Prints `opening`, opens NAME read-write (migrating it
+/// when the region lacks one of its fields); if that fails prints `error VARIANT MESSAGE` and
+/// exits 0. Otherwise prints `opened projected=B`, commits its new field = RETRIES (`retries`;
+/// `max_conns` for `v3`; the other fields as they are) and prints `wrote RETRIES`;
 /// then, for each line on stdin: `value` prints the value (see `config_line`), `workers N`
 /// commits `workers = N` and prints `committed N`. Exits at the end of input.
 fn config_new_writer(name: &str, version: &str, retries: u32) {
     use shmstore_tests::config_versions::ConfigV2;
     use shmstore_tests::config_versions_plus::ConfigV1Plus;
+    use shmstore_tests::config_versions_three::ConfigV3;
     match version {
         "v2" => write_new_config(name, retries, |c: &mut ConfigV2| &mut c.retries),
         "plus" => write_new_config(name, retries, |c: &mut ConfigV1Plus| &mut c.retries),
+        "v3" => write_new_config(name, retries, |c: &mut ConfigV3| &mut c.max_conns),
         other => panic!("unknown VERSION {other}"),
     }
 }
