@@ -817,3 +817,89 @@ fn old_handles_follow_two_migrations(backend: Backend) {
         );
     }
 }
+
+/// Commits through a compatible layout are crash-atomic: a release-1 writer (through the
+/// writeback of the migrated region) and a release-2 writer (through its projection) commit
+/// against each other and are killed with SIGKILL at random points; every value left is one
+/// whole commit of one of them, with the new field as that commit left it.
+#[test]
+fn writers_through_a_compatible_layout_killed_mid_commit_are_rolled_back() {
+    const FROM: u32 = 1_000_000;
+    let seed = seed();
+    eprintln!("seed {seed:#x} (replay with SHMSTORE_TEST_SEED={seed:x})");
+    let mut rng = Rng(seed);
+    for i in 0..100 {
+        let context = format!("iteration {i} (seed {seed:#x})");
+        let backend = if i % 2 == 0 {
+            Backend::Posix
+        } else {
+            Backend::File
+        };
+        let place = Place::new(backend, "kill-projected");
+        let mut old_writer = helper!("config-v1-committer", place);
+        old_writer.expect("created");
+        // Migrated before the old writer's first commit: all of them go through the writeback.
+        drop(Shm::<ConfigV2>::open(place.location().clone()).expect("migrate"));
+        old_writer.send("go");
+        old_writer.expect("committed 1");
+        let mut new_writer = helper!("config-v2-loop", place, FROM);
+        new_writer.expect("looping");
+        let started = Instant::now();
+        let (first, second) = (rng.below(2_000), rng.below(2_000));
+        let (early, late) = if rng.below(2) == 0 {
+            (&old_writer, &new_writer)
+        } else {
+            (&new_writer, &old_writer)
+        };
+        while started.elapsed() < Duration::from_micros(first.min(second)) {
+            std::hint::spin_loop();
+        }
+        early.send_kill();
+        while started.elapsed() < Duration::from_micros(first.max(second)) {
+            std::hint::spin_loop();
+        }
+        late.send_kill();
+        let (status, lines) = old_writer.kill_and_finish();
+        assert_killed(status, &lines);
+        let (status, lines) = new_writer.kill_and_finish();
+        assert_killed(status, &lines);
+
+        let v2 = Shm::<ConfigV2>::open(place.location().clone()).expect("open");
+        let value = v2.read();
+        let n = value.workers;
+        let v1_seen = Shm::<ConfigV1>::open_reader(place.location().clone())
+            .unwrap()
+            .read();
+        assert_eq!(v1_seen.workers, n, "{context}");
+        assert_eq!(
+            (
+                value.timeout_ms,
+                value.service.as_str().unwrap(),
+                v1_seen.level.get()
+            ),
+            (
+                u64::from(u32::MAX - n),
+                format!("svc-{n}").as_str(),
+                Ok([LevelV1::Error, LevelV1::Warn, LevelV1::Info][n as usize % 3])
+            ),
+            "{context}: a torn value {value:?}"
+        );
+        if n >= FROM {
+            assert_eq!(value.retries, n, "{context}: {value:?}");
+        } else {
+            assert!(
+                value.retries == 0 || value.retries >= FROM,
+                "{context}: {value:?}"
+            );
+        }
+        // Both releases commit again after the rollback.
+        v2.lock().unwrap().retries = 1;
+        Shm::<ConfigV1>::open(place.location().clone())
+            .unwrap()
+            .lock()
+            .unwrap()
+            .workers = 2;
+        let after = v2.read();
+        assert_eq!((after.workers, after.retries), (2, 1), "{context}");
+    }
+}

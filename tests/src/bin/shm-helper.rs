@@ -31,7 +31,8 @@
 //! - Editing: `edit-loop`.
 //! - Lifecycle: `wait-removed`, `open-when-created`.
 //! - Changing a region's type: `config-v1-writer`, `config-v2-create`, `config-v1-plus-create`,
-//!   `config-v1-committer`, `config-reader`, `config-new-writer`, `config-v1-hold-and-die`.
+//!   `config-v1-committer`, `config-reader`, `config-new-writer`, `config-v1-hold-and-die`,
+//!   `config-v2-loop`.
 //! - Descriptors and modes: `create-with-umask`, `hold-shm-and-exec`, `list-shm-fds`.
 
 use std::io::{BufRead, Write};
@@ -140,6 +141,7 @@ fn main() {
         ["config-v1-committer", name] => config_v1_committer(name),
         ["config-reader", name, version] => config_reader(name, version),
         ["config-v1-hold-and-die", name] => config_v1_hold_and_die(name),
+        ["config-v2-loop", name, from] => config_v2_loop(name, from.parse().expect("FROM")),
         ["config-new-writer", name, version, retries] => {
             config_new_writer(name, version, retries.parse().expect("RETRIES"))
         }
@@ -1696,4 +1698,29 @@ fn config_v1_hold_and_die(name: &str) {
     guard.service.set("torn").expect("fits");
     say("holding");
     sleep_forever();
+}
+
+/// `config-v2-loop NAME FROM`: a release-2 writer (`ConfigV2`) committing without pause, to
+/// be killed at any point of a commit. Opens NAME (migrating it if needed), prints `looping`,
+/// then commits m = FROM, FROM + 1, …: every release-1 field as `config_v1_at(m)` sets it
+/// (`timeout_ms` widened) and `retries` = m, so a value mixed from two commits, or half
+/// written, shows. Never returns.
+fn config_v2_loop(name: &str, from: u32) {
+    use shmstore_tests::config_versions::{ConfigV2, LevelV2};
+    let shm = open::<ConfigV2>(name);
+    say("looping");
+    for m in from.. {
+        let v1 = config_v1_at(m);
+        let mut guard = shm.lock().expect("lock");
+        guard.workers = m;
+        guard.retries = m;
+        guard.timeout_ms = v1.timeout_ms.into();
+        guard
+            .service
+            .set(v1.service.as_str().expect("text"))
+            .expect("fits");
+        guard
+            .level
+            .set([LevelV2::Error, LevelV2::Warn, LevelV2::Info][m as usize % 3]);
+    }
 }
