@@ -903,3 +903,57 @@ fn writers_through_a_compatible_layout_killed_mid_commit_are_rolled_back() {
         assert_eq!((after.workers, after.retries), (2, 1), "{context}");
     }
 }
+
+/// A new release killed during its migration and restarted, with no other writer around to
+/// repair the region in between: the restarted writer takes over the dead one's lock, finishes
+/// or redoes the migration, and nothing is left behind.
+#[test]
+fn a_new_writer_killed_during_its_migration_and_restarted_completes_it() {
+    let seed = seed();
+    eprintln!("seed {seed:#x} (replay with SHMSTORE_TEST_SEED={seed:x})");
+    let mut rng = Rng(seed);
+    for i in 0..100 {
+        let context = format!("iteration {i} (seed {seed:#x})");
+        let backend = if i % 2 == 0 {
+            Backend::Posix
+        } else {
+            Backend::File
+        };
+        let new = if i % 4 < 2 { "plus" } else { "v2" };
+        let place = Place::new(backend, "restart-migrate");
+        let old = Shm::<ConfigV1>::create(place.location().clone(), v1(5)).expect("create");
+        let mut killed = helper!("config-new-writer", place, new, 8);
+        killed.expect("opening");
+        let started = Instant::now();
+        let delay = Duration::from_micros(rng.below(4_000));
+        while started.elapsed() < delay {
+            std::hint::spin_loop();
+        }
+        let (status, lines) = killed.kill_and_finish();
+        assert_killed(status, &lines);
+        let mut restarted = helper!("config-new-writer", place, new, 9);
+        restarted.expect("opening");
+        let opened = restarted.line();
+        assert!(opened.starts_with("opened"), "{context}: {opened}");
+        restarted.expect("wrote 9");
+        assert!(
+            leftovers(&place).is_empty(),
+            "{context}: {:?}",
+            leftovers(&place)
+        );
+        let value = old.read();
+        assert!(old.is_projected(), "{context}: the old handle followed");
+        assert_eq!(
+            (value.workers, value.service.as_str().unwrap()),
+            (5, "gateway"),
+            "{context}"
+        );
+        let seen = Shm::<ConfigV1Plus>::open_reader(place.location().clone())
+            .unwrap()
+            .read();
+        assert_eq!((seen.workers, seen.retries), (5, 9), "{context}");
+        old.lock().unwrap().workers = 6;
+        restarted.send("value");
+        assert_eq!(Seen::parse(&restarted.line()).workers, 6, "{context}");
+    }
+}
