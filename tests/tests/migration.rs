@@ -174,3 +174,49 @@ fn known_bug_lock_of_a_handle_whose_successor_was_unlinked_does_not_panic() {
         "lock() panicked after another process unlinked the migrated region"
     );
 }
+
+/// Each operation of an old handle, as the first one after a migration, finds the region
+/// moved and follows it: it sees what the new release wrote there, and its writes land there.
+#[test]
+fn every_operation_of_an_old_handle_follows_a_migration_as_its_first_call() {
+    use std::time::Duration;
+    type Op = fn(&Shm<ConfigV1>, &shmstore::ShmReader<ConfigV1>) -> u32;
+    let ops: [(&str, Op); 8] = [
+        ("read", |shm, _| shm.read().workers),
+        ("read_into", |shm, _| {
+            let mut out = v1(0);
+            shm.read_into(&mut out);
+            out.workers
+        }),
+        ("read_timeout", |shm, _| {
+            shm.read_timeout(Duration::from_secs(5)).unwrap().workers
+        }),
+        ("lock", |shm, _| shm.lock().unwrap().workers),
+        ("try_lock", |shm, _| shm.try_lock().unwrap().workers),
+        ("lock_timeout", |shm, _| {
+            shm.lock_timeout(Duration::from_secs(5)).unwrap().workers
+        }),
+        ("reader read", |_, reader| reader.read().workers),
+        ("reader read_timeout", |_, reader| {
+            reader.read_timeout(Duration::from_secs(5)).unwrap().workers
+        }),
+    ];
+    for (what, op) in ops {
+        let place = Place::new(Backend::Posix, "migrate-first-op");
+        let old = Shm::<ConfigV1>::create(place.location().clone(), v1(4)).expect("create");
+        let old_reader = Shm::<ConfigV1>::open_reader(place.location().clone()).expect("reader");
+        let new = Shm::<ConfigV1Plus>::open(place.location().clone()).expect("migrates");
+        new.lock().unwrap().workers = 40;
+        assert_eq!(op(&old, &old_reader), 40, "{what}");
+        old.lock().unwrap().workers = 41;
+        assert_eq!(
+            new.read().workers,
+            41,
+            "{what}: the old handle's write landed"
+        );
+        assert_eq!(old_reader.read().workers, 41, "{what}");
+        assert!(!old.is_removed().unwrap() && !old_reader.is_removed().unwrap());
+        let version = new.version();
+        assert_eq!((old.version(), old_reader.version()), (version, version));
+    }
+}
