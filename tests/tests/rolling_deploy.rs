@@ -957,3 +957,34 @@ fn a_new_writer_killed_during_its_migration_and_restarted_completes_it() {
         assert_eq!(Seen::parse(&restarted.line()).workers, 6, "{context}");
     }
 }
+
+/// Only the region's owner (or root) may migrate it, since the region is replaced by an object
+/// with the same owner: a new release running as another user is refused with
+/// `PermissionDenied` saying so, and the region stays as it was for the old release (which
+/// that user may still open).
+#[test]
+fn a_new_release_of_another_user_cannot_migrate() {
+    if !shmstore_tests::is_root() {
+        eprintln!("skipped: needs root to run a helper as uid 65534");
+        return;
+    }
+    let place = Place::new(Backend::Posix, "migrate-other-user");
+    let old = Shm::<ConfigV1>::options()
+        .mode(0o666)
+        .create(place.location().clone(), v1(3))
+        .expect("create");
+    let opened = helper!("setuid-config-open", place, "plus").finish_ok();
+    assert!(
+        opened.len() == 1
+            && opened[0].starts_with("error PermissionDenied ")
+            && opened[0].contains("owner"),
+        "{opened:?}"
+    );
+    assert!(!old.is_projected() && !old.is_removed().unwrap());
+    old.lock().unwrap().workers = 4;
+    let opened = helper!("setuid-config-open", place, "v1").finish_ok();
+    assert_eq!(opened, ["opened projected=false"]);
+    let reader = Shm::<ConfigV1>::open_reader(place.location().clone()).unwrap();
+    assert!(!reader.is_projected(), "not migrated");
+    assert_eq!(reader.read().workers, 4);
+}

@@ -32,7 +32,7 @@
 //! - Lifecycle: `wait-removed`, `open-when-created`.
 //! - Changing a region's type: `config-v1-writer`, `config-v2-create`, `config-v1-plus-create`,
 //!   `config-v1-committer`, `config-reader`, `config-new-writer`, `config-v1-hold-and-die`,
-//!   `config-v2-loop`.
+//!   `config-v2-loop`, `setuid-config-open`.
 //! - Descriptors and modes: `create-with-umask`, `hold-shm-and-exec`, `list-shm-fds`.
 
 use std::io::{BufRead, Write};
@@ -142,6 +142,7 @@ fn main() {
         ["config-reader", name, version] => config_reader(name, version),
         ["config-v1-hold-and-die", name] => config_v1_hold_and_die(name),
         ["config-v2-loop", name, from] => config_v2_loop(name, from.parse().expect("FROM")),
+        ["setuid-config-open", name, version] => setuid_config_open(name, version),
         ["config-new-writer", name, version, retries] => {
             config_new_writer(name, version, retries.parse().expect("RETRIES"))
         }
@@ -1722,5 +1723,29 @@ fn config_v2_loop(name: &str, from: u32) {
         guard
             .level
             .set([LevelV2::Error, LevelV2::Warn, LevelV2::Info][m as usize % 3]);
+    }
+}
+
+/// `setuid-config-open NAME v1|plus`: drops to uid/gid 65534 (when root) and opens the config
+/// at NAME read-write as `ConfigV1` or `ConfigV1Plus`, with `allow_other_owner(true)`; prints
+/// `opened projected=B`, or `error VARIANT MESSAGE`.
+fn setuid_config_open(name: &str, version: &str) {
+    use shmstore_tests::config_versions::ConfigV1;
+    use shmstore_tests::config_versions_plus::ConfigV1Plus;
+    drop_to_nobody();
+    let opened = match version {
+        "v1" => Shm::<ConfigV1>::options()
+            .allow_other_owner(true)
+            .open(at(name))
+            .map(|shm| shm.is_projected()),
+        "plus" => Shm::<ConfigV1Plus>::options()
+            .allow_other_owner(true)
+            .open(at(name))
+            .map(|shm| shm.is_projected()),
+        other => panic!("unknown VERSION {other}"),
+    };
+    match opened {
+        Ok(projected) => say(&format!("opened projected={projected}")),
+        Err(e) => say_config_error(&e),
     }
 }
