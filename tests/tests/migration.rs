@@ -220,3 +220,50 @@ fn every_operation_of_an_old_handle_follows_a_migration_as_its_first_call() {
         assert_eq!((old.version(), old_reader.version()), (version, version));
     }
 }
+
+/// KNOWN BUG (ignored until fixed; see the helper's report): a handle that had not followed a
+/// migration yet, when the region that replaced its own was unlinked and ANOTHER region was
+/// then created under the name, follows to that unrelated region: `is_removed()` is
+/// `Ok(false)`, `read()` returns the new region's value and `lock()` writes into it. A handle
+/// whose region was unlinked without a migration never adopts a region created anew under its
+/// name (tests/removed.rs). The old header says only `LIFECYCLE_MOVED`, not which object
+/// replaced it, so following opens whatever the location holds (`attach.rs`/`shm.rs`
+/// `follow`). With a region of an incompatible type there, `is_removed()` and
+/// `wait_for_change` return that open's `LayoutMismatch` instead of `Ok(true)` / `Removed`.
+#[test]
+#[ignore = "known bug: a handle follows a migration to a region created anew after the successor was unlinked"]
+fn known_bug_a_handle_does_not_follow_to_a_region_created_anew_after_the_successor_was_unlinked() {
+    use std::time::Duration;
+    let place = Place::new(Backend::Posix, "migrate-recreated");
+    let old = Shm::<ConfigV1>::create(place.location().clone(), v1(4)).expect("create");
+    drop(Shm::<ConfigV1Plus>::open(place.location().clone()).expect("migrates"));
+    shmstore::unlink(place.location().clone()).expect("unlink");
+    let unrelated = Shm::<ConfigV1>::create(place.location().clone(), v1(100)).expect("create");
+    assert!(
+        matches!(old.is_removed(), Ok(true)),
+        "{:?}",
+        old.is_removed()
+    );
+    assert_eq!(old.read().workers, 4, "the old handle read another region");
+    old.lock().unwrap().workers = 7;
+    assert_eq!(
+        unrelated.read().workers,
+        100,
+        "the old handle wrote into another region"
+    );
+    drop(unrelated);
+    shmstore::unlink(place.location().clone()).expect("unlink");
+
+    let place = Place::new(Backend::Posix, "migrate-recreated-other");
+    let old = Shm::<ConfigV1>::create(place.location().clone(), v1(4)).expect("create");
+    drop(Shm::<ConfigV1Plus>::open(place.location().clone()).expect("migrates"));
+    shmstore::unlink(place.location().clone()).expect("unlink");
+    let _other_type = Shm::<u64>::create(place.location().clone(), 1).expect("create");
+    assert!(
+        matches!(old.is_removed(), Ok(true)),
+        "{:?}",
+        old.is_removed()
+    );
+    let waited = old.wait_for_change(old.version(), Some(Duration::from_secs(30)));
+    assert!(matches!(waited, Err(Error::Removed { .. })), "{waited:?}");
+}
