@@ -380,10 +380,11 @@ pub(crate) fn wait_following<'a>(
             Ok(version) => return Ok(version),
             Err(Unchanged::Moved) => {
                 attached = follow(attached).map_err(|error| match error {
-                    // Its successor was removed too: as for a removal while waiting.
-                    Error::NotFound { .. } => Error::Removed {
-                        name: attached.region.name().to_string(),
-                    },
+                    // The region that replaced it was removed in turn: the wait ends as a
+                    // removal does, not as an open of a missing region.
+                    Error::NotFound { .. } => {
+                        unchanged_error(&attached.region, Unchanged::Removed, timeout)
+                    }
                     other => other,
                 })?
             }
@@ -474,13 +475,19 @@ pub(crate) fn version_following<'a>(
     follow(attached).map_or(version, |next| next.region.published_version())
 }
 
-/// `is_removed` of a handle: a migrated region is not removed, its successor is asked.
+/// `is_removed` of a handle: a migrated region is not removed, its successor is asked (and a
+/// successor that was removed before the handle followed it is removed).
 pub(crate) fn is_removed_following<'a>(
     attached: &'a Attached,
     follow: impl Fn(&'a Attached) -> Result<&'a Attached>,
 ) -> Result<bool> {
     if attached.region.has_moved() {
-        return follow(attached)?.region.is_removed();
+        return match follow(attached) {
+            Ok(next) => next.region.is_removed(),
+            // The region that replaced it was removed in turn.
+            Err(Error::NotFound { .. }) => Ok(true),
+            Err(other) => Err(other),
+        };
     }
     attached.region.is_removed()
 }

@@ -305,7 +305,15 @@ impl Region {
                     return Err(Unchanged::Moved);
                 }
                 if region_removed(self) {
-                    return Err(Unchanged::Removed);
+                    // A migration also gives the location to another object (and its migrator
+                    // woke us): a move, which the caller follows, not a removal. Asked after
+                    // the look, so a rename between the two is seen as one (the migrator
+                    // marks the header before it renames).
+                    return Err(if self.has_moved() {
+                        Unchanged::Moved
+                    } else {
+                        Unchanged::Removed
+                    });
                 }
             }
         }
