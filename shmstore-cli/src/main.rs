@@ -244,8 +244,8 @@ enum Command {
                       writes keep it untouched); widened (a wider integer or float, a longer \
                       text or list capacity, new enum variants: reads lose nothing); or \
                       incompatible, with the reason (\"here\" is the other type). A compatible \
-                      type reads the region through `Shm::open_reader`; writing still needs \
-                      the identical type. README, \"Changing a region's type\", gives the \
+                      type reads and writes the region through its own layout (`Shm::open` \
+                      migrates it first when that type adds fields). README, \"Changing a region's type\", gives the \
                       rules.\n\n\
                       Example:\n  shmstore compat gateway.config --with gateway.config-next\n  \
                       shmstore inspect gateway.config-next --json > next.json\n  \

@@ -379,18 +379,32 @@ pub(crate) fn wait_following<'a>(
         match attached.region.wait_for_change(since, left) {
             Ok(version) => return Ok(version),
             Err(Unchanged::Moved) => {
-                attached = follow(attached).map_err(|error| match error {
-                    // The region that replaced it was removed in turn: the wait ends as a
-                    // removal does, not as an open of a missing region.
-                    Error::NotFound { .. } => {
+                attached = follow(attached).map_err(|error| {
+                    if successor_gone(&error) {
+                        // The wait ends as a removal does, not as an open that failed.
                         unchanged_error(&attached.region, Unchanged::Removed, timeout)
+                    } else {
+                        error
                     }
-                    other => other,
                 })?
             }
             Err(unchanged) => return Err(unchanged_error(&attached.region, unchanged, timeout)),
         }
     }
+}
+
+/// Whether a failure to follow a migrated region means there is nothing to follow: the region
+/// that replaced it was removed in turn, or the name now holds a region of another type or
+/// kind. The handle then stays on its own region, as a handle of a removed region does
+/// (`is_removed` says so), instead of failing.
+pub(crate) fn successor_gone(error: &Error) -> bool {
+    matches!(
+        error,
+        Error::NotFound { .. }
+            | Error::Removed { .. }
+            | Error::LayoutMismatch { .. }
+            | Error::WrongKind { .. }
+    )
 }
 
 /// `read` of a handle: a consistent `T` from `attached`, or, when it was migrated, from the
@@ -484,8 +498,7 @@ pub(crate) fn is_removed_following<'a>(
     if attached.region.has_moved() {
         return match follow(attached) {
             Ok(next) => next.region.is_removed(),
-            // The region that replaced it was removed in turn.
-            Err(Error::NotFound { .. }) => Ok(true),
+            Err(error) if successor_gone(&error) => Ok(true),
             Err(other) => Err(other),
         };
     }

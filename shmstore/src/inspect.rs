@@ -117,7 +117,8 @@ impl TypeDescriptor {
 /// field by field (`FORMAT.md`, "Comparing two descriptors"; the README's "Changing a region's
 /// type" gives the rules). A pure comparison: it never reads a region.
 ///
-/// Today a region opens only for its identical type ([`Overall::Identical`]); the verdict
+/// A region opens on the direct path only for its identical type ([`Overall::Identical`]),
+/// and through a compatible layout for a [`Compatible`](Overall::Compatible) one; the verdict
 /// tells an operator, before a deploy, whether a new version of the type keeps to the rules
 /// that let the two share the region.
 ///
@@ -627,8 +628,9 @@ impl Inspector {
 
     /// Whether a program whose type is `T` may share this region with the programs of its
     /// stored type, field by field: [`compatibility`] of the stored descriptor and `T`'s.
-    /// Opening a region still needs its identical type ([`Overall::Identical`]); this is the
-    /// check to run before a deploy.
+    /// [`Overall::Identical`] opens on the direct path, [`Overall::Compatible`] through a
+    /// compatible layout (migrating the region first when `T` adds fields); this is the check
+    /// to run before a deploy.
     ///
     /// ```
     /// use shmstore::inspect::{Inspector, Overall};

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::attach::{
     attach_reader, attach_writer, is_removed_following, read_following, read_into_following,
-    read_within_following, version_following, wait_following, Attached,
+    read_within_following, successor_gone, version_following, wait_following, Attached,
 };
 use crate::error::{Error, Result};
 use crate::follow::Chain;
@@ -234,23 +234,15 @@ impl<T: ShmType> Shm<T> {
     ///
     /// If this thread already holds the lock (it would deadlock), if the mutex in the
     /// header was overwritten with garbage by another process, or if the region was migrated
-    /// and the region that replaced it cannot be opened (removed meanwhile, or refused: the
-    /// message says why). Through a compatible layout, dropping a guard whose value the
+    /// and the region that replaced it exists but cannot be opened (another user's, an I/O
+    /// error: the message says why; a successor removed meanwhile is not followed, as for
+    /// [`is_removed`](Self::is_removed)). Through a compatible layout, dropping a guard whose value the
     /// region's type cannot hold panics too: see [`ShmGuard::commit`].
     #[inline]
     pub fn lock(&self) -> LockResult<ShmGuard<'_, T>> {
-        let mut attached = self.attached();
-        loop {
-            match attached.region.acquire(Wait::Forever) {
-                Ok(poisoned) if !attached.region.has_moved() => {
-                    return self.guard(attached, poisoned)
-                }
-                // SAFETY: `acquire` succeeded through this attachment's region.
-                Ok(_) => attached = unsafe { self.unlock_and_follow(attached) },
-                Err(failure) => {
-                    self.lock_failed(attached.region.not_locked(failure, Wait::Forever))
-                }
-            }
+        match self.acquire_following(Wait::Forever) {
+            Ok((attached, poisoned)) => self.guard(attached, poisoned),
+            Err(not_locked) => self.lock_failed(not_locked),
         }
     }
 
@@ -279,34 +271,50 @@ impl<T: ShmType> Shm<T> {
 
     #[inline]
     fn try_acquire(&self, wait: Wait) -> TryLockResult<ShmGuard<'_, T>> {
+        match self.acquire_following(wait) {
+            Ok((attached, poisoned)) => self
+                .guard(attached, poisoned)
+                .map_err(TryLockError::Poisoned),
+            // `try_lock` from the holding thread is "not now", as std's is (`NotLocked::Busy`);
+            // a blocking wait there would deadlock, and panics below.
+            Err(NotLocked::Busy) => Err(TryLockError::WouldBlock),
+            Err(other) => self.lock_failed(other),
+        }
+    }
+
+    /// Takes the lock of the region this handle uses, following it first when it was
+    /// migrated: the attachment whose lock this thread now holds, and whether it is poisoned.
+    #[inline]
+    fn acquire_following(&self, wait: Wait) -> std::result::Result<(&Attached, bool), NotLocked> {
         let mut attached = self.attached();
+        // Set when a migrated region has nothing to follow: it is then used as it is.
+        let mut orphaned = false;
         loop {
             match attached.region.acquire(wait) {
-                Ok(poisoned) if !attached.region.has_moved() => {
-                    return self
-                        .guard(attached, poisoned)
-                        .map_err(TryLockError::Poisoned)
+                Ok(poisoned) if orphaned || !attached.region.has_moved() => {
+                    return Ok((attached, poisoned))
                 }
                 // SAFETY: `acquire` succeeded through this attachment's region.
-                Ok(_) => attached = unsafe { self.unlock_and_follow(attached) },
-                // `try_lock` from the holding thread is "not now", as std's is
-                // (`NotLocked::Busy`); a blocking wait there would deadlock, and panics below.
-                Err(failure) => match attached.region.not_locked(failure, wait) {
-                    NotLocked::Busy => return Err(TryLockError::WouldBlock),
-                    other => self.lock_failed(other),
+                Ok(_) => match unsafe { self.unlock_and_follow(attached) } {
+                    Some(next) => attached = next,
+                    None => orphaned = true,
                 },
+                Err(failure) => return Err(attached.region.not_locked(failure, wait)),
             }
         }
     }
 
     /// The lock of `moved` was taken, and the region found migrated: nothing may be written
-    /// there any more (its successor holds the value). Unlocks it and follows.
+    /// there any more (its successor holds the value). Unlocks it and follows; `None` when
+    /// there is nothing to follow (the region that replaced it was removed in turn, or the
+    /// name holds another type now): the handle then keeps working on its own region, as a
+    /// handle of a removed region does.
     ///
     /// # Safety
     ///
     /// This thread holds `moved`'s lock, acquired through `moved.region`, and wrote nothing.
     #[cold]
-    unsafe fn unlock_and_follow(&self, moved: &Attached) -> &Attached {
+    unsafe fn unlock_and_follow(&self, moved: &Attached) -> Option<&Attached> {
         // SAFETY: the caller's contract; nothing was written, so nothing is published.
         unsafe {
             moved
@@ -314,7 +322,8 @@ impl<T: ShmType> Shm<T> {
                 .release(false, moved.region.info().layout.payload_size)
         };
         match self.follow(moved) {
-            Ok(next) => next,
+            Ok(next) => Some(next),
+            Err(error) if successor_gone(&error) => None,
             // `lock`'s result has no room for an error (see `lock_failed`).
             Err(error) => panic!(
                 "region `{}` was migrated to a wider type and the region that replaced it \

