@@ -403,7 +403,7 @@ pub(crate) fn read_following<'a, T: ShmType>(
 /// The attachment to read after finding `moved` migrated: the last one `follow` reaches, or
 /// the last that was still current when following failed.
 #[cold]
-fn after_move<'a>(
+pub(crate) fn after_move<'a>(
     mut moved: &'a Attached,
     follow: impl Fn(&'a Attached) -> Result<&'a Attached>,
 ) -> &'a Attached {
@@ -413,6 +413,21 @@ fn after_move<'a>(
             Ok(next) => return next,
             Err(_) => return moved,
         }
+    }
+}
+
+/// What a handle made with `unlink_on_drop` does as it drops: if its region was migrated,
+/// follows it to the region that replaced it (as its next operation would), so that dropping
+/// the chain removes that region, the one under the location now; a handle that never
+/// followed would otherwise leave it behind, since the region it has is no longer under the
+/// location. Nothing when following fails: the location is left as it is.
+pub(crate) fn follow_before_unlink<'a>(
+    attached: &'a Attached,
+    unlink_on_drop: bool,
+    follow: impl Fn(&'a Attached) -> Result<&'a Attached>,
+) {
+    if unlink_on_drop && attached.region.has_moved() {
+        after_move(attached, follow);
     }
 }
 
