@@ -396,3 +396,79 @@ fn a_forged_field_table_refuses_migration_and_write_through_as_corrupt() {
         assert_eq!(old.read().workers, 5);
     }
 }
+
+/// Waiters in `wait_for_change` on the old region when it is migrated: none returns
+/// `Removed`, and each sees the commit made right after the migration (versions continue).
+#[test]
+fn waiters_across_a_migration_see_the_next_commit_and_never_removed() {
+    let place = Place::new(Backend::Posix, "red-waiters");
+    let location = place.location().clone();
+    let old = Shm::<ConfigV1>::create(location.clone(), v1(4)).expect("create");
+    let since = old.version();
+    let ready = std::sync::Barrier::new(4);
+    let reader = Shm::<ConfigV1>::open_reader(location.clone()).expect("reader");
+    let projected = Shm::<ConfigV2>::open_reader(location.clone()).expect("v2 reader");
+    std::thread::scope(|s| {
+        let waiters = [
+            s.spawn(|| {
+                ready.wait();
+                let v = reader
+                    .wait_for_change(since, Some(Duration::from_secs(30)))
+                    .expect("the old reader's wait");
+                (v, reader.read().workers)
+            }),
+            s.spawn(|| {
+                ready.wait();
+                let v = projected
+                    .wait_for_change(since, Some(Duration::from_secs(30)))
+                    .expect("the projected reader's wait");
+                (v, projected.read().workers)
+            }),
+            s.spawn(|| {
+                ready.wait();
+                let v = old
+                    .wait_for_change(since, Some(Duration::from_secs(30)))
+                    .expect("the old writer's wait");
+                (v, old.read().workers)
+            }),
+        ];
+        ready.wait();
+        std::thread::sleep(Duration::from_millis(20)); // usually lets them sleep first
+        let new = Shm::<ConfigV1Plus>::open(location.clone()).expect("migrates");
+        new.lock().expect("lock").workers = 6;
+        for waiter in waiters {
+            let (version, workers) = waiter.join().expect("waiter");
+            assert!(version > since);
+            assert_eq!(workers, 6);
+        }
+    });
+}
+
+/// A planted `.NAME.shmstore-migrating-INO` (a symbolic link to a file elsewhere): the
+/// migrator removes the link, not what it points to, and migrates.
+#[test]
+fn a_planted_temporary_name_is_removed_not_followed() {
+    use std::os::unix::fs::MetadataExt;
+    let (name, _cleanup) = region("red-planted");
+    let old = Shm::<ConfigV1>::create(&name, v1(4)).expect("create");
+    let ino = shmstore_tests::shm_path(&name)
+        .metadata()
+        .expect("stat")
+        .ino();
+    let dir = shmstore_tests::TempDir::new("red-planted");
+    let victim = dir.join("victim");
+    std::fs::write(&victim, b"precious").expect("victim");
+    let planted = shmstore_tests::shm_path(&format!(".{name}.shmstore-migrating-{ino}"));
+    std::os::unix::fs::symlink(&victim, &planted).expect("plant");
+    let new = Shm::<ConfigV1Plus>::open(&name);
+    let _ = std::fs::remove_file(&planted);
+    let new = new.expect("migrates");
+    assert_eq!(std::fs::read(&victim).expect("victim"), b"precious");
+    assert!(
+        planted.symlink_metadata().is_err(),
+        "the temporary name is gone"
+    );
+    new.lock().expect("lock").retries = 1;
+    assert_eq!(old.read().workers, 4);
+    assert!(old.is_projected(), "the old handle followed");
+}
