@@ -472,3 +472,18 @@ fn a_planted_temporary_name_is_removed_not_followed() {
     assert_eq!(old.read().workers, 4);
     assert!(old.is_projected(), "the old handle followed");
 }
+
+/// A forged `MOVED` word does not stop a new release from migrating the region (before the
+/// fix, every look said "another writer migrated it first" and the open gave up with
+/// `Timeout`), and the old handles follow the migration for real.
+#[test]
+fn a_forged_moved_word_does_not_stop_a_migration() {
+    let (name, _cleanup) = region("red-forged-migrate");
+    let old = Shm::<ConfigV1>::create(&name, v1(4)).expect("create");
+    forge_lifecycle(&name, 2);
+    let new = Shm::<ConfigV1Plus>::open(&name).expect("migrates");
+    new.lock().expect("lock").retries = 2;
+    old.lock().expect("the old handle follows").workers = 6;
+    let seen = new.read();
+    assert_eq!((seen.workers, seen.retries), (6, 2));
+}
