@@ -487,3 +487,45 @@ fn a_forged_moved_word_does_not_stop_a_migration() {
     let seen = new.read();
     assert_eq!((seen.workers, seen.retries), (6, 2));
 }
+
+/// The done-when property with real processes: writers of release 1 count in a loop while
+/// writers of two newer releases open the region (migrating it, once or twice) and count too;
+/// every increment of every process is in the final value, and the test's own old handle
+/// followed.
+#[test]
+fn no_commit_is_lost_across_migrations_by_writers_in_several_processes() {
+    const EACH: u32 = 300;
+    let (name, _cleanup) = region("red-count");
+    let old = Shm::<ConfigV1>::create(
+        &name,
+        ConfigV1 {
+            workers: 0,
+            ..v1(0)
+        },
+    )
+    .expect("create");
+    let releases = ["v1", "v1", "v1-plus", "v2"];
+    let mut writers: Vec<_> = releases
+        .iter()
+        .map(|release| shmstore_tests::helper!("config-count", name, release, EACH))
+        .collect();
+    for writer in &mut writers {
+        writer.expect("ready");
+    }
+    for writer in &mut writers {
+        writer.send("go");
+    }
+    for writer in &mut writers {
+        writer.expect("done");
+    }
+    assert_eq!(old.read().workers, EACH * releases.len() as u32);
+    assert!(old.is_projected(), "the old handle followed the migration");
+    old.lock().expect("lock").workers += 1;
+    assert_eq!(
+        Shm::<ConfigV2>::open_reader(&name)
+            .expect("reader")
+            .read()
+            .workers,
+        EACH * releases.len() as u32 + 1
+    );
+}

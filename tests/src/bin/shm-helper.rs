@@ -30,7 +30,8 @@
 //! - An unrecoverable mutex: `make-unrecoverable`, `lock-every-way`.
 //! - Editing: `edit-loop`.
 //! - Lifecycle: `wait-removed`, `open-when-created`.
-//! - Changing a region's type: `config-v1-writer`, `config-v2-create`, `config-v1-plus-create`.
+//! - Changing a region's type: `config-v1-writer`, `config-v2-create`, `config-v1-plus-create`,
+//!   `config-count`.
 //! - Descriptors and modes: `create-with-umask`, `hold-shm-and-exec`, `list-shm-fds`.
 
 use std::io::{BufRead, Write};
@@ -136,6 +137,7 @@ fn main() {
         ["config-v1-writer", name, steps] => config_v1_writer(name, steps.parse().expect("STEPS")),
         ["config-v2-create", name] => config_v2_create(name),
         ["config-v1-plus-create", name] => config_v1_plus_create(name),
+        ["config-count", name, release, n] => config_count(name, release, n.parse().expect("N")),
         _ => {
             eprintln!("shm-helper: unknown arguments {args:?}");
             std::process::exit(2);
@@ -1455,4 +1457,28 @@ fn config_v1_plus_create(name: &str) {
     let _shm = Shm::create(at(name), value).expect("create");
     say("created");
     sleep_forever();
+}
+
+/// `config-count NAME RELEASE N`: a binary of RELEASE (`v1`, `v1-plus` or `v2`, see
+/// `config_versions`). Prints `ready`, waits for a line, then opens NAME read-write (a release
+/// with fields the region lacks migrates it), adds 1 to `workers` under the lock N times, and
+/// prints `done`: the counts of several such processes add up only if no commit is lost.
+fn config_count(name: &str, release: &str, n: u32) {
+    use shmstore_tests::config_versions::{ConfigV1, ConfigV2};
+    use shmstore_tests::config_versions_plus::ConfigV1Plus;
+    fn count<T: ShmType>(name: &str, n: u32, workers: impl Fn(&mut T) -> &mut u32) {
+        let shm = open::<T>(name);
+        for _ in 0..n {
+            *workers(&mut shm.lock().expect("lock")) += 1;
+        }
+    }
+    say("ready");
+    wait_for_go();
+    match release {
+        "v1" => count::<ConfigV1>(name, n, |c| &mut c.workers),
+        "v1-plus" => count::<ConfigV1Plus>(name, n, |c| &mut c.workers),
+        "v2" => count::<ConfigV2>(name, n, |c| &mut c.workers),
+        other => panic!("unknown release {other}"),
+    }
+    say("done");
 }
