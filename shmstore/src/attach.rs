@@ -492,13 +492,18 @@ pub(crate) fn version_following<'a>(
     follow(attached).map_or(version, |next| next.region.published_version())
 }
 
-/// `is_removed` of a handle: a migrated region is not removed, its successor is asked.
+/// `is_removed` of a handle: a migrated region is not removed, its successor is asked. When
+/// the successor cannot be followed (removed meanwhile, or of a type this handle refuses),
+/// the location is asked about the region the handle has, which it no longer refers to: the
+/// answer is about the location, never the successor's open error.
 pub(crate) fn is_removed_following<'a>(
     attached: &'a Attached,
     follow: impl Fn(&'a Attached) -> Result<&'a Attached>,
 ) -> Result<bool> {
     if attached.region.has_moved() {
-        return follow(attached)?.region.is_removed();
+        if let Ok(next) = follow(attached) {
+            return next.region.is_removed();
+        }
     }
     attached.region.is_removed()
 }

@@ -529,3 +529,43 @@ fn no_commit_is_lost_across_migrations_by_writers_in_several_processes() {
         EACH * releases.len() as u32 + 1
     );
 }
+
+/// As above, but the peer also marks the old region moved (as a migrator would): the old
+/// handle's follow finds a region of an unrelated type. Reads keep the last value, waits end
+/// with the error, `lock` panics with it (documented: `lock` has no room for an error) and
+/// leaves the old lock free, and `is_removed` says the name refers elsewhere.
+#[test]
+fn a_forged_move_to_an_unrelated_region_is_refused_never_written_through() {
+    let (name, _cleanup) = region("red-forged-unrelated");
+    let (other, _other_cleanup) = region("red-forged-unrelated-other");
+    let old = Shm::<ConfigV1>::create(&name, v1(4)).expect("create");
+    let unrelated = Shm::<u64>::create(&other, 42).expect("other");
+    forge_lifecycle(&name, 2);
+    std::fs::rename(
+        shmstore_tests::shm_path(&other),
+        shmstore_tests::shm_path(&name),
+    )
+    .expect("rename over");
+    let old = finishes("operations after a forged move", move || {
+        assert_eq!(old.read().workers, 4, "the last value of the old region");
+        let waited = old.wait_for_change(old.version(), Some(Duration::from_millis(10)));
+        assert!(
+            matches!(waited, Err(Error::LayoutMismatch { .. })),
+            "{waited:?}"
+        );
+        let locked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            drop(old.lock());
+        }));
+        assert!(
+            locked.is_err(),
+            "lock panics: the successor cannot be opened"
+        );
+        assert!(
+            old.is_removed().expect("is_removed answers"),
+            "the name refers elsewhere"
+        );
+        old
+    });
+    assert_eq!(unrelated.read(), 42, "nothing written into it");
+    drop(old);
+}
