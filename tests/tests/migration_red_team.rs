@@ -569,3 +569,24 @@ fn a_forged_move_to_an_unrelated_region_is_refused_never_written_through() {
     assert_eq!(unrelated.read(), 42, "nothing written into it");
     drop(old);
 }
+
+/// `Store` handles: a release-2 `Store::open` migrates a region a release-1 `Store` made, the
+/// old handles follow, `list` shows one region, and `remove_all` removes the migrated one
+/// (leaving nothing under the prefix).
+#[test]
+fn store_handles_follow_a_migration_and_remove_all_removes_the_migrated_region() {
+    let prefix = shmstore_tests::unique_name("red-store");
+    let store = shmstore::Store::new(&prefix).expect("store");
+    let name = store.name_of("config").expect("name");
+    let _cleanup = Place::adopt_name(&name);
+    let old = store.create("config", v1(4)).expect("create");
+    let reader = store.open_reader::<ConfigV1>("config").expect("reader");
+    let new = store.open::<ConfigV1Plus>("config").expect("migrates");
+    new.lock().expect("lock").retries = 4;
+    old.lock().expect("follows").workers = 5;
+    assert_eq!(reader.read().workers, 5);
+    assert_eq!(new.read().retries, 4);
+    assert_eq!(store.list().expect("list").len(), 1);
+    assert_eq!(store.remove_all().expect("remove_all"), 1);
+    assert!(!shmstore_tests::exists(&name));
+}
