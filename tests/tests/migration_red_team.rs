@@ -590,3 +590,35 @@ fn store_handles_follow_a_migration_and_remove_all_removes_the_migrated_region()
     assert_eq!(store.remove_all().expect("remove_all"), 1);
     assert!(!shmstore_tests::exists(&name));
 }
+
+/// A reader of another uid (65534) follows a migration made by the owner (root): the new
+/// object keeps the old one's mode and owner, so the reader may open it, and it does.
+#[test]
+fn a_reader_of_another_uid_follows_a_migration() {
+    use std::os::unix::fs::MetadataExt;
+    if !shmstore_tests::is_root() {
+        eprintln!("skipped: needs root to run a reader as another uid");
+        return;
+    }
+    let (name, _cleanup) = region("red-other-uid");
+    let old = Shm::<ConfigV1>::options()
+        .mode(0o644)
+        .create(&name, v1(4))
+        .expect("create");
+    let before = shmstore_tests::shm_path(&name).metadata().expect("stat");
+    let mut reader = shmstore_tests::helper!("setuid-config-follower", name);
+    reader.expect("ready");
+    reader.send("read");
+    reader.expect("workers 4 projected false");
+    let new = Shm::<ConfigV1Plus>::open(&name).expect("migrates");
+    new.lock().expect("lock").workers = 9;
+    let after = shmstore_tests::shm_path(&name).metadata().expect("stat");
+    assert_ne!(before.ino(), after.ino(), "migrated");
+    assert_eq!(
+        (after.mode() & 0o7777, after.uid(), after.gid()),
+        (0o644, before.uid(), before.gid())
+    );
+    reader.send("read");
+    reader.expect("workers 9 projected true");
+    drop(old);
+}

@@ -31,7 +31,7 @@
 //! - Editing: `edit-loop`.
 //! - Lifecycle: `wait-removed`, `open-when-created`.
 //! - Changing a region's type: `config-v1-writer`, `config-v2-create`, `config-v1-plus-create`,
-//!   `config-count`.
+//!   `config-count`, `setuid-config-follower`.
 //! - Descriptors and modes: `create-with-umask`, `hold-shm-and-exec`, `list-shm-fds`.
 
 use std::io::{BufRead, Write};
@@ -138,6 +138,7 @@ fn main() {
         ["config-v2-create", name] => config_v2_create(name),
         ["config-v1-plus-create", name] => config_v1_plus_create(name),
         ["config-count", name, release, n] => config_count(name, release, n.parse().expect("N")),
+        ["setuid-config-follower", name] => setuid_config_follower(name),
         _ => {
             eprintln!("shm-helper: unknown arguments {args:?}");
             std::process::exit(2);
@@ -1481,4 +1482,33 @@ fn config_count(name: &str, release: &str, n: u32) {
         other => panic!("unknown release {other}"),
     }
     say("done");
+}
+
+/// `setuid-config-follower NAME`: becomes uid and gid 65534, opens NAME as a release-1
+/// reader (accepting another owner), prints `ready`; then for each line reads and prints
+/// `workers N projected P` (P: whether it reads through a compatible layout, as after
+/// following a migration) or `error VARIANT`.
+fn setuid_config_follower(name: &str) {
+    use nix::unistd::{setgid, setgroups, setuid, Gid, Uid};
+    use shmstore_tests::config_versions::ConfigV1;
+    setgroups(&[]).expect("setgroups");
+    setgid(Gid::from_raw(65534)).expect("setgid");
+    setuid(Uid::from_raw(65534)).expect("setuid");
+    let reader = match Shm::<ConfigV1>::options()
+        .allow_other_owner(true)
+        .open_reader(at(name))
+    {
+        Ok(reader) => reader,
+        Err(e) => return say(&format!("error {}", variant(&e))),
+    };
+    say("ready");
+    let mut line = String::new();
+    while std::io::stdin().lock().read_line(&mut line).expect("stdin") > 0 {
+        line.clear();
+        say(&format!(
+            "workers {} projected {}",
+            reader.read().workers,
+            reader.is_projected()
+        ));
+    }
 }
