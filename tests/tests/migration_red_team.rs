@@ -622,3 +622,26 @@ fn a_reader_of_another_uid_follows_a_migration() {
     reader.expect("workers 9 projected true");
     drop(old);
 }
+
+/// Anyone may create entries in `/dev/shm`, and the temporary name a migrator uses is
+/// predictable (`.NAME.shmstore-migrating-INO`): a directory planted there, which the
+/// migrator cannot unlink (nor can it, in the sticky `/dev/shm`, remove another user's file),
+/// must not stop the migration for good.
+#[test]
+fn a_directory_planted_at_the_temporary_name_does_not_block_the_migration() {
+    use std::os::unix::fs::MetadataExt;
+    let (name, _cleanup) = region("red-planted-dir");
+    let old = Shm::<ConfigV1>::create(&name, v1(4)).expect("create");
+    let ino = shmstore_tests::shm_path(&name)
+        .metadata()
+        .expect("stat")
+        .ino();
+    let planted = shmstore_tests::shm_path(&format!(".{name}.shmstore-migrating-{ino}"));
+    std::fs::create_dir(&planted).expect("plant");
+    let new = Shm::<ConfigV1Plus>::open(&name);
+    let _ = std::fs::remove_dir(&planted);
+    let new = new.expect("migrates all the same");
+    new.lock().expect("lock").retries = 1;
+    old.lock().expect("follows").workers = 3;
+    assert_eq!((new.read().workers, new.read().retries), (3, 1));
+}
