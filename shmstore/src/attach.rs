@@ -374,6 +374,7 @@ pub(crate) fn read_within<T: ShmType>(attached: &Attached, timeout: Duration) ->
 /// `wait_for_change` of a handle: waits on `attached`'s region and, when it is migrated,
 /// goes on waiting on the region `follow` attaches to (its versions continue the old ones,
 /// so `since` keeps its meaning) within the same `timeout`.
+/// `Removed` when that region cannot be opened.
 pub(crate) fn wait_following<'a>(
     mut attached: &'a Attached,
     since: u64,
@@ -389,7 +390,13 @@ pub(crate) fn wait_following<'a>(
         };
         match attached.region.wait_for_change(since, left) {
             Ok(version) => return Ok(version),
-            Err(Unchanged::Moved) => attached = follow(attached)?,
+            // A successor this handle cannot open (removed since, or a region it refuses put
+            // there) ends the wait as a removal does: the region waited on is no longer at
+            // its location, and opening the location again tells what is there now.
+            Err(Unchanged::Moved) => match follow(attached) {
+                Ok(next) => attached = next,
+                Err(_) => return Err(unchanged_error(&attached.region, Unchanged::Moved, timeout)),
+            },
             Err(unchanged) => return Err(unchanged_error(&attached.region, unchanged, timeout)),
         }
     }

@@ -532,7 +532,7 @@ fn no_commit_is_lost_across_migrations_by_writers_in_several_processes() {
 
 /// As above, but the peer also marks the old region moved (as a migrator would): the old
 /// handle's follow finds a region of an unrelated type. Reads keep the last value, waits end
-/// with the error, `lock` panics with it (documented: `lock` has no room for an error) and
+/// with `Removed` (the region is no longer at its location), `lock` panics with the error (documented: `lock` has no room for an error) and
 /// leaves the old lock free, and `is_removed` says the name refers elsewhere.
 #[test]
 fn a_forged_move_to_an_unrelated_region_is_refused_never_written_through() {
@@ -549,10 +549,7 @@ fn a_forged_move_to_an_unrelated_region_is_refused_never_written_through() {
     let old = finishes("operations after a forged move", move || {
         assert_eq!(old.read().workers, 4, "the last value of the old region");
         let waited = old.wait_for_change(old.version(), Some(Duration::from_millis(10)));
-        assert!(
-            matches!(waited, Err(Error::LayoutMismatch { .. })),
-            "{waited:?}"
-        );
+        assert!(matches!(waited, Err(Error::Removed { .. })), "{waited:?}");
         let locked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             drop(old.lock());
         }));
@@ -644,4 +641,26 @@ fn a_directory_planted_at_the_temporary_name_does_not_block_the_migration() {
     new.lock().expect("lock").retries = 1;
     old.lock().expect("follows").workers = 3;
     assert_eq!((new.read().workers, new.read().retries), (3, 1));
+}
+
+/// An unlucky operator: the region is migrated, then removed (`shmstore rm`) before an old
+/// waiter followed it. The waiter's wait ends with `Removed`, as for any removal, not with
+/// the error of opening a name that no longer exists.
+#[test]
+fn a_wait_on_a_region_migrated_then_removed_ends_with_removed() {
+    let place = Place::new(Backend::Posix, "red-migrated-removed");
+    let old = Shm::<ConfigV1>::create(place.location().clone(), v1(4)).expect("create");
+    let reader = Shm::<ConfigV1>::open_reader(place.location().clone()).expect("reader");
+    let since = reader.version();
+    let new = Shm::<ConfigV1Plus>::open(place.location().clone()).expect("migrates");
+    shmstore::unlink(place.location().clone()).expect("rm");
+    for waited in [
+        reader.wait_for_change(since, Some(Duration::from_secs(5))),
+        old.wait_for_change(since, Some(Duration::from_secs(5))),
+    ] {
+        assert!(matches!(waited, Err(Error::Removed { .. })), "{waited:?}");
+    }
+    assert!(reader.is_removed().expect("look"));
+    assert_eq!(reader.read().workers, 4, "the last value");
+    drop(new);
 }
