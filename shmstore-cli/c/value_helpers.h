@@ -80,16 +80,19 @@ static inline void shmstore_remove_temporary_name_(shmstore_region_t *h) {
 }
 
 /* Whether the region moved: a migration replaced it under its name by a region of a wider
-   type, which holds every write committed here. `lifecycle` MOVED; or MIGRATING (a migrator
-   at work, or one that died), or a value of no state, while the name refers to another
-   object. One load while the region is current; writes nothing, so it serves read-only
-   mappings. A region without a name (shmstore_from_base) moved when `lifecycle` is
-   MIGRATING or MOVED. Then close the handle and open the name (or map the file) again. */
+   type, which holds every write committed here. `lifecycle` MOVED unless the name still
+   refers to this object (a peer's stray 2, or an old object put back: reopening would find
+   this object again), or when the name cannot be looked at; MIGRATING (a migrator at work,
+   or one that died), or a value of no state, while the name refers to another object. One
+   load while the region is current; writes nothing, so it serves read-only mappings. A
+   region without a name (shmstore_from_base) moved when `lifecycle` is MIGRATING or MOVED.
+   Then close the handle and open the name (or map the file) again. */
 static inline int shmstore_has_moved(shmstore_region_t *h) {
     uint32_t lifecycle = __atomic_load_n(&h->header->lifecycle, __ATOMIC_ACQUIRE);
     if (lifecycle == SHMSTORE_LIFECYCLE_CURRENT) return 0;
-    if (lifecycle == SHMSTORE_LIFECYCLE_MOVED) return 1;
-    if (h->name[0] == '\0') return lifecycle == SHMSTORE_LIFECYCLE_MIGRATING;
+    if (h->name[0] == '\0')
+        return lifecycle == SHMSTORE_LIFECYCLE_MIGRATING || lifecycle == SHMSTORE_LIFECYCLE_MOVED;
+    if (lifecycle == SHMSTORE_LIFECYCLE_MOVED) return shmstore_name_is_ours_(h) != 1;
     return shmstore_name_is_ours_(h) == 0;
 }
 
@@ -99,7 +102,9 @@ static inline int shmstore_has_moved(shmstore_region_t *h) {
    write): the temporary name it may have left is removed. MIGRATING becomes MOVED (its
    sleepers woken, to follow) if the name refers to another object (its rename happened, or
    the name was removed), CURRENT if the name still refers to this object, and is left as it
-   is when the name cannot be looked at. Any other value is no state: the name decides. */
+   is when the name cannot be looked at. MOVED becomes CURRENT too if the name still refers
+   to this object (a peer's stray 2: no migration put another object there). Any other value
+   is no state: the name decides. */
 static inline int shmstore_settle_lifecycle_(shmstore_region_t *h) {
     shmstore_header_t *hdr = h->header;
     uint32_t lifecycle = __atomic_load_n(&hdr->lifecycle, __ATOMIC_ACQUIRE);
@@ -109,8 +114,12 @@ static inline int shmstore_settle_lifecycle_(shmstore_region_t *h) {
                    ? SHMSTORE_E_MOVED
                    : 0;
     shmstore_remove_temporary_name_(h);
-    if (lifecycle == SHMSTORE_LIFECYCLE_MOVED) return SHMSTORE_E_MOVED;
     int ours = shmstore_name_is_ours_(h);
+    if (lifecycle == SHMSTORE_LIFECYCLE_MOVED) {
+        if (ours != 1) return SHMSTORE_E_MOVED;
+        __atomic_store_n(&hdr->lifecycle, SHMSTORE_LIFECYCLE_CURRENT, __ATOMIC_RELEASE);
+        return 0;
+    }
     if (lifecycle != SHMSTORE_LIFECYCLE_MIGRATING) return ours == 0 ? SHMSTORE_E_MOVED : 0;
     if (ours == 0) {
         __atomic_store_n(&hdr->lifecycle, SHMSTORE_LIFECYCLE_MOVED, __ATOMIC_SEQ_CST);

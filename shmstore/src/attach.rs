@@ -306,7 +306,7 @@ fn migrate(region: &Region, spec: &RegionSpec, migration: &Migration) -> Result<
     }
     let target = RegionSpec {
         stored: Some(Arc::new(migration.target.clone())),
-        versions: Some(versions_after(region, spec).into()),
+        versions: versions_after(region, spec).map(Into::into),
         ..spec.clone()
     };
     // SAFETY: `held` is this thread's lock of `region`, taken through it, and nothing was
@@ -318,24 +318,35 @@ fn migrate(region: &Region, spec: &RegionSpec, migration: &Migration) -> Result<
 
 /// The versions table of the region that replaces `region`: its own table (or, without one,
 /// its stored type as the first version), then the type of `spec`, the writer that migrates.
-fn versions_after(region: &Region, spec: &RegionSpec) -> Vec<u8> {
-    let mut known = versions::decode(&region.versions_copy()).unwrap_or_default();
-    if known.is_empty() {
-        known.push(KnownVersion {
-            fingerprint: region.info().fingerprint,
-            format_version: region.info().format_version,
-            descriptor: region.descriptor_copy(),
-        });
-    }
+fn versions_after(region: &Region, spec: &RegionSpec) -> Option<Vec<u8>> {
+    let held = KnownVersion {
+        fingerprint: region.info().fingerprint,
+        format_version: region.info().format_version,
+        descriptor: region.descriptor_copy(),
+    };
     let mine = Descriptor::of(spec.layout);
-    let fingerprint = spec.layout.fingerprint();
-    known.retain(|version| version.fingerprint != fingerprint);
-    known.push(KnownVersion {
-        fingerprint,
+    let mine = KnownVersion {
+        fingerprint: spec.layout.fingerprint(),
         format_version: mine.format_version(),
         descriptor: mine.encode(),
-    });
-    versions::encode(&known)
+    };
+    next_versions(&region.versions_copy(), held, mine)
+}
+
+/// [`versions_after`] of a region whose versions table is `table` (empty without one) and
+/// whose stored type is `held`, migrated by a writer of `mine`. The table is kept within
+/// what opening accepts (`versions::encode_newest`): a region's table may be up to the
+/// limit already (a peer can write any valid table), and a table one entry longer would
+/// make the migrated region unopenable for everyone once it is renamed over the name.
+/// `None` (no table) if not even `mine` fits.
+fn next_versions(table: &[u8], held: KnownVersion, mine: KnownVersion) -> Option<Vec<u8>> {
+    let mut known = versions::decode(table).unwrap_or_default();
+    if known.is_empty() {
+        known.push(held);
+    }
+    known.retain(|version| version.fingerprint != mine.fingerprint);
+    known.push(mine);
+    versions::encode_newest(&known)
 }
 
 /// One consistent value of `T` from `attached`: its snapshot, or the projection of one.
@@ -363,6 +374,7 @@ pub(crate) fn read_within<T: ShmType>(attached: &Attached, timeout: Duration) ->
 /// `wait_for_change` of a handle: waits on `attached`'s region and, when it is migrated,
 /// goes on waiting on the region `follow` attaches to (its versions continue the old ones,
 /// so `since` keeps its meaning) within the same `timeout`.
+/// `Removed` when that region cannot be opened.
 pub(crate) fn wait_following<'a>(
     mut attached: &'a Attached,
     since: u64,
@@ -378,16 +390,13 @@ pub(crate) fn wait_following<'a>(
         };
         match attached.region.wait_for_change(since, left) {
             Ok(version) => return Ok(version),
-            Err(Unchanged::Moved) => {
-                attached = follow(attached).map_err(|error| {
-                    if successor_gone(&error) {
-                        // The wait ends as a removal does, not as an open that failed.
-                        unchanged_error(&attached.region, Unchanged::Removed, timeout)
-                    } else {
-                        error
-                    }
-                })?
-            }
+            // A successor this handle cannot open (removed since, or a region it refuses put
+            // there) ends the wait as a removal does: the region waited on is no longer at
+            // its location, and opening the location again tells what is there now.
+            Err(Unchanged::Moved) => match follow(attached) {
+                Ok(next) => attached = next,
+                Err(_) => return Err(unchanged_error(&attached.region, Unchanged::Moved, timeout)),
+            },
             Err(unchanged) => return Err(unchanged_error(&attached.region, unchanged, timeout)),
         }
     }
@@ -426,7 +435,7 @@ pub(crate) fn read_following<'a, T: ShmType>(
 /// The attachment to read after finding `moved` migrated: the last one `follow` reaches, or
 /// the last that was still current when following failed.
 #[cold]
-fn after_move<'a>(
+pub(crate) fn after_move<'a>(
     mut moved: &'a Attached,
     follow: impl Fn(&'a Attached) -> Result<&'a Attached>,
 ) -> &'a Attached {
@@ -436,6 +445,21 @@ fn after_move<'a>(
             Ok(next) => return next,
             Err(_) => return moved,
         }
+    }
+}
+
+/// What a handle made with `unlink_on_drop` does as it drops: if its region was migrated,
+/// follows it to the region that replaced it (as its next operation would), so that dropping
+/// the chain removes that region, the one under the location now; a handle that never
+/// followed would otherwise leave it behind, since the region it has is no longer under the
+/// location. Nothing when following fails: the location is left as it is.
+pub(crate) fn follow_before_unlink<'a>(
+    attached: &'a Attached,
+    unlink_on_drop: bool,
+    follow: impl Fn(&'a Attached) -> Result<&'a Attached>,
+) {
+    if unlink_on_drop && attached.region.has_moved() {
+        after_move(attached, follow);
     }
 }
 
@@ -489,18 +513,59 @@ pub(crate) fn version_following<'a>(
     follow(attached).map_or(version, |next| next.region.published_version())
 }
 
-/// `is_removed` of a handle: a migrated region is not removed, its successor is asked (and a
-/// successor that was removed before the handle followed it is removed).
+/// `is_removed` of a handle: a migrated region is not removed, its successor is asked. When
+/// the successor cannot be followed (removed meanwhile, or of a type this handle refuses),
+/// the location is asked about the region the handle has, which it no longer refers to: the
+/// answer is about the location, never the successor's open error.
 pub(crate) fn is_removed_following<'a>(
     attached: &'a Attached,
     follow: impl Fn(&'a Attached) -> Result<&'a Attached>,
 ) -> Result<bool> {
     if attached.region.has_moved() {
-        return match follow(attached) {
-            Ok(next) => next.region.is_removed(),
-            Err(error) if successor_gone(&error) => Ok(true),
-            Err(other) => Err(other),
-        };
+        if let Ok(next) = follow(attached) {
+            return next.region.is_removed();
+        }
     }
     attached.region.is_removed()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn version(fingerprint: u64, descriptor_len: usize) -> KnownVersion {
+        KnownVersion {
+            fingerprint,
+            format_version: 1,
+            descriptor: vec![0; descriptor_len],
+        }
+    }
+
+    /// A region whose versions table is as long as opening accepts (a peer can write one):
+    /// the table of the region that replaces it still opens, the oldest entries left out.
+    /// Before, the writer's entry was appended past the limit, and the migrated region, once
+    /// renamed over the name, was refused as corrupt by everyone.
+    #[test]
+    fn a_full_versions_table_stays_within_the_limit_after_a_migration() {
+        let limit = versions::MAX_VERSIONS_LEN;
+        let full = versions::encode(&[version(1, limit / 2), version(2, limit / 2 - 40)]);
+        assert!(full.len() <= limit && versions::decode(&full).is_ok());
+        let next = next_versions(&full, version(2, 8), version(3, 64)).expect("a table");
+        assert!(next.len() <= limit, "{} bytes", next.len());
+        let known = versions::decode(&next).expect("it decodes");
+        let fingerprints: Vec<u64> = known.iter().map(|v| v.fingerprint).collect();
+        assert_eq!(
+            fingerprints,
+            [2, 3],
+            "the oldest left out, the migrating writer last"
+        );
+    }
+
+    /// A region without a table gets its own type, then the writer's.
+    #[test]
+    fn a_first_migration_lists_the_held_type_then_the_writer() {
+        let next = next_versions(&[], version(1, 8), version(2, 8)).expect("a table");
+        let known = versions::decode(&next).expect("it decodes");
+        assert_eq!(known, [version(1, 8), version(2, 8)]);
+    }
 }

@@ -5,7 +5,7 @@ use std::marker::PhantomData;
 use std::time::Duration;
 
 use crate::attach::{
-    attach_reader, is_removed_following, read_following, read_into_following,
+    attach_reader, follow_before_unlink, is_removed_following, read_following, read_into_following,
     read_within_following, version_following, wait_following, Attached,
 };
 use crate::error::Result;
@@ -46,6 +46,14 @@ pub struct ShmReader<T: ShmType> {
     /// How it was opened: how it opens the region that replaces its own after a migration.
     spec: RegionSpec,
     _type: PhantomData<fn() -> T>,
+}
+
+impl<T: ShmType> Drop for ShmReader<T> {
+    fn drop(&mut self) {
+        follow_before_unlink(self.attached(), self.spec.unlink_on_drop, |moved| {
+            self.follow(moved)
+        });
+    }
 }
 
 impl<T: ShmType> ShmReader<T> {

@@ -6,8 +6,9 @@ use std::sync::{LockResult, PoisonError, TryLockError, TryLockResult};
 use std::time::Duration;
 
 use crate::attach::{
-    attach_reader, attach_writer, is_removed_following, read_following, read_into_following,
-    read_within_following, successor_gone, version_following, wait_following, Attached,
+    attach_reader, attach_writer, follow_before_unlink, is_removed_following, read_following,
+    read_into_following, read_within_following, successor_gone, version_following,
+    wait_following, Attached,
 };
 use crate::error::{Error, Result};
 use crate::follow::Chain;
@@ -67,6 +68,14 @@ pub struct Shm<T: ShmType> {
     /// How it was opened: how it opens the region that replaces its own after a migration.
     spec: RegionSpec,
     _type: PhantomData<fn() -> T>,
+}
+
+impl<T: ShmType> Drop for Shm<T> {
+    fn drop(&mut self) {
+        follow_before_unlink(self.attached(), self.spec.unlink_on_drop, |moved| {
+            self.follow(moved)
+        });
+    }
 }
 
 impl<T: ShmType> Shm<T> {

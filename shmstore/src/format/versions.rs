@@ -33,6 +33,20 @@ pub(crate) struct KnownVersion {
 /// at least one entry, and each descriptor fits a `u32` length (a real one is at most
 /// [`MAX_DESCRIPTOR_LEN`] bytes).
 #[allow(dead_code)] // written by the migration, which lands next; the tests write it now
+/// [`encode`] of the newest of `versions` that fit in a table opening accepts (at most
+/// [`MAX_VERSIONS_LEN`] bytes): the oldest entries are left out first, since the newest are
+/// the types of the binaries that run now. `None` when not even the newest entry fits.
+pub(crate) fn encode_newest(versions: &[KnownVersion]) -> Option<Vec<u8>> {
+    let entry_len = |version: &KnownVersion| ENTRY_FIXED_BYTES + version.descriptor.len();
+    let mut len = 4 + versions.iter().map(entry_len).sum::<usize>();
+    let mut oldest = 0;
+    while len > MAX_VERSIONS_LEN && oldest < versions.len() {
+        len -= entry_len(&versions[oldest]);
+        oldest += 1;
+    }
+    (oldest < versions.len()).then(|| encode(&versions[oldest..]))
+}
+
 pub(crate) fn encode(versions: &[KnownVersion]) -> Vec<u8> {
     let mut out = Vec::new();
     out.extend_from_slice(&(versions.len() as u32).to_ne_bytes());

@@ -241,7 +241,17 @@ impl Region {
                         // A migrator of this region that died left it (the lock's next holder
                         // removes it; this is that holder, if the repair could not).
                         let _ = dir.unlink(&temporary);
-                        dir.link_as_hidden(file, temporary)
+                        match dir.link_as_hidden(file, temporary) {
+                            // Something this process cannot remove holds the name: anyone may
+                            // create entries in `/dev/shm`, and the name is predictable (a
+                            // directory; another user's file in the sticky directory). A
+                            // unique hidden name instead, as without `O_TMPFILE`, rather than
+                            // no migration ever: a death before the rename leaves it behind.
+                            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                                dir.link_hidden(file, file_name)
+                            }
+                            other => other,
+                        }
                     }
                     other => other,
                 };

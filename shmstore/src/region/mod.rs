@@ -552,11 +552,15 @@ impl Region {
     /// object (its rename happened), and then a writable handle records it
     /// (`LIFECYCLE_MOVED`, by a compare-and-swap) so that the next look is fast again. Any
     /// other value is no state of the protocol (a peer's stray write): the location decides
-    /// too, and nothing is written.
+    /// too, and nothing is written. `LIFECYCLE_MOVED` is a move unless the location still
+    /// refers to this region: a peer's forged word (or an old object put back under the name)
+    /// must not make every operation reopen the location, get this same region again, and
+    /// follow it once more, a descriptor and a mapping each time. When the location cannot
+    /// be looked at, the word is believed.
     #[cold]
     fn has_moved_slow(&self, lifecycle: u32) -> bool {
         match lifecycle {
-            LIFECYCLE_MOVED => true,
+            LIFECYCLE_MOVED => !matches!(self.is_removed(), Ok(false)),
             LIFECYCLE_MIGRATING => {
                 let moved = matches!(self.is_removed(), Ok(true));
                 if moved && self.writable() {

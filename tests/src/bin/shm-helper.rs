@@ -32,7 +32,7 @@
 //! - Lifecycle: `wait-removed`, `open-when-created`.
 //! - Changing a region's type: `config-v1-writer`, `config-v2-create`, `config-v1-plus-create`,
 //!   `config-v1-committer`, `config-reader`, `config-new-writer`, `config-v1-hold-and-die`,
-//!   `config-v2-loop`, `setuid-config-open`.
+//!   `config-v2-loop`, `setuid-config-open`, `config-count`, `setuid-config-follower`.
 //! - Descriptors and modes: `create-with-umask`, `hold-shm-and-exec`, `list-shm-fds`.
 
 use std::io::{BufRead, Write};
@@ -146,6 +146,8 @@ fn main() {
         ["config-new-writer", name, version, retries] => {
             config_new_writer(name, version, retries.parse().expect("RETRIES"))
         }
+        ["config-count", name, release, n] => config_count(name, release, n.parse().expect("N")),
+        ["setuid-config-follower", name] => setuid_config_follower(name),
         _ => {
             eprintln!("shm-helper: unknown arguments {args:?}");
             std::process::exit(2);
@@ -1747,5 +1749,58 @@ fn setuid_config_open(name: &str, version: &str) {
     match opened {
         Ok(projected) => say(&format!("opened projected={projected}")),
         Err(e) => say_config_error(&e),
+    }
+}
+
+/// `config-count NAME RELEASE N`: a binary of RELEASE (`v1`, `v1-plus` or `v2`, see
+/// `config_versions`). Prints `ready`, waits for a line, then opens NAME read-write (a release
+/// with fields the region lacks migrates it), adds 1 to `workers` under the lock N times, and
+/// prints `done`: the counts of several such processes add up only if no commit is lost.
+fn config_count(name: &str, release: &str, n: u32) {
+    use shmstore_tests::config_versions::{ConfigV1, ConfigV2};
+    use shmstore_tests::config_versions_plus::ConfigV1Plus;
+    fn count<T: ShmType>(name: &str, n: u32, workers: impl Fn(&mut T) -> &mut u32) {
+        let shm = open::<T>(name);
+        for _ in 0..n {
+            *workers(&mut shm.lock().expect("lock")) += 1;
+        }
+    }
+    say("ready");
+    wait_for_go();
+    match release {
+        "v1" => count::<ConfigV1>(name, n, |c| &mut c.workers),
+        "v1-plus" => count::<ConfigV1Plus>(name, n, |c| &mut c.workers),
+        "v2" => count::<ConfigV2>(name, n, |c| &mut c.workers),
+        other => panic!("unknown release {other}"),
+    }
+    say("done");
+}
+
+/// `setuid-config-follower NAME`: becomes uid and gid 65534, opens NAME as a release-1
+/// reader (accepting another owner), prints `ready`; then for each line reads and prints
+/// `workers N projected P` (P: whether it reads through a compatible layout, as after
+/// following a migration) or `error VARIANT`.
+fn setuid_config_follower(name: &str) {
+    use nix::unistd::{setgid, setgroups, setuid, Gid, Uid};
+    use shmstore_tests::config_versions::ConfigV1;
+    setgroups(&[]).expect("setgroups");
+    setgid(Gid::from_raw(65534)).expect("setgid");
+    setuid(Uid::from_raw(65534)).expect("setuid");
+    let reader = match Shm::<ConfigV1>::options()
+        .allow_other_owner(true)
+        .open_reader(at(name))
+    {
+        Ok(reader) => reader,
+        Err(e) => return say(&format!("error {}", variant(&e))),
+    };
+    say("ready");
+    let mut line = String::new();
+    while std::io::stdin().lock().read_line(&mut line).expect("stdin") > 0 {
+        line.clear();
+        say(&format!(
+            "workers {} projected {}",
+            reader.read().workers,
+            reader.is_projected()
+        ));
     }
 }

@@ -8,7 +8,8 @@
 //! - queues and System V refused: `queues_and_system_v_segments_are_not_migrated`
 //! - a full tmpfs: `a_full_tmpfs_fails_the_migration_and_leaves_the_region_current`
 //! - another user: `only_the_owner_migrates_a_region`
-//! - a stray lifecycle word: `a_stray_lifecycle_word_is_checked_never_trusted`
+//! - a stray lifecycle word: `a_stray_lifecycle_word_is_checked_never_trusted`,
+//!   `a_stray_moved_word_with_the_name_still_the_regions_is_no_move`
 //! - the `Editor` after a migration: `an_editor_of_a_moved_region_writes_nothing`
 //! - in place, poisoned: `an_in_place_region_migrates_in_place_with_its_poison`
 //! - a removed name; the public wait: `a_removed_region_is_not_migrated_and_a_moved_one_ends_public_waits`
@@ -507,6 +508,18 @@ fn a_stray_lifecycle_word_is_checked_never_trusted() {
         LIFECYCLE_MOVED,
         "a writable handle records it"
     );
+}
+
+/// A stray `MOVED` on a region its name still refers to is no move either: a handle that
+/// believed it would reopen the name, find this region again, and follow it without end.
+#[test]
+fn a_stray_moved_word_with_the_name_still_the_regions_is_no_move() {
+    let place = Place::posix("stray-moved");
+    let region = old_region(&place, 0o600);
+    region.header().lifecycle.store(LIFECYCLE_MOVED, SeqCst);
+    assert!(!region.has_moved());
+    unlink(&place.location).unwrap();
+    assert!(region.has_moved(), "moved, and the name removed");
 }
 
 // ---- in another process: a full tmpfs, another user ----
