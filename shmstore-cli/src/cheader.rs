@@ -6,8 +6,9 @@
 //! validate, lock with the repair after a dead holder, begin a write, commit and unlock (with
 //! the futex wake), and seqlock reads; the lock and the reads report a region that a migration
 //! replaced under its name (`SHMSTORE_E_MOVED`, from the header's `lifecycle` word), and the
-//! lock settles a migration whose migrator died, as FORMAT.md's peer protocol says. Every offset and size is a `_Static_assert`, so a
-//! header that disagrees with the region does not compile.
+//! lock settles a migration whose migrator died, as FORMAT.md's peer protocol says. Every
+//! offset and size is a `_Static_assert`, so a header that disagrees with the region does not
+//! compile.
 //!
 //! `shmstore_open` opens a POSIX name (`shm_open`). A region in a file or a System V segment
 //! is mapped by the C program itself, in the style it already uses (`mmap`, or `ftok` +

@@ -245,8 +245,8 @@ enum Command {
                       text or list capacity, new enum variants: reads lose nothing); or \
                       incompatible, with the reason (\"here\" is the other type). A compatible \
                       type reads and writes the region through its own layout (`Shm::open` \
-                      migrates it first when that type adds fields). README, \"Changing a region's type\", gives the \
-                      rules.\n\n\
+                      migrates it first when that type adds fields). README, \"Changing a \
+                      region's type\", gives the rules.\n\n\
                       Example:\n  shmstore compat gateway.config --with gateway.config-next\n  \
                       shmstore inspect gateway.config-next --json > next.json\n  \
                       shmstore compat gateway.config --descriptor next.json --json"

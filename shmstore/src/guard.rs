@@ -125,7 +125,8 @@ impl<T: ShmType> ShmGuard<'_, T> {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidField`](crate::Error::InvalidField) naming the field whose value the region's type cannot hold.
+    /// [`Error::InvalidField`](crate::Error::InvalidField) naming the field whose value the
+    /// region's type cannot hold.
     pub fn commit(self) -> Result<()> {
         let mut this = std::mem::ManuallyDrop::new(self);
         let projected = this.projected.take();

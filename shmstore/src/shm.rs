@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use crate::attach::{
     attach_reader, attach_writer, follow_before_unlink, is_removed_following, read_following,
-    read_into_following, read_within_following, successor_gone, version_following,
-    wait_following, Attached,
+    read_into_following, read_within_following, successor_gone, version_following, wait_following,
+    Attached,
 };
 use crate::error::{Error, Result};
 use crate::follow::Chain;
@@ -241,12 +241,12 @@ impl<T: ShmType> Shm<T> {
     ///
     /// # Panics
     ///
-    /// If this thread already holds the lock (it would deadlock), if the mutex in the
-    /// header was overwritten with garbage by another process, or if the region was migrated
-    /// and the region that replaced it exists but cannot be opened (another user's, an I/O
-    /// error: the message says why; a successor removed meanwhile is not followed, as for
-    /// [`is_removed`](Self::is_removed)). Through a compatible layout, dropping a guard whose value the
-    /// region's type cannot hold panics too: see [`ShmGuard::commit`].
+    /// If this thread already holds the lock (it would deadlock), if the mutex in the header
+    /// was overwritten with garbage by another process, or if the region was migrated and the
+    /// region that replaced it exists but cannot be opened (another user's, an I/O error: the
+    /// message says why; a successor removed meanwhile is not followed, as for
+    /// [`is_removed`](Self::is_removed)). Through a compatible layout, dropping a guard whose
+    /// value the region's type cannot hold panics too: see [`ShmGuard::commit`].
     #[inline]
     pub fn lock(&self) -> LockResult<ShmGuard<'_, T>> {
         match self.acquire_following(Wait::Forever) {

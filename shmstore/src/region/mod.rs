@@ -1007,8 +1007,9 @@ unsafe fn write_header(
     // SAFETY: HEADER_SIZE < region_size ≤ the mapped length (caller): within the mapping.
     let target = unsafe { map.ptr().add(HEADER_SIZE) };
     // SAFETY: the descriptor's bytes (and the versions table's after them) lie between
-    // HEADER_SIZE and the payload offset, inside the mapping, so they do not overlap `descriptor` (our own memory); no other process reads
-    // them before the region is ready (caller); bytes need no alignment.
+    // HEADER_SIZE and the payload offset, inside the mapping, so they do not overlap
+    // `descriptor` (our own memory); no other process reads them before the region is ready
+    // (caller); bytes need no alignment.
     unsafe { std::ptr::copy_nonoverlapping(descriptor.as_ptr(), target, descriptor.len()) };
     Ok(())
 }

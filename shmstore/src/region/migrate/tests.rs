@@ -12,7 +12,8 @@
 //!   `a_stray_moved_word_with_the_name_still_the_regions_is_no_move`
 //! - the `Editor` after a migration: `an_editor_of_a_moved_region_writes_nothing`
 //! - in place, poisoned: `an_in_place_region_migrates_in_place_with_its_poison`
-//! - a removed name; the public wait: `a_removed_region_is_not_migrated_and_a_moved_one_ends_public_waits`
+//! - a removed name; the public wait:
+//!   `a_removed_region_is_not_migrated_and_a_moved_one_ends_public_waits`
 //! - a temporary name after a handle recorded the move:
 //!   `a_temporary_name_is_removed_after_a_handle_recorded_the_move`
 //! - the reset after a reboot: `reboot`'s `the_reset_settles_a_migration_the_reboot_interrupted`
