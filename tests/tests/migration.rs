@@ -251,3 +251,20 @@ fn a_handle_follows_what_the_location_holds_when_it_next_looks() {
     assert_eq!(old.read().workers, 9, "its own region");
     assert_eq!(other_type.read(), 1, "the other region is untouched");
 }
+
+/// Bug: a region holding a plain value opened with a struct type got a `LayoutMismatch` whose
+/// every line read "`` in the region and `_pad` here": the empty path of the whole value.
+#[test]
+fn regression_a_plain_region_opened_as_a_struct_named_an_empty_path() {
+    let place = Place::new(Backend::Posix, "plain-as-struct");
+    let _plain = Shm::<u64>::create(place.location().clone(), 1).expect("create");
+    let e = Shm::<ConfigV1>::open(place.location().clone())
+        .map(drop)
+        .expect_err("another type");
+    let text = e.to_string();
+    assert!(!text.contains("``"), "{text}");
+    assert!(
+        text.contains("the whole value is a plain value in the region but a struct here"),
+        "{text}"
+    );
+}

@@ -597,10 +597,16 @@ fn refuse_reshaped_and_moved(fields: &mut [FieldCompatibility]) {
         let Some(&first) = conflicts.peek() else {
             continue;
         };
+        let plain = if field.path.is_empty() {
+            "the whole value".to_string()
+        } else {
+            format!("`{}`", field.path)
+        };
         let reason = format!(
-            "`{}` {here} and `{}` {there}: a value that becomes a struct (or the reverse) \
-             reinterprets the bytes; add a field under a new name instead",
-            field.path, fields[first].path
+            "{plain} is a plain value {here} but a struct {there} (with `{}`): a value that \
+             becomes a struct (or the reverse) reinterprets the bytes; add a field under a new \
+             name instead",
+            fields[first].path
         );
         for j in conflicts {
             if matches!(fields[j].verdict, FieldVerdict::Added | FieldVerdict::Kept) {
