@@ -288,6 +288,8 @@ pub enum Error {
 
     /// A field path that names no field of the region's type, or text that cannot be stored
     /// in the field it names (`shmstore get`/`set`): the reason says what to type instead.
+    /// Also a commit through a compatible layout of a value that the region's narrower field
+    /// cannot hold ([`ShmGuard::commit`](crate::ShmGuard::commit): nothing was committed).
     #[error(
         "region `{name}`, field `{field}`: {reason}",
         name = printable(name),
