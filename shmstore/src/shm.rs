@@ -519,7 +519,8 @@ impl<T: ShmType> Shm<T> {
         version_following(self.attached(), |moved| self.follow(moved))
     }
 
-    /// The pid of the process that created (or last re-initialised) the region.
+    /// The pid of the process that created (or last re-initialised) the region; after a
+    /// migration, of the process that migrated it (it may have exited since).
     /// Numbered in that process's PID namespace: from another one (another container) it
     /// names another process or none.
     pub fn creator_pid(&self) -> u32 {
