@@ -85,17 +85,22 @@ impl<T: ShmType> Shm<T> {
     }
 
     /// Opens the existing region at `location` (a name, a file or a System V key, as for
-    /// [`create`](Self::create)), checking that it holds a `T`.
+    /// [`create`](Self::create)), checking that it holds a `T` or a compatible version of it
+    /// (README, "Changing a region's type"). A region whose type lacks fields of `T` is
+    /// migrated first to a layout that holds them; every handle of it, in every process,
+    /// follows.
     ///
     /// # Errors
     ///
     /// `InvalidName` or `InvalidLocation`; `NotFound` (nothing there yet: `open` does not wait
     /// for a region to appear, and `open_timeout` bounds only the wait for a creator still
     /// initialising one; a process that may start before the creator retries on `NotFound`,
-    /// as the README's "Starting order" shows); `LayoutMismatch` (another type: the
+    /// as the README's "Starting order" shows); `LayoutMismatch` (an incompatible type: the
     /// message lists the differing fields); `Corrupt` (not a region, or truncated); `Incomplete`
     /// (its creator died before initialising it); `Timeout` (its creator is still initialising
-    /// it after `open_timeout`); `PermissionDenied` (mode, or another owner); `Io`.
+    /// it after `open_timeout`); `PermissionDenied` (mode, or another owner; a migration by a
+    /// user who does not own the region); `NotMigratable` (`T` adds fields to a System V
+    /// segment, which is never migrated); `Io` (a migration without room: `fallocate`).
     pub fn open(location: impl Into<Location>) -> Result<Self> {
         Self::options().open(location)
     }
