@@ -110,6 +110,11 @@ fn main() -> Result<()> {
         "writer-v1" => 50,
         "writer-v2" => 5,
         "reader-v1" | "reader-v2" | "compat" => 0,
+        // A test runner listing the tests (`cargo test -- --list`): this program is one.
+        _ if std::env::args().any(|a| a == "--list") => {
+            println!("rolling_deploy: test");
+            return Ok(());
+        }
         // No role, or what a test runner passes (`--quiet`, a filter): the whole deploy.
         _ => return deploy(),
     };
