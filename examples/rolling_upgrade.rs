@@ -23,7 +23,7 @@
 //!
 //! Without a role it plays the whole rolling deploy on a region of its own, checking what the
 //! README promises at each step, and removes the region: `cargo test -p shmstore-examples
-//! --example rolling_upgrade` runs it.
+//! --example rolling_upgrade` runs it (any other word is taken for a test runner's filter).
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -103,7 +103,15 @@ struct Args {
     period: Duration,
 }
 
-fn main() -> Result<()> {
+fn main() {
+    // Errors as their messages say them (what happened, what to do), not as `Debug` shows them.
+    if let Err(e) = run() {
+        eprintln!("rolling_upgrade: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<()> {
     let mut args = std::env::args().skip(1);
     let role = args.next().unwrap_or_default();
     let defaults = match role.as_str() {
@@ -115,7 +123,16 @@ fn main() -> Result<()> {
             println!("rolling_deploy: test");
             return Ok(());
         }
-        // No role, or what a test runner passes (`--quiet`, a filter): the whole deploy.
+        // Any other word is a test runner's filter (`cargo test NAME`): like libtest, run the
+        // one test only if the filter selects it.
+        word if !word.is_empty() && !word.starts_with('-') && !"rolling_deploy".contains(word) => {
+            eprintln!(
+                "rolling_upgrade: no role `{word}` (writer-v1, reader-v1, writer-v2, reader-v2, \
+                 compat); as a test filter it selects nothing"
+            );
+            return Ok(());
+        }
+        // No role, or what a test runner passes (`--quiet`, `--nocapture`): the whole deploy.
         _ => return deploy(),
     };
     let mut parsed = Args {
@@ -434,7 +451,10 @@ fn deploy() -> Result<()> {
     let mut g = writer2.lock().unwrap_or_else(|p| p.into_inner());
     g.service.set(LONG_SERVICE)?;
     let refused = g.commit();
-    println!("[deploy]   {refused:?}");
+    match &refused {
+        Ok(()) => println!("[deploy]   committed"),
+        Err(e) => println!("[deploy]   refused: {e}"),
+    }
     check(
         matches!(refused, Err(Error::InvalidField { .. })),
         "no: the region keeps release 1's 16-byte text until it is created anew",
