@@ -152,9 +152,11 @@ impl<T: ShmType> ShmReader<T> {
     ///
     /// [`Error::Timeout`](crate::Error::Timeout) when `timeout` passes first;
     /// [`Error::Removed`](crate::Error::Removed) when the region is removed from its location
-    /// (or replaced there) while this waits: at once when shmstore removes it
-    /// (`shmstore::unlink`, `shmstore rm`, `unlink_on_drop`), within a second when anything
-    /// else does (`rm /dev/shm/NAME`, `ipcrm`).
+    /// (or replaced there by a region this handle does not follow) while this waits: at once
+    /// when shmstore removes it (`shmstore::unlink`, `shmstore rm`, `unlink_on_drop`), within
+    /// a second when anything else does (`rm /dev/shm/NAME`, `ipcrm`). A migration is not a
+    /// removal: the wait goes on in the region that replaced this one, where versions continue
+    /// (README, "Changing a region's type").
     pub fn wait_for_change(&self, since: u64, timeout: Option<Duration>) -> Result<u64> {
         wait_following(self.attached(), since, timeout, |moved| self.follow(moved))
     }
@@ -169,7 +171,8 @@ impl<T: ShmType> ShmReader<T> {
         self.region().in_place()
     }
 
-    /// The pid of the process that created (or last re-initialised) the region.
+    /// The pid of the process that created (or last re-initialised) the region; after a
+    /// migration, of the process that migrated it (it may have exited since).
     /// Numbered in that process's PID namespace: from another one (another container) it
     /// names another process or none.
     pub fn creator_pid(&self) -> u32 {

@@ -94,17 +94,22 @@ impl<T: ShmType> Shm<T> {
     }
 
     /// Opens the existing region at `location` (a name, a file or a System V key, as for
-    /// [`create`](Self::create)), checking that it holds a `T`.
+    /// [`create`](Self::create)), checking that it holds a `T` or a compatible version of it
+    /// (README, "Changing a region's type"). A region whose type lacks fields of `T` is
+    /// migrated first to a layout that holds them; every handle of it, in every process,
+    /// follows.
     ///
     /// # Errors
     ///
     /// `InvalidName` or `InvalidLocation`; `NotFound` (nothing there yet: `open` does not wait
     /// for a region to appear, and `open_timeout` bounds only the wait for a creator still
     /// initialising one; a process that may start before the creator retries on `NotFound`,
-    /// as the README's "Starting order" shows); `LayoutMismatch` (another type: the
+    /// as the README's "Starting order" shows); `LayoutMismatch` (an incompatible type: the
     /// message lists the differing fields); `Corrupt` (not a region, or truncated); `Incomplete`
     /// (its creator died before initialising it); `Timeout` (its creator is still initialising
-    /// it after `open_timeout`); `PermissionDenied` (mode, or another owner); `Io`.
+    /// it after `open_timeout`); `PermissionDenied` (mode, or another owner; a migration by a
+    /// user who does not own the region); `NotMigratable` (`T` adds fields to a System V
+    /// segment, which is never migrated); `Io` (a migration without room: `fallocate`).
     pub fn open(location: impl Into<Location>) -> Result<Self> {
         Self::options().open(location)
     }
@@ -487,9 +492,11 @@ impl<T: ShmType> Shm<T> {
     ///
     /// [`Error::Timeout`](crate::Error::Timeout) when `timeout` passes first;
     /// [`Error::Removed`](crate::Error::Removed) when the region is removed from its location
-    /// (or replaced there) while this waits: at once when shmstore removes it
-    /// (`shmstore::unlink`, `shmstore rm`, `unlink_on_drop`), within a second when anything
-    /// else does (`rm /dev/shm/NAME`, `ipcrm`).
+    /// (or replaced there by a region this handle does not follow) while this waits: at once
+    /// when shmstore removes it (`shmstore::unlink`, `shmstore rm`, `unlink_on_drop`), within
+    /// a second when anything else does (`rm /dev/shm/NAME`, `ipcrm`). A migration is not a
+    /// removal: the wait goes on in the region that replaced this one, where versions continue
+    /// (README, "Changing a region's type").
     pub fn wait_for_change(&self, since: u64, timeout: Option<Duration>) -> Result<u64> {
         wait_following(self.attached(), since, timeout, |moved| self.follow(moved))
     }
@@ -526,7 +533,8 @@ impl<T: ShmType> Shm<T> {
         version_following(self.attached(), |moved| self.follow(moved))
     }
 
-    /// The pid of the process that created (or last re-initialised) the region.
+    /// The pid of the process that created (or last re-initialised) the region; after a
+    /// migration, of the process that migrated it (it may have exited since).
     /// Numbered in that process's PID namespace: from another one (another container) it
     /// names another process or none.
     pub fn creator_pid(&self) -> u32 {
