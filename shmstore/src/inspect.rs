@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::Relaxed;
 
 use std::time::{Duration, Instant};
@@ -183,6 +183,8 @@ enum Source {
         location: Location,
         /// `location` as text, for messages.
         name: String,
+        /// Where the object is named: to tell whether a migration replaced it.
+        path: PathBuf,
         looked: Looked,
     },
     /// A System V segment, attached read-only: its size is fixed at creation and checked with
@@ -693,6 +695,7 @@ impl Inspector {
                 location,
                 name,
                 looked,
+                ..
             } => {
                 let header = looked.header_now(name).ok();
                 let header = header.as_ref().unwrap_or(&looked.header);
@@ -820,15 +823,19 @@ impl Inspector {
     /// # Errors
     ///
     /// [`Error::Timeout`] when the timeout passes first; [`Error::Corrupt`] when the object can
-    /// no longer be read (another process shrank it); for a System V segment,
-    /// [`Error::Removed`] when it is removed (or its key given to another segment) while this
-    /// waits. (A POSIX object or a file is followed through its descriptor, as before.)
+    /// no longer be read (another process shrank it); [`Error::Removed`] when a migration
+    /// replaced the region under its name (README, "Changing a region's type": open the name
+    /// again to see its successor) and, for a System V segment, when it is removed (or its key
+    /// given to another segment) while this waits. (A POSIX object or a file that is removed
+    /// without a migration is followed through its descriptor, as before.)
     pub fn wait_for_change(&self, since: u64, timeout: Option<Duration>) -> Result<u64> {
         match &self.source {
-            Source::Read { name, looked, .. } => {
+            Source::Read {
+                name, path, looked, ..
+            } => {
                 let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
                 looked
-                    .wait_for_change(name, since, deadline)?
+                    .wait_for_change(name, path, since, deadline)?
                     .ok_or_else(|| Error::Timeout {
                         name: name.clone(),
                         waiting_for: "a new version",
@@ -854,6 +861,7 @@ fn read_source(location: &Location, path: &Path, wait: Duration) -> Result<(Sour
     let source = Source::Read {
         location: location.clone(),
         name,
+        path: path.to_path_buf(),
         looked,
     };
     Ok((source, descriptor))

@@ -18,7 +18,9 @@ use std::sync::atomic::Ordering::{Acquire, Relaxed};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
-use crate::format::{Header, HeaderInfo, HeaderState, HEADER_SIZE, INITIALISER_BYTE, MAGIC};
+use crate::format::{
+    Header, HeaderInfo, HeaderState, HEADER_SIZE, INITIALISER_BYTE, LIFECYCLE_CURRENT, MAGIC,
+};
 use crate::snapshot::version_from_word;
 use crate::sys::object::{self, ByteLock, ObjectStat};
 
@@ -209,6 +211,20 @@ impl Looked {
         Ok(u64::from_ne_bytes(word))
     }
 
+    /// Whether a migration replaced the object under `path` (FORMAT.md, "Migration"): its
+    /// `lifecycle` word is not "current", and `path` now refers to another object, or none.
+    /// One `pread` while the word is 0.
+    pub(crate) fn has_moved(&self, name: &str, path: &Path) -> Result<bool> {
+        let mut word = [0u8; 4];
+        object::read_exact_at(&self.file, LIFECYCLE_OFFSET, &mut word)
+            .map_err(|e| shrank(name, "its lifecycle word", e))?;
+        if u32::from_ne_bytes(word) == LIFECYCLE_CURRENT {
+            return Ok(false);
+        }
+        let mine = object::stat(&self.file).map_err(|e| Error::io(name, "fstat", e))?;
+        Ok(object::stat_path(path).map_or(true, |now| !now.same_object(&mine)))
+    }
+
     /// A queue's control block (the first 256 bytes of its payload), as it is now.
     pub(crate) fn queue_control(&self, name: &str) -> Result<Block256> {
         Block256::read(&self.file, self.info.layout.payload_offset as u64)
@@ -263,6 +279,7 @@ impl Looked {
     pub(crate) fn wait_for_change(
         &self,
         name: &str,
+        path: &Path,
         since: u64,
         deadline: Option<Instant>,
     ) -> Result<Option<u64>> {
@@ -270,6 +287,12 @@ impl Looked {
             let now = version_from_word(self.version_now(name)?);
             if now != since {
                 return Ok(Some(now));
+            }
+            if self.has_moved(name, path)? {
+                // Nothing will be published here again: its successor holds the value.
+                return Err(Error::Removed {
+                    name: name.to_string(),
+                });
             }
             let slice = match deadline {
                 None => POLL,
@@ -285,3 +308,5 @@ impl Looked {
 
 /// Where `version` lives in the header (FORMAT.md).
 const VERSION_OFFSET: u64 = std::mem::offset_of!(Header, version) as u64;
+/// Where `lifecycle` lives in the header (FORMAT.md).
+const LIFECYCLE_OFFSET: u64 = std::mem::offset_of!(Header, lifecycle) as u64;

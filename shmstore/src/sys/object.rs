@@ -416,6 +416,11 @@ pub(crate) fn stat(file: &File) -> io::Result<ObjectStat> {
     file.metadata().map(|meta| ObjectStat::from(&meta))
 }
 
+/// What `path` refers to now, without following a symbolic link.
+pub(crate) fn stat_path(path: &Path) -> io::Result<ObjectStat> {
+    std::fs::symlink_metadata(path).map(|meta| ObjectStat::from(&meta))
+}
+
 impl From<&std::fs::Metadata> for ObjectStat {
     fn from(meta: &std::fs::Metadata) -> Self {
         ObjectStat {
