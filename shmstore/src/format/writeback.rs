@@ -28,13 +28,14 @@ pub(crate) struct Unfit {
     /// `ports.items[5]`, `name` for a text's length); empty when the slices given to
     /// [`Writeback::apply`] are not of the planned sizes.
     pub(crate) path: String,
-    /// What does not fit: `70000 does not fit the region's u16 (a binary of the narrower type
-    /// shares the region)`.
+    /// What does not fit: `70000 does not fit the region's u16 (the region keeps the narrower
+    /// type, …)`.
     pub(crate) reason: String,
 }
 
 /// Why a widened value must fit the narrower one, appended to every [`Unfit`] reason.
-const NARROWER_SHARES: &str = "(a binary of the narrower type shares the region)";
+const NARROWER_SHARES: &str =
+    "(the region keeps the narrower type, so that binaries of it can open it)";
 
 /// How one element of the other type's value is narrowed into the region's, checked first.
 #[derive(Debug, Clone, PartialEq, Eq)]
