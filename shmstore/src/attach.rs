@@ -12,6 +12,7 @@ use crate::format::{
     check_type, compare, migration, versions, Descriptor, KnownVersion, Migration, Projection,
     Refusal, Writeback,
 };
+use crate::guard::GuardScratch;
 use crate::layout::ShmType;
 use crate::location::Location;
 use crate::lock::Wait;
@@ -32,6 +33,8 @@ pub(crate) struct Attached {
     /// For a writable handle of another, compatible type: how its guard's value is written
     /// back into the region's type. `None` on the direct path and for readers.
     pub(crate) write: Option<Box<Writeback>>,
+    /// Where a guard through a compatible layout keeps its value.
+    pub(crate) scratch: GuardScratch,
 }
 
 impl Attached {
@@ -41,6 +44,7 @@ impl Attached {
             region,
             read: None,
             write: None,
+            scratch: GuardScratch::new(),
         }
     }
 
@@ -182,6 +186,7 @@ fn through_compatible_layout<T: ShmType>(region: Region, spec: &RegionSpec) -> R
         region,
         read: Some(Box::new(plan)),
         write: None,
+        scratch: GuardScratch::new(),
     })
 }
 
@@ -214,6 +219,7 @@ pub(crate) fn attach_writer<T: ShmType>(
                     region,
                     read: Some(read),
                     write: Some(write),
+                    scratch: GuardScratch::new(),
                 })
             }
             WriterPlan::Migrate(migration) => migrate(&region, spec, &migration)?,

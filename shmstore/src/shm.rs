@@ -254,9 +254,15 @@ impl<T: ShmType> Shm<T> {
     /// value the region's type cannot hold panics too: see [`ShmGuard::commit`].
     #[inline]
     pub fn lock(&self) -> LockResult<ShmGuard<'_, T>> {
-        match self.acquire_following(Wait::Forever) {
-            Ok((attached, poisoned)) => self.guard(attached, poisoned),
-            Err(not_locked) => self.lock_failed(not_locked),
+        let attached = self.attached();
+        match attached.region.acquire(Wait::Forever) {
+            Ok(poisoned) if !attached.region.has_moved() => self.guard(attached, poisoned),
+            // SAFETY: `acquire` succeeded through this attachment's region.
+            Ok(_) => match unsafe { self.acquire_after_move(attached, Wait::Forever) } {
+                Ok((attached, poisoned)) => self.guard(attached, poisoned),
+                Err(not_locked) => self.lock_failed(not_locked),
+            },
+            Err(failure) => self.lock_failed(attached.region.not_locked(failure, Wait::Forever)),
         }
     }
 
@@ -285,7 +291,14 @@ impl<T: ShmType> Shm<T> {
 
     #[inline]
     fn try_acquire(&self, wait: Wait) -> TryLockResult<ShmGuard<'_, T>> {
-        match self.acquire_following(wait) {
+        let attached = self.attached();
+        let acquired = match attached.region.acquire(wait) {
+            Ok(poisoned) if !attached.region.has_moved() => Ok((attached, poisoned)),
+            // SAFETY: `acquire` succeeded through this attachment's region.
+            Ok(_) => unsafe { self.acquire_after_move(attached, wait) },
+            Err(failure) => Err(attached.region.not_locked(failure, wait)),
+        };
+        match acquired {
             Ok((attached, poisoned)) => self
                 .guard(attached, poisoned)
                 .map_err(TryLockError::Poisoned),
@@ -296,22 +309,39 @@ impl<T: ShmType> Shm<T> {
         }
     }
 
-    /// Takes the lock of the region this handle uses, following it first when it was
-    /// migrated: the attachment whose lock this thread now holds, and whether it is poisoned.
-    #[inline]
-    fn acquire_following(&self, wait: Wait) -> std::result::Result<(&Attached, bool), NotLocked> {
-        let mut attached = self.attached();
-        // Set when a migrated region has nothing to follow: it is then used as it is.
-        let mut orphaned = false;
+    /// The lock of `moved` was taken and the region found migrated: takes the lock of the
+    /// region that replaced it (following each migration), or of `moved` itself when there is
+    /// nothing to follow.
+    ///
+    /// # Safety
+    ///
+    /// This thread holds `moved`'s lock, acquired through `moved.region`, and wrote nothing.
+    #[cold]
+    unsafe fn acquire_after_move<'a>(
+        &'a self,
+        moved: &'a Attached,
+        wait: Wait,
+    ) -> std::result::Result<(&'a Attached, bool), NotLocked> {
+        // SAFETY: the caller's contract.
+        let Some(mut attached) = (unsafe { self.unlock_and_follow(moved) }) else {
+            // Nothing to follow: the region is used as it is, as a removed one would be.
+            return match moved.region.acquire(wait) {
+                Ok(poisoned) => Ok((moved, poisoned)),
+                Err(failure) => Err(moved.region.not_locked(failure, wait)),
+            };
+        };
         loop {
             match attached.region.acquire(wait) {
-                Ok(poisoned) if orphaned || !attached.region.has_moved() => {
-                    return Ok((attached, poisoned))
-                }
+                Ok(poisoned) if !attached.region.has_moved() => return Ok((attached, poisoned)),
                 // SAFETY: `acquire` succeeded through this attachment's region.
                 Ok(_) => match unsafe { self.unlock_and_follow(attached) } {
                     Some(next) => attached = next,
-                    None => orphaned = true,
+                    None => {
+                        return match attached.region.acquire(wait) {
+                            Ok(poisoned) => Ok((attached, poisoned)),
+                            Err(failure) => Err(attached.region.not_locked(failure, wait)),
+                        }
+                    }
                 },
                 Err(failure) => return Err(attached.region.not_locked(failure, wait)),
             }
