@@ -209,9 +209,9 @@ pub(crate) fn attach_writer<T: ShmType>(
             Err(mismatch @ Error::LayoutMismatch { .. }) => mismatch,
             Err(other) => return Err(other),
         };
-        // Another stored type: opened again, untyped, and compared with whatever the location
-        // holds now.
-        let region = Region::open_untyped_writable(location, spec)?;
+        // Another stored type: opened again, untyped (and reset if it is of another boot, as
+        // every writable open does), and compared with whatever the location holds now.
+        let region = reboot::open_untyped_writable(location, spec)?;
         match plan_writer::<T>(&region, spec, mismatch)? {
             WriterPlan::Direct => return Ok(Attached::direct(region)),
             WriterPlan::Through { read, write } => {
