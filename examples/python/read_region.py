@@ -9,7 +9,14 @@ stored in the region, in the same format as `shmstore inspect NAME`. It follows 
 validate the header, decode the descriptor, take a seqlock-consistent snapshot. A region of
 format version 2 has a kinds table too: its values are shown by kind, as `inspect` shows
 them (text quoted, flags true/false, enums by variant name, timestamps in RFC 3339, lists as
-lists, an absent optional value as none).
+lists, an absent optional value as none). Then the versions block: the layout the region
+holds, each type that shaped it (FORMAT.md "Versions table": a migrated region lists them,
+oldest first) and which of them know each field.
+
+A region can be migrated while it is read: a writer of a wider type replaces it under its name
+(FORMAT.md "Migration"), and the object this reader mapped then says so in its header's
+`lifecycle` word. The reader notices it after its copy, says so, and reads the region its
+name refers to now, once.
 
 It maps /dev/shm/NAME (or the file) read-only with `mmap` instead of using
 `multiprocessing.shared_memory.SharedMemory(name=...)`: on Python 3.8 to 3.12 that class
@@ -47,16 +54,26 @@ MAX_PAYLOAD_ALIGN = 4096
 MAX_DESCRIPTOR_LEN = 16 << 20
 DEFAULT_MAX_ELEMENTS = 16
 
-# The header fields up to offset 156, in FORMAT.md's order; "=" is native byte order without
-# alignment padding, so every field lands at its documented offset.
-HEADER = struct.Struct("=8sIIIIQQQQQQQII16sIIQQQIIIII")
+# The header fields up to the mutex (offset 192), in FORMAT.md's order; "=" is native byte
+# order without alignment padding, so every field lands at its documented offset.
+HEADER = struct.Struct("=8sIIIIQQQQQQQII16sIIQQQIIIIIIQQQQ")
 HEADER_FIELDS = (
     "magic format_version header_size state flags fingerprint payload_offset payload_size "
     "payload_align region_size descriptor_offset descriptor_len creator_pid mutex_size "
     "boot_id kind queue_mode queue_capacity queue_element_size version waiters poisoned "
-    "commit_in_progress read_requests reads_served"
+    "commit_in_progress read_requests reads_served lifecycle repair_claim help_resumes_at "
+    "versions_offset versions_len"
+).split()
+# The hot fields `shmstore inspect` shows after the queue fields, in its order.
+HOT_FIELDS = (
+    "version waiters poisoned commit_in_progress read_requests reads_served "
+    "versions_offset versions_len"
 ).split()
 VERSION_OFFSET = 128
+LIFECYCLE_OFFSET = 156
+LIFECYCLE_CURRENT, LIFECYCLE_MIGRATING, LIFECYCLE_MOVED = 0, 1, 2
+VERSIONS_ALIGN = 8
+MAX_VERSIONS_LEN = 16 << 20
 
 # Descriptor primitive codes: (name, struct format, size).
 PRIMITIVES = {
@@ -113,11 +130,20 @@ def check_header(name, h, object_size):
         corrupt(f"unknown kind {kind}")
     if h["descriptor_offset"] != HEADER_SIZE or h["descriptor_len"] > MAX_DESCRIPTOR_LEN:
         corrupt("descriptor out of place")
+    # A migrated region's versions table lies right after the descriptor; 0 and 0: none.
+    before_payload = HEADER_SIZE + h["descriptor_len"]
+    if h["versions_offset"] or h["versions_len"]:
+        if (
+            h["versions_offset"] != align_up(before_payload, VERSIONS_ALIGN)
+            or not 1 <= h["versions_len"] <= MAX_VERSIONS_LEN
+        ):
+            corrupt("versions table out of place")
+        before_payload = h["versions_offset"] + h["versions_len"]
     align = h["payload_align"]
     if align < 1 or align & (align - 1) or align > MAX_PAYLOAD_ALIGN:
         corrupt(f"payload alignment {align}")
     copy_align = max(PAYLOAD_MIN_ALIGN, align)
-    payload_offset = align_up(HEADER_SIZE + h["descriptor_len"], copy_align)
+    payload_offset = align_up(before_payload, copy_align)
     single = bool(flags & FLAG_IN_PLACE) or kind == KIND_QUEUE
     first_end = payload_offset + h["payload_size"]
     second = None if single else align_up(first_end, copy_align)
@@ -186,6 +212,81 @@ def decode_descriptor(name, data, format_version=1):
                 at += 16
             kinds[path] = {"code": code, "capacity": capacity, "name": enum_name, "variants": variants}
     return type_name, fields, kinds
+
+
+def decode_versions(name, table):
+    """The versions table (FORMAT.md "Versions table"): for each type that shaped the region,
+    oldest first, its fingerprint, type name and field paths. Raises RegionError for a table
+    that is empty, truncated, has trailing bytes or an entry that does not decode."""
+
+    def unreadable(why):
+        raise RegionError(f"region `{name}`: its versions table is unreadable: {why}")
+
+    if len(table) < 4:
+        unreadable("it is truncated")
+    count = struct.unpack_from("=I", table, 0)[0]
+    if count == 0:
+        unreadable("it lists no version")
+    # Every entry takes at least 16 bytes: a forged count cannot make this loop long.
+    if count > (len(table) - 4) // 16:
+        unreadable(f"it claims {count} entries, too many for its {len(table)} bytes")
+    at, versions = 4, []
+    for index in range(count):
+        if at + 16 > len(table):
+            unreadable(f"entry {index + 1} is truncated")
+        fingerprint, format_version, length = struct.unpack_from("=QII", table, at)
+        at += 16
+        if format_version not in FORMAT_VERSIONS:
+            unreadable(f"entry {index + 1} has format version {format_version}")
+        if length > MAX_DESCRIPTOR_LEN or at + length > len(table):
+            unreadable(f"entry {index + 1} is truncated")
+        try:
+            type_name, fields, _ = decode_descriptor(name, table[at : at + length], format_version)
+        except (RegionError, UnicodeDecodeError) as e:
+            unreadable(f"version #{index + 1}: {e}")
+        at += length
+        paths = [field["path"] for field in fields]
+        versions.append({"fingerprint": fingerprint, "type_name": type_name, "paths": paths})
+    if at != len(table):
+        unreadable(f"{len(table) - at} bytes follow its last entry")
+    return versions
+
+
+def versions_lines(name, mm, h, type_name, schema):
+    """The versions block as `shmstore inspect` prints it: the layout held, every version that
+    shaped the region (newest last; "held" when it is exactly the held layout), and which
+    versions know each field. A region never migrated has one version: its own type."""
+    out = [f"\nversions\n  holds {type_name} (fingerprint {h['fingerprint']:#018x})\n"]
+    if h["versions_len"] == 0:
+        paths = [field["path"] for field in schema.fields]
+        versions = [{"fingerprint": h["fingerprint"], "type_name": type_name, "paths": paths}]
+    else:
+        start = h["versions_offset"]
+        try:
+            versions = decode_versions(name, mm[start : start + h["versions_len"]])
+        except RegionError as e:
+            out.append(f"  unreadable: {e}\n")
+            return out
+    known = {}
+    for index, version in enumerate(versions):
+        notes = [f"fingerprint {version['fingerprint']:#018x}"]
+        if index + 1 == len(versions):
+            notes.append("newest")
+        if version["fingerprint"] == h["fingerprint"]:
+            notes.append("held")
+        paths = ", ".join(display_path(path) for path in version["paths"])
+        out.append(f"  #{index + 1} {version['type_name']} ({', '.join(notes)}): {paths}\n")
+        for path in version["paths"]:
+            numbers = known.setdefault(path, [])
+            if not numbers or numbers[-1] != f"#{index + 1}":
+                numbers.append(f"#{index + 1}")
+    rows = [("  field", "known by")]
+    rows += [
+        (f"  {display_path(field['path'])}", " ".join(known.get(field["path"], [])) or "none")
+        for field in schema.fields
+    ]
+    out.append(table(rows))
+    return out
 
 
 def read_version(mm):
@@ -589,6 +690,37 @@ def main():
     else:
         path = os.path.join(SHM_DIR, name)
         flags = 0
+    for attempt in range(2):
+        text = read_region(name, path, flags, args.max_elements)
+        if text is not None:
+            sys.stdout.write(text)
+            return
+        if attempt == 0:
+            print(f"region `{name}` moved: migrated to a wider type; reading its successor")
+    raise RegionError(
+        f"region `{name}` moved again while it was read (or its header says moved while its "
+        "name still refers to it): run this again"
+    )
+
+
+def has_moved(mm, path, st):
+    """Whether the object mapped (`st`: its fstat) moved, as FORMAT.md "Migration" tells it:
+    its `lifecycle` says moved (2), or says anything else than current (0: 1 is a migration
+    under way, or one whose migrator died) while the name refers to another object."""
+    lifecycle = struct.unpack_from("=I", mm, LIFECYCLE_OFFSET)[0]
+    if lifecycle == LIFECYCLE_CURRENT:
+        return False
+    if lifecycle == LIFECYCLE_MOVED:
+        return True
+    try:
+        named = os.stat(path, follow_symlinks=False)
+    except FileNotFoundError:
+        return True
+    return (named.st_dev, named.st_ino) != (st.st_dev, st.st_ino)
+
+
+def read_region(name, path, flags, max_elements):
+    """The text of the region at `path`, or None when it moved while it was read."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | flags)
     except FileNotFoundError:
@@ -611,7 +743,10 @@ def main():
         descriptor = mm[HEADER_SIZE : HEADER_SIZE + h["descriptor_len"]]
         type_name, fields, kinds = decode_descriptor(name, descriptor, h["format_version"])
         schema = Schema(fields, kinds)
-        print_region(name, mm, h, st, type_name, schema, working, second, args.max_elements)
+        text = region_text(name, mm, h, st, type_name, schema, working, second, max_elements)
+        # After the copy: a region that moved meanwhile holds its last value, which its
+        # successor under the name has too, and perhaps newer ones.
+        return None if has_moved(mm, path, st) else text
     finally:
         mm.close()
 
@@ -629,7 +764,8 @@ def value_lines(schema, data, max_elements):
     ]
 
 
-def print_region(name, mm, h, st, type_name, schema, working, second, max_elements):
+def region_text(name, mm, h, st, type_name, schema, working, second, max_elements):
+    """Everything `shmstore inspect NAME` prints for the region."""
     is_queue = h["kind"] == KIND_QUEUE
     type_size = h["queue_element_size"] if is_queue else h["payload_size"]
     flags = h["flags"]
@@ -683,9 +819,10 @@ def print_region(name, mm, h, st, type_name, schema, working, second, max_elemen
     ]
     # The hot fields, read now (the header was unpacked before the snapshot).
     hot = dict(zip(HEADER_FIELDS, HEADER.unpack_from(mm, 0)))
-    rows += [(k, version_word_text(hot[k]) if k == "version" else hot[k]) for k in HEADER_FIELDS[19:]]
+    rows += [(k, version_word_text(hot[k]) if k == "version" else hot[k]) for k in HOT_FIELDS]
     out.append("\nheader\n")
     out.append(table([(k, str(v)) for k, v in rows], indent="  "))
+    out.extend(versions_lines(name, mm, h, type_name, schema))
 
     if is_queue:
         tail = struct.unpack_from("=Q", mm, working)[0] & ~QUEUE_CLOSED
@@ -703,7 +840,7 @@ def print_region(name, mm, h, st, type_name, schema, working, second, max_elemen
         version, data = snapshot(name, mm, working, second, h["payload_size"])
         out.append(f"\nvalue at version {version}\n")
         out.extend(f"  {line}\n" for line in value_lines(schema, data, max_elements))
-    sys.stdout.write("".join(out))
+    return "".join(out)
 
 
 if __name__ == "__main__":

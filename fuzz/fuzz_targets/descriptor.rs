@@ -1,4 +1,5 @@
-//! `shmstore::fuzzing::decode_descriptor` on arbitrary bytes.
+//! `shmstore::fuzzing::decode_descriptor` on arbitrary bytes: as a type descriptor and as a
+//! versions table.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

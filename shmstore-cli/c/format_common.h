@@ -19,6 +19,12 @@
 #define SHMSTORE_MAX_PAYLOAD_ALIGN 4096u
 #define SHMSTORE_MAX_DESCRIPTOR_LEN (16u << 20)
 #define SHMSTORE_MAX_NAME_LEN 200u
+#define SHMSTORE_VERSIONS_ALIGN 8u
+#define SHMSTORE_MAX_VERSIONS_LEN (16u << 20)
+/* The header's `lifecycle` word (FORMAT.md "Migration"). */
+#define SHMSTORE_LIFECYCLE_CURRENT 0u   /* the object its name refers to */
+#define SHMSTORE_LIFECYCLE_MIGRATING 1u /* its lock holder is replacing it by a wider type */
+#define SHMSTORE_LIFECYCLE_MOVED 2u     /* its name refers to its successor now */
 
 /* Errors of these helpers, beside negated errno values. */
 #define SHMSTORE_E_NOT_A_REGION (-1001) /* wrong magic: not a shmstore region */
@@ -32,6 +38,7 @@
 #define SHMSTORE_E_TIMEOUT (-1009)      /* a read found no consistent copy in time */
 #define SHMSTORE_E_OTHER_OWNER (-1010)  /* owned (or, System V, created) by another user */
 #define SHMSTORE_E_LEASED (-1011)       /* another process holds a lease on the object */
+#define SHMSTORE_E_MOVED (-1012)        /* migrated to a wider type: close, open the name again */
 
 /* The owner check, as the Rust library makes it: a region another user owns is refused,
    because whoever owns it chose its layout and can rewrite or swap it under you. Define
@@ -65,7 +72,11 @@ typedef struct shmstore_header {
     uint32_t commit_in_progress;
     uint32_t read_requests;
     uint32_t reads_served;
-    uint32_t reserved[9];
+    uint32_t lifecycle;          /* SHMSTORE_LIFECYCLE_*, written under the mutex only */
+    uint64_t repair_claim;       /* the pid and PID namespace of a repair by replacement */
+    uint64_t help_resumes_at;    /* when writers may hold for starving readers again */
+    uint64_t versions_offset;    /* the versions table (FORMAT.md "Versions table"), or 0 */
+    uint64_t versions_len;       /* its length in bytes, or 0 */
     union {
         pthread_mutex_t mutex;   /* PROCESS_SHARED, ROBUST, ERRORCHECK */
         uint8_t mutex_bytes[64];
@@ -97,7 +108,11 @@ _Static_assert(offsetof(shmstore_header_t, poisoned) == 140, "poisoned at 140");
 _Static_assert(offsetof(shmstore_header_t, commit_in_progress) == 144, "commit_in_progress at 144");
 _Static_assert(offsetof(shmstore_header_t, read_requests) == 148, "read_requests at 148");
 _Static_assert(offsetof(shmstore_header_t, reads_served) == 152, "reads_served at 152");
-_Static_assert(offsetof(shmstore_header_t, reserved) == 156, "reserved at 156");
+_Static_assert(offsetof(shmstore_header_t, lifecycle) == 156, "lifecycle at 156");
+_Static_assert(offsetof(shmstore_header_t, repair_claim) == 160, "repair_claim at 160");
+_Static_assert(offsetof(shmstore_header_t, help_resumes_at) == 168, "help_resumes_at at 168");
+_Static_assert(offsetof(shmstore_header_t, versions_offset) == 176, "versions_offset at 176");
+_Static_assert(offsetof(shmstore_header_t, versions_len) == 184, "versions_len at 184");
 _Static_assert(offsetof(shmstore_header_t, mutex) == 192, "mutex at 192");
 _Static_assert(sizeof(pthread_mutex_t) <= 64, "pthread_mutex_t fits the header's 64 bytes");
 _Static_assert(sizeof(shmstore_header_t) == 256, "the header is 256 bytes");
@@ -114,6 +129,9 @@ typedef struct shmstore_region {
     int borrowed;               /* set by shmstore_from_base: the caller maps and unmaps */
     int wrote;                  /* set by shmstore_begin_write until shmstore_unlock */
     uint32_t backed_off_for;    /* the read_requests value this handle last backed off for */
+    dev_t dev;                  /* shmstore_open: the object opened, to tell whether the */
+    ino_t ino;                  /* name still refers to it after a migration */
+    char name[SHMSTORE_MAX_NAME_LEN + 2]; /* shmstore_open: "/NAME"; empty from a base */
 } shmstore_region_t;
 
 /* What an error code of these helpers means. */
@@ -138,6 +156,9 @@ static inline const char *shmstore_strerror(int rc) {
     case SHMSTORE_E_LEASED:
         return "another process holds a lease on the object (fcntl F_SETLEASE), so opening it "
                "would wait for that process: see who owns it (ls -l /dev/shm)";
+    case SHMSTORE_E_MOVED:
+        return "migrated to a wider type: close it and open the name again; regenerate this "
+               "header to see the new fields";
     default: return rc < 0 ? strerror(-rc) : "unknown error";
     }
 }
@@ -226,13 +247,23 @@ static inline int shmstore_validate_(shmstore_region_t *h, uint64_t object_size)
     if (__atomic_load_n(&hdr->descriptor_offset, __ATOMIC_RELAXED) != SHMSTORE_HEADER_SIZE ||
         descriptor_len > SHMSTORE_MAX_DESCRIPTOR_LEN)
         return SHMSTORE_E_CORRUPT;
+    /* A migrated region's versions table: right after the descriptor, or none (0 and 0). */
+    uint64_t versions_offset = __atomic_load_n(&hdr->versions_offset, __ATOMIC_RELAXED);
+    uint64_t versions_len = __atomic_load_n(&hdr->versions_len, __ATOMIC_RELAXED);
+    uint64_t descriptor_end = SHMSTORE_HEADER_SIZE + descriptor_len;
+    if (versions_offset != 0 || versions_len != 0) {
+        if (versions_offset != shmstore_align_up_(descriptor_end, SHMSTORE_VERSIONS_ALIGN) ||
+            versions_len == 0 || versions_len > SHMSTORE_MAX_VERSIONS_LEN)
+            return SHMSTORE_E_CORRUPT;
+        descriptor_end = versions_offset + versions_len;
+    }
     if (align == 0 || (align & (align - 1)) != 0 || align > SHMSTORE_MAX_PAYLOAD_ALIGN)
         return SHMSTORE_E_CORRUPT;
     /* The layout, recomputed ("Payload"); payload_size is bounded by the object size first,
        so that nothing below overflows. */
     if (payload_size > object_size) return SHMSTORE_E_CORRUPT;
     uint64_t copy_align = align > SHMSTORE_PAYLOAD_MIN_ALIGN ? align : SHMSTORE_PAYLOAD_MIN_ALIGN;
-    uint64_t payload_offset = shmstore_align_up_(SHMSTORE_HEADER_SIZE + descriptor_len, copy_align);
+    uint64_t payload_offset = shmstore_align_up_(descriptor_end, copy_align);
     int single = (flags & SHMSTORE_FLAG_IN_PLACE) || kind == SHMSTORE_KIND_QUEUE;
     uint64_t first_end = payload_offset + payload_size;
     uint64_t second = single ? 0 : shmstore_align_up_(first_end, copy_align);
@@ -265,7 +296,9 @@ static inline int shmstore_validate_(shmstore_region_t *h, uint64_t object_size)
 /* Opens the region `name` (without the leading '/') read-write and validates it against this
    header's type; refuses a region another user owns (SHMSTORE_E_OTHER_OWNER, unless
    SHMSTORE_ALLOW_OTHER_OWNER). Returns 0, a negated errno value (-ENOENT: no such region) or
-   a SHMSTORE_E_* code; shmstore_strerror says which. */
+   a SHMSTORE_E_* code; shmstore_strerror says which. The handle keeps the name, so that
+   shmstore_lock and shmstore_read can tell when a migration replaced the region under it
+   (SHMSTORE_E_MOVED). */
 static inline int shmstore_open(const char *name, shmstore_region_t *h) {
     char path[SHMSTORE_MAX_NAME_LEN + 2];
     size_t len = name != NULL ? strlen(name) : 0;
@@ -310,6 +343,9 @@ static inline int shmstore_open(const char *name, shmstore_region_t *h) {
     h->header = (shmstore_header_t *)base;
     h->map_size = (size_t)st.st_size;
     h->fd = fd;
+    h->dev = st.st_dev;
+    h->ino = st.st_ino;
+    memcpy(h->name, path, len + 2);
     int rc = shmstore_validate_(h, (uint64_t)st.st_size);
     if (rc != 0) shmstore_close(h);
     return rc;
@@ -324,7 +360,10 @@ static inline int shmstore_open(const char *name, shmstore_region_t *h) {
    returns 0, -EINVAL (a base not aligned to the payload's alignment) or a SHMSTORE_E_* code.
    shmstore_close leaves the mapping alone: detach or unmap it yourself afterwards (shmdt,
    munmap). A read-only mapping (SHM_RDONLY, PROT_READ) serves shmstore_read and
-   shmstore_version, which never write. */
+   shmstore_version, which never write. Without a name, the helpers take the header's word
+   for a migration: shmstore_lock and shmstore_read return SHMSTORE_E_MOVED once its
+   `lifecycle` is MIGRATING or MOVED (a file region replaced by one of a wider type: map the
+   file again; a System V segment never migrates). */
 static inline int shmstore_from_base(void *base, size_t size, shmstore_region_t *h) {
     memset(h, 0, sizeof *h);
     h->fd = -1;

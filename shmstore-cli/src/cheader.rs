@@ -4,8 +4,11 @@
 //! ([`crate::cstruct`]), the region header of FORMAT.md, the format constants and this type's
 //! fingerprint, and `static inline` helpers that follow FORMAT.md's protocol: open and
 //! validate, lock with the repair after a dead holder, begin a write, commit and unlock (with
-//! the futex wake), and seqlock reads. Every offset and size is a `_Static_assert`, so a
-//! header that disagrees with the region does not compile.
+//! the futex wake), and seqlock reads; the lock and the reads report a region that a migration
+//! replaced under its name (`SHMSTORE_E_MOVED`, from the header's `lifecycle` word), and the
+//! lock settles a migration whose migrator died, as FORMAT.md's peer protocol says. Every
+//! offset and size is a `_Static_assert`, so a header that disagrees with the region does not
+//! compile.
 //!
 //! `shmstore_open` opens a POSIX name (`shm_open`). A region in a file or a System V segment
 //! is mapped by the C program itself, in the style it already uses (`mmap`, or `ftok` +

@@ -18,10 +18,17 @@ const MAX_ELEMENT_LINES: usize = 8;
 /// itself a primitive or an array of primitives, and starts with `[]` for an array of
 /// structs: both are shown under the name `value`, so every line starts with a name.
 pub fn path_text(field: &FieldInfo) -> String {
-    if field.path.is_empty() || field.path.starts_with('[') {
-        format!("value{}", field.path)
+    stored_path_text(&field.path)
+}
+
+/// [`path_text`] of a path as the descriptor stores it (a [`VersionInfo`]'s fields).
+///
+/// [`VersionInfo`]: shmstore::inspect::VersionInfo
+pub fn stored_path_text(path: &str) -> String {
+    if path.is_empty() || path.starts_with('[') {
+        format!("value{path}")
     } else {
-        field.path.clone()
+        path.to_string()
     }
 }
 

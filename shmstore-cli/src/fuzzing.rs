@@ -30,6 +30,8 @@ mod at {
     pub const KIND: usize = 104;
     pub const QUEUE_FIELDS: std::ops::Range<usize> = 108..128;
     pub const VERSION: usize = 128;
+    pub const VERSIONS_OFFSET: usize = 176;
+    pub const VERSIONS_LEN: usize = 184;
     pub const HEADER_SIZE: usize = 256;
 }
 
@@ -78,13 +80,33 @@ pub fn forged_region_of_version(
     align: u64,
     format_version: u32,
 ) -> Vec<u8> {
+    forged_region_with_versions(descriptor, &[], payload, align, format_version)
+}
+
+/// [`forged_region_of_version`] with a versions table of these bytes (`FORMAT.md`, "Versions
+/// table"; none if empty) right after the descriptor, where a migrated region has it, and the
+/// header's `versions_offset` and `versions_len` pointing at it.
+pub fn forged_region_with_versions(
+    descriptor: &[u8],
+    versions: &[u8],
+    payload: &[u8],
+    align: u64,
+    format_version: u32,
+) -> Vec<u8> {
     let put = |bytes: &mut Vec<u8>, at: usize, value: u64| {
         bytes[at..at + 8].copy_from_slice(&value.to_ne_bytes());
     };
     let mut bytes = template_header();
     let copy_align = align.max(64);
     let payload_size = payload.len() as u64;
-    let payload_offset = align_up((at::HEADER_SIZE + descriptor.len()) as u64, copy_align);
+    let descriptor_end = (at::HEADER_SIZE + descriptor.len()) as u64;
+    let (versions_offset, versions_end) = if versions.is_empty() {
+        (0, descriptor_end)
+    } else {
+        let offset = align_up(descriptor_end, 8);
+        (offset, offset + versions.len() as u64)
+    };
+    let payload_offset = align_up(versions_end, copy_align);
     let second = align_up(payload_offset + payload_size, copy_align);
     let region_size = second + payload_size;
     bytes[at::FORMAT_VERSION..at::FORMAT_VERSION + 4]
@@ -98,7 +120,13 @@ pub fn forged_region_of_version(
     put(&mut bytes, at::REGION_SIZE, region_size);
     put(&mut bytes, at::DESCRIPTOR_LEN, descriptor.len() as u64);
     put(&mut bytes, at::VERSION, 0);
+    put(&mut bytes, at::VERSIONS_OFFSET, versions_offset);
+    put(&mut bytes, at::VERSIONS_LEN, versions.len() as u64);
     bytes.extend_from_slice(descriptor);
+    if !versions.is_empty() {
+        bytes.resize(versions_offset as usize, 0);
+        bytes.extend_from_slice(versions);
+    }
     bytes.resize(payload_offset as usize, 0);
     bytes.extend_from_slice(payload);
     bytes.resize(second as usize, 0);
@@ -165,6 +193,24 @@ pub fn encode_kinds(kinds: &[ForgedKind<'_>]) -> Vec<u8> {
             put_str(&mut out, name);
             out.extend_from_slice(&value.to_le_bytes());
         }
+    }
+    out
+}
+
+/// One entry of a versions table as [`encode_versions`] writes it: the fingerprint, the format
+/// version and the encoded descriptor ([`encode_descriptor`], with [`encode_kinds`] after it
+/// for format version 2).
+pub type ForgedVersion<'a> = (u64, u32, &'a [u8]);
+
+/// A versions table (`FORMAT.md`, "Versions table"), for [`forged_region_with_versions`].
+pub fn encode_versions(versions: &[ForgedVersion<'_>]) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.extend_from_slice(&(versions.len() as u32).to_ne_bytes());
+    for (fingerprint, format_version, descriptor) in versions {
+        out.extend_from_slice(&fingerprint.to_ne_bytes());
+        out.extend_from_slice(&format_version.to_ne_bytes());
+        out.extend_from_slice(&(descriptor.len() as u32).to_ne_bytes());
+        out.extend_from_slice(descriptor);
     }
     out
 }

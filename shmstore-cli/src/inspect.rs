@@ -4,11 +4,13 @@
 use std::io::Write;
 
 use serde_json::{json, Value};
-use shmstore::inspect::{HeaderFields, Inspector};
-use shmstore::printable;
+use shmstore::inspect::{HeaderFields, Inspector, VersionInfo};
+use shmstore::{printable, Error};
 
 use crate::failure::Outcome;
-use crate::fields::{display_path, snapshot_within, table, value_lines, IN_PLACE_PATIENCE};
+use crate::fields::{
+    display_path, snapshot_within, stored_path_text, table, value_lines, IN_PLACE_PATIENCE,
+};
 use crate::format::{
     boot_id_text, flags_text, kind_text, queue_mode_text, state_text, FLAG_IN_PLACE,
 };
@@ -128,8 +130,12 @@ fn text(entry: &Entry, view: &Inspector, max_elements: usize) -> String {
         row("commit_in_progress", h.commit_in_progress.to_string()),
         row("read_requests", h.read_requests.to_string()),
         row("reads_served", h.reads_served.to_string()),
+        row("versions_offset", h.versions_offset.to_string()),
+        row("versions_len", h.versions_len.to_string()),
     ];
     s.push_str(&table(&header));
+    // Before the value, which stays the last section.
+    s.push_str(&versions_text(view, h.fingerprint));
 
     match &info.queue {
         None => match snapshot_within(view, IN_PLACE_PATIENCE) {
@@ -167,6 +173,104 @@ fn text(entry: &Entry, view: &Inspector, max_elements: usize) -> String {
     s
 }
 
+/// The "versions" block: the layout the region holds, every version that shaped it (the
+/// newest last), and which of them know each field of the held layout. A table that does not
+/// decode is said to be unreadable, after everything else was shown.
+fn versions_text(view: &Inspector, fingerprint: u64) -> String {
+    let mut s = format!(
+        "\nversions\n  holds {} (fingerprint {fingerprint:#018x})\n",
+        printable(view.type_name())
+    );
+    let versions = match view.versions() {
+        Ok(versions) => versions,
+        Err(e) => {
+            s.push_str(&format!(
+                "  unreadable: {}\n",
+                printable(&unreadable_reason(e))
+            ));
+            return s;
+        }
+    };
+    for (index, version) in versions.iter().enumerate() {
+        let mut notes = vec![format!("fingerprint {:#018x}", version.fingerprint)];
+        if index + 1 == versions.len() {
+            notes.push("newest".into());
+        }
+        if version.is_stored {
+            notes.push("held".into());
+        }
+        let fields: Vec<String> = version
+            .fields
+            .iter()
+            .map(|path| printable(&stored_path_text(path)).into_owned())
+            .collect();
+        s.push_str(&format!(
+            "  #{} {} ({}): {}\n",
+            index + 1,
+            printable(&version.type_name),
+            notes.join(", "),
+            fields.join(", ")
+        ));
+    }
+    let mut rows = vec![vec!["  field".to_string(), "known by".to_string()]];
+    for (field, known) in view.fields().iter().zip(view.fields_known_by(&versions)) {
+        rows.push(vec![
+            format!("  {}", display_path(field)),
+            version_numbers(&known),
+        ]);
+    }
+    s.push_str(&table(&rows));
+    s
+}
+
+/// `#1 #2`: the versions at these indexes, numbered from 1 as the versions block numbers them;
+/// `none` for a field no version knows (only a forged table has one).
+fn version_numbers(indexes: &[usize]) -> String {
+    if indexes.is_empty() {
+        return "none".into();
+    }
+    let numbers: Vec<String> = indexes.iter().map(|i| format!("#{}", i + 1)).collect();
+    numbers.join(" ")
+}
+
+/// Why the versions table could not be read: the corruption's reason alone (the region is
+/// named above), or the whole error.
+fn unreadable_reason(e: Error) -> String {
+    match e {
+        Error::Corrupt { reason, .. } => reason,
+        other => other.to_string(),
+    }
+}
+
+/// `"versions"` and `"versions_error"` for `inspect --json`, and each field's `"known_by"`
+/// (version numbers, from 1): the versions, or null and why the table is unreadable.
+fn versions_json(view: &Inspector) -> (Value, Value, Option<Vec<Vec<usize>>>) {
+    match view.versions() {
+        Ok(versions) => {
+            let known_by = view.fields_known_by(&versions);
+            let count = versions.len();
+            let list = versions
+                .iter()
+                .enumerate()
+                .map(|(index, version)| version_json(index, count, version))
+                .collect();
+            (Value::Array(list), Value::Null, Some(known_by))
+        }
+        Err(e) => (Value::Null, unreadable_reason(e).into(), None),
+    }
+}
+
+fn version_json(index: usize, count: usize, version: &VersionInfo) -> Value {
+    json!({
+        "number": index + 1,
+        "type": version.type_name,
+        "fingerprint": format!("{:#018x}", version.fingerprint),
+        "fields": version.fields.iter().map(|p| stored_path_text(p)).collect::<Vec<_>>(),
+        "newest": index + 1 == count,
+        "held": version.is_stored,
+    })
+}
+
 fn to_json(entry: &Entry, view: &Inspector, max_elements: usize) -> Value {
     let h = view.header_fields();
     let info = view.info();
@@ -178,10 +282,22 @@ fn to_json(entry: &Entry, view: &Inspector, max_elements: usize) -> Value {
         },
         Some(_) => (None, view.read(), None),
     };
+    let (versions, versions_error, known_by) = versions_json(view);
     let fields: Vec<Value> = view
         .fields()
         .iter()
-        .map(|f| json::field(f, &bytes, max_elements))
+        .enumerate()
+        .map(|(i, f)| {
+            let mut field = json::field(f, &bytes, max_elements);
+            // The numbers of the versions that know the field; null when the table is
+            // unreadable.
+            let known = known_by
+                .as_ref()
+                .and_then(|known_by| known_by.get(i))
+                .map(|known| known.iter().map(|index| index + 1).collect::<Vec<_>>());
+            field["known_by"] = json!(known);
+            field
+        })
         .collect();
     // Decoded by kind, for a region that has kinds and a value to show.
     let values = (values::has_kinds(view) && !bytes.is_empty())
@@ -213,6 +329,11 @@ fn to_json(entry: &Entry, view: &Inspector, max_elements: usize) -> Value {
         // The stored descriptor, whole (format version and bytes in hex): what
         // `shmstore compat REGION --descriptor FILE` compares.
         "descriptor": crate::compat::descriptor_json(&view.descriptor()),
+        // Every type that shaped the region, oldest first (the newest is the one that last
+        // migrated it; `held` marks the type the region holds); null when the table is
+        // unreadable, and `versions_error` says why.
+        "versions": versions,
+        "versions_error": versions_error,
     })
 }
 

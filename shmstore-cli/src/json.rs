@@ -124,5 +124,7 @@ pub fn header(view: &Inspector) -> Value {
     map.insert("commit_in_progress".into(), h.commit_in_progress.into());
     map.insert("read_requests".into(), h.read_requests.into());
     map.insert("reads_served".into(), h.reads_served.into());
+    map.insert("versions_offset".into(), h.versions_offset.into());
+    map.insert("versions_len".into(), h.versions_len.into());
     Value::Object(map)
 }

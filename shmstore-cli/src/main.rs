@@ -242,11 +242,13 @@ enum Command {
         after_help = "Fields match by path. Each line says: same; added (only the other type \
                       has it: it reads as its zero value); kept (only the region has it: \
                       writes keep it untouched); widened (a wider integer or float, a longer \
-                      text or list capacity, new enum variants: reads lose nothing); or \
-                      incompatible, with the reason (\"here\" is the other type). A compatible \
-                      type reads the region through `Shm::open_reader`; writing still needs \
-                      the identical type. README, \"Changing a region's type\", gives the \
-                      rules.\n\n\
+                      text or list capacity, new enum variants: reads lose nothing, and a \
+                      write of a value only the wider field holds is refused while the region \
+                      keeps the narrower one, as it does after a migration); or incompatible, \
+                      with the reason (\"here\" is the other type). A compatible type reads and \
+                      writes the region's layout, projected onto its own (`Shm::open` migrates \
+                      the region first when that type adds fields). README, \"Changing a \
+                      region's type\", gives the rules.\n\n\
                       Example:\n  shmstore compat gateway.config --with gateway.config-next\n  \
                       shmstore inspect gateway.config-next --json > next.json\n  \
                       shmstore compat gateway.config --descriptor next.json --json"

@@ -9,7 +9,8 @@
 
 use std::io::Write;
 
-use shmstore::printable;
+use shmstore::inspect::Inspector;
+use shmstore::{printable, Error};
 
 use crate::failure::{Failure, Outcome};
 use crate::fields::{changes, snapshot_within, IN_PLACE_PATIENCE};
@@ -25,39 +26,12 @@ pub fn run(
     max_elements: usize,
     out: &mut dyn Write,
 ) -> Outcome {
-    let (entry, view) = scan::region(name)?;
+    let location = name;
+    let (entry, view) = value_region(location)?;
     let name = &*printable(&entry.name);
-    if entry.kind == Kind::Queue {
-        return Err(Failure::Message(format!(
-            "`{name}` is a queue, and watch follows values: a queue has no versions; \
-             `shmstore inspect {name}` shows its length and its oldest element"
-        )));
-    }
-    let view = &view;
-    let (mut version, mut old) = loop {
-        if let Some(first) = snapshot_within(view, IN_PLACE_PATIENCE) {
-            break first;
-        }
-        writeln!(
-            out,
-            "{name}: an in-place write has been under way for over {IN_PLACE_PATIENCE:?}; \
-             waiting for it to be published"
-        )?;
-        out.flush()?;
-        view.wait_for_change(view.version(), None)?;
-    };
-    if !paths.is_empty() {
-        if let Some(why) = values::too_large_to_decode_by_kind(view.fields()) {
-            return Err(Failure::Message(format!("`{name}`: {why}")));
-        }
-    }
-    for path in paths {
-        // A path that names no field is refused now, with the fields there are.
-        view.value(&old, path)?;
-    }
-    // By kind for a region with kinds or when fields are named; else one line per changed
-    // primitive element, as before kinds existed.
-    let by_value = has_kinds(view) || !paths.is_empty();
+    let mut view = view;
+    let (mut version, mut old) = first_snapshot(name, &view, out)?;
+    let mut by_value = decode_by_value(name, &view, paths, &old)?;
     writeln!(
         out,
         "watching {name} ({}) from version {version}; Ctrl-C stops",
@@ -66,7 +40,26 @@ pub fn run(
     out.flush()?;
     let mut seen = 0u64;
     while count.is_none_or(|count| seen < count) {
-        view.wait_for_change(version, None)?;
+        match view.wait_for_change(version, None) {
+            Ok(_) => {}
+            // A migration replaced the region under its name (README, "Changing a region's
+            // type"): go on with the region that replaced it, from the version it is at.
+            Err(Error::Removed { .. }) => {
+                view = value_region(location)?.1;
+                (version, old) = first_snapshot(name, &view, out)?;
+                by_value = decode_by_value(name, &view, paths, &old)?;
+                writeln!(
+                    out,
+                    "{name}: replaced under its name by a region of type {} (a migration); \
+                     watching it from version {version}",
+                    printable(view.type_name())
+                )?;
+                out.flush()?;
+                continue;
+            }
+            Err(other) => return Err(other.into()),
+        }
+        let view = &view;
         let Some((now, new)) = snapshot_within(view, IN_PLACE_PATIENCE) else {
             // A new in-place write began right after the publish and is not finishing: sleep
             // until it is published (`version` is still the last one printed).
@@ -106,4 +99,49 @@ pub fn run(
         seen += 1;
     }
     Ok(())
+}
+
+/// The value region at `location`; a queue is refused (it has no versions).
+fn value_region(location: &str) -> Outcome<(scan::Entry, Inspector)> {
+    let (entry, view) = scan::region(location)?;
+    if entry.kind == Kind::Queue {
+        let name = printable(&entry.name);
+        return Err(Failure::Message(format!(
+            "`{name}` is a queue, and watch follows values: a queue has no versions; \
+             `shmstore inspect {name}` shows its length and its oldest element"
+        )));
+    }
+    Ok((entry, view))
+}
+
+/// The first consistent snapshot to compare the next versions with, waiting (and saying so)
+/// while an in-place write is under way.
+fn first_snapshot(name: &str, view: &Inspector, out: &mut dyn Write) -> Outcome<(u64, Vec<u8>)> {
+    loop {
+        if let Some(first) = snapshot_within(view, IN_PLACE_PATIENCE) {
+            return Ok(first);
+        }
+        writeln!(
+            out,
+            "{name}: an in-place write has been under way for over {IN_PLACE_PATIENCE:?}; \
+             waiting for it to be published"
+        )?;
+        out.flush()?;
+        view.wait_for_change(view.version(), None)?;
+    }
+}
+
+/// Whether changes are shown by kind (a region with kinds, or named fields) rather than one
+/// line per changed primitive element, as before kinds existed; each of `paths` is checked
+/// to name a field (refused now, with the fields there are).
+fn decode_by_value(name: &str, view: &Inspector, paths: &[String], old: &[u8]) -> Outcome<bool> {
+    if !paths.is_empty() {
+        if let Some(why) = values::too_large_to_decode_by_kind(view.fields()) {
+            return Err(Failure::Message(format!("`{name}`: {why}")));
+        }
+    }
+    for path in paths {
+        view.value(old, path)?;
+    }
+    Ok(has_kinds(view) || !paths.is_empty())
 }

@@ -902,6 +902,12 @@ fn header_compiles_and_opens_values_queues_and_primitives() {
         "unsigned __int128 unsigned_big; /* offset 16 */",
         "#define SHMSTORE_FINGERPRINT UINT64_C(0x",
         "static inline int shmstore_lock(shmstore_region_t *h)",
+        // The header fields of migration, named (no `reserved` words left), and its error.
+        "uint32_t lifecycle;",
+        "uint64_t versions_offset;",
+        "_Static_assert(offsetof(shmstore_header_t, versions_len) == 184, \"versions_len at 184\");",
+        "#define SHMSTORE_E_MOVED (-1012)",
+        "static inline int shmstore_has_moved(shmstore_region_t *h)",
     ] {
         assert!(ran.stdout.contains(text), "no `{text}` in the header");
     }

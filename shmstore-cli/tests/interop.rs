@@ -552,3 +552,306 @@ fn the_python_example_reads_a_region_with_kinds_like_inspect() {
         );
     }
 }
+
+// ---- Migration (FORMAT.md "Migration"): C peers learn that a region moved ----
+
+/// A release-1 config value (`shmstore_tests::config_versions::ConfigV1`).
+fn config_v1(workers: u32) -> shmstore_tests::config_versions::ConfigV1 {
+    shmstore_tests::config_versions::ConfigV1 {
+        workers,
+        timeout_ms: 500,
+        service: shmstore::value::FixedStr::new("gateway").expect("fits"),
+        level: shmstore_tests::config_versions::LevelV1::Warn.into(),
+        _pad: [0; 3],
+    }
+}
+
+/// `tests/c/follow_migration.c`, compiled against the header of `name` as it is now, started
+/// on `name`.
+fn follower(name: &str, dir: &Path) -> shmstore_tests::Helper {
+    header_into(name, dir);
+    let program = build("follow_migration", dir);
+    shmstore_tests::Helper::spawn(program.to_str().unwrap(), &[name.to_string()])
+}
+
+/// The header's `lifecycle` word (offset 156) of the object `file` is open on.
+fn lifecycle_of(file: &std::fs::File) -> u32 {
+    use std::os::unix::fs::FileExt;
+    let mut word = [0u8; 4];
+    file.read_exact_at(&mut word, 156).unwrap();
+    u32::from_ne_bytes(word)
+}
+
+/// Stores `value` in the header's `lifecycle` word of the object `file` is open on, as a
+/// migrator does under the lock (nobody holds it in these tests).
+fn set_lifecycle(file: &std::fs::File, value: u32) {
+    use std::os::unix::fs::FileExt;
+    file.write_all_at(&value.to_ne_bytes(), 156).unwrap();
+}
+
+fn open_object(name: &str) -> std::fs::File {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(Path::new(SHM_DIR).join(name))
+        .unwrap()
+}
+
+/// A C writer and a C reader hold a release-1 region when a Rust writer of a wider type opens
+/// it and migrates it: the writer's next lock and the reader's next read answer
+/// `SHMSTORE_E_MOVED` (the read with the last value), instead of writing into, or reading
+/// from, an object nobody else sees any more. Reopened, the old header's program gets
+/// `SHMSTORE_E_WRONG_TYPE` (C peers do not read through a compatible layout); one compiled
+/// with the header of the region as it is now writes it, and Rust sees that.
+#[test]
+fn c_peers_of_a_region_rust_migrated_get_moved_and_reopen() {
+    use shmstore_tests::config_versions::ConfigV1;
+    use shmstore_tests::config_versions_plus::ConfigV1Plus;
+    let (name, _cleanup) = region("c-migrated");
+    let old = Shm::<ConfigV1>::create(&name, config_v1(4)).unwrap();
+    let old_dir = TempDir::new("c-migrated-old");
+    let mut writer = follower(&name, old_dir.path());
+    writer.expect("open ok");
+    let mut reader = shmstore_tests::Helper::spawn(
+        old_dir.path().join("follow_migration").to_str().unwrap(),
+        std::slice::from_ref(&name),
+    );
+    reader.expect("open ok");
+    writer.send("lock");
+    writer.expect("lock ok");
+    assert_eq!(
+        old.read().workers,
+        5,
+        "the C writer's commit, before the migration"
+    );
+
+    let new = Shm::<ConfigV1Plus>::open(&name).expect("the wider writer migrates the region");
+    assert_eq!((new.read().workers, new.read().retries), (5, 0));
+
+    reader.send("read");
+    reader.expect("read moved first=5");
+    writer.send("lock");
+    writer.expect("lock moved");
+    assert_eq!(new.read().workers, 5, "the moved C writer wrote nothing");
+    writer.send("reopen");
+    writer.expect("open wrong-type");
+    reader.send("reopen");
+    reader.expect("open wrong-type");
+
+    let new_dir = TempDir::new("c-migrated-new");
+    let mut regenerated = follower(&name, new_dir.path());
+    regenerated.expect("open ok");
+    regenerated.send("lock");
+    regenerated.expect("lock ok");
+    regenerated.send("read");
+    regenerated.expect("read ok first=6");
+    assert_eq!(new.read().workers, 6);
+    assert_eq!(old.read().workers, 6, "the old Rust handle followed too");
+}
+
+/// A migrator that died after storing `lifecycle = 1` (MIGRATING) but before its rename: the
+/// name still refers to the old object, so the next C locker settles it (stores 0, removes
+/// the temporary name the migrator may have left) and goes on; its write is there for Rust.
+#[test]
+fn a_c_locker_settles_a_dead_migration_whose_name_is_still_its_region() {
+    use std::os::unix::fs::MetadataExt;
+    let (name, _cleanup) = region("c-dead-migrator");
+    let shm = Shm::<Sample>::create(&name, sample()).unwrap();
+    let object = open_object(&name);
+    let temporary = format!(
+        ".{name}.shmstore-migrating-{}",
+        object.metadata().unwrap().ino()
+    );
+    let planted = RemoveOnDrop(Path::new(SHM_DIR).join(&temporary));
+    std::fs::write(&planted.0, b"half-built").unwrap();
+    let dir = TempDir::new("c-dead-migrator");
+    let mut c = follower(&name, dir.path());
+    c.expect("open ok");
+    set_lifecycle(&object, 1);
+
+    c.send("read");
+    c.expect(&format!("read ok first={}", sample().counter));
+    c.send("lock");
+    c.expect("lock ok");
+    assert_eq!(
+        lifecycle_of(&object),
+        0,
+        "the C locker settled the dead migration"
+    );
+    assert!(
+        !exists(&temporary),
+        "the C locker removed the migrator's temporary name"
+    );
+    assert_eq!(shm.read().counter, sample().counter + 1);
+    c.send("lock");
+    c.expect("lock ok");
+    assert_eq!(shm.read().counter, sample().counter + 2);
+}
+
+/// A migrator that died after its rename and before storing `lifecycle = 2`: the name refers
+/// to the complete new region. A C reader of the old object gets `SHMSTORE_E_MOVED`; the next
+/// C locker stores 2 (MOVED) and gets it too; reopened, it works on the region the name
+/// refers to now.
+#[test]
+fn a_c_locker_of_a_dead_migration_whose_name_moved_on_gets_moved() {
+    let (name, _cleanup) = region("c-dead-renamed");
+    let _old = Shm::<Sample>::create(&name, sample()).unwrap();
+    let old_object = open_object(&name);
+    let (successor, _successor_cleanup) = region("c-dead-successor");
+    let mut value = sample();
+    value.counter = 77;
+    drop(Shm::<Sample>::create(&successor, value).unwrap());
+    let dir = TempDir::new("c-dead-renamed");
+    let mut c = follower(&name, dir.path());
+    c.expect("open ok");
+    set_lifecycle(&old_object, 1);
+    std::fs::rename(
+        Path::new(SHM_DIR).join(&successor),
+        Path::new(SHM_DIR).join(&name),
+    )
+    .unwrap();
+
+    c.send("read");
+    c.expect(&format!("read moved first={}", sample().counter));
+    assert_eq!(lifecycle_of(&old_object), 1, "a reader writes nothing");
+    c.send("lock");
+    c.expect("lock moved");
+    assert_eq!(
+        lifecycle_of(&old_object),
+        2,
+        "the C locker recorded the move"
+    );
+    c.send("reopen");
+    c.expect("open ok");
+    c.send("lock");
+    c.expect("lock ok");
+    c.send("read");
+    c.expect("read ok first=78");
+    assert_eq!(Shm::<Sample>::open(&name).unwrap().read().counter, 78);
+}
+
+/// A migrator that died before its rename while the name was removed, and a handle that then
+/// recorded the move (`lifecycle = 2`): the temporary name it left is removed by the next C
+/// locker, which gets `SHMSTORE_E_MOVED`; reopened, the name is gone.
+#[test]
+fn a_c_locker_of_a_moved_region_removes_a_dead_migrators_temporary_name() {
+    use std::os::unix::fs::MetadataExt;
+    let (name, _cleanup) = region("c-moved-leftover");
+    let _shm = Shm::<Sample>::create(&name, sample()).unwrap();
+    let object = open_object(&name);
+    let temporary = format!(
+        ".{name}.shmstore-migrating-{}",
+        object.metadata().unwrap().ino()
+    );
+    let planted = RemoveOnDrop(Path::new(SHM_DIR).join(&temporary));
+    let dir = TempDir::new("c-moved-leftover");
+    let mut c = follower(&name, dir.path());
+    c.expect("open ok");
+    std::fs::write(&planted.0, b"half-built").unwrap();
+    std::fs::remove_file(Path::new(SHM_DIR).join(&name)).unwrap();
+    set_lifecycle(&object, 2);
+
+    c.send("lock");
+    c.expect("lock moved");
+    assert!(
+        !exists(&temporary),
+        "the C locker removed the migrator's temporary name"
+    );
+    c.send("reopen");
+    c.expect("open -2"); // -ENOENT: no region under the name
+}
+
+/// Removes a path when dropped (a test's planted file), whether the test passes or not.
+struct RemoveOnDrop(std::path::PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// `examples/python/read_region.py` on `name`: its exit status, stdout and stderr. `None`
+/// when python3 is not installed.
+fn python_read(name: &str) -> Option<(bool, String, String)> {
+    if Command::new("python3")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_err()
+    {
+        eprintln!("note: python3 is not installed; skipping the Python interop test");
+        return None;
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/python/read_region.py");
+    let child = Command::new("python3")
+        .arg(&script)
+        .arg(name)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let output = wait_with_timeout(child, Duration::from_secs(30), "read_region.py");
+    Some((
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    ))
+}
+
+/// A region Rust migrated has a versions table between its descriptor and its payload: the
+/// Python reader places the payload after it, and prints the versions block as `inspect`
+/// does (both releases, the newest held, which release knows each field).
+#[test]
+fn the_python_example_reads_a_migrated_region_and_its_versions_like_inspect() {
+    use shmstore_tests::config_versions::ConfigV1;
+    use shmstore_tests::config_versions_plus::ConfigV1Plus;
+    let (name, _cleanup) = region("python-migrated");
+    let _old = Shm::<ConfigV1>::create(&name, config_v1(4)).unwrap();
+    let new = Shm::<ConfigV1Plus>::open(&name).expect("the wider writer migrates the region");
+    new.lock().unwrap().retries = 3;
+    let Some((ok, stdout, stderr)) = python_read(&name) else {
+        return;
+    };
+    assert!(ok, "read_region.py failed:\n{stdout}{stderr}");
+    let inspect = run(&["inspect", &name]);
+    inspect.ok();
+    assert_eq!(stdout, inspect.stdout);
+    assert!(
+        stdout.contains("  workers = 4\n  retries = 3\n"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("\n  #1 Config (fingerprint "), "{stdout}");
+    assert!(
+        stdout.contains(", newest, held): workers, retries, "),
+        "{stdout}"
+    );
+    assert!(stdout.contains("\n  retries        #2\n"), "{stdout}");
+}
+
+/// The header's `lifecycle` word decides whether the Python reader follows the name: 1
+/// (a migrator at work, or dead before its rename) while the name still refers to the object
+/// is read as usual; 2 (moved) is said, and the name read again, once.
+#[test]
+fn the_python_example_follows_a_moved_region_once() {
+    let (name, _cleanup) = region("python-follow");
+    let _shm = Shm::<Sample>::create(&name, sample()).unwrap();
+    let object = open_object(&name);
+    set_lifecycle(&object, 1);
+    let Some((ok, stdout, stderr)) = python_read(&name) else {
+        return;
+    };
+    assert!(ok, "read_region.py failed:\n{stdout}{stderr}");
+    assert!(!stdout.contains("reading its successor"), "{stdout}");
+    assert!(stdout.contains("value at version 0"), "{stdout}");
+
+    // Moved, yet the name still refers to it (no successor to read): said, then refused.
+    set_lifecycle(&object, 2);
+    let (ok, stdout, stderr) = python_read(&name).unwrap();
+    assert!(!ok, "{stdout}");
+    assert_eq!(
+        stdout,
+        format!("region `{name}` moved: migrated to a wider type; reading its successor\n")
+    );
+    assert!(stderr.contains("moved again while it was read"), "{stderr}");
+}

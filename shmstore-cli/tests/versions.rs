@@ -138,3 +138,44 @@ fn watch_says_how_many_commits_it_shows_as_one_change() {
         "{rest}"
     );
 }
+
+/// Bug: `watch` of a region that a newer release migrated went silent: it kept polling the
+/// old object, whose version no longer moves, while the writers went on in its successor.
+/// It now follows the region that replaced it, says so, and prints its changes.
+#[test]
+fn regression_watch_went_silent_at_a_migration() {
+    use shmstore_tests::config_versions::{ConfigV1, LevelV1};
+    use shmstore_tests::config_versions_plus::ConfigV1Plus;
+    let (name, _cleanup) = region("watch-migrated");
+    let old = Shm::<ConfigV1>::create(
+        &name,
+        ConfigV1 {
+            workers: 4,
+            timeout_ms: 500,
+            service: shmstore::value::FixedStr::new("gateway").unwrap(),
+            level: LevelV1::Warn.into(),
+            _pad: [0; 3],
+        },
+    )
+    .unwrap();
+    let watch = start_watch(&["watch", &name, "--count", "1"]);
+    assert!(
+        watch
+            .first
+            .starts_with(&format!("watching {name} (Config)")),
+        "{}",
+        watch.first
+    );
+    let new = Shm::<ConfigV1Plus>::open(&name).expect("migrates");
+    assert!(old.read().workers == 4 && !new.is_projected());
+    // Commits until it has shown one from the region that replaced the one it watched.
+    let rest = watch.output_while(|| new.lock().unwrap().retries += 1);
+    assert!(
+        rest.contains("replaced under its name by a region of type Config (a migration)"),
+        "{rest}"
+    );
+    assert!(
+        rest.lines().any(|l| l.starts_with("  retries: ")),
+        "a change of the new field:\n{rest}"
+    );
+}

@@ -27,6 +27,24 @@ struct Small {
     b: u64,
 }
 
+/// Release 1 of a 64-byte config…
+#[derive(ShmType, Clone, Copy)]
+#[repr(C)]
+#[shm(name = "BenchConfig")]
+struct ConfigV1 {
+    a: [u64; 8],
+}
+
+/// …and release 2, one field added: opening it for writing migrates a release-1 region to it,
+/// after which release 1's handles write through a compatible layout.
+#[derive(ShmType, Clone, Copy)]
+#[repr(C)]
+#[shm(name = "BenchConfig")]
+struct ConfigV2 {
+    a: [u64; 8],
+    added: u64,
+}
+
 #[derive(ShmType, Clone, Copy)]
 #[repr(C)]
 struct Page {
@@ -92,6 +110,8 @@ fn benches(c: &mut Criterion) {
         format!("shmstore-bench-small-{pid}"),
         format!("shmstore-bench-small-inplace-{pid}"),
         format!("shmstore-bench-page-{pid}"),
+        format!("shmstore-bench-config-{pid}"),
+        format!("shmstore-bench-config-same-{pid}"),
     ]);
     let small = Shm::<Small>::create(&names.0[0], Small { a: 0, b: 0 }).unwrap();
     let small_in_place = Shm::<Small>::options()
@@ -114,6 +134,25 @@ fn benches(c: &mut Criterion) {
     });
     g.bench_function("Shm default, read-only guard", |b| {
         b.iter(|| black_box(small.lock().unwrap().a))
+    });
+    g.finish();
+
+    // One region migrated from release 1 to release 2: release 2 takes the direct path there,
+    // release 1 writes through a compatible layout; a region of release 1 alone for reference.
+    let same = Shm::<ConfigV1>::create(&names.0[4], ConfigV1 { a: [0; 8] }).unwrap();
+    let old = Shm::<ConfigV1>::create(&names.0[3], ConfigV1 { a: [0; 8] }).unwrap();
+    let new = Shm::<ConfigV2>::open(&names.0[3]).unwrap();
+    old.read(); // follows the migration
+    assert!(!same.is_projected() && !new.is_projected() && old.is_projected());
+    let mut g = c.benchmark_group("lock+write 8 B+unlock, 64 B value, through a compatible layout");
+    g.bench_function("Shm, same type (direct)", |b| {
+        b.iter(|| same.lock().unwrap().a[0] += 1)
+    });
+    g.bench_function("Shm, the type the region migrated to (direct)", |b| {
+        b.iter(|| new.lock().unwrap().a[0] += 1)
+    });
+    g.bench_function("Shm, an older type (projected, a field kept)", |b| {
+        b.iter(|| old.lock().unwrap().a[0] += 1)
     });
     g.finish();
 

@@ -107,6 +107,7 @@ impl EditorOptions {
         let spec = RegionSpec {
             // Not compared: an untyped open reads the stored descriptor instead.
             layout: &<u8 as ShmType>::LAYOUT,
+            stored: None,
             in_place: false,
             notify_readers: false,
             mode: 0,
@@ -115,6 +116,7 @@ impl EditorOptions {
             unlink_on_drop: false,
             wait_for_creation: None,
             queue: None,
+            versions: None,
         };
         let region = crate::reboot::open_untyped_writable(&location, &spec)?;
         let name = region.name().to_string();
@@ -223,7 +225,9 @@ impl Editor {
     ///
     /// [`Error::InvalidField`] when a write lies outside the value (nothing is written);
     /// [`Error::Timeout`] when another process held the lock for the whole timeout;
-    /// [`Error::Corrupt`] when the lock is unusable.
+    /// [`Error::Corrupt`] when the lock is unusable; [`Error::Removed`] when a migration
+    /// replaced the region under its name by one of a wider type (nothing is written: open
+    /// a new editor, parse the assignments by the new region's descriptor and commit again).
     pub fn commit(&self, writes: &[ByteWrite]) -> Result<Committed> {
         let region = &self.region;
         let size = region.info().layout.payload_size;
@@ -259,6 +263,17 @@ impl Editor {
                     }));
             }
         };
+        if region.has_moved() {
+            // A migration replaced the region under its name (under this lock, before we
+            // took it): the byte writes were parsed by the old descriptor, whose offsets
+            // need not hold in the new region, so they are not retried there.
+            // SAFETY: this thread holds the lock, taken through this region just above;
+            // nothing was written.
+            unsafe { region.release(false, size) };
+            return Err(Error::Removed {
+                name: region.name().to_string(),
+            });
+        }
         let wrote = !writes.is_empty();
         if wrote {
             region.begin_write();

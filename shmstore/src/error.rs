@@ -224,6 +224,9 @@ pub enum Error {
     /// The region a handle was waiting on was removed from its location (`shmstore::unlink`,
     /// `shmstore rm`, `unlink_on_drop`, or anything that removes the name, file or segment), or
     /// another region was put there: nothing will be published to this handle's region again.
+    /// A region that a migration put there is followed instead (the wait goes on in it); this
+    /// is returned only when the handle cannot follow it (removed in turn, or of a type the
+    /// handle's is not compatible with).
     #[error(
         "region `{name}` was removed (or replaced by another region under its location) while \
          this handle waited on it, so nothing will be published to it again; open the location \
@@ -285,6 +288,8 @@ pub enum Error {
 
     /// A field path that names no field of the region's type, or text that cannot be stored
     /// in the field it names (`shmstore get`/`set`): the reason says what to type instead.
+    /// Also a commit through a compatible layout of a value that the region's narrower field
+    /// cannot hold ([`ShmGuard::commit`](crate::ShmGuard::commit): nothing was committed).
     #[error(
         "region `{name}`, field `{field}`: {reason}",
         name = printable(name),
@@ -297,6 +302,22 @@ pub enum Error {
         /// The field path as given.
         field: String,
         /// What is wrong, and what to type instead.
+        reason: String,
+    },
+
+    /// The region cannot be migrated to a type with more fields (README "Changing a region's
+    /// type"): it is a queue, whose slots are laid out for one element size, or a System V
+    /// segment, whose key cannot be handed to another segment in one step. Nothing changed.
+    #[error(
+        "region `{name}` cannot be migrated to another type: {reason}; stop every process \
+         that uses it, remove it (shmstore::unlink or `shmstore rm {name}`) and create it again \
+         with the new type, or use another region name",
+        name = printable(name)
+    )]
+    NotMigratable {
+        /// The region name.
+        name: String,
+        /// Why this region cannot move.
         reason: String,
     },
 }
@@ -337,6 +358,7 @@ impl Error {
             Error::InvalidField { .. } => "InvalidField",
             Error::Value(_) => "Value",
             Error::UnknownVariant(_) => "UnknownVariant",
+            Error::NotMigratable { .. } => "NotMigratable",
         }
     }
 }

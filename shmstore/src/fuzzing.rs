@@ -101,6 +101,18 @@ pub fn check_header_bytes(bytes: &[u8]) {
         "descriptor ends at {descriptor_end}, after the payload offset {}",
         layout.payload_offset
     );
+    if let Some((offset, len)) = layout.versions() {
+        let end = offset
+            .checked_add(len)
+            .expect("accepted versions table end overflows");
+        assert!(
+            offset >= descriptor_end && end <= layout.payload_offset,
+            "the versions table at {offset}..{end} is not between the descriptor (ending at \
+             {descriptor_end}) and the payload (at {})",
+            layout.payload_offset
+        );
+        decode_versions(&bytes[offset..end]);
+    }
     assert_eq!(
         layout.payload_offset % layout.payload_align.max(1),
         0,
@@ -134,9 +146,13 @@ fn atomic_words(bytes: &[u8]) -> Vec<AtomicU64> {
         .collect()
 }
 
-/// Decodes `bytes` as a stored type descriptor (`FORMAT.md`).
+/// Decodes `bytes` as a stored type descriptor (`FORMAT.md`), and as a versions table
+/// (`FORMAT.md`, "Versions table": a table's entries are descriptors, so the same inputs
+/// reach its decoder's corners).
 ///
 /// # Panics
+///
+/// If the versions table decoder panics, or accepts bytes that it does not encode back to.
 ///
 /// If the decoder panics, or if a descriptor it accepts does not encode back to one that
 /// decodes equal (and to the same bytes), or if describing it panics, or if comparing it for
@@ -146,6 +162,23 @@ pub fn decode_descriptor(bytes: &[u8]) {
     // Version 1 has no kinds table; version 2 must have one: each input is read both ways.
     for version in [1, 2] {
         decode_descriptor_version(bytes, version);
+    }
+    decode_versions(bytes);
+}
+
+/// Decodes `bytes` as a versions table and each entry's descriptor, checking that an accepted
+/// table is exactly its own encoding.
+fn decode_versions(bytes: &[u8]) {
+    let Ok(versions) = crate::format::versions::decode(bytes) else {
+        return;
+    };
+    assert_eq!(
+        crate::format::versions::encode(&versions),
+        bytes,
+        "a versions table decoded then encoded changed"
+    );
+    for version in &versions {
+        let _ = Descriptor::decode(&version.descriptor, version.format_version);
     }
 }
 

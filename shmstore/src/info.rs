@@ -27,7 +27,7 @@ pub struct RegionInfo {
     /// The last published version: the number of commits (and rollbacks) since the region
     /// was created, as [`Shm::version`](crate::Shm::version) counts them; 0 for a queue.
     pub version: u64,
-    /// The pid of the process that created (or last re-initialised) it.
+    /// The pid of the process that created (or last re-initialised, or migrated) it.
     /// Numbered in that process's PID namespace.
     pub creator_pid: u32,
     /// For a System V segment, the user that created the segment (`cuid`), which can differ

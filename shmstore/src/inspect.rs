@@ -1,8 +1,9 @@
 //! Looking into any region without knowing its Rust type: the header, the stored field table,
 //! and values decoded from a consistent snapshot. This is what the `shmstore` command shows.
 
+use std::collections::HashMap;
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::Relaxed;
 
 use std::time::{Duration, Instant};
@@ -116,7 +117,8 @@ impl TypeDescriptor {
 /// field by field (`FORMAT.md`, "Comparing two descriptors"; the README's "Changing a region's
 /// type" gives the rules). A pure comparison: it never reads a region.
 ///
-/// Today a region opens only for its identical type ([`Overall::Identical`]); the verdict
+/// A region opens on the direct path only for its identical type ([`Overall::Identical`]),
+/// and through a compatible layout for a [`Compatible`](Overall::Compatible) one; the verdict
 /// tells an operator, before a deploy, whether a new version of the type keeps to the rules
 /// that let the two share the region.
 ///
@@ -155,6 +157,24 @@ pub fn compatibility(region: &TypeDescriptor, other: &TypeDescriptor) -> Compati
     format::compare(&region.0, &other.0)
 }
 
+/// One type that shaped a region: a version of its type that opened it for writing and
+/// migrated it to a layout that holds its fields (`FORMAT.md`, "Versions table"), or, for a
+/// region never migrated, its stored type alone. [`Inspector::versions`] lists them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct VersionInfo {
+    /// The type's layout fingerprint (`FORMAT.md`, "Fingerprint").
+    pub fingerprint: u64,
+    /// The type's name.
+    pub type_name: String,
+    /// The paths of its stored field table, in its order, spelled as [`FieldInfo::path`]
+    /// spells them: the fields this version knows.
+    pub fields: Vec<String>,
+    /// Whether it is the type the region holds (its fingerprint is the header's): a region
+    /// migrated to the union of two types holds neither, and no version is.
+    pub is_stored: bool,
+}
+
 /// How an inspector reads its region.
 enum Source {
     /// A POSIX object or a file, read with `pread` and never mapped: another process that
@@ -163,6 +183,8 @@ enum Source {
         location: Location,
         /// `location` as text, for messages.
         name: String,
+        /// Where the object is named: to tell whether a migration replaced it.
+        path: PathBuf,
         looked: Looked,
     },
     /// A System V segment, attached read-only: its size is fixed at creation and checked with
@@ -353,6 +375,8 @@ pub struct HeaderFields {
     pub commit_in_progress: u32,
     pub read_requests: u32,
     pub reads_served: u32,
+    pub versions_offset: u64,
+    pub versions_len: u64,
 }
 
 impl HeaderFields {
@@ -430,6 +454,7 @@ impl Inspector {
             Location::SysV(key) => {
                 let spec = RegionSpec {
                     layout: &<u8 as ShmType>::LAYOUT,
+                    stored: None,
                     in_place: false,
                     notify_readers: false,
                     mode: 0,
@@ -438,6 +463,7 @@ impl Inspector {
                     unlink_on_drop: false,
                     wait_for_creation: None,
                     queue: None,
+                    versions: None,
                 };
                 let region = Region::open_untyped(&location, &spec)?;
                 let descriptor = region.descriptor_copy();
@@ -510,10 +536,103 @@ impl Inspector {
         TypeDescriptor(self.descriptor.clone())
     }
 
+    /// Every type that shaped the region, oldest first: the last one is the type that last
+    /// migrated it (`FORMAT.md`, "Versions table"). A region never migrated has no table:
+    /// its one version is its stored type. Read when called (the table never changes).
+    ///
+    /// ```
+    /// use shmstore::inspect::Inspector;
+    /// use shmstore::{Shm, ShmType};
+    ///
+    /// #[derive(ShmType, Clone, Copy)]
+    /// #[repr(C)]
+    /// struct Config { workers: u32, timeout_ms: u32 }
+    ///
+    /// # let name = format!("doc-versions-{}", std::process::id());
+    /// let _shm = Shm::<Config>::options()
+    ///     .unlink_on_drop(true)
+    ///     .create(&name, Config { workers: 4, timeout_ms: 500 })?;
+    /// let view = Inspector::open(&name)?;
+    /// let versions = view.versions()?;
+    /// assert_eq!(versions.len(), 1);
+    /// assert_eq!(versions[0].type_name, "Config");
+    /// assert_eq!(versions[0].fields, ["workers", "timeout_ms"]);
+    /// assert!(versions[0].is_stored);
+    /// // Which versions know each field of the held layout: here, the only one.
+    /// assert_eq!(view.fields_known_by(&versions), [vec![0], vec![0]]);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Corrupt`] when the table is unreadable (truncated, or an entry whose
+    /// descriptor does not decode: a peer wrote it), or when the object can no longer be read
+    /// (another process shrank it); [`Error::Io`].
+    pub fn versions(&self) -> Result<Vec<VersionInfo>> {
+        let info = self.header_info();
+        if info.layout.versions().is_none() {
+            return Ok(vec![VersionInfo {
+                fingerprint: info.fingerprint,
+                type_name: self.descriptor.type_name.clone(),
+                fields: paths_of(&self.descriptor),
+                is_stored: true,
+            }]);
+        }
+        let name = self.name();
+        let bytes = match &self.source {
+            Source::Read { name, looked, .. } => looked.versions(name)?,
+            Source::Mapped { region, .. } => region.versions_copy(),
+        };
+        let unreadable =
+            |why: String| Error::corrupt(name, format!("its versions table is unreadable: {why}"));
+        let table = format::versions::decode(&bytes).map_err(unreadable)?;
+        table
+            .into_iter()
+            .enumerate()
+            .map(|(index, entry)| {
+                let descriptor = Descriptor::decode(&entry.descriptor, entry.format_version)
+                    .map_err(|why| unreadable(format!("version #{}: {why}", index + 1)))?;
+                Ok(VersionInfo {
+                    fingerprint: entry.fingerprint,
+                    type_name: descriptor.type_name.clone(),
+                    fields: paths_of(&descriptor),
+                    is_stored: entry.fingerprint == info.fingerprint,
+                })
+            })
+            .collect()
+    }
+
+    /// For each field of the held layout ([`fields`](Self::fields), in its order), the indexes
+    /// into `versions` ([`versions`](Self::versions)' result) of the versions that know it: a
+    /// field that only a newer version added is known by that version and the later ones.
+    pub fn fields_known_by(&self, versions: &[VersionInfo]) -> Vec<Vec<usize>> {
+        // One pass over every version's fields, so that a forged table of many long field
+        // lists costs time linear in its size, not a product of its lengths. A path that the
+        // held layout repeats (only a forged descriptor does) gets the list at its first row.
+        let mut by_path: HashMap<&str, Vec<usize>> = HashMap::new();
+        for field in self.fields() {
+            by_path.entry(field.path.as_str()).or_default();
+        }
+        for (index, version) in versions.iter().enumerate() {
+            for path in &version.fields {
+                if let Some(known) = by_path.get_mut(path.as_str()) {
+                    if known.last() != Some(&index) {
+                        known.push(index);
+                    }
+                }
+            }
+        }
+        self.fields()
+            .iter()
+            .map(|field| by_path.remove(field.path.as_str()).unwrap_or_default())
+            .collect()
+    }
+
     /// Whether a program whose type is `T` may share this region with the programs of its
     /// stored type, field by field: [`compatibility`] of the stored descriptor and `T`'s.
-    /// Opening a region still needs its identical type ([`Overall::Identical`]); this is the
-    /// check to run before a deploy.
+    /// [`Overall::Identical`] opens on the direct path, [`Overall::Compatible`] through a
+    /// compatible layout (migrating the region first when `T` adds fields); this is the check
+    /// to run before a deploy.
     ///
     /// ```
     /// use shmstore::inspect::{Inspector, Overall};
@@ -576,6 +695,7 @@ impl Inspector {
                 location,
                 name,
                 looked,
+                ..
             } => {
                 let header = looked.header_now(name).ok();
                 let header = header.as_ref().unwrap_or(&looked.header);
@@ -703,15 +823,19 @@ impl Inspector {
     /// # Errors
     ///
     /// [`Error::Timeout`] when the timeout passes first; [`Error::Corrupt`] when the object can
-    /// no longer be read (another process shrank it); for a System V segment,
-    /// [`Error::Removed`] when it is removed (or its key given to another segment) while this
-    /// waits. (A POSIX object or a file is followed through its descriptor, as before.)
+    /// no longer be read (another process shrank it); [`Error::Removed`] when a migration
+    /// replaced the region under its name (README, "Changing a region's type": open the name
+    /// again to see its successor) and, for a System V segment, when it is removed (or its key
+    /// given to another segment) while this waits. (A POSIX object or a file that is removed
+    /// without a migration is followed through its descriptor, as before.)
     pub fn wait_for_change(&self, since: u64, timeout: Option<Duration>) -> Result<u64> {
         match &self.source {
-            Source::Read { name, looked, .. } => {
+            Source::Read {
+                name, path, looked, ..
+            } => {
                 let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
                 looked
-                    .wait_for_change(name, since, deadline)?
+                    .wait_for_change(name, path, since, deadline)?
                     .ok_or_else(|| Error::Timeout {
                         name: name.clone(),
                         waiting_for: "a new version",
@@ -723,6 +847,11 @@ impl Inspector {
     }
 }
 
+/// The paths of a descriptor's field table, in its order.
+fn paths_of(descriptor: &Descriptor) -> Vec<String> {
+    descriptor.fields.iter().map(|f| f.path.clone()).collect()
+}
+
 /// Looks at a POSIX object or a file at `path` (see [`look`]): the source and the whole
 /// descriptor.
 fn read_source(location: &Location, path: &Path, wait: Duration) -> Result<(Source, Vec<u8>)> {
@@ -732,6 +861,7 @@ fn read_source(location: &Location, path: &Path, wait: Duration) -> Result<(Sour
     let source = Source::Read {
         location: location.clone(),
         name,
+        path: path.to_path_buf(),
         looked,
     };
     Ok((source, descriptor))
@@ -768,6 +898,8 @@ fn header_fields_of(h: &Header) -> HeaderFields {
         commit_in_progress: h.commit_in_progress.load(Relaxed),
         read_requests: h.read_requests.load(Relaxed),
         reads_served: h.reads_served.load(Relaxed),
+        versions_offset: h.versions_offset.load(Relaxed),
+        versions_len: h.versions_len.load(Relaxed),
     }
 }
 
@@ -807,6 +939,7 @@ pub(crate) fn front_copy(region: &Region) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::format::HEADER_SIZE;
     use crate::{QueueMode, Shm, ShmQueue};
 
     #[derive(crate::ShmType, Clone, Copy)]
@@ -919,15 +1052,159 @@ mod tests {
             view.compatibility_with::<Pair>().overall,
             Overall::Identical
         );
-        // The same descriptor, another alignment: `open` refuses it, so not identical.
+        // The same descriptor, another alignment: not identical, so `open` takes it through
+        // a compatible layout rather than the direct path.
         assert_eq!(view.descriptor(), TypeDescriptor::of::<packed::Pair>());
-        assert!(Shm::<packed::Pair>::open(&name).is_err());
+        assert!(Shm::<packed::Pair>::open(&name).unwrap().is_projected());
         let verdict = view.compatibility_with::<packed::Pair>();
         assert_eq!(verdict.overall, Overall::Compatible);
         assert!(verdict
             .fields
             .iter()
             .all(|f| f.verdict == FieldVerdict::Same));
+    }
+
+    #[derive(crate::ShmType, Clone, Copy)]
+    #[repr(C)]
+    #[shm(name = "Config")]
+    struct ConfigV1 {
+        workers: u32,
+    }
+
+    #[derive(crate::ShmType, Clone, Copy)]
+    #[repr(C)]
+    #[shm(name = "Config")]
+    struct ConfigV2 {
+        workers: u32,
+        timeout_ms: u32,
+    }
+
+    fn known(layout: &crate::layout::TypeLayout) -> format::KnownVersion {
+        let descriptor = Descriptor::of(layout);
+        format::KnownVersion {
+            fingerprint: layout.fingerprint(),
+            format_version: descriptor.format_version(),
+            descriptor: descriptor.encode(),
+        }
+    }
+
+    /// A region that a migration made: its table lists both versions, the held layout is the
+    /// newest, and each field says which versions know it.
+    #[test]
+    fn shows_every_version_of_a_migrated_region_and_who_knows_each_field() {
+        let table = format::versions::encode(&[known(&ConfigV1::LAYOUT), known(&ConfigV2::LAYOUT)]);
+        let region = crate::region::scratch_with_versions("versions", &ConfigV2::LAYOUT, &table);
+        assert_eq!(region.versions_copy(), table);
+        let (offset, len) = region.info().layout.versions().unwrap();
+        assert!(offset >= HEADER_SIZE + region.info().layout.descriptor_len && offset % 8 == 0);
+        assert!(offset + len <= region.info().layout.payload_offset);
+
+        let view = Inspector::open(region.name()).unwrap();
+        let versions = view.versions().unwrap();
+        let summary: Vec<(&str, &[String], bool)> = versions
+            .iter()
+            .map(|v| (v.type_name.as_str(), v.fields.as_slice(), v.is_stored))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("Config", &["workers".to_string()][..], false),
+                (
+                    "Config",
+                    &["workers".to_string(), "timeout_ms".to_string()][..],
+                    true
+                ),
+            ]
+        );
+        assert_eq!(versions[0].fingerprint, ConfigV1::LAYOUT.fingerprint());
+        assert_eq!(versions[1].fingerprint, ConfigV2::LAYOUT.fingerprint());
+        assert_eq!(view.fields_known_by(&versions), [vec![0, 1], vec![1]]);
+        // The held layout is unchanged by the table: the value reads as usual.
+        assert_eq!(rendered(&view, 8), ["workers = 0", "timeout_ms = 0"]);
+        assert_eq!(
+            view.header_fields().payload_offset,
+            region.info().layout.payload_offset as u64
+        );
+    }
+
+    /// A table that does not decode leaves everything else readable and says why.
+    #[test]
+    fn a_forged_table_is_unreadable_and_the_rest_still_shows() {
+        let mut garbage_descriptor = known(&ConfigV1::LAYOUT);
+        garbage_descriptor.descriptor.truncate(3);
+        let cases: [(&str, Vec<u8>, &str); 3] = [
+            ("bad-count", vec![9, 0, 0, 0, 1, 2, 3], "claims 9 entries"),
+            (
+                "bad-descriptor",
+                format::versions::encode(&[garbage_descriptor]),
+                "version #1: its descriptor is truncated",
+            ),
+            (
+                "trailing",
+                {
+                    let mut t = format::versions::encode(&[known(&ConfigV2::LAYOUT)]);
+                    t.extend_from_slice(&[0; 5]);
+                    t
+                },
+                "5 unexpected bytes",
+            ),
+        ];
+        for (test, table, why) in cases {
+            let region = crate::region::scratch_with_versions(test, &ConfigV2::LAYOUT, &table);
+            let view = Inspector::open(region.name()).unwrap();
+            match view.versions() {
+                Err(Error::Corrupt { reason, .. }) => {
+                    assert!(
+                        reason.contains("versions table is unreadable"),
+                        "{test}: {reason}"
+                    );
+                    assert!(reason.contains(why), "{test}: {reason}");
+                }
+                other => panic!("{test}: {other:?}"),
+            }
+            assert_eq!(view.type_name(), "Config");
+            assert_eq!(rendered(&view, 8), ["workers = 0", "timeout_ms = 0"]);
+        }
+    }
+
+    /// The header's table words must point right after the descriptor, or both be 0.
+    #[test]
+    fn a_misplaced_versions_table_is_corrupt_on_open() {
+        let table = format::versions::encode(&[known(&ConfigV2::LAYOUT)]);
+        let region = crate::region::scratch_with_versions("misplaced", &ConfigV2::LAYOUT, &table);
+        let header = region.header();
+        let (offset, len) = (
+            header.versions_offset.load(Relaxed),
+            header.versions_len.load(Relaxed),
+        );
+        let forgeries = [
+            (offset + 8, len),
+            (offset, 0),
+            (0, len),
+            (offset, len + 64),
+            (offset, u64::MAX),
+            (u64::MAX - 4, len),
+        ];
+        for (bad_offset, bad_len) in forgeries {
+            header.versions_offset.store(bad_offset, Relaxed);
+            header.versions_len.store(bad_len, Relaxed);
+            for opened in [
+                Inspector::open(region.name()).map(drop),
+                Shm::<ConfigV2>::open(region.name()).map(drop),
+            ] {
+                match opened {
+                    Err(Error::Corrupt { reason, .. }) => assert!(
+                        reason.contains("versions table") || reason.contains("disagree"),
+                        "({bad_offset}, {bad_len}): {reason}"
+                    ),
+                    other => panic!("({bad_offset}, {bad_len}): {other:?}"),
+                }
+            }
+        }
+        header.versions_offset.store(offset, Relaxed);
+        header.versions_len.store(len, Relaxed);
+        assert!(Inspector::open(region.name()).is_ok());
+        assert!(Shm::<ConfigV2>::open(region.name()).is_ok());
     }
 
     #[test]

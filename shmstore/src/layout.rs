@@ -711,17 +711,17 @@ impl fmt::Display for TypeLayout {
 /// FNV-1a, 64-bit, usable in const context. Every input is length- or tag-prefixed so that
 /// distinct field lists never hash the same byte stream.
 #[derive(Clone, Copy)]
-struct Fnv(u64);
+pub(crate) struct Fnv(u64);
 
 impl Fnv {
     const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
     const PRIME: u64 = 0x0000_0100_0000_01b3;
 
-    const fn new() -> Fnv {
+    pub(crate) const fn new() -> Fnv {
         Fnv(Self::OFFSET)
     }
 
-    const fn bytes(self, bytes: &[u8]) -> Fnv {
+    pub(crate) const fn bytes(self, bytes: &[u8]) -> Fnv {
         let mut h = self.0;
         let mut i = 0;
         while i < bytes.len() {
@@ -732,19 +732,19 @@ impl Fnv {
         Fnv(h)
     }
 
-    const fn u64(self, v: u64) -> Fnv {
+    pub(crate) const fn u64(self, v: u64) -> Fnv {
         self.bytes(&v.to_le_bytes())
     }
 
-    const fn usize(self, v: usize) -> Fnv {
+    pub(crate) const fn usize(self, v: usize) -> Fnv {
         self.u64(v as u64)
     }
 
-    const fn str(self, s: &str) -> Fnv {
+    pub(crate) const fn str(self, s: &str) -> Fnv {
         self.usize(s.len()).bytes(s.as_bytes())
     }
 
-    const fn finish(self) -> u64 {
+    pub(crate) const fn finish(self) -> u64 {
         self.0
     }
 }

@@ -45,7 +45,11 @@
 //!                                               program does
 //! typed API  shm, guard, reader, store,         what users call; the only code that knows `T`
 //!            queue/ (mod, spsc, mpmc),          (`options`: the settings and setters the
-//!            options                            value and queue builders share)
+//!            options, attach (how a handle      value and queue builders share)
+//!              reaches its region: directly,
+//!              through a compatible layout,
+//!              after a migration), follow (the
+//!              regions a handle followed)
 //! tools      inspect, info (listing),           untyped views for the CLI
 //!            look (reads with pread, no map),
 //!            values (typed values by the
@@ -58,14 +62,18 @@
 //!              value changes and queue events),
 //!            reboot (the reset of a file
 //!              region after a reboot)
-//! region     region/ (mod, fd, sysv)            create, open, validate and map per backend;
-//!                                               knows payload shapes, never queues or locks
+//! region     region/ (mod, fd, sysv, migrate:   create, open, validate and map per backend;
+//!              a region replaced under its      knows payload shapes, never queues or locks
+//!              name by one of a wider type)
 //! format     format/ (header, descriptor,       FORMAT.md in code: the one validated view of
 //!            queue, owner, compat: two          mapped bytes, so no other module casts raw
 //!              descriptors compared field by    pointers into a header or a control block
 //!              field; projection: the plan
 //!              that reads a snapshot of one
-//!              layout as another, as bytes)
+//!              layout as another, as bytes;
+//!              writeback: the way back, checked;
+//!              union: a migration's target;
+//!              versions: the versions table)
 //! OS         sys/                               every libc and nix call
 //! leaves     layout, location, name, error,     pure data and helpers (`location` uses `name`;
 //!            atomic_copy, value/ (the field     the field types sit here, not in the typed
@@ -82,8 +90,10 @@
 extern crate self as shmstore;
 
 mod atomic_copy;
+mod attach;
 mod editor;
 mod error;
+mod follow;
 mod format;
 mod guard;
 mod info;

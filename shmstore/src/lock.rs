@@ -77,6 +77,8 @@ impl Region {
             // First, so that a death during the repair below leaves the mutex robust again
             // for the next locker (who redoes the idempotent repair).
             mutex.mark_consistent();
+            // SAFETY: this thread holds the lock, taken through `self` just above.
+            unsafe { self.settle_dead_migration() };
         }
         self.repair();
         Ok(self.in_place() && self.header().poisoned.load(Acquire) != 0)
@@ -228,6 +230,27 @@ impl Region {
             // needed, no longer delays the next locker.
             barrier_after_unlock();
             self.wake_if_waited();
+        }
+    }
+
+    /// Overwrites the working copy with `value`, the region's whole value: how a writer
+    /// through a compatible layout commits the value it wrote back into the region's type.
+    /// Does nothing when `value` is not the payload's size.
+    ///
+    /// # Safety
+    ///
+    /// The calling thread holds the lock through this region, taken with [`acquire`], and
+    /// called [`begin_write`](Region::begin_write) since.
+    ///
+    /// [`acquire`]: Region::acquire
+    pub(crate) unsafe fn overwrite_working_copy(&self, value: &[u8]) {
+        let size = self.info().layout.payload_size;
+        if value.len() == size {
+            // SAFETY: `value` is `size` readable bytes of this process, not shared memory, so
+            // they overlap no payload copy; the working copy is `size` bytes, and only the
+            // holder, this thread, writes it (readers discard what they read: the version is
+            // odd).
+            unsafe { std::ptr::copy_nonoverlapping(value.as_ptr(), self.working_copy(), size) };
         }
     }
 
@@ -409,6 +432,8 @@ mod tests {
     //! - acquire: nothing to repair (even, no commit flag) → `a_clean_lock_repairs_nothing`
     //! - acquire: owner died, the mutex marked consistent →
     //!   `a_dead_holders_mutex_is_marked_consistent`
+    //! - acquire: owner died migrating the region, the lifecycle settled →
+    //!   `region::migrate`'s `a_migrator_killed_at_any_step_leaves_one_complete_region`
     //! - acquire: relock by the holding thread, either handle →
     //!   `a_relock_by_the_holding_thread_is_held_by_this_thread`
     //! - acquire: another live holder, try_lock / bounded wait →

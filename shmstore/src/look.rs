@@ -18,7 +18,9 @@ use std::sync::atomic::Ordering::{Acquire, Relaxed};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
-use crate::format::{Header, HeaderInfo, HeaderState, HEADER_SIZE, INITIALISER_BYTE, MAGIC};
+use crate::format::{
+    Header, HeaderInfo, HeaderState, HEADER_SIZE, INITIALISER_BYTE, LIFECYCLE_CURRENT, MAGIC,
+};
 use crate::snapshot::version_from_word;
 use crate::sys::object::{self, ByteLock, ObjectStat};
 
@@ -184,6 +186,18 @@ impl Looked {
         Ok(bytes)
     }
 
+    /// The versions table's bytes (empty for a region without one), as they are now.
+    pub(crate) fn versions(&self, name: &str) -> Result<Vec<u8>> {
+        let Some((offset, len)) = self.info.layout.versions() else {
+            return Ok(Vec::new());
+        };
+        // The validated header bounds `len` (at most 16 MiB) and places it in the object.
+        let mut bytes = vec![0u8; len];
+        object::read_exact_at(&self.file, offset as u64, &mut bytes)
+            .map_err(|e| shrank(name, "its versions table", e))?;
+        Ok(bytes)
+    }
+
     /// The header as it is now.
     pub(crate) fn header_now(&self, name: &str) -> Result<Block256> {
         Block256::read(&self.file, 0).map_err(|e| shrank(name, "its header", e))
@@ -195,6 +209,20 @@ impl Looked {
         object::read_exact_at(&self.file, VERSION_OFFSET, &mut word)
             .map_err(|e| shrank(name, "its version", e))?;
         Ok(u64::from_ne_bytes(word))
+    }
+
+    /// Whether a migration replaced the object under `path` (FORMAT.md, "Migration"): its
+    /// `lifecycle` word is not "current", and `path` now refers to another object, or none.
+    /// One `pread` while the word is 0.
+    pub(crate) fn has_moved(&self, name: &str, path: &Path) -> Result<bool> {
+        let mut word = [0u8; 4];
+        object::read_exact_at(&self.file, LIFECYCLE_OFFSET, &mut word)
+            .map_err(|e| shrank(name, "its lifecycle word", e))?;
+        if u32::from_ne_bytes(word) == LIFECYCLE_CURRENT {
+            return Ok(false);
+        }
+        let mine = object::stat(&self.file).map_err(|e| Error::io(name, "fstat", e))?;
+        Ok(object::stat_path(path).map_or(true, |now| !now.same_object(&mine)))
     }
 
     /// A queue's control block (the first 256 bytes of its payload), as it is now.
@@ -251,6 +279,7 @@ impl Looked {
     pub(crate) fn wait_for_change(
         &self,
         name: &str,
+        path: &Path,
         since: u64,
         deadline: Option<Instant>,
     ) -> Result<Option<u64>> {
@@ -258,6 +287,12 @@ impl Looked {
             let now = version_from_word(self.version_now(name)?);
             if now != since {
                 return Ok(Some(now));
+            }
+            if self.has_moved(name, path)? {
+                // Nothing will be published here again: its successor holds the value.
+                return Err(Error::Removed {
+                    name: name.to_string(),
+                });
             }
             let slice = match deadline {
                 None => POLL,
@@ -273,3 +308,5 @@ impl Looked {
 
 /// Where `version` lives in the header (FORMAT.md).
 const VERSION_OFFSET: u64 = std::mem::offset_of!(Header, version) as u64;
+/// Where `lifecycle` lives in the header (FORMAT.md).
+const LIFECYCLE_OFFSET: u64 = std::mem::offset_of!(Header, lifecycle) as u64;

@@ -59,6 +59,7 @@ impl CommonOptions {
     ) -> RegionSpec {
         RegionSpec {
             layout,
+            stored: None,
             in_place,
             notify_readers,
             mode: self.mode,
@@ -67,6 +68,7 @@ impl CommonOptions {
             unlink_on_drop: self.unlink_on_drop,
             wait_for_creation: self.wait_for_creation,
             queue,
+            versions: None,
         }
     }
 
@@ -121,7 +123,9 @@ macro_rules! common_setters {
 
         #[doc = concat!(
             "Remove the ", $what, " when this handle is dropped — only if its name (path, key) ",
-            "still refers to this handle's ", $what, " (default `false`)."
+            "still refers to this handle's ", $what, " (default `false`). A region migrated to ",
+            "another type since (README, \"Changing a region's type\") is followed first, so ",
+            "the region that replaced it under the name is the one removed."
         )]
         pub fn unlink_on_drop(mut self, unlink: bool) -> Self {
             self.common.set_unlink_on_drop(unlink);

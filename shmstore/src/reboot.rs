@@ -189,9 +189,14 @@ fn reset_locked(region: &Region, current: [u8; 16]) -> Result<()> {
     reset_queue(region);
     // Finish or undo a write the reboot interrupted, as the next locker would.
     match region.acquire(Wait::No) {
-        // SAFETY: `acquire` succeeded: this thread holds the lock through `region`; the payload
-        // size is the region's own.
-        Ok(_) => unsafe { region.release(false, region.info().layout.payload_size) },
+        Ok(_) => {
+            // And a migration the reboot interrupted (a file region's migrator), as the next
+            // locker after a dead migrator would: the reset lock answered no `EOWNERDEAD`.
+            // SAFETY: `acquire` succeeded: this thread holds the lock through `region`.
+            unsafe { region.settle_dead_migration() };
+            // SAFETY: as above; nothing written; the payload size is the region's own.
+            unsafe { region.release(false, region.info().layout.payload_size) }
+        }
         Err(failure) => {
             // Nobody else may use the lock yet: even "busy" means it is broken.
             let not_locked = region.not_locked(failure, Wait::No);
@@ -261,5 +266,26 @@ mod tests {
         assert!(region.acquire(Wait::No).is_ok_and(|poisoned| !poisoned));
         // SAFETY: acquired just above; nothing written; the region's own payload size.
         unsafe { region.release(false, region.info().layout.payload_size) };
+    }
+
+    /// A migration the reboot interrupted before its rename (a file region's migrator died
+    /// with the machine) leaves the region current after the reset, as after a migrator
+    /// that died: the reset lock answers no `EOWNERDEAD`, so the reset settles it itself.
+    #[test]
+    fn the_reset_settles_a_migration_the_reboot_interrupted() {
+        use crate::format::{LIFECYCLE_CURRENT, LIFECYCLE_MIGRATING};
+        use crate::layout::ShmType;
+        let (location, spec) =
+            crate::region::scratch_spec("reset-migrating", &<[u64; 32]>::LAYOUT, false);
+        let region = Region::create(&location, &spec, &mut |value| value.fill(0)).unwrap();
+        region.header().lifecycle.store(LIFECYCLE_MIGRATING, SeqCst);
+        let reset = reset_locked(&region, [7; 16]);
+        let lifecycle = region.header().lifecycle.load(SeqCst);
+        crate::region::unlink(&location).unwrap();
+        reset.unwrap();
+        assert_eq!(
+            lifecycle, LIFECYCLE_CURRENT,
+            "the name is still the region's"
+        );
     }
 }

@@ -5,7 +5,13 @@ use std::marker::PhantomData;
 use std::sync::{LockResult, PoisonError, TryLockError, TryLockResult};
 use std::time::Duration;
 
+use crate::attach::{
+    attach_reader, attach_writer, follow_before_unlink, is_removed_following, read_following,
+    read_into_following, read_within_following, successor_gone, version_following, wait_following,
+    Attached,
+};
 use crate::error::{Error, Result};
+use crate::follow::Chain;
 use crate::format::MAX_PAYLOAD_ALIGN;
 use crate::guard::ShmGuard;
 use crate::layout::ShmType;
@@ -14,11 +20,8 @@ use crate::lock::{NotLocked, Wait};
 use crate::options::{common_setters, CommonOptions};
 use crate::reader::ShmReader;
 use crate::reboot;
-use crate::region::{Region, RegionSpec};
-use crate::snapshot::{snapshot, snapshot_to, snapshot_within};
+use crate::region::{Init, Region, RegionSpec};
 use crate::sys::mutex::LockFailure;
-use crate::sys::object::Access;
-use crate::wait::wait_for_change;
 
 /// A named value of type `T` in shared memory: `std::sync::Mutex<T>` across processes.
 ///
@@ -51,12 +54,28 @@ use crate::wait::wait_for_change;
 /// # Ok::<(), shmstore::Error>(())
 /// ```
 ///
+/// Another release of the program may use another, compatible version of `T` on the same
+/// region (README, "Changing a region's type"): `open` of such a region reads and writes
+/// through the region's type ([`is_projected`](Self::is_projected)), and a writer whose `T`
+/// has fields the region lacks migrates it to a type that holds both. Every handle of the old
+/// region, in every process, follows on its next operation (lock, read, version, wait).
+///
 /// A handle is `Send + Sync`: share it between threads with an `Arc`. Dropping it unmaps the
 /// region; the name stays (other processes may use it) unless
 /// [`unlink_on_drop`](ShmOptions::unlink_on_drop) was set or [`unlink`](crate::unlink) is called.
 pub struct Shm<T: ShmType> {
-    region: Region,
+    chain: Chain<Attached>,
+    /// How it was opened: how it opens the region that replaces its own after a migration.
+    spec: RegionSpec,
     _type: PhantomData<fn() -> T>,
+}
+
+impl<T: ShmType> Drop for Shm<T> {
+    fn drop(&mut self) {
+        follow_before_unlink(self.attached(), self.spec.unlink_on_drop, |moved| {
+            self.follow(moved)
+        });
+    }
 }
 
 impl<T: ShmType> Shm<T> {
@@ -75,17 +94,22 @@ impl<T: ShmType> Shm<T> {
     }
 
     /// Opens the existing region at `location` (a name, a file or a System V key, as for
-    /// [`create`](Self::create)), checking that it holds a `T`.
+    /// [`create`](Self::create)), checking that it holds a `T` or a compatible version of it
+    /// (README, "Changing a region's type"). A region whose type lacks fields of `T` is
+    /// migrated first to a layout that holds them; every handle of it, in every process,
+    /// follows.
     ///
     /// # Errors
     ///
     /// `InvalidName` or `InvalidLocation`; `NotFound` (nothing there yet: `open` does not wait
     /// for a region to appear, and `open_timeout` bounds only the wait for a creator still
     /// initialising one; a process that may start before the creator retries on `NotFound`,
-    /// as the README's "Starting order" shows); `LayoutMismatch` (another type: the
+    /// as the README's "Starting order" shows); `LayoutMismatch` (an incompatible type: the
     /// message lists the differing fields); `Corrupt` (not a region, or truncated); `Incomplete`
     /// (its creator died before initialising it); `Timeout` (its creator is still initialising
-    /// it after `open_timeout`); `PermissionDenied` (mode, or another owner); `Io`.
+    /// it after `open_timeout`); `PermissionDenied` (mode, or another owner; a migration by a
+    /// user who does not own the region); `NotMigratable` (`T` adds fields to a System V
+    /// segment, which is never migrated); `Io` (a migration without room: `fallocate`).
     pub fn open(location: impl Into<Location>) -> Result<Self> {
         Self::options().open(location)
     }
@@ -109,26 +133,46 @@ impl<T: ShmType> Shm<T> {
         ShmOptions::new()
     }
 
-    fn from_region(region: Region) -> Self {
+    fn new(attached: Attached, spec: RegionSpec) -> Self {
         Shm {
-            region,
+            chain: Chain::new(attached.armed(&spec)),
+            spec,
             _type: PhantomData,
         }
     }
 
+    /// The attachment this handle uses now: the region its location held when it opened, or
+    /// the last region it followed there after a migration.
+    #[inline]
+    fn attached(&self) -> &Attached {
+        self.chain.current()
+    }
+
+    /// The region this handle uses now.
+    #[inline]
     pub(crate) fn region(&self) -> &Region {
-        &self.region
+        &self.attached().region
+    }
+
+    /// `moved` (this handle's attachment) was migrated: attaches to the region that replaced
+    /// it under the location, as `open` would, and returns that attachment.
+    #[cold]
+    fn follow(&self, moved: &Attached) -> Result<&Attached> {
+        self.chain.follow(moved, || {
+            attach_writer::<T>(moved.region.location(), &self.spec)
+                .map(|next| next.armed(&self.spec))
+        })
     }
 
     /// The region's name; for a file or System V region, its [`location`](Self::location) as
     /// text (`/path/to/file`, `sysv:0x…`).
     pub fn name(&self) -> &str {
-        self.region.name()
+        self.region().name()
     }
 
     /// Where the region lives: a POSIX name, a file or a System V key.
     pub fn location(&self) -> &Location {
-        self.region.location()
+        self.region().location()
     }
 
     /// Whether this handle's [`location`](Self::location) no longer refers to its region:
@@ -157,7 +201,7 @@ impl<T: ShmType> Shm<T> {
     ///
     /// `Io` when the location cannot be looked at (`fstatat`, `shmget`), with the reason.
     pub fn is_removed(&self) -> Result<bool> {
-        self.region.is_removed()
+        is_removed_following(self.attached(), |moved| self.follow(moved))
     }
 
     /// For a file region, writes the value and header to the file and waits for the disk
@@ -175,13 +219,21 @@ impl<T: ShmType> Shm<T> {
     ///
     /// [`Error::Io`](crate::Error::Io) if the file system reports a write error.
     pub fn flush(&self) -> Result<()> {
-        self.region.flush()
+        self.region().flush()
+    }
+
+    /// Whether this handle works through a compatible layout (README, "Changing a region's
+    /// type"): the region holds another version of `T`, and reads project its value onto `T`
+    /// while commits write `T`'s fields back into it. `false` for a region of `T` itself,
+    /// the direct path. It can change when the region is migrated.
+    pub fn is_projected(&self) -> bool {
+        self.attached().is_projected()
     }
 
     /// Whether the region keeps one copy and poisons on a dead writer (created with
     /// [`in_place(true)`](ShmOptions::in_place)) rather than rolling back.
     pub fn is_in_place(&self) -> bool {
-        self.region.in_place()
+        self.region().in_place()
     }
 
     /// Blocks until this thread holds the region's lock, across every process.
@@ -194,13 +246,23 @@ impl<T: ShmType> Shm<T> {
     ///
     /// # Panics
     ///
-    /// If this thread already holds the lock (it would deadlock), or if the mutex in the
-    /// header was overwritten with garbage by another process.
+    /// If this thread already holds the lock (it would deadlock), if the mutex in the header
+    /// was overwritten with garbage by another process, or if the region was migrated and the
+    /// region that replaced it exists but cannot be opened (another user's, an I/O error: the
+    /// message says why; a successor removed meanwhile is not followed, as for
+    /// [`is_removed`](Self::is_removed)). Through a compatible layout, dropping a guard whose
+    /// value the region's type cannot hold panics too: see [`ShmGuard::commit`].
     #[inline]
     pub fn lock(&self) -> LockResult<ShmGuard<'_, T>> {
-        match self.region.acquire(Wait::Forever) {
-            Ok(poisoned) => self.guard(poisoned),
-            Err(failure) => self.lock_failed(self.region.not_locked(failure, Wait::Forever)),
+        let attached = self.attached();
+        match attached.region.acquire(Wait::Forever) {
+            Ok(poisoned) if !attached.region.has_moved() => self.guard(attached, poisoned),
+            // SAFETY: `acquire` succeeded through this attachment's region.
+            Ok(_) => match unsafe { self.acquire_after_move(attached, Wait::Forever) } {
+                Ok((attached, poisoned)) => self.guard(attached, poisoned),
+                Err(not_locked) => self.lock_failed(not_locked),
+            },
+            Err(failure) => self.lock_failed(attached.region.not_locked(failure, Wait::Forever)),
         }
     }
 
@@ -229,21 +291,96 @@ impl<T: ShmType> Shm<T> {
 
     #[inline]
     fn try_acquire(&self, wait: Wait) -> TryLockResult<ShmGuard<'_, T>> {
-        match self.region.acquire(wait) {
-            Ok(poisoned) => self.guard(poisoned).map_err(TryLockError::Poisoned),
+        let attached = self.attached();
+        let acquired = match attached.region.acquire(wait) {
+            Ok(poisoned) if !attached.region.has_moved() => Ok((attached, poisoned)),
+            // SAFETY: `acquire` succeeded through this attachment's region.
+            Ok(_) => unsafe { self.acquire_after_move(attached, wait) },
+            Err(failure) => Err(attached.region.not_locked(failure, wait)),
+        };
+        match acquired {
+            Ok((attached, poisoned)) => self
+                .guard(attached, poisoned)
+                .map_err(TryLockError::Poisoned),
             // `try_lock` from the holding thread is "not now", as std's is (`NotLocked::Busy`);
             // a blocking wait there would deadlock, and panics below.
-            Err(failure) => match self.region.not_locked(failure, wait) {
-                NotLocked::Busy => Err(TryLockError::WouldBlock),
-                other => self.lock_failed(other),
-            },
+            Err(NotLocked::Busy) => Err(TryLockError::WouldBlock),
+            Err(other) => self.lock_failed(other),
+        }
+    }
+
+    /// The lock of `moved` was taken and the region found migrated: takes the lock of the
+    /// region that replaced it (following each migration), or of `moved` itself when there is
+    /// nothing to follow.
+    ///
+    /// # Safety
+    ///
+    /// This thread holds `moved`'s lock, acquired through `moved.region`, and wrote nothing.
+    #[cold]
+    unsafe fn acquire_after_move<'a>(
+        &'a self,
+        moved: &'a Attached,
+        wait: Wait,
+    ) -> std::result::Result<(&'a Attached, bool), NotLocked> {
+        // SAFETY: the caller's contract.
+        let Some(mut attached) = (unsafe { self.unlock_and_follow(moved) }) else {
+            // Nothing to follow: the region is used as it is, as a removed one would be.
+            return match moved.region.acquire(wait) {
+                Ok(poisoned) => Ok((moved, poisoned)),
+                Err(failure) => Err(moved.region.not_locked(failure, wait)),
+            };
+        };
+        loop {
+            match attached.region.acquire(wait) {
+                Ok(poisoned) if !attached.region.has_moved() => return Ok((attached, poisoned)),
+                // SAFETY: `acquire` succeeded through this attachment's region.
+                Ok(_) => match unsafe { self.unlock_and_follow(attached) } {
+                    Some(next) => attached = next,
+                    None => {
+                        return match attached.region.acquire(wait) {
+                            Ok(poisoned) => Ok((attached, poisoned)),
+                            Err(failure) => Err(attached.region.not_locked(failure, wait)),
+                        }
+                    }
+                },
+                Err(failure) => return Err(attached.region.not_locked(failure, wait)),
+            }
+        }
+    }
+
+    /// The lock of `moved` was taken, and the region found migrated: nothing may be written
+    /// there any more (its successor holds the value). Unlocks it and follows; `None` when
+    /// there is nothing to follow (the region that replaced it was removed in turn, or the
+    /// name holds another type now): the handle then keeps working on its own region, as a
+    /// handle of a removed region does.
+    ///
+    /// # Safety
+    ///
+    /// This thread holds `moved`'s lock, acquired through `moved.region`, and wrote nothing.
+    #[cold]
+    unsafe fn unlock_and_follow(&self, moved: &Attached) -> Option<&Attached> {
+        // SAFETY: the caller's contract; nothing was written, so nothing is published.
+        unsafe {
+            moved
+                .region
+                .release(false, moved.region.info().layout.payload_size)
+        };
+        match self.follow(moved) {
+            Ok(next) => Some(next),
+            Err(error) if successor_gone(&error) => None,
+            // `lock`'s result has no room for an error (see `lock_failed`).
+            Err(error) => panic!(
+                "region `{}` was migrated to a wider type and the region that replaced it \
+                 cannot be opened: {error}",
+                moved.region.name()
+            ),
         }
     }
 
     #[inline]
-    fn guard(&self, poisoned: bool) -> LockResult<ShmGuard<'_, T>> {
+    fn guard<'a>(&'a self, attached: &'a Attached, poisoned: bool) -> LockResult<ShmGuard<'a, T>> {
         // SAFETY: `acquire` succeeded, so this thread holds the lock through this region.
-        let guard = unsafe { ShmGuard::new(self) };
+        let guard = unsafe { ShmGuard::new(attached) };
         if poisoned {
             Err(PoisonError::new(guard))
         } else {
@@ -269,13 +406,14 @@ impl<T: ShmType> Shm<T> {
     /// mid-write. Visible to every process until [`clear_poison`](Self::clear_poison). Always
     /// `false` in the default mode, which rolls such writes back instead.
     pub fn is_poisoned(&self) -> bool {
-        self.region.poisoned()
+        self.region().poisoned()
     }
 
     /// Clears the poison flag for every process, after the value was checked or repaired.
     pub fn clear_poison(&self) {
-        if self.region.in_place() {
-            self.region
+        let region = self.region();
+        if region.in_place() {
+            region
                 .header()
                 .poisoned
                 .store(0, std::sync::atomic::Ordering::Release);
@@ -294,7 +432,7 @@ impl<T: ShmType> Shm<T> {
     /// wait for itself). Read through the guard instead.
     #[inline]
     pub fn read(&self) -> T {
-        snapshot(&self.region)
+        read_following(self.attached(), |moved| self.follow(moved))
     }
 
     /// Like [`read`](Self::read), but into `out`: for large values, this saves the copy a
@@ -315,7 +453,7 @@ impl<T: ShmType> Shm<T> {
     /// As [`read`](Self::read).
     #[inline]
     pub fn read_into(&self, out: &mut T) {
-        snapshot_to(&self.region, out)
+        read_into_following(self.attached(), out, |moved| self.follow(moved))
     }
 
     /// Like [`read`](Self::read), but waits at most `timeout` for a consistent value: for an
@@ -347,7 +485,7 @@ impl<T: ShmType> Shm<T> {
     ///
     /// As [`read`](Self::read).
     pub fn read_timeout(&self, timeout: Duration) -> Result<T> {
-        snapshot_within(&self.region, timeout)
+        read_within_following(self.attached(), timeout, |moved| self.follow(moved))
     }
 
     /// Sleeps until a version other than `since` is published, and returns it.
@@ -384,11 +522,13 @@ impl<T: ShmType> Shm<T> {
     ///
     /// [`Error::Timeout`](crate::Error::Timeout) when `timeout` passes first;
     /// [`Error::Removed`](crate::Error::Removed) when the region is removed from its location
-    /// (or replaced there) while this waits: at once when shmstore removes it
-    /// (`shmstore::unlink`, `shmstore rm`, `unlink_on_drop`), within a second when anything
-    /// else does (`rm /dev/shm/NAME`, `ipcrm`).
+    /// (or replaced there by a region this handle does not follow) while this waits: at once
+    /// when shmstore removes it (`shmstore::unlink`, `shmstore rm`, `unlink_on_drop`), within
+    /// a second when anything else does (`rm /dev/shm/NAME`, `ipcrm`). A migration is not a
+    /// removal: the wait goes on in the region that replaced this one, where versions continue
+    /// (README, "Changing a region's type").
     pub fn wait_for_change(&self, since: u64, timeout: Option<Duration>) -> Result<u64> {
-        wait_for_change(&self.region, since, timeout)
+        wait_following(self.attached(), since, timeout, |moved| self.follow(moved))
     }
 
     /// Opens a read-only handle to the existing region at `location` (a name, a file or a
@@ -420,14 +560,15 @@ impl<T: ShmType> Shm<T> {
     /// as FORMAT.md describes; this is half of it.)
     #[inline]
     pub fn version(&self) -> u64 {
-        self.region.published_version()
+        version_following(self.attached(), |moved| self.follow(moved))
     }
 
-    /// The pid of the process that created (or last re-initialised) the region.
+    /// The pid of the process that created (or last re-initialised) the region; after a
+    /// migration, of the process that migrated it (it may have exited since).
     /// Numbered in that process's PID namespace: from another one (another container) it
     /// names another process or none.
     pub fn creator_pid(&self) -> u32 {
-        self.region.info().creator_pid
+        self.region().info().creator_pid
     }
 }
 
@@ -452,15 +593,18 @@ impl<T: ShmType> Shm<T> {
     /// The value if it can be read without waiting for a writer, for `Debug`. `read` could
     /// panic (an `in_place` write by this thread) or wait for as long as a write lasts.
     fn value_for_debug(&self) -> Option<T> {
-        if !self.region.in_place() {
+        let attached = self.attached();
+        if !attached.region.in_place() {
             // The default mode's read never waits for a writer and never panics.
             return Some(self.read());
         }
-        match self.region.acquire(Wait::No) {
+        match attached.region.acquire(Wait::No) {
             // Holding the lock, nobody writes: the working copy is the value (a poisoned one
             // included: `Debug` shows what is there).
             Ok(poisoned) => {
-                let guard = self.guard(poisoned).unwrap_or_else(PoisonError::into_inner);
+                let guard = self
+                    .guard(attached, poisoned)
+                    .unwrap_or_else(PoisonError::into_inner);
                 Some(*guard)
             }
             // This thread holds the lock, through this handle or another: a read would wait
@@ -615,7 +759,9 @@ impl<T: ShmType> ShmOptions<T> {
     ///
     /// As [`Shm::create`].
     pub fn create(self, location: impl Into<Location>, value: T) -> Result<Shm<T>> {
-        Region::create(&location.into(), &self.spec(), &mut writing(|| value)).map(Shm::from_region)
+        let spec = self.spec();
+        let region = Region::create(&location.into(), &spec, &mut writing(|| value))?;
+        Ok(Shm::new(Attached::direct(region), spec))
     }
 
     /// [`Shm::open`] with these options.
@@ -624,7 +770,9 @@ impl<T: ShmType> ShmOptions<T> {
     ///
     /// As [`Shm::open`].
     pub fn open(self, location: impl Into<Location>) -> Result<Shm<T>> {
-        reboot::open(&location.into(), &self.spec(), Access::ReadWrite).map(Shm::from_region)
+        let spec = self.spec();
+        let attached = attach_writer::<T>(&location.into(), &spec)?;
+        Ok(Shm::new(attached, spec))
     }
 
     /// [`Shm::open_reader`] with these options: `allow_other_owner` and `open_timeout` apply;
@@ -634,17 +782,9 @@ impl<T: ShmType> ShmOptions<T> {
     ///
     /// As [`Shm::open`].
     pub fn open_reader(self, location: impl Into<Location>) -> Result<ShmReader<T>> {
-        let location = location.into();
         let spec = self.spec();
-        match reboot::open(&location, &spec, Access::ReadOnly) {
-            Ok(region) => Ok(ShmReader::from_region(region)),
-            // Another stored type: read through it if it is compatible with `T` (opened again,
-            // untyped, and compared with whatever the location holds now).
-            Err(Error::LayoutMismatch { .. }) => {
-                ShmReader::through_compatible_layout(Region::open_untyped(&location, &spec)?, &spec)
-            }
-            Err(other) => Err(other),
-        }
+        let attached = attach_reader::<T>(&location.into(), &spec)?;
+        Ok(ShmReader::new(attached, spec))
     }
 
     /// [`Shm::open_or_create`] with these options.
@@ -657,8 +797,7 @@ impl<T: ShmType> ShmOptions<T> {
         location: impl Into<Location>,
         init: impl FnOnce() -> T,
     ) -> Result<Shm<T>> {
-        reboot::open_or_create(&location.into(), &self.spec(), &mut writing(init))
-            .map(Shm::from_region)
+        self.open_or_create_filling(location.into(), &mut writing(init))
     }
 
     /// Like [`create`](Self::create), but `init` fills in the value where it lives: it receives
@@ -685,8 +824,9 @@ impl<T: ShmType> ShmOptions<T> {
         location: impl Into<Location>,
         init: impl FnOnce(&mut T),
     ) -> Result<Shm<T>> {
-        Region::create(&location.into(), &self.spec(), &mut filling_in_place(init))
-            .map(Shm::from_region)
+        let spec = self.spec();
+        let region = Region::create(&location.into(), &spec, &mut filling_in_place(init))?;
+        Ok(Shm::new(Attached::direct(region), spec))
     }
 
     /// Like [`open_or_create`](Self::open_or_create), but `init` fills in a zeroed `T` where it
@@ -700,8 +840,21 @@ impl<T: ShmType> ShmOptions<T> {
         location: impl Into<Location>,
         init: impl FnOnce(&mut T),
     ) -> Result<Shm<T>> {
-        reboot::open_or_create(&location.into(), &self.spec(), &mut filling_in_place(init))
-            .map(Shm::from_region)
+        self.open_or_create_filling(location.into(), &mut filling_in_place(init))
+    }
+
+    /// `open_or_create` with the payload initialiser `init`; a region of a compatible type
+    /// opens as [`open`](Self::open) opens it.
+    fn open_or_create_filling(self, location: Location, init: Init<'_>) -> Result<Shm<T>> {
+        let spec = self.spec();
+        match reboot::open_or_create(&location, &spec, init) {
+            Ok(region) => Ok(Shm::new(Attached::direct(region), spec)),
+            Err(Error::LayoutMismatch { .. }) => {
+                let attached = attach_writer::<T>(&location, &spec)?;
+                Ok(Shm::new(attached, spec))
+            }
+            Err(other) => Err(other),
+        }
     }
 }
 
@@ -739,6 +892,11 @@ mod tests {
         fn send_sync<X: Send + Sync>() {}
         send_sync::<Shm<u64>>();
         send_sync::<ShmOptions<[u8; 4]>>();
+        send_sync::<crate::ShmReader<u64>>();
+        // `catch_unwind(|| shm.read())` compiles, as for std's `Mutex`.
+        fn unwind_safe<X: std::panic::UnwindSafe + std::panic::RefUnwindSafe>() {}
+        unwind_safe::<Shm<u64>>();
+        unwind_safe::<crate::ShmReader<u64>>();
         // `ShmGuard: !Send` is checked by the compile-fail test
         // `tests/ui/fail/guard_is_not_send.rs`.
     }

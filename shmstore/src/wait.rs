@@ -128,6 +128,10 @@ pub(crate) enum Unchanged {
     /// The location no longer refers to the region ([`Region::is_removed`]): it was
     /// removed, or replaced, and nothing will publish to it again.
     Removed,
+    /// A migration replaced the region under its location by one of a wider type, which
+    /// holds every committed write and continues its versions ([`Region::has_moved`]): a
+    /// handle that follows it reopens the location and waits there with the same `since`.
+    Moved,
 }
 
 impl From<TimedOut> for Unchanged {
@@ -195,16 +199,26 @@ pub(crate) fn wait_for_change(
 ) -> Result<u64> {
     region
         .wait_for_change(since, timeout)
-        .map_err(|unchanged| match unchanged {
-            Unchanged::TimedOut => Error::Timeout {
-                name: region.name().to_string(),
-                waiting_for: "a new version",
-                after: timeout.unwrap_or_default(),
-            },
-            Unchanged::Removed => Error::Removed {
-                name: region.name().to_string(),
-            },
-        })
+        .map_err(|unchanged| unchanged_error(region, unchanged, timeout))
+}
+
+/// The public error for a wait of `timeout` on `region` that ended without a change. A
+/// migrated region is `Removed` for a caller that does not follow it.
+pub(crate) fn unchanged_error(
+    region: &Region,
+    unchanged: Unchanged,
+    timeout: Option<Duration>,
+) -> Error {
+    match unchanged {
+        Unchanged::TimedOut => Error::Timeout {
+            name: region.name().to_string(),
+            waiting_for: "a new version",
+            after: timeout.unwrap_or_default(),
+        },
+        Unchanged::Removed | Unchanged::Moved => Error::Removed {
+            name: region.name().to_string(),
+        },
+    }
 }
 
 impl Region {
@@ -221,6 +235,13 @@ impl Region {
     /// [`Unchanged::Removed`]: at once when shmstore removed it (its remover wakes every
     /// sleeper), within [`SLEEP_SLICE`] otherwise (no sleep lasts longer, and a sleeper that
     /// wakes without a new version looks at the location; see [`time_to_look`]).
+    ///
+    /// A region that moved (a migration replaced it, [`Region::has_moved`]) ends the wait
+    /// with [`Unchanged::Moved`]: before each sleep and after each wake-up or slice it looks
+    /// at the header's `lifecycle` word (one load, no system call while the region is
+    /// current). The migrator wakes every sleeper once the word says so; a sleeper that
+    /// looked just before that store and slept just after the wake-up notices at the end of
+    /// its slice, as after a removal by another program.
     pub(crate) fn wait_for_change(
         &self,
         since: u64,
@@ -263,6 +284,9 @@ impl Region {
             if version_from_word(current) != since {
                 return Ok(version_from_word(current));
             }
+            if self.has_moved() {
+                return Err(Unchanged::Moved);
+            }
             let left = time_left(deadline)?;
             let slice_for = if notified {
                 SLEEP_SLICE
@@ -276,8 +300,20 @@ impl Region {
                 && time_to_look(slept, slice, last_look)
             {
                 last_look = Instant::now();
+                // A moved region's location refers to another object too: `Moved` first.
+                if self.has_moved() {
+                    return Err(Unchanged::Moved);
+                }
                 if region_removed(self) {
-                    return Err(Unchanged::Removed);
+                    // A migration also gives the location to another object (and its migrator
+                    // woke us): a move, which the caller follows, not a removal. Asked after
+                    // the look, so a rename between the two is seen as one (the migrator
+                    // marks the header before it renames).
+                    return Err(if self.has_moved() {
+                        Unchanged::Moved
+                    } else {
+                        Unchanged::Removed
+                    });
                 }
             }
         }

@@ -1148,3 +1148,33 @@ pub mod config_versions_plus {
         pub _pad: [u8; 3],
     }
 }
+
+/// A third release of the config in [`config_versions`], after
+/// [`ConfigV1Plus`](config_versions_plus::ConfigV1Plus): one more field, so that a region
+/// migrated to `ConfigV1Plus` is migrated again, and old handles follow twice.
+pub mod config_versions_three {
+    use super::config_versions::LevelV1;
+    use shmstore::value::{EnumField, FixedStr};
+    use shmstore::ShmType;
+
+    /// `ConfigV1Plus` with `max_conns` added: every other field the same.
+    #[derive(ShmType, Clone, Copy, Debug, PartialEq)]
+    #[repr(C)]
+    #[shm(name = "Config")]
+    pub struct ConfigV3 {
+        /// Worker threads.
+        pub workers: u32,
+        /// Added by `ConfigV1Plus`.
+        pub retries: u32,
+        /// Added by this release.
+        pub max_conns: u32,
+        /// A request's time limit.
+        pub timeout_ms: u32,
+        /// The service's name.
+        pub service: FixedStr<16>,
+        /// How much to log.
+        pub level: EnumField<LevelV1>,
+        /// Unused; makes the size a multiple of the alignment.
+        pub _pad: [u8; 3],
+    }
+}

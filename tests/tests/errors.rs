@@ -397,3 +397,34 @@ fn corrupt_input_is_refused(backend: Backend) {
     // The valid one is fine.
     assert_eq!(Shm::<Counter>::open(&valid).unwrap().read(), Counter::at(9));
 }
+
+/// Bug: a handle opened with `unlink_on_drop(true)` that the open refused (another type,
+/// another kind) dropped the region it had looked at, which removed the name: the refused
+/// opener deleted a region that belonged to someone else.
+#[test]
+fn regression_a_refused_open_with_unlink_on_drop_removed_the_region() {
+    let place = Place::new(Backend::Posix, "refused-unlink");
+    let owner = shmstore::Shm::<u64>::create(place.location().clone(), 7).expect("create");
+    let refused = shmstore::Shm::<[u8; 3]>::options()
+        .unlink_on_drop(true)
+        .open(place.location().clone());
+    assert!(matches!(
+        refused,
+        Err(shmstore::Error::LayoutMismatch { .. })
+    ));
+    let refused = shmstore::ShmQueue::<u64, 4>::options()
+        .unlink_on_drop(true)
+        .open(place.location().clone());
+    assert!(matches!(refused, Err(shmstore::Error::WrongKind { .. })));
+    assert!(
+        place.exists(),
+        "the refused opens left the region under its name"
+    );
+    assert!(!owner.is_removed().expect("look"));
+    assert_eq!(
+        shmstore::Shm::<u64>::open(place.location().clone())
+            .expect("open")
+            .read(),
+        7
+    );
+}

@@ -131,18 +131,8 @@ fn a_newer_reader_reads_an_older_writer_s_region_through_its_own_type(backend: B
         assert!(n >= last, "went back from {last} to {n}");
         last = n;
     }
-    // Writing through the other layout is refused, saying what works.
-    let e = Shm::<ConfigV2>::open(name).expect_err("writing needs the migration step");
-    let Error::LayoutMismatch { differences, .. } = &e else {
-        panic!("expected LayoutMismatch, got {e:?}");
-    };
-    assert_eq!(differences.len(), 1, "{differences:?}");
-    assert!(
-        differences[0].contains("compatible for reading") && differences[0].contains("open_reader"),
-        "{differences:?}"
-    );
-    let e = Shm::<ConfigV2>::open_or_create(name, || panic!("init ran")).expect_err("refused");
-    assert!(matches!(e, Error::LayoutMismatch { .. }), "{e:?}");
+    // Writing through the other layout migrates the region (tests/tests/migration.rs); a
+    // type that shares no field with it is still refused.
     writer.kill();
 }
 

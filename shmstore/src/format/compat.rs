@@ -597,10 +597,16 @@ fn refuse_reshaped_and_moved(fields: &mut [FieldCompatibility]) {
         let Some(&first) = conflicts.peek() else {
             continue;
         };
+        let plain = if field.path.is_empty() {
+            "the whole value".to_string()
+        } else {
+            format!("`{}`", field.path)
+        };
         let reason = format!(
-            "`{}` {here} and `{}` {there}: a value that becomes a struct (or the reverse) \
-             reinterprets the bytes; add a field under a new name instead",
-            field.path, fields[first].path
+            "{plain} is a plain value {here} but a struct {there} (with `{}`): a value that \
+             becomes a struct (or the reverse) reinterprets the bytes; add a field under a new \
+             name instead",
+            fields[first].path
         );
         for j in conflicts {
             if matches!(fields[j].verdict, FieldVerdict::Added | FieldVerdict::Kept) {
@@ -690,7 +696,7 @@ fn drop_parts_of_added_and_kept(fields: &mut Vec<FieldCompatibility>) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::value::{EnumField, FixedStr, FixedVec, Flag, Opt, Timestamp};
     use crate::ShmType;
@@ -1207,7 +1213,8 @@ mod tests {
         assert_eq!(verdict::<u16, u16>().overall, Overall::Identical);
     }
 
-    mod properties {
+    /// Also the generators of the write-back's and the migration's properties.
+    pub(crate) mod properties {
         use super::*;
         use crate::format::{DescriptorField, KindEntry};
         use proptest::prelude::*;
@@ -1251,7 +1258,7 @@ mod tests {
         }
 
         /// Arbitrary descriptors, as a forged region could hold: nothing here is checked.
-        fn descriptor() -> impl Strategy<Value = Descriptor> {
+        pub(crate) fn descriptor() -> impl Strategy<Value = Descriptor> {
             let field = (
                 path(),
                 0u64..64,

@@ -465,13 +465,11 @@ pub(crate) fn check_type(
     {
         differences.push(if info.queue.is_some() {
             "every field is compatible (README, \"Changing a region's type\"), but a queue's \
-             element type cannot change yet: use the same element type"
+             element type cannot change (queues are not migrated): use the same element type"
                 .to_string()
         } else {
-            "the layouts are compatible for reading (README, \"Changing a region's type\"): \
-             `Shm::open_reader` reads this region through this type; writing through another \
-             layout comes with the region migration step, so write with the region's own type \
-             until then"
+            "the layouts are compatible (README, \"Changing a region's type\"): `Shm::open` \
+             and `Shm::open_reader` read and write this region through this type"
                 .to_string()
         });
     }

@@ -33,6 +33,9 @@ pub(crate) const PAYLOAD_MIN_ALIGN: usize = 64;
 pub(crate) const MAX_PAYLOAD_ALIGN: usize = 4096;
 /// Refuse descriptors larger than this (a sanity bound against corrupt headers).
 pub(crate) const MAX_DESCRIPTOR_LEN: usize = 16 << 20;
+/// The versions table starts on a multiple of this after the descriptor, so that its `u64`
+/// fingerprints are aligned for readers that map it.
+pub(crate) const VERSIONS_ALIGN: usize = 8;
 
 /// The byte of the object whose open-file-description write lock (the *initialiser lock*) a
 /// process holds while it creates, repairs or resets a region behind a descriptor after a
@@ -46,15 +49,12 @@ pub(crate) const STATE_INITIALISING: u32 = 1;
 pub(crate) const STATE_READY: u32 = 2;
 
 /// `lifecycle`: the object its name refers to (as far as its lock holders know).
-#[allow(dead_code)] // read by the migration, which lands next
 pub(crate) const LIFECYCLE_CURRENT: u32 = 0;
 /// `lifecycle`: the lock holder is replacing the object under its name by a migrated region;
 /// if it died meanwhile, whether the name already refers to the new object tells.
-#[allow(dead_code)] // read by the migration, which lands next
 pub(crate) const LIFECYCLE_MIGRATING: u32 = 1;
 /// `lifecycle`: the object was replaced under its name by a migrated region, complete and
 /// holding every committed write: handles reopen the name and go on there.
-#[allow(dead_code)] // read by the migration, which lands next
 pub(crate) const LIFECYCLE_MOVED: u32 = 2;
 
 /// `flags`: one payload copy, seqlock readers, poisoning (DESIGN §6 `in_place`).
@@ -101,8 +101,10 @@ pub(crate) struct Header {
     pub(crate) reads_served: AtomicU32,
     /// Where the region stands in a migration (`LIFECYCLE_*`): `LIFECYCLE_CURRENT` (0) for
     /// the object its name refers to, `LIFECYCLE_MIGRATING` while the lock holder replaces it
-    /// under its name by a region of a wider type, `LIFECYCLE_MOVED` once it did. Written
-    /// only by the lock holder (or whoever repairs after it died).
+    /// under its name by a region of a wider type, `LIFECYCLE_MOVED` once it did. Written by
+    /// the lock holder (or the next locker after it died), and by a writable handle that finds
+    /// `LIFECYCLE_MIGRATING` with the name taken by another object (a compare-and-swap to
+    /// `LIFECYCLE_MOVED`, which the migrator stores next anyway).
     pub(crate) lifecycle: AtomicU32,
     /// While an abandoned object is repaired by swapping a new region in under its name: the
     /// repairer's claim (see `region::fd::replace_abandoned`), a pid and its PID namespace.
@@ -349,6 +351,10 @@ impl HeaderInfo {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct RegionLayout {
     pub(crate) descriptor_len: usize,
+    /// Where the versions table starts (right after the descriptor, aligned to
+    /// [`VERSIONS_ALIGN`]) and its length: both 0 for a region without one.
+    pub(crate) versions_offset: usize,
+    pub(crate) versions_len: usize,
     pub(crate) payload_size: usize,
     pub(crate) payload_align: usize,
     /// The working copy (the only one in `in_place` mode).
@@ -361,8 +367,22 @@ pub(crate) struct RegionLayout {
 impl RegionLayout {
     /// Lays out a region with one payload copy (`in_place` values, queues) or two; `None` if
     /// the sizes overflow or the alignment is unusable.
+    // The fuzzing entry points and the tests lay out regions without a versions table.
+    #[cfg_attr(not(any(test, feature = "fuzzing")), allow(dead_code))]
     pub(crate) fn new(
         descriptor_len: usize,
+        payload_size: usize,
+        payload_align: usize,
+        single_copy: bool,
+    ) -> Option<RegionLayout> {
+        RegionLayout::with_versions(descriptor_len, 0, payload_size, payload_align, single_copy)
+    }
+
+    /// [`new`](Self::new) with a versions table of `versions_len` bytes (0: none) between
+    /// the descriptor and the payload (`FORMAT.md`, "Versions table").
+    pub(crate) fn with_versions(
+        descriptor_len: usize,
+        versions_len: usize,
         payload_size: usize,
         payload_align: usize,
         single_copy: bool,
@@ -371,7 +391,14 @@ impl RegionLayout {
             return None;
         }
         let align = payload_align.max(PAYLOAD_MIN_ALIGN);
-        let payload_offset = align_up(HEADER_SIZE.checked_add(descriptor_len)?, align)?;
+        let descriptor_end = HEADER_SIZE.checked_add(descriptor_len)?;
+        let (versions_offset, versions_end) = if versions_len == 0 {
+            (0, descriptor_end)
+        } else {
+            let offset = align_up(descriptor_end, VERSIONS_ALIGN)?;
+            (offset, offset.checked_add(versions_len)?)
+        };
+        let payload_offset = align_up(versions_end, align)?;
         let first_end = payload_offset.checked_add(payload_size)?;
         let (second_copy_offset, region_size) = if single_copy {
             (None, first_end)
@@ -381,12 +408,19 @@ impl RegionLayout {
         };
         Some(RegionLayout {
             descriptor_len,
+            versions_offset,
+            versions_len,
             payload_size,
             payload_align,
             payload_offset,
             second_copy_offset,
             region_size,
         })
+    }
+
+    /// The versions table's offset and length, if the region has one.
+    pub(crate) fn versions(&self) -> Option<(usize, usize)> {
+        (self.versions_len != 0).then_some((self.versions_offset, self.versions_len))
     }
 }
 
@@ -494,8 +528,11 @@ impl Header {
         else {
             return Err("its payload size does not fit this process's address space".into());
         };
+        let versions_len = self.versions_location(descriptor_len)?;
         let single_copy = queue.is_some() || flags & FLAG_IN_PLACE != 0;
-        let Some(layout) = RegionLayout::new(descriptor_len, size, align, single_copy) else {
+        let Some(layout) =
+            RegionLayout::with_versions(descriptor_len, versions_len, size, align, single_copy)
+        else {
             return Err(format!(
                 "its payload size {size} and alignment {align} cannot be laid out"
             ));
@@ -539,6 +576,35 @@ impl Header {
         }))
     }
 
+    /// The versions table's length (0: none) after checking that it lies where the layout
+    /// puts it: right after the descriptor, aligned to [`VERSIONS_ALIGN`], at most
+    /// [`MAX_VERSIONS_LEN`] bytes; or that both words are 0. The layout check that follows
+    /// places it before the payload and inside the region.
+    ///
+    /// [`MAX_VERSIONS_LEN`]: super::versions::MAX_VERSIONS_LEN
+    fn versions_location(&self, descriptor_len: usize) -> std::result::Result<usize, String> {
+        let offset = self.versions_offset.load(Relaxed);
+        let len = self.versions_len.load(Relaxed);
+        if offset == 0 && len == 0 {
+            return Ok(0);
+        }
+        let expected = align_up(HEADER_SIZE + descriptor_len, VERSIONS_ALIGN);
+        match (usize::try_from(len), expected) {
+            (Ok(len), Some(expected))
+                if offset == expected as u64
+                    && (1..=super::versions::MAX_VERSIONS_LEN).contains(&len) =>
+            {
+                Ok(len)
+            }
+            _ => Err(format!(
+                "its versions table is at {offset} with length {len}; expected both 0 (no \
+                 table), or offset {} (right after the descriptor) and 1 to {} bytes",
+                expected.map_or_else(|| "?".to_string(), |e| e.to_string()),
+                super::versions::MAX_VERSIONS_LEN
+            )),
+        }
+    }
+
     /// Writes every fixed field with state "initialising" and a fresh lock. The version and
     /// the flags of the lock protocol start at zero.
     ///
@@ -563,6 +629,9 @@ impl Header {
         self.descriptor_offset.store(HEADER_SIZE as u64, Relaxed);
         self.descriptor_len
             .store(layout.descriptor_len as u64, Relaxed);
+        self.versions_offset
+            .store(layout.versions_offset as u64, Relaxed);
+        self.versions_len.store(layout.versions_len as u64, Relaxed);
         self.creator_pid.store(info.creator_pid, Relaxed);
         self.mutex_size.store(PTHREAD_MUTEX_SIZE as u32, Relaxed);
         for (a, b) in self.boot_id.iter().zip(info.boot_id) {
@@ -585,6 +654,9 @@ impl Header {
         self.commit_in_progress.store(0, Relaxed);
         self.read_requests.store(0, Relaxed);
         self.reads_served.store(0, Relaxed);
+        // A new object is the one its name refers to (an in-place repair takes over only an
+        // object that was never ready, so never migrated; this clears a peer's stray word).
+        self.lifecycle.store(LIFECYCLE_CURRENT, Relaxed);
         // An in-place repair may find a dead swap repairer's claim here: it goes.
         self.repair_claim.store(0, Relaxed);
         self.help_resumes_at.store(0, Relaxed);
@@ -685,6 +757,8 @@ mod tests {
             ("reads_served", offset_of!(Header, reads_served), 152),
             ("repair_claim", offset_of!(Header, repair_claim), 160),
             ("help_resumes_at", offset_of!(Header, help_resumes_at), 168),
+            ("versions_offset", offset_of!(Header, versions_offset), 176),
+            ("versions_len", offset_of!(Header, versions_len), 184),
             ("mutex", offset_of!(Header, mutex), 192),
         ];
         let doc = include_str!("../../../FORMAT.md");
@@ -715,6 +789,23 @@ mod tests {
         assert!(RegionLayout::new(0, 8, 3, false).is_none());
         assert!(RegionLayout::new(0, 8, 8192, false).is_none());
         assert!(RegionLayout::new(usize::MAX - 10, 8, 8, false).is_none());
+    }
+
+    #[test]
+    fn versions_table_sits_between_the_descriptor_and_the_payload() {
+        let l = RegionLayout::with_versions(10, 100, 8, 8, false).unwrap();
+        // 256 + 10, aligned to 8; the payload after the table, aligned to 64.
+        assert_eq!(l.versions(), Some((272, 100)));
+        assert_eq!(l.payload_offset, 384);
+        assert_eq!(l.region_size, 448 + 8);
+        let without = RegionLayout::new(10, 8, 8, false).unwrap();
+        assert_eq!(
+            RegionLayout::with_versions(10, 0, 8, 8, false),
+            Some(without)
+        );
+        assert_eq!((without.versions_offset, without.versions_len), (0, 0));
+        assert_eq!(without.versions(), None);
+        assert!(RegionLayout::with_versions(0, usize::MAX - 200, 8, 8, false).is_none());
     }
 
     /// The typed view checks what its callers used to promise: enough bytes, aligned.

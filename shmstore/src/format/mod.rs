@@ -8,7 +8,9 @@
 //! - [`queue`]: a queue's control block, mode codes and geometry;
 //! - [`owner`]: the owner word (a pid and its namespace);
 //! - [`projection`]: reading a value through a compatible type;
-//! - [`union`]: the stored type a region migrates to.
+//! - [`writeback`]: writing a value of a compatible type back into a region;
+//! - [`union`]: the stored type a region migrates to;
+//! - [`versions`]: the versions table, every type that shaped a migrated region.
 //!
 //! No other module casts raw pointers into a header or a control block: they go through the
 //! views here.
@@ -20,6 +22,8 @@ mod owner;
 mod projection;
 mod queue;
 mod union;
+pub(crate) mod versions;
+mod writeback;
 
 pub(crate) use compat::compare;
 pub use compat::{Compatibility, FieldCompatibility, FieldVerdict, Overall};
@@ -30,5 +34,6 @@ pub(crate) use owner::*;
 pub(crate) use projection::{Projection, Refusal};
 pub use queue::QueueMode;
 pub(crate) use queue::*;
-#[allow(unused_imports)] // used by the migration, which lands next
-pub(crate) use union::StoredType;
+pub(crate) use union::{migration, Migration, StoredType};
+pub(crate) use versions::KnownVersion;
+pub(crate) use writeback::Writeback;

@@ -3,6 +3,9 @@
 //! region's type"). Built once, when a handle opens, from the leaves both descriptors have
 //! ([`paired_leaves`](super::compat::paired_leaves)); applied to each snapshot.
 //!
+//! The reverse, writing a value of the compatible type back into the region, is a
+//! [`Writeback`](super::writeback::Writeback), which walks the same pairs of rows ([`runs`]).
+//!
 //! Pure data and a pure function over byte slices: no region, no `unsafe`. A forged stored
 //! descriptor can make [`Projection::plan`] refuse, never make it or [`Projection::apply`]
 //! panic or touch a byte outside the two slices.
@@ -65,9 +68,10 @@ pub(crate) struct Step {
 /// Why a region cannot be read through another type.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Refusal {
-    /// The types are incompatible, or have no field in common (the `LayoutMismatch` of
-    /// opening for writing says which fields).
-    Incompatible(&'static str),
+    /// The types are incompatible, have no field in common, or (for a write-back or a
+    /// migration) differ in a way the operation cannot carry: why, in a sentence (the
+    /// `LayoutMismatch` of opening says which fields are incompatible).
+    Incompatible(String),
     /// The stored field table contradicts the stored value's size (forged): why.
     Forged(String),
 }
@@ -96,11 +100,11 @@ impl Projection {
     ) -> Result<Projection, Refusal> {
         let verdict = compare(region, other);
         if verdict.overall == Overall::Incompatible {
-            return Err(Refusal::Incompatible("the layouts are incompatible"));
+            return Err(Refusal::Incompatible("the layouts are incompatible".into()));
         }
         if !verdict.shares_a_field() {
             return Err(Refusal::Incompatible(
-                "the two types have no field in common",
+                "the two types have no field in common".into(),
             ));
         }
         let mut steps = Vec::new();
@@ -163,7 +167,7 @@ fn convert(conversion: Conversion, from: &[u8], to: &mut [u8]) {
 
 /// An integer of primitive `p` from its native-endian bytes, sign- or zero-extended by its
 /// type (0 for bytes of another length, which a plan never passes).
-fn read_integer(p: Primitive, bytes: &[u8]) -> i128 {
+pub(super) fn read_integer(p: Primitive, bytes: &[u8]) -> i128 {
     macro_rules! read {
         ($t:ty) => {
             bytes
@@ -188,7 +192,7 @@ fn read_integer(p: Primitive, bytes: &[u8]) -> i128 {
 
 /// `value` as primitive `p`'s native-endian bytes (the plan only widens, so the value
 /// fits); nothing written into a slice of another length.
-fn write_integer(p: Primitive, value: i128, to: &mut [u8]) {
+pub(super) fn write_integer(p: Primitive, value: i128, to: &mut [u8]) {
     macro_rules! write {
         ($t:ty) => {
             if to.len() == std::mem::size_of::<$t>() {
@@ -232,9 +236,7 @@ fn conversion(from: u32, to: u32) -> Result<Conversion, String> {
     }
 }
 
-/// The steps of one pair of leaves: one per run of the innermost dimension, each dimension
-/// taken up to the smaller count (a list's capacity may be larger in `mine`; every other
-/// count is equal in a compatible pair).
+/// The steps of one pair of leaves: one per run of the innermost dimension (see [`runs`]).
 fn leaf_steps(
     theirs: &DescriptorField,
     mine: &DescriptorField,
@@ -243,58 +245,123 @@ fn leaf_steps(
     steps: &mut Vec<Step>,
 ) -> Result<(), String> {
     let conversion = conversion(theirs.primitive, mine.primitive)?;
-    let refuse = || format!("field `{}` lies outside the value", theirs.path);
-    if theirs.dims.len() != mine.dims.len() {
-        return Err(format!("field `{}` changed its dimensions", theirs.path));
+    runs(
+        Side::of(theirs, src_size, conversion.source_len()),
+        Side::of(mine, dst_size, conversion.target_len()),
+        |run, _| {
+            steps.push(Step {
+                src: run.a,
+                dst: run.b,
+                count: run.count,
+                src_stride: run.a_stride,
+                dst_stride: run.b_stride,
+                conversion,
+            });
+            if steps.len() > dst_size.max(1) {
+                return Err("the stored field table has more elements than the value".into());
+            }
+            Ok(())
+        },
+    )
+}
+
+/// One side of a pair of leaves, as [`runs`] walks it.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Side<'a> {
+    /// The leaf's path (for messages).
+    pub(super) path: &'a str,
+    pub(super) offset: u64,
+    /// The dimensions walked: the row's, or only its outer ones for a value taken whole (a
+    /// text's or a list's length header).
+    pub(super) dims: &'a [(u64, u64)],
+    /// The value's size: every element must lie within it.
+    pub(super) size: usize,
+    /// The bytes of one element.
+    pub(super) len: usize,
+}
+
+impl<'a> Side<'a> {
+    /// The row `field` of a `size`-byte value, walked element by element of `len` bytes.
+    pub(super) fn of(field: &'a DescriptorField, size: usize, len: usize) -> Side<'a> {
+        Side {
+            path: &field.path,
+            offset: field.offset,
+            dims: &field.dims,
+            size,
+            len,
+        }
+    }
+}
+
+/// `count` elements of a pair of leaves, the `i`th at `a + i * a_stride` on the first side and
+/// at `b + i * b_stride` on the second.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Run {
+    pub(super) a: usize,
+    pub(super) b: usize,
+    pub(super) count: usize,
+    pub(super) a_stride: usize,
+    pub(super) b_stride: usize,
+}
+
+/// The runs of a pair of leaves at one path: one per index of the outer dimensions, over the
+/// innermost one, each dimension taken up to the smaller count (a list's or a text's capacity
+/// may differ; every other count is equal in a compatible pair). `emit` gets each non-empty run
+/// with the indices of its outer dimensions, after checking that every element of it lies
+/// within both values; `Err` when one does not (only a forged row), or when `emit` refuses.
+pub(super) fn runs(
+    a: Side<'_>,
+    b: Side<'_>,
+    mut emit: impl FnMut(Run, &[usize]) -> Result<(), String>,
+) -> Result<(), String> {
+    let refuse = || format!("field `{}` lies outside the value", a.path);
+    if a.dims.len() != b.dims.len() {
+        return Err(format!("field `{}` changed its dimensions", a.path));
     }
     let as_usize = |v: u64| usize::try_from(v).map_err(|_| refuse());
-    let dims: Vec<(usize, usize, usize)> = theirs
+    let dims: Vec<(usize, usize, usize)> = a
         .dims
         .iter()
-        .zip(&mine.dims)
-        .map(|(&(sc, ss), &(dc, ds))| Ok((as_usize(sc.min(dc))?, as_usize(ss)?, as_usize(ds)?)))
+        .zip(b.dims)
+        .map(|(&(ac, as_), &(bc, bs))| Ok((as_usize(ac.min(bc))?, as_usize(as_)?, as_usize(bs)?)))
         .collect::<Result<_, String>>()?;
     let (outer, inner) = match dims.split_last() {
         Some((&inner, outer)) => (outer, inner),
         None => (&[][..], (1, 0, 0)),
     };
-    let (count, src_stride, dst_stride) = inner;
+    let (count, a_stride, b_stride) = inner;
+    if outer.iter().any(|&(c, _, _)| c == 0) {
+        return Ok(());
+    }
     // Every index of the outer dimensions, odometer style.
     let mut index = vec![0usize; outer.len()];
     loop {
-        if outer.iter().any(|&(c, _, _)| c == 0) {
-            return Ok(());
-        }
-        let mut src = as_usize(theirs.offset)?;
-        let mut dst = as_usize(mine.offset)?;
-        for (&i, &(_, ss, ds)) in index.iter().zip(outer) {
-            src = i
-                .checked_mul(ss)
-                .and_then(|o| src.checked_add(o))
+        let mut at_a = as_usize(a.offset)?;
+        let mut at_b = as_usize(b.offset)?;
+        for (&i, &(_, sa, sb)) in index.iter().zip(outer) {
+            at_a = i
+                .checked_mul(sa)
+                .and_then(|o| at_a.checked_add(o))
                 .ok_or_else(refuse)?;
-            dst = i
-                .checked_mul(ds)
-                .and_then(|o| dst.checked_add(o))
+            at_b = i
+                .checked_mul(sb)
+                .and_then(|o| at_b.checked_add(o))
                 .ok_or_else(refuse)?;
         }
-        let step = Step {
-            src,
-            dst,
-            count,
-            src_stride,
-            dst_stride,
-            conversion,
-        };
         if count > 0 {
-            if !fits(src, src_stride, count, conversion.source_len(), src_size)
-                || !fits(dst, dst_stride, count, conversion.target_len(), dst_size)
+            if !fits(at_a, a_stride, count, a.len, a.size)
+                || !fits(at_b, b_stride, count, b.len, b.size)
             {
                 return Err(refuse());
             }
-            steps.push(step);
-            if steps.len() > dst_size.max(1) {
-                return Err("the stored field table has more elements than the value".into());
-            }
+            let run = Run {
+                a: at_a,
+                b: at_b,
+                count,
+                a_stride,
+                b_stride,
+            };
+            emit(run, &index)?;
         }
         // The next index.
         let mut d = outer.len();
@@ -322,7 +389,7 @@ fn fits(start: usize, stride: usize, count: usize, len: usize, size: usize) -> b
 }
 
 /// Contiguous copies as single runs, and runs that follow each other on both sides as one.
-fn merged(steps: Vec<Step>) -> Vec<Step> {
+pub(super) fn merged(steps: Vec<Step>) -> Vec<Step> {
     let mut out: Vec<Step> = Vec::with_capacity(steps.len());
     for step in steps {
         let step = match step.conversion {
@@ -513,7 +580,7 @@ mod tests {
         );
         assert_eq!(
             back.unwrap_err(),
-            Refusal::Incompatible("the layouts are incompatible")
+            Refusal::Incompatible("the layouts are incompatible".into())
         );
         let none = Projection::plan(
             &Descriptor::of(&<u16>::LAYOUT),

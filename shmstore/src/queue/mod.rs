@@ -235,7 +235,8 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
         ShmQueueOptions::new()
     }
 
-    fn from_region(region: Region) -> Self {
+    fn from_region(mut region: Region, spec: &RegionSpec) -> Self {
+        region.arm_unlink_on_drop(spec);
         let spsc = region
             .info()
             .queue
@@ -733,8 +734,9 @@ impl<T: ShmType, const N: usize> ShmQueueOptions<T, N> {
     ///
     /// As [`ShmQueue::create`].
     pub fn create(self, location: impl Into<Location>) -> Result<ShmQueue<T, N>> {
-        Region::create(&location.into(), &self.spec(), &mut clear_control)
-            .map(ShmQueue::from_region)
+        let spec = self.spec();
+        Region::create(&location.into(), &spec, &mut clear_control)
+            .map(|region| ShmQueue::from_region(region, &spec))
     }
 
     /// [`ShmQueue::open`] with these options.
@@ -743,7 +745,9 @@ impl<T: ShmType, const N: usize> ShmQueueOptions<T, N> {
     ///
     /// As [`ShmQueue::open`].
     pub fn open(self, location: impl Into<Location>) -> Result<ShmQueue<T, N>> {
-        reboot::open(&location.into(), &self.spec(), Access::ReadWrite).map(ShmQueue::from_region)
+        let spec = self.spec();
+        reboot::open(&location.into(), &spec, Access::ReadWrite)
+            .map(|region| ShmQueue::from_region(region, &spec))
     }
 
     /// [`ShmQueue::open_or_create`] with these options.
@@ -752,8 +756,9 @@ impl<T: ShmType, const N: usize> ShmQueueOptions<T, N> {
     ///
     /// As [`ShmQueue::open_or_create`].
     pub fn open_or_create(self, location: impl Into<Location>) -> Result<ShmQueue<T, N>> {
-        reboot::open_or_create(&location.into(), &self.spec(), &mut clear_control)
-            .map(ShmQueue::from_region)
+        let spec = self.spec();
+        reboot::open_or_create(&location.into(), &spec, &mut clear_control)
+            .map(|region| ShmQueue::from_region(region, &spec))
     }
 }
 

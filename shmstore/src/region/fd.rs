@@ -146,7 +146,7 @@ pub(super) fn create(target: &Target, spec: &RegionSpec, init: Init<'_>) -> Resu
         .file
         .try_clone()
         .map_err(|e| Error::io(name, "dup", e))?;
-    let region = new_region(target, file, map, info, spec)?;
+    let region = new_region(target, file, map, info)?;
     // SAFETY: the object is unnamed and `region` is the only handle to it, so nothing else
     // can touch its payload.
     unsafe { region.fill(init) };
@@ -310,8 +310,7 @@ fn find(target: &Target, spec: &RegionSpec, access: Access, typed: Typed) -> Res
             Look::Ready(info) => {
                 let map = map.ok_or_else(|| Error::corrupt(name, "it could not be mapped"))?;
                 let handle = target.handle(file);
-                let region =
-                    Region::assemble(&target.location, handle, stat, (map, access), info, spec);
+                let region = Region::assemble(&target.location, handle, stat, (map, access), info);
                 check_typed(&region, spec, typed)?;
                 return Ok(Found::Ready(region));
             }
@@ -444,7 +443,10 @@ fn write_fresh(name: &str, spec: &RegionSpec, file: &File) -> Result<(Mapping, H
 }
 
 /// A new unnamed object with its header written, with the spec's mode.
-fn build_unnamed(target: &Target, spec: &RegionSpec) -> Result<(Unnamed, Mapping, HeaderInfo)> {
+pub(super) fn build_unnamed(
+    target: &Target,
+    spec: &RegionSpec,
+) -> Result<(Unnamed, Mapping, HeaderInfo)> {
     let name = &target.name;
     let unnamed = (target.dir)
         .create_unnamed(&target.file_name, spec.mode)
@@ -475,7 +477,7 @@ fn create_linked_then_init(
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(None),
         Err(e) => return Err(Error::io(name, "link the new object", e)),
     }
-    let region = new_region(target, file, map, info, spec)?;
+    let region = new_region(target, file, map, info)?;
     // SAFETY: we hold the initialiser lock of the object we just linked, in state
     // "initialising" (openers wait for "ready"), and `region` is its only handle here.
     unsafe { finish(&region, init) };
@@ -483,12 +485,11 @@ fn create_linked_then_init(
 }
 
 /// The read-write region of an object this process has just written the header of.
-fn new_region(
+pub(super) fn new_region(
     target: &Target,
     file: File,
     map: Mapping,
     info: HeaderInfo,
-    spec: &RegionSpec,
 ) -> Result<Region> {
     let object = object::stat(&file).map_err(|e| Error::io(&target.name, "fstat", e))?;
     let handle = target.handle(file);
@@ -499,7 +500,6 @@ fn new_region(
         object,
         access,
         info,
-        spec,
     ))
 }
 
@@ -559,7 +559,7 @@ fn reinitialise(
         object::set_mode(&file, spec.mode).map_err(|e| Error::io(name, "fchmod", e))?;
     }
     let (map, info) = write_fresh(name, spec, &file)?;
-    let region = new_region(target, file, map, info, spec)?;
+    let region = new_region(target, file, map, info)?;
     // SAFETY: we hold the initialiser lock and wrote a fresh header in state "initialising"
     // (openers wait for "ready"); `region` is its only handle here.
     unsafe { finish(&region, init) };
@@ -724,7 +724,7 @@ fn rename_new_region_over(
     }
     temp.rename_over(&target.file_name)
         .map_err(|e| Error::io(name, "rename the new region over the abandoned one", e))?;
-    let region = new_region(target, file, map, info, spec)?;
+    let region = new_region(target, file, map, info)?;
     // SAFETY: we hold the initialiser lock of the new object, in state "initialising"
     // (openers wait for "ready"); `region` is its only handle here.
     unsafe { finish(&region, init) };

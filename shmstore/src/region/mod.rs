@@ -10,6 +10,7 @@
 //! model"). A System V segment cannot shrink.
 
 mod fd;
+mod migrate;
 mod sysv;
 
 pub use sysv::ftok;
@@ -18,7 +19,7 @@ use std::ffi::OsString;
 use std::fs::File;
 use std::io;
 use std::ptr::NonNull;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::Ordering::{Relaxed, Release, SeqCst};
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -26,7 +27,8 @@ use std::time::Duration;
 use crate::error::{Error, Result};
 use crate::format::{
     descriptor_copy, Control, Descriptor, Header, HeaderInfo, HeaderState, LoadAcquire, QueueShape,
-    RegionLayout, SharedBytes, FLAG_IN_PLACE, FLAG_NOTIFY_READERS, HEADER_SIZE, QUEUE_CONTROL_SIZE,
+    RegionLayout, SharedBytes, StoredType, FLAG_IN_PLACE, FLAG_NOTIFY_READERS, HEADER_SIZE,
+    LIFECYCLE_CURRENT, LIFECYCLE_MIGRATING, LIFECYCLE_MOVED, QUEUE_CONTROL_SIZE,
 };
 use crate::layout::TypeLayout;
 use crate::location::Location;
@@ -35,9 +37,13 @@ use crate::sys::object::{self, Access, ByteLock, Mapping, ObjectStat};
 use crate::sys::{futex, process, sysv as segment};
 
 /// How a region is to be created or opened: the type, the mode, and the opener's policies.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct RegionSpec {
     pub(crate) layout: &'static TypeLayout,
+    /// `Some`: a region created with this spec stores this type, known at run time (a
+    /// migration's target: [`Region::migrate`]), instead of `layout`'s: its descriptor, size,
+    /// alignment and fingerprint. Opening compares `layout` as always.
+    pub(crate) stored: Option<std::sync::Arc<StoredType>>,
     pub(crate) in_place: bool,
     pub(crate) notify_readers: bool,
     pub(crate) mode: u32,
@@ -49,6 +55,26 @@ pub(crate) struct RegionSpec {
     pub(crate) wait_for_creation: Option<Duration>,
     /// `Some` for a queue: its mode and capacity (the element size is `layout`'s).
     pub(crate) queue: Option<QueueSpec>,
+    /// A new region's versions table, encoded (`format::versions`): every type that shaped
+    /// it, for a region made by a migration; `None` (no table) otherwise. At most
+    /// `format::versions::MAX_VERSIONS_LEN` bytes (opening refuses a longer one as corrupt).
+    /// Not compared when opening.
+    pub(crate) versions: Option<std::sync::Arc<[u8]>>,
+}
+
+impl RegionSpec {
+    /// The size, alignment and fingerprint of the type a region created with this spec
+    /// stores: `stored`'s when set, `layout`'s otherwise.
+    fn stored_shape(&self) -> (usize, usize, u64) {
+        match &self.stored {
+            Some(stored) => (stored.size, stored.align, stored.fingerprint),
+            None => (
+                self.layout.size(),
+                self.layout.align(),
+                self.layout.fingerprint(),
+            ),
+        }
+    }
 }
 
 /// The creation settings of a queue region.
@@ -136,10 +162,20 @@ impl Region {
     /// Creates the region fully (value included) before other processes can use it:
     /// `AlreadyExists` if the location is taken.
     pub(crate) fn create(location: &Location, spec: &RegionSpec, init: Init<'_>) -> Result<Region> {
-        match Protocol::of(location)? {
+        let mut region = match Protocol::of(location)? {
             Protocol::Fd(target) => fd::create(&target, spec, init),
             Protocol::SysV(key) => sysv::create(key, location, spec, init),
-        }
+        }?;
+        region.arm_unlink_on_drop(spec);
+        Ok(region)
+    }
+
+    /// Makes dropping this region remove its location (while it still refers to it) if `spec`
+    /// asks for it. Called only once the region is what its handle asked for: a region an
+    /// open refuses (another type, kind or capacity, a reset after a reboot that failed, …)
+    /// is dropped without removing anything, since the name belongs to whoever created it.
+    pub(crate) fn arm_unlink_on_drop(&mut self, spec: &RegionSpec) {
+        self.unlink_on_drop = spec.unlink_on_drop;
     }
 
     /// Opens an existing region, waiting up to `open_timeout` for a live creator to finish.
@@ -240,7 +276,6 @@ impl Region {
         object: ObjectStat,
         (map, access): (Mapping, Access),
         info: HeaderInfo,
-        spec: &RegionSpec,
     ) -> Region {
         // Checked once here, so that `header()`, several times on every lock, need not.
         assert!(
@@ -259,7 +294,8 @@ impl Region {
             base,
             access,
             info,
-            unlink_on_drop: spec.unlink_on_drop,
+            // Armed by `arm_unlink_on_drop` once the region is accepted.
+            unlink_on_drop: false,
             holder: AtomicUsize::new(0),
             backed_off_for: AtomicU32::new(0),
             reader_help: Mutex::default(),
@@ -451,6 +487,19 @@ impl Region {
         descriptor_copy(self.bytes(), self.info.layout.descriptor_len).unwrap_or_default()
     }
 
+    /// A copy of the versions table's bytes (empty for a region without one), taken with
+    /// atomic loads: a peer may rewrite them while we read (the decoder tolerates any bytes).
+    pub(crate) fn versions_copy(&self) -> Vec<u8> {
+        // The validated layout places the table inside the mapping, so this is never `None`.
+        let Some((offset, len)) = self.info.layout.versions() else {
+            return Vec::new();
+        };
+        self.bytes()
+            .range(offset, len)
+            .map(SharedBytes::load_bytes)
+            .unwrap_or_default()
+    }
+
     /// Whether the location no longer refers to this handle's object: the name, file or key
     /// was removed, or removed and given to another region. `fstatat` of the name in the
     /// directory opened with the handle (no symbolic link followed), or `shmget` of the key.
@@ -484,6 +533,80 @@ impl Region {
                 futex::wake_all(&control.not_empty.epoch);
                 futex::wake_all(&control.not_full.epoch);
             }
+        }
+    }
+
+    /// Whether the region moved: a migration ([`Region::migrate`]) replaced it under its
+    /// location by a region of a wider type, which holds every write committed here; handles
+    /// reopen the location and go on there. Asked by handles on every operation: one load of
+    /// the header's `lifecycle` word (sound through a read-only mapping) while it is
+    /// `LIFECYCLE_CURRENT`, no system call.
+    #[inline]
+    pub(crate) fn has_moved(&self) -> bool {
+        let lifecycle = self.header().lifecycle.load_acquire();
+        lifecycle != LIFECYCLE_CURRENT && self.has_moved_slow(lifecycle)
+    }
+
+    /// [`has_moved`](Self::has_moved) past the fast path. `LIFECYCLE_MIGRATING`: a migrator
+    /// is at work, or died; the region moved exactly when the location now refers to another
+    /// object (its rename happened), and then a writable handle records it
+    /// (`LIFECYCLE_MOVED`, by a compare-and-swap) so that the next look is fast again. Any
+    /// other value is no state of the protocol (a peer's stray write): the location decides
+    /// too, and nothing is written. `LIFECYCLE_MOVED` is a move unless the location still
+    /// refers to this region: a peer's forged word (or an old object put back under the name)
+    /// must not make every operation reopen the location, get this same region again, and
+    /// follow it once more, a descriptor and a mapping each time. When the location cannot
+    /// be looked at, the word is believed.
+    #[cold]
+    fn has_moved_slow(&self, lifecycle: u32) -> bool {
+        match lifecycle {
+            LIFECYCLE_MOVED => !matches!(self.is_removed(), Ok(false)),
+            LIFECYCLE_MIGRATING => {
+                let moved = matches!(self.is_removed(), Ok(true));
+                if moved && self.writable() {
+                    let _ = self.header().lifecycle.compare_exchange(
+                        LIFECYCLE_MIGRATING,
+                        LIFECYCLE_MOVED,
+                        SeqCst,
+                        Relaxed,
+                    );
+                }
+                moved
+            }
+            _ => matches!(self.is_removed(), Ok(true)),
+        }
+    }
+
+    /// Settles a migration whose migrator died holding the lock (called by the next locker,
+    /// which got `EOWNERDEAD`): a `LIFECYCLE_MIGRATING` region becomes `LIFECYCLE_MOVED` if the
+    /// migrator's rename happened (the location refers to another object; its sleepers are
+    /// woken to follow it), `LIFECYCLE_CURRENT` otherwise (the region stays what its name
+    /// refers to). Left as it is if the location cannot be looked at: handles keep asking it.
+    /// Whenever the word is not `LIFECYCLE_CURRENT`, the migrator's temporary name, if it left
+    /// one, is removed: a handle may have recorded `LIFECYCLE_MOVED` already (the name was
+    /// removed under a migrator that died before its rename).
+    ///
+    /// # Safety
+    ///
+    /// This thread holds the region's lock (taken through `self`), so no migrator is at work.
+    #[cold]
+    pub(crate) unsafe fn settle_dead_migration(&self) {
+        let lifecycle = &self.header().lifecycle;
+        let word = lifecycle.load(Relaxed);
+        if word == LIFECYCLE_CURRENT {
+            return;
+        }
+        migrate::remove_temporary_name(self);
+        if word != LIFECYCLE_MIGRATING {
+            return;
+        }
+        match self.is_removed() {
+            Ok(true) => {
+                lifecycle.store(LIFECYCLE_MOVED, Release);
+                self.wake_every_sleeper();
+            }
+            Ok(false) => lifecycle.store(LIFECYCLE_CURRENT, Release),
+            Err(_) => {}
         }
     }
 
@@ -601,6 +724,7 @@ fn to_wake_sleepers() -> RegionSpec {
     use crate::layout::ShmType;
     RegionSpec {
         layout: &<u8 as ShmType>::LAYOUT,
+        stored: None,
         in_place: false,
         notify_readers: false,
         mode: 0,
@@ -609,6 +733,7 @@ fn to_wake_sleepers() -> RegionSpec {
         unlink_on_drop: false,
         wait_for_creation: None,
         queue: None,
+        versions: None,
     }
 }
 
@@ -800,22 +925,28 @@ fn check_capacity(name: &str, info: &HeaderInfo, spec: &RegionSpec) -> Result<()
     }
 }
 
+/// The header fields of a new region of `spec` and the bytes that follow its header: the
+/// encoded descriptor and, if `spec` has one, the versions table after it (where the layout
+/// puts it, the gap zero).
 fn header_info(spec: &RegionSpec, descriptor: &Descriptor) -> Option<(HeaderInfo, Vec<u8>)> {
-    let encoded = descriptor.encode();
+    let mut encoded = descriptor.encode();
     let descriptor_len = encoded.len();
+    let (size, align, fingerprint) = spec.stored_shape();
+    let versions = spec.versions.as_deref().unwrap_or_default();
     let queue = spec.queue.map(|queue| QueueShape {
         mode: queue.mode,
         capacity: queue.capacity,
-        element_size: spec.layout.size(),
+        element_size: size,
     });
     let payload_size = match queue {
-        None => spec.layout.size(),
-        Some(queue) => queue.payload_size(spec.layout.align())?,
+        None => size,
+        Some(queue) => queue.payload_size(align)?,
     };
-    let layout = RegionLayout::new(
+    let layout = RegionLayout::with_versions(
         descriptor_len,
+        versions.len(),
         payload_size,
-        spec.layout.align(),
+        align,
         spec.in_place || queue.is_some(),
     )?;
     let mut flags = 0;
@@ -829,25 +960,35 @@ fn header_info(spec: &RegionSpec, descriptor: &Descriptor) -> Option<(HeaderInfo
         format_version: descriptor.format_version(),
         flags,
         queue,
-        fingerprint: spec.layout.fingerprint(),
+        fingerprint,
         layout,
         creator_pid: process::current_pid(),
         boot_id: process::boot_id(),
     };
+    if let Some((offset, _)) = layout.versions() {
+        encoded.resize(offset - HEADER_SIZE, 0);
+        encoded.extend_from_slice(versions);
+    }
     Some((info, encoded))
 }
 
-/// The header fields and encoded descriptor a new region of `spec` gets.
+/// The header fields a new region of `spec` gets, and the bytes after its header (the encoded
+/// descriptor, then the versions table if any: see [`header_info`]).
 fn fresh_layout(name: &str, spec: &RegionSpec) -> Result<(HeaderInfo, Vec<u8>)> {
-    header_info(spec, &Descriptor::of(spec.layout)).ok_or_else(|| Error::Io {
+    let info = match &spec.stored {
+        Some(stored) => header_info(spec, &stored.descriptor),
+        None => header_info(spec, &Descriptor::of(spec.layout)),
+    };
+    info.ok_or_else(|| Error::Io {
         name: name.to_string(),
         operation: "lay out the region",
         source: io::Error::new(io::ErrorKind::InvalidInput, "the type is too large to map"),
     })
 }
 
-/// Writes the header (state "initialising", a fresh lock) and the descriptor into a mapping of
-/// at least `info.layout.region_size` bytes.
+/// Writes the header (state "initialising", a fresh lock) and the descriptor (with the versions
+/// table after it, if any: `descriptor` is [`fresh_layout`]'s bytes) into a mapping of at least
+/// `info.layout.region_size` bytes.
 ///
 /// # Safety
 ///
@@ -865,9 +1006,10 @@ unsafe fn write_header(
     unsafe { header.initialise(info) }.map_err(|e| Error::io(name, "pthread_mutex_init", e))?;
     // SAFETY: HEADER_SIZE < region_size ≤ the mapped length (caller): within the mapping.
     let target = unsafe { map.ptr().add(HEADER_SIZE) };
-    // SAFETY: the descriptor's bytes lie between HEADER_SIZE and the payload offset, inside the
-    // mapping, so they do not overlap `descriptor` (our own memory); no other process reads
-    // them before the region is ready (caller); bytes need no alignment.
+    // SAFETY: the descriptor's bytes (and the versions table's after them) lie between
+    // HEADER_SIZE and the payload offset, inside the mapping, so they do not overlap
+    // `descriptor` (our own memory); no other process reads them before the region is ready
+    // (caller); bytes need no alignment.
     unsafe { std::ptr::copy_nonoverlapping(descriptor.as_ptr(), target, descriptor.len()) };
     Ok(())
 }
@@ -875,10 +1017,15 @@ unsafe fn write_header(
 /// The location and settings of a unit test's scratch region: a name unique to the test and
 /// this process, mode 0600, no queue.
 #[cfg(test)]
-fn scratch_spec(test: &str, layout: &'static TypeLayout, in_place: bool) -> (Location, RegionSpec) {
+pub(crate) fn scratch_spec(
+    test: &str,
+    layout: &'static TypeLayout,
+    in_place: bool,
+) -> (Location, RegionSpec) {
     let location = Location::Named(format!("unit-{test}-{}", std::process::id()));
     let spec = RegionSpec {
         layout,
+        stored: None,
         in_place,
         notify_readers: false,
         mode: 0o600,
@@ -887,6 +1034,7 @@ fn scratch_spec(test: &str, layout: &'static TypeLayout, in_place: bool) -> (Loc
         unlink_on_drop: false,
         wait_for_creation: None,
         queue: None,
+        versions: None,
     };
     (location, spec)
 }
@@ -913,6 +1061,21 @@ pub(crate) fn scratch_value(test: &str, fill: u8) -> Region {
     let region = Region::create(&location, &spec, &mut |payload| payload.fill(fill)).unwrap();
     unlink(&location).unwrap();
     region
+}
+
+/// A fresh value region of `layout` whose versions table is `table` (encoded, or any bytes: a
+/// forged table), every payload byte zero, named uniquely for the test and removed when the
+/// handle is dropped: what a migration makes, for the tests of what reads the table.
+#[cfg(test)]
+pub(crate) fn scratch_with_versions(
+    test: &str,
+    layout: &'static TypeLayout,
+    table: &[u8],
+) -> Region {
+    let (location, mut spec) = scratch_spec(test, layout, false);
+    spec.unlink_on_drop = true;
+    spec.versions = Some(table.into());
+    Region::create(&location, &spec, &mut |payload| payload.fill(0)).unwrap()
 }
 
 /// Two handles (two mappings, one lock) of a fresh region of `layout`, in place or not, every

@@ -197,7 +197,7 @@ fn find(
                 Look::Ready(info) => {
                     let handle = Handle::SysV { key };
                     let region =
-                        Region::assemble(location, handle, stat.object, (map, access), info, spec);
+                        Region::assemble(location, handle, stat.object, (map, access), info);
                     check_typed(&region, spec, typed)?;
                     Ok(Found::Ready(region))
                 }
@@ -435,7 +435,6 @@ fn initialise_claimed(
         stat.object,
         (map, Access::ReadWrite),
         info,
-        spec,
     );
     // SAFETY: we hold the claim and the header says "initialising", so openers wait for
     // "ready" before touching the payload; `region` is its only handle here.

@@ -56,6 +56,15 @@ pub(crate) unsafe fn fork_child(watchdog_secs: u32, body: impl FnOnce() -> i32) 
     }
 }
 
+/// Ends this process at once with `status` (`_exit`): no exit handlers, no destructors, no
+/// unwinding. For a forked child that must stop in the middle of a protocol, as a killed
+/// process would (the migration's crash tests).
+#[cfg(test)]
+pub(crate) fn exit_now(status: i32) -> ! {
+    // SAFETY: `_exit` ends the process at once; nothing after it runs.
+    unsafe { nix::libc::_exit(status) }
+}
+
 /// Waits for the child `pid` (from [`fork_child`]) to end, and says how.
 pub(crate) fn wait_child(pid: u32) -> io::Result<Ended> {
     loop {

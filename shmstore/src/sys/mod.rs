@@ -6,7 +6,7 @@
 //! [`mutex`] (the robust process-shared pthread mutex), [`futex`] (sleeping on a 32-bit word in
 //! shared memory) and [`process`] (pids, uids, threads).
 
-#[cfg(feature = "fuzzing")]
+#[cfg(any(test, feature = "fuzzing"))]
 pub(crate) mod child;
 pub(crate) mod futex;
 pub(crate) mod mutex;

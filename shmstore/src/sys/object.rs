@@ -172,6 +172,19 @@ pub(crate) fn set_mode(file: &File, mode: u32) -> io::Result<()> {
     Ok(())
 }
 
+/// The owner of an open object: its uid and gid (`fstat`).
+pub(crate) fn owner(file: &File) -> io::Result<(u32, u32)> {
+    let meta = file.metadata()?;
+    Ok((meta.uid(), meta.gid()))
+}
+
+/// `fchown`: gives the object to `uid` and `gid` (only root may give it to another user).
+pub(crate) fn set_owner(file: &File, uid: u32, gid: u32) -> io::Result<()> {
+    use nix::unistd::{Gid, Uid};
+    nix::unistd::fchown(file, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)))?;
+    Ok(())
+}
+
 /// The directory a region's object lives in, opened once (`O_PATH | O_DIRECTORY`): the
 /// directory part of its path is resolved there — symbolic links in it followed, as any
 /// program follows them — and never again. Every later step (the unnamed creation, the link,
@@ -337,6 +350,17 @@ impl Dir {
         }
     }
 
+    /// Gives `file` exactly the name `hidden` in this directory (a name only its caller
+    /// makes, see `region::migrate`), removed when the returned guard is dropped unless it
+    /// was renamed over another name first. Fails with `AlreadyExists` if the name is taken.
+    pub(crate) fn link_as_hidden(&self, file: &File, hidden: OsString) -> io::Result<HiddenName> {
+        self.link(file, &hidden)?;
+        Ok(HiddenName {
+            dir: self.clone(),
+            name: hidden,
+        })
+    }
+
     /// `fstatat` of `name` in this directory, without following a symbolic link.
     pub(crate) fn stat(&self, name: &OsStr) -> io::Result<ObjectStat> {
         let stat = nix::sys::stat::fstatat(&*self.0, name, AtFlags::AT_SYMLINK_NOFOLLOW)?;
@@ -390,6 +414,11 @@ fn hidden_name(name: &OsStr, attempt: u32) -> OsString {
 /// `fstat` of an open object.
 pub(crate) fn stat(file: &File) -> io::Result<ObjectStat> {
     file.metadata().map(|meta| ObjectStat::from(&meta))
+}
+
+/// What `path` refers to now, without following a symbolic link.
+pub(crate) fn stat_path(path: &Path) -> io::Result<ObjectStat> {
+    std::fs::symlink_metadata(path).map(|meta| ObjectStat::from(&meta))
 }
 
 impl From<&std::fs::Metadata> for ObjectStat {

@@ -30,7 +30,9 @@
 //! - An unrecoverable mutex: `make-unrecoverable`, `lock-every-way`.
 //! - Editing: `edit-loop`.
 //! - Lifecycle: `wait-removed`, `open-when-created`.
-//! - Changing a region's type: `config-v1-writer`, `config-v2-create`, `config-v1-plus-create`.
+//! - Changing a region's type: `config-v1-writer`, `config-v2-create`, `config-v1-plus-create`,
+//!   `config-v1-committer`, `config-reader`, `config-new-writer`, `config-v1-hold-and-die`,
+//!   `config-v2-loop`, `setuid-config-open`, `config-count`, `setuid-config-follower`.
 //! - Descriptors and modes: `create-with-umask`, `hold-shm-and-exec`, `list-shm-fds`.
 
 use std::io::{BufRead, Write};
@@ -136,6 +138,16 @@ fn main() {
         ["config-v1-writer", name, steps] => config_v1_writer(name, steps.parse().expect("STEPS")),
         ["config-v2-create", name] => config_v2_create(name),
         ["config-v1-plus-create", name] => config_v1_plus_create(name),
+        ["config-v1-committer", name] => config_v1_committer(name),
+        ["config-reader", name, version] => config_reader(name, version),
+        ["config-v1-hold-and-die", name] => config_v1_hold_and_die(name),
+        ["config-v2-loop", name, from] => config_v2_loop(name, from.parse().expect("FROM")),
+        ["setuid-config-open", name, version] => setuid_config_open(name, version),
+        ["config-new-writer", name, version, retries] => {
+            config_new_writer(name, version, retries.parse().expect("RETRIES"))
+        }
+        ["config-count", name, release, n] => config_count(name, release, n.parse().expect("N")),
+        ["setuid-config-follower", name] => setuid_config_follower(name),
         _ => {
             eprintln!("shm-helper: unknown arguments {args:?}");
             std::process::exit(2);
@@ -1455,4 +1467,340 @@ fn config_v1_plus_create(name: &str) {
     let _shm = Shm::create(at(name), value).expect("create");
     say("created");
     sleep_forever();
+}
+
+/// `config-v1-committer NAME`: a release-1 binary that commits without pause. Creates NAME
+/// holding `ConfigV1` at 0 (see `config_v1_at`), prints `created`, waits for a line, then
+/// commits n = 1, 2, … (the whole `config_v1_at(n)` each time, through `lock()`), printing
+/// `committed N` once each commit is published, a few tens of microseconds apart (so that its
+/// output never fills the pipe before the test reads it), until killed.
+fn config_v1_committer(name: &str) {
+    let shm = Shm::create(at(name), config_v1_at(0)).expect("create");
+    say("created");
+    wait_for_go();
+    for n in 1.. {
+        *shm.lock().expect("lock") = config_v1_at(n);
+        say(&format!("committed {n}"));
+        std::thread::sleep(Duration::from_micros(20));
+    }
+}
+
+/// One config value as the `config-*` roles print it: `value workers=N retries=R|- timeout=T
+/// service=S level=L projected=B`, `retries=-` for a type without the field and `level` the
+/// variant's name (`?RAW` for a value the type's enum does not name).
+fn config_line(
+    workers: u32,
+    retries: Option<u32>,
+    timeout: u64,
+    service: &str,
+    level: String,
+    projected: bool,
+) -> String {
+    let retries = retries.map_or_else(|| "-".to_string(), |r| r.to_string());
+    format!(
+        "value workers={workers} retries={retries} timeout={timeout} service={service} \
+         level={level} projected={projected}"
+    )
+}
+
+/// A variant name, or `?RAW` when the stored value names none.
+fn level_name<E: shmstore::ShmEnum>(level: &shmstore::value::EnumField<E>) -> String
+where
+    E::Repr: std::fmt::Display,
+{
+    level
+        .variant_name()
+        .map_or_else(|| format!("?{}", level.raw()), str::to_string)
+}
+
+/// Prints how a config role's operation failed: `error VARIANT MESSAGE` (the variants the
+/// support crate's `variant` does not list are named here).
+fn say_config_error(e: &shmstore::Error) {
+    let name = match e {
+        shmstore::Error::NotMigratable { .. } => "NotMigratable",
+        shmstore::Error::InvalidField { .. } => "InvalidField",
+        other => variant(other),
+    };
+    say(&format!(
+        "error {name} {}",
+        e.to_string().replace('\n', " ")
+    ));
+}
+
+/// What the `config-*` roles do with a value of each config version: print it (see
+/// `config_line`) and set its `workers`.
+trait ConfigLine: ShmType {
+    fn line(&self, projected: bool) -> String;
+    fn workers_mut(&mut self) -> &mut u32;
+}
+
+impl ConfigLine for shmstore_tests::config_versions::ConfigV1 {
+    fn line(&self, projected: bool) -> String {
+        let service = self.service.as_str().unwrap_or("?");
+        let level = level_name(&self.level);
+        config_line(
+            self.workers,
+            None,
+            self.timeout_ms.into(),
+            service,
+            level,
+            projected,
+        )
+    }
+
+    fn workers_mut(&mut self) -> &mut u32 {
+        &mut self.workers
+    }
+}
+
+impl ConfigLine for shmstore_tests::config_versions::ConfigV2 {
+    fn line(&self, projected: bool) -> String {
+        let service = self.service.as_str().unwrap_or("?");
+        let level = level_name(&self.level);
+        let retries = Some(self.retries);
+        config_line(
+            self.workers,
+            retries,
+            self.timeout_ms,
+            service,
+            level,
+            projected,
+        )
+    }
+
+    fn workers_mut(&mut self) -> &mut u32 {
+        &mut self.workers
+    }
+}
+
+impl ConfigLine for shmstore_tests::config_versions_three::ConfigV3 {
+    fn line(&self, projected: bool) -> String {
+        let service = self.service.as_str().unwrap_or("?");
+        let level = level_name(&self.level);
+        let retries = Some(self.retries);
+        config_line(
+            self.workers,
+            retries,
+            self.timeout_ms.into(),
+            service,
+            level,
+            projected,
+        )
+    }
+
+    fn workers_mut(&mut self) -> &mut u32 {
+        &mut self.workers
+    }
+}
+
+impl ConfigLine for shmstore_tests::config_versions_plus::ConfigV1Plus {
+    fn line(&self, projected: bool) -> String {
+        let service = self.service.as_str().unwrap_or("?");
+        let level = level_name(&self.level);
+        let retries = Some(self.retries);
+        config_line(
+            self.workers,
+            retries,
+            self.timeout_ms.into(),
+            service,
+            level,
+            projected,
+        )
+    }
+
+    fn workers_mut(&mut self) -> &mut u32 {
+        &mut self.workers
+    }
+}
+
+/// `config-reader NAME v1|v2|plus|v3`: a reader of release 1 (`ConfigV1`), release 2
+/// (`ConfigV2`), release 1 plus `retries` (`ConfigV1Plus`) or that plus `max_conns`
+/// (`ConfigV3`, whose `max_conns` is not printed). Opens NAME with `open_reader`
+/// (prints `error VARIANT MESSAGE` and exits 0 if that fails), prints the value (see
+/// `config_line`), then loops: waits at most 30 s in `wait_for_change` for the next version
+/// and prints the value again; a failed wait prints `ended VARIANT` and exits 0. Never restarts
+/// or reopens: a migration is followed by the handle itself.
+fn config_reader(name: &str, version: &str) {
+    use shmstore_tests::config_versions::{ConfigV1, ConfigV2};
+    use shmstore_tests::config_versions_plus::ConfigV1Plus;
+    match version {
+        "v1" => read_config_changes::<ConfigV1>(name),
+        "v2" => read_config_changes::<ConfigV2>(name),
+        "plus" => read_config_changes::<ConfigV1Plus>(name),
+        "v3" => read_config_changes::<shmstore_tests::config_versions_three::ConfigV3>(name),
+        other => panic!("unknown VERSION {other}"),
+    }
+}
+
+fn read_config_changes<T: ConfigLine>(name: &str) {
+    let reader = match Shm::<T>::open_reader(at(name)) {
+        Ok(reader) => reader,
+        Err(e) => return say_config_error(&e),
+    };
+    loop {
+        // The version before the read: a commit in between is printed twice, never missed.
+        let seen = reader.version();
+        say(&reader.read().line(reader.is_projected()));
+        if let Err(e) = reader.wait_for_change(seen, Some(Duration::from_secs(30))) {
+            say(&format!("ended {}", variant(&e)));
+            return;
+        }
+    }
+}
+
+/// `config-new-writer NAME v2|plus|v3 RETRIES`: a writer of release 2 (`ConfigV2`), of
+/// release 1 plus `retries` (`ConfigV1Plus`) or of that plus `max_conns` (`ConfigV3`) joining
+/// a region that an older release made. Prints `opening`, opens NAME read-write (migrating it
+/// when the region lacks one of its fields); if that fails prints `error VARIANT MESSAGE` and
+/// exits 0. Otherwise prints `opened projected=B`, commits its new field = RETRIES (`retries`;
+/// `max_conns` for `v3`; the other fields as they are) and prints `wrote RETRIES`;
+/// then, for each line on stdin: `value` prints the value (see `config_line`), `workers N`
+/// commits `workers = N` and prints `committed N`. Exits at the end of input.
+fn config_new_writer(name: &str, version: &str, retries: u32) {
+    use shmstore_tests::config_versions::ConfigV2;
+    use shmstore_tests::config_versions_plus::ConfigV1Plus;
+    use shmstore_tests::config_versions_three::ConfigV3;
+    match version {
+        "v2" => write_new_config(name, retries, |c: &mut ConfigV2| &mut c.retries),
+        "plus" => write_new_config(name, retries, |c: &mut ConfigV1Plus| &mut c.retries),
+        "v3" => write_new_config(name, retries, |c: &mut ConfigV3| &mut c.max_conns),
+        other => panic!("unknown VERSION {other}"),
+    }
+}
+
+fn write_new_config<T: ConfigLine>(name: &str, retries: u32, field: fn(&mut T) -> &mut u32) {
+    say("opening");
+    let shm = match Shm::<T>::open(at(name)) {
+        Ok(shm) => shm,
+        Err(e) => return say_config_error(&e),
+    };
+    say(&format!("opened projected={}", shm.is_projected()));
+    *field(&mut shm.lock().expect("lock")) = retries;
+    say(&format!("wrote {retries}"));
+    for line in std::io::stdin().lock().lines() {
+        let line = line.expect("stdin");
+        match line.split_whitespace().collect::<Vec<_>>().as_slice() {
+            ["value"] => say(&shm.read().line(shm.is_projected())),
+            ["workers", n] => {
+                let n = n.parse().expect("N");
+                *shm.lock().expect("lock").workers_mut() = n;
+                say(&format!("committed {n}"));
+            }
+            other => panic!("unknown command {other:?}"),
+        }
+    }
+}
+
+/// `config-v1-hold-and-die NAME`: a release-1 writer that dies mid-commit. Opens the config at
+/// NAME as `ConfigV1`, locks it, writes `workers` = 999 and `service` = `torn` into the guard
+/// without committing, prints `holding` and sleeps until killed, holding the lock.
+fn config_v1_hold_and_die(name: &str) {
+    let shm = open::<shmstore_tests::config_versions::ConfigV1>(name);
+    let mut guard = shm.lock().expect("lock");
+    guard.workers = 999;
+    guard.service.set("torn").expect("fits");
+    say("holding");
+    sleep_forever();
+}
+
+/// `config-v2-loop NAME FROM`: a release-2 writer (`ConfigV2`) committing without pause, to
+/// be killed at any point of a commit. Opens NAME (migrating it if needed), prints `looping`,
+/// then commits m = FROM, FROM + 1, …: every release-1 field as `config_v1_at(m)` sets it
+/// (`timeout_ms` widened) and `retries` = m, so a value mixed from two commits, or half
+/// written, shows. Never returns.
+fn config_v2_loop(name: &str, from: u32) {
+    use shmstore_tests::config_versions::{ConfigV2, LevelV2};
+    let shm = open::<ConfigV2>(name);
+    say("looping");
+    for m in from.. {
+        let v1 = config_v1_at(m);
+        let mut guard = shm.lock().expect("lock");
+        guard.workers = m;
+        guard.retries = m;
+        guard.timeout_ms = v1.timeout_ms.into();
+        guard
+            .service
+            .set(v1.service.as_str().expect("text"))
+            .expect("fits");
+        guard
+            .level
+            .set([LevelV2::Error, LevelV2::Warn, LevelV2::Info][m as usize % 3]);
+    }
+}
+
+/// `setuid-config-open NAME v1|plus`: drops to uid/gid 65534 (when root) and opens the config
+/// at NAME read-write as `ConfigV1` or `ConfigV1Plus`, with `allow_other_owner(true)`; prints
+/// `opened projected=B`, or `error VARIANT MESSAGE`.
+fn setuid_config_open(name: &str, version: &str) {
+    use shmstore_tests::config_versions::ConfigV1;
+    use shmstore_tests::config_versions_plus::ConfigV1Plus;
+    drop_to_nobody();
+    let opened = match version {
+        "v1" => Shm::<ConfigV1>::options()
+            .allow_other_owner(true)
+            .open(at(name))
+            .map(|shm| shm.is_projected()),
+        "plus" => Shm::<ConfigV1Plus>::options()
+            .allow_other_owner(true)
+            .open(at(name))
+            .map(|shm| shm.is_projected()),
+        other => panic!("unknown VERSION {other}"),
+    };
+    match opened {
+        Ok(projected) => say(&format!("opened projected={projected}")),
+        Err(e) => say_config_error(&e),
+    }
+}
+
+/// `config-count NAME RELEASE N`: a binary of RELEASE (`v1`, `v1-plus` or `v2`, see
+/// `config_versions`). Prints `ready`, waits for a line, then opens NAME read-write (a release
+/// with fields the region lacks migrates it), adds 1 to `workers` under the lock N times, and
+/// prints `done`: the counts of several such processes add up only if no commit is lost.
+fn config_count(name: &str, release: &str, n: u32) {
+    use shmstore_tests::config_versions::{ConfigV1, ConfigV2};
+    use shmstore_tests::config_versions_plus::ConfigV1Plus;
+    fn count<T: ShmType>(name: &str, n: u32, workers: impl Fn(&mut T) -> &mut u32) {
+        let shm = open::<T>(name);
+        for _ in 0..n {
+            *workers(&mut shm.lock().expect("lock")) += 1;
+        }
+    }
+    say("ready");
+    wait_for_go();
+    match release {
+        "v1" => count::<ConfigV1>(name, n, |c| &mut c.workers),
+        "v1-plus" => count::<ConfigV1Plus>(name, n, |c| &mut c.workers),
+        "v2" => count::<ConfigV2>(name, n, |c| &mut c.workers),
+        other => panic!("unknown release {other}"),
+    }
+    say("done");
+}
+
+/// `setuid-config-follower NAME`: becomes uid and gid 65534, opens NAME as a release-1
+/// reader (accepting another owner), prints `ready`; then for each line reads and prints
+/// `workers N projected P` (P: whether it reads through a compatible layout, as after
+/// following a migration) or `error VARIANT`.
+fn setuid_config_follower(name: &str) {
+    use nix::unistd::{setgid, setgroups, setuid, Gid, Uid};
+    use shmstore_tests::config_versions::ConfigV1;
+    setgroups(&[]).expect("setgroups");
+    setgid(Gid::from_raw(65534)).expect("setgid");
+    setuid(Uid::from_raw(65534)).expect("setuid");
+    let reader = match Shm::<ConfigV1>::options()
+        .allow_other_owner(true)
+        .open_reader(at(name))
+    {
+        Ok(reader) => reader,
+        Err(e) => return say(&format!("error {}", variant(&e))),
+    };
+    say("ready");
+    let mut line = String::new();
+    while std::io::stdin().lock().read_line(&mut line).expect("stdin") > 0 {
+        line.clear();
+        say(&format!(
+            "workers {} projected {}",
+            reader.read().workers,
+            reader.is_projected()
+        ));
+    }
 }
