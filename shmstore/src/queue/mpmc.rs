@@ -98,7 +98,7 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
     /// ([`Region::lock_step`](crate::region::Region::lock_step)); `None` if another handle held it
     /// for longer than `wait` allows
     /// (with [`Wait::No`], through [`TRY_LOCK_ATTEMPTS`] attempts).
-    fn lock(&self, wait: Wait) -> Result<Option<StepLock<'_>>> {
+    pub(super) fn lock(&self, wait: Wait) -> Result<Option<StepLock<'_>>> {
         match self.region.lock_step(wait, TRY_LOCK_ATTEMPTS) {
             Ok(locked) => Ok(Some(locked)),
             Err(not_locked) => match not_locked.into_error(&self.region) {
