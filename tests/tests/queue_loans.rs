@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use proptest::prelude::*;
 use shmstore::{Error, QueueMode, ShmQueue};
 use shmstore_tests::{
-    create_queue, frame_number, helper, Backend, FrameQueue, Msg, Place, TempDir,
-    PATIENCE, QUEUE_CAPACITY,
+    create_queue, frame_number, helper, Backend, FrameQueue, Msg, Place, TempDir, PATIENCE,
+    QUEUE_CAPACITY,
 };
 
 const MODES: [QueueMode; 2] = [QueueMode::Spsc, QueueMode::Mpmc];
@@ -183,12 +183,19 @@ fn spsc_loans_and_batches_between_processes_keep_order() {
         let producer = helper!("queue-produce", name, 1, 0, COUNT, produce, "close");
         assert_eq!(
             producer.finish_ok(),
-            ["pushing".to_string(), format!("pushed {COUNT}"), "closed".into()]
+            [
+                "pushing".to_string(),
+                format!("pushed {COUNT}"),
+                "closed".into()
+            ]
         );
         consumer.expect(&format!("got {COUNT}"));
         let got = read_lines(&file);
         let want: Vec<(u64, u64)> = (0..COUNT).map(|s| (1, s)).collect();
-        assert!(got == want, "{produce} → {consume}: out of order or incomplete");
+        assert!(
+            got == want,
+            "{produce} → {consume}: out of order or incomplete"
+        );
     }
 }
 
@@ -229,7 +236,10 @@ fn mpmc_loans_and_batches_lose_and_duplicate_nothing() {
         let mut last = HashMap::<u64, u64>::new();
         for (p, s) in read_lines(&file) {
             if let Some(before) = last.insert(p, s) {
-                assert!(s > before, "({p}, {s}) after ({p}, {before}) in one consumer");
+                assert!(
+                    s > before,
+                    "({p}, {s}) after ({p}, {before}) in one consumer"
+                );
             }
             *seen.entry((p, s)).or_default() += 1;
         }
@@ -297,7 +307,10 @@ fn uncommitted_and_late_loans_publish_nothing() {
         closer.close();
         assert!(matches!(loan.commit(), Err(Error::QueueClosed { .. })));
         assert!(q.is_empty());
-        assert!(matches!(q.push_slice(&[[4; 4]]), Err(Error::QueueClosed { .. })));
+        assert!(matches!(
+            q.push_slice(&[[4; 4]]),
+            Err(Error::QueueClosed { .. })
+        ));
         assert_eq!(q.pop_loan().unwrap().map(|l| *l), None);
     }
 }
@@ -309,7 +322,15 @@ fn iteration_blocks_until_the_queue_is_closed() {
     for mode in MODES {
         let place = Place::new(Backend::Posix, "loan-iter");
         let q = create_queue(&place, mode);
-        let producer = helper!("queue-produce", place.to_string(), 3, 0, 1000, "slice:10", "close");
+        let producer = helper!(
+            "queue-produce",
+            place.to_string(),
+            3,
+            0,
+            1000,
+            "slice:10",
+            "close"
+        );
         let mut next = HashMap::new();
         for msg in &q {
             check_next(&msg.unwrap(), &mut next);

@@ -280,13 +280,15 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
     unsafe fn copy_in(&self, first: u64, values: &[T]) {
         let start = (first % N as u64) as usize;
         let run = values.len().min(N - start);
-        // SAFETY: slots `start..start + run` and `0..values.len() - run` lie inside the ring
-        // (`run <= N - start`, `values.len() <= N`); the claim makes them this caller's alone
-        // (the caller's obligation), and a local slice never overlaps shared memory.
+        // SAFETY: slots `start..start + run` lie inside the ring (`run <= N - start`); the
+        // claim makes them this caller's alone (the caller's obligation), and a local slice
+        // never overlaps shared memory.
+        unsafe { ptr::copy_nonoverlapping(values.as_ptr(), self.slot(first), run) };
+        // SAFETY: as above, for slots `0..values.len() - run` (`values.len() <= N`), the run
+        // after the ring wraps (empty when it does not).
         unsafe {
-            ptr::copy_nonoverlapping(values.as_ptr(), self.slot(first), run);
-            ptr::copy_nonoverlapping(values[run..].as_ptr(), self.slot(0), values.len() - run);
-        }
+            ptr::copy_nonoverlapping(values[run..].as_ptr(), self.slot(0), values.len() - run)
+        };
     }
 
     /// Copies the elements `first..first + out.len()` into `out`, in at most two runs.
@@ -300,10 +302,9 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
         let wrapped = out.len() - run;
         // SAFETY: as in `copy_in`: inside the ring, published, and no producer writes them
         // until this caller releases them.
-        unsafe {
-            ptr::copy_nonoverlapping(self.slot(first), out.as_mut_ptr(), run);
-            ptr::copy_nonoverlapping(self.slot(0), out[run..].as_mut_ptr(), wrapped);
-        }
+        unsafe { ptr::copy_nonoverlapping(self.slot(first), out.as_mut_ptr(), run) };
+        // SAFETY: the same, for the run after the ring wraps.
+        unsafe { ptr::copy_nonoverlapping(self.slot(0), out[run..].as_mut_ptr(), wrapped) };
     }
 
     /// Pushes as many of `values` as fit now with one publish; how many.

@@ -983,7 +983,9 @@ fn queue_produce(name: &str, producer: u64, from: u64, count: u64, how: &str, cl
     let pushed = match how.strip_prefix("slice:") {
         Some(batch) => {
             let batch: u64 = batch.parse().expect("slice:B");
-            let all: Vec<Msg> = (from..from + count).map(|s| Msg::new(producer, s)).collect();
+            let all: Vec<Msg> = (from..from + count)
+                .map(|s| Msg::new(producer, s))
+                .collect();
             all.chunks(batch as usize)
                 .try_for_each(|chunk| queue.push_slice(chunk))
         }
@@ -1038,7 +1040,6 @@ fn queue_consume(name: &str, file: &str, how: &str) {
     } else {
         panic!("unknown HOW {how}");
     }
-    drop(record);
     out.flush().expect("write FILE");
     say(&format!("got {count}"));
 }
