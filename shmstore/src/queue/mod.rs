@@ -13,6 +13,9 @@
 //! - A pop copies the slot at `head` out, then frees it by advancing `head`. A consumer killed
 //!   before that leaves the element in the queue (the next pop takes it again); killed after
 //!   it, before `pop` returned, the element is gone with it. That is the only loss.
+//! - A batch (`push_slice`, `pop_into`) or a loan (`loan`, `pop_loan`) runs the same two
+//!   steps, over several slots or with the caller's code between them (`loan.rs`): one
+//!   compare-and-swap publishes `k` slots, one store frees `k`.
 //! - In [`QueueMode::Spsc`] the one producer owns `tail` and the one consumer owns `head`, so
 //!   neither takes a lock; each keeps a private copy of the other's counter and reads the
 //!   shared one only when its copy says full (or empty). A role is claimed in shared memory, by
@@ -97,8 +100,12 @@ const SPIN_FOR: Duration = Duration::from_micros(20);
 /// A named, bounded queue of `T` in shared memory, between any number of processes.
 ///
 /// `N` is the capacity, part of the queue's identity like `T`: opening checks both. Elements
-/// are copied in and out whole; a consumer never sees half of one, even when the producer was
-/// killed while writing it.
+/// are copied in and out whole ([`push`](Self::push), [`pop`](Self::pop), and many at a time
+/// with [`push_slice`](Self::push_slice) and [`pop_into`](Self::pop_into)), or written and
+/// read in place in their slot through a loan ([`loan`](Self::loan),
+/// [`pop_loan`](Self::pop_loan)), which is how an element too large for a thread's stack
+/// travels. A consumer never sees half of one, even when the producer was killed while
+/// writing it. [`drain`](Self::drain) and `for x in &queue` iterate.
 ///
 /// ```
 /// use shmstore::{ShmQueue, ShmType};
@@ -129,6 +136,9 @@ const SPIN_FOR: Duration = Duration::from_micros(20);
 /// - A consumer killed in the middle of a pop loses at most the element it was taking, and
 ///   only if it died after freeing the slot and before `pop` returned; killed earlier, the
 ///   element stays at the front for the next pop.
+/// - A producer killed holding a [`PushLoan`] (or in the middle of a batch) exposes nothing,
+///   and the next producer writes that slot again at once. A consumer killed holding a
+///   [`PopLoan`] removed nothing: the element is delivered again (at-least-once).
 /// - Survivors never block forever on a dead peer: a lock a dead process held is recovered
 ///   (MPMC), a dead SPSC producer's or consumer's role can be taken over by a new handle, and
 ///   `push_timeout`/`pop_timeout` bound every wait.
