@@ -351,17 +351,19 @@ enum Op {
     Loan { value: u64, commit: bool },
     PopLoan { keep: bool },
     Drain,
+    Close,
 }
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        any::<u64>().prop_map(Op::TryPush),
-        Just(Op::TryPop),
-        proptest::collection::vec(any::<u64>(), 0..12).prop_map(Op::TryPushSlice),
-        (0usize..12).prop_map(Op::TryPopInto),
-        (any::<u64>(), any::<bool>()).prop_map(|(value, commit)| Op::Loan { value, commit }),
-        any::<bool>().prop_map(|keep| Op::PopLoan { keep }),
-        Just(Op::Drain),
+        4 => any::<u64>().prop_map(Op::TryPush),
+        4 => Just(Op::TryPop),
+        4 => proptest::collection::vec(any::<u64>(), 0..12).prop_map(Op::TryPushSlice),
+        4 => (0usize..12).prop_map(Op::TryPopInto),
+        4 => (any::<u64>(), any::<bool>()).prop_map(|(value, commit)| Op::Loan { value, commit }),
+        4 => any::<bool>().prop_map(|keep| Op::PopLoan { keep }),
+        4 => Just(Op::Drain),
+        1 => Just(Op::Close),
     ]
 }
 
@@ -374,20 +376,26 @@ fn run_model(mode: QueueMode, ops: &[Op]) {
         .create(place.location())
         .unwrap();
     let mut model = VecDeque::new();
+    let mut closed = false;
     for op in ops {
         match op {
             Op::TryPush(v) => match q.try_push(*v) {
                 Ok(()) => model.push_back(*v),
+                Err(Error::QueueClosed { .. }) => assert!(closed),
                 Err(Error::QueueFull { .. }) => assert_eq!(model.len(), MODEL_CAP),
                 Err(e) => panic!("{e}"),
             },
             Op::TryPop => assert_eq!(q.try_pop().unwrap(), model.pop_front()),
-            Op::TryPushSlice(values) => {
-                let room = MODEL_CAP - model.len();
-                let pushed = q.try_push_slice(values).unwrap();
-                assert_eq!(pushed, values.len().min(room));
-                model.extend(&values[..pushed]);
-            }
+            Op::TryPushSlice(values) => match q.try_push_slice(values) {
+                Ok(pushed) => {
+                    let room = MODEL_CAP - model.len();
+                    assert!(!closed || values.is_empty());
+                    assert_eq!(pushed, values.len().min(room));
+                    model.extend(&values[..pushed]);
+                }
+                Err(Error::QueueClosed { .. }) => assert!(closed),
+                Err(e) => panic!("{e}"),
+            },
             Op::TryPopInto(n) => {
                 let mut out = vec![0; *n];
                 let popped = q.try_pop_into(&mut out).unwrap();
@@ -397,6 +405,7 @@ fn run_model(mode: QueueMode, ops: &[Op]) {
             }
             Op::Loan { value, commit } => match q.try_loan() {
                 Ok(mut loan) => {
+                    assert!(!closed);
                     assert_eq!(*loan, 0);
                     *loan = *value;
                     if *commit {
@@ -404,6 +413,7 @@ fn run_model(mode: QueueMode, ops: &[Op]) {
                         model.push_back(*value);
                     }
                 }
+                Err(Error::QueueClosed { .. }) => assert!(closed),
                 Err(Error::QueueFull { .. }) => assert_eq!(model.len(), MODEL_CAP),
                 Err(e) => panic!("{e}"),
             },
@@ -423,8 +433,19 @@ fn run_model(mode: QueueMode, ops: &[Op]) {
                 let drained: Vec<u64> = q.drain().map(Result::unwrap).collect();
                 assert_eq!(drained, model.drain(..).collect::<Vec<_>>());
             }
+            Op::Close => {
+                q.close();
+                closed = true;
+            }
         }
         assert_eq!(q.len(), model.len());
+        assert_eq!(q.is_closed(), closed);
+    }
+    if closed {
+        let mut out = [0; MODEL_CAP];
+        assert_eq!(q.pop_into(&mut out).unwrap(), model.len());
+        assert_eq!(q.pop_into(&mut out).unwrap(), 0, "closed and empty");
+        assert_eq!(q.iter().count(), 0);
     }
 }
 

@@ -66,6 +66,11 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
         let c = self.control();
         if self.spsc {
             self.claim(Role::Producer)?;
+            // A closed queue lends nothing (the publish would fail anyway, after the caller's
+            // writing). `tail` is this producer's own line: the look costs no transfer.
+            if c.tail.word.load(Relaxed) & CLOSED != 0 {
+                return Ok(Attempt::Closed);
+            }
             let tail = self.next_tail.get();
             let mut free = N as u64 - (tail - self.seen_head.get());
             if free < max {
@@ -75,12 +80,7 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
                 free = N as u64 - (tail - head);
             }
             if free == 0 {
-                let closed = c.tail.word.load(Relaxed) & CLOSED != 0;
-                return Ok(if closed {
-                    Attempt::Closed
-                } else {
-                    Attempt::NotYet
-                });
+                return Ok(Attempt::NotYet);
             }
             return Ok(Attempt::Ready(Claim {
                 first: tail,
