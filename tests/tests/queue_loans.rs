@@ -11,10 +11,10 @@ use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
-use shmstore::{Error, QueueMode, ShmQueue};
+use shmstore::{Error, QueueMode, Shm, ShmQueue};
 use shmstore_tests::{
-    create_queue, frame_number, helper, Backend, FrameQueue, Msg, Place, TempDir, PATIENCE,
-    QUEUE_CAPACITY,
+    create_queue, frame_number, helper, Backend, Counter, FrameQueue, Msg, Place, TempDir,
+    PATIENCE, QUEUE_CAPACITY,
 };
 
 const MODES: [QueueMode; 2] = [QueueMode::Spsc, QueueMode::Mpmc];
@@ -72,14 +72,26 @@ fn killed_loan_producers_expose_no_torn_element_and_leak_no_slot(mode: QueueMode
     let place = Place::new(Backend::Posix, "loan-kill");
     let name = place.to_string();
     let q = create_queue(&place, mode);
+    let phase_place = Place::new(Backend::Posix, "loan-kill-phase");
+    let phase = Shm::create(phase_place.location(), Counter::at(0)).unwrap();
     let mut next = HashMap::new();
     let mut delivered = 0u64;
     let mut rounds_with_elements = 0u64;
+    let mut killed_in_loan = 0u64;
     for round in 0..KILL_ROUNDS {
         let producer = round + 1;
-        let mut child = helper!("queue-loan-forever", name, producer);
+        *phase.lock().unwrap() = Counter::at(0);
+        let mut child = helper!("queue-loan-forever", name, producer, phase_place);
         child.expect("started");
-        // Up to 3 ms: from before the first loan to a few hundred elements.
+        // Once it holds its first loan, 0 to 3 ms more: a few dozen elements at most.
+        let started = Instant::now();
+        while phase.read().count == 0 {
+            assert!(
+                started.elapsed() < PATIENCE,
+                "the producer never took a loan"
+            );
+            std::hint::spin_loop();
+        }
         let until = Instant::now() + Duration::from_micros(rng.next() % 3000);
         while Instant::now() < until {
             if let Some(msg) = q.try_pop().unwrap() {
@@ -88,6 +100,7 @@ fn killed_loan_producers_expose_no_torn_element_and_leak_no_slot(mode: QueueMode
             }
         }
         child.kill();
+        killed_in_loan += phase.read().count;
         // Whatever the dead producer published is still there, and nothing else.
         while !q.is_empty() {
             let msg = q.pop_timeout(PATIENCE).unwrap().expect("not closed");
@@ -97,8 +110,9 @@ fn killed_loan_producers_expose_no_torn_element_and_leak_no_slot(mode: QueueMode
         rounds_with_elements += u64::from(next.contains_key(&producer));
     }
     eprintln!(
-        "{mode:?}: {KILL_ROUNDS} producers killed, {rounds_with_elements} of them after \
-         publishing, {delivered} elements delivered whole and in order"
+        "{mode:?}: {KILL_ROUNDS} producers killed, {killed_in_loan} of them holding a loan, \
+         {rounds_with_elements} after publishing; {delivered} elements delivered whole and in \
+         order"
     );
     // No slot leaked: this handle (taking the dead producer's role over, in SPSC mode) fills
     // the whole capacity, and not one more.

@@ -120,8 +120,8 @@ fn main() {
         ["tally-create", name] => tally_create(name),
         ["queue-die-at-wake", shim, name, role] => queue_die_at_wake(shim, name, role),
         ["queue-stop-at-unlock", shim, name] => queue_stop_at_unlock(shim, name),
-        ["queue-loan-forever", name, producer] => {
-            queue_loan_forever(name, producer.parse().expect("PRODUCER"))
+        ["queue-loan-forever", name, producer, phase] => {
+            queue_loan_forever(name, producer.parse().expect("PRODUCER"), phase)
         }
         ["queue-produce", name, producer, from, count, how, rest @ ..] => queue_produce(
             name,
@@ -947,15 +947,19 @@ fn queue_stop_at_unlock(shim: &str, name: &str) {
 /// written.
 const LOAN_PAUSE: u32 = 300;
 
-/// `queue-loan-forever NAME PRODUCER`: prints `started`, then until killed writes elements 0,
-/// 1, … of PRODUCER into loans one word at a time (pausing after each, the checksum last) and
-/// commits each: a kill most often lands with a loan half written.
-fn queue_loan_forever(name: &str, producer: u64) -> ! {
+/// `queue-loan-forever NAME PRODUCER PHASE`: prints `started`, then until killed writes
+/// elements 0, 1, … of PRODUCER into loans one word at a time (pausing after each, the
+/// checksum last) and commits each: a kill most often lands with a loan half written. The
+/// `Counter` region PHASE says where it is: 1 from just after it got a loan to just after its
+/// commit, 0 otherwise.
+fn queue_loan_forever(name: &str, producer: u64, phase: &str) -> ! {
     let mut queue = open_queue(name);
+    let phase = open::<Counter>(phase);
     say("started");
     for seq in 0.. {
         let whole = Msg::new(producer, seq);
         let mut loan = queue.loan().expect("loan");
+        *phase.lock().expect("lock") = Counter::at(1);
         let put = |word: &mut u64, value: u64| {
             *word = value;
             for _ in 0..LOAN_PAUSE {
@@ -969,6 +973,7 @@ fn queue_loan_forever(name: &str, producer: u64) -> ! {
         }
         put(&mut loan.check, whole.check);
         loan.commit().expect("commit");
+        *phase.lock().expect("lock") = Counter::at(0);
     }
     unreachable!("2^64 elements")
 }
