@@ -62,11 +62,11 @@ fn check_next(msg: &Msg, next: &mut HashMap<u64, u64>) {
 
 // ---- producers killed holding loans ----
 
-/// Producer processes that write each element into a loan a word at a time are SIGKILLed at
-/// random moments (most of them with a loan half written), `KILL_ROUNDS` times, while this
-/// process consumes: every element that arrives is whole and in order, each producer's
-/// elements arrive without a gap, and afterwards the queue still holds its full capacity
-/// (no slot was lost to a dead loan).
+/// Producer processes that write each element into a loan a word at a time (one round in
+/// four: push batches with `push_slice`) are SIGKILLed at random moments (most of them with a
+/// loan half written), `KILL_ROUNDS` times, while this process consumes: every element that
+/// arrives is whole and in order, each producer's elements arrive without a gap, and
+/// afterwards the queue still holds its full capacity (no slot was lost to a dead loan).
 fn killed_loan_producers_expose_no_torn_element_and_leak_no_slot(mode: QueueMode) {
     let mut rng = Rng(seed());
     let place = Place::new(Backend::Posix, "loan-kill");
@@ -77,13 +77,18 @@ fn killed_loan_producers_expose_no_torn_element_and_leak_no_slot(mode: QueueMode
     let mut next = HashMap::new();
     let mut delivered = 0u64;
     let mut rounds_with_elements = 0u64;
-    let mut killed_in_loan = 0u64;
+    let mut killed_in_step = 0u64;
     for round in 0..KILL_ROUNDS {
         let producer = round + 1;
         *phase.lock().unwrap() = Counter::at(0);
-        let mut child = helper!("queue-loan-forever", name, producer, phase_place);
+        // Three rounds in four lend; the fourth pushes batches of 1 to 64.
+        let how = match round % 4 {
+            3 => format!("slice:{}", 1 + rng.next() % 64),
+            _ => "loan".to_string(),
+        };
+        let mut child = helper!("queue-loan-forever", name, producer, phase_place, how);
         child.expect("started");
-        // Once it holds its first loan, 0 to 3 ms more: a few dozen elements at most.
+        // Once it holds its first loan (or begins its first batch), 0 to 3 ms more: a few dozen elements at most.
         let started = Instant::now();
         while phase.read().count == 0 {
             assert!(
@@ -100,7 +105,7 @@ fn killed_loan_producers_expose_no_torn_element_and_leak_no_slot(mode: QueueMode
             }
         }
         child.kill();
-        killed_in_loan += phase.read().count;
+        killed_in_step += phase.read().count;
         // Whatever the dead producer published is still there, and nothing else.
         while !q.is_empty() {
             let msg = q.pop_timeout(PATIENCE).unwrap().expect("not closed");
@@ -110,7 +115,8 @@ fn killed_loan_producers_expose_no_torn_element_and_leak_no_slot(mode: QueueMode
         rounds_with_elements += u64::from(next.contains_key(&producer));
     }
     eprintln!(
-        "{mode:?}: {KILL_ROUNDS} producers killed, {killed_in_loan} of them holding a loan, \
+        "{mode:?}: {KILL_ROUNDS} producers killed, {killed_in_step} of them holding a loan or \
+         in a batch push, \
          {rounds_with_elements} after publishing; {delivered} elements delivered whole and in \
          order"
     );

@@ -120,8 +120,8 @@ fn main() {
         ["tally-create", name] => tally_create(name),
         ["queue-die-at-wake", shim, name, role] => queue_die_at_wake(shim, name, role),
         ["queue-stop-at-unlock", shim, name] => queue_stop_at_unlock(shim, name),
-        ["queue-loan-forever", name, producer, phase] => {
-            queue_loan_forever(name, producer.parse().expect("PRODUCER"), phase)
+        ["queue-loan-forever", name, producer, phase, how] => {
+            queue_loan_forever(name, producer.parse().expect("PRODUCER"), phase, how)
         }
         ["queue-produce", name, producer, from, count, how, rest @ ..] => queue_produce(
             name,
@@ -947,15 +947,28 @@ fn queue_stop_at_unlock(shim: &str, name: &str) {
 /// written.
 const LOAN_PAUSE: u32 = 300;
 
-/// `queue-loan-forever NAME PRODUCER PHASE`: prints `started`, then until killed writes
-/// elements 0, 1, … of PRODUCER into loans one word at a time (pausing after each, the
-/// checksum last) and commits each: a kill most often lands with a loan half written. The
-/// `Counter` region PHASE says where it is: 1 from just after it got a loan to just after its
-/// commit, 0 otherwise.
-fn queue_loan_forever(name: &str, producer: u64, phase: &str) -> ! {
+/// `queue-loan-forever NAME PRODUCER PHASE HOW`: prints `started`, then until killed pushes
+/// elements 0, 1, … of PRODUCER, HOW: `loan` (each written into a loan one word at a time,
+/// pausing after each, the checksum last, then committed: a kill most often lands with a
+/// loan half written) or `slice:B` (`push_slice` of B at a time). The `Counter` region PHASE
+/// says where it is: 1 from just after it got a loan (or just before a `push_slice`) to just
+/// after its commit (or the `push_slice` returned), 0 otherwise.
+fn queue_loan_forever(name: &str, producer: u64, phase: &str, how: &str) -> ! {
     let mut queue = open_queue(name);
     let phase = open::<Counter>(phase);
     say("started");
+    if let Some(batch) = how.strip_prefix("slice:") {
+        let batch: u64 = batch.parse().expect("slice:B");
+        for first in (0..).step_by(batch as usize) {
+            let msgs: Vec<Msg> = (first..first + batch)
+                .map(|seq| Msg::new(producer, seq))
+                .collect();
+            *phase.lock().expect("lock") = Counter::at(1);
+            queue.push_slice(&msgs).expect("push_slice");
+            *phase.lock().expect("lock") = Counter::at(0);
+        }
+    }
+    assert_eq!(how, "loan", "unknown HOW");
     for seq in 0.. {
         let whole = Msg::new(producer, seq);
         let mut loan = queue.loan().expect("loan");
