@@ -124,6 +124,7 @@ pub use info::{list, QueueInfo, RegionInfo};
 pub use layout::ShmType;
 pub use location::Location;
 pub use name::{validate_name, MAX_NAME_LEN};
+pub use queue::{PopLoan, PushLoan, QueueDrain, QueueIter};
 pub use queue::{QueueMode, ShmQueue, ShmQueueOptions};
 pub use reader::ShmReader;
 pub use region::{ftok, unlink};

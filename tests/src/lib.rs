@@ -203,6 +203,40 @@ pub const QUEUE_CAPACITY: usize = 256;
 /// The queue type the tests and the helper both open.
 pub type MsgQueue = ShmQueue<Msg, QUEUE_CAPACITY>;
 
+/// How many `u64` words a [`Frame`] holds: 16 MiB, far more than a thread's stack.
+pub const FRAME_WORDS: usize = 2 << 20;
+
+/// A 16 MiB queue element, which only a loan can push (by value it overflows the stack).
+pub type Frame = [u64; FRAME_WORDS];
+
+/// The queue of [`Frame`]s that the tests share with the helper: two of them.
+pub type FrameQueue = ShmQueue<Frame, 2>;
+
+/// Word `i` (from 1) of frame number `seq`: every word differs from frame to frame and within
+/// one. Word 0 is the number itself.
+pub fn frame_word(seq: u64, i: usize) -> u64 {
+    splitmix64(seq.rotate_left(40) ^ i as u64)
+}
+
+/// Writes frame number `seq` in place.
+pub fn fill_frame(frame: &mut Frame, seq: u64) {
+    frame[0] = seq;
+    for (i, word) in frame.iter_mut().enumerate().skip(1) {
+        *word = frame_word(seq, i);
+    }
+}
+
+/// The number of the frame `frame` holds, if every word is that frame's.
+pub fn frame_number(frame: &Frame) -> Option<u64> {
+    let seq = frame[0];
+    let whole = frame
+        .iter()
+        .enumerate()
+        .skip(1)
+        .all(|(i, &w)| w == frame_word(seq, i));
+    whole.then_some(seq)
+}
+
 /// A fresh region name: `shmstore-test-<tag>-<pid>-<counter>`, unique among the tests of every
 /// test binary running at the same time.
 pub fn unique_name(tag: &str) -> String {

@@ -13,6 +13,9 @@
 //! - A pop copies the slot at `head` out, then frees it by advancing `head`. A consumer killed
 //!   before that leaves the element in the queue (the next pop takes it again); killed after
 //!   it, before `pop` returned, the element is gone with it. That is the only loss.
+//! - A batch (`push_slice`, `pop_into`) or a loan (`loan`, `pop_loan`) runs the same two
+//!   steps, over several slots or with the caller's code between them (`loan.rs`): one
+//!   compare-and-swap publishes `k` slots, one store frees `k`.
 //! - In [`QueueMode::Spsc`] the one producer owns `tail` and the one consumer owns `head`, so
 //!   neither takes a lock; each keeps a private copy of the other's counter and reads the
 //!   shared one only when its copy says full (or empty). A role is claimed in shared memory, by
@@ -81,8 +84,11 @@ use crate::region::{QueueSpec, Region, RegionSpec};
 use crate::sys::object::Access;
 use crate::wait::{region_removed, sleep_until, wake_unconditionally};
 
+mod loan;
 mod mpmc;
 mod spsc;
+
+pub use loan::{PopLoan, PushLoan, QueueDrain, QueueIter};
 
 use mpmc::wait_until;
 use spsc::Role;
@@ -94,8 +100,12 @@ const SPIN_FOR: Duration = Duration::from_micros(20);
 /// A named, bounded queue of `T` in shared memory, between any number of processes.
 ///
 /// `N` is the capacity, part of the queue's identity like `T`: opening checks both. Elements
-/// are copied in and out whole; a consumer never sees half of one, even when the producer was
-/// killed while writing it.
+/// are copied in and out whole ([`push`](Self::push), [`pop`](Self::pop), and many at a time
+/// with [`push_slice`](Self::push_slice) and [`pop_into`](Self::pop_into)), or written and
+/// read in place in their slot through a loan ([`loan`](Self::loan),
+/// [`pop_loan`](Self::pop_loan)), which is how an element too large for a thread's stack
+/// travels. A consumer never sees half of one, even when the producer was killed while
+/// writing it. [`drain`](Self::drain) and `for x in &queue` iterate.
 ///
 /// ```
 /// use shmstore::{ShmQueue, ShmType};
@@ -126,6 +136,9 @@ const SPIN_FOR: Duration = Duration::from_micros(20);
 /// - A consumer killed in the middle of a pop loses at most the element it was taking, and
 ///   only if it died after freeing the slot and before `pop` returned; killed earlier, the
 ///   element stays at the front for the next pop.
+/// - A producer killed holding a [`PushLoan`] (or in the middle of a batch) exposes nothing,
+///   and the next producer writes that slot again at once. A consumer killed holding a
+///   [`PopLoan`] removed nothing: the element is delivered again (at-least-once).
 /// - Survivors never block forever on a dead peer: a lock a dead process held is recovered
 ///   (MPMC), a dead SPSC producer's or consumer's role can be taken over by a new handle, and
 ///   `push_timeout`/`pop_timeout` bound every wait.
@@ -591,6 +604,246 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
 
     fn corrupt(&self, reason: String) -> Error {
         Error::corrupt(self.name(), reason)
+    }
+}
+
+/// Loans, batches and iteration (`loan.rs`): elements written and read in place, many elements
+/// moved with one publish, and the queue as an iterator.
+impl<T: ShmType, const N: usize> ShmQueue<T, N> {
+    /// Lends the next free slot to write an element in place, waiting for room as long as it
+    /// takes: the way to push an element too large to build on the stack, or to fill one
+    /// without a copy. The slot starts zeroed. [`PushLoan::commit`] publishes it; dropping
+    /// the loan uncommitted (or unwinding from a panic) publishes nothing.
+    ///
+    /// The loan borrows the handle mutably. In [`QueueMode::Mpmc`] it also holds the queue's
+    /// lock until committed or dropped: every other producer and consumer waits meanwhile, so
+    /// keep MPMC loans short. A process killed holding a loan exposes nothing, and the slot is
+    /// reused at once (see [`PushLoan`]).
+    ///
+    /// ```
+    /// use shmstore::ShmQueue;
+    ///
+    /// // 4 MiB frames: too large to pass around by value on a thread's stack.
+    /// type Frame = [u64; 512 * 1024];
+    /// # let name = format!("doc-loan-{}", std::process::id());
+    /// let mut frames = ShmQueue::<Frame, 2>::options().unlink_on_drop(true).create(&name)?;
+    ///
+    /// let mut frame = frames.loan()?;
+    /// frame[0] = 42;
+    /// frame[1..].fill(7);
+    /// frame.commit()?;
+    ///
+    /// let frame = frames.pop_loan()?.expect("an element");
+    /// assert_eq!((frame[0], frame[512 * 1024 - 1]), (42, 7));
+    /// drop(frame); // removes it from the queue
+    /// assert!(frames.is_empty());
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`push`](Self::push).
+    pub fn loan(&mut self) -> Result<PushLoan<'_, T, N>> {
+        self.loan_until(Some((None, Duration::MAX)))
+    }
+
+    /// Lends the next free slot if there is one now, without waiting (see [`loan`](Self::loan)).
+    ///
+    /// # Errors
+    ///
+    /// As [`try_push`](Self::try_push): [`Error::QueueFull`] also when another handle holds
+    /// the MPMC lock (a loan, say) through a few attempts.
+    pub fn try_loan(&mut self) -> Result<PushLoan<'_, T, N>> {
+        self.loan_until(None)
+    }
+
+    /// Lends the next free slot, waiting at most `timeout` for room (see [`loan`](Self::loan)).
+    ///
+    /// # Errors
+    ///
+    /// As [`push_timeout`](Self::push_timeout).
+    pub fn loan_timeout(&mut self, timeout: Duration) -> Result<PushLoan<'_, T, N>> {
+        self.loan_until(Some((Instant::now().checked_add(timeout), timeout)))
+    }
+
+    /// Lends the front element to read in place, waiting for one as long as it takes; `None`
+    /// once the queue is closed and empty. Dropping the [`PopLoan`] removes the element;
+    /// [`PopLoan::keep`] leaves it at the front. As with [`loan`](Self::loan), the loan
+    /// borrows the handle and, in MPMC mode, holds the queue's lock.
+    ///
+    /// A consumer killed holding the loan removed nothing: the next consumer receives the
+    /// element again (at-least-once delivery, where `pop` may lose the element it was taking).
+    ///
+    /// ```
+    /// use shmstore::ShmQueue;
+    /// # let name = format!("doc-pop-loan-{}", std::process::id());
+    /// let mut q = ShmQueue::<[u8; 64], 8>::options().unlink_on_drop(true).create(&name)?;
+    /// q.push([1; 64])?;
+    ///
+    /// let peeked = q.pop_loan()?.expect("an element");
+    /// assert_eq!(peeked[0], 1);
+    /// peeked.keep(); // still queued
+    /// assert_eq!(q.len(), 1);
+    ///
+    /// while let Some(element) = q.try_pop_loan()? {
+    ///     assert_eq!(element[63], 1);
+    /// } // each loan, dropped, removes its element
+    /// assert!(q.is_empty());
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`pop`](Self::pop).
+    pub fn pop_loan(&mut self) -> Result<Option<PopLoan<'_, T, N>>> {
+        self.pop_loan_until(Some((None, Duration::MAX)))
+    }
+
+    /// Lends the front element if there is one now, without waiting; `None` as for
+    /// [`try_pop`](Self::try_pop).
+    ///
+    /// # Errors
+    ///
+    /// As [`try_pop`](Self::try_pop).
+    pub fn try_pop_loan(&mut self) -> Result<Option<PopLoan<'_, T, N>>> {
+        self.pop_loan_until(None)
+    }
+
+    /// Lends the front element, waiting at most `timeout` for one.
+    ///
+    /// # Errors
+    ///
+    /// As [`pop_timeout`](Self::pop_timeout).
+    pub fn pop_loan_timeout(&mut self, timeout: Duration) -> Result<Option<PopLoan<'_, T, N>>> {
+        self.pop_loan_until(Some((Instant::now().checked_add(timeout), timeout)))
+    }
+
+    /// Appends every element of `values`, in order, waiting for room as long as it takes.
+    /// Whatever fits at once is published together (one publish, one wake-up check), so a
+    /// slice that fits in the free space is one publish, and a longer one goes in as room
+    /// appears.
+    ///
+    /// On an error the elements before were published (for the count, push with
+    /// [`try_push_slice`](Self::try_push_slice)).
+    ///
+    /// ```
+    /// use shmstore::ShmQueue;
+    /// # let name = format!("doc-push-slice-{}", std::process::id());
+    /// let q = ShmQueue::<u32, 16>::options().unlink_on_drop(true).create(&name)?;
+    /// q.push_slice(&[1, 2, 3])?;
+    /// q.close();
+    ///
+    /// let mut out = [0; 8];
+    /// assert_eq!(q.pop_into(&mut out)?, 3);
+    /// assert_eq!(out[..3], [1, 2, 3]);
+    /// assert_eq!(q.pop_into(&mut out)?, 0); // closed and empty
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`push`](Self::push).
+    pub fn push_slice(&self, values: &[T]) -> Result<()> {
+        self.push_slice_until(values, None, Duration::MAX)
+    }
+
+    /// As [`push_slice`](Self::push_slice), waiting at most `timeout` in all.
+    ///
+    /// # Errors
+    ///
+    /// As [`push_timeout`](Self::push_timeout); the elements before the error were published.
+    pub fn push_slice_timeout(&self, values: &[T], timeout: Duration) -> Result<()> {
+        self.push_slice_until(values, Instant::now().checked_add(timeout), timeout)
+    }
+
+    /// Appends as many of the first elements of `values` as there is room for now, with one
+    /// publish, without waiting; how many (0 when full, or, in MPMC mode, when another handle
+    /// holds the lock through a few attempts, as for [`try_push`](Self::try_push)).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::QueueClosed`], [`Error::RoleTaken`], [`Error::Corrupt`].
+    pub fn try_push_slice(&self, values: &[T]) -> Result<usize> {
+        if values.is_empty() {
+            return Ok(0);
+        }
+        match self.push_slice_once(values, Wait::No)? {
+            loan::Attempt::Ready(pushed) => Ok(pushed),
+            loan::Attempt::NotYet | loan::Attempt::LockHeld => Ok(0),
+            loan::Attempt::Closed => Err(self.closed()),
+        }
+    }
+
+    /// Waits for at least one element (as long as it takes), then removes as many as are
+    /// queued, up to `out.len()`, with one release (one wake-up check), into the start of
+    /// `out`; how many. 0 once the queue is closed and empty (or for an empty `out`).
+    ///
+    /// # Errors
+    ///
+    /// As [`pop`](Self::pop).
+    pub fn pop_into(&self, out: &mut [T]) -> Result<usize> {
+        self.pop_into_until(out, None, Duration::MAX)
+    }
+
+    /// As [`pop_into`](Self::pop_into), waiting at most `timeout` for the first element.
+    ///
+    /// # Errors
+    ///
+    /// As [`pop_timeout`](Self::pop_timeout).
+    pub fn pop_into_timeout(&self, out: &mut [T], timeout: Duration) -> Result<usize> {
+        self.pop_into_until(out, Instant::now().checked_add(timeout), timeout)
+    }
+
+    /// Removes as many elements as are queued now, up to `out.len()`, with one release,
+    /// without waiting; how many (0: none to take now, as for [`try_pop`](Self::try_pop)).
+    ///
+    /// # Errors
+    ///
+    /// As [`try_pop`](Self::try_pop).
+    pub fn try_pop_into(&self, out: &mut [T]) -> Result<usize> {
+        if out.is_empty() {
+            return Ok(0);
+        }
+        match self.pop_into_once(out, Wait::No)? {
+            loan::Attempt::Ready(popped) => Ok(popped),
+            _ => Ok(0),
+        }
+    }
+
+    /// The elements queued now, popped one by one as the iterator advances, never waiting
+    /// (see [`QueueDrain`] for when it ends early). Items are `Result`s.
+    ///
+    /// ```
+    /// use shmstore::ShmQueue;
+    /// # let name = format!("doc-drain-{}", std::process::id());
+    /// let q = ShmQueue::<u64, 8>::options().unlink_on_drop(true).create(&name)?;
+    /// q.push_slice(&[1, 2, 3])?;
+    /// let queued: Vec<u64> = q.drain().collect::<Result<_, _>>()?;
+    /// assert_eq!(queued, [1, 2, 3]);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
+    pub fn drain(&self) -> QueueDrain<'_, T, N> {
+        self.drain_iter()
+    }
+
+    /// Every element until the queue is closed and empty, each from a blocking
+    /// [`pop`](Self::pop); also `for x in &queue`. Items are `Result`s (see [`QueueIter`]).
+    ///
+    /// ```
+    /// use shmstore::ShmQueue;
+    /// # let name = format!("doc-iter-{}", std::process::id());
+    /// let q = ShmQueue::<u64, 8>::options().unlink_on_drop(true).create(&name)?;
+    /// q.push_slice(&[1, 2, 3])?;
+    /// q.close(); // in real use, the producer's last act
+    /// let mut sum = 0;
+    /// for x in &q {
+    ///     sum += x?;
+    /// }
+    /// assert_eq!(sum, 6);
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
+    pub fn iter(&self) -> QueueIter<'_, T, N> {
+        self.blocking_iter()
     }
 }
 

@@ -17,7 +17,8 @@ use super::{Popped, Pushed, ShmQueue};
 /// How many times `try_push` and `try_pop` try the lock of an MPMC queue before they give up:
 /// a holder keeps it for one element copy, so a few attempts (well under a microsecond each)
 /// ride out ordinary contention, while a holder that was preempted or stopped in the middle of
-/// its copy does not make them wait.
+/// its copy does not make them wait (nor does a loan, which holds the lock for as long as its
+/// owner writes or reads the slot: `loan.rs`).
 const TRY_LOCK_ATTEMPTS: u32 = 64;
 
 impl<T: ShmType, const N: usize> ShmQueue<T, N> {
@@ -98,7 +99,7 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
     /// ([`Region::lock_step`](crate::region::Region::lock_step)); `None` if another handle held it
     /// for longer than `wait` allows
     /// (with [`Wait::No`], through [`TRY_LOCK_ATTEMPTS`] attempts).
-    fn lock(&self, wait: Wait) -> Result<Option<StepLock<'_>>> {
+    pub(super) fn lock(&self, wait: Wait) -> Result<Option<StepLock<'_>>> {
         match self.region.lock_step(wait, TRY_LOCK_ATTEMPTS) {
             Ok(locked) => Ok(Some(locked)),
             Err(not_locked) => match not_locked.into_error(&self.region) {

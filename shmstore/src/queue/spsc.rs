@@ -158,7 +158,7 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
 
     /// Takes the SPSC role at this handle's first push or pop.
     #[inline]
-    fn claim(&self, role: Role) -> Result<()> {
+    pub(super) fn claim(&self, role: Role) -> Result<()> {
         if self.roles.get() & role.bit() != 0 {
             return Ok(());
         }

@@ -41,8 +41,8 @@ use std::time::Duration;
 
 use shmstore::{Location, Shm, ShmQueue, ShmType};
 use shmstore_tests::{
-    variant, BigPage, Counter, Msg, MsgQueue, Page, Pair, Tally, QUEUE_CAPACITY, SHM_DIR,
-    TALLY_WORKERS,
+    fill_frame, variant, BigPage, Counter, FrameQueue, Msg, MsgQueue, Page, Pair, Tally,
+    QUEUE_CAPACITY, SHM_DIR, TALLY_WORKERS,
 };
 
 /// The helper's own `Limits`: same name and field names as the test's, `burst` retyped.
@@ -120,6 +120,24 @@ fn main() {
         ["tally-create", name] => tally_create(name),
         ["queue-die-at-wake", shim, name, role] => queue_die_at_wake(shim, name, role),
         ["queue-stop-at-unlock", shim, name] => queue_stop_at_unlock(shim, name),
+        ["queue-loan-forever", name, producer, phase, how] => {
+            queue_loan_forever(name, producer.parse().expect("PRODUCER"), phase, how)
+        }
+        ["queue-produce", name, producer, from, count, how, rest @ ..] => queue_produce(
+            name,
+            producer.parse().expect("PRODUCER"),
+            from.parse().expect("FROM"),
+            count.parse().expect("COUNT"),
+            how,
+            rest == ["close"],
+        ),
+        ["queue-consume", name, file, how] => queue_consume(name, file, how),
+        ["queue-pop-loan-hold", name] => queue_pop_loan_hold(name),
+        ["frame-loan-push", name, first, count] => frame_loan_push(
+            name,
+            first.parse().expect("FIRST"),
+            count.parse().expect("COUNT"),
+        ),
         ["try-and-time-out", name, ms] => try_and_time_out(name, ms.parse().expect("MS")),
         ["pid"] => pid(),
         ["setuid-give-sysv", name] => setuid_give_sysv(name),
@@ -920,6 +938,154 @@ fn queue_stop_at_unlock(shim: &str, name: &str) {
     queue.push(Msg::new(7, 0)).expect("push");
     say("pushed");
     wait_for_go();
+}
+
+// ---- Loans, batches and iteration (issue 17, `tests/queue_loans.rs`) ----
+
+/// How many spin-loop hints `queue-loan-forever` waits after each word it writes into a loan,
+/// so that most of its time, and so most kills, fall inside a loan with the element half
+/// written.
+const LOAN_PAUSE: u32 = 300;
+
+/// `queue-loan-forever NAME PRODUCER PHASE HOW`: prints `started`, then until killed pushes
+/// elements 0, 1, … of PRODUCER, HOW: `loan` (each written into a loan one word at a time,
+/// pausing after each, the checksum last, then committed: a kill most often lands with a
+/// loan half written) or `slice:B` (`push_slice` of B at a time). The `Counter` region PHASE
+/// says where it is: 1 from just after it got a loan (or just before a `push_slice`) to just
+/// after its commit (or the `push_slice` returned), 0 otherwise.
+fn queue_loan_forever(name: &str, producer: u64, phase: &str, how: &str) -> ! {
+    let mut queue = open_queue(name);
+    let phase = open::<Counter>(phase);
+    say("started");
+    if let Some(batch) = how.strip_prefix("slice:") {
+        let batch: u64 = batch.parse().expect("slice:B");
+        for first in (0..).step_by(batch as usize) {
+            let msgs: Vec<Msg> = (first..first + batch)
+                .map(|seq| Msg::new(producer, seq))
+                .collect();
+            *phase.lock().expect("lock") = Counter::at(1);
+            queue.push_slice(&msgs).expect("push_slice");
+            *phase.lock().expect("lock") = Counter::at(0);
+        }
+    }
+    assert_eq!(how, "loan", "unknown HOW");
+    for seq in 0.. {
+        let whole = Msg::new(producer, seq);
+        let mut loan = queue.loan().expect("loan");
+        *phase.lock().expect("lock") = Counter::at(1);
+        let put = |word: &mut u64, value: u64| {
+            *word = value;
+            for _ in 0..LOAN_PAUSE {
+                std::hint::spin_loop();
+            }
+        };
+        put(&mut loan.producer, whole.producer);
+        put(&mut loan.seq, whole.seq);
+        for (i, &w) in whole.words.iter().enumerate() {
+            put(&mut loan.words[i], w);
+        }
+        put(&mut loan.check, whole.check);
+        loan.commit().expect("commit");
+        *phase.lock().expect("lock") = Counter::at(0);
+    }
+    unreachable!("2^64 elements")
+}
+
+/// `queue-produce NAME PRODUCER FROM COUNT HOW [close]`: prints `pushing`, then pushes
+/// `Msg::new(PRODUCER, FROM + i)` for i in 0..COUNT, HOW: `loan` (one committed loan each) or
+/// `slice:B` (`push_slice` of B at a time); prints `pushed COUNT` (or `err VARIANT`). With
+/// `close`, then closes the queue and prints `closed`.
+fn queue_produce(name: &str, producer: u64, from: u64, count: u64, how: &str, close: bool) {
+    let mut queue = open_queue(name);
+    say("pushing");
+    let pushed = match how.strip_prefix("slice:") {
+        Some(batch) => {
+            let batch: u64 = batch.parse().expect("slice:B");
+            let all: Vec<Msg> = (from..from + count)
+                .map(|s| Msg::new(producer, s))
+                .collect();
+            all.chunks(batch as usize)
+                .try_for_each(|chunk| queue.push_slice(chunk))
+        }
+        None if how == "loan" => (from..from + count).try_for_each(|seq| {
+            let mut loan = queue.loan()?;
+            *loan = Msg::new(producer, seq);
+            loan.commit()
+        }),
+        None => panic!("unknown HOW {how}"),
+    };
+    match pushed {
+        Ok(()) => say(&format!("pushed {count}")),
+        Err(e) => say(&format!("err {}", variant(&e))),
+    }
+    if close {
+        queue.close();
+        say("closed");
+    }
+}
+
+/// `queue-consume NAME FILE HOW`: prints `consuming`, then takes elements until the queue is
+/// closed and empty, HOW: `pop-into:B` (`pop_into` with room for B), `pop-loan` (a loan each,
+/// read in place) or `iter` (`for msg in &queue`); writes `PRODUCER SEQ` for each to FILE
+/// (exit status 3 on a damaged element) and prints `got COUNT`.
+fn queue_consume(name: &str, file: &str, how: &str) {
+    let mut queue = open_queue(name);
+    let mut out = std::io::BufWriter::new(std::fs::File::create(file).expect("create FILE"));
+    let mut count = 0u64;
+    let mut record = |msg: &Msg| {
+        check_intact(msg);
+        writeln!(out, "{} {}", msg.producer, msg.seq).expect("write FILE");
+        count += 1;
+    };
+    say("consuming");
+    if let Some(batch) = how.strip_prefix("pop-into:") {
+        let mut buffer = vec![Msg::new(0, 0); batch.parse().expect("pop-into:B")];
+        loop {
+            let n = queue.pop_into(&mut buffer).expect("pop_into");
+            if n == 0 {
+                break;
+            }
+            buffer[..n].iter().for_each(&mut record);
+        }
+    } else if how == "pop-loan" {
+        while let Some(loan) = queue.pop_loan().expect("pop_loan") {
+            record(&loan);
+        }
+    } else if how == "iter" {
+        for msg in &queue {
+            record(&msg.expect("pop"));
+        }
+    } else {
+        panic!("unknown HOW {how}");
+    }
+    out.flush().expect("write FILE");
+    say(&format!("got {count}"));
+}
+
+/// `queue-pop-loan-hold NAME`: takes a loan of the front element (waiting for one), prints
+/// `holding PRODUCER SEQ` and sleeps until killed, the loan held.
+fn queue_pop_loan_hold(name: &str) -> ! {
+    let mut queue = open_queue(name);
+    let loan = queue
+        .pop_loan()
+        .expect("pop_loan")
+        .expect("an element, not a closed queue");
+    check_intact(&loan);
+    say(&format!("holding {} {}", loan.producer, loan.seq));
+    sleep_forever()
+}
+
+/// `frame-loan-push NAME FIRST COUNT`: opens the `FrameQueue` NAME and pushes frames FIRST,
+/// FIRST + 1, … (COUNT of them), each written in place in a loan (`fill_frame`); prints
+/// `pushed COUNT`. By value, a single frame would overflow the main thread's stack.
+fn frame_loan_push(name: &str, first: u64, count: u64) {
+    let mut queue = FrameQueue::open(at(name)).expect("open frame queue");
+    for seq in first..first + count {
+        let mut loan = queue.loan().expect("loan");
+        fill_frame(&mut loan, seq);
+        loan.commit().expect("commit");
+    }
+    say(&format!("pushed {count}"));
 }
 
 // ==== Namespaces, owners and permissions ====
