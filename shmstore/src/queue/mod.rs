@@ -237,10 +237,7 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
 
     fn from_region(mut region: Region, spec: &RegionSpec) -> Self {
         region.arm_unlink_on_drop(spec);
-        let spsc = region
-            .info()
-            .queue
-            .is_some_and(|queue| QueueMode::from_code(queue.mode) == QueueMode::Spsc);
+        let spsc = stored_mode(&region) == QueueMode::Spsc;
         ShmQueue {
             region,
             spsc,
@@ -668,7 +665,9 @@ impl<T: ShmType, const N: usize> fmt::Debug for ShmQueue<T, N> {
 /// namespace than the holder's never takes it over (see [`QueueMode::Spsc`]).
 #[must_use = "options do nothing until create, open or open_or_create is called"]
 pub struct ShmQueueOptions<T: ShmType, const N: usize> {
-    queue_mode: QueueMode,
+    /// The mode asked for with [`queue_mode`](Self::queue_mode); `None`: the default for a
+    /// created queue, the creator's for an opened one.
+    queue_mode: Option<QueueMode>,
     common: CommonOptions,
     _type: PhantomData<fn() -> T>,
 }
@@ -701,16 +700,23 @@ impl<T: ShmType, const N: usize> ShmQueueOptions<T, N> {
         #[allow(clippy::let_unit_value)]
         let () = ShmQueue::<T, N>::VALID;
         ShmQueueOptions {
-            queue_mode: QueueMode::Mpmc,
+            queue_mode: None,
             common: CommonOptions::DEFAULT,
             _type: PhantomData,
         }
     }
 
-    /// The mode of a created queue (default [`QueueMode::Mpmc`]). Openers follow the mode the
-    /// queue was created with.
+    /// The mode of a created queue (default [`QueueMode::Mpmc`]), and the mode an opened one
+    /// must have.
+    ///
+    /// An opener that calls this is never switched to the other mode silently: finding a
+    /// queue created in the other one is [`Error::QueueModeMismatch`], naming both (an SPSC
+    /// producer that finds an MPMC queue must know that other producers may come; an MPMC
+    /// one that finds an SPSC queue would get [`Error::RoleTaken`] when a second handle
+    /// pushes). An opener that does not call it ([`ShmQueue::open`], and `open_or_create`
+    /// without it) follows the mode the queue was created with; [`ShmQueue::mode`] tells it.
     pub fn queue_mode(mut self, queue_mode: QueueMode) -> Self {
-        self.queue_mode = queue_mode;
+        self.queue_mode = Some(queue_mode);
         self
     }
 
@@ -722,7 +728,7 @@ impl<T: ShmType, const N: usize> ShmQueueOptions<T, N> {
 
     fn spec(&self) -> RegionSpec {
         let queue = QueueSpec {
-            mode: self.queue_mode.code(),
+            mode: self.queue_mode.unwrap_or(QueueMode::Mpmc).code(),
             capacity: N,
         };
         self.common.spec(&T::LAYOUT, false, false, Some(queue))
@@ -743,23 +749,49 @@ impl<T: ShmType, const N: usize> ShmQueueOptions<T, N> {
     ///
     /// # Errors
     ///
-    /// As [`ShmQueue::open`].
+    /// As [`ShmQueue::open`], and [`Error::QueueModeMismatch`] if a
+    /// [`queue_mode`](Self::queue_mode) was asked for and the queue has the other one.
     pub fn open(self, location: impl Into<Location>) -> Result<ShmQueue<T, N>> {
         let spec = self.spec();
-        reboot::open(&location.into(), &spec, Access::ReadWrite)
-            .map(|region| ShmQueue::from_region(region, &spec))
+        let region = reboot::open(&location.into(), &spec, Access::ReadWrite)?;
+        self.handle(region, &spec)
     }
 
-    /// [`ShmQueue::open_or_create`] with these options.
+    /// [`ShmQueue::open_or_create`] with these options: a created queue has the
+    /// [`queue_mode`](Self::queue_mode) asked for (or the default).
     ///
     /// # Errors
     ///
-    /// As [`ShmQueue::open_or_create`].
+    /// As [`ShmQueue::open_or_create`], and [`Error::QueueModeMismatch`] if a
+    /// [`queue_mode`](Self::queue_mode) was asked for and an existing queue has the other one
+    /// (also when another process created it in that mode a moment earlier).
     pub fn open_or_create(self, location: impl Into<Location>) -> Result<ShmQueue<T, N>> {
         let spec = self.spec();
-        reboot::open_or_create(&location.into(), &spec, &mut clear_control)
-            .map(|region| ShmQueue::from_region(region, &spec))
+        let region = reboot::open_or_create(&location.into(), &spec, &mut clear_control)?;
+        self.handle(region, &spec)
     }
+
+    /// The handle of an opened queue, once its mode is the one asked for (if any). Checked
+    /// before the handle exists, so that a refused queue is never removed by `unlink_on_drop`.
+    fn handle(&self, region: Region, spec: &RegionSpec) -> Result<ShmQueue<T, N>> {
+        let found = stored_mode(&region);
+        match self.queue_mode {
+            Some(asked) if asked != found => Err(Error::QueueModeMismatch {
+                name: region.name().to_string(),
+                asked,
+                found,
+            }),
+            _ => Ok(ShmQueue::from_region(region, spec)),
+        }
+    }
+}
+
+/// The mode stored in the header of a validated queue region.
+fn stored_mode(region: &Region) -> QueueMode {
+    region
+        .info()
+        .queue
+        .map_or(QueueMode::Mpmc, |queue| QueueMode::from_code(queue.mode))
 }
 
 /// A new queue is empty and open: a zeroed control block (a re-initialised abandoned object
