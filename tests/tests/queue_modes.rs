@@ -66,7 +66,11 @@ fn a_producer_asking_spsc_of_a_queue_its_consumer_created_gets_an_error(backend:
     }
     let q = MsgQueue::open(&place).unwrap();
     assert_eq!(q.mode(), QueueMode::Mpmc);
-    assert_eq!(q.len(), 1, "only the creator's element: the refused opens pushed nothing");
+    assert_eq!(
+        q.len(),
+        1,
+        "only the creator's element: the refused opens pushed nothing"
+    );
 }
 
 /// Both directions, both ways of opening: asking for the mode the queue does not have is an
