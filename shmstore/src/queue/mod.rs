@@ -729,8 +729,9 @@ impl<T: ShmType, const N: usize> Default for ShmQueueOptions<T, N> {
 }
 
 impl<T: ShmType, const N: usize> ShmQueueOptions<T, N> {
-    /// The defaults: [`QueueMode::Mpmc`], mode `0o600`, `open_timeout` 1 s, no unlink on drop,
-    /// only queues of this user.
+    /// The defaults: no [`queue_mode`](Self::queue_mode) asked for (a created queue is
+    /// [`QueueMode::Mpmc`], an opened one keeps the mode it has), mode `0o600`, `open_timeout`
+    /// 1 s, no unlink on drop, only queues of this user.
     pub fn new() -> Self {
         #[allow(clippy::let_unit_value)]
         let () = ShmQueue::<T, N>::VALID;
