@@ -320,6 +320,26 @@ pub enum Error {
         /// Why this region cannot move.
         reason: String,
     },
+
+    /// The queue was created in another [`QueueMode`](crate::QueueMode) than this process
+    /// asked for with [`ShmQueueOptions::queue_mode`](crate::ShmQueueOptions::queue_mode). An
+    /// opener that asks for no mode follows the creator's; one that asks is never switched to
+    /// the other mode silently (an SPSC producer must know that other producers may come).
+    #[error(
+        "queue `{name}` was created in mode QueueMode::{found:?}, and this process asked for \
+         QueueMode::{asked:?}; ask for QueueMode::{found:?} here, or leave queue_mode unset to \
+         follow the creator, or stop every process that uses the queue, remove it \
+         (shmstore::unlink or `shmstore rm {name}`) and create it again in QueueMode::{asked:?}",
+        name = printable(name)
+    )]
+    QueueModeMismatch {
+        /// The region name.
+        name: String,
+        /// The mode this process asked for.
+        asked: crate::QueueMode,
+        /// The mode the queue was created with (stored in its header).
+        found: crate::QueueMode,
+    },
 }
 
 /// `Debug` shows the variant and the whole message, advice included, the way `std::io::Error`
@@ -359,6 +379,7 @@ impl Error {
             Error::Value(_) => "Value",
             Error::UnknownVariant(_) => "UnknownVariant",
             Error::NotMigratable { .. } => "NotMigratable",
+            Error::QueueModeMismatch { .. } => "QueueModeMismatch",
         }
     }
 }

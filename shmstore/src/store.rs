@@ -128,8 +128,9 @@ impl Store {
         Shm::open_reader(&self.name_of(short)?)
     }
 
-    /// [`ShmQueue::open_or_create`] of `prefix.short`, created in `mode` if it does not exist
-    /// (an existing queue keeps the mode it was created with).
+    /// [`ShmQueue::open_or_create`] of `prefix.short`, created in `mode` if it does not exist;
+    /// an existing queue must have that mode ([`Error::QueueModeMismatch`](crate::Error::QueueModeMismatch)
+    /// otherwise).
     ///
     /// ```
     /// # use shmstore::{QueueMode, Store};
@@ -145,7 +146,8 @@ impl Store {
     ///
     /// # Errors
     ///
-    /// As [`ShmQueue::open_or_create`].
+    /// As [`ShmQueueOptions::open_or_create`](crate::ShmQueueOptions::open_or_create) with a
+    /// `queue_mode`.
     pub fn queue<T: ShmType, const N: usize>(
         &self,
         short: &str,

@@ -705,6 +705,7 @@ pub fn variant(error: &shmstore::Error) -> &'static str {
         Error::RoleTaken { .. } => "RoleTaken",
         Error::LockedByReader { .. } => "LockedByReader",
         Error::Removed { .. } => "Removed",
+        Error::QueueModeMismatch { .. } => "QueueModeMismatch",
         _ => "unknown",
     }
 }

@@ -1023,12 +1023,15 @@ fn opening_checks_the_kind_the_element_type_and_the_capacity(backend: Backend) {
         ["err WrongKind"]
     );
 
-    // Nothing above changed either region; an opener follows the mode the queue was created
-    // with, whatever its options say.
-    let opened = MsgQueue::options()
-        .queue_mode(QueueMode::Mpmc)
-        .open(queue.location())
-        .unwrap();
+    // Nothing above changed either region. An opener that asks for the other mode is refused
+    // (tests/queue_modes.rs); one that asks for none follows the mode the queue was created with.
+    assert!(matches!(
+        MsgQueue::options()
+            .queue_mode(QueueMode::Mpmc)
+            .open(queue.location()),
+        Err(Error::QueueModeMismatch { .. })
+    ));
+    let opened = MsgQueue::open(queue.location()).unwrap();
     assert_eq!(opened.mode(), QueueMode::Spsc);
     assert_eq!(opened.len(), 1);
     assert_eq!(Shm::<Msg>::open(&value).unwrap().read(), Msg::new(5, 5));

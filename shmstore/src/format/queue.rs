@@ -20,7 +20,9 @@ pub(crate) const QUEUE_CONTROL_SIZE: usize = 256;
 pub(crate) const CLOSED: u64 = 1 << 63;
 
 /// Whether a queue serves one producer and one consumer, or any number of each. Fixed when the
-/// queue is created and stored in its header; openers follow it.
+/// queue is created and stored in its header; openers that ask for no mode follow it, and one
+/// that asks for the other gets [`Error::QueueModeMismatch`](crate::Error::QueueModeMismatch)
+/// (see [`ShmQueueOptions::queue_mode`](crate::ShmQueueOptions::queue_mode)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum QueueMode {
     /// Single producer, single consumer: lock-free, the fastest. At most one live handle

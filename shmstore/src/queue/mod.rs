@@ -148,10 +148,36 @@ const SPIN_FOR: Duration = Duration::from_micros(20);
 ///
 /// # Handles and threads
 ///
-/// A handle is `Send` but not `Sync`: it keeps private copies of the counters (that is what
-/// makes SPSC lock-free). Give each thread its own handle; opening one takes a few
-/// microseconds. In SPSC mode each handle counts as its own producer or consumer.
+/// A queue handle is `Send`, not `Sync`: open one per thread; they share the queue. Opening
+/// one takes a few microseconds. Sharing one (`Arc<ShmQueue>`, a `&ShmQueue` in a scoped
+/// thread) is refused at compile time with an error about `Cell<OpenOneHandlePerThread>`.
+///
+/// Why not `Sync`: an SPSC handle keeps private copies of the counters, and that is what makes
+/// it lock-free: its push touches no shared line but the slot and `tail`, except when its copy
+/// says full. Threads sharing it would need a lock around each whole push (or pop), which
+/// would make them producers of one role, serialised, for the cost of an atomic
+/// read-modify-write per element in the one-thread case as well. At the 50 M elements/s that
+/// SPSC aims for, an element has 20 ns; an uncontended `parking_lot` lock around each SPSC
+/// push and pop, measured on one thread pushing and popping 64-byte elements, took a push
+/// and a pop from 334 to 358 instructions and from 32–35 to 39–42 ns of CPU time (README,
+/// "Queues"). An MPMC handle needs no private state and could be shared, but the mode is chosen
+/// at run time (and stored in the queue), not in the type, so the type cannot be `Sync` for
+/// MPMC only. In SPSC mode each handle counts as its own producer or consumer; in MPMC mode
+/// any number of handles push and pop.
+///
+/// # Capacity
+///
+/// `N` is a const generic, not a run-time value: the slot index is `i % N` with `N` known to
+/// the compiler (a mask when it is a power of two, no division on the hot path), `capacity()`
+/// is a constant, a capacity of 0 is refused at compile time, and opening checks `N` against
+/// the header ([`Error::CapacityMismatch`]) like the element type. A queue whose depth comes
+/// from configuration picks among a few `N`s (a `match` over the allowed depths), or carries
+/// bytes in the byte channel, whose capacity is set at creation. A run-time-capacity
+/// `ShmQueue` would be another type, not an option of this one.
 pub struct ShmQueue<T: ShmType, const N: usize> {
+    /// Not `Sync`, saying so in the compile error: see `OpenOneHandlePerThread`. The first
+    /// field, so that its error comes first.
+    _one_per_thread: Cell<OpenOneHandlePerThread>,
     region: Region,
     spsc: bool,
     /// Which SPSC roles this handle holds (bit 0 producer, bit 1 consumer).
@@ -168,6 +194,14 @@ pub struct ShmQueue<T: ShmType, const N: usize> {
     last_batch: Cell<u64>,
     _type: PhantomData<fn() -> T>,
 }
+
+/// A queue handle cannot be shared by threads: open one handle per thread (they share the
+/// queue). Only its name matters: `ShmQueue` holds a `Cell` of it (no bytes), so that the
+/// compile error of a handle shared by threads says what to do, in its first line
+/// (`tests/ui/fail/queue_is_not_sync.rs`). The handle's private counters, `Cell`s too, add
+/// errors of their own after it; relaxed atomics in their place would silence those, but
+/// cost a push and a pop 5 instructions more (334 to 339, callgrind), so they stay `Cell`s.
+struct OpenOneHandlePerThread;
 
 /// What one attempt to push did.
 enum Pushed {
@@ -250,11 +284,9 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
 
     fn from_region(mut region: Region, spec: &RegionSpec) -> Self {
         region.arm_unlink_on_drop(spec);
-        let spsc = region
-            .info()
-            .queue
-            .is_some_and(|queue| QueueMode::from_code(queue.mode) == QueueMode::Spsc);
+        let spsc = stored_mode(&region) == QueueMode::Spsc;
         ShmQueue {
+            _one_per_thread: Cell::new(OpenOneHandlePerThread),
             region,
             spsc,
             roles: Cell::new(0),
@@ -921,7 +953,9 @@ impl<T: ShmType, const N: usize> fmt::Debug for ShmQueue<T, N> {
 /// namespace than the holder's never takes it over (see [`QueueMode::Spsc`]).
 #[must_use = "options do nothing until create, open or open_or_create is called"]
 pub struct ShmQueueOptions<T: ShmType, const N: usize> {
-    queue_mode: QueueMode,
+    /// The mode asked for with [`queue_mode`](Self::queue_mode); `None`: the default for a
+    /// created queue, the creator's for an opened one.
+    queue_mode: Option<QueueMode>,
     common: CommonOptions,
     _type: PhantomData<fn() -> T>,
 }
@@ -948,22 +982,30 @@ impl<T: ShmType, const N: usize> Default for ShmQueueOptions<T, N> {
 }
 
 impl<T: ShmType, const N: usize> ShmQueueOptions<T, N> {
-    /// The defaults: [`QueueMode::Mpmc`], mode `0o600`, `open_timeout` 1 s, no unlink on drop,
-    /// only queues of this user.
+    /// The defaults: no [`queue_mode`](Self::queue_mode) asked for (a created queue is
+    /// [`QueueMode::Mpmc`], an opened one keeps the mode it has), mode `0o600`, `open_timeout`
+    /// 1 s, no unlink on drop, only queues of this user.
     pub fn new() -> Self {
         #[allow(clippy::let_unit_value)]
         let () = ShmQueue::<T, N>::VALID;
         ShmQueueOptions {
-            queue_mode: QueueMode::Mpmc,
+            queue_mode: None,
             common: CommonOptions::DEFAULT,
             _type: PhantomData,
         }
     }
 
-    /// The mode of a created queue (default [`QueueMode::Mpmc`]). Openers follow the mode the
-    /// queue was created with.
+    /// The mode of a created queue (default [`QueueMode::Mpmc`]), and the mode an opened one
+    /// must have.
+    ///
+    /// An opener that calls this is never switched to the other mode silently: finding a
+    /// queue created in the other one is [`Error::QueueModeMismatch`], naming both (an SPSC
+    /// producer that finds an MPMC queue must know that other producers may come; an MPMC
+    /// one that finds an SPSC queue would get [`Error::RoleTaken`] when a second handle
+    /// pushes). An opener that does not call it ([`ShmQueue::open`], and `open_or_create`
+    /// without it) follows the mode the queue was created with; [`ShmQueue::mode`] tells it.
     pub fn queue_mode(mut self, queue_mode: QueueMode) -> Self {
-        self.queue_mode = queue_mode;
+        self.queue_mode = Some(queue_mode);
         self
     }
 
@@ -975,7 +1017,7 @@ impl<T: ShmType, const N: usize> ShmQueueOptions<T, N> {
 
     fn spec(&self) -> RegionSpec {
         let queue = QueueSpec {
-            mode: self.queue_mode.code(),
+            mode: self.queue_mode.unwrap_or(QueueMode::Mpmc).code(),
             capacity: N,
         };
         self.common.spec(&T::LAYOUT, false, false, Some(queue))
@@ -996,23 +1038,49 @@ impl<T: ShmType, const N: usize> ShmQueueOptions<T, N> {
     ///
     /// # Errors
     ///
-    /// As [`ShmQueue::open`].
+    /// As [`ShmQueue::open`], and [`Error::QueueModeMismatch`] if a
+    /// [`queue_mode`](Self::queue_mode) was asked for and the queue has the other one.
     pub fn open(self, location: impl Into<Location>) -> Result<ShmQueue<T, N>> {
         let spec = self.spec();
-        reboot::open(&location.into(), &spec, Access::ReadWrite)
-            .map(|region| ShmQueue::from_region(region, &spec))
+        let region = reboot::open(&location.into(), &spec, Access::ReadWrite)?;
+        self.handle(region, &spec)
     }
 
-    /// [`ShmQueue::open_or_create`] with these options.
+    /// [`ShmQueue::open_or_create`] with these options: a created queue has the
+    /// [`queue_mode`](Self::queue_mode) asked for (or the default).
     ///
     /// # Errors
     ///
-    /// As [`ShmQueue::open_or_create`].
+    /// As [`ShmQueue::open_or_create`], and [`Error::QueueModeMismatch`] if a
+    /// [`queue_mode`](Self::queue_mode) was asked for and an existing queue has the other one
+    /// (also when another process created it in that mode a moment earlier).
     pub fn open_or_create(self, location: impl Into<Location>) -> Result<ShmQueue<T, N>> {
         let spec = self.spec();
-        reboot::open_or_create(&location.into(), &spec, &mut clear_control)
-            .map(|region| ShmQueue::from_region(region, &spec))
+        let region = reboot::open_or_create(&location.into(), &spec, &mut clear_control)?;
+        self.handle(region, &spec)
     }
+
+    /// The handle of an opened queue, once its mode is the one asked for (if any). Checked
+    /// before the handle exists, so that a refused queue is never removed by `unlink_on_drop`.
+    fn handle(&self, region: Region, spec: &RegionSpec) -> Result<ShmQueue<T, N>> {
+        let found = stored_mode(&region);
+        match self.queue_mode {
+            Some(asked) if asked != found => Err(Error::QueueModeMismatch {
+                name: region.name().to_string(),
+                asked,
+                found,
+            }),
+            _ => Ok(ShmQueue::from_region(region, spec)),
+        }
+    }
+}
+
+/// The mode stored in the header of a validated queue region.
+fn stored_mode(region: &Region) -> QueueMode {
+    region
+        .info()
+        .queue
+        .map_or(QueueMode::Mpmc, |queue| QueueMode::from_code(queue.mode))
 }
 
 /// A new queue is empty and open: a zeroed control block (a re-initialised abandoned object

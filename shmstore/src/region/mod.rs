@@ -80,7 +80,8 @@ impl RegionSpec {
 /// The creation settings of a queue region.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct QueueSpec {
-    /// `QUEUE_SPSC` or `QUEUE_MPMC`: used when creating, not checked when opening.
+    /// `QUEUE_SPSC` or `QUEUE_MPMC`: used when creating. Not checked here when opening: an
+    /// opener that asked for a mode checks it (`ShmQueueOptions::handle`), the others follow it.
     pub(crate) mode: u32,
     pub(crate) capacity: usize,
 }

@@ -24,7 +24,7 @@
 //! - Crash, repair and torture: `tally-worker`, `tally-reader`, `tally-create`, `repair-at-rename`.
 //! - Queues: `queue-push`, `queue-push-forever`, `queue-pop`, `queue-pop-forever`, `queue-churn`,
 //!   `queue-drain`, `queue-hold-role`, `queue-close`, `queue-open-as`, `queue-die-at-wake`,
-//!   `queue-stop-at-unlock`.
+//!   `queue-stop-at-unlock`, `queue-open-mode`.
 //! - Namespaces, owners and permissions: `setuid-open`, `setuid-reader`, `setuid-give-sysv`,
 //!   `readonly-lock`, `try-and-time-out`, `pid`, `setuid-edit`.
 //! - An unrecoverable mutex: `make-unrecoverable`, `lock-every-way`.
@@ -138,6 +138,7 @@ fn main() {
             first.parse().expect("FIRST"),
             count.parse().expect("COUNT"),
         ),
+        ["queue-open-mode", name, how, mode] => queue_open_mode(name, how, mode),
         ["try-and-time-out", name, ms] => try_and_time_out(name, ms.parse().expect("MS")),
         ["pid"] => pid(),
         ["setuid-give-sysv", name] => setuid_give_sysv(name),
@@ -1968,5 +1969,37 @@ fn setuid_config_follower(name: &str) {
             reader.read().workers,
             reader.is_projected()
         ));
+    }
+}
+
+/// `queue-open-mode NAME open|open-or-create spsc|mpmc|any`: opens (or opens or creates) the
+/// `MsgQueue` at NAME asking for that mode (`any`: asking for none). On success prints
+/// `ok spsc` or `ok mpmc` (the handle's mode), pushes `Msg::new(1, 0)` (in SPSC mode, as the
+/// producer) and prints `pushed`; on failure prints `err VARIANT MESSAGE`.
+fn queue_open_mode(name: &str, how: &str, mode: &str) {
+    use shmstore::QueueMode;
+    let mut options = MsgQueue::options();
+    match mode {
+        "spsc" => options = options.queue_mode(QueueMode::Spsc),
+        "mpmc" => options = options.queue_mode(QueueMode::Mpmc),
+        "any" => {}
+        other => panic!("unknown MODE {other}"),
+    }
+    let opened = match how {
+        "open" => options.open(at(name)),
+        "open-or-create" => options.open_or_create(at(name)),
+        other => panic!("unknown HOW {other}"),
+    };
+    match opened {
+        Ok(queue) => {
+            let found = match queue.mode() {
+                QueueMode::Spsc => "spsc",
+                _ => "mpmc",
+            };
+            say(&format!("ok {found}"));
+            queue.push(Msg::new(1, 0)).expect("push");
+            say("pushed");
+        }
+        Err(e) => say(&format!("err {} {e}", variant(&e))),
     }
 }

@@ -1,5 +1,6 @@
 // A queue handle keeps private copies of the counters (what makes SPSC lock-free), so two
-// threads cannot share one handle: each opens its own.
+// threads cannot share one handle: each opens its own. The first error must say so, naming
+// `Cell<…OpenOneHandlePerThread>`.
 use shmstore::ShmQueue;
 
 fn main() {
