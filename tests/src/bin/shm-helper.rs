@@ -24,7 +24,8 @@
 //! - Crash, repair and torture: `tally-worker`, `tally-reader`, `tally-create`, `repair-at-rename`.
 //! - Queues: `queue-push`, `queue-push-forever`, `queue-pop`, `queue-pop-forever`, `queue-churn`,
 //!   `queue-drain`, `queue-hold-role`, `queue-close`, `queue-open-as`, `queue-die-at-wake`,
-//!   `queue-stop-at-unlock`, `queue-open-mode`.
+//!   `queue-stop-at-unlock`, `queue-open-mode`, `queue-loan-forever`, `queue-produce`,
+//!   `queue-consume`, `queue-pop-loan-hold`, `frame-loan-push`.
 //! - Namespaces, owners and permissions: `setuid-open`, `setuid-reader`, `setuid-give-sysv`,
 //!   `readonly-lock`, `try-and-time-out`, `pid`, `setuid-edit`.
 //! - An unrecoverable mutex: `make-unrecoverable`, `lock-every-way`.
