@@ -63,10 +63,11 @@
 use std::cell::Cell;
 use std::fmt;
 use std::marker::PhantomData;
-use std::mem::{align_of, size_of};
+use std::mem::{align_of, size_of, MaybeUninit};
 use std::sync::atomic::Ordering::{Acquire, SeqCst};
 use std::time::{Duration, Instant};
 
+use crate::atomic_copy::copy_atomic_unaligned;
 use crate::error::{Error, Result};
 pub use crate::format::QueueMode;
 use crate::format::{
@@ -399,6 +400,16 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
     /// except `QueueFull`.
     #[inline]
     pub fn push(&self, value: T) -> Result<()> {
+        // The first SPSC attempt is inlined into the caller, so that the compiler can copy the
+        // caller's value straight into the slot: a value passed by copy is otherwise copied
+        // once more, into the argument, before the push copies it into the slot.
+        if self.spsc {
+            match self.spsc_push(&value)? {
+                Pushed::Done => return Ok(()),
+                Pushed::Closed => return Err(self.closed()),
+                Pushed::Full | Pushed::LockHeld => {}
+            }
+        }
         self.push_until(&value, None, Duration::MAX)
     }
 
@@ -428,8 +439,10 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
     /// [`Error::RoleTaken`] (SPSC: another handle is the consumer), [`Error::Corrupt`].
     #[inline]
     pub fn try_pop(&self) -> Result<Option<T>> {
-        Ok(match self.pop_once(Wait::No, false)? {
-            Popped::Value(value) => Some(value),
+        let mut out = MaybeUninit::uninit();
+        Ok(match self.pop_once(Wait::No, false, &mut out)? {
+            // SAFETY: `Popped::Value` means the pop wrote the element into `out`.
+            Popped::Value(()) => Some(unsafe { out.assume_init() }),
             Popped::Empty | Popped::Closed | Popped::LockHeld => None,
         })
     }
@@ -445,6 +458,18 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
     /// [`try_pop`](Self::try_pop).
     #[inline]
     pub fn pop(&self) -> Result<Option<T>> {
+        // The first SPSC attempt is inlined into the caller (see `push`): the element is
+        // copied from its slot into the value returned, which the compiler can then place
+        // where the caller keeps it.
+        if self.spsc {
+            let mut out = MaybeUninit::uninit();
+            match self.spsc_pop(true, &mut out)? {
+                // SAFETY: `Popped::Value` means the pop wrote the element into `out`.
+                Popped::Value(()) => return Ok(Some(unsafe { out.assume_init() })),
+                Popped::Closed => return Ok(None),
+                Popped::Empty | Popped::LockHeld => {}
+            }
+        }
         self.pop_until(None, Duration::MAX)
     }
 
@@ -494,9 +519,11 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
         let mut polls = 0u32;
         // As in `push_until`: whatever is still queued is popped before a removal is reported.
         let mut quiet = false;
+        let mut out = MaybeUninit::uninit();
         loop {
-            match self.pop_once(wait_until(deadline), true)? {
-                Popped::Value(value) => return Ok(Some(value)),
+            match self.pop_once(wait_until(deadline), true, &mut out)? {
+                // SAFETY: `Popped::Value` means the pop wrote the element into `out`.
+                Popped::Value(()) => return Ok(Some(unsafe { out.assume_init() })),
                 Popped::Closed => return Ok(None),
                 Popped::LockHeld => return Err(self.timeout(LOCK_HELD, timeout)),
                 Popped::Empty => {}
@@ -528,14 +555,15 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
         }
     }
 
-    /// One attempt to pop; `wait` as in [`push_once`](Self::push_once), `patient` for the
-    /// blocking calls (see `REFRESH_PAUSES` in `spsc.rs`).
+    /// One attempt to pop, into `out` (`Popped::Value` says it holds the element); `wait` as
+    /// in [`push_once`](Self::push_once), `patient` for the blocking calls (see
+    /// `REFRESH_PAUSES` in `spsc.rs`).
     #[inline]
-    fn pop_once(&self, wait: Wait, patient: bool) -> Result<Popped<T>> {
+    fn pop_once(&self, wait: Wait, patient: bool, out: &mut MaybeUninit<T>) -> Result<Popped<()>> {
         if self.spsc {
-            self.spsc_pop(patient)
+            self.spsc_pop(patient, out)
         } else {
-            self.mpmc_pop(wait)
+            self.mpmc_pop(wait, out)
         }
     }
 
@@ -557,6 +585,50 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
         // SAFETY: the payload holds the control block and `N` slots of `T` from SLOTS_OFFSET
         // (the header was validated against this `T` and `N`), and `index % N < N`.
         unsafe { self.region.working_copy().add(at).cast::<T>() }
+    }
+
+    /// Copies `value` into the slot of element `index`: a push's only copy of the element.
+    ///
+    /// # Safety
+    ///
+    /// No published element is in that slot, and no other handle writes it or reads it as an
+    /// element until this handle publishes it (the caller holds the producer role, or the
+    /// lock). A consumer misled by a forged counter may read it meanwhile, with atomic loads
+    /// (see [`read_slot`](Self::read_slot)).
+    #[inline(always)]
+    unsafe fn write_slot(&self, index: u64, value: &T) {
+        // SAFETY: `slot` is in bounds and aligned for `T` (the slots start at an offset aligned
+        // for `T`, each `size_of::<T>()` long); `value` is a `T` outside the mapping, so the
+        // two do not overlap; the caller has the slot to itself.
+        unsafe { std::ptr::copy_nonoverlapping(value, self.slot(index), 1) };
+    }
+
+    /// Copies the slot of element `index` into `out`: a pop's only copy of the element.
+    ///
+    /// The copy is made of relaxed atomic loads (`atomic_copy`): a peer that forged the
+    /// counters (README, "Threat model") can make a consumer read a slot that a producer is
+    /// writing at that moment, and that must not be a data race in this process. It yields
+    /// bytes, which any `ShmType` accepts (every bit pattern is a valid value), so `out` is
+    /// a valid `T` afterwards.
+    ///
+    /// # Safety
+    ///
+    /// The slot holds a published element that no handle overwrites until this handle frees
+    /// it (the caller holds the consumer role, or the lock), short of a peer breaking the
+    /// protocol, which the atomic loads make harmless to this process.
+    #[inline(always)]
+    unsafe fn read_slot(&self, index: u64, out: &mut MaybeUninit<T>) {
+        // SAFETY: the slot is `size_of::<T>()` bytes in the mapping, which lives as long as
+        // `self`; every access this process makes to it while it is published is this
+        // relaxed atomic copy (the writer is done, or is the misbehaving peer the caller's
+        // contract names); `out` is this call's own `T`-sized place, touched by nothing else.
+        unsafe {
+            copy_atomic_unaligned(
+                self.slot(index).cast::<u8>(),
+                out.as_mut_ptr().cast::<u8>(),
+                size_of::<T>(),
+            )
+        };
     }
 
     #[inline]
