@@ -67,7 +67,7 @@ use std::mem::{align_of, size_of, MaybeUninit};
 use std::sync::atomic::Ordering::{Acquire, SeqCst};
 use std::time::{Duration, Instant};
 
-use crate::atomic_copy::copy_atomic_unaligned;
+use crate::atomic_copy::{copy_atomic, copy_atomic_unaligned};
 use crate::error::{Error, Result};
 pub use crate::format::QueueMode;
 use crate::format::{
@@ -398,7 +398,7 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
     /// [`Error::Removed`] when the queue is removed from its location (or replaced) while this
     /// waits for room (nobody will pop from it again), and those of [`try_push`](Self::try_push)
     /// except `QueueFull`.
-    #[inline]
+    #[inline(always)]
     pub fn push(&self, value: T) -> Result<()> {
         // The first SPSC attempt is inlined into the caller, so that the compiler can copy the
         // caller's value straight into the slot: a value passed by copy is otherwise copied
@@ -456,7 +456,7 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
     /// [`Error::Removed`] when the queue is removed from its location (or replaced) while this
     /// waits on it empty (nobody will push to it again), and those of
     /// [`try_pop`](Self::try_pop).
-    #[inline]
+    #[inline(always)]
     pub fn pop(&self) -> Result<Option<T>> {
         // The first SPSC attempt is inlined into the caller (see `push`): the element is
         // copied from its slot into the value returned, which the compiler can then place
@@ -618,17 +618,23 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
     /// protocol, which the atomic loads make harmless to this process.
     #[inline(always)]
     unsafe fn read_slot(&self, index: u64, out: &mut MaybeUninit<T>) {
-        // SAFETY: the slot is `size_of::<T>()` bytes in the mapping, which lives as long as
-        // `self`; every access this process makes to it while it is published is this
+        let (src, dst, len) = (
+            self.slot(index).cast::<u8>(),
+            out.as_mut_ptr().cast(),
+            size_of::<T>(),
+        );
+        // SAFETY (both calls): the slot is `size_of::<T>()` bytes in the mapping, which lives as
+        // long as `self`; every access this process makes to it while it is published is this
         // relaxed atomic copy (the writer is done, or is the misbehaving peer the caller's
         // contract names); `out` is this call's own `T`-sized place, touched by nothing else.
-        unsafe {
-            copy_atomic_unaligned(
-                self.slot(index).cast::<u8>(),
-                out.as_mut_ptr().cast::<u8>(),
-                size_of::<T>(),
-            )
-        };
+        if len % 8 == 0 {
+            // Decided at compile time. Every slot is 8-byte aligned here, as `copy_atomic`
+            // needs: the working copy is 64-byte aligned, the slots start at a multiple of 256
+            // (or of an alignment above that) and each is a multiple of 8 bytes long.
+            unsafe { copy_atomic(src, dst, len) };
+        } else {
+            unsafe { copy_atomic_unaligned(src, dst, len) };
+        }
     }
 
     #[inline]

@@ -88,7 +88,7 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     pub(super) fn spsc_push(&self, value: &T) -> Result<Pushed> {
         self.claim(Role::Producer)?;
         let c = self.control();
@@ -126,7 +126,7 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
 
     /// Pops the front element into `out` (`Popped::Value` says it holds it): the pop's one
     /// copy of the element goes straight from its slot to the caller's place.
-    #[inline]
+    #[inline(always)]
     pub(super) fn spsc_pop(&self, patient: bool, out: &mut MaybeUninit<T>) -> Result<Popped<()>> {
         self.claim(Role::Consumer)?;
         let c = self.control();
