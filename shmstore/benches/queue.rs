@@ -10,7 +10,9 @@
 //!   or one `read_exact` per message), checks their order and is timed from the first to the
 //!   last. Queues: SPSC (and MPMC for 64 B) with 256 KiB of slots, consumed with the blocking
 //!   `pop` and (SPSC) with `try_pop` in a busy loop; pipe and socket with their default
-//!   buffers.
+//!   buffers; and the bound of this machine: a textbook SPSC ring in raw shared memory (two
+//!   counters on their own cache lines, release/acquire, `memcpy` in and out, busy-polling,
+//!   no wake-ups, no crash safety), with as many bytes of slots.
 //! - Instructions per element, for an instruction counter (deterministic, unlike the times on
 //!   a shared machine): `SHMSTORE_BENCH_COUNT=WHAT:N` (`spsc64`, `spsc4k` or `mpmc64`) runs no
 //!   benchmark but pushes `N` elements through a queue and pops them, in batches of
@@ -80,10 +82,12 @@ const TP64_SPSC: &str = "tp64 spsc";
 const TP64_SPSC_POLL: &str = "tp64 spsc poll";
 const TP64_MPMC: &str = "tp64 mpmc";
 const TP64_PIPE: &str = "tp64 pipe";
+const TP64_RAW: &str = "tp64 raw ring";
 const TP64_SOCKET: &str = "tp64 socket";
 const TP4K_SPSC: &str = "tp4k spsc";
 const TP4K_SPSC_POLL: &str = "tp4k spsc poll";
 const TP4K_PIPE: &str = "tp4k pipe";
+const TP4K_RAW: &str = "tp4k raw ring";
 const TP4K_SOCKET: &str = "tp4k socket";
 const RT_SPIN_QUEUE: &str = "rt spin queue";
 const RT_SPIN_ATOMIC: &str = "rt spin atomic";
@@ -272,6 +276,81 @@ fn bench_source(
 }
 
 /// The queue, pipe and socket throughput benchmarks for messages of `S` bytes.
+/// The textbook ring in raw shared memory (module docs): `head` and `tail` on their own cache
+/// lines, then `CAP` slots of `S` bytes.
+#[repr(C)]
+struct RawRing<const S: usize, const CAP: usize> {
+    head: Line,
+    tail: Line,
+    slots: [[u8; S]; CAP],
+}
+
+impl<const S: usize, const CAP: usize> RawRing<S, CAP> {
+    const LEN: usize = std::mem::size_of::<Self>();
+
+    /// The ring in `shm` (a mapping of `LEN` bytes, zero-filled at creation).
+    fn at(shm: &RawShm) -> &Self {
+        // SAFETY: the mapping is `LEN` bytes, page-aligned, zero-filled at creation (a valid
+        // ring: zero counters, any slot bytes); the counters are atomics and the slots are
+        // only reached through raw pointers (`slot`), so sharing through `&` is sound; the
+        // reference is tied to `shm`.
+        unsafe { &*shm.ptr().cast::<Self>() }
+    }
+
+    fn slot(&self, seq: u64) -> *mut u8 {
+        std::ptr::addr_of!(self.slots[(seq % CAP as u64) as usize])
+            .cast_mut()
+            .cast()
+    }
+}
+
+/// The bench process's end of a raw ring: busy-polls `tail`, copies the slot out, frees it.
+struct RawSource<const S: usize, const CAP: usize> {
+    shm: RawShm,
+    next: u64,
+    seen_tail: u64,
+}
+
+impl<const S: usize, const CAP: usize> Source for RawSource<S, CAP> {
+    #[inline]
+    fn recv(&mut self) -> u64 {
+        let ring = RawRing::<S, CAP>::at(&self.shm);
+        if self.next == self.seen_tail {
+            self.seen_tail = spin_for(|| {
+                let tail = ring.tail.0.load(Ordering::Acquire);
+                (tail != self.next).then_some(tail)
+            });
+        }
+        let mut msg = [0u8; S];
+        // SAFETY: `next < tail` (acquired): the producer wrote the slot before it released
+        // `tail` and does not write it again until `head` passes it; `msg` is ours.
+        unsafe { std::ptr::copy_nonoverlapping(ring.slot(self.next), msg.as_mut_ptr(), S) };
+        self.next += 1;
+        ring.head.0.store(self.next, Ordering::Release);
+        seq_of(&msg)
+    }
+}
+
+/// Helper role `produce-raw-*` (argument: the raw object): fills the raw ring with numbered
+/// messages, busy-polling `head` when it is full, until killed.
+fn produce_raw<const S: usize, const CAP: usize>(name: &str) {
+    let shm = RawShm::open(name, RawRing::<S, CAP>::LEN);
+    let ring = RawRing::<S, CAP>::at(&shm);
+    let mut msg = [0u8; S];
+    let mut seen_head = 0;
+    for seq in 0u64.. {
+        stamp(&mut msg, seq);
+        while seq - seen_head >= CAP as u64 {
+            seen_head = ring.head.0.load(Ordering::Acquire);
+            std::hint::spin_loop();
+        }
+        // SAFETY: `seq - head < CAP`: the consumer is done with the slot and does not read it
+        // before `tail` passes it; only this process writes slots.
+        unsafe { std::ptr::copy_nonoverlapping(msg.as_ptr(), ring.slot(seq), S) };
+        ring.tail.0.store(seq + 1, Ordering::Release);
+    }
+}
+
 /// The keys `throughput` records under (an empty key skips that benchmark).
 struct Keys {
     spsc: &'static str,
@@ -279,6 +358,7 @@ struct Keys {
     mpmc: &'static str,
     pipe: &'static str,
     socket: &'static str,
+    raw: &'static str,
 }
 
 /// The queue, pipe and socket throughput benchmarks for messages of `S` bytes.
@@ -308,6 +388,24 @@ fn throughput<const S: usize, const CAP: usize>(g: &mut Group<'_>, figs: &Figure
             bench_source(g, figs, key, label, q, helper);
         }
     }
+    let raw = RawShm::create(
+        &bench_name(&format!("queue-raw{size}")),
+        RawRing::<S, CAP>::LEN,
+    );
+    let helper = Helper::spawn(&format!("produce-raw-{size}"), raw.name());
+    let src = RawSource::<S, CAP> {
+        shm: raw,
+        next: 0,
+        seen_tail: 0,
+    };
+    bench_source(
+        g,
+        figs,
+        keys.raw,
+        "textbook ring, raw shared memory",
+        src,
+        helper,
+    );
     let role = format!("produce-fd-{size}");
     let (r, w) = pipe2(OFlag::O_CLOEXEC).expect("pipe2");
     let helper = Helper::spawn_with_stdio(&role, "", Stdio::null(), Stdio::from(w));
@@ -584,6 +682,7 @@ fn benches(c: &mut Criterion, figs: &Figures) {
         mpmc: TP64_MPMC,
         pipe: TP64_PIPE,
         socket: TP64_SOCKET,
+        raw: TP64_RAW,
     };
     throughput::<64, SMALL_CAP>(&mut g, figs, keys);
     g.finish();
@@ -599,6 +698,7 @@ fn benches(c: &mut Criterion, figs: &Figures) {
         mpmc: "",
         pipe: TP4K_PIPE,
         socket: TP4K_SOCKET,
+        raw: TP4K_RAW,
     };
     throughput::<4096, PAGE_CAP>(&mut g, figs, keys);
     g.finish();
@@ -805,6 +905,13 @@ fn summary(figs: &Figures) {
         none,
     );
     row(
+        "SPSC throughput, 64 B, spin",
+        Unit::Msgs,
+        f(TP64_SPSC_POLL),
+        ("raw ring", f(TP64_RAW)),
+        none,
+    );
+    row(
         "MPMC throughput, 64 B",
         Unit::Msgs,
         f(TP64_MPMC),
@@ -832,6 +939,13 @@ fn summary(figs: &Figures) {
         page,
         f(TP4K_SPSC),
         ("socket", f(TP4K_SOCKET)),
+        none,
+    );
+    row(
+        "SPSC throughput, 4 KiB, spin",
+        page,
+        f(TP4K_SPSC_POLL),
+        ("raw ring", f(TP4K_RAW)),
         none,
     );
     let busy = |ns: f64, _: f64| ns <= 150.0;
@@ -897,6 +1011,8 @@ fn main() {
         match role.as_str() {
             "produce-queue-64" => produce_queue::<64, SMALL_CAP>(&arg),
             "produce-queue-4k" => produce_queue::<4096, PAGE_CAP>(&arg),
+            "produce-raw-64" => produce_raw::<64, SMALL_CAP>(&arg),
+            "produce-raw-4k" => produce_raw::<4096, PAGE_CAP>(&arg),
             "produce-fd-64" => produce_fd::<64>(),
             "produce-fd-4k" => produce_fd::<4096>(),
             "echo-queue-spin" => echo_queue(&arg, true),
