@@ -61,15 +61,23 @@ pub(crate) unsafe fn copy_atomic(src: *const u8, dst: *mut u8, len: usize) {
 pub(crate) unsafe fn copy_atomic_unaligned(src: *const u8, dst: *mut u8, len: usize) {
     let lead = src.align_offset(8).min(len);
     for i in 0..lead {
-        // SAFETY: `i < lead ≤ len`: one of the caller's readable bytes; a relaxed load of a
-        // byte needs no alignment (as in `copy_words`).
-        let byte = unsafe { AtomicU8::from_ptr(src.add(i).cast_mut()) }.load(Relaxed);
-        // SAFETY: `i < len`: one of the caller's writable bytes.
-        unsafe { dst.add(i).write(byte) };
+        // SAFETY: `i < lead ≤ len`: within the caller's readable bytes.
+        let from = unsafe { src.add(i) }.cast_mut();
+        // SAFETY: as above, within the writable bytes.
+        let to = unsafe { dst.add(i) };
+        // SAFETY: one of the caller's readable bytes; a relaxed load of a byte needs no
+        // alignment (as in `copy_words`).
+        let byte = unsafe { AtomicU8::from_ptr(from) }.load(Relaxed);
+        // SAFETY: `to` is one of the caller's writable bytes.
+        unsafe { to.write(byte) };
     }
-    // SAFETY: `src + lead` is 8-byte aligned (or `lead == len` and nothing is left); the rest
-    // of both ranges is within the caller's `len` bytes.
-    unsafe { copy_atomic(src.add(lead), dst.add(lead), len - lead) };
+    // SAFETY: `lead ≤ len`: within (or one past) the caller's readable bytes.
+    let rest_src = unsafe { src.add(lead) };
+    // SAFETY: as above, within the writable bytes.
+    let rest_dst = unsafe { dst.add(lead) };
+    // SAFETY: `rest_src` is 8-byte aligned (or `lead == len` and nothing is left to copy); the
+    // rest of both ranges is within the caller's `len` bytes, under the caller's contract.
+    unsafe { copy_atomic(rest_src, rest_dst, len - lead) };
 }
 
 /// Copies the longest prefix of `len` bytes the wide loop can (a multiple of [`WIDE_BLOCK`])
@@ -250,15 +258,11 @@ mod tests {
         for len in 0..=300 {
             for src_offset in 0..17 {
                 let mut out = vec![0xA5u8; 320];
+                let from = source_bytes_of(&source, src_offset);
+                let to = out[1..].as_mut_ptr();
                 // SAFETY: `src_offset + len ≤ 316 < 640` bytes of `source`, not written during
                 // the call; `1 + len ≤ 301 < 320` bytes of `out`, which only this call touches.
-                unsafe {
-                    copy_atomic_unaligned(
-                        source.as_ptr().cast::<u8>().add(src_offset),
-                        out.as_mut_ptr().add(1),
-                        len,
-                    )
-                };
+                unsafe { copy_atomic_unaligned(from, to, len) };
                 assert_eq!(
                     out[1..1 + len],
                     source_bytes[src_offset..src_offset + len],
@@ -268,6 +272,13 @@ mod tests {
                 assert!(out[1 + len..].iter().all(|&b| b == 0xA5), "wrote after");
             }
         }
+    }
+
+    /// The address of byte `offset` of `words` (within its 8 × len bytes).
+    fn source_bytes_of(words: &[u64], offset: usize) -> *const u8 {
+        assert!(offset <= words.len() * 8);
+        // SAFETY: `offset` is within the slice's bytes or one past them (asserted).
+        unsafe { words.as_ptr().cast::<u8>().add(offset) }
     }
 
     /// The wide path is taken where the CPU has it: 4 KiB, the size the benchmark measures.

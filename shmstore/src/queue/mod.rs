@@ -623,16 +623,19 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
             out.as_mut_ptr().cast(),
             size_of::<T>(),
         );
-        // SAFETY (both calls): the slot is `size_of::<T>()` bytes in the mapping, which lives as
-        // long as `self`; every access this process makes to it while it is published is this
-        // relaxed atomic copy (the writer is done, or is the misbehaving peer the caller's
-        // contract names); `out` is this call's own `T`-sized place, touched by nothing else.
+        // Both copies below need the same: the slot is `size_of::<T>()` bytes in the mapping,
+        // which lives as long as `self`; every access this process makes to it while it is
+        // published is this relaxed atomic copy (the writer is done, or is the misbehaving peer
+        // the caller's contract names); `out` is this call's own `T`-sized place, touched by
+        // nothing else.
         if len % 8 == 0 {
-            // Decided at compile time. Every slot is 8-byte aligned here, as `copy_atomic`
-            // needs: the working copy is 64-byte aligned, the slots start at a multiple of 256
-            // (or of an alignment above that) and each is a multiple of 8 bytes long.
+            // SAFETY: as said above; and the slot is 8-byte aligned, as `copy_atomic` needs
+            // (this branch is decided at compile time): the working copy is 64-byte aligned,
+            // the slots start at a multiple of 256 (or of an alignment above that) and each is
+            // a multiple of 8 bytes long.
             unsafe { copy_atomic(src, dst, len) };
         } else {
+            // SAFETY: as said above; any alignment.
             unsafe { copy_atomic_unaligned(src, dst, len) };
         }
     }
