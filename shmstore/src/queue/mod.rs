@@ -860,4 +860,49 @@ mod tests {
         send::<ShmQueue<u64, 4>>();
         // Not `Sync`: the compile-fail test `tests/ui/fail/queue_is_not_sync.rs`.
     }
+
+    /// Pushes `4 N + 3` distinct elements of `S` bytes through a queue of `mode` (wrapping it
+    /// several times), popping with `pop` and `try_pop` in turn: each comes out whole, in order.
+    /// Sizes that are not a multiple of 8 leave most slots unaligned (the byte-then-word copy),
+    /// 4 KiB and more take the wide copy.
+    fn round_trip<const S: usize, const N: usize>(mode: QueueMode) {
+        let name = format!(
+            "shmstore-test-queue-copy-{S}-{mode:?}-{}",
+            std::process::id()
+        );
+        let q = ShmQueue::<[u8; S], N>::options()
+            .queue_mode(mode)
+            .unlink_on_drop(true)
+            .create(&name)
+            .unwrap();
+        let element = |i: usize| -> [u8; S] { std::array::from_fn(|b| (i * 31 + b * 7) as u8) };
+        let total = 4 * N + 3;
+        let mut next = 0;
+        for i in 0..total {
+            q.push(element(i)).unwrap();
+            // Full after every `N` pushes: pop them all (a lone handle must not wait for room).
+            if (i + 1) % N == 0 || i + 1 == total {
+                while next <= i {
+                    let got = if next % 2 == 0 { q.pop() } else { q.try_pop() };
+                    assert!(
+                        got.unwrap() == Some(element(next)),
+                        "element {next} of {S} bytes"
+                    );
+                    next += 1;
+                }
+            }
+        }
+        assert_eq!(q.try_pop().unwrap(), None);
+    }
+
+    #[test]
+    fn elements_of_every_alignment_come_out_whole() {
+        for mode in [QueueMode::Spsc, QueueMode::Mpmc] {
+            round_trip::<13, 5>(mode);
+            round_trip::<1, 3>(mode);
+            round_trip::<24, 4>(mode);
+            round_trip::<4100, 3>(mode);
+            round_trip::<4096, 2>(mode);
+        }
+    }
 }
