@@ -8,8 +8,22 @@
 //! - Throughput, 64 B and 4 KiB messages: the helper produces numbered messages back to back
 //!   (`push`, or one `write` per message); the bench process consumes `iters` of them (`pop`,
 //!   or one `read_exact` per message), checks their order and is timed from the first to the
-//!   last. Queues: SPSC (and MPMC for 64 B) with 256 KiB of slots; pipe and socket with their
-//!   default buffers.
+//!   last. Queues: SPSC (and MPMC for 64 B) with 256 KiB of slots, consumed with the blocking
+//!   `pop` and (SPSC) with `try_pop` in a busy loop; pipe and socket with their default
+//!   buffers; and the bound of this machine: a textbook SPSC ring in raw shared memory (two
+//!   counters on their own cache lines, release/acquire, `memcpy` in and out, busy-polling,
+//!   no wake-ups, no crash safety), with as many bytes of slots.
+//! - Instructions per element, for an instruction counter (deterministic, unlike the times on
+//!   a shared machine): `SHMSTORE_BENCH_COUNT=WHAT:N` (`spsc64`, `spsc4k` or `mpmc64`) runs no
+//!   benchmark but pushes `N` elements through a queue and pops them, in batches of
+//!   `COUNT_BATCH`, in this one process (a producer handle and a consumer handle). Run it twice
+//!   under callgrind with two `N` and divide the difference of the totals by the difference of
+//!   the `N`:
+//!
+//!   ```text
+//!   SHMSTORE_BENCH_COUNT=spsc64:100000 valgrind --tool=callgrind \
+//!       --callgrind-out-file=/dev/null target/release/deps/queue-HASH
+//!   ```
 //! - Round trip, busy-polling echo: the bench process sends a `u64` and spins until it comes
 //!   back; the helper spins on `try_pop` and pushes it back on a second queue. Baselines: a
 //!   pipe ping-pong with both ends spinning on non-blocking reads, the same with blocking
@@ -65,11 +79,15 @@ const SAMPLES: usize = 10;
 
 // Keys of the figures kept for the summary.
 const TP64_SPSC: &str = "tp64 spsc";
+const TP64_SPSC_POLL: &str = "tp64 spsc poll";
 const TP64_MPMC: &str = "tp64 mpmc";
 const TP64_PIPE: &str = "tp64 pipe";
+const TP64_RAW: &str = "tp64 raw ring";
 const TP64_SOCKET: &str = "tp64 socket";
 const TP4K_SPSC: &str = "tp4k spsc";
+const TP4K_SPSC_POLL: &str = "tp4k spsc poll";
 const TP4K_PIPE: &str = "tp4k pipe";
+const TP4K_RAW: &str = "tp4k raw ring";
 const TP4K_SOCKET: &str = "tp4k socket";
 const RT_SPIN_QUEUE: &str = "rt spin queue";
 const RT_SPIN_ATOMIC: &str = "rt spin atomic";
@@ -162,6 +180,17 @@ impl<const S: usize, const CAP: usize> Source for ShmQueue<[u8; S], CAP> {
     }
 }
 
+/// A queue consumed with `try_pop` in a busy loop (never sleeping).
+struct Polling<Q>(Q);
+
+impl<const S: usize, const CAP: usize> Source for Polling<ShmQueue<[u8; S], CAP>> {
+    #[inline]
+    fn recv(&mut self) -> u64 {
+        let msg = spin_for(|| self.0.try_pop().expect("try_pop"));
+        seq_of(&msg)
+    }
+}
+
 /// A pipe or socket, one `read_exact` of `S` bytes per message.
 struct FdSource<const S: usize> {
     file: File,
@@ -247,38 +276,181 @@ fn bench_source(
 }
 
 /// The queue, pipe and socket throughput benchmarks for messages of `S` bytes.
-fn throughput<const S: usize, const CAP: usize>(
-    g: &mut Group<'_>,
-    figs: &Figures,
-    keys: [&'static str; 4],
-) {
+/// The textbook ring in raw shared memory (module docs): `head` and `tail` on their own cache
+/// lines, then `CAP` slots of `S` bytes.
+#[repr(C)]
+struct RawRing<const S: usize, const CAP: usize> {
+    head: Line,
+    tail: Line,
+    slots: [[u8; S]; CAP],
+}
+
+impl<const S: usize, const CAP: usize> RawRing<S, CAP> {
+    const LEN: usize = std::mem::size_of::<Self>();
+
+    /// The ring in `shm` (a mapping of `LEN` bytes, zero-filled at creation).
+    fn at(shm: &RawShm) -> &Self {
+        // SAFETY: the mapping is `LEN` bytes, page-aligned, zero-filled at creation (a valid
+        // ring: zero counters, any slot bytes); the counters are atomics and the slots are
+        // only reached through raw pointers (`slot`), so sharing through `&` is sound; the
+        // reference is tied to `shm`.
+        unsafe { &*shm.ptr().cast::<Self>() }
+    }
+
+    fn slot(&self, seq: u64) -> *mut u8 {
+        std::ptr::addr_of!(self.slots[(seq % CAP as u64) as usize])
+            .cast_mut()
+            .cast()
+    }
+}
+
+/// The bench process's end of a raw ring: busy-polls `tail`, copies the slot out, frees it.
+struct RawSource<const S: usize, const CAP: usize> {
+    shm: RawShm,
+    next: u64,
+    seen_tail: u64,
+}
+
+impl<const S: usize, const CAP: usize> Source for RawSource<S, CAP> {
+    #[inline]
+    fn recv(&mut self) -> u64 {
+        let ring = RawRing::<S, CAP>::at(&self.shm);
+        if self.next == self.seen_tail {
+            self.seen_tail = spin_for(|| {
+                let tail = ring.tail.0.load(Ordering::Acquire);
+                (tail != self.next).then_some(tail)
+            });
+        }
+        let mut msg = [0u8; S];
+        // SAFETY: `next < tail` (acquired): the producer wrote the slot before it released
+        // `tail` and does not write it again until `head` passes it; `msg` is ours.
+        unsafe { std::ptr::copy_nonoverlapping(ring.slot(self.next), msg.as_mut_ptr(), S) };
+        self.next += 1;
+        ring.head.0.store(self.next, Ordering::Release);
+        // As if the whole message were used: otherwise the compiler copies only the 8 bytes
+        // read below, and the ring would not move the rest between the CPUs at all.
+        seq_of(std::hint::black_box(&msg))
+    }
+}
+
+/// Helper role `produce-raw-*` (argument: the raw object): fills the raw ring with numbered
+/// messages, busy-polling `head` when it is full, until killed.
+fn produce_raw<const S: usize, const CAP: usize>(name: &str) {
+    let shm = RawShm::open(name, RawRing::<S, CAP>::LEN);
+    let ring = RawRing::<S, CAP>::at(&shm);
+    let mut msg = [0u8; S];
+    let mut seen_head = 0;
+    for seq in 0u64.. {
+        stamp(&mut msg, seq);
+        while seq - seen_head >= CAP as u64 {
+            seen_head = ring.head.0.load(Ordering::Acquire);
+            std::hint::spin_loop();
+        }
+        // SAFETY: `seq - head < CAP`: the consumer is done with the slot and does not read it
+        // before `tail` passes it; only this process writes slots.
+        unsafe { std::ptr::copy_nonoverlapping(msg.as_ptr(), ring.slot(seq), S) };
+        ring.tail.0.store(seq + 1, Ordering::Release);
+    }
+}
+
+/// The keys `throughput` records under (an empty key skips that benchmark).
+struct Keys {
+    spsc: &'static str,
+    spsc_poll: &'static str,
+    mpmc: &'static str,
+    pipe: &'static str,
+    socket: &'static str,
+    raw: &'static str,
+}
+
+/// The queue, pipe and socket throughput benchmarks for messages of `S` bytes.
+fn throughput<const S: usize, const CAP: usize>(g: &mut Group<'_>, figs: &Figures, keys: Keys) {
     let size = if S == 64 { "64" } else { "4k" };
     let role = format!("produce-queue-{size}");
-    let modes = [(QueueMode::Spsc, keys[0]), (QueueMode::Mpmc, keys[1])];
-    for (mode, key) in modes.into_iter().filter(|&(_, key)| !key.is_empty()) {
+    let runs = [
+        (QueueMode::Spsc, false, keys.spsc, "ShmQueue Spsc, pop"),
+        (
+            QueueMode::Spsc,
+            true,
+            keys.spsc_poll,
+            "ShmQueue Spsc, try_pop spin",
+        ),
+        (QueueMode::Mpmc, false, keys.mpmc, "ShmQueue Mpmc, pop"),
+    ];
+    for (mode, poll, key, label) in runs.into_iter().filter(|run| !run.2.is_empty()) {
         let names = Regions(vec![bench_name(&format!("queue-tp{size}"))]);
         let q = ShmQueue::<[u8; S], CAP>::options()
             .queue_mode(mode)
             .create(&names.0[0])
             .expect("create");
         let helper = Helper::spawn(&role, &names.0[0]);
-        bench_source(g, figs, key, &format!("ShmQueue {mode:?}"), q, helper);
+        if poll {
+            bench_source(g, figs, key, label, Polling(q), helper);
+        } else {
+            bench_source(g, figs, key, label, q, helper);
+        }
     }
+    let raw = RawShm::create(
+        &bench_name(&format!("queue-raw{size}")),
+        RawRing::<S, CAP>::LEN,
+    );
+    let helper = Helper::spawn(&format!("produce-raw-{size}"), raw.name());
+    let src = RawSource::<S, CAP> {
+        shm: raw,
+        next: 0,
+        seen_tail: 0,
+    };
+    bench_source(
+        g,
+        figs,
+        keys.raw,
+        "textbook ring, raw shared memory",
+        src,
+        helper,
+    );
     let role = format!("produce-fd-{size}");
     let (r, w) = pipe2(OFlag::O_CLOEXEC).expect("pipe2");
     let helper = Helper::spawn_with_stdio(&role, "", Stdio::null(), Stdio::from(w));
-    bench_source(g, figs, keys[2], "pipe", FdSource::<S>::new(r), helper);
+    bench_source(g, figs, keys.pipe, "pipe", FdSource::<S>::new(r), helper);
     let (mine, theirs) = UnixStream::pair().expect("socketpair");
     let helper =
         Helper::spawn_with_stdio(&role, "", Stdio::null(), Stdio::from(OwnedFd::from(theirs)));
     bench_source(
         g,
         figs,
-        keys[3],
+        keys.socket,
         "Unix stream socket",
         FdSource::<S>::new(mine.into()),
         helper,
     );
+}
+
+/// Elements pushed before they are popped, in the instruction-counting mode: the consumer
+/// finds a batch each time it looks at `tail`, as when elements stream in.
+const COUNT_BATCH: u64 = 32;
+
+/// The instruction-counting mode (module docs): `n` elements of `S` bytes through a queue of
+/// `mode`, pushed and popped in batches of `COUNT_BATCH` by two handles of this process.
+fn count<const S: usize, const CAP: usize>(mode: QueueMode, n: u64) {
+    let names = Regions(vec![bench_name("queue-count")]);
+    let options = || ShmQueue::<[u8; S], CAP>::options().queue_mode(mode);
+    let producer = options().create(&names.0[0]).expect("create");
+    let consumer = options().open(&names.0[0]).expect("open");
+    // Unknown to the compiler, as a real message is: built once, stamped, pushed by copy (as
+    // the throughput producer does).
+    let mut msg = std::hint::black_box([0u8; S]);
+    let mut next = 0u64;
+    for seq in 0..n {
+        stamp(&mut msg, seq);
+        producer.push(msg).expect("push");
+        if (seq + 1) % COUNT_BATCH == 0 || seq + 1 == n {
+            while next <= seq {
+                let got = consumer.pop().expect("pop").expect("an element");
+                assert_eq!(seq_of(std::hint::black_box(&got)), next);
+                next += 1;
+            }
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -506,7 +678,15 @@ fn benches(c: &mut Criterion, figs: &Figures) {
         .sample_size(SAMPLES)
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(3));
-    throughput::<64, SMALL_CAP>(&mut g, figs, [TP64_SPSC, TP64_MPMC, TP64_PIPE, TP64_SOCKET]);
+    let keys = Keys {
+        spsc: TP64_SPSC,
+        spsc_poll: TP64_SPSC_POLL,
+        mpmc: TP64_MPMC,
+        pipe: TP64_PIPE,
+        socket: TP64_SOCKET,
+        raw: TP64_RAW,
+    };
+    throughput::<64, SMALL_CAP>(&mut g, figs, keys);
     g.finish();
 
     let mut g: Group<'_> = c.benchmark_group("queue throughput, 4 KiB messages");
@@ -514,7 +694,15 @@ fn benches(c: &mut Criterion, figs: &Figures) {
         .sample_size(SAMPLES)
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(3));
-    throughput::<4096, PAGE_CAP>(&mut g, figs, [TP4K_SPSC, "", TP4K_PIPE, TP4K_SOCKET]);
+    let keys = Keys {
+        spsc: TP4K_SPSC,
+        spsc_poll: TP4K_SPSC_POLL,
+        mpmc: "",
+        pipe: TP4K_PIPE,
+        socket: TP4K_SOCKET,
+        raw: TP4K_RAW,
+    };
+    throughput::<4096, PAGE_CAP>(&mut g, figs, keys);
     g.finish();
 
     let mut g: Group<'_> = c.benchmark_group("round trip, busy-polling echo");
@@ -705,10 +893,24 @@ fn summary(figs: &Figures) {
         (">= 20x pipe and >= 50 M msg/s", &tp64),
     );
     row(
+        "SPSC throughput, 64 B, spin",
+        Unit::Msgs,
+        f(TP64_SPSC_POLL),
+        ("pipe", f(TP64_PIPE)),
+        (">= 20x pipe and >= 50 M msg/s", &tp64),
+    );
+    row(
         "SPSC throughput, 64 B",
         Unit::Msgs,
         f(TP64_SPSC),
         ("socket", f(TP64_SOCKET)),
+        none,
+    );
+    row(
+        "SPSC throughput, 64 B, spin",
+        Unit::Msgs,
+        f(TP64_SPSC_POLL),
+        ("raw ring", f(TP64_RAW)),
         none,
     );
     row(
@@ -728,10 +930,24 @@ fn summary(figs: &Figures) {
         (">= 10x pipe and >= 35 GB/s", &tp4k),
     );
     row(
+        "SPSC throughput, 4 KiB, spin",
+        page,
+        f(TP4K_SPSC_POLL),
+        ("pipe", f(TP4K_PIPE)),
+        (">= 10x pipe and >= 35 GB/s", &tp4k),
+    );
+    row(
         "SPSC throughput, 4 KiB",
         page,
         f(TP4K_SPSC),
         ("socket", f(TP4K_SOCKET)),
+        none,
+    );
+    row(
+        "SPSC throughput, 4 KiB, spin",
+        page,
+        f(TP4K_SPSC_POLL),
+        ("raw ring", f(TP4K_RAW)),
         none,
     );
     let busy = |ns: f64, _: f64| ns <= 150.0;
@@ -781,11 +997,24 @@ fn summary(figs: &Figures) {
 
 fn main() {
     common::start_second_thread();
+    if let Ok(what) = std::env::var("SHMSTORE_BENCH_COUNT") {
+        let (what, n) = what.split_once(':').expect("SHMSTORE_BENCH_COUNT=WHAT:N");
+        let n: u64 = n.parse().expect("N: a number of elements");
+        match what {
+            "spsc64" => count::<64, SMALL_CAP>(QueueMode::Spsc, n),
+            "spsc4k" => count::<4096, PAGE_CAP>(QueueMode::Spsc, n),
+            "mpmc64" => count::<64, SMALL_CAP>(QueueMode::Mpmc, n),
+            other => panic!("unknown count {other}: spsc64, spsc4k or mpmc64"),
+        }
+        return;
+    }
     if let Some((role, arg)) = helper_role() {
         pin_to_cpu(1);
         match role.as_str() {
             "produce-queue-64" => produce_queue::<64, SMALL_CAP>(&arg),
             "produce-queue-4k" => produce_queue::<4096, PAGE_CAP>(&arg),
+            "produce-raw-64" => produce_raw::<64, SMALL_CAP>(&arg),
+            "produce-raw-4k" => produce_raw::<4096, PAGE_CAP>(&arg),
             "produce-fd-64" => produce_fd::<64>(),
             "produce-fd-4k" => produce_fd::<4096>(),
             "echo-queue-spin" => echo_queue(&arg, true),

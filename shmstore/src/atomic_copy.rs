@@ -49,6 +49,37 @@ pub(crate) unsafe fn copy_atomic(src: *const u8, dst: *mut u8, len: usize) {
     unsafe { copy_words(rest_src, rest_dst, len - done) };
 }
 
+/// [`copy_atomic`] for a source of any alignment (a queue slot of a type whose size is not a
+/// multiple of 8): relaxed byte loads up to the first 8-byte boundary, then [`copy_atomic`].
+/// For an aligned source (every slot of a type whose size is a multiple of 8) it is
+/// [`copy_atomic`] plus one test.
+///
+/// # Safety
+///
+/// As [`copy_atomic`], without the alignment requirement.
+#[inline]
+pub(crate) unsafe fn copy_atomic_unaligned(src: *const u8, dst: *mut u8, len: usize) {
+    let lead = src.align_offset(8).min(len);
+    for i in 0..lead {
+        // SAFETY: `i < lead ≤ len`: within the caller's readable bytes.
+        let from = unsafe { src.add(i) }.cast_mut();
+        // SAFETY: as above, within the writable bytes.
+        let to = unsafe { dst.add(i) };
+        // SAFETY: one of the caller's readable bytes; a relaxed load of a byte needs no
+        // alignment (as in `copy_words`).
+        let byte = unsafe { AtomicU8::from_ptr(from) }.load(Relaxed);
+        // SAFETY: `to` is one of the caller's writable bytes.
+        unsafe { to.write(byte) };
+    }
+    // SAFETY: `lead ≤ len`: within (or one past) the caller's readable bytes.
+    let rest_src = unsafe { src.add(lead) };
+    // SAFETY: as above, within the writable bytes.
+    let rest_dst = unsafe { dst.add(lead) };
+    // SAFETY: `rest_src` is 8-byte aligned (or `lead == len` and nothing is left to copy); the
+    // rest of both ranges is within the caller's `len` bytes, under the caller's contract.
+    unsafe { copy_atomic(rest_src, rest_dst, len - lead) };
+}
+
 /// Copies the longest prefix of `len` bytes the wide loop can (a multiple of [`WIDE_BLOCK`])
 /// when the CPU has AVX and `len ≥` [`WIDE_FROM`], and returns its length (0 otherwise).
 ///
@@ -214,6 +245,40 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The copy for sources of any alignment: every length up to past two wide blocks, at
+    /// every byte offset of the source, equals the source and writes nothing around it.
+    #[test]
+    fn copies_unaligned_sources_exactly() {
+        let source: Vec<u64> = (0..80u64)
+            .map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+            .collect();
+        let source_bytes: Vec<u8> = source.iter().flat_map(|w| w.to_ne_bytes()).collect();
+        for len in 0..=300 {
+            for src_offset in 0..17 {
+                let mut out = vec![0xA5u8; 320];
+                let from = source_bytes_of(&source, src_offset);
+                let to = out[1..].as_mut_ptr();
+                // SAFETY: `src_offset + len ≤ 316 < 640` bytes of `source`, not written during
+                // the call; `1 + len ≤ 301 < 320` bytes of `out`, which only this call touches.
+                unsafe { copy_atomic_unaligned(from, to, len) };
+                assert_eq!(
+                    out[1..1 + len],
+                    source_bytes[src_offset..src_offset + len],
+                    "len {len}, source offset {src_offset}"
+                );
+                assert_eq!(out[0], 0xA5, "wrote before");
+                assert!(out[1 + len..].iter().all(|&b| b == 0xA5), "wrote after");
+            }
+        }
+    }
+
+    /// The address of byte `offset` of `words` (within its 8 × len bytes).
+    fn source_bytes_of(words: &[u64], offset: usize) -> *const u8 {
+        assert!(offset <= words.len() * 8);
+        // SAFETY: `offset` is within the slice's bytes or one past them (asserted).
+        unsafe { words.as_ptr().cast::<u8>().add(offset) }
     }
 
     /// The wide path is taken where the CPU has it: 4 KiB, the size the benchmark measures.

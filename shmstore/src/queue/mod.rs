@@ -66,10 +66,11 @@
 use std::cell::Cell;
 use std::fmt;
 use std::marker::PhantomData;
-use std::mem::{align_of, size_of};
+use std::mem::{align_of, size_of, MaybeUninit};
 use std::sync::atomic::Ordering::{Acquire, SeqCst};
 use std::time::{Duration, Instant};
 
+use crate::atomic_copy::{copy_atomic, copy_atomic_unaligned};
 use crate::error::{Error, Result};
 pub use crate::format::QueueMode;
 use crate::format::{
@@ -442,8 +443,18 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
     /// [`Error::Removed`] when the queue is removed from its location (or replaced) while this
     /// waits for room (nobody will pop from it again), and those of [`try_push`](Self::try_push)
     /// except `QueueFull`.
-    #[inline]
+    #[inline(always)]
     pub fn push(&self, value: T) -> Result<()> {
+        // The first SPSC attempt is inlined into the caller, so that the compiler can copy the
+        // caller's value straight into the slot: a value passed by copy is otherwise copied
+        // once more, into the argument, before the push copies it into the slot.
+        if self.spsc {
+            match self.spsc_push(&value)? {
+                Pushed::Done => return Ok(()),
+                Pushed::Closed => return Err(self.closed()),
+                Pushed::Full | Pushed::LockHeld => {}
+            }
+        }
         self.push_until(&value, None, Duration::MAX)
     }
 
@@ -473,8 +484,10 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
     /// [`Error::RoleTaken`] (SPSC: another handle is the consumer), [`Error::Corrupt`].
     #[inline]
     pub fn try_pop(&self) -> Result<Option<T>> {
-        Ok(match self.pop_once(Wait::No, false)? {
-            Popped::Value(value) => Some(value),
+        let mut out = MaybeUninit::uninit();
+        Ok(match self.pop_once(Wait::No, false, &mut out)? {
+            // SAFETY: `Popped::Value` means the pop wrote the element into `out`.
+            Popped::Value(()) => Some(unsafe { out.assume_init() }),
             Popped::Empty | Popped::Closed | Popped::LockHeld => None,
         })
     }
@@ -488,8 +501,20 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
     /// [`Error::Removed`] when the queue is removed from its location (or replaced) while this
     /// waits on it empty (nobody will push to it again), and those of
     /// [`try_pop`](Self::try_pop).
-    #[inline]
+    #[inline(always)]
     pub fn pop(&self) -> Result<Option<T>> {
+        // The first SPSC attempt is inlined into the caller (see `push`): the element is
+        // copied from its slot into the value returned, which the compiler can then place
+        // where the caller keeps it.
+        if self.spsc {
+            let mut out = MaybeUninit::uninit();
+            match self.spsc_pop(true, &mut out)? {
+                // SAFETY: `Popped::Value` means the pop wrote the element into `out`.
+                Popped::Value(()) => return Ok(Some(unsafe { out.assume_init() })),
+                Popped::Closed => return Ok(None),
+                Popped::Empty | Popped::LockHeld => {}
+            }
+        }
         self.pop_until(None, Duration::MAX)
     }
 
@@ -539,9 +564,11 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
         let mut polls = 0u32;
         // As in `push_until`: whatever is still queued is popped before a removal is reported.
         let mut quiet = false;
+        let mut out = MaybeUninit::uninit();
         loop {
-            match self.pop_once(wait_until(deadline), true)? {
-                Popped::Value(value) => return Ok(Some(value)),
+            match self.pop_once(wait_until(deadline), true, &mut out)? {
+                // SAFETY: `Popped::Value` means the pop wrote the element into `out`.
+                Popped::Value(()) => return Ok(Some(unsafe { out.assume_init() })),
                 Popped::Closed => return Ok(None),
                 Popped::LockHeld => return Err(self.timeout(LOCK_HELD, timeout)),
                 Popped::Empty => {}
@@ -573,14 +600,15 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
         }
     }
 
-    /// One attempt to pop; `wait` as in [`push_once`](Self::push_once), `patient` for the
-    /// blocking calls (see `REFRESH_PAUSES` in `spsc.rs`).
+    /// One attempt to pop, into `out` (`Popped::Value` says it holds the element); `wait` as
+    /// in [`push_once`](Self::push_once), `patient` for the blocking calls (see
+    /// `REFRESH_PAUSES` in `spsc.rs`).
     #[inline]
-    fn pop_once(&self, wait: Wait, patient: bool) -> Result<Popped<T>> {
+    fn pop_once(&self, wait: Wait, patient: bool, out: &mut MaybeUninit<T>) -> Result<Popped<()>> {
         if self.spsc {
-            self.spsc_pop(patient)
+            self.spsc_pop(patient, out)
         } else {
-            self.mpmc_pop(wait)
+            self.mpmc_pop(wait, out)
         }
     }
 
@@ -602,6 +630,59 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
         // SAFETY: the payload holds the control block and `N` slots of `T` from SLOTS_OFFSET
         // (the header was validated against this `T` and `N`), and `index % N < N`.
         unsafe { self.region.working_copy().add(at).cast::<T>() }
+    }
+
+    /// Copies `value` into the slot of element `index`: a push's only copy of the element.
+    ///
+    /// # Safety
+    ///
+    /// No published element is in that slot, and no other handle writes it or reads it as an
+    /// element until this handle publishes it (the caller holds the producer role, or the
+    /// lock). A consumer misled by a forged counter may read it meanwhile, with atomic loads
+    /// (see [`read_slot`](Self::read_slot)).
+    #[inline(always)]
+    unsafe fn write_slot(&self, index: u64, value: &T) {
+        // SAFETY: `slot` is in bounds and aligned for `T` (the slots start at an offset aligned
+        // for `T`, each `size_of::<T>()` long); `value` is a `T` outside the mapping, so the
+        // two do not overlap; the caller has the slot to itself.
+        unsafe { std::ptr::copy_nonoverlapping(value, self.slot(index), 1) };
+    }
+
+    /// Copies the slot of element `index` into `out`: a pop's only copy of the element.
+    ///
+    /// The copy is made of relaxed atomic loads (`atomic_copy`): a peer that forged the
+    /// counters (README, "Threat model") can make a consumer read a slot that a producer is
+    /// writing at that moment, and that must not be a data race in this process. It yields
+    /// bytes, which any `ShmType` accepts (every bit pattern is a valid value), so `out` is
+    /// a valid `T` afterwards.
+    ///
+    /// # Safety
+    ///
+    /// The slot holds a published element that no handle overwrites until this handle frees
+    /// it (the caller holds the consumer role, or the lock), short of a peer breaking the
+    /// protocol, which the atomic loads make harmless to this process.
+    #[inline(always)]
+    unsafe fn read_slot(&self, index: u64, out: &mut MaybeUninit<T>) {
+        let (src, dst, len) = (
+            self.slot(index).cast::<u8>(),
+            out.as_mut_ptr().cast(),
+            size_of::<T>(),
+        );
+        // Both copies below need the same: the slot is `size_of::<T>()` bytes in the mapping,
+        // which lives as long as `self`; every access this process makes to it while it is
+        // published is this relaxed atomic copy (the writer is done, or is the misbehaving peer
+        // the caller's contract names); `out` is this call's own `T`-sized place, touched by
+        // nothing else.
+        if len % 8 == 0 {
+            // SAFETY: as said above; and the slot is 8-byte aligned, as `copy_atomic` needs
+            // (this branch is decided at compile time): the working copy is 64-byte aligned,
+            // the slots start at a multiple of 256 (or of an alignment above that) and each is
+            // a multiple of 8 bytes long.
+            unsafe { copy_atomic(src, dst, len) };
+        } else {
+            // SAFETY: as said above; any alignment.
+            unsafe { copy_atomic_unaligned(src, dst, len) };
+        }
     }
 
     #[inline]
@@ -1099,5 +1180,50 @@ mod tests {
         fn send<X: Send>() {}
         send::<ShmQueue<u64, 4>>();
         // Not `Sync`: the compile-fail test `tests/ui/fail/queue_is_not_sync.rs`.
+    }
+
+    /// Pushes `4 N + 3` distinct elements of `S` bytes through a queue of `mode` (wrapping it
+    /// several times), popping with `pop` and `try_pop` in turn: each comes out whole, in order.
+    /// Sizes that are not a multiple of 8 leave most slots unaligned (the byte-then-word copy),
+    /// 4 KiB and more take the wide copy.
+    fn round_trip<const S: usize, const N: usize>(mode: QueueMode) {
+        let name = format!(
+            "shmstore-test-queue-copy-{S}-{mode:?}-{}",
+            std::process::id()
+        );
+        let q = ShmQueue::<[u8; S], N>::options()
+            .queue_mode(mode)
+            .unlink_on_drop(true)
+            .create(&name)
+            .unwrap();
+        let element = |i: usize| -> [u8; S] { std::array::from_fn(|b| (i * 31 + b * 7) as u8) };
+        let total = 4 * N + 3;
+        let mut next = 0;
+        for i in 0..total {
+            q.push(element(i)).unwrap();
+            // Full after every `N` pushes: pop them all (a lone handle must not wait for room).
+            if (i + 1) % N == 0 || i + 1 == total {
+                while next <= i {
+                    let got = if next % 2 == 0 { q.pop() } else { q.try_pop() };
+                    assert!(
+                        got.unwrap() == Some(element(next)),
+                        "element {next} of {S} bytes"
+                    );
+                    next += 1;
+                }
+            }
+        }
+        assert_eq!(q.try_pop().unwrap(), None);
+    }
+
+    #[test]
+    fn elements_of_every_alignment_come_out_whole() {
+        for mode in [QueueMode::Spsc, QueueMode::Mpmc] {
+            round_trip::<13, 5>(mode);
+            round_trip::<1, 3>(mode);
+            round_trip::<24, 4>(mode);
+            round_trip::<4100, 3>(mode);
+            round_trip::<4096, 2>(mode);
+        }
     }
 }

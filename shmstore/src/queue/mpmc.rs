@@ -3,6 +3,7 @@
 //! leaves the counters consistent (each changes in one store, after the copy), so the next
 //! locker only marks the mutex consistent: nothing to roll back, nothing poisoned.
 
+use std::mem::MaybeUninit;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, SeqCst};
 use std::time::Instant;
 
@@ -48,7 +49,7 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
         }
         // SAFETY: `tail - head < N`, so slot `tail % N` holds no published element; the lock
         // keeps every other producer and consumer away from it until `tail` advances.
-        unsafe { self.slot(tail).write(*value) };
+        unsafe { self.write_slot(tail, value) };
         let published = c
             .tail
             .word
@@ -63,7 +64,8 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
         Ok(Pushed::Done)
     }
 
-    pub(super) fn mpmc_pop(&self, wait: Wait) -> Result<Popped<T>> {
+    /// Pops the front element into `out` (`Popped::Value` says it holds it), copying it once.
+    pub(super) fn mpmc_pop(&self, wait: Wait, out: &mut MaybeUninit<T>) -> Result<Popped<()>> {
         let c = self.control();
         // Head first: if the tail read after it equals it, the queue was empty at that moment
         // (acquire keeps the two loads in that order on weakly ordered processors).
@@ -88,11 +90,11 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
         }
         // SAFETY: `head < tail`: slot `head % N` holds a complete, published element, and the
         // lock keeps other consumers (and the producer that would reuse the slot) away.
-        let value = unsafe { self.slot(head).read() };
+        unsafe { self.read_slot(head, out) };
         c.head.word.store(head + 1, SeqCst);
         drop(locked);
         notify(&c.not_full, self.spsc);
-        Ok(Popped::Value(value))
+        Ok(Popped::Value(()))
     }
 
     /// Takes the region's mutex for one MPMC operation, through the same lock code as a value

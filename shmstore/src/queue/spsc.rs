@@ -2,6 +2,7 @@
 //! neither takes a lock. Each role is claimed in shared memory and held with a byte lock (or,
 //! in a System V segment, a pid): see "Protocol" in the `queue` module docs and [`claim_role`].
 
+use std::mem::MaybeUninit;
 use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, SeqCst};
 
@@ -87,7 +88,7 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     pub(super) fn spsc_push(&self, value: &T) -> Result<Pushed> {
         self.claim(Role::Producer)?;
         let c = self.control();
@@ -104,7 +105,7 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
         // SAFETY: `tail - head < N`, so slot `tail % N` holds no published element and the
         // consumer does not read it until `tail` advances past it; this handle is the only
         // producer (it holds the role), so nobody else writes it.
-        unsafe { self.slot(tail).write(*value) };
+        unsafe { self.write_slot(tail, value) };
         match c
             .tail
             .word
@@ -123,8 +124,10 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
         Ok(Pushed::Done)
     }
 
-    #[inline]
-    pub(super) fn spsc_pop(&self, patient: bool) -> Result<Popped<T>> {
+    /// Pops the front element into `out` (`Popped::Value` says it holds it): the pop's one
+    /// copy of the element goes straight from its slot to the caller's place.
+    #[inline(always)]
+    pub(super) fn spsc_pop(&self, patient: bool, out: &mut MaybeUninit<T>) -> Result<Popped<()>> {
         self.claim(Role::Consumer)?;
         let c = self.control();
         let head = self.next_head.get();
@@ -149,11 +152,11 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
         // SAFETY: `head < tail` (acquired above, or earlier by this handle): slot `head % N`
         // holds a complete element, which the producer does not overwrite until `head`
         // advances past it; this handle is the only consumer.
-        let value = unsafe { self.slot(head).read() };
+        unsafe { self.read_slot(head, out) };
         c.head.word.store(head + 1, SeqCst);
         self.next_head.set(head + 1);
         notify(&c.not_full, self.spsc);
-        Ok(Popped::Value(value))
+        Ok(Popped::Value(()))
     }
 
     /// Takes the SPSC role at this handle's first push or pop.
