@@ -320,6 +320,21 @@ pub enum Error {
         /// Why this region cannot move.
         reason: String,
     },
+
+    /// A message longer than the largest a [`ShmChannel`](crate::ShmChannel) was created for.
+    #[error(
+        "channel `{name}` carries messages of up to {max} bytes, and this one has {len}; split \
+         it, or create the channel with a larger max_message",
+        name = printable(name)
+    )]
+    MessageTooLarge {
+        /// The region name.
+        name: String,
+        /// The message's length.
+        len: usize,
+        /// The channel's largest message.
+        max: usize,
+    },
 }
 
 /// `Debug` shows the variant and the whole message, advice included, the way `std::io::Error`
@@ -359,6 +374,7 @@ impl Error {
             Error::Value(_) => "Value",
             Error::UnknownVariant(_) => "UnknownVariant",
             Error::NotMigratable { .. } => "NotMigratable",
+            Error::MessageTooLarge { .. } => "MessageTooLarge",
         }
     }
 }

@@ -81,8 +81,11 @@ use crate::region::{QueueSpec, Region, RegionSpec};
 use crate::sys::object::Access;
 use crate::wait::{region_removed, sleep_until, wake_unconditionally};
 
+mod channel;
 mod mpmc;
 mod spsc;
+
+pub use channel::{RecvLoan, SendLoan, ShmChannel, ShmChannelOptions};
 
 use mpmc::wait_until;
 use spsc::Role;
