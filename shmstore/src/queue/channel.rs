@@ -177,13 +177,19 @@ impl ShmChannel {
         region.arm_unlink_on_drop(spec);
         let name = region.name().to_string();
         let Some(queue) = region.info().queue else {
-            return Err(Error::corrupt(&name, "a channel's header describes no queue"));
+            return Err(Error::corrupt(
+                &name,
+                "a channel's header describes no queue",
+            ));
         };
         let spsc = QueueMode::from_code(queue.mode) == QueueMode::Spsc;
         let Some(ring) = ring_for(queue.capacity) else {
             return Err(Error::corrupt(
                 &name,
-                format!("its header's capacity ({} units) leaves no ring", queue.capacity),
+                format!(
+                    "its header's capacity ({} units) leaves no ring",
+                    queue.capacity
+                ),
             ));
         };
         let settings = settings(&region);
@@ -561,26 +567,27 @@ impl ShmChannel {
             lock,
         } = reserved;
         if let Some(skip_at) = placement.skip_at {
-            self.header(skip_at).store(header_word(0, TAG_SKIP), Relaxed);
+            self.header(skip_at)
+                .store(header_word(0, TAG_SKIP), Relaxed);
         }
         // `len <= max_message <= u32::MAX` (checked at reservation and open).
         self.header(placement.offset)
             .store(header_word(len as u32, TAG_MESSAGE), Relaxed);
         let c = self.control();
-        let published = match c.tail.word.compare_exchange(
-            tail,
-            tail + placement.advance,
-            SeqCst,
-            Relaxed,
-        ) {
-            Ok(_) => true,
-            Err(now) if now == tail | CLOSED => false,
-            Err(now) => {
-                return Err(self.corrupt(format!(
-                    "its tail moved from {tail} to {now} under the producer that held it"
-                )))
-            }
-        };
+        let published =
+            match c
+                .tail
+                .word
+                .compare_exchange(tail, tail + placement.advance, SeqCst, Relaxed)
+            {
+                Ok(_) => true,
+                Err(now) if now == tail | CLOSED => false,
+                Err(now) => {
+                    return Err(self.corrupt(format!(
+                        "its tail moved from {tail} to {now} under the producer that held it"
+                    )))
+                }
+            };
         drop(lock);
         if !published {
             return Err(self.closed());
@@ -591,7 +598,11 @@ impl ShmChannel {
 
     // --- receiving -------------------------------------------------------------------------
 
-    fn find_until(&self, deadline: Option<Instant>, timeout: Duration) -> Result<Option<Found<'_>>> {
+    fn find_until(
+        &self,
+        deadline: Option<Instant>,
+        timeout: Duration,
+    ) -> Result<Option<Found<'_>>> {
         let mut start = None;
         let mut polls = 0u32;
         let mut quiet = false;
@@ -668,9 +679,7 @@ impl ShmChannel {
     /// Releases a found message: advances `head` past it.
     fn release(&self, found: Found<'_>) {
         let c = self.control();
-        c.head
-            .word
-            .store(found.head + found.front.advance, SeqCst);
+        c.head.word.store(found.head + found.front.advance, SeqCst);
         drop(found.lock);
         notify(&c.not_full, self.spsc);
     }
@@ -900,7 +909,9 @@ impl DerefMut for SendLoan<'_> {
 
 impl fmt::Debug for SendLoan<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SendLoan").field("len", &self.len()).finish()
+        f.debug_struct("SendLoan")
+            .field("len", &self.len())
+            .finish()
     }
 }
 
@@ -931,7 +942,9 @@ impl Drop for RecvLoan<'_> {
 
 impl fmt::Debug for RecvLoan<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RecvLoan").field("len", &self.len()).finish()
+        f.debug_struct("RecvLoan")
+            .field("len", &self.len())
+            .finish()
     }
 }
 
@@ -1025,7 +1038,8 @@ impl ShmChannelOptions {
                      capacity must be at least 16 and at most 4 GiB, and hold two records of \
                      the largest message (8 bytes plus the message rounded up to 8 each)",
                     self.capacity,
-                    self.max_message.map_or("the default".to_string(), |m| m.to_string())
+                    self.max_message
+                        .map_or("the default".to_string(), |m| m.to_string())
                 ),
             ),
         })
@@ -1130,7 +1144,10 @@ mod tests {
         prop_oneof![
             proptest::collection::vec(any::<u8>(), 0..=40).prop_map(Op::Send),
             Just(Op::Recv),
-            (proptest::collection::vec(any::<u8>(), 0..=40), any::<bool>())
+            (
+                proptest::collection::vec(any::<u8>(), 0..=40),
+                any::<bool>()
+            )
                 .prop_map(|(m, c)| Op::LoanSend(m, c)),
             Just(Op::LoanRecv),
         ]
@@ -1194,7 +1211,8 @@ mod tests {
     fn a_forged_length_is_corrupt_not_a_panic() {
         let ch = scratch("forged", QueueMode::Mpmc, 256, 64);
         ch.send(b"hello").unwrap();
-        ch.header(0).store(header_word(10_000, TAG_MESSAGE), Relaxed);
+        ch.header(0)
+            .store(header_word(10_000, TAG_MESSAGE), Relaxed);
         assert!(matches!(ch.try_recv(), Err(Error::Corrupt { .. })));
         ch.header(0).store(header_word(0, TAG_SKIP), Relaxed);
         assert!(matches!(ch.try_recv(), Err(Error::Corrupt { .. })));
@@ -1208,10 +1226,17 @@ mod tests {
         let ch = scratch("large", QueueMode::Spsc, 64, 24);
         assert!(matches!(
             ch.try_send(&[0; 25]),
-            Err(Error::MessageTooLarge { len: 25, max: 24, .. })
+            Err(Error::MessageTooLarge {
+                len: 25,
+                max: 24,
+                ..
+            })
         ));
         let name = format!("unit-channel-geometry-{}", std::process::id());
-        let bad = ShmChannel::options().capacity(64).max_message(40).create(name.as_str());
+        let bad = ShmChannel::options()
+            .capacity(64)
+            .max_message(40)
+            .create(name.as_str());
         assert!(matches!(bad, Err(Error::Io { .. })));
     }
 }

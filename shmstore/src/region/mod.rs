@@ -861,7 +861,13 @@ fn blank_problem(
 fn blank_size(name: &str, spec: &RegionSpec, typed: Typed) -> Result<Option<u64>> {
     Ok(match typed {
         // A channel opened at any capacity does not know the size its creation leaves.
-        Typed::Yes if spec.queue.is_some_and(|q| q.capacity == QueueSpec::ANY_CAPACITY) => None,
+        Typed::Yes
+            if spec
+                .queue
+                .is_some_and(|q| q.capacity == QueueSpec::ANY_CAPACITY) =>
+        {
+            None
+        }
         Typed::Yes => Some(fresh_layout(name, spec)?.0.layout.region_size as u64),
         Typed::No => None,
     })
