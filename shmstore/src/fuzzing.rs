@@ -1273,15 +1273,24 @@ pub fn channel_records(bytes: &[u8]) {
     let max_message = (word(0) % (ring_len as u64 / 2)) as usize;
     let (mut head, tail) = (word(8), word(16));
     let header_at = |at: usize| {
-        assert!(at + RECORD_HEADER <= ring_len, "a header read past the ring");
+        assert!(
+            at + RECORD_HEADER <= ring_len,
+            "a header read past the ring"
+        );
         u64::from_ne_bytes(ring[at..at + 8].try_into().expect("8 bytes"))
     };
     for _ in 0..ring_len {
         match parse_front(ring_len as u64, max_message, head, tail, header_at) {
             Ok(Some(front)) => {
-                assert!(front.data + front.len <= ring_len, "a message past the ring");
+                assert!(
+                    front.data + front.len <= ring_len,
+                    "a message past the ring"
+                );
                 assert!(front.len <= max_message, "a message past the largest");
-                assert!(front.advance <= tail - head, "a record past the published bytes");
+                assert!(
+                    front.advance <= tail - head,
+                    "a record past the published bytes"
+                );
                 head += front.advance;
             }
             Ok(None) | Err(_) => return,

@@ -27,6 +27,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, SeqCst};
 use std::time::{Duration, Instant};
 
+use crate::atomic_copy::copy_atomic;
 use crate::error::{Error, Result};
 use crate::format::{
     header_word, max_message_fits, parse_front, place, record_size, ring_for, units_for,
@@ -663,9 +664,21 @@ impl ShmChannel {
         })
     }
 
+    /// Copies a found message into `buf` with atomic loads: a hostile peer writing the ring
+    /// meanwhile changes what is copied, never makes the copy a data race in this process.
     fn copy_out(&self, found: &Found<'_>, buf: &mut Vec<u8>) {
+        let len = found.front.len;
         buf.clear();
-        buf.extend_from_slice(self.message(found));
+        buf.reserve(len);
+        // SAFETY: `parse_front` checked that the message lies inside the ring; it starts 8
+        // bytes after an 8-aligned record in the 64-byte aligned ring, so it is 8-aligned;
+        // `buf` has room for `len` bytes and nothing else touches it; this process writes
+        // published ring bytes only as a producer, which does not write them before `head`
+        // passes them.
+        unsafe {
+            copy_atomic(self.ring_ptr(found.front.data), buf.as_mut_ptr(), len);
+            buf.set_len(len);
+        }
     }
 
     /// The bytes of a found message.
@@ -917,6 +930,12 @@ impl fmt::Debug for SendLoan<'_> {
 
 /// The front message, lent by [`ShmChannel::recv_loan`]: derefs to its bytes; released
 /// (removed from the channel) when dropped.
+///
+/// The bytes are the ring's, read in place: a well-behaved producer does not write them until
+/// the loan is released, but a hostile process with write access to the channel can change
+/// them under the loan (as it can change any byte of the region). Its length was checked
+/// against the ring, so the slice never reaches outside it. A consumer that must not see bytes
+/// change takes a copy ([`recv_into`](ShmChannel::recv_into)) instead.
 pub struct RecvLoan<'a> {
     channel: &'a ShmChannel,
     found: Option<Found<'a>>,
