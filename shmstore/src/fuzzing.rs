@@ -1234,21 +1234,6 @@ fn run_op<'a>(
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::Op;
-
-    /// The child decodes every operation the parent can send: each is in `Op::VALUE` or
-    /// `Op::QUEUE`. (`Look` is declared last, so its code is the largest.)
-    #[test]
-    fn every_operation_code_decodes() {
-        for code in 0..=Op::Look.code() {
-            assert_eq!(Op::from_code(code).map(Op::code), Some(code));
-        }
-        assert_eq!(Op::from_code(Op::Look.code() + 1), None);
-    }
-}
-
 /// Parses the records of a byte channel's ring made of arbitrary bytes, as a receiver does
 /// (`format::parse_front`): bytes 0..8 give the largest message, 8..16 `head`, 16..24 `tail`
 /// (little-endian), the rest is the ring (cut to a multiple of 8). Walks the records from
@@ -1295,5 +1280,20 @@ pub fn channel_records(bytes: &[u8]) {
             }
             Ok(None) | Err(_) => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Op;
+
+    /// The child decodes every operation the parent can send: each is in `Op::VALUE` or
+    /// `Op::QUEUE`. (`Look` is declared last, so its code is the largest.)
+    #[test]
+    fn every_operation_code_decodes() {
+        for code in 0..=Op::Look.code() {
+            assert_eq!(Op::from_code(code).map(Op::code), Some(code));
+        }
+        assert_eq!(Op::from_code(Op::Look.code() + 1), None);
     }
 }

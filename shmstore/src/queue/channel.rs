@@ -675,10 +675,9 @@ impl ShmChannel {
         // `buf` has room for `len` bytes and nothing else touches it; this process writes
         // published ring bytes only as a producer, which does not write them before `head`
         // passes them.
-        unsafe {
-            copy_atomic(self.ring_ptr(found.front.data), buf.as_mut_ptr(), len);
-            buf.set_len(len);
-        }
+        unsafe { copy_atomic(self.ring_ptr(found.front.data), buf.as_mut_ptr(), len) };
+        // SAFETY: the copy just initialised the first `len` bytes, within the capacity.
+        unsafe { buf.set_len(len) };
     }
 
     /// The bytes of a found message.
