@@ -216,6 +216,22 @@ pub(crate) fn parse_front(
     }))
 }
 
+/// Whether a queue region whose elements are of type `type_name` (its descriptor's) is a
+/// byte channel.
+pub(crate) fn is_channel_type(type_name: &str) -> bool {
+    type_name == ChannelUnit::LAYOUT.type_name()
+}
+
+/// What `list` and `inspect` count a queue's capacity and length in: a byte channel's ring
+/// bytes (from the header's `units`), a queue's elements (`units` itself).
+pub(crate) fn counted_capacity(type_name: &str, units: usize) -> usize {
+    if is_channel_type(type_name) {
+        ring_for(units).unwrap_or(0)
+    } else {
+        units
+    }
+}
+
 /// The header word of a record: `len` in the low half, `tag` in the high half.
 pub(crate) const fn header_word(len: u32, tag: u32) -> u64 {
     (tag as u64) << 32 | len as u64
