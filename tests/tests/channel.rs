@@ -66,11 +66,7 @@ fn variable_length_messages_arrive_in_order_and_whole_across_many_wraps() {
                         "{mode:?} {how} message {seq}"
                     );
                 } else {
-                    let loan = loop {
-                        if let Some(loan) = channel.recv_loan().unwrap() {
-                            break loan;
-                        }
-                    };
+                    let loan = channel.recv_loan().unwrap().expect("a message");
                     assert_eq!(&*loan, &expected[..], "{mode:?} {how} message {seq}");
                 }
             }
@@ -275,4 +271,38 @@ fn close_timeouts_and_bounds() {
         while channel.recv().unwrap().is_some() {}
         assert_eq!(channel.recv().unwrap(), None);
     }
+}
+
+#[test]
+fn a_16_mib_message_goes_through_loans_in_another_process() {
+    const MAX: usize = 16 << 20;
+    let (name, _cleanup) = region("ch-16mib");
+    let mut channel = create(&name, QueueMode::Spsc, 2 * (MAX + 8), MAX);
+    // Messages 1 and 2 of producer 5: 1 is the largest (16 MiB), 2 some length below it.
+    let mut producer = helper!("channel-send", name, 5, 1, 2, "loan");
+    producer.expect("ready");
+    for seq in 1..3 {
+        let loan = channel.recv_loan().unwrap().expect("a message");
+        assert!(&*loan == &channel_message(5, seq, MAX)[..], "message {seq}");
+    }
+    producer.expect("done");
+    producer.finish_ok();
+}
+
+#[test]
+fn a_channel_and_a_queue_do_not_open_each_other() {
+    let (name, _cleanup) = region("ch-kind");
+    drop(create(&name, QueueMode::Mpmc, 1024, 100));
+    let as_queue = shmstore::ShmQueue::<u64, 136>::open(name.as_str());
+    assert!(
+        matches!(as_queue, Err(Error::LayoutMismatch { .. })),
+        "{as_queue:?}"
+    );
+    let (queue, _queue) = region("ch-kind-queue");
+    drop(shmstore::ShmQueue::<u64, 8>::create(queue.as_str()).unwrap());
+    let as_channel = ShmChannel::open(queue.as_str());
+    assert!(
+        matches!(as_channel, Err(Error::LayoutMismatch { .. })),
+        "{as_channel:?}"
+    );
 }
