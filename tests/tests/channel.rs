@@ -283,7 +283,7 @@ fn a_16_mib_message_goes_through_loans_in_another_process() {
     producer.expect("ready");
     for seq in 1..3 {
         let loan = channel.recv_loan().unwrap().expect("a message");
-        assert!(&*loan == &channel_message(5, seq, MAX)[..], "message {seq}");
+        assert!(*loan == channel_message(5, seq, MAX)[..], "message {seq}");
     }
     producer.expect("done");
     producer.finish_ok();
