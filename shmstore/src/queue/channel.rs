@@ -1041,7 +1041,9 @@ impl ShmChannelOptions {
             .capacity
             .checked_next_multiple_of(8)
             .filter(|&ring| ring > 0 && ring <= u32::MAX as usize);
-        let max = |ring: usize| ring / 2 - RECORD_HEADER;
+        // The largest message whose record fits twice: half the ring, down to a whole unit,
+        // less the header (0, refused below, when the ring is too small for any).
+        let max = |ring: usize| (ring / 2 / 8 * 8).saturating_sub(RECORD_HEADER);
         let geometry = ring.and_then(|ring| {
             let max_message = self.max_message.unwrap_or_else(|| max(ring));
             max_message_fits(max_message, ring).then_some((ring, max_message))
@@ -1053,7 +1055,7 @@ impl ShmChannelOptions {
                 std::io::ErrorKind::InvalidInput,
                 format!(
                     "a capacity of {} bytes cannot carry messages of up to {} bytes: the \
-                     capacity must be at least 16 and at most 4 GiB, and hold two records of \
+                     capacity must be at least 32 and below 4 GiB, and hold two records of \
                      the largest message (8 bytes plus the message rounded up to 8 each)",
                     self.capacity,
                     self.max_message
@@ -1256,5 +1258,25 @@ mod tests {
             .max_message(40)
             .create(name.as_str());
         assert!(matches!(bad, Err(Error::Io { .. })));
+        // Too small for any message: an error, not an arithmetic panic.
+        for capacity in [0, 1, 8, 16, 24] {
+            let tiny = ShmChannel::options()
+                .capacity(capacity)
+                .create(name.as_str());
+            assert!(
+                matches!(tiny, Err(Error::Io { .. })),
+                "{capacity}: {tiny:?}"
+            );
+        }
+        // The default largest message fits any capacity, an odd number of units included.
+        for capacity in [32, 40, 4104, 4096] {
+            let ch = ShmChannel::options()
+                .capacity(capacity)
+                .unlink_on_drop(true)
+                .create(name.as_str())
+                .unwrap();
+            ch.try_send(&vec![7; ch.max_message()]).unwrap();
+            assert_eq!(ch.try_recv().unwrap(), Some(vec![7; ch.max_message()]));
+        }
     }
 }
