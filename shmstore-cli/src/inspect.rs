@@ -40,6 +40,13 @@ fn text(entry: &Entry, view: &Inspector, max_elements: usize) -> String {
     let alive = procs::creator_alive(h.creator_pid, Some(h.boot_id));
     let this_boot = procs::boot_id() == Some(h.boot_id);
     let mode = match &info.queue {
+        Some(q) if q.byte_channel => format!(
+            "byte channel, {}, capacity {} bytes, {} bytes used, {}",
+            json::queue_mode(q.mode),
+            q.capacity,
+            q.len,
+            if q.closed { "closed" } else { "open" }
+        ),
         Some(q) => format!(
             "queue, {}, capacity {}, {} queued, {}",
             json::queue_mode(q.mode),
@@ -149,6 +156,13 @@ fn text(entry: &Entry, view: &Inspector, max_elements: usize) -> String {
                 s.push_str(&format!("\nvalue: {}\n", unfinished_write(&h)));
             }
         },
+        // A channel's messages are records in a ring, not elements of its unit type.
+        Some(q) if q.byte_channel => {
+            s.push_str(&format!(
+                "\nmessages: {} of {} ring bytes used (FORMAT.md, \"Byte channels\")\n",
+                q.len, q.capacity
+            ));
+        }
         Some(q) => {
             let bytes = view.read();
             if bytes.is_empty() {

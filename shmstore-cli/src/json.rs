@@ -71,6 +71,7 @@ pub fn queue(queue: &QueueInfo) -> Value {
         "capacity": queue.capacity,
         "len": queue.len,
         "closed": queue.closed,
+        "byte_channel": queue.byte_channel,
     })
 }
 

@@ -110,13 +110,15 @@ impl Row {
     fn cells(&self) -> Vec<String> {
         let dash = || "-".to_string();
         let size = match (&self.queue, self.size) {
+            (Some(q), Some(_)) if q.byte_channel => format!("{} B ring", q.capacity),
             (Some(q), Some(size)) => format!("{size} B x {}", q.capacity),
             (None, Some(size)) => format!("{size} B"),
             // Not a readable region: the object's own size.
             _ => format!("({} B)", self.object_size),
         };
         let len = self.queue.as_ref().map_or_else(dash, |q| {
-            format!("{}{}", q.len, if q.closed { " closed" } else { "" })
+            let unit = if q.byte_channel { " B" } else { "" };
+            format!("{}{unit}{}", q.len, if q.closed { " closed" } else { "" })
         });
         let creator = match (self.creator_pid, self.creator_alive) {
             (Some(pid), Some(true)) => format!("{pid} alive"),

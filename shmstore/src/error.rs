@@ -340,6 +340,21 @@ pub enum Error {
         /// The mode the queue was created with (stored in its header).
         found: crate::QueueMode,
     },
+
+    /// A message longer than the largest a [`ShmChannel`](crate::ShmChannel) was created for.
+    #[error(
+        "channel `{name}` carries messages of up to {max} bytes, and this one has {len}; split \
+         it, or create the channel with a larger max_message",
+        name = printable(name)
+    )]
+    MessageTooLarge {
+        /// The region name.
+        name: String,
+        /// The message's length.
+        len: usize,
+        /// The channel's largest message.
+        max: usize,
+    },
 }
 
 /// `Debug` shows the variant and the whole message, advice included, the way `std::io::Error`
@@ -380,6 +395,7 @@ impl Error {
             Error::UnknownVariant(_) => "UnknownVariant",
             Error::NotMigratable { .. } => "NotMigratable",
             Error::QueueModeMismatch { .. } => "QueueModeMismatch",
+            Error::MessageTooLarge { .. } => "MessageTooLarge",
         }
     }
 }

@@ -1234,6 +1234,55 @@ fn run_op<'a>(
     }
 }
 
+/// Parses the records of a byte channel's ring made of arbitrary bytes, as a receiver does
+/// (`format::parse_front`): bytes 0..8 give the largest message, 8..16 `head`, 16..24 `tail`
+/// (little-endian), the rest is the ring (cut to a multiple of 8). Walks the records from
+/// `head` until the ring is empty or a record is refused, and panics if an accepted record
+/// lies outside the ring or past the published bytes: a forged record must be refused, never
+/// read out of bounds.
+pub fn channel_records(bytes: &[u8]) {
+    use crate::format::{parse_front, RECORD_HEADER};
+    let word = |at: usize| {
+        let mut w = [0u8; 8];
+        if let Some(src) = bytes.get(at..at + 8) {
+            w.copy_from_slice(src);
+        }
+        u64::from_le_bytes(w)
+    };
+    let ring_bytes = bytes.get(24..).unwrap_or_default();
+    let ring_len = ring_bytes.len() / 8 * 8;
+    if ring_len < 16 {
+        return;
+    }
+    let ring = &ring_bytes[..ring_len];
+    let max_message = (word(0) % (ring_len as u64 / 2)) as usize;
+    let (mut head, tail) = (word(8), word(16));
+    let header_at = |at: usize| {
+        assert!(
+            at + RECORD_HEADER <= ring_len,
+            "a header read past the ring"
+        );
+        u64::from_ne_bytes(ring[at..at + 8].try_into().expect("8 bytes"))
+    };
+    for _ in 0..ring_len {
+        match parse_front(ring_len as u64, max_message, head, tail, header_at) {
+            Ok(Some(front)) => {
+                assert!(
+                    front.data + front.len <= ring_len,
+                    "a message past the ring"
+                );
+                assert!(front.len <= max_message, "a message past the largest");
+                assert!(
+                    front.advance <= tail - head,
+                    "a record past the published bytes"
+                );
+                head += front.advance;
+            }
+            Ok(None) | Err(_) => return,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::Op;

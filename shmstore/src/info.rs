@@ -54,6 +54,9 @@ pub struct QueueInfo {
     pub len: usize,
     /// Whether it is closed.
     pub closed: bool,
+    /// Whether it is a [`ShmChannel`](crate::ShmChannel): then `capacity` is its ring's size
+    /// and `len` the bytes its messages take (record headers and padding included).
+    pub byte_channel: bool,
 }
 
 /// The shmstore regions on this host that this user can read: POSIX regions sorted by name,
@@ -119,7 +122,10 @@ fn describe_named(name: &str) -> Option<RegionInfo> {
         None => None,
         Some(shape) => {
             let control = looked.queue_control(name).ok()?;
-            format::peek(control.bytes(), shape.capacity)
+            format::peek(
+                control.bytes(),
+                format::counted_capacity(&type_name, shape.capacity),
+            )
         }
     };
     let location = Location::Named(name.to_string());
@@ -160,7 +166,8 @@ fn describe(location: &Location, map: &Mapping, size: u64) -> Option<RegionInfo>
         None => None,
         Some(shape) => {
             let payload = bytes.range(info.layout.payload_offset, info.layout.payload_size)?;
-            Some(format::peek(payload, shape.capacity)?)
+            let capacity = format::counted_capacity(&type_name, shape.capacity);
+            Some(format::peek(payload, capacity)?)
         }
     };
     Some(summarize(location, type_name, header, &info, queue, None))
@@ -181,9 +188,10 @@ pub(crate) fn summarize(
         .zip(queue)
         .map(|(shape, (len, closed))| QueueInfo {
             mode: QueueMode::from_code(shape.mode),
-            capacity: shape.capacity,
+            capacity: format::counted_capacity(&type_name, shape.capacity),
             len,
             closed,
+            byte_channel: format::is_channel_type(&type_name),
         });
     RegionInfo {
         name: location.to_string(),

@@ -703,7 +703,10 @@ impl Inspector {
                     looked
                         .queue_control(name)
                         .ok()
-                        .and_then(|control| format::peek(control.bytes(), shape.capacity))
+                        .and_then(|control| {
+                            let capacity = format::counted_capacity(&type_name, shape.capacity);
+                            format::peek(control.bytes(), capacity)
+                        })
                         .unwrap_or((0, false))
                 });
                 summarize(
@@ -723,7 +726,7 @@ impl Inspector {
                 type_name,
                 region.header(),
                 region.info(),
-                peek_region(region),
+                peek_region(region, &self.stored.type_name),
                 *creator_uid,
             ),
         }
@@ -914,9 +917,10 @@ impl fmt::Debug for Inspector {
 }
 
 /// [`peek`](format::peek) through a region known to be a queue; `None` for a value.
-pub(crate) fn peek_region(region: &Region) -> Option<(usize, bool)> {
+pub(crate) fn peek_region(region: &Region, type_name: &str) -> Option<(usize, bool)> {
     let shape = region.info().queue?;
-    format::peek(region.payload()?, shape.capacity)
+    let capacity = format::counted_capacity(type_name, shape.capacity);
+    format::peek(region.payload()?, capacity)
 }
 
 /// A copy of the bytes of a queue's oldest element, taken with atomic loads and without the

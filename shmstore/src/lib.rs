@@ -126,6 +126,7 @@ pub use location::Location;
 pub use name::{validate_name, MAX_NAME_LEN};
 pub use queue::{PopLoan, PushLoan, QueueDrain, QueueIter};
 pub use queue::{QueueMode, ShmQueue, ShmQueueOptions};
+pub use queue::{RecvLoan, SendLoan, ShmChannel, ShmChannelOptions};
 pub use reader::ShmReader;
 pub use region::{ftok, unlink};
 pub use shm::{Shm, ShmOptions};

@@ -1213,3 +1213,21 @@ pub mod config_versions_three {
         pub _pad: [u8; 3],
     }
 }
+
+/// Message number `seq` of producer `producer` in the byte-channel tests (`channel.rs` and the
+/// helper's `channel-send`), at most `max` bytes: its length runs over every value from 1 to
+/// `max` (message 0 is 1 byte, message 1 is `max`), its bytes depend on `producer`, `seq` and
+/// the position, so a message torn, cut or mixed with another's bytes differs from it.
+pub fn channel_message(producer: u64, seq: u64, max: usize) -> Vec<u8> {
+    let mix = (producer + 1)
+        .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+        .wrapping_add(seq.wrapping_mul(0xbf58_476d_1ce4_e5b9));
+    let len = match seq {
+        0 => 1,
+        1 => max,
+        _ => 1 + (mix >> 17) as usize % max,
+    };
+    (0..len)
+        .map(|k| (mix >> ((k % 8) * 8)) as u8 ^ (k / 8) as u8)
+        .collect()
+}

@@ -128,6 +128,11 @@ fn truncate() {
     replay("truncate", fuzzing::truncate_while_operating);
 }
 
+#[test]
+fn channel_records() {
+    replay("channel_records", fuzzing::channel_records);
+}
+
 /// The headers the other targets' seeds start from are accepted ones: a real region's bytes
 /// go through `check_header_bytes`' layout assertions, not only its early returns.
 #[test]

@@ -6,6 +6,7 @@
 //! - [`descriptor`]: the type descriptor codec;
 //! - [`compat`]: whether two descriptors may share a region, field by field;
 //! - [`queue`]: a queue's control block, mode codes and geometry;
+//! - [`channel`]: a byte channel's settings line, records and their parser;
 //! - [`owner`]: the owner word (a pid and its namespace);
 //! - [`projection`]: reading a value through a compatible type;
 //! - [`writeback`]: writing a value of a compatible type back into a region;
@@ -15,6 +16,7 @@
 //! No other module casts raw pointers into a header or a control block: they go through the
 //! views here.
 
+mod channel;
 mod compat;
 mod descriptor;
 mod header;
@@ -25,6 +27,7 @@ mod union;
 pub(crate) mod versions;
 mod writeback;
 
+pub(crate) use channel::*;
 pub(crate) use compat::compare;
 pub use compat::{Compatibility, FieldCompatibility, FieldVerdict, Overall};
 pub(crate) use descriptor::*;

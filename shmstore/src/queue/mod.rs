@@ -85,10 +85,12 @@ use crate::region::{QueueSpec, Region, RegionSpec};
 use crate::sys::object::Access;
 use crate::wait::{region_removed, sleep_until, wake_unconditionally};
 
+mod channel;
 mod loan;
 mod mpmc;
 mod spsc;
 
+pub use channel::{RecvLoan, SendLoan, ShmChannel, ShmChannelOptions};
 pub use loan::{PopLoan, PushLoan, QueueDrain, QueueIter};
 
 use mpmc::wait_until;

@@ -16,9 +16,9 @@ use crate::wait::{notify, wake_unconditionally};
 use super::{Popped, Pushed, ShmQueue};
 
 /// The byte of the object whose lock is the SPSC producer role.
-const PRODUCER_BYTE: u64 = 0;
+pub(super) const PRODUCER_BYTE: u64 = 0;
 /// The byte of the object whose lock is the SPSC consumer role.
-const CONSUMER_BYTE: u64 = 1;
+pub(super) const CONSUMER_BYTE: u64 = 1;
 /// How many spin-loop hints a blocking SPSC pop waits before it looks at `tail` again while
 /// elements are streaming in (its last look found more than one). Each look takes the line
 /// `tail` lives on away from the producer, whose next push then waits for it (its publishing
@@ -35,14 +35,14 @@ pub(super) enum Role {
 }
 
 impl Role {
-    fn bit(self) -> u8 {
+    pub(super) fn bit(self) -> u8 {
         match self {
             Role::Producer => 1,
             Role::Consumer => 2,
         }
     }
 
-    fn name(self) -> &'static str {
+    pub(super) fn name(self) -> &'static str {
         match self {
             Role::Producer => "producer",
             Role::Consumer => "consumer",
@@ -259,7 +259,7 @@ impl<T: ShmType, const N: usize> Drop for ShmQueue<T, N> {
 }
 
 /// What one attempt to claim an SPSC role found.
-enum Claim {
+pub(super) enum Claim {
     /// This handle holds the role now.
     Taken,
     /// A live handle holds it (or, in a segment, a live process has the holder's pid).
@@ -289,7 +289,7 @@ const CLAIM_ATTEMPTS: u32 = 100;
 /// over (its read lock refuses the write lock), and the kernel tells nobody whose read lock is
 /// there (open-file-description locks record no owner). Then the claim reports
 /// [`Claim::ReadLocked`] if the recorded pid is gone, and [`Claim::Held`] otherwise.
-fn claim_role(region: &Region, byte: u64, owner: &AtomicU64) -> Result<Claim> {
+pub(super) fn claim_role(region: &Region, byte: u64, owner: &AtomicU64) -> Result<Claim> {
     let me = Owner::me().word();
     for _ in 0..CLAIM_ATTEMPTS {
         let holder = owner.load(SeqCst);
@@ -333,7 +333,7 @@ fn claim_role(region: &Region, byte: u64, owner: &AtomicU64) -> Result<Claim> {
 /// Takes an SPSC role recorded only as a pid: from nobody (0) or from a process that is gone.
 /// A live holder — another process, or another handle of this one — keeps it, and so does any
 /// holder in another PID namespace, whose liveness this process cannot check.
-fn claim_by_pid(owner: &AtomicU64) -> bool {
+pub(super) fn claim_by_pid(owner: &AtomicU64) -> bool {
     let me = Owner::me().word();
     loop {
         let word = owner.load(SeqCst);

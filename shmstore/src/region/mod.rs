@@ -86,6 +86,13 @@ pub(crate) struct QueueSpec {
     pub(crate) capacity: usize,
 }
 
+impl QueueSpec {
+    /// A capacity that opening does not compare: a byte channel's opener learns the capacity
+    /// from the header. No queue is created with it (a `ShmQueue` needs `N >= 1`, a channel a
+    /// ring of at least one record).
+    pub(crate) const ANY_CAPACITY: usize = 0;
+}
+
 /// Writes the initial payload into the bytes it is given (the working copy).
 pub(crate) type Init<'a> = &'a mut dyn FnMut(&mut [u8]);
 
@@ -854,6 +861,14 @@ fn blank_problem(
 /// type is not compared.
 fn blank_size(name: &str, spec: &RegionSpec, typed: Typed) -> Result<Option<u64>> {
     Ok(match typed {
+        // A channel opened at any capacity does not know the size its creation leaves.
+        Typed::Yes
+            if spec
+                .queue
+                .is_some_and(|q| q.capacity == QueueSpec::ANY_CAPACITY) =>
+        {
+            None
+        }
         Typed::Yes => Some(fresh_layout(name, spec)?.0.layout.region_size as u64),
         Typed::No => None,
     })
@@ -915,7 +930,9 @@ fn check_kind(name: &str, info: &HeaderInfo, spec: &RegionSpec) -> Result<()> {
 /// Whether a queue has the capacity asked for (after its element type matched).
 fn check_capacity(name: &str, info: &HeaderInfo, spec: &RegionSpec) -> Result<()> {
     match (info.queue, spec.queue) {
-        (Some(stored), Some(wanted)) if stored.capacity != wanted.capacity => {
+        (Some(stored), Some(wanted))
+            if wanted.capacity != QueueSpec::ANY_CAPACITY && stored.capacity != wanted.capacity =>
+        {
             Err(Error::CapacityMismatch {
                 name: name.to_string(),
                 expected: wanted.capacity,

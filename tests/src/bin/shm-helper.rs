@@ -35,6 +35,7 @@
 //!   `config-v1-committer`, `config-reader`, `config-new-writer`, `config-v1-hold-and-die`,
 //!   `config-v2-loop`, `setuid-config-open`, `config-count`, `setuid-config-follower`.
 //! - Descriptors and modes: `create-with-umask`, `hold-shm-and-exec`, `list-shm-fds`.
+//! - Byte channels: `channel-send`.
 
 use std::io::{BufRead, Write};
 use std::os::unix::fs::MetadataExt;
@@ -100,6 +101,13 @@ fn main() {
             from.parse().expect("FROM"),
             count.parse().expect("COUNT"),
             rest == ["close"],
+        ),
+        ["channel-send", name, producer, from, count, how] => channel_send(
+            name,
+            producer.parse().expect("PRODUCER"),
+            from.parse().expect("FROM"),
+            count.parse().expect("COUNT"),
+            how,
         ),
         ["queue-push-forever", name, producer, from, every] => queue_push_forever(
             name,
@@ -2003,4 +2011,37 @@ fn queue_open_mode(name: &str, how: &str, mode: &str) {
         }
         Err(e) => say(&format!("err {} {e}", variant(&e))),
     }
+}
+
+// ==== Byte channels ====
+
+/// `channel-send NAME PRODUCER FROM COUNT HOW`: opens the `ShmChannel` at NAME, prints
+/// `ready`, then sends messages FROM.. of producer PRODUCER (`channel_message`, up to the
+/// channel's largest message) with `send` (HOW `copy`) or through send loans filled in two
+/// halves (HOW `loan`), COUNT of them (0: until killed or the channel is closed), then prints
+/// `done`.
+fn channel_send(name: &str, producer: u64, from: u64, count: u64, how: &str) {
+    let mut channel = shmstore::ShmChannel::open(at(name)).expect("open channel");
+    say("ready");
+    let max = channel.max_message();
+    let mut seq = from;
+    while count == 0 || seq < from + count {
+        let message = shmstore_tests::channel_message(producer, seq, max);
+        let sent = match how {
+            "copy" => channel.send(&message),
+            "loan" => channel.send_loan(message.len()).and_then(|mut loan| {
+                let half = message.len() / 2;
+                loan[..half].copy_from_slice(&message[..half]);
+                loan[half..].copy_from_slice(&message[half..]);
+                loan.commit()
+            }),
+            _ => panic!("HOW is copy or loan, not {how}"),
+        };
+        match sent {
+            Ok(()) => seq += 1,
+            Err(shmstore::Error::QueueClosed { .. }) => break,
+            Err(e) => panic!("send: {e}"),
+        }
+    }
+    say("done");
 }
