@@ -4,12 +4,13 @@
 //! cargo run --release --example producer [-- JOBS]
 //! ```
 //!
-//! pushes JOBS jobs (default 2 000 000) into the single-producer single-consumer queue
-//! `shmstore-example.jobs` and closes it. If no consumer is attached (see
-//! `has_other_consumer`), it starts one: this program again, in a child process. Or start
-//! `cargo run --release --example consumer` in another terminal first.
+//! sends JOBS jobs (default 2 000 000) of 24 to 1 500 bytes each into the single-producer
+//! single-consumer byte channel `shmstore-example.jobs` and closes it. Each job is written in
+//! place, in the channel's ring, through a send loan of exactly its length. If no consumer is
+//! attached (see `has_other_consumer`), it starts one: this program again, in a child process.
+//! Or start `cargo run --release --example consumer` in another terminal first.
 //!
-//! The queue is bounded (1024 jobs): when the consumer falls behind, `push` waits for room
+//! The channel is bounded (64 KiB): when the consumer falls behind, a send waits for room
 //! (spinning briefly, then sleeping on a futex), so the producer never outruns memory.
 
 use std::process::Command;
@@ -18,6 +19,7 @@ use std::time::Instant;
 #[path = "jobs.rs"]
 mod jobs;
 use jobs::Job;
+use shmstore::ShmChannel;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     if std::env::args().nth(1).as_deref() == Some("--as-consumer") {
@@ -27,9 +29,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some(n) => n.parse()?,
         None => 2_000_000,
     };
-    let queue = jobs::queue()?;
+    let mut channel: ShmChannel = jobs::channel()?;
     let mut child = None;
-    if queue.has_other_consumer()? == Some(false) {
+    if channel.has_other_consumer()? == Some(false) {
         println!("[producer] no consumer attached: starting one");
         child = Some(
             Command::new(std::env::current_exe()?)
@@ -38,23 +40,27 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     println!(
-        "[producer] pushing {count} jobs into `{}` ({:?}, capacity {})",
-        queue.name(),
-        queue.mode(),
-        queue.capacity()
+        "[producer] sending {count} jobs into `{}` ({:?}, {} bytes, jobs of up to {} bytes)",
+        channel.name(),
+        channel.mode(),
+        channel.capacity(),
+        channel.max_message()
     );
     let start = Instant::now();
     for seq in 0..count {
-        queue.push(Job::new(seq))?;
+        // Lend exactly this job's bytes in the ring, write it there, publish it.
+        let mut loan = channel.send_loan(Job::len_of(seq))?;
+        Job::write(seq, &mut loan);
+        loan.commit()?;
     }
     let secs = start.elapsed().as_secs_f64();
     println!(
-        "[producer] pushed {count} jobs in {:.0} ms ({:.1} M jobs/s); closing the queue",
+        "[producer] sent {count} jobs in {:.0} ms ({:.1} M jobs/s); closing the channel",
         secs * 1e3,
         count as f64 / secs / 1e6
     );
-    // Consumers drain what is queued, then see the end.
-    queue.close();
+    // The consumer receives what is queued, then sees the end.
+    channel.close();
     if let Some(mut child) = child {
         let status = child.wait()?;
         if !status.success() {

@@ -306,3 +306,36 @@ fn a_channel_and_a_queue_do_not_open_each_other() {
         "{as_channel:?}"
     );
 }
+
+/// `has_other_producer`/`has_other_consumer` tell an SPSC channel's roles as a queue's do: a
+/// producer that finds no consumer can start one (the `producer` example does).
+#[test]
+fn an_spsc_channel_tells_whether_the_other_role_is_held() {
+    let place = shmstore_tests::Place::new(shmstore_tests::Backend::Posix, "chan-roles");
+    let producer = shmstore::ShmChannel::options()
+        .capacity(4096)
+        .max_message(256)
+        .queue_mode(shmstore::QueueMode::Spsc)
+        .create(place.location().clone())
+        .expect("create");
+    assert_eq!(producer.has_other_consumer().expect("probe"), Some(false));
+    producer.send(b"first").expect("send");
+    let consumer = shmstore::ShmChannel::open(place.location().clone()).expect("open");
+    assert_eq!(
+        consumer.recv().expect("recv").as_deref(),
+        Some(&b"first"[..])
+    );
+    assert_eq!(producer.has_other_consumer().expect("probe"), Some(true));
+    assert_eq!(consumer.has_other_producer().expect("probe"), Some(true));
+    assert_eq!(
+        producer.has_other_producer().expect("probe"),
+        Some(false),
+        "its own role"
+    );
+    let mpmc_place = shmstore_tests::Place::new(shmstore_tests::Backend::Posix, "chan-roles-mpmc");
+    let mpmc = shmstore::ShmChannel::options()
+        .queue_mode(shmstore::QueueMode::Mpmc)
+        .create(mpmc_place.location().clone())
+        .expect("create");
+    assert_eq!(mpmc.has_other_consumer().expect("probe"), None);
+}

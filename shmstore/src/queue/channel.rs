@@ -45,7 +45,9 @@ use crate::sys::object::Access;
 use crate::wait::{notify, region_removed, sleep_until, wake_unconditionally};
 
 use super::mpmc::wait_until;
-use super::spsc::{claim_by_pid, claim_role, Claim, Role, CONSUMER_BYTE, PRODUCER_BYTE};
+use super::spsc::{
+    claim_by_pid, claim_role, other_holds_role, Claim, Role, CONSUMER_BYTE, PRODUCER_BYTE,
+};
 use super::{keep_spinning, QueueMode};
 
 /// How many times a non-blocking MPMC call tries the lock (as `ShmQueue`'s `try_push`).
@@ -252,6 +254,35 @@ impl ShmChannel {
         let head = c.head.word.load(Acquire);
         let tail = c.tail.word.load(Acquire) & !CLOSED;
         tail.saturating_sub(head).min(self.ring) as usize
+    }
+
+    /// In SPSC mode, whether another live process (or another handle) holds the producer's
+    /// role, as [`ShmQueue::has_other_producer`](crate::ShmQueue::has_other_producer) says for
+    /// a queue; `None` in MPMC mode, which has no roles.
+    ///
+    /// # Errors
+    ///
+    /// `Io` if the role's liveness lock cannot be probed.
+    pub fn has_other_producer(&self) -> Result<Option<bool>> {
+        self.has_other(Role::Producer)
+    }
+
+    /// In SPSC mode, whether another live process (or another handle) holds the consumer's
+    /// role: a producer that finds none can start one. `None` in MPMC mode.
+    ///
+    /// # Errors
+    ///
+    /// `Io` if the role's liveness lock cannot be probed.
+    pub fn has_other_consumer(&self) -> Result<Option<bool>> {
+        self.has_other(Role::Consumer)
+    }
+
+    fn has_other(&self, role: Role) -> Result<Option<bool>> {
+        if !self.spsc {
+            return Ok(None);
+        }
+        let (byte, line) = role_place(self.control(), role);
+        other_holds_role(&self.region, self.roles.get(), role, byte, line).map(Some)
     }
 
     /// Whether the channel holds no message now.

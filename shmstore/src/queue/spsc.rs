@@ -50,33 +50,44 @@ impl Role {
     }
 }
 
+/// Whether a live process other than this handle holds `role` of an SPSC queue or channel:
+/// `held` is the roles this handle holds, `byte` the role's liveness byte and `line` its
+/// control line (its owner word).
+pub(super) fn other_holds_role(
+    region: &Region,
+    held: u8,
+    role: Role,
+    byte: u64,
+    line: &Line,
+) -> Result<bool> {
+    if held & role.bit() != 0 {
+        return Ok(false);
+    }
+    let owner = Owner::from_word(line.owner.load(Acquire));
+    if owner.pid == 0 {
+        return Ok(false);
+    }
+    match region.byte_claimed_elsewhere(byte)? {
+        // Claimed, but nobody holds the liveness lock: its holder is gone.
+        Some(false) => Ok(false),
+        // A write lock: another writer is taking over a dead holder's role right now.
+        Some(true) if region.byte_write_claimed_elsewhere(byte)? == Some(true) => Ok(true),
+        // Only read locks: the holder's liveness lock, or a reader's (a process with read
+        // access may take one). As `claim_role` does, the pid decides: only a holder that is
+        // certainly gone is not a live other.
+        Some(true) => Ok(owner.may_be_alive()),
+        // A System V queue: the pid claim (see `claim_by_pid`).
+        None => Ok(owner.may_be_alive()),
+    }
+}
+
 impl<T: ShmType, const N: usize> ShmQueue<T, N> {
     pub(super) fn has_other(&self, role: Role) -> Result<Option<bool>> {
         if !self.spsc {
             return Ok(None);
         }
-        if self.roles.get() & role.bit() != 0 {
-            return Ok(Some(false));
-        }
         let (byte, line) = self.role_place(role);
-        let owner = Owner::from_word(line.owner.load(Acquire));
-        if owner.pid == 0 {
-            return Ok(Some(false));
-        }
-        match self.region.byte_claimed_elsewhere(byte)? {
-            // Claimed, but nobody holds the liveness lock: its holder is gone.
-            Some(false) => Ok(Some(false)),
-            // A write lock: another writer is taking over a dead holder's role right now.
-            Some(true) if self.region.byte_write_claimed_elsewhere(byte)? == Some(true) => {
-                Ok(Some(true))
-            }
-            // Only read locks: the holder's liveness lock, or a reader's (a process with read
-            // access may take one). As `claim_role` does, the pid decides: only a holder that
-            // is certainly gone is not a live other.
-            Some(true) => Ok(Some(owner.may_be_alive())),
-            // A System V queue: the pid claim (see `claim_by_pid`).
-            None => Ok(Some(owner.may_be_alive())),
-        }
+        other_holds_role(&self.region, self.roles.get(), role, byte, line).map(Some)
     }
 
     /// The byte lock and the control line of a role.
