@@ -45,9 +45,7 @@ use crate::sys::object::Access;
 use crate::wait::{notify, region_removed, sleep_until, wake_unconditionally};
 
 use super::mpmc::wait_until;
-use super::spsc::{
-    claim_by_pid, claim_role, other_holds_role, Claim, Role, CONSUMER_BYTE, PRODUCER_BYTE,
-};
+use super::spsc::{other_holds_role, take_role, Role, CONSUMER_BYTE, PRODUCER_BYTE};
 use super::{keep_spinning, QueueMode};
 
 /// How many times a non-blocking MPMC call tries the lock (as `ShmQueue`'s `try_push`).
@@ -781,37 +779,7 @@ impl ShmChannel {
         }
         let c = self.control();
         let (byte, line) = role_place(c, role);
-        let claimed = if self.region.is_segment() {
-            if claim_by_pid(&line.owner) {
-                Claim::Taken
-            } else {
-                Claim::Held
-            }
-        } else {
-            claim_role(&self.region, byte, &line.owner)?
-        };
-        match claimed {
-            Claim::Taken => {}
-            Claim::Held => {
-                let pid = Owner::from_word(line.owner.load(Relaxed)).pid_here();
-                return Err(Error::RoleTaken {
-                    name: self.name().to_string(),
-                    role: role.name(),
-                    holder_pid: (pid != 0).then_some(pid),
-                });
-            }
-            Claim::ReadLocked(pid) => {
-                return Err(Error::LockedByReader {
-                    name: self.name().to_string(),
-                    blocked: format!(
-                        "take over the {} role from its holder (pid {pid}), which is gone",
-                        role.name()
-                    ),
-                    byte,
-                    after: None,
-                })
-            }
-        }
+        take_role(&self.region, role, byte, line)?;
         let (own, partner): (&Event, &Event) = match role {
             Role::Producer => (&c.not_full, &c.not_empty),
             Role::Consumer => (&c.not_empty, &c.not_full),

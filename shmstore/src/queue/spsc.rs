@@ -50,6 +50,43 @@ impl Role {
     }
 }
 
+/// Takes `role` of an SPSC queue or channel for this handle: the pid in the role's line on a
+/// System V segment (which has no descriptor to lock), the role's byte lock otherwise.
+/// `RoleTaken` when another live process holds it, `LockedByReader` when a reader's lock keeps
+/// a dead holder's role from being taken over.
+pub(super) fn take_role(region: &Region, role: Role, byte: u64, line: &Line) -> Result<()> {
+    let claimed = if region.is_segment() {
+        if claim_by_pid(&line.owner) {
+            Claim::Taken
+        } else {
+            Claim::Held
+        }
+    } else {
+        claim_role(region, byte, &line.owner)?
+    };
+    match claimed {
+        Claim::Taken => Ok(()),
+        Claim::Held => {
+            // A pid recorded in another PID namespace names nobody here: not reported.
+            let pid = Owner::from_word(line.owner.load(Relaxed)).pid_here();
+            Err(Error::RoleTaken {
+                name: region.name().to_string(),
+                role: role.name(),
+                holder_pid: (pid != 0).then_some(pid),
+            })
+        }
+        Claim::ReadLocked(pid) => Err(Error::LockedByReader {
+            name: region.name().to_string(),
+            blocked: format!(
+                "take over the {} role from its holder (pid {pid}), which is gone",
+                role.name()
+            ),
+            byte,
+            after: None,
+        }),
+    }
+}
+
 /// Whether a live process other than this handle holds `role` of an SPSC queue or channel:
 /// `held` is the roles this handle holds, `byte` the role's liveness byte and `line` its
 /// control line (its owner word).
@@ -183,39 +220,7 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
     fn claim_slow(&self, role: Role) -> Result<()> {
         let c = self.control();
         let (byte, line) = self.role_place(role);
-        let claimed = if self.region.is_segment() {
-            // A System V segment has no descriptor to lock: the role is the pid in the line.
-            if claim_by_pid(&line.owner) {
-                Claim::Taken
-            } else {
-                Claim::Held
-            }
-        } else {
-            claim_role(&self.region, byte, &line.owner)?
-        };
-        match claimed {
-            Claim::Taken => {}
-            Claim::Held => {
-                // A pid recorded in another PID namespace names nobody here: not reported.
-                let pid = Owner::from_word(line.owner.load(Relaxed)).pid_here();
-                return Err(Error::RoleTaken {
-                    name: self.name().to_string(),
-                    role: role.name(),
-                    holder_pid: (pid != 0).then_some(pid),
-                });
-            }
-            Claim::ReadLocked(pid) => {
-                return Err(Error::LockedByReader {
-                    name: self.name().to_string(),
-                    blocked: format!(
-                        "take over the {} role from its holder (pid {pid}), which is gone",
-                        role.name()
-                    ),
-                    byte,
-                    after: None,
-                })
-            }
-        }
+        take_role(&self.region, role, byte, line)?;
         let tail = c.tail.word.load(Acquire) & !CLOSED;
         let head = c.head.word.load(Acquire);
         self.check_counters(tail, head)?;
