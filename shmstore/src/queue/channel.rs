@@ -20,7 +20,6 @@
 //! same events. A receiver checks every record header against the counters, the ring and the
 //! largest message before it reads through it (`format::parse_front`).
 
-use std::cell::Cell;
 use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::AtomicU64;
@@ -46,7 +45,7 @@ use crate::wait::{notify, region_removed, sleep_until, wake_unconditionally};
 
 use super::mpmc::wait_until;
 use super::spsc::{other_holds_role, take_role, Role, CONSUMER_BYTE, PRODUCER_BYTE};
-use super::{keep_spinning, QueueMode};
+use super::{keep_spinning, QueueMode, Roles};
 
 /// How many times a non-blocking MPMC call tries the lock (as `ShmQueue`'s `try_push`).
 const TRY_LOCK_ATTEMPTS: u32 = 64;
@@ -125,8 +124,9 @@ pub struct ShmChannel {
     ring: u64,
     /// The largest message, read once at open and validated against the ring.
     max_message: usize,
-    /// Which SPSC roles this handle holds (as `ShmQueue`'s).
-    roles: Cell<u8>,
+    /// Which SPSC roles this handle holds (as `ShmQueue`'s: not `Sync`, see
+    /// `OpenOneHandlePerThread`).
+    roles: Roles,
 }
 
 /// What one attempt found.
@@ -212,7 +212,7 @@ impl ShmChannel {
             spsc,
             ring: ring as u64,
             max_message: max_message as usize,
-            roles: Cell::new(0),
+            roles: Roles::new(),
         })
     }
 
