@@ -27,7 +27,7 @@ use std::sync::atomic::Ordering::{Acquire, Relaxed, SeqCst};
 use std::time::{Duration, Instant};
 
 use crate::atomic_copy::copy_atomic;
-use crate::error::{Error, Result};
+use crate::error::{Error, RefusedMessage, Result};
 use crate::format::{
     header_word, max_message_fits, parse_front, place, record_size, ring_for, units_for,
     ChannelUnit, Control, Event, Front, Owner, Placement, Settings, SharedBytes, CLOSED,
@@ -495,6 +495,10 @@ impl ShmChannel {
             Step::Blocked | Step::LockHeld => Err(Error::QueueFull {
                 name: self.name().to_string(),
                 capacity: self.capacity(),
+                message: Some(RefusedMessage {
+                    len,
+                    free: self.capacity() - self.used_bytes(),
+                }),
             }),
             Step::Closed => Err(self.closed()),
         }
@@ -1108,14 +1112,23 @@ impl ShmChannelOptions {
     /// # Errors
     ///
     /// As [`create`](Self::create) and [`open`](Self::open), and
-    /// [`Error::CapacityMismatch`] (in ring units of 8 bytes, the settings line included)
-    /// when the channel exists with another capacity.
+    /// [`Error::CapacityMismatch`] (in bytes, the capacity rounded up to 8) when the channel
+    /// exists with another capacity.
     pub fn open_or_create(self, location: impl Into<Location>) -> Result<ShmChannel> {
         let location = location.into();
         let (ring, max_message) = self.geometry(&location.to_string())?;
         let spec = self.spec(units_for(ring));
         let region = reboot::open_or_create(&location, &spec, &mut |payload: &mut [u8]| {
             init_payload(payload, ring, max_message)
+        })
+        .map_err(|error| match error {
+            // In ring bytes, as the capacity was asked for, not in the header's units.
+            Error::CapacityMismatch { name, found, .. } => Error::CapacityMismatch {
+                name,
+                expected: ring,
+                found: ring_for(found).unwrap_or(0),
+            },
+            other => other,
         })?;
         ShmChannel::from_region(region, &spec)
     }
@@ -1238,6 +1251,59 @@ mod tests {
         ch.control().tail.word.store(1 << 40, SeqCst);
         assert!(matches!(ch.try_recv(), Err(Error::Corrupt { .. })));
         assert!(matches!(ch.try_send(b"x"), Err(Error::Corrupt { .. })));
+    }
+
+    /// A channel's errors speak of its bytes and messages, never of a queue's elements.
+    #[test]
+    fn errors_speak_of_bytes_and_messages() {
+        let ch = scratch("wording", QueueMode::Mpmc, 4096, 1500);
+        // Records of 1512, 1512 and 872 bytes: 200 of the 4096 left.
+        ch.send(&[1; 1500]).unwrap();
+        ch.send(&[2; 1500]).unwrap();
+        ch.send(&[3; 864]).unwrap();
+        let full = ch.try_send(&[4; 1500]).unwrap_err();
+        assert!(
+            matches!(
+                full,
+                Error::QueueFull {
+                    capacity: 4096,
+                    message: Some(RefusedMessage {
+                        len: 1500,
+                        free: 200
+                    }),
+                    ..
+                }
+            ),
+            "{full:?}"
+        );
+        let text = full.to_string();
+        assert!(
+            text.contains("no room now for a message of 1500 bytes: 200 of 4096 bytes free"),
+            "{text}"
+        );
+        assert!(!text.contains("element"), "{text}");
+        assert!(text.contains("ShmChannel::send"), "{text}");
+
+        let reopened = ShmChannel::options()
+            .capacity(8192)
+            .open_or_create(ch.name())
+            .unwrap_err();
+        assert!(
+            matches!(
+                reopened,
+                Error::CapacityMismatch {
+                    expected: 8192,
+                    found: 4096,
+                    ..
+                }
+            ),
+            "{reopened:?}"
+        );
+        assert!(reopened.to_string().contains("ShmChannel"), "{reopened}");
+
+        ch.close();
+        let closed = ch.try_send(b"late").unwrap_err().to_string();
+        assert!(closed.contains("or sent, for a channel"), "{closed}");
     }
 
     #[test]

@@ -473,6 +473,7 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
             Pushed::Full | Pushed::LockHeld => Err(Error::QueueFull {
                 name: self.name().to_string(),
                 capacity: N,
+                message: None,
             }),
             Pushed::Closed => Err(self.closed()),
         }
