@@ -175,7 +175,6 @@ impl ShmChannel {
     }
 
     fn from_region(mut region: Region, spec: &RegionSpec) -> Result<Self> {
-        region.arm_unlink_on_drop(spec);
         let name = region.name().to_string();
         let Some(queue) = region.info().queue else {
             return Err(Error::corrupt(
@@ -207,6 +206,8 @@ impl ShmChannel {
                 ),
             ));
         }
+        // Only now: a channel refused above is not this handle's to remove.
+        region.arm_unlink_on_drop(spec);
         Ok(ShmChannel {
             region,
             spsc,
@@ -931,7 +932,10 @@ impl fmt::Debug for SendLoan<'_> {
 }
 
 /// The front message, lent by [`ShmChannel::recv_loan`]: derefs to its bytes; released
-/// (removed from the channel) when dropped.
+/// (removed from the channel) when dropped, or by [`release`](Self::release);
+/// [`keep`](Self::keep) ends the loan leaving it at the front. A loan dropped while its thread
+/// unwinds from a panic keeps the message too, as when its consumer is killed holding it: the
+/// next consumer receives it again (at-least-once).
 ///
 /// The bytes are the ring's, read in place: a well-behaved producer does not write them until
 /// the loan is released, but a hostile process with write access to the channel can change
@@ -953,10 +957,29 @@ impl Deref for RecvLoan<'_> {
     }
 }
 
+impl RecvLoan<'_> {
+    /// Removes the message from the channel (as dropping the loan does) and wakes a sleeping
+    /// sender.
+    pub fn release(self) {
+        drop(self);
+    }
+
+    /// Ends the loan without removing the message: it stays at the front, and the next
+    /// receive (or receive loan) of any consumer gets it.
+    pub fn keep(mut self) {
+        // Dropping what was found moves no counter (and releases the MPMC lock).
+        self.found = None;
+    }
+}
+
 impl Drop for RecvLoan<'_> {
     fn drop(&mut self) {
         if let Some(found) = self.found.take() {
-            self.channel.release(found);
+            // A consumer that panicked while reading did not finish with the message: it
+            // stays for the next receive, as a queue's `PopLoan` keeps its element.
+            if !std::thread::panicking() {
+                self.channel.release(found);
+            }
         }
     }
 }
@@ -975,7 +998,9 @@ impl fmt::Debug for RecvLoan<'_> {
 #[must_use = "options do nothing until create, open or open_or_create is called"]
 #[derive(Clone)]
 pub struct ShmChannelOptions {
-    queue_mode: QueueMode,
+    /// The mode asked for; `None`: the default for a created channel, the creator's for an
+    /// opened one.
+    queue_mode: Option<QueueMode>,
     capacity: usize,
     max_message: Option<usize>,
     common: CommonOptions,
@@ -999,11 +1024,12 @@ impl Default for ShmChannelOptions {
 }
 
 impl ShmChannelOptions {
-    /// The defaults: [`QueueMode::Mpmc`], a capacity of 64 KiB, the largest message as large
+    /// The defaults: no [`queue_mode`](Self::queue_mode) asked for (a created channel is
+    /// [`QueueMode::Mpmc`], an opened one keeps its own), a capacity of 64 KiB, the largest message as large
     /// as the capacity allows, mode `0o600`, `open_timeout` 1 s, no unlink on drop.
     pub fn new() -> Self {
         ShmChannelOptions {
-            queue_mode: QueueMode::Mpmc,
+            queue_mode: None,
             capacity: 64 * 1024,
             max_message: None,
             common: CommonOptions::DEFAULT,
@@ -1026,9 +1052,13 @@ impl ShmChannelOptions {
         self
     }
 
-    /// The mode of a created channel (default [`QueueMode::Mpmc`]); openers follow it.
+    /// The mode of a created channel (default [`QueueMode::Mpmc`]), and the mode an opened
+    /// one must have: as for a queue
+    /// ([`ShmQueueOptions::queue_mode`](super::ShmQueueOptions::queue_mode)), an opener that
+    /// asks for a mode and finds the other one gets [`Error::QueueModeMismatch`], naming both,
+    /// never the other mode silently; one that does not ask follows the creator.
     pub fn queue_mode(mut self, queue_mode: QueueMode) -> Self {
-        self.queue_mode = queue_mode;
+        self.queue_mode = Some(queue_mode);
         self
     }
 
@@ -1070,7 +1100,7 @@ impl ShmChannelOptions {
 
     fn spec(&self, units: usize) -> RegionSpec {
         let queue = QueueSpec {
-            mode: self.queue_mode.code(),
+            mode: self.queue_mode.unwrap_or(QueueMode::Mpmc).code(),
             capacity: units,
         };
         self.common
@@ -1099,11 +1129,12 @@ impl ShmChannelOptions {
     ///
     /// # Errors
     ///
-    /// As [`ShmChannel::open`].
+    /// As [`ShmChannel::open`], and [`Error::QueueModeMismatch`] if a
+    /// [`queue_mode`](Self::queue_mode) was asked for and the channel has the other one.
     pub fn open(self, location: impl Into<Location>) -> Result<ShmChannel> {
         let spec = self.spec(QueueSpec::ANY_CAPACITY);
         let region = reboot::open(&location.into(), &spec, Access::ReadWrite)?;
-        ShmChannel::from_region(region, &spec)
+        self.handle(region, &spec)
     }
 
     /// Opens the channel at `location`, or creates it with these options if it does not
@@ -1111,8 +1142,8 @@ impl ShmChannelOptions {
     ///
     /// # Errors
     ///
-    /// As [`create`](Self::create) and [`open`](Self::open), and
-    /// [`Error::CapacityMismatch`] (in bytes, the capacity rounded up to 8) when the channel
+    /// As [`create`](Self::create) and [`open`](Self::open) (a mode asked for and not found
+    /// included), and [`Error::CapacityMismatch`] (in bytes, the capacity rounded up to 8) when the channel
     /// exists with another capacity.
     pub fn open_or_create(self, location: impl Into<Location>) -> Result<ShmChannel> {
         let location = location.into();
@@ -1130,7 +1161,27 @@ impl ShmChannelOptions {
             },
             other => other,
         })?;
-        ShmChannel::from_region(region, &spec)
+        self.handle(region, &spec)
+    }
+}
+
+impl ShmChannelOptions {
+    /// The handle of an opened channel, once its mode is the one asked for (if any): checked
+    /// before the handle exists, so that a refused channel is never removed by
+    /// `unlink_on_drop`.
+    fn handle(&self, region: Region, spec: &RegionSpec) -> Result<ShmChannel> {
+        let found = region
+            .info()
+            .queue
+            .map_or(QueueMode::Mpmc, |queue| QueueMode::from_code(queue.mode));
+        match self.queue_mode {
+            Some(asked) if asked != found => Err(Error::QueueModeMismatch {
+                name: region.name().to_string(),
+                asked,
+                found,
+            }),
+            _ => ShmChannel::from_region(region, spec),
+        }
     }
 }
 
