@@ -10,7 +10,7 @@ use std::os::unix::fs::FileExt;
 use std::os::unix::process::ExitStatusExt;
 
 use shmstore::{Error, QueueMode, Shm, ShmChannel, ShmQueue};
-use shmstore_tests::{helper, region, shm_path, variant, NEVER, PATIENCE};
+use shmstore_tests::{helper, is_root, region, shm_path, variant, NEVER, PATIENCE};
 
 const MODES: [QueueMode; 2] = [QueueMode::Spsc, QueueMode::Mpmc];
 
@@ -383,4 +383,34 @@ fn spsc_roles_taken_over_after_a_kill_holding_a_loan() {
     let next = ShmChannel::open(name.as_str()).unwrap();
     assert_eq!(next.recv_timeout(PATIENCE).unwrap(), Some(b"kept".to_vec()));
     assert_eq!(next.used_bytes(), 0);
+}
+
+/// Another user that may only read the channel (mode 0644) cannot open it to send: a typed
+/// `PermissionDenied`, not a read-only handle that fails later (or faults on its first
+/// write). One that may write (0666) sends like anyone.
+#[test]
+fn another_user_with_read_access_only_cannot_send() {
+    if !is_root() {
+        eprintln!("skipped: setuid needs root");
+        return;
+    }
+    for (mode, expected) in [(0o644, "open err PermissionDenied"), (0o666, "open ok")] {
+        let (name, _cleanup) = region("rt-ch-uid");
+        let ch = ShmChannel::options()
+            .mode(mode)
+            .capacity(1024)
+            .create(name.as_str())
+            .unwrap();
+        let mut nobody = helper!("setuid-channel", name);
+        let line = nobody.line();
+        assert!(line.starts_with(expected), "{mode:o}: {line}");
+        if mode == 0o666 {
+            nobody.expect("send ok");
+            assert_eq!(
+                ch.recv_timeout(PATIENCE).unwrap(),
+                Some(b"from nobody".to_vec())
+            );
+        }
+        nobody.finish_ok();
+    }
 }

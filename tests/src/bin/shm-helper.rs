@@ -177,6 +177,7 @@ fn main() {
         ["config-count", name, release, n] => config_count(name, release, n.parse().expect("N")),
         ["setuid-config-follower", name] => setuid_config_follower(name),
         ["channel-loan-hold", name, side] => channel_loan_hold(name, side),
+        ["setuid-channel", name] => setuid_channel(name),
         _ => {
             eprintln!("shm-helper: unknown arguments {args:?}");
             std::process::exit(2);
@@ -2072,4 +2073,23 @@ fn channel_loan_hold(name: &str, side: &str) -> ! {
         _ => panic!("SIDE is send or recv, not {side}"),
     }
     sleep_forever()
+}
+
+/// `setuid-channel NAME`: drops to uid/gid 65534 and opens the `ShmChannel` at NAME (another
+/// user's: `allow_other_owner`), printing `open ok` or `open err VARIANT MESSAGE`; once open,
+/// sends `from nobody` and prints `send ok` or `send err VARIANT MESSAGE`.
+fn setuid_channel(name: &str) {
+    drop_to_nobody();
+    let opened = shmstore::ShmChannel::options()
+        .allow_other_owner(true)
+        .open(at(name));
+    let channel = match opened {
+        Ok(channel) => channel,
+        Err(e) => return say(&format!("open err {} {e}", variant(&e))),
+    };
+    say("open ok");
+    match channel.try_send(b"from nobody") {
+        Ok(()) => say("send ok"),
+        Err(e) => say(&format!("send err {} {e}", variant(&e))),
+    }
 }
