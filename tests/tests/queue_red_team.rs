@@ -414,3 +414,63 @@ fn another_user_with_read_access_only_cannot_send() {
         nobody.finish_ok();
     }
 }
+
+/// Forged counters (more elements than the capacity, or `head` past `tail`) make every batch,
+/// loan and iteration of a queue return `Corrupt` at once: never a panic, a hang, or a read
+/// of a slot outside the ring.
+#[test]
+fn forged_queue_counters_are_corrupt_for_batches_loans_and_iteration() {
+    const N: usize = 8;
+    type Q = ShmQueue<u64, N>;
+    // (tail, head): too many elements; head past tail.
+    for (tail, head) in [(N as u64 + 3, 0u64), (2, 5), (u64::MAX >> 1, 0)] {
+        for mode in MODES {
+            let (name, _cleanup) = region("rt-q-forged");
+            let q = Q::options().queue_mode(mode).create(name.as_str()).unwrap();
+            q.push_slice(&[1, 2]).unwrap();
+            drop(q);
+            let control = payload_offset(&name);
+            let file = OpenOptions::new()
+                .write(true)
+                .open(shm_path(&name))
+                .unwrap();
+            file.write_all_at(&tail.to_ne_bytes(), control).unwrap();
+            file.write_all_at(&head.to_ne_bytes(), control + 64)
+                .unwrap();
+            let open = || Q::open(name.as_str()).unwrap();
+            let corrupt = |what: &str, e: Option<Error>| match e {
+                Some(Error::Corrupt { .. }) => {}
+                other => panic!("{mode:?} tail {tail} head {head}, {what}: {other:?}"),
+            };
+            let mut out = [0u64; 4];
+            corrupt(
+                "pop_into",
+                open().pop_into_timeout(&mut out, PATIENCE).err(),
+            );
+            corrupt("try_pop_into", open().try_pop_into(&mut out).err());
+            corrupt(
+                "push_slice",
+                open().push_slice_timeout(&[1; 20], PATIENCE).err(),
+            );
+            corrupt("try_push_slice", open().try_push_slice(&[1; 3]).err());
+            corrupt("loan", open().loan_timeout(PATIENCE).err());
+            corrupt("try_loan", open().try_loan().err());
+            corrupt(
+                "pop_loan",
+                open()
+                    .pop_loan_timeout(PATIENCE)
+                    .map(|l| l.map(|_| ()))
+                    .err(),
+            );
+            let q = open();
+            let drained: Vec<_> = q.drain().collect();
+            assert!(drained.len() <= 1, "{drained:?}");
+            if let Some(item) = drained.into_iter().next() {
+                corrupt("drain", item.err());
+            }
+            let iterated: Vec<_> = q.iter().collect();
+            assert_eq!(iterated.len(), 1, "{iterated:?}");
+            corrupt("iter", iterated.into_iter().next().and_then(Result::err));
+        }
+    }
+}
