@@ -474,3 +474,42 @@ fn forged_queue_counters_are_corrupt_for_batches_loans_and_iteration() {
         }
     }
 }
+
+/// Zero and unrepresentably long timeouts: a zero one gives up at once with `Timeout` (never a
+/// panic computing a deadline), an endless one succeeds when there is room or a message.
+#[test]
+fn zero_and_endless_timeouts() {
+    use std::time::Duration;
+    for mode in MODES {
+        let (name, _cleanup) = region("rt-ch-timeouts");
+        let mut ch = channel(&name, mode, 64, 16);
+        let e = ch.recv_timeout(Duration::ZERO).unwrap_err();
+        assert_eq!(variant(&e), "Timeout", "{e}");
+        ch.send_timeout(&[1; 16], Duration::MAX).unwrap();
+        ch.send_timeout(&[2; 16], Duration::MAX).unwrap();
+        let e = ch.send_timeout(&[3; 16], Duration::ZERO).unwrap_err();
+        assert_eq!(variant(&e), "Timeout", "{e}");
+        assert!(e.to_string().contains("the channel stayed full"), "{e}");
+        assert_eq!(ch.recv_timeout(Duration::MAX).unwrap(), Some(vec![1; 16]));
+        drop(ch.recv_loan().unwrap());
+        assert_eq!(ch.used_bytes(), 0);
+
+        let (name, _cleanup) = region("rt-q-timeouts");
+        let mut q = ShmQueue::<u64, 2>::options()
+            .queue_mode(mode)
+            .create(name.as_str())
+            .unwrap();
+        let mut out = [0; 2];
+        let e = q.pop_into_timeout(&mut out, Duration::ZERO).unwrap_err();
+        assert_eq!(variant(&e), "Timeout", "{e}");
+        let e = q.pop_loan_timeout(Duration::ZERO).unwrap_err();
+        assert_eq!(variant(&e), "Timeout", "{e}");
+        q.push_slice_timeout(&[1, 2], Duration::MAX).unwrap();
+        let e = q.push_slice_timeout(&[3], Duration::ZERO).unwrap_err();
+        assert_eq!(variant(&e), "Timeout", "{e}");
+        let e = q.loan_timeout(Duration::ZERO).unwrap_err();
+        assert_eq!(variant(&e), "Timeout", "{e}");
+        assert_eq!(q.pop_into_timeout(&mut out, Duration::MAX).unwrap(), 2);
+        assert_eq!(out, [1, 2]);
+    }
+}
