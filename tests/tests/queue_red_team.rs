@@ -357,32 +357,39 @@ fn a_forged_header_capacity_is_refused() {
     }
 }
 
-/// An SPSC producer killed holding a send loan half written: the replacement producer takes
-/// the role over at once, its messages arrive whole, and the dead one's bytes never do. A
-/// consumer killed holding a receive loan consumed nothing: the next one gets the message.
+/// A producer killed holding a send loan half written: in SPSC mode the replacement producer
+/// takes the role over at once, in MPMC mode the next sender recovers the lock the loan held;
+/// either way the new messages arrive whole and the dead one's bytes never do. A consumer
+/// killed holding a receive loan consumed nothing: the next one gets the message.
 #[test]
-fn spsc_roles_taken_over_after_a_kill_holding_a_loan() {
-    let (name, _cleanup) = region("rt-ch-kill");
-    let ch = channel(&name, QueueMode::Spsc, 1024, 100);
-    let mut producer = helper!("channel-loan-hold", name, "send");
-    producer.expect("holding");
-    assert_eq!(ch.try_recv().unwrap(), None);
-    assert_eq!(variant(&ch.try_send(b"x").unwrap_err()), "RoleTaken");
-    let (status, _) = producer.kill_and_finish();
-    assert_eq!(status.signal(), Some(9));
-    let replacement = ShmChannel::open(name.as_str()).unwrap();
-    replacement.send(b"whole").unwrap();
-    assert_eq!(ch.recv_timeout(PATIENCE).unwrap(), Some(b"whole".to_vec()));
-    drop(ch);
+fn roles_and_locks_taken_over_after_a_kill_holding_a_loan() {
+    for mode in MODES {
+        let (name, _cleanup) = region("rt-ch-kill");
+        let ch = channel(&name, mode, 1024, 100);
+        let mut producer = helper!("channel-loan-hold", name, "send");
+        producer.expect("holding");
+        assert_eq!(ch.try_recv().unwrap(), None);
+        let busy = match mode {
+            QueueMode::Spsc => "RoleTaken",
+            QueueMode::Mpmc => "QueueFull",
+        };
+        assert_eq!(variant(&ch.try_send(b"x").unwrap_err()), busy);
+        let (status, _) = producer.kill_and_finish();
+        assert_eq!(status.signal(), Some(9));
+        let replacement = ShmChannel::open(name.as_str()).unwrap();
+        replacement.send(b"whole").unwrap();
+        assert_eq!(ch.recv_timeout(PATIENCE).unwrap(), Some(b"whole".to_vec()));
+        drop(ch);
 
-    replacement.send(b"kept").unwrap();
-    let mut consumer = helper!("channel-loan-hold", name, "recv");
-    consumer.expect("holding 4");
-    let (status, _) = consumer.kill_and_finish();
-    assert_eq!(status.signal(), Some(9));
-    let next = ShmChannel::open(name.as_str()).unwrap();
-    assert_eq!(next.recv_timeout(PATIENCE).unwrap(), Some(b"kept".to_vec()));
-    assert_eq!(next.used_bytes(), 0);
+        replacement.send(b"kept").unwrap();
+        let mut consumer = helper!("channel-loan-hold", name, "recv");
+        consumer.expect("holding 4");
+        let (status, _) = consumer.kill_and_finish();
+        assert_eq!(status.signal(), Some(9));
+        let next = ShmChannel::open(name.as_str()).unwrap();
+        assert_eq!(next.recv_timeout(PATIENCE).unwrap(), Some(b"kept".to_vec()));
+        assert_eq!(next.used_bytes(), 0, "{mode:?}");
+    }
 }
 
 /// Another user that may only read the channel (mode 0644) cannot open it to send: a typed
