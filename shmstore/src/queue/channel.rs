@@ -45,7 +45,7 @@ use crate::wait::{notify, region_removed, sleep_until, wake_unconditionally};
 
 use super::mpmc::wait_until;
 use super::spsc::{other_holds_role, take_role, Role, CONSUMER_BYTE, PRODUCER_BYTE};
-use super::{keep_spinning, QueueMode, Roles};
+use super::{keep_spinning, stored_mode, QueueMode, Roles};
 
 /// How many times a non-blocking MPMC call tries the lock (as `ShmQueue`'s `try_push`).
 const TRY_LOCK_ATTEMPTS: u32 = 64;
@@ -1025,8 +1025,9 @@ impl Default for ShmChannelOptions {
 
 impl ShmChannelOptions {
     /// The defaults: no [`queue_mode`](Self::queue_mode) asked for (a created channel is
-    /// [`QueueMode::Mpmc`], an opened one keeps its own), a capacity of 64 KiB, the largest message as large
-    /// as the capacity allows, mode `0o600`, `open_timeout` 1 s, no unlink on drop.
+    /// [`QueueMode::Mpmc`], an opened one keeps its own), a capacity of 64 KiB, the largest
+    /// message as large as the capacity allows, mode `0o600`, `open_timeout` 1 s, no unlink on
+    /// drop.
     pub fn new() -> Self {
         ShmChannelOptions {
             queue_mode: None,
@@ -1143,8 +1144,8 @@ impl ShmChannelOptions {
     /// # Errors
     ///
     /// As [`create`](Self::create) and [`open`](Self::open) (a mode asked for and not found
-    /// included), and [`Error::CapacityMismatch`] (in bytes, the capacity rounded up to 8) when the channel
-    /// exists with another capacity.
+    /// included), and [`Error::CapacityMismatch`] (in bytes, the capacity rounded up to 8)
+    /// when the channel exists with another capacity.
     pub fn open_or_create(self, location: impl Into<Location>) -> Result<ShmChannel> {
         let location = location.into();
         let (ring, max_message) = self.geometry(&location.to_string())?;
@@ -1163,17 +1164,12 @@ impl ShmChannelOptions {
         })?;
         self.handle(region, &spec)
     }
-}
 
-impl ShmChannelOptions {
     /// The handle of an opened channel, once its mode is the one asked for (if any): checked
     /// before the handle exists, so that a refused channel is never removed by
     /// `unlink_on_drop`.
     fn handle(&self, region: Region, spec: &RegionSpec) -> Result<ShmChannel> {
-        let found = region
-            .info()
-            .queue
-            .map_or(QueueMode::Mpmc, |queue| QueueMode::from_code(queue.mode));
+        let found = stored_mode(&region);
         match self.queue_mode {
             Some(asked) if asked != found => Err(Error::QueueModeMismatch {
                 name: region.name().to_string(),
