@@ -520,3 +520,43 @@ fn zero_and_endless_timeouts() {
         assert_eq!(out, [1, 2]);
     }
 }
+
+/// The same kills in a file channel and a System V one (whose SPSC roles are pids, with no
+/// descriptor to lock): the replacement producer takes the dead one's role (or lock) over, and
+/// the message a killed consumer held is delivered again.
+#[test]
+fn kills_holding_loans_in_file_and_system_v_channels() {
+    use shmstore_tests::{Backend, Place};
+    for backend in [Backend::File, Backend::SysV] {
+        for mode in MODES {
+            let place = Place::new(backend, "rt-ch-kill-where");
+            let at = place.to_string();
+            let ch = ShmChannel::options()
+                .queue_mode(mode)
+                .capacity(1024)
+                .max_message(100)
+                .create(place.location().clone())
+                .unwrap();
+            let mut producer = helper!("channel-loan-hold", at, "send");
+            producer.expect("holding");
+            let (status, _) = producer.kill_and_finish();
+            assert_eq!(status.signal(), Some(9));
+            let replacement = ShmChannel::open(place.location().clone()).unwrap();
+            replacement.send(b"whole").unwrap();
+            assert_eq!(
+                ch.recv_timeout(PATIENCE).unwrap(),
+                Some(b"whole".to_vec()),
+                "{backend:?} {mode:?}"
+            );
+            drop(ch);
+            replacement.send(b"kept").unwrap();
+            let mut consumer = helper!("channel-loan-hold", at, "recv");
+            consumer.expect("holding 4");
+            let (status, _) = consumer.kill_and_finish();
+            assert_eq!(status.signal(), Some(9));
+            let next = ShmChannel::open(place.location().clone()).unwrap();
+            assert_eq!(next.recv_timeout(PATIENCE).unwrap(), Some(b"kept".to_vec()));
+            assert_eq!(next.used_bytes(), 0, "{backend:?} {mode:?}");
+        }
+    }
+}
