@@ -4,7 +4,7 @@
 use std::io::Write;
 
 use serde_json::{json, Value};
-use shmstore::inspect::{HeaderFields, Inspector, VersionInfo};
+use shmstore::inspect::{ChannelInfo, HeaderFields, Inspector, VersionInfo};
 use shmstore::{printable, Error};
 
 use crate::failure::Outcome;
@@ -156,13 +156,15 @@ fn text(entry: &Entry, view: &Inspector, max_elements: usize) -> String {
                 s.push_str(&format!("\nvalue: {}\n", unfinished_write(&h)));
             }
         },
-        // A channel's messages are records in a ring, not elements of its unit type.
-        Some(q) if q.byte_channel => {
-            s.push_str(&format!(
+        // A channel's messages are records in a ring, not elements of its unit type: its
+        // geometry and state instead.
+        Some(q) if q.byte_channel => match view.channel() {
+            Some(channel) => s.push_str(&channel_text(&channel)),
+            None => s.push_str(&format!(
                 "\nmessages: {} of {} ring bytes used (FORMAT.md, \"Byte channels\")\n",
                 q.len, q.capacity
-            ));
-        }
+            )),
+        },
         Some(q) => {
             let bytes = view.read();
             if bytes.is_empty() {
@@ -185,6 +187,48 @@ fn text(entry: &Entry, view: &Inspector, max_elements: usize) -> String {
         }
     }
     s
+}
+
+/// The "channel" block of a byte channel: geometry, bytes used, state and SPSC role holders.
+fn channel_text(channel: &ChannelInfo) -> String {
+    let holder = |pid: Option<u32>| match pid {
+        Some(pid) if procs::alive(pid) => format!("pid {pid} (alive)"),
+        Some(pid) => format!("pid {pid} (gone: the next one takes the role over)"),
+        None => "none".to_string(),
+    };
+    let mut rows = vec![
+        vec![
+            "  mode".to_string(),
+            json::queue_mode(channel.mode).to_string(),
+        ],
+        vec![
+            "  capacity".to_string(),
+            format!("{} bytes", channel.capacity),
+        ],
+        vec![
+            "  max_message".to_string(),
+            format!("{} bytes", channel.max_message),
+        ],
+        vec![
+            "  used".to_string(),
+            format!(
+                "{} of {} bytes (messages, their 8-byte headers and padding)",
+                channel.used_bytes, channel.capacity
+            ),
+        ],
+        vec![
+            "  closed".to_string(),
+            if channel.closed { "yes" } else { "no" }.to_string(),
+        ],
+    ];
+    if channel.mode == shmstore::QueueMode::Spsc {
+        rows.push(vec!["  producer".to_string(), holder(channel.producer_pid)]);
+        rows.push(vec!["  consumer".to_string(), holder(channel.consumer_pid)]);
+    }
+    format!(
+        "\nchannel (messages are records in a ring: FORMAT.md, \"Byte channels\")\n{}",
+        table(&rows)
+    )
 }
 
 /// The "versions" block: the layout the region holds, every version that shaped it (the
@@ -297,8 +341,14 @@ fn to_json(entry: &Entry, view: &Inspector, max_elements: usize) -> Value {
         Some(_) => (None, view.read(), None),
     };
     let (versions, versions_error, known_by) = versions_json(view);
-    let fields: Vec<Value> = view
-        .fields()
+    let channel = view.channel();
+    // A channel's ring unit is no element: nothing of it is decoded.
+    let element_fields = if channel.is_some() {
+        &[][..]
+    } else {
+        view.fields()
+    };
+    let fields: Vec<Value> = element_fields
         .iter()
         .enumerate()
         .map(|(i, f)| {
@@ -314,7 +364,7 @@ fn to_json(entry: &Entry, view: &Inspector, max_elements: usize) -> Value {
         })
         .collect();
     // Decoded by kind, for a region that has kinds and a value to show.
-    let values = (values::has_kinds(view) && !bytes.is_empty())
+    let values = (channel.is_none() && values::has_kinds(view) && !bytes.is_empty())
         .then(|| values::object(&view.values(&bytes), max_elements));
     json!({
         "name": entry.name,
@@ -332,6 +382,9 @@ fn to_json(entry: &Entry, view: &Inspector, max_elements: usize) -> Value {
         "uid": entry.object.uid,
         "owner": users.name(entry.object.uid),
         "queue": info.queue.as_ref().map(json::queue),
+        // For a byte channel: its geometry and state (no element is decoded: `fields` is
+        // empty); null otherwise.
+        "channel": channel.as_ref().map(json::channel),
         "header": json::header(view),
         // For a queue: the fields of its oldest element, without values when it is empty.
         "fields": fields,

@@ -6,7 +6,7 @@
 //! `"-inf"`, which JSON has no numbers for).
 
 use serde_json::{json, Map, Value};
-use shmstore::inspect::{FieldInfo, Inspector, Scalar};
+use shmstore::inspect::{ChannelInfo, FieldInfo, Inspector, Scalar};
 use shmstore::{QueueInfo, QueueMode};
 
 use crate::fields::{element_limit, path_text};
@@ -72,6 +72,20 @@ pub fn queue(queue: &QueueInfo) -> Value {
         "len": queue.len,
         "closed": queue.closed,
         "byte_channel": queue.byte_channel,
+    })
+}
+
+/// A byte channel's geometry and state (`inspect --json`'s `channel`): the SPSC role
+/// holders' pids are null when none is recorded (always in MPMC mode).
+pub fn channel(channel: &ChannelInfo) -> Value {
+    json!({
+        "mode": queue_mode(channel.mode),
+        "capacity": channel.capacity,
+        "max_message": channel.max_message,
+        "used_bytes": channel.used_bytes,
+        "closed": channel.closed,
+        "producer_pid": channel.producer_pid,
+        "consumer_pid": channel.consumer_pid,
     })
 }
 

@@ -60,8 +60,44 @@ fn list_and_inspect_show_a_channel_in_bytes() {
         ran.stdout
     );
     assert!(
-        ran.stdout.contains("messages: 136 of 4096 ring bytes used"),
+        ran.stdout.contains("used         136 of 4096 bytes"),
         "{}",
         ran.stdout
     );
+}
+
+/// `inspect` shows a channel's geometry and state, and decodes no element of its ring unit.
+#[test]
+fn inspect_shows_a_channels_geometry_not_an_element() {
+    let (name, _cleanup) = region("cli-channel-geometry");
+    let channel = a_channel(&name);
+
+    let ran = run(&["inspect", &name, "--json"]);
+    ran.ok();
+    let shown: serde_json::Value = serde_json::from_str(&ran.stdout).unwrap();
+    let c = &shown["channel"];
+    assert_eq!(c["capacity"], 4096, "{shown}");
+    assert_eq!(c["max_message"], 1000, "{shown}");
+    assert_eq!(c["used_bytes"], 136, "{shown}");
+    assert_eq!(c["closed"], false, "{shown}");
+    assert_eq!(c["mode"], "spsc", "{shown}");
+    // This process sent: it holds the producer's role; nobody received yet.
+    assert_eq!(c["producer_pid"], std::process::id(), "{shown}");
+    assert_eq!(c["consumer_pid"], serde_json::Value::Null, "{shown}");
+    assert_eq!(shown["fields"], serde_json::json!([]), "{shown}");
+    assert_eq!(shown["values"], serde_json::Value::Null, "{shown}");
+
+    channel.close();
+    let ran = run(&["inspect", &name]);
+    ran.ok();
+    for line in [
+        "max_message  1000 bytes",
+        "used         136 of 4096 bytes",
+        "closed       yes",
+        &format!("producer     pid {} (alive)", std::process::id()),
+        "consumer     none",
+    ] {
+        assert!(ran.stdout.contains(line), "no `{line}` in\n{}", ran.stdout);
+    }
+    assert!(!ran.stdout.contains("bytes = "), "{}", ran.stdout);
 }

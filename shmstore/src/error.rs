@@ -91,7 +91,7 @@ pub enum Error {
     /// The region is a queue and a single value was asked for, or the other way round.
     #[error(
         "region `{name}` is {found}, not {expected}; open it with {}, or use another name",
-        if *found == "a queue" { "ShmQueue" } else { "Shm" },
+        if *found == "a queue" { "ShmQueue (or ShmChannel, for a byte channel)" } else { "Shm" },
         name = printable(name)
     )]
     WrongKind {
@@ -103,10 +103,13 @@ pub enum Error {
         found: &'static str,
     },
 
-    /// The queue holds the right element type but was created with another capacity.
+    /// The queue holds the right element type but was created with another capacity (or, from
+    /// [`ShmChannelOptions::open_or_create`](crate::ShmChannelOptions::open_or_create), the
+    /// channel exists with another ring size, in bytes).
     #[error(
-        "queue `{name}` was created with capacity {found}, and this process asked for \
-         {expected}; use ShmQueue<T, {found}> here, or remove the queue and create it again",
+        "`{name}` was created with capacity {found}, and this process asked for {expected}; ask \
+         for {found} here (ShmQueue<T, {found}>, or a ShmChannel capacity of {found} bytes, \
+         which ShmChannel::open reads from the channel itself), or remove it and create it again",
         name = printable(name)
     )]
     CapacityMismatch {
@@ -118,25 +121,26 @@ pub enum Error {
         found: usize,
     },
 
-    /// [`ShmQueue::try_push`](crate::ShmQueue::try_push) found no room without waiting: the
-    /// queue was full, or (MPMC) another handle held its lock.
-    #[error(
-        "queue `{name}` has no room now: it holds its {capacity} elements, or (MPMC) another \
-         handle holds its lock; pop from it, or wait with ShmQueue::push or push_timeout",
-        name = printable(name)
-    )]
+    /// [`ShmQueue::try_push`](crate::ShmQueue::try_push) (or
+    /// [`ShmChannel::try_send`](crate::ShmChannel::try_send)) found no room without waiting:
+    /// the queue (channel) was full, or (MPMC) another handle held its lock.
+    #[error("{}", queue_full_text(name, *capacity, message.as_ref()))]
     QueueFull {
         /// The region name.
         name: String,
-        /// Its capacity.
+        /// Its capacity: elements for a `ShmQueue`, ring bytes for a `ShmChannel`.
         capacity: usize,
+        /// For a [`ShmChannel`](crate::ShmChannel), the message refused and the room there
+        /// was; `None` for a `ShmQueue`.
+        message: Option<RefusedMessage>,
     },
 
-    /// The queue was closed with [`ShmQueue::close`](crate::ShmQueue::close): nothing more
-    /// can be pushed.
+    /// The queue (or channel) was closed with [`ShmQueue::close`](crate::ShmQueue::close) (or
+    /// [`ShmChannel::close`](crate::ShmChannel::close)): nothing more can be pushed (sent).
     #[error(
-        "queue `{name}` is closed, so nothing more can be pushed; consumers drain what it holds. \
-         To use the name again, remove it (shmstore::unlink) and create a new queue",
+        "`{name}` is closed, so nothing more can be pushed (or sent, for a channel); consumers \
+         drain what it holds. To use the name again, remove it (shmstore::unlink) and create it \
+         again",
         name = printable(name)
     )]
     QueueClosed {
@@ -144,11 +148,11 @@ pub enum Error {
         name: String,
     },
 
-    /// A single-producer single-consumer queue already has a live producer (or consumer) in
-    /// another handle.
+    /// A single-producer single-consumer queue (or channel) already has a live producer (or
+    /// consumer) in another handle.
     #[error(
-        "queue `{name}` is single-producer single-consumer and another live handle{} is its \
-         {role}; use one handle per role, or create the queue with QueueMode::Mpmc",
+        "`{name}` is single-producer single-consumer and another live handle{} is its {role}; \
+         use one handle per role, or create it with QueueMode::Mpmc",
         match holder_pid { Some(pid) => format!(" (pid {pid})"), None => String::new() },
         name = printable(name)
     )]
@@ -326,7 +330,7 @@ pub enum Error {
     /// opener that asks for no mode follows the creator's; one that asks is never switched to
     /// the other mode silently (an SPSC producer must know that other producers may come).
     #[error(
-        "queue `{name}` was created in mode QueueMode::{found:?}, and this process asked for \
+        "`{name}` was created in mode QueueMode::{found:?}, and this process asked for \
          QueueMode::{asked:?}; ask for QueueMode::{found:?} here, or leave queue_mode unset to \
          follow the creator, or stop every process that uses the queue, remove it \
          (shmstore::unlink or `shmstore rm {name}`) and create it again in QueueMode::{asked:?}",
@@ -397,6 +401,35 @@ impl Error {
             Error::QueueModeMismatch { .. } => "QueueModeMismatch",
             Error::MessageTooLarge { .. } => "MessageTooLarge",
         }
+    }
+}
+
+/// A message a [`ShmChannel`](crate::ShmChannel) had no room for, in
+/// [`Error::QueueFull`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RefusedMessage {
+    /// The message's length in bytes.
+    pub len: usize,
+    /// The ring bytes that were free when it was refused. A message takes 8 bytes more than
+    /// its length rounded up to 8, and one that does not fit before the ring's end also takes
+    /// the bytes up to it: it may not fit in fewer than twice that.
+    pub free: usize,
+}
+
+fn queue_full_text(name: &str, capacity: usize, message: Option<&RefusedMessage>) -> String {
+    let name = printable(name);
+    match message {
+        None => format!(
+            "queue `{name}` has no room now: it holds its {capacity} elements, or (MPMC) another \
+             handle holds its lock; pop from it, or wait with ShmQueue::push or push_timeout"
+        ),
+        Some(RefusedMessage { len, free }) => format!(
+            "channel `{name}` has no room now for a message of {len} bytes: {free} of {capacity} \
+             bytes free (a message takes its length rounded up to 8, plus 8, and one that does \
+             not fit before the ring's end also the bytes up to it), or (MPMC) another handle \
+             holds its lock; receive from it, or wait with ShmChannel::send or send_timeout"
+        ),
     }
 }
 

@@ -732,6 +732,29 @@ impl Inspector {
         }
     }
 
+    /// For a byte channel ([`ShmChannel`](crate::ShmChannel)), its capacity, largest message,
+    /// bytes used, whether it is closed, its mode and SPSC role holders, as of now; `None` for
+    /// a value or a [`ShmQueue`](crate::ShmQueue), or if the object can no longer be read.
+    pub fn channel(&self) -> Option<ChannelInfo> {
+        let shape = self.header_info().queue?;
+        if !format::is_channel_type(&self.stored.type_name) {
+            return None;
+        }
+        match &self.source {
+            Source::Read { name, looked, .. } => {
+                let control = looked.queue_control(name).ok()?;
+                let at = looked.info.layout.payload_offset + format::SETTINGS_OFFSET;
+                let settings = looked.bytes_at(name, at, 8).ok()?;
+                Some(channel_info(shape, control.bytes().view()?, &settings))
+            }
+            Source::Mapped { region, .. } => {
+                let payload = region.payload()?;
+                let settings = payload.range(format::SETTINGS_OFFSET, 8)?.load_bytes();
+                Some(channel_info(shape, payload.view()?, &settings))
+            }
+        }
+    }
+
     /// Every header field, as of now. If the object can no longer be read (another process
     /// shrank it), as of when it was opened.
     pub fn header_fields(&self) -> HeaderFields {
@@ -913,6 +936,57 @@ impl fmt::Debug for Inspector {
             .field("type_name", &self.stored.type_name)
             .field("queue", &self.is_queue())
             .finish()
+    }
+}
+
+/// A byte channel's ([`ShmChannel`](crate::ShmChannel)'s) geometry and state, as
+/// [`Inspector::channel`] read them: what `shmstore inspect` shows of a channel instead of an
+/// element (its ring holds records, not values of its unit type). How many messages it holds
+/// is not counted: that would take walking the ring.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ChannelInfo {
+    /// Its mode.
+    pub mode: crate::QueueMode,
+    /// The ring's size in bytes.
+    pub capacity: usize,
+    /// The largest message in bytes, as its settings line says (a forged one as stored:
+    /// [`ShmChannel::open`](crate::ShmChannel::open) refuses a channel whose largest message
+    /// its ring cannot carry).
+    pub max_message: u64,
+    /// The ring bytes that hold messages, record headers and padding included (clamped to
+    /// the capacity).
+    pub used_bytes: usize,
+    /// Whether it is closed.
+    pub closed: bool,
+    /// SPSC: the pid recorded as holding the producer's role; `None` if none is (always in
+    /// MPMC mode) or it was recorded in another PID namespace. A holder that died without
+    /// giving the role back is still recorded.
+    pub producer_pid: Option<u32>,
+    /// SPSC: the pid recorded as holding the consumer's role, as for `producer_pid`.
+    pub consumer_pid: Option<u32>,
+}
+
+/// A channel's state from its control block and the first 16 bytes of its settings line.
+fn channel_info(shape: QueueShape, control: &format::Control, settings: &[u8]) -> ChannelInfo {
+    let capacity = format::ring_for(shape.capacity).unwrap_or(0);
+    let (used_bytes, closed) = control.len_and_closed(capacity);
+    let max_message = settings
+        .get(..8)
+        .and_then(|word| word.try_into().ok())
+        .map_or(0, u64::from_ne_bytes);
+    let holder = |line: &format::Line| {
+        let pid = format::Owner::from_word(line.owner.load_acquire()).pid_here();
+        (pid != 0).then_some(pid)
+    };
+    ChannelInfo {
+        mode: crate::QueueMode::from_code(shape.mode),
+        capacity,
+        max_message,
+        used_bytes,
+        closed,
+        producer_pid: holder(&control.tail),
+        consumer_pid: holder(&control.head),
     }
 }
 

@@ -117,7 +117,7 @@ mod values;
 mod wait;
 
 pub use error::printable;
-pub use error::{Error, Result};
+pub use error::{Error, RefusedMessage, Result};
 pub use guard::ShmGuard;
 pub use info::{list, QueueInfo, RegionInfo};
 #[doc(inline)]

@@ -339,10 +339,19 @@ impl NotLocked {
     pub(crate) fn into_error(self, region: &Region) -> Option<Error> {
         match self {
             NotLocked::Busy => None,
-            NotLocked::HeldByThisThread => Some(Error::corrupt(
-                region.name(),
-                "its lock is already held by this thread (waiting would deadlock)",
-            )),
+            // Not corruption: this thread's own lock (a queue's or channel's MPMC loan through
+            // another handle, perhaps forgotten with `mem::forget`, or a value's guard).
+            NotLocked::HeldByThisThread => Some(Error::Io {
+                name: region.name().to_string(),
+                operation: "take its lock",
+                source: std::io::Error::new(
+                    std::io::ErrorKind::Deadlock,
+                    "this thread already holds it (through another handle: an MPMC queue's or \
+                     channel's loan, or a value's guard), so waiting would deadlock; end that \
+                     loan or guard first (a loan passed to mem::forget never ends), or do this \
+                     on another thread",
+                ),
+            }),
             NotLocked::Broken(error) => Some(error),
         }
     }

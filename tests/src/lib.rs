@@ -706,6 +706,7 @@ pub fn variant(error: &shmstore::Error) -> &'static str {
         Error::LockedByReader { .. } => "LockedByReader",
         Error::Removed { .. } => "Removed",
         Error::QueueModeMismatch { .. } => "QueueModeMismatch",
+        Error::MessageTooLarge { .. } => "MessageTooLarge",
         _ => "unknown",
     }
 }

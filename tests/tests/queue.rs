@@ -715,7 +715,9 @@ fn full_empty_and_closed_queues_answer_with_their_errors() {
             q.try_push(Msg::new(0, seq)).unwrap();
         }
         match q.try_push(Msg::new(0, CAP)) {
-            Err(Error::QueueFull { name: n, capacity }) => {
+            Err(Error::QueueFull {
+                name: n, capacity, ..
+            }) => {
                 assert_eq!((n.as_str(), capacity), (name.as_str(), QUEUE_CAPACITY));
             }
             other => panic!("expected Error::QueueFull, got {other:?}"),

@@ -89,8 +89,11 @@ fn killed_loan_producers_expose_no_torn_element_and_leak_no_slot(mode: QueueMode
         let mut child = helper!("queue-loan-forever", name, producer, phase_place, how);
         child.expect("started");
         // Once it holds its first loan (or begins its first batch), 0 to 3 ms more: a few dozen elements at most.
+        // Or once it has filled the queue: a producer that ran while this thread was off the
+        // CPU may fill it before this loop ever sees the flag, then wait for room between two
+        // loans, with the flag down (it is up only while a loan is held).
         let started = Instant::now();
-        while phase.read().count == 0 {
+        while phase.read().count == 0 && q.len() < QUEUE_CAPACITY {
             assert!(
                 started.elapsed() < PATIENCE,
                 "the producer never took a loan"

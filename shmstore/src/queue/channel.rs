@@ -20,7 +20,6 @@
 //! same events. A receiver checks every record header against the counters, the ring and the
 //! largest message before it reads through it (`format::parse_front`).
 
-use std::cell::Cell;
 use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::AtomicU64;
@@ -28,7 +27,7 @@ use std::sync::atomic::Ordering::{Acquire, Relaxed, SeqCst};
 use std::time::{Duration, Instant};
 
 use crate::atomic_copy::copy_atomic;
-use crate::error::{Error, Result};
+use crate::error::{Error, RefusedMessage, Result};
 use crate::format::{
     header_word, max_message_fits, parse_front, place, record_size, ring_for, units_for,
     ChannelUnit, Control, Event, Front, Owner, Placement, Settings, SharedBytes, CLOSED,
@@ -46,7 +45,7 @@ use crate::wait::{notify, region_removed, sleep_until, wake_unconditionally};
 
 use super::mpmc::wait_until;
 use super::spsc::{other_holds_role, take_role, Role, CONSUMER_BYTE, PRODUCER_BYTE};
-use super::{keep_spinning, QueueMode};
+use super::{keep_spinning, stored_mode, QueueMode, Roles};
 
 /// How many times a non-blocking MPMC call tries the lock (as `ShmQueue`'s `try_push`).
 const TRY_LOCK_ATTEMPTS: u32 = 64;
@@ -125,8 +124,9 @@ pub struct ShmChannel {
     ring: u64,
     /// The largest message, read once at open and validated against the ring.
     max_message: usize,
-    /// Which SPSC roles this handle holds (as `ShmQueue`'s).
-    roles: Cell<u8>,
+    /// Which SPSC roles this handle holds (as `ShmQueue`'s: not `Sync`, see
+    /// `OpenOneHandlePerThread`).
+    roles: Roles,
 }
 
 /// What one attempt found.
@@ -175,7 +175,6 @@ impl ShmChannel {
     }
 
     fn from_region(mut region: Region, spec: &RegionSpec) -> Result<Self> {
-        region.arm_unlink_on_drop(spec);
         let name = region.name().to_string();
         let Some(queue) = region.info().queue else {
             return Err(Error::corrupt(
@@ -207,12 +206,14 @@ impl ShmChannel {
                 ),
             ));
         }
+        // Only now: a channel refused above is not this handle's to remove.
+        region.arm_unlink_on_drop(spec);
         Ok(ShmChannel {
             region,
             spsc,
             ring: ring as u64,
             max_message: max_message as usize,
-            roles: Cell::new(0),
+            roles: Roles::new(),
         })
     }
 
@@ -495,6 +496,10 @@ impl ShmChannel {
             Step::Blocked | Step::LockHeld => Err(Error::QueueFull {
                 name: self.name().to_string(),
                 capacity: self.capacity(),
+                message: Some(RefusedMessage {
+                    len,
+                    free: self.capacity() - self.used_bytes(),
+                }),
             }),
             Step::Closed => Err(self.closed()),
         }
@@ -927,7 +932,10 @@ impl fmt::Debug for SendLoan<'_> {
 }
 
 /// The front message, lent by [`ShmChannel::recv_loan`]: derefs to its bytes; released
-/// (removed from the channel) when dropped.
+/// (removed from the channel) when dropped, or by [`release`](Self::release);
+/// [`keep`](Self::keep) ends the loan leaving it at the front. A loan dropped while its thread
+/// unwinds from a panic keeps the message too, as when its consumer is killed holding it: the
+/// next consumer receives it again (at-least-once).
 ///
 /// The bytes are the ring's, read in place: a well-behaved producer does not write them until
 /// the loan is released, but a hostile process with write access to the channel can change
@@ -949,10 +957,29 @@ impl Deref for RecvLoan<'_> {
     }
 }
 
+impl RecvLoan<'_> {
+    /// Removes the message from the channel (as dropping the loan does) and wakes a sleeping
+    /// sender.
+    pub fn release(self) {
+        drop(self);
+    }
+
+    /// Ends the loan without removing the message: it stays at the front, and the next
+    /// receive (or receive loan) of any consumer gets it.
+    pub fn keep(mut self) {
+        // Dropping what was found moves no counter (and releases the MPMC lock).
+        self.found = None;
+    }
+}
+
 impl Drop for RecvLoan<'_> {
     fn drop(&mut self) {
         if let Some(found) = self.found.take() {
-            self.channel.release(found);
+            // A consumer that panicked while reading did not finish with the message: it
+            // stays for the next receive, as a queue's `PopLoan` keeps its element.
+            if !std::thread::panicking() {
+                self.channel.release(found);
+            }
         }
     }
 }
@@ -971,7 +998,9 @@ impl fmt::Debug for RecvLoan<'_> {
 #[must_use = "options do nothing until create, open or open_or_create is called"]
 #[derive(Clone)]
 pub struct ShmChannelOptions {
-    queue_mode: QueueMode,
+    /// The mode asked for; `None`: the default for a created channel, the creator's for an
+    /// opened one.
+    queue_mode: Option<QueueMode>,
     capacity: usize,
     max_message: Option<usize>,
     common: CommonOptions,
@@ -995,11 +1024,13 @@ impl Default for ShmChannelOptions {
 }
 
 impl ShmChannelOptions {
-    /// The defaults: [`QueueMode::Mpmc`], a capacity of 64 KiB, the largest message as large
-    /// as the capacity allows, mode `0o600`, `open_timeout` 1 s, no unlink on drop.
+    /// The defaults: no [`queue_mode`](Self::queue_mode) asked for (a created channel is
+    /// [`QueueMode::Mpmc`], an opened one keeps its own), a capacity of 64 KiB, the largest
+    /// message as large as the capacity allows, mode `0o600`, `open_timeout` 1 s, no unlink on
+    /// drop.
     pub fn new() -> Self {
         ShmChannelOptions {
-            queue_mode: QueueMode::Mpmc,
+            queue_mode: None,
             capacity: 64 * 1024,
             max_message: None,
             common: CommonOptions::DEFAULT,
@@ -1022,9 +1053,13 @@ impl ShmChannelOptions {
         self
     }
 
-    /// The mode of a created channel (default [`QueueMode::Mpmc`]); openers follow it.
+    /// The mode of a created channel (default [`QueueMode::Mpmc`]), and the mode an opened
+    /// one must have: as for a queue
+    /// ([`ShmQueueOptions::queue_mode`](super::ShmQueueOptions::queue_mode)), an opener that
+    /// asks for a mode and finds the other one gets [`Error::QueueModeMismatch`], naming both,
+    /// never the other mode silently; one that does not ask follows the creator.
     pub fn queue_mode(mut self, queue_mode: QueueMode) -> Self {
-        self.queue_mode = queue_mode;
+        self.queue_mode = Some(queue_mode);
         self
     }
 
@@ -1066,7 +1101,7 @@ impl ShmChannelOptions {
 
     fn spec(&self, units: usize) -> RegionSpec {
         let queue = QueueSpec {
-            mode: self.queue_mode.code(),
+            mode: self.queue_mode.unwrap_or(QueueMode::Mpmc).code(),
             capacity: units,
         };
         self.common
@@ -1095,11 +1130,12 @@ impl ShmChannelOptions {
     ///
     /// # Errors
     ///
-    /// As [`ShmChannel::open`].
+    /// As [`ShmChannel::open`], and [`Error::QueueModeMismatch`] if a
+    /// [`queue_mode`](Self::queue_mode) was asked for and the channel has the other one.
     pub fn open(self, location: impl Into<Location>) -> Result<ShmChannel> {
         let spec = self.spec(QueueSpec::ANY_CAPACITY);
         let region = reboot::open(&location.into(), &spec, Access::ReadWrite)?;
-        ShmChannel::from_region(region, &spec)
+        self.handle(region, &spec)
     }
 
     /// Opens the channel at `location`, or creates it with these options if it does not
@@ -1107,8 +1143,8 @@ impl ShmChannelOptions {
     ///
     /// # Errors
     ///
-    /// As [`create`](Self::create) and [`open`](Self::open), and
-    /// [`Error::CapacityMismatch`] (in ring units of 8 bytes, the settings line included)
+    /// As [`create`](Self::create) and [`open`](Self::open) (a mode asked for and not found
+    /// included), and [`Error::CapacityMismatch`] (in bytes, the capacity rounded up to 8)
     /// when the channel exists with another capacity.
     pub fn open_or_create(self, location: impl Into<Location>) -> Result<ShmChannel> {
         let location = location.into();
@@ -1116,8 +1152,32 @@ impl ShmChannelOptions {
         let spec = self.spec(units_for(ring));
         let region = reboot::open_or_create(&location, &spec, &mut |payload: &mut [u8]| {
             init_payload(payload, ring, max_message)
+        })
+        .map_err(|error| match error {
+            // In ring bytes, as the capacity was asked for, not in the header's units.
+            Error::CapacityMismatch { name, found, .. } => Error::CapacityMismatch {
+                name,
+                expected: ring,
+                found: ring_for(found).unwrap_or(0),
+            },
+            other => other,
         })?;
-        ShmChannel::from_region(region, &spec)
+        self.handle(region, &spec)
+    }
+
+    /// The handle of an opened channel, once its mode is the one asked for (if any): checked
+    /// before the handle exists, so that a refused channel is never removed by
+    /// `unlink_on_drop`.
+    fn handle(&self, region: Region, spec: &RegionSpec) -> Result<ShmChannel> {
+        let found = stored_mode(&region);
+        match self.queue_mode {
+            Some(asked) if asked != found => Err(Error::QueueModeMismatch {
+                name: region.name().to_string(),
+                asked,
+                found,
+            }),
+            _ => ShmChannel::from_region(region, spec),
+        }
     }
 }
 
@@ -1238,6 +1298,59 @@ mod tests {
         ch.control().tail.word.store(1 << 40, SeqCst);
         assert!(matches!(ch.try_recv(), Err(Error::Corrupt { .. })));
         assert!(matches!(ch.try_send(b"x"), Err(Error::Corrupt { .. })));
+    }
+
+    /// A channel's errors speak of its bytes and messages, never of a queue's elements.
+    #[test]
+    fn errors_speak_of_bytes_and_messages() {
+        let ch = scratch("wording", QueueMode::Mpmc, 4096, 1500);
+        // Records of 1512, 1512 and 872 bytes: 200 of the 4096 left.
+        ch.send(&[1; 1500]).unwrap();
+        ch.send(&[2; 1500]).unwrap();
+        ch.send(&[3; 864]).unwrap();
+        let full = ch.try_send(&[4; 1500]).unwrap_err();
+        assert!(
+            matches!(
+                full,
+                Error::QueueFull {
+                    capacity: 4096,
+                    message: Some(RefusedMessage {
+                        len: 1500,
+                        free: 200
+                    }),
+                    ..
+                }
+            ),
+            "{full:?}"
+        );
+        let text = full.to_string();
+        assert!(
+            text.contains("no room now for a message of 1500 bytes: 200 of 4096 bytes free"),
+            "{text}"
+        );
+        assert!(!text.contains("element"), "{text}");
+        assert!(text.contains("ShmChannel::send"), "{text}");
+
+        let reopened = ShmChannel::options()
+            .capacity(8192)
+            .open_or_create(ch.name())
+            .unwrap_err();
+        assert!(
+            matches!(
+                reopened,
+                Error::CapacityMismatch {
+                    expected: 8192,
+                    found: 4096,
+                    ..
+                }
+            ),
+            "{reopened:?}"
+        );
+        assert!(reopened.to_string().contains("ShmChannel"), "{reopened}");
+
+        ch.close();
+        let closed = ch.try_send(b"late").unwrap_err().to_string();
+        assert!(closed.contains("or sent, for a channel"), "{closed}");
     }
 
     #[test]

@@ -391,6 +391,7 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
                     return Err(Error::QueueFull {
                         name: self.name().to_string(),
                         capacity: N,
+                        message: None,
                     })
                 }
                 Attempt::Closed => return Err(self.closed()),

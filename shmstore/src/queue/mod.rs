@@ -178,33 +178,75 @@ const SPIN_FOR: Duration = Duration::from_micros(20);
 /// bytes in the byte channel, whose capacity is set at creation. A run-time-capacity
 /// `ShmQueue` would be another type, not an option of this one.
 pub struct ShmQueue<T: ShmType, const N: usize> {
-    /// Not `Sync`, saying so in the compile error: see `OpenOneHandlePerThread`. The first
-    /// field, so that its error comes first.
-    _one_per_thread: Cell<OpenOneHandlePerThread>,
     region: Region,
     spsc: bool,
+    // The private state below is what makes the handle not `Sync`, and its compile error say
+    // so: see `OpenOneHandlePerThread`.
     /// Which SPSC roles this handle holds (bit 0 producer, bit 1 consumer).
-    roles: Cell<u8>,
+    roles: Roles,
     /// The producer's next `tail` (SPSC): it alone advances the shared one.
-    next_tail: Cell<u64>,
+    next_tail: Private,
     /// The producer's last look at `head`: a lower bound of the real one.
-    seen_head: Cell<u64>,
+    seen_head: Private,
     /// The consumer's next `head` (SPSC): it alone advances the shared one.
-    next_head: Cell<u64>,
+    next_head: Private,
     /// The consumer's last look at `tail` (without the closed bit): a lower bound.
-    seen_tail: Cell<u64>,
+    seen_tail: Private,
     /// How many new elements the consumer's last look at `tail` found (SPSC).
-    last_batch: Cell<u64>,
+    last_batch: Private,
     _type: PhantomData<fn() -> T>,
 }
 
 /// A queue handle cannot be shared by threads: open one handle per thread (they share the
-/// queue). Only its name matters: `ShmQueue` holds a `Cell` of it (no bytes), so that the
-/// compile error of a handle shared by threads says what to do, in its first line
-/// (`tests/ui/fail/queue_is_not_sync.rs`). The handle's private counters, `Cell`s too, add
-/// errors of their own after it; relaxed atomics in their place would silence those, but
-/// cost a push and a pop 5 instructions more (334 to 339, callgrind), so they stay `Cell`s.
-struct OpenOneHandlePerThread;
+/// queue). Its name is what matters: every word of a handle's private state (its SPSC roles
+/// and counters) is a `Cell` of it, so that the compile error of a handle (`ShmQueue`,
+/// `ShmChannel`) shared by threads names only `Cell<OpenOneHandlePerThread>`, which says what
+/// to do (`tests/ui/fail/queue_is_not_sync.rs`). A `Cell` of a one-word `Copy` newtype is a
+/// `Cell<u64>` to the compiler: no cost. Relaxed atomics would make the handle `Sync`, but
+/// cost a push and a pop 5 instructions more (334 to 339, callgrind).
+#[derive(Clone, Copy)]
+#[repr(transparent)]
+struct OpenOneHandlePerThread(u64);
+
+/// One word of a handle's private state (see [`OpenOneHandlePerThread`]).
+struct Private(Cell<OpenOneHandlePerThread>);
+
+impl Private {
+    const fn new(value: u64) -> Self {
+        Private(Cell::new(OpenOneHandlePerThread(value)))
+    }
+
+    #[inline(always)]
+    fn get(&self) -> u64 {
+        self.0.get().0
+    }
+
+    #[inline(always)]
+    fn set(&self, value: u64) {
+        self.0.set(OpenOneHandlePerThread(value));
+    }
+}
+
+/// The SPSC roles a handle holds, as [`Role::bit`]s: a private word (see
+/// [`OpenOneHandlePerThread`]).
+struct Roles(Private);
+
+impl Roles {
+    const fn new() -> Self {
+        Roles(Private::new(0))
+    }
+
+    #[inline(always)]
+    fn get(&self) -> u8 {
+        // Only `set` writes it, with a `u8`.
+        self.0.get() as u8
+    }
+
+    #[inline(always)]
+    fn set(&self, roles: u8) {
+        self.0.set(u64::from(roles));
+    }
+}
 
 /// What one attempt to push did.
 enum Pushed {
@@ -289,15 +331,14 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
         region.arm_unlink_on_drop(spec);
         let spsc = stored_mode(&region) == QueueMode::Spsc;
         ShmQueue {
-            _one_per_thread: Cell::new(OpenOneHandlePerThread),
             region,
             spsc,
-            roles: Cell::new(0),
-            next_tail: Cell::new(0),
-            seen_head: Cell::new(0),
-            next_head: Cell::new(0),
-            seen_tail: Cell::new(0),
-            last_batch: Cell::new(0),
+            roles: Roles::new(),
+            next_tail: Private::new(0),
+            seen_head: Private::new(0),
+            next_head: Private::new(0),
+            seen_tail: Private::new(0),
+            last_batch: Private::new(0),
             _type: PhantomData,
         }
     }
@@ -432,6 +473,7 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
             Pushed::Full | Pushed::LockHeld => Err(Error::QueueFull {
                 name: self.name().to_string(),
                 capacity: N,
+                message: None,
             }),
             Pushed::Closed => Err(self.closed()),
         }

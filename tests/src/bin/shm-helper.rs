@@ -176,6 +176,8 @@ fn main() {
         }
         ["config-count", name, release, n] => config_count(name, release, n.parse().expect("N")),
         ["setuid-config-follower", name] => setuid_config_follower(name),
+        ["channel-loan-hold", name, side] => channel_loan_hold(name, side),
+        ["setuid-channel", name] => setuid_channel(name),
         _ => {
             eprintln!("shm-helper: unknown arguments {args:?}");
             std::process::exit(2);
@@ -2044,4 +2046,50 @@ fn channel_send(name: &str, producer: u64, from: u64, count: u64, how: &str) {
         }
     }
     say("done");
+}
+
+// ==== Red team (tests/tests/queue_red_team.rs) ====
+
+/// `channel-loan-hold NAME SIDE`: opens the `ShmChannel` at NAME and, for SIDE `send`, takes
+/// a send loan of 50 bytes, half writes it and prints `holding`; for SIDE `recv`, takes a
+/// receive loan of the front message and prints `holding LEN`. Then waits to be killed.
+fn channel_loan_hold(name: &str, side: &str) -> ! {
+    let mut channel = shmstore::ShmChannel::open(at(name)).expect("open channel");
+    match side {
+        "send" => {
+            let mut loan = channel.send_loan(50).expect("send_loan");
+            loan[..25].fill(0xdd);
+            say("holding");
+            std::mem::forget(loan);
+        }
+        "recv" => {
+            let loan = channel
+                .recv_loan()
+                .expect("recv_loan")
+                .expect("a message, not a closed channel");
+            say(&format!("holding {}", loan.len()));
+            std::mem::forget(loan);
+        }
+        _ => panic!("SIDE is send or recv, not {side}"),
+    }
+    sleep_forever()
+}
+
+/// `setuid-channel NAME`: drops to uid/gid 65534 and opens the `ShmChannel` at NAME (another
+/// user's: `allow_other_owner`), printing `open ok` or `open err VARIANT MESSAGE`; once open,
+/// sends `from nobody` and prints `send ok` or `send err VARIANT MESSAGE`.
+fn setuid_channel(name: &str) {
+    drop_to_nobody();
+    let opened = shmstore::ShmChannel::options()
+        .allow_other_owner(true)
+        .open(at(name));
+    let channel = match opened {
+        Ok(channel) => channel,
+        Err(e) => return say(&format!("open err {} {e}", variant(&e))),
+    };
+    say("open ok");
+    match channel.try_send(b"from nobody") {
+        Ok(()) => say("send ok"),
+        Err(e) => say(&format!("send err {} {e}", variant(&e))),
+    }
 }
