@@ -1,5 +1,5 @@
-//! `ShmQueue` against a pipe and a Unix stream socket between two processes (DESIGN §11),
-//! measured in one run: `cargo bench -p shmstore --bench queue`.
+//! `ShmQueue` and `ShmChannel` against a pipe and a Unix stream socket between two processes
+//! (DESIGN §11), measured in one run: `cargo bench -p shmstore --bench queue`.
 //!
 //! The bench process is pinned to CPU 0; its peer is a helper process (this binary re-executed
 //! with a role, pinned to CPU 1). A pipe or socket is handed to the helper as its standard
@@ -13,10 +13,25 @@
 //!   buffers; and the bound of this machine: a textbook SPSC ring in raw shared memory (two
 //!   counters on their own cache lines, release/acquire, `memcpy` in and out, busy-polling,
 //!   no wake-ups, no crash safety), with as many bytes of slots.
+//! - The same rows in the shapes meant for speed. 64 B in batches: the helper pushes `BATCH`
+//!   (32) messages per `push_slice`, the bench process takes up to 32 per `pop_into`
+//!   (blocking) or `try_pop_into` (busy loop), still counting and checking every message.
+//!   4 KiB through loans: the helper `loan`s a slot, writes the whole message in place (its
+//!   number into every 8-byte word) and commits; the bench process `pop_loan`s (or
+//!   `try_pop_loan`s in a busy loop), reads every word in place (checking each against the
+//!   number) and drops the loan, which frees the slot; the baseline is the textbook ring doing
+//!   the same writes and reads in its slots (no `memcpy`).
+//! - `ShmChannel` (SPSC, 256 KiB of ring, largest message 1 500 B), 64 B and 1 500 B
+//!   messages: `send` from a buffer and `recv_into` a buffer, then loans (`send_loan`, the
+//!   message written word by word in place, `commit`; `recv_loan`, every word read in place).
+//!   Baselines: the 64 B pipe and socket rows above, and a pipe and a socket carrying 1 500 B
+//!   messages in the 1 500 B group.
 //! - Instructions per element, for an instruction counter (deterministic, unlike the times on
 //!   a shared machine): `SHMSTORE_BENCH_COUNT=WHAT:N` (`spsc64`, `spsc4k` or `mpmc64`) runs no
 //!   benchmark but pushes `N` elements through a queue and pops them, in batches of
-//!   `COUNT_BATCH`, in this one process (a producer handle and a consumer handle). Run it twice
+//!   `COUNT_BATCH`, in this one process (a producer handle and a consumer handle); `batch64`
+//!   does the same with one `push_slice` and one `pop_into` per batch, `loan4k` with a loan
+//!   per element, written and read in place as in the throughput rows. Run it twice
 //!   under callgrind with two `N` and divide the difference of the totals by the difference of
 //!   the `N`:
 //!
@@ -795,6 +810,50 @@ fn count<const S: usize, const CAP: usize>(mode: QueueMode, n: u64) {
     }
 }
 
+/// The instruction-counting mode for `batch64`: `n` (a multiple of `COUNT_BATCH`) 64-byte
+/// elements, one `push_slice` and one `pop_into` per `COUNT_BATCH`.
+fn count_batches(n: u64) {
+    let names = Regions(vec![bench_name("queue-count")]);
+    let options = || ShmQueue::<[u8; 64], SMALL_CAP>::options().queue_mode(QueueMode::Spsc);
+    let producer = options().create(&names.0[0]).expect("create");
+    let consumer = options().open(&names.0[0]).expect("open");
+    let mut batch = std::hint::black_box([[0u8; 64]; COUNT_BATCH as usize]);
+    let mut out = [[0u8; 64]; COUNT_BATCH as usize];
+    for first in (0..n).step_by(COUNT_BATCH as usize) {
+        for (seq, msg) in (first..).zip(batch.iter_mut()) {
+            stamp(msg, seq);
+        }
+        producer.push_slice(&batch).expect("push_slice");
+        assert_eq!(consumer.pop_into(&mut out).expect("pop_into"), batch.len());
+        for (seq, msg) in (first..).zip(std::hint::black_box(&out)) {
+            assert_eq!(seq_of(msg), seq);
+        }
+    }
+}
+
+/// The instruction-counting mode for `loan4k`: `n` 4 KiB elements, each written in place
+/// through a loan (`fill`), then read in place through a pop loan (`checked_seq_of`), in
+/// batches of `COUNT_BATCH`.
+fn count_loans(n: u64) {
+    let names = Regions(vec![bench_name("queue-count")]);
+    let options = || ShmQueue::<[u8; 4096], PAGE_CAP>::options().queue_mode(QueueMode::Spsc);
+    let mut producer = options().create(&names.0[0]).expect("create");
+    let mut consumer = options().open(&names.0[0]).expect("open");
+    let mut next = 0u64;
+    for seq in 0..n {
+        let mut slot = producer.loan().expect("loan");
+        fill(&mut slot[..], seq);
+        slot.commit().expect("commit");
+        if (seq + 1) % COUNT_BATCH == 0 || seq + 1 == n {
+            while next <= seq {
+                let msg = consumer.pop_loan().expect("pop_loan").expect("an element");
+                assert_eq!(checked_seq_of(&msg[..]), next);
+                next += 1;
+            }
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Round trips
 
@@ -1453,7 +1512,9 @@ fn main() {
             "spsc64" => count::<64, SMALL_CAP>(QueueMode::Spsc, n),
             "spsc4k" => count::<4096, PAGE_CAP>(QueueMode::Spsc, n),
             "mpmc64" => count::<64, SMALL_CAP>(QueueMode::Mpmc, n),
-            other => panic!("unknown count {other}: spsc64, spsc4k or mpmc64"),
+            "batch64" => count_batches(n),
+            "loan4k" => count_loans(n),
+            other => panic!("unknown count {other}: spsc64, spsc4k, mpmc64, batch64 or loan4k"),
         }
         return;
     }
