@@ -31,7 +31,9 @@
 //!   benchmark but pushes `N` elements through a queue and pops them, in batches of
 //!   `COUNT_BATCH`, in this one process (a producer handle and a consumer handle); `batch64`
 //!   does the same with one `push_slice` and one `pop_into` per batch, `loan4k` with a loan
-//!   per element, written and read in place as in the throughput rows. Run it twice
+//!   per element, written and read in place as in the throughput rows; `channel64`,
+//!   `channel1500`, `channel-loan64` and `channel-loan1500` send and receive through an SPSC
+//!   `ShmChannel` as its throughput rows do. Run it twice
 //!   under callgrind with two `N` and divide the difference of the totals by the difference of
 //!   the `N`:
 //!
@@ -854,6 +856,46 @@ fn count_loans(n: u64) {
     }
 }
 
+/// The instruction-counting mode for `channel64` and `channel1500` (`S` bytes, `send` and
+/// `recv_into`) and `channel-loan64` and `channel-loan1500` (`LOAN`: loans written and read
+/// in place): `n` messages through an SPSC channel, in batches of `COUNT_BATCH`.
+fn count_channel<const S: usize, const LOAN: bool>(n: u64) {
+    let names = Regions(vec![bench_name("channel-count")]);
+    let mut producer = ShmChannel::options()
+        .queue_mode(QueueMode::Spsc)
+        .capacity(CHANNEL_CAP)
+        .max_message(FRAME)
+        .create(&names.0[0])
+        .expect("create");
+    let mut consumer = ShmChannel::open(&names.0[0]).expect("open");
+    let mut msg = std::hint::black_box([0u8; S]);
+    let mut buf = Vec::with_capacity(S);
+    let mut next = 0u64;
+    for seq in 0..n {
+        if LOAN {
+            let mut loan = producer.send_loan(S).expect("send_loan");
+            fill(&mut loan, seq);
+            loan.commit().expect("commit");
+        } else {
+            stamp(&mut msg, seq);
+            producer.send(&msg).expect("send");
+        }
+        if (seq + 1) % COUNT_BATCH == 0 || seq + 1 == n {
+            while next <= seq {
+                let got = if LOAN {
+                    let loan = consumer.recv_loan().expect("recv_loan").expect("a message");
+                    checked_seq_of(&loan)
+                } else {
+                    assert!(consumer.recv_into(&mut buf).expect("recv_into"));
+                    seq_of(std::hint::black_box(&buf))
+                };
+                assert_eq!(got, next);
+                next += 1;
+            }
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Round trips
 
@@ -1514,7 +1556,14 @@ fn main() {
             "mpmc64" => count::<64, SMALL_CAP>(QueueMode::Mpmc, n),
             "batch64" => count_batches(n),
             "loan4k" => count_loans(n),
-            other => panic!("unknown count {other}: spsc64, spsc4k, mpmc64, batch64 or loan4k"),
+            "channel64" => count_channel::<64, false>(n),
+            "channel1500" => count_channel::<FRAME, false>(n),
+            "channel-loan64" => count_channel::<64, true>(n),
+            "channel-loan1500" => count_channel::<FRAME, true>(n),
+            other => panic!(
+                "unknown count {other}: spsc64, spsc4k, mpmc64, batch64, loan4k, channel64, \
+                 channel1500, channel-loan64 or channel-loan1500"
+            ),
         }
         return;
     }
