@@ -1,5 +1,5 @@
-//! `ShmQueue` against a pipe and a Unix stream socket between two processes (DESIGN §11),
-//! measured in one run: `cargo bench -p shmstore --bench queue`.
+//! `ShmQueue` and `ShmChannel` against a pipe and a Unix stream socket between two processes
+//! (DESIGN §11), measured in one run: `cargo bench -p shmstore --bench queue`.
 //!
 //! The bench process is pinned to CPU 0; its peer is a helper process (this binary re-executed
 //! with a role, pinned to CPU 1). A pipe or socket is handed to the helper as its standard
@@ -13,10 +13,27 @@
 //!   buffers; and the bound of this machine: a textbook SPSC ring in raw shared memory (two
 //!   counters on their own cache lines, release/acquire, `memcpy` in and out, busy-polling,
 //!   no wake-ups, no crash safety), with as many bytes of slots.
+//! - The same rows in the shapes meant for speed. 64 B in batches: the helper pushes `BATCH`
+//!   (32) messages per `push_slice`, the bench process takes up to 32 per `pop_into`
+//!   (blocking) or `try_pop_into` (busy loop), still counting and checking every message.
+//!   4 KiB through loans: the helper `loan`s a slot, writes the whole message in place (its
+//!   number into every 8-byte word) and commits; the bench process `pop_loan`s (or
+//!   `try_pop_loan`s in a busy loop), reads every word in place (checking each against the
+//!   number) and drops the loan, which frees the slot; the baseline is the textbook ring doing
+//!   the same writes and reads in its slots (no `memcpy`).
+//! - `ShmChannel` (SPSC, 256 KiB of ring, largest message 1 500 B), 64 B and 1 500 B
+//!   messages: `send` from a buffer and `recv_into` a buffer, then loans (`send_loan`, the
+//!   message written word by word in place, `commit`; `recv_loan`, every word read in place).
+//!   Baselines: the 64 B pipe and socket rows above, and a pipe and a socket carrying 1 500 B
+//!   messages in the 1 500 B group.
 //! - Instructions per element, for an instruction counter (deterministic, unlike the times on
 //!   a shared machine): `SHMSTORE_BENCH_COUNT=WHAT:N` (`spsc64`, `spsc4k` or `mpmc64`) runs no
 //!   benchmark but pushes `N` elements through a queue and pops them, in batches of
-//!   `COUNT_BATCH`, in this one process (a producer handle and a consumer handle). Run it twice
+//!   `COUNT_BATCH`, in this one process (a producer handle and a consumer handle); `batch64`
+//!   does the same with one `push_slice` and one `pop_into` per batch, `loan4k` with a loan
+//!   per element, written and read in place as in the throughput rows; `channel64`,
+//!   `channel1500`, `channel-loan64` and `channel-loan1500` send and receive through an SPSC
+//!   `ShmChannel` as its throughput rows do. Run it twice
 //!   under callgrind with two `N` and divide the difference of the totals by the difference of
 //!   the `N`:
 //!
@@ -56,12 +73,19 @@ use common::{
 use criterion::{BenchmarkGroup, Criterion, SamplingMode, Throughput};
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::unistd::pipe2;
-use shmstore::{Error, QueueMode, ShmQueue};
+use shmstore::{Error, QueueMode, ShmChannel, ShmQueue};
 
 /// Slots of the 64-byte queue: 256 KiB.
 const SMALL_CAP: usize = 4096;
 /// Slots of the 4 KiB queue: 256 KiB.
 const PAGE_CAP: usize = 64;
+/// Elements per `push_slice` and `pop_into` in the batched 64-byte rows.
+const BATCH: usize = 32;
+/// Ring bytes of the byte channels: 256 KiB, as the queues' slots.
+const CHANNEL_CAP: usize = 256 * 1024;
+/// The larger channel message: an Ethernet frame's payload.
+const FRAME: usize = 1500;
+
 /// Slots of the round-trip queues (one message is in flight at a time).
 const PING_CAP: usize = 16;
 
@@ -89,6 +113,17 @@ const TP4K_SPSC_POLL: &str = "tp4k spsc poll";
 const TP4K_PIPE: &str = "tp4k pipe";
 const TP4K_RAW: &str = "tp4k raw ring";
 const TP4K_SOCKET: &str = "tp4k socket";
+const TP64_BATCH: &str = "tp64 spsc batch";
+const TP64_BATCH_POLL: &str = "tp64 spsc batch poll";
+const TP4K_LOAN: &str = "tp4k spsc loan";
+const TP4K_LOAN_POLL: &str = "tp4k spsc loan poll";
+const TP4K_RAW_IN_PLACE: &str = "tp4k raw ring in place";
+const CH64_COPY: &str = "ch64 copy";
+const CH64_LOAN: &str = "ch64 loan";
+const CH1500_COPY: &str = "ch1500 copy";
+const CH1500_LOAN: &str = "ch1500 loan";
+const TP1500_PIPE: &str = "tp1500 pipe";
+const TP1500_SOCKET: &str = "tp1500 socket";
 const RT_SPIN_QUEUE: &str = "rt spin queue";
 const RT_SPIN_ATOMIC: &str = "rt spin atomic";
 const RT_BLOCK_QUEUE: &str = "rt block queue";
@@ -107,6 +142,40 @@ fn stamp<const S: usize>(msg: &mut [u8; S], seq: u64) {
 #[inline]
 fn seq_of(msg: &[u8]) -> u64 {
     u64::from_le_bytes(msg[..8].try_into().expect("8 bytes"))
+}
+
+/// Writes message number `seq` over the whole of `msg`, in place: into every 8-byte word (and
+/// its low bytes into a shorter last word), so that the message is written end to end.
+#[inline]
+fn fill(msg: &mut [u8], seq: u64) {
+    let word = seq.to_le_bytes();
+    let mut words = msg.chunks_exact_mut(8);
+    for w in &mut words {
+        w.copy_from_slice(&word);
+    }
+    let rest = words.into_remainder();
+    let len = rest.len();
+    rest.copy_from_slice(&word[..len]);
+}
+
+/// The number of a message written by `fill`, read in place: every word is folded into a
+/// check, so the whole message is read, and a message not written end to end with one number
+/// (torn, or overwritten under the reader) fails.
+#[inline]
+fn checked_seq_of(msg: &[u8]) -> u64 {
+    let seq = seq_of(msg);
+    let mut words = msg.chunks_exact(8);
+    let mut diff = 0u64;
+    for w in &mut words {
+        diff |= u64::from_le_bytes(w.try_into().expect("8 bytes")) ^ seq;
+    }
+    let rest = words.remainder();
+    let mismatch = rest != &seq.to_le_bytes()[..rest.len()];
+    assert!(
+        std::hint::black_box(diff) == 0 && !mismatch,
+        "message {seq} not written end to end"
+    );
+    seq
 }
 
 /// A helper's standard input or output as a `File` (unbuffered: one system call per message).
@@ -191,6 +260,101 @@ impl<const S: usize, const CAP: usize> Source for Polling<ShmQueue<[u8; S], CAP>
     }
 }
 
+/// A queue consumed `BATCH` elements at a time: `pop_into` (blocking), or with `POLL`
+/// `try_pop_into` in a busy loop; `recv` hands out the batch's elements one by one.
+struct Batches<const POLL: bool> {
+    queue: ShmQueue<[u8; 64], SMALL_CAP>,
+    buf: Box<[[u8; 64]; BATCH]>,
+    len: usize,
+    at: usize,
+}
+
+impl<const POLL: bool> Batches<POLL> {
+    fn new(queue: ShmQueue<[u8; 64], SMALL_CAP>) -> Self {
+        Batches {
+            queue,
+            buf: Box::new([[0; 64]; BATCH]),
+            len: 0,
+            at: 0,
+        }
+    }
+}
+
+impl<const POLL: bool> Source for Batches<POLL> {
+    #[inline]
+    fn recv(&mut self) -> u64 {
+        if self.at == self.len {
+            let (queue, buf) = (&self.queue, &mut self.buf[..]);
+            self.len = if POLL {
+                spin_for(|| {
+                    let n = queue.try_pop_into(buf).expect("try_pop_into");
+                    (n > 0).then_some(n)
+                })
+            } else {
+                queue.pop_into(buf).expect("pop_into")
+            };
+            assert!(self.len > 0, "queue closed");
+            self.at = 0;
+        }
+        self.at += 1;
+        seq_of(&self.buf[self.at - 1])
+    }
+}
+
+/// A 4 KiB queue read through loans, in place: `pop_loan` (blocking), or with `POLL`
+/// `try_pop_loan` in a busy loop. Every word is read (`checked_seq_of`), then the loan is
+/// dropped, which releases the slot.
+struct Loans<const POLL: bool>(ShmQueue<[u8; 4096], PAGE_CAP>);
+
+impl<const POLL: bool> Source for Loans<POLL> {
+    #[inline]
+    fn recv(&mut self) -> u64 {
+        if !POLL {
+            let msg = self.0.pop_loan().expect("pop_loan").expect("queue closed");
+            return checked_seq_of(&msg[..]);
+        }
+        // As `spin_for`, which cannot hand out a loan that borrows the queue.
+        let mut spins = 0u32;
+        let mut since = None;
+        loop {
+            if let Some(msg) = self.0.try_pop_loan().expect("try_pop_loan") {
+                return checked_seq_of(&msg[..]);
+            }
+            spins = spins.wrapping_add(1);
+            if spins % 65_536 == 0 && since.get_or_insert_with(Instant::now).elapsed() > PATIENCE {
+                panic!("no answer within {PATIENCE:?}: did the helper process die?");
+            }
+            std::hint::spin_loop();
+        }
+    }
+}
+
+/// A byte channel: `recv_into` a buffer (the message copied out), or with `LOAN` `recv_loan`
+/// (read in place, every word, as `Loans`).
+struct ChannelSource<const LOAN: bool> {
+    channel: ShmChannel,
+    buf: Vec<u8>,
+}
+
+impl<const LOAN: bool> Source for ChannelSource<LOAN> {
+    #[inline]
+    fn recv(&mut self) -> u64 {
+        if LOAN {
+            let msg = self
+                .channel
+                .recv_loan()
+                .expect("recv_loan")
+                .expect("channel closed");
+            return checked_seq_of(&msg);
+        }
+        assert!(
+            self.channel.recv_into(&mut self.buf).expect("recv_into"),
+            "channel closed"
+        );
+        seq_of(&self.buf)
+    }
+}
+
 /// A pipe or socket, one `read_exact` of `S` bytes per message.
 struct FdSource<const S: usize> {
     file: File,
@@ -238,6 +402,69 @@ fn produce_queue<const S: usize, const CAP: usize>(name: &str) {
     for seq in 0u64.. {
         stamp(&mut msg, seq);
         match q.push(msg) {
+            Ok(()) => {}
+            Err(Error::QueueClosed { .. }) => return,
+            Err(e) => panic!("producer: {e}"),
+        }
+    }
+}
+
+/// Helper role `produce-batch-64` (argument: the queue): pushes numbered messages `BATCH` at
+/// a time with `push_slice`, until the queue is closed.
+fn produce_batches(name: &str) {
+    let q = ShmQueue::<[u8; 64], SMALL_CAP>::open(name).expect("producer: open");
+    let mut batch = [[0u8; 64]; BATCH];
+    for first in (0u64..).step_by(BATCH) {
+        for (seq, msg) in (first..).zip(batch.iter_mut()) {
+            stamp(msg, seq);
+        }
+        match q.push_slice(&batch) {
+            Ok(()) => {}
+            Err(Error::QueueClosed { .. }) => return,
+            Err(e) => panic!("producer: {e}"),
+        }
+    }
+}
+
+/// Helper role `produce-loan-4k` (argument: the queue): writes numbered 4 KiB messages in place
+/// through loans (`fill`: every word), committing each, until the queue is closed.
+fn produce_loans(name: &str) {
+    let mut q = ShmQueue::<[u8; 4096], PAGE_CAP>::open(name).expect("producer: open");
+    for seq in 0u64.. {
+        let mut slot = match q.loan() {
+            Ok(slot) => slot,
+            Err(Error::QueueClosed { .. }) => return,
+            Err(e) => panic!("producer: {e}"),
+        };
+        fill(&mut slot[..], seq);
+        match slot.commit() {
+            Ok(()) => {}
+            Err(Error::QueueClosed { .. }) => return,
+            Err(e) => panic!("producer: {e}"),
+        }
+    }
+}
+
+/// Helper roles `produce-channel-*` (argument: the channel): sends numbered messages of `S`
+/// bytes, by copy from a buffer (`send`), or with `LOAN` written in place (`send_loan`,
+/// `fill`, `commit`), until the channel is closed.
+fn produce_channel<const S: usize, const LOAN: bool>(name: &str) {
+    let mut ch = ShmChannel::open(name).expect("producer: open");
+    let mut msg = [0u8; S];
+    for seq in 0u64.. {
+        let sent = if LOAN {
+            match ch.send_loan(S) {
+                Ok(mut loan) => {
+                    fill(&mut loan, seq);
+                    loan.commit()
+                }
+                Err(e) => Err(e),
+            }
+        } else {
+            stamp(&mut msg, seq);
+            ch.send(&msg)
+        };
+        match sent {
             Ok(()) => {}
             Err(Error::QueueClosed { .. }) => return,
             Err(e) => panic!("producer: {e}"),
@@ -304,14 +531,27 @@ impl<const S: usize, const CAP: usize> RawRing<S, CAP> {
     }
 }
 
-/// The bench process's end of a raw ring: busy-polls `tail`, copies the slot out, frees it.
-struct RawSource<const S: usize, const CAP: usize> {
+/// The bench process's end of a raw ring: busy-polls `tail`, copies the slot out (or, with
+/// `IN_PLACE`, reads every word of it in place, as `Loans`), frees it.
+struct RawSource<const S: usize, const CAP: usize, const IN_PLACE: bool> {
     shm: RawShm,
     next: u64,
     seen_tail: u64,
 }
 
-impl<const S: usize, const CAP: usize> Source for RawSource<S, CAP> {
+impl<const S: usize, const CAP: usize, const IN_PLACE: bool> RawSource<S, CAP, IN_PLACE> {
+    fn new(shm: RawShm) -> Self {
+        RawSource {
+            shm,
+            next: 0,
+            seen_tail: 0,
+        }
+    }
+}
+
+impl<const S: usize, const CAP: usize, const IN_PLACE: bool> Source
+    for RawSource<S, CAP, IN_PLACE>
+{
     #[inline]
     fn recv(&mut self) -> u64 {
         let ring = RawRing::<S, CAP>::at(&self.shm);
@@ -321,34 +561,52 @@ impl<const S: usize, const CAP: usize> Source for RawSource<S, CAP> {
                 (tail != self.next).then_some(tail)
             });
         }
-        let mut msg = [0u8; S];
-        // SAFETY: `next < tail` (acquired): the producer wrote the slot before it released
-        // `tail` and does not write it again until `head` passes it; `msg` is ours.
-        unsafe { std::ptr::copy_nonoverlapping(ring.slot(self.next), msg.as_mut_ptr(), S) };
+        let seq = if IN_PLACE {
+            // SAFETY: `next < tail` (acquired): the producer wrote the slot before it released
+            // `tail` and does not write it again until `head` passes it, after this borrow.
+            let msg = unsafe { std::slice::from_raw_parts(ring.slot(self.next), S) };
+            checked_seq_of(msg)
+        } else {
+            let mut msg = [0u8; S];
+            // SAFETY: as above; `msg` is ours.
+            unsafe { std::ptr::copy_nonoverlapping(ring.slot(self.next), msg.as_mut_ptr(), S) };
+            // As if the whole message were used: otherwise the compiler copies only the 8
+            // bytes read, and the ring would not move the rest between the CPUs at all.
+            seq_of(std::hint::black_box(&msg))
+        };
         self.next += 1;
         ring.head.0.store(self.next, Ordering::Release);
-        // As if the whole message were used: otherwise the compiler copies only the 8 bytes
-        // read below, and the ring would not move the rest between the CPUs at all.
-        seq_of(std::hint::black_box(&msg))
+        seq
     }
 }
 
 /// Helper role `produce-raw-*` (argument: the raw object): fills the raw ring with numbered
-/// messages, busy-polling `head` when it is full, until killed.
-fn produce_raw<const S: usize, const CAP: usize>(name: &str) {
+/// messages, copied in (or, with `IN_PLACE`, written in place word by word, as the loans are),
+/// busy-polling `head` when it is full, until killed.
+fn produce_raw<const S: usize, const CAP: usize, const IN_PLACE: bool>(name: &str) {
     let shm = RawShm::open(name, RawRing::<S, CAP>::LEN);
     let ring = RawRing::<S, CAP>::at(&shm);
     let mut msg = [0u8; S];
     let mut seen_head = 0;
     for seq in 0u64.. {
-        stamp(&mut msg, seq);
+        if !IN_PLACE {
+            stamp(&mut msg, seq);
+        }
         while seq - seen_head >= CAP as u64 {
             seen_head = ring.head.0.load(Ordering::Acquire);
             std::hint::spin_loop();
         }
-        // SAFETY: `seq - head < CAP`: the consumer is done with the slot and does not read it
-        // before `tail` passes it; only this process writes slots.
-        unsafe { std::ptr::copy_nonoverlapping(msg.as_ptr(), ring.slot(seq), S) };
+        if IN_PLACE {
+            // SAFETY: `seq - head < CAP`: the consumer is done with the slot and does not read
+            // it before `tail` passes it; only this process writes slots.
+            fill(
+                unsafe { std::slice::from_raw_parts_mut(ring.slot(seq), S) },
+                seq,
+            );
+        } else {
+            // SAFETY: as above; a local array never overlaps the mapping.
+            unsafe { std::ptr::copy_nonoverlapping(msg.as_ptr(), ring.slot(seq), S) };
+        }
         ring.tail.0.store(seq + 1, Ordering::Release);
     }
 }
@@ -395,11 +653,7 @@ fn throughput<const S: usize, const CAP: usize>(g: &mut Group<'_>, figs: &Figure
         RawRing::<S, CAP>::LEN,
     );
     let helper = Helper::spawn(&format!("produce-raw-{size}"), raw.name());
-    let src = RawSource::<S, CAP> {
-        shm: raw,
-        next: 0,
-        seen_tail: 0,
-    };
+    let src = RawSource::<S, CAP, false>::new(raw);
     bench_source(
         g,
         figs,
@@ -408,21 +662,126 @@ fn throughput<const S: usize, const CAP: usize>(g: &mut Group<'_>, figs: &Figure
         src,
         helper,
     );
+    fd_baselines::<S>(g, figs, size, keys.pipe, keys.socket);
+}
+
+/// The pipe and socket baselines for messages of `S` bytes (helper role `produce-fd-{size}`).
+fn fd_baselines<const S: usize>(
+    g: &mut Group<'_>,
+    figs: &Figures,
+    size: &str,
+    pipe: &'static str,
+    socket: &'static str,
+) {
     let role = format!("produce-fd-{size}");
     let (r, w) = pipe2(OFlag::O_CLOEXEC).expect("pipe2");
     let helper = Helper::spawn_with_stdio(&role, "", Stdio::null(), Stdio::from(w));
-    bench_source(g, figs, keys.pipe, "pipe", FdSource::<S>::new(r), helper);
+    bench_source(g, figs, pipe, "pipe", FdSource::<S>::new(r), helper);
     let (mine, theirs) = UnixStream::pair().expect("socketpair");
     let helper =
         Helper::spawn_with_stdio(&role, "", Stdio::null(), Stdio::from(OwnedFd::from(theirs)));
     bench_source(
         g,
         figs,
-        keys.socket,
+        socket,
         "Unix stream socket",
         FdSource::<S>::new(mine.into()),
         helper,
     );
+}
+
+/// A new SPSC queue for a throughput benchmark, and its producer: a helper with `role`.
+fn spsc_with_producer<const S: usize, const CAP: usize>(
+    name: &str,
+    role: &str,
+) -> (ShmQueue<[u8; S], CAP>, Helper) {
+    let q = ShmQueue::<[u8; S], CAP>::options()
+        .queue_mode(QueueMode::Spsc)
+        .create(name)
+        .expect("create");
+    (q, Helper::spawn(role, name))
+}
+
+/// The 64-byte SPSC queue in batches: the helper pushes `BATCH` elements per `push_slice`,
+/// the bench process pops up to `BATCH` per `pop_into` (blocking) or `try_pop_into` (spin).
+fn batches(g: &mut Group<'_>, figs: &Figures) {
+    let names = Regions(vec![
+        bench_name("queue-batch"),
+        bench_name("queue-batch-spin"),
+    ]);
+    let (q, helper) = spsc_with_producer(&names.0[0], "produce-batch-64");
+    let label = "ShmQueue Spsc, push_slice/pop_into of 32";
+    bench_source(g, figs, TP64_BATCH, label, Batches::<false>::new(q), helper);
+    let (q, helper) = spsc_with_producer(&names.0[1], "produce-batch-64");
+    let label = "ShmQueue Spsc, push_slice/try_pop_into of 32 spin";
+    bench_source(
+        g,
+        figs,
+        TP64_BATCH_POLL,
+        label,
+        Batches::<true>::new(q),
+        helper,
+    );
+}
+
+/// The 4 KiB SPSC queue through loans, every word written and read in place (the helper
+/// `loan`s, `fill`s and commits; the bench process `pop_loan`s, or `try_pop_loan`s in a busy
+/// loop, and reads every word), against the raw ring doing the same in place.
+fn loans(g: &mut Group<'_>, figs: &Figures) {
+    let names = Regions(vec![
+        bench_name("queue-loan"),
+        bench_name("queue-loan-spin"),
+    ]);
+    let (q, helper) = spsc_with_producer(&names.0[0], "produce-loan-4k");
+    let label = "ShmQueue Spsc, loan/pop_loan, in place";
+    bench_source(g, figs, TP4K_LOAN, label, Loans::<false>(q), helper);
+    let (q, helper) = spsc_with_producer(&names.0[1], "produce-loan-4k");
+    let label = "ShmQueue Spsc, loan/try_pop_loan spin, in place";
+    bench_source(g, figs, TP4K_LOAN_POLL, label, Loans::<true>(q), helper);
+    let raw = RawShm::create(
+        &bench_name("queue-raw-in-place"),
+        RawRing::<4096, PAGE_CAP>::LEN,
+    );
+    let helper = Helper::spawn("produce-raw-in-place-4k", raw.name());
+    let src = RawSource::<4096, PAGE_CAP, true>::new(raw);
+    let label = "textbook ring, raw shared memory, in place";
+    bench_source(g, figs, TP4K_RAW_IN_PLACE, label, src, helper);
+}
+
+/// The byte channel (SPSC, `CHANNEL_CAP` bytes of ring) with messages of `S` bytes: `send` and
+/// `recv_into` a buffer, then loans written and read in place.
+fn channel<const S: usize>(
+    g: &mut Group<'_>,
+    figs: &Figures,
+    copy: &'static str,
+    loan: &'static str,
+) {
+    let names = Regions(vec![
+        bench_name(&format!("channel-{S}")),
+        bench_name(&format!("channel-loan-{S}")),
+    ]);
+    let create = |name: &str| {
+        ShmChannel::options()
+            .queue_mode(QueueMode::Spsc)
+            .capacity(CHANNEL_CAP)
+            .max_message(FRAME)
+            .create(name)
+            .expect("create")
+    };
+    let src = ChannelSource::<false> {
+        channel: create(&names.0[0]),
+        buf: Vec::with_capacity(S),
+    };
+    let helper = Helper::spawn(&format!("produce-channel-{S}"), &names.0[0]);
+    let label = "ShmChannel Spsc, send/recv_into";
+    bench_source(g, figs, copy, label, src, helper);
+    let src = ChannelSource::<true> {
+        channel: create(&names.0[1]),
+        buf: Vec::new(),
+    };
+    let helper = Helper::spawn(&format!("produce-channel-loan-{S}"), &names.0[1]);
+    let label = "ShmChannel Spsc, send_loan/recv_loan, in place";
+    bench_source(g, figs, loan, label, src, helper);
 }
 
 /// Elements pushed before they are popped, in the instruction-counting mode: the consumer
@@ -447,6 +806,90 @@ fn count<const S: usize, const CAP: usize>(mode: QueueMode, n: u64) {
             while next <= seq {
                 let got = consumer.pop().expect("pop").expect("an element");
                 assert_eq!(seq_of(std::hint::black_box(&got)), next);
+                next += 1;
+            }
+        }
+    }
+}
+
+/// The instruction-counting mode for `batch64`: `n` (a multiple of `COUNT_BATCH`) 64-byte
+/// elements, one `push_slice` and one `pop_into` per `COUNT_BATCH`.
+fn count_batches(n: u64) {
+    let names = Regions(vec![bench_name("queue-count")]);
+    let options = || ShmQueue::<[u8; 64], SMALL_CAP>::options().queue_mode(QueueMode::Spsc);
+    let producer = options().create(&names.0[0]).expect("create");
+    let consumer = options().open(&names.0[0]).expect("open");
+    let mut batch = std::hint::black_box([[0u8; 64]; COUNT_BATCH as usize]);
+    let mut out = [[0u8; 64]; COUNT_BATCH as usize];
+    for first in (0..n).step_by(COUNT_BATCH as usize) {
+        for (seq, msg) in (first..).zip(batch.iter_mut()) {
+            stamp(msg, seq);
+        }
+        producer.push_slice(&batch).expect("push_slice");
+        assert_eq!(consumer.pop_into(&mut out).expect("pop_into"), batch.len());
+        for (seq, msg) in (first..).zip(std::hint::black_box(&out)) {
+            assert_eq!(seq_of(msg), seq);
+        }
+    }
+}
+
+/// The instruction-counting mode for `loan4k`: `n` 4 KiB elements, each written in place
+/// through a loan (`fill`), then read in place through a pop loan (`checked_seq_of`), in
+/// batches of `COUNT_BATCH`.
+fn count_loans(n: u64) {
+    let names = Regions(vec![bench_name("queue-count")]);
+    let options = || ShmQueue::<[u8; 4096], PAGE_CAP>::options().queue_mode(QueueMode::Spsc);
+    let mut producer = options().create(&names.0[0]).expect("create");
+    let mut consumer = options().open(&names.0[0]).expect("open");
+    let mut next = 0u64;
+    for seq in 0..n {
+        let mut slot = producer.loan().expect("loan");
+        fill(&mut slot[..], seq);
+        slot.commit().expect("commit");
+        if (seq + 1) % COUNT_BATCH == 0 || seq + 1 == n {
+            while next <= seq {
+                let msg = consumer.pop_loan().expect("pop_loan").expect("an element");
+                assert_eq!(checked_seq_of(&msg[..]), next);
+                next += 1;
+            }
+        }
+    }
+}
+
+/// The instruction-counting mode for `channel64` and `channel1500` (`S` bytes, `send` and
+/// `recv_into`) and `channel-loan64` and `channel-loan1500` (`LOAN`: loans written and read
+/// in place): `n` messages through an SPSC channel, in batches of `COUNT_BATCH`.
+fn count_channel<const S: usize, const LOAN: bool>(n: u64) {
+    let names = Regions(vec![bench_name("channel-count")]);
+    let mut producer = ShmChannel::options()
+        .queue_mode(QueueMode::Spsc)
+        .capacity(CHANNEL_CAP)
+        .max_message(FRAME)
+        .create(&names.0[0])
+        .expect("create");
+    let mut consumer = ShmChannel::open(&names.0[0]).expect("open");
+    let mut msg = std::hint::black_box([0u8; S]);
+    let mut buf = Vec::with_capacity(S);
+    let mut next = 0u64;
+    for seq in 0..n {
+        if LOAN {
+            let mut loan = producer.send_loan(S).expect("send_loan");
+            fill(&mut loan, seq);
+            loan.commit().expect("commit");
+        } else {
+            stamp(&mut msg, seq);
+            producer.send(&msg).expect("send");
+        }
+        if (seq + 1) % COUNT_BATCH == 0 || seq + 1 == n {
+            while next <= seq {
+                let got = if LOAN {
+                    let loan = consumer.recv_loan().expect("recv_loan").expect("a message");
+                    checked_seq_of(&loan)
+                } else {
+                    assert!(consumer.recv_into(&mut buf).expect("recv_into"));
+                    seq_of(std::hint::black_box(&buf))
+                };
+                assert_eq!(got, next);
                 next += 1;
             }
         }
@@ -687,6 +1130,7 @@ fn benches(c: &mut Criterion, figs: &Figures) {
         raw: TP64_RAW,
     };
     throughput::<64, SMALL_CAP>(&mut g, figs, keys);
+    batches(&mut g, figs);
     g.finish();
 
     let mut g: Group<'_> = c.benchmark_group("queue throughput, 4 KiB messages");
@@ -703,6 +1147,24 @@ fn benches(c: &mut Criterion, figs: &Figures) {
         raw: TP4K_RAW,
     };
     throughput::<4096, PAGE_CAP>(&mut g, figs, keys);
+    loans(&mut g, figs);
+    g.finish();
+
+    let mut g: Group<'_> = c.benchmark_group("channel throughput, 64 B messages");
+    g.throughput(Throughput::Elements(1))
+        .sample_size(SAMPLES)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3));
+    channel::<64>(&mut g, figs, CH64_COPY, CH64_LOAN);
+    g.finish();
+
+    let mut g: Group<'_> = c.benchmark_group("channel throughput, 1500 B messages");
+    g.throughput(Throughput::Elements(1))
+        .sample_size(SAMPLES)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3));
+    channel::<FRAME>(&mut g, figs, CH1500_COPY, CH1500_LOAN);
+    fd_baselines::<FRAME>(&mut g, figs, "1500", TP1500_PIPE, TP1500_SOCKET);
     g.finish();
 
     let mut g: Group<'_> = c.benchmark_group("round trip, busy-polling echo");
@@ -837,6 +1299,9 @@ impl Unit {
     }
 }
 
+/// The target of a figure that only has to be reported: no verdict.
+const REPORT: &str = "report";
+
 /// One summary row; `target` says whether the row meets its target (`None`: no target).
 fn row(
     what: &str,
@@ -850,7 +1315,7 @@ fn row(
         return;
     };
     let ratio = unit.gain(ours, base_ns);
-    let verdict = if target.0.is_empty() {
+    let verdict = if target.0.is_empty() || target.0 == REPORT {
         ""
     } else if (target.1)(ours, ratio) {
         "  met"
@@ -920,6 +1385,27 @@ fn summary(figs: &Figures) {
         ("pipe", f(TP64_PIPE)),
         none,
     );
+    row(
+        "SPSC 64 B, batches of 32",
+        Unit::Msgs,
+        f(TP64_BATCH),
+        ("pipe", f(TP64_PIPE)),
+        (">= 20x pipe and >= 50 M msg/s", &tp64),
+    );
+    row(
+        "SPSC 64 B, batches of 32, spin",
+        Unit::Msgs,
+        f(TP64_BATCH_POLL),
+        ("pipe", f(TP64_PIPE)),
+        (">= 20x pipe and >= 50 M msg/s", &tp64),
+    );
+    row(
+        "SPSC 64 B, batches of 32, spin",
+        Unit::Msgs,
+        f(TP64_BATCH_POLL),
+        ("raw ring", f(TP64_RAW)),
+        none,
+    );
     let tp4k = |ns: f64, ratio: f64| ratio >= 10.0 && 4096.0 / ns >= 35.0;
     let page = Unit::Bytes(4096.0);
     row(
@@ -949,6 +1435,70 @@ fn summary(figs: &Figures) {
         f(TP4K_SPSC_POLL),
         ("raw ring", f(TP4K_RAW)),
         none,
+    );
+    row(
+        "SPSC 4 KiB, loans in place",
+        page,
+        f(TP4K_LOAN),
+        ("pipe", f(TP4K_PIPE)),
+        (">= 10x pipe and >= 35 GB/s", &tp4k),
+    );
+    row(
+        "SPSC 4 KiB, loans, spin",
+        page,
+        f(TP4K_LOAN_POLL),
+        ("pipe", f(TP4K_PIPE)),
+        (">= 10x pipe and >= 35 GB/s", &tp4k),
+    );
+    row(
+        "SPSC 4 KiB, loans, spin",
+        page,
+        f(TP4K_LOAN_POLL),
+        ("raw inpl", f(TP4K_RAW_IN_PLACE)),
+        none,
+    );
+    let report: (&str, &dyn Fn(f64, f64) -> bool) = (REPORT, &|_, _| true);
+    row(
+        "channel 64 B, send/recv_into",
+        Unit::Msgs,
+        f(CH64_COPY),
+        ("pipe", f(TP64_PIPE)),
+        report,
+    );
+    row(
+        "channel 64 B, send/recv_into",
+        Unit::Msgs,
+        f(CH64_COPY),
+        ("socket", f(TP64_SOCKET)),
+        none,
+    );
+    row(
+        "channel 64 B, loans",
+        Unit::Msgs,
+        f(CH64_LOAN),
+        ("pipe", f(TP64_PIPE)),
+        report,
+    );
+    row(
+        "channel 1500 B, send/recv_into",
+        Unit::Msgs,
+        f(CH1500_COPY),
+        ("pipe", f(TP1500_PIPE)),
+        report,
+    );
+    row(
+        "channel 1500 B, send/recv_into",
+        Unit::Msgs,
+        f(CH1500_COPY),
+        ("socket", f(TP1500_SOCKET)),
+        none,
+    );
+    row(
+        "channel 1500 B, loans",
+        Unit::Msgs,
+        f(CH1500_LOAN),
+        ("pipe", f(TP1500_PIPE)),
+        report,
     );
     let busy = |ns: f64, _: f64| ns <= 150.0;
     row(
@@ -1004,7 +1554,16 @@ fn main() {
             "spsc64" => count::<64, SMALL_CAP>(QueueMode::Spsc, n),
             "spsc4k" => count::<4096, PAGE_CAP>(QueueMode::Spsc, n),
             "mpmc64" => count::<64, SMALL_CAP>(QueueMode::Mpmc, n),
-            other => panic!("unknown count {other}: spsc64, spsc4k or mpmc64"),
+            "batch64" => count_batches(n),
+            "loan4k" => count_loans(n),
+            "channel64" => count_channel::<64, false>(n),
+            "channel1500" => count_channel::<FRAME, false>(n),
+            "channel-loan64" => count_channel::<64, true>(n),
+            "channel-loan1500" => count_channel::<FRAME, true>(n),
+            other => panic!(
+                "unknown count {other}: spsc64, spsc4k, mpmc64, batch64, loan4k, channel64, \
+                 channel1500, channel-loan64 or channel-loan1500"
+            ),
         }
         return;
     }
@@ -1013,10 +1572,18 @@ fn main() {
         match role.as_str() {
             "produce-queue-64" => produce_queue::<64, SMALL_CAP>(&arg),
             "produce-queue-4k" => produce_queue::<4096, PAGE_CAP>(&arg),
-            "produce-raw-64" => produce_raw::<64, SMALL_CAP>(&arg),
-            "produce-raw-4k" => produce_raw::<4096, PAGE_CAP>(&arg),
+            "produce-raw-64" => produce_raw::<64, SMALL_CAP, false>(&arg),
+            "produce-raw-4k" => produce_raw::<4096, PAGE_CAP, false>(&arg),
+            "produce-raw-in-place-4k" => produce_raw::<4096, PAGE_CAP, true>(&arg),
+            "produce-batch-64" => produce_batches(&arg),
+            "produce-loan-4k" => produce_loans(&arg),
+            "produce-channel-64" => produce_channel::<64, false>(&arg),
+            "produce-channel-loan-64" => produce_channel::<64, true>(&arg),
+            "produce-channel-1500" => produce_channel::<FRAME, false>(&arg),
+            "produce-channel-loan-1500" => produce_channel::<FRAME, true>(&arg),
             "produce-fd-64" => produce_fd::<64>(),
             "produce-fd-4k" => produce_fd::<4096>(),
+            "produce-fd-1500" => produce_fd::<FRAME>(),
             "echo-queue-spin" => echo_queue(&arg, true),
             "echo-queue-sleep" => echo_queue(&arg, false),
             "echo-fd" => echo_fd(false),
