@@ -23,7 +23,8 @@ use crate::error::{Error, Result};
 use crate::format::{Event, LoadAcquire, FLAG_NOTIFY_READERS};
 use crate::region::Region;
 use crate::snapshot::version_from_word;
-use crate::sys::futex;
+use crate::sys::futex::{self, WaitAny, Word};
+pub(crate) use crate::sys::futex::{waits_on_many, WAIT_ANY_MAX};
 
 /// How long a waiter for a value's change spins on the version before it sleeps: a cross-core
 /// futex wake costs tens of microseconds on a virtual machine, more than most waits between
@@ -396,6 +397,133 @@ pub(crate) fn wake_unconditionally(event: &Event, single: bool) {
 fn bump_and_wake(event: &Event) {
     event.epoch.fetch_add(1, SeqCst);
     event.epoch.wake_all();
+}
+
+/// One source of a wait on several at once, armed: the futex word to sleep on, the value it
+/// must still hold for the sleep to start, and this waiter's entry in the source's sleeper
+/// count (so that its publishers wake it), removed when the `Armed` drops.
+///
+/// The protocol is the one of [`sleep_until`] and [`Region::wait_for_change`], split in two:
+/// arm every source (read the epoch, count in), then check every condition, then sleep on all
+/// the words at once ([`sleep_on_any`]) only if none holds. A publish between the check and
+/// the sleep moved its word: the kernel then refuses the sleep.
+pub(crate) struct Armed<'a> {
+    word: Word<'a>,
+    expected: u32,
+    /// Whether a publish wakes this waiter; a read-only handle of a region that does not
+    /// notify readers cannot count itself in, and re-checks every [`UNNOTIFIED_SLICE`].
+    notified: bool,
+    _entry: Entry<'a>,
+}
+
+/// A waiter's entry in a source's sleeper count, taken out on drop.
+enum Entry<'a> {
+    /// Nothing to take out: the source wakes everyone (a close) or cannot be counted in.
+    None,
+    /// One in a count (a value's `waiters`, an MPMC queue event's `sleepers`).
+    Counted(Registration<'a>),
+    /// An SPSC queue event's flag (only its role holder sleeps there): the waker clears it when
+    /// it wakes us; we clear it ourselves only if nobody did, that is, if the epoch did not move.
+    Flag {
+        flag: &'a AtomicU32,
+        epoch: &'a AtomicU32,
+        seen: u32,
+    },
+}
+
+impl Drop for Entry<'_> {
+    fn drop(&mut self) {
+        if let Entry::Flag { flag, epoch, seen } = self {
+            if epoch.load(SeqCst) == *seen {
+                flag.store(0, SeqCst);
+            }
+        }
+    }
+}
+
+impl<'a> Armed<'a> {
+    /// Arms a wait for a new version of `region`'s value: its version's futex half, and the
+    /// header's `waiters` for a writable handle. Check the version after this.
+    pub(crate) fn value_change(region: &'a Region) -> Armed<'a> {
+        let changes = value_changes(region);
+        let entry = if region.writable() {
+            Entry::Counted(changes.register())
+        } else {
+            Entry::None
+        };
+        let notified =
+            matches!(entry, Entry::Counted(_)) || region.info().flags & FLAG_NOTIFY_READERS != 0;
+        // After counting in (SeqCst), so that either this load sees a new version or its
+        // publisher sees us counted in.
+        let expected = changes.epoch.seen();
+        Armed {
+            word: Word::low_half(changes.epoch),
+            expected,
+            notified,
+            _entry: entry,
+        }
+    }
+
+    /// Arms a wait on a queue's (or channel's) `event`: `single` for an SPSC queue, whose
+    /// event only its role holder may sleep on (the caller holds that role). Check the
+    /// condition after this.
+    pub(crate) fn queue_event(event: &'a Event, single: bool) -> Armed<'a> {
+        let events = queue_event(event);
+        let expected = events.epoch.seen();
+        let entry = if single {
+            event.sleepers.store(1, SeqCst);
+            Entry::Flag {
+                flag: &event.sleepers,
+                epoch: &event.epoch,
+                seen: expected,
+            }
+        } else {
+            Entry::Counted(events.register())
+        };
+        Armed {
+            word: Word::of(&event.epoch),
+            expected,
+            notified: true,
+            _entry: entry,
+        }
+    }
+
+    /// Arms a wait for a queue's close, which wakes every sleeper on `event` whether counted
+    /// in or not: nothing to count in, so any handle may wait for it, in any mode.
+    pub(crate) fn queue_close(event: &'a Event) -> Armed<'a> {
+        Armed {
+            word: Word::of(&event.epoch),
+            expected: event.epoch.load(SeqCst),
+            notified: true,
+            _entry: Entry::None,
+        }
+    }
+}
+
+/// How long a wait on several sources may sleep before it re-checks them all: as
+/// [`sleep_until`] (at most [`SLEEP_SLICE`], which bounds a lost wake-up), or
+/// [`UNNOTIFIED_SLICE`] when a source cannot count this waiter in.
+pub(crate) fn slice_for(
+    armed: &[Armed<'_>],
+    deadline: Option<Instant>,
+) -> Result<Duration, TimedOut> {
+    let slice = if armed.iter().all(|a| a.notified) {
+        SLEEP_SLICE
+    } else {
+        UNNOTIFIED_SLICE
+    };
+    Ok(time_left(deadline)?.map_or(slice, |left| left.min(slice)))
+}
+
+/// Sleeps until a wake-up on any armed source, at most `slice` (see [`slice_for`]), and says
+/// which source's word was woken if the kernel says. Returns at once when a word already moved.
+/// Sources beyond [`WAIT_ANY_MAX`] are not slept on: callers keep sets within it.
+pub(crate) fn sleep_on_any(armed: &[Armed<'_>], slice: Duration) -> Option<usize> {
+    let words: Vec<(Word<'_>, u32)> = armed.iter().map(|a| (a.word, a.expected)).collect();
+    match futex::wait_any(&words, Some(slice)) {
+        WaitAny::Woken(i) => Some(i),
+        WaitAny::Returned | WaitAny::SleptOnFirst => None,
+    }
 }
 
 #[cfg(test)]
