@@ -63,6 +63,31 @@ pub(crate) fn wake_low_half(counter: &AtomicU64) {
     unsafe { futex_wake_all(low_half(counter)) };
 }
 
+/// [`wake_low_half`], saying how many sleepers it woke (0 when the call failed).
+pub(crate) fn wake_low_half_counting(counter: &AtomicU64) -> usize {
+    // SAFETY: as in `wait_low_half`.
+    unsafe { futex_wake_all(low_half(counter)) }
+}
+
+/// Sleeps while `word` holds `expected`, for at most `timeout`, as [`wait`] does; with
+/// `also`, while that word too holds its expected value (both at once through [`wait_any`]),
+/// where the kernel sleeps on several words. Where it does not ([`waits_on_many`] is false),
+/// `also` is left out: nobody there moves it to wake a sleeper (see `wait::clear_if_nobody_woke`).
+pub(crate) fn wait_word(
+    word: Word<'_>,
+    expected: u32,
+    also: Option<(Word<'_>, u32)>,
+    timeout: Duration,
+) {
+    match also {
+        Some(also) if waits_on_many() => {
+            wait_any(&[(word, expected), also], Some(timeout));
+        }
+        // SAFETY: `word.ptr` points at a 4-byte-aligned word that its borrow keeps mapped.
+        _ => unsafe { futex_wait(word.ptr, expected, Some(timeout)) },
+    }
+}
+
 /// The 32-bit futex word inside a 64-bit counter: its low-order half (FORMAT.md). Only its
 /// address is used, by the kernel; Rust code never accesses the counter with mixed sizes.
 fn low_half(counter: &AtomicU64) -> *const u32 {
@@ -158,13 +183,43 @@ pub(crate) enum WaitAny {
 /// several: how late a change of another word can be noticed there.
 pub(crate) const FALLBACK_SLICE: Duration = Duration::from_millis(1);
 
-/// Whether `futex_waitv` was found missing (once missing, always: the kernel does not change).
+/// Whether `futex_waitv` was found missing (once missing, always: the kernel does not change),
+/// or a test made this process behave as if it were ([`force_no_waitv`]).
 static NO_WAITV: AtomicBool = AtomicBool::new(false);
+/// Whether this process asked the kernel yet ([`waits_on_many`]).
+static WAITV_PROBED: AtomicBool = AtomicBool::new(false);
 
-/// Whether this kernel sleeps on several words at once (`futex_waitv`, Linux 5.16+). Known
-/// after the first [`wait_any`]; `true` before it.
+/// Whether this kernel sleeps on several words at once (`futex_waitv`, Linux 5.16+, and no
+/// seccomp filter refusing it). Asked once per process, with a call that sleeps on nothing.
 pub(crate) fn waits_on_many() -> bool {
+    if !WAITV_PROBED.load(Relaxed) {
+        // SAFETY: `futex_waitv` with no words (a null array of length 0) reads no memory: a
+        // kernel that has it refuses the call with EINVAL; one without it answers ENOSYS (a
+        // seccomp filter: EPERM or ENOSYS).
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_futex_waitv,
+                std::ptr::null::<FutexWaitv>(),
+                0 as libc::c_uint,
+                0 as libc::c_uint,
+                std::ptr::null::<libc::timespec>(),
+                libc::CLOCK_MONOTONIC,
+            )
+        };
+        if r < 0 && nix::errno::Errno::last() != nix::errno::Errno::EINVAL {
+            NO_WAITV.store(true, Relaxed);
+        }
+        WAITV_PROBED.store(true, Relaxed);
+    }
     !NO_WAITV.load(Relaxed)
+}
+
+/// Makes this process behave as on a kernel without `futex_waitv` from now on, for tests of
+/// that path: [`wait_any`] sleeps on its first word alone, and wakers never clear a sleeper
+/// count (`wait::clear_if_nobody_woke`).
+pub(crate) fn force_no_waitv() {
+    NO_WAITV.store(true, Relaxed);
+    WAITV_PROBED.store(true, Relaxed);
 }
 
 /// The kernel's `struct futex_waitv`.
