@@ -190,7 +190,7 @@ pub use shmstore_derive::ShmType;
 pub use store::Store;
 pub use value::{zeroed, ShmEnum};
 #[doc(hidden)]
-pub use wait_set::__force_futex_waitv_fallback;
+pub use wait_set::{__force_futex_waitv_fallback, __no_safety_slice};
 pub use wait_set::{QueueEvent, Ready, ValueHandle, WaitKey, WaitSet};
 
 /// Fuzzing entry points for the targets in `fuzz/` and for users' own targets (feature

@@ -16,7 +16,7 @@
 //!   protocol is in `queue/`'s module docs, "Sleeping and waking").
 
 use std::sync::atomic::Ordering::{Relaxed, SeqCst};
-use std::sync::atomic::{AtomicU32, AtomicU64};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
@@ -650,12 +650,24 @@ pub(crate) fn slice_for(
     armed: &[Armed<'_>],
     deadline: Option<Instant>,
 ) -> Result<Duration, TimedOut> {
-    let slice = if armed.iter().all(|a| a.notified) {
-        SLEEP_SLICE
-    } else {
+    let slice = if !armed.iter().all(|a| a.notified) {
         UNNOTIFIED_SLICE
+    } else if NO_SAFETY_SLICE.load(Relaxed) {
+        Duration::from_secs(3600)
+    } else {
+        SLEEP_SLICE
     };
     Ok(time_left(deadline)?.map_or(slice, |left| left.min(slice)))
+}
+
+/// Set by tests that must see a lost wake-up as a hang rather than a 1 s delay.
+static NO_SAFETY_SLICE: AtomicBool = AtomicBool::new(false);
+
+/// Makes every later wait on several sources in this process sleep up to an hour at a time
+/// instead of [`SLEEP_SLICE`], for tests: a wake-up the protocol lost then shows as a hang
+/// instead of a one-second delay.
+pub(crate) fn drop_safety_slice() {
+    NO_SAFETY_SLICE.store(true, Relaxed);
 }
 
 /// Sleeps until a wake-up on any armed source, at most `slice` (see [`slice_for`]); returns at

@@ -453,3 +453,11 @@ impl std::fmt::Debug for WaitSet<'_> {
 pub fn __force_futex_waitv_fallback() {
     crate::sys::futex::force_no_waitv();
 }
+
+/// Makes every later [`WaitSet::wait`] of this process sleep up to an hour between looks
+/// instead of a second, for tests: a wake-up lost by the protocol then shows as a hang. Not
+/// part of the public API.
+#[doc(hidden)]
+pub fn __no_safety_slice() {
+    crate::wait::drop_safety_slice();
+}

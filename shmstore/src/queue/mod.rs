@@ -1020,6 +1020,17 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
             room: Room::Slots(N as u64),
         })
     }
+
+    /// The raw sleeper words of the "not empty" and "not full" events (FORMAT.md), for tests.
+    /// Not part of the public API.
+    #[doc(hidden)]
+    pub fn __sleeper_words(&self) -> [u32; 2] {
+        let c = self.control();
+        [
+            c.not_empty.sleepers.load(SeqCst),
+            c.not_full.sleepers.load(SeqCst),
+        ]
+    }
 }
 
 /// Polls for [`SPIN_FOR`] after the first failed attempt; `false` when it is time to sleep.
