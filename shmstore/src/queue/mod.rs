@@ -60,8 +60,11 @@
 //!   `close` whose caller died before its wake) it sees room, an element or the closed flag
 //!   within a second.
 //!
-//! A process killed while asleep stays counted: in MPMC mode every later push or pop on that
-//! side then makes one wake call; in SPSC mode the next holder of the role resets the count.
+//! A process killed while asleep stays counted until the next wake-up on its event: in MPMC
+//! mode that wake call wakes nobody, so its caller clears the count (the count word's
+//! generation moves on, see `wait::Registration`) and the pushes or pops after it make none;
+//! in SPSC mode the waker clears the flag as it wakes, and the next holder of the role resets
+//! it.
 
 use std::cell::Cell;
 use std::fmt;
