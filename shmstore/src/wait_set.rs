@@ -461,3 +461,178 @@ pub fn __force_futex_waitv_fallback() {
 pub fn __no_safety_slice() {
     crate::wait::drop_safety_slice();
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::ShmQueueOptions;
+
+    /// Generous: only a broken path gets near it.
+    const HANG: Duration = Duration::from_secs(20);
+
+    fn name(test: &str) -> String {
+        format!("unit-ws-{test}-{}", std::process::id())
+    }
+
+    fn value(test: &str) -> Shm<u64> {
+        Shm::<u64>::options()
+            .unlink_on_drop(true)
+            .create(name(test).as_str(), 0)
+            .unwrap()
+    }
+
+    fn queue(test: &str, mode: QueueMode) -> ShmQueue<u64, 2> {
+        ShmQueueOptions::<u64, 2>::new()
+            .queue_mode(mode)
+            .unlink_on_drop(true)
+            .create(name(test).as_str())
+            .unwrap()
+    }
+
+    #[test]
+    fn the_deadline_ends_a_wait_with_nothing_ready_and_an_empty_set_needs_one() {
+        let v = value("deadline");
+        let mut set = WaitSet::new();
+        set.add_value(&v, v.version()).unwrap();
+        set.set_timeout(Duration::from_millis(20));
+        assert!(set.wait().unwrap().timed_out());
+        let empty = WaitSet::new();
+        assert!(matches!(empty.wait(), Err(Error::InvalidWaitSet { .. })));
+        let mut empty = WaitSet::new();
+        empty.set_timeout(Duration::from_millis(5));
+        assert!(empty.wait().unwrap().timed_out());
+    }
+
+    /// Every ready source is reported, not only the first, and a reader (which cannot count
+    /// itself in) is seen too.
+    #[test]
+    fn every_ready_source_is_reported() {
+        let a = value("all-a");
+        let b = value("all-b");
+        let reader = Shm::<u64>::open_reader(name("all-b").as_str()).unwrap();
+        let mut set = WaitSet::new();
+        let ka = set.add_value(&a, a.version()).unwrap();
+        let kb = set.add_value(&b, b.version()).unwrap();
+        let kr = set.add_value(&reader, reader.version()).unwrap();
+        *a.lock().unwrap() = 1;
+        *b.lock().unwrap() = 1;
+        let ready = set.wait().unwrap();
+        assert_eq!(ready.keys(), [ka, kb, kr]);
+    }
+
+    /// A writer in another thread wakes a reader-only set (its 10 ms re-check).
+    #[test]
+    fn a_reader_source_sees_a_change_without_being_counted_in() {
+        let v = value("reader");
+        let reader = Shm::<u64>::open_reader(name("reader").as_str()).unwrap();
+        let mut set = WaitSet::new();
+        let key = set.add_value(&reader, reader.version()).unwrap();
+        set.set_timeout(HANG);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                std::thread::sleep(Duration::from_millis(30));
+                *v.lock().unwrap() = 5;
+            });
+            assert_eq!(set.wait().unwrap().keys(), [key]);
+        });
+    }
+
+    /// Closing wakes a "not empty" and a "closed" registration; "not full" is ready while
+    /// there is room.
+    #[test]
+    fn close_and_room_are_events() {
+        for mode in [QueueMode::Mpmc, QueueMode::Spsc] {
+            let q = queue(&format!("close-{mode:?}"), mode);
+            let closer =
+                ShmQueue::<u64, 2>::open(name(&format!("close-{mode:?}")).as_str()).unwrap();
+            let mut set = WaitSet::new();
+            let not_empty = set.add_queue(&q, QueueEvent::NotEmpty).unwrap();
+            let closed = set.add_queue(&closer, QueueEvent::Closed).unwrap();
+            set.set_timeout(HANG);
+            std::thread::scope(|s| {
+                s.spawn(|| {
+                    std::thread::sleep(Duration::from_millis(30));
+                    // A queue handle is not Sync: the closing thread opens its own.
+                    ShmQueue::<u64, 2>::open(name(&format!("close-{mode:?}")).as_str())
+                        .unwrap()
+                        .close();
+                });
+                assert_eq!(set.wait().unwrap().keys(), [not_empty, closed]);
+            });
+        }
+        let q = queue("room", QueueMode::Mpmc);
+        let mut set = WaitSet::new();
+        let room = set.add_queue(&q, QueueEvent::NotFull).unwrap();
+        assert!(set.wait().unwrap().contains(room));
+        q.push(1).unwrap();
+        q.push(2).unwrap();
+        set.set_timeout(Duration::from_millis(20));
+        assert!(set.wait().unwrap().timed_out(), "a full queue has no room");
+    }
+
+    /// In SPSC mode, registering "not empty" takes the consumer role; a second consumer is
+    /// refused with `RoleTaken`, as its first pop would be; "closed" takes no role.
+    #[test]
+    fn an_spsc_registration_claims_the_role() {
+        let q = queue("role", QueueMode::Spsc);
+        let other = ShmQueue::<u64, 2>::open(name("role").as_str()).unwrap();
+        let mut set = WaitSet::new();
+        set.add_queue(&q, QueueEvent::NotEmpty).unwrap();
+        assert!(matches!(
+            set.add_queue(&other, QueueEvent::NotEmpty),
+            Err(Error::RoleTaken {
+                role: "consumer",
+                ..
+            })
+        ));
+        assert!(matches!(other.try_pop(), Err(Error::RoleTaken { .. })));
+        set.add_queue(&other, QueueEvent::Closed).unwrap();
+        set.add_queue(&other, QueueEvent::NotFull).unwrap();
+        assert!(matches!(q.try_push(1), Err(Error::RoleTaken { .. })));
+    }
+
+    /// A removed value region counts as ready: the wait ends (the handle's next wait reports
+    /// `Removed`) instead of sleeping on an orphan.
+    #[test]
+    fn a_removed_region_is_ready() {
+        let v = Shm::<u64>::create(name("removed").as_str(), 0).unwrap();
+        let mut set = WaitSet::new();
+        let key = set.add_value(&v, v.version()).unwrap();
+        set.set_timeout(HANG);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                std::thread::sleep(Duration::from_millis(30));
+                crate::unlink(name("removed").as_str()).unwrap();
+            });
+            let start = Instant::now();
+            assert_eq!(set.wait().unwrap().keys(), [key]);
+            assert!(start.elapsed() < HANG);
+        });
+        assert!(matches!(
+            v.wait_for_change(v.version(), Some(HANG)),
+            Err(Error::Removed { .. })
+        ));
+    }
+
+    /// More sources than one futex_waitv sleeps on are refused with a message that says what
+    /// to do.
+    #[test]
+    fn too_many_sources_are_refused() {
+        let v = value("many");
+        let mut set = WaitSet::new();
+        for _ in 0..WAIT_ANY_MAX / WORDS_PER_COUNTED_SOURCE {
+            set.add_value(&v, v.version()).unwrap();
+        }
+        let refused = set.add_value(&v, v.version()).unwrap_err();
+        assert!(matches!(refused, Error::InvalidWaitSet { .. }));
+        assert!(
+            refused.to_string().contains("split the sources"),
+            "{refused}"
+        );
+        // The same region many times over is still one wait, woken by one commit.
+        *v.lock().unwrap() = 1;
+        assert_eq!(set.wait().unwrap().keys().len(), set.len());
+    }
+}
