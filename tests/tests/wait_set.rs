@@ -4,7 +4,8 @@
 //! at seeded random moments thousands of times while the waiter loops wait and re-arm, and
 //! every publish is seen (the helper's waits have no one-second safety slice, so a lost
 //! wake-up hangs: `PATIENCE` reports it); a waiter SIGKILLed while counted in costs the next
-//! publish one wake call, and none after (seen in the sleeper count words).
+//! publish one wake call, and none after (seen in the sleeper count words); a region migrated
+//! by another process counts as ready.
 //!
 //! The waiter is known to be asleep when `/proc/PID/syscall` shows it inside `futex_waitv`
 //! (or `futex`, on the fallback path): a synchronisation, never a timing assertion.
@@ -204,7 +205,47 @@ fn a_waiter_killed_while_registered_stops_costing_publishes(backend: Backend) {
     }
 }
 
+/// A value region migrated to a wider type (by a writer of that type, in another process)
+/// while a set waits on it through a writable handle and a reader counts as ready for both:
+/// the wait ends, and the handles' next reads follow the migration.
+fn a_migrated_region_is_ready(backend: Backend) {
+    use shmstore::value::FixedStr;
+    use shmstore_tests::config_versions::{ConfigV1, LevelV1};
+    let place = Place::new(backend, "ws-migrate");
+    let old = Shm::<ConfigV1>::create(
+        &place,
+        ConfigV1 {
+            workers: 4,
+            timeout_ms: 500,
+            service: FixedStr::new("gateway").expect("fits"),
+            level: LevelV1::Warn.into(),
+            _pad: [0; 3],
+        },
+    )
+    .unwrap();
+    let reader = Shm::<ConfigV1>::open_reader(&place).unwrap();
+    let mut set = shmstore::WaitSet::new();
+    let keys = [
+        set.add_value(&old, old.version()).unwrap(),
+        set.add_value(&reader, reader.version()).unwrap(),
+    ];
+    set.set_timeout(PATIENCE);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            // `config-new-writer NAME plus RETRIES` migrates the region to `ConfigV1Plus`.
+            helper!("config-new-writer", place, "plus", 3).finish_ok();
+        });
+        let ready = set.wait().unwrap();
+        assert!(!ready.timed_out(), "the migration did not end the wait");
+        // Whichever came first, both are ready once the helper is done.
+    });
+    assert_eq!(set.wait().unwrap().keys(), keys);
+    assert_eq!(old.read().workers, 4);
+    assert_eq!(reader.read().workers, 4);
+}
+
 shmstore_tests::for_each_backend!(
+    a_migrated_region_is_ready [sysv: "a System V segment cannot be migrated (NotMigratable)"],
     wakes_for_exactly_the_one_that_changed_with_futex_waitv,
     wakes_for_exactly_the_one_that_changed_without_futex_waitv,
     misses_no_publish_between_registration_and_sleep,
