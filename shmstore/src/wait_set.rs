@@ -67,7 +67,9 @@ use crate::{QueueMode, Shm, ShmChannel, ShmQueue, ShmReader};
 ///   `since`, and also when it was removed from its location or replaced there, or migrated
 ///   (README, "Changing a region's type"): the handle's next read or
 ///   [`wait_for_change`](Shm::wait_for_change) follows the migration or reports
-///   [`Error::Removed`]. A wait never hangs on a region nobody will publish to again. A
+///   [`Error::Removed`]; after a migration, [`set_since`](Self::set_since) takes the region
+///   the handle followed to as the one waited on, and a removed region is taken out of the set
+///   with [`remove`](Self::remove). A wait never hangs on a region nobody will publish to. A
 ///   read-only handle ([`ShmReader`]) cannot count itself among the region's waiters: unless
 ///   the region was created with [`notify_readers`](crate::ShmOptions::notify_readers), the
 ///   wait then looks at every source every 10 ms, as its `wait_for_change` does.
@@ -193,6 +195,8 @@ enum Source<'a> {
         watched: Watched<'a>,
         event: QueueEvent,
     },
+    /// Taken out ([`WaitSet::remove`]): never ready, sleeps on nothing.
+    Removed,
 }
 
 fn address(region: &Region) -> usize {
@@ -200,9 +204,22 @@ fn address(region: &Region) -> usize {
 }
 
 impl<'a> Source<'a> {
-    /// Arms the source: see `wait::Armed`.
-    fn arm(&self) -> Armed<'a> {
+    /// How many futex words the source takes at most (see "Limits").
+    fn words(&self) -> usize {
         match self {
+            Source::Value { handle, .. } if handle.attachment().0.writable() => {
+                WORDS_PER_COUNTED_SOURCE
+            }
+            Source::Value { .. } => 1,
+            Source::Queue { watched, event } => words_for(watched.spsc, *event),
+            Source::Removed => 0,
+        }
+    }
+
+    /// Arms the source: see `wait::Armed`; `None` for a removed one.
+    fn arm(&self) -> Option<Armed<'a>> {
+        Some(match self {
+            Source::Removed => return None,
             Source::Value { handle, .. } => Armed::value_change(handle.attachment().0),
             Source::Queue { watched, event } => {
                 let c = watched.control;
@@ -212,7 +229,7 @@ impl<'a> Source<'a> {
                     QueueEvent::Closed => Armed::queue_close(&c.not_empty),
                 }
             }
-        }
+        })
     }
 
     /// Whether the source is ready now. Called after arming it: a counted source's loads are
@@ -220,6 +237,7 @@ impl<'a> Source<'a> {
     /// `look`: also ask whether its region was removed from its location (a system call).
     fn is_ready(&self, armed: &Armed<'_>, look: bool) -> bool {
         match self {
+            Source::Removed => false,
             Source::Value {
                 handle,
                 since,
@@ -306,7 +324,7 @@ impl<'a> WaitSet<'a> {
         queue: &'a ShmQueue<T, N>,
         event: QueueEvent,
     ) -> Result<WaitKey> {
-        self.reserve(words_for(queue.mode(), event))?;
+        self.reserve(words_for(queue.mode() == QueueMode::Spsc, event))?;
         let watched = queue.watch(event)?;
         Ok(self.push(Source::Queue { watched, event }))
     }
@@ -318,16 +336,33 @@ impl<'a> WaitSet<'a> {
     ///
     /// As [`add_queue`](Self::add_queue).
     pub fn add_channel(&mut self, channel: &'a ShmChannel, event: QueueEvent) -> Result<WaitKey> {
-        self.reserve(words_for(channel.mode(), event))?;
+        self.reserve(words_for(channel.mode() == QueueMode::Spsc, event))?;
         let watched = channel.watch(event)?;
         Ok(self.push(Source::Queue { watched, event }))
     }
 
     /// Sets the version a value source waits to see changed (after its last change was
-    /// handled). Does nothing for a key that is not a value source of this set.
+    /// handled), and takes the region its handle uses now (after it followed a migration) as
+    /// the one it waits on. Does nothing for a key that is not a value source of this set.
     pub fn set_since(&mut self, key: WaitKey, since: u64) {
-        if let Some(Source::Value { since: old, .. }) = self.sources.get_mut(key.0) {
+        if let Some(Source::Value {
+            handle,
+            since: old,
+            first,
+        }) = self.sources.get_mut(key.0)
+        {
             *old = since;
+            *first = address(handle.attachment().0);
+        }
+    }
+
+    /// Takes a source out of the set (a region that was removed, say): it is never ready
+    /// again, and its futex words are free for another source. The other keys stay valid.
+    /// Does nothing for a key this set does not have (or no longer has).
+    pub fn remove(&mut self, key: WaitKey) {
+        if let Some(source) = self.sources.get_mut(key.0) {
+            self.words -= source.words();
+            *source = Source::Removed;
         }
     }
 
@@ -343,14 +378,17 @@ impl<'a> WaitSet<'a> {
         self.deadline = Instant::now().checked_add(timeout);
     }
 
-    /// How many sources the set has.
+    /// How many sources the set has (those [removed](Self::remove) not counted).
     pub fn len(&self) -> usize {
-        self.sources.len()
+        self.sources
+            .iter()
+            .filter(|s| !matches!(s, Source::Removed))
+            .count()
     }
 
     /// Whether the set has no source.
     pub fn is_empty(&self) -> bool {
-        self.sources.is_empty()
+        self.len() == 0
     }
 
     /// Sleeps until at least one source is ready or the deadline passes, and returns every
@@ -362,7 +400,7 @@ impl<'a> WaitSet<'a> {
     /// [`Error::InvalidWaitSet`] for a set with no source and no deadline, which nothing could
     /// ever end.
     pub fn wait(&self) -> Result<Ready> {
-        if self.sources.is_empty() && self.deadline.is_none() {
+        if self.is_empty() && self.deadline.is_none() {
             return Err(Error::InvalidWaitSet {
                 reason: "it has no source and no deadline, so nothing could end the wait; add a \
                          source or set a deadline"
@@ -374,15 +412,18 @@ impl<'a> WaitSet<'a> {
         loop {
             // Arm every source, then check every one: a publish after its source's check moved
             // a word the sleep below expects unmoved.
-            let armed: Vec<Armed<'a>> = self.sources.iter().map(Source::arm).collect();
-            let keys: Vec<WaitKey> = self
+            let armed: Vec<(WaitKey, &Source<'a>, Armed<'a>)> = self
                 .sources
                 .iter()
-                .zip(&armed)
                 .enumerate()
-                .filter(|(_, (source, armed))| source.is_ready(armed, look))
-                .map(|(i, _)| WaitKey(i))
+                .filter_map(|(i, source)| Some((WaitKey(i), source, source.arm()?)))
                 .collect();
+            let keys: Vec<WaitKey> = armed
+                .iter()
+                .filter(|(_, source, armed)| source.is_ready(armed, look))
+                .map(|&(key, _, _)| key)
+                .collect();
+            let armed: Vec<Armed<'a>> = armed.into_iter().map(|(_, _, armed)| armed).collect();
             if !keys.is_empty() {
                 return Ok(Ready { keys });
             }
@@ -429,10 +470,10 @@ impl<'a> WaitSet<'a> {
     }
 }
 
-/// How many futex words a queue event takes (see "Limits").
-fn words_for(mode: QueueMode, event: QueueEvent) -> usize {
-    match (mode, event) {
-        (QueueMode::Mpmc, QueueEvent::NotEmpty | QueueEvent::NotFull) => WORDS_PER_COUNTED_SOURCE,
+/// How many futex words a queue event takes (see "Limits"): MPMC sleepers are counted in.
+fn words_for(spsc: bool, event: QueueEvent) -> usize {
+    match event {
+        QueueEvent::NotEmpty | QueueEvent::NotFull if !spsc => WORDS_PER_COUNTED_SOURCE,
         _ => 1,
     }
 }
@@ -634,5 +675,11 @@ mod tests {
         // The same region many times over is still one wait, woken by one commit.
         *v.lock().unwrap() = 1;
         assert_eq!(set.wait().unwrap().keys().len(), set.len());
+        // A removed source frees its words and is never ready again.
+        set.remove(WaitKey(0));
+        set.remove(WaitKey(0));
+        assert!(!set.wait().unwrap().contains(WaitKey(0)));
+        set.add_value(&v, 0).unwrap();
+        assert!(set.add_value(&v, 0).is_err());
     }
 }

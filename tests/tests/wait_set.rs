@@ -10,7 +10,7 @@
 //! The waiter is known to be asleep when `/proc/PID/syscall` shows it inside `futex_waitv`
 //! (or `futex`, on the fallback path): a synchronisation, never a timing assertion.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use shmstore::inspect::Inspector;
 use shmstore::{QueueMode, Shm, ShmChannel};
@@ -242,6 +242,11 @@ fn a_migrated_region_is_ready(backend: Backend) {
     assert_eq!(set.wait().unwrap().keys(), keys);
     assert_eq!(old.read().workers, 4);
     assert_eq!(reader.read().workers, 4);
+    // Both handles followed; once told so, the set waits on the new region.
+    set.set_since(keys[0], old.version());
+    set.set_since(keys[1], reader.version());
+    set.set_timeout(Duration::from_millis(20));
+    assert!(set.wait().unwrap().timed_out());
 }
 
 shmstore_tests::for_each_backend!(
