@@ -9,6 +9,13 @@
 //! the sleeper (and wakes it) or the sleeper sees the event. With nobody asleep, an event costs
 //! one load and no system call.
 //!
+//! The count is a word with a generation in its high bits ([`COUNT_MASK`]): a waker whose wake
+//! call woke nobody clears it, so that a sleeper killed while counted in costs one publish a
+//! wake call, not every publish; counted sleepers sleep on the count word too, so that no live
+//! one is lost by a clear ([`Registration`] has the proof). Several sources are waited on at
+//! once by arming each ([`Armed`]), checking all, and sleeping on all their words
+//! ([`sleep_on_any`]), which is what `WaitSet` does.
+//!
 //! - A value's eventcount is its version (the futex word is the low half, FORMAT.md) and the
 //!   header's `waiters`: publishing a version is the event ([`Region::wait_for_change`]).
 //! - A queue's are its control block's two events (`not_empty`, `not_full`): each has its own

@@ -294,6 +294,21 @@ impl<'a> WaitSet<'a> {
     /// from `since`, or when the region was removed, replaced or migrated (see the type's
     /// docs). Update `since` with [`set_since`](Self::set_since) after handling a change.
     ///
+    /// ```
+    /// use std::time::Duration;
+    /// use shmstore::{Shm, WaitSet};
+    /// # let name = format!("doc-ws-value-{}", std::process::id());
+    /// let limits = Shm::<u64>::options().unlink_on_drop(true).create(&name, 100)?;
+    /// let reader = Shm::<u64>::open_reader(&name)?;    // a reader works as well
+    /// let mut set = WaitSet::new();
+    /// let key = set.add_value(&reader, reader.version())?;
+    /// *limits.lock().unwrap() = 200;
+    /// set.set_timeout(Duration::from_secs(5));
+    /// assert!(set.wait()?.contains(key));
+    /// set.set_since(key, reader.version());              // handled: wait for the next one
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
+    ///
     /// # Errors
     ///
     /// [`Error::InvalidWaitSet`] when the set is full (see "Limits").
@@ -315,6 +330,23 @@ impl<'a> WaitSet<'a> {
     /// consumer role and `NotFull` the producer role for this handle, as a first pop (or push)
     /// would.
     ///
+    /// ```
+    /// use shmstore::{QueueEvent, QueueMode, ShmQueue, WaitSet};
+    /// # let name = format!("doc-ws-queue-{}", std::process::id());
+    /// let inbox = ShmQueue::<u64, 16>::options()
+    ///     .queue_mode(QueueMode::Spsc)
+    ///     .unlink_on_drop(true)
+    ///     .create(&name)?;
+    /// let mut set = WaitSet::new();
+    /// let jobs = set.add_queue(&inbox, QueueEvent::NotEmpty)?; // takes the consumer role
+    /// let second = ShmQueue::<u64, 16>::open(&name)?;
+    /// let refused = set.add_queue(&second, QueueEvent::NotEmpty);
+    /// assert!(matches!(refused, Err(shmstore::Error::RoleTaken { .. })));
+    /// second.push(1)?;
+    /// assert!(set.wait()?.contains(jobs));
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
+    ///
     /// # Errors
     ///
     /// [`Error::RoleTaken`] (or [`Error::LockedByReader`]) when the SPSC role is another
@@ -331,6 +363,17 @@ impl<'a> WaitSet<'a> {
 
     /// Adds a byte channel's `event`, as [`add_queue`](Self::add_queue) does; "not full" is
     /// room for a message of the channel's largest size.
+    ///
+    /// ```
+    /// use shmstore::{QueueEvent, ShmChannel, WaitSet};
+    /// # let name = format!("doc-ws-channel-{}", std::process::id());
+    /// let channel = ShmChannel::options().capacity(4096).unlink_on_drop(true).create(&name)?;
+    /// let mut set = WaitSet::new();
+    /// let closed = set.add_channel(&channel, QueueEvent::Closed)?;
+    /// ShmChannel::open(&name)?.close();
+    /// assert!(set.wait()?.contains(closed));
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     ///
     /// # Errors
     ///
@@ -394,6 +437,19 @@ impl<'a> WaitSet<'a> {
     /// Sleeps until at least one source is ready or the deadline passes, and returns every
     /// source ready then (empty at the deadline). Returns at once when a source is ready
     /// already. Nothing stays registered after it returns.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use shmstore::{Shm, WaitSet};
+    /// # let name = format!("doc-ws-wait-{}", std::process::id());
+    /// let value = Shm::<u64>::options().unlink_on_drop(true).create(&name, 0)?;
+    /// let mut set = WaitSet::new();
+    /// set.add_value(&value, value.version())?;
+    /// set.set_timeout(Duration::from_millis(10));
+    /// let ready = set.wait()?;
+    /// assert!(ready.timed_out());                      // nothing changed in time
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
     ///
     /// # Errors
     ///
