@@ -49,7 +49,9 @@
 //!              reaches its region: directly,
 //!              through a compatible layout,
 //!              after a migration), follow (the
-//!              regions a handle followed)
+//!              regions a handle followed),
+//!            wait_set (sleeping on many
+//!              handles at once)
 //! tools      inspect, info (listing),           untyped views for the CLI
 //!            look (reads with pread, no map),
 //!            values (typed values by the
@@ -115,6 +117,7 @@ mod sys;
 pub mod value;
 mod values;
 mod wait;
+mod wait_set;
 
 pub use error::printable;
 pub use error::{Error, Result};
@@ -186,6 +189,9 @@ pub use shmstore_derive::ShmEnum;
 pub use shmstore_derive::ShmType;
 pub use store::Store;
 pub use value::{zeroed, ShmEnum};
+#[doc(hidden)]
+pub use wait_set::{__force_futex_waitv_fallback, __no_safety_slice};
+pub use wait_set::{QueueEvent, Ready, ValueHandle, WaitKey, WaitSet};
 
 /// Fuzzing entry points for the targets in `fuzz/` and for users' own targets (feature
 /// `fuzzing`).

@@ -73,7 +73,7 @@ impl<T: ShmType> ShmReader<T> {
 
     /// The region this reader uses now.
     #[inline]
-    fn region(&self) -> &Region {
+    pub(crate) fn region(&self) -> &Region {
         &self.attached().region
     }
 

@@ -817,6 +817,32 @@ impl ShmChannel {
     }
 }
 
+/// Whether a ring of `ring` bytes with these counters has room for a message of `len` bytes.
+pub(super) fn has_room_for(ring: u64, head: u64, tail: u64, len: usize) -> bool {
+    place(ring, head, tail, len).is_some()
+}
+
+impl ShmChannel {
+    /// The channel for a wait set waiting on `event` (as [`ShmQueue::watch`](super::ShmQueue)):
+    /// "not full" is room for a message of the largest size.
+    pub(crate) fn watch(&self, event: super::QueueEvent) -> Result<super::Watched<'_>> {
+        if self.spsc {
+            if let Some(role) = super::role_for(event) {
+                self.claim(role)?;
+            }
+        }
+        Ok(super::Watched {
+            region: &self.region,
+            control: self.control(),
+            spsc: self.spsc,
+            room: super::Room::Ring {
+                ring: self.ring,
+                max_message: self.max_message,
+            },
+        })
+    }
+}
+
 /// The byte lock and control line of an SPSC role.
 fn role_place(c: &Control, role: Role) -> (u64, &crate::format::Line) {
     match role {

@@ -60,8 +60,11 @@
 //!   `close` whose caller died before its wake) it sees room, an element or the closed flag
 //!   within a second.
 //!
-//! A process killed while asleep stays counted: in MPMC mode every later push or pop on that
-//! side then makes one wake call; in SPSC mode the next holder of the role resets the count.
+//! A process killed while asleep stays counted until the next wake-up on its event: in MPMC
+//! mode that wake call wakes nobody, so its caller clears the count (the count word's
+//! generation moves on, see `wait::Registration`) and the pushes or pops after it make none;
+//! in SPSC mode the waker clears the flag as it wakes, and the next holder of the role resets
+//! it.
 
 use std::cell::Cell;
 use std::fmt;
@@ -84,6 +87,7 @@ use crate::reboot;
 use crate::region::{QueueSpec, Region, RegionSpec};
 use crate::sys::object::Access;
 use crate::wait::{region_removed, sleep_until, wake_unconditionally};
+use crate::wait_set::QueueEvent;
 
 mod channel;
 mod loan;
@@ -959,6 +963,76 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
     /// ```
     pub fn iter(&self) -> QueueIter<'_, T, N> {
         self.blocking_iter()
+    }
+}
+
+/// What a wait set (`wait_set.rs`) needs of a queue or channel to wait on its events.
+pub(crate) struct Watched<'a> {
+    pub(crate) region: &'a Region,
+    pub(crate) control: &'a Control,
+    pub(crate) spsc: bool,
+    pub(crate) room: Room,
+}
+
+/// When a queue or channel has room, for [`Watched`].
+#[derive(Clone, Copy)]
+pub(crate) enum Room {
+    /// A queue of this many slots: room for one element.
+    Slots(u64),
+    /// A channel's ring of `ring` bytes: room for a message of `max_message` bytes.
+    Ring { ring: u64, max_message: usize },
+}
+
+impl Room {
+    /// Whether a push (or send) would find room with these counters (`tail` without the closed
+    /// bit), or would report them corrupt: either way it does not block.
+    pub(crate) fn has_room(self, head: u64, tail: u64) -> bool {
+        match self {
+            Room::Slots(slots) => tail.checked_sub(head) != Some(slots),
+            Room::Ring { ring, max_message } => {
+                tail.checked_sub(head).is_none_or(|used| used > ring)
+                    || channel::has_room_for(ring, head, tail, max_message)
+            }
+        }
+    }
+}
+
+/// The SPSC role a wait for `event` needs: only the consumer sleeps on "not empty", only the
+/// producer on "not full" (their events' sleeper words are flags, see `wait::sleep_until`).
+fn role_for(event: QueueEvent) -> Option<Role> {
+    match event {
+        QueueEvent::NotEmpty => Some(Role::Consumer),
+        QueueEvent::NotFull => Some(Role::Producer),
+        QueueEvent::Closed => None,
+    }
+}
+
+impl<T: ShmType, const N: usize> ShmQueue<T, N> {
+    /// The queue for a wait set waiting on `event`; in SPSC mode, claims the role that event
+    /// needs first ([`Error::RoleTaken`] when another live handle has it).
+    pub(crate) fn watch(&self, event: QueueEvent) -> Result<Watched<'_>> {
+        if self.spsc {
+            if let Some(role) = role_for(event) {
+                self.claim(role)?;
+            }
+        }
+        Ok(Watched {
+            region: &self.region,
+            control: self.control(),
+            spsc: self.spsc,
+            room: Room::Slots(N as u64),
+        })
+    }
+
+    /// The raw sleeper words of the "not empty" and "not full" events (FORMAT.md), for tests.
+    /// Not part of the public API.
+    #[doc(hidden)]
+    pub fn __sleeper_words(&self) -> [u32; 2] {
+        let c = self.control();
+        [
+            c.not_empty.sleepers.load(SeqCst),
+            c.not_full.sleepers.load(SeqCst),
+        ]
     }
 }
 
