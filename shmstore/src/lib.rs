@@ -91,8 +91,11 @@ extern crate self as shmstore;
 
 mod atomic_copy;
 mod attach;
+#[cfg(feature = "tokio")]
+mod awaiting;
 mod editor;
 mod error;
+mod events;
 mod follow;
 mod format;
 mod guard;
@@ -103,6 +106,7 @@ mod location;
 mod lock;
 mod look;
 mod name;
+mod notifier;
 mod options;
 mod queue;
 mod reader;
@@ -118,6 +122,7 @@ mod wait;
 
 pub use error::printable;
 pub use error::{Error, Result};
+pub use events::{Readiness, Ready, ShmEvents, WatchKey};
 pub use guard::ShmGuard;
 pub use info::{list, QueueInfo, RegionInfo};
 #[doc(inline)]
@@ -210,6 +215,14 @@ pub mod __format {
     /// The format version of a type without field kinds, and of one with them.
     pub const FORMAT_VERSION_PLAIN: u32 = h::OLDEST_FORMAT_VERSION;
     pub const FORMAT_VERSION_KINDS: u32 = h::FORMAT_VERSION;
+}
+
+/// How many registrations the process's notifier holds now (async futures waiting, and
+/// [`ShmEvents`] watches): for tests that check that dropped futures leave none behind. Not
+/// part of the public API.
+#[doc(hidden)]
+pub fn __notifier_registrations() -> usize {
+    notifier::registrations()
 }
 
 /// Items the derive's generated code names. Not part of the public API.

@@ -615,3 +615,11 @@ mod tests {
         assert!(!events.has_sleepers());
     }
 }
+
+impl<'a> Armed<'a> {
+    /// The futex word this source sleeps on and the value it must hold for a sleep to start
+    /// (for a waiter that sleeps elsewhere: the process's notifier).
+    pub(crate) fn word(&self) -> (Word<'a>, u32) {
+        (self.word, self.expected)
+    }
+}

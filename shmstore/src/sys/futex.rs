@@ -312,3 +312,13 @@ mod wait_any_tests {
         );
     }
 }
+
+impl Word<'_> {
+    /// The word's value now (a relaxed load: a waker's hint, re-checked by whoever it wakes).
+    pub(crate) fn load(&self) -> u32 {
+        // SAFETY: `ptr` points at a 4-byte-aligned word in shared memory that the borrow keeps
+        // mapped (see `Word`); every access to it is atomic, so viewing it as an `AtomicU32`
+        // for one load races with nothing non-atomic.
+        unsafe { AtomicU32::from_ptr(self.ptr.cast_mut()) }.load(Relaxed)
+    }
+}
