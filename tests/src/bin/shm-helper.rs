@@ -176,6 +176,7 @@ fn main() {
         }
         ["config-count", name, release, n] => config_count(name, release, n.parse().expect("N")),
         ["setuid-config-follower", name] => setuid_config_follower(name),
+        ["publish-on-command", value, queue] => publish_on_command(value, queue),
         _ => {
             eprintln!("shm-helper: unknown arguments {args:?}");
             std::process::exit(2);
@@ -2044,4 +2045,31 @@ fn channel_send(name: &str, producer: u64, from: u64, count: u64, how: &str) {
         }
     }
     say("done");
+}
+
+// ==== Waiting on many things: async and event loops ====
+
+/// `publish-on-command VALUE QUEUE`: opens the `Counter` region VALUE and the `MsgQueue`
+/// QUEUE, prints `ready`, then for each line it reads: `value` commits the counter plus one,
+/// `push SEQ` pushes `Msg::new(1, SEQ)`, `close` closes the queue; each followed by `done`.
+/// Ends at the end of its input.
+fn publish_on_command(value: &str, queue: &str) {
+    let shm = open::<Counter>(value);
+    let queue = open_queue(queue);
+    say("ready");
+    for line in std::io::stdin().lock().lines() {
+        let line = line.expect("stdin");
+        match line.split_whitespace().collect::<Vec<_>>().as_slice() {
+            ["value"] => {
+                let mut counter = shm.lock().expect("lock");
+                *counter = Counter::at(counter.count + 1);
+            }
+            ["push", seq] => queue
+                .push(Msg::new(1, seq.parse().expect("SEQ")))
+                .expect("push"),
+            ["close"] => queue.close(),
+            other => panic!("unknown command {other:?}"),
+        }
+        say("done");
+    }
 }
