@@ -19,10 +19,10 @@ use std::task::{Context, Poll};
 
 use crate::attach::Attached;
 use crate::error::{Error, Result};
+use crate::events::{look_at_value, ValueLook};
 use crate::layout::ShmType;
 use crate::notifier::{Fired, Source, Target, Watch};
 use crate::queue::{Attempt, Side};
-use crate::events::{look_at_value, ValueLook};
 use crate::{Shm, ShmChannel, ShmQueue, ShmReader};
 
 /// Whether the registration fired since the last poll (and how); `None` while it waits (then
@@ -146,7 +146,13 @@ impl<T: ShmType> Shm<T> {
     #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
     pub fn changed(&self, since: u64) -> impl Future<Output = Result<u64>> + Send + '_ {
         future_of(move |watch, cx| {
-            poll_change(watch, cx, self.attached(), |moved| self.follow(moved), since)
+            poll_change(
+                watch,
+                cx,
+                self.attached(),
+                |moved| self.follow(moved),
+                since,
+            )
         })
     }
 }
@@ -163,15 +169,21 @@ impl<T: ShmType> ShmReader<T> {
     #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
     pub fn changed(&self, since: u64) -> impl Future<Output = Result<u64>> + Send + '_ {
         future_of(move |watch, cx| {
-            poll_change(watch, cx, self.attached(), |moved| self.follow(moved), since)
+            poll_change(
+                watch,
+                cx,
+                self.attached(),
+                |moved| self.follow(moved),
+                since,
+            )
         })
     }
 }
 
 impl<T: ShmType, const N: usize> ShmQueue<T, N> {
-    /// Removes and returns the oldest element, waiting for one asynchronously: [`pop`]
-    /// (Self::pop) as a future (feature `tokio`; any executor). `None` once the queue is
-    /// closed and empty.
+    /// Removes and returns the oldest element, waiting for one asynchronously:
+    /// [`pop`](Self::pop) as a future (feature `tokio`; any executor). `None` once the queue
+    /// is closed and empty.
     ///
     /// Named `pop_async` beside the blocking [`pop`](Self::pop), which it does not replace.
     /// It takes `&mut self`: one wait per handle at a time, and the future is `Send` (a handle

@@ -88,6 +88,7 @@ impl Source {
 /// Whom a fired registration tells.
 pub(crate) enum Target {
     /// A future: its task is woken.
+    #[cfg_attr(not(any(test, feature = "tokio")), allow(dead_code))]
     Waker(Waker),
     /// A descriptor: its eventfd is signalled.
     Descriptor(Arc<EventFd>),

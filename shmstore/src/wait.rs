@@ -526,6 +526,14 @@ pub(crate) fn sleep_on_any(armed: &[Armed<'_>], slice: Duration) -> Option<usize
     }
 }
 
+impl<'a> Armed<'a> {
+    /// The futex word this source sleeps on and the value it must hold for a sleep to start
+    /// (for a waiter that sleeps elsewhere: the process's notifier).
+    pub(crate) fn word(&self) -> (Word<'a>, u32) {
+        (self.word, self.expected)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::Ordering::SeqCst;
@@ -613,13 +621,5 @@ mod tests {
         drop(registration);
         assert_eq!(sleepers.load(SeqCst), 0);
         assert!(!events.has_sleepers());
-    }
-}
-
-impl<'a> Armed<'a> {
-    /// The futex word this source sleeps on and the value it must hold for a sleep to start
-    /// (for a waiter that sleeps elsewhere: the process's notifier).
-    pub(crate) fn word(&self) -> (Word<'a>, u32) {
-        (self.word, self.expected)
     }
 }

@@ -21,7 +21,9 @@ use shmstore_tests::{
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 fn serial() -> std::sync::MutexGuard<'static, ()> {
-    ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -89,7 +91,11 @@ impl Sources {
 
     /// Nothing of this process waits on either source any more.
     fn assert_nothing_registered(&self) {
-        assert_eq!(shmstore::__notifier_registrations(), 0, "registrations left");
+        assert_eq!(
+            shmstore::__notifier_registrations(),
+            0,
+            "registrations left"
+        );
         assert_eq!(self.value_waiters(), 0, "the value's waiters");
         assert_eq!(self.queue_sleepers(), (0, 0), "the queue's sleepers");
     }
@@ -118,7 +124,10 @@ fn a_select_over_a_value_and_a_queue_wakes_for_the_one_published() {
     for mode in [QueueMode::Spsc, QueueMode::Mpmc] {
         let mut s = Sources::new("async-select", mode);
         let rt = runtime();
-        for (round, command) in ["value", "push 7", "value", "push 8"].into_iter().enumerate() {
+        for (round, command) in ["value", "push 7", "value", "push 8"]
+            .into_iter()
+            .enumerate()
+        {
             let since = s.value.version();
             let woke = rt.block_on(async {
                 let Sources {
@@ -166,7 +175,9 @@ fn a_select_over_a_value_and_a_queue_wakes_for_the_one_published() {
                     assert!(msg.is_intact());
                     assert_eq!(format!("push {}", msg.seq), push, "round {round}");
                 }
-                (command, _) => panic!("{mode:?} round {round}: woke for the wrong source after `{command}`"),
+                (command, _) => {
+                    panic!("{mode:?} round {round}: woke for the wrong source after `{command}`")
+                }
             }
             s.assert_nothing_registered();
         }
@@ -300,9 +311,12 @@ fn a_reader_and_a_channel_wait_asynchronously() {
     let reader = Shm::<Counter>::open_reader(s.value_name.as_str()).unwrap();
     let since = reader.version();
     let rt = runtime();
+    // Published before the wait: the first look finds it.
+    s.publish("value");
+    assert_eq!(rt.block_on(reader.changed(since)).unwrap(), since + 1);
+    // Published while it waits (a reader re-checks every 10 ms: no notify_readers).
     s.publisher.send("value");
-    let version = rt.block_on(reader.changed(since)).unwrap();
-    assert_eq!(version, since + 1);
+    assert_eq!(rt.block_on(reader.changed(since + 1)).unwrap(), since + 2);
     s.publisher.expect("done");
 
     let (name, _place) = region("async-channel");
@@ -314,7 +328,10 @@ fn a_reader_and_a_channel_wait_asynchronously() {
     let mut tx = ShmChannel::open(name.as_str()).unwrap();
     rt.block_on(async {
         tx.send_async(b"hello").await.unwrap();
-        assert_eq!(rx.recv_async().await.unwrap().as_deref(), Some(&b"hello"[..]));
+        assert_eq!(
+            rx.recv_async().await.unwrap().as_deref(),
+            Some(&b"hello"[..])
+        );
         let idle = tokio::time::timeout(Duration::from_millis(5), rx.recv_async()).await;
         assert!(idle.is_err(), "nothing was sent");
         tx.close();

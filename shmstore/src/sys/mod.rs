@@ -9,6 +9,8 @@
 #[cfg(any(test, feature = "fuzzing"))]
 pub(crate) mod child;
 pub(crate) mod eventfd;
+// Until the blocking wait set (h18-set) uses `Word::same`: remove on merge.
+#[allow(dead_code)]
 pub(crate) mod futex;
 pub(crate) mod mutex;
 pub(crate) mod object;
