@@ -27,10 +27,15 @@ use crate::{Shm, ShmChannel, ShmQueue, ShmReader};
 
 /// Whether the registration fired since the last poll (and how); `None` while it waits (then
 /// the task's latest waker is the one it wakes). No registration yet: a first look.
+/// A fired registration is disarmed at once (see [`Watch::disarm`]): the poll arms again.
 fn fired(watch: &Option<Watch>, cx: &Context<'_>) -> Option<Option<Fired>> {
     match watch {
         None => Some(None),
-        Some(watch) => watch.fired(Some(cx.waker())).map(Some),
+        Some(watch) => {
+            let fired = watch.fired(Some(cx.waker()))?;
+            watch.disarm();
+            Some(Some(fired))
+        }
     }
 }
 

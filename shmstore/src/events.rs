@@ -307,6 +307,8 @@ impl<'a> ShmEvents<'a> {
                 continue;
             };
             let key = WatchKey(index);
+            // Out of the source's count before the look arms it again (`Watch::disarm`).
+            watch.disarm();
             match (watched.look)(fired == Fired::Quiet) {
                 Ok((readiness, source)) => {
                     watch.rearm(source, None);

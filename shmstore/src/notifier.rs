@@ -53,7 +53,8 @@ pub(crate) const PER_SHARD: usize = WAIT_ANY_MAX - 1;
 pub(crate) struct Source {
     // Declared first, so dropped first: its sleeper-count entry is taken out while `_map`
     // still keeps the words mapped.
-    armed: Armed<'static>,
+    /// `None` once disarmed ([`Watch::disarm`]).
+    armed: Option<Armed<'static>>,
     _map: Arc<Mapping>,
 }
 
@@ -73,7 +74,10 @@ impl Source {
         // caller's promise), which this `Source` keeps mapped for as long as it holds `armed`:
         // `armed` is dropped first (field order) and never handed out.
         let armed = unsafe { std::mem::transmute::<Armed<'_>, Armed<'static>>(armed) };
-        Source { armed, _map: map }
+        Source {
+            armed: Some(armed),
+            _map: map,
+        }
     }
 
     /// Takes the `Armed` out, keeping only the mapping (for a removal while the shard may
@@ -213,6 +217,19 @@ impl Watch {
         entry.fired
     }
 
+    /// Takes the registration's entry out of its source's sleeper count, before its owner
+    /// arms the source again: an SPSC event's flag must be set by the new arming, not cleared
+    /// after it by the old one's (which clears it when the epoch did not move). The
+    /// registration stays, fired (slept on no more), until [`rearm`](Self::rearm).
+    pub(crate) fn disarm(&self) {
+        let mut registry = self.shard.registry.lock();
+        if let Some(entry) = registry.slots[self.slot].as_mut() {
+            entry.fired.get_or_insert(Fired::Quiet);
+            // The mapping stays (`_map`): the thread may still sleep on the word.
+            drop(entry.source.armed.take());
+        }
+    }
+
     /// Arms the registration again on `source` (a fired one, whose owner re-checked).
     pub(crate) fn rearm(&self, source: Source, waker: Option<&Waker>) {
         let mut registry = self.shard.registry.lock();
@@ -272,7 +289,7 @@ impl Entry {
 
 /// How long a registration may sleep before its owner re-checks (see the module docs).
 fn slice_of(source: &Source) -> std::time::Duration {
-    slice_for(std::slice::from_ref(&source.armed), None)
+    slice_for(source.armed.as_slice(), None)
         .unwrap_or_else(|_| unreachable!("no deadline, no timeout"))
 }
 
@@ -309,8 +326,12 @@ fn run(shard: &'static Shard) {
         let mut slots = Vec::new();
         let mut until: Option<Instant> = None;
         for (slot, entry) in registry.slots.iter_mut().enumerate() {
-            if let Some(entry) = entry.as_mut().filter(|e| e.fired.is_none()) {
-                words.push(entry.source.armed.word());
+            let armed = entry
+                .as_mut()
+                .filter(|e| e.fired.is_none())
+                .and_then(|e| Some((e.source.armed.as_ref()?.word(), e)));
+            if let Some((word, entry)) = armed {
+                words.push(word);
                 entry.in_sleep = true;
                 slots.push(slot);
                 until = Some(until.map_or(entry.slice_end, |u| u.min(entry.slice_end)));
@@ -346,7 +367,9 @@ fn run(shard: &'static Shard) {
                 // Re-armed meanwhile: it is slept on afresh.
                 continue;
             }
-            let (word, expected) = entry.source.armed.word();
+            let Some((word, expected)) = entry.source.armed.as_ref().map(Armed::word) else {
+                continue;
+            };
             let moved = word.load() != expected;
             if moved || woken == Some(index) || now >= entry.slice_end {
                 entry.fired = Some(if moved { Fired::Moved } else { Fired::Quiet });

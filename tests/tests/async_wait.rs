@@ -340,3 +340,29 @@ fn a_reader_and_a_channel_wait_asynchronously() {
     drop(reader);
     s.assert_nothing_registered();
 }
+
+/// Bug (found in review before the first merge): a watch re-armed after a wake-up without an
+/// event (its slice ran out) armed the SPSC queue's sleeper flag anew and then dropped its old
+/// arming, which cleared the flag because the epoch had not moved: the producer then saw
+/// nobody asleep and never woke it, so every wake-up after the first second came a slice
+/// late. Now the old arming goes first (`Watch::disarm`).
+#[test]
+fn regression_a_quiet_rearm_cleared_the_spsc_sleeper_flag() {
+    let _serial = serial();
+    let s = Sources::new("async-rearm", QueueMode::Spsc);
+    let mut events = ShmEvents::new().unwrap();
+    events.watch_pop(&s.queue).unwrap();
+    assert_eq!(s.queue_sleepers().0, 1, "armed");
+    // Nothing is published: the only wake-up is the watch's slice running out (a second).
+    let mut fds = [PollFd::new(events.as_fd(), PollFlags::POLLIN)];
+    let patience = PollTimeout::try_from(PATIENCE).unwrap();
+    assert_eq!(
+        poll(&mut fds, patience).unwrap(),
+        1,
+        "the slice never ran out"
+    );
+    assert!(events.ready().is_empty(), "nothing was published");
+    assert_eq!(s.queue_sleepers().0, 1, "re-armed, but the flag is clear");
+    drop(events);
+    s.assert_nothing_registered();
+}
