@@ -366,3 +366,39 @@ fn regression_a_quiet_rearm_cleared_the_spsc_sleeper_flag() {
     drop(events);
     s.assert_nothing_registered();
 }
+
+/// A region removed by shmstore while `changed` waits on it ends the wait with `Removed`
+/// (its remover wakes every sleeper: the notifier sees a wake-up without a new version, and
+/// the future looks at the location; or the wait's slice runs out first), and leaves nothing
+/// registered.
+#[test]
+fn changed_ends_with_removed_when_the_region_is_removed() {
+    let _serial = serial();
+    let (name, _place) = region("async-removed");
+    let value = Shm::<Counter>::create(name.as_str(), Counter::at(0)).unwrap();
+    let since = value.version();
+    let rt = runtime();
+    let ended = rt.block_on(async {
+        let removing = async {
+            until(|| {
+                Inspector::open(name.as_str())
+                    .unwrap()
+                    .header_fields()
+                    .waiters
+                    == 1
+            })
+            .await;
+            // Usually lets the notifier fall asleep on the word first, so that the remover's
+            // wake-up reaches it; one that comes before is lost, as for a blocking wait, and
+            // the wait's slice (a second) bounds that. Either way the answer is `Removed`.
+            std::thread::sleep(Duration::from_millis(50));
+            shmstore::unlink(name.as_str()).unwrap();
+        };
+        tokio::join!(value.changed(since), removing).0
+    });
+    assert!(
+        matches!(ended, Err(shmstore::Error::Removed { .. })),
+        "{ended:?}"
+    );
+    assert_eq!(shmstore::__notifier_registrations(), 0);
+}
