@@ -49,7 +49,10 @@
 //!              reaches its region: directly,
 //!              through a compatible layout,
 //!              after a migration), follow (the
-//!              regions a handle followed)
+//!              regions a handle followed),
+//!            events (`ShmEvents`: a descriptor
+//!              for event loops), awaiting (the
+//!              async calls, feature `tokio`)
 //! tools      inspect, info (listing),           untyped views for the CLI
 //!            look (reads with pread, no map),
 //!            values (typed values by the
@@ -61,7 +64,10 @@
 //!            wait (one futex eventcount for
 //!              value changes and queue events),
 //!            reboot (the reset of a file
-//!              region after a reboot)
+//!              region after a reboot),
+//!            notifier (the process's threads
+//!              that sleep on many futex words
+//!              for futures and descriptors)
 //! region     region/ (mod, fd, sysv, migrate:   create, open, validate and map per backend;
 //!              a region replaced under its      knows payload shapes, never queues or locks
 //!              name by one of a wider type)
