@@ -402,3 +402,37 @@ fn changed_ends_with_removed_when_the_region_is_removed() {
     );
     assert_eq!(shmstore::__notifier_registrations(), 0);
 }
+
+/// `ShmEvents` in tokio's `AsyncFd` (its epoll reactor): the task wakes when another process
+/// pushes to the watched queue, and `ready` names the queue's watch.
+#[test]
+fn the_descriptor_drives_a_tokio_async_fd() {
+    let _serial = serial();
+    let mut s = Sources::new("async-fd", QueueMode::Mpmc);
+    let rt = runtime();
+    {
+        let mut events = ShmEvents::new().unwrap();
+        let queue_key = events.watch_pop(&s.queue).unwrap();
+        let publisher = &mut s.publisher;
+        let ready = rt.block_on(async {
+            let mut events = tokio::io::unix::AsyncFd::new(events).expect("AsyncFd");
+            publisher.send("push 9");
+            loop {
+                let mut guard = events.readable_mut().await.expect("readable");
+                let ready = guard.get_inner_mut().ready();
+                guard.clear_ready();
+                if !ready.is_empty() {
+                    break ready;
+                }
+            }
+        });
+        s.publisher.expect("done");
+        let ready: Vec<_> = ready
+            .into_iter()
+            .map(|r| (r.key, r.readiness.unwrap()))
+            .collect();
+        assert_eq!(ready, [(queue_key, Readiness::Ready)]);
+        assert_eq!(s.queue.try_pop().unwrap().map(|m| m.seq), Some(9));
+    }
+    s.assert_nothing_registered();
+}
