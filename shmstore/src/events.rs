@@ -122,6 +122,9 @@ struct Watched<'a> {
 /// as its source's sleeper while it lives and goes, with that count, when it is unwatched or
 /// the `ShmEvents` drops.
 ///
+/// The descriptor is the same one, open, for as long as the `ShmEvents` lives (what tokio's
+/// `AsyncFd::register` asks of it), and readable until [`ready`](Self::ready) resets it.
+///
 /// Watches are edge-triggered, as `EPOLLET`: a queue reported ready is reported again only
 /// after its next event (a push, a pop, the close), so drain what is there (pop until empty)
 /// before waiting again. A value's watch moves its `since` to each version it reports. SPSC

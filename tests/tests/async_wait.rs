@@ -415,7 +415,12 @@ fn the_descriptor_drives_a_tokio_async_fd() {
         let queue_key = events.watch_pop(&s.queue).unwrap();
         let publisher = &mut s.publisher;
         let ready = rt.block_on(async {
-            let mut events = tokio::io::unix::AsyncFd::new(events).expect("AsyncFd");
+            // SAFETY: an `ShmEvents` owns its eventfd and keeps it open, as the same
+            // descriptor, for as long as it lives (its documentation says so), and the
+            // `AsyncFd` owns the `ShmEvents`.
+            let mut events = unsafe { tokio::io::unix::AsyncFd::register(events) }
+                .map_err(|e| e.into_parts().1)
+                .expect("AsyncFd");
             publisher.send("push 9");
             loop {
                 let mut guard = events.readable_mut().await.expect("readable");
