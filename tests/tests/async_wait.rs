@@ -441,3 +441,40 @@ fn the_descriptor_drives_a_tokio_async_fd() {
     }
     s.assert_nothing_registered();
 }
+
+/// `push_async` on a full queue, cancelled a thousand times by a runtime timeout (nobody pops,
+/// so only the timeout can end each), pushes nothing and leaves no registration and no count
+/// in `not_full`; once another process frees room, a `push_async` completes.
+#[test]
+fn cancelled_pushes_push_nothing_and_leave_nothing() {
+    let _serial = serial();
+    for mode in [QueueMode::Spsc, QueueMode::Mpmc] {
+        let mut s = Sources::new("async-push", mode);
+        let rt = runtime();
+        let capacity = shmstore_tests::QUEUE_CAPACITY as u64;
+        rt.block_on(async {
+            for seq in 0..capacity {
+                s.queue.push_async(Msg::new(2, seq)).await.unwrap();
+            }
+            for seq in 0..1_000 {
+                let push = s.queue.push_async(Msg::new(3, seq));
+                assert!(tokio::time::timeout(Duration::from_micros(5), push)
+                    .await
+                    .is_err());
+            }
+        });
+        assert_eq!(s.queue.len(), capacity as usize, "a cancelled push pushed");
+        s.assert_nothing_registered();
+        // Another process takes one element: the next push finds room.
+        let mut popper = helper!("queue-pop", s.queue_name, 1);
+        popper.expect("popping");
+        assert_eq!(popper.line(), "got 2 0");
+        rt.block_on(async {
+            tokio::time::timeout(PATIENCE, s.queue.push_async(Msg::new(4, 0)))
+                .await
+                .expect("room within the patience")
+                .unwrap();
+        });
+        s.assert_nothing_registered();
+    }
+}
