@@ -478,3 +478,48 @@ fn cancelled_pushes_push_nothing_and_leave_nothing() {
         s.assert_nothing_registered();
     }
 }
+
+/// A migration by another process (a binary of a wider release opens the region and commits)
+/// while `changed` waits: the future follows the region that replaced its own and returns
+/// the version committed there, never `Removed`.
+#[test]
+fn changed_follows_a_migration_by_another_process() {
+    use shmstore::value::FixedStr;
+    use shmstore_tests::config_versions::{ConfigV1, LevelV1};
+    let _serial = serial();
+    let (name, _place) = region("async-migrated");
+    let config = Shm::<ConfigV1>::create(
+        name.as_str(),
+        ConfigV1 {
+            workers: 4,
+            timeout_ms: 500,
+            service: FixedStr::new("gateway").expect("fits"),
+            level: LevelV1::Warn.into(),
+            _pad: [0; 3],
+        },
+    )
+    .unwrap();
+    let since = config.version();
+    let mut migrator = helper!("config-count", name, "v1-plus", 1);
+    migrator.expect("ready");
+    let rt = runtime();
+    let changed = rt.block_on(async {
+        let migrating = async {
+            until(|| {
+                Inspector::open(name.as_str())
+                    .unwrap()
+                    .header_fields()
+                    .waiters
+                    == 1
+            })
+            .await;
+            migrator.send("go");
+        };
+        tokio::join!(config.changed(since), migrating).0
+    });
+    let version = changed.expect("a version, not an error");
+    assert!(version > since, "{version} after {since}");
+    assert_eq!(config.read().workers, 5, "the migrated region's commit");
+    migrator.expect("done");
+    assert_eq!(shmstore::__notifier_registrations(), 0);
+}
