@@ -150,6 +150,9 @@ struct Shard {
     /// The shard's own futex word: bumped and woken when its set of words changes.
     control: AtomicU32,
     registry: Mutex<Registry>,
+    /// The process whose thread serves it: a child forked from that process inherits the
+    /// shard but not its thread, so it starts shards of its own.
+    pid: u32,
 }
 
 impl Shard {
@@ -182,7 +185,8 @@ impl Watch {
     pub(crate) fn new(source: Source, target: Target) -> Result<Watch> {
         let mut shards = SHARDS.lock();
         let mut entry = Some(Entry::new(source, target));
-        for &shard in shards.iter() {
+        let me = std::process::id();
+        for &shard in shards.iter().filter(|shard| shard.pid == me) {
             if let Some(slot) = shard.insert(&mut entry) {
                 return Ok(Watch { shard, slot });
             }
@@ -190,6 +194,7 @@ impl Watch {
         let shard: &'static Shard = Box::leak(Box::new(Shard {
             control: AtomicU32::new(0),
             registry: Mutex::new(Registry::default()),
+            pid: me,
         }));
         std::thread::Builder::new()
             .name("shmstore-notifier".into())
