@@ -51,7 +51,10 @@
 //!              after a migration), follow (the
 //!              regions a handle followed),
 //!            wait_set (sleeping on many
-//!              handles at once)
+//!              handles at once),
+//!            events (`ShmEvents`: a descriptor
+//!              for event loops), awaiting (the
+//!              async calls, feature `tokio`)
 //! tools      inspect, info (listing),           untyped views for the CLI
 //!            look (reads with pread, no map),
 //!            values (typed values by the
@@ -63,7 +66,10 @@
 //!            wait (one futex eventcount for
 //!              value changes and queue events),
 //!            reboot (the reset of a file
-//!              region after a reboot)
+//!              region after a reboot),
+//!            notifier (the process's threads
+//!              that sleep on many futex words
+//!              for futures and descriptors)
 //! region     region/ (mod, fd, sysv, migrate:   create, open, validate and map per backend;
 //!              a region replaced under its      knows payload shapes, never queues or locks
 //!              name by one of a wider type)
@@ -84,6 +90,7 @@
 //!
 //! Nothing below the typed API knows `T`; nothing above `sys` calls libc. Unit tests of a
 //! lower layer may build their fixtures through the typed API.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 #![warn(missing_docs)]
@@ -93,8 +100,11 @@ extern crate self as shmstore;
 
 mod atomic_copy;
 mod attach;
+#[cfg(feature = "tokio")]
+mod awaiting;
 mod editor;
 mod error;
+mod events;
 mod follow;
 mod format;
 mod guard;
@@ -105,6 +115,7 @@ mod location;
 mod lock;
 mod look;
 mod name;
+mod notifier;
 mod options;
 mod queue;
 mod reader;
@@ -121,6 +132,7 @@ mod wait_set;
 
 pub use error::printable;
 pub use error::{Error, Result};
+pub use events::{Readiness, Ready as WatchReady, ShmEvents, WatchKey};
 pub use guard::ShmGuard;
 pub use info::{list, QueueInfo, RegionInfo};
 #[doc(inline)]
@@ -216,6 +228,14 @@ pub mod __format {
     /// The format version of a type without field kinds, and of one with them.
     pub const FORMAT_VERSION_PLAIN: u32 = h::OLDEST_FORMAT_VERSION;
     pub const FORMAT_VERSION_KINDS: u32 = h::FORMAT_VERSION;
+}
+
+/// How many registrations the process's notifier holds now (async futures waiting, and
+/// [`ShmEvents`] watches): for tests that check that dropped futures leave none behind. Not
+/// part of the public API.
+#[doc(hidden)]
+pub fn __notifier_registrations() -> usize {
+    notifier::registrations()
 }
 
 /// Items the derive's generated code names. Not part of the public API.

@@ -67,7 +67,7 @@ impl<T: ShmType> ShmReader<T> {
 
     /// The attachment this reader uses now (see [`Shm`](crate::Shm)'s).
     #[inline]
-    fn attached(&self) -> &Attached {
+    pub(crate) fn attached(&self) -> &Attached {
         self.chain.current()
     }
 
@@ -79,7 +79,7 @@ impl<T: ShmType> ShmReader<T> {
 
     /// `moved` was migrated: attaches to the region that replaced it, as `open_reader` would.
     #[cold]
-    fn follow(&self, moved: &Attached) -> Result<&Attached> {
+    pub(crate) fn follow(&self, moved: &Attached) -> Result<&Attached> {
         self.chain.follow(moved, || {
             attach_reader::<T>(moved.region.location(), &self.spec)
                 .map(|next| next.armed(&self.spec))

@@ -698,6 +698,14 @@ pub(crate) fn sleep_on_any(armed: &[Armed<'_>], slice: Duration) -> WaitAny {
     futex::wait_any(&words, Some(slice))
 }
 
+impl<'a> Armed<'a> {
+    /// Every word a sleeper on this source must sleep on, with the value each must hold: the
+    /// event's, and the sleeper count's when counted in (see [`Registration`]).
+    pub(crate) fn words(&self) -> impl Iterator<Item = (Word<'a>, u32)> {
+        std::iter::once((self.word, self.expected)).chain(self.count)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::Ordering::SeqCst;

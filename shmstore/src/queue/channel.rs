@@ -1160,6 +1160,80 @@ fn init_payload(payload: &mut [u8], ring: usize, max_message: usize) {
 const _: () = assert!(RING_OFFSET % 64 == 0);
 const _: () = assert!(record_size(0).is_some());
 
+impl ShmChannel {
+    /// One receive that never waits, into `buf` (cleared first), for `recv_async`:
+    /// `Done(false)` once closed and empty.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn recv_attempt(&self, buf: &mut Vec<u8>) -> Result<super::Attempt<bool>> {
+        Ok(match self.find_once(Wait::No)? {
+            Step::Ready(found) => {
+                self.copy_out(&found, buf);
+                self.release(found);
+                super::Attempt::Done(true)
+            }
+            Step::Closed => super::Attempt::Done(false),
+            Step::Blocked => super::Attempt::Blocked,
+            Step::LockHeld => super::Attempt::Busy,
+        })
+    }
+
+    /// One send that never waits, for `send_async`.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn send_attempt(&self, message: &[u8]) -> Result<super::Attempt<()>> {
+        self.check_len(message.len())?;
+        Ok(match self.reserve_once(message.len(), Wait::No)? {
+            Step::Ready(reserved) => {
+                self.write_and_publish(reserved, message)?;
+                super::Attempt::Done(())
+            }
+            Step::Closed => return Err(self.closed()),
+            Step::Blocked => super::Attempt::Blocked,
+            Step::LockHeld => super::Attempt::Busy,
+        })
+    }
+
+    /// Arms a wait for `side` (claiming the SPSC role first), then says whether it holds
+    /// already: a message (pop), room for `len` bytes (push), or the close.
+    pub(crate) fn arm(
+        &self,
+        side: super::Side,
+        len: usize,
+    ) -> Result<(crate::notifier::Source, bool)> {
+        if self.spsc {
+            self.claim(match side {
+                super::Side::Pop => Role::Consumer,
+                super::Side::Push => Role::Producer,
+            })?;
+        }
+        let c = self.control();
+        let event = match side {
+            super::Side::Pop => &c.not_empty,
+            super::Side::Push => &c.not_full,
+        };
+        let armed = crate::wait::Armed::queue_event(event, self.spsc);
+        let head = c.head.word.load(SeqCst);
+        let tail = c.tail.word.load(SeqCst);
+        // As the blocking calls' conditions (`find_until`, `reserve_until`).
+        let ready = match side {
+            super::Side::Pop => tail != head,
+            super::Side::Push => {
+                tail & CLOSED != 0
+                    || tail.checked_sub(head).is_none_or(|used| used > self.ring)
+                    || place(self.ring, head, tail, len).is_some()
+            }
+        };
+        // SAFETY: the event lies in the control block, in the region's payload, in the
+        // region's mapping.
+        let source = unsafe { crate::notifier::Source::new(armed, self.region.shared_mapping()) };
+        Ok((source, ready))
+    }
+
+    /// [`Error::Removed`] if the channel's location no longer refers to it.
+    pub(crate) fn removal(&self) -> Option<Error> {
+        region_removed(&self.region).then(|| self.removed())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1247,6 +1247,83 @@ fn clear_control(payload: &mut [u8]) {
     payload[..QUEUE_CONTROL_SIZE].fill(0);
 }
 
+/// Which way an async call or a descriptor waits on a queue or channel: for an element (or
+/// the close) to pop, or for room (or the close) to push.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Side {
+    Pop,
+    Push,
+}
+
+/// What one attempt that never waits did, for the async calls (`crate::awaiting`).
+#[cfg(feature = "tokio")]
+pub(crate) enum Attempt<R> {
+    Done(R),
+    /// Empty (pop) or full (push): wait for the event.
+    Blocked,
+    /// MPMC: another handle held the lock for a few attempts; try again soon.
+    Busy,
+}
+
+impl<T: ShmType, const N: usize> ShmQueue<T, N> {
+    /// One pop that never waits, for `pop_async`: `Done(None)` once closed and empty.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn pop_attempt(&self) -> Result<Attempt<Option<T>>> {
+        let mut out = MaybeUninit::uninit();
+        Ok(match self.pop_once(Wait::No, false, &mut out)? {
+            // SAFETY: `Popped::Value` means the pop wrote the element into `out`.
+            Popped::Value(()) => Attempt::Done(Some(unsafe { out.assume_init() })),
+            Popped::Closed => Attempt::Done(None),
+            Popped::Empty => Attempt::Blocked,
+            Popped::LockHeld => Attempt::Busy,
+        })
+    }
+
+    /// One push that never waits, for `push_async`.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn push_attempt(&self, value: &T) -> Result<Attempt<()>> {
+        Ok(match self.push_once(value, Wait::No)? {
+            Pushed::Done => Attempt::Done(()),
+            Pushed::Closed => return Err(self.closed()),
+            Pushed::Full => Attempt::Blocked,
+            Pushed::LockHeld => Attempt::Busy,
+        })
+    }
+
+    /// Arms a wait for `side` (claiming the SPSC role it needs first, as the blocking calls
+    /// do), then says whether it holds already: an element (pop), room (push), or the close.
+    pub(crate) fn arm(&self, side: Side) -> Result<(crate::notifier::Source, bool)> {
+        if self.spsc {
+            self.claim(match side {
+                Side::Pop => Role::Consumer,
+                Side::Push => Role::Producer,
+            })?;
+        }
+        let c = self.control();
+        let event = match side {
+            Side::Pop => &c.not_empty,
+            Side::Push => &c.not_full,
+        };
+        let armed = crate::wait::Armed::queue_event(event, self.spsc);
+        // After arming (the `wait` module's protocol), as the blocking calls' conditions.
+        let head = c.head.word.load(SeqCst);
+        let tail = c.tail.word.load(SeqCst);
+        let ready = match side {
+            Side::Pop => tail != head,
+            Side::Push => tail & CLOSED != 0 || tail.wrapping_sub(head) < N as u64,
+        };
+        // SAFETY: the event lies in the control block, in the region's payload, in the
+        // region's mapping.
+        let source = unsafe { crate::notifier::Source::new(armed, self.region.shared_mapping()) };
+        Ok((source, ready))
+    }
+
+    /// [`Error::Removed`] if the queue's location no longer refers to it.
+    pub(crate) fn removal(&self) -> Option<Error> {
+        region_removed(&self.region).then(|| self.removed())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -313,6 +313,16 @@ fn sleep_on_first(first: Word<'_>, expected: u32, timeout: Option<Duration>) -> 
     WaitAny::SleptOnFirst
 }
 
+impl Word<'_> {
+    /// The word's value now (a relaxed load: a waker's hint, re-checked by whoever it wakes).
+    pub(crate) fn load(&self) -> u32 {
+        // SAFETY: `ptr` points at a 4-byte-aligned word in shared memory that the borrow keeps
+        // mapped (see `Word`); every access to it is atomic, so viewing it as an `AtomicU32`
+        // for one load races with nothing non-atomic.
+        unsafe { AtomicU32::from_ptr(self.ptr.cast_mut()) }.load(Relaxed)
+    }
+}
+
 #[cfg(test)]
 mod wait_any_tests {
     use std::sync::atomic::Ordering::SeqCst;

@@ -188,6 +188,7 @@ fn main() {
             wait_set_hammer(how, value, queue, ack, rounds.parse().expect("ROUNDS"))
         }
         ["wait-set-sleep", value, queue] => wait_set_sleep(value, queue),
+        ["publish-on-command", value, queue] => publish_on_command(value, queue),
         _ => {
             eprintln!("shm-helper: unknown arguments {args:?}");
             std::process::exit(2);
@@ -2150,5 +2151,32 @@ fn wait_set_sleep(value: &str, queue: &str) {
     say("armed");
     loop {
         set.wait().expect("wait");
+    }
+}
+
+// ==== Waiting on many things: async and event loops ====
+
+/// `publish-on-command VALUE QUEUE`: opens the `Counter` region VALUE and the `MsgQueue`
+/// QUEUE, prints `ready`, then for each line it reads: `value` commits the counter plus one,
+/// `push SEQ` pushes `Msg::new(1, SEQ)`, `close` closes the queue; each followed by `done`.
+/// Ends at the end of its input.
+fn publish_on_command(value: &str, queue: &str) {
+    let shm = open::<Counter>(value);
+    let queue = open_queue(queue);
+    say("ready");
+    for line in std::io::stdin().lock().lines() {
+        let line = line.expect("stdin");
+        match line.split_whitespace().collect::<Vec<_>>().as_slice() {
+            ["value"] => {
+                let mut counter = shm.lock().expect("lock");
+                *counter = Counter::at(counter.count + 1);
+            }
+            ["push", seq] => queue
+                .push(Msg::new(1, seq.parse().expect("SEQ")))
+                .expect("push"),
+            ["close"] => queue.close(),
+            other => panic!("unknown command {other:?}"),
+        }
+        say("done");
     }
 }
