@@ -74,6 +74,7 @@ impl Sources {
             .unwrap()
             .header_fields()
             .waiters
+            & COUNT_BITS
     }
 
     /// The queue's sleeper counts (SPSC: flags), `not_empty` then `not_full`, read from the
@@ -86,7 +87,10 @@ impl Sources {
             .payload_offset as usize;
         let bytes = std::fs::read(shm_path(&self.queue_name)).unwrap();
         let word = |at: usize| u32::from_ne_bytes(bytes[at..at + 4].try_into().unwrap());
-        (word(payload + 128 + 4), word(payload + 192 + 4))
+        (
+            word(payload + 128 + 4) & COUNT_BITS,
+            word(payload + 192 + 4) & COUNT_BITS,
+        )
     }
 
     /// Nothing of this process waits on either source any more.
@@ -100,6 +104,10 @@ impl Sources {
         assert_eq!(self.queue_sleepers(), (0, 0), "the queue's sleepers");
     }
 }
+
+/// The count bits of a sleeper count word (FORMAT.md, "Sleeper counts": the high half is a
+/// generation that moves each time a publisher clears the count).
+const COUNT_BITS: u32 = 0xffff;
 
 enum Woke {
     Value(u64),
