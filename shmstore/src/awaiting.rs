@@ -22,8 +22,8 @@ use crate::error::{Error, Result};
 use crate::events::{look_at_value, ValueLook};
 use crate::layout::ShmType;
 use crate::notifier::{Fired, Source, Target, Watch};
-use crate::queue::{Attempt, Side};
-use crate::{Shm, ShmChannel, ShmQueue, ShmReader};
+use crate::queue::{Attempt, Watched};
+use crate::{QueueEvent, Shm, ShmChannel, ShmQueue, ShmReader};
 
 /// Whether the registration fired since the last poll (and how); `None` while it waits (then
 /// the task's latest waker is the one it wakes). No registration yet: a first look.
@@ -49,12 +49,13 @@ fn register(watch: &mut Option<Watch>, source: Source, cx: &Context<'_>) -> Resu
 }
 
 /// One poll of a queue or channel operation: an attempt that never waits; if it is blocked,
-/// arm, check again, and register; a wake-up without an event looks for a removal.
-fn poll_queue<R>(
+/// arm the event it waits for (`watched`: it claims the SPSC role, as the attempt did), check
+/// again, and register; a wake-up without an event looks for a removal.
+fn poll_queue<'q, R>(
     watch: &mut Option<Watch>,
     cx: &mut Context<'_>,
     mut attempt: impl FnMut() -> Result<Attempt<R>>,
-    arm: impl Fn() -> Result<(Source, bool)>,
+    watched: impl Fn() -> Result<Watched<'q>>,
     removal: impl Fn() -> Option<Error>,
 ) -> Poll<Result<R>> {
     let Some(fired) = fired(watch, cx) else {
@@ -77,7 +78,7 @@ fn poll_queue<R>(
                 return Poll::Ready(Err(removed));
             }
         }
-        let (source, ready) = arm()?;
+        let (source, ready) = watched()?.arm_source();
         if ready {
             // An event landed between the attempt and the arming: attempt again.
             continue;
@@ -228,7 +229,7 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
                 watch,
                 cx,
                 || queue.pop_attempt(),
-                || queue.arm(Side::Pop),
+                || queue.watch(QueueEvent::NotEmpty),
                 || queue.removal(),
             )
         })
@@ -255,7 +256,7 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
                 watch,
                 cx,
                 || queue.push_attempt(&value),
-                || queue.arm(Side::Push),
+                || queue.watch(QueueEvent::NotFull),
                 || queue.removal(),
             )
         })
@@ -280,7 +281,7 @@ impl ShmChannel {
                 watch,
                 cx,
                 || channel.recv_attempt(&mut buf),
-                || channel.arm(Side::Pop, 0),
+                || channel.watch(QueueEvent::NotEmpty),
                 || channel.removal(),
             )
             .map_ok(|got| got.then(|| std::mem::take(&mut buf)))
@@ -305,7 +306,7 @@ impl ShmChannel {
                 watch,
                 cx,
                 || channel.send_attempt(message),
-                || channel.arm(Side::Push, message.len()),
+                || channel.watch_room(message.len()),
                 || channel.removal(),
             )
         })
