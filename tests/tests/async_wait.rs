@@ -169,7 +169,8 @@ fn a_select_over_a_value_and_a_queue_wakes_for_the_one_published() {
                         let sleepers = u32::from_ne_bytes(
                             bytes[payload + 132..payload + 136].try_into().unwrap(),
                         );
-                        waiters == 1 && sleepers == 1
+                        // Count bits only: a publish of an earlier round moved the generation.
+                        waiters & COUNT_BITS == 1 && sleepers & COUNT_BITS == 1
                     })
                     .await;
                     publisher.send(command);
