@@ -18,12 +18,13 @@ use std::future::{poll_fn, Future};
 use std::task::{Context, Poll};
 
 use crate::attach::Attached;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::events::{look_at_value, ValueLook};
 use crate::layout::ShmType;
 use crate::notifier::{Fired, Source, Target, Watch};
 use crate::queue::{Attempt, Watched};
-use crate::{QueueEvent, Shm, ShmChannel, ShmQueue, ShmReader};
+use crate::wait_set::sealed::Attachment;
+use crate::{QueueEvent, Shm, ShmChannel, ShmQueue, ShmReader, ValueHandle};
 
 /// Whether the registration fired since the last poll (and how); `None` while it waits (then
 /// the task's latest waker is the one it wakes). No registration yet: a first look.
@@ -56,7 +57,6 @@ fn poll_queue<'q, R>(
     cx: &mut Context<'_>,
     mut attempt: impl FnMut() -> Result<Attempt<R>>,
     watched: impl Fn() -> Result<Watched<'q>>,
-    removal: impl Fn() -> Option<Error>,
 ) -> Poll<Result<R>> {
     let Some(fired) = fired(watch, cx) else {
         return Poll::Pending;
@@ -73,12 +73,13 @@ fn poll_queue<'q, R>(
             Attempt::Blocked => {}
         }
         // Whatever is still queued was taken first (the attempt above), as the blocking calls.
+        let watched = watched()?;
         if std::mem::take(&mut quiet) {
-            if let Some(removed) = removal() {
+            if let Some(removed) = watched.removal() {
                 return Poll::Ready(Err(removed));
             }
         }
-        let (source, ready) = watched()?.arm_source();
+        let (source, ready) = watched.arm_source();
         if ready {
             // An event landed between the attempt and the arming: attempt again.
             continue;
@@ -106,6 +107,15 @@ fn poll_change<'a>(
             Poll::Pending
         }
     }
+}
+
+/// The future of `changed` on a value handle (`Shm`, `ShmReader`).
+fn changed<H: ValueHandle + Sync>(
+    handle: &H,
+    since: u64,
+) -> impl Future<Output = Result<u64>> + Send + '_ {
+    let follow = |moved| handle.follow(Attachment(moved)).map(|next| next.0);
+    future_of(move |watch, cx| poll_change(watch, cx, handle.attachment().0, follow, since))
 }
 
 /// A future's body: `poll` with its registration, which the future owns (and drops with it).
@@ -151,15 +161,7 @@ impl<T: ShmType> Shm<T> {
     /// a region this handle does not follow) while this waits, as for `wait_for_change`.
     #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
     pub fn changed(&self, since: u64) -> impl Future<Output = Result<u64>> + Send + '_ {
-        future_of(move |watch, cx| {
-            poll_change(
-                watch,
-                cx,
-                self.attached(),
-                |moved| self.follow(moved),
-                since,
-            )
-        })
+        changed(self, since)
     }
 }
 
@@ -174,15 +176,7 @@ impl<T: ShmType> ShmReader<T> {
     /// As [`Shm::changed`](crate::Shm::changed).
     #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
     pub fn changed(&self, since: u64) -> impl Future<Output = Result<u64>> + Send + '_ {
-        future_of(move |watch, cx| {
-            poll_change(
-                watch,
-                cx,
-                self.attached(),
-                |moved| self.follow(moved),
-                since,
-            )
-        })
+        changed(self, since)
     }
 }
 
@@ -230,7 +224,6 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
                 cx,
                 || queue.pop_attempt(),
                 || queue.watch(QueueEvent::NotEmpty),
-                || queue.removal(),
             )
         })
     }
@@ -257,7 +250,6 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
                 cx,
                 || queue.push_attempt(&value),
                 || queue.watch(QueueEvent::NotFull),
-                || queue.removal(),
             )
         })
     }
@@ -282,7 +274,6 @@ impl ShmChannel {
                 cx,
                 || channel.recv_attempt(&mut buf),
                 || channel.watch(QueueEvent::NotEmpty),
-                || channel.removal(),
             )
             .map_ok(|got| got.then(|| std::mem::take(&mut buf)))
         })
@@ -307,7 +298,6 @@ impl ShmChannel {
                 cx,
                 || channel.send_attempt(message),
                 || channel.watch_room(message.len()),
-                || channel.removal(),
             )
         })
     }

@@ -207,7 +207,7 @@ impl<'a> ShmEvents<'a> {
         event: QueueEvent,
     ) -> Result<WaitKey> {
         let watched = queue.watch(event)?;
-        self.add(event_look(watched, move || queue.removal()))
+        self.add(event_look(watched))
     }
 
     /// Adds a byte channel's `event`, as [`add_queue`](Self::add_queue); "not full" is room
@@ -219,7 +219,7 @@ impl<'a> ShmEvents<'a> {
     /// As [`add_queue`](Self::add_queue).
     pub fn add_channel(&mut self, channel: &'a ShmChannel, event: QueueEvent) -> Result<WaitKey> {
         let watched = channel.watch(event)?;
-        self.add(event_look(watched, move || channel.removal()))
+        self.add(event_look(watched))
     }
 
     /// Adds "room for a message of `len` bytes" in `channel` (or its close), as
@@ -231,7 +231,7 @@ impl<'a> ShmEvents<'a> {
     /// otherwise as [`add_channel`](Self::add_channel) with [`QueueEvent::NotFull`].
     pub fn add_channel_room(&mut self, channel: &'a ShmChannel, len: usize) -> Result<WaitKey> {
         let watched = channel.watch_room(len)?;
-        self.add(event_look(watched, move || channel.removal()))
+        self.add(event_look(watched))
     }
 
     /// Takes a source out: its registration and its count among its source's sleepers go at
@@ -320,11 +320,11 @@ fn value_look<'a, H: ValueHandle>(mut since: u64, handle: &'a H) -> Look<'a> {
 
 /// A queue or channel source's look: arms, then checks; a quiet wake-up that finds it not
 /// ready looks for a removal.
-fn event_look<'a>(watched: Watched<'a>, removal: impl Fn() -> Option<Error> + 'a) -> Look<'a> {
+fn event_look(watched: Watched<'_>) -> Look<'_> {
     Box::new(move |quiet| {
         let (source, ready) = watched.arm_source();
         if !ready && quiet {
-            if let Some(removed) = removal() {
+            if let Some(removed) = watched.removal() {
                 return Err(removed);
             }
         }

@@ -30,6 +30,10 @@ use crate::{QueueMode, Shm, ShmChannel, ShmQueue, ShmReader};
 /// still make no system call when nobody waits. It returns every source that is ready when it
 /// looks (not only the first), as [`Ready`]; an empty `Ready` means the deadline passed.
 ///
+/// The same sources, added with the same calls and named by the same [`WaitKey`]s, make a
+/// descriptor for event loops in a [`ShmEvents`](crate::ShmEvents); the async calls
+/// (`Shm::changed`, `ShmQueue::pop_async`, feature `tokio`) wait for one source each.
+///
 /// ```
 /// use std::time::Duration;
 /// use shmstore::{QueueEvent, Shm, ShmQueue, WaitSet};
@@ -345,10 +349,7 @@ impl<'a> WaitSet<'a> {
         queue: &'a ShmQueue<T, N>,
         event: QueueEvent,
     ) -> Result<WaitKey> {
-        // Room first: a source refused claims no role.
-        self.check_room(words_for(queue.mode() == QueueMode::Spsc, event))?;
-        let watched = queue.watch(event)?;
-        Ok(self.push(Source::Queue(watched)))
+        self.add_watched(queue.mode(), event, || queue.watch(event))
     }
 
     /// Adds a byte channel's `event`, as [`add_queue`](Self::add_queue) does; "not full" is
@@ -369,9 +370,7 @@ impl<'a> WaitSet<'a> {
     ///
     /// As [`add_queue`](Self::add_queue).
     pub fn add_channel(&mut self, channel: &'a ShmChannel, event: QueueEvent) -> Result<WaitKey> {
-        self.check_room(words_for(channel.mode() == QueueMode::Spsc, event))?;
-        let watched = channel.watch(event)?;
-        Ok(self.push(Source::Queue(watched)))
+        self.add_watched(channel.mode(), event, || channel.watch(event))
     }
 
     /// Adds "room for a message of `len` bytes" in `channel` (or its close): as
@@ -399,12 +398,8 @@ impl<'a> WaitSet<'a> {
     /// for it never comes); otherwise as [`add_channel`](Self::add_channel) with
     /// [`QueueEvent::NotFull`] (in SPSC mode, it claims the producer role).
     pub fn add_channel_room(&mut self, channel: &'a ShmChannel, len: usize) -> Result<WaitKey> {
-        self.check_room(words_for(
-            channel.mode() == QueueMode::Spsc,
-            QueueEvent::NotFull,
-        ))?;
-        let watched = channel.watch_room(len)?;
-        Ok(self.push(Source::Queue(watched)))
+        let event = QueueEvent::NotFull;
+        self.add_watched(channel.mode(), event, || channel.watch_room(len))
     }
 
     /// Sets the version a value source waits to see changed (after its last change was
@@ -525,6 +520,19 @@ impl<'a> WaitSet<'a> {
                 last_look = Instant::now();
             }
         }
+    }
+
+    /// Adds a queue or channel source that `watch` makes, if its words fit: checked first, so
+    /// that a source refused claims no SPSC role.
+    fn add_watched(
+        &mut self,
+        mode: QueueMode,
+        event: QueueEvent,
+        watch: impl FnOnce() -> Result<Watched<'a>>,
+    ) -> Result<WaitKey> {
+        self.check_room(words_for(mode == QueueMode::Spsc, event))?;
+        let watched = watch()?;
+        Ok(self.push(Source::Queue(watched)))
     }
 
     /// Whether a source of `words` futex words still fits (see "Limits").
@@ -746,7 +754,10 @@ mod tests {
         channel
             .try_send(&vec![2; ring - 16 - record(max) - 8])
             .unwrap();
-        assert!(channel.try_send(&vec![3; max]).is_err(), "no room for the largest");
+        assert!(
+            channel.try_send(&vec![3; max]).is_err(),
+            "no room for the largest"
+        );
 
         let mut set = WaitSet::new();
         let not_full = set.add_channel(&channel, QueueEvent::NotFull).unwrap();

@@ -1208,11 +1208,6 @@ impl ShmChannel {
             Step::LockHeld => super::Attempt::Busy,
         })
     }
-
-    /// [`Error::Removed`] if the channel's location no longer refers to it.
-    pub(crate) fn removal(&self) -> Option<Error> {
-        region_removed(&self.region).then(|| self.removed())
-    }
 }
 
 #[cfg(test)]

@@ -1042,6 +1042,14 @@ impl<'a> Watched<'a> {
         }
     }
 
+    /// [`Error::Removed`] if the queue's or channel's location no longer refers to it (a
+    /// system call: for a wake-up that found its event not ready).
+    pub(crate) fn removal(&self) -> Option<Error> {
+        region_removed(self.region).then(|| Error::Removed {
+            name: self.region.name().to_string(),
+        })
+    }
+
     /// Arms, then checks ([`arm`](Self::arm), [`is_ready`](Self::is_ready)), for the
     /// process's notifier: the armed wait keeps the region mapped.
     pub(crate) fn arm_source(&self) -> (crate::notifier::Source, bool) {
@@ -1346,11 +1354,6 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
             Pushed::Full => Attempt::Blocked,
             Pushed::LockHeld => Attempt::Busy,
         })
-    }
-
-    /// [`Error::Removed`] if the queue's location no longer refers to it.
-    pub(crate) fn removal(&self) -> Option<Error> {
-        region_removed(&self.region).then(|| self.removed())
     }
 }
 
