@@ -157,7 +157,7 @@ impl<T: ShmType> Shm<T> {
     ///
     /// # Errors
     ///
-    /// [`Error::Removed`] when the region is removed from its location (or replaced there by
+    /// [`Error::Removed`](crate::Error::Removed) when the region is removed from its location (or replaced there by
     /// a region this handle does not follow) while this waits, as for `wait_for_change`.
     #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
     pub fn changed(&self, since: u64) -> impl Future<Output = Result<u64>> + Send + '_ {
