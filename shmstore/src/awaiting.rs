@@ -18,12 +18,13 @@ use std::future::{poll_fn, Future};
 use std::task::{Context, Poll};
 
 use crate::attach::Attached;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::events::{look_at_value, ValueLook};
 use crate::layout::ShmType;
 use crate::notifier::{Fired, Source, Target, Watch};
-use crate::queue::{Attempt, Side};
-use crate::{Shm, ShmChannel, ShmQueue, ShmReader};
+use crate::queue::{Attempt, Watched};
+use crate::wait_set::sealed::Attachment;
+use crate::{QueueEvent, Shm, ShmChannel, ShmQueue, ShmReader, ValueHandle};
 
 /// Whether the registration fired since the last poll (and how); `None` while it waits (then
 /// the task's latest waker is the one it wakes). No registration yet: a first look.
@@ -49,13 +50,13 @@ fn register(watch: &mut Option<Watch>, source: Source, cx: &Context<'_>) -> Resu
 }
 
 /// One poll of a queue or channel operation: an attempt that never waits; if it is blocked,
-/// arm, check again, and register; a wake-up without an event looks for a removal.
-fn poll_queue<R>(
+/// arm the event it waits for (`watched`: it claims the SPSC role, as the attempt did), check
+/// again, and register; a wake-up without an event looks for a removal.
+fn poll_queue<'q, R>(
     watch: &mut Option<Watch>,
     cx: &mut Context<'_>,
     mut attempt: impl FnMut() -> Result<Attempt<R>>,
-    arm: impl Fn() -> Result<(Source, bool)>,
-    removal: impl Fn() -> Option<Error>,
+    watched: impl Fn() -> Result<Watched<'q>>,
 ) -> Poll<Result<R>> {
     let Some(fired) = fired(watch, cx) else {
         return Poll::Pending;
@@ -72,12 +73,13 @@ fn poll_queue<R>(
             Attempt::Blocked => {}
         }
         // Whatever is still queued was taken first (the attempt above), as the blocking calls.
+        let watched = watched()?;
         if std::mem::take(&mut quiet) {
-            if let Some(removed) = removal() {
+            if let Some(removed) = watched.removal() {
                 return Poll::Ready(Err(removed));
             }
         }
-        let (source, ready) = arm()?;
+        let (source, ready) = watched.arm_source();
         if ready {
             // An event landed between the attempt and the arming: attempt again.
             continue;
@@ -105,6 +107,15 @@ fn poll_change<'a>(
             Poll::Pending
         }
     }
+}
+
+/// The future of `changed` on a value handle (`Shm`, `ShmReader`).
+fn changed<H: ValueHandle + Sync>(
+    handle: &H,
+    since: u64,
+) -> impl Future<Output = Result<u64>> + Send + '_ {
+    let follow = |moved| handle.follow(Attachment(moved)).map(|next| next.0);
+    future_of(move |watch, cx| poll_change(watch, cx, handle.attachment().0, follow, since))
 }
 
 /// A future's body: `poll` with its registration, which the future owns (and drops with it).
@@ -146,19 +157,11 @@ impl<T: ShmType> Shm<T> {
     ///
     /// # Errors
     ///
-    /// [`Error::Removed`] when the region is removed from its location (or replaced there by
+    /// [`Error::Removed`](crate::Error::Removed) when the region is removed from its location (or replaced there by
     /// a region this handle does not follow) while this waits, as for `wait_for_change`.
     #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
     pub fn changed(&self, since: u64) -> impl Future<Output = Result<u64>> + Send + '_ {
-        future_of(move |watch, cx| {
-            poll_change(
-                watch,
-                cx,
-                self.attached(),
-                |moved| self.follow(moved),
-                since,
-            )
-        })
+        changed(self, since)
     }
 }
 
@@ -173,15 +176,7 @@ impl<T: ShmType> ShmReader<T> {
     /// As [`Shm::changed`](crate::Shm::changed).
     #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
     pub fn changed(&self, since: u64) -> impl Future<Output = Result<u64>> + Send + '_ {
-        future_of(move |watch, cx| {
-            poll_change(
-                watch,
-                cx,
-                self.attached(),
-                |moved| self.follow(moved),
-                since,
-            )
-        })
+        changed(self, since)
     }
 }
 
@@ -228,8 +223,7 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
                 watch,
                 cx,
                 || queue.pop_attempt(),
-                || queue.arm(Side::Pop),
-                || queue.removal(),
+                || queue.watch(QueueEvent::NotEmpty),
             )
         })
     }
@@ -255,8 +249,7 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
                 watch,
                 cx,
                 || queue.push_attempt(&value),
-                || queue.arm(Side::Push),
-                || queue.removal(),
+                || queue.watch(QueueEvent::NotFull),
             )
         })
     }
@@ -280,8 +273,7 @@ impl ShmChannel {
                 watch,
                 cx,
                 || channel.recv_attempt(&mut buf),
-                || channel.arm(Side::Pop, 0),
-                || channel.removal(),
+                || channel.watch(QueueEvent::NotEmpty),
             )
             .map_ok(|got| got.then(|| std::mem::take(&mut buf)))
         })
@@ -305,8 +297,7 @@ impl ShmChannel {
                 watch,
                 cx,
                 || channel.send_attempt(message),
-                || channel.arm(Side::Push, message.len()),
-                || channel.removal(),
+                || channel.watch_room(message.len()),
             )
         })
     }

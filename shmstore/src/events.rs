@@ -10,12 +10,11 @@ use crate::attach::Attached;
 use crate::error::{Error, Result};
 use crate::layout::ShmType;
 use crate::notifier::{Fired, Source, Target, Watch};
-use crate::queue::Side;
-use crate::region::Region;
-use crate::snapshot::version_from_word;
+use crate::queue::Watched;
 use crate::sys::eventfd::EventFd;
-use crate::wait::{region_removed, unchanged_error, Armed, Unchanged};
-use crate::{Shm, ShmChannel, ShmQueue, ShmReader};
+use crate::wait::{region_removed, unchanged_error, version_after_arming, Armed, Unchanged};
+use crate::wait_set::sealed::Attachment;
+use crate::{QueueEvent, ShmChannel, ShmQueue, ValueHandle, WaitKey};
 
 /// How a value's wait stands after one look: changed (the new version), or armed.
 pub(crate) enum ValueLook {
@@ -37,7 +36,7 @@ pub(crate) fn look_at_value<'a>(
         let armed = Armed::value_change(region);
         // Counted in first (a writable handle), so either this load sees a new version or its
         // publisher sees the count; a read-only handle relies on its slice (see `wait`).
-        let now = version_now(region);
+        let now = version_after_arming(region, &armed);
         if now != since {
             return Ok(ValueLook::Changed(now));
         }
@@ -61,123 +60,101 @@ pub(crate) fn look_at_value<'a>(
     }
 }
 
-/// A value's published version, loaded as the blocking wait loads it: sequentially
-/// consistent through a writable mapping (it pairs with the publisher's load of `waiters`),
-/// acquire through a read-only one (which cannot count itself in anyway).
-fn version_now(region: &Region) -> u64 {
-    use crate::format::LoadAcquire;
-    let version = &region.header().version;
-    version_from_word(if region.writable() {
-        version.load(std::sync::atomic::Ordering::SeqCst)
-    } else {
-        version.load_acquire()
-    })
-}
-
-/// A key that names one watch of a [`ShmEvents`], as [`ShmEvents::ready`] reports it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct WatchKey(usize);
-
-/// What a watch of a [`ShmEvents`] found ready.
+/// What a source of a [`ShmEvents`] was found ready for, as [`ShmEvents::ready`] reports it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Readiness {
-    /// The value changed: its new version. The watch now waits for a version other than
-    /// this one.
+    /// A value source: the value changed, and this is its new version. The source now waits
+    /// for a version other than this one.
     Changed(u64),
-    /// The queue or channel has an element or a message (a pop watch), room (a push watch),
-    /// or is closed.
-    Ready,
+    /// A queue or channel source: its [`QueueEvent`] holds (an element or a message, room,
+    /// or the close).
+    Event,
 }
 
-/// What [`ShmEvents::ready`] reports for one watch.
-#[derive(Debug)]
-pub struct Ready {
-    /// Which watch.
-    pub key: WatchKey,
-    /// What it found, or why it stopped: [`Error::Removed`] when the region, queue or channel
-    /// was removed from its location (the watch then reports nothing more: unwatch it), or
-    /// an error of the handle (an SPSC role taken, say).
-    pub readiness: Result<Readiness>,
-}
-
-/// One look at a watch's source: what holds (if anything), and the source armed again.
+/// One look at a source: what holds (if anything), and the source armed again.
 type Look<'a> = Box<dyn FnMut(bool) -> Result<(Option<Readiness>, Source)> + 'a>;
 
-struct Watched<'a> {
+/// One source of a [`ShmEvents`] and its registration with the notifier.
+struct Registered<'a> {
     /// `None` after an error: it reports nothing more.
     watch: Option<Watch>,
     look: Look<'a>,
 }
 
-/// A descriptor for event loops: an eventfd that becomes readable when a watched region
-/// changes (since a version) or a watched queue or channel becomes ready (an element, room,
-/// or its close). Hand it to `epoll`, `poll(2)`, mio (`SourceFd`) or tokio's `AsyncFd`, and
-/// call [`ready`](Self::ready) when it is readable: it says which watches are ready and arms
-/// them again.
+/// A descriptor for event loops: an eventfd that becomes readable when one of its sources is
+/// ready. The sources, their arguments and their keys ([`WaitKey`]) are those of a
+/// [`WaitSet`](crate::WaitSet): value regions ([`add_value`](Self::add_value): a version other
+/// than `since`), queues and channels ([`add_queue`](Self::add_queue),
+/// [`add_channel`](Self::add_channel): a [`QueueEvent`], with the same meanings and the same
+/// SPSC role rules; [`add_channel_room`](Self::add_channel_room): room for a message of a
+/// given size). Hand it to `epoll`, `poll(2)`, mio (`SourceFd`) or tokio's `AsyncFd`, and call
+/// [`ready`](Self::ready) when it is readable: it says which sources are ready and arms them
+/// again.
 ///
-/// Behind it, the process's notifier thread sleeps on every watched source's futex word at
-/// once (`futex_waitv`, Linux 5.16+; before that it looks every millisecond) and signals the
+/// Behind it, the process's notifier thread sleeps on every source's futex word at once
+/// (`futex_waitv`, Linux 5.16+; before that it looks every millisecond) and signals the
 /// eventfd when one moves: no thread per source, and publishers still make no system call
-/// when nobody waits. It borrows the handles it watches (`'a`); every watch counts itself in
-/// as its source's sleeper while it lives and goes, with that count, when it is unwatched or
-/// the `ShmEvents` drops.
+/// when nobody waits. It borrows the handles it watches (`'a`); every source counts itself in
+/// as a sleeper while it lives and goes, with that count, when it is
+/// [removed](Self::remove) or the `ShmEvents` drops.
 ///
 /// The descriptor is the same one, open, for as long as the `ShmEvents` lives (what tokio's
 /// `AsyncFd::register` asks of it), and readable until [`ready`](Self::ready) resets it.
 ///
-/// Watches are edge-triggered, as `EPOLLET`: a queue reported ready is reported again only
+/// Where it differs from a [`WaitSet`](crate::WaitSet), because nobody sleeps in a call:
+/// sources are edge-triggered, as `EPOLLET`. A queue reported ready is reported again only
 /// after its next event (a push, a pop, the close), so drain what is there (pop until empty)
-/// before waiting again. A value's watch moves its `since` to each version it reports. SPSC
-/// role rules are those of the blocking calls: a pop watch makes the handle the consumer, a
-/// push watch the producer. A queue handle is not `Sync`, so an `ShmEvents` that watches one
-/// stays on its thread (a mio loop, a current-thread runtime or a `LocalSet`); in tasks that
-/// move between threads use the async calls (`Shm::changed`, `ShmQueue::pop_async`, feature
-/// `tokio`).
+/// before waiting again; a value source moves its `since` to each version it reports (no
+/// `set_since`). It has no deadline (the event loop has its timers) and no limit of 128 futex
+/// words (the notifier starts a thread per 127 words). A queue handle is not `Sync`, so an
+/// `ShmEvents` that watches one stays on its thread (a mio loop, a current-thread runtime or
+/// a `LocalSet`); in tasks that move between threads use the async calls (`Shm::changed`,
+/// `ShmQueue::pop_async`, feature `tokio`).
 ///
 /// ```
 /// use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 /// use std::os::fd::AsFd;
-/// use shmstore::{Readiness, Shm, ShmEvents, ShmQueue};
+/// use shmstore::{QueueEvent, Readiness, Shm, ShmEvents, ShmQueue};
 /// # let (cfg_name, jobs_name) = (format!("doc-events-c-{}", std::process::id()), format!("doc-events-q-{}", std::process::id()));
 /// let config = Shm::<u64>::options().unlink_on_drop(true).create(&cfg_name, 1)?;
 /// let jobs = ShmQueue::<u64, 8>::options().unlink_on_drop(true).create(&jobs_name)?;
 /// let mut events = ShmEvents::new()?;
-/// let config_key = events.watch_value(&config, config.version())?;
-/// let jobs_key = events.watch_pop(&jobs)?;
+/// let config_changed = events.add_value(&config, config.version())?;
+/// let job_waiting = events.add_queue(&jobs, QueueEvent::NotEmpty)?;
 ///
 /// let producer = ShmQueue::<u64, 8>::open(&jobs_name)?; // another process, usually
 /// producer.push(42)?;
 ///
 /// let mut fds = [PollFd::new(events.as_fd(), PollFlags::POLLIN)];
 /// poll(&mut fds, PollTimeout::NONE).expect("poll");
-/// for ready in events.ready() {
-///     assert_eq!(ready.key, jobs_key);
-///     assert_eq!(ready.readiness?, Readiness::Ready);
+/// for (key, readiness) in events.ready() {
+///     assert_eq!(key, job_waiting);
+///     assert_eq!(readiness?, Readiness::Event);
 ///     while let Some(job) = jobs.try_pop()? {
 ///         assert_eq!(job, 42);
 ///     }
 /// }
-/// # let _ = config_key;
+/// # let _ = config_changed;
 /// # Ok::<(), shmstore::Error>(())
 /// ```
 pub struct ShmEvents<'a> {
     fd: Arc<EventFd>,
-    watches: Vec<Option<Watched<'a>>>,
-    /// Reports found when a watch was added or re-armed, not yet handed out.
-    pending: Vec<Ready>,
+    sources: Vec<Option<Registered<'a>>>,
+    /// Reports found when a source was added or re-armed, not yet handed out.
+    pending: Vec<(WaitKey, Result<Readiness>)>,
 }
 
 impl fmt::Debug for ShmEvents<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ShmEvents")
             .field("fd", &self.fd.as_raw_fd())
-            .field("watches", &self.len())
+            .field("sources", &self.len())
             .finish_non_exhaustive()
     }
 }
 
 impl<'a> ShmEvents<'a> {
-    /// A descriptor with nothing to watch yet (not readable).
+    /// A descriptor with no source yet (not readable).
     ///
     /// # Errors
     ///
@@ -186,166 +163,135 @@ impl<'a> ShmEvents<'a> {
         let fd = EventFd::new().map_err(|e| Error::io("an event descriptor", "eventfd", e))?;
         Ok(ShmEvents {
             fd: Arc::new(fd),
-            watches: Vec::new(),
+            sources: Vec::new(),
             pending: Vec::new(),
         })
     }
 
-    /// How many watches it holds.
+    /// How many sources it has (those [removed](Self::remove) not counted).
     pub fn len(&self) -> usize {
-        self.watches.iter().flatten().count()
+        self.sources.iter().flatten().count()
     }
 
-    /// Whether it holds no watch.
+    /// Whether it has no source.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    /// Watches `shm`'s value for a version other than `since` (then for one other than each
-    /// version reported). It follows a migration, as the handle does.
+    /// Adds a value region ([`Shm`](crate::Shm) or [`ShmReader`](crate::ShmReader)): ready
+    /// when its version differs from `since` (then for a version other than each one
+    /// reported). It follows a migration, as the handle does, as
+    /// [`WaitSet::add_value`](crate::WaitSet::add_value). A reader cannot count itself in: it
+    /// is told at once when the region notifies readers, and otherwise within 10 ms of a
+    /// change.
     ///
     /// # Errors
     ///
     /// [`Error::Io`] when the notifier cannot start a thread; those of the first look at the
     /// region ([`Error::Removed`]).
-    pub fn watch_value<T: ShmType>(&mut self, shm: &'a Shm<T>, since: u64) -> Result<WatchKey> {
-        self.add(value_look(since, move || {
-            (shm.attached(), Box::new(move |m| shm.follow(m)))
-        }))
+    pub fn add_value<H: ValueHandle>(&mut self, handle: &'a H, since: u64) -> Result<WaitKey> {
+        self.add(value_look(since, handle))
     }
 
-    /// Watches a read-only handle's value, as [`watch_value`](Self::watch_value). A reader
-    /// cannot count itself in: it is told at once when the region notifies readers, and
-    /// otherwise within 10 ms of a change.
+    /// Adds a queue's `event`, as [`WaitSet::add_queue`](crate::WaitSet::add_queue): in SPSC
+    /// mode, `NotEmpty` claims the consumer role and `NotFull` the producer role for this
+    /// handle.
     ///
     /// # Errors
     ///
-    /// As [`watch_value`](Self::watch_value).
-    pub fn watch_reader<T: ShmType>(
-        &mut self,
-        reader: &'a ShmReader<T>,
-        since: u64,
-    ) -> Result<WatchKey> {
-        self.add(value_look(since, move || {
-            (reader.attached(), Box::new(move |m| reader.follow(m)))
-        }))
-    }
-
-    /// Watches `queue` for an element to pop, or its close.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::RoleTaken`] (SPSC: another handle is the consumer), [`Error::Io`].
-    pub fn watch_pop<T: ShmType, const N: usize>(
+    /// [`Error::RoleTaken`] (or [`Error::LockedByReader`]) when the SPSC role is another
+    /// handle's; [`Error::Io`] when the notifier cannot start a thread.
+    pub fn add_queue<T: ShmType, const N: usize>(
         &mut self,
         queue: &'a ShmQueue<T, N>,
-    ) -> Result<WatchKey> {
-        self.add(event_look(
-            move || queue.arm(Side::Pop),
-            move || queue.removal(),
-        ))
+        event: QueueEvent,
+    ) -> Result<WaitKey> {
+        let watched = queue.watch(event)?;
+        self.add(event_look(watched))
     }
 
-    /// Watches `queue` for room to push, or its close.
+    /// Adds a byte channel's `event`, as [`add_queue`](Self::add_queue); "not full" is room
+    /// for a message of the channel's largest size (for a smaller one, see
+    /// [`add_channel_room`](Self::add_channel_room)).
     ///
     /// # Errors
     ///
-    /// [`Error::RoleTaken`] (SPSC: another handle is the producer), [`Error::Io`].
-    pub fn watch_push<T: ShmType, const N: usize>(
-        &mut self,
-        queue: &'a ShmQueue<T, N>,
-    ) -> Result<WatchKey> {
-        self.add(event_look(
-            move || queue.arm(Side::Push),
-            move || queue.removal(),
-        ))
+    /// As [`add_queue`](Self::add_queue).
+    pub fn add_channel(&mut self, channel: &'a ShmChannel, event: QueueEvent) -> Result<WaitKey> {
+        let watched = channel.watch(event)?;
+        self.add(event_look(watched))
     }
 
-    /// Watches `channel` for a message to receive, or its close.
+    /// Adds "room for a message of `len` bytes" in `channel` (or its close), as
+    /// [`WaitSet::add_channel_room`](crate::WaitSet::add_channel_room).
     ///
     /// # Errors
     ///
-    /// As [`watch_pop`](Self::watch_pop).
-    pub fn watch_recv(&mut self, channel: &'a ShmChannel) -> Result<WatchKey> {
-        self.add(event_look(
-            move || channel.arm(Side::Pop, 0),
-            move || channel.removal(),
-        ))
+    /// [`Error::MessageTooLarge`] when `len` is beyond the channel's largest message;
+    /// otherwise as [`add_channel`](Self::add_channel) with [`QueueEvent::NotFull`].
+    pub fn add_channel_room(&mut self, channel: &'a ShmChannel, len: usize) -> Result<WaitKey> {
+        let watched = channel.watch_room(len)?;
+        self.add(event_look(watched))
     }
 
-    /// Watches `channel` for room for a message of `len` bytes, or its close.
-    ///
-    /// # Errors
-    ///
-    /// As [`watch_push`](Self::watch_push).
-    pub fn watch_send(&mut self, channel: &'a ShmChannel, len: usize) -> Result<WatchKey> {
-        self.add(event_look(
-            move || channel.arm(Side::Push, len),
-            move || channel.removal(),
-        ))
-    }
-
-    /// Stops watching: the watch's registration and its count in its source go at once.
-    /// Unknown keys are ignored.
-    pub fn unwatch(&mut self, key: WatchKey) {
-        if let Some(slot) = self.watches.get_mut(key.0) {
+    /// Takes a source out: its registration and its count among its source's sleepers go at
+    /// once, and it is never reported again. The other keys stay valid. Does nothing for a key
+    /// this descriptor does not have (or no longer has).
+    pub fn remove(&mut self, key: WaitKey) {
+        if let Some(slot) = self.sources.get_mut(key.0) {
             *slot = None;
         }
-        self.pending.retain(|ready| ready.key != key);
+        self.pending.retain(|(pending, _)| *pending != key);
     }
 
-    /// Which watches are ready, each armed again; resets the descriptor (not readable until
+    /// Which sources are ready, each armed again; resets the descriptor (not readable until
     /// the next event). Call it when the descriptor is readable; it never blocks, and an
     /// empty list means a wake-up that found nothing ready yet (a slice that ran out: a
-    /// watch re-checks at least once a second, as a blocking wait does).
-    pub fn ready(&mut self) -> Vec<Ready> {
+    /// source re-checks at least once a second, as a blocking wait does).
+    ///
+    /// Each entry is a source's key and what it found ([`Readiness`]), or why it stopped:
+    /// [`Error::Removed`] when the region, queue or channel was removed from its location (or
+    /// a value's migration could not be followed); the source then reports nothing more:
+    /// [`remove`](Self::remove) it.
+    pub fn ready(&mut self) -> Vec<(WaitKey, Result<Readiness>)> {
         self.fd.reset();
         let mut found = std::mem::take(&mut self.pending);
-        for (index, slot) in self.watches.iter_mut().enumerate() {
-            let Some(watched) = slot else { continue };
-            let Some(watch) = &watched.watch else {
+        for (index, slot) in self.sources.iter_mut().enumerate() {
+            let Some(registered) = slot else { continue };
+            let Some(watch) = &registered.watch else {
                 continue;
             };
             let Some(fired) = watch.fired(None) else {
                 continue;
             };
-            let key = WatchKey(index);
+            let key = WaitKey(index);
             // Out of the source's count before the look arms it again (`Watch::disarm`).
             watch.disarm();
-            match (watched.look)(fired == Fired::Quiet) {
+            match (registered.look)(fired == Fired::Quiet) {
                 Ok((readiness, source)) => {
                     watch.rearm(source, None);
                     if let Some(readiness) = readiness {
-                        found.push(Ready {
-                            key,
-                            readiness: Ok(readiness),
-                        });
+                        found.push((key, Ok(readiness)));
                     }
                 }
                 Err(error) => {
-                    watched.watch = None;
-                    found.push(Ready {
-                        key,
-                        readiness: Err(error),
-                    });
+                    registered.watch = None;
+                    found.push((key, Err(error)));
                 }
             }
         }
         found
     }
 
-    fn add(&mut self, mut look: Look<'a>) -> Result<WatchKey> {
-        let key = WatchKey(self.watches.len());
+    fn add(&mut self, mut look: Look<'a>) -> Result<WaitKey> {
+        let key = WaitKey(self.sources.len());
         let (readiness, source) = look(false)?;
         let watch = Watch::new(source, Target::Descriptor(Arc::clone(&self.fd)))?;
         if let Some(readiness) = readiness {
-            self.pending.push(Ready {
-                key,
-                readiness: Ok(readiness),
-            });
+            self.pending.push((key, Ok(readiness)));
             self.fd.signal();
         }
-        self.watches.push(Some(Watched {
+        self.sources.push(Some(Registered {
             watch: Some(watch),
             look,
         }));
@@ -353,19 +299,14 @@ impl<'a> ShmEvents<'a> {
     }
 }
 
-/// The attachment a value handle uses now, and how it follows a migration.
-type Followed<'a> = (
-    &'a Attached,
-    Box<dyn Fn(&'a Attached) -> Result<&'a Attached> + 'a>,
-);
-
-/// A value watch's look: reports the latest version other than `since` (moving `since` to it)
-/// and arms the wait for the next.
-fn value_look<'a>(mut since: u64, handle: impl Fn() -> Followed<'a> + 'a) -> Look<'a> {
+/// A value source's look: reports the latest version other than `since` (moving `since` to
+/// it) and arms the wait for the next.
+fn value_look<'a, H: ValueHandle>(mut since: u64, handle: &'a H) -> Look<'a> {
+    let follow = move |moved: &'a Attached| handle.follow(Attachment(moved)).map(|next| next.0);
     Box::new(move |quiet| {
         let mut changed = None;
         loop {
-            let (attached, follow) = handle();
+            let attached = handle.attachment().0;
             match look_at_value(attached, follow, since, quiet && changed.is_none())? {
                 ValueLook::Changed(version) => {
                     since = version;
@@ -377,20 +318,17 @@ fn value_look<'a>(mut since: u64, handle: impl Fn() -> Followed<'a> + 'a) -> Loo
     })
 }
 
-/// A queue or channel watch's look: arms, then checks; a quiet wake-up that finds it not
+/// A queue or channel source's look: arms, then checks; a quiet wake-up that finds it not
 /// ready looks for a removal.
-fn event_look<'a>(
-    arm: impl Fn() -> Result<(Source, bool)> + 'a,
-    removal: impl Fn() -> Option<Error> + 'a,
-) -> Look<'a> {
+fn event_look(watched: Watched<'_>) -> Look<'_> {
     Box::new(move |quiet| {
-        let (source, ready) = arm()?;
+        let (source, ready) = watched.arm_source();
         if !ready && quiet {
-            if let Some(removed) = removal() {
+            if let Some(removed) = watched.removal() {
                 return Err(removed);
             }
         }
-        Ok((ready.then_some(Readiness::Ready), source))
+        Ok((ready.then_some(Readiness::Event), source))
     })
 }
 

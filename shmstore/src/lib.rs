@@ -51,10 +51,13 @@
 //!              after a migration), follow (the
 //!              regions a handle followed),
 //!            wait_set (sleeping on many
-//!              handles at once),
-//!            events (`ShmEvents`: a descriptor
-//!              for event loops), awaiting (the
-//!              async calls, feature `tokio`)
+//!              handles at once; the sources,
+//!              keys and events it shares with
+//!              events), events (`ShmEvents`:
+//!              the same sources behind a
+//!              descriptor for event loops),
+//!            awaiting (the async calls,
+//!              feature `tokio`)
 //! tools      inspect, info (listing),           untyped views for the CLI
 //!            look (reads with pread, no map),
 //!            values (typed values by the
@@ -132,7 +135,7 @@ mod wait_set;
 
 pub use error::printable;
 pub use error::{Error, Result};
-pub use events::{Readiness, Ready as WatchReady, ShmEvents, WatchKey};
+pub use events::{Readiness, ShmEvents};
 pub use guard::ShmGuard;
 pub use info::{list, QueueInfo, RegionInfo};
 #[doc(inline)]

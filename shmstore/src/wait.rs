@@ -650,6 +650,20 @@ impl<'a> Armed<'a> {
 /// sleeper count's when it is counted in.
 pub(crate) const WORDS_PER_COUNTED_SOURCE: usize = 2;
 
+/// A value region's published version (as the API counts them), loaded after `armed` (its
+/// [`Armed::value_change`]) as the protocol needs: SeqCst when counted in (it pairs with the
+/// publisher's load of `waiters`: either it sees the new version or the publisher sees the
+/// count), acquire otherwise (a read-only mapping allows only that, see `LoadAcquire`; the
+/// futex re-checks the word in the kernel).
+pub(crate) fn version_after_arming(region: &Region, armed: &Armed<'_>) -> u64 {
+    let version = &region.header().version;
+    version_from_word(if armed.counted() {
+        version.load(SeqCst)
+    } else {
+        version.load_acquire()
+    })
+}
+
 /// How long a wait on several sources may sleep before it re-checks them all: as
 /// [`sleep_until`] (at most [`SLEEP_SLICE`], which bounds a lost wake-up), or
 /// [`UNNOTIFIED_SLICE`] when a source cannot count this waiter in.

@@ -7,18 +7,16 @@
 //! (`futex_waitv`, `wait::sleep_on_any`) only if none holds: a publish between the check and
 //! the sleep moved its word, and the kernel refuses the sleep.
 
-use std::sync::atomic::Ordering::SeqCst;
 use std::time::{Duration, Instant};
 
+use crate::attach::Attached;
 use crate::error::{Error, Result};
-use crate::format::{LoadAcquire, CLOSED};
 use crate::layout::ShmType;
-use crate::queue::Watched;
+use crate::queue::{words_for, Watched};
 use crate::region::Region;
-use crate::snapshot::version_from_word;
 use crate::wait::{
-    region_removed, sleep_on_any, slice_for, time_to_look, waits_on_many, Armed, TimedOut, WaitAny,
-    SLEEP_SLICE, WAIT_ANY_MAX, WORDS_PER_COUNTED_SOURCE,
+    region_removed, sleep_on_any, slice_for, time_to_look, version_after_arming, waits_on_many,
+    Armed, TimedOut, WaitAny, SLEEP_SLICE, WAIT_ANY_MAX, WORDS_PER_COUNTED_SOURCE,
 };
 use crate::{QueueMode, Shm, ShmChannel, ShmQueue, ShmReader};
 
@@ -31,6 +29,10 @@ use crate::{QueueMode, Shm, ShmChannel, ShmQueue, ShmReader};
 /// published between registration and sleep, polls nothing, and starts no thread. Writers
 /// still make no system call when nobody waits. It returns every source that is ready when it
 /// looks (not only the first), as [`Ready`]; an empty `Ready` means the deadline passed.
+///
+/// The same sources, added with the same calls and named by the same [`WaitKey`]s, make a
+/// descriptor for event loops in a [`ShmEvents`](crate::ShmEvents); the async calls
+/// (`Shm::changed`, `ShmQueue::pop_async`, feature `tokio`) wait for one source each.
 ///
 /// ```
 /// use std::time::Duration;
@@ -109,18 +111,22 @@ pub struct WaitSet<'a> {
     words: usize,
 }
 
-/// Names a source of a [`WaitSet`]: returned when it is added, found in [`Ready`].
+/// Names a source of a [`WaitSet`] or a [`ShmEvents`](crate::ShmEvents): returned when it is
+/// added, found in what the wait ([`Ready`]) or the descriptor
+/// ([`ShmEvents::ready`](crate::ShmEvents::ready)) reports. Valid only for the set or the
+/// descriptor that returned it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct WaitKey(usize);
+pub struct WaitKey(pub(crate) usize);
 
 impl WaitKey {
-    /// The source's position in its set, in the order of adding: 0, 1, 2…
+    /// The source's position in its set (or descriptor), in the order of adding: 0, 1, 2…
     pub fn index(self) -> usize {
         self.0
     }
 }
 
-/// What a [`WaitSet`] waits for on a queue or byte channel.
+/// What a [`WaitSet`] or a [`ShmEvents`](crate::ShmEvents) waits for on a queue or byte
+/// channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum QueueEvent {
     /// An element (a message) to pop, or the queue closed. In SPSC mode, for the consumer.
@@ -156,32 +162,48 @@ impl Ready {
     }
 }
 
-/// A value handle a [`WaitSet`] can wait on: [`Shm`] and [`ShmReader`].
+/// A value handle a [`WaitSet`] or a [`ShmEvents`](crate::ShmEvents) can wait on: [`Shm`]
+/// and [`ShmReader`].
 pub trait ValueHandle: sealed::Sealed {}
 
-mod sealed {
-    /// The region a value handle uses now (the last it followed).
-    pub struct Attachment<'a>(pub(crate) &'a crate::region::Region);
+pub(crate) mod sealed {
+    /// A value handle's attachment (the region it uses now: the last it followed).
+    pub struct Attachment<'a>(pub(crate) &'a crate::attach::Attached);
 
     /// Implemented only by the crate's value handles.
     pub trait Sealed {
+        /// The attachment the handle uses now.
         fn attachment(&self) -> Attachment<'_>;
+        /// `moved` (the handle's attachment) was migrated: the attachment that replaced it,
+        /// as the handle's next read follows it.
+        fn follow<'s>(&'s self, moved: Attachment<'s>) -> crate::Result<Attachment<'s>>;
     }
 }
 
-impl<T: ShmType> sealed::Sealed for Shm<T> {
-    fn attachment(&self) -> sealed::Attachment<'_> {
-        sealed::Attachment(self.region())
-    }
+macro_rules! value_handle {
+    ($handle:ident) => {
+        impl<T: ShmType> sealed::Sealed for $handle<T> {
+            fn attachment(&self) -> sealed::Attachment<'_> {
+                sealed::Attachment(self.attached())
+            }
+            fn follow<'s>(
+                &'s self,
+                moved: sealed::Attachment<'s>,
+            ) -> Result<sealed::Attachment<'s>> {
+                $handle::follow(self, moved.0).map(sealed::Attachment)
+            }
+        }
+        impl<T: ShmType> ValueHandle for $handle<T> {}
+    };
 }
-impl<T: ShmType> ValueHandle for Shm<T> {}
+value_handle!(Shm);
+value_handle!(ShmReader);
 
-impl<T: ShmType> sealed::Sealed for ShmReader<T> {
-    fn attachment(&self) -> sealed::Attachment<'_> {
-        sealed::Attachment(self.region())
-    }
+/// The region a value handle uses now.
+fn region_of(handle: &dyn sealed::Sealed) -> &Region {
+    let attached: &Attached = handle.attachment().0;
+    &attached.region
 }
-impl<T: ShmType> ValueHandle for ShmReader<T> {}
 
 enum Source<'a> {
     Value {
@@ -191,10 +213,7 @@ enum Source<'a> {
         /// migration since is ready.
         first: usize,
     },
-    Queue {
-        watched: Watched<'a>,
-        event: QueueEvent,
-    },
+    Queue(Watched<'a>),
     /// Taken out ([`WaitSet::remove`]): never ready, sleeps on nothing.
     Removed,
 }
@@ -207,11 +226,11 @@ impl<'a> Source<'a> {
     /// How many futex words the source takes at most (see "Limits").
     fn words(&self) -> usize {
         match self {
-            Source::Value { handle, .. } if handle.attachment().0.writable() => {
+            Source::Value { handle, .. } if region_of(*handle).writable() => {
                 WORDS_PER_COUNTED_SOURCE
             }
             Source::Value { .. } => 1,
-            Source::Queue { watched, event } => words_for(watched.spsc, *event),
+            Source::Queue(watched) => watched.words(),
             Source::Removed => 0,
         }
     }
@@ -220,20 +239,12 @@ impl<'a> Source<'a> {
     fn arm(&self) -> Option<Armed<'a>> {
         Some(match self {
             Source::Removed => return None,
-            Source::Value { handle, .. } => Armed::value_change(handle.attachment().0),
-            Source::Queue { watched, event } => {
-                let c = watched.control;
-                match event {
-                    QueueEvent::NotEmpty => Armed::queue_event(&c.not_empty, watched.spsc),
-                    QueueEvent::NotFull => Armed::queue_event(&c.not_full, watched.spsc),
-                    QueueEvent::Closed => Armed::queue_close(&c.not_empty),
-                }
-            }
+            Source::Value { handle, .. } => Armed::value_change(region_of(*handle)),
+            Source::Queue(watched) => watched.arm(),
         })
     }
 
-    /// Whether the source is ready now. Called after arming it: a counted source's loads are
-    /// SeqCst, so that either they see the publish or its publisher sees the waiter counted in.
+    /// Whether the source is ready now. Called after arming it (see `wait::Armed`).
     /// `look`: also ask whether its region was removed from its location (a system call).
     fn is_ready(&self, armed: &Armed<'_>, look: bool) -> bool {
         match self {
@@ -243,32 +254,14 @@ impl<'a> Source<'a> {
                 since,
                 first,
             } => {
-                let region = handle.attachment().0;
-                let version = &region.header().version;
-                let word = if armed.counted() {
-                    version.load(SeqCst)
-                } else {
-                    // A read-only mapping allows only relaxed loads (see `LoadAcquire`); the
-                    // futex re-checks the word in the kernel.
-                    version.load_acquire()
-                };
-                version_from_word(word) != *since
+                let region = region_of(*handle);
+                version_after_arming(region, armed) != *since
                     || address(region) != *first
                     || region.has_moved()
                     || (look && region_removed(region))
             }
-            Source::Queue { watched, event } => {
-                let c = watched.control;
-                let tail = c.tail.word.load(SeqCst);
-                let head = c.head.word.load(SeqCst);
-                let closed = tail & CLOSED != 0;
-                let ready = match event {
-                    // An element, the closed bit, or corrupt counters (the pop reports them).
-                    QueueEvent::NotEmpty => tail != head,
-                    QueueEvent::NotFull => closed || watched.room.has_room(head, tail & !CLOSED),
-                    QueueEvent::Closed => closed,
-                };
-                ready || (look && region_removed(watched.region))
+            Source::Queue(watched) => {
+                watched.is_ready() || (look && region_removed(watched.region()))
             }
         }
     }
@@ -313,8 +306,8 @@ impl<'a> WaitSet<'a> {
     ///
     /// [`Error::InvalidWaitSet`] when the set is full (see "Limits").
     pub fn add_value<H: ValueHandle>(&mut self, handle: &'a H, since: u64) -> Result<WaitKey> {
-        let region = handle.attachment().0;
-        self.reserve(if region.writable() {
+        let region = region_of(handle);
+        self.check_room(if region.writable() {
             WORDS_PER_COUNTED_SOURCE
         } else {
             1
@@ -356,9 +349,7 @@ impl<'a> WaitSet<'a> {
         queue: &'a ShmQueue<T, N>,
         event: QueueEvent,
     ) -> Result<WaitKey> {
-        self.reserve(words_for(queue.mode() == QueueMode::Spsc, event))?;
-        let watched = queue.watch(event)?;
-        Ok(self.push(Source::Queue { watched, event }))
+        self.add_watched(queue.mode(), event, || queue.watch(event))
     }
 
     /// Adds a byte channel's `event`, as [`add_queue`](Self::add_queue) does; "not full" is
@@ -379,9 +370,36 @@ impl<'a> WaitSet<'a> {
     ///
     /// As [`add_queue`](Self::add_queue).
     pub fn add_channel(&mut self, channel: &'a ShmChannel, event: QueueEvent) -> Result<WaitKey> {
-        self.reserve(words_for(channel.mode() == QueueMode::Spsc, event))?;
-        let watched = channel.watch(event)?;
-        Ok(self.push(Source::Queue { watched, event }))
+        self.add_watched(channel.mode(), event, || channel.watch(event))
+    }
+
+    /// Adds "room for a message of `len` bytes" in `channel` (or its close): as
+    /// [`add_channel`](Self::add_channel) with [`QueueEvent::NotFull`], which waits for room
+    /// for a message of the channel's largest size, but ready as soon as a message of `len`
+    /// bytes fits. For a sender of small messages in a channel that also carries large ones.
+    /// [`ShmEvents::add_channel_room`](crate::ShmEvents::add_channel_room) is the same for a
+    /// descriptor.
+    ///
+    /// ```
+    /// use shmstore::{ShmChannel, WaitSet};
+    /// # let name = format!("doc-ws-room-{}", std::process::id());
+    /// let channel = ShmChannel::options().capacity(4096).unlink_on_drop(true).create(&name)?;
+    /// let mut set = WaitSet::new();
+    /// let room_for_ack = set.add_channel_room(&channel, 16)?;
+    /// assert!(set.wait()?.contains(room_for_ack));
+    /// let too_large = set.add_channel_room(&channel, channel.max_message() + 1);
+    /// assert!(matches!(too_large, Err(shmstore::Error::MessageTooLarge { .. })));
+    /// # Ok::<(), shmstore::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::MessageTooLarge`] when `len` is beyond the channel's largest message (room
+    /// for it never comes); otherwise as [`add_channel`](Self::add_channel) with
+    /// [`QueueEvent::NotFull`] (in SPSC mode, it claims the producer role).
+    pub fn add_channel_room(&mut self, channel: &'a ShmChannel, len: usize) -> Result<WaitKey> {
+        let event = QueueEvent::NotFull;
+        self.add_watched(channel.mode(), event, || channel.watch_room(len))
     }
 
     /// Sets the version a value source waits to see changed (after its last change was
@@ -395,7 +413,7 @@ impl<'a> WaitSet<'a> {
         }) = self.sources.get_mut(key.0)
         {
             *old = since;
-            *first = address(handle.attachment().0);
+            *first = address(region_of(*handle));
         }
     }
 
@@ -504,7 +522,21 @@ impl<'a> WaitSet<'a> {
         }
     }
 
-    fn reserve(&mut self, words: usize) -> Result<()> {
+    /// Adds a queue or channel source that `watch` makes, if its words fit: checked first, so
+    /// that a source refused claims no SPSC role.
+    fn add_watched(
+        &mut self,
+        mode: QueueMode,
+        event: QueueEvent,
+        watch: impl FnOnce() -> Result<Watched<'a>>,
+    ) -> Result<WaitKey> {
+        self.check_room(words_for(mode == QueueMode::Spsc, event))?;
+        let watched = watch()?;
+        Ok(self.push(Source::Queue(watched)))
+    }
+
+    /// Whether a source of `words` futex words still fits (see "Limits").
+    fn check_room(&self, words: usize) -> Result<()> {
         let total = self.words + words;
         if total > WAIT_ANY_MAX {
             return Err(Error::InvalidWaitSet {
@@ -516,21 +548,13 @@ impl<'a> WaitSet<'a> {
                 ),
             });
         }
-        self.words = total;
         Ok(())
     }
 
     fn push(&mut self, source: Source<'a>) -> WaitKey {
+        self.words += source.words();
         self.sources.push(source);
         WaitKey(self.sources.len() - 1)
-    }
-}
-
-/// How many futex words a queue event takes (see "Limits"): MPMC sleepers are counted in.
-fn words_for(spsc: bool, event: QueueEvent) -> usize {
-    match event {
-        QueueEvent::NotEmpty | QueueEvent::NotFull if !spsc => WORDS_PER_COUNTED_SOURCE,
-        _ => 1,
     }
 }
 
@@ -711,6 +735,68 @@ mod tests {
             v.wait_for_change(v.version(), Some(HANG)),
             Err(Error::Removed { .. })
         ));
+    }
+
+    /// A channel with room for a small message but not for one of its largest size: "not
+    /// full" is not ready, "room for 8 bytes" is, in a wait set and in a descriptor alike; a
+    /// length beyond the largest message is refused.
+    #[test]
+    fn room_for_a_smaller_message_is_its_own_source_in_both_forms() {
+        let channel = crate::ShmChannel::options()
+            .capacity(4096)
+            .unlink_on_drop(true)
+            .create(name("room-len").as_str())
+            .unwrap();
+        let (ring, max) = (channel.capacity(), channel.max_message());
+        let record = |len: usize| (len + 8).div_ceil(8) * 8;
+        channel.try_send(&vec![1; max]).unwrap();
+        // Fill to 16 bytes short of the ring: a record of 8 bytes fits, one of `max` not.
+        channel
+            .try_send(&vec![2; ring - 16 - record(max) - 8])
+            .unwrap();
+        assert!(
+            channel.try_send(&vec![3; max]).is_err(),
+            "no room for the largest"
+        );
+
+        let mut set = WaitSet::new();
+        let not_full = set.add_channel(&channel, QueueEvent::NotFull).unwrap();
+        let room = set.add_channel_room(&channel, 8).unwrap();
+        assert_eq!(set.wait().unwrap().keys(), [room]);
+        assert!(!set.wait().unwrap().contains(not_full));
+
+        let mut events = crate::ShmEvents::new().unwrap();
+        let not_full = events.add_channel(&channel, QueueEvent::NotFull).unwrap();
+        let room = events.add_channel_room(&channel, 8).unwrap();
+        let ready: Vec<WaitKey> = events.ready().into_iter().map(|(key, _)| key).collect();
+        assert_eq!(ready, [room]);
+        assert_ne!(room, not_full);
+
+        assert!(matches!(
+            set.add_channel_room(&channel, max + 1),
+            Err(Error::MessageTooLarge { .. })
+        ));
+        assert!(matches!(
+            events.add_channel_room(&channel, max + 1),
+            Err(Error::MessageTooLarge { .. })
+        ));
+    }
+
+    /// A source refused for an SPSC role taken leaves the set's count of futex words as it
+    /// was (it used to keep the words it had reserved).
+    #[test]
+    fn a_refused_source_takes_no_room() {
+        let q = queue("refused", QueueMode::Spsc);
+        let other = ShmQueue::<u64, 2>::open(name("refused").as_str()).unwrap();
+        let v = value("refused-v");
+        let mut set = WaitSet::new();
+        set.add_queue(&q, QueueEvent::NotEmpty).unwrap();
+        for _ in 0..200 {
+            assert!(set.add_queue(&other, QueueEvent::NotEmpty).is_err());
+        }
+        for _ in 0..(WAIT_ANY_MAX - 1) / WORDS_PER_COUNTED_SOURCE {
+            set.add_value(&v, v.version()).unwrap();
+        }
     }
 
     /// More sources than one futex_waitv sleeps on are refused with a message that says what

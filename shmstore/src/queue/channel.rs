@@ -823,9 +823,25 @@ pub(super) fn has_room_for(ring: u64, head: u64, tail: u64, len: usize) -> bool 
 }
 
 impl ShmChannel {
-    /// The channel for a wait set waiting on `event` (as [`ShmQueue::watch`](super::ShmQueue)):
-    /// "not full" is room for a message of the largest size.
+    /// The channel's `event`, to wait on (as [`ShmQueue::watch`](super::ShmQueue)): "not
+    /// full" is room for a message of the channel's largest size.
     pub(crate) fn watch(&self, event: super::QueueEvent) -> Result<super::Watched<'_>> {
+        self.watched(event, self.max_message)
+    }
+
+    /// "Not full" for a message of `len` bytes: room for it, or the close. Claims the
+    /// producer role in SPSC mode.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::MessageTooLarge`] when no message of `len` bytes fits (room for it never
+    /// comes); [`Error::RoleTaken`] as for a send.
+    pub(crate) fn watch_room(&self, len: usize) -> Result<super::Watched<'_>> {
+        self.check_len(len)?;
+        self.watched(super::QueueEvent::NotFull, len)
+    }
+
+    fn watched(&self, event: super::QueueEvent, len: usize) -> Result<super::Watched<'_>> {
         if self.spsc {
             if let Some(role) = super::role_for(event) {
                 self.claim(role)?;
@@ -835,9 +851,10 @@ impl ShmChannel {
             region: &self.region,
             control: self.control(),
             spsc: self.spsc,
+            event,
             room: super::Room::Ring {
                 ring: self.ring,
-                max_message: self.max_message,
+                len,
             },
         })
     }
@@ -1190,47 +1207,6 @@ impl ShmChannel {
             Step::Blocked => super::Attempt::Blocked,
             Step::LockHeld => super::Attempt::Busy,
         })
-    }
-
-    /// Arms a wait for `side` (claiming the SPSC role first), then says whether it holds
-    /// already: a message (pop), room for `len` bytes (push), or the close.
-    pub(crate) fn arm(
-        &self,
-        side: super::Side,
-        len: usize,
-    ) -> Result<(crate::notifier::Source, bool)> {
-        if self.spsc {
-            self.claim(match side {
-                super::Side::Pop => Role::Consumer,
-                super::Side::Push => Role::Producer,
-            })?;
-        }
-        let c = self.control();
-        let event = match side {
-            super::Side::Pop => &c.not_empty,
-            super::Side::Push => &c.not_full,
-        };
-        let armed = crate::wait::Armed::queue_event(event, self.spsc);
-        let head = c.head.word.load(SeqCst);
-        let tail = c.tail.word.load(SeqCst);
-        // As the blocking calls' conditions (`find_until`, `reserve_until`).
-        let ready = match side {
-            super::Side::Pop => tail != head,
-            super::Side::Push => {
-                tail & CLOSED != 0
-                    || tail.checked_sub(head).is_none_or(|used| used > self.ring)
-                    || place(self.ring, head, tail, len).is_some()
-            }
-        };
-        // SAFETY: the event lies in the control block, in the region's payload, in the
-        // region's mapping.
-        let source = unsafe { crate::notifier::Source::new(armed, self.region.shared_mapping()) };
-        Ok((source, ready))
-    }
-
-    /// [`Error::Removed`] if the channel's location no longer refers to it.
-    pub(crate) fn removal(&self) -> Option<Error> {
-        region_removed(&self.region).then(|| self.removed())
     }
 }
 

@@ -86,7 +86,9 @@ use crate::options::{common_setters, CommonOptions};
 use crate::reboot;
 use crate::region::{QueueSpec, Region, RegionSpec};
 use crate::sys::object::Access;
-use crate::wait::{region_removed, sleep_until, wake_unconditionally};
+use crate::wait::{
+    region_removed, sleep_until, wake_unconditionally, Armed, WORDS_PER_COUNTED_SOURCE,
+};
 use crate::wait_set::QueueEvent;
 
 mod channel;
@@ -966,34 +968,105 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
     }
 }
 
-/// What a wait set (`wait_set.rs`) needs of a queue or channel to wait on its events.
+/// A queue's or channel's [`QueueEvent`], ready to be waited on: what the wait set
+/// (`wait_set.rs`), the descriptor (`events.rs`) and the async calls (`awaiting.rs`) all arm
+/// and check, with the one copy of each event's condition. Made by [`ShmQueue::watch`],
+/// [`ShmChannel::watch`] or [`ShmChannel::watch_room`], which claim the SPSC role first.
 pub(crate) struct Watched<'a> {
-    pub(crate) region: &'a Region,
-    pub(crate) control: &'a Control,
-    pub(crate) spsc: bool,
-    pub(crate) room: Room,
+    region: &'a Region,
+    control: &'a Control,
+    spsc: bool,
+    event: QueueEvent,
+    room: Room,
 }
 
 /// When a queue or channel has room, for [`Watched`].
 #[derive(Clone, Copy)]
-pub(crate) enum Room {
+enum Room {
     /// A queue of this many slots: room for one element.
     Slots(u64),
-    /// A channel's ring of `ring` bytes: room for a message of `max_message` bytes.
-    Ring { ring: u64, max_message: usize },
+    /// A channel's ring of `ring` bytes: room for a message of `len` bytes.
+    Ring { ring: u64, len: usize },
 }
 
 impl Room {
     /// Whether a push (or send) would find room with these counters (`tail` without the closed
     /// bit), or would report them corrupt: either way it does not block.
-    pub(crate) fn has_room(self, head: u64, tail: u64) -> bool {
+    fn has_room(self, head: u64, tail: u64) -> bool {
         match self {
             Room::Slots(slots) => tail.checked_sub(head) != Some(slots),
-            Room::Ring { ring, max_message } => {
+            Room::Ring { ring, len } => {
                 tail.checked_sub(head).is_none_or(|used| used > ring)
-                    || channel::has_room_for(ring, head, tail, max_message)
+                    || channel::has_room_for(ring, head, tail, len)
             }
         }
+    }
+}
+
+impl<'a> Watched<'a> {
+    /// The region of the queue or channel (to look for its removal).
+    pub(crate) fn region(&self) -> &'a Region {
+        self.region
+    }
+
+    /// How many futex words a wait on the event takes (see `WaitSet`, "Limits"): MPMC
+    /// sleepers on "not empty" and "not full" are counted in.
+    pub(crate) fn words(&self) -> usize {
+        words_for(self.spsc, self.event)
+    }
+
+    /// Arms a wait for the event (see `wait::Armed`): check [`is_ready`](Self::is_ready) after,
+    /// sleep only if it is not.
+    pub(crate) fn arm(&self) -> Armed<'a> {
+        let c = self.control;
+        match self.event {
+            QueueEvent::NotEmpty => Armed::queue_event(&c.not_empty, self.spsc),
+            QueueEvent::NotFull => Armed::queue_event(&c.not_full, self.spsc),
+            QueueEvent::Closed => Armed::queue_close(&c.not_empty),
+        }
+    }
+
+    /// Whether the event holds now: an element, the closed bit or corrupt counters (not
+    /// empty: a pop returns at once, or reports them); room, the close or corrupt counters
+    /// (not full); the close. Called after [`arm`](Self::arm): its loads are SeqCst, so either
+    /// they see the publish or its publisher sees the waiter counted in.
+    pub(crate) fn is_ready(&self) -> bool {
+        let c = self.control;
+        let tail = c.tail.word.load(SeqCst);
+        let head = c.head.word.load(SeqCst);
+        let closed = tail & CLOSED != 0;
+        match self.event {
+            QueueEvent::NotEmpty => tail != head,
+            QueueEvent::NotFull => closed || self.room.has_room(head, tail & !CLOSED),
+            QueueEvent::Closed => closed,
+        }
+    }
+
+    /// [`Error::Removed`] if the queue's or channel's location no longer refers to it (a
+    /// system call: for a wake-up that found its event not ready).
+    pub(crate) fn removal(&self) -> Option<Error> {
+        region_removed(self.region).then(|| Error::Removed {
+            name: self.region.name().to_string(),
+        })
+    }
+
+    /// Arms, then checks ([`arm`](Self::arm), [`is_ready`](Self::is_ready)), for the
+    /// process's notifier: the armed wait keeps the region mapped.
+    pub(crate) fn arm_source(&self) -> (crate::notifier::Source, bool) {
+        let armed = self.arm();
+        let ready = self.is_ready();
+        // SAFETY: the event lies in the control block, in the region's payload, in the
+        // region's mapping.
+        let source = unsafe { crate::notifier::Source::new(armed, self.region.shared_mapping()) };
+        (source, ready)
+    }
+}
+
+/// How many futex words a wait on a queue event takes: MPMC sleepers are counted in.
+pub(crate) fn words_for(spsc: bool, event: QueueEvent) -> usize {
+    match event {
+        QueueEvent::NotEmpty | QueueEvent::NotFull if !spsc => WORDS_PER_COUNTED_SOURCE,
+        _ => 1,
     }
 }
 
@@ -1008,8 +1081,8 @@ fn role_for(event: QueueEvent) -> Option<Role> {
 }
 
 impl<T: ShmType, const N: usize> ShmQueue<T, N> {
-    /// The queue for a wait set waiting on `event`; in SPSC mode, claims the role that event
-    /// needs first ([`Error::RoleTaken`] when another live handle has it).
+    /// The queue's `event`, to wait on; in SPSC mode, claims the role that event needs first
+    /// ([`Error::RoleTaken`] when another live handle has it), as a pop or push would.
     pub(crate) fn watch(&self, event: QueueEvent) -> Result<Watched<'_>> {
         if self.spsc {
             if let Some(role) = role_for(event) {
@@ -1020,6 +1093,7 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
             region: &self.region,
             control: self.control(),
             spsc: self.spsc,
+            event,
             room: Room::Slots(N as u64),
         })
     }
@@ -1247,14 +1321,6 @@ fn clear_control(payload: &mut [u8]) {
     payload[..QUEUE_CONTROL_SIZE].fill(0);
 }
 
-/// Which way an async call or a descriptor waits on a queue or channel: for an element (or
-/// the close) to pop, or for room (or the close) to push.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Side {
-    Pop,
-    Push,
-}
-
 /// What one attempt that never waits did, for the async calls (`crate::awaiting`).
 #[cfg(feature = "tokio")]
 pub(crate) enum Attempt<R> {
@@ -1288,39 +1354,6 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
             Pushed::Full => Attempt::Blocked,
             Pushed::LockHeld => Attempt::Busy,
         })
-    }
-
-    /// Arms a wait for `side` (claiming the SPSC role it needs first, as the blocking calls
-    /// do), then says whether it holds already: an element (pop), room (push), or the close.
-    pub(crate) fn arm(&self, side: Side) -> Result<(crate::notifier::Source, bool)> {
-        if self.spsc {
-            self.claim(match side {
-                Side::Pop => Role::Consumer,
-                Side::Push => Role::Producer,
-            })?;
-        }
-        let c = self.control();
-        let event = match side {
-            Side::Pop => &c.not_empty,
-            Side::Push => &c.not_full,
-        };
-        let armed = crate::wait::Armed::queue_event(event, self.spsc);
-        // After arming (the `wait` module's protocol), as the blocking calls' conditions.
-        let head = c.head.word.load(SeqCst);
-        let tail = c.tail.word.load(SeqCst);
-        let ready = match side {
-            Side::Pop => tail != head,
-            Side::Push => tail & CLOSED != 0 || tail.wrapping_sub(head) < N as u64,
-        };
-        // SAFETY: the event lies in the control block, in the region's payload, in the
-        // region's mapping.
-        let source = unsafe { crate::notifier::Source::new(armed, self.region.shared_mapping()) };
-        Ok((source, ready))
-    }
-
-    /// [`Error::Removed`] if the queue's location no longer refers to it.
-    pub(crate) fn removal(&self) -> Option<Error> {
-        region_removed(&self.region).then(|| self.removed())
     }
 }
 
