@@ -278,13 +278,11 @@ fn events_ponger(
     use std::os::fd::AsFd;
 
     let mut events = shmstore::ShmEvents::new().expect("events");
-    let key = events
-        .watch_value(ping, ping.version())
-        .expect("watch ping");
+    let key = events.add_value(ping, ping.version()).expect("watch ping");
+    events.add_value(idle, idle.version()).expect("watch idle");
     events
-        .watch_value(idle, idle.version())
-        .expect("watch idle");
-    events.watch_pop(idle_queue).expect("watch idle queue");
+        .add_queue(idle_queue, shmstore::QueueEvent::NotEmpty)
+        .expect("watch idle queue");
     ready();
     loop {
         let mut fds = [PollFd::new(events.as_fd(), PollFlags::POLLIN)];
@@ -292,7 +290,7 @@ fn events_ponger(
         let t1 = mono_ns();
         let reports = events.ready();
         // A value's watch moves on to each version it reports: nothing to re-arm.
-        if reports.iter().any(|r| r.key == key) {
+        if reports.iter().any(|(k, _)| *k == key) {
             answer(ping, pong, t1);
         }
     }
