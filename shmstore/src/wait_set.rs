@@ -492,11 +492,20 @@ impl<'a> WaitSet<'a> {
                 .enumerate()
                 .filter_map(|(i, source)| Some((WaitKey(i), source, source.arm()?)))
                 .collect();
-            let keys: Vec<WaitKey> = armed
-                .iter()
-                .filter(|(_, source, armed)| source.is_ready(armed, look))
-                .map(|&(key, _, _)| key)
-                .collect();
+            let ready_keys = |look: bool| -> Vec<WaitKey> {
+                armed
+                    .iter()
+                    .filter(|(_, source, armed)| source.is_ready(armed, look))
+                    .map(|&(key, _, _)| key)
+                    .collect()
+            };
+            // What moved first, without a system call: a wake-up is nearly always a publish.
+            // Only when none is ready does a look for removals (one `fstatat` or `shmget` per
+            // source) follow.
+            let mut keys = ready_keys(false);
+            if keys.is_empty() && look {
+                keys = ready_keys(true);
+            }
             let armed: Vec<Armed<'a>> = armed.into_iter().map(|(_, _, armed)| armed).collect();
             if !keys.is_empty() {
                 return Ok(Ready { keys });
