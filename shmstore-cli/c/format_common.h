@@ -381,10 +381,14 @@ static inline int shmstore_from_base(void *base, size_t size, shmstore_region_t 
 }
 
 /* Wakes every futex sleeper on the version, in every process, if any is registered or the
-   region notifies read-only handles. Follows a full barrier after the version store. */
+   region notifies read-only handles. Follows a full barrier after the version store.
+   `waiters` is a count word (FORMAT.md, "Sleeper counts"): bits 0..15 count the registered
+   sleepers, bits 16..31 are a generation that publishers of the Rust library move when they
+   clear the count of sleepers that died. This program never clears it (it only keeps waking
+   for a dead sleeper's count, which is allowed). */
 static inline void shmstore_wake_if_waited_(shmstore_region_t *h) {
     shmstore_header_t *hdr = h->header;
-    if (__atomic_load_n(&hdr->waiters, __ATOMIC_SEQ_CST) != 0 ||
+    if ((__atomic_load_n(&hdr->waiters, __ATOMIC_SEQ_CST) & 0xffffu) != 0 ||
         (h->flags & SHMSTORE_FLAG_NOTIFY_READERS) != 0)
         syscall(SYS_futex, shmstore_version_word_(hdr), FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
 }

@@ -1,5 +1,6 @@
 //! `wait_for_change` wake latency against a raw futex (DESIGN §11), between two processes,
-//! measured in one run: `cargo bench -p shmstore --bench wake`.
+//! measured in one run: `cargo bench -p shmstore --bench wake`; with `--features tokio`, the
+//! same run also measures `changed().await`.
 //!
 //! The bench process (pinned to CPU 0) pings; a helper process (this binary re-executed with a
 //! role, pinned to CPU 1) sleeps until the ping, then answers on a second word or region.
@@ -12,6 +13,15 @@
 //!   interleaved (so that both meet the same machine), are printed as distributions.
 //! - Back to back: the round trip ping → answer, with no pause (a `wait_for_change` waiter
 //!   usually catches the change while spinning).
+//!
+//! The ways of waiting for many things (issue 18), each a helper waiting on the ping region
+//! in its own way, and answering as the `wait_for_change` helper does (the same pinger, the
+//! same publishes): a `WaitSet` over the ping region plus two idle sources (another value
+//! region and a queue's "not empty"); an `ShmEvents` descriptor watching the same three,
+//! slept on with `poll(2)` (the process's notifier thread wakes, then signals the
+//! descriptor); `changed().await` on a current-thread tokio runtime (the notifier thread
+//! wakes the task's waker). Their sleeping distributions are interleaved with the raw futex's
+//! and `wait_for_change`'s.
 //!
 //! shmstore side: two `Shm<Msg>` regions; a publish is `lock()`, write, drop (commit + wake).
 //! Raw side: two 32-bit words in a shared mapping made with `shm_open` + `ftruncate` + `mmap`,
@@ -28,7 +38,7 @@ use common::{
     Helper, Percentiles, RawShm, Regions,
 };
 use criterion::{BenchmarkGroup, Criterion, SamplingMode};
-use shmstore::{Shm, ShmType};
+use shmstore::{QueueEvent, Shm, ShmQueue, ShmType, WaitSet};
 
 /// A ping or an answer: the ping's sequence number and send time; the answer's measured latency.
 #[derive(ShmType, Clone, Copy, Debug)]
@@ -148,21 +158,141 @@ fn raw_ponger(name: &str, spin: Option<Duration>) {
     }
 }
 
-/// Helper role `pong-shm`: answers every ping with `wait_for_change` and a locked write.
-fn shm_ponger(arg: &str) {
+/// How a shmstore helper sleeps until the ping region moves past a version.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Waiting {
+    /// `wait_for_change` (role `pong-shm`).
+    WaitForChange,
+    /// A `WaitSet` with the ping region and two idle sources (role `pong-wait-set`).
+    WaitSet,
+    /// An `ShmEvents` watching the same three, under `poll(2)` (role `pong-events`).
+    Events,
+    /// `changed().await` on a current-thread tokio runtime (role `pong-await`).
+    #[cfg(feature = "tokio")]
+    Await,
+}
+
+impl Waiting {
+    const ALL: &[(Waiting, &str, &str)] = &[
+        (Waiting::WaitForChange, "pong-shm", "wait_for_change"),
+        (
+            Waiting::WaitSet,
+            "pong-wait-set",
+            "WaitSet (region + 2 idle sources)",
+        ),
+        (
+            Waiting::Events,
+            "pong-events",
+            "ShmEvents under poll(2) (same 3 sources)",
+        ),
+        #[cfg(feature = "tokio")]
+        (
+            Waiting::Await,
+            "pong-await",
+            "changed().await, current-thread tokio",
+        ),
+    ];
+
+    fn role(self) -> &'static str {
+        Self::ALL.iter().find(|w| w.0 == self).expect("listed").1
+    }
+}
+
+/// The idle sources of the many-source helpers: never published to while they wait.
+type IdleQueue = ShmQueue<u64, 16>;
+
+/// The answer to the ping just seen: its sequence number and the latency the ponger measured.
+fn answer(ping: &Shm<Msg>, pong: &Shm<Msg>, t1: u64) {
+    let m = ping.read();
+    let mut g = pong.lock().unwrap_or_else(PoisonError::into_inner);
+    g.seq = m.seq;
+    g.latency_ns = t1.saturating_sub(m.t0_ns);
+}
+
+/// Helper roles `pong-shm`, `pong-wait-set`, `pong-events`, `pong-await`: answer every ping
+/// with a locked write, after waiting for it as `waiting` says. `arg`: the ping, pong, idle
+/// value and idle queue names, comma-separated.
+fn shm_ponger(arg: &str, waiting: Waiting) {
     pin_to_cpu(1);
-    let (ping, pong) = arg.split_once(',').expect("two names");
+    let names: Vec<&str> = arg.split(',').collect();
+    let [ping, pong, idle, idle_queue] = names[..] else {
+        panic!("four names")
+    };
     let ping = Shm::<Msg>::open(ping).expect("ponger: open ping");
     let pong = Shm::<Msg>::open(pong).expect("ponger: open pong");
+    let idle = Shm::<Msg>::open(idle).expect("ponger: open idle value");
+    let idle_queue = IdleQueue::open(idle_queue).expect("ponger: open idle queue");
     let mut seen = ping.version();
-    pong.lock().unwrap_or_else(PoisonError::into_inner).seq = 0;
+    let ready = || pong.lock().unwrap_or_else(PoisonError::into_inner).seq = 0;
+    match waiting {
+        Waiting::WaitForChange => {
+            ready();
+            loop {
+                seen = ping.wait_for_change(seen, None).expect("no timeout");
+                answer(&ping, &pong, mono_ns());
+            }
+        }
+        Waiting::WaitSet => {
+            let mut set = WaitSet::new();
+            let key = set.add_value(&ping, seen).expect("add ping");
+            set.add_value(&idle, idle.version()).expect("add idle");
+            set.add_queue(&idle_queue, QueueEvent::NotEmpty)
+                .expect("add idle queue");
+            ready();
+            loop {
+                let woke = set.wait().expect("wait");
+                let t1 = mono_ns();
+                assert!(woke.contains(key), "only the ping region moves");
+                // The version woken for, taken before the answer: once answered, the pinger
+                // may publish the next ping at any time, and that one must wake the next wait.
+                set.set_since(key, ping.version());
+                answer(&ping, &pong, t1);
+            }
+        }
+        Waiting::Events => events_ponger(&ping, &pong, &idle, &idle_queue, ready),
+        #[cfg(feature = "tokio")]
+        Waiting::Await => {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .expect("runtime");
+            ready();
+            runtime.block_on(async {
+                loop {
+                    seen = ping.changed(seen).await.expect("changed");
+                    answer(&ping, &pong, mono_ns());
+                }
+            })
+        }
+    }
+}
+
+/// The `pong-events` helper's loop: `poll(2)` on an `ShmEvents`, then its report.
+fn events_ponger(
+    ping: &Shm<Msg>,
+    pong: &Shm<Msg>,
+    idle: &Shm<Msg>,
+    idle_queue: &IdleQueue,
+    ready: impl FnOnce(),
+) -> ! {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use std::os::fd::AsFd;
+
+    let mut events = shmstore::ShmEvents::new().expect("events");
+    let key = events.add_value(ping, ping.version()).expect("watch ping");
+    events.add_value(idle, idle.version()).expect("watch idle");
+    events
+        .add_queue(idle_queue, shmstore::QueueEvent::NotEmpty)
+        .expect("watch idle queue");
+    ready();
     loop {
-        seen = ping.wait_for_change(seen, None).expect("no timeout");
+        let mut fds = [PollFd::new(events.as_fd(), PollFlags::POLLIN)];
+        poll(&mut fds, PollTimeout::NONE).expect("poll");
         let t1 = mono_ns();
-        let m = ping.read();
-        let mut g = pong.lock().unwrap_or_else(PoisonError::into_inner);
-        g.seq = m.seq;
-        g.latency_ns = t1.saturating_sub(m.t0_ns);
+        let reports = events.ready();
+        // A value's watch moves on to each version it reports: nothing to re-arm.
+        if reports.iter().any(|(k, _)| *k == key) {
+            answer(ping, pong, t1);
+        }
     }
 }
 
@@ -188,18 +318,19 @@ fn back_to_back(p: &mut impl Pinger, seq: &mut u64, iters: u64) -> Duration {
 }
 
 /// The printed distributions of `TIMED_WAKES` sleeping one-way latencies of each kind,
-/// interleaved (raw, shmstore, raw, ...) so that both see the same machine at the same time.
-fn sleeping_distributions(raw: &mut RawPinger<'_>, shm: &mut ShmPinger) -> [Percentiles; 2] {
-    let (mut r, mut s) = (Vec::new(), Vec::new());
+/// interleaved (raw, shmstore, ..., raw, shmstore, ...) so that all see the same machine at
+/// the same time.
+fn sleeping_distributions(pingers: &mut [&mut dyn Pinger]) -> Vec<Percentiles> {
+    let mut latencies = vec![Vec::with_capacity(TIMED_WAKES); pingers.len()];
     let mut seq = 1 << 32;
     for _ in 0..TIMED_WAKES {
         seq += 1;
-        spin_until(Instant::now() + GAP);
-        r.push(raw.round(seq));
-        spin_until(Instant::now() + GAP);
-        s.push(shm.round(seq));
+        for (pinger, latencies) in pingers.iter_mut().zip(&mut latencies) {
+            spin_until(Instant::now() + GAP);
+            latencies.push(pinger.round(seq));
+        }
     }
-    [Percentiles::of(r), Percentiles::of(s)]
+    latencies.into_iter().map(Percentiles::of).collect()
 }
 
 type Group<'a> = BenchmarkGroup<'a, criterion::measurement::WallTime>;
@@ -222,9 +353,14 @@ fn with_raw<R>(spin: Option<Duration>, f: impl FnOnce(&mut RawPinger<'_>) -> R) 
     f(&mut p)
 }
 
-/// Runs `f` with a shmstore pinger and its helper.
-fn with_shm<R>(f: impl FnOnce(&mut ShmPinger) -> R) -> R {
-    let names = Regions(vec![bench_name("wake-ping"), bench_name("wake-pong")]);
+/// Runs `f` with a shmstore pinger and its helper, which waits as `waiting` says.
+fn with_shm<R>(waiting: Waiting, f: impl FnOnce(&mut ShmPinger) -> R) -> R {
+    let role = waiting.role();
+    let names = Regions(
+        ["ping", "pong", "idle", "idle-queue"]
+            .map(|what| bench_name(&format!("wake-{role}-{what}")))
+            .to_vec(),
+    );
     let zero = Msg {
         seq: 0,
         t0_ns: 0,
@@ -232,8 +368,10 @@ fn with_shm<R>(f: impl FnOnce(&mut ShmPinger) -> R) -> R {
     };
     let ping = Shm::<Msg>::create(&names.0[0], zero).unwrap();
     let pong = Shm::<Msg>::create(&names.0[1], zero).unwrap();
+    let _idle = Shm::<Msg>::create(&names.0[2], zero).unwrap();
+    let _idle_queue = IdleQueue::create(&names.0[3]).unwrap();
     let seen = pong.version();
-    let _helper = Helper::spawn("pong-shm", &names.0.join(","));
+    let _helper = Helper::spawn(role, &names.0.join(","));
     let mut p = ShmPinger { ping, pong };
     p.wait_ready(seen);
     f(&mut p)
@@ -252,14 +390,33 @@ fn benches(c: &mut Criterion) {
             b.iter_custom(|iters| sleeping(p, &mut seq, iters))
         });
     });
-    with_shm(|p| {
-        let mut seq = 0;
-        g.bench_function("wait_for_change", |b| {
-            b.iter_custom(|iters| sleeping(p, &mut seq, iters))
+    for &(waiting, _, label) in Waiting::ALL {
+        with_shm(waiting, |p| {
+            let mut seq = 0;
+            g.bench_function(label, |b| {
+                b.iter_custom(|iters| sleeping(p, &mut seq, iters))
+            });
         });
-    });
+    }
     g.finish();
-    let [raw, shm] = with_raw(None, |r| with_shm(|s| sleeping_distributions(r, s)));
+    let distributions = with_raw(None, |raw| {
+        with_shm(Waiting::WaitForChange, |shm| {
+            with_shm(Waiting::WaitSet, |set| {
+                with_shm(Waiting::Events, |events| {
+                    #[cfg(feature = "tokio")]
+                    return with_shm(Waiting::Await, |awaiting| {
+                        let pingers: [&mut dyn Pinger; 5] = [raw, shm, set, events, awaiting];
+                        sleeping_distributions(&mut { pingers })
+                    });
+                    #[cfg(not(feature = "tokio"))]
+                    {
+                        let pingers: [&mut dyn Pinger; 4] = [raw, shm, set, events];
+                        sleeping_distributions(&mut { pingers })
+                    }
+                })
+            })
+        })
+    });
 
     let mut g: Group<'_> = c.benchmark_group("ping-pong round trip, back to back");
     g.sample_size(20)
@@ -277,7 +434,7 @@ fn benches(c: &mut Criterion) {
             b.iter_custom(|iters| back_to_back(p, &mut seq, iters))
         });
     });
-    with_shm(|p| {
+    with_shm(Waiting::WaitForChange, |p| {
         let mut seq = 0;
         g.bench_function("wait_for_change + locked write", |b| {
             b.iter_custom(|iters| back_to_back(p, &mut seq, iters))
@@ -285,14 +442,24 @@ fn benches(c: &mut Criterion) {
     });
     g.finish();
 
-    println!("wake, sleeping waiter, one way, interleaved runs:");
-    println!("    raw futex:       {raw}");
-    println!("    wait_for_change: {shm}");
-    println!(
-        "    ratio wait_for_change / raw futex: p50 {:.2}, mean {:.2}",
-        shm.p50 as f64 / raw.p50 as f64,
-        shm.mean / raw.mean
-    );
+    let raw = &distributions[0];
+    println!("wake, sleeping waiter in another process, one way, interleaved runs:");
+    println!("    {:<42} {raw}", "raw futex:");
+    for (shm, &(_, _, label)) in distributions[1..].iter().zip(Waiting::ALL) {
+        println!("    {:<42} {shm}", format!("{label}:"));
+    }
+    for (shm, &(_, _, label)) in distributions[1..].iter().zip(Waiting::ALL) {
+        println!(
+            "    ratio to the raw futex, {label}: p50 {:.2}, p99 {:.2}, mean {:.2}",
+            shm.p50 as f64 / raw.p50 as f64,
+            shm.p99 as f64 / raw.p99 as f64,
+            shm.mean / raw.mean
+        );
+    }
+    if cfg!(not(feature = "tokio")) {
+        println!("    (changed().await: run with --features tokio)");
+    }
+    println!("    command: cargo bench -p shmstore --features tokio --bench wake -- --quick");
 }
 
 fn main() {
@@ -301,8 +468,10 @@ fn main() {
         match role.as_str() {
             "pong-raw" => raw_ponger(&arg, None),
             "pong-raw-spin" => raw_ponger(&arg, Some(RAW_SPIN)),
-            "pong-shm" => shm_ponger(&arg),
-            other => panic!("unknown helper role {other}"),
+            other => match Waiting::ALL.iter().find(|w| w.1 == other) {
+                Some(&(waiting, _, _)) => shm_ponger(&arg, waiting),
+                None => panic!("unknown helper role {other}"),
+            },
         }
         return;
     }

@@ -359,6 +359,14 @@ pub enum Error {
         /// The channel's largest message.
         max: usize,
     },
+
+    /// A [`WaitSet`](crate::WaitSet) cannot take this source or cannot wait as it is: more
+    /// sources than one `futex_waitv` sleeps on, or a wait that nothing could ever end.
+    #[error("invalid wait set: {reason}")]
+    InvalidWaitSet {
+        /// What is wrong, and what to do.
+        reason: String,
+    },
 }
 
 /// `Debug` shows the variant and the whole message, advice included, the way `std::io::Error`
@@ -400,6 +408,7 @@ impl Error {
             Error::NotMigratable { .. } => "NotMigratable",
             Error::QueueModeMismatch { .. } => "QueueModeMismatch",
             Error::MessageTooLarge { .. } => "MessageTooLarge",
+            Error::InvalidWaitSet { .. } => "InvalidWaitSet",
         }
     }
 }

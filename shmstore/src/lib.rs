@@ -49,7 +49,15 @@
 //!              reaches its region: directly,
 //!              through a compatible layout,
 //!              after a migration), follow (the
-//!              regions a handle followed)
+//!              regions a handle followed),
+//!            wait_set (sleeping on many
+//!              handles at once; the sources,
+//!              keys and events it shares with
+//!              events), events (`ShmEvents`:
+//!              the same sources behind a
+//!              descriptor for event loops),
+//!            awaiting (the async calls,
+//!              feature `tokio`)
 //! tools      inspect, info (listing),           untyped views for the CLI
 //!            look (reads with pread, no map),
 //!            values (typed values by the
@@ -61,7 +69,10 @@
 //!            wait (one futex eventcount for
 //!              value changes and queue events),
 //!            reboot (the reset of a file
-//!              region after a reboot)
+//!              region after a reboot),
+//!            notifier (the process's threads
+//!              that sleep on many futex words
+//!              for futures and descriptors)
 //! region     region/ (mod, fd, sysv, migrate:   create, open, validate and map per backend;
 //!              a region replaced under its      knows payload shapes, never queues or locks
 //!              name by one of a wider type)
@@ -82,6 +93,7 @@
 //!
 //! Nothing below the typed API knows `T`; nothing above `sys` calls libc. Unit tests of a
 //! lower layer may build their fixtures through the typed API.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 #![warn(missing_docs)]
@@ -91,8 +103,11 @@ extern crate self as shmstore;
 
 mod atomic_copy;
 mod attach;
+#[cfg(feature = "tokio")]
+mod awaiting;
 mod editor;
 mod error;
+mod events;
 mod follow;
 mod format;
 mod guard;
@@ -103,6 +118,7 @@ mod location;
 mod lock;
 mod look;
 mod name;
+mod notifier;
 mod options;
 mod queue;
 mod reader;
@@ -115,9 +131,11 @@ mod sys;
 pub mod value;
 mod values;
 mod wait;
+mod wait_set;
 
 pub use error::printable;
 pub use error::{Error, RefusedMessage, Result};
+pub use events::{Readiness, ShmEvents};
 pub use guard::ShmGuard;
 pub use info::{list, QueueInfo, RegionInfo};
 #[doc(inline)]
@@ -186,6 +204,9 @@ pub use shmstore_derive::ShmEnum;
 pub use shmstore_derive::ShmType;
 pub use store::Store;
 pub use value::{zeroed, ShmEnum};
+#[doc(hidden)]
+pub use wait_set::{__force_futex_waitv_fallback, __no_safety_slice};
+pub use wait_set::{QueueEvent, Ready, ValueHandle, WaitKey, WaitSet};
 
 /// Fuzzing entry points for the targets in `fuzz/` and for users' own targets (feature
 /// `fuzzing`).
@@ -210,6 +231,14 @@ pub mod __format {
     /// The format version of a type without field kinds, and of one with them.
     pub const FORMAT_VERSION_PLAIN: u32 = h::OLDEST_FORMAT_VERSION;
     pub const FORMAT_VERSION_KINDS: u32 = h::FORMAT_VERSION;
+}
+
+/// How many registrations the process's notifier holds now (async futures waiting, and
+/// [`ShmEvents`] watches): for tests that check that dropped futures leave none behind. Not
+/// part of the public API.
+#[doc(hidden)]
+pub fn __notifier_registrations() -> usize {
+    notifier::registrations()
 }
 
 /// Items the derive's generated code names. Not part of the public API.

@@ -67,19 +67,19 @@ impl<T: ShmType> ShmReader<T> {
 
     /// The attachment this reader uses now (see [`Shm`](crate::Shm)'s).
     #[inline]
-    fn attached(&self) -> &Attached {
+    pub(crate) fn attached(&self) -> &Attached {
         self.chain.current()
     }
 
     /// The region this reader uses now.
     #[inline]
-    fn region(&self) -> &Region {
+    pub(crate) fn region(&self) -> &Region {
         &self.attached().region
     }
 
     /// `moved` was migrated: attaches to the region that replaced it, as `open_reader` would.
     #[cold]
-    fn follow(&self, moved: &Attached) -> Result<&Attached> {
+    pub(crate) fn follow(&self, moved: &Attached) -> Result<&Attached> {
         self.chain.follow(moved, || {
             attach_reader::<T>(moved.region.location(), &self.spec)
                 .map(|next| next.armed(&self.spec))

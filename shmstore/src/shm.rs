@@ -144,7 +144,7 @@ impl<T: ShmType> Shm<T> {
     /// The attachment this handle uses now: the region its location held when it opened, or
     /// the last region it followed there after a migration.
     #[inline]
-    fn attached(&self) -> &Attached {
+    pub(crate) fn attached(&self) -> &Attached {
         self.chain.current()
     }
 
@@ -157,7 +157,7 @@ impl<T: ShmType> Shm<T> {
     /// `moved` (this handle's attachment) was migrated: attaches to the region that replaced
     /// it under the location, as `open` would, and returns that attachment.
     #[cold]
-    fn follow(&self, moved: &Attached) -> Result<&Attached> {
+    pub(crate) fn follow(&self, moved: &Attached) -> Result<&Attached> {
         self.chain.follow(moved, || {
             attach_writer::<T>(moved.region.location(), &self.spec)
                 .map(|next| next.armed(&self.spec))

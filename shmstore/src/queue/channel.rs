@@ -822,6 +822,49 @@ impl ShmChannel {
     }
 }
 
+/// Whether a ring of `ring` bytes with these counters has room for a message of `len` bytes.
+pub(super) fn has_room_for(ring: u64, head: u64, tail: u64, len: usize) -> bool {
+    place(ring, head, tail, len).is_some()
+}
+
+impl ShmChannel {
+    /// The channel's `event`, to wait on (as [`ShmQueue::watch`](super::ShmQueue)): "not
+    /// full" is room for a message of the channel's largest size.
+    pub(crate) fn watch(&self, event: super::QueueEvent) -> Result<super::Watched<'_>> {
+        self.watched(event, self.max_message)
+    }
+
+    /// "Not full" for a message of `len` bytes: room for it, or the close. Claims the
+    /// producer role in SPSC mode.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::MessageTooLarge`] when no message of `len` bytes fits (room for it never
+    /// comes); [`Error::RoleTaken`] as for a send.
+    pub(crate) fn watch_room(&self, len: usize) -> Result<super::Watched<'_>> {
+        self.check_len(len)?;
+        self.watched(super::QueueEvent::NotFull, len)
+    }
+
+    fn watched(&self, event: super::QueueEvent, len: usize) -> Result<super::Watched<'_>> {
+        if self.spsc {
+            if let Some(role) = super::role_for(event) {
+                self.claim(role)?;
+            }
+        }
+        Ok(super::Watched {
+            region: &self.region,
+            control: self.control(),
+            spsc: self.spsc,
+            event,
+            room: super::Room::Ring {
+                ring: self.ring,
+                len,
+            },
+        })
+    }
+}
+
 /// The byte lock and control line of an SPSC role.
 fn role_place(c: &Control, role: Role) -> (u64, &crate::format::Line) {
     match role {
@@ -1193,6 +1236,39 @@ fn init_payload(payload: &mut [u8], ring: usize, max_message: usize) {
 
 const _: () = assert!(RING_OFFSET % 64 == 0);
 const _: () = assert!(record_size(0).is_some());
+
+impl ShmChannel {
+    /// One receive that never waits, into `buf` (cleared first), for `recv_async`:
+    /// `Done(false)` once closed and empty.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn recv_attempt(&self, buf: &mut Vec<u8>) -> Result<super::Attempt<bool>> {
+        Ok(match self.find_once(Wait::No)? {
+            Step::Ready(found) => {
+                self.copy_out(&found, buf);
+                self.release(found);
+                super::Attempt::Done(true)
+            }
+            Step::Closed => super::Attempt::Done(false),
+            Step::Blocked => super::Attempt::Blocked,
+            Step::LockHeld => super::Attempt::Busy,
+        })
+    }
+
+    /// One send that never waits, for `send_async`.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn send_attempt(&self, message: &[u8]) -> Result<super::Attempt<()>> {
+        self.check_len(message.len())?;
+        Ok(match self.reserve_once(message.len(), Wait::No)? {
+            Step::Ready(reserved) => {
+                self.write_and_publish(reserved, message)?;
+                super::Attempt::Done(())
+            }
+            Step::Closed => return Err(self.closed()),
+            Step::Blocked => super::Attempt::Blocked,
+            Step::LockHeld => super::Attempt::Busy,
+        })
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -60,8 +60,11 @@
 //!   `close` whose caller died before its wake) it sees room, an element or the closed flag
 //!   within a second.
 //!
-//! A process killed while asleep stays counted: in MPMC mode every later push or pop on that
-//! side then makes one wake call; in SPSC mode the next holder of the role resets the count.
+//! A process killed while asleep stays counted until the next wake-up on its event: in MPMC
+//! mode that wake call wakes nobody, so its caller clears the count (the count word's
+//! generation moves on, see `wait::Registration`) and the pushes or pops after it make none;
+//! in SPSC mode the waker clears the flag as it wakes, and the next holder of the role resets
+//! it.
 
 use std::cell::Cell;
 use std::fmt;
@@ -83,7 +86,10 @@ use crate::options::{common_setters, CommonOptions};
 use crate::reboot;
 use crate::region::{QueueSpec, Region, RegionSpec};
 use crate::sys::object::Access;
-use crate::wait::{region_removed, sleep_until, wake_unconditionally};
+use crate::wait::{
+    region_removed, sleep_until, wake_unconditionally, Armed, WORDS_PER_COUNTED_SOURCE,
+};
+use crate::wait_set::QueueEvent;
 
 mod channel;
 mod loan;
@@ -1004,6 +1010,148 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
     }
 }
 
+/// A queue's or channel's [`QueueEvent`], ready to be waited on: what the wait set
+/// (`wait_set.rs`), the descriptor (`events.rs`) and the async calls (`awaiting.rs`) all arm
+/// and check, with the one copy of each event's condition. Made by [`ShmQueue::watch`],
+/// [`ShmChannel::watch`] or [`ShmChannel::watch_room`], which claim the SPSC role first.
+pub(crate) struct Watched<'a> {
+    region: &'a Region,
+    control: &'a Control,
+    spsc: bool,
+    event: QueueEvent,
+    room: Room,
+}
+
+/// When a queue or channel has room, for [`Watched`].
+#[derive(Clone, Copy)]
+enum Room {
+    /// A queue of this many slots: room for one element.
+    Slots(u64),
+    /// A channel's ring of `ring` bytes: room for a message of `len` bytes.
+    Ring { ring: u64, len: usize },
+}
+
+impl Room {
+    /// Whether a push (or send) would find room with these counters (`tail` without the closed
+    /// bit), or would report them corrupt: either way it does not block.
+    fn has_room(self, head: u64, tail: u64) -> bool {
+        match self {
+            Room::Slots(slots) => tail.checked_sub(head) != Some(slots),
+            Room::Ring { ring, len } => {
+                tail.checked_sub(head).is_none_or(|used| used > ring)
+                    || channel::has_room_for(ring, head, tail, len)
+            }
+        }
+    }
+}
+
+impl<'a> Watched<'a> {
+    /// The region of the queue or channel (to look for its removal).
+    pub(crate) fn region(&self) -> &'a Region {
+        self.region
+    }
+
+    /// How many futex words a wait on the event takes (see `WaitSet`, "Limits"): MPMC
+    /// sleepers on "not empty" and "not full" are counted in.
+    pub(crate) fn words(&self) -> usize {
+        words_for(self.spsc, self.event)
+    }
+
+    /// Arms a wait for the event (see `wait::Armed`): check [`is_ready`](Self::is_ready) after,
+    /// sleep only if it is not.
+    pub(crate) fn arm(&self) -> Armed<'a> {
+        let c = self.control;
+        match self.event {
+            QueueEvent::NotEmpty => Armed::queue_event(&c.not_empty, self.spsc),
+            QueueEvent::NotFull => Armed::queue_event(&c.not_full, self.spsc),
+            QueueEvent::Closed => Armed::queue_close(&c.not_empty),
+        }
+    }
+
+    /// Whether the event holds now: an element, the closed bit or corrupt counters (not
+    /// empty: a pop returns at once, or reports them); room, the close or corrupt counters
+    /// (not full); the close. Called after [`arm`](Self::arm): its loads are SeqCst, so either
+    /// they see the publish or its publisher sees the waiter counted in.
+    pub(crate) fn is_ready(&self) -> bool {
+        let c = self.control;
+        let tail = c.tail.word.load(SeqCst);
+        let head = c.head.word.load(SeqCst);
+        let closed = tail & CLOSED != 0;
+        match self.event {
+            QueueEvent::NotEmpty => tail != head,
+            QueueEvent::NotFull => closed || self.room.has_room(head, tail & !CLOSED),
+            QueueEvent::Closed => closed,
+        }
+    }
+
+    /// [`Error::Removed`] if the queue's or channel's location no longer refers to it (a
+    /// system call: for a wake-up that found its event not ready).
+    pub(crate) fn removal(&self) -> Option<Error> {
+        region_removed(self.region).then(|| Error::Removed {
+            name: self.region.name().to_string(),
+        })
+    }
+
+    /// Arms, then checks ([`arm`](Self::arm), [`is_ready`](Self::is_ready)), for the
+    /// process's notifier: the armed wait keeps the region mapped.
+    pub(crate) fn arm_source(&self) -> (crate::notifier::Source, bool) {
+        let armed = self.arm();
+        let ready = self.is_ready();
+        // SAFETY: the event lies in the control block, in the region's payload, in the
+        // region's mapping.
+        let source = unsafe { crate::notifier::Source::new(armed, self.region.shared_mapping()) };
+        (source, ready)
+    }
+}
+
+/// How many futex words a wait on a queue event takes: MPMC sleepers are counted in.
+pub(crate) fn words_for(spsc: bool, event: QueueEvent) -> usize {
+    match event {
+        QueueEvent::NotEmpty | QueueEvent::NotFull if !spsc => WORDS_PER_COUNTED_SOURCE,
+        _ => 1,
+    }
+}
+
+/// The SPSC role a wait for `event` needs: only the consumer sleeps on "not empty", only the
+/// producer on "not full" (their events' sleeper words are flags, see `wait::sleep_until`).
+fn role_for(event: QueueEvent) -> Option<Role> {
+    match event {
+        QueueEvent::NotEmpty => Some(Role::Consumer),
+        QueueEvent::NotFull => Some(Role::Producer),
+        QueueEvent::Closed => None,
+    }
+}
+
+impl<T: ShmType, const N: usize> ShmQueue<T, N> {
+    /// The queue's `event`, to wait on; in SPSC mode, claims the role that event needs first
+    /// ([`Error::RoleTaken`] when another live handle has it), as a pop or push would.
+    pub(crate) fn watch(&self, event: QueueEvent) -> Result<Watched<'_>> {
+        if self.spsc {
+            if let Some(role) = role_for(event) {
+                self.claim(role)?;
+            }
+        }
+        Ok(Watched {
+            region: &self.region,
+            control: self.control(),
+            spsc: self.spsc,
+            event,
+            room: Room::Slots(N as u64),
+        })
+    }
+
+    /// The raw sleeper words of the "not empty" and "not full" events (FORMAT.md), for tests.
+    /// Not part of the public API.
+    #[doc(hidden)]
+    pub fn __sleeper_words(&self) -> [u32; 2] {
+        let c = self.control();
+        [
+            c.not_empty.sleepers.load(SeqCst),
+            c.not_full.sleepers.load(SeqCst),
+        ]
+    }
+}
+
 /// Polls for [`SPIN_FOR`] after the first failed attempt; `false` when it is time to sleep.
 #[inline]
 fn keep_spinning(polls: &mut u32, start: &mut Option<Instant>) -> bool {
@@ -1213,6 +1361,42 @@ fn stored_mode(region: &Region) -> QueueMode {
 /// written.
 fn clear_control(payload: &mut [u8]) {
     payload[..QUEUE_CONTROL_SIZE].fill(0);
+}
+
+/// What one attempt that never waits did, for the async calls (`crate::awaiting`).
+#[cfg(feature = "tokio")]
+pub(crate) enum Attempt<R> {
+    Done(R),
+    /// Empty (pop) or full (push): wait for the event.
+    Blocked,
+    /// MPMC: another handle held the lock for a few attempts; try again soon.
+    Busy,
+}
+
+impl<T: ShmType, const N: usize> ShmQueue<T, N> {
+    /// One pop that never waits, for `pop_async`: `Done(None)` once closed and empty.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn pop_attempt(&self) -> Result<Attempt<Option<T>>> {
+        let mut out = MaybeUninit::uninit();
+        Ok(match self.pop_once(Wait::No, false, &mut out)? {
+            // SAFETY: `Popped::Value` means the pop wrote the element into `out`.
+            Popped::Value(()) => Attempt::Done(Some(unsafe { out.assume_init() })),
+            Popped::Closed => Attempt::Done(None),
+            Popped::Empty => Attempt::Blocked,
+            Popped::LockHeld => Attempt::Busy,
+        })
+    }
+
+    /// One push that never waits, for `push_async`.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn push_attempt(&self, value: &T) -> Result<Attempt<()>> {
+        Ok(match self.push_once(value, Wait::No)? {
+            Pushed::Done => Attempt::Done(()),
+            Pushed::Closed => return Err(self.closed()),
+            Pushed::Full => Attempt::Blocked,
+            Pushed::LockHeld => Attempt::Busy,
+        })
+    }
 }
 
 #[cfg(test)]

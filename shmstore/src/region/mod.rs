@@ -102,7 +102,9 @@ pub(crate) struct Region {
     /// `location` as text, for messages.
     name: String,
     object: ObjectStat,
-    map: Option<Mapping>,
+    /// Shared with the process's notifier (`notifier`), whose registrations keep the words
+    /// they sleep on mapped for as long as they live, even past this handle.
+    map: Option<std::sync::Arc<Mapping>>,
     /// `map`'s first byte, cached: the lock path asks for the header and the payload copies
     /// several times per lock, and through `map` each time cost a `None` check and a null
     /// check (~30 of the ~180 instructions the crate added to a raw lock+write+unlock).
@@ -298,7 +300,7 @@ impl Region {
             location: location.clone(),
             name: location.to_string(),
             object,
-            map: Some(map),
+            map: Some(std::sync::Arc::new(map)),
             base,
             access,
             info,
@@ -628,6 +630,18 @@ impl Region {
     }
 }
 
+impl Region {
+    /// The region's mapping, shared: what a notifier registration holds so that the words it
+    /// sleeps on stay mapped while it lives (`notifier::Source`).
+    pub(crate) fn shared_mapping(&self) -> std::sync::Arc<Mapping> {
+        match &self.map {
+            Some(map) => std::sync::Arc::clone(map),
+            // Taken only when the region drops.
+            None => unreachable!("a live region is mapped"),
+        }
+    }
+}
+
 impl Drop for Region {
     fn drop(&mut self) {
         // Only if the location still refers to this handle's object: another process may have
@@ -643,9 +657,10 @@ impl Drop for Region {
         }
         if let Some(map) = self.map.take() {
             if self.holder.load(Relaxed) != 0 {
-                // A guard was forgotten: glibc still lists the held mutex, so its memory must
-                // stay mapped.
-                map.leak();
+                // A guard was forgotten: glibc still lists the held mutex (on a per-thread list
+                // it walks later), so its memory must never disappear: a leaked reference keeps
+                // it mapped for the rest of the process's life, whoever else shares it.
+                std::mem::forget(map);
             }
         }
     }

@@ -8,6 +8,7 @@
 
 #[cfg(any(test, feature = "fuzzing"))]
 pub(crate) mod child;
+pub(crate) mod eventfd;
 pub(crate) mod futex;
 pub(crate) mod mutex;
 pub(crate) mod object;

@@ -672,13 +672,6 @@ impl Mapping {
             MappingKind::SysV(_) => Ok(()),
         }
     }
-
-    /// Keeps the pages mapped for the rest of the process's life. Used when a lock inside
-    /// them may still be held (a forgotten guard): glibc keeps held robust mutexes on a
-    /// per-thread list it walks later, so their memory must never disappear.
-    pub(crate) fn leak(self) {
-        std::mem::forget(self);
-    }
 }
 
 #[cfg(test)]

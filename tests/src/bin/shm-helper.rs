@@ -36,6 +36,7 @@
 //!   `config-v2-loop`, `setuid-config-open`, `config-count`, `setuid-config-follower`.
 //! - Descriptors and modes: `create-with-umask`, `hold-shm-and-exec`, `list-shm-fds`.
 //! - Byte channels: `channel-send`.
+//! - Wait sets: `wait-set-five`, `wait-set-hammer`, `wait-set-sleep`.
 
 use std::io::{BufRead, Write};
 use std::os::unix::fs::MetadataExt;
@@ -178,6 +179,18 @@ fn main() {
         ["setuid-config-follower", name] => setuid_config_follower(name),
         ["channel-loan-hold", name, side] => channel_loan_hold(name, side),
         ["setuid-channel", name] => setuid_channel(name),
+        ["wait-set-five", how, v1, v2, v3, queue, channel, rounds] => wait_set_five(
+            how,
+            [v1, v2, v3],
+            queue,
+            channel,
+            rounds.parse().expect("ROUNDS"),
+        ),
+        ["wait-set-hammer", how, value, queue, ack, rounds] => {
+            wait_set_hammer(how, value, queue, ack, rounds.parse().expect("ROUNDS"))
+        }
+        ["wait-set-sleep", value, queue] => wait_set_sleep(value, queue),
+        ["publish-on-command", value, queue] => publish_on_command(value, queue),
         _ => {
             eprintln!("shm-helper: unknown arguments {args:?}");
             std::process::exit(2);
@@ -2091,5 +2104,127 @@ fn setuid_channel(name: &str) {
     match channel.try_send(b"from nobody") {
         Ok(()) => say("send ok"),
         Err(e) => say(&format!("send err {} {e}", variant(&e))),
+    }
+}
+
+// ==== Wait sets ====
+
+/// HOW `waitv`: as the kernel allows; `fallback`: as on a kernel without `futex_waitv` (each
+/// wait sleeps on its first word for at most 1 ms, then looks at every source). Either way,
+/// a wait sleeps up to an hour between looks (instead of a second), so that a wake-up the
+/// protocol lost shows as a hang.
+fn wait_set_mode(how: &str) {
+    match how {
+        "waitv" => {}
+        "fallback" => shmstore::__force_futex_waitv_fallback(),
+        _ => panic!("HOW is waitv or fallback, not {how}"),
+    }
+    shmstore::__no_safety_slice();
+}
+
+/// `wait-set-five HOW V1 V2 V3 QUEUE CHANNEL ROUNDS`: one `WaitSet` on three `Counter` regions
+/// (a new version), a `MsgQueue` and a `ShmChannel` (not empty; in SPSC mode this takes the
+/// consumer role); prints `armed`, then ROUNDS times: waits, prints `ready I,J,…` (the
+/// sources ready, 0-based in that order), and handles them (a value: its version becomes the
+/// one waited past; a queue or channel: emptied). HOW as in `wait_set_mode`.
+fn wait_set_five(how: &str, values: [&str; 3], queue: &str, channel: &str, rounds: u64) {
+    wait_set_mode(how);
+    let values = values.map(open::<Counter>);
+    let queue = MsgQueue::open(at(queue)).expect("open queue");
+    let channel = shmstore::ShmChannel::open(at(channel)).expect("open channel");
+    let mut set = shmstore::WaitSet::new();
+    for value in &values {
+        set.add_value(value, value.version()).expect("add value");
+    }
+    set.add_queue(&queue, shmstore::QueueEvent::NotEmpty)
+        .expect("add queue");
+    set.add_channel(&channel, shmstore::QueueEvent::NotEmpty)
+        .expect("add channel");
+    say("armed");
+    for _ in 0..rounds {
+        let ready = set.wait().expect("wait");
+        let keys: Vec<String> = ready.keys().iter().map(|k| k.index().to_string()).collect();
+        say(&format!("ready {}", keys.join(",")));
+        for &key in ready.keys() {
+            match key.index() {
+                i @ 0..=2 => set.set_since(key, values[i].version()),
+                3 => while queue.try_pop().expect("try_pop").is_some() {},
+                _ => while channel.try_recv().expect("try_recv").is_some() {},
+            }
+        }
+    }
+}
+
+/// `wait-set-hammer HOW VALUE QUEUE ACK ROUNDS`: a `WaitSet` on the `Counter` region VALUE (a
+/// new version) and the `MsgQueue` QUEUE (not empty); prints `armed`, then loops: waits, takes
+/// the highest round seen (VALUE's count, or the `seq` of what it pops), and commits it to the
+/// `Counter` region ACK, until it has seen round ROUNDS; prints `done`. The test publishes
+/// round k on either source once ACK says k - 1: a lost wake-up hangs (see `wait_set_mode`).
+fn wait_set_hammer(how: &str, value: &str, queue: &str, ack: &str, rounds: u64) {
+    wait_set_mode(how);
+    let value = open::<Counter>(value);
+    let queue = MsgQueue::open(at(queue)).expect("open queue");
+    let ack = open::<Counter>(ack);
+    let mut set = shmstore::WaitSet::new();
+    let value_key = set.add_value(&value, value.version()).expect("add value");
+    set.add_queue(&queue, shmstore::QueueEvent::NotEmpty)
+        .expect("add queue");
+    say("armed");
+    let mut seen = 0;
+    while seen < rounds {
+        let ready = set.wait().expect("wait");
+        assert!(!ready.timed_out(), "no deadline was set");
+        if ready.contains(value_key) {
+            set.set_since(value_key, value.version());
+            seen = seen.max(value.read().count);
+        }
+        while let Some(msg) = queue.try_pop().expect("try_pop") {
+            seen = seen.max(msg.seq);
+        }
+        *ack.lock().expect("lock ack") = Counter::at(seen);
+    }
+    say("done");
+}
+
+/// `wait-set-sleep VALUE QUEUE`: a `WaitSet` on the `Counter` region VALUE (writable: counted
+/// in its `waiters`) and the `MsgQueue` QUEUE (not empty: counted in its sleepers); prints
+/// `armed` and waits until killed (the test kills it while it sleeps there).
+fn wait_set_sleep(value: &str, queue: &str) {
+    let value = open::<Counter>(value);
+    let queue = MsgQueue::open(at(queue)).expect("open queue");
+    let mut set = shmstore::WaitSet::new();
+    set.add_value(&value, value.version()).expect("add value");
+    set.add_queue(&queue, shmstore::QueueEvent::NotEmpty)
+        .expect("add queue");
+    say("armed");
+    loop {
+        set.wait().expect("wait");
+    }
+}
+
+// ==== Waiting on many things: async and event loops ====
+
+/// `publish-on-command VALUE QUEUE`: opens the `Counter` region VALUE and the `MsgQueue`
+/// QUEUE, prints `ready`, then for each line it reads: `value` commits the counter plus one,
+/// `push SEQ` pushes `Msg::new(1, SEQ)`, `close` closes the queue; each followed by `done`.
+/// Ends at the end of its input.
+fn publish_on_command(value: &str, queue: &str) {
+    let shm = open::<Counter>(value);
+    let queue = open_queue(queue);
+    say("ready");
+    for line in std::io::stdin().lock().lines() {
+        let line = line.expect("stdin");
+        match line.split_whitespace().collect::<Vec<_>>().as_slice() {
+            ["value"] => {
+                let mut counter = shm.lock().expect("lock");
+                *counter = Counter::at(counter.count + 1);
+            }
+            ["push", seq] => queue
+                .push(Msg::new(1, seq.parse().expect("SEQ")))
+                .expect("push"),
+            ["close"] => queue.close(),
+            other => panic!("unknown command {other:?}"),
+        }
+        say("done");
     }
 }
