@@ -45,7 +45,7 @@ use crate::wait::{notify, region_removed, sleep_until, wake_unconditionally};
 
 use super::mpmc::wait_until;
 use super::spsc::{other_holds_role, take_role, Role, CONSUMER_BYTE, PRODUCER_BYTE};
-use super::{keep_spinning, stored_mode, QueueMode, Roles};
+use super::{keep_spinning, QueueMode, Roles};
 
 /// How many times a non-blocking MPMC call tries the lock (as `ShmQueue`'s `try_push`).
 const TRY_LOCK_ATTEMPTS: u32 = 64;
@@ -1212,15 +1212,8 @@ impl ShmChannelOptions {
     /// before the handle exists, so that a refused channel is never removed by
     /// `unlink_on_drop`.
     fn handle(&self, region: Region, spec: &RegionSpec) -> Result<ShmChannel> {
-        let found = stored_mode(&region);
-        match self.queue_mode {
-            Some(asked) if asked != found => Err(Error::QueueModeMismatch {
-                name: region.name().to_string(),
-                asked,
-                found,
-            }),
-            _ => ShmChannel::from_region(region, spec),
-        }
+        super::check_mode(&region, self.queue_mode)?;
+        ShmChannel::from_region(region, spec)
     }
 }
 

@@ -1336,15 +1336,22 @@ impl<T: ShmType, const N: usize> ShmQueueOptions<T, N> {
     /// The handle of an opened queue, once its mode is the one asked for (if any). Checked
     /// before the handle exists, so that a refused queue is never removed by `unlink_on_drop`.
     fn handle(&self, region: Region, spec: &RegionSpec) -> Result<ShmQueue<T, N>> {
-        let found = stored_mode(&region);
-        match self.queue_mode {
-            Some(asked) if asked != found => Err(Error::QueueModeMismatch {
-                name: region.name().to_string(),
-                asked,
-                found,
-            }),
-            _ => Ok(ShmQueue::from_region(region, spec)),
-        }
+        check_mode(&region, self.queue_mode)?;
+        Ok(ShmQueue::from_region(region, spec))
+    }
+}
+
+/// `QueueModeMismatch` when an opener `asked` for a mode and the queue or channel in `region`
+/// has the other; an opener that asked for none follows the creator.
+pub(super) fn check_mode(region: &Region, asked: Option<QueueMode>) -> Result<()> {
+    let found = stored_mode(region);
+    match asked {
+        Some(asked) if asked != found => Err(Error::QueueModeMismatch {
+            name: region.name().to_string(),
+            asked,
+            found,
+        }),
+        _ => Ok(()),
     }
 }
 
