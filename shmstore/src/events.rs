@@ -106,7 +106,7 @@ struct Registered<'a> {
 /// after its next event (a push, a pop, the close), so drain what is there (pop until empty)
 /// before waiting again; a value source moves its `since` to each version it reports (no
 /// `set_since`). It has no deadline (the event loop has its timers) and no limit of 128 futex
-/// words (the notifier starts a thread per 127 words). A queue handle is not `Sync`, so an
+/// words (the notifier starts a thread per 63 sources). A queue handle is not `Sync`, so an
 /// `ShmEvents` that watches one stays on its thread (a mio loop, a current-thread runtime or
 /// a `LocalSet`); in tasks that move between threads use the async calls (`Shm::changed`,
 /// `ShmQueue::pop_async`, feature `tokio`).
