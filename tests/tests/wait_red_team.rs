@@ -1,0 +1,119 @@
+//! Red team of issue 18 (waiting on many things, async): what a stuck or hostile peer can do to
+//! a `WaitSet`, an `ShmEvents` or an async future, with real processes. Each test names what
+//! it found (`regression_…`) or what held.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::process::Command;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use shmstore::QueueMode;
+use shmstore_tests::{helper, region, MsgQueue, TempDir, PATIENCE};
+
+/// Builds `tests/shims/<source>` into a shared object in `dir` with `cc -shared -fPIC`.
+fn build_shim(dir: &TempDir, source: &str) -> PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("shims")
+        .join(source);
+    let out = dir.join(&source.replace(".c", ".so"));
+    let status = Command::new("cc")
+        .args(["-shared", "-fPIC", "-o"])
+        .arg(&out)
+        .arg(&src)
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run cc to build {}: {e}", src.display()));
+    assert!(status.success(), "cc failed to build {}", src.display());
+    out
+}
+
+/// Waits until `pid` is stopped (state `T` in its `/proc` stat).
+fn wait_until_stopped(pid: Pid) {
+    let stat = PathBuf::from(format!("/proc/{pid}/stat"));
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let text = std::fs::read_to_string(&stat).unwrap_or_default();
+        let state = text
+            .rsplit_once(") ")
+            .and_then(|(_, rest)| rest.chars().next());
+        if state == Some('T') {
+            return;
+        }
+        assert!(Instant::now() < deadline, "pid {pid} never stopped");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// A future that counts how often it is polled.
+struct Counted<F> {
+    inner: Pin<Box<F>>,
+    polls: u64,
+}
+
+impl<F: Future> Future for Counted<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        self.polls += 1;
+        self.inner.as_mut().poll(cx)
+    }
+}
+
+/// `pop_async` on an MPMC queue whose lock another process holds, stopped (SIGSTOP while inside
+/// its push): the future used to return `Pending` and wake itself at once, again and again, so
+/// the task spun at full CPU for as long as the lock stayed held (forever, for a stopped or
+/// hostile holder). It now backs off to a re-check every few milliseconds: over two seconds it
+/// is polled at most a few hundred times (a spinning one, many thousands), and it takes the
+/// element once the holder goes on.
+#[test]
+fn regression_pop_async_spun_while_another_process_held_the_queue_lock() {
+    let dir = TempDir::new("wait-red-shim");
+    let shim = build_shim(&dir, "stop_at_unlock.c");
+    let (name, _place) = region("red-busy-lock");
+    let mut q = MsgQueue::options()
+        .queue_mode(QueueMode::Mpmc)
+        .create(&name)
+        .unwrap();
+    let mut holder = helper!("queue-stop-at-unlock", shim.display(), &name);
+    wait_until_stopped(holder.pid());
+    assert_eq!(
+        q.len(),
+        1,
+        "the holder published, then stopped holding the lock"
+    );
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut counted = Counted {
+        inner: Box::pin(q.pop_async()),
+        polls: 0,
+    };
+    let waited =
+        rt.block_on(async { tokio::time::timeout(Duration::from_secs(2), &mut counted).await });
+    assert!(
+        waited.is_err(),
+        "popped while the lock was held: {waited:?}"
+    );
+    let polls = counted.polls;
+    assert!(
+        polls < 2_000,
+        "pop_async was polled {polls} times in 2 s with the lock held elsewhere: it spins"
+    );
+
+    // Once the holder goes on, the same future takes the element.
+    kill(holder.pid(), Signal::SIGCONT).unwrap();
+    holder.expect("pushed");
+    let popped = rt
+        .block_on(async { tokio::time::timeout(PATIENCE, &mut counted).await })
+        .expect("the element within PATIENCE once the lock was released")
+        .unwrap();
+    assert_eq!(popped.map(|m| m.seq), Some(0));
+    drop(counted);
+    holder.finish_ok();
+    assert_eq!(shmstore::__notifier_registrations(), 0);
+}
