@@ -117,3 +117,34 @@ fn regression_pop_async_spun_while_another_process_held_the_queue_lock() {
     holder.finish_ok();
     assert_eq!(shmstore::__notifier_registrations(), 0);
 }
+
+/// Another user, who may only read a region (mode 0644, a `ShmReader`), waits for its changes
+/// through a `WaitSet`, an `ShmEvents` under `poll(2)` and `changed` (its 10 ms re-check: it
+/// cannot count itself in), each seeing the version published by the owner; it never writes
+/// (a write through its read-only mapping would kill it with SIGSEGV).
+#[test]
+fn another_user_with_read_access_only_waits_through_every_form() {
+    let (name, _place) = region("red-other-uid");
+    let value = shmstore::Shm::<shmstore_tests::Counter>::options()
+        .mode(0o644)
+        .create(&name, shmstore_tests::Counter::at(0))
+        .unwrap();
+    let mut waiter = helper!("red-other-uid-wait", &name);
+    assert_eq!(waiter.line(), format!("ready {}", value.version()));
+    for how in ["waitset", "events", "async"] {
+        waiter.send(how);
+        // Published after the helper may or may not sleep yet: either way it must see it.
+        std::thread::sleep(Duration::from_millis(50));
+        {
+            let mut counter = value.lock().unwrap();
+            *counter = shmstore_tests::Counter::at(counter.count + 1);
+        }
+        assert_eq!(
+            waiter.line(),
+            format!("changed {}", value.version()),
+            "through {how}"
+        );
+    }
+    let lines = waiter.finish_ok();
+    assert!(lines.is_empty(), "{lines:?}");
+}

@@ -189,6 +189,7 @@ fn main() {
         }
         ["wait-set-sleep", value, queue] => wait_set_sleep(value, queue),
         ["publish-on-command", value, queue] => publish_on_command(value, queue),
+        ["red-other-uid-wait", name] => red_other_uid_wait(name),
         _ => {
             eprintln!("shm-helper: unknown arguments {args:?}");
             std::process::exit(2);
@@ -2178,5 +2179,79 @@ fn publish_on_command(value: &str, queue: &str) {
             other => panic!("unknown command {other:?}"),
         }
         say("done");
+    }
+}
+
+// ---- Red team of issue 18 (`tests/wait_red_team.rs`) ----
+
+/// `red-other-uid-wait NAME`: drops to uid/gid 65534, opens the `Counter` region NAME with a
+/// `ShmReader` (it may only read it), prints `ready VERSION`, then for each line `waitset`,
+/// `events` or `async` waits for a version after the last one it saw through a `WaitSet`, an
+/// `ShmEvents` under `poll(2)`, or `changed` driven by a parking executor, and prints
+/// `changed VERSION`. Each wait gives up (panics) after 60 s.
+fn red_other_uid_wait(name: &str) {
+    use std::future::Future;
+    use std::os::fd::AsFd;
+    use std::sync::Arc;
+    use std::task::{Context, Poll, Wake};
+
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    drop_to_nobody();
+    let reader = Shm::<Counter>::options()
+        .allow_other_owner(true)
+        .open_reader(at(name))
+        .expect("open_reader");
+    let mut since = reader.version();
+    say(&format!("ready {since}"));
+    let patience = Duration::from_secs(60);
+    for line in std::io::stdin().lock().lines() {
+        let line = line.expect("stdin");
+        let version = match line.as_str() {
+            "waitset" => {
+                let mut set = shmstore::WaitSet::new();
+                set.add_value(&reader, since).expect("add_value");
+                set.set_timeout(patience);
+                assert!(!set.wait().expect("wait").timed_out(), "no change seen");
+                reader.version()
+            }
+            "events" => {
+                use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+                let mut events = shmstore::ShmEvents::new().expect("ShmEvents");
+                let key = events.add_value(&reader, since).expect("add_value");
+                let deadline = std::time::Instant::now() + patience;
+                loop {
+                    let mut fds = [PollFd::new(events.as_fd(), PollFlags::POLLIN)];
+                    poll(&mut fds, PollTimeout::from(1000u16)).expect("poll");
+                    let ready = events.ready();
+                    if let Some((_, readiness)) = ready.into_iter().find(|(k, _)| *k == key) {
+                        readiness.expect("readiness");
+                        break;
+                    }
+                    assert!(std::time::Instant::now() < deadline, "no change seen");
+                }
+                reader.version()
+            }
+            "async" => {
+                let waker = Arc::new(Unpark(std::thread::current())).into();
+                let mut cx = Context::from_waker(&waker);
+                let mut changed = std::pin::pin!(reader.changed(since));
+                let deadline = std::time::Instant::now() + patience;
+                loop {
+                    if let Poll::Ready(v) = changed.as_mut().poll(&mut cx) {
+                        break v.expect("changed");
+                    }
+                    assert!(std::time::Instant::now() < deadline, "no change seen");
+                    std::thread::park_timeout(Duration::from_secs(1));
+                }
+            }
+            other => panic!("unknown command {other:?}"),
+        };
+        since = version;
+        say(&format!("changed {version}"));
     }
 }
