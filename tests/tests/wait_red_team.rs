@@ -115,7 +115,6 @@ fn regression_pop_async_spun_while_another_process_held_the_queue_lock() {
     assert_eq!(popped.map(|m| m.seq), Some(0));
     drop(counted);
     holder.finish_ok();
-    assert_eq!(shmstore::__notifier_registrations(), 0);
 }
 
 /// Another user, who may only read a region (mode 0644, a `ShmReader`), waits for its changes
@@ -147,4 +146,66 @@ fn another_user_with_read_access_only_waits_through_every_form() {
     }
     let lines = waiter.finish_ok();
     assert!(lines.is_empty(), "{lines:?}");
+}
+
+/// A `changed` future leaked with `mem::forget` while registered, its handle dropped and its
+/// region removed: the notifier keeps the mapping its registration names (an `Arc`), so it
+/// never sleeps on an unmapped word; when its slice ends it tells the leaked waker once and
+/// sleeps on it no more, and other futures of the process still wake.
+#[test]
+fn a_leaked_changed_future_leaves_no_dangling_word_in_the_notifier() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::task::Wake;
+
+    struct CountWakes(AtomicUsize);
+    impl Wake for CountWakes {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    let (name, _place) = region("red-leaked");
+    let value =
+        shmstore::Shm::<shmstore_tests::Counter>::create(&name, shmstore_tests::Counter::at(0))
+            .unwrap();
+    let wakes = Arc::new(CountWakes(AtomicUsize::new(0)));
+    let waker = Arc::clone(&wakes).into();
+    let mut cx = Context::from_waker(&waker);
+    let mut leaked = Box::pin(value.changed(value.version()));
+    assert!(leaked.as_mut().poll(&mut cx).is_pending(), "registered");
+    std::mem::forget(leaked);
+    drop(value);
+    shmstore::unlink(name.as_str()).unwrap();
+    // Its slice (1 s) ends: the notifier tells the leaked waker, from its mapping kept alive.
+    let deadline = Instant::now() + PATIENCE;
+    while wakes.0.load(Ordering::SeqCst) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the leaked registration never fired"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+
+    // The notifier still serves the process.
+    let (other, _other_place) = region("red-leaked-other");
+    let value =
+        shmstore::Shm::<shmstore_tests::Counter>::create(&other, shmstore_tests::Counter::at(0))
+            .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let since = value.version();
+    let changed = rt.block_on(async {
+        let waiting = value.changed(since);
+        let publishing = async {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            *value.lock().unwrap() = shmstore_tests::Counter::at(1);
+        };
+        tokio::time::timeout(PATIENCE, async { tokio::join!(waiting, publishing).0 }).await
+    });
+    assert_eq!(changed.expect("woken within PATIENCE").unwrap(), since + 1);
+    // Told once: a fired registration is slept on no more.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(wakes.0.load(Ordering::SeqCst), 1);
 }
