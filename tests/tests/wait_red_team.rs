@@ -209,3 +209,26 @@ fn a_leaked_changed_future_leaves_no_dangling_word_in_the_notifier() {
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(wakes.0.load(Ordering::SeqCst), 1);
 }
+
+/// A process whose notifier thread runs forks: the child (which has no copy of that thread)
+/// waits through an `ShmEvents` of its own and sees the change, as does the parent.
+#[test]
+fn a_forked_child_of_a_process_with_a_notifier_waits() {
+    let (name, _place) = region("red-fork");
+    let value =
+        shmstore::Shm::<shmstore_tests::Counter>::create(&name, shmstore_tests::Counter::at(0))
+            .unwrap();
+    let mut waiter = helper!("red-fork-wait", &name);
+    let since = value.version();
+    assert_eq!(waiter.line(), format!("forked {since}"));
+    *value.lock().unwrap() = shmstore_tests::Counter::at(1);
+    let lines = waiter.finish_ok();
+    assert_eq!(
+        lines,
+        [
+            format!("child changed {}", since + 1),
+            format!("parent changed {}", since + 1),
+            "child exited 0".to_string()
+        ]
+    );
+}

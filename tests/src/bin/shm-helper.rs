@@ -190,6 +190,7 @@ fn main() {
         ["wait-set-sleep", value, queue] => wait_set_sleep(value, queue),
         ["publish-on-command", value, queue] => publish_on_command(value, queue),
         ["red-other-uid-wait", name] => red_other_uid_wait(name),
+        ["red-fork-wait", name] => red_fork_wait(name),
         _ => {
             eprintln!("shm-helper: unknown arguments {args:?}");
             std::process::exit(2);
@@ -2253,5 +2254,58 @@ fn red_other_uid_wait(name: &str) {
         };
         since = version;
         say(&format!("changed {version}"));
+    }
+}
+
+/// Waits with `ShmEvents` under `poll(2)` for a version of `shm` other than `since`, at most
+/// 60 s; returns the version seen, `None` if none came.
+fn red_events_wait(shm: &Shm<Counter>, since: u64) -> Option<u64> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use std::os::fd::AsFd;
+    let mut events = shmstore::ShmEvents::new().expect("ShmEvents");
+    let key = events.add_value(shm, since).expect("add_value");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while std::time::Instant::now() < deadline {
+        let mut fds = [PollFd::new(events.as_fd(), PollFlags::POLLIN)];
+        poll(&mut fds, PollTimeout::from(1000u16)).expect("poll");
+        if let Some((_, readiness)) = events.ready().into_iter().find(|(k, _)| *k == key) {
+            readiness.expect("readiness");
+            return Some(shm.version());
+        }
+    }
+    None
+}
+
+/// `red-fork-wait NAME`: opens the `Counter` region NAME, registers an `ShmEvents` on it (which
+/// starts the process's notifier thread), then forks; prints `forked VERSION` (the version both
+/// wait past). The child waits through an `ShmEvents` of its own and prints `child changed V`
+/// (or `child nothing`); the parent then waits the same way, prints `parent changed V`, reaps
+/// the child and prints `child exited CODE`.
+fn red_fork_wait(name: &str) {
+    let shm = open::<Counter>(name);
+    let since = shm.version();
+    let mut before = shmstore::ShmEvents::new().expect("ShmEvents");
+    before.add_value(&shm, since).expect("add_value");
+    // SAFETY: the child only runs Rust code of this program (the notifier thread is not
+    // copied: the child starts its own), then exits.
+    match unsafe { nix::unistd::fork() }.expect("fork") {
+        nix::unistd::ForkResult::Child => {
+            let seen = red_events_wait(&shm, since);
+            say(&seen.map_or("child nothing".to_string(), |v| {
+                format!("child changed {v}")
+            }));
+            std::process::exit(0);
+        }
+        nix::unistd::ForkResult::Parent { child } => {
+            say(&format!("forked {since}"));
+            let seen = red_events_wait(&shm, since).expect("the parent saw no change");
+            let status = nix::sys::wait::waitpid(child, None).expect("waitpid");
+            say(&format!("parent changed {seen}"));
+            match status {
+                nix::sys::wait::WaitStatus::Exited(_, code) => say(&format!("child exited {code}")),
+                other => say(&format!("child ended {other:?}")),
+            }
+            drop(before);
+        }
     }
 }
