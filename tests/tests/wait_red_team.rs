@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use shmstore::QueueMode;
-use shmstore_tests::{helper, region, MsgQueue, TempDir, PATIENCE};
+use shmstore_tests::{helper, region, Msg, MsgQueue, TempDir, PATIENCE};
 
 /// Builds `tests/shims/<source>` into a shared object in `dir` with `cc -shared -fPIC`.
 fn build_shim(dir: &TempDir, source: &str) -> PathBuf {
@@ -231,4 +231,190 @@ fn a_forked_child_of_a_process_with_a_notifier_waits() {
             "child exited 0".to_string()
         ]
     );
+}
+
+/// CPU time (user + system) of the task `tid` of this process, in clock ticks (1/100 s).
+fn cpu_ticks_of(tid: &str) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(") ")
+        .map_or(vec![], |(_, rest)| rest.split(' ').collect());
+    // After the command: state is field 3, utime 14 and stime 15 (proc(5)).
+    let at = |field: usize| fields.get(field - 3).and_then(|f| f.parse::<u64>().ok());
+    at(14).unwrap_or(0) + at(15).unwrap_or(0)
+}
+
+/// CPU ticks of the calling thread and of the process's notifier threads together.
+fn waiting_cpu_ticks() -> u64 {
+    let me = nix::unistd::gettid().to_string();
+    let mut ticks = cpu_ticks_of(&me);
+    for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+        let tid = task.file_name().to_string_lossy().into_owned();
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if comm.starts_with("shmstore-notif") {
+            ticks += cpu_ticks_of(&tid);
+        }
+    }
+    ticks
+}
+
+/// Writes `bytes` at `offset` of the POSIX object `name`, as a hostile peer with write access
+/// may (through the file, which shares its pages with every mapping).
+fn forge(name: &str, offset: u64, bytes: &[u8]) {
+    use std::os::unix::fs::FileExt;
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(shmstore_tests::shm_path(name))
+        .unwrap();
+    file.write_all_at(bytes, offset).unwrap();
+}
+
+/// How many seconds each forged wait runs: long enough that a spinning waiter burns far more
+/// CPU than [`SPIN_TICKS`], while a sleeping one (a re-check every 10 ms at most) burns a few
+/// ticks.
+const FORGED_WAIT: Duration = Duration::from_secs(2);
+
+/// CPU ticks (1/100 s) a forged wait of [`FORGED_WAIT`] may take: a quarter of its length,
+/// tens of times what sleeping costs, and less than a spinning waiter gets of even a loaded
+/// machine's CPU.
+const SPIN_TICKS: u64 = 50;
+
+/// A hostile peer with write access forges the words waits read, while a `WaitSet`, an
+/// `ShmEvents` and a `select!` over `changed` and `pop_async` wait on a value and an MPMC queue:
+/// the sleeper counts full (0xffff) or with a generation that moved, the version odd forever
+/// (a write that never ends) or gone backwards, the epochs moved, the queue's counters
+/// impossible, its lock owned by a live process that never unlocks (before the fix of
+/// `regression_pop_async_spun_while_another_process_held_the_queue_lock`, `pop_async` spun). Each wait ends (ready, timed out, or a typed error) or keeps waiting without
+/// spinning: over two seconds its thread and the notifier's burn at most a quarter of them.
+#[test]
+fn forged_wait_words_make_no_waiter_panic_hang_or_spin() {
+    type Forge = (&'static str, fn(&str, &str, u64, u64));
+    let forgeries: [Forge; 8] = [
+        ("counts full", |v, q, p, _| {
+            forge(v, 136, &0xffffu32.to_ne_bytes());
+            forge(q, p + 132, &0xffffu32.to_ne_bytes());
+        }),
+        ("count of another generation", |v, q, p, _| {
+            forge(v, 136, &0x0005_0001u32.to_ne_bytes());
+            forge(q, p + 132, &0x0005_0001u32.to_ne_bytes());
+        }),
+        ("version odd forever", |v, _, _, since| {
+            forge(v, 128, &(since * 2 + 1).to_ne_bytes());
+        }),
+        ("version backwards", |v, _, _, _| {
+            forge(v, 128, &0u64.to_ne_bytes());
+        }),
+        ("epochs moved", |_, q, p, _| {
+            forge(q, p + 128, &0x1234_5678u32.to_ne_bytes());
+            forge(q, p + 192, &0x1234_5678u32.to_ne_bytes());
+        }),
+        ("head past tail", |_, q, p, _| {
+            forge(q, p + 64, &1000u64.to_ne_bytes());
+        }),
+        ("tail far past head", |_, q, p, _| {
+            forge(q, p, &1000u64.to_ne_bytes());
+        }),
+        // The mutex's owner word (glibc: the first int) names pid 1, alive and never
+        // unlocking: every try-lock finds it held.
+        ("queue lock owned by a live process", |_, q, _, _| {
+            // With an element queued, which a pop must take the lock to take.
+            MsgQueue::open(q).unwrap().push(Msg::new(1, 0)).unwrap();
+            forge(q, 192, &1u32.to_ne_bytes());
+        }),
+    ];
+    for (what, forge_words) in forgeries {
+        for how in ["waitset", "events", "async"] {
+            let (value_name, _value_place) = region("red-forged-value");
+            let (queue_name, _queue_place) = region("red-forged-queue");
+            let value = shmstore::Shm::<shmstore_tests::Counter>::create(
+                &value_name,
+                shmstore_tests::Counter::at(0),
+            )
+            .unwrap();
+            *value.lock().unwrap() = shmstore_tests::Counter::at(1);
+            let mut queue = MsgQueue::options()
+                .queue_mode(QueueMode::Mpmc)
+                .create(&queue_name)
+                .unwrap();
+            let payload = shmstore::inspect::Inspector::open(queue_name.as_str())
+                .unwrap()
+                .header_fields()
+                .payload_offset;
+            let since = value.version();
+            let outcome = std::thread::scope(|scope| {
+                let waiter = scope.spawn(|| {
+                    let before = waiting_cpu_ticks();
+                    let outcome = wait_forged(how, &value, &mut queue, since);
+                    (outcome, waiting_cpu_ticks() - before)
+                });
+                std::thread::sleep(Duration::from_millis(100));
+                forge_words(&value_name, &queue_name, payload, since);
+                waiter.join().expect("the waiter panicked")
+            });
+            let (outcome, ticks) = outcome;
+            eprintln!("{what}, {how}: {outcome} ({ticks} ticks)");
+            assert!(
+                ticks <= SPIN_TICKS,
+                "{what}, {how}: the wait burnt {ticks} ticks of CPU in {FORGED_WAIT:?} ({outcome})"
+            );
+        }
+    }
+}
+
+/// Waits `how` on `value` (past `since`) and `queue` (not empty) for [`FORGED_WAIT`] at most;
+/// says how it ended.
+fn wait_forged(
+    how: &str,
+    value: &shmstore::Shm<shmstore_tests::Counter>,
+    queue: &mut MsgQueue,
+    since: u64,
+) -> String {
+    match how {
+        "waitset" => {
+            let mut set = shmstore::WaitSet::new();
+            set.add_value(value, since).unwrap();
+            set.add_queue(&*queue, shmstore::QueueEvent::NotEmpty)
+                .unwrap();
+            set.set_timeout(FORGED_WAIT);
+            format!("{:?}", set.wait().map(|ready| ready.keys().len()))
+        }
+        "events" => {
+            use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+            use std::os::fd::AsFd;
+            let mut events = shmstore::ShmEvents::new().unwrap();
+            events.add_value(value, since).unwrap();
+            events
+                .add_queue(&*queue, shmstore::QueueEvent::NotEmpty)
+                .unwrap();
+            let deadline = Instant::now() + FORGED_WAIT;
+            loop {
+                let mut fds = [PollFd::new(events.as_fd(), PollFlags::POLLIN)];
+                poll(&mut fds, PollTimeout::from(100u16)).unwrap();
+                let ready = events.ready();
+                if !ready.is_empty() {
+                    return format!("{ready:?}");
+                }
+                if Instant::now() >= deadline {
+                    return "timed out".to_string();
+                }
+            }
+        }
+        _ => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let either = async {
+                    tokio::select! {
+                        v = value.changed(since) => format!("changed {v:?}"),
+                        m = queue.pop_async() => format!("popped {m:?}"),
+                    }
+                };
+                tokio::time::timeout(FORGED_WAIT, either)
+                    .await
+                    .unwrap_or_else(|_| "timed out".to_string())
+            })
+        }
+    }
 }
