@@ -344,7 +344,7 @@ fn forged_wait_words_make_no_waiter_panic_hang_or_spin() {
             let outcome = std::thread::scope(|scope| {
                 let waiter = scope.spawn(|| {
                     let before = waiting_cpu_ticks();
-                    let outcome = wait_forged(how, &value, &mut queue, since);
+                    let outcome = wait_forged(how, &value, &mut queue, since, FORGED_WAIT);
                     (outcome, waiting_cpu_ticks() - before)
                 });
                 std::thread::sleep(Duration::from_millis(100));
@@ -361,13 +361,14 @@ fn forged_wait_words_make_no_waiter_panic_hang_or_spin() {
     }
 }
 
-/// Waits `how` on `value` (past `since`) and `queue` (not empty) for [`FORGED_WAIT`] at most;
-/// says how it ended.
+/// Waits `how` on `value` (past `since`) and `queue` (not empty) for `limit` at most; says
+/// how it ended.
 fn wait_forged(
     how: &str,
     value: &shmstore::Shm<shmstore_tests::Counter>,
     queue: &mut MsgQueue,
     since: u64,
+    limit: Duration,
 ) -> String {
     match how {
         "waitset" => {
@@ -375,7 +376,7 @@ fn wait_forged(
             set.add_value(value, since).unwrap();
             set.add_queue(&*queue, shmstore::QueueEvent::NotEmpty)
                 .unwrap();
-            set.set_timeout(FORGED_WAIT);
+            set.set_timeout(limit);
             format!("{:?}", set.wait().map(|ready| ready.keys().len()))
         }
         "events" => {
@@ -386,7 +387,7 @@ fn wait_forged(
             events
                 .add_queue(&*queue, shmstore::QueueEvent::NotEmpty)
                 .unwrap();
-            let deadline = Instant::now() + FORGED_WAIT;
+            let deadline = Instant::now() + limit;
             loop {
                 let mut fds = [PollFd::new(events.as_fd(), PollFlags::POLLIN)];
                 poll(&mut fds, PollTimeout::from(100u16)).unwrap();
@@ -411,10 +412,62 @@ fn wait_forged(
                         m = queue.pop_async() => format!("popped {m:?}"),
                     }
                 };
-                tokio::time::timeout(FORGED_WAIT, either)
+                tokio::time::timeout(limit, either)
                     .await
                     .unwrap_or_else(|_| "timed out".to_string())
             })
+        }
+    }
+}
+
+/// A value region or a queue removed while a `WaitSet`, an `ShmEvents` or a `select!` over
+/// `changed` and `pop_async` waits on it, by `shmstore::unlink` or by a plain `rm` of its
+/// /dev/shm file: every form reports it (ready, or `Removed`) instead of waiting on.
+#[test]
+fn a_removal_by_unlink_or_rm_ends_every_form_of_wait() {
+    for (target, by) in [
+        ("value", "unlink"),
+        ("value", "rm"),
+        ("queue", "unlink"),
+        ("queue", "rm"),
+    ] {
+        for how in ["waitset", "events", "async"] {
+            let (value_name, _value_place) = region("red-removed-value");
+            let (queue_name, _queue_place) = region("red-removed-queue");
+            let value = shmstore::Shm::<shmstore_tests::Counter>::create(
+                &value_name,
+                shmstore_tests::Counter::at(0),
+            )
+            .unwrap();
+            let mut queue = MsgQueue::options()
+                .queue_mode(QueueMode::Mpmc)
+                .create(&queue_name)
+                .unwrap();
+            let since = value.version();
+            let name = if target == "value" {
+                &value_name
+            } else {
+                &queue_name
+            };
+            let outcome = std::thread::scope(|scope| {
+                let waiter = scope.spawn(|| wait_forged(how, &value, &mut queue, since, PATIENCE));
+                std::thread::sleep(Duration::from_millis(100));
+                if by == "unlink" {
+                    shmstore::unlink(name.as_str()).unwrap();
+                } else {
+                    std::fs::remove_file(shmstore_tests::shm_path(name)).unwrap();
+                }
+                waiter.join().expect("the waiter panicked")
+            });
+            eprintln!("{target} removed by {by}, {how}: {outcome}");
+            assert_ne!(
+                outcome, "timed out",
+                "{target} removed by {by}: the {how} wait did not end"
+            );
+            assert!(
+                !outcome.contains("Ok(0)"),
+                "{target} removed by {by}: the {how} wait timed out"
+            );
         }
     }
 }
