@@ -471,3 +471,99 @@ fn a_removal_by_unlink_or_rm_ends_every_form_of_wait() {
         }
     }
 }
+
+/// Beyond one `futex_waitv` (128 words): an `ShmEvents` on 200 value regions (its
+/// registrations spread over several notifier shards) becomes readable for the one that
+/// changed and names it alone; 2 000 `changed` futures on one region at once are all woken by
+/// one publish; a `WaitSet` takes 64 writable values (128 words) and refuses a 65th with a
+/// typed error.
+#[test]
+fn beyond_one_futex_waitv_every_form_still_wakes() {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use std::os::fd::AsFd;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::task::Wake;
+
+    let places: Vec<_> = (0..200).map(|_| region("red-many")).collect();
+    let values: Vec<_> = places
+        .iter()
+        .map(|(name, _)| {
+            shmstore::Shm::<shmstore_tests::Counter>::create(name, shmstore_tests::Counter::at(0))
+                .unwrap()
+        })
+        .collect();
+    let mut events = shmstore::ShmEvents::new().unwrap();
+    let keys: Vec<_> = values
+        .iter()
+        .map(|v| events.add_value(v, v.version()).unwrap())
+        .collect();
+    assert!(events.ready().is_empty());
+    *values[137].lock().unwrap() = shmstore_tests::Counter::at(1);
+    let deadline = Instant::now() + PATIENCE;
+    let ready = loop {
+        let mut fds = [PollFd::new(events.as_fd(), PollFlags::POLLIN)];
+        poll(&mut fds, PollTimeout::from(1000u16)).unwrap();
+        let ready = events.ready();
+        if !ready.is_empty() {
+            break ready;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the 138th of 200 sources never woke"
+        );
+    };
+    let woke: Vec<_> = ready.iter().map(|(key, _)| *key).collect();
+    assert_eq!(woke, [keys[137]]);
+    drop(events);
+
+    struct CountWakes(AtomicUsize);
+    impl Wake for CountWakes {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    let wakes = Arc::new(CountWakes(AtomicUsize::new(0)));
+    let waker = Arc::clone(&wakes).into();
+    let mut cx = Context::from_waker(&waker);
+    let value = &values[0];
+    let since = value.version();
+    let mut futures: Vec<_> = (0..2000)
+        .map(|_| Some(Box::pin(value.changed(since))))
+        .collect();
+    for future in &mut futures {
+        assert!(future.as_mut().unwrap().as_mut().poll(&mut cx).is_pending());
+    }
+    *value.lock().unwrap() = shmstore_tests::Counter::at(1);
+    let deadline = Instant::now() + PATIENCE;
+    while futures.iter().any(Option::is_some) {
+        for slot in &mut futures {
+            if let Some(future) = slot {
+                if let Poll::Ready(version) = future.as_mut().poll(&mut cx) {
+                    assert_eq!(version.unwrap(), since + 1);
+                    *slot = None;
+                }
+            }
+        }
+        let left = futures.iter().filter(|f| f.is_some()).count();
+        assert!(
+            Instant::now() < deadline,
+            "{left} of 2000 futures never woke"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+
+    let mut set = shmstore::WaitSet::new();
+    for v in &values[..64] {
+        set.add_value(v, v.version()).unwrap();
+    }
+    assert!(matches!(
+        set.add_value(&values[64], values[64].version()),
+        Err(shmstore::Error::InvalidWaitSet { .. })
+    ));
+    *values[63].lock().unwrap() = shmstore_tests::Counter::at(1);
+    set.set_timeout(PATIENCE);
+    let ready = set.wait().unwrap();
+    assert_eq!(ready.keys().len(), 1, "the 64th value alone");
+    assert_eq!(ready.keys()[0].index(), 63);
+}
