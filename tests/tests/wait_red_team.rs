@@ -567,3 +567,70 @@ fn beyond_one_futex_waitv_every_form_still_wakes() {
     assert_eq!(ready.keys().len(), 1, "the 64th value alone");
     assert_eq!(ready.keys()[0].index(), 63);
 }
+
+/// The count bits of the value region `name`'s `waiters` and the MPMC queue `queue`'s
+/// `not_empty_sleepers` (FORMAT.md, "Sleeper counts").
+fn sleeper_counts(name: &str, queue: &str) -> (u32, u32) {
+    let word = |name: &str, at: usize| {
+        let bytes = std::fs::read(shmstore_tests::shm_path(name)).unwrap();
+        u32::from_ne_bytes(bytes[at..at + 4].try_into().unwrap()) & 0xffff
+    };
+    let payload = shmstore::inspect::Inspector::open(queue)
+        .unwrap()
+        .header_fields()
+        .payload_offset as usize;
+    (word(name, 136), word(queue, payload + 132))
+}
+
+/// A process killed (SIGKILL) while registered through an `ShmEvents` or async futures left
+/// its 1 in the value's and the queue's sleeper counts: the next publish to each, which woke
+/// nobody, clears it, so later publishes make no system call again; and a waiter of this
+/// process still wakes.
+#[test]
+fn a_process_killed_while_registered_through_events_or_futures_stops_costing_publishes() {
+    for how in ["events", "async"] {
+        let (value_name, _value_place) = region("red-killed-value");
+        let (queue_name, _queue_place) = region("red-killed-queue");
+        let value = shmstore::Shm::<shmstore_tests::Counter>::create(
+            &value_name,
+            shmstore_tests::Counter::at(0),
+        )
+        .unwrap();
+        let mut queue = MsgQueue::options()
+            .queue_mode(QueueMode::Mpmc)
+            .create(&queue_name)
+            .unwrap();
+        let mut waiter = helper!("red-register-sleep", &value_name, &queue_name, how);
+        waiter.expect("registered");
+        assert_eq!(sleeper_counts(&value_name, &queue_name), (1, 1), "{how}");
+        waiter.kill();
+        *value.lock().unwrap() = shmstore_tests::Counter::at(1);
+        queue.push(Msg::new(1, 0)).unwrap();
+        assert_eq!(
+            sleeper_counts(&value_name, &queue_name),
+            (0, 0),
+            "{how}: the dead registrant's entries stay"
+        );
+        // A live waiter of this process is not affected.
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let since = value.version();
+        let (changed, popped) = rt.block_on(async {
+            let publish = async {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                *value.lock().unwrap() = shmstore_tests::Counter::at(2);
+            };
+            let waits = async {
+                let changed = value.changed(since).await;
+                (changed, queue.pop_async().await)
+            };
+            tokio::time::timeout(PATIENCE, async { tokio::join!(waits, publish).0 })
+                .await
+                .expect("woken within PATIENCE")
+        });
+        assert_eq!(changed.unwrap(), since + 1);
+        assert_eq!(popped.unwrap().map(|m| m.seq), Some(0));
+    }
+}

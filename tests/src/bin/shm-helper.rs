@@ -191,6 +191,7 @@ fn main() {
         ["publish-on-command", value, queue] => publish_on_command(value, queue),
         ["red-other-uid-wait", name] => red_other_uid_wait(name),
         ["red-fork-wait", name] => red_fork_wait(name),
+        ["red-register-sleep", value, queue, how] => red_register_sleep(value, queue, how),
         _ => {
             eprintln!("shm-helper: unknown arguments {args:?}");
             std::process::exit(2);
@@ -2307,5 +2308,37 @@ fn red_fork_wait(name: &str) {
             }
             drop(before);
         }
+    }
+}
+
+/// `red-register-sleep VALUE QUEUE HOW`: opens the `Counter` region VALUE and the `MsgQueue`
+/// QUEUE, registers a wait on VALUE's change and on QUEUE's "not empty" HOW (`events`: one
+/// `ShmEvents`; `async`: a polled `changed` and `pop_async` future each), prints `registered`,
+/// and sleeps until killed, registered.
+fn red_register_sleep(value: &str, queue: &str, how: &str) -> ! {
+    use std::future::Future;
+    let shm = open::<Counter>(value);
+    let mut queue = open_queue(queue);
+    let since = shm.version();
+    match how {
+        "events" => {
+            let mut events = shmstore::ShmEvents::new().expect("ShmEvents");
+            events.add_value(&shm, since).expect("add_value");
+            events
+                .add_queue(&queue, shmstore::QueueEvent::NotEmpty)
+                .expect("add_queue");
+            say("registered");
+            sleep_forever()
+        }
+        "async" => {
+            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+            let mut changed = std::pin::pin!(shm.changed(since));
+            assert!(changed.as_mut().poll(&mut cx).is_pending());
+            let mut popped = std::pin::pin!(queue.pop_async());
+            assert!(popped.as_mut().poll(&mut cx).is_pending());
+            say("registered");
+            sleep_forever()
+        }
+        other => panic!("unknown HOW {other:?}"),
     }
 }
