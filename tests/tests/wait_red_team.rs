@@ -634,3 +634,42 @@ fn a_process_killed_while_registered_through_events_or_futures_stops_costing_pub
         assert_eq!(popped.unwrap().map(|m| m.seq), Some(0));
     }
 }
+
+/// Without `futex_waitv` (the test-only fallback switch, in a process of its own): an
+/// `ShmEvents`, `changed` and `pop_async` still see what another process publishes.
+#[test]
+fn without_futex_waitv_events_and_futures_still_wake() {
+    let (value_name, _value_place) = region("red-fallback-value");
+    let (queue_name, _queue_place) = region("red-fallback-queue");
+    let value = shmstore::Shm::<shmstore_tests::Counter>::create(
+        &value_name,
+        shmstore_tests::Counter::at(0),
+    )
+    .unwrap();
+    let queue = MsgQueue::options()
+        .queue_mode(QueueMode::Mpmc)
+        .create(&queue_name)
+        .unwrap();
+    let mut waiter = helper!("red-fallback-wait", &value_name, &queue_name);
+    assert_eq!(waiter.line(), format!("ready {}", value.version()));
+    for (round, how) in ["events", "async-value", "async-pop"]
+        .into_iter()
+        .enumerate()
+    {
+        waiter.send(how);
+        std::thread::sleep(Duration::from_millis(50));
+        if how == "async-pop" {
+            queue.push(Msg::new(1, round as u64)).unwrap();
+            assert_eq!(waiter.line(), format!("popped {round}"));
+        } else {
+            *value.lock().unwrap() = shmstore_tests::Counter::at(round as u64 + 1);
+            assert_eq!(
+                waiter.line(),
+                format!("changed {}", value.version()),
+                "{how}"
+            );
+        }
+    }
+    let lines = waiter.finish_ok();
+    assert!(lines.is_empty(), "{lines:?}");
+}

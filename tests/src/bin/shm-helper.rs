@@ -192,6 +192,7 @@ fn main() {
         ["red-other-uid-wait", name] => red_other_uid_wait(name),
         ["red-fork-wait", name] => red_fork_wait(name),
         ["red-register-sleep", value, queue, how] => red_register_sleep(value, queue, how),
+        ["red-fallback-wait", value, queue] => red_fallback_wait(value, queue),
         _ => {
             eprintln!("shm-helper: unknown arguments {args:?}");
             std::process::exit(2);
@@ -2192,17 +2193,8 @@ fn publish_on_command(value: &str, queue: &str) {
 /// `ShmEvents` under `poll(2)`, or `changed` driven by a parking executor, and prints
 /// `changed VERSION`. Each wait gives up (panics) after 60 s.
 fn red_other_uid_wait(name: &str) {
-    use std::future::Future;
     use std::os::fd::AsFd;
-    use std::sync::Arc;
-    use std::task::{Context, Poll, Wake};
 
-    struct Unpark(std::thread::Thread);
-    impl Wake for Unpark {
-        fn wake(self: Arc<Self>) {
-            self.0.unpark();
-        }
-    }
     drop_to_nobody();
     let reader = Shm::<Counter>::options()
         .allow_other_owner(true)
@@ -2238,19 +2230,7 @@ fn red_other_uid_wait(name: &str) {
                 }
                 reader.version()
             }
-            "async" => {
-                let waker = Arc::new(Unpark(std::thread::current())).into();
-                let mut cx = Context::from_waker(&waker);
-                let mut changed = std::pin::pin!(reader.changed(since));
-                let deadline = std::time::Instant::now() + patience;
-                loop {
-                    if let Poll::Ready(v) = changed.as_mut().poll(&mut cx) {
-                        break v.expect("changed");
-                    }
-                    assert!(std::time::Instant::now() < deadline, "no change seen");
-                    std::thread::park_timeout(Duration::from_secs(1));
-                }
-            }
+            "async" => red_block_on(reader.changed(since)).expect("changed"),
             other => panic!("unknown command {other:?}"),
         };
         since = version;
@@ -2340,5 +2320,58 @@ fn red_register_sleep(value: &str, queue: &str, how: &str) -> ! {
             sleep_forever()
         }
         other => panic!("unknown HOW {other:?}"),
+    }
+}
+
+/// Runs `future` to its end on this thread, parking between polls (at most 60 s, then panics).
+fn red_block_on<F: std::future::Future>(future: F) -> F::Output {
+    use std::sync::Arc;
+    use std::task::{Context, Poll, Wake};
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Arc::new(Unpark(std::thread::current())).into();
+    let mut cx = Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
+            return out;
+        }
+        assert!(std::time::Instant::now() < deadline, "never ready");
+        std::thread::park_timeout(Duration::from_secs(1));
+    }
+}
+
+/// `red-fallback-wait VALUE QUEUE`: behaves as on a kernel without `futex_waitv`
+/// (`__force_futex_waitv_fallback`), opens the `Counter` region VALUE and the `MsgQueue` QUEUE,
+/// prints `ready VERSION`, then for each line: `events` waits for VALUE's next version through
+/// an `ShmEvents`, `async-value` through `changed`, `async-pop` pops an element through
+/// `pop_async`; prints `changed V` or `popped SEQ`.
+fn red_fallback_wait(value: &str, queue: &str) {
+    shmstore::__force_futex_waitv_fallback();
+    let shm = open::<Counter>(value);
+    let mut queue = open_queue(queue);
+    let mut since = shm.version();
+    say(&format!("ready {since}"));
+    for line in std::io::stdin().lock().lines() {
+        match line.expect("stdin").as_str() {
+            "events" => {
+                since = red_events_wait(&shm, since).expect("no change seen");
+                say(&format!("changed {since}"));
+            }
+            "async-value" => {
+                since = red_block_on(shm.changed(since)).expect("changed");
+                say(&format!("changed {since}"));
+            }
+            "async-pop" => {
+                let msg = red_block_on(queue.pop_async()).expect("pop_async");
+                say(&format!("popped {}", msg.expect("an element").seq));
+            }
+            other => panic!("unknown command {other:?}"),
+        }
     }
 }
