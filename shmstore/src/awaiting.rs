@@ -79,9 +79,16 @@ fn poll_queue<'q, R>(
                 return Poll::Pending;
             }
             // Held for longer than any push or pop takes: look again within 10 ms, or when
-            // the event moves (the holder's own push or pop), without spinning meanwhile.
+            // the event moves (the holder's own push or pop), without spinning meanwhile;
+            // and notice a removal meanwhile, as a blocked wait does.
             Attempt::Busy => {
-                let (source, _) = watched()?.arm_source();
+                let watched = watched()?;
+                if quiet {
+                    if let Some(removed) = watched.removal() {
+                        return Poll::Ready(Err(removed));
+                    }
+                }
+                let (source, _) = watched.arm_source();
                 register(watch, source.recheck_soon(), cx)?;
                 return Poll::Pending;
             }

@@ -673,3 +673,37 @@ fn without_futex_waitv_events_and_futures_still_wake() {
     let lines = waiter.finish_ok();
     assert!(lines.is_empty(), "{lines:?}");
 }
+
+/// `pop_async` on an MPMC queue whose lock a stopped process holds, then the queue is removed
+/// (a plain `rm`): the future ends with `Removed`, as a wait blocked on an empty queue does,
+/// instead of re-checking the held lock forever.
+#[test]
+fn regression_pop_async_missed_a_removal_while_the_queue_lock_was_held() {
+    let dir = TempDir::new("wait-red-shim");
+    let shim = build_shim(&dir, "stop_at_unlock.c");
+    let (name, _place) = region("red-busy-removed");
+    let mut q = MsgQueue::options()
+        .queue_mode(QueueMode::Mpmc)
+        .create(&name)
+        .unwrap();
+    let holder = helper!("queue-stop-at-unlock", shim.display(), &name);
+    wait_until_stopped(holder.pid());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let ended = rt.block_on(async {
+        let popping = q.pop_async();
+        let removing = async {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            std::fs::remove_file(shmstore_tests::shm_path(&name)).unwrap();
+        };
+        tokio::time::timeout(PATIENCE, async { tokio::join!(popping, removing).0 }).await
+    });
+    let ended = ended.expect("pop_async still waiting PATIENCE after the removal");
+    assert!(
+        matches!(ended, Err(shmstore::Error::Removed { .. })),
+        "{ended:?}"
+    );
+    holder.kill();
+}
