@@ -707,3 +707,36 @@ fn regression_pop_async_missed_a_removal_while_the_queue_lock_was_held() {
     );
     holder.kill();
 }
+
+/// A queue closed by another process while a `WaitSet`, an `ShmEvents` or `pop_async` waits
+/// for an element: each ends (ready, or `None` from the pop) instead of waiting on.
+#[test]
+fn a_queue_closed_by_another_process_ends_every_form_of_wait() {
+    for how in ["waitset", "events", "async"] {
+        let (value_name, _value_place) = region("red-closed-value");
+        let (queue_name, _queue_place) = region("red-closed-queue");
+        let value = shmstore::Shm::<shmstore_tests::Counter>::create(
+            &value_name,
+            shmstore_tests::Counter::at(0),
+        )
+        .unwrap();
+        let mut queue = MsgQueue::options()
+            .queue_mode(QueueMode::Mpmc)
+            .create(&queue_name)
+            .unwrap();
+        let mut closer = helper!("publish-on-command", &value_name, &queue_name);
+        closer.expect("ready");
+        let since = value.version();
+        let outcome = std::thread::scope(|scope| {
+            let waiter = scope.spawn(|| wait_forged(how, &value, &mut queue, since, PATIENCE));
+            std::thread::sleep(Duration::from_millis(100));
+            closer.send("close");
+            closer.expect("done");
+            waiter.join().expect("the waiter panicked")
+        });
+        assert!(
+            outcome == "Ok(1)" || outcome.contains("Event") || outcome == "popped Ok(None)",
+            "{how}: {outcome}"
+        );
+    }
+}
