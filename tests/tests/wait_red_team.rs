@@ -289,7 +289,7 @@ const SPIN_TICKS: u64 = 50;
 #[test]
 fn forged_wait_words_make_no_waiter_panic_hang_or_spin() {
     type Forge = (&'static str, fn(&str, &str, u64, u64));
-    let forgeries: [Forge; 8] = [
+    let forgeries: [Forge; 10] = [
         ("counts full", |v, q, p, _| {
             forge(v, 136, &0xffffu32.to_ne_bytes());
             forge(q, p + 132, &0xffffu32.to_ne_bytes());
@@ -303,6 +303,12 @@ fn forged_wait_words_make_no_waiter_panic_hang_or_spin() {
         }),
         ("version backwards", |v, _, _, _| {
             forge(v, 128, &0u64.to_ne_bytes());
+        }),
+        ("version at the top, published", |v, _, _, _| {
+            forge(v, 128, &(u64::MAX - 1).to_ne_bytes());
+        }),
+        ("version at the top, mid-write", |v, _, _, _| {
+            forge(v, 128, &u64::MAX.to_ne_bytes());
         }),
         ("epochs moved", |_, q, p, _| {
             forge(q, p + 128, &0x1234_5678u32.to_ne_bytes());
