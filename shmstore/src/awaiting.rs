@@ -49,11 +49,18 @@ fn register(watch: &mut Option<Watch>, source: Source, cx: &Context<'_>) -> Resu
     Ok(())
 }
 
+/// How many polls in a row may find an MPMC queue's lock held by another handle and try again
+/// at once: a push or pop holds it for microseconds. Beyond, the holder is stopped or hostile,
+/// and the future re-checks every 10 ms instead of spinning at full CPU while it holds on.
+const BUSY_RETRIES: u32 = 64;
+
 /// One poll of a queue or channel operation: an attempt that never waits; if it is blocked,
 /// arm the event it waits for (`watched`: it claims the SPSC role, as the attempt did), check
-/// again, and register; a wake-up without an event looks for a removal.
+/// again, and register; a wake-up without an event looks for a removal. `busy` counts the
+/// polls in a row that found the lock held (see [`BUSY_RETRIES`]).
 fn poll_queue<'q, R>(
     watch: &mut Option<Watch>,
+    busy: &mut u32,
     cx: &mut Context<'_>,
     mut attempt: impl FnMut() -> Result<Attempt<R>>,
     watched: impl Fn() -> Result<Watched<'q>>,
@@ -66,11 +73,26 @@ fn poll_queue<'q, R>(
         match attempt()? {
             Attempt::Done(done) => return Poll::Ready(Ok(done)),
             // Another handle is inside its push or pop (microseconds): yield, then try again.
-            Attempt::Busy => {
+            Attempt::Busy if *busy < BUSY_RETRIES => {
+                *busy += 1;
                 cx.waker().wake_by_ref();
                 return Poll::Pending;
             }
-            Attempt::Blocked => {}
+            // Held for longer than any push or pop takes: look again within 10 ms, or when
+            // the event moves (the holder's own push or pop), without spinning meanwhile;
+            // and notice a removal meanwhile, as a blocked wait does.
+            Attempt::Busy => {
+                let watched = watched()?;
+                if quiet {
+                    if let Some(removed) = watched.removal() {
+                        return Poll::Ready(Err(removed));
+                    }
+                }
+                let (source, _) = watched.arm_source();
+                register(watch, source.recheck_soon(), cx)?;
+                return Poll::Pending;
+            }
+            Attempt::Blocked => *busy = 0,
         }
         // Whatever is still queued was taken first (the attempt above), as the blocking calls.
         let watched = watched()?;
@@ -217,10 +239,12 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
     pub fn pop_async(&mut self) -> impl Future<Output = Result<Option<T>>> + Send + '_ {
         // The closure holds the `&mut` (which is `Send`), and lends it out per poll.
         let queue = self;
+        let mut busy = 0;
         future_of(move |watch, cx| {
             let queue = &*queue;
             poll_queue(
                 watch,
+                &mut busy,
                 cx,
                 || queue.pop_attempt(),
                 || queue.watch(QueueEvent::NotEmpty),
@@ -243,10 +267,12 @@ impl<T: ShmType, const N: usize> ShmQueue<T, N> {
     {
         // The closure holds the `&mut` (which is `Send`), and lends it out per poll.
         let queue = self;
+        let mut busy = 0;
         future_of(move |watch, cx| {
             let queue = &*queue;
             poll_queue(
                 watch,
+                &mut busy,
                 cx,
                 || queue.push_attempt(&value),
                 || queue.watch(QueueEvent::NotFull),
@@ -267,10 +293,12 @@ impl ShmChannel {
     pub fn recv_async(&mut self) -> impl Future<Output = Result<Option<Vec<u8>>>> + Send + '_ {
         let channel = self;
         let mut buf = Vec::new();
+        let mut busy = 0;
         future_of(move |watch, cx| {
             let channel = &*channel;
             poll_queue(
                 watch,
+                &mut busy,
                 cx,
                 || channel.recv_attempt(&mut buf),
                 || channel.watch(QueueEvent::NotEmpty),
@@ -291,10 +319,12 @@ impl ShmChannel {
         message: &'a [u8],
     ) -> impl Future<Output = Result<()>> + Send + 'a {
         let channel = self;
+        let mut busy = 0;
         future_of(move |watch, cx| {
             let channel = &*channel;
             poll_queue(
                 watch,
+                &mut busy,
                 cx,
                 || channel.send_attempt(message),
                 || channel.watch_room(message.len()),

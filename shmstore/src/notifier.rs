@@ -82,6 +82,16 @@ impl Source {
         }
     }
 
+    /// The same source, re-checked every 10 ms (`wait::UNNOTIFIED_SLICE`) as well as when its
+    /// word moves (see [`Armed::recheck_soon`]).
+    #[cfg(feature = "tokio")]
+    pub(crate) fn recheck_soon(mut self) -> Source {
+        if let Some(armed) = &mut self.armed {
+            armed.recheck_soon();
+        }
+        self
+    }
+
     /// Takes the `Armed` out, keeping only the mapping (for a removal while the shard may
     /// still be sleeping on the word).
     fn disarm(self) -> Arc<Mapping> {

@@ -640,6 +640,14 @@ impl<'a> Armed<'a> {
         }
     }
 
+    /// Makes this waiter re-check every [`UNNOTIFIED_SLICE`], though publishes still wake it:
+    /// for a wait on what no publish announces (an MPMC queue's lock that another process
+    /// keeps holding).
+    #[cfg(feature = "tokio")]
+    pub(crate) fn recheck_soon(&mut self) {
+        self.notified = false;
+    }
+
     /// Whether this waiter is counted in its source's sleeper count.
     pub(crate) fn counted(&self) -> bool {
         self.count.is_some()

@@ -114,10 +114,16 @@ enum Woke {
     Queue(Option<Msg>),
 }
 
-/// Waits (asynchronously, without a timer: a test runner's timeout reports a hang) until
-/// `ready` holds.
+/// Waits (asynchronously, without a timer) until `ready` holds; panics after [`PATIENCE`], so
+/// that a test that would hang fails instead and its guards remove its regions (a test runner
+/// that kills a hung test leaves them in /dev/shm).
 async fn until(mut ready: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + PATIENCE;
     while !ready() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the condition did not hold within {PATIENCE:?}"
+        );
         tokio::task::yield_now().await;
         std::thread::sleep(Duration::from_micros(200));
     }
@@ -147,10 +153,17 @@ fn a_select_over_a_value_and_a_queue_wakes_for_the_one_published() {
                     ..
                 } = &mut s;
                 let waiting = async {
-                    tokio::select! {
-                        version = value.changed(since) => Woke::Value(version.unwrap()),
-                        msg = queue.pop_async() => Woke::Queue(msg.unwrap()),
-                    }
+                    // Bounded, for the same reason as `until`: a missed wake-up fails the test
+                    // (and removes its regions) instead of hanging it.
+                    let either = async {
+                        tokio::select! {
+                            version = value.changed(since) => Woke::Value(version.unwrap()),
+                            msg = queue.pop_async() => Woke::Queue(msg.unwrap()),
+                        }
+                    };
+                    tokio::time::timeout(PATIENCE, either)
+                        .await
+                        .expect("no wake-up within PATIENCE")
                 };
                 let publishing = async {
                     // Both futures are armed: the helper's publish must wake the sleeper.

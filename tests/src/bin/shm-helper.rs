@@ -191,6 +191,10 @@ fn main() {
         }
         ["wait-set-sleep", value, queue] => wait_set_sleep(value, queue),
         ["publish-on-command", value, queue] => publish_on_command(value, queue),
+        ["red-other-uid-wait", name] => red_other_uid_wait(name),
+        ["red-fork-wait", name] => red_fork_wait(name),
+        ["red-register-sleep", value, queue, how] => red_register_sleep(value, queue, how),
+        ["red-fallback-wait", value, queue] => red_fallback_wait(value, queue),
         _ => {
             eprintln!("shm-helper: unknown arguments {args:?}");
             std::process::exit(2);
@@ -2226,5 +2230,196 @@ fn publish_on_command(value: &str, queue: &str) {
             other => panic!("unknown command {other:?}"),
         }
         say("done");
+    }
+}
+
+// ---- Red team of issue 18 (`tests/wait_red_team.rs`) ----
+
+/// `red-other-uid-wait NAME`: drops to uid/gid 65534, opens the `Counter` region NAME with a
+/// `ShmReader` (it may only read it), prints `ready VERSION`, then for each line `waitset`,
+/// `events` or `async` waits for a version after the last one it saw through a `WaitSet`, an
+/// `ShmEvents` under `poll(2)`, or `changed` driven by a parking executor, and prints
+/// `changed VERSION`. Each wait gives up (panics) after 60 s.
+fn red_other_uid_wait(name: &str) {
+    use std::os::fd::AsFd;
+
+    drop_to_nobody();
+    let reader = Shm::<Counter>::options()
+        .allow_other_owner(true)
+        .open_reader(at(name))
+        .expect("open_reader");
+    let mut since = reader.version();
+    say(&format!("ready {since}"));
+    let patience = Duration::from_secs(60);
+    for line in std::io::stdin().lock().lines() {
+        let line = line.expect("stdin");
+        let version = match line.as_str() {
+            "waitset" => {
+                let mut set = shmstore::WaitSet::new();
+                set.add_value(&reader, since).expect("add_value");
+                set.set_timeout(patience);
+                assert!(!set.wait().expect("wait").timed_out(), "no change seen");
+                reader.version()
+            }
+            "events" => {
+                use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+                let mut events = shmstore::ShmEvents::new().expect("ShmEvents");
+                let key = events.add_value(&reader, since).expect("add_value");
+                let deadline = std::time::Instant::now() + patience;
+                loop {
+                    let mut fds = [PollFd::new(events.as_fd(), PollFlags::POLLIN)];
+                    poll(&mut fds, PollTimeout::from(1000u16)).expect("poll");
+                    let ready = events.ready();
+                    if let Some((_, readiness)) = ready.into_iter().find(|(k, _)| *k == key) {
+                        readiness.expect("readiness");
+                        break;
+                    }
+                    assert!(std::time::Instant::now() < deadline, "no change seen");
+                }
+                reader.version()
+            }
+            "async" => red_block_on(reader.changed(since)).expect("changed"),
+            other => panic!("unknown command {other:?}"),
+        };
+        since = version;
+        say(&format!("changed {version}"));
+    }
+}
+
+/// Waits with `ShmEvents` under `poll(2)` for a version of `shm` other than `since`, at most
+/// 60 s; returns the version seen, `None` if none came.
+fn red_events_wait(shm: &Shm<Counter>, since: u64) -> Option<u64> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use std::os::fd::AsFd;
+    let mut events = shmstore::ShmEvents::new().expect("ShmEvents");
+    let key = events.add_value(shm, since).expect("add_value");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while std::time::Instant::now() < deadline {
+        let mut fds = [PollFd::new(events.as_fd(), PollFlags::POLLIN)];
+        poll(&mut fds, PollTimeout::from(1000u16)).expect("poll");
+        if let Some((_, readiness)) = events.ready().into_iter().find(|(k, _)| *k == key) {
+            readiness.expect("readiness");
+            return Some(shm.version());
+        }
+    }
+    None
+}
+
+/// `red-fork-wait NAME`: opens the `Counter` region NAME, registers an `ShmEvents` on it (which
+/// starts the process's notifier thread), then forks; prints `forked VERSION` (the version both
+/// wait past). The child waits through an `ShmEvents` of its own and prints `child changed V`
+/// (or `child nothing`); the parent then waits the same way, prints `parent changed V`, reaps
+/// the child and prints `child exited CODE`.
+fn red_fork_wait(name: &str) {
+    let shm = open::<Counter>(name);
+    let since = shm.version();
+    let mut before = shmstore::ShmEvents::new().expect("ShmEvents");
+    before.add_value(&shm, since).expect("add_value");
+    // SAFETY: the child only runs Rust code of this program (the notifier thread is not
+    // copied: the child starts its own), then exits.
+    match unsafe { nix::unistd::fork() }.expect("fork") {
+        nix::unistd::ForkResult::Child => {
+            let seen = red_events_wait(&shm, since);
+            say(&seen.map_or("child nothing".to_string(), |v| {
+                format!("child changed {v}")
+            }));
+            std::process::exit(0);
+        }
+        nix::unistd::ForkResult::Parent { child } => {
+            say(&format!("forked {since}"));
+            let seen = red_events_wait(&shm, since).expect("the parent saw no change");
+            let status = nix::sys::wait::waitpid(child, None).expect("waitpid");
+            say(&format!("parent changed {seen}"));
+            match status {
+                nix::sys::wait::WaitStatus::Exited(_, code) => say(&format!("child exited {code}")),
+                other => say(&format!("child ended {other:?}")),
+            }
+            drop(before);
+        }
+    }
+}
+
+/// `red-register-sleep VALUE QUEUE HOW`: opens the `Counter` region VALUE and the `MsgQueue`
+/// QUEUE, registers a wait on VALUE's change and on QUEUE's "not empty" HOW (`events`: one
+/// `ShmEvents`; `async`: a polled `changed` and `pop_async` future each), prints `registered`,
+/// and sleeps until killed, registered.
+fn red_register_sleep(value: &str, queue: &str, how: &str) -> ! {
+    use std::future::Future;
+    let shm = open::<Counter>(value);
+    let mut queue = open_queue(queue);
+    let since = shm.version();
+    match how {
+        "events" => {
+            let mut events = shmstore::ShmEvents::new().expect("ShmEvents");
+            events.add_value(&shm, since).expect("add_value");
+            events
+                .add_queue(&queue, shmstore::QueueEvent::NotEmpty)
+                .expect("add_queue");
+            say("registered");
+            sleep_forever()
+        }
+        "async" => {
+            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+            let mut changed = std::pin::pin!(shm.changed(since));
+            assert!(changed.as_mut().poll(&mut cx).is_pending());
+            let mut popped = std::pin::pin!(queue.pop_async());
+            assert!(popped.as_mut().poll(&mut cx).is_pending());
+            say("registered");
+            sleep_forever()
+        }
+        other => panic!("unknown HOW {other:?}"),
+    }
+}
+
+/// Runs `future` to its end on this thread, parking between polls (at most 60 s, then panics).
+fn red_block_on<F: std::future::Future>(future: F) -> F::Output {
+    use std::sync::Arc;
+    use std::task::{Context, Poll, Wake};
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Arc::new(Unpark(std::thread::current())).into();
+    let mut cx = Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
+            return out;
+        }
+        assert!(std::time::Instant::now() < deadline, "never ready");
+        std::thread::park_timeout(Duration::from_secs(1));
+    }
+}
+
+/// `red-fallback-wait VALUE QUEUE`: behaves as on a kernel without `futex_waitv`
+/// (`__force_futex_waitv_fallback`), opens the `Counter` region VALUE and the `MsgQueue` QUEUE,
+/// prints `ready VERSION`, then for each line: `events` waits for VALUE's next version through
+/// an `ShmEvents`, `async-value` through `changed`, `async-pop` pops an element through
+/// `pop_async`; prints `changed V` or `popped SEQ`.
+fn red_fallback_wait(value: &str, queue: &str) {
+    shmstore::__force_futex_waitv_fallback();
+    let shm = open::<Counter>(value);
+    let mut queue = open_queue(queue);
+    let mut since = shm.version();
+    say(&format!("ready {since}"));
+    for line in std::io::stdin().lock().lines() {
+        match line.expect("stdin").as_str() {
+            "events" => {
+                since = red_events_wait(&shm, since).expect("no change seen");
+                say(&format!("changed {since}"));
+            }
+            "async-value" => {
+                since = red_block_on(shm.changed(since)).expect("changed");
+                say(&format!("changed {since}"));
+            }
+            "async-pop" => {
+                let msg = red_block_on(queue.pop_async()).expect("pop_async");
+                say(&format!("popped {}", msg.expect("an element").seq));
+            }
+            other => panic!("unknown command {other:?}"),
+        }
     }
 }
