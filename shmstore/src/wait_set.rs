@@ -456,6 +456,11 @@ impl<'a> WaitSet<'a> {
     /// source ready then (empty at the deadline). Returns at once when a source is ready
     /// already. Nothing stays registered after it returns.
     ///
+    /// A queue or channel source stays ready while its queue is closed (its pops return at
+    /// once), and a ready source ends the wait even after the deadline: a loop over `wait`
+    /// that drains with `try_pop`/`try_recv` checks `is_closed()` (or removes the source),
+    /// or it wakes again at once, forever.
+    ///
     /// ```
     /// use std::time::Duration;
     /// use shmstore::{Shm, WaitSet};
